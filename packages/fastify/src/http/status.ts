@@ -1,0 +1,28 @@
+import {
+  ExecTimeoutError,
+  NoFreeWorkerError,
+  PoolClosedError,
+  ProtocolError,
+  QueueFullError,
+  WorkerExitedError,
+  WorkerReportedError,
+} from '@warmpool/pool';
+import { BadReplyError } from '../errors.js';
+
+export interface ErrorStatus {
+  status: number;
+  /** seconds for Retry-After, or null */
+  retryAfter: number | null;
+}
+
+/** The one table from a pool error to an HTTP status (DESIGN: no other file does this). */
+export function statusOf(error: unknown): ErrorStatus {
+  if (error instanceof NoFreeWorkerError || error instanceof QueueFullError) return { status: 503, retryAfter: 1 };
+  if (error instanceof PoolClosedError) return { status: 503, retryAfter: 5 };
+  if (error instanceof ExecTimeoutError) return { status: 504, retryAfter: null };
+  if (error instanceof WorkerExitedError || error instanceof ProtocolError || error instanceof BadReplyError) {
+    return { status: 502, retryAfter: null };
+  }
+  if (error instanceof WorkerReportedError) return { status: 500, retryAfter: null };
+  return { status: 500, retryAfter: null };
+}

@@ -1,0 +1,91 @@
+import type { FastifyRequest } from 'fastify';
+import type { HeaderMap, HttpRequestContext } from '@warmpool/pool/protocol';
+
+const canonicalCache = new Map<string, string>();
+
+/** Go's CanonicalMIMEHeaderKey, as RoadRunner sends header names: `x-custom-id` → `X-Custom-Id`. */
+export function canonicalHeaderName(name: string): string {
+  let canonical = canonicalCache.get(name);
+  if (canonical !== undefined) return canonical;
+  canonical = name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash: string, ch: string) => dash + ch.toUpperCase());
+  if (canonicalCache.size < 1000) canonicalCache.set(name, canonical);
+  return canonical;
+}
+
+// Node decodes header bytes as latin1; PHP expects the original bytes, which are UTF-8 in practice.
+// Re-decode only values that contain non-ASCII (rare). Invalid UTF-8 becomes U+FFFD (documented).
+function headerText(value: string): string {
+  // eslint-disable-next-line no-control-regex
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+}
+
+/** Cookie header → name → value (URL-unescaped; undecodable ones dropped; last wins), as RR does. */
+export function parseCookies(header: string | undefined): Record<string, string> {
+  const cookies: Record<string, string> = {};
+  if (header === undefined || header === '') return cookies;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    if (name === '') continue;
+    let value = part.slice(eq + 1).trim();
+    if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
+    try {
+      cookies[name] = value.includes('%') ? decodeURIComponent(value) : value;
+    } catch {
+      // RR drops cookies whose value fails to unescape
+    }
+  }
+  return cookies;
+}
+
+/** Strips the IPv4-mapped prefix so PHP sees 127.0.0.1, not ::ffff:127.0.0.1. */
+export function plainAddress(address: string | undefined): string {
+  if (address === undefined) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+/** A Fastify request → the RoadRunner HTTP request context (PROTOCOL.md §5.3). */
+export function toRequestContext(request: FastifyRequest): HttpRequestContext {
+  const raw = request.raw;
+  const rawHeaders = raw.rawHeaders;
+  const headers: HeaderMap = {};
+  let host = '';
+  let cookieHeader: string | undefined;
+  const chunked = raw.headers['transfer-encoding'] !== undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (name.charCodeAt(0) === 58 /* ':' */) {
+      if (name === ':authority') host = value;
+      continue;
+    }
+    const canonical = canonicalHeaderName(name);
+    if (canonical === 'Host') {
+      host = value;
+      continue;
+    }
+    if (canonical === 'Transfer-Encoding' || (chunked && canonical === 'Content-Length')) continue;
+    if (canonical === 'Cookie') cookieHeader = cookieHeader === undefined ? value : `${cookieHeader}; ${value}`;
+    const text = headerText(value);
+    const list = headers[canonical];
+    if (list === undefined) headers[canonical] = [text];
+    else list.push(text);
+  }
+  const url = raw.url ?? '/';
+  const q = url.indexOf('?');
+  const scheme = request.protocol;
+  const version = raw.httpVersion === '2.0' ? 'HTTP/2.0' : `HTTP/${raw.httpVersion}`;
+  return {
+    remoteAddr: plainAddress(raw.socket?.remoteAddress),
+    protocol: version,
+    method: raw.method ?? 'GET',
+    uri: `${scheme}://${host}${url}`.replace(/[\r\n]/g, ''),
+    headers,
+    cookies: parseCookies(cookieHeader),
+    rawQuery: q < 0 ? '' : url.slice(q + 1).replace(/[\r\n]/g, ''),
+    parsed: false,
+    uploads: null,
+    attributes: null,
+  };
+}

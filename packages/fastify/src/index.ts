@@ -1,0 +1,44 @@
+import fp from 'fastify-plugin';
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import { Pool, type PoolStats, type WorkerInfo } from '@warmpool/pool';
+import { resolveOptions, type WarmpoolOptions } from './options.js';
+import { registerRoutes } from './routes.js';
+
+export type { WarmpoolOptions } from './options.js';
+export { InvalidOptionError, BadReplyError, FASTIFY_ERROR_CODES } from './errors.js';
+
+/** `fastify.warmpool`: the running pool and what operators do with it. */
+export interface WarmpoolDecorator {
+  pool: Pool;
+  /** rolling restart of every worker; capacity never drops */
+  reset(): Promise<void>;
+  workers(): Promise<WorkerInfo[]>;
+  stats(): PoolStats;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    warmpool: WarmpoolDecorator;
+  }
+}
+
+const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance, opts: WarmpoolOptions) => {
+  const options = resolveOptions(opts, app.log);
+  const pool = new Pool(options.pool);
+  await pool.start();
+  app.decorate('warmpool', {
+    pool,
+    reset: () => pool.reset(),
+    workers: () => pool.workers(),
+    stats: () => pool.stats(),
+  } satisfies WarmpoolDecorator);
+  // onClose runs after the server stopped accepting; in-flight requests drain, then workers stop.
+  app.addHook('onClose', async () => {
+    await pool.close();
+  });
+  await app.register(async (child) => registerRoutes(child, pool, options));
+};
+
+/** The warmpool Fastify plugin: forwards every request no other route takes to a warm PHP worker. */
+export const warmpool = fp(plugin, { name: '@warmpool/fastify', fastify: '5.x' });
+export default warmpool;

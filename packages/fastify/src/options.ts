@@ -1,0 +1,59 @@
+import { resolvePoolOptions, type Logger, type PoolOptions, type ResolvedPoolOptions } from '@warmpool/pool';
+import type { Codec } from '@warmpool/pool/protocol';
+import { InvalidOptionError } from './errors.js';
+
+/** Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. */
+export interface WarmpoolOptions {
+  /** the worker command: "php worker.php" or argv (server.command) */
+  command: string | readonly string[];
+  /** server.env */
+  env?: Readonly<Record<string, string>>;
+  /** working directory of the workers */
+  cwd?: string;
+  /** server.relay: pipes | fds | unix:///path | tcp://host:port */
+  relay?: string;
+  /** http.pool.* */
+  pool?: Omit<PoolOptions, 'command' | 'env' | 'cwd' | 'relay' | 'logger'>;
+  /** context encoding sent to workers: json (default; every PHP library version) or proto (RR >= 2024.1) */
+  codec?: Codec;
+  /** show worker error text in 500 responses (http.pool.debug); never in production */
+  debug?: boolean;
+  /** where worker output and pool events go; default: the Fastify instance's logger */
+  logger?: Logger;
+}
+
+export interface ResolvedOptions {
+  pool: ResolvedPoolOptions;
+  codec: Codec;
+  debug: boolean;
+}
+
+const KNOWN = new Set(['command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger']);
+
+/** Validates at register time; every error names the option. */
+export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidOptionError('(options)', 'must be an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN.has(key)) throw new InvalidOptionError(key, `is not an option; known options: ${[...KNOWN].join(', ')}`);
+  }
+  if (options.command === undefined) throw new InvalidOptionError('command', 'is required, e.g. "php worker.php"');
+  const codec = options.codec ?? 'json';
+  if (codec !== 'json' && codec !== 'proto') throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
+  const poolOptions: PoolOptions = {
+    ...(options.pool ?? {}),
+    command: options.command,
+    logger: options.logger ?? fallbackLogger,
+  };
+  if (options.env !== undefined) poolOptions.env = options.env;
+  if (options.cwd !== undefined) poolOptions.cwd = options.cwd;
+  if (options.relay !== undefined) poolOptions.relay = options.relay;
+  let pool: ResolvedPoolOptions;
+  try {
+    pool = resolvePoolOptions(poolOptions);
+  } catch (error) {
+    const key = (error as { details?: { key?: string } }).details?.key;
+    const prefix = key === undefined || ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
+    throw new InvalidOptionError(`${prefix}${key ?? 'pool'}`, (error as Error).message.replace(/^pool option "[^"]*": /, ''));
+  }
+  return { pool, codec, debug: options.debug === true };
+}

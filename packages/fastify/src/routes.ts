@@ -1,0 +1,63 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Pool } from '@warmpool/pool';
+import { encodeRequestContext } from '@warmpool/pool/protocol';
+import { sendReply } from './http/from-payload.js';
+import { statusOf } from './http/status.js';
+import { toRequestContext } from './http/to-payload.js';
+import type { ResolvedOptions } from './options.js';
+
+const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
+
+/**
+ * The encapsulated child context: a raw body parser for every content type and a catch-all route
+ * that forwards to the pool. The host app's own routes and parsers are untouched (a wildcard route
+ * loses to any more specific route).
+ */
+export async function registerRoutes(app: FastifyInstance, pool: Pool, options: ResolvedOptions): Promise<void> {
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+    const { flags, context } = encodeRequestContext(toRequestContext(request), options.codec);
+    // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
+    const body = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : ((request.body as Buffer | undefined) ?? null);
+    let result;
+    try {
+      result = await pool.exec({ flags, context, body });
+    } catch (error) {
+      return sendError(request, reply, error, options.debug);
+    }
+    try {
+      await sendReply(reply, result);
+    } catch (error) {
+      if (reply.sent) throw error;
+      return sendError(request, reply, error, options.debug);
+    }
+  };
+
+  app.route({ method: METHODS, url: '/', handler, exposeHeadRoute: false });
+  app.route({ method: METHODS, url: '/*', handler, exposeHeadRoute: false });
+}
+
+function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, debug: boolean): FastifyReply {
+  const { status, retryAfter } = statusOf(error);
+  const err = error as Error & { code?: string; details?: { pid?: number } };
+  request.log.error({ err: { message: err.message, code: err.code }, pid: err.details?.pid, status }, `PHP request failed: ${err.code ?? err.name}`);
+  if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));
+  reply.code(status).type('text/plain; charset=utf-8');
+  // Worker error text can hold stack traces and secrets: only in debug mode (RR http.pool.debug).
+  return reply.send(debug ? `${err.code ?? 'error'}: ${err.message}\n` : `${statusText(status)}\n`);
+}
+
+function statusText(status: number): string {
+  switch (status) {
+    case 502:
+      return 'Bad Gateway';
+    case 503:
+      return 'Service Unavailable';
+    case 504:
+      return 'Gateway Timeout';
+    default:
+      return 'Internal Server Error';
+  }
+}

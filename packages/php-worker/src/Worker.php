@@ -1,0 +1,132 @@
+<?php
+
+declare(strict_types=1);
+
+namespace Warmpool;
+
+/**
+ * The worker side of the protocol: wait for a payload, answer it (whole or streamed), report an
+ * error, or ask to be retired. Runs under warmpool and under RoadRunner alike.
+ *
+ * Stray output cannot corrupt the protocol: echo/print and PHP errors go to STDERR (the server logs
+ * them), and under warmpool the protocol can run on fds 3/4 so stdout is a plain log.
+ */
+final class Worker
+{
+    private const PING_EVERY = 5;
+
+    private int $streamFrames = 0;
+    private bool $streaming = false;
+
+    public function __construct(private readonly Relay $relay, bool $interceptOutput = true)
+    {
+        if ($interceptOutput) {
+            self::interceptOutput();
+        }
+    }
+
+    public static function create(bool $interceptOutput = true): self
+    {
+        return new self(Relay::fromEnvironment(), $interceptOutput);
+    }
+
+    /** Next request payload; null when the server asks the worker to stop (or goes away). */
+    public function waitPayload(): ?Payload
+    {
+        while (true) {
+            $frame = $this->relay->read();
+            if ($frame === null) {
+                return null;
+            }
+            if ($frame->flags & Frame::CONTROL) {
+                $command = \json_decode($frame->payload, true);
+                if (isset($command['pid'])) {
+                    $this->relay->write(Frame::encode(Frame::CONTROL, \json_encode(['pid' => \getmypid()])));
+                    continue;
+                }
+                if (!empty($command['stop'])) {
+                    return null;
+                }
+                continue;
+            }
+            if ($frame->control & (Frame::PONG | Frame::STOP)) {
+                continue; // late answers to a finished stream
+            }
+            $codec = $frame->flags & Frame::CODEC_PROTO ? Frame::CODEC_PROTO : Frame::CODEC_JSON;
+            return new Payload($frame->context(), $frame->body(), $codec);
+        }
+    }
+
+    /**
+     * Sends a reply. With $endOfStream false the frame carries STREAM and more must follow; the last
+     * one has $endOfStream true. Throws StreamStoppedException when the server cancelled the stream.
+     */
+    public function respond(Payload $payload, bool $endOfStream = true): void
+    {
+        $control = 0;
+        if (!$endOfStream || $this->streaming) {
+            $this->checkStream();
+        }
+        if (!$endOfStream) {
+            $control = Frame::STREAM;
+            if (++$this->streamFrames % (self::PING_EVERY + 1) === 0) {
+                $control |= Frame::PING;
+            }
+            $this->streaming = true;
+        } else {
+            $this->streaming = false;
+            $this->streamFrames = 0;
+        }
+        $this->relay->write(Frame::data($payload->codec, $payload->context, $payload->body, $control));
+    }
+
+    /** Reports a failed request; the worker stays in service. Never call it after respond() for the same request. */
+    public function error(string $message): void
+    {
+        $this->streaming = false;
+        $this->streamFrames = 0;
+        $this->relay->write(Frame::encode(Frame::ERROR, $message));
+    }
+
+    /** Asks the server to retire this worker; the current request is re-run on another worker. */
+    public function stop(): void
+    {
+        $this->relay->write(Frame::data(0, '{"stop":true}', ''));
+    }
+
+    /** Ends a stream the server cancelled: the harmless empty terminator (PROTOCOL.md §11.15). */
+    public function endCancelledStream(): void
+    {
+        $this->streaming = false;
+        $this->streamFrames = 0;
+        $this->relay->write(Frame::data(0, '', ''));
+    }
+
+    /** Reads what the server sent during a stream: PONGs are consumed, STOP cancels. */
+    private function checkStream(): void
+    {
+        while (($frame = $this->relay->poll()) !== null) {
+            if ($frame->control & Frame::STOP) {
+                throw new StreamStoppedException('the server cancelled the stream');
+            }
+        }
+    }
+
+    private static bool $intercepting = false;
+
+    /** echo/print and PHP error output go to STDERR instead of the protocol stream. */
+    public static function interceptOutput(): void
+    {
+        if (self::$intercepting) {
+            return;
+        }
+        self::$intercepting = true;
+        \ini_set('display_errors', 'stderr');
+        \ob_start(static function (string $chunk): string {
+            if ($chunk !== '') {
+                \fwrite(\STDERR, $chunk);
+            }
+            return '';
+        }, 1);
+    }
+}

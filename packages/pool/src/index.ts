@@ -1,0 +1,24 @@
+// @warmpool/pool: a warm pool of PHP workers speaking the RoadRunner worker protocol.
+export { createPool, Pool } from './pool/pool.js';
+export {
+  resolvePoolOptions,
+  parseDuration,
+  DEFAULT_ALLOCATE_TIMEOUT_MS,
+  DEFAULT_DESTROY_TIMEOUT_MS,
+  DEFAULT_RESET_TIMEOUT_MS,
+  DEFAULT_STREAM_TIMEOUT_MS,
+  DEFAULT_WATCH_TICK_MS,
+  type Duration,
+  type PoolOptions,
+  type ResolvedPoolOptions,
+  type SupervisorOptions,
+} from './options.js';
+export * from './errors.js';
+export type { Logger } from './logger.js';
+export { SILENT_LOGGER } from './logger.js';
+export type { PoolStats, PoolEvents, WorkerInfo } from './stats.js';
+export type { WorkerState, RecycleReason } from './worker/state.js';
+export { WORKER_STATES, RECYCLE_REASONS } from './worker/state.js';
+export type { ExecReply, ExecRequest, ReplyStream } from './worker/worker.js';
+export type { RelaySpec } from './relay/relay.js';
+export { readRss } from './supervisor/rss.js';

@@ -1,0 +1,177 @@
+import { availableParallelism } from 'node:os';
+import { InvalidPoolOptionError } from './errors.js';
+import { STDERR_LOGGER, type Logger } from './logger.js';
+import { DEFAULT_MAX_FRAME_BYTES } from './protocol/decoder.js';
+import { parseRelay, type RelaySpec } from './relay/relay.js';
+import { parseCommand } from './worker/command.js';
+
+/** A duration as users write it: milliseconds as a number, or an RR/Go duration string ("60s", "1m30s", "500ms"). */
+export type Duration = number | string;
+
+/** `http.pool.supervisor` in .rr.yaml. */
+export interface SupervisorOptions {
+  /** how often the supervisor looks (default 1s) */
+  watch_tick?: Duration;
+  /** max worker age; recycled when next idle */
+  ttl?: Duration;
+  /** max idle time of a worker that has served at least one request */
+  idle_ttl?: Duration;
+  /** max time of one request (per frame for streams): the worker is killed, the request fails */
+  exec_ttl?: Duration;
+  /** max RSS in MB; recycled after its current request */
+  max_worker_memory?: number;
+}
+
+/** Pool options, spelled as in RoadRunner's `.rr.yaml` (`server.*` and `http.pool.*`). */
+export interface PoolOptions {
+  /** the worker command: "php worker.php" or an argv array */
+  command: string | readonly string[];
+  /** extra environment; keys are upper-cased and $VAR expanded, as RR does */
+  env?: Readonly<Record<string, string>>;
+  cwd?: string;
+  /** pipes (default) | fds (warmpool SDK: protocol on fds 3/4) | unix:///path | tcp://host:port */
+  relay?: string;
+  /** RR_MODE given to workers (default "http") */
+  mode?: string;
+  /** workers kept warm (default: CPU count) */
+  num_workers?: number;
+  /** recycle a worker after this many executions (0 = never) */
+  max_jobs?: number;
+  /** how long a request waits for a free worker, and the deadline of one worker's boot (default 60s) */
+  allocate_timeout?: Duration;
+  /** requests allowed to wait for a worker (0 = unlimited) */
+  max_queue_size?: number;
+  /** grace between the stop command and SIGKILL, and the drain bound of close() (default 60s) */
+  destroy_timeout?: Duration;
+  /** how long reset() waits for a busy worker before killing it (default 60s) */
+  reset_timeout?: Duration;
+  /** how long a cancelled stream may take to end (default 60s) */
+  stream_timeout?: Duration;
+  /** largest frame a worker may send, in bytes (default 256 MiB) */
+  max_frame_size?: number;
+  supervisor?: SupervisorOptions;
+  /** run workers as this uid/gid (needs root) */
+  uid?: number;
+  gid?: number;
+  logger?: Logger;
+}
+
+export const DEFAULT_ALLOCATE_TIMEOUT_MS = 60_000;
+export const DEFAULT_DESTROY_TIMEOUT_MS = 60_000;
+export const DEFAULT_RESET_TIMEOUT_MS = 60_000;
+export const DEFAULT_STREAM_TIMEOUT_MS = 60_000;
+export const DEFAULT_WATCH_TICK_MS = 1_000;
+const MAX_WORKERS = 500;
+
+/** Resolved once at creation; nothing downstream parses a unit again. */
+export interface ResolvedPoolOptions {
+  argv: string[];
+  env: Readonly<Record<string, string>>;
+  cwd: string | undefined;
+  relay: RelaySpec;
+  mode: string;
+  numWorkers: number;
+  maxJobs: number;
+  allocateTimeoutMs: number;
+  maxQueueSize: number;
+  destroyTimeoutMs: number;
+  resetTimeoutMs: number;
+  streamTimeoutMs: number;
+  maxFrameBytes: number;
+  watchTickMs: number;
+  ttlMs: number;
+  idleTtlMs: number;
+  execTtlMs: number;
+  maxWorkerMemoryBytes: number;
+  uid: number | undefined;
+  gid: number | undefined;
+  logger: Logger;
+}
+
+const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** Parses a Duration into milliseconds; throws an error naming `key`. */
+export function parseDuration(value: Duration, key: string): number {
+  if (typeof value === 'number') {
+    if (!Number.isFinite(value) || value < 0) throw new InvalidPoolOptionError(key, `must be >= 0 milliseconds, got ${value}`);
+    return value;
+  }
+  if (typeof value !== 'string') throw new InvalidPoolOptionError(key, `must be a duration like "60s" or milliseconds, got ${JSON.stringify(value)}`);
+  const text = value.trim();
+  if (text === '0') return 0;
+  if (/^\d+$/.test(text)) return Number(text) * 1000; // bare number in YAML: seconds, as RR reads ints
+  const re = /(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)/gy;
+  let total = 0;
+  let matched = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    total += Number(m[1]) * DURATION_UNITS_MS[m[2]!]!;
+    matched = re.lastIndex;
+  }
+  if (matched === 0 || matched !== text.length) {
+    throw new InvalidPoolOptionError(key, `"${value}" is not a duration; write e.g. "500ms", "60s", "5m" or "1h30m"`);
+  }
+  return total;
+}
+
+function integer(value: unknown, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidPoolOptionError(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+const KNOWN_KEYS = new Set([
+  'command', 'env', 'cwd', 'relay', 'mode', 'num_workers', 'max_jobs', 'allocate_timeout', 'max_queue_size',
+  'destroy_timeout', 'reset_timeout', 'stream_timeout', 'max_frame_size', 'supervisor', 'uid', 'gid', 'logger',
+]);
+const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'max_worker_memory']);
+
+/** Validates user options and resolves units and defaults. Errors name the option and what to write. */
+export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
+  if (options === null || typeof options !== 'object') throw new InvalidPoolOptionError('(options)', 'must be an object');
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_KEYS.has(key)) throw new InvalidPoolOptionError(key, `is not a pool option; known options: ${[...KNOWN_KEYS].join(', ')}`);
+  }
+  if (options.command === undefined) throw new InvalidPoolOptionError('command', 'is required, e.g. "php worker.php"');
+  const supervisor = options.supervisor ?? {};
+  for (const key of Object.keys(supervisor)) {
+    if (!SUPERVISOR_KEYS.has(key)) throw new InvalidPoolOptionError(`supervisor.${key}`, `is not a supervisor option; known: ${[...SUPERVISOR_KEYS].join(', ')}`);
+  }
+  let relay: RelaySpec;
+  try {
+    relay = parseRelay(options.relay ?? 'pipes');
+  } catch (error) {
+    throw new InvalidPoolOptionError('relay', (error as Error).message);
+  }
+  const env = options.env ?? {};
+  for (const [k, v] of Object.entries(env)) {
+    if (typeof v !== 'string') throw new InvalidPoolOptionError(`env.${k}`, `must be a string, got ${JSON.stringify(v)}`);
+  }
+  const memoryMb = supervisor.max_worker_memory ?? 0;
+  if (typeof memoryMb !== 'number' || !(memoryMb >= 0)) {
+    throw new InvalidPoolOptionError('supervisor.max_worker_memory', `must be a number of MB >= 0, got ${JSON.stringify(memoryMb)}`);
+  }
+  return {
+    argv: parseCommand(options.command),
+    env,
+    cwd: options.cwd,
+    relay,
+    mode: options.mode ?? 'http',
+    numWorkers: integer(options.num_workers ?? availableParallelism(), 'num_workers', 1, MAX_WORKERS),
+    maxJobs: integer(options.max_jobs ?? 0, 'max_jobs', 0),
+    allocateTimeoutMs: parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') || DEFAULT_ALLOCATE_TIMEOUT_MS,
+    maxQueueSize: integer(options.max_queue_size ?? 0, 'max_queue_size', 0),
+    destroyTimeoutMs: parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout'),
+    resetTimeoutMs: parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout'),
+    streamTimeoutMs: parseDuration(options.stream_timeout ?? DEFAULT_STREAM_TIMEOUT_MS, 'stream_timeout'),
+    maxFrameBytes: integer(options.max_frame_size ?? DEFAULT_MAX_FRAME_BYTES, 'max_frame_size', 1024, 0xffffffff),
+    watchTickMs: parseDuration(supervisor.watch_tick ?? DEFAULT_WATCH_TICK_MS, 'supervisor.watch_tick') || DEFAULT_WATCH_TICK_MS,
+    ttlMs: parseDuration(supervisor.ttl ?? 0, 'supervisor.ttl'),
+    idleTtlMs: parseDuration(supervisor.idle_ttl ?? 0, 'supervisor.idle_ttl'),
+    execTtlMs: parseDuration(supervisor.exec_ttl ?? 0, 'supervisor.exec_ttl'),
+    maxWorkerMemoryBytes: Math.round(memoryMb * 1024 * 1024),
+    uid: options.uid === undefined ? undefined : integer(options.uid, 'uid', 0),
+    gid: options.gid === undefined ? undefined : integer(options.gid, 'gid', 0),
+    logger: options.logger ?? STDERR_LOGGER,
+  };
+}

@@ -1,0 +1,366 @@
+import { EventEmitter } from 'node:events';
+import { BootFailedError, CommandNotFoundError, NoFreeWorkerError, PoolClosedError, QueueFullError, WarmpoolError } from '../errors.js';
+import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
+import { SocketRelayListener } from '../relay/socket.js';
+import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
+import { readRss } from '../supervisor/rss.js';
+import { Supervisor } from '../supervisor/supervisor.js';
+import { WORKER_STATES, type RecycleReason, type WorkerState } from '../worker/state.js';
+import { Worker, type ExecOptions, type ExecReply, type ExecRequest, type WorkerHooks, type WorkerSpec } from '../worker/worker.js';
+import { BootBackoff, createWorkerSpec, jobLimitWithJitter } from './allocator.js';
+import { fateOf } from './fate.js';
+import { FreeList } from './free-list.js';
+
+/** How many times one request follows workers that reply {"stop":true} before it fails. */
+const MAX_STOP_RETRIES = 8;
+
+/**
+ * The warm pool: exec → take a ready worker (or queue) → run → release by the fate table.
+ * Workers that leave service are replaced; reset() rolls one worker at a time; close() drains.
+ */
+export class Pool extends EventEmitter<PoolEvents> {
+  readonly options: ResolvedPoolOptions;
+  readonly #free: FreeList;
+  /** every worker not yet exited, retired ones included */
+  readonly #workers = new Set<Worker>();
+  readonly #hooks: WorkerHooks;
+  readonly #execOptions: ExecOptions;
+  readonly #backoff = new BootBackoff();
+  #spec: WorkerSpec | null = null;
+  #listener: SocketRelayListener | null = null;
+  #supervisor: Supervisor | null = null;
+  #booting = 0;
+  #inFlight = 0;
+  #started = false;
+  #closing = false;
+  #closed: Promise<void> | null = null;
+  #resetting: Promise<void> | null = null;
+  #retryTimer: NodeJS.Timeout | null = null;
+  #bootError: Error | null = null;
+  #bootFailures = 0;
+  #requests = 0;
+  readonly #errors: Record<string, number> = {};
+  readonly #recycles: Partial<Record<RecycleReason, number>> = {};
+  #onIdle: (() => void) | null = null;
+
+  constructor(options: PoolOptions | ResolvedPoolOptions) {
+    super();
+    this.options = 'argv' in options ? options : resolvePoolOptions(options);
+    this.#execOptions = { timeoutMs: this.options.execTtlMs };
+    this.#free = new FreeList(this.options.allocateTimeoutMs, (waitedMs) => this.#noFreeWorker(waitedMs));
+    this.#hooks = {
+      execEnd: (worker, error) => this.#onExecEnd(worker, error),
+      exit: (worker) => this.#onWorkerExit(worker),
+    };
+  }
+
+  /**
+   * Boots num_workers in parallel. Rejects when the command cannot run at all (not found, or every
+   * first boot failed), after cleaning up; a partial failure is retried in the background.
+   */
+  async start(): Promise<void> {
+    if (this.#started) return;
+    this.#started = true;
+    const { relay } = this.options;
+    if (relay.kind === 'unix' || relay.kind === 'tcp') {
+      this.#listener = new SocketRelayListener(relay);
+      await this.#listener.listen();
+    }
+    this.#spec = createWorkerSpec(this.options, this.#listener);
+    const boots = Array.from({ length: this.options.numWorkers }, () => this.#boot());
+    const results = await Promise.allSettled(boots);
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failures.length === results.length || failures.some((f) => f.reason instanceof CommandNotFoundError)) {
+      await this.close();
+      throw failures[0]!.reason;
+    }
+    for (const failure of failures) this.#scheduleRetry(failure.reason as Error);
+    if (Supervisor.isNeeded(this.options)) {
+      this.#supervisor = new Supervisor(this.options, {
+        liveWorkers: () => this.#workers,
+        recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker, reason),
+      });
+      this.#supervisor.start();
+    }
+  }
+
+  /** Runs one request on a warm worker. Rejects with a typed error (see fate.ts and errors.ts). */
+  async exec(request: ExecRequest): Promise<ExecReply> {
+    for (let attempt = 0; ; attempt++) {
+      if (this.#closing) throw new PoolClosedError();
+      const worker = this.#free.take() ?? (await this.#waitForWorker());
+      this.#inFlight++;
+      this.#requests++;
+      try {
+        return await worker.exec(request, this.#execOptions);
+      } catch (error) {
+        if (fateOf(error as Error) === 'retry' && attempt < MAX_STOP_RETRIES) continue;
+        const code = (error as WarmpoolError).code ?? 'UNKNOWN';
+        this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+        throw error;
+      }
+    }
+  }
+
+  /**
+   * Rolling restart: for each worker, boot a fresh one first, then retire the old one (at once if
+   * idle, after its request if busy), so capacity never drops. Busy old workers get reset_timeout.
+   */
+  reset(): Promise<void> {
+    this.#resetting ??= this.#rollWorkers().finally(() => {
+      this.#resetting = null;
+    });
+    return this.#resetting;
+  }
+
+  /** Stops taking requests, lets in-flight and queued ones finish (bounded by destroy_timeout), stops workers. */
+  close(): Promise<void> {
+    this.#closed ??= this.#shutdown();
+    return this.#closed;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /** Workers ready to take a request right now. */
+  get readyCount(): number {
+    return this.#free.readyCount;
+  }
+
+  stats(): PoolStats {
+    const workers = Object.fromEntries(WORKER_STATES.map((s) => [s, 0])) as Record<WorkerState, number>;
+    workers.booting = this.#booting;
+    for (const worker of this.#workers) workers[worker.state]++;
+    return {
+      numWorkers: this.options.numWorkers,
+      workers,
+      queued: this.#free.waiting,
+      requests: this.#requests,
+      errors: { ...this.#errors },
+      recycles: { ...this.#recycles },
+      bootFailures: this.#bootFailures,
+      bootError: this.#bootError?.message ?? null,
+      closing: this.#closing,
+    };
+  }
+
+  /** Every worker with a fresh RSS reading, for the CLI table and metrics. */
+  async workers(): Promise<WorkerInfo[]> {
+    const now = Date.now();
+    const list = [...this.#workers];
+    await Promise.all(list.map(async (w) => void (w.rssBytes = await readRss(w.pid))));
+    return list.map((w) => ({
+      pid: w.pid,
+      state: w.state,
+      jobs: w.jobs,
+      rssBytes: w.rssBytes,
+      ageMs: now - w.createdAt,
+      idleMs: w.lastUsedAt === 0 ? null : now - w.lastUsedAt,
+      markedFor: w.markedFor,
+    }));
+  }
+
+  /** Runs the supervisor's checks now (also done every watch_tick). */
+  async supervise(): Promise<void> {
+    await this.#supervisor?.tick();
+  }
+
+  // ---- allocation ----
+
+  #live(): number {
+    let live = this.#booting;
+    for (const worker of this.#workers) if (worker.retiredFor === null && worker.state !== 'exited') live++;
+    return live;
+  }
+
+  async #boot(): Promise<Worker> {
+    this.#booting++;
+    const startedAt = Date.now();
+    let worker: Worker;
+    try {
+      worker = await Worker.start(this.#spec!);
+    } catch (error) {
+      this.#bootFailures++;
+      this.#bootError = error as Error;
+      throw error;
+    } finally {
+      this.#booting--;
+    }
+    this.#backoff.succeed();
+    this.#bootError = null;
+    worker.attach(this.#hooks);
+    worker.jobLimit = jobLimitWithJitter(this.options.maxJobs);
+    this.#workers.add(worker);
+    this.options.logger.debug({ pid: worker.pid, state: 'ready' }, 'worker ready');
+    this.emit('worker:ready', { pid: worker.pid, bootMs: Date.now() - startedAt });
+    if (this.#closing && this.#free.waiting === 0) void worker.stop('shutdown');
+    else this.#free.put(worker);
+    return worker;
+  }
+
+  /** Keeps num_workers live: spawns what is missing unless a boot backoff is pending. */
+  #ensureCapacity(): void {
+    if (!this.#started || this.#closing || this.#retryTimer !== null || this.#spec === null) return;
+    for (let missing = this.options.numWorkers - this.#live(); missing > 0; missing--) {
+      this.#boot().catch((error: Error) => this.#scheduleRetry(error));
+    }
+  }
+
+  #scheduleRetry(error: Error): void {
+    if (this.#closing) return;
+    const retryInMs = this.#backoff.fail();
+    this.options.logger.error(
+      { reason: 'boot_failed', attempt: this.#backoff.failures, retryInMs, code: (error as WarmpoolError).code },
+      `worker failed to boot (attempt ${this.#backoff.failures}); retrying in ${retryInMs}ms: ${error.message}`,
+    );
+    this.emit('pool:boot-failed', { error, attempt: this.#backoff.failures, retryInMs });
+    if (this.#retryTimer !== null) return;
+    this.#retryTimer = setTimeout(() => {
+      this.#retryTimer = null;
+      this.#ensureCapacity();
+    }, retryInMs);
+    this.#retryTimer.unref();
+  }
+
+  #waitForWorker(): Promise<Worker> {
+    const { maxQueueSize } = this.options;
+    if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
+      this.emit('pool:queue-full', { queued: this.#free.waiting });
+      return Promise.reject(
+        new QueueFullError(`request queue is full (max_queue_size ${maxQueueSize}); all ${this.#live()} workers are busy`, {
+          queued: this.#free.waiting,
+        }),
+      );
+    }
+    return this.#free.wait();
+  }
+
+  #noFreeWorker(waitedMs: number): Error {
+    const boot = this.#bootError === null ? '' : ` Workers are failing to boot: ${this.#bootError.message}`;
+    return new NoFreeWorkerError(
+      `no free worker within allocate_timeout (${waitedMs}ms): ${this.#inFlight} busy, ${this.#free.waiting} queued.${boot}`,
+      { inFlight: this.#inFlight },
+    );
+  }
+
+  // ---- release and recycling ----
+
+  #onExecEnd(worker: Worker, error: Error | null): void {
+    this.#inFlight--;
+    switch (fateOf(error)) {
+      case 'release':
+        if (worker.retiredFor !== null) break;
+        if (worker.markedFor !== null) this.#recycle(worker, worker.markedFor);
+        else if (worker.jobLimit > 0 && worker.jobs >= worker.jobLimit) this.#recycle(worker, 'max_jobs');
+        else this.#free.put(worker);
+        break;
+      case 'recycle':
+      case 'retry':
+        this.#recycle(worker, 'worker_stop');
+        break;
+      case 'kill':
+        // The worker is already being killed; start its replacement now rather than at its exit.
+        this.#ensureCapacity();
+        break;
+    }
+    this.#checkIdle();
+  }
+
+  #recycle(worker: Worker, reason: RecycleReason): void {
+    if (worker.retiredFor !== null) return;
+    worker.retiredFor = reason;
+    this.#free.remove(worker);
+    this.options.logger.info({ pid: worker.pid, reason }, `recycling worker ${worker.pid} (${reason})`);
+    this.emit('worker:recycle', { pid: worker.pid, reason });
+    void worker.stop(reason);
+    this.#ensureCapacity();
+  }
+
+  #recycleIfIdle(worker: Worker, reason: RecycleReason): boolean {
+    if (worker.state !== 'ready' || !this.#free.remove(worker)) return false;
+    this.#recycle(worker, reason);
+    return true;
+  }
+
+  #onWorkerExit(worker: Worker): void {
+    this.#workers.delete(worker);
+    this.#free.remove(worker);
+    const reason = worker.retiredFor ?? 'crashed';
+    this.#recycles[reason] = (this.#recycles[reason] ?? 0) + 1;
+    this.emit('worker:exit', { pid: worker.pid, code: worker.exitCode, signal: worker.exitSignal, reason });
+    this.#ensureCapacity();
+    this.#checkIdle();
+  }
+
+  // ---- reset and shutdown ----
+
+  async #rollWorkers(): Promise<void> {
+    const old = [...this.#workers].filter((w) => w.retiredFor === null);
+    let replaced = 0;
+    for (const worker of old) {
+      if (this.#closing) break;
+      try {
+        await this.#boot();
+      } catch (error) {
+        throw new BootFailedError(
+          `reset stopped after ${replaced} of ${old.length} workers: a fresh worker failed to boot; the old workers keep serving. ${(error as Error).message}`,
+          { cause: error },
+        );
+      }
+      if (worker.retiredFor === null && !this.#recycleIfIdle(worker, 'reset')) worker.markedFor = 'reset';
+      replaced++;
+      this.emit('pool:reset-progress', { replaced, total: old.length });
+    }
+    await Promise.all(old.map((w) => this.#exitWithin(w, this.options.resetTimeoutMs, 'reset')));
+  }
+
+  /** Resolves when the worker has exited, killing it after `ms`. */
+  #exitWithin(worker: Worker, ms: number, reason: RecycleReason): Promise<void> {
+    if (worker.state === 'exited') return Promise.resolve();
+    const timer = setTimeout(() => worker.kill(reason), ms);
+    return worker.exited.finally(() => clearTimeout(timer));
+  }
+
+  async #shutdown(): Promise<void> {
+    this.#closing = true;
+    this.#supervisor?.stop();
+    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
+    this.#retryTimer = null;
+    // 1. Let in-flight and queued requests finish, bounded by destroy_timeout.
+    await this.#idle(this.options.destroyTimeoutMs);
+    // 2. Whatever still waits gets a clear error.
+    this.#free.rejectAll(new PoolClosedError());
+    // 3. Stop every worker: idle ones with the stop command, busy ones (past the bound) by SIGKILL.
+    await Promise.all([...this.#workers].map((w) => (w.stop('shutdown'), this.#exitWithin(w, this.options.destroyTimeoutMs, 'shutdown'))));
+    // 4. Workers still booting finish into a closing pool and stop themselves; wait for them.
+    while (this.#booting > 0 || this.#workers.size > 0) {
+      await Promise.all([...this.#workers].map((w) => w.exited));
+      if (this.#booting > 0) await new Promise((r) => setTimeout(r, 20));
+    }
+    await this.#listener?.close();
+  }
+
+  #idle(timeoutMs: number): Promise<void> {
+    if (this.#inFlight === 0 && this.#free.waiting === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.#onIdle = null;
+        resolve();
+      }
+      this.#onIdle = done;
+    });
+  }
+
+  #checkIdle(): void {
+    if (this.#onIdle !== null && this.#inFlight === 0 && this.#free.waiting === 0) this.#onIdle();
+  }
+}
+
+/** Creates a pool; call start() to boot its workers. */
+export function createPool(options: PoolOptions): Pool {
+  return new Pool(options);
+}

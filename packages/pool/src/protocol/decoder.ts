@@ -1,0 +1,171 @@
+import { BadChecksumError, FrameTooLargeError, MalformedFrameError } from '../errors.js';
+import { crc32, describeBytes, FRAME_VERSION, HEADER_BYTES, MAX_OPTIONS, type Frame } from './frame.js';
+
+export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+export interface FrameDecoderOptions {
+  /** Largest payload accepted; bigger frames are refused before they are buffered. */
+  maxFrameBytes?: number;
+}
+
+/**
+ * Incremental goridge frame decoder. Chunks are kept as a list and only joined once per frame
+ * (when a frame spans chunks), so a large frame arriving in many chunks is copied once, not per chunk.
+ * After a thrown error the decoder refuses further input: the stream cannot be resynchronised.
+ */
+export class FrameDecoder {
+  readonly #onFrame: (frame: Frame) => void;
+  readonly #maxFrameBytes: number;
+  #chunks: Buffer[] = [];
+  #buffered = 0;
+  /** Total length of the frame whose header has been read, or -1. */
+  #frameLength = -1;
+  #header: Buffer | null = null;
+  #failed: Error | null = null;
+  /** Bytes received since the start: lets errors say whether the stream ever made sense. */
+  #framesSeen = 0;
+
+  constructor(onFrame: (frame: Frame) => void, options: FrameDecoderOptions = {}) {
+    this.#onFrame = onFrame;
+    this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+  }
+
+  /** Bytes held that do not yet make a whole frame. */
+  get pendingBytes(): number {
+    return this.#buffered;
+  }
+
+  get framesSeen(): number {
+    return this.#framesSeen;
+  }
+
+  push(chunk: Buffer): void {
+    if (this.#failed !== null) throw this.#failed;
+    if (chunk.length === 0) return;
+    this.#chunks.push(chunk);
+    this.#buffered += chunk.length;
+    try {
+      this.#drain();
+    } catch (error) {
+      this.#failed = error as Error;
+      this.#chunks = [];
+      this.#buffered = 0;
+      throw error;
+    }
+  }
+
+  #drain(): void {
+    for (;;) {
+      if (this.#frameLength < 0) {
+        if (this.#buffered < HEADER_BYTES) return;
+        const header = this.#peek(HEADER_BYTES);
+        this.#frameLength = this.#checkHeader(header);
+        this.#header = header;
+      }
+      if (this.#buffered < this.#frameLength) return;
+      const raw = this.#take(this.#frameLength);
+      const header = this.#header!;
+      this.#frameLength = -1;
+      this.#header = null;
+      const headerWords = header[0]! & 0x0f;
+      const optionCount = headerWords - 3;
+      const options: number[] = [];
+      for (let i = 0; i < optionCount; i++) options.push(raw.readUInt32LE(HEADER_BYTES + i * 4));
+      this.#framesSeen++;
+      this.#onFrame({
+        flags: header[1]!,
+        control: header[10]!,
+        options,
+        payload: raw.subarray(headerWords * 4),
+      });
+    }
+  }
+
+  /** Validates a header and returns the whole frame's length. */
+  #checkHeader(header: Buffer): number {
+    const version = header[0]! >> 4;
+    const headerWords = header[0]! & 0x0f;
+    if (version !== FRAME_VERSION || headerWords < 3) {
+      throw new MalformedFrameError(
+        `not a protocol frame: ${describeBytes(this.#peek(Math.min(this.#buffered, 64)))}. ` +
+          likelyCause(this.#framesSeen, header),
+        { version, headerWords },
+      );
+    }
+    const expected = header.readUInt32LE(6);
+    const actual = crc32(header, 0, 6);
+    if (expected !== actual) {
+      throw new BadChecksumError(
+        `frame header checksum mismatch (got ${hex(expected)}, computed ${hex(actual)}): ` +
+          `${describeBytes(this.#peek(Math.min(this.#buffered, 64)))}. ${likelyCause(this.#framesSeen, header)}`,
+        { expected, actual },
+      );
+    }
+    if (headerWords - 3 > MAX_OPTIONS) {
+      throw new MalformedFrameError(`frame declares ${headerWords - 3} options; at most ${MAX_OPTIONS} are allowed`);
+    }
+    const payloadLength = header.readUInt32LE(2);
+    if (payloadLength > this.#maxFrameBytes) {
+      throw new FrameTooLargeError(
+        `frame payload of ${payloadLength} bytes exceeds the limit of ${this.#maxFrameBytes} bytes`,
+        { payloadLength, maxFrameBytes: this.#maxFrameBytes },
+      );
+    }
+    return headerWords * 4 + payloadLength;
+  }
+
+  /** The first n buffered bytes, without consuming them (copies only when they span chunks). */
+  #peek(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    if (first.length >= n) return first.subarray(0, n);
+    const out = Buffer.allocUnsafe(n);
+    let offset = 0;
+    for (const chunk of this.#chunks) {
+      const count = Math.min(chunk.length, n - offset);
+      chunk.copy(out, offset, 0, count);
+      offset += count;
+      if (offset === n) break;
+    }
+    return out;
+  }
+
+  /** Consumes n bytes: a view when they sit in one chunk, one copy otherwise. */
+  #take(n: number): Buffer {
+    const first = this.#chunks[0]!;
+    this.#buffered -= n;
+    if (first.length >= n) {
+      if (first.length === n) this.#chunks.shift();
+      else this.#chunks[0] = first.subarray(n);
+      return first.subarray(0, n);
+    }
+    const out = Buffer.allocUnsafe(n);
+    let offset = 0;
+    while (offset < n) {
+      const chunk = this.#chunks[0]!;
+      const count = Math.min(chunk.length, n - offset);
+      chunk.copy(out, offset, 0, count);
+      offset += count;
+      if (count === chunk.length) this.#chunks.shift();
+      else this.#chunks[0] = chunk.subarray(count);
+    }
+    return out;
+  }
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
+
+/** RoadRunner's most common support question, answered in the log line (PROTOCOL.md §1, §11.13). */
+function likelyCause(framesSeen: number, header: Buffer): string {
+  if (header.subarray(0, 12).toString('latin1') === 'Could not op') {
+    return 'Likely cause: PHP could not open the worker script; check the command and its path.';
+  }
+  const printable = header.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0a || b === 0x0d || b === 0x09);
+  if (printable || (header[0] === 0xef && header[1] === 0xbb)) {
+    return framesSeen === 0
+      ? 'Likely cause: the worker printed to stdout before the protocol started (echo, a PHP warning with display_errors=stdout, or a BOM). Send output to stderr (display_errors=stderr) or use the warmpool SDK.'
+      : 'Likely cause: the worker printed to stdout during a request (echo, var_dump, a PHP warning). Send output to stderr or use the warmpool SDK.';
+  }
+  return 'Likely cause: the worker wrote bytes outside the protocol, or the stream lost sync.';
+}

@@ -1,0 +1,117 @@
+// goridge v1 frame layout (PROTOCOL.md §2). All integers little-endian uint32.
+//   0: version<<4 | header length in words   1: flags   2-5: payload length
+//   6-9: CRC-32 of bytes 0-5                 10: stream bits   11: reserved   12..: options
+
+export const FRAME_VERSION = 1;
+export const HEADER_BYTES = 12;
+export const MAX_OPTIONS = 10;
+
+// flags (byte 1)
+export const FLAG_CONTROL = 0x01;
+export const FLAG_CODEC_RAW = 0x04;
+export const FLAG_CODEC_JSON = 0x08;
+export const FLAG_CODEC_MSGPACK = 0x10;
+export const FLAG_CODEC_GOB = 0x20;
+export const FLAG_ERROR = 0x40;
+export const FLAG_CODEC_PROTO = 0x80;
+
+// stream bits (byte 10)
+export const STREAM = 0x01;
+export const STOP = 0x02;
+export const PING = 0x04;
+export const PONG = 0x08;
+
+/** Frames at or under this size are built in one buffer; larger bodies go out as a second iovec. */
+const INLINE_BODY_BYTES = 64 * 1024;
+
+export interface Frame {
+  /** byte 1 */
+  flags: number;
+  /** byte 10: STREAM | STOP | PING | PONG */
+  control: number;
+  /** option words; data frames carry exactly one: the context length */
+  options: readonly number[];
+  payload: Buffer;
+}
+
+const CRC_TABLE = (() => {
+  const table = new Int32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c;
+  }
+  return table;
+})();
+
+/** CRC-32 (IEEE, as PHP crc32()) of buf[start, end). */
+export function crc32(buf: Uint8Array, start = 0, end = buf.length): number {
+  let crc = -1;
+  for (let i = start; i < end; i++) crc = CRC_TABLE[(crc ^ buf[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ -1) >>> 0;
+}
+
+function writeHeader(out: Buffer, flags: number, payloadLength: number, control: number, optionCount: number): void {
+  out[0] = (FRAME_VERSION << 4) | (3 + optionCount);
+  out[1] = flags;
+  out.writeUInt32LE(payloadLength, 2);
+  out.writeUInt32LE(crc32(out, 0, 6), 6);
+  out[10] = control;
+  out[11] = 0;
+}
+
+/** A frame with no options (control frames, error frames). */
+export function encodeFrame(flags: number, payload: Buffer | string = '', control = 0): Buffer {
+  const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + length);
+  writeHeader(out, flags, length, control, 0);
+  if (typeof payload === 'string') out.write(payload, HEADER_BYTES, 'utf8');
+  else payload.copy(out, HEADER_BYTES);
+  return out;
+}
+
+/**
+ * A data frame: one option (the context length), payload = context ‖ body (§2.1).
+ * Returns the parts to write together: one buffer for small frames, the head and the body itself
+ * (not copied) for large ones. Relays write the parts in one writev so the 12-byte header is never split.
+ */
+export function encodeDataFrame(
+  flags: number,
+  context: Buffer | string,
+  body: Buffer | null,
+  control = 0,
+): Buffer[] {
+  const contextLength = typeof context === 'string' ? Buffer.byteLength(context) : context.length;
+  const bodyLength = body === null ? 0 : body.length;
+  const inline = bodyLength <= INLINE_BODY_BYTES;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + contextLength + (inline ? bodyLength : 0));
+  writeHeader(out, flags, contextLength + bodyLength, control, 1);
+  out.writeUInt32LE(contextLength, HEADER_BYTES);
+  if (typeof context === 'string') out.write(context, HEADER_BYTES + 4, 'utf8');
+  else context.copy(out, HEADER_BYTES + 4);
+  if (body === null || bodyLength === 0) return [out];
+  if (inline) {
+    body.copy(out, HEADER_BYTES + 4 + contextLength);
+    return [out];
+  }
+  return [out, body];
+}
+
+/** The context part of a data frame (empty when the frame has no option). */
+export function frameContext(frame: Frame): Buffer {
+  const length = frame.options[0];
+  return length === undefined ? frame.payload.subarray(0, 0) : frame.payload.subarray(0, length);
+}
+
+/** The body part of a data frame (the whole payload when the frame has no option). */
+export function frameBody(frame: Frame): Buffer {
+  const length = frame.options[0];
+  return length === undefined ? frame.payload : frame.payload.subarray(length);
+}
+
+/** Human-readable first bytes of what a worker sent, for log lines about broken frames. */
+export function describeBytes(bytes: Uint8Array, max = 48): string {
+  const head = Buffer.from(bytes.subarray(0, max));
+  const text = head.toString('latin1').replace(/[^\x20-\x7e]/g, '.');
+  return `${JSON.stringify(text)} (hex ${head.toString('hex')}${bytes.length > max ? '…' : ''})`;
+}

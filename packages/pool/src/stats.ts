@@ -1,0 +1,44 @@
+import type { RecycleReason, WorkerState } from './worker/state.js';
+
+/** One worker as the CLI's `workers` table and the metrics see it. */
+export interface WorkerInfo {
+  pid: number;
+  state: WorkerState;
+  jobs: number;
+  rssBytes: number;
+  /** ms since the worker was spawned */
+  ageMs: number;
+  /** ms since its last request ended; null when it has not served yet */
+  idleMs: number | null;
+  markedFor: RecycleReason | null;
+}
+
+/** A snapshot of the pool for metrics, health and the CLI. */
+export interface PoolStats {
+  /** target size */
+  numWorkers: number;
+  workers: Record<WorkerState, number>;
+  /** requests waiting for a free worker */
+  queued: number;
+  /** executions started */
+  requests: number;
+  /** failed executions by error code */
+  errors: Record<string, number>;
+  /** workers that left service, by reason */
+  recycles: Partial<Record<RecycleReason, number>>;
+  /** boots that failed since start */
+  bootFailures: number;
+  /** the latest boot failure's message, while boots keep failing; null once one succeeds */
+  bootError: string | null;
+  closing: boolean;
+}
+
+/** Typed pool events; payloads are plain objects so a logger or metrics can take them as is. */
+export interface PoolEvents {
+  'worker:ready': [{ pid: number; bootMs: number }];
+  'worker:exit': [{ pid: number; code: number | null; signal: string | null; reason: RecycleReason | null }];
+  'worker:recycle': [{ pid: number; reason: RecycleReason }];
+  'pool:queue-full': [{ queued: number }];
+  'pool:boot-failed': [{ error: Error; attempt: number; retryInMs: number }];
+  'pool:reset-progress': [{ replaced: number; total: number }];
+}

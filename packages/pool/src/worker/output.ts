@@ -1,0 +1,51 @@
+import type { Logger } from '../logger.js';
+
+const KEEP_LINES = 20;
+const MAX_LINE_CHARS = 8192;
+
+/**
+ * Turns a worker's free-text output (stderr; stdout too with the fds relay) into log lines tagged
+ * with its pid, and keeps the last few lines so a crash or failed boot can explain itself.
+ */
+export class WorkerOutput {
+  readonly #logger: Logger;
+  readonly #stream: 'stderr' | 'stdout';
+  #pid: number;
+  #partial = '';
+  readonly #recent: string[] = [];
+
+  constructor(logger: Logger, pid: number, stream: 'stderr' | 'stdout') {
+    this.#logger = logger;
+    this.#pid = pid;
+    this.#stream = stream;
+  }
+
+  write(chunk: Buffer): void {
+    const text = this.#partial + chunk.toString('utf8');
+    const lines = text.split('\n');
+    this.#partial = lines.pop() ?? '';
+    if (this.#partial.length > MAX_LINE_CHARS) {
+      lines.push(this.#partial);
+      this.#partial = '';
+    }
+    for (const line of lines) this.#emit(line);
+  }
+
+  flush(): void {
+    if (this.#partial !== '') this.#emit(this.#partial);
+    this.#partial = '';
+  }
+
+  /** The last lines printed, for boot-failure and crash messages. */
+  get recent(): readonly string[] {
+    return this.#recent;
+  }
+
+  #emit(raw: string): void {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+    if (line === '') return;
+    this.#recent.push(line);
+    if (this.#recent.length > KEEP_LINES) this.#recent.shift();
+    this.#logger.info({ pid: this.#pid, stream: this.#stream }, line);
+  }
+}

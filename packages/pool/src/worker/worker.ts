@@ -1,0 +1,591 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { Readable } from 'node:stream';
+import {
+  BootFailedError,
+  CommandNotFoundError,
+  ExecAbortedError,
+  ExecTimeoutError,
+  MalformedFrameError,
+  ProtocolError,
+  UnexpectedFrameError,
+  WorkerExitedError,
+  WorkerReportedError,
+  WorkerStopRequestedError,
+} from '../errors.js';
+import type { Logger } from '../logger.js';
+import { encodePidRequest, isStopReply, parsePidReply, PONG_FRAME, STOP_COMMAND, STOP_STREAM_FRAME } from '../protocol/control.js';
+import { FrameDecoder } from '../protocol/decoder.js';
+import { describeBytes, encodeDataFrame, FLAG_CONTROL, FLAG_ERROR, PING, STREAM, type Frame } from '../protocol/frame.js';
+import { createPipesRelay } from '../relay/pipes.js';
+import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
+import type { SocketRelayListener } from '../relay/socket.js';
+import { WorkerOutput } from './output.js';
+import type { RecycleReason, WorkerState } from './state.js';
+
+/** Everything needed to start one worker process; resolved once by the pool. */
+export interface WorkerSpec {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string | undefined;
+  relay: RelaySpec;
+  listener: SocketRelayListener | null;
+  bootTimeoutMs: number;
+  destroyTimeoutMs: number;
+  streamTimeoutMs: number;
+  maxFrameBytes: number;
+  uid: number | undefined;
+  gid: number | undefined;
+  logger: Logger;
+}
+
+/** One request as it goes on the wire: the codec flag, the context and the body. */
+export interface ExecRequest {
+  flags: number;
+  context: Buffer | string;
+  body: Buffer | null;
+}
+
+/** The first reply frame; `stream` carries the later frames when the worker streams. */
+export interface ExecReply {
+  pid: number;
+  flags: number;
+  context: Buffer;
+  body: Buffer;
+  stream: ReplyStream | null;
+}
+
+export interface ExecOptions {
+  /** exec_ttl; 0 = unbounded. For streams it bounds each frame (PROTOCOL.md §4). */
+  timeoutMs: number;
+}
+
+/** How the pool hears that a worker finished an execution (error null = served) or exited. */
+export interface WorkerHooks {
+  execEnd(worker: Worker, error: Error | null): void;
+  exit(worker: Worker): void;
+}
+
+interface PendingExec {
+  resolve: (reply: ExecReply) => void;
+  reject: (error: Error) => void;
+  stream: ReplyStream | null;
+  timer: NodeJS.Timeout | null;
+  timeoutMs: number;
+}
+
+/** Frames after the first of a streamed reply. Destroying it early cancels the stream (STOP frame). */
+export class ReplyStream extends Readable {
+  readonly #worker: Worker;
+  /** set once the last frame arrived or the worker failed: destroy() then cancels nothing */
+  settled = false;
+
+  constructor(worker: Worker) {
+    super({ objectMode: true, highWaterMark: 8 });
+    this.#worker = worker;
+  }
+
+  override _read(): void {
+    this.#worker.resumeReading();
+  }
+
+  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (!this.settled) {
+      this.settled = true;
+      this.#worker.cancelStream();
+    }
+    callback(error);
+  }
+}
+
+/** One PHP process: spawn, pid handshake, one execution at a time, stop with grace or kill. */
+export class Worker {
+  readonly pid: number;
+  readonly createdAt = Date.now();
+  /** executions served (max_jobs counts these) */
+  jobs = 0;
+  lastUsedAt = 0;
+  execStartedAt = 0;
+  /** set by the supervisor or the pool: leave service at the next release */
+  markedFor: RecycleReason | null = null;
+  /** max_jobs for this worker, with jitter so workers do not all recycle together; 0 = unlimited */
+  jobLimit = 0;
+  /** last RSS read by the supervisor or workers() */
+  rssBytes = 0;
+  /** why it left service, once it has */
+  retiredFor: RecycleReason | null = null;
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
+
+  readonly #child: ChildProcess;
+  readonly #spec: WorkerSpec;
+  #relay: Relay | null = null;
+  #state: WorkerState = 'booting';
+  #hooks: WorkerHooks | null = null;
+  #exec: PendingExec | null = null;
+  #cancelTimer: NodeJS.Timeout | null = null;
+  #cancelling = false;
+  #paused = false;
+  readonly #stderr: WorkerOutput;
+  readonly #stdout: WorkerOutput | null;
+  readonly #exited: Promise<void>;
+  #onBootFrame: ((frame: Frame) => void) | null = null;
+  #onBootError: ((error: Error) => void) | null = null;
+
+  private constructor(child: ChildProcess, spec: WorkerSpec) {
+    this.#child = child;
+    this.#spec = spec;
+    this.pid = child.pid!;
+    this.#stderr = new WorkerOutput(spec.logger, this.pid, 'stderr');
+    child.stderr!.on('data', (chunk: Buffer) => this.#stderr.write(chunk));
+    this.#stdout = spec.relay.kind === 'pipes' ? null : new WorkerOutput(spec.logger, this.pid, 'stdout');
+    if (this.#stdout !== null) child.stdout!.on('data', (chunk: Buffer) => this.#stdout!.write(chunk));
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        // Let data already read from the pipes be processed before failing the request.
+        setImmediate(() => {
+          this.#onExit();
+          resolve();
+        });
+      });
+    });
+  }
+
+  /**
+   * Spawns the command and completes the pid handshake within bootTimeoutMs (allocate_timeout),
+   * racing it against the process exiting. A failure says why, with the worker's last output.
+   */
+  static async start(spec: WorkerSpec): Promise<Worker> {
+    const child = spawnWorkerProcess(spec);
+    const spawnError = await new Promise<Error | null>((resolve) => {
+      child.once('spawn', () => resolve(null));
+      child.once('error', (error) => resolve(error));
+    });
+    if (spawnError !== null) throw describeSpawnError(spawnError, spec.argv);
+    const worker = new Worker(child, spec);
+    try {
+      await worker.#boot();
+      return worker;
+    } catch (error) {
+      worker.kill();
+      await worker.#exited;
+      throw error;
+    }
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  /** The last lines the worker printed (stderr, and stdout with the fds relay). */
+  get recentOutput(): readonly string[] {
+    return this.#stdout === null ? this.#stderr.recent : [...this.#stdout.recent, ...this.#stderr.recent];
+  }
+
+  /** Resolves when the process has exited and its state is settled. */
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
+  attach(hooks: WorkerHooks): void {
+    this.#hooks = hooks;
+  }
+
+  /** Sends one request; resolves with the first reply frame. Only the pool calls this, on a ready worker. */
+  exec(request: ExecRequest, options: ExecOptions): Promise<ExecReply> {
+    if (this.#state !== 'ready') {
+      const error = new WorkerExitedError(`worker ${this.pid} is ${this.#state}, not ready`, { pid: this.pid });
+      this.#hooks?.execEnd(this, error);
+      return Promise.reject(error);
+    }
+    this.#state = 'working';
+    this.jobs++;
+    this.execStartedAt = Date.now();
+    return new Promise<ExecReply>((resolve, reject) => {
+      const exec: PendingExec = { resolve, reject, stream: null, timer: null, timeoutMs: options.timeoutMs };
+      this.#exec = exec;
+      this.#armExecTimer(exec);
+      writeFrame(this.#relay!.output, encodeDataFrame(request.flags, request.context, request.body));
+    });
+  }
+
+  /** Graceful stop: the stop command, then SIGKILL after destroy_timeout. Never used on a busy worker. */
+  stop(reason: RecycleReason): Promise<void> {
+    this.retiredFor ??= reason;
+    if (this.#state === 'exited') return this.#exited;
+    if (this.#state === 'stopping') return this.#exited;
+    if (this.#state === 'working') {
+      this.kill(reason);
+      return this.#exited;
+    }
+    this.#state = 'stopping';
+    const relay = this.#relay;
+    if (relay !== null) writeFrame(relay.output, [STOP_COMMAND]);
+    const timer = setTimeout(() => this.kill(), this.#spec.destroyTimeoutMs);
+    timer.unref();
+    void this.#exited.then(() => clearTimeout(timer));
+    return this.#exited;
+  }
+
+  /** SIGKILL to the worker's process group (it runs in its own, like RoadRunner's). */
+  kill(reason?: RecycleReason): void {
+    if (reason !== undefined) this.retiredFor ??= reason;
+    if (this.#state === 'exited') return;
+    if (this.#state !== 'stopping') this.#state = 'stopping';
+    killGroup(this.pid);
+  }
+
+  /** Backpressure from a ReplyStream consumer: read the worker again. */
+  resumeReading(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#relay?.input.resume();
+    if (this.#exec !== null) this.#armExecTimer(this.#exec);
+  }
+
+  /** The consumer of a stream went away: STOP, then discard until the last frame (§3.6). */
+  cancelStream(): void {
+    const exec = this.#exec;
+    if (exec === null || exec.stream === null || this.#state !== 'working') return;
+    this.#clearExecTimer(exec);
+    this.#cancelling = true;
+    writeFrame(this.#relay!.output, [STOP_STREAM_FRAME]);
+    this.resumeReading();
+    this.#cancelTimer = setTimeout(() => {
+      this.#spec.logger.warn(
+        { pid: this.pid, reason: 'stream_timeout' },
+        `worker did not end a cancelled stream within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
+      );
+      this.kill('errored');
+    }, this.#spec.streamTimeoutMs);
+  }
+
+  async #boot(): Promise<void> {
+    const spec = this.#spec;
+    let timer: NodeJS.Timeout | undefined;
+    let cancelAccept: (() => void) | undefined;
+    try {
+      const handshake = new Promise<void>((resolve, reject) => {
+        this.#onBootError = reject;
+        this.#onBootFrame = (frame) => {
+          try {
+            parsePidReply(frame);
+            resolve();
+          } catch (error) {
+            reject(error as Error);
+          }
+        };
+      });
+      const exited: Promise<never> = this.#exited.then(() => {
+        throw new BootFailedError(
+          `worker exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before the pid handshake. ` +
+            `${this.#lastOutputText()}Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`,
+          { details: { pid: this.pid, exitCode: this.exitCode } },
+        );
+      });
+      // Boot is over once this method returns; a later exit must not surface as an unhandled rejection.
+      exited.catch(() => {});
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new BootFailedError(
+                `worker ${this.pid} did not complete the pid handshake within ${spec.bootTimeoutMs}ms (allocate_timeout). ` +
+                  `${this.#lastOutputText()}A worker must call waitPayload()/waitRequest() once it has booted.`,
+                { details: { pid: this.pid } },
+              ),
+            ),
+          spec.bootTimeoutMs,
+        );
+      });
+      let relay: Promise<Relay>;
+      if (spec.relay.kind === 'pipes' || spec.relay.kind === 'fds') {
+        relay = Promise.resolve(createPipesRelay(this.#child, spec.relay.kind === 'fds'));
+      } else {
+        const accepted = spec.listener!.accept(this.pid);
+        cancelAccept = accepted.cancel;
+        relay = accepted.relay;
+      }
+      this.#relay = await Promise.race([relay, exited, timeout]);
+      this.#listen(this.#relay);
+      if (this.#relay.handshakePid === null) {
+        writeFrame(this.#relay.output, [encodePidRequest()]);
+        await Promise.race([handshake, exited, timeout]);
+      }
+      this.#onBootFrame = null;
+      this.#onBootError = null;
+      this.#state = 'ready';
+    } finally {
+      clearTimeout(timer);
+      cancelAccept?.();
+    }
+  }
+
+  #listen(relay: Relay): void {
+    const decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: this.#spec.maxFrameBytes });
+    relay.input.on('data', (chunk: Buffer) => {
+      if (this.#state === 'exited') return;
+      try {
+        decoder.push(chunk);
+      } catch (error) {
+        this.#failProtocol(error as Error);
+      }
+    });
+    relay.input.resume();
+  }
+
+  #onFrame(frame: Frame): void {
+    if (this.#onBootFrame !== null) {
+      this.#onBootFrame(frame);
+      return;
+    }
+    if (this.#state === 'stopping' || this.#state === 'exited') return;
+    if (this.#cancelling) {
+      this.#onCancelledFrame(frame);
+      return;
+    }
+    const exec = this.#exec;
+    if (exec === null) {
+      this.#failProtocol(
+        new UnexpectedFrameError(
+          `worker sent a frame while idle (flags 0x${frame.flags.toString(16)}, ${describeBytes(frame.payload)}); ` +
+            'it would desync every later reply. Likely cause: it answered a request twice (respond() and error()).',
+          { pid: this.pid },
+        ),
+      );
+      return;
+    }
+    if ((frame.control & PING) !== 0) writeFrame(this.#relay!.output, [PONG_FRAME]);
+    if (exec.stream === null) this.#onFirstFrame(exec, frame);
+    else this.#onStreamFrame(exec, exec.stream, frame);
+  }
+
+  #onFirstFrame(exec: PendingExec, frame: Frame): void {
+    if ((frame.flags & FLAG_ERROR) !== 0) {
+      exec.reject(new WorkerReportedError(frame.payload.toString('utf8'), { pid: this.pid }));
+      this.#endExec(exec, null);
+      return;
+    }
+    if (isStopReply(frame)) {
+      const error = new WorkerStopRequestedError(`worker ${this.pid} asked to be retired; the request runs on another worker`, { pid: this.pid });
+      exec.reject(error);
+      this.#endExec(exec, error);
+      return;
+    }
+    const problem = checkDataFrame(frame);
+    if (problem !== null) {
+      this.#failProtocol(new MalformedFrameError(`${problem} (${describeBytes(frame.payload)})`, { pid: this.pid }));
+      return;
+    }
+    const contextLength = frame.options[0]!;
+    const streaming = (frame.control & STREAM) !== 0;
+    const stream = streaming ? new ReplyStream(this) : null;
+    exec.stream = stream;
+    exec.resolve({
+      pid: this.pid,
+      flags: frame.flags,
+      context: frame.payload.subarray(0, contextLength),
+      body: frame.payload.subarray(contextLength),
+      stream,
+    });
+    if (stream === null) this.#endExec(exec, null);
+    else this.#armExecTimer(exec);
+  }
+
+  #onStreamFrame(exec: PendingExec, stream: ReplyStream, frame: Frame): void {
+    if ((frame.flags & FLAG_ERROR) !== 0) {
+      const error = new WorkerReportedError(frame.payload.toString('utf8'), { pid: this.pid });
+      stream.settled = true;
+      stream.destroy(error);
+      this.#endExec(exec, null);
+      return;
+    }
+    const problem = checkDataFrame(frame);
+    if (problem !== null) {
+      this.#failProtocol(new MalformedFrameError(`${problem} in a streamed reply (${describeBytes(frame.payload)})`, { pid: this.pid }));
+      return;
+    }
+    const last = (frame.control & STREAM) === 0;
+    const more = stream.push(frame);
+    if (last) {
+      stream.settled = true;
+      stream.push(null);
+      this.#endExec(exec, null);
+    } else if (!more) {
+      // Backpressure: stop reading the worker; its pipe fills and PHP blocks in fwrite.
+      this.#paused = true;
+      this.#relay!.input.pause();
+      this.#clearExecTimer(exec);
+    } else this.#armExecTimer(exec);
+  }
+
+  #onCancelledFrame(frame: Frame): void {
+    if ((frame.control & PING) !== 0) writeFrame(this.#relay!.output, [PONG_FRAME]);
+    const exec = this.#exec;
+    if (exec === null) return;
+    if ((frame.flags & FLAG_ERROR) !== 0) {
+      // The worker's code did not catch the cancel (§3.6): a failed cancel, so retire it.
+      this.markedFor ??= 'errored';
+      this.#finishCancel(exec);
+      return;
+    }
+    if ((frame.control & STREAM) === 0) this.#finishCancel(exec);
+  }
+
+  #finishCancel(exec: PendingExec): void {
+    this.#cancelling = false;
+    if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
+    this.#cancelTimer = null;
+    this.#endExec(exec, new ExecAbortedError('the stream consumer went away; the stream was cancelled', { pid: this.pid }));
+  }
+
+  /** Ends the current execution; the worker is ready again (unless it is leaving). */
+  #endExec(exec: PendingExec, error: Error | null): void {
+    if (this.#exec !== exec) return;
+    this.#clearExecTimer(exec);
+    this.#exec = null;
+    this.lastUsedAt = Date.now();
+    if (this.#state === 'working') this.#state = 'ready';
+    if (this.#paused) {
+      this.#paused = false;
+      this.#relay?.input.resume();
+    }
+    this.#hooks?.execEnd(this, error);
+  }
+
+  #armExecTimer(exec: PendingExec): void {
+    if (exec.timeoutMs <= 0) return;
+    if (exec.timer !== null) exec.timer.refresh();
+    else exec.timer = setTimeout(() => this.#onExecTimeout(exec), exec.timeoutMs);
+  }
+
+  #clearExecTimer(exec: PendingExec): void {
+    if (exec.timer !== null) clearTimeout(exec.timer);
+    exec.timer = null;
+  }
+
+  #onExecTimeout(exec: PendingExec): void {
+    if (this.#exec !== exec) return;
+    const error = new ExecTimeoutError(
+      `request exceeded exec_ttl (${exec.timeoutMs}ms${exec.stream !== null ? ' between stream frames' : ''}); worker ${this.pid} was killed`,
+      { pid: this.pid },
+    );
+    this.#spec.logger.warn({ pid: this.pid, reason: 'exec_ttl' }, error.message);
+    this.kill('exec_ttl');
+    this.#failExec(exec, error);
+  }
+
+  /** Broken bytes from the worker: fail its request, log one line, kill it. */
+  #failProtocol(error: Error): void {
+    if (this.#onBootError !== null) {
+      this.#onBootError(new BootFailedError(`worker ${this.pid} broke the protocol during boot: ${error.message}`, { cause: error, details: { pid: this.pid } }));
+      return;
+    }
+    if (this.#state === 'exited' || (this.#state === 'stopping' && this.#exec === null)) return;
+    this.#spec.logger.error({ pid: this.pid, reason: 'protocol', code: (error as ProtocolError).code }, error.message);
+    this.kill('protocol');
+    const exec = this.#exec;
+    if (exec !== null) this.#failExec(exec, error);
+  }
+
+  /** The execution fails with `error` and the worker is leaving service. */
+  #failExec(exec: PendingExec, error: Error): void {
+    if (this.#exec !== exec) return;
+    this.#clearExecTimer(exec);
+    this.#exec = null;
+    if (exec.stream === null) exec.reject(error);
+    else if (!exec.stream.settled) {
+      exec.stream.settled = true;
+      exec.stream.destroy(error);
+    }
+    this.#hooks?.execEnd(this, error);
+  }
+
+  #onExit(): void {
+    this.#stderr.flush();
+    this.#stdout?.flush();
+    const wasStopping = this.#state === 'stopping';
+    this.#state = 'exited';
+    if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
+    // Reap anything the worker left in its process group.
+    killGroup(this.pid);
+    const exec = this.#exec;
+    if (exec !== null) {
+      this.retiredFor ??= 'crashed';
+      const error = new WorkerExitedError(
+        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} during a request. ${this.#lastOutputText()}`.trim(),
+        { pid: this.pid, exitCode: this.exitCode },
+      );
+      if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
+      this.#failExec(exec, error);
+    } else if (!wasStopping && this.#onBootFrame === null) {
+      this.retiredFor ??= 'crashed';
+      this.#spec.logger.warn(
+        { pid: this.pid, reason: 'crashed' },
+        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${this.#lastOutputText()}`.trim(),
+      );
+    }
+    this.#relay?.close();
+    this.#hooks?.exit(this);
+  }
+
+  #lastOutputText(): string {
+    const lines = this.recentOutput;
+    return lines.length === 0 ? '' : `Last output: ${lines.slice(-5).join(' | ')}. `;
+  }
+}
+
+/** null when the frame is a well-formed data frame (exactly one option, within the payload). */
+function checkDataFrame(frame: Frame): string | null {
+  if ((frame.flags & FLAG_CONTROL) !== 0) return 'unexpected CONTROL frame in place of a reply';
+  if (frame.options.length !== 1) return `reply has ${frame.options.length} options; a data frame carries exactly 1 (the context length)`;
+  if (frame.options[0]! > frame.payload.length) return `reply context length ${frame.options[0]} exceeds its payload (${frame.payload.length} bytes)`;
+  return null;
+}
+
+function spawnWorkerProcess(spec: WorkerSpec): ChildProcess {
+  const stdio: ('pipe' | 'ignore')[] = spec.relay.kind === 'fds' ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
+  if (spec.relay.kind === 'unix' || spec.relay.kind === 'tcp') stdio[0] = 'ignore';
+  return spawn(spec.argv[0]!, spec.argv.slice(1), {
+    cwd: spec.cwd,
+    env: spec.env,
+    stdio,
+    // Own process group: a Ctrl-C on the server's terminal does not reach PHP, and a kill reaches
+    // everything the worker started.
+    detached: true,
+    uid: spec.uid,
+    gid: spec.gid,
+  });
+}
+
+function describeSpawnError(error: Error, argv: readonly string[]): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    return new CommandNotFoundError(
+      `command not found: "${argv[0]}" (from "${argv.join(' ')}"). Install it or give its full path in the pool's command.`,
+      { command: argv[0] },
+    );
+  }
+  if (code === 'EACCES') {
+    return new CommandNotFoundError(`command "${argv[0]}" is not executable (EACCES). Check its permissions.`, { command: argv[0] });
+  }
+  return new BootFailedError(`could not start "${argv.join(' ')}": ${error.message}`, { cause: error });
+}
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal !== null) return `was killed by ${signal}`;
+  return `exited with code ${code}`;
+}
+
+function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
+# php-cli (+ the extensions the tests and examples use), pnpm (the version package.json pins), the
+# workspace dependencies, and a build. Quiet and quick when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PNPM_VERSION=$(node -p "require('./package.json').packageManager.split('@')[1]")
+export DEBIAN_FRONTEND=noninteractive
+say() { printf 'setup: %s\n' "$*"; }
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v php >/dev/null 2>&1 || need+=(php-cli)
+php -m 2>/dev/null | grep -qix 'mbstring' || need+=(php-mbstring)
+[ -f /usr/share/php/Nyholm/Psr7/autoload.php ] || need+=(php-nyholm-psr7)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v pgrep >/dev/null 2>&1 || need+=(procps)
+if [ ${#need[@]} -gt 0 ]; then
+  say "installing system packages: ${need[*]}"
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm -v 2>/dev/null)" != "$PNPM_VERSION" ]; then
+  say "installing pnpm ${PNPM_VERSION}"
+  npm install -g --silent "pnpm@${PNPM_VERSION}" >/dev/null 2>&1 \
+    || COREPACK_INTEGRITY_KEYS=0 corepack enable pnpm
+fi
+
+say "$(php -r 'echo "PHP ", PHP_VERSION;'), node $(node -v), pnpm $(pnpm -v)"
+pnpm install --frozen-lockfile --reporter=silent
+pnpm build --output-logs=errors-only >/dev/null
+say "ready"
