@@ -88,18 +88,37 @@ export class Pool extends EventEmitter<PoolEvents> {
   async exec(request: ExecRequest): Promise<ExecReply> {
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new PoolClosedError();
-      const worker = this.#free.take() ?? (await this.#waitForWorker());
-      this.#inFlight++;
+      let worker = this.#free.take();
+      // in-flight counts from the hand-over: a waiter's worker was counted by #putWorker
+      if (worker !== null) this.#inFlight++;
+      else {
+        try {
+          worker = await this.#waitForWorker();
+        } catch (error) {
+          this.#countError(error);
+          throw error;
+        }
+      }
       this.#requests++;
       try {
         return await worker.exec(request, this.#execOptions);
       } catch (error) {
         if (fateOf(error as Error) === 'retry' && attempt < MAX_STOP_RETRIES) continue;
-        const code = (error as WarmpoolError).code ?? 'UNKNOWN';
-        this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+        this.#countError(error);
         throw error;
       }
     }
+  }
+
+  #countError(error: unknown): void {
+    const code = (error as WarmpoolError).code ?? 'UNKNOWN';
+    this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+  }
+
+  /** Makes a ready worker available: to the oldest waiter (counted in-flight from here) or the free list. */
+  #putWorker(worker: Worker): void {
+    if (this.#free.waiting > 0) this.#inFlight++;
+    this.#free.put(worker);
   }
 
   /**
@@ -195,7 +214,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.options.logger.debug({ pid: worker.pid, state: 'ready' }, 'worker ready');
     this.emit('worker:ready', { pid: worker.pid, bootMs: Date.now() - startedAt });
     if (this.#closing && this.#free.waiting === 0) void worker.stop('shutdown');
-    else this.#free.put(worker);
+    else this.#putWorker(worker);
     return worker;
   }
 
@@ -253,7 +272,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         if (worker.retiredFor !== null) break;
         if (worker.markedFor !== null) this.#recycle(worker, worker.markedFor);
         else if (worker.jobLimit > 0 && worker.jobs >= worker.jobLimit) this.#recycle(worker, 'max_jobs');
-        else this.#free.put(worker);
+        else this.#putWorker(worker);
         break;
       case 'recycle':
       case 'retry':

@@ -1,0 +1,179 @@
+import { describe, expect, it } from 'vitest';
+import { NoFreeWorkerError, PoolClosedError, QueueFullError, WorkerExitedError } from '../../src/errors.js';
+import { createPool } from '../../src/pool/pool.js';
+import { eventually, fixture, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
+
+const pidOf = async (reply: Promise<{ body: Buffer }>) => Number((await reply).body.toString());
+
+describe('Pool: serving', () => {
+  it('keeps workers warm: one process serves request after request', async () => {
+    await withPool('echo.php', {}, async (pool) => {
+      const seen: { pid: number; count: number }[] = [];
+      for (let i = 0; i < 5; i++) {
+        const reply = await pool.exec(request(`hello ${i}`));
+        const body = JSON.parse(reply.body.toString());
+        expect(body.body).toBe(`hello ${i}`);
+        seen.push({ pid: body.pid, count: body.count });
+      }
+      expect(new Set(seen.map((s) => s.pid)).size).toBe(1);
+      expect(seen.map((s) => s.count)).toEqual([1, 2, 3, 4, 5]);
+      expect(pool.stats().requests).toBe(5);
+    });
+  });
+
+  it('boots num_workers workers and runs requests on them in parallel', async () => {
+    await withPool('sleep.php', { num_workers: 3 }, async (pool) => {
+      expect(pool.stats().workers.ready).toBe(3);
+      const pids = await Promise.all([1, 2, 3].map(() => pidOf(pool.exec(request('200')))));
+      expect(new Set(pids).size).toBe(3);
+    });
+  });
+
+  it('picks the most recently used worker first', async () => {
+    await withPool('sleep.php', { num_workers: 3 }, async (pool) => {
+      // Two workers run at once; the slower one (a) is released last, so it is on top of the free list.
+      const [a, b] = await Promise.all([pidOf(pool.exec(request('100'))), pidOf(pool.exec(request('10')))]);
+      expect(a).not.toBe(b);
+      expect(await pidOf(pool.exec(request('0')))).toBe(a);
+      expect(await pidOf(pool.exec(request('0')))).toBe(a);
+    });
+  });
+
+  it('round-trips a 5 MB body in both directions', async () => {
+    await withPool('echo.php', {}, async (pool) => {
+      const big = 'x'.repeat(5 * 1024 * 1024);
+      const reply = await pool.exec(request(big));
+      expect(JSON.parse(reply.body.toString()).body.length).toBe(big.length);
+    });
+  });
+
+  it('gives workers the RR_* environment and server.env with upper-cased keys', async () => {
+    await withPool('echo.php', { env: { app_name: 'shop-$USER_SUFFIX' } }, async (pool) => {
+      const { env } = JSON.parse((await pool.exec(request())).body.toString());
+      expect(env).toMatchObject({ RR_RELAY: 'pipes', RR_MODE: 'http', APP_NAME: 'shop-' });
+      expect(env.RR_VERSION).toMatch(/^\d{4}\.\d+\.\d+$/);
+    });
+  });
+});
+
+describe('Pool: max_jobs', () => {
+  it('recycles a worker after max_jobs (plus at most 14% jitter) and keeps serving', async () => {
+    await withPool('echo.php', { max_jobs: 5 }, async (pool) => {
+      const pids: number[] = [];
+      for (let i = 0; i < 14; i++) pids.push(JSON.parse((await pool.exec(request())).body.toString()).pid);
+      const runs = pids.reduce<number[]>((acc, pid, i) => (i > 0 && pid === pids[i - 1] ? (acc[acc.length - 1]!++, acc) : [...acc, 1]), []);
+      expect(runs.length).toBeGreaterThanOrEqual(2);
+      // every complete run is max_jobs..max_jobs*1.14 (5 here: jitter floors to 0)
+      expect(runs.slice(0, -1).every((n) => n === 5)).toBe(true);
+      await eventually(() => (pool.stats().recycles.max_jobs ?? 0) >= 2, 'two max_jobs recycles');
+    });
+  });
+});
+
+describe('Pool: allocate_timeout and max_queue_size', () => {
+  it('fails a request with NoFreeWorkerError when no worker frees up within allocate_timeout', async () => {
+    await withPool('sleep.php', { allocate_timeout: 150 }, async (pool) => {
+      const busy = pool.exec(request('1000'));
+      await sleep(20);
+      const started = Date.now();
+      const error = await pool.exec(request('0')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NoFreeWorkerError);
+      expect((error as NoFreeWorkerError).code).toBe('WP_POOL_NO_FREE_WORKER');
+      expect((error as Error).message).toMatch(/allocate_timeout \(150ms\)/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+      await busy;
+    });
+  });
+
+  it('queues up to max_queue_size requests and rejects the next with QueueFullError', async () => {
+    await withPool('sleep.php', { max_queue_size: 2 }, async (pool) => {
+      let queueFull = 0;
+      pool.on('pool:queue-full', () => queueFull++);
+      const busy = pool.exec(request('300'));
+      await sleep(20);
+      const queued = [pool.exec(request('0')), pool.exec(request('0'))];
+      expect(pool.stats().queued).toBe(2);
+      await expect(pool.exec(request('0'))).rejects.toBeInstanceOf(QueueFullError);
+      expect(queueFull).toBe(1);
+      await Promise.all([busy, ...queued]);
+      expect(pool.stats().errors).toEqual({ WP_POOL_QUEUE_FULL: 1 });
+    });
+  });
+});
+
+describe('Pool: worker asks to stop', () => {
+  it('re-runs the request on another worker and retires the one that asked', async () => {
+    const marker = `/tmp/warmpool-stop-${process.pid}-${Date.now()}`;
+    await withPool('asks-to-stop.php', { num_workers: 2, env: { STOP_MARKER: marker } }, async (pool) => {
+      const recycled: string[] = [];
+      pool.on('worker:recycle', ({ reason }) => recycled.push(reason));
+      const reply = await pool.exec(request('stop-once'));
+      expect(Number(reply.body.toString())).toBeGreaterThan(0);
+      expect(recycled).toEqual(['worker_stop']);
+      await eventually(() => pool.stats().workers.ready === 2, 'a replacement worker');
+    });
+  });
+});
+
+describe('Pool: reset()', () => {
+  it('replaces every worker one at a time while requests keep being served', async () => {
+    await withPool('sleep.php', { num_workers: 2 }, async (pool) => {
+      const before = new Set((await pool.workers()).map((w) => w.pid));
+      let failures = 0;
+      let served = 0;
+      let minCapacity = Infinity;
+      let resetting = true;
+      const load = (async () => {
+        while (resetting) {
+          const s = pool.stats();
+          minCapacity = Math.min(minCapacity, s.workers.ready + s.workers.working);
+          await Promise.all([pool.exec(request('5')), pool.exec(request('5'))]).then(
+            () => (served += 2),
+            () => failures++,
+          );
+        }
+      })();
+      const progress: number[] = [];
+      pool.on('pool:reset-progress', ({ replaced }) => progress.push(replaced));
+      await pool.reset();
+      resetting = false;
+      await load;
+      const after = (await pool.workers()).map((w) => w.pid);
+      expect(after).toHaveLength(2);
+      expect(after.some((pid) => before.has(pid))).toBe(false);
+      expect(progress).toEqual([1, 2]);
+      expect(failures).toBe(0);
+      expect(served).toBeGreaterThan(0);
+      expect(minCapacity).toBeGreaterThanOrEqual(1);
+      expect(pool.stats().recycles.reset).toBe(2);
+    });
+  });
+});
+
+describe('Pool: close()', () => {
+  it('lets in-flight and queued requests finish, then refuses new ones and stops every worker', async () => {
+    const pool = createPool({ command: ['php', fixture('sleep.php')], num_workers: 1, logger: recordingLogger() });
+    await pool.start();
+    const pids = (await pool.workers()).map((w) => w.pid);
+    const inFlight = pool.exec(request('300'));
+    await sleep(20);
+    const queued = pool.exec(request('0'));
+    const closed = pool.close();
+    await expect(pool.exec(request('0'))).rejects.toBeInstanceOf(PoolClosedError);
+    expect(Number((await inFlight).body.toString())).toBe(pids[0]);
+    expect(Number((await queued).body.toString())).toBe(pids[0]);
+    await closed;
+    expect(pool.stats().workers).toMatchObject({ ready: 0, working: 0, booting: 0 });
+    expect(() => process.kill(pids[0]!, 0)).toThrow();
+  });
+
+  it('kills a request still running after destroy_timeout', async () => {
+    const pool = createPool({ command: ['php', fixture('hang.php')], num_workers: 1, destroy_timeout: 200, logger: recordingLogger() });
+    await pool.start();
+    const hung = pool.exec(request('hang')).catch((e: unknown) => e);
+    await sleep(50);
+    await pool.close();
+    expect(await hung).toBeInstanceOf(WorkerExitedError);
+    expect(pool.stats().recycles.shutdown).toBe(1);
+  });
+});

@@ -1,0 +1,68 @@
+import { describe, expect, it } from 'vitest';
+import { ExecTimeoutError } from '../../src/errors.js';
+import { eventually, request, sleep, withPool } from '../php-fixtures.js';
+
+const pidOf = async (reply: Promise<{ body: Buffer }>) => Number((await reply).body.toString());
+
+describe('Supervisor', () => {
+  it('exec_ttl: a hung request fails with ExecTimeoutError, the worker is killed and replaced', async () => {
+    await withPool('hang.php', { supervisor: { exec_ttl: 300 } }, async (pool) => {
+      const pid = await pidOf(pool.exec(request('ok')));
+      const error = await pool.exec(request('hang')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ExecTimeoutError);
+      expect((error as Error).message).toMatch(/exec_ttl \(300ms\)/);
+      const next = await pidOf(pool.exec(request('ok')));
+      expect(next).not.toBe(pid);
+      expect(() => process.kill(pid, 0)).toThrow();
+      expect(pool.stats().recycles.exec_ttl).toBe(1);
+    });
+  });
+
+  it('ttl: a worker older than ttl is replaced when idle', async () => {
+    await withPool('sleep.php', { supervisor: { ttl: 400, watch_tick: 100 } }, async (pool) => {
+      const first = await pidOf(pool.exec(request('0')));
+      await eventually(() => (pool.stats().recycles.ttl ?? 0) >= 1, 'a ttl recycle');
+      expect(await pidOf(pool.exec(request('0')))).not.toBe(first);
+    });
+  });
+
+  it('ttl: a busy worker past ttl finishes its request first (timers mark, release recycles)', async () => {
+    await withPool('sleep.php', { supervisor: { ttl: 200, watch_tick: 50 } }, async (pool) => {
+      const pid = await pidOf(pool.exec(request('600')));
+      expect(pid).toBeGreaterThan(0);
+      await eventually(() => (pool.stats().recycles.ttl ?? 0) >= 1, 'the marked worker to be recycled');
+    });
+  });
+
+  it('idle_ttl: reaps a worker idle too long, but never one that has not served yet', async () => {
+    await withPool('sleep.php', { num_workers: 2, supervisor: { idle_ttl: 300, watch_tick: 100 } }, async (pool) => {
+      const before = (await pool.workers()).map((w) => w.pid);
+      const used = await pidOf(pool.exec(request('0')));
+      await eventually(() => pool.stats().recycles.idle_ttl === 1, 'the used worker to be reaped');
+      await sleep(400);
+      // the never-used worker is still there; only the used one was replaced
+      const after = (await pool.workers()).map((w) => w.pid);
+      const unused = before.find((p) => p !== used)!;
+      expect(after).toContain(unused);
+      expect(after).not.toContain(used);
+      expect(pool.stats().recycles.idle_ttl).toBe(1);
+    });
+  });
+
+  it('max_worker_memory: a leaking worker is recycled after its current request, no request fails', async () => {
+    // ~8 MB leaked per request over a ~20 MB baseline; a 60 MB limit recycles after about 5 requests.
+    await withPool('leak.php', { supervisor: { max_worker_memory: 60, watch_tick: 50 } }, async (pool) => {
+      const pids = new Set<number>();
+      for (let i = 0; i < 20; i++) {
+        pids.add(await pidOf(pool.exec(request())));
+        await sleep(60);
+      }
+      expect(pids.size).toBeGreaterThanOrEqual(2);
+      expect(pool.stats().recycles.memory).toBeGreaterThanOrEqual(1);
+      expect(pool.stats().errors).toEqual({});
+      await eventually(() => pool.stats().workers.ready === 1, 'the replacement');
+      const [worker] = await pool.workers();
+      expect(worker!.rssBytes).toBeGreaterThan(1024 * 1024);
+    });
+  });
+});

@@ -1,0 +1,211 @@
+import { describe, expect, it } from 'vitest';
+import {
+  BootFailedError,
+  CommandNotFoundError,
+  MalformedFrameError,
+  WorkerExitedError,
+  WorkerReportedError,
+} from '../../src/errors.js';
+import { createPool } from '../../src/pool/pool.js';
+import { frameBody, PING, STREAM, type Frame } from '../../src/protocol/frame.js';
+import { decodeResponseContext } from '../../src/protocol/http-context.js';
+import { eventually, fixture, recordingLogger, request, sleep, status, withPool } from '../php-fixtures.js';
+
+const text = (reply: { body: Buffer }) => reply.body.toString();
+
+async function collect(stream: AsyncIterable<Frame>): Promise<Frame[]> {
+  const frames: Frame[] = [];
+  for await (const frame of stream) frames.push(frame);
+  return frames;
+}
+
+describe('Worker: failures fail one request and the worker is replaced', () => {
+  it('a worker that exits mid-request fails that request only (WorkerExitedError) and is replaced', async () => {
+    const logger = recordingLogger();
+    await withPool('crash-mid-request.php', { num_workers: 2, logger }, async (pool) => {
+      const [crashed, fine] = await Promise.allSettled([pool.exec(request('crash')), pool.exec(request('ok'))]);
+      expect(crashed.status).toBe('rejected');
+      const error = (crashed as PromiseRejectedResult).reason as WorkerExitedError;
+      expect(error).toBeInstanceOf(WorkerExitedError);
+      expect(error.message).toMatch(/exited with code 3 during a request/);
+      expect(error.message).toContain('about to crash');
+      expect(fine.status).toBe('fulfilled');
+      await eventually(() => pool.stats().workers.ready === 2, 'the replacement worker');
+      expect(pool.stats().recycles.crashed).toBe(1);
+      // stderr reached the logger, tagged with the pid
+      const line = logger.lines.find((l) => l.msg === 'about to crash');
+      expect(line?.obj).toMatchObject({ pid: error.details.pid, stream: 'stderr' });
+    });
+  });
+
+  it('garbage on stdout is a protocol error for that worker: request fails, one clear log line, replaced', async () => {
+    const logger = recordingLogger();
+    await withPool('garbage-stdout.php', { logger }, async (pool) => {
+      const first = (await pool.workers())[0]!.pid;
+      const error = await pool.exec(request('garbage')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(MalformedFrameError);
+      expect((error as Error).message).toMatch(/printed to stdout during a request/);
+      expect((error as Error).message).toContain('Notice: something');
+      const logged = logger.lines.filter((l) => l.level === 'error' && l.obj.reason === 'protocol');
+      expect(logged).toHaveLength(1);
+      const reply = await pool.exec(request('ok'));
+      expect(Number(text(reply))).not.toBe(first);
+    });
+  });
+
+  it('with the SDK, echo/print/warnings during a request go to the log and the reply stays intact', async () => {
+    const logger = recordingLogger();
+    await withPool('echo-stray.php', { logger }, async (pool) => {
+      expect(text(await pool.exec(request()))).toBe('intact');
+      expect(text(await pool.exec(request()))).toBe('intact');
+      const messages = logger.lines.map((l) => l.msg).join('\n');
+      expect(messages).toContain('stray echo from the app');
+      expect(messages).toContain('a stray warning');
+    });
+  });
+
+  it('an error frame fails the request with WorkerReportedError and the worker stays in service', async () => {
+    await withPool('error-frame.php', {}, async (pool) => {
+      const pid = Number(text(await pool.exec(request('ok'))));
+      const error = await pool.exec(request('fail')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WorkerReportedError);
+      expect((error as Error).message).toBe('RuntimeException: boom from worker');
+      expect(Number(text(await pool.exec(request('ok'))))).toBe(pid);
+      expect(pool.stats().errors).toEqual({ WP_WORKER_ERROR: 1 });
+    });
+  });
+
+  it('a frame arriving while the worker is idle kills that worker (it would desync later replies)', async () => {
+    const logger = recordingLogger();
+    await withPool('double-reply.php', { logger }, async (pool) => {
+      const pid = Number(text(await pool.exec(request('twice'))));
+      await eventually(() => pool.stats().recycles.protocol === 1, 'the idle frame to kill the worker');
+      expect(logger.lines.some((l) => l.level === 'error' && l.obj.code === 'WP_PROTOCOL_UNEXPECTED_FRAME')).toBe(true);
+      expect(Number(text(await pool.exec(request('ok'))))).not.toBe(pid);
+    });
+  });
+});
+
+describe('Worker: boot', () => {
+  it('a worker that never boots fails start() with its own output and the next step', async () => {
+    const pool = createPool({ command: ['php', fixture('never-boots.php')], num_workers: 2, logger: recordingLogger() });
+    const error = await pool.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toMatch(/exited during boot \(exited with code 255\)/);
+    expect((error as Error).message).toContain('Class "App\\Kernel" not found');
+    expect(pool.stats().workers).toMatchObject({ ready: 0, booting: 0 });
+  });
+
+  it('a command that does not exist fails start() naming the command', async () => {
+    const pool = createPool({ command: 'php-does-not-exist worker.php', num_workers: 2 });
+    const error = await pool.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CommandNotFoundError);
+    expect((error as Error).message).toMatch(/command not found: "php-does-not-exist"/);
+  });
+
+  it('a worker that does not finish the handshake within allocate_timeout fails to boot', async () => {
+    const pool = createPool({
+      command: ['php', fixture('slow-boot.php')],
+      env: { SLOW_BOOT_MS: '3000' },
+      num_workers: 1,
+      allocate_timeout: 200,
+      logger: recordingLogger(),
+    });
+    const error = await pool.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toMatch(/within 200ms \(allocate_timeout\)/);
+  });
+
+  it('a slow bootstrap is waited for when it fits allocate_timeout', async () => {
+    await withPool('slow-boot.php', { env: { SLOW_BOOT_MS: '300' } }, async (pool) => {
+      expect(Number(text(await pool.exec(request())))).toBeGreaterThan(0);
+    });
+  });
+});
+
+describe('Worker: streamed replies', () => {
+  it('delivers STREAM frames in order and ends with the frame that clears STREAM', async () => {
+    await withPool('stream.php', {}, async (pool) => {
+      const reply = await pool.exec(request('stream:8'));
+      expect(status(reply)).toBe(200);
+      expect(text(reply)).toBe('chunk-0\n');
+      expect(reply.stream).not.toBeNull();
+      const frames = await collect(reply.stream!);
+      expect(frames.map((f) => frameBody(f).toString())).toEqual([...Array.from({ length: 7 }, (_, i) => `chunk-${i + 1}\n`), 'done\n']);
+      expect(frames.slice(0, -1).every((f) => (f.control & STREAM) !== 0)).toBe(true);
+      expect(frames.at(-1)!.control & STREAM).toBe(0);
+      // the SDK pings on the 6th frame
+      expect(frames.some((f) => (f.control & PING) !== 0)).toBe(true);
+      // the worker is free again once the stream ended
+      expect(status(await pool.exec(request()))).toBe(200);
+    });
+  });
+
+  it('answers PING with PONG (a worker that blocks for the PONG completes)', async () => {
+    await withPool('ping-wait.php', {}, async (pool) => {
+      const reply = await pool.exec(request());
+      const frames = await collect(reply.stream!);
+      expect(frames.map((f) => frameBody(f).toString())).toEqual(['got pong\n']);
+    });
+  });
+
+  it('cancels a stream whose consumer went away: STOP, the worker ends it and stays in service', async () => {
+    await withPool('stream.php', {}, async (pool) => {
+      const reply = await pool.exec(request('stream:1000:5'));
+      let received = 0;
+      for await (const frame of reply.stream!) {
+        void frame;
+        if (++received === 2) break; // break destroys the stream
+      }
+      // The next request is served by the same worker, which counted one cancel.
+      await eventually(() => pool.stats().workers.ready === 1, 'the worker to finish the cancelled stream');
+      const next = await pool.exec(request());
+      expect(decodeResponseContext(next.flags, next.context).headers['X-Cancels']).toEqual(['1']);
+      expect(pool.stats().recycles).toEqual({});
+    });
+  });
+
+  it('kills a worker that ignores STOP after stream_timeout', async () => {
+    await withPool('ignores-stop.php', { stream_timeout: 300 }, async (pool) => {
+      const reply = await pool.exec(request());
+      reply.stream!.destroy();
+      await eventually(() => pool.stats().recycles.errored === 1, 'the worker to be killed after stream_timeout');
+      await eventually(() => pool.stats().workers.ready === 1, 'its replacement');
+    });
+  });
+
+  it('applies backpressure: a slow consumer pauses the worker instead of buffering the whole stream', async () => {
+    await withPool('stream.php', {}, async (pool) => {
+      const reply = await pool.exec(request('stream:2000'));
+      const stream = reply.stream!;
+      await sleep(300);
+      // Unread frames are bounded by the stream's high-water mark plus what sits in the pipe.
+      expect(stream.readableLength).toBeLessThanOrEqual(stream.readableHighWaterMark + 1);
+      const frames = await collect(stream);
+      expect(frames).toHaveLength(2000);
+    });
+  });
+
+  it('passes a 1xx frame before the final reply (103 Early Hints)', async () => {
+    await withPool('stream.php', {}, async (pool) => {
+      const reply = await pool.exec(request('hints'));
+      const hint = decodeResponseContext(reply.flags, reply.context);
+      expect(hint.status).toBe(103);
+      expect(hint.headers.Link).toEqual(['</app.css>; rel=preload']);
+      const [final] = await collect(reply.stream!);
+      expect(status(final!)).toBe(200);
+      expect(frameBody(final!).toString()).toBe('after hints');
+    });
+  });
+
+  it('a worker that dies mid-stream destroys the stream with WorkerExitedError', async () => {
+    await withPool('stream.php', {}, async (pool) => {
+      const reply = await pool.exec(request('stream:100000:1'));
+      const pid = (await pool.workers())[0]!.pid;
+      const consumed = collect(reply.stream!).catch((e: unknown) => e);
+      await sleep(50);
+      process.kill(pid, 'SIGKILL');
+      expect(await consumed).toBeInstanceOf(WorkerExitedError);
+    });
+  });
+});
