@@ -14,6 +14,12 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
  * loses to any more specific route).
  */
 export async function registerRoutes(app: FastifyInstance, pool: Pool, options: ResolvedOptions): Promise<void> {
+  // While the server drains, replies close their connection so keep-alive clients do not hold it open.
+  let draining = false;
+  app.addHook('preClose', async () => {
+    draining = true;
+  });
+
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
 
@@ -27,6 +33,7 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
     } catch (error) {
       return sendError(request, reply, error, options.debug);
     }
+    if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
     try {
       await sendReply(reply, result);
     } catch (error) {

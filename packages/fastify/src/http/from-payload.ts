@@ -8,10 +8,10 @@ import { BadReplyError } from '../errors.js';
 const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
 
 // Header values decoded from the worker are Unicode strings; Node writes header strings as latin1.
-// Turn non-latin1 text back into its UTF-8 bytes (one char per byte) so the client gets what PHP sent.
+// Turn non-ASCII text back into its UTF-8 bytes (one char per byte) so the client gets what PHP sent.
 function headerValue(value: string): string {
   // eslint-disable-next-line no-control-regex
-  return /[^\x00-\xff]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
 }
 
 function decodeHead(flags: number, context: Buffer): HttpResponseContext {

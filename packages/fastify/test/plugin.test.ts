@@ -1,0 +1,187 @@
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { warmpool, type WarmpoolOptions } from '../src/index.js';
+
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function appWith(name: string, options: Partial<WarmpoolOptions> = {}, setup?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
+  const app = Fastify();
+  apps.push(app);
+  setup?.(app);
+  await app.register(warmpool, { command: ['php', fixture(name)], pool: { num_workers: 1 }, ...options });
+  await app.ready();
+  return app;
+}
+
+describe('plugin: request mapping (RoadRunner payload)', () => {
+  it('forwards method, absolute uri, query, canonical headers without Host, cookies, client address and body', async () => {
+    const app = await appWith('echo.php');
+    const res = await app.inject({
+      method: 'POST',
+      url: '/shop/cart?item=42&tags[]=a&tags[]=b',
+      headers: { host: 'example.test:8080', 'x-custom-id': 'abc', 'content-type': 'application/json', cookie: 'sid=s%20id; theme=dark' },
+      payload: '{"qty":2}',
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json');
+    const { context, body, count } = res.json();
+    expect(count).toBe(1);
+    expect(body).toBe('{"qty":2}');
+    expect(context).toMatchObject({
+      method: 'POST',
+      uri: 'http://example.test:8080/shop/cart?item=42&tags[]=a&tags[]=b',
+      protocol: 'HTTP/1.1',
+      rawQuery: 'item=42&tags[]=a&tags[]=b',
+      remoteAddr: '127.0.0.1',
+      cookies: { sid: 's id', theme: 'dark' },
+      parsed: false,
+    });
+    expect(context.headers['X-Custom-Id']).toEqual(['abc']);
+    expect(context.headers['Content-Type']).toEqual(['application/json']);
+    expect(context.headers.Host).toBeUndefined();
+    expect(context.headers.host).toBeUndefined();
+  });
+
+  it('keeps the worker warm across requests (its counter goes up)', async () => {
+    const app = await appWith('echo.php');
+    const counts = [];
+    for (let i = 0; i < 3; i++) counts.push((await app.inject('/')).json().count);
+    expect(counts).toEqual([1, 2, 3]);
+  });
+
+  it('does not send a body for HEAD and OPTIONS', async () => {
+    const app = await appWith('headers.php');
+    const res = await app.inject({ method: 'OPTIONS', url: '/', payload: 'ignored', headers: { 'content-type': 'text/plain' } });
+    expect(res.body).toBe('OPTIONS:0');
+    const head = await app.inject({ method: 'HEAD', url: '/' });
+    expect(head.statusCode).toBe(200);
+    expect(head.body).toBe('');
+  });
+
+  it('leaves the host app alone: its own routes and JSON parser win over the catch-all', async () => {
+    const app = await appWith('echo.php', {}, (a) => {
+      a.post('/api/items', async (request) => ({ got: request.body }));
+      a.get('/health-of-app', async () => 'node');
+    });
+    const api = await app.inject({ method: 'POST', url: '/api/items', payload: { x: 1 } });
+    expect(api.json()).toEqual({ got: { x: 1 } });
+    expect((await app.inject('/health-of-app')).body).toBe('node');
+    expect((await app.inject('/anything/else')).json().context.uri).toMatch(/\/anything\/else$/);
+  });
+});
+
+describe('plugin: responses', () => {
+  it('writes the status, several Set-Cookie headers and UTF-8 header values; drops hop-by-hop headers', async () => {
+    const app = await appWith('headers.php');
+    const res = await app.inject('/?status=201');
+    expect(res.statusCode).toBe(201);
+    expect(res.headers['set-cookie']).toEqual(['a=1; Path=/', 'b=2; HttpOnly']);
+    expect(Buffer.from(res.headers['x-greeting'] as string, 'latin1').toString('utf8')).toBe('grüße');
+    expect(res.headers['transfer-encoding']).toBeUndefined();
+    expect(res.body).toBe('GET:0');
+  });
+
+  it('a status outside 100-599 from the worker is a 502', async () => {
+    const app = await appWith('headers.php');
+    expect((await app.inject('/?status=700')).statusCode).toBe(502);
+  });
+
+  it('streams a reply chunk by chunk', async () => {
+    const app = await appWith('stream.php');
+    const res = await app.inject({ method: 'POST', url: '/', payload: 'stream:5', headers: { 'content-type': 'text/plain' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\ndone\n');
+  });
+});
+
+describe('plugin: errors map to statuses', () => {
+  const post = (app: FastifyInstance, body: string) => app.inject({ method: 'POST', url: '/', payload: body, headers: { 'content-type': 'text/plain' } });
+
+  it('worker died → 502, and the next request is served by its replacement', async () => {
+    const app = await appWith('crash-mid-request.php');
+    const res = await post(app, 'crash');
+    expect(res.statusCode).toBe(502);
+    expect(res.body).toBe('Bad Gateway\n');
+    expect((await post(app, 'ok')).statusCode).toBe(200);
+  });
+
+  it('exec_ttl → 504', async () => {
+    const app = await appWith('hang.php', { pool: { num_workers: 1, supervisor: { exec_ttl: 200 } } });
+    expect((await post(app, 'hang')).statusCode).toBe(504);
+    expect((await post(app, 'ok')).statusCode).toBe(200);
+  });
+
+  it('worker error frame → 500 with an empty body unless debug', async () => {
+    const quiet = await appWith('error-frame.php');
+    const res = await post(quiet, 'fail');
+    expect(res.statusCode).toBe(500);
+    expect(res.body).not.toContain('boom');
+    const debug = await appWith('error-frame.php', { debug: true });
+    expect((await post(debug, 'fail')).body).toContain('RuntimeException: boom from worker');
+  });
+
+  it('no free worker within allocate_timeout → 503 with Retry-After', async () => {
+    const app = await appWith('sleep.php', { pool: { num_workers: 1, allocate_timeout: 100 } });
+    const slow = post(app, '600');
+    await new Promise((r) => setTimeout(r, 50));
+    const res = await post(app, '0');
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect((await slow).statusCode).toBe(200);
+  });
+
+  it('garbage on stdout → 502', async () => {
+    const app = await appWith('garbage-stdout.php');
+    expect((await post(app, 'garbage')).statusCode).toBe(502);
+  });
+});
+
+describe('plugin: lifecycle and decorators', () => {
+  it('fastify.warmpool.reset() replaces the workers; workers() lists them', async () => {
+    const app = await appWith('echo.php', { pool: { num_workers: 2 } });
+    const before = (await app.warmpool.workers()).map((w) => w.pid).sort();
+    expect(before).toHaveLength(2);
+    await app.warmpool.reset();
+    const after = (await app.warmpool.workers()).map((w) => w.pid);
+    expect(after.filter((p) => before.includes(p))).toEqual([]);
+    expect(app.warmpool.stats().recycles.reset).toBe(2);
+  });
+
+  it('app.close() lets an in-flight PHP request finish, then stops the workers', async () => {
+    const app = Fastify();
+    await app.register(warmpool, { command: ['php', fixture('sleep.php')], pool: { num_workers: 1 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address() as { port: number };
+    const pid = (await app.warmpool.workers())[0]!.pid;
+    const inFlight = fetch(`http://127.0.0.1:${address.port}/`, { method: 'POST', body: '300', headers: { 'content-type': 'text/plain' } });
+    await new Promise((r) => setTimeout(r, 100));
+    await app.close();
+    const res = await inFlight;
+    expect(res.status).toBe(200);
+    expect(Number(await res.text())).toBe(pid);
+    expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  it('rejects bad options at register time, naming the option', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await expect(app.register(warmpool, { command: 'php x.php', pool: { num_workers: 0 } }).ready()).rejects.toThrow(/warmpool option "pool.num_workers"/);
+    const other = Fastify();
+    apps.push(other);
+    await expect(other.register(warmpool, { command: 'php x.php', codec: 'xml' as never }).ready()).rejects.toThrow(/warmpool option "codec"/);
+  });
+
+  it('fails to register when the worker command does not exist, saying which', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await expect(app.register(warmpool, { command: 'no-such-php worker.php' }).ready()).rejects.toThrow(/command not found: "no-such-php"/);
+  });
+});
