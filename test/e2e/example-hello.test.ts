@@ -41,7 +41,7 @@ describe('examples/hello over real HTTP', () => {
   });
 
   it('serves the PHP page from a warm worker whose counter goes up', async () => {
-    const pages = [];
+    const pages: { pid: number; count: number }[] = [];
     for (let i = 0; i < 4; i++) {
       const res = await request(`${base}/?name=you`);
       expect(res.statusCode).toBe(200);

@@ -8,8 +8,8 @@ namespace Warmpool;
  * The worker side of the protocol: wait for a payload, answer it (whole or streamed), report an
  * error, or ask to be retired. Runs under warmpool and under RoadRunner alike.
  *
- * Stray output cannot corrupt the protocol: echo/print and PHP errors go to STDERR (the server logs
- * them), and under warmpool the protocol can run on fds 3/4 so stdout is a plain log.
+ * Stray output cannot corrupt the protocol: on pipes, echo/print and PHP errors go to STDERR (the
+ * server logs them); under warmpool the protocol can run on fds 3/4 instead, and stdout is a plain log.
  */
 final class Worker
 {
@@ -18,14 +18,19 @@ final class Worker
     private int $streamFrames = 0;
     private bool $streaming = false;
 
-    public function __construct(private readonly Relay $relay, bool $interceptOutput = true)
+    /**
+     * @param bool|null $interceptOutput route echo/print and PHP errors to STDERR; null (default) does
+     *        so only when the protocol runs on stdout (pipes). With the fds relay stdout is a plain
+     *        log the server reads line by line, so output is left alone there.
+     */
+    public function __construct(private readonly Relay $relay, ?bool $interceptOutput = null)
     {
-        if ($interceptOutput) {
+        if ($interceptOutput ?? $relay->usesStdout) {
             self::interceptOutput();
         }
     }
 
-    public static function create(bool $interceptOutput = true): self
+    public static function create(?bool $interceptOutput = null): self
     {
         return new self(Relay::fromEnvironment(), $interceptOutput);
     }
