@@ -177,3 +177,18 @@ describe('Pool: close()', () => {
     expect(pool.stats().recycles.shutdown).toBe(1);
   });
 });
+
+describe('Pool: stopping workers', () => {
+  it('stops idle workers with the protocol stop command: they leave their loop and exit 0', async () => {
+    const pool = createPool({ command: ['php', fixture('echo.php')], num_workers: 2, logger: recordingLogger() });
+    await pool.start();
+    const exits: { code: number | null; signal: string | null; reason: string | null }[] = [];
+    pool.on('worker:exit', ({ code, signal, reason }) => exits.push({ code, signal, reason }));
+    await pool.exec(request());
+    await pool.close();
+    expect(exits).toEqual([
+      { code: 0, signal: null, reason: 'shutdown' },
+      { code: 0, signal: null, reason: 'shutdown' },
+    ]);
+  });
+});
