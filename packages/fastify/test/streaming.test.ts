@@ -1,0 +1,134 @@
+import { request as httpRequest } from 'node:http';
+import { connect as http2Connect } from 'node:http2';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { warmpool, type WarmpoolOptions } from '../src/index.js';
+
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function listen(name: string, options: Partial<WarmpoolOptions> = {}, http2 = false): Promise<{ app: FastifyInstance; base: string }> {
+  const app = (http2 ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
+  apps.push(app);
+  await app.register(warmpool, { command: ['php', fixture(name)], pool: { num_workers: 1 }, ...options });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  return { app, base: `http://127.0.0.1:${port}` };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe('streamed responses over real HTTP', () => {
+  it('streams 50 MB from PHP to the client chunk by chunk (chunked transfer)', async () => {
+    const { base } = await listen('big-stream.php');
+    const res = await request(`${base}/?mb=50`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['transfer-encoding']).toBe('chunked');
+    let bytes = 0;
+    let chunks = 0;
+    for await (const chunk of res.body) {
+      bytes += (chunk as Buffer).length;
+      chunks++;
+    }
+    expect(bytes).toBe(50 * 1024 * 1024);
+    expect(chunks).toBeGreaterThan(10);
+  });
+
+  it('a client that disconnects mid-stream cancels it; the worker stays in service for others', async () => {
+    const { app, base } = await listen('stream.php');
+    const pid = (await app.warmpool.workers())[0]!.pid;
+    await new Promise<void>((resolve, reject) => {
+      const req = httpRequest(`${base}/`, { method: 'POST', headers: { 'content-type': 'text/plain' } }, (res) => {
+        let seen = 0;
+        res.on('data', () => {
+          if (++seen === 2) {
+            req.destroy();
+            resolve();
+          }
+        });
+      });
+      req.on('error', () => {});
+      req.on('timeout', reject);
+      req.end('stream:100000:2');
+    });
+    // The next request is answered by the same worker, which saw exactly one cancel.
+    let cancels: string | undefined;
+    for (let i = 0; i < 100 && cancels === undefined; i++) {
+      await sleep(20);
+      if (app.warmpool.stats().workers.ready === 1) {
+        const res = await request(`${base}/`, { method: 'POST', body: 'plain', headers: { 'content-type': 'text/plain' } });
+        cancels = res.headers['x-cancels'] as string;
+        expect(Number(await res.body.text())).toBe(pid);
+      }
+    }
+    expect(cancels).toBe('1');
+    expect(app.warmpool.stats().recycles).toEqual({});
+  });
+
+  it('a worker that dies after the headers were sent aborts the connection: the client sees truncation', async () => {
+    const { app, base } = await listen('big-stream.php');
+    const res = await request(`${base}/?mb=5&die=1`);
+    expect(res.statusCode).toBe(200);
+    await expect(res.body.arrayBuffer()).rejects.toThrow();
+    // and the replacement serves the next request
+    for (let i = 0; i < 100 && app.warmpool.stats().workers.ready < 1; i++) await sleep(20);
+    const next = await request(`${base}/?mb=1`);
+    expect((await next.body.arrayBuffer()).byteLength).toBe(1024 * 1024);
+  });
+});
+
+describe('103 Early Hints', () => {
+  it('reach an HTTP/1.1 client before the final response, and do not leak into it', async () => {
+    const { base } = await listen('stream.php');
+    const result = await new Promise<{ hints: { statusCode: number; headers: Record<string, unknown> }[]; status: number; headers: Record<string, unknown>; body: string }>(
+      (resolve, reject) => {
+        const hints: { statusCode: number; headers: Record<string, unknown> }[] = [];
+        const req = httpRequest(`${base}/`, { method: 'POST', headers: { 'content-type': 'text/plain' } }, (res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c));
+          res.on('end', () => resolve({ hints, status: res.statusCode!, headers: res.headers, body }));
+        });
+        req.on('information', (info) => hints.push({ statusCode: info.statusCode, headers: info.headers }));
+        req.on('error', reject);
+        req.end('hints');
+      },
+    );
+    expect(result.hints).toEqual([{ statusCode: 103, headers: expect.objectContaining({ link: '</app.css>; rel=preload' }) }]);
+    expect(result.status).toBe(200);
+    expect(result.headers.link).toBeUndefined();
+    expect(result.body).toBe('after hints');
+  });
+
+  it('reach an HTTP/2 client as an informational HEADERS frame', async () => {
+    const { base } = await listen('stream.php', {}, true);
+    const session = http2Connect(base);
+    try {
+      const result = await new Promise<{ informational: Record<string, unknown>[]; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+        const informational: Record<string, unknown>[] = [];
+        const stream = session.request({ ':method': 'POST', ':path': '/', 'content-type': 'text/plain' });
+        stream.on('headers', (headers) => informational.push(headers));
+        let headers: Record<string, unknown> = {};
+        stream.on('response', (h) => (headers = h));
+        let body = '';
+        stream.on('data', (c: Buffer) => (body += c));
+        stream.on('end', () => resolve({ informational, headers, body }));
+        stream.on('error', reject);
+        stream.end('hints');
+      });
+      expect(result.informational).toEqual([expect.objectContaining({ ':status': 103, link: '</app.css>; rel=preload' })]);
+      expect(result.headers[':status']).toBe(200);
+      expect(result.headers.link).toBeUndefined();
+      expect(result.body).toBe('after hints');
+    } finally {
+      session.close();
+    }
+  });
+});
