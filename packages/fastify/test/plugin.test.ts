@@ -129,8 +129,9 @@ describe('plugin: errors map to statuses', () => {
   });
 
   it('no free worker within allocate_timeout → 503 with Retry-After', async () => {
-    const app = await appWith('sleep.php', { pool: { num_workers: 1, allocate_timeout: 100 } });
-    const slow = post(app, '600');
+    // allocate_timeout also bounds a worker's boot (RR), so keep it well above PHP's start-up time.
+    const app = await appWith('sleep.php', { pool: { num_workers: 1, allocate_timeout: 600 } });
+    const slow = post(app, '1500');
     await new Promise((r) => setTimeout(r, 50));
     const res = await post(app, '0');
     expect(res.statusCode).toBe(503);

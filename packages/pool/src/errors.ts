@@ -127,6 +127,12 @@ export class PoolClosedError extends WarmpoolError<'WP_POOL_CLOSED'> {
   }
 }
 
+export class PoolNotStartedError extends WarmpoolError<'WP_POOL_NOT_STARTED'> {
+  constructor() {
+    super('WP_POOL_NOT_STARTED', 'the pool has not been started: await pool.start() before exec()');
+  }
+}
+
 export class InvalidPoolOptionError extends WarmpoolError<'WP_POOL_INVALID_OPTION'> {
   constructor(key: string, message: string) {
     super('WP_POOL_INVALID_OPTION', `pool option "${key}": ${message}`, { details: { key } });
@@ -151,6 +157,7 @@ export const POOL_ERROR_CODES = [
   'WP_POOL_NO_FREE_WORKER',
   'WP_POOL_QUEUE_FULL',
   'WP_POOL_CLOSED',
+  'WP_POOL_NOT_STARTED',
   'WP_POOL_INVALID_OPTION',
 ] as const;
 

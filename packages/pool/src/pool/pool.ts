@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import { BootFailedError, CommandNotFoundError, NoFreeWorkerError, PoolClosedError, QueueFullError, WarmpoolError } from '../errors.js';
+import { BootFailedError, CommandNotFoundError, NoFreeWorkerError, PoolClosedError, PoolNotStartedError, QueueFullError, WarmpoolError } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
 import { SocketRelayListener } from '../relay/socket.js';
 import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
@@ -88,6 +88,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   async exec(request: ExecRequest): Promise<ExecReply> {
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new PoolClosedError();
+      if (!this.#started) throw new PoolNotStartedError();
       let worker = this.#free.take();
       // in-flight counts from the hand-over: a waiter's worker was counted by #putWorker
       if (worker !== null) this.#inFlight++;

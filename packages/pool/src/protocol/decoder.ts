@@ -14,7 +14,7 @@ export interface FrameDecoderOptions {
  * After a thrown error the decoder refuses further input: the stream cannot be resynchronised.
  */
 export class FrameDecoder {
-  readonly #onFrame: (frame: Frame) => void;
+  readonly #onFrame: (frame: Frame) => boolean | void;
   readonly #maxFrameBytes: number;
   #chunks: Buffer[] = [];
   #buffered = 0;
@@ -25,7 +25,11 @@ export class FrameDecoder {
   /** Bytes received since the start: lets errors say whether the stream ever made sense. */
   #framesSeen = 0;
 
-  constructor(onFrame: (frame: Frame) => void, options: FrameDecoderOptions = {}) {
+  /** set when onFrame returned false: frames stay buffered until resume() */
+  #held = false;
+
+  /** `onFrame` may return false to stop delivery (backpressure) until resume(). */
+  constructor(onFrame: (frame: Frame) => boolean | void, options: FrameDecoderOptions = {}) {
     this.#onFrame = onFrame;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
   }
@@ -44,6 +48,18 @@ export class FrameDecoder {
     if (chunk.length === 0) return;
     this.#chunks.push(chunk);
     this.#buffered += chunk.length;
+    if (this.#held) return;
+    this.#run();
+  }
+
+  /** Delivers frames held back after onFrame returned false. */
+  resume(): void {
+    if (!this.#held || this.#failed !== null) return;
+    this.#held = false;
+    this.#run();
+  }
+
+  #run(): void {
     try {
       this.#drain();
     } catch (error) {
@@ -72,12 +88,16 @@ export class FrameDecoder {
       const options: number[] = [];
       for (let i = 0; i < optionCount; i++) options.push(raw.readUInt32LE(HEADER_BYTES + i * 4));
       this.#framesSeen++;
-      this.#onFrame({
+      const more = this.#onFrame({
         flags: header[1]!,
         control: header[10]!,
         options,
         payload: raw.subarray(headerWords * 4),
       });
+      if (more === false) {
+        this.#held = true;
+        return;
+      }
     }
   }
 

@@ -82,6 +82,9 @@ export class ReplyStream extends Readable {
   constructor(worker: Worker) {
     super({ objectMode: true, highWaterMark: 8 });
     this.#worker = worker;
+    // A failure can arrive in the same chunk as the first frame, before the caller has resumed from
+    // `await pool.exec()` and attached anything; consumers still see it (for await, pipeline, errored).
+    this.on('error', () => {});
   }
 
   override _read(): void {
@@ -125,6 +128,7 @@ export class Worker {
   #cancelTimer: NodeJS.Timeout | null = null;
   #cancelling = false;
   #paused = false;
+  #decoder: FrameDecoder | null = null;
   readonly #stderr: WorkerOutput;
   readonly #stdout: WorkerOutput | null;
   readonly #exited: Promise<void>;
@@ -240,6 +244,9 @@ export class Worker {
   resumeReading(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    // Frames already read but held back go first; they may pause us again.
+    this.#decoder?.resume();
+    if (this.#paused) return;
     this.#relay?.input.resume();
     if (this.#exec !== null) this.#armExecTimer(this.#exec);
   }
@@ -324,6 +331,7 @@ export class Worker {
 
   #listen(relay: Relay): void {
     const decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: this.#spec.maxFrameBytes });
+    this.#decoder = decoder;
     relay.input.on('data', (chunk: Buffer) => {
       if (this.#state === 'exited') return;
       try {
@@ -335,15 +343,16 @@ export class Worker {
     relay.input.resume();
   }
 
-  #onFrame(frame: Frame): void {
+  /** Returns false to hold further frames (the stream consumer is behind). */
+  #onFrame(frame: Frame): boolean {
     if (this.#onBootFrame !== null) {
       this.#onBootFrame(frame);
-      return;
+      return true;
     }
-    if (this.#state === 'stopping' || this.#state === 'exited') return;
+    if (this.#state === 'stopping' || this.#state === 'exited') return true;
     if (this.#cancelling) {
       this.#onCancelledFrame(frame);
-      return;
+      return true;
     }
     const exec = this.#exec;
     if (exec === null) {
@@ -354,11 +363,14 @@ export class Worker {
           { pid: this.pid },
         ),
       );
-      return;
+      return false;
     }
     if ((frame.control & PING) !== 0) writeFrame(this.#relay!.output, [PONG_FRAME]);
-    if (exec.stream === null) this.#onFirstFrame(exec, frame);
-    else this.#onStreamFrame(exec, exec.stream, frame);
+    if (exec.stream === null) {
+      this.#onFirstFrame(exec, frame);
+      return true;
+    }
+    return this.#onStreamFrame(exec, exec.stream, frame);
   }
 
   #onFirstFrame(exec: PendingExec, frame: Frame): void {
@@ -393,18 +405,18 @@ export class Worker {
     else this.#armExecTimer(exec);
   }
 
-  #onStreamFrame(exec: PendingExec, stream: ReplyStream, frame: Frame): void {
+  #onStreamFrame(exec: PendingExec, stream: ReplyStream, frame: Frame): boolean {
     if ((frame.flags & FLAG_ERROR) !== 0) {
       const error = new WorkerReportedError(frame.payload.toString('utf8'), { pid: this.pid });
       stream.settled = true;
       stream.destroy(error);
       this.#endExec(exec, null);
-      return;
+      return true;
     }
     const problem = checkDataFrame(frame);
     if (problem !== null) {
       this.#failProtocol(new MalformedFrameError(`${problem} in a streamed reply (${describeBytes(frame.payload)})`, { pid: this.pid }));
-      return;
+      return false;
     }
     const last = (frame.control & STREAM) === 0;
     const more = stream.push(frame);
@@ -412,12 +424,17 @@ export class Worker {
       stream.settled = true;
       stream.push(null);
       this.#endExec(exec, null);
-    } else if (!more) {
-      // Backpressure: stop reading the worker; its pipe fills and PHP blocks in fwrite.
+      return true;
+    }
+    if (!more) {
+      // Backpressure: hold decoded frames and stop reading; the pipe fills and PHP blocks in fwrite.
       this.#paused = true;
       this.#relay!.input.pause();
       this.#clearExecTimer(exec);
-    } else this.#armExecTimer(exec);
+      return false;
+    }
+    this.#armExecTimer(exec);
+    return true;
   }
 
   #onCancelledFrame(frame: Frame): void {

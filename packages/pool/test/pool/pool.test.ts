@@ -72,15 +72,16 @@ describe('Pool: max_jobs', () => {
 
 describe('Pool: allocate_timeout and max_queue_size', () => {
   it('fails a request with NoFreeWorkerError when no worker frees up within allocate_timeout', async () => {
-    await withPool('sleep.php', { allocate_timeout: 150 }, async (pool) => {
-      const busy = pool.exec(request('1000'));
+    // allocate_timeout also bounds a worker's boot (RR), so keep it well above PHP's start-up time.
+    await withPool('sleep.php', { allocate_timeout: 500 }, async (pool) => {
+      const busy = pool.exec(request('1500'));
       await sleep(20);
       const started = Date.now();
       const error = await pool.exec(request('0')).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(NoFreeWorkerError);
       expect((error as NoFreeWorkerError).code).toBe('WP_POOL_NO_FREE_WORKER');
-      expect((error as Error).message).toMatch(/allocate_timeout \(150ms\)/);
-      expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+      expect((error as Error).message).toMatch(/allocate_timeout \(500ms\)/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(490);
       await busy;
     });
   });
@@ -190,5 +191,12 @@ describe('Pool: stopping workers', () => {
       { code: 0, signal: null, reason: 'shutdown' },
       { code: 0, signal: null, reason: 'shutdown' },
     ]);
+  });
+});
+
+describe('Pool: misuse', () => {
+  it('exec() before start() fails at once, saying what to do', async () => {
+    const pool = createPool({ command: ['php', fixture('echo.php')], num_workers: 1 });
+    await expect(pool.exec(request())).rejects.toThrow(/await pool.start\(\) before exec\(\)/);
   });
 });
