@@ -13,4 +13,39 @@ export class BadReplyError extends WarmpoolError<'WP_FASTIFY_BAD_REPLY'> {
   }
 }
 
-export const FASTIFY_ERROR_CODES = ['WP_FASTIFY_INVALID_OPTION', 'WP_FASTIFY_BAD_REPLY'] as const;
+/** A form RR would answer 500 for (a name that is both a value and a group of values) or a malformed body: 400. */
+export class BadFormError extends WarmpoolError<'WP_FASTIFY_BAD_FORM'> {
+  readonly statusCode = 400;
+  constructor(message: string, options: { cause?: unknown; field?: string } = {}) {
+    super('WP_FASTIFY_BAD_FORM', message, {
+      cause: options.cause,
+      details: options.field === undefined ? {} : { field: options.field },
+    });
+  }
+}
+
+/** The request body (or the multipart text fields) is over the limit: answered 413 before PHP runs. */
+export class BodyTooLargeError extends WarmpoolError<'WP_FASTIFY_BODY_TOO_LARGE'> {
+  readonly statusCode = 413;
+  constructor(message: string, limit: number) {
+    super('WP_FASTIFY_BODY_TOO_LARGE', message, { details: { limit } });
+  }
+}
+
+/** A multipart form carries more files than uploads.max_files: answered 413 before PHP runs. */
+export class TooManyFilesError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_FILES'> {
+  readonly statusCode = 413;
+  constructor(limit: number) {
+    super('WP_FASTIFY_TOO_MANY_FILES', `the form has more than ${limit} files (uploads.max_files: ${limit}); send fewer files or raise uploads.max_files`, {
+      details: { limit },
+    });
+  }
+}
+
+export const FASTIFY_ERROR_CODES = [
+  'WP_FASTIFY_INVALID_OPTION',
+  'WP_FASTIFY_BAD_REPLY',
+  'WP_FASTIFY_BAD_FORM',
+  'WP_FASTIFY_BODY_TOO_LARGE',
+  'WP_FASTIFY_TOO_MANY_FILES',
+] as const;

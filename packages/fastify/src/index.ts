@@ -5,7 +5,9 @@ import { resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 
 export type { WarmpoolOptions } from './options.js';
-export { InvalidOptionError, BadReplyError, FASTIFY_ERROR_CODES } from './errors.js';
+export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
+export { InvalidOptionError, BadReplyError, BadFormError, BodyTooLargeError, TooManyFilesError, FASTIFY_ERROR_CODES } from './errors.js';
+export type { UploadOptions } from './http/uploads.js';
 
 /** `fastify.warmpool`: the running pool and what operators do with it. */
 export interface WarmpoolDecorator {

@@ -1,6 +1,8 @@
 import { resolvePoolOptions, type Logger, type PoolOptions, type ResolvedPoolOptions } from '@warmpool/pool';
 import type { Codec } from '@warmpool/pool/protocol';
 import { InvalidOptionError } from './errors.js';
+import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
+import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
 /** Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. */
 export interface WarmpoolOptions {
@@ -20,15 +22,24 @@ export interface WarmpoolOptions {
   debug?: boolean;
   /** where worker output and pool events go; default: the Fastify instance's logger */
   logger?: Logger;
+  /** static files served before PHP (try_files order); off when absent */
+  static?: StaticOptions;
+  /** http.uploads: where multipart files go and which extensions are refused */
+  uploads?: UploadOptions;
+  /** http.raw_body: pass urlencoded/multipart bodies to PHP unparsed (no uploads) */
+  raw_body?: boolean;
 }
 
 export interface ResolvedOptions {
   pool: ResolvedPoolOptions;
   codec: Codec;
   debug: boolean;
+  static: ResolvedStaticOptions | null;
+  uploads: ResolvedUploadOptions;
+  rawBody: boolean;
 }
 
-const KNOWN = new Set(['command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger']);
+const KNOWN = new Set(['command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger', 'static', 'uploads', 'raw_body']);
 
 /** Validates at register time; every error names the option. */
 export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
@@ -55,5 +66,12 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     const prefix = key === undefined || ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
     throw new InvalidOptionError(`${prefix}${key ?? 'pool'}`, (error as Error).message.replace(/^pool option "[^"]*": /, ''));
   }
-  return { pool, codec, debug: options.debug === true };
+  return {
+    pool,
+    codec,
+    debug: options.debug === true,
+    static: resolveStaticOptions(options.static),
+    uploads: resolveUploadOptions(options.uploads),
+    rawBody: options.raw_body === true,
+  };
 }

@@ -1,7 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from '@warmpool/pool';
 import { encodeRequestContext } from '@warmpool/pool/protocol';
+import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { sendReply } from './http/from-payload.js';
+import { holdUploads, registerFormParsers } from './http/uploads.js';
+import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
 import { toRequestContext } from './http/to-payload.js';
 import type { ResolvedOptions } from './options.js';
@@ -20,18 +23,38 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
     draining = true;
   });
 
+  const serveStatic = options.static === null ? null : await registerStatic(app, options.static);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body.
+  if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads });
 
-  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
-    const { flags, context } = encodeRequestContext(toRequestContext(request), options.codec);
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
+    // try_files: an existing, allowed static file first; everything else goes to PHP.
+    if (serveStatic !== null && (request.method === 'GET' || request.method === 'HEAD') && (await serveStatic(request, reply))) return reply;
+    const requestContext = toRequestContext(request);
     // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
-    const body = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : ((request.body as Buffer | undefined) ?? null);
+    const parsedBody = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : (request.body ?? null);
+    let body: Buffer | null;
+    let releaseUploads: (() => void) | null = null;
+    if (isParsedForm(parsedBody)) {
+      requestContext.parsed = true;
+      requestContext.uploads = parsedBody.uploads;
+      body = encodeFormFields(parsedBody.fields);
+      // Upload temp files live until the worker is done with them, even if the client left.
+      releaseUploads = holdUploads(request);
+    } else body = parsedBody as Buffer | null;
+    const { flags, context } = encodeRequestContext(requestContext, options.codec);
     let result;
     try {
       result = await pool.exec({ flags, context, body });
     } catch (error) {
+      releaseUploads?.();
       return sendError(request, reply, error, options.debug);
+    }
+    if (releaseUploads !== null) {
+      if (result.stream === null) releaseUploads();
+      else result.stream.once('close', releaseUploads);
     }
     if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
     try {

@@ -1,0 +1,388 @@
+import { realpathSync, statSync, type Stats } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { join, resolve, sep } from 'node:path';
+import fastifyStatic from '@fastify/static';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { InvalidOptionError } from '../errors.js';
+import { checkFileName, checkPath, createFilePolicy, decodeRequestPath, extensionOf, type FilePolicy } from './file-policy.js';
+
+/** `static` option of the plugin: RoadRunner http.static-like keys, spelled as in .rr.yaml. */
+export interface StaticOptions {
+  /** directory (or directories, first match wins) to serve; absolute or relative to process.cwd() */
+  root: string | string[];
+  /** extensions (with their dot) never sent; replaces DEFAULT_FORBID ([] keeps it). Dotfiles are always forbidden. */
+  forbid?: string[];
+  /** when set (non-empty), only files with these extensions are served */
+  allow?: string[];
+  /** what a request for a forbidden file gets: passed to PHP (default, like RoadRunner), 403 or 404 */
+  forbidden?: 'php' | 403 | 404;
+  /** index files for paths ending in "/"; default ["index.html"]; false: none */
+  index?: string[] | false;
+  /** ETag from size and mtime; true means "strong" (as nginx and RoadRunner); false: none */
+  etag?: boolean | 'weak' | 'strong';
+  /** send Last-Modified and answer If-Modified-Since; default true */
+  last_modified?: boolean;
+  /** serve "x.css.br" / "x.css.gz" for "x.css" when Accept-Encoding allows; default true */
+  precompressed?: boolean;
+  /** Cache-Control per extension ({ ".css": "public, max-age=31536000, immutable" }); "*" for the rest */
+  cache_control?: Record<string, string>;
+}
+
+export const DEFAULT_FORBID: readonly string[] = Object.freeze(['.php', '.phtml', '.phar', '.env', '.htaccess', '.git']);
+export const DEFAULT_INDEX: readonly string[] = Object.freeze(['index.html']);
+export const DEFAULT_CACHE_CONTROL = 'public, max-age=0';
+
+export interface ResolvedStaticOptions {
+  /** absolute, normalised; in lookup order */
+  roots: readonly string[];
+  /** fs.realpath of each root at boot (re-read if a root symlink is switched) */
+  realRoots: readonly string[];
+  policy: FilePolicy;
+  forbidden: 'php' | 403 | 404;
+  /** index file names that the policy allows; empty: directory paths go to PHP */
+  index: readonly string[];
+  etag: 'weak' | 'strong' | null;
+  lastModified: boolean;
+  precompressed: boolean;
+  /** lower-cased extension with dot → header value */
+  cacheControl: ReadonlyMap<string, string>;
+  /** for extensions not in cacheControl ("*", default DEFAULT_CACHE_CONTROL) */
+  cacheControlDefault: string;
+}
+
+/**
+ * Answers the request when the static layer owns it: true when it replied (a file, 304, 206, 416,
+ * 301 to a directory's slash form, 403/404 for a forbidden file); false when the request goes to PHP.
+ */
+export type StaticHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+
+const KNOWN = ['root', 'forbid', 'allow', 'forbidden', 'index', 'etag', 'last_modified', 'precompressed', 'cache_control'];
+
+/** Validates at register time; every error names the option ("static.root"). Null when static is off. */
+export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedStaticOptions | null {
+  if (raw === undefined) return null;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidOptionError('static', 'must be an object such as { root: "public" }');
+  }
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN.includes(key)) throw new InvalidOptionError(`static.${key}`, `is not a static option; known options: ${KNOWN.join(', ')}`);
+  }
+  const roots = resolveRoots(raw.root);
+  // An empty forbid list means the default one (RR InitDefaults; uploads.forbid does the same).
+  let forbid: readonly string[] = raw.forbid === undefined ? DEFAULT_FORBID : extensionList('static.forbid', raw.forbid);
+  if (forbid.length === 0) forbid = DEFAULT_FORBID;
+  let allow: readonly string[] | null = raw.allow === undefined ? null : extensionList('static.allow', raw.allow);
+  // An empty allow list means no allow list, as in RoadRunner.
+  if (allow !== null && allow.length === 0) allow = null;
+  const policy = createFilePolicy({ forbid, allow });
+
+  const forbidden = raw.forbidden ?? 'php';
+  if (forbidden !== 'php' && forbidden !== 403 && forbidden !== 404) {
+    throw new InvalidOptionError('static.forbidden', `must be "php", 403 or 404, got ${JSON.stringify(forbidden)}`);
+  }
+
+  let index: readonly string[];
+  if (raw.index === undefined) {
+    // The default index quietly drops out when an allow list leaves no room for it.
+    index = DEFAULT_INDEX.filter((name) => checkFileName(policy, name) === null);
+  } else if (raw.index === false) {
+    index = [];
+  } else {
+    if (!Array.isArray(raw.index)) throw new InvalidOptionError('static.index', 'must be a list of file names or false');
+    for (const name of raw.index as unknown[]) {
+      if (typeof name !== 'string' || name === '' || /[/\\:\0]/.test(name) || name === '.' || name === '..') {
+        throw new InvalidOptionError('static.index', `must hold plain file names such as "index.html", got ${JSON.stringify(name)}`);
+      }
+      const reason = checkFileName(policy, name);
+      if (reason === 'dotfile') throw new InvalidOptionError('static.index', `"${name}" is a dotfile, which is never served`);
+      if (reason === 'forbidden-extension') {
+        throw new InvalidOptionError('static.index', `"${name}" has an extension in static.forbid; PHP index files run through the front controller, list static ones such as "index.html"`);
+      }
+      if (reason === 'not-allowed-extension') {
+        throw new InvalidOptionError('static.index', `"${name}" is not in static.allow, so it would never be served; add its extension to static.allow or drop it`);
+      }
+    }
+    index = [...(raw.index as string[])];
+  }
+
+  const etagOption = raw.etag ?? true;
+  if (etagOption !== true && etagOption !== false && etagOption !== 'weak' && etagOption !== 'strong') {
+    throw new InvalidOptionError('static.etag', `must be true, false, "weak" or "strong", got ${JSON.stringify(etagOption)}`);
+  }
+  const etag = etagOption === false ? null : etagOption === 'weak' ? 'weak' : 'strong';
+
+  const cacheControl = new Map<string, string>();
+  let cacheControlDefault = DEFAULT_CACHE_CONTROL;
+  if (raw.cache_control !== undefined) {
+    if (raw.cache_control === null || typeof raw.cache_control !== 'object' || Array.isArray(raw.cache_control)) {
+      throw new InvalidOptionError('static.cache_control', 'must map extensions to header values, e.g. { ".css": "public, max-age=31536000, immutable" }');
+    }
+    for (const [key, value] of Object.entries(raw.cache_control)) {
+      if (typeof value !== 'string' || value.trim() === '' || /[\r\n\0]/.test(value)) {
+        throw new InvalidOptionError(`static.cache_control["${key}"]`, `must be a non-empty header value on one line, got ${JSON.stringify(value)}`);
+      }
+      if (key === '*') cacheControlDefault = value;
+      else cacheControl.set(checkExtension(`static.cache_control["${key}"]`, key), value);
+    }
+  }
+
+  return {
+    roots: roots.map((root) => root.path),
+    realRoots: roots.map((root) => root.real),
+    policy,
+    forbidden,
+    index,
+    etag,
+    lastModified: booleanOption('static.last_modified', raw.last_modified, true),
+    precompressed: booleanOption('static.precompressed', raw.precompressed, true),
+    cacheControl,
+    cacheControlDefault,
+  };
+}
+
+function resolveRoots(root: unknown): { path: string; real: string }[] {
+  const list = typeof root === 'string' ? [root] : root;
+  if (!Array.isArray(list) || list.length === 0) {
+    throw new InvalidOptionError('static.root', 'is required: a directory such as "public", or a list of them');
+  }
+  const seen = new Set<string>();
+  return list.map((entry: unknown) => {
+    if (typeof entry !== 'string' || entry === '') throw new InvalidOptionError('static.root', `must be a directory path, got ${JSON.stringify(entry)}`);
+    const path = resolve(process.cwd(), entry);
+    let stats: Stats;
+    try {
+      stats = statSync(path);
+    } catch {
+      throw new InvalidOptionError('static.root', `"${path}" does not exist; create it or fix the path (relative roots start at ${process.cwd()})`);
+    }
+    if (!stats.isDirectory()) throw new InvalidOptionError('static.root', `"${path}" is not a directory`);
+    if (seen.has(path)) throw new InvalidOptionError('static.root', `"${path}" is listed twice`);
+    seen.add(path);
+    return { path, real: realpathSync(path) };
+  });
+}
+
+function extensionList(key: string, value: unknown): string[] {
+  if (!Array.isArray(value)) throw new InvalidOptionError(key, `must be a list of extensions such as [".css", ".js"], got ${JSON.stringify(value)}`);
+  return value.map((ext: unknown) => checkExtension(key, ext));
+}
+
+function checkExtension(key: string, ext: unknown): string {
+  if (typeof ext !== 'string' || !/^\.[^./\\\s\0:]+$/.test(ext)) {
+    throw new InvalidOptionError(key, `extensions start with a dot and hold one dot only, such as ".css"; got ${JSON.stringify(ext)}`);
+  }
+  return ext.toLowerCase();
+}
+
+function booleanOption(key: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw new InvalidOptionError(key, `must be true or false, got ${JSON.stringify(value)}`);
+  return value;
+}
+
+/** A precompressed sibling that resolves outside its root or to a forbidden file. */
+class SiblingRefused extends Error {
+  readonly statusCode: number;
+  constructor(statusCode: number) {
+    super(statusCode === 403 ? 'Forbidden' : 'Not Found');
+    this.statusCode = statusCode;
+  }
+}
+
+// Siblings @fastify/static may pick by Accept-Encoding.
+const ENCODING_SUFFIXES = ['.br', '.gz', '.deflate'];
+
+/**
+ * Registers @fastify/static (serve: false, decorateReply) in the given encapsulated instance and
+ * returns the try_files step: an existing, allowed file under a root is sent with reply.sendFile;
+ * anything else returns false for PHP. Call it at boot, once per instance.
+ *
+ * A reply.sendFile decorated by the host app (its own @fastify/static) does not conflict: ours is an
+ * own property of this instance's Reply and shadows it here only.
+ */
+export async function registerStatic(app: FastifyInstance, options: ResolvedStaticOptions): Promise<StaticHandler> {
+  const { roots, policy, index, etag, precompressed, cacheControl, cacheControlDefault } = options;
+  const realRoots = [...options.realRoots];
+  const refusedStatus = options.forbidden === 'php' ? null : options.forbidden;
+  const siblingStatus = refusedStatus ?? 404;
+  // Cache-Control of the file being sent, applied by setHeaders, which @fastify/static calls only
+  // for a file it sends (200, 206, 304): a 404 from a race (file deleted meanwhile) or a 416 never
+  // carries a year-long max-age.
+  const cacheControlOf = new WeakMap<FastifyReply, string>();
+  const strong = etag === 'strong';
+
+  await app.register(fastifyStatic, {
+    serve: false,
+    decorateReply: true,
+    preCompressed: precompressed,
+    etag: etag !== null,
+    lastModified: options.lastModified,
+    // Cache-Control is ours (per extension); index files are resolved before sendFile.
+    cacheControl: false,
+    index: false,
+    // Defense in depth: nothing with a dot segment reaches send, and if it did, it would be refused.
+    dotfiles: 'deny',
+    acceptRanges: true,
+    setHeaders(reply: FastifyReply) {
+      const value = cacheControlOf.get(reply);
+      if (value !== undefined) reply.header('cache-control', value);
+      // @fastify/send only makes weak validators (W/"size-mtime"); the strong one is the same tag
+      // without W/ (nginx's). send's If-None-Match / If-Match comparisons accept that form already.
+      if (strong) strengthenEtag(reply);
+    },
+  });
+
+  /** Realpath inside the root (re-reading the root once, in case its symlink was switched). */
+  async function realRelative(rootIndex: number, file: string): Promise<string | null> {
+    let real: string;
+    try {
+      real = await realpath(file);
+    } catch {
+      return null;
+    }
+    let rel = relativeTo(realRoots[rootIndex]!, real);
+    if (rel === null) {
+      try {
+        realRoots[rootIndex] = await realpath(roots[rootIndex]!);
+      } catch {
+        return null;
+      }
+      rel = relativeTo(realRoots[rootIndex]!, real);
+    }
+    return rel;
+  }
+
+  /**
+   * The file send would open, after the checks we do on the path the client named: the realpath
+   * must stay inside the root and be allowed under its own name (a symlink "a.txt" → ".env" is
+   * refused). Returns the answer: send it, refuse it, or it is not ours.
+   */
+  async function checkFile(rootIndex: number, relPath: string): Promise<'send' | 'refuse' | 'missing' | 'directory'> {
+    const file = join(roots[rootIndex]!, relPath);
+    let stats: Stats;
+    try {
+      stats = await stat(file);
+    } catch {
+      return 'missing'; // ENOENT, ENOTDIR, ENAMETOOLONG, EACCES, a dangling link: not a file we have
+    }
+    if (stats.isDirectory()) return 'directory';
+    if (!stats.isFile()) return 'missing'; // fifo, socket, device
+    const rel = await realRelative(rootIndex, file);
+    if (rel === null) return 'refuse';
+    if (rel === relPath) return 'send';
+    const verdict = checkPath(policy, rel);
+    return verdict.kind === 'file' ? 'send' : 'refuse';
+  }
+
+  function refuse(reply: FastifyReply): boolean {
+    if (refusedStatus === null) return false;
+    reply.code(refusedStatus).type('text/plain; charset=utf-8').send(refusedStatus === 403 ? 'Forbidden\n' : 'Not Found\n');
+    return true;
+  }
+
+  function sendFile(request: FastifyRequest, reply: FastifyReply, rootIndex: number, relPath: string): true {
+    const root = roots[rootIndex]!;
+    cacheControlOf.set(reply, cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault);
+    if (strong) weakenIfRange(request);
+    if (!precompressed) {
+      reply.sendFile(relPath, root);
+      return true;
+    }
+    // @fastify/static picks "x.br" / "x.gz" next to the file: check what it really opens.
+    const expected = join(root, relPath);
+    reply.sendFile(relPath, root, {
+      onFile: async (selected: string) => {
+        if (selected === expected) return;
+        const rel = await realRelative(rootIndex, selected);
+        if (rel === null) throw new SiblingRefused(siblingStatus);
+        const suffix = ENCODING_SUFFIXES.find((s) => selected.endsWith(s) && rel.endsWith(s));
+        const verdict = checkPath(policy, suffix === undefined ? rel : rel.slice(0, -suffix.length));
+        if (verdict.kind !== 'file') throw new SiblingRefused(siblingStatus);
+      },
+    });
+    return true;
+  }
+
+  return async function serveStatic(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+    const method = request.method;
+    if (method !== 'GET' && method !== 'HEAD') return false;
+    const decoded = decodeRequestPath(request.url);
+    if (decoded === null) return false;
+    const verdict = checkPath(policy, decoded);
+    switch (verdict.kind) {
+      case 'invalid':
+        // Not a name under any root; PHP gets it exactly as it would without static.
+        return false;
+      case 'forbidden':
+        // Refused without touching the disk, so a 403/404 says nothing about what exists.
+        return refuse(reply);
+      case 'file':
+        // try_files $uri $uri/: a file, else a directory with an index (redirected to its "/" form).
+        for (let i = 0; i < roots.length; i++) {
+          const found = await checkFile(i, verdict.path);
+          if (found === 'send') return sendFile(request, reply, i, verdict.path);
+          if (found === 'refuse') return refuse(reply);
+          if (found === 'directory' && (await findIndex(i, `${verdict.path}/`)) !== null) {
+            return redirectToDirectory(request, reply);
+          }
+        }
+        return false;
+      case 'directory':
+        for (let i = 0; i < roots.length; i++) {
+          const found = await findIndex(i, verdict.path);
+          if (found === null) continue;
+          if (found.answer === 'refuse') return refuse(reply);
+          return sendFile(request, reply, i, found.path);
+        }
+        return false;
+    }
+  };
+
+  async function findIndex(rootIndex: number, dirPath: string): Promise<{ answer: 'send' | 'refuse'; path: string } | null> {
+    for (const name of index) {
+      const path = dirPath + name;
+      const answer = await checkFile(rootIndex, path);
+      if (answer === 'send' || answer === 'refuse') return { answer, path };
+    }
+    return null;
+  }
+}
+
+/** "/docs" → 301 "/docs/" (query kept), as nginx does, so relative links in its index resolve. */
+function redirectToDirectory(request: FastifyRequest, reply: FastifyReply): true {
+  const url = request.url;
+  let end = url.length;
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 63 /* ? */ || c === 35 /* # */) {
+      end = i;
+      break;
+    }
+  }
+  const query = end < url.length && url.charCodeAt(end) === 63 ? url.slice(end).split('#')[0]! : '';
+  // The path passed checkPath: it starts with one "/" and holds no "//" or "\", so this stays on our host.
+  reply.redirect(`${url.slice(0, end)}/${query}`, 301);
+  return true;
+}
+
+/** "/x/y" under root, with "/" separators; null when real is not inside root. */
+function relativeTo(realRoot: string, real: string): string | null {
+  const prefix = realRoot.endsWith(sep) ? realRoot : realRoot + sep;
+  if (!real.startsWith(prefix)) return null;
+  const rel = real.slice(prefix.length - 1);
+  return sep === '/' ? rel : rel.split(sep).join('/');
+}
+
+function strengthenEtag(reply: FastifyReply): void {
+  const value = reply.getHeader('etag');
+  if (typeof value === 'string' && value.startsWith('W/')) reply.header('etag', value.slice(2));
+}
+
+/**
+ * @fastify/send compares If-Range against its own (weak) tag by substring; a client echoing our
+ * strong tag must still get its 206, so present the tag in the form send made.
+ */
+function weakenIfRange(request: FastifyRequest): void {
+  const ifRange = request.raw.headers['if-range'];
+  if (typeof ifRange === 'string' && ifRange.startsWith('"')) request.raw.headers['if-range'] = `W/${ifRange}`;
+}

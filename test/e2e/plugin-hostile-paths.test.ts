@@ -1,0 +1,167 @@
+// The hostile-path corpus (fixtures/sites/hostile-paths.txt) against the static layer on a real
+// socket: each target is written byte for byte, since HTTP clients and inject normalise "/../".
+// Whatever a path decodes to, nothing outside the root, no PHP source and no dotfile comes back.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const SITES = fileURLToPath(new URL('../fixtures/sites/', import.meta.url));
+const CORPUS = readFileSync(join(SITES, 'hostile-paths.txt'), 'utf8')
+  .split('\n')
+  .filter((line) => line !== '' && !line.startsWith('# '));
+
+// Nothing of these may ever be in a response body.
+const OUTSIDE_MARKER = 'TOP-SECRET: this file sits outside the static root';
+const NEVER = [OUTSIDE_MARKER, 'root:x:0:0', '<?php', 'ENV-FILE-MARKER', 'GIT-CONFIG-MARKER', 'HIDDEN-FOLDER-MARKER'];
+const STATUSES = [200, 301, 302, 304, 400, 403, 404];
+
+/** The shape of packages/fastify/src/static/static.ts that this test uses. */
+interface StaticModule {
+  resolveStaticOptions(raw: Record<string, unknown>): unknown;
+  registerStatic(app: FastifyInstance, options: unknown): Promise<(request: FastifyRequest, reply: FastifyReply) => Promise<boolean>>;
+}
+
+// Loaded by URL: the module is not part of @warmpool/fastify's public exports, and a static import
+// would pull packages/fastify/src into this package's tsconfig program (rootDir is test/).
+async function loadStatic(): Promise<StaticModule> {
+  const url = new URL('../../packages/fastify/src/static/static.ts', import.meta.url).href;
+  return (await import(url)) as StaticModule;
+}
+
+let site: string;
+let legit: Set<string>;
+const apps: FastifyInstance[] = [];
+
+beforeAll(() => {
+  // static-basic plus what git does not hold (see its README): .git/config, compressed siblings,
+  // and symlinks out of the root.
+  site = mkdtempSync(join(tmpdir(), 'warmpool-hostile-'));
+  cpSync(join(SITES, 'static-basic'), site, { recursive: true });
+  const pub = join(site, 'public');
+  const css = readFileSync(join(pub, 'style.css'));
+  writeFileSync(join(pub, 'style.css.br'), brotliCompressSync(css));
+  writeFileSync(join(pub, 'style.css.gz'), gzipSync(css));
+  mkdirSync(join(pub, '.git'));
+  writeFileSync(join(pub, '.git', 'config'), '[core]\n\t# GIT-CONFIG-MARKER\n');
+  symlinkSync('../outside/top-secret.txt', join(pub, 'escape.txt'));
+  symlinkSync('../outside', join(pub, 'escape-dir'));
+  symlinkSync('/etc/passwd', join(pub, 'passwd.txt'));
+  symlinkSync('/', join(pub, 'root-link'));
+  symlinkSync('.env', join(pub, 'alias.txt'));
+  symlinkSync('style.css', join(pub, 'style-link.css'));
+  symlinkSync('../outside/top-secret.txt', join(pub, 'evil.css.br'));
+  // The only bodies a 200 may carry besides PHP's echo.
+  legit = new Set(
+    ['index.html', 'style.css', 'style.css.br', 'style.css.gz', 'img.svg', 'readme.txt', 'nested/dir/index.html', 'assets/app.js', 'evil.css'].map((file) =>
+      readFileSync(join(pub, file)).toString('latin1'),
+    ),
+  );
+});
+
+afterAll(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+  rmSync(site, { recursive: true, force: true });
+});
+
+/** A listening app: the static handler first, then "PHP" (an echo of the target) for the rest. */
+async function listen(options: Record<string, unknown>): Promise<number> {
+  const { resolveStaticOptions, registerStatic } = await loadStatic();
+  const resolved = resolveStaticOptions({ root: join(site, 'public'), ...options });
+  const app = Fastify();
+  apps.push(app);
+  await app.register(async (child) => {
+    const serveStatic = await registerStatic(child, resolved);
+    const handler = async (request: FastifyRequest, reply: FastifyReply) => {
+      if (await serveStatic(request, reply)) return reply;
+      return `PHP:${request.url}`;
+    };
+    child.route({ method: ['GET', 'HEAD', 'POST'], url: '/', handler, exposeHeadRoute: false });
+    child.route({ method: ['GET', 'HEAD', 'POST'], url: '/*', handler, exposeHeadRoute: false });
+  });
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return (app.server.address() as { port: number }).port;
+}
+
+interface RawResponse {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/** Writes one request line as is; reads until the server closes (Connection: close). */
+function rawGet(port: number, target: string, headers: string): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    // write, not end: a half-closed client can lose its response while the server is still working.
+    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`));
+    const chunks: Buffer[] = [];
+    socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer for ${target}`)));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('latin1');
+      const split = text.indexOf('\r\n\r\n');
+      resolve({ status: Number(text.slice(9, 12)), head: split < 0 ? text : text.slice(0, split), body: split < 0 ? '' : text.slice(split + 4) });
+    });
+  });
+}
+
+async function sendCorpus(port: number, headers: string): Promise<Map<string, RawResponse>> {
+  const results = new Map<string, RawResponse>();
+  const queue = [...CORPUS];
+  const worker = async () => {
+    for (let target = queue.shift(); target !== undefined; target = queue.shift()) {
+      results.set(target, await rawGet(port, target, headers));
+    }
+  };
+  await Promise.all(Array.from({ length: 16 }, worker));
+  return results;
+}
+
+function assertSafe(results: Map<string, RawResponse>): void {
+  for (const [target, res] of results) {
+    for (const secret of NEVER) expect(res.body.includes(secret), `${target} leaked ${secret}`).toBe(false);
+    expect(STATUSES, `${target} answered ${res.status}`).toContain(res.status);
+    if (res.status === 200) {
+      expect(res.body === `PHP:${target}` || legit.has(res.body), `${target}: a 200 is PHP's echo or a public file`).toBe(true);
+    }
+    if (res.status === 301 || res.status === 302) {
+      const location = /\r\nlocation: ([^\r]*)/i.exec(res.head)?.[1] ?? '';
+      // Stays on this host: one leading slash, no backslash.
+      expect(location, target).toMatch(/^\/(?![/\\])[^\\]*$/);
+    }
+  }
+}
+
+describe('hostile paths over a raw socket', () => {
+  it('the corpus is big enough to mean something', () => {
+    expect(CORPUS.length).toBeGreaterThanOrEqual(200);
+  });
+
+  it('forbidden: "php" (default): nothing secret comes back; forbidden and invalid paths reach PHP', async () => {
+    const port = await listen({});
+    const results = await sendCorpus(port, '');
+    assertSafe(results);
+    // The static layer did its job on the plain cases, rather than the server failing everything.
+    expect(results.get('/style.css')!.body).toBe(readFileSync(join(site, 'public', 'style.css'), 'latin1'));
+    expect(results.get('/nested/dir')!.status).toBe(301);
+    for (const target of ['/secret.php', '/.env', '/.git/config', '/escape.txt', '/passwd.txt', '/../../../../../../etc/passwd', '/secret.php%00.css']) {
+      expect(results.get(target)!.body, target).toBe(`PHP:${target}`);
+    }
+  });
+
+  it('forbidden: 403 with precompressed siblings in play: nothing secret comes back either', async () => {
+    const port = await listen({ forbidden: 403 });
+    const results = await sendCorpus(port, 'Accept-Encoding: br, gzip\r\n');
+    assertSafe(results);
+    for (const target of ['/secret.php', '/SECRET.PHP', '/.env', '/.git/config', '/escape.txt', '/root-link/etc/passwd', '/alias.txt']) {
+      expect(results.get(target)!.status, target).toBe(403);
+    }
+    // evil.css is public, its .br sibling links out of the root: refused rather than sent.
+    expect(results.get('/evil.css')!.status).toBe(403);
+  });
+});
