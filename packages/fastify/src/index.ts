@@ -8,6 +8,11 @@ export type { WarmpoolOptions } from './options.js';
 export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
 export { InvalidOptionError, BadReplyError, BadFormError, BodyTooLargeError, TooManyFilesError, FASTIFY_ERROR_CODES } from './errors.js';
 export type { UploadOptions } from './http/uploads.js';
+export type { AccessRule } from './network/access.js';
+export type { LimitOptions } from './limits.js';
+export { serverLimits, resolveLimits, DEFAULT_MAX_REQUEST_SIZE_MB } from './limits.js';
+export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH } from './health.js';
+export { DEFAULT_METRICS_PATH } from './metrics.js';
 
 /** `fastify.warmpool`: the running pool and what operators do with it. */
 export interface WarmpoolDecorator {

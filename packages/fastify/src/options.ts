@@ -1,11 +1,16 @@
 import { resolvePoolOptions, type Logger, type PoolOptions, type ResolvedPoolOptions } from '@warmpool/pool';
 import type { Codec } from '@warmpool/pool/protocol';
 import { InvalidOptionError } from './errors.js';
+import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
+import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
+import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
+import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
+import { compileTrustedSubnets, type TrustedSubnets } from './network/trusted-subnets.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
 /** Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. */
-export interface WarmpoolOptions {
+export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOptions {
   /** the worker command: "php worker.php" or argv (server.command) */
   command: string | readonly string[];
   /** server.env */
@@ -28,6 +33,10 @@ export interface WarmpoolOptions {
   uploads?: UploadOptions;
   /** http.raw_body: pass urlencoded/multipart bodies to PHP unparsed (no uploads) */
   raw_body?: boolean;
+  /** http.trusted_subnets: proxies whose X-Forwarded-For / Forwarded / X-Real-IP headers are believed */
+  trusted_subnets?: string[];
+  /** allow/deny CIDR lists per path prefix (403), e.g. only 127.0.0.1 may see /metrics */
+  access?: AccessRule[];
 }
 
 export interface ResolvedOptions {
@@ -37,9 +46,17 @@ export interface ResolvedOptions {
   static: ResolvedStaticOptions | null;
   uploads: ResolvedUploadOptions;
   rawBody: boolean;
+  limits: ResolvedLimits;
+  trusted: TrustedSubnets | null;
+  access: AccessCheck | null;
+  health: ResolvedHealth;
+  metrics: ResolvedMetrics;
 }
 
-const KNOWN = new Set(['command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger', 'static', 'uploads', 'raw_body']);
+const KNOWN = new Set([
+  'command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger', 'static', 'uploads', 'raw_body',
+  'trusted_subnets', 'access', 'health_path', 'ready_path', 'metrics_path', ...LIMIT_OPTION_KEYS,
+]);
 
 /** Validates at register time; every error names the option. */
 export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
@@ -73,5 +90,10 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     static: resolveStaticOptions(options.static),
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
+    limits: resolveLimits(options),
+    trusted: options.trusted_subnets === undefined || options.trusted_subnets.length === 0 ? null : compileTrustedSubnets(options.trusted_subnets),
+    access: compileAccess(options.access),
+    health: resolveHealthOptions(options),
+    metrics: resolveMetricsOptions(options),
   };
 }

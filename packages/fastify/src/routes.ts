@@ -1,9 +1,15 @@
+import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Pool } from '@warmpool/pool';
 import { encodeRequestContext } from '@warmpool/pool/protocol';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { sendReply } from './http/from-payload.js';
 import { holdUploads, registerFormParsers } from './http/uploads.js';
+import { registerHealth } from './health.js';
+import { applyLimits } from './limits.js';
+import { registerMetrics } from './metrics.js';
+import { requestPath } from './network/access.js';
+import { resolveClient, type ClientInfo } from './network/trusted-subnets.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
 import { toRequestContext } from './http/to-payload.js';
@@ -17,22 +23,42 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
  * loses to any more specific route).
  */
 export async function registerRoutes(app: FastifyInstance, pool: Pool, options: ResolvedOptions): Promise<void> {
-  // While the server drains, replies close their connection so keep-alive clients do not hold it open.
+  const { trusted, access } = options;
+  // Who the client is (trusted_subnets), decided before anything else so access rules can use it.
+  app.decorateRequest('warmpoolClient', null);
+  if (trusted !== null || access !== null) {
+    app.addHook('onRequest', (request, reply, done) => {
+      const client = clientOf(request, trusted);
+      request.warmpoolClient = client;
+      if (access !== null && !access(requestPath(request.url), client.remoteAddr)) {
+        reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
+        return;
+      }
+      done();
+    });
+  }
+  applyLimits(app, options.limits);
+  const health = registerHealth(app, pool, options.health);
+  registerMetrics(app, pool, options.metrics);
+  // While the server drains, /ready answers 503 and replies close their connection so keep-alive
+  // clients do not hold it open.
   let draining = false;
   app.addHook('preClose', async () => {
     draining = true;
+    health.setDraining();
   });
 
   const serveStatic = options.static === null ? null : await registerStatic(app, options.static);
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  const bodyLimit = options.limits.maxRequestBytes;
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => done(null, body));
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body.
-  if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads });
+  if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
     // try_files: an existing, allowed static file first; everything else goes to PHP.
     if (serveStatic !== null && (request.method === 'GET' || request.method === 'HEAD') && (await serveStatic(request, reply))) return reply;
-    const requestContext = toRequestContext(request);
+    const requestContext = toRequestContext(request, request.warmpoolClient ?? clientOf(request, null));
     // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
     const parsedBody = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : (request.body ?? null);
     let body: Buffer | null;
@@ -67,6 +93,19 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
 
   app.route({ method: METHODS, url: '/', handler, exposeHeadRoute: false });
   app.route({ method: METHODS, url: '/*', handler, exposeHeadRoute: false });
+}
+
+function clientOf(request: FastifyRequest, trusted: ResolvedOptions['trusted']): ClientInfo {
+  const socket = request.raw.socket;
+  const scheme = (socket as TLSSocket | undefined)?.encrypted === true ? 'https' : 'http';
+  return resolveClient(trusted, socket?.remoteAddress, scheme, request.headers);
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** the client after trusted_subnets rules; set by the plugin's onRequest hook when it runs */
+    warmpoolClient: ClientInfo | null;
+  }
 }
 
 function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, debug: boolean): FastifyReply {

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { HeaderMap, HttpRequestContext } from '@warmpool/pool/protocol';
+import type { ClientInfo } from '../network/trusted-subnets.js';
 
 const canonicalCache = new Map<string, string>();
 
@@ -39,14 +40,11 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return cookies;
 }
 
-/** Strips the IPv4-mapped prefix so PHP sees 127.0.0.1, not ::ffff:127.0.0.1. */
-export function plainAddress(address: string | undefined): string {
-  if (address === undefined) return '';
-  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-}
-
-/** A Fastify request → the RoadRunner HTTP request context (PROTOCOL.md §5.3). */
-export function toRequestContext(request: FastifyRequest): HttpRequestContext {
+/**
+ * A Fastify request → the RoadRunner HTTP request context (PROTOCOL.md §5.3). `client` is who the
+ * request is from after trusted-subnet rules (address, scheme, and host when a proxy forwarded it).
+ */
+export function toRequestContext(request: FastifyRequest, client: ClientInfo): HttpRequestContext {
   const raw = request.raw;
   const rawHeaders = raw.rawHeaders;
   const headers: HeaderMap = {};
@@ -74,13 +72,12 @@ export function toRequestContext(request: FastifyRequest): HttpRequestContext {
   }
   const url = raw.url ?? '/';
   const q = url.indexOf('?');
-  const scheme = request.protocol;
   const version = raw.httpVersion === '2.0' ? 'HTTP/2.0' : `HTTP/${raw.httpVersion}`;
   return {
-    remoteAddr: plainAddress(raw.socket?.remoteAddress),
+    remoteAddr: client.remoteAddr,
     protocol: version,
     method: raw.method ?? 'GET',
-    uri: `${scheme}://${host}${url}`.replace(/[\r\n]/g, ''),
+    uri: `${client.proto}://${client.host ?? host}${url}`.replace(/[\r\n]/g, ''),
     headers,
     cookies: parseCookies(cookieHeader),
     rawQuery: q < 0 ? '' : url.slice(q + 1).replace(/[\r\n]/g, ''),

@@ -1,0 +1,214 @@
+import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Server as HttpsServer } from 'node:https';
+import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
+import { parseDuration, type Duration } from '@warmpool/pool';
+import { InvalidOptionError } from './errors.js';
+
+/**
+ * Request size, header and slow-client limits.
+ *
+ * What Fastify and Node already do (measured on Fastify 5 / Node 20, see test/limits.test.ts):
+ * - the '*' buffer parser with `bodyLimit` answers 413 for a Content-Length over the limit WITHOUT
+ *   reading the body, and stops a chunked body as soon as it crosses the limit; both replies carry
+ *   `connection: close`, and Node ends then destroys the socket once the reply is flushed;
+ * - `server.headersTimeout` / `server.requestTimeout` cut slow clients with a 408 (Fastify's
+ *   clientError handler) — settable on a created server, but checked only every
+ *   `connectionsCheckingInterval` (30 s by default, read when the server starts listening);
+ * - `maxHeaderSize` overflow → 431 from Fastify's clientError handler.
+ *
+ * What was missing, and `applyLimits` adds:
+ * 1. `Expect: 100-continue`: Node answers "100 Continue" before any route code runs, so a client
+ *    starts uploading a body we will refuse. We answer 100 lazily, when something first reads the
+ *    body (Go's net/http, hence RoadRunner, does the same), so an oversized request gets its 413
+ *    instead and never sends the body. Server-wide, installed once, only if nobody else listens
+ *    to 'checkContinue'.
+ * 2. An onRequest check of Content-Length for EVERY method: Fastify's parser check only runs for
+ *    methods with a body; a GET with a huge Content-Length otherwise keeps the connection busy
+ *    while Node drains the body. Same error as the parser's (FST_ERR_CTP_BODY_TOO_LARGE, 413).
+ * 3. `max_header_count` → 431. Node's `maxHeadersCount` does not reject: it silently drops the
+ *    extra headers from `request.headers` while `rawHeaders` (what we forward to PHP) keeps them
+ *    all, so it is left alone and the count is checked on rawHeaders.
+ * 4. The server timeouts, with the checking interval shortened (before listen) so the limits are
+ *    kept to within a quarter of their value (at most 1 s late).
+ */
+export interface LimitOptions {
+  /** http.max_request_size: megabytes (1 MB = 1024 * 1024 bytes); RR's 0 means "the default" */
+  max_request_size?: number;
+  /** most request header fields accepted (431 above); default: no count limit (header bytes are capped by Node anyway) */
+  max_header_count?: number;
+  /** bytes of request head (request line + headers); Node's default 16384; 431 above */
+  max_header_size?: number;
+  /** time to receive the request head ("10s"); default: the server's (Node: 60 s) */
+  headers_timeout?: Duration;
+  /** time to receive the whole request, body included ("5m"); 0 = none; default: the server's (Fastify: none) */
+  request_timeout?: Duration;
+}
+
+export interface ResolvedLimits {
+  /** the body limit; give it to the '*' parser as `bodyLimit` */
+  maxRequestBytes: number;
+  maxHeaderCount: number | null;
+  maxHeaderBytes: number | null;
+  headersTimeoutMs: number | null;
+  requestTimeoutMs: number | null;
+}
+
+/** 100 MB: a safe default for bodies buffered in memory (RoadRunner's 1000 MB streams to PHP). */
+export const DEFAULT_MAX_REQUEST_SIZE_MB = 100;
+const MB = 1024 * 1024;
+
+/** The option keys this module reads, for the caller's unknown-key check. */
+export const LIMIT_OPTION_KEYS: ReadonlySet<string> = new Set(['max_request_size', 'max_header_count', 'max_header_size', 'headers_timeout', 'request_timeout']);
+
+/** Resolves units once; every error names the option. Unknown keys are not rejected here (the caller owns the key set). */
+export function resolveLimits(raw: LimitOptions = {}): ResolvedLimits {
+  const size = raw.max_request_size ?? 0;
+  if (typeof size !== 'number' || !Number.isFinite(size) || size < 0) {
+    throw new InvalidOptionError('max_request_size', `must be a number of megabytes, e.g. 100; got ${JSON.stringify(size)}`);
+  }
+  const maxRequestBytes = Math.max(1, Math.round((size === 0 ? DEFAULT_MAX_REQUEST_SIZE_MB : size) * MB));
+  if (maxRequestBytes > Number.MAX_SAFE_INTEGER) throw new InvalidOptionError('max_request_size', `is too large: ${size}`);
+  const headersTimeoutMs = duration(raw.headers_timeout, 'headers_timeout');
+  const requestTimeoutMs = duration(raw.request_timeout, 'request_timeout');
+  if (headersTimeoutMs !== null && requestTimeoutMs !== null && requestTimeoutMs > 0 && (headersTimeoutMs === 0 || headersTimeoutMs > requestTimeoutMs)) {
+    throw new InvalidOptionError('headers_timeout', `must be at most request_timeout (${requestTimeoutMs} ms), got ${headersTimeoutMs} ms`);
+  }
+  return {
+    maxRequestBytes,
+    maxHeaderCount: integer(raw.max_header_count, 'max_header_count', 1),
+    maxHeaderBytes: integer(raw.max_header_size, 'max_header_size', 1024),
+    headersTimeoutMs,
+    requestTimeoutMs,
+  };
+}
+
+function duration(value: Duration | undefined, key: string): number | null {
+  if (value === undefined) return null;
+  try {
+    return parseDuration(value, key);
+  } catch (error) {
+    throw new InvalidOptionError(key, (error as Error).message.replace(/^pool option "[^"]*": /, ''));
+  }
+}
+
+function integer(value: unknown, key: string, min: number): number | null {
+  if (value === undefined) return null;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(key, `must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** The part of Fastify's factory options the limits decide (for apps that create the Fastify instance). */
+export interface ServerLimitOptions {
+  requestTimeout?: number;
+  http?: {
+    headersTimeout?: number;
+    requestTimeout?: number;
+    maxHeaderSize?: number;
+    connectionsCheckingInterval?: number;
+  };
+}
+
+/**
+ * Fastify factory options for the limits that are, by Node's documentation, creation-time options:
+ * `Fastify({ ...serverLimits(limits), logger })`. `applyLimits` sets the same values on an existing
+ * server, so using both is harmless; a plugin user who does not own the factory needs only applyLimits.
+ * Fastify copies its top-level `requestTimeout` onto the server after creation, so it is set there too.
+ */
+export function serverLimits(limits: ResolvedLimits): ServerLimitOptions {
+  const options: ServerLimitOptions = {};
+  const httpOptions: NonNullable<ServerLimitOptions['http']> = {};
+  if (limits.requestTimeoutMs !== null) {
+    options.requestTimeout = limits.requestTimeoutMs;
+    httpOptions.requestTimeout = limits.requestTimeoutMs;
+  }
+  if (limits.headersTimeoutMs !== null) httpOptions.headersTimeout = limits.headersTimeoutMs;
+  if (limits.maxHeaderBytes !== null) httpOptions.maxHeaderSize = limits.maxHeaderBytes;
+  const interval = checkingIntervalMs(limits);
+  if (interval !== null) httpOptions.connectionsCheckingInterval = interval;
+  if (Object.keys(httpOptions).length > 0) options.http = httpOptions;
+  return options;
+}
+
+/** How often Node checks for slow clients: a quarter of the shortest timeout, within [50 ms, 1 s]. */
+function checkingIntervalMs(limits: ResolvedLimits): number | null {
+  const timeouts = [limits.headersTimeoutMs, limits.requestTimeoutMs].filter((t): t is number => t !== null && t > 0);
+  if (timeouts.length === 0) return null;
+  return Math.min(1000, Math.max(50, Math.floor(Math.min(...timeouts) / 4)));
+}
+
+const lazyContinueServers = new WeakSet<object>();
+
+/**
+ * Applies the limits. Call it inside the plugin's encapsulated child (the one holding the catch-all
+ * route and the '*' parser registered with `bodyLimit: limits.maxRequestBytes`): its hooks stay
+ * in that context; the server settings (timeouts, header size, lazy 100-continue) are server-wide,
+ * as Node only has them per server. HTTP/2 servers get the hooks only.
+ */
+export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void {
+  const server = app.server as unknown;
+  if (server instanceof HttpServer || server instanceof HttpsServer) configureServer(app, server, limits);
+
+  const maxBytes = limits.maxRequestBytes;
+  const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
+  app.addHook('onRequest', function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    const raw = request.raw;
+    if (raw.rawHeaders.length > maxRawHeaders) {
+      rejectEarly(request, reply, 431, tooManyHeaders(limits.maxHeaderCount!));
+      return;
+    }
+    const length = raw.headers['content-length'];
+    // Node has validated it: digits only, and duplicates rejected
+    if (length !== undefined && Number(length) > maxBytes) {
+      rejectEarly(request, reply, 413, new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+      return;
+    }
+    done();
+  });
+}
+
+function tooManyHeaders(max: number): Error {
+  return Object.assign(new Error(`Request has more than ${max} header fields (max_header_count)`), { statusCode: 431 });
+}
+
+/** Replies now, closing an HTTP/1 connection: the client may still be sending a body we will not read. */
+function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: number, error: Error): void {
+  if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
+  reply.code(status).send(error);
+}
+
+function configureServer(app: FastifyInstance, server: HttpServer | HttpsServer, limits: ResolvedLimits): void {
+  if (limits.headersTimeoutMs !== null) server.headersTimeout = limits.headersTimeoutMs;
+  if (limits.requestTimeoutMs !== null) server.requestTimeout = limits.requestTimeoutMs;
+  // read per new connection (`server.maxHeaderSize || 0` in Node's connectionListener)
+  if (limits.maxHeaderBytes !== null) (server as { maxHeaderSize?: number }).maxHeaderSize = limits.maxHeaderBytes;
+  const interval = checkingIntervalMs(limits);
+  if (interval !== null) {
+    const current = (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval ?? 30_000;
+    if (server.listening) {
+      if (interval < current) app.log.warn({ intervalMs: current }, 'warmpool: the server is already listening; slow-client timeouts are checked every %d ms', current);
+    } else if (interval < current) {
+      // read by Node when the server starts listening
+      (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = interval;
+    }
+  }
+  installLazyContinue(server);
+}
+
+/** 100 Continue when the body is first read, not before routing (see 1. above). */
+function installLazyContinue(server: HttpServer | HttpsServer): void {
+  if (lazyContinueServers.has(server) || server.listenerCount('checkContinue') > 0) return;
+  lazyContinueServers.add(server);
+  server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => {
+    const read = req._read;
+    // Readable calls _read when a consumer first wants data ('data' listener, pipe, read()),
+    // including Node's own drain of an unread body after the reply, which headersSent skips.
+    req._read = function continueThenRead(this: IncomingMessage, size: number): void {
+      req._read = read;
+      if (!res.headersSent && !res.writableEnded) res.writeContinue();
+      read.call(this, size);
+    };
+    server.emit('request', req, res);
+  });
+}

@@ -1,0 +1,145 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import { RECYCLE_REASONS, type Pool } from '@warmpool/pool';
+import { isOpsRequest, markOpsRequest, resolveOpsPath } from './health.js';
+
+/**
+ * Prometheus text exposition (format 0.0.4) of the pool's stats plus request counters.
+ *
+ * Request counting is an onResponse hook doing integer adds into arrays sized at registration:
+ * `warmpool_requests_total{status}` by status code and `warmpool_request_duration_seconds` by
+ * status class (1xx..5xx: 5 × 12 buckets, low cardinality), from `reply.elapsedTime`. Requests to
+ * the health, ready and metrics routes are not counted (probes would swamp the numbers).
+ * Everything else is read from `pool.stats()` / `pool.workers()` at scrape time.
+ */
+export interface MetricsOptions {
+  /** default: off (false); the endpoint shows pids, memory and error codes: guard it with `access` */
+  metrics_path?: string | false;
+}
+
+export interface ResolvedMetrics {
+  metricsPath: string | null;
+}
+
+export const DEFAULT_METRICS_PATH = '/metrics';
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+/** Upper bounds in seconds (Prometheus client defaults); +Inf is implied. */
+export const DURATION_BUCKETS_SECONDS: readonly number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+export function resolveMetricsOptions(raw: MetricsOptions): ResolvedMetrics {
+  return { metricsPath: resolveOpsPath(raw.metrics_path, 'metrics_path') };
+}
+
+const WORKER_STATES_SHOWN = ['ready', 'working', 'booting', 'stopping'] as const;
+const BUCKET_LIMITS_MS = DURATION_BUCKETS_SECONDS.map((s) => s * 1000);
+const SLOTS = BUCKET_LIMITS_MS.length + 1; // + the +Inf bucket
+const CLASSES = 5;
+
+/** The request counters of one registration: preallocated, written by the onResponse hook. */
+class RequestCounters {
+  /** index = status code 0..599; other codes land in 0 */
+  readonly byStatus = new Float64Array(600);
+  /** [class * SLOTS + bucket], non-cumulative; cumulated at scrape */
+  readonly buckets = new Float64Array(CLASSES * SLOTS);
+  readonly sumSeconds = new Float64Array(CLASSES);
+  readonly count = new Float64Array(CLASSES);
+
+  record(status: number, elapsedMs: number): void {
+    const code = status >= 100 && status < 600 ? status : 0;
+    this.byStatus[code]!++;
+    const cls = code === 0 ? 4 : ((code / 100) | 0) - 1;
+    let b = 0;
+    while (b < BUCKET_LIMITS_MS.length && elapsedMs > BUCKET_LIMITS_MS[b]!) b++;
+    this.buckets[cls * SLOTS + b]!++;
+    this.sumSeconds[cls]! += elapsedMs / 1000;
+    this.count[cls]!++;
+  }
+}
+
+/**
+ * Registers GET `metricsPath` in `app` and an onResponse hook counting `app`'s requests. Pass the
+ * instance whose requests should be counted: the plugin's encapsulated child with the PHP
+ * catch-all route. Does nothing when the path is null (metrics off).
+ */
+export function registerMetrics(app: FastifyInstance, pool: Pool, options: ResolvedMetrics): void {
+  if (options.metricsPath === null) return;
+  const counters = new RequestCounters();
+
+  app.addHook('onResponse', function countRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    if (!isOpsRequest(request)) counters.record(reply.statusCode, reply.elapsedTime);
+    done();
+  });
+
+  app.route({
+    method: ['GET', 'HEAD'],
+    url: options.metricsPath,
+    exposeHeadRoute: false,
+    handler: async (request: FastifyRequest, reply: FastifyReply) => {
+      markOpsRequest(request);
+      const text = await renderMetrics(pool, counters);
+      return reply.code(200).header('cache-control', 'no-store').type(PROMETHEUS_CONTENT_TYPE).send(text);
+    },
+  });
+}
+
+async function renderMetrics(pool: Pool, counters: RequestCounters): Promise<string> {
+  const stats = pool.stats();
+  const workers = await pool.workers();
+  const out: string[] = [];
+
+  family(out, 'warmpool_requests_total', 'counter', 'HTTP responses by status code.');
+  for (let code = 0; code < 600; code++) {
+    const n = counters.byStatus[code]!;
+    if (n > 0) out.push(`warmpool_requests_total{status="${code === 0 ? 'other' : code}"} ${n}`);
+  }
+
+  family(out, 'warmpool_request_duration_seconds', 'histogram', 'Time from request start to response end, by status class.');
+  for (let cls = 0; cls < CLASSES; cls++) {
+    const count = counters.count[cls]!;
+    if (count === 0) continue;
+    const label = `class="${cls + 1}xx"`;
+    let cumulative = 0;
+    for (let b = 0; b < SLOTS; b++) {
+      cumulative += counters.buckets[cls * SLOTS + b]!;
+      const le = b < DURATION_BUCKETS_SECONDS.length ? String(DURATION_BUCKETS_SECONDS[b]) : '+Inf';
+      out.push(`warmpool_request_duration_seconds_bucket{${label},le="${le}"} ${cumulative}`);
+    }
+    out.push(`warmpool_request_duration_seconds_sum{${label}} ${counters.sumSeconds[cls]}`);
+    out.push(`warmpool_request_duration_seconds_count{${label}} ${count}`);
+  }
+
+  family(out, 'warmpool_workers', 'gauge', 'Workers by state.');
+  for (const state of WORKER_STATES_SHOWN) out.push(`warmpool_workers{state="${state}"} ${stats.workers[state]}`);
+
+  family(out, 'warmpool_workers_target', 'gauge', 'Configured number of workers (num_workers).');
+  out.push(`warmpool_workers_target ${stats.numWorkers}`);
+
+  family(out, 'warmpool_queue_length', 'gauge', 'Requests waiting for a free worker.');
+  out.push(`warmpool_queue_length ${stats.queued}`);
+
+  family(out, 'warmpool_worker_rss_bytes', 'gauge', 'Resident memory of each live worker.');
+  for (const worker of workers) {
+    if (worker.state !== 'exited') out.push(`warmpool_worker_rss_bytes{pid="${worker.pid}"} ${worker.rssBytes}`);
+  }
+
+  family(out, 'warmpool_recycles_total', 'counter', 'Workers that left service, by reason.');
+  for (const reason of RECYCLE_REASONS) out.push(`warmpool_recycles_total{reason="${reason}"} ${stats.recycles[reason] ?? 0}`);
+
+  family(out, 'warmpool_worker_errors_total', 'counter', 'Failed executions by error code.');
+  for (const [code, n] of Object.entries(stats.errors)) out.push(`warmpool_worker_errors_total{code="${escapeLabel(code)}"} ${n}`);
+
+  family(out, 'warmpool_boot_failures_total', 'counter', 'Worker boots that failed.');
+  out.push(`warmpool_boot_failures_total ${stats.bootFailures}`);
+
+  out.push('');
+  return out.join('\n');
+}
+
+function family(out: string[], name: string, type: string, help: string): void {
+  out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
+}
+
+/** Label values escape backslash, double quote and newline (exposition format). */
+function escapeLabel(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}

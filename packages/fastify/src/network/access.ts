@@ -1,0 +1,123 @@
+import { InvalidOptionError } from '../errors.js';
+import { createCidrSet, parseAddress, type CidrSet } from './cidr.js';
+
+/**
+ * `access`: allow/deny CIDR lists per path prefix → 403.
+ *
+ * - The longest matching prefix wins; prefixes match on segment boundaries (`/metrics` matches
+ *   `/metrics` and `/metrics/x`, not `/metricsfoo`), case-sensitively, against the decoded,
+ *   normalized path without query (`requestPath`).
+ * - In the winning rule, `deny` is checked first; then, when `allow` is given, the client must be
+ *   in it (`allow: []` denies everyone). A rule with neither list allows everyone: use it to open a
+ *   sub-path of a restricted prefix (`{ prefix: '/admin/public' }` under `{ prefix: '/admin', allow }`).
+ * - No matching rule: allowed. A client address that is not an IP ('' for a unix-socket peer) is
+ *   in no list: deny rules do not match it, allow rules reject it.
+ */
+export interface AccessRule {
+  prefix: string;
+  allow?: string[];
+  deny?: string[];
+}
+
+/** true = allowed. `path` is `requestPath(request.url)`; `clientAddr` is ClientInfo.remoteAddr. */
+export type AccessCheck = (path: string, clientAddr: string) => boolean;
+
+interface CompiledRule {
+  prefix: string;
+  allow: CidrSet | null;
+  deny: CidrSet | null;
+}
+
+const ADDRESS = new Uint32Array(4);
+
+/** Compiles the rules once; null when there are none (the feature then costs one null check). */
+export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'access'): AccessCheck | null {
+  if (rules === undefined) return null;
+  if (!Array.isArray(rules)) throw new InvalidOptionError(key, `must be a list of { prefix, allow?, deny? }, got ${JSON.stringify(rules)}`);
+  if (rules.length === 0) return null;
+  const seen = new Set<string>();
+  const compiled: CompiledRule[] = rules.map((rule, index) => {
+    const at = `${key}[${index}]`;
+    if (rule === null || typeof rule !== 'object') throw new InvalidOptionError(at, `must be an object like { prefix: "/metrics", allow: ["127.0.0.1/32"] }`);
+    for (const name of Object.keys(rule)) {
+      if (name !== 'prefix' && name !== 'allow' && name !== 'deny') throw new InvalidOptionError(`${at}.${name}`, 'is not a rule key; known keys: prefix, allow, deny');
+    }
+    const prefix = normalizePrefix(rule.prefix, `${at}.prefix`);
+    if (seen.has(prefix)) throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules; merge them`);
+    seen.add(prefix);
+    return { prefix, allow: cidrList(rule.allow, `${at}.allow`), deny: cidrList(rule.deny, `${at}.deny`) };
+  });
+  // longest prefix first: the first match is the most specific rule
+  compiled.sort((a, b) => b.prefix.length - a.prefix.length);
+  return (path, clientAddr) => {
+    const rule = matchRule(compiled, path);
+    if (rule === null) return true;
+    if (rule.allow === null && rule.deny === null) return true;
+    const family = parseAddress(clientAddr, ADDRESS);
+    if (rule.deny !== null && rule.deny.containsParsed(family, ADDRESS)) return false;
+    return rule.allow === null || rule.allow.containsParsed(family, ADDRESS);
+  };
+}
+
+function matchRule(rules: readonly CompiledRule[], path: string): CompiledRule | null {
+  for (const rule of rules) {
+    const prefix = rule.prefix;
+    if (prefix === '/') return rule;
+    if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */)) return rule;
+  }
+  return null;
+}
+
+function normalizePrefix(value: unknown, key: string): string {
+  if (typeof value !== 'string' || !value.startsWith('/')) throw new InvalidOptionError(key, `must be a path starting with "/", got ${JSON.stringify(value)}`);
+  if (/[?#\s]/.test(value)) throw new InvalidOptionError(key, `must be a plain path without query, fragment or spaces, got ${JSON.stringify(value)}`);
+  // compare like requestPath() normalizes: "/metrics/" and "/metrics" are the same prefix
+  const normalized = requestPath(value);
+  return normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;
+}
+
+function cidrList(value: unknown, key: string): CidrSet | null {
+  if (value === undefined) return null;
+  if (!Array.isArray(value)) throw new InvalidOptionError(key, `must be a list of CIDRs like ["127.0.0.1/32", "::1/128"], got ${JSON.stringify(value)}`);
+  return createCidrSet(value as string[], (index, message) => new InvalidOptionError(`${key}[${index}]`, message));
+}
+
+/**
+ * The path an access rule sees: query and fragment dropped, percent-decoded once (as PHP's router
+ * and Fastify's see it; malformed escapes stay as they are), duplicate slashes collapsed and dot
+ * segments resolved, so `/%6detrics`, `//metrics` and `/x/../metrics` all meet the `/metrics` rule.
+ */
+export function requestPath(url: string): string {
+  let end = url.length;
+  const q = url.indexOf('?');
+  if (q >= 0) end = q;
+  const h = url.indexOf('#');
+  if (h >= 0 && h < end) end = h;
+  let path = end === url.length ? url : url.slice(0, end);
+  if (path.indexOf('%') >= 0) path = decodePath(path);
+  // fast path: nothing to normalize
+  if (path.indexOf('//') < 0 && path.indexOf('/.') < 0 && path.charCodeAt(0) === 47) return path;
+  const out: string[] = [];
+  for (const segment of path.split('/')) {
+    if (segment === '' || segment === '.') continue;
+    if (segment === '..') out.pop();
+    else out.push(segment);
+  }
+  const trailing = path.endsWith('/') || path.endsWith('/.') || path.endsWith('/..');
+  return `/${out.join('/')}${trailing && out.length > 0 ? '/' : ''}`;
+}
+
+function decodePath(path: string): string {
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    // decode the well-formed escapes, keep the broken ones
+    return path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => {
+      try {
+        return decodeURIComponent(run);
+      } catch {
+        return run;
+      }
+    });
+  }
+}

@@ -1,0 +1,298 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { InvalidOptionError } from '../errors.js';
+import { createCidrSet, formatIPv4, parseAddress, type AddressFamily, type CidrSet } from './cidr.js';
+
+/**
+ * `trusted_subnets`: which peers may tell us who the client is.
+ *
+ * Only when the socket peer is inside the trusted CIDRs are forwarding headers read; otherwise they
+ * are ignored and the client is the peer. Headers, by precedence (the first one PRESENT decides the
+ * address; a present but broken header does not fall through to the next, so a client cannot switch
+ * us to a header the proxy does not control by garbling the one it does):
+ *   1. `Forwarded` (RFC 7239): for=, proto=, host= per element; quoted IPv6 "[2001:db8::1]:4711";
+ *   2. `X-Forwarded-For` (+ `X-Forwarded-Proto`, `X-Forwarded-Host`);
+ *   3. `X-Real-IP`.
+ * The client is the RIGHT-MOST hop that is not itself trusted: walk the list from the right (the
+ * entry our peer wrote), skip trusted hops, stop at the first untrusted one. Every hop must be an IP
+ * (an optional port is dropped); an invalid hop ("unknown", "_hidden", garbage) stops the walk and
+ * the peer stays the client. When every hop is trusted, the left-most one is the client.
+ * RoadRunner takes the LEFT-most X-Forwarded-For entry, which any client can forge; we do not.
+ *
+ * Proto and host (only behind a trusted peer): `Forwarded` proto=/host= from the chosen element, or
+ * the nearest element to its right that states them; else the right-most `X-Forwarded-Proto` /
+ * `X-Forwarded-Host` value (what our trusted peer wrote, as Fastify's trustProxy reads it); else the
+ * socket scheme and `host: null` (keep the request's Host). Proto must be http or https; host must
+ * look like an authority (no spaces, slashes or control bytes), or it is ignored.
+ *
+ * Caveat: the proxy in front must set (or strip) the headers above the one it uses, e.g. a proxy
+ * that only sets X-Real-IP must drop a client's own `Forwarded` and `X-Forwarded-For`.
+ */
+
+/** What the application sees as the client (RoadRunner's remoteAddr, plus the scheme and host). */
+export interface ClientInfo {
+  /** no port, no brackets, IPv4-mapped prefix stripped; '' when the peer is unknown (socket gone, unix socket) */
+  remoteAddr: string;
+  proto: 'http' | 'https';
+  /** the forwarded host[:port] when a trusted proxy sent one; null: keep the request's Host header */
+  host: string | null;
+}
+
+export interface TrustedSubnets {
+  /** whether the address (no brackets, no port; IPv4-mapped accepted) is trusted */
+  contains(address: string): boolean;
+}
+
+interface CompiledTrustedSubnets extends TrustedSubnets {
+  readonly set: CidrSet;
+}
+
+/** RoadRunner's default `trusted_subnets` (private and loopback ranges), for the config layer to mirror if it wants. */
+export const RR_DEFAULT_TRUSTED_SUBNETS: readonly string[] = [
+  '10.0.0.0/8',
+  '127.0.0.0/8',
+  '172.16.0.0/12',
+  '192.168.0.0/16',
+  '::1/128',
+  'fc00::/7',
+  'fe80::/10',
+];
+
+/** Compiles the CIDR list once, at registration. Errors name the bad entry: `trusted_subnets[2]`. */
+export function compileTrustedSubnets(cidrs: readonly string[], key?: string): TrustedSubnets {
+  const name = key ?? 'trusted_subnets';
+  if (!Array.isArray(cidrs)) throw new InvalidOptionError(name, `must be a list of CIDRs like ["10.0.0.0/8", "::1/128"], got ${JSON.stringify(cidrs)}`);
+  const set = createCidrSet(cidrs, (index, message) => new InvalidOptionError(`${name}[${index}]`, message));
+  const compiled: CompiledTrustedSubnets = { set, contains: (address) => set.contains(address) };
+  return compiled;
+}
+
+const PEER = new Uint32Array(4);
+const HOP = new Uint32Array(4);
+
+/**
+ * The client behind the socket `peer`, reading forwarding headers only when the peer is trusted.
+ * `peer` is the raw socket remoteAddress; `scheme` is 'https' on a TLS socket.
+ */
+export function resolveClient(
+  trusted: TrustedSubnets | null,
+  peer: string | undefined,
+  scheme: 'http' | 'https',
+  headers: IncomingHttpHeaders,
+): ClientInfo {
+  if (peer === undefined || peer === '') return { remoteAddr: '', proto: scheme, host: null };
+  if (trusted === null) return { remoteAddr: stripMapped(peer), proto: scheme, host: null };
+  const family = parseAddress(peer, PEER);
+  const peerAddr = family === 4 ? formatIPv4(PEER[0]!) : peer;
+  if (!isTrusted(trusted, family, PEER, peer)) return { remoteAddr: peerAddr, proto: scheme, host: null };
+
+  const forwardedText = headerText(headers.forwarded);
+  const elements = forwardedText === null ? null : parseForwarded(forwardedText);
+  let remoteAddr = peerAddr;
+  // the Forwarded element proto=/host= are read from: the chosen hop's, else the peer's (right-most)
+  let from = elements === null ? -1 : elements.length - 1;
+  if (forwardedText !== null && (elements === null || hasFor(elements))) {
+    // present but broken: no hop is believed, and no fall-through to headers the proxy may not control
+    if (elements !== null) {
+      const chosen = walkForwarded(trusted, elements);
+      if (chosen >= 0) {
+        remoteAddr = lastHop;
+        from = chosen;
+      }
+    }
+  } else {
+    const xff = headerText(headers['x-forwarded-for']);
+    const list = xff ?? headerText(headers['x-real-ip']);
+    if (list !== null) remoteAddr = walkList(trusted, list, peerAddr);
+  }
+  let proto: 'http' | 'https' | null = null;
+  let host: string | null = null;
+  if (elements !== null) {
+    // the nearest element to the client that states them (hops to the right saw the request later)
+    for (let i = from; i >= 0 && i < elements.length && (proto === null || host === null); i++) {
+      const element = elements[i]!;
+      if (proto === null && element.proto !== null) proto = validProto(element.proto);
+      if (host === null && element.host !== null) host = validHost(element.host);
+    }
+  }
+  return { remoteAddr, proto: proto ?? forwardedProto(headers, scheme), host: host ?? forwardedHost(headers) };
+}
+
+function hasFor(elements: readonly ForwardedElement[]): boolean {
+  for (const element of elements) if (element.for !== null) return true;
+  return false;
+}
+
+function isTrusted(trusted: TrustedSubnets, family: AddressFamily, words: Uint32Array, text: string): boolean {
+  const set = (trusted as Partial<CompiledTrustedSubnets>).set;
+  return set !== undefined ? set.containsParsed(family, words) : trusted.contains(text);
+}
+
+/** ::ffff:127.0.0.1 → 127.0.0.1 (the common dual-stack form; no parse needed when nothing is trusted). */
+function stripMapped(address: string): string {
+  return address.length > 7 && address.charCodeAt(6) === 58 && address.startsWith('::ffff:') && address.includes('.', 7)
+    ? address.slice(7)
+    : address;
+}
+
+/** A header value as one string (repeated headers joined by commas); null when absent or blank. */
+function headerText(value: string | string[] | undefined): string | null {
+  if (value === undefined) return null;
+  const text = typeof value === 'string' ? value : value.join(',');
+  return text.trim() === '' ? null : text;
+}
+
+/** Text of the last hop `parseHop` accepted (its words are in HOP). */
+let lastHop = '';
+
+/**
+ * One hop ("1.2.3.4", "1.2.3.4:80", "[2001:db8::1]:443", "2001:db8::1") → its family, with the
+ * normalized address in `lastHop` and the words in HOP; 0 when it is not an IP.
+ */
+function parseHop(hop: string): AddressFamily {
+  let text = hop.trim();
+  const bracketed = text.charCodeAt(0) === 91; /* [ */
+  if (bracketed) {
+    const close = text.indexOf(']');
+    if (close < 0) return 0;
+    const rest = text.slice(close + 1);
+    if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return 0;
+    text = text.slice(1, close);
+    if (text.indexOf(':') < 0) return 0; // brackets only around IPv6
+  } else {
+    const colon = text.indexOf(':');
+    if (colon >= 0 && colon === text.lastIndexOf(':') && text.includes('.')) {
+      // IPv4 with a port
+      if (!/^\d{1,5}$/.test(text.slice(colon + 1))) return 0;
+      text = text.slice(0, colon);
+    }
+  }
+  const family = parseAddress(text, HOP);
+  if (family !== 0) lastHop = family === 4 ? formatIPv4(HOP[0]!) : text.toLowerCase();
+  return family;
+}
+
+/** The right-most untrusted hop of a comma list; the peer when a hop is invalid. */
+function walkList(trusted: TrustedSubnets, list: string, peerAddr: string): string {
+  let end = list.length;
+  for (;;) {
+    const comma = end === 0 ? -1 : list.lastIndexOf(',', end - 1);
+    const family = parseHop(list.slice(comma + 1, end));
+    if (family === 0) return peerAddr;
+    if (!isTrusted(trusted, family, HOP, lastHop)) return lastHop;
+    if (comma < 0) return lastHop; // every hop trusted: the left-most is the client
+    end = comma;
+  }
+}
+
+/** Index of the element whose for= is the client (address in `lastHop`); -1 when a hop is invalid. */
+function walkForwarded(trusted: TrustedSubnets, elements: readonly ForwardedElement[]): number {
+  for (let i = elements.length - 1; i >= 0; i--) {
+    const value = elements[i]!.for;
+    const family = value === null ? 0 : parseHop(value);
+    if (family === 0) return -1;
+    if (!isTrusted(trusted, family, HOP, lastHop) || i === 0) return i;
+  }
+  return -1;
+}
+
+/** One RFC 7239 element: the parameters we read (others, like by=, are skipped). */
+export interface ForwardedElement {
+  for: string | null;
+  proto: string | null;
+  host: string | null;
+}
+
+function forwardedProto(headers: IncomingHttpHeaders, scheme: 'http' | 'https'): 'http' | 'https' {
+  const value = headerText(headers['x-forwarded-proto']);
+  return (value === null ? null : validProto(lastItem(value))) ?? scheme;
+}
+
+function forwardedHost(headers: IncomingHttpHeaders): string | null {
+  const value = headerText(headers['x-forwarded-host']);
+  return value === null ? null : validHost(lastItem(value));
+}
+
+function lastItem(list: string): string {
+  return list.slice(list.lastIndexOf(',') + 1).trim();
+}
+
+function validProto(value: string): 'http' | 'https' | null {
+  const proto = value.trim().toLowerCase();
+  return proto === 'https' ? 'https' : proto === 'http' ? 'http' : null;
+}
+
+// host[:port] or [v6][:port]: RFC 3986 reg-name characters only; nothing that could split a URI
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::\d{1,5})?$/;
+
+function validHost(value: string): string | null {
+  const host = value.trim();
+  return host.length > 0 && host.length <= 255 && HOST.test(host) ? host : null;
+}
+
+/**
+ * RFC 7239 `Forwarded`: elements split by commas, pairs by semicolons, values tokens or quoted
+ * strings (with backslash escapes). Returns null on a syntax error (then no hop is believed).
+ */
+export function parseForwarded(header: string): ForwardedElement[] | null {
+  const elements: ForwardedElement[] = [];
+  let element: ForwardedElement = { for: null, proto: null, host: null };
+  let pairs = 0;
+  let i = 0;
+  const n = header.length;
+  for (;;) {
+    while (i < n && (header[i] === ' ' || header[i] === '\t')) i++;
+    if (i < n && header[i] !== ',' && header[i] !== ';') {
+      // name = value
+      const eq = header.indexOf('=', i);
+      if (eq < 0) return null;
+      const name = header.slice(i, eq).trim().toLowerCase();
+      if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(name)) return null;
+      i = eq + 1;
+      let value: string;
+      if (header[i] === '"') {
+        let text = '';
+        i++;
+        for (;;) {
+          if (i >= n) return null; // unterminated quote
+          const c = header[i]!;
+          if (c === '\\') {
+            if (i + 1 >= n) return null;
+            text += header[i + 1];
+            i += 2;
+          } else if (c === '"') {
+            i++;
+            break;
+          } else {
+            text += c;
+            i++;
+          }
+        }
+        value = text;
+      } else {
+        const start = i;
+        while (i < n && header[i] !== ',' && header[i] !== ';' && header[i] !== ' ' && header[i] !== '\t') i++;
+        value = header.slice(start, i);
+        if (value === '') return null;
+      }
+      pairs++;
+      if (name === 'for') element.for = value;
+      else if (name === 'proto') element.proto = value;
+      else if (name === 'host') element.host = value;
+      while (i < n && (header[i] === ' ' || header[i] === '\t')) i++;
+    }
+    // RFC 7230 #rule: empty list elements ("a,,b", a trailing comma) are skipped
+    if (i >= n) {
+      if (pairs > 0) elements.push(element);
+      return elements;
+    }
+    const separator = header[i];
+    i++;
+    if (separator === ',') {
+      if (pairs > 0) elements.push(element);
+      element = { for: null, proto: null, host: null };
+      pairs = 0;
+    } else if (separator !== ';') {
+      return null;
+    }
+  }
+}

@@ -1,0 +1,323 @@
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { applyLimits, DEFAULT_MAX_REQUEST_SIZE_MB, resolveLimits, serverLimits, type LimitOptions } from '../src/limits.js';
+
+const apps: FastifyInstance[] = [];
+const sockets: Socket[] = [];
+afterEach(async () => {
+  for (const socket of sockets.splice(0)) socket.destroy();
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+interface Harness {
+  app: FastifyInstance;
+  port: number;
+  /** bodies the catch-all handler received (the stand-in for PHP) */
+  handled: number[];
+}
+
+/** The integrator's wiring: an encapsulated child with the '*' buffer parser, applyLimits, and a catch-all. */
+async function harness(options: LimitOptions, listen = true): Promise<Harness> {
+  const limits = resolveLimits(options);
+  const app = Fastify();
+  apps.push(app);
+  const handled: number[] = [];
+  app.post('/host/json', async (request) => ({ host: request.body }));
+  await app.register(async (child) => {
+    child.removeAllContentTypeParsers();
+    child.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.maxRequestBytes }, (_request, body, done) => done(null, body));
+    applyLimits(child, limits);
+    child.route({
+      method: ['GET', 'POST', 'PUT', 'DELETE'],
+      url: '/*',
+      handler: async (request) => {
+        const length = (request.body as Buffer | undefined)?.length ?? 0;
+        handled.push(length);
+        return { length };
+      },
+    });
+  });
+  if (listen) await app.listen({ port: 0, host: '127.0.0.1' });
+  else await app.ready();
+  return { app, port: listen ? (app.server.address() as AddressInfo).port : 0, handled };
+}
+
+/** A raw HTTP/1.1 connection that records what arrives and when the server ends it. */
+class RawClient {
+  readonly socket: Socket;
+  data = '';
+  ended = false;
+  readonly closed: Promise<void>;
+  #waiters: (() => void)[] = [];
+
+  constructor(port: number) {
+    this.socket = connect(port, '127.0.0.1');
+    sockets.push(this.socket);
+    this.socket.setEncoding('latin1');
+    this.socket.on('data', (chunk: string) => {
+      this.data += chunk;
+      for (const wake of this.#waiters.splice(0)) wake();
+    });
+    this.socket.on('error', () => {});
+    this.closed = new Promise((resolve) => {
+      this.socket.on('end', () => {
+        this.ended = true;
+        resolve();
+      });
+      this.socket.on('close', () => resolve());
+    });
+  }
+
+  write(text: string | Buffer): boolean {
+    return this.socket.write(text);
+  }
+
+  /** Resolves once the received text contains `needle`. */
+  async waitFor(needle: string): Promise<string> {
+    while (!this.data.includes(needle)) {
+      if (this.socket.destroyed) throw new Error(`connection closed before ${JSON.stringify(needle)}; got ${JSON.stringify(this.data)}`);
+      await new Promise<void>((resolve) => {
+        this.#waiters.push(resolve);
+        this.socket.once('close', resolve);
+      });
+    }
+    return this.data;
+  }
+}
+
+function statusOf(response: string): number {
+  const match = /^HTTP\/1\.1 (\d{3})/m.exec(response.replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, ''));
+  return match === null ? 0 : Number(match[1]);
+}
+
+describe('resolveLimits', () => {
+  it(`defaults to ${DEFAULT_MAX_REQUEST_SIZE_MB} MB and leaves the other limits to the server`, () => {
+    expect(resolveLimits({})).toEqual({
+      maxRequestBytes: 100 * 1024 * 1024,
+      maxHeaderCount: null,
+      maxHeaderBytes: null,
+      headersTimeoutMs: null,
+      requestTimeoutMs: null,
+    });
+  });
+
+  it('reads megabytes like RoadRunner (0 = the default) and durations like the pool', () => {
+    expect(resolveLimits({ max_request_size: 2 }).maxRequestBytes).toBe(2 * 1024 * 1024);
+    expect(resolveLimits({ max_request_size: 0 }).maxRequestBytes).toBe(100 * 1024 * 1024);
+    expect(resolveLimits({ max_request_size: 0.5 }).maxRequestBytes).toBe(512 * 1024);
+    expect(resolveLimits({ headers_timeout: '10s', request_timeout: '1m30s', max_header_count: 50, max_header_size: 8192 })).toMatchObject({
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 90_000,
+      maxHeaderCount: 50,
+      maxHeaderBytes: 8192,
+    });
+    expect(resolveLimits({ request_timeout: 0 }).requestTimeoutMs).toBe(0);
+  });
+
+  it.each([
+    [{ max_request_size: -1 }, 'max_request_size'],
+    [{ max_request_size: '10M' }, 'max_request_size'],
+    [{ max_header_count: 0 }, 'max_header_count'],
+    [{ max_header_count: 1.5 }, 'max_header_count'],
+    [{ max_header_size: 100 }, 'max_header_size'],
+    [{ headers_timeout: 'soon' }, 'headers_timeout'],
+    [{ request_timeout: -5 }, 'request_timeout'],
+    [{ headers_timeout: '20s', request_timeout: '10s' }, 'headers_timeout'],
+  ])('rejects %j naming %s', (raw, key) => {
+    try {
+      resolveLimits(raw as LimitOptions);
+      expect.unreachable();
+    } catch (error) {
+      expect((error as { code: string }).code).toBe('WP_FASTIFY_INVALID_OPTION');
+      expect((error as { details: { key: string } }).details.key).toBe(key);
+      expect((error as Error).message).toContain(`"${key}"`);
+    }
+  });
+});
+
+describe('serverLimits (Fastify factory options)', () => {
+  it('is empty when nothing server-level is configured', () => {
+    expect(serverLimits(resolveLimits({ max_request_size: 5 }))).toEqual({});
+  });
+
+  it('passes timeouts, header size and a checking interval Fastify and Node accept', async () => {
+    const options = serverLimits(resolveLimits({ headers_timeout: '2s', request_timeout: '30s', max_header_size: 8192 }));
+    expect(options).toEqual({
+      requestTimeout: 30_000,
+      http: { headersTimeout: 2000, requestTimeout: 30_000, maxHeaderSize: 8192, connectionsCheckingInterval: 500 },
+    });
+    const app = Fastify(options);
+    apps.push(app);
+    await app.ready();
+    expect(app.server.headersTimeout).toBe(2000);
+    expect(app.server.requestTimeout).toBe(30_000);
+    expect((app.server as unknown as { maxHeaderSize: number }).maxHeaderSize).toBe(8192);
+  });
+});
+
+describe('max_request_size on a real connection', () => {
+  it('answers 413 to a Content-Length over the limit without reading the body, then closes; other clients are unaffected', async () => {
+    const { port, handled } = await harness({ max_request_size: 0.001 }); // 1048 bytes
+    const bystander = new RawClient(port);
+    bystander.write('GET /before HTTP/1.1\r\nHost: t\r\n\r\n');
+    await bystander.waitFor('{"length":0}');
+
+    const client = new RawClient(port);
+    client.write('POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: 10000000000\r\n\r\n');
+    const response = await client.waitFor('Request body is too large');
+    expect(statusOf(response)).toBe(413);
+    expect(response.toLowerCase()).toContain('connection: close');
+    await client.closed; // the server ended the connection although the body never came
+    expect(client.ended).toBe(true);
+
+    bystander.data = '';
+    bystander.write('GET /after HTTP/1.1\r\nHost: t\r\n\r\n');
+    await bystander.waitFor('{"length":0}');
+    expect(statusOf(bystander.data)).toBe(200);
+    expect(handled).toEqual([0, 0]);
+  });
+
+  it('answers 413 to a GET announcing a body over the limit (Fastify alone would drain it)', async () => {
+    const { port, handled } = await harness({ max_request_size: 0.001 });
+    const client = new RawClient(port);
+    client.write('GET /page HTTP/1.1\r\nHost: t\r\nContent-Length: 5000000\r\n\r\n');
+    expect(statusOf(await client.waitFor('too large'))).toBe(413);
+    await client.closed;
+    expect(handled).toEqual([]);
+  });
+
+  it('stops a chunked body when it crosses the limit, answers 413 and closes while the client is still sending', async () => {
+    const { port, handled } = await harness({ max_request_size: 0.01 }); // 10485 bytes
+    const client = new RawClient(port);
+    client.write('POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n');
+    const chunk = `400\r\n${'x'.repeat(0x400)}\r\n`;
+    // keep sending until the server answers: it must not wait for the end of the body
+    let sent = 0;
+    while (!client.data.includes('\r\n\r\n') && !client.socket.destroyed && sent < 1000) {
+      client.write(chunk);
+      sent++;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const response = await client.waitFor('too large');
+    expect(statusOf(response)).toBe(413);
+    expect(response.toLowerCase()).toContain('connection: close');
+    await client.closed;
+    expect(sent).toBeGreaterThan(10); // it did cross 10 KiB before the answer
+    expect(sent).toBeLessThan(1000); // and the answer came without the client ever finishing
+    expect(handled).toEqual([]);
+  });
+
+  it('passes a chunked body within the limit', async () => {
+    const { port, handled } = await harness({ max_request_size: 0.01 });
+    const client = new RawClient(port);
+    client.write(`POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+    expect(statusOf(await client.waitFor('{"length":5}'))).toBe(200);
+    expect(handled).toEqual([5]);
+  });
+
+  it('answers an oversized Expect: 100-continue with 413 and no 100, so the client never sends the body', async () => {
+    const { port, handled } = await harness({ max_request_size: 0.001 });
+    const client = new RawClient(port);
+    client.write('PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n');
+    const response = await client.waitFor('too large');
+    expect(response).not.toContain('100 Continue');
+    expect(statusOf(response)).toBe(413);
+    await client.closed;
+    expect(handled).toEqual([]);
+  });
+
+  it('still sends 100 Continue when the body is read: to the PHP route and to the host app’s own routes', async () => {
+    const { port, handled } = await harness({ max_request_size: 0.001 });
+    const toPhp = new RawClient(port);
+    toPhp.write('POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    await toPhp.waitFor('HTTP/1.1 100 Continue\r\n\r\n');
+    toPhp.write('hello');
+    expect(statusOf(await toPhp.waitFor('{"length":5}'))).toBe(200);
+    expect(handled).toEqual([5]);
+
+    const toHost = new RawClient(port);
+    toHost.write('POST /host/json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n');
+    await toHost.waitFor('HTTP/1.1 100 Continue\r\n\r\n');
+    toHost.write('{"a":1}');
+    expect(await toHost.waitFor('{"host":{"a":1}}')).toContain('200 OK');
+  });
+
+  it('answers 413 through fastify.inject too (both the early hook and the parser)', async () => {
+    const { app } = await harness({ max_request_size: 0.001 }, false);
+    const big = await app.inject({ method: 'POST', url: '/x', payload: Buffer.alloc(2000), headers: { 'content-type': 'application/octet-stream' } });
+    expect(big.statusCode).toBe(413);
+    expect(big.json().code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
+    expect(big.headers.connection).toBe('close');
+    const ok = await app.inject({ method: 'POST', url: '/x', payload: Buffer.alloc(1000), headers: { 'content-type': 'application/octet-stream' } });
+    expect(ok.json()).toEqual({ length: 1000 });
+  });
+});
+
+describe('header limits', () => {
+  it('max_header_count: 431 above the count (Node’s maxHeadersCount would silently drop them), counted on raw headers', async () => {
+    const { app, handled } = await harness({ max_header_count: 10 }, false);
+    const headers = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-h${i}`, String(i)]));
+    // inject adds host and user-agent: 8 + 2 = 10 is fine, 9 + 2 = 11 is not
+    expect((await app.inject({ url: '/a', headers: headers(8) })).statusCode).toBe(200);
+    const res = await app.inject({ url: '/a', headers: headers(9) });
+    expect(res.statusCode).toBe(431);
+    expect(res.json().message).toContain('max_header_count');
+    expect(handled).toEqual([0]);
+  });
+
+  it('max_header_size: 431 for a request head over the size, on a server Fastify already created', async () => {
+    const { port, handled } = await harness({ max_header_size: 2048 });
+    const client = new RawClient(port);
+    client.write(`GET /a HTTP/1.1\r\nHost: t\r\nX-Big: ${'a'.repeat(4000)}\r\n\r\n`);
+    expect(statusOf(await client.waitFor('431'))).toBe(431);
+    await client.closed;
+    const fine = new RawClient(port);
+    fine.write(`GET /a HTTP/1.1\r\nHost: t\r\nX-Small: ${'a'.repeat(1000)}\r\n\r\n`);
+    expect(statusOf(await fine.waitFor('{"length":0}'))).toBe(200);
+    expect(handled).toEqual([0]);
+  });
+});
+
+describe('slow clients', () => {
+  async function trickle(client: RawClient, text: string, stopWhen: () => boolean): Promise<number> {
+    let sent = 0;
+    for (const ch of text) {
+      if (stopWhen() || client.socket.destroyed) break;
+      client.write(ch);
+      sent++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    return sent;
+  }
+
+  it('headers_timeout cuts a client sending its headers slowly (slowloris) with 408 and closes', async () => {
+    const { port, handled } = await harness({ headers_timeout: '300ms' });
+    const client = new RawClient(port);
+    const head = `GET /slow HTTP/1.1\r\nHost: t\r\nX-Pad: ${'p'.repeat(200)}\r\n\r\n`; // ~12 s at 50 ms a byte
+    const sent = await trickle(client, head, () => client.data.length > 0);
+    expect(statusOf(await client.waitFor('408'))).toBe(408);
+    await client.closed;
+    expect(sent).toBeLessThan(head.length);
+    expect(handled).toEqual([]);
+  });
+
+  it('request_timeout cuts a client sending its body slowly with 408', async () => {
+    const { port, handled } = await harness({ request_timeout: '400ms', headers_timeout: '400ms' });
+    const client = new RawClient(port);
+    client.write('POST /slow HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\n');
+    const sent = await trickle(client, 'b'.repeat(200), () => client.data.length > 0);
+    expect(statusOf(await client.waitFor('408'))).toBe(408);
+    await client.closed;
+    expect(sent).toBeLessThan(200);
+    expect(handled).toEqual([]);
+  });
+
+  it('leaves a prompt client alone', async () => {
+    const { port, handled } = await harness({ headers_timeout: '300ms', request_timeout: '1s' });
+    const client = new RawClient(port);
+    client.write('POST /quick HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc');
+    expect(statusOf(await client.waitFor('{"length":3}'))).toBe(200);
+    expect(handled).toEqual([3]);
+  });
+});

@@ -1,0 +1,204 @@
+// The plugin's features end to end through real PHP: forms and uploads, limits, trusted subnets,
+// access rules, health/ready and metrics, static files in front of PHP, and the proto codec.
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
+import { Readable } from 'node:stream';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { FormData, request } from 'undici';
+import { afterEach, describe, expect, it } from 'vitest';
+import { warmpool, type WarmpoolOptions } from '../src/index.js';
+
+const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+const site = (path: string) => fileURLToPath(new URL(`../../../test/fixtures/sites/${path}`, import.meta.url));
+
+const apps: FastifyInstance[] = [];
+const dirs: string[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+
+async function appWith(name: string, options: Partial<WarmpoolOptions> = {}): Promise<FastifyInstance> {
+  const app = Fastify();
+  apps.push(app);
+  await app.register(warmpool, { command: ['php', fixture(name)], pool: { num_workers: 1 }, ...options });
+  await app.ready();
+  return app;
+}
+
+async function listening(name: string, options: Partial<WarmpoolOptions> = {}): Promise<{ app: FastifyInstance; base: string; port: number }> {
+  const app = await appWith(name, options);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as { port: number };
+  return { app, base: `http://127.0.0.1:${port}`, port };
+}
+
+function uploadsDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'warmpool-uploads-'));
+  dirs.push(dir);
+  return dir;
+}
+
+describe('forms and uploads reach PHP in RoadRunner shapes', () => {
+  it('urlencoded forms arrive parsed as a JSON tree', async () => {
+    const app = await appWith('form-uploads.php');
+    const res = await app.inject({ method: 'POST', url: '/', payload: 'name=Ann&tags[]=a&tags[]=b&addr[city]=Oslo', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(res.json()).toMatchObject({ parsed: true, fields: { name: 'Ann', tags: ['a', 'b'], addr: { city: 'Oslo' } } });
+  });
+
+  it('multi-file uploads stream to temp files PHP can read, deleted after the response', async () => {
+    const dir = uploadsDir();
+    const { base } = await listening('form-uploads.php', { uploads: { dir, forbid: ['.php'] } });
+    const a = Buffer.from('first file bytes');
+    const b = Buffer.alloc(300_000, 7);
+    const form = new FormData();
+    form.append('title', 'two files');
+    form.append('docs[]', new Blob([a], { type: 'text/plain' }), 'a.txt');
+    form.append('docs[]', new Blob([b], { type: 'application/octet-stream' }), 'b.bin');
+    form.append('evil', new Blob(['<?php echo 1;']), 'shell.php');
+    const res = await request(base, { method: 'POST', body: form });
+    const body = (await res.body.json()) as { parsed: boolean; fields: unknown; uploads: Record<string, any> };
+    expect(body.parsed).toBe(true);
+    expect(body.fields).toEqual({ title: 'two files' });
+    const [first, second] = body.uploads.docs;
+    expect(first).toMatchObject({ name: 'a.txt', size: a.length, error: 0, onDisk: { size: a.length, mode: '600', sha256: createHash('sha256').update(a).digest('hex') } });
+    expect(second).toMatchObject({ name: 'b.bin', size: b.length, error: 0, onDisk: { size: b.length } });
+    expect(first.tmpName.startsWith(dir)).toBe(true);
+    expect(body.uploads.evil).toMatchObject({ name: 'shell.php', error: 8, size: 0, tmpName: '' });
+    for (let i = 0; i < 50 && readdirSync(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('raw_body passes forms to PHP unparsed', async () => {
+    const app = await appWith('form-uploads.php', { raw_body: true });
+    const res = await app.inject({ method: 'POST', url: '/', payload: 'a=1&b=2', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(res.json()).toMatchObject({ parsed: false, rawBody: 'a=1&b=2' });
+  });
+
+  it('a leaf/branch conflict in a form is a 400 before PHP runs', async () => {
+    const app = await appWith('echo.php');
+    const res = await app.inject({ method: 'POST', url: '/', payload: 'a=1&a[b]=2', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(res.statusCode).toBe(400);
+    expect((await app.inject('/')).json().count).toBe(1);
+  });
+});
+
+describe('max_request_size', () => {
+  it('answers 413 before the body reaches PHP, for Content-Length and chunked bodies, and leaves no temp file', async () => {
+    const dir = uploadsDir();
+    const { app, base } = await listening('echo.php', { max_request_size: 1, uploads: { dir } });
+    const big = Buffer.alloc(2 * 1024 * 1024, 1);
+    // The server answers 413 and closes; a client still sending may see the reset instead.
+    const statusOf = (body: Parameters<typeof request>[1]) =>
+      request(base, { method: 'POST', ...body }).then(
+        (res) => res.statusCode,
+        () => 'reset',
+      );
+    expect([413, 'reset']).toContain(await statusOf({ body: big, headers: { 'content-type': 'application/octet-stream' } }));
+    const chunked = Readable.from((function* () {
+      for (let i = 0; i < 32; i++) yield Buffer.alloc(64 * 1024, 2);
+    })());
+    expect([413, 'reset']).toContain(await statusOf({ body: chunked, headers: { 'content-type': 'application/octet-stream' } }));
+    const form = new FormData();
+    form.append('f', new Blob([big]), 'big.bin');
+    expect([413, 'reset']).toContain(await statusOf({ body: form }));
+    // PHP saw none of them: its first request is this one.
+    expect((await app.inject('/')).json().count).toBe(1);
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
+  it('a huge Content-Length gets 413 without the body being sent, and the connection is closed', async () => {
+    const { port } = await listening('echo.php', { max_request_size: 1 });
+    const reply = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let data = '';
+      socket.on('data', (c) => (data += c));
+      socket.on('close', () => resolve(data));
+      socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 999999999\r\n\r\n');
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 413/);
+    expect(reply.toLowerCase()).toContain('connection: close');
+  });
+});
+
+describe('trusted_subnets decide the client address PHP sees', () => {
+  const remoteOf = async (app: FastifyInstance, remoteAddress: string, headers: Record<string, string>) =>
+    (await app.inject({ url: '/', remoteAddress, headers })).json().context as { remoteAddr: string; uri: string };
+
+  it('honours forwarded headers only from trusted peers, taking the right-most untrusted hop', async () => {
+    const app = await appWith('echo.php', { trusted_subnets: ['10.0.0.0/8', '::1/128'] });
+    expect((await remoteOf(app, '10.1.2.3', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.0.0.7' })).remoteAddr).toBe('203.0.113.9');
+    expect((await remoteOf(app, '::ffff:10.1.2.3', { 'x-real-ip': '198.51.100.4' })).remoteAddr).toBe('198.51.100.4');
+    expect((await remoteOf(app, '::1', { forwarded: 'for="[2001:db8::1]:4711";proto=https;host=shop.test' }))).toMatchObject({
+      remoteAddr: '2001:db8::1',
+      uri: 'https://shop.test/',
+    });
+    // an untrusted peer cannot spoof
+    expect((await remoteOf(app, '192.0.2.1', { 'x-forwarded-for': '1.1.1.1', 'x-forwarded-proto': 'https' }))).toMatchObject({
+      remoteAddr: '192.0.2.1',
+      uri: 'http://localhost:80/',
+    });
+  });
+
+  it('ignores forwarded headers when no subnet is trusted', async () => {
+    const app = await appWith('echo.php');
+    expect((await remoteOf(app, '10.1.2.3', { 'x-forwarded-for': '203.0.113.9' })).remoteAddr).toBe('10.1.2.3');
+  });
+});
+
+describe('operations endpoints and access rules', () => {
+  it('/health, /ready and /metrics work, /metrics is restricted by access, and /ready turns 503 while draining', async () => {
+    const app = await appWith('echo.php', {
+      health_path: '/health',
+      ready_path: '/ready',
+      metrics_path: '/metrics',
+      access: [{ prefix: '/metrics', allow: ['127.0.0.1/32'] }],
+    });
+    expect((await app.inject('/health')).statusCode).toBe(200);
+    expect((await app.inject('/ready')).json()).toMatchObject({ status: 'ready' });
+    await app.inject('/page');
+    await app.inject('/page');
+    const metrics = await app.inject({ url: '/metrics', remoteAddress: '127.0.0.1' });
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.body).toMatch(/warmpool_requests_total\{status="200"\} 2/);
+    expect(metrics.body).toMatch(/warmpool_workers\{state="ready"\} 1/);
+    expect((await app.inject({ url: '/metrics', remoteAddress: '192.0.2.1' })).statusCode).toBe(403);
+    // drain: preClose marks draining before the pool closes
+    const closing = app.close();
+    apps.splice(apps.indexOf(app), 1);
+    await closing;
+  });
+});
+
+describe('static files in front of PHP', () => {
+  it('serves existing files, never PHP source or dotfiles, and sends the rest to PHP', async () => {
+    const app = await appWith('echo.php', { static: { root: site('static-basic/public') } });
+    const css = await app.inject('/style.css');
+    expect(css.statusCode).toBe(200);
+    expect(css.headers['content-type']).toMatch(/text\/css/);
+    for (const path of ['/secret.php', '/.env', '/nothing-here', '/%2e%2e/outside/marker.txt']) {
+      const res = await app.inject(path);
+      expect(res.body).not.toContain('<?php');
+      expect(res.body).not.toContain('TOP-SECRET');
+      if (res.statusCode === 200) expect(res.json().pid).toBeGreaterThan(0); // answered by PHP
+    }
+  });
+});
+
+describe('codec: proto', () => {
+  it('sends protobuf contexts to an SDK worker and decodes its proto replies', async () => {
+    const app = await appWith('sdk-http-echo.php', { codec: 'proto' });
+    const res = await app.inject({ url: '/x?a=1', headers: { 'x-test': 'yes' } });
+    expect(res.statusCode).toBe(200);
+    const body = res.json();
+    expect(JSON.stringify(body)).toContain('proto');
+    expect(JSON.stringify(body)).toContain('yes');
+    expect(res.headers['set-cookie']).toHaveLength(2);
+  });
+});
+
+
