@@ -40,6 +40,10 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return cookies;
 }
 
+function isAbsoluteForm(url: string): boolean {
+  return url.charCodeAt(0) !== 47 /* '/' */ && /^[a-z][a-z0-9+.-]*:\/\//i.test(url);
+}
+
 /**
  * A Fastify request → the RoadRunner HTTP request context (PROTOCOL.md §5.3). `client` is who the
  * request is from after trusted-subnet rules (address, scheme, and host when a proxy forwarded it).
@@ -77,7 +81,8 @@ export function toRequestContext(request: FastifyRequest, client: ClientInfo): H
     remoteAddr: client.remoteAddr,
     protocol: version,
     method: raw.method ?? 'GET',
-    uri: `${client.proto}://${client.host ?? host}${url}`.replace(/[\r\n]/g, ''),
+    // An absolute-form request-target is used as given (RR); otherwise scheme://host + target.
+    uri: (isAbsoluteForm(url) ? url : `${client.proto}://${client.host ?? host}${url}`).replace(/[\r\n]/g, ''),
     headers,
     cookies: parseCookies(cookieHeader),
     rawQuery: q < 0 ? '' : url.slice(q + 1).replace(/[\r\n]/g, ''),

@@ -160,14 +160,18 @@ export class FrameDecoder {
     }
     const out = Buffer.allocUnsafe(n);
     let offset = 0;
+    let used = 0;
+    // Copy from as many chunks as the frame spans, then drop them with one splice (not a shift
+    // per chunk: a frame trickling in as thousands of tiny chunks stays linear).
     while (offset < n) {
-      const chunk = this.#chunks[0]!;
+      const chunk = this.#chunks[used]!;
       const count = Math.min(chunk.length, n - offset);
       chunk.copy(out, offset, 0, count);
       offset += count;
-      if (count === chunk.length) this.#chunks.shift();
-      else this.#chunks[0] = chunk.subarray(count);
+      if (count === chunk.length) used++;
+      else this.#chunks[used] = chunk.subarray(count);
     }
+    this.#chunks.splice(0, used);
     return out;
   }
 }

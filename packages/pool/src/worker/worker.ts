@@ -244,8 +244,13 @@ export class Worker {
   resumeReading(): void {
     if (!this.#paused) return;
     this.#paused = false;
-    // Frames already read but held back go first; they may pause us again.
-    this.#decoder?.resume();
+    // Frames already read but held back go first; they may pause us again, or be broken.
+    try {
+      this.#decoder?.resume();
+    } catch (error) {
+      this.#failProtocol(error as Error);
+      return;
+    }
     if (this.#paused) return;
     this.#relay?.input.resume();
     if (this.#exec !== null) this.#armExecTimer(this.#exec);

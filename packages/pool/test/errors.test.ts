@@ -1,0 +1,139 @@
+// The error-code sync test (DESIGN.md "Error-code conventions"): codes are unique and well formed,
+// each class sets one of them, and the README's Errors table lists exactly these codes.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as errors from '../src/errors.js';
+import * as index from '../src/index.js';
+import { POOL_ERROR_CODES, ProtocolError, WarmpoolError, isWarmpoolError } from '../src/errors.js';
+
+type ErrorClass = new (...args: never[]) => WarmpoolError;
+
+/** Every exported class derived from WarmpoolError, by export name. */
+const errorClasses: [string, ErrorClass][] = Object.entries(errors as Record<string, unknown>).filter(
+  (entry): entry is [string, ErrorClass] =>
+    typeof entry[1] === 'function' && (entry[1] as { prototype?: unknown }).prototype instanceof WarmpoolError,
+);
+
+/** Bases without a code of their own. */
+const ABSTRACT = new Set(['ProtocolError']);
+
+/** How to build each concrete class; a new class without an entry here fails the test. */
+const FACTORIES: Record<string, () => WarmpoolError> = {
+  BadChecksumError: () => new errors.BadChecksumError('m'),
+  FrameTooLargeError: () => new errors.FrameTooLargeError('m'),
+  MalformedFrameError: () => new errors.MalformedFrameError('m'),
+  UnexpectedFrameError: () => new errors.UnexpectedFrameError('m'),
+  BadHandshakeError: () => new errors.BadHandshakeError('m'),
+  BadContextError: () => new errors.BadContextError('m'),
+  WorkerExitedError: () => new errors.WorkerExitedError('m'),
+  ExecTimeoutError: () => new errors.ExecTimeoutError('m'),
+  WorkerReportedError: () => new errors.WorkerReportedError('m'),
+  BootFailedError: () => new errors.BootFailedError('m'),
+  CommandNotFoundError: () => new errors.CommandNotFoundError('m'),
+  ExecAbortedError: () => new errors.ExecAbortedError('m'),
+  WorkerStopRequestedError: () => new errors.WorkerStopRequestedError('m'),
+  NoFreeWorkerError: () => new errors.NoFreeWorkerError('m'),
+  QueueFullError: () => new errors.QueueFullError('m'),
+  PoolClosedError: () => new errors.PoolClosedError(),
+  PoolNotStartedError: () => new errors.PoolNotStartedError(),
+  InvalidPoolOptionError: () => new errors.InvalidPoolOptionError('key', 'm'),
+};
+
+const concreteClasses = errorClasses.filter(([name]) => !ABSTRACT.has(name));
+
+/** The codes in the README's "## Errors" table, in order. */
+function readmeCodes(): string[] {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.search(/^## Errors\s*$/m);
+  expect(start, 'README.md has an "## Errors" section').toBeGreaterThanOrEqual(0);
+  const rest = readme.slice(start + '## Errors'.length);
+  const end = rest.search(/^## /m);
+  const section = end < 0 ? rest : rest.slice(0, end);
+  const rows = section.split('\n').filter((line) => line.trim().startsWith('|'));
+  expect(rows[0]?.replace(/\s+/g, '')).toBe('|code|meaning|whattodo|');
+  const codes: string[] = [];
+  for (const row of rows.slice(2)) {
+    const cells = row.split('|').slice(1, -1).map((cell) => cell.trim());
+    expect(cells, `row ${row}`).toHaveLength(3);
+    const match = /^`([^`]+)`$/.exec(cells[0]!);
+    expect(match, `the code cell of ${row} is one code in backticks`).not.toBeNull();
+    expect(cells[1]!.length, `meaning of ${cells[0]}`).toBeGreaterThan(0);
+    expect(cells[2]!.length, `what to do for ${cells[0]}`).toBeGreaterThan(0);
+    codes.push(match![1]!);
+  }
+  return codes;
+}
+
+describe('POOL_ERROR_CODES', () => {
+  it('has no duplicates', () => {
+    expect(new Set(POOL_ERROR_CODES).size).toBe(POOL_ERROR_CODES.length);
+  });
+
+  it.each([...POOL_ERROR_CODES])('%s matches WP_<AREA>_<WHAT>', (code) => {
+    expect(code).toMatch(/^WP_[A-Z]+_[A-Z0-9_]+$/);
+    expect(code.split('_')[1]).toMatch(/^(PROTOCOL|WORKER|POOL)$/);
+  });
+});
+
+describe('error classes', () => {
+  it('has a factory here for every exported class (add one when adding a class)', () => {
+    expect(concreteClasses.map(([name]) => name).sort()).toEqual(Object.keys(FACTORIES).sort());
+  });
+
+  it.each(concreteClasses.map(([name, cls]) => [name, cls] as const))('%s sets a listed code', (name, cls) => {
+    const error = FACTORIES[name]!();
+    expect(error).toBeInstanceOf(cls);
+    expect(error).toBeInstanceOf(WarmpoolError);
+    expect(error).toBeInstanceOf(Error);
+    expect(isWarmpoolError(error)).toBe(true);
+    expect(error.name).toBe(name);
+    expect(POOL_ERROR_CODES).toContain(error.code);
+    expect(typeof error.message).toBe('string');
+    expect(error.details).toBeTypeOf('object');
+    // The protocol area is exactly the ProtocolError family (the fate table kills on it).
+    expect(error instanceof ProtocolError).toBe(error.code.startsWith('WP_PROTOCOL_'));
+  });
+
+  it('has exactly one class per code', () => {
+    const codes = concreteClasses.map(([name]) => FACTORIES[name]!().code);
+    expect(new Set(codes).size).toBe(codes.length);
+    expect([...codes].sort()).toEqual([...POOL_ERROR_CODES].sort());
+  });
+
+  it('keeps cause and details', () => {
+    const cause = new Error('root');
+    const error = new errors.BootFailedError('m', { cause, details: { pid: 42 } });
+    expect(error.cause).toBe(cause);
+    expect(error.details).toEqual({ pid: 42 });
+    expect(new errors.InvalidPoolOptionError('num_workers', 'bad').details).toEqual({ key: 'num_workers' });
+  });
+
+  it('is exported from the package index', () => {
+    for (const [name, cls] of errorClasses) expect(index[name as keyof typeof index], name).toBe(cls);
+    expect(index.POOL_ERROR_CODES).toBe(POOL_ERROR_CODES);
+  });
+
+  it('isWarmpoolError is false for other values', () => {
+    expect(isWarmpoolError(new Error('x'))).toBe(false);
+    expect(isWarmpoolError({ code: 'WP_POOL_CLOSED' })).toBe(false);
+    expect(isWarmpoolError(null)).toBe(false);
+  });
+});
+
+describe('README Errors table', () => {
+  const codes = readmeCodes();
+
+  it('lists each code once', () => {
+    expect(new Set(codes).size).toBe(codes.length);
+  });
+
+  it('lists every code of POOL_ERROR_CODES', () => {
+    const missing = POOL_ERROR_CODES.filter((code) => !codes.includes(code));
+    expect(missing).toEqual([]);
+  });
+
+  it('lists no code that POOL_ERROR_CODES lacks', () => {
+    const extra = codes.filter((code) => !(POOL_ERROR_CODES as readonly string[]).includes(code));
+    expect(extra).toEqual([]);
+  });
+});
