@@ -1,0 +1,30 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as errors from '../src/errors.js';
+
+// DESIGN.md's sync test: codes are unique, well-formed, set by their classes, and documented.
+describe('WP_FASTIFY_* error codes', () => {
+  const codes = [...errors.FASTIFY_ERROR_CODES];
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const documented = new Set([...readme.matchAll(/^\| `(WP_FASTIFY_[A-Z0-9_]+)` \|/gm)].map((m) => m[1]));
+
+  it('are unique and well-formed', () => {
+    expect(new Set(codes).size).toBe(codes.length);
+    for (const code of codes) expect(code).toMatch(/^WP_[A-Z]+_[A-Z0-9_]+$/);
+  });
+
+  it('are each set by their class', () => {
+    const made = [
+      new errors.InvalidOptionError('x', 'y'),
+      new errors.BadReplyError('x'),
+      new errors.BadFormError('x'),
+      new errors.BodyTooLargeError('x', 1),
+      new errors.TooManyFilesError(1),
+    ].map((e) => e.code);
+    expect(made.sort()).toEqual([...codes].sort());
+  });
+
+  it('are all in the README errors table, and the table has no other', () => {
+    expect([...documented].sort()).toEqual([...codes].sort());
+  });
+});

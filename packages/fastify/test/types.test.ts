@@ -1,0 +1,35 @@
+// Type-level checks of the public surface; `pnpm typecheck` (tsc -p tsconfig.test.json) is what
+// enforces the @ts-expect-error lines, vitest only runs the trivial runtime part.
+import type { FastifyInstance } from 'fastify';
+import type { PoolStats, WorkerInfo } from '@warmpool/pool';
+import { describe, expectTypeOf, it } from 'vitest';
+import type { WarmpoolOptions } from '../src/index.js';
+
+describe('public types', () => {
+  it('options accept RR-spelled keys and reject unknown or mistyped ones', () => {
+    const ok: WarmpoolOptions = {
+      command: 'php worker.php',
+      pool: { num_workers: 4, max_jobs: 100, allocate_timeout: '30s', supervisor: { exec_ttl: 5000, max_worker_memory: 128 } },
+      codec: 'proto',
+      static: { root: 'public', forbidden: 404 },
+      trusted_subnets: ['10.0.0.0/8'],
+      access: [{ prefix: '/metrics', allow: ['127.0.0.1/32'] }],
+      max_request_size: 10,
+      uploads: { dir: '/tmp', forbid: ['.php'] },
+    };
+    expectTypeOf(ok.command).toEqualTypeOf<string | readonly string[]>();
+    // @ts-expect-error an unknown option
+    const unknown: WarmpoolOptions = { command: 'php w.php', num_workers: 2 };
+    // @ts-expect-error codec is json | proto
+    const codec: WarmpoolOptions = { command: 'php w.php', codec: 'xml' };
+    // @ts-expect-error forbidden is 'php' | 403 | 404
+    const forbidden: WarmpoolOptions = { command: 'php w.php', static: { root: '.', forbidden: 500 } };
+    void [unknown, codec, forbidden];
+  });
+
+  it('decorates fastify.warmpool', () => {
+    expectTypeOf<FastifyInstance['warmpool']['reset']>().returns.toEqualTypeOf<Promise<void>>();
+    expectTypeOf<FastifyInstance['warmpool']['workers']>().returns.toEqualTypeOf<Promise<WorkerInfo[]>>();
+    expectTypeOf<FastifyInstance['warmpool']['stats']>().returns.toEqualTypeOf<PoolStats>();
+  });
+});
