@@ -1,5 +1,5 @@
 import { resolvePoolOptions, type Logger, type PoolOptions, type ResolvedPoolOptions } from '@warmpool/pool';
-import type { Codec } from '@warmpool/pool/protocol';
+import { encodeRequestContext, type Codec } from '@warmpool/pool/protocol';
 import { InvalidOptionError } from './errors.js';
 import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
@@ -20,7 +20,9 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   /** server.relay: pipes | fds | unix:///path | tcp://host:port */
   relay?: string;
   /** http.pool.* */
-  pool?: Omit<PoolOptions, 'command' | 'env' | 'cwd' | 'relay' | 'logger'>;
+  pool?: Omit<PoolOptions, 'command' | 'env' | 'cwd' | 'relay' | 'logger' | 'warmup'>;
+  /** paths requested (GET) on the probe worker before `pool.num_workers: 'auto'` measures it (default ['/']) */
+  warmup?: string[];
   /** context encoding sent to workers: json (default; every PHP library version) or proto (RR >= 2024.1) */
   codec?: Codec;
   /** show worker error text in 500 responses (http.pool.debug); never in production */
@@ -55,8 +57,34 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger', 'static', 'uploads', 'raw_body',
-  'trusted_subnets', 'access', 'health_path', 'ready_path', 'metrics_path', ...LIMIT_OPTION_KEYS,
+  'trusted_subnets', 'access', 'warmup', 'health_path', 'ready_path', 'metrics_path', ...LIMIT_OPTION_KEYS,
 ]);
+
+/** GET requests for num_workers: auto's probe worker, encoded once at boot. */
+function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['warmup'] {
+  if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string' || !p.startsWith('/'))) {
+    throw new InvalidOptionError('warmup', `must be a list of paths starting with "/", got ${JSON.stringify(paths)}`);
+  }
+  return paths.map((path) => {
+    const q = path.indexOf('?');
+    const { flags, context } = encodeRequestContext(
+      {
+        remoteAddr: '127.0.0.1',
+        protocol: 'HTTP/1.1',
+        method: 'GET',
+        uri: `http://localhost${path}`,
+        headers: { 'User-Agent': ['warmpool-warmup'] },
+        cookies: {},
+        rawQuery: q < 0 ? '' : path.slice(q + 1),
+        parsed: false,
+        uploads: null,
+        attributes: null,
+      },
+      codec,
+    );
+    return { flags, context, body: null };
+  });
+}
 
 /** Validates at register time; every error names the option. */
 export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
@@ -75,6 +103,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   if (options.env !== undefined) poolOptions.env = options.env;
   if (options.cwd !== undefined) poolOptions.cwd = options.cwd;
   if (options.relay !== undefined) poolOptions.relay = options.relay;
+  if (options.pool?.num_workers === 'auto') poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
   let pool: ResolvedPoolOptions;
   try {
     pool = resolvePoolOptions(poolOptions);

@@ -22,3 +22,25 @@ export { WORKER_STATES, RECYCLE_REASONS } from './worker/state.js';
 export type { ExecReply, ExecRequest, ReplyStream } from './worker/worker.js';
 export type { RelaySpec } from './relay/relay.js';
 export { readRss } from './supervisor/rss.js';
+export {
+  passengerMax,
+  nowLmsWorkers,
+  readMachineLimits,
+  readWorkerMemory,
+  readCpuSample,
+  diffCpuSamples,
+  ioWaitShare,
+  measureWorkload,
+  recommendWorkers,
+  describeSizing,
+  describeTuning,
+  formatBytes,
+  type MachineLimits,
+  type WorkerMemory,
+  type CpuSample,
+  type WorkerSnapshot,
+  type WorkloadShape,
+  type SizingInput,
+  type SizingResult,
+} from './sizing.js';
+export type { WarmupRequest } from './options.js';

@@ -8,6 +8,13 @@ import { parseCommand } from './worker/command.js';
 /** A duration as users write it: milliseconds as a number, or an RR/Go duration string ("60s", "1m30s", "500ms"). */
 export type Duration = number | string;
 
+/** A request as it goes on the wire (the plugin builds these from paths). */
+export interface WarmupRequest {
+  flags: number;
+  context: Buffer | string;
+  body: Buffer | null;
+}
+
 /** `http.pool.supervisor` in .rr.yaml. */
 export interface SupervisorOptions {
   /** how often the supervisor looks (default 1s) */
@@ -33,8 +40,16 @@ export interface PoolOptions {
   relay?: string;
   /** RR_MODE given to workers (default "http") */
   mode?: string;
-  /** workers kept warm (default: CPU count) */
-  num_workers?: number;
+  /** workers kept warm (default: CPU count); "auto" measures one warmed worker and the machine */
+  num_workers?: number | 'auto';
+  /** dynamic pool: fewest workers kept (0 = scale to zero when idle); enables dynamic sizing with max_workers */
+  min_workers?: number;
+  /** dynamic pool: most workers spawned under load */
+  max_workers?: number;
+  /** num_workers: auto — share of available memory kept free (default 0.25) */
+  headroom?: number;
+  /** num_workers: auto — requests run on the probe worker before it is measured (default: none) */
+  warmup?: readonly WarmupRequest[];
   /** recycle a worker after this many executions (0 = never) */
   max_jobs?: number;
   /** how long a request waits for a free worker, and the deadline of one worker's boot (default 60s) */
@@ -70,7 +85,12 @@ export interface ResolvedPoolOptions {
   cwd: string | undefined;
   relay: RelaySpec;
   mode: string;
-  numWorkers: number;
+  /** fixed size, or 'auto' (decided at start from measurements) */
+  numWorkers: number | 'auto';
+  /** dynamic pool bounds and how long an extra worker may idle before it is reaped; null when static */
+  dynamic: { minWorkers: number; maxWorkers: number; idleMs: number } | null;
+  headroom: number;
+  warmup: readonly WarmupRequest[];
   maxJobs: number;
   allocateTimeoutMs: number;
   maxQueueSize: number;
@@ -121,10 +141,29 @@ function integer(value: unknown, key: string, min: number, max = Number.MAX_SAFE
 }
 
 const KNOWN_KEYS = new Set([
-  'command', 'env', 'cwd', 'relay', 'mode', 'num_workers', 'max_jobs', 'allocate_timeout', 'max_queue_size',
+  'command', 'env', 'cwd', 'relay', 'mode', 'num_workers', 'min_workers', 'max_workers', 'headroom', 'warmup', 'max_jobs', 'allocate_timeout', 'max_queue_size',
   'destroy_timeout', 'reset_timeout', 'stream_timeout', 'max_frame_size', 'supervisor', 'uid', 'gid', 'logger',
 ]);
 const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'max_worker_memory']);
+
+function resolveDynamic(options: PoolOptions): ResolvedPoolOptions['dynamic'] {
+  if (options.min_workers === undefined && options.max_workers === undefined) return null;
+  const minWorkers = integer(options.min_workers ?? 0, 'min_workers', 0, MAX_WORKERS);
+  const maxWorkers = integer(options.max_workers ?? Math.max(minWorkers, availableParallelism()), 'max_workers', 1, MAX_WORKERS);
+  if (maxWorkers < minWorkers) throw new InvalidPoolOptionError('max_workers', `(${maxWorkers}) must be >= min_workers (${minWorkers})`);
+  if (options.num_workers !== undefined) {
+    throw new InvalidPoolOptionError('num_workers', 'cannot be combined with min_workers/max_workers: a dynamic pool sizes itself between them');
+  }
+  // idle_ttl doubles as the scale-down delay; RR's dynamic allocator defaults to one minute.
+  const idleMs = parseDuration(options.supervisor?.idle_ttl ?? 60_000, 'supervisor.idle_ttl') || 60_000;
+  return { minWorkers, maxWorkers, idleMs };
+}
+
+function resolveHeadroom(value: unknown): number {
+  if (value === undefined) return 0.25;
+  if (typeof value !== 'number' || !(value >= 0 && value < 1)) throw new InvalidPoolOptionError('headroom', `must be a share from 0 to below 1 (e.g. 0.25), got ${JSON.stringify(value)}`);
+  return value;
+}
 
 /** Validates user options and resolves units and defaults. Errors name the option and what to write. */
 export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
@@ -157,7 +196,10 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     cwd: options.cwd,
     relay,
     mode: options.mode ?? 'http',
-    numWorkers: integer(options.num_workers ?? availableParallelism(), 'num_workers', 1, MAX_WORKERS),
+    numWorkers: options.num_workers === 'auto' ? 'auto' : integer(options.num_workers ?? availableParallelism(), 'num_workers', 1, MAX_WORKERS),
+    dynamic: resolveDynamic(options),
+    headroom: resolveHeadroom(options.headroom),
+    warmup: options.warmup ?? [],
     maxJobs: integer(options.max_jobs ?? 0, 'max_jobs', 0),
     allocateTimeoutMs: parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') || DEFAULT_ALLOCATE_TIMEOUT_MS,
     maxQueueSize: integer(options.max_queue_size ?? 0, 'max_queue_size', 0),

@@ -11,11 +11,13 @@ export interface WorkerInfo {
   /** ms since its last request ended; null when it has not served yet */
   idleMs: number | null;
   markedFor: RecycleReason | null;
+  /** wall time spent on requests so far, in ms (the current one included) */
+  busyMs: number;
 }
 
 /** A snapshot of the pool for metrics, health and the CLI. */
 export interface PoolStats {
-  /** target size */
+  /** current target size (fixed, measured by num_workers: auto, or moving within a dynamic pool's bounds) */
   numWorkers: number;
   workers: Record<WorkerState, number>;
   /** requests waiting for a free worker */
@@ -41,4 +43,6 @@ export interface PoolEvents {
   'pool:queue-full': [{ queued: number }];
   'pool:boot-failed': [{ error: Error; attempt: number; retryInMs: number }];
   'pool:reset-progress': [{ replaced: number; total: number }];
+  'pool:sized': [{ numWorkers: number; line: string }];
+  'pool:scale': [{ from: number; to: number; reason: 'demand' | 'idle' }];
 }

@@ -3,6 +3,7 @@ import { BootFailedError, CommandNotFoundError, NoFreeWorkerError, PoolClosedErr
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
 import { SocketRelayListener } from '../relay/socket.js';
 import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
+import { describeSizing, readCpuSample, readMachineLimits, readWorkerMemory, recommendWorkers, diffCpuSamples, ioWaitShare, type SizingResult } from '../sizing.js';
 import { readRss } from '../supervisor/rss.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { WORKER_STATES, type RecycleReason, type WorkerState } from '../worker/state.js';
@@ -31,6 +32,9 @@ export class Pool extends EventEmitter<PoolEvents> {
   #supervisor: Supervisor | null = null;
   #booting = 0;
   #inFlight = 0;
+  /** workers to keep live: num_workers, the measured size, or a dynamic pool's current size */
+  #target: number;
+  #sizing: SizingResult | null = null;
   #started = false;
   #closing = false;
   #closed: Promise<void> | null = null;
@@ -47,6 +51,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     super();
     this.options = 'argv' in options ? options : resolvePoolOptions(options);
     this.#execOptions = { timeoutMs: this.options.execTtlMs };
+    const { numWorkers, dynamic } = this.options;
+    // A dynamic pool starts with at least one worker (it proves the command boots and serves the
+    // first request warm); idle scale-down takes it to min_workers, even zero.
+    this.#target = dynamic !== null ? Math.max(1, dynamic.minWorkers) : numWorkers === 'auto' ? 1 : numWorkers;
     this.#free = new FreeList(this.options.allocateTimeoutMs, (waitedMs) => this.#noFreeWorker(waitedMs));
     this.#hooks = {
       execEnd: (worker, error) => this.#onExecEnd(worker, error),
@@ -67,21 +75,59 @@ export class Pool extends EventEmitter<PoolEvents> {
       await this.#listener.listen();
     }
     this.#spec = createWorkerSpec(this.options, this.#listener);
-    const boots = Array.from({ length: this.options.numWorkers }, () => this.#boot());
-    const results = await Promise.allSettled(boots);
-    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if (failures.length === results.length || failures.some((f) => f.reason instanceof CommandNotFoundError)) {
-      await this.close();
-      throw failures[0]!.reason;
+    await this.#bootTarget();
+    if (this.options.numWorkers === 'auto') {
+      this.#target = await this.#measureSize();
+      await this.#bootTarget();
     }
-    for (const failure of failures) this.#scheduleRetry(failure.reason as Error);
     if (Supervisor.isNeeded(this.options)) {
       this.#supervisor = new Supervisor(this.options, {
         liveWorkers: () => this.#workers,
         recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker, reason),
+        scaleDown: (worker) => this.#scaleDown(worker),
       });
       this.#supervisor.start();
     }
+  }
+
+  /** Boots up to the target in parallel; rejects (after cleaning up) when nothing could boot. */
+  async #bootTarget(): Promise<void> {
+    const missing = this.#target - this.#live();
+    if (missing <= 0) return;
+    const results = await Promise.allSettled(Array.from({ length: missing }, () => this.#boot()));
+    const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if ((failures.length === results.length && this.#live() === 0) || failures.some((f) => f.reason instanceof CommandNotFoundError)) {
+      await this.close();
+      throw failures[0]!.reason;
+    }
+    for (const failure of failures) this.#scheduleRetry(failure.reason as Error);
+  }
+
+  /**
+   * num_workers: auto. One worker is up: warm it with the configured requests, measure its memory
+   * and CPU share, read the machine's limits, and choose min(cpu-based, ram-based) (sizing.ts).
+   */
+  async #measureSize(): Promise<number> {
+    const limits = await readMachineLimits();
+    const probe = [...this.#workers][0]!;
+    const before = await readCpuSample(probe.pid);
+    let busyMs = 0;
+    for (const request of this.options.warmup) {
+      const started = performance.now();
+      const reply = await this.exec(request);
+      if (reply.stream !== null) for await (const frame of reply.stream) void frame;
+      busyMs += performance.now() - started;
+    }
+    const after = await readCpuSample(probe.pid);
+    const window = diffCpuSamples(before, after);
+    const memory = await readWorkerMemory(probe.pid);
+    const input = { limits, worker: memory, ioShare: ioWaitShare(busyMs, window.cpuMs, window.runQueueMs), headroom: this.options.headroom };
+    const result = recommendWorkers(input);
+    this.#sizing = result;
+    const line = describeSizing(input, result);
+    this.options.logger.info({ numWorkers: result.numWorkers, reason: 'auto' }, line);
+    this.emit('pool:sized', { numWorkers: result.numWorkers, line });
+    return result.numWorkers;
   }
 
   /** Runs one request on a warm worker. Rejects with a typed error (see fate.ts and errors.ts). */
@@ -93,6 +139,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       // in-flight counts from the hand-over: a waiter's worker was counted by #putWorker
       if (worker !== null) this.#inFlight++;
       else {
+        if (this.options.dynamic !== null) this.#scaleUp();
         try {
           worker = await this.#waitForWorker();
         } catch (error) {
@@ -153,7 +200,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     workers.booting = this.#booting;
     for (const worker of this.#workers) workers[worker.state]++;
     return {
-      numWorkers: this.options.numWorkers,
+      numWorkers: this.#target,
       workers,
       queued: this.#free.waiting,
       requests: this.#requests,
@@ -178,6 +225,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       ageMs: now - w.createdAt,
       idleMs: w.lastUsedAt === 0 ? null : now - w.lastUsedAt,
       markedFor: w.markedFor,
+      busyMs: w.busyMs + (w.state === 'working' ? now - w.execStartedAt : 0),
     }));
   }
 
@@ -219,10 +267,15 @@ export class Pool extends EventEmitter<PoolEvents> {
     return worker;
   }
 
-  /** Keeps num_workers live: spawns what is missing unless a boot backoff is pending. */
+  /** What num_workers: auto measured at start; null otherwise. */
+  get sizing(): SizingResult | null {
+    return this.#sizing;
+  }
+
+  /** Keeps the target live: spawns what is missing unless a boot backoff is pending. */
   #ensureCapacity(): void {
     if (!this.#started || this.#closing || this.#retryTimer !== null || this.#spec === null) return;
-    for (let missing = this.options.numWorkers - this.#live(); missing > 0; missing--) {
+    for (let missing = this.#target - this.#live(); missing > 0; missing--) {
       this.#boot().catch((error: Error) => this.#scheduleRetry(error));
     }
   }
@@ -295,6 +348,30 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.emit('worker:recycle', { pid: worker.pid, reason });
     void worker.stop(reason);
     this.#ensureCapacity();
+  }
+
+  /** Dynamic pool: one more worker when requests wait and fewer are booting than wait. */
+  #scaleUp(): void {
+    const { maxWorkers } = this.options.dynamic!;
+    if (this.#booting > this.#free.waiting || this.#target >= maxWorkers) return;
+    this.#setTarget(this.#target + 1, 'demand');
+    this.#ensureCapacity();
+  }
+
+  /** Dynamic pool: an idle worker leaves without a replacement while above min_workers. */
+  #scaleDown(worker: Worker): boolean {
+    const { minWorkers } = this.options.dynamic!;
+    if (this.#target <= minWorkers || worker.state !== 'ready' || !this.#free.remove(worker)) return false;
+    this.#setTarget(this.#target - 1, 'idle');
+    this.#recycle(worker, 'idle_ttl');
+    return true;
+  }
+
+  #setTarget(to: number, reason: 'demand' | 'idle'): void {
+    const from = this.#target;
+    this.#target = to;
+    this.options.logger.debug({ from, to, reason }, `pool size ${from} → ${to} (${reason})`);
+    this.emit('pool:scale', { from, to, reason });
   }
 
   #recycleIfIdle(worker: Worker, reason: RecycleReason): boolean {

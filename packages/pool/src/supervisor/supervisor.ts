@@ -8,6 +8,8 @@ export interface Supervised {
   liveWorkers(): Iterable<Worker>;
   /** Recycles the worker now if it is idle; returns false when it is busy (then it is only marked). */
   recycleIfIdle(worker: Worker, reason: RecycleReason): boolean;
+  /** Dynamic pool: retires an idle worker without replacement while above min_workers. */
+  scaleDown(worker: Worker): boolean;
 }
 
 /**
@@ -27,7 +29,7 @@ export class Supervisor {
 
   /** True when any supervised limit is set; otherwise the supervisor costs nothing. */
   static isNeeded(options: ResolvedPoolOptions): boolean {
-    return options.ttlMs > 0 || options.idleTtlMs > 0 || options.maxWorkerMemoryBytes > 0;
+    return options.ttlMs > 0 || options.idleTtlMs > 0 || options.maxWorkerMemoryBytes > 0 || options.dynamic !== null;
   }
 
   start(): void {
@@ -47,7 +49,9 @@ export class Supervisor {
     this.#ticking = true;
     try {
       const now = Date.now();
-      const { ttlMs, idleTtlMs, maxWorkerMemoryBytes } = this.#options;
+      const { ttlMs, maxWorkerMemoryBytes, dynamic } = this.#options;
+      // In a dynamic pool idle_ttl is the scale-down delay (handled below), not a recycle.
+      const idleTtlMs = dynamic === null ? this.#options.idleTtlMs : 0;
       const checks: Promise<void>[] = [];
       for (const worker of this.#pool.liveWorkers()) {
         if (worker.state !== 'ready' && worker.state !== 'working') continue;
@@ -59,6 +63,10 @@ export class Supervisor {
         if (idleTtlMs > 0 && worker.state === 'ready' && worker.jobs > 0 && now - worker.lastUsedAt >= idleTtlMs) {
           this.#act(worker, 'idle_ttl');
           continue;
+        }
+        // Dynamic pool: an idle worker (used or not) above min_workers leaves without replacement.
+        if (dynamic !== null && worker.state === 'ready' && worker.markedFor === null && now - Math.max(worker.lastUsedAt, worker.createdAt) >= dynamic.idleMs) {
+          if (this.#pool.scaleDown(worker)) continue;
         }
         if (maxWorkerMemoryBytes > 0) {
           checks.push(

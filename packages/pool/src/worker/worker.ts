@@ -114,6 +114,8 @@ export class Worker {
   jobLimit = 0;
   /** last RSS read by the supervisor or workers() */
   rssBytes = 0;
+  /** wall time spent executing requests, summed (with CPU time it gives the I/O-wait share) */
+  busyMs = 0;
   /** why it left service, once it has */
   retiredFor: RecycleReason | null = null;
   exitCode: number | null = null;
@@ -468,6 +470,7 @@ export class Worker {
     this.#clearExecTimer(exec);
     this.#exec = null;
     this.lastUsedAt = Date.now();
+    this.busyMs += this.lastUsedAt - this.execStartedAt;
     if (this.#state === 'working') this.#state = 'ready';
     if (this.#paused) {
       this.#paused = false;
@@ -516,6 +519,7 @@ export class Worker {
     if (this.#exec !== exec) return;
     this.#clearExecTimer(exec);
     this.#exec = null;
+    this.busyMs += Date.now() - this.execStartedAt;
     if (exec.stream === null) exec.reject(error);
     else if (!exec.stream.settled) {
       exec.stream.settled = true;
