@@ -2,6 +2,8 @@ import type { Logger } from '../logger.js';
 
 const KEEP_LINES = 20;
 const MAX_LINE_CHARS = 8192;
+/** Lines logged per worker per second; a flood beyond that is counted, not logged. */
+const MAX_LINES_PER_SECOND = 1000;
 
 /**
  * Turns a worker's free-text output (stderr; stdout too with the fds relay) into log lines tagged
@@ -13,6 +15,9 @@ export class WorkerOutput {
   #pid: number;
   #partial = '';
   readonly #recent: string[] = [];
+  #windowStart = 0;
+  #windowLines = 0;
+  #suppressed = 0;
 
   constructor(logger: Logger, pid: number, stream: 'stderr' | 'stdout') {
     this.#logger = logger;
@@ -34,6 +39,7 @@ export class WorkerOutput {
   flush(): void {
     if (this.#partial !== '') this.#emit(this.#partial);
     this.#partial = '';
+    this.#reportSuppressed();
   }
 
   /** The last lines printed, for boot-failure and crash messages. */
@@ -46,6 +52,26 @@ export class WorkerOutput {
     if (line === '') return;
     this.#recent.push(line);
     if (this.#recent.length > KEEP_LINES) this.#recent.shift();
+    // A worker flooding its output must not flood (or stall) the server's log.
+    const now = Date.now();
+    if (now - this.#windowStart >= 1000) {
+      this.#reportSuppressed();
+      this.#windowStart = now;
+      this.#windowLines = 0;
+    }
+    if (++this.#windowLines > MAX_LINES_PER_SECOND) {
+      this.#suppressed++;
+      return;
+    }
     this.#logger.info({ pid: this.#pid, stream: this.#stream }, line);
+  }
+
+  #reportSuppressed(): void {
+    if (this.#suppressed === 0) return;
+    this.#logger.warn(
+      { pid: this.#pid, stream: this.#stream, suppressed: this.#suppressed },
+      `worker ${this.#pid} wrote ${this.#suppressed} more ${this.#stream} lines than the ${MAX_LINES_PER_SECOND}/s log limit; they were dropped`,
+    );
+    this.#suppressed = 0;
   }
 }

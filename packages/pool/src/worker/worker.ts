@@ -287,7 +287,7 @@ export class Worker {
             parsePidReply(frame);
             resolve();
           } catch (error) {
-            reject(error as Error);
+            reject(new BootFailedError(`worker ${this.pid} answered the pid handshake wrongly: ${(error as Error).message}`, { cause: error, details: { pid: this.pid } }));
           }
         };
       });

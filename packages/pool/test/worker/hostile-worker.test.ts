@@ -1,0 +1,60 @@
+import { describe, expect, it } from 'vitest';
+import { BootFailedError, BadChecksumError, FrameTooLargeError, MalformedFrameError, WorkerExitedError } from '../../src/errors.js';
+import { createPool } from '../../src/pool/pool.js';
+import { eventually, fixture, recordingLogger, request, withPool } from '../php-fixtures.js';
+
+// Broken protocol bytes fail that request only: the worker is killed and replaced, and the
+// server logs one clear line naming the problem.
+describe('hostile workers', () => {
+  const cases = [
+    { body: 'oversized', error: FrameTooLargeError, log: /exceeds the limit of 1048576 bytes/ },
+    { body: 'checksum', error: BadChecksumError, log: /checksum mismatch/ },
+    { body: 'options', error: MalformedFrameError, log: /3 options; a data frame carries exactly 1/ },
+    { body: 'context', error: MalformedFrameError, log: /context length 1000 exceeds its payload/ },
+  ] as const;
+
+  for (const { body, error, log } of cases) {
+    it(`${body}: the request fails with ${error.name}, the worker is killed and replaced`, async () => {
+      const logger = recordingLogger();
+      await withPool('hostile-worker.php', { max_frame_size: 1024 * 1024, logger }, async (pool) => {
+        const pid = Number((await pool.exec(request('ok'))).body.toString());
+        await expect(pool.exec(request(body))).rejects.toBeInstanceOf(error);
+        const lines = logger.lines.filter((l) => l.level === 'error' && l.obj.reason === 'protocol');
+        expect(lines).toHaveLength(1);
+        expect(lines[0]!.msg).toMatch(log);
+        expect(lines[0]!.obj.pid).toBe(pid);
+        const next = Number((await pool.exec(request('ok'))).body.toString());
+        expect(next).not.toBe(pid);
+        expect(pool.stats().recycles.protocol).toBe(1);
+      });
+    });
+  }
+
+  it('partial frame then exit: WorkerExitedError, replaced', async () => {
+    await withPool('hostile-worker.php', {}, async (pool) => {
+      await expect(pool.exec(request('partial'))).rejects.toBeInstanceOf(WorkerExitedError);
+      await eventually(() => pool.stats().workers.ready === 1, 'a replacement');
+      expect(Number((await pool.exec(request('ok'))).body.toString())).toBeGreaterThan(0);
+    });
+  });
+
+  it('a wrong handshake fails the boot with a clear message', async () => {
+    const pool = createPool({ command: ['php', fixture('wrong-handshake.php')], num_workers: 1, logger: recordingLogger() });
+    const error = await pool.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toMatch(/expected the pid handshake \(a CONTROL frame\)/);
+  });
+
+  it('a flood of stderr is rate-limited in the log and the request is still served', async () => {
+    const logger = recordingLogger();
+    await withPool('hostile-worker.php', { logger }, async (pool) => {
+      expect((await pool.exec(request('flood'))).body.toString()).toBe('survived the flood');
+      const flood = logger.lines.filter((l) => l.obj.stream === 'stderr' && l.level === 'info');
+      expect(flood.length).toBeLessThanOrEqual(2000);
+      expect(flood.length).toBeGreaterThan(0);
+      await pool.close();
+      const suppressed = logger.lines.filter((l) => l.level === 'warn' && typeof l.obj.suppressed === 'number');
+      expect(suppressed.reduce((n, l) => n + (l.obj.suppressed as number), 0) + flood.length).toBe(20000);
+    });
+  });
+});
