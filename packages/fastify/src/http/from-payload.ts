@@ -26,7 +26,7 @@ function decodeHead(flags: number, context: Buffer): HttpResponseContext {
 }
 
 function hintHeaders(headers: HeaderMap): Record<string, string[]> {
-  const out: Record<string, string[]> = {};
+  const out: Record<string, string[]> = Object.create(null);
   for (const name in headers) out[name.toLowerCase()] = headers[name]!.map(headerValue);
   return out;
 }

@@ -22,7 +22,8 @@ function headerText(value: string): string {
 
 /** Cookie header → name → value (URL-unescaped; undecodable ones dropped; last wins), as RR does. */
 export function parseCookies(header: string | undefined): Record<string, string> {
-  const cookies: Record<string, string> = {};
+  // Null prototype: a cookie or header named __proto__ is just a key, never the object's prototype.
+  const cookies: Record<string, string> = Object.create(null);
   if (header === undefined || header === '') return cookies;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
@@ -51,7 +52,7 @@ function isAbsoluteForm(url: string): boolean {
 export function toRequestContext(request: FastifyRequest, client: ClientInfo): HttpRequestContext {
   const raw = request.raw;
   const rawHeaders = raw.rawHeaders;
-  const headers: HeaderMap = {};
+  const headers: HeaderMap = Object.create(null);
   let host = '';
   let cookieHeader: string | undefined;
   const chunked = raw.headers['transfer-encoding'] !== undefined;

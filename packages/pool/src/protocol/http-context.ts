@@ -64,7 +64,7 @@ export function decodeResponseContext(flags: number, context: Buffer): HttpRespo
 /** PHP may send `[]` for no headers, or scalar values; shape them as name → string[]. */
 function normalizeHeaders(headers: unknown): HeaderMap {
   if (headers === null || typeof headers !== 'object' || Array.isArray(headers)) return {};
-  const out: HeaderMap = {};
+  const out: HeaderMap = Object.create(null);
   for (const [name, value] of Object.entries(headers as Record<string, unknown>)) {
     if (Array.isArray(value)) out[name] = value.map(String);
     else if (value !== null && value !== undefined) out[name] = [String(value)];
@@ -150,7 +150,7 @@ function stringFieldSize(value: string): number {
 
 function cookiesAsMap(cookies: Record<string, string>): HeaderMap | null {
   let map: HeaderMap | null = null;
-  for (const name in cookies) (map ??= {})[name] = [cookies[name]!];
+  for (const name in cookies) (map ??= Object.create(null) as HeaderMap)[name] = [cookies[name]!];
   return map;
 }
 
@@ -268,7 +268,8 @@ function readHeaderEntry(r: ProtoReader, into: HeaderMap): void {
 export function decodeProtoResponse(context: Buffer): HttpResponseContext {
   const r = new ProtoReader(context);
   let status = 0;
-  const headers: HeaderMap = {};
+  // Null prototype: a header named __proto__ is just a key.
+  const headers: HeaderMap = Object.create(null);
   while (!r.done) {
     const tag = r.varint();
     if (tag === 0x08) status = r.varint();
@@ -286,8 +287,8 @@ export function decodeProtoRequest(context: Buffer): HttpRequestContext {
     protocol: '',
     method: '',
     uri: '',
-    headers: {},
-    cookies: {},
+    headers: Object.create(null),
+    cookies: Object.create(null),
     rawQuery: '',
     parsed: false,
     uploads: null,
@@ -306,7 +307,7 @@ export function decodeProtoRequest(context: Buffer): HttpRequestContext {
       case 0x22: ctx.uri = text(); break;
       case 0x2a: readHeaderEntry(r, ctx.headers); break;
       case 0x32: {
-        const cookies: HeaderMap = {};
+        const cookies: HeaderMap = Object.create(null);
         readHeaderEntry(r, cookies);
         for (const [k, v] of Object.entries(cookies)) ctx.cookies[k] = v.join(',');
         break;
@@ -314,7 +315,7 @@ export function decodeProtoRequest(context: Buffer): HttpRequestContext {
       case 0x3a: ctx.rawQuery = text(); break;
       case 0x40: ctx.parsed = r.varint() !== 0; break;
       case 0x4a: ctx.uploads = JSON.parse(text()); break;
-      case 0x52: readHeaderEntry(r, (ctx.attributes ??= {})); break;
+      case 0x52: readHeaderEntry(r, (ctx.attributes ??= Object.create(null))); break;
       default: r.skip(tag & 7);
     }
   }

@@ -1,0 +1,67 @@
+// Property-based checks of the request mapper: whatever headers, cookies and query a client sends,
+// PHP gets RoadRunner's shapes (canonical names without Host, every value in order, cookies decoded).
+import fc from 'fast-check';
+import Fastify from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { canonicalHeaderName, parseCookies, toRequestContext } from '../src/http/to-payload.js';
+
+const token = fc.stringMatching(/^[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,6}){0,2}$/);
+const value = fc.stringMatching(/^[!-~]([ -~]{0,30}[!-~])?$/); // visible ASCII, no edge spaces
+
+describe('toRequestContext', () => {
+  it('maps any headers, cookies and query the way RoadRunner does', async () => {
+    const app = Fastify();
+    app.all('/*', async (request) => toRequestContext(request, { remoteAddr: '192.0.2.7', proto: 'http', host: null }));
+    await fc.assert(
+      fc.asyncProperty(
+        fc.dictionary(token.filter((n) => !['host', 'cookie', 'content-length', 'transfer-encoding', 'connection', 'expect', 'upgrade', 'te'].includes(n)), value, { maxKeys: 8 }),
+        fc.dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), fc.string({ unit: 'grapheme', maxLength: 12 }), { maxKeys: 4 }),
+        fc.stringMatching(/^[A-Za-z0-9_.~%-]{0,30}$/),
+        async (headers, cookies, query) => {
+          const cookieHeader = Object.entries(cookies).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('; ');
+          const res = await app.inject({
+            url: `/p?q=${query}`,
+            headers: { ...headers, host: 'site.test:8080', ...(cookieHeader === '' ? {} : { cookie: cookieHeader }) },
+          });
+          const ctx = res.json();
+          expect(ctx.uri).toBe(`http://site.test:8080/p?q=${query}`);
+          expect(ctx.rawQuery).toBe(`q=${query}`);
+          expect(ctx.remoteAddr).toBe('192.0.2.7');
+          expect(ctx.headers.Host).toBeUndefined();
+          for (const [name, v] of Object.entries(headers)) expect(ctx.headers[canonicalHeaderName(name)]).toEqual([v]);
+          expect(ctx.cookies).toEqual(cookies);
+        },
+      ),
+      { numRuns: 150 },
+    );
+    await app.close();
+  });
+
+  it('keeps every value of a repeated header, in order', async () => {
+    const app = Fastify();
+    app.get('/', async (request) => toRequestContext(request, { remoteAddr: '', proto: 'http', host: null }));
+    const res = await app.inject({ url: '/', headers: { 'x-multi': ['a', 'b', 'c'] } });
+    expect(res.json().headers['X-Multi']).toEqual(['a', 'b', 'c']);
+    await app.close();
+  });
+
+  it('passes UTF-8 header bytes as text and turns invalid UTF-8 into U+FFFD (documented)', async () => {
+    const app = Fastify();
+    app.get('/', async (request) => toRequestContext(request, { remoteAddr: '', proto: 'http', host: null }));
+    // inject sends header strings as latin1 bytes: "grÃ¼Ãe" are the UTF-8 bytes of "grüße"; \xff alone is invalid
+    const res = await app.inject({ url: '/', headers: { 'x-utf8': Buffer.from('grüße').toString('latin1'), 'x-bad': 'a\xffb' } });
+    expect(res.json().headers['X-Utf8']).toEqual(['grüße']);
+    expect(res.json().headers['X-Bad']).toEqual(['a\ufffdb']);
+    await app.close();
+  });
+});
+
+describe('parseCookies', () => {
+  it('decodes values, drops undecodable ones, lets the last repeat win, and treats __proto__ as a name', () => {
+    const expected: Record<string, string> = Object.create(null);
+    expected.a = '2';
+    expected.b = 'x y';
+    expected['__proto__'] = 'p';
+    expect(parseCookies('a=1; b=x%20y; bad=%E0%A4%A; a=2; __proto__=p')).toEqual(expected);
+  });
+});
