@@ -1,0 +1,7 @@
+// @warmpool/config: warmpool.yaml / .rr.yaml → a checked, typed config, with every key's place in the file.
+export { loadConfigFile, parseConfig, type LoadedConfig, type ParseOptions } from './load.js';
+export type { ConfigWarning } from './validate.js';
+export type { Env } from './env-expansion.js';
+export { CONFIG_KEYS, SITE_HTTP_KEYS, findKey, type KeySpec, type ValueType } from './keys.js';
+export * from './errors.js';
+export type * from './warmpool-config.js';

@@ -1,0 +1,316 @@
+// THE key table: every key warmpool.yaml may hold, spelled as RoadRunner's .rr.yaml v3 spells it
+// where the concept is the same, plus warmpool's own extensions. validate.ts walks the document
+// against it, `warmpool config check` prints its descriptions, and the README's key tables are
+// checked against it (test/readme.test.ts), so this file is the one place a key is added.
+//
+// Path patterns: "a.b" is a key inside a section, "a[]" the items of a list, "a.*" any key of a
+// free map. Keys under sites[] are copies of server.* and the per-site part of http.* (SITE_HTTP_KEYS),
+// derived below rather than written twice.
+
+export type ValueType =
+  /** a mapping with the keys listed under it; `null` (an empty `http:`) reads as {} */
+  | 'section'
+  /** a sequence; its items are described by the `path[]` entry */
+  | 'list'
+  /** a mapping with free keys; values are described by the `path.*` entry */
+  | 'map'
+  /** a YAML string; a number or boolean is refused (quote it) */
+  | 'string'
+  /** any scalar, kept as its text (env values, user names or ids, header values) */
+  | 'scalar-string'
+  | 'integer'
+  | 'number'
+  | 'boolean'
+  /** RR/Go duration string ("60s", "1m30s", "500ms"); a bare integer means seconds; result: a string */
+  | 'duration'
+  /** a number of megabytes (1 MB = 1024 * 1024 bytes), as RR's max_request_size and max_worker_memory */
+  | 'size-mb'
+  /** bytes: an integer, or a number with k / m / g (1024-based, nginx style): "64m"; result: an integer */
+  | 'bytes'
+  /** one of `values` */
+  | 'enum'
+  | 'string[]'
+  /** a string or a list of strings, kept as written (server.command: a command line or argv) */
+  | 'string|string[]'
+  /** an integer, or the string "auto" */
+  | 'integer|auto';
+
+export interface KeySpec {
+  /** pattern: "http.pool.num_workers", "server.env.*", "sites[].hosts" */
+  readonly path: string;
+  readonly type: ValueType;
+  /** one line, shown by `warmpool config check` and in the README */
+  readonly description: string;
+  /** RR: the key exists in .rr.yaml v3 with this meaning; warmpool: our extension */
+  readonly origin: 'rr' | 'warmpool';
+  /** enum values, or the literal extra value of a union */
+  readonly values?: readonly string[];
+  readonly min?: number;
+  readonly max?: number;
+  /** unit of a number, for the docs */
+  readonly unit?: string;
+  /** the default the owning package applies; documentation only: the loader never fills it in */
+  readonly default?: string | number | boolean;
+  /** must be set whenever its section is present (top-level sections count as always present) */
+  readonly required?: boolean;
+  /** strings (and items of string lists) must match this; `hint` says what to write */
+  readonly pattern?: RegExp;
+  readonly hint?: string;
+  /** unsupported RoadRunner key: the warning text; its whole subtree is ignored and not checked */
+  readonly warned?: string;
+  /** derived copy under sites[] (not listed again in the README) */
+  readonly site?: boolean;
+}
+
+const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]*):(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4})$/;
+const ADDRESS_HINT = 'an address "host:port", e.g. "127.0.0.1:8080", "0.0.0.0:80" or ":8080"';
+const HOST = /^(\*\.)?[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?$|^\[[0-9a-f:.]+\]$/i;
+
+type Entry = Omit<KeySpec, 'origin'> & { origin?: 'rr' | 'warmpool' };
+
+const rr = (path: string, type: ValueType, description: string, extra: Partial<Entry> = {}): Entry => ({ path, type, description, origin: 'rr', ...extra });
+const wp = (path: string, type: ValueType, description: string, extra: Partial<Entry> = {}): Entry => ({ path, type, description, origin: 'warmpool', ...extra });
+/** An RR key warmpool does not support: loading goes on, with this warning naming it. */
+const warned = (path: string, message: string): Entry => ({ path, type: 'section', description: message, origin: 'rr', warned: message });
+
+const TOP: Entry[] = [
+  rr('version', 'enum', 'layout version of the file: RoadRunner v3', {
+    values: ['3'],
+    default: '3',
+    hint: '"3" (the RoadRunner v3 layout; convert a v2.x file with RoadRunner\'s upgrade guide first)',
+  }),
+
+  // ---- server: how a worker starts ----
+  rr('server', 'section', 'how a PHP worker process starts'),
+  rr('server.command', 'string|string[]', 'command that starts one worker ("php worker.php"), or its argv'),
+  rr('server.env', 'map', 'extra environment for workers; keys are upper-cased, $VAR in values is expanded at spawn'),
+  rr('server.env.*', 'scalar-string', 'one environment variable given to workers'),
+  rr('server.relay', 'string', 'how workers talk to warmpool: pipes, fds (warmpool SDK), unix:///path or tcp://host:port', {
+    default: 'pipes',
+    pattern: /^(pipes|fds|unix:\/\/\S+|tcp:\/\/\S+:\d+)$/,
+    hint: '"pipes", "fds", "unix:///path/to.sock" or "tcp://127.0.0.1:7000"',
+  }),
+  rr('server.user', 'scalar-string', 'run workers as this user (name or uid; warmpool must run as root)'),
+  rr('server.group', 'scalar-string', 'run workers with this group (name or gid; warmpool must run as root)'),
+  warned('server.relay_timeout', 'a worker\'s boot and handshake are bounded by http.pool.allocate_timeout instead'),
+  warned('server.on_init', 'run that command before warmpool starts (e.g. ExecStartPre= in the systemd unit)'),
+  warned('server.after_init', 'run that command after warmpool is ready (e.g. ExecStartPost= in the systemd unit)'),
+
+  // ---- http: the listener and the default site ----
+  rr('http', 'section', 'the HTTP server, and the default site (requests whose Host matches no sites[] entry)'),
+  rr('http.address', 'string', 'where the HTTP server listens', { required: true, pattern: ADDRESS, hint: ADDRESS_HINT }),
+  rr('http.max_request_size', 'size-mb', 'largest request body (413 above); 0 = the default', { unit: 'MB', min: 0, default: 100 }),
+  rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', { default: false }),
+  rr('http.access_logs', 'boolean', 'log one line per request', { default: false }),
+  rr('http.middleware', 'string[]', 'RR middleware to run: static, headers and gzip are supported; others are warned about and skipped'),
+  rr('http.trusted_subnets', 'string[]', 'CIDRs of proxies whose X-Forwarded-For / X-Real-Ip / Forwarded headers are believed'),
+  warned('http.internal_error_code', 'warmpool answers 503 (overload), 504 (exec_ttl), 502 (worker crash) or 500 by failure kind'),
+  warned('http.fcgi', 'serve HTTP, or put nginx in front for FastCGI clients'),
+  warned('http.http3', 'HTTP/1.1 and HTTP/2 (http.http2, http.ssl) are served; HTTP/3 is not'),
+  warned('http.new_relic', 'there is no New Relic middleware; use metrics (Prometheus)'),
+  warned('http.cache', 'use the top-level cache section (micro-cache) instead'),
+
+  rr('http.uploads', 'section', 'multipart file uploads'),
+  rr('http.uploads.dir', 'string', 'directory for uploaded temp files', { default: 'the OS temp dir' }),
+  rr('http.uploads.forbid', 'string[]', 'extensions refused (PHP upload error 8)', { default: '[".php", ".exe", ".bat"]' }),
+  rr('http.uploads.allow', 'string[]', 'when not empty, only these extensions are stored'),
+  wp('http.uploads.max_file_size', 'size-mb', 'largest uploaded file (PHP upload error 1 above); 0 = no limit', { unit: 'MB', min: 0, default: 0 }),
+  wp('http.uploads.max_files', 'integer', 'most files in one form (413 above)', { min: 1 }),
+
+  rr('http.headers', 'section', 'headers middleware: CORS, and headers added to requests and responses'),
+  rr('http.headers.cors', 'section', 'answer CORS preflights and add CORS headers'),
+  rr('http.headers.cors.allowed_origin', 'string', 'Access-Control-Allow-Origin: "*" or comma-separated origins'),
+  rr('http.headers.cors.allowed_origin_regex', 'string', 'origins matching this regular expression are allowed (allowed_origin is then ignored)'),
+  rr('http.headers.cors.allowed_headers', 'string', 'Access-Control-Allow-Headers, comma-separated or "*"'),
+  rr('http.headers.cors.allowed_methods', 'string', 'Access-Control-Allow-Methods, comma-separated'),
+  rr('http.headers.cors.allow_credentials', 'boolean', 'send Access-Control-Allow-Credentials: true', { default: false }),
+  rr('http.headers.cors.exposed_headers', 'string', 'Access-Control-Expose-Headers, comma-separated'),
+  rr('http.headers.cors.max_age', 'integer', 'Access-Control-Max-Age', { unit: 's', min: 0 }),
+  rr('http.headers.cors.options_success_status', 'integer', 'status of a successful preflight', { min: 200, max: 299, default: 200 }),
+  rr('http.headers.cors.debug', 'boolean', 'log why a CORS request was refused', { default: false }),
+  rr('http.headers.request', 'map', 'headers added to every request before PHP sees it'),
+  rr('http.headers.request.*', 'scalar-string', 'one request header: name → value'),
+  rr('http.headers.response', 'map', 'headers added to every response'),
+  rr('http.headers.response.*', 'scalar-string', 'one response header: name → value'),
+
+  rr('http.static', 'section', 'static files served before PHP (needs "static" in http.middleware)'),
+  rr('http.static.dir', 'string', 'directory to serve files from', { default: '.' }),
+  rr('http.static.forbid', 'string[]', 'extensions never served as files (dotfiles never are either)', { default: '[".php", ".phtml", ".phar", ".env", ".htaccess", ".git"]' }),
+  rr('http.static.allow', 'string[]', 'when not empty, only these extensions are served'),
+  rr('http.static.calculate_etag', 'boolean', 'send an ETag', { default: false }),
+  rr('http.static.weak', 'boolean', 'make the ETag weak (W/)', { default: false }),
+  rr('http.static.request', 'map', 'headers added to the request when a static file is served'),
+  rr('http.static.request.*', 'scalar-string', 'one request header: name → value'),
+  rr('http.static.response', 'map', 'headers added to static file responses'),
+  rr('http.static.response.*', 'scalar-string', 'one response header: name → value'),
+  wp('http.static.index', 'string[]', 'index files for paths ending in "/"', { default: '["index.html"]' }),
+  wp('http.static.last_modified', 'boolean', 'send Last-Modified and answer If-Modified-Since', { default: true }),
+  wp('http.static.precompressed', 'boolean', 'serve x.css.br / x.css.gz for x.css when the client accepts them', { default: true }),
+  wp('http.static.cache_control', 'map', 'Cache-Control per extension; "*" for the rest'),
+  wp('http.static.cache_control.*', 'scalar-string', 'one extension (".css") → Cache-Control value'),
+
+  rr('http.pool', 'section', 'the warm pool of PHP workers'),
+  rr('http.pool.debug', 'boolean', 'show worker error text in 500 responses; never in production', { default: false }),
+  rr('http.pool.command', 'string|string[]', 'worker command for this pool (overrides server.command)'),
+  rr('http.pool.num_workers', 'integer|auto', 'workers kept warm: an integer, "auto" (measured sizing), or 0 = CPU count', { values: ['auto'], min: 0, max: 500, default: 'CPU count' }),
+  rr('http.pool.max_jobs', 'integer', 'recycle a worker after this many requests; 0 = never', { min: 0, default: 0 }),
+  rr('http.pool.allocate_timeout', 'duration', 'how long a request waits for a free worker (and a worker may take to boot)', { default: '60s' }),
+  rr('http.pool.max_queue_size', 'integer', 'requests allowed to wait for a worker (503 above); 0 = unlimited', { min: 0, default: 0 }),
+  rr('http.pool.destroy_timeout', 'duration', 'grace between the stop command and SIGKILL; bounds the shutdown drain', { default: '60s' }),
+  rr('http.pool.reset_timeout', 'duration', 'how long a reset waits for a busy worker before killing it', { default: '60s' }),
+  rr('http.pool.stream_timeout', 'duration', 'how long a cancelled stream may take to end', { default: '60s' }),
+  wp('http.pool.max_frame_size', 'integer', 'largest frame a worker may send', { unit: 'bytes', min: 1024, max: 0xffffffff, default: 268435456 }),
+  warned('http.pool.dynamic_allocator', 'workers are kept warm at num_workers; use num_workers: auto for measured sizing'),
+  rr('http.pool.supervisor', 'section', 'limits that recycle workers'),
+  rr('http.pool.supervisor.watch_tick', 'duration', 'how often ttl, idle_ttl and max_worker_memory are checked', { default: '1s' }),
+  rr('http.pool.supervisor.ttl', 'duration', 'max worker age; recycled when next idle; 0 = off', { default: '0s' }),
+  rr('http.pool.supervisor.idle_ttl', 'duration', 'max idle time of a worker; 0 = off', { default: '0s' }),
+  rr('http.pool.supervisor.exec_ttl', 'duration', 'max time of one request: the worker is killed and the client gets 504; 0 = off', { default: '0s' }),
+  rr('http.pool.supervisor.max_worker_memory', 'size-mb', 'recycle a worker whose RSS exceeds this after its request; 0 = off', { unit: 'MB', min: 0, default: 0 }),
+
+  rr('http.ssl', 'section', 'HTTPS listener'),
+  rr('http.ssl.address', 'string', 'where the HTTPS server listens', { pattern: ADDRESS, hint: ADDRESS_HINT, default: ':443' }),
+  rr('http.ssl.redirect', 'boolean', 'answer plain-HTTP requests with a redirect to HTTPS', { default: false }),
+  rr('http.ssl.cert', 'string', 'certificate chain file (PEM)', { required: true }),
+  rr('http.ssl.key', 'string', 'private key file (PEM)', { required: true }),
+  warned('http.ssl.root_ca', 'client certificates are not checked (no mutual TLS)'),
+  warned('http.ssl.client_auth_type', 'client certificates are not checked (no mutual TLS)'),
+  warned('http.ssl.acme', 'get certificates with `warmpool cert` or certbot, and point http.ssl.cert / key at them'),
+
+  rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),
+  rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address', { default: false }),
+  rr('http.http2.max_concurrent_streams', 'integer', 'streams per connection', { min: 1 }),
+
+  wp('http.max_header_count', 'integer', 'most request header fields (431 above)', { min: 1 }),
+  wp('http.max_header_size', 'integer', 'largest request head: request line and headers (431 above)', { unit: 'bytes', min: 1024, default: 16384 }),
+  wp('http.headers_timeout', 'duration', 'time to receive the request head (408 after)', { default: '60s' }),
+  wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', { default: '0s' }),
+
+  // ---- status, metrics, logs ----
+  rr('status', 'section', 'health endpoints /health and /ready on their own listener'),
+  rr('status.address', 'string', 'where the health endpoints listen', { required: true, pattern: ADDRESS, hint: ADDRESS_HINT }),
+  rr('status.unavailable_status_code', 'integer', 'status of /ready while not ready', { min: 400, max: 599, default: 503 }),
+  rr('metrics', 'section', 'Prometheus metrics on their own listener'),
+  rr('metrics.address', 'string', 'where /metrics listens', { required: true, pattern: ADDRESS, hint: ADDRESS_HINT }),
+  warned('metrics.collect', 'application-defined metrics cannot be declared; warmpool exports its own'),
+  rr('logs', 'section', 'logging'),
+  rr('logs.mode', 'enum', 'development: pretty; production: JSON; raw: messages only; off: nothing', { values: ['development', 'production', 'raw', 'off'], default: 'development' }),
+  rr('logs.level', 'enum', 'lowest level written', { values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] }),
+  rr('logs.encoding', 'enum', 'line format', { values: ['console', 'json'] }),
+  rr('logs.output', 'string|string[]', 'stderr, stdout or a file path (or several)', { default: 'stderr' }),
+  rr('logs.err_output', 'string|string[]', 'where error-level lines go', { default: 'stderr' }),
+  rr('logs.channels', 'map', 'per-channel overrides ("http", "server", "pool")'),
+  rr('logs.channels.*', 'section', 'one channel\'s overrides'),
+  rr('logs.channels.*.mode', 'enum', 'this channel\'s mode', { values: ['development', 'production', 'raw', 'off'] }),
+  rr('logs.channels.*.level', 'enum', 'this channel\'s level', { values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] }),
+  rr('logs.channels.*.encoding', 'enum', 'this channel\'s encoding', { values: ['console', 'json'] }),
+  rr('logs.channels.*.output', 'string|string[]', 'this channel\'s output'),
+  rr('logs.channels.*.err_output', 'string|string[]', 'this channel\'s error output'),
+  warned('logs.line_ending', 'lines always end with "\\n"'),
+  warned('logs.file_logger_options', 'write to a file with logs.output: /path and rotate it with logrotate'),
+
+  // ---- warmpool extensions ----
+  wp('sites', 'list', 'several sites on one server, chosen by Host (like nginx server blocks)'),
+  wp('sites[]', 'section', 'one site: its hosts, root, server.* and per-site http.* keys'),
+  wp('sites[].hosts', 'string[]', 'host names this site answers ("example.com", "*.example.com"); lower-cased', {
+    required: true,
+    pattern: HOST,
+    hint: 'a host name like "example.com" or "*.example.com" (no scheme, port or path)',
+  }),
+  wp('sites[].root', 'string', 'the site\'s directory: the working directory of its workers'),
+  wp('proxy', 'list', 'path prefixes passed to another HTTP server'),
+  wp('proxy[]', 'section', 'one proxied prefix'),
+  wp('proxy[].prefix', 'string', 'path prefix to proxy, e.g. "/api"', { required: true, pattern: /^\/\S*$/, hint: 'a path starting with "/", e.g. "/api"' }),
+  wp('proxy[].upstream', 'string', 'the server to pass to, e.g. "http://127.0.0.1:9000"', {
+    required: true,
+    pattern: /^https?:\/\/[^\s/?#]+(\/\S*)?$/,
+    hint: 'an http:// or https:// URL, e.g. "http://127.0.0.1:9000"',
+  }),
+  wp('proxy[].websocket', 'boolean', 'also proxy WebSocket upgrades', { default: false }),
+  wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses'),
+  wp('cache.enabled', 'boolean', 'turn the micro-cache on', { default: false }),
+  wp('cache.max_bytes', 'bytes', 'memory budget of cached bodies', { unit: 'bytes', min: 0, default: '64m' }),
+  wp('cache.max_age', 'duration', 'longest time a response is kept (shorter when Cache-Control says so)', { default: '1s' }),
+  wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
+  wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
+];
+
+/** RoadRunner plugins warmpool does not run; their sections load with a warning naming them. */
+const RR_PLUGINS: Record<string, string> = {
+  rpc: 'use the admin socket (admin.socket) and `warmpool reset` / `warmpool workers` instead',
+  reload: 'run `warmpool reset` after a deploy (rolling, no dropped requests) instead of watching files',
+  jobs: 'there are no queues; run a queue consumer as its own service',
+  kv: 'there is no key-value store; use Redis or APCu from PHP',
+  temporal: 'run Temporal workers with RoadRunner or the Temporal PHP SDK',
+  service: 'run extra processes with systemd or your supervisor instead',
+  grpc: 'only HTTP is served',
+  tcp: 'only HTTP is served',
+  centrifuge: 'run Centrifugo on its own and proxy to it (proxy[] with websocket: true)',
+  websockets: 'proxy WebSockets to another server with proxy[].websocket instead',
+  broadcast: 'there is no pub/sub; use your broker from PHP',
+  amqp: 'there are no queues; run a queue consumer as its own service',
+  kafka: 'there are no queues; run a queue consumer as its own service',
+  nats: 'there are no queues; run a queue consumer as its own service',
+  sqs: 'there are no queues; run a queue consumer as its own service',
+  beanstalk: 'there are no queues; run a queue consumer as its own service',
+  boltdb: 'there is no key-value store; use Redis or APCu from PHP',
+  redis: 'there is no key-value store; talk to Redis from PHP',
+  memcached: 'there is no key-value store; talk to Memcached from PHP',
+  memory: 'there is no key-value store; use APCu from PHP',
+  otel: 'there is no OpenTelemetry export; use metrics (Prometheus)',
+  endure: 'RoadRunner\'s container settings do not apply',
+  fileserver: 'serve files with http.static instead',
+  lock: 'there is no lock service; use Redis or the database from PHP',
+};
+
+/** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
+export const SITE_HTTP_KEYS: readonly string[] = ['pool', 'max_request_size', 'raw_body', 'middleware', 'uploads', 'static', 'headers'];
+
+function deriveSiteKeys(entries: readonly Entry[]): Entry[] {
+  const out: Entry[] = [];
+  for (const entry of entries) {
+    const [head, second] = entry.path.split('.');
+    const perSite = head === 'server' || (head === 'http' && (second === undefined || SITE_HTTP_KEYS.includes(second)));
+    if (!perSite) continue;
+    // A site inherits server.command and http.address from the top level, so nothing is required there.
+    const { required: _required, ...rest } = entry;
+    out.push({ ...rest, path: `sites[].${entry.path}`, site: true });
+  }
+  return out;
+}
+
+const ALL: KeySpec[] = [
+  ...TOP,
+  ...Object.entries(RR_PLUGINS).map(([name, message]) => warned(name, message)),
+  ...deriveSiteKeys(TOP),
+].map((entry) => Object.freeze({ origin: 'rr' as const, ...entry }));
+
+/** Every key pattern, top-level ones first, then the sites[] copies. */
+export const CONFIG_KEYS: readonly KeySpec[] = Object.freeze(ALL);
+
+const BY_PATH: ReadonlyMap<string, KeySpec> = new Map(ALL.map((spec) => [spec.path, spec]));
+
+/** The spec of one pattern ("http.pool.num_workers", "server.env.*", "sites[].hosts"). */
+export function findKey(pattern: string): KeySpec | undefined {
+  return BY_PATH.get(pattern);
+}
+
+/** "a.b.c" → "a.b"; "a[]" → "a"; "a" → "". */
+export function parentPattern(pattern: string): string {
+  if (pattern.endsWith('[]')) return pattern.slice(0, -2);
+  const dot = pattern.lastIndexOf('.');
+  return dot < 0 ? '' : pattern.slice(0, dot);
+}
+
+const CHILDREN = new Map<string, string[]>();
+for (const spec of ALL) {
+  if (spec.path.endsWith('[]') || spec.path.endsWith('.*')) continue;
+  const parent = parentPattern(spec.path);
+  const name = parent === '' ? spec.path : spec.path.slice(parent.length + 1);
+  CHILDREN.set(parent, [...(CHILDREN.get(parent) ?? []), name]);
+}
+
+/** The key names a section pattern accepts ('' = the top level). */
+export function childKeys(pattern: string): readonly string[] {
+  return CHILDREN.get(pattern) ?? [];
+}

@@ -1,0 +1,93 @@
+// Reading and parsing: YAML text → document with positions → validated, typed config. The parse
+// keeps a LineCounter so every key maps back to file:line:col; ${VAR} expansion happens later, on
+// string values only (validate.ts), so a variable can never change the file's structure.
+import { readFile } from 'node:fs/promises';
+import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import type { Env } from './env-expansion.js';
+import { ConfigError, ConfigFileError, ConfigSyntaxError, type Position } from './errors.js';
+import { validateDocument, type ConfigWarning } from './validate.js';
+import type { WarmpoolConfig } from './warmpool-config.js';
+
+export interface ParseOptions {
+  /** the name used in messages and positions; default "warmpool.yaml" */
+  file?: string;
+  /** where ${VAR} values come from; default process.env */
+  env?: Env;
+}
+
+export interface LoadedConfig {
+  config: WarmpoolConfig;
+  /** unsupported RoadRunner keys and other things ignored, each with its place */
+  warnings: readonly ConfigWarning[];
+  file: string;
+  /**
+   * Where a key path sits in the file: "http.pool.num_workers", "sites[1].http.pool" (or
+   * "sites.1.http.pool"). Null when the file does not set it; with `nearest`, the closest ancestor
+   * the file does set (for errors about a default value), and null only when there is none.
+   */
+  positionOf(keyPath: string, options?: { nearest?: boolean }): Position | null;
+}
+
+/** Reads and parses a config file; throws ConfigFileError, or ConfigError with every problem. */
+export async function loadConfigFile(path: string, options: { env?: Env } = {}): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new ConfigFileError(path, error);
+  }
+  return parseConfig(text, { file: path, ...options });
+}
+
+/** Parses config text; throws ConfigError listing every problem (syntax, keys, values, variables). */
+export function parseConfig(text: string, options: ParseOptions = {}): LoadedConfig {
+  const file = options.file ?? 'warmpool.yaml';
+  const env = options.env ?? process.env;
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true });
+  const at = (offset: number): Position => {
+    const { line, col } = lineCounter.linePos(offset);
+    return { file, line: Math.max(line, 1), col: Math.max(col, 1) };
+  };
+  if (doc.errors.length > 0) {
+    throw new ConfigError(file, doc.errors.map((error) => new ConfigSyntaxError(at(error.pos[0]), describeYamlError(error, text))));
+  }
+  const result = validateDocument(doc, { file, env, lineCounter });
+  if (result.config === null) throw new ConfigError(file, result.errors);
+  const warnings: ConfigWarning[] = [
+    ...doc.warnings.map((warning) => ({ key: '', ...at(warning.pos[0]), message: warning.message })),
+    ...result.warnings,
+  ].sort((a, b) => a.line - b.line || a.col - b.col);
+  const positions = result.positions;
+  return {
+    config: result.config,
+    warnings,
+    file,
+    positionOf(keyPath, { nearest = false } = {}) {
+      let path = keyPath.replace(/\.(\d+)(?=\.|\[|$)/g, '[$1]');
+      while (path !== '') {
+        const found = positions.get(path);
+        if (found !== undefined) return { ...found };
+        if (!nearest) return null;
+        const parent = path.replace(/(\.[^.[\]]*|\[\d+\])$/, '');
+        path = parent === path ? '' : parent;
+      }
+      return null;
+    },
+  };
+}
+
+function describeYamlError(error: YAMLError, text: string): string {
+  switch (error.code) {
+    case 'DUPLICATE_KEY': {
+      const key = /^\s*("[^"\n]*"|'[^'\n]*'|[^:\n]*?)\s*:/.exec(text.slice(error.pos[0]))?.[1]?.replace(/^["']|["']$/g, '') ?? '';
+      return `duplicate key${key === '' ? '' : ` "${key}"`}: it is already set in the same section; keep one`;
+    }
+    case 'MULTIPLE_DOCS':
+      return 'the file holds several YAML documents (---); warmpool reads one: remove the extra "---"';
+    case 'TAB_AS_INDENT':
+      return 'YAML syntax: tabs are not allowed as indentation; indent with spaces';
+    default:
+      return `YAML syntax: ${error.message}`;
+  }
+}

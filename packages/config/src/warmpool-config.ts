@@ -1,0 +1,210 @@
+// The typed result of loading a config file: a plain object with RoadRunner's key names and
+// nesting, holding only what the file sets (defaults belong to the package that uses an option, so
+// none are filled in here). Values are already checked and converted:
+// - durations are strings the pool's parseDuration reads ("60s"; a YAML integer 60 becomes "60s");
+// - sizes in MB stay numbers of MB; `bytes` keys are integers of bytes;
+// - `${VAR}` references are expanded;
+// - http.pool.num_workers: 0 (RR's "CPU count") is left out, so the pool's default applies;
+// - a middleware section (http.static, http.headers) is present only when http.middleware lists it,
+//   as RoadRunner runs it only then; http.middleware keeps only supported names.
+// A section the file leaves out is `null` at the top level (a feature that is off costs one null
+// check) and `undefined` below it.
+
+/** A duration as the pool reads it: "500ms", "60s", "1m30s". */
+export type DurationString = string;
+
+export type Middleware = 'static' | 'headers' | 'gzip';
+export type LogMode = 'development' | 'production' | 'raw' | 'off';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'panic' | 'fatal';
+export type LogEncoding = 'console' | 'json';
+
+/** `server`: how a worker starts. */
+export interface ServerConfig {
+  command?: string | string[];
+  env?: Record<string, string>;
+  relay?: string;
+  user?: string;
+  group?: string;
+}
+
+/** `http.pool.supervisor`. */
+export interface SupervisorConfig {
+  watch_tick?: DurationString;
+  ttl?: DurationString;
+  idle_ttl?: DurationString;
+  exec_ttl?: DurationString;
+  /** MB */
+  max_worker_memory?: number;
+}
+
+/** `http.pool`. */
+export interface PoolConfig {
+  debug?: boolean;
+  command?: string | string[];
+  num_workers?: number | 'auto';
+  max_jobs?: number;
+  allocate_timeout?: DurationString;
+  max_queue_size?: number;
+  destroy_timeout?: DurationString;
+  reset_timeout?: DurationString;
+  stream_timeout?: DurationString;
+  /** bytes */
+  max_frame_size?: number;
+  supervisor?: SupervisorConfig;
+}
+
+/** `http.uploads`. */
+export interface UploadsConfig {
+  dir?: string;
+  forbid?: string[];
+  allow?: string[];
+  /** MB */
+  max_file_size?: number;
+  max_files?: number;
+}
+
+/** `http.static`. */
+export interface StaticConfig {
+  dir?: string;
+  forbid?: string[];
+  allow?: string[];
+  calculate_etag?: boolean;
+  weak?: boolean;
+  request?: Record<string, string>;
+  response?: Record<string, string>;
+  index?: string[];
+  last_modified?: boolean;
+  precompressed?: boolean;
+  cache_control?: Record<string, string>;
+}
+
+/** `http.headers.cors`. */
+export interface CorsConfig {
+  allowed_origin?: string;
+  allowed_origin_regex?: string;
+  allowed_headers?: string;
+  allowed_methods?: string;
+  allow_credentials?: boolean;
+  exposed_headers?: string;
+  max_age?: number;
+  options_success_status?: number;
+  debug?: boolean;
+}
+
+/** `http.headers`. */
+export interface HeadersConfig {
+  cors?: CorsConfig;
+  request?: Record<string, string>;
+  response?: Record<string, string>;
+}
+
+/** The part of `http` a site may set for itself (SITE_HTTP_KEYS). */
+export interface SiteHttpConfig {
+  pool?: PoolConfig;
+  /** MB; 0 = the default */
+  max_request_size?: number;
+  raw_body?: boolean;
+  middleware?: Middleware[];
+  uploads?: UploadsConfig;
+  static?: StaticConfig;
+  headers?: HeadersConfig;
+}
+
+/** `http.ssl`. */
+export interface SslConfig {
+  address?: string;
+  redirect?: boolean;
+  cert: string;
+  key: string;
+}
+
+/** `http.http2`. */
+export interface Http2Config {
+  h2c?: boolean;
+  max_concurrent_streams?: number;
+}
+
+/** `http`: the listeners and the default site. */
+export interface HttpConfig extends SiteHttpConfig {
+  address: string;
+  access_logs?: boolean;
+  trusted_subnets?: string[];
+  ssl?: SslConfig;
+  http2?: Http2Config;
+  max_header_count?: number;
+  /** bytes */
+  max_header_size?: number;
+  headers_timeout?: DurationString;
+  request_timeout?: DurationString;
+}
+
+/** `status`. */
+export interface StatusConfig {
+  address: string;
+  unavailable_status_code?: number;
+}
+
+/** `metrics`. */
+export interface MetricsConfig {
+  address: string;
+}
+
+/** `logs.channels.<name>`. */
+export interface LogChannelConfig {
+  mode?: LogMode;
+  level?: LogLevel;
+  encoding?: LogEncoding;
+  output?: string | string[];
+  err_output?: string | string[];
+}
+
+/** `logs`. */
+export interface LogsConfig extends LogChannelConfig {
+  channels?: Record<string, LogChannelConfig>;
+}
+
+/**
+ * One `sites[]` entry. A site inherits every server.* and per-site http.* key it does not set from
+ * the top level (it still gets a pool of its own); `server` and `http` are {} when not written.
+ */
+export interface SiteConfig {
+  /** lower-cased, trailing dot removed; "*.example.com" matches any subdomain */
+  hosts: string[];
+  root?: string;
+  server: ServerConfig;
+  http: SiteHttpConfig;
+}
+
+/** One `proxy[]` entry. */
+export interface ProxyRoute {
+  prefix: string;
+  upstream: string;
+  websocket?: boolean;
+}
+
+/** `cache` (micro-cache). */
+export interface CacheConfig {
+  enabled?: boolean;
+  /** bytes */
+  max_bytes?: number;
+  max_age?: DurationString;
+}
+
+/** `admin`. */
+export interface AdminConfig {
+  socket?: string;
+}
+
+/** A validated warmpool.yaml / .rr.yaml. */
+export interface WarmpoolConfig {
+  version: '3';
+  server: ServerConfig;
+  http: HttpConfig;
+  status: StatusConfig | null;
+  metrics: MetricsConfig | null;
+  logs: LogsConfig | null;
+  sites: SiteConfig[] | null;
+  proxy: ProxyRoute[] | null;
+  cache: CacheConfig | null;
+  admin: AdminConfig | null;
+}
