@@ -186,3 +186,18 @@ describe('plugin: lifecycle and decorators', () => {
     await expect(app.register(warmpool, { command: 'no-such-php worker.php' }).ready()).rejects.toThrow(/command not found: "no-such-php"/);
   });
 });
+
+describe('plugin: error logging', () => {
+  it('logs a failed PHP request once, with the request id, the error code and the worker pid', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const app = Fastify({ logger: { level: 'info', stream } });
+    apps.push(app);
+    await app.register(warmpool, { command: ['php', fixture('crash-mid-request.php')], pool: { num_workers: 1 } });
+    const res = await app.inject({ method: 'POST', url: '/', payload: 'crash', headers: { 'content-type': 'text/plain' } });
+    expect(res.statusCode).toBe(502);
+    const failed = lines.filter((l) => l.msg === 'PHP request failed: WP_WORKER_EXITED');
+    expect(failed).toHaveLength(1);
+    expect(failed[0]).toMatchObject({ level: 50, reqId: expect.any(String), status: 502, pid: expect.any(Number) });
+  });
+});
