@@ -5,3 +5,13 @@ export type { Env } from './env-expansion.js';
 export { CONFIG_KEYS, SITE_HTTP_KEYS, findKey, type KeySpec, type ValueType } from './keys.js';
 export * from './errors.js';
 export type * from './warmpool-config.js';
+export {
+  toServerOptions,
+  locateOptionError,
+  yamlKeysOf,
+  DEFAULT_SITE_NAME,
+  DEFAULT_ADMIN_SOCKET,
+  type ServerOptions,
+  type SiteOptions,
+  type ToOptionsOptions,
+} from './to-options.js';

@@ -1,0 +1,220 @@
+// The admin socket's wire format, shared by the server (admin/server.ts) and the CLI (admin/client.ts).
+// Newline-delimited JSON: the client writes one request line; the server answers with zero or more
+// progress lines, then exactly one final line, and closes the connection.
+//
+//   → {"cmd":"reset","site":"shop"}
+//   ← {"progress":{"site":"shop","replaced":1,"total":4}}
+//   ← {"ok":true,"data":{"replaced":4}}
+//   ← {"ok":false,"error":{"code":"WP_SERVER_UNKNOWN_SITE","message":"..."}}
+import { WarmpoolError, type PoolStats, type WorkerInfo } from '@warmpool/pool';
+import type { TuneReport } from '../tuning.js';
+
+/** Longest request line the server reads; admin requests are a few dozen bytes. */
+export const MAX_REQUEST_LINE_BYTES = 64 * 1024;
+/** `warmpool tune` measures this long unless told otherwise. */
+export const DEFAULT_TUNE_WINDOW_MS = 10_000;
+/** Bounds of a tune window: shorter cannot measure CPU ticks, longer holds a connection for nothing. */
+export const MIN_TUNE_WINDOW_MS = 100;
+export const MAX_TUNE_WINDOW_MS = 10 * 60_000;
+
+export type AdminRequest =
+  | { cmd: 'ping' }
+  | { cmd: 'workers'; site?: string }
+  | { cmd: 'stats'; site?: string }
+  | { cmd: 'reset'; site?: string }
+  | { cmd: 'tune'; site?: string; windowMs?: number }
+  | { cmd: 'reload' };
+
+export type AdminCommand = AdminRequest['cmd'];
+export const ADMIN_COMMANDS: readonly AdminCommand[] = ['ping', 'workers', 'stats', 'reset', 'tune', 'reload'];
+
+/** One site's workers (a server runs one pool per site). */
+export interface SiteWorkers {
+  site: string;
+  workers: WorkerInfo[];
+}
+
+export interface SiteStats {
+  site: string;
+  stats: PoolStats;
+}
+
+export interface PingData {
+  pid: number;
+  sites: string[];
+}
+
+export interface ResetData {
+  /** workers replaced, summed over the sites that were reset */
+  replaced: number;
+  sites: string[];
+}
+
+export interface ReloadData {
+  /** what changed, one line each, for the CLI to print */
+  changes: string[];
+}
+
+/** What each command's final `data` holds. */
+export interface AdminResponseData {
+  ping: PingData;
+  workers: SiteWorkers[];
+  stats: SiteStats[];
+  reset: ResetData;
+  tune: TuneReport;
+  reload: ReloadData;
+}
+
+export interface ResetProgress {
+  site: string;
+  replaced: number;
+  total: number;
+}
+
+export interface TuneProgress {
+  site: string;
+  /** the measurement started and will take this long */
+  windowMs: number;
+}
+
+export interface AdminProgressData {
+  ping: never;
+  workers: never;
+  stats: never;
+  reset: ResetProgress;
+  tune: TuneProgress;
+  reload: never;
+}
+
+export interface WireError {
+  code: string;
+  message: string;
+}
+
+export type AdminResponseLine =
+  | { ok: true; data: unknown }
+  | { ok: false; error: WireError }
+  | { progress: Record<string, unknown> };
+
+/** Encodes one line (JSON plus '\n'); `Infinity`/`NaN` become null as JSON.stringify does. */
+export function encodeLine(value: unknown): string {
+  return `${JSON.stringify(value)}\n`;
+}
+
+/**
+ * Checks a decoded request line. Throws AdminBadRequestError naming what is wrong; unknown extra
+ * keys are ignored so an older server still answers a newer client's requests.
+ */
+export function parseAdminRequest(line: string): AdminRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch {
+    throw new AdminBadRequestError(`the request is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new AdminBadRequestError('the request must be a JSON object like {"cmd":"workers"}');
+  const { cmd, site, windowMs } = value as Record<string, unknown>;
+  if (typeof cmd !== 'string' || !(ADMIN_COMMANDS as readonly string[]).includes(cmd)) {
+    throw new AdminBadRequestError(`unknown command ${JSON.stringify(cmd)}; known commands: ${ADMIN_COMMANDS.join(', ')}`);
+  }
+  if (site !== undefined && (typeof site !== 'string' || site === '')) throw new AdminBadRequestError(`"site" must be a non-empty string, got ${JSON.stringify(site)}`);
+  switch (cmd as AdminCommand) {
+    case 'ping':
+    case 'reload':
+      return { cmd: cmd as 'ping' | 'reload' };
+    case 'workers':
+    case 'stats':
+    case 'reset':
+      return (site === undefined ? { cmd } : { cmd, site }) as AdminRequest;
+    case 'tune': {
+      if (windowMs !== undefined && !(typeof windowMs === 'number' && windowMs >= MIN_TUNE_WINDOW_MS && windowMs <= MAX_TUNE_WINDOW_MS)) {
+        throw new AdminBadRequestError(`"windowMs" must be a number of milliseconds from ${MIN_TUNE_WINDOW_MS} to ${MAX_TUNE_WINDOW_MS}, got ${JSON.stringify(windowMs)}`);
+      }
+      return { cmd: 'tune', ...(site === undefined ? {} : { site }), ...(windowMs === undefined ? {} : { windowMs }) };
+    }
+    default:
+      throw new Error(`unhandled command ${cmd as never}`);
+  }
+}
+
+/** The error that goes on the wire: WP_ codes pass through, anything else becomes WP_SERVER_ADMIN_FAILED. */
+export function toWireError(error: unknown): WireError {
+  const err = error as { code?: unknown; message?: unknown };
+  const code = typeof err?.code === 'string' && /^WP_[A-Z]+_[A-Z0-9_]+$/.test(err.code) ? err.code : 'WP_SERVER_ADMIN_FAILED';
+  return { code, message: typeof err?.message === 'string' ? err.message : String(error) };
+}
+
+// ---- errors (move to apps/server/src/errors.ts with the rest of WP_SERVER_*) ----
+
+/** `warmpool serve` found a live admin socket: another server owns this configuration. */
+export class AlreadyRunningError extends WarmpoolError<'WP_SERVER_ALREADY_RUNNING'> {
+  constructor(path: string) {
+    super(
+      'WP_SERVER_ALREADY_RUNNING',
+      `another warmpool is running (admin socket ${path} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`,
+      { details: { path } },
+    );
+  }
+}
+
+/** The admin socket path cannot be used (not a socket, no such folder, ...). */
+export class AdminSocketError extends WarmpoolError<'WP_SERVER_ADMIN_SOCKET'> {
+  constructor(message: string, path: string, cause?: unknown) {
+    super('WP_SERVER_ADMIN_SOCKET', message, { cause, details: { path } });
+  }
+}
+
+/** The CLI could not reach the server's admin socket: not running, stale socket, or wrong path. */
+export class AdminUnreachableError extends WarmpoolError<'WP_SERVER_ADMIN_UNREACHABLE'> {
+  constructor(message: string, path: string, cause?: unknown) {
+    super('WP_SERVER_ADMIN_UNREACHABLE', message, { cause, details: { path } });
+  }
+}
+
+/** The admin socket exists but this user may not connect (it is 0600, owned by the server's user). */
+export class AdminDeniedError extends WarmpoolError<'WP_SERVER_ADMIN_DENIED'> {
+  constructor(message: string, path: string, cause?: unknown) {
+    super('WP_SERVER_ADMIN_DENIED', message, { cause, details: { path } });
+  }
+}
+
+/** A request line the server cannot act on (not JSON, unknown command, bad argument). */
+export class AdminBadRequestError extends WarmpoolError<'WP_SERVER_ADMIN_BAD_REQUEST'> {
+  constructor(message: string) {
+    super('WP_SERVER_ADMIN_BAD_REQUEST', message);
+  }
+}
+
+/** A command named a site the server does not run, or named none when several run. */
+export class UnknownSiteError extends WarmpoolError<'WP_SERVER_UNKNOWN_SITE'> {
+  constructor(message: string, site: string | undefined) {
+    super('WP_SERVER_UNKNOWN_SITE', message, { details: site === undefined ? {} : { site } });
+  }
+}
+
+/** The server does not implement this command (for example `reload` before the core wires it). */
+export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPPORTED'> {
+  constructor(cmd: string) {
+    super('WP_SERVER_ADMIN_UNSUPPORTED', `this warmpool server does not support "${cmd}"; upgrade it, or restart it to pick up the new binary`);
+  }
+}
+
+/** The server answered an error; `code` is the server's code (WP_...), kept as is. */
+export class AdminRemoteError extends WarmpoolError<string> {
+  constructor(error: WireError) {
+    super(error.code, error.message);
+  }
+}
+
+/** Every WP_SERVER_* code the admin socket defines, for the errors-table sync test. */
+export const ADMIN_ERROR_CODES = [
+  'WP_SERVER_ALREADY_RUNNING',
+  'WP_SERVER_ADMIN_SOCKET',
+  'WP_SERVER_ADMIN_UNREACHABLE',
+  'WP_SERVER_ADMIN_DENIED',
+  'WP_SERVER_ADMIN_BAD_REQUEST',
+  'WP_SERVER_ADMIN_UNSUPPORTED',
+  'WP_SERVER_ADMIN_FAILED',
+  'WP_SERVER_UNKNOWN_SITE',
+  'WP_SERVER_TUNE_NO_WORKERS',
+] as const;

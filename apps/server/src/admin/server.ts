@@ -1,0 +1,277 @@
+// The admin socket, server side: a local unix socket (0600 from birth) that answers the CLI's
+// `warmpool workers | reset | tune | reload` with newline-delimited JSON (admin/protocol.ts).
+import { mkdir, lstat, chmod, unlink } from 'node:fs/promises';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
+import { dirname } from 'node:path';
+import { isMainThread } from 'node:worker_threads';
+import type { Logger, Pool } from '@warmpool/pool';
+import { measureTuning, type TuneReport } from '../tuning.js';
+import {
+  AdminBadRequestError,
+  AdminSocketError,
+  AdminUnsupportedError,
+  AlreadyRunningError,
+  DEFAULT_TUNE_WINDOW_MS,
+  MAX_REQUEST_LINE_BYTES,
+  UnknownSiteError,
+  encodeLine,
+  parseAdminRequest,
+  toWireError,
+  type AdminRequest,
+  type ResetData,
+  type ResetProgress,
+  type SiteStats,
+  type SiteWorkers,
+  type TuneProgress,
+} from './protocol.js';
+
+/**
+ * What the admin socket can do; the server core implements it over its pools (createPoolHandlers
+ * does it for a map of site → Pool). `site` is optional everywhere: without it, a command applies to
+ * every site (workers, stats, reset) or to the only one (tune).
+ */
+export interface AdminHandlers {
+  /** names of the sites the server runs, in config order */
+  sites(): string[];
+  workers(site?: string): Promise<SiteWorkers[]>;
+  stats(site?: string): SiteStats[];
+  /** rolling restart; calls onProgress after each replaced worker */
+  reset(site: string | undefined, onProgress: (progress: ResetProgress) => void): Promise<ResetData>;
+  /** measures for windowMs; calls onProgress once when the window starts; stops when signal aborts */
+  tune(site: string | undefined, windowMs: number, onProgress: (progress: TuneProgress) => void, signal: AbortSignal): Promise<TuneReport>;
+  /** re-read the configuration; returns what changed, one line each. Absent: `reload` answers WP_SERVER_ADMIN_UNSUPPORTED */
+  reload?(): Promise<string[]>;
+}
+
+export interface AdminServer {
+  readonly path: string;
+  /** stops listening, ends open connections (a running tune is aborted), removes the socket file */
+  close(): Promise<void>;
+}
+
+/** Linux sun_path is 108 bytes including the terminating NUL. */
+const MAX_SOCKET_PATH_BYTES = 107;
+
+/**
+ * Listens on a unix socket at `path`, mode 0600.
+ * 1. A file at `path` that is not a socket is never removed: that is an error.
+ * 2. A socket that accepts a connection belongs to a live server: AlreadyRunningError.
+ *    A socket that refuses (ECONNREFUSED) is left over from a server that died: it is removed.
+ * 3. The parent folder is created (0700) when missing.
+ * 4. The socket is created with umask 0177, so it is never wider than 0600, not even between bind
+ *    and chmod; the umask is restored right after the synchronous bind.
+ */
+export async function startAdminServer(path: string, handlers: AdminHandlers, logger: Logger): Promise<AdminServer> {
+  if (!isMainThread) throw new AdminSocketError(`the admin socket must be created on the main thread (the umask is process-wide): ${path}`, path);
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
+    throw new AdminSocketError(`admin socket path ${path} is ${Buffer.byteLength(path)} bytes; unix sockets allow ${MAX_SOCKET_PATH_BYTES}: choose a shorter admin.socket in warmpool.yaml`, path);
+  }
+  await claimSocketPath(path);
+
+  const sockets = new Set<Socket>();
+  const aborter = new AbortController();
+  const server = createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    serveConnection(socket, handlers, logger, aborter.signal);
+  });
+  try {
+    await listen(server, path);
+  } catch (error) {
+    // Two servers raced past claimSocketPath: the loser sees the winner's socket.
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await isLive(path))) throw new AlreadyRunningError(path);
+    throw new AdminSocketError(`cannot listen on the admin socket ${path}: ${(error as Error).message}`, path, error);
+  }
+  await chmod(path, 0o600); // no-op after the umask; guards filesystems that ignore it
+  logger.debug({ path }, 'admin socket listening');
+
+  let closed: Promise<void> | null = null;
+  return {
+    path,
+    close() {
+      closed ??= (async () => {
+        aborter.abort(new Error('the admin socket is closing'));
+        const done = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const socket of sockets) socket.destroy();
+        await done;
+        await unlink(path).catch(() => {}); // libuv unlinks it on close already
+      })();
+      return closed;
+    },
+  };
+}
+
+async function claimSocketPath(path: string): Promise<void> {
+  let isSocket: boolean;
+  try {
+    isSocket = (await lstat(path)).isSocket();
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new AdminSocketError(`cannot use the admin socket path ${path}: ${(error as Error).message}`, path, error);
+    try {
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    } catch (mkdirError) {
+      throw new AdminSocketError(`cannot create the folder of the admin socket ${path}: ${(mkdirError as Error).message}`, path, mkdirError);
+    }
+    return;
+  }
+  if (!isSocket) throw new AdminSocketError(`${path} exists and is not a socket; it was left alone: remove it or choose another admin.socket in warmpool.yaml`, path);
+  if (await isLive(path)) throw new AlreadyRunningError(path);
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw new AdminSocketError(`cannot remove the stale admin socket ${path}: ${error.message}`, path, error);
+  });
+}
+
+/** Whether something accepts connections on the unix socket at `path`. */
+function isLive(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = createConnection(path);
+    probe.once('connect', () => {
+      probe.destroy();
+      resolve(true);
+    });
+    // ECONNREFUSED: nobody listens (stale); ENOENT: gone meanwhile. EACCES: someone else's socket
+    // we cannot even probe — treat it as live rather than delete another user's server socket.
+    probe.once('error', (error: NodeJS.ErrnoException) => resolve(error.code === 'EACCES' || error.code === 'EPERM'));
+  });
+}
+
+function listen(server: Server, path: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    const previous = process.umask(0o177);
+    try {
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    } finally {
+      process.umask(previous);
+    }
+  });
+}
+
+/** One connection: read one request line, answer with progress lines and one final line, close. */
+function serveConnection(socket: Socket, handlers: AdminHandlers, logger: Logger, signal: AbortSignal): void {
+  socket.setEncoding('utf8');
+  socket.on('error', () => {}); // a client that goes away mid-answer is not the server's problem
+  let buffer = '';
+  let started = false;
+  const send = (value: unknown) => {
+    if (!socket.destroyed && socket.writable) socket.write(encodeLine(value));
+  };
+  const finish = (value: unknown) => {
+    if (!socket.destroyed && socket.writable) socket.end(encodeLine(value));
+  };
+  const start = (line: string) => {
+    started = true;
+    socket.pause();
+    let request: AdminRequest;
+    try {
+      request = parseAdminRequest(line);
+    } catch (error) {
+      finish({ ok: false, error: toWireError(error) });
+      return;
+    }
+    // `workers -i` asks every second: read-only commands log at debug, actions at info.
+    const readOnly = request.cmd === 'ping' || request.cmd === 'workers' || request.cmd === 'stats';
+    (readOnly ? logger.debug : logger.info).call(logger, { cmd: request.cmd, site: 'site' in request ? request.site : undefined }, `admin: ${request.cmd}`);
+    runCommand(request, handlers, (progress) => send({ progress }), signal).then(
+      (data) => finish({ ok: true, data }),
+      (error: unknown) => {
+        logger.warn({ cmd: request.cmd, err: { message: (error as Error)?.message, code: (error as { code?: string })?.code } }, `admin: ${request.cmd} failed`);
+        finish({ ok: false, error: toWireError(error) });
+      },
+    );
+  };
+  socket.on('data', (chunk: string) => {
+    if (started) return;
+    buffer += chunk;
+    const newline = buffer.indexOf('\n');
+    if (newline >= 0) start(buffer.slice(0, newline));
+    else if (buffer.length > MAX_REQUEST_LINE_BYTES) {
+      started = true;
+      finish({ ok: false, error: toWireError(new AdminBadRequestError(`the request line is longer than ${MAX_REQUEST_LINE_BYTES} bytes`)) });
+    }
+  });
+  // A client that half-closes without a newline still gets its answer.
+  socket.on('end', () => {
+    if (!started && buffer.trim() !== '') start(buffer);
+    else if (!started) socket.end();
+  });
+}
+
+async function runCommand(request: AdminRequest, handlers: AdminHandlers, progress: (p: object) => void, signal: AbortSignal): Promise<unknown> {
+  switch (request.cmd) {
+    case 'ping':
+      return { pid: process.pid, sites: handlers.sites() };
+    case 'workers':
+      return handlers.workers(request.site);
+    case 'stats':
+      return handlers.stats(request.site);
+    case 'reset':
+      return handlers.reset(request.site, progress);
+    case 'tune':
+      return handlers.tune(request.site, request.windowMs ?? DEFAULT_TUNE_WINDOW_MS, progress, signal);
+    case 'reload':
+      if (handlers.reload === undefined) throw new AdminUnsupportedError('reload');
+      return { changes: await handlers.reload() };
+    default:
+      throw new Error(`unhandled command ${(request as { cmd: string }).cmd}`);
+  }
+}
+
+export interface PoolHandlersOptions {
+  /** `reload` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
+  reload?: () => Promise<string[]>;
+}
+
+/**
+ * AdminHandlers over the server's pools, one per site. `sites` is read on every command, so a reload
+ * that swaps pools is seen at once. Resets run site after site, so at most one site is rolling.
+ */
+export function createPoolHandlers(sites: () => ReadonlyMap<string, Pool>, options: PoolHandlersOptions = {}): AdminHandlers {
+  const pick = (site: string | undefined): Array<[string, Pool]> => {
+    const all = sites();
+    if (site === undefined) return [...all];
+    const pool = all.get(site);
+    if (pool === undefined) throw new UnknownSiteError(`no site named "${site}"; this server runs: ${[...all.keys()].join(', ') || 'no sites'}`, site);
+    return [[site, pool]];
+  };
+  const pickOne = (site: string | undefined, command: string): [string, Pool] => {
+    const picked = pick(site);
+    if (picked.length === 1) return picked[0]!;
+    if (picked.length === 0) throw new UnknownSiteError('this server runs no sites', site);
+    throw new UnknownSiteError(`this server runs ${picked.length} sites (${picked.map(([name]) => name).join(', ')}): name one, e.g. warmpool ${command} --site ${picked[0]![0]}`, site);
+  };
+  const handlers: AdminHandlers = {
+    sites: () => [...sites().keys()],
+    workers: async (site) => Promise.all(pick(site).map(async ([name, pool]) => ({ site: name, workers: await pool.workers() }))),
+    stats: (site) => pick(site).map(([name, pool]) => ({ site: name, stats: pool.stats() })),
+    async reset(site, onProgress) {
+      const picked = pick(site);
+      let replaced = 0;
+      for (const [name, pool] of picked) {
+        let done = 0;
+        const listener = (p: { replaced: number; total: number }) => {
+          done = p.replaced;
+          onProgress({ site: name, replaced: p.replaced, total: p.total });
+        };
+        pool.on('pool:reset-progress', listener);
+        try {
+          await pool.reset();
+        } finally {
+          pool.off('pool:reset-progress', listener);
+        }
+        replaced += done;
+      }
+      return { replaced, sites: picked.map(([name]) => name) };
+    },
+    async tune(site, windowMs, onProgress, signal) {
+      const [name, pool] = pickOne(site, 'tune');
+      onProgress({ site: name, windowMs });
+      return measureTuning(pool, windowMs, { site: name, signal });
+    },
+  };
+  if (options.reload !== undefined) handlers.reload = options.reload;
+  return handlers;
+}

@@ -1,0 +1,352 @@
+// Assembles the server from a loaded config: one Fastify instance whose sites are encapsulated
+// contexts chosen by Host (sites.ts), each with its own warmpool plugin (pool, static root, limits),
+// headers/CORS/compression, micro-cache and proxy routes; the HTTP/HTTPS servers that feed it
+// (tls.ts); and the ops listeners for status and metrics (status.ts).
+//
+// The servers are made here (Fastify's serverFactory) rather than by app.listen(), because one app
+// serves several of them (HTTP and HTTPS) and lifecycle.ts binds them itself, on addresses or on
+// sockets handed over by systemd. Fastify therefore never closes them: the drain does.
+import { randomBytes } from 'node:crypto';
+import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
+import { performance } from 'node:perf_hooks';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { statSync } from 'node:fs';
+import { InvalidOptionError, resolveLimits, serverLimits, warmpool } from '@warmpool/fastify';
+import { SILENT_LOGGER, resolvePoolOptions, type Pool } from '@warmpool/pool';
+import {
+  ConfigError,
+  InvalidValueError,
+  locateOptionError,
+  type HeadersConfig,
+  type LoadedConfig,
+  type ServerOptions,
+  type SiteOptions,
+} from '@warmpool/config';
+import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
+import { registerMicroCache } from './micro-cache.js';
+import { registerProxies } from './proxy.js';
+import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
+import type { Loggers } from './logging.js';
+import { formatDuration, plural, type CliOutput } from './output.js';
+import { INTERNAL_SITE_HEADER, createSiteRouter, hostName, siteConstraint, type SiteRouter } from './sites.js';
+import { createOpsServer, mergeExpositions } from './status.js';
+import { createHttpsServer, createPlainServer, createRedirectServer, type Credentials, type RequestHandler } from './tls.js';
+
+/** Typed as Fastify's default HTTP/1 instance (the plugins are); HTTP/2 requests use the same API. */
+export type App = FastifyInstance;
+
+export interface BuildOptions {
+  loaded: LoadedConfig;
+  server: ServerOptions;
+  loggers: Loggers;
+  out: CliOutput;
+  /** the HTTPS pair when http.ssl is set */
+  credentials: Credentials | null;
+}
+
+export interface BuiltApp {
+  app: App;
+  /** site name → its pool, filled in as each site boots (config order, default last) */
+  pools: Map<string, Pool>;
+  /** public listeners: http (or its redirect) and https */
+  listeners: Listener[];
+  /** status / metrics listeners */
+  opsListeners: Listener[];
+  /** the HTTPS server, for certificate reloads */
+  https: Http2SecureServer | null;
+  tracker: ConnectionTracker;
+  /** true once the drain started (ops /ready answers 503) */
+  draining: { value: boolean };
+  router: SiteRouter;
+}
+
+/** A site failed while registering; `cause` is the plugin's (or pool's) error. */
+export class SiteSetupError extends Error {
+  readonly site: SiteOptions;
+  override readonly cause: unknown;
+  constructor(site: SiteOptions, cause: unknown) {
+    super(`site ${site.name}: ${(cause as Error)?.message ?? String(cause)}`);
+    this.site = site;
+    this.cause = cause;
+  }
+}
+
+export function buildApp(options: BuildOptions): BuiltApp {
+  const { server, loggers, credentials } = options;
+  const router = createSiteRouter(server.sites.filter((s) => s.hosts !== null).map((s) => ({ name: s.name, hosts: s.hosts! })));
+  const token = randomBytes(16).toString('hex');
+  const tracker = new ConnectionTracker();
+  const draining = { value: false };
+  // Listener-wide limits are the same in every site's plugin options; any site gives them.
+  const httpOptions: HttpServerOptions = serverLimits(resolveLimits(server.sites[0]!.plugin)).http ?? {};
+
+  const listeners: Listener[] = [];
+  let https: Http2SecureServer | null = null;
+  const serverFactory = (fastifyHandler: RequestHandler): HttpServer | Http2SecureServer => {
+    const handler = tracker.wrap(fastifyHandler);
+    let primary: HttpServer | Http2SecureServer | null = null;
+    const ssl = server.http.ssl;
+    if (ssl !== null) {
+      https = createHttpsServer(credentials!, handler, server.http.http2?.max_concurrent_streams === undefined ? {} : { maxConcurrentStreams: server.http.http2.max_concurrent_streams });
+      tracker.watchHttp2(https);
+    }
+    if (ssl !== null && ssl.redirect === true) {
+      const httpsPort = parseAddress(ssl.address ?? ':443').port;
+      listeners.push({ name: 'http', address: server.http.address, server: createRedirectServer(httpsPort, httpOptions), scheme: 'http', serves: 'redirects to https' });
+    } else {
+      const plain = createPlainServer(handler, httpOptions);
+      tracker.watchHttp1(plain);
+      primary = plain;
+      listeners.push({ name: 'http', address: server.http.address, server: plain, scheme: 'http', serves: 'HTTP/1.1' });
+    }
+    if (https !== null) listeners.push({ name: 'https', address: ssl!.address ?? ':443', server: https, scheme: 'https', serves: 'HTTP/2 + HTTP/1.1' });
+    // Fastify's own server (plugins configure it: timeouts, 100-continue): the plain one when there is one
+    return primary ?? https!;
+  };
+
+  const app = Fastify({
+    loggerInstance: loggers.http,
+    // the access log (http.access_logs) replaces Fastify's two lines per request
+    logController: new LogController({ disableRequestLogging: true }),
+    genReqId,
+    // a site's plugin boots its workers while registering: bounded by allocate_timeout, not by Fastify
+    pluginTimeout: 0,
+    routerOptions: { constraints: { site: siteConstraint(router, token) as never } },
+    serverFactory: serverFactory as never,
+  }) as unknown as App;
+
+  app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
+    const host = hostName(request.host);
+    const known = router.siteOf(request.host) !== null || server.defaultSite !== null;
+    reply.code(404).type('text/plain; charset=utf-8').send(known ? 'Not Found\n' : `No site here answers for host "${host ?? ''}".\n`);
+  });
+
+  const metricsPath = server.metrics === null ? null : `/__warmpool_metrics_${token}`;
+  if (server.http.access_logs) {
+    const siteOf = (request: FastifyRequest): string => router.siteOf(request.host) ?? server.defaultSite?.name ?? '-';
+    app.addHook('onResponse', (request, reply, done) => {
+      if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
+      const length = reply.getHeader('content-length');
+      const status = reply.statusCode;
+      loggers.http.info(
+        {
+          reqId: request.id,
+          site: siteOf(request),
+          method: request.method,
+          url: request.url,
+          host: request.host,
+          protocol: `HTTP/${request.raw.httpVersion}`,
+          remoteAddr: request.socket?.remoteAddress,
+          status,
+          durationMs: Math.round(reply.elapsedTime * 100) / 100,
+          ...(length === undefined ? {} : { bytes: Number(length) }),
+        },
+        `${request.method} ${request.url} ${status}`,
+      );
+      done();
+    });
+  }
+
+  const pools = new Map<string, Pool>();
+  for (const site of server.sites) {
+    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools }));
+  }
+
+  const opsListeners = buildOpsListeners(server, {
+    pools: () => pools,
+    draining: () => draining.value,
+    render: metricsPath === null ? null : () => renderMetrics(app, server.sites, token, metricsPath),
+  });
+
+  return { app, pools, listeners, opsListeners, https, tracker, draining, router };
+}
+
+async function registerSite(
+  ctx: App,
+  site: SiteOptions,
+  context: { options: BuildOptions; token: string; metricsPath: string | null; pools: Map<string, Pool> },
+): Promise<void> {
+  const { options, token, metricsPath, pools } = context;
+  const { server, loggers, out } = options;
+  if (site.hosts !== null) {
+    ctx.addHook('onRoute', (route) => {
+      route.constraints = { ...(route.constraints ?? {}), site: site.name };
+    });
+  }
+  if (metricsPath !== null) {
+    // the plugin's metrics route is reached only by the metrics listener (app.inject with the token)
+    const internal = `${token} `;
+    ctx.addHook('onRequest', (request, reply, done) => {
+      if (request.url === metricsPath && !String(request.headers[INTERNAL_SITE_HEADER] ?? '').startsWith(internal)) {
+        reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
+        return;
+      }
+      done();
+    });
+  }
+  try {
+    if (server.cache !== null) {
+      const cacheOptions: Parameters<typeof registerMicroCache>[1] = {};
+      if (server.cache.max_bytes !== undefined) cacheOptions.max_bytes = server.cache.max_bytes;
+      if (server.cache.max_age !== undefined) cacheOptions.default_ttl = server.cache.max_age;
+      registerMicroCache(ctx, cacheOptions);
+    }
+    registerHttpHeaders(ctx, toHeadersOptions(site.headers, site.gzip));
+    // load @fastify/compress now: awaiting the next register would only wait for it, not for the plugin
+    await ctx.after();
+  } catch (error) {
+    throw new SiteSetupError(site, error);
+  }
+
+  const numWorkers = site.plugin.pool?.num_workers;
+  const command = Array.isArray(site.plugin.command) ? site.plugin.command.join(' ') : String(site.plugin.command);
+  out.info(`site ${site.name}: booting ${numWorkers === 'auto' ? 'workers (num_workers: auto, measuring)' : numWorkers === undefined ? 'one worker per CPU' : plural(numWorkers, 'worker')}: ${command}`);
+  const started = performance.now();
+  try {
+    await ctx.register(warmpool, {
+      ...site.plugin,
+      logger: loggers.server.child({ site: site.name }),
+      ...(metricsPath === null ? {} : { metrics_path: metricsPath }),
+    });
+  } catch (error) {
+    throw new SiteSetupError(site, error);
+  }
+  const pool = ctx.warmpool.pool;
+  pools.set(site.name, pool);
+  const stats = pool.stats();
+  const hosts = site.hosts === null ? 'any other host' : site.hosts.join(', ');
+  out.success(`site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`);
+
+  if (server.proxy !== null) {
+    try {
+      registerProxies(
+        ctx,
+        server.proxy.map((route) => ({ prefix: route.prefix, upstream: route.upstream, ...(route.websocket === undefined ? {} : { websocket: route.websocket }) })),
+      );
+    } catch (error) {
+      throw new SiteSetupError(site, error);
+    }
+  }
+}
+
+/** RR's http.headers (+ gzip from the middleware list) → the headers module's options. */
+function toHeadersOptions(headers: HeadersConfig | null, gzip: boolean): HttpHeadersOptions {
+  const options: HttpHeadersOptions = { compression: gzip, request_id: true };
+  if (headers === null) return options;
+  if (headers.request !== undefined) options.request = headers.request;
+  if (headers.response !== undefined) options.response = headers.response;
+  if (headers.cors !== undefined) {
+    const { options_success_status: _status, debug: _debug, ...cors } = headers.cors;
+    options.cors = cors;
+  }
+  return options;
+}
+
+function buildOpsListeners(server: ServerOptions, state: { pools(): ReadonlyMap<string, Pool>; draining(): boolean; render: (() => Promise<string>) | null }): Listener[] {
+  const listeners: Listener[] = [];
+  const status = server.status === null ? null : { unavailableStatus: server.status.unavailable_status_code ?? 503 };
+  if (server.status !== null) {
+    const shared = server.metrics !== null && server.metrics.address === server.status.address;
+    listeners.push({
+      name: 'status',
+      address: server.status.address,
+      server: createOpsServer(state, { status, metrics: shared ? state.render : null }),
+      scheme: 'http',
+      serves: shared ? '/health, /ready, /metrics' : '/health, /ready',
+    });
+    if (shared) return listeners;
+  }
+  if (server.metrics !== null) {
+    listeners.push({ name: 'metrics', address: server.metrics.address, server: createOpsServer(state, { status: null, metrics: state.render }), scheme: 'http', serves: '/metrics' });
+  }
+  return listeners;
+}
+
+/** Each site's plugin renders its own exposition (in process, never over the network); merged with a site label. */
+async function renderMetrics(app: App, sites: readonly SiteOptions[], token: string, path: string): Promise<string> {
+  const texts = await Promise.all(
+    sites.map(async (site) => {
+      const res = await app.inject({ method: 'GET', url: path, headers: { [INTERNAL_SITE_HEADER]: `${token} ${site.hosts === null ? '' : site.name}` } });
+      return { site: site.name, text: res.statusCode === 200 ? res.body : '' };
+    }),
+  );
+  return mergeExpositions(texts);
+}
+
+/**
+ * An error from a site's setup as a ConfigError pointing at the file, when it is an option problem
+ * (the plugin's, the headers', the cache's or a proxy route's); null otherwise.
+ */
+export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): ConfigError | null {
+  const located = locateOptionError(error.cause, loaded, error.site);
+  const cause = error.cause as { code?: string; message?: string; details?: { key?: string } };
+  const key = cause?.details?.key;
+  if (located === null || cause?.code !== 'WP_FASTIFY_INVALID_OPTION' || typeof key !== 'string') return located;
+  // keys the server's own modules use
+  const reason = String(cause.message).replace(/^warmpool option "[^"]*": /, '');
+  const sitePrefix = error.site.index === null ? '' : `sites[${error.site.index}].`;
+  let yaml: string | null = null;
+  if (key.startsWith('micro_cache.')) yaml = `cache.${key.slice('micro_cache.'.length).replace('default_ttl', 'max_age')}`;
+  else if (key.startsWith('proxy[')) yaml = key;
+  else if (key.startsWith('headers.')) yaml = `${sitePrefix}http.${key}`;
+  if (yaml === null) return located;
+  const position = loaded.positionOf(yaml) ?? loaded.positionOf(yaml, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
+  return new ConfigError(loaded.file, [new InvalidValueError(yaml, position, reason)]);
+}
+
+/**
+ * Checks every site's options with the validators the plugin and the pool will run, before any
+ * worker boots, so all problems of all sites are reported at once with their lines. Null: all good.
+ */
+export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigError | null {
+  const errors: ConfigError['errors'][number][] = [];
+  for (const site of server.sites) {
+    const { plugin } = site;
+    const problems: InvalidOptionError[] = [];
+    try {
+      resolvePoolOptions({
+        ...(plugin.pool ?? {}),
+        command: plugin.command,
+        ...(plugin.env === undefined ? {} : { env: plugin.env }),
+        ...(plugin.relay === undefined ? {} : { relay: plugin.relay }),
+        logger: SILENT_LOGGER,
+      });
+    } catch (error) {
+      const key = (error as { details?: { key?: string } }).details?.key ?? 'pool';
+      const prefix = ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
+      problems.push(new InvalidOptionError(`${prefix}${key}`, (error as Error).message.replace(/^pool option "[^"]*": /, '')));
+    }
+    try {
+      resolveLimits(plugin);
+    } catch (error) {
+      if (error instanceof InvalidOptionError) problems.push(error);
+      else throw error;
+    }
+    if (plugin.static !== undefined) {
+      for (const root of [plugin.static.root].flat()) {
+        let isDir = false;
+        try {
+          isDir = statSync(root).isDirectory();
+        } catch {
+          problems.push(new InvalidOptionError('static.root', `"${root}" does not exist; create it or fix the path (relative paths start at ${site.dir})`));
+          continue;
+        }
+        if (!isDir) problems.push(new InvalidOptionError('static.root', `"${root}" is not a directory`));
+      }
+    }
+    for (const problem of problems) {
+      const located = locateOptionError(problem, loaded, site);
+      if (located !== null) errors.push(...located.errors);
+    }
+  }
+  // the same inherited top-level key fails once per site: report it once
+  const seen = new Set<string>();
+  const unique = errors.filter((e) => {
+    const id = `${e.line}:${e.col}:${e.reason}`;
+    if (seen.has(id)) return false;
+    seen.add(id);
+    return true;
+  });
+  return unique.length === 0 ? null : new ConfigError(loaded.file, unique);
+}

@@ -1,0 +1,75 @@
+// `warmpool cert [--out DIR] [--host NAME]... [--days N] [--force]`: a self-signed certificate and
+// key for development (never for production: browsers warn, and nothing can revoke it). Made with
+// the `openssl` command line tool (ECDSA P-256, SHA-256), which Debian/Ubuntu have as the `openssl`
+// package; no JavaScript crypto dependency is added for a dev convenience.
+import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { CertToolError, UsageError } from '../errors.js';
+import { EXIT_CONFIG, EXIT_FAILED, EXIT_OK } from '../exit-codes.js';
+import type { CliOutput } from '../output.js';
+
+const run$ = promisify(execFile);
+
+export interface CertArgs {
+  out?: string;
+  hosts?: string[];
+  days?: string;
+  force?: boolean;
+}
+
+export const DEFAULT_CERT_HOSTS = ['localhost', '127.0.0.1', '::1'];
+export const DEFAULT_CERT_DAYS = 825; // the longest validity Apple platforms accept for a TLS server cert
+export const CERT_FILE = 'cert.pem';
+export const KEY_FILE = 'key.pem';
+
+export async function run(args: CertArgs, out: CliOutput): Promise<number> {
+  let made: { cert: string; key: string; hosts: string[]; days: number };
+  try {
+    made = await makeCertificate(args);
+  } catch (error) {
+    out.error((error as Error).message);
+    return error instanceof UsageError ? EXIT_CONFIG : EXIT_FAILED;
+  }
+  out.success(`wrote ${made.cert} and ${made.key} (self-signed, for development: ${made.hosts.join(', ')}; valid ${made.days} days)`);
+  out.info('use them in warmpool.yaml:');
+  out.raw(`http:\n  ssl:\n    address: 127.0.0.1:8443\n    cert: ${made.cert}\n    key: ${made.key}`);
+  out.detail(`curl trusts it with: curl --cacert ${made.cert} https://localhost:8443/`);
+  return EXIT_OK;
+}
+
+export async function makeCertificate(args: CertArgs): Promise<{ cert: string; key: string; hosts: string[]; days: number }> {
+  const dir = resolve(args.out ?? '.');
+  const hosts = args.hosts !== undefined && args.hosts.length > 0 ? args.hosts : DEFAULT_CERT_HOSTS;
+  for (const host of hosts) {
+    if (isIP(host) === 0 && !/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
+      throw new UsageError(`--host ${host} is not a host name or IP address`);
+    }
+  }
+  const days = args.days === undefined ? DEFAULT_CERT_DAYS : Number(args.days);
+  if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError(`--days must be a whole number from 1 to 3650, got ${args.days}`);
+  const cert = join(dir, CERT_FILE);
+  const key = join(dir, KEY_FILE);
+  if (args.force !== true) {
+    for (const file of [cert, key]) if (existsSync(file)) throw new UsageError(`${file} exists; pass --force to replace it, or --out another folder`);
+  }
+  await mkdir(dir, { recursive: true });
+  const san = hosts.map((h) => (isIP(h) === 0 ? `DNS:${h}` : `IP:${h}`)).join(',');
+  const cn = hosts.find((h) => isIP(h) === 0) ?? hosts[0]!;
+  try {
+    await run$('openssl', [
+      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-sha256', '-nodes',
+      '-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${cn}`,
+      '-addext', `subjectAltName=${san}`, '-addext', 'extendedKeyUsage=serverAuth',
+    ]);
+  } catch (error) {
+    const err = error as NodeJS.ErrnoException & { stderr?: string };
+    if (err.code === 'ENOENT') throw new CertToolError('openssl is not installed: run `apt-get install -y openssl` (or make the pair with mkcert / certbot) and try again', error);
+    throw new CertToolError(`openssl failed: ${(err.stderr ?? err.message).trim()}`, error);
+  }
+  await chmod(key, 0o600);
+  return { cert, key, hosts, days };
+}

@@ -1,0 +1,139 @@
+// `warmpool config check [-c warmpool.yaml] [--json]`: validates the file as `serve` would (without
+// booting a worker) and prints the EFFECTIVE config: every default filled in, inheritance applied,
+// one entry per site (the default site last), paths absolute. YAML by default, JSON with --json.
+// Warnings (unsupported RoadRunner keys, ignored sections) go to stderr. Exit 0, or 2 with every
+// problem as file:line:col.
+import { availableParallelism, tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import { stringify } from 'yaml';
+import { CONFIG_KEYS, loadConfigFile, toServerOptions, type LoadedConfig, type ServerOptions, type SiteOptions } from '@warmpool/config';
+import { checkSites } from '../app.js';
+import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
+import { toPinoLevel } from '../logging.js';
+import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
+import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH } from '../status.js';
+import { H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
+
+export interface ConfigCheckArgs {
+  config: string;
+  json?: boolean;
+}
+
+export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number> {
+  let loaded: LoadedConfig;
+  let server: ServerOptions;
+  try {
+    loaded = await loadConfigFile(args.config);
+    server = toServerOptions(loaded);
+    const problems = checkSites(server, loaded);
+    if (problems !== null) throw problems;
+  } catch (error) {
+    if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
+    throw error;
+  }
+  for (const warning of loaded.warnings) out.warn(formatWarning(warning));
+  for (const site of server.sites) for (const { key, reason } of site.ignored) out.warn(`${key}: ignored: ${reason}`);
+  if (server.http.http2?.h2c === true) out.warn(`http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
+  const effective = effectiveConfig(loaded, server);
+  if (args.json === true) {
+    out.raw(JSON.stringify(effective, null, 2));
+    return EXIT_OK;
+  }
+  out.success(`${args.config} is valid: ${plural(server.sites.length, 'site')}${loaded.warnings.length > 0 ? `, ${plural(loaded.warnings.length, 'warning')}` : ''}; effective config:`);
+  out.raw(stringify(effective, { lineWidth: 0 }));
+  return EXIT_OK;
+}
+
+/** The config as the server runs it. */
+export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Record<string, unknown> {
+  const { http: top } = loaded.config;
+  const ssl = server.http.ssl;
+  const logs = server.logs;
+  return {
+    file: resolve(loaded.file),
+    version: '3',
+    listeners: {
+      http: {
+        address: server.http.address,
+        serves: ssl?.redirect === true ? 'redirect to https' : 'HTTP/1.1',
+        access_logs: server.http.access_logs,
+        trusted_subnets: top.trusted_subnets ?? [],
+        ...withDefaults('http', { max_header_count: top.max_header_count, max_header_size: top.max_header_size, headers_timeout: top.headers_timeout, request_timeout: top.request_timeout }),
+      },
+      https:
+        ssl === null
+          ? null
+          : { address: ssl.address ?? defaultOf('http.ssl.address'), cert: ssl.cert, key: ssl.key, redirect: ssl.redirect ?? false, protocols: 'HTTP/2 + HTTP/1.1 (ALPN)', min_version: TLS_MIN_VERSION, max_concurrent_streams: server.http.http2?.max_concurrent_streams ?? null },
+      status: server.status === null ? null : { address: server.status.address, unavailable_status_code: server.status.unavailable_status_code ?? defaultOf('status.unavailable_status_code'), paths: [STATUS_HEALTH_PATH, STATUS_READY_PATH] },
+      metrics: server.metrics === null ? null : { address: server.metrics.address, path: METRICS_PATH },
+    },
+    logs: {
+      mode: logs.mode ?? defaultOf('logs.mode'),
+      level: toPinoLevel(logs.level, logs.mode),
+      encoding: logs.encoding ?? ((logs.mode ?? 'development') === 'production' ? 'json' : 'console'),
+      output: logs.output === undefined ? ['stderr'] : [logs.output].flat(),
+      channels: Object.fromEntries(['http', 'server', 'warmpool'].map((channel) => [channel, { level: toPinoLevel(logs.channels?.[channel]?.level ?? logs.level, logs.channels?.[channel]?.mode ?? logs.mode) }])),
+    },
+    admin: { socket: server.admin.socket },
+    sites: server.sites.map(effectiveSite),
+    proxy: (server.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
+    cache: server.cache === null ? null : withDefaults('cache', { ...server.cache }),
+  };
+}
+
+function effectiveSite(site: SiteOptions): Record<string, unknown> {
+  const { http, server } = site;
+  const staticOn = http.static !== undefined;
+  return {
+    name: site.name,
+    hosts: site.hosts ?? ['(any host no other site lists)'],
+    dir: site.dir,
+    server: {
+      command: site.plugin.command,
+      env: server.env ?? {},
+      relay: server.relay ?? defaultOf('server.relay'),
+      ...(server.user === undefined ? {} : { user: server.user }),
+      ...(server.group === undefined ? {} : { group: server.group }),
+    },
+    http: {
+      middleware: site.middleware,
+      max_request_size: http.max_request_size !== undefined && http.max_request_size > 0 ? http.max_request_size : defaultOf('http.max_request_size'),
+      raw_body: http.raw_body ?? false,
+      pool: withDefaults('http.pool', { ...(http.pool ?? {}), supervisor: withDefaults('http.pool.supervisor', { ...(http.pool?.supervisor ?? {}) }) }),
+      uploads: withDefaults('http.uploads', { ...(http.uploads ?? {}), ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }) }),
+      static: staticOn ? withDefaults('http.static', { ...http.static, dir: [site.plugin.static!.root].flat()[0] }) : null,
+      headers: site.headers,
+      gzip: site.gzip,
+    },
+  };
+}
+
+/** Fills in the key table's default of every direct child key of `section` the object lacks. */
+function withDefaults<T extends Record<string, unknown>>(section: string, values: T): T {
+  const out: Record<string, unknown> = {};
+  for (const spec of CONFIG_KEYS) {
+    if (spec.site === true || !spec.path.startsWith(`${section}.`)) continue;
+    const name = spec.path.slice(section.length + 1);
+    if (/[.[*]/.test(name) || spec.type === 'section') continue;
+    const value = values[name];
+    if (value !== undefined) out[name] = value;
+    else if (spec.default !== undefined) out[name] = defaultOf(spec.path);
+  }
+  for (const [key, value] of Object.entries(values)) if (value !== undefined && !(key in out)) out[key] = value;
+  return out as T;
+}
+
+/** A key's documented default as a value (the table holds some as text: "CPU count", "[…]", "64m"). */
+function defaultOf(path: string): unknown {
+  const spec = CONFIG_KEYS.find((k) => k.path === path);
+  const value = spec?.default;
+  if (typeof value !== 'string') return value;
+  if (value === 'CPU count') return availableParallelism();
+  if (value === 'the OS temp dir') return tmpdir();
+  if (spec!.type === 'string[]' && value.startsWith('[')) return JSON.parse(value) as string[];
+  if (spec!.type === 'bytes') {
+    const match = /^(\d+)([kmg]?)$/i.exec(value);
+    if (match !== null) return Number(match[1]) * 1024 ** ' kmg'.indexOf((match[2] || ' ').toLowerCase());
+  }
+  return value;
+}

@@ -1,0 +1,108 @@
+// `warmpool workers [--site NAME] [-i] [--json]`: the running server's workers as a table;
+// -i refreshes every second until Ctrl-C (the screen is cleared between frames on a terminal only).
+import type { WorkerInfo } from '@warmpool/pool';
+import { adminRequest, exitCodeOf, EXIT_OK, type AdminCommandArgs, type Output, type RunContext } from '../admin/client.js';
+import type { SiteWorkers } from '../admin/protocol.js';
+
+const DEFAULT_INTERVAL_MS = 1000;
+/** Cursor home + clear screen: only written when stdout is a terminal. */
+const CLEAR_SCREEN = '\x1b[H\x1b[2J';
+
+export async function run(args: AdminCommandArgs, out: Output, context: RunContext = {}): Promise<number> {
+  const stdout = context.stdout ?? process.stdout;
+  const request = args.site === undefined ? { cmd: 'workers' as const } : { cmd: 'workers' as const, site: args.site };
+  if (args.interactive !== true) {
+    try {
+      const sites = await adminRequest(args.socket, request);
+      if (args.json === true) stdout.write(`${JSON.stringify(sites, null, 2)}\n`);
+      else printWorkers(sites, out);
+      return EXIT_OK;
+    } catch (error) {
+      out.error((error as Error).message);
+      return exitCodeOf(error);
+    }
+  }
+
+  // Interactive: until Ctrl-C (or the caller's signal), one frame per interval.
+  const stop = stopSignal(context.signal);
+  const intervalMs = context.intervalMs ?? DEFAULT_INTERVAL_MS;
+  try {
+    while (!stop.signal.aborted) {
+      let sites: SiteWorkers[];
+      try {
+        sites = await adminRequest(args.socket, request, undefined, { signal: stop.signal });
+      } catch (error) {
+        if (stop.signal.aborted) break;
+        out.error((error as Error).message);
+        return exitCodeOf(error);
+      }
+      if (args.json === true) stdout.write(`${JSON.stringify(sites)}\n`);
+      else {
+        if (stdout.isTTY === true) stdout.write(CLEAR_SCREEN);
+        out.info(`warmpool workers at ${new Date().toLocaleTimeString()} (every ${intervalMs / 1000}s; Ctrl-C to stop)`);
+        printWorkers(sites, out);
+      }
+      await delay(intervalMs, stop.signal);
+    }
+    return EXIT_OK;
+  } finally {
+    stop.dispose();
+  }
+}
+
+/** The table: pid, state, jobs, RSS (MiB), age, idle; a site column when several sites run, a recycle column when a worker is marked. */
+export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
+  const all = sites.flatMap(({ site, workers }) => workers.map((worker) => ({ site, worker })));
+  if (all.length === 0) {
+    out.info(sites.length === 0 ? 'this server runs no sites' : `no workers running (${sites.map((s) => s.site).join(', ')})`);
+    return;
+  }
+  const withSite = sites.length > 1;
+  const withMark = all.some(({ worker }) => worker.markedFor !== null);
+  const columns = [...(withSite ? ['site'] : []), 'pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle', ...(withMark ? ['recycle'] : [])];
+  const rows = all.map(({ site, worker }) => [...(withSite ? [site] : []), ...workerCells(worker), ...(withMark ? [worker.markedFor ?? ''] : [])]);
+  out.table(rows, columns);
+}
+
+function workerCells(worker: WorkerInfo): string[] {
+  return [
+    String(worker.pid),
+    worker.state,
+    String(worker.jobs),
+    (worker.rssBytes / (1024 * 1024)).toFixed(1),
+    formatAge(worker.ageMs),
+    worker.idleMs === null ? '-' : formatAge(worker.idleMs),
+  ];
+}
+
+/** "42s", "3m05s", "2h03m", "4d07h": two units at most, enough to read at a glance. */
+export function formatAge(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s}s`;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (s < 3600) return `${Math.floor(s / 60)}m${pad(s % 60)}s`;
+  if (s < 86_400) return `${Math.floor(s / 3600)}h${pad(Math.floor((s % 3600) / 60))}m`;
+  return `${Math.floor(s / 86_400)}d${pad(Math.floor((s % 86_400) / 3600))}h`;
+}
+
+/** The caller's signal, or one that SIGINT aborts (the handler is removed again by dispose). */
+function stopSignal(given: AbortSignal | undefined): { signal: AbortSignal; dispose(): void } {
+  if (given !== undefined) return { signal: given, dispose: () => {} };
+  const controller = new AbortController();
+  const onSigint = () => controller.abort();
+  process.once('SIGINT', onSigint);
+  return { signal: controller.signal, dispose: () => process.off('SIGINT', onSigint) };
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

@@ -1,0 +1,326 @@
+// Response-shaping every site may want, configured under `headers:` (RR's http.headers) plus
+// compression: request/response headers, security-header presets, CORS (with preflight), the request
+// id, and gzip/brotli via @fastify/compress. Everything is resolved once at registration; the hooks
+// only read (principle 2), and a part that is off adds no hook (principle 3).
+import { randomUUID } from 'node:crypto';
+import type { IncomingHttpHeaders } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
+import compress from '@fastify/compress';
+import { InvalidOptionError } from '@warmpool/fastify';
+
+type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
+type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
+
+/** RR's http.headers.cors, same keys; lists may be arrays or comma-separated strings. */
+export interface CorsOptions {
+  /** `*`, or the origins allowed (`https://app.example.com`); default `*` */
+  allowed_origin?: string | readonly string[];
+  /** a regular expression an Origin may match instead (RR key) */
+  allowed_origin_regex?: string;
+  /** default `GET,HEAD,PUT,PATCH,POST,DELETE` */
+  allowed_methods?: string | readonly string[];
+  /** `*` reflects what the browser asks for; default `*` */
+  allowed_headers?: string | readonly string[];
+  /** response headers scripts may read */
+  exposed_headers?: string | readonly string[];
+  /** send `Access-Control-Allow-Credentials: true`; with `*` origins, the Origin is echoed (browsers refuse `*` with credentials) */
+  allow_credentials?: boolean;
+  /** seconds a browser may cache a preflight answer; default 0 (header not sent) */
+  max_age?: number;
+}
+
+export interface CompressionOptions {
+  /** bodies smaller than this many bytes are sent as they are; default 1024 */
+  threshold?: number;
+  /** offered encodings, preferred first; default ['br', 'gzip'] */
+  encodings?: ReadonlyArray<'br' | 'gzip' | 'deflate'>;
+}
+
+export type SecurityPreset = 'basic' | 'strict';
+
+export interface HttpHeadersOptions {
+  /** headers set on every request before PHP sees it (RR http.headers.request); replaces a client's value */
+  request?: Readonly<Record<string, string>> | null;
+  /** headers added to every response PHP (or a proxy upstream) did not set itself (RR http.headers.response) */
+  response?: Readonly<Record<string, string>> | null;
+  /** a set of security headers; `response` entries override single headers of it. Default: none */
+  security?: SecurityPreset | null;
+  cors?: CorsOptions | null;
+  /** gzip/brotli for compressible types; default on (threshold 1 KiB, br then gzip); false turns it off */
+  compression?: boolean | CompressionOptions;
+  /** echo the request id as X-Request-Id on responses and pass it to PHP; default true */
+  request_id?: boolean;
+}
+
+export const REQUEST_ID_HEADER = 'x-request-id';
+/** An incoming X-Request-Id is used only if it looks like an id: no spaces, quotes or control bytes to smuggle into logs. */
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._:@=+/-]{1,128}$/;
+
+/**
+ * Fastify's `genReqId` option: the client's (or the proxy's) X-Request-Id when it matches a safe
+ * pattern, else a random UUID. Pino then logs it as `reqId`.
+ */
+export function genReqId(req: { headers: IncomingHttpHeaders }): string {
+  const given = req.headers[REQUEST_ID_HEADER];
+  return typeof given === 'string' && SAFE_REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+/** The presets' headers. HSTS (strict) is only sent on TLS connections: over plain HTTP browsers ignore it. */
+export const SECURITY_PRESETS: Readonly<Record<SecurityPreset, Readonly<Record<string, string>>>> = {
+  basic: {
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'SAMEORIGIN',
+    'Referrer-Policy': 'strict-origin-when-cross-origin',
+  },
+  strict: {
+    'X-Content-Type-Options': 'nosniff',
+    'X-Frame-Options': 'DENY',
+    'Referrer-Policy': 'no-referrer',
+    'Cross-Origin-Opener-Policy': 'same-origin',
+    'Permissions-Policy': 'camera=(), microphone=(), geolocation=()',
+    'Strict-Transport-Security': 'max-age=31536000; includeSubDomains',
+  },
+};
+
+const DEFAULT_CORS_METHODS = ['GET', 'HEAD', 'PUT', 'PATCH', 'POST', 'DELETE'];
+export const DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024;
+
+/**
+ * Adds the configured headers, CORS and compression to `app` (a site's encapsulated instance).
+ * Await it after registerMicroCache and before registering the warmpool plugin, proxies or any
+ * route in the same instance:
+ * - hooks only reach routes of plugins registered after them;
+ * - @fastify/compress attaches itself to each route as it is declared (an onRoute hook), so a
+ *   route declared before it has loaded is never compressed; awaiting loads it now;
+ * - its onSend is route-level, so it runs after every instance onSend (the micro-cache stores the
+ *   body before it is compressed).
+ * Options are checked before anything is added: a bad option throws and leaves `app` untouched.
+ */
+export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyInstance<S>, options: HttpHeadersOptions = {}): Promise<void> {
+  const requestHeaders = headerList(options.request, 'headers.request');
+  const responseHeaders = responseList(options.security ?? null, options.response);
+  const cors = options.cors === undefined || options.cors === null ? null : resolveCors(options.cors);
+  const requestId = options.request_id ?? true;
+  const compression = resolveCompression(options.compression);
+
+  if (requestId || requestHeaders !== null) {
+    app.addHook('onRequest', (request, reply, done) => {
+      if (requestId) {
+        // PHP sees the id the logs use, and the client gets it back to quote in a bug report.
+        if (request.headers[REQUEST_ID_HEADER] !== request.id) setRequestHeader(request, REQUEST_ID_HEADER, request.id);
+        reply.header(REQUEST_ID_HEADER, request.id);
+      }
+      if (requestHeaders !== null) for (const [name, value] of requestHeaders) setRequestHeader(request, name, value);
+      done();
+    });
+  }
+
+  if (cors !== null) {
+    // Preflight is answered here, before PHP or a proxy; other OPTIONS requests pass through.
+    app.addHook('onRequest', (request, reply, done) => {
+      if (request.method !== 'OPTIONS' || request.headers.origin === undefined || request.headers['access-control-request-method'] === undefined) return done();
+      answerPreflight(cors, request, reply);
+    });
+  }
+
+  if (responseHeaders !== null || cors !== null) {
+    app.addHook('onSend', (request, reply, payload, done) => {
+      if (responseHeaders !== null) {
+        const tls = (request.raw.socket as TLSSocket | null)?.encrypted === true;
+        for (const [name, value] of responseHeaders) {
+          if (name === 'strict-transport-security' && !tls) continue;
+          if (!reply.hasHeader(name)) reply.header(name, value);
+        }
+      }
+      if (cors !== null && request.headers.origin !== undefined) addCorsHeaders(cors, request, reply);
+      else if (cors !== null && !cors.anyOrigin) addVary(reply, 'Origin');
+      done(null, payload);
+    });
+  }
+
+  if (compression !== null) {
+    // @fastify/compress decides per type: its list plus mime-db (images, archives, fonts and event
+    // streams are left alone). application/octet-stream is in its list, but PHP sends downloads
+    // (zip, pdf, media) under that type: those are compressed already, so they are skipped too,
+    // through the plugin's own per-request switch. This instance-level onSend runs before the
+    // plugin's, which it adds to each route.
+    app.addHook('onSend', (request, reply, payload, done) => {
+      const type = reply.getHeader('content-type');
+      if (typeof type === 'string' && SKIP_COMPRESSION.test(type)) request.headers['x-no-compression'] = '1';
+      done(null, payload);
+    });
+    await app.register(compress, {
+      global: true,
+      // Request bodies reach PHP as sent (RR does the same); inflating them here would also let a
+      // small gzip bomb expand past max_request_size before PHP's own checks.
+      globalDecompression: false,
+      threshold: compression.threshold,
+      encodings: [...compression.encodings],
+    });
+  }
+}
+
+// ---- options ----
+
+function headerList(value: Readonly<Record<string, string>> | null | undefined, key: string): Array<[string, string]> | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidOptionError(key, `must be a map of header name to value, got ${JSON.stringify(value)}`);
+  const list: Array<[string, string]> = [];
+  for (const [name, raw] of Object.entries(value)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new InvalidOptionError(`${key}.${name}`, 'is not a valid header name');
+    const text = typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : raw;
+    // eslint-disable-next-line no-control-regex
+    if (typeof text !== 'string' || /[\r\n\0]/.test(text)) throw new InvalidOptionError(`${key}.${name}`, `must be a one-line string, got ${JSON.stringify(raw)}`);
+    list.push([name.toLowerCase(), text]);
+  }
+  return list.length === 0 ? null : list;
+}
+
+function responseList(security: SecurityPreset | null, response: Readonly<Record<string, string>> | null | undefined): Array<[string, string]> | null {
+  if (security !== null && !Object.hasOwn(SECURITY_PRESETS, security)) {
+    throw new InvalidOptionError('headers.security', `must be one of ${Object.keys(SECURITY_PRESETS).join(', ')}, got ${JSON.stringify(security)}`);
+  }
+  const merged = new Map<string, string>();
+  for (const [name, value] of headerList(security === null ? null : SECURITY_PRESETS[security], 'headers.security') ?? []) merged.set(name, value);
+  for (const [name, value] of headerList(response, 'headers.response') ?? []) merged.set(name, value);
+  return merged.size === 0 ? null : [...merged];
+}
+
+interface ResolvedCors {
+  anyOrigin: boolean;
+  origins: ReadonlySet<string>;
+  originRegex: RegExp | null;
+  methods: string;
+  /** null: reflect Access-Control-Request-Headers */
+  headers: string | null;
+  exposed: string | null;
+  credentials: boolean;
+  maxAge: string | null;
+}
+
+function list(value: string | readonly string[] | undefined, key: string): string[] | null {
+  if (value === undefined) return null;
+  const items = typeof value === 'string' ? value.split(',') : Array.isArray(value) ? value : null;
+  if (items === null || items.some((item) => typeof item !== 'string')) throw new InvalidOptionError(key, `must be a list or a comma-separated string, got ${JSON.stringify(value)}`);
+  return items.map((item) => item.trim()).filter(Boolean);
+}
+
+export function resolveCors(options: CorsOptions): ResolvedCors {
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('headers.cors', `must be a map, got ${JSON.stringify(options)}`);
+  const origins = list(options.allowed_origin, 'headers.cors.allowed_origin') ?? (options.allowed_origin_regex === undefined ? ['*'] : []);
+  for (const origin of origins) {
+    if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$|^null$/i.test(origin)) {
+      throw new InvalidOptionError('headers.cors.allowed_origin', `"${origin}" is not an origin like https://app.example.com (scheme and host, no path)`);
+    }
+  }
+  let originRegex: RegExp | null = null;
+  if (options.allowed_origin_regex !== undefined) {
+    try {
+      originRegex = new RegExp(options.allowed_origin_regex);
+    } catch (error) {
+      throw new InvalidOptionError('headers.cors.allowed_origin_regex', (error as Error).message);
+    }
+  }
+  const methods = (list(options.allowed_methods, 'headers.cors.allowed_methods') ?? DEFAULT_CORS_METHODS).map((m) => m.toUpperCase());
+  const headers = list(options.allowed_headers, 'headers.cors.allowed_headers') ?? ['*'];
+  const exposed = list(options.exposed_headers, 'headers.cors.exposed_headers') ?? [];
+  if (options.allow_credentials !== undefined && typeof options.allow_credentials !== 'boolean') {
+    throw new InvalidOptionError('headers.cors.allow_credentials', `must be true or false, got ${JSON.stringify(options.allow_credentials)}`);
+  }
+  const maxAge = options.max_age ?? 0;
+  if (!(typeof maxAge === 'number' && Number.isInteger(maxAge) && maxAge >= 0)) {
+    throw new InvalidOptionError('headers.cors.max_age', `must be a whole number of seconds >= 0, got ${JSON.stringify(options.max_age)}`);
+  }
+  return {
+    anyOrigin: origins.includes('*'),
+    origins: new Set(origins.map((o) => o.toLowerCase())),
+    originRegex,
+    methods: methods.join(', '),
+    headers: headers.includes('*') ? null : headers.join(', '),
+    exposed: exposed.length === 0 ? null : exposed.join(', '),
+    credentials: options.allow_credentials === true,
+    maxAge: maxAge > 0 ? String(maxAge) : null,
+  };
+}
+
+function resolveCompression(value: boolean | CompressionOptions | undefined): Required<CompressionOptions> | null {
+  if (value === false) return null;
+  const options = value === undefined || value === true ? {} : value;
+  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('compression', `must be true, false or a map, got ${JSON.stringify(value)}`);
+  const threshold = options.threshold ?? DEFAULT_COMPRESSION_THRESHOLD_BYTES;
+  if (!(typeof threshold === 'number' && Number.isInteger(threshold) && threshold >= 0)) {
+    throw new InvalidOptionError('compression.threshold', `must be a whole number of bytes >= 0, got ${JSON.stringify(threshold)}`);
+  }
+  const encodings = options.encodings ?? (['br', 'gzip'] as const);
+  if (!Array.isArray(encodings) || encodings.length === 0 || encodings.some((e) => !['br', 'gzip', 'deflate'].includes(e))) {
+    throw new InvalidOptionError('compression.encodings', `must list one or more of br, gzip, deflate, got ${JSON.stringify(encodings)}`);
+  }
+  return { threshold, encodings };
+}
+
+// ---- per request ----
+
+/**
+ * Replaces a request header everywhere it is read: `headers` (Fastify, proxies) and `rawHeaders`
+ * (the warmpool plugin builds PHP's header map from it, to keep repeated headers and their case).
+ */
+function setRequestHeader(request: AnyRequest, name: string, value: string): void {
+  request.headers[name] = value;
+  const raw = request.raw.rawHeaders;
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === name) raw.splice(i, 2);
+  raw.push(name, value);
+}
+
+function originAllowed(cors: ResolvedCors, origin: string): boolean {
+  return cors.anyOrigin || cors.origins.has(origin.toLowerCase()) || (cors.originRegex !== null && cors.originRegex.test(origin));
+}
+
+function allowOrigin(cors: ResolvedCors, reply: AnyReply, origin: string): void {
+  // `*` cannot carry credentials: echo the origin then, and say the answer varies by it.
+  if (cors.anyOrigin && !cors.credentials) reply.header('access-control-allow-origin', '*');
+  else {
+    reply.header('access-control-allow-origin', origin);
+    addVary(reply, 'Origin');
+  }
+  if (cors.credentials) reply.header('access-control-allow-credentials', 'true');
+}
+
+function answerPreflight(cors: ResolvedCors, request: AnyRequest, reply: AnyReply): void {
+  const origin = request.headers.origin!;
+  addVary(reply, 'Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
+  // A refused preflight is still 204: the browser sees no CORS headers and blocks the request.
+  if (originAllowed(cors, origin)) {
+    allowOrigin(cors, reply, origin);
+    reply.header('access-control-allow-methods', cors.methods);
+    const asked = request.headers['access-control-request-headers'];
+    const headers = cors.headers ?? (typeof asked === 'string' ? asked : null);
+    if (headers !== null && headers !== '') reply.header('access-control-allow-headers', headers);
+    if (cors.maxAge !== null) reply.header('access-control-max-age', cors.maxAge);
+  }
+  reply.code(204).send();
+}
+
+function addCorsHeaders(cors: ResolvedCors, request: AnyRequest, reply: AnyReply): void {
+  const origin = request.headers.origin!;
+  if (!cors.anyOrigin) addVary(reply, 'Origin');
+  if (!originAllowed(cors, origin)) return;
+  allowOrigin(cors, reply, origin);
+  if (cors.exposed !== null) reply.header('access-control-expose-headers', cors.exposed);
+}
+
+/** Appends names to Vary unless present (case-insensitive), keeping what PHP set. */
+function addVary(reply: AnyReply, names: string): void {
+  const current = reply.getHeader('vary');
+  const text = current === undefined ? '' : Array.isArray(current) ? current.join(', ') : String(current);
+  if (text.trim() === '*') return;
+  const have = new Set(text.split(',').map((n) => n.trim().toLowerCase()).filter(Boolean));
+  const add = names.split(',').map((n) => n.trim()).filter((n) => !have.has(n.toLowerCase()));
+  if (add.length === 0) return;
+  reply.header('vary', text.trim() === '' ? add.join(', ') : `${text}, ${add.join(', ')}`);
+}
+
+// ---- compression types ----
+
+/** Types @fastify/compress would compress that are compressed already (binary downloads). */
+const SKIP_COMPRESSION = /^application\/octet-stream\b/i;

@@ -1,0 +1,274 @@
+// The server's life after boot: listening (on its own addresses or on sockets systemd handed over
+// with LISTEN_FDS), signals, and the drain.
+//
+// Signals:
+//   SIGTERM, SIGINT  drain: /ready answers 503, listeners stop accepting, idle keep-alive
+//                    connections close, in-flight requests finish (their connections close after
+//                    the reply), then the pools stop their workers; exit 0. A second SIGINT or
+//                    SIGTERM exits at once with 1 (workers are killed).
+//   SIGHUP           reload what can change live: TLS certificate and key, log levels (the rest
+//                    of the file is compared and what needs a restart is named).
+//   SIGUSR2          rolling reset of every site's workers (capacity never drops), with progress.
+//
+// Socket activation (systemd, warmpool-swap): LISTEN_FDS=n hands over listening sockets as fds
+// 3..3+n-1 when LISTEN_PID is unset or this process's pid. LISTEN_FDNAMES (colon-separated) matches
+// names "http", "https", "status", "metrics" to listeners; unnamed fds go to the remaining
+// listeners in that order. The variables are removed from the environment before any PHP worker
+// starts, so workers never see them.
+import { fstatSync } from 'node:fs';
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
+import type { Server as NetServer, Socket } from 'node:net';
+import { ListenError, ListenFdsError } from './errors.js';
+
+export type ListenerName = 'http' | 'https' | 'status' | 'metrics';
+/** Order in which unnamed LISTEN_FDS sockets are given to the configured listeners. */
+export const LISTENER_ORDER: readonly ListenerName[] = ['http', 'https', 'status', 'metrics'];
+const SD_LISTEN_FDS_START = 3;
+
+export interface Listener {
+  name: ListenerName;
+  /** as configured ("127.0.0.1:8080") */
+  address: string;
+  /** what is bound */
+  server: NetServer;
+  /** "http" or "https", for the printed URL */
+  scheme: 'http' | 'https';
+  /** what it serves, for the printed line ("HTTP/2 + HTTP/1.1", "redirect to https") */
+  serves: string;
+  /** set by listen(): the fd adopted from LISTEN_FDS, if any */
+  fd?: number;
+}
+
+/** "127.0.0.1:8080" → { host, port }; ":8080" → all interfaces; "[::1]:8080" → ::1. */
+export function parseAddress(address: string): { host: string | undefined; port: number } {
+  const colon = address.lastIndexOf(':');
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host === '' ? undefined : host, port: Number(address.slice(colon + 1)) };
+}
+
+/**
+ * Reads and removes LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES. Returns fd by listener name for the
+ * given (configured) listeners; empty when nothing was handed over.
+ */
+export function adoptListenFds(listeners: readonly ListenerName[], env: NodeJS.ProcessEnv = process.env, pid = process.pid): Map<ListenerName, number> {
+  const count = env.LISTEN_FDS;
+  const forPid = env.LISTEN_PID;
+  const names = env.LISTEN_FDNAMES;
+  delete env.LISTEN_FDS;
+  delete env.LISTEN_PID;
+  delete env.LISTEN_FDNAMES;
+  const adopted = new Map<ListenerName, number>();
+  if (count === undefined || count === '') return adopted;
+  if (forPid !== undefined && forPid !== '' && Number(forPid) !== pid) return adopted; // meant for another process
+  const n = Number(count);
+  if (!Number.isInteger(n) || n < 0) throw new ListenFdsError(`LISTEN_FDS=${count} is not a number of sockets`);
+  if (n > listeners.length) {
+    throw new ListenFdsError(`LISTEN_FDS=${n} but this config has ${listeners.length} listener${listeners.length === 1 ? '' : 's'} (${listeners.join(', ')}); hand over one socket per listener`);
+  }
+  const fdNames = names === undefined || names === '' ? [] : names.split(':');
+  const unnamed: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const fd = SD_LISTEN_FDS_START + i;
+    let isSocket = false;
+    try {
+      isSocket = fstatSync(fd).isSocket();
+    } catch {
+      // not open: reported below
+    }
+    if (!isSocket) throw new ListenFdsError(`LISTEN_FDS=${n}: fd ${fd} is not an open socket`);
+    const name = fdNames[i] as ListenerName | undefined;
+    if (name !== undefined && listeners.includes(name) && !adopted.has(name)) adopted.set(name, fd);
+    else unnamed.push(fd);
+  }
+  for (const name of listeners) {
+    if (unnamed.length === 0) break;
+    if (!adopted.has(name)) adopted.set(name, unnamed.shift()!);
+  }
+  return adopted;
+}
+
+/** Binds every listener (or adopts its fd); on a failure, closes the ones already bound and throws ListenError. */
+export async function listenAll(listeners: readonly Listener[], fds: ReadonlyMap<ListenerName, number>): Promise<void> {
+  const bound: Listener[] = [];
+  for (const listener of listeners) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.server.once('error', reject);
+        const fd = fds.get(listener.name);
+        const onListening = () => {
+          listener.server.off('error', reject);
+          resolve();
+        };
+        if (fd !== undefined) {
+          listener.fd = fd;
+          listener.server.listen({ fd }, onListening);
+        } else {
+          const { host, port } = parseAddress(listener.address);
+          listener.server.listen(host === undefined ? { port } : { host, port }, onListening);
+        }
+      });
+      bound.push(listener);
+    } catch (error) {
+      await Promise.all(bound.map((l) => new Promise((resolve) => l.server.close(resolve))));
+      throw new ListenError(listener.name, listener.fd === undefined ? listener.address : `fd ${listener.fd}`, error);
+    }
+  }
+}
+
+/** "http://127.0.0.1:8080" from what a listener is bound to. */
+export function boundUrl(listener: Listener): string {
+  const address = listener.server.address();
+  if (address === null || typeof address === 'string') return `${listener.scheme}://${listener.address}`;
+  const host = address.family === 'IPv6' || address.address.includes(':') ? `[${address.address}]` : address.address;
+  return `${listener.scheme}://${host}:${address.port}`;
+}
+
+/**
+ * Knows every connection of the main listeners, so a drain can close the idle ones at once and
+ * the busy ones right after their reply: HTTP/1 sockets get `Connection: close` on the replies still
+ * to be written; HTTP/2 sessions get GOAWAY (session.close(): open streams finish).
+ */
+export class ConnectionTracker {
+  #sockets = new Set<Socket>();
+  #active = new Map<Socket, number>();
+  #responses = new Set<ServerResponse>();
+  #sessions = new Set<Http2Session>();
+  #draining = false;
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Plain HTTP/1 server. */
+  watchHttp1(server: HttpServer): void {
+    server.on('connection', (socket: Socket) => this.#addSocket(socket));
+  }
+
+  /** HTTPS server (HTTP/2 with HTTP/1.1 fallback). */
+  watchHttp2(server: Http2SecureServer): void {
+    server.on('session', (session: Http2Session) => {
+      if (this.#draining) {
+        session.close();
+        return;
+      }
+      this.#sessions.add(session);
+      session.once('close', () => this.#sessions.delete(session));
+    });
+    // HTTP/1.1 over TLS (ALPN fallback): a socket not negotiated as h2
+    server.on('secureConnection', (socket: Socket & { alpnProtocol?: string | false }) => {
+      if (socket.alpnProtocol !== 'h2') this.#addSocket(socket);
+    });
+  }
+
+  /** Wraps the request handler: counts requests per HTTP/1 socket. */
+  wrap<H extends (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void>(handler: H): H {
+    return ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
+      if (req.httpVersionMajor === 1) {
+        const socket = (req as IncomingMessage).socket;
+        const response = res as ServerResponse;
+        if (this.#draining) response.shouldKeepAlive = false;
+        this.#active.set(socket, (this.#active.get(socket) ?? 0) + 1);
+        this.#responses.add(response);
+        response.once('close', () => {
+          this.#responses.delete(response);
+          const left = (this.#active.get(socket) ?? 1) - 1;
+          if (left > 0) this.#active.set(socket, left);
+          else {
+            this.#active.delete(socket);
+            if (this.#draining) socket.end();
+          }
+        });
+      }
+      handler(req, res);
+    }) as H;
+  }
+
+  /** Starts the drain: idle sockets end now, busy ones after their reply, sessions get GOAWAY. */
+  drain(): void {
+    this.#draining = true;
+    for (const response of this.#responses) if (!response.headersSent) response.shouldKeepAlive = false;
+    for (const socket of this.#sockets) if (!this.#active.has(socket)) socket.end();
+    for (const session of this.#sessions) session.close();
+  }
+
+  /** In-flight HTTP/1 requests plus open HTTP/2 sessions. */
+  get busy(): number {
+    return this.#responses.size + this.#sessions.size;
+  }
+
+  /** The drain took too long: cut what is left. */
+  destroyAll(): void {
+    for (const socket of this.#sockets) socket.destroy();
+    for (const session of this.#sessions) session.destroy();
+  }
+
+  #addSocket(socket: Socket): void {
+    if (this.#sockets.has(socket)) return;
+    if (this.#draining) {
+      // accepted just before close(): serve nothing new on it
+      socket.end();
+      return;
+    }
+    this.#sockets.add(socket);
+    socket.once('close', () => {
+      this.#sockets.delete(socket);
+      this.#active.delete(socket);
+    });
+  }
+}
+
+/** Stops accepting on each server and resolves when every connection of each has ended. */
+export function closeServers(servers: readonly NetServer[]): Promise<void> {
+  return Promise.all(
+    servers.map(
+      (server) =>
+        new Promise<void>((resolve) => {
+          if (!server.listening) return resolve();
+          server.close(() => resolve());
+        }),
+    ),
+  ).then(() => {});
+}
+
+export interface SignalHandlers {
+  /** first SIGTERM/SIGINT */
+  drain(signal: NodeJS.Signals): Promise<void>;
+  /** second SIGTERM/SIGINT while draining */
+  force(signal: NodeJS.Signals): void;
+  reload(): Promise<void>;
+  reset(): Promise<void>;
+}
+
+/** Installs the handlers; returns a function that removes them. Reload and reset never overlap themselves. */
+export function installSignals(handlers: SignalHandlers): () => void {
+  let stopping = false;
+  let reloading = false;
+  let resetting = false;
+  const onStop = (signal: NodeJS.Signals) => {
+    if (stopping) return handlers.force(signal);
+    stopping = true;
+    void handlers.drain(signal);
+  };
+  const onHup = () => {
+    if (reloading || stopping) return;
+    reloading = true;
+    void handlers.reload().finally(() => (reloading = false));
+  };
+  const onUsr2 = () => {
+    if (resetting || stopping) return;
+    resetting = true;
+    void handlers.reset().finally(() => (resetting = false));
+  };
+  process.on('SIGTERM', onStop);
+  process.on('SIGINT', onStop);
+  process.on('SIGHUP', onHup);
+  process.on('SIGUSR2', onUsr2);
+  return () => {
+    process.off('SIGTERM', onStop);
+    process.off('SIGINT', onStop);
+    process.off('SIGHUP', onHup);
+    process.off('SIGUSR2', onUsr2);
+  };
+}

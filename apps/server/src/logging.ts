@@ -1,0 +1,143 @@
+// Logs: one pino logger with three channels, configured by the `logs` section.
+//
+// - channel "http": Fastify's logger (request errors) and, with http.access_logs: true, one access
+//   line per request (see ACCESS LOG below);
+// - channel "server": PHP worker output (stderr lines, tagged with pid) and pool events;
+// - channel "warmpool": the server itself (listeners, reloads, signals).
+//
+// logs.mode: production → JSON lines (pino); development → one human line per record
+// ("12:00:01.123 INFO  [http] GET / 200 reqId=… durationMs=1.2"); raw → the message only;
+// off → nothing. logs.encoding (json | console) overrides the mode's format. logs.level is the
+// lowest level written (RR's panic = fatal); logs.channels.<name>.level overrides it per channel.
+// logs.output: stderr (default), stdout, or a file path (appended, folder created); a list writes
+// to each. Channel-specific mode/encoding/output and err_output are not supported: every channel
+// shares the top-level destination and format (a warning names such keys).
+//
+// ACCESS LOG (channel "http", level info), one JSON object per request in production:
+//   {"level":30,"time":1700000000000,"pid":1,"hostname":"h","channel":"http","reqId":"…",
+//    "site":"default","method":"GET","url":"/a?b=1","host":"example.com","protocol":"HTTP/1.1",
+//    "remoteAddr":"203.0.113.7","status":200,"durationMs":1.52,"bytes":1234,"msg":"GET /a?b=1 200"}
+// `bytes` is the Content-Length when the reply has one; `remoteAddr` is the socket peer (PHP's
+// REMOTE_ADDR honours trusted_subnets, the log does not: it shows who really connected).
+import { pino, type DestinationStream, type Level, type Logger, type LevelWithSilent } from 'pino';
+import type { LogChannelConfig, LogLevel, LogsConfig } from '@warmpool/config';
+
+export type Channel = 'http' | 'server' | 'warmpool';
+const CHANNELS: readonly Channel[] = ['http', 'server', 'warmpool'];
+
+export interface Loggers {
+  /** channel "warmpool" */
+  root: Logger;
+  /** channel "http": give it to Fastify as loggerInstance */
+  http: Logger;
+  /** channel "server": give it to the warmpool plugin as `logger` */
+  server: Logger;
+  /** "stderr (development, level info)" */
+  describe(): string;
+  /** applies new levels (SIGHUP); returns one line per change */
+  applyLevels(logs: LogsConfig): string[];
+  /** keys set in the file that this logger does not honour (warned at boot) */
+  unsupported: string[];
+}
+
+export interface LoggingOptions {
+  /** default process.stderr / process.stdout (tests pass their own) */
+  stderr?: NodeJS.WritableStream;
+  stdout?: NodeJS.WritableStream;
+}
+
+export function toPinoLevel(level: LogLevel | undefined, mode: LogChannelConfig['mode']): LevelWithSilent {
+  if (mode === 'off') return 'silent';
+  if (level === undefined) return 'info';
+  return level === 'panic' ? 'fatal' : (level as Level);
+}
+
+export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): Loggers {
+  const mode = logs.mode ?? 'development';
+  const encoding = logs.encoding ?? (mode === 'production' ? 'json' : 'console');
+  const format: 'json' | 'human' | 'raw' = mode === 'raw' ? 'raw' : encoding === 'json' ? 'json' : 'human';
+  const outputs = logs.output === undefined ? ['stderr'] : Array.isArray(logs.output) ? logs.output : [logs.output];
+  const destinations = outputs.map((output) => destinationOf(output, options));
+  let sink: DestinationStream = destinations.length === 1 ? destinations[0]! : pino.multistream(destinations.map((stream) => ({ stream, level: 'trace' as const })));
+  if (format !== 'json') sink = reformat(sink, format);
+
+  const base = pino(
+    {
+      level: 'trace', // each channel filters for itself
+      base: format === 'json' ? undefined : null,
+      timestamp: pino.stdTimeFunctions.epochTime,
+      formatters: { level: (label, number) => ({ level: format === 'json' ? number : label }) },
+    },
+    sink,
+  );
+  const channels = new Map<Channel, Logger>();
+  for (const channel of CHANNELS) {
+    channels.set(channel, base.child({ channel }, { level: levelOf(logs, channel) }));
+  }
+  const unsupported: string[] = [];
+  if (logs.err_output !== undefined) unsupported.push('logs.err_output');
+  for (const [name, channel] of Object.entries(logs.channels ?? {})) {
+    for (const key of ['mode', 'encoding', 'output', 'err_output'] as const) {
+      if (channel[key] !== undefined) unsupported.push(`logs.channels.${name}.${key}`);
+    }
+  }
+
+  return {
+    root: channels.get('warmpool')!,
+    http: channels.get('http')!,
+    server: channels.get('server')!,
+    unsupported,
+    describe: () => `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
+    applyLevels(next) {
+      const changes: string[] = [];
+      for (const channel of CHANNELS) {
+        const logger = channels.get(channel)!;
+        const level = levelOf(next, channel);
+        if (logger.level !== level) {
+          changes.push(`log level of channel ${channel}: ${logger.level} → ${level}`);
+          logger.level = level;
+        }
+      }
+      return changes;
+    },
+  };
+}
+
+function levelOf(logs: LogsConfig, channel: Channel): LevelWithSilent {
+  const own = logs.channels?.[channel];
+  return toPinoLevel(own?.level ?? logs.level, own?.mode ?? logs.mode);
+}
+
+function destinationOf(output: string, options: LoggingOptions): DestinationStream {
+  if (output === 'stderr') return options.stderr ?? pino.destination({ dest: 2, sync: true });
+  if (output === 'stdout') return options.stdout ?? pino.destination({ dest: 1, sync: true });
+  return pino.destination({ dest: output, mkdir: true, append: true, sync: true });
+}
+
+const HIDDEN = new Set(['level', 'time', 'msg', 'channel', 'pid', 'hostname']);
+
+/** A stream that turns pino's JSON lines into human lines (development) or bare messages (raw). */
+function reformat(sink: DestinationStream, format: 'human' | 'raw'): DestinationStream {
+  return {
+    write(line: string) {
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        sink.write(line);
+        return;
+      }
+      const msg = typeof record.msg === 'string' ? record.msg : '';
+      if (format === 'raw') {
+        sink.write(`${msg}\n`);
+        return;
+      }
+      const time = new Date(typeof record.time === 'number' ? record.time : Date.now()).toISOString().slice(11, 23);
+      const level = String(record.level ?? '').toUpperCase().padEnd(5);
+      const fields = Object.entries(record)
+        .filter(([key]) => !HIDDEN.has(key))
+        .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`);
+      sink.write(`${time} ${level} [${String(record.channel ?? '-')}] ${msg}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}\n`);
+    },
+  };
+}

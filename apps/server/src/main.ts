@@ -1,0 +1,195 @@
+#!/usr/bin/env node
+// `warmpool`: argv → command → exit code. Every command is `run(args, out) → Promise<number>`; the
+// exit codes are one table (exit-codes.ts), printed by `warmpool help`.
+import { existsSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { parseDuration } from '@warmpool/pool';
+import { loadConfigFile, toServerOptions, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
+import type { AdminCommandArgs } from './admin/client.js';
+import { MAX_TUNE_WINDOW_MS, MIN_TUNE_WINDOW_MS } from './admin/protocol.js';
+import { UsageError } from './errors.js';
+import { EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK } from './exit-codes.js';
+import { createOutput, type CliOutput } from './output.js';
+import type { CertArgs } from './commands/cert.js';
+
+// Commands load on demand: `warmpool version` or `workers` should not pay for Fastify and the pool.
+const version = () => import('./commands/version.js');
+
+export { EXIT_CODES } from './exit-codes.js';
+
+const HELP = `warmpool: a PHP application server (RoadRunner worker protocol, warm PHP workers behind Fastify)
+
+usage: warmpool <command> [flags]
+
+  serve [-c FILE]                 run the server (FILE: ./warmpool.yaml, else ./.rr.yaml)
+  config check [-c FILE] [--json] validate FILE and print the effective config (defaults filled in)
+  workers [--site NAME] [-i] [--json]   the running server's workers (-i: refresh every second)
+  reset [--site NAME] [--json]    rolling restart of the running server's workers
+  tune [--site NAME] [--window 10s] [--json]   measure the workers under real traffic, suggest num_workers
+  cert [--out DIR] [--host NAME]... [--days N] [--force]   self-signed cert.pem + key.pem for development
+  version [--json]                versions: warmpool, node, RoadRunner protocol
+  help                            this text
+
+  workers, reset and tune talk to the server's admin socket: --socket PATH, else admin.socket of
+  the config (-c FILE or the default file), else ${DEFAULT_ADMIN_SOCKET}.
+
+exit codes:
+${EXIT_CODES.map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}
+`;
+
+/** Flags that take a value; everything else starting with "-" is a switch. */
+const VALUE_FLAGS: Record<string, string> = { '-c': 'config', '--config': 'config', '--out': 'out', '--host': 'host', '--days': 'days', '--site': 'site', '--socket': 'socket', '--window': 'window' };
+const SWITCHES: Record<string, string> = { '--json': 'json', '-i': 'interactive', '--interactive': 'interactive', '--force': 'force', '-h': 'help', '--help': 'help', '-v': 'version', '--version': 'version' };
+
+export interface ParsedArgs {
+  words: string[];
+  values: Map<string, string[]>;
+  switches: Set<string>;
+}
+
+export function parseArgs(argv: readonly string[]): ParsedArgs {
+  const words: string[] = [];
+  const values = new Map<string, string[]>();
+  const switches = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      words.push(...argv.slice(i + 1));
+      break;
+    }
+    if (!arg.startsWith('-') || arg === '-') {
+      words.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq === -1 ? arg : arg.slice(0, eq);
+    const name = VALUE_FLAGS[flag];
+    if (name !== undefined) {
+      const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
+      if (value === undefined || value === '') throw new UsageError(`${flag} needs a value, e.g. ${flag === '-c' || flag === '--config' ? '-c warmpool.yaml' : `${flag} VALUE`}`);
+      values.set(name, [...(values.get(name) ?? []), value]);
+      continue;
+    }
+    const sw = SWITCHES[flag];
+    if (sw === undefined || eq !== -1) throw new UsageError(`unknown flag ${arg}; see warmpool help`);
+    switches.add(sw);
+  }
+  return { words, values, switches };
+}
+
+/** -c FILE as given; else ./warmpool.yaml, else ./.rr.yaml; null when none exists. */
+export function findConfig(explicit: string | undefined): string | null {
+  if (explicit !== undefined) return explicit;
+  for (const candidate of ['warmpool.yaml', '.rr.yaml']) if (existsSync(candidate)) return candidate;
+  return null;
+}
+
+function requireConfig(args: ParsedArgs): string {
+  const file = findConfig(last(args, 'config'));
+  if (file === null) throw new UsageError('no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (start from `warmpool config check -c FILE`)');
+  return file;
+}
+
+function last(args: ParsedArgs, name: string): string | undefined {
+  return args.values.get(name)?.at(-1);
+}
+
+/** Flags a command does not take are usage errors, so a typo never passes silently. */
+function allow(args: ParsedArgs, command: string, values: string[], switches: string[]): void {
+  for (const name of args.values.keys()) if (!values.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
+  for (const name of args.switches) if (!switches.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
+}
+
+/** --socket, else admin.socket of the config (when one is found and loads), else the default. */
+async function adminSocket(args: ParsedArgs): Promise<string> {
+  const given = last(args, 'socket');
+  if (given !== undefined) return given;
+  const file = findConfig(last(args, 'config'));
+  if (file === null) return DEFAULT_ADMIN_SOCKET;
+  try {
+    return toServerOptions(await loadConfigFile(file)).admin.socket;
+  } catch {
+    return DEFAULT_ADMIN_SOCKET;
+  }
+}
+
+async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
+  const result: AdminCommandArgs = { socket: await adminSocket(args) };
+  const site = last(args, 'site');
+  if (site !== undefined) result.site = site;
+  if (args.switches.has('json')) result.json = true;
+  if (args.switches.has('interactive')) result.interactive = true;
+  const window = last(args, 'window');
+  if (window !== undefined) {
+    let ms: number;
+    try {
+      ms = parseDuration(window, '--window');
+    } catch (error) {
+      throw new UsageError(`--window ${window}: ${(error as Error).message.replace(/^.*?: /, '')}`);
+    }
+    if (ms < MIN_TUNE_WINDOW_MS || ms > MAX_TUNE_WINDOW_MS) throw new UsageError(`--window must be from ${MIN_TUNE_WINDOW_MS} ms to ${MAX_TUNE_WINDOW_MS / 60_000} min, got ${window}`);
+    result.windowMs = ms;
+  }
+  return result;
+}
+
+export async function main(argv: readonly string[], out: CliOutput = createOutput()): Promise<number> {
+  let args: ParsedArgs;
+  try {
+    args = parseArgs(argv);
+    const [command = 'help', sub] = args.words;
+    if (args.switches.has('version') && args.words.length === 0) return await (await version()).run({}, out);
+    if (args.switches.has('help') || command === 'help') {
+      out.raw(HELP);
+      return EXIT_OK;
+    }
+    switch (command) {
+      case 'serve':
+        allow(args, 'serve', ['config'], []);
+        return await (await import('./commands/serve.js')).run({ config: requireConfig(args) }, out);
+      case 'config':
+        if (sub !== 'check') throw new UsageError(`unknown command "config${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool config check"?`);
+        allow(args, 'config check', ['config'], ['json']);
+        return await (await import('./commands/config-check.js')).run({ config: requireConfig(args), json: args.switches.has('json') }, out);
+      case 'version':
+        allow(args, 'version', [], ['json']);
+        return await (await version()).run({ json: args.switches.has('json') }, out);
+      case 'cert': {
+        allow(args, 'cert', ['out', 'host', 'days'], ['force']);
+        const certArgs: CertArgs = { force: args.switches.has('force') };
+        const outDir = last(args, 'out');
+        if (outDir !== undefined) certArgs.out = outDir;
+        const hosts = args.values.get('host');
+        if (hosts !== undefined) certArgs.hosts = hosts.flatMap((h) => h.split(',')).filter(Boolean);
+        const days = last(args, 'days');
+        if (days !== undefined) certArgs.days = days;
+        return await (await import('./commands/cert.js')).run(certArgs, out);
+      }
+      case 'workers':
+        allow(args, 'workers', ['config', 'socket', 'site'], ['json', 'interactive']);
+        return await (await import('./commands/workers.js')).run(await adminArgs(args), out);
+      case 'reset':
+        allow(args, 'reset', ['config', 'socket', 'site'], ['json']);
+        return await (await import('./commands/reset.js')).run(await adminArgs(args), out);
+      case 'tune':
+        allow(args, 'tune', ['config', 'socket', 'site', 'window'], ['json']);
+        return await (await import('./commands/tune.js')).run(await adminArgs(args), out);
+      default:
+        throw new UsageError(`unknown command "${command}"; commands: serve, config check, workers, reset, tune, cert, version, help`);
+    }
+  } catch (error) {
+    if (error instanceof UsageError) {
+      out.error(error.message);
+      return EXIT_CONFIG;
+    }
+    out.error(`unexpected error: ${(error as Error)?.stack ?? String(error)}`);
+    return EXIT_FAILED;
+  }
+}
+
+// Run when executed (node dist/main.js, the bin), not when imported by tests.
+const invokedAs = process.argv[1];
+if (invokedAs !== undefined && import.meta.url === pathToFileURL(realpathSync(invokedAs)).href) {
+  const code = await main(process.argv.slice(2));
+  process.exit(code);
+}

@@ -1,0 +1,285 @@
+// Micro-cache: keep GET responses PHP explicitly marks shareable for a few seconds, like nginx's
+// fastcgi_cache, so a burst on a hot page costs one PHP request. Off unless configured.
+//
+// What is stored (all must hold):
+// - a GET request without Authorization or Range (HEAD is answered from a stored GET, never stored);
+// - a response whose Cache-Control has `s-maxage` > 0, or `public` with `max-age` > 0 (or `public`
+//   alone when default_ttl is set); without `private`, `no-store` or `no-cache`; without Set-Cookie;
+//   without `Vary: *`; with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301,
+//   308, 404, 405, 410, 414, 501);
+// - a body PHP sent whole (a Buffer or string) of at most max_entry_bytes. Streamed replies (the
+//   worker streams, or a file is piped) are never stored: their size is unknown until the end, and
+//   holding a copy of every chunk would give a slow client's stream a memory cost. They pass through.
+//
+// The key is scheme + Host + the request target (path and query as sent); `Vary` adds the values of
+// the named request headers, so `Vary: Accept-Language` keeps one copy per language. The client's
+// own Cache-Control is ignored (as nginx does): otherwise any client could bypass the cache at will.
+// Hits carry `X-Cache: HIT` and `Age`; lookups that miss carry `X-Cache: MISS`; GET/HEAD requests
+// that may not use the cache (Authorization, Range) carry `X-Cache: BYPASS`.
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import { LRUCache } from 'lru-cache';
+import { parseDuration, type Duration } from '@warmpool/pool';
+import { InvalidOptionError } from '@warmpool/fastify';
+
+type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
+type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
+
+export interface MicroCacheOptions {
+  /** bytes all entries may take together (bodies + headers); default 64 MiB */
+  max_bytes?: number;
+  /** the largest single entry in bytes; bigger responses pass through; default 1 MiB (at most max_bytes) */
+  max_entry_bytes?: number;
+  /** how long to keep a `Cache-Control: public` response that gives no max-age; default 0 (not kept) */
+  default_ttl?: Duration;
+}
+
+export const DEFAULT_MICRO_CACHE_MAX_BYTES = 64 * 1024 * 1024;
+export const DEFAULT_MICRO_CACHE_MAX_ENTRY_BYTES = 1024 * 1024;
+
+/** What registerMicroCache returns, for metrics and tests. */
+export interface MicroCache {
+  /** entries stored now (responses and their Vary records) */
+  readonly entries: number;
+  /** bytes counted against max_bytes now */
+  readonly bytes: number;
+  clear(): void;
+}
+
+/** Statuses a shared cache may store with explicit freshness (RFC 9111 §3, "heuristically cacheable"). */
+const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
+/** Headers that describe one response on one connection, or that other hooks set per request. */
+const NOT_STORED = new Set([
+  'age', 'x-cache', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length',
+  'x-request-id', 'access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers',
+]);
+/** Per-entry bookkeeping counted on top of the bytes we can see. */
+const ENTRY_OVERHEAD_BYTES = 256;
+
+type HeaderValue = string | string[];
+
+interface Entry {
+  status: number;
+  headers: Array<[string, HeaderValue]>;
+  body: Buffer;
+  etag: string | null;
+  storedAt: number;
+  expiresAt: number;
+}
+
+/** The request header names a key's responses vary on (lower-case), stored under the key without them. */
+interface VaryRecord {
+  vary: string[];
+}
+
+type Slot = Entry | VaryRecord;
+
+interface Lookup {
+  /** scheme://host/target */
+  primary: string;
+  hit: boolean;
+}
+
+interface Resolved {
+  maxBytes: number;
+  maxEntryBytes: number;
+  defaultTtlMs: number;
+}
+
+/**
+ * Adds the micro-cache to `app` (an encapsulated site instance): hits are served in preParsing,
+ * misses are stored in onSend. Call it before registering the warmpool plugin, proxies and
+ * compression in the same instance:
+ * - preParsing, not onRequest: the plugin's access rules and limits run in onRequest, so a hit is
+ *   never served to a client they would refuse;
+ * - its onSend runs before compression's, so it stores the body PHP sent, not a compressed stream,
+ *   and before CORS/request-id headers are set (which are per request and never stored).
+ */
+export function registerMicroCache<S extends RawServerBase>(app: FastifyInstance<S>, options: MicroCacheOptions = {}): MicroCache {
+  const { maxBytes, maxEntryBytes, defaultTtlMs } = resolveMicroCacheOptions(options);
+  const cache = new LRUCache<string, Slot>({
+    maxSize: maxBytes,
+    maxEntrySize: maxEntryBytes,
+    sizeCalculation: (slot, key) => ('vary' in slot ? key.length + slot.vary.join().length : entryBytes(slot, key)) + ENTRY_OVERHEAD_BYTES,
+  });
+  const lookups = new WeakMap<AnyRequest, Lookup>();
+
+  app.addHook('preParsing', (request, reply, payload, done) => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return done(null, payload);
+    if (request.headers.authorization !== undefined || request.headers.range !== undefined) {
+      reply.header('x-cache', 'BYPASS');
+      return done(null, payload);
+    }
+    const primary = primaryKey(request);
+    const lookup: Lookup = { primary, hit: false };
+    lookups.set(request, lookup);
+    const entry = find(cache, primary, request);
+    if (entry === null) return done(null, payload);
+    lookup.hit = true;
+    sendHit(request, reply, entry);
+  });
+
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const lookup = lookups.get(request);
+    if (lookup === undefined || lookup.hit) return done(null, payload);
+    reply.header('x-cache', 'MISS');
+    if (request.method !== 'GET' || !(typeof payload === 'string' || Buffer.isBuffer(payload))) return done(null, payload);
+    const ttlMs = freshFor(reply, defaultTtlMs);
+    if (ttlMs === null) return done(null, payload);
+    const vary = varyOf(reply);
+    if (vary === null) return done(null, payload);
+    const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+    if (body.length > maxEntryBytes) return done(null, payload);
+    const now = Date.now();
+    const entry: Entry = {
+      status: reply.statusCode,
+      headers: storedHeaders(reply),
+      body,
+      etag: headerText(reply.getHeader('etag')),
+      storedAt: now,
+      expiresAt: now + ttlMs,
+    };
+    if (vary.length > 0) cache.set(`v\n${lookup.primary}`, { vary }, { ttl: ttlMs });
+    else cache.delete(`v\n${lookup.primary}`);
+    cache.set(entryKey(lookup.primary, vary, request), entry, { ttl: ttlMs });
+    done(null, payload);
+  });
+
+  return {
+    get entries() {
+      return cache.size;
+    },
+    get bytes() {
+      return cache.calculatedSize;
+    },
+    clear: () => cache.clear(),
+  };
+}
+
+/** Checks and resolves the options once; errors name the key (micro_cache.max_bytes, ...). */
+export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
+  const bytes = (key: 'max_bytes' | 'max_entry_bytes', fallback: number): number => {
+    const value = options[key] ?? fallback;
+    if (!(typeof value === 'number' && Number.isInteger(value) && value > 0)) {
+      throw new InvalidOptionError(`micro_cache.${key}`, `must be a positive whole number of bytes, got ${JSON.stringify(value)}`);
+    }
+    return value;
+  };
+  const maxBytes = bytes('max_bytes', DEFAULT_MICRO_CACHE_MAX_BYTES);
+  const maxEntryBytes = bytes('max_entry_bytes', Math.min(DEFAULT_MICRO_CACHE_MAX_ENTRY_BYTES, maxBytes));
+  if (maxEntryBytes > maxBytes) throw new InvalidOptionError('micro_cache.max_entry_bytes', `must not exceed micro_cache.max_bytes (${maxBytes}), got ${maxEntryBytes}`);
+  let defaultTtlMs = 0;
+  if (options.default_ttl !== undefined) {
+    try {
+      defaultTtlMs = parseDuration(options.default_ttl, 'micro_cache.default_ttl');
+    } catch (error) {
+      throw new InvalidOptionError('micro_cache.default_ttl', (error as Error).message.replace(/^.*?: /, ''));
+    }
+  }
+  return { maxBytes, maxEntryBytes, defaultTtlMs };
+}
+
+function primaryKey(request: AnyRequest): string {
+  const scheme = (request.raw.socket as TLSSocket | null)?.encrypted === true ? 'https' : 'http';
+  return `${scheme}://${request.host.toLowerCase()}${request.url}`;
+}
+
+function entryKey(primary: string, vary: readonly string[], request: AnyRequest): string {
+  let key = `e\n${primary}`;
+  for (const name of vary) {
+    const value = request.headers[name];
+    key += `\n${Array.isArray(value) ? value.join(', ') : (value ?? '')}`;
+  }
+  return key;
+}
+
+function find(cache: LRUCache<string, Slot>, primary: string, request: AnyRequest): Entry | null {
+  const record = cache.get(`v\n${primary}`);
+  const key = entryKey(primary, record !== undefined && 'vary' in record ? record.vary : [], request);
+  const slot = cache.get(key);
+  if (slot === undefined || 'vary' in slot) return null;
+  if (slot.expiresAt <= Date.now()) {
+    cache.delete(key);
+    return null;
+  }
+  return slot;
+}
+
+function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry): void {
+  for (const [name, value] of entry.headers) reply.header(name, value);
+  reply.header('age', String(Math.floor((Date.now() - entry.storedAt) / 1000)));
+  reply.header('x-cache', 'HIT');
+  if (entry.status === 200 && entry.etag !== null && matchesEtag(request.headers['if-none-match'], entry.etag)) {
+    reply.code(304).send();
+    return;
+  }
+  reply.code(entry.status).send(entry.body);
+}
+
+/** If-None-Match with weak comparison (RFC 9110 §13.1.2): `*` or any listed tag equal to ours, W/ ignored. */
+function matchesEtag(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  const ours = etag.replace(/^W\//, '');
+  return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === ours);
+}
+
+/** How long the response may be shared, in ms; null when it must not be stored. */
+function freshFor(reply: AnyReply, defaultTtlMs: number): number | null {
+  if (!CACHEABLE_STATUS.has(reply.statusCode) || reply.hasHeader('set-cookie')) return null;
+  const header = headerText(reply.getHeader('cache-control'));
+  if (header === null) return null;
+  const directives = parseCacheControl(header);
+  if (directives.has('private') || directives.has('no-store') || directives.has('no-cache')) return null;
+  const sMaxAge = seconds(directives.get('s-maxage'));
+  if (sMaxAge !== null) return sMaxAge > 0 ? sMaxAge * 1000 : null;
+  if (!directives.has('public')) return null;
+  const maxAge = seconds(directives.get('max-age'));
+  if (maxAge !== null) return maxAge > 0 ? maxAge * 1000 : null;
+  return defaultTtlMs > 0 ? defaultTtlMs : null;
+}
+
+/** Cache-Control directives by lower-case name; quoted values unquoted; commas inside quotes kept. */
+export function parseCacheControl(header: string): Map<string, string | null> {
+  const directives = new Map<string, string | null>();
+  const re = /\s*([^\s=,]+)\s*(?:=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*)))?\s*(?:,|$)/gy;
+  for (let m = re.exec(header); m !== null && m[0] !== ''; m = re.exec(header)) {
+    const name = m[1]!.toLowerCase();
+    if (!directives.has(name)) directives.set(name, m[2] ?? m[3] ?? null);
+  }
+  return directives;
+}
+
+function seconds(value: string | null | undefined): number | null {
+  if (value === undefined || value === null || !/^\d+$/.test(value)) return null;
+  return Number(value);
+}
+
+/** The Vary'd request header names (lower-case, sorted); null for `Vary: *` (never stored). */
+function varyOf(reply: AnyReply): string[] | null {
+  const header = reply.getHeader('vary');
+  if (header === undefined) return [];
+  const names = (Array.isArray(header) ? header.join(',') : String(header)).split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
+  if (names.includes('*')) return null;
+  return [...new Set(names)].sort();
+}
+
+function storedHeaders(reply: AnyReply): Array<[string, HeaderValue]> {
+  const headers: Array<[string, HeaderValue]> = [];
+  for (const [name, value] of Object.entries(reply.getHeaders())) {
+    if (value === undefined || NOT_STORED.has(name)) continue;
+    headers.push([name, Array.isArray(value) ? value.map(String) : String(value)]);
+  }
+  return headers;
+}
+
+function headerText(value: ReturnType<AnyReply['getHeader']>): string | null {
+  if (value === undefined) return null;
+  return Array.isArray(value) ? value.join(', ') : String(value);
+}
+
+function entryBytes(entry: Entry, key: string): number {
+  let bytes = entry.body.length + key.length;
+  for (const [name, value] of entry.headers) bytes += name.length + (Array.isArray(value) ? value.join('').length : value.length);
+  return bytes;
+}

@@ -1,0 +1,173 @@
+// Reverse-proxy routes, like nginx's `location /api/ { proxy_pass http://127.0.0.1:9000; }`:
+// requests under a prefix go to an upstream HTTP server (and WebSocket upgrades with them) instead
+// of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
+import httpProxy from '@fastify/http-proxy';
+import { parseDuration, type Duration } from '@warmpool/pool';
+import { InvalidOptionError } from '@warmpool/fastify';
+
+/** One `proxy:` entry of warmpool.yaml. */
+export interface ProxyRoute {
+  /** path prefix, on segment boundaries: `/api` takes `/api` and `/api/…`, not `/apiary` */
+  prefix: string;
+  /** `http://host:port` or `https://…`, optionally with a path */
+  upstream: string;
+  /**
+   * What replaces the prefix in the upstream path. Default, as nginx's proxy_pass: an upstream
+   * without a path gets the request path unchanged (`/api/users` → `/api/users`); an upstream with a
+   * path puts that path in place of the prefix (`http://h:9000/v1` → `/v1/users`). `''` strips the
+   * prefix (`/users`).
+   */
+  rewrite_prefix?: string;
+  /** forward WebSocket upgrades under the prefix too; default false */
+  websocket?: boolean;
+  /** the longest wait for the upstream's response headers, and between two body chunks; default 60s (nginx proxy_read_timeout) */
+  timeout?: Duration;
+}
+
+export const DEFAULT_PROXY_TIMEOUT_MS = 60_000;
+
+type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
+type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
+
+interface ResolvedRoute {
+  prefix: string;
+  upstream: string;
+  rewritePrefix: string;
+  websocket: boolean;
+  timeoutMs: number;
+}
+
+/**
+ * Registers one @fastify/http-proxy per route in `app` (a site's instance). Routes are checked
+ * first, all of them, so a bad entry fails the boot with its index named and nothing registered.
+ * Proxy routes are more specific than the warmpool plugin's catch-all, so they win over PHP.
+ */
+export function registerProxies<S extends RawServerBase>(app: FastifyInstance<S>, routes: readonly ProxyRoute[]): void {
+  const resolved = resolveProxyRoutes(routes);
+  for (const route of resolved) {
+    app.register(httpProxy, {
+      prefix: route.prefix,
+      upstream: route.upstream,
+      rewritePrefix: route.rewritePrefix,
+      websocket: route.websocket,
+      // reply-from logs two info lines per request otherwise; the access log already has it
+      disableRequestLogging: true,
+      replyOptions: {
+        timeout: route.timeoutMs,
+        rewriteRequestHeaders: (request, headers) => ({ ...headers, ...forwardedHeaders(request, headers['x-forwarded-for']) }),
+        onError: (reply, { error }) => sendUpstreamError(reply, route, error),
+      },
+      // the default passes only Cookie; the upstream also wants to know who asked
+      wsClientOptions: {
+        rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
+          const out: Record<string, string> = { ...(headers as Record<string, string>) };
+          for (const name of ['cookie', 'authorization', 'origin', 'user-agent'] as const) {
+            const value = request.headers[name];
+            if (typeof value === 'string') out[name] = value;
+          }
+          return { ...out, ...forwardedHeaders(request, request.headers['x-forwarded-for']) };
+        },
+      } as object,
+    });
+  }
+}
+
+/** Checks every route and resolves its options once; errors name `proxy[i].key`. */
+export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute[] {
+  if (!Array.isArray(routes)) throw new InvalidOptionError('proxy', `must be a list of { prefix, upstream } entries, got ${JSON.stringify(routes)}`);
+  const seen = new Map<string, number>();
+  return routes.map((route, index) => {
+    const key = (name: string) => `proxy[${index}].${name}`;
+    if (typeof route !== 'object' || route === null) throw new InvalidOptionError(`proxy[${index}]`, `must be a map with prefix and upstream, got ${JSON.stringify(route)}`);
+    const { prefix: rawPrefix, upstream, rewrite_prefix: rewrite, websocket, timeout } = route;
+
+    if (typeof rawPrefix !== 'string' || !rawPrefix.startsWith('/') || /[?#*:\s]/.test(rawPrefix) || rawPrefix.includes('//')) {
+      throw new InvalidOptionError(key('prefix'), `must be a path like /api (no *, :, ? or #), got ${JSON.stringify(rawPrefix)}`);
+    }
+    const prefix = rawPrefix.length > 1 ? rawPrefix.replace(/\/+$/, '') : rawPrefix;
+    const earlier = seen.get(prefix);
+    if (earlier !== undefined) throw new InvalidOptionError(key('prefix'), `${prefix} is already proxied by proxy[${earlier}]`);
+    seen.set(prefix, index);
+
+    let url: URL;
+    try {
+      url = new URL(String(upstream));
+    } catch {
+      throw new InvalidOptionError(key('upstream'), `must be a URL like http://127.0.0.1:9000, got ${JSON.stringify(upstream)}`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidOptionError(key('upstream'), `must be http:// or https:// (WebSocket upgrades follow with websocket: true), got ${url.protocol}`);
+    if (url.search !== '' || url.hash !== '') throw new InvalidOptionError(key('upstream'), `must not have a query or fragment, got ${JSON.stringify(upstream)}`);
+    // nginx: `proxy_pass http://h:9000` (no path) passes the path as is; `http://h:9000/v1` replaces the prefix.
+    const hasPath = /^https?:\/\/[^/]+\/./i.test(String(upstream)) || /^https?:\/\/[^/]+\/$/i.test(String(upstream));
+    const upstreamPath = url.pathname.replace(/\/+$/, '');
+
+    let rewritePrefix: string;
+    if (rewrite !== undefined) {
+      if (typeof rewrite !== 'string' || (rewrite !== '' && !rewrite.startsWith('/'))) {
+        throw new InvalidOptionError(key('rewrite_prefix'), `must be '' (strip the prefix) or a path like /v1, got ${JSON.stringify(rewrite)}`);
+      }
+      // @fastify/http-proxy reads '' as "not given": '/' strips the prefix the same way.
+      rewritePrefix = rewrite === '' ? '/' : rewrite;
+    } else rewritePrefix = hasPath ? upstreamPath || '/' : prefix;
+
+    if (websocket !== undefined && typeof websocket !== 'boolean') throw new InvalidOptionError(key('websocket'), `must be true or false, got ${JSON.stringify(websocket)}`);
+    let timeoutMs = DEFAULT_PROXY_TIMEOUT_MS;
+    if (timeout !== undefined) {
+      try {
+        timeoutMs = parseDuration(timeout, key('timeout'));
+      } catch (error) {
+        throw new InvalidOptionError(key('timeout'), (error as Error).message.replace(/^.*?: /, ''));
+      }
+      if (timeoutMs <= 0) throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
+    }
+    return { prefix, upstream: url.origin + upstreamPath, rewritePrefix, websocket: websocket === true, timeoutMs };
+  });
+}
+
+/**
+ * X-Forwarded-For (the client appended to what arrived, as nginx's $proxy_add_x_forwarded_for),
+ * X-Forwarded-Proto (this hop's scheme) and X-Forwarded-Host (the Host the client asked for).
+ * The upstream decides which hops to trust.
+ */
+function forwardedHeaders(request: AnyRequest, incomingFor: string | string[] | number | undefined): Record<string, string> {
+  const socket = request.raw.socket as TLSSocket | null;
+  const client = socket?.remoteAddress ?? '';
+  const before = Array.isArray(incomingFor) ? incomingFor.join(', ') : incomingFor === undefined ? '' : String(incomingFor);
+  const out: Record<string, string> = {
+    'x-forwarded-for': before.trim() === '' ? client : `${before}, ${client}`,
+    'x-forwarded-proto': socket?.encrypted === true ? 'https' : 'http',
+  };
+  const host = request.headers.host ?? request.headers[':authority'];
+  if (typeof host === 'string' && host !== '') out['x-forwarded-host'] = host;
+  return out;
+}
+
+/** 504 when the upstream was too slow, 502 for everything else (refused, reset, bad reply), as nginx. */
+function sendUpstreamError(reply: AnyReply, route: ResolvedRoute, error: Error & { statusCode?: number; cause?: unknown }): void {
+  const cause = error.cause as { code?: string; message?: string } | undefined;
+  const code = cause?.code ?? (error as { code?: string }).code ?? 'error';
+  const timedOut = error.statusCode === 504;
+  reply.log.error({ upstream: route.upstream, prefix: route.prefix, err: { code, message: cause?.message ?? error.message } }, `proxy ${route.prefix} → ${route.upstream} failed: ${code}`);
+  const status = timedOut ? 504 : 502;
+  const reason = timedOut ? `did not answer within ${route.timeoutMs / 1000}s` : describeCode(code);
+  reply.code(status).type('text/plain; charset=utf-8').send(`${status === 504 ? 'Gateway Timeout' : 'Bad Gateway'}: the upstream for ${route.prefix} ${reason}\n`);
+}
+
+function describeCode(code: string): string {
+  switch (code) {
+    case 'ECONNREFUSED':
+      return 'is not running (connection refused)';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'could not be found (DNS)';
+    case 'ECONNRESET':
+    case 'UND_ERR_SOCKET':
+      return 'closed the connection';
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return 'did not accept the connection in time';
+    default:
+      return 'failed';
+  }
+}

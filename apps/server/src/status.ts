@@ -1,0 +1,151 @@
+// The ops listeners, as RoadRunner has them: `status.address` answers /health and /ready (RR's
+// status plugin) and `metrics.address` answers /metrics (Prometheus), each on its own listener so
+// they are never reachable through the public one. Nothing is served for a section the file omits.
+// When both sections name the same address, one listener serves all three paths.
+//
+// /health  200 {"status":"ok"} while every site serves; else status.unavailable_status_code (503)
+//          with "closing" or "failing" (no worker up and boots keep failing).
+// /ready   200 {"status":"ready"} when every site has a worker ready or working; else the
+//          unavailable code with "draining" (shutdown started), "closing" or "not_ready".
+// Both carry per-site details: {"status":…, "sites":{"default":{"status":…,"workers":{…}}}}.
+// /metrics the warmpool plugin's exposition for each site (rendered by the site's own plugin
+//          instance), merged with a `site` label on every sample.
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Pool, PoolStats } from '@warmpool/pool';
+
+export const STATUS_HEALTH_PATH = '/health';
+export const STATUS_READY_PATH = '/ready';
+export const METRICS_PATH = '/metrics';
+export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+export interface OpsState {
+  pools(): ReadonlyMap<string, Pool>;
+  draining(): boolean;
+}
+
+export interface OpsServerOptions {
+  /** serve /health and /ready */
+  status: { unavailableStatus: number } | null;
+  /** serve /metrics with this renderer */
+  metrics: (() => Promise<string>) | null;
+}
+
+export function createOpsServer(state: OpsState, options: OpsServerOptions): Server {
+  return createServer((req, res) => {
+    void handle(req, res, state, options).catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(`${(error as Error).message}\n`);
+    });
+  });
+}
+
+async function handle(req: IncomingMessage, res: ServerResponse, state: OpsState, options: OpsServerOptions): Promise<void> {
+  const path = (req.url ?? '/').split('?')[0];
+  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, req, 405, 'text/plain; charset=utf-8', 'Method Not Allowed\n', { allow: 'GET, HEAD' });
+  if (options.status !== null && (path === STATUS_HEALTH_PATH || path === STATUS_READY_PATH)) {
+    const report = path === STATUS_HEALTH_PATH ? health(state) : readiness(state);
+    const ok = report.status === 'ok' || report.status === 'ready';
+    return send(res, req, ok ? 200 : options.status.unavailableStatus, 'application/json; charset=utf-8', `${JSON.stringify(report)}\n`);
+  }
+  if (options.metrics !== null && path === METRICS_PATH) {
+    return send(res, req, 200, PROMETHEUS_CONTENT_TYPE, await options.metrics());
+  }
+  return send(res, req, 404, 'text/plain; charset=utf-8', 'Not Found\n');
+}
+
+function send(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...extra });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+interface SiteReport {
+  status: string;
+  workers: { ready: number; working: number; booting: number; stopping: number };
+}
+
+export interface StatusReport {
+  status: string;
+  sites: Record<string, SiteReport>;
+}
+
+function workersOf(stats: PoolStats): SiteReport['workers'] {
+  return { ready: stats.workers.ready, working: stats.workers.working, booting: stats.workers.booting, stopping: stats.workers.stopping };
+}
+
+/** Liveness: the same per-site rule as the plugin's /health. */
+export function health(state: OpsState): StatusReport {
+  const sites: Record<string, SiteReport> = {};
+  let status = 'ok';
+  for (const [name, pool] of state.pools()) {
+    const stats = pool.stats();
+    const workers = workersOf(stats);
+    let site = 'ok';
+    if (stats.closing) site = 'closing';
+    else if (workers.ready + workers.working === 0 && stats.bootError !== null) site = 'failing';
+    sites[name] = { status: site, workers };
+    if (site !== 'ok' && status === 'ok') status = site;
+  }
+  return { status, sites };
+}
+
+/** Readiness: every site can take work now, and no drain has started. */
+export function readiness(state: OpsState): StatusReport {
+  const sites: Record<string, SiteReport> = {};
+  let status = state.draining() ? 'draining' : 'ready';
+  for (const [name, pool] of state.pools()) {
+    const stats = pool.stats();
+    const workers = workersOf(stats);
+    let site = 'ready';
+    if (stats.closing) site = 'closing';
+    else if (state.draining()) site = 'draining';
+    else if (workers.ready + workers.working === 0) site = 'not_ready';
+    sites[name] = { status: site, workers };
+    if (site !== 'ready' && status === 'ready') status = site;
+  }
+  if (state.pools().size === 0 && status === 'ready') status = 'not_ready';
+  return { status, sites };
+}
+
+/**
+ * Merges Prometheus texts of several sites: each family's HELP/TYPE once, then every site's
+ * samples with `site="<name>"` as their first label.
+ */
+export function mergeExpositions(texts: ReadonlyArray<{ site: string; text: string }>): string {
+  const families = new Map<string, { head: string[]; samples: string[] }>();
+  for (const { site, text } of texts) {
+    let current: { head: string[]; samples: string[] } | null = null;
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      const meta = /^# (HELP|TYPE) (\S+)/.exec(line);
+      if (meta !== null) {
+        const name = meta[2]!;
+        let family = families.get(name);
+        if (family === undefined) {
+          family = { head: [], samples: [] };
+          families.set(name, family);
+        }
+        if (!family.head.some((h) => h.startsWith(`# ${meta[1]} `))) family.head.push(line);
+        current = family;
+        continue;
+      }
+      if (line.startsWith('#') || current === null) continue;
+      current.samples.push(addLabel(line, 'site', site));
+    }
+  }
+  const out: string[] = [];
+  for (const family of families.values()) out.push(...family.head, ...family.samples);
+  out.push('');
+  return out.join('\n');
+}
+
+function addLabel(sample: string, name: string, value: string): string {
+  const label = `${name}="${value.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
+  const match = /^([A-Za-z_:][A-Za-z0-9_:]*)(\{)?/.exec(sample);
+  if (match === null) return sample;
+  const metric = match[1]!;
+  if (match[2] === '{') {
+    const rest = sample.slice(metric.length + 1);
+    return `${metric}{${label}${rest.startsWith('}') ? '' : ','}${rest}`;
+  }
+  return `${metric}{${label}}${sample.slice(metric.length)}`;
+}

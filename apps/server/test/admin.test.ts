@@ -1,0 +1,332 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { chmod, lstat, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createConnection } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPool, SILENT_LOGGER, type Pool } from '@warmpool/pool';
+import { pino } from 'pino';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { adminRequest, exitCodeOf, EXIT_FAILED, EXIT_UNREACHABLE } from '../src/admin/client.js';
+import { AdminRemoteError, AdminUnreachableError, AlreadyRunningError, AdminSocketError, parseAdminRequest } from '../src/admin/protocol.js';
+import { createPoolHandlers, startAdminServer, type AdminHandlers, type AdminServer } from '../src/admin/server.js';
+
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+let dir: string;
+let socketPath: string;
+const servers: AdminServer[] = [];
+const pools: Pool[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-admin-'));
+  socketPath = join(dir, 'admin.sock');
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function startPool(name = 'echo.php', numWorkers = 2): Promise<Pool> {
+  const pool = createPool({ command: ['php', fixture(name)], num_workers: numWorkers, logger: SILENT_LOGGER });
+  pools.push(pool);
+  await pool.start();
+  return pool;
+}
+
+async function start(handlers: AdminHandlers, path = socketPath): Promise<AdminServer> {
+  // a pino logger, as the server passes its own
+  const server = await startAdminServer(path, handlers, pino({ level: 'silent' }));
+  servers.push(server);
+  return server;
+}
+
+/** Handlers over one site "main" backed by a real pool. */
+async function startWithPool(name = 'echo.php', numWorkers = 2): Promise<{ pool: Pool; server: AdminServer }> {
+  const pool = await startPool(name, numWorkers);
+  const server = await start(createPoolHandlers(() => new Map([['main', pool]])));
+  return { pool, server };
+}
+
+/** Sends raw bytes on the admin socket and collects every line until the server closes. */
+async function rawExchange(path: string, text: string): Promise<unknown[]> {
+  const socket = createConnection(path);
+  socket.setEncoding('utf8');
+  let data = '';
+  socket.on('data', (chunk: string) => (data += chunk));
+  await once(socket, 'connect');
+  socket.write(text);
+  await once(socket, 'close');
+  return data.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+}
+
+/** A socket file left by a server that died: a node process listens, then is SIGKILLed. */
+async function staleSocket(path: string): Promise<void> {
+  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(process.argv[1], () => console.log('up'))`, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await once(child.stdout!, 'data');
+  child.kill('SIGKILL');
+  await once(child, 'exit');
+}
+
+describe('admin socket: the file', () => {
+  it('is a socket of mode 0600, and the process umask is left as it was', async () => {
+    const umaskBefore = process.umask(0o022);
+    process.umask(umaskBefore);
+    await start(createPoolHandlers(() => new Map()));
+    const stat = await lstat(socketPath);
+    expect(stat.isSocket()).toBe(true);
+    expect(stat.mode & 0o777).toBe(0o600);
+    const umaskAfter = process.umask(0o022);
+    process.umask(umaskAfter);
+    expect(umaskAfter).toBe(umaskBefore);
+  });
+
+  it('creates a missing parent folder (0700) and removes the socket on close', async () => {
+    const nested = join(dir, 'run', 'warmpool', 'admin.sock');
+    const server = await startAdminServer(nested, createPoolHandlers(() => new Map()), SILENT_LOGGER);
+    expect(((await lstat(join(dir, 'run', 'warmpool'))).mode & 0o777)).toBe(0o700);
+    await server.close();
+    await expect(lstat(nested)).rejects.toMatchObject({ code: 'ENOENT' });
+  });
+
+  it('replaces a stale socket left by a server that died', async () => {
+    await staleSocket(socketPath);
+    expect((await lstat(socketPath)).isSocket()).toBe(true);
+    await start(createPoolHandlers(() => new Map()));
+    expect(await adminRequest(socketPath, { cmd: 'ping' })).toEqual({ pid: process.pid, sites: [] });
+  });
+
+  it('refuses to start when another server answers on the socket', async () => {
+    await start(createPoolHandlers(() => new Map()));
+    const error = await startAdminServer(socketPath, createPoolHandlers(() => new Map()), SILENT_LOGGER).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AlreadyRunningError);
+    expect((error as Error).message).toBe(
+      `another warmpool is running (admin socket ${socketPath} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`,
+    );
+    // the first server still answers
+    expect(await adminRequest(socketPath, { cmd: 'ping' })).toMatchObject({ pid: process.pid });
+  });
+
+  it('never removes a file that is not a socket', async () => {
+    await writeFile(socketPath, 'precious');
+    const error = await startAdminServer(socketPath, createPoolHandlers(() => new Map()), SILENT_LOGGER).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AdminSocketError);
+    expect((error as AdminSocketError).code).toBe('WP_SERVER_ADMIN_SOCKET');
+    expect((error as Error).message).toContain('exists and is not a socket');
+    expect(await readFile(socketPath, 'utf8')).toBe('precious');
+  });
+
+  it('refuses a path longer than a unix socket allows, naming the config key', async () => {
+    const long = join(dir, 'x'.repeat(120), 'admin.sock');
+    await expect(startAdminServer(long, createPoolHandlers(() => new Map()), SILENT_LOGGER)).rejects.toThrow(/unix sockets allow 107: choose a shorter admin\.socket/);
+  });
+
+  it.runIf(process.getuid?.() === 0)('denies other users (checked as uid 65534)', async () => {
+    await chmod(dir, 0o755); // the folder is open; only the socket's own mode keeps them out
+    await start(createPoolHandlers(() => new Map()));
+    const child = spawn(process.execPath, ['-e', `require('net').createConnection(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`, socketPath], {
+      uid: 65534,
+      gid: 65534,
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
+    await once(child, 'exit');
+    expect(out.trim()).toBe('EACCES');
+  });
+});
+
+describe('admin socket: protocol', () => {
+  it('answers workers and stats per site with real pool data', async () => {
+    const { pool } = await startWithPool();
+    const workers = await adminRequest(socketPath, { cmd: 'workers' });
+    expect(workers).toHaveLength(1);
+    expect(workers[0]!.site).toBe('main');
+    expect(workers[0]!.workers).toHaveLength(2);
+    expect(workers[0]!.workers[0]).toMatchObject({ state: 'ready', jobs: 0, markedFor: null });
+    expect(workers[0]!.workers[0]!.rssBytes).toBeGreaterThan(0);
+    expect(new Set(workers[0]!.workers.map((w) => w.pid))).toEqual(new Set((await pool.workers()).map((w) => w.pid)));
+
+    const stats = await adminRequest(socketPath, { cmd: 'stats', site: 'main' });
+    expect(stats).toEqual([{ site: 'main', stats: pool.stats() }]);
+  });
+
+  it('speaks newline-delimited JSON: one request line in, one final line out, then close', async () => {
+    await startWithPool('echo.php', 1);
+    const lines = await rawExchange(socketPath, '{"cmd":"ping"}\n');
+    expect(lines).toEqual([{ ok: true, data: { pid: process.pid, sites: ['main'] } }]);
+  });
+
+  it('answers a request that ends without a newline when the client half-closes', async () => {
+    await start(createPoolHandlers(() => new Map()));
+    const socket = createConnection(socketPath);
+    let data = '';
+    socket.setEncoding('utf8').on('data', (chunk: string) => (data += chunk));
+    await once(socket, 'connect');
+    socket.end('{"cmd":"ping"}');
+    await once(socket, 'close');
+    expect(JSON.parse(data)).toEqual({ ok: true, data: { pid: process.pid, sites: [] } });
+  });
+
+  it('answers bad requests with WP_SERVER_ADMIN_BAD_REQUEST and names the problem', async () => {
+    await start(createPoolHandlers(() => new Map()));
+    expect(await rawExchange(socketPath, 'not json\n')).toEqual([
+      { ok: false, error: { code: 'WP_SERVER_ADMIN_BAD_REQUEST', message: 'the request is not JSON: "not json"' } },
+    ]);
+    const [unknown] = (await rawExchange(socketPath, '{"cmd":"explode"}\n')) as Array<{ error: { code: string; message: string } }>;
+    expect(unknown!.error.code).toBe('WP_SERVER_ADMIN_BAD_REQUEST');
+    expect(unknown!.error.message).toBe('unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload');
+    const [window] = (await rawExchange(socketPath, '{"cmd":"tune","windowMs":5}\n')) as Array<{ error: { message: string } }>;
+    expect(window!.error.message).toMatch(/"windowMs" must be a number of milliseconds from 100/);
+  });
+
+  it('answers a line longer than 64 KiB with an error instead of buffering forever', async () => {
+    await start(createPoolHandlers(() => new Map()));
+    const [answer] = (await rawExchange(socketPath, 'x'.repeat(70 * 1024))) as Array<{ error: { code: string } }>;
+    expect(answer!.error.code).toBe('WP_SERVER_ADMIN_BAD_REQUEST');
+  });
+
+  it('names the sites when one does not exist, and keeps the server code on the client', async () => {
+    await startWithPool('echo.php', 1);
+    const error = await adminRequest(socketPath, { cmd: 'workers', site: 'blog' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AdminRemoteError);
+    expect(error).toMatchObject({ code: 'WP_SERVER_UNKNOWN_SITE', message: 'no site named "blog"; this server runs: main' });
+    expect(exitCodeOf(error)).toBe(EXIT_FAILED);
+  });
+
+  it('answers reload with WP_SERVER_ADMIN_UNSUPPORTED until the server wires it, and with the changes after', async () => {
+    await start(createPoolHandlers(() => new Map()));
+    await expect(adminRequest(socketPath, { cmd: 'reload' })).rejects.toMatchObject({ code: 'WP_SERVER_ADMIN_UNSUPPORTED' });
+    const other = join(dir, 'other.sock');
+    await start(createPoolHandlers(() => new Map(), { reload: async () => ['site blog: added'] }), other);
+    expect(await adminRequest(other, { cmd: 'reload' })).toEqual({ changes: ['site blog: added'] });
+  });
+
+  it('passes a handler error through with its WP_ code, and wraps others as WP_SERVER_ADMIN_FAILED', async () => {
+    const handlers = createPoolHandlers(() => new Map());
+    handlers.workers = async () => {
+      throw new Error('disk on fire');
+    };
+    await start(handlers);
+    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toMatchObject({ code: 'WP_SERVER_ADMIN_FAILED', message: 'disk on fire' });
+  });
+});
+
+describe('admin socket: reset and tune against a real pool', () => {
+  it('reset streams one progress line per replaced worker, then the final line; every pid is new', async () => {
+    const { pool } = await startWithPool('echo.php', 3);
+    const before = (await pool.workers()).map((w) => w.pid);
+    const lines = await rawExchange(socketPath, '{"cmd":"reset"}\n');
+    expect(lines).toEqual([
+      { progress: { site: 'main', replaced: 1, total: 3 } },
+      { progress: { site: 'main', replaced: 2, total: 3 } },
+      { progress: { site: 'main', replaced: 3, total: 3 } },
+      { ok: true, data: { replaced: 3, sites: ['main'] } },
+    ]);
+    const after = (await pool.workers()).map((w) => w.pid);
+    expect(after).toHaveLength(3);
+    expect(after.filter((pid) => before.includes(pid))).toEqual([]);
+  });
+
+  it('adminRequest hands progress to its callback in order', async () => {
+    await startWithPool('echo.php', 2);
+    const progress: unknown[] = [];
+    const data = await adminRequest(socketPath, { cmd: 'reset', site: 'main' }, (p) => progress.push(p));
+    expect(progress).toEqual([
+      { site: 'main', replaced: 1, total: 2 },
+      { site: 'main', replaced: 2, total: 2 },
+    ]);
+    expect(data).toEqual({ replaced: 2, sites: ['main'] });
+  });
+
+  it('tune measures the running pool under traffic and returns the describeTuning report', async () => {
+    const pool = await startPool('sleep.php', 2);
+    await start(createPoolHandlers(() => new Map([['main', pool]])));
+    // Traffic that waits (usleep), as a worker waiting on a database does: I/O-bound.
+    let running = true;
+    const traffic = Promise.all(
+      [0, 1].map(async () => {
+        while (running) await pool.exec({ flags: 0, context: Buffer.from('{}'), body: Buffer.from('40') });
+      }),
+    );
+    const progress: unknown[] = [];
+    const report = await adminRequest(socketPath, { cmd: 'tune', windowMs: 800 }, (p) => progress.push(p)).finally(() => {
+      running = false;
+    });
+    await traffic;
+    expect(progress).toEqual([{ site: 'main', windowMs: 800 }]);
+    expect(report.site).toBe('main');
+    expect(report.currentWorkers).toBe(2);
+    expect(report.workers).toHaveLength(2);
+    expect(report.workload.workers).toBe(2);
+    expect(report.workload.busyMs).toBeGreaterThan(500);
+    expect(report.workload.ioShare).not.toBeNull();
+    expect(report.workload.ioShare!).toBeGreaterThan(0.5);
+    expect(report.result.workload).toBe('io-bound');
+    expect(report.input.worker.rssBytes).toBe(Math.max(...report.workers.map((w) => w.rssBytes)));
+    const text = report.lines.join('\n');
+    for (const heading of ['Measured 2 workers for 0.8s', 'Inputs', 'Rules of thumb', 'Passenger', 'NOW LMS', 'Recommendation', `num_workers: ${report.result.numWorkers}`, 'Memory budget']) {
+      expect(text).toContain(heading);
+    }
+  });
+
+  it('tune on an idle pool still reports, with a note that I/O wait could not be measured', async () => {
+    await startWithPool('echo.php', 1);
+    const report = await adminRequest(socketPath, { cmd: 'tune', windowMs: 150 });
+    expect(report.workload.ioShare).toBeNull();
+    expect(report.result.workload).toBe('unmeasured');
+    expect(report.lines.at(-1)).toMatch(/^Note: the workers were busy 0 ms in total, too little to measure I\/O wait/);
+  });
+
+  it('tune asks for a site when the server runs several', async () => {
+    const a = await startPool('echo.php', 1);
+    const b = await startPool('echo.php', 1);
+    await start(createPoolHandlers(() => new Map([['shop', a], ['blog', b]])));
+    await expect(adminRequest(socketPath, { cmd: 'tune', windowMs: 100 })).rejects.toMatchObject({
+      code: 'WP_SERVER_UNKNOWN_SITE',
+      message: 'this server runs 2 sites (shop, blog): name one, e.g. warmpool tune --site shop',
+    });
+  });
+
+  it('closing the admin server aborts a running tune and ends its connection', async () => {
+    const { server } = await startWithPool('echo.php', 1);
+    const pending = adminRequest(socketPath, { cmd: 'tune', windowMs: 60_000 }).catch((e: unknown) => e);
+    await new Promise((r) => setTimeout(r, 100));
+    await server.close();
+    const error = await pending;
+    expect(error).toBeInstanceOf(AdminUnreachableError);
+    expect((error as Error).message).toMatch(/closed its admin socket .* before answering "tune"/);
+  });
+});
+
+describe('admin client: errors that say what to do', () => {
+  it('no socket: asks whether warmpool runs and names the path and the config key', async () => {
+    const error = await adminRequest(socketPath, { cmd: 'workers' }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AdminUnreachableError);
+    expect((error as Error).message).toBe(`is warmpool running? expected its admin socket at ${socketPath} (admin.socket in warmpool.yaml)`);
+    expect(exitCodeOf(error)).toBe(EXIT_UNREACHABLE);
+  });
+
+  it('stale socket: says nothing answers there', async () => {
+    await staleSocket(socketPath);
+    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(`warmpool is not running: nothing answers on ${socketPath}`);
+  });
+
+  it('a path that is not a socket: says so', async () => {
+    await writeFile(socketPath, '');
+    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(/is not a socket|warmpool is not running/);
+  });
+
+  it('timeoutMs bounds the wait for the final line', async () => {
+    await startWithPool('echo.php', 1);
+    await expect(adminRequest(socketPath, { cmd: 'tune', windowMs: 5000 }, undefined, { timeoutMs: 150 })).rejects.toThrow(/did not answer "tune" within 150 ms/);
+  });
+
+  it('parseAdminRequest ignores unknown keys so older servers answer newer clients', () => {
+    expect(parseAdminRequest('{"cmd":"workers","site":"a","color":true}')).toEqual({ cmd: 'workers', site: 'a' });
+  });
+});

@@ -1,0 +1,186 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createPool, SILENT_LOGGER, type Pool } from '@warmpool/pool';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, type Output } from '../src/admin/client.js';
+import { createPoolHandlers, startAdminServer, type AdminServer } from '../src/admin/server.js';
+import * as reset from '../src/commands/reset.js';
+import * as tune from '../src/commands/tune.js';
+import * as workers from '../src/commands/workers.js';
+import { formatAge } from '../src/commands/workers.js';
+
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+/** An Output that records what a command printed, in order. */
+class RecordingOutput implements Output {
+  readonly lines: string[] = [];
+  readonly tables: Array<{ rows: string[][]; columns: string[] }> = [];
+  info(message: string) {
+    this.lines.push(`info: ${message}`);
+  }
+  success(message: string) {
+    this.lines.push(`success: ${message}`);
+  }
+  error(message: string) {
+    this.lines.push(`error: ${message}`);
+  }
+  table(rows: readonly (readonly string[])[], columns: readonly string[]) {
+    this.tables.push({ rows: rows.map((r) => [...r]), columns: [...columns] });
+    this.lines.push(`table: ${rows.length} rows`);
+  }
+}
+
+/** A stdout stand-in that records writes; isTTY as given. */
+function recordingStdout(isTTY: boolean) {
+  const writes: string[] = [];
+  return { isTTY, writes, write: (text: string) => writes.push(text) };
+}
+
+let dir: string;
+let socket: string;
+const pools: Pool[] = [];
+const servers: AdminServer[] = [];
+
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-cli-'));
+  socket = join(dir, 'admin.sock');
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.close()));
+  await Promise.all(pools.splice(0).map((p) => p.close()));
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function serve(sites: Record<string, { fixture: string; workers: number }>): Promise<Map<string, Pool>> {
+  const map = new Map<string, Pool>();
+  for (const [name, spec] of Object.entries(sites)) {
+    const pool = createPool({ command: ['php', fixture(spec.fixture)], num_workers: spec.workers, logger: SILENT_LOGGER });
+    pools.push(pool);
+    await pool.start();
+    map.set(name, pool);
+  }
+  servers.push(await startAdminServer(socket, createPoolHandlers(() => map), SILENT_LOGGER));
+  return map;
+}
+
+describe('warmpool workers', () => {
+  it('prints a table: pid, state, jobs, RSS (MiB), age, idle', async () => {
+    const sites = await serve({ main: { fixture: 'echo.php', workers: 2 } });
+    const pool = sites.get('main')!;
+    await pool.exec({ flags: 0, context: Buffer.from('{}'), body: null });
+    const out = new RecordingOutput();
+    expect(await workers.run({ socket }, out)).toBe(EXIT_OK);
+    expect(out.tables).toHaveLength(1);
+    const { columns, rows } = out.tables[0]!;
+    expect(columns).toEqual(['pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle']);
+    const pids = (await pool.workers()).map((w) => String(w.pid)).sort();
+    expect(rows.map((r) => r[0]).sort()).toEqual(pids);
+    for (const row of rows) {
+      expect(row[1]).toBe('ready');
+      expect(Number(row[3])).toBeGreaterThan(1);
+      expect(row[4]).toMatch(/^\d+s$/);
+    }
+    // one worker served one request (idle is a duration), the other none yet ("-")
+    expect(rows.map((r) => r[2]).sort()).toEqual(['0', '1']);
+    expect(rows.map((r) => r[5] === '-').sort()).toEqual([false, true]);
+  });
+
+  it('adds a site column when the server runs several sites, and filters with --site', async () => {
+    await serve({ shop: { fixture: 'echo.php', workers: 1 }, blog: { fixture: 'echo.php', workers: 1 } });
+    const all = new RecordingOutput();
+    await workers.run({ socket }, all);
+    expect(all.tables[0]!.columns[0]).toBe('site');
+    expect(all.tables[0]!.rows.map((r) => r[0])).toEqual(['shop', 'blog']);
+    const one = new RecordingOutput();
+    await workers.run({ socket, site: 'blog' }, one);
+    expect(one.tables[0]!.columns[0]).toBe('pid');
+    expect(one.tables[0]!.rows).toHaveLength(1);
+  });
+
+  it('--json prints the server data as JSON on stdout', async () => {
+    await serve({ main: { fixture: 'echo.php', workers: 1 } });
+    const stdout = recordingStdout(false);
+    const out = new RecordingOutput();
+    expect(await workers.run({ socket, json: true }, out, { stdout })).toBe(EXIT_OK);
+    const data = JSON.parse(stdout.writes.join(''));
+    expect(data[0].site).toBe('main');
+    expect(data[0].workers[0]).toHaveProperty('rssBytes');
+    expect(out.lines).toEqual([]);
+  });
+
+  it('-i refreshes until stopped, clearing the screen with ANSI only on a terminal', async () => {
+    await serve({ main: { fixture: 'echo.php', workers: 1 } });
+    for (const isTTY of [true, false]) {
+      const stdout = recordingStdout(isTTY);
+      const out = new RecordingOutput();
+      const stop = new AbortController();
+      const running = workers.run({ socket, interactive: true }, out, { stdout, signal: stop.signal, intervalMs: 50 });
+      while (out.tables.length < 3) await new Promise((r) => setTimeout(r, 20));
+      stop.abort();
+      expect(await running).toBe(EXIT_OK);
+      const clears = stdout.writes.filter((w) => w === '\x1b[H\x1b[2J').length;
+      if (isTTY) expect(clears).toBeGreaterThanOrEqual(3);
+      else expect(stdout.writes.join('')).not.toContain('\x1b[');
+      expect(out.lines.filter((l) => l.startsWith('info: warmpool workers at')).length).toBeGreaterThanOrEqual(3);
+    }
+  });
+
+  it('says where it looked when no server runs, with exit code 3', async () => {
+    const out = new RecordingOutput();
+    expect(await workers.run({ socket }, out)).toBe(EXIT_UNREACHABLE);
+    expect(out.lines).toEqual([`error: is warmpool running? expected its admin socket at ${socket} (admin.socket in warmpool.yaml)`]);
+  });
+
+  it('formats ages with two units at most', () => {
+    expect([0, 42_000, 185_000, 7_380_000, 370_800_000].map(formatAge)).toEqual(['0s', '42s', '3m05s', '2h03m', '4d07h']);
+  });
+});
+
+describe('warmpool reset', () => {
+  it('prints one progress line per replaced worker, then success', async () => {
+    const sites = await serve({ main: { fixture: 'echo.php', workers: 2 } });
+    const before = (await sites.get('main')!.workers()).map((w) => w.pid);
+    const out = new RecordingOutput();
+    expect(await reset.run({ socket }, out)).toBe(EXIT_OK);
+    expect(out.lines).toEqual([
+      'info: rolling restart of every site…',
+      'info: main: replaced 1/2 workers',
+      'info: main: replaced 2/2 workers',
+      'success: reset done: 2 workers replaced (main)',
+    ]);
+    const after = (await sites.get('main')!.workers()).map((w) => w.pid);
+    expect(after.some((pid) => before.includes(pid))).toBe(false);
+  });
+
+  it('an unknown site fails with exit code 1 and the server message', async () => {
+    await serve({ main: { fixture: 'echo.php', workers: 1 } });
+    const out = new RecordingOutput();
+    expect(await reset.run({ socket, site: 'nope' }, out)).toBe(EXIT_FAILED);
+    expect(out.lines.at(-1)).toBe('error: no site named "nope"; this server runs: main');
+  });
+});
+
+describe('warmpool tune', () => {
+  it('prints the measuring line, the report lines and the recommendation', async () => {
+    await serve({ main: { fixture: 'echo.php', workers: 1 } });
+    const out = new RecordingOutput();
+    expect(await tune.run({ socket, windowMs: 200 }, out)).toBe(EXIT_OK);
+    expect(out.lines[0]).toBe('info: measuring site main for 0.2s: keep real traffic flowing…');
+    const text = out.lines.join('\n');
+    for (const part of ['info: Inputs', 'info: Rules of thumb', 'info: Recommendation', 'info: Memory budget']) expect(text).toContain(part);
+    expect(out.lines.at(-1)).toMatch(/^success: num_workers: \d+/);
+  });
+
+  it('--json prints the whole report', async () => {
+    await serve({ main: { fixture: 'echo.php', workers: 1 } });
+    const stdout = recordingStdout(false);
+    expect(await tune.run({ socket, windowMs: 150, json: true }, new RecordingOutput(), { stdout })).toBe(EXIT_OK);
+    const report = JSON.parse(stdout.writes.join(''));
+    expect(report).toMatchObject({ site: 'main', windowMs: 150, currentWorkers: 1 });
+    expect(report.result.numWorkers).toBeGreaterThanOrEqual(1);
+  });
+});

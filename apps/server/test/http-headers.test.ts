@@ -1,0 +1,288 @@
+import { connect } from 'node:http2';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { warmpool } from '@warmpool/fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { genReqId, registerHttpHeaders, resolveCors, type HttpHeadersOptions } from '../src/http-headers.js';
+import { registerMicroCache } from '../src/micro-cache.js';
+
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+const apps: FastifyInstance[] = [];
+const closers: Array<() => Promise<unknown>> = [];
+afterEach(async () => {
+  await Promise.all([...apps.splice(0).map((app) => app.close()), ...closers.splice(0).map((close) => close())]);
+});
+
+interface SiteSetup {
+  php?: string;
+  microCache?: boolean;
+  routes?: (app: FastifyInstance) => void;
+}
+
+/** A site as the server assembles it: [micro-cache], headers, then the plugin, on one instance. */
+async function site(options: HttpHeadersOptions, setup: SiteSetup = {}): Promise<FastifyInstance> {
+  const app = Fastify({ genReqId });
+  apps.push(app);
+  if (setup.microCache === true) registerMicroCache(app, {});
+  await registerHttpHeaders(app, options);
+  setup.routes?.(app);
+  if (setup.php !== null) await app.register(warmpool, { command: ['php', fixture(setup.php ?? 'cacheable.php')], pool: { num_workers: 1 } });
+  await app.ready();
+  return app;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+describe('request id', () => {
+  it('keeps a safe incoming X-Request-Id: on the response, in PHP, as the log reqId', async () => {
+    const app = await site({});
+    const res = await app.inject({ url: '/', headers: { 'x-request-id': 'lb-7f3a:9' } });
+    expect(res.headers['x-request-id']).toBe('lb-7f3a:9');
+    expect(res.json().requestId).toBe('lb-7f3a:9');
+  });
+
+  it('replaces a missing or unsafe one with a UUID that PHP sees too', async () => {
+    const app = await site({});
+    for (const headers of [{}, { 'x-request-id': 'two words' }, { 'x-request-id': '"quoted"' }, { 'x-request-id': 'x'.repeat(200) }]) {
+      const res = await app.inject({ url: '/', headers });
+      expect(res.headers['x-request-id']).toMatch(UUID);
+      expect(res.json().requestId).toBe(res.headers['x-request-id']);
+    }
+  });
+
+  it('is on error responses too, and can be turned off', async () => {
+    const app = await site({ response: { 'X-Frame-Options': 'DENY' } }, {
+      routes: (instance) => instance.get('/boom', async () => {
+        throw new Error('boom');
+      }),
+    });
+    const res = await app.inject('/boom');
+    expect(res.statusCode).toBe(500);
+    expect(res.headers['x-request-id']).toMatch(UUID);
+    expect(res.headers['x-frame-options']).toBe('DENY');
+    const off = await site({ request_id: false });
+    expect((await off.inject('/')).headers['x-request-id']).toBeUndefined();
+  });
+
+  it('genReqId: pattern check on the raw request', () => {
+    const req = (id?: string) => ({ headers: id === undefined ? {} : { 'x-request-id': id } }) as Parameters<typeof genReqId>[0];
+    expect(genReqId(req('abc.DEF_1-2:3@4=5+6/7'))).toBe('abc.DEF_1-2:3@4=5+6/7');
+    expect(genReqId(req('a\tb'))).toMatch(UUID);
+    expect(genReqId(req())).toMatch(UUID);
+  });
+});
+
+describe('request and response headers', () => {
+  it('adds configured response headers unless PHP set its own', async () => {
+    const app = await site({ response: { 'X-Frame-Options': 'DENY', 'X-Powered-By': 'warmpool' } });
+    const plain = await app.inject('/');
+    expect(plain.headers['x-frame-options']).toBe('DENY');
+    expect(plain.headers['x-powered-by']).toBe('warmpool');
+    const own = await app.inject('/?header=X-Frame-Options:SAMEORIGIN');
+    expect(own.headers['x-frame-options']).toBe('SAMEORIGIN');
+  });
+
+  it('security presets: basic and strict; response entries override single headers; HSTS only over TLS', async () => {
+    const basic = await site({ security: 'basic' });
+    expect((await basic.inject('/')).headers).toMatchObject({
+      'x-content-type-options': 'nosniff',
+      'x-frame-options': 'SAMEORIGIN',
+      'referrer-policy': 'strict-origin-when-cross-origin',
+    });
+    const strict = await site({ security: 'strict', response: { 'Referrer-Policy': 'same-origin' } });
+    const res = await strict.inject('/');
+    expect(res.headers).toMatchObject({ 'x-frame-options': 'DENY', 'referrer-policy': 'same-origin', 'cross-origin-opener-policy': 'same-origin' });
+    expect(res.headers['strict-transport-security']).toBeUndefined();
+  });
+
+  it('sets configured request headers before PHP sees them, replacing a client value', async () => {
+    const app = await site({ request: { 'X-Site': 'shop' } }, { php: 'echo.php' });
+    const res = await app.inject({ url: '/', headers: { 'x-site': 'forged' } });
+    expect(res.json().context.headers['X-Site']).toEqual(['shop']);
+  });
+
+  it('checks header names and values and names the key', async () => {
+    await expect(registerHttpHeaders(Fastify(), { response: { 'Bad Header': 'x' } })).rejects.toThrow('warmpool option "headers.response.Bad Header": is not a valid header name');
+    await expect(registerHttpHeaders(Fastify(), { response: { 'X-A': 'one\r\nX-B: two' } })).rejects.toThrow(/headers\.response\.X-A.*one-line string/);
+    await expect(registerHttpHeaders(Fastify(), { security: 'paranoid' as 'basic' })).rejects.toThrow(/headers\.security.*basic, strict/);
+  });
+});
+
+describe('CORS', () => {
+  const cors = { allowed_origin: ['https://app.test'], allowed_methods: 'GET,POST', allowed_headers: '*', exposed_headers: 'X-Total', max_age: 600 };
+
+  it('answers a preflight with 204 and the CORS headers, without asking PHP', async () => {
+    const app = await site({ cors });
+    const res = await app.inject({
+      method: 'OPTIONS',
+      url: '/api/items',
+      headers: { origin: 'https://app.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-token' },
+    });
+    expect(res.statusCode).toBe(204);
+    expect(res.headers).toMatchObject({
+      'access-control-allow-origin': 'https://app.test',
+      'access-control-allow-methods': 'GET, POST',
+      'access-control-allow-headers': 'content-type, x-token',
+      'access-control-max-age': '600',
+    });
+    expect(res.headers.vary).toBe('Origin, Access-Control-Request-Method, Access-Control-Request-Headers');
+    expect((await app.inject('/')).json().count).toBe(1); // PHP's first request
+  });
+
+  it('a preflight from another origin gets 204 without CORS headers (the browser blocks)', async () => {
+    const app = await site({ cors });
+    const res = await app.inject({ method: 'OPTIONS', url: '/', headers: { origin: 'https://evil.test', 'access-control-request-method': 'GET' } });
+    expect(res.statusCode).toBe(204);
+    expect(res.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('an OPTIONS that is not a preflight goes to PHP', async () => {
+    const app = await site({ cors });
+    const res = await app.inject({ method: 'OPTIONS', url: '/' });
+    expect(res.json().method).toBe('OPTIONS');
+  });
+
+  it('adds Allow-Origin and Expose-Headers to allowed origins, and Vary: Origin to every answer', async () => {
+    const app = await site({ cors });
+    const allowed = await app.inject({ url: '/', headers: { origin: 'https://app.test' } });
+    expect(allowed.headers['access-control-allow-origin']).toBe('https://app.test');
+    expect(allowed.headers['access-control-expose-headers']).toBe('X-Total');
+    expect(allowed.headers.vary).toBe('Origin');
+    const other = await app.inject({ url: '/', headers: { origin: 'https://evil.test' } });
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+    expect(other.headers.vary).toBe('Origin');
+    expect((await app.inject('/?vary=Accept-Language')).headers.vary).toBe('Accept-Language, Origin');
+  });
+
+  it('`*` answers `*`, except with credentials, where the origin is echoed', async () => {
+    const any = await site({ cors: {} });
+    const res = await any.inject({ url: '/', headers: { origin: 'https://x.test' } });
+    expect(res.headers['access-control-allow-origin']).toBe('*');
+    expect(res.headers.vary).toBeUndefined();
+    const creds = await site({ cors: { allowed_origin: '*', allow_credentials: true } });
+    const withCreds = await creds.inject({ url: '/', headers: { origin: 'https://x.test' } });
+    expect(withCreds.headers['access-control-allow-origin']).toBe('https://x.test');
+    expect(withCreds.headers['access-control-allow-credentials']).toBe('true');
+    expect(withCreds.headers.vary).toBe('Origin');
+  });
+
+  it('allowed_origin_regex admits matching origins', async () => {
+    const app = await site({ cors: { allowed_origin_regex: '^https://[a-z]+\\.example\\.com$' } });
+    expect((await app.inject({ url: '/', headers: { origin: 'https://shop.example.com' } })).headers['access-control-allow-origin']).toBe('https://shop.example.com');
+    expect((await app.inject({ url: '/', headers: { origin: 'https://example.com.evil' } })).headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('checks CORS options and names the key', () => {
+    expect(() => resolveCors({ allowed_origin: 'https://app.test/path' })).toThrow(/headers\.cors\.allowed_origin.*no path/);
+    expect(() => resolveCors({ max_age: -1 })).toThrow(/headers\.cors\.max_age/);
+    expect(() => resolveCors({ allowed_origin_regex: '(' })).toThrow(/headers\.cors\.allowed_origin_regex/);
+    expect(() => resolveCors({ allow_credentials: 'yes' as unknown as boolean })).toThrow(/headers\.cors\.allow_credentials/);
+  });
+});
+
+describe('compression', () => {
+  const decode = (encoding: string | undefined, body: Buffer): string =>
+    encoding === 'br' ? brotliDecompressSync(body).toString() : encoding === 'gzip' ? gunzipSync(body).toString() : body.toString();
+
+  it('compresses a PHP reply over 1 KiB with brotli or gzip as the client prefers, and says it varies', async () => {
+    const app = await site({});
+    for (const [accept, expected] of [['br, gzip', 'br'], ['gzip', 'gzip'], ['gzip;q=0.5, br;q=1', 'br']] as const) {
+      const res = await app.inject({ url: '/?size=4000&type=text/html', headers: { 'accept-encoding': accept } });
+      expect(res.headers['content-encoding']).toBe(expected);
+      expect(res.headers.vary).toMatch(/accept-encoding/i);
+      expect(res.rawPayload.length).toBeLessThan(1000);
+      expect(JSON.parse(decode(expected, res.rawPayload)).pad).toHaveLength(4000);
+    }
+  });
+
+  it.each([
+    ['a body under the threshold', '/?size=10&type=text/html', 'br'],
+    ['an image', '/?size=4000&type=image/png', 'br'],
+    ['an octet-stream download', '/?size=4000&type=application/octet-stream', 'br'],
+    ['an event stream', '/?size=4000&type=text/event-stream', 'br'],
+    ['a client that accepts no encoding', '/?size=4000&type=text/html', undefined],
+  ])('leaves %s alone', async (_, url, accept) => {
+    const app = await site({});
+    const res = await app.inject({ url, headers: accept === undefined ? {} : { 'accept-encoding': accept } });
+    expect(res.headers['content-encoding']).toBeUndefined();
+    expect(res.json().pad.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('can be turned off, and its threshold set', async () => {
+    const off = await site({ compression: false });
+    expect((await off.inject({ url: '/?size=4000&type=text/html', headers: { 'accept-encoding': 'gzip' } })).headers['content-encoding']).toBeUndefined();
+    const low = await site({ compression: { threshold: 10, encodings: ['gzip'] } });
+    expect((await low.inject({ url: '/?size=20&type=text/html', headers: { 'accept-encoding': 'br, gzip' } })).headers['content-encoding']).toBe('gzip');
+    await expect(registerHttpHeaders(Fastify(), { compression: { encodings: ['zip' as 'gzip'] } })).rejects.toThrow(/compression\.encodings/);
+  });
+
+  it('with the micro-cache: stores the uncompressed body once and compresses each hit for its client; per-request headers are not stored', async () => {
+    const app = await site({ cors: { allowed_origin: ['https://a.test', 'https://b.test'] } }, { microCache: true });
+    const url = '/cached?size=4000&type=text/html&cc=public,%20max-age=60';
+    const first = await app.inject({ url, headers: { 'accept-encoding': 'gzip', origin: 'https://a.test' } });
+    expect(first.headers['x-cache']).toBe('MISS');
+    expect(first.headers['content-encoding']).toBe('gzip');
+    const second = await app.inject({ url, headers: { 'accept-encoding': 'br', origin: 'https://b.test' } });
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(second.headers['content-encoding']).toBe('br');
+    expect(second.headers['access-control-allow-origin']).toBe('https://b.test');
+    expect(second.headers['x-request-id']).not.toBe(first.headers['x-request-id']);
+    const third = await app.inject({ url });
+    expect(third.headers['x-cache']).toBe('HIT');
+    expect(third.headers['content-encoding']).toBeUndefined();
+    expect(decode('br', second.rawPayload)).toBe(decode('gzip', first.rawPayload));
+    expect(third.body).toBe(decode('gzip', first.rawPayload));
+    expect(third.json().count).toBe(1);
+  });
+});
+
+describe('over HTTP/2', () => {
+  it('request id, request/response headers, CORS, compression and the micro-cache work on an HTTP/2 instance', async () => {
+    const app = Fastify({ http2: true, genReqId });
+    closers.push(() => app.close());
+    registerMicroCache(app, {});
+    await registerHttpHeaders(app, { request: { 'X-Site': 'shop' }, response: { 'X-Frame-Options': 'DENY' }, cors: { allowed_origin: 'https://app.test' } });
+    app.get('/', async (request, reply) => {
+      reply.header('cache-control', 'public, max-age=60').type('text/html');
+      // what the warmpool plugin reads to build PHP's headers
+      const raw = request.raw.rawHeaders;
+      const at = raw.findIndex((name, i) => i % 2 === 0 && name.toLowerCase() === 'x-site');
+      return JSON.stringify({ id: request.id, site: at < 0 ? null : raw[at + 1], pad: 'x'.repeat(3000) });
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const session = connect(`http://127.0.0.1:${port}`);
+    try {
+      const get = () =>
+        new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
+          const stream = session.request({ ':path': '/', 'accept-encoding': 'gzip', origin: 'https://app.test', 'x-request-id': 'h2-abc' });
+          const chunks: Buffer[] = [];
+          let headers: Record<string, unknown> = {};
+          stream.on('response', (h) => (headers = h));
+          stream.on('data', (chunk: Buffer) => chunks.push(chunk));
+          stream.on('end', () => resolve({ headers, body: Buffer.concat(chunks) }));
+          stream.on('error', reject);
+          stream.end();
+        });
+      const first = await get();
+      expect(first.headers).toMatchObject({
+        'x-request-id': 'h2-abc',
+        'x-frame-options': 'DENY',
+        'access-control-allow-origin': 'https://app.test',
+        'content-encoding': 'gzip',
+        'x-cache': 'MISS',
+      });
+      expect(JSON.parse(gunzipSync(first.body).toString())).toMatchObject({ id: 'h2-abc', site: 'shop' });
+      const second = await get();
+      expect(second.headers['x-cache']).toBe('HIT');
+      expect(gunzipSync(second.body).toString()).toBe(gunzipSync(first.body).toString());
+    } finally {
+      session.close();
+    }
+  });
+});

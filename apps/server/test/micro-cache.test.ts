@@ -1,0 +1,232 @@
+import { Readable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { warmpool, type WarmpoolOptions } from '@warmpool/fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseCacheControl, registerMicroCache, resolveMicroCacheOptions, type MicroCache, type MicroCacheOptions } from '../src/micro-cache.js';
+
+function fixture(name: string): string {
+  return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+/** A site as the server assembles it: micro-cache first, then the warmpool plugin, on one instance. */
+async function site(options: MicroCacheOptions = {}, plugin: Partial<WarmpoolOptions> = {}, setup?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance; cache: MicroCache }> {
+  const app = Fastify();
+  apps.push(app);
+  const cache = registerMicroCache(app, options);
+  setup?.(app);
+  await app.register(warmpool, { command: ['php', fixture('cacheable.php')], pool: { num_workers: 1 }, ...plugin });
+  await app.ready();
+  return { app, cache };
+}
+
+const PUBLIC = 'cc=public,%20max-age=60';
+
+async function get(app: FastifyInstance, url: string, headers: Record<string, string> = {}) {
+  const res = await app.inject({ method: 'GET', url, headers });
+  return { res, body: res.body === '' ? null : (res.json() as { count: number; lang: string | null; method: string }) };
+}
+
+describe('micro-cache: what is stored', () => {
+  it('serves the second GET of a public response from the cache: X-Cache MISS then HIT, with Age, same body', async () => {
+    const { app, cache } = await site();
+    const first = await get(app, `/page?${PUBLIC}`);
+    expect(first.res.headers['x-cache']).toBe('MISS');
+    expect(first.body!.count).toBe(1);
+    const second = await get(app, `/page?${PUBLIC}`);
+    expect(second.res.headers['x-cache']).toBe('HIT');
+    expect(second.res.headers.age).toBe('0');
+    expect(second.res.headers['content-type']).toBe('application/json');
+    expect(second.res.headers['cache-control']).toBe('public, max-age=60');
+    expect(second.res.body).toBe(first.res.body);
+    expect(cache.entries).toBe(1);
+    // PHP really was not asked: its counter moves on from 1 for another URL
+    expect((await get(app, `/other?${PUBLIC}`)).body!.count).toBe(2);
+  });
+
+  it('stores s-maxage responses (meant for shared caches) even without public', async () => {
+    const { app } = await site();
+    await get(app, '/s?cc=s-maxage=30');
+    expect((await get(app, '/s?cc=s-maxage=30')).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it.each([
+    ['no Cache-Control', ''],
+    ['max-age without public', 'cc=max-age=60'],
+    ['public with max-age=0', 'cc=public,%20max-age=0'],
+    ['private', 'cc=public,%20private,%20max-age=60'],
+    ['no-store', 'cc=public,%20max-age=60,%20no-store'],
+    ['no-cache', 'cc=public,%20max-age=60,%20no-cache'],
+    ['no-cache with a field name', 'cc=public,%20max-age=60,%20no-cache=%22Set-Cookie%22'],
+    ['s-maxage=0 overriding max-age', 'cc=public,%20max-age=60,%20s-maxage=0'],
+    ['Set-Cookie', `${PUBLIC}&cookie=1`],
+    ['Vary: *', `${PUBLIC}&vary=*`],
+    ['a 500', `${PUBLIC}&status=500`],
+  ])('never stores a response with %s', async (_, query) => {
+    const { app, cache } = await site();
+    const a = await get(app, `/n?${query}`);
+    const b = await get(app, `/n?${query}`);
+    expect([a.res.headers['x-cache'], b.res.headers['x-cache']]).toEqual(['MISS', 'MISS']);
+    expect(b.body!.count).toBe(a.body!.count + 1);
+    expect(cache.entries).toBe(0);
+  });
+
+  it('stores a public 404 (a cacheable status)', async () => {
+    const { app } = await site();
+    await get(app, `/gone?${PUBLIC}&status=404`);
+    const hit = await get(app, `/gone?${PUBLIC}&status=404`);
+    expect(hit.res.statusCode).toBe(404);
+    expect(hit.res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('keeps a `public` response without max-age for default_ttl when set, and not at all without it', async () => {
+    const off = await site();
+    await get(off.app, '/p?cc=public');
+    expect((await get(off.app, '/p?cc=public')).res.headers['x-cache']).toBe('MISS');
+    const on = await site({ default_ttl: '30s' });
+    await get(on.app, '/p?cc=public');
+    expect((await get(on.app, '/p?cc=public')).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('bypasses the cache for requests with Authorization (X-Cache: BYPASS), even when an entry exists', async () => {
+    const { app } = await site();
+    await get(app, `/a?${PUBLIC}`);
+    const withAuth = await get(app, `/a?${PUBLIC}`, { authorization: 'Bearer x' });
+    expect(withAuth.res.headers['x-cache']).toBe('BYPASS');
+    expect(withAuth.body!.count).toBe(2);
+    const range = await get(app, `/a?${PUBLIC}`, { range: 'bytes=0-3' });
+    expect(range.res.headers['x-cache']).toBe('BYPASS');
+  });
+
+  it('does not touch POST requests', async () => {
+    const { app, cache } = await site();
+    const res = await app.inject({ method: 'POST', url: `/form?${PUBLIC}`, payload: 'a=1', headers: { 'content-type': 'text/plain' } });
+    expect(res.headers['x-cache']).toBeUndefined();
+    expect(cache.entries).toBe(0);
+  });
+
+  it('answers HEAD from a stored GET, and never stores a HEAD response', async () => {
+    const { app } = await site();
+    const headFirst = await app.inject({ method: 'HEAD', url: `/h?${PUBLIC}` });
+    expect(headFirst.headers['x-cache']).toBe('MISS');
+    const getAfter = await get(app, `/h?${PUBLIC}`);
+    expect(getAfter.res.headers['x-cache']).toBe('MISS');
+    const head = await app.inject({ method: 'HEAD', url: `/h?${PUBLIC}` });
+    expect(head.headers['x-cache']).toBe('HIT');
+    expect(head.body).toBe('');
+    expect(head.headers['content-length']).toBe(String(Buffer.byteLength(getAfter.res.body)));
+  });
+
+  it('never stores a streamed body (it passes through)', async () => {
+    const { app, cache } = await site({}, {}, (instance) => {
+      instance.get('/stream', (_request, reply) => {
+        reply.header('cache-control', 'public, max-age=60').type('text/plain').send(Readable.from(['a', 'b']));
+      });
+    });
+    const first = await app.inject('/stream');
+    const second = await app.inject('/stream');
+    expect(first.body).toBe('ab');
+    expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'MISS']);
+    expect(cache.entries).toBe(0);
+  });
+
+  it('answers a matching If-None-Match on a hit with 304', async () => {
+    const { app } = await site();
+    const url = `/e?${PUBLIC}&etag=%22v1%22`;
+    await get(app, url);
+    const res = await app.inject({ url, headers: { 'if-none-match': 'W/"v1"' } });
+    expect(res.statusCode).toBe(304);
+    expect(res.headers['x-cache']).toBe('HIT');
+    expect(res.body).toBe('');
+    expect((await app.inject({ url, headers: { 'if-none-match': '"v2"' } })).statusCode).toBe(200);
+  });
+});
+
+describe('micro-cache: keys, Vary, expiry, budget', () => {
+  it('keeps one copy per value of a Vary header', async () => {
+    const { app } = await site();
+    const url = `/v?${PUBLIC}&vary=Accept-Language`;
+    const en1 = await get(app, url, { 'accept-language': 'en' });
+    const en2 = await get(app, url, { 'accept-language': 'en' });
+    const de1 = await get(app, url, { 'accept-language': 'de' });
+    const de2 = await get(app, url, { 'accept-language': 'de' });
+    const none = await get(app, url);
+    expect([en1, en2, de1, de2, none].map((r) => r.res.headers['x-cache'])).toEqual(['MISS', 'HIT', 'MISS', 'HIT', 'MISS']);
+    expect([en2.body!.lang, de2.body!.lang, none.body!.lang]).toEqual(['en', 'de', null]);
+  });
+
+  it('keys by host and by the full target with its query', async () => {
+    const { app } = await site();
+    await get(app, `/k?${PUBLIC}`, { host: 'a.test' });
+    expect((await get(app, `/k?${PUBLIC}`, { host: 'b.test' })).res.headers['x-cache']).toBe('MISS');
+    expect((await get(app, `/k?${PUBLIC}&x=1`, { host: 'a.test' })).res.headers['x-cache']).toBe('MISS');
+    expect((await get(app, `/k?${PUBLIC}`, { host: 'A.TEST' })).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('expires an entry after its max-age', async () => {
+    const { app } = await site();
+    const url = '/x?cc=public,%20max-age=1';
+    await get(app, url);
+    expect((await get(app, url)).res.headers['x-cache']).toBe('HIT');
+    await new Promise((r) => setTimeout(r, 1100));
+    const after = await get(app, url);
+    expect(after.res.headers['x-cache']).toBe('MISS');
+    expect(after.body!.count).toBe(2);
+  });
+
+  it('stays within max_bytes, evicting the least recently used entry', async () => {
+    const { app, cache } = await site({ max_bytes: 2500, max_entry_bytes: 1500 });
+    for (const page of ['a', 'b']) await get(app, `/${page}?${PUBLIC}&size=600`);
+    expect(cache.entries).toBe(2);
+    // touch a, so b is the least recently used when c arrives
+    expect((await get(app, `/a?${PUBLIC}&size=600`)).res.headers['x-cache']).toBe('HIT');
+    await get(app, `/c?${PUBLIC}&size=600`);
+    expect(cache.bytes).toBeLessThanOrEqual(2500);
+    expect((await get(app, `/b?${PUBLIC}&size=600`)).res.headers['x-cache']).toBe('MISS');
+    expect((await get(app, `/c?${PUBLIC}&size=600`)).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('passes through a body over max_entry_bytes', async () => {
+    const { app, cache } = await site({ max_bytes: 100_000, max_entry_bytes: 2000 });
+    await get(app, `/big?${PUBLIC}&size=5000`);
+    expect((await get(app, `/big?${PUBLIC}&size=5000`)).res.headers['x-cache']).toBe('MISS');
+    expect(cache.entries).toBe(0);
+  });
+});
+
+describe('micro-cache: with the plugin around it', () => {
+  it('never serves a hit to a client the access rules refuse (hits come after the plugin onRequest checks)', async () => {
+    const { app } = await site({}, { access: [{ prefix: '/private', allow: ['127.0.0.1/32'] }] });
+    const url = `/private/report?${PUBLIC}`;
+    expect((await app.inject({ url, remoteAddress: '127.0.0.1' })).headers['x-cache']).toBe('MISS');
+    expect((await app.inject({ url, remoteAddress: '127.0.0.1' })).headers['x-cache']).toBe('HIT');
+    const refused = await app.inject({ url, remoteAddress: '10.1.2.3' });
+    expect(refused.statusCode).toBe(403);
+    expect(refused.headers['x-cache']).toBeUndefined();
+  });
+});
+
+describe('micro-cache: options', () => {
+  it('checks its options and names the key', () => {
+    expect(() => resolveMicroCacheOptions({ max_bytes: 0 })).toThrow('warmpool option "micro_cache.max_bytes": must be a positive whole number of bytes, got 0');
+    expect(() => resolveMicroCacheOptions({ max_bytes: 1000, max_entry_bytes: 2000 })).toThrow(/micro_cache\.max_entry_bytes.*must not exceed micro_cache\.max_bytes \(1000\)/);
+    expect(() => resolveMicroCacheOptions({ default_ttl: 'soon' })).toThrow(/micro_cache\.default_ttl/);
+    expect(resolveMicroCacheOptions({})).toEqual({ maxBytes: 64 * 1024 * 1024, maxEntryBytes: 1024 * 1024, defaultTtlMs: 0 });
+    expect(resolveMicroCacheOptions({ max_bytes: 1000 }).maxEntryBytes).toBe(1000);
+  });
+
+  it('parses Cache-Control with quoted values and commas inside quotes', () => {
+    const directives = parseCacheControl('Public, max-age="60", no-cache="Set-Cookie, X-A", s-maxage=5');
+    expect([...directives]).toEqual([
+      ['public', null],
+      ['max-age', '60'],
+      ['no-cache', 'Set-Cookie, X-A'],
+      ['s-maxage', '5'],
+    ]);
+  });
+});

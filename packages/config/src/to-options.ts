@@ -1,0 +1,360 @@
+// Config sections → what the server builds: one @warmpool/fastify options object per site (the
+// top-level `http`/`server` being the default site), plus the listener settings shared by all.
+// Decided once at boot (principle 2): inheritance, relative paths, user names → ids, RR spellings →
+// plugin spellings. Errors the plugin's own validator raises later are pointed back at a line of the
+// file by locateOptionError.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { WarmpoolOptions } from '@warmpool/fastify';
+import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
+import type { LoadedConfig } from './load.js';
+import type {
+  CacheConfig,
+  HeadersConfig,
+  Http2Config,
+  LogsConfig,
+  Middleware,
+  ProxyRoute,
+  ServerConfig,
+  SiteHttpConfig,
+  SslConfig,
+  StatusConfig,
+  MetricsConfig,
+} from './warmpool-config.js';
+
+/** The name of the site made of the top-level `server` and `http` sections. */
+export const DEFAULT_SITE_NAME = 'default';
+/** `admin.socket` when the file does not set it. */
+export const DEFAULT_ADMIN_SOCKET = '/run/warmpool.sock';
+
+/** One site, its inheritance applied: what the server registers for it. */
+export interface SiteOptions {
+  /** "default" for the top level, else the site's first host; `warmpool reset --site NAME` uses it */
+  name: string;
+  /** lower-cased host names ("*.example.com" for subdomains); null for the default site */
+  hosts: string[] | null;
+  /** index in sites[]; null for the default site */
+  index: number | null;
+  /** the folder relative paths start from and workers run in: sites[].root, else the config file's folder */
+  dir: string;
+  /** server.* after inheritance */
+  server: ServerConfig;
+  /** the per-site http.* keys after inheritance; static/headers only when the middleware lists them */
+  http: SiteHttpConfig;
+  middleware: Middleware[];
+  /** http.headers when the headers middleware is on; null otherwise */
+  headers: HeadersConfig | null;
+  /** "gzip" is in the middleware list */
+  gzip: boolean;
+  /** the @warmpool/fastify plugin options (listener-wide limits and trusted_subnets included) */
+  plugin: WarmpoolOptions;
+  /** keys that are accepted by the file but have no effect here, with the reason (printed as warnings) */
+  ignored: Array<{ key: string; reason: string }>;
+}
+
+/** Everything `warmpool serve` builds from a config. */
+export interface ServerOptions {
+  /** named sites in file order, then the default site when the top level has a worker command */
+  sites: SiteOptions[];
+  /** the default site (also the last entry of `sites`), or null: unknown hosts get 404 */
+  defaultSite: SiteOptions | null;
+  http: {
+    address: string;
+    access_logs: boolean;
+    ssl: SslConfig | null;
+    http2: Http2Config | null;
+  };
+  status: StatusConfig | null;
+  metrics: MetricsConfig | null;
+  logs: LogsConfig;
+  proxy: ProxyRoute[] | null;
+  /** null when absent or `enabled: false` */
+  cache: CacheConfig | null;
+  admin: { socket: string; explicit: boolean };
+}
+
+export interface ToOptionsOptions {
+  /** the folder relative paths start from; default: the config file's folder */
+  baseDir?: string;
+  /** name → uid (for server.user); default: /etc/passwd */
+  lookupUser?: (name: string) => number | null;
+  /** name → gid (for server.group); default: /etc/group */
+  lookupGroup?: (name: string) => number | null;
+}
+
+/**
+ * Builds the server's options. Throws ConfigError (with file:line:col) for what only shows here:
+ * a user or group name that does not exist.
+ */
+export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions = {}): ServerOptions {
+  const { config } = loaded;
+  const baseDir = options.baseDir ?? dirname(resolve(loaded.file));
+  const errors: LocatedConfigError[] = [];
+  const sites: SiteOptions[] = [];
+  (config.sites ?? []).forEach((site, index) => {
+    const dir = site.root === undefined ? baseDir : resolve(baseDir, site.root);
+    sites.push(buildSite(loaded, index, site.hosts, dir, mergeDeep(config.server, site.server), mergeSiteHttp(config.http, site.http), options, errors));
+  });
+  let defaultSite: SiteOptions | null = null;
+  if (commandOf(config.server, config.http) !== undefined) {
+    defaultSite = buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors);
+    sites.push(defaultSite);
+  }
+  if (errors.length > 0) throw new ConfigError(loaded.file, errors);
+  const cache = config.cache !== null && config.cache.enabled === true ? config.cache : null;
+  return {
+    sites,
+    defaultSite,
+    http: {
+      address: config.http.address,
+      access_logs: config.http.access_logs === true,
+      ssl: config.http.ssl === undefined ? null : { ...config.http.ssl, cert: resolve(baseDir, config.http.ssl.cert), key: resolve(baseDir, config.http.ssl.key) },
+      http2: config.http.http2 ?? null,
+    },
+    status: config.status,
+    metrics: config.metrics,
+    logs: config.logs ?? {},
+    proxy: config.proxy,
+    cache,
+    admin: {
+      socket: config.admin?.socket === undefined ? DEFAULT_ADMIN_SOCKET : resolve(baseDir, config.admin.socket),
+      explicit: config.admin?.socket !== undefined,
+    },
+  };
+}
+
+function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[] | undefined {
+  return http.pool?.command ?? server.command;
+}
+
+/** The per-site part of the top-level http section (the listener keys stay with the listener). */
+function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
+  const out: SiteHttpConfig = {};
+  if (http.pool !== undefined) out.pool = http.pool;
+  if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
+  if (http.raw_body !== undefined) out.raw_body = http.raw_body;
+  if (http.middleware !== undefined) out.middleware = http.middleware;
+  if (http.uploads !== undefined) out.uploads = http.uploads;
+  if (http.static !== undefined) out.static = http.static;
+  if (http.headers !== undefined) out.headers = http.headers;
+  return out;
+}
+
+/**
+ * A site's http keys over the top level's. A site with its own middleware list does not inherit a
+ * static or headers section its list does not name (RoadRunner runs a section only when listed).
+ */
+function mergeSiteHttp(top: SiteHttpConfig, site: SiteHttpConfig): SiteHttpConfig {
+  const merged = mergeDeep(pickSiteHttp(top), site);
+  if (site.middleware !== undefined) merged.middleware = [...site.middleware];
+  const middleware = merged.middleware ?? [];
+  if (!middleware.includes('static')) delete merged.static;
+  if (!middleware.includes('headers')) delete merged.headers;
+  return merged;
+}
+
+/** Maps merge key by key (the site wins); lists and scalars are replaced whole. */
+function mergeDeep<T extends object>(base: T, over: T): T {
+  const out: Record<string, unknown> = { ...(base as Record<string, unknown>) };
+  for (const [key, value] of Object.entries(over as Record<string, unknown>)) {
+    const prev = out[key];
+    out[key] = isPlainObject(prev) && isPlainObject(value) ? mergeDeep(prev, value) : value;
+  }
+  return out as T;
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function buildSite(
+  loaded: LoadedConfig,
+  index: number | null,
+  hosts: string[] | null,
+  dir: string,
+  server: ServerConfig,
+  http: SiteHttpConfig,
+  options: ToOptionsOptions,
+  errors: LocatedConfigError[],
+): SiteOptions {
+  const top = loaded.config.http;
+  const middleware = http.middleware ?? [];
+  const ignored: SiteOptions['ignored'] = [];
+  const sitePath = index === null ? '' : `sites[${index}].`;
+  const command = commandOf(server, http)!;
+
+  const plugin: WarmpoolOptions = { command, cwd: dir };
+  if (server.env !== undefined) plugin.env = server.env;
+  if (server.relay !== undefined) plugin.relay = server.relay;
+
+  const { command: _poolCommand, debug, ...pool } = http.pool ?? {};
+  const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
+  if (server.user !== undefined) {
+    const uid = idOf(server.user, options.lookupUser ?? lookupPasswd);
+    if (uid === null) errors.push(locatedError(loaded, [`${sitePath}server.user`, 'server.user'], `no user "${server.user}" on this machine; give an existing user name or a numeric uid`));
+    else poolOptions.uid = uid;
+  }
+  if (server.group !== undefined) {
+    const gid = idOf(server.group, options.lookupGroup ?? lookupGroup);
+    if (gid === null) errors.push(locatedError(loaded, [`${sitePath}server.group`, 'server.group'], `no group "${server.group}" on this machine; give an existing group name or a numeric gid`));
+    else poolOptions.gid = gid;
+  }
+  if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;
+  if (debug === true) plugin.debug = true;
+
+  if (http.static !== undefined) {
+    const s = http.static;
+    const staticOptions: NonNullable<WarmpoolOptions['static']> = {
+      root: resolve(dir, s.dir ?? '.'),
+      // RoadRunner's calculate_etag defaults to false; weak picks W/ tags
+      etag: s.calculate_etag === true ? (s.weak === true ? 'weak' : 'strong') : false,
+    };
+    // RR's sample writes forbid: [""]; "" is no extension at all and means nothing to forbid by name
+    const forbid = s.forbid?.filter((ext) => ext !== '');
+    if (forbid !== undefined && forbid.length > 0) staticOptions.forbid = forbid;
+    const allow = s.allow?.filter((ext) => ext !== '');
+    if (allow !== undefined && allow.length > 0) staticOptions.allow = allow;
+    if (s.index !== undefined) staticOptions.index = s.index;
+    if (s.last_modified !== undefined) staticOptions.last_modified = s.last_modified;
+    if (s.precompressed !== undefined) staticOptions.precompressed = s.precompressed;
+    if (s.cache_control !== undefined) staticOptions.cache_control = s.cache_control;
+    plugin.static = staticOptions;
+    if (s.request !== undefined) ignored.push({ key: `${sitePath}http.static.request`, reason: 'request headers for static files are not added (static files never reach PHP)' });
+    if (s.response !== undefined) ignored.push({ key: `${sitePath}http.static.response`, reason: 'use http.headers.response (added to every response) instead' });
+  }
+
+  if (http.uploads !== undefined) {
+    const u = http.uploads;
+    const uploads: NonNullable<WarmpoolOptions['uploads']> = {};
+    if (u.dir !== undefined) uploads.dir = resolve(dir, u.dir);
+    if (u.forbid !== undefined) uploads.forbid = u.forbid;
+    if (u.allow !== undefined) uploads.allow = u.allow;
+    if (u.max_file_size !== undefined) uploads.max_file_size = u.max_file_size;
+    if (u.max_files !== undefined) uploads.max_files = u.max_files;
+    plugin.uploads = uploads;
+  }
+  if (http.raw_body === true) plugin.raw_body = true;
+  if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
+  // listener-wide keys: the same for every site
+  if (top.trusted_subnets !== undefined && top.trusted_subnets.length > 0) plugin.trusted_subnets = top.trusted_subnets;
+  if (top.max_header_count !== undefined) plugin.max_header_count = top.max_header_count;
+  if (top.max_header_size !== undefined) plugin.max_header_size = top.max_header_size;
+  if (top.headers_timeout !== undefined) plugin.headers_timeout = top.headers_timeout;
+  if (top.request_timeout !== undefined) plugin.request_timeout = top.request_timeout;
+
+  const headers = middleware.includes('headers') ? (http.headers ?? null) : null;
+  if (headers?.cors?.options_success_status !== undefined) {
+    ignored.push({ key: `${sitePath}http.headers.cors.options_success_status`, reason: 'preflights are answered 204' });
+  }
+
+  return {
+    name: hosts === null ? DEFAULT_SITE_NAME : hosts[0]!,
+    hosts,
+    index,
+    dir,
+    server,
+    http,
+    middleware,
+    headers,
+    gzip: middleware.includes('gzip'),
+    plugin,
+    ignored,
+  };
+}
+
+/** A numeric id as is; a name through the lookup; null when unknown. */
+function idOf(value: string, lookup: (name: string) => number | null): number | null {
+  return /^\d+$/.test(value) ? Number(value) : lookup(value);
+}
+
+function lookupPasswd(name: string): number | null {
+  return lookupIdFile('/etc/passwd', name);
+}
+
+function lookupGroup(name: string): number | null {
+  return lookupIdFile('/etc/group', name);
+}
+
+/** name:x:id:... lines (passwd and group share the first three fields). */
+function lookupIdFile(file: string, name: string): number | null {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  for (const line of text.split('\n')) {
+    const [entry, , id] = line.split(':');
+    if (entry === name && id !== undefined && /^\d+$/.test(id)) return Number(id);
+  }
+  return null;
+}
+
+// ---- plugin errors → lines of the file ----
+
+/** Plugin option key (details.key of WP_FASTIFY_INVALID_OPTION) → the YAML key under a site's prefix. */
+const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
+  [/^command$/, 'server.command'],
+  [/^env(\.|$)/, 'server.env'],
+  [/^relay$/, 'server.relay'],
+  [/^pool\.uid$/, 'server.user'],
+  [/^pool\.gid$/, 'server.group'],
+  [/^pool\.command$/, 'http.pool.command'],
+  [/^pool(\.|$)/, 'http.pool'],
+  [/^debug$/, 'http.pool.debug'],
+  [/^static\.root$/, 'http.static.dir'],
+  [/^static\.etag$/, 'http.static.calculate_etag'],
+  [/^static(\.|$)/, 'http.static'],
+  [/^uploads(\.|$)/, 'http.uploads'],
+  [/^raw_body$/, 'http.raw_body'],
+  [/^max_request_size$/, 'http.max_request_size'],
+];
+const LISTENER_KEYS = new Set(['trusted_subnets', 'max_header_count', 'max_header_size', 'headers_timeout', 'request_timeout']);
+
+/**
+ * The YAML key paths (most specific first) a plugin option of `site` comes from: the site's own
+ * key, then the top-level one it may inherit.
+ */
+export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index'>): string[] {
+  const key = optionKey.replace(/\["([^"]*)"\]/g, '.$1').replace(/\[(\d+)\]/g, '.$1');
+  if (key === 'cwd') return site.index === null ? [] : [`sites[${site.index}].root`];
+  const head = key.split('.')[0]!;
+  if (LISTENER_KEYS.has(head)) return [`http.${key}`];
+  for (const [pattern, yaml] of OPTION_TO_YAML) {
+    const match = pattern.exec(key);
+    if (match === null) continue;
+    // keep what follows the matched prefix: pool.supervisor.ttl → http.pool.supervisor.ttl
+    const rest = match[0].endsWith('.') ? key.slice(match[0].length - 1) : '';
+    const path = `${yaml}${rest}`;
+    return site.index === null ? [path] : [`sites[${site.index}].${path}`, path];
+  }
+  return [];
+}
+
+/**
+ * Turns an error the plugin raised for `site` (WP_FASTIFY_INVALID_OPTION with details.key) into a
+ * ConfigError whose one line names the YAML key and its file:line:col; null for any other error.
+ */
+export function locateOptionError(error: unknown, loaded: LoadedConfig, site: Pick<SiteOptions, 'index'>): ConfigError | null {
+  const err = error as { code?: unknown; message?: unknown; details?: { key?: unknown } };
+  if (err?.code !== 'WP_FASTIFY_INVALID_OPTION' || typeof err.details?.key !== 'string') return null;
+  const keys = yamlKeysOf(err.details.key, site);
+  const reason = String(err.message).replace(/^warmpool option "[^"]*": /, '');
+  const fallback = site.index === null ? 'http' : `sites[${site.index}]`;
+  return new ConfigError(loaded.file, [locatedError(loaded, keys.length === 0 ? [fallback] : keys, reason)]);
+}
+
+/** An InvalidValueError at the first of `keys` the file sets (else the nearest ancestor of the first). */
+function locatedError(loaded: LoadedConfig, keys: string[], reason: string): InvalidValueError {
+  let position: Position | null = null;
+  let key = keys[0]!;
+  for (const candidate of keys) {
+    position = loaded.positionOf(candidate);
+    if (position !== null) {
+      key = candidate;
+      break;
+    }
+  }
+  position ??= loaded.positionOf(keys[0]!, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
+  return new InvalidValueError(key, position, reason);
+}

@@ -1,0 +1,168 @@
+// Config → per-site @warmpool/fastify options: inheritance, relative paths, RR spellings, user names,
+// the default site, and plugin errors pointed back at a line of the file.
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { InvalidOptionError } from '@warmpool/fastify';
+import { ConfigError, loadConfigFile, locateOptionError, parseConfig, toServerOptions, yamlKeysOf, DEFAULT_ADMIN_SOCKET } from '../src/index.js';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
+const parse = (text: string) => parseConfig(text, { file: '/srv/app/warmpool.yaml', env: {} });
+
+describe('toServerOptions', () => {
+  it('turns the RoadRunner sample into one default site with the plugin spellings', async () => {
+    const loaded = await loadConfigFile(fixture('rr-sample.rr.yaml'), { env: {} });
+    const server = toServerOptions(loaded, { baseDir: '/srv/app' });
+    expect(server.sites).toHaveLength(1);
+    const site = server.defaultSite!;
+    expect(site).toBe(server.sites[0]);
+    expect(site.name).toBe('default');
+    expect(site.hosts).toBeNull();
+    expect(site.plugin).toMatchObject({
+      command: 'php psr-worker.php',
+      cwd: '/srv/app',
+      env: { XDEBUG_SESSION: '1' },
+      relay: 'pipes',
+      max_request_size: 256,
+      trusted_subnets: expect.arrayContaining(['10.0.0.0/8', '::1/128']),
+      uploads: { dir: '/tmp', forbid: ['.php', '.exe', '.bat', '.sh'], allow: ['.html', '.aaa'] },
+      pool: { max_jobs: 64, allocate_timeout: '60s', supervisor: { idle_ttl: '10s', max_worker_memory: 128, exec_ttl: '60s' } },
+    });
+    // num_workers: 0 (RR: CPU count) is left to the pool's default
+    expect(site.plugin.pool).not.toHaveProperty('num_workers');
+    // static: dir → root (absolute), calculate_etag false → no ETag, RR's forbid [""] dropped
+    expect(site.plugin.static).toEqual({ root: '/srv/app', etag: false, allow: ['.txt', '.php'] });
+    expect(site.gzip).toBe(true);
+    expect(site.headers?.response).toEqual({ 'X-Powered-By': 'RoadRunner' });
+    expect(site.ignored.map((i) => i.key)).toEqual(['http.static.request', 'http.static.response']);
+    expect(server.http.ssl).toMatchObject({ address: '127.0.0.1:443', cert: '/ssl/server.crt', key: '/ssl/server.key' });
+    expect(server.status?.address).toBe('127.0.0.1:2114');
+    expect(server.admin).toEqual({ socket: DEFAULT_ADMIN_SOCKET, explicit: false });
+  });
+
+  it('gives each site its own options, inheriting what it does not set', () => {
+    const loaded = parse(`
+server:
+  command: php public/index.php
+  env: { APP_ENV: prod, SHARED: top }
+http:
+  address: 127.0.0.1:8080
+  trusted_subnets: [10.0.0.0/8]
+  headers_timeout: 10s
+  middleware: [static, gzip]
+  static: { dir: public, calculate_etag: true, weak: true }
+  pool: { num_workers: 2, max_jobs: 100, supervisor: { exec_ttl: 30s } }
+sites:
+  - hosts: [a.test, "*.a.test"]
+    root: sites/a
+    server: { command: php a.php, env: { APP_ENV: dev } }
+    http:
+      max_request_size: 10
+      pool: { num_workers: 4 }
+  - hosts: [b.test]
+    root: /srv/b
+    http:
+      middleware: [gzip]
+admin:
+  socket: run/wp.sock
+`);
+    const server = toServerOptions(loaded);
+    expect(server.sites.map((s) => s.name)).toEqual(['a.test', 'b.test', 'default']);
+    const [a, b, top] = server.sites;
+    expect(a!.hosts).toEqual(['a.test', '*.a.test']);
+    expect(a!.dir).toBe('/srv/app/sites/a');
+    expect(a!.plugin).toMatchObject({
+      command: 'php a.php',
+      cwd: '/srv/app/sites/a',
+      env: { APP_ENV: 'dev', SHARED: 'top' },
+      max_request_size: 10,
+      trusted_subnets: ['10.0.0.0/8'],
+      headers_timeout: '10s',
+      pool: { num_workers: 4, max_jobs: 100, supervisor: { exec_ttl: '30s' } },
+      static: { root: '/srv/app/sites/a/public', etag: 'weak' },
+    });
+    // its own middleware list without "static": the top-level static section is not inherited
+    expect(b!.plugin.command).toBe('php public/index.php');
+    expect(b!.plugin.static).toBeUndefined();
+    expect(b!.gzip).toBe(true);
+    expect(top!.hosts).toBeNull();
+    expect(top!.plugin.static).toEqual({ root: '/srv/app/public', etag: 'weak' });
+    expect(server.defaultSite).toBe(top);
+    expect(server.admin).toEqual({ socket: '/srv/app/run/wp.sock', explicit: true });
+  });
+
+  it('has no default site when the top level has no worker command', () => {
+    const loaded = parse(`
+http: { address: ":8080" }
+sites:
+  - hosts: [a.test]
+    server: { command: php a.php }
+`);
+    const server = toServerOptions(loaded);
+    expect(server.defaultSite).toBeNull();
+    expect(server.sites.map((s) => s.name)).toEqual(['a.test']);
+  });
+
+  it('resolves user and group names, and points at the line of an unknown one', () => {
+    const loaded = parse(`
+server:
+  command: php w.php
+  user: www-data
+  group: "33"
+http: { address: ":8080" }
+sites:
+  - hosts: [a.test]
+    server: { user: nobody-here }
+`);
+    const lookupUser = (name: string) => (name === 'www-data' ? 33 : null);
+    let error: unknown;
+    try {
+      toServerOptions(loaded, { lookupUser, lookupGroup: () => null });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    const errors = (error as ConfigError).errors;
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.key).toBe('sites[0].server.user');
+    expect(errors[0]!.line).toBe(9);
+    expect(errors[0]!.message).toContain('no user "nobody-here"');
+    const ok = toServerOptions(parse('server: { command: php w.php, user: www-data, group: "33" }\nhttp: { address: ":8080" }\n'), { lookupUser });
+    expect(ok.sites[0]!.plugin.pool).toEqual({ uid: 33, gid: 33 });
+  });
+});
+
+describe('plugin errors → lines of the file', () => {
+  const loaded = parse(`server:
+  command: php w.php
+http:
+  address: 127.0.0.1:8080
+  pool:
+    num_workers: 2
+    supervisor:
+      exec_ttl: 5s
+sites:
+  - hosts: [a.test]
+    http:
+      pool:
+        max_jobs: 5
+`);
+  const [site, top] = toServerOptions(loaded).sites;
+
+  it('maps option keys to YAML keys, the site first, then what it inherits', () => {
+    expect(yamlKeysOf('pool.max_jobs', site!)).toEqual(['sites[0].http.pool.max_jobs', 'http.pool.max_jobs']);
+    expect(yamlKeysOf('pool.supervisor.exec_ttl', top!)).toEqual(['http.pool.supervisor.exec_ttl']);
+    expect(yamlKeysOf('static.root', top!)).toEqual(['http.static.dir']);
+    expect(yamlKeysOf('command', site!)).toEqual(['sites[0].server.command', 'server.command']);
+    expect(yamlKeysOf('headers_timeout', site!)).toEqual(['http.headers_timeout']);
+    expect(yamlKeysOf('uploads.forbid[1]', top!)).toEqual(['http.uploads.forbid.1']);
+  });
+
+  it('names the line the value came from: the site own key, else the inherited top-level one', () => {
+    const own = locateOptionError(new InvalidOptionError('pool.max_jobs', 'must be an integer'), loaded, site!)!;
+    expect(own.errors[0]).toMatchObject({ key: 'sites[0].http.pool.max_jobs', line: 13 });
+    expect(own.message).toContain('/srv/app/warmpool.yaml:13:9 sites[0].http.pool.max_jobs: must be an integer');
+    const inherited = locateOptionError(new InvalidOptionError('pool.supervisor.exec_ttl', 'too short'), loaded, site!)!;
+    expect(inherited.errors[0]).toMatchObject({ key: 'http.pool.supervisor.exec_ttl', line: 8 });
+    expect(locateOptionError(new Error('other'), loaded, site!)).toBeNull();
+  });
+});

@@ -1,0 +1,140 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FIXTURES, runCli } from '../helpers/warmpool-server.js';
+
+// The `warmpool` CLI as a user runs it (the built apps/server/dist/main.js): config errors with
+// their lines and exit 2, the effective config, version, cert, and usage errors.
+const config = (name: string) => join(FIXTURES, 'server', name);
+const ENV = { HTTP_PORT: '18999', METRICS_PORT: '18998', STATUS_PORT: '18997', ADMIN_SOCKET: '/tmp/warmpool-cli-test.sock', FIXTURES };
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-cli-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('config errors', () => {
+  it('config check: every mistake with its key and line, exit 2', async () => {
+    const { code, stdout, stderr } = await runCli(['config', 'check', '-c', config('mistakes.yaml')]);
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('mistakes.yaml has 3 errors');
+    expect(stderr).toMatch(/mistakes\.yaml:7:\d+ http\.max_request_size: /);
+    expect(stderr).toMatch(/mistakes\.yaml:9:\d+ http\.pool\.num_worker: unknown key; did you mean "http\.pool\.num_workers"\?/);
+    expect(stderr).toMatch(/mistakes\.yaml:10:\d+ http\.pool\.allocate_timeout: /);
+    expect(stderr).toContain('fix the lines above');
+  });
+
+  it('serve: the same lines, exit 2, and no worker is started', async () => {
+    const { code, stderr } = await runCli(['serve', '-c', config('mistakes.yaml')]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/mistakes\.yaml:9:\d+ http\.pool\.num_worker/);
+    expect(stderr).toContain('fix the lines above');
+  });
+
+  it('an option only the plugin checks is pointed at its line too (static dir missing)', async () => {
+    const file = join(dir, 'no-static.yaml');
+    await writeFile(file, 'server:\n  command: php worker.php\nhttp:\n  address: 127.0.0.1:8080\n  middleware: [static]\n  static:\n    dir: does-not-exist\n');
+    const { code, stderr } = await runCli(['serve', '-c', file]);
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/no-static\.yaml:7:\d+ http\.static\.dir: ".*does-not-exist" does not exist/);
+  });
+
+  it('a missing file is named, exit 2', async () => {
+    const { code, stderr } = await runCli(['serve', '-c', join(dir, 'nope.yaml')]);
+    expect(code).toBe(2);
+    expect(stderr).toContain('cannot read config file');
+  });
+});
+
+describe('config check prints the effective config', () => {
+  it('YAML: defaults filled in, one entry per site, the default site last', async () => {
+    const { code, stdout, stderr } = await runCli(['config', 'check', '-c', config('sites.yaml')], { env: ENV });
+    expect(code).toBe(0);
+    expect(stderr).toBe('');
+    expect(stdout).toContain('✓ ');
+    expect(stdout).toContain('is valid: 3 sites');
+    expect(stdout).toMatch(/- name: a\.test\n/);
+    expect(stdout).toContain('allocate_timeout: 60s');
+    expect(stdout).toContain('max_request_size: 100');
+  });
+
+  it('--json: parseable, with inheritance and absolute paths', async () => {
+    const { code, stdout } = await runCli(['config', 'check', '-c', config('sites.yaml'), '--json'], { env: ENV });
+    expect(code).toBe(0);
+    const effective = JSON.parse(stdout) as {
+      listeners: { http: { address: string; max_header_size: number }; metrics: { address: string } };
+      sites: Array<{ name: string; dir: string; server: { command: string; env: Record<string, string> }; http: { max_request_size: number; pool: { num_workers: number; max_jobs: number; supervisor: { watch_tick: string } }; static: { dir: string } | null } }>;
+      admin: { socket: string };
+    };
+    expect(effective.listeners.http).toMatchObject({ address: '127.0.0.1:18999', max_header_size: 16384 });
+    expect(effective.listeners.metrics.address).toBe('127.0.0.1:18998');
+    expect(effective.sites.map((s) => s.name)).toEqual(['a.test', 'b.test', 'default']);
+    const [a, b, top] = effective.sites;
+    expect(a!.dir).toBe(join(FIXTURES, 'server', 'site-a'));
+    expect(a!.server.command).toBe('php ../../php/echo.php');
+    expect(a!.http.static!.dir).toBe(join(FIXTURES, 'server', 'site-a', 'public'));
+    // num_workers inherited from the top level; the rest are the pool's defaults
+    expect(a!.http.pool).toMatchObject({ num_workers: 1, max_jobs: 0, supervisor: { watch_tick: '1s' } });
+    expect(b!.http.max_request_size).toBe(1);
+    expect(top!.server.env).toEqual({ SITE: 'default' });
+    expect(top!.http.static).toBeNull();
+    expect(effective.admin.socket).toBe('/tmp/warmpool-cli-test.sock');
+  });
+
+  it('finds ./.rr.yaml when there is no ./warmpool.yaml, and warns about RoadRunner keys it ignores', async () => {
+    const cwd = await mkdtemp(join(dir, 'rr-'));
+    await writeFile(join(cwd, '.rr.yaml'), 'version: "3"\nrpc:\n  listen: tcp://127.0.0.1:6001\nserver:\n  command: php worker.php\nhttp:\n  address: ":8080"\n');
+    const { code, stdout, stderr } = await runCli(['config', 'check', '--json'], { cwd });
+    expect(code).toBe(0);
+    expect(JSON.parse(stdout).file).toBe(join(cwd, '.rr.yaml'));
+    expect(stderr).toMatch(/\.rr\.yaml:2:1 rpc: is not supported by warmpool/);
+  });
+});
+
+describe('version, usage, cert', () => {
+  it('version: package, node, RoadRunner protocol', async () => {
+    const { code, stdout } = await runCli(['version']);
+    expect(code).toBe(0);
+    expect(stdout).toContain('warmpool 0.1.0');
+    expect(stdout).toContain(`node ${process.version}`);
+    expect(stdout).toContain('RR_VERSION=2025.1.15');
+    const json = await runCli(['version', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ warmpool: '0.1.0', node: process.version, rr: { rr_version: '2025.1.15' } });
+  });
+
+  it('usage errors exit 2 and say what to do', async () => {
+    const unknown = await runCli(['frobnicate']);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stderr).toContain('unknown command "frobnicate"');
+    const flag = await runCli(['serve', '--nope']);
+    expect(flag.code).toBe(2);
+    expect(flag.stderr).toContain('unknown flag --nope');
+    const noConfig = await runCli(['serve'], { cwd: dir });
+    expect(noConfig.code).toBe(2);
+    expect(noConfig.stderr).toContain('./warmpool.yaml and ./.rr.yaml do not exist');
+    const help = await runCli(['help']);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/exit codes:\n {2}0 /);
+  });
+
+  it('cert: a self-signed pair for the given hosts (openssl), key 0600, never overwritten without --force', async () => {
+    const out = join(dir, 'certs');
+    const made = await runCli(['cert', '--out', out, '--host', 'dev.test', '--host', '127.0.0.1', '--days', '30']);
+    expect(made.code).toBe(0);
+    expect(made.stdout).toContain(`wrote ${join(out, 'cert.pem')}`);
+    const text = execFileSync('openssl', ['x509', '-in', join(out, 'cert.pem'), '-noout', '-text'], { encoding: 'utf8' });
+    expect(text).toContain('DNS:dev.test');
+    expect(text).toContain('IP Address:127.0.0.1');
+    expect((await stat(join(out, 'key.pem'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(out, 'key.pem'), 'utf8')).toContain('PRIVATE KEY');
+    const again = await runCli(['cert', '--out', out]);
+    expect(again.code).toBe(2);
+    expect(again.stderr).toContain('pass --force');
+  });
+});

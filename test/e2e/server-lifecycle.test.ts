@@ -1,0 +1,171 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect, createServer, type Server } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { isAlive } from '../helpers/php.js';
+import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+
+// Signals and sockets: the SIGTERM drain with a request in flight, the forced second SIGINT, and
+// listening sockets handed over with LISTEN_FDS (systemd socket activation, warmpool-swap).
+let dir: string;
+const held: Server[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-life-'));
+});
+afterAll(async () => {
+  await stopAllServers();
+  await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+async function drainEnv(name: string) {
+  return { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), ADMIN_SOCKET: join(dir, `${name}.sock`), FIXTURES };
+}
+
+/** Waits until the status listener reports `working` busy workers. */
+async function untilWorking(statusPort: string, working: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    const res = await request(`http://127.0.0.1:${statusPort}/ready`);
+    const body = (await res.body.json()) as { sites: { default: { workers: { working: number } } } };
+    if (body.sites.default.workers.working === working) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`no worker became busy`);
+}
+
+function connectError(port: number): Promise<string | null> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(null);
+    });
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message));
+  });
+}
+
+describe('SIGTERM drain', () => {
+  it('finishes the request in flight, refuses new connections, says draining on /ready, stops PHP and exits 0', async () => {
+    const env = await drainEnv('drain');
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain.yaml')], { env });
+    await server.ready();
+    const slow = request(`http://127.0.0.1:${env.HTTP_PORT}/slow`, { method: 'POST', body: '1500' });
+    await untilWorking(env.STATUS_PORT, 1);
+
+    server.child.kill('SIGTERM');
+    await server.waitFor('SIGTERM: draining');
+    expect(server.stdout).toContain('1 request in flight');
+    const ready = await request(`http://127.0.0.1:${env.STATUS_PORT}/ready`);
+    expect(ready.statusCode).toBe(503);
+    expect(((await ready.body.json()) as { status: string }).status).toBe('draining');
+    expect(await connectError(Number(env.HTTP_PORT))).toBe('ECONNREFUSED');
+
+    const res = await slow;
+    expect(res.statusCode).toBe(200);
+    const pid = Number(await res.body.text());
+    expect(pid).toBeGreaterThan(0);
+    const { code } = await server.exited;
+    expect(code).toBe(0);
+    expect(server.stdout).toMatch(/✓ stopped in/);
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('a second SIGINT exits at once with 1 and kills the workers', async () => {
+    const env = await drainEnv('force');
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain.yaml')], { env });
+    await server.ready();
+    const slow = request(`http://127.0.0.1:${env.HTTP_PORT}/slow`, { method: 'POST', body: '8000' }).then(
+      (r) => r.body.text(),
+      (error: Error) => error,
+    );
+    await untilWorking(env.STATUS_PORT, 1);
+    const status = (await (await request(`http://127.0.0.1:${env.STATUS_PORT}/ready`)).body.json()) as object;
+    expect(status).toBeDefined();
+    server.child.kill('SIGINT');
+    await server.waitFor('SIGINT: draining');
+    server.child.kill('SIGINT');
+    const { code } = await server.exited;
+    expect(code).toBe(1);
+    expect(server.stderr).toContain('SIGINT again: exiting now');
+    await slow;
+  });
+});
+
+/** A listening socket in this process, and its fd for the child's stdio. */
+async function listening(): Promise<{ server: Server; port: number; fd: number }> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
+  return { server, port: (server.address() as { port: number }).port, fd };
+}
+
+/** A port held by this process, so a server that tried to bind it itself would fail (EADDRINUSE). */
+async function blockedPort(): Promise<number> {
+  const { server, port } = await listening();
+  held.push(server);
+  return port;
+}
+
+function config(name: string, body: string): Promise<string> {
+  const file = join(dir, `${name}.yaml`);
+  return writeFile(file, body).then(() => file);
+}
+
+describe('LISTEN_FDS', () => {
+  it('adopts a socket passed as fd 3 instead of binding http.address', async () => {
+    const socket = await listening();
+    const file = await config(
+      'fds-one',
+      `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\nadmin:\n  socket: ${join(dir, 'fds1.sock')}\n`,
+    );
+    const server = startServer(['serve', '-c', file], { env: { LISTEN_FDS: '1' }, stdio: ['ignore', 'pipe', 'pipe', socket.fd] });
+    socket.server.close(); // only the child accepts from now on
+    await server.ready();
+    expect(server.stdout).toContain(`listening on http://127.0.0.1:${socket.port} (HTTP/1.1, socket fd 3 from LISTEN_FDS)`);
+    const res = await request(`http://127.0.0.1:${socket.port}/adopted`);
+    expect(res.statusCode).toBe(200);
+    const body = (await res.body.json()) as { pid: number; context: { uri: string } };
+    expect(body.context.uri).toBe(`http://127.0.0.1:${socket.port}/adopted`);
+    expect((await server.stop()).code).toBe(0);
+  });
+
+  it('matches LISTEN_FDNAMES to listeners ("status:http" → fd 3 status, fd 4 http)', async () => {
+    const status = await listening();
+    const http = await listening();
+    const file = await config(
+      'fds-named',
+      `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\nstatus:\n  address: 127.0.0.1:${await blockedPort()}\nadmin:\n  socket: ${join(dir, 'fds2.sock')}\n`,
+    );
+    const server = startServer(['serve', '-c', file], {
+      env: { LISTEN_FDS: '2', LISTEN_FDNAMES: 'status:http' },
+      stdio: ['ignore', 'pipe', 'pipe', status.fd, http.fd],
+    });
+    status.server.close();
+    http.server.close();
+    await server.ready();
+    const ready = await request(`http://127.0.0.1:${status.port}/ready`);
+    expect(ready.statusCode).toBe(200);
+    expect(((await ready.body.json()) as { status: string }).status).toBe('ready');
+    const page = await request(`http://127.0.0.1:${http.port}/named`);
+    expect(((await page.body.json()) as { context: { uri: string } }).context.uri).toBe(`http://127.0.0.1:${http.port}/named`);
+    expect((await server.stop()).code).toBe(0);
+  });
+
+  it('ignores LISTEN_FDS meant for another pid (LISTEN_PID) and binds itself: a busy address exits 5', async () => {
+    const socket = await listening();
+    held.push(socket.server);
+    const busy = await blockedPort();
+    const file = await config(
+      'fds-other',
+      `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${busy}\n  pool: { num_workers: 1 }\nadmin:\n  socket: ${join(dir, 'fds3.sock')}\n`,
+    );
+    const server = startServer(['serve', '-c', file], { env: { LISTEN_FDS: '1', LISTEN_PID: '1' }, stdio: ['ignore', 'pipe', 'pipe', socket.fd] });
+    const { code } = await server.exited;
+    expect(code).toBe(5);
+    expect(server.stderr).toContain(`cannot listen on 127.0.0.1:${busy} (http): the address is already in use`);
+  });
+});

@@ -1,0 +1,149 @@
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { isAlive } from '../helpers/php.js';
+import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+
+// `warmpool serve` as users run it: the built binary, real sockets, real PHP.
+let dir: string;
+afterAll(async () => {
+  await stopAllServers();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-serve-'));
+});
+
+async function ports() {
+  return { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), METRICS_PORT: String(await freePort()) };
+}
+
+describe('serve basic.yaml', () => {
+  let server: RunningServer;
+  let env: Record<string, string>;
+  let base: string;
+
+  beforeAll(async () => {
+    env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'basic.sock'), FIXTURES };
+    base = `http://127.0.0.1:${env.HTTP_PORT}`;
+    server = startServer(['serve', '-c', join(FIXTURES, 'server', 'basic.yaml')], { env });
+    await server.ready();
+  });
+
+  it('prints each listening address, the workers ready (count and time) and where logs go', () => {
+    expect(server.stdout).toContain(`listening on ${base} (HTTP/1.1)`);
+    expect(server.stdout).toContain(`status listening on http://127.0.0.1:${env.STATUS_PORT} (/health, /ready)`);
+    expect(server.stdout).toContain(`metrics listening on http://127.0.0.1:${env.METRICS_PORT} (/metrics)`);
+    expect(server.stdout).toMatch(/✓ site default: 2 workers ready in \d+ ms/);
+    expect(server.stdout).toContain('logs: stderr (JSON, level info), access log on');
+    expect(server.stdout).toContain(`admin socket ${env.ADMIN_SOCKET}`);
+  });
+
+  it('serves the PHP page from a warm worker, with the configured headers and a request id', async () => {
+    const res = await request(`${base}/page?x=1`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-served-by']).toBe('warmpool');
+    expect(res.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    const body = (await res.body.json()) as { env: { APP_NAME: string; RR_VERSION: string }; context: { uri: string } };
+    expect(body.env.APP_NAME).toBe('basic');
+    expect(body.context.uri).toBe(`${base}/page?x=1`);
+    // the version the CLI reports is the one workers see
+    const version = JSON.parse((await runCli(['version', '--json'])).stdout) as { rr: { rr_version: string } };
+    expect(body.env.RR_VERSION).toBe(version.rr.rr_version);
+  });
+
+  it('serves static files before PHP', async () => {
+    const res = await request(`${base}/hello.txt`);
+    expect(res.statusCode).toBe(200);
+    expect(await res.body.text()).toBe('hello static\n');
+  });
+
+  it('writes one JSON access-log line per request to stderr', async () => {
+    await request(`${base}/logged?y=2`).then((r) => r.body.dump());
+    await server.waitFor('"url":"/logged?y=2"');
+    const line = server.stderr.split('\n').find((l) => l.includes('"url":"/logged?y=2"'));
+    expect(line).toBeDefined();
+    expect(JSON.parse(line!)).toMatchObject({ channel: 'http', site: 'default', method: 'GET', status: 200, protocol: 'HTTP/1.1', remoteAddr: '127.0.0.1' });
+  });
+
+  it('answers /health and /ready on the status listener only, and /metrics on the metrics listener', async () => {
+    const ready = await request(`http://127.0.0.1:${env.STATUS_PORT}/ready`);
+    expect(ready.statusCode).toBe(200);
+    expect(await ready.body.json()).toMatchObject({ status: 'ready', sites: { default: { status: 'ready' } } });
+    const health = await request(`http://127.0.0.1:${env.STATUS_PORT}/health`);
+    expect(health.statusCode).toBe(200);
+    await health.body.dump();
+    const metrics = await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`);
+    expect(metrics.statusCode).toBe(200);
+    expect(metrics.headers['content-type']).toContain('text/plain; version=0.0.4');
+    const text = await metrics.body.text();
+    expect(text).toContain('warmpool_workers{site="default",state="ready"}');
+    expect(text).toMatch(/warmpool_requests_total\{site="default",status="200"\} \d+/);
+    // the main listener sends /ready to PHP like any other path (RoadRunner serves it on status.address only)
+    const onMain = await request(`${base}/ready`);
+    expect(((await onMain.body.json()) as { context: { uri: string } }).context.uri).toBe(`${base}/ready`);
+  });
+
+  it('wires the admin socket: warmpool workers and reset', async () => {
+    const workers = await runCli(['workers', '-c', join(FIXTURES, 'server', 'basic.yaml')], { env });
+    expect(workers.code).toBe(0);
+    expect(workers.stdout).toMatch(/pid\s+state\s+jobs/);
+    expect(workers.stdout.match(/\bready\b/g)?.length).toBeGreaterThanOrEqual(2);
+    const reset = await runCli(['reset', '--socket', env.ADMIN_SOCKET!]);
+    expect(reset.code).toBe(0);
+    expect(reset.stdout).toContain('reset done: 2 workers replaced');
+  });
+
+  it('SIGUSR2 rolls every worker, printing progress', async () => {
+    const before = ((await (await request(`${base}/`)).body.json()) as { pid: number }).pid;
+    server.child.kill('SIGUSR2');
+    await server.waitFor(/reset done in .*: 2 workers replaced/);
+    expect(server.stdout).toContain('site default: replaced 1/2 workers');
+    expect(isAlive(before)).toBe(false);
+  });
+
+  it('drains on SIGTERM and exits 0', async () => {
+    const { code } = await server.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(server.stdout).toContain('SIGTERM: draining');
+    expect(server.stdout).toMatch(/✓ stopped in/);
+  });
+});
+
+describe('serve a RoadRunner .rr.yaml', () => {
+  it('warns about each unsupported key by name and serves the PHP page and static files', async () => {
+    const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'rr.sock') };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'roadrunner.rr.yaml')], { env });
+    await server.ready();
+    for (const key of ['rpc', 'server.relay_timeout', 'http.fcgi', 'reload', 'jobs', 'kv']) {
+      expect(server.stderr).toMatch(new RegExp(`roadrunner\\.rr\\.yaml:\\d+:\\d+ ${key.replace('.', '\\.')}: `));
+    }
+    const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-powered-by']).toBe('RoadRunner');
+    expect(((await res.body.json()) as { env: { APP_NAME: string } }).env.APP_NAME).toBe('roadrunner');
+    const file = await request(`http://127.0.0.1:${env.HTTP_PORT}/hello.txt`);
+    expect(await file.body.text()).toBe('hello static\n');
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
+describe('SIGHUP', () => {
+  it('applies new log levels live and names what needs a restart', async () => {
+    const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'hup.sock'), FIXTURES };
+    const file = join(dir, 'hup.yaml');
+    const original = await readFile(join(FIXTURES, 'server', 'basic.yaml'), 'utf8');
+    await writeFile(file, original);
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    await writeFile(file, original.replace('level: info', 'level: debug').replace('num_workers: 2', 'num_workers: 3'));
+    server.child.kill('SIGHUP');
+    await server.waitFor('needs a restart to apply');
+    expect(server.stdout).toContain('log level of channel http: info → debug');
+    expect(server.stderr).toContain('changed in the file, needs a restart to apply: http');
+    expect((await server.stop()).code).toBe(0);
+  });
+});

@@ -1,0 +1,107 @@
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** The BUILT server, as users run it. */
+export const SERVER_MAIN = fileURLToPath(new URL('../../apps/server/dist/main.js', import.meta.url));
+/** test/fixtures, absolute (configs reach PHP fixtures and static roots through it). */
+export const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url));
+
+function assertBuilt(): void {
+  if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: run \`pnpm build\` first`);
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `warmpool ARGS` to completion. */
+export async function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+  assertBuilt();
+  const child = spawn(process.execPath, [SERVER_MAIN, ...args], { cwd: options.cwd, env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 10_000);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+const running = new Set<RunningServer>();
+
+export class RunningServer {
+  readonly child: ChildProcess;
+  #stdout = '';
+  #stderr = '';
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+
+  constructor(child: ChildProcess) {
+    this.child = child;
+    child.stdout!.on('data', (c: Buffer) => (this.#stdout += c));
+    child.stderr!.on('data', (c: Buffer) => (this.#stderr += c));
+    this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    running.add(this);
+    void this.exited.then(() => running.delete(this));
+  }
+
+  get pid(): number {
+    return this.child.pid!;
+  }
+
+  get stdout(): string {
+    return this.#stdout;
+  }
+
+  get stderr(): string {
+    return this.#stderr;
+  }
+
+  /** Waits until stdout+stderr match; throws with the output when the server exits first or time runs out. */
+  async waitFor(pattern: string | RegExp, timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    const seen = () => (typeof pattern === 'string' ? (this.#stdout + this.#stderr).includes(pattern) : pattern.test(this.#stdout + this.#stderr));
+    while (!seen()) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`server exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}:\n${this.#stdout}\n${this.#stderr}`);
+      if (Date.now() > deadline) throw new Error(`server did not print ${pattern} within ${timeoutMs} ms:\n${this.#stdout}\n${this.#stderr}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  /** Waits for "warmpool ready". */
+  ready(timeoutMs = 10_000): Promise<void> {
+    return this.waitFor('warmpool ready', timeoutMs);
+  }
+
+  /** Sends a signal and waits for the exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+    if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill(signal);
+    return this.exited;
+  }
+}
+
+/** Starts `warmpool ARGS` (usually `serve -c FILE`); stop it with stop() or stopAllServers(). */
+export function startServer(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {}): RunningServer {
+  assertBuilt();
+  const child = spawn(process.execPath, [SERVER_MAIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+  });
+  return new RunningServer(child);
+}
+
+/** For afterAll: SIGTERM every server still running, SIGKILL after 5 s. */
+export async function stopAllServers(): Promise<void> {
+  await Promise.all(
+    [...running].map(async (server) => {
+      const timer = setTimeout(() => server.child.kill('SIGKILL'), 5_000);
+      await server.stop('SIGTERM');
+      clearTimeout(timer);
+    }),
+  );
+}
