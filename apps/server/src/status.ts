@@ -98,7 +98,8 @@ export function readiness(state: OpsState): StatusReport {
     let site = 'ready';
     if (stats.closing) site = 'closing';
     else if (state.draining()) site = 'draining';
-    else if (workers.ready + workers.working === 0) site = 'not_ready';
+    // A dynamic pool scaled to zero on purpose can still take work (the request boots a worker).
+    else if (workers.ready + workers.working === 0 && !(stats.numWorkers === 0 && stats.bootError === null)) site = 'not_ready';
     sites[name] = { status: site, workers };
     if (site !== 'ready' && status === 'ready') status = site;
   }

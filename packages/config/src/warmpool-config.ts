@@ -42,6 +42,9 @@ export interface PoolConfig {
   debug?: boolean;
   command?: string | string[];
   num_workers?: number | 'auto';
+  min_workers?: number;
+  max_workers?: number;
+  headroom?: number;
   max_jobs?: number;
   allocate_timeout?: DurationString;
   max_queue_size?: number;

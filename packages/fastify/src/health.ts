@@ -111,7 +111,8 @@ export function registerHealth(app: FastifyInstance, pool: Pool, options: Resolv
         let status = 'ready';
         if (stats.closing) status = 'closing';
         else if (draining) status = 'draining';
-        else if (workers.ready + workers.working === 0) status = 'not_ready';
+        // A dynamic pool scaled to zero on purpose can still take work (the request boots a worker).
+        else if (workers.ready + workers.working === 0 && !(stats.numWorkers === 0 && stats.bootError === null)) status = 'not_ready';
         return send(reply, status === 'ready' ? 200 : 503, status, workers);
       },
     });
