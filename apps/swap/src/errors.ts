@@ -1,0 +1,77 @@
+// Every failure of warmpool-swap is one class with a stable WP_SWAP_ code. Same shape as the pool's
+// WarmpoolError (code, message, details, cause), defined here because apps/swap has no internal deps.
+
+export interface ErrorDetails {
+  [name: string]: unknown;
+}
+
+export class SwapError<C extends string = string> extends Error {
+  readonly code: C;
+  readonly details: ErrorDetails;
+  constructor(code: C, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+}
+
+export type SwapErrorCode =
+  | 'WP_SWAP_USAGE'
+  | 'WP_SWAP_LISTEN_FAILED'
+  | 'WP_SWAP_CHECK_FAILED'
+  | 'WP_SWAP_BOOT_FAILED'
+  | 'WP_SWAP_NOT_READY'
+  | 'WP_SWAP_BUSY'
+  | 'WP_SWAP_NO_PREVIOUS'
+  | 'WP_SWAP_UNREACHABLE'
+  | 'WP_SWAP_CONTROL';
+
+export class UsageError extends SwapError<'WP_SWAP_USAGE'> {
+  constructor(message: string) {
+    super('WP_SWAP_USAGE', message);
+  }
+}
+export class ListenFailedError extends SwapError<'WP_SWAP_LISTEN_FAILED'> {
+  constructor(name: string, address: string, reason: string) {
+    super('WP_SWAP_LISTEN_FAILED', `cannot bind ${name} ${address}: ${reason}`, { details: { name, address } });
+  }
+}
+/** `<bin> version` or `<bin> config check` failed. */
+export class CheckFailedError extends SwapError<'WP_SWAP_CHECK_FAILED'> {
+  constructor(message: string, output: string) {
+    super('WP_SWAP_CHECK_FAILED', `${message}${output.trim() === '' ? '' : `:\n${output.trim()}`}`, { details: { output } });
+  }
+}
+/** The new child exited while booting or during the hand-over. */
+export class BootFailedError extends SwapError<'WP_SWAP_BOOT_FAILED'> {
+  constructor(message: string, output: string) {
+    super('WP_SWAP_BOOT_FAILED', `${message}${output.trim() === '' ? '' : `:\n${output.trim().split('\n').slice(-15).join('\n')}`}`, { details: { output } });
+  }
+}
+/** /ready did not answer 200 in time. */
+export class NotReadyError extends SwapError<'WP_SWAP_NOT_READY'> {
+  constructor(message: string) {
+    super('WP_SWAP_NOT_READY', message);
+  }
+}
+export class BusyError extends SwapError<'WP_SWAP_BUSY'> {
+  constructor() {
+    super('WP_SWAP_BUSY', 'a swap is already in progress');
+  }
+}
+export class NoPreviousError extends SwapError<'WP_SWAP_NO_PREVIOUS'> {
+  constructor() {
+    super('WP_SWAP_NO_PREVIOUS', 'no previous binary to roll back to');
+  }
+}
+export class UnreachableError extends SwapError<'WP_SWAP_UNREACHABLE'> {
+  constructor(path: string, cause: unknown) {
+    super('WP_SWAP_UNREACHABLE', `no warmpool-swap supervisor answers on ${path} (${(cause as Error)?.message ?? String(cause)}); is \`warmpool-swap start\` running with this --state?`, { cause });
+  }
+}
+export class ControlError extends SwapError<'WP_SWAP_CONTROL'> {
+  constructor(message: string) {
+    super('WP_SWAP_CONTROL', message);
+  }
+}

@@ -1,0 +1,283 @@
+// The supervisor's state machine. One child serves at a time, except during a swap:
+//
+//   idle ─swap→ checking (version, config check) → green-starting (spawned with the shared sockets and
+//   its own private status socket) → green-ready (/ready 200 on the private socket) → handover (SIGTERM
+//   to blue: it stops accepting, finishes in-flight requests, exits; SIGKILL of its process group after
+//   the drain timeout) → idle with green active.
+//
+// Any failure before the hand-over kills green and leaves blue serving untouched (rollback); the swap
+// answers with the reason. The shared listening sockets are never closed while the supervisor runs.
+import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
+import { BootFailedError, BusyError, CheckFailedError, ListenFailedError, NoPreviousError, NotReadyError } from './errors.js';
+import { ServerChild, runCheck, type Colour } from './child.js';
+import { bindSocket, parseAddress, type BoundSocket, type ListenerName } from './listeners.js';
+import { probe, waitReady } from './readiness.js';
+import { writeState, type SwapRecord, type SwapState } from './state-file.js';
+
+export interface SupervisorOptions {
+  binary: string;
+  /** the server's arguments, e.g. ["serve", "-c", "warmpool.yaml"] */
+  args: string[];
+  /** public listener addresses; "status" is served by the supervisor (proxied to the active child) */
+  listen: Map<ListenerName, string>;
+  stateDir: string;
+  readyTimeoutMs: number;
+  drainTimeoutMs: number;
+  env?: NodeJS.ProcessEnv;
+  log: (line: string) => void;
+}
+
+type Progress = (line: string) => void;
+
+export class Supervisor {
+  readonly options: SupervisorOptions;
+  readonly startedAt = new Date();
+  #shared: BoundSocket[] = [];
+  #privateStatus = new Map<ServerChild, BoundSocket>();
+  #statusServer: HttpServer | undefined;
+  #active: ServerChild | undefined;
+  #children = new Set<ServerChild>();
+  #previous: string | null = null;
+  #history: SwapRecord[] = [];
+  #phase = 'starting';
+  #stopping = false;
+  /** called when the active child exits on its own (not during a swap): the supervisor exits too */
+  onActiveExit: (code: number) => void = () => {};
+
+  constructor(options: SupervisorOptions) {
+    this.options = options;
+  }
+
+  get active(): ServerChild | undefined {
+    return this.#active;
+  }
+
+  /** Binds the public sockets, starts blue and waits for it to be ready. */
+  async start(): Promise<void> {
+    const { listen } = this.options;
+    try {
+      for (const name of ['http', 'https', 'metrics'] as const) {
+        const address = listen.get(name);
+        if (address === undefined) continue;
+        if (name === 'metrics' && address === listen.get('status')) continue; // one listener serves both
+        this.#shared.push(bindSocket(name, address));
+      }
+      if (listen.get('status') !== undefined) this.#statusServer = await this.#serveStatus(listen.get('status')!);
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    const blue = this.#spawn('blue', this.options.binary);
+    this.#phase = 'blue-starting';
+    this.#save();
+    try {
+      blue.version = await this.#version(this.options.binary);
+      await this.#untilReady(blue, this.options.log);
+    } catch (error) {
+      await blue.stop(5_000);
+      this.close();
+      throw error;
+    }
+    this.#promote(blue);
+    this.#phase = 'idle';
+    this.#save();
+  }
+
+  /** Blue → green with `binary`; throws (after killing green, blue untouched) when green is not fit. */
+  async swap(binary: string, progress: Progress = () => {}): Promise<void> {
+    if (this.#phase !== 'idle' || this.#active === undefined) throw new BusyError();
+    const blue = this.#active;
+    const colour: Colour = blue.colour === 'blue' ? 'green' : 'blue';
+    const started = Date.now();
+    const record = (ok: boolean, reason?: string) => {
+      this.#history.push({ at: new Date(started).toISOString(), from: blue.binary, to: binary, ok, ...(reason === undefined ? {} : { reason }), ms: Date.now() - started });
+      if (this.#history.length > 50) this.#history.shift();
+    };
+    let green: ServerChild | undefined;
+    try {
+      this.#phase = 'checking';
+      progress(`• checking ${binary}: version`);
+      const version = await this.#version(binary, colour);
+      progress(`• ${binary}: ${version}; config check`);
+      const check = this.#checkArgs();
+      if (check !== null) {
+        const { code, output } = await runCheck(binary, check, this.#childEnv(colour));
+        if (code !== 0) throw new CheckFailedError(`\`${binary} ${check.join(' ')}\` failed (${code === null ? 'did not run' : `exit ${code}`})`, output);
+      }
+      this.#phase = `${colour}-starting`;
+      green = this.#spawn(colour, binary);
+      green.version = version;
+      this.#save();
+      progress(`• ${colour} pid ${green.pid} starting on the shared sockets; waiting for /ready (${this.options.readyTimeoutMs} ms)`);
+      await this.#untilReady(green, progress);
+      this.#phase = `${colour}-ready`;
+      // last look before blue stops accepting: green must still be alive and ready
+      const status = await probe(this.#statusUrl(green)!, 2_000);
+      if (!green.alive) throw new BootFailedError(`${colour} ${green.exitDescription} before the hand-over`, green.output);
+      if (status !== 200) throw new NotReadyError(`${colour} /ready answered ${status || 'nothing'} right before the hand-over`);
+    } catch (error) {
+      const reason = (error as Error).message;
+      progress(`✗ ${reason.split('\n')[0]}`);
+      if (green !== undefined) {
+        progress(`• stopping ${colour} pid ${green.pid}; ${blue.colour} pid ${blue.pid} keeps serving`);
+        await green.stop(5_000);
+      }
+      record(false, reason);
+      this.#phase = 'idle';
+      this.#save();
+      throw error;
+    }
+    // hand-over: both accept now; blue stops accepting and drains
+    this.#phase = 'handover';
+    this.#promote(green);
+    this.#previous = blue.binary;
+    this.#save();
+    progress(`• ${colour} pid ${green.pid} ready; ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms)`);
+    await blue.stop(this.options.drainTimeoutMs);
+    progress(`• ${blue.colour} pid ${blue.pid} ${blue.exitDescription}`);
+    if (!green.alive) {
+      // green died while blue drained: bring the old binary back rather than serve nothing
+      const reason = `${colour} ${green.exitDescription} during the hand-over; restarting ${blue.binary}`;
+      progress(`✗ ${reason}`);
+      const again = this.#spawn(blue.colour, blue.binary);
+      again.version = blue.version;
+      this.#promote(again);
+      this.#previous = null;
+      record(false, reason);
+      this.#phase = 'idle';
+      this.#save();
+      await this.#untilReady(again, progress).catch(() => {});
+      throw new BootFailedError(reason, green.output);
+    }
+    record(true);
+    this.#phase = 'idle';
+    this.#save();
+    progress(`✓ swapped to ${binary} (${colour} pid ${green.pid}) in ${Date.now() - started} ms`);
+  }
+
+  /** A swap back to the previous binary. */
+  async rollback(progress: Progress = () => {}): Promise<void> {
+    if (this.#previous === null) throw new NoPreviousError();
+    await this.swap(this.#previous, progress);
+  }
+
+  /** SIGTERM/SIGINT: forwarded to every child; resolves when they are gone. */
+  async shutdown(signal: NodeJS.Signals): Promise<void> {
+    this.#stopping = true;
+    this.#phase = 'stopping';
+    this.#save();
+    await Promise.all(
+      [...this.#children].map(async (child) => {
+        child.signal(signal);
+        const timer = setTimeout(() => child.killGroup(), this.options.drainTimeoutMs);
+        await child.exited;
+        clearTimeout(timer);
+      }),
+    );
+    this.close();
+  }
+
+  close(): void {
+    for (const socket of this.#shared) socket.close();
+    for (const socket of this.#privateStatus.values()) socket.close();
+    this.#statusServer?.close();
+    this.#statusServer?.closeAllConnections();
+  }
+
+  state(): SwapState {
+    const a = this.#active;
+    return {
+      supervisorPid: process.pid,
+      startedAt: this.startedAt.toISOString(),
+      active: a === undefined ? null : { colour: a.colour, binary: a.binary, version: a.version, pid: a.pid ?? null, startedAt: new Date(a.startedAt).toISOString(), statusUrl: this.#statusUrl(a) },
+      previous: this.#previous,
+      phase: this.#phase,
+      children: [...this.#children].map((c) => ({ colour: c.colour, pid: c.pid ?? null, binary: c.binary })),
+      history: this.#history,
+    };
+  }
+
+  #save(): void {
+    try {
+      writeState(this.options.stateDir, this.state());
+    } catch (error) {
+      this.options.log(`▲ cannot write the state file: ${(error as Error).message}`);
+    }
+  }
+
+  #childEnv(colour: Colour): NodeJS.ProcessEnv {
+    return { ...(this.options.env ?? process.env), WARMPOOL_SWAP_COLOUR: colour };
+  }
+
+  /** `serve -c x.yaml` → `config check -c x.yaml`; null when the args are not a serve command. */
+  #checkArgs(): string[] | null {
+    const [first, ...rest] = this.options.args;
+    return first === 'serve' ? ['config', 'check', ...rest] : null;
+  }
+
+  async #version(binary: string, colour: Colour = 'blue'): Promise<string> {
+    const { code, output } = await runCheck(binary, ['version'], this.#childEnv(colour));
+    if (code !== 0) throw new CheckFailedError(`\`${binary} version\` failed (${code === null ? 'did not run' : `exit ${code}`})`, output);
+    return output.trim().split('\n')[0] ?? '';
+  }
+
+  #spawn(colour: Colour, binary: string): ServerChild {
+    const status = bindSocket('status', '127.0.0.1:0');
+    const child = new ServerChild({ colour, binary, args: this.options.args, sockets: [...this.#shared, status], env: this.#childEnv(colour), log: this.options.log });
+    this.#privateStatus.set(child, status);
+    this.#children.add(child);
+    void child.exited.then(() => {
+      this.#children.delete(child);
+      this.#privateStatus.get(child)?.close();
+      this.#privateStatus.delete(child);
+      this.options.log(`• ${child.colour} pid ${child.pid} ${child.exitDescription}`);
+      if (child === this.#active && !this.#stopping && this.#phase !== 'handover') {
+        this.#save();
+        this.onActiveExit(child.process.exitCode ?? 1);
+      } else this.#save();
+    });
+    return child;
+  }
+
+  #promote(child: ServerChild): void {
+    this.#active = child;
+  }
+
+  #statusUrl(child: ServerChild): string | null {
+    const socket = this.#privateStatus.get(child);
+    return socket === undefined ? null : `http://127.0.0.1:${socket.port}/ready`;
+  }
+
+  async #untilReady(child: ServerChild, progress: Progress): Promise<void> {
+    await waitReady({ url: this.#statusUrl(child)!, timeoutMs: this.options.readyTimeoutMs, exited: child.exited });
+    if (!child.alive) throw new BootFailedError(`${child.colour} pid ${child.pid} ${child.exitDescription} while booting`, child.output);
+    progress(`• ${child.colour} pid ${child.pid} ready`);
+  }
+
+  /** The public status address: the supervisor answers it by forwarding to the active child's private status listener. */
+  #serveStatus(address: string): Promise<HttpServer> {
+    const server = createHttpServer((req, res) => {
+      const active = this.#active;
+      const url = active === undefined ? null : this.#statusUrl(active);
+      if (url === null) {
+        res.writeHead(503, { 'content-type': 'application/json' }).end(`${JSON.stringify({ status: 'starting' })}\n`);
+        return;
+      }
+      const target = new URL(req.url ?? '/', url);
+      const upstream = httpRequest(target, { method: req.method, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      upstream.on('error', (error) => {
+        if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+        res.end(`status of the active server unreachable: ${error.message}\n`);
+      });
+      req.pipe(upstream);
+    });
+    const { host, port } = parseAddress(address);
+    return new Promise((resolve, reject) => {
+      server.once('error', (error: NodeJS.ErrnoException) => reject(new ListenFailedError('status', address, error.code ?? error.message)));
+      server.listen({ host, port }, () => resolve(server));
+    });
+  }
+}

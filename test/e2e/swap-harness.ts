@@ -1,0 +1,164 @@
+// Shared by the swap-*.test.ts files: wrapper "binaries" around the REAL built server, a running
+// warmpool-swap supervisor, and a load loop over an undici Pool.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Pool } from 'undici';
+import { freePort } from '../helpers/free-port.js';
+import { FIXTURES, SERVER_MAIN } from '../helpers/warmpool-server.js';
+
+export const SWAP_MAIN = fileURLToPath(new URL('../../apps/swap/dist/main.js', import.meta.url));
+export const SWAP_YAML = join(FIXTURES, 'server', 'swap.yaml');
+
+/** A wrapper script (run with node by warmpool-swap) that sets env and runs the real server. */
+export async function makeBinary(dir: string, name: string, env: Record<string, string>): Promise<string> {
+  const file = join(dir, `${name}.mjs`);
+  await writeFile(file, `Object.assign(process.env, ${JSON.stringify(env)});\nprocess.argv[1] = ${JSON.stringify(SERVER_MAIN)};\nawait import(${JSON.stringify(new URL(`file://${SERVER_MAIN}`).href)});\n`);
+  return file;
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export async function swapCli(args: string[], timeoutMs = 30_000): Promise<CliResult> {
+  const child = spawn(process.execPath, [SWAP_MAIN, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (c: Buffer) => (stdout += c));
+  child.stderr!.on('data', (c: Buffer) => (stderr += c));
+  const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
+  return { code, stdout, stderr };
+}
+
+export class Supervisor {
+  readonly child: ChildProcess;
+  readonly stateDir: string;
+  readonly httpPort: number;
+  readonly statusPort: number;
+  output = '';
+  readonly exited: Promise<number | null>;
+
+  constructor(child: ChildProcess, stateDir: string, httpPort: number, statusPort: number) {
+    this.child = child;
+    this.stateDir = stateDir;
+    this.httpPort = httpPort;
+    this.statusPort = statusPort;
+    child.stdout!.on('data', (c: Buffer) => (this.output += c));
+    child.stderr!.on('data', (c: Buffer) => (this.output += c));
+    this.exited = once(child, 'exit').then(([code]) => code as number | null);
+  }
+
+  async waitFor(text: string, timeoutMs = 15_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.output.includes(text)) {
+      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`warmpool-swap exited before "${text}":\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`warmpool-swap did not print "${text}":\n${this.output}`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+
+  state(): { active: { colour: string; pid: number; binary: string } | null; children: { pid: number | null }[]; previous: string | null; history: { ok: boolean }[] } {
+    return JSON.parse(readFileSync(join(this.stateDir, 'state.json'), 'utf8'));
+  }
+
+  /** SIGTERM (forwarded to the server, which drains); SIGKILL of everything after 10 s. */
+  async stop(): Promise<number | null> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
+    let pids: number[] = [];
+    try {
+      pids = this.state().children.map((c) => c.pid).filter((p): p is number => p !== null);
+    } catch {
+      // no state yet
+    }
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => {
+      this.child.kill('SIGKILL');
+      for (const pid of pids) {
+        try {
+          process.kill(-pid, 'SIGKILL');
+        } catch {
+          // gone
+        }
+      }
+    }, 10_000);
+    const code = await this.exited;
+    clearTimeout(timer);
+    return code;
+  }
+}
+
+/** Starts `warmpool-swap start --binary BINARY -- serve -c swap.yaml` and waits until it is ready. */
+export async function startSupervisor(dir: string, binary: string, extra: string[] = []): Promise<Supervisor> {
+  if (!existsSync(SWAP_MAIN)) throw new Error(`${SWAP_MAIN} is missing: run \`pnpm build\` first`);
+  const httpPort = await freePort();
+  const statusPort = await freePort();
+  const stateDir = join(dir, `state-${httpPort}`);
+  const child = spawn(process.execPath, [SWAP_MAIN, 'start', '--binary', binary, '--state', stateDir, ...extra, '--', 'serve', '-c', SWAP_YAML], {
+    env: { ...process.env, NO_COLOR: '1', FIXTURES, SWAP_DIR: dir, HTTP_PORT: String(httpPort), STATUS_PORT: String(statusPort) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const supervisor = new Supervisor(child, stateDir, httpPort, statusPort);
+  await supervisor.waitFor('warmpool-swap ready');
+  return supervisor;
+}
+
+export interface LoadResult {
+  ok: number;
+  failed: number;
+  /** GETs sent again once after a connection reset (a keep-alive connection closed by the draining server as the request went out) */
+  retried: number;
+  errors: string[];
+  versions: Map<string, number>;
+}
+
+/** 32 connections, each sending GETs back to back until stop() resolves the result. */
+export function load(port: number, connections = 32): { stop(): Promise<LoadResult> } {
+  const pool = new Pool(`http://127.0.0.1:${port}`, { connections, keepAliveTimeout: 60_000 });
+  const result: LoadResult = { ok: 0, failed: 0, retried: 0, errors: [], versions: new Map() };
+  let running = true;
+  const loops = Array.from({ length: connections }, async () => {
+    while (running) {
+      // A GET on a reused keep-alive connection may meet the server's close of that connection
+      // (RFC 9112 §9.3.1: clients retry idempotent requests then); one retry, counted. Anything else fails.
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await pool.request({ path: '/', method: 'GET' });
+          const body = await res.body.text();
+          if (res.statusCode === 200) {
+            result.ok++;
+            result.versions.set(body, (result.versions.get(body) ?? 0) + 1);
+          } else {
+            result.failed++;
+            result.errors.push(`${res.statusCode} ${body.slice(0, 100)}`);
+          }
+          break;
+        } catch (error) {
+          const code = (error as NodeJS.ErrnoException).code;
+          if (attempt === 0 && (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE')) {
+            result.retried++;
+            continue;
+          }
+          result.failed++;
+          result.errors.push(`${(error as Error).name}: ${(error as Error).message}`);
+          break;
+        }
+      }
+    }
+  });
+  return {
+    async stop() {
+      running = false;
+      await Promise.all(loops);
+      await pool.close();
+      return result;
+    },
+  };
+}
