@@ -1,0 +1,185 @@
+// Measuring one started contender: readiness, a correctness check, a warm-up, then wrk runs with
+// the contender's process tree sampled for memory while wrk drives it.
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { cpuTicks, machineTicks, processTree, rssBytes } from './processes.mjs';
+import { runWrk } from './wrk.mjs';
+
+const MB = 1024 * 1024;
+const SAMPLE_EVERY_MS = 250;
+const RETRY_PAUSE_MS = 2000;
+
+function pssBytes(pid) {
+  try {
+    const match = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'));
+    return match === null ? 0 : Number(match[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Samples the trees under `roots` until stop() is called; stop() returns the peak sums.
+ * RSS counts shared pages once per process (php-fpm children share one opcache segment; each CLI
+ * worker has its own), PSS splits shared pages between their users: both are reported.
+ *
+ * It also measures background load: CPU the machine spent outside this harness's own process tree
+ * (the harness, wrk, the contender and its workers) while wrk ran, in cores. Other jobs on a shared
+ * 2-core machine skew a figure; run.mjs marks such figures.
+ */
+export function startSampler(roots, nodePid) {
+  let peakRss = 0;
+  let peakPss = 0;
+  let peakNode = 0;
+  const ours = new Map(); // pid → last cpu ticks
+  let oursTicks = 0;
+  const firstMachine = machineTicks();
+  let lastMachine = firstMachine;
+  let oursAtLast = 0;
+  const sample = (final) => {
+    let rss = 0;
+    let pss = 0;
+    for (const pid of processTree(roots)) {
+      rss += rssBytes(pid);
+      pss += pssBytes(pid);
+    }
+    peakRss = Math.max(peakRss, rss);
+    peakPss = Math.max(peakPss, pss);
+    if (nodePid !== null) peakNode = Math.max(peakNode, rssBytes(nodePid));
+    if (final) return; // wrk has exited by now: its last ticks are gone, so the CPU window ends at the previous sample
+    for (const pid of processTree([process.pid])) {
+      const ticks = cpuTicks(pid);
+      if (ticks === null) continue;
+      const before = ours.get(pid);
+      if (before !== undefined) oursTicks += ticks - before;
+      else if (started) oursTicks += ticks; // born during the run (wrk): all its time is ours
+      ours.set(pid, ticks);
+    }
+    lastMachine = machineTicks();
+    oursAtLast = oursTicks;
+  };
+  let started = false;
+  sample(false);
+  started = true;
+  const timer = setInterval(() => sample(false), SAMPLE_EVERY_MS);
+  return () => {
+    clearInterval(timer);
+    sample(true);
+    const elapsed = lastMachine.total - firstMachine.total;
+    const cores = os.availableParallelism();
+    const backgroundCores = elapsed > 0 ? Math.max(0, ((lastMachine.busy - firstMachine.busy - oursAtLast) / elapsed) * cores) : 0;
+    return { rssMb: peakRss / MB, pssMb: peakPss / MB, nodeRssMb: nodePid === null ? null : peakNode / MB, backgroundCores };
+  };
+}
+
+function requestInit(request) {
+  const method = request.method ?? 'GET';
+  const init = { method, signal: AbortSignal.timeout(10_000) };
+  if (request.bodyBytes) {
+    init.body = Buffer.alloc(request.bodyBytes, 'x');
+    init.headers = { 'Content-Type': request.contentType ?? 'application/octet-stream' };
+  }
+  return init;
+}
+
+function anyExited(groups) {
+  return groups.find((child) => child.exitCode !== null || child.signalCode !== null) ?? null;
+}
+
+/** Polls GET /__bench/info until PHP answers (every contender routes it to PHP); returns it. */
+export async function waitReady(baseUrl, groups, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    const dead = anyExited(groups);
+    if (dead !== null) throw new Error(`${dead.spawnfile} exited during start (code ${dead.exitCode}, signal ${dead.signalCode})`);
+    try {
+      const res = await fetch(`${baseUrl}/__bench/info`, { signal: AbortSignal.timeout(5000) });
+      const text = await res.text();
+      if (res.status === 200) return JSON.parse(text);
+      last = `status ${res.status}: ${text.slice(0, 200)}`;
+    } catch (error) {
+      last = error.cause?.code ?? error.message;
+    }
+    await sleep(100);
+  }
+  throw new Error(`not ready within ${timeoutMs} ms (${last})`);
+}
+
+/** One request checked against the scenario's expectation: never benchmark a wrong answer. */
+export async function checkAnswer(baseUrl, scenario) {
+  const res = await fetch(`${baseUrl}${scenario.request.path}`, requestInit(scenario.request));
+  const body = Buffer.from(await res.arrayBuffer());
+  const { expect } = scenario;
+  const text = body.toString('utf8');
+  const problems = [];
+  if (res.status !== expect.status) problems.push(`status ${res.status}, expected ${expect.status}`);
+  if (expect.body !== undefined && text !== expect.body) problems.push(`body ${JSON.stringify(text.slice(0, 120))}, expected ${JSON.stringify(expect.body)}`);
+  if (expect.includes !== undefined && !text.includes(expect.includes)) problems.push(`body ${JSON.stringify(text.slice(0, 120))} lacks ${JSON.stringify(expect.includes)}`);
+  if (expect.length !== undefined && body.length !== expect.length) problems.push(`${body.length} body bytes, expected ${expect.length}`);
+  if (problems.length > 0) throw new Error(`wrong answer for ${scenario.request.method ?? 'GET'} ${scenario.request.path}: ${problems.join('; ')}`);
+}
+
+function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
+ * Warm-up once at the highest connection count, then `runs` wrk runs per connection count; each
+ * figure is the median over the runs, error counts are summed (of the kept attempts).
+ */
+export async function measure({ baseUrl, scenario, started, connections, seconds, runs, warmupSeconds, noisyCores, noisyRetries, retryBudget, onRun }) {
+  const url = `${baseUrl}${scenario.request.path}`;
+  if (warmupSeconds > 0) await runWrk({ url, connections: Math.max(...connections), seconds: warmupSeconds, request: scenario.request });
+  const results = [];
+  for (const conns of connections) {
+    const samples = [];
+    for (let i = 0; i < runs; i++) {
+      // A run during which other jobs used the CPU is repeated (after a pause), up to noisyRetries
+      // times and while the whole bench's retry budget (retryBudget.ms, shared) lasts; the quietest
+      // attempt is kept and still marked if it was noisy.
+      let best = null;
+      for (let attempt = 0; attempt <= noisyRetries; attempt++) {
+        if (attempt > 0) {
+          const cost = RETRY_PAUSE_MS + seconds * 1000;
+          if (retryBudget.ms < cost) break;
+          retryBudget.ms -= cost;
+          await sleep(RETRY_PAUSE_MS);
+        }
+        const stop = startSampler(started.roots, started.nodePid);
+        let wrk;
+        try {
+          wrk = await runWrk({ url, connections: conns, seconds, request: scenario.request });
+        } catch (error) {
+          stop();
+          throw error;
+        }
+        const memory = stop();
+        const dead = anyExited(started.groups);
+        if (dead !== null) throw new Error(`${dead.spawnfile} died during the run (code ${dead.exitCode}, signal ${dead.signalCode})`);
+        const sample = { ...wrk, ...memory };
+        onRun?.(conns, i, sample, attempt);
+        if (best === null || sample.backgroundCores < best.backgroundCores) best = sample;
+        if (sample.backgroundCores <= noisyCores) break;
+      }
+      samples.push(best);
+    }
+    results.push({
+      conns,
+      rps: median(samples.map((s) => s.rps)),
+      p50Ms: median(samples.map((s) => s.p50Ms)),
+      p99Ms: median(samples.map((s) => s.p99Ms)),
+      rssMb: median(samples.map((s) => s.rssMb)),
+      pssMb: median(samples.map((s) => s.pssMb)),
+      nodeRssMb: started.nodePid === null ? null : median(samples.map((s) => s.nodeRssMb)),
+      non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
+      socketErrors: samples.reduce((sum, s) => sum + s.socketErrors, 0),
+      backgroundCores: Math.max(...samples.map((s) => s.backgroundCores)),
+      requests: samples.reduce((sum, s) => sum + s.requests, 0),
+    });
+  }
+  return results;
+}
