@@ -1,0 +1,163 @@
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { Agent, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { isAlive } from '../helpers/php.js';
+import { FIXTURES, RunningServer, stopAllServers } from '../helpers/warmpool-server.js';
+
+// The single executable (`pnpm build:binary` → apps/server/dist-bin/warmpool), as it ships: copied
+// alone into an empty folder (no node_modules, no dist/ beside it), run by path, serving real PHP.
+// It is (re)built here when missing or older than the compiled server it bundles, so CI proves the
+// build itself too; the build takes ~15 s, most of it postject writing the 100 MB file.
+const APP = fileURLToPath(new URL('../../apps/server/', import.meta.url));
+const BUILT_BINARY = join(APP, 'dist-bin', 'warmpool');
+const BUILD_SCRIPT = join(APP, 'scripts', 'build-binary.mjs');
+/** What the binary bundles: every package's compiled output, and the build script itself. */
+const INPUTS = [join(APP, 'dist'), ...['pool', 'fastify', 'config'].map((p) => fileURLToPath(new URL(`../../packages/${p}/dist`, import.meta.url))), BUILD_SCRIPT, join(APP, 'package.json')];
+const PACKAGE_VERSION = (JSON.parse(await readFile(join(APP, 'package.json'), 'utf8')) as { version: string }).version;
+const run = promisify(execFile);
+
+async function newestMtime(path: string): Promise<number> {
+  const info = await stat(path);
+  if (!info.isDirectory()) return info.mtimeMs;
+  let newest = 0;
+  for (const entry of await readdir(path)) newest = Math.max(newest, await newestMtime(join(path, entry)));
+  return newest;
+}
+
+async function ensureBinary(): Promise<void> {
+  if (!existsSync(join(APP, 'dist', 'main.js'))) throw new Error('apps/server/dist/main.js is missing: run `pnpm build` first');
+  const inputs = Math.max(...(await Promise.all(INPUTS.map(newestMtime))));
+  if (existsSync(BUILT_BINARY) && statSync(BUILT_BINARY).mtimeMs >= inputs) return;
+  const build = spawnSync(process.execPath, [BUILD_SCRIPT], { encoding: 'utf8', timeout: 120_000 });
+  if (build.status !== 0) throw new Error(`pnpm build:binary failed (exit ${build.status ?? build.signal}):\n${build.stdout}${build.stderr}`);
+}
+
+let dir: string;
+let binary: string;
+/** The binary's environment: nothing that could point it at node_modules or change how Node starts. */
+function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const { NODE_OPTIONS: _options, NODE_PATH: _path, ...rest } = process.env;
+  return { ...rest, NO_COLOR: '1', ...extra };
+}
+
+function startBinary(args: string[], extra: Record<string, string>): RunningServer {
+  return new RunningServer(spawn(binary, args, { cwd: dir, env: env(extra), stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+beforeAll(async () => {
+  await ensureBinary();
+  dir = await mkdtemp(join(tmpdir(), 'wp-binary-'));
+  binary = join(dir, 'warmpool');
+  await copyFile(BUILT_BINARY, binary);
+  await chmod(binary, 0o755);
+}, 150_000);
+
+afterAll(async () => {
+  await stopAllServers();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe('the warmpool binary', () => {
+  it('is alone in its folder: no node_modules, no JavaScript beside it', async () => {
+    expect(await readdir(dir)).toEqual(['warmpool']);
+  });
+
+  it('`./warmpool version` reports this package version, its own Node.js and the RR protocol', async () => {
+    const text = await run('./warmpool', ['version'], { cwd: dir, env: env() });
+    expect(text.stdout).toContain(`warmpool ${PACKAGE_VERSION}`);
+    expect(text.stderr).toBe(''); // no SEA or require() warnings
+    const json = JSON.parse((await run('./warmpool', ['version', '--json'], { cwd: dir, env: env() })).stdout) as { warmpool: string; node: string; rr: { rr_version: string } };
+    expect(json.warmpool).toBe(PACKAGE_VERSION);
+    expect(json.node).toMatch(/^v\d+\.\d+\.\d+$/);
+    expect(json.rr.rr_version).toMatch(/^\d{4}\.\d+\.\d+$/);
+  });
+
+  it('exits with the CLI exit codes: 2 for a usage error, with the message', async () => {
+    const result = spawnSync(binary, ['serve', '--bogus'], { cwd: dir, env: env(), encoding: 'utf8' });
+    expect(result.status).toBe(2);
+    expect(result.stderr).toContain('unknown flag --bogus');
+    expect(result.stderr).not.toContain('Warning');
+  });
+
+  it('`./warmpool config check` reads and validates a YAML config', async () => {
+    const ports = { HTTP_PORT: '8080', STATUS_PORT: '2114', METRICS_PORT: '2115', ADMIN_SOCKET: join(dir, 'check.sock'), FIXTURES };
+    const { stdout } = await run('./warmpool', ['config', 'check', '-c', join(FIXTURES, 'server', 'basic.yaml'), '--json'], { cwd: dir, env: env(ports) });
+    const effective = JSON.parse(stdout) as { listeners: { http: { address: string } } };
+    expect(effective.listeners.http.address).toBe('127.0.0.1:8080');
+  });
+
+  it('`./warmpool serve` answers HTTP from PHP, static files (gzip), /ready, /metrics and the admin socket; SIGTERM stops it and its PHP', async () => {
+    const ports = { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), METRICS_PORT: String(await freePort()) };
+    const socket = join(dir, 'admin.sock');
+    const server = startBinary(['serve', '-c', join(FIXTURES, 'server', 'basic.yaml')], { ...ports, ADMIN_SOCKET: socket, FIXTURES });
+    await server.ready();
+    expect(server.stderr).not.toContain('Warning');
+    const base = `http://127.0.0.1:${ports.HTTP_PORT}`;
+
+    // PHP, through the bundled Fastify, plugin and pool
+    const page = await request(`${base}/from-the-binary?x=1`, { method: 'POST', body: 'hello php' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['x-served-by']).toBe('warmpool');
+    const body = (await page.body.json()) as { pid: number; body: string; context: { uri: string }; env: { APP_NAME: string } };
+    expect(body.context.uri).toBe(`${base}/from-the-binary?x=1`);
+    expect(body.body).toBe('hello php');
+    expect(body.env.APP_NAME).toBe('basic');
+
+    // static files (send's MIME table is bundled) and compression
+    const file = await request(`${base}/hello.txt`);
+    expect(file.statusCode).toBe(200);
+    expect(file.headers['content-type']).toMatch(/^text\/plain/);
+    expect(await file.body.text()).toBe('hello static\n');
+    const big = await request(`${base}/big`, { method: 'POST', body: 'x'.repeat(4096), headers: { 'accept-encoding': 'gzip' } });
+    expect(big.headers['content-encoding']).toBe('gzip');
+    await big.body.arrayBuffer();
+
+    // the ops listeners
+    const ready = await request(`http://127.0.0.1:${ports.STATUS_PORT}/ready`);
+    expect(ready.statusCode).toBe(200);
+    expect(((await ready.body.json()) as { status: string }).status).toBe('ready');
+    const metrics = await request(`http://127.0.0.1:${ports.METRICS_PORT}/metrics`);
+    expect(await metrics.body.text()).toMatch(/^warmpool_requests_total\{site="default",status="200"\} \d+$/m);
+
+    // the admin client, the same binary: the workers' pids, to check they are gone after the stop
+    const workers = JSON.parse((await run('./warmpool', ['workers', '--socket', socket, '--json'], { cwd: dir, env: env() })).stdout) as unknown;
+    const pids = JSON.stringify(workers).match(/"pid":\s*(\d+)/g)!.map((m) => Number(m.replace(/\D/g, '')));
+    expect(pids).toContain(body.pid);
+
+    const { code } = await server.stop('SIGTERM');
+    expect(code).toBe(0);
+    expect(server.stdout).toMatch(/✓ stopped in/);
+    for (const pid of pids) expect(isAlive(pid)).toBe(false);
+  });
+
+  // `warmpool cert` runs the openssl CLI
+  const openssl = spawnSync('openssl', ['version']).status === 0;
+  it.skipIf(!openssl)('serves HTTPS with HTTP/2 from a certificate made by `./warmpool cert`', async () => {
+    const certs = join(dir, 'certs');
+    await mkdir(certs);
+    const made = spawnSync(binary, ['cert', '--out', certs, '--host', 'localhost'], { cwd: dir, env: env(), encoding: 'utf8' });
+    expect(made.stderr).not.toContain('Warning');
+    expect(made.status).toBe(0);
+    const ports = { HTTP_PORT: String(await freePort()), HTTPS_PORT: String(await freePort()) };
+    const server = startBinary(['serve', '-c', join(FIXTURES, 'server', 'tls.yaml')], { ...ports, CERT_DIR: certs, FIXTURES });
+    await server.ready();
+    const dispatcher = new Agent({ connect: { ca: await readFile(join(certs, 'cert.pem')) }, allowH2: true });
+    try {
+      const res = await request(`https://localhost:${ports.HTTPS_PORT}/secure`, { dispatcher });
+      expect(res.statusCode).toBe(200);
+      const body = (await res.body.json()) as { context: { protocol: string; uri: string } };
+      expect(body.context.protocol).toBe('HTTP/2.0');
+      expect(body.context.uri).toBe(`https://localhost:${ports.HTTPS_PORT}/secure`);
+    } finally {
+      await dispatcher.close();
+    }
+    expect((await server.stop()).code).toBe(0);
+  });
+});
