@@ -125,6 +125,23 @@ describe('max_request_size', () => {
   });
 });
 
+describe('malformed bodies', () => {
+  it('a malformed chunked body gets 400 and closes, PHP never sees it, and other clients are served', async () => {
+    const { port, base } = await listening('echo.php');
+    const reply = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1');
+      let data = '';
+      socket.on('data', (c) => (data += c));
+      socket.on('close', () => resolve(data));
+      socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nnot hex\r\n0\r\n\r\n');
+    });
+    expect(reply).toMatch(/^HTTP\/1\.1 400/);
+    const ok = await request(base);
+    expect(ok.statusCode).toBe(200);
+    expect(((await ok.body.json()) as { count: number }).count).toBe(1);
+  });
+});
+
 describe('trusted_subnets decide the client address PHP sees', () => {
   const remoteOf = async (app: FastifyInstance, remoteAddress: string, headers: Record<string, string>) =>
     (await app.inject({ url: '/', remoteAddress, headers })).json().context as { remoteAddr: string; uri: string };
