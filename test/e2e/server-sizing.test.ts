@@ -19,8 +19,8 @@ afterAll(async () => {
 describe('pool sizing through warmpool serve', () => {
   it('examples/hello with num_workers: auto: sizes itself, says why, and `warmpool tune` recommends', async () => {
     const [port, status] = [await freePort(), await freePort()];
-    const socket = join(dir, 'hello.sock');
-    const server = startServer(['serve', '-c', HELLO], { env: { PORT: String(port), STATUS_PORT: String(status), ADMIN_SOCKET: socket } });
+    const socket = join(dir, 'warmpool-hello-main.sock');
+    const server = startServer(['serve', '-c', HELLO], { env: { PORT: String(port), STATUS_PORT: String(status), ADMIN_DIR: dir } });
     await server.ready(20_000);
     expect(server.stdout + server.stderr).toMatch(/num_workers auto: \d+ \(cpu \d+ cores?/);
     const page = await request(`http://127.0.0.1:${port}/?name=tune`);
