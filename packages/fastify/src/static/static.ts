@@ -4,6 +4,7 @@ import { join, resolve, sep } from 'node:path';
 import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
+import { cacheableRequest, DEFAULT_HOT_CACHE, HotCache, type HotCacheOptions, type HotEntry } from './hot-cache.js';
 import { checkFileName, checkPath, createFilePolicy, decodeRequestPath, extensionOf, type FilePolicy } from './file-policy.js';
 
 /** `static` option of the plugin: RoadRunner http.static-like keys, spelled as in .rr.yaml. */
@@ -26,6 +27,20 @@ export interface StaticOptions {
   precompressed?: boolean;
   /** Cache-Control per extension ({ ".css": "public, max-age=31536000, immutable" }); "*" for the rest */
   cache_control?: Record<string, string>;
+  /**
+   * In-memory cache of small hot files (contents and validators), revalidated against the file
+   * (stat + realpath) every revalidate_ms, like nginx's open_file_cache; default on; false: off.
+   */
+  hot_cache?: HotCacheOption | false;
+}
+
+export interface HotCacheOption {
+  /** total bytes of cached contents; default 16 MiB */
+  max_bytes?: number;
+  /** larger files are never cached; default 64 KiB */
+  max_file_bytes?: number;
+  /** a cached file is served with no fs call for this long, then re-checked; default 1000 */
+  revalidate_ms?: number;
 }
 
 export const DEFAULT_FORBID: readonly string[] = Object.freeze(['.php', '.phtml', '.phar', '.env', '.htaccess', '.git']);
@@ -48,6 +63,8 @@ export interface ResolvedStaticOptions {
   cacheControl: ReadonlyMap<string, string>;
   /** for extensions not in cacheControl ("*", default DEFAULT_CACHE_CONTROL) */
   cacheControlDefault: string;
+  /** null: off */
+  hotCache: HotCacheOptions | null;
 }
 
 /**
@@ -56,7 +73,8 @@ export interface ResolvedStaticOptions {
  */
 export type StaticHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 
-const KNOWN = ['root', 'forbid', 'allow', 'forbidden', 'index', 'etag', 'last_modified', 'precompressed', 'cache_control'];
+const KNOWN = ['root', 'forbid', 'allow', 'forbidden', 'index', 'etag', 'last_modified', 'precompressed', 'cache_control', 'hot_cache'];
+const HOT_CACHE_KNOWN = ['max_bytes', 'max_file_bytes', 'revalidate_ms'];
 
 /** Validates at register time; every error names the option ("static.root"). Null when static is off. */
 export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedStaticOptions | null {
@@ -137,7 +155,37 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
     precompressed: booleanOption('static.precompressed', raw.precompressed, true),
     cacheControl,
     cacheControlDefault,
+    hotCache: resolveHotCache(raw.hot_cache),
   };
+}
+
+function resolveHotCache(raw: unknown): HotCacheOptions | null {
+  if (raw === false) return null;
+  if (raw === undefined || raw === true) return { ...DEFAULT_HOT_CACHE };
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidOptionError('static.hot_cache', 'must be false or an object such as { max_bytes: 16777216, max_file_bytes: 65536, revalidate_ms: 1000 }');
+  }
+  for (const key of Object.keys(raw)) {
+    if (!HOT_CACHE_KNOWN.includes(key)) {
+      throw new InvalidOptionError(`static.hot_cache.${key}`, `is not a hot_cache option; known options: ${HOT_CACHE_KNOWN.join(', ')}`);
+    }
+  }
+  const o = raw as HotCacheOption;
+  const maxBytes = integerOption('static.hot_cache.max_bytes', o.max_bytes, DEFAULT_HOT_CACHE.maxBytes, 1);
+  const maxFileBytes = integerOption('static.hot_cache.max_file_bytes', o.max_file_bytes, DEFAULT_HOT_CACHE.maxFileBytes, 0);
+  const revalidateMs = integerOption('static.hot_cache.revalidate_ms', o.revalidate_ms, DEFAULT_HOT_CACHE.revalidateMs, 0);
+  if (maxFileBytes > maxBytes) {
+    throw new InvalidOptionError('static.hot_cache.max_file_bytes', `must not exceed static.hot_cache.max_bytes (${maxBytes}), got ${maxFileBytes}`);
+  }
+  return { maxBytes, maxFileBytes, revalidateMs };
+}
+
+function integerOption(key: string, value: unknown, fallback: number, min: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
+    throw new InvalidOptionError(key, `must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 function resolveRoots(root: unknown): { path: string; real: string }[] {
@@ -210,6 +258,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   // carries a year-long max-age.
   const cacheControlOf = new WeakMap<FastifyReply, string>();
   const strong = etag === 'strong';
+  const hotCache = options.hotCache === null ? null : new HotCache(options.hotCache, { etag, lastModified: options.lastModified, vary: precompressed });
 
   await app.register(fastifyStatic, {
     serve: false,
@@ -255,9 +304,9 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   /**
    * The file send would open, after the checks we do on the path the client named: the realpath
    * must stay inside the root and be allowed under its own name (a symlink "a.txt" → ".env" is
-   * refused). Returns the answer: send it, refuse it, or it is not ours.
+   * refused). Returns the answer: send it (its Stats), refuse it, or it is not ours.
    */
-  async function checkFile(rootIndex: number, relPath: string): Promise<'send' | 'refuse' | 'missing' | 'directory'> {
+  async function checkFile(rootIndex: number, relPath: string): Promise<Stats | 'refuse' | 'missing' | 'directory'> {
     const file = join(roots[rootIndex]!, relPath);
     let stats: Stats;
     try {
@@ -269,15 +318,53 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     if (!stats.isFile()) return 'missing'; // fifo, socket, device
     const rel = await realRelative(rootIndex, file);
     if (rel === null) return 'refuse';
-    if (rel === relPath) return 'send';
-    const verdict = checkPath(policy, rel);
-    return verdict.kind === 'file' ? 'send' : 'refuse';
+    if (rel !== relPath && checkPath(policy, rel).kind !== 'file') return 'refuse';
+    return stats;
   }
 
   function refuse(reply: FastifyReply): boolean {
     if (refusedStatus === null) return false;
     reply.code(refusedStatus).type('text/plain; charset=utf-8').send(refusedStatus === 403 ? 'Forbidden\n' : 'Not Found\n');
     return true;
+  }
+
+  /** true when a (policy-checked) sibling "x.br" / "x.gz" exists: send negotiates then. */
+  async function hasSibling(file: string): Promise<boolean> {
+    for (const suffix of ENCODING_SUFFIXES) {
+      try {
+        await stat(file + suffix);
+        return true;
+      } catch {
+        // none
+      }
+    }
+    return false;
+  }
+
+  /**
+   * After checkFile said 'send' for (rootIndex, relPath) with these stats: answer from the cache
+   * (the old entry when it is still the same file, else a new one), or return false for send.
+   */
+  async function sendCached(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    cache: HotCache,
+    key: string,
+    old: HotEntry | undefined,
+    rootIndex: number,
+    relPath: string,
+    stats: Stats,
+  ): Promise<boolean> {
+    if (stats.size > cache.options.maxFileBytes) return false;
+    const file = join(roots[rootIndex]!, relPath);
+    if (precompressed && (await hasSibling(file))) return false;
+    const now = performance.now();
+    if (old !== undefined && cache.matches(old, rootIndex, relPath, stats)) {
+      cache.refresh(key, old, now);
+      return cache.serve(request, reply, old);
+    }
+    const entry = await cache.fill(key, file, rootIndex, relPath, stats, cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault, now);
+    return entry === undefined ? false : cache.serve(request, reply, entry);
   }
 
   function sendFile(request: FastifyRequest, reply: FastifyReply, rootIndex: number, relPath: string): true {
@@ -309,6 +396,19 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     const decoded = decodeRequestPath(request.url);
     if (decoded === null) return false;
     const verdict = checkPath(policy, decoded);
+    // The hot cache: keyed by the decoded, policy-checked path (a forbidden or invalid one never
+    // gets here), filled only after checkFile's checks; fresh entries are served with no fs call.
+    let cache: HotCache | null = null;
+    let old: HotEntry | undefined;
+    if (hotCache !== null && (verdict.kind === 'file' || verdict.kind === 'directory') && cacheableRequest(request)) {
+      cache = hotCache;
+      old = hotCache.get(verdict.path);
+      if (old !== undefined) {
+        if (hotCache.isFresh(old, performance.now())) return hotCache.serve(request, reply, old);
+        // Stale: re-checked below like a miss; reused only if it resolves to the same file.
+        hotCache.delete(verdict.path);
+      }
+    }
     switch (verdict.kind) {
       case 'invalid':
         // Not a name under any root; PHP gets it exactly as it would without static.
@@ -320,7 +420,10 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
         // try_files $uri $uri/: a file, else a directory with an index (redirected to its "/" form).
         for (let i = 0; i < roots.length; i++) {
           const found = await checkFile(i, verdict.path);
-          if (found === 'send') return sendFile(request, reply, i, verdict.path);
+          if (typeof found === 'object') {
+            if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, verdict.path, found))) return true;
+            return sendFile(request, reply, i, verdict.path);
+          }
           if (found === 'refuse') return refuse(reply);
           if (found === 'directory' && (await findIndex(i, `${verdict.path}/`)) !== null) {
             return redirectToDirectory(request, reply);
@@ -332,17 +435,19 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
           const found = await findIndex(i, verdict.path);
           if (found === null) continue;
           if (found.answer === 'refuse') return refuse(reply);
+          if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, found.path, found.stats!))) return true;
           return sendFile(request, reply, i, found.path);
         }
         return false;
     }
   };
 
-  async function findIndex(rootIndex: number, dirPath: string): Promise<{ answer: 'send' | 'refuse'; path: string } | null> {
+  async function findIndex(rootIndex: number, dirPath: string): Promise<{ answer: 'send' | 'refuse'; path: string; stats: Stats | null } | null> {
     for (const name of index) {
       const path = dirPath + name;
       const answer = await checkFile(rootIndex, path);
-      if (answer === 'send' || answer === 'refuse') return { answer, path };
+      if (typeof answer === 'object') return { answer: 'send', path, stats: answer };
+      if (answer === 'refuse') return { answer, path, stats: null };
     }
     return null;
   }

@@ -1,0 +1,263 @@
+/**
+ * In-memory cache of small hot static files (contents + validators), like nginx's open_file_cache.
+ *
+ * Keyed by the decoded, policy-checked request path (per static root set: one cache per
+ * registerStatic call). static.ts fills it only after its checkFile/realpath checks said "send",
+ * and serves an entry without touching the disk only within revalidate_ms of its last check; past
+ * that, static.ts runs the full resolution again (stat + realpath, so a deleted file or a symlink
+ * swapped to point outside the root is noticed) and reuses the entry only when the file it resolves
+ * to is the same (root, path, ino, size, mtime).
+ *
+ * The headers and the 304 decision reproduce what @fastify/send + static.ts's setHeaders produce
+ * for the same file, so a hit is indistinguishable from a miss.
+ */
+import type { Stats } from 'node:fs';
+import { open } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { LRUCache } from 'lru-cache';
+
+export interface HotCacheOptions {
+  /** total bytes of cached contents */
+  maxBytes: number;
+  /** larger files are never cached */
+  maxFileBytes: number;
+  /** entries older than this are re-checked (stat + realpath) before reuse */
+  revalidateMs: number;
+}
+
+export const DEFAULT_HOT_CACHE: Readonly<HotCacheOptions> = Object.freeze({
+  maxBytes: 16 * 1024 * 1024,
+  maxFileBytes: 64 * 1024,
+  revalidateMs: 1000,
+});
+
+export interface HotEntry {
+  readonly rootIndex: number;
+  /** root-relative path of the file sent (the index file for a directory request) */
+  readonly relPath: string;
+  readonly ino: number;
+  readonly size: number;
+  readonly mtimeMs: number;
+  readonly body: Buffer;
+  /** Content-Type as send sets it */
+  readonly contentType: string;
+  readonly lastModified: string | null;
+  /** the tag as sent (strong or weak) */
+  readonly etag: string | null;
+  /** the tag as send computes it (always W/), for send's comparisons */
+  readonly sendEtag: string | null;
+  readonly cacheControl: string;
+  /** performance.now() of the last check against the disk */
+  checkedAt: number;
+}
+
+export interface HeaderSettings {
+  etag: 'weak' | 'strong' | null;
+  lastModified: boolean;
+  /** precompressed on: @fastify/static adds Vary: accept-encoding to every file it sends */
+  vary: boolean;
+}
+
+// The very mime instance @fastify/send uses, so Content-Type cannot drift from it.
+const requireHere = createRequire(import.meta.url);
+const sendModule = createRequire(requireHere.resolve('@fastify/static'))('@fastify/send') as {
+  mime: { getType(path: string): string | null; default_type?: string };
+};
+const mime = sendModule.mime;
+
+/** send's isUtf8MimeType */
+function isUtf8MimeType(value: string): boolean {
+  const len = value.length;
+  return (len > 21 && value.startsWith('application/javascript')) || (len > 14 && value.startsWith('application/json')) || (len > 5 && value.startsWith('text/'));
+}
+
+/** Content-Type as @fastify/send sets it; null when send sets none (then we do not cache). */
+export function contentTypeOf(path: string): string | null {
+  let type = mime.getType(path) || mime.default_type;
+  if (!type) return null;
+  if (isUtf8MimeType(type)) type += '; charset=utf-8';
+  return type;
+}
+
+export class HotCache {
+  readonly options: HotCacheOptions;
+  private readonly lru: LRUCache<string, HotEntry>;
+
+  constructor(options: HotCacheOptions, private readonly settings: HeaderSettings) {
+    this.options = options;
+    this.lru = new LRUCache<string, HotEntry>({
+      maxSize: options.maxBytes,
+      // contents plus a little for the entry itself, so empty files still count
+      sizeCalculation: (entry) => entry.body.length + 256,
+      maxEntrySize: options.maxFileBytes + 256,
+    });
+  }
+
+  get size(): number {
+    return this.lru.size;
+  }
+
+  get calculatedSize(): number {
+    return this.lru.calculatedSize;
+  }
+
+  get(key: string): HotEntry | undefined {
+    return this.lru.get(key);
+  }
+
+  /** true while the entry may be served with no fs call */
+  isFresh(entry: HotEntry, now: number): boolean {
+    return now - entry.checkedAt < this.options.revalidateMs;
+  }
+
+  delete(key: string): void {
+    this.lru.delete(key);
+  }
+
+  /** Same file as the one cached (after a re-check said "send" for it). */
+  matches(entry: HotEntry, rootIndex: number, relPath: string, stats: Stats): boolean {
+    return entry.rootIndex === rootIndex && entry.relPath === relPath && entry.ino === stats.ino && entry.size === stats.size && entry.mtimeMs === stats.mtimeMs;
+  }
+
+  /** Re-inserts a re-checked entry as fresh. */
+  refresh(key: string, entry: HotEntry, now: number): void {
+    entry.checkedAt = now;
+    this.lru.set(key, entry);
+  }
+
+  /**
+   * Reads the file (checked by the caller: stats are from its stat of `file`) and caches it.
+   * Undefined when it cannot be cached (too big, changed meanwhile, unknown type, read error).
+   */
+  async fill(key: string, file: string, rootIndex: number, relPath: string, stats: Stats, cacheControl: string, now: number): Promise<HotEntry | undefined> {
+    if (stats.size > this.options.maxFileBytes) return undefined;
+    const contentType = contentTypeOf(file);
+    if (contentType === null) return undefined;
+    let handle;
+    try {
+      handle = await open(file, 'r');
+    } catch {
+      return undefined;
+    }
+    let body: Buffer;
+    let current: Stats;
+    try {
+      current = await handle.stat();
+      // Not the file the caller checked (swapped meanwhile), or growing: let send handle it.
+      if (current.ino !== stats.ino || current.size !== stats.size || current.mtimeMs !== stats.mtimeMs || !current.isFile()) return undefined;
+      body = Buffer.allocUnsafe(current.size);
+      let offset = 0;
+      while (offset < body.length) {
+        const { bytesRead } = await handle.read(body, offset, body.length - offset, offset);
+        if (bytesRead === 0) return undefined;
+        offset += bytesRead;
+      }
+    } catch {
+      return undefined;
+    } finally {
+      await handle.close().catch(() => {});
+    }
+    const { etag, lastModified } = this.settings;
+    const sendEtag = etag === null ? null : `W/"${current.size.toString(16)}-${current.mtime.getTime().toString(16)}"`;
+    const entry: HotEntry = {
+      rootIndex,
+      relPath,
+      ino: current.ino,
+      size: current.size,
+      mtimeMs: current.mtimeMs,
+      body,
+      contentType,
+      lastModified: lastModified ? current.mtime.toUTCString() : null,
+      etag: sendEtag === null ? null : etag === 'strong' ? sendEtag.slice(2) : sendEtag,
+      sendEtag,
+      cacheControl,
+      checkedAt: now,
+    };
+    this.lru.set(key, entry);
+    return entry;
+  }
+
+  /** Sends the entry as send would: 200 (GET/HEAD) or 304. */
+  serve(request: FastifyRequest, reply: FastifyReply, entry: HotEntry): true {
+    reply.code(200);
+    reply.header('accept-ranges', 'bytes');
+    if (entry.lastModified !== null) reply.header('last-modified', entry.lastModified);
+    if (entry.etag !== null) reply.header('etag', entry.etag);
+    reply.header('cache-control', entry.cacheControl);
+    if (this.settings.vary) addVaryAcceptEncoding(reply);
+    const headers = request.raw.headers;
+    if ((headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) && isNotModified(headers, entry)) {
+      reply.code(304);
+      reply.send();
+      return true;
+    }
+    reply.header('content-type', entry.contentType);
+    reply.header('content-length', entry.body.length);
+    reply.send(request.method === 'HEAD' ? '' : entry.body);
+    return true;
+  }
+}
+
+/** Requests a hit can answer: send's 412 (If-Match, If-Unmodified-Since) and 206/416 stay with send. */
+export function cacheableRequest(request: FastifyRequest): boolean {
+  const headers = request.raw.headers;
+  return headers.range === undefined && headers['if-match'] === undefined && headers['if-unmodified-since'] === undefined;
+}
+
+/** @fastify/send's isNotModifiedFailure, against the tag in send's (weak) form. */
+function isNotModified(headers: FastifyRequest['raw']['headers'], entry: HotEntry): boolean {
+  const cacheControl = headers['cache-control'];
+  if (cacheControl !== undefined && cacheControl.includes('no-cache')) return false;
+  const ifNoneMatch = headers['if-none-match'];
+  if (ifNoneMatch !== undefined) {
+    if (ifNoneMatch === '*') return true;
+    const etag = entry.sendEtag;
+    if (etag === null) return false;
+    for (const token of parseTokenList(ifNoneMatch)) {
+      if ((etag.length === token.length && token === etag) || (etag.length > token.length && `W/${token}` === etag)) return true;
+    }
+    return false;
+  }
+  const ifModifiedSince = headers['if-modified-since'];
+  if (ifModifiedSince !== undefined && entry.lastModified !== null) {
+    return Date.parse(entry.lastModified) <= Date.parse(ifModifiedSince);
+  }
+  return false;
+}
+
+/** send's parseTokenList: comma-separated, spaces trimmed. */
+function parseTokenList(value: string): string[] {
+  const out: string[] = [];
+  let start = 0;
+  let end = 0;
+  for (let i = 0, len = value.length; i < len; i++) {
+    switch (value.charCodeAt(i)) {
+      case 0x20:
+        if (start === end) start = end = i + 1;
+        break;
+      case 0x2c:
+        if (start !== end) out.push(value.slice(start, end));
+        start = end = i + 1;
+        break;
+      default:
+        end = i + 1;
+        break;
+    }
+  }
+  if (start !== end) out.push(value.slice(start, end));
+  return out;
+}
+
+/** @fastify/static's addVaryAcceptEncoding. */
+function addVaryAcceptEncoding(reply: FastifyReply): void {
+  const current = reply.getHeader('vary');
+  if (current === undefined) {
+    reply.header('vary', 'accept-encoding');
+    return;
+  }
+  const value = Array.isArray(current) ? current.join(', ') : String(current);
+  const tokens = value.split(',').map((t) => t.trim().toLowerCase());
+  if (tokens.includes('*') || tokens.includes('accept-encoding')) return;
+  reply.header('vary', `${value}, accept-encoding`);
+}
