@@ -13,7 +13,7 @@
  */
 import type { Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import send from '@fastify/send';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 
@@ -59,12 +59,9 @@ export interface HeaderSettings {
   vary: boolean;
 }
 
-// The very mime instance @fastify/send uses, so Content-Type cannot drift from it.
-const requireHere = createRequire(import.meta.url);
-const sendModule = createRequire(requireHere.resolve('@fastify/static'))('@fastify/send') as {
-  mime: { getType(path: string): string | null; default_type?: string };
-};
-const mime = sendModule.mime;
+// The very mime instance @fastify/send uses (the same version @fastify/static depends on, deduped
+// by pnpm), so Content-Type cannot drift from it. No import.meta: the single binary bundles to CJS.
+const mime = (send as unknown as { mime: { getType(path: string): string | null; default_type?: string } }).mime;
 
 /** send's isUtf8MimeType */
 function isUtf8MimeType(value: string): boolean {
