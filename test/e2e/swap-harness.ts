@@ -6,9 +6,10 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pool } from 'undici';
+import { Pool, request } from 'undici';
 import { freePort } from '../helpers/free-port.js';
 import { FIXTURES, SERVER_MAIN } from '../helpers/warmpool-server.js';
+import { expect } from 'vitest';
 
 export const SWAP_MAIN = fileURLToPath(new URL('../../apps/swap/dist/main.js', import.meta.url));
 export const SWAP_YAML = join(FIXTURES, 'server', 'swap.yaml');
@@ -161,4 +162,29 @@ export function load(port: number, connections = 32): { stop(): Promise<LoadResu
       return result;
     },
   };
+}
+
+/**
+ * Swaps to a broken v2 under load and checks the rollback: the swap exits 1, no request failed,
+ * only v1 answered, and blue is still the one active child. Returns the swap CLI's result.
+ */
+export async function brokenSwap(supervisor: Supervisor, dir: string, name: string, env: Record<string, string>): Promise<CliResult> {
+  const bluePid = supervisor.state().active!.pid;
+  const binary = await makeBinary(dir, name, { APP_VERSION: 'v2', ...env });
+  const traffic = load(supervisor.httpPort);
+  await new Promise((r) => setTimeout(r, 200));
+  const swap = await swapCli(['swap', '--binary', binary, '--state', supervisor.stateDir]);
+  await new Promise((r) => setTimeout(r, 200));
+  const result = await traffic.stop();
+  expect(swap.code).toBe(1);
+  expect(result.errors.slice(0, 5)).toEqual([]);
+  expect(result.failed).toBe(0);
+  expect(result.retried).toBe(0);
+  expect([...result.versions.keys()]).toEqual(['v1']);
+  expect(supervisor.state().active!.pid).toBe(bluePid);
+  expect(supervisor.state().children).toHaveLength(1);
+  const after = await request(`http://127.0.0.1:${supervisor.httpPort}/`);
+  expect(await after.body.text()).toBe('v1');
+  expect(swap.stdout + swap.stderr).toMatch(/keeps serving/);
+  return swap;
 }

@@ -1,10 +1,9 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../helpers/php.js';
-import { load, makeBinary, startSupervisor, swapCli, type Supervisor } from './swap-harness.js';
+import { brokenSwap as brokenSwapUnderLoad, makeBinary, startSupervisor, type Supervisor } from './swap-harness.js';
 
 // A broken v2 never takes traffic: it is killed, blue keeps serving with zero failed requests, and
 // `warmpool-swap swap` exits 1 with the reason.
@@ -21,27 +20,7 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-async function brokenSwap(name: string, env: Record<string, string>) {
-  const s = supervisor!;
-  const bluePid = s.state().active!.pid;
-  const binary = await makeBinary(dir, name, { APP_VERSION: 'v2', ...env });
-  const traffic = load(s.httpPort);
-  await new Promise((r) => setTimeout(r, 200));
-  const swap = await swapCli(['swap', '--binary', binary, '--state', s.stateDir]);
-  await new Promise((r) => setTimeout(r, 200));
-  const result = await traffic.stop();
-  expect(swap.code).toBe(1);
-  expect(result.errors.slice(0, 5)).toEqual([]);
-  expect(result.failed).toBe(0);
-  expect(result.retried).toBe(0);
-  expect([...result.versions.keys()]).toEqual(['v1']);
-  expect(s.state().active!.pid).toBe(bluePid);
-  expect(s.state().children).toHaveLength(1);
-  const after = await request(`http://127.0.0.1:${s.httpPort}/`);
-  expect(await after.body.text()).toBe('v1');
-  expect(swap.stdout + swap.stderr).toMatch(/keeps serving/);
-  return swap;
-}
+const brokenSwap = (name: string, env: Record<string, string>) => brokenSwapUnderLoad(supervisor!, dir, name, env);
 
 describe('warmpool-swap rollback of a broken green', () => {
   it('bad config: config check fails, green never starts', async () => {
