@@ -11,7 +11,8 @@
 // /metrics the warmpool plugin's exposition for each site (rendered by the site's own plugin
 //          instance), merged with a `site` label on every sample.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Pool, PoolStats } from '@warmpool/pool';
+import { livenessOf, readinessOf, workerCounts } from '@warmpool/fastify';
+import type { Pool } from '@warmpool/pool';
 
 export const STATUS_HEALTH_PATH = '/health';
 export const STATUS_READY_PATH = '/ready';
@@ -68,21 +69,14 @@ export interface StatusReport {
   sites: Record<string, SiteReport>;
 }
 
-function workersOf(stats: PoolStats): SiteReport['workers'] {
-  return { ready: stats.workers.ready, working: stats.workers.working, booting: stats.workers.booting, stopping: stats.workers.stopping };
-}
-
 /** Liveness: the same per-site rule as the plugin's /health. */
 export function health(state: OpsState): StatusReport {
   const sites: Record<string, SiteReport> = {};
   let status = 'ok';
   for (const [name, pool] of state.pools()) {
     const stats = pool.stats();
-    const workers = workersOf(stats);
-    let site = 'ok';
-    if (stats.closing) site = 'closing';
-    else if (workers.ready + workers.working === 0 && stats.bootError !== null) site = 'failing';
-    sites[name] = { status: site, workers };
+    const site = livenessOf(stats);
+    sites[name] = { status: site, workers: workerCounts(stats) };
     if (site !== 'ok' && status === 'ok') status = site;
   }
   return { status, sites };
@@ -94,13 +88,8 @@ export function readiness(state: OpsState): StatusReport {
   let status = state.draining() ? 'draining' : 'ready';
   for (const [name, pool] of state.pools()) {
     const stats = pool.stats();
-    const workers = workersOf(stats);
-    let site = 'ready';
-    if (stats.closing) site = 'closing';
-    else if (state.draining()) site = 'draining';
-    // A dynamic pool scaled to zero on purpose can still take work (the request boots a worker).
-    else if (workers.ready + workers.working === 0 && !(stats.numWorkers === 0 && stats.bootError === null)) site = 'not_ready';
-    sites[name] = { status: site, workers };
+    const site = readinessOf(stats, state.draining());
+    sites[name] = { status: site, workers: workerCounts(stats) };
     if (site !== 'ready' && status === 'ready') status = site;
   }
   if (state.pools().size === 0 && status === 'ready') status = 'not_ready';

@@ -69,9 +69,26 @@ interface WorkerCounts {
   stopping: number;
 }
 
-function workerCounts(stats: PoolStats): WorkerCounts {
+export function workerCounts(stats: PoolStats): WorkerCounts {
   const w = stats.workers;
   return { ready: w.ready, working: w.working, booting: w.booting, stopping: w.stopping };
+}
+
+/** Liveness of one pool (the one rule /health here and the server's status listener share). */
+export function livenessOf(stats: PoolStats): 'ok' | 'closing' | 'failing' {
+  if (stats.closing) return 'closing';
+  if (stats.workers.ready + stats.workers.working === 0 && stats.bootError !== null) return 'failing';
+  return 'ok';
+}
+
+/** Readiness of one pool: it can take work now and no drain has started. */
+export function readinessOf(stats: PoolStats, draining: boolean): 'ready' | 'closing' | 'draining' | 'not_ready' {
+  if (stats.closing) return 'closing';
+  if (draining) return 'draining';
+  // A dynamic pool scaled to zero on purpose can still take work (the request boots a worker).
+  const scaledToZero = stats.numWorkers === 0 && stats.bootError === null;
+  if (stats.workers.ready + stats.workers.working === 0 && !scaledToZero) return 'not_ready';
+  return 'ready';
 }
 
 /**
@@ -90,11 +107,8 @@ export function registerHealth(app: FastifyInstance, pool: Pool, options: Resolv
       handler: (request: FastifyRequest, reply: FastifyReply) => {
         markOpsRequest(request);
         const stats = pool.stats();
-        const workers = workerCounts(stats);
-        let status = 'ok';
-        if (stats.closing) status = 'closing';
-        else if (workers.ready + workers.working === 0 && stats.bootError !== null) status = 'failing';
-        return send(reply, status === 'ok' ? 200 : 503, status, workers);
+        const status = livenessOf(stats);
+        return send(reply, status === 'ok' ? 200 : 503, status, workerCounts(stats));
       },
     });
   }
@@ -107,13 +121,8 @@ export function registerHealth(app: FastifyInstance, pool: Pool, options: Resolv
       handler: (request: FastifyRequest, reply: FastifyReply) => {
         markOpsRequest(request);
         const stats = pool.stats();
-        const workers = workerCounts(stats);
-        let status = 'ready';
-        if (stats.closing) status = 'closing';
-        else if (draining) status = 'draining';
-        // A dynamic pool scaled to zero on purpose can still take work (the request boots a worker).
-        else if (workers.ready + workers.working === 0 && !(stats.numWorkers === 0 && stats.bootError === null)) status = 'not_ready';
-        return send(reply, status === 'ready' ? 200 : 503, status, workers);
+        const status = readinessOf(stats, draining);
+        return send(reply, status === 'ready' ? 200 : 503, status, workerCounts(stats));
       },
     });
   }

@@ -11,7 +11,7 @@ export type { UploadOptions } from './http/uploads.js';
 export type { AccessRule } from './network/access.js';
 export type { LimitOptions } from './limits.js';
 export { serverLimits, resolveLimits, DEFAULT_MAX_REQUEST_SIZE_MB } from './limits.js';
-export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH } from './health.js';
+export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export { DEFAULT_METRICS_PATH } from './metrics.js';
 
 /** `fastify.warmpool`: the running pool and what operators do with it. */
