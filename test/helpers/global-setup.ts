@@ -1,5 +1,9 @@
 import { execFileSync } from 'node:child_process';
-import { phpPids } from './php.js';
+import { randomUUID } from 'node:crypto';
+import { phpPids, phpPidsOfRun, TEST_RUN_VARIABLE } from './php.js';
+
+const run = randomUUID();
+let before: ReadonlySet<number> = new Set();
 
 // Every test spawns real PHP: fail fast with the fix when it is missing, and prove at the end that
 // no test left a php process behind.
@@ -9,13 +13,18 @@ export function setup(): void {
   } catch {
     throw new Error('php is not installed: run `apt-get install -y php-cli` (or `bash .ci/run`, which installs it)');
   }
+  // Stamp this run: test workers, and every php they start, inherit the variable, so the teardown
+  // counts only this run's php even when another run shares the machine.
+  process.env[TEST_RUN_VARIABLE] = run;
+  before = new Set(phpPids());
 }
 
 export async function teardown(): Promise<void> {
   // Give exiting workers a moment to be reaped.
-  for (let i = 0; i < 50 && phpPids().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-  const left = phpPids();
-  if (left.length > 0) {
-    throw new Error(`php processes left running after the suite: ${left.join(', ')} — a pool or test does not clean up`);
+  const left = () => phpPidsOfRun(run, before);
+  for (let i = 0; i < 50 && left().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+  const leftOver = left();
+  if (leftOver.length > 0) {
+    throw new Error(`php processes left running after the suite: ${leftOver.join(', ')} — a pool or test does not clean up`);
   }
 }

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 /** Absolute path of a PHP fixture in test/fixtures/php. */
@@ -8,6 +9,32 @@ export function fixture(name: string): string {
 
 /** Pids of php processes currently running on this machine. */
 export function phpPids(): number[] {
+  return allPhpPids();
+}
+
+/** The variable the global setup stamps on this run's environment; every php a test starts inherits it. */
+export const TEST_RUN_VARIABLE = 'WARMPOOL_TEST_RUN';
+
+/**
+ * php processes this test run left: those carrying this run's stamp, plus unstamped ones that were
+ * not running when the run began (a test that gave php an environment of its own). php started by
+ * another run on the same machine carries that run's stamp and is not counted.
+ */
+export function phpPidsOfRun(run: string, before: ReadonlySet<number>): number[] {
+  return allPhpPids().filter((pid) => {
+    let environ: string;
+    try {
+      environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+    } catch {
+      return false; // exited meanwhile
+    }
+    const stamp = environ.split('\0').find((entry) => entry.startsWith(`${TEST_RUN_VARIABLE}=`));
+    if (stamp === undefined) return !before.has(pid);
+    return stamp === `${TEST_RUN_VARIABLE}=${run}`;
+  });
+}
+
+function allPhpPids(): number[] {
   try {
     return execFileSync('pgrep', ['-x', 'php'], { encoding: 'utf8' })
       .split('\n')
