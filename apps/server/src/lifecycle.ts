@@ -2,9 +2,9 @@
 // with LISTEN_FDS), signals, and the drain.
 //
 // Signals:
-//   SIGTERM, SIGINT  drain: /ready answers 503, listeners stop accepting, idle keep-alive
-//                    connections close, in-flight requests finish (their connections close after
-//                    the reply), then the pools stop their workers; exit 0. A second SIGINT or
+//   SIGTERM, SIGINT  drain: /ready answers 503, listeners stop accepting, in-flight requests
+//                    finish (their connections close after the reply), idle keep-alive connections
+//                    close after DRAIN_IDLE_GRACE_MS, then the pools stop their workers; exit 0. A second SIGINT or
 //                    SIGTERM exits at once with 1 (workers are killed).
 //   SIGHUP           reload what can change live: TLS certificate and key, log levels (the rest
 //                    of the file is compared and what needs a restart is named).
@@ -18,13 +18,15 @@
 import { fstatSync } from 'node:fs';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
-import type { Server as NetServer, Socket } from 'node:net';
+import { Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { ListenError, ListenFdsError } from './errors.js';
 
 export type ListenerName = 'http' | 'https' | 'status' | 'metrics';
 /** Order in which unnamed LISTEN_FDS sockets are given to the configured listeners. */
 export const LISTENER_ORDER: readonly ListenerName[] = ['http', 'https', 'status', 'metrics'];
 const SD_LISTEN_FDS_START = 3;
+/** How long an idle keep-alive connection may still bring a request once the drain starts. */
+export const DRAIN_IDLE_GRACE_MS = 500;
 
 export interface Listener {
   name: ListenerName;
@@ -136,18 +138,27 @@ export class ConnectionTracker {
   #responses = new Set<ServerResponse>();
   #sessions = new Set<Http2Session>();
   #draining = false;
+  #idleTimer: NodeJS.Timeout | undefined;
+  #servers = new Set<NetServer>();
 
   get draining(): boolean {
     return this.#draining;
   }
 
+  /** Whether this tracker knows (and so drains) the server's connections. */
+  watches(server: NetServer): boolean {
+    return this.#servers.has(server);
+  }
+
   /** Plain HTTP/1 server. */
   watchHttp1(server: HttpServer): void {
+    this.#servers.add(server);
     server.on('connection', (socket: Socket) => this.#addSocket(socket));
   }
 
   /** HTTPS server (HTTP/2 with HTTP/1.1 fallback). */
   watchHttp2(server: Http2SecureServer): void {
+    this.#servers.add(server);
     server.on('session', (session: Http2Session) => {
       if (this.#draining) {
         session.close();
@@ -185,12 +196,19 @@ export class ConnectionTracker {
     }) as H;
   }
 
-  /** Starts the drain: idle sockets end now, busy ones after their reply, sessions get GOAWAY. */
-  drain(): void {
+  /**
+   * Starts the drain: busy sockets end after their reply, sessions get GOAWAY, and idle sockets end
+   * after `idleGraceMs`. The grace is for a keep-alive client whose next request is already on the
+   * wire: ending its socket at once would reset that request, which the client never saw refused.
+   * Within the grace the request is served (with Connection: close) like any other.
+   */
+  drain(idleGraceMs = DRAIN_IDLE_GRACE_MS): void {
     this.#draining = true;
     for (const response of this.#responses) if (!response.headersSent) response.shouldKeepAlive = false;
-    for (const socket of this.#sockets) if (!this.#active.has(socket)) socket.end();
     for (const session of this.#sessions) session.close();
+    this.#idleTimer = setTimeout(() => {
+      for (const socket of this.#sockets) if (!this.#active.has(socket)) socket.end();
+    }, idleGraceMs);
   }
 
   /** In-flight HTTP/1 requests plus open HTTP/2 sessions. */
@@ -200,6 +218,7 @@ export class ConnectionTracker {
 
   /** The drain took too long: cut what is left. */
   destroyAll(): void {
+    clearTimeout(this.#idleTimer);
     for (const socket of this.#sockets) socket.destroy();
     for (const session of this.#sessions) session.destroy();
   }
@@ -219,14 +238,20 @@ export class ConnectionTracker {
   }
 }
 
-/** Stops accepting on each server and resolves when every connection of each has ended. */
-export function closeServers(servers: readonly NetServer[]): Promise<void> {
+/**
+ * Stops accepting on each server and resolves when every connection of each has ended. A server
+ * the tracker watches is closed with net.Server's close, on purpose: http.Server's (Node >= 19)
+ * also destroys idle keep-alive connections at once, which would reset a request already on its
+ * way (the tracker's drain ends them after a grace instead).
+ */
+export function closeServers(servers: readonly NetServer[], tracker?: ConnectionTracker): Promise<void> {
   return Promise.all(
     servers.map(
       (server) =>
         new Promise<void>((resolve) => {
           if (!server.listening) return resolve();
-          server.close(() => resolve());
+          if (tracker?.watches(server) === true) NetServerClass.prototype.close.call(server, () => resolve());
+          else server.close(() => resolve());
         }),
     ),
   ).then(() => {});

@@ -234,8 +234,8 @@ class ServerState {
     this.#options.loggers.root.info({ signal }, 'draining');
     // 1. /ready answers 503 on the status listener from now on
     draining.value = true;
-    // 2. stop accepting; idle keep-alive connections end now, busy ones after their reply
-    const closed = closeServers(listeners.map((l) => l.server));
+    // 2. stop accepting; busy keep-alive connections end after their reply, idle ones after a short grace
+    const closed = closeServers(listeners.map((l) => l.server), tracker);
     tracker.drain();
     const timer = setTimeout(() => {
       out.warn(`drain: connections still open after ${formatDuration(this.#drainBoundMs())}; closing them`);
