@@ -1,5 +1,6 @@
 // The PHP SDK (packages/php-worker) against a real pool: HttpWorker request decoding and replies in
 // both codecs, streaming and cancel, the PSR-7 bridge, and output handling on both relays.
+import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -188,6 +189,29 @@ describe('HttpWorker', () => {
       expect(JSON.parse(ok.body.toString()).count).toBe(1); // undecodable requests are not counted
     });
   });
+});
+
+describe('large bodies', () => {
+  // Around the SDK's 64 KiB threshold and well past it, on each relay, with small requests between
+  // the large ones on the same warm worker (the read buffering must come back after a large read).
+  const SIZES = [0, 100, 65535, 65536, 65537, 1024 * 1024 + 7, 3 * 1024 * 1024];
+  for (const relay of ['pipes', 'fds', 'unix'] as const) {
+    it(`cross the ${relay} relay whole both ways (${SIZES.join(', ')} bytes)`, async () => {
+      const options: PoolOptions = { command: ['php', fixture('sdk-http-big.php')], relay: relay === 'unix' ? `unix://${join(tmpdir(), `wp-big-${process.pid}.sock`)}` : relay };
+      await withPool(options, async (pool) => {
+        for (const size of [...SIZES, ...SIZES.slice().reverse()]) {
+          const body = Buffer.alloc(size);
+          for (let i = 0; i < size; i++) body[i] = (i * 31 + size) & 0xff;
+          const { flags, context } = encodeRequestContext(requestContext({ method: 'POST' }), 'json');
+          const reply = await pool.exec({ flags, context, body: size === 0 ? null : body });
+          const head = decodeResponseContext(reply.flags, reply.context);
+          expect(head.status).toBe(200);
+          expect(head.headers['X-Body-Sha1']).toEqual([createHash('sha1').update(body).digest('hex')]);
+          expect(Buffer.compare(reply.body, Buffer.from(body).reverse())).toBe(0);
+        }
+      });
+    });
+  }
 });
 
 describe('HttpWorker::respondStream', () => {

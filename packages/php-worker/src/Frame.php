@@ -43,6 +43,16 @@ final class Frame
         return self::encode($flags, $context . $body, [\strlen($context)], $control);
     }
 
+    /**
+     * A data frame up to the end of its context: header, option and context. The body follows on
+     * the wire as it is, so a large body is written without being copied into a frame string.
+     */
+    public static function dataHead(int $flags, string $context, int $bodyLength, int $control = 0): string
+    {
+        $head = \pack('CCV', (1 << 4) | 4, $flags, \strlen($context) + $bodyLength);
+        return $head . \pack('V', \crc32($head)) . \chr($control) . "\0" . \pack('V', \strlen($context)) . $context;
+    }
+
     public function context(): string
     {
         return isset($this->options[0]) ? \substr($this->payload, 0, $this->options[0]) : '';

@@ -11,12 +11,19 @@ namespace Warmpool;
  */
 final class Relay
 {
+    /** Bodies from this size on are written after their frame head instead of copied into it. */
+    private const LARGE_BODY = 65536;
+
     /** @param resource $in @param resource $out */
     private function __construct(
         private $in,
         private $out,
         public readonly bool $usesStdout,
     ) {
+        // Let reads and writes on a socket block until done: with a timeout PHP sends with
+        // MSG_DONTWAIT, so a 1 MiB frame went out in many partial sends with a poll between each.
+        @\stream_set_timeout($in, -1);
+        @\stream_set_timeout($out, -1);
     }
 
     public static function fromEnvironment(): self
@@ -82,7 +89,18 @@ final class Relay
         return null;
     }
 
-    public function write(string $frame): void
+    /** A data frame (Frame::data); a large body is written as it is, after the frame head, not copied. */
+    public function writeData(int $flags, string $context, string $body, int $control = 0): void
+    {
+        if (\strlen($body) < self::LARGE_BODY) {
+            $this->write(Frame::data($flags, $context, $body, $control));
+            return;
+        }
+        $this->write(Frame::dataHead($flags, $context, \strlen($body), $control), false);
+        $this->write($body);
+    }
+
+    public function write(string $frame, bool $flush = true): void
     {
         $length = \strlen($frame);
         for ($written = 0; $written < $length; $written += $n) {
@@ -91,11 +109,16 @@ final class Relay
                 throw new \RuntimeException('relay closed: cannot write to the server');
             }
         }
-        \fflush($this->out);
+        if ($flush) {
+            \fflush($this->out);
+        }
     }
 
     private function readExactly(int $length): ?string
     {
+        if ($length >= self::LARGE_BODY) {
+            return $this->readLarge($length);
+        }
         $data = '';
         while (\strlen($data) < $length) {
             $chunk = \fread($this->in, $length - \strlen($data));
@@ -109,6 +132,25 @@ final class Relay
                 continue;
             }
             $data .= $chunk;
+        }
+        return $data;
+    }
+
+    /**
+     * A large payload (inside a frame, so the stream is not at its end): read unbuffered straight
+     * into one string, in as few reads as the kernel allows, instead of 8 KiB buffered reads appended
+     * one by one (what was buffered already is taken first).
+     */
+    private function readLarge(int $length): string
+    {
+        \stream_set_read_buffer($this->in, 0);
+        try {
+            $data = \stream_get_contents($this->in, $length);
+        } finally {
+            \stream_set_read_buffer($this->in, 8192);
+        }
+        if ($data === false || \strlen($data) !== $length) {
+            throw new \RuntimeException('relay closed inside a frame');
         }
         return $data;
     }

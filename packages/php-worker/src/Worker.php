@@ -82,7 +82,7 @@ final class Worker
             $this->streaming = false;
             $this->streamFrames = 0;
         }
-        $this->relay->write(Frame::data($payload->codec, $payload->context, $payload->body, $control));
+        $this->relay->writeData($payload->codec, $payload->context, $payload->body, $control);
     }
 
     /** Reports a failed request; the worker stays in service. Never call it after respond() for the same request. */
