@@ -39,7 +39,7 @@ beforeAll(() => {
   writeFileSync(join(pub, 'a.css'), 'body { color: red }\n');
   writeFileSync(join(pub, 'app.js'), 'console.log(1)\n');
   writeFileSync(join(pub, 'docs', 'index.html'), '<h1>docs</h1>\n');
-  writeFileSync(join(pub, 'big.txt'), 'x'.repeat(70 * 1024));
+  writeFileSync(join(pub, 'big.txt'), 'x'.repeat(1024 * 1024 + 1)); // just over the default max_file_bytes
   writeFileSync(join(pub, 'zipped.txt'), 'zipped\n');
   writeFileSync(join(pub, 'zipped.txt.gz'), 'not really gzip');
   writeFileSync(join(outside, 'secret.txt'), 'TOP SECRET\n');
@@ -84,7 +84,7 @@ function headersOf(res: { headers: Record<string, unknown> }): Record<string, un
 
 describe('static.hot_cache options', () => {
   it('defaults on, false turns it off, bad values name the key', () => {
-    expect(resolveStaticOptions({ root: pub })!.hotCache).toEqual({ maxBytes: 16 * 1024 * 1024, maxFileBytes: 64 * 1024, revalidateMs: 1000 });
+    expect(resolveStaticOptions({ root: pub })!.hotCache).toEqual({ maxBytes: 16 * 1024 * 1024, maxFileBytes: 1024 * 1024, revalidateMs: 1000 });
     expect(resolveStaticOptions({ root: pub, hot_cache: false })!.hotCache).toBeNull();
     expect(resolveStaticOptions({ root: pub, hot_cache: { max_bytes: 1000, max_file_bytes: 10 } })!.hotCache).toEqual({ maxBytes: 1000, maxFileBytes: 10, revalidateMs: 1000 });
     const bad: [unknown, string][] = [

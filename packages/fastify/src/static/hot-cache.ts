@@ -28,7 +28,7 @@ export interface HotCacheOptions {
 
 export const DEFAULT_HOT_CACHE: Readonly<HotCacheOptions> = Object.freeze({
   maxBytes: 16 * 1024 * 1024,
-  maxFileBytes: 64 * 1024,
+  maxFileBytes: 1024 * 1024,
   revalidateMs: 1000,
 });
 

@@ -37,7 +37,7 @@ export interface StaticOptions {
 export interface HotCacheOption {
   /** total bytes of cached contents; default 16 MiB */
   max_bytes?: number;
-  /** larger files are never cached; default 64 KiB */
+  /** larger files are never cached; default 1 MiB */
   max_file_bytes?: number;
   /** a cached file is served with no fs call for this long, then re-checked; default 1000 */
   revalidate_ms?: number;
@@ -163,7 +163,7 @@ function resolveHotCache(raw: unknown): HotCacheOptions | null {
   if (raw === false) return null;
   if (raw === undefined || raw === true) return { ...DEFAULT_HOT_CACHE };
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new InvalidOptionError('static.hot_cache', 'must be false or an object such as { max_bytes: 16777216, max_file_bytes: 65536, revalidate_ms: 1000 }');
+    throw new InvalidOptionError('static.hot_cache', 'must be false or an object such as { max_bytes: 16777216, max_file_bytes: 1048576, revalidate_ms: 1000 }');
   }
   for (const key of Object.keys(raw)) {
     if (!HOT_CACHE_KNOWN.includes(key)) {
