@@ -6,7 +6,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import compress from '@fastify/compress';
 import { InvalidOptionError } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
@@ -150,7 +149,8 @@ export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyI
       if (typeof type === 'string' && SKIP_COMPRESSION.test(type)) request.headers['x-no-compression'] = '1';
       done(null, payload);
     });
-    await app.register(compress, {
+    // loaded only when compression is on
+    await app.register(import('@fastify/compress'), {
       global: true,
       // Request bodies reach PHP as sent (RR does the same); inflating them here would also let a
       // small gzip bomb expand past max_request_size before PHP's own checks.

@@ -3,7 +3,6 @@
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import httpProxy from '@fastify/http-proxy';
 import { parseDuration, type Duration } from '@warmpool/pool';
 import { InvalidOptionError } from '@warmpool/fastify';
 
@@ -47,7 +46,8 @@ interface ResolvedRoute {
 export function registerProxies<S extends RawServerBase>(app: FastifyInstance<S>, routes: readonly ProxyRoute[]): void {
   const resolved = resolveProxyRoutes(routes);
   for (const route of resolved) {
-    app.register(httpProxy, {
+    // loaded only when a route is configured: it brings undici and ws (about 130 modules)
+    app.register(import('@fastify/http-proxy'), {
       prefix: route.prefix,
       upstream: route.upstream,
       rewritePrefix: route.rewritePrefix,
