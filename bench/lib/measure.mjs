@@ -8,6 +8,8 @@ import { runWrk } from './wrk.mjs';
 
 const MB = 1024 * 1024;
 const SAMPLE_EVERY_MS = 250;
+/** USER_HZ: /proc/<pid>/stat counts CPU time in these (100 on Linux) */
+const TICKS_PER_SECOND = 100;
 const RETRY_PAUSE_MS = 2000;
 
 function pssBytes(pid) {
@@ -29,6 +31,10 @@ function pssBytes(pid) {
  * 2-core machine skew a figure; run.mjs marks such figures.
  */
 export function startSampler(roots, nodePid) {
+  // CPU of the contender's own tree (server + workers): per request, the cost of one request on
+  // this stack, which other jobs on the machine disturb far less than the request rate.
+  const treeTicks = () => processTree(roots).reduce((sum, pid) => sum + (cpuTicks(pid) ?? 0), 0);
+  const treeAtStart = treeTicks();
   let peakRss = 0;
   let peakPss = 0;
   let peakNode = 0;
@@ -69,7 +75,8 @@ export function startSampler(roots, nodePid) {
     const elapsed = lastMachine.total - firstMachine.total;
     const cores = os.availableParallelism();
     const backgroundCores = elapsed > 0 ? Math.max(0, ((lastMachine.busy - firstMachine.busy - oursAtLast) / elapsed) * cores) : 0;
-    return { rssMb: peakRss / MB, pssMb: peakPss / MB, nodeRssMb: nodePid === null ? null : peakNode / MB, backgroundCores };
+    const cpuMs = ((treeTicks() - treeAtStart) * 1000) / TICKS_PER_SECOND;
+    return { rssMb: peakRss / MB, pssMb: peakPss / MB, nodeRssMb: nodePid === null ? null : peakNode / MB, backgroundCores, cpuMs };
   };
 }
 
@@ -160,7 +167,7 @@ export async function measure({ baseUrl, scenario, started, connections, seconds
         const memory = stop();
         const dead = anyExited(started.groups);
         if (dead !== null) throw new Error(`${dead.spawnfile} died during the run (code ${dead.exitCode}, signal ${dead.signalCode})`);
-        const sample = { ...wrk, ...memory };
+        const sample = { ...wrk, ...memory, cpuUsPerRequest: wrk.requests > 0 ? (memory.cpuMs * 1000) / wrk.requests : null };
         onRun?.(conns, i, sample, attempt);
         if (best === null || sample.backgroundCores < best.backgroundCores) best = sample;
         if (sample.backgroundCores <= noisyCores) break;
@@ -175,6 +182,7 @@ export async function measure({ baseUrl, scenario, started, connections, seconds
       rssMb: median(samples.map((s) => s.rssMb)),
       pssMb: median(samples.map((s) => s.pssMb)),
       nodeRssMb: started.nodePid === null ? null : median(samples.map((s) => s.nodeRssMb)),
+      cpuUsPerRequest: median(samples.map((s) => s.cpuUsPerRequest ?? 0)),
       non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
       socketErrors: samples.reduce((sum, s) => sum + s.socketErrors, 0),
       backgroundCores: Math.max(...samples.map((s) => s.backgroundCores)),

@@ -11,6 +11,7 @@ export const COLUMNS = [
   ['rps', 'rps'],
   ['p50', 'p50 ms'],
   ['p99', 'p99 ms'],
+  ['cpu', 'CPU µs/req'],
   ['rss', 'RSS MB'],
   ['pss', 'PSS MB'],
   ['node', 'Node RSS MB'],
@@ -50,6 +51,7 @@ export function tableCells(rows) {
         rps: r === null ? 'n/a' : `${fixed(r.rps, 0)}${r.backgroundCores > NOISY_CORES ? '*' : ''}`,
         p50: r === null ? 'n/a' : ms(r.p50Ms),
         p99: r === null ? 'n/a' : ms(r.p99Ms),
+        cpu: r === null ? 'n/a' : fixed(r.cpuUsPerRequest, 0),
         rss: r === null ? 'n/a' : fixed(r.rssMb, 0),
         pss: r === null ? 'n/a' : fixed(r.pssMb, 0),
         node: r === null ? 'n/a' : fixed(r.nodeRssMb, 0),
@@ -62,7 +64,7 @@ export function tableCells(rows) {
   return out;
 }
 
-const RIGHT = new Set(['conns', 'rps', 'p50', 'p99', 'rss', 'pss', 'node', 'non2xx', 'sockerr']);
+const RIGHT = new Set(['conns', 'rps', 'p50', 'p99', 'cpu', 'rss', 'pss', 'node', 'non2xx', 'sockerr']);
 
 export function textTable(cells) {
   const widths = COLUMNS.map(([key, title]) => Math.max(title.length, ...cells.map((c) => c[key].length)));
