@@ -2,7 +2,8 @@
 // own and write garbage, while 64 connections hammer the server for CHAOS_SECONDS (10 in CI,
 // 60 with `pnpm test:soak`). Every request must get a response with a documented status, the pool
 // must come back to size, and nothing may be left behind: php processes, temp uploads, memory.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormData, Pool } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fixture } from '../helpers/php.js';
+import { fixture, phpPids } from '../helpers/php.js';
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
 const CONNECTIONS = 64;
@@ -21,27 +22,39 @@ function rssMiB(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
 }
 
-function chaosWorkers(): number[] {
-  try {
-    return execFileSync('pgrep', ['-f', 'chaos.php'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+// Each server stamps its environment (its workers inherit it), so "no php left" counts this
+// server's workers only: not another run's on the same machine, nor an earlier test's.
+const STAMP = 'CHAOS_SERVER_ID';
+function chaosWorkers(id: string): number[] {
+  return phpPids().filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${STAMP}=${id}`);
+    } catch {
+      return false; // exited meanwhile
+    }
+  });
 }
 
 describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
   const uploads = mkdtempSync(join(tmpdir(), 'warmpool-chaos-'));
-  let server: ChildProcess | null = null;
+  // every server started, so a failed test cannot leave one (and its workers) running
+  const servers: ChildProcess[] = [];
+  const id = randomUUID();
+  const startServer = (env: Record<string, string>) => {
+    const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/chaos-server.mjs', import.meta.url))], {
+      env: { ...process.env, CHAOS_WORKER: fixture('chaos.php'), UPLOADS_DIR: uploads, WORKERS: String(WORKERS), [STAMP]: id, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    servers.push(child);
+    return child;
+  };
   afterAll(() => {
-    server?.kill('SIGKILL');
+    for (const s of servers) if (s.exitCode === null && s.signalCode === null) s.kill('SIGKILL');
     rmSync(uploads, { recursive: true, force: true });
   });
 
   it('answers every request with 200/502/503/504, recovers, and leaks nothing', async () => {
-    server = spawn(process.execPath, [fileURLToPath(new URL('../helpers/chaos-server.mjs', import.meta.url))], {
-      env: { ...process.env, CHAOS_WORKER: fixture('chaos.php'), UPLOADS_DIR: uploads, WORKERS: String(WORKERS) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const server = startServer({});
     const [line] = (await once(server.stdout!, 'data')) as [Buffer];
     const port = Number(/listening (\d+)/.exec(line.toString())![1]);
     const client = new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS, headersTimeout: 10_000, bodyTimeout: 10_000 });
@@ -49,7 +62,7 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
     let networkErrors = 0;
     const deadline = Date.now() + SECONDS * 1000;
     const rss: number[] = [];
-    const sampler = setInterval(() => rss.push(rssMiB(server!.pid!)), 500);
+    const sampler = setInterval(() => rss.push(rssMiB(server.pid!)), 500);
     const upload = Buffer.alloc(64 * 1024, 9);
     const loop = async (n: number) => {
       for (let i = 0; Date.now() < deadline; i++) {
@@ -98,18 +111,14 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
     // shutdown: no php left, no temp upload left
     server.kill('SIGTERM');
     const [code] = await once(server, 'exit');
-    server = null;
     expect(code).toBe(0);
-    for (let i = 0; i < 50 && chaosWorkers().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(chaosWorkers()).toEqual([]);
+    for (let i = 0; i < 50 && chaosWorkers(id).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+    expect(chaosWorkers(id)).toEqual([]);
     expect(readdirSync(uploads)).toEqual([]);
   }, (SECONDS + 60) * 1000);
 
   it('a rolling reset under the same load cuts nothing: every request gets a 200', async () => {
-    server = spawn(process.execPath, [fileURLToPath(new URL('../helpers/chaos-server.mjs', import.meta.url))], {
-      env: { ...process.env, CHAOS_WORKER: fixture('chaos.php'), CHAOS_RATE: '0', UPLOADS_DIR: uploads, WORKERS: String(WORKERS) },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const server = startServer({ CHAOS_RATE: '0' });
     let out = '';
     server.stdout!.on('data', (c: Buffer) => (out += c));
     while (!/listening \d+/.test(out)) await new Promise((r) => setTimeout(r, 20));
@@ -129,7 +138,7 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
         }
         if (!resetSent && [...statuses.values()].reduce((a, b) => a + b, 0) > 200) {
           resetSent = true;
-          server!.kill('SIGUSR2');
+          server.kill('SIGUSR2');
         }
       }
     };
@@ -140,6 +149,5 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
     expect([...statuses.keys()]).toEqual([200]);
     server.kill('SIGTERM');
     await once(server, 'exit');
-    server = null;
   }, 60_000);
 });

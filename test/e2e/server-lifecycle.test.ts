@@ -48,6 +48,42 @@ function connectError(port: number): Promise<string | null> {
   });
 }
 
+/**
+ * One keep-alive HTTP/1.1 connection driven by hand, so the test decides when each request leaves
+ * (a client library would open a new connection or retry on its own).
+ */
+function keepAliveConnection(port: number) {
+  const socket = connect(port, '127.0.0.1');
+  let buffer = '';
+  let ended = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (buffer += chunk));
+  socket.on('end', () => (ended = true));
+  socket.on('error', () => (ended = true));
+  return {
+    /** the server ended (or reset) the connection */
+    get ended() {
+      return ended;
+    },
+    /** POSTs `body` to sleep.php and reads one whole reply (it has a Content-Length). */
+    async post(body: string): Promise<{ head: string; body: string }> {
+      buffer = '';
+      socket.write(`POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+      for (;;) {
+        const end = buffer.indexOf('\r\n\r\n');
+        if (end >= 0) {
+          const head = buffer.slice(0, end);
+          const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1]);
+          if (buffer.length >= end + 4 + length) return { head, body: buffer.slice(end + 4, end + 4 + length) };
+        }
+        if (ended) throw new Error(`the connection ended before a whole reply: ${JSON.stringify(buffer)}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+    close: () => socket.destroy(),
+  };
+}
+
 describe('SIGTERM drain', () => {
   it('finishes the request in flight, refuses new connections, says draining on /ready, stops PHP and exits 0', async () => {
     const env = await drainEnv('drain');
@@ -66,12 +102,41 @@ describe('SIGTERM drain', () => {
 
     const res = await slow;
     expect(res.statusCode).toBe(200);
+    // its connection is told not to send more (a keep-alive reply would invite a request into a closing socket)
+    expect(res.headers.connection).toBe('close');
     const pid = Number(await res.body.text());
     expect(pid).toBeGreaterThan(0);
     const { code } = await server.exited;
     expect(code).toBe(0);
     expect(server.stdout).toMatch(/✓ stopped in/);
     expect(isAlive(pid)).toBe(false);
+  });
+
+  it('an idle keep-alive connection may still bring a request during the grace: it is served, with Connection: close', async () => {
+    // A client's next request can already be on the wire when the drain starts; ending (or
+    // destroying) idle connections at once would reset it. They get DRAIN_IDLE_GRACE_MS (500 ms).
+    const env = await drainEnv('grace');
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain.yaml')], { env });
+    await server.ready();
+    const connection = keepAliveConnection(Number(env.HTTP_PORT));
+    try {
+      const first = await connection.post('0');
+      expect(first.head).toMatch(/^HTTP\/1\.1 200/);
+      expect(first.head).not.toMatch(/\r\nconnection: close/i);
+
+      server.child.kill('SIGTERM');
+      await server.waitFor('SIGTERM: draining');
+      await new Promise((r) => setTimeout(r, 100)); // the drain has started; the grace has not ended
+      expect(connection.ended).toBe(false);
+      const second = await connection.post('0');
+      expect(second.head).toMatch(/^HTTP\/1\.1 200/);
+      expect(second.head).toMatch(/\r\nconnection: close/i);
+      expect(Number(second.body)).toBeGreaterThan(0);
+    } finally {
+      connection.close();
+    }
+    const { code } = await server.exited;
+    expect(code).toBe(0);
   });
 
   it('a second SIGINT exits at once with 1 and kills the workers', async () => {

@@ -149,7 +149,24 @@ describe('certificate reload on SIGHUP', () => {
     socket.destroy();
   });
 
-  it('stops cleanly', async () => {
-    expect((await server.stop('SIGTERM')).code).toBe(0);
+  it('stops cleanly: an open HTTP/2 session is sent GOAWAY, so the drain does not wait for it', async () => {
+    // Without GOAWAY an idle h2 client keeps its session, and the drain would hang until its bound.
+    const session = connectH2(`https://localhost:${httpsPort}`, { ca });
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':path': '/before-drain', ':method': 'GET' });
+      await once(stream.resume(), 'end');
+      const goaway = new Promise<string>((resolve) => {
+        session.once('goaway', () => resolve('goaway'));
+        setTimeout(() => resolve('no GOAWAY within 5 s'), 5000).unref();
+      });
+      const started = Date.now();
+      const stopped = server.stop('SIGTERM');
+      expect(await goaway).toBe('goaway');
+      expect((await stopped).code).toBe(0);
+      expect(Date.now() - started).toBeLessThan(5000);
+    } finally {
+      session.destroy();
+    }
   });
 });

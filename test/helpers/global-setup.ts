@@ -22,9 +22,19 @@ export function setup(): void {
 export async function teardown(): Promise<void> {
   // Give exiting workers a moment to be reaped.
   const left = () => phpPidsOfRun(run, before);
-  for (let i = 0; i < 50 && left().length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-  const leftOver = left();
-  if (leftOver.length > 0) {
-    throw new Error(`php processes left running after the suite: ${leftOver.join(', ')} — a pool or test does not clean up`);
+  const any = () => {
+    const { stamped, unstamped } = left();
+    return stamped.length + unstamped.length > 0;
+  };
+  for (let i = 0; i < 50 && any(); i++) await new Promise((r) => setTimeout(r, 100));
+  const { stamped, unstamped } = left();
+  if (unstamped.length > 0) {
+    // maybe ours, maybe another program's: said, not failed on (a bench on the same machine is not our leak)
+    console.warn(`php processes without a test-run stamp started during the suite and still run: ${unstamped.join(', ')}`);
+  }
+  if (stamped.length > 0) {
+    // vitest prints an error thrown here but still exits 0: fail the run's exit code ourselves
+    process.exitCode = 1;
+    throw new Error(`php processes left running after the suite: ${stamped.join(', ')} — a pool or test does not clean up`);
   }
 }

@@ -16,22 +16,26 @@ export function phpPids(): number[] {
 export const TEST_RUN_VARIABLE = 'WARMPOOL_TEST_RUN';
 
 /**
- * php processes this test run left: those carrying this run's stamp, plus unstamped ones that were
- * not running when the run began (a test that gave php an environment of its own). php started by
- * another run on the same machine carries that run's stamp and is not counted.
+ * php processes this test run left. `stamped`: those carrying this run's stamp, surely ours.
+ * `unstamped`: php without any stamp that was not running when the run began — a test that gave
+ * php an environment of its own, or php started meanwhile by something else on the machine (a
+ * bench). php started by another test run carries that run's stamp and is in neither list.
  */
-export function phpPidsOfRun(run: string, before: ReadonlySet<number>): number[] {
-  return allPhpPids().filter((pid) => {
+export function phpPidsOfRun(run: string, before: ReadonlySet<number>): { stamped: number[]; unstamped: number[] } {
+  const stamped: number[] = [];
+  const unstamped: number[] = [];
+  for (const pid of allPhpPids()) {
     let environ: string;
     try {
       environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
     } catch {
-      return false; // exited meanwhile
+      continue; // exited meanwhile
     }
     const stamp = environ.split('\0').find((entry) => entry.startsWith(`${TEST_RUN_VARIABLE}=`));
-    if (stamp === undefined) return !before.has(pid);
-    return stamp === `${TEST_RUN_VARIABLE}=${run}`;
-  });
+    if (stamp === `${TEST_RUN_VARIABLE}=${run}`) stamped.push(pid);
+    else if (stamp === undefined && !before.has(pid)) unstamped.push(pid);
+  }
+  return { stamped, unstamped };
 }
 
 function allPhpPids(): number[] {

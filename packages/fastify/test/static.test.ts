@@ -44,6 +44,8 @@ beforeAll(() => {
   symlinkSync('.env', join(pub, 'alias.txt'));
   symlinkSync('style.css', join(pub, 'style-link.css'));
   symlinkSync('../outside/top-secret.txt', join(pub, 'evil.css.br'));
+  writeFileSync(join(pub, 'sneaky.css'), 'sneaky.css: public\n');
+  symlinkSync('.env', join(pub, 'sneaky.css.gz'));
 });
 
 afterAll(() => {
@@ -374,6 +376,17 @@ describe('static: symlinks must resolve inside the root', () => {
     const plain = await get(app, '/evil.css');
     expect(plain.statusCode).toBe(200);
     expect(plain.body).toContain('evil.css:');
+  });
+
+  it('a precompressed sibling that links to a forbidden file inside the root is refused, never sent', async () => {
+    // inside the root, so only the sibling's own name check (not the root check) stands in the way
+    const app = await appWith();
+    const res = await get(app, '/sneaky.css', { 'accept-encoding': 'gzip' });
+    expect(res.statusCode).toBe(404);
+    expect(res.body).not.toContain('ENV-FILE-MARKER');
+    const plain = await get(app, '/sneaky.css');
+    expect(plain.statusCode).toBe(200);
+    expect(plain.body).toContain('sneaky.css: public');
   });
 });
 

@@ -1,5 +1,7 @@
 // Property-based checks of the request mapper: whatever headers, cookies and query a client sends,
 // PHP gets RoadRunner's shapes (canonical names without Host, every value in order, cookies decoded).
+import { once } from 'node:events';
+import { connect, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
@@ -34,6 +36,21 @@ describe('toRequestContext', () => {
       ),
       { numRuns: 150 },
     );
+    await app.close();
+  });
+
+  it('a header named __proto__ or constructor is a header, not the context\'s prototype', async () => {
+    const app = Fastify();
+    let ctx: ReturnType<typeof toRequestContext> | undefined;
+    app.get('/', async (request) => void (ctx = toRequestContext(request, { remoteAddr: '', proto: 'http', host: null })));
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    // over a real socket: inject builds its headers as an object, where __proto__ would not survive
+    const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
+    socket.end('GET / HTTP/1.1\r\nHost: x\r\n__proto__: p\r\nconstructor: c\r\nConnection: close\r\n\r\n');
+    await once(socket.resume(), 'close');
+    expect(Object.getPrototypeOf(ctx!.headers)).toBeNull();
+    expect(ctx!.headers['__proto__']).toEqual(['p']);
+    expect(ctx!.headers[canonicalHeaderName('constructor')]).toEqual(['c']);
     await app.close();
   });
 

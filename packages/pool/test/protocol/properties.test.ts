@@ -1,10 +1,11 @@
 // Property-based checks (fast-check): whatever the frames and however the bytes are cut, the
-// decoder gives back exactly what was encoded; HTTP contexts survive a protobuf round trip.
+// decoder gives back exactly what was encoded; HTTP contexts survive a protobuf (and JSON) round trip,
+// names such as __proto__ included.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
-import { encodeDataFrame, encodeFrame, type Frame } from '../../src/protocol/frame.js';
-import { decodeProtoRequest, encodeProtoRequest, type HttpRequestContext } from '../../src/protocol/http-context.js';
+import { encodeDataFrame, encodeFrame, FLAG_CODEC_JSON, FLAG_CODEC_PROTO, type Frame } from '../../src/protocol/frame.js';
+import { decodeProtoRequest, decodeResponseContext, encodeProtoRequest, encodeProtoResponse, type HttpRequestContext } from '../../src/protocol/http-context.js';
 
 const frameArb = fc.record({
   flags: fc.integer({ min: 0, max: 255 }),
@@ -66,7 +67,10 @@ describe('FrameDecoder properties', () => {
 });
 
 const text = fc.string({ unit: 'grapheme', maxLength: 40 });
-const headerName = fc.stringMatching(/^[A-Z][a-z]{0,8}(-[A-Z][a-z]{0,8}){0,2}$/);
+// Names that are also Object.prototype members: in a map that is not null-prototype, "__proto__"
+// would replace the map's prototype instead of being a key, and the round trips below would lose it.
+const hostileName = fc.constantFrom('__proto__', 'constructor', 'toString', 'hasOwnProperty');
+const headerName = fc.oneof(fc.stringMatching(/^[A-Z][a-z]{0,8}(-[A-Z][a-z]{0,8}){0,2}$/), hostileName);
 const headerMap = fc.dictionary(headerName, fc.array(text, { minLength: 1, maxLength: 3 }), { maxKeys: 8 });
 
 describe('HTTP request context properties', () => {
@@ -79,7 +83,7 @@ describe('HTTP request context properties', () => {
           method: fc.constantFrom('GET', 'POST', 'PUT', 'DELETE', 'PATCH'),
           uri: fc.webUrl({ withQueryParameters: true }),
           headers: headerMap,
-          cookies: fc.dictionary(fc.stringMatching(/^[a-z_]{1,10}$/), text, { maxKeys: 5 }),
+          cookies: fc.dictionary(fc.oneof(fc.stringMatching(/^[a-z_]{1,10}$/), hostileName), text, { maxKeys: 5 }),
           rawQuery: fc.string({ maxLength: 60 }),
           parsed: fc.boolean(),
           uploads: fc.option(fc.dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.record({ name: text, size: fc.nat(), error: fc.nat(8) })), { nil: null }),
@@ -98,6 +102,18 @@ describe('HTTP request context properties', () => {
           expect(back.attributes ?? {}).toEqual(ctx.attributes ?? {});
         },
       ),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('HTTP response context properties', () => {
+  it('round-trips through protobuf http.v1 and JSON (any status, any headers, __proto__ included)', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 100, max: 599 }), headerMap, (status, headers) => {
+        expect(decodeResponseContext(FLAG_CODEC_PROTO, encodeProtoResponse({ status, headers }))).toEqual({ status, headers });
+        expect(decodeResponseContext(FLAG_CODEC_JSON, Buffer.from(JSON.stringify({ status, headers })))).toEqual({ status, headers });
+      }),
       { numRuns: 300 },
     );
   });

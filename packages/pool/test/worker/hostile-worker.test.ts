@@ -57,4 +57,17 @@ describe('hostile workers', () => {
       expect(suppressed.reduce((n, l) => n + (l.obj.suppressed as number), 0) + flood.length).toBe(20000);
     });
   });
+
+  it('a 1 MiB stderr line reaches the log in pieces (cut past 8 KiB), none of it lost', async () => {
+    // One log line per pipe read at most past the cut: a line with no end cannot grow without bound.
+    const logger = recordingLogger();
+    await withPool('hostile-worker.php', { logger }, async (pool) => {
+      expect((await pool.exec(request('longline'))).body.toString()).toBe('survived the long line');
+      await pool.close();
+      const pieces = logger.lines.filter((l) => l.obj.stream === 'stderr' && l.level === 'info').map((l) => l.msg);
+      expect(pieces.length).toBeGreaterThan(1);
+      expect(Math.max(...pieces.map((p) => p.length))).toBeLessThanOrEqual(8192 + 64 * 1024);
+      expect(pieces.join('')).toBe('L'.repeat(1024 * 1024));
+    });
+  });
 });

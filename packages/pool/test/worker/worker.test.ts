@@ -1,7 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   BootFailedError,
   CommandNotFoundError,
+  ExecTimeoutError,
   MalformedFrameError,
   WorkerExitedError,
   WorkerReportedError,
@@ -35,6 +37,18 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
       // stderr reached the logger, tagged with the pid
       const line = logger.lines.find((l) => l.msg === 'about to crash');
       expect(line?.obj).toMatchObject({ pid: error.details.pid, stream: 'stderr' });
+    });
+  });
+
+  it('a worker that dies while idle is replaced: the pool comes back to num_workers', async () => {
+    // No request fails here, so only the exit itself can trigger the replacement.
+    await withPool('crash-mid-request.php', { num_workers: 2 }, async (pool) => {
+      const victim = Number(text(await pool.exec(request('ok'))));
+      process.kill(victim, 'SIGKILL');
+      await eventually(() => pool.stats().recycles.crashed === 1, 'the idle worker to be seen exiting');
+      await eventually(() => pool.stats().workers.ready === 2, 'a replacement for the idle worker');
+      const pids = await Promise.all([1, 2].map(() => pool.exec(request('ok')).then((r) => Number(text(r)))));
+      expect(pids).not.toContain(victim);
     });
   });
 
@@ -207,5 +221,65 @@ describe('Worker: streamed replies', () => {
       process.kill(pid, 'SIGKILL');
       expect(await consumed).toBeInstanceOf(WorkerExitedError);
     });
+  });
+});
+
+/** Running (not gone, not a zombie waiting for a reaper). */
+function running(pid: number): boolean {
+  try {
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}
+
+/** The pids the spawns-child.php fixture printed on stderr, one per request. */
+function grandchildren(logger: ReturnType<typeof recordingLogger>): number[] {
+  return logger.lines.flatMap((l) => {
+    const match = /^grandchild (\d+)$/.exec(l.msg);
+    return match === null ? [] : [Number(match[1])];
+  });
+}
+
+/** Kills what a failed check left running, so one failure does not leak into the teardown. */
+function killLeft(pids: number[]): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone, as it should be
+    }
+  }
+}
+
+// Workers run in their own process group and are killed as a group: what PHP starts (a shell,
+// a background job) cannot outlive it, whether the worker was killed or left on its own.
+describe('Worker: nothing is orphaned', () => {
+  it('a worker killed by exec_ttl takes the processes it started with it', async () => {
+    const logger = recordingLogger();
+    try {
+      await withPool('spawns-child.php', { logger, supervisor: { exec_ttl: 500 } }, async (pool) => {
+        await expect(pool.exec(request('hang'))).rejects.toBeInstanceOf(ExecTimeoutError);
+        await eventually(() => grandchildren(logger).length === 1, 'the fixture to print its grandchild pid');
+        await eventually(() => !running(grandchildren(logger)[0]!), 'the grandchild to die with its worker');
+      });
+    } finally {
+      killLeft(grandchildren(logger));
+    }
+  });
+
+  it('a worker that exits on its own leaves nothing behind: its process group is killed at its exit', async () => {
+    const logger = recordingLogger();
+    try {
+      await withPool('spawns-child.php', { logger }, async (pool) => {
+        const answered = Number(text(await pool.exec(request('ok'))));
+        expect(running(answered)).toBe(true); // the grandchild does live while its worker does
+        await expect(pool.exec(request('exit'))).rejects.toBeInstanceOf(WorkerExitedError);
+        await eventually(() => grandchildren(logger).length === 2, 'the fixture to print its grandchild pid');
+        await eventually(() => grandchildren(logger).every((pid) => !running(pid)), 'the grandchildren to die with their worker');
+      });
+    } finally {
+      killLeft(grandchildren(logger));
+    }
   });
 });
