@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormData, Pool } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { fixture, phpPids } from '../helpers/php.js';
+import { fixture, phpPidsStamped } from '../helpers/php.js';
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
 const CONNECTIONS = 64;
@@ -26,13 +26,7 @@ function rssMiB(pid: number): number {
 // server's workers only: not another run's on the same machine, nor an earlier test's.
 const STAMP = 'CHAOS_SERVER_ID';
 function chaosWorkers(id: string): number[] {
-  return phpPids().filter((pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/environ`, 'latin1').split('\0').includes(`${STAMP}=${id}`);
-    } catch {
-      return false; // exited meanwhile
-    }
-  });
+  return phpPidsStamped(STAMP, id);
 }
 
 describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {

@@ -1,14 +1,14 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { createServer, type Server } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
+import { freePort, listening } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
 import { FIXTURES, RunningServer, SERVER_MAIN, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -280,14 +280,6 @@ describe('Docker and Kubernetes', () => {
     expect(value(service, 'Service', 'KillMode')).toBe('mixed');
   });
 });
-
-/** A listening socket in this process, and its fd for the child's stdio. */
-async function listening(): Promise<{ server: Server; port: number; fd: number }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  return { server, port: (server.address() as { port: number }).port, fd };
-}
 
 /** A port held by this process: a server that tried to bind it itself would fail. */
 async function blockedPort(): Promise<number> {

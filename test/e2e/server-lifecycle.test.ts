@@ -1,10 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { connect, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
+import { freePort, listening } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
 import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -159,14 +159,6 @@ describe('SIGTERM drain', () => {
     await slow;
   });
 });
-
-/** A listening socket in this process, and its fd for the child's stdio. */
-async function listening(): Promise<{ server: Server; port: number; fd: number }> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const fd = (server as unknown as { _handle: { fd: number } })._handle.fd;
-  return { server, port: (server.address() as { port: number }).port, fd };
-}
 
 /** A port held by this process, so a server that tried to bind it itself would fail (EADDRINUSE). */
 async function blockedPort(): Promise<number> {

@@ -21,13 +21,12 @@ export function setup(): void {
 
 export async function teardown(): Promise<void> {
   // Give exiting workers a moment to be reaped.
-  const left = () => phpPidsOfRun(run, before);
-  const any = () => {
-    const { stamped, unstamped } = left();
-    return stamped.length + unstamped.length > 0;
-  };
-  for (let i = 0; i < 50 && any(); i++) await new Promise((r) => setTimeout(r, 100));
-  const { stamped, unstamped } = left();
+  let left = phpPidsOfRun(run, before);
+  for (let i = 0; i < 50 && left.stamped.length + left.unstamped.length > 0; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    left = phpPidsOfRun(run, before);
+  }
+  const { stamped, unstamped } = left;
   if (unstamped.length > 0) {
     // maybe ours, maybe another program's: said, not failed on (a bench on the same machine is not our leak)
     console.warn(`php processes without a test-run stamp started during the suite and still run: ${unstamped.join(', ')}`);

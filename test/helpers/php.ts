@@ -9,7 +9,31 @@ export function fixture(name: string): string {
 
 /** Pids of php processes currently running on this machine. */
 export function phpPids(): number[] {
-  return allPhpPids();
+  try {
+    return execFileSync('pgrep', ['-x', 'php'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The value of `variable` in a process's environment: undefined when unset, null when the process is gone. */
+export function environValue(pid: number, variable: string): string | undefined | null {
+  let environ: string;
+  try {
+    environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch {
+    return null;
+  }
+  const entry = environ.split('\0').find((e) => e.startsWith(`${variable}=`));
+  return entry === undefined ? undefined : entry.slice(variable.length + 1);
+}
+
+/** php processes whose environment has `variable=value` (stamped by whoever started them). */
+export function phpPidsStamped(variable: string, value: string): number[] {
+  return phpPids().filter((pid) => environValue(pid, variable) === value);
 }
 
 /** The variable the global setup stamps on this run's environment; every php a test starts inherits it. */
@@ -24,29 +48,12 @@ export const TEST_RUN_VARIABLE = 'WARMPOOL_TEST_RUN';
 export function phpPidsOfRun(run: string, before: ReadonlySet<number>): { stamped: number[]; unstamped: number[] } {
   const stamped: number[] = [];
   const unstamped: number[] = [];
-  for (const pid of allPhpPids()) {
-    let environ: string;
-    try {
-      environ = readFileSync(`/proc/${pid}/environ`, 'latin1');
-    } catch {
-      continue; // exited meanwhile
-    }
-    const stamp = environ.split('\0').find((entry) => entry.startsWith(`${TEST_RUN_VARIABLE}=`));
-    if (stamp === `${TEST_RUN_VARIABLE}=${run}`) stamped.push(pid);
+  for (const pid of phpPids()) {
+    const stamp = environValue(pid, TEST_RUN_VARIABLE);
+    if (stamp === run) stamped.push(pid);
     else if (stamp === undefined && !before.has(pid)) unstamped.push(pid);
   }
   return { stamped, unstamped };
-}
-
-function allPhpPids(): number[] {
-  try {
-    return execFileSync('pgrep', ['-x', 'php'], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
-  } catch {
-    return [];
-  }
 }
 
 /** Whether a pid is alive (signal 0). */

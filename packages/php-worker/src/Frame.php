@@ -29,12 +29,7 @@ final class Frame
     /** The whole frame as bytes: header, options, payload (written with one fwrite). */
     public static function encode(int $flags, string $payload, array $options = [], int $control = 0): string
     {
-        $head = \pack('CCV', (1 << 4) | (3 + \count($options)), $flags, \strlen($payload));
-        $out = $head . \pack('V', \crc32($head)) . \chr($control) . "\0";
-        foreach ($options as $option) {
-            $out .= \pack('V', $option);
-        }
-        return $out . $payload;
+        return self::head($flags, \strlen($payload), $options, $control) . $payload;
     }
 
     /** A data frame: one option (the context length), payload = context . body. */
@@ -49,8 +44,18 @@ final class Frame
      */
     public static function dataHead(int $flags, string $context, int $bodyLength, int $control = 0): string
     {
-        $head = \pack('CCV', (1 << 4) | 4, $flags, \strlen($context) + $bodyLength);
-        return $head . \pack('V', \crc32($head)) . \chr($control) . "\0" . \pack('V', \strlen($context)) . $context;
+        return self::head($flags, \strlen($context) + $bodyLength, [\strlen($context)], $control) . $context;
+    }
+
+    /** Header (with its CRC) and options of a frame whose payload is $payloadLength bytes. */
+    private static function head(int $flags, int $payloadLength, array $options, int $control): string
+    {
+        $head = \pack('CCV', (1 << 4) | (3 + \count($options)), $flags, $payloadLength);
+        $out = $head . \pack('V', \crc32($head)) . \chr($control) . "\0";
+        foreach ($options as $option) {
+            $out .= \pack('V', $option);
+        }
+        return $out;
     }
 
     public function context(): string

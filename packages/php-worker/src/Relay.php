@@ -96,11 +96,11 @@ final class Relay
             $this->write(Frame::data($flags, $context, $body, $control));
             return;
         }
-        $this->write(Frame::dataHead($flags, $context, \strlen($body), $control), false);
+        $this->write(Frame::dataHead($flags, $context, \strlen($body), $control));
         $this->write($body);
     }
 
-    public function write(string $frame, bool $flush = true): void
+    public function write(string $frame): void
     {
         $length = \strlen($frame);
         for ($written = 0; $written < $length; $written += $n) {
@@ -109,9 +109,7 @@ final class Relay
                 throw new \RuntimeException('relay closed: cannot write to the server');
             }
         }
-        if ($flush) {
-            \fflush($this->out);
-        }
+        \fflush($this->out);
     }
 
     private function readExactly(int $length): ?string
