@@ -7,9 +7,10 @@
 //   alone when default_ttl is set); without `private`, `no-store` or `no-cache`; without Set-Cookie;
 //   without `Vary: *`; with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301,
 //   308, 404, 405, 410, 414, 501);
-// - a body PHP sent whole (a Buffer or string) of at most max_entry_bytes. Streamed replies (the
-//   worker streams, or a file is piped) are never stored: their size is unknown until the end, and
-//   holding a copy of every chunk would give a slow client's stream a memory cost. They pass through.
+// - a body PHP sent whole (a Buffer, a string, or BodyParts: a large one still in its chunks) of at
+//   most max_entry_bytes. Streamed replies (the worker streams, or a file is piped) are never
+//   stored: their size is unknown until the end, and holding a copy of every chunk would give a
+//   slow client's stream a memory cost. They pass through.
 //
 // The key is scheme + Host + the request target (path and query as sent); `Vary` adds the values of
 // the named request headers, so `Vary: Accept-Language` keeps one copy per language. The client's
@@ -20,7 +21,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, Rout
 import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { InvalidOptionError } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -123,13 +124,14 @@ export function registerMicroCache<S extends RawServerBase>(app: FastifyInstance
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
     reply.header('x-cache', 'MISS');
-    if (request.method !== 'GET' || !(typeof payload === 'string' || Buffer.isBuffer(payload))) return done(null, payload);
+    // a body PHP sent whole: a string, a Buffer, or BodyParts (a large one, still in its chunks)
+    if (request.method !== 'GET' || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)) return done(null, payload);
     const ttlMs = freshFor(reply, defaultTtlMs);
     if (ttlMs === null) return done(null, payload);
     const vary = varyOf(reply);
     if (vary === null) return done(null, payload);
-    const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
-    if (body.length > maxEntryBytes) return done(null, payload);
+    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes) return done(null, payload);
+    const body = typeof payload === 'string' ? Buffer.from(payload) : payload instanceof BodyParts ? payload.join() : payload;
     const now = Date.now();
     const entry: Entry = {
       status: reply.statusCode,

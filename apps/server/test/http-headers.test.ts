@@ -200,6 +200,20 @@ describe('compression', () => {
     }
   });
 
+  it('compresses a large PHP reply that reached Node in many chunks (sent without joining them)', async () => {
+    const app = await site({});
+    for (const accept of ['gzip', 'br'] as const) {
+      const res = await app.inject({ url: '/?size=1000000&type=text/html', headers: { 'accept-encoding': accept } });
+      expect(res.headers['content-encoding']).toBe(accept);
+      expect(res.headers['content-length']).toBeUndefined();
+      expect(JSON.parse(decode(accept, res.rawPayload)).pad).toBe('x'.repeat(1000000));
+    }
+    const plain = await app.inject({ url: '/?size=1000000&type=text/html' });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(Number(plain.headers['content-length'])).toBe(plain.rawPayload.length);
+    expect(plain.json().pad).toHaveLength(1000000);
+  });
+
   it.each([
     ['a body under the threshold', '/?size=10&type=text/html', 'br'],
     ['an image', '/?size=4000&type=image/png', 'br'],

@@ -49,6 +49,19 @@ describe('micro-cache: what is stored', () => {
     expect((await get(app, `/other?${PUBLIC}`)).body!.count).toBe(2);
   });
 
+  it('stores a large reply that reached Node in many chunks, and serves the same bytes from the cache', async () => {
+    const { app, cache } = await site();
+    const url = `/large?${PUBLIC}&size=900000`;
+    const first = await app.inject(url);
+    expect(first.headers['x-cache']).toBe('MISS');
+    expect(Number(first.headers['content-length'])).toBe(first.rawPayload.length);
+    const second = await app.inject(url);
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(second.rawPayload.equals(first.rawPayload)).toBe(true);
+    expect(second.json().pad).toHaveLength(900000);
+    expect(cache.entries).toBe(1);
+  });
+
   it('stores s-maxage responses (meant for shared caches) even without public', async () => {
     const { app } = await site();
     await get(app, '/s?cc=s-maxage=30');

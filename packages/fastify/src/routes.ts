@@ -4,6 +4,7 @@ import type { Pool } from '@warmpool/pool';
 import { encodeRequestContext } from '@warmpool/pool/protocol';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { sendReply } from './http/from-payload.js';
+import { readRawBody, type RawBody } from './http/raw-body.js';
 import { holdUploads, registerFormParsers } from './http/uploads.js';
 import { registerHealth } from './health.js';
 import { applyLimits } from './limits.js';
@@ -51,7 +52,7 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
   const serveStatic = options.static === null ? null : await registerStatic(app, options.static);
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
-  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => readRawBody(request, payload, bodyLimit, done));
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body.
   if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
@@ -61,7 +62,7 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
     const requestContext = toRequestContext(request, request.warmpoolClient ?? clientOf(request, null));
     // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
     const parsedBody = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : (request.body ?? null);
-    let body: Buffer | null;
+    let body: RawBody | null;
     let releaseUploads: (() => void) | null = null;
     if (isParsedForm(parsedBody)) {
       requestContext.parsed = true;
@@ -69,7 +70,7 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
       body = encodeFormFields(parsedBody.fields);
       // Upload temp files live until the worker is done with them, even if the client left.
       releaseUploads = holdUploads(request);
-    } else body = parsedBody as Buffer | null;
+    } else body = parsedBody as RawBody | null;
     const { flags, context } = encodeRequestContext(requestContext, options.codec);
     let result;
     try {

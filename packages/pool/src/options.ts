@@ -12,7 +12,7 @@ export type Duration = number | string;
 export interface WarmupRequest {
   flags: number;
   context: Buffer | string;
-  body: Buffer | null;
+  body: Buffer | readonly Buffer[] | null;
 }
 
 /** `http.pool.supervisor` in .rr.yaml. */

@@ -1,7 +1,8 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { ExecReply } from '@warmpool/pool';
-import { decodeResponseContext, frameBody, frameContext, STREAM, type Frame, type HeaderMap, type HttpResponseContext } from '@warmpool/pool/protocol';
+import { decodeResponseContext, frameBodyParts, frameContext, partsLength, STREAM, type Frame, type HeaderMap, type HttpResponseContext } from '@warmpool/pool/protocol';
+import { BodyParts } from './body-parts.js';
 import { BadReplyError } from '../errors.js';
 
 /** Hop-by-hop headers a worker may not set: Node frames the response itself. */
@@ -38,7 +39,8 @@ function hintHeaders(headers: HeaderMap): Record<string, string[]> {
  */
 export async function sendReply(reply: FastifyReply, result: ExecReply): Promise<void> {
   let head = decodeHead(result.flags, result.context);
-  let body = result.body;
+  // a large body stays in the chunks it arrived in (BodyParts); others are one Buffer
+  let body: Buffer | readonly Buffer[] = result.bodyParts ?? result.body;
   let frames: AsyncIterator<Frame> | null = result.stream === null ? null : result.stream[Symbol.asyncIterator]();
   while (head.status < 200) {
     if (frames === null) throw new BadReplyError(`worker sent a final reply with informational status ${head.status}`);
@@ -47,7 +49,7 @@ export async function sendReply(reply: FastifyReply, result: ExecReply): Promise
     if (next.done === true) throw new BadReplyError('worker ended the stream after an informational reply');
     const frame = next.value;
     head = decodeHead(frame.flags, frameContext(frame));
-    body = frameBody(frame);
+    body = frameBodyParts(frame);
     if ((frame.control & STREAM) === 0) {
       // That was the last frame: no body stream follows.
       await frames.return?.();
@@ -60,22 +62,42 @@ export async function sendReply(reply: FastifyReply, result: ExecReply): Promise
     const values = head.headers[name]!;
     reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
   }
-  if (frames === null) return reply.send(body) as unknown as Promise<void>;
+  if (frames === null) return reply.send(wholeBody(reply, body)) as unknown as Promise<void>;
   return reply.send(Readable.from(streamBodies(body, frames), { objectMode: false })) as unknown as Promise<void>;
 }
 
+/**
+ * A body PHP sent whole: a Buffer, or BodyParts for one that arrived in chunks. Fastify sets
+ * Content-Length and a default Content-Type for a Buffer, not for a stream: BodyParts gets the same.
+ */
+function wholeBody(reply: FastifyReply, body: Buffer | readonly Buffer[]): Buffer | BodyParts {
+  if (Buffer.isBuffer(body)) return body;
+  if (body.length === 1) return body[0]!;
+  const length = partsLength(body);
+  if (reply.request.method !== 'HEAD' || !reply.hasHeader('content-length')) reply.header('content-length', String(length));
+  if (!reply.hasHeader('content-type')) reply.header('content-type', 'application/octet-stream');
+  return new BodyParts(body, length);
+}
+
 /** The first body, then each later frame's body (later contexts are ignored: PROTOCOL.md §11.6). */
-async function* streamBodies(first: Buffer, frames: AsyncIterator<Frame>): AsyncGenerator<Buffer> {
+async function* streamBodies(first: Buffer | readonly Buffer[], frames: AsyncIterator<Frame>): AsyncGenerator<Buffer> {
   try {
-    if (first.length > 0) yield first;
+    yield* nonEmpty(first);
     for (;;) {
       const next = await frames.next();
       if (next.done === true) return;
-      const chunk = frameBody(next.value);
-      if (chunk.length > 0) yield chunk;
+      yield* nonEmpty(frameBodyParts(next.value));
     }
   } finally {
     // Consumer went away early: closing the iterator destroys the stream, which cancels it (STOP).
     await frames.return?.();
   }
+}
+
+function* nonEmpty(body: Buffer | readonly Buffer[]): Generator<Buffer> {
+  if (Buffer.isBuffer(body)) {
+    if (body.length > 0) yield body;
+    return;
+  }
+  for (const part of body) if (part.length > 0) yield part;
 }

@@ -1,5 +1,5 @@
 import { BadHandshakeError } from '../errors.js';
-import { encodeFrame, FLAG_CODEC_JSON, FLAG_CONTROL, PONG, STOP, type Frame } from './frame.js';
+import { encodeFrame, FLAG_CODEC_JSON, FLAG_CONTROL, payloadLength, PONG, STOP, type Frame } from './frame.js';
 
 /** Server → worker pid request (§3.1): CONTROL|JSON, {"pid":<server pid>}. */
 export function encodePidRequest(serverPid: number = process.pid): Buffer {
@@ -43,7 +43,7 @@ export function isStopReply(frame: Frame): boolean {
     (frame.flags & FLAG_CONTROL) === 0 &&
     frame.options.length === 1 &&
     frame.options[0] === STOP_REPLY.length &&
-    frame.payload.length === STOP_REPLY.length &&
+    payloadLength(frame) === STOP_REPLY.length &&
     frame.payload.equals(STOP_REPLY)
   );
 }

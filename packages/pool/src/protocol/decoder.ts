@@ -1,7 +1,10 @@
 import { BadChecksumError, FrameTooLargeError, MalformedFrameError } from '../errors.js';
-import { crc32, describeBytes, FRAME_VERSION, HEADER_BYTES, MAX_OPTIONS, type Frame } from './frame.js';
+import { ChunkedFrame, crc32, describeBytes, FRAME_VERSION, HEADER_BYTES, MAX_OPTIONS, type Frame } from './frame.js';
 
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
+
+/** A frame spanning chunks is joined up to this size; a larger one stays in its chunks (ChunkedFrame). */
+const JOIN_MAX_BYTES = 64 * 1024;
 
 export interface FrameDecoderOptions {
   /** Largest payload accepted; bigger frames are refused before they are buffered. */
@@ -9,8 +12,8 @@ export interface FrameDecoderOptions {
 }
 
 /**
- * Incremental goridge frame decoder. Chunks are kept as a list and only joined once per frame
- * (when a frame spans chunks), so a large frame arriving in many chunks is copied once, not per chunk.
+ * Incremental goridge frame decoder. Chunks are kept as a list; a small frame that spans chunks is
+ * joined once, a large one is handed on as the chunks themselves (ChunkedFrame), never copied.
  * After a thrown error the decoder refuses further input: the stream cannot be resynchronised.
  */
 export class FrameDecoder {
@@ -79,21 +82,23 @@ export class FrameDecoder {
         this.#header = header;
       }
       if (this.#buffered < this.#frameLength) return;
-      const raw = this.#take(this.#frameLength);
       const header = this.#header!;
+      const frameLength = this.#frameLength;
       this.#frameLength = -1;
       this.#header = null;
       const headerWords = header[0]! & 0x0f;
-      const optionCount = headerWords - 3;
-      const options: number[] = [];
-      for (let i = 0; i < optionCount; i++) options.push(raw.readUInt32LE(HEADER_BYTES + i * 4));
+      const headLength = headerWords * 4;
+      const payloadLength = frameLength - headLength;
+      let frame: Frame;
+      if (this.#chunks[0]!.length >= frameLength || payloadLength <= JOIN_MAX_BYTES) {
+        const raw = this.#take(frameLength);
+        frame = { flags: header[1]!, control: header[10]!, options: readOptions(raw, headerWords), payload: raw.subarray(headLength) };
+      } else {
+        const head = this.#take(headLength);
+        frame = new ChunkedFrame(header[1]!, header[10]!, readOptions(head, headerWords), this.#takeParts(payloadLength), payloadLength);
+      }
       this.#framesSeen++;
-      const more = this.#onFrame({
-        flags: header[1]!,
-        control: header[10]!,
-        options,
-        payload: raw.subarray(headerWords * 4),
-      });
+      const more = this.#onFrame(frame);
       if (more === false) {
         this.#held = true;
         return;
@@ -174,6 +179,35 @@ export class FrameDecoder {
     this.#chunks.splice(0, used);
     return out;
   }
+
+  /** Consumes n bytes as views of the chunks they sit in (no copy). */
+  #takeParts(n: number): Buffer[] {
+    const parts: Buffer[] = [];
+    let taken = 0;
+    let used = 0;
+    while (taken < n) {
+      const chunk = this.#chunks[used]!;
+      const count = Math.min(chunk.length, n - taken);
+      if (count === chunk.length) {
+        parts.push(chunk);
+        used++;
+      } else {
+        parts.push(chunk.subarray(0, count));
+        this.#chunks[used] = chunk.subarray(count);
+      }
+      taken += count;
+    }
+    this.#chunks.splice(0, used);
+    this.#buffered -= n;
+    return parts;
+  }
+}
+
+/** The option words after the 12-byte header (data frames carry one: the context length). */
+function readOptions(head: Buffer, headerWords: number): number[] {
+  const options: number[] = [];
+  for (let i = 0; i < headerWords - 3; i++) options.push(head.readUInt32LE(HEADER_BYTES + i * 4));
+  return options;
 }
 
 function hex(n: number): string {

@@ -31,7 +31,45 @@ export interface Frame {
   control: number;
   /** option words; data frames carry exactly one: the context length */
   options: readonly number[];
-  payload: Buffer;
+  /**
+   * The payload bytes. For a frame the decoder left in the chunks it arrived in (`parts`), reading
+   * this joins them: one copy, made once. Code that can take a list of buffers should use
+   * frameBodyParts() instead.
+   */
+  readonly payload: Buffer;
+  /** Set when the payload is still the chunks it arrived in (views, in order, not copied). */
+  readonly parts?: readonly Buffer[];
+}
+
+/**
+ * A large frame kept as the chunks it arrived in: joining a 1 MiB reply costs a copy into fresh
+ * memory (page faults) and doubles the external memory V8 must collect, for bytes that are only
+ * written to a socket again. `payload` joins on demand for the code that needs one buffer.
+ */
+export class ChunkedFrame implements Frame {
+  readonly flags: number;
+  readonly control: number;
+  readonly options: readonly number[];
+  readonly parts: readonly Buffer[];
+  readonly length: number;
+  #payload: Buffer | null = null;
+
+  constructor(flags: number, control: number, options: readonly number[], parts: readonly Buffer[], length: number) {
+    this.flags = flags;
+    this.control = control;
+    this.options = options;
+    this.parts = parts;
+    this.length = length;
+  }
+
+  get payload(): Buffer {
+    return (this.#payload ??= Buffer.concat(this.parts, this.length));
+  }
+}
+
+/** The payload's length, without joining a chunked frame. */
+export function payloadLength(frame: Frame): number {
+  return frame instanceof ChunkedFrame ? frame.length : frame.payload.length;
 }
 
 const CRC_TABLE = (() => {
@@ -72,17 +110,19 @@ export function encodeFrame(flags: number, payload: Buffer | string = '', contro
 
 /**
  * A data frame: one option (the context length), payload = context ‖ body (§2.1).
- * Returns the parts to write together: one buffer for small frames, the head and the body itself
- * (not copied) for large ones. Relays write the parts in one writev so the 12-byte header is never split.
+ * `body` may be a list of buffers (a request body as it arrived). Returns the parts to write
+ * together: one buffer for small frames, the head and the body's buffers themselves (not copied)
+ * for large ones. Relays write the parts in one writev so the 12-byte header is never split.
  */
 export function encodeDataFrame(
   flags: number,
   context: Buffer | string,
-  body: Buffer | null,
+  body: Buffer | readonly Buffer[] | null,
   control = 0,
 ): Buffer[] {
   const contextLength = typeof context === 'string' ? Buffer.byteLength(context) : context.length;
-  const bodyLength = body === null ? 0 : body.length;
+  const single = body === null || Buffer.isBuffer(body);
+  const bodyLength = body === null ? 0 : single ? (body as Buffer).length : partsLength(body as readonly Buffer[]);
   const inline = bodyLength <= INLINE_BODY_BYTES;
   const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + contextLength + (inline ? bodyLength : 0));
   writeHeader(out, flags, contextLength + bodyLength, control, 1);
@@ -90,23 +130,58 @@ export function encodeDataFrame(
   if (typeof context === 'string') out.write(context, HEADER_BYTES + 4, 'utf8');
   else context.copy(out, HEADER_BYTES + 4);
   if (body === null || bodyLength === 0) return [out];
-  if (inline) {
-    body.copy(out, HEADER_BYTES + 4 + contextLength);
+  if (single) {
+    if (!inline) return [out, body as Buffer];
+    (body as Buffer).copy(out, HEADER_BYTES + 4 + contextLength);
     return [out];
   }
-  return [out, body];
+  if (!inline) return [out, ...(body as readonly Buffer[])];
+  let offset = HEADER_BYTES + 4 + contextLength;
+  for (const part of body as readonly Buffer[]) offset += part.copy(out, offset);
+  return [out];
 }
 
 /** The context part of a data frame (empty when the frame has no option). */
 export function frameContext(frame: Frame): Buffer {
-  const length = frame.options[0];
-  return length === undefined ? frame.payload.subarray(0, 0) : frame.payload.subarray(0, length);
+  const length = frame.options[0] ?? 0;
+  const parts = frame.parts;
+  // the context is small and almost always inside the first chunk: a view, no join
+  if (parts !== undefined && parts[0]!.length < length) return Buffer.concat(sliceParts(parts, 0, length), length);
+  return parts !== undefined ? parts[0]!.subarray(0, length) : frame.payload.subarray(0, length);
 }
 
-/** The body part of a data frame (the whole payload when the frame has no option). */
+/** The body part of a data frame (the whole payload when the frame has no option). Joins a chunked frame. */
 export function frameBody(frame: Frame): Buffer {
   const length = frame.options[0];
   return length === undefined ? frame.payload : frame.payload.subarray(length);
+}
+
+/** The body part of a data frame as buffers to write in order: views of a chunked frame's parts, no copy. */
+export function frameBodyParts(frame: Frame): readonly Buffer[] {
+  const parts = frame.parts;
+  if (parts === undefined) return [frameBody(frame)];
+  return sliceParts(parts, frame.options[0] ?? 0, Infinity);
+}
+
+/** Views of bytes [start, end) of a list of buffers taken as one. */
+function sliceParts(parts: readonly Buffer[], start: number, end: number): Buffer[] {
+  const out: Buffer[] = [];
+  let offset = 0;
+  for (const part of parts) {
+    const from = Math.max(start - offset, 0);
+    const to = Math.min(end - offset, part.length);
+    if (from < to) out.push(from === 0 && to === part.length ? part : part.subarray(from, to));
+    offset += part.length;
+    if (offset >= end) break;
+  }
+  return out;
+}
+
+/** Total bytes of a list of buffers. */
+export function partsLength(parts: readonly Buffer[]): number {
+  let length = 0;
+  for (const part of parts) length += part.length;
+  return length;
 }
 
 /** Human-readable first bytes of what a worker sent, for log lines about broken frames. */

@@ -15,7 +15,7 @@ import {
 import type { Logger } from '../logger.js';
 import { encodePidRequest, isStopReply, parsePidReply, PONG_FRAME, STOP_COMMAND, STOP_STREAM_FRAME } from '../protocol/control.js';
 import { FrameDecoder } from '../protocol/decoder.js';
-import { describeBytes, encodeDataFrame, FLAG_CONTROL, FLAG_ERROR, PING, STREAM, type Frame } from '../protocol/frame.js';
+import { describeBytes, encodeDataFrame, FLAG_CONTROL, FLAG_ERROR, frameBodyParts, frameContext, payloadLength, PING, STREAM, type Frame } from '../protocol/frame.js';
 import { createPipesRelay } from '../relay/pipes.js';
 import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
@@ -42,7 +42,8 @@ export interface WorkerSpec {
 export interface ExecRequest {
   flags: number;
   context: Buffer | string;
-  body: Buffer | null;
+  /** a list is written as it is, in one writev (a large body is not joined first) */
+  body: Buffer | readonly Buffer[] | null;
 }
 
 /** The first reply frame; `stream` carries the later frames when the worker streams. */
@@ -50,8 +51,27 @@ export interface ExecReply {
   pid: number;
   flags: number;
   context: Buffer;
-  body: Buffer;
+  /** The body. When `bodyParts` is set, reading this joins the parts (one copy, made once). */
+  readonly body: Buffer;
+  /** Set for a large body that arrived in several chunks: the body as those chunks, not copied. */
+  readonly bodyParts?: readonly Buffer[];
   stream: ReplyStream | null;
+}
+
+/** A reply whose body is still the chunks it arrived in; `body` joins them on first read. */
+class ChunkedReply implements ExecReply {
+  #body: Buffer | null = null;
+  constructor(
+    readonly pid: number,
+    readonly flags: number,
+    readonly context: Buffer,
+    readonly bodyParts: readonly Buffer[],
+    readonly stream: ReplyStream | null,
+  ) {}
+
+  get body(): Buffer {
+    return (this.#body ??= Buffer.concat(this.bodyParts));
+  }
 }
 
 export interface ExecOptions {
@@ -365,7 +385,7 @@ export class Worker {
     if (exec === null) {
       this.#failProtocol(
         new UnexpectedFrameError(
-          `worker sent a frame while idle (flags 0x${frame.flags.toString(16)}, ${describeBytes(frame.payload)}); ` +
+          `worker sent a frame while idle (flags 0x${frame.flags.toString(16)}, ${describeBytes(payloadHead(frame))}); ` +
             'it would desync every later reply. Likely cause: it answered a request twice (respond() and error()).',
           { pid: this.pid },
         ),
@@ -394,20 +414,18 @@ export class Worker {
     }
     const problem = checkDataFrame(frame);
     if (problem !== null) {
-      this.#failProtocol(new MalformedFrameError(`${problem} (${describeBytes(frame.payload)})`, { pid: this.pid }));
+      this.#failProtocol(new MalformedFrameError(`${problem} (${describeBytes(payloadHead(frame))})`, { pid: this.pid }));
       return;
     }
     const contextLength = frame.options[0]!;
     const streaming = (frame.control & STREAM) !== 0;
     const stream = streaming ? new ReplyStream(this) : null;
     exec.stream = stream;
-    exec.resolve({
-      pid: this.pid,
-      flags: frame.flags,
-      context: frame.payload.subarray(0, contextLength),
-      body: frame.payload.subarray(contextLength),
-      stream,
-    });
+    exec.resolve(
+      frame.parts === undefined
+        ? { pid: this.pid, flags: frame.flags, context: frame.payload.subarray(0, contextLength), body: frame.payload.subarray(contextLength), stream }
+        : new ChunkedReply(this.pid, frame.flags, frameContext(frame), frameBodyParts(frame), stream),
+    );
     if (stream === null) this.#endExec(exec, null);
     else this.#armExecTimer(exec);
   }
@@ -422,7 +440,7 @@ export class Worker {
     }
     const problem = checkDataFrame(frame);
     if (problem !== null) {
-      this.#failProtocol(new MalformedFrameError(`${problem} in a streamed reply (${describeBytes(frame.payload)})`, { pid: this.pid }));
+      this.#failProtocol(new MalformedFrameError(`${problem} in a streamed reply (${describeBytes(payloadHead(frame))})`, { pid: this.pid }));
       return false;
     }
     const last = (frame.control & STREAM) === 0;
@@ -562,11 +580,17 @@ export class Worker {
   }
 }
 
+/** The first bytes of a frame's payload, for error messages (a chunked frame is not joined for them). */
+function payloadHead(frame: Frame): Buffer {
+  return frame.parts?.[0] ?? frame.payload;
+}
+
 /** null when the frame is a well-formed data frame (exactly one option, within the payload). */
 function checkDataFrame(frame: Frame): string | null {
   if ((frame.flags & FLAG_CONTROL) !== 0) return 'unexpected CONTROL frame in place of a reply';
   if (frame.options.length !== 1) return `reply has ${frame.options.length} options; a data frame carries exactly 1 (the context length)`;
-  if (frame.options[0]! > frame.payload.length) return `reply context length ${frame.options[0]} exceeds its payload (${frame.payload.length} bytes)`;
+  const length = payloadLength(frame);
+  if (frame.options[0]! > length) return `reply context length ${frame.options[0]} exceeds its payload (${length} bytes)`;
   return null;
 }
 

@@ -7,11 +7,17 @@ import {
   FLAG_CONTROL,
   PING,
   STREAM,
+  ChunkedFrame,
   crc32,
   encodeDataFrame,
   encodeFrame,
+  frameBody,
+  frameBodyParts,
+  frameContext,
+  payloadLength,
   type Frame,
 } from '../../src/protocol/frame.js';
+import { isStopReply } from '../../src/protocol/control.js';
 
 function hex(dump: string): Buffer {
   return Buffer.from(dump.replace(/\s+/g, ''), 'hex');
@@ -315,6 +321,63 @@ describe('FrameDecoder: large frames', () => {
     expect(frames[0]!.options).toEqual([3]);
     expect(frames[0]!.payload.subarray(0, 3).toString()).toBe('ctx');
     expect(frames[0]!.payload.subarray(3).equals(body)).toBe(true);
+  });
+
+  it('hands a large frame on as views of the chunks it arrived in: no copy until payload is read', () => {
+    const body = Buffer.allocUnsafe(1024 * 1024 + 7);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 31 + (i >>> 8)) & 0xff;
+    const bytes = Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, Buffer.from('{"status":200}'), body));
+    // chunks as a pipe delivers them: separate allocations, the frame starting mid-chunk after a small frame
+    const small = Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, '{}', Buffer.from('x')));
+    const stream = Buffer.concat([small, bytes, small]);
+    const chunks: Buffer[] = [];
+    for (let offset = 0; offset < stream.length; offset += 65536) chunks.push(Buffer.from(stream.subarray(offset, offset + 65536)));
+    const { decoder, frames } = collect();
+    for (const chunk of chunks) decoder.push(chunk);
+    expect(frames).toHaveLength(3);
+    const big = frames[1]!;
+    expect(big).toBeInstanceOf(ChunkedFrame);
+    expect(big.parts!.length).toBeGreaterThan(15);
+    // every part is a view of one of the pushed chunks' memory
+    for (const part of big.parts!) expect(chunks.some((chunk) => chunk.buffer === part.buffer)).toBe(true);
+    expect(payloadLength(big)).toBe(14 + body.length);
+    expect(frameContext(big).toString()).toBe('{"status":200}');
+    const parts = frameBodyParts(big);
+    expect(parts.reduce((n, p) => n + p.length, 0)).toBe(body.length);
+    expect(Buffer.concat(parts).equals(body)).toBe(true);
+    for (const part of parts) expect(chunks.some((chunk) => chunk.buffer === part.buffer)).toBe(true);
+    // the joined view agrees, and is made once
+    expect(frameBody(big).equals(body)).toBe(true);
+    expect(big.payload).toBe(big.payload);
+    expect(isStopReply(big)).toBe(false);
+    expect(frameBody(frames[2]!).toString()).toBe('x');
+    expect(decoder.pendingBytes).toBe(0);
+  });
+
+  it('joins a context that spans chunks and slices the body parts after it', () => {
+    const context = Buffer.from(JSON.stringify({ status: 200, headers: { 'X-Long': ['v'.repeat(300)] } }));
+    const body = Buffer.alloc(200 * 1024, 'b');
+    const bytes = Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, context, body));
+    const { decoder, frames } = collect();
+    // first chunk ends inside the context
+    decoder.push(Buffer.from(bytes.subarray(0, 100)));
+    for (let offset = 100; offset < bytes.length; offset += 65536) decoder.push(Buffer.from(bytes.subarray(offset, offset + 65536)));
+    expect(frames).toHaveLength(1);
+    expect(frames[0]).toBeInstanceOf(ChunkedFrame);
+    expect(frameContext(frames[0]!).equals(context)).toBe(true);
+    expect(Buffer.concat(frameBodyParts(frames[0]!)).equals(body)).toBe(true);
+  });
+
+  it('joins a frame of at most 64 KiB that spans chunks into one buffer', () => {
+    const body = Buffer.alloc(60 * 1024, 'c');
+    const bytes = Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, '{}', body));
+    const { decoder, frames } = collect();
+    decoder.push(bytes.subarray(0, 1000));
+    decoder.push(bytes.subarray(1000));
+    expect(frames[0]).not.toBeInstanceOf(ChunkedFrame);
+    expect(frames[0]!.parts).toBeUndefined();
+    expect(frameBodyParts(frames[0]!)).toHaveLength(1);
+    expect(frameBody(frames[0]!).equals(body)).toBe(true);
   });
 
   it('accepts a payload exactly at maxFrameBytes', () => {

@@ -204,6 +204,18 @@ describe('encodeDataFrame', () => {
     expect(joined.readUInt32LE(2)).toBe(RESPONSE_CONTEXT_10_3.length + body.length);
     expect(joined.subarray(16 + RESPONSE_CONTEXT_10_3.length).equals(body)).toBe(true);
   });
+
+  it('writes a body given as a list of buffers: copied inline when small, passed through (not copied) when large', () => {
+    const small = encodeDataFrame(FLAG_CODEC_PROTO, 'ctx', [Buffer.from('ab'), Buffer.from('cd')]);
+    expect(small).toHaveLength(1);
+    expect(small[0]!.equals(Buffer.concat(encodeDataFrame(FLAG_CODEC_PROTO, 'ctx', Buffer.from('abcd'))))).toBe(true);
+    const parts = [Buffer.alloc(40 * 1024, 'x'), Buffer.alloc(40 * 1024, 'y')];
+    const large = encodeDataFrame(FLAG_CODEC_PROTO, 'ctx', parts);
+    expect(large).toHaveLength(3);
+    expect(large[1]).toBe(parts[0]);
+    expect(large[2]).toBe(parts[1]);
+    expect(Buffer.concat(large).equals(Buffer.concat(encodeDataFrame(FLAG_CODEC_PROTO, 'ctx', Buffer.concat(parts))))).toBe(true);
+  });
 });
 
 describe('frameContext / frameBody', () => {
