@@ -4,13 +4,16 @@
 //   bash bench/run.sh [flags]     installs nginx, php-fpm, wrk, Lumen if missing, then runs this
 //   node bench/run.mjs [flags]    the same, when everything is installed
 //
-// For each scenario (bench/scenarios/*.mjs) and each contender (lib/contenders.mjs):
-//   1. start the contender on 127.0.0.1 with private config files under a temp dir;
-//   2. wait until PHP answers GET /__bench/info (and record its opcache/JIT state), then check one
-//      real answer of the scenario (status, body) — a wrong answer is never benchmarked;
-//   3. warm up with wrk at the highest connection count;
-//   4. per connection count, `runs` wrk runs (-t1), sampling the contender's process tree memory;
-//   5. stop it (its whole process tree), whatever happened.
+// For each scenario (bench/scenarios/*.mjs), with all its contenders (lib/contenders.mjs) up at once:
+//   1. start every contender on 127.0.0.1 (each its own port) with private config files under a
+//      temp dir; wait until PHP answers GET /__bench/info (and record its opcache/JIT state), then
+//      check one real answer of the scenario (status, body) — a wrong answer is never benchmarked,
+//      and a contender that fails is reported and stopped while the others go on;
+//   2. warm each one up with wrk at the highest connection count;
+//   3. per connection count, `runs` rounds of one wrk run (-t1) per contender in turn, always in the
+//      same order (nginx+php-fpm first), sampling the measured contender's process tree: the runs
+//      are interleaved so that the machine's speed drift reaches every contender alike;
+//   4. stop them all (each one's whole process tree), whatever happened.
 // Then print one table (medians of the runs, ratios to nginx+php-fpm) and write it as Markdown
 // with the machine's description to bench/results/<date>.md.
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -20,7 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { CONTENDERS } from './lib/contenders.mjs';
-import { checkAnswer, measure, waitReady } from './lib/measure.mjs';
+import { checkAnswer, measureRun, summarize, waitReady, warmUp } from './lib/measure.mjs';
 import { phpVersionDir, writePhpIni } from './lib/php-ini.mjs';
 import { installCleanup, setPgidFile, stopGroup } from './lib/processes.mjs';
 import { NOISY_CORES, checkTargets, describeMachine, markdownTable, summarizeCpuProfile, tableCells, textTable } from './lib/report.mjs';
@@ -216,63 +219,112 @@ async function main() {
     const scenarioDir = join(tmp, scenario.name);
     const docroot = prepareDocroot(scenario, scenarioDir);
     const workers = scenario.workers?.(flags) ?? flags.workers;
-    for (const contender of contenders) {
-      const supported = contender.supports(scenario);
-      if (supported !== true) {
-        for (const conns of flags.connections) rows.push({ scenario: scenario.name, conns, contender: contender.label, key: contender.key, result: null, note: supported });
-        continue;
-      }
-      const dir = join(scenarioDir, contender.key);
-      mkdirSync(dir, { recursive: true });
-      const profDir = join(dir, 'cpu-profiles');
-      const ctx = {
-        scenario,
-        dir,
-        docroot,
-        ini,
-        workers,
-        relay: flags.relay,
-        port: await freePort(),
-        logFile: join(dir, 'output.log'),
-        nodeArgs: flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
-      };
-      const baseUrl = `http://127.0.0.1:${ctx.port}`;
-      process.stderr.write(`${scenario.name} / ${contender.label}: starting (${workers} workers)... `);
-      let started = null;
-      try {
-        started = await contender.start(ctx);
-        const info = await waitReady(baseUrl, started.groups);
-        phpInfos.set(`${contender.label} (${info.sapi})`, info);
-        if (!info.opcache) console.error(`\nWARNING: opcache is OFF in ${contender.label} (${info.sapi}); figures are not comparable`);
-        await checkAnswer(baseUrl, scenario);
-        process.stderr.write('ok\n');
-        const results = await measure({
-          baseUrl,
+    // Every supported contender of the scenario, in CONTENDERS order (nginx+php-fpm first): the
+    // order of their turns in each round.
+    const entries = [];
+    const stop = async (entry) => {
+      if (entry.started === null || entry.stopped) return;
+      entry.stopped = true;
+      for (const child of entry.started.groups) await stopGroup(child);
+    };
+    const fail = async (entry, error, stage) => {
+      const message = error.message.split('\n')[0];
+      process.stderr.write(`${stage === 'start' ? '' : `${scenario.name} / ${entry.contender.label}: `}FAILED: ${message}\n--- last lines of ${entry.ctx.logFile}\n${logTail(entry.ctx.logFile)}\n---\n`);
+      failures.push(`${scenario.name} / ${entry.contender.label}: ${message}`);
+      entry.failed = message;
+      await stop(entry);
+    };
+    const measured = () => entries.filter((e) => e.failed === null);
+    try {
+      // 1. start them all, each on its own port with its own dir and log; check each one's answer
+      for (const contender of contenders) {
+        const supported = contender.supports(scenario);
+        if (supported !== true) {
+          for (const conns of flags.connections) rows.push({ scenario: scenario.name, conns, contender: contender.label, key: contender.key, result: null, note: supported });
+          continue;
+        }
+        const dir = join(scenarioDir, contender.key);
+        mkdirSync(dir, { recursive: true });
+        const profDir = join(dir, 'cpu-profiles');
+        const ctx = {
           scenario,
-          started,
-          connections: flags.connections,
-          seconds: flags.seconds,
-          runs: flags.runs,
-          warmupSeconds: flags.warmupSeconds,
-          noisyCores: NOISY_CORES,
-          noisyRetries: flags.noisyRetries,
-          retryBudget,
-          onRun: (conns, i, r, attempt) =>
-            process.stderr.write(
-              `  c=${String(conns).padStart(2)} run ${i + 1}${attempt > 0 ? ` (retry ${attempt})` : ''}: ${r.rps.toFixed(0).padStart(6)} rps  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
-                `RSS ${r.rssMb.toFixed(0)} MB  background ${r.backgroundCores.toFixed(2)} cores${r.non2xx + r.socketErrors > 0 ? `  non-2xx ${r.non2xx}  socket errors ${r.socketErrors}` : ''}\n`,
-            ),
-        });
-        for (const result of results) rows.push({ scenario: scenario.name, conns: result.conns, contender: contender.label, key: contender.key, result, note: '' });
-      } catch (error) {
-        const message = error.message.split('\n')[0];
-        process.stderr.write(`FAILED: ${message}\n--- last lines of ${ctx.logFile}\n${logTail(ctx.logFile)}\n---\n`);
-        failures.push(`${scenario.name} / ${contender.label}: ${message}`);
-        for (const conns of flags.connections) rows.push({ scenario: scenario.name, conns, contender: contender.label, key: contender.key, result: null, note: `failed: ${message}` });
-      } finally {
-        if (started !== null) for (const child of started.groups) await stopGroup(child);
+          dir,
+          docroot,
+          ini,
+          workers,
+          relay: flags.relay,
+          port: await freePort(),
+          logFile: join(dir, 'output.log'),
+          nodeArgs: flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+        };
+        const entry = { contender, ctx, profDir, baseUrl: `http://127.0.0.1:${ctx.port}`, started: null, stopped: false, failed: null, samples: new Map() };
+        entries.push(entry);
+        process.stderr.write(`${scenario.name} / ${contender.label}: starting (${workers} workers)... `);
+        try {
+          entry.started = await contender.start(ctx);
+          const info = await waitReady(entry.baseUrl, entry.started.groups);
+          phpInfos.set(`${contender.label} (${info.sapi})`, info);
+          if (!info.opcache) console.error(`\nWARNING: opcache is OFF in ${contender.label} (${info.sapi}); figures are not comparable`);
+          await checkAnswer(entry.baseUrl, scenario);
+          process.stderr.write('ok\n');
+        } catch (error) {
+          await fail(entry, error, 'start');
+        }
       }
-      if (flags.cpuProf && existsSync(profDir)) {
+      // 2. warm each one up
+      if (flags.warmupSeconds > 0 && measured().length > 0) process.stderr.write(`${scenario.name}: warm-up, ${flags.warmupSeconds} s each\n`);
+      for (const entry of measured()) {
+        try {
+          await warmUp({ baseUrl: entry.baseUrl, scenario, connections: flags.connections, seconds: flags.warmupSeconds });
+        } catch (error) {
+          await fail(entry, error, 'warm-up');
+        }
+      }
+      // 3. per connection count, `runs` rounds; in each round one run of every contender in turn,
+      // so a drift of the machine's speed reaches all of them alike
+      const width = Math.max(0, ...entries.map((e) => e.contender.label.length)) + (flags.noisyRetries > 0 ? ` (retry ${flags.noisyRetries})`.length : 0);
+      for (const conns of flags.connections) {
+        for (let i = 0; i < flags.runs; i++) {
+          for (const entry of measured()) {
+            try {
+              const sample = await measureRun({
+                baseUrl: entry.baseUrl,
+                scenario,
+                started: entry.started,
+                benchRoots: entries.filter((e) => e.started !== null && !e.stopped).flatMap((e) => e.started.roots),
+                conns,
+                seconds: flags.seconds,
+                noisyCores: NOISY_CORES,
+                noisyRetries: flags.noisyRetries,
+                retryBudget,
+                onRun: (r, attempt) =>
+                  process.stderr.write(
+                    `  c=${String(conns).padStart(2)} run ${i + 1} ${`${entry.contender.label}${attempt > 0 ? ` (retry ${attempt})` : ''}`.padEnd(width)}: ${r.rps.toFixed(0).padStart(6)} rps  p50 ${r.p50Ms.toFixed(2)} ms  p99 ${r.p99Ms.toFixed(2)} ms  ` +
+                      `RSS ${r.rssMb.toFixed(0)} MB  background ${r.backgroundCores.toFixed(2)} cores${r.non2xx + r.socketErrors > 0 ? `  non-2xx ${r.non2xx}  socket errors ${r.socketErrors}` : ''}\n`,
+                  ),
+              });
+              if (!entry.samples.has(conns)) entry.samples.set(conns, []);
+              entry.samples.get(conns).push(sample);
+            } catch (error) {
+              await fail(entry, error, 'run');
+            }
+          }
+        }
+      }
+      for (const { contender, started, failed, samples } of entries) {
+        for (const conns of flags.connections) {
+          const row = { scenario: scenario.name, conns, contender: contender.label, key: contender.key };
+          if (failed !== null) rows.push({ ...row, result: null, note: `failed: ${failed}` });
+          else rows.push({ ...row, result: summarize(conns, samples.get(conns), started.nodePid !== null), note: '' });
+        }
+      }
+    } finally {
+      // 4. stop them all (each one's whole process tree), whatever happened
+      await Promise.allSettled(entries.map(stop));
+    }
+    if (flags.cpuProf) {
+      for (const { contender, profDir } of entries) {
+        if (!existsSync(profDir)) continue;
         for (const file of readdirSync(profDir).filter((f) => f.endsWith('.cpuprofile'))) {
           const kept = join(BENCH, 'results', 'profiles', `${scenario.name}-${contender.key}.cpuprofile`);
           mkdirSync(join(BENCH, 'results', 'profiles'), { recursive: true });

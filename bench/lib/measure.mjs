@@ -1,5 +1,6 @@
-// Measuring one started contender: readiness, a correctness check, a warm-up, then wrk runs with
-// the contender's process tree sampled for memory while wrk drives it.
+// Measuring started contenders: readiness, a correctness check, a warm-up, and one wrk run at a
+// time with the measured contender's process tree sampled for memory and CPU while wrk drives it.
+// run.mjs decides the order of the runs (interleaved across contenders) and takes the medians.
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,11 +27,12 @@ function pssBytes(pid) {
  * RSS counts shared pages once per process (php-fpm children share one opcache segment; each CLI
  * worker has its own), PSS splits shared pages between their users: both are reported.
  *
- * It also measures background load: CPU the machine spent outside this harness's own process tree
- * (the harness, wrk, the contender and its workers) while wrk ran, in cores. Other jobs on a shared
- * 2-core machine skew a figure; run.mjs marks such figures.
+ * It also measures background load: CPU the machine spent outside the bench's own processes (the
+ * harness, wrk, and every contender's tree under `benchRoots` with its workers, measured or idle)
+ * while wrk ran, in cores. Other jobs on a shared 2-core machine skew a figure; run.mjs marks such
+ * figures.
  */
-export function startSampler(roots, nodePid) {
+export function startSampler(roots, nodePid, benchRoots = roots) {
   // CPU of the contender's own tree (server + workers): per request, the cost of one request on
   // this stack, which other jobs on the machine disturb far less than the request rate.
   const treeTicks = () => processTree(roots).reduce((sum, pid) => sum + (cpuTicks(pid) ?? 0), 0);
@@ -54,7 +56,9 @@ export function startSampler(roots, nodePid) {
     peakPss = Math.max(peakPss, pss);
     if (nodePid !== null) peakNode = Math.max(peakNode, rssBytes(nodePid));
     if (final) return; // wrk has exited by now: its last ticks are gone, so the CPU window ends at the previous sample
-    for (const pid of processTree([process.pid])) {
+    // The contenders are the harness's children, so its own tree already holds them: naming their
+    // roots says so rather than relying on it.
+    for (const pid of processTree([process.pid, ...benchRoots])) {
       const ticks = cpuTicks(pid);
       if (ticks === null) continue;
       const before = ours.get(pid);
@@ -92,6 +96,11 @@ function requestInit(request) {
 
 function anyExited(groups) {
   return groups.find((child) => child.exitCode !== null || child.signalCode !== null) ?? null;
+}
+
+function diedError(groups) {
+  const dead = anyExited(groups);
+  return dead === null ? null : new Error(`${dead.spawnfile} died (code ${dead.exitCode}, signal ${dead.signalCode})`);
 }
 
 /** Polls GET /__bench/info until PHP answers (every contender routes it to PHP); returns it. */
@@ -134,60 +143,63 @@ function median(values) {
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
+/** Warm-up: one wrk run at the highest connection count, its figures thrown away. */
+export async function warmUp({ baseUrl, scenario, connections, seconds }) {
+  if (seconds > 0) await runWrk({ url: `${baseUrl}${scenario.request.path}`, connections: Math.max(...connections), seconds, request: scenario.request });
+}
+
 /**
- * Warm-up once at the highest connection count, then `runs` wrk runs per connection count; each
- * figure is the median over the runs, error counts are summed (of the kept attempts).
+ * One run of one started contender: a wrk run at `conns` connections while its process tree is
+ * sampled (memory, CPU) and so is the machine's background load. `benchRoots` lists the process
+ * trees of every contender the bench has up (the measured one included): their CPU is the bench's
+ * own, never "other jobs". A run during which other jobs used more than `noisyCores` is repeated
+ * (after a pause), up to noisyRetries times and while the whole bench's retry budget
+ * (retryBudget.ms, shared) lasts; the quietest attempt is returned and still marked if it was noisy.
+ * onRun(sample, attempt) is called after every attempt. Throws when wrk fails or the contender died.
  */
-export async function measure({ baseUrl, scenario, started, connections, seconds, runs, warmupSeconds, noisyCores, noisyRetries, retryBudget, onRun }) {
+export async function measureRun({ baseUrl, scenario, started, benchRoots, conns, seconds, noisyCores, noisyRetries, retryBudget, onRun }) {
   const url = `${baseUrl}${scenario.request.path}`;
-  if (warmupSeconds > 0) await runWrk({ url, connections: Math.max(...connections), seconds: warmupSeconds, request: scenario.request });
-  const results = [];
-  for (const conns of connections) {
-    const samples = [];
-    for (let i = 0; i < runs; i++) {
-      // A run during which other jobs used the CPU is repeated (after a pause), up to noisyRetries
-      // times and while the whole bench's retry budget (retryBudget.ms, shared) lasts; the quietest
-      // attempt is kept and still marked if it was noisy.
-      let best = null;
-      for (let attempt = 0; attempt <= noisyRetries; attempt++) {
-        if (attempt > 0) {
-          const cost = RETRY_PAUSE_MS + seconds * 1000;
-          if (retryBudget.ms < cost) break;
-          retryBudget.ms -= cost;
-          await sleep(RETRY_PAUSE_MS);
-        }
-        const stop = startSampler(started.roots, started.nodePid);
-        let wrk;
-        try {
-          wrk = await runWrk({ url, connections: conns, seconds, request: scenario.request });
-        } catch (error) {
-          stop();
-          throw error;
-        }
-        const memory = stop();
-        const dead = anyExited(started.groups);
-        if (dead !== null) throw new Error(`${dead.spawnfile} died during the run (code ${dead.exitCode}, signal ${dead.signalCode})`);
-        const sample = { ...wrk, ...memory, cpuUsPerRequest: wrk.requests > 0 ? (memory.cpuMs * 1000) / wrk.requests : null };
-        onRun?.(conns, i, sample, attempt);
-        if (best === null || sample.backgroundCores < best.backgroundCores) best = sample;
-        if (sample.backgroundCores <= noisyCores) break;
-      }
-      samples.push(best);
+  let best = null;
+  for (let attempt = 0; attempt <= noisyRetries; attempt++) {
+    if (attempt > 0) {
+      const cost = RETRY_PAUSE_MS + seconds * 1000;
+      if (retryBudget.ms < cost) break;
+      retryBudget.ms -= cost;
+      await sleep(RETRY_PAUSE_MS);
     }
-    results.push({
-      conns,
-      rps: median(samples.map((s) => s.rps)),
-      p50Ms: median(samples.map((s) => s.p50Ms)),
-      p99Ms: median(samples.map((s) => s.p99Ms)),
-      rssMb: median(samples.map((s) => s.rssMb)),
-      pssMb: median(samples.map((s) => s.pssMb)),
-      nodeRssMb: started.nodePid === null ? null : median(samples.map((s) => s.nodeRssMb)),
-      cpuUsPerRequest: median(samples.map((s) => s.cpuUsPerRequest ?? 0)),
-      non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
-      socketErrors: samples.reduce((sum, s) => sum + s.socketErrors, 0),
-      backgroundCores: Math.max(...samples.map((s) => s.backgroundCores)),
-      requests: samples.reduce((sum, s) => sum + s.requests, 0),
-    });
+    const stop = startSampler(started.roots, started.nodePid, benchRoots);
+    let wrk;
+    try {
+      wrk = await runWrk({ url, connections: conns, seconds, request: scenario.request });
+    } catch (error) {
+      stop();
+      throw diedError(started.groups) ?? error; // wrk fails when the contender is gone: say so
+    }
+    const memory = stop();
+    const dead = diedError(started.groups);
+    if (dead !== null) throw dead;
+    const sample = { ...wrk, ...memory, cpuUsPerRequest: wrk.requests > 0 ? (memory.cpuMs * 1000) / wrk.requests : null };
+    onRun?.(sample, attempt);
+    if (best === null || sample.backgroundCores < best.backgroundCores) best = sample;
+    if (sample.backgroundCores <= noisyCores) break;
   }
-  return results;
+  return best;
+}
+
+/** One figure from the runs at one connection count: medians, error counts summed (of the kept attempts). */
+export function summarize(conns, samples, hasNode) {
+  return {
+    conns,
+    rps: median(samples.map((s) => s.rps)),
+    p50Ms: median(samples.map((s) => s.p50Ms)),
+    p99Ms: median(samples.map((s) => s.p99Ms)),
+    rssMb: median(samples.map((s) => s.rssMb)),
+    pssMb: median(samples.map((s) => s.pssMb)),
+    nodeRssMb: hasNode ? median(samples.map((s) => s.nodeRssMb)) : null,
+    cpuUsPerRequest: median(samples.map((s) => s.cpuUsPerRequest ?? 0)),
+    non2xx: samples.reduce((sum, s) => sum + s.non2xx, 0),
+    socketErrors: samples.reduce((sum, s) => sum + s.socketErrors, 0),
+    backgroundCores: Math.max(...samples.map((s) => s.backgroundCores)),
+    requests: samples.reduce((sum, s) => sum + s.requests, 0),
+  };
 }
