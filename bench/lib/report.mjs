@@ -177,6 +177,8 @@ export function summarizeCpuProfile(path, top = 10) {
     byFunction.set(id, (byFunction.get(id) ?? 0) + (node.hitCount ?? 0));
   }
   const idle = [...byFunction.entries()].filter(([id]) => id.startsWith('(idle)')).reduce((s, [, n]) => s + n, 0);
+  // shares of the busy samples: a contender sits idle while the others of its scenario are measured
+  const busySamples = totalSamples - idle;
   return {
     totalMs,
     busyShare: totalSamples > 0 ? 1 - idle / totalSamples : 0,
@@ -186,7 +188,7 @@ export function summarizeCpuProfile(path, top = 10) {
       .slice(0, top)
       .map(([id, hits]) => {
         const [name, where] = id.split('\u0000');
-        return { name, where, share: totalSamples > 0 ? hits / totalSamples : 0, ms: totalSamples > 0 ? (hits / totalSamples) * totalMs : 0 };
+        return { name, where, share: busySamples > 0 ? hits / busySamples : 0, ms: totalSamples > 0 ? (hits / totalSamples) * totalMs : 0 };
       }),
   };
 }
