@@ -13,7 +13,6 @@
  */
 import type { Stats } from 'node:fs';
 import { open } from 'node:fs/promises';
-import send from '@fastify/send';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 
@@ -59,9 +58,20 @@ export interface HeaderSettings {
   vary: boolean;
 }
 
-// The very mime instance @fastify/send uses (the same version @fastify/static depends on, deduped
-// by pnpm), so Content-Type cannot drift from it. No import.meta: the single binary bundles to CJS.
-const mime = (send as unknown as { mime: { getType(path: string): string | null; default_type?: string } }).mime;
+/**
+ * The very mime instance @fastify/send uses (the same version @fastify/static depends on, deduped
+ * by pnpm), so Content-Type cannot drift from it. Loaded with @fastify/static, only when static
+ * files are configured.
+ */
+export interface SendMime {
+  getType(path: string): string | null;
+  default_type?: string;
+}
+
+export async function loadSendMime(): Promise<SendMime> {
+  const { default: send } = await import('@fastify/send');
+  return (send as unknown as { mime: SendMime }).mime;
+}
 
 /** send's isUtf8MimeType */
 function isUtf8MimeType(value: string): boolean {
@@ -70,7 +80,7 @@ function isUtf8MimeType(value: string): boolean {
 }
 
 /** Content-Type as @fastify/send sets it; null when send sets none (then we do not cache). */
-export function contentTypeOf(path: string): string | null {
+export function contentTypeOf(mime: SendMime, path: string): string | null {
   let type = mime.getType(path) || mime.default_type;
   if (!type) return null;
   if (isUtf8MimeType(type)) type += '; charset=utf-8';
@@ -81,7 +91,11 @@ export class HotCache {
   readonly options: HotCacheOptions;
   private readonly lru: LRUCache<string, HotEntry>;
 
-  constructor(options: HotCacheOptions, private readonly settings: HeaderSettings) {
+  constructor(
+    options: HotCacheOptions,
+    private readonly settings: HeaderSettings,
+    private readonly mime: SendMime,
+  ) {
     this.options = options;
     this.lru = new LRUCache<string, HotEntry>({
       maxSize: options.maxBytes,
@@ -129,7 +143,7 @@ export class HotCache {
    */
   async fill(key: string, file: string, rootIndex: number, relPath: string, stats: Stats, cacheControl: string, now: number): Promise<HotEntry | undefined> {
     if (stats.size > this.options.maxFileBytes) return undefined;
-    const contentType = contentTypeOf(file);
+    const contentType = contentTypeOf(this.mime, file);
     if (contentType === null) return undefined;
     let handle;
     try {

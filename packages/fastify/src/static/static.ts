@@ -1,10 +1,9 @@
 import { realpathSync, statSync, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
-import fastifyStatic from '@fastify/static';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
-import { cacheableRequest, DEFAULT_HOT_CACHE, HotCache, type HotCacheOptions, type HotEntry } from './hot-cache.js';
+import { cacheableRequest, DEFAULT_HOT_CACHE, HotCache, loadSendMime, type HotCacheOptions, type HotEntry } from './hot-cache.js';
 import { checkFileName, checkPath, createFilePolicy, decodeRequestPath, extensionOf, type FilePolicy } from './file-policy.js';
 
 /** `static` option of the plugin: RoadRunner http.static-like keys, spelled as in .rr.yaml. */
@@ -258,7 +257,10 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   // carries a year-long max-age.
   const cacheControlOf = new WeakMap<FastifyReply, string>();
   const strong = etag === 'strong';
-  const hotCache = options.hotCache === null ? null : new HotCache(options.hotCache, { etag, lastModified: options.lastModified, vary: precompressed });
+  // loaded only when static files are configured: @fastify/static and its dependencies (send, mime,
+  // glob: about 30 modules) are a few MB of heap an app without static files should not carry
+  const [{ default: fastifyStatic }, mime] = await Promise.all([import('@fastify/static'), loadSendMime()]);
+  const hotCache = options.hotCache === null ? null : new HotCache(options.hotCache, { etag, lastModified: options.lastModified, vary: precompressed }, mime);
 
   await app.register(fastifyStatic, {
     serve: false,
