@@ -27,7 +27,7 @@ import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-h
 import { registerMicroCache } from './micro-cache.js';
 import { registerProxies } from './proxy.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
-import type { Loggers } from './logging.js';
+import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, hostName, siteConstraint, type SiteRouter } from './sites.js';
 import { createOpsServer, mergeExpositions } from './status.js';
@@ -109,6 +109,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
     loggerInstance: loggers.http,
     // the access log (http.access_logs) replaces Fastify's two lines per request
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log: the pino child (reqId) is made on its first line, not for every request
+    childLoggerFactory: createRequestLogger,
     genReqId,
     // a site's plugin boots its workers while registering: bounded by allocate_timeout, not by Fastify
     pluginTimeout: 0,
