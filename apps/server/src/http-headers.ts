@@ -268,7 +268,8 @@ function resolveCompression(value: boolean | CompressionOptions | undefined): Re
 function setRequestHeader(request: AnyRequest, name: string, value: string): void {
   request.headers[name] = value;
   const raw = request.raw.rawHeaders;
-  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === name) raw.splice(i, 2);
+  // every request goes through here (the request id): compare lengths before lower-casing a name
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) raw.splice(i, 2);
   raw.push(name, value);
 }
 
