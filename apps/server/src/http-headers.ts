@@ -145,6 +145,8 @@ export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyI
     // through the plugin's own per-request switch. This instance-level onSend runs before the
     // plugin's, which it adds to each route.
     app.addHook('onSend', (request, reply, payload, done) => {
+      // no Accept-Encoding: @fastify/compress sends the body as it is anyway
+      if (request.headers['accept-encoding'] === undefined) return done(null, payload);
       const type = reply.getHeader('content-type');
       if (typeof type === 'string' && SKIP_COMPRESSION.test(type)) request.headers['x-no-compression'] = '1';
       done(null, payload);
