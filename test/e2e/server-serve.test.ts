@@ -113,6 +113,34 @@ describe('serve basic.yaml', () => {
   });
 });
 
+describe('a request that fails in PHP', () => {
+  it("logs an error line carrying the request's id (the X-Request-Id of its reply)", async () => {
+    const env = { HTTP_PORT: String(await freePort()) };
+    const file = join(dir, 'crash.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `server:\n  command: php ${join(FIXTURES, 'php', 'crash-mid-request.php')}`,
+        'http:\n  address: 127.0.0.1:${HTTP_PORT}\n  pool:\n    num_workers: 1',
+        'logs:\n  mode: production\n  level: info',
+        `admin:\n  socket: ${join(dir, 'crash.sock')}`,
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/`, { method: 'POST', body: 'crash' });
+    await res.body.dump();
+    expect(res.statusCode).toBe(502);
+    const id = res.headers['x-request-id'];
+    expect(id).toMatch(/^[0-9a-f-]{36}$/);
+    await server.waitFor('PHP request failed');
+    const line = server.stderr.split('\n').find((l) => l.includes('PHP request failed'));
+    expect(JSON.parse(line!)).toMatchObject({ level: 50, channel: 'http', reqId: id, status: 502 });
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
 describe('serve a RoadRunner .rr.yaml', () => {
   it('warns about each unsupported key by name and serves the PHP page and static files', async () => {
     const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'rr.sock') };

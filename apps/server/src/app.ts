@@ -10,7 +10,7 @@ import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify';
 import { statSync } from 'node:fs';
 import { InvalidOptionError, resolveLimits, serverLimits, warmpool } from '@warmpool/fastify';
 import { SILENT_LOGGER, resolvePoolOptions, type Pool } from '@warmpool/pool';
@@ -27,7 +27,7 @@ import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-h
 import { registerMicroCache } from './micro-cache.js';
 import { registerProxies } from './proxy.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
-import type { Loggers } from './logging.js';
+import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, hostName, siteConstraint, type SiteRouter } from './sites.js';
 import { createOpsServer, mergeExpositions } from './status.js';
@@ -109,10 +109,13 @@ export function buildApp(options: BuildOptions): BuiltApp {
     loggerInstance: loggers.http,
     // the access log (http.access_logs) replaces Fastify's two lines per request
     logController: new LogController({ disableRequestLogging: true }),
+    // request.log: the pino child (reqId) is made on its first line, not for every request
+    childLoggerFactory: createRequestLogger,
     genReqId,
     // a site's plugin boots its workers while registering: bounded by allocate_timeout, not by Fastify
     pluginTimeout: 0,
-    routerOptions: { constraints: { site: siteConstraint(router, token) as never } },
+    // with no site bound to hosts every request is the default site's: nothing to derive per request
+    ...(router.empty ? {} : { routerOptions: { constraints: { site: siteConstraint(router, token) as never } } }),
     serverFactory: serverFactory as never,
   }) as unknown as App;
 
@@ -175,14 +178,18 @@ async function registerSite(
     });
   }
   if (metricsPath !== null) {
-    // the plugin's metrics route is reached only by the metrics listener (app.inject with the token)
+    // The plugin's metrics route is reached only by the metrics listener (app.inject with the token).
+    // The guard is put on that route alone, so no other request runs it.
     const internal = `${token} `;
-    ctx.addHook('onRequest', (request, reply, done) => {
-      if (request.url === metricsPath && !String(request.headers[INTERNAL_SITE_HEADER] ?? '').startsWith(internal)) {
+    const guard: onRequestHookHandler = (request, reply, done) => {
+      if (!String(request.headers[INTERNAL_SITE_HEADER] ?? '').startsWith(internal)) {
         reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
         return;
       }
       done();
+    };
+    ctx.addHook('onRoute', (route) => {
+      if (route.url === metricsPath) route.onRequest = [guard, ...[route.onRequest ?? []].flat()];
     });
   }
   try {

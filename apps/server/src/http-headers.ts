@@ -145,6 +145,8 @@ export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyI
     // through the plugin's own per-request switch. This instance-level onSend runs before the
     // plugin's, which it adds to each route.
     app.addHook('onSend', (request, reply, payload, done) => {
+      // no Accept-Encoding: @fastify/compress sends the body as it is anyway
+      if (request.headers['accept-encoding'] === undefined) return done(null, payload);
       const type = reply.getHeader('content-type');
       if (typeof type === 'string' && SKIP_COMPRESSION.test(type)) request.headers['x-no-compression'] = '1';
       done(null, payload);
@@ -268,7 +270,8 @@ function resolveCompression(value: boolean | CompressionOptions | undefined): Re
 function setRequestHeader(request: AnyRequest, name: string, value: string): void {
   request.headers[name] = value;
   const raw = request.raw.rawHeaders;
-  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.toLowerCase() === name) raw.splice(i, 2);
+  // every request goes through here (the request id): compare lengths before lower-casing a name
+  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) raw.splice(i, 2);
   raw.push(name, value);
 }
 

@@ -127,15 +127,27 @@ export function boundUrl(listener: Listener): string {
   return `${listener.scheme}://${host}:${address.port}`;
 }
 
+/** An HTTP/1 socket: Node keeps the response it is writing (the first of a pipeline) on it. */
+type Http1Socket = Socket & { _httpMessage?: ServerResponse | null };
+
 /**
  * Knows every connection of the main listeners, so a drain can close the idle ones at once and
  * the busy ones right after their reply: HTTP/1 sockets get `Connection: close` on the replies still
  * to be written; HTTP/2 sessions get GOAWAY (session.close(): open streams finish).
+ *
+ * Requests are not counted one by one: until the drain, the request path only reads a flag. An
+ * HTTP/1 socket's reply in flight is found when needed as `socket._httpMessage`, which Node (20 to
+ * current) sets when a response is assigned to the socket and clears when its last byte is handed
+ * to the socket ('finish'), assigning the next pipelined response at that same moment. The responses
+ * of pipelined requests waiting behind it are not reachable from the socket, so only those (rare:
+ * browsers do not pipeline) are remembered, to get `Connection: close` before their turn.
  */
 export class ConnectionTracker {
-  #sockets = new Set<Socket>();
-  #active = new Map<Socket, number>();
-  #responses = new Set<ServerResponse>();
+  #sockets = new Set<Http1Socket>();
+  /** responses of pipelined requests, waiting for the one ahead of them on their socket */
+  #queued = new Set<ServerResponse>();
+  /** sockets the drain ends after their last reply */
+  #ending = new Set<Http1Socket>();
   #sessions = new Set<Http2Session>();
   #draining = false;
   #idleTimer: NodeJS.Timeout | undefined;
@@ -173,24 +185,17 @@ export class ConnectionTracker {
     });
   }
 
-  /** Wraps the request handler: counts requests per HTTP/1 socket. */
+  /**
+   * Wraps the request handler. Until the drain it costs a flag and, for HTTP/1, one property read:
+   * a response without a socket yet is a pipelined request's, waiting its turn.
+   */
   wrap<H extends (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void>(handler: H): H {
     return ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
       if (req.httpVersionMajor === 1) {
-        const socket = (req as IncomingMessage).socket;
-        const response = res as ServerResponse;
-        if (this.#draining) response.shouldKeepAlive = false;
-        this.#active.set(socket, (this.#active.get(socket) ?? 0) + 1);
-        this.#responses.add(response);
-        response.once('close', () => {
-          this.#responses.delete(response);
-          const left = (this.#active.get(socket) ?? 1) - 1;
-          if (left > 0) this.#active.set(socket, left);
-          else {
-            this.#active.delete(socket);
-            if (this.#draining) socket.end();
-          }
-        });
+        if (this.#draining) {
+          (res as ServerResponse).shouldKeepAlive = false;
+          this.#endAfterReplies((req as IncomingMessage).socket);
+        } else if ((res as ServerResponse).socket === null) this.#queue(res as ServerResponse);
       }
       handler(req, res);
     }) as H;
@@ -204,16 +209,21 @@ export class ConnectionTracker {
    */
   drain(idleGraceMs = DRAIN_IDLE_GRACE_MS): void {
     this.#draining = true;
-    for (const response of this.#responses) if (!response.headersSent) response.shouldKeepAlive = false;
+    for (const socket of this.#sockets) if (socket._httpMessage) this.#endAfterReplies(socket);
+    for (const response of this.#queued) if (!response.headersSent) response.shouldKeepAlive = false;
     for (const session of this.#sessions) session.close();
     this.#idleTimer = setTimeout(() => {
-      for (const socket of this.#sockets) if (!this.#active.has(socket)) socket.end();
+      for (const socket of this.#sockets) if (!socket._httpMessage) socket.end();
     }, idleGraceMs);
   }
 
   /** In-flight HTTP/1 requests plus open HTTP/2 sessions. */
   get busy(): number {
-    return this.#responses.size + this.#sessions.size;
+    let requests = 0;
+    for (const socket of this.#sockets) if (socket._httpMessage) requests++;
+    // still waiting for their turn (one whose turn came is its socket's _httpMessage until it closes)
+    for (const response of this.#queued) if (response.socket === null && !response.writableFinished) requests++;
+    return requests + this.#sessions.size;
   }
 
   /** The drain took too long: cut what is left. */
@@ -233,8 +243,40 @@ export class ConnectionTracker {
     this.#sockets.add(socket);
     socket.once('close', () => {
       this.#sockets.delete(socket);
-      this.#active.delete(socket);
+      this.#ending.delete(socket);
+      // a closed socket's waiting responses never get their turn (nor, on Node 20, a 'close')
+      if (this.#queued.size > 0) for (const response of this.#queued) if (response.req.socket === socket) this.#queued.delete(response);
     });
+  }
+
+  #queue(response: ServerResponse): void {
+    this.#queued.add(response);
+    // its turn came and went (or the socket closed)
+    response.once('close', () => this.#queued.delete(response));
+  }
+
+  /**
+   * Draining: the socket's replies still to be written carry Connection: close, and the socket ends
+   * once none is left in flight. Follows the socket from one reply to the next: a reply's 'close'
+   * comes a tick after Node assigned the next pipelined response, if any, to the socket.
+   */
+  #endAfterReplies(socket: Http1Socket): void {
+    if (this.#ending.has(socket) || !this.#sockets.has(socket)) return;
+    this.#ending.add(socket);
+    const follow = (): void => {
+      const response = socket._httpMessage;
+      if (response === null || response === undefined) {
+        this.#ending.delete(socket);
+        socket.end();
+        return;
+      }
+      if (!response.headersSent) response.shouldKeepAlive = false;
+      response.once('close', () => {
+        // a reply cut with its socket, or one that closed without finishing: nothing to follow
+        if (!socket.destroyed && socket._httpMessage !== response) follow();
+      });
+    };
+    follow();
   }
 }
 

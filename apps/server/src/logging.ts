@@ -1,7 +1,8 @@
 // Logs: one pino logger with three channels, configured by the `logs` section.
 //
-// - channel "http": Fastify's logger (request errors) and, with http.access_logs: true, one access
-//   line per request (see ACCESS LOG below);
+// - channel "http": Fastify's logger (request errors, through a per-request logger that is only
+//   made when it writes: createRequestLogger) and, with http.access_logs: true, one access line
+//   per request (see ACCESS LOG below);
 // - channel "server": PHP worker output (stderr lines, tagged with pid) and pool events;
 // - channel "warmpool": the server itself (listeners, reloads, signals).
 //
@@ -19,7 +20,8 @@
 //    "remoteAddr":"203.0.113.7","status":200,"durationMs":1.52,"bytes":1234,"msg":"GET /a?b=1 200"}
 // `bytes` is the Content-Length when the reply has one; `remoteAddr` is the socket peer (PHP's
 // REMOTE_ADDR honours trusted_subnets, the log does not: it shows who really connected).
-import { pino, type DestinationStream, type Level, type Logger, type LevelWithSilent } from 'pino';
+import type { FastifyBaseLogger } from 'fastify';
+import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Level, type Logger, type LevelWithSilent } from 'pino';
 import type { LogChannelConfig, LogLevel, LogsConfig } from '@warmpool/config';
 
 export type Channel = 'http' | 'server' | 'warmpool';
@@ -140,4 +142,80 @@ function reformat(sink: DestinationStream, format: 'human' | 'raw'): Destination
       sink.write(`${time} ${level} [${String(record.channel ?? '-')}] ${msg}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}\n`);
     },
   };
+}
+
+/**
+ * Fastify's `childLoggerFactory` for the http channel. Fastify makes a child logger per request (the
+ * `reqId` binding); pino's child() serialises the bindings at once, yet with request logging off and
+ * the access line written by the parent almost no request logs through it. So the request gets a
+ * stand-in that makes the same pino child only when a line at an enabled level is written: the line
+ * is the one the eager child would have written, reqId included.
+ */
+export function createRequestLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+  // a route with its own logLevel (none of ours has one) decides levels itself: no shortcut
+  if (options.level !== undefined) return logger.child(bindings, options);
+  return new LazyChildLogger(logger as Logger, bindings, options);
+}
+
+class LazyChildLogger implements FastifyBaseLogger {
+  readonly #parent: Logger;
+  readonly #bindings: Bindings;
+  readonly #options: ChildLoggerOptions;
+  #child: Logger | null = null;
+
+  constructor(parent: Logger, bindings: Bindings, options: ChildLoggerOptions) {
+    this.#parent = parent;
+    this.#bindings = bindings;
+    this.#options = options;
+  }
+
+  get level(): string {
+    return (this.#child ?? this.#parent).level;
+  }
+
+  set level(level: string) {
+    this.#materialize().level = level;
+  }
+
+  fatal(...args: unknown[]): void {
+    this.#write('fatal', args);
+  }
+
+  error(...args: unknown[]): void {
+    this.#write('error', args);
+  }
+
+  warn(...args: unknown[]): void {
+    this.#write('warn', args);
+  }
+
+  info(...args: unknown[]): void {
+    this.#write('info', args);
+  }
+
+  debug(...args: unknown[]): void {
+    this.#write('debug', args);
+  }
+
+  trace(...args: unknown[]): void {
+    this.#write('trace', args);
+  }
+
+  silent(): void {}
+
+  child(bindings: Bindings, options?: ChildLoggerOptions): FastifyBaseLogger {
+    return this.#materialize().child(bindings, options);
+  }
+
+  #write(level: Level, args: unknown[]): void {
+    // until a line is written the child would have the parent's level, so the parent decides
+    if (this.#child === null && !this.#parent.isLevelEnabled(level)) return;
+    const child = this.#materialize();
+    (child[level] as (...line: unknown[]) => void).apply(child, args);
+  }
+
+  #materialize(): Logger {
+    this.#child ??= this.#parent.child(this.#bindings, this.#options);
+    return this.#child;
+  }
 }

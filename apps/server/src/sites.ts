@@ -6,7 +6,8 @@
 // registers (the warmpool plugin's "/" and "/*", proxies, the micro-cache's hooks ride along) carries
 // `constraints: { site: NAME }`, added by an onRoute hook of the site's encapsulated context. The
 // default site's routes carry none. With mustMatchWhenDerived, a request derived to site A never
-// falls into another site's routes, and find-my-way still backtracks to A's catch-all.
+// falls into another site's routes, and find-my-way still backtracks to A's catch-all. Without any
+// site listing hosts the constraint is not registered at all (find-my-way would derive it anyway).
 import type { IncomingMessage } from 'node:http';
 import type { Http2ServerRequest } from 'node:http2';
 
@@ -19,6 +20,8 @@ export interface SiteHosts {
 export interface SiteRouter {
   /** the site answering `host` (a Host header, port and trailing dot allowed), or null */
   siteOf(host: string | undefined): string | null;
+  /** no site lists hosts: every request is the default site's */
+  readonly empty: boolean;
 }
 
 export function createSiteRouter(sites: readonly SiteHosts[]): SiteRouter {
@@ -31,6 +34,7 @@ export function createSiteRouter(sites: readonly SiteHosts[]): SiteRouter {
     }
   }
   return {
+    empty: sites.length === 0,
     siteOf(header) {
       const host = hostName(header);
       if (host === null) return null;

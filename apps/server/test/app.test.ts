@@ -1,0 +1,63 @@
+import { fileURLToPath } from 'node:url';
+import { parseConfig, toServerOptions } from '@warmpool/config';
+import { afterEach, describe, expect, it } from 'vitest';
+import { buildApp, type BuiltApp } from '../src/app.js';
+import { createLoggers } from '../src/logging.js';
+import { createOutput } from '../src/output.js';
+import { INTERNAL_SITE_HEADER } from '../src/sites.js';
+
+const ECHO = fileURLToPath(new URL('../../../test/fixtures/php/echo.php', import.meta.url));
+const quiet = { write: () => true } as unknown as NodeJS.WritableStream;
+
+const built: BuiltApp[] = [];
+afterEach(async () => {
+  await Promise.all(built.splice(0).map((b) => b.app.close()));
+});
+
+/** The app `warmpool serve` would build from `yaml` (listeners are not bound: requests go through inject). */
+async function build(yaml: string): Promise<BuiltApp> {
+  const loaded = parseConfig(yaml, { file: '/tmp/warmpool-test.yaml', env: {} });
+  const server = toServerOptions(loaded);
+  const loggers = createLoggers(server.logs, { stderr: quiet, stdout: quiet });
+  const app = buildApp({ loaded, server, loggers, out: createOutput({ stdout: quiet, stderr: quiet, color: false }), credentials: null });
+  built.push(app);
+  await app.app.ready();
+  return app;
+}
+
+const BASE = `version: "3"
+server:
+  command: php ${ECHO}
+http:
+  address: 127.0.0.1:0
+  pool:
+    num_workers: 1
+metrics:
+  address: 127.0.0.1:0
+logs:
+  mode: off
+`;
+
+describe('buildApp', () => {
+  it("the plugin's metrics route answers only the server's own scrape (the token header); other paths reach PHP", async () => {
+    const { app } = await build(BASE);
+    const token = /__warmpool_metrics_([0-9a-f]+)/.exec(app.printRoutes({ commonPrefix: false }))?.[1];
+    expect(token).toBeDefined();
+    const path = `/__warmpool_metrics_${token}`;
+
+    const outside = await app.inject(path);
+    expect(outside.statusCode).toBe(404);
+    expect(outside.body).toBe('Not Found\n');
+    const forged = await app.inject({ url: path, headers: { [INTERNAL_SITE_HEADER]: 'not-the-token ' } });
+    expect(forged.statusCode).toBe(404);
+
+    const scrape = await app.inject({ url: path, headers: { [INTERNAL_SITE_HEADER]: `${token} ` } });
+    expect(scrape.statusCode).toBe(200);
+    expect(scrape.body).toContain('warmpool_workers{state="ready"}');
+
+    const page = await app.inject('/page');
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect((page.json() as { context: { uri: string } }).context.uri).toMatch(/\/page$/);
+  });
+});

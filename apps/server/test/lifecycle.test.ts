@@ -1,0 +1,195 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { connect, type AddressInfo, type Socket } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConnectionTracker } from '../src/lifecycle.js';
+
+// The tracker on a real HTTP/1 server, driven by raw sockets so the test decides when each request
+// leaves and sees exactly what the server writes and when it ends the connection. Paths:
+//   /fast      answers at once
+//   /hold-N    answers when the test calls release('hold-N')
+//   /stream-N  sends its head and a first chunk at once, the rest on release('stream-N')
+
+interface Harness {
+  server: Server;
+  tracker: ConnectionTracker;
+  port: number;
+  /** resolves when the server has seen `path` */
+  seen(path: string): Promise<void>;
+  release(path: string): void;
+}
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+async function harness(): Promise<Harness> {
+  const waiting = new Map<string, () => void>();
+  const seenWaiters = new Map<string, () => void>();
+  const seenPaths = new Set<string>();
+  const handler = (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse): void => {
+    const req = request as IncomingMessage;
+    const res = response as ServerResponse;
+    const path = req.url!.slice(1);
+    seenPaths.add(path);
+    seenWaiters.get(path)?.();
+    if (path === 'fast') {
+      res.end('fast');
+      return;
+    }
+    if (path.startsWith('stream-')) {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.write('first ');
+      waiting.set(path, () => res.end('last'));
+      return;
+    }
+    waiting.set(path, () => res.end(path));
+  };
+  const tracker = new ConnectionTracker();
+  const server = createServer(tracker.wrap(handler));
+  tracker.watchHttp1(server);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  cleanups.push(async () => {
+    tracker.destroyAll();
+    await new Promise((resolve) => server.close(resolve));
+  });
+  return {
+    server,
+    tracker,
+    port: (server.address() as AddressInfo).port,
+    seen: (path) => (seenPaths.has(path) ? Promise.resolve() : new Promise((resolve) => seenWaiters.set(path, resolve))),
+    release: (path) => waiting.get(path)!(),
+  };
+}
+
+/** A raw client connection: what the server wrote, and whether it ended the connection. */
+function client(port: number): { socket: Socket; text(): string; ended: Promise<void>; isEnded(): boolean; send(...paths: string[]): void } {
+  const socket = connect(port, '127.0.0.1');
+  let text = '';
+  let ended = false;
+  socket.setEncoding('latin1');
+  socket.on('data', (chunk: string) => (text += chunk));
+  const endedPromise = new Promise<void>((resolve) =>
+    socket.once('end', () => {
+      ended = true;
+      resolve();
+    }),
+  );
+  socket.on('error', () => {});
+  cleanups.push(() => void socket.destroy());
+  return {
+    socket,
+    text: () => text,
+    ended: endedPromise,
+    isEnded: () => ended,
+    // several paths in one write: pipelined requests
+    send: (...paths) => void socket.write(paths.map((p) => `GET /${p} HTTP/1.1\r\nHost: test\r\n\r\n`).join('')),
+  };
+}
+
+/** The heads of the replies in `text`, in order. */
+function heads(text: string): string[] {
+  return text.split(/(?=HTTP\/1\.1 )/).map((reply) => reply.slice(0, reply.indexOf('\r\n\r\n')));
+}
+
+const tick = (ms = 30) => new Promise((r) => setTimeout(r, ms));
+
+describe('ConnectionTracker drain (HTTP/1)', () => {
+  it('a reply still to be written carries Connection: close, and its socket ends right after it', async () => {
+    const h = await harness();
+    const c = client(h.port);
+    c.send('hold-1');
+    await h.seen('hold-1');
+    expect(h.tracker.busy).toBe(1);
+    h.tracker.drain(60_000);
+    h.release('hold-1');
+    await c.ended;
+    expect(heads(c.text())).toHaveLength(1);
+    expect(heads(c.text())[0]).toMatch(/\r\nconnection: close/i);
+    expect(c.text()).toMatch(/hold-1$/);
+  });
+
+  it('a reply already started keeps its head, and its socket ends right after it (not after the idle grace)', async () => {
+    const h = await harness();
+    const c = client(h.port);
+    c.send('stream-1');
+    await h.seen('stream-1');
+    await tick();
+    h.tracker.drain(60_000);
+    h.release('stream-1');
+    await c.ended;
+    expect(heads(c.text())[0]).toMatch(/\r\nconnection: keep-alive/i);
+    expect(c.text()).toContain('last');
+  });
+
+  it('pipelined requests: those waiting behind a started reply are told Connection: close, the socket ends after the last', async () => {
+    const h = await harness();
+    const c = client(h.port);
+    c.send('stream-1', 'hold-2', 'hold-3');
+    await h.seen('hold-3');
+    await tick();
+    expect(h.tracker.busy).toBe(3);
+    h.tracker.drain(60_000);
+    // the waiting replies are written (into Node's buffer) while the first still streams
+    h.release('hold-2');
+    h.release('hold-3');
+    await tick();
+    expect(c.isEnded()).toBe(false);
+    h.release('stream-1');
+    await c.ended;
+    const replies = heads(c.text());
+    expect(replies).toHaveLength(2);
+    expect(replies[0]).toMatch(/\r\nconnection: keep-alive/i);
+    expect(replies[1]).toMatch(/\r\nconnection: close/i);
+    expect(c.text()).toContain('hold-2');
+    // Node stops after a Connection: close reply: the third request is never answered, and is
+    // forgotten with its socket (on Node 20 its response never emits 'close')
+    await tick();
+    expect(h.tracker.busy).toBe(0);
+  });
+
+  it('a pipelined request waiting behind a reply that finishes first is counted once, and forgotten when done', async () => {
+    const h = await harness();
+    const c = client(h.port);
+    c.send('hold-1', 'fast');
+    await h.seen('fast');
+    expect(h.tracker.busy).toBe(2);
+    h.release('hold-1');
+    await tick();
+    expect(heads(c.text())).toHaveLength(2);
+    expect(h.tracker.busy).toBe(0);
+    expect(c.isEnded()).toBe(false);
+  });
+
+  it('idle keep-alive sockets end after the grace; one that brings a request within it is served with Connection: close', async () => {
+    const h = await harness();
+    const idle = client(h.port);
+    const late = client(h.port);
+    idle.send('fast');
+    late.send('fast');
+    await tick();
+    expect(heads(idle.text())[0]).not.toMatch(/connection: close/i);
+    const started = Date.now();
+    h.tracker.drain(300);
+    late.send('fast');
+    await late.ended;
+    expect(Date.now() - started).toBeLessThan(300);
+    expect(heads(late.text())).toHaveLength(2);
+    expect(heads(late.text())[1]).toMatch(/\r\nconnection: close/i);
+    expect(idle.isEnded()).toBe(false);
+    await idle.ended;
+    expect(Date.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('a connection accepted while draining is ended without serving anything', async () => {
+    const h = await harness();
+    h.tracker.drain(60_000);
+    const c = client(h.port);
+    c.send('fast');
+    await c.ended;
+    expect(c.text()).toBe('');
+  });
+});
