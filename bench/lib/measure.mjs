@@ -191,6 +191,8 @@ export function summarize(conns, samples, hasNode) {
   return {
     conns,
     rps: median(samples.map((s) => s.rps)),
+    /** each round's rps, in round order: ratios pair runs of the same round (lib/report.mjs) */
+    runRps: samples.map((s) => s.rps),
     p50Ms: median(samples.map((s) => s.p50Ms)),
     p99Ms: median(samples.map((s) => s.p99Ms)),
     rssMb: median(samples.map((s) => s.rssMb)),

@@ -26,6 +26,24 @@ const fixed = (n, digits) => (n === null || n === undefined ? '-' : n.toFixed(di
 const ms = (n) => (n === null || n === undefined ? '-' : n < 10 ? n.toFixed(2) : n < 100 ? n.toFixed(1) : n.toFixed(0));
 
 /**
+ * A's rate over B's: the median of the per-round ratios when both ran every round (two runs of one
+ * round are seconds apart, so the VM's drift cancels out better than between two medians), else
+ * the ratio of the medians.
+ */
+export function rateRatio(a, b) {
+  const ra = a.runRps ?? [];
+  const rb = b.runRps ?? [];
+  if (ra.length > 0 && ra.length === rb.length && rb.every((r) => r > 0)) return median(ra.map((r, i) => r / rb[i]));
+  return b.rps === 0 ? null : a.rps / b.rps;
+}
+
+function median(values) {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+/**
  * rows: { scenario, conns, contender, key, result | null, note }. Within a scenario and connection
  * count, rows are sorted slowest first (undici's printResults order), rows without figures last,
  * and each rate is given as a ratio to nginx+php-fpm's.
@@ -57,7 +75,7 @@ export function tableCells(rows) {
         node: r === null ? 'n/a' : fixed(r.nodeRssMb, 0),
         non2xx: r === null ? 'n/a' : String(r.non2xx),
         sockerr: r === null ? 'n/a' : String(r.socketErrors),
-        ratio: r === null ? `n/a: ${row.note}` : base === null || base.rps === 0 ? '-' : `${(r.rps / base.rps).toFixed(2)}x`,
+        ratio: r === null ? `n/a: ${row.note}` : base === null || rateRatio(r, base) === null ? '-' : `${rateRatio(r, base).toFixed(2)}x`,
       });
     }
   }
@@ -98,7 +116,7 @@ export function checkTargets(rows) {
       const label = `${name} (${conns} conns)`;
       if (a === null || b === null) checks.push({ label, status: 'n/a', detail: 'not measured' });
       else {
-        const value = a.rps / b.rps;
+        const value = rateRatio(a, b) ?? 0;
         checks.push({ label, status: value >= min ? 'PASS' : 'FAIL', detail: `${value.toFixed(2)}x, target >= ${min}x` });
       }
     }
