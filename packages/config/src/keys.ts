@@ -233,7 +233,7 @@ const TOP: Entry[] = [
   wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses'),
   wp('cache.enabled', 'boolean', 'turn the micro-cache on', { default: false }),
   wp('cache.max_bytes', 'bytes', 'memory budget of cached bodies', { unit: 'bytes', min: 0, default: '64m' }),
-  wp('cache.max_age', 'duration', 'longest time a response is kept (shorter when Cache-Control says so)', { default: '1s' }),
+  wp('cache.max_age', 'duration', 'how long a `public` response without max-age or s-maxage is kept (as nginx fastcgi_cache_valid; unset: not kept); one that says max-age or s-maxage is kept that long'),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];
