@@ -137,7 +137,8 @@ export async function checkAnswer(baseUrl, scenario) {
   if (problems.length > 0) throw new Error(`wrong answer for ${scenario.request.method ?? 'GET'} ${scenario.request.path}: ${problems.join('; ')}`);
 }
 
-function median(values) {
+/** The median of a list of numbers (the mean of the middle two for an even count). */
+export function median(values) {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;

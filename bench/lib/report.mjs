@@ -3,6 +3,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { median } from './measure.mjs';
 
 export const COLUMNS = [
   ['scenario', 'scenario'],
@@ -35,12 +36,6 @@ export function rateRatio(a, b) {
   const rb = b.runRps ?? [];
   if (ra.length > 0 && ra.length === rb.length && rb.every((r) => r > 0)) return median(ra.map((r, i) => r / rb[i]));
   return b.rps === 0 ? null : a.rps / b.rps;
-}
-
-function median(values) {
-  const sorted = [...values].sort((x, y) => x - y);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /**
