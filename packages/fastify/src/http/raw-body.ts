@@ -1,8 +1,6 @@
 import type { Readable } from 'node:stream';
 import { errorCodes, type FastifyRequest } from 'fastify';
-
-/** Bodies up to this size are joined into one Buffer; larger ones stay the chunks they arrived in. */
-export const JOIN_MAX_BYTES = 64 * 1024;
+import { JOIN_MAX_BYTES } from '@warmpool/pool/protocol';
 
 /** A request body as the plugin forwards it: one Buffer, or (over 64 KiB) its chunks in order. */
 export type RawBody = Buffer | Buffer[];

@@ -1,10 +1,7 @@
 import { BadChecksumError, FrameTooLargeError, MalformedFrameError } from '../errors.js';
-import { ChunkedFrame, crc32, describeBytes, FRAME_VERSION, HEADER_BYTES, MAX_OPTIONS, type Frame } from './frame.js';
+import { ChunkedFrame, crc32, describeBytes, FRAME_VERSION, HEADER_BYTES, JOIN_MAX_BYTES, MAX_OPTIONS, type Frame } from './frame.js';
 
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
-
-/** A frame spanning chunks is joined up to this size; a larger one stays in its chunks (ChunkedFrame). */
-const JOIN_MAX_BYTES = 64 * 1024;
 
 export interface FrameDecoderOptions {
   /** Largest payload accepted; bigger frames are refused before they are buffered. */
@@ -157,30 +154,17 @@ export class FrameDecoder {
   /** Consumes n bytes: a view when they sit in one chunk, one copy otherwise. */
   #take(n: number): Buffer {
     const first = this.#chunks[0]!;
+    if (first.length < n) return Buffer.concat(this.#takeParts(n), n);
     this.#buffered -= n;
-    if (first.length >= n) {
-      if (first.length === n) this.#chunks.shift();
-      else this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    const out = Buffer.allocUnsafe(n);
-    let offset = 0;
-    let used = 0;
-    // Copy from as many chunks as the frame spans, then drop them with one splice (not a shift
-    // per chunk: a frame trickling in as thousands of tiny chunks stays linear).
-    while (offset < n) {
-      const chunk = this.#chunks[used]!;
-      const count = Math.min(chunk.length, n - offset);
-      chunk.copy(out, offset, 0, count);
-      offset += count;
-      if (count === chunk.length) used++;
-      else this.#chunks[used] = chunk.subarray(count);
-    }
-    this.#chunks.splice(0, used);
-    return out;
+    if (first.length === n) this.#chunks.shift();
+    else this.#chunks[0] = first.subarray(n);
+    return first.subarray(0, n);
   }
 
-  /** Consumes n bytes as views of the chunks they sit in (no copy). */
+  /**
+   * Consumes n bytes as views of the chunks they sit in (no copy), dropping the used chunks with one
+   * splice (not a shift per chunk: a frame trickling in as thousands of tiny chunks stays linear).
+   */
   #takeParts(n: number): Buffer[] {
     const parts: Buffer[] = [];
     let taken = 0;

@@ -21,8 +21,12 @@ export const STOP = 0x02;
 export const PING = 0x04;
 export const PONG = 0x08;
 
-/** Frames at or under this size are built in one buffer; larger bodies go out as a second iovec. */
-const INLINE_BODY_BYTES = 64 * 1024;
+/**
+ * Bodies up to this size are joined into one buffer (the copy is cheaper than more iovecs and
+ * objects); larger ones stay separate buffers, never copied: a request body after its frame head,
+ * a reply frame as the chunks it arrived in (decoder), a request body as it arrived (the plugin).
+ */
+export const JOIN_MAX_BYTES = 64 * 1024;
 
 export interface Frame {
   /** byte 1 */
@@ -123,7 +127,7 @@ export function encodeDataFrame(
   const contextLength = typeof context === 'string' ? Buffer.byteLength(context) : context.length;
   const single = body === null || Buffer.isBuffer(body);
   const bodyLength = body === null ? 0 : single ? (body as Buffer).length : partsLength(body as readonly Buffer[]);
-  const inline = bodyLength <= INLINE_BODY_BYTES;
+  const inline = bodyLength <= JOIN_MAX_BYTES;
   const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + contextLength + (inline ? bodyLength : 0));
   writeHeader(out, flags, contextLength + bodyLength, control, 1);
   out.writeUInt32LE(contextLength, HEADER_BYTES);
