@@ -16,7 +16,16 @@
 //   4. stop them all (each one's whole process tree), whatever happened.
 // Then print one table (medians of the runs, ratios to nginx+php-fpm) and write it as Markdown
 // with the machine's description to bench/results/<date>.md.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +35,15 @@ import { CONTENDERS } from './lib/contenders.mjs';
 import { checkAnswer, measureRun, summarize, waitReady, warmUp } from './lib/measure.mjs';
 import { phpVersionDir, writePhpIni } from './lib/php-ini.mjs';
 import { installCleanup, setPgidFile, stopGroup } from './lib/processes.mjs';
-import { NOISY_CORES, checkTargets, describeMachine, markdownTable, summarizeCpuProfile, tableCells, textTable } from './lib/report.mjs';
+import {
+  NOISY_CORES,
+  checkTargets,
+  describeMachine,
+  markdownTable,
+  summarizeCpuProfile,
+  tableCells,
+  textTable,
+} from './lib/report.mjs';
 
 const BENCH = fileURLToPath(new URL('./', import.meta.url));
 const SCENARIO_ORDER = ['hello', 'lumen', 'io-20ms', 'static-1k', 'static-100k', 'upload-1m', 'response-1m'];
@@ -86,7 +103,10 @@ function parseFlags() {
   };
   const list = (name, value, known, single = false) => {
     if (value === undefined) return known;
-    const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+    const items = value
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     if (single && items.length !== 1) {
       console.error(`--${name} takes one of: ${known.join(', ')}`);
       process.exit(2);
@@ -109,7 +129,11 @@ function parseFlags() {
     workersIo: int('workers-io', values['workers-io'], 1),
     connections: values.connections.split(',').map((c) => int('connections', c, 1)),
     scenarios: list('scenarios', values.scenarios, SCENARIO_ORDER),
-    contenders: list('contenders', values.contenders, CONTENDERS.map((c) => c.key)),
+    contenders: list(
+      'contenders',
+      values.contenders,
+      CONTENDERS.map((c) => c.key),
+    ),
     relay: list('relay', values.relay, ['pipes', 'fds', 'unix'], true)[0],
     noisyRetries: int('noisy-retries', values['noisy-retries'], 0),
     retryBudgetSeconds: int('retry-budget', values['retry-budget'], 0),
@@ -139,7 +163,9 @@ function requireTools(fpmBin) {
     ['php-laravel-lumen-framework', '/usr/share/php/Laravel/Lumen/autoload.php'],
   ].filter(([, path]) => !existsSync(path));
   if (missing.length > 0) {
-    console.error(`missing: ${missing.map(([name, path]) => `${name} (${path})`).join(', ')}\nrun bash bench/run.sh, which installs them with apt-get`);
+    console.error(
+      `missing: ${missing.map(([name, path]) => `${name} (${path})`).join(', ')}\nrun bash bench/run.sh, which installs them with apt-get`,
+    );
     process.exit(1);
   }
   for (const dir of [join(BENCH, '../packages/fastify/dist'), join(BENCH, '../packages/pool/dist')]) {
@@ -172,9 +198,13 @@ function logTail(path, lines = 15) {
 
 /** The legend printed under the table (and written under the Markdown one). */
 function notes(cells) {
-  const out = ['php -S is one process serving one request at a time (a reference point); it answers "Connection: close", so wrk reconnects for every request and counts each close as a socket read error.'];
+  const out = [
+    'php -S is one process serving one request at a time (a reference point); it answers "Connection: close", so wrk reconnects for every request and counts each close as a socket read error.',
+  ];
   if (cells.some((c) => c.rps.endsWith('*'))) {
-    out.push(`* = during at least one run, processes outside the bench used more than ${NOISY_CORES} cores (another job on the machine): that figure is skewed, run again.`);
+    out.push(
+      `* = during at least one run, processes outside the bench used more than ${NOISY_CORES} cores (another job on the machine): that figure is skewed, run again.`,
+    );
   }
   return out;
 }
@@ -200,7 +230,8 @@ async function main() {
   const ini = writePhpIni(tmp, { jit: flags.jit });
   const contenders = CONTENDERS.filter((c) => flags.contenders.includes(c.key));
   const scenarios = [];
-  for (const name of flags.scenarios) scenarios.push((await import(pathToFileURL(join(BENCH, 'scenarios', `${name}.mjs`)).href)).default);
+  for (const name of flags.scenarios)
+    scenarios.push((await import(pathToFileURL(join(BENCH, 'scenarios', `${name}.mjs`)).href)).default);
 
   const starts = scenarios.reduce((n, s) => n + contenders.filter((c) => c.supports(s) === true).length, 0);
   const estimate = starts * (flags.warmupSeconds + flags.connections.length * flags.runs * (flags.seconds + 0.3) + 1);
@@ -229,7 +260,9 @@ async function main() {
     };
     const fail = async (entry, error, stage) => {
       const message = error.message.split('\n')[0];
-      process.stderr.write(`${stage === 'start' ? '' : `${scenario.name} / ${entry.contender.label}: `}FAILED: ${message}\n--- last lines of ${entry.ctx.logFile}\n${logTail(entry.ctx.logFile)}\n---\n`);
+      process.stderr.write(
+        `${stage === 'start' ? '' : `${scenario.name} / ${entry.contender.label}: `}FAILED: ${message}\n--- last lines of ${entry.ctx.logFile}\n${logTail(entry.ctx.logFile)}\n---\n`,
+      );
       failures.push(`${scenario.name} / ${entry.contender.label}: ${message}`);
       entry.failed = message;
       await stop(entry);
@@ -240,7 +273,15 @@ async function main() {
       for (const contender of contenders) {
         const supported = contender.supports(scenario);
         if (supported !== true) {
-          for (const conns of flags.connections) rows.push({ scenario: scenario.name, conns, contender: contender.label, key: contender.key, result: null, note: supported });
+          for (const conns of flags.connections)
+            rows.push({
+              scenario: scenario.name,
+              conns,
+              contender: contender.label,
+              key: contender.key,
+              result: null,
+              note: supported,
+            });
           continue;
         }
         const dir = join(scenarioDir, contender.key);
@@ -257,14 +298,24 @@ async function main() {
           logFile: join(dir, 'output.log'),
           nodeArgs: flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
         };
-        const entry = { contender, ctx, profDir, baseUrl: `http://127.0.0.1:${ctx.port}`, started: null, stopped: false, failed: null, samples: new Map() };
+        const entry = {
+          contender,
+          ctx,
+          profDir,
+          baseUrl: `http://127.0.0.1:${ctx.port}`,
+          started: null,
+          stopped: false,
+          failed: null,
+          samples: new Map(),
+        };
         entries.push(entry);
         process.stderr.write(`${scenario.name} / ${contender.label}: starting (${workers} workers)... `);
         try {
           entry.started = await contender.start(ctx);
           const info = await waitReady(entry.baseUrl, entry.started.groups);
           phpInfos.set(`${contender.label} (${info.sapi})`, info);
-          if (!info.opcache) console.error(`\nWARNING: opcache is OFF in ${contender.label} (${info.sapi}); figures are not comparable`);
+          if (!info.opcache)
+            console.error(`\nWARNING: opcache is OFF in ${contender.label} (${info.sapi}); figures are not comparable`);
           await checkAnswer(entry.baseUrl, scenario);
           process.stderr.write('ok\n');
         } catch (error) {
@@ -272,17 +323,25 @@ async function main() {
         }
       }
       // 2. warm each one up
-      if (flags.warmupSeconds > 0 && measured().length > 0) process.stderr.write(`${scenario.name}: warm-up, ${flags.warmupSeconds} s each\n`);
+      if (flags.warmupSeconds > 0 && measured().length > 0)
+        process.stderr.write(`${scenario.name}: warm-up, ${flags.warmupSeconds} s each\n`);
       for (const entry of measured()) {
         try {
-          await warmUp({ baseUrl: entry.baseUrl, scenario, connections: flags.connections, seconds: flags.warmupSeconds });
+          await warmUp({
+            baseUrl: entry.baseUrl,
+            scenario,
+            connections: flags.connections,
+            seconds: flags.warmupSeconds,
+          });
         } catch (error) {
           await fail(entry, error, 'warm-up');
         }
       }
       // 3. per connection count, `runs` rounds; in each round one run of every contender in turn,
       // so a drift of the machine's speed reaches all of them alike
-      const width = Math.max(0, ...entries.map((e) => e.contender.label.length)) + (flags.noisyRetries > 0 ? ` (retry ${flags.noisyRetries})`.length : 0);
+      const width =
+        Math.max(0, ...entries.map((e) => e.contender.label.length)) +
+        (flags.noisyRetries > 0 ? ` (retry ${flags.noisyRetries})`.length : 0);
       for (const conns of flags.connections) {
         for (let i = 0; i < flags.runs; i++) {
           for (const entry of measured()) {
@@ -329,7 +388,12 @@ async function main() {
           const kept = join(BENCH, 'results', 'profiles', `${scenario.name}-${contender.key}.cpuprofile`);
           mkdirSync(join(BENCH, 'results', 'profiles'), { recursive: true });
           copyFileSync(join(profDir, file), kept);
-          profiles.push({ scenario: scenario.name, contender: contender.label, path: kept, summary: summarizeCpuProfile(kept, 8) });
+          profiles.push({
+            scenario: scenario.name,
+            contender: contender.label,
+            path: kept,
+            summary: summarizeCpuProfile(kept, 8),
+          });
         }
       }
     }
@@ -346,7 +410,9 @@ async function main() {
   console.log('\nreference targets:');
   for (const t of targets) console.log(`  ${t.status.padEnd(4)}  ${t.label}: ${t.detail}`);
   for (const p of profiles) {
-    console.log(`\nCPU profile ${p.scenario} / ${p.contender} (${p.summary.totalMs.toFixed(0)} ms, ${(p.summary.busyShare * 100).toFixed(0)}% busy): top self time`);
+    console.log(
+      `\nCPU profile ${p.scenario} / ${p.contender} (${p.summary.totalMs.toFixed(0)} ms, ${(p.summary.busyShare * 100).toFixed(0)}% busy): top self time`,
+    );
     for (const f of p.summary.top) console.log(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
   }
   if (failures.length > 0) console.log(`\nfailed:\n  ${failures.join('\n  ')}`);
@@ -369,7 +435,7 @@ async function main() {
       '',
       '## Results',
       '',
-      'Sorted slowest first within each scenario and connection count. RSS/PSS: peak sum over the contender\'s whole process tree (server + PHP workers) during the run; Node RSS: the Node process alone. Column meanings: bench/README.md.',
+      "Sorted slowest first within each scenario and connection count. RSS/PSS: peak sum over the contender's whole process tree (server + PHP workers) during the run; Node RSS: the Node process alone. Column meanings: bench/README.md.",
       '',
       markdownTable(cells),
       '',
@@ -379,7 +445,17 @@ async function main() {
       '',
       ...targets.map((t) => `- **${t.status}** ${t.label}: ${t.detail}`),
       ...(profiles.length > 0
-        ? ['', '## CPU profiles (self time)', '', ...profiles.flatMap((p) => [`### ${p.scenario} / ${p.contender}`, '', ...p.summary.top.map((f) => `- ${(f.share * 100).toFixed(1)}% \`${f.name}\` ${f.where}`), ''])]
+        ? [
+            '',
+            '## CPU profiles (self time)',
+            '',
+            ...profiles.flatMap((p) => [
+              `### ${p.scenario} / ${p.contender}`,
+              '',
+              ...p.summary.top.map((f) => `- ${(f.share * 100).toFixed(1)}% \`${f.name}\` ${f.where}`),
+              '',
+            ]),
+          ]
         : []),
       ...(failures.length > 0 ? ['', '## Failed', '', ...failures.map((f) => `- ${f}`)] : []),
       '',

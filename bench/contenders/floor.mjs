@@ -9,7 +9,12 @@ const config = readConfig();
 const { createPool } = await loadPool();
 const { encodeRequestContext, decodeResponseContext } = await loadProtocol();
 
-const pool = createPool({ command: config.command, relay: config.relay, num_workers: config.workers, logger: stderrLogger });
+const pool = createPool({
+  command: config.command,
+  relay: config.relay,
+  num_workers: config.workers,
+  logger: stderrLogger,
+});
 await pool.start();
 
 function relay(req, res, body) {
@@ -41,7 +46,8 @@ function relay(req, res, body) {
       // writeHead(status, headers) freezes the header block, so end(body) could no longer add a
       // Content-Length and Node would answer chunked: give the length up front.
       const headers = head.headers;
-      if (headers['Content-Length'] === undefined && headers['content-length'] === undefined) headers['Content-Length'] = [String(reply.body.length)];
+      if (headers['Content-Length'] === undefined && headers['content-length'] === undefined)
+        headers['Content-Length'] = [String(reply.body.length)];
       res.writeHead(head.status, headers).end(reply.body);
     },
     (error) => {

@@ -17,14 +17,19 @@ async function importFirst(specifier, fallbackPath) {
   try {
     return await import(pathToFileURL(fallbackPath()).href);
   } catch (error) {
-    throw new Error(`cannot load ${specifier}: run \`cd ${REPO} && pnpm install && pnpm build\` first (${error.message})`);
+    throw new Error(
+      `cannot load ${specifier}: run \`cd ${REPO} && pnpm install && pnpm build\` first (${error.message})`,
+    );
   }
 }
 
-export const loadFastify = async () => (await importFirst('fastify', () => fromFastifyPackage.resolve('fastify'))).default;
-export const loadWarmpoolFastify = () => importFirst('@warmpool/fastify', () => `${REPO}packages/fastify/dist/index.js`);
+export const loadFastify = async () =>
+  (await importFirst('fastify', () => fromFastifyPackage.resolve('fastify'))).default;
+export const loadWarmpoolFastify = () =>
+  importFirst('@warmpool/fastify', () => `${REPO}packages/fastify/dist/index.js`);
 export const loadPool = () => importFirst('@warmpool/pool', () => `${REPO}packages/pool/dist/index.js`);
-export const loadProtocol = () => importFirst('@warmpool/pool/protocol', () => `${REPO}packages/pool/dist/protocol/index.js`);
+export const loadProtocol = () =>
+  importFirst('@warmpool/pool/protocol', () => `${REPO}packages/pool/dist/protocol/index.js`);
 
 /** The contender's settings, passed by the harness as JSON in BENCH_CONFIG. */
 export function readConfig() {

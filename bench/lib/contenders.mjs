@@ -14,7 +14,13 @@ export const SERVER_MAIN = join(REPO, 'apps/server/dist/main.js');
 
 /** argv of one warm PHP worker for a scenario (the same for plugin, server and floor). */
 function workerCommand(ctx) {
-  return ['php', '-c', ctx.ini, join(BENCH, 'php', ctx.scenario.worker), ...(ctx.scenario.handler ? [join(BENCH, 'php', ctx.scenario.handler)] : [])];
+  return [
+    'php',
+    '-c',
+    ctx.ini,
+    join(BENCH, 'php', ctx.scenario.worker),
+    ...(ctx.scenario.handler ? [join(BENCH, 'php', ctx.scenario.handler)] : []),
+  ];
 }
 
 function startNode(script, ctx, extra = {}) {
@@ -83,10 +89,14 @@ clear_env = no
 `,
       );
       const fpmBin = `/usr/sbin/php-fpm${phpVersionDir()}`;
-      const fpm = spawnGroup(fpmBin, ['-F', '-R', '-c', ctx.ini, '-y', fpmConf], { env: phpEnv(), logFile: ctx.logFile });
+      const fpm = spawnGroup(fpmBin, ['-F', '-R', '-c', ctx.ini, '-y', fpmConf], {
+        env: phpEnv(),
+        logFile: ctx.logFile,
+      });
       await waitForPath(sock, fpm, 'php-fpm');
 
-      for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, sub), { recursive: true });
+      for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
+        mkdirSync(join(dir, sub), { recursive: true });
       const phpLocation = `
       fastcgi_pass unix:${sock};
       include /etc/nginx/fastcgi_params;
@@ -140,7 +150,9 @@ http {
       );
       // -e: the error log before the config is read (the default /var/log/nginx may not be writable);
       // -p: prefix for relative paths, so nothing touches /etc/nginx or /var/lib/nginx.
-      const nginx = spawnGroup('/usr/sbin/nginx', ['-e', join(dir, 'nginx-error.log'), '-p', dir, '-c', nginxConf], { logFile: ctx.logFile });
+      const nginx = spawnGroup('/usr/sbin/nginx', ['-e', join(dir, 'nginx-error.log'), '-p', dir, '-c', nginxConf], {
+        logFile: ctx.logFile,
+      });
       return { groups: [nginx, fpm], roots: [nginx.pid, fpm.pid], nodePid: null };
     },
   },
@@ -158,7 +170,9 @@ http {
     supports: () => (existsSync(SERVER_MAIN) ? true : 'not built yet (apps/server/dist/main.js missing)'),
     async start(ctx) {
       const yaml = join(ctx.dir, 'warmpool.yaml');
-      const command = workerCommand(ctx).map((a) => JSON.stringify(a)).join(', ');
+      const command = workerCommand(ctx)
+        .map((a) => JSON.stringify(a))
+        .join(', ');
       writeFileSync(
         yaml,
         `version: "3"

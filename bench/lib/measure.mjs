@@ -78,9 +78,16 @@ export function startSampler(roots, nodePid, benchRoots = roots) {
     sample(true);
     const elapsed = lastMachine.total - firstMachine.total;
     const cores = os.availableParallelism();
-    const backgroundCores = elapsed > 0 ? Math.max(0, ((lastMachine.busy - firstMachine.busy - oursAtLast) / elapsed) * cores) : 0;
+    const backgroundCores =
+      elapsed > 0 ? Math.max(0, ((lastMachine.busy - firstMachine.busy - oursAtLast) / elapsed) * cores) : 0;
     const cpuMs = ((treeTicks() - treeAtStart) * 1000) / TICKS_PER_SECOND;
-    return { rssMb: peakRss / MB, pssMb: peakPss / MB, nodeRssMb: nodePid === null ? null : peakNode / MB, backgroundCores, cpuMs };
+    return {
+      rssMb: peakRss / MB,
+      pssMb: peakPss / MB,
+      nodeRssMb: nodePid === null ? null : peakNode / MB,
+      backgroundCores,
+      cpuMs,
+    };
   };
 }
 
@@ -109,7 +116,8 @@ export async function waitReady(baseUrl, groups, timeoutMs = 60_000) {
   let last = 'no answer';
   while (Date.now() < deadline) {
     const dead = anyExited(groups);
-    if (dead !== null) throw new Error(`${dead.spawnfile} exited during start (code ${dead.exitCode}, signal ${dead.signalCode})`);
+    if (dead !== null)
+      throw new Error(`${dead.spawnfile} exited during start (code ${dead.exitCode}, signal ${dead.signalCode})`);
     try {
       const res = await fetch(`${baseUrl}/__bench/info`, { signal: AbortSignal.timeout(5000) });
       const text = await res.text();
@@ -131,10 +139,16 @@ export async function checkAnswer(baseUrl, scenario) {
   const text = body.toString('utf8');
   const problems = [];
   if (res.status !== expect.status) problems.push(`status ${res.status}, expected ${expect.status}`);
-  if (expect.body !== undefined && text !== expect.body) problems.push(`body ${JSON.stringify(text.slice(0, 120))}, expected ${JSON.stringify(expect.body)}`);
-  if (expect.includes !== undefined && !text.includes(expect.includes)) problems.push(`body ${JSON.stringify(text.slice(0, 120))} lacks ${JSON.stringify(expect.includes)}`);
-  if (expect.length !== undefined && body.length !== expect.length) problems.push(`${body.length} body bytes, expected ${expect.length}`);
-  if (problems.length > 0) throw new Error(`wrong answer for ${scenario.request.method ?? 'GET'} ${scenario.request.path}: ${problems.join('; ')}`);
+  if (expect.body !== undefined && text !== expect.body)
+    problems.push(`body ${JSON.stringify(text.slice(0, 120))}, expected ${JSON.stringify(expect.body)}`);
+  if (expect.includes !== undefined && !text.includes(expect.includes))
+    problems.push(`body ${JSON.stringify(text.slice(0, 120))} lacks ${JSON.stringify(expect.includes)}`);
+  if (expect.length !== undefined && body.length !== expect.length)
+    problems.push(`${body.length} body bytes, expected ${expect.length}`);
+  if (problems.length > 0)
+    throw new Error(
+      `wrong answer for ${scenario.request.method ?? 'GET'} ${scenario.request.path}: ${problems.join('; ')}`,
+    );
 }
 
 /** The median of a list of numbers (the mean of the middle two for an even count). */
@@ -146,7 +160,13 @@ export function median(values) {
 
 /** Warm-up: one wrk run at the highest connection count, its figures thrown away. */
 export async function warmUp({ baseUrl, scenario, connections, seconds }) {
-  if (seconds > 0) await runWrk({ url: `${baseUrl}${scenario.request.path}`, connections: Math.max(...connections), seconds, request: scenario.request });
+  if (seconds > 0)
+    await runWrk({
+      url: `${baseUrl}${scenario.request.path}`,
+      connections: Math.max(...connections),
+      seconds,
+      request: scenario.request,
+    });
 }
 
 /**
@@ -158,7 +178,18 @@ export async function warmUp({ baseUrl, scenario, connections, seconds }) {
  * (retryBudget.ms, shared) lasts; the quietest attempt is returned and still marked if it was noisy.
  * onRun(sample, attempt) is called after every attempt. Throws when wrk fails or the contender died.
  */
-export async function measureRun({ baseUrl, scenario, started, benchRoots, conns, seconds, noisyCores, noisyRetries, retryBudget, onRun }) {
+export async function measureRun({
+  baseUrl,
+  scenario,
+  started,
+  benchRoots,
+  conns,
+  seconds,
+  noisyCores,
+  noisyRetries,
+  retryBudget,
+  onRun,
+}) {
   const url = `${baseUrl}${scenario.request.path}`;
   let best = null;
   for (let attempt = 0; attempt <= noisyRetries; attempt++) {
@@ -179,7 +210,11 @@ export async function measureRun({ baseUrl, scenario, started, benchRoots, conns
     const memory = stop();
     const dead = diedError(started.groups);
     if (dead !== null) throw dead;
-    const sample = { ...wrk, ...memory, cpuUsPerRequest: wrk.requests > 0 ? (memory.cpuMs * 1000) / wrk.requests : null };
+    const sample = {
+      ...wrk,
+      ...memory,
+      cpuUsPerRequest: wrk.requests > 0 ? (memory.cpuMs * 1000) / wrk.requests : null,
+    };
     onRun?.(sample, attempt);
     if (best === null || sample.backgroundCores < best.backgroundCores) best = sample;
     if (sample.backgroundCores <= noisyCores) break;

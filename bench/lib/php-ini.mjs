@@ -13,7 +13,9 @@ import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 export function phpVersionDir() {
-  return execFileSync('php', ['-n', '-r', 'echo PHP_MAJOR_VERSION . "." . PHP_MINOR_VERSION;'], { encoding: 'utf8' }).trim();
+  return execFileSync('php', ['-n', '-r', 'echo PHP_MAJOR_VERSION . "." . PHP_MINOR_VERSION;'], {
+    encoding: 'utf8',
+  }).trim();
 }
 
 /** extension=/zend_extension= lines the distribution's CLI conf.d would load (opcache excluded: set below). */
@@ -22,7 +24,9 @@ function distributionExtensions(version) {
   const lines = [];
   let files = [];
   try {
-    files = readdirSync(dir).filter((f) => f.endsWith('.ini')).sort();
+    files = readdirSync(dir)
+      .filter((f) => f.endsWith('.ini'))
+      .sort();
   } catch {
     return lines;
   }

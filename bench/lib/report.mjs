@@ -70,7 +70,12 @@ export function tableCells(rows) {
         node: r === null ? 'n/a' : fixed(r.nodeRssMb, 0),
         non2xx: r === null ? 'n/a' : String(r.non2xx),
         sockerr: r === null ? 'n/a' : String(r.socketErrors),
-        ratio: r === null ? `n/a: ${row.note}` : base === null || rateRatio(r, base) === null ? '-' : `${rateRatio(r, base).toFixed(2)}x`,
+        ratio:
+          r === null
+            ? `n/a: ${row.note}`
+            : base === null || rateRatio(r, base) === null
+              ? '-'
+              : `${rateRatio(r, base).toFixed(2)}x`,
       });
     }
   }
@@ -81,7 +86,11 @@ const RIGHT = new Set(['conns', 'rps', 'p50', 'p99', 'cpu', 'rss', 'pss', 'node'
 
 export function textTable(cells) {
   const widths = COLUMNS.map(([key, title]) => Math.max(title.length, ...cells.map((c) => c[key].length)));
-  const line = (values) => values.map((v, i) => (RIGHT.has(COLUMNS[i][0]) ? v.padStart(widths[i]) : v.padEnd(widths[i]))).join('  ').trimEnd();
+  const line = (values) =>
+    values
+      .map((v, i) => (RIGHT.has(COLUMNS[i][0]) ? v.padStart(widths[i]) : v.padEnd(widths[i])))
+      .join('  ')
+      .trimEnd();
   const out = [line(COLUMNS.map(([, title]) => title)), widths.map((w) => '-'.repeat(w)).join('  ')];
   let previous = null;
   for (const c of cells) {
@@ -100,7 +109,8 @@ export function markdownTable(cells) {
 
 /** The issue's reference targets, checked against this run (for the plugin, and the server once built). */
 export function checkTargets(rows) {
-  const get = (scenario, conns, key) => rows.find((r) => r.scenario === scenario && r.conns === conns && r.key === key)?.result ?? null;
+  const get = (scenario, conns, key) =>
+    rows.find((r) => r.scenario === scenario && r.conns === conns && r.key === key)?.result ?? null;
   const connSet = [...new Set(rows.map((r) => r.conns))].sort((a, b) => a - b);
   const maxConns = Math.max(...connSet);
   const checks = [];
@@ -112,14 +122,19 @@ export function checkTargets(rows) {
       if (a === null || b === null) checks.push({ label, status: 'n/a', detail: 'not measured' });
       else {
         const value = rateRatio(a, b) ?? 0;
-        checks.push({ label, status: value >= min ? 'PASS' : 'FAIL', detail: `${value.toFixed(2)}x, target >= ${min}x` });
+        checks.push({
+          label,
+          status: value >= min ? 'PASS' : 'FAIL',
+          detail: `${value.toFixed(2)}x, target >= ${min}x`,
+        });
       }
     }
   };
   for (const key of ['plugin', 'server']) {
     const who = key === 'plugin' ? 'plugin' : 'server';
     if (!rows.some((r) => r.key === key && r.result !== null)) {
-      if (key === 'server') checks.push({ label: 'warmpool server: every target', status: 'n/a', detail: 'not built yet' });
+      if (key === 'server')
+        checks.push({ label: 'warmpool server: every target', status: 'n/a', detail: 'not built yet' });
       continue;
     }
     ratio(`hello: ${who} >= 1.8x nginx+php-fpm rps`, 'hello', key, 'nginx-fpm', 1.8);
@@ -131,12 +146,21 @@ export function checkTargets(rows) {
       const b = get(scenario, maxConns, 'nginx-fpm');
       const label = `${scenario}: ${who} p99 at ${maxConns} conns <= nginx+php-fpm's`;
       if (a === null || b === null) checks.push({ label, status: 'n/a', detail: 'not measured' });
-      else checks.push({ label, status: a.p99Ms <= b.p99Ms ? 'PASS' : 'FAIL', detail: `${ms(a.p99Ms)} ms vs ${ms(b.p99Ms)} ms` });
+      else
+        checks.push({
+          label,
+          status: a.p99Ms <= b.p99Ms ? 'PASS' : 'FAIL',
+          detail: `${ms(a.p99Ms)} ms vs ${ms(b.p99Ms)} ms`,
+        });
     }
     const nodeRss = rows.filter((r) => r.key === key && r.result !== null).map((r) => r.result.nodeRssMb);
     if (nodeRss.length > 0) {
       const peak = Math.max(...nodeRss);
-      checks.push({ label: `${who}: the Node process's own RSS <= 80 MB under load`, status: peak <= 80 ? 'PASS' : 'FAIL', detail: `peak ${peak.toFixed(0)} MB over every scenario` });
+      checks.push({
+        label: `${who}: the Node process's own RSS <= 80 MB under load`,
+        status: peak <= 80 ? 'PASS' : 'FAIL',
+        detail: `peak ${peak.toFixed(0)} MB over every scenario`,
+      });
     }
   }
   return checks;
@@ -146,7 +170,12 @@ function firstLine(command, args) {
   // nginx -v writes to stderr, php -v to stdout: take whichever has text.
   const r = spawnSync(command, args, { encoding: 'utf8', env: { ...process.env, PHP_INI_SCAN_DIR: '' } });
   if (r.error) return 'not installed';
-  return `${r.stdout ?? ''}\n${r.stderr ?? ''}`.split('\n').map((l) => l.trim()).find(Boolean) ?? 'unknown';
+  return (
+    `${r.stdout ?? ''}\n${r.stderr ?? ''}`
+      .split('\n')
+      .map((l) => l.trim())
+      .find(Boolean) ?? 'unknown'
+  );
 }
 
 export function describeMachine({ ini, phpInfos, fpmBin }) {
@@ -157,7 +186,10 @@ export function describeMachine({ ini, phpInfos, fpmBin }) {
   } catch {
     // not Linux
   }
-  const opcache = [...phpInfos.entries()].map(([sapi, info]) => `${sapi}: opcache ${info.opcache ? 'on' : 'OFF'}, JIT ${info.jit ? 'on' : 'off'}, validate_timestamps=${info.validate_timestamps}`);
+  const opcache = [...phpInfos.entries()].map(
+    ([sapi, info]) =>
+      `${sapi}: opcache ${info.opcache ? 'on' : 'OFF'}, JIT ${info.jit ? 'on' : 'off'}, validate_timestamps=${info.validate_timestamps}`,
+  );
   return {
     cores: `${os.availableParallelism()} (${cpus[0]?.model ?? 'unknown CPU'})`,
     memory: `${Math.round(os.totalmem() / 1024 / 1024)} MB total, ${memAvailable}`,
@@ -185,7 +217,9 @@ export function summarizeCpuProfile(path, top = 10) {
   const byFunction = new Map();
   for (const node of profile.nodes) {
     const { functionName, url, lineNumber } = node.callFrame;
-    const where = url ? `${url.replace(/^file:\/\//, '').replace(/.*\/node_modules\/\.pnpm\//, 'pnpm:')}:${lineNumber + 1}` : '';
+    const where = url
+      ? `${url.replace(/^file:\/\//, '').replace(/.*\/node_modules\/\.pnpm\//, 'pnpm:')}:${lineNumber + 1}`
+      : '';
     const id = `${functionName || '(anonymous)'}\u0000${where}`;
     byFunction.set(id, (byFunction.get(id) ?? 0) + (node.hitCount ?? 0));
   }
@@ -201,7 +235,12 @@ export function summarizeCpuProfile(path, top = 10) {
       .slice(0, top)
       .map(([id, hits]) => {
         const [name, where] = id.split('\u0000');
-        return { name, where, share: busySamples > 0 ? hits / busySamples : 0, ms: totalSamples > 0 ? (hits / totalSamples) * totalMs : 0 };
+        return {
+          name,
+          where,
+          share: busySamples > 0 ? hits / busySamples : 0,
+          ms: totalSamples > 0 ? (hits / totalSamples) * totalMs : 0,
+        };
       }),
   };
 }

@@ -36,7 +36,14 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
   const id = randomUUID();
   const startServer = (env: Record<string, string>) => {
     const child = spawn(process.execPath, [fileURLToPath(new URL('../helpers/chaos-server.mjs', import.meta.url))], {
-      env: { ...process.env, CHAOS_WORKER: fixture('chaos.php'), UPLOADS_DIR: uploads, WORKERS: String(WORKERS), [STAMP]: id, ...env },
+      env: {
+        ...process.env,
+        CHAOS_WORKER: fixture('chaos.php'),
+        UPLOADS_DIR: uploads,
+        WORKERS: String(WORKERS),
+        [STAMP]: id,
+        ...env,
+      },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     servers.push(child);
@@ -47,69 +54,77 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
     rmSync(uploads, { recursive: true, force: true });
   });
 
-  it('answers every request with 200/502/503/504, recovers, and leaks nothing', async () => {
-    const server = startServer({});
-    const [line] = (await once(server.stdout!, 'data')) as [Buffer];
-    const port = Number(/listening (\d+)/.exec(line.toString())![1]);
-    const client = new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS, headersTimeout: 10_000, bodyTimeout: 10_000 });
-    const statuses = new Map<number, number>();
-    let networkErrors = 0;
-    const deadline = Date.now() + SECONDS * 1000;
-    const rss: number[] = [];
-    const sampler = setInterval(() => rss.push(rssMiB(server.pid!)), 500);
-    const upload = Buffer.alloc(64 * 1024, 9);
-    const loop = async (n: number) => {
-      for (let i = 0; Date.now() < deadline; i++) {
-        let body: FormData | undefined;
-        if ((n + i) % 5 === 0) {
-          body = new FormData();
-          body.append('file', new Blob([upload]), 'chaos.bin');
+  it(
+    'answers every request with 200/502/503/504, recovers, and leaks nothing',
+    async () => {
+      const server = startServer({});
+      const [line] = (await once(server.stdout!, 'data')) as [Buffer];
+      const port = Number(/listening (\d+)/.exec(line.toString())![1]);
+      const client = new Pool(`http://127.0.0.1:${port}`, {
+        connections: CONNECTIONS,
+        headersTimeout: 10_000,
+        bodyTimeout: 10_000,
+      });
+      const statuses = new Map<number, number>();
+      let networkErrors = 0;
+      const deadline = Date.now() + SECONDS * 1000;
+      const rss: number[] = [];
+      const sampler = setInterval(() => rss.push(rssMiB(server.pid!)), 500);
+      const upload = Buffer.alloc(64 * 1024, 9);
+      const loop = async (n: number) => {
+        for (let i = 0; Date.now() < deadline; i++) {
+          let body: FormData | undefined;
+          if ((n + i) % 5 === 0) {
+            body = new FormData();
+            body.append('file', new Blob([upload]), 'chaos.bin');
+          }
+          try {
+            const res = await client.request({ path: `/?n=${n}&i=${i}`, method: body ? 'POST' : 'GET', body });
+            await res.body.dump();
+            statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
+          } catch {
+            networkErrors++;
+          }
         }
-        try {
-          const res = await client.request({ path: `/?n=${n}&i=${i}`, method: body ? 'POST' : 'GET', body });
-          await res.body.dump();
-          statuses.set(res.statusCode, (statuses.get(res.statusCode) ?? 0) + 1);
-        } catch {
-          networkErrors++;
-        }
+      };
+      await Promise.all(Array.from({ length: CONNECTIONS }, (_, n) => loop(n)));
+      clearInterval(sampler);
+
+      const total = [...statuses.values()].reduce((a, b) => a + b, 0);
+      const summary = Object.fromEntries([...statuses].sort(([a], [b]) => a - b));
+      // the pool comes back to num_workers
+      let ready: { workers: { ready: number; working: number } } | null = null;
+      for (let i = 0; i < 100; i++) {
+        const res = await client.request({ path: '/ready', method: 'GET' });
+        ready = (await res.body.json()) as typeof ready;
+        if (ready!.workers.ready === WORKERS) break;
+        await new Promise((r) => setTimeout(r, 100));
       }
-    };
-    await Promise.all(Array.from({ length: CONNECTIONS }, (_, n) => loop(n)));
-    clearInterval(sampler);
+      await client.close();
+      const early = rss[Math.floor(rss.length / 4)] ?? rss[0]!;
+      const late = rss.at(-1)!;
+      console.log(
+        `chaos ${SECONDS}s: ${total} requests ${JSON.stringify(summary)}, network errors ${networkErrors}; ` +
+          `server RSS ${early.toFixed(1)} MiB at 25% → ${late.toFixed(1)} MiB at the end (max ${Math.max(...rss).toFixed(1)} MiB)`,
+      );
+      expect(networkErrors).toBe(0);
+      expect(total).toBeGreaterThan(100);
+      for (const status of statuses.keys()) expect([200, 502, 503, 504]).toContain(status);
+      expect(statuses.get(200)! / total).toBeGreaterThan(0.5);
+      expect(ready!.workers.ready).toBe(WORKERS);
+      // flat memory: no growth beyond noise over the run
+      expect(late).toBeLessThan(early * 1.5 + 30);
 
-    const total = [...statuses.values()].reduce((a, b) => a + b, 0);
-    const summary = Object.fromEntries([...statuses].sort(([a], [b]) => a - b));
-    // the pool comes back to num_workers
-    let ready: { workers: { ready: number; working: number } } | null = null;
-    for (let i = 0; i < 100; i++) {
-      const res = await client.request({ path: '/ready', method: 'GET' });
-      ready = (await res.body.json()) as typeof ready;
-      if (ready!.workers.ready === WORKERS) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    await client.close();
-    const early = rss[Math.floor(rss.length / 4)] ?? rss[0]!;
-    const late = rss.at(-1)!;
-    console.log(
-      `chaos ${SECONDS}s: ${total} requests ${JSON.stringify(summary)}, network errors ${networkErrors}; ` +
-        `server RSS ${early.toFixed(1)} MiB at 25% → ${late.toFixed(1)} MiB at the end (max ${Math.max(...rss).toFixed(1)} MiB)`,
-    );
-    expect(networkErrors).toBe(0);
-    expect(total).toBeGreaterThan(100);
-    for (const status of statuses.keys()) expect([200, 502, 503, 504]).toContain(status);
-    expect(statuses.get(200)! / total).toBeGreaterThan(0.5);
-    expect(ready!.workers.ready).toBe(WORKERS);
-    // flat memory: no growth beyond noise over the run
-    expect(late).toBeLessThan(early * 1.5 + 30);
-
-    // shutdown: no php left, no temp upload left
-    server.kill('SIGTERM');
-    const [code] = await once(server, 'exit');
-    expect(code).toBe(0);
-    for (let i = 0; i < 50 && chaosWorkers(id).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
-    expect(chaosWorkers(id)).toEqual([]);
-    expect(readdirSync(uploads)).toEqual([]);
-  }, (SECONDS + 60) * 1000);
+      // shutdown: no php left, no temp upload left
+      server.kill('SIGTERM');
+      const [code] = await once(server, 'exit');
+      expect(code).toBe(0);
+      for (let i = 0; i < 50 && chaosWorkers(id).length > 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(chaosWorkers(id)).toEqual([]);
+      expect(readdirSync(uploads)).toEqual([]);
+    },
+    (SECONDS + 60) * 1000,
+  );
 
   it('a rolling reset under the same load cuts nothing: every request gets a 200', async () => {
     const server = startServer({ CHAOS_RATE: '0' });

@@ -152,9 +152,21 @@ describe('HttpWorker', () => {
   it('decodes defaults: no query, no cookies, an empty parsed form is [] and a plain body is not parsed', async () => {
     await withPool({ command: ['php', fixture('sdk-http-echo.php')] }, async (pool) => {
       for (const codec of ['json', 'proto'] as const) {
-        const emptyForm = JSON.parse((await exec(pool, codec, requestContext({ method: 'POST', parsed: true }))).body.toString());
-        expect(emptyForm).toMatchObject({ parsed: [], body: '', query: {}, cookies: {}, uploads: {}, attributes: {}, path: '/' });
-        const raw = JSON.parse((await exec(pool, codec, requestContext({ method: 'PUT' }), '{"raw":true}')).body.toString());
+        const emptyForm = JSON.parse(
+          (await exec(pool, codec, requestContext({ method: 'POST', parsed: true }))).body.toString(),
+        );
+        expect(emptyForm).toMatchObject({
+          parsed: [],
+          body: '',
+          query: {},
+          cookies: {},
+          uploads: {},
+          attributes: {},
+          path: '/',
+        });
+        const raw = JSON.parse(
+          (await exec(pool, codec, requestContext({ method: 'PUT' }), '{"raw":true}')).body.toString(),
+        );
         expect(raw).toMatchObject({ parsed: null, body: '{"raw":true}' });
       }
     });
@@ -180,7 +192,11 @@ describe('HttpWorker', () => {
       expect(decodeResponseContext(badJson.flags, badJson.context).status).toBe(400);
       expect(badJson.body.toString()).toContain('cannot decode the JSON request context');
       // field 1 (remote_addr) claims 100 bytes that are not there
-      const badProto = await pool.exec({ flags: FLAG_CODEC_PROTO, context: Buffer.from([0x0a, 0x64, 0x41]), body: null });
+      const badProto = await pool.exec({
+        flags: FLAG_CODEC_PROTO,
+        context: Buffer.from([0x0a, 0x64, 0x41]),
+        body: null,
+      });
       expect(badProto.flags).toBe(FLAG_CODEC_PROTO);
       expect(decodeResponseContext(badProto.flags, badProto.context).status).toBe(400);
       expect(badProto.body.toString()).toContain('cannot decode the protobuf request context');
@@ -197,7 +213,10 @@ describe('large bodies', () => {
   const SIZES = [0, 100, 65535, 65536, 65537, 1024 * 1024 + 7, 3 * 1024 * 1024];
   for (const relay of ['pipes', 'fds', 'unix'] as const) {
     it(`cross the ${relay} relay whole both ways (${SIZES.join(', ')} bytes)`, async () => {
-      const options: PoolOptions = { command: ['php', fixture('sdk-http-big.php')], relay: relay === 'unix' ? `unix://${join(tmpdir(), `wp-big-${process.pid}.sock`)}` : relay };
+      const options: PoolOptions = {
+        command: ['php', fixture('sdk-http-big.php')],
+        relay: relay === 'unix' ? `unix://${join(tmpdir(), `wp-big-${process.pid}.sock`)}` : relay,
+      };
       await withPool(options, async (pool) => {
         for (const size of [...SIZES, ...SIZES.slice().reverse()]) {
           const body = Buffer.alloc(size);
@@ -211,7 +230,8 @@ describe('large bodies', () => {
             expect(head.headers['X-Body-Sha1']).toEqual([createHash('sha1').update(body).digest('hex')]);
             // a large reply arrives in several reads: it is handed on as those reads, not joined
             if (size > 1024 * 1024) expect(reply.bodyParts!.length).toBeGreaterThan(1);
-            if (reply.bodyParts !== undefined) expect(Buffer.compare(Buffer.concat(reply.bodyParts), Buffer.from(body).reverse())).toBe(0);
+            if (reply.bodyParts !== undefined)
+              expect(Buffer.compare(Buffer.concat(reply.bodyParts), Buffer.from(body).reverse())).toBe(0);
             expect(Buffer.compare(reply.body, Buffer.from(body).reverse())).toBe(0);
           }
         }
@@ -237,7 +257,9 @@ describe('HttpWorker::respondStream', () => {
         const frames = await collect(reply.stream!);
         expect(frames).toHaveLength(n); // chunks 1..n-1, then the final empty frame
         const chunks = frames.slice(0, -1);
-        expect(chunks.map((f) => frameBody(f).toString())).toEqual(Array.from({ length: n - 1 }, (_, i) => `chunk-${i + 1}\n`));
+        expect(chunks.map((f) => frameBody(f).toString())).toEqual(
+          Array.from({ length: n - 1 }, (_, i) => `chunk-${i + 1}\n`),
+        );
         for (const frame of chunks) {
           expect(frame.control & STREAM).toBe(STREAM);
           expect(frame.flags).toBe(codecFlag);
@@ -266,19 +288,26 @@ describe('HttpWorker::respondStream', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warmpool-sdk-'));
     const marker = join(dir, 'cancelled.txt');
     try {
-      await withPool({ command: ['php', fixture('sdk-http-stream.php')], env: { STREAM_CANCEL_MARKER: marker } }, async (pool) => {
-        const n = 1_000_000;
-        const reply = await exec(pool, 'proto', requestContext({ uri: `http://localhost/s?n=${n}`, rawQuery: `n=${n}` }));
-        expect(reply.stream).not.toBeNull();
-        reply.stream!.destroy(); // the client went away: the pool sends STOP
+      await withPool(
+        { command: ['php', fixture('sdk-http-stream.php')], env: { STREAM_CANCEL_MARKER: marker } },
+        async (pool) => {
+          const n = 1_000_000;
+          const reply = await exec(
+            pool,
+            'proto',
+            requestContext({ uri: `http://localhost/s?n=${n}`, rawQuery: `n=${n}` }),
+          );
+          expect(reply.stream).not.toBeNull();
+          reply.stream!.destroy(); // the client went away: the pool sends STOP
 
-        // The next request runs once the cancelled stream has ended: same process, one cancel counted.
-        const next = await exec(pool, 'proto', requestContext({ uri: 'http://localhost/s?n=0', rawQuery: 'n=0' }));
-        const head = decodeResponseContext(next.flags, next.context);
-        expect(head.headers['X-Pid']).toEqual([String(reply.pid)]);
-        expect(head.headers['X-Cancels']).toEqual(['1']);
-        expect(readFileSync(marker, 'utf8')).toMatch(/^cancelled at chunk \d+\n$/);
-      });
+          // The next request runs once the cancelled stream has ended: same process, one cancel counted.
+          const next = await exec(pool, 'proto', requestContext({ uri: 'http://localhost/s?n=0', rawQuery: 'n=0' }));
+          const head = decodeResponseContext(next.flags, next.context);
+          expect(head.headers['X-Pid']).toEqual([String(reply.pid)]);
+          expect(head.headers['X-Cancels']).toEqual(['1']);
+          expect(readFileSync(marker, 'utf8')).toMatch(/^cancelled at chunk \d+\n$/);
+        },
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -289,20 +318,29 @@ describe('HttpWorker::respondStream', () => {
     const dir = mkdtempSync(join(tmpdir(), 'warmpool-sdk-'));
     const gate = join(dir, 'fail-now');
     try {
-      await withPool({ command: ['php', fixture('sdk-http-stream.php')], env: { STREAM_FAIL_GATE: gate }, logger }, async (pool) => {
-        const reply = await exec(pool, 'proto', requestContext({ uri: 'http://localhost/s?n=10&fail=3', rawQuery: 'n=10&fail=3' }));
-        expect(reply.stream).not.toBeNull();
-        // The generator throws only once the gate exists, i.e. after we listen to the stream: an error
-        // frame arriving with the first frame would be emitted before anyone can listen (see report).
-        const frames = collect(reply.stream!);
-        await new Promise((resolve) => setImmediate(resolve));
-        writeFileSync(gate, '');
-        await expect(frames).rejects.toThrow(/generator failed at chunk 3/);
-        // the canonical loop's error() after the stream is not sent (it would desync): it is logged
-        const next = await exec(pool, 'proto', requestContext({ uri: 'http://localhost/s?n=0', rawQuery: 'n=0' }));
-        expect(decodeResponseContext(next.flags, next.context).headers['X-Pid']).toEqual([String(reply.pid)]);
-        await vi.waitFor(() => expect(lines.some((l) => l.msg.includes('not sent, the request was already answered'))).toBe(true));
-      });
+      await withPool(
+        { command: ['php', fixture('sdk-http-stream.php')], env: { STREAM_FAIL_GATE: gate }, logger },
+        async (pool) => {
+          const reply = await exec(
+            pool,
+            'proto',
+            requestContext({ uri: 'http://localhost/s?n=10&fail=3', rawQuery: 'n=10&fail=3' }),
+          );
+          expect(reply.stream).not.toBeNull();
+          // The generator throws only once the gate exists, i.e. after we listen to the stream: an error
+          // frame arriving with the first frame would be emitted before anyone can listen (see report).
+          const frames = collect(reply.stream!);
+          await new Promise((resolve) => setImmediate(resolve));
+          writeFileSync(gate, '');
+          await expect(frames).rejects.toThrow(/generator failed at chunk 3/);
+          // the canonical loop's error() after the stream is not sent (it would desync): it is logged
+          const next = await exec(pool, 'proto', requestContext({ uri: 'http://localhost/s?n=0', rawQuery: 'n=0' }));
+          expect(decodeResponseContext(next.flags, next.context).headers['X-Pid']).toEqual([String(reply.pid)]);
+          await vi.waitFor(() =>
+            expect(lines.some((l) => l.msg.includes('not sent, the request was already answered'))).toBe(true),
+          );
+        },
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -310,94 +348,97 @@ describe('HttpWorker::respondStream', () => {
 });
 
 describe('Psr7Worker', () => {
-  it.skipIf(!existsSync(NYHOLM))('builds a PSR-7 ServerRequest and sends a ResponseInterface, whole or chunked', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'warmpool-sdk-'));
-    try {
-      const avatar = join(dir, 'upload-avatar');
-      const doc = join(dir, 'upload-doc');
-      writeFileSync(avatar, 'PNG!');
-      writeFileSync(doc, 'hello doc');
-      const ctx = requestContext({
-        remoteAddr: '192.0.2.7',
-        method: 'POST',
-        uri: 'http://example.test:8080/psr/echo?a[]=1&a[]=2&m[k]=v',
-        rawQuery: 'a[]=1&a[]=2&m[k]=v',
-        headers: {
-          'Content-Type': ['multipart/form-data; boundary=xyz'],
-          'X-Multi': ['one', 'two'],
-          'User-Agent': ['vitest/4'],
-        },
-        cookies: { session: 'abc' },
-        parsed: true,
-        uploads: {
-          avatar: { name: 'me.png', mime: 'image/png', size: 4, error: 0, tmpName: avatar },
-          docs: [
-            { name: 'doc.txt', mime: 'text/plain', size: 9, error: 0, tmpName: doc },
-            { name: 'evil.php', mime: 'text/x-php', size: 0, error: 8, tmpName: '' },
-          ],
-        },
-        attributes: { route: ['psr'] },
-      });
-      const body = JSON.stringify({ name: 'Ann', tags: ['x', 'y'] });
-      const expected = {
-        method: 'POST',
-        uri: 'http://example.test:8080/psr/echo?a%5B%5D=1&a%5B%5D=2&m%5Bk%5D=v', // PSR-7 Uri encodes brackets
-        protocolVersion: '1.1',
-        server: {
-          REQUEST_URI: 'http://example.test:8080/psr/echo?a[]=1&a[]=2&m[k]=v',
-          REMOTE_ADDR: '192.0.2.7',
-          REQUEST_METHOD: 'POST',
-          CONTENT_TYPE: 'multipart/form-data; boundary=xyz',
-          HTTP_X_MULTI: 'one, two',
-          HTTP_USER_AGENT: 'vitest/4',
-        },
-        hasRequestTime: true,
-        query: { a: ['1', '2'], m: { k: 'v' } },
-        parsedBody: { name: 'Ann', tags: ['x', 'y'] },
-        body,
-        headers: { 'X-Multi': ['one', 'two'], 'User-Agent': ['vitest/4'] },
-        host: 'example.test:8080',
-        cookies: { session: 'abc' },
-        attributes: { route: 'psr' },
-        files: {
-          avatar: { clientFilename: 'me.png', clientMediaType: 'image/png', size: 4, error: 0, content: 'PNG!' },
-          docs: [
-            { clientFilename: 'doc.txt', clientMediaType: 'text/plain', size: 9, error: 0, content: 'hello doc' },
-            { clientFilename: 'evil.php', clientMediaType: 'text/x-php', size: 0, error: 8, content: null },
-          ],
-        },
-      };
-
-      await withPool({ command: ['php', fixture('sdk-psr7-echo.php')] }, async (pool) => {
-        const whole = await exec(pool, 'proto', ctx, body);
-        expect(whole.stream).toBeNull();
-        expect(whole.flags).toBe(FLAG_CODEC_PROTO);
-        const head = decodeResponseContext(whole.flags, whole.context);
-        expect(head.status).toBe(201);
-        expect(head.headers['Content-Type']).toEqual(['application/json']);
-        expect(head.headers['Set-Cookie']).toEqual(['p=1', 'q=2']);
-        expect(JSON.parse(whole.body.toString())).toMatchObject(expected);
-
-        const chunkedCtx = { ...ctx, uri: `${ctx.uri}&chunk=64`, rawQuery: `${ctx.rawQuery}&chunk=64` };
-        const chunked = await exec(pool, 'json', chunkedCtx, body);
-        expect(chunked.flags).toBe(FLAG_CODEC_JSON);
-        expect(decodeResponseContext(chunked.flags, chunked.context).status).toBe(201);
-        expect(chunked.body.length).toBe(64);
-        const frames = await collect(chunked.stream!);
-        expect(frames.length).toBeGreaterThan(2);
-        expect(frames.at(-1)!.control & STREAM).toBe(0);
-        const text = Buffer.concat([chunked.body, ...frames.map(frameBody)]).toString();
-        expect(JSON.parse(text)).toMatchObject({
-          ...expected,
-          uri: `${expected.uri}&chunk=64`,
-          server: { ...expected.server, REQUEST_URI: chunkedCtx.uri },
-          query: { ...expected.query, chunk: '64' },
+  it.skipIf(!existsSync(NYHOLM))(
+    'builds a PSR-7 ServerRequest and sends a ResponseInterface, whole or chunked',
+    async () => {
+      const dir = mkdtempSync(join(tmpdir(), 'warmpool-sdk-'));
+      try {
+        const avatar = join(dir, 'upload-avatar');
+        const doc = join(dir, 'upload-doc');
+        writeFileSync(avatar, 'PNG!');
+        writeFileSync(doc, 'hello doc');
+        const ctx = requestContext({
+          remoteAddr: '192.0.2.7',
+          method: 'POST',
+          uri: 'http://example.test:8080/psr/echo?a[]=1&a[]=2&m[k]=v',
+          rawQuery: 'a[]=1&a[]=2&m[k]=v',
+          headers: {
+            'Content-Type': ['multipart/form-data; boundary=xyz'],
+            'X-Multi': ['one', 'two'],
+            'User-Agent': ['vitest/4'],
+          },
+          cookies: { session: 'abc' },
+          parsed: true,
+          uploads: {
+            avatar: { name: 'me.png', mime: 'image/png', size: 4, error: 0, tmpName: avatar },
+            docs: [
+              { name: 'doc.txt', mime: 'text/plain', size: 9, error: 0, tmpName: doc },
+              { name: 'evil.php', mime: 'text/x-php', size: 0, error: 8, tmpName: '' },
+            ],
+          },
+          attributes: { route: ['psr'] },
         });
-      });
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  });
+        const body = JSON.stringify({ name: 'Ann', tags: ['x', 'y'] });
+        const expected = {
+          method: 'POST',
+          uri: 'http://example.test:8080/psr/echo?a%5B%5D=1&a%5B%5D=2&m%5Bk%5D=v', // PSR-7 Uri encodes brackets
+          protocolVersion: '1.1',
+          server: {
+            REQUEST_URI: 'http://example.test:8080/psr/echo?a[]=1&a[]=2&m[k]=v',
+            REMOTE_ADDR: '192.0.2.7',
+            REQUEST_METHOD: 'POST',
+            CONTENT_TYPE: 'multipart/form-data; boundary=xyz',
+            HTTP_X_MULTI: 'one, two',
+            HTTP_USER_AGENT: 'vitest/4',
+          },
+          hasRequestTime: true,
+          query: { a: ['1', '2'], m: { k: 'v' } },
+          parsedBody: { name: 'Ann', tags: ['x', 'y'] },
+          body,
+          headers: { 'X-Multi': ['one', 'two'], 'User-Agent': ['vitest/4'] },
+          host: 'example.test:8080',
+          cookies: { session: 'abc' },
+          attributes: { route: 'psr' },
+          files: {
+            avatar: { clientFilename: 'me.png', clientMediaType: 'image/png', size: 4, error: 0, content: 'PNG!' },
+            docs: [
+              { clientFilename: 'doc.txt', clientMediaType: 'text/plain', size: 9, error: 0, content: 'hello doc' },
+              { clientFilename: 'evil.php', clientMediaType: 'text/x-php', size: 0, error: 8, content: null },
+            ],
+          },
+        };
+
+        await withPool({ command: ['php', fixture('sdk-psr7-echo.php')] }, async (pool) => {
+          const whole = await exec(pool, 'proto', ctx, body);
+          expect(whole.stream).toBeNull();
+          expect(whole.flags).toBe(FLAG_CODEC_PROTO);
+          const head = decodeResponseContext(whole.flags, whole.context);
+          expect(head.status).toBe(201);
+          expect(head.headers['Content-Type']).toEqual(['application/json']);
+          expect(head.headers['Set-Cookie']).toEqual(['p=1', 'q=2']);
+          expect(JSON.parse(whole.body.toString())).toMatchObject(expected);
+
+          const chunkedCtx = { ...ctx, uri: `${ctx.uri}&chunk=64`, rawQuery: `${ctx.rawQuery}&chunk=64` };
+          const chunked = await exec(pool, 'json', chunkedCtx, body);
+          expect(chunked.flags).toBe(FLAG_CODEC_JSON);
+          expect(decodeResponseContext(chunked.flags, chunked.context).status).toBe(201);
+          expect(chunked.body.length).toBe(64);
+          const frames = await collect(chunked.stream!);
+          expect(frames.length).toBeGreaterThan(2);
+          expect(frames.at(-1)!.control & STREAM).toBe(0);
+          const text = Buffer.concat([chunked.body, ...frames.map(frameBody)]).toString();
+          expect(JSON.parse(text)).toMatchObject({
+            ...expected,
+            uri: `${expected.uri}&chunk=64`,
+            server: { ...expected.server, REQUEST_URI: chunkedCtx.uri },
+            query: { ...expected.query, chunk: '64' },
+          });
+        });
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
 
 describe('worker output', () => {
@@ -408,7 +449,10 @@ describe('worker output', () => {
       expect(reply.body.toString()).toBe('intact');
       expect(decodeResponseContext(reply.flags, reply.context).headers['X-Relay']).toEqual(['3,4']);
       await vi.waitFor(() =>
-        expect(lines).toContainEqual({ obj: expect.objectContaining({ pid: reply.pid, stream: 'stdout' }), msg: 'stray echo from request /fds' }),
+        expect(lines).toContainEqual({
+          obj: expect.objectContaining({ pid: reply.pid, stream: 'stdout' }),
+          msg: 'stray echo from request /fds',
+        }),
       );
     });
   });
@@ -420,7 +464,10 @@ describe('worker output', () => {
       expect(reply.body.toString()).toBe('intact');
       expect(decodeResponseContext(reply.flags, reply.context).headers['X-Relay']).toEqual(['pipes']);
       await vi.waitFor(() =>
-        expect(lines).toContainEqual({ obj: expect.objectContaining({ pid: reply.pid, stream: 'stderr' }), msg: 'stray echo from request /pipes' }),
+        expect(lines).toContainEqual({
+          obj: expect.objectContaining({ pid: reply.pid, stream: 'stderr' }),
+          msg: 'stray echo from request /pipes',
+        }),
       );
       const again = await exec(pool, 'json', requestContext({ uri: 'http://localhost/again' }));
       expect(again.pid).toBe(reply.pid);

@@ -45,9 +45,17 @@ beforeAll(() => {
   symlinkSync('../outside/top-secret.txt', join(pub, 'evil.css.br'));
   // The only bodies a 200 may carry besides PHP's echo.
   legit = new Set(
-    ['index.html', 'style.css', 'style.css.br', 'style.css.gz', 'img.svg', 'readme.txt', 'nested/dir/index.html', 'assets/app.js', 'evil.css'].map((file) =>
-      readFileSync(join(pub, file)).toString('latin1'),
-    ),
+    [
+      'index.html',
+      'style.css',
+      'style.css.br',
+      'style.css.gz',
+      'img.svg',
+      'readme.txt',
+      'nested/dir/index.html',
+      'assets/app.js',
+      'evil.css',
+    ].map((file) => readFileSync(join(pub, file)).toString('latin1')),
   );
 });
 
@@ -79,7 +87,9 @@ interface RawResponse {
 function rawGet(port: number, target: string, headers: string): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     // write, not end: a half-closed client can lose its response while the server is still working.
-    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`));
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`),
+    );
     const chunks: Buffer[] = [];
     socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer for ${target}`)));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -87,7 +97,11 @@ function rawGet(port: number, target: string, headers: string): Promise<RawRespo
     socket.on('close', () => {
       const text = Buffer.concat(chunks).toString('latin1');
       const split = text.indexOf('\r\n\r\n');
-      resolve({ status: Number(text.slice(9, 12)), head: split < 0 ? text : text.slice(0, split), body: split < 0 ? '' : text.slice(split + 4) });
+      resolve({
+        status: Number(text.slice(9, 12)),
+        head: split < 0 ? text : text.slice(0, split),
+        body: split < 0 ? '' : text.slice(split + 4),
+      });
     });
   });
 }
@@ -109,7 +123,10 @@ function assertSafe(results: Map<string, RawResponse>): void {
     for (const secret of NEVER) expect(res.body.includes(secret), `${target} leaked ${secret}`).toBe(false);
     expect(STATUSES, `${target} answered ${res.status}`).toContain(res.status);
     if (res.status === 200) {
-      expect(res.body.startsWith('PHP:') || legit.has(res.body), `${target}: a 200 is PHP's answer or a public file`).toBe(true);
+      expect(
+        res.body.startsWith('PHP:') || legit.has(res.body),
+        `${target}: a 200 is PHP's answer or a public file`,
+      ).toBe(true);
     }
     if (res.status === 301 || res.status === 302) {
       const location = /\r\nlocation: ([^\r]*)/i.exec(res.head)?.[1] ?? '';
@@ -131,7 +148,15 @@ describe('hostile paths over a raw socket', () => {
     // The static layer did its job on the plain cases, rather than the server failing everything.
     expect(results.get('/style.css')!.body).toBe(readFileSync(join(site, 'public', 'style.css'), 'latin1'));
     expect(results.get('/nested/dir')!.status).toBe(301);
-    for (const target of ['/secret.php', '/.env', '/.git/config', '/escape.txt', '/passwd.txt', '/../../../../../../etc/passwd', '/secret.php%00.css']) {
+    for (const target of [
+      '/secret.php',
+      '/.env',
+      '/.git/config',
+      '/escape.txt',
+      '/passwd.txt',
+      '/../../../../../../etc/passwd',
+      '/secret.php%00.css',
+    ]) {
       expect(results.get(target)!.body, target).toBe(`PHP:${target}`);
     }
   });
@@ -140,7 +165,15 @@ describe('hostile paths over a raw socket', () => {
     const port = await listen({ forbidden: 403 });
     const results = await sendCorpus(port, 'Accept-Encoding: br, gzip\r\n');
     assertSafe(results);
-    for (const target of ['/secret.php', '/SECRET.PHP', '/.env', '/.git/config', '/escape.txt', '/root-link/etc/passwd', '/alias.txt']) {
+    for (const target of [
+      '/secret.php',
+      '/SECRET.PHP',
+      '/.env',
+      '/.git/config',
+      '/escape.txt',
+      '/root-link/etc/passwd',
+      '/alias.txt',
+    ]) {
       expect(results.get(target)!.status, target).toBe(403);
     }
     // evil.css is public, its .br sibling links out of the root: refused rather than sent.

@@ -19,7 +19,12 @@ const APP = fileURLToPath(new URL('../../apps/server/', import.meta.url));
 const BUILT_BINARY = join(APP, 'dist-bin', 'warmpool');
 const BUILD_SCRIPT = join(APP, 'scripts', 'build-binary.mjs');
 /** What the binary bundles: every package's compiled output, and the build script itself. */
-const INPUTS = [join(APP, 'dist'), ...['pool', 'fastify', 'config'].map((p) => fileURLToPath(new URL(`../../packages/${p}/dist`, import.meta.url))), BUILD_SCRIPT, join(APP, 'package.json')];
+const INPUTS = [
+  join(APP, 'dist'),
+  ...['pool', 'fastify', 'config'].map((p) => fileURLToPath(new URL(`../../packages/${p}/dist`, import.meta.url))),
+  BUILD_SCRIPT,
+  join(APP, 'package.json'),
+];
 const PACKAGE_VERSION = (JSON.parse(await readFile(join(APP, 'package.json'), 'utf8')) as { version: string }).version;
 const run = promisify(execFile);
 
@@ -32,11 +37,13 @@ async function newestMtime(path: string): Promise<number> {
 }
 
 async function ensureBinary(): Promise<void> {
-  if (!existsSync(join(APP, 'dist', 'main.js'))) throw new Error('apps/server/dist/main.js is missing: run `pnpm build` first');
+  if (!existsSync(join(APP, 'dist', 'main.js')))
+    throw new Error('apps/server/dist/main.js is missing: run `pnpm build` first');
   const inputs = Math.max(...(await Promise.all(INPUTS.map(newestMtime))));
   if (existsSync(BUILT_BINARY) && statSync(BUILT_BINARY).mtimeMs >= inputs) return;
   const build = spawnSync(process.execPath, [BUILD_SCRIPT], { encoding: 'utf8', timeout: 120_000 });
-  if (build.status !== 0) throw new Error(`pnpm build:binary failed (exit ${build.status ?? build.signal}):\n${build.stdout}${build.stderr}`);
+  if (build.status !== 0)
+    throw new Error(`pnpm build:binary failed (exit ${build.status ?? build.signal}):\n${build.stdout}${build.stderr}`);
 }
 
 let dir: string;
@@ -73,7 +80,11 @@ describe('the warmpool binary', () => {
     const text = await run('./warmpool', ['version'], { cwd: dir, env: env() });
     expect(text.stdout).toContain(`warmpool ${PACKAGE_VERSION}`);
     expect(text.stderr).toBe(''); // no SEA or require() warnings
-    const json = JSON.parse((await run('./warmpool', ['version', '--json'], { cwd: dir, env: env() })).stdout) as { warmpool: string; node: string; rr: { rr_version: string } };
+    const json = JSON.parse((await run('./warmpool', ['version', '--json'], { cwd: dir, env: env() })).stdout) as {
+      warmpool: string;
+      node: string;
+      rr: { rr_version: string };
+    };
     expect(json.warmpool).toBe(PACKAGE_VERSION);
     expect(json.node).toMatch(/^v\d+\.\d+\.\d+$/);
     expect(json.rr.rr_version).toMatch(/^\d{4}\.\d+\.\d+$/);
@@ -87,16 +98,34 @@ describe('the warmpool binary', () => {
   });
 
   it('`./warmpool config check` reads and validates a YAML config', async () => {
-    const ports = { HTTP_PORT: '8080', STATUS_PORT: '2114', METRICS_PORT: '2115', ADMIN_SOCKET: join(dir, 'check.sock'), FIXTURES };
-    const { stdout } = await run('./warmpool', ['config', 'check', '-c', join(FIXTURES, 'server', 'basic.yaml'), '--json'], { cwd: dir, env: env(ports) });
+    const ports = {
+      HTTP_PORT: '8080',
+      STATUS_PORT: '2114',
+      METRICS_PORT: '2115',
+      ADMIN_SOCKET: join(dir, 'check.sock'),
+      FIXTURES,
+    };
+    const { stdout } = await run(
+      './warmpool',
+      ['config', 'check', '-c', join(FIXTURES, 'server', 'basic.yaml'), '--json'],
+      { cwd: dir, env: env(ports) },
+    );
     const effective = JSON.parse(stdout) as { listeners: { http: { address: string } } };
     expect(effective.listeners.http.address).toBe('127.0.0.1:8080');
   });
 
   it('`./warmpool serve` answers HTTP from PHP, static files (gzip), /ready, /metrics and the admin socket; SIGTERM stops it and its PHP', async () => {
-    const ports = { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), METRICS_PORT: String(await freePort()) };
+    const ports = {
+      HTTP_PORT: String(await freePort()),
+      STATUS_PORT: String(await freePort()),
+      METRICS_PORT: String(await freePort()),
+    };
     const socket = join(dir, 'admin.sock');
-    const server = startBinary(['serve', '-c', join(FIXTURES, 'server', 'basic.yaml')], { ...ports, ADMIN_SOCKET: socket, FIXTURES });
+    const server = startBinary(['serve', '-c', join(FIXTURES, 'server', 'basic.yaml')], {
+      ...ports,
+      ADMIN_SOCKET: socket,
+      FIXTURES,
+    });
     await server.ready();
     expect(server.stderr).not.toContain('Warning');
     const base = `http://127.0.0.1:${ports.HTTP_PORT}`;
@@ -105,7 +134,12 @@ describe('the warmpool binary', () => {
     const page = await request(`${base}/from-the-binary?x=1`, { method: 'POST', body: 'hello php' });
     expect(page.statusCode).toBe(200);
     expect(page.headers['x-served-by']).toBe('warmpool');
-    const body = (await page.body.json()) as { pid: number; body: string; context: { uri: string }; env: { APP_NAME: string } };
+    const body = (await page.body.json()) as {
+      pid: number;
+      body: string;
+      context: { uri: string };
+      env: { APP_NAME: string };
+    };
     expect(body.context.uri).toBe(`${base}/from-the-binary?x=1`);
     expect(body.body).toBe('hello php');
     expect(body.env.APP_NAME).toBe('basic');
@@ -115,7 +149,11 @@ describe('the warmpool binary', () => {
     expect(file.statusCode).toBe(200);
     expect(file.headers['content-type']).toMatch(/^text\/plain/);
     expect(await file.body.text()).toBe('hello static\n');
-    const big = await request(`${base}/big`, { method: 'POST', body: 'x'.repeat(4096), headers: { 'accept-encoding': 'gzip' } });
+    const big = await request(`${base}/big`, {
+      method: 'POST',
+      body: 'x'.repeat(4096),
+      headers: { 'accept-encoding': 'gzip' },
+    });
     expect(big.headers['content-encoding']).toBe('gzip');
     await big.body.arrayBuffer();
 
@@ -127,8 +165,12 @@ describe('the warmpool binary', () => {
     expect(await metrics.body.text()).toMatch(/^warmpool_requests_total\{site="default",status="200"\} \d+$/m);
 
     // the admin client, the same binary: the workers' pids, to check they are gone after the stop
-    const workers = JSON.parse((await run('./warmpool', ['workers', '--socket', socket, '--json'], { cwd: dir, env: env() })).stdout) as unknown;
-    const pids = JSON.stringify(workers).match(/"pid":\s*(\d+)/g)!.map((m) => Number(m.replace(/\D/g, '')));
+    const workers = JSON.parse(
+      (await run('./warmpool', ['workers', '--socket', socket, '--json'], { cwd: dir, env: env() })).stdout,
+    ) as unknown;
+    const pids = JSON.stringify(workers)
+      .match(/"pid":\s*(\d+)/g)!
+      .map((m) => Number(m.replace(/\D/g, '')));
     expect(pids).toContain(body.pid);
 
     const { code } = await server.stop('SIGTERM');
@@ -142,11 +184,19 @@ describe('the warmpool binary', () => {
   it.skipIf(!openssl)('serves HTTPS with HTTP/2 from a certificate made by `./warmpool cert`', async () => {
     const certs = join(dir, 'certs');
     await mkdir(certs);
-    const made = spawnSync(binary, ['cert', '--out', certs, '--host', 'localhost'], { cwd: dir, env: env(), encoding: 'utf8' });
+    const made = spawnSync(binary, ['cert', '--out', certs, '--host', 'localhost'], {
+      cwd: dir,
+      env: env(),
+      encoding: 'utf8',
+    });
     expect(made.stderr).not.toContain('Warning');
     expect(made.status).toBe(0);
     const ports = { HTTP_PORT: String(await freePort()), HTTPS_PORT: String(await freePort()) };
-    const server = startBinary(['serve', '-c', join(FIXTURES, 'server', 'tls.yaml')], { ...ports, CERT_DIR: certs, FIXTURES });
+    const server = startBinary(['serve', '-c', join(FIXTURES, 'server', 'tls.yaml')], {
+      ...ports,
+      CERT_DIR: certs,
+      FIXTURES,
+    });
     await server.ready();
     const dispatcher = new Agent({ connect: { ca: await readFile(join(certs, 'cert.pem')) }, allowH2: true });
     try {

@@ -8,7 +8,13 @@ import { FIXTURES, runCli } from '../helpers/warmpool-server.js';
 // The `warmpool` CLI as a user runs it (the built apps/server/dist/main.js): config errors with
 // their lines and exit 2, the effective config, version, cert, and usage errors.
 const config = (name: string) => join(FIXTURES, 'server', name);
-const ENV = { HTTP_PORT: '18999', METRICS_PORT: '18998', STATUS_PORT: '18997', ADMIN_SOCKET: '/tmp/warmpool-cli-test.sock', FIXTURES };
+const ENV = {
+  HTTP_PORT: '18999',
+  METRICS_PORT: '18998',
+  STATUS_PORT: '18997',
+  ADMIN_SOCKET: '/tmp/warmpool-cli-test.sock',
+  FIXTURES,
+};
 
 let dir: string;
 beforeAll(async () => {
@@ -25,7 +31,9 @@ describe('config errors', () => {
     expect(stdout).toBe('');
     expect(stderr).toContain('mistakes.yaml has 3 errors');
     expect(stderr).toMatch(/mistakes\.yaml:7:\d+ http\.max_request_size: /);
-    expect(stderr).toMatch(/mistakes\.yaml:9:\d+ http\.pool\.num_worker: unknown key; did you mean "http\.pool\.num_workers"\?/);
+    expect(stderr).toMatch(
+      /mistakes\.yaml:9:\d+ http\.pool\.num_worker: unknown key; did you mean "http\.pool\.num_workers"\?/,
+    );
     expect(stderr).toMatch(/mistakes\.yaml:10:\d+ http\.pool\.allocate_timeout: /);
     expect(stderr).toContain('fix the lines above');
   });
@@ -39,7 +47,10 @@ describe('config errors', () => {
 
   it('an option only the plugin checks is pointed at its line too (static dir missing)', async () => {
     const file = join(dir, 'no-static.yaml');
-    await writeFile(file, 'server:\n  command: php worker.php\nhttp:\n  address: 127.0.0.1:8080\n  middleware: [static]\n  static:\n    dir: does-not-exist\n');
+    await writeFile(
+      file,
+      'server:\n  command: php worker.php\nhttp:\n  address: 127.0.0.1:8080\n  middleware: [static]\n  static:\n    dir: does-not-exist\n',
+    );
     const { code, stderr } = await runCli(['serve', '-c', file]);
     expect(code).toBe(2);
     expect(stderr).toMatch(/no-static\.yaml:7:\d+ http\.static\.dir: ".*does-not-exist" does not exist/);
@@ -69,7 +80,16 @@ describe('config check prints the effective config', () => {
     expect(code).toBe(0);
     const effective = JSON.parse(stdout) as {
       listeners: { http: { address: string; max_header_size: number }; metrics: { address: string } };
-      sites: Array<{ name: string; dir: string; server: { command: string; env: Record<string, string> }; http: { max_request_size: number; pool: { num_workers: number; max_jobs: number; supervisor: { watch_tick: string } }; static: { dir: string } | null } }>;
+      sites: Array<{
+        name: string;
+        dir: string;
+        server: { command: string; env: Record<string, string> };
+        http: {
+          max_request_size: number;
+          pool: { num_workers: number; max_jobs: number; supervisor: { watch_tick: string } };
+          static: { dir: string } | null;
+        };
+      }>;
       admin: { socket: string };
     };
     expect(effective.listeners.http).toMatchObject({ address: '127.0.0.1:18999', max_header_size: 16384 });
@@ -89,7 +109,10 @@ describe('config check prints the effective config', () => {
 
   it('finds ./.rr.yaml when there is no ./warmpool.yaml, and warns about RoadRunner keys it ignores', async () => {
     const cwd = await mkdtemp(join(dir, 'rr-'));
-    await writeFile(join(cwd, '.rr.yaml'), 'version: "3"\nrpc:\n  listen: tcp://127.0.0.1:6001\nserver:\n  command: php worker.php\nhttp:\n  address: ":8080"\n');
+    await writeFile(
+      join(cwd, '.rr.yaml'),
+      'version: "3"\nrpc:\n  listen: tcp://127.0.0.1:6001\nserver:\n  command: php worker.php\nhttp:\n  address: ":8080"\n',
+    );
     const { code, stdout, stderr } = await runCli(['config', 'check', '--json'], { cwd });
     expect(code).toBe(0);
     expect(JSON.parse(stdout).file).toBe(join(cwd, '.rr.yaml'));
@@ -105,7 +128,11 @@ describe('version, usage, cert', () => {
     expect(stdout).toContain(`node ${process.version}`);
     expect(stdout).toContain('RR_VERSION=2025.1.15');
     const json = await runCli(['version', '--json']);
-    expect(JSON.parse(json.stdout)).toMatchObject({ warmpool: '0.1.0', node: process.version, rr: { rr_version: '2025.1.15' } });
+    expect(JSON.parse(json.stdout)).toMatchObject({
+      warmpool: '0.1.0',
+      node: process.version,
+      rr: { rr_version: '2025.1.15' },
+    });
   });
 
   it('usage errors exit 2 and say what to do', async () => {
@@ -128,7 +155,9 @@ describe('version, usage, cert', () => {
     const made = await runCli(['cert', '--out', out, '--host', 'dev.test', '--host', '127.0.0.1', '--days', '30']);
     expect(made.code).toBe(0);
     expect(made.stdout).toContain(`wrote ${join(out, 'cert.pem')}`);
-    const text = execFileSync('openssl', ['x509', '-in', join(out, 'cert.pem'), '-noout', '-text'], { encoding: 'utf8' });
+    const text = execFileSync('openssl', ['x509', '-in', join(out, 'cert.pem'), '-noout', '-text'], {
+      encoding: 'utf8',
+    });
     expect(text).toContain('DNS:dev.test');
     expect(text).toContain('IP Address:127.0.0.1');
     expect((await stat(join(out, 'key.pem'))).mode & 0o777).toBe(0o600);

@@ -97,7 +97,12 @@ interface Container {
 }
 interface Deployment {
   kind: 'Deployment';
-  spec: { template: { metadata: { annotations: Record<string, string> }; spec: { terminationGracePeriodSeconds: number; containers: Container[] } } };
+  spec: {
+    template: {
+      metadata: { annotations: Record<string, string> };
+      spec: { terminationGracePeriodSeconds: number; containers: Container[] };
+    };
+  };
 }
 interface Service {
   kind: 'Service';
@@ -132,7 +137,9 @@ beforeAll(async () => {
   service = parseUnit(await read('systemd/warmpool.service'));
   httpSocket = parseUnit(await read('systemd/warmpool-http.socket'));
   httpsSocket = parseUnit(await read('systemd/warmpool-https.socket'));
-  const docs = YAML.parseAllDocuments(await read('kubernetes/warmpool.yaml')).map((d) => d.toJS()) as Array<Deployment | Service>;
+  const docs = YAML.parseAllDocuments(await read('kubernetes/warmpool.yaml')).map((d) => d.toJS()) as Array<
+    Deployment | Service
+  >;
   deployment = docs.find((d): d is Deployment => d.kind === 'Deployment')!;
   k8sService = docs.find((d): d is Service => d.kind === 'Service')!;
   docker = dockerInstructions(await read('docker/Dockerfile'));
@@ -194,7 +201,8 @@ describe('Docker and Kubernetes', () => {
     const statusPort = portOf(imageConfig.status.address);
     expect(dockerInstruction('EXPOSE')?.split(/\s+/).map(Number).sort()).toEqual([httpPort, statusPort].sort());
     expect(healthcheck().join(' ')).toContain(`127.0.0.1:${statusPort}/`);
-    for (const probe of [container().startupProbe, container().readinessProbe, container().livenessProbe]) expect(probePort(probe)).toBe(statusPort);
+    for (const probe of [container().startupProbe, container().readinessProbe, container().livenessProbe])
+      expect(probePort(probe)).toBe(statusPort);
     expect(container().ports.find((p) => p.name === 'http')?.containerPort).toBe(httpPort);
     expect(k8sService.spec.ports.map((p) => p.targetPort)).toEqual(['http']); // the status port stays private
     const annotations = deployment.spec.template.metadata.annotations;
@@ -230,7 +238,9 @@ describe('Docker and Kubernetes', () => {
       expect(res.statusCode, probe.httpGet.path).toBe(200);
       await res.body.text();
     }
-    const metrics = await request(`http://${status}${deployment.spec.template.metadata.annotations['prometheus.io/path']}`);
+    const metrics = await request(
+      `http://${status}${deployment.spec.template.metadata.annotations['prometheus.io/path']}`,
+    );
     expect(await metrics.body.text()).toContain('warmpool_requests_total');
     expect(runHealthcheck(`127.0.0.1:${portOf(imageConfig.status.address)}`, status)).toBe(0);
 
@@ -242,7 +252,12 @@ describe('Docker and Kubernetes', () => {
     const stop = (dockerInstruction('STOPSIGNAL') ?? 'SIGTERM') as NodeJS.Signals;
     expect(stop).toBe('SIGTERM'); // what Kubernetes sends after preStop, and what the systemd unit sends
     expect(value(service, 'Service', 'KillSignal')).toBe(stop);
-    const env = { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), ADMIN_SOCKET: join(dir, 'drain.sock'), FIXTURES };
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      STATUS_PORT: String(await freePort()),
+      ADMIN_SOCKET: join(dir, 'drain.sock'),
+      FIXTURES,
+    };
     const status = Number(env.STATUS_PORT);
     const readiness = `http://127.0.0.1:${status}${container().readinessProbe.httpGet.path}`;
     const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain.yaml')], { env });
@@ -275,7 +290,9 @@ describe('Docker and Kubernetes', () => {
     expect(preStop[0]).toBe('sleep');
     const drain = 3 * seconds(imageConfig.http.pool.destroy_timeout);
     expect(deployment.spec.template.spec.terminationGracePeriodSeconds).toBeGreaterThan(Number(preStop[1]) + drain);
-    expect(seconds(value(service, 'Service', 'TimeoutStopSec'))).toBeGreaterThan(3 * seconds(systemdConfig.http.pool.destroy_timeout));
+    expect(seconds(value(service, 'Service', 'TimeoutStopSec'))).toBeGreaterThan(
+      3 * seconds(systemdConfig.http.pool.destroy_timeout),
+    );
     // only warmpool gets the stop signal: the PHP workers finish their requests and are stopped by it
     expect(value(service, 'Service', 'KillMode')).toBe('mixed');
   });
@@ -296,10 +313,19 @@ async function blockedPort(): Promise<number> {
 function startActivated(config: string, sockets: Array<{ fd: number; name: string }>): RunningServer {
   const [, ...args] = value(service, 'Service', 'ExecStart').split(/\s+/);
   const argv = args.map((a) => (a === '/etc/warmpool/warmpool.yaml' ? config : a));
-  const child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'sh', process.execPath, SERVER_MAIN, ...argv], {
-    env: { ...process.env, NO_COLOR: '1', LISTEN_FDS: String(sockets.length), LISTEN_FDNAMES: sockets.map((s) => s.name).join(':') },
-    stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
-  });
+  const child = spawn(
+    '/bin/sh',
+    ['-c', 'LISTEN_PID=$$; export LISTEN_PID; exec "$@"', 'sh', process.execPath, SERVER_MAIN, ...argv],
+    {
+      env: {
+        ...process.env,
+        NO_COLOR: '1',
+        LISTEN_FDS: String(sockets.length),
+        LISTEN_FDNAMES: sockets.map((s) => s.name).join(':'),
+      },
+      stdio: ['ignore', 'pipe', 'pipe', ...sockets.map((s) => s.fd)],
+    },
+  );
   return new RunningServer(child);
 }
 
@@ -307,7 +333,10 @@ function startActivated(config: string, sockets: Array<{ fd: number; name: strin
 async function makeCert(): Promise<string> {
   const certs = join(dir, 'certs');
   await mkdir(certs, { recursive: true });
-  const made = spawnSync(process.execPath, [SERVER_MAIN, 'cert', '--out', certs, '--host', 'localhost'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+  const made = spawnSync(process.execPath, [SERVER_MAIN, 'cert', '--out', certs, '--host', 'localhost'], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+  });
   if (made.status !== 0) throw new Error(`warmpool cert failed:\n${made.stdout}${made.stderr}`);
   return certs;
 }
@@ -322,60 +351,77 @@ describe('systemd', () => {
     await mkdir(join(app, 'public'), { recursive: true });
     const file = join(dir, 'systemd.yaml');
     await writeFile(file, systemdConfigText.replaceAll('/srv/app', app));
-    const check = spawnSync(process.execPath, [SERVER_MAIN, 'config', 'check', '-c', file], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } });
+    const check = spawnSync(process.execPath, [SERVER_MAIN, 'config', 'check', '-c', file], {
+      encoding: 'utf8',
+      env: { ...process.env, NO_COLOR: '1' },
+    });
     expect(check.stderr).toBe('');
     expect(check.status).toBe(0);
     // the admin socket lives in the unit's RuntimeDirectory (/run/<name>), which systemd creates for User=
     expect(systemdConfig.admin.socket.startsWith(`/run/${value(service, 'Service', 'RuntimeDirectory')}/`)).toBe(true);
   });
 
-  it.skipIf(!openssl)('the .socket units hand over http and https by FileDescriptorName, in either order: warmpool serves both without binding', async () => {
-    const certs = await makeCert();
-    expect(value(httpSocket, 'Socket', 'Service')).toBe('warmpool.service');
-    expect(value(httpsSocket, 'Socket', 'Service')).toBe('warmpool.service');
-    const http = await listening();
-    const https = await listening();
-    const status = await freePort();
-    const file = join(dir, 'activated.yaml');
-    // the configured addresses are taken by this process: warmpool must serve the handed-over sockets
-    await writeFile(
-      file,
-      `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\n` +
-        `  ssl:\n    address: 127.0.0.1:${await blockedPort()}\n    cert: ${certs}/cert.pem\n    key: ${certs}/key.pem\n` +
-        `status:\n  address: 127.0.0.1:${status}\nadmin:\n  socket: ${join(dir, 'activated.sock')}\n`,
-    );
-    // https first: systemd does not order the sockets of two units, the names must decide
-    const server = startActivated(file, [
-      { fd: https.fd, name: value(httpsSocket, 'Socket', 'FileDescriptorName') },
-      { fd: http.fd, name: value(httpSocket, 'Socket', 'FileDescriptorName') },
-    ]);
-    http.server.close();
-    https.server.close();
-    await server.ready();
-    expect(server.stdout).toContain(`socket fd 3 from LISTEN_FDS`);
-    expect(server.stdout).toMatch(new RegExp(`listening on https://127\\.0\\.0\\.1:${https.port} \\([^)]*socket fd 3 from LISTEN_FDS\\)`));
-    expect(server.stdout).toMatch(new RegExp(`listening on http://127\\.0\\.0\\.1:${http.port} \\([^)]*socket fd 4 from LISTEN_FDS\\)`));
+  it.skipIf(!openssl)(
+    'the .socket units hand over http and https by FileDescriptorName, in either order: warmpool serves both without binding',
+    async () => {
+      const certs = await makeCert();
+      expect(value(httpSocket, 'Socket', 'Service')).toBe('warmpool.service');
+      expect(value(httpsSocket, 'Socket', 'Service')).toBe('warmpool.service');
+      const http = await listening();
+      const https = await listening();
+      const status = await freePort();
+      const file = join(dir, 'activated.yaml');
+      // the configured addresses are taken by this process: warmpool must serve the handed-over sockets
+      await writeFile(
+        file,
+        `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\n` +
+          `  ssl:\n    address: 127.0.0.1:${await blockedPort()}\n    cert: ${certs}/cert.pem\n    key: ${certs}/key.pem\n` +
+          `status:\n  address: 127.0.0.1:${status}\nadmin:\n  socket: ${join(dir, 'activated.sock')}\n`,
+      );
+      // https first: systemd does not order the sockets of two units, the names must decide
+      const server = startActivated(file, [
+        { fd: https.fd, name: value(httpsSocket, 'Socket', 'FileDescriptorName') },
+        { fd: http.fd, name: value(httpSocket, 'Socket', 'FileDescriptorName') },
+      ]);
+      http.server.close();
+      https.server.close();
+      await server.ready();
+      expect(server.stdout).toContain(`socket fd 3 from LISTEN_FDS`);
+      expect(server.stdout).toMatch(
+        new RegExp(`listening on https://127\\.0\\.0\\.1:${https.port} \\([^)]*socket fd 3 from LISTEN_FDS\\)`),
+      );
+      expect(server.stdout).toMatch(
+        new RegExp(`listening on http://127\\.0\\.0\\.1:${http.port} \\([^)]*socket fd 4 from LISTEN_FDS\\)`),
+      );
 
-    const plain = await request(`http://127.0.0.1:${http.port}/over-http`);
-    expect(plain.statusCode).toBe(200);
-    expect(((await plain.body.json()) as { context: { uri: string } }).context.uri).toBe(`http://127.0.0.1:${http.port}/over-http`);
-    const dispatcher = new Agent({ connect: { ca: await readFile(join(certs, 'cert.pem')) } });
-    try {
-      const secure = await request(`https://localhost:${https.port}/over-https`, { dispatcher });
-      expect(secure.statusCode).toBe(200);
-      expect(((await secure.body.json()) as { context: { uri: string } }).context.uri).toBe(`https://localhost:${https.port}/over-https`);
-    } finally {
-      await dispatcher.close();
-    }
-    expect((await server.stop(value(service, 'Service', 'KillSignal') as NodeJS.Signals)).code).toBe(0);
-  });
+      const plain = await request(`http://127.0.0.1:${http.port}/over-http`);
+      expect(plain.statusCode).toBe(200);
+      expect(((await plain.body.json()) as { context: { uri: string } }).context.uri).toBe(
+        `http://127.0.0.1:${http.port}/over-http`,
+      );
+      const dispatcher = new Agent({ connect: { ca: await readFile(join(certs, 'cert.pem')) } });
+      try {
+        const secure = await request(`https://localhost:${https.port}/over-https`, { dispatcher });
+        expect(secure.statusCode).toBe(200);
+        expect(((await secure.body.json()) as { context: { uri: string } }).context.uri).toBe(
+          `https://localhost:${https.port}/over-https`,
+        );
+      } finally {
+        await dispatcher.close();
+      }
+      expect((await server.stop(value(service, 'Service', 'KillSignal') as NodeJS.Signals)).code).toBe(0);
+    },
+  );
 
   it('an enabled https socket without http.ssl in the config is refused with exit 5, as the unit says', async () => {
     const http = await listening();
     const https = await listening();
     held.push(http.server, https.server);
     const file = join(dir, 'no-ssl.yaml');
-    await writeFile(file, `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\nadmin:\n  socket: ${join(dir, 'no-ssl.sock')}\n`);
+    await writeFile(
+      file,
+      `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\nadmin:\n  socket: ${join(dir, 'no-ssl.sock')}\n`,
+    );
     const server = startActivated(file, [
       { fd: http.fd, name: value(httpSocket, 'Socket', 'FileDescriptorName') },
       { fd: https.fd, name: value(httpsSocket, 'Socket', 'FileDescriptorName') },
@@ -385,15 +431,24 @@ describe('systemd', () => {
   });
 
   it('ExecReload (kill -HUP $MAINPID) reloads and keeps serving: same warm workers, /ready 200', async () => {
-    const env = { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), METRICS_PORT: String(await freePort()), ADMIN_SOCKET: join(dir, 'reload.sock'), FIXTURES };
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      STATUS_PORT: String(await freePort()),
+      METRICS_PORT: String(await freePort()),
+      ADMIN_SOCKET: join(dir, 'reload.sock'),
+      FIXTURES,
+    };
     const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'basic.yaml')], { env });
     await server.ready();
     const base = `http://127.0.0.1:${env.HTTP_PORT}`;
     const pidsBefore = new Set<number>();
-    for (let i = 0; i < 4; i++) pidsBefore.add(((await (await request(`${base}/before`)).body.json()) as { pid: number }).pid);
+    for (let i = 0; i < 4; i++)
+      pidsBefore.add(((await (await request(`${base}/before`)).body.json()) as { pid: number }).pid);
 
     // the unit's command, as systemd runs it: $MAINPID is the service's main pid
-    const [kill, ...args] = value(service, 'Service', 'ExecReload').replace('$MAINPID', String(server.pid)).split(/\s+/);
+    const [kill, ...args] = value(service, 'Service', 'ExecReload')
+      .replace('$MAINPID', String(server.pid))
+      .split(/\s+/);
     const reload = spawnSync(kill!, args, { encoding: 'utf8' });
     expect(reload.status).toBe(0);
     await server.waitFor(/SIGHUP: reloading[\s\S]*nothing to reload: the file is unchanged/);
@@ -416,7 +471,9 @@ describe('systemd', () => {
       const text = await readFile(join(DEPLOY, 'systemd', name), 'utf8');
       await writeFile(join(units, name), text.replaceAll('/usr/local/bin/warmpool', process.execPath));
     }
-    const result = spawnSync('systemd-analyze', ['verify', '--man=no', ...names.map((n) => join(units, n))], { encoding: 'utf8' });
+    const result = spawnSync('systemd-analyze', ['verify', '--man=no', ...names.map((n) => join(units, n))], {
+      encoding: 'utf8',
+    });
     const ours = `${result.stdout}${result.stderr}`.split('\n').filter((line) => names.some((n) => line.includes(n)));
     expect(ours).toEqual([]);
     expect(result.status).toBe(0);

@@ -24,14 +24,28 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-type Outcome = { sentBeforeSignal: boolean } & ({ kind: 'ok'; pid: number } | { kind: 'refused' } | { kind: 'cut'; reason: string });
+type Outcome = { sentBeforeSignal: boolean } & (
+  | { kind: 'ok'; pid: number }
+  | { kind: 'refused' }
+  | { kind: 'cut'; reason: string }
+);
 
 describe(`SIGTERM under load (${CONNECTIONS} connections)`, () => {
   it('finishes every request in flight; after the signal, requests are served or refused, never cut', async () => {
-    const env = { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), ADMIN_SOCKET: join(dir, 'admin.sock'), FIXTURES };
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      STATUS_PORT: String(await freePort()),
+      ADMIN_SOCKET: join(dir, 'admin.sock'),
+      FIXTURES,
+    };
     const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain-load.yaml')], { env });
     await server.ready();
-    const client = new Pool(`http://127.0.0.1:${env.HTTP_PORT}`, { connections: CONNECTIONS, pipelining: 1, headersTimeout: 30_000, bodyTimeout: 30_000 });
+    const client = new Pool(`http://127.0.0.1:${env.HTTP_PORT}`, {
+      connections: CONNECTIONS,
+      pipelining: 1,
+      headersTimeout: 30_000,
+      bodyTimeout: 30_000,
+    });
     const outcomes: Outcome[] = [];
     let signalled = false;
 
@@ -41,7 +55,12 @@ describe(`SIGTERM under load (${CONNECTIONS} connections)`, () => {
         const res = await client.request({ path: '/', method: 'POST', body: String(SLEEP_MS) });
         const body = await res.body.text();
         const pid = Number(body);
-        if (res.statusCode !== 200 || !Number.isInteger(pid) || pid <= 0) return { sentBeforeSignal, kind: 'cut', reason: `status ${res.statusCode}, body ${JSON.stringify(body.slice(0, 80))}` };
+        if (res.statusCode !== 200 || !Number.isInteger(pid) || pid <= 0)
+          return {
+            sentBeforeSignal,
+            kind: 'cut',
+            reason: `status ${res.statusCode}, body ${JSON.stringify(body.slice(0, 80))}`,
+          };
         return { sentBeforeSignal, kind: 'ok', pid };
       } catch (error) {
         const code = (error as NodeJS.ErrnoException).code;

@@ -23,7 +23,12 @@ afterAll(async () => {
 });
 
 async function drainEnv(name: string) {
-  return { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), ADMIN_SOCKET: join(dir, `${name}.sock`), FIXTURES };
+  return {
+    HTTP_PORT: String(await freePort()),
+    STATUS_PORT: String(await freePort()),
+    ADMIN_SOCKET: join(dir, `${name}.sock`),
+    FIXTURES,
+  };
 }
 
 /** Waits until the status listener reports `working` busy workers. */
@@ -179,10 +184,15 @@ describe('LISTEN_FDS', () => {
       'fds-one',
       `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${await blockedPort()}\n  pool: { num_workers: 1 }\nadmin:\n  socket: ${join(dir, 'fds1.sock')}\n`,
     );
-    const server = startServer(['serve', '-c', file], { env: { LISTEN_FDS: '1' }, stdio: ['ignore', 'pipe', 'pipe', socket.fd] });
+    const server = startServer(['serve', '-c', file], {
+      env: { LISTEN_FDS: '1' },
+      stdio: ['ignore', 'pipe', 'pipe', socket.fd],
+    });
     socket.server.close(); // only the child accepts from now on
     await server.ready();
-    expect(server.stdout).toContain(`listening on http://127.0.0.1:${socket.port} (HTTP/1.1, socket fd 3 from LISTEN_FDS)`);
+    expect(server.stdout).toContain(
+      `listening on http://127.0.0.1:${socket.port} (HTTP/1.1, socket fd 3 from LISTEN_FDS)`,
+    );
     const res = await request(`http://127.0.0.1:${socket.port}/adopted`);
     expect(res.statusCode).toBe(200);
     const body = (await res.body.json()) as { pid: number; context: { uri: string } };
@@ -208,7 +218,9 @@ describe('LISTEN_FDS', () => {
     expect(ready.statusCode).toBe(200);
     expect(((await ready.body.json()) as { status: string }).status).toBe('ready');
     const page = await request(`http://127.0.0.1:${http.port}/named`);
-    expect(((await page.body.json()) as { context: { uri: string } }).context.uri).toBe(`http://127.0.0.1:${http.port}/named`);
+    expect(((await page.body.json()) as { context: { uri: string } }).context.uri).toBe(
+      `http://127.0.0.1:${http.port}/named`,
+    );
     expect((await server.stop()).code).toBe(0);
   });
 
@@ -220,7 +232,10 @@ describe('LISTEN_FDS', () => {
       'fds-other',
       `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${busy}\n  pool: { num_workers: 1 }\nadmin:\n  socket: ${join(dir, 'fds3.sock')}\n`,
     );
-    const server = startServer(['serve', '-c', file], { env: { LISTEN_FDS: '1', LISTEN_PID: '1' }, stdio: ['ignore', 'pipe', 'pipe', socket.fd] });
+    const server = startServer(['serve', '-c', file], {
+      env: { LISTEN_FDS: '1', LISTEN_PID: '1' },
+      stdio: ['ignore', 'pipe', 'pipe', socket.fd],
+    });
     const { code } = await server.exited;
     expect(code).toBe(5);
     expect(server.stderr).toContain(`cannot listen on 127.0.0.1:${busy} (http): the address is already in use`);

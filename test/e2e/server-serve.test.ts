@@ -18,7 +18,11 @@ beforeAll(async () => {
 });
 
 async function ports() {
-  return { HTTP_PORT: String(await freePort()), STATUS_PORT: String(await freePort()), METRICS_PORT: String(await freePort()) };
+  return {
+    HTTP_PORT: String(await freePort()),
+    STATUS_PORT: String(await freePort()),
+    METRICS_PORT: String(await freePort()),
+  };
 }
 
 describe('serve basic.yaml', () => {
@@ -66,7 +70,14 @@ describe('serve basic.yaml', () => {
     await server.waitFor('"url":"/logged?y=2"');
     const line = server.stderr.split('\n').find((l) => l.includes('"url":"/logged?y=2"'));
     expect(line).toBeDefined();
-    expect(JSON.parse(line!)).toMatchObject({ channel: 'http', site: 'default', method: 'GET', status: 200, protocol: 'HTTP/1.1', remoteAddr: '127.0.0.1' });
+    expect(JSON.parse(line!)).toMatchObject({
+      channel: 'http',
+      site: 'default',
+      method: 'GET',
+      status: 200,
+      protocol: 'HTTP/1.1',
+      remoteAddr: '127.0.0.1',
+    });
   });
 
   it('answers /health and /ready on the status listener only, and /metrics on the metrics listener', async () => {

@@ -15,7 +15,11 @@ let base: string;
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-sites-'));
-  env = { HTTP_PORT: String(await freePort()), METRICS_PORT: String(await freePort()), ADMIN_SOCKET: join(dir, 'admin.sock') };
+  env = {
+    HTTP_PORT: String(await freePort()),
+    METRICS_PORT: String(await freePort()),
+    ADMIN_SOCKET: join(dir, 'admin.sock'),
+  };
   base = `http://127.0.0.1:${env.HTTP_PORT}`;
   server = startServer(['serve', '-c', join(FIXTURES, 'server', 'sites.yaml')], { env });
   await server.ready();
@@ -57,22 +61,33 @@ describe('sites by Host', () => {
     expect((await get('b.test', '/a.txt')).body).toMatch(/^hello from b /);
     // max_request_size: 1 (MB) in site b only
     const big = Buffer.alloc(1024 * 1024 + 1, 'x');
-    const tooBig = await request(`${base}/upload`, { method: 'POST', body: big, headers: { host: 'b.test', 'content-type': 'application/octet-stream' } });
+    const tooBig = await request(`${base}/upload`, {
+      method: 'POST',
+      body: big,
+      headers: { host: 'b.test', 'content-type': 'application/octet-stream' },
+    });
     expect(tooBig.statusCode).toBe(413);
     await tooBig.body.dump();
-    const fine = await request(`${base}/upload`, { method: 'POST', body: big, headers: { host: 'a.test', 'content-type': 'application/octet-stream' } });
+    const fine = await request(`${base}/upload`, {
+      method: 'POST',
+      body: big,
+      headers: { host: 'a.test', 'content-type': 'application/octet-stream' },
+    });
     expect(fine.statusCode).toBe(200);
     await fine.body.dump();
   });
 
   it('an unknown Host → the default site', async () => {
-    expect((await get('c.test', '/x')).body).toBe(`hello from default in ${join(FIXTURES, 'server')} for http://c.test/x`);
+    expect((await get('c.test', '/x')).body).toBe(
+      `hello from default in ${join(FIXTURES, 'server')} for http://c.test/x`,
+    );
     expect((await get('a.test.example', '/x')).body).toMatch(/^hello from default /);
   });
 
   it('metrics carry each site as a label; warmpool workers lists every site', async () => {
     const text = await (await request(`http://127.0.0.1:${env.METRICS_PORT}/metrics`)).body.text();
-    for (const site of ['a.test', 'b.test', 'default']) expect(text).toContain(`warmpool_workers{site="${site}",state=`);
+    for (const site of ['a.test', 'b.test', 'default'])
+      expect(text).toContain(`warmpool_workers{site="${site}",state=`);
     const workers = await runCli(['workers', '--socket', env.ADMIN_SOCKET!]);
     expect(workers.code).toBe(0);
     expect(workers.stdout).toMatch(/site\s+pid\s+state/);

@@ -20,7 +20,9 @@ describe('pool sizing through warmpool serve', () => {
   it('examples/hello with num_workers: auto: sizes itself, says why, and `warmpool tune` recommends', async () => {
     const [port, status] = [await freePort(), await freePort()];
     const socket = join(dir, 'warmpool-hello-main.sock');
-    const server = startServer(['serve', '-c', HELLO], { env: { PORT: String(port), STATUS_PORT: String(status), ADMIN_DIR: dir } });
+    const server = startServer(['serve', '-c', HELLO], {
+      env: { PORT: String(port), STATUS_PORT: String(status), ADMIN_DIR: dir },
+    });
     await server.ready(20_000);
     expect(server.stdout + server.stderr).toMatch(/num_workers auto: \d+ \(cpu \d+ cores?/);
     const page = await request(`http://127.0.0.1:${port}/?name=tune`);
@@ -60,7 +62,11 @@ describe('pool sizing through warmpool serve', () => {
     );
     const server = startServer(['serve', '-c', config]);
     await server.ready(20_000);
-    const readiness = async () => (await (await request(`http://127.0.0.1:${status}/ready`)).body.json()) as { status: string; sites: { default: { workers: { ready: number } } } };
+    const readiness = async () =>
+      (await (await request(`http://127.0.0.1:${status}/ready`)).body.json()) as {
+        status: string;
+        sites: { default: { workers: { ready: number } } };
+      };
     const readyWorkers = async () => (await readiness()).sites.default.workers.ready;
     for (let i = 0; i < 100 && (await readyWorkers()) > 0; i++) await new Promise((r) => setTimeout(r, 50));
     expect(await readyWorkers()).toBe(0);

@@ -26,13 +26,46 @@ async function openssl(...args: string[]): Promise<void> {
 
 /** A leaf for localhost / 127.0.0.1 signed by the test CA, with a chosen serial. */
 async function leaf(name: string, serial: string): Promise<void> {
-  await openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=localhost');
-  await openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-set_serial', `0x${serial}`, '-days', '2', '-out', `${name}.pem`, '-extfile', 'leaf.ext');
+  await openssl(
+    'req',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-out',
+    `${name}.csr`,
+    '-subj',
+    '/CN=localhost',
+  );
+  await openssl(
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    'ca.pem',
+    '-CAkey',
+    'ca.key',
+    '-set_serial',
+    `0x${serial}`,
+    '-days',
+    '2',
+    '-out',
+    `${name}.pem`,
+    '-extfile',
+    'leaf.ext',
+  );
 }
 
 function tlsConnect(): Promise<TLSSocket> {
   return new Promise((resolve, reject) => {
-    const socket = connectTls({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] }, () => resolve(socket));
+    const socket = connectTls(
+      { host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] },
+      () => resolve(socket),
+    );
     socket.once('error', reject);
   });
 }
@@ -47,7 +80,23 @@ async function rawGet(socket: TLSSocket, path: string): Promise<string> {
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-tls-'));
   await writeFile(join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
-  await openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=warmpool test CA');
+  await openssl(
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.pem',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=warmpool test CA',
+  );
   await leaf('leaf1', '1001');
   await leaf('leaf2', '2002');
   await copyFile(join(dir, 'leaf1.pem'), join(dir, 'cert.pem'));
@@ -105,7 +154,17 @@ describe('HTTPS', () => {
   });
 
   it('serves HTTP/2 to curl', async () => {
-    const { stdout } = await exec('curl', ['-sS', '--http2', '--cacert', join(dir, 'ca.pem'), '-o', '/dev/null', '-w', '%{http_code} %{http_version}', `https://localhost:${httpsPort}/curl`]);
+    const { stdout } = await exec('curl', [
+      '-sS',
+      '--http2',
+      '--cacert',
+      join(dir, 'ca.pem'),
+      '-o',
+      '/dev/null',
+      '-w',
+      '%{http_code} %{http_version}',
+      `https://localhost:${httpsPort}/curl`,
+    ]);
     expect(stdout).toBe('200 2');
   });
 

@@ -17,7 +17,10 @@ export const SWAP_YAML = join(FIXTURES, 'server', 'swap.yaml');
 /** A wrapper script (run with node by warmpool-swap) that sets env and runs the real server. */
 export async function makeBinary(dir: string, name: string, env: Record<string, string>): Promise<string> {
   const file = join(dir, `${name}.mjs`);
-  await writeFile(file, `Object.assign(process.env, ${JSON.stringify(env)});\nprocess.argv[1] = ${JSON.stringify(SERVER_MAIN)};\nawait import(${JSON.stringify(new URL(`file://${SERVER_MAIN}`).href)});\n`);
+  await writeFile(
+    file,
+    `Object.assign(process.env, ${JSON.stringify(env)});\nprocess.argv[1] = ${JSON.stringify(SERVER_MAIN)};\nawait import(${JSON.stringify(new URL(`file://${SERVER_MAIN}`).href)});\n`,
+  );
   return file;
 }
 
@@ -28,7 +31,10 @@ export interface CliResult {
 }
 
 export async function swapCli(args: string[], timeoutMs = 30_000): Promise<CliResult> {
-  const child = spawn(process.execPath, [SWAP_MAIN, ...args], { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [SWAP_MAIN, ...args], {
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c));
@@ -60,13 +66,19 @@ export class Supervisor {
   async waitFor(text: string, timeoutMs = 15_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!this.output.includes(text)) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`warmpool-swap exited before "${text}":\n${this.output}`);
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(`warmpool-swap exited before "${text}":\n${this.output}`);
       if (Date.now() > deadline) throw new Error(`warmpool-swap did not print "${text}":\n${this.output}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
 
-  state(): { active: { colour: string; pid: number; binary: string } | null; children: { pid: number | null }[]; previous: string | null; history: { ok: boolean }[] } {
+  state(): {
+    active: { colour: string; pid: number; binary: string } | null;
+    children: { pid: number | null }[];
+    previous: string | null;
+    history: { ok: boolean }[];
+  } {
     return JSON.parse(readFileSync(join(this.stateDir, 'state.json'), 'utf8'));
   }
 
@@ -75,7 +87,9 @@ export class Supervisor {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.exited;
     let pids: number[] = [];
     try {
-      pids = this.state().children.map((c) => c.pid).filter((p): p is number => p !== null);
+      pids = this.state()
+        .children.map((c) => c.pid)
+        .filter((p): p is number => p !== null);
     } catch {
       // no state yet
     }
@@ -102,10 +116,21 @@ export async function startSupervisor(dir: string, binary: string, extra: string
   const httpPort = await freePort();
   const statusPort = await freePort();
   const stateDir = join(dir, `state-${httpPort}`);
-  const child = spawn(process.execPath, [SWAP_MAIN, 'start', '--binary', binary, '--state', stateDir, ...extra, '--', 'serve', '-c', SWAP_YAML], {
-    env: { ...process.env, NO_COLOR: '1', FIXTURES, SWAP_DIR: dir, HTTP_PORT: String(httpPort), STATUS_PORT: String(statusPort) },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [SWAP_MAIN, 'start', '--binary', binary, '--state', stateDir, ...extra, '--', 'serve', '-c', SWAP_YAML],
+    {
+      env: {
+        ...process.env,
+        NO_COLOR: '1',
+        FIXTURES,
+        SWAP_DIR: dir,
+        HTTP_PORT: String(httpPort),
+        STATUS_PORT: String(statusPort),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const supervisor = new Supervisor(child, stateDir, httpPort, statusPort);
   await supervisor.waitFor('warmpool-swap ready');
   return supervisor;
@@ -139,7 +164,9 @@ export function load(port: number, connections = 32): { stop(): Promise<LoadResu
         }
       } catch (error) {
         result.failed++;
-        result.errors.push(`${(error as NodeJS.ErrnoException).code ?? (error as Error).name}: ${(error as Error).message}`);
+        result.errors.push(
+          `${(error as NodeJS.ErrnoException).code ?? (error as Error).name}: ${(error as Error).message}`,
+        );
       }
     }
   });
@@ -157,7 +184,12 @@ export function load(port: number, connections = 32): { stop(): Promise<LoadResu
  * Swaps to a broken v2 under load and checks the rollback: the swap exits 1, no request failed,
  * only v1 answered, and blue is still the one active child. Returns the swap CLI's result.
  */
-export async function brokenSwap(supervisor: Supervisor, dir: string, name: string, env: Record<string, string>): Promise<CliResult> {
+export async function brokenSwap(
+  supervisor: Supervisor,
+  dir: string,
+  name: string,
+  env: Record<string, string>,
+): Promise<CliResult> {
   const bluePid = supervisor.state().active!.pid;
   const binary = await makeBinary(dir, name, { APP_VERSION: 'v2', ...env });
   const traffic = load(supervisor.httpPort);

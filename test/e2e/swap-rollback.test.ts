@@ -25,7 +25,9 @@ const brokenSwap = (name: string, env: Record<string, string>) => brokenSwapUnde
 describe('warmpool-swap rollback of a broken green', () => {
   it('bad config: config check fails, green never starts', async () => {
     const swap = await brokenSwap('v2-bad-config', { NUM_WORKERS: 'banana' });
-    expect(swap.stderr).toMatch(/WP_SWAP_CHECK_FAILED: `.*v2-bad-config\.mjs config check -c .*swap\.yaml` failed \(exit 2\)/);
+    expect(swap.stderr).toMatch(
+      /WP_SWAP_CHECK_FAILED: `.*v2-bad-config\.mjs config check -c .*swap\.yaml` failed \(exit 2\)/,
+    );
     expect(swap.stderr).toContain('num_workers');
     expect(swap.stdout).not.toMatch(/green pid \d+ starting/);
   });
@@ -34,7 +36,9 @@ describe('warmpool-swap rollback of a broken green', () => {
     const swap = await brokenSwap('v2-crash', { APP_BOOT: 'crash' });
     expect(swap.stdout).toMatch(/green pid \d+ starting/);
     // the server retries failed worker boots with backoff: it exits (BOOT_FAILED) or never gets ready (NOT_READY)
-    expect(swap.stderr).toMatch(/WP_SWAP_BOOT_FAILED: green pid \d+ exit code \d+ while booting|WP_SWAP_NOT_READY: .* not ready within 3000 ms/);
+    expect(swap.stderr).toMatch(
+      /WP_SWAP_BOOT_FAILED: green pid \d+ exit code \d+ while booting|WP_SWAP_NOT_READY: .* not ready within 3000 ms/,
+    );
     const greenPid = Number(/green pid (\d+) starting/.exec(swap.stdout)![1]);
     expect(isAlive(greenPid)).toBe(false);
   });

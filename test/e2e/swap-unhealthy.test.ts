@@ -3,7 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isAlive } from '../helpers/php.js';
-import { brokenSwap as brokenSwapUnderLoad, makeBinary, startSupervisor, swapCli, type Supervisor } from './swap-harness.js';
+import {
+  brokenSwap as brokenSwapUnderLoad,
+  makeBinary,
+  startSupervisor,
+  swapCli,
+  type Supervisor,
+} from './swap-harness.js';
 
 // A broken v2 never takes traffic: it is killed, blue keeps serving with zero failed requests, and
 // `warmpool-swap swap` exits 1 with the reason.

@@ -29,11 +29,15 @@ export async function teardown(): Promise<void> {
   const { stamped, unstamped } = left;
   if (unstamped.length > 0) {
     // maybe ours, maybe another program's: said, not failed on (a bench on the same machine is not our leak)
-    console.warn(`php processes without a test-run stamp started during the suite and still run: ${unstamped.join(', ')}`);
+    console.warn(
+      `php processes without a test-run stamp started during the suite and still run: ${unstamped.join(', ')}`,
+    );
   }
   if (stamped.length > 0) {
     // vitest prints an error thrown here but still exits 0: fail the run's exit code ourselves
     process.exitCode = 1;
-    throw new Error(`php processes left running after the suite: ${stamped.join(', ')} — a pool or test does not clean up`);
+    throw new Error(
+      `php processes left running after the suite: ${stamped.join(', ')} — a pool or test does not clean up`,
+    );
   }
 }

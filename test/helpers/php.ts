@@ -10,10 +10,7 @@ export function fixture(name: string): string {
 /** Pids of php processes currently running on this machine. */
 export function phpPids(): number[] {
   try {
-    return execFileSync('pgrep', ['-x', 'php'], { encoding: 'utf8' })
-      .split('\n')
-      .filter(Boolean)
-      .map(Number);
+    return execFileSync('pgrep', ['-x', 'php'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
   } catch {
     return [];
   }

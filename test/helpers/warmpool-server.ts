@@ -19,9 +19,16 @@ export interface CliResult {
 }
 
 /** Runs `warmpool ARGS` to completion. */
-export async function runCli(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+export async function runCli(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   assertBuilt();
-  const child = spawn(process.execPath, [SERVER_MAIN, ...args], { cwd: options.cwd, env: { ...process.env, NO_COLOR: '1', ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [SERVER_MAIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: '1', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (c: Buffer) => (stdout += c));
@@ -44,7 +51,10 @@ export class RunningServer {
     this.child = child;
     child.stdout!.on('data', (c: Buffer) => (this.#stdout += c));
     child.stderr!.on('data', (c: Buffer) => (this.#stderr += c));
-    this.exited = once(child, 'exit').then(([code, signal]) => ({ code: code as number | null, signal: signal as NodeJS.Signals | null }));
+    this.exited = once(child, 'exit').then(([code, signal]) => ({
+      code: code as number | null,
+      signal: signal as NodeJS.Signals | null,
+    }));
     running.add(this);
     void this.exited.then(() => running.delete(this));
   }
@@ -64,10 +74,17 @@ export class RunningServer {
   /** Waits until stdout+stderr match; throws with the output when the server exits first or time runs out. */
   async waitFor(pattern: string | RegExp, timeoutMs = 10_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    const seen = () => (typeof pattern === 'string' ? (this.#stdout + this.#stderr).includes(pattern) : pattern.test(this.#stdout + this.#stderr));
+    const seen = () =>
+      typeof pattern === 'string'
+        ? (this.#stdout + this.#stderr).includes(pattern)
+        : pattern.test(this.#stdout + this.#stderr);
     while (!seen()) {
-      if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`server exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}:\n${this.#stdout}\n${this.#stderr}`);
-      if (Date.now() > deadline) throw new Error(`server did not print ${pattern} within ${timeoutMs} ms:\n${this.#stdout}\n${this.#stderr}`);
+      if (this.child.exitCode !== null || this.child.signalCode !== null)
+        throw new Error(
+          `server exited (${this.child.exitCode ?? this.child.signalCode}) before printing ${pattern}:\n${this.#stdout}\n${this.#stderr}`,
+        );
+      if (Date.now() > deadline)
+        throw new Error(`server did not print ${pattern} within ${timeoutMs} ms:\n${this.#stdout}\n${this.#stderr}`);
       await new Promise((r) => setTimeout(r, 25));
     }
   }
@@ -85,7 +102,10 @@ export class RunningServer {
 }
 
 /** Starts `warmpool ARGS` (usually `serve -c FILE`); stop it with stop() or stopAllServers(). */
-export function startServer(args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {}): RunningServer {
+export function startServer(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {},
+): RunningServer {
   assertBuilt();
   const child = spawn(process.execPath, [SERVER_MAIN, ...args], {
     cwd: options.cwd,

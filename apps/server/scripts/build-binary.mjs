@@ -27,7 +27,17 @@
 //
 // Usage: node scripts/build-binary.mjs [--out FILE]    (from any folder)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -76,7 +86,8 @@ function esmToSeaPlugin() {
         if (args.path === MAIN) contents = contents.replace(GUARD, '\n');
         contents = contents.replace(JSON_BESIDE, (_all, _q, rel) => {
           const file = fileURLToPath(new URL(rel, `file://${args.path}`));
-          if (!existsSync(file)) throw new Error(`${relative(APP, args.path)} reads ${rel} (${file}), which does not exist`);
+          if (!existsSync(file))
+            throw new Error(`${relative(APP, args.path)} reads ${rel} (${file}), which does not exist`);
           // only what is read: keep the whole file, it is small (package.json)
           return JSON.stringify(readFileSync(file, 'utf8'));
         });
@@ -143,8 +154,12 @@ main(process.argv.slice(2)).then(
     .flatMap((output) => output.imports)
     .filter((entry) => entry.external && !entry.path.startsWith('node:') && !builtins.has(entry.path))
     .map((entry) => entry.path);
-  if (outside.length > 0) throw new Error(`left outside the bundle, the binary could not load: ${[...new Set(outside)].join(', ')}`);
-  for (const warning of result.warnings) console.warn(`  warning: ${warning.text}${warning.location ? ` (${warning.location.file}:${warning.location.line})` : ''}`);
+  if (outside.length > 0)
+    throw new Error(`left outside the bundle, the binary could not load: ${[...new Set(outside)].join(', ')}`);
+  for (const warning of result.warnings)
+    console.warn(
+      `  warning: ${warning.text}${warning.location ? ` (${warning.location.file}:${warning.location.line})` : ''}`,
+    );
   return result.metafile;
 }
 
@@ -172,7 +187,10 @@ function inject(binary) {
   if (run.status !== 0) {
     const noise = /^warning: Can't find string offset for section name/;
     // eslint-disable-next-line no-control-regex
-    const output = `${run.stdout}${run.stderr}`.replace(/\u001b\[[0-9;]*m/g, '').split('\n').filter((line) => line !== '' && !noise.test(line));
+    const output = `${run.stdout}${run.stderr}`
+      .replace(/\u001b\[[0-9;]*m/g, '')
+      .split('\n')
+      .filter((line) => line !== '' && !noise.test(line));
     throw new Error(`exit ${run.status ?? run.signal}${output.length ? `:\n${output.join('\n')}` : ''}`);
   }
 }
@@ -180,11 +198,17 @@ function inject(binary) {
 async function buildBinary() {
   const started = performance.now();
   const out = parseOut(process.argv.slice(2));
-  if (nodeMajor() < MIN_NODE_MAJOR) fail(`Node.js ${process.version} cannot build single executables; use Node.js ${MIN_NODE_MAJOR} or newer`);
+  if (nodeMajor() < MIN_NODE_MAJOR)
+    fail(`Node.js ${process.version} cannot build single executables; use Node.js ${MIN_NODE_MAJOR} or newer`);
   // 1. the compiled server
-  if (!existsSync(MAIN)) fail(`${relative(process.cwd(), MAIN)} is missing: run \`pnpm build\` first (or \`pnpm build:binary\` at the repository root, which does both)`);
+  if (!existsSync(MAIN))
+    fail(
+      `${relative(process.cwd(), MAIN)} is missing: run \`pnpm build\` first (or \`pnpm build:binary\` at the repository root, which does both)`,
+    );
   const pkg = JSON.parse(readFileSync(join(APP, 'package.json'), 'utf8'));
-  console.log(`building the warmpool ${pkg.version} binary with Node.js ${process.version} (${process.platform}-${process.arch})`);
+  console.log(
+    `building the warmpool ${pkg.version} binary with Node.js ${process.version} (${process.platform}-${process.arch})`,
+  );
   mkdirSync(OUT_DIR, { recursive: true });
   // the folder ignores itself: nothing in it is source
   writeFileSync(join(OUT_DIR, '.gitignore'), '*\n');
@@ -200,10 +224,17 @@ async function buildBinary() {
   step(`bundled ${inputs} modules into ${relative(APP, BUNDLE)} (${mb(statSync(BUNDLE).size)})`);
 
   // 3. the blob
-  writeFileSync(SEA_CONFIG, `${JSON.stringify({ main: BUNDLE, output: BLOB, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2)}\n`);
+  writeFileSync(
+    SEA_CONFIG,
+    `${JSON.stringify({ main: BUNDLE, output: BLOB, disableExperimentalSEAWarning: true, useCodeCache: true }, null, 2)}\n`,
+  );
   rmSync(BLOB, { force: true });
-  const prep = spawnSync(process.execPath, ['--experimental-sea-config', SEA_CONFIG], { cwd: OUT_DIR, encoding: 'utf8' });
-  if (prep.status !== 0 || !existsSync(BLOB)) fail(`node --experimental-sea-config failed (exit ${prep.status}):\n${prep.stdout}${prep.stderr}`);
+  const prep = spawnSync(process.execPath, ['--experimental-sea-config', SEA_CONFIG], {
+    cwd: OUT_DIR,
+    encoding: 'utf8',
+  });
+  if (prep.status !== 0 || !existsSync(BLOB))
+    fail(`node --experimental-sea-config failed (exit ${prep.status}):\n${prep.stdout}${prep.stderr}`);
   step(`wrote ${relative(APP, BLOB)} (${mb(statSync(BLOB).size)})`);
 
   // 4. Node.js + blob; written next to the target and renamed, so a running binary is never half-written
@@ -223,10 +254,16 @@ async function buildBinary() {
   }
   if (process.platform === 'darwin') execFileSync('codesign', ['--sign', '-', partial]);
   renameSync(partial, out);
-  step(`injected it into a copy of ${process.execPath} in ${((performance.now() - injectStarted) / 1000).toFixed(1)} s`);
+  step(
+    `injected it into a copy of ${process.execPath} in ${((performance.now() - injectStarted) / 1000).toFixed(1)} s`,
+  );
 
   // 5. smoke test
-  const smoke = spawnSync(out, ['version', '--json'], { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' }, timeout: 30_000 });
+  const smoke = spawnSync(out, ['version', '--json'], {
+    encoding: 'utf8',
+    env: { ...process.env, NO_COLOR: '1' },
+    timeout: 30_000,
+  });
   let reported;
   try {
     reported = JSON.parse(smoke.stdout).warmpool;
@@ -234,9 +271,13 @@ async function buildBinary() {
     reported = undefined;
   }
   if (smoke.status !== 0 || reported !== pkg.version) {
-    fail(`the new binary does not run: \`${out} version --json\` exited ${smoke.status ?? smoke.signal} with\n${smoke.stdout}${smoke.stderr}`);
+    fail(
+      `the new binary does not run: \`${out} version --json\` exited ${smoke.status ?? smoke.signal} with\n${smoke.stdout}${smoke.stderr}`,
+    );
   }
-  console.log(`✓ ${relative(process.cwd(), out) || out} (${mb(statSync(out).size)}) in ${((performance.now() - started) / 1000).toFixed(1)} s: run \`${relative(process.cwd(), out).startsWith('.') ? out : `./${relative(process.cwd(), out)}`} serve -c warmpool.yaml\``);
+  console.log(
+    `✓ ${relative(process.cwd(), out) || out} (${mb(statSync(out).size)}) in ${((performance.now() - started) / 1000).toFixed(1)} s: run \`${relative(process.cwd(), out).startsWith('.') ? out : `./${relative(process.cwd(), out)}`} serve -c warmpool.yaml\``,
+  );
 }
 
 function mb(bytes) {

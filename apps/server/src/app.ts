@@ -10,7 +10,13 @@ import { randomBytes } from 'node:crypto';
 import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import { performance } from 'node:perf_hooks';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type onRequestHookHandler } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type onRequestHookHandler,
+} from 'fastify';
 import { statSync } from 'node:fs';
 import { InvalidOptionError, resolveLimits, serverLimits, warmpool } from '@warmpool/fastify';
 import { SILENT_LOGGER, resolvePoolOptions, type Pool } from '@warmpool/pool';
@@ -31,7 +37,13 @@ import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, hostName, siteConstraint, type SiteRouter } from './sites.js';
 import { createOpsServer, mergeExpositions } from './status.js';
-import { createHttpsServer, createPlainServer, createRedirectServer, type Credentials, type RequestHandler } from './tls.js';
+import {
+  createHttpsServer,
+  createPlainServer,
+  createRedirectServer,
+  type Credentials,
+  type RequestHandler,
+} from './tls.js';
 
 /** Typed as Fastify's default HTTP/1 instance (the plugins are); HTTP/2 requests use the same API. */
 export type App = FastifyInstance;
@@ -74,7 +86,9 @@ export class SiteSetupError extends Error {
 
 export function buildApp(options: BuildOptions): BuiltApp {
   const { server, loggers, credentials } = options;
-  const router = createSiteRouter(server.sites.filter((s) => s.hosts !== null).map((s) => ({ name: s.name, hosts: s.hosts! })));
+  const router = createSiteRouter(
+    server.sites.filter((s) => s.hosts !== null).map((s) => ({ name: s.name, hosts: s.hosts! })),
+  );
   const token = randomBytes(16).toString('hex');
   const tracker = new ConnectionTracker();
   const draining = { value: false };
@@ -88,19 +102,38 @@ export function buildApp(options: BuildOptions): BuiltApp {
     let primary: HttpServer | Http2SecureServer | null = null;
     const ssl = server.http.ssl;
     if (ssl !== null) {
-      https = createHttpsServer(credentials!, handler, server.http.http2?.max_concurrent_streams === undefined ? {} : { maxConcurrentStreams: server.http.http2.max_concurrent_streams });
+      https = createHttpsServer(
+        credentials!,
+        handler,
+        server.http.http2?.max_concurrent_streams === undefined
+          ? {}
+          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams },
+      );
       tracker.watchHttp2(https);
     }
     if (ssl !== null && ssl.redirect === true) {
       const httpsPort = parseAddress(ssl.address ?? ':443').port;
-      listeners.push({ name: 'http', address: server.http.address, server: createRedirectServer(httpsPort, httpOptions), scheme: 'http', serves: 'redirects to https' });
+      listeners.push({
+        name: 'http',
+        address: server.http.address,
+        server: createRedirectServer(httpsPort, httpOptions),
+        scheme: 'http',
+        serves: 'redirects to https',
+      });
     } else {
       const plain = createPlainServer(handler, httpOptions);
       tracker.watchHttp1(plain);
       primary = plain;
       listeners.push({ name: 'http', address: server.http.address, server: plain, scheme: 'http', serves: 'HTTP/1.1' });
     }
-    if (https !== null) listeners.push({ name: 'https', address: ssl!.address ?? ':443', server: https, scheme: 'https', serves: 'HTTP/2 + HTTP/1.1' });
+    if (https !== null)
+      listeners.push({
+        name: 'https',
+        address: ssl!.address ?? ':443',
+        server: https,
+        scheme: 'https',
+        serves: 'HTTP/2 + HTTP/1.1',
+      });
     // Fastify's own server (plugins configure it: timeouts, 100-continue): the plain one when there is one
     return primary ?? https!;
   };
@@ -122,7 +155,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const host = hostName(request.host);
     const known = router.siteOf(request.host) !== null || server.defaultSite !== null;
-    reply.code(404).type('text/plain; charset=utf-8').send(known ? 'Not Found\n' : `No site here answers for host "${host ?? ''}".\n`);
+    reply
+      .code(404)
+      .type('text/plain; charset=utf-8')
+      .send(known ? 'Not Found\n' : `No site here answers for host "${host ?? ''}".\n`);
   });
 
   const metricsPath = server.metrics === null ? null : `/__warmpool_metrics_${token}`;
@@ -208,7 +244,9 @@ async function registerSite(
 
   const numWorkers = site.plugin.pool?.num_workers;
   const command = Array.isArray(site.plugin.command) ? site.plugin.command.join(' ') : String(site.plugin.command);
-  out.info(`site ${site.name}: booting ${numWorkers === 'auto' ? 'workers (num_workers: auto, measuring)' : numWorkers === undefined ? 'one worker per CPU' : plural(numWorkers, 'worker')}: ${command}`);
+  out.info(
+    `site ${site.name}: booting ${numWorkers === 'auto' ? 'workers (num_workers: auto, measuring)' : numWorkers === undefined ? 'one worker per CPU' : plural(numWorkers, 'worker')}: ${command}`,
+  );
   const started = performance.now();
   try {
     await ctx.register(warmpool, {
@@ -223,13 +261,19 @@ async function registerSite(
   pools.set(site.name, pool);
   const stats = pool.stats();
   const hosts = site.hosts === null ? 'any other host' : site.hosts.join(', ');
-  out.success(`site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`);
+  out.success(
+    `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
+  );
 
   if (server.proxy !== null) {
     try {
       registerProxies(
         ctx,
-        server.proxy.map((route) => ({ prefix: route.prefix, upstream: route.upstream, ...(route.websocket === undefined ? {} : { websocket: route.websocket }) })),
+        server.proxy.map((route) => ({
+          prefix: route.prefix,
+          upstream: route.upstream,
+          ...(route.websocket === undefined ? {} : { websocket: route.websocket }),
+        })),
       );
     } catch (error) {
       throw new SiteSetupError(site, error);
@@ -250,7 +294,10 @@ function toHeadersOptions(headers: HeadersConfig | null, gzip: boolean): HttpHea
   return options;
 }
 
-function buildOpsListeners(server: ServerOptions, state: { pools(): ReadonlyMap<string, Pool>; draining(): boolean; render: (() => Promise<string>) | null }): Listener[] {
+function buildOpsListeners(
+  server: ServerOptions,
+  state: { pools(): ReadonlyMap<string, Pool>; draining(): boolean; render: (() => Promise<string>) | null },
+): Listener[] {
   const listeners: Listener[] = [];
   const status = server.status === null ? null : { unavailableStatus: server.status.unavailable_status_code ?? 503 };
   if (server.status !== null) {
@@ -265,7 +312,13 @@ function buildOpsListeners(server: ServerOptions, state: { pools(): ReadonlyMap<
     if (shared) return listeners;
   }
   if (server.metrics !== null) {
-    listeners.push({ name: 'metrics', address: server.metrics.address, server: createOpsServer(state, { status: null, metrics: state.render }), scheme: 'http', serves: '/metrics' });
+    listeners.push({
+      name: 'metrics',
+      address: server.metrics.address,
+      server: createOpsServer(state, { status: null, metrics: state.render }),
+      scheme: 'http',
+      serves: '/metrics',
+    });
   }
   return listeners;
 }
@@ -274,7 +327,11 @@ function buildOpsListeners(server: ServerOptions, state: { pools(): ReadonlyMap<
 async function renderMetrics(app: App, sites: readonly SiteOptions[], token: string, path: string): Promise<string> {
   const texts = await Promise.all(
     sites.map(async (site) => {
-      const res = await app.inject({ method: 'GET', url: path, headers: { [INTERNAL_SITE_HEADER]: `${token} ${site.hosts === null ? '' : site.name}` } });
+      const res = await app.inject({
+        method: 'GET',
+        url: path,
+        headers: { [INTERNAL_SITE_HEADER]: `${token} ${site.hosts === null ? '' : site.name}` },
+      });
       return { site: site.name, text: res.statusCode === 200 ? res.body : '' };
     }),
   );
@@ -294,11 +351,13 @@ export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): C
   const reason = String(cause.message).replace(/^warmpool option "[^"]*": /, '');
   const sitePrefix = error.site.index === null ? '' : `sites[${error.site.index}].`;
   let yaml: string | null = null;
-  if (key.startsWith('micro_cache.')) yaml = `cache.${key.slice('micro_cache.'.length).replace('default_ttl', 'max_age')}`;
+  if (key.startsWith('micro_cache.'))
+    yaml = `cache.${key.slice('micro_cache.'.length).replace('default_ttl', 'max_age')}`;
   else if (key.startsWith('proxy[')) yaml = key;
   else if (key.startsWith('headers.')) yaml = `${sitePrefix}http.${key}`;
   if (yaml === null) return located;
-  const position = loaded.positionOf(yaml) ?? loaded.positionOf(yaml, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
+  const position = loaded.positionOf(yaml) ??
+    loaded.positionOf(yaml, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
   return new ConfigError(loaded.file, [new InvalidValueError(yaml, position, reason)]);
 }
 
@@ -322,7 +381,9 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
     } catch (error) {
       const key = (error as { details?: { key?: string } }).details?.key ?? 'pool';
       const prefix = ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
-      problems.push(new InvalidOptionError(`${prefix}${key}`, (error as Error).message.replace(/^pool option "[^"]*": /, '')));
+      problems.push(
+        new InvalidOptionError(`${prefix}${key}`, (error as Error).message.replace(/^pool option "[^"]*": /, '')),
+      );
     }
     try {
       resolveLimits(plugin);
@@ -336,7 +397,12 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
         try {
           isDir = statSync(root).isDirectory();
         } catch {
-          problems.push(new InvalidOptionError('static.root', `"${root}" does not exist; create it or fix the path (relative paths start at ${site.dir})`));
+          problems.push(
+            new InvalidOptionError(
+              'static.root',
+              `"${root}" does not exist; create it or fix the path (relative paths start at ${site.dir})`,
+            ),
+          );
           continue;
         }
         if (!isDir) problems.push(new InvalidOptionError('static.root', `"${root}" is not a directory`));

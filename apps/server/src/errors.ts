@@ -14,18 +14,28 @@ export class ListenError extends WarmpoolError<'WP_SERVER_LISTEN_FAILED'> {
   constructor(listener: string, address: string, cause: unknown) {
     const code = (cause as NodeJS.ErrnoException | null)?.code;
     const why =
-      code === 'EADDRINUSE' ? 'the address is already in use (another warmpool, nginx, or php -S?); stop it or change the address in the config'
-      : code === 'EACCES' ? 'permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher port or systemd socket activation'
-      : code === 'EADDRNOTAVAIL' ? 'this machine has no such address; use 0.0.0.0, 127.0.0.1 or one of its own addresses'
-      : (cause as Error | null)?.message ?? String(cause);
-    super('WP_SERVER_LISTEN_FAILED', `cannot listen on ${address} (${listener}): ${why}`, { cause, details: { listener, address } });
+      code === 'EADDRINUSE'
+        ? 'the address is already in use (another warmpool, nginx, or php -S?); stop it or change the address in the config'
+        : code === 'EACCES'
+          ? 'permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher port or systemd socket activation'
+          : code === 'EADDRNOTAVAIL'
+            ? 'this machine has no such address; use 0.0.0.0, 127.0.0.1 or one of its own addresses'
+            : ((cause as Error | null)?.message ?? String(cause));
+    super('WP_SERVER_LISTEN_FAILED', `cannot listen on ${address} (${listener}): ${why}`, {
+      cause,
+      details: { listener, address },
+    });
   }
 }
 
 /** A site's PHP workers did not boot; the message carries the pool's reason (and the worker's output). */
 export class BootError extends WarmpoolError<'WP_SERVER_BOOT_FAILED'> {
   constructor(site: string, cause: unknown) {
-    super('WP_SERVER_BOOT_FAILED', `site ${site}: PHP workers failed to boot: ${(cause as Error | null)?.message ?? String(cause)}`, { cause, details: { site } });
+    super(
+      'WP_SERVER_BOOT_FAILED',
+      `site ${site}: PHP workers failed to boot: ${(cause as Error | null)?.message ?? String(cause)}`,
+      { cause, details: { site } },
+    );
   }
 }
 

@@ -1,6 +1,12 @@
 // The CLI's exit codes, one table (platformatic's exitCodes). main.ts prints it in `warmpool help`;
 // the admin commands' codes (admin/client.ts) are the same numbers.
-import { EXIT_DENIED, EXIT_FAILED as ADMIN_FAILED, EXIT_OK as ADMIN_OK, EXIT_UNREACHABLE, EXIT_USAGE } from './admin/client.js';
+import {
+  EXIT_DENIED,
+  EXIT_FAILED as ADMIN_FAILED,
+  EXIT_OK as ADMIN_OK,
+  EXIT_UNREACHABLE,
+  EXIT_USAGE,
+} from './admin/client.js';
 
 export const EXIT_OK = ADMIN_OK; // 0
 /** a command failed at run time (also: a forced stop by a second SIGINT/SIGTERM) */
@@ -21,7 +27,7 @@ export const EXIT_CODES: ReadonlyArray<[number, string]> = [
   [EXIT_FAILED, 'the command failed at run time, or a second SIGINT/SIGTERM forced the stop'],
   [EXIT_CONFIG, 'bad arguments, or the config / TLS files have problems (each printed with file:line:col)'],
   [EXIT_ADMIN_UNREACHABLE, 'no warmpool answers on the admin socket (workers, reset, tune)'],
-  [EXIT_ADMIN_DENIED, 'the admin socket is not this user\'s (run as the server\'s user)'],
+  [EXIT_ADMIN_DENIED, "the admin socket is not this user's (run as the server's user)"],
   [EXIT_LISTEN, 'a listener could not bind (address in use, port < 1024) or LISTEN_FDS is unusable'],
-  [EXIT_BOOT, 'PHP workers failed to boot (the message carries the worker\'s output)'],
+  [EXIT_BOOT, "PHP workers failed to boot (the message carries the worker's output)"],
 ];

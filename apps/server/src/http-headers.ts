@@ -96,7 +96,10 @@ export const DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024;
  *   body before it is compressed).
  * Options are checked before anything is added: a bad option throws and leaves `app` untouched.
  */
-export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyInstance<S>, options: HttpHeadersOptions = {}): Promise<void> {
+export async function registerHttpHeaders<S extends RawServerBase>(
+  app: FastifyInstance<S>,
+  options: HttpHeadersOptions = {},
+): Promise<void> {
   const requestHeaders = headerList(options.request, 'headers.request');
   const responseHeaders = responseList(options.security ?? null, options.response);
   const cors = options.cors === undefined || options.cors === null ? null : resolveCors(options.cors);
@@ -118,7 +121,12 @@ export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyI
   if (cors !== null) {
     // Preflight is answered here, before PHP or a proxy; other OPTIONS requests pass through.
     app.addHook('onRequest', (request, reply, done) => {
-      if (request.method !== 'OPTIONS' || request.headers.origin === undefined || request.headers['access-control-request-method'] === undefined) return done();
+      if (
+        request.method !== 'OPTIONS' ||
+        request.headers.origin === undefined ||
+        request.headers['access-control-request-method'] === undefined
+      )
+        return done();
       answerPreflight(cors, request, reply);
     });
   }
@@ -165,26 +173,40 @@ export async function registerHttpHeaders<S extends RawServerBase>(app: FastifyI
 
 // ---- options ----
 
-function headerList(value: Readonly<Record<string, string>> | null | undefined, key: string): Array<[string, string]> | null {
+function headerList(
+  value: Readonly<Record<string, string>> | null | undefined,
+  key: string,
+): Array<[string, string]> | null {
   if (value === undefined || value === null) return null;
-  if (typeof value !== 'object' || Array.isArray(value)) throw new InvalidOptionError(key, `must be a map of header name to value, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'object' || Array.isArray(value))
+    throw new InvalidOptionError(key, `must be a map of header name to value, got ${JSON.stringify(value)}`);
   const list: Array<[string, string]> = [];
   for (const [name, raw] of Object.entries(value)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) throw new InvalidOptionError(`${key}.${name}`, 'is not a valid header name');
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new InvalidOptionError(`${key}.${name}`, 'is not a valid header name');
     const text = typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : raw;
     // eslint-disable-next-line no-control-regex
-    if (typeof text !== 'string' || /[\r\n\0]/.test(text)) throw new InvalidOptionError(`${key}.${name}`, `must be a one-line string, got ${JSON.stringify(raw)}`);
+    if (typeof text !== 'string' || /[\r\n\0]/.test(text))
+      throw new InvalidOptionError(`${key}.${name}`, `must be a one-line string, got ${JSON.stringify(raw)}`);
     list.push([name.toLowerCase(), text]);
   }
   return list.length === 0 ? null : list;
 }
 
-function responseList(security: SecurityPreset | null, response: Readonly<Record<string, string>> | null | undefined): Array<[string, string]> | null {
+function responseList(
+  security: SecurityPreset | null,
+  response: Readonly<Record<string, string>> | null | undefined,
+): Array<[string, string]> | null {
   if (security !== null && !Object.hasOwn(SECURITY_PRESETS, security)) {
-    throw new InvalidOptionError('headers.security', `must be one of ${Object.keys(SECURITY_PRESETS).join(', ')}, got ${JSON.stringify(security)}`);
+    throw new InvalidOptionError(
+      'headers.security',
+      `must be one of ${Object.keys(SECURITY_PRESETS).join(', ')}, got ${JSON.stringify(security)}`,
+    );
   }
   const merged = new Map<string, string>();
-  for (const [name, value] of headerList(security === null ? null : SECURITY_PRESETS[security], 'headers.security') ?? []) merged.set(name, value);
+  for (const [name, value] of headerList(security === null ? null : SECURITY_PRESETS[security], 'headers.security') ??
+    [])
+    merged.set(name, value);
   for (const [name, value] of headerList(response, 'headers.response') ?? []) merged.set(name, value);
   return merged.size === 0 ? null : [...merged];
 }
@@ -204,16 +226,23 @@ interface ResolvedCors {
 function list(value: string | readonly string[] | undefined, key: string): string[] | null {
   if (value === undefined) return null;
   const items = typeof value === 'string' ? value.split(',') : Array.isArray(value) ? value : null;
-  if (items === null || items.some((item) => typeof item !== 'string')) throw new InvalidOptionError(key, `must be a list or a comma-separated string, got ${JSON.stringify(value)}`);
+  if (items === null || items.some((item) => typeof item !== 'string'))
+    throw new InvalidOptionError(key, `must be a list or a comma-separated string, got ${JSON.stringify(value)}`);
   return items.map((item) => item.trim()).filter(Boolean);
 }
 
 export function resolveCors(options: CorsOptions): ResolvedCors {
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('headers.cors', `must be a map, got ${JSON.stringify(options)}`);
-  const origins = list(options.allowed_origin, 'headers.cors.allowed_origin') ?? (options.allowed_origin_regex === undefined ? ['*'] : []);
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('headers.cors', `must be a map, got ${JSON.stringify(options)}`);
+  const origins =
+    list(options.allowed_origin, 'headers.cors.allowed_origin') ??
+    (options.allowed_origin_regex === undefined ? ['*'] : []);
   for (const origin of origins) {
     if (origin !== '*' && !/^[a-z][a-z0-9+.-]*:\/\/[^/\s]+$|^null$/i.test(origin)) {
-      throw new InvalidOptionError('headers.cors.allowed_origin', `"${origin}" is not an origin like https://app.example.com (scheme and host, no path)`);
+      throw new InvalidOptionError(
+        'headers.cors.allowed_origin',
+        `"${origin}" is not an origin like https://app.example.com (scheme and host, no path)`,
+      );
     }
   }
   let originRegex: RegExp | null = null;
@@ -224,15 +253,23 @@ export function resolveCors(options: CorsOptions): ResolvedCors {
       throw new InvalidOptionError('headers.cors.allowed_origin_regex', (error as Error).message);
     }
   }
-  const methods = (list(options.allowed_methods, 'headers.cors.allowed_methods') ?? DEFAULT_CORS_METHODS).map((m) => m.toUpperCase());
+  const methods = (list(options.allowed_methods, 'headers.cors.allowed_methods') ?? DEFAULT_CORS_METHODS).map((m) =>
+    m.toUpperCase(),
+  );
   const headers = list(options.allowed_headers, 'headers.cors.allowed_headers') ?? ['*'];
   const exposed = list(options.exposed_headers, 'headers.cors.exposed_headers') ?? [];
   if (options.allow_credentials !== undefined && typeof options.allow_credentials !== 'boolean') {
-    throw new InvalidOptionError('headers.cors.allow_credentials', `must be true or false, got ${JSON.stringify(options.allow_credentials)}`);
+    throw new InvalidOptionError(
+      'headers.cors.allow_credentials',
+      `must be true or false, got ${JSON.stringify(options.allow_credentials)}`,
+    );
   }
   const maxAge = options.max_age ?? 0;
   if (!(typeof maxAge === 'number' && Number.isInteger(maxAge) && maxAge >= 0)) {
-    throw new InvalidOptionError('headers.cors.max_age', `must be a whole number of seconds >= 0, got ${JSON.stringify(options.max_age)}`);
+    throw new InvalidOptionError(
+      'headers.cors.max_age',
+      `must be a whole number of seconds >= 0, got ${JSON.stringify(options.max_age)}`,
+    );
   }
   return {
     anyOrigin: origins.includes('*'),
@@ -249,14 +286,25 @@ export function resolveCors(options: CorsOptions): ResolvedCors {
 function resolveCompression(value: boolean | CompressionOptions | undefined): Required<CompressionOptions> | null {
   if (value === false) return null;
   const options = value === undefined || value === true ? {} : value;
-  if (typeof options !== 'object' || options === null) throw new InvalidOptionError('compression', `must be true, false or a map, got ${JSON.stringify(value)}`);
+  if (typeof options !== 'object' || options === null)
+    throw new InvalidOptionError('compression', `must be true, false or a map, got ${JSON.stringify(value)}`);
   const threshold = options.threshold ?? DEFAULT_COMPRESSION_THRESHOLD_BYTES;
   if (!(typeof threshold === 'number' && Number.isInteger(threshold) && threshold >= 0)) {
-    throw new InvalidOptionError('compression.threshold', `must be a whole number of bytes >= 0, got ${JSON.stringify(threshold)}`);
+    throw new InvalidOptionError(
+      'compression.threshold',
+      `must be a whole number of bytes >= 0, got ${JSON.stringify(threshold)}`,
+    );
   }
   const encodings = options.encodings ?? (['br', 'gzip'] as const);
-  if (!Array.isArray(encodings) || encodings.length === 0 || encodings.some((e) => !['br', 'gzip', 'deflate'].includes(e))) {
-    throw new InvalidOptionError('compression.encodings', `must list one or more of br, gzip, deflate, got ${JSON.stringify(encodings)}`);
+  if (
+    !Array.isArray(encodings) ||
+    encodings.length === 0 ||
+    encodings.some((e) => !['br', 'gzip', 'deflate'].includes(e))
+  ) {
+    throw new InvalidOptionError(
+      'compression.encodings',
+      `must list one or more of br, gzip, deflate, got ${JSON.stringify(encodings)}`,
+    );
   }
   return { threshold, encodings };
 }
@@ -271,12 +319,17 @@ function setRequestHeader(request: AnyRequest, name: string, value: string): voi
   request.headers[name] = value;
   const raw = request.raw.rawHeaders;
   // every request goes through here (the request id): compare lengths before lower-casing a name
-  for (let i = raw.length - 2; i >= 0; i -= 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) raw.splice(i, 2);
+  for (let i = raw.length - 2; i >= 0; i -= 2)
+    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) raw.splice(i, 2);
   raw.push(name, value);
 }
 
 function originAllowed(cors: ResolvedCors, origin: string): boolean {
-  return cors.anyOrigin || cors.origins.has(origin.toLowerCase()) || (cors.originRegex !== null && cors.originRegex.test(origin));
+  return (
+    cors.anyOrigin ||
+    cors.origins.has(origin.toLowerCase()) ||
+    (cors.originRegex !== null && cors.originRegex.test(origin))
+  );
 }
 
 function allowOrigin(cors: ResolvedCors, reply: AnyReply, origin: string): void {
@@ -317,8 +370,16 @@ function addVary(reply: AnyReply, names: string): void {
   const current = reply.getHeader('vary');
   const text = current === undefined ? '' : Array.isArray(current) ? current.join(', ') : String(current);
   if (text.trim() === '*') return;
-  const have = new Set(text.split(',').map((n) => n.trim().toLowerCase()).filter(Boolean));
-  const add = names.split(',').map((n) => n.trim()).filter((n) => !have.has(n.toLowerCase()));
+  const have = new Set(
+    text
+      .split(',')
+      .map((n) => n.trim().toLowerCase())
+      .filter(Boolean),
+  );
+  const add = names
+    .split(',')
+    .map((n) => n.trim())
+    .filter((n) => !have.has(n.toLowerCase()));
   if (add.length === 0) return;
   reply.header('vary', text.trim() === '' ? add.join(', ') : `${text}, ${add.join(', ')}`);
 }

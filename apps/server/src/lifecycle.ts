@@ -54,7 +54,11 @@ export function parseAddress(address: string): { host: string | undefined; port:
  * Reads and removes LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES. Returns fd by listener name for the
  * given (configured) listeners; empty when nothing was handed over.
  */
-export function adoptListenFds(listeners: readonly ListenerName[], env: NodeJS.ProcessEnv = process.env, pid = process.pid): Map<ListenerName, number> {
+export function adoptListenFds(
+  listeners: readonly ListenerName[],
+  env: NodeJS.ProcessEnv = process.env,
+  pid = process.pid,
+): Map<ListenerName, number> {
   const count = env.LISTEN_FDS;
   const forPid = env.LISTEN_PID;
   const names = env.LISTEN_FDNAMES;
@@ -67,7 +71,9 @@ export function adoptListenFds(listeners: readonly ListenerName[], env: NodeJS.P
   const n = Number(count);
   if (!Number.isInteger(n) || n < 0) throw new ListenFdsError(`LISTEN_FDS=${count} is not a number of sockets`);
   if (n > listeners.length) {
-    throw new ListenFdsError(`LISTEN_FDS=${n} but this config has ${listeners.length} listener${listeners.length === 1 ? '' : 's'} (${listeners.join(', ')}); hand over one socket per listener`);
+    throw new ListenFdsError(
+      `LISTEN_FDS=${n} but this config has ${listeners.length} listener${listeners.length === 1 ? '' : 's'} (${listeners.join(', ')}); hand over one socket per listener`,
+    );
   }
   const fdNames = names === undefined || names === '' ? [] : names.split(':');
   const unnamed: number[] = [];
@@ -189,7 +195,9 @@ export class ConnectionTracker {
    * Wraps the request handler. Until the drain it costs a flag and, for HTTP/1, one property read:
    * a response without a socket yet is a pipelined request's, waiting its turn.
    */
-  wrap<H extends (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void>(handler: H): H {
+  wrap<H extends (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void>(
+    handler: H,
+  ): H {
     return ((req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => {
       if (req.httpVersionMajor === 1) {
         if (this.#draining) {
@@ -245,7 +253,8 @@ export class ConnectionTracker {
       this.#sockets.delete(socket);
       this.#ending.delete(socket);
       // a closed socket's waiting responses never get their turn (nor, on Node 20, a 'close')
-      if (this.#queued.size > 0) for (const response of this.#queued) if (response.req.socket === socket) this.#queued.delete(response);
+      if (this.#queued.size > 0)
+        for (const response of this.#queued) if (response.req.socket === socket) this.#queued.delete(response);
     });
   }
 

@@ -21,7 +21,15 @@
 // `bytes` is the Content-Length when the reply has one; `remoteAddr` is the socket peer (PHP's
 // REMOTE_ADDR honours trusted_subnets, the log does not: it shows who really connected).
 import type { FastifyBaseLogger } from 'fastify';
-import { pino, type Bindings, type ChildLoggerOptions, type DestinationStream, type Level, type Logger, type LevelWithSilent } from 'pino';
+import {
+  pino,
+  type Bindings,
+  type ChildLoggerOptions,
+  type DestinationStream,
+  type Level,
+  type Logger,
+  type LevelWithSilent,
+} from 'pino';
 import type { LogChannelConfig, LogLevel, LogsConfig } from '@warmpool/config';
 
 export type Channel = 'http' | 'server' | 'warmpool';
@@ -60,7 +68,10 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
   const format: 'json' | 'human' | 'raw' = mode === 'raw' ? 'raw' : encoding === 'json' ? 'json' : 'human';
   const outputs = logs.output === undefined ? ['stderr'] : Array.isArray(logs.output) ? logs.output : [logs.output];
   const destinations = outputs.map((output) => destinationOf(output, options));
-  let sink: DestinationStream = destinations.length === 1 ? destinations[0]! : pino.multistream(destinations.map((stream) => ({ stream, level: 'trace' as const })));
+  let sink: DestinationStream =
+    destinations.length === 1
+      ? destinations[0]!
+      : pino.multistream(destinations.map((stream) => ({ stream, level: 'trace' as const })));
   if (format !== 'json') sink = reformat(sink, format);
 
   const base = pino(
@@ -89,7 +100,8 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
     http: channels.get('http')!,
     server: channels.get('server')!,
     unsupported,
-    describe: () => `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
+    describe: () =>
+      `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
     applyLevels(next) {
       const changes: string[] = [];
       for (const channel of CHANNELS) {
@@ -135,11 +147,17 @@ function reformat(sink: DestinationStream, format: 'human' | 'raw'): Destination
         return;
       }
       const time = new Date(typeof record.time === 'number' ? record.time : Date.now()).toISOString().slice(11, 23);
-      const level = String(record.level ?? '').toUpperCase().padEnd(5);
+      const level = String(record.level ?? '')
+        .toUpperCase()
+        .padEnd(5);
       const fields = Object.entries(record)
         .filter(([key]) => !HIDDEN.has(key))
-        .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`);
-      sink.write(`${time} ${level} [${String(record.channel ?? '-')}] ${msg}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}\n`);
+        .map(
+          ([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`,
+        );
+      sink.write(
+        `${time} ${level} [${String(record.channel ?? '-')}] ${msg}${fields.length > 0 ? ` ${fields.join(' ')}` : ''}\n`,
+      );
     },
   };
 }
@@ -151,7 +169,11 @@ function reformat(sink: DestinationStream, format: 'human' | 'raw'): Destination
  * stand-in that makes the same pino child only when a line at an enabled level is written: the line
  * is the one the eager child would have written, reqId included.
  */
-export function createRequestLogger(logger: FastifyBaseLogger, bindings: Bindings, options: ChildLoggerOptions): FastifyBaseLogger {
+export function createRequestLogger(
+  logger: FastifyBaseLogger,
+  bindings: Bindings,
+  options: ChildLoggerOptions,
+): FastifyBaseLogger {
   // a route with its own logLevel (none of ours has one) decides levels itself: no shortcut
   if (options.level !== undefined) return logger.child(bindings, options);
   return new LazyChildLogger(logger as Logger, bindings, options);

@@ -38,8 +38,26 @@ ${EXIT_CODES.map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}
 `;
 
 /** Flags that take a value; everything else starting with "-" is a switch. */
-const VALUE_FLAGS: Record<string, string> = { '-c': 'config', '--config': 'config', '--out': 'out', '--host': 'host', '--days': 'days', '--site': 'site', '--socket': 'socket', '--window': 'window' };
-const SWITCHES: Record<string, string> = { '--json': 'json', '-i': 'interactive', '--interactive': 'interactive', '--force': 'force', '-h': 'help', '--help': 'help', '-v': 'version', '--version': 'version' };
+const VALUE_FLAGS: Record<string, string> = {
+  '-c': 'config',
+  '--config': 'config',
+  '--out': 'out',
+  '--host': 'host',
+  '--days': 'days',
+  '--site': 'site',
+  '--socket': 'socket',
+  '--window': 'window',
+};
+const SWITCHES: Record<string, string> = {
+  '--json': 'json',
+  '-i': 'interactive',
+  '--interactive': 'interactive',
+  '--force': 'force',
+  '-h': 'help',
+  '--help': 'help',
+  '-v': 'version',
+  '--version': 'version',
+};
 
 export interface ParsedArgs {
   words: string[];
@@ -66,7 +84,10 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const name = VALUE_FLAGS[flag];
     if (name !== undefined) {
       const value = eq === -1 ? argv[++i] : arg.slice(eq + 1);
-      if (value === undefined || value === '') throw new UsageError(`${flag} needs a value, e.g. ${flag === '-c' || flag === '--config' ? '-c warmpool.yaml' : `${flag} VALUE`}`);
+      if (value === undefined || value === '')
+        throw new UsageError(
+          `${flag} needs a value, e.g. ${flag === '-c' || flag === '--config' ? '-c warmpool.yaml' : `${flag} VALUE`}`,
+        );
       values.set(name, [...(values.get(name) ?? []), value]);
       continue;
     }
@@ -86,7 +107,10 @@ export function findConfig(explicit: string | undefined): string | null {
 
 function requireConfig(args: ParsedArgs): string {
   const file = findConfig(last(args, 'config'));
-  if (file === null) throw new UsageError('no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (start from `warmpool config check -c FILE`)');
+  if (file === null)
+    throw new UsageError(
+      'no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (start from `warmpool config check -c FILE`)',
+    );
   return file;
 }
 
@@ -96,8 +120,10 @@ function last(args: ParsedArgs, name: string): string | undefined {
 
 /** Flags a command does not take are usage errors, so a typo never passes silently. */
 function allow(args: ParsedArgs, command: string, values: string[], switches: string[]): void {
-  for (const name of args.values.keys()) if (!values.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
-  for (const name of args.switches) if (!switches.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
+  for (const name of args.values.keys())
+    if (!values.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
+  for (const name of args.switches)
+    if (!switches.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
 }
 
 /** --socket, else admin.socket of the config (when one is found and loads), else the default. */
@@ -127,7 +153,10 @@ async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
     } catch (error) {
       throw new UsageError(`--window ${window}: ${(error as Error).message.replace(/^.*?: /, '')}`);
     }
-    if (ms < MIN_TUNE_WINDOW_MS || ms > MAX_TUNE_WINDOW_MS) throw new UsageError(`--window must be from ${MIN_TUNE_WINDOW_MS} ms to ${MAX_TUNE_WINDOW_MS / 60_000} min, got ${window}`);
+    if (ms < MIN_TUNE_WINDOW_MS || ms > MAX_TUNE_WINDOW_MS)
+      throw new UsageError(
+        `--window must be from ${MIN_TUNE_WINDOW_MS} ms to ${MAX_TUNE_WINDOW_MS / 60_000} min, got ${window}`,
+      );
     result.windowMs = ms;
   }
   return result;
@@ -148,9 +177,15 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
         allow(args, 'serve', ['config'], []);
         return await (await import('./commands/serve.js')).run({ config: requireConfig(args) }, out);
       case 'config':
-        if (sub !== 'check') throw new UsageError(`unknown command "config${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool config check"?`);
+        if (sub !== 'check')
+          throw new UsageError(
+            `unknown command "config${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool config check"?`,
+          );
         allow(args, 'config check', ['config'], ['json']);
-        return await (await import('./commands/config-check.js')).run({ config: requireConfig(args), json: args.switches.has('json') }, out);
+        return await (await import('./commands/config-check.js')).run(
+          { config: requireConfig(args), json: args.switches.has('json') },
+          out,
+        );
       case 'version':
         allow(args, 'version', [], ['json']);
         return await (await version()).run({ json: args.switches.has('json') }, out);
@@ -175,7 +210,9 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
         allow(args, 'tune', ['config', 'socket', 'site', 'window'], ['json']);
         return await (await import('./commands/tune.js')).run(await adminArgs(args), out);
       default:
-        throw new UsageError(`unknown command "${command}"; commands: serve, config check, workers, reset, tune, cert, version, help`);
+        throw new UsageError(
+          `unknown command "${command}"; commands: serve, config check, workers, reset, tune, cert, version, help`,
+        );
     }
   } catch (error) {
     if (error instanceof UsageError) {

@@ -51,8 +51,17 @@ export interface MicroCache {
 const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
 /** Headers that describe one response on one connection, or that other hooks set per request. */
 const NOT_STORED = new Set([
-  'age', 'x-cache', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length',
-  'x-request-id', 'access-control-allow-origin', 'access-control-allow-credentials', 'access-control-expose-headers',
+  'age',
+  'x-cache',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'x-request-id',
+  'access-control-allow-origin',
+  'access-control-allow-credentials',
+  'access-control-expose-headers',
 ]);
 /** Per-entry bookkeeping counted on top of the bytes we can see. */
 const ENTRY_OVERHEAD_BYTES = 256;
@@ -96,12 +105,16 @@ interface Resolved {
  * - its onSend runs before compression's, so it stores the body PHP sent, not a compressed stream,
  *   and before CORS/request-id headers are set (which are per request and never stored).
  */
-export function registerMicroCache<S extends RawServerBase>(app: FastifyInstance<S>, options: MicroCacheOptions = {}): MicroCache {
+export function registerMicroCache<S extends RawServerBase>(
+  app: FastifyInstance<S>,
+  options: MicroCacheOptions = {},
+): MicroCache {
   const { maxBytes, maxEntryBytes, defaultTtlMs } = resolveMicroCacheOptions(options);
   const cache = new LRUCache<string, Slot>({
     maxSize: maxBytes,
     maxEntrySize: maxEntryBytes,
-    sizeCalculation: (slot, key) => ('vary' in slot ? key.length + slot.vary.join().length : entryBytes(slot, key)) + ENTRY_OVERHEAD_BYTES,
+    sizeCalculation: (slot, key) =>
+      ('vary' in slot ? key.length + slot.vary.join().length : entryBytes(slot, key)) + ENTRY_OVERHEAD_BYTES,
   });
   const lookups = new WeakMap<AnyRequest, Lookup>();
 
@@ -125,13 +138,19 @@ export function registerMicroCache<S extends RawServerBase>(app: FastifyInstance
     if (lookup === undefined || lookup.hit) return done(null, payload);
     reply.header('x-cache', 'MISS');
     // a body PHP sent whole: a string, a Buffer, or BodyParts (a large one, still in its chunks)
-    if (request.method !== 'GET' || !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)) return done(null, payload);
+    if (
+      request.method !== 'GET' ||
+      !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)
+    )
+      return done(null, payload);
     const ttlMs = freshFor(reply, defaultTtlMs);
     if (ttlMs === null) return done(null, payload);
     const vary = varyOf(reply);
     if (vary === null) return done(null, payload);
-    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes) return done(null, payload);
-    const body = typeof payload === 'string' ? Buffer.from(payload) : payload instanceof BodyParts ? payload.join() : payload;
+    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes)
+      return done(null, payload);
+    const body =
+      typeof payload === 'string' ? Buffer.from(payload) : payload instanceof BodyParts ? payload.join() : payload;
     const now = Date.now();
     const entry: Entry = {
       status: reply.statusCode,
@@ -163,13 +182,20 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
   const bytes = (key: 'max_bytes' | 'max_entry_bytes', fallback: number): number => {
     const value = options[key] ?? fallback;
     if (!(typeof value === 'number' && Number.isInteger(value) && value > 0)) {
-      throw new InvalidOptionError(`micro_cache.${key}`, `must be a positive whole number of bytes, got ${JSON.stringify(value)}`);
+      throw new InvalidOptionError(
+        `micro_cache.${key}`,
+        `must be a positive whole number of bytes, got ${JSON.stringify(value)}`,
+      );
     }
     return value;
   };
   const maxBytes = bytes('max_bytes', DEFAULT_MICRO_CACHE_MAX_BYTES);
   const maxEntryBytes = bytes('max_entry_bytes', Math.min(DEFAULT_MICRO_CACHE_MAX_ENTRY_BYTES, maxBytes));
-  if (maxEntryBytes > maxBytes) throw new InvalidOptionError('micro_cache.max_entry_bytes', `must not exceed micro_cache.max_bytes (${maxBytes}), got ${maxEntryBytes}`);
+  if (maxEntryBytes > maxBytes)
+    throw new InvalidOptionError(
+      'micro_cache.max_entry_bytes',
+      `must not exceed micro_cache.max_bytes (${maxBytes}), got ${maxEntryBytes}`,
+    );
   let defaultTtlMs = 0;
   if (options.default_ttl !== undefined) {
     try {
@@ -261,7 +287,10 @@ function seconds(value: string | null | undefined): number | null {
 function varyOf(reply: AnyReply): string[] | null {
   const header = reply.getHeader('vary');
   if (header === undefined) return [];
-  const names = (Array.isArray(header) ? header.join(',') : String(header)).split(',').map((n) => n.trim().toLowerCase()).filter(Boolean);
+  const names = (Array.isArray(header) ? header.join(',') : String(header))
+    .split(',')
+    .map((n) => n.trim().toLowerCase())
+    .filter(Boolean);
   if (names.includes('*')) return null;
   return [...new Set(names)].sort();
 }
@@ -282,6 +311,7 @@ function headerText(value: ReturnType<AnyReply['getHeader']>): string | null {
 
 function entryBytes(entry: Entry, key: string): number {
   let bytes = entry.body.length + key.length;
-  for (const [name, value] of entry.headers) bytes += name.length + (Array.isArray(value) ? value.join('').length : value.length);
+  for (const [name, value] of entry.headers)
+    bytes += name.length + (Array.isArray(value) ? value.join('').length : value.length);
   return bytes;
 }

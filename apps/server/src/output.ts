@@ -44,7 +44,8 @@ export function createOutput(options: OutputOptions = {}): CliOutput {
   const env = options.env ?? process.env;
   const colorOut = options.color ?? wantsColor(stdout, env);
   const colorErr = options.color ?? wantsColor(stderr, env);
-  const paint = (on: boolean, style: Style, text: string): string => (on ? `\x1b[${CODES[style]}m${text}\x1b[0m` : text);
+  const paint = (on: boolean, style: Style, text: string): string =>
+    on ? `\x1b[${CODES[style]}m${text}\x1b[0m` : text;
   const line = (stream: WritableLike, on: boolean, symbol: string, style: Style, message: string) => {
     // every line of a multi-line message is indented under the first, so the symbol column stays clean
     const [first, ...rest] = message.split('\n');
@@ -64,7 +65,13 @@ export function createOutput(options: OutputOptions = {}): CliOutput {
       const numeric = columns.map((_, i) => rows.length > 0 && rows.every((r) => /^-?[\d.]+$/.test(r[i] ?? '')));
       const cell = (text: string, i: number) => (numeric[i] ? text.padStart(widths[i]!) : text.padEnd(widths[i]!));
       stdout.write(`  ${paint(colorOut, 'dim', columns.map(cell).join('  ').trimEnd())}\n`);
-      for (const row of rows) stdout.write(`  ${columns.map((_, i) => cell(row[i] ?? '', i)).join('  ').trimEnd()}\n`);
+      for (const row of rows)
+        stdout.write(
+          `  ${columns
+            .map((_, i) => cell(row[i] ?? '', i))
+            .join('  ')
+            .trimEnd()}\n`,
+        );
     },
   };
 }
@@ -97,6 +104,12 @@ export function printConfigError(error: unknown, out: CliOutput, file: string): 
 }
 
 /** `file:line:col key message` for a warning with a place. */
-export function formatWarning(warning: { key: string; file: string; line: number; col: number; message: string }): string {
+export function formatWarning(warning: {
+  key: string;
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}): string {
   return `${warning.file}:${warning.line}:${warning.col}${warning.key === '' ? '' : ` ${warning.key}:`} ${warning.message}`;
 }

@@ -56,7 +56,10 @@ export function registerProxies<S extends RawServerBase>(app: FastifyInstance<S>
       disableRequestLogging: true,
       replyOptions: {
         timeout: route.timeoutMs,
-        rewriteRequestHeaders: (request, headers) => ({ ...headers, ...forwardedHeaders(request, headers['x-forwarded-for']) }),
+        rewriteRequestHeaders: (request, headers) => ({
+          ...headers,
+          ...forwardedHeaders(request, headers['x-forwarded-for']),
+        }),
         onError: (reply, { error }) => sendUpstreamError(reply, route, error),
       },
       // the default passes only Cookie; the upstream also wants to know who asked
@@ -76,29 +79,57 @@ export function registerProxies<S extends RawServerBase>(app: FastifyInstance<S>
 
 /** Checks every route and resolves its options once; errors name `proxy[i].key`. */
 export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute[] {
-  if (!Array.isArray(routes)) throw new InvalidOptionError('proxy', `must be a list of { prefix, upstream } entries, got ${JSON.stringify(routes)}`);
+  if (!Array.isArray(routes))
+    throw new InvalidOptionError(
+      'proxy',
+      `must be a list of { prefix, upstream } entries, got ${JSON.stringify(routes)}`,
+    );
   const seen = new Map<string, number>();
   return routes.map((route, index) => {
     const key = (name: string) => `proxy[${index}].${name}`;
-    if (typeof route !== 'object' || route === null) throw new InvalidOptionError(`proxy[${index}]`, `must be a map with prefix and upstream, got ${JSON.stringify(route)}`);
+    if (typeof route !== 'object' || route === null)
+      throw new InvalidOptionError(
+        `proxy[${index}]`,
+        `must be a map with prefix and upstream, got ${JSON.stringify(route)}`,
+      );
     const { prefix: rawPrefix, upstream, rewrite_prefix: rewrite, websocket, timeout } = route;
 
-    if (typeof rawPrefix !== 'string' || !rawPrefix.startsWith('/') || /[?#*:\s]/.test(rawPrefix) || rawPrefix.includes('//')) {
-      throw new InvalidOptionError(key('prefix'), `must be a path like /api (no *, :, ? or #), got ${JSON.stringify(rawPrefix)}`);
+    if (
+      typeof rawPrefix !== 'string' ||
+      !rawPrefix.startsWith('/') ||
+      /[?#*:\s]/.test(rawPrefix) ||
+      rawPrefix.includes('//')
+    ) {
+      throw new InvalidOptionError(
+        key('prefix'),
+        `must be a path like /api (no *, :, ? or #), got ${JSON.stringify(rawPrefix)}`,
+      );
     }
     const prefix = rawPrefix.length > 1 ? rawPrefix.replace(/\/+$/, '') : rawPrefix;
     const earlier = seen.get(prefix);
-    if (earlier !== undefined) throw new InvalidOptionError(key('prefix'), `${prefix} is already proxied by proxy[${earlier}]`);
+    if (earlier !== undefined)
+      throw new InvalidOptionError(key('prefix'), `${prefix} is already proxied by proxy[${earlier}]`);
     seen.set(prefix, index);
 
     let url: URL;
     try {
       url = new URL(String(upstream));
     } catch {
-      throw new InvalidOptionError(key('upstream'), `must be a URL like http://127.0.0.1:9000, got ${JSON.stringify(upstream)}`);
+      throw new InvalidOptionError(
+        key('upstream'),
+        `must be a URL like http://127.0.0.1:9000, got ${JSON.stringify(upstream)}`,
+      );
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new InvalidOptionError(key('upstream'), `must be http:// or https:// (WebSocket upgrades follow with websocket: true), got ${url.protocol}`);
-    if (url.search !== '' || url.hash !== '') throw new InvalidOptionError(key('upstream'), `must not have a query or fragment, got ${JSON.stringify(upstream)}`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:')
+      throw new InvalidOptionError(
+        key('upstream'),
+        `must be http:// or https:// (WebSocket upgrades follow with websocket: true), got ${url.protocol}`,
+      );
+    if (url.search !== '' || url.hash !== '')
+      throw new InvalidOptionError(
+        key('upstream'),
+        `must not have a query or fragment, got ${JSON.stringify(upstream)}`,
+      );
     // nginx: `proxy_pass http://h:9000` (no path) passes the path as is; `http://h:9000/v1` replaces the prefix.
     const hasPath = /^https?:\/\/[^/]+\/./i.test(String(upstream)) || /^https?:\/\/[^/]+\/$/i.test(String(upstream));
     const upstreamPath = url.pathname.replace(/\/+$/, '');
@@ -106,13 +137,17 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
     let rewritePrefix: string;
     if (rewrite !== undefined) {
       if (typeof rewrite !== 'string' || (rewrite !== '' && !rewrite.startsWith('/'))) {
-        throw new InvalidOptionError(key('rewrite_prefix'), `must be '' (strip the prefix) or a path like /v1, got ${JSON.stringify(rewrite)}`);
+        throw new InvalidOptionError(
+          key('rewrite_prefix'),
+          `must be '' (strip the prefix) or a path like /v1, got ${JSON.stringify(rewrite)}`,
+        );
       }
       // @fastify/http-proxy reads '' as "not given": '/' strips the prefix the same way.
       rewritePrefix = rewrite === '' ? '/' : rewrite;
     } else rewritePrefix = hasPath ? upstreamPath || '/' : prefix;
 
-    if (websocket !== undefined && typeof websocket !== 'boolean') throw new InvalidOptionError(key('websocket'), `must be true or false, got ${JSON.stringify(websocket)}`);
+    if (websocket !== undefined && typeof websocket !== 'boolean')
+      throw new InvalidOptionError(key('websocket'), `must be true or false, got ${JSON.stringify(websocket)}`);
     let timeoutMs = DEFAULT_PROXY_TIMEOUT_MS;
     if (timeout !== undefined) {
       try {
@@ -120,7 +155,8 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       } catch (error) {
         throw new InvalidOptionError(key('timeout'), (error as Error).message.replace(/^.*?: /, ''));
       }
-      if (timeoutMs <= 0) throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
+      if (timeoutMs <= 0)
+        throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
     }
     return { prefix, upstream: url.origin + upstreamPath, rewritePrefix, websocket: websocket === true, timeoutMs };
   });
@@ -131,10 +167,17 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
  * X-Forwarded-Proto (this hop's scheme) and X-Forwarded-Host (the Host the client asked for).
  * The upstream decides which hops to trust.
  */
-function forwardedHeaders(request: AnyRequest, incomingFor: string | string[] | number | undefined): Record<string, string> {
+function forwardedHeaders(
+  request: AnyRequest,
+  incomingFor: string | string[] | number | undefined,
+): Record<string, string> {
   const socket = request.raw.socket as TLSSocket | null;
   const client = socket?.remoteAddress ?? '';
-  const before = Array.isArray(incomingFor) ? incomingFor.join(', ') : incomingFor === undefined ? '' : String(incomingFor);
+  const before = Array.isArray(incomingFor)
+    ? incomingFor.join(', ')
+    : incomingFor === undefined
+      ? ''
+      : String(incomingFor);
   const out: Record<string, string> = {
     'x-forwarded-for': before.trim() === '' ? client : `${before}, ${client}`,
     'x-forwarded-proto': socket?.encrypted === true ? 'https' : 'http',
@@ -145,14 +188,24 @@ function forwardedHeaders(request: AnyRequest, incomingFor: string | string[] | 
 }
 
 /** 504 when the upstream was too slow, 502 for everything else (refused, reset, bad reply), as nginx. */
-function sendUpstreamError(reply: AnyReply, route: ResolvedRoute, error: Error & { statusCode?: number; cause?: unknown }): void {
+function sendUpstreamError(
+  reply: AnyReply,
+  route: ResolvedRoute,
+  error: Error & { statusCode?: number; cause?: unknown },
+): void {
   const cause = error.cause as { code?: string; message?: string } | undefined;
   const code = cause?.code ?? (error as { code?: string }).code ?? 'error';
   const timedOut = error.statusCode === 504;
-  reply.log.error({ upstream: route.upstream, prefix: route.prefix, err: { code, message: cause?.message ?? error.message } }, `proxy ${route.prefix} → ${route.upstream} failed: ${code}`);
+  reply.log.error(
+    { upstream: route.upstream, prefix: route.prefix, err: { code, message: cause?.message ?? error.message } },
+    `proxy ${route.prefix} → ${route.upstream} failed: ${code}`,
+  );
   const status = timedOut ? 504 : 502;
   const reason = timedOut ? `did not answer within ${route.timeoutMs / 1000}s` : describeCode(code);
-  reply.code(status).type('text/plain; charset=utf-8').send(`${status === 504 ? 'Gateway Timeout' : 'Bad Gateway'}: the upstream for ${route.prefix} ${reason}\n`);
+  reply
+    .code(status)
+    .type('text/plain; charset=utf-8')
+    .send(`${status === 504 ? 'Gateway Timeout' : 'Bad Gateway'}: the upstream for ${route.prefix} ${reason}\n`);
 }
 
 function describeCode(code: string): string {

@@ -40,13 +40,25 @@ export function createOpsServer(state: OpsState, options: OpsServerOptions): Ser
   });
 }
 
-async function handle(req: IncomingMessage, res: ServerResponse, state: OpsState, options: OpsServerOptions): Promise<void> {
+async function handle(
+  req: IncomingMessage,
+  res: ServerResponse,
+  state: OpsState,
+  options: OpsServerOptions,
+): Promise<void> {
   const path = (req.url ?? '/').split('?')[0];
-  if (req.method !== 'GET' && req.method !== 'HEAD') return send(res, req, 405, 'text/plain; charset=utf-8', 'Method Not Allowed\n', { allow: 'GET, HEAD' });
+  if (req.method !== 'GET' && req.method !== 'HEAD')
+    return send(res, req, 405, 'text/plain; charset=utf-8', 'Method Not Allowed\n', { allow: 'GET, HEAD' });
   if (options.status !== null && (path === STATUS_HEALTH_PATH || path === STATUS_READY_PATH)) {
     const report = path === STATUS_HEALTH_PATH ? health(state) : readiness(state);
     const ok = report.status === 'ok' || report.status === 'ready';
-    return send(res, req, ok ? 200 : options.status.unavailableStatus, 'application/json; charset=utf-8', `${JSON.stringify(report)}\n`);
+    return send(
+      res,
+      req,
+      ok ? 200 : options.status.unavailableStatus,
+      'application/json; charset=utf-8',
+      `${JSON.stringify(report)}\n`,
+    );
   }
   if (options.metrics !== null && path === METRICS_PATH) {
     return send(res, req, 200, PROMETHEUS_CONTENT_TYPE, await options.metrics());
@@ -54,8 +66,20 @@ async function handle(req: IncomingMessage, res: ServerResponse, state: OpsState
   return send(res, req, 404, 'text/plain; charset=utf-8', 'Not Found\n');
 }
 
-function send(res: ServerResponse, req: IncomingMessage, status: number, type: string, body: string, extra: Record<string, string> = {}): void {
-  res.writeHead(status, { 'content-type': type, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body), ...extra });
+function send(
+  res: ServerResponse,
+  req: IncomingMessage,
+  status: number,
+  type: string,
+  body: string,
+  extra: Record<string, string> = {},
+): void {
+  res.writeHead(status, {
+    'content-type': type,
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(body),
+    ...extra,
+  });
   res.end(req.method === 'HEAD' ? undefined : body);
 }
 

@@ -6,13 +6,27 @@
 // - the plain listener: HTTP/1.1, or a redirect to HTTPS (http.ssl.redirect). Cleartext HTTP/2
 //   (h2c) is not served (see H2C_UNSUPPORTED).
 import { readFileSync } from 'node:fs';
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerOptions as HttpServerOptions, type ServerResponse } from 'node:http';
-import { createSecureServer, type Http2SecureServer, type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerOptions as HttpServerOptions,
+  type ServerResponse,
+} from 'node:http';
+import {
+  createSecureServer,
+  type Http2SecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import { TlsError } from './errors.js';
 
-export type RequestHandler = (req: IncomingMessage | Http2ServerRequest, res: ServerResponse | Http2ServerResponse) => void;
+export type RequestHandler = (
+  req: IncomingMessage | Http2ServerRequest,
+  res: ServerResponse | Http2ServerResponse,
+) => void;
 
 export interface TlsFiles {
   cert: string;
@@ -54,7 +68,12 @@ function readPem(file: string, what: string): Buffer {
     return readFileSync(file);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file (make a dev pair with `warmpool cert`)' : code === 'EACCES' ? 'permission denied' : (error as Error).message;
+    const why =
+      code === 'ENOENT'
+        ? 'no such file (make a dev pair with `warmpool cert`)'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : (error as Error).message;
     throw new TlsError(`cannot read the ${what} ${file}: ${why}`, error);
   }
 }
@@ -71,14 +90,20 @@ export interface HttpsServerOptions {
 }
 
 /** HTTP/2 + HTTP/1.1 over TLS (ALPN h2, http/1.1). */
-export function createHttpsServer(credentials: Credentials, handler: RequestHandler, options: HttpsServerOptions = {}): Http2SecureServer {
+export function createHttpsServer(
+  credentials: Credentials,
+  handler: RequestHandler,
+  options: HttpsServerOptions = {},
+): Http2SecureServer {
   const server = createSecureServer(
     {
       allowHTTP1: true,
       cert: credentials.cert,
       key: credentials.key,
       minVersion: TLS_MIN_VERSION,
-      ...(options.maxConcurrentStreams === undefined ? {} : { settings: { maxConcurrentStreams: options.maxConcurrentStreams } }),
+      ...(options.maxConcurrentStreams === undefined
+        ? {}
+        : { settings: { maxConcurrentStreams: options.maxConcurrentStreams } }),
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );
@@ -122,10 +147,16 @@ export function createRedirectServer(httpsPort: number, httpOptions: HttpServerO
   const server = createHttpServer(httpOptions, (req, res) => {
     const target = redirectTarget(req.headers.host, req.url, httpsPort);
     if (target === null) {
-      res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' }).end('Bad Request: a valid Host header is needed\n');
+      res
+        .writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })
+        .end('Bad Request: a valid Host header is needed\n');
       return;
     }
-    res.writeHead(308, { location: target, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(`Redirecting to ${target}\n`) });
+    res.writeHead(308, {
+      location: target,
+      'content-type': 'text/plain; charset=utf-8',
+      'content-length': Buffer.byteLength(`Redirecting to ${target}\n`),
+    });
     res.end(req.method === 'HEAD' ? undefined : `Redirecting to ${target}\n`);
   });
   return server;
@@ -134,7 +165,11 @@ export function createRedirectServer(httpsPort: number, httpOptions: HttpServerO
 const HOST_NAME = /^(?:[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9_-]*[a-z0-9])?)*\.?|\[[0-9a-f:.]+\])$/i;
 
 /** "example.com:8080" + "/a?b" + 8443 → "https://example.com:8443/a?b"; null when the Host is unusable. */
-export function redirectTarget(hostHeader: string | undefined, url: string | undefined, httpsPort: number): string | null {
+export function redirectTarget(
+  hostHeader: string | undefined,
+  url: string | undefined,
+  httpsPort: number,
+): string | null {
   if (hostHeader === undefined) return null;
   let host = hostHeader.trim();
   const bracket = host.indexOf(']');

@@ -76,7 +76,11 @@ export class TuneNoWorkersError extends WarmpoolError<'WP_SERVER_TUNE_NO_WORKERS
  *    more"), capped at the total.
  * 6. recommendWorkers + describeTuning, with the pool's own headroom.
  */
-export async function measureTuning(pool: Pool, windowMs: number, options: MeasureTuningOptions = {}): Promise<TuneReport> {
+export async function measureTuning(
+  pool: Pool,
+  windowMs: number,
+  options: MeasureTuningOptions = {},
+): Promise<TuneReport> {
   const before = await snapshot(pool);
   if (before.length === 0) throw new TuneNoWorkersError(options.site);
   await sleep(windowMs, undefined, { signal: options.signal });
@@ -103,7 +107,10 @@ export async function measureTuning(pool: Pool, windowMs: number, options: Measu
   const biggest = measured.reduce((a, b) => (b.rssBytes > a.rssBytes ? b : a));
   const runningWorkersBytes = measured.reduce((sum, w) => sum + (w.pssBytes ?? w.rssBytes), 0);
   const read = options.limits ?? (await readMachineLimits());
-  const limits: MachineLimits = { ...read, memoryBytes: Math.min(read.totalMemoryBytes, read.memoryBytes + runningWorkersBytes) };
+  const limits: MachineLimits = {
+    ...read,
+    memoryBytes: Math.min(read.totalMemoryBytes, read.memoryBytes + runningWorkersBytes),
+  };
   const input: SizingInput = {
     limits,
     worker: { rssBytes: biggest.rssBytes, pssBytes: biggest.pssBytes },
@@ -124,7 +131,16 @@ export async function measureTuning(pool: Pool, windowMs: number, options: Measu
         'run warmpool tune while real traffic flows, or with a longer window (--window 60s)',
     );
   }
-  const report: TuneReport = { windowMs, currentWorkers: pool.stats().numWorkers, workers: measured, workload, runningWorkersBytes, input, result, lines };
+  const report: TuneReport = {
+    windowMs,
+    currentWorkers: pool.stats().numWorkers,
+    workers: measured,
+    workload,
+    runningWorkersBytes,
+    input,
+    result,
+    lines,
+  };
   if (options.site !== undefined) report.site = options.site;
   return report;
 }

@@ -9,7 +9,13 @@ import { createPool, SILENT_LOGGER, type Pool } from '@warmpool/pool';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { adminRequest, exitCodeOf, EXIT_FAILED, EXIT_UNREACHABLE } from '../src/admin/client.js';
-import { AdminRemoteError, AdminUnreachableError, AlreadyRunningError, AdminSocketError, parseAdminRequest } from '../src/admin/protocol.js';
+import {
+  AdminRemoteError,
+  AdminUnreachableError,
+  AlreadyRunningError,
+  AdminSocketError,
+  parseAdminRequest,
+} from '../src/admin/protocol.js';
 import { createPoolHandlers, startAdminServer, type AdminHandlers, type AdminServer } from '../src/admin/server.js';
 
 function fixture(name: string): string {
@@ -61,12 +67,19 @@ async function rawExchange(path: string, text: string): Promise<unknown[]> {
   await once(socket, 'connect');
   socket.write(text);
   await once(socket, 'close');
-  return data.split('\n').filter(Boolean).map((line) => JSON.parse(line));
+  return data
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line));
 }
 
 /** A socket file left by a server that died: a node process listens, then is SIGKILLed. */
 async function staleSocket(path: string): Promise<void> {
-  const child = spawn(process.execPath, ['-e', `require('net').createServer().listen(process.argv[1], () => console.log('up'))`, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(
+    process.execPath,
+    ['-e', `require('net').createServer().listen(process.argv[1], () => console.log('up'))`, path],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
   await once(child.stdout!, 'data');
   child.kill('SIGKILL');
   await once(child, 'exit');
@@ -87,8 +100,12 @@ describe('admin socket: the file', () => {
 
   it('creates a missing parent folder (0700) and removes the socket on close', async () => {
     const nested = join(dir, 'run', 'warmpool', 'admin.sock');
-    const server = await startAdminServer(nested, createPoolHandlers(() => new Map()), SILENT_LOGGER);
-    expect(((await lstat(join(dir, 'run', 'warmpool'))).mode & 0o777)).toBe(0o700);
+    const server = await startAdminServer(
+      nested,
+      createPoolHandlers(() => new Map()),
+      SILENT_LOGGER,
+    );
+    expect((await lstat(join(dir, 'run', 'warmpool'))).mode & 0o777).toBe(0o700);
     await server.close();
     await expect(lstat(nested)).rejects.toMatchObject({ code: 'ENOENT' });
   });
@@ -102,7 +119,11 @@ describe('admin socket: the file', () => {
 
   it('refuses to start when another server answers on the socket', async () => {
     await start(createPoolHandlers(() => new Map()));
-    const error = await startAdminServer(socketPath, createPoolHandlers(() => new Map()), SILENT_LOGGER).catch((e: unknown) => e);
+    const error = await startAdminServer(
+      socketPath,
+      createPoolHandlers(() => new Map()),
+      SILENT_LOGGER,
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AlreadyRunningError);
     expect((error as Error).message).toBe(
       `another warmpool is running (admin socket ${socketPath} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`,
@@ -113,7 +134,11 @@ describe('admin socket: the file', () => {
 
   it('never removes a file that is not a socket', async () => {
     await writeFile(socketPath, 'precious');
-    const error = await startAdminServer(socketPath, createPoolHandlers(() => new Map()), SILENT_LOGGER).catch((e: unknown) => e);
+    const error = await startAdminServer(
+      socketPath,
+      createPoolHandlers(() => new Map()),
+      SILENT_LOGGER,
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AdminSocketError);
     expect((error as AdminSocketError).code).toBe('WP_SERVER_ADMIN_SOCKET');
     expect((error as Error).message).toContain('exists and is not a socket');
@@ -122,17 +147,31 @@ describe('admin socket: the file', () => {
 
   it('refuses a path longer than a unix socket allows, naming the config key', async () => {
     const long = join(dir, 'x'.repeat(120), 'admin.sock');
-    await expect(startAdminServer(long, createPoolHandlers(() => new Map()), SILENT_LOGGER)).rejects.toThrow(/unix sockets allow 107: choose a shorter admin\.socket/);
+    await expect(
+      startAdminServer(
+        long,
+        createPoolHandlers(() => new Map()),
+        SILENT_LOGGER,
+      ),
+    ).rejects.toThrow(/unix sockets allow 107: choose a shorter admin\.socket/);
   });
 
   it.runIf(process.getuid?.() === 0)('denies other users (checked as uid 65534)', async () => {
     await chmod(dir, 0o755); // the folder is open; only the socket's own mode keeps them out
     await start(createPoolHandlers(() => new Map()));
-    const child = spawn(process.execPath, ['-e', `require('net').createConnection(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`, socketPath], {
-      uid: 65534,
-      gid: 65534,
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '-e',
+        `require('net').createConnection(process.argv[1]).on('connect', () => { console.log('connected'); process.exit(0) }).on('error', (e) => { console.log(e.code); process.exit(0) })`,
+        socketPath,
+      ],
+      {
+        uid: 65534,
+        gid: 65534,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout!.on('data', (chunk: Buffer) => (out += chunk));
     await once(child, 'exit');
@@ -177,10 +216,16 @@ describe('admin socket: protocol', () => {
     expect(await rawExchange(socketPath, 'not json\n')).toEqual([
       { ok: false, error: { code: 'WP_SERVER_ADMIN_BAD_REQUEST', message: 'the request is not JSON: "not json"' } },
     ]);
-    const [unknown] = (await rawExchange(socketPath, '{"cmd":"explode"}\n')) as Array<{ error: { code: string; message: string } }>;
+    const [unknown] = (await rawExchange(socketPath, '{"cmd":"explode"}\n')) as Array<{
+      error: { code: string; message: string };
+    }>;
     expect(unknown!.error.code).toBe('WP_SERVER_ADMIN_BAD_REQUEST');
-    expect(unknown!.error.message).toBe('unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload');
-    const [window] = (await rawExchange(socketPath, '{"cmd":"tune","windowMs":5}\n')) as Array<{ error: { message: string } }>;
+    expect(unknown!.error.message).toBe(
+      'unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload',
+    );
+    const [window] = (await rawExchange(socketPath, '{"cmd":"tune","windowMs":5}\n')) as Array<{
+      error: { message: string };
+    }>;
     expect(window!.error.message).toMatch(/"windowMs" must be a number of milliseconds from 100/);
   });
 
@@ -194,15 +239,23 @@ describe('admin socket: protocol', () => {
     await startWithPool('echo.php', 1);
     const error = await adminRequest(socketPath, { cmd: 'workers', site: 'blog' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AdminRemoteError);
-    expect(error).toMatchObject({ code: 'WP_SERVER_UNKNOWN_SITE', message: 'no site named "blog"; this server runs: main' });
+    expect(error).toMatchObject({
+      code: 'WP_SERVER_UNKNOWN_SITE',
+      message: 'no site named "blog"; this server runs: main',
+    });
     expect(exitCodeOf(error)).toBe(EXIT_FAILED);
   });
 
   it('answers reload with WP_SERVER_ADMIN_UNSUPPORTED until the server wires it, and with the changes after', async () => {
     await start(createPoolHandlers(() => new Map()));
-    await expect(adminRequest(socketPath, { cmd: 'reload' })).rejects.toMatchObject({ code: 'WP_SERVER_ADMIN_UNSUPPORTED' });
+    await expect(adminRequest(socketPath, { cmd: 'reload' })).rejects.toMatchObject({
+      code: 'WP_SERVER_ADMIN_UNSUPPORTED',
+    });
     const other = join(dir, 'other.sock');
-    await start(createPoolHandlers(() => new Map(), { reload: async () => ['site blog: added'] }), other);
+    await start(
+      createPoolHandlers(() => new Map(), { reload: async () => ['site blog: added'] }),
+      other,
+    );
     expect(await adminRequest(other, { cmd: 'reload' })).toEqual({ changes: ['site blog: added'] });
   });
 
@@ -212,7 +265,10 @@ describe('admin socket: protocol', () => {
       throw new Error('disk on fire');
     };
     await start(handlers);
-    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toMatchObject({ code: 'WP_SERVER_ADMIN_FAILED', message: 'disk on fire' });
+    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toMatchObject({
+      code: 'WP_SERVER_ADMIN_FAILED',
+      message: 'disk on fire',
+    });
   });
 });
 
@@ -254,9 +310,11 @@ describe('admin socket: reset and tune against a real pool', () => {
       }),
     );
     const progress: unknown[] = [];
-    const report = await adminRequest(socketPath, { cmd: 'tune', windowMs: 800 }, (p) => progress.push(p)).finally(() => {
-      running = false;
-    });
+    const report = await adminRequest(socketPath, { cmd: 'tune', windowMs: 800 }, (p) => progress.push(p)).finally(
+      () => {
+        running = false;
+      },
+    );
     await traffic;
     expect(progress).toEqual([{ site: 'main', windowMs: 800 }]);
     expect(report.site).toBe('main');
@@ -269,7 +327,16 @@ describe('admin socket: reset and tune against a real pool', () => {
     expect(report.result.workload).toBe('io-bound');
     expect(report.input.worker.rssBytes).toBe(Math.max(...report.workers.map((w) => w.rssBytes)));
     const text = report.lines.join('\n');
-    for (const heading of ['Measured 2 workers for 0.8s', 'Inputs', 'Rules of thumb', 'Passenger', 'NOW LMS', 'Recommendation', `num_workers: ${report.result.numWorkers}`, 'Memory budget']) {
+    for (const heading of [
+      'Measured 2 workers for 0.8s',
+      'Inputs',
+      'Rules of thumb',
+      'Passenger',
+      'NOW LMS',
+      'Recommendation',
+      `num_workers: ${report.result.numWorkers}`,
+      'Memory budget',
+    ]) {
       expect(text).toContain(heading);
     }
   });
@@ -285,7 +352,15 @@ describe('admin socket: reset and tune against a real pool', () => {
   it('tune asks for a site when the server runs several', async () => {
     const a = await startPool('echo.php', 1);
     const b = await startPool('echo.php', 1);
-    await start(createPoolHandlers(() => new Map([['shop', a], ['blog', b]])));
+    await start(
+      createPoolHandlers(
+        () =>
+          new Map([
+            ['shop', a],
+            ['blog', b],
+          ]),
+      ),
+    );
     await expect(adminRequest(socketPath, { cmd: 'tune', windowMs: 100 })).rejects.toMatchObject({
       code: 'WP_SERVER_UNKNOWN_SITE',
       message: 'this server runs 2 sites (shop, blog): name one, e.g. warmpool tune --site shop',
@@ -307,23 +382,31 @@ describe('admin client: errors that say what to do', () => {
   it('no socket: asks whether warmpool runs and names the path and the config key', async () => {
     const error = await adminRequest(socketPath, { cmd: 'workers' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AdminUnreachableError);
-    expect((error as Error).message).toBe(`is warmpool running? expected its admin socket at ${socketPath} (admin.socket in warmpool.yaml)`);
+    expect((error as Error).message).toBe(
+      `is warmpool running? expected its admin socket at ${socketPath} (admin.socket in warmpool.yaml)`,
+    );
     expect(exitCodeOf(error)).toBe(EXIT_UNREACHABLE);
   });
 
   it('stale socket: says nothing answers there', async () => {
     await staleSocket(socketPath);
-    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(`warmpool is not running: nothing answers on ${socketPath}`);
+    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(
+      `warmpool is not running: nothing answers on ${socketPath}`,
+    );
   });
 
   it('a path that is not a socket: says so', async () => {
     await writeFile(socketPath, '');
-    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(/is not a socket|warmpool is not running/);
+    await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(
+      /is not a socket|warmpool is not running/,
+    );
   });
 
   it('timeoutMs bounds the wait for the final line', async () => {
     await startWithPool('echo.php', 1);
-    await expect(adminRequest(socketPath, { cmd: 'tune', windowMs: 5000 }, undefined, { timeoutMs: 150 })).rejects.toThrow(/did not answer "tune" within 150 ms/);
+    await expect(
+      adminRequest(socketPath, { cmd: 'tune', windowMs: 5000 }, undefined, { timeoutMs: 150 }),
+    ).rejects.toThrow(/did not answer "tune" within 150 ms/);
   });
 
   it('parseAdminRequest ignores unknown keys so older servers answer newer clients', () => {

@@ -19,7 +19,13 @@ async function build(yaml: string): Promise<BuiltApp> {
   const loaded = parseConfig(yaml, { file: '/tmp/warmpool-test.yaml', env: {} });
   const server = toServerOptions(loaded);
   const loggers = createLoggers(server.logs, { stderr: quiet, stdout: quiet });
-  const app = buildApp({ loaded, server, loggers, out: createOutput({ stdout: quiet, stderr: quiet, color: false }), credentials: null });
+  const app = buildApp({
+    loaded,
+    server,
+    loggers,
+    out: createOutput({ stdout: quiet, stderr: quiet, color: false }),
+    credentials: null,
+  });
   built.push(app);
   await app.app.ready();
   return app;

@@ -58,12 +58,22 @@ afterEach(async () => {
 async function serve(sites: Record<string, { fixture: string; workers: number }>): Promise<Map<string, Pool>> {
   const map = new Map<string, Pool>();
   for (const [name, spec] of Object.entries(sites)) {
-    const pool = createPool({ command: ['php', fixture(spec.fixture)], num_workers: spec.workers, logger: SILENT_LOGGER });
+    const pool = createPool({
+      command: ['php', fixture(spec.fixture)],
+      num_workers: spec.workers,
+      logger: SILENT_LOGGER,
+    });
     pools.push(pool);
     await pool.start();
     map.set(name, pool);
   }
-  servers.push(await startAdminServer(socket, createPoolHandlers(() => map), SILENT_LOGGER));
+  servers.push(
+    await startAdminServer(
+      socket,
+      createPoolHandlers(() => map),
+      SILENT_LOGGER,
+    ),
+  );
   return map;
 }
 
@@ -132,11 +142,19 @@ describe('warmpool workers', () => {
   it('says where it looked when no server runs, with exit code 3', async () => {
     const out = new RecordingOutput();
     expect(await workers.run({ socket }, out)).toBe(EXIT_UNREACHABLE);
-    expect(out.lines).toEqual([`error: is warmpool running? expected its admin socket at ${socket} (admin.socket in warmpool.yaml)`]);
+    expect(out.lines).toEqual([
+      `error: is warmpool running? expected its admin socket at ${socket} (admin.socket in warmpool.yaml)`,
+    ]);
   });
 
   it('formats ages with two units at most', () => {
-    expect([0, 42_000, 185_000, 7_380_000, 370_800_000].map(formatAge)).toEqual(['0s', '42s', '3m05s', '2h03m', '4d07h']);
+    expect([0, 42_000, 185_000, 7_380_000, 370_800_000].map(formatAge)).toEqual([
+      '0s',
+      '42s',
+      '3m05s',
+      '2h03m',
+      '4d07h',
+    ]);
   });
 });
 
@@ -171,7 +189,8 @@ describe('warmpool tune', () => {
     expect(await tune.run({ socket, windowMs: 200 }, out)).toBe(EXIT_OK);
     expect(out.lines[0]).toBe('info: measuring site main for 0.2s: keep real traffic flowing…');
     const text = out.lines.join('\n');
-    for (const part of ['info: Inputs', 'info: Rules of thumb', 'info: Recommendation', 'info: Memory budget']) expect(text).toContain(part);
+    for (const part of ['info: Inputs', 'info: Rules of thumb', 'info: Recommendation', 'info: Memory budget'])
+      expect(text).toContain(part);
     expect(out.lines.at(-1)).toMatch(/^success: num_workers: \d+/);
   });
 

@@ -31,7 +31,8 @@ async function site(options: HttpHeadersOptions, setup: SiteSetup = {}): Promise
   if (setup.microCache === true) registerMicroCache(app, {});
   await registerHttpHeaders(app, options);
   setup.routes?.(app);
-  if (setup.php !== null) await app.register(warmpool, { command: ['php', fixture(setup.php ?? 'cacheable.php')], pool: { num_workers: 1 } });
+  if (setup.php !== null)
+    await app.register(warmpool, { command: ['php', fixture(setup.php ?? 'cacheable.php')], pool: { num_workers: 1 } });
   await app.ready();
   return app;
 }
@@ -48,7 +49,12 @@ describe('request id', () => {
 
   it('replaces a missing or unsafe one with a UUID that PHP sees too', async () => {
     const app = await site({});
-    for (const headers of [{}, { 'x-request-id': 'two words' }, { 'x-request-id': '"quoted"' }, { 'x-request-id': 'x'.repeat(200) }]) {
+    for (const headers of [
+      {},
+      { 'x-request-id': 'two words' },
+      { 'x-request-id': '"quoted"' },
+      { 'x-request-id': 'x'.repeat(200) },
+    ]) {
       const res = await app.inject({ url: '/', headers });
       expect(res.headers['x-request-id']).toMatch(UUID);
       expect(res.json().requestId).toBe(res.headers['x-request-id']);
@@ -56,11 +62,15 @@ describe('request id', () => {
   });
 
   it('is on error responses too, and can be turned off', async () => {
-    const app = await site({ response: { 'X-Frame-Options': 'DENY' } }, {
-      routes: (instance) => instance.get('/boom', async () => {
-        throw new Error('boom');
-      }),
-    });
+    const app = await site(
+      { response: { 'X-Frame-Options': 'DENY' } },
+      {
+        routes: (instance) =>
+          instance.get('/boom', async () => {
+            throw new Error('boom');
+          }),
+      },
+    );
     const res = await app.inject('/boom');
     expect(res.statusCode).toBe(500);
     expect(res.headers['x-request-id']).toMatch(UUID);
@@ -70,7 +80,8 @@ describe('request id', () => {
   });
 
   it('genReqId: pattern check on the raw request', () => {
-    const req = (id?: string) => ({ headers: id === undefined ? {} : { 'x-request-id': id } }) as Parameters<typeof genReqId>[0];
+    const req = (id?: string) =>
+      ({ headers: id === undefined ? {} : { 'x-request-id': id } }) as Parameters<typeof genReqId>[0];
     expect(genReqId(req('abc.DEF_1-2:3@4=5+6/7'))).toBe('abc.DEF_1-2:3@4=5+6/7');
     expect(genReqId(req('a\tb'))).toMatch(UUID);
     expect(genReqId(req())).toMatch(UUID);
@@ -96,7 +107,11 @@ describe('request and response headers', () => {
     });
     const strict = await site({ security: 'strict', response: { 'Referrer-Policy': 'same-origin' } });
     const res = await strict.inject('/');
-    expect(res.headers).toMatchObject({ 'x-frame-options': 'DENY', 'referrer-policy': 'same-origin', 'cross-origin-opener-policy': 'same-origin' });
+    expect(res.headers).toMatchObject({
+      'x-frame-options': 'DENY',
+      'referrer-policy': 'same-origin',
+      'cross-origin-opener-policy': 'same-origin',
+    });
     expect(res.headers['strict-transport-security']).toBeUndefined();
   });
 
@@ -107,21 +122,37 @@ describe('request and response headers', () => {
   });
 
   it('checks header names and values and names the key', async () => {
-    await expect(registerHttpHeaders(Fastify(), { response: { 'Bad Header': 'x' } })).rejects.toThrow('warmpool option "headers.response.Bad Header": is not a valid header name');
-    await expect(registerHttpHeaders(Fastify(), { response: { 'X-A': 'one\r\nX-B: two' } })).rejects.toThrow(/headers\.response\.X-A.*one-line string/);
-    await expect(registerHttpHeaders(Fastify(), { security: 'paranoid' as 'basic' })).rejects.toThrow(/headers\.security.*basic, strict/);
+    await expect(registerHttpHeaders(Fastify(), { response: { 'Bad Header': 'x' } })).rejects.toThrow(
+      'warmpool option "headers.response.Bad Header": is not a valid header name',
+    );
+    await expect(registerHttpHeaders(Fastify(), { response: { 'X-A': 'one\r\nX-B: two' } })).rejects.toThrow(
+      /headers\.response\.X-A.*one-line string/,
+    );
+    await expect(registerHttpHeaders(Fastify(), { security: 'paranoid' as 'basic' })).rejects.toThrow(
+      /headers\.security.*basic, strict/,
+    );
   });
 });
 
 describe('CORS', () => {
-  const cors = { allowed_origin: ['https://app.test'], allowed_methods: 'GET,POST', allowed_headers: '*', exposed_headers: 'X-Total', max_age: 600 };
+  const cors = {
+    allowed_origin: ['https://app.test'],
+    allowed_methods: 'GET,POST',
+    allowed_headers: '*',
+    exposed_headers: 'X-Total',
+    max_age: 600,
+  };
 
   it('answers a preflight with 204 and the CORS headers, without asking PHP', async () => {
     const app = await site({ cors });
     const res = await app.inject({
       method: 'OPTIONS',
       url: '/api/items',
-      headers: { origin: 'https://app.test', 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, x-token' },
+      headers: {
+        origin: 'https://app.test',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'content-type, x-token',
+      },
     });
     expect(res.statusCode).toBe(204);
     expect(res.headers).toMatchObject({
@@ -136,7 +167,11 @@ describe('CORS', () => {
 
   it('a preflight from another origin gets 204 without CORS headers (the browser blocks)', async () => {
     const app = await site({ cors });
-    const res = await app.inject({ method: 'OPTIONS', url: '/', headers: { origin: 'https://evil.test', 'access-control-request-method': 'GET' } });
+    const res = await app.inject({
+      method: 'OPTIONS',
+      url: '/',
+      headers: { origin: 'https://evil.test', 'access-control-request-method': 'GET' },
+    });
     expect(res.statusCode).toBe(204);
     expect(res.headers['access-control-allow-origin']).toBeUndefined();
   });
@@ -173,25 +208,45 @@ describe('CORS', () => {
 
   it('allowed_origin_regex admits matching origins', async () => {
     const app = await site({ cors: { allowed_origin_regex: '^https://[a-z]+\\.example\\.com$' } });
-    expect((await app.inject({ url: '/', headers: { origin: 'https://shop.example.com' } })).headers['access-control-allow-origin']).toBe('https://shop.example.com');
-    expect((await app.inject({ url: '/', headers: { origin: 'https://example.com.evil' } })).headers['access-control-allow-origin']).toBeUndefined();
+    expect(
+      (await app.inject({ url: '/', headers: { origin: 'https://shop.example.com' } })).headers[
+        'access-control-allow-origin'
+      ],
+    ).toBe('https://shop.example.com');
+    expect(
+      (await app.inject({ url: '/', headers: { origin: 'https://example.com.evil' } })).headers[
+        'access-control-allow-origin'
+      ],
+    ).toBeUndefined();
   });
 
   it('checks CORS options and names the key', () => {
-    expect(() => resolveCors({ allowed_origin: 'https://app.test/path' })).toThrow(/headers\.cors\.allowed_origin.*no path/);
+    expect(() => resolveCors({ allowed_origin: 'https://app.test/path' })).toThrow(
+      /headers\.cors\.allowed_origin.*no path/,
+    );
     expect(() => resolveCors({ max_age: -1 })).toThrow(/headers\.cors\.max_age/);
     expect(() => resolveCors({ allowed_origin_regex: '(' })).toThrow(/headers\.cors\.allowed_origin_regex/);
-    expect(() => resolveCors({ allow_credentials: 'yes' as unknown as boolean })).toThrow(/headers\.cors\.allow_credentials/);
+    expect(() => resolveCors({ allow_credentials: 'yes' as unknown as boolean })).toThrow(
+      /headers\.cors\.allow_credentials/,
+    );
   });
 });
 
 describe('compression', () => {
   const decode = (encoding: string | undefined, body: Buffer): string =>
-    encoding === 'br' ? brotliDecompressSync(body).toString() : encoding === 'gzip' ? gunzipSync(body).toString() : body.toString();
+    encoding === 'br'
+      ? brotliDecompressSync(body).toString()
+      : encoding === 'gzip'
+        ? gunzipSync(body).toString()
+        : body.toString();
 
   it('compresses a PHP reply over 1 KiB with brotli or gzip as the client prefers, and says it varies', async () => {
     const app = await site({});
-    for (const [accept, expected] of [['br, gzip', 'br'], ['gzip', 'gzip'], ['gzip;q=0.5, br;q=1', 'br']] as const) {
+    for (const [accept, expected] of [
+      ['br, gzip', 'br'],
+      ['gzip', 'gzip'],
+      ['gzip;q=0.5, br;q=1', 'br'],
+    ] as const) {
       const res = await app.inject({ url: '/?size=4000&type=text/html', headers: { 'accept-encoding': accept } });
       expect(res.headers['content-encoding']).toBe(expected);
       expect(res.headers.vary).toMatch(/accept-encoding/i);
@@ -229,10 +284,20 @@ describe('compression', () => {
 
   it('can be turned off, and its threshold set', async () => {
     const off = await site({ compression: false });
-    expect((await off.inject({ url: '/?size=4000&type=text/html', headers: { 'accept-encoding': 'gzip' } })).headers['content-encoding']).toBeUndefined();
+    expect(
+      (await off.inject({ url: '/?size=4000&type=text/html', headers: { 'accept-encoding': 'gzip' } })).headers[
+        'content-encoding'
+      ],
+    ).toBeUndefined();
     const low = await site({ compression: { threshold: 10, encodings: ['gzip'] } });
-    expect((await low.inject({ url: '/?size=20&type=text/html', headers: { 'accept-encoding': 'br, gzip' } })).headers['content-encoding']).toBe('gzip');
-    await expect(registerHttpHeaders(Fastify(), { compression: { encodings: ['zip' as 'gzip'] } })).rejects.toThrow(/compression\.encodings/);
+    expect(
+      (await low.inject({ url: '/?size=20&type=text/html', headers: { 'accept-encoding': 'br, gzip' } })).headers[
+        'content-encoding'
+      ],
+    ).toBe('gzip');
+    await expect(registerHttpHeaders(Fastify(), { compression: { encodings: ['zip' as 'gzip'] } })).rejects.toThrow(
+      /compression\.encodings/,
+    );
   });
 
   it('with the micro-cache: stores the uncompressed body once and compresses each hit for its client; per-request headers are not stored', async () => {
@@ -260,7 +325,11 @@ describe('over HTTP/2', () => {
     const app = Fastify({ http2: true, genReqId });
     closers.push(() => app.close());
     registerMicroCache(app, {});
-    await registerHttpHeaders(app, { request: { 'X-Site': 'shop' }, response: { 'X-Frame-Options': 'DENY' }, cors: { allowed_origin: 'https://app.test' } });
+    await registerHttpHeaders(app, {
+      request: { 'X-Site': 'shop' },
+      response: { 'X-Frame-Options': 'DENY' },
+      cors: { allowed_origin: 'https://app.test' },
+    });
     app.get('/', async (request, reply) => {
       reply.header('cache-control', 'public, max-age=60').type('text/html');
       // what the warmpool plugin reads to build PHP's headers
@@ -274,7 +343,12 @@ describe('over HTTP/2', () => {
     try {
       const get = () =>
         new Promise<{ headers: Record<string, unknown>; body: Buffer }>((resolve, reject) => {
-          const stream = session.request({ ':path': '/', 'accept-encoding': 'gzip', origin: 'https://app.test', 'x-request-id': 'h2-abc' });
+          const stream = session.request({
+            ':path': '/',
+            'accept-encoding': 'gzip',
+            origin: 'https://app.test',
+            'x-request-id': 'h2-abc',
+          });
           const chunks: Buffer[] = [];
           let headers: Record<string, unknown> = {};
           stream.on('response', (h) => (headers = h));

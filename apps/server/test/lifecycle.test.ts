@@ -29,7 +29,10 @@ async function harness(): Promise<Harness> {
   const waiting = new Map<string, () => void>();
   const seenWaiters = new Map<string, () => void>();
   const seenPaths = new Set<string>();
-  const handler = (request: IncomingMessage | Http2ServerRequest, response: ServerResponse | Http2ServerResponse): void => {
+  const handler = (
+    request: IncomingMessage | Http2ServerRequest,
+    response: ServerResponse | Http2ServerResponse,
+  ): void => {
     const req = request as IncomingMessage;
     const res = response as ServerResponse;
     const path = req.url!.slice(1);
@@ -60,13 +63,20 @@ async function harness(): Promise<Harness> {
     server,
     tracker,
     port: (server.address() as AddressInfo).port,
-    seen: (path) => (seenPaths.has(path) ? Promise.resolve() : new Promise((resolve) => seenWaiters.set(path, resolve))),
+    seen: (path) =>
+      seenPaths.has(path) ? Promise.resolve() : new Promise((resolve) => seenWaiters.set(path, resolve)),
     release: (path) => waiting.get(path)!(),
   };
 }
 
 /** A raw client connection: what the server wrote, and whether it ended the connection. */
-function client(port: number): { socket: Socket; text(): string; ended: Promise<void>; isEnded(): boolean; send(...paths: string[]): void } {
+function client(port: number): {
+  socket: Socket;
+  text(): string;
+  ended: Promise<void>;
+  isEnded(): boolean;
+  send(...paths: string[]): void;
+} {
   const socket = connect(port, '127.0.0.1');
   let text = '';
   let ended = false;

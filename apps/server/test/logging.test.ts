@@ -67,7 +67,12 @@ describe('createRequestLogger', () => {
 
   it('is accepted by Fastify as childLoggerFactory: request.log lines carry the reqId', async () => {
     const { logger, lines } = capture('info');
-    const app = Fastify({ loggerInstance: logger, logController: new LogController({ disableRequestLogging: true }), childLoggerFactory: createRequestLogger, genReqId: () => 'req-42' });
+    const app = Fastify({
+      loggerInstance: logger,
+      logController: new LogController({ disableRequestLogging: true }),
+      childLoggerFactory: createRequestLogger,
+      genReqId: () => 'req-42',
+    });
     app.get('/', async (request) => {
       request.log.error({ status: 502 }, 'failed');
       return 'ok';
@@ -75,6 +80,8 @@ describe('createRequestLogger', () => {
     const res = await app.inject('/');
     expect(res.statusCode).toBe(200);
     await app.close();
-    expect(lines.filter((l) => l.msg === 'failed')).toEqual([{ level: 50, reqId: 'req-42', status: 502, msg: 'failed' }]);
+    expect(lines.filter((l) => l.msg === 'failed')).toEqual([
+      { level: 50, reqId: 'req-42', status: 502, msg: 'failed' },
+    ]);
   });
 });

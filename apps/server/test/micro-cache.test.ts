@@ -3,7 +3,13 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { warmpool, type WarmpoolOptions } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseCacheControl, registerMicroCache, resolveMicroCacheOptions, type MicroCache, type MicroCacheOptions } from '../src/micro-cache.js';
+import {
+  parseCacheControl,
+  registerMicroCache,
+  resolveMicroCacheOptions,
+  type MicroCache,
+  type MicroCacheOptions,
+} from '../src/micro-cache.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -15,7 +21,11 @@ afterEach(async () => {
 });
 
 /** A site as the server assembles it: micro-cache first, then the warmpool plugin, on one instance. */
-async function site(options: MicroCacheOptions = {}, plugin: Partial<WarmpoolOptions> = {}, setup?: (app: FastifyInstance) => void): Promise<{ app: FastifyInstance; cache: MicroCache }> {
+async function site(
+  options: MicroCacheOptions = {},
+  plugin: Partial<WarmpoolOptions> = {},
+  setup?: (app: FastifyInstance) => void,
+): Promise<{ app: FastifyInstance; cache: MicroCache }> {
   const app = Fastify();
   apps.push(app);
   const cache = registerMicroCache(app, options);
@@ -118,7 +128,12 @@ describe('micro-cache: what is stored', () => {
 
   it('does not touch POST requests', async () => {
     const { app, cache } = await site();
-    const res = await app.inject({ method: 'POST', url: `/form?${PUBLIC}`, payload: 'a=1', headers: { 'content-type': 'text/plain' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/form?${PUBLIC}`,
+      payload: 'a=1',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(res.headers['x-cache']).toBeUndefined();
     expect(cache.entries).toBe(0);
   });
@@ -138,7 +153,10 @@ describe('micro-cache: what is stored', () => {
   it('never stores a streamed body (it passes through)', async () => {
     const { app, cache } = await site({}, {}, (instance) => {
       instance.get('/stream', (_request, reply) => {
-        reply.header('cache-control', 'public, max-age=60').type('text/plain').send(Readable.from(['a', 'b']));
+        reply
+          .header('cache-control', 'public, max-age=60')
+          .type('text/plain')
+          .send(Readable.from(['a', 'b']));
       });
     });
     const first = await app.inject('/stream');
@@ -169,7 +187,13 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
     const de1 = await get(app, url, { 'accept-language': 'de' });
     const de2 = await get(app, url, { 'accept-language': 'de' });
     const none = await get(app, url);
-    expect([en1, en2, de1, de2, none].map((r) => r.res.headers['x-cache'])).toEqual(['MISS', 'HIT', 'MISS', 'HIT', 'MISS']);
+    expect([en1, en2, de1, de2, none].map((r) => r.res.headers['x-cache'])).toEqual([
+      'MISS',
+      'HIT',
+      'MISS',
+      'HIT',
+      'MISS',
+    ]);
     expect([en2.body!.lang, de2.body!.lang, none.body!.lang]).toEqual(['en', 'de', null]);
   });
 
@@ -226,10 +250,18 @@ describe('micro-cache: with the plugin around it', () => {
 
 describe('micro-cache: options', () => {
   it('checks its options and names the key', () => {
-    expect(() => resolveMicroCacheOptions({ max_bytes: 0 })).toThrow('warmpool option "micro_cache.max_bytes": must be a positive whole number of bytes, got 0');
-    expect(() => resolveMicroCacheOptions({ max_bytes: 1000, max_entry_bytes: 2000 })).toThrow(/micro_cache\.max_entry_bytes.*must not exceed micro_cache\.max_bytes \(1000\)/);
+    expect(() => resolveMicroCacheOptions({ max_bytes: 0 })).toThrow(
+      'warmpool option "micro_cache.max_bytes": must be a positive whole number of bytes, got 0',
+    );
+    expect(() => resolveMicroCacheOptions({ max_bytes: 1000, max_entry_bytes: 2000 })).toThrow(
+      /micro_cache\.max_entry_bytes.*must not exceed micro_cache\.max_bytes \(1000\)/,
+    );
     expect(() => resolveMicroCacheOptions({ default_ttl: 'soon' })).toThrow(/micro_cache\.default_ttl/);
-    expect(resolveMicroCacheOptions({})).toEqual({ maxBytes: 64 * 1024 * 1024, maxEntryBytes: 1024 * 1024, defaultTtlMs: 0 });
+    expect(resolveMicroCacheOptions({})).toEqual({
+      maxBytes: 64 * 1024 * 1024,
+      maxEntryBytes: 1024 * 1024,
+      defaultTtlMs: 0,
+    });
     expect(resolveMicroCacheOptions({ max_bytes: 1000 }).maxEntryBytes).toBe(1000);
   });
 

@@ -57,8 +57,12 @@ async function startUpstream(): Promise<{ origin: string; port: number; seen: Se
 }
 
 function acceptWebSocket(req: IncomingMessage, socket: Socket): void {
-  const accept = createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
-  socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const accept = createHash('sha1')
+    .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
+    .digest('base64');
+  socket.write(
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+  );
   let buffer = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => {
     buffer = Buffer.concat([buffer, chunk]);
@@ -103,7 +107,10 @@ function readFrame(buffer: Buffer): { opcode: number; payload: Buffer; length: n
 
 /** A server frame: FIN set, unmasked. */
 function writeFrame(opcode: number, payload: Buffer): Buffer {
-  const head = payload.length < 126 ? Buffer.from([0x80 | opcode, payload.length]) : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
+  const head =
+    payload.length < 126
+      ? Buffer.from([0x80 | opcode, payload.length])
+      : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
   return Buffer.concat([head, payload]);
 }
 
@@ -150,7 +157,9 @@ describe('proxy routes', () => {
   it('adds X-Forwarded-For (appended), -Proto and -Host; sends the upstream its own Host', async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
-    const { headers } = (await getJson(`${base}/api/h`, { headers: { host: 'shop.test', 'x-forwarded-for': '203.0.113.7' } })).json();
+    const { headers } = (
+      await getJson(`${base}/api/h`, { headers: { host: 'shop.test', 'x-forwarded-for': '203.0.113.7' } })
+    ).json();
     expect(headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
     expect(headers['x-forwarded-proto']).toBe('http');
     expect(headers['x-forwarded-host']).toBe('shop.test');
@@ -160,7 +169,11 @@ describe('proxy routes', () => {
   it('forwards method, body and status both ways', async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
-    const res = await getJson(`${base}/api/items`, { method: 'POST', body: '{"name":"x"}', headers: { 'content-type': 'application/json' } });
+    const res = await getJson(`${base}/api/items`, {
+      method: 'POST',
+      body: '{"name":"x"}',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(res.status).toBe(201);
     expect(res.json()).toMatchObject({ method: 'POST', body: '{"name":"x"}' });
   });
@@ -196,14 +209,19 @@ describe('proxy routes', () => {
 
   it('forwards WebSocket upgrades under the prefix with websocket: true', async () => {
     const upstream = await startUpstream();
-    const { base } = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }, { prefix: '/api', upstream: upstream.origin }]);
+    const { base } = await startSite([
+      { prefix: '/ws', upstream: upstream.origin, websocket: true },
+      { prefix: '/api', upstream: upstream.origin },
+    ]);
     const ws = new WebSocket(`${base.replace('http', 'ws')}/ws/chat?room=1`);
     closers.push(async () => ws.close());
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener('open', () => resolve());
       ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
     });
-    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (event) => resolve(String(event.data))));
+    const reply = new Promise<string>((resolve) =>
+      ws.addEventListener('message', (event) => resolve(String(event.data))),
+    );
     ws.send('hello');
     expect(await reply).toBe('echo hello from /ws/chat?room=1 for 127.0.0.1');
     const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
@@ -217,24 +235,37 @@ describe('proxy routes', () => {
 describe('proxy route options', () => {
   it('checks every entry and names proxy[i].key', () => {
     const check = (routes: unknown) => () => resolveProxyRoutes(routes as ProxyRoute[]);
-    expect(check([{ prefix: 'api', upstream: 'http://a' }])).toThrow('warmpool option "proxy[0].prefix": must be a path like /api (no *, :, ? or #), got "api"');
+    expect(check([{ prefix: 'api', upstream: 'http://a' }])).toThrow(
+      'warmpool option "proxy[0].prefix": must be a path like /api (no *, :, ? or #), got "api"',
+    );
     expect(check([{ prefix: '/a/*', upstream: 'http://a' }])).toThrow(/proxy\[0\]\.prefix/);
-    expect(check([{ prefix: '/a', upstream: 'localhost:9000' }])).toThrow(/proxy\[0\]\.upstream.*must be http:\/\/ or https:\/\//);
+    expect(check([{ prefix: '/a', upstream: 'localhost:9000' }])).toThrow(
+      /proxy\[0\]\.upstream.*must be http:\/\/ or https:\/\//,
+    );
     expect(check([{ prefix: '/a', upstream: 'not a url' }])).toThrow(/proxy\[0\]\.upstream.*must be a URL/);
     expect(check([{ prefix: '/a', upstream: 'http://a?x=1' }])).toThrow(/query or fragment/);
-    expect(check([{ prefix: '/a', upstream: 'http://a' }, { prefix: '/a/', upstream: 'http://b' }])).toThrow('warmpool option "proxy[1].prefix": /a is already proxied by proxy[0]');
+    expect(
+      check([
+        { prefix: '/a', upstream: 'http://a' },
+        { prefix: '/a/', upstream: 'http://b' },
+      ]),
+    ).toThrow('warmpool option "proxy[1].prefix": /a is already proxied by proxy[0]');
     expect(check([{ prefix: '/a', upstream: 'http://a', rewrite_prefix: 'v1' }])).toThrow(/proxy\[0\]\.rewrite_prefix/);
     expect(check([{ prefix: '/a', upstream: 'http://a', timeout: 'soon' }])).toThrow(/proxy\[0\]\.timeout/);
-    expect(check([{ prefix: '/a', upstream: 'http://a', timeout: 0 }])).toThrow(/proxy\[0\]\.timeout": must be more than 0/);
+    expect(check([{ prefix: '/a', upstream: 'http://a', timeout: 0 }])).toThrow(
+      /proxy\[0\]\.timeout": must be more than 0/,
+    );
     expect(check([{ prefix: '/a', upstream: 'http://a', websocket: 'yes' }])).toThrow(/proxy\[0\]\.websocket/);
     expect(check({})).toThrow(/"proxy": must be a list/);
   });
 
   it('resolves the nginx-like defaults once', () => {
-    expect(resolveProxyRoutes([
-      { prefix: '/api/', upstream: 'http://127.0.0.1:9000' },
-      { prefix: '/v', upstream: 'https://up.test/v1/', timeout: '30s', websocket: true },
-    ])).toEqual([
+    expect(
+      resolveProxyRoutes([
+        { prefix: '/api/', upstream: 'http://127.0.0.1:9000' },
+        { prefix: '/v', upstream: 'https://up.test/v1/', timeout: '30s', websocket: true },
+      ]),
+    ).toEqual([
       { prefix: '/api', upstream: 'http://127.0.0.1:9000', rewritePrefix: '/api', websocket: false, timeoutMs: 60_000 },
       { prefix: '/v', upstream: 'https://up.test/v1', rewritePrefix: '/v1', websocket: true, timeoutMs: 30_000 },
     ]);

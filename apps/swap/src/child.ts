@@ -13,7 +13,12 @@ export function commandFor(binary: string): { file: string; prefix: string[] } {
 }
 
 /** Runs `<binary> ARGS` to completion (version, config check). */
-export function runCheck(binary: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 30_000): Promise<{ code: number | null; output: string }> {
+export function runCheck(
+  binary: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 30_000,
+): Promise<{ code: number | null; output: string }> {
   const { file, prefix } = commandFor(binary);
   return new Promise((resolve) => {
     let output = '';
@@ -140,7 +145,8 @@ export class ServerChild {
 
   /** Remembers the current descendants (call before the server may exit and orphan them). */
   rememberDescendants(): void {
-    if (this.process.pid !== undefined) for (const d of descendants(this.process.pid)) this.#descendants.set(d, startTime(d));
+    if (this.process.pid !== undefined)
+      for (const d of descendants(this.process.pid)) this.#descendants.set(d, startTime(d));
   }
 
   /** SIGKILL to remembered descendants still alive — the same process (start time checked), not a reused pid. */
@@ -200,10 +206,11 @@ export function descendants(root: number): number[] {
   const queue = [root];
   while (queue.length > 0) {
     const p = queue.shift()!;
-    for (const [pid, ppid] of parent) if (ppid === p) {
-      found.push(pid);
-      queue.push(pid);
-    }
+    for (const [pid, ppid] of parent)
+      if (ppid === p) {
+        found.push(pid);
+        queue.push(pid);
+      }
   }
   return found;
 }

@@ -40,13 +40,19 @@ export class ListenFailedError extends SwapError<'WP_SWAP_LISTEN_FAILED'> {
 /** `<bin> version` or `<bin> config check` failed. */
 export class CheckFailedError extends SwapError<'WP_SWAP_CHECK_FAILED'> {
   constructor(message: string, output: string) {
-    super('WP_SWAP_CHECK_FAILED', `${message}${output.trim() === '' ? '' : `:\n${output.trim()}`}`, { details: { output } });
+    super('WP_SWAP_CHECK_FAILED', `${message}${output.trim() === '' ? '' : `:\n${output.trim()}`}`, {
+      details: { output },
+    });
   }
 }
 /** The new child exited while booting or during the hand-over. */
 export class BootFailedError extends SwapError<'WP_SWAP_BOOT_FAILED'> {
   constructor(message: string, output: string) {
-    super('WP_SWAP_BOOT_FAILED', `${message}${output.trim() === '' ? '' : `:\n${output.trim().split('\n').slice(-15).join('\n')}`}`, { details: { output } });
+    super(
+      'WP_SWAP_BOOT_FAILED',
+      `${message}${output.trim() === '' ? '' : `:\n${output.trim().split('\n').slice(-15).join('\n')}`}`,
+      { details: { output } },
+    );
   }
 }
 /** /ready did not answer 200 in time. */
@@ -67,7 +73,11 @@ export class NoPreviousError extends SwapError<'WP_SWAP_NO_PREVIOUS'> {
 }
 export class UnreachableError extends SwapError<'WP_SWAP_UNREACHABLE'> {
   constructor(path: string, cause: unknown) {
-    super('WP_SWAP_UNREACHABLE', `no warmpool-swap supervisor answers on ${path} (${(cause as Error)?.message ?? String(cause)}); is \`warmpool-swap start\` running with this --state?`, { cause });
+    super(
+      'WP_SWAP_UNREACHABLE',
+      `no warmpool-swap supervisor answers on ${path} (${(cause as Error)?.message ?? String(cause)}); is \`warmpool-swap start\` running with this --state?`,
+      { cause },
+    );
   }
 }
 export class ControlError extends SwapError<'WP_SWAP_CONTROL'> {

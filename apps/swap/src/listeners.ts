@@ -54,7 +54,8 @@ export function parseAddress(address: string): { host: string; port: number } {
   let host = address.slice(0, colon);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   const port = Number(address.slice(colon + 1));
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`listen address "${address}": bad port`);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError(`listen address "${address}": bad port`);
   return { host: host === '' ? '0.0.0.0' : host, port };
 }
 
@@ -136,5 +137,8 @@ export function addressesFromYaml(file: string, env: NodeJS.ProcessEnv = process
 }
 
 function expand(value: string, env: NodeJS.ProcessEnv): string {
-  return value.replace(/\$\{(\w+)(?::-([^}]*))?\}/g, (_, name: string, fallback: string | undefined) => env[name] ?? fallback ?? '');
+  return value.replace(
+    /\$\{(\w+)(?::-([^}]*))?\}/g,
+    (_, name: string, fallback: string | undefined) => env[name] ?? fallback ?? '',
+  );
 }

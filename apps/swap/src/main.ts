@@ -123,23 +123,36 @@ function listenAddresses(args: Args): Map<ListenerName, string> {
   for (const item of args.values.get('--listen') ?? []) {
     const eq = item.indexOf('=');
     const name = item.slice(0, eq) as ListenerName;
-    if (eq === -1 || !LISTENER_NAMES.includes(name)) throw new UsageError(`--listen ${item}: use NAME=HOST:PORT with NAME one of ${LISTENER_NAMES.join(', ')}`);
+    if (eq === -1 || !LISTENER_NAMES.includes(name))
+      throw new UsageError(`--listen ${item}: use NAME=HOST:PORT with NAME one of ${LISTENER_NAMES.join(', ')}`);
     listen.set(name, item.slice(eq + 1));
   }
   if (listen.size > 0) return listen;
   const c = args.rest.findIndex((a) => a === '-c' || a === '--config');
   const eqForm = args.rest.find((a) => a.startsWith('--config='));
-  const file = c !== -1 ? args.rest[c + 1] : eqForm !== undefined ? eqForm.slice('--config='.length) : existsSync('warmpool.yaml') ? 'warmpool.yaml' : '.rr.yaml';
-  if (file === undefined || !existsSync(file)) throw new UsageError(`no --listen flags and no config file ${file ?? ''} to read addresses from`);
+  const file =
+    c !== -1
+      ? args.rest[c + 1]
+      : eqForm !== undefined
+        ? eqForm.slice('--config='.length)
+        : existsSync('warmpool.yaml')
+          ? 'warmpool.yaml'
+          : '.rr.yaml';
+  if (file === undefined || !existsSync(file))
+    throw new UsageError(`no --listen flags and no config file ${file ?? ''} to read addresses from`);
   return addressesFromYaml(file);
 }
 
 async function start(args: Args, stateDir: string): Promise<number> {
   const binary = one(args, '--binary');
   if (binary === undefined) throw new UsageError('start needs --binary PATH');
-  if (args.rest.length === 0) throw new UsageError('start needs the server arguments after --, e.g. -- serve -c warmpool.yaml');
+  if (args.rest.length === 0)
+    throw new UsageError('start needs the server arguments after --, e.g. -- serve -c warmpool.yaml');
   const listen = listenAddresses(args);
-  if (!listen.has('status')) throw new UsageError('the server needs a status listener (status.address or --listen status=HOST:PORT): warmpool-swap reads /ready to know a new binary is ready');
+  if (!listen.has('status'))
+    throw new UsageError(
+      'the server needs a status listener (status.address or --listen status=HOST:PORT): warmpool-swap reads /ready to know a new binary is ready',
+    );
   const log = (line: string) => process.stdout.write(`${line}\n`);
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   const socketPath = controlSocket(stateDir);
@@ -182,9 +195,15 @@ async function start(args: Args, stateDir: string): Promise<number> {
       return;
     }
     log(`• SIGUSR2: swapping to ${pending}`);
-    supervisor.swap(pending, log).catch((error: unknown) => log(`✗ swap failed, still on ${supervisor.active?.binary}: ${(error as Error).message}`));
+    supervisor
+      .swap(pending, log)
+      .catch((error: unknown) =>
+        log(`✗ swap failed, still on ${supervisor.active?.binary}: ${(error as Error).message}`),
+      );
   });
-  log(`✓ warmpool-swap ready: ${supervisor.active!.colour} pid ${supervisor.active!.pid} (${supervisor.options.binary}); control ${socketPath}`);
+  log(
+    `✓ warmpool-swap ready: ${supervisor.active!.colour} pid ${supervisor.active!.pid} (${supervisor.options.binary}); control ${socketPath}`,
+  );
   const code = await exit;
   control.close();
   try {
@@ -244,9 +263,21 @@ function serveControl(supervisor: Supervisor, path: string, log: (line: string) 
         } else if (request.cmd === 'rollback') {
           await supervisor.rollback(progress);
           send({ type: 'result', ok: true, state: supervisor.state() });
-        } else send({ type: 'result', ok: false, code: 'WP_SWAP_CONTROL', message: `unknown command ${String(request.cmd)}` });
+        } else
+          send({
+            type: 'result',
+            ok: false,
+            code: 'WP_SWAP_CONTROL',
+            message: `unknown command ${String(request.cmd)}`,
+          });
       } catch (error) {
-        send({ type: 'result', ok: false, code: (error as SwapError).code ?? 'WP_SWAP_CONTROL', message: (error as Error).message, state: supervisor.state() });
+        send({
+          type: 'result',
+          ok: false,
+          code: (error as SwapError).code ?? 'WP_SWAP_CONTROL',
+          message: (error as Error).message,
+          state: supervisor.state(),
+        });
       }
       socket.end();
     }
@@ -290,10 +321,14 @@ async function client(stateDir: string, request: object, json: boolean): Promise
   }
   if (result === undefined) throw new ControlError('the supervisor closed the control socket without an answer');
   if (json) process.stdout.write(`${JSON.stringify(result)}\n`);
-  else if (result.state !== undefined && (request as { cmd: string }).cmd === 'status') process.stdout.write(formatStatus(result.state));
+  else if (result.state !== undefined && (request as { cmd: string }).cmd === 'status')
+    process.stdout.write(formatStatus(result.state));
   if (!result.ok) {
     process.stderr.write(`✗ ${result.code}: ${result.message}\n`);
-    if (result.state?.active) process.stderr.write(`  rolled back: ${result.state.active.colour} pid ${result.state.active.pid} (${result.state.active.binary}) keeps serving\n`);
+    if (result.state?.active)
+      process.stderr.write(
+        `  rolled back: ${result.state.active.colour} pid ${result.state.active.pid} (${result.state.active.binary}) keeps serving\n`,
+      );
     return EXIT_FAILED;
   }
   return EXIT_OK;
@@ -303,11 +338,18 @@ function formatStatus(state: SwapState): string {
   const a = state.active;
   const lines = [
     `supervisor pid ${state.supervisorPid}, up ${Math.round((Date.now() - Date.parse(state.startedAt)) / 1000)} s, phase ${state.phase}`,
-    a === null ? 'active: none' : `active: ${a.colour} pid ${a.pid} ${a.binary} (${a.version}), up ${Math.round((Date.now() - Date.parse(a.startedAt)) / 1000)} s`,
+    a === null
+      ? 'active: none'
+      : `active: ${a.colour} pid ${a.pid} ${a.binary} (${a.version}), up ${Math.round((Date.now() - Date.parse(a.startedAt)) / 1000)} s`,
     `previous: ${state.previous ?? 'none'}`,
     `children: ${state.children.map((c) => `${c.colour} pid ${c.pid}`).join(', ') || 'none'}`,
     'history:',
-    ...(state.history.length === 0 ? ['  (no swaps)'] : state.history.map((h) => `  ${h.at} ${h.ok ? '✓' : '✗'} ${h.from} → ${h.to} (${h.ms} ms)${h.reason === undefined ? '' : `: ${h.reason.split('\n')[0]}`}`)),
+    ...(state.history.length === 0
+      ? ['  (no swaps)']
+      : state.history.map(
+          (h) =>
+            `  ${h.at} ${h.ok ? '✓' : '✗'} ${h.from} → ${h.to} (${h.ms} ms)${h.reason === undefined ? '' : `: ${h.reason.split('\n')[0]}`}`,
+        )),
   ];
   return `${lines.join('\n')}\n`;
 }

@@ -8,7 +8,14 @@
 // Any failure before the hand-over kills green and leaves blue serving untouched (rollback); the swap
 // answers with the reason. The shared listening sockets are never closed while the supervisor runs.
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
-import { BootFailedError, BusyError, CheckFailedError, ListenFailedError, NoPreviousError, NotReadyError } from './errors.js';
+import {
+  BootFailedError,
+  BusyError,
+  CheckFailedError,
+  ListenFailedError,
+  NoPreviousError,
+  NotReadyError,
+} from './errors.js';
 import { ServerChild, runCheck, type Colour } from './child.js';
 import { bindSocket, parseAddress, type BoundSocket, type ListenerName } from './listeners.js';
 import { probe, waitReady } from './readiness.js';
@@ -90,7 +97,14 @@ export class Supervisor {
     const colour: Colour = blue.colour === 'blue' ? 'green' : 'blue';
     const started = Date.now();
     const record = (ok: boolean, reason?: string) => {
-      this.#history.push({ at: new Date(started).toISOString(), from: blue.binary, to: binary, ok, ...(reason === undefined ? {} : { reason }), ms: Date.now() - started });
+      this.#history.push({
+        at: new Date(started).toISOString(),
+        from: blue.binary,
+        to: binary,
+        ok,
+        ...(reason === undefined ? {} : { reason }),
+        ms: Date.now() - started,
+      });
       if (this.#history.length > 50) this.#history.shift();
     };
     let green: ServerChild | undefined;
@@ -102,19 +116,27 @@ export class Supervisor {
       const check = this.#checkArgs();
       if (check !== null) {
         const { code, output } = await runCheck(binary, check, this.#childEnv(colour));
-        if (code !== 0) throw new CheckFailedError(`\`${binary} ${check.join(' ')}\` failed (${code === null ? 'did not run' : `exit ${code}`})`, output);
+        if (code !== 0)
+          throw new CheckFailedError(
+            `\`${binary} ${check.join(' ')}\` failed (${code === null ? 'did not run' : `exit ${code}`})`,
+            output,
+          );
       }
       this.#phase = `${colour}-starting`;
       green = this.#spawn(colour, binary);
       green.version = version;
       this.#save();
-      progress(`• ${colour} pid ${green.pid} starting on the shared sockets; waiting for /ready (${this.options.readyTimeoutMs} ms)`);
+      progress(
+        `• ${colour} pid ${green.pid} starting on the shared sockets; waiting for /ready (${this.options.readyTimeoutMs} ms)`,
+      );
       await this.#untilReady(green, progress);
       this.#phase = `${colour}-ready`;
       // last look before blue stops accepting: green must still be alive and ready
       const status = await probe(this.#statusUrl(green)!, 2_000);
-      if (!green.alive) throw new BootFailedError(`${colour} ${green.exitDescription} before the hand-over`, green.output);
-      if (status !== 200) throw new NotReadyError(`${colour} /ready answered ${status || 'nothing'} right before the hand-over`);
+      if (!green.alive)
+        throw new BootFailedError(`${colour} ${green.exitDescription} before the hand-over`, green.output);
+      if (status !== 200)
+        throw new NotReadyError(`${colour} /ready answered ${status || 'nothing'} right before the hand-over`);
     } catch (error) {
       const reason = (error as Error).message;
       progress(`✗ ${reason.split('\n')[0]}`);
@@ -132,7 +154,9 @@ export class Supervisor {
     this.#promote(green);
     this.#previous = blue.binary;
     this.#save();
-    progress(`• ${colour} pid ${green.pid} ready; ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms)`);
+    progress(
+      `• ${colour} pid ${green.pid} ready; ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms)`,
+    );
     await blue.stop(this.options.drainTimeoutMs);
     progress(`• ${blue.colour} pid ${blue.pid} ${blue.exitDescription}`);
     if (!green.alive) {
@@ -189,7 +213,17 @@ export class Supervisor {
     return {
       supervisorPid: process.pid,
       startedAt: this.startedAt.toISOString(),
-      active: a === undefined ? null : { colour: a.colour, binary: a.binary, version: a.version, pid: a.pid ?? null, startedAt: new Date(a.startedAt).toISOString(), statusUrl: this.#statusUrl(a) },
+      active:
+        a === undefined
+          ? null
+          : {
+              colour: a.colour,
+              binary: a.binary,
+              version: a.version,
+              pid: a.pid ?? null,
+              startedAt: new Date(a.startedAt).toISOString(),
+              statusUrl: this.#statusUrl(a),
+            },
       previous: this.#previous,
       phase: this.#phase,
       children: [...this.#children].map((c) => ({ colour: c.colour, pid: c.pid ?? null, binary: c.binary })),
@@ -217,13 +251,24 @@ export class Supervisor {
 
   async #version(binary: string, colour: Colour = 'blue'): Promise<string> {
     const { code, output } = await runCheck(binary, ['version'], this.#childEnv(colour));
-    if (code !== 0) throw new CheckFailedError(`\`${binary} version\` failed (${code === null ? 'did not run' : `exit ${code}`})`, output);
+    if (code !== 0)
+      throw new CheckFailedError(
+        `\`${binary} version\` failed (${code === null ? 'did not run' : `exit ${code}`})`,
+        output,
+      );
     return output.trim().split('\n')[0] ?? '';
   }
 
   #spawn(colour: Colour, binary: string): ServerChild {
     const status = bindSocket('status', '127.0.0.1:0');
-    const child = new ServerChild({ colour, binary, args: this.options.args, sockets: [...this.#shared, status], env: this.#childEnv(colour), log: this.options.log });
+    const child = new ServerChild({
+      colour,
+      binary,
+      args: this.options.args,
+      sockets: [...this.#shared, status],
+      env: this.#childEnv(colour),
+      log: this.options.log,
+    });
     this.#privateStatus.set(child, status);
     this.#children.add(child);
     void child.exited.then(() => {
@@ -250,7 +295,11 @@ export class Supervisor {
 
   async #untilReady(child: ServerChild, progress: Progress): Promise<void> {
     await waitReady({ url: this.#statusUrl(child)!, timeoutMs: this.options.readyTimeoutMs, exited: child.exited });
-    if (!child.alive) throw new BootFailedError(`${child.colour} pid ${child.pid} ${child.exitDescription} while booting`, child.output);
+    if (!child.alive)
+      throw new BootFailedError(
+        `${child.colour} pid ${child.pid} ${child.exitDescription} while booting`,
+        child.output,
+      );
     progress(`• ${child.colour} pid ${child.pid} ready`);
   }
 
@@ -276,7 +325,9 @@ export class Supervisor {
     });
     const { host, port } = parseAddress(address);
     return new Promise((resolve, reject) => {
-      server.once('error', (error: NodeJS.ErrnoException) => reject(new ListenFailedError('status', address, error.code ?? error.message)));
+      server.once('error', (error: NodeJS.ErrnoException) =>
+        reject(new ListenFailedError('status', address, error.code ?? error.message)),
+      );
       server.listen({ host, port }, () => resolve(server));
     });
   }

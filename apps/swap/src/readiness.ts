@@ -18,7 +18,9 @@ export async function waitReady(options: ReadyOptions): Promise<void> {
   while (Date.now() < deadline) {
     if (exited) return; // the caller reports the exit
     try {
-      const res = await fetch(options.url, { signal: AbortSignal.timeout(Math.max(100, Math.min(2_000, deadline - Date.now()))) });
+      const res = await fetch(options.url, {
+        signal: AbortSignal.timeout(Math.max(100, Math.min(2_000, deadline - Date.now()))),
+      });
       await res.arrayBuffer();
       if (res.status === 200) return;
       last = `answered ${res.status}`;

@@ -16,7 +16,14 @@ export interface SwapRecord {
 export interface SwapState {
   supervisorPid: number;
   startedAt: string;
-  active: { colour: Colour; binary: string; version: string; pid: number | null; startedAt: string; statusUrl: string | null } | null;
+  active: {
+    colour: Colour;
+    binary: string;
+    version: string;
+    pid: number | null;
+    startedAt: string;
+    statusUrl: string | null;
+  } | null;
   previous: string | null;
   /** the binary SIGUSR2 swaps to */
   pending?: string;

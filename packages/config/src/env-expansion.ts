@@ -56,13 +56,21 @@ export function expandVariables(text: string, env: Env): Expansion {
     }
     const close = text.indexOf('}', dollar + 2);
     if (close < 0) {
-      return { ok: false, kind: 'syntax', message: `unterminated "\${" in ${JSON.stringify(text)}; write \${NAME} or \${NAME:-default}, and $$ for a literal $` };
+      return {
+        ok: false,
+        kind: 'syntax',
+        message: `unterminated "\${" in ${JSON.stringify(text)}; write \${NAME} or \${NAME:-default}, and $$ for a literal $`,
+      };
     }
     const body = text.slice(dollar + 2, close);
     const sep = body.indexOf(':-');
     const name = sep < 0 ? body : body.slice(0, sep);
     if (!NAME.test(name)) {
-      return { ok: false, kind: 'syntax', message: `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}, and $$ for a literal $` };
+      return {
+        ok: false,
+        kind: 'syntax',
+        message: `"\${${body}}" is not a variable reference; write \${NAME} or \${NAME:-default}, and $$ for a literal $`,
+      };
     }
     const value = env[name];
     if (sep < 0) {

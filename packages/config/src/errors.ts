@@ -47,7 +47,9 @@ export class UnknownKeyError extends LocatedConfigError<'WP_CONFIG_UNKNOWN_KEY'>
   readonly suggestion: string | null;
   constructor(key: string, position: Position, suggestion: string | null, hint = '') {
     const tail = suggestion === null ? '' : `; did you mean "${suggestion}"?`;
-    super('WP_CONFIG_UNKNOWN_KEY', key, position, `unknown key${hint === '' ? '' : ` (${hint})`}${tail}`, { suggestion });
+    super('WP_CONFIG_UNKNOWN_KEY', key, position, `unknown key${hint === '' ? '' : ` (${hint})`}${tail}`, {
+      suggestion,
+    });
     this.suggestion = suggestion;
   }
 }
@@ -118,10 +120,13 @@ export class ConfigFileError extends WarmpoolError<'WP_CONFIG_FILE_UNREADABLE'> 
   constructor(file: string, cause: unknown) {
     const code = (cause as { code?: string } | null)?.code;
     const why =
-      code === 'ENOENT' ? 'no such file; pass the right path with -c, or create it'
-      : code === 'EACCES' ? 'permission denied; make it readable by the user warmpool runs as'
-      : code === 'EISDIR' ? 'it is a directory; pass the YAML file inside it'
-      : (cause as Error | null)?.message ?? String(cause);
+      code === 'ENOENT'
+        ? 'no such file; pass the right path with -c, or create it'
+        : code === 'EACCES'
+          ? 'permission denied; make it readable by the user warmpool runs as'
+          : code === 'EISDIR'
+            ? 'it is a directory; pass the YAML file inside it'
+            : ((cause as Error | null)?.message ?? String(cause));
     super('WP_CONFIG_FILE_UNREADABLE', `cannot read config file ${file}: ${why}`, { cause, details: { file } });
   }
 }

@@ -68,10 +68,28 @@ const HOST = /^(\*\.)?[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0
 
 type Entry = Omit<KeySpec, 'origin'> & { origin?: 'rr' | 'warmpool' };
 
-const rr = (path: string, type: ValueType, description: string, extra: Partial<Entry> = {}): Entry => ({ path, type, description, origin: 'rr', ...extra });
-const wp = (path: string, type: ValueType, description: string, extra: Partial<Entry> = {}): Entry => ({ path, type, description, origin: 'warmpool', ...extra });
+const rr = (path: string, type: ValueType, description: string, extra: Partial<Entry> = {}): Entry => ({
+  path,
+  type,
+  description,
+  origin: 'rr',
+  ...extra,
+});
+const wp = (path: string, type: ValueType, description: string, extra: Partial<Entry> = {}): Entry => ({
+  path,
+  type,
+  description,
+  origin: 'warmpool',
+  ...extra,
+});
 /** An RR key warmpool does not support: loading goes on, with this warning naming it. */
-const warned = (path: string, message: string): Entry => ({ path, type: 'section', description: message, origin: 'rr', warned: message });
+const warned = (path: string, message: string): Entry => ({
+  path,
+  type: 'section',
+  description: message,
+  origin: 'rr',
+  warned: message,
+});
 
 const TOP: Entry[] = [
   rr('version', 'enum', 'layout version of the file: RoadRunner v3', {
@@ -85,26 +103,52 @@ const TOP: Entry[] = [
   rr('server.command', 'string|string[]', 'command that starts one worker ("php worker.php"), or its argv'),
   rr('server.env', 'map', 'extra environment for workers; keys are upper-cased, $VAR in values is expanded at spawn'),
   rr('server.env.*', 'scalar-string', 'one environment variable given to workers'),
-  rr('server.relay', 'string', 'how workers talk to warmpool: pipes, fds (warmpool SDK), unix:///path or tcp://host:port', {
-    default: 'pipes',
-    pattern: /^(pipes|fds|unix:\/\/\S+|tcp:\/\/\S+:\d+)$/,
-    hint: '"pipes", "fds", "unix:///path/to.sock" or "tcp://127.0.0.1:7000"',
-  }),
+  rr(
+    'server.relay',
+    'string',
+    'how workers talk to warmpool: pipes, fds (warmpool SDK), unix:///path or tcp://host:port',
+    {
+      default: 'pipes',
+      pattern: /^(pipes|fds|unix:\/\/\S+|tcp:\/\/\S+:\d+)$/,
+      hint: '"pipes", "fds", "unix:///path/to.sock" or "tcp://127.0.0.1:7000"',
+    },
+  ),
   rr('server.user', 'scalar-string', 'run workers as this user (name or uid; warmpool must run as root)'),
   rr('server.group', 'scalar-string', 'run workers with this group (name or gid; warmpool must run as root)'),
-  warned('server.relay_timeout', 'a worker\'s boot and handshake are bounded by http.pool.allocate_timeout instead'),
+  warned('server.relay_timeout', "a worker's boot and handshake are bounded by http.pool.allocate_timeout instead"),
   warned('server.on_init', 'run that command before warmpool starts (e.g. ExecStartPre= in the systemd unit)'),
   warned('server.after_init', 'run that command after warmpool is ready (e.g. ExecStartPost= in the systemd unit)'),
 
   // ---- http: the listener and the default site ----
   rr('http', 'section', 'the HTTP server, and the default site (requests whose Host matches no sites[] entry)'),
-  rr('http.address', 'string', 'where the HTTP server listens', { required: true, pattern: ADDRESS, hint: ADDRESS_HINT }),
-  rr('http.max_request_size', 'size-mb', 'largest request body (413 above); 0 = the default', { unit: 'MB', min: 0, default: 100 }),
-  rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', { default: false }),
+  rr('http.address', 'string', 'where the HTTP server listens', {
+    required: true,
+    pattern: ADDRESS,
+    hint: ADDRESS_HINT,
+  }),
+  rr('http.max_request_size', 'size-mb', 'largest request body (413 above); 0 = the default', {
+    unit: 'MB',
+    min: 0,
+    default: 100,
+  }),
+  rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', {
+    default: false,
+  }),
   rr('http.access_logs', 'boolean', 'log one line per request', { default: false }),
-  rr('http.middleware', 'string[]', 'RR middleware to run: static, headers and gzip are supported; others are warned about and skipped'),
-  rr('http.trusted_subnets', 'string[]', 'CIDRs of proxies whose X-Forwarded-For / X-Real-Ip / Forwarded headers are believed'),
-  warned('http.internal_error_code', 'warmpool answers 503 (overload), 504 (exec_ttl), 502 (worker crash) or 500 by failure kind'),
+  rr(
+    'http.middleware',
+    'string[]',
+    'RR middleware to run: static, headers and gzip are supported; others are warned about and skipped',
+  ),
+  rr(
+    'http.trusted_subnets',
+    'string[]',
+    'CIDRs of proxies whose X-Forwarded-For / X-Real-Ip / Forwarded headers are believed',
+  ),
+  warned(
+    'http.internal_error_code',
+    'warmpool answers 503 (overload), 504 (exec_ttl), 502 (worker crash) or 500 by failure kind',
+  ),
   warned('http.fcgi', 'serve HTTP, or put nginx in front for FastCGI clients'),
   warned('http.http3', 'HTTP/1.1 and HTTP/2 (http.http2, http.ssl) are served; HTTP/3 is not'),
   warned('http.new_relic', 'there is no New Relic middleware; use metrics (Prometheus)'),
@@ -112,21 +156,37 @@ const TOP: Entry[] = [
 
   rr('http.uploads', 'section', 'multipart file uploads'),
   rr('http.uploads.dir', 'string', 'directory for uploaded temp files', { default: 'the OS temp dir' }),
-  rr('http.uploads.forbid', 'string[]', 'extensions refused (PHP upload error 8)', { default: '[".php", ".exe", ".bat"]' }),
+  rr('http.uploads.forbid', 'string[]', 'extensions refused (PHP upload error 8)', {
+    default: '[".php", ".exe", ".bat"]',
+  }),
   rr('http.uploads.allow', 'string[]', 'when not empty, only these extensions are stored'),
-  wp('http.uploads.max_file_size', 'size-mb', 'largest uploaded file (PHP upload error 1 above); 0 = no limit', { unit: 'MB', min: 0, default: 0 }),
+  wp('http.uploads.max_file_size', 'size-mb', 'largest uploaded file (PHP upload error 1 above); 0 = no limit', {
+    unit: 'MB',
+    min: 0,
+    default: 0,
+  }),
   wp('http.uploads.max_files', 'integer', 'most files in one form (413 above)', { min: 1 }),
 
   rr('http.headers', 'section', 'headers middleware: CORS, and headers added to requests and responses'),
   rr('http.headers.cors', 'section', 'answer CORS preflights and add CORS headers'),
   rr('http.headers.cors.allowed_origin', 'string', 'Access-Control-Allow-Origin: "*" or comma-separated origins'),
-  rr('http.headers.cors.allowed_origin_regex', 'string', 'origins matching this regular expression are allowed (allowed_origin is then ignored)'),
+  rr(
+    'http.headers.cors.allowed_origin_regex',
+    'string',
+    'origins matching this regular expression are allowed (allowed_origin is then ignored)',
+  ),
   rr('http.headers.cors.allowed_headers', 'string', 'Access-Control-Allow-Headers, comma-separated or "*"'),
   rr('http.headers.cors.allowed_methods', 'string', 'Access-Control-Allow-Methods, comma-separated'),
-  rr('http.headers.cors.allow_credentials', 'boolean', 'send Access-Control-Allow-Credentials: true', { default: false }),
+  rr('http.headers.cors.allow_credentials', 'boolean', 'send Access-Control-Allow-Credentials: true', {
+    default: false,
+  }),
   rr('http.headers.cors.exposed_headers', 'string', 'Access-Control-Expose-Headers, comma-separated'),
   rr('http.headers.cors.max_age', 'integer', 'Access-Control-Max-Age', { unit: 's', min: 0 }),
-  rr('http.headers.cors.options_success_status', 'integer', 'status of a successful preflight', { min: 200, max: 299, default: 200 }),
+  rr('http.headers.cors.options_success_status', 'integer', 'status of a successful preflight', {
+    min: 200,
+    max: 299,
+    default: 200,
+  }),
   rr('http.headers.cors.debug', 'boolean', 'log why a CORS request was refused', { default: false }),
   rr('http.headers.request', 'map', 'headers added to every request before PHP sees it'),
   rr('http.headers.request.*', 'scalar-string', 'one request header: name → value'),
@@ -135,7 +195,9 @@ const TOP: Entry[] = [
 
   rr('http.static', 'section', 'static files served before PHP (needs "static" in http.middleware)'),
   rr('http.static.dir', 'string', 'directory to serve files from', { default: '.' }),
-  rr('http.static.forbid', 'string[]', 'extensions never served as files (dotfiles never are either)', { default: '[".php", ".phtml", ".phar", ".env", ".htaccess", ".git"]' }),
+  rr('http.static.forbid', 'string[]', 'extensions never served as files (dotfiles never are either)', {
+    default: '[".php", ".phtml", ".phar", ".env", ".htaccess", ".git"]',
+  }),
   rr('http.static.allow', 'string[]', 'when not empty, only these extensions are served'),
   rr('http.static.calculate_etag', 'boolean', 'send an ETag', { default: false }),
   rr('http.static.weak', 'boolean', 'make the ETag weak (W/)', { default: false }),
@@ -145,34 +207,83 @@ const TOP: Entry[] = [
   rr('http.static.response.*', 'scalar-string', 'one response header: name → value'),
   wp('http.static.index', 'string[]', 'index files for paths ending in "/"', { default: '["index.html"]' }),
   wp('http.static.last_modified', 'boolean', 'send Last-Modified and answer If-Modified-Since', { default: true }),
-  wp('http.static.precompressed', 'boolean', 'serve x.css.br / x.css.gz for x.css when the client accepts them', { default: true }),
+  wp('http.static.precompressed', 'boolean', 'serve x.css.br / x.css.gz for x.css when the client accepts them', {
+    default: true,
+  }),
   wp('http.static.cache_control', 'map', 'Cache-Control per extension; "*" for the rest'),
   wp('http.static.cache_control.*', 'scalar-string', 'one extension (".css") → Cache-Control value'),
 
   rr('http.pool', 'section', 'the warm pool of PHP workers'),
   rr('http.pool.debug', 'boolean', 'show worker error text in 500 responses; never in production', { default: false }),
   rr('http.pool.command', 'string|string[]', 'worker command for this pool (overrides server.command)'),
-  rr('http.pool.num_workers', 'integer|auto', 'workers kept warm: an integer, "auto" (measured sizing), or 0 = CPU count', { values: ['auto'], min: 0, max: 500, default: 'CPU count' }),
+  rr(
+    'http.pool.num_workers',
+    'integer|auto',
+    'workers kept warm: an integer, "auto" (measured sizing), or 0 = CPU count',
+    { values: ['auto'], min: 0, max: 500, default: 'CPU count' },
+  ),
   rr('http.pool.max_jobs', 'integer', 'recycle a worker after this many requests; 0 = never', { min: 0, default: 0 }),
-  rr('http.pool.allocate_timeout', 'duration', 'how long a request waits for a free worker (and a worker may take to boot)', { default: '60s' }),
-  rr('http.pool.max_queue_size', 'integer', 'requests allowed to wait for a worker (503 above); 0 = unlimited', { min: 0, default: 0 }),
-  rr('http.pool.destroy_timeout', 'duration', 'grace between the stop command and SIGKILL; bounds the shutdown drain', { default: '60s' }),
-  rr('http.pool.reset_timeout', 'duration', 'how long a reset waits for a busy worker before killing it', { default: '60s' }),
+  rr(
+    'http.pool.allocate_timeout',
+    'duration',
+    'how long a request waits for a free worker (and a worker may take to boot)',
+    { default: '60s' },
+  ),
+  rr('http.pool.max_queue_size', 'integer', 'requests allowed to wait for a worker (503 above); 0 = unlimited', {
+    min: 0,
+    default: 0,
+  }),
+  rr('http.pool.destroy_timeout', 'duration', 'grace between the stop command and SIGKILL; bounds the shutdown drain', {
+    default: '60s',
+  }),
+  rr('http.pool.reset_timeout', 'duration', 'how long a reset waits for a busy worker before killing it', {
+    default: '60s',
+  }),
   rr('http.pool.stream_timeout', 'duration', 'how long a cancelled stream may take to end', { default: '60s' }),
-  wp('http.pool.max_frame_size', 'integer', 'largest frame a worker may send', { unit: 'bytes', min: 1024, max: 0xffffffff, default: 268435456 }),
-  wp('http.pool.min_workers', 'integer', 'dynamic pool: fewest workers kept (0 = scale to zero when idle); not with num_workers', { min: 0, max: 500 }),
+  wp('http.pool.max_frame_size', 'integer', 'largest frame a worker may send', {
+    unit: 'bytes',
+    min: 1024,
+    max: 0xffffffff,
+    default: 268435456,
+  }),
+  wp(
+    'http.pool.min_workers',
+    'integer',
+    'dynamic pool: fewest workers kept (0 = scale to zero when idle); not with num_workers',
+    { min: 0, max: 500 },
+  ),
   wp('http.pool.max_workers', 'integer', 'dynamic pool: most workers spawned under load', { min: 1, max: 500 }),
-  wp('http.pool.headroom', 'number', 'num_workers: auto — share of available memory kept free', { min: 0, max: 0.99, default: 0.25 }),
-  warned('http.pool.dynamic_allocator', 'use min_workers / max_workers (warmpool\'s dynamic pool) or num_workers: auto'),
+  wp('http.pool.headroom', 'number', 'num_workers: auto — share of available memory kept free', {
+    min: 0,
+    max: 0.99,
+    default: 0.25,
+  }),
+  warned('http.pool.dynamic_allocator', "use min_workers / max_workers (warmpool's dynamic pool) or num_workers: auto"),
   rr('http.pool.supervisor', 'section', 'limits that recycle workers'),
-  rr('http.pool.supervisor.watch_tick', 'duration', 'how often ttl, idle_ttl and max_worker_memory are checked', { default: '1s' }),
+  rr('http.pool.supervisor.watch_tick', 'duration', 'how often ttl, idle_ttl and max_worker_memory are checked', {
+    default: '1s',
+  }),
   rr('http.pool.supervisor.ttl', 'duration', 'max worker age; recycled when next idle; 0 = off', { default: '0s' }),
   rr('http.pool.supervisor.idle_ttl', 'duration', 'max idle time of a worker; 0 = off', { default: '0s' }),
-  rr('http.pool.supervisor.exec_ttl', 'duration', 'max time of one request: the worker is killed and the client gets 504; 0 = off', { default: '0s' }),
-  rr('http.pool.supervisor.max_worker_memory', 'size-mb', 'recycle a worker whose RSS exceeds this after its request; 0 = off', { unit: 'MB', min: 0, default: 0 }),
+  rr(
+    'http.pool.supervisor.exec_ttl',
+    'duration',
+    'max time of one request: the worker is killed and the client gets 504; 0 = off',
+    { default: '0s' },
+  ),
+  rr(
+    'http.pool.supervisor.max_worker_memory',
+    'size-mb',
+    'recycle a worker whose RSS exceeds this after its request; 0 = off',
+    { unit: 'MB', min: 0, default: 0 },
+  ),
 
   rr('http.ssl', 'section', 'HTTPS listener'),
-  rr('http.ssl.address', 'string', 'where the HTTPS server listens', { pattern: ADDRESS, hint: ADDRESS_HINT, default: ':443' }),
+  rr('http.ssl.address', 'string', 'where the HTTPS server listens', {
+    pattern: ADDRESS,
+    hint: ADDRESS_HINT,
+    default: ':443',
+  }),
   rr('http.ssl.redirect', 'boolean', 'answer plain-HTTP requests with a redirect to HTTPS', { default: false }),
   rr('http.ssl.cert', 'string', 'certificate chain file (PEM)', { required: true }),
   rr('http.ssl.key', 'string', 'private key file (PEM)', { required: true }),
@@ -185,30 +296,49 @@ const TOP: Entry[] = [
   rr('http.http2.max_concurrent_streams', 'integer', 'streams per connection', { min: 1 }),
 
   wp('http.max_header_count', 'integer', 'most request header fields (431 above)', { min: 1 }),
-  wp('http.max_header_size', 'integer', 'largest request head: request line and headers (431 above)', { unit: 'bytes', min: 1024, default: 16384 }),
+  wp('http.max_header_size', 'integer', 'largest request head: request line and headers (431 above)', {
+    unit: 'bytes',
+    min: 1024,
+    default: 16384,
+  }),
   wp('http.headers_timeout', 'duration', 'time to receive the request head (408 after)', { default: '60s' }),
-  wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', { default: '0s' }),
+  wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', {
+    default: '0s',
+  }),
 
   // ---- status, metrics, logs ----
   rr('status', 'section', 'health endpoints /health and /ready on their own listener'),
-  rr('status.address', 'string', 'where the health endpoints listen', { required: true, pattern: ADDRESS, hint: ADDRESS_HINT }),
-  rr('status.unavailable_status_code', 'integer', 'status of /ready while not ready', { min: 400, max: 599, default: 503 }),
+  rr('status.address', 'string', 'where the health endpoints listen', {
+    required: true,
+    pattern: ADDRESS,
+    hint: ADDRESS_HINT,
+  }),
+  rr('status.unavailable_status_code', 'integer', 'status of /ready while not ready', {
+    min: 400,
+    max: 599,
+    default: 503,
+  }),
   rr('metrics', 'section', 'Prometheus metrics on their own listener'),
   rr('metrics.address', 'string', 'where /metrics listens', { required: true, pattern: ADDRESS, hint: ADDRESS_HINT }),
   warned('metrics.collect', 'application-defined metrics cannot be declared; warmpool exports its own'),
   rr('logs', 'section', 'logging'),
-  rr('logs.mode', 'enum', 'development: pretty; production: JSON; raw: messages only; off: nothing', { values: ['development', 'production', 'raw', 'off'], default: 'development' }),
+  rr('logs.mode', 'enum', 'development: pretty; production: JSON; raw: messages only; off: nothing', {
+    values: ['development', 'production', 'raw', 'off'],
+    default: 'development',
+  }),
   rr('logs.level', 'enum', 'lowest level written', { values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] }),
   rr('logs.encoding', 'enum', 'line format', { values: ['console', 'json'] }),
   rr('logs.output', 'string|string[]', 'stderr, stdout or a file path (or several)', { default: 'stderr' }),
   rr('logs.err_output', 'string|string[]', 'where error-level lines go', { default: 'stderr' }),
   rr('logs.channels', 'map', 'per-channel overrides ("http", "server", "pool")'),
-  rr('logs.channels.*', 'section', 'one channel\'s overrides'),
-  rr('logs.channels.*.mode', 'enum', 'this channel\'s mode', { values: ['development', 'production', 'raw', 'off'] }),
-  rr('logs.channels.*.level', 'enum', 'this channel\'s level', { values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'] }),
-  rr('logs.channels.*.encoding', 'enum', 'this channel\'s encoding', { values: ['console', 'json'] }),
-  rr('logs.channels.*.output', 'string|string[]', 'this channel\'s output'),
-  rr('logs.channels.*.err_output', 'string|string[]', 'this channel\'s error output'),
+  rr('logs.channels.*', 'section', "one channel's overrides"),
+  rr('logs.channels.*.mode', 'enum', "this channel's mode", { values: ['development', 'production', 'raw', 'off'] }),
+  rr('logs.channels.*.level', 'enum', "this channel's level", {
+    values: ['debug', 'info', 'warn', 'error', 'panic', 'fatal'],
+  }),
+  rr('logs.channels.*.encoding', 'enum', "this channel's encoding", { values: ['console', 'json'] }),
+  rr('logs.channels.*.output', 'string|string[]', "this channel's output"),
+  rr('logs.channels.*.err_output', 'string|string[]', "this channel's error output"),
   warned('logs.line_ending', 'lines always end with "\\n"'),
   warned('logs.file_logger_options', 'write to a file with logs.output: /path and rotate it with logrotate'),
 
@@ -220,10 +350,14 @@ const TOP: Entry[] = [
     pattern: HOST,
     hint: 'a host name like "example.com" or "*.example.com" (no scheme, port or path)',
   }),
-  wp('sites[].root', 'string', 'the site\'s directory: the working directory of its workers'),
+  wp('sites[].root', 'string', "the site's directory: the working directory of its workers"),
   wp('proxy', 'list', 'path prefixes passed to another HTTP server'),
   wp('proxy[]', 'section', 'one proxied prefix'),
-  wp('proxy[].prefix', 'string', 'path prefix to proxy, e.g. "/api"', { required: true, pattern: /^\/\S*$/, hint: 'a path starting with "/", e.g. "/api"' }),
+  wp('proxy[].prefix', 'string', 'path prefix to proxy, e.g. "/api"', {
+    required: true,
+    pattern: /^\/\S*$/,
+    hint: 'a path starting with "/", e.g. "/api"',
+  }),
   wp('proxy[].upstream', 'string', 'the server to pass to, e.g. "http://127.0.0.1:9000"', {
     required: true,
     pattern: /^https?:\/\/[^\s/?#]+(\/\S*)?$/,
@@ -233,7 +367,11 @@ const TOP: Entry[] = [
   wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses'),
   wp('cache.enabled', 'boolean', 'turn the micro-cache on', { default: false }),
   wp('cache.max_bytes', 'bytes', 'memory budget of cached bodies', { unit: 'bytes', min: 0, default: '64m' }),
-  wp('cache.max_age', 'duration', 'how long a `public` response without max-age or s-maxage is kept (as nginx fastcgi_cache_valid; unset: not kept); one that says max-age or s-maxage is kept that long'),
+  wp(
+    'cache.max_age',
+    'duration',
+    'how long a `public` response without max-age or s-maxage is kept (as nginx fastcgi_cache_valid; unset: not kept); one that says max-age or s-maxage is kept that long',
+  ),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];
@@ -261,13 +399,21 @@ const RR_PLUGINS: Record<string, string> = {
   memcached: 'there is no key-value store; talk to Memcached from PHP',
   memory: 'there is no key-value store; use APCu from PHP',
   otel: 'there is no OpenTelemetry export; use metrics (Prometheus)',
-  endure: 'RoadRunner\'s container settings do not apply',
+  endure: "RoadRunner's container settings do not apply",
   fileserver: 'serve files with http.static instead',
   lock: 'there is no lock service; use Redis or the database from PHP',
 };
 
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
-export const SITE_HTTP_KEYS: readonly string[] = ['pool', 'max_request_size', 'raw_body', 'middleware', 'uploads', 'static', 'headers'];
+export const SITE_HTTP_KEYS: readonly string[] = [
+  'pool',
+  'max_request_size',
+  'raw_body',
+  'middleware',
+  'uploads',
+  'static',
+  'headers',
+];
 
 function deriveSiteKeys(entries: readonly Entry[]): Entry[] {
   const out: Entry[] = [];

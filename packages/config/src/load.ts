@@ -50,7 +50,10 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
     return { file, line: Math.max(line, 1), col: Math.max(col, 1) };
   };
   if (doc.errors.length > 0) {
-    throw new ConfigError(file, doc.errors.map((error) => new ConfigSyntaxError(at(error.pos[0]), describeYamlError(error, text))));
+    throw new ConfigError(
+      file,
+      doc.errors.map((error) => new ConfigSyntaxError(at(error.pos[0]), describeYamlError(error, text))),
+    );
   }
   const result = validateDocument(doc, { file, env, lineCounter });
   if (result.config === null) throw new ConfigError(file, result.errors);
@@ -80,7 +83,8 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
 function describeYamlError(error: YAMLError, text: string): string {
   switch (error.code) {
     case 'DUPLICATE_KEY': {
-      const key = /^\s*("[^"\n]*"|'[^'\n]*'|[^:\n]*?)\s*:/.exec(text.slice(error.pos[0]))?.[1]?.replace(/^["']|["']$/g, '') ?? '';
+      const key =
+        /^\s*("[^"\n]*"|'[^'\n]*'|[^:\n]*?)\s*:/.exec(text.slice(error.pos[0]))?.[1]?.replace(/^["']|["']$/g, '') ?? '';
       return `duplicate key${key === '' ? '' : ` "${key}"`}: it is already set in the same section; keep one`;
     }
     case 'MULTIPLE_DOCS':

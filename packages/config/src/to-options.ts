@@ -93,7 +93,18 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
   const sites: SiteOptions[] = [];
   (config.sites ?? []).forEach((site, index) => {
     const dir = site.root === undefined ? baseDir : resolve(baseDir, site.root);
-    sites.push(buildSite(loaded, index, site.hosts, dir, mergeDeep(config.server, site.server), mergeSiteHttp(config.http, site.http), options, errors));
+    sites.push(
+      buildSite(
+        loaded,
+        index,
+        site.hosts,
+        dir,
+        mergeDeep(config.server, site.server),
+        mergeSiteHttp(config.http, site.http),
+        options,
+        errors,
+      ),
+    );
   });
   let defaultSite: SiteOptions | null = null;
   if (commandOf(config.server, config.http) !== undefined) {
@@ -108,7 +119,14 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     http: {
       address: config.http.address,
       access_logs: config.http.access_logs === true,
-      ssl: config.http.ssl === undefined ? null : { ...config.http.ssl, cert: resolve(baseDir, config.http.ssl.cert), key: resolve(baseDir, config.http.ssl.key) },
+      ssl:
+        config.http.ssl === undefined
+          ? null
+          : {
+              ...config.http.ssl,
+              cert: resolve(baseDir, config.http.ssl.cert),
+              key: resolve(baseDir, config.http.ssl.key),
+            },
       http2: config.http.http2 ?? null,
     },
     status: config.status,
@@ -191,12 +209,26 @@ function buildSite(
   const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
   if (server.user !== undefined) {
     const uid = idOf(server.user, options.lookupUser ?? lookupPasswd);
-    if (uid === null) errors.push(locatedError(loaded, [`${sitePath}server.user`, 'server.user'], `no user "${server.user}" on this machine; give an existing user name or a numeric uid`));
+    if (uid === null)
+      errors.push(
+        locatedError(
+          loaded,
+          [`${sitePath}server.user`, 'server.user'],
+          `no user "${server.user}" on this machine; give an existing user name or a numeric uid`,
+        ),
+      );
     else poolOptions.uid = uid;
   }
   if (server.group !== undefined) {
     const gid = idOf(server.group, options.lookupGroup ?? lookupGroup);
-    if (gid === null) errors.push(locatedError(loaded, [`${sitePath}server.group`, 'server.group'], `no group "${server.group}" on this machine; give an existing group name or a numeric gid`));
+    if (gid === null)
+      errors.push(
+        locatedError(
+          loaded,
+          [`${sitePath}server.group`, 'server.group'],
+          `no group "${server.group}" on this machine; give an existing group name or a numeric gid`,
+        ),
+      );
     else poolOptions.gid = gid;
   }
   if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;
@@ -219,8 +251,16 @@ function buildSite(
     if (s.precompressed !== undefined) staticOptions.precompressed = s.precompressed;
     if (s.cache_control !== undefined) staticOptions.cache_control = s.cache_control;
     plugin.static = staticOptions;
-    if (s.request !== undefined) ignored.push({ key: `${sitePath}http.static.request`, reason: 'request headers for static files are not added (static files never reach PHP)' });
-    if (s.response !== undefined) ignored.push({ key: `${sitePath}http.static.response`, reason: 'use http.headers.response (added to every response) instead' });
+    if (s.request !== undefined)
+      ignored.push({
+        key: `${sitePath}http.static.request`,
+        reason: 'request headers for static files are not added (static files never reach PHP)',
+      });
+    if (s.response !== undefined)
+      ignored.push({
+        key: `${sitePath}http.static.response`,
+        reason: 'use http.headers.response (added to every response) instead',
+      });
   }
 
   if (http.uploads !== undefined) {
@@ -309,7 +349,13 @@ const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
   [/^raw_body$/, 'http.raw_body'],
   [/^max_request_size$/, 'http.max_request_size'],
 ];
-const LISTENER_KEYS = new Set(['trusted_subnets', 'max_header_count', 'max_header_size', 'headers_timeout', 'request_timeout']);
+const LISTENER_KEYS = new Set([
+  'trusted_subnets',
+  'max_header_count',
+  'max_header_size',
+  'headers_timeout',
+  'request_timeout',
+]);
 
 /**
  * The YAML key paths (most specific first) a plugin option of `site` comes from: the site's own
@@ -335,7 +381,11 @@ export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index'>):
  * Turns an error the plugin raised for `site` (WP_FASTIFY_INVALID_OPTION with details.key) into a
  * ConfigError whose one line names the YAML key and its file:line:col; null for any other error.
  */
-export function locateOptionError(error: unknown, loaded: LoadedConfig, site: Pick<SiteOptions, 'index'>): ConfigError | null {
+export function locateOptionError(
+  error: unknown,
+  loaded: LoadedConfig,
+  site: Pick<SiteOptions, 'index'>,
+): ConfigError | null {
   const err = error as { code?: unknown; message?: unknown; details?: { key?: unknown } };
   if (err?.code !== 'WP_FASTIFY_INVALID_OPTION' || typeof err.details?.key !== 'string') return null;
   const keys = yamlKeysOf(err.details.key, site);

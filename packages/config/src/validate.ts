@@ -45,7 +45,10 @@ type Obj = Record<string, unknown>;
 
 const ROOT: KeySpec = { path: '', type: 'section', description: 'the file', origin: 'rr' };
 
-export function validateDocument(doc: Document, options: { file: string; env: Env; lineCounter: LineCounter }): ValidationResult {
+export function validateDocument(
+  doc: Document,
+  options: { file: string; env: Env; lineCounter: LineCounter },
+): ValidationResult {
   const walker = new Walker(doc, options.file, options.env, options.lineCounter);
   return walker.run();
 }
@@ -140,7 +143,13 @@ class Walker {
     if (!isAlias(raw)) return raw;
     const target = raw.resolve(this.#doc);
     if (target === undefined) {
-      this.#errors.push(new ConfigSyntaxError(at, `unknown alias *${raw.source}: define the anchor &${raw.source} before using it`, path));
+      this.#errors.push(
+        new ConfigSyntaxError(
+          at,
+          `unknown alias *${raw.source}: define the anchor &${raw.source} before using it`,
+          path,
+        ),
+      );
       return INVALID;
     }
     return target;
@@ -154,12 +163,17 @@ class Walker {
     }
     // RoadRunner's own sample writes server.env as a list of one-key mappings (- KEY: value); a free
     // map accepts that form too.
-    const mappings = spec.type === 'map' && isSeq(node) ? node.items.map((item) => this.#resolve(item, path, at)) : [node];
+    const mappings =
+      spec.type === 'map' && isSeq(node) ? node.items.map((item) => this.#resolve(item, path, at)) : [node];
     const bad = mappings.find((m) => !isMap(m));
     if (bad !== undefined) {
       if (bad === INVALID) return INVALID;
       const what = spec.type === 'map' ? 'mapping of names to values' : 'section (a mapping of keys)';
-      return this.#invalid(path, mappings.length === 1 ? at : this.#nodePosition(bad, at), `must be a ${what}, got ${describeNode(bad)}`);
+      return this.#invalid(
+        path,
+        mappings.length === 1 ? at : this.#nodePosition(bad, at),
+        `must be a ${what}, got ${describeNode(bad)}`,
+      );
     }
     if (mappings.some((m) => this.#active.has(m))) return this.#invalid(path, at, 'refers to itself through an alias');
     for (const m of mappings) this.#active.add(m);
@@ -192,13 +206,24 @@ class Walker {
     for (const name of childKeys(pattern)) {
       const child = findKey(`${pattern}.${name}`);
       if (child?.required === true && !(name in out) && !this.#positions.has(`${path}.${name}`)) {
-        this.#errors.push(new MissingKeyError(`${path}.${name}`, at, `is required: ${child.description}${child.hint ? ` (${child.hint})` : ''}`));
+        this.#errors.push(
+          new MissingKeyError(
+            `${path}.${name}`,
+            at,
+            `is required: ${child.description}${child.hint ? ` (${child.hint})` : ''}`,
+          ),
+        );
       }
     }
   }
 
   /** The key/value entries of a mapping, with YAML merge keys (<<: *base) applied: own keys win. */
-  #entries(map: YAMLMap, path: string, at: Position, merging = new Set<YAMLMap>()): { name: string; key: unknown; value: unknown }[] {
+  #entries(
+    map: YAMLMap,
+    path: string,
+    at: Position,
+    merging = new Set<YAMLMap>(),
+  ): { name: string; key: unknown; value: unknown }[] {
     merging.add(map);
     const own: { name: string; key: unknown; value: unknown }[] = [];
     const merged: { name: string; key: unknown; value: unknown }[] = [];
@@ -209,7 +234,11 @@ class Walker {
           const target = this.#resolve(source, path, at);
           if (target === INVALID) continue;
           if (!isMap(target)) {
-            this.#invalid(path, this.#nodePosition(pair.key, at), `the merge key << must refer to a mapping, got ${describeNode(target)}`);
+            this.#invalid(
+              path,
+              this.#nodePosition(pair.key, at),
+              `the merge key << must refer to a mapping, got ${describeNode(target)}`,
+            );
             continue;
           }
           if (merging.has(target)) {
@@ -230,7 +259,8 @@ class Walker {
 
   #walkList(node: unknown, spec: KeySpec, path: string, at: Position): unknown {
     if (isScalar(node) && node.value === null) return [];
-    if (!isSeq(node)) return this.#invalid(path, at, `must be a list (- item per line, or [a, b]), got ${describeNode(node)}`);
+    if (!isSeq(node))
+      return this.#invalid(path, at, `must be a list (- item per line, or [a, b]), got ${describeNode(node)}`);
     const itemSpec = findKey(`${spec.path}[]`)!;
     // Items stay at their index (an invalid one is undefined) so later checks can name sites[i].
     return node.items.map((item, i) => {
@@ -251,23 +281,25 @@ class Walker {
       return checked === INVALID || single ? checked : [checked];
     }
     if (!isSeq(node)) return this.#invalid(path, at, `must be ${expected}, got ${describeNode(node)}`);
-    if (single && node.items.length === 0) return this.#invalid(path, at, `must not be an empty list; write ${expected}`);
+    if (single && node.items.length === 0)
+      return this.#invalid(path, at, `must not be an empty list; write ${expected}`);
     let failed = false;
     const out = node.items.map((raw, i) => {
       const itemPath = `${path}[${i}]`;
       const itemAt = this.#nodePosition(raw, at);
       this.#positions.set(itemPath, itemAt);
       const item = this.#resolve(raw, itemPath, itemAt);
-      if (item === INVALID) return (failed = true), undefined;
+      if (item === INVALID) return ((failed = true), undefined);
       if (!isScalar(item) || typeof item.value !== 'string') {
         // A bare number in a list of strings (forbid: [.php, 1]) is written as text.
-        if (isScalar(item) && (typeof item.value === 'number' || typeof item.value === 'boolean')) return String(item.value);
+        if (isScalar(item) && (typeof item.value === 'number' || typeof item.value === 'boolean'))
+          return String(item.value);
         this.#invalid(itemPath, itemAt, `must be a string (an item of ${expected}), got ${describeNode(item)}`);
-        return (failed = true), undefined;
+        return ((failed = true), undefined);
       }
       const expanded = this.#expand(item.value, spec, itemPath, itemAt);
       const checked = expanded === INVALID ? INVALID : this.#checkPattern(expanded.text, spec, itemPath, itemAt);
-      if (checked === INVALID) return (failed = true), undefined;
+      if (checked === INVALID) return ((failed = true), undefined);
       return checked;
     });
     return failed ? INVALID : out;
@@ -275,13 +307,22 @@ class Walker {
 
   #checkPattern(text: string, spec: KeySpec, path: string, at: Position): string | typeof INVALID {
     if (spec.pattern && !spec.pattern.test(text)) {
-      return this.#invalid(path, at, `must be ${spec.hint ?? `text matching ${spec.pattern}`}, got ${JSON.stringify(text)}`);
+      return this.#invalid(
+        path,
+        at,
+        `must be ${spec.hint ?? `text matching ${spec.pattern}`}, got ${JSON.stringify(text)}`,
+      );
     }
     return text;
   }
 
   /** Expands ${VAR} in one string; records the error and returns INVALID when it cannot. */
-  #expand(text: string, spec: KeySpec, path: string, at: Position): { text: string; fromEnv: boolean } | typeof INVALID {
+  #expand(
+    text: string,
+    spec: KeySpec,
+    path: string,
+    at: Position,
+  ): { text: string; fromEnv: boolean } | typeof INVALID {
     const result = expandVariables(text, this.#env);
     if (!result.ok) {
       if (result.kind === 'undefined') this.#errors.push(new UndefinedVariableError(path, at, result.variable));
@@ -291,7 +332,11 @@ class Walker {
     // server.env values are expanded again by the pool at spawn ($VAR and ${VAR}), as RoadRunner does.
     if (result.bare.length > 0 && !spec.path.endsWith('server.env.*')) {
       const name = result.bare[0]!;
-      this.#warn(path, at, `contains $${name}, which warmpool does not expand (RoadRunner does): write \${${name}}, or $$ for a literal $`);
+      this.#warn(
+        path,
+        at,
+        `contains $${name}, which warmpool does not expand (RoadRunner does): write \${${name}}, or $$ for a literal $`,
+      );
     }
     return { text: result.value, fromEnv: result.expanded };
   }
@@ -316,8 +361,13 @@ class Walker {
     const fail = (why = `must be ${expected}`): typeof INVALID => this.#invalid(path, at, `${why}, ${got}`);
     // An expanded string stands for what the variable holds: "8" is a number where a number is wanted.
     const numeric = (v: unknown): number | null =>
-      typeof v === 'number' ? v : fromEnv && typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim()) ? Number(v) : null;
-    const inRange = (n: number): boolean => (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
+      typeof v === 'number'
+        ? v
+        : fromEnv && typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim())
+          ? Number(v)
+          : null;
+    const inRange = (n: number): boolean =>
+      (spec.min === undefined || n >= spec.min) && (spec.max === undefined || n <= spec.max);
 
     switch (spec.type) {
       case 'string':
@@ -331,7 +381,8 @@ class Walker {
       }
       case 'boolean':
         if (typeof value === 'boolean') return value;
-        if (fromEnv && typeof value === 'string' && /^(true|false)$/i.test(value.trim())) return value.trim().toLowerCase() === 'true';
+        if (fromEnv && typeof value === 'string' && /^(true|false)$/i.test(value.trim()))
+          return value.trim().toLowerCase() === 'true';
         return fail();
       case 'integer': {
         const n = numeric(value);
@@ -378,14 +429,25 @@ class Walker {
   #finish(root: Obj, top: Position): WarmpoolConfig {
     const server = (root.server ?? {}) as Obj;
     // RR's sample writes user: "" and group: "" for "not set".
-    for (const s of [server, ...(Array.isArray(root.sites) ? (root.sites as (Obj | undefined)[]).map((site) => site?.server as Obj | undefined) : [])]) {
+    for (const s of [
+      server,
+      ...(Array.isArray(root.sites)
+        ? (root.sites as (Obj | undefined)[]).map((site) => site?.server as Obj | undefined)
+        : []),
+    ]) {
       if (s === undefined) continue;
       if (s.user === '') delete s.user;
       if (s.group === '') delete s.group;
     }
     const http = (root.http ?? {}) as Obj;
     if (root.http === undefined && !this.#positions.has('http')) {
-      this.#errors.push(new MissingKeyError('http.address', top, `is required: ${findKey('http.address')!.description} (${findKey('http.address')!.hint})`));
+      this.#errors.push(
+        new MissingKeyError(
+          'http.address',
+          top,
+          `is required: ${findKey('http.address')!.description} (${findKey('http.address')!.hint})`,
+        ),
+      );
     }
     const rawSites = Array.isArray(root.sites) ? (root.sites as (Obj | undefined)[]) : [];
     const sites = rawSites.map((site) => (site === undefined ? undefined : normaliseSite(site)));
@@ -423,13 +485,27 @@ class Walker {
 
   /** server.command (or http.pool.command) must be set at the top level or in every site. */
   #checkCommand(server: Obj, http: Obj, sites: (SiteShape | undefined)[], top: Position): void {
-    const hasCommand = (s: Obj, h: Obj): boolean => s.command !== undefined || (h.pool as Obj | undefined)?.command !== undefined;
+    const hasCommand = (s: Obj, h: Obj): boolean =>
+      s.command !== undefined || (h.pool as Obj | undefined)?.command !== undefined;
     if (hasCommand(server, http)) return;
     if (this.#positions.has('server.command') || this.#positions.has('http.pool.command')) return; // invalid, already reported
-    const lacking = sites.flatMap((site, i) => (site !== undefined && !hasCommand(site.server, site.http) && !this.#positions.has(`sites[${i}].server.command`) ? [i] : []));
+    const lacking = sites.flatMap((site, i) =>
+      site !== undefined && !hasCommand(site.server, site.http) && !this.#positions.has(`sites[${i}].server.command`)
+        ? [i]
+        : [],
+    );
     if (sites.length > 0 && lacking.length === 0) return;
-    const why = sites.length === 0 ? '' : `, or in every site (${lacking.map((i) => `sites[${i}]`).join(', ')} ${lacking.length === 1 ? 'has' : 'have'} none)`;
-    this.#errors.push(new MissingKeyError('server.command', this.#at('server', top), `is required: the command that starts one PHP worker, e.g. "php worker.php"${why}`));
+    const why =
+      sites.length === 0
+        ? ''
+        : `, or in every site (${lacking.map((i) => `sites[${i}]`).join(', ')} ${lacking.length === 1 ? 'has' : 'have'} none)`;
+    this.#errors.push(
+      new MissingKeyError(
+        'server.command',
+        this.#at('server', top),
+        `is required: the command that starts one PHP worker, e.g. "php worker.php"${why}`,
+      ),
+    );
   }
 
   /** Keeps the supported middleware names, warning about the others; undefined when not written. */
@@ -443,7 +519,11 @@ class Walker {
         if (!kept.includes(name as Middleware)) kept.push(name as Middleware);
       } else {
         const path = `${httpPath}.middleware[${i}]`;
-        this.#warn(path, this.#at(path, this.#at(httpPath, { file: this.#file, line: 1, col: 1 })), `middleware "${name}" is not supported by warmpool and is skipped (supported: ${SUPPORTED_MIDDLEWARE.join(', ')})`);
+        this.#warn(
+          path,
+          this.#at(path, this.#at(httpPath, { file: this.#file, line: 1, col: 1 })),
+          `middleware "${name}" is not supported by warmpool and is skipped (supported: ${SUPPORTED_MIDDLEWARE.join(', ')})`,
+        );
       }
     });
     http.middleware = kept;
@@ -455,7 +535,11 @@ class Walker {
     for (const name of ['static', 'headers'] as const) {
       if (http[name] === undefined || middleware?.includes(name)) continue;
       const path = `${httpPath}.${name}`;
-      this.#warn(path, this.#at(path, { file: this.#file, line: 1, col: 1 }), `is ignored because http.middleware does not list "${name}" (RoadRunner ignores it too); add "${name}" to http.middleware to use it`);
+      this.#warn(
+        path,
+        this.#at(path, { file: this.#file, line: 1, col: 1 }),
+        `is ignored because http.middleware does not list "${name}" (RoadRunner ignores it too); add "${name}" to http.middleware to use it`,
+      );
       delete http[name];
     }
   }
@@ -488,7 +572,11 @@ class Walker {
         return;
       }
       const other = this.#at(first, top);
-      this.#invalid(key, this.#at(key, top), `prefix "${prefix}" is already proxied by ${first} (${other.file}:${other.line}:${other.col}); give each prefix one upstream`);
+      this.#invalid(
+        key,
+        this.#at(key, top),
+        `prefix "${prefix}" is already proxied by ${first} (${other.file}:${other.line}:${other.col}); give each prefix one upstream`,
+      );
     });
   }
 }
@@ -525,9 +613,22 @@ function unknownKey(name: string, parentSpec: string, parentPath: string, path: 
     }
   }
   // 3. The same key name in another section: "max_worker_memory" under http.pool.
-  const elsewhere = CONFIG_KEYS.find((spec) => spec.site !== true && spec.warned === undefined && lastSegment(spec.path) === name && spec.path.split('.').length > 1);
-  if (elsewhere !== undefined) return new UnknownKeyError(path, at, elsewhere.path, `it belongs under ${elsewhere.path.slice(0, elsewhere.path.lastIndexOf('.'))}`);
-  if (parentSpec === '') return new UnknownKeyError(path, at, null, 'not a RoadRunner v3 section warmpool knows, nor a warmpool one');
+  const elsewhere = CONFIG_KEYS.find(
+    (spec) =>
+      spec.site !== true &&
+      spec.warned === undefined &&
+      lastSegment(spec.path) === name &&
+      spec.path.split('.').length > 1,
+  );
+  if (elsewhere !== undefined)
+    return new UnknownKeyError(
+      path,
+      at,
+      elsewhere.path,
+      `it belongs under ${elsewhere.path.slice(0, elsewhere.path.lastIndexOf('.'))}`,
+    );
+  if (parentSpec === '')
+    return new UnknownKeyError(path, at, null, 'not a RoadRunner v3 section warmpool knows, nor a warmpool one');
   return new UnknownKeyError(path, at, null, `known keys here: ${childKeys(parentSpec).join(', ')}`);
 }
 
@@ -554,7 +655,9 @@ export function closest(name: string, candidates: readonly string[]): string | n
 export function editDistance(a: string, b: string): number {
   const rows = a.length + 1;
   const cols = b.length + 1;
-  const d: number[][] = Array.from({ length: rows }, (_, i) => Array.from({ length: cols }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: rows }, (_, i) =>
+    Array.from({ length: cols }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   for (let i = 1; i < rows; i++) {
     for (let j = 1; j < cols; j++) {
       const cost = a[i - 1] === b[j - 1] ? 0 : 1;

@@ -2,7 +2,13 @@
 // only, after parsing, typed by the key that holds them, and inside sites[]).
 import { describe, expect, it } from 'vitest';
 import { expandVariables } from '../src/env-expansion.js';
-import { ConfigError, InvalidValueError, UndefinedVariableError, parseConfig, type LocatedConfigError } from '../src/index.js';
+import {
+  ConfigError,
+  InvalidValueError,
+  UndefinedVariableError,
+  parseConfig,
+  type LocatedConfigError,
+} from '../src/index.js';
 
 const BASE = ['server:', '  command: php worker.php', 'http:', '  address: 127.0.0.1:8080'];
 
@@ -48,7 +54,12 @@ describe('expandVariables', () => {
   });
 
   it('leaves a bare $NAME alone and reports it', () => {
-    expect(expandVariables('$HOME/app and $PATH', env)).toEqual({ ok: true, value: '$HOME/app and $PATH', expanded: false, bare: ['HOME', 'PATH'] });
+    expect(expandVariables('$HOME/app and $PATH', env)).toEqual({
+      ok: true,
+      value: '$HOME/app and $PATH',
+      expanded: false,
+      bare: ['HOME', 'PATH'],
+    });
   });
 
   it('fails on an unset variable without a default', () => {
@@ -56,23 +67,36 @@ describe('expandVariables', () => {
     expect(expandVariables('${EMPTY}', env)).toMatchObject({ ok: true, value: '' });
   });
 
-  it.each(['${', 'x ${HOST', '${}', '${1ABC}', '${A-B}', '${HOST:=x}'])('fails on the malformed reference %j', (input) => {
-    const result = expandVariables(input, env);
-    expect(result).toMatchObject({ ok: false, kind: 'syntax' });
-    expect((result as { message: string }).message).toContain('$$ for a literal $');
-  });
+  it.each(['${', 'x ${HOST', '${}', '${1ABC}', '${A-B}', '${HOST:=x}'])(
+    'fails on the malformed reference %j',
+    (input) => {
+      const result = expandVariables(input, env);
+      expect(result).toMatchObject({ ok: false, kind: 'syntax' });
+      expect((result as { message: string }).message).toContain('$$ for a literal $');
+    },
+  );
 });
 
 describe('expansion in a config file', () => {
   it('expands string values from the env option', () => {
-    const { config } = load(['  uploads:', '    dir: ${TMP_DIR:-/tmp}/uploads', 'admin:', '  socket: ${RUN}/warmpool.sock'], { RUN: '/run/app' });
+    const { config } = load(
+      ['  uploads:', '    dir: ${TMP_DIR:-/tmp}/uploads', 'admin:', '  socket: ${RUN}/warmpool.sock'],
+      { RUN: '/run/app' },
+    );
     expect(config.http.uploads?.dir).toBe('/tmp/uploads');
     expect(config.admin?.socket).toBe('/run/app/warmpool.sock');
   });
 
   it('converts an expanded value to the key\'s type: numbers, booleans, "auto"', () => {
     const { config } = load(
-      ['  raw_body: ${RAW:-false}', '  max_request_size: ${MAX_MB}', '  pool:', '    num_workers: ${WORKERS}', '    max_jobs: ${JOBS:-100}', '    allocate_timeout: ${WAIT:-30}'],
+      [
+        '  raw_body: ${RAW:-false}',
+        '  max_request_size: ${MAX_MB}',
+        '  pool:',
+        '    num_workers: ${WORKERS}',
+        '    max_jobs: ${JOBS:-100}',
+        '    allocate_timeout: ${WAIT:-30}',
+      ],
       { MAX_MB: '64', WORKERS: 'auto' },
     );
     expect(config.http.raw_body).toBe(false);
@@ -82,16 +106,21 @@ describe('expansion in a config file', () => {
   });
 
   it('keeps integer-looking expansions as strings where the key is a string', () => {
-    const { config } = parseConfig('server:\n  command: php w.php\n  env:\n    PORT: ${PORT}\n  user: ${UID}\nhttp:\n  address: ":${PORT}"\n', { env: { PORT: '8080', UID: '1000' } });
+    const { config } = parseConfig(
+      'server:\n  command: php w.php\n  env:\n    PORT: ${PORT}\n  user: ${UID}\nhttp:\n  address: ":${PORT}"\n',
+      { env: { PORT: '8080', UID: '1000' } },
+    );
     expect(config.server.env).toEqual({ PORT: '8080' });
     expect(config.server.user).toBe('1000');
     expect(config.http.address).toBe(':8080');
   });
 
-  it('an expanded value that is not of the key\'s type is an error quoting the reference', () => {
+  it("an expanded value that is not of the key's type is an error quoting the reference", () => {
     const [error] = errorsOf(['  pool:', '    max_jobs: ${JOBS}'], { JOBS: 'many' });
     expect(error).toBeInstanceOf(InvalidValueError);
-    expect(error!.message).toBe('warmpool.yaml:6:5 http.pool.max_jobs: must be an integer >= 0, got "many" (from "${JOBS}")');
+    expect(error!.message).toBe(
+      'warmpool.yaml:6:5 http.pool.max_jobs: must be an integer >= 0, got "many" (from "${JOBS}")',
+    );
   });
 
   it('a literal quoted number is still refused where a number goes (only expansions convert)', () => {
@@ -107,10 +136,22 @@ describe('expansion in a config file', () => {
 
   it('expands inside sites[], with errors naming the site key', () => {
     const { config } = load(
-      ['sites:', '  - hosts: ["${DOMAIN}", "*.${DOMAIN}"]', '    root: /srv/${DOMAIN}', '    http:', '      pool:', '        num_workers: ${SITE_WORKERS:-3}'],
+      [
+        'sites:',
+        '  - hosts: ["${DOMAIN}", "*.${DOMAIN}"]',
+        '    root: /srv/${DOMAIN}',
+        '    http:',
+        '      pool:',
+        '        num_workers: ${SITE_WORKERS:-3}',
+      ],
       { DOMAIN: 'shop.test' },
     );
-    expect(config.sites?.[0]).toEqual({ hosts: ['shop.test', '*.shop.test'], root: '/srv/shop.test', server: {}, http: { pool: { num_workers: 3 } } });
+    expect(config.sites?.[0]).toEqual({
+      hosts: ['shop.test', '*.shop.test'],
+      root: '/srv/shop.test',
+      server: {},
+      http: { pool: { num_workers: 3 } },
+    });
     const errors = errorsOf(['sites:', '  - hosts: ["${DOMAIN}"]', '    root: /srv/${ROOT}'], {});
     expect(errors.map((e) => [e.code, e.key, e.line, e.col])).toEqual([
       ['WP_CONFIG_UNDEFINED_VARIABLE', 'sites[0].hosts[0]', 6, 13],
@@ -120,7 +161,10 @@ describe('expansion in a config file', () => {
   });
 
   it('$$ writes a literal $', () => {
-    const { config } = load(['  headers:', '    response:', '      X-Price: "$$5 ${CUR:-EUR}"', '  middleware: [headers]'], {});
+    const { config } = load(
+      ['  headers:', '    response:', '      X-Price: "$$5 ${CUR:-EUR}"', '  middleware: [headers]'],
+      {},
+    );
     expect(config.http.headers?.response).toEqual({ 'X-Price': '$5 EUR' });
   });
 
@@ -132,7 +176,14 @@ describe('expansion in a config file', () => {
     expect(config.server.command).toBe('php $HOME/worker.php');
     expect(config.server.env).toEqual({ PATH: '$PATH:/opt/bin' });
     expect(warnings).toEqual([
-      { key: 'server.command', file: 'warmpool.yaml', line: 2, col: 3, message: 'contains $HOME, which warmpool does not expand (RoadRunner does): write ${HOME}, or $$ for a literal $' },
+      {
+        key: 'server.command',
+        file: 'warmpool.yaml',
+        line: 2,
+        col: 3,
+        message:
+          'contains $HOME, which warmpool does not expand (RoadRunner does): write ${HOME}, or $$ for a literal $',
+      },
     ]);
   });
 
@@ -143,7 +194,10 @@ describe('expansion in a config file', () => {
   });
 
   it('does not expand keys, nor values in ignored sections', () => {
-    const { config, warnings } = load(['  headers:', '    request:', '      ${NAME}: v', '  middleware: [headers]', 'rpc:', '  listen: ${UNSET_RPC}'], {});
+    const { config, warnings } = load(
+      ['  headers:', '    request:', '      ${NAME}: v', '  middleware: [headers]', 'rpc:', '  listen: ${UNSET_RPC}'],
+      {},
+    );
     expect(config.http.headers?.request).toEqual({ '${NAME}': 'v' });
     expect(warnings.map((w) => w.key)).toEqual(['rpc']);
   });

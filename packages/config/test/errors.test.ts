@@ -27,8 +27,15 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
   InvalidValueError: () => new errors.InvalidValueError('http.pool.num_workers', AT, 'must be an integer'),
   MissingKeyError: () => new errors.MissingKeyError('server.command', AT, 'is required'),
   UndefinedVariableError: () => new errors.UndefinedVariableError('server.env.A', AT, 'A'),
-  DuplicateHostError: () => new errors.DuplicateHostError('sites[1].hosts[0]', AT, 'a.test', { key: 'sites[0].hosts[0]', file: 'warmpool.yaml', line: 1, col: 1 }),
-  ConfigError: () => new errors.ConfigError('warmpool.yaml', [new errors.MissingKeyError('server.command', AT, 'is required')]),
+  DuplicateHostError: () =>
+    new errors.DuplicateHostError('sites[1].hosts[0]', AT, 'a.test', {
+      key: 'sites[0].hosts[0]',
+      file: 'warmpool.yaml',
+      line: 1,
+      col: 1,
+    }),
+  ConfigError: () =>
+    new errors.ConfigError('warmpool.yaml', [new errors.MissingKeyError('server.command', AT, 'is required')]),
   ConfigFileError: () => new errors.ConfigFileError('/x.yaml', Object.assign(new Error('no'), { code: 'ENOENT' })),
 };
 
@@ -46,7 +53,10 @@ function readmeCodes(): string[] {
   expect(rows[0]?.replace(/\s+/g, '')).toBe('|code|meaning|whattodo|');
   const codes: string[] = [];
   for (const row of rows.slice(2)) {
-    const cells = row.split(/(?<!\\)\|/).slice(1, -1).map((c) => c.trim());
+    const cells = row
+      .split(/(?<!\\)\|/)
+      .slice(1, -1)
+      .map((c) => c.trim());
     expect(cells, `row ${row}`).toHaveLength(3);
     const match = /^`([^`]+)`$/.exec(cells[0]!);
     expect(match, `the code cell of ${row} is one code in backticks`).not.toBeNull();
@@ -106,7 +116,9 @@ describe('error classes', () => {
     const early = new errors.InvalidValueError('a', { ...AT, line: 2 }, 'early');
     const error = new errors.ConfigError('warmpool.yaml', [late, early]);
     expect(error.errors).toEqual([early, late]);
-    expect(error.message).toBe('warmpool.yaml has 2 errors:\n  warmpool.yaml:2:5 a: early\n  warmpool.yaml:9:5 b: late');
+    expect(error.message).toBe(
+      'warmpool.yaml has 2 errors:\n  warmpool.yaml:2:5 a: early\n  warmpool.yaml:9:5 b: late',
+    );
     expect(error.details).toEqual({ file: 'warmpool.yaml', count: 2 });
   });
 
@@ -114,7 +126,9 @@ describe('error classes', () => {
     const cause = Object.assign(new Error('denied'), { code: 'EACCES' });
     const error = new errors.ConfigFileError('/etc/warmpool.yaml', cause);
     expect(error.cause).toBe(cause);
-    expect(error.message).toBe('cannot read config file /etc/warmpool.yaml: permission denied; make it readable by the user warmpool runs as');
+    expect(error.message).toBe(
+      'cannot read config file /etc/warmpool.yaml: permission denied; make it readable by the user warmpool runs as',
+    );
   });
 
   it('is exported from the package index', () => {

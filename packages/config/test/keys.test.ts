@@ -11,24 +11,28 @@ describe('the key table', () => {
     expect(new Set(paths).size).toBe(paths.length);
   });
 
-  it.each(CONFIG_KEYS.map((spec) => [spec.path, spec] as const))('%s sits under a container of the right kind', (path, spec) => {
-    const parent = parentPattern(path);
-    if (parent === '') return;
-    const container = findKey(parent);
-    expect(container, `parent ${parent}`).toBeDefined();
-    expect(container!.warned).toBeUndefined();
-    if (path.endsWith('[]')) expect(container!.type).toBe('list');
-    else if (path.endsWith('.*')) expect(container!.type).toBe('map');
-    else expect(container!.type).toBe('section');
-    expect(spec.description.length).toBeGreaterThan(0);
-    expect(spec.description).not.toContain('\n');
-  });
+  it.each(CONFIG_KEYS.map((spec) => [spec.path, spec] as const))(
+    '%s sits under a container of the right kind',
+    (path, spec) => {
+      const parent = parentPattern(path);
+      if (parent === '') return;
+      const container = findKey(parent);
+      expect(container, `parent ${parent}`).toBeDefined();
+      expect(container!.warned).toBeUndefined();
+      if (path.endsWith('[]')) expect(container!.type).toBe('list');
+      else if (path.endsWith('.*')) expect(container!.type).toBe('map');
+      else expect(container!.type).toBe('section');
+      expect(spec.description.length).toBeGreaterThan(0);
+      expect(spec.description).not.toContain('\n');
+    },
+  );
 
   it('gives every list an item entry and every map a value entry', () => {
     for (const spec of CONFIG_KEYS) {
       if (spec.type === 'list') expect(findKey(`${spec.path}[]`), spec.path).toBeDefined();
       if (spec.type === 'map') expect(findKey(`${spec.path}.*`), spec.path).toBeDefined();
-      if (spec.type === 'section' && spec.warned === undefined) expect(childKeys(spec.path).length, spec.path).toBeGreaterThan(0);
+      if (spec.type === 'section' && spec.warned === undefined)
+        expect(childKeys(spec.path).length, spec.path).toBeGreaterThan(0);
       if (spec.type === 'enum') expect(spec.values?.length, spec.path).toBeGreaterThan(0);
       if (spec.pattern !== undefined) expect(spec.hint, spec.path).toBeDefined();
     }
@@ -36,10 +40,12 @@ describe('the key table', () => {
 
   it('copies server.* and the per-site http keys under sites[], and nothing listener-wide', () => {
     const site = CONFIG_KEYS.filter((spec) => spec.site === true).map((spec) => spec.path);
-    for (const spec of CONFIG_KEYS.filter((s) => s.path.startsWith('server'))) expect(site).toContain(`sites[].${spec.path}`);
+    for (const spec of CONFIG_KEYS.filter((s) => s.path.startsWith('server')))
+      expect(site).toContain(`sites[].${spec.path}`);
     for (const key of SITE_HTTP_KEYS) expect(site).toContain(`sites[].http.${key}`);
     expect(site).toContain('sites[].http.pool.supervisor.exec_ttl');
-    for (const key of ['address', 'ssl', 'http2', 'trusted_subnets', 'access_logs', 'fcgi']) expect(site).not.toContain(`sites[].http.${key}`);
+    for (const key of ['address', 'ssl', 'http2', 'trusted_subnets', 'access_logs', 'fcgi'])
+      expect(site).not.toContain(`sites[].http.${key}`);
     expect(CONFIG_KEYS.filter((spec) => spec.site === true && spec.required === true)).toEqual([]);
   });
 
@@ -61,14 +67,18 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'proxy[].upstream': 'http://127.0.0.1:9000',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
-  if (spec.path.endsWith('http.middleware')) return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
+  if (spec.path.endsWith('http.middleware'))
+    return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
   if (spec.pattern?.source.includes('6553')) return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
   switch (spec.type) {
     case 'string':
     case 'scalar-string':
       return { yaml: special ?? `v-${spec.path}`, result: special ?? `v-${spec.path}` };
     case 'string[]':
-      return { yaml: [special ?? 'a', special === undefined ? 'b' : `x.${special}`], result: [special ?? 'a', special === undefined ? 'b' : `x.${special}`] };
+      return {
+        yaml: [special ?? 'a', special === undefined ? 'b' : `x.${special}`],
+        result: [special ?? 'a', special === undefined ? 'b' : `x.${special}`],
+      };
     case 'string|string[]':
       return { yaml: ['php', 'w.php'], result: ['php', 'w.php'] };
     case 'integer':
@@ -92,7 +102,9 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
 
 /** "sites[].http.pool.max_jobs" → ['sites', 0, 'http', 'pool', 'max_jobs']; "*" → 'sample'. */
 function segments(pattern: string): (string | number)[] {
-  return pattern.split('.').flatMap((part) => (part.endsWith('[]') ? [part.slice(0, -2), 0] : [part === '*' ? 'sample' : part]));
+  return pattern
+    .split('.')
+    .flatMap((part) => (part.endsWith('[]') ? [part.slice(0, -2), 0] : [part === '*' ? 'sample' : part]));
 }
 
 function setIn(target: Record<string, unknown>, path: (string | number)[], value: unknown): void {
@@ -111,7 +123,9 @@ function getIn(target: unknown, path: (string | number)[]): unknown {
   return path.reduce<unknown>((node, key) => (node as Record<string | number, unknown> | undefined)?.[key], target);
 }
 
-const LEAVES = CONFIG_KEYS.filter((spec) => spec.warned === undefined && !['section', 'list', 'map'].includes(spec.type));
+const LEAVES = CONFIG_KEYS.filter(
+  (spec) => spec.warned === undefined && !['section', 'list', 'map'].includes(spec.type),
+);
 
 describe('every supported key', () => {
   const doc: Record<string, unknown> = {};
@@ -122,10 +136,13 @@ describe('every supported key', () => {
     expect(loaded.warnings).toEqual([]);
   });
 
-  it.each(LEAVES.map((spec) => [spec.path, spec] as const))('%s lands at its path in the typed result', (path, spec) => {
-    const at = segments(path);
-    expect(getIn(loaded.config, at)).toEqual(sampleFor(spec).result);
-    const concrete = at.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
-    expect(loaded.positionOf(concrete), concrete).not.toBeNull();
-  });
+  it.each(LEAVES.map((spec) => [spec.path, spec] as const))(
+    '%s lands at its path in the typed result',
+    (path, spec) => {
+      const at = segments(path);
+      expect(getIn(loaded.config, at)).toEqual(sampleFor(spec).result);
+      const concrete = at.map((s, i) => (typeof s === 'number' ? `[${s}]` : i === 0 ? s : `.${s}`)).join('');
+      expect(loaded.positionOf(concrete), concrete).not.toBeNull();
+    },
+  );
 });

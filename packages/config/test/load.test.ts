@@ -35,10 +35,20 @@ describe('RoadRunner sample .rr.yaml', () => {
     expect(config.http.max_request_size).toBe(256);
     expect(config.http.middleware).toEqual(['static', 'gzip', 'headers']);
     expect(config.http.trusted_subnets).toContain('fc00::/7');
-    expect(config.http.uploads).toEqual({ dir: '/tmp', forbid: ['.php', '.exe', '.bat', '.sh'], allow: ['.html', '.aaa'] });
+    expect(config.http.uploads).toEqual({
+      dir: '/tmp',
+      forbid: ['.php', '.exe', '.bat', '.sh'],
+      allow: ['.html', '.aaa'],
+    });
     expect(config.http.headers?.cors?.max_age).toBe(600);
     expect(config.http.headers?.response).toEqual({ 'X-Powered-By': 'RoadRunner' });
-    expect(config.http.static).toMatchObject({ dir: '.', forbid: [''], calculate_etag: false, weak: false, allow: ['.txt', '.php'] });
+    expect(config.http.static).toMatchObject({
+      dir: '.',
+      forbid: [''],
+      calculate_etag: false,
+      weak: false,
+      allow: ['.txt', '.php'],
+    });
     expect(config.http.pool).toEqual({
       debug: false,
       max_jobs: 64,
@@ -47,11 +57,21 @@ describe('RoadRunner sample .rr.yaml', () => {
       destroy_timeout: '60s',
       supervisor: { watch_tick: '1s', ttl: '0s', idle_ttl: '10s', max_worker_memory: 128, exec_ttl: '60s' },
     });
-    expect(config.http.ssl).toEqual({ address: '127.0.0.1:443', redirect: false, cert: '/ssl/server.crt', key: '/ssl/server.key' });
+    expect(config.http.ssl).toEqual({
+      address: '127.0.0.1:443',
+      redirect: false,
+      cert: '/ssl/server.crt',
+      key: '/ssl/server.key',
+    });
     expect(config.http.http2).toEqual({ h2c: false, max_concurrent_streams: 128 });
     expect(config.status).toEqual({ address: '127.0.0.1:2114', unavailable_status_code: 503 });
     expect(config.metrics).toEqual({ address: '127.0.0.1:2112' });
-    expect(config.logs?.channels?.http).toEqual({ mode: 'production', level: 'panic', encoding: 'console', output: 'stdout' });
+    expect(config.logs?.channels?.http).toEqual({
+      mode: 'production',
+      level: 'panic',
+      encoding: 'console',
+      output: 'stdout',
+    });
     expect(config.sites).toBeNull();
     expect(config.proxy).toBeNull();
     expect(config.cache).toBeNull();
@@ -165,12 +185,18 @@ describe('whole-file cases', () => {
 describe('aliases that loop', () => {
   it('an alias to its own ancestor is an error, not a hang', () => {
     const errors = errorsOf('server:\n  command: php w.php\nhttp: &h\n  address: ":80"\n  uploads: *h\n');
-    expect(errors.map((e) => [e.key, e.line, e.reason])).toEqual([['http.uploads', 5, 'refers to itself through an alias']]);
+    expect(errors.map((e) => [e.key, e.line, e.reason])).toEqual([
+      ['http.uploads', 5, 'refers to itself through an alias'],
+    ]);
   });
 
   it('a merge key into its own mapping is an error, not a stack overflow', () => {
-    const errors = errorsOf('server:\n  command: php w.php\nhttp:\n  address: ":80"\n  pool: &p\n    max_jobs: 1\n    <<: *p\n');
-    expect(errors.map((e) => [e.key, e.line, e.col, e.reason])).toEqual([['http.pool', 7, 5, 'the merge key << refers to the mapping it is in']]);
+    const errors = errorsOf(
+      'server:\n  command: php w.php\nhttp:\n  address: ":80"\n  pool: &p\n    max_jobs: 1\n    <<: *p\n',
+    );
+    expect(errors.map((e) => [e.key, e.line, e.col, e.reason])).toEqual([
+      ['http.pool', 7, 5, 'the merge key << refers to the mapping it is in'],
+    ]);
   });
 });
 
@@ -187,9 +213,15 @@ describe('positionOf', () => {
   });
 
   it('is null for a key the file does not set, unless the nearest ancestor is asked for', () => {
-    const loaded = parseConfig('server:\n  command: php w.php\nhttp:\n  address: :8080\n  pool:\n    max_jobs: 1\n', { env: {} });
+    const loaded = parseConfig('server:\n  command: php w.php\nhttp:\n  address: :8080\n  pool:\n    max_jobs: 1\n', {
+      env: {},
+    });
     expect(loaded.positionOf('http.pool.supervisor.ttl')).toBeNull();
-    expect(loaded.positionOf('http.pool.supervisor.ttl', { nearest: true })).toEqual({ file: 'warmpool.yaml', line: 5, col: 3 });
+    expect(loaded.positionOf('http.pool.supervisor.ttl', { nearest: true })).toEqual({
+      file: 'warmpool.yaml',
+      line: 5,
+      col: 3,
+    });
     expect(loaded.positionOf('cache.max_bytes', { nearest: true })).toBeNull();
   });
 });
@@ -198,7 +230,8 @@ describe('loadConfigFile', () => {
   it('names the file in every message', async () => {
     const error = await loadConfigFile(fixture('mistakes.yaml'), { env: {} }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(ConfigError);
-    for (const line of (error as ConfigError).message.split('\n').slice(1)) expect(line.trim().startsWith(`${fixture('mistakes.yaml')}:`)).toBe(true);
+    for (const line of (error as ConfigError).message.split('\n').slice(1))
+      expect(line.trim().startsWith(`${fixture('mistakes.yaml')}:`)).toBe(true);
   });
 
   it('throws ConfigFileError for a missing file, saying what to do', async () => {

@@ -57,14 +57,17 @@ function defaultText(spec: KeySpec): string {
   if (spec.required === true) return '**required**';
   if (spec.default === undefined) return '';
   // Prose defaults ("CPU count", "the OS temp dir") are not values to copy.
-  return typeof spec.default === 'string' && / /.test(spec.default) && !spec.default.startsWith('[') ? spec.default : `\`${spec.default}\``;
+  return typeof spec.default === 'string' && / /.test(spec.default) && !spec.default.startsWith('[')
+    ? spec.default
+    : `\`${spec.default}\``;
 }
 
 /** The table a key is listed in: its top-level section, or http.<section> for http's sub-sections. */
 function groupOf(spec: KeySpec): string {
   const [head, second] = spec.path.split('.');
   const top = head!.replace(/\[\]$/, '');
-  if (top === 'http' && second !== undefined && ['section', 'map'].includes(findKey(`http.${second}`)?.type ?? '')) return `http.${second}`;
+  if (top === 'http' && second !== undefined && ['section', 'map'].includes(findKey(`http.${second}`)?.type ?? ''))
+    return `http.${second}`;
   return top;
 }
 
@@ -75,7 +78,9 @@ function renderKeys(): string {
   for (const [group, specs] of groups) {
     parts.push(`### ${group}`, '', '| key | type | default | from | what it does |', '|---|---|---|---|---|');
     for (const spec of specs) {
-      parts.push(`| \`${spec.path}\` | ${cell(typeText(spec))} | ${cell(defaultText(spec))} | ${spec.origin === 'rr' ? 'RR' : 'warmpool'} | ${cell(spec.description)} |`);
+      parts.push(
+        `| \`${spec.path}\` | ${cell(typeText(spec))} | ${cell(defaultText(spec))} | ${spec.origin === 'rr' ? 'RR' : 'warmpool'} | ${cell(spec.description)} |`,
+      );
     }
     parts.push('');
   }
@@ -83,7 +88,12 @@ function renderKeys(): string {
 }
 
 function renderWarned(): string {
-  return ['| key | what to do instead |', '|---|---|', ...WARNED.map((spec) => `| \`${spec.path}\` | ${cell(spec.warned!)} |`), ''].join('\n');
+  return [
+    '| key | what to do instead |',
+    '|---|---|',
+    ...WARNED.map((spec) => `| \`${spec.path}\` | ${cell(spec.warned!)} |`),
+    '',
+  ].join('\n');
 }
 
 /** Replaces (or reads) the text between `<!-- name:start ... -->` and `<!-- name:end -->`. */
@@ -104,7 +114,10 @@ function listedKeys(fragment: string): string[] {
 describe('README key tables', () => {
   let readme = readFileSync(README_URL, 'utf8');
   if (process.env.UPDATE_README === '1') {
-    for (const [name, render] of [['keys', renderKeys], ['warned', renderWarned]] as const) {
+    for (const [name, render] of [
+      ['keys', renderKeys],
+      ['warned', renderWarned],
+    ] as const) {
       const part = between(readme, name);
       readme = `${part.before}${render()}${part.after}`;
     }
@@ -147,7 +160,9 @@ describe('README "Coming from RoadRunner" example', () => {
     const readme = readFileSync(README_URL, 'utf8');
     const section = readme.slice(readme.indexOf('### Sites'));
     const block = /```yaml\n([\s\S]*?)```/.exec(section)![1]!;
-    const { config } = parseConfig(`server:\n  command: php index.php\nhttp:\n  address: ":8080"\n${block}`, { env: {} });
+    const { config } = parseConfig(`server:\n  command: php index.php\nhttp:\n  address: ":8080"\n${block}`, {
+      env: {},
+    });
     expect(config.sites?.map((site) => site.hosts)).toEqual([['example.com', '*.example.com'], ['shop.example.org']]);
   });
 });

@@ -3,7 +3,15 @@
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '@warmpool/fastify';
-import { ConfigError, loadConfigFile, locateOptionError, parseConfig, toServerOptions, yamlKeysOf, DEFAULT_ADMIN_SOCKET } from '../src/index.js';
+import {
+  ConfigError,
+  loadConfigFile,
+  locateOptionError,
+  parseConfig,
+  toServerOptions,
+  yamlKeysOf,
+  DEFAULT_ADMIN_SOCKET,
+} from '../src/index.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const parse = (text: string) => parseConfig(text, { file: '/srv/app/warmpool.yaml', env: {} });
@@ -25,7 +33,11 @@ describe('toServerOptions', () => {
       max_request_size: 256,
       trusted_subnets: expect.arrayContaining(['10.0.0.0/8', '::1/128']),
       uploads: { dir: '/tmp', forbid: ['.php', '.exe', '.bat', '.sh'], allow: ['.html', '.aaa'] },
-      pool: { max_jobs: 64, allocate_timeout: '60s', supervisor: { idle_ttl: '10s', max_worker_memory: 128, exec_ttl: '60s' } },
+      pool: {
+        max_jobs: 64,
+        allocate_timeout: '60s',
+        supervisor: { idle_ttl: '10s', max_worker_memory: 128, exec_ttl: '60s' },
+      },
     });
     // num_workers: 0 (RR: CPU count) is left to the pool's default
     expect(site.plugin.pool).not.toHaveProperty('num_workers');
@@ -34,7 +46,11 @@ describe('toServerOptions', () => {
     expect(site.gzip).toBe(true);
     expect(site.headers?.response).toEqual({ 'X-Powered-By': 'RoadRunner' });
     expect(site.ignored.map((i) => i.key)).toEqual(['http.static.request', 'http.static.response']);
-    expect(server.http.ssl).toMatchObject({ address: '127.0.0.1:443', cert: '/ssl/server.crt', key: '/ssl/server.key' });
+    expect(server.http.ssl).toMatchObject({
+      address: '127.0.0.1:443',
+      cert: '/ssl/server.crt',
+      key: '/ssl/server.key',
+    });
     expect(server.status?.address).toBe('127.0.0.1:2114');
     expect(server.admin).toEqual({ socket: DEFAULT_ADMIN_SOCKET, explicit: false });
   });
@@ -126,7 +142,10 @@ sites:
     expect(errors[0]!.key).toBe('sites[0].server.user');
     expect(errors[0]!.line).toBe(9);
     expect(errors[0]!.message).toContain('no user "nobody-here"');
-    const ok = toServerOptions(parse('server: { command: php w.php, user: www-data, group: "33" }\nhttp: { address: ":8080" }\n'), { lookupUser });
+    const ok = toServerOptions(
+      parse('server: { command: php w.php, user: www-data, group: "33" }\nhttp: { address: ":8080" }\n'),
+      { lookupUser },
+    );
     expect(ok.sites[0]!.plugin.pool).toEqual({ uid: 33, gid: 33 });
   });
 });
@@ -161,7 +180,11 @@ sites:
     const own = locateOptionError(new InvalidOptionError('pool.max_jobs', 'must be an integer'), loaded, site!)!;
     expect(own.errors[0]).toMatchObject({ key: 'sites[0].http.pool.max_jobs', line: 13 });
     expect(own.message).toContain('/srv/app/warmpool.yaml:13:9 sites[0].http.pool.max_jobs: must be an integer');
-    const inherited = locateOptionError(new InvalidOptionError('pool.supervisor.exec_ttl', 'too short'), loaded, site!)!;
+    const inherited = locateOptionError(
+      new InvalidOptionError('pool.supervisor.exec_ttl', 'too short'),
+      loaded,
+      site!,
+    )!;
     expect(inherited.errors[0]).toMatchObject({ key: 'http.pool.supervisor.exec_ttl', line: 8 });
     expect(locateOptionError(new Error('other'), loaded, site!)).toBeNull();
   });

@@ -65,7 +65,9 @@ describe('all errors at once', () => {
     const [error] = errorsOf(['  pool:', '    num_workers: lots']);
     expect(error).toBeInstanceOf(InvalidValueError);
     expect(error!.details).toEqual({ key: 'http.pool.num_workers', file: 'warmpool.yaml', line: 6, col: 5 });
-    expect(error!.message).toBe('warmpool.yaml:6:5 http.pool.num_workers: must be an integer from 0 to 500 or "auto", got "lots"');
+    expect(error!.message).toBe(
+      'warmpool.yaml:6:5 http.pool.num_workers: must be an integer from 0 to 500 or "auto", got "lots"',
+    );
   });
 });
 
@@ -130,7 +132,11 @@ describe('values', () => {
       ['http.access_logs', 7, 'must be true or false, got 1'],
       ['http.pool.max_jobs', 9, 'must be an integer >= 0, got 1.5'],
       ['http.pool.debug', 10, 'must be true or false, got "yes"'],
-      ['status.address', 12, 'must be an address "host:port", e.g. "127.0.0.1:8080", "0.0.0.0:80" or ":8080" (quote it: "8080"), got 8080'],
+      [
+        'status.address',
+        12,
+        'must be an address "host:port", e.g. "127.0.0.1:8080", "0.0.0.0:80" or ":8080" (quote it: "8080"), got 8080',
+      ],
     ]);
   });
 
@@ -159,19 +165,38 @@ describe('values', () => {
     const [error] = errorsOf(['  pool:', '    supervisor:', '      ttl: 1 hour']);
     expect(where(error!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'http.pool.supervisor.ttl', 7, 7]);
     expect(error!.reason).toBe('must be a duration such as "500ms", "60s", "5m" or "1h30m", got "1 hour"');
-    const { config } = load(['  pool:', '    allocate_timeout: 1m30s', '    destroy_timeout: 30', '    reset_timeout: 1.5s', '    stream_timeout: "45"']);
-    expect(config.http.pool).toEqual({ allocate_timeout: '1m30s', destroy_timeout: '30s', reset_timeout: '1.5s', stream_timeout: '45s' });
+    const { config } = load([
+      '  pool:',
+      '    allocate_timeout: 1m30s',
+      '    destroy_timeout: 30',
+      '    reset_timeout: 1.5s',
+      '    stream_timeout: "45"',
+    ]);
+    expect(config.http.pool).toEqual({
+      allocate_timeout: '1m30s',
+      destroy_timeout: '30s',
+      reset_timeout: '1.5s',
+      stream_timeout: '45s',
+    });
   });
 
   it('takes num_workers as an integer or "auto", and leaves RR\'s 0 (CPU count) out', () => {
     expect(load(['  pool:', '    num_workers: auto']).config.http.pool?.num_workers).toBe('auto');
     expect(load(['  pool:', '    num_workers: 8']).config.http.pool?.num_workers).toBe(8);
     expect(load(['  pool:', '    num_workers: 0']).config.http.pool).toEqual({});
-    expect(errorsOf(['  pool:', '    num_workers: lots'])[0]!.reason).toBe('must be an integer from 0 to 500 or "auto", got "lots"');
+    expect(errorsOf(['  pool:', '    num_workers: lots'])[0]!.reason).toBe(
+      'must be an integer from 0 to 500 or "auto", got "lots"',
+    );
   });
 
   it('reads sizes: MB numbers and byte sizes with units', () => {
-    const { config } = load(['  max_request_size: 0.5', 'cache:', '  enabled: true', '  max_bytes: 64m', '  max_age: 2s']);
+    const { config } = load([
+      '  max_request_size: 0.5',
+      'cache:',
+      '  enabled: true',
+      '  max_bytes: 64m',
+      '  max_age: 2s',
+    ]);
     expect(config.http.max_request_size).toBe(0.5);
     expect(config.cache).toEqual({ enabled: true, max_bytes: 64 * 1024 * 1024, max_age: '2s' });
     expect(load(['cache:', '  max_bytes: 1GiB']).config.cache?.max_bytes).toBe(1024 ** 3);
@@ -181,7 +206,10 @@ describe('values', () => {
 
   it('reads a string list from one string, and a command as a string or argv', () => {
     expect(load(['  trusted_subnets: 10.0.0.0/8']).config.http.trusted_subnets).toEqual(['10.0.0.0/8']);
-    const argv = parseConfig('server:\n  command: [php, -d, "memory_limit=1G", worker.php]\nhttp:\n  address: ":80"\n', { env: {} });
+    const argv = parseConfig(
+      'server:\n  command: [php, -d, "memory_limit=1G", worker.php]\nhttp:\n  address: ":80"\n',
+      { env: {} },
+    );
     expect(argv.config.server.command).toEqual(['php', '-d', 'memory_limit=1G', 'worker.php']);
     const [empty] = errorsOf('server:\n  command: []\nhttp:\n  address: ":80"\n');
     expect(where(empty!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'server.command', 2, 3]);
@@ -190,7 +218,10 @@ describe('values', () => {
   });
 
   it('reads env and header values as text, whatever their YAML type', () => {
-    const { config } = parseConfig('server:\n  command: php w.php\n  env:\n    DEBUG: true\n    PORT: 8080\n    EMPTY:\nhttp:\n  address: ":80"\n', { env: {} });
+    const { config } = parseConfig(
+      'server:\n  command: php w.php\n  env:\n    DEBUG: true\n    PORT: 8080\n    EMPTY:\nhttp:\n  address: ":80"\n',
+      { env: {} },
+    );
     expect(config.server.env).toEqual({ DEBUG: 'true', PORT: '8080', EMPTY: '' });
   });
 
@@ -202,8 +233,11 @@ describe('values', () => {
     ]);
   });
 
-  it('accepts an empty section, and RR\'s env list of one-key mappings', () => {
-    const { config } = parseConfig('server:\n  command: php w.php\n  env:\n    - A: "1"\n    - B: two\nhttp:\n  address: ":80"\n  uploads:\n', { env: {} });
+  it("accepts an empty section, and RR's env list of one-key mappings", () => {
+    const { config } = parseConfig(
+      'server:\n  command: php w.php\n  env:\n    - A: "1"\n    - B: two\nhttp:\n  address: ":80"\n  uploads:\n',
+      { env: {} },
+    );
     expect(config.server.env).toEqual({ A: '1', B: 'two' });
     expect(config.http.uploads).toEqual({});
   });
@@ -230,9 +264,14 @@ describe('required keys', () => {
   });
 
   it('sites may each bring their own command instead; the ones without are named', () => {
-    const ok = parseConfig('http:\n  address: ":80"\nsites:\n  - hosts: [a.test]\n    server: { command: php a.php }\n', { env: {} });
+    const ok = parseConfig(
+      'http:\n  address: ":80"\nsites:\n  - hosts: [a.test]\n    server: { command: php a.php }\n',
+      { env: {} },
+    );
     expect(ok.config.server).toEqual({});
-    const [error] = errorsOf('http:\n  address: ":80"\nsites:\n  - hosts: [a.test]\n    server: { command: php a.php }\n  - hosts: [b.test]\n');
+    const [error] = errorsOf(
+      'http:\n  address: ":80"\nsites:\n  - hosts: [a.test]\n    server: { command: php a.php }\n  - hosts: [b.test]\n',
+    );
     expect(error!.reason).toContain('sites[1] has none');
   });
 
@@ -261,7 +300,11 @@ describe('sites', () => {
         hosts: ['example.com', '*.example.com'],
         root: '/srv/example',
         server: { command: 'php worker.php', env: { APP_ENV: 'production' } },
-        http: { max_request_size: 10, pool: { num_workers: 'auto', max_jobs: 500 }, static: { dir: '/srv/example/public' } },
+        http: {
+          max_request_size: 10,
+          pool: { num_workers: 'auto', max_jobs: 500 },
+          static: { dir: '/srv/example/public' },
+        },
       },
       {
         hosts: ['shop.example.org'],
@@ -330,7 +373,11 @@ describe('proxy, cache, admin', () => {
   });
 
   it('refuses the same proxy prefix twice, naming the first', () => {
-    const [error] = errorsOf(['proxy:', '  - { prefix: /api, upstream: "http://a:1" }', '  - { prefix: /api, upstream: "http://b:2" }']);
+    const [error] = errorsOf([
+      'proxy:',
+      '  - { prefix: /api, upstream: "http://a:1" }',
+      '  - { prefix: /api, upstream: "http://b:2" }',
+    ]);
     expect(where(error!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'proxy[1].prefix', 7, 7]);
     expect(error!.reason).toContain('proxy[0].prefix (warmpool.yaml:6:7)');
   });
@@ -338,7 +385,10 @@ describe('proxy, cache, admin', () => {
 
 describe('middleware', () => {
   it('keeps static, headers and gzip; warns about and skips the others', () => {
-    const { config, warnings } = load(['  middleware: [static, sendfile, gzip, http_metrics]', '  static: { dir: public }']);
+    const { config, warnings } = load([
+      '  middleware: [static, sendfile, gzip, http_metrics]',
+      '  static: { dir: public }',
+    ]);
     expect(config.http.middleware).toEqual(['static', 'gzip']);
     expect(config.http.static).toEqual({ dir: 'public' });
     expect(warnings.map((w) => [w.key, w.line, w.col])).toEqual([
@@ -379,7 +429,14 @@ describe('middleware', () => {
 
 describe('unsupported RoadRunner keys', () => {
   it('are warnings naming the key, and their content is not checked', () => {
-    const { warnings } = load(['  pool:', '    dynamic_allocator:', '      max_workers: lots', 'rpc:', '  listen: ${RPC_ADDR}', 'temporal: {}']);
+    const { warnings } = load([
+      '  pool:',
+      '    dynamic_allocator:',
+      '      max_workers: lots',
+      'rpc:',
+      '  listen: ${RPC_ADDR}',
+      'temporal: {}',
+    ]);
     expect(warnings.map((w) => [w.key, w.line, w.col])).toEqual([
       ['http.pool.dynamic_allocator', 6, 5],
       ['rpc', 8, 1],
@@ -388,7 +445,12 @@ describe('unsupported RoadRunner keys', () => {
   });
 
   it('are warned about inside sites too', () => {
-    const { warnings } = load(['sites:', '  - hosts: [a.test]', '    server:', '      on_init: { command: "php migrate.php" }']);
+    const { warnings } = load([
+      'sites:',
+      '  - hosts: [a.test]',
+      '    server:',
+      '      on_init: { command: "php migrate.php" }',
+    ]);
     expect(warnings.map((w) => [w.key, w.line])).toEqual([['sites[0].server.on_init', 8]]);
   });
 });
@@ -412,7 +474,7 @@ describe('edit distance', () => {
     expect(editDistance('same', 'same')).toBe(0);
   });
 
-  it('suggests only what is close for the name\'s length', () => {
+  it("suggests only what is close for the name's length", () => {
     expect(closest('num_worker', ['max_jobs', 'num_workers'])).toBe('num_workers');
     expect(closest('ttl', ['idle_ttl', 'exec_ttl'])).toBeNull();
     expect(closest('zzz', [])).toBeNull();

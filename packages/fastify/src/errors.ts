@@ -36,9 +36,13 @@ export class BodyTooLargeError extends WarmpoolError<'WP_FASTIFY_BODY_TOO_LARGE'
 export class TooManyFilesError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_FILES'> {
   readonly statusCode = 413;
   constructor(limit: number) {
-    super('WP_FASTIFY_TOO_MANY_FILES', `the form has more than ${limit} files (uploads.max_files: ${limit}); send fewer files or raise uploads.max_files`, {
-      details: { limit },
-    });
+    super(
+      'WP_FASTIFY_TOO_MANY_FILES',
+      `the form has more than ${limit} files (uploads.max_files: ${limit}); send fewer files or raise uploads.max_files`,
+      {
+        details: { limit },
+      },
+    );
   }
 }
 

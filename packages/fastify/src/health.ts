@@ -33,7 +33,8 @@ export const DEFAULT_READY_PATH = '/ready';
 export function resolveHealthOptions(raw: HealthOptions): ResolvedHealth {
   const healthPath = resolveOpsPath(raw.health_path, 'health_path');
   const readyPath = resolveOpsPath(raw.ready_path, 'ready_path');
-  if (healthPath !== null && healthPath === readyPath) throw new InvalidOptionError('ready_path', `must differ from health_path ("${healthPath}")`);
+  if (healthPath !== null && healthPath === readyPath)
+    throw new InvalidOptionError('ready_path', `must differ from health_path ("${healthPath}")`);
   return { healthPath, readyPath };
 }
 
@@ -44,7 +45,10 @@ export function resolveHealthOptions(raw: HealthOptions): ResolvedHealth {
 export function resolveOpsPath(value: unknown, key: string): string | null {
   if (value === undefined || value === false) return null;
   if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]*$/.test(value) || value.includes('//')) {
-    throw new InvalidOptionError(key, `must be a path like "/health" (letters, digits, "-", "_", ".", "~", "/") or false, got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(
+      key,
+      `must be a path like "/health" (letters, digits, "-", "_", ".", "~", "/") or false, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }

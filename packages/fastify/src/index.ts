@@ -6,7 +6,14 @@ import { registerRoutes } from './routes.js';
 
 export type { WarmpoolOptions } from './options.js';
 export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
-export { InvalidOptionError, BadReplyError, BadFormError, BodyTooLargeError, TooManyFilesError, FASTIFY_ERROR_CODES } from './errors.js';
+export {
+  InvalidOptionError,
+  BadReplyError,
+  BadFormError,
+  BodyTooLargeError,
+  TooManyFilesError,
+  FASTIFY_ERROR_CODES,
+} from './errors.js';
 export { BodyParts } from './http/body-parts.js';
 export type { UploadOptions } from './http/uploads.js';
 export type { AccessRule } from './network/access.js';

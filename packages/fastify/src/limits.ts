@@ -1,6 +1,12 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
-import { errorCodes, type FastifyInstance, type FastifyReply, type FastifyRequest, type HookHandlerDoneFunction } from 'fastify';
+import {
+  errorCodes,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type HookHandlerDoneFunction,
+} from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
 import { InvalidOptionError } from './errors.js';
 
@@ -58,20 +64,38 @@ export const DEFAULT_MAX_REQUEST_SIZE_MB = 100;
 const MB = 1024 * 1024;
 
 /** The option keys this module reads, for the caller's unknown-key check. */
-export const LIMIT_OPTION_KEYS: ReadonlySet<string> = new Set(['max_request_size', 'max_header_count', 'max_header_size', 'headers_timeout', 'request_timeout']);
+export const LIMIT_OPTION_KEYS: ReadonlySet<string> = new Set([
+  'max_request_size',
+  'max_header_count',
+  'max_header_size',
+  'headers_timeout',
+  'request_timeout',
+]);
 
 /** Resolves units once; every error names the option. Unknown keys are not rejected here (the caller owns the key set). */
 export function resolveLimits(raw: LimitOptions = {}): ResolvedLimits {
   const size = raw.max_request_size ?? 0;
   if (typeof size !== 'number' || !Number.isFinite(size) || size < 0) {
-    throw new InvalidOptionError('max_request_size', `must be a number of megabytes, e.g. 100; got ${JSON.stringify(size)}`);
+    throw new InvalidOptionError(
+      'max_request_size',
+      `must be a number of megabytes, e.g. 100; got ${JSON.stringify(size)}`,
+    );
   }
   const maxRequestBytes = Math.max(1, Math.round((size === 0 ? DEFAULT_MAX_REQUEST_SIZE_MB : size) * MB));
-  if (maxRequestBytes > Number.MAX_SAFE_INTEGER) throw new InvalidOptionError('max_request_size', `is too large: ${size}`);
+  if (maxRequestBytes > Number.MAX_SAFE_INTEGER)
+    throw new InvalidOptionError('max_request_size', `is too large: ${size}`);
   const headersTimeoutMs = duration(raw.headers_timeout, 'headers_timeout');
   const requestTimeoutMs = duration(raw.request_timeout, 'request_timeout');
-  if (headersTimeoutMs !== null && requestTimeoutMs !== null && requestTimeoutMs > 0 && (headersTimeoutMs === 0 || headersTimeoutMs > requestTimeoutMs)) {
-    throw new InvalidOptionError('headers_timeout', `must be at most request_timeout (${requestTimeoutMs} ms), got ${headersTimeoutMs} ms`);
+  if (
+    headersTimeoutMs !== null &&
+    requestTimeoutMs !== null &&
+    requestTimeoutMs > 0 &&
+    (headersTimeoutMs === 0 || headersTimeoutMs > requestTimeoutMs)
+  ) {
+    throw new InvalidOptionError(
+      'headers_timeout',
+      `must be at most request_timeout (${requestTimeoutMs} ms), got ${headersTimeoutMs} ms`,
+    );
   }
   return {
     maxRequestBytes,
@@ -152,20 +176,23 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
 
   const maxBytes = limits.maxRequestBytes;
   const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
-  app.addHook('onRequest', function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    const raw = request.raw;
-    if (raw.rawHeaders.length > maxRawHeaders) {
-      rejectEarly(request, reply, 431, tooManyHeaders(limits.maxHeaderCount!));
-      return;
-    }
-    const length = raw.headers['content-length'];
-    // Node has validated it: digits only, and duplicates rejected
-    if (length !== undefined && Number(length) > maxBytes) {
-      rejectEarly(request, reply, 413, new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
-      return;
-    }
-    done();
-  });
+  app.addHook(
+    'onRequest',
+    function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      const raw = request.raw;
+      if (raw.rawHeaders.length > maxRawHeaders) {
+        rejectEarly(request, reply, 431, tooManyHeaders(limits.maxHeaderCount!));
+        return;
+      }
+      const length = raw.headers['content-length'];
+      // Node has validated it: digits only, and duplicates rejected
+      if (length !== undefined && Number(length) > maxBytes) {
+        rejectEarly(request, reply, 413, new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+        return;
+      }
+      done();
+    },
+  );
 }
 
 function tooManyHeaders(max: number): Error {
@@ -187,7 +214,12 @@ function configureServer(app: FastifyInstance, server: HttpServer | HttpsServer,
   if (interval !== null) {
     const current = (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval ?? 30_000;
     if (server.listening) {
-      if (interval < current) app.log.warn({ intervalMs: current }, 'warmpool: the server is already listening; slow-client timeouts are checked every %d ms', current);
+      if (interval < current)
+        app.log.warn(
+          { intervalMs: current },
+          'warmpool: the server is already listening; slow-client timeouts are checked every %d ms',
+          current,
+        );
     } else if (interval < current) {
       // read by Node when the server starts listening
       (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = interval;

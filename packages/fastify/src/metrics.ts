@@ -65,10 +65,13 @@ export function registerMetrics(app: FastifyInstance, pool: Pool, options: Resol
   if (options.metricsPath === null) return;
   const counters = new RequestCounters();
 
-  app.addHook('onResponse', function countRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-    if (!isOpsRequest(request)) counters.record(reply.statusCode, reply.elapsedTime);
-    done();
-  });
+  app.addHook(
+    'onResponse',
+    function countRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      if (!isOpsRequest(request)) counters.record(reply.statusCode, reply.elapsedTime);
+      done();
+    },
+  );
 
   app.route({
     method: ['GET', 'HEAD'],
@@ -93,7 +96,12 @@ async function renderMetrics(pool: Pool, counters: RequestCounters): Promise<str
     if (n > 0) out.push(`warmpool_requests_total{status="${code === 0 ? 'other' : code}"} ${n}`);
   }
 
-  family(out, 'warmpool_request_duration_seconds', 'histogram', 'Time from request start to response end, by status class.');
+  family(
+    out,
+    'warmpool_request_duration_seconds',
+    'histogram',
+    'Time from request start to response end, by status class.',
+  );
   for (let cls = 0; cls < CLASSES; cls++) {
     const count = counters.count[cls]!;
     if (count === 0) continue;
@@ -123,10 +131,12 @@ async function renderMetrics(pool: Pool, counters: RequestCounters): Promise<str
   }
 
   family(out, 'warmpool_recycles_total', 'counter', 'Workers that left service, by reason.');
-  for (const reason of RECYCLE_REASONS) out.push(`warmpool_recycles_total{reason="${reason}"} ${stats.recycles[reason] ?? 0}`);
+  for (const reason of RECYCLE_REASONS)
+    out.push(`warmpool_recycles_total{reason="${reason}"} ${stats.recycles[reason] ?? 0}`);
 
   family(out, 'warmpool_worker_errors_total', 'counter', 'Failed executions by error code.');
-  for (const [code, n] of Object.entries(stats.errors)) out.push(`warmpool_worker_errors_total{code="${escapeLabel(code)}"} ${n}`);
+  for (const [code, n] of Object.entries(stats.errors))
+    out.push(`warmpool_worker_errors_total{code="${escapeLabel(code)}"} ${n}`);
 
   family(out, 'warmpool_boot_failures_total', 'counter', 'Worker boots that failed.');
   out.push(`warmpool_boot_failures_total ${stats.bootFailures}`);

@@ -56,8 +56,24 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set([
-  'command', 'env', 'cwd', 'relay', 'pool', 'codec', 'debug', 'logger', 'static', 'uploads', 'raw_body',
-  'trusted_subnets', 'access', 'warmup', 'health_path', 'ready_path', 'metrics_path', ...LIMIT_OPTION_KEYS,
+  'command',
+  'env',
+  'cwd',
+  'relay',
+  'pool',
+  'codec',
+  'debug',
+  'logger',
+  'static',
+  'uploads',
+  'raw_body',
+  'trusted_subnets',
+  'access',
+  'warmup',
+  'health_path',
+  'ready_path',
+  'metrics_path',
+  ...LIMIT_OPTION_KEYS,
 ]);
 
 /** GET requests for num_workers: auto's probe worker, encoded once at boot. */
@@ -94,7 +110,8 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   }
   if (options.command === undefined) throw new InvalidOptionError('command', 'is required, e.g. "php worker.php"');
   const codec = options.codec ?? 'json';
-  if (codec !== 'json' && codec !== 'proto') throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
+  if (codec !== 'json' && codec !== 'proto')
+    throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
   const poolOptions: PoolOptions = {
     ...(options.pool ?? {}),
     command: options.command,
@@ -110,7 +127,10 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   } catch (error) {
     const key = (error as { details?: { key?: string } }).details?.key;
     const prefix = key === undefined || ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
-    throw new InvalidOptionError(`${prefix}${key ?? 'pool'}`, (error as Error).message.replace(/^pool option "[^"]*": /, ''));
+    throw new InvalidOptionError(
+      `${prefix}${key ?? 'pool'}`,
+      (error as Error).message.replace(/^pool option "[^"]*": /, ''),
+    );
   }
   return {
     pool,
@@ -120,7 +140,10 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
     limits: resolveLimits(options),
-    trusted: options.trusted_subnets === undefined || options.trusted_subnets.length === 0 ? null : compileTrustedSubnets(options.trusted_subnets),
+    trusted:
+      options.trusted_subnets === undefined || options.trusted_subnets.length === 0
+        ? null
+        : compileTrustedSubnets(options.trusted_subnets),
     access: compileAccess(options.access),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),

@@ -52,13 +52,20 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
   const serveStatic = options.static === null ? null : await registerStatic(app, options.static);
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
-  app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => readRawBody(request, payload, bodyLimit, done));
+  app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>
+    readRawBody(request, payload, bodyLimit, done),
+  );
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body.
   if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
     // try_files: an existing, allowed static file first; everything else goes to PHP.
-    if (serveStatic !== null && (request.method === 'GET' || request.method === 'HEAD') && (await serveStatic(request, reply))) return reply;
+    if (
+      serveStatic !== null &&
+      (request.method === 'GET' || request.method === 'HEAD') &&
+      (await serveStatic(request, reply))
+    )
+      return reply;
     const requestContext = toRequestContext(request, request.warmpoolClient ?? clientOf(request, null));
     // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
     const parsedBody = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : (request.body ?? null);
@@ -112,7 +119,10 @@ declare module 'fastify' {
 function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, debug: boolean): FastifyReply {
   const { status, retryAfter } = statusOf(error);
   const err = error as Error & { code?: string; details?: { pid?: number } };
-  request.log.error({ err: { message: err.message, code: err.code }, pid: err.details?.pid, status }, `PHP request failed: ${err.code ?? err.name}`);
+  request.log.error(
+    { err: { message: err.message, code: err.code }, pid: err.details?.pid, status },
+    `PHP request failed: ${err.code ?? err.name}`,
+  );
   if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));
   reply.code(status).type('text/plain; charset=utf-8');
   // Worker error text can hold stack traces and secrets: only in debug mode (RR http.pool.debug).

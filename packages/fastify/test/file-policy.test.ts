@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { checkFileName, checkPath, checkRequestTarget, createFilePolicy, decodeRequestPath, extensionOf, type FilePolicy } from '../src/static/file-policy.js';
+import {
+  checkFileName,
+  checkPath,
+  checkRequestTarget,
+  createFilePolicy,
+  decodeRequestPath,
+  extensionOf,
+  type FilePolicy,
+} from '../src/static/file-policy.js';
 import { DEFAULT_FORBID } from '../src/static/static.js';
 
 const policy: FilePolicy = createFilePolicy({ forbid: DEFAULT_FORBID, allow: null });
@@ -60,7 +68,15 @@ describe('file policy: paths that cannot name a file under the root', () => {
   });
 
   it('every encoding of a traversal decodes to an invalid path', () => {
-    for (const raw of ['/..%2f..%2fetc/passwd', '/%2e%2e/%2e%2e/etc/passwd', '/%2E%2e%2fx', '/..%5c..%5cx', '/%2e%2e%5cx', '/a%2f%2fb', '/x%00.css']) {
+    for (const raw of [
+      '/..%2f..%2fetc/passwd',
+      '/%2e%2e/%2e%2e/etc/passwd',
+      '/%2E%2e%2fx',
+      '/..%5c..%5cx',
+      '/%2e%2e%5cx',
+      '/a%2f%2fb',
+      '/x%00.css',
+    ]) {
       expect(checkRequestTarget(policy, raw).kind, raw).toBe('invalid');
     }
   });
@@ -69,13 +85,34 @@ describe('file policy: paths that cannot name a file under the root', () => {
 describe('file policy: dotfiles, forbid and allow', () => {
   it('forbids every dotfile and dot-folder segment, whatever the extension lists say', () => {
     const open = createFilePolicy({ forbid: [], allow: null });
-    for (const path of ['/.env', '/.git/config', '/.hidden/file.txt', '/a/.b/c.css', '/.well-known/x.txt', '/.htaccess', '/.user.ini']) {
+    for (const path of [
+      '/.env',
+      '/.git/config',
+      '/.hidden/file.txt',
+      '/a/.b/c.css',
+      '/.well-known/x.txt',
+      '/.htaccess',
+      '/.user.ini',
+    ]) {
       expect(reason(path, open), path).toBe('dotfile');
     }
   });
 
   it('forbids the default extensions case-insensitively, and copies of PHP source', () => {
-    for (const path of ['/secret.php', '/SECRET.PHP', '/upper.PHP', '/a/b.PhP', '/x.phtml', '/x.phar', '/prod.env', '/x.git', '/backup.php.bak', '/secret.php.gz', '/index.php~', '/#index.php#']) {
+    for (const path of [
+      '/secret.php',
+      '/SECRET.PHP',
+      '/upper.PHP',
+      '/a/b.PhP',
+      '/x.phtml',
+      '/x.phar',
+      '/prod.env',
+      '/x.git',
+      '/backup.php.bak',
+      '/secret.php.gz',
+      '/index.php~',
+      '/#index.php#',
+    ]) {
       expect(reason(path), path).toBe('forbidden-extension');
     }
     expect(kind('/style.css')).toBe('file');

@@ -68,7 +68,9 @@ describe('forms: the tree rules (urlencoded)', () => {
   });
 
   it('a[b][c] nests objects', () => {
-    expect(form('user[name]=Ann&user[address][city]=Oslo&user[address][zip]=0150&user[tags][]=x&user[tags][]=y')).toEqual({
+    expect(
+      form('user[name]=Ann&user[address][city]=Oslo&user[address][zip]=0150&user[tags][]=x&user[tags][]=y'),
+    ).toEqual({
       user: { name: 'Ann', address: { city: 'Oslo', zip: '0150' }, tags: ['x', 'y'] },
     });
   });
@@ -86,7 +88,10 @@ describe('forms: the tree rules (urlencoded)', () => {
   it(`keeps names of ${MAX_FORM_DEPTH} segments and drops deeper ones (as RR does)`, () => {
     const deepest = `a${'[x]'.repeat(MAX_FORM_DEPTH - 1)}`;
     const tooDeep = `b${'[x]'.repeat(MAX_FORM_DEPTH)}`;
-    const tree = wire(parseUrlencoded(Buffer.from(`${deepest}=kept&${tooDeep}=dropped&c=1`))) as Record<string, unknown>;
+    const tree = wire(parseUrlencoded(Buffer.from(`${deepest}=kept&${tooDeep}=dropped&c=1`))) as Record<
+      string,
+      unknown
+    >;
     let node: unknown = tree.a;
     for (let i = 0; i < MAX_FORM_DEPTH - 2; i++) node = (node as Record<string, unknown>).x;
     expect(node).toEqual({ x: 'kept' });
@@ -163,7 +168,9 @@ describe('forms: the tree rules (urlencoded)', () => {
   it('__proto__ and constructor are ordinary keys; nothing is polluted', () => {
     const tree = parseUrlencoded(Buffer.from('__proto__[polluted]=1&constructor[prototype][x]=2&toString=3'));
     // (JSON.parse makes "__proto__" an own key; an object literal would set the prototype instead)
-    expect(wire(tree)).toEqual(JSON.parse('{"__proto__":{"polluted":"1"},"constructor":{"prototype":{"x":"2"}},"toString":"3"}'));
+    expect(wire(tree)).toEqual(
+      JSON.parse('{"__proto__":{"polluted":"1"},"constructor":{"prototype":{"x":"2"}},"toString":"3"}'),
+    );
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.getPrototypeOf(tree)).toBeNull();
   });

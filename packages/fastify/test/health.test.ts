@@ -48,7 +48,10 @@ async function eventually(check: () => boolean | Promise<boolean>, what: string,
 describe('resolveHealthOptions', () => {
   it('is off unless a path is given (so neither the host app’s nor the PHP app’s /health is shadowed)', () => {
     expect(resolveHealthOptions({})).toEqual({ healthPath: null, readyPath: null });
-    expect(resolveHealthOptions({ health_path: false, ready_path: '/_ready' })).toEqual({ healthPath: null, readyPath: '/_ready' });
+    expect(resolveHealthOptions({ health_path: false, ready_path: '/_ready' })).toEqual({
+      healthPath: null,
+      readyPath: '/_ready',
+    });
   });
 
   it.each([

@@ -41,7 +41,11 @@ describe('plugin: large bodies', () => {
     const base = await listening();
     for (const size of SIZES) {
       const body = pattern(size);
-      const res = await fetch(`${base}/upload`, { method: 'POST', body, headers: { 'content-type': 'application/octet-stream' } });
+      const res = await fetch(`${base}/upload`, {
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       expect(res.status).toBe(200);
       expect(res.headers.get('x-body-sha1')).toBe(sha1(body));
       expect(res.headers.get('content-length')).toBe(String(size));
@@ -55,11 +59,17 @@ describe('plugin: large bodies', () => {
     const body = pattern(1024 * 1024 + 7);
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
-        for (let offset = 0; offset < body.length; offset += 10_000) controller.enqueue(body.subarray(offset, offset + 10_000));
+        for (let offset = 0; offset < body.length; offset += 10_000)
+          controller.enqueue(body.subarray(offset, offset + 10_000));
         controller.close();
       },
     });
-    const res = await fetch(`${base}/upload`, { method: 'POST', body: stream, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit);
+    const res = await fetch(`${base}/upload`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+      headers: { 'content-type': 'application/octet-stream' },
+    } as RequestInit);
     expect(res.status).toBe(200);
     expect(res.headers.get('x-body-sha1')).toBe(sha1(body));
     expect(Buffer.from(await res.arrayBuffer()).equals(Buffer.from(body).reverse())).toBe(true);
@@ -70,15 +80,28 @@ describe('plugin: large bodies', () => {
     const base = await listening((app) => {
       app.addHook('preHandler', async (request) => {
         const body = request.body as Buffer | Buffer[];
-        seen.push({ size: Number(request.headers['content-length']), body: Array.isArray(body) ? 'chunks' : 'buffer', payload: '' });
+        seen.push({
+          size: Number(request.headers['content-length']),
+          body: Array.isArray(body) ? 'chunks' : 'buffer',
+          payload: '',
+        });
       });
       app.addHook('onSend', async (_request, _reply, payload) => {
-        seen.at(-1)!.payload = payload instanceof BodyParts ? `parts:${payload.length}` : Buffer.isBuffer(payload) ? 'buffer' : typeof payload;
+        seen.at(-1)!.payload =
+          payload instanceof BodyParts
+            ? `parts:${payload.length}`
+            : Buffer.isBuffer(payload)
+              ? 'buffer'
+              : typeof payload;
         return payload;
       });
     });
     for (const size of [1000, 1024 * 1024]) {
-      const res = await fetch(`${base}/`, { method: 'POST', body: pattern(size), headers: { 'content-type': 'application/octet-stream' } });
+      const res = await fetch(`${base}/`, {
+        method: 'POST',
+        body: pattern(size),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
       await res.arrayBuffer();
     }
     expect(seen).toEqual([
@@ -90,24 +113,36 @@ describe('plugin: large bodies', () => {
   it('answers 413 to a chunked upload that crosses max_request_size, and PHP never sees it', async () => {
     const app = Fastify();
     apps.push(app);
-    await app.register(warmpool, { command: ['php', fixture('sdk-http-big.php')], pool: { num_workers: 1 }, max_request_size: 1 });
+    await app.register(warmpool, {
+      command: ['php', fixture('sdk-http-big.php')],
+      pool: { num_workers: 1 },
+      max_request_size: 1,
+    });
     const base = await app.listen({ host: '127.0.0.1', port: 0 });
     const body = pattern(1024 * 1024 + 1);
     const stream = new ReadableStream<Uint8Array>({
       start(controller) {
-        for (let offset = 0; offset < body.length; offset += 65536) controller.enqueue(body.subarray(offset, offset + 65536));
+        for (let offset = 0; offset < body.length; offset += 65536)
+          controller.enqueue(body.subarray(offset, offset + 65536));
         controller.close();
       },
     });
-    const res = await fetch(`${base}/upload`, { method: 'POST', body: stream, duplex: 'half', headers: { 'content-type': 'application/octet-stream' } } as RequestInit).catch(
-      (error: Error) => error,
-    );
+    const res = await fetch(`${base}/upload`, {
+      method: 'POST',
+      body: stream,
+      duplex: 'half',
+      headers: { 'content-type': 'application/octet-stream' },
+    } as RequestInit).catch((error: Error) => error);
     // the server may close before the client finished sending: then fetch fails instead of reading the 413
     if (res instanceof Error) expect(res.message).toMatch(/fetch failed|other side closed|socket/i);
     else expect(res.status).toBe(413);
     expect(app.warmpool.pool.stats().requests).toBe(0);
     // and exactly 1 MiB still passes
-    const ok = await fetch(`${base}/upload`, { method: 'POST', body: pattern(1024 * 1024), headers: { 'content-type': 'application/octet-stream' } });
+    const ok = await fetch(`${base}/upload`, {
+      method: 'POST',
+      body: pattern(1024 * 1024),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(ok.status).toBe(200);
   });
 });

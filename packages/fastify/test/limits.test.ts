@@ -1,7 +1,13 @@
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyLimits, DEFAULT_MAX_REQUEST_SIZE_MB, resolveLimits, serverLimits, type LimitOptions } from '../src/limits.js';
+import {
+  applyLimits,
+  DEFAULT_MAX_REQUEST_SIZE_MB,
+  resolveLimits,
+  serverLimits,
+  type LimitOptions,
+} from '../src/limits.js';
 
 const apps: FastifyInstance[] = [];
 const sockets: Socket[] = [];
@@ -26,7 +32,9 @@ async function harness(options: LimitOptions, listen = true): Promise<Harness> {
   app.post('/host/json', async (request) => ({ host: request.body }));
   await app.register(async (child) => {
     child.removeAllContentTypeParsers();
-    child.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.maxRequestBytes }, (_request, body, done) => done(null, body));
+    child.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: limits.maxRequestBytes }, (_request, body, done) =>
+      done(null, body),
+    );
     applyLimits(child, limits);
     child.route({
       method: ['GET', 'POST', 'PUT', 'DELETE'],
@@ -76,7 +84,8 @@ class RawClient {
   /** Resolves once the received text contains `needle`. */
   async waitFor(needle: string): Promise<string> {
     while (!this.data.includes(needle)) {
-      if (this.socket.destroyed) throw new Error(`connection closed before ${JSON.stringify(needle)}; got ${JSON.stringify(this.data)}`);
+      if (this.socket.destroyed)
+        throw new Error(`connection closed before ${JSON.stringify(needle)}; got ${JSON.stringify(this.data)}`);
       await new Promise<void>((resolve) => {
         this.#waiters.push(resolve);
         this.socket.once('close', resolve);
@@ -106,7 +115,9 @@ describe('resolveLimits', () => {
     expect(resolveLimits({ max_request_size: 2 }).maxRequestBytes).toBe(2 * 1024 * 1024);
     expect(resolveLimits({ max_request_size: 0 }).maxRequestBytes).toBe(100 * 1024 * 1024);
     expect(resolveLimits({ max_request_size: 0.5 }).maxRequestBytes).toBe(512 * 1024);
-    expect(resolveLimits({ headers_timeout: '10s', request_timeout: '1m30s', max_header_count: 50, max_header_size: 8192 })).toMatchObject({
+    expect(
+      resolveLimits({ headers_timeout: '10s', request_timeout: '1m30s', max_header_count: 50, max_header_size: 8192 }),
+    ).toMatchObject({
       headersTimeoutMs: 10_000,
       requestTimeoutMs: 90_000,
       maxHeaderCount: 50,
@@ -142,7 +153,9 @@ describe('serverLimits (Fastify factory options)', () => {
   });
 
   it('passes timeouts, header size and a checking interval Fastify and Node accept', async () => {
-    const options = serverLimits(resolveLimits({ headers_timeout: '2s', request_timeout: '30s', max_header_size: 8192 }));
+    const options = serverLimits(
+      resolveLimits({ headers_timeout: '2s', request_timeout: '30s', max_header_size: 8192 }),
+    );
     expect(options).toEqual({
       requestTimeout: 30_000,
       http: { headersTimeout: 2000, requestTimeout: 30_000, maxHeaderSize: 8192, connectionsCheckingInterval: 500 },
@@ -164,7 +177,9 @@ describe('max_request_size on a real connection', () => {
     await bystander.waitFor('{"length":0}');
 
     const client = new RawClient(port);
-    client.write('POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: 10000000000\r\n\r\n');
+    client.write(
+      'POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: 10000000000\r\n\r\n',
+    );
     const response = await client.waitFor('Request body is too large');
     expect(statusOf(response)).toBe(413);
     expect(response.toLowerCase()).toContain('connection: close');
@@ -211,7 +226,9 @@ describe('max_request_size on a real connection', () => {
   it('passes a chunked body within the limit', async () => {
     const { port, handled } = await harness({ max_request_size: 0.01 });
     const client = new RawClient(port);
-    client.write(`POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`);
+    client.write(
+      `POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`,
+    );
     expect(statusOf(await client.waitFor('{"length":5}'))).toBe(200);
     expect(handled).toEqual([5]);
   });
@@ -219,7 +236,9 @@ describe('max_request_size on a real connection', () => {
   it('answers an oversized Expect: 100-continue with 413 and no 100, so the client never sends the body', async () => {
     const { port, handled } = await harness({ max_request_size: 0.001 });
     const client = new RawClient(port);
-    client.write('PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n');
+    client.write(
+      'PUT /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nExpect: 100-continue\r\nContent-Length: 50000000\r\n\r\n',
+    );
     const response = await client.waitFor('too large');
     expect(response).not.toContain('100 Continue');
     expect(statusOf(response)).toBe(413);
@@ -230,14 +249,18 @@ describe('max_request_size on a real connection', () => {
   it('still sends 100 Continue when the body is read: to the PHP route and to the host app’s own routes', async () => {
     const { port, handled } = await harness({ max_request_size: 0.001 });
     const toPhp = new RawClient(port);
-    toPhp.write('POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n');
+    toPhp.write(
+      'POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n',
+    );
     await toPhp.waitFor('HTTP/1.1 100 Continue\r\n\r\n');
     toPhp.write('hello');
     expect(statusOf(await toPhp.waitFor('{"length":5}'))).toBe(200);
     expect(handled).toEqual([5]);
 
     const toHost = new RawClient(port);
-    toHost.write('POST /host/json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n');
+    toHost.write(
+      'POST /host/json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: 7\r\n\r\n',
+    );
     await toHost.waitFor('HTTP/1.1 100 Continue\r\n\r\n');
     toHost.write('{"a":1}');
     expect(await toHost.waitFor('{"host":{"a":1}}')).toContain('200 OK');
@@ -245,11 +268,21 @@ describe('max_request_size on a real connection', () => {
 
   it('answers 413 through fastify.inject too (both the early hook and the parser)', async () => {
     const { app } = await harness({ max_request_size: 0.001 }, false);
-    const big = await app.inject({ method: 'POST', url: '/x', payload: Buffer.alloc(2000), headers: { 'content-type': 'application/octet-stream' } });
+    const big = await app.inject({
+      method: 'POST',
+      url: '/x',
+      payload: Buffer.alloc(2000),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(big.statusCode).toBe(413);
     expect(big.json().code).toBe('FST_ERR_CTP_BODY_TOO_LARGE');
     expect(big.headers.connection).toBe('close');
-    const ok = await app.inject({ method: 'POST', url: '/x', payload: Buffer.alloc(1000), headers: { 'content-type': 'application/octet-stream' } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: '/x',
+      payload: Buffer.alloc(1000),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
     expect(ok.json()).toEqual({ length: 1000 });
   });
 });

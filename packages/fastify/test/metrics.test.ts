@@ -4,7 +4,12 @@ import { createPool, SILENT_LOGGER, type Pool, type PoolOptions } from '@warmpoo
 import { FLAG_CODEC_JSON } from '@warmpool/pool/protocol';
 import { afterEach, describe, expect, it } from 'vitest';
 import { registerHealth, resolveHealthOptions } from '../src/health.js';
-import { DURATION_BUCKETS_SECONDS, registerMetrics, resolveMetricsOptions, type MetricsOptions } from '../src/metrics.js';
+import {
+  DURATION_BUCKETS_SECONDS,
+  registerMetrics,
+  resolveMetricsOptions,
+  type MetricsOptions,
+} from '../src/metrics.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -18,7 +23,12 @@ afterEach(async () => {
 });
 
 async function startPool(options: Partial<PoolOptions> = {}): Promise<Pool> {
-  const pool = createPool({ command: ['php', fixture('crash-mid-request.php')], num_workers: 1, logger: SILENT_LOGGER, ...options });
+  const pool = createPool({
+    command: ['php', fixture('crash-mid-request.php')],
+    num_workers: 1,
+    logger: SILENT_LOGGER,
+    ...options,
+  });
   pools.push(pool);
   await pool.start();
   return pool;
@@ -43,7 +53,11 @@ async function appWith(pool: Pool, options: MetricsOptions = { metrics_path: '/m
       const status = (request.query as { status?: string }).status;
       if (status !== undefined) return reply.code(Number(status)).send('');
       try {
-        const result = await pool.exec({ flags: FLAG_CODEC_JSON, context: '{}', body: Buffer.from(String(request.headers['x-body'] ?? '')) });
+        const result = await pool.exec({
+          flags: FLAG_CODEC_JSON,
+          context: '{}',
+          body: Buffer.from(String(request.headers['x-body'] ?? '')),
+        });
         return reply.send(result.body);
       } catch {
         return reply.code(502).send('');

@@ -30,7 +30,10 @@ async function appWith(name: string, options: Partial<WarmpoolOptions> = {}): Pr
   return app;
 }
 
-async function listening(name: string, options: Partial<WarmpoolOptions> = {}): Promise<{ app: FastifyInstance; base: string; port: number }> {
+async function listening(
+  name: string,
+  options: Partial<WarmpoolOptions> = {},
+): Promise<{ app: FastifyInstance; base: string; port: number }> {
   const app = await appWith(name, options);
   await app.listen({ port: 0, host: '127.0.0.1' });
   const { port } = app.server.address() as { port: number };
@@ -46,8 +49,16 @@ function uploadsDir(): string {
 describe('forms and uploads reach PHP in RoadRunner shapes', () => {
   it('urlencoded forms arrive parsed as a JSON tree', async () => {
     const app = await appWith('form-uploads.php');
-    const res = await app.inject({ method: 'POST', url: '/', payload: 'name=Ann&tags[]=a&tags[]=b&addr[city]=Oslo', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expect(res.json()).toMatchObject({ parsed: true, fields: { name: 'Ann', tags: ['a', 'b'], addr: { city: 'Oslo' } } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: 'name=Ann&tags[]=a&tags[]=b&addr[city]=Oslo',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
+    expect(res.json()).toMatchObject({
+      parsed: true,
+      fields: { name: 'Ann', tags: ['a', 'b'], addr: { city: 'Oslo' } },
+    });
   });
 
   it('multi-file uploads stream to temp files PHP can read, deleted after the response', async () => {
@@ -65,7 +76,12 @@ describe('forms and uploads reach PHP in RoadRunner shapes', () => {
     expect(body.parsed).toBe(true);
     expect(body.fields).toEqual({ title: 'two files' });
     const [first, second] = body.uploads.docs;
-    expect(first).toMatchObject({ name: 'a.txt', size: a.length, error: 0, onDisk: { size: a.length, mode: '600', sha256: createHash('sha256').update(a).digest('hex') } });
+    expect(first).toMatchObject({
+      name: 'a.txt',
+      size: a.length,
+      error: 0,
+      onDisk: { size: a.length, mode: '600', sha256: createHash('sha256').update(a).digest('hex') },
+    });
     expect(second).toMatchObject({ name: 'b.bin', size: b.length, error: 0, onDisk: { size: b.length } });
     expect(first.tmpName.startsWith(dir)).toBe(true);
     expect(body.uploads.evil).toMatchObject({ name: 'shell.php', error: 8, size: 0, tmpName: '' });
@@ -75,13 +91,23 @@ describe('forms and uploads reach PHP in RoadRunner shapes', () => {
 
   it('raw_body passes forms to PHP unparsed', async () => {
     const app = await appWith('form-uploads.php', { raw_body: true });
-    const res = await app.inject({ method: 'POST', url: '/', payload: 'a=1&b=2', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: 'a=1&b=2',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(res.json()).toMatchObject({ parsed: false, rawBody: 'a=1&b=2' });
   });
 
   it('a leaf/branch conflict in a form is a 400 before PHP runs', async () => {
     const app = await appWith('echo.php');
-    const res = await app.inject({ method: 'POST', url: '/', payload: 'a=1&a[b]=2', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: 'a=1&a[b]=2',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(res.statusCode).toBe(400);
     expect((await app.inject('/')).json().count).toBe(1);
   });
@@ -98,11 +124,17 @@ describe('max_request_size', () => {
         (res) => res.statusCode,
         () => 'reset',
       );
-    expect([413, 'reset']).toContain(await statusOf({ body: big, headers: { 'content-type': 'application/octet-stream' } }));
-    const chunked = Readable.from((function* () {
-      for (let i = 0; i < 32; i++) yield Buffer.alloc(64 * 1024, 2);
-    })());
-    expect([413, 'reset']).toContain(await statusOf({ body: chunked, headers: { 'content-type': 'application/octet-stream' } }));
+    expect([413, 'reset']).toContain(
+      await statusOf({ body: big, headers: { 'content-type': 'application/octet-stream' } }),
+    );
+    const chunked = Readable.from(
+      (function* () {
+        for (let i = 0; i < 32; i++) yield Buffer.alloc(64 * 1024, 2);
+      })(),
+    );
+    expect([413, 'reset']).toContain(
+      await statusOf({ body: chunked, headers: { 'content-type': 'application/octet-stream' } }),
+    );
     const form = new FormData();
     form.append('f', new Blob([big]), 'big.bin');
     expect([413, 'reset']).toContain(await statusOf({ body: form }));
@@ -118,7 +150,9 @@ describe('max_request_size', () => {
       let data = '';
       socket.on('data', (c) => (data += c));
       socket.on('close', () => resolve(data));
-      socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 999999999\r\n\r\n');
+      socket.write(
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: 999999999\r\n\r\n',
+      );
     });
     expect(reply).toMatch(/^HTTP\/1\.1 413/);
     expect(reply.toLowerCase()).toContain('connection: close');
@@ -133,7 +167,9 @@ describe('malformed bodies', () => {
       let data = '';
       socket.on('data', (c) => (data += c));
       socket.on('close', () => resolve(data));
-      socket.write('POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nnot hex\r\n0\r\n\r\n');
+      socket.write(
+        'POST / HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\nnot hex\r\n0\r\n\r\n',
+      );
     });
     expect(reply).toMatch(/^HTTP\/1\.1 400/);
     const ok = await request(base);
@@ -148,14 +184,20 @@ describe('trusted_subnets decide the client address PHP sees', () => {
 
   it('honours forwarded headers only from trusted peers, taking the right-most untrusted hop', async () => {
     const app = await appWith('echo.php', { trusted_subnets: ['10.0.0.0/8', '::1/128'] });
-    expect((await remoteOf(app, '10.1.2.3', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.0.0.7' })).remoteAddr).toBe('203.0.113.9');
+    expect((await remoteOf(app, '10.1.2.3', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.0.0.7' })).remoteAddr).toBe(
+      '203.0.113.9',
+    );
     expect((await remoteOf(app, '::ffff:10.1.2.3', { 'x-real-ip': '198.51.100.4' })).remoteAddr).toBe('198.51.100.4');
-    expect((await remoteOf(app, '::1', { forwarded: 'for="[2001:db8::1]:4711";proto=https;host=shop.test' }))).toMatchObject({
+    expect(
+      await remoteOf(app, '::1', { forwarded: 'for="[2001:db8::1]:4711";proto=https;host=shop.test' }),
+    ).toMatchObject({
       remoteAddr: '2001:db8::1',
       uri: 'https://shop.test/',
     });
     // an untrusted peer cannot spoof
-    expect((await remoteOf(app, '192.0.2.1', { 'x-forwarded-for': '1.1.1.1', 'x-forwarded-proto': 'https' }))).toMatchObject({
+    expect(
+      await remoteOf(app, '192.0.2.1', { 'x-forwarded-for': '1.1.1.1', 'x-forwarded-proto': 'https' }),
+    ).toMatchObject({
       remoteAddr: '192.0.2.1',
       uri: 'http://localhost:80/',
     });
@@ -217,8 +259,6 @@ describe('codec: proto', () => {
     expect(res.headers['set-cookie']).toHaveLength(2);
   });
 });
-
-
 
 describe('pool sizing through the plugin', () => {
   it("num_workers: 'auto' warms the probe worker with GET / and sizes the pool", async () => {

@@ -12,7 +12,11 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function appWith(name: string, options: Partial<WarmpoolOptions> = {}, setup?: (app: FastifyInstance) => void): Promise<FastifyInstance> {
+async function appWith(
+  name: string,
+  options: Partial<WarmpoolOptions> = {},
+  setup?: (app: FastifyInstance) => void,
+): Promise<FastifyInstance> {
   const app = Fastify();
   apps.push(app);
   setup?.(app);
@@ -27,7 +31,12 @@ describe('plugin: request mapping (RoadRunner payload)', () => {
     const res = await app.inject({
       method: 'POST',
       url: '/shop/cart?item=42&tags[]=a&tags[]=b',
-      headers: { host: 'example.test:8080', 'x-custom-id': 'abc', 'content-type': 'application/json', cookie: 'sid=s%20id; theme=dark' },
+      headers: {
+        host: 'example.test:8080',
+        'x-custom-id': 'abc',
+        'content-type': 'application/json',
+        cookie: 'sid=s%20id; theme=dark',
+      },
       payload: '{"qty":2}',
     });
     expect(res.statusCode).toBe(200);
@@ -59,7 +68,12 @@ describe('plugin: request mapping (RoadRunner payload)', () => {
 
   it('does not send a body for HEAD and OPTIONS', async () => {
     const app = await appWith('headers.php');
-    const res = await app.inject({ method: 'OPTIONS', url: '/', payload: 'ignored', headers: { 'content-type': 'text/plain' } });
+    const res = await app.inject({
+      method: 'OPTIONS',
+      url: '/',
+      payload: 'ignored',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(res.body).toBe('OPTIONS:0');
     const head = await app.inject({ method: 'HEAD', url: '/' });
     expect(head.statusCode).toBe(200);
@@ -96,14 +110,20 @@ describe('plugin: responses', () => {
 
   it('streams a reply chunk by chunk', async () => {
     const app = await appWith('stream.php');
-    const res = await app.inject({ method: 'POST', url: '/', payload: 'stream:5', headers: { 'content-type': 'text/plain' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: 'stream:5',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(res.statusCode).toBe(200);
     expect(res.body).toBe('chunk-0\nchunk-1\nchunk-2\nchunk-3\nchunk-4\ndone\n');
   });
 });
 
 describe('plugin: errors map to statuses', () => {
-  const post = (app: FastifyInstance, body: string) => app.inject({ method: 'POST', url: '/', payload: body, headers: { 'content-type': 'text/plain' } });
+  const post = (app: FastifyInstance, body: string) =>
+    app.inject({ method: 'POST', url: '/', payload: body, headers: { 'content-type': 'text/plain' } });
 
   it('worker died → 502, and the next request is served by its replacement', async () => {
     const app = await appWith('crash-mid-request.php');
@@ -162,7 +182,11 @@ describe('plugin: lifecycle and decorators', () => {
     await app.listen({ port: 0, host: '127.0.0.1' });
     const address = app.server.address() as { port: number };
     const pid = (await app.warmpool.workers())[0]!.pid;
-    const inFlight = fetch(`http://127.0.0.1:${address.port}/`, { method: 'POST', body: '300', headers: { 'content-type': 'text/plain' } });
+    const inFlight = fetch(`http://127.0.0.1:${address.port}/`, {
+      method: 'POST',
+      body: '300',
+      headers: { 'content-type': 'text/plain' },
+    });
     await new Promise((r) => setTimeout(r, 100));
     await app.close();
     const res = await inFlight;
@@ -174,16 +198,22 @@ describe('plugin: lifecycle and decorators', () => {
   it('rejects bad options at register time, naming the option', async () => {
     const app = Fastify();
     apps.push(app);
-    await expect(app.register(warmpool, { command: 'php x.php', pool: { num_workers: 0 } }).ready()).rejects.toThrow(/warmpool option "pool.num_workers"/);
+    await expect(app.register(warmpool, { command: 'php x.php', pool: { num_workers: 0 } }).ready()).rejects.toThrow(
+      /warmpool option "pool.num_workers"/,
+    );
     const other = Fastify();
     apps.push(other);
-    await expect(other.register(warmpool, { command: 'php x.php', codec: 'xml' as never }).ready()).rejects.toThrow(/warmpool option "codec"/);
+    await expect(other.register(warmpool, { command: 'php x.php', codec: 'xml' as never }).ready()).rejects.toThrow(
+      /warmpool option "codec"/,
+    );
   });
 
   it('fails to register when the worker command does not exist, saying which', async () => {
     const app = Fastify();
     apps.push(app);
-    await expect(app.register(warmpool, { command: 'no-such-php worker.php' }).ready()).rejects.toThrow(/command not found: "no-such-php"/);
+    await expect(app.register(warmpool, { command: 'no-such-php worker.php' }).ready()).rejects.toThrow(
+      /command not found: "no-such-php"/,
+    );
   });
 });
 
@@ -194,7 +224,12 @@ describe('plugin: error logging', () => {
     const app = Fastify({ logger: { level: 'info', stream } });
     apps.push(app);
     await app.register(warmpool, { command: ['php', fixture('crash-mid-request.php')], pool: { num_workers: 1 } });
-    const res = await app.inject({ method: 'POST', url: '/', payload: 'crash', headers: { 'content-type': 'text/plain' } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: 'crash',
+      headers: { 'content-type': 'text/plain' },
+    });
     expect(res.statusCode).toBe(502);
     const failed = lines.filter((l) => l.msg === 'PHP request failed: WP_WORKER_EXITED');
     expect(failed).toHaveLength(1);

@@ -14,7 +14,12 @@ vi.mock('node:fs/promises', async (importOriginal) => {
       fsCalls.push(name);
       return fn(...args);
     }) as F;
-  return { ...real, stat: counted('stat', real.stat), realpath: counted('realpath', real.realpath), open: counted('open', real.open) };
+  return {
+    ...real,
+    stat: counted('stat', real.stat),
+    realpath: counted('realpath', real.realpath),
+    open: counted('open', real.open),
+  };
 });
 const fsCalls: string[] = [];
 
@@ -73,8 +78,12 @@ async function appWith(options: Partial<StaticOptions> = {}): Promise<FastifyIns
   return app;
 }
 
-const inject = (app: FastifyInstance, url: string, headers: InjectOptions['headers'] = {}, method: 'GET' | 'HEAD' = 'GET') =>
-  app.inject({ method, url, headers });
+const inject = (
+  app: FastifyInstance,
+  url: string,
+  headers: InjectOptions['headers'] = {},
+  method: 'GET' | 'HEAD' = 'GET',
+) => app.inject({ method, url, headers });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function headersOf(res: { headers: Record<string, unknown> }): Record<string, unknown> {
@@ -84,9 +93,17 @@ function headersOf(res: { headers: Record<string, unknown> }): Record<string, un
 
 describe('static.hot_cache options', () => {
   it('defaults on, false turns it off, bad values name the key', () => {
-    expect(resolveStaticOptions({ root: pub })!.hotCache).toEqual({ maxBytes: 16 * 1024 * 1024, maxFileBytes: 1024 * 1024, revalidateMs: 1000 });
+    expect(resolveStaticOptions({ root: pub })!.hotCache).toEqual({
+      maxBytes: 16 * 1024 * 1024,
+      maxFileBytes: 1024 * 1024,
+      revalidateMs: 1000,
+    });
     expect(resolveStaticOptions({ root: pub, hot_cache: false })!.hotCache).toBeNull();
-    expect(resolveStaticOptions({ root: pub, hot_cache: { max_bytes: 1000, max_file_bytes: 10 } })!.hotCache).toEqual({ maxBytes: 1000, maxFileBytes: 10, revalidateMs: 1000 });
+    expect(resolveStaticOptions({ root: pub, hot_cache: { max_bytes: 1000, max_file_bytes: 10 } })!.hotCache).toEqual({
+      maxBytes: 1000,
+      maxFileBytes: 10,
+      revalidateMs: 1000,
+    });
     const bad: [unknown, string][] = [
       [{ max_bytes: -1 }, 'static.hot_cache.max_bytes'],
       [{ max_file_bytes: 1.5 }, 'static.hot_cache.max_file_bytes'],

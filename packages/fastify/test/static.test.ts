@@ -61,7 +61,10 @@ afterEach(async () => {
  * What the integrator wires: the static handler in the catch-all's encapsulated context, and PHP
  * (here an echo) for whatever it does not answer.
  */
-async function appWith(options: Partial<StaticOptions> = {}, setup?: (app: FastifyInstance) => Promise<void>): Promise<FastifyInstance> {
+async function appWith(
+  options: Partial<StaticOptions> = {},
+  setup?: (app: FastifyInstance) => Promise<void>,
+): Promise<FastifyInstance> {
   const resolved = resolveStaticOptions({ root: pub, ...options })!;
   const app = Fastify();
   apps.push(app);
@@ -79,7 +82,8 @@ async function appWith(options: Partial<StaticOptions> = {}, setup?: (app: Fasti
   return app;
 }
 
-const get = (app: FastifyInstance, url: string, headers: InjectOptions['headers'] = {}) => app.inject({ method: 'GET', url, headers });
+const get = (app: FastifyInstance, url: string, headers: InjectOptions['headers'] = {}) =>
+  app.inject({ method: 'GET', url, headers });
 
 describe('static: try_files $uri $uri/ then PHP', () => {
   it('serves a file with its type, validators, ranges and the default Cache-Control', async () => {
@@ -182,7 +186,9 @@ describe('static: conditional requests', () => {
     const app = await appWith();
     const lastModified = (await get(app, '/style.css')).headers['last-modified'] as string;
     expect((await get(app, '/style.css', { 'if-modified-since': lastModified })).statusCode).toBe(304);
-    expect((await get(app, '/style.css', { 'if-modified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' })).statusCode).toBe(200);
+    expect((await get(app, '/style.css', { 'if-modified-since': 'Thu, 01 Jan 1970 00:00:00 GMT' })).statusCode).toBe(
+      200,
+    );
   });
 
   it('etag "weak" sends W/ tags that still match; false sends none; last_modified false drops Last-Modified', async () => {
@@ -215,7 +221,9 @@ describe('static: ranges', () => {
 
   it('Cache-Control goes on files only: a 416 does not carry a long max-age', async () => {
     const app = await appWith({ cache_control: { '.bin': 'public, max-age=31536000, immutable' } });
-    expect((await get(app, '/big.bin', { range: 'bytes=0-0' })).headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await get(app, '/big.bin', { range: 'bytes=0-0' })).headers['cache-control']).toBe(
+      'public, max-age=31536000, immutable',
+    );
     expect((await get(app, '/big.bin', { range: 'bytes=200000-' })).headers['cache-control']).toBeUndefined();
   });
 
@@ -279,7 +287,9 @@ describe('static: cache_control', () => {
       cache_control: { '.css': 'public, max-age=31536000, immutable', '.SVG': 'public, max-age=3600', '*': 'no-cache' },
     });
     expect((await get(app, '/style.css')).headers['cache-control']).toBe('public, max-age=31536000, immutable');
-    expect((await get(app, '/style.css', { 'accept-encoding': 'br' })).headers['cache-control']).toBe('public, max-age=31536000, immutable');
+    expect((await get(app, '/style.css', { 'accept-encoding': 'br' })).headers['cache-control']).toBe(
+      'public, max-age=31536000, immutable',
+    );
     expect((await get(app, '/img.svg')).headers['cache-control']).toBe('public, max-age=3600');
     expect((await get(app, '/')).headers['cache-control']).toBe('no-cache');
     expect((await get(app, '/blog')).headers['cache-control']).toBeUndefined(); // PHP's answer is PHP's
@@ -287,7 +297,16 @@ describe('static: cache_control', () => {
 });
 
 describe('static: forbidden files never leave as bytes', () => {
-  const forbiddenPaths = ['/secret.php', '/SECRET.PHP', '/upper.PHP', '/backup.php.bak', '/.env', '/.git/config', '/.hidden/file.txt', '/alias.txt'];
+  const forbiddenPaths = [
+    '/secret.php',
+    '/SECRET.PHP',
+    '/upper.PHP',
+    '/backup.php.bak',
+    '/.env',
+    '/.git/config',
+    '/.hidden/file.txt',
+    '/alias.txt',
+  ];
   const leaked = (body: string) => /<\?php|ENV-FILE-MARKER|GIT-CONFIG-MARKER|HIDDEN-FOLDER-MARKER/.test(body);
 
   it('forbidden: "php" (default) passes them to PHP', async () => {
@@ -319,7 +338,14 @@ describe('static: forbidden files never leave as bytes', () => {
 
   it('secret.php with a trailing dot, space or NTFS stream name is not a file name we serve', async () => {
     const app = await appWith({ forbidden: 403 });
-    for (const path of ['/secret.php.', '/secret.php%20', '/secret.php%2e', '/secret.php::$DATA', '/secret.php%00.css', '/secret.php/']) {
+    for (const path of [
+      '/secret.php.',
+      '/secret.php%20',
+      '/secret.php%2e',
+      '/secret.php::$DATA',
+      '/secret.php%00.css',
+      '/secret.php/',
+    ]) {
       const res = await get(app, path);
       expect(leaked(res.body), path).toBe(false);
       expect(res.body.startsWith('PHP:'), path).toBe(true);
@@ -393,7 +419,9 @@ describe('static: symlinks must resolve inside the root', () => {
 /** One GET written byte for byte: clients (undici included) normalise "/../" before sending. */
 function rawGet(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`));
+    const socket = connect(port, '127.0.0.1', () =>
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
+    );
     const chunks: Buffer[] = [];
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));
     socket.on('error', reject);
@@ -510,6 +538,8 @@ describe('static: options', () => {
   });
 
   it('says which root is missing and where relative roots start', () => {
-    expect(() => resolveStaticOptions({ root: 'no-such-public' })).toThrow(/"static.root": ".*no-such-public" does not exist; create it or fix the path \(relative roots start at /);
+    expect(() => resolveStaticOptions({ root: 'no-such-public' })).toThrow(
+      /"static.root": ".*no-such-public" does not exist; create it or fix the path \(relative roots start at /,
+    );
   });
 });

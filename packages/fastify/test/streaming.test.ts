@@ -15,7 +15,11 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function listen(name: string, options: Partial<WarmpoolOptions> = {}, http2 = false): Promise<{ app: FastifyInstance; base: string }> {
+async function listen(
+  name: string,
+  options: Partial<WarmpoolOptions> = {},
+  http2 = false,
+): Promise<{ app: FastifyInstance; base: string }> {
   const app = (http2 ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
   apps.push(app);
   await app.register(warmpool, { command: ['php', fixture(name)], pool: { num_workers: 1 }, ...options });
@@ -64,7 +68,11 @@ describe('streamed responses over real HTTP', () => {
     for (let i = 0; i < 100 && cancels === undefined; i++) {
       await sleep(20);
       if (app.warmpool.stats().workers.ready === 1) {
-        const res = await request(`${base}/`, { method: 'POST', body: 'plain', headers: { 'content-type': 'text/plain' } });
+        const res = await request(`${base}/`, {
+          method: 'POST',
+          body: 'plain',
+          headers: { 'content-type': 'text/plain' },
+        });
         cancels = res.headers['x-cancels'] as string;
         expect(Number(await res.body.text())).toBe(pid);
       }
@@ -88,20 +96,25 @@ describe('streamed responses over real HTTP', () => {
 describe('103 Early Hints', () => {
   it('reach an HTTP/1.1 client before the final response, and do not leak into it', async () => {
     const { base } = await listen('stream.php');
-    const result = await new Promise<{ hints: { statusCode: number; headers: Record<string, unknown> }[]; status: number; headers: Record<string, unknown>; body: string }>(
-      (resolve, reject) => {
-        const hints: { statusCode: number; headers: Record<string, unknown> }[] = [];
-        const req = httpRequest(`${base}/`, { method: 'POST', headers: { 'content-type': 'text/plain' } }, (res) => {
-          let body = '';
-          res.on('data', (c: Buffer) => (body += c));
-          res.on('end', () => resolve({ hints, status: res.statusCode!, headers: res.headers, body }));
-        });
-        req.on('information', (info) => hints.push({ statusCode: info.statusCode, headers: info.headers }));
-        req.on('error', reject);
-        req.end('hints');
-      },
-    );
-    expect(result.hints).toEqual([{ statusCode: 103, headers: expect.objectContaining({ link: '</app.css>; rel=preload' }) }]);
+    const result = await new Promise<{
+      hints: { statusCode: number; headers: Record<string, unknown> }[];
+      status: number;
+      headers: Record<string, unknown>;
+      body: string;
+    }>((resolve, reject) => {
+      const hints: { statusCode: number; headers: Record<string, unknown> }[] = [];
+      const req = httpRequest(`${base}/`, { method: 'POST', headers: { 'content-type': 'text/plain' } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c));
+        res.on('end', () => resolve({ hints, status: res.statusCode!, headers: res.headers, body }));
+      });
+      req.on('information', (info) => hints.push({ statusCode: info.statusCode, headers: info.headers }));
+      req.on('error', reject);
+      req.end('hints');
+    });
+    expect(result.hints).toEqual([
+      { statusCode: 103, headers: expect.objectContaining({ link: '</app.css>; rel=preload' }) },
+    ]);
     expect(result.status).toBe(200);
     expect(result.headers.link).toBeUndefined();
     expect(result.body).toBe('after hints');
@@ -111,7 +124,11 @@ describe('103 Early Hints', () => {
     const { base } = await listen('stream.php', {}, true);
     const session = http2Connect(base);
     try {
-      const result = await new Promise<{ informational: Record<string, unknown>[]; headers: Record<string, unknown>; body: string }>((resolve, reject) => {
+      const result = await new Promise<{
+        informational: Record<string, unknown>[];
+        headers: Record<string, unknown>;
+        body: string;
+      }>((resolve, reject) => {
         const informational: Record<string, unknown>[] = [];
         const stream = session.request({ ':method': 'POST', ':path': '/', 'content-type': 'text/plain' });
         stream.on('headers', (headers) => informational.push(headers));
@@ -123,7 +140,9 @@ describe('103 Early Hints', () => {
         stream.on('error', reject);
         stream.end('hints');
       });
-      expect(result.informational).toEqual([expect.objectContaining({ ':status': 103, link: '</app.css>; rel=preload' })]);
+      expect(result.informational).toEqual([
+        expect.objectContaining({ ':status': 103, link: '</app.css>; rel=preload' }),
+      ]);
       expect(result.headers[':status']).toBe(200);
       expect(result.headers.link).toBeUndefined();
       expect(result.body).toBe('after hints');

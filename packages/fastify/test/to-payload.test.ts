@@ -16,11 +16,31 @@ describe('toRequestContext', () => {
     app.all('/*', async (request) => toRequestContext(request, { remoteAddr: '192.0.2.7', proto: 'http', host: null }));
     await fc.assert(
       fc.asyncProperty(
-        fc.dictionary(token.filter((n) => !['host', 'cookie', 'content-length', 'transfer-encoding', 'connection', 'expect', 'upgrade', 'te'].includes(n)), value, { maxKeys: 8 }),
-        fc.dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), fc.string({ unit: 'grapheme', maxLength: 12 }), { maxKeys: 4 }),
+        fc.dictionary(
+          token.filter(
+            (n) =>
+              ![
+                'host',
+                'cookie',
+                'content-length',
+                'transfer-encoding',
+                'connection',
+                'expect',
+                'upgrade',
+                'te',
+              ].includes(n),
+          ),
+          value,
+          { maxKeys: 8 },
+        ),
+        fc.dictionary(fc.stringMatching(/^[a-z_]{1,8}$/), fc.string({ unit: 'grapheme', maxLength: 12 }), {
+          maxKeys: 4,
+        }),
         fc.stringMatching(/^[A-Za-z0-9_.~%-]{0,30}$/),
         async (headers, cookies, query) => {
-          const cookieHeader = Object.entries(cookies).map(([k, v]) => `${k}=${encodeURIComponent(v)}`).join('; ');
+          const cookieHeader = Object.entries(cookies)
+            .map(([k, v]) => `${k}=${encodeURIComponent(v)}`)
+            .join('; ');
           const res = await app.inject({
             url: `/p?q=${query}`,
             headers: { ...headers, host: 'site.test:8080', ...(cookieHeader === '' ? {} : { cookie: cookieHeader }) },
@@ -39,10 +59,13 @@ describe('toRequestContext', () => {
     await app.close();
   });
 
-  it('a header named __proto__ or constructor is a header, not the context\'s prototype', async () => {
+  it("a header named __proto__ or constructor is a header, not the context's prototype", async () => {
     const app = Fastify();
     let ctx: ReturnType<typeof toRequestContext> | undefined;
-    app.get('/', async (request) => void (ctx = toRequestContext(request, { remoteAddr: '', proto: 'http', host: null })));
+    app.get(
+      '/',
+      async (request) => void (ctx = toRequestContext(request, { remoteAddr: '', proto: 'http', host: null })),
+    );
     await app.listen({ port: 0, host: '127.0.0.1' });
     // over a real socket: inject builds its headers as an object, where __proto__ would not survive
     const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
@@ -66,7 +89,10 @@ describe('toRequestContext', () => {
     const app = Fastify();
     app.get('/', async (request) => toRequestContext(request, { remoteAddr: '', proto: 'http', host: null }));
     // inject sends header strings as latin1 bytes: "grÃ¼Ãe" are the UTF-8 bytes of "grüße"; \xff alone is invalid
-    const res = await app.inject({ url: '/', headers: { 'x-utf8': Buffer.from('grüße').toString('latin1'), 'x-bad': 'a\xffb' } });
+    const res = await app.inject({
+      url: '/',
+      headers: { 'x-utf8': Buffer.from('grüße').toString('latin1'), 'x-bad': 'a\xffb' },
+    });
     expect(res.json().headers['X-Utf8']).toEqual(['grüße']);
     expect(res.json().headers['X-Bad']).toEqual(['a\ufffdb']);
     await app.close();

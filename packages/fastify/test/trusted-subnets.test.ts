@@ -2,11 +2,22 @@ import type { IncomingHttpHeaders } from 'node:http';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { parseCidr } from '../src/network/cidr.js';
-import { compileTrustedSubnets, parseForwarded, resolveClient, type ClientInfo, type TrustedSubnets } from '../src/network/trusted-subnets.js';
+import {
+  compileTrustedSubnets,
+  parseForwarded,
+  resolveClient,
+  type ClientInfo,
+  type TrustedSubnets,
+} from '../src/network/trusted-subnets.js';
 
 const TRUSTED = compileTrustedSubnets(['10.0.0.0/8', 'fd00::/8']);
 
-function client(peer: string | undefined, headers: IncomingHttpHeaders, scheme: 'http' | 'https' = 'http', trusted: TrustedSubnets | null = TRUSTED): ClientInfo {
+function client(
+  peer: string | undefined,
+  headers: IncomingHttpHeaders,
+  scheme: 'http' | 'https' = 'http',
+  trusted: TrustedSubnets | null = TRUSTED,
+): ClientInfo {
   return resolveClient(trusted, peer, scheme, headers);
 }
 
@@ -36,7 +47,9 @@ describe('compileTrustedSubnets: CIDR parsing', () => {
   });
 
   it('names the option key it is given, and rejects non-strings and non-lists', () => {
-    expect(() => compileTrustedSubnets(['nope'], 'sites.a.trusted_subnets')).toThrow(/"sites\.a\.trusted_subnets\[0\]"/);
+    expect(() => compileTrustedSubnets(['nope'], 'sites.a.trusted_subnets')).toThrow(
+      /"sites\.a\.trusted_subnets\[0\]"/,
+    );
     expect(() => compileTrustedSubnets([42 as unknown as string])).toThrow(/trusted_subnets\[0\]/);
     expect(() => compileTrustedSubnets('10.0.0.0/8' as unknown as string[])).toThrow(/must be a list/);
   });
@@ -101,21 +114,53 @@ describe('compileTrustedSubnets: CIDR parsing', () => {
 
 describe('resolveClient: the trust matrix', () => {
   const peers = [
-    { name: 'v4', trusted: '10.0.0.1', untrusted: '203.0.113.9', plainTrusted: '10.0.0.1', plainUntrusted: '203.0.113.9' },
-    { name: 'v6', trusted: 'fd00::1', untrusted: '2001:db8:ffff::9', plainTrusted: 'fd00::1', plainUntrusted: '2001:db8:ffff::9' },
-    { name: 'v4-mapped', trusted: '::ffff:10.0.0.1', untrusted: '::ffff:203.0.113.9', plainTrusted: '10.0.0.1', plainUntrusted: '203.0.113.9' },
+    {
+      name: 'v4',
+      trusted: '10.0.0.1',
+      untrusted: '203.0.113.9',
+      plainTrusted: '10.0.0.1',
+      plainUntrusted: '203.0.113.9',
+    },
+    {
+      name: 'v6',
+      trusted: 'fd00::1',
+      untrusted: '2001:db8:ffff::9',
+      plainTrusted: 'fd00::1',
+      plainUntrusted: '2001:db8:ffff::9',
+    },
+    {
+      name: 'v4-mapped',
+      trusted: '::ffff:10.0.0.1',
+      untrusted: '::ffff:203.0.113.9',
+      plainTrusted: '10.0.0.1',
+      plainUntrusted: '203.0.113.9',
+    },
   ];
   const scenarios: { name: string; headers: IncomingHttpHeaders; behindTrusted: Partial<ClientInfo> }[] = [
-    { name: 'spoofed X-Forwarded-For, one hop', headers: { 'x-forwarded-for': '6.6.6.6' }, behindTrusted: { remoteAddr: '6.6.6.6' } },
+    {
+      name: 'spoofed X-Forwarded-For, one hop',
+      headers: { 'x-forwarded-for': '6.6.6.6' },
+      behindTrusted: { remoteAddr: '6.6.6.6' },
+    },
     {
       name: 'X-Forwarded-For with a forged left-most hop and a trusted inner proxy',
-      headers: { 'x-forwarded-for': '6.6.6.6, 198.51.100.7, 10.0.0.5', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'shop.example' },
+      headers: {
+        'x-forwarded-for': '6.6.6.6, 198.51.100.7, 10.0.0.5',
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'shop.example',
+      },
       behindTrusted: { remoteAddr: '198.51.100.7', proto: 'https', host: 'shop.example' },
     },
-    { name: 'spoofed X-Real-IP', headers: { 'x-real-ip': '198.51.100.8' }, behindTrusted: { remoteAddr: '198.51.100.8' } },
+    {
+      name: 'spoofed X-Real-IP',
+      headers: { 'x-real-ip': '198.51.100.8' },
+      behindTrusted: { remoteAddr: '198.51.100.8' },
+    },
     {
       name: 'Forwarded with quoted IPv6 and port, several hops',
-      headers: { forwarded: 'for=6.6.6.6, for="[2001:db8::7]:4711";proto=https;host=example.com, for=10.0.0.5;proto=http' },
+      headers: {
+        forwarded: 'for=6.6.6.6, for="[2001:db8::7]:4711";proto=https;host=example.com, for=10.0.0.5;proto=http',
+      },
       behindTrusted: { remoteAddr: '2001:db8::7', proto: 'https', host: 'example.com' },
     },
     {
@@ -133,10 +178,19 @@ describe('resolveClient: the trust matrix', () => {
   for (const peer of peers) {
     for (const scenario of scenarios) {
       it(`${peer.name} untrusted peer ignores ${scenario.name}`, () => {
-        expect(client(peer.untrusted, scenario.headers)).toEqual({ remoteAddr: peer.plainUntrusted, proto: 'http', host: null });
+        expect(client(peer.untrusted, scenario.headers)).toEqual({
+          remoteAddr: peer.plainUntrusted,
+          proto: 'http',
+          host: null,
+        });
       });
       it(`${peer.name} trusted peer honours ${scenario.name}`, () => {
-        expect(client(peer.trusted, scenario.headers)).toEqual({ remoteAddr: peer.plainTrusted, proto: 'http', host: null, ...scenario.behindTrusted });
+        expect(client(peer.trusted, scenario.headers)).toEqual({
+          remoteAddr: peer.plainTrusted,
+          proto: 'http',
+          host: null,
+          ...scenario.behindTrusted,
+        });
       });
     }
     it(`${peer.name} trusted peer without headers is the client`, () => {
@@ -149,7 +203,9 @@ describe('resolveClient: walking the hops', () => {
   it('skips trusted hops from the right; when every hop is trusted the left-most is the client', () => {
     expect(client('10.0.0.1', { 'x-forwarded-for': '10.1.1.1, 10.2.2.2' }).remoteAddr).toBe('10.1.1.1');
     expect(client('10.0.0.1', { forwarded: 'for=10.1.1.1, for="[fd00::2]"' }).remoteAddr).toBe('10.1.1.1');
-    expect(client('10.0.0.1', { 'x-forwarded-for': '198.51.100.1, 10.1.1.1, fd00::5, ::ffff:10.9.9.9' }).remoteAddr).toBe('198.51.100.1');
+    expect(
+      client('10.0.0.1', { 'x-forwarded-for': '198.51.100.1, 10.1.1.1, fd00::5, ::ffff:10.9.9.9' }).remoteAddr,
+    ).toBe('198.51.100.1');
   });
 
   it('an invalid hop stops the walk and the peer stays the client', () => {
@@ -162,7 +218,9 @@ describe('resolveClient: walking the hops', () => {
   });
 
   it('does not look past the first untrusted hop, so junk left of it does not matter', () => {
-    expect(client('10.0.0.1', { 'x-forwarded-for': 'garbage, 198.51.100.1, 10.0.0.2' }).remoteAddr).toBe('198.51.100.1');
+    expect(client('10.0.0.1', { 'x-forwarded-for': 'garbage, 198.51.100.1, 10.0.0.2' }).remoteAddr).toBe(
+      '198.51.100.1',
+    );
     expect(client('10.0.0.1', { forwarded: 'for=unknown, for=198.51.100.1' }).remoteAddr).toBe('198.51.100.1');
   });
 
@@ -177,18 +235,30 @@ describe('resolveClient: walking the hops', () => {
   });
 
   it('reads repeated headers (joined) from the right', () => {
-    expect(client('10.0.0.1', { 'x-forwarded-for': ['6.6.6.6', '198.51.100.4'] as unknown as string }).remoteAddr).toBe('198.51.100.4');
+    expect(client('10.0.0.1', { 'x-forwarded-for': ['6.6.6.6', '198.51.100.4'] as unknown as string }).remoteAddr).toBe(
+      '198.51.100.4',
+    );
   });
 
   it('a present but broken Forwarded believes no hop and does not fall through to other headers', () => {
-    const info = client('10.0.0.1', { forwarded: 'for="198.51.100.1', 'x-forwarded-for': '6.6.6.6', 'x-real-ip': '6.6.6.7' });
+    const info = client('10.0.0.1', {
+      forwarded: 'for="198.51.100.1',
+      'x-forwarded-for': '6.6.6.6',
+      'x-real-ip': '6.6.6.7',
+    });
     expect(info.remoteAddr).toBe('10.0.0.1');
     const x = client('10.0.0.1', { 'x-forwarded-for': 'nonsense', 'x-real-ip': '6.6.6.7' });
     expect(x.remoteAddr).toBe('10.0.0.1');
   });
 
   it('a Forwarded header without for= leaves the address to X-Forwarded-For but still gives proto and host', () => {
-    expect(client('10.0.0.1', { forwarded: 'proto=https;host=a.example', 'x-forwarded-for': '198.51.100.9', 'x-forwarded-proto': 'http' })).toEqual({
+    expect(
+      client('10.0.0.1', {
+        forwarded: 'proto=https;host=a.example',
+        'x-forwarded-for': '198.51.100.9',
+        'x-forwarded-proto': 'http',
+      }),
+    ).toEqual({
       remoteAddr: '198.51.100.9',
       proto: 'https',
       host: 'a.example',
@@ -208,7 +278,9 @@ describe('resolveClient: proto and host', () => {
   });
 
   it('Forwarded: when the walk fails, the peer’s own element (the right-most) describes the request', () => {
-    expect(client('10.0.0.1', { forwarded: 'for=unknown;proto=http, for=10.0.0.2;proto=https;host=lb.example' })).toEqual({
+    expect(
+      client('10.0.0.1', { forwarded: 'for=unknown;proto=http, for=10.0.0.2;proto=https;host=lb.example' }),
+    ).toEqual({
       remoteAddr: '10.0.0.1',
       proto: 'https',
       host: 'lb.example',
@@ -216,7 +288,9 @@ describe('resolveClient: proto and host', () => {
   });
 
   it('X-Forwarded-Proto / X-Forwarded-Host: the right-most value (what the trusted peer wrote)', () => {
-    expect(client('10.0.0.1', { 'x-forwarded-proto': 'http, https', 'x-forwarded-host': 'evil.example, good.example:8443' })).toEqual({
+    expect(
+      client('10.0.0.1', { 'x-forwarded-proto': 'http, https', 'x-forwarded-host': 'evil.example, good.example:8443' }),
+    ).toEqual({
       remoteAddr: '10.0.0.1',
       proto: 'https',
       host: 'good.example:8443',
@@ -230,11 +304,21 @@ describe('resolveClient: proto and host', () => {
     expect(client('10.0.0.1', { 'x-forwarded-host': 'a b' }).host).toBeNull();
     expect(client('10.0.0.1', { 'x-forwarded-host': 'user@evil.example' }).host).toBeNull();
     expect(client('10.0.0.1', { 'x-forwarded-host': '[2001:db8::1]:8080' }).host).toBe('[2001:db8::1]:8080');
-    expect(client('10.0.0.1', { forwarded: 'for=198.51.100.1;proto=gopher;host="a\\"b"' })).toEqual({ remoteAddr: '198.51.100.1', proto: 'http', host: null });
+    expect(client('10.0.0.1', { forwarded: 'for=198.51.100.1;proto=gopher;host="a\\"b"' })).toEqual({
+      remoteAddr: '198.51.100.1',
+      proto: 'http',
+      host: null,
+    });
   });
 
   it('an untrusted peer keeps the socket scheme and no host whatever the headers say', () => {
-    expect(client('203.0.113.1', { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'x.example', forwarded: 'proto=https;host=y.example' })).toEqual({
+    expect(
+      client('203.0.113.1', {
+        'x-forwarded-proto': 'https',
+        'x-forwarded-host': 'x.example',
+        forwarded: 'proto=https;host=y.example',
+      }),
+    ).toEqual({
       remoteAddr: '203.0.113.1',
       proto: 'http',
       host: null,
@@ -244,8 +328,16 @@ describe('resolveClient: proto and host', () => {
 
 describe('resolveClient: without trusted subnets or peer', () => {
   it('null trusted: headers ignored, the v4-mapped prefix stripped', () => {
-    expect(client('::ffff:127.0.0.1', { 'x-forwarded-for': '6.6.6.6' }, 'http', null)).toEqual({ remoteAddr: '127.0.0.1', proto: 'http', host: null });
-    expect(client('::1', { forwarded: 'for=6.6.6.6' }, 'https', null)).toEqual({ remoteAddr: '::1', proto: 'https', host: null });
+    expect(client('::ffff:127.0.0.1', { 'x-forwarded-for': '6.6.6.6' }, 'http', null)).toEqual({
+      remoteAddr: '127.0.0.1',
+      proto: 'http',
+      host: null,
+    });
+    expect(client('::1', { forwarded: 'for=6.6.6.6' }, 'https', null)).toEqual({
+      remoteAddr: '::1',
+      proto: 'https',
+      host: null,
+    });
   });
 
   it('an unknown peer (socket gone, unix socket) is "" and never trusted', () => {
@@ -254,21 +346,28 @@ describe('resolveClient: without trusted subnets or peer', () => {
   });
 
   it('an empty list trusts nobody', () => {
-    expect(client('10.0.0.1', { 'x-forwarded-for': '6.6.6.6' }, 'http', compileTrustedSubnets([])).remoteAddr).toBe('10.0.0.1');
+    expect(client('10.0.0.1', { 'x-forwarded-for': '6.6.6.6' }, 'http', compileTrustedSubnets([])).remoteAddr).toBe(
+      '10.0.0.1',
+    );
   });
 });
 
 describe('parseForwarded (RFC 7239)', () => {
   it('reads elements, case-insensitive names, quoted strings with escapes, and skips empty elements', () => {
-    expect(parseForwarded('For="[2001:db8:cafe::17]:4711";PROTO=https;by=203.0.113.43, ,for=192.0.2.60;host="a\\"b",')).toEqual([
+    expect(
+      parseForwarded('For="[2001:db8:cafe::17]:4711";PROTO=https;by=203.0.113.43, ,for=192.0.2.60;host="a\\"b",'),
+    ).toEqual([
       { for: '[2001:db8:cafe::17]:4711', proto: 'https', host: null },
       { for: '192.0.2.60', proto: null, host: 'a"b' },
     ]);
   });
 
-  it.each(['for="unterminated', 'for', 'for=', 'f o r=1.2.3.4', 'for="1.2.3.4"x', 'for=1.2.3.4 x=1'])('returns null for %j', (header) => {
-    expect(parseForwarded(header)).toBeNull();
-  });
+  it.each(['for="unterminated', 'for', 'for=', 'f o r=1.2.3.4', 'for="1.2.3.4"x', 'for=1.2.3.4 x=1'])(
+    'returns null for %j',
+    (header) => {
+      expect(parseForwarded(header)).toBeNull();
+    },
+  );
 });
 
 describe('resolveClient behind fastify.inject (remoteAddress)', () => {

@@ -9,7 +9,12 @@ describe('public types', () => {
   it('options accept RR-spelled keys and reject unknown or mistyped ones', () => {
     const ok: WarmpoolOptions = {
       command: 'php worker.php',
-      pool: { num_workers: 4, max_jobs: 100, allocate_timeout: '30s', supervisor: { exec_ttl: 5000, max_worker_memory: 128 } },
+      pool: {
+        num_workers: 4,
+        max_jobs: 100,
+        allocate_timeout: '30s',
+        supervisor: { exec_ttl: 5000, max_worker_memory: 128 },
+      },
       codec: 'proto',
       static: { root: 'public', forbidden: 404 },
       trusted_subnets: ['10.0.0.0/8'],

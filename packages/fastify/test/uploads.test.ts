@@ -99,14 +99,32 @@ async function appWith(options: AppOptions = {}): Promise<{ app: FastifyInstance
     child.post('/*', async (request): Promise<Seen> => {
       await options.inHandler?.(request);
       const body = request.body;
-      if (!isParsedForm(body)) return { kind: 'raw', fields: {}, uploads: null, onDisk: {}, dirDuring: [], rawLength: (body as Buffer).length };
+      if (!isParsedForm(body))
+        return {
+          kind: 'raw',
+          fields: {},
+          uploads: null,
+          onDisk: {},
+          dirDuring: [],
+          rawLength: (body as Buffer).length,
+        };
       const onDisk: Record<string, DiskFile> = {};
       for (const leaf of leaves(body.uploads)) {
         if (leaf.tmpName === '') continue;
         const info = await stat(leaf.tmpName);
-        onDisk[leaf.tmpName] = { mode: info.mode & 0o777, size: info.size, sha256: sha256(await readFile(leaf.tmpName)) };
+        onDisk[leaf.tmpName] = {
+          mode: info.mode & 0o777,
+          size: info.size,
+          sha256: sha256(await readFile(leaf.tmpName)),
+        };
       }
-      return { kind: body.kind, fields: body.fields, uploads: body.uploads, onDisk, dirDuring: (await readdir(dir)).sort() };
+      return {
+        kind: body.kind,
+        fields: body.fields,
+        uploads: body.uploads,
+        onDisk,
+        dirDuring: (await readdir(dir)).sort(),
+      };
     });
   });
   await app.ready();
@@ -143,7 +161,12 @@ function multipart(parts: Part[], boundary = BOUNDARY): { payload: Buffer; conte
 }
 
 async function post(app: FastifyInstance, body: { payload: Buffer | Readable; contentType: string }) {
-  return app.inject({ method: 'POST', url: '/upload', headers: { 'content-type': body.contentType }, payload: body.payload });
+  return app.inject({
+    method: 'POST',
+    url: '/upload',
+    headers: { 'content-type': body.contentType },
+    payload: body.payload,
+  });
 }
 
 /** Every byte value plus sequences that look like a boundary, so nothing is mistaken for structure. */
@@ -157,20 +180,44 @@ function trickyBytes(size: number): Buffer {
 describe('uploads: urlencoded through Fastify', () => {
   it('parses the form into a tree; an empty form is {}; other types stay raw', async () => {
     const { app } = await appWith();
-    const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' }, payload: 'a[]=1&a[]=2&user[name]=Ann+Lee' });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=UTF-8' },
+      payload: 'a[]=1&a[]=2&user[name]=Ann+Lee',
+    });
     expect(res.statusCode).toBe(200);
-    expect(res.json()).toMatchObject({ kind: 'urlencoded', fields: { a: ['1', '2'], user: { name: 'Ann Lee' } }, uploads: null });
+    expect(res.json()).toMatchObject({
+      kind: 'urlencoded',
+      fields: { a: ['1', '2'], user: { name: 'Ann Lee' } },
+      uploads: null,
+    });
 
-    const empty = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: '' });
+    const empty = await app.inject({
+      method: 'POST',
+      url: '/',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: '',
+    });
     expect(empty.json()).toMatchObject({ kind: 'urlencoded', fields: {} });
 
-    const json = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/json' }, payload: '{"a":1}' });
+    const json = await app.inject({
+      method: 'POST',
+      url: '/',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"a":1}',
+    });
     expect(json.json()).toMatchObject({ kind: 'raw', rawLength: 7 });
   });
 
   it('a leaf/branch conflict answers 400 WP_FASTIFY_BAD_FORM', async () => {
     const { app } = await appWith();
-    const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=1&a[b]=2' });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'a=1&a[b]=2',
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ code: 'WP_FASTIFY_BAD_FORM' });
     expect(res.json().message).toContain('"a" already holds a value');
@@ -178,7 +225,12 @@ describe('uploads: urlencoded through Fastify', () => {
 
   it('respects bodyLimit (413)', async () => {
     const { app } = await appWith({ bodyLimit: 10 });
-    const res = await app.inject({ method: 'POST', url: '/', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: 'a=01234567890' });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'a=01234567890',
+    });
     expect(res.statusCode).toBe(413);
   });
 });
@@ -213,21 +265,33 @@ describe('uploads: multipart files and fields', () => {
         { name: 'a.bin', mime: 'application/octet-stream', size: a.length, error: 0, tmpName: tmp },
         { name: 'b.txt', mime: 'text/plain', size: b.length, error: 0, tmpName: tmp },
       ],
-      docs: { contract: { signed: { name: 'contract.pdf', mime: 'application/pdf', size: c.length, error: 0, tmpName: tmp } } },
+      docs: {
+        contract: { signed: { name: 'contract.pdf', mime: 'application/pdf', size: c.length, error: 0, tmpName: tmp } },
+      },
       avatar: { name: 'me.png', mime: 'image/png', size: 0, error: 0, tmpName: tmp },
     });
     const files = leaves(seen.uploads as FormTree);
     expect(seen.dirDuring).toEqual(files.map((f) => f.tmpName.slice(dir.length + 1)).sort());
     const expected = [a, b, c, d];
     files.forEach((file, i) => {
-      expect(seen.onDisk[file.tmpName]).toEqual({ mode: 0o600, size: expected[i]!.length, sha256: sha256(expected[i]!) });
+      expect(seen.onDisk[file.tmpName]).toEqual({
+        mode: 0o600,
+        size: expected[i]!.length,
+        sha256: sha256(expected[i]!),
+      });
     });
     await eventually(isEmptyDir(dir), 'temp files to be deleted after the response');
   });
 
   it('the uploads tree is {} for a form without files; text parts without a filename are fields', async () => {
     const { app } = await appWith();
-    const res = await post(app, multipart([{ name: 'a', value: 'ä😀' }, { name: 'blob', type: 'application/octet-stream', data: 'not a file' }]));
+    const res = await post(
+      app,
+      multipart([
+        { name: 'a', value: 'ä😀' },
+        { name: 'blob', type: 'application/octet-stream', data: 'not a file' },
+      ]),
+    );
     expect(res.json()).toMatchObject({ kind: 'multipart', fields: { a: 'ä😀', blob: 'not a file' }, uploads: {} });
     expect(encodeFormFields(res.json().uploads).toString()).toBe('{}');
   });
@@ -259,7 +323,10 @@ describe('uploads: multipart files and fields', () => {
     const form = new FormData();
     form.append('f', new Blob(['x'], { type: 'text/plain;charset=utf-8' }), 'résumé 2024.txt');
     const request = new Response(form);
-    const res = await post(app, { payload: Buffer.from(await request.arrayBuffer()), contentType: request.headers.get('content-type')! });
+    const res = await post(app, {
+      payload: Buffer.from(await request.arrayBuffer()),
+      contentType: request.headers.get('content-type')!,
+    });
     expect(res.json().uploads.f).toMatchObject({ name: 'résumé 2024.txt', mime: 'text/plain', size: 1, error: 0 });
   });
 });
@@ -296,7 +363,14 @@ describe('uploads: extension rules (RR: forbid first, then allow)', () => {
     const { app } = await appWith({ uploads: { allow: ['.jpg', '.PNG', '.php'] } });
     const res = await post(
       app,
-      multipart(['a.JPG', 'b.png', 'c.gif', 'README', 'd.php'].map((filename) => ({ name: 'f[]', filename, type: 'image/jpeg', data: 'img' }))),
+      multipart(
+        ['a.JPG', 'b.png', 'c.gif', 'README', 'd.php'].map((filename) => ({
+          name: 'f[]',
+          filename,
+          type: 'image/jpeg',
+          data: 'img',
+        })),
+      ),
     );
     const seen = res.json() as Seen;
     expect((seen.uploads as { f: UploadedFile[] }).f.map((u) => u.error)).toEqual([0, 0, 8, 8, 8]);
@@ -305,7 +379,13 @@ describe('uploads: extension rules (RR: forbid first, then allow)', () => {
 
   it('a custom forbid list replaces the default one', async () => {
     const { app } = await appWith({ uploads: { forbid: ['.txt'] } });
-    const res = await post(app, multipart([{ name: 'f[]', filename: 'a.php', data: '1' }, { name: 'f[]', filename: 'b.txt', data: '2' }]));
+    const res = await post(
+      app,
+      multipart([
+        { name: 'f[]', filename: 'a.php', data: '1' },
+        { name: 'f[]', filename: 'b.txt', data: '2' },
+      ]),
+    );
     expect((res.json().uploads as { f: UploadedFile[] }).f.map((u) => u.error)).toEqual([0, 8]);
   });
 });
@@ -335,7 +415,8 @@ describe('uploads: limits', () => {
 
   it('max_files: one file too many answers 413 WP_FASTIFY_TOO_MANY_FILES and leaves no temp file; empty inputs do not count', async () => {
     const { app, dir } = await appWith({ uploads: { max_files: 2 } });
-    const files = (n: number): Part[] => Array.from({ length: n }, (_, i) => ({ name: 'f[]', filename: `${i}.txt`, data: randomBytes(50_000) }));
+    const files = (n: number): Part[] =>
+      Array.from({ length: n }, (_, i) => ({ name: 'f[]', filename: `${i}.txt`, data: randomBytes(50_000) }));
     const ok = await post(app, multipart([...files(2), { name: 'none', filename: '', data: '' }]));
     expect(ok.statusCode).toBe(200);
     await eventually(isEmptyDir(dir), 'temp files to be deleted');
@@ -355,7 +436,10 @@ describe('uploads: limits', () => {
     expect(declared.json()).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
 
     // A streamed body without Content-Length: the first file is on disk before the limit is hit.
-    const streamed = await post(app, { payload: Readable.from(chunksOf(big.payload, 16_384)), contentType: big.contentType });
+    const streamed = await post(app, {
+      payload: Readable.from(chunksOf(big.payload, 16_384)),
+      contentType: big.contentType,
+    });
     expect(streamed.statusCode).toBe(413);
     expect(await readdir(dir)).toEqual([]);
   });
@@ -366,7 +450,12 @@ describe('uploads: limits', () => {
       { name: 'a', filename: 'a.bin', data: randomBytes(40_000) },
       { name: 'b', filename: 'b.bin', data: randomBytes(40_000) },
     ]);
-    const error = await parseMultipart(Readable.from(chunksOf(body.payload, 8192)), body.contentType, resolveUploadOptions({ dir }), 60_000).catch((e: unknown) => e);
+    const error = await parseMultipart(
+      Readable.from(chunksOf(body.payload, 8192)),
+      body.contentType,
+      resolveUploadOptions({ dir }),
+      60_000,
+    ).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BodyTooLargeError);
     expect((error as BodyTooLargeError).statusCode).toBe(413);
     expect(await readdir(dir)).toEqual([]);
@@ -374,7 +463,14 @@ describe('uploads: limits', () => {
 
   it('text fields over 32 MiB in total answer 413', async () => {
     const { app, dir } = await appWith({ bodyLimit: 100 * MB });
-    const res = await post(app, multipart([{ name: 'f', filename: 'a.txt', data: 'x' }, { name: 'a', value: 'x'.repeat(20 * MB) }, { name: 'b', value: 'y'.repeat(13 * MB) }]));
+    const res = await post(
+      app,
+      multipart([
+        { name: 'f', filename: 'a.txt', data: 'x' },
+        { name: 'a', value: 'x'.repeat(20 * MB) },
+        { name: 'b', value: 'y'.repeat(13 * MB) },
+      ]),
+    );
     expect(res.statusCode).toBe(413);
     expect(res.json()).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
     expect(await readdir(dir)).toEqual([]);
@@ -402,7 +498,11 @@ describe('uploads: malformed bodies', () => {
 
   it.each([
     ['no boundary parameter', 'multipart/form-data', multipart([{ name: 'a', value: '1' }]).payload],
-    ['a body that never starts a part', `multipart/form-data; boundary=${BOUNDARY}`, Buffer.from('this is not multipart at all')],
+    [
+      'a body that never starts a part',
+      `multipart/form-data; boundary=${BOUNDARY}`,
+      Buffer.from('this is not multipart at all'),
+    ],
     ['an empty body', `multipart/form-data; boundary=${BOUNDARY}`, Buffer.alloc(0)],
   ])('%s answers 400', async (_what, contentType, payload) => {
     const { app, dir } = await appWith();
@@ -430,13 +530,23 @@ describe('uploads: malformed bodies', () => {
 describe('uploads: temp file lifetime', () => {
   it('holdUploads keeps the files past the response until released', async () => {
     const releases: Array<() => void> = [];
-    const { app, dir } = await appWith({ inHandler: (request) => void (request.url === '/held' && releases.push(holdUploads(request))) });
+    const { app, dir } = await appWith({
+      inHandler: (request) => void (request.url === '/held' && releases.push(holdUploads(request))),
+    });
     const body = multipart([{ name: 'f', filename: 'a.txt', data: 'held' }]);
-    const held = await app.inject({ method: 'POST', url: '/held', headers: { 'content-type': body.contentType }, payload: body.payload });
+    const held = await app.inject({
+      method: 'POST',
+      url: '/held',
+      headers: { 'content-type': body.contentType },
+      payload: body.payload,
+    });
     const heldFile = (held.json() as Seen & { uploads: { f: UploadedFile } }).uploads.f.tmpName;
     const free = await post(app, body);
     const freeFile = (free.json() as Seen & { uploads: { f: UploadedFile } }).uploads.f.tmpName;
-    await eventually(async () => !(await readdir(dir)).includes(freeFile.slice(dir.length + 1)), 'the unheld request to be cleaned');
+    await eventually(
+      async () => !(await readdir(dir)).includes(freeFile.slice(dir.length + 1)),
+      'the unheld request to be cleaned',
+    );
     expect((await stat(heldFile)).isFile()).toBe(true);
     expect(releases).toHaveLength(1);
     releases[0]!();
@@ -451,7 +561,12 @@ describe('uploads: temp file lifetime', () => {
       { name: 'f[]', filename: 'a.txt', data: 'a' },
       { name: 'f[]', filename: 'b.txt', data: 'b' },
     ]);
-    const parsed = await parseMultipart(Readable.from([body.payload]), body.contentType, resolveUploadOptions({ dir }), Infinity);
+    const parsed = await parseMultipart(
+      Readable.from([body.payload]),
+      body.contentType,
+      resolveUploadOptions({ dir }),
+      Infinity,
+    );
     expect(parsed.tempFiles).toHaveLength(2);
     expect((await readdir(dir)).length).toBe(2);
     await unlink(parsed.tempFiles[0]!); // "moved" by PHP
@@ -462,8 +577,16 @@ describe('uploads: temp file lifetime', () => {
 
   it('a missing uploads dir gives error 6 per file, not a failed request', async () => {
     const dir = await uploadsDir();
-    const body = multipart([{ name: 'f', filename: 'a.txt', data: 'a' }, { name: 't', value: 'v' }]);
-    const parsed = await parseMultipart(Readable.from([body.payload]), body.contentType, resolveUploadOptions({ dir: join(dir, 'missing') }), Infinity);
+    const body = multipart([
+      { name: 'f', filename: 'a.txt', data: 'a' },
+      { name: 't', value: 'v' },
+    ]);
+    const parsed = await parseMultipart(
+      Readable.from([body.payload]),
+      body.contentType,
+      resolveUploadOptions({ dir: join(dir, 'missing') }),
+      Infinity,
+    );
     expect(parsed.uploads).toEqual({ f: { name: 'a.txt', mime: 'text/plain', size: 0, error: 6, tmpName: '' } });
     expect(parsed.fields).toEqual({ t: 'v' });
   });
@@ -578,11 +701,19 @@ describe('uploads: resolveUploadOptions', () => {
       maxFileBytes: null,
       maxFiles: null,
     });
-    expect(resolveUploadOptions({ forbid: [], allow: [], max_file_size: 0, max_files: 0 }).forbid).toEqual(new Set(['.php', '.exe', '.bat']));
+    expect(resolveUploadOptions({ forbid: [], allow: [], max_file_size: 0, max_files: 0 }).forbid).toEqual(
+      new Set(['.php', '.exe', '.bat']),
+    );
   });
 
   it('resolves units once: MB → bytes, a relative dir → absolute, extensions lower-cased', () => {
-    const resolved = resolveUploadOptions({ dir: 'tmp/up', forbid: ['.PHP', ''], allow: ['.Jpg'], max_file_size: 2.5, max_files: 3 });
+    const resolved = resolveUploadOptions({
+      dir: 'tmp/up',
+      forbid: ['.PHP', ''],
+      allow: ['.Jpg'],
+      max_file_size: 2.5,
+      max_files: 3,
+    });
     expect(resolved).toEqual({
       dir: join(process.cwd(), 'tmp/up'),
       forbid: new Set(['.php', '']),
@@ -615,7 +746,15 @@ describe('uploads: resolveUploadOptions', () => {
   });
 
   it('error classes carry their codes and statuses', () => {
-    expect(new TooManyFilesError(2)).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FILES', statusCode: 413, details: { limit: 2 } });
-    expect(new BodyTooLargeError('x', 5)).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE', statusCode: 413, details: { limit: 5 } });
+    expect(new TooManyFilesError(2)).toMatchObject({
+      code: 'WP_FASTIFY_TOO_MANY_FILES',
+      statusCode: 413,
+      details: { limit: 2 },
+    });
+    expect(new BodyTooLargeError('x', 5)).toMatchObject({
+      code: 'WP_FASTIFY_BODY_TOO_LARGE',
+      statusCode: 413,
+      details: { limit: 5 },
+    });
   });
 });

@@ -108,15 +108,28 @@ export interface ResolvedPoolOptions {
   logger: Logger;
 }
 
-const DURATION_UNITS_MS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS_MS: Record<string, number> = {
+  ns: 1e-6,
+  us: 1e-3,
+  µs: 1e-3,
+  ms: 1,
+  s: 1000,
+  m: 60_000,
+  h: 3_600_000,
+};
 
 /** Parses a Duration into milliseconds; throws an error naming `key`. */
 export function parseDuration(value: Duration, key: string): number {
   if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw new InvalidPoolOptionError(key, `must be >= 0 milliseconds, got ${value}`);
+    if (!Number.isFinite(value) || value < 0)
+      throw new InvalidPoolOptionError(key, `must be >= 0 milliseconds, got ${value}`);
     return value;
   }
-  if (typeof value !== 'string') throw new InvalidPoolOptionError(key, `must be a duration like "60s" or milliseconds, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string')
+    throw new InvalidPoolOptionError(
+      key,
+      `must be a duration like "60s" or milliseconds, got ${JSON.stringify(value)}`,
+    );
   const text = value.trim();
   if (text === '0') return 0;
   if (/^\d+$/.test(text)) return Number(text) * 1000; // bare number in YAML: seconds, as RR reads ints
@@ -141,18 +154,46 @@ function integer(value: unknown, key: string, min: number, max = Number.MAX_SAFE
 }
 
 const KNOWN_KEYS = new Set([
-  'command', 'env', 'cwd', 'relay', 'mode', 'num_workers', 'min_workers', 'max_workers', 'headroom', 'warmup', 'max_jobs', 'allocate_timeout', 'max_queue_size',
-  'destroy_timeout', 'reset_timeout', 'stream_timeout', 'max_frame_size', 'supervisor', 'uid', 'gid', 'logger',
+  'command',
+  'env',
+  'cwd',
+  'relay',
+  'mode',
+  'num_workers',
+  'min_workers',
+  'max_workers',
+  'headroom',
+  'warmup',
+  'max_jobs',
+  'allocate_timeout',
+  'max_queue_size',
+  'destroy_timeout',
+  'reset_timeout',
+  'stream_timeout',
+  'max_frame_size',
+  'supervisor',
+  'uid',
+  'gid',
+  'logger',
 ]);
 const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'max_worker_memory']);
 
 function resolveDynamic(options: PoolOptions): ResolvedPoolOptions['dynamic'] {
   if (options.min_workers === undefined && options.max_workers === undefined) return null;
   const minWorkers = integer(options.min_workers ?? 0, 'min_workers', 0, MAX_WORKERS);
-  const maxWorkers = integer(options.max_workers ?? Math.max(minWorkers, availableParallelism()), 'max_workers', 1, MAX_WORKERS);
-  if (maxWorkers < minWorkers) throw new InvalidPoolOptionError('max_workers', `(${maxWorkers}) must be >= min_workers (${minWorkers})`);
+  const maxWorkers = integer(
+    options.max_workers ?? Math.max(minWorkers, availableParallelism()),
+    'max_workers',
+    1,
+    MAX_WORKERS,
+  );
+  if (maxWorkers < minWorkers)
+    throw new InvalidPoolOptionError('max_workers', `(${maxWorkers}) must be >= min_workers (${minWorkers})`);
   if (options.num_workers !== undefined) {
-    throw new InvalidPoolOptionError('num_workers', 'cannot be combined with min_workers/max_workers: a dynamic pool sizes itself between them');
+    throw new InvalidPoolOptionError(
+      'num_workers',
+      'cannot be combined with min_workers/max_workers: a dynamic pool sizes itself between them',
+    );
   }
   // idle_ttl doubles as the scale-down delay; RR's dynamic allocator defaults to one minute.
   const idleMs = parseDuration(options.supervisor?.idle_ttl ?? 60_000, 'supervisor.idle_ttl') || 60_000;
@@ -161,20 +202,30 @@ function resolveDynamic(options: PoolOptions): ResolvedPoolOptions['dynamic'] {
 
 function resolveHeadroom(value: unknown): number {
   if (value === undefined) return 0.25;
-  if (typeof value !== 'number' || !(value >= 0 && value < 1)) throw new InvalidPoolOptionError('headroom', `must be a share from 0 to below 1 (e.g. 0.25), got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !(value >= 0 && value < 1))
+    throw new InvalidPoolOptionError(
+      'headroom',
+      `must be a share from 0 to below 1 (e.g. 0.25), got ${JSON.stringify(value)}`,
+    );
   return value;
 }
 
 /** Validates user options and resolves units and defaults. Errors name the option and what to write. */
 export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
-  if (options === null || typeof options !== 'object') throw new InvalidPoolOptionError('(options)', 'must be an object');
+  if (options === null || typeof options !== 'object')
+    throw new InvalidPoolOptionError('(options)', 'must be an object');
   for (const key of Object.keys(options)) {
-    if (!KNOWN_KEYS.has(key)) throw new InvalidPoolOptionError(key, `is not a pool option; known options: ${[...KNOWN_KEYS].join(', ')}`);
+    if (!KNOWN_KEYS.has(key))
+      throw new InvalidPoolOptionError(key, `is not a pool option; known options: ${[...KNOWN_KEYS].join(', ')}`);
   }
   if (options.command === undefined) throw new InvalidPoolOptionError('command', 'is required, e.g. "php worker.php"');
   const supervisor = options.supervisor ?? {};
   for (const key of Object.keys(supervisor)) {
-    if (!SUPERVISOR_KEYS.has(key)) throw new InvalidPoolOptionError(`supervisor.${key}`, `is not a supervisor option; known: ${[...SUPERVISOR_KEYS].join(', ')}`);
+    if (!SUPERVISOR_KEYS.has(key))
+      throw new InvalidPoolOptionError(
+        `supervisor.${key}`,
+        `is not a supervisor option; known: ${[...SUPERVISOR_KEYS].join(', ')}`,
+      );
   }
   let relay: RelaySpec;
   try {
@@ -184,11 +235,15 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
   }
   const env = options.env ?? {};
   for (const [k, v] of Object.entries(env)) {
-    if (typeof v !== 'string') throw new InvalidPoolOptionError(`env.${k}`, `must be a string, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'string')
+      throw new InvalidPoolOptionError(`env.${k}`, `must be a string, got ${JSON.stringify(v)}`);
   }
   const memoryMb = supervisor.max_worker_memory ?? 0;
   if (typeof memoryMb !== 'number' || !(memoryMb >= 0)) {
-    throw new InvalidPoolOptionError('supervisor.max_worker_memory', `must be a number of MB >= 0, got ${JSON.stringify(memoryMb)}`);
+    throw new InvalidPoolOptionError(
+      'supervisor.max_worker_memory',
+      `must be a number of MB >= 0, got ${JSON.stringify(memoryMb)}`,
+    );
   }
   return {
     argv: parseCommand(options.command),
@@ -196,18 +251,24 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     cwd: options.cwd,
     relay,
     mode: options.mode ?? 'http',
-    numWorkers: options.num_workers === 'auto' ? 'auto' : integer(options.num_workers ?? availableParallelism(), 'num_workers', 1, MAX_WORKERS),
+    numWorkers:
+      options.num_workers === 'auto'
+        ? 'auto'
+        : integer(options.num_workers ?? availableParallelism(), 'num_workers', 1, MAX_WORKERS),
     dynamic: resolveDynamic(options),
     headroom: resolveHeadroom(options.headroom),
     warmup: options.warmup ?? [],
     maxJobs: integer(options.max_jobs ?? 0, 'max_jobs', 0),
-    allocateTimeoutMs: parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') || DEFAULT_ALLOCATE_TIMEOUT_MS,
+    allocateTimeoutMs:
+      parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') ||
+      DEFAULT_ALLOCATE_TIMEOUT_MS,
     maxQueueSize: integer(options.max_queue_size ?? 0, 'max_queue_size', 0),
     destroyTimeoutMs: parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout'),
     resetTimeoutMs: parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout'),
     streamTimeoutMs: parseDuration(options.stream_timeout ?? DEFAULT_STREAM_TIMEOUT_MS, 'stream_timeout'),
     maxFrameBytes: integer(options.max_frame_size ?? DEFAULT_MAX_FRAME_BYTES, 'max_frame_size', 1024, 0xffffffff),
-    watchTickMs: parseDuration(supervisor.watch_tick ?? DEFAULT_WATCH_TICK_MS, 'supervisor.watch_tick') || DEFAULT_WATCH_TICK_MS,
+    watchTickMs:
+      parseDuration(supervisor.watch_tick ?? DEFAULT_WATCH_TICK_MS, 'supervisor.watch_tick') || DEFAULT_WATCH_TICK_MS,
     ttlMs: parseDuration(supervisor.ttl ?? 0, 'supervisor.ttl'),
     idleTtlMs: parseDuration(supervisor.idle_ttl ?? 0, 'supervisor.idle_ttl'),
     execTtlMs: parseDuration(supervisor.exec_ttl ?? 0, 'supervisor.exec_ttl'),

@@ -2,7 +2,13 @@
 // `num_workers: auto` (at boot, from one warmed worker) and `warmpool tune` (from a running pool).
 // Pure formulas and recommendation, plus small /proc and cgroup readers that take a root folder.
 export { passengerMax, nowLmsWorkers, PASSENGER_RAM_SHARE } from './sizing/formulas.js';
-export { readMachineLimits, type MachineLimits, type MachineLimitsOptions, type CpuSource, type MemorySource } from './sizing/machine-limits.js';
+export {
+  readMachineLimits,
+  type MachineLimits,
+  type MachineLimitsOptions,
+  type CpuSource,
+  type MemorySource,
+} from './sizing/machine-limits.js';
 export {
   readWorkerMemory,
   readCpuSample,

@@ -53,7 +53,10 @@ function readmeCodes(): string[] {
   expect(rows[0]?.replace(/\s+/g, '')).toBe('|code|meaning|whattodo|');
   const codes: string[] = [];
   for (const row of rows.slice(2)) {
-    const cells = row.split('|').slice(1, -1).map((cell) => cell.trim());
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim());
     expect(cells, `row ${row}`).toHaveLength(3);
     const match = /^`([^`]+)`$/.exec(cells[0]!);
     expect(match, `the code cell of ${row} is one code in backticks`).not.toBeNull();

@@ -87,7 +87,7 @@ describe('parseDuration', () => {
 describe('resolvePoolOptions: defaults', () => {
   const resolved = resolvePoolOptions({ command: 'php worker.php' });
 
-  it('uses RoadRunner\'s defaults', () => {
+  it("uses RoadRunner's defaults", () => {
     expect(resolved.numWorkers).toBe(availableParallelism());
     expect(resolved.maxJobs).toBe(0);
     expect(resolved.allocateTimeoutMs).toBe(60_000);
@@ -171,12 +171,20 @@ describe('resolvePoolOptions: values', () => {
   });
 
   it('converts max_worker_memory from MB to bytes', () => {
-    expect(resolvePoolOptions({ command: 'php w.php', supervisor: { max_worker_memory: 1 } }).maxWorkerMemoryBytes).toBe(1_048_576);
-    expect(resolvePoolOptions({ command: 'php w.php', supervisor: { max_worker_memory: 0.5 } }).maxWorkerMemoryBytes).toBe(524_288);
+    expect(
+      resolvePoolOptions({ command: 'php w.php', supervisor: { max_worker_memory: 1 } }).maxWorkerMemoryBytes,
+    ).toBe(1_048_576);
+    expect(
+      resolvePoolOptions({ command: 'php w.php', supervisor: { max_worker_memory: 0.5 } }).maxWorkerMemoryBytes,
+    ).toBe(524_288);
   });
 
   it('treats allocate_timeout and watch_tick of 0 as the default', () => {
-    const resolved = resolvePoolOptions({ command: 'php w.php', allocate_timeout: 0, supervisor: { watch_tick: '0s' } });
+    const resolved = resolvePoolOptions({
+      command: 'php w.php',
+      allocate_timeout: 0,
+      supervisor: { watch_tick: '0s' },
+    });
     expect(resolved.allocateTimeoutMs).toBe(60_000);
     expect(resolved.watchTickMs).toBe(1_000);
   });
@@ -207,7 +215,11 @@ describe('resolvePoolOptions: errors name the option', () => {
     ['supervisor.exec_ttl "fast"', { supervisor: { exec_ttl: 'fast' } }, 'supervisor.exec_ttl'],
     ['supervisor.watch_tick "-1s"', { supervisor: { watch_tick: '-1s' } }, 'supervisor.watch_tick'],
     ['supervisor.max_worker_memory -1', { supervisor: { max_worker_memory: -1 } }, 'supervisor.max_worker_memory'],
-    ['supervisor.max_worker_memory "128"', { supervisor: { max_worker_memory: '128' } }, 'supervisor.max_worker_memory'],
+    [
+      'supervisor.max_worker_memory "128"',
+      { supervisor: { max_worker_memory: '128' } },
+      'supervisor.max_worker_memory',
+    ],
     ['relay "ftp://x"', { relay: 'ftp://x' }, 'relay'],
     ['relay "tcp://host"', { relay: 'tcp://host' }, 'relay'],
     ['unknown key numWorkers', { numWorkers: 4 }, 'numWorkers'],
@@ -233,7 +245,10 @@ describe('resolvePoolOptions: errors name the option', () => {
   });
 
   it('lists the known supervisor options when a supervisor key is unknown', () => {
-    const error = expectInvalid(() => resolvePoolOptions(loose({ supervisor: { max_memory: 1 } })), 'supervisor.max_memory');
+    const error = expectInvalid(
+      () => resolvePoolOptions(loose({ supervisor: { max_memory: 1 } })),
+      'supervisor.max_memory',
+    );
     expect(error.message).toContain('max_worker_memory');
   });
 

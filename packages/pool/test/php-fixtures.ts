@@ -30,12 +30,17 @@ export interface LogLine {
 /** A logger that keeps every line, to check what operators would see. */
 export function recordingLogger(): Logger & { lines: LogLine[] } {
   const lines: LogLine[] = [];
-  const at = (level: LogLine['level']) => (obj: object, msg?: string) => void lines.push({ level, obj: obj as Record<string, unknown>, msg: msg ?? '' });
+  const at = (level: LogLine['level']) => (obj: object, msg?: string) =>
+    void lines.push({ level, obj: obj as Record<string, unknown>, msg: msg ?? '' });
   return { lines, debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error') };
 }
 
 /** Starts a pool on a fixture and closes it after `fn`, whatever happens. */
-export async function withPool<T>(name: string, options: Partial<PoolOptions>, fn: (pool: Pool) => Promise<T>): Promise<T> {
+export async function withPool<T>(
+  name: string,
+  options: Partial<PoolOptions>,
+  fn: (pool: Pool) => Promise<T>,
+): Promise<T> {
   const pool = createPool({ command: ['php', fixture(name)], num_workers: 1, logger: recordingLogger(), ...options });
   await pool.start();
   try {

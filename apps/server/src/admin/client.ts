@@ -67,12 +67,19 @@ export function adminRequest<C extends AdminCommand>(
       if (error === null) resolve(data as AdminResponseData[C]);
       else reject(error);
     };
-    const onAbort = () => settle(options.signal?.reason instanceof Error ? options.signal.reason : new Error('admin request aborted'));
+    const onAbort = () =>
+      settle(options.signal?.reason instanceof Error ? options.signal.reason : new Error('admin request aborted'));
     if (options.signal?.aborted === true) return onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     if (options.timeoutMs !== undefined) {
       timer = setTimeout(
-        () => settle(new AdminUnreachableError(`warmpool did not answer "${request.cmd}" within ${options.timeoutMs} ms on its admin socket ${path}`, path)),
+        () =>
+          settle(
+            new AdminUnreachableError(
+              `warmpool did not answer "${request.cmd}" within ${options.timeoutMs} ms on its admin socket ${path}`,
+              path,
+            ),
+          ),
         options.timeoutMs,
       );
     }
@@ -91,7 +98,12 @@ export function adminRequest<C extends AdminCommand>(
         try {
           message = JSON.parse(line) as AdminResponseLine;
         } catch {
-          settle(new AdminUnreachableError(`${path} answered something that is not warmpool's admin protocol: ${JSON.stringify(line.slice(0, 80))}`, path));
+          settle(
+            new AdminUnreachableError(
+              `${path} answered something that is not warmpool's admin protocol: ${JSON.stringify(line.slice(0, 80))}`,
+              path,
+            ),
+          );
           return;
         }
         if ('progress' in message) onProgress?.(message.progress as unknown as AdminProgressData[C]);
@@ -101,16 +113,30 @@ export function adminRequest<C extends AdminCommand>(
     });
     socket.on('error', (error: NodeJS.ErrnoException) => settle(connectError(path, error, connected)));
     socket.on('close', () =>
-      settle(new AdminUnreachableError(`warmpool closed its admin socket ${path} before answering "${request.cmd}" (did the server stop?)`, path)),
+      settle(
+        new AdminUnreachableError(
+          `warmpool closed its admin socket ${path} before answering "${request.cmd}" (did the server stop?)`,
+          path,
+        ),
+      ),
     );
   });
 }
 
 function connectError(path: string, error: NodeJS.ErrnoException, connected: boolean): Error {
-  if (connected) return new AdminUnreachableError(`lost the connection to warmpool's admin socket ${path}: ${error.message}`, path, error);
+  if (connected)
+    return new AdminUnreachableError(
+      `lost the connection to warmpool's admin socket ${path}: ${error.message}`,
+      path,
+      error,
+    );
   switch (error.code) {
     case 'ENOENT':
-      return new AdminUnreachableError(`is warmpool running? expected its admin socket at ${path} (admin.socket in warmpool.yaml)`, path, error);
+      return new AdminUnreachableError(
+        `is warmpool running? expected its admin socket at ${path} (admin.socket in warmpool.yaml)`,
+        path,
+        error,
+      );
     case 'ECONNREFUSED':
       return new AdminUnreachableError(
         `warmpool is not running: nothing answers on ${path}, a socket left by a server that stopped; start warmpool (or check admin.socket in warmpool.yaml)`,
@@ -127,7 +153,11 @@ function connectError(path: string, error: NodeJS.ErrnoException, connected: boo
     case 'ENOTSOCK':
       return new AdminUnreachableError(`${path} is not a socket: check admin.socket in warmpool.yaml`, path, error);
     default:
-      return new AdminUnreachableError(`cannot connect to warmpool's admin socket ${path}: ${error.message}`, path, error);
+      return new AdminUnreachableError(
+        `cannot connect to warmpool's admin socket ${path}: ${error.message}`,
+        path,
+        error,
+      );
   }
 }
 
@@ -136,7 +166,10 @@ function ownerOf(path: string): string {
   try {
     const { uid } = statSync(path);
     const passwd = readFileSync('/etc/passwd', 'utf8');
-    const name = passwd.split('\n').find((line) => line.split(':')[2] === String(uid))?.split(':')[0];
+    const name = passwd
+      .split('\n')
+      .find((line) => line.split(':')[2] === String(uid))
+      ?.split(':')[0];
     return `, owned by ${name === undefined ? '' : `${name} `}(uid ${uid})`;
   } catch {
     return '';

@@ -112,12 +112,16 @@ export function parseAdminRequest(line: string): AdminRequest {
   } catch {
     throw new AdminBadRequestError(`the request is not JSON: ${JSON.stringify(line.slice(0, 80))}`);
   }
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new AdminBadRequestError('the request must be a JSON object like {"cmd":"workers"}');
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new AdminBadRequestError('the request must be a JSON object like {"cmd":"workers"}');
   const { cmd, site, windowMs } = value as Record<string, unknown>;
   if (typeof cmd !== 'string' || !(ADMIN_COMMANDS as readonly string[]).includes(cmd)) {
-    throw new AdminBadRequestError(`unknown command ${JSON.stringify(cmd)}; known commands: ${ADMIN_COMMANDS.join(', ')}`);
+    throw new AdminBadRequestError(
+      `unknown command ${JSON.stringify(cmd)}; known commands: ${ADMIN_COMMANDS.join(', ')}`,
+    );
   }
-  if (site !== undefined && (typeof site !== 'string' || site === '')) throw new AdminBadRequestError(`"site" must be a non-empty string, got ${JSON.stringify(site)}`);
+  if (site !== undefined && (typeof site !== 'string' || site === ''))
+    throw new AdminBadRequestError(`"site" must be a non-empty string, got ${JSON.stringify(site)}`);
   switch (cmd as AdminCommand) {
     case 'ping':
     case 'reload':
@@ -127,8 +131,13 @@ export function parseAdminRequest(line: string): AdminRequest {
     case 'reset':
       return (site === undefined ? { cmd } : { cmd, site }) as AdminRequest;
     case 'tune': {
-      if (windowMs !== undefined && !(typeof windowMs === 'number' && windowMs >= MIN_TUNE_WINDOW_MS && windowMs <= MAX_TUNE_WINDOW_MS)) {
-        throw new AdminBadRequestError(`"windowMs" must be a number of milliseconds from ${MIN_TUNE_WINDOW_MS} to ${MAX_TUNE_WINDOW_MS}, got ${JSON.stringify(windowMs)}`);
+      if (
+        windowMs !== undefined &&
+        !(typeof windowMs === 'number' && windowMs >= MIN_TUNE_WINDOW_MS && windowMs <= MAX_TUNE_WINDOW_MS)
+      ) {
+        throw new AdminBadRequestError(
+          `"windowMs" must be a number of milliseconds from ${MIN_TUNE_WINDOW_MS} to ${MAX_TUNE_WINDOW_MS}, got ${JSON.stringify(windowMs)}`,
+        );
       }
       return { cmd: 'tune', ...(site === undefined ? {} : { site }), ...(windowMs === undefined ? {} : { windowMs }) };
     }
@@ -140,7 +149,8 @@ export function parseAdminRequest(line: string): AdminRequest {
 /** The error that goes on the wire: WP_ codes pass through, anything else becomes WP_SERVER_ADMIN_FAILED. */
 export function toWireError(error: unknown): WireError {
   const err = error as { code?: unknown; message?: unknown };
-  const code = typeof err?.code === 'string' && /^WP_[A-Z]+_[A-Z0-9_]+$/.test(err.code) ? err.code : 'WP_SERVER_ADMIN_FAILED';
+  const code =
+    typeof err?.code === 'string' && /^WP_[A-Z]+_[A-Z0-9_]+$/.test(err.code) ? err.code : 'WP_SERVER_ADMIN_FAILED';
   return { code, message: typeof err?.message === 'string' ? err.message : String(error) };
 }
 
@@ -195,7 +205,10 @@ export class UnknownSiteError extends WarmpoolError<'WP_SERVER_UNKNOWN_SITE'> {
 /** The server does not implement this command (for example `reload` before the core wires it). */
 export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPPORTED'> {
   constructor(cmd: string) {
-    super('WP_SERVER_ADMIN_UNSUPPORTED', `this warmpool server does not support "${cmd}"; upgrade it, or restart it to pick up the new binary`);
+    super(
+      'WP_SERVER_ADMIN_UNSUPPORTED',
+      `this warmpool server does not support "${cmd}"; upgrade it, or restart it to pick up the new binary`,
+    );
   }
 }
 

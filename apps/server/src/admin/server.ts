@@ -38,7 +38,12 @@ export interface AdminHandlers {
   /** rolling restart; calls onProgress after each replaced worker */
   reset(site: string | undefined, onProgress: (progress: ResetProgress) => void): Promise<ResetData>;
   /** measures for windowMs; calls onProgress once when the window starts; stops when signal aborts */
-  tune(site: string | undefined, windowMs: number, onProgress: (progress: TuneProgress) => void, signal: AbortSignal): Promise<TuneReport>;
+  tune(
+    site: string | undefined,
+    windowMs: number,
+    onProgress: (progress: TuneProgress) => void,
+    signal: AbortSignal,
+  ): Promise<TuneReport>;
   /** re-read the configuration; returns what changed, one line each. Absent: `reload` answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?(): Promise<string[]>;
 }
@@ -62,9 +67,16 @@ const MAX_SOCKET_PATH_BYTES = 107;
  *    and chmod; the umask is restored right after the synchronous bind.
  */
 export async function startAdminServer(path: string, handlers: AdminHandlers, logger: Logger): Promise<AdminServer> {
-  if (!isMainThread) throw new AdminSocketError(`the admin socket must be created on the main thread (the umask is process-wide): ${path}`, path);
+  if (!isMainThread)
+    throw new AdminSocketError(
+      `the admin socket must be created on the main thread (the umask is process-wide): ${path}`,
+      path,
+    );
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
-    throw new AdminSocketError(`admin socket path ${path} is ${Buffer.byteLength(path)} bytes; unix sockets allow ${MAX_SOCKET_PATH_BYTES}: choose a shorter admin.socket in warmpool.yaml`, path);
+    throw new AdminSocketError(
+      `admin socket path ${path} is ${Buffer.byteLength(path)} bytes; unix sockets allow ${MAX_SOCKET_PATH_BYTES}: choose a shorter admin.socket in warmpool.yaml`,
+      path,
+    );
   }
   await claimSocketPath(path);
 
@@ -79,7 +91,8 @@ export async function startAdminServer(path: string, handlers: AdminHandlers, lo
     await listen(server, path);
   } catch (error) {
     // Two servers raced past claimSocketPath: the loser sees the winner's socket.
-    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await isLive(path))) throw new AlreadyRunningError(path);
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await isLive(path)))
+      throw new AlreadyRunningError(path);
     throw new AdminSocketError(`cannot listen on the admin socket ${path}: ${(error as Error).message}`, path, error);
   }
   await chmod(path, 0o600); // no-op after the umask; guards filesystems that ignore it
@@ -106,18 +119,28 @@ async function claimSocketPath(path: string): Promise<void> {
   try {
     isSocket = (await lstat(path)).isSocket();
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new AdminSocketError(`cannot use the admin socket path ${path}: ${(error as Error).message}`, path, error);
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+      throw new AdminSocketError(`cannot use the admin socket path ${path}: ${(error as Error).message}`, path, error);
     try {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     } catch (mkdirError) {
-      throw new AdminSocketError(`cannot create the folder of the admin socket ${path}: ${(mkdirError as Error).message}`, path, mkdirError);
+      throw new AdminSocketError(
+        `cannot create the folder of the admin socket ${path}: ${(mkdirError as Error).message}`,
+        path,
+        mkdirError,
+      );
     }
     return;
   }
-  if (!isSocket) throw new AdminSocketError(`${path} exists and is not a socket; it was left alone: remove it or choose another admin.socket in warmpool.yaml`, path);
+  if (!isSocket)
+    throw new AdminSocketError(
+      `${path} exists and is not a socket; it was left alone: remove it or choose another admin.socket in warmpool.yaml`,
+      path,
+    );
   if (await isLive(path)) throw new AlreadyRunningError(path);
   await unlink(path).catch((error: NodeJS.ErrnoException) => {
-    if (error.code !== 'ENOENT') throw new AdminSocketError(`cannot remove the stale admin socket ${path}: ${error.message}`, path, error);
+    if (error.code !== 'ENOENT')
+      throw new AdminSocketError(`cannot remove the stale admin socket ${path}: ${error.message}`, path, error);
   });
 }
 
@@ -174,11 +197,18 @@ function serveConnection(socket: Socket, handlers: AdminHandlers, logger: Logger
     }
     // `workers -i` asks every second: read-only commands log at debug, actions at info.
     const readOnly = request.cmd === 'ping' || request.cmd === 'workers' || request.cmd === 'stats';
-    (readOnly ? logger.debug : logger.info).call(logger, { cmd: request.cmd, site: 'site' in request ? request.site : undefined }, `admin: ${request.cmd}`);
+    (readOnly ? logger.debug : logger.info).call(
+      logger,
+      { cmd: request.cmd, site: 'site' in request ? request.site : undefined },
+      `admin: ${request.cmd}`,
+    );
     runCommand(request, handlers, (progress) => send({ progress }), signal).then(
       (data) => finish({ ok: true, data }),
       (error: unknown) => {
-        logger.warn({ cmd: request.cmd, err: { message: (error as Error)?.message, code: (error as { code?: string })?.code } }, `admin: ${request.cmd} failed`);
+        logger.warn(
+          { cmd: request.cmd, err: { message: (error as Error)?.message, code: (error as { code?: string })?.code } },
+          `admin: ${request.cmd} failed`,
+        );
         finish({ ok: false, error: toWireError(error) });
       },
     );
@@ -190,7 +220,10 @@ function serveConnection(socket: Socket, handlers: AdminHandlers, logger: Logger
     if (newline >= 0) start(buffer.slice(0, newline));
     else if (buffer.length > MAX_REQUEST_LINE_BYTES) {
       started = true;
-      finish({ ok: false, error: toWireError(new AdminBadRequestError(`the request line is longer than ${MAX_REQUEST_LINE_BYTES} bytes`)) });
+      finish({
+        ok: false,
+        error: toWireError(new AdminBadRequestError(`the request line is longer than ${MAX_REQUEST_LINE_BYTES} bytes`)),
+      });
     }
   });
   // A client that half-closes without a newline still gets its answer.
@@ -200,7 +233,12 @@ function serveConnection(socket: Socket, handlers: AdminHandlers, logger: Logger
   });
 }
 
-async function runCommand(request: AdminRequest, handlers: AdminHandlers, progress: (p: object) => void, signal: AbortSignal): Promise<unknown> {
+async function runCommand(
+  request: AdminRequest,
+  handlers: AdminHandlers,
+  progress: (p: object) => void,
+  signal: AbortSignal,
+): Promise<unknown> {
   switch (request.cmd) {
     case 'ping':
       return { pid: process.pid, sites: handlers.sites() };
@@ -229,23 +267,34 @@ export interface PoolHandlersOptions {
  * AdminHandlers over the server's pools, one per site. `sites` is read on every command, so a reload
  * that swaps pools is seen at once. Resets run site after site, so at most one site is rolling.
  */
-export function createPoolHandlers(sites: () => ReadonlyMap<string, Pool>, options: PoolHandlersOptions = {}): AdminHandlers {
+export function createPoolHandlers(
+  sites: () => ReadonlyMap<string, Pool>,
+  options: PoolHandlersOptions = {},
+): AdminHandlers {
   const pick = (site: string | undefined): Array<[string, Pool]> => {
     const all = sites();
     if (site === undefined) return [...all];
     const pool = all.get(site);
-    if (pool === undefined) throw new UnknownSiteError(`no site named "${site}"; this server runs: ${[...all.keys()].join(', ') || 'no sites'}`, site);
+    if (pool === undefined)
+      throw new UnknownSiteError(
+        `no site named "${site}"; this server runs: ${[...all.keys()].join(', ') || 'no sites'}`,
+        site,
+      );
     return [[site, pool]];
   };
   const pickOne = (site: string | undefined, command: string): [string, Pool] => {
     const picked = pick(site);
     if (picked.length === 1) return picked[0]!;
     if (picked.length === 0) throw new UnknownSiteError('this server runs no sites', site);
-    throw new UnknownSiteError(`this server runs ${picked.length} sites (${picked.map(([name]) => name).join(', ')}): name one, e.g. warmpool ${command} --site ${picked[0]![0]}`, site);
+    throw new UnknownSiteError(
+      `this server runs ${picked.length} sites (${picked.map(([name]) => name).join(', ')}): name one, e.g. warmpool ${command} --site ${picked[0]![0]}`,
+      site,
+    );
   };
   const handlers: AdminHandlers = {
     sites: () => [...sites().keys()],
-    workers: async (site) => Promise.all(pick(site).map(async ([name, pool]) => ({ site: name, workers: await pool.workers() }))),
+    workers: async (site) =>
+      Promise.all(pick(site).map(async ([name, pool]) => ({ site: name, workers: await pool.workers() }))),
     stats: (site) => pick(site).map(([name, pool]) => ({ site: name, stats: pool.stats() })),
     async reset(site, onProgress) {
       const picked = pick(site);

@@ -34,40 +34,70 @@ export async function run(args: CertArgs, out: CliOutput): Promise<number> {
     out.error((error as Error).message);
     return error instanceof UsageError ? EXIT_CONFIG : EXIT_FAILED;
   }
-  out.success(`wrote ${made.cert} and ${made.key} (self-signed, for development: ${made.hosts.join(', ')}; valid ${made.days} days)`);
+  out.success(
+    `wrote ${made.cert} and ${made.key} (self-signed, for development: ${made.hosts.join(', ')}; valid ${made.days} days)`,
+  );
   out.info('use them in warmpool.yaml:');
   out.raw(`http:\n  ssl:\n    address: 127.0.0.1:8443\n    cert: ${made.cert}\n    key: ${made.key}`);
   out.detail(`curl trusts it with: curl --cacert ${made.cert} https://localhost:8443/`);
   return EXIT_OK;
 }
 
-export async function makeCertificate(args: CertArgs): Promise<{ cert: string; key: string; hosts: string[]; days: number }> {
+export async function makeCertificate(
+  args: CertArgs,
+): Promise<{ cert: string; key: string; hosts: string[]; days: number }> {
   const dir = resolve(args.out ?? '.');
   const hosts = args.hosts !== undefined && args.hosts.length > 0 ? args.hosts : DEFAULT_CERT_HOSTS;
   for (const host of hosts) {
-    if (isIP(host) === 0 && !/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)) {
+    if (
+      isIP(host) === 0 &&
+      !/^(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*$/.test(host)
+    ) {
       throw new UsageError(`--host ${host} is not a host name or IP address`);
     }
   }
   const days = args.days === undefined ? DEFAULT_CERT_DAYS : Number(args.days);
-  if (!Number.isInteger(days) || days < 1 || days > 3650) throw new UsageError(`--days must be a whole number from 1 to 3650, got ${args.days}`);
+  if (!Number.isInteger(days) || days < 1 || days > 3650)
+    throw new UsageError(`--days must be a whole number from 1 to 3650, got ${args.days}`);
   const cert = join(dir, CERT_FILE);
   const key = join(dir, KEY_FILE);
   if (args.force !== true) {
-    for (const file of [cert, key]) if (existsSync(file)) throw new UsageError(`${file} exists; pass --force to replace it, or --out another folder`);
+    for (const file of [cert, key])
+      if (existsSync(file)) throw new UsageError(`${file} exists; pass --force to replace it, or --out another folder`);
   }
   await mkdir(dir, { recursive: true });
   const san = hosts.map((h) => (isIP(h) === 0 ? `DNS:${h}` : `IP:${h}`)).join(',');
   const cn = hosts.find((h) => isIP(h) === 0) ?? hosts[0]!;
   try {
     await run$('openssl', [
-      'req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-sha256', '-nodes',
-      '-keyout', key, '-out', cert, '-days', String(days), '-subj', `/CN=${cn}`,
-      '-addext', `subjectAltName=${san}`, '-addext', 'extendedKeyUsage=serverAuth',
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-sha256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-days',
+      String(days),
+      '-subj',
+      `/CN=${cn}`,
+      '-addext',
+      `subjectAltName=${san}`,
+      '-addext',
+      'extendedKeyUsage=serverAuth',
     ]);
   } catch (error) {
     const err = error as NodeJS.ErrnoException & { stderr?: string };
-    if (err.code === 'ENOENT') throw new CertToolError('openssl is not installed: run `apt-get install -y openssl` (or make the pair with mkcert / certbot) and try again', error);
+    if (err.code === 'ENOENT')
+      throw new CertToolError(
+        'openssl is not installed: run `apt-get install -y openssl` (or make the pair with mkcert / certbot) and try again',
+        error,
+      );
     throw new CertToolError(`openssl failed: ${(err.stderr ?? err.message).trim()}`, error);
   }
   await chmod(key, 0o600);

@@ -6,7 +6,14 @@
 import { availableParallelism, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import { stringify } from 'yaml';
-import { CONFIG_KEYS, loadConfigFile, toServerOptions, type LoadedConfig, type ServerOptions, type SiteOptions } from '@warmpool/config';
+import {
+  CONFIG_KEYS,
+  loadConfigFile,
+  toServerOptions,
+  type LoadedConfig,
+  type ServerOptions,
+  type SiteOptions,
+} from '@warmpool/config';
 import { checkSites } from '../app.js';
 import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
 import { toPinoLevel } from '../logging.js';
@@ -39,7 +46,9 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     out.raw(JSON.stringify(effective, null, 2));
     return EXIT_OK;
   }
-  out.success(`${args.config} is valid: ${plural(server.sites.length, 'site')}${loaded.warnings.length > 0 ? `, ${plural(loaded.warnings.length, 'warning')}` : ''}; effective config:`);
+  out.success(
+    `${args.config} is valid: ${plural(server.sites.length, 'site')}${loaded.warnings.length > 0 ? `, ${plural(loaded.warnings.length, 'warning')}` : ''}; effective config:`,
+  );
   out.raw(stringify(effective, { lineWidth: 0 }));
   return EXIT_OK;
 }
@@ -58,13 +67,34 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
         serves: ssl?.redirect === true ? 'redirect to https' : 'HTTP/1.1',
         access_logs: server.http.access_logs,
         trusted_subnets: top.trusted_subnets ?? [],
-        ...withDefaults('http', { max_header_count: top.max_header_count, max_header_size: top.max_header_size, headers_timeout: top.headers_timeout, request_timeout: top.request_timeout }),
+        ...withDefaults('http', {
+          max_header_count: top.max_header_count,
+          max_header_size: top.max_header_size,
+          headers_timeout: top.headers_timeout,
+          request_timeout: top.request_timeout,
+        }),
       },
       https:
         ssl === null
           ? null
-          : { address: ssl.address ?? defaultOf('http.ssl.address'), cert: ssl.cert, key: ssl.key, redirect: ssl.redirect ?? false, protocols: 'HTTP/2 + HTTP/1.1 (ALPN)', min_version: TLS_MIN_VERSION, max_concurrent_streams: server.http.http2?.max_concurrent_streams ?? null },
-      status: server.status === null ? null : { address: server.status.address, unavailable_status_code: server.status.unavailable_status_code ?? defaultOf('status.unavailable_status_code'), paths: [STATUS_HEALTH_PATH, STATUS_READY_PATH] },
+          : {
+              address: ssl.address ?? defaultOf('http.ssl.address'),
+              cert: ssl.cert,
+              key: ssl.key,
+              redirect: ssl.redirect ?? false,
+              protocols: 'HTTP/2 + HTTP/1.1 (ALPN)',
+              min_version: TLS_MIN_VERSION,
+              max_concurrent_streams: server.http.http2?.max_concurrent_streams ?? null,
+            },
+      status:
+        server.status === null
+          ? null
+          : {
+              address: server.status.address,
+              unavailable_status_code:
+                server.status.unavailable_status_code ?? defaultOf('status.unavailable_status_code'),
+              paths: [STATUS_HEALTH_PATH, STATUS_READY_PATH],
+            },
       metrics: server.metrics === null ? null : { address: server.metrics.address, path: METRICS_PATH },
     },
     logs: {
@@ -72,7 +102,17 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
       level: toPinoLevel(logs.level, logs.mode),
       encoding: logs.encoding ?? ((logs.mode ?? 'development') === 'production' ? 'json' : 'console'),
       output: logs.output === undefined ? ['stderr'] : [logs.output].flat(),
-      channels: Object.fromEntries(['http', 'server', 'warmpool'].map((channel) => [channel, { level: toPinoLevel(logs.channels?.[channel]?.level ?? logs.level, logs.channels?.[channel]?.mode ?? logs.mode) }])),
+      channels: Object.fromEntries(
+        ['http', 'server', 'warmpool'].map((channel) => [
+          channel,
+          {
+            level: toPinoLevel(
+              logs.channels?.[channel]?.level ?? logs.level,
+              logs.channels?.[channel]?.mode ?? logs.mode,
+            ),
+          },
+        ]),
+      ),
     },
     admin: { socket: server.admin.socket },
     sites: server.sites.map(effectiveSite),
@@ -97,11 +137,22 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
     },
     http: {
       middleware: site.middleware,
-      max_request_size: http.max_request_size !== undefined && http.max_request_size > 0 ? http.max_request_size : defaultOf('http.max_request_size'),
+      max_request_size:
+        http.max_request_size !== undefined && http.max_request_size > 0
+          ? http.max_request_size
+          : defaultOf('http.max_request_size'),
       raw_body: http.raw_body ?? false,
-      pool: withDefaults('http.pool', { ...(http.pool ?? {}), supervisor: withDefaults('http.pool.supervisor', { ...(http.pool?.supervisor ?? {}) }) }),
-      uploads: withDefaults('http.uploads', { ...(http.uploads ?? {}), ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }) }),
-      static: staticOn ? withDefaults('http.static', { ...http.static, dir: [site.plugin.static!.root].flat()[0] }) : null,
+      pool: withDefaults('http.pool', {
+        ...(http.pool ?? {}),
+        supervisor: withDefaults('http.pool.supervisor', { ...(http.pool?.supervisor ?? {}) }),
+      }),
+      uploads: withDefaults('http.uploads', {
+        ...(http.uploads ?? {}),
+        ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }),
+      }),
+      static: staticOn
+        ? withDefaults('http.static', { ...http.static, dir: [site.plugin.static!.root].flat()[0] })
+        : null,
       headers: site.headers,
       gzip: site.gzip,
     },

@@ -1,18 +1,37 @@
 // `warmpool reset [--site NAME] [--json]`: rolling restart of the running server's workers, one
 // progress line per replaced worker (capacity never drops: each old worker is replaced by a booted one).
-import { adminRequest, exitCodeOf, EXIT_OK, type AdminCommandArgs, type Output, type RunContext } from '../admin/client.js';
+import {
+  adminRequest,
+  exitCodeOf,
+  EXIT_OK,
+  type AdminCommandArgs,
+  type Output,
+  type RunContext,
+} from '../admin/client.js';
 
 export async function run(args: AdminCommandArgs, out: Output, context: RunContext = {}): Promise<number> {
   const stdout = context.stdout ?? process.stdout;
   const request = args.site === undefined ? { cmd: 'reset' as const } : { cmd: 'reset' as const, site: args.site };
-  if (args.json !== true) out.info(`rolling restart of ${args.site === undefined ? 'every site' : `site ${args.site}`}…`);
+  if (args.json !== true)
+    out.info(`rolling restart of ${args.site === undefined ? 'every site' : `site ${args.site}`}…`);
   try {
-    const result = await adminRequest(args.socket, request, (progress) => {
-      if (args.json === true) stdout.write(`${JSON.stringify({ progress })}\n`);
-      else out.info(`${progress.site}: replaced ${progress.replaced}/${progress.total} worker${progress.total === 1 ? '' : 's'}`);
-    }, { signal: context.signal });
+    const result = await adminRequest(
+      args.socket,
+      request,
+      (progress) => {
+        if (args.json === true) stdout.write(`${JSON.stringify({ progress })}\n`);
+        else
+          out.info(
+            `${progress.site}: replaced ${progress.replaced}/${progress.total} worker${progress.total === 1 ? '' : 's'}`,
+          );
+      },
+      { signal: context.signal },
+    );
     if (args.json === true) stdout.write(`${JSON.stringify(result)}\n`);
-    else out.success(`reset done: ${result.replaced} worker${result.replaced === 1 ? '' : 's'} replaced (${result.sites.join(', ') || 'no sites'})`);
+    else
+      out.success(
+        `reset done: ${result.replaced} worker${result.replaced === 1 ? '' : 's'} replaced (${result.sites.join(', ') || 'no sites'})`,
+      );
     return EXIT_OK;
   } catch (error) {
     out.error((error as Error).message);

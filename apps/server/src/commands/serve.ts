@@ -21,7 +21,15 @@ import {
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import { SiteSetupError, type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
 import { BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
-import { LISTENER_ORDER, adoptListenFds, boundUrl, closeServers, installSignals, listenAll, type ListenerName } from '../lifecycle.js';
+import {
+  LISTENER_ORDER,
+  adoptListenFds,
+  boundUrl,
+  closeServers,
+  installSignals,
+  listenAll,
+  type ListenerName,
+} from '../lifecycle.js';
 import { createLoggers } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { H2C_UNSUPPORTED, loadCredentials, reloadCredentials, type Credentials } from '../tls.js';
@@ -78,7 +86,9 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const loggers = createLoggers(server.logs);
   for (const key of loggers.unsupported) {
     const at = loaded.positionOf(key);
-    out.warn(`${at === null ? loaded.file : `${at.file}:${at.line}:${at.col}`} ${key}: ignored: every log channel writes to logs.output in the top-level format`);
+    out.warn(
+      `${at === null ? loaded.file : `${at.file}:${at.line}:${at.col}`} ${key}: ignored: every log channel writes to logs.output in the top-level format`,
+    );
   }
 
   // 3. TLS
@@ -88,7 +98,10 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
       credentials = loadCredentials(server.http.ssl);
     } catch (error) {
       if (!(error instanceof TlsError)) throw error;
-      const key = /private key/.test(error.message) || /key does not belong/.test(error.message) ? 'http.ssl.key' : 'http.ssl.cert';
+      const key =
+        /private key/.test(error.message) || /key does not belong/.test(error.message)
+          ? 'http.ssl.key'
+          : 'http.ssl.cert';
       const at = loaded.positionOf(key, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
       printConfigError(new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]), out, args.config);
       return EXIT_CONFIG;
@@ -181,7 +194,9 @@ class ServerState {
     out.info(`logs: ${loggers.describe()}${server.http.access_logs ? ', access log on' : ''}`);
     const workers = [...this.#built.pools.values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
     this.#phase = 'running';
-    out.success(`warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(this.#built.pools.size, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`);
+    out.success(
+      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(this.#built.pools.size, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
+    );
     loggers.root.info({ pid: process.pid, sites: [...this.#built.pools.keys()] }, 'warmpool ready');
     if (this.#stopRequested !== null) await this.#drain(this.#stopRequested);
   }
@@ -209,13 +224,20 @@ class ServerState {
   async #startAdmin(): Promise<void> {
     const { server, loggers } = this.#options;
     try {
-      this.#admin = await startAdminServer(server.admin.socket, createPoolHandlers(() => this.#built.pools, { reload: () => this.#reload() }), loggers.root);
+      this.#admin = await startAdminServer(
+        server.admin.socket,
+        createPoolHandlers(() => this.#built.pools, { reload: () => this.#reload() }),
+        loggers.root,
+      );
       this.#out.info(`admin socket ${server.admin.socket} (warmpool workers | reset | tune)`);
     } catch (error) {
       // Without an admin section the default path is best effort (a non-root user cannot write /run).
       const message = (error as Error).message;
       if (server.admin.explicit) this.#out.warn(`admin socket: ${message}`);
-      else this.#out.warn(`no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`);
+      else
+        this.#out.warn(
+          `no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`,
+        );
     }
   }
 
@@ -230,12 +252,17 @@ class ServerState {
     const out = this.#out;
     const { app, listeners, opsListeners, tracker, draining } = this.#built;
     const started = performance.now();
-    out.info(`${signal}: draining — ${plural(tracker.busy, 'request')} in flight; no new connections, then the workers stop`);
+    out.info(
+      `${signal}: draining — ${plural(tracker.busy, 'request')} in flight; no new connections, then the workers stop`,
+    );
     this.#options.loggers.root.info({ signal }, 'draining');
     // 1. /ready answers 503 on the status listener from now on
     draining.value = true;
     // 2. stop accepting; busy keep-alive connections end after their reply, idle ones after a short grace
-    const closed = closeServers(listeners.map((l) => l.server), tracker);
+    const closed = closeServers(
+      listeners.map((l) => l.server),
+      tracker,
+    );
     tracker.drain();
     const timer = setTimeout(() => {
       out.warn(`drain: connections still open after ${formatDuration(this.#drainBoundMs())}; closing them`);
@@ -276,7 +303,9 @@ class ServerState {
         }
       }),
     );
-    void Promise.race([kill, new Promise((resolve) => setTimeout(resolve, 500))]).finally(() => process.exit(EXIT_FAILED));
+    void Promise.race([kill, new Promise((resolve) => setTimeout(resolve, 500))]).finally(() =>
+      process.exit(EXIT_FAILED),
+    );
   }
 
   async #reloadAndPrint(): Promise<void> {
@@ -305,7 +334,9 @@ class ServerState {
     try {
       next = await loadConfigFile(this.#args.config);
     } catch (error) {
-      lines.push(`config NOT re-read (nothing else changed): ${(error as Error).message.split('\n').slice(0, 2).join(' ')}`);
+      lines.push(
+        `config NOT re-read (nothing else changed): ${(error as Error).message.split('\n').slice(0, 2).join(' ')}`,
+      );
       return lines;
     }
     lines.push(...loggers.applyLevels(next.config.logs ?? {}));
@@ -317,13 +348,15 @@ class ServerState {
 
   async #reset(): Promise<void> {
     const out = this.#out;
-    out.info('SIGUSR2: rolling reset of every site\'s workers');
+    out.info("SIGUSR2: rolling reset of every site's workers");
     const started = performance.now();
     try {
       const result = await createPoolHandlers(() => this.#built.pools).reset(undefined, (p) =>
         out.info(`site ${p.site}: replaced ${p.replaced}/${p.total} ${p.total === 1 ? 'worker' : 'workers'}`),
       );
-      out.success(`reset done in ${formatDuration(performance.now() - started)}: ${plural(result.replaced, 'worker')} replaced`);
+      out.success(
+        `reset done in ${formatDuration(performance.now() - started)}: ${plural(result.replaced, 'worker')} replaced`,
+      );
     } catch (error) {
       out.error(`reset failed: ${(error as Error).message}`);
     }

@@ -1,17 +1,31 @@
 // `warmpool tune [--site NAME] [--window 10s] [--json]`: the running server measures its workers
 // under the traffic it gets (busy vs CPU time, memory, machine limits) and recommends num_workers,
 // next to the Passenger and NOW LMS rules of thumb. The measuring is server side (tuning.ts).
-import { adminRequest, exitCodeOf, EXIT_OK, type AdminCommandArgs, type Output, type RunContext } from '../admin/client.js';
+import {
+  adminRequest,
+  exitCodeOf,
+  EXIT_OK,
+  type AdminCommandArgs,
+  type Output,
+  type RunContext,
+} from '../admin/client.js';
 import { DEFAULT_TUNE_WINDOW_MS } from '../admin/protocol.js';
 
 export async function run(args: AdminCommandArgs, out: Output, context: RunContext = {}): Promise<number> {
   const stdout = context.stdout ?? process.stdout;
   const windowMs = args.windowMs ?? DEFAULT_TUNE_WINDOW_MS;
-  const request = args.site === undefined ? { cmd: 'tune' as const, windowMs } : { cmd: 'tune' as const, windowMs, site: args.site };
+  const request =
+    args.site === undefined ? { cmd: 'tune' as const, windowMs } : { cmd: 'tune' as const, windowMs, site: args.site };
   try {
-    const report = await adminRequest(args.socket, request, (progress) => {
-      if (args.json !== true) out.info(`measuring site ${progress.site} for ${progress.windowMs / 1000}s: keep real traffic flowing…`);
-    }, { signal: context.signal });
+    const report = await adminRequest(
+      args.socket,
+      request,
+      (progress) => {
+        if (args.json !== true)
+          out.info(`measuring site ${progress.site} for ${progress.windowMs / 1000}s: keep real traffic flowing…`);
+      },
+      { signal: context.signal },
+    );
     if (args.json === true) {
       stdout.write(`${JSON.stringify(report, null, 2)}\n`);
       return EXIT_OK;

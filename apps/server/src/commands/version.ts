@@ -22,14 +22,20 @@ export function versionInfo(): VersionInfo {
   return {
     warmpool: packageVersion(),
     node: process.version,
-    rr: { protocol: 'goridge v1 frames; http contexts as JSON or protobuf http.v1', rr_version: RR_COMPAT_VERSION, config: `.rr.yaml version "${RR_CONFIG_VERSION}" (RoadRunner 2023.x-2025.x)` },
+    rr: {
+      protocol: 'goridge v1 frames; http contexts as JSON or protobuf http.v1',
+      rr_version: RR_COMPAT_VERSION,
+      config: `.rr.yaml version "${RR_CONFIG_VERSION}" (RoadRunner 2023.x-2025.x)`,
+    },
   };
 }
 
 /** apps/server/package.json, two folders above dist/commands/. */
 function packageVersion(): string {
   try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version?: string;
+    };
     return pkg.version ?? 'unknown';
   } catch {
     return 'unknown';

@@ -1,7 +1,14 @@
 // `warmpool workers [--site NAME] [-i] [--json]`: the running server's workers as a table;
 // -i refreshes every second until Ctrl-C (the screen is cleared between frames on a terminal only).
 import type { WorkerInfo } from '@warmpool/pool';
-import { adminRequest, exitCodeOf, EXIT_OK, type AdminCommandArgs, type Output, type RunContext } from '../admin/client.js';
+import {
+  adminRequest,
+  exitCodeOf,
+  EXIT_OK,
+  type AdminCommandArgs,
+  type Output,
+  type RunContext,
+} from '../admin/client.js';
 import type { SiteWorkers } from '../admin/protocol.js';
 
 const DEFAULT_INTERVAL_MS = 1000;
@@ -39,7 +46,9 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
       if (args.json === true) stdout.write(`${JSON.stringify(sites)}\n`);
       else {
         if (stdout.isTTY === true) stdout.write(CLEAR_SCREEN);
-        out.info(`warmpool workers at ${new Date().toLocaleTimeString()} (every ${intervalMs / 1000}s; Ctrl-C to stop)`);
+        out.info(
+          `warmpool workers at ${new Date().toLocaleTimeString()} (every ${intervalMs / 1000}s; Ctrl-C to stop)`,
+        );
         printWorkers(sites, out);
       }
       await delay(intervalMs, stop.signal);
@@ -54,13 +63,28 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
 export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
   const all = sites.flatMap(({ site, workers }) => workers.map((worker) => ({ site, worker })));
   if (all.length === 0) {
-    out.info(sites.length === 0 ? 'this server runs no sites' : `no workers running (${sites.map((s) => s.site).join(', ')})`);
+    out.info(
+      sites.length === 0 ? 'this server runs no sites' : `no workers running (${sites.map((s) => s.site).join(', ')})`,
+    );
     return;
   }
   const withSite = sites.length > 1;
   const withMark = all.some(({ worker }) => worker.markedFor !== null);
-  const columns = [...(withSite ? ['site'] : []), 'pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle', ...(withMark ? ['recycle'] : [])];
-  const rows = all.map(({ site, worker }) => [...(withSite ? [site] : []), ...workerCells(worker), ...(withMark ? [worker.markedFor ?? ''] : [])]);
+  const columns = [
+    ...(withSite ? ['site'] : []),
+    'pid',
+    'state',
+    'jobs',
+    'RSS (MiB)',
+    'age',
+    'idle',
+    ...(withMark ? ['recycle'] : []),
+  ];
+  const rows = all.map(({ site, worker }) => [
+    ...(withSite ? [site] : []),
+    ...workerCells(worker),
+    ...(withMark ? [worker.markedFor ?? ''] : []),
+  ]);
   out.table(rows, columns);
 }
 

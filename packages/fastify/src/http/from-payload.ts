@@ -1,7 +1,16 @@
 import { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import type { ExecReply } from '@warmpool/pool';
-import { decodeResponseContext, frameBodyParts, frameContext, partsLength, STREAM, type Frame, type HeaderMap, type HttpResponseContext } from '@warmpool/pool/protocol';
+import {
+  decodeResponseContext,
+  frameBodyParts,
+  frameContext,
+  partsLength,
+  STREAM,
+  type Frame,
+  type HeaderMap,
+  type HttpResponseContext,
+} from '@warmpool/pool/protocol';
 import { BodyParts } from './body-parts.js';
 import { BadReplyError } from '../errors.js';
 
@@ -22,7 +31,8 @@ function decodeHead(flags: number, context: Buffer): HttpResponseContext {
   } catch (error) {
     throw new BadReplyError(`worker reply has an undecodable context: ${(error as Error).message}`, { cause: error });
   }
-  if (head.status < 100 || head.status > 599) throw new BadReplyError(`worker replied with status ${head.status}, outside 100-599`);
+  if (head.status < 100 || head.status > 599)
+    throw new BadReplyError(`worker replied with status ${head.status}, outside 100-599`);
   return head;
 }
 
@@ -74,7 +84,8 @@ function wholeBody(reply: FastifyReply, body: Buffer | readonly Buffer[]): Buffe
   if (Buffer.isBuffer(body)) return body;
   if (body.length === 1) return body[0]!;
   const length = partsLength(body);
-  if (reply.request.method !== 'HEAD' || !reply.hasHeader('content-length')) reply.header('content-length', String(length));
+  if (reply.request.method !== 'HEAD' || !reply.hasHeader('content-length'))
+    reply.header('content-length', String(length));
   if (!reply.hasHeader('content-type')) reply.header('content-type', 'application/octet-stream');
   return new BodyParts(body, length);
 }

@@ -11,7 +11,12 @@ export type RawBody = Buffer | Buffer[];
  * arrived, in one writev after the frame head: joining 1 MiB cost a copy into fresh memory and
  * doubled the external memory V8 collects, for bytes that are only written to a pipe again.
  */
-export function readRawBody(request: FastifyRequest, payload: Readable, limit: number, done: (error: Error | null, body?: RawBody) => void): void {
+export function readRawBody(
+  request: FastifyRequest,
+  payload: Readable,
+  limit: number,
+  done: (error: Error | null, body?: RawBody) => void,
+): void {
   const contentLength = Number(request.headers['content-length']);
   if (contentLength > limit) {
     done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());

@@ -83,11 +83,13 @@ export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUp
     throw new InvalidOptionError('uploads', 'must be an object, e.g. { dir: "/var/tmp/uploads", forbid: [".php"] }');
   }
   for (const key of Object.keys(options)) {
-    if (!UPLOAD_KEYS.includes(key)) throw new InvalidOptionError(`uploads.${key}`, `is not an option; known options: ${UPLOAD_KEYS.join(', ')}`);
+    if (!UPLOAD_KEYS.includes(key))
+      throw new InvalidOptionError(`uploads.${key}`, `is not an option; known options: ${UPLOAD_KEYS.join(', ')}`);
   }
   let dir = tmpdir();
   if (options.dir !== undefined) {
-    if (typeof options.dir !== 'string' || options.dir === '') throw new InvalidOptionError('uploads.dir', `must be a directory path, got ${JSON.stringify(options.dir)}`);
+    if (typeof options.dir !== 'string' || options.dir === '')
+      throw new InvalidOptionError('uploads.dir', `must be a directory path, got ${JSON.stringify(options.dir)}`);
     dir = options.dir;
   }
   // RR: an empty forbid list means the default list (InitDefaults checks len == 0).
@@ -105,11 +107,18 @@ export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUp
 function extensionSet(key: string, value: unknown): Set<string> {
   const set = new Set<string>();
   if (value === undefined) return set;
-  if (!Array.isArray(value)) throw new InvalidOptionError(key, `must be a list of extensions like [".php", ".exe"], got ${JSON.stringify(value)}`);
+  if (!Array.isArray(value))
+    throw new InvalidOptionError(
+      key,
+      `must be a list of extensions like [".php", ".exe"], got ${JSON.stringify(value)}`,
+    );
   value.forEach((ext: unknown, i) => {
     // '' is allowed: it stands for "no extension", which RR's path.Ext returns for `README`.
     if (typeof ext !== 'string' || (ext !== '' && (!ext.startsWith('.') || ext.includes('/')))) {
-      throw new InvalidOptionError(`${key}[${i}]`, `must be an extension with its dot, like ".php", got ${JSON.stringify(ext)}`);
+      throw new InvalidOptionError(
+        `${key}[${i}]`,
+        `must be an extension with its dot, like ".php", got ${JSON.stringify(ext)}`,
+      );
     }
     // RR compares the lower-cased client extension with the list as written; we lower-case the list
     // too, so ".PHP" in a config cannot silently never match.
@@ -121,7 +130,10 @@ function extensionSet(key: string, value: unknown): Set<string> {
 function fileSizeLimit(value: unknown): number | null {
   if (value === undefined || value === 0) return null;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new InvalidOptionError('uploads.max_file_size', `must be a number of MB (0 = no limit), got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(
+      'uploads.max_file_size',
+      `must be a number of MB (0 = no limit), got ${JSON.stringify(value)}`,
+    );
   }
   return Math.max(1, Math.floor(value * MB));
 }
@@ -129,11 +141,13 @@ function fileSizeLimit(value: unknown): number | null {
 function fileCountLimit(value: unknown): number | null {
   if (value === undefined || value === 0) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new InvalidOptionError('uploads.max_files', `must be a whole number of files (0 = no limit), got ${JSON.stringify(value)}`);
+    throw new InvalidOptionError(
+      'uploads.max_files',
+      `must be a whole number of files (0 = no limit), got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
-
 
 export interface ParsedMultipart {
   fields: FormTree;
@@ -156,7 +170,12 @@ const noop = (): void => {};
  * against Content-Length up front, then counted) or past MAX_FORM_TEXT_BYTES of text fields; with
  * TooManyFilesError (413) past uploads.max_files. `maxBytes` may be Infinity.
  */
-export function parseMultipart(body: Readable, contentType: string, options: ResolvedUploadOptions, maxBytes: number): Promise<ParsedMultipart> {
+export function parseMultipart(
+  body: Readable,
+  contentType: string,
+  options: ResolvedUploadOptions,
+  maxBytes: number,
+): Promise<ParsedMultipart> {
   return new Promise<ParsedMultipart>((resolvePromise, reject) => {
     const declared = Number((body as Partial<IncomingMessage>).headers?.['content-length']);
     if (declared > maxBytes) {
@@ -246,7 +265,9 @@ export function parseMultipart(body: Readable, contentType: string, options: Res
       bb.end();
     }
     function onError(cause: Error): void {
-      fail(new BadFormError(`the request body failed before the multipart form was complete: ${cause.message}`, { cause }));
+      fail(
+        new BadFormError(`the request body failed before the multipart form was complete: ${cause.message}`, { cause }),
+      );
     }
     function onClose(): void {
       if (!bodyEnded) fail(new BadFormError('the client closed the connection before the multipart form was complete'));
@@ -256,45 +277,53 @@ export function parseMultipart(body: Readable, contentType: string, options: Res
       if (settled || name === undefined) return; // Go skips parts without a name
       textBytes += valueTruncated ? MAX_FORM_TEXT_BYTES + 1 : Buffer.byteLength(value);
       if (textBytes > MAX_FORM_TEXT_BYTES) {
-        fail(new BodyTooLargeError(`the text fields of the form are larger than ${MAX_FORM_TEXT_BYTES} bytes in total; send large data as a file`, MAX_FORM_TEXT_BYTES));
+        fail(
+          new BodyTooLargeError(
+            `the text fields of the form are larger than ${MAX_FORM_TEXT_BYTES} bytes in total; send large data as a file`,
+            MAX_FORM_TEXT_BYTES,
+          ),
+        );
         return;
       }
       place(fields, name, value);
     });
 
-    bb.on('file', (name: string | undefined, stream: BusboyFileStream, fileName: string, _encoding: string, mime: string) => {
-      // Errors reach the writer through its iterator, or do not matter after fail(); never let one throw.
-      stream.on('error', noop);
-      if (settled || name === undefined) {
-        stream.resume();
-        return;
-      }
-      if (fileName === '') {
-        // An empty file input. RR turns it into a text field ''; PHP (and we) report "no file".
-        stream.resume();
-        place(uploads, name, failedUpload(fileName, mime, UPLOAD_ERR_NO_FILE));
-        return;
-      }
-      fileCount++;
-      if (options.maxFiles !== null && fileCount > options.maxFiles) {
-        stream.resume();
-        fail(new TooManyFilesError(options.maxFiles));
-        return;
-      }
-      if (!isExtensionAllowed(fileName, options)) {
-        stream.resume();
-        place(uploads, name, failedUpload(fileName, mime, UPLOAD_ERR_EXTENSION));
-        return;
-      }
-      const file: UploadedFile = { name: fileName, mime, size: 0, error: UPLOAD_ERR_OK, tmpName: '' };
-      // A file the tree drops (a second file under a plain name) is not written at all.
-      if (!place(uploads, name, file)) {
-        stream.resume();
-        return;
-      }
-      fileStreams.push(stream);
-      tasks.push(writeTempFile(stream, file, options.dir, tempFiles));
-    });
+    bb.on(
+      'file',
+      (name: string | undefined, stream: BusboyFileStream, fileName: string, _encoding: string, mime: string) => {
+        // Errors reach the writer through its iterator, or do not matter after fail(); never let one throw.
+        stream.on('error', noop);
+        if (settled || name === undefined) {
+          stream.resume();
+          return;
+        }
+        if (fileName === '') {
+          // An empty file input. RR turns it into a text field ''; PHP (and we) report "no file".
+          stream.resume();
+          place(uploads, name, failedUpload(fileName, mime, UPLOAD_ERR_NO_FILE));
+          return;
+        }
+        fileCount++;
+        if (options.maxFiles !== null && fileCount > options.maxFiles) {
+          stream.resume();
+          fail(new TooManyFilesError(options.maxFiles));
+          return;
+        }
+        if (!isExtensionAllowed(fileName, options)) {
+          stream.resume();
+          place(uploads, name, failedUpload(fileName, mime, UPLOAD_ERR_EXTENSION));
+          return;
+        }
+        const file: UploadedFile = { name: fileName, mime, size: 0, error: UPLOAD_ERR_OK, tmpName: '' };
+        // A file the tree drops (a second file under a plain name) is not written at all.
+        if (!place(uploads, name, file)) {
+          stream.resume();
+          return;
+        }
+        fileStreams.push(stream);
+        tasks.push(writeTempFile(stream, file, options.dir, tempFiles));
+      },
+    );
 
     bb.on('error', (cause: unknown) => {
       fail(new BadFormError(`malformed multipart/form-data body: ${(cause as Error).message}`, { cause }));
@@ -321,7 +350,10 @@ export function parseMultipart(body: Readable, contentType: string, options: Res
 }
 
 function tooLarge(maxBytes: number): BodyTooLargeError {
-  return new BodyTooLargeError(`the request body is larger than the limit of ${maxBytes} bytes (max_request_size)`, maxBytes);
+  return new BodyTooLargeError(
+    `the request body is larger than the limit of ${maxBytes} bytes (max_request_size)`,
+    maxBytes,
+  );
 }
 
 function failedUpload(name: string, mime: string, error: UploadError): UploadedFile {
@@ -337,7 +369,10 @@ export function fileExtension(fileName: string): string {
 }
 
 /** RR's check: the lower-cased client extension, forbid first, then allow when it is not empty. */
-export function isExtensionAllowed(fileName: string, options: Pick<ResolvedUploadOptions, 'forbid' | 'allow'>): boolean {
+export function isExtensionAllowed(
+  fileName: string,
+  options: Pick<ResolvedUploadOptions, 'forbid' | 'allow'>,
+): boolean {
   const ext = fileExtension(fileName).toLowerCase();
   if (options.forbid.has(ext)) return false;
   return options.allow === null || options.allow.has(ext);
@@ -348,7 +383,12 @@ export function isExtensionAllowed(fileName: string, options: Pick<ResolvedUploa
  * a failure becomes the leaf's error code, and a failed file leaves no temp file behind. The stream
  * is always read to its end (busboy finishes only when every file stream ended).
  */
-async function writeTempFile(stream: BusboyFileStream, file: UploadedFile, dir: string, tempFiles: string[]): Promise<void> {
+async function writeTempFile(
+  stream: BusboyFileStream,
+  file: UploadedFile,
+  dir: string,
+  tempFiles: string[],
+): Promise<void> {
   let handle: FileHandle | undefined;
   let path = '';
   for (let attempt = 0; handle === undefined; attempt++) {
@@ -488,21 +528,30 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
     done();
   });
 
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'buffer', bodyLimit }, (_request, body, done) => {
-    let form;
-    try {
-      form = createParsedForm('urlencoded', parseUrlencoded(body as Buffer), null);
-    } catch (error) {
-      done(error as Error, undefined);
-      return;
-    }
-    done(null, form);
-  });
+  app.addContentTypeParser(
+    'application/x-www-form-urlencoded',
+    { parseAs: 'buffer', bodyLimit },
+    (_request, body, done) => {
+      let form;
+      try {
+        form = createParsedForm('urlencoded', parseUrlencoded(body as Buffer), null);
+      } catch (error) {
+        done(error as Error, undefined);
+        return;
+      }
+      done(null, form);
+    },
+  );
 
   app.addContentTypeParser('multipart/form-data', (request, payload, done) => {
     const lifetime = lifetimes.get(request.raw);
     if (lifetime === undefined) {
-      done(new Error('warmpool: the multipart parser ran without its onRequest hook; register parsers and routes in the same context'), undefined);
+      done(
+        new Error(
+          'warmpool: the multipart parser ran without its onRequest hook; register parsers and routes in the same context',
+        ),
+        undefined,
+      );
       return;
     }
     parseMultipart(payload, request.headers['content-type'] ?? '', uploadOptions, bodyLimit).then(

@@ -33,14 +33,17 @@ const ADDRESS = new Uint32Array(4);
 /** Compiles the rules once; null when there are none (the feature then costs one null check). */
 export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'access'): AccessCheck | null {
   if (rules === undefined) return null;
-  if (!Array.isArray(rules)) throw new InvalidOptionError(key, `must be a list of { prefix, allow?, deny? }, got ${JSON.stringify(rules)}`);
+  if (!Array.isArray(rules))
+    throw new InvalidOptionError(key, `must be a list of { prefix, allow?, deny? }, got ${JSON.stringify(rules)}`);
   if (rules.length === 0) return null;
   const seen = new Set<string>();
   const compiled: CompiledRule[] = rules.map((rule, index) => {
     const at = `${key}[${index}]`;
-    if (rule === null || typeof rule !== 'object') throw new InvalidOptionError(at, `must be an object like { prefix: "/metrics", allow: ["127.0.0.1/32"] }`);
+    if (rule === null || typeof rule !== 'object')
+      throw new InvalidOptionError(at, `must be an object like { prefix: "/metrics", allow: ["127.0.0.1/32"] }`);
     for (const name of Object.keys(rule)) {
-      if (name !== 'prefix' && name !== 'allow' && name !== 'deny') throw new InvalidOptionError(`${at}.${name}`, 'is not a rule key; known keys: prefix, allow, deny');
+      if (name !== 'prefix' && name !== 'allow' && name !== 'deny')
+        throw new InvalidOptionError(`${at}.${name}`, 'is not a rule key; known keys: prefix, allow, deny');
     }
     const prefix = normalizePrefix(rule.prefix, `${at}.prefix`);
     if (seen.has(prefix)) throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules; merge them`);
@@ -63,14 +66,20 @@ function matchRule(rules: readonly CompiledRule[], path: string): CompiledRule |
   for (const rule of rules) {
     const prefix = rule.prefix;
     if (prefix === '/') return rule;
-    if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47 /* / */)) return rule;
+    if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47) /* / */)
+      return rule;
   }
   return null;
 }
 
 function normalizePrefix(value: unknown, key: string): string {
-  if (typeof value !== 'string' || !value.startsWith('/')) throw new InvalidOptionError(key, `must be a path starting with "/", got ${JSON.stringify(value)}`);
-  if (/[?#\s]/.test(value)) throw new InvalidOptionError(key, `must be a plain path without query, fragment or spaces, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'string' || !value.startsWith('/'))
+    throw new InvalidOptionError(key, `must be a path starting with "/", got ${JSON.stringify(value)}`);
+  if (/[?#\s]/.test(value))
+    throw new InvalidOptionError(
+      key,
+      `must be a plain path without query, fragment or spaces, got ${JSON.stringify(value)}`,
+    );
   // compare like requestPath() normalizes: "/metrics/" and "/metrics" are the same prefix
   const normalized = requestPath(value);
   return normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;
@@ -78,7 +87,11 @@ function normalizePrefix(value: unknown, key: string): string {
 
 function cidrList(value: unknown, key: string): CidrSet | null {
   if (value === undefined) return null;
-  if (!Array.isArray(value)) throw new InvalidOptionError(key, `must be a list of CIDRs like ["127.0.0.1/32", "::1/128"], got ${JSON.stringify(value)}`);
+  if (!Array.isArray(value))
+    throw new InvalidOptionError(
+      key,
+      `must be a list of CIDRs like ["127.0.0.1/32", "::1/128"], got ${JSON.stringify(value)}`,
+    );
   return createCidrSet(value as string[], (index, message) => new InvalidOptionError(`${key}[${index}]`, message));
 }
 

@@ -204,9 +204,11 @@ export function createCidrSet(cidrs: readonly string[], onError: (index: number,
   const v6Nets: number[] = [];
   const v6Masks: number[] = [];
   cidrs.forEach((entry, index) => {
-    if (typeof entry !== 'string') throw onError(index, `must be a CIDR string like "10.0.0.0/8", got ${JSON.stringify(entry)}`);
+    if (typeof entry !== 'string')
+      throw onError(index, `must be a CIDR string like "10.0.0.0/8", got ${JSON.stringify(entry)}`);
     const cidr = parseCidr(entry.trim());
-    if (cidr === null) throw onError(index, `"${entry}" is not a CIDR; write e.g. "10.0.0.0/8", "192.168.1.10" or "2001:db8::/32"`);
+    if (cidr === null)
+      throw onError(index, `"${entry}" is not a CIDR; write e.g. "10.0.0.0/8", "192.168.1.10" or "2001:db8::/32"`);
     if (cidr.family === 4) {
       v4Nets.push(cidr.words[0]!);
       v4Masks.push(maskWord(cidr.prefix, 0));
@@ -224,7 +226,7 @@ export function createCidrSet(cidrs: readonly string[], onError: (index: number,
   const containsParsed = (family: AddressFamily, words: Uint32Array): boolean => {
     if (family === 4) {
       const a = words[0]!;
-      for (let i = 0; i < n4.length; i++) if (((a & m4[i]!) >>> 0) === n4[i]) return true;
+      for (let i = 0; i < n4.length; i++) if ((a & m4[i]!) >>> 0 === n4[i]) return true;
       return false;
     }
     if (family === 6) {
@@ -234,10 +236,10 @@ export function createCidrSet(cidrs: readonly string[], onError: (index: number,
       const a3 = words[3]!;
       for (let i = 0; i < n6.length; i += 4) {
         if (
-          ((a0 & m6[i]!) >>> 0) === n6[i] &&
-          ((a1 & m6[i + 1]!) >>> 0) === n6[i + 1] &&
-          ((a2 & m6[i + 2]!) >>> 0) === n6[i + 2] &&
-          ((a3 & m6[i + 3]!) >>> 0) === n6[i + 3]
+          (a0 & m6[i]!) >>> 0 === n6[i] &&
+          (a1 & m6[i + 1]!) >>> 0 === n6[i + 1] &&
+          (a2 & m6[i + 2]!) >>> 0 === n6[i + 2] &&
+          (a3 & m6[i + 3]!) >>> 0 === n6[i + 3]
         ) {
           return true;
         }

@@ -60,7 +60,11 @@ export const RR_DEFAULT_TRUSTED_SUBNETS: readonly string[] = [
 /** Compiles the CIDR list once, at registration. Errors name the bad entry: `trusted_subnets[2]`. */
 export function compileTrustedSubnets(cidrs: readonly string[], key?: string): TrustedSubnets {
   const name = key ?? 'trusted_subnets';
-  if (!Array.isArray(cidrs)) throw new InvalidOptionError(name, `must be a list of CIDRs like ["10.0.0.0/8", "::1/128"], got ${JSON.stringify(cidrs)}`);
+  if (!Array.isArray(cidrs))
+    throw new InvalidOptionError(
+      name,
+      `must be a list of CIDRs like ["10.0.0.0/8", "::1/128"], got ${JSON.stringify(cidrs)}`,
+    );
   const set = createCidrSet(cidrs, (index, message) => new InvalidOptionError(`${name}[${index}]`, message));
   const compiled: CompiledTrustedSubnets = { set, contains: (address) => set.contains(address) };
   return compiled;

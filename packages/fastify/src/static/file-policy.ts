@@ -159,7 +159,8 @@ export function extensionOf(name: string): string {
 // "index.php~" (vim, nano) and "#index.php#" (emacs) are copies of index.php.
 function stripBackupMarks(extension: string): string {
   let end = extension.length;
-  while (end > 1 && (extension.charCodeAt(end - 1) === 126 /* ~ */ || extension.charCodeAt(end - 1) === 35 /* # */)) end--;
+  while (end > 1 && (extension.charCodeAt(end - 1) === 126 /* ~ */ || extension.charCodeAt(end - 1) === 35) /* # */)
+    end--;
   return end === extension.length ? extension : extension.slice(0, end);
 }
 

@@ -76,7 +76,11 @@ export async function loadSendMime(): Promise<SendMime> {
 /** send's isUtf8MimeType */
 function isUtf8MimeType(value: string): boolean {
   const len = value.length;
-  return (len > 21 && value.startsWith('application/javascript')) || (len > 14 && value.startsWith('application/json')) || (len > 5 && value.startsWith('text/'));
+  return (
+    (len > 21 && value.startsWith('application/javascript')) ||
+    (len > 14 && value.startsWith('application/json')) ||
+    (len > 5 && value.startsWith('text/'))
+  );
 }
 
 /** Content-Type as @fastify/send sets it; null when send sets none (then we do not cache). */
@@ -128,7 +132,13 @@ export class HotCache {
 
   /** Same file as the one cached (after a re-check said "send" for it). */
   matches(entry: HotEntry, rootIndex: number, relPath: string, stats: Stats): boolean {
-    return entry.rootIndex === rootIndex && entry.relPath === relPath && entry.ino === stats.ino && entry.size === stats.size && entry.mtimeMs === stats.mtimeMs;
+    return (
+      entry.rootIndex === rootIndex &&
+      entry.relPath === relPath &&
+      entry.ino === stats.ino &&
+      entry.size === stats.size &&
+      entry.mtimeMs === stats.mtimeMs
+    );
   }
 
   /** Re-inserts a re-checked entry as fresh. */
@@ -141,7 +151,15 @@ export class HotCache {
    * Reads the file (checked by the caller: stats are from its stat of `file`) and caches it.
    * Undefined when it cannot be cached (too big, changed meanwhile, unknown type, read error).
    */
-  async fill(key: string, file: string, rootIndex: number, relPath: string, stats: Stats, cacheControl: string, now: number): Promise<HotEntry | undefined> {
+  async fill(
+    key: string,
+    file: string,
+    rootIndex: number,
+    relPath: string,
+    stats: Stats,
+    cacheControl: string,
+    now: number,
+  ): Promise<HotEntry | undefined> {
     if (stats.size > this.options.maxFileBytes) return undefined;
     const contentType = contentTypeOf(this.mime, file);
     if (contentType === null) return undefined;
@@ -156,7 +174,13 @@ export class HotCache {
     try {
       current = await handle.stat();
       // Not the file the caller checked (swapped meanwhile), or growing: let send handle it.
-      if (current.ino !== stats.ino || current.size !== stats.size || current.mtimeMs !== stats.mtimeMs || !current.isFile()) return undefined;
+      if (
+        current.ino !== stats.ino ||
+        current.size !== stats.size ||
+        current.mtimeMs !== stats.mtimeMs ||
+        !current.isFile()
+      )
+        return undefined;
       body = Buffer.allocUnsafe(current.size);
       let offset = 0;
       while (offset < body.length) {
@@ -198,7 +222,10 @@ export class HotCache {
     reply.header('cache-control', entry.cacheControl);
     if (this.settings.vary) addVaryAcceptEncoding(reply);
     const headers = request.raw.headers;
-    if ((headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) && isNotModified(headers, entry)) {
+    if (
+      (headers['if-none-match'] !== undefined || headers['if-modified-since'] !== undefined) &&
+      isNotModified(headers, entry)
+    ) {
       reply.code(304);
       reply.send();
       return true;
@@ -213,7 +240,9 @@ export class HotCache {
 /** Requests a hit can answer: send's 412 (If-Match, If-Unmodified-Since) and 206/416 stay with send. */
 export function cacheableRequest(request: FastifyRequest): boolean {
   const headers = request.raw.headers;
-  return headers.range === undefined && headers['if-match'] === undefined && headers['if-unmodified-since'] === undefined;
+  return (
+    headers.range === undefined && headers['if-match'] === undefined && headers['if-unmodified-since'] === undefined
+  );
 }
 
 /** @fastify/send's isNotModifiedFailure, against the tag in send's (weak) form. */
@@ -226,7 +255,8 @@ function isNotModified(headers: FastifyRequest['raw']['headers'], entry: HotEntr
     const etag = entry.sendEtag;
     if (etag === null) return false;
     for (const token of parseTokenList(ifNoneMatch)) {
-      if ((etag.length === token.length && token === etag) || (etag.length > token.length && `W/${token}` === etag)) return true;
+      if ((etag.length === token.length && token === etag) || (etag.length > token.length && `W/${token}` === etag))
+        return true;
     }
     return false;
   }

@@ -3,8 +3,22 @@ import { realpath, stat } from 'node:fs/promises';
 import { join, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
-import { cacheableRequest, DEFAULT_HOT_CACHE, HotCache, loadSendMime, type HotCacheOptions, type HotEntry } from './hot-cache.js';
-import { checkFileName, checkPath, createFilePolicy, decodeRequestPath, extensionOf, type FilePolicy } from './file-policy.js';
+import {
+  cacheableRequest,
+  DEFAULT_HOT_CACHE,
+  HotCache,
+  loadSendMime,
+  type HotCacheOptions,
+  type HotEntry,
+} from './hot-cache.js';
+import {
+  checkFileName,
+  checkPath,
+  createFilePolicy,
+  decodeRequestPath,
+  extensionOf,
+  type FilePolicy,
+} from './file-policy.js';
 
 /** `static` option of the plugin: RoadRunner http.static-like keys, spelled as in .rr.yaml. */
 export interface StaticOptions {
@@ -42,7 +56,14 @@ export interface HotCacheOption {
   revalidate_ms?: number;
 }
 
-export const DEFAULT_FORBID: readonly string[] = Object.freeze(['.php', '.phtml', '.phar', '.env', '.htaccess', '.git']);
+export const DEFAULT_FORBID: readonly string[] = Object.freeze([
+  '.php',
+  '.phtml',
+  '.phar',
+  '.env',
+  '.htaccess',
+  '.git',
+]);
 export const DEFAULT_INDEX: readonly string[] = Object.freeze(['index.html']);
 export const DEFAULT_CACHE_CONTROL = 'public, max-age=0';
 
@@ -72,7 +93,18 @@ export interface ResolvedStaticOptions {
  */
 export type StaticHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 
-const KNOWN = ['root', 'forbid', 'allow', 'forbidden', 'index', 'etag', 'last_modified', 'precompressed', 'cache_control', 'hot_cache'];
+const KNOWN = [
+  'root',
+  'forbid',
+  'allow',
+  'forbidden',
+  'index',
+  'etag',
+  'last_modified',
+  'precompressed',
+  'cache_control',
+  'hot_cache',
+];
 const HOT_CACHE_KNOWN = ['max_bytes', 'max_file_bytes', 'revalidate_ms'];
 
 /** Validates at register time; every error names the option ("static.root"). Null when static is off. */
@@ -82,11 +114,13 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
     throw new InvalidOptionError('static', 'must be an object such as { root: "public" }');
   }
   for (const key of Object.keys(raw)) {
-    if (!KNOWN.includes(key)) throw new InvalidOptionError(`static.${key}`, `is not a static option; known options: ${KNOWN.join(', ')}`);
+    if (!KNOWN.includes(key))
+      throw new InvalidOptionError(`static.${key}`, `is not a static option; known options: ${KNOWN.join(', ')}`);
   }
   const roots = resolveRoots(raw.root);
   // An empty forbid list means the default one (RR InitDefaults; uploads.forbid does the same).
-  let forbid: readonly string[] = raw.forbid === undefined ? DEFAULT_FORBID : extensionList('static.forbid', raw.forbid);
+  let forbid: readonly string[] =
+    raw.forbid === undefined ? DEFAULT_FORBID : extensionList('static.forbid', raw.forbid);
   if (forbid.length === 0) forbid = DEFAULT_FORBID;
   let allow: readonly string[] | null = raw.allow === undefined ? null : extensionList('static.allow', raw.allow);
   // An empty allow list means no allow list, as in RoadRunner.
@@ -105,18 +139,29 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
   } else if (raw.index === false) {
     index = [];
   } else {
-    if (!Array.isArray(raw.index)) throw new InvalidOptionError('static.index', 'must be a list of file names or false');
+    if (!Array.isArray(raw.index))
+      throw new InvalidOptionError('static.index', 'must be a list of file names or false');
     for (const name of raw.index as unknown[]) {
       if (typeof name !== 'string' || name === '' || /[/\\:\0]/.test(name) || name === '.' || name === '..') {
-        throw new InvalidOptionError('static.index', `must hold plain file names such as "index.html", got ${JSON.stringify(name)}`);
+        throw new InvalidOptionError(
+          'static.index',
+          `must hold plain file names such as "index.html", got ${JSON.stringify(name)}`,
+        );
       }
       const reason = checkFileName(policy, name);
-      if (reason === 'dotfile') throw new InvalidOptionError('static.index', `"${name}" is a dotfile, which is never served`);
+      if (reason === 'dotfile')
+        throw new InvalidOptionError('static.index', `"${name}" is a dotfile, which is never served`);
       if (reason === 'forbidden-extension') {
-        throw new InvalidOptionError('static.index', `"${name}" has an extension in static.forbid; PHP index files run through the front controller, list static ones such as "index.html"`);
+        throw new InvalidOptionError(
+          'static.index',
+          `"${name}" has an extension in static.forbid; PHP index files run through the front controller, list static ones such as "index.html"`,
+        );
       }
       if (reason === 'not-allowed-extension') {
-        throw new InvalidOptionError('static.index', `"${name}" is not in static.allow, so it would never be served; add its extension to static.allow or drop it`);
+        throw new InvalidOptionError(
+          'static.index',
+          `"${name}" is not in static.allow, so it would never be served; add its extension to static.allow or drop it`,
+        );
       }
     }
     index = [...(raw.index as string[])];
@@ -124,7 +169,10 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
 
   const etagOption = raw.etag ?? true;
   if (etagOption !== true && etagOption !== false && etagOption !== 'weak' && etagOption !== 'strong') {
-    throw new InvalidOptionError('static.etag', `must be true, false, "weak" or "strong", got ${JSON.stringify(etagOption)}`);
+    throw new InvalidOptionError(
+      'static.etag',
+      `must be true, false, "weak" or "strong", got ${JSON.stringify(etagOption)}`,
+    );
   }
   const etag = etagOption === false ? null : etagOption === 'weak' ? 'weak' : 'strong';
 
@@ -132,11 +180,17 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
   let cacheControlDefault = DEFAULT_CACHE_CONTROL;
   if (raw.cache_control !== undefined) {
     if (raw.cache_control === null || typeof raw.cache_control !== 'object' || Array.isArray(raw.cache_control)) {
-      throw new InvalidOptionError('static.cache_control', 'must map extensions to header values, e.g. { ".css": "public, max-age=31536000, immutable" }');
+      throw new InvalidOptionError(
+        'static.cache_control',
+        'must map extensions to header values, e.g. { ".css": "public, max-age=31536000, immutable" }',
+      );
     }
     for (const [key, value] of Object.entries(raw.cache_control)) {
       if (typeof value !== 'string' || value.trim() === '' || /[\r\n\0]/.test(value)) {
-        throw new InvalidOptionError(`static.cache_control["${key}"]`, `must be a non-empty header value on one line, got ${JSON.stringify(value)}`);
+        throw new InvalidOptionError(
+          `static.cache_control["${key}"]`,
+          `must be a non-empty header value on one line, got ${JSON.stringify(value)}`,
+        );
       }
       if (key === '*') cacheControlDefault = value;
       else cacheControl.set(checkExtension(`static.cache_control["${key}"]`, key), value);
@@ -162,19 +216,38 @@ function resolveHotCache(raw: unknown): HotCacheOptions | null {
   if (raw === false) return null;
   if (raw === undefined || raw === true) return { ...DEFAULT_HOT_CACHE };
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new InvalidOptionError('static.hot_cache', 'must be false or an object such as { max_bytes: 16777216, max_file_bytes: 1048576, revalidate_ms: 1000 }');
+    throw new InvalidOptionError(
+      'static.hot_cache',
+      'must be false or an object such as { max_bytes: 16777216, max_file_bytes: 1048576, revalidate_ms: 1000 }',
+    );
   }
   for (const key of Object.keys(raw)) {
     if (!HOT_CACHE_KNOWN.includes(key)) {
-      throw new InvalidOptionError(`static.hot_cache.${key}`, `is not a hot_cache option; known options: ${HOT_CACHE_KNOWN.join(', ')}`);
+      throw new InvalidOptionError(
+        `static.hot_cache.${key}`,
+        `is not a hot_cache option; known options: ${HOT_CACHE_KNOWN.join(', ')}`,
+      );
     }
   }
   const o = raw as HotCacheOption;
   const maxBytes = integerOption('static.hot_cache.max_bytes', o.max_bytes, DEFAULT_HOT_CACHE.maxBytes, 1);
-  const maxFileBytes = integerOption('static.hot_cache.max_file_bytes', o.max_file_bytes, DEFAULT_HOT_CACHE.maxFileBytes, 0);
-  const revalidateMs = integerOption('static.hot_cache.revalidate_ms', o.revalidate_ms, DEFAULT_HOT_CACHE.revalidateMs, 0);
+  const maxFileBytes = integerOption(
+    'static.hot_cache.max_file_bytes',
+    o.max_file_bytes,
+    DEFAULT_HOT_CACHE.maxFileBytes,
+    0,
+  );
+  const revalidateMs = integerOption(
+    'static.hot_cache.revalidate_ms',
+    o.revalidate_ms,
+    DEFAULT_HOT_CACHE.revalidateMs,
+    0,
+  );
   if (maxFileBytes > maxBytes) {
-    throw new InvalidOptionError('static.hot_cache.max_file_bytes', `must not exceed static.hot_cache.max_bytes (${maxBytes}), got ${maxFileBytes}`);
+    throw new InvalidOptionError(
+      'static.hot_cache.max_file_bytes',
+      `must not exceed static.hot_cache.max_bytes (${maxBytes}), got ${maxFileBytes}`,
+    );
   }
   return { maxBytes, maxFileBytes, revalidateMs };
 }
@@ -194,13 +267,17 @@ function resolveRoots(root: unknown): { path: string; real: string }[] {
   }
   const seen = new Set<string>();
   return list.map((entry: unknown) => {
-    if (typeof entry !== 'string' || entry === '') throw new InvalidOptionError('static.root', `must be a directory path, got ${JSON.stringify(entry)}`);
+    if (typeof entry !== 'string' || entry === '')
+      throw new InvalidOptionError('static.root', `must be a directory path, got ${JSON.stringify(entry)}`);
     const path = resolve(process.cwd(), entry);
     let stats: Stats;
     try {
       stats = statSync(path);
     } catch {
-      throw new InvalidOptionError('static.root', `"${path}" does not exist; create it or fix the path (relative roots start at ${process.cwd()})`);
+      throw new InvalidOptionError(
+        'static.root',
+        `"${path}" does not exist; create it or fix the path (relative roots start at ${process.cwd()})`,
+      );
     }
     if (!stats.isDirectory()) throw new InvalidOptionError('static.root', `"${path}" is not a directory`);
     if (seen.has(path)) throw new InvalidOptionError('static.root', `"${path}" is listed twice`);
@@ -210,20 +287,28 @@ function resolveRoots(root: unknown): { path: string; real: string }[] {
 }
 
 function extensionList(key: string, value: unknown): string[] {
-  if (!Array.isArray(value)) throw new InvalidOptionError(key, `must be a list of extensions such as [".css", ".js"], got ${JSON.stringify(value)}`);
+  if (!Array.isArray(value))
+    throw new InvalidOptionError(
+      key,
+      `must be a list of extensions such as [".css", ".js"], got ${JSON.stringify(value)}`,
+    );
   return value.map((ext: unknown) => checkExtension(key, ext));
 }
 
 function checkExtension(key: string, ext: unknown): string {
   if (typeof ext !== 'string' || !/^\.[^./\\\s\0:]+$/.test(ext)) {
-    throw new InvalidOptionError(key, `extensions start with a dot and hold one dot only, such as ".css"; got ${JSON.stringify(ext)}`);
+    throw new InvalidOptionError(
+      key,
+      `extensions start with a dot and hold one dot only, such as ".css"; got ${JSON.stringify(ext)}`,
+    );
   }
   return ext.toLowerCase();
 }
 
 function booleanOption(key: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
-  if (typeof value !== 'boolean') throw new InvalidOptionError(key, `must be true or false, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'boolean')
+    throw new InvalidOptionError(key, `must be true or false, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -260,7 +345,10 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   // loaded only when static files are configured: @fastify/static and its dependencies (send, mime,
   // glob: about 30 modules) are a few MB of heap an app without static files should not carry
   const [{ default: fastifyStatic }, mime] = await Promise.all([import('@fastify/static'), loadSendMime()]);
-  const hotCache = options.hotCache === null ? null : new HotCache(options.hotCache, { etag, lastModified: options.lastModified, vary: precompressed }, mime);
+  const hotCache =
+    options.hotCache === null
+      ? null
+      : new HotCache(options.hotCache, { etag, lastModified: options.lastModified, vary: precompressed }, mime);
 
   await app.register(fastifyStatic, {
     serve: false,
@@ -326,7 +414,10 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
 
   function refuse(reply: FastifyReply): boolean {
     if (refusedStatus === null) return false;
-    reply.code(refusedStatus).type('text/plain; charset=utf-8').send(refusedStatus === 403 ? 'Forbidden\n' : 'Not Found\n');
+    reply
+      .code(refusedStatus)
+      .type('text/plain; charset=utf-8')
+      .send(refusedStatus === 403 ? 'Forbidden\n' : 'Not Found\n');
     return true;
   }
 
@@ -365,7 +456,15 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       cache.refresh(key, old, now);
       return cache.serve(request, reply, old);
     }
-    const entry = await cache.fill(key, file, rootIndex, relPath, stats, cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault, now);
+    const entry = await cache.fill(
+      key,
+      file,
+      rootIndex,
+      relPath,
+      stats,
+      cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault,
+      now,
+    );
     return entry === undefined ? false : cache.serve(request, reply, entry);
   }
 
@@ -423,7 +522,8 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
         for (let i = 0; i < roots.length; i++) {
           const found = await checkFile(i, verdict.path);
           if (typeof found === 'object') {
-            if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, verdict.path, found))) return true;
+            if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, verdict.path, found)))
+              return true;
             return sendFile(request, reply, i, verdict.path);
           }
           if (found === 'refuse') return refuse(reply);
@@ -437,14 +537,21 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
           const found = await findIndex(i, verdict.path);
           if (found === null) continue;
           if (found.answer === 'refuse') return refuse(reply);
-          if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, found.path, found.stats!))) return true;
+          if (
+            cache !== null &&
+            (await sendCached(request, reply, cache, verdict.path, old, i, found.path, found.stats!))
+          )
+            return true;
           return sendFile(request, reply, i, found.path);
         }
         return false;
     }
   };
 
-  async function findIndex(rootIndex: number, dirPath: string): Promise<{ answer: 'send' | 'refuse'; path: string; stats: Stats | null } | null> {
+  async function findIndex(
+    rootIndex: number,
+    dirPath: string,
+  ): Promise<{ answer: 'send' | 'refuse'; path: string; stats: Stats | null } | null> {
     for (const name of index) {
       const path = dirPath + name;
       const answer = await checkFile(rootIndex, path);

@@ -1,13 +1,37 @@
 import { EventEmitter } from 'node:events';
-import { BootFailedError, CommandNotFoundError, NoFreeWorkerError, PoolClosedError, PoolNotStartedError, QueueFullError, WarmpoolError } from '../errors.js';
+import {
+  BootFailedError,
+  CommandNotFoundError,
+  NoFreeWorkerError,
+  PoolClosedError,
+  PoolNotStartedError,
+  QueueFullError,
+  WarmpoolError,
+} from '../errors.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
 import { SocketRelayListener } from '../relay/socket.js';
 import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
-import { describeSizing, readCpuSample, readMachineLimits, readWorkerMemory, recommendWorkers, diffCpuSamples, ioWaitShare, type SizingResult } from '../sizing.js';
+import {
+  describeSizing,
+  readCpuSample,
+  readMachineLimits,
+  readWorkerMemory,
+  recommendWorkers,
+  diffCpuSamples,
+  ioWaitShare,
+  type SizingResult,
+} from '../sizing.js';
 import { readRss } from '../supervisor/rss.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { WORKER_STATES, type RecycleReason, type WorkerState } from '../worker/state.js';
-import { Worker, type ExecOptions, type ExecReply, type ExecRequest, type WorkerHooks, type WorkerSpec } from '../worker/worker.js';
+import {
+  Worker,
+  type ExecOptions,
+  type ExecReply,
+  type ExecRequest,
+  type WorkerHooks,
+  type WorkerSpec,
+} from '../worker/worker.js';
 import { BootBackoff, createWorkerSpec, jobLimitWithJitter } from './allocator.js';
 import { fateOf } from './fate.js';
 import { FreeList } from './free-list.js';
@@ -96,7 +120,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (missing <= 0) return;
     const results = await Promise.allSettled(Array.from({ length: missing }, () => this.#boot()));
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
-    if ((failures.length === results.length && this.#live() === 0) || failures.some((f) => f.reason instanceof CommandNotFoundError)) {
+    if (
+      (failures.length === results.length && this.#live() === 0) ||
+      failures.some((f) => f.reason instanceof CommandNotFoundError)
+    ) {
       await this.close();
       throw failures[0]!.reason;
     }
@@ -121,7 +148,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     const after = await readCpuSample(probe.pid);
     const window = diffCpuSamples(before, after);
     const memory = await readWorkerMemory(probe.pid);
-    const input = { limits, worker: memory, ioShare: ioWaitShare(busyMs, window.cpuMs, window.runQueueMs), headroom: this.options.headroom };
+    const input = {
+      limits,
+      worker: memory,
+      ioShare: ioWaitShare(busyMs, window.cpuMs, window.runQueueMs),
+      headroom: this.options.headroom,
+    };
     const result = recommendWorkers(input);
     this.#sizing = result;
     const line = describeSizing(input, result);
@@ -301,9 +333,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
       this.emit('pool:queue-full', { queued: this.#free.waiting });
       return Promise.reject(
-        new QueueFullError(`request queue is full (max_queue_size ${maxQueueSize}); all ${this.#live()} workers are busy`, {
-          queued: this.#free.waiting,
-        }),
+        new QueueFullError(
+          `request queue is full (max_queue_size ${maxQueueSize}); all ${this.#live()} workers are busy`,
+          {
+            queued: this.#free.waiting,
+          },
+        ),
       );
     }
     return this.#free.wait();
@@ -429,7 +464,11 @@ export class Pool extends EventEmitter<PoolEvents> {
     // 2. Whatever still waits gets a clear error.
     this.#free.rejectAll(new PoolClosedError());
     // 3. Stop every worker: idle ones with the stop command, busy ones (past the bound) by SIGKILL.
-    await Promise.all([...this.#workers].map((w) => (w.stop('shutdown'), this.#exitWithin(w, this.options.destroyTimeoutMs, 'shutdown'))));
+    await Promise.all(
+      [...this.#workers].map(
+        (w) => (w.stop('shutdown'), this.#exitWithin(w, this.options.destroyTimeoutMs, 'shutdown')),
+      ),
+    );
     // 4. Workers still booting finish into a closing pool and stop themselves; wait for them.
     while (this.#booting > 0 || this.#workers.size > 0) {
       await Promise.all([...this.#workers].map((w) => w.exited));

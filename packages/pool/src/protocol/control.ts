@@ -30,7 +30,9 @@ export function parsePidReply(frame: Frame): number {
     pid = undefined;
   }
   if (typeof pid !== 'number' || !Number.isInteger(pid) || pid <= 0) {
-    throw new BadHandshakeError(`bad pid handshake payload: ${JSON.stringify(frame.payload.toString('utf8').slice(0, 80))}`);
+    throw new BadHandshakeError(
+      `bad pid handshake payload: ${JSON.stringify(frame.payload.toString('utf8').slice(0, 80))}`,
+    );
   }
   return pid;
 }

@@ -1,5 +1,14 @@
 import { BadChecksumError, FrameTooLargeError, MalformedFrameError } from '../errors.js';
-import { ChunkedFrame, crc32, describeBytes, FRAME_VERSION, HEADER_BYTES, JOIN_MAX_BYTES, MAX_OPTIONS, type Frame } from './frame.js';
+import {
+  ChunkedFrame,
+  crc32,
+  describeBytes,
+  FRAME_VERSION,
+  HEADER_BYTES,
+  JOIN_MAX_BYTES,
+  MAX_OPTIONS,
+  type Frame,
+} from './frame.js';
 
 export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
 
@@ -89,10 +98,21 @@ export class FrameDecoder {
       let frame: Frame;
       if (this.#chunks[0]!.length >= frameLength || payloadLength <= JOIN_MAX_BYTES) {
         const raw = this.#take(frameLength);
-        frame = { flags: header[1]!, control: header[10]!, options: readOptions(raw, headerWords), payload: raw.subarray(headLength) };
+        frame = {
+          flags: header[1]!,
+          control: header[10]!,
+          options: readOptions(raw, headerWords),
+          payload: raw.subarray(headLength),
+        };
       } else {
         const head = this.#take(headLength);
-        frame = new ChunkedFrame(header[1]!, header[10]!, readOptions(head, headerWords), this.#takeParts(payloadLength), payloadLength);
+        frame = new ChunkedFrame(
+          header[1]!,
+          header[10]!,
+          readOptions(head, headerWords),
+          this.#takeParts(payloadLength),
+          payloadLength,
+        );
       }
       this.#framesSeen++;
       const more = this.#onFrame(frame);

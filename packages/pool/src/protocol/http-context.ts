@@ -49,7 +49,10 @@ export function decodeResponseContext(flags: number, context: Buffer): HttpRespo
   try {
     parsed = JSON.parse(context.toString('utf8'));
   } catch (cause) {
-    throw new BadContextError(`response context is not valid JSON: ${JSON.stringify(context.subarray(0, 80).toString('utf8'))}`, { cause });
+    throw new BadContextError(
+      `response context is not valid JSON: ${JSON.stringify(context.subarray(0, 80).toString('utf8'))}`,
+      { cause },
+    );
   }
   if (parsed === null || typeof parsed !== 'object') {
     throw new BadContextError('response context is not a JSON object');
@@ -301,22 +304,41 @@ export function decodeProtoRequest(context: Buffer): HttpRequestContext {
   while (!r.done) {
     const tag = r.varint();
     switch (tag) {
-      case 0x0a: ctx.remoteAddr = text(); break;
-      case 0x12: ctx.protocol = text(); break;
-      case 0x1a: ctx.method = text(); break;
-      case 0x22: ctx.uri = text(); break;
-      case 0x2a: readHeaderEntry(r, ctx.headers); break;
+      case 0x0a:
+        ctx.remoteAddr = text();
+        break;
+      case 0x12:
+        ctx.protocol = text();
+        break;
+      case 0x1a:
+        ctx.method = text();
+        break;
+      case 0x22:
+        ctx.uri = text();
+        break;
+      case 0x2a:
+        readHeaderEntry(r, ctx.headers);
+        break;
       case 0x32: {
         const cookies: HeaderMap = Object.create(null);
         readHeaderEntry(r, cookies);
         for (const [k, v] of Object.entries(cookies)) ctx.cookies[k] = v.join(',');
         break;
       }
-      case 0x3a: ctx.rawQuery = text(); break;
-      case 0x40: ctx.parsed = r.varint() !== 0; break;
-      case 0x4a: ctx.uploads = JSON.parse(text()); break;
-      case 0x52: readHeaderEntry(r, (ctx.attributes ??= Object.create(null))); break;
-      default: r.skip(tag & 7);
+      case 0x3a:
+        ctx.rawQuery = text();
+        break;
+      case 0x40:
+        ctx.parsed = r.varint() !== 0;
+        break;
+      case 0x4a:
+        ctx.uploads = JSON.parse(text());
+        break;
+      case 0x52:
+        readHeaderEntry(r, (ctx.attributes ??= Object.create(null)));
+        break;
+      default:
+        r.skip(tag & 7);
     }
   }
   return ctx;

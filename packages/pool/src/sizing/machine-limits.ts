@@ -105,7 +105,11 @@ async function readCgroupLimits(root: string): Promise<CgroupLimits | null> {
   const own = parseProcCgroup(await readText(posix.join(root, 'proc/self/cgroup')));
   if (await exists(posix.join(mount, 'cgroup.controllers'))) {
     const dirs = await pathToMount(mount, own.v2);
-    return { version: 'cgroup-v2', cpuQuota: await tightestCpuQuota(dirs, 'v2'), ...(await tightestMemory(dirs, 'v2')) };
+    return {
+      version: 'cgroup-v2',
+      cpuQuota: await tightestCpuQuota(dirs, 'v2'),
+      ...(await tightestMemory(dirs, 'v2')),
+    };
   }
   const memoryMount = posix.join(mount, 'memory');
   let cpuMount: string | null = null;
@@ -117,9 +121,17 @@ async function readCgroupLimits(root: string): Promise<CgroupLimits | null> {
   }
   const hasMemory = await exists(memoryMount);
   if (!hasMemory && cpuMount === null) return null;
-  const memory = hasMemory ? await tightestMemory(await pathToMount(memoryMount, own.v1.get('memory') ?? null), 'v1') : null;
-  const cpuQuota = cpuMount === null ? null : await tightestCpuQuota(await pathToMount(cpuMount, own.v1.get('cpu') ?? null), 'v1');
-  return { version: 'cgroup-v1', cpuQuota, memoryLimitBytes: memory?.memoryLimitBytes ?? null, memoryAvailableBytes: memory?.memoryAvailableBytes ?? null };
+  const memory = hasMemory
+    ? await tightestMemory(await pathToMount(memoryMount, own.v1.get('memory') ?? null), 'v1')
+    : null;
+  const cpuQuota =
+    cpuMount === null ? null : await tightestCpuQuota(await pathToMount(cpuMount, own.v1.get('cpu') ?? null), 'v1');
+  return {
+    version: 'cgroup-v1',
+    cpuQuota,
+    memoryLimitBytes: memory?.memoryLimitBytes ?? null,
+    memoryAvailableBytes: memory?.memoryAvailableBytes ?? null,
+  };
 }
 
 /** /proc/self/cgroup: "0::/path" for v2, "4:memory:/path" or "2:cpu,cpuacct:/path" for v1. */
@@ -162,7 +174,10 @@ async function tightestCpuQuota(dirs: string[], version: 'v1' | 'v2'): Promise<n
       quota = ratio(max, period);
     } else {
       // cpu.cfs_quota_us is -1 when unlimited
-      quota = ratio(await readText(posix.join(dir, 'cpu.cfs_quota_us')), await readText(posix.join(dir, 'cpu.cfs_period_us')));
+      quota = ratio(
+        await readText(posix.join(dir, 'cpu.cfs_quota_us')),
+        await readText(posix.join(dir, 'cpu.cfs_period_us')),
+      );
     }
     if (quota !== null && (tightest === null || quota < tightest)) tightest = quota;
   }
@@ -175,10 +190,18 @@ function ratio(quota: string | null | undefined, period: string | null | undefin
   return Number.isFinite(q) && Number.isFinite(p) && q > 0 && p > 0 ? q / p : null;
 }
 
-async function tightestMemory(dirs: string[], version: 'v1' | 'v2'): Promise<Pick<CgroupLimits, 'memoryLimitBytes' | 'memoryAvailableBytes'>> {
-  const files = version === 'v2'
-    ? { limit: 'memory.max', usage: 'memory.current', inactive: ['inactive_file'] }
-    : { limit: 'memory.limit_in_bytes', usage: 'memory.usage_in_bytes', inactive: ['total_inactive_file', 'inactive_file'] };
+async function tightestMemory(
+  dirs: string[],
+  version: 'v1' | 'v2',
+): Promise<Pick<CgroupLimits, 'memoryLimitBytes' | 'memoryAvailableBytes'>> {
+  const files =
+    version === 'v2'
+      ? { limit: 'memory.max', usage: 'memory.current', inactive: ['inactive_file'] }
+      : {
+          limit: 'memory.limit_in_bytes',
+          usage: 'memory.usage_in_bytes',
+          inactive: ['total_inactive_file', 'inactive_file'],
+        };
   let limitBytes: number | null = null;
   let availableBytes: number | null = null;
   for (const dir of dirs) {

@@ -76,15 +76,18 @@ export function recommendWorkers(input: SizingInput): SizingResult {
   assertPositive(perWorkerBytes, 'worker.rssBytes');
   assertPositive(limits.cpus, 'limits.cpus');
   if (!(headroom >= 0 && headroom < 1)) throw new RangeError(`headroom must be in [0, 1), got ${headroom}`);
-  if (!(Number.isInteger(maxWorkers) && maxWorkers >= 1)) throw new RangeError(`maxWorkers must be an integer >= 1, got ${maxWorkers}`);
-  if (ioShare !== null && !(ioShare >= 0 && ioShare <= 1)) throw new RangeError(`ioShare must be in [0, 1] or null, got ${ioShare}`);
+  if (!(Number.isInteger(maxWorkers) && maxWorkers >= 1))
+    throw new RangeError(`maxWorkers must be an integer >= 1, got ${maxWorkers}`);
+  if (ioShare !== null && !(ioShare >= 0 && ioShare <= 1))
+    throw new RangeError(`ioShare must be in [0, 1] or null, got ${ioShare}`);
 
   const cpus = limits.cpus;
   const workload: Workload = ioShare === null ? 'unmeasured' : ioShare >= IO_BOUND_SHARE ? 'io-bound' : 'cpu-bound';
   // A worker waiting on I/O a share s of its busy time uses (1 − s) of a CPU, so cpus / (1 − s) of them keep the CPUs busy.
-  const cpuBased = workload === 'io-bound'
-    ? Math.min(IO_BOUND_MAX_WORKERS_PER_CPU * cpus, Math.ceil(cpus / (1 - ioShare!) - 1e-9))
-    : cpus;
+  const cpuBased =
+    workload === 'io-bound'
+      ? Math.min(IO_BOUND_MAX_WORKERS_PER_CPU * cpus, Math.ceil(cpus / (1 - ioShare!) - 1e-9))
+      : cpus;
   const budgetBytes = limits.memoryBytes * (1 - headroom);
   const ramBased = Math.max(0, Math.floor(budgetBytes / perWorkerBytes));
 
@@ -96,13 +99,31 @@ export function recommendWorkers(input: SizingInput): SizingResult {
   }
   numWorkers = Math.max(1, numWorkers);
 
-  const counts = [...new Set([1, cpus, 2 * cpus + 1, cpuBased, ramBased, numWorkers])].filter((n) => n >= 1).sort((a, b) => a - b);
+  const counts = [...new Set([1, cpus, 2 * cpus + 1, cpuBased, ramBased, numWorkers])]
+    .filter((n) => n >= 1)
+    .sort((a, b) => a - b);
   const budget = counts.map((workers) => {
     const bytes = workers * perWorkerBytes;
-    return { workers, bytes, share: limits.memoryBytes > 0 ? bytes / limits.memoryBytes : Infinity, fits: bytes <= budgetBytes };
+    return {
+      workers,
+      bytes,
+      share: limits.memoryBytes > 0 ? bytes / limits.memoryBytes : Infinity,
+      fits: bytes <= budgetBytes,
+    };
   });
 
-  const decided: Decided = { numWorkers, workload, limitedBy, cpuBased, ramBased, perWorkerBytes, headroom, ioShare, limits, maxWorkers };
+  const decided: Decided = {
+    numWorkers,
+    workload,
+    limitedBy,
+    cpuBased,
+    ramBased,
+    perWorkerBytes,
+    headroom,
+    ioShare,
+    limits,
+    maxWorkers,
+  };
   return {
     numWorkers,
     workload,
@@ -119,7 +140,10 @@ export function recommendWorkers(input: SizingInput): SizingResult {
 }
 
 /** What recommendWorkers decided, for the reason sentence. */
-type Decided = Pick<SizingResult, 'numWorkers' | 'workload' | 'limitedBy' | 'cpuBased' | 'ramBased' | 'perWorkerBytes' | 'headroom'> &
+type Decided = Pick<
+  SizingResult,
+  'numWorkers' | 'workload' | 'limitedBy' | 'cpuBased' | 'ramBased' | 'perWorkerBytes' | 'headroom'
+> &
   Pick<SizingInput, 'ioShare' | 'limits'> & { maxWorkers: number };
 
 function explain(r: Decided): string {
@@ -134,9 +158,10 @@ function explain(r: Decided): string {
       why = `CPU-bound (I/O wait ${percent(r.ioShare!)} < ${percent(IO_BOUND_SHARE)}): one worker per CPU (${cpu})`;
       break;
     case 'io-bound':
-      why = r.cpuBased === IO_BOUND_MAX_WORKERS_PER_CPU * r.limits.cpus
-        ? `I/O-bound (I/O wait ${percent(r.ioShare!)}): ${r.cpuBased} workers, the cap of ${IO_BOUND_MAX_WORKERS_PER_CPU} per CPU (${cpu})`
-        : `I/O-bound (I/O wait ${percent(r.ioShare!)}): each busy worker uses ${percent(1 - r.ioShare!)} of a CPU, so ${r.cpuBased} workers keep ${cpu} busy`;
+      why =
+        r.cpuBased === IO_BOUND_MAX_WORKERS_PER_CPU * r.limits.cpus
+          ? `I/O-bound (I/O wait ${percent(r.ioShare!)}): ${r.cpuBased} workers, the cap of ${IO_BOUND_MAX_WORKERS_PER_CPU} per CPU (${cpu})`
+          : `I/O-bound (I/O wait ${percent(r.ioShare!)}): each busy worker uses ${percent(1 - r.ioShare!)} of a CPU, so ${r.cpuBased} workers keep ${cpu} busy`;
       break;
     default:
       throw new Error(`unknown workload ${r.workload satisfies never}`);
@@ -162,9 +187,10 @@ function explain(r: Decided): string {
  */
 export function describeSizing(input: SizingInput, result: SizingResult): string {
   const { limits, worker } = input;
-  const cpu = limits.cpuQuota !== null && limits.cpuSource !== 'cores'
-    ? `cpu ${limits.cpus} (quota ${round2(limits.cpuQuota)} of ${limits.cores} cores) [${limits.cpuSource}]`
-    : `cpu ${plural(limits.cpus, 'core')} [${limits.cpuSource}]`;
+  const cpu =
+    limits.cpuQuota !== null && limits.cpuSource !== 'cores'
+      ? `cpu ${limits.cpus} (quota ${round2(limits.cpuQuota)} of ${limits.cores} cores) [${limits.cpuSource}]`
+      : `cpu ${plural(limits.cpus, 'core')} [${limits.cpuSource}]`;
   const pss = worker.pssBytes === null ? '' : ` / ${formatBytes(worker.pssBytes)} PSS`;
   const io = input.ioShare === null ? 'io-wait unmeasured' : `io-wait ${percent(input.ioShare)}`;
   const capped = result.limitedBy === 'max_workers' ? `, capped at ${result.numWorkers}` : '';
@@ -198,8 +224,9 @@ export function describeTuning(input: SizingInput, result: SizingResult): string
     `  ${result.reason}`,
     'Memory budget',
     '  workers  memory      of available',
-    ...result.budget.map((row) =>
-      `  ${String(row.workers).padStart(7)}  ${formatBytes(row.bytes).padEnd(10)}  ${percent(row.share).padStart(5)}${row.fits ? '' : '  over budget'}`,
+    ...result.budget.map(
+      (row) =>
+        `  ${String(row.workers).padStart(7)}  ${formatBytes(row.bytes).padEnd(10)}  ${percent(row.share).padStart(5)}${row.fits ? '' : '  over budget'}`,
     ),
   ];
   return lines;

@@ -20,10 +20,13 @@ export interface WorkerMemory {
 export async function readWorkerMemory(pid: number, root = '/'): Promise<WorkerMemory> {
   const status = await readProcFile(root, pid, 'status');
   const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  if (rss === null) throw new Error(`process ${pid} has no resident memory (VmRSS) in /proc/${pid}/status: it has exited`);
+  if (rss === null)
+    throw new Error(`process ${pid} has no resident memory (VmRSS) in /proc/${pid}/status: it has exited`);
   let pssBytes: number | null = null;
   try {
-    const pss = /^Pss:\s+(\d+)\s+kB/m.exec(await readFile(posix.join(root, 'proc', String(pid), 'smaps_rollup'), 'latin1'));
+    const pss = /^Pss:\s+(\d+)\s+kB/m.exec(
+      await readFile(posix.join(root, 'proc', String(pid), 'smaps_rollup'), 'latin1'),
+    );
     if (pss !== null) pssBytes = Number(pss[1]) * 1024;
   } catch {
     // not available: RSS alone
@@ -70,9 +73,16 @@ export async function readCpuSample(pid: number, root = '/'): Promise<CpuSample>
 export function parseStatCpuTicks(stat: string, pid = 0): number {
   const close = stat.lastIndexOf(')');
   // after ')' come field 3 (state) onwards: field n is at index n - 3
-  const fields = close < 0 ? [] : stat.slice(close + 1).trim().split(/\s+/);
+  const fields =
+    close < 0
+      ? []
+      : stat
+          .slice(close + 1)
+          .trim()
+          .split(/\s+/);
   const values = [14, 15, 16, 17].map((n) => Number(fields[n - 3]));
-  if (values.some((v) => !Number.isFinite(v))) throw new Error(`/proc/${pid}/stat is not in the expected format: ${JSON.stringify(stat.slice(0, 200))}`);
+  if (values.some((v) => !Number.isFinite(v)))
+    throw new Error(`/proc/${pid}/stat is not in the expected format: ${JSON.stringify(stat.slice(0, 200))}`);
   return values.reduce((a, b) => a + b, 0);
 }
 
@@ -87,9 +97,14 @@ export interface CpuWindow {
 
 /** The CPU used between two samples of the same process. Throws when the pids differ. */
 export function diffCpuSamples(before: CpuSample, after: CpuSample): CpuWindow {
-  if (before.pid !== after.pid) throw new RangeError(`cpu samples of different processes (${before.pid} and ${after.pid}) cannot be compared`);
+  if (before.pid !== after.pid)
+    throw new RangeError(`cpu samples of different processes (${before.pid} and ${after.pid}) cannot be compared`);
   const runQueueMs = before.runQueueMs === null || after.runQueueMs === null ? 0 : after.runQueueMs - before.runQueueMs;
-  return { cpuMs: Math.max(0, after.cpuMs - before.cpuMs), runQueueMs: Math.max(0, runQueueMs), wallMs: Math.max(0, after.at - before.at) };
+  return {
+    cpuMs: Math.max(0, after.cpuMs - before.cpuMs),
+    runQueueMs: Math.max(0, runQueueMs),
+    wallMs: Math.max(0, after.at - before.at),
+  };
 }
 
 /**
@@ -159,7 +174,10 @@ async function readProcFile(root: string, pid: number, name: string): Promise<st
   try {
     return await readFile(path, 'latin1');
   } catch (error) {
-    throw new Error(`cannot read ${path}: process ${pid} has exited or is not visible (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+    throw new Error(
+      `cannot read ${path}: process ${pid} has exited or is not visible (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      { cause: error },
+    );
   }
 }
 

@@ -65,7 +65,12 @@ export class Supervisor {
           continue;
         }
         // Dynamic pool: an idle worker (used or not) above min_workers leaves without replacement.
-        if (dynamic !== null && worker.state === 'ready' && worker.markedFor === null && now - Math.max(worker.lastUsedAt, worker.createdAt) >= dynamic.idleMs) {
+        if (
+          dynamic !== null &&
+          worker.state === 'ready' &&
+          worker.markedFor === null &&
+          now - Math.max(worker.lastUsedAt, worker.createdAt) >= dynamic.idleMs
+        ) {
           if (this.#pool.scaleDown(worker)) continue;
         }
         if (maxWorkerMemoryBytes > 0) {

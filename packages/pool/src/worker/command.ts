@@ -39,9 +39,14 @@ export function parseCommand(command: string | readonly string[]): string[] {
       inWord = true;
     }
   }
-  if (quote !== null) throw new InvalidPoolOptionError('command', `unterminated ${quote} quote in ${JSON.stringify(command)}`);
+  if (quote !== null)
+    throw new InvalidPoolOptionError('command', `unterminated ${quote} quote in ${JSON.stringify(command)}`);
   if (inWord) argv.push(current);
-  if (argv.length === 0) throw new InvalidPoolOptionError('command', 'is empty; give the command that starts a worker, e.g. "php worker.php"');
+  if (argv.length === 0)
+    throw new InvalidPoolOptionError(
+      'command',
+      'is empty; give the command that starts a worker, e.g. "php worker.php"',
+    );
   return argv;
 }
 
@@ -56,7 +61,10 @@ export function buildWorkerEnv(
 ): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...base };
   for (const [key, value] of Object.entries(userEnv)) {
-    env[key.toUpperCase()] = String(value).replace(/\$\{(\w+)\}|\$(\w+)/g, (_, a: string | undefined, b: string | undefined) => base[(a ?? b)!] ?? '');
+    env[key.toUpperCase()] = String(value).replace(
+      /\$\{(\w+)\}|\$(\w+)/g,
+      (_, a: string | undefined, b: string | undefined) => base[(a ?? b)!] ?? '',
+    );
   }
   env.RR_RELAY = rr.relay;
   env.RR_MODE = rr.mode;

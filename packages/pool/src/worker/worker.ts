@@ -13,9 +13,27 @@ import {
   WorkerStopRequestedError,
 } from '../errors.js';
 import type { Logger } from '../logger.js';
-import { encodePidRequest, isStopReply, parsePidReply, PONG_FRAME, STOP_COMMAND, STOP_STREAM_FRAME } from '../protocol/control.js';
+import {
+  encodePidRequest,
+  isStopReply,
+  parsePidReply,
+  PONG_FRAME,
+  STOP_COMMAND,
+  STOP_STREAM_FRAME,
+} from '../protocol/control.js';
 import { FrameDecoder } from '../protocol/decoder.js';
-import { describeBytes, encodeDataFrame, FLAG_CONTROL, FLAG_ERROR, frameBodyParts, frameContext, payloadLength, PING, STREAM, type Frame } from '../protocol/frame.js';
+import {
+  describeBytes,
+  encodeDataFrame,
+  FLAG_CONTROL,
+  FLAG_ERROR,
+  frameBodyParts,
+  frameContext,
+  payloadLength,
+  PING,
+  STREAM,
+  type Frame,
+} from '../protocol/frame.js';
 import { createPipesRelay } from '../relay/pipes.js';
 import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
@@ -307,7 +325,12 @@ export class Worker {
             parsePidReply(frame);
             resolve();
           } catch (error) {
-            reject(new BootFailedError(`worker ${this.pid} answered the pid handshake wrongly: ${(error as Error).message}`, { cause: error, details: { pid: this.pid } }));
+            reject(
+              new BootFailedError(
+                `worker ${this.pid} answered the pid handshake wrongly: ${(error as Error).message}`,
+                { cause: error, details: { pid: this.pid } },
+              ),
+            );
           }
         };
       });
@@ -407,14 +430,19 @@ export class Worker {
       return;
     }
     if (isStopReply(frame)) {
-      const error = new WorkerStopRequestedError(`worker ${this.pid} asked to be retired; the request runs on another worker`, { pid: this.pid });
+      const error = new WorkerStopRequestedError(
+        `worker ${this.pid} asked to be retired; the request runs on another worker`,
+        { pid: this.pid },
+      );
       exec.reject(error);
       this.#endExec(exec, error);
       return;
     }
     const problem = checkDataFrame(frame);
     if (problem !== null) {
-      this.#failProtocol(new MalformedFrameError(`${problem} (${describeBytes(payloadHead(frame))})`, { pid: this.pid }));
+      this.#failProtocol(
+        new MalformedFrameError(`${problem} (${describeBytes(payloadHead(frame))})`, { pid: this.pid }),
+      );
       return;
     }
     const contextLength = frame.options[0]!;
@@ -423,7 +451,13 @@ export class Worker {
     exec.stream = stream;
     exec.resolve(
       frame.parts === undefined
-        ? { pid: this.pid, flags: frame.flags, context: frame.payload.subarray(0, contextLength), body: frame.payload.subarray(contextLength), stream }
+        ? {
+            pid: this.pid,
+            flags: frame.flags,
+            context: frame.payload.subarray(0, contextLength),
+            body: frame.payload.subarray(contextLength),
+            stream,
+          }
         : new ChunkedReply(this.pid, frame.flags, frameContext(frame), frameBodyParts(frame), stream),
     );
     if (stream === null) this.#endExec(exec, null);
@@ -440,7 +474,11 @@ export class Worker {
     }
     const problem = checkDataFrame(frame);
     if (problem !== null) {
-      this.#failProtocol(new MalformedFrameError(`${problem} in a streamed reply (${describeBytes(payloadHead(frame))})`, { pid: this.pid }));
+      this.#failProtocol(
+        new MalformedFrameError(`${problem} in a streamed reply (${describeBytes(payloadHead(frame))})`, {
+          pid: this.pid,
+        }),
+      );
       return false;
     }
     const last = (frame.control & STREAM) === 0;
@@ -479,7 +517,10 @@ export class Worker {
     this.#cancelling = false;
     if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
     this.#cancelTimer = null;
-    this.#endExec(exec, new ExecAbortedError('the stream consumer went away; the stream was cancelled', { pid: this.pid }));
+    this.#endExec(
+      exec,
+      new ExecAbortedError('the stream consumer went away; the stream was cancelled', { pid: this.pid }),
+    );
   }
 
   /** Ends the current execution; the worker is ready again (unless it is leaving). */
@@ -522,7 +563,12 @@ export class Worker {
   /** Broken bytes from the worker: fail its request, log one line, kill it. */
   #failProtocol(error: Error): void {
     if (this.#onBootError !== null) {
-      this.#onBootError(new BootFailedError(`worker ${this.pid} broke the protocol during boot: ${error.message}`, { cause: error, details: { pid: this.pid } }));
+      this.#onBootError(
+        new BootFailedError(`worker ${this.pid} broke the protocol during boot: ${error.message}`, {
+          cause: error,
+          details: { pid: this.pid },
+        }),
+      );
       return;
     }
     if (this.#state === 'exited' || (this.#state === 'stopping' && this.#exec === null)) return;
@@ -588,14 +634,17 @@ function payloadHead(frame: Frame): Buffer {
 /** null when the frame is a well-formed data frame (exactly one option, within the payload). */
 function checkDataFrame(frame: Frame): string | null {
   if ((frame.flags & FLAG_CONTROL) !== 0) return 'unexpected CONTROL frame in place of a reply';
-  if (frame.options.length !== 1) return `reply has ${frame.options.length} options; a data frame carries exactly 1 (the context length)`;
+  if (frame.options.length !== 1)
+    return `reply has ${frame.options.length} options; a data frame carries exactly 1 (the context length)`;
   const length = payloadLength(frame);
-  if (frame.options[0]! > length) return `reply context length ${frame.options[0]} exceeds its payload (${length} bytes)`;
+  if (frame.options[0]! > length)
+    return `reply context length ${frame.options[0]} exceeds its payload (${length} bytes)`;
   return null;
 }
 
 function spawnWorkerProcess(spec: WorkerSpec): ChildProcess {
-  const stdio: ('pipe' | 'ignore')[] = spec.relay.kind === 'fds' ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
+  const stdio: ('pipe' | 'ignore')[] =
+    spec.relay.kind === 'fds' ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
   if (spec.relay.kind === 'unix' || spec.relay.kind === 'tcp') stdio[0] = 'ignore';
   return spawn(spec.argv[0]!, spec.argv.slice(1), {
     cwd: spec.cwd,
@@ -618,7 +667,9 @@ function describeSpawnError(error: Error, argv: readonly string[]): Error {
     );
   }
   if (code === 'EACCES') {
-    return new CommandNotFoundError(`command "${argv[0]}" is not executable (EACCES). Check its permissions.`, { command: argv[0] });
+    return new CommandNotFoundError(`command "${argv[0]}" is not executable (EACCES). Check its permissions.`, {
+      command: argv[0],
+    });
   }
   return new BootFailedError(`could not start "${argv.join(' ')}": ${error.message}`, { cause: error });
 }

@@ -28,7 +28,11 @@ describe('Pool: workers that fail to boot', () => {
         const error = await pool.exec(request('ok')).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(NoFreeWorkerError);
         expect((error as Error).message).toMatch(/failing to boot.*boot refused/s);
-        expect(logger.lines.some((l) => l.level === 'error' && /failed to boot \(attempt 1\); retrying in 100ms/.test(l.msg))).toBe(true);
+        expect(
+          logger.lines.some(
+            (l) => l.level === 'error' && /failed to boot \(attempt 1\); retrying in 100ms/.test(l.msg),
+          ),
+        ).toBe(true);
       } finally {
         rmSync(gate, { force: true });
       }

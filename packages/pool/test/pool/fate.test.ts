@@ -43,7 +43,11 @@ describe('fateOf: the one table of worker fate', () => {
     ['UnexpectedFrameError', new UnexpectedFrameError('stray'), 'kill'],
     ['BadHandshakeError', new BadHandshakeError('pid'), 'kill'],
     ['BadContextError', new BadContextError('ctx'), 'kill'],
-    ['a ProtocolError subclass of the future', new (class FutureProtocolError extends ProtocolError<'WP_PROTOCOL_X'> {})('WP_PROTOCOL_X', 'x'), 'kill'],
+    [
+      'a ProtocolError subclass of the future',
+      new (class FutureProtocolError extends ProtocolError<'WP_PROTOCOL_X'> {})('WP_PROTOCOL_X', 'x'),
+      'kill',
+    ],
     // Anything unknown is treated as the worst case.
     ['BootFailedError', new BootFailedError('boot'), 'kill'],
     ['CommandNotFoundError', new CommandNotFoundError('nope'), 'kill'],

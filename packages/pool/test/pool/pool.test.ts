@@ -61,7 +61,10 @@ describe('Pool: max_jobs', () => {
     await withPool('echo.php', { max_jobs: 5 }, async (pool) => {
       const pids: number[] = [];
       for (let i = 0; i < 14; i++) pids.push(JSON.parse((await pool.exec(request())).body.toString()).pid);
-      const runs = pids.reduce<number[]>((acc, pid, i) => (i > 0 && pid === pids[i - 1] ? (acc[acc.length - 1]!++, acc) : [...acc, 1]), []);
+      const runs = pids.reduce<number[]>(
+        (acc, pid, i) => (i > 0 && pid === pids[i - 1] ? (acc[acc.length - 1]!++, acc) : [...acc, 1]),
+        [],
+      );
       expect(runs.length).toBeGreaterThanOrEqual(2);
       // every complete run is max_jobs..max_jobs*1.14 (5 here: jitter floors to 0)
       expect(runs.slice(0, -1).every((n) => n === 5)).toBe(true);
@@ -169,7 +172,12 @@ describe('Pool: close()', () => {
   });
 
   it('kills a request still running after destroy_timeout', async () => {
-    const pool = createPool({ command: ['php', fixture('hang.php')], num_workers: 1, destroy_timeout: 200, logger: recordingLogger() });
+    const pool = createPool({
+      command: ['php', fixture('hang.php')],
+      num_workers: 1,
+      destroy_timeout: 200,
+      logger: recordingLogger(),
+    });
     await pool.start();
     const hung = pool.exec(request('hang')).catch((e: unknown) => e);
     await sleep(50);

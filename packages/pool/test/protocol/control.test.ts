@@ -87,7 +87,9 @@ describe('parsePidReply', () => {
 });
 
 describe('isStopReply', () => {
-  const WORKER_STOP_10_6 = hex('14 00 0d 00 00 00 f3 39 ef db 00 00 0d 00 00 00 7b 22 73 74 6f 70 22 3a 74 72 75 65 7d');
+  const WORKER_STOP_10_6 = hex(
+    '14 00 0d 00 00 00 f3 39 ef db 00 00 0d 00 00 00 7b 22 73 74 6f 70 22 3a 74 72 75 65 7d',
+  );
 
   it('is true for the captured Worker::stop() frame of §10.6', () => {
     expect(WORKER_STOP_10_6.subarray(16).toString()).toBe('{"stop":true}');
@@ -127,7 +129,9 @@ describe('isStopReply', () => {
   });
 
   it('is false for an ordinary JSON response', () => {
-    const reply = decodeOne(Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, '{"status":200,"headers":{}}', Buffer.from('ok'))));
+    const reply = decodeOne(
+      Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, '{"status":200,"headers":{}}', Buffer.from('ok'))),
+    );
     expect(isStopReply(reply)).toBe(false);
   });
 });

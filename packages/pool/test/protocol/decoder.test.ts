@@ -55,7 +55,12 @@ function collect(options?: { maxFrameBytes?: number }): { decoder: FrameDecoder;
 
 /** Plain data for comparing frames; payloads as hex for readable diffs. */
 function plain(frame: Frame): { flags: number; control: number; options: number[]; payload: string } {
-  return { flags: frame.flags, control: frame.control, options: [...frame.options], payload: frame.payload.toString('hex') };
+  return {
+    flags: frame.flags,
+    control: frame.control,
+    options: [...frame.options],
+    payload: frame.payload.toString('hex'),
+  };
 }
 
 /** The error a call throws (fails the test when it does not throw). */
@@ -152,7 +157,12 @@ describe('FrameDecoder: whole frames', () => {
     decoder.push(encodeFrame(FLAG_CONTROL | FLAG_CODEC_JSON, '{"pid":1}'));
     decoder.push(Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, '{"a":1}', Buffer.alloc(70_000, 3), STREAM | PING)));
     expect(frames).toHaveLength(2);
-    expect(plain(frames[0]!)).toEqual({ flags: 0x09, control: 0, options: [], payload: Buffer.from('{"pid":1}').toString('hex') });
+    expect(plain(frames[0]!)).toEqual({
+      flags: 0x09,
+      control: 0,
+      options: [],
+      payload: Buffer.from('{"pid":1}').toString('hex'),
+    });
     expect(frames[1]!.flags).toBe(FLAG_CODEC_JSON);
     expect(frames[1]!.control).toBe(STREAM | PING);
     expect(frames[1]!.options).toEqual([7]);
@@ -205,7 +215,8 @@ describe('FrameDecoder: split and coalesced input', () => {
 
   it('decodes many frames coalesced in one chunk, in order', () => {
     const parts: Buffer[] = [];
-    for (let i = 0; i < 500; i++) parts.push(buildFrame(i & 0xff, i % 3 === 0 ? STREAM : 0, [i % 7], Buffer.from(`frame ${i} `.repeat(i % 5))));
+    for (let i = 0; i < 500; i++)
+      parts.push(buildFrame(i & 0xff, i % 3 === 0 ? STREAM : 0, [i % 7], Buffer.from(`frame ${i} `.repeat(i % 5))));
     const { decoder, frames } = collect();
     decoder.push(Buffer.concat(parts));
     expect(frames).toHaveLength(500);
@@ -331,7 +342,8 @@ describe('FrameDecoder: large frames', () => {
     const small = Buffer.concat(encodeDataFrame(FLAG_CODEC_JSON, '{}', Buffer.from('x')));
     const stream = Buffer.concat([small, bytes, small]);
     const chunks: Buffer[] = [];
-    for (let offset = 0; offset < stream.length; offset += 65536) chunks.push(Buffer.from(stream.subarray(offset, offset + 65536)));
+    for (let offset = 0; offset < stream.length; offset += 65536)
+      chunks.push(Buffer.from(stream.subarray(offset, offset + 65536)));
     const { decoder, frames } = collect();
     for (const chunk of chunks) decoder.push(chunk);
     expect(frames).toHaveLength(3);
@@ -361,7 +373,8 @@ describe('FrameDecoder: large frames', () => {
     const { decoder, frames } = collect();
     // first chunk ends inside the context
     decoder.push(Buffer.from(bytes.subarray(0, 100)));
-    for (let offset = 100; offset < bytes.length; offset += 65536) decoder.push(Buffer.from(bytes.subarray(offset, offset + 65536)));
+    for (let offset = 100; offset < bytes.length; offset += 65536)
+      decoder.push(Buffer.from(bytes.subarray(offset, offset + 65536)));
     expect(frames).toHaveLength(1);
     expect(frames[0]).toBeInstanceOf(ChunkedFrame);
     expect(frameContext(frames[0]!).equals(context)).toBe(true);
@@ -581,7 +594,9 @@ describe('FrameDecoder: messages name the likely cause', () => {
 
   it('explains a PHP notice before the first frame as stdout output before the protocol started', () => {
     const { decoder } = collect();
-    const error = thrown(() => decoder.push(Buffer.from('Notice: Undefined variable $x in /app/worker.php on line 3\n')));
+    const error = thrown(() =>
+      decoder.push(Buffer.from('Notice: Undefined variable $x in /app/worker.php on line 3\n')),
+    );
     expect(error).toBeInstanceOf(ProtocolError);
     expect(error.message).toContain('Notice: Undefined');
     expect(error.message).toMatch(/printed to stdout before the protocol started/);

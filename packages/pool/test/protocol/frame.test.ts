@@ -124,14 +124,22 @@ describe('encodeDataFrame', () => {
   });
 
   it('builds the protobuf response frame of §10.3 byte for byte', () => {
-    const expected = concat([hex('14 80 23 00 00 00 6c 51 e4 2a 00 00 21 00 00 00'), RESPONSE_CONTEXT_10_3, Buffer.from('hi')]);
+    const expected = concat([
+      hex('14 80 23 00 00 00 6c 51 e4 2a 00 00 21 00 00 00'),
+      RESPONSE_CONTEXT_10_3,
+      Buffer.from('hi'),
+    ]);
     expect(encodeDataFrame(FLAG_CODEC_PROTO, RESPONSE_CONTEXT_10_3, Buffer.from('hi'))).toEqual([expected]);
   });
 
   it('builds the JSON reply of §10.3 byte for byte', () => {
     const context = '{"status":200,"headers":{"Content-Type":["text\\/plain"]}}';
     expect(Buffer.byteLength(context)).toBe(0x39);
-    const expected = concat([hex('14 08 3b 00 00 00 4f d5 df 3e 00 00 39 00 00 00'), Buffer.from(context), Buffer.from('hi')]);
+    const expected = concat([
+      hex('14 08 3b 00 00 00 4f d5 df 3e 00 00 39 00 00 00'),
+      Buffer.from(context),
+      Buffer.from('hi'),
+    ]);
     expect(encodeDataFrame(FLAG_CODEC_JSON, context, Buffer.from('hi'))).toEqual([expected]);
     expect(encodeDataFrame(FLAG_CODEC_JSON, Buffer.from(context), Buffer.from('hi'))).toEqual([expected]);
   });
@@ -200,7 +208,9 @@ describe('encodeDataFrame', () => {
     const joined = Buffer.concat(parts);
     const small = encodeDataFrame(FLAG_CODEC_PROTO, RESPONSE_CONTEXT_10_3, body.subarray(0, 10))[0]!;
     // Same layout: the head differs only in the payload length (and so the CRC).
-    expect(joined.subarray(12, 16 + RESPONSE_CONTEXT_10_3.length)).toEqual(small.subarray(12, 16 + RESPONSE_CONTEXT_10_3.length));
+    expect(joined.subarray(12, 16 + RESPONSE_CONTEXT_10_3.length)).toEqual(
+      small.subarray(12, 16 + RESPONSE_CONTEXT_10_3.length),
+    );
     expect(joined.readUInt32LE(2)).toBe(RESPONSE_CONTEXT_10_3.length + body.length);
     expect(joined.subarray(16 + RESPONSE_CONTEXT_10_3.length).equals(body)).toBe(true);
   });
@@ -214,12 +224,19 @@ describe('encodeDataFrame', () => {
     expect(large).toHaveLength(3);
     expect(large[1]).toBe(parts[0]);
     expect(large[2]).toBe(parts[1]);
-    expect(Buffer.concat(large).equals(Buffer.concat(encodeDataFrame(FLAG_CODEC_PROTO, 'ctx', Buffer.concat(parts))))).toBe(true);
+    expect(
+      Buffer.concat(large).equals(Buffer.concat(encodeDataFrame(FLAG_CODEC_PROTO, 'ctx', Buffer.concat(parts)))),
+    ).toBe(true);
   });
 });
 
 describe('frameContext / frameBody', () => {
-  const frame = (options: number[], payload: string): Frame => ({ flags: 0, control: 0, options, payload: Buffer.from(payload) });
+  const frame = (options: number[], payload: string): Frame => ({
+    flags: 0,
+    control: 0,
+    options,
+    payload: Buffer.from(payload),
+  });
 
   it('splits a data frame at options[0]', () => {
     expect(frameContext(frame([5], 'hello world')).toString()).toBe('hello');

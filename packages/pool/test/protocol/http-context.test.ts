@@ -121,7 +121,7 @@ describe('protobuf request (§5.2)', () => {
         'X-Empty': [''],
         'Content-Type': ['multipart/form-data; boundary=xyz'],
       },
-      cookies: { session: 'abc123', 'ünï': 'ç😀', empty: '' },
+      cookies: { session: 'abc123', ünï: 'ç😀', empty: '' },
       rawQuery: 'q=%E2%9C%93&a[]=1&a[]=2',
       parsed: true,
       uploads: {
@@ -130,7 +130,7 @@ describe('protobuf request (§5.2)', () => {
           { name: 'a.png', mime: 'image/png', size: 10, error: 0, tmpName: '/tmp/upload1' },
           { name: 'b.php', mime: 'text/x-php', size: 0, error: 8, tmpName: '' },
         ],
-        nested: { deep: { 'ü': { name: 'ü.txt', mime: 'text/plain', size: 1, error: 0, tmpName: '/tmp/u' } } },
+        nested: { deep: { ü: { name: 'ü.txt', mime: 'text/plain', size: 1, error: 0, tmpName: '/tmp/u' } } },
       },
       attributes: { 'otel.trace': ['t1', 't2'], user: ['ñ'] },
     });
@@ -139,7 +139,11 @@ describe('protobuf request (§5.2)', () => {
 
   it('round-trips header values whose lengths need 2- and 3-byte varints', () => {
     const ctx = requestContext({
-      headers: { 'X-200': ['a'.repeat(200)], 'X-20000': ['b'.repeat(20_000)], 'X-Many': Array.from({ length: 300 }, (_, i) => `v${i}`) },
+      headers: {
+        'X-200': ['a'.repeat(200)],
+        'X-20000': ['b'.repeat(20_000)],
+        'X-Many': Array.from({ length: 300 }, (_, i) => `v${i}`),
+      },
       uri: `http://localhost/${'p'.repeat(16_500)}`,
     });
     const encoded = encodeProtoRequest(ctx);
@@ -154,9 +158,18 @@ describe('protobuf request (§5.2)', () => {
     expect(encoded.flags).toBe(FLAG_CODEC_JSON);
     const parsed = JSON.parse(asBuffer(encoded.context).toString()) as Record<string, unknown>;
     expect(parsed).toEqual(ctx);
-    expect(Object.keys(parsed).sort()).toEqual(
-      ['attributes', 'cookies', 'headers', 'method', 'parsed', 'protocol', 'rawQuery', 'remoteAddr', 'uploads', 'uri'],
-    );
+    expect(Object.keys(parsed).sort()).toEqual([
+      'attributes',
+      'cookies',
+      'headers',
+      'method',
+      'parsed',
+      'protocol',
+      'rawQuery',
+      'remoteAddr',
+      'uploads',
+      'uri',
+    ]);
   });
 
   it('skips unknown fields', () => {
@@ -167,7 +180,10 @@ describe('protobuf request (§5.2)', () => {
 
 describe('protobuf response (§6)', () => {
   it('decodes the response of §10.3: status 200, Content-Type text/plain', () => {
-    expect(decodeProtoResponse(RESPONSE_CONTEXT_10_3)).toEqual({ status: 200, headers: { 'Content-Type': ['text/plain'] } });
+    expect(decodeProtoResponse(RESPONSE_CONTEXT_10_3)).toEqual({
+      status: 200,
+      headers: { 'Content-Type': ['text/plain'] },
+    });
   });
 
   it('encodes the response of §10.3 byte for byte', () => {
@@ -200,7 +216,12 @@ describe('protobuf response (§6)', () => {
 
   it('merges repeated map entries for the same name and skips unknown fields', () => {
     const entry = (name: string, value: string): Buffer => {
-      const inner = Buffer.concat([Buffer.from([0x0a, name.length]), Buffer.from(name), Buffer.from([0x12, value.length + 2, 0x0a, value.length]), Buffer.from(value)]);
+      const inner = Buffer.concat([
+        Buffer.from([0x0a, name.length]),
+        Buffer.from(name),
+        Buffer.from([0x12, value.length + 2, 0x0a, value.length]),
+        Buffer.from(value),
+      ]);
       return Buffer.concat([Buffer.from([0x12, inner.length]), inner]);
     };
     const context = Buffer.concat([hex('08 c8 01'), entry('A', '1'), hex('18 07'), entry('A', '2')]);
@@ -218,10 +239,13 @@ describe('protobuf response (§6)', () => {
 
 describe('decodeResponseContext', () => {
   it('decodes 0x80 as protobuf', () => {
-    expect(decodeResponseContext(FLAG_CODEC_PROTO, RESPONSE_CONTEXT_10_3)).toEqual({ status: 200, headers: { 'Content-Type': ['text/plain'] } });
+    expect(decodeResponseContext(FLAG_CODEC_PROTO, RESPONSE_CONTEXT_10_3)).toEqual({
+      status: 200,
+      headers: { 'Content-Type': ['text/plain'] },
+    });
   });
 
-  it('decodes 0x08 (PHP 3.5 JSON) and 0x00 (PHP <= 3.4) as JSON, with PHP\'s escaped slashes', () => {
+  it("decodes 0x08 (PHP 3.5 JSON) and 0x00 (PHP <= 3.4) as JSON, with PHP's escaped slashes", () => {
     const json = Buffer.from('{"status":200,"headers":{"Content-Type":["text\\/plain"]}}');
     const expected = { status: 200, headers: { 'Content-Type': ['text/plain'] } };
     expect(decodeResponseContext(FLAG_CODEC_JSON, json)).toEqual(expected);
@@ -234,16 +258,24 @@ describe('decodeResponseContext', () => {
   });
 
   it('normalises "headers":[] (an empty PHP array) to {}', () => {
-    expect(decodeResponseContext(FLAG_CODEC_JSON, Buffer.from('{"status":204,"headers":[]}'))).toEqual({ status: 204, headers: {} });
+    expect(decodeResponseContext(FLAG_CODEC_JSON, Buffer.from('{"status":204,"headers":[]}'))).toEqual({
+      status: 204,
+      headers: {},
+    });
   });
 
   it('gives {} for missing or null headers', () => {
     expect(decodeResponseContext(0, Buffer.from('{"status":200}'))).toEqual({ status: 200, headers: {} });
-    expect(decodeResponseContext(0, Buffer.from('{"status":200,"headers":null}'))).toEqual({ status: 200, headers: {} });
+    expect(decodeResponseContext(0, Buffer.from('{"status":200,"headers":null}'))).toEqual({
+      status: 200,
+      headers: {},
+    });
   });
 
   it('turns scalar header values into lists of strings', () => {
-    const context = Buffer.from('{"status":200,"headers":{"X-A":"one","X-N":5,"X-B":true,"X-L":[1,"two"],"X-Null":null}}');
+    const context = Buffer.from(
+      '{"status":200,"headers":{"X-A":"one","X-N":5,"X-B":true,"X-L":[1,"two"],"X-Null":null}}',
+    );
     expect(decodeResponseContext(FLAG_CODEC_JSON, context)).toEqual({
       status: 200,
       headers: { 'X-A': ['one'], 'X-N': ['5'], 'X-B': ['true'], 'X-L': ['1', 'two'] },

@@ -4,8 +4,20 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
-import { encodeDataFrame, encodeFrame, FLAG_CODEC_JSON, FLAG_CODEC_PROTO, type Frame } from '../../src/protocol/frame.js';
-import { decodeProtoRequest, decodeResponseContext, encodeProtoRequest, encodeProtoResponse, type HttpRequestContext } from '../../src/protocol/http-context.js';
+import {
+  encodeDataFrame,
+  encodeFrame,
+  FLAG_CODEC_JSON,
+  FLAG_CODEC_PROTO,
+  type Frame,
+} from '../../src/protocol/frame.js';
+import {
+  decodeProtoRequest,
+  decodeResponseContext,
+  encodeProtoRequest,
+  encodeProtoResponse,
+  type HttpRequestContext,
+} from '../../src/protocol/http-context.js';
 
 const frameArb = fc.record({
   flags: fc.integer({ min: 0, max: 255 }),
@@ -18,35 +30,43 @@ const frameArb = fc.record({
 describe('FrameDecoder properties', () => {
   it('decodes any sequence of frames cut at any points', () => {
     fc.assert(
-      fc.property(fc.array(frameArb, { minLength: 1, maxLength: 6 }), fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 40 }), (frames, cuts) => {
-        const wire = Buffer.concat(
-          frames.flatMap((f) =>
-            f.data ? encodeDataFrame(f.flags, Buffer.from(f.context), Buffer.from(f.body), f.control) : [encodeFrame(f.flags, Buffer.from(f.body), f.control)],
-          ),
-        );
-        const got: Frame[] = [];
-        const decoder = new FrameDecoder((frame) => void got.push(frame));
-        let offset = 0;
-        for (let i = 0; offset < wire.length; i++) {
-          const size = cuts[i % cuts.length]!;
-          decoder.push(wire.subarray(offset, offset + size));
-          offset += size;
-        }
-        expect(got).toHaveLength(frames.length);
-        got.forEach((frame, i) => {
-          const f = frames[i]!;
-          expect(frame.flags).toBe(f.flags);
-          expect(frame.control).toBe(f.control);
-          if (f.data) {
-            expect(frame.options).toEqual([f.context.length]);
-            expect(Buffer.compare(frame.payload, Buffer.concat([Buffer.from(f.context), Buffer.from(f.body)]))).toBe(0);
-          } else {
-            expect(frame.options).toEqual([]);
-            expect(Buffer.compare(frame.payload, Buffer.from(f.body))).toBe(0);
+      fc.property(
+        fc.array(frameArb, { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 40 }),
+        (frames, cuts) => {
+          const wire = Buffer.concat(
+            frames.flatMap((f) =>
+              f.data
+                ? encodeDataFrame(f.flags, Buffer.from(f.context), Buffer.from(f.body), f.control)
+                : [encodeFrame(f.flags, Buffer.from(f.body), f.control)],
+            ),
+          );
+          const got: Frame[] = [];
+          const decoder = new FrameDecoder((frame) => void got.push(frame));
+          let offset = 0;
+          for (let i = 0; offset < wire.length; i++) {
+            const size = cuts[i % cuts.length]!;
+            decoder.push(wire.subarray(offset, offset + size));
+            offset += size;
           }
-        });
-        expect(decoder.pendingBytes).toBe(0);
-      }),
+          expect(got).toHaveLength(frames.length);
+          got.forEach((frame, i) => {
+            const f = frames[i]!;
+            expect(frame.flags).toBe(f.flags);
+            expect(frame.control).toBe(f.control);
+            if (f.data) {
+              expect(frame.options).toEqual([f.context.length]);
+              expect(Buffer.compare(frame.payload, Buffer.concat([Buffer.from(f.context), Buffer.from(f.body)]))).toBe(
+                0,
+              );
+            } else {
+              expect(frame.options).toEqual([]);
+              expect(Buffer.compare(frame.payload, Buffer.from(f.body))).toBe(0);
+            }
+          });
+          expect(decoder.pendingBytes).toBe(0);
+        },
+      ),
       { numRuns: 200 },
     );
   });
@@ -86,7 +106,13 @@ describe('HTTP request context properties', () => {
           cookies: fc.dictionary(fc.oneof(fc.stringMatching(/^[a-z_]{1,10}$/), hostileName), text, { maxKeys: 5 }),
           rawQuery: fc.string({ maxLength: 60 }),
           parsed: fc.boolean(),
-          uploads: fc.option(fc.dictionary(fc.stringMatching(/^[a-z]{1,6}$/), fc.record({ name: text, size: fc.nat(), error: fc.nat(8) })), { nil: null }),
+          uploads: fc.option(
+            fc.dictionary(
+              fc.stringMatching(/^[a-z]{1,6}$/),
+              fc.record({ name: text, size: fc.nat(), error: fc.nat(8) }),
+            ),
+            { nil: null },
+          ),
           attributes: fc.option(headerMap, { nil: null }),
         }),
         (ctx: HttpRequestContext) => {
@@ -98,7 +124,13 @@ describe('HTTP request context properties', () => {
           expect(back.cookies).toEqual(ctx.cookies);
           expect(back.parsed).toBe(ctx.parsed);
           // proto3 omits empty maps: an empty upload tree or attribute map comes back absent
-          expect(back.uploads).toEqual(ctx.uploads === null || Object.keys(ctx.uploads as object).length === 0 ? (ctx.uploads === null ? null : {}) : ctx.uploads);
+          expect(back.uploads).toEqual(
+            ctx.uploads === null || Object.keys(ctx.uploads as object).length === 0
+              ? ctx.uploads === null
+                ? null
+                : {}
+              : ctx.uploads,
+          );
           expect(back.attributes ?? {}).toEqual(ctx.attributes ?? {});
         },
       ),
@@ -111,8 +143,14 @@ describe('HTTP response context properties', () => {
   it('round-trips through protobuf http.v1 and JSON (any status, any headers, __proto__ included)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 100, max: 599 }), headerMap, (status, headers) => {
-        expect(decodeResponseContext(FLAG_CODEC_PROTO, encodeProtoResponse({ status, headers }))).toEqual({ status, headers });
-        expect(decodeResponseContext(FLAG_CODEC_JSON, Buffer.from(JSON.stringify({ status, headers })))).toEqual({ status, headers });
+        expect(decodeResponseContext(FLAG_CODEC_PROTO, encodeProtoResponse({ status, headers }))).toEqual({
+          status,
+          headers,
+        });
+        expect(decodeResponseContext(FLAG_CODEC_JSON, Buffer.from(JSON.stringify({ status, headers })))).toEqual({
+          status,
+          headers,
+        });
       }),
       { numRuns: 300 },
     );

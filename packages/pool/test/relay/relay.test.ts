@@ -64,9 +64,12 @@ describe('relayDsn', () => {
     expect(relayDsn({ kind: 'tcp', host: '127.0.0.1', port: 0 }, 5000)).toBe('tcp://127.0.0.1:5000');
   });
 
-  it.each(['unix:///tmp/x.sock', 'tcp://127.0.0.1:7000', 'tcp://[::1]:9000', 'pipes'])('round-trips %j through parseRelay', (value) => {
-    expect(relayDsn(parseRelay(value))).toBe(value);
-  });
+  it.each(['unix:///tmp/x.sock', 'tcp://127.0.0.1:7000', 'tcp://[::1]:9000', 'pipes'])(
+    'round-trips %j through parseRelay',
+    (value) => {
+      expect(relayDsn(parseRelay(value))).toBe(value);
+    },
+  );
 });
 
 describe('writeFrame', () => {

@@ -34,12 +34,26 @@ const input = (overrides: Partial<SizingInput> = {}): SizingInput => ({
 describe('recommendWorkers', () => {
   it('CPU-bound: one worker per CPU when memory allows more', () => {
     const result = recommendWorkers(input());
-    expect(result).toMatchObject({ numWorkers: 2, workload: 'cpu-bound', limitedBy: 'cpu', cpuBased: 2, ramBased: 41, perWorkerBytes: 28 * MiB, headroom: 0.25 });
-    expect(result.reason).toBe('2: CPU-bound (I/O wait 12% < 25%): one worker per CPU (2 CPUs); 1.5 GiB available less 25% headroom fits 41 workers of 28 MiB RSS.');
+    expect(result).toMatchObject({
+      numWorkers: 2,
+      workload: 'cpu-bound',
+      limitedBy: 'cpu',
+      cpuBased: 2,
+      ramBased: 41,
+      perWorkerBytes: 28 * MiB,
+      headroom: 0.25,
+    });
+    expect(result.reason).toBe(
+      '2: CPU-bound (I/O wait 12% < 25%): one worker per CPU (2 CPUs); 1.5 GiB available less 25% headroom fits 41 workers of 28 MiB RSS.',
+    );
   });
 
   it('I/O-bound: cpus / (1 − io share) workers keep the CPUs busy', () => {
-    expect(recommendWorkers(input({ ioShare: 0.8 }))).toMatchObject({ numWorkers: 10, workload: 'io-bound', cpuBased: 10 });
+    expect(recommendWorkers(input({ ioShare: 0.8 }))).toMatchObject({
+      numWorkers: 10,
+      workload: 'io-bound',
+      cpuBased: 10,
+    });
     expect(recommendWorkers(input({ ioShare: 0.6 })).numWorkers).toBe(5); // 2 / 0.4, no float creep to 6
     expect(recommendWorkers(input({ ioShare: 0.5 })).numWorkers).toBe(4);
   });
@@ -62,21 +76,37 @@ describe('recommendWorkers', () => {
   });
 
   it('memory bounds an I/O-bound workload: floor(memory × 0.75 / RSS)', () => {
-    const result = recommendWorkers(input({ limits: limits({ memoryBytes: 256 * MiB }), worker: { rssBytes: 64 * MiB, pssBytes: null }, ioShare: 0.8 }));
+    const result = recommendWorkers(
+      input({
+        limits: limits({ memoryBytes: 256 * MiB }),
+        worker: { rssBytes: 64 * MiB, pssBytes: null },
+        ioShare: 0.8,
+      }),
+    );
     expect(result).toMatchObject({ numWorkers: 3, limitedBy: 'memory', cpuBased: 10, ramBased: 3 });
-    expect(result.reason).toBe('3: memory is the limit: 256 MiB available less 25% headroom fits 3 workers of 64 MiB RSS (CPU would allow 10; I/O-bound (I/O wait 80%): each busy worker uses 20% of a CPU, so 10 workers keep 2 CPUs busy).');
+    expect(result.reason).toBe(
+      '3: memory is the limit: 256 MiB available less 25% headroom fits 3 workers of 64 MiB RSS (CPU would allow 10; I/O-bound (I/O wait 80%): each busy worker uses 20% of a CPU, so 10 workers keep 2 CPUs busy).',
+    );
   });
 
   it('runs at least one worker even when none fits, and says so', () => {
-    const result = recommendWorkers(input({ limits: limits({ memoryBytes: 64 * MiB }), worker: { rssBytes: 100 * MiB, pssBytes: null } }));
+    const result = recommendWorkers(
+      input({ limits: limits({ memoryBytes: 64 * MiB }), worker: { rssBytes: 100 * MiB, pssBytes: null } }),
+    );
     expect(result).toMatchObject({ numWorkers: 1, ramBased: 0, limitedBy: 'memory' });
     expect(result.reason).toMatch(/minimum of 1/);
   });
 
   it('honours headroom and maxWorkers', () => {
-    expect(recommendWorkers(input({ headroom: 0.5, ioShare: 1, worker: { rssBytes: 128 * MiB, pssBytes: null } })).ramBased).toBe(6);
+    expect(
+      recommendWorkers(input({ headroom: 0.5, ioShare: 1, worker: { rssBytes: 128 * MiB, pssBytes: null } })).ramBased,
+    ).toBe(6);
     const big = limits({ cpus: 64, cores: 64, memoryBytes: 1024 * GiB });
-    expect(recommendWorkers(input({ limits: big, ioShare: 0.9 }))).toMatchObject({ numWorkers: 500, limitedBy: 'max_workers', cpuBased: 512 });
+    expect(recommendWorkers(input({ limits: big, ioShare: 0.9 }))).toMatchObject({
+      numWorkers: 500,
+      limitedBy: 'max_workers',
+      cpuBased: 512,
+    });
     expect(recommendWorkers(input({ limits: big, ioShare: 0.9, maxWorkers: 100 })).numWorkers).toBe(100);
   });
 
@@ -89,10 +119,17 @@ describe('recommendWorkers', () => {
 
   it('gives the Passenger and NOW LMS answers for the same inputs (published examples)', () => {
     const example = (memory: number) =>
-      recommendWorkers(input({ limits: limits({ cpus: 4, cores: 4, memoryBytes: memory, totalMemoryBytes: memory }), worker: { rssBytes: 200 * MiB, pssBytes: null } }));
+      recommendWorkers(
+        input({
+          limits: limits({ cpus: 4, cores: 4, memoryBytes: memory, totalMemoryBytes: memory }),
+          worker: { rssBytes: 200 * MiB, pssBytes: null },
+        }),
+      );
     expect(example(2 * GiB)).toMatchObject({ nowLms: 9, passenger: 7 });
     expect(example(1 * GiB)).toMatchObject({ nowLms: 5, passenger: 3 });
-    const passenger = recommendWorkers(input({ limits: limits({ totalMemoryBytes: GiB }), worker: { rssBytes: 100 * MiB, pssBytes: null } }));
+    const passenger = recommendWorkers(
+      input({ limits: limits({ totalMemoryBytes: GiB }), worker: { rssBytes: 100 * MiB, pssBytes: null } }),
+    );
     expect(passenger.passenger).toBe(7);
   });
 
@@ -102,7 +139,11 @@ describe('recommendWorkers', () => {
     expect(budget[1]).toEqual({ workers: 2, bytes: 56 * MiB, share: 56 / 1536, fits: true });
     expect(budget.every((row) => row.fits)).toBe(true);
     const tight = recommendWorkers(input({ limits: limits({ memoryBytes: 100 * MiB }) }));
-    expect(tight.budget.map((row) => [row.workers, row.fits])).toEqual([[1, true], [2, true], [5, false]]);
+    expect(tight.budget.map((row) => [row.workers, row.fits])).toEqual([
+      [1, true],
+      [2, true],
+      [5, false],
+    ]);
   });
 });
 
@@ -116,7 +157,14 @@ describe('describeSizing: the num_workers auto log line', () => {
 
   it('shows a cgroup quota, an unmeasured workload and the minimum of one', () => {
     const given = input({
-      limits: limits({ cpus: 2, cpuQuota: 1.5, cores: 4, cpuSource: 'cgroup-v2', memoryBytes: 64 * MiB, memorySource: 'cgroup-v2' }),
+      limits: limits({
+        cpus: 2,
+        cpuQuota: 1.5,
+        cores: 4,
+        cpuSource: 'cgroup-v2',
+        memoryBytes: 64 * MiB,
+        memorySource: 'cgroup-v2',
+      }),
       worker: { rssBytes: 100 * MiB, pssBytes: null },
       ioShare: null,
     });

@@ -103,7 +103,9 @@ describe('readWorkerMemory (real php)', () => {
   });
 
   it('rejects with the pid and the path when the process is gone', async () => {
-    await expect(readWorkerMemory(999_999_999)).rejects.toThrow(/\/proc\/999999999\/status: process 999999999 has exited/);
+    await expect(readWorkerMemory(999_999_999)).rejects.toThrow(
+      /\/proc\/999999999\/status: process 999999999 has exited/,
+    );
     await expect(readCpuSample(999_999_999)).rejects.toThrow(/\/proc\/999999999\/stat/);
   });
 });
@@ -116,7 +118,11 @@ describe('readCpuSample + ioWaitShare (real php)', () => {
       expect(window.cpuMs + window.runQueueMs).toBeGreaterThan(window.wallMs * (1 - IO_BOUND_SHARE));
       expect(window.ioShare).not.toBeNull();
       expect(window.ioShare!).toBeLessThan(IO_BOUND_SHARE);
-      const result = recommendWorkers({ limits: LIMITS, worker: await readWorkerMemory(php.pid), ioShare: window.ioShare });
+      const result = recommendWorkers({
+        limits: LIMITS,
+        worker: await readWorkerMemory(php.pid),
+        ioShare: window.ioShare,
+      });
       expect(result).toMatchObject({ workload: 'cpu-bound', numWorkers: 2 });
     });
   });
@@ -127,7 +133,11 @@ describe('readCpuSample + ioWaitShare (real php)', () => {
       await withPhp(name, async (php) => {
         const window = await measure(php, WINDOW_MS);
         if (name === 'io-bound.php') expect(window.cpuMs).toBeLessThan(window.wallMs * IO_BOUND_SHARE);
-        const { numWorkers } = recommendWorkers({ limits: LIMITS, worker: await readWorkerMemory(php.pid), ioShare: window.ioShare });
+        const { numWorkers } = recommendWorkers({
+          limits: LIMITS,
+          worker: await readWorkerMemory(php.pid),
+          ioShare: window.ioShare,
+        });
         shares[name] = { ioShare: window.ioShare!, numWorkers };
       });
     }
@@ -190,7 +200,11 @@ describe('parsing /proc/<pid>/stat and schedstat (fake root)', () => {
 
   it('diffCpuSamples refuses samples of different processes', () => {
     const a: CpuSample = { pid: 1, cpuMs: 10, runQueueMs: null, at: 0 };
-    expect(diffCpuSamples(a, { pid: 1, cpuMs: 30, runQueueMs: 5, at: 100 })).toEqual({ cpuMs: 20, runQueueMs: 0, wallMs: 100 });
+    expect(diffCpuSamples(a, { pid: 1, cpuMs: 30, runQueueMs: 5, at: 100 })).toEqual({
+      cpuMs: 20,
+      runQueueMs: 0,
+      wallMs: 100,
+    });
     expect(() => diffCpuSamples(a, { ...a, pid: 2 })).toThrow(RangeError);
   });
 });

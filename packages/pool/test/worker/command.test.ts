@@ -14,12 +14,15 @@ describe('parseCommand', () => {
     ['php "say \\"hi\\"".php', ['php', 'say "hi".php']],
     ["php 'a\\b'", ['php', 'a\\b']],
     ['php "it\'s"', ['php', "it's"]],
-    ["php 'say \"hi\"'", ['php', 'say "hi"']],
+    ['php \'say "hi"\'', ['php', 'say "hi"']],
     ['php ""', ['php', '']],
     ["php '' x", ['php', '', 'x']],
     ['php x"y z"w', ['php', 'xy zw']],
     ['php -d "error_log=/var/log/php errors.log" w.php', ['php', '-d', 'error_log=/var/log/php errors.log', 'w.php']],
-    ['/usr/bin/php8.3 -dopcache.enable_cli=1 /srv/app/worker.php', ['/usr/bin/php8.3', '-dopcache.enable_cli=1', '/srv/app/worker.php']],
+    [
+      '/usr/bin/php8.3 -dopcache.enable_cli=1 /srv/app/worker.php',
+      ['/usr/bin/php8.3', '-dopcache.enable_cli=1', '/srv/app/worker.php'],
+    ],
     ['php $HOME/w.php', ['php', '$HOME/w.php']],
   ])('splits %j', (command, argv) => {
     expect(parseCommand(command)).toEqual(argv);
@@ -73,7 +76,11 @@ describe('buildWorkerEnv', () => {
   });
 
   it('expands $VAR and ${VAR} from the base environment', () => {
-    const env = buildWorkerEnv({ cache: '$HOME/cache', log: '${HOME}/log/${APP}.log', both: '$APP-${APP}' }, pipes, base);
+    const env = buildWorkerEnv(
+      { cache: '$HOME/cache', log: '${HOME}/log/${APP}.log', both: '$APP-${APP}' },
+      pipes,
+      base,
+    );
     expect(env.CACHE).toBe('/home/app/cache');
     expect(env.LOG).toBe('/home/app/log/shop.log');
     expect(env.BOTH).toBe('shop-shop');

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { BootFailedError, BadChecksumError, FrameTooLargeError, MalformedFrameError, WorkerExitedError } from '../../src/errors.js';
+import {
+  BootFailedError,
+  BadChecksumError,
+  FrameTooLargeError,
+  MalformedFrameError,
+  WorkerExitedError,
+} from '../../src/errors.js';
 import { createPool } from '../../src/pool/pool.js';
 import { eventually, fixture, recordingLogger, request, withPool } from '../php-fixtures.js';
 
@@ -39,7 +45,11 @@ describe('hostile workers', () => {
   });
 
   it('a wrong handshake fails the boot with a clear message', async () => {
-    const pool = createPool({ command: ['php', fixture('wrong-handshake.php')], num_workers: 1, logger: recordingLogger() });
+    const pool = createPool({
+      command: ['php', fixture('wrong-handshake.php')],
+      num_workers: 1,
+      logger: recordingLogger(),
+    });
     const error = await pool.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BootFailedError);
     expect((error as Error).message).toMatch(/expected the pid handshake \(a CONTROL frame\)/);

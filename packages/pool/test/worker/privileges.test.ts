@@ -13,7 +13,10 @@ describe('worker privileges', () => {
 
   it('without uid/gid, workers run as the server user', async () => {
     await withPool('whoami.php', {}, async (pool) => {
-      expect(JSON.parse((await pool.exec(request())).body.toString())).toEqual({ uid: process.getuid!(), gid: process.getgid!() });
+      expect(JSON.parse((await pool.exec(request())).body.toString())).toEqual({
+        uid: process.getuid!(),
+        gid: process.getgid!(),
+      });
     });
   });
 });

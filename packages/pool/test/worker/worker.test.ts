@@ -102,7 +102,11 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
 
 describe('Worker: boot', () => {
   it('a worker that never boots fails start() with its own output and the next step', async () => {
-    const pool = createPool({ command: ['php', fixture('never-boots.php')], num_workers: 2, logger: recordingLogger() });
+    const pool = createPool({
+      command: ['php', fixture('never-boots.php')],
+      num_workers: 2,
+      logger: recordingLogger(),
+    });
     const error = await pool.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BootFailedError);
     expect((error as Error).message).toMatch(/exited during boot \(exited with code 255\)/);
@@ -145,7 +149,10 @@ describe('Worker: streamed replies', () => {
       expect(text(reply)).toBe('chunk-0\n');
       expect(reply.stream).not.toBeNull();
       const frames = await collect(reply.stream!);
-      expect(frames.map((f) => frameBody(f).toString())).toEqual([...Array.from({ length: 7 }, (_, i) => `chunk-${i + 1}\n`), 'done\n']);
+      expect(frames.map((f) => frameBody(f).toString())).toEqual([
+        ...Array.from({ length: 7 }, (_, i) => `chunk-${i + 1}\n`),
+        'done\n',
+      ]);
       expect(frames.slice(0, -1).every((f) => (f.control & STREAM) !== 0)).toBe(true);
       expect(frames.at(-1)!.control & STREAM).toBe(0);
       // the SDK pings on the 6th frame
@@ -276,7 +283,10 @@ describe('Worker: nothing is orphaned', () => {
         expect(running(answered)).toBe(true); // the grandchild does live while its worker does
         await expect(pool.exec(request('exit'))).rejects.toBeInstanceOf(WorkerExitedError);
         await eventually(() => grandchildren(logger).length === 2, 'the fixture to print its grandchild pid');
-        await eventually(() => grandchildren(logger).every((pid) => !running(pid)), 'the grandchildren to die with their worker');
+        await eventually(
+          () => grandchildren(logger).every((pid) => !running(pid)),
+          'the grandchildren to die with their worker',
+        );
       });
     } finally {
       killLeft(grandchildren(logger));
