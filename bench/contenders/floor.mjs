@@ -3,11 +3,11 @@
 // (no routing, no header mapping, no cookies, no static files). Every request is still a real
 // exec() on a PHP worker, so the gap between this and the plugin is what the plugin's own layers cost.
 import http from 'node:http';
-import { loadPool, loadProtocol, readConfig, stderrLogger, stopOn } from './resolve.mjs';
+import { createPool } from '@warmpool/pool';
+import { decodeResponseContext, encodeRequestContext } from '@warmpool/pool/protocol';
+import { readConfig, stderrLogger, stopOn } from './resolve.mjs';
 
 const config = readConfig();
-const { createPool } = await loadPool();
-const { encodeRequestContext, decodeResponseContext } = await loadProtocol();
 
 const pool = createPool({
   command: config.command,

@@ -1,10 +1,10 @@
 // Contender "warmpool plugin": @warmpool/fastify registered in a bare Fastify app, logger off.
 // Started by bench/run.mjs with BENCH_CONFIG = { port, command, workers, staticRoot, relay }.
-import { loadFastify, loadWarmpoolFastify, readConfig, stderrLogger, stopOn } from './resolve.mjs';
+import { warmpool } from '@warmpool/fastify';
+import Fastify from 'fastify';
+import { readConfig, stderrLogger, stopOn } from './resolve.mjs';
 
 const config = readConfig();
-const Fastify = await loadFastify();
-const { warmpool } = await loadWarmpoolFastify();
 
 const app = Fastify({ logger: false });
 await app.register(warmpool, {

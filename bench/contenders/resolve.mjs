@@ -1,35 +1,5 @@
-// How the Node contenders find the workspace packages. bench/ is a plain folder (not a pnpm
-// workspace package yet), so a bare `import 'fastify'` from here cannot resolve: fall back to the
-// copies the workspace already installed for packages/fastify, and to the packages' built dist/.
-// Once `bench` is listed in pnpm-workspace.yaml and installed, the bare imports win.
-import { createRequire } from 'node:module';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-
-const REPO = fileURLToPath(new URL('../../', import.meta.url));
-const fromFastifyPackage = createRequire(`${REPO}packages/fastify/package.json`);
-
-async function importFirst(specifier, fallbackPath) {
-  try {
-    return await import(specifier);
-  } catch (error) {
-    if (error?.code !== 'ERR_MODULE_NOT_FOUND') throw error;
-  }
-  try {
-    return await import(pathToFileURL(fallbackPath()).href);
-  } catch (error) {
-    throw new Error(
-      `cannot load ${specifier}: run \`cd ${REPO} && pnpm install && pnpm build\` first (${error.message})`,
-    );
-  }
-}
-
-export const loadFastify = async () =>
-  (await importFirst('fastify', () => fromFastifyPackage.resolve('fastify'))).default;
-export const loadWarmpoolFastify = () =>
-  importFirst('@warmpool/fastify', () => `${REPO}packages/fastify/dist/index.js`);
-export const loadPool = () => importFirst('@warmpool/pool', () => `${REPO}packages/pool/dist/index.js`);
-export const loadProtocol = () =>
-  importFirst('@warmpool/pool/protocol', () => `${REPO}packages/pool/dist/protocol/index.js`);
+// What the Node contenders share: their settings, a logger and the stop signal. bench/ is a
+// workspace package, so the warmpool packages and Fastify are plain imports in each contender.
 
 /** The contender's settings, passed by the harness as JSON in BENCH_CONFIG. */
 export function readConfig() {

@@ -186,8 +186,8 @@ function inject(binary) {
   const run = spawnSync(process.execPath, args, { encoding: 'utf8' });
   if (run.status !== 0) {
     const noise = /^warning: Can't find string offset for section name/;
-    // eslint-disable-next-line no-control-regex
     const output = `${run.stdout}${run.stderr}`
+      // biome-ignore lint/suspicious/noControlCharactersInRegex: strips terminal colour codes
       .replace(/\u001b\[[0-9;]*m/g, '')
       .split('\n')
       .filter((line) => line !== '' && !noise.test(line));

@@ -185,7 +185,6 @@ function headerList(
     if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
       throw new InvalidOptionError(`${key}.${name}`, 'is not a valid header name');
     const text = typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : raw;
-    // eslint-disable-next-line no-control-regex
     if (typeof text !== 'string' || /[\r\n\0]/.test(text))
       throw new InvalidOptionError(`${key}.${name}`, `must be a one-line string, got ${JSON.stringify(raw)}`);
     list.push([name.toLowerCase(), text]);
@@ -325,11 +324,7 @@ function setRequestHeader(request: AnyRequest, name: string, value: string): voi
 }
 
 function originAllowed(cors: ResolvedCors, origin: string): boolean {
-  return (
-    cors.anyOrigin ||
-    cors.origins.has(origin.toLowerCase()) ||
-    (cors.originRegex !== null && cors.originRegex.test(origin))
-  );
+  return cors.anyOrigin || cors.origins.has(origin.toLowerCase()) || cors.originRegex?.test(origin) === true;
 }
 
 function allowOrigin(cors: ResolvedCors, reply: AnyReply, origin: string): void {

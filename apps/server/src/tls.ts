@@ -176,6 +176,6 @@ export function redirectTarget(
   const colon = host.lastIndexOf(':');
   if (colon > bracket) host = host.slice(0, colon);
   if (!HOST_NAME.test(host)) return null;
-  const path = url !== undefined && url.startsWith('/') ? url : '/';
+  const path = url?.startsWith('/') === true ? url : '/';
   return `https://${host.toLowerCase()}${httpsPort === 443 ? '' : `:${httpsPort}`}${path}`;
 }

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, realpathSync, unlinkSync } from 'node
 import { createConnection, createServer, type Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SwapError, UnreachableError, UsageError, ControlError } from './errors.js';
+import { type SwapError, UnreachableError, UsageError, ControlError } from './errors.js';
 import { addressesFromYaml, LISTENER_NAMES, type ListenerName } from './listeners.js';
 import { Supervisor } from './orchestrator.js';
 import { controlSocket, readState, type SwapState } from './state-file.js';
@@ -310,8 +310,7 @@ async function client(stateDir: string, request: object, json: boolean): Promise
   let result: ResultLine | undefined;
   for await (const chunk of socket) {
     buffer += (chunk as Buffer).toString();
-    let nl: number;
-    while ((nl = buffer.indexOf('\n')) !== -1) {
+    for (let nl = buffer.indexOf('\n'); nl !== -1; nl = buffer.indexOf('\n')) {
       const message = JSON.parse(buffer.slice(0, nl)) as ResultLine;
       buffer = buffer.slice(nl + 1);
       if (message.type === 'progress') {

@@ -289,17 +289,24 @@ class Walker {
       const itemAt = this.#nodePosition(raw, at);
       this.#positions.set(itemPath, itemAt);
       const item = this.#resolve(raw, itemPath, itemAt);
-      if (item === INVALID) return ((failed = true), undefined);
+      if (item === INVALID) {
+        failed = true;
+        return undefined;
+      }
       if (!isScalar(item) || typeof item.value !== 'string') {
         // A bare number in a list of strings (forbid: [.php, 1]) is written as text.
         if (isScalar(item) && (typeof item.value === 'number' || typeof item.value === 'boolean'))
           return String(item.value);
         this.#invalid(itemPath, itemAt, `must be a string (an item of ${expected}), got ${describeNode(item)}`);
-        return ((failed = true), undefined);
+        failed = true;
+        return undefined;
       }
       const expanded = this.#expand(item.value, spec, itemPath, itemAt);
       const checked = expanded === INVALID ? INVALID : this.#checkPattern(expanded.text, spec, itemPath, itemAt);
-      if (checked === INVALID) return ((failed = true), undefined);
+      if (checked === INVALID) {
+        failed = true;
+        return undefined;
+      }
       return checked;
     });
     return failed ? INVALID : out;

@@ -5,7 +5,7 @@ import { expandVariables } from '../src/env-expansion.js';
 import {
   ConfigError,
   InvalidValueError,
-  UndefinedVariableError,
+  type UndefinedVariableError,
   parseConfig,
   type LocatedConfigError,
 } from '../src/index.js';

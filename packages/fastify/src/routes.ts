@@ -58,7 +58,7 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body.
   if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
-  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | void> => {
+  const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     // try_files: an existing, allowed static file first; everything else goes to PHP.
     if (
       serveStatic !== null &&
@@ -79,7 +79,7 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
       releaseUploads = holdUploads(request);
     } else body = parsedBody as RawBody | null;
     const { flags, context } = encodeRequestContext(requestContext, options.codec);
-    let result;
+    let result: Awaited<ReturnType<Pool['exec']>>;
     try {
       result = await pool.exec({ flags, context, body });
     } catch (error) {

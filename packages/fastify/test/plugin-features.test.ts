@@ -72,7 +72,11 @@ describe('forms and uploads reach PHP in RoadRunner shapes', () => {
     form.append('docs[]', new Blob([b], { type: 'application/octet-stream' }), 'b.bin');
     form.append('evil', new Blob(['<?php echo 1;']), 'shell.php');
     const res = await request(base, { method: 'POST', body: form });
-    const body = (await res.body.json()) as { parsed: boolean; fields: unknown; uploads: Record<string, any> };
+    const body = (await res.body.json()) as {
+      parsed: boolean;
+      fields: unknown;
+      uploads: { docs: { tmpName: string }[]; evil: unknown };
+    };
     expect(body.parsed).toBe(true);
     expect(body.fields).toEqual({ title: 'two files' });
     const [first, second] = body.uploads.docs;
@@ -83,7 +87,7 @@ describe('forms and uploads reach PHP in RoadRunner shapes', () => {
       onDisk: { size: a.length, mode: '600', sha256: createHash('sha256').update(a).digest('hex') },
     });
     expect(second).toMatchObject({ name: 'b.bin', size: b.length, error: 0, onDisk: { size: b.length } });
-    expect(first.tmpName.startsWith(dir)).toBe(true);
+    expect(first!.tmpName.startsWith(dir)).toBe(true);
     expect(body.uploads.evil).toMatchObject({ name: 'shell.php', error: 8, size: 0, tmpName: '' });
     for (let i = 0; i < 50 && readdirSync(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(readdirSync(dir)).toEqual([]);

@@ -62,16 +62,17 @@ describe('toRequestContext', () => {
   it("a header named __proto__ or constructor is a header, not the context's prototype", async () => {
     const app = Fastify();
     let ctx: ReturnType<typeof toRequestContext> | undefined;
-    app.get(
-      '/',
-      async (request) => void (ctx = toRequestContext(request, { remoteAddr: '', proto: 'http', host: null })),
-    );
+    app.get('/', async (request) => {
+      ctx = toRequestContext(request, { remoteAddr: '', proto: 'http', host: null });
+    });
     await app.listen({ port: 0, host: '127.0.0.1' });
     // over a real socket: inject builds its headers as an object, where __proto__ would not survive
     const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
     socket.end('GET / HTTP/1.1\r\nHost: x\r\n__proto__: p\r\nconstructor: c\r\nConnection: close\r\n\r\n');
     await once(socket.resume(), 'close');
     expect(Object.getPrototypeOf(ctx!.headers)).toBeNull();
+    // biome-ignore lint/complexity/useLiteralKeys: a header named __proto__ is what is tested
+    // biome-ignore lint/suspicious/noProto: a header named __proto__ is what is tested
     expect(ctx!.headers['__proto__']).toEqual(['p']);
     expect(ctx!.headers[canonicalHeaderName('constructor')]).toEqual(['c']);
     await app.close();
@@ -104,6 +105,8 @@ describe('parseCookies', () => {
     const expected: Record<string, string> = Object.create(null);
     expected.a = '2';
     expected.b = 'x y';
+    // biome-ignore lint/complexity/useLiteralKeys: a cookie named __proto__ is what is tested
+    // biome-ignore lint/suspicious/noProto: a cookie named __proto__ is what is tested
     expected['__proto__'] = 'p';
     expect(parseCookies('a=1; b=x%20y; bad=%E0%A4%A; a=2; __proto__=p')).toEqual(expected);
   });

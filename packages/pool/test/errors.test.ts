@@ -112,6 +112,7 @@ describe('error classes', () => {
   });
 
   it('is exported from the package index', () => {
+    // biome-ignore lint/performance/noDynamicNamespaceImportAccess: every export is checked by name
     for (const [name, cls] of errorClasses) expect(index[name as keyof typeof index], name).toBe(cls);
     expect(index.POOL_ERROR_CODES).toBe(POOL_ERROR_CODES);
   });

@@ -20,7 +20,7 @@ const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'up
 // Header values decoded from the worker are Unicode strings; Node writes header strings as latin1.
 // Turn non-ASCII text back into its UTF-8 bytes (one char per byte) so the client gets what PHP sent.
 function headerValue(value: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
   return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
 }
 

@@ -16,7 +16,7 @@ export function canonicalHeaderName(name: string): string {
 // Node decodes header bytes as latin1; PHP expects the original bytes, which are UTF-8 in practice.
 // Re-decode only values that contain non-ASCII (rare). Invalid UTF-8 becomes U+FFFD (documented).
 function headerText(value: string): string {
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
   return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
 }
 

@@ -253,7 +253,10 @@ export function parseMultipart(
     function onData(chunk: Buffer | string): void {
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       received += bytes.length;
-      if (received > maxBytes) return fail(tooLarge(maxBytes));
+      if (received > maxBytes) {
+        fail(tooLarge(maxBytes));
+        return;
+      }
       // A handler inside write() may have failed the parse; then the body must keep flowing.
       if (!bb.write(bytes) && !settled) body.pause();
     }
@@ -532,7 +535,7 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
     'application/x-www-form-urlencoded',
     { parseAs: 'buffer', bodyLimit },
     (_request, body, done) => {
-      let form;
+      let form: ReturnType<typeof createParsedForm>;
       try {
         form = createParsedForm('urlencoded', parseUrlencoded(body as Buffer), null);
       } catch (error) {

@@ -57,7 +57,7 @@ export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'a
     if (rule === null) return true;
     if (rule.allow === null && rule.deny === null) return true;
     const family = parseAddress(clientAddr, ADDRESS);
-    if (rule.deny !== null && rule.deny.containsParsed(family, ADDRESS)) return false;
+    if (rule.deny?.containsParsed(family, ADDRESS) === true) return false;
     return rule.allow === null || rule.allow.containsParsed(family, ADDRESS);
   };
 }

@@ -12,7 +12,7 @@
  * for the same file, so a hit is indistinguishable from a miss.
  */
 import type { Stats } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { LRUCache } from 'lru-cache';
 
@@ -163,7 +163,7 @@ export class HotCache {
     if (stats.size > this.options.maxFileBytes) return undefined;
     const contentType = contentTypeOf(this.mime, file);
     if (contentType === null) return undefined;
-    let handle;
+    let handle: FileHandle;
     try {
       handle = await open(file, 'r');
     } catch {
@@ -248,7 +248,7 @@ export function cacheableRequest(request: FastifyRequest): boolean {
 /** @fastify/send's isNotModifiedFailure, against the tag in send's (weak) form. */
 function isNotModified(headers: FastifyRequest['raw']['headers'], entry: HotEntry): boolean {
   const cacheControl = headers['cache-control'];
-  if (cacheControl !== undefined && cacheControl.includes('no-cache')) return false;
+  if (cacheControl?.includes('no-cache') === true) return false;
   const ifNoneMatch = headers['if-none-match'];
   if (ifNoneMatch !== undefined) {
     if (ifNoneMatch === '*') return true;

@@ -6,7 +6,7 @@ import {
   PoolClosedError,
   PoolNotStartedError,
   QueueFullError,
-  WarmpoolError,
+  type WarmpoolError,
 } from '../errors.js';
 import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
 import { SocketRelayListener } from '../relay/socket.js';
@@ -248,7 +248,11 @@ export class Pool extends EventEmitter<PoolEvents> {
   async workers(): Promise<WorkerInfo[]> {
     const now = Date.now();
     const list = [...this.#workers];
-    await Promise.all(list.map(async (w) => void (w.rssBytes = await readRss(w.pid))));
+    await Promise.all(
+      list.map(async (w) => {
+        w.rssBytes = await readRss(w.pid);
+      }),
+    );
     return list.map((w) => ({
       pid: w.pid,
       state: w.state,
@@ -465,9 +469,10 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#free.rejectAll(new PoolClosedError());
     // 3. Stop every worker: idle ones with the stop command, busy ones (past the bound) by SIGKILL.
     await Promise.all(
-      [...this.#workers].map(
-        (w) => (w.stop('shutdown'), this.#exitWithin(w, this.options.destroyTimeoutMs, 'shutdown')),
-      ),
+      [...this.#workers].map((w) => {
+        void w.stop('shutdown');
+        return this.#exitWithin(w, this.options.destroyTimeoutMs, 'shutdown');
+      }),
     );
     // 4. Workers still booting finish into a closing pool and stop themselves; wait for them.
     while (this.#booting > 0 || this.#workers.size > 0) {

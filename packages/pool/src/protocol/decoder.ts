@@ -23,6 +23,7 @@ export interface FrameDecoderOptions {
  * After a thrown error the decoder refuses further input: the stream cannot be resynchronised.
  */
 export class FrameDecoder {
+  // biome-ignore lint/suspicious/noConfusingVoidType: a callback that returns nothing keeps reading
   readonly #onFrame: (frame: Frame) => boolean | void;
   readonly #maxFrameBytes: number;
   #chunks: Buffer[] = [];
@@ -38,6 +39,7 @@ export class FrameDecoder {
   #held = false;
 
   /** `onFrame` may return false to stop delivery (backpressure) until resume(). */
+  // biome-ignore lint/suspicious/noConfusingVoidType: a callback that returns nothing keeps reading
   constructor(onFrame: (frame: Frame) => boolean | void, options: FrameDecoderOptions = {}) {
     this.#onFrame = onFrame;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;

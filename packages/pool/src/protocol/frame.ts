@@ -67,7 +67,8 @@ export class ChunkedFrame implements Frame {
   }
 
   get payload(): Buffer {
-    return (this.#payload ??= Buffer.concat(this.parts, this.length));
+    this.#payload ??= Buffer.concat(this.parts, this.length);
+    return this.#payload;
   }
 }
 

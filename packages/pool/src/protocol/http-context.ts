@@ -153,7 +153,10 @@ function stringFieldSize(value: string): number {
 
 function cookiesAsMap(cookies: Record<string, string>): HeaderMap | null {
   let map: HeaderMap | null = null;
-  for (const name in cookies) (map ??= Object.create(null) as HeaderMap)[name] = [cookies[name]!];
+  for (const name in cookies) {
+    map ??= Object.create(null) as HeaderMap;
+    map[name] = [cookies[name]!];
+  }
   return map;
 }
 
@@ -335,7 +338,8 @@ export function decodeProtoRequest(context: Buffer): HttpRequestContext {
         ctx.uploads = JSON.parse(text());
         break;
       case 0x52:
-        readHeaderEntry(r, (ctx.attributes ??= Object.create(null)));
+        ctx.attributes ??= Object.create(null) as HeaderMap;
+        readHeaderEntry(r, ctx.attributes);
         break;
       default:
         r.skip(tag & 7);

@@ -6,7 +6,7 @@ import {
   ExecAbortedError,
   ExecTimeoutError,
   MalformedFrameError,
-  ProtocolError,
+  type ProtocolError,
   UnexpectedFrameError,
   WorkerExitedError,
   WorkerReportedError,
@@ -88,7 +88,8 @@ class ChunkedReply implements ExecReply {
   ) {}
 
   get body(): Buffer {
-    return (this.#body ??= Buffer.concat(this.bodyParts));
+    this.#body ??= Buffer.concat(this.bodyParts);
+    return this.#body;
   }
 }
 

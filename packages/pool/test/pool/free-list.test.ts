@@ -195,7 +195,7 @@ describe('FreeList: waiters', () => {
     const workers = Array.from({ length: 3000 }, (_, i) => fakeWorker(`w${i}`));
     for (const worker of workers) list.put(worker);
     await flush();
-    waiters.forEach((w, i) => expect(w.value).toBe(workers[i]));
+    for (const [i, w] of waiters.entries()) expect(w.value).toBe(workers[i]);
     expect(list.waiting).toBe(0);
     expect(list.readyCount).toBe(0);
   });

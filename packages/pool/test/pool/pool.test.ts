@@ -61,10 +61,12 @@ describe('Pool: max_jobs', () => {
     await withPool('echo.php', { max_jobs: 5 }, async (pool) => {
       const pids: number[] = [];
       for (let i = 0; i < 14; i++) pids.push(JSON.parse((await pool.exec(request())).body.toString()).pid);
-      const runs = pids.reduce<number[]>(
-        (acc, pid, i) => (i > 0 && pid === pids[i - 1] ? (acc[acc.length - 1]!++, acc) : [...acc, 1]),
-        [],
-      );
+      // lengths of the runs of equal pids
+      const runs: number[] = [];
+      for (const [i, pid] of pids.entries()) {
+        if (i > 0 && pid === pids[i - 1]) runs[runs.length - 1]!++;
+        else runs.push(1);
+      }
       expect(runs.length).toBeGreaterThanOrEqual(2);
       // every complete run is max_jobs..max_jobs*1.14 (5 here: jitter floors to 0)
       expect(runs.slice(0, -1).every((n) => n === 5)).toBe(true);

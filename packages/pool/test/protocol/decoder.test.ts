@@ -31,7 +31,7 @@ function buildFrame(flags: number, control: number, options: readonly number[], 
   head.writeUInt32LE(payload.length, 2);
   head.writeUInt32LE(crc32(head, 0, 6), 6);
   head[10] = control;
-  options.forEach((option, i) => head.writeUInt32LE(option, 12 + i * 4));
+  for (const [i, option] of options.entries()) head.writeUInt32LE(option, 12 + i * 4);
   return Buffer.concat([head, payload]);
 }
 
