@@ -240,6 +240,12 @@ const TOP: Entry[] = [
     default: '60s',
   }),
   rr('http.pool.stream_timeout', 'duration', 'how long a cancelled stream may take to end', { default: '60s' }),
+  wp(
+    'http.pool.send_timeout',
+    'duration',
+    'how long a streamed reply waits for its client to read before it is cancelled (nginx send_timeout); 0 = no bound',
+    { default: '60s' },
+  ),
   wp('http.pool.max_frame_size', 'integer', 'largest frame a worker may send', {
     unit: 'bytes',
     min: 1024,

@@ -51,6 +51,7 @@ export interface PoolConfig {
   destroy_timeout?: DurationString;
   reset_timeout?: DurationString;
   stream_timeout?: DurationString;
+  send_timeout?: DurationString;
   /** bytes */
   max_frame_size?: number;
   supervisor?: SupervisorConfig;

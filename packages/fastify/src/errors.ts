@@ -6,13 +6,6 @@ export class InvalidOptionError extends WarmpoolError<'WP_FASTIFY_INVALID_OPTION
   }
 }
 
-/** The worker's reply could not be turned into an HTTP response (bad status, undecodable context). */
-export class BadReplyError extends WarmpoolError<'WP_FASTIFY_BAD_REPLY'> {
-  constructor(message: string, options: { cause?: unknown } = {}) {
-    super('WP_FASTIFY_BAD_REPLY', message, options);
-  }
-}
-
 /** A form RR would answer 500 for (a name that is both a value and a group of values) or a malformed body: 400. */
 export class BadFormError extends WarmpoolError<'WP_FASTIFY_BAD_FORM'> {
   readonly statusCode = 400;
@@ -48,7 +41,6 @@ export class TooManyFilesError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_FILES'
 
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
-  'WP_FASTIFY_BAD_REPLY',
   'WP_FASTIFY_BAD_FORM',
   'WP_FASTIFY_BODY_TOO_LARGE',
   'WP_FASTIFY_TOO_MANY_FILES',

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { Pool, type PoolStats, type WorkerInfo } from '@warmpool/pool';
+import { Pool, type PoolStats, WorkerExchange, type WorkerInfo } from '@warmpool/pool';
 import { resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 
@@ -8,7 +8,6 @@ export type { WarmpoolOptions } from './options.js';
 export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
 export {
   InvalidOptionError,
-  BadReplyError,
   BadFormError,
   BodyTooLargeError,
   TooManyFilesError,
@@ -51,7 +50,8 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   app.addHook('onClose', async () => {
     await pool.close();
   });
-  await app.register(async (child) => registerRoutes(child, pool, options));
+  const exchange = new WorkerExchange(pool, options.codec);
+  await app.register(async (child) => registerRoutes(child, pool, exchange, options));
 };
 
 /** The warmpool Fastify plugin: forwards every request no other route takes to a warm PHP worker. */

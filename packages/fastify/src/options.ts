@@ -1,5 +1,11 @@
-import { resolvePoolOptions, type Logger, type PoolOptions, type ResolvedPoolOptions } from '@warmpool/pool';
-import { encodeRequestContext, type Codec } from '@warmpool/pool/protocol';
+import {
+  type Codec,
+  type Logger,
+  type PoolOptions,
+  type ResolvedPoolOptions,
+  resolvePoolOptions,
+  toExecRequest,
+} from '@warmpool/pool';
 import { InvalidOptionError } from './errors.js';
 import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
@@ -81,25 +87,25 @@ function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['wa
   if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string' || !p.startsWith('/'))) {
     throw new InvalidOptionError('warmup', `must be a list of paths starting with "/", got ${JSON.stringify(paths)}`);
   }
-  return paths.map((path) => {
-    const q = path.indexOf('?');
-    const { flags, context } = encodeRequestContext(
+  return paths.map((path) =>
+    toExecRequest(
       {
-        remoteAddr: '127.0.0.1',
-        protocol: 'HTTP/1.1',
         method: 'GET',
-        uri: `http://localhost${path}`,
+        scheme: 'http',
+        host: 'localhost',
+        target: path,
+        protocol: 'HTTP/1.1',
         headers: { 'User-Agent': ['warmpool-warmup'] },
-        cookies: {},
-        rawQuery: q < 0 ? '' : path.slice(q + 1),
-        parsed: false,
-        uploads: null,
-        attributes: null,
+        remoteAddr: '127.0.0.1',
+        remotePort: null,
+        serverAddr: null,
+        serverPort: null,
+        body: null,
+        form: null,
       },
       codec,
-    );
-    return { flags, context, body: null };
-  });
+    ),
+  );
 }
 
 /** Validates at register time; every error names the option. */

@@ -1,10 +1,11 @@
+import { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Pool } from '@warmpool/pool';
-import { encodeRequestContext } from '@warmpool/pool/protocol';
+import type { Chunks, Exchange, ExchangeResponse, ParsedForm, Pool } from '@warmpool/pool';
+import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
-import { sendReply } from './http/from-payload.js';
-import { readRawBody, type RawBody } from './http/raw-body.js';
+import { readRawBody } from './http/raw-body.js';
+import { hintHeaders, sendResponse } from './http/send-response.js';
 import { holdUploads, registerFormParsers } from './http/uploads.js';
 import { registerHealth } from './health.js';
 import { applyLimits } from './limits.js';
@@ -13,7 +14,6 @@ import { requestPath } from './network/access.js';
 import { resolveClient, type ClientInfo } from './network/trusted-subnets.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
-import { toRequestContext } from './http/to-payload.js';
 import type { ResolvedOptions } from './options.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
@@ -23,7 +23,12 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
  * that forwards to the pool. The host app's own routes and parsers are untouched (a wildcard route
  * loses to any more specific route).
  */
-export async function registerRoutes(app: FastifyInstance, pool: Pool, options: ResolvedOptions): Promise<void> {
+export async function registerRoutes(
+  app: FastifyInstance,
+  pool: Pool,
+  exchange: Exchange,
+  options: ResolvedOptions,
+): Promise<void> {
   const { trusted, access } = options;
   // Who the client is (trusted_subnets), decided before anything else so access rules can use it.
   app.decorateRequest('warmpoolClient', null);
@@ -66,37 +71,42 @@ export async function registerRoutes(app: FastifyInstance, pool: Pool, options: 
       (await serveStatic(request, reply))
     )
       return reply;
-    const requestContext = toRequestContext(request, request.warmpoolClient ?? clientOf(request, null));
     // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
     const parsedBody = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : (request.body ?? null);
-    let body: RawBody | null;
+    let body: Buffer | Chunks | null = null;
+    let form: ParsedForm | null = null;
     let releaseUploads: (() => void) | null = null;
     if (isParsedForm(parsedBody)) {
-      requestContext.parsed = true;
-      requestContext.uploads = parsedBody.uploads;
-      body = encodeFormFields(parsedBody.fields);
+      form = { fields: encodeFormFields(parsedBody.fields), uploads: parsedBody.uploads };
       // Upload temp files live until the worker is done with them, even if the client left.
       releaseUploads = holdUploads(request);
-    } else body = parsedBody as RawBody | null;
-    const { flags, context } = encodeRequestContext(requestContext, options.codec);
-    let result: Awaited<ReturnType<Pool['exec']>>;
+    } else body = parsedBody as Buffer | Chunks | null;
+    const signal = abortWhenClientLeaves(reply);
+    const exchangeRequest = toExchangeRequest(request, request.warmpoolClient ?? clientOf(request, null), body, form);
+    let response: ExchangeResponse;
     try {
-      result = await pool.exec({ flags, context, body });
+      response = await exchange.exchange(exchangeRequest, {
+        signal,
+        onInformational: (status, headers) => {
+          if (status === 103 && !signal.aborted) reply.raw.writeEarlyHints(hintHeaders(headers));
+        },
+      });
     } catch (error) {
       releaseUploads?.();
+      if (signal.aborted) return sendClientGone(reply);
       return sendError(request, reply, error, options.debug);
     }
+    const streamed = response.body instanceof Readable ? response.body : null;
     if (releaseUploads !== null) {
-      if (result.stream === null) releaseUploads();
-      else result.stream.once('close', releaseUploads);
+      if (streamed === null) releaseUploads();
+      else streamed.once('close', releaseUploads);
+    }
+    if (signal.aborted) {
+      streamed?.destroy();
+      return sendClientGone(reply);
     }
     if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
-    try {
-      await sendReply(reply, result);
-    } catch (error) {
-      if (reply.sent) throw error;
-      return sendError(request, reply, error, options.debug);
-    }
+    return sendResponse(reply, response);
   };
 
   app.route({ method: METHODS, url: '/', handler, exposeHeadRoute: false });
@@ -114,6 +124,25 @@ declare module 'fastify' {
     /** the client after trusted_subnets rules; set by the plugin's onRequest hook when it runs */
     warmpoolClient: ClientInfo | null;
   }
+}
+
+/**
+ * An AbortSignal that fires when the client goes away before its response is complete (HTTP/1
+ * close, HTTP/2 RST_STREAM or GOAWAY, a TLS error): a queued request then leaves the queue without
+ * running, and a streamed response is cancelled, so no worker is held for a client that is gone.
+ */
+function abortWhenClientLeaves(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController();
+  const res = reply.raw;
+  res.once('close', () => {
+    if (!res.writableEnded) controller.abort();
+  });
+  return controller.signal;
+}
+
+/** The client left before its response: nothing to send; the access log shows nginx's 499. */
+function sendClientGone(reply: FastifyReply): FastifyReply {
+  return reply.code(499).send();
 }
 
 function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, debug: boolean): FastifyReply {

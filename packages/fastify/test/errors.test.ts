@@ -16,7 +16,6 @@ describe('WP_FASTIFY_* error codes', () => {
   it('are each set by their class', () => {
     const made = [
       new errors.InvalidOptionError('x', 'y'),
-      new errors.BadReplyError('x'),
       new errors.BadFormError('x'),
       new errors.BodyTooLargeError('x', 1),
       new errors.TooManyFilesError(1),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Chunks } from '@warmpool/pool';
 import { BodyParts, warmpool } from '../src/index.js';
 
 // Large bodies cross Node without being joined: a request body over 64 KiB goes to PHP as the
@@ -79,10 +80,10 @@ describe('plugin: large bodies', () => {
     const seen: { size: number; body: string; payload: string }[] = [];
     const base = await listening((app) => {
       app.addHook('preHandler', async (request) => {
-        const body = request.body as Buffer | Buffer[];
+        const body = request.body as Buffer | Chunks;
         seen.push({
           size: Number(request.headers['content-length']),
-          body: Array.isArray(body) ? 'chunks' : 'buffer',
+          body: body instanceof Chunks ? 'chunks' : 'buffer',
           payload: '',
         });
       });

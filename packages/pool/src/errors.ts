@@ -100,6 +100,20 @@ export class ExecAbortedError extends WarmpoolError<'WP_WORKER_EXEC_ABORTED'> {
   }
 }
 
+/** A worker reply that is no HTTP response: status outside 100-599, a 1xx as the last frame (answered 502). */
+export class BadReplyError extends ProtocolError<'WP_PROTOCOL_BAD_REPLY'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_PROTOCOL_BAD_REPLY', message, options);
+  }
+}
+
+/** A streamed reply's reader read nothing for send_timeout: the stream was cancelled (PROTOCOL.md §3.6). */
+export class StreamStalledError extends WarmpoolError<'WP_WORKER_STREAM_STALLED'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_WORKER_STREAM_STALLED', message, { details });
+  }
+}
+
 /** The worker replied {"stop":true}: retire it and run the request on another worker (PROTOCOL.md §3.3). */
 export class WorkerStopRequestedError extends WarmpoolError<'WP_WORKER_STOP_REQUESTED'> {
   constructor(message: string, details: ErrorDetails = {}) {
@@ -147,12 +161,14 @@ export const POOL_ERROR_CODES = [
   'WP_PROTOCOL_UNEXPECTED_FRAME',
   'WP_PROTOCOL_BAD_HANDSHAKE',
   'WP_PROTOCOL_BAD_CONTEXT',
+  'WP_PROTOCOL_BAD_REPLY',
   'WP_WORKER_EXITED',
   'WP_WORKER_EXEC_TIMEOUT',
   'WP_WORKER_ERROR',
   'WP_WORKER_BOOT_FAILED',
   'WP_WORKER_COMMAND_NOT_FOUND',
   'WP_WORKER_EXEC_ABORTED',
+  'WP_WORKER_STREAM_STALLED',
   'WP_WORKER_STOP_REQUESTED',
   'WP_POOL_NO_FREE_WORKER',
   'WP_POOL_QUEUE_FULL',

@@ -1,5 +1,16 @@
 // @warmpool/pool: a warm pool of PHP workers speaking the RoadRunner worker protocol.
-export { createPool, Pool } from './pool/pool.js';
+export { createPool, Pool, type PoolExecOptions } from './pool/pool.js';
+export { Chunks, JOIN_MAX_BYTES, partsLength } from './chunks.js';
+export type { Codec } from './protocol/http-context.js';
+export type {
+  Exchange,
+  ExchangeOptions,
+  ExchangeRequest,
+  ExchangeResponse,
+  HeaderMap,
+  ParsedForm,
+} from './exchange/exchange.js';
+export { WorkerExchange, parseCookies, toExecRequest, toRequestContext } from './exchange/worker-exchange.js';
 export {
   resolvePoolOptions,
   parseDuration,
@@ -43,4 +54,3 @@ export {
   type SizingInput,
   type SizingResult,
 } from './sizing.js';
-export type { WarmupRequest } from './options.js';

@@ -4,16 +4,10 @@ import { STDERR_LOGGER, type Logger } from './logger.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol/decoder.js';
 import { parseRelay, type RelaySpec } from './relay/relay.js';
 import { parseCommand } from './worker/command.js';
+import type { ExecRequest } from './worker/worker.js';
 
 /** A duration as users write it: milliseconds as a number, or an RR/Go duration string ("60s", "1m30s", "500ms"). */
 export type Duration = number | string;
-
-/** A request as it goes on the wire (the plugin builds these from paths). */
-export interface WarmupRequest {
-  flags: number;
-  context: Buffer | string;
-  body: Buffer | readonly Buffer[] | null;
-}
 
 /** `http.pool.supervisor` in .rr.yaml. */
 export interface SupervisorOptions {
@@ -49,7 +43,7 @@ export interface PoolOptions {
   /** num_workers: auto — share of available memory kept free (default 0.25) */
   headroom?: number;
   /** num_workers: auto — requests run on the probe worker before it is measured (default: none) */
-  warmup?: readonly WarmupRequest[];
+  warmup?: readonly ExecRequest[];
   /** recycle a worker after this many executions (0 = never) */
   max_jobs?: number;
   /** how long a request waits for a free worker, and the deadline of one worker's boot (default 60s) */
@@ -62,6 +56,11 @@ export interface PoolOptions {
   reset_timeout?: Duration;
   /** how long a cancelled stream may take to end (default 60s) */
   stream_timeout?: Duration;
+  /**
+   * how long a streamed reply may wait for its reader (the client) to read, as nginx's
+   * send_timeout; then the stream is cancelled and the worker freed (default 60s; 0 = no bound)
+   */
+  send_timeout?: Duration;
   /** largest frame a worker may send, in bytes (default 256 MiB) */
   max_frame_size?: number;
   supervisor?: SupervisorOptions;
@@ -75,6 +74,7 @@ export const DEFAULT_ALLOCATE_TIMEOUT_MS = 60_000;
 export const DEFAULT_DESTROY_TIMEOUT_MS = 60_000;
 export const DEFAULT_RESET_TIMEOUT_MS = 60_000;
 export const DEFAULT_STREAM_TIMEOUT_MS = 60_000;
+export const DEFAULT_SEND_TIMEOUT_MS = 60_000;
 export const DEFAULT_WATCH_TICK_MS = 1_000;
 const MAX_WORKERS = 500;
 
@@ -90,13 +90,14 @@ export interface ResolvedPoolOptions {
   /** dynamic pool bounds and how long an extra worker may idle before it is reaped; null when static */
   dynamic: { minWorkers: number; maxWorkers: number; idleMs: number } | null;
   headroom: number;
-  warmup: readonly WarmupRequest[];
+  warmup: readonly ExecRequest[];
   maxJobs: number;
   allocateTimeoutMs: number;
   maxQueueSize: number;
   destroyTimeoutMs: number;
   resetTimeoutMs: number;
   streamTimeoutMs: number;
+  sendTimeoutMs: number;
   maxFrameBytes: number;
   watchTickMs: number;
   ttlMs: number;
@@ -170,6 +171,7 @@ const KNOWN_KEYS = new Set([
   'destroy_timeout',
   'reset_timeout',
   'stream_timeout',
+  'send_timeout',
   'max_frame_size',
   'supervisor',
   'uid',
@@ -266,6 +268,7 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     destroyTimeoutMs: parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout'),
     resetTimeoutMs: parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout'),
     streamTimeoutMs: parseDuration(options.stream_timeout ?? DEFAULT_STREAM_TIMEOUT_MS, 'stream_timeout'),
+    sendTimeoutMs: parseDuration(options.send_timeout ?? DEFAULT_SEND_TIMEOUT_MS, 'send_timeout'),
     maxFrameBytes: integer(options.max_frame_size ?? DEFAULT_MAX_FRAME_BYTES, 'max_frame_size', 1024, 0xffffffff),
     watchTickMs:
       parseDuration(supervisor.watch_tick ?? DEFAULT_WATCH_TICK_MS, 'supervisor.watch_tick') || DEFAULT_WATCH_TICK_MS,

@@ -31,6 +31,8 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
   BootFailedError: () => new errors.BootFailedError('m'),
   CommandNotFoundError: () => new errors.CommandNotFoundError('m'),
   ExecAbortedError: () => new errors.ExecAbortedError('m'),
+  StreamStalledError: () => new errors.StreamStalledError('m'),
+  BadReplyError: () => new errors.BadReplyError('m'),
   WorkerStopRequestedError: () => new errors.WorkerStopRequestedError('m'),
   NoFreeWorkerError: () => new errors.NoFreeWorkerError('m'),
   QueueFullError: () => new errors.QueueFullError('m'),

@@ -1,12 +1,10 @@
 import type { Readable } from 'node:stream';
 import { errorCodes, type FastifyRequest } from 'fastify';
-import { JOIN_MAX_BYTES } from '@warmpool/pool/protocol';
-
-/** A request body as the plugin forwards it: one Buffer, or (over 64 KiB) its chunks in order. */
-export type RawBody = Buffer | Buffer[];
+import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
 
 /**
- * The '*' content-type parser: reads the body as Fastify's `parseAs: 'buffer'` does (same limit
+ * The '*' content-type parser (a request body as the plugin forwards it: one Buffer, or over
+ * 64 KiB its chunks in order, as Chunks): reads the body as Fastify's `parseAs: 'buffer'` does (same limit
  * and Content-Length checks, same errors), but does not join a large body. It goes to PHP as it
  * arrived, in one writev after the frame head: joining 1 MiB cost a copy into fresh memory and
  * doubled the external memory V8 collects, for bytes that are only written to a pipe again.
@@ -15,7 +13,7 @@ export function readRawBody(
   request: FastifyRequest,
   payload: Readable,
   limit: number,
-  done: (error: Error | null, body?: RawBody) => void,
+  done: (error: Error | null, body?: Buffer | Chunks) => void,
 ): void {
   const contentLength = Number(request.headers['content-length']);
   if (contentLength > limit) {
@@ -51,7 +49,7 @@ export function readRawBody(
       return;
     }
     if (chunks.length === 1) done(null, chunks[0]);
-    else done(null, received <= JOIN_MAX_BYTES ? Buffer.concat(chunks, received) : chunks);
+    else done(null, received <= JOIN_MAX_BYTES ? Buffer.concat(chunks, received) : new Chunks(chunks, received));
   }
   payload.on('data', onData);
   payload.on('end', onEnd);

@@ -1,4 +1,5 @@
 import {
+  ExecAbortedError,
   ExecTimeoutError,
   NoFreeWorkerError,
   PoolClosedError,
@@ -7,7 +8,6 @@ import {
   WorkerExitedError,
   WorkerReportedError,
 } from '@warmpool/pool';
-import { BadReplyError } from '../errors.js';
 
 export interface ErrorStatus {
   status: number;
@@ -20,7 +20,9 @@ export function statusOf(error: unknown): ErrorStatus {
   if (error instanceof NoFreeWorkerError || error instanceof QueueFullError) return { status: 503, retryAfter: 1 };
   if (error instanceof PoolClosedError) return { status: 503, retryAfter: 5 };
   if (error instanceof ExecTimeoutError) return { status: 504, retryAfter: null };
-  if (error instanceof WorkerExitedError || error instanceof ProtocolError || error instanceof BadReplyError) {
+  // the client went away first: nobody reads this; the access log shows nginx's "client closed request"
+  if (error instanceof ExecAbortedError) return { status: 499, retryAfter: null };
+  if (error instanceof WorkerExitedError || error instanceof ProtocolError) {
     return { status: 502, retryAfter: null };
   }
   if (error instanceof WorkerReportedError) return { status: 500, retryAfter: null };

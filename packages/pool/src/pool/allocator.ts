@@ -16,6 +16,7 @@ export function createWorkerSpec(options: ResolvedPoolOptions, listener: SocketR
     bootTimeoutMs: options.allocateTimeoutMs,
     destroyTimeoutMs: options.destroyTimeoutMs,
     streamTimeoutMs: options.streamTimeoutMs,
+    sendTimeoutMs: options.sendTimeoutMs,
     maxFrameBytes: options.maxFrameBytes,
     uid: options.uid,
     gid: options.gid,

@@ -6,6 +6,9 @@ interface Waiter {
   deadline: number;
 }
 
+/** Why a waiter left the queue before it got a worker: its caller aborted (the client went away). */
+export type AbortedWaitError = (reason: unknown) => Error;
+
 /**
  * Ready workers, most recently used first (its code and data are hot in CPU caches and PHP's
  * opcache), and FIFO waiters for a worker. All waiters share one timeout, so one timer armed for the
@@ -15,6 +18,10 @@ export class FreeList {
   readonly #ready: Worker[] = [];
   #waiters: (Waiter | null)[] = [];
   #head = 0;
+  /** waiters ever dropped from the array's front by compaction: slot numbers stay valid across it */
+  #shifted = 0;
+  /** waiters that left the queue early (aborted) and still hold a null slot after the head */
+  #gone = 0;
   #timer: NodeJS.Timeout | null = null;
   readonly #timeoutMs: number;
   readonly #onTimeout: (waited: number) => Error;
@@ -29,7 +36,7 @@ export class FreeList {
   }
 
   get waiting(): number {
-    return this.#waiters.length - this.#head;
+    return this.#waiters.length - this.#head - this.#gone;
   }
 
   /** The most recently used ready worker, or null. */
@@ -39,14 +46,9 @@ export class FreeList {
 
   /** Hands a ready worker to the oldest waiter, or keeps it on top of the stack. */
   put(worker: Worker): void {
-    while (this.#head < this.#waiters.length) {
-      const waiter = this.#waiters[this.#head]!;
-      this.#waiters[this.#head++] = null;
-      this.#compact();
-      waiter.resolve(worker);
-      return;
-    }
-    this.#ready.push(worker);
+    const waiter = this.#shift();
+    if (waiter !== null) waiter.resolve(worker);
+    else this.#ready.push(worker);
   }
 
   /** Removes an idle worker (supervisor, reset); false when it was not idle here. */
@@ -62,9 +64,43 @@ export class FreeList {
     return this.#ready.slice();
   }
 
-  wait(): Promise<Worker> {
+  /**
+   * Waits for a worker, at most the allocate timeout. When `signal` aborts first (the client went
+   * away), the waiter leaves the queue at once and rejects with `aborted(reason)`: a request nobody
+   * will read never reaches PHP.
+   */
+  wait(signal?: AbortSignal, aborted?: AbortedWaitError): Promise<Worker> {
     return new Promise((resolve, reject) => {
-      this.#waiters.push({ resolve, reject, deadline: Date.now() + this.#timeoutMs });
+      const deadline = Date.now() + this.#timeoutMs;
+      if (signal?.aborted === true) {
+        reject(aborted === undefined ? (signal.reason as Error) : aborted(signal.reason));
+        return;
+      }
+      if (signal === undefined) {
+        this.#waiters.push({ resolve, reject, deadline });
+      } else {
+        const slot = this.#shifted + this.#waiters.length;
+        const onAbort = (): void => {
+          // the slot may have been handed a worker or compacted away already: only a live slot leaves
+          if (this.#waiters[slot - this.#shifted] !== waiter) return;
+          this.#waiters[slot - this.#shifted] = null;
+          this.#gone++;
+          reject(aborted === undefined ? (signal.reason as Error) : aborted(signal.reason));
+        };
+        const waiter: Waiter = {
+          resolve: (worker) => {
+            signal.removeEventListener('abort', onAbort);
+            resolve(worker);
+          },
+          reject: (error) => {
+            signal.removeEventListener('abort', onAbort);
+            reject(error);
+          },
+          deadline,
+        };
+        this.#waiters.push(waiter);
+        signal.addEventListener('abort', onAbort, { once: true });
+      }
       if (this.#timer === null) this.#arm();
     });
   }
@@ -72,16 +108,36 @@ export class FreeList {
   /** Rejects every waiter (pool closing). */
   rejectAll(error: Error): void {
     const waiters = this.#waiters.slice(this.#head);
+    this.#shifted += this.#waiters.length;
     this.#waiters = [];
     this.#head = 0;
+    this.#gone = 0;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     for (const waiter of waiters) waiter?.reject(error);
   }
 
+  /** The oldest live waiter, taken off the queue; null when none waits. */
+  #shift(): Waiter | null {
+    while (this.#head < this.#waiters.length) {
+      const waiter = this.#waiters[this.#head];
+      this.#waiters[this.#head++] = null;
+      if (waiter === null || waiter === undefined) {
+        this.#gone--;
+        continue;
+      }
+      this.#compact();
+      return waiter;
+    }
+    this.#compact();
+    return null;
+  }
+
   #arm(): void {
-    const oldest = this.#waiters[this.#head];
-    if (oldest === undefined || oldest === null) {
+    // the oldest live waiter has the nearest deadline (all share one timeout)
+    let oldest: Waiter | null | undefined = null;
+    for (let i = this.#head; i < this.#waiters.length && oldest === null; i++) oldest = this.#waiters[i];
+    if (oldest === null || oldest === undefined) {
       this.#timer = null;
       return;
     }
@@ -91,10 +147,11 @@ export class FreeList {
   #expire(): void {
     const now = Date.now();
     while (this.#head < this.#waiters.length) {
-      const waiter = this.#waiters[this.#head]!;
-      if (waiter.deadline > now) break;
+      const waiter = this.#waiters[this.#head];
+      if (waiter !== null && waiter !== undefined && waiter.deadline > now) break;
       this.#waiters[this.#head++] = null;
-      waiter.reject(this.#onTimeout(this.#timeoutMs));
+      if (waiter === null || waiter === undefined) this.#gone--;
+      else waiter.reject(this.#onTimeout(this.#timeoutMs));
     }
     this.#compact();
     this.#arm();
@@ -102,9 +159,11 @@ export class FreeList {
 
   #compact(): void {
     if (this.#head === this.#waiters.length) {
+      this.#shifted += this.#waiters.length;
       this.#waiters = [];
       this.#head = 0;
     } else if (this.#head > 1024 && this.#head * 2 > this.#waiters.length) {
+      this.#shifted += this.#head;
       this.#waiters = this.#waiters.slice(this.#head);
       this.#head = 0;
     }

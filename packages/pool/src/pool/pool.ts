@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import {
   BootFailedError,
   CommandNotFoundError,
+  ExecAbortedError,
   NoFreeWorkerError,
   PoolClosedError,
   PoolNotStartedError,
@@ -35,6 +36,11 @@ import {
 import { BootBackoff, createWorkerSpec, jobLimitWithJitter } from './allocator.js';
 import { fateOf } from './fate.js';
 import { FreeList } from './free-list.js';
+
+export interface PoolExecOptions {
+  /** aborted when the caller no longer wants the reply (its client went away) */
+  signal?: AbortSignal;
+}
 
 /** How many times one request follows workers that reply {"stop":true} before it fails. */
 const MAX_STOP_RETRIES = 8;
@@ -162,19 +168,35 @@ export class Pool extends EventEmitter<PoolEvents> {
     return result.numWorkers;
   }
 
-  /** Runs one request on a warm worker. Rejects with a typed error (see fate.ts and errors.ts). */
-  async exec(request: ExecRequest): Promise<ExecReply> {
+  /**
+   * Runs one request on a warm worker. Rejects with a typed error (see fate.ts and errors.ts).
+   * `signal`: the caller gave up (its client went away). A queued request leaves the queue at once
+   * and never reaches PHP; a running one is left to finish (a stream is cancelled by destroying it).
+   */
+  async exec(request: ExecRequest, options?: PoolExecOptions): Promise<ExecReply> {
+    const signal = options?.signal;
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new PoolClosedError();
       if (!this.#started) throw new PoolNotStartedError();
+      if (signal?.aborted === true) throw abortedBeforeRun(signal.reason);
       let worker = this.#free.take();
       // in-flight counts from the hand-over: a waiter's worker was counted by #putWorker
       if (worker !== null) this.#inFlight++;
       else {
         if (this.options.dynamic !== null) this.#scaleUp();
         try {
-          worker = await this.#waitForWorker();
+          worker = await this.#waitForWorker(signal);
         } catch (error) {
+          this.#countError(error);
+          throw error;
+        }
+        // (read again: the await above may have seen the abort)
+        if ((signal as AbortSignal | undefined)?.aborted === true) {
+          // aborted in the tick the worker was handed over: give it to the next request
+          this.#inFlight--;
+          this.#putWorker(worker);
+          this.#checkIdle();
+          const error = abortedBeforeRun(signal!.reason);
           this.#countError(error);
           throw error;
         }
@@ -332,7 +354,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#retryTimer.unref();
   }
 
-  #waitForWorker(): Promise<Worker> {
+  #waitForWorker(signal: AbortSignal | undefined): Promise<Worker> {
     const { maxQueueSize } = this.options;
     if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
       this.emit('pool:queue-full', { queued: this.#free.waiting });
@@ -345,7 +367,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         ),
       );
     }
-    return this.#free.wait();
+    return this.#free.wait(signal, abortedBeforeRun);
   }
 
   #noFreeWorker(waitedMs: number): Error {
@@ -499,6 +521,12 @@ export class Pool extends EventEmitter<PoolEvents> {
   #checkIdle(): void {
     if (this.#onIdle !== null && this.#inFlight === 0 && this.#free.waiting === 0) this.#onIdle();
   }
+}
+
+/** The caller gave up before a worker took the request (its client went away while it waited). */
+function abortedBeforeRun(reason: unknown): ExecAbortedError {
+  const why = reason instanceof Error && reason.name !== 'AbortError' ? `: ${reason.message}` : '';
+  return new ExecAbortedError(`the request was cancelled before a worker took it (the client went away${why})`);
 }
 
 /** Creates a pool; call start() to boot its workers. */

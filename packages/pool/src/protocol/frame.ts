@@ -2,6 +2,7 @@
 //   0: version<<4 | header length in words   1: flags   2-5: payload length
 //   6-9: CRC-32 of bytes 0-5                 10: stream bits   11: reserved   12..: options
 
+import { JOIN_MAX_BYTES, partsLength } from '../chunks.js';
 export const FRAME_VERSION = 1;
 export const HEADER_BYTES = 12;
 export const MAX_OPTIONS = 10;
@@ -21,12 +22,7 @@ export const STOP = 0x02;
 export const PING = 0x04;
 export const PONG = 0x08;
 
-/**
- * Bodies up to this size are joined into one buffer (the copy is cheaper than more iovecs and
- * objects); larger ones stay separate buffers, never copied: a request body after its frame head,
- * a reply frame as the chunks it arrived in (decoder), a request body as it arrived (the plugin).
- */
-export const JOIN_MAX_BYTES = 64 * 1024;
+export { JOIN_MAX_BYTES, partsLength };
 
 export interface Frame {
   /** byte 1 */
@@ -180,13 +176,6 @@ function sliceParts(parts: readonly Buffer[], start: number, end: number): Buffe
     if (offset >= end) break;
   }
   return out;
-}
-
-/** Total bytes of a list of buffers. */
-export function partsLength(parts: readonly Buffer[]): number {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  return length;
 }
 
 /** Human-readable first bytes of what a worker sent, for log lines about broken frames. */

@@ -6,6 +6,7 @@ import {
   ExecAbortedError,
   ExecTimeoutError,
   MalformedFrameError,
+  StreamStalledError,
   type ProtocolError,
   UnexpectedFrameError,
   WorkerExitedError,
@@ -50,6 +51,8 @@ export interface WorkerSpec {
   bootTimeoutMs: number;
   destroyTimeoutMs: number;
   streamTimeoutMs: number;
+  /** how long a streamed reply may wait for its reader before it is cancelled (send_timeout) */
+  sendTimeoutMs: number;
   maxFrameBytes: number;
   uid: number | undefined;
   gid: number | undefined;
@@ -169,6 +172,8 @@ export class Worker {
   #cancelTimer: NodeJS.Timeout | null = null;
   #cancelling = false;
   #paused = false;
+  /** armed while a stream waits for its reader (backpressure): send_timeout */
+  #stallTimer: NodeJS.Timeout | null = null;
   #decoder: FrameDecoder | null = null;
   readonly #stderr: WorkerOutput;
   readonly #stdout: WorkerOutput | null;
@@ -285,6 +290,7 @@ export class Worker {
   resumeReading(): void {
     if (!this.#paused) return;
     this.#paused = false;
+    this.#clearStallTimer();
     // Frames already read but held back go first; they may pause us again, or be broken.
     try {
       this.#decoder?.resume();
@@ -302,6 +308,7 @@ export class Worker {
     const exec = this.#exec;
     if (exec === null || exec.stream === null || this.#state !== 'working') return;
     this.#clearExecTimer(exec);
+    this.#clearStallTimer();
     this.#cancelling = true;
     writeFrame(this.#relay!.output, [STOP_STREAM_FRAME]);
     this.resumeReading();
@@ -492,9 +499,11 @@ export class Worker {
     }
     if (!more) {
       // Backpressure: hold decoded frames and stop reading; the pipe fills and PHP blocks in fwrite.
+      // The worker is held by a reader that does not read: exec_ttl keeps counting (a hard cap, as
+      // RoadRunner users expect), and send_timeout bounds the wait even without exec_ttl.
       this.#paused = true;
       this.#relay!.input.pause();
-      this.#clearExecTimer(exec);
+      this.#armStallTimer(exec, stream);
       return false;
     }
     this.#armExecTimer(exec);
@@ -528,6 +537,7 @@ export class Worker {
   #endExec(exec: PendingExec, error: Error | null): void {
     if (this.#exec !== exec) return;
     this.#clearExecTimer(exec);
+    this.#clearStallTimer();
     this.#exec = null;
     this.lastUsedAt = Date.now();
     this.busyMs += this.lastUsedAt - this.execStartedAt;
@@ -537,6 +547,28 @@ export class Worker {
       this.#relay?.input.resume();
     }
     this.#hooks?.execEnd(this, error);
+  }
+
+  /** send_timeout: the reader of a paused stream has not read for that long; cancel the stream. */
+  #armStallTimer(exec: PendingExec, stream: ReplyStream): void {
+    const ms = this.#spec.sendTimeoutMs;
+    if (ms <= 0 || this.#stallTimer !== null) return;
+    this.#stallTimer = setTimeout(() => {
+      this.#stallTimer = null;
+      if (this.#exec !== exec || stream.settled) return;
+      const error = new StreamStalledError(
+        `the reader of worker ${this.pid}'s streamed reply read nothing for ${ms}ms (send_timeout); the stream was cancelled`,
+        { pid: this.pid },
+      );
+      this.#spec.logger.warn({ pid: this.pid, reason: 'send_timeout' }, error.message);
+      // destroying the stream cancels it (STOP) and fails its reader, who closes the client's connection
+      stream.destroy(error);
+    }, ms);
+  }
+
+  #clearStallTimer(): void {
+    if (this.#stallTimer !== null) clearTimeout(this.#stallTimer);
+    this.#stallTimer = null;
   }
 
   #armExecTimer(exec: PendingExec): void {
@@ -583,6 +615,7 @@ export class Worker {
   #failExec(exec: PendingExec, error: Error): void {
     if (this.#exec !== exec) return;
     this.#clearExecTimer(exec);
+    this.#clearStallTimer();
     this.#exec = null;
     this.busyMs += Date.now() - this.execStartedAt;
     if (exec.stream === null) exec.reject(error);

@@ -240,3 +240,53 @@ describe('FreeList: rejectAll', () => {
     expect(list.waiting).toBe(0);
   });
 });
+
+describe('FreeList: waiters that give up', () => {
+  it('an aborted waiter leaves the queue at once; the next worker goes to the next live waiter', async () => {
+    const { list } = timeoutList(10_000);
+    const first = new AbortController();
+    const second = new AbortController();
+    const w1 = track(list.wait(first.signal, () => new Error('gone')));
+    const w2 = track(list.wait(second.signal, () => new Error('gone')));
+    const w3 = track(list.wait());
+    expect(list.waiting).toBe(3);
+    second.abort();
+    await flush();
+    expect(w2.state).toBe('rejected');
+    expect((w2.error as Error).message).toBe('gone');
+    expect(list.waiting).toBe(2);
+    list.put(a);
+    list.put(b);
+    await flush();
+    expect(w1.value).toBe(a);
+    expect(w3.value).toBe(b);
+    expect(list.waiting).toBe(0);
+    // aborting after the hand-over changes nothing
+    first.abort();
+    list.put(c);
+    expect(list.readyCount).toBe(1);
+  });
+
+  it('an already aborted signal rejects without queueing', async () => {
+    const { list } = timeoutList(10_000);
+    const waiter = track(list.wait(AbortSignal.abort(), () => new Error('gone')));
+    await flush();
+    expect(waiter.state).toBe('rejected');
+    expect(list.waiting).toBe(0);
+  });
+
+  it('many aborted waiters in the middle of a long queue keep the count and the order right', async () => {
+    const { list } = timeoutList(10_000);
+    const controllers = Array.from({ length: 3000 }, () => new AbortController());
+    const waiters = controllers.map((c) => track(list.wait(c.signal, () => new Error('gone'))));
+    for (let i = 0; i < 3000; i++) if (i % 3 !== 0) controllers[i]!.abort();
+    await flush();
+    expect(list.waiting).toBe(1000);
+    const workers = Array.from({ length: 1000 }, (_, i) => fakeWorker(`w${i}`));
+    for (const worker of workers) list.put(worker);
+    await flush();
+    for (let i = 0; i < 3000; i += 3) expect(waiters[i]!.value).toBe(workers[i / 3]);
+    expect(list.waiting).toBe(0);
+    expect(list.readyCount).toBe(0);
+  });
+});

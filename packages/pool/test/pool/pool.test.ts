@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { NoFreeWorkerError, PoolClosedError, QueueFullError, WorkerExitedError } from '../../src/errors.js';
+import {
+  ExecAbortedError,
+  NoFreeWorkerError,
+  PoolClosedError,
+  QueueFullError,
+  WorkerExitedError,
+} from '../../src/errors.js';
 import { createPool } from '../../src/pool/pool.js';
 import { eventually, fixture, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
 
@@ -103,6 +109,36 @@ describe('Pool: allocate_timeout and max_queue_size', () => {
       expect(queueFull).toBe(1);
       await Promise.all([busy, ...queued]);
       expect(pool.stats().errors).toEqual({ WP_POOL_QUEUE_FULL: 1 });
+    });
+  });
+});
+
+describe('Pool: callers that give up', () => {
+  it('a queued request whose caller aborts leaves the queue at once and never reaches PHP', async () => {
+    await withPool('sleep.php', { num_workers: 1 }, async (pool) => {
+      const busy = pool.exec(request('300'));
+      const controllers = [new AbortController(), new AbortController(), new AbortController()];
+      const queued = controllers.map((c) => pool.exec(request('0'), { signal: c.signal }));
+      const kept = pool.exec(request('0'));
+      expect(pool.stats().queued).toBe(4);
+      controllers[1]!.abort();
+      controllers[0]!.abort();
+      await expect(queued[0]).rejects.toBeInstanceOf(ExecAbortedError);
+      await expect(queued[1]).rejects.toBeInstanceOf(ExecAbortedError);
+      expect(pool.stats().queued).toBe(2);
+      await Promise.all([busy, queued[2], kept]);
+      // the worker ran the busy request, the third queued one and the kept one: 3 jobs, not 5
+      const [worker] = await pool.workers();
+      expect(worker!.jobs).toBe(3);
+      expect(pool.stats().errors).toEqual({ WP_WORKER_EXEC_ABORTED: 2 });
+    });
+  });
+
+  it('a request whose signal is already aborted fails at once without taking a worker', async () => {
+    await withPool('sleep.php', { num_workers: 1 }, async (pool) => {
+      await expect(pool.exec(request('0'), { signal: AbortSignal.abort() })).rejects.toBeInstanceOf(ExecAbortedError);
+      expect((await pool.workers())[0]!.jobs).toBe(0);
+      expect(pool.stats().workers.ready).toBe(1);
     });
   });
 });

@@ -5,6 +5,7 @@ import {
   CommandNotFoundError,
   ExecTimeoutError,
   MalformedFrameError,
+  StreamStalledError,
   WorkerExitedError,
   WorkerReportedError,
 } from '../../src/errors.js';
@@ -204,6 +205,31 @@ describe('Worker: streamed replies', () => {
       expect(stream.readableLength).toBeLessThanOrEqual(stream.readableHighWaterMark + 1);
       const frames = await collect(stream);
       expect(frames).toHaveLength(2000);
+    });
+  });
+
+  it('cancels a stream whose reader stops reading after send_timeout: the worker ends it and stays in service', async () => {
+    const logger = recordingLogger();
+    await withPool('stream.php', { send_timeout: 200, logger }, async (pool) => {
+      const reply = await pool.exec(request('stream:100000'));
+      const failed = new Promise<Error>((resolve) => reply.stream!.once('error', resolve));
+      // nobody reads: the stream fills, the worker pauses, send_timeout fires
+      expect(await failed).toBeInstanceOf(StreamStalledError);
+      await eventually(() => pool.stats().workers.ready === 1, 'the worker to end the cancelled stream');
+      const next = await pool.exec(request());
+      expect(decodeResponseContext(next.flags, next.context).headers['X-Cancels']).toEqual(['1']);
+      expect(pool.stats().recycles).toEqual({});
+      expect(logger.lines.some((l) => (l.obj as { reason?: string }).reason === 'send_timeout')).toBe(true);
+    });
+  });
+
+  it('keeps exec_ttl counting while a stream waits for its reader: a stalled reader cannot hold a worker past it', async () => {
+    await withPool('stream.php', { send_timeout: 0, supervisor: { exec_ttl: 300 } }, async (pool) => {
+      const reply = await pool.exec(request('stream:100000'));
+      const failed = new Promise<Error>((resolve) => reply.stream!.once('error', resolve));
+      expect(await failed).toBeInstanceOf(ExecTimeoutError);
+      await eventually(() => pool.stats().recycles.exec_ttl === 1, 'the stalled worker to be killed');
+      await eventually(() => pool.stats().workers.ready === 1, 'its replacement');
     });
   });
 

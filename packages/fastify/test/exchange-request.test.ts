@@ -1,11 +1,18 @@
-// Property-based checks of the request mapper: whatever headers, cookies and query a client sends,
+// Property-based checks of the request mapper (Fastify → exchange request → RR context): whatever headers, cookies and query a client sends,
 // PHP gets RoadRunner's shapes (canonical names without Host, every value in order, cookies decoded).
 import { once } from 'node:events';
 import { connect, type AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { canonicalHeaderName, parseCookies, toRequestContext } from '../src/http/to-payload.js';
+import type { FastifyRequest } from 'fastify';
+import { parseCookies, toRequestContext as toContext } from '@warmpool/pool';
+import { canonicalHeaderName, toExchangeRequest } from '../src/http/exchange-request.js';
+import type { ClientInfo } from '../src/network/trusted-subnets.js';
+
+/** The two halves together: Fastify request → exchange request (here) → RR context (the pool). */
+const toRequestContext = (request: FastifyRequest, client: ClientInfo) =>
+  toContext(toExchangeRequest(request, client, null, null));
 
 const token = fc.stringMatching(/^[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,6}){0,2}$/);
 const value = fc.stringMatching(/^[!-~]([ -~]{0,30}[!-~])?$/); // visible ASCII, no edge spaces

@@ -1,0 +1,76 @@
+// A Fastify request → the exchange request every backend takes (the one seam to PHP: no wire
+// protocol here). Header names are canonical as RoadRunner sends them; Host is decided once.
+import type { Readable } from 'node:stream';
+import type { FastifyRequest } from 'fastify';
+import type { Chunks, ExchangeRequest, HeaderMap, ParsedForm } from '@warmpool/pool';
+import type { ClientInfo } from '../network/trusted-subnets.js';
+
+const canonicalCache = new Map<string, string>();
+
+/** Go's CanonicalMIMEHeaderKey, as RoadRunner sends header names: `x-custom-id` → `X-Custom-Id`. */
+export function canonicalHeaderName(name: string): string {
+  let canonical = canonicalCache.get(name);
+  if (canonical !== undefined) return canonical;
+  canonical = name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash: string, ch: string) => dash + ch.toUpperCase());
+  if (canonicalCache.size < 1000) canonicalCache.set(name, canonical);
+  return canonical;
+}
+
+// Node decodes header bytes as latin1; PHP expects the original bytes, which are UTF-8 in practice.
+// Re-decode only values that contain non-ASCII (rare). Invalid UTF-8 becomes U+FFFD (documented).
+function headerText(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+}
+
+/**
+ * A Fastify request → the exchange request. `client` is who the request is from after
+ * trusted-subnet rules (address, scheme, and host when a proxy forwarded it); `body` is what the
+ * body parser kept (bytes, or the raw stream for a backend that streams bodies), `form` a form
+ * Node parsed into RoadRunner's trees.
+ */
+export function toExchangeRequest(
+  request: FastifyRequest,
+  client: ClientInfo,
+  body: Buffer | Chunks | Readable | null,
+  form: ParsedForm | null,
+): ExchangeRequest {
+  const raw = request.raw;
+  const rawHeaders = raw.rawHeaders;
+  const headers: HeaderMap = Object.create(null);
+  let host = '';
+  const chunked = raw.headers['transfer-encoding'] !== undefined;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const value = rawHeaders[i + 1]!;
+    if (name.charCodeAt(0) === 58 /* ':' */) {
+      if (name === ':authority') host = value;
+      continue;
+    }
+    const canonical = canonicalHeaderName(name);
+    if (canonical === 'Host') {
+      host = value;
+      continue;
+    }
+    if (canonical === 'Transfer-Encoding' || (chunked && canonical === 'Content-Length')) continue;
+    const text = headerText(value);
+    const list = headers[canonical];
+    if (list === undefined) headers[canonical] = [text];
+    else list.push(text);
+  }
+  const socket = raw.socket;
+  return {
+    method: raw.method ?? 'GET',
+    scheme: client.proto,
+    host: client.host ?? host,
+    target: raw.url ?? '/',
+    protocol: raw.httpVersion === '2.0' ? 'HTTP/2.0' : `HTTP/${raw.httpVersion}`,
+    headers,
+    remoteAddr: client.remoteAddr,
+    remotePort: socket?.remotePort ?? null,
+    serverAddr: socket?.localAddress ?? null,
+    serverPort: socket?.localPort ?? null,
+    body,
+    form,
+  };
+}

@@ -1,0 +1,54 @@
+// An exchange response → the Fastify reply: status, repeated headers (several Set-Cookie) and the
+// body, whole or streamed. No wire protocol here: the pool decoded the backend's reply.
+import type { Readable } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
+import { BodyParts } from './body-parts.js';
+
+/** Hop-by-hop headers a backend may not set: Node frames the response itself. */
+const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
+
+// Header values decoded from the worker are Unicode strings; Node writes header strings as latin1.
+// Turn non-ASCII text back into its UTF-8 bytes (one char per byte) so the client gets what PHP sent.
+function headerValue(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+}
+
+/** 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them. */
+export function hintHeaders(headers: HeaderMap): Record<string, string[]> {
+  const out: Record<string, string[]> = Object.create(null);
+  for (const name in headers) out[name.toLowerCase()] = headers[name]!.map(headerValue);
+  return out;
+}
+
+/**
+ * Writes an exchange response. A whole body is sent as one Buffer (or BodyParts, its chunks in one
+ * writev); a stream flows with backpressure and, destroyed early (the client left), cancels the
+ * backend's work.
+ */
+export function sendResponse(reply: FastifyReply, response: ExchangeResponse): FastifyReply {
+  reply.code(response.status);
+  const { headers } = response;
+  for (const name in headers) {
+    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+    const values = headers[name]!;
+    reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
+  }
+  const { body } = response;
+  if (Buffer.isBuffer(body)) return reply.send(body);
+  if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
+  return reply.send(body as Readable);
+}
+
+/**
+ * A body the backend sent whole that arrived in chunks. Fastify sets Content-Length and a default
+ * Content-Type for a Buffer, not for a stream: BodyParts gets the same.
+ */
+function chunksBody(reply: FastifyReply, body: Chunks): BodyParts {
+  if (reply.request.method !== 'HEAD' || !reply.hasHeader('content-length')) {
+    reply.header('content-length', String(body.length));
+  }
+  if (!reply.hasHeader('content-type')) reply.header('content-type', 'application/octet-stream');
+  return new BodyParts(body);
+}
