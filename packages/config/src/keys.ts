@@ -229,10 +229,12 @@ const TOP: Entry[] = [
     'how long a request waits for a free worker (and a worker may take to boot)',
     { default: '60s' },
   ),
-  rr('http.pool.max_queue_size', 'integer', 'requests allowed to wait for a worker (503 above); 0 = unlimited', {
-    min: 0,
-    default: 0,
-  }),
+  rr(
+    'http.pool.max_queue_size',
+    'integer',
+    'requests allowed to wait for a worker (503 at once above); default 16 per worker; 0 = unlimited',
+    { min: 0, default: '16 per worker' },
+  ),
   rr('http.pool.destroy_timeout', 'duration', 'grace between the stop command and SIGKILL; bounds the shutdown drain', {
     default: '60s',
   }),

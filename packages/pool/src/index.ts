@@ -19,6 +19,7 @@ export {
   DEFAULT_RESET_TIMEOUT_MS,
   DEFAULT_STREAM_TIMEOUT_MS,
   DEFAULT_WATCH_TICK_MS,
+  QUEUE_PER_WORKER,
   type Duration,
   type PoolOptions,
   type ResolvedPoolOptions,

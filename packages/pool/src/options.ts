@@ -48,7 +48,10 @@ export interface PoolOptions {
   max_jobs?: number;
   /** how long a request waits for a free worker, and the deadline of one worker's boot (default 60s) */
   allocate_timeout?: Duration;
-  /** requests allowed to wait for a worker (0 = unlimited) */
+  /**
+   * requests allowed to wait for a worker; beyond it a request fails at once (503). Default:
+   * QUEUE_PER_WORKER per live worker (a burst a few requests deep per worker); 0 = unlimited (RR)
+   */
   max_queue_size?: number;
   /** grace between the stop command and SIGKILL, and the drain bound of close() (default 60s) */
   destroy_timeout?: Duration;
@@ -76,6 +79,12 @@ export const DEFAULT_RESET_TIMEOUT_MS = 60_000;
 export const DEFAULT_STREAM_TIMEOUT_MS = 60_000;
 export const DEFAULT_SEND_TIMEOUT_MS = 60_000;
 export const DEFAULT_WATCH_TICK_MS = 1_000;
+/**
+ * The default queue bound, per worker: with 2 workers, 32 requests may wait. A deeper queue only
+ * makes clients wait longer for the same throughput (and keeps requests whose clients gave up);
+ * a full queue answers 503 + Retry-After at once, which a load balancer or client can act on.
+ */
+export const QUEUE_PER_WORKER = 16;
 const MAX_WORKERS = 500;
 
 /** Resolved once at creation; nothing downstream parses a unit again. */
@@ -93,7 +102,8 @@ export interface ResolvedPoolOptions {
   warmup: readonly ExecRequest[];
   maxJobs: number;
   allocateTimeoutMs: number;
-  maxQueueSize: number;
+  /** null: QUEUE_PER_WORKER × the live workers (the default); 0: unlimited */
+  maxQueueSize: number | null;
   destroyTimeoutMs: number;
   resetTimeoutMs: number;
   streamTimeoutMs: number;
@@ -264,7 +274,7 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     allocateTimeoutMs:
       parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') ||
       DEFAULT_ALLOCATE_TIMEOUT_MS,
-    maxQueueSize: integer(options.max_queue_size ?? 0, 'max_queue_size', 0),
+    maxQueueSize: options.max_queue_size === undefined ? null : integer(options.max_queue_size, 'max_queue_size', 0),
     destroyTimeoutMs: parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout'),
     resetTimeoutMs: parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout'),
     streamTimeoutMs: parseDuration(options.stream_timeout ?? DEFAULT_STREAM_TIMEOUT_MS, 'stream_timeout'),

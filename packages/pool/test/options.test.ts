@@ -95,7 +95,7 @@ describe('resolvePoolOptions: defaults', () => {
     expect(resolved.resetTimeoutMs).toBe(60_000);
     expect(resolved.streamTimeoutMs).toBe(60_000);
     expect(resolved.watchTickMs).toBe(1_000);
-    expect(resolved.maxQueueSize).toBe(0);
+    expect(resolved.maxQueueSize).toBeNull();
     expect(resolved.ttlMs).toBe(0);
     expect(resolved.idleTtlMs).toBe(0);
     expect(resolved.execTtlMs).toBe(0);

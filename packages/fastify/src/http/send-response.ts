@@ -3,7 +3,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
-import { BodyParts } from './body-parts.js';
+import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 
 /** Hop-by-hop headers a backend may not set: Node frames the response itself. */
 const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
@@ -36,7 +36,10 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
   }
   const { body } = response;
-  if (Buffer.isBuffer(body)) return reply.send(body);
+  // a large body goes as BodyParts too: it is sent at the client's pace, and spilled to a temp file for a slow one
+  if (Buffer.isBuffer(body)) {
+    return reply.send(body.length <= BODY_MEMORY_BYTES ? body : chunksBody(reply, new Chunks([body])));
+  }
   if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
   return reply.send(body as Readable);
 }

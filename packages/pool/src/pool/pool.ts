@@ -9,7 +9,7 @@ import {
   QueueFullError,
   type WarmpoolError,
 } from '../errors.js';
-import { resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
+import { QUEUE_PER_WORKER, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
 import { SocketRelayListener } from '../relay/socket.js';
 import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
 import {
@@ -115,6 +115,7 @@ export class Pool extends EventEmitter<PoolEvents> {
         liveWorkers: () => this.#workers,
         recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker, reason),
         scaleDown: (worker) => this.#scaleDown(worker),
+        killOverMemory: (worker, rssBytes) => this.#killOverMemory(worker, rssBytes),
       });
       this.#supervisor.start();
     }
@@ -354,8 +355,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#retryTimer.unref();
   }
 
+  /** The queue bound now: max_queue_size, or QUEUE_PER_WORKER per worker of the current target. */
+  get maxQueueSize(): number {
+    return this.options.maxQueueSize ?? QUEUE_PER_WORKER * Math.max(1, this.#target);
+  }
+
   #waitForWorker(signal: AbortSignal | undefined): Promise<Worker> {
-    const { maxQueueSize } = this.options;
+    const maxQueueSize = this.maxQueueSize;
     if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
       this.emit('pool:queue-full', { queued: this.#free.waiting });
       return Promise.reject(
@@ -433,6 +439,17 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#target = to;
     this.options.logger.debug({ from, to, reason }, `pool size ${from} → ${to} (${reason})`);
     this.emit('pool:scale', { from, to, reason });
+  }
+
+  #killOverMemory(worker: Worker, rssBytes: number): void {
+    if (worker.state !== 'working') return;
+    const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
+    this.options.logger.warn(
+      { pid: worker.pid, reason: 'memory', rssBytes },
+      `worker ${worker.pid} uses ${mb(rssBytes)} MB, over max_worker_memory (${mb(this.options.maxWorkerMemoryBytes)} MB), ` +
+        'for two watch_ticks during one request; killing it (the request fails with 502)',
+    );
+    worker.kill('memory');
   }
 
   #recycleIfIdle(worker: Worker, reason: RecycleReason): boolean {

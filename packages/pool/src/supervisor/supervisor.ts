@@ -10,17 +10,25 @@ export interface Supervised {
   recycleIfIdle(worker: Worker, reason: RecycleReason): boolean;
   /** Dynamic pool: retires an idle worker without replacement while above min_workers. */
   scaleDown(worker: Worker): boolean;
+  /** A busy worker stayed over max_worker_memory during one request: kill it now (its request fails). */
+  killOverMemory(worker: Worker, rssBytes: number): void;
 }
 
 /**
  * watch_tick: ttl, idle_ttl and max_worker_memory. Timers mark; the pool acts: a busy worker is
- * never cut here (only exec_ttl interrupts a request), it is recycled when released.
+ * recycled when released. One exception, memory: a worker seen over max_worker_memory at two ticks
+ * in a row during the same request is killed at once (a runaway request would otherwise grow until
+ * the machine swaps or the OOM killer picks a process, long before exec_ttl), as RoadRunner's
+ * supervisor checks every watch_tick. One tick over is only marked: a request that briefly peaks
+ * and finishes is not cut.
  */
 export class Supervisor {
   readonly #options: ResolvedPoolOptions;
   readonly #pool: Supervised;
   #timer: NodeJS.Timeout | null = null;
   #ticking = false;
+  /** busy workers seen over max_worker_memory: the job number they were running then */
+  readonly #overMemory = new WeakMap<Worker, number>();
 
   constructor(options: ResolvedPoolOptions, pool: Supervised) {
     this.#options = options;
@@ -77,7 +85,15 @@ export class Supervisor {
           checks.push(
             readRss(worker.pid).then((rss) => {
               worker.rssBytes = rss;
-              if (rss > maxWorkerMemoryBytes) this.#act(worker, 'memory');
+              if (rss <= maxWorkerMemoryBytes) return;
+              if (worker.state === 'working') {
+                if (this.#overMemory.get(worker) === worker.jobs) {
+                  this.#pool.killOverMemory(worker, rss);
+                  return;
+                }
+                this.#overMemory.set(worker, worker.jobs);
+              }
+              this.#act(worker, 'memory');
             }),
           );
         }

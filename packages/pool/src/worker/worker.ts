@@ -637,8 +637,9 @@ export class Worker {
     const exec = this.#exec;
     if (exec !== null) {
       this.retiredFor ??= 'crashed';
+      const why = this.retiredFor === 'memory' ? ' for going over max_worker_memory' : '';
       const error = new WorkerExitedError(
-        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} during a request. ${this.#lastOutputText()}`.trim(),
+        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)}${why} during a request. ${this.#lastOutputText()}`.trim(),
         { pid: this.pid, exitCode: this.exitCode },
       );
       if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);

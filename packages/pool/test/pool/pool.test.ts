@@ -143,6 +143,28 @@ describe('Pool: callers that give up', () => {
   });
 });
 
+describe('Pool: the default queue bound', () => {
+  it('lets 16 requests per worker wait and refuses the next at once with QueueFullError', async () => {
+    await withPool('sleep.php', { num_workers: 1 }, async (pool) => {
+      expect(pool.maxQueueSize).toBe(16);
+      const busy = pool.exec(request('200'));
+      const queued = Array.from({ length: 16 }, () => pool.exec(request('0')));
+      expect(pool.stats().queued).toBe(16);
+      await expect(pool.exec(request('0'))).rejects.toBeInstanceOf(QueueFullError);
+      await Promise.all([busy, ...queued]);
+    });
+  });
+
+  it("max_queue_size: 0 keeps RoadRunner's unlimited queue", async () => {
+    await withPool('sleep.php', { num_workers: 1, max_queue_size: 0 }, async (pool) => {
+      const busy = pool.exec(request('100'));
+      const queued = Array.from({ length: 40 }, () => pool.exec(request('0')));
+      expect(pool.stats().queued).toBe(40);
+      await Promise.all([busy, ...queued]);
+    });
+  });
+});
+
 describe('Pool: worker asks to stop', () => {
   it('re-runs the request on another worker and retires the one that asked', async () => {
     const marker = `/tmp/warmpool-stop-${process.pid}-${Date.now()}`;

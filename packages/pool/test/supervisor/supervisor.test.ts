@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ExecTimeoutError } from '../../src/errors.js';
-import { eventually, request, sleep, withPool } from '../php-fixtures.js';
+import { ExecTimeoutError, WorkerExitedError } from '../../src/errors.js';
+import { eventually, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
 
 const pidOf = async (reply: Promise<{ body: Buffer }>) => Number((await reply).body.toString());
 
@@ -64,5 +64,24 @@ describe('Supervisor', () => {
       const [worker] = await pool.workers();
       expect(worker!.rssBytes).toBeGreaterThan(1024 * 1024);
     });
+  });
+
+  it('max_worker_memory: a request that keeps growing is killed while it runs (two ticks over), and replaced', async () => {
+    const logger = recordingLogger();
+    await withPool(
+      'runaway-memory.php',
+      { supervisor: { max_worker_memory: 60, watch_tick: 100 }, logger },
+      async (pool) => {
+        const error = await pool.exec(request()).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(WorkerExitedError);
+        expect((error as Error).message).toMatch(/over max_worker_memory during a request/);
+        expect(pool.stats().recycles.memory).toBe(1);
+        expect(logger.lines.some((l) => /over max_worker_memory \(60 MB\)/.test(l.msg))).toBe(true);
+        await eventually(() => pool.stats().workers.ready === 1, 'the replacement');
+      },
+    );
   });
 });
