@@ -1,17 +1,22 @@
 // Chaos under load: workers crash, hang past exec_ttl, leak past max_worker_memory, exit on their
 // own and write garbage, while 64 connections hammer the server for CHAOS_SECONDS (10 in CI,
-// 60 with `pnpm test:soak`). Every request must get a response with a documented status, the pool
-// must come back to size, and nothing may be left behind: php processes, temp uploads, memory.
+// 60 with `pnpm test:soak`), and hostile clients do their worst beside them: clients that give up
+// while queued, readers that stop reading a stream, HTTP/2 streams opened and reset at once. Every
+// request must get a response with a documented status, the pool must come back to size, and
+// nothing may be left behind: php processes, temp uploads, memory.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { connect as connectH2, constants } from 'node:http2';
+import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FormData, Pool } from 'undici';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixture, phpPidsStamped } from '../helpers/php.js';
+import { makeTlsPair } from '../helpers/tls-pair.js';
 
 const SECONDS = Number(process.env.CHAOS_SECONDS ?? 10);
 const CONNECTIONS = 64;
@@ -31,6 +36,12 @@ function chaosWorkers(id: string): number[] {
 
 describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
   const uploads = mkdtempSync(join(tmpdir(), 'warmpool-chaos-'));
+  const tlsDir = mkdtempSync(join(tmpdir(), 'warmpool-chaos-tls-'));
+  let tls: { ca: string; cert: string; key: string };
+  beforeAll(async () => {
+    tls = await makeTlsPair(tlsDir);
+  });
+  const tlsOptions = () => ({ ca: readFileSync(tls.ca), servername: 'localhost' });
   // every server started, so a failed test cannot leave one (and its workers) running
   const servers: ChildProcess[] = [];
   const id = randomUUID();
@@ -41,6 +52,8 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
         CHAOS_WORKER: fixture('chaos.php'),
         UPLOADS_DIR: uploads,
         WORKERS: String(WORKERS),
+        TLS_CERT: tls.cert,
+        TLS_KEY: tls.key,
         [STAMP]: id,
         ...env,
       },
@@ -52,6 +65,7 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
   afterAll(() => {
     for (const s of servers) if (s.exitCode === null && s.signalCode === null) s.kill('SIGKILL');
     rmSync(uploads, { recursive: true, force: true });
+    rmSync(tlsDir, { recursive: true, force: true });
   });
 
   it(
@@ -60,10 +74,11 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
       const server = startServer({});
       const [line] = (await once(server.stdout!, 'data')) as [Buffer];
       const port = Number(/listening (\d+)/.exec(line.toString())![1]);
-      const client = new Pool(`http://127.0.0.1:${port}`, {
+      const client = new Pool(`https://127.0.0.1:${port}`, {
         connections: CONNECTIONS,
         headersTimeout: 10_000,
         bodyTimeout: 10_000,
+        connect: tlsOptions(),
       });
       const statuses = new Map<number, number>();
       let networkErrors = 0;
@@ -87,8 +102,59 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
           }
         }
       };
-      await Promise.all(Array.from({ length: CONNECTIONS }, (_, n) => loop(n)));
+      // hostile clients beside the load, until the same deadline
+      const hostile = { abandoned: 0, stalled: 0, resetStreams: 0 };
+      // their own connections: each request reaches the server, then its client gives up
+      const quitters = new Pool(`https://127.0.0.1:${port}`, { connections: 4, connect: tlsOptions() });
+      const abandon = async () => {
+        while (Date.now() < deadline) {
+          try {
+            const signal = AbortSignal.timeout(5 + Math.floor(Math.random() * 100));
+            const res = await quitters.request({ path: '/?abandon', method: 'GET', signal });
+            await res.body.dump({ signal });
+          } catch {
+            hostile.abandoned++;
+          }
+        }
+      };
+      const stall = async () => {
+        while (Date.now() < deadline) {
+          const socket = connectTls({ host: '127.0.0.1', port, ...tlsOptions(), ALPNProtocols: ['http/1.1'] });
+          socket.on('error', () => {});
+          await once(socket, 'secureConnect').catch(() => {});
+          socket.pause();
+          socket.write('GET /?stream=1 HTTP/1.1\r\nHost: localhost\r\n\r\n');
+          await new Promise((r) => setTimeout(r, 1500));
+          socket.destroy();
+          hostile.stalled++;
+        }
+      };
+      const reset = async () => {
+        while (Date.now() < deadline) {
+          const session = connectH2(`https://localhost:${port}`, tlsOptions());
+          session.on('error', () => {});
+          await once(session, 'connect').catch(() => {});
+          const closed: Promise<unknown>[] = [];
+          for (let i = 0; i < 100; i++) {
+            const stream = session.request({ ':path': '/?stream=1' }, { endStream: true });
+            stream.on('error', () => {});
+            stream.close(constants.NGHTTP2_CANCEL);
+            closed.push(once(stream, 'close'));
+          }
+          await Promise.all(closed);
+          hostile.resetStreams += 100;
+          session.destroy();
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      };
+      await Promise.all([
+        ...Array.from({ length: CONNECTIONS }, (_, n) => loop(n)),
+        ...Array.from({ length: 4 }, abandon),
+        ...Array.from({ length: 4 }, stall),
+        reset(),
+      ]);
       clearInterval(sampler);
+      await quitters.destroy();
 
       const total = [...statuses.values()].reduce((a, b) => a + b, 0);
       const summary = Object.fromEntries([...statuses].sort(([a], [b]) => a - b));
@@ -105,7 +171,8 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
       const late = rss.at(-1)!;
       console.log(
         `chaos ${SECONDS}s: ${total} requests ${JSON.stringify(summary)}, network errors ${networkErrors}; ` +
-          `server RSS ${early.toFixed(1)} MiB at 25% → ${late.toFixed(1)} MiB at the end (max ${Math.max(...rss).toFixed(1)} MiB)`,
+          `server RSS ${early.toFixed(1)} MiB at 25% → ${late.toFixed(1)} MiB at the end (max ${Math.max(...rss).toFixed(1)} MiB); ` +
+          `hostile: ${hostile.abandoned} abandoned requests, ${hostile.stalled} stalled readers, ${hostile.resetStreams} reset HTTP/2 streams`,
       );
       expect(networkErrors).toBe(0);
       expect(total).toBeGreaterThan(100);
@@ -132,7 +199,7 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
     server.stdout!.on('data', (c: Buffer) => (out += c));
     while (!/listening \d+/.test(out)) await new Promise((r) => setTimeout(r, 20));
     const port = Number(/listening (\d+)/.exec(out)![1]);
-    const client = new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS });
+    const client = new Pool(`https://127.0.0.1:${port}`, { connections: CONNECTIONS, connect: tlsOptions() });
     const statuses = new Map<number, number>();
     let failures = 0;
     let resetSent = false;
