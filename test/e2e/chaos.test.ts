@@ -111,7 +111,7 @@ describe(`chaos under load (${SECONDS}s, ${CONNECTIONS} connections)`, () => {
           try {
             const signal = AbortSignal.timeout(5 + Math.floor(Math.random() * 100));
             const res = await quitters.request({ path: '/?abandon', method: 'GET', signal });
-            await res.body.dump({ signal });
+            await res.body.dump({ signal, limit: Number.MAX_SAFE_INTEGER });
           } catch {
             hostile.abandoned++;
           }
