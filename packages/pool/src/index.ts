@@ -54,4 +54,4 @@ export {
   type WorkloadShape,
   type SizingInput,
   type SizingResult,
-} from './sizing.js';
+} from './sizing/index.js';

@@ -21,7 +21,7 @@ import {
   diffCpuSamples,
   ioWaitShare,
   type SizingResult,
-} from '../sizing.js';
+} from '../sizing/index.js';
 import { readRss } from '../supervisor/rss.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { WORKER_STATES, type RecycleReason, type WorkerState } from '../worker/state.js';

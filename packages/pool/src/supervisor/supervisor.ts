@@ -15,7 +15,8 @@ export interface Supervised {
 }
 
 /**
- * watch_tick: ttl, idle_ttl and max_worker_memory. Timers mark; the pool acts: a busy worker is
+ * watch_tick: ttl, idle_ttl and max_worker_memory. (exec_ttl and send_timeout follow each request
+ * and frame, so they are per-request deadlines: exec-deadline.ts.) Timers mark; the pool acts: a busy worker is
  * recycled when released. One exception, memory: a worker seen over max_worker_memory at two ticks
  * in a row during the same request is killed at once (a runaway request would otherwise grow until
  * the machine swaps or the OOM killer picks a process, long before exec_ttl), as RoadRunner's

@@ -36,6 +36,7 @@ import {
   type Frame,
 } from '../protocol/frame.js';
 import { createPipesRelay } from '../relay/pipes.js';
+import { ExecDeadline } from '../supervisor/exec-deadline.js';
 import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
 import { WorkerOutput } from './output.js';
@@ -111,8 +112,8 @@ interface PendingExec {
   resolve: (reply: ExecReply) => void;
   reject: (error: Error) => void;
   stream: ReplyStream | null;
-  timer: NodeJS.Timeout | null;
-  timeoutMs: number;
+  /** exec_ttl for this request (per frame for a stream): the worker's one deadline */
+  deadline: ExecDeadline;
 }
 
 /** Frames after the first of a streamed reply. Destroying it early cancels the stream (STOP frame). */
@@ -172,6 +173,7 @@ export class Worker {
   #cancelTimer: NodeJS.Timeout | null = null;
   #cancelling = false;
   #paused = false;
+  #deadline: ExecDeadline | null = null;
   /** armed while a stream waits for its reader (backpressure): send_timeout */
   #stallTimer: NodeJS.Timeout | null = null;
   #decoder: FrameDecoder | null = null;
@@ -253,9 +255,13 @@ export class Worker {
     this.jobs++;
     this.execStartedAt = Date.now();
     return new Promise<ExecReply>((resolve, reject) => {
-      const exec: PendingExec = { resolve, reject, stream: null, timer: null, timeoutMs: options.timeoutMs };
+      // one deadline per worker (one request at a time), made on its first request
+      this.#deadline ??= new ExecDeadline(options.timeoutMs, () => {
+        if (this.#exec !== null) this.#killOnExecTtl(this.#exec);
+      });
+      const exec: PendingExec = { resolve, reject, stream: null, deadline: this.#deadline };
       this.#exec = exec;
-      this.#armExecTimer(exec);
+      exec.deadline.arm();
       writeFrame(this.#relay!.output, encodeDataFrame(request.flags, request.context, request.body));
     });
   }
@@ -300,14 +306,14 @@ export class Worker {
     }
     if (this.#paused) return;
     this.#relay?.input.resume();
-    if (this.#exec !== null) this.#armExecTimer(this.#exec);
+    if (this.#exec !== null) this.#exec.deadline.arm();
   }
 
   /** The consumer of a stream went away: STOP, then discard until the last frame (§3.6). */
   cancelStream(): void {
     const exec = this.#exec;
     if (exec === null || exec.stream === null || this.#state !== 'working') return;
-    this.#clearExecTimer(exec);
+    exec.deadline.clear();
     this.#clearStallTimer();
     this.#cancelling = true;
     writeFrame(this.#relay!.output, [STOP_STREAM_FRAME]);
@@ -469,7 +475,7 @@ export class Worker {
         : new ChunkedReply(this.pid, frame.flags, frameContext(frame), frameBodyParts(frame), stream),
     );
     if (stream === null) this.#endExec(exec, null);
-    else this.#armExecTimer(exec);
+    else exec.deadline.arm();
   }
 
   #onStreamFrame(exec: PendingExec, stream: ReplyStream, frame: Frame): boolean {
@@ -506,7 +512,7 @@ export class Worker {
       this.#armStallTimer(exec, stream);
       return false;
     }
-    this.#armExecTimer(exec);
+    exec.deadline.arm();
     return true;
   }
 
@@ -536,7 +542,7 @@ export class Worker {
   /** Ends the current execution; the worker is ready again (unless it is leaving). */
   #endExec(exec: PendingExec, error: Error | null): void {
     if (this.#exec !== exec) return;
-    this.#clearExecTimer(exec);
+    exec.deadline.clear();
     this.#clearStallTimer();
     this.#exec = null;
     this.lastUsedAt = Date.now();
@@ -571,21 +577,11 @@ export class Worker {
     this.#stallTimer = null;
   }
 
-  #armExecTimer(exec: PendingExec): void {
-    if (exec.timeoutMs <= 0) return;
-    if (exec.timer !== null) exec.timer.refresh();
-    else exec.timer = setTimeout(() => this.#onExecTimeout(exec), exec.timeoutMs);
-  }
-
-  #clearExecTimer(exec: PendingExec): void {
-    if (exec.timer !== null) clearTimeout(exec.timer);
-    exec.timer = null;
-  }
-
-  #onExecTimeout(exec: PendingExec): void {
+  /** exec_ttl ran out (supervisor/exec-deadline.ts): the worker is killed, its request gets 504. */
+  #killOnExecTtl(exec: PendingExec): void {
     if (this.#exec !== exec) return;
     const error = new ExecTimeoutError(
-      `request exceeded exec_ttl (${exec.timeoutMs}ms${exec.stream !== null ? ' between stream frames' : ''}); worker ${this.pid} was killed`,
+      `request exceeded exec_ttl (${exec.deadline.ms}ms${exec.stream !== null ? ' between stream frames' : ''}); worker ${this.pid} was killed`,
       { pid: this.pid },
     );
     this.#spec.logger.warn({ pid: this.pid, reason: 'exec_ttl' }, error.message);
@@ -614,7 +610,7 @@ export class Worker {
   /** The execution fails with `error` and the worker is leaving service. */
   #failExec(exec: PendingExec, error: Error): void {
     if (this.#exec !== exec) return;
-    this.#clearExecTimer(exec);
+    exec.deadline.clear();
     this.#clearStallTimer();
     this.#exec = null;
     this.busyMs += Date.now() - this.execStartedAt;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nowLmsWorkers, passengerMax } from '../../src/sizing.js';
+import { nowLmsWorkers, passengerMax } from '../../src/sizing/index.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { readMachineLimits } from '../../src/sizing.js';
+import { readMachineLimits } from '../../src/sizing/index.js';
 
 const MiB = 1024 ** 2;
 const KiB = 1024;

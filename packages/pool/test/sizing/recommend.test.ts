@@ -6,7 +6,7 @@ import {
   recommendWorkers,
   type MachineLimits,
   type SizingInput,
-} from '../../src/sizing.js';
+} from '../../src/sizing/index.js';
 
 const MiB = 1024 ** 2;
 const GiB = 1024 ** 3;

@@ -17,7 +17,7 @@ import {
   recommendWorkers,
   type CpuSample,
   type MachineLimits,
-} from '../../src/sizing.js';
+} from '../../src/sizing/index.js';
 import { fixture } from '../php-fixtures.js';
 
 const MiB = 1024 ** 2;

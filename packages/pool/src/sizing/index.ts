@@ -1,14 +1,14 @@
 // Worker sizing: how many workers to run, from measured inputs rather than guesses. Backs
 // `num_workers: auto` (at boot, from one warmed worker) and `warmpool tune` (from a running pool).
 // Pure formulas and recommendation, plus small /proc and cgroup readers that take a root folder.
-export { passengerMax, nowLmsWorkers, PASSENGER_RAM_SHARE } from './sizing/formulas.js';
+export { passengerMax, nowLmsWorkers, PASSENGER_RAM_SHARE } from './formulas.js';
 export {
   readMachineLimits,
   type MachineLimits,
   type MachineLimitsOptions,
   type CpuSource,
   type MemorySource,
-} from './sizing/machine-limits.js';
+} from './machine-limits.js';
 export {
   readWorkerMemory,
   readCpuSample,
@@ -23,7 +23,7 @@ export {
   type CpuWindow,
   type WorkerSnapshot,
   type WorkloadShape,
-} from './sizing/worker-usage.js';
+} from './worker-usage.js';
 export {
   recommendWorkers,
   describeSizing,
@@ -38,4 +38,4 @@ export {
   type BudgetRow,
   type Workload,
   type SizingLimit,
-} from './sizing/recommend.js';
+} from './recommend.js';
