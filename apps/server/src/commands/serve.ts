@@ -32,7 +32,7 @@ import {
 } from '../lifecycle.js';
 import { createLoggers } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
-import { H2C_UNSUPPORTED, loadCredentials, reloadCredentials, type Credentials } from '../tls.js';
+import { H2C_UNSUPPORTED, loadCredentials, reloadCredentials, type Credentials, type TlsFiles } from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -93,9 +93,14 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
 
   // 3. TLS
   let credentials: Credentials | null = null;
-  if (server.http.ssl !== null) {
+  const files = tlsFilesOf(server.http.ssl);
+  if (server.http.ssl !== null && files === null) {
+    out.error('http.ssl.acme: automatic certificates are not wired into serve yet; set http.ssl.cert and key');
+    return EXIT_CONFIG;
+  }
+  if (files !== null) {
     try {
-      credentials = loadCredentials(server.http.ssl);
+      credentials = loadCredentials(files);
     } catch (error) {
       if (!(error instanceof TlsError)) throw error;
       const key =
@@ -116,6 +121,11 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     void state.boot(fds, startedAt);
   });
   return stopped;
+}
+
+/** http.ssl.cert / key, when the file sets them. */
+function tlsFilesOf(ssl: ServerOptions['http']['ssl']): TlsFiles | null {
+  return ssl === null || ssl.cert === null || ssl.key === null ? null : { cert: ssl.cert, key: ssl.key };
 }
 
 /** The listeners a config asks for, in LISTEN_FDS order. */
@@ -320,9 +330,10 @@ class ServerState {
   async #reload(): Promise<string[]> {
     const { server, loggers, loaded } = this.#options;
     const lines: string[] = [];
-    if (this.#built.https !== null && server.http.ssl !== null) {
+    const files = tlsFilesOf(server.http.ssl);
+    if (this.#built.https !== null && files !== null) {
       try {
-        const credentials = reloadCredentials(this.#built.https, server.http.ssl);
+        const credentials = reloadCredentials(this.#built.https, files);
         lines.push(`TLS certificate reloaded: ${credentials.summary}`);
         loggers.root.info({ serial: credentials.serial }, 'TLS certificate reloaded');
       } catch (error) {
