@@ -4,9 +4,11 @@
 // Boot, in order (each step fails with its own exit code, see main.ts):
 // 1. take over sockets handed down with LISTEN_FDS, and drop the variables before any worker starts;
 // 2. load and check the config (every problem at once, with file:line:col) → exit 2;
-// 3. TLS pair (http.ssl) → exit 2 with the line of http.ssl.cert;
+// 3. TLS: the http.ssl pair → exit 2 with the line of http.ssl.cert; http.ssl.acme's stored
+//    certificates (or temporary ones while the CA is asked: no boot waits for a CA);
 // 4. boot each site's pool (progress lines with count and time) → exit 6 (workers) or 2 (an option);
-// 5. listen on every listener → exit 5; then the admin socket; then print where logs go.
+// 5. listen on every listener → exit 5; then ACME orders and renewals start; then the admin socket;
+//    then print where logs go.
 import { performance } from 'node:perf_hooks';
 import { parseDuration, type Pool } from '@warmpool/pool';
 import {
@@ -20,7 +22,9 @@ import {
 } from '@warmpool/config';
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import { SiteSetupError, type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
-import { BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
+import type { Server as HttpServer } from 'node:http';
+import { AutomaticHttps } from '../acme/automatic-https.js';
+import { AcmeStoreError, BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
 import {
   LISTENER_ORDER,
   adoptListenFds,
@@ -32,7 +36,14 @@ import {
 } from '../lifecycle.js';
 import { createLoggers } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
-import { H2C_UNSUPPORTED, loadCredentials, reloadCredentials, type Credentials, type TlsFiles } from '../tls.js';
+import {
+  H2C_UNSUPPORTED,
+  TlsContexts,
+  checkCiphers,
+  loadCredentials,
+  reloadCredentials,
+  type TlsFiles,
+} from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -92,31 +103,57 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   }
 
   // 3. TLS
-  let credentials: Credentials | null = null;
-  const files = tlsFilesOf(server.http.ssl);
-  if (server.http.ssl !== null && files === null) {
-    out.error('http.ssl.acme: automatic certificates are not wired into serve yet; set http.ssl.cert and key');
-    return EXIT_CONFIG;
-  }
-  if (files !== null) {
+  let tls: TlsContexts | null = null;
+  let automatic: AutomaticHttps | null = null;
+  const ssl = server.http.ssl;
+  if (ssl !== null) {
     try {
-      credentials = loadCredentials(files);
+      if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
+      tls = new TlsContexts(ssl.ciphers);
+      const files = tlsFilesOf(ssl);
+      if (files !== null) tls.setDefault(loadCredentials(files));
+      if (ssl.acme !== null) {
+        automatic = new AutomaticHttps({
+          acme: ssl.acme,
+          sites: server.sites,
+          contexts: tls,
+          httpAddress: server.http.address,
+          httpsAddress: ssl.address ?? ':443',
+          out,
+          logger: loggers.root.child({ component: 'acme' }),
+        });
+        await automatic.load();
+      }
     } catch (error) {
-      if (!(error instanceof TlsError)) throw error;
+      if (!(error instanceof TlsError) && !(error instanceof AcmeStoreError)) throw error;
       const key =
-        /private key/.test(error.message) || /key does not belong/.test(error.message)
-          ? 'http.ssl.key'
-          : 'http.ssl.cert';
+        error instanceof AcmeStoreError
+          ? 'http.ssl.acme.certs_dir'
+          : /http\.ssl\.ciphers/.test(error.message)
+            ? 'http.ssl.ciphers'
+            : /private key/.test(error.message) || /key does not belong/.test(error.message)
+              ? 'http.ssl.key'
+              : 'http.ssl.cert';
       const at = loaded.positionOf(key, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
       printConfigError(new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]), out, args.config);
       return EXIT_CONFIG;
     }
   }
 
-  const options: BuildOptions = { loaded, server, loggers, out, credentials };
+  const options: BuildOptions = {
+    loaded,
+    server,
+    loggers,
+    out,
+    tls,
+    ...(automatic === null ? {} : { extraMetrics: () => automatic.metrics() }),
+  };
   const built = buildApp(options);
+  // HTTP-01 answered on the HTTP listener, whether it serves the sites or only redirects
+  const http = built.listeners.find((listener) => listener.name === 'http');
+  if (automatic !== null && http !== undefined) automatic.attachHttp(http.server as HttpServer);
   const stopped = new Promise<number>((resolve) => {
-    const state = new ServerState(args, options, built, resolve);
+    const state = new ServerState(args, options, built, automatic, resolve);
     state.install();
     void state.boot(fds, startedAt);
   });
@@ -146,12 +183,20 @@ class ServerState {
   readonly #args: ServeArgs;
   readonly #options: BuildOptions;
   readonly #built: BuiltApp;
+  readonly #automatic: AutomaticHttps | null;
   readonly #done: (code: number) => void;
 
-  constructor(args: ServeArgs, options: BuildOptions, built: BuiltApp, done: (code: number) => void) {
+  constructor(
+    args: ServeArgs,
+    options: BuildOptions,
+    built: BuiltApp,
+    automatic: AutomaticHttps | null,
+    done: (code: number) => void,
+  ) {
     this.#args = args;
     this.#options = options;
     this.#built = built;
+    this.#automatic = automatic;
     this.#done = done;
   }
 
@@ -197,7 +242,19 @@ class ServerState {
       const what = listener.name === 'status' || listener.name === 'metrics' ? `${listener.name} ` : '';
       out.info(`${what}listening on ${boundUrl(listener)} (${listener.serves}${via})`);
     }
-    if (this.#built.https !== null) out.detail(`TLS: ${this.#options.credentials!.summary}`);
+    const pair = this.#options.tls?.defaultCredentials;
+    if (this.#built.https !== null && pair != null && this.#options.server.http.ssl?.cert != null)
+      out.detail(`TLS: ${pair.summary}`);
+    // ACME: certificates missing from the store are ordered now that the challenges can be answered
+    try {
+      await this.#automatic?.start();
+    } catch (error) {
+      if (!(error instanceof ListenError)) throw error;
+      out.error(error.message);
+      await closeServers([...listeners, ...opsListeners].map((l) => l.server));
+      await app.close().catch(() => {});
+      return this.#finish(EXIT_LISTEN);
+    }
 
     await this.#startAdmin();
     const { server, loggers } = this.#options;
@@ -283,6 +340,7 @@ class ServerState {
     // 3. the plugin marks itself draining, then each pool lets in-flight work finish and stops its workers
     await app.close();
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
+    await this.#automatic?.stop();
     await closeServers(opsListeners.map((l) => l.server));
     await this.#admin?.close();
     this.#removeSignals();
@@ -331,9 +389,9 @@ class ServerState {
     const { server, loggers, loaded } = this.#options;
     const lines: string[] = [];
     const files = tlsFilesOf(server.http.ssl);
-    if (this.#built.https !== null && files !== null) {
+    if (this.#options.tls !== null && files !== null) {
       try {
-        const credentials = reloadCredentials(this.#built.https, files);
+        const credentials = reloadCredentials(this.#options.tls, files);
         lines.push(`TLS certificate reloaded: ${credentials.summary}`);
         loggers.root.info({ serial: credentials.serial }, 'TLS certificate reloaded');
       } catch (error) {
