@@ -5,9 +5,6 @@
 //   automatic one) and one context per name (http.ssl.acme); replacing one (SIGHUP reload, an ACME
 //   renewal) only changes what new handshakes get: connections already open keep theirs. A pair
 //   that does not load (bad PEM, key not matching) leaves the old one in place, and says why;
-// - TLS-ALPN-01 (RFC 8737): a handshake offering only "acme-tls/1" for a name being validated gets
-//   the challenge certificate; ALPN is chosen before the certificate, so the ALPN callback marks
-//   the socket and the SNI callback reads the mark. Other clients never see that certificate;
 // - the plain listener: HTTP/1.1, or a redirect to HTTPS (http.ssl.redirect). Cleartext HTTP/2
 //   (h2c) is not served (see H2C_UNSUPPORTED).
 import { readFileSync } from 'node:fs';
@@ -25,7 +22,7 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
-import { createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { TlsError } from './errors.js';
 
 export type RequestHandler = (
@@ -63,8 +60,6 @@ export const DEFAULT_TLS12_CIPHERS = [
   'ECDHE-ECDSA-CHACHA20-POLY1305',
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
-/** The ALPN protocol of TLS-ALPN-01 validation handshakes (RFC 8737). */
-export const ACME_TLS_ALPN = 'acme-tls/1';
 
 /** Reads and checks a cert/key pair; TlsError names the file and what is wrong. */
 export function loadCredentials(files: TlsFiles): Credentials {
@@ -137,9 +132,6 @@ function describeCertificate(x509: X509Certificate): string {
   return `CN=${cn}${names === '' ? '' : ` (${names})`}, serial ${x509.serialNumber}, expires ${expires}`;
 }
 
-/** Marks a handshake that negotiated acme-tls/1, from the ALPN callback to the SNI callback. */
-const kAcmeTlsAlpn = Symbol('warmpool.acmeTlsAlpn');
-
 /**
  * The certificates an HTTPS server presents: a default pair (clients without SNI, unknown names)
  * and a context per name. Changes apply to new handshakes only. Contexts are built once per pair,
@@ -150,8 +142,6 @@ export class TlsContexts {
   #default: { credentials: Credentials; context: SecureContext } | null = null;
   #byName = new Map<string, { credentials: Credentials; context: SecureContext }>();
   #servers = new Set<Http2SecureServer>();
-  /** TLS-ALPN-01: the challenge context for a name being validated, else null */
-  challengeContext: ((servername: string) => SecureContext | null) | null = null;
 
   constructor(ciphers: string = DEFAULT_TLS12_CIPHERS) {
     this.ciphers = ciphers;
@@ -188,25 +178,9 @@ export class TlsContexts {
     return { cert: credentials.cert, key: credentials.key, minVersion: TLS_MIN_VERSION, ciphers: this.ciphers };
   }
 
-  /** tls SNICallback: `this` is the TLSSocket; its ALPN was chosen already (see kAcmeTlsAlpn). */
-  readonly sniCallback = (socket: TLSSocket, servername: string): SecureContext | undefined => {
-    if ((socket as TLSSocket & { [kAcmeTlsAlpn]?: boolean })[kAcmeTlsAlpn] === true)
-      return this.challengeContext?.(servername) ?? undefined;
-    return (this.#byName.get(servername.toLowerCase()) ?? this.#default)?.context;
-  };
-
-  /**
-   * tls ALPNCallback: h2, else http/1.1 (what allowHTTP1 offers); acme-tls/1 only for a name being
-   * validated, and then the socket is marked so the SNI callback hands it the challenge certificate.
-   */
-  readonly alpnCallback = (socket: TLSSocket, servername: string, protocols: string[]): string | undefined => {
-    if (protocols.includes(ACME_TLS_ALPN) && this.challengeContext?.(servername) != null) {
-      (socket as TLSSocket & { [kAcmeTlsAlpn]?: boolean })[kAcmeTlsAlpn] = true;
-      return ACME_TLS_ALPN;
-    }
-    if (protocols.includes('h2')) return 'h2';
-    if (protocols.includes('http/1.1')) return 'http/1.1';
-    return undefined; // no protocol in common: the handshake fails with no_application_protocol
+  /** tls SNICallback: the name's own context, else the default. */
+  readonly sniCallback = (servername: string, done: (error: Error | null, context?: SecureContext) => void): void => {
+    done(null, (this.#byName.get(servername.toLowerCase()) ?? this.#default)?.context);
   };
 
   /** Keeps `server`'s default context in step with setDefault. */
@@ -235,12 +209,7 @@ export function createHttpsServer(
     {
       allowHTTP1: true,
       ...contexts.secureContextOptions(initial),
-      SNICallback(this: TLSSocket, servername, done) {
-        done(null, contexts.sniCallback(this, servername));
-      },
-      ALPNCallback(this: TLSSocket, { servername, protocols }) {
-        return contexts.alpnCallback(this, servername, protocols);
-      },
+      SNICallback: contexts.sniCallback,
       ...(options.maxConcurrentStreams === undefined
         ? {}
         : { settings: { maxConcurrentStreams: options.maxConcurrentStreams } }),
@@ -248,14 +217,6 @@ export function createHttpsServer(
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );
   contexts.attach(server);
-  // A TLS-ALPN-01 validation: the handshake was all it needed. The HTTP/2 server would otherwise
-  // open an HTTP/2 session on any protocol but http/1.1, so its listener never sees these sockets.
-  const serveConnection = server.listeners('secureConnection') as Array<(socket: TLSSocket) => void>;
-  server.removeAllListeners('secureConnection');
-  server.on('secureConnection', (socket: TLSSocket) => {
-    if (socket.alpnProtocol === ACME_TLS_ALPN) socket.end();
-    else for (const listener of serveConnection) listener.call(server, socket);
-  });
   closeIdleSessions(server);
   return server;
 }

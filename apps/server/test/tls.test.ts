@@ -1,8 +1,7 @@
-// TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone,
-// and the TLS-ALPN-01 certificate only for a handshake that asks for acme-tls/1.
+// TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
 import { once } from 'node:events';
 import type { Http2SecureServer } from 'node:http2';
-import { createSecureContext, connect, type TLSSocket } from 'node:tls';
+import { connect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTemporaryCertificate } from '../src/acme/temporary-certificate.js';
 import { createHttpsServer, credentialsFromPem, TlsContexts, type Credentials } from '../src/tls.js';
@@ -85,29 +84,5 @@ describe('TlsContexts', () => {
     expect(await requestOn(open1)).toBe('HTTP/1.1 200 OK');
     expect(open1.getPeerCertificate().serialNumber).toBe(first.serial);
     open1.end();
-  });
-
-  it('TLS-ALPN-01: the challenge certificate goes only to an acme-tls/1 handshake for a name being validated', async () => {
-    const contexts = new TlsContexts();
-    const site = await pair('a.test');
-    contexts.setDefault(site);
-    const challenge = await pair('a.test');
-    const challengeContext = createSecureContext({ cert: challenge.cert, key: challenge.key });
-    contexts.challengeContext = (name) => (name === 'a.test' ? challengeContext : null);
-    const port = await serve(contexts);
-
-    const validator = await open(port, 'a.test', ['acme-tls/1']);
-    expect(validator.alpnProtocol).toBe('acme-tls/1');
-    expect(validator.getPeerCertificate().serialNumber).toBe(challenge.serial);
-    await once(validator, 'end'); // the server ends it: the handshake was the whole exchange
-    validator.destroy();
-
-    const browser = await open(port, 'a.test', ['h2', 'http/1.1']);
-    expect(browser.alpnProtocol).toBe('h2');
-    expect(browser.getPeerCertificate().serialNumber).toBe(site.serial);
-    browser.destroy();
-
-    // no challenge for that name: acme-tls/1 is not spoken at all
-    await expect(open(port, 'b.test', ['acme-tls/1'])).rejects.toThrow(/no application protocol/i);
   });
 });

@@ -4,25 +4,26 @@
 // Boot (serve.ts):
 // 1. load(): certs_dir is prepared; each certificate is served from the store, or a temporary one
 //    stands in; nothing waits for a CA, so the sites boot and listen at once;
-// 2. attachHttp(): the HTTP listener (serving or redirecting) answers HTTP-01 challenges;
+// 2. attachHttp() / attachHttps(): the HTTP listener (serving or redirecting) answers HTTP-01
+//    challenges, the HTTPS listener TLS-ALPN-01 handshakes;
 // 3. start(), once listening: extra challenge listeners (alt ports), then each certificate's schedule
 //    (missing ones are ordered now, each on its own: one site's failure never holds up another).
 import type { Server as HttpServer } from 'node:http';
 import type { Server as NetServer } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
 import type { Logger } from 'pino';
 import type * as acme from 'acme-client';
 import type { AcmeOptions } from '@warmpool/config';
 import { ListenError } from '../errors.js';
 import { parseAddress } from '../lifecycle.js';
 import type { CliOutput } from '../output.js';
-import { ACME_TLS_ALPN, type TlsContexts } from '../tls.js';
+import type { TlsContexts } from '../tls.js';
 import { ChallengeResponder, createHttpChallengeServer, interceptHttpChallenges } from './challenges.js';
 import { ManagedCertificate, type CertificateReporter, type CertificateStatus } from './managed-certificate.js';
 import { openAccount } from './order.js';
 import { planCertificates, type SiteHosts } from './plan.js';
 import { installProblemRecorder } from './problems.js';
 import { CertificateStore } from './store.js';
+import { createTlsAlpnServer, routeTlsAlpnChallenges } from './tls-alpn.js';
 
 export interface AutomaticHttpsOptions {
   acme: AcmeOptions;
@@ -49,7 +50,6 @@ export class AutomaticHttps {
     const { acme: settings, contexts } = options;
     this.store = new CertificateStore(settings.certs_dir);
     this.responder = new ChallengeResponder(this.store);
-    contexts.challengeContext = this.responder.challengeContext;
     const report = this.#reporter();
     const hasDefault = contexts.defaultCredentials !== null;
     this.certificates = planCertificates(settings.domains, options.sites).map(
@@ -100,6 +100,11 @@ export class AutomaticHttps {
     interceptHttpChallenges(server, this.responder);
   }
 
+  /** Step 2: the HTTPS listener hands TLS-ALPN-01 validation handshakes to the responder. */
+  attachHttps(server: NetServer): void {
+    routeTlsAlpnChallenges(server, this.responder);
+  }
+
   /** Step 3, once the listeners listen: alt-port listeners, then the schedules. Throws ListenError. */
   async start(): Promise<void> {
     const { acme: settings, httpAddress, httpsAddress, out } = this.#options;
@@ -107,18 +112,13 @@ export class AutomaticHttps {
     const https = parseAddress(httpsAddress);
     if (settings.alt_http_port !== undefined && settings.alt_http_port !== http.port)
       await this.#listen(createHttpChallengeServer(this.responder), 'acme http-01', http.host, settings.alt_http_port);
-    if (settings.alt_tlsalpn_port !== undefined && settings.alt_tlsalpn_port !== https.port) {
-      const server = createTlsServer({
-        ALPNProtocols: [ACME_TLS_ALPN],
-        SNICallback: (name, done) => {
-          const context = this.responder.challengeContext(name);
-          done(context === null ? new Error(`no TLS-ALPN-01 challenge for ${name}`) : null, context ?? undefined);
-        },
-      });
-      server.on('secureConnection', (socket) => socket.end());
-      server.on('tlsClientError', () => {});
-      await this.#listen(server, 'acme tls-alpn-01', https.host, settings.alt_tlsalpn_port);
-    }
+    if (settings.alt_tlsalpn_port !== undefined && settings.alt_tlsalpn_port !== https.port)
+      await this.#listen(
+        createTlsAlpnServer(this.responder),
+        'acme tls-alpn-01',
+        https.host,
+        settings.alt_tlsalpn_port,
+      );
     for (const listener of this.#extraListeners) {
       const address = listener.address();
       if (address !== null && typeof address === 'object')

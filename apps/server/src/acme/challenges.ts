@@ -8,15 +8,16 @@
 // reaches) answers a challenge the other one started.
 //
 // TLS-ALPN-01 (RFC 8737): a handshake for <name> offering ALPN "acme-tls/1" must get a self-signed
-// certificate carrying the key authorization's digest; tls.ts asks challengeContext() for it.
+// certificate carrying the key authorization's digest; tls-alpn.ts asks challengeContext() for it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import * as acme from 'acme-client';
 import type { CertificateStore } from './store.js';
+import type { TlsAlpnChallenges } from './tls-alpn.js';
 
 export const HTTP_CHALLENGE_PREFIX = '/.well-known/acme-challenge/';
 
-export class ChallengeResponder {
+export class ChallengeResponder implements TlsAlpnChallenges {
   readonly #store: CertificateStore | null;
   readonly #http = new Map<string, string>();
   readonly #tlsAlpn = new Map<string, SecureContext>();
@@ -45,9 +46,15 @@ export class ChallengeResponder {
     this.#tlsAlpn.delete(domain.toLowerCase());
   }
 
-  /** For tls.ts: the challenge context of a name being validated, else null. */
-  readonly challengeContext = (servername: string): SecureContext | null =>
-    this.#tlsAlpn.get(servername.toLowerCase()) ?? null;
+  /** A TLS-ALPN-01 validation is in progress (new HTTPS connections are looked at first). */
+  pending(): boolean {
+    return this.#tlsAlpn.size > 0;
+  }
+
+  /** The challenge certificate of a name being validated, else null. */
+  challengeContext(servername: string): SecureContext | null {
+    return this.#tlsAlpn.get(servername.toLowerCase()) ?? null;
+  }
 
   /**
    * Answers `req` when it asks for a challenge (true); leaves it alone otherwise (false). A token we

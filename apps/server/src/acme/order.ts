@@ -8,6 +8,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import * as acme from 'acme-client';
 import type { ChallengeResponder } from './challenges.js';
+import { takeProblem } from './problems.js';
 import type { CertificateStore } from './store.js';
 
 export type ChallengeType = 'http-01' | 'tlsalpn-01';
@@ -41,15 +42,28 @@ export function createPrivateKeyPem(): string {
   }) as string;
 }
 
-/** A client for the account of `account.directory`, registered (newAccount finds an existing one). */
+/**
+ * A client for the account of `account.directory`:
+ * 1. the key is certs_dir's (made once per CA; another server sharing the folder may have made it);
+ * 2. an account with that key is looked up (onlyReturnExisting); found, its contact is brought up to
+ *    date when an email is set (acme-client would otherwise send an update without any change, which
+ *    CAs refuse);
+ * 3. not found, it is created, agreeing to the CA's terms of service, as certbot --agree-tos, Caddy
+ *    and RoadRunner do.
+ */
 export async function openAccount(store: CertificateStore, account: AcmeAccount): Promise<acme.Client> {
   const accountKey = await store.accountKey(account.directory, createPrivateKeyPem);
   const client = new acme.Client({ directoryUrl: account.directory, accountKey, ...POLL });
-  // the CA's terms of service are agreed to, as certbot --agree-tos, Caddy and RoadRunner do
-  await client.createAccount({
-    termsOfServiceAgreed: true,
-    ...(account.email === undefined ? {} : { contact: [`mailto:${account.email}`] }),
-  });
+  const contact = account.email === undefined ? undefined : [`mailto:${account.email}`];
+  let existing: Awaited<ReturnType<acme.Client['createAccount']>> | null = null;
+  try {
+    existing = await client.createAccount({ onlyReturnExisting: true });
+  } catch (error) {
+    if (!takeProblem('accountDoesNotExist')) throw error;
+  }
+  if (existing === null) await client.createAccount({ termsOfServiceAgreed: true, ...(contact ? { contact } : {}) });
+  else if (contact !== undefined && JSON.stringify(existing.contact ?? []) !== JSON.stringify(contact))
+    await client.updateAccount({ contact });
   return client;
 }
 

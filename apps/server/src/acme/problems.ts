@@ -70,13 +70,24 @@ export function installProblemRecorder(): void {
 /** Runs one order with its own problem record; returns the record alongside. */
 export async function recordProblems<T>(
   fn: () => Promise<T>,
-): Promise<{ ok: true; value: T } | { ok: false; error: unknown; problems: AcmeProblem[] }> {
+): Promise<{ ok: true; value: T; problems: AcmeProblem[] } | { ok: false; error: unknown; problems: AcmeProblem[] }> {
   const problems: AcmeProblem[] = [];
   try {
-    return { ok: true, value: await recorded.run(problems, fn) };
+    return { ok: true, value: await recorded.run(problems, fn), problems };
   } catch (error) {
     return { ok: false, error, problems };
   }
+}
+
+/**
+ * Whether the running order's last problem is of `type` (the URN's last part); when it is, it is
+ * removed: an expected answer (no account yet for this key) must not explain a later failure.
+ */
+export function takeProblem(type: string): boolean {
+  const problems = recorded.getStore();
+  if (problems?.at(-1)?.type !== `${PREFIX}${type}`) return false;
+  problems.pop();
+  return true;
 }
 
 /** A problem document in a response: an error body, or a challenge/authorization with an `error`. */

@@ -149,9 +149,10 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     ...(automatic === null ? {} : { extraMetrics: () => automatic.metrics() }),
   };
   const built = buildApp(options);
-  // HTTP-01 answered on the HTTP listener, whether it serves the sites or only redirects
+  // ACME challenges: HTTP-01 on the HTTP listener (serving the sites or only redirecting), TLS-ALPN-01 on HTTPS
   const http = built.listeners.find((listener) => listener.name === 'http');
   if (automatic !== null && http !== undefined) automatic.attachHttp(http.server as HttpServer);
+  if (automatic !== null && built.https !== null) automatic.attachHttps(built.https);
   const stopped = new Promise<number>((resolve) => {
     const state = new ServerState(args, options, built, automatic, resolve);
     state.install();
