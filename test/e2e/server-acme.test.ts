@@ -1,7 +1,7 @@
 // Automatic HTTPS against a real ACME CA (pebble, on this machine): `warmpool serve` with
 // http.ssl.acme gets one certificate per site by HTTP-01 on its redirect-only HTTP listener, serves
 // them by SNI, keeps keys 0600, reuses them after a restart without ordering, reports a name the CA
-// cannot reach while the other sites serve.
+// cannot reach while the other sites serve, and tells `warmpool cert status` and /metrics.
 import { request as httpRequest } from 'node:http';
 import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { connect as connectTls, type PeerCertificate } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { hasPebble, startPebble, type Pebble } from '../helpers/pebble.js';
-import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 
 const available = await hasPebble();
 const DEADLINE_MS = 45_000;
@@ -143,7 +143,7 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
   });
 
   it('a name the CA cannot reach: a clear error naming it and what to do; its site keeps the temporary certificate; the others serve', async () => {
-    await server.waitFor(/certificate unreachable\.test: unreachable\.test: the CA could not connect/, DEADLINE_MS);
+    await server.waitFor(/certificate unreachable\.test: the CA could not connect/, DEADLINE_MS);
     const line = (server.stdout + server.stderr).split('\n').find((l) => l.includes('the CA could not connect'))!;
     expect(line).toContain('Open port 80 to the internet');
     expect(line).toContain('check that the DNS of unreachable.test points at this server');
@@ -156,6 +156,36 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect(temporary.cert.subject.O).toBe('warmpool temporary certificate (waiting for the CA)');
     expect(temporary.cert.subjectaltname).toBe('DNS:unreachable.test');
     expect((await get(ports.https, 'a.test', '/still', root)).status).toBe('HTTP/1.1 200 OK');
+  });
+
+  it("`warmpool cert status` lists each certificate through the admin socket; /metrics has each name's expiry", async () => {
+    const socket = join(dir, 'admin.sock');
+    const text = await runCli(['cert', 'status', '--socket', socket]);
+    // one name still fails: exit 1, so a cron job or a health check notices
+    expect(text.code).toBe(1);
+    const rows = text.stdout.split('\n');
+    expect(rows.find((r) => r.includes('a.test, www.a.test'))).toMatch(
+      /a\.test, www\.a\.test\s+valid\s+CN=Pebble Intermediate CA \w+\s+\d{4}-\d\d-\d\d \d\d:\d\dZ\s+\d{4}-\d\d-\d\d \d\d:\d\dZ/,
+    );
+    expect(rows.find((r) => r.includes('unreachable.test'))).toMatch(/unreachable\.test\s+temporary\s+-\s+-\s+\d{4}-/);
+    expect(text.stdout + text.stderr).toMatch(
+      /unreachable\.test: the CA could not connect.*\[WP_SERVER_ACME_UNREACHABLE\]/,
+    );
+
+    const json = await runCli(['cert', 'status', '--socket', socket, '--json']);
+    const data = JSON.parse(json.stdout) as { automatic: boolean; certificates: Array<Record<string, unknown>> };
+    expect(data.automatic).toBe(true);
+    const a = data.certificates.find((c) => c.name === 'a.test')!;
+    expect(a).toMatchObject({ domains: ['a.test', 'www.a.test'], state: 'valid', lastError: null });
+    expect(Date.parse(a.nextRenewal as string)).toBeLessThan(Date.parse(a.notAfter as string));
+    expect(Date.parse(a.nextRenewal as string)).toBeGreaterThan(Date.now());
+
+    const metrics = await plainGet(ports.metrics, 'localhost', '/metrics');
+    expect(metrics.body).toContain('# TYPE warmpool_cert_expiry_seconds gauge');
+    const expiry = Number(/^warmpool_cert_expiry_seconds\{domain="www\.a\.test"\} (\d+)$/m.exec(metrics.body)?.[1]);
+    expect(expiry).toBeGreaterThan(0);
+    expect(expiry).toBeLessThanOrEqual((Date.parse(a.notAfter as string) - Date.now()) / 1000 + 60);
+    expect(metrics.body).not.toContain('domain="unreachable.test"');
   });
 
   it('keeps the keys 0600 in certs_dir', async () => {
@@ -183,7 +213,7 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect((await handshake(ports.https, 'a.test', root)).cert.serialNumber).toBe(before.a);
     expect((await handshake(ports.https, 'b.test', root)).cert.serialNumber).toBe(before.b);
     // the one without a certificate is tried again; the stored ones are not ordered
-    await server.waitFor(/certificate unreachable\.test: unreachable\.test: the CA could not connect/, DEADLINE_MS);
+    await server.waitFor(/certificate unreachable\.test: the CA could not connect/, DEADLINE_MS);
     expect(server.stdout).not.toMatch(/certificate (a|b)\.test: (ordering|renewing)/);
     expect(pebble.issued()).toBe(issued);
   });

@@ -21,7 +21,8 @@ import { callAt, isDue, renewalTime, retryDelay, type Lifetime } from './renewal
 import type { CertificateStore, StoredCertificate } from './store.js';
 import { createTemporaryCertificate } from './temporary-certificate.js';
 
-export type CertificateState = 'valid' | 'temporary' | 'ordering' | 'renewing' | 'waiting';
+/** valid | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
+export type CertificateState = 'valid' | 'temporary' | 'ordering' | 'renewing' | 'waiting' | 'file';
 
 /** One line of `warmpool cert status` (the admin socket's `certs` answer). */
 export interface CertificateStatus {
@@ -335,9 +336,10 @@ export class ManagedCertificate {
       served === null || served.temporary
         ? 'the temporary self-signed certificate stays until then'
         : `the current certificate stays (it expires ${new Date(served.lifetime.notAfter).toISOString()})`;
+    const about = message.startsWith(`${this.name}: `) ? message : `${this.name}: ${message}`;
     this.#deps.report.error(
       'acme order failed',
-      `certificate ${this.name}: ${message} [${code}]; next attempt at ${new Date(at).toISOString()}, ${keeping}`,
+      `certificate ${about} [${code}]; next attempt at ${new Date(at).toISOString()}, ${keeping}`,
       {
         certificate: this.name,
         code,
@@ -364,6 +366,21 @@ export class ManagedCertificate {
     if (lifetime.notAfter <= this.#now()) return null;
     return { credentials, temporary: false, lifetime, issuer: issuerOf(credentials.x509) };
   }
+}
+
+/** The status line of http.ssl.cert (served to names without an automatic certificate). */
+export function fileCertificateStatus(credentials: Credentials, file: string): CertificateStatus {
+  return {
+    name: file,
+    domains: sanNames(credentials.x509),
+    state: 'file',
+    issuer: issuerOf(credentials.x509),
+    serial: credentials.serial,
+    notAfter: new Date(lifetimeOf(credentials.x509).notAfter).toISOString(),
+    nextRenewal: null,
+    lastError: null,
+    nextAttempt: null,
+  };
 }
 
 function lifetimeOf(x509: X509Certificate): Lifetime {

@@ -24,6 +24,8 @@ import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin
 import { SiteSetupError, type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
 import type { Server as HttpServer } from 'node:http';
 import { AutomaticHttps } from '../acme/automatic-https.js';
+import { fileCertificateStatus } from '../acme/managed-certificate.js';
+import type { CertsData } from '../admin/protocol.js';
 import { AcmeStoreError, BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
 import {
   LISTENER_ORDER,
@@ -294,7 +296,10 @@ class ServerState {
     try {
       this.#admin = await startAdminServer(
         server.admin.socket,
-        createPoolHandlers(() => this.#built.pools, { reload: () => this.#reload() }),
+        createPoolHandlers(() => this.#built.pools, {
+          reload: () => this.#reload(),
+          certificates: () => this.#certificates(),
+        }),
         loggers.root,
       );
       this.#out.info(`admin socket ${server.admin.socket} (warmpool workers | reset | tune)`);
@@ -307,6 +312,20 @@ class ServerState {
           `no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`,
         );
     }
+  }
+
+  /** `warmpool cert status`: http.ssl.cert's pair (when set), then the automatic certificates. */
+  #certificates(): CertsData {
+    const { tls, server } = this.#options;
+    const file = server.http.ssl?.cert ?? null;
+    const pair = file === null ? null : (tls?.defaultCredentials ?? null);
+    return {
+      automatic: this.#automatic !== null,
+      certificates: [
+        ...(pair === null || file === null ? [] : [fileCertificateStatus(pair, file)]),
+        ...(this.#automatic?.status() ?? []),
+      ],
+    };
   }
 
   async #drain(signal: NodeJS.Signals): Promise<void> {
