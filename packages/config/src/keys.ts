@@ -339,9 +339,9 @@ const TOP: Entry[] = [
     pattern: DOMAIN,
     hint: 'a DNS name like "example.com" (no wildcard: HTTP-01 and TLS-ALPN-01 cannot prove "*.example.com")',
   }),
-  wp('http.ssl.acme.directory', 'string', 'directory URL of another RFC 8555 CA (ZeroSSL, step-ca, a private CA)', {
+  wp('http.ssl.acme.directory', 'string', 'directory URL of another RFC 8555 CA (step-ca, a private CA, Buypass)', {
     pattern: /^https?:\/\/[^\s/?#]+(\/\S*)?$/,
-    hint: 'the CA\'s directory URL, e.g. "https://acme.zerossl.com/v2/DV90"',
+    hint: 'the CA\'s directory URL, e.g. "https://ca.internal:9000/acme/acme/directory"',
   }),
 
   rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),
