@@ -188,6 +188,25 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect(metrics.body).not.toContain('domain="unreachable.test"');
   });
 
+  it('`warmpool config check` shows the CA, certs_dir and the certificates it will ask for (one per site)', async () => {
+    const result = await runCli(['config', 'check', '-c', config, '--json']);
+    expect(result.code).toBe(0);
+    const https = (JSON.parse(result.stdout) as { listeners: { https: Record<string, unknown> } }).listeners.https;
+    expect(https.tls12_ciphers).toMatch(/^ECDHE-ECDSA-AES128-GCM-SHA256:/);
+    expect(https.acme).toEqual({
+      directory: pebble.directory,
+      staging: false,
+      certs_dir: join(dir, 'certs'),
+      email: 'ops@example.com',
+      challenge_type: 'http-01',
+      certificates: [
+        { name: 'a.test', domains: ['a.test', 'www.a.test'] },
+        { name: 'b.test', domains: ['b.test'] },
+        { name: 'unreachable.test', domains: ['unreachable.test'] },
+      ],
+    });
+  });
+
   it('keeps the keys 0600 in certs_dir', async () => {
     const certificates = join(dir, 'certs', 'certificates');
     expect((await readdir(certificates)).sort()).toEqual(['a.test', 'b.test', 'unreachable.test']);
