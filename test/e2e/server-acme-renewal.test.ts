@@ -172,3 +172,24 @@ describe.skipIf(!available)('automatic HTTPS: two servers sharing certs_dir (blu
     await Promise.all(servers.map((s) => s.stop()));
   }, 60_000);
 });
+
+describe.skipIf(!available)('automatic HTTPS: a RoadRunner-style config', () => {
+  it('answers HTTP-01 on alt_http_port (a port forward from 80) and ignores cert/key with acme, as RoadRunner', async () => {
+    const ports = { http: await freePort(), https: await freePort(), alt: await freePort() };
+    const pebble = await startPebble({ httpPort: ports.alt, tlsPort: await freePort() });
+    pebbles.push(pebble);
+    const acme =
+      `      certs_dir: ${join(dir, 'rr-certs')}\n      email: you@example.com\n      alt_http_port: ${ports.alt}\n` +
+      `      challenge_type: http-01\n      directory: ${pebble.directory}\n      domains: [rr.test]\n` +
+      `    cert: /ssl/server.crt\n    key: /ssl/server.key\n`;
+    const server = startServer(['serve', '-c', await serverConfig('rr', ports, acme, ['rr.test'])], {
+      env: { NODE_EXTRA_CA_CERTS: pebble.caFile },
+    });
+    await server.ready();
+    expect(server.stderr).toMatch(/http\.ssl\.cert: ignored: http\.ssl\.acme provides the certificates/);
+    expect(server.stdout).toContain(`ACME challenges also answered on port ${ports.alt} (alt port)`);
+    await server.waitFor(/certificate rr\.test issued: /, DEADLINE_MS);
+    expect(await servedSerial(ports.https, 'rr.test', await pebble.root())).toMatch(/^[0-9A-F]+$/);
+    await server.stop();
+  }, 60_000);
+});

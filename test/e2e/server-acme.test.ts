@@ -237,3 +237,27 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect(pebble.issued()).toBe(issued);
   });
 });
+
+describe('automatic HTTPS: a certs_dir that cannot be written', () => {
+  it('stops the start with exit 2 at the line of certs_dir, saying what to do', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'wp-acme-store-'));
+    try {
+      const blocker = join(work, 'not-a-folder');
+      await writeFile(blocker, 'a file where certs_dir wants a folder');
+      const file = join(work, 'warmpool.yaml');
+      await writeFile(
+        file,
+        `http:\n  address: 127.0.0.1:${await freePort()}\n  ssl:\n    address: 127.0.0.1:${await freePort()}\n` +
+          `    acme:\n      certs_dir: ${join(blocker, 'acme')}\n      domains: [x.test]\n` +
+          `server:\n  command: php ${FIXTURES}/php/echo.php\nadmin:\n  socket: ${join(work, 'admin.sock')}\n`,
+      );
+      const result = await runCli(['serve', '-c', file]);
+      expect(result.code).toBe(2);
+      expect(result.stderr + result.stdout).toMatch(
+        /warmpool\.yaml:6:\d+ http\.ssl\.acme\.certs_dir: cannot create .*not-a-folder\/acme: a file is in the way of a folder/,
+      );
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
+  });
+});

@@ -289,15 +289,10 @@ const TOP: Entry[] = [
     default: ':443',
   }),
   rr('http.ssl.redirect', 'boolean', 'answer plain-HTTP requests with a redirect to HTTPS', { default: false }),
-  rr(
-    'http.ssl.cert',
-    'string',
-    'certificate chain file (PEM); with acme, the certificate of names acme does not cover',
-    {
-      required: true,
-      requiredUnless: 'acme',
-    },
-  ),
+  rr('http.ssl.cert', 'string', 'certificate chain file (PEM); ignored with acme, as in RoadRunner', {
+    required: true,
+    requiredUnless: 'acme',
+  }),
   rr('http.ssl.key', 'string', 'private key file (PEM) of http.ssl.cert', { required: true, requiredUnless: 'acme' }),
   wp(
     'http.ssl.ciphers',

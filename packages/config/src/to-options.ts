@@ -61,10 +61,12 @@ export const DEFAULT_ACME_CERTS_DIR = 'rr_le_certs';
 
 /** http.ssl with its paths resolved. */
 export interface SslOptions extends Omit<SslConfig, 'acme' | 'cert' | 'key'> {
-  /** both or neither; neither only with acme */
+  /** the pair's files; null with acme */
   cert: string | null;
   key: string | null;
   acme: AcmeOptions | null;
+  /** keys the file sets that have no effect (cert / key with acme), with the reason (printed as warnings) */
+  ignored: Array<{ key: string; reason: string }>;
 }
 
 /** http.ssl.acme, decided: where, which CA, which names. */
@@ -165,13 +167,27 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
   };
 }
 
+/** With acme, cert and key are ignored, as RoadRunner ignores them (its sample .rr.yaml sets all three). */
 function sslOptions(ssl: SslConfig, sites: SiteOptions[], baseDir: string): SslOptions {
   const { acme, cert, key, ...rest } = ssl;
+  if (acme !== undefined) {
+    const reason = 'http.ssl.acme provides the certificates (RoadRunner ignores cert and key with acme too)';
+    return {
+      ...rest,
+      cert: null,
+      key: null,
+      acme: acmeOptions(acme, sites, baseDir),
+      ignored: [cert === undefined ? [] : ['http.ssl.cert'], key === undefined ? [] : ['http.ssl.key']]
+        .flat()
+        .map((name) => ({ key: name, reason })),
+    };
+  }
   return {
     ...rest,
     cert: cert === undefined ? null : resolve(baseDir, cert),
     key: key === undefined ? null : resolve(baseDir, key),
-    acme: acme === undefined ? null : acmeOptions(acme, sites, baseDir),
+    acme: null,
+    ignored: [],
   };
 }
 
@@ -203,19 +219,9 @@ function unique(names: string[]): string[] {
   return [...new Set(names)];
 }
 
-/** cert and key go together; acme needs names to ask for. */
+/** acme needs names to ask for (without acme, validate.ts requires cert and key). */
 function checkSsl(loaded: LoadedConfig, ssl: SslConfig, sites: SiteOptions[]): LocatedConfigError[] {
   const errors: LocatedConfigError[] = [];
-  if ((ssl.cert === undefined) !== (ssl.key === undefined)) {
-    const missing = ssl.cert === undefined ? 'http.ssl.cert' : 'http.ssl.key';
-    errors.push(
-      locatedError(
-        loaded,
-        [ssl.cert === undefined ? 'http.ssl.key' : 'http.ssl.cert'],
-        `needs ${missing} too: a certificate and its key go together (or remove it: http.ssl.acme gets certificates by itself)`,
-      ),
-    );
-  }
   if (ssl.acme !== undefined && ssl.acme.domains === undefined) {
     if (!sites.some((site) => (site.hosts ?? []).some(isValidatableName)))
       errors.push(

@@ -48,11 +48,8 @@ describe('toServerOptions', () => {
     expect(site.gzip).toBe(true);
     expect(site.headers?.response).toEqual({ 'X-Powered-By': 'RoadRunner' });
     expect(site.ignored.map((i) => i.key)).toEqual(['http.static.request', 'http.static.response']);
-    expect(server.http.ssl).toMatchObject({
-      address: '127.0.0.1:443',
-      cert: '/ssl/server.crt',
-      key: '/ssl/server.key',
-    });
+    // the sample sets acme, so its cert and key are ignored (see http.ssl.acme below)
+    expect(server.http.ssl).toMatchObject({ address: '127.0.0.1:443', cert: null, key: null });
     expect(server.status?.address).toBe('127.0.0.1:2114');
     expect(server.admin).toEqual({ socket: DEFAULT_ADMIN_SOCKET, explicit: false });
   });
@@ -222,7 +219,15 @@ sites:
     expect(errors[0]!.reason).toMatch(/^is required \(or set http\.ssl\.acme\): certificate chain file/);
   });
 
-  it('refuses acme without names, a cert without its key, wildcard domains: each at its line', () => {
+  it('with acme, cert and key are ignored (as RoadRunner does), and said so', async () => {
+    const loaded = await loadConfigFile(fixture('rr-sample.rr.yaml'), { env: {} });
+    const ssl = toServerOptions(loaded, { baseDir: '/srv/app' }).http.ssl!;
+    expect(ssl).toMatchObject({ cert: null, key: null });
+    expect(ssl.ignored.map((i) => i.key)).toEqual(['http.ssl.cert', 'http.ssl.key']);
+    expect(ssl.ignored[0]!.reason).toContain('RoadRunner ignores cert and key with acme too');
+  });
+
+  it('refuses acme without names, wildcard domains: each at its line', () => {
     const failures = (text: string): string[] => {
       try {
         toServerOptions(parse(text));
@@ -234,7 +239,6 @@ sites:
     expect(
       failures('server: { command: php w.php }\nhttp:\n  address: :80\n  ssl:\n    cert: a.pem\n    acme: {}\n'),
     ).toEqual([
-      expect.stringMatching(/^5 http\.ssl\.cert: needs http\.ssl\.key too/),
       expect.stringMatching(
         /^6 http\.ssl\.acme: has no names to get certificates for: list them in http\.ssl\.acme\.domains/,
       ),

@@ -105,20 +105,18 @@ export class AutomaticHttps {
     routeTlsAlpnChallenges(server, this.responder);
   }
 
-  /** Step 3, once the listeners listen: alt-port listeners, then the schedules. Throws ListenError. */
+  /**
+   * Step 3, once the listeners listen: alt-port listeners (on every interface, where a port forward
+   * or the CA reaches them, as RoadRunner's), then the schedules. Throws ListenError.
+   */
   async start(): Promise<void> {
     const { acme: settings, httpAddress, httpsAddress, out } = this.#options;
     const http = parseAddress(httpAddress);
     const https = parseAddress(httpsAddress);
     if (settings.alt_http_port !== undefined && settings.alt_http_port !== http.port)
-      await this.#listen(createHttpChallengeServer(this.responder), 'acme http-01', http.host, settings.alt_http_port);
+      await this.#listen(createHttpChallengeServer(this.responder), 'alt_http_port', settings.alt_http_port);
     if (settings.alt_tlsalpn_port !== undefined && settings.alt_tlsalpn_port !== https.port)
-      await this.#listen(
-        createTlsAlpnServer(this.responder),
-        'acme tls-alpn-01',
-        https.host,
-        settings.alt_tlsalpn_port,
-      );
+      await this.#listen(createTlsAlpnServer(this.responder), 'alt_tlsalpn_port', settings.alt_tlsalpn_port);
     for (const listener of this.#extraListeners) {
       const address = listener.address();
       if (address !== null && typeof address === 'object')
@@ -154,10 +152,10 @@ export class AutomaticHttps {
     );
   }
 
-  async #listen(server: NetServer, name: string, host: string | undefined, port: number): Promise<void> {
+  async #listen(server: NetServer, key: 'alt_http_port' | 'alt_tlsalpn_port', port: number): Promise<void> {
     await new Promise<void>((resolve, reject) => {
-      server.once('error', (error) => reject(new ListenError(name, `${host ?? ''}:${port}`, error)));
-      server.listen(host === undefined ? { port } : { host, port }, () => resolve());
+      server.once('error', (error) => reject(new ListenError(`http.ssl.acme.${key}`, `:${port}`, error)));
+      server.listen({ port }, () => resolve());
     });
     this.#extraListeners.push(server);
   }

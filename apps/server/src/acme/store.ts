@@ -244,6 +244,8 @@ function storeError(what: string, error: unknown): AcmeStoreError {
         ? 'read-only filesystem: point http.ssl.acme.certs_dir at a writable folder (e.g. /var/lib/warmpool/acme)'
         : code === 'ENOSPC'
           ? 'no space left on the device'
-          : (error as Error).message;
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? 'a file is in the way of a folder: point http.ssl.acme.certs_dir at a folder (e.g. /var/lib/warmpool/acme)'
+            : (error as Error).message;
   return new AcmeStoreError(`cannot ${what}: ${why}`, error);
 }

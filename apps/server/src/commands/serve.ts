@@ -80,6 +80,10 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     }
   }
 
+  for (const { key, reason } of server.http.ssl?.ignored ?? []) {
+    const at = loaded.positionOf(key) ?? { file: loaded.file, line: 1, col: 1 };
+    out.warn(`${at.file}:${at.line}:${at.col} ${key}: ignored: ${reason}`);
+  }
   if (server.http.http2?.h2c === true) {
     const at = loaded.positionOf('http.http2.h2c') ?? { file: loaded.file, line: 1, col: 1 };
     out.warn(`${at.file}:${at.line}:${at.col} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
@@ -343,8 +347,9 @@ class ServerState {
       `${signal}: draining — ${plural(tracker.busy, 'request')} in flight; no new connections, then the workers stop`,
     );
     this.#options.loggers.root.info({ signal }, 'draining');
-    // 1. /ready answers 503 on the status listener from now on
+    // 1. /ready answers 503 on the status listener from now on; no ACME order or renewal starts
     draining.value = true;
+    await this.#automatic?.stop();
     // 2. stop accepting; busy keep-alive connections end after their reply, idle ones after a short grace
     const closed = closeServers(
       listeners.map((l) => l.server),
@@ -360,7 +365,6 @@ class ServerState {
     // 3. the plugin marks itself draining, then each pool lets in-flight work finish and stops its workers
     await app.close();
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
-    await this.#automatic?.stop();
     await closeServers(opsListeners.map((l) => l.server));
     await this.#admin?.close();
     this.#removeSignals();
