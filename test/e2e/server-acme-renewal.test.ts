@@ -3,9 +3,9 @@
 //   (at two thirds) swaps the certificate while connections opened before it keep working;
 // - two servers sharing certs_dir (a blue-green pair) order a certificate once, and both serve it.
 import { connect as connectH2, type ClientHttp2Session } from 'node:http2';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, rm, unlink, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
@@ -147,7 +147,13 @@ describe.skipIf(!available)('automatic HTTPS: two servers sharing certs_dir (blu
     const pebble = await startPebble({ httpPort: blue.http, tlsPort: blue.https });
     pebbles.push(pebble);
     const root = await pebble.root();
-    const acme = `      certs_dir: ${join(dir, 'shared-certs')}\n      directory: ${pebble.directory}\n`;
+    const certs = join(dir, 'shared-certs');
+    // The test holds the order lock (as a live process would) until both servers listen, so neither
+    // can order before the other one could answer the CA; then both race for it.
+    const lock = join(certs, 'certificates', 'd.test', 'order.lock');
+    await mkdir(dirname(lock), { recursive: true });
+    await writeFile(lock, JSON.stringify({ pid: process.pid, host: hostname(), since: new Date().toISOString() }));
+    const acme = `      certs_dir: ${certs}\n      directory: ${pebble.directory}\n`;
     const servers: RunningServer[] = [
       startServer(['serve', '-c', await serverConfig('blue', blue, acme, ['d.test'])], {
         env: { NODE_EXTRA_CA_CERTS: pebble.caFile },
@@ -157,20 +163,18 @@ describe.skipIf(!available)('automatic HTTPS: two servers sharing certs_dir (blu
       }),
     ];
     await Promise.all(
-      servers.map((s) =>
-        s.waitFor(
-          /certificate d\.test (issued|taken from certs_dir)|certificate d\.test: stored one in use/,
-          DEADLINE_MS,
-        ),
-      ),
+      servers.map((s) => s.waitFor(/certificate d\.test: warmpool pid \d+ on .* is ordering it/, DEADLINE_MS)),
     );
+    await unlink(lock);
+    await Promise.all(servers.map((s) => s.waitFor(/certificate d\.test (issued|taken from certs_dir)/, DEADLINE_MS)));
     const output = servers.map((s) => s.stdout).join('\n');
     expect(output.match(/certificate d\.test: ordering for/g)).toHaveLength(1);
+    expect(output.match(/certificate d\.test taken from certs_dir/g)).toHaveLength(1);
     expect(pebble.issued()).toBe(1);
     const serials = await Promise.all([blue, green].map((ports) => servedSerial(ports.https, 'd.test', root)));
     expect(serials[0]).toBe(serials[1]);
     await Promise.all(servers.map((s) => s.stop()));
-  }, 60_000);
+  }, 90_000);
 });
 
 describe.skipIf(!available)('automatic HTTPS: a RoadRunner-style config', () => {
