@@ -16,6 +16,8 @@ php -m 2>/dev/null | grep -qix 'mbstring' || need+=(php-mbstring)
 [ -f /usr/share/php/Nyholm/Psr7/autoload.php ] || need+=(php-nyholm-psr7)
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v pebble >/dev/null 2>&1 || need+=(pebble) # the ACME test CA of the automatic-HTTPS tests
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -qq

@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { hasPebble, startPebble } from '../helpers/pebble.js';
 import { isAlive } from '../helpers/php.js';
 import { FIXTURES, RunningServer, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -27,6 +28,7 @@ const INPUTS = [
 ];
 const PACKAGE_VERSION = (JSON.parse(await readFile(join(APP, 'package.json'), 'utf8')) as { version: string }).version;
 const run = promisify(execFile);
+const pebbleInstalled = await hasPebble();
 
 async function newestMtime(path: string): Promise<number> {
   const info = await stat(path);
@@ -210,4 +212,31 @@ describe('the warmpool binary', () => {
     }
     expect((await server.stop()).code).toBe(0);
   });
+
+  it.skipIf(!pebbleInstalled)(
+    '`./warmpool serve` gets its certificate from an ACME CA (pebble): the ACME client and X.509 code are in the binary',
+    async () => {
+      const ports = { http: await freePort(), https: await freePort() };
+      const pebble = await startPebble({ httpPort: ports.http, tlsPort: ports.https });
+      const work = await mkdtemp(join(tmpdir(), 'wp-binary-acme-'));
+      try {
+        const config = join(work, 'acme.yaml');
+        await writeFile(
+          config,
+          `server:\n  command: php ${FIXTURES}/php/echo.php\nhttp:\n  address: 127.0.0.1:${ports.http}\n  pool: { num_workers: 1 }\n` +
+            `  ssl:\n    address: 127.0.0.1:${ports.https}\n    acme:\n      certs_dir: ${join(work, 'certs')}\n` +
+            `      directory: ${pebble.directory}\n      domains: [bin.test]\nadmin:\n  socket: ${join(work, 'admin.sock')}\n`,
+        );
+        const server = startBinary(['serve', '-c', config], { NODE_EXTRA_CA_CERTS: pebble.caFile });
+        await server.waitFor('a temporary self-signed one is served', 15_000);
+        await server.waitFor(/certificate bin\.test issued: /, 45_000);
+        expect(pebble.issued()).toBe(1);
+        expect((await server.stop()).code).toBe(0);
+      } finally {
+        await pebble.stop();
+        await rm(work, { recursive: true, force: true });
+      }
+    },
+    60_000,
+  );
 });

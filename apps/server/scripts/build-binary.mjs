@@ -20,7 +20,8 @@
 //   import.meta.url is inlined at build time (`readFileSync(new URL('x.json', import.meta.url))`).
 // - any other use of import.meta would be silently empty in CommonJS: esbuild's warning is made an
 //   error, so such code fails this build instead of the binary.
-// Optional native add-ons that dependencies try to require (ws: bufferutil, utf-8-validate) are
+// Optional modules that dependencies try to require (ws: the native add-ons bufferutil and
+// utf-8-validate; debug, under acme-client: supports-color) are
 // bundled as modules that throw MODULE_NOT_FOUND, which is what those try/catch blocks expect; left
 // as require() calls they would make the SEA print a warning on every start. Any other module left
 // outside the bundle fails the build: the binary could not load it.
@@ -97,8 +98,8 @@ function esmToSeaPlugin() {
   };
 }
 
-/** Optional add-ons, required inside try/catch by dependencies; never in the binary. */
-const OPTIONAL_ADDONS = ['bufferutil', 'utf-8-validate'];
+/** Optional modules, required inside try/catch by dependencies; never in the binary. */
+const OPTIONAL_ADDONS = ['bufferutil', 'utf-8-validate', 'supports-color'];
 
 function missingOptionalPlugin() {
   const filter = new RegExp(`^(${OPTIONAL_ADDONS.join('|')})$`);

@@ -41,8 +41,8 @@ import {
   createHttpsServer,
   createPlainServer,
   createRedirectServer,
-  type Credentials,
   type RequestHandler,
+  type TlsContexts,
 } from './tls.js';
 
 /** Typed as Fastify's default HTTP/1 instance (the plugins are); HTTP/2 requests use the same API. */
@@ -53,8 +53,10 @@ export interface BuildOptions {
   server: ServerOptions;
   loggers: Loggers;
   out: CliOutput;
-  /** the HTTPS pair when http.ssl is set */
-  credentials: Credentials | null;
+  /** the HTTPS certificates (by name) when http.ssl is set */
+  tls: TlsContexts | null;
+  /** more Prometheus lines for /metrics (the certificates' expiry) */
+  extraMetrics?: () => string;
 }
 
 export interface BuiltApp {
@@ -85,7 +87,7 @@ export class SiteSetupError extends Error {
 }
 
 export function buildApp(options: BuildOptions): BuiltApp {
-  const { server, loggers, credentials } = options;
+  const { server, loggers, tls } = options;
   const router = createSiteRouter(
     server.sites.filter((s) => s.hosts !== null).map((s) => ({ name: s.name, hosts: s.hosts! })),
   );
@@ -103,7 +105,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     const ssl = server.http.ssl;
     if (ssl !== null) {
       https = createHttpsServer(
-        credentials!,
+        tls!,
         handler,
         server.http.http2?.max_concurrent_streams === undefined
           ? {}
@@ -195,7 +197,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const opsListeners = buildOpsListeners(server, {
     pools: () => pools,
     draining: () => draining.value,
-    render: metricsPath === null ? null : () => renderMetrics(app, server.sites, token, metricsPath),
+    render:
+      metricsPath === null
+        ? null
+        : async () => (await renderMetrics(app, server.sites, token, metricsPath)) + (options.extraMetrics?.() ?? ''),
   });
 
   return { app, pools, listeners, opsListeners, https, tracker, draining, router };

@@ -60,6 +60,70 @@ export class ListenFdsError extends WarmpoolError<'WP_SERVER_LISTEN_FDS'> {
   }
 }
 
+// ---- automatic HTTPS (http.ssl.acme): each says what to do ----
+
+/** What an ACME failure is about, for logs and `warmpool cert status`. */
+export interface AcmeErrorDetails {
+  [key: string]: unknown;
+  /** the certificate (its first name) */
+  certificate?: string;
+  /** the name the CA failed on */
+  domain?: string;
+  /** the CA's problem type, e.g. urn:ietf:params:acme:error:connection */
+  problem?: string;
+  /** when to try again, when the CA said */
+  retryAfterMs?: number;
+}
+
+/** http.ssl.acme.certs_dir cannot be created, read or written. */
+export class AcmeStoreError extends WarmpoolError<'WP_SERVER_ACME_STORE'> {
+  constructor(message: string, cause?: unknown) {
+    super('WP_SERVER_ACME_STORE', message, { cause });
+  }
+}
+
+/** The CA's DNS lookup of a name failed or found no address: the name does not point here yet. */
+export class AcmeDnsError extends WarmpoolError<'WP_SERVER_ACME_DNS'> {
+  constructor(message: string, details: AcmeErrorDetails, cause?: unknown) {
+    super('WP_SERVER_ACME_DNS', message, { cause, details });
+  }
+}
+
+/** The CA could not connect to this server for a name (port 80 or 443 closed, firewall, wrong address). */
+export class AcmeUnreachableError extends WarmpoolError<'WP_SERVER_ACME_UNREACHABLE'> {
+  constructor(message: string, details: AcmeErrorDetails, cause?: unknown) {
+    super('WP_SERVER_ACME_UNREACHABLE', message, { cause, details });
+  }
+}
+
+/** The CA reached a server for the name but got the wrong answer (another server, a proxy in front). */
+export class AcmeChallengeError extends WarmpoolError<'WP_SERVER_ACME_CHALLENGE'> {
+  constructor(message: string, details: AcmeErrorDetails, cause?: unknown) {
+    super('WP_SERVER_ACME_CHALLENGE', message, { cause, details });
+  }
+}
+
+/** The CA's rate limit was hit; `details.retryAfterMs` says how long to wait when the CA said. */
+export class AcmeRateLimitError extends WarmpoolError<'WP_SERVER_ACME_RATE_LIMITED'> {
+  constructor(message: string, details: AcmeErrorDetails, cause?: unknown) {
+    super('WP_SERVER_ACME_RATE_LIMITED', message, { cause, details });
+  }
+}
+
+/** The CA's directory cannot be reached (network, DNS, TLS, or the CA is down). */
+export class AcmeCaUnreachableError extends WarmpoolError<'WP_SERVER_ACME_CA_UNREACHABLE'> {
+  constructor(message: string, details: AcmeErrorDetails, cause?: unknown) {
+    super('WP_SERVER_ACME_CA_UNREACHABLE', message, { cause, details });
+  }
+}
+
+/** The CA refused the order for another reason (its message is kept: rejected name, CAA, account). */
+export class AcmeOrderError extends WarmpoolError<'WP_SERVER_ACME_ORDER'> {
+  constructor(message: string, details: AcmeErrorDetails, cause?: unknown) {
+    super('WP_SERVER_ACME_ORDER', message, { cause, details });
+  }
+}
+
 export const SERVER_ERROR_CODES = [
   'WP_SERVER_USAGE',
   'WP_SERVER_LISTEN_FAILED',
@@ -67,4 +131,11 @@ export const SERVER_ERROR_CODES = [
   'WP_SERVER_TLS',
   'WP_SERVER_CERT_TOOL',
   'WP_SERVER_LISTEN_FDS',
+  'WP_SERVER_ACME_STORE',
+  'WP_SERVER_ACME_DNS',
+  'WP_SERVER_ACME_UNREACHABLE',
+  'WP_SERVER_ACME_CHALLENGE',
+  'WP_SERVER_ACME_RATE_LIMITED',
+  'WP_SERVER_ACME_CA_UNREACHABLE',
+  'WP_SERVER_ACME_ORDER',
 ] as const;

@@ -27,10 +27,11 @@ usage: warmpool <command> [flags]
   reset [--site NAME] [--json]    rolling restart of the running server's workers
   tune [--site NAME] [--window 10s] [--json]   measure the workers under real traffic, suggest num_workers
   cert [--out DIR] [--host NAME]... [--days N] [--force]   self-signed cert.pem + key.pem for development
+  cert status [--json]            the running server's certificates: names, issuer, expiry, next renewal
   version [--json]                versions: warmpool, node, RoadRunner protocol
   help                            this text
 
-  workers, reset and tune talk to the server's admin socket: --socket PATH, else admin.socket of
+  workers, reset, tune and cert status talk to the server's admin socket: --socket PATH, else admin.socket of
   the config (-c FILE or the default file), else ${DEFAULT_ADMIN_SOCKET}.
 
 exit codes:
@@ -190,6 +191,12 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
         allow(args, 'version', [], ['json']);
         return await (await version()).run({ json: args.switches.has('json') }, out);
       case 'cert': {
+        if (sub === 'status') {
+          allow(args, 'cert status', ['config', 'socket'], ['json']);
+          return await (await import('./commands/cert.js')).runStatus(await adminArgs(args), out);
+        }
+        if (sub !== undefined)
+          throw new UsageError(`unknown command "cert ${sub}"; did you mean "warmpool cert status"?`);
         allow(args, 'cert', ['out', 'host', 'days'], ['force']);
         const certArgs: CertArgs = { force: args.switches.has('force') };
         const outDir = last(args, 'out');

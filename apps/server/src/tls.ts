@@ -1,8 +1,10 @@
 // TLS and the shapes of the HTTP servers:
-// - the HTTPS listener: HTTP/2 with HTTP/1.1 fallback chosen by ALPN, TLS 1.2 or newer;
-// - certificate reload (SIGHUP) without dropping connections: setSecureContext swaps the context
-//   new handshakes use; connections already open keep theirs. A new pair that does not load (bad
-//   PEM, key not matching) leaves the old one in place, and the reason is returned;
+// - the HTTPS listener: HTTP/2 with HTTP/1.1 fallback chosen by ALPN, TLS 1.2 or newer, and for
+//   TLS 1.2 only forward-secret suites (Mozilla "intermediate"; http.ssl.ciphers overrides);
+// - certificates by name (SNI): TlsContexts holds a default pair (http.ssl.cert / key, or the first
+//   automatic one) and one context per name (http.ssl.acme); replacing one (SIGHUP reload, an ACME
+//   renewal) only changes what new handshakes get: connections already open keep theirs. A pair
+//   that does not load (bad PEM, key not matching) leaves the old one in place, and says why;
 // - the plain listener: HTTP/1.1, or a redirect to HTTPS (http.ssl.redirect). Cleartext HTTP/2
 //   (h2c) is not served (see H2C_UNSUPPORTED).
 import { readFileSync } from 'node:fs';
@@ -20,7 +22,7 @@ import {
   type Http2ServerResponse,
 } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext } from 'node:tls';
 import { TlsError } from './errors.js';
 
 export type RequestHandler = (
@@ -39,28 +41,73 @@ export interface Credentials {
   /** "CN=example.com, serial 1A2B…, expires 2027-01-01" */
   summary: string;
   serial: string;
+  /** the leaf */
+  x509: X509Certificate;
 }
 
 export const TLS_MIN_VERSION = 'TLSv1.2';
+/**
+ * TLS 1.2 suites: Mozilla "intermediate" (ssl-config.mozilla.org, v5.7) without its DHE suites (no
+ * DH parameters are configured), so every TLS 1.2 connection is forward-secret (ECDHE) with an AEAD
+ * cipher. Node's default also allows RSA key exchange (AES128-GCM-SHA256...), which is not. TLS 1.3
+ * suites are all forward-secret and stay Node's. http.ssl.ciphers replaces this list.
+ */
+export const DEFAULT_TLS12_CIPHERS = [
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
 
 /** Reads and checks a cert/key pair; TlsError names the file and what is wrong. */
 export function loadCredentials(files: TlsFiles): Credentials {
   const cert = readPem(files.cert, 'certificate (http.ssl.cert)');
   const key = readPem(files.key, 'private key (http.ssl.key)');
+  return credentialsFromPem(cert, key, files);
+}
+
+/** Checks a PEM chain and key in memory (an ACME certificate); TlsError says what is wrong. */
+export function credentialsFromPem(
+  cert: Buffer | string,
+  key: Buffer | string,
+  files: TlsFiles = { cert: 'the certificate', key: 'its key' },
+): Credentials {
+  const certBytes = Buffer.from(cert);
+  const keyBytes = Buffer.from(key);
   let x509: X509Certificate;
   try {
-    x509 = new X509Certificate(cert);
+    x509 = new X509Certificate(certBytes);
   } catch (error) {
     throw new TlsError(`${files.cert} is not a PEM certificate (http.ssl.cert): ${(error as Error).message}`, error);
   }
   try {
-    createSecureContext({ cert, key, minVersion: TLS_MIN_VERSION });
+    createSecureContext({ cert: certBytes, key: keyBytes, minVersion: TLS_MIN_VERSION });
   } catch (error) {
     const message = (error as Error).message;
     const why = /key values mismatch/i.test(message) ? 'the key does not belong to the certificate' : message;
     throw new TlsError(`cannot use ${files.cert} with ${files.key}: ${why}`, error);
   }
-  return { cert, key, serial: x509.serialNumber, summary: describeCertificate(x509) };
+  return {
+    cert: certBytes,
+    key: keyBytes,
+    serial: x509.serialNumber,
+    summary: describeCertificate(x509),
+    x509,
+  };
+}
+
+/** A cipher list Node/OpenSSL accepts, else TlsError naming http.ssl.ciphers. */
+export function checkCiphers(ciphers: string): void {
+  try {
+    createSecureContext({ ciphers, minVersion: TLS_MIN_VERSION });
+  } catch (error) {
+    throw new TlsError(
+      `http.ssl.ciphers "${ciphers}" is not an OpenSSL cipher list this build knows (${(error as Error).message}); see \`openssl ciphers -v\``,
+      error,
+    );
+  }
 }
 
 function readPem(file: string, what: string): Buffer {
@@ -85,28 +132,91 @@ function describeCertificate(x509: X509Certificate): string {
   return `CN=${cn}${names === '' ? '' : ` (${names})`}, serial ${x509.serialNumber}, expires ${expires}`;
 }
 
+/**
+ * The certificates an HTTPS server presents: a default pair (clients without SNI, unknown names)
+ * and a context per name. Changes apply to new handshakes only. Contexts are built once per pair,
+ * not per handshake.
+ */
+export class TlsContexts {
+  readonly ciphers: string;
+  #default: { credentials: Credentials; context: SecureContext } | null = null;
+  #byName = new Map<string, { credentials: Credentials; context: SecureContext }>();
+  #servers = new Set<Http2SecureServer>();
+
+  constructor(ciphers: string = DEFAULT_TLS12_CIPHERS) {
+    this.ciphers = ciphers;
+  }
+
+  /** The pair for clients without SNI and names without their own; the servers' default context is swapped too. */
+  setDefault(credentials: Credentials): void {
+    this.#default = { credentials, context: this.#context(credentials) };
+    for (const server of this.#servers) server.setSecureContext(this.secureContextOptions(credentials));
+  }
+
+  get defaultCredentials(): Credentials | null {
+    return this.#default?.credentials ?? null;
+  }
+
+  /** One pair for these names (a certificate's SANs), replacing what they had. */
+  setNames(names: readonly string[], credentials: Credentials): void {
+    const entry = { credentials, context: this.#context(credentials) };
+    for (const name of names) this.#byName.set(name.toLowerCase(), entry);
+  }
+
+  /** The pair `servername` gets (its own, else the default). */
+  credentialsFor(servername: string): Credentials | null {
+    return this.#byName.get(servername.toLowerCase())?.credentials ?? this.#default?.credentials ?? null;
+  }
+
+  /** Options of a secure context or server: the pair, TLS 1.2+, the cipher list. */
+  secureContextOptions(credentials: Credentials): {
+    cert: Buffer;
+    key: Buffer;
+    minVersion: 'TLSv1.2';
+    ciphers: string;
+  } {
+    return { cert: credentials.cert, key: credentials.key, minVersion: TLS_MIN_VERSION, ciphers: this.ciphers };
+  }
+
+  /** tls SNICallback: the name's own context, else the default. */
+  readonly sniCallback = (servername: string, done: (error: Error | null, context?: SecureContext) => void): void => {
+    done(null, (this.#byName.get(servername.toLowerCase()) ?? this.#default)?.context);
+  };
+
+  /** Keeps `server`'s default context in step with setDefault. */
+  attach(server: Http2SecureServer): void {
+    this.#servers.add(server);
+  }
+
+  #context(credentials: Credentials): SecureContext {
+    return createSecureContext(this.secureContextOptions(credentials));
+  }
+}
+
 export interface HttpsServerOptions {
   maxConcurrentStreams?: number;
 }
 
-/** HTTP/2 + HTTP/1.1 over TLS (ALPN h2, http/1.1). */
+/** HTTP/2 + HTTP/1.1 over TLS (ALPN h2, http/1.1), certificates by SNI from `contexts`. */
 export function createHttpsServer(
-  credentials: Credentials,
+  contexts: TlsContexts,
   handler: RequestHandler,
   options: HttpsServerOptions = {},
 ): Http2SecureServer {
+  const initial = contexts.defaultCredentials;
+  if (initial === null) throw new TlsError('no certificate to serve: set http.ssl.cert / key or http.ssl.acme');
   const server = createSecureServer(
     {
       allowHTTP1: true,
-      cert: credentials.cert,
-      key: credentials.key,
-      minVersion: TLS_MIN_VERSION,
+      ...contexts.secureContextOptions(initial),
+      SNICallback: contexts.sniCallback,
       ...(options.maxConcurrentStreams === undefined
         ? {}
         : { settings: { maxConcurrentStreams: options.maxConcurrentStreams } }),
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );
+  contexts.attach(server);
   closeIdleSessions(server);
   return server;
 }
@@ -120,10 +230,10 @@ function closeIdleSessions(server: Http2SecureServer): void {
  * Re-reads the pair and swaps it in for new connections. Returns the new certificate's summary;
  * throws TlsError (the old pair stays) when the new one cannot be used.
  */
-export function reloadCredentials(server: Http2SecureServer, files: TlsFiles): Credentials {
+export function reloadCredentials(contexts: TlsContexts, files: TlsFiles): Credentials {
   const credentials = loadCredentials(files);
   // loadCredentials proved the pair with the same call the server makes, so this swap cannot fail
-  server.setSecureContext({ cert: credentials.cert, key: credentials.key, minVersion: TLS_MIN_VERSION });
+  contexts.setDefault(credentials);
   return credentials;
 }
 

@@ -221,7 +221,7 @@ describe('admin socket: protocol', () => {
     }>;
     expect(unknown!.error.code).toBe('WP_SERVER_ADMIN_BAD_REQUEST');
     expect(unknown!.error.message).toBe(
-      'unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload',
+      'unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload, certs',
     );
     const [window] = (await rawExchange(socketPath, '{"cmd":"tune","windowMs":5}\n')) as Array<{
       error: { message: string };
@@ -257,6 +257,20 @@ describe('admin socket: protocol', () => {
       other,
     );
     expect(await adminRequest(other, { cmd: 'reload' })).toEqual({ changes: ['site blog: added'] });
+  });
+
+  it('answers certs with what the server serves, or WP_SERVER_ADMIN_UNSUPPORTED from a server without it', async () => {
+    await start(createPoolHandlers(() => new Map()));
+    await expect(adminRequest(socketPath, { cmd: 'certs' })).rejects.toMatchObject({
+      code: 'WP_SERVER_ADMIN_UNSUPPORTED',
+    });
+    const other = join(dir, 'certs.sock');
+    const data = { automatic: false, certificates: [] };
+    await start(
+      createPoolHandlers(() => new Map(), { certificates: () => data }),
+      other,
+    );
+    expect(await adminRequest(other, { cmd: 'certs' })).toEqual(data);
   });
 
   it('passes a handler error through with its WP_ code, and wraps others as WP_SERVER_ADMIN_FAILED', async () => {

@@ -24,7 +24,7 @@ async function build(yaml: string): Promise<BuiltApp> {
     server,
     loggers,
     out: createOutput({ stdout: quiet, stderr: quiet, color: false }),
-    credentials: null,
+    tls: null,
   });
   built.push(app);
   await app.app.ready();

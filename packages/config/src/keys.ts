@@ -53,6 +53,8 @@ export interface KeySpec {
   readonly default?: string | number | boolean;
   /** must be set whenever its section is present (top-level sections count as always present) */
   readonly required?: boolean;
+  /** `required` does not apply when this sibling key is set (http.ssl.cert is not needed with http.ssl.acme) */
+  readonly requiredUnless?: string;
   /** strings (and items of string lists) must match this; `hint` says what to write */
   readonly pattern?: RegExp;
   readonly hint?: string;
@@ -64,6 +66,8 @@ export interface KeySpec {
 
 const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]*):(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4})$/;
 const ADDRESS_HINT = 'an address "host:port", e.g. "127.0.0.1:8080", "0.0.0.0:80" or ":8080"';
+/** a DNS name a CA can validate over HTTP or TLS: no wildcard, no IP literal */
+const DOMAIN = /^(?=.*[a-z])[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)+\.?$/i;
 const HOST = /^(\*\.)?[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)*\.?$|^\[[0-9a-f:.]+\]$/i;
 
 type Entry = Omit<KeySpec, 'origin'> & { origin?: 'rr' | 'warmpool' };
@@ -293,11 +297,55 @@ const TOP: Entry[] = [
     default: ':443',
   }),
   rr('http.ssl.redirect', 'boolean', 'answer plain-HTTP requests with a redirect to HTTPS', { default: false }),
-  rr('http.ssl.cert', 'string', 'certificate chain file (PEM)', { required: true }),
-  rr('http.ssl.key', 'string', 'private key file (PEM)', { required: true }),
+  rr('http.ssl.cert', 'string', 'certificate chain file (PEM); ignored with acme, as in RoadRunner', {
+    required: true,
+    requiredUnless: 'acme',
+  }),
+  rr('http.ssl.key', 'string', 'private key file (PEM) of http.ssl.cert', { required: true, requiredUnless: 'acme' }),
+  wp(
+    'http.ssl.ciphers',
+    'string',
+    'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always on); replaces the forward-secret default',
+    { default: 'Mozilla "intermediate" (ECDHE with AES-GCM or ChaCha20)' },
+  ),
   warned('http.ssl.root_ca', 'client certificates are not checked (no mutual TLS)'),
   warned('http.ssl.client_auth_type', 'client certificates are not checked (no mutual TLS)'),
-  warned('http.ssl.acme', 'get certificates with `warmpool cert` or certbot, and point http.ssl.cert / key at them'),
+  rr('http.ssl.acme', 'section', "certificates obtained and renewed automatically from an ACME CA (Let's Encrypt)"),
+  rr('http.ssl.acme.certs_dir', 'string', 'where the account key, certificates and keys (0600) are kept', {
+    default: 'rr_le_certs',
+  }),
+  rr('http.ssl.acme.email', 'string', "contact address of the CA account (the CA's expiry and policy notices)"),
+  rr('http.ssl.acme.challenge_type', 'enum', 'how the CA checks each name: HTTP on port 80, or TLS-ALPN on 443', {
+    values: ['http-01', 'tlsalpn-01'],
+    default: 'http-01',
+  }),
+  rr(
+    'http.ssl.acme.alt_http_port',
+    'integer',
+    "port the CA's HTTP-01 requests reach (port 80 forwarded here); another listener answers them when it is not http.address's",
+    { min: 1, max: 65535, default: "http.address's port" },
+  ),
+  rr(
+    'http.ssl.acme.alt_tlsalpn_port',
+    'integer',
+    "port the CA's TLS-ALPN-01 handshakes reach (port 443 forwarded here); another listener answers them when it is not http.ssl.address's",
+    { min: 1, max: 65535, default: "http.ssl.address's port" },
+  ),
+  rr(
+    'http.ssl.acme.use_production_endpoint',
+    'boolean',
+    "Let's Encrypt production (trusted certificates) or staging (for trying the setup); ignored with directory",
+    { default: false },
+  ),
+  rr('http.ssl.acme.domains', 'string[]', 'names to get certificates for; one certificate per site', {
+    default: 'the hosts of every site',
+    pattern: DOMAIN,
+    hint: 'a DNS name like "example.com" (no wildcard: HTTP-01 and TLS-ALPN-01 cannot prove "*.example.com")',
+  }),
+  wp('http.ssl.acme.directory', 'string', 'directory URL of another RFC 8555 CA (step-ca, a private CA, Buypass)', {
+    pattern: /^https?:\/\/[^\s/?#]+(\/\S*)?$/,
+    hint: 'the CA\'s directory URL, e.g. "https://ca.internal:9000/acme/acme/directory"',
+  }),
 
   rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),
   rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address', { default: false }),

@@ -18,6 +18,7 @@ import type {
   ServerConfig,
   SiteHttpConfig,
   SslConfig,
+  AcmeConfig,
   StatusConfig,
   MetricsConfig,
 } from './warmpool-config.js';
@@ -52,6 +53,37 @@ export interface SiteOptions {
   ignored: Array<{ key: string; reason: string }>;
 }
 
+/** Let's Encrypt's directories: http.ssl.acme.use_production_endpoint picks one (RoadRunner's default: staging). */
+export const LETS_ENCRYPT_PRODUCTION = 'https://acme-v02.api.letsencrypt.org/directory';
+export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.org/directory';
+/** http.ssl.acme.certs_dir when unset (RoadRunner's), relative to the config file's folder. */
+export const DEFAULT_ACME_CERTS_DIR = 'rr_le_certs';
+
+/** http.ssl with its paths resolved. */
+export interface SslOptions extends Omit<SslConfig, 'acme' | 'cert' | 'key'> {
+  /** the pair's files; null with acme */
+  cert: string | null;
+  key: string | null;
+  acme: AcmeOptions | null;
+  /** keys the file sets that have no effect (cert / key with acme), with the reason (printed as warnings) */
+  ignored: Array<{ key: string; reason: string }>;
+}
+
+/** http.ssl.acme, decided: where, which CA, which names. */
+export interface AcmeOptions extends Omit<AcmeConfig, 'directory' | 'domains' | 'certs_dir'> {
+  /** absolute */
+  certs_dir: string;
+  challenge_type: NonNullable<AcmeConfig['challenge_type']>;
+  /** the CA: `directory`, else Let's Encrypt production or staging */
+  directory: string;
+  /** Let's Encrypt staging was picked by use_production_endpoint: false (browsers will not trust it) */
+  staging: boolean;
+  /** `domains`, else every site's hosts that a CA can validate (no wildcard, no IP, not single-label) */
+  domains: string[];
+  /** whether `domains` came from the file (else from the sites' hosts) */
+  domainsFromFile: boolean;
+}
+
 /** Everything `warmpool serve` builds from a config. */
 export interface ServerOptions {
   /** named sites in file order, then the default site when the top level has a worker command */
@@ -61,7 +93,7 @@ export interface ServerOptions {
   http: {
     address: string;
     access_logs: boolean;
-    ssl: SslConfig | null;
+    ssl: SslOptions | null;
     http2: Http2Config | null;
   };
   status: StatusConfig | null;
@@ -111,6 +143,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     defaultSite = buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors);
     sites.push(defaultSite);
   }
+  if (config.http.ssl !== undefined) errors.push(...checkSsl(loaded, config.http.ssl, sites));
   if (errors.length > 0) throw new ConfigError(loaded.file, errors);
   const cache = config.cache !== null && config.cache.enabled === true ? config.cache : null;
   return {
@@ -119,14 +152,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     http: {
       address: config.http.address,
       access_logs: config.http.access_logs === true,
-      ssl:
-        config.http.ssl === undefined
-          ? null
-          : {
-              ...config.http.ssl,
-              cert: resolve(baseDir, config.http.ssl.cert),
-              key: resolve(baseDir, config.http.ssl.key),
-            },
+      ssl: config.http.ssl === undefined ? null : sslOptions(config.http.ssl, sites, baseDir),
       http2: config.http.http2 ?? null,
     },
     status: config.status,
@@ -139,6 +165,76 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       explicit: config.admin?.socket !== undefined,
     },
   };
+}
+
+/** With acme, cert and key are ignored, as RoadRunner ignores them (its sample .rr.yaml sets all three). */
+function sslOptions(ssl: SslConfig, sites: SiteOptions[], baseDir: string): SslOptions {
+  const { acme, cert, key, ...rest } = ssl;
+  if (acme !== undefined) {
+    const reason = 'http.ssl.acme provides the certificates (RoadRunner ignores cert and key with acme too)';
+    return {
+      ...rest,
+      cert: null,
+      key: null,
+      acme: acmeOptions(acme, sites, baseDir),
+      ignored: [cert === undefined ? [] : ['http.ssl.cert'], key === undefined ? [] : ['http.ssl.key']]
+        .flat()
+        .map((name) => ({ key: name, reason })),
+    };
+  }
+  return {
+    ...rest,
+    cert: cert === undefined ? null : resolve(baseDir, cert),
+    key: key === undefined ? null : resolve(baseDir, key),
+    acme: null,
+    ignored: [],
+  };
+}
+
+function acmeOptions(acme: AcmeConfig, sites: SiteOptions[], baseDir: string): AcmeOptions {
+  const { directory, domains, certs_dir, use_production_endpoint, ...rest } = acme;
+  const production = use_production_endpoint === true;
+  return {
+    ...rest,
+    ...(use_production_endpoint === undefined ? {} : { use_production_endpoint }),
+    certs_dir: resolve(baseDir, certs_dir ?? DEFAULT_ACME_CERTS_DIR),
+    challenge_type: acme.challenge_type ?? 'http-01',
+    directory: directory ?? (production ? LETS_ENCRYPT_PRODUCTION : LETS_ENCRYPT_STAGING),
+    staging: directory === undefined && !production,
+    domains: unique((domains ?? sites.flatMap((site) => site.hosts ?? []).filter(isValidatableName)).map(bareName)),
+    domainsFromFile: domains !== undefined,
+  };
+}
+
+/** A name a CA can check over HTTP-01 or TLS-ALPN-01: no wildcard, no IP literal, at least two labels. */
+function isValidatableName(host: string): boolean {
+  return !host.startsWith('*.') && !host.startsWith('[') && /[a-z]/i.test(host) && bareName(host).includes('.');
+}
+
+function bareName(host: string): string {
+  return host.toLowerCase().replace(/\.$/, '');
+}
+
+function unique(names: string[]): string[] {
+  return [...new Set(names)];
+}
+
+/** acme needs names to ask for (without acme, validate.ts requires cert and key). */
+function checkSsl(loaded: LoadedConfig, ssl: SslConfig, sites: SiteOptions[]): LocatedConfigError[] {
+  const errors: LocatedConfigError[] = [];
+  if (ssl.acme !== undefined && ssl.acme.domains === undefined) {
+    if (!sites.some((site) => (site.hosts ?? []).some(isValidatableName)))
+      errors.push(
+        locatedError(
+          loaded,
+          ['http.ssl.acme'],
+          'has no names to get certificates for: list them in http.ssl.acme.domains, or give sites[] hosts like "example.com" (wildcards, IPs and single-label names cannot be validated)',
+        ),
+      );
+  }
+  if (ssl.acme?.domains?.length === 0)
+    errors.push(locatedError(loaded, ['http.ssl.acme.domains'], 'is empty: list the names to get certificates for'));
+  return errors;
 }
 
 function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[] | undefined {

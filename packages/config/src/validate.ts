@@ -205,12 +205,14 @@ class Walker {
   #checkRequired(pattern: string, path: string, out: Obj, at: Position): void {
     for (const name of childKeys(pattern)) {
       const child = findKey(`${pattern}.${name}`);
-      if (child?.required === true && !(name in out) && !this.#positions.has(`${path}.${name}`)) {
+      if (child?.required !== true || name in out || this.#positions.has(`${path}.${name}`)) continue;
+      const unless = child.requiredUnless;
+      if (unless === undefined || !(unless in out || this.#positions.has(`${path}.${unless}`))) {
         this.#errors.push(
           new MissingKeyError(
             `${path}.${name}`,
             at,
-            `is required: ${child.description}${child.hint ? ` (${child.hint})` : ''}`,
+            `is required${unless === undefined ? '' : ` (or set ${path}.${unless})`}: ${child.description}${child.hint ? ` (${child.hint})` : ''}`,
           ),
         );
       }

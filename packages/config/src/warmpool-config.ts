@@ -118,8 +118,24 @@ export interface SiteHttpConfig {
 export interface SslConfig {
   address?: string;
   redirect?: boolean;
-  cert: string;
-  key: string;
+  /** absent only with acme */
+  cert?: string;
+  key?: string;
+  /** OpenSSL cipher list for TLS 1.2; absent: the server's forward-secret default */
+  ciphers?: string;
+  acme?: AcmeConfig;
+}
+
+/** `http.ssl.acme`: RoadRunner's keys, plus `directory`. */
+export interface AcmeConfig {
+  certs_dir?: string;
+  email?: string;
+  challenge_type?: 'http-01' | 'tlsalpn-01';
+  alt_http_port?: number;
+  alt_tlsalpn_port?: number;
+  use_production_endpoint?: boolean;
+  domains?: string[];
+  directory?: string;
 }
 
 /** `http.http2`. */

@@ -62,6 +62,15 @@ describe('RoadRunner sample .rr.yaml', () => {
       redirect: false,
       cert: '/ssl/server.crt',
       key: '/ssl/server.key',
+      acme: {
+        certs_dir: 'rr_le_certs',
+        email: 'you-email-here@email',
+        alt_http_port: 80,
+        alt_tlsalpn_port: 443,
+        challenge_type: 'http-01',
+        use_production_endpoint: true,
+        domains: ['your-cool-domain.here'],
+      },
     });
     expect(config.http.http2).toEqual({ h2c: false, max_concurrent_streams: 128 });
     expect(config.status).toEqual({ address: '127.0.0.1:2114', unavailable_status_code: 503 });
@@ -91,7 +100,6 @@ describe('RoadRunner sample .rr.yaml', () => {
       ['rpc', 5],
       ['server.relay_timeout', 15],
       ['http.internal_error_code', 37],
-      ['http.ssl.acme', 92],
       ['http.ssl.root_ca', 103],
       ['http.fcgi', 104],
       ['reload', 110],

@@ -54,7 +54,8 @@ function typeText(spec: KeySpec): string {
 }
 
 function defaultText(spec: KeySpec): string {
-  if (spec.required === true) return '**required**';
+  if (spec.required === true)
+    return spec.requiredUnless === undefined ? '**required**' : `**required** without \`${spec.requiredUnless}\``;
   if (spec.default === undefined) return '';
   // Prose defaults ("CPU count", "the OS temp dir") are not values to copy.
   return typeof spec.default === 'string' && / /.test(spec.default) && !spec.default.startsWith('[')

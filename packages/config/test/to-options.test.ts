@@ -11,6 +11,8 @@ import {
   toServerOptions,
   yamlKeysOf,
   DEFAULT_ADMIN_SOCKET,
+  LETS_ENCRYPT_PRODUCTION,
+  LETS_ENCRYPT_STAGING,
 } from '../src/index.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -46,11 +48,8 @@ describe('toServerOptions', () => {
     expect(site.gzip).toBe(true);
     expect(site.headers?.response).toEqual({ 'X-Powered-By': 'RoadRunner' });
     expect(site.ignored.map((i) => i.key)).toEqual(['http.static.request', 'http.static.response']);
-    expect(server.http.ssl).toMatchObject({
-      address: '127.0.0.1:443',
-      cert: '/ssl/server.crt',
-      key: '/ssl/server.key',
-    });
+    // the sample sets acme, so its cert and key are ignored (see http.ssl.acme below)
+    expect(server.http.ssl).toMatchObject({ address: '127.0.0.1:443', cert: null, key: null });
     expect(server.status?.address).toBe('127.0.0.1:2114');
     expect(server.admin).toEqual({ socket: DEFAULT_ADMIN_SOCKET, explicit: false });
   });
@@ -147,6 +146,110 @@ sites:
       { lookupUser },
     );
     expect(ok.sites[0]!.plugin.pool).toEqual({ uid: 33, gid: 33 });
+  });
+});
+
+describe('http.ssl.acme', () => {
+  const sites = `
+sites:
+  - hosts: [example.com, www.example.com, "*.example.com"]
+    server: { command: php a.php }
+  - hosts: [shop.test, localhost, "[::1]"]
+    server: { command: php b.php }
+`;
+
+  it("the RoadRunner sample's acme block: Let's Encrypt production, its domains, certs_dir from the config's folder", async () => {
+    const loaded = await loadConfigFile(fixture('rr-sample.rr.yaml'), { env: {} });
+    expect(toServerOptions(loaded, { baseDir: '/srv/app' }).http.ssl?.acme).toEqual({
+      certs_dir: '/srv/app/rr_le_certs',
+      email: 'you-email-here@email',
+      alt_http_port: 80,
+      alt_tlsalpn_port: 443,
+      challenge_type: 'http-01',
+      use_production_endpoint: true,
+      directory: LETS_ENCRYPT_PRODUCTION,
+      staging: false,
+      domains: ['your-cool-domain.here'],
+      domainsFromFile: true,
+    });
+  });
+
+  it('without domains: the sites hosts a CA can validate (no wildcard, IP or single label); staging as RoadRunner', () => {
+    const server = toServerOptions(
+      parse(`http:\n  address: :80\n  ssl:\n    acme: { email: ops@example.com }\n${sites}`),
+    );
+    expect(server.http.ssl).toMatchObject({ cert: null, key: null });
+    expect(server.http.ssl?.acme).toMatchObject({
+      certs_dir: '/srv/app/rr_le_certs',
+      challenge_type: 'http-01',
+      directory: LETS_ENCRYPT_STAGING,
+      staging: true,
+      domains: ['example.com', 'www.example.com', 'shop.test'],
+      domainsFromFile: false,
+    });
+  });
+
+  it('directory names any RFC 8555 CA and wins over use_production_endpoint', () => {
+    const server = toServerOptions(
+      parse(
+        `http:\n  address: :80\n  ssl:\n    acme:\n      directory: https://ca.test/dir\n      certs_dir: /var/lib/wp\n      domains: [A.example.com]\n${sites}`,
+      ),
+    );
+    expect(server.http.ssl?.acme).toMatchObject({
+      directory: 'https://ca.test/dir',
+      staging: false,
+      certs_dir: '/var/lib/wp',
+      domains: ['a.example.com'],
+    });
+  });
+
+  it('an ssl section needs cert and key, or acme: the error names the acme alternative', () => {
+    const errors = (() => {
+      try {
+        parse('server: { command: php w.php }\nhttp:\n  address: :80\n  ssl:\n    address: :443\n');
+      } catch (error) {
+        return (error as ConfigError).errors;
+      }
+      return [];
+    })();
+    expect(errors.map((e) => [e.code, e.key, e.line])).toEqual([
+      ['WP_CONFIG_MISSING_KEY', 'http.ssl.cert', 4],
+      ['WP_CONFIG_MISSING_KEY', 'http.ssl.key', 4],
+    ]);
+    expect(errors[0]!.reason).toMatch(/^is required \(or set http\.ssl\.acme\): certificate chain file/);
+  });
+
+  it('with acme, cert and key are ignored (as RoadRunner does), and said so', async () => {
+    const loaded = await loadConfigFile(fixture('rr-sample.rr.yaml'), { env: {} });
+    const ssl = toServerOptions(loaded, { baseDir: '/srv/app' }).http.ssl!;
+    expect(ssl).toMatchObject({ cert: null, key: null });
+    expect(ssl.ignored.map((i) => i.key)).toEqual(['http.ssl.cert', 'http.ssl.key']);
+    expect(ssl.ignored[0]!.reason).toContain('RoadRunner ignores cert and key with acme too');
+  });
+
+  it('refuses acme without names, wildcard domains: each at its line', () => {
+    const failures = (text: string): string[] => {
+      try {
+        toServerOptions(parse(text));
+      } catch (error) {
+        return (error as ConfigError).errors.map((e) => `${e.line} ${e.key}: ${e.reason}`);
+      }
+      return [];
+    };
+    expect(
+      failures('server: { command: php w.php }\nhttp:\n  address: :80\n  ssl:\n    cert: a.pem\n    acme: {}\n'),
+    ).toEqual([
+      expect.stringMatching(
+        /^6 http\.ssl\.acme: has no names to get certificates for: list them in http\.ssl\.acme\.domains/,
+      ),
+    ]);
+    expect(() =>
+      parse(
+        'server: { command: php w.php }\nhttp:\n  address: :80\n  ssl:\n    acme: { domains: ["*.example.com"] }\n',
+      ),
+    ).toThrow(
+      /warmpool\.yaml:5:\d+ http\.ssl\.acme\.domains\[0\]: must be a DNS name like "example\.com" \(no wildcard/,
+    );
   });
 });
 

@@ -7,6 +7,7 @@
 //   ← {"ok":true,"data":{"replaced":4}}
 //   ← {"ok":false,"error":{"code":"WP_SERVER_UNKNOWN_SITE","message":"..."}}
 import { WarmpoolError, type PoolStats, type WorkerInfo } from '@warmpool/pool';
+import type { CertificateStatus } from '../acme/managed-certificate.js';
 import type { TuneReport } from '../tuning.js';
 
 /** Longest request line the server reads; admin requests are a few dozen bytes. */
@@ -23,10 +24,11 @@ export type AdminRequest =
   | { cmd: 'stats'; site?: string }
   | { cmd: 'reset'; site?: string }
   | { cmd: 'tune'; site?: string; windowMs?: number }
-  | { cmd: 'reload' };
+  | { cmd: 'reload' }
+  | { cmd: 'certs' };
 
 export type AdminCommand = AdminRequest['cmd'];
-export const ADMIN_COMMANDS: readonly AdminCommand[] = ['ping', 'workers', 'stats', 'reset', 'tune', 'reload'];
+export const ADMIN_COMMANDS: readonly AdminCommand[] = ['ping', 'workers', 'stats', 'reset', 'tune', 'reload', 'certs'];
 
 /** One site's workers (a server runs one pool per site). */
 export interface SiteWorkers {
@@ -55,6 +57,13 @@ export interface ReloadData {
   changes: string[];
 }
 
+/** `certs`: the certificates the server serves (`warmpool cert status`). */
+export interface CertsData {
+  /** http.ssl.acme is on */
+  automatic: boolean;
+  certificates: CertificateStatus[];
+}
+
 /** What each command's final `data` holds. */
 export interface AdminResponseData {
   ping: PingData;
@@ -63,6 +72,7 @@ export interface AdminResponseData {
   reset: ResetData;
   tune: TuneReport;
   reload: ReloadData;
+  certs: CertsData;
 }
 
 export interface ResetProgress {
@@ -84,6 +94,7 @@ export interface AdminProgressData {
   reset: ResetProgress;
   tune: TuneProgress;
   reload: never;
+  certs: never;
 }
 
 export interface WireError {
@@ -125,7 +136,8 @@ export function parseAdminRequest(line: string): AdminRequest {
   switch (cmd as AdminCommand) {
     case 'ping':
     case 'reload':
-      return { cmd: cmd as 'ping' | 'reload' };
+    case 'certs':
+      return { cmd: cmd as 'ping' | 'reload' | 'certs' };
     case 'workers':
     case 'stats':
     case 'reset':

@@ -18,6 +18,7 @@ import {
   parseAdminRequest,
   toWireError,
   type AdminRequest,
+  type CertsData,
   type ResetData,
   type ResetProgress,
   type SiteStats,
@@ -46,6 +47,8 @@ export interface AdminHandlers {
   ): Promise<TuneReport>;
   /** re-read the configuration; returns what changed, one line each. Absent: `reload` answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?(): Promise<string[]>;
+  /** the certificates served (`warmpool cert status`). Absent: `certs` answers WP_SERVER_ADMIN_UNSUPPORTED */
+  certificates?(): CertsData;
 }
 
 export interface AdminServer {
@@ -253,6 +256,9 @@ async function runCommand(
     case 'reload':
       if (handlers.reload === undefined) throw new AdminUnsupportedError('reload');
       return { changes: await handlers.reload() };
+    case 'certs':
+      if (handlers.certificates === undefined) throw new AdminUnsupportedError('certs');
+      return handlers.certificates();
     default:
       throw new Error(`unhandled command ${(request as { cmd: string }).cmd}`);
   }
@@ -261,6 +267,8 @@ async function runCommand(
 export interface PoolHandlersOptions {
   /** `reload` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?: () => Promise<string[]>;
+  /** `certs` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
+  certificates?: () => CertsData;
 }
 
 /**
@@ -322,5 +330,6 @@ export function createPoolHandlers(
     },
   };
   if (options.reload !== undefined) handlers.reload = options.reload;
+  if (options.certificates !== undefined) handlers.certificates = options.certificates;
   return handlers;
 }

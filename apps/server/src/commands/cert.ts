@@ -2,12 +2,17 @@
 // key for development (never for production: browsers warn, and nothing can revoke it). Made with
 // the `openssl` command line tool (ECDSA P-256, SHA-256), which Debian/Ubuntu have as the `openssl`
 // package; no JavaScript crypto dependency is added for a dev convenience.
+//
+// `warmpool cert status [-c FILE] [--json]`: what the running server serves (its admin socket): each
+// certificate's names, state, issuer, expiry, next renewal, and the last ACME error with what to do.
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { adminRequest, exitCodeOf, type AdminCommandArgs, type RunContext } from '../admin/client.js';
+import type { CertsData } from '../admin/protocol.js';
 import { CertToolError, UsageError } from '../errors.js';
 import { EXIT_CONFIG, EXIT_FAILED, EXIT_OK } from '../exit-codes.js';
 import type { CliOutput } from '../output.js';
@@ -102,4 +107,44 @@ export async function makeCertificate(
   }
   await chmod(key, 0o600);
   return { cert, key, hosts, days };
+}
+
+/** `warmpool cert status`: exit 0 when every name has its CA certificate and no attempt failed, 1 otherwise. */
+export async function runStatus(args: AdminCommandArgs, out: CliOutput, context: RunContext = {}): Promise<number> {
+  let data: CertsData;
+  try {
+    data = await adminRequest(args.socket, { cmd: 'certs' }, undefined, { timeoutMs: 10_000 });
+  } catch (error) {
+    out.error((error as Error).message);
+    return exitCodeOf(error);
+  }
+  if (args.json === true) {
+    (context.stdout ?? process.stdout).write(`${JSON.stringify(data)}\n`);
+    return EXIT_OK;
+  }
+  if (data.certificates.length === 0) {
+    out.info('this server serves no HTTPS (no http.ssl in its config)');
+    return EXIT_OK;
+  }
+  const day = (iso: string | null) => (iso === null ? '-' : iso.replace(/:\d\d\.\d+Z$|:\d\dZ$/, 'Z').replace('T', ' '));
+  out.table(
+    data.certificates.map((c) => [
+      c.domains.join(', '),
+      c.state,
+      c.issuer ?? '-',
+      day(c.notAfter),
+      c.state === 'file' ? 'by you (SIGHUP reloads)' : day(c.nextAttempt ?? c.nextRenewal),
+    ]),
+    ['names', 'state', 'issuer', 'expires', 'next renewal'],
+  );
+  for (const c of data.certificates)
+    if (c.lastError !== null) {
+      const about = c.lastError.message.startsWith(`${c.name}: `) ? '' : `${c.name}: `;
+      out.error(`${about}${c.lastError.message} [${c.lastError.code}] (${c.lastError.at})`);
+    }
+  if (!data.automatic)
+    out.info('certificates come from http.ssl.cert / key: add http.ssl.acme to get them automatically');
+  // a CA certificate is served (renewing counts) and the last attempt did not fail
+  const healthy = data.certificates.every((c) => c.state === 'file' || (c.notAfter !== null && c.lastError === null));
+  return healthy ? EXIT_OK : EXIT_FAILED;
 }

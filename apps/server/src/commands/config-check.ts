@@ -19,7 +19,8 @@ import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
 import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH } from '../status.js';
-import { H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
+import { planCertificates } from '../acme/plan.js';
+import { DEFAULT_TLS12_CIPHERS, H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
 
 export interface ConfigCheckArgs {
   config: string;
@@ -84,7 +85,23 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
               redirect: ssl.redirect ?? false,
               protocols: 'HTTP/2 + HTTP/1.1 (ALPN)',
               min_version: TLS_MIN_VERSION,
+              tls12_ciphers: ssl.ciphers ?? DEFAULT_TLS12_CIPHERS,
               max_concurrent_streams: server.http.http2?.max_concurrent_streams ?? null,
+              acme:
+                ssl.acme === null
+                  ? null
+                  : {
+                      directory: ssl.acme.directory,
+                      staging: ssl.acme.staging,
+                      certs_dir: ssl.acme.certs_dir,
+                      email: ssl.acme.email ?? null,
+                      challenge_type: ssl.acme.challenge_type,
+                      // one certificate per site
+                      certificates: planCertificates(ssl.acme.domains, server.sites).map(({ name, domains }) => ({
+                        name,
+                        domains,
+                      })),
+                    },
             },
       status:
         server.status === null

@@ -4,9 +4,11 @@
 // Boot, in order (each step fails with its own exit code, see main.ts):
 // 1. take over sockets handed down with LISTEN_FDS, and drop the variables before any worker starts;
 // 2. load and check the config (every problem at once, with file:line:col) → exit 2;
-// 3. TLS pair (http.ssl) → exit 2 with the line of http.ssl.cert;
+// 3. TLS: the http.ssl pair → exit 2 with the line of http.ssl.cert; http.ssl.acme's stored
+//    certificates (or temporary ones while the CA is asked: no boot waits for a CA);
 // 4. boot each site's pool (progress lines with count and time) → exit 6 (workers) or 2 (an option);
-// 5. listen on every listener → exit 5; then the admin socket; then print where logs go.
+// 5. listen on every listener → exit 5; then ACME orders and renewals start; then the admin socket;
+//    then print where logs go.
 import { performance } from 'node:perf_hooks';
 import { parseDuration, type Pool } from '@warmpool/pool';
 import {
@@ -20,7 +22,11 @@ import {
 } from '@warmpool/config';
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import { SiteSetupError, type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
-import { BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
+import type { Server as HttpServer } from 'node:http';
+import { AutomaticHttps } from '../acme/automatic-https.js';
+import { fileCertificateStatus } from '../acme/managed-certificate.js';
+import type { CertsData } from '../admin/protocol.js';
+import { AcmeStoreError, BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
 import {
   LISTENER_ORDER,
   adoptListenFds,
@@ -32,7 +38,14 @@ import {
 } from '../lifecycle.js';
 import { createLoggers } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
-import { H2C_UNSUPPORTED, loadCredentials, reloadCredentials, type Credentials } from '../tls.js';
+import {
+  H2C_UNSUPPORTED,
+  TlsContexts,
+  checkCiphers,
+  loadCredentials,
+  reloadCredentials,
+  type TlsFiles,
+} from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -67,6 +80,10 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     }
   }
 
+  for (const { key, reason } of server.http.ssl?.ignored ?? []) {
+    const at = loaded.positionOf(key) ?? { file: loaded.file, line: 1, col: 1 };
+    out.warn(`${at.file}:${at.line}:${at.col} ${key}: ignored: ${reason}`);
+  }
   if (server.http.http2?.h2c === true) {
     const at = loaded.positionOf('http.http2.h2c') ?? { file: loaded.file, line: 1, col: 1 };
     out.warn(`${at.file}:${at.line}:${at.col} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
@@ -92,30 +109,67 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   }
 
   // 3. TLS
-  let credentials: Credentials | null = null;
-  if (server.http.ssl !== null) {
+  let tls: TlsContexts | null = null;
+  let automatic: AutomaticHttps | null = null;
+  const ssl = server.http.ssl;
+  if (ssl !== null) {
     try {
-      credentials = loadCredentials(server.http.ssl);
+      if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
+      tls = new TlsContexts(ssl.ciphers);
+      const files = tlsFilesOf(ssl);
+      if (files !== null) tls.setDefault(loadCredentials(files));
+      if (ssl.acme !== null) {
+        automatic = new AutomaticHttps({
+          acme: ssl.acme,
+          sites: server.sites,
+          contexts: tls,
+          httpAddress: server.http.address,
+          httpsAddress: ssl.address ?? ':443',
+          out,
+          logger: loggers.root.child({ component: 'acme' }),
+        });
+        await automatic.load();
+      }
     } catch (error) {
-      if (!(error instanceof TlsError)) throw error;
+      if (!(error instanceof TlsError) && !(error instanceof AcmeStoreError)) throw error;
       const key =
-        /private key/.test(error.message) || /key does not belong/.test(error.message)
-          ? 'http.ssl.key'
-          : 'http.ssl.cert';
+        error instanceof AcmeStoreError
+          ? 'http.ssl.acme.certs_dir'
+          : /http\.ssl\.ciphers/.test(error.message)
+            ? 'http.ssl.ciphers'
+            : /private key/.test(error.message) || /key does not belong/.test(error.message)
+              ? 'http.ssl.key'
+              : 'http.ssl.cert';
       const at = loaded.positionOf(key, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
       printConfigError(new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]), out, args.config);
       return EXIT_CONFIG;
     }
   }
 
-  const options: BuildOptions = { loaded, server, loggers, out, credentials };
+  const options: BuildOptions = {
+    loaded,
+    server,
+    loggers,
+    out,
+    tls,
+    ...(automatic === null ? {} : { extraMetrics: () => automatic.metrics() }),
+  };
   const built = buildApp(options);
+  // ACME challenges: HTTP-01 on the HTTP listener (serving the sites or only redirecting), TLS-ALPN-01 on HTTPS
+  const http = built.listeners.find((listener) => listener.name === 'http');
+  if (automatic !== null && http !== undefined) automatic.attachHttp(http.server as HttpServer);
+  if (automatic !== null && built.https !== null) automatic.attachHttps(built.https);
   const stopped = new Promise<number>((resolve) => {
-    const state = new ServerState(args, options, built, resolve);
+    const state = new ServerState(args, options, built, automatic, resolve);
     state.install();
     void state.boot(fds, startedAt);
   });
   return stopped;
+}
+
+/** http.ssl.cert / key, when the file sets them. */
+function tlsFilesOf(ssl: ServerOptions['http']['ssl']): TlsFiles | null {
+  return ssl === null || ssl.cert === null || ssl.key === null ? null : { cert: ssl.cert, key: ssl.key };
 }
 
 /** The listeners a config asks for, in LISTEN_FDS order. */
@@ -136,12 +190,20 @@ class ServerState {
   readonly #args: ServeArgs;
   readonly #options: BuildOptions;
   readonly #built: BuiltApp;
+  readonly #automatic: AutomaticHttps | null;
   readonly #done: (code: number) => void;
 
-  constructor(args: ServeArgs, options: BuildOptions, built: BuiltApp, done: (code: number) => void) {
+  constructor(
+    args: ServeArgs,
+    options: BuildOptions,
+    built: BuiltApp,
+    automatic: AutomaticHttps | null,
+    done: (code: number) => void,
+  ) {
     this.#args = args;
     this.#options = options;
     this.#built = built;
+    this.#automatic = automatic;
     this.#done = done;
   }
 
@@ -187,7 +249,19 @@ class ServerState {
       const what = listener.name === 'status' || listener.name === 'metrics' ? `${listener.name} ` : '';
       out.info(`${what}listening on ${boundUrl(listener)} (${listener.serves}${via})`);
     }
-    if (this.#built.https !== null) out.detail(`TLS: ${this.#options.credentials!.summary}`);
+    const pair = this.#options.tls?.defaultCredentials;
+    if (this.#built.https !== null && pair != null && this.#options.server.http.ssl?.cert != null)
+      out.detail(`TLS: ${pair.summary}`);
+    // ACME: certificates missing from the store are ordered now that the challenges can be answered
+    try {
+      await this.#automatic?.start();
+    } catch (error) {
+      if (!(error instanceof ListenError)) throw error;
+      out.error(error.message);
+      await closeServers([...listeners, ...opsListeners].map((l) => l.server));
+      await app.close().catch(() => {});
+      return this.#finish(EXIT_LISTEN);
+    }
 
     await this.#startAdmin();
     const { server, loggers } = this.#options;
@@ -226,7 +300,10 @@ class ServerState {
     try {
       this.#admin = await startAdminServer(
         server.admin.socket,
-        createPoolHandlers(() => this.#built.pools, { reload: () => this.#reload() }),
+        createPoolHandlers(() => this.#built.pools, {
+          reload: () => this.#reload(),
+          certificates: () => this.#certificates(),
+        }),
         loggers.root,
       );
       this.#out.info(`admin socket ${server.admin.socket} (warmpool workers | reset | tune)`);
@@ -239,6 +316,20 @@ class ServerState {
           `no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`,
         );
     }
+  }
+
+  /** `warmpool cert status`: http.ssl.cert's pair (when set), then the automatic certificates. */
+  #certificates(): CertsData {
+    const { tls, server } = this.#options;
+    const file = server.http.ssl?.cert ?? null;
+    const pair = file === null ? null : (tls?.defaultCredentials ?? null);
+    return {
+      automatic: this.#automatic !== null,
+      certificates: [
+        ...(pair === null || file === null ? [] : [fileCertificateStatus(pair, file)]),
+        ...(this.#automatic?.status() ?? []),
+      ],
+    };
   }
 
   async #drain(signal: NodeJS.Signals): Promise<void> {
@@ -256,8 +347,9 @@ class ServerState {
       `${signal}: draining — ${plural(tracker.busy, 'request')} in flight; no new connections, then the workers stop`,
     );
     this.#options.loggers.root.info({ signal }, 'draining');
-    // 1. /ready answers 503 on the status listener from now on
+    // 1. /ready answers 503 on the status listener from now on; no ACME order or renewal starts
     draining.value = true;
+    await this.#automatic?.stop();
     // 2. stop accepting; busy keep-alive connections end after their reply, idle ones after a short grace
     const closed = closeServers(
       listeners.map((l) => l.server),
@@ -320,9 +412,10 @@ class ServerState {
   async #reload(): Promise<string[]> {
     const { server, loggers, loaded } = this.#options;
     const lines: string[] = [];
-    if (this.#built.https !== null && server.http.ssl !== null) {
+    const files = tlsFilesOf(server.http.ssl);
+    if (this.#options.tls !== null && files !== null) {
       try {
-        const credentials = reloadCredentials(this.#built.https, server.http.ssl);
+        const credentials = reloadCredentials(this.#options.tls, files);
         lines.push(`TLS certificate reloaded: ${credentials.summary}`);
         loggers.root.info({ serial: credentials.serial }, 'TLS certificate reloaded');
       } catch (error) {

@@ -1,0 +1,180 @@
+// http.ssl.acme as the server runs it: the certificates of the plan (one per site), the challenge
+// responder on the listeners, status for `warmpool cert status`, and the expiry metric.
+//
+// Boot (serve.ts):
+// 1. load(): certs_dir is prepared; each certificate is served from the store, or a temporary one
+//    stands in; nothing waits for a CA, so the sites boot and listen at once;
+// 2. attachHttp() / attachHttps(): the HTTP listener (serving or redirecting) answers HTTP-01
+//    challenges, the HTTPS listener TLS-ALPN-01 handshakes;
+// 3. start(), once listening: extra challenge listeners (alt ports), then each certificate's schedule
+//    (missing ones are ordered now, each on its own: one site's failure never holds up another).
+import type { Server as HttpServer } from 'node:http';
+import type { Server as NetServer } from 'node:net';
+import type { Logger } from 'pino';
+import type * as acme from 'acme-client';
+import type { AcmeOptions } from '@warmpool/config';
+import { ListenError } from '../errors.js';
+import { parseAddress } from '../lifecycle.js';
+import type { CliOutput } from '../output.js';
+import type { TlsContexts } from '../tls.js';
+import { ChallengeResponder, createHttpChallengeServer, interceptHttpChallenges } from './challenges.js';
+import { ManagedCertificate, type CertificateReporter, type CertificateStatus } from './managed-certificate.js';
+import { openAccount } from './order.js';
+import { planCertificates, type SiteHosts } from './plan.js';
+import { installProblemRecorder } from './problems.js';
+import { CertificateStore } from './store.js';
+import { createTlsAlpnServer, routeTlsAlpnChallenges } from './tls-alpn.js';
+
+export interface AutomaticHttpsOptions {
+  acme: AcmeOptions;
+  sites: readonly SiteHosts[];
+  contexts: TlsContexts;
+  /** http.address and http.ssl.address: the alt ports are compared with theirs */
+  httpAddress: string;
+  httpsAddress: string;
+  out: CliOutput;
+  logger: Logger;
+}
+
+export class AutomaticHttps {
+  readonly responder: ChallengeResponder;
+  readonly store: CertificateStore;
+  readonly certificates: readonly ManagedCertificate[];
+  readonly #options: AutomaticHttpsOptions;
+  readonly #extraListeners: NetServer[] = [];
+  #account: Promise<acme.Client> | null = null;
+
+  constructor(options: AutomaticHttpsOptions) {
+    installProblemRecorder();
+    this.#options = options;
+    const { acme: settings, contexts } = options;
+    this.store = new CertificateStore(settings.certs_dir);
+    this.responder = new ChallengeResponder(this.store);
+    const report = this.#reporter();
+    const hasDefault = contexts.defaultCredentials !== null;
+    this.certificates = planCertificates(settings.domains, options.sites).map(
+      (plan, i) =>
+        new ManagedCertificate(plan, {
+          store: this.store,
+          responder: this.responder,
+          contexts,
+          account: () => {
+            this.#account ??= openAccount(this.store, {
+              directory: settings.directory,
+              ...(settings.email === undefined ? {} : { email: settings.email }),
+            });
+            return this.#account;
+          },
+          dropAccount: () => {
+            this.#account = null;
+          },
+          directory: settings.directory,
+          challengeType: settings.challenge_type,
+          report,
+          isDefault: !hasDefault && i === 0,
+        }),
+    );
+  }
+
+  /** Step 1 of boot: stored certificates (or temporary ones) are served. Throws AcmeStoreError. */
+  async load(): Promise<void> {
+    const { out, acme: settings } = this.#options;
+    await this.store.prepare();
+    if (settings.staging)
+      out.warn(
+        "http.ssl.acme: Let's Encrypt staging (use_production_endpoint is false, as RoadRunner's default): browsers will not trust these certificates; set use_production_endpoint: true once the setup works",
+      );
+    for (const certificate of this.certificates) {
+      const from = await certificate.load();
+      const status = certificate.status();
+      out.info(
+        from === 'stored'
+          ? `certificate ${certificate.name}: stored one in use (${certificate.domains.join(', ')}; expires ${status.notAfter})`
+          : `certificate ${certificate.name}: none stored yet; a temporary self-signed one is served until the CA issues it`,
+      );
+    }
+  }
+
+  /** Step 2: the HTTP listener answers HTTP-01 challenges before anything else sees the request. */
+  attachHttp(server: HttpServer): void {
+    interceptHttpChallenges(server, this.responder);
+  }
+
+  /** Step 2: the HTTPS listener hands TLS-ALPN-01 validation handshakes to the responder. */
+  attachHttps(server: NetServer): void {
+    routeTlsAlpnChallenges(server, this.responder);
+  }
+
+  /**
+   * Step 3, once the listeners listen: alt-port listeners (on every interface, where a port forward
+   * or the CA reaches them, as RoadRunner's), then the schedules. Throws ListenError.
+   */
+  async start(): Promise<void> {
+    const { acme: settings, httpAddress, httpsAddress, out } = this.#options;
+    const http = parseAddress(httpAddress);
+    const https = parseAddress(httpsAddress);
+    if (settings.alt_http_port !== undefined && settings.alt_http_port !== http.port)
+      await this.#listen(createHttpChallengeServer(this.responder), 'alt_http_port', settings.alt_http_port);
+    if (settings.alt_tlsalpn_port !== undefined && settings.alt_tlsalpn_port !== https.port)
+      await this.#listen(createTlsAlpnServer(this.responder), 'alt_tlsalpn_port', settings.alt_tlsalpn_port);
+    for (const listener of this.#extraListeners) {
+      const address = listener.address();
+      if (address !== null && typeof address === 'object')
+        out.info(`ACME challenges also answered on port ${address.port} (alt port)`);
+    }
+    for (const certificate of this.certificates) certificate.start();
+  }
+
+  status(): CertificateStatus[] {
+    return this.certificates.map((certificate) => certificate.status());
+  }
+
+  /** Prometheus lines: seconds until each name's certificate expires (names still waiting have none). */
+  metrics(): string {
+    const lines = [
+      '# HELP warmpool_cert_expiry_seconds Seconds until the certificate served for the domain expires (http.ssl.acme); negative once expired.',
+      '# TYPE warmpool_cert_expiry_seconds gauge',
+    ];
+    for (const certificate of this.certificates) {
+      const seconds = certificate.expiresInSeconds();
+      if (seconds === null) continue;
+      for (const domain of certificate.domains)
+        lines.push(`warmpool_cert_expiry_seconds{domain="${domain}"} ${Math.round(seconds)}`);
+    }
+    return `${lines.join('\n')}\n`;
+  }
+
+  /** Stops the schedules (an order in flight is not waited for) and the alt-port listeners. */
+  async stop(): Promise<void> {
+    for (const certificate of this.certificates) certificate.stop();
+    await Promise.all(
+      this.#extraListeners.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))),
+    );
+  }
+
+  async #listen(server: NetServer, key: 'alt_http_port' | 'alt_tlsalpn_port', port: number): Promise<void> {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (error) => reject(new ListenError(`http.ssl.acme.${key}`, `:${port}`, error)));
+      server.listen({ port }, () => resolve());
+    });
+    this.#extraListeners.push(server);
+  }
+
+  #reporter(): CertificateReporter {
+    const { out, logger } = this.#options;
+    return {
+      info: (event, message, fields) => {
+        out.info(message);
+        logger.info(fields, event);
+      },
+      success: (event, message, fields) => {
+        out.success(message);
+        logger.info(fields, event);
+      },
+      error: (event, message, fields) => {
+        out.error(message);
+        logger.error(fields, event);
+      },
+    };
+  }
+}

@@ -1,0 +1,415 @@
+// The life of one automatic certificate (the names of one site):
+//
+//   boot      a stored certificate that is still good for these names and this CA is served at once,
+//             with no order; otherwise a temporary self-signed one is served while the first order runs
+//   order     under the certificate's lock in certs_dir; another server holding it (blue-green) is
+//             waited for, and its result read back from the store instead of ordering twice
+//   renewal   at two thirds of the lifetime (renewal.ts); the new pair replaces the old one for new
+//             handshakes only (tls.ts), so open connections are not dropped
+//   failure   the certificate served so far stays; the error says what to do; retried with backoff
+//             (or after the CA's Retry-After)
+import type { X509Certificate } from 'node:crypto';
+import type * as acme from 'acme-client';
+import type { TlsContexts, Credentials } from '../tls.js';
+import { credentialsFromPem } from '../tls.js';
+import type { ChallengeResponder } from './challenges.js';
+import { tryLock, type HeldLock, type LockOwner } from './lock.js';
+import { orderCertificate, type ChallengeType } from './order.js';
+import type { PlannedCertificate } from './plan.js';
+import { explainFailure, recordProblems, type AcmeFailure } from './problems.js';
+import { callAt, isDue, renewalTime, retryDelay, type Lifetime } from './renewal.js';
+import type { CertificateStore, StoredCertificate } from './store.js';
+import { createTemporaryCertificate } from './temporary-certificate.js';
+
+/** valid | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
+export type CertificateState = 'valid' | 'temporary' | 'ordering' | 'renewing' | 'waiting' | 'file';
+
+/** One line of `warmpool cert status` (the admin socket's `certs` answer). */
+export interface CertificateStatus {
+  name: string;
+  domains: string[];
+  state: CertificateState;
+  /** "CN=R11, O=Let's Encrypt, C=US"; null while only the temporary certificate is served */
+  issuer: string | null;
+  serial: string | null;
+  /** ISO times */
+  notAfter: string | null;
+  nextRenewal: string | null;
+  /** the last failure, kept until an order succeeds */
+  lastError: { code: string; message: string; at: string } | null;
+  /** when the next attempt after a failure runs */
+  nextAttempt: string | null;
+}
+
+/**
+ * Where lines about this certificate go: the server prints `message` and logs `fields` under the
+ * short `event` ("acme order failed"), as its other log lines do.
+ */
+export interface CertificateReporter {
+  info(event: string, message: string, fields: Record<string, unknown>): void;
+  success(event: string, message: string, fields: Record<string, unknown>): void;
+  error(event: string, message: string, fields: Record<string, unknown>): void;
+}
+
+export interface ManagedCertificateDeps {
+  store: CertificateStore;
+  responder: ChallengeResponder;
+  contexts: TlsContexts;
+  /** the account client, opened once per process (and again after a failure) */
+  account: () => Promise<acme.Client>;
+  /** the account client failed: open a new one next time */
+  dropAccount: () => void;
+  directory: string;
+  challengeType: ChallengeType;
+  report: CertificateReporter;
+  /** this certificate is also the server's default (no SNI, unknown names) */
+  isDefault: boolean;
+  /** how often to look whether another server released the lock */
+  lockPollMs?: number;
+  random?: () => number;
+  now?: () => number;
+}
+
+interface Served {
+  credentials: Credentials;
+  /** from the CA (stored or just issued) or made here while waiting */
+  temporary: boolean;
+  lifetime: Lifetime;
+  /** ISO */
+  issuer: string;
+}
+
+export class ManagedCertificate {
+  readonly name: string;
+  readonly domains: readonly string[];
+  readonly #deps: ManagedCertificateDeps;
+  readonly #now: () => number;
+  readonly #random: () => number;
+  #served: Served | null = null;
+  #state: CertificateState = 'temporary';
+  #nextRenewal: number | null = null;
+  #nextAttempt: number | null = null;
+  #failures = 0;
+  #lastError: CertificateStatus['lastError'] = null;
+  #cancelTimer: (() => void) | null = null;
+  #running: Promise<void> | null = null;
+  #stopped = false;
+
+  constructor(plan: PlannedCertificate, deps: ManagedCertificateDeps) {
+    this.name = plan.name;
+    this.domains = plan.domains;
+    this.#deps = deps;
+    this.#now = deps.now ?? Date.now;
+    this.#random = deps.random ?? Math.random;
+  }
+
+  /** Serves the stored certificate when it is still good, else a temporary one. Returns which. */
+  async load(): Promise<'stored' | 'temporary'> {
+    const stored = this.#usable(await this.#deps.store.readCertificate(this.name));
+    if (stored !== null) {
+      this.#serve(stored);
+      return 'stored';
+    }
+    const temporary = await createTemporaryCertificate(this.domains);
+    const credentials = credentialsFromPem(temporary.cert, temporary.key);
+    this.#serve({ credentials, temporary: true, lifetime: lifetimeOf(credentials.x509), issuer: 'self-signed' });
+    return 'temporary';
+  }
+
+  /** Starts the schedule: order now (temporary or due), or wait for the renewal time. */
+  start(): void {
+    const served = this.#served;
+    if (served === null || served.temporary || isDue(served.lifetime, this.#now())) {
+      this.#schedule(this.#now());
+      return;
+    }
+    this.#nextRenewal = renewalTime(served.lifetime, this.#random());
+    this.#schedule(this.#nextRenewal);
+  }
+
+  /**
+   * No new attempt starts. One in flight is not waited for (a drain should not wait for a CA): if
+   * the process exits first, its lock is taken over by the next server (holder gone).
+   */
+  stop(): void {
+    this.#stopped = true;
+    this.#cancelTimer?.();
+  }
+
+  /** The attempt in flight, if any (tests wait for it). */
+  get settled(): Promise<void> {
+    return this.#running ?? Promise.resolve();
+  }
+
+  /** Runs an attempt now (tests, and a future `warmpool cert renew`); resolves when it ends. */
+  async renewNow(): Promise<void> {
+    this.#cancelTimer?.();
+    this.#running ??= this.#attempt().finally(() => {
+      this.#running = null;
+    });
+    await this.#running;
+  }
+
+  get state(): CertificateState {
+    return this.#state;
+  }
+
+  get credentials(): Credentials | null {
+    return this.#served?.credentials ?? null;
+  }
+
+  status(): CertificateStatus {
+    const served = this.#served;
+    const real = served !== null && !served.temporary;
+    return {
+      name: this.name,
+      domains: [...this.domains],
+      state: this.#state,
+      issuer: real ? served.issuer : null,
+      serial: real ? served.credentials.serial : null,
+      notAfter: real ? new Date(served.lifetime.notAfter).toISOString() : null,
+      nextRenewal: this.#nextRenewal === null ? null : new Date(this.#nextRenewal).toISOString(),
+      lastError: this.#lastError,
+      nextAttempt: this.#nextAttempt === null ? null : new Date(this.#nextAttempt).toISOString(),
+    };
+  }
+
+  /** Seconds until the served CA certificate expires; null while only the temporary one is served. */
+  expiresInSeconds(): number | null {
+    const served = this.#served;
+    if (served === null || served.temporary) return null;
+    return (served.lifetime.notAfter - this.#now()) / 1000;
+  }
+
+  #schedule(at: number): void {
+    if (this.#stopped) return;
+    this.#cancelTimer?.();
+    this.#cancelTimer = callAt(
+      at,
+      () => {
+        this.#cancelTimer = null;
+        void this.renewNow();
+      },
+      this.#now,
+    );
+  }
+
+  /**
+   * One attempt:
+   * 1. take the lock, or wait for the server holding it and use what it stored;
+   * 2. with the lock, read the store again (another server may have just renewed);
+   * 3. order, store, serve; on failure keep serving what we have and schedule a retry.
+   */
+  async #attempt(): Promise<void> {
+    if (this.#stopped) return;
+    const renewing = this.#served !== null && !this.#served.temporary;
+    this.#state = renewing ? 'renewing' : 'ordering';
+    const lock = await this.#takeLock();
+    if (lock === null) return; // stopped while waiting, or the other server's certificate is in use
+    try {
+      const fresh = this.#usable(await this.#deps.store.readCertificate(this.name));
+      if (
+        fresh !== null &&
+        fresh.credentials.serial !== this.#served?.credentials.serial &&
+        !isDue(fresh.lifetime, this.#now())
+      ) {
+        this.#adopt(fresh, 'taken from certs_dir (another server stored it)');
+        return;
+      }
+      if (this.#stopped) return;
+      const how = this.#deps.challengeType === 'http-01' ? 'HTTP-01' : 'TLS-ALPN-01';
+      this.#deps.report.info(
+        renewing ? 'acme renewal started' : 'acme order started',
+        `certificate ${this.name}: ${renewing ? 'renewing' : 'ordering'} for ${this.domains.join(', ')} from ${this.#deps.directory} (${how})`,
+        { certificate: this.name, domains: this.domains },
+      );
+      const result = await recordProblems(async () =>
+        orderCertificate(
+          await this.#deps.account(),
+          { domains: this.domains, challengeType: this.#deps.challengeType },
+          this.#deps.responder,
+        ),
+      );
+      if (!result.ok) {
+        this.#deps.dropAccount();
+        await this.#failed(
+          await explainFailure(result.error, result.problems, {
+            certificate: this.name,
+            domains: this.domains,
+            challengeType: this.#deps.challengeType,
+            directory: this.#deps.directory,
+            probeDirectory: () => probeDirectory(this.#deps.directory),
+          }),
+        );
+        return;
+      }
+      const credentials = credentialsFromPem(result.value.cert, result.value.key);
+      await this.#deps.store.writeCertificate(this.name, result.value.cert, result.value.key, {
+        directory: this.#deps.directory,
+        domains: [...this.domains],
+        storedAt: new Date(this.#now()).toISOString(),
+      });
+      this.#adopt(
+        { credentials, temporary: false, lifetime: lifetimeOf(credentials.x509), issuer: issuerOf(credentials.x509) },
+        renewing ? 'renewed' : 'issued',
+      );
+    } catch (error) {
+      // the store could not be written, or something unexpected: same treatment as a CA failure
+      await this.#failed(error as AcmeFailure);
+    } finally {
+      await lock.release();
+    }
+  }
+
+  /** The lock, or null when stopped or when waiting ended with another server's good certificate. */
+  async #takeLock(): Promise<HeldLock | null> {
+    const path = await this.#deps.store.lockPath(this.name);
+    let announced = false;
+    for (;;) {
+      if (this.#stopped) return null;
+      const result = await tryLock(path);
+      if ('release' in result) return result;
+      if (!announced) {
+        announced = true;
+        this.#state = 'waiting';
+        this.#deps.report.info(
+          'acme waiting for another server',
+          `certificate ${this.name}: ${describeOwner(result)} is ordering it (certs_dir is shared); waiting for its result instead of ordering twice`,
+          { certificate: this.name, owner: result },
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, this.#deps.lockPollMs ?? 1_000));
+      const stored = this.#usable(await this.#deps.store.readCertificate(this.name));
+      if (
+        stored !== null &&
+        stored.credentials.serial !== this.#served?.credentials.serial &&
+        !isDue(stored.lifetime, this.#now())
+      ) {
+        this.#adopt(stored, 'taken from certs_dir (another server stored it)');
+        return null;
+      }
+    }
+  }
+
+  #adopt(served: Served, how: string): void {
+    this.#serve(served);
+    this.#failures = 0;
+    this.#lastError = null;
+    this.#nextAttempt = null;
+    const next = renewalTime(served.lifetime, this.#random());
+    this.#nextRenewal = next;
+    this.#deps.report.success(
+      how === 'issued' || how === 'renewed' ? `certificate ${how}` : 'certificate taken from certs_dir',
+      `certificate ${this.name} ${how}: ${served.credentials.summary}, issuer ${served.issuer}; renewal from ${new Date(next).toISOString()}`,
+      {
+        certificate: this.name,
+        serial: served.credentials.serial,
+        notAfter: new Date(served.lifetime.notAfter).toISOString(),
+      },
+    );
+    this.#schedule(next);
+  }
+
+  #serve(served: Served): void {
+    this.#served = served;
+    this.#state = served.temporary ? 'temporary' : 'valid';
+    this.#deps.contexts.setNames(this.domains, served.credentials);
+    if (this.#deps.isDefault) this.#deps.contexts.setDefault(served.credentials);
+  }
+
+  async #failed(error: AcmeFailure): Promise<void> {
+    this.#failures++;
+    const served = this.#served;
+    const expiresInMs = served === null || served.temporary ? undefined : served.lifetime.notAfter - this.#now();
+    const retryAfterMs = (error as { details?: { retryAfterMs?: number } }).details?.retryAfterMs;
+    const delay = retryDelay(this.#failures, this.#random(), {
+      ...(retryAfterMs === undefined ? {} : { retryAfterMs }),
+      ...(expiresInMs === undefined ? {} : { expiresInMs }),
+    });
+    const at = this.#now() + delay;
+    this.#nextAttempt = at;
+    this.#state = served === null || served.temporary ? 'temporary' : 'valid';
+    const message = (error as Error)?.message ?? String(error);
+    const code = (error as { code?: string })?.code ?? 'WP_SERVER_ACME_ORDER';
+    this.#lastError = { code, message, at: new Date(this.#now()).toISOString() };
+    const keeping =
+      served === null || served.temporary
+        ? 'the temporary self-signed certificate stays until then'
+        : `the current certificate stays (it expires ${new Date(served.lifetime.notAfter).toISOString()})`;
+    const about = message.startsWith(`${this.name}: `) ? message : `${this.name}: ${message}`;
+    this.#deps.report.error(
+      'acme order failed',
+      `certificate ${about} [${code}]; next attempt at ${new Date(at).toISOString()}, ${keeping}`,
+      {
+        certificate: this.name,
+        code,
+        attempt: this.#failures,
+        err: { message },
+        nextAttempt: new Date(at).toISOString(),
+      },
+    );
+    this.#schedule(at);
+  }
+
+  /** A stored certificate this server may serve: parses, covers our names, from our CA, not expired. */
+  #usable(stored: StoredCertificate | null): Served | null {
+    if (stored === null || stored.meta.directory !== this.#deps.directory) return null;
+    let credentials: Credentials;
+    try {
+      credentials = credentialsFromPem(stored.cert, stored.key);
+    } catch {
+      return null;
+    }
+    const names = sanNames(credentials.x509);
+    if (!this.domains.every((domain) => names.includes(domain))) return null;
+    const lifetime = lifetimeOf(credentials.x509);
+    if (lifetime.notAfter <= this.#now()) return null;
+    return { credentials, temporary: false, lifetime, issuer: issuerOf(credentials.x509) };
+  }
+}
+
+/** The status line of http.ssl.cert (served to names without an automatic certificate). */
+export function fileCertificateStatus(credentials: Credentials, file: string): CertificateStatus {
+  return {
+    name: file,
+    domains: sanNames(credentials.x509),
+    state: 'file',
+    issuer: issuerOf(credentials.x509),
+    serial: credentials.serial,
+    notAfter: new Date(lifetimeOf(credentials.x509).notAfter).toISOString(),
+    nextRenewal: null,
+    lastError: null,
+    nextAttempt: null,
+  };
+}
+
+function lifetimeOf(x509: X509Certificate): Lifetime {
+  return { notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo) };
+}
+
+function issuerOf(x509: X509Certificate): string {
+  return x509.issuer.split('\n').reverse().join(', ');
+}
+
+function sanNames(x509: X509Certificate): string[] {
+  return (x509.subjectAltName ?? '')
+    .split(', ')
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4).toLowerCase());
+}
+
+function describeOwner(owner: LockOwner): string {
+  return owner.pid === 0 ? 'another server' : `warmpool pid ${owner.pid} on ${owner.host}`;
+}
+
+/** Null when the CA's directory answers; else why not ("connect ECONNREFUSED 127.0.0.1:14000"). */
+export async function probeDirectory(directory: string): Promise<string | null> {
+  try {
+    const response = await fetch(directory, { signal: AbortSignal.timeout(15_000) });
+    await response.body?.cancel();
+    return response.ok ? null : `the directory answered HTTP ${response.status}`;
+  } catch (error) {
+    const cause = (error as { cause?: { code?: string; message?: string } }).cause;
+    return cause?.message ?? (error as Error).message;
+  }
+}

@@ -1,0 +1,251 @@
+// http.ssl.acme.certs_dir: what survives a restart, and what two servers sharing the folder (a
+// blue-green swap) share.
+//
+//   certs_dir/                               0700
+//     accounts/<ca>/account.key              0600, one account key per CA directory
+//     certificates/<name>/current            symlink to the version in use
+//     certificates/<name>/<version>/cert.pem the chain, leaf first (0644)
+//     certificates/<name>/<version>/key.pem  its private key (0600)
+//     certificates/<name>/<version>/meta.json the CA directory and the names asked for
+//     certificates/<name>/order.lock         held while one server orders (lock.ts)
+//     http-01/<token>                        key authorizations being validated, so either server answers
+//
+// Every write is atomic: a certificate's files are written into a fresh version folder (fsynced),
+// then the `current` symlink is replaced by rename, so a reader (or a crash) sees the old set or the
+// new one, never a key with another certificate. The account key is created with link(), which
+// never replaces: two servers racing keep one key.
+import { randomBytes } from 'node:crypto';
+import { chmod, link, mkdir, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { AcmeStoreError } from '../errors.js';
+
+export interface CertificateMeta {
+  /** the CA's directory URL */
+  directory: string;
+  /** the names ordered (the certificate's SANs) */
+  domains: string[];
+  /** ISO time it was stored */
+  storedAt: string;
+}
+
+export interface StoredCertificate {
+  /** PEM chain, leaf first */
+  cert: string;
+  key: string;
+  meta: CertificateMeta;
+  /** the version folder */
+  path: string;
+}
+
+const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
+const NAME = /^[a-z0-9][a-z0-9._-]{0,252}$/;
+
+export class CertificateStore {
+  readonly dir: string;
+
+  constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Creates the folders (0700); AcmeStoreError says what to fix when it cannot. */
+  async prepare(): Promise<void> {
+    for (const sub of ['', 'accounts', 'certificates', 'http-01']) {
+      try {
+        await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
+      } catch (error) {
+        throw storeError(`create ${join(this.dir, sub)}`, error);
+      }
+    }
+    // a probe write: a read-only folder fails here, at boot, not at the first order
+    const probe = join(this.dir, `.probe-${process.pid}`);
+    try {
+      await (await open(probe, 'w', 0o600)).close();
+      await unlink(probe);
+    } catch (error) {
+      throw storeError(`write in ${this.dir}`, error);
+    }
+  }
+
+  /** The account key for this CA, created by `create` the first time (one key per CA directory). */
+  async accountKey(directory: string, create: () => string): Promise<string> {
+    const folder = join(this.dir, 'accounts', slugOf(directory));
+    const file = join(folder, 'account.key');
+    const existing = await readOptional(file);
+    if (existing !== null) return existing;
+    try {
+      await mkdir(folder, { recursive: true, mode: 0o700 });
+      const temp = join(folder, `.account.key.${process.pid}.${randomBytes(4).toString('hex')}`);
+      await writeDurable(temp, create(), 0o600);
+      try {
+        await link(temp, file); // never replaces: a racing server's key wins if it was first
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      } finally {
+        await unlink(temp).catch(() => {});
+      }
+      return await readFile(file, 'utf8');
+    } catch (error) {
+      throw storeError(`write the account key ${file}`, error);
+    }
+  }
+
+  /** The stored certificate `name`, or null when there is none (or its files are incomplete). */
+  async readCertificate(name: string): Promise<StoredCertificate | null> {
+    const folder = this.#folder(name);
+    let version: string;
+    try {
+      version = await readlink(join(folder, 'current'));
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw storeError(`read ${join(folder, 'current')}`, error);
+    }
+    const path = join(folder, version);
+    const [cert, key, meta] = await Promise.all([
+      readOptional(join(path, 'cert.pem')),
+      readOptional(join(path, 'key.pem')),
+      readOptional(join(path, 'meta.json')),
+    ]);
+    if (cert === null || key === null || meta === null) return null;
+    try {
+      return { cert, key, meta: JSON.parse(meta) as CertificateMeta, path };
+    } catch {
+      return null;
+    }
+  }
+
+  /**
+   * Stores a new certificate for `name` and makes it current:
+   * 1. write cert.pem, key.pem (0600) and meta.json into a new hidden folder, each fsynced;
+   * 2. rename the folder to its version name;
+   * 3. point a new symlink at it and rename it over `current` (atomic);
+   * 4. remove versions older than the previous one (kept for a manual rollback).
+   */
+  async writeCertificate(name: string, cert: string, key: string, meta: CertificateMeta): Promise<string> {
+    const folder = this.#folder(name);
+    const version = `${new Date()
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d+Z$/, 'Z')}-${randomBytes(3).toString('hex')}`;
+    const staging = join(folder, `.${version}.tmp`);
+    try {
+      await mkdir(staging, { recursive: true, mode: 0o700 });
+      await writeDurable(join(staging, 'key.pem'), key, 0o600);
+      await writeDurable(join(staging, 'cert.pem'), cert, 0o644);
+      await writeDurable(join(staging, 'meta.json'), `${JSON.stringify(meta, null, 2)}\n`, 0o644);
+      await chmod(staging, 0o755);
+      await rename(staging, join(folder, version));
+      const previous = await readlink(join(folder, 'current')).catch(() => null);
+      const link = join(folder, `.current.${randomBytes(3).toString('hex')}`);
+      await symlink(version, link);
+      await rename(link, join(folder, 'current'));
+      await syncFolder(folder);
+      await this.#prune(folder, [version, previous]);
+      return join(folder, version);
+    } catch (error) {
+      await rm(staging, { recursive: true, force: true }).catch(() => {});
+      throw storeError(`store the certificate ${name} in ${folder}`, error);
+    }
+  }
+
+  /** Where the order lock of `name` lives (its folder is created). */
+  async lockPath(name: string): Promise<string> {
+    const folder = this.#folder(name);
+    await mkdir(folder, { recursive: true, mode: 0o755 });
+    return join(folder, 'order.lock');
+  }
+
+  // ---- HTTP-01 key authorizations, shared with another server on the same folder ----
+
+  async writeHttpChallenge(token: string, keyAuthorization: string): Promise<void> {
+    if (!TOKEN.test(token)) throw new AcmeStoreError(`the CA sent a challenge token that is not base64url: ${token}`);
+    const temp = join(this.dir, 'http-01', `.${token}.${randomBytes(3).toString('hex')}`);
+    await writeDurable(temp, keyAuthorization, 0o644);
+    await rename(temp, join(this.dir, 'http-01', token));
+  }
+
+  /** null when no such token is being validated (or the token is not base64url: never a path). */
+  async readHttpChallenge(token: string): Promise<string | null> {
+    if (!TOKEN.test(token)) return null;
+    return readOptional(join(this.dir, 'http-01', token)).catch(() => null);
+  }
+
+  async removeHttpChallenge(token: string): Promise<void> {
+    if (!TOKEN.test(token)) return;
+    await unlink(join(this.dir, 'http-01', token)).catch(() => {});
+  }
+
+  #folder(name: string): string {
+    if (!NAME.test(name)) throw new AcmeStoreError(`"${name}" cannot name a certificate folder`);
+    return join(this.dir, 'certificates', name);
+  }
+
+  async #prune(folder: string, keep: Array<string | null>): Promise<void> {
+    for (const entry of await readdir(folder)) {
+      if (keep.includes(entry) || entry === 'current' || entry === 'order.lock') continue;
+      if (entry.startsWith('.')) continue; // another server's write in progress
+      await rm(join(folder, entry), { recursive: true, force: true }).catch(() => {});
+    }
+  }
+}
+
+/** "https://acme-v02.api.letsencrypt.org/directory" → "acme-v02.api.letsencrypt.org-directory". */
+export function slugOf(directory: string): string {
+  let url: URL;
+  try {
+    url = new URL(directory);
+  } catch {
+    return directory.replace(/[^A-Za-z0-9.-]+/g, '-');
+  }
+  return `${url.host}${url.pathname}`
+    .replace(/[^A-Za-z0-9.-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .toLowerCase();
+}
+
+async function readOptional(file: string): Promise<string | null> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw storeError(`read ${file}`, error);
+  }
+}
+
+/** Writes a new file with `mode` from its creation (never wider, whatever the umask) and fsyncs it. */
+async function writeDurable(file: string, text: string, mode: number): Promise<void> {
+  const handle = await open(file, 'wx', mode);
+  try {
+    await handle.writeFile(text);
+    await handle.chmod(mode);
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function syncFolder(folder: string): Promise<void> {
+  const handle = await open(folder, 'r');
+  try {
+    await handle.sync();
+  } catch {
+    // some filesystems refuse fsync on a directory; the rename is still atomic
+  } finally {
+    await handle.close();
+  }
+}
+
+function storeError(what: string, error: unknown): AcmeStoreError {
+  if (error instanceof AcmeStoreError) return error;
+  const code = (error as NodeJS.ErrnoException).code;
+  const why =
+    code === 'EACCES' || code === 'EPERM'
+      ? `permission denied: make http.ssl.acme.certs_dir writable by the user warmpool runs as (e.g. chown -R that user)`
+      : code === 'EROFS'
+        ? 'read-only filesystem: point http.ssl.acme.certs_dir at a writable folder (e.g. /var/lib/warmpool/acme)'
+        : code === 'ENOSPC'
+          ? 'no space left on the device'
+          : code === 'ENOTDIR' || code === 'EEXIST'
+            ? 'a file is in the way of a folder: point http.ssl.acme.certs_dir at a folder (e.g. /var/lib/warmpool/acme)'
+            : (error as Error).message;
+  return new AcmeStoreError(`cannot ${what}: ${why}`, error);
+}

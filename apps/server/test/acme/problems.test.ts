@@ -1,0 +1,138 @@
+// The CA's problem documents → errors that say what to do, with the codes of the README table.
+import { createServer } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import { explainFailure, problemOf, type FailureContext } from '../../src/acme/problems.js';
+import { probeDirectory } from '../../src/acme/managed-certificate.js';
+
+const context: FailureContext = {
+  certificate: 'example.com',
+  domains: ['example.com', 'www.example.com'],
+  challengeType: 'http-01',
+  directory: 'https://ca.test/dir',
+  now: () => Date.parse('2026-01-01T00:00:00Z'),
+};
+const problem = (type: string, detail: string, extra = {}) => ({
+  type: `urn:ietf:params:acme:error:${type}`,
+  detail,
+  ...extra,
+});
+
+describe('problemOf', () => {
+  it('reads an error body, with Retry-After', () => {
+    expect(
+      problemOf({
+        status: 429,
+        headers: { 'retry-after': '3600' },
+        data: { type: 'urn:ietf:params:acme:error:rateLimited', detail: 'too many certificates' },
+      }),
+    ).toEqual({
+      type: 'urn:ietf:params:acme:error:rateLimited',
+      detail: 'too many certificates',
+      retryAfterMs: 3_600_000,
+    });
+  });
+
+  it("reads an invalid challenge's error and finds the name in the URL the CA fetched", () => {
+    expect(
+      problemOf({
+        status: 200,
+        data: {
+          type: 'http-01',
+          status: 'invalid',
+          error: {
+            type: 'urn:ietf:params:acme:error:connection',
+            detail: 'Get "http://b.test/.well-known/acme-challenge/x": refused',
+          },
+        },
+      }),
+    ).toMatchObject({ type: 'urn:ietf:params:acme:error:connection', domain: 'b.test' });
+  });
+
+  it('takes the name of the first subproblem, and ignores bodies that are not problems', () => {
+    expect(
+      problemOf({
+        data: {
+          type: 'urn:ietf:params:acme:error:rejectedIdentifier',
+          detail: 'no',
+          subproblems: [{ identifier: { value: 'x.test' } }],
+        },
+      }),
+    ).toMatchObject({ domain: 'x.test' });
+    expect(problemOf({ status: 200, data: { status: 'valid', identifier: { value: 'a.test' } } })).toBeNull();
+    expect(problemOf({ status: 200, data: 'PEM' })).toBeNull();
+  });
+});
+
+describe('explainFailure', () => {
+  const failure = async (type: string, detail: string, extra = {}, error: unknown = new Error(detail)) =>
+    explainFailure(error, [problem(type, detail, extra)], context);
+
+  it('DNS: point the name here', async () => {
+    const error = await failure('dns', 'NXDOMAIN looking up A for www.example.com', { domain: 'www.example.com' });
+    expect(error.code).toBe('WP_SERVER_ACME_DNS');
+    expect(error.message).toMatch(/^www\.example\.com: the CA could not find this name's address/);
+    expect(error.message).toContain('Point its DNS A/AAAA records at this server');
+    expect(error.message).toContain('`dig +short www.example.com`');
+  });
+
+  it('connection: open port 80 (HTTP-01) or 443 (TLS-ALPN-01)', async () => {
+    const http = await failure('connection', 'dial tcp 1.2.3.4:80: i/o timeout', { domain: 'example.com' });
+    expect(http.code).toBe('WP_SERVER_ACME_UNREACHABLE');
+    expect(http.message).toContain('could not connect to port 80');
+    expect(http.message).toContain('Open port 80 to the internet');
+    const tls = await explainFailure(new Error('x'), [problem('connection', 'refused')], {
+      ...context,
+      challengeType: 'tlsalpn-01',
+    });
+    expect(tls.message).toContain('port 443');
+  });
+
+  it('the name failed on is the one its challenge was for, when the order knows it', async () => {
+    const error = Object.assign(new Error('x'), { acmeDomain: 'www.example.com' });
+    expect((await failure('connection', '1.2.3.4: refused', {}, error)).message).toMatch(/^www\.example\.com: /);
+  });
+
+  it('wrong answer: DNS points elsewhere or a proxy is in front', async () => {
+    const error = await failure(
+      'unauthorized',
+      'Invalid response from http://example.com/.well-known/acme-challenge/x: 404',
+    );
+    expect(error.code).toBe('WP_SERVER_ACME_CHALLENGE');
+    expect(error.message).toContain('does not pass /.well-known/acme-challenge/ through');
+  });
+
+  it('rate limit: until when, from Retry-After', async () => {
+    const error = await failure('rateLimited', 'too many certificates already issued', { retryAfterMs: 7_200_000 });
+    expect(error.code).toBe('WP_SERVER_ACME_RATE_LIMITED');
+    expect(error.message).toContain('warmpool tries again after 2026-01-01T02:00:00Z');
+    expect(error.message).toContain("use Let's Encrypt staging");
+    expect(error.details.retryAfterMs).toBe(7_200_000);
+  });
+
+  it('no problem from the CA and its directory does not answer: the CA is unreachable', async () => {
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const { port } = closed.address() as { port: number };
+    await new Promise((resolve) => closed.close(resolve));
+    const error = await explainFailure(new TypeError("Cannot read properties of undefined (reading 'config')"), [], {
+      ...context,
+      probeDirectory: () => probeDirectory(`https://127.0.0.1:${port}/dir`),
+    });
+    expect(error.code).toBe('WP_SERVER_ACME_CA_UNREACHABLE');
+    expect(error.message).toMatch(/^cannot reach the CA at https:\/\/ca\.test\/dir: .*ECONNREFUSED/);
+    expect(error.message).toContain("Check this server's outbound HTTPS");
+  });
+
+  it('no problem and the directory answers: the error as it came', async () => {
+    const directory = createServer((_req, res) => res.end('{}'));
+    await new Promise<void>((resolve) => directory.listen(0, '127.0.0.1', resolve));
+    const { port } = directory.address() as { port: number };
+    const error = await explainFailure(new Error('boom'), [], {
+      ...context,
+      probeDirectory: () => probeDirectory(`http://127.0.0.1:${port}/dir`),
+    });
+    directory.close();
+    expect(error.code).toBe('WP_SERVER_ACME_ORDER');
+    expect(error.message).toBe('ordering the certificate for example.com, www.example.com failed: boom');
+  });
+});

@@ -1,0 +1,88 @@
+// TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
+import { once } from 'node:events';
+import type { Http2SecureServer } from 'node:http2';
+import { connect, type TLSSocket } from 'node:tls';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createTemporaryCertificate } from '../src/acme/temporary-certificate.js';
+import { createHttpsServer, credentialsFromPem, TlsContexts, type Credentials } from '../src/tls.js';
+
+const servers: Http2SecureServer[] = [];
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => new Promise((resolve) => s.close(resolve))));
+});
+
+async function pair(...names: string[]): Promise<Credentials> {
+  const { cert, key } = await createTemporaryCertificate(names);
+  return credentialsFromPem(cert, key);
+}
+
+async function serve(contexts: TlsContexts): Promise<number> {
+  const server = createHttpsServer(contexts, (_req, res) => res.end('ok'));
+  servers.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return (server.address() as { port: number }).port;
+}
+
+function open(port: number, servername: string | undefined, alpn = ['http/1.1']): Promise<TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(
+      {
+        host: '127.0.0.1',
+        port,
+        rejectUnauthorized: false,
+        ALPNProtocols: alpn,
+        ...(servername ? { servername } : {}),
+      },
+      () => resolve(socket),
+    );
+    socket.once('error', reject);
+  });
+}
+
+async function serialOf(port: number, servername: string | undefined): Promise<string> {
+  const socket = await open(port, servername);
+  const serial = socket.getPeerCertificate().serialNumber;
+  socket.end();
+  return serial;
+}
+
+async function requestOn(socket: TLSSocket): Promise<string> {
+  socket.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n');
+  const [chunk] = (await once(socket, 'data')) as [Buffer];
+  return chunk.toString('latin1').split('\r\n')[0]!;
+}
+
+describe('TlsContexts', () => {
+  it('serves each name its own certificate, and the default to unknown names and clients without SNI', async () => {
+    const contexts = new TlsContexts();
+    const fallback = await pair('fallback.test');
+    const a = await pair('a.test', 'www.a.test');
+    contexts.setDefault(fallback);
+    contexts.setNames(['a.test', 'www.a.test'], a);
+    const port = await serve(contexts);
+    expect(await serialOf(port, 'a.test')).toBe(a.serial);
+    expect(await serialOf(port, 'WWW.A.TEST')).toBe(a.serial);
+    expect(await serialOf(port, 'other.test')).toBe(fallback.serial);
+    expect(await serialOf(port, undefined)).toBe(fallback.serial);
+  });
+
+  it('a new pair reaches new handshakes only: an open connection keeps its certificate and keeps serving', async () => {
+    const contexts = new TlsContexts();
+    const first = await pair('a.test');
+    contexts.setDefault(await pair('fallback.test'));
+    contexts.setNames(['a.test'], first);
+    const port = await serve(contexts);
+    const open1 = await open(port, 'a.test');
+    expect(await requestOn(open1)).toBe('HTTP/1.1 200 OK');
+
+    const second = await pair('a.test');
+    contexts.setNames(['a.test'], second);
+    const newDefault = await pair('fallback.test');
+    contexts.setDefault(newDefault);
+    expect(await serialOf(port, 'a.test')).toBe(second.serial);
+    expect(await serialOf(port, undefined)).toBe(newDefault.serial);
+    expect(await requestOn(open1)).toBe('HTTP/1.1 200 OK');
+    expect(open1.getPeerCertificate().serialNumber).toBe(first.serial);
+    open1.end();
+  });
+});
