@@ -6,6 +6,7 @@
 // Path patterns: "a.b" is a key inside a section, "a[]" the items of a list, "a.*" any key of a
 // free map. Keys under sites[] are copies of server.* and the per-site part of http.* (SITE_HTTP_KEYS),
 // derived below rather than written twice.
+import { cidrProblem } from '@warmpool/fastify';
 
 export type ValueType =
   /** a mapping with the keys listed under it; `null` (an empty `http:`) reads as {} */
@@ -56,6 +57,8 @@ export interface KeySpec {
   /** strings (and items of string lists) must match this; `hint` says what to write */
   readonly pattern?: RegExp;
   readonly hint?: string;
+  /** a check a pattern cannot express: why a string (or list item) is wrong, or null when it is fine */
+  readonly check?: (text: string) => string | null;
   /** unsupported RoadRunner key: the warning text; its whole subtree is ignored and not checked */
   readonly warned?: string;
   /** derived copy under sites[] (not listed again in the README) */
@@ -144,6 +147,8 @@ const TOP: Entry[] = [
     'http.trusted_subnets',
     'string[]',
     'CIDRs of proxies whose X-Forwarded-For / X-Real-Ip / Forwarded headers are believed',
+    // the plugin's own CIDR parser: config check and serve refuse what the plugin would, before booting
+    { check: cidrProblem },
   ),
   warned(
     'http.internal_error_code',

@@ -70,6 +70,8 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
   if (spec.path.endsWith('http.middleware'))
     return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
   if (spec.pattern?.source.includes('6553')) return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
+  if (spec.path.endsWith('http.trusted_subnets'))
+    return { yaml: ['10.0.0.0/8', '::1/128'], result: ['10.0.0.0/8', '::1/128'] };
   switch (spec.type) {
     case 'string':
     case 'scalar-string':
