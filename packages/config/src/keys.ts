@@ -170,7 +170,10 @@ const TOP: Entry[] = [
     min: 0,
     default: 0,
   }),
-  wp('http.uploads.max_files', 'integer', 'most files in one form (413 above)', { min: 1 }),
+  wp('http.uploads.max_files', 'integer', "most files in one form (413 above; PHP's max_file_uploads); 0 = no limit", {
+    min: 0,
+    default: 20,
+  }),
 
   rr('http.headers', 'section', 'headers middleware: CORS, and headers added to requests and responses'),
   rr('http.headers.cors', 'section', 'answer CORS preflights and add CORS headers'),
