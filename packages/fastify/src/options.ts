@@ -11,7 +11,7 @@ import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from '.
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
-import { compileTrustedSubnets, type TrustedSubnets } from './network/trusted-subnets.js';
+import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
@@ -55,7 +55,8 @@ export interface ResolvedOptions {
   uploads: ResolvedUploadOptions;
   rawBody: boolean;
   limits: ResolvedLimits;
-  trusted: TrustedSubnets | null;
+  /** who the client is, which host and scheme it asked for (trusted_subnets applied) */
+  client: ClientInfoResolver;
   access: AccessCheck | null;
   health: ResolvedHealth;
   metrics: ResolvedMetrics;
@@ -146,10 +147,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
     limits: resolveLimits(options),
-    trusted:
-      options.trusted_subnets === undefined || options.trusted_subnets.length === 0
-        ? null
-        : compileTrustedSubnets(options.trusted_subnets),
+    client: createClientInfoResolver({ trusted_subnets: options.trusted_subnets }),
     access: compileAccess(options.access),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
