@@ -103,7 +103,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const httpOptions: HttpServerOptions = serverLimits(resolveLimits(server.sites[0]!.plugin)).http ?? {};
   // Each request's client, scheme and host, decided once (listener-wide keys) before routing: the
   // site, the micro-cache key, proxy headers and PHP all read this one answer.
-  const client = createClientInfoResolver({ trusted_subnets: server.sites[0]!.plugin.trusted_subnets });
+  const { trusted_subnets, real_ip_header } = server.sites[0]!.plugin;
+  const client = createClientInfoResolver({ trusted_subnets, real_ip_header });
 
   const listeners: Listener[] = [];
   let https: Http2SecureServer | null = null;

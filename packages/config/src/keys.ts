@@ -146,9 +146,19 @@ const TOP: Entry[] = [
   rr(
     'http.trusted_subnets',
     'string[]',
-    'CIDRs of proxies whose X-Forwarded-For / X-Real-Ip / Forwarded headers are believed',
+    'CIDRs of proxies whose forwarding header (http.real_ip_header) is believed',
     // the plugin's own CIDR parser: config check and serve refuse what the plugin would, before booting
     { check: cidrProblem },
+  ),
+  wp(
+    'http.real_ip_header',
+    'string',
+    'the one header a trusted proxy sets: X-Forwarded-For (+ X-Forwarded-Proto), Forwarded (for=, proto=, host=) or X-Real-IP (address only)',
+    {
+      default: 'X-Forwarded-For',
+      pattern: /^(x-forwarded-for|forwarded|x-real-ip)$/i,
+      hint: '"X-Forwarded-For", "Forwarded" or "X-Real-IP" (the one header your proxy sets; nginx: real_ip_header)',
+    },
   ),
   warned(
     'http.internal_error_code',

@@ -65,6 +65,7 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'sites[].hosts': 'example.com',
     'proxy[].prefix': '/api',
     'proxy[].upstream': 'http://127.0.0.1:9000',
+    'http.real_ip_header': 'Forwarded',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))

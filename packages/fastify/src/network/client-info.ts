@@ -3,7 +3,13 @@ import type { Http2ServerRequest } from 'node:http2';
 import type { TLSSocket } from 'node:tls';
 import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { kClientInfo, kClientInfoResolver } from '../symbols.js';
-import { compileTrustedSubnets, resolveClient, type TrustedSubnets } from './trusted-subnets.js';
+import {
+  compileTrustedSubnets,
+  resolveClient,
+  resolveRealIpHeader,
+  type RealIpHeader,
+  type TrustedSubnets,
+} from './trusted-subnets.js';
 
 /**
  * Who a request is from and what it asked for, decided ONCE per request and cached on the raw
@@ -19,7 +25,8 @@ import { compileTrustedSubnets, resolveClient, type TrustedSubnets } from './tru
  *     $request_uri; only http and https targets, without userinfo, are taken; anything else that is
  *     not a path (`*`) is 400, as nginx answers;
  *   - HTTP/2: `:authority`, else `host`; both present and naming different hosts: 400.
- * Then, behind a trusted proxy only, the forwarded client address, scheme and host (trusted-subnets.ts).
+ * Then, behind a trusted proxy only, what the one configured header (`real_ip_header`) forwards: the
+ * client address and port, the scheme, and (Forwarded host= only) the host (trusted-subnets.ts).
  */
 export interface ClientInfo {
   /** the scheme the client used: the socket's, or what a trusted proxy forwarded */
@@ -43,6 +50,8 @@ export interface ClientInfo {
 /** The plugin options (and YAML keys) that decide how a ClientInfo is computed. */
 export interface ClientInfoOptions {
   trusted_subnets?: readonly string[] | undefined;
+  /** "X-Forwarded-For" (default), "Forwarded" or "X-Real-IP", any case */
+  real_ip_header?: string | undefined;
 }
 
 export interface ClientInfoResolver {
@@ -64,7 +73,8 @@ const resolvers = new Map<string, ClientInfoResolver>();
 /** Compiles the options once (errors name the option) and returns the resolver for them. */
 export function createClientInfoResolver(options: ClientInfoOptions = {}): ClientInfoResolver {
   const subnets = options.trusted_subnets ?? [];
-  const key = JSON.stringify(subnets);
+  const header = resolveRealIpHeader(options.real_ip_header);
+  const key = JSON.stringify([subnets, header]);
   let resolver = resolvers.get(key);
   if (resolver !== undefined) return resolver;
   const trusted = Array.isArray(subnets) && subnets.length === 0 ? null : compileTrustedSubnets(subnets);
@@ -72,7 +82,7 @@ export function createClientInfoResolver(options: ClientInfoOptions = {}): Clien
     of(req) {
       const cached = req as RawRequest & Cached;
       if (cached[kClientInfoResolver] === resolver) return cached[kClientInfo]!;
-      const info = computeClientInfo(req, trusted);
+      const info = computeClientInfo(req, trusted, header);
       cached[kClientInfo] = info;
       cached[kClientInfoResolver] = resolver;
       return info;
@@ -125,7 +135,7 @@ const ABSOLUTE_FORM = /^([A-Za-z][A-Za-z0-9+.-]*):\/\/([^/?#]*)(.*)$/;
 // host[:port]: an IP literal or RFC 3986 reg-name characters; nothing that could split a URI or a path
 const AUTHORITY = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]+)(?::(\d{0,5}))?$/;
 
-function computeClientInfo(req: RawRequest, trusted: TrustedSubnets | null): ClientInfo {
+function computeClientInfo(req: RawRequest, trusted: TrustedSubnets | null, header: RealIpHeader): ClientInfo {
   const socket = req.socket as TLSSocket | undefined;
   const socketScheme = socket?.encrypted === true ? 'https' : 'http';
   let problem: string | null = null;
@@ -169,7 +179,7 @@ function computeClientInfo(req: RawRequest, trusted: TrustedSubnets | null): Cli
 
   // 3. behind a trusted proxy: the forwarded client, scheme and host
   const peer = socket?.remoteAddress;
-  const forwarded = resolveClient(trusted, peer, socketScheme, req.headers);
+  const forwarded = resolveClient(trusted, header, peer, socketScheme, req.headers, socket?.remotePort ?? null);
   const scheme = forwarded.proto;
   if (forwarded.host !== null) host = forwarded.host;
   const effectiveHost = problem === null ? (host ?? '') : '';
@@ -180,7 +190,7 @@ function computeClientInfo(req: RawRequest, trusted: TrustedSubnets | null): Cli
     port: portOf(effectiveHost, scheme),
     target,
     remoteAddr: forwarded.remoteAddr,
-    remotePort: trusted === null ? (socket?.remotePort ?? null) : null,
+    remotePort: forwarded.remotePort,
     problem,
   };
 }
