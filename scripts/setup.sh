@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
-# php-cli (+ the extensions the tests and examples use), pnpm (the version package.json pins), the
-# workspace dependencies, and a build. Quiet and quick when everything is already there.
+# php-cli (+ the extensions the tests and examples use), nginx (the tests put one in front of warmpool),
+# pnpm (the version package.json pins), the workspace dependencies, and a build. Quiet and quick when
+# everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v pgrep >/dev/null 2>&1 || need+=(procps)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pebble >/dev/null 2>&1 || need+=(pebble) # the ACME test CA of the automatic-HTTPS tests
+# nginx: the forwarded-header tests put a real nginx in front of warmpool serve
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -qq

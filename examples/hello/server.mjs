@@ -1,7 +1,6 @@
 // The bundled example: a Fastify app serving public/ and sending everything else to worker.php.
 import { fileURLToPath } from 'node:url';
 import Fastify from 'fastify';
-import fastifyStatic from '@fastify/static';
 import { warmpool } from '@warmpool/fastify';
 
 const here = (path) => fileURLToPath(new URL(path, import.meta.url));
@@ -10,10 +9,14 @@ const port = Number(process.env.PORT ?? 8080);
 const numWorkers = Number(process.env.WORKERS ?? 2);
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } });
-// Each file in public/ gets its own route, so it wins over the PHP catch-all.
-await app.register(fastifyStatic, { root: here('./public'), wildcard: false });
 console.log(`booting ${numWorkers} PHP workers: php worker.php`);
-await app.register(warmpool, { command: ['php', here('./worker.php')], pool: { num_workers: numWorkers } });
+await app.register(warmpool, {
+  command: ['php', here('./worker.php')],
+  pool: { num_workers: numWorkers },
+  // The plugin's static layer, not a bare @fastify/static: an existing file in public/ is sent, but
+  // never PHP source, a dotfile or anything a symlink reaches outside public/; the rest goes to PHP.
+  static: { root: here('./public') },
+});
 await app.listen({ host, port });
 console.log(`warmpool example listening on http://${host}:${port}/ (Ctrl-C to stop)`);
 

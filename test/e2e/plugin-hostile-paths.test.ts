@@ -1,8 +1,7 @@
 // The hostile-path corpus (fixtures/sites/hostile-paths.txt) against the static layer on a real
-// socket: each target is written byte for byte, since HTTP clients and inject normalise "/../".
+// socket (helpers/hostile-paths.ts writes each target byte for byte).
 // Whatever a path decodes to, nothing outside the root, no PHP source and no dotfile comes back.
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,11 +9,9 @@ import { brotliCompressSync, gzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { warmpool } from '@warmpool/fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HOSTILE_PATHS, sendCorpus, type RawResponse } from '../helpers/hostile-paths.js';
 
 const SITES = fileURLToPath(new URL('../fixtures/sites/', import.meta.url));
-const CORPUS = readFileSync(join(SITES, 'hostile-paths.txt'), 'utf8')
-  .split('\n')
-  .filter((line) => line !== '' && !line.startsWith('# '));
 
 // Nothing of these may ever be in a response body.
 const OUTSIDE_MARKER = 'TOP-SECRET: this file sits outside the static root';
@@ -77,47 +74,6 @@ async function listen(options: Record<string, unknown>): Promise<number> {
   return (app.server.address() as { port: number }).port;
 }
 
-interface RawResponse {
-  status: number;
-  head: string;
-  body: string;
-}
-
-/** Writes one request line as is; reads until the server closes (Connection: close). */
-function rawGet(port: number, target: string, headers: string): Promise<RawResponse> {
-  return new Promise((resolve, reject) => {
-    // write, not end: a half-closed client can lose its response while the server is still working.
-    const socket = connect(port, '127.0.0.1', () =>
-      socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`),
-    );
-    const chunks: Buffer[] = [];
-    socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer for ${target}`)));
-    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
-    socket.on('error', reject);
-    socket.on('close', () => {
-      const text = Buffer.concat(chunks).toString('latin1');
-      const split = text.indexOf('\r\n\r\n');
-      resolve({
-        status: Number(text.slice(9, 12)),
-        head: split < 0 ? text : text.slice(0, split),
-        body: split < 0 ? '' : text.slice(split + 4),
-      });
-    });
-  });
-}
-
-async function sendCorpus(port: number, headers: string): Promise<Map<string, RawResponse>> {
-  const results = new Map<string, RawResponse>();
-  const queue = [...CORPUS];
-  const worker = async () => {
-    for (let target = queue.shift(); target !== undefined; target = queue.shift()) {
-      results.set(target, await rawGet(port, target, headers));
-    }
-  };
-  await Promise.all(Array.from({ length: 16 }, worker));
-  return results;
-}
-
 function assertSafe(results: Map<string, RawResponse>): void {
   for (const [target, res] of results) {
     for (const secret of NEVER) expect(res.body.includes(secret), `${target} leaked ${secret}`).toBe(false);
@@ -138,7 +94,7 @@ function assertSafe(results: Map<string, RawResponse>): void {
 
 describe('hostile paths over a raw socket', () => {
   it('the corpus is big enough to mean something', () => {
-    expect(CORPUS.length).toBeGreaterThanOrEqual(200);
+    expect(HOSTILE_PATHS.length).toBeGreaterThanOrEqual(200);
   });
 
   it('forbidden: "php" (default): nothing secret comes back; forbidden and invalid paths reach PHP', async () => {

@@ -56,6 +56,28 @@ describe('config errors', () => {
     expect(stderr).toMatch(/no-static\.yaml:7:\d+ http\.static\.dir: ".*does-not-exist" does not exist/);
   });
 
+  it('a malformed trusted_subnets entry: config check and serve name the item and its line, no worker boots', async () => {
+    const file = join(dir, 'bad-subnets.yaml');
+    await writeFile(
+      file,
+      'server:\n  command: php worker.php\nhttp:\n  address: 127.0.0.1:8080\n  trusted_subnets:\n    - 127.0.0.1/32\n    - foo\n    - 10.0.0.0/99\n',
+    );
+    for (const args of [
+      ['config', 'check', '-c', file],
+      ['serve', '-c', file],
+    ]) {
+      const { code, stdout, stderr } = await runCli(args);
+      expect(code, args[0]).toBe(2);
+      expect(stderr).toContain('bad-subnets.yaml has 2 errors');
+      expect(stderr).toMatch(/bad-subnets\.yaml:7:7 http\.trusted_subnets\[1\]: "foo" is not a CIDR/);
+      expect(stderr).toMatch(
+        /bad-subnets\.yaml:8:7 http\.trusted_subnets\[2\]: "10\.0\.0\.0\/99" has a bad prefix length/,
+      );
+      // refused while loading: no site was set up, no worker started
+      expect(stdout + stderr).not.toContain('booting');
+    }
+  });
+
   it('a missing file is named, exit 2', async () => {
     const { code, stderr } = await runCli(['serve', '-c', join(dir, 'nope.yaml')]);
     expect(code).toBe(2);

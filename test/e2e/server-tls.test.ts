@@ -9,6 +9,7 @@ import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { rawRequest } from '../helpers/raw-http.js';
 import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 
 // HTTPS with a CA made here: HTTP/1.1 (undici) and HTTP/2 (node:http2, curl) by ALPN, the redirect
@@ -176,6 +177,33 @@ describe('HTTPS', () => {
     const bad = await request(`http://127.0.0.1:${httpPort}/`, { headers: { host: 'evil.test\\@x' } });
     expect(bad.statusCode).toBe(400);
     await bad.body.dump();
+  });
+
+  it('the redirect listener decides the host once too: two Host headers are 400, an absolute-form target keeps its path', async () => {
+    const twice = await rawRequest(httpPort, 'GET /a HTTP/1.1\nHost: example.test\nHost: evil.test');
+    expect(twice.status).toBe(400);
+    const absolute = await rawRequest(httpPort, 'GET http://example.test/a?b=1 HTTP/1.1\nHost: evil.test');
+    expect(absolute.status).toBe(308);
+    expect(absolute.headers.location).toBe(`https://example.test:${httpsPort}/a?b=1`);
+  });
+
+  it('HTTP/2: :authority and host naming different hosts is 400 (RFC 9113 §8.3.1)', async () => {
+    const session = connectH2(`https://localhost:${httpsPort}`, { ca });
+    try {
+      await once(session, 'connect');
+      const stream = session.request({
+        ':path': '/h2',
+        ':method': 'GET',
+        ':authority': 'localhost',
+        host: 'evil.test',
+      });
+      const [headers] = (await once(stream, 'response')) as [Record<string, string | number>];
+      stream.resume();
+      await once(stream, 'end');
+      expect(headers[':status']).toBe(400);
+    } finally {
+      session.close();
+    }
   });
 });
 

@@ -18,7 +18,14 @@ import Fastify, {
   type onRequestHookHandler,
 } from 'fastify';
 import { statSync } from 'node:fs';
-import { InvalidOptionError, resolveLimits, serverLimits, warmpool } from '@warmpool/fastify';
+import {
+  InvalidOptionError,
+  createClientInfoHook,
+  createClientInfoResolver,
+  resolveLimits,
+  serverLimits,
+  warmpool,
+} from '@warmpool/fastify';
 import { SILENT_LOGGER, resolvePoolOptions, type Pool } from '@warmpool/pool';
 import {
   ConfigError,
@@ -35,7 +42,7 @@ import { registerProxies } from './proxy.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
-import { INTERNAL_SITE_HEADER, createSiteRouter, hostName, siteConstraint, type SiteRouter } from './sites.js';
+import { INTERNAL_SITE_HEADER, createSiteRouter, siteConstraint, type SiteRouter } from './sites.js';
 import { createOpsServer, mergeExpositions } from './status.js';
 import {
   createHttpsServer,
@@ -96,6 +103,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const draining = { value: false };
   // Listener-wide limits are the same in every site's plugin options; any site gives them.
   const httpOptions: HttpServerOptions = serverLimits(resolveLimits(server.sites[0]!.plugin)).http ?? {};
+  // Each request's client, scheme and host, decided once (listener-wide keys) before routing: the
+  // site, the micro-cache key, proxy headers and PHP all read this one answer.
+  const { trusted_subnets, real_ip_header } = server.sites[0]!.plugin;
+  const client = createClientInfoResolver({ trusted_subnets, real_ip_header });
 
   const listeners: Listener[] = [];
   let https: Http2SecureServer | null = null;
@@ -150,13 +161,24 @@ export function buildApp(options: BuildOptions): BuiltApp {
     // a site's plugin boots its workers while registering: bounded by allocate_timeout, not by Fastify
     pluginTimeout: 0,
     // with no site bound to hosts every request is the default site's: nothing to derive per request
-    ...(router.empty ? {} : { routerOptions: { constraints: { site: siteConstraint(router, token) as never } } }),
+    ...(router.empty
+      ? {}
+      : {
+          routerOptions: {
+            constraints: { site: siteConstraint(router, token, (req) => client.of(req).hostname) as never },
+          },
+        }),
+    // an absolute-form target (GET http://host/x) is routed by its path, as nginx does
+    rewriteUrl: (req) => client.of(req).target,
     serverFactory: serverFactory as never,
   }) as unknown as App;
 
+  // two Host headers, or a Host the target or :authority contradicts: 400 before any site sees it
+  app.addHook('onRequest', createClientInfoHook(client));
+
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const host = hostName(request.host);
-    const known = router.siteOf(request.host) !== null || server.defaultSite !== null;
+    const host = client.of(request.raw).hostname;
+    const known = router.siteOf(host) !== null || server.defaultSite !== null;
     reply
       .code(404)
       .type('text/plain; charset=utf-8')
@@ -165,7 +187,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
 
   const metricsPath = server.metrics === null ? null : `/__warmpool_metrics_${token}`;
   if (server.http.access_logs) {
-    const siteOf = (request: FastifyRequest): string => router.siteOf(request.host) ?? server.defaultSite?.name ?? '-';
+    const siteOf = (request: FastifyRequest): string =>
+      router.siteOf(client.of(request.raw).hostname) ?? server.defaultSite?.name ?? '-';
     app.addHook('onResponse', (request, reply, done) => {
       if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
       const length = reply.getHeader('content-length');

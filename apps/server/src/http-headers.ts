@@ -4,9 +4,8 @@
 // only read (principle 2), and a part that is off adds no hook (principle 3).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { InvalidOptionError } from '@warmpool/fastify';
+import { InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -134,7 +133,7 @@ export async function registerHttpHeaders<S extends RawServerBase>(
   if (responseHeaders !== null || cors !== null) {
     app.addHook('onSend', (request, reply, payload, done) => {
       if (responseHeaders !== null) {
-        const tls = (request.raw.socket as TLSSocket | null)?.encrypted === true;
+        const tls = clientInfoOf(request.raw).scheme === 'https';
         for (const [name, value] of responseHeaders) {
           if (name === 'strict-transport-security' && !tls) continue;
           if (!reply.hasHeader(name)) reply.header(name, value);

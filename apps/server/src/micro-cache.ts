@@ -18,10 +18,9 @@
 // Hits carry `X-Cache: HIT` and `Age`; lookups that miss carry `X-Cache: MISS`; GET/HEAD requests
 // that may not use the cache (Authorization, Range) carry `X-Cache: BYPASS`.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { BodyParts, InvalidOptionError } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -208,8 +207,9 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
 }
 
 function primaryKey(request: AnyRequest): string {
-  const scheme = (request.raw.socket as TLSSocket | null)?.encrypted === true ? 'https' : 'http';
-  return `${scheme}://${request.host.toLowerCase()}${request.url}`;
+  // the request's one scheme and host (client-info.ts): the site was chosen by it and PHP sees it
+  const { scheme, host } = clientInfoOf(request.raw);
+  return `${scheme}://${host.toLowerCase()}${request.url}`;
 }
 
 function entryKey(primary: string, vary: readonly string[], request: AnyRequest): string {

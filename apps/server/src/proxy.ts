@@ -1,10 +1,9 @@
 // Reverse-proxy routes, like nginx's `location /api/ { proxy_pass http://127.0.0.1:9000; }`:
 // requests under a prefix go to an upstream HTTP server (and WebSocket upgrades with them) instead
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
-import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { InvalidOptionError } from '@warmpool/fastify';
+import { InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
 export interface ProxyRoute {
@@ -171,8 +170,9 @@ function forwardedHeaders(
   request: AnyRequest,
   incomingFor: string | string[] | number | undefined,
 ): Record<string, string> {
-  const socket = request.raw.socket as TLSSocket | null;
-  const client = socket?.remoteAddress ?? '';
+  const client = request.raw.socket?.remoteAddress ?? '';
+  // the request's one scheme and host (client-info.ts), as PHP sees them
+  const info = clientInfoOf(request.raw);
   const before = Array.isArray(incomingFor)
     ? incomingFor.join(', ')
     : incomingFor === undefined
@@ -180,10 +180,9 @@ function forwardedHeaders(
       : String(incomingFor);
   const out: Record<string, string> = {
     'x-forwarded-for': before.trim() === '' ? client : `${before}, ${client}`,
-    'x-forwarded-proto': socket?.encrypted === true ? 'https' : 'http',
+    'x-forwarded-proto': info.scheme,
   };
-  const host = request.headers.host ?? request.headers[':authority'];
-  if (typeof host === 'string' && host !== '') out['x-forwarded-host'] = host;
+  if (info.host !== '') out['x-forwarded-host'] = info.host;
   return out;
 }
 

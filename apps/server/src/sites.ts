@@ -69,10 +69,15 @@ export function hostName(header: string | undefined): string | null {
 export const INTERNAL_SITE_HEADER = 'x-warmpool-internal-site';
 
 /**
- * The router constraint strategy. `token` guards INTERNAL_SITE_HEADER so only the server itself
+ * The router constraint strategy. `hostOf` is the request's one host (ClientInfo.hostname), the
+ * same the micro-cache key and PHP use. `token` guards INTERNAL_SITE_HEADER so only the server itself
  * (the metrics listener's app.inject) can name a site directly; it is random per process.
  */
-export function siteConstraint(router: SiteRouter, token: string) {
+export function siteConstraint(
+  router: SiteRouter,
+  token: string,
+  hostOf: (req: IncomingMessage | Http2ServerRequest) => string,
+) {
   const prefix = `${token} `;
   return {
     name: 'site',
@@ -92,8 +97,7 @@ export function siteConstraint(router: SiteRouter, token: string) {
         const name = internal.slice(prefix.length);
         return name === '' ? undefined : name;
       }
-      const host = req.headers.host ?? (req.headers as Record<string, string | undefined>)[':authority'];
-      return router.siteOf(host) ?? undefined;
+      return router.siteOf(hostOf(req)) ?? undefined;
     },
     mustMatchWhenDerived: true,
     validate(value: unknown) {

@@ -23,6 +23,7 @@ import {
 } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
+import { clientInfoOf } from '@warmpool/fastify';
 import { TlsError } from './errors.js';
 
 export type RequestHandler = (
@@ -255,7 +256,9 @@ export const H2C_UNSUPPORTED = 'cleartext HTTP/2 (h2c) is not served; HTTP/2 is 
 /** http.ssl.redirect: every request gets 308 to the same host (without its port) on the HTTPS port. */
 export function createRedirectServer(httpsPort: number, httpOptions: HttpServerOptions): HttpServer {
   const server = createHttpServer(httpOptions, (req, res) => {
-    const target = redirectTarget(req.headers.host, req.url, httpsPort);
+    // the one host of the request (client-info.ts): two Host headers are refused, not the first taken
+    const info = clientInfoOf(req);
+    const target = info.problem === null ? redirectTarget(info.host, info.target, httpsPort) : null;
     if (target === null) {
       res
         .writeHead(400, { 'content-type': 'text/plain; charset=utf-8', connection: 'close' })

@@ -6,6 +6,7 @@
 // Path patterns: "a.b" is a key inside a section, "a[]" the items of a list, "a.*" any key of a
 // free map. Keys under sites[] are copies of server.* and the per-site part of http.* (SITE_HTTP_KEYS),
 // derived below rather than written twice.
+import { cidrProblem } from '@warmpool/fastify';
 
 export type ValueType =
   /** a mapping with the keys listed under it; `null` (an empty `http:`) reads as {} */
@@ -58,6 +59,8 @@ export interface KeySpec {
   /** strings (and items of string lists) must match this; `hint` says what to write */
   readonly pattern?: RegExp;
   readonly hint?: string;
+  /** a check a pattern cannot express: why a string (or list item) is wrong, or null when it is fine */
+  readonly check?: (text: string) => string | null;
   /** unsupported RoadRunner key: the warning text; its whole subtree is ignored and not checked */
   readonly warned?: string;
   /** derived copy under sites[] (not listed again in the README) */
@@ -147,7 +150,19 @@ const TOP: Entry[] = [
   rr(
     'http.trusted_subnets',
     'string[]',
-    'CIDRs of proxies whose X-Forwarded-For / X-Real-Ip / Forwarded headers are believed',
+    'CIDRs of proxies whose forwarding header (http.real_ip_header) is believed',
+    // the plugin's own CIDR parser: config check and serve refuse what the plugin would, before booting
+    { check: cidrProblem },
+  ),
+  wp(
+    'http.real_ip_header',
+    'string',
+    'the one header a trusted proxy sets: X-Forwarded-For (+ X-Forwarded-Proto), Forwarded (for=, proto=, host=) or X-Real-IP (address only)',
+    {
+      default: 'X-Forwarded-For',
+      pattern: /^(x-forwarded-for|forwarded|x-real-ip)$/i,
+      hint: '"X-Forwarded-For", "Forwarded" or "X-Real-IP" (the one header your proxy sets; nginx: real_ip_header)',
+    },
   ),
   warned(
     'http.internal_error_code',
@@ -169,7 +184,10 @@ const TOP: Entry[] = [
     min: 0,
     default: 0,
   }),
-  wp('http.uploads.max_files', 'integer', 'most files in one form (413 above)', { min: 1 }),
+  wp('http.uploads.max_files', 'integer', "most files in one form (413 above; PHP's max_file_uploads); 0 = no limit", {
+    min: 0,
+    default: 20,
+  }),
 
   rr('http.headers', 'section', 'headers middleware: CORS, and headers added to requests and responses'),
   rr('http.headers.cors', 'section', 'answer CORS preflights and add CORS headers'),

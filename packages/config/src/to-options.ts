@@ -373,6 +373,7 @@ function buildSite(
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
   // listener-wide keys: the same for every site
   if (top.trusted_subnets !== undefined && top.trusted_subnets.length > 0) plugin.trusted_subnets = top.trusted_subnets;
+  if (top.real_ip_header !== undefined) plugin.real_ip_header = top.real_ip_header;
   if (top.max_header_count !== undefined) plugin.max_header_count = top.max_header_count;
   if (top.max_header_size !== undefined) plugin.max_header_size = top.max_header_size;
   if (top.headers_timeout !== undefined) plugin.headers_timeout = top.headers_timeout;
@@ -447,6 +448,7 @@ const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
 ];
 const LISTENER_KEYS = new Set([
   'trusted_subnets',
+  'real_ip_header',
   'max_header_count',
   'max_header_size',
   'headers_timeout',

@@ -322,6 +322,8 @@ class Walker {
         `must be ${spec.hint ?? `text matching ${spec.pattern}`}, got ${JSON.stringify(text)}`,
       );
     }
+    const problem = spec.check?.(text) ?? null;
+    if (problem !== null) return this.#invalid(path, at, problem);
     return text;
   }
 

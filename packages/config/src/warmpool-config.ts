@@ -149,6 +149,8 @@ export interface HttpConfig extends SiteHttpConfig {
   address: string;
   access_logs?: boolean;
   trusted_subnets?: string[];
+  /** X-Forwarded-For | Forwarded | X-Real-IP, any case */
+  real_ip_header?: string;
   ssl?: SslConfig;
   http2?: Http2Config;
   max_header_count?: number;

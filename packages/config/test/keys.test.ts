@@ -67,11 +67,14 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'proxy[].upstream': 'http://127.0.0.1:9000',
     'http.ssl.acme.domains': 'example.com',
     'http.ssl.acme.directory': 'https://ca.example/directory',
+    'http.real_ip_header': 'Forwarded',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))
     return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
   if (spec.pattern?.source.includes('6553')) return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
+  if (spec.path.endsWith('http.trusted_subnets'))
+    return { yaml: ['10.0.0.0/8', '::1/128'], result: ['10.0.0.0/8', '::1/128'] };
   switch (spec.type) {
     case 'string':
     case 'scalar-string':

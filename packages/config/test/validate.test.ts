@@ -204,6 +204,26 @@ describe('values', () => {
     expect(errorsOf(['cache:', '  max_bytes: lots'])[0]!.reason).toContain('a size in bytes');
   });
 
+  it('refuses a trusted_subnets entry that is not a CIDR, naming the item and its line', () => {
+    const errors = errorsOf([
+      '  trusted_subnets:',
+      '    - 127.0.0.1/32',
+      '    - foo',
+      '    - 10.0.0.0/99',
+      '    - "2001:db8::/129"',
+      '    - 192.168.1.10',
+    ]);
+    expect(errors.map(where)).toEqual([
+      ['WP_CONFIG_INVALID_VALUE', 'http.trusted_subnets[1]', 7, 7],
+      ['WP_CONFIG_INVALID_VALUE', 'http.trusted_subnets[2]', 8, 7],
+      ['WP_CONFIG_INVALID_VALUE', 'http.trusted_subnets[3]', 9, 7],
+    ]);
+    expect(errors[0]!.reason).toContain('"foo" is not a CIDR');
+    expect(errors[1]!.reason).toContain('"/99": IPv4 takes /0 to /32');
+    expect(errors[2]!.reason).toContain('IPv6 takes /0 to /128');
+    expect(errorsOf(['  trusted_subnets: 10.0.0.0/33'])[0]!.key).toBe('http.trusted_subnets');
+  });
+
   it('reads a string list from one string, and a command as a string or argv', () => {
     expect(load(['  trusted_subnets: 10.0.0.0/8']).config.http.trusted_subnets).toEqual(['10.0.0.0/8']);
     const argv = parseConfig(

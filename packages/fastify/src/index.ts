@@ -16,6 +16,15 @@ export {
 export { BodyParts } from './http/body-parts.js';
 export type { UploadOptions } from './http/uploads.js';
 export type { AccessRule } from './network/access.js';
+export { cidrProblem } from './network/cidr.js';
+export {
+  clientInfoOf,
+  createClientInfoHook,
+  createClientInfoResolver,
+  type ClientInfo,
+  type ClientInfoOptions,
+  type ClientInfoResolver,
+} from './network/client-info.js';
 export type { LimitOptions } from './limits.js';
 export { serverLimits, resolveLimits, DEFAULT_MAX_REQUEST_SIZE_MB } from './limits.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';

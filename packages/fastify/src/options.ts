@@ -11,7 +11,7 @@ import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from '.
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
-import { compileTrustedSubnets, type TrustedSubnets } from './network/trusted-subnets.js';
+import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
@@ -41,8 +41,10 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   uploads?: UploadOptions;
   /** http.raw_body: pass urlencoded/multipart bodies to PHP unparsed (no uploads) */
   raw_body?: boolean;
-  /** http.trusted_subnets: proxies whose X-Forwarded-For / Forwarded / X-Real-IP headers are believed */
+  /** http.trusted_subnets: proxies whose forwarding header (real_ip_header) is believed */
   trusted_subnets?: string[];
+  /** http.real_ip_header: the one header a trusted proxy sets: "X-Forwarded-For" (default), "Forwarded" or "X-Real-IP" */
+  real_ip_header?: 'X-Forwarded-For' | 'Forwarded' | 'X-Real-IP' | (string & {});
   /** allow/deny CIDR lists per path prefix (403), e.g. only 127.0.0.1 may see /metrics */
   access?: AccessRule[];
 }
@@ -55,7 +57,8 @@ export interface ResolvedOptions {
   uploads: ResolvedUploadOptions;
   rawBody: boolean;
   limits: ResolvedLimits;
-  trusted: TrustedSubnets | null;
+  /** who the client is, which host and scheme it asked for (trusted_subnets applied) */
+  client: ClientInfoResolver;
   access: AccessCheck | null;
   health: ResolvedHealth;
   metrics: ResolvedMetrics;
@@ -74,6 +77,7 @@ const KNOWN = new Set([
   'uploads',
   'raw_body',
   'trusted_subnets',
+  'real_ip_header',
   'access',
   'warmup',
   'health_path',
@@ -146,10 +150,10 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
     limits: resolveLimits(options),
-    trusted:
-      options.trusted_subnets === undefined || options.trusted_subnets.length === 0
-        ? null
-        : compileTrustedSubnets(options.trusted_subnets),
+    client: createClientInfoResolver({
+      trusted_subnets: options.trusted_subnets,
+      real_ip_header: options.real_ip_header,
+    }),
     access: compileAccess(options.access),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),

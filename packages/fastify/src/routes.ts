@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Chunks, Exchange, ExchangeResponse, ParsedForm, Pool } from '@warmpool/pool';
 import { toExchangeRequest } from './http/exchange-request.js';
@@ -11,7 +10,7 @@ import { registerHealth } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import { requestPath } from './network/access.js';
-import { resolveClient, type ClientInfo } from './network/trusted-subnets.js';
+import { applyClientInfo, clientInfoOf, type ClientInfo } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
 import type { ResolvedOptions } from './options.js';
@@ -29,20 +28,20 @@ export async function registerRoutes(
   exchange: Exchange,
   options: ResolvedOptions,
 ): Promise<void> {
-  const { trusted, access } = options;
-  // Who the client is (trusted_subnets), decided before anything else so access rules can use it.
+  const { client, access } = options;
+  // Who the client is and which host it asked for (client-info.ts), decided before anything else:
+  // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
-  if (trusted !== null || access !== null) {
-    app.addHook('onRequest', (request, reply, done) => {
-      const client = clientOf(request, trusted);
-      request.warmpoolClient = client;
-      if (access !== null && !access(requestPath(request.url), client.remoteAddr)) {
-        reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
-        return;
-      }
-      done();
-    });
-  }
+  app.addHook('onRequest', (request, reply, done) => {
+    const info = applyClientInfo(request, reply, client);
+    if (info === null) return;
+    request.warmpoolClient = info;
+    if (access !== null && !access(requestPath(request.url), info.remoteAddr)) {
+      reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
+      return;
+    }
+    done();
+  });
   applyLimits(app, options.limits);
   const health = registerHealth(app, pool, options.health);
   registerMetrics(app, pool, options.metrics);
@@ -82,7 +81,7 @@ export async function registerRoutes(
       releaseUploads = holdUploads(request);
     } else body = parsedBody as Buffer | Chunks | null;
     const signal = abortWhenClientLeaves(reply);
-    const exchangeRequest = toExchangeRequest(request, request.warmpoolClient ?? clientOf(request, null), body, form);
+    const exchangeRequest = toExchangeRequest(request, request.warmpoolClient ?? clientInfoOf(request.raw), body, form);
     let response: ExchangeResponse;
     try {
       response = await exchange.exchange(exchangeRequest, {
@@ -113,15 +112,9 @@ export async function registerRoutes(
   app.route({ method: METHODS, url: '/*', handler, exposeHeadRoute: false });
 }
 
-function clientOf(request: FastifyRequest, trusted: ResolvedOptions['trusted']): ClientInfo {
-  const socket = request.raw.socket;
-  const scheme = (socket as TLSSocket | undefined)?.encrypted === true ? 'https' : 'http';
-  return resolveClient(trusted, socket?.remoteAddress, scheme, request.headers);
-}
-
 declare module 'fastify' {
   interface FastifyRequest {
-    /** the client after trusted_subnets rules; set by the plugin's onRequest hook when it runs */
+    /** the client after trusted_subnets rules, the host and scheme it asked for; set by the plugin's onRequest hook */
     warmpoolClient: ClientInfo | null;
   }
 }

@@ -104,7 +104,13 @@ describe('access in an onRequest hook (the integrator’s wiring)', () => {
     const app = Fastify();
     const access = check([{ prefix: '/metrics', allow: ['127.0.0.1/32'] }]);
     app.addHook('onRequest', async (request, reply) => {
-      const { remoteAddr } = resolveClient(null, request.raw.socket.remoteAddress, 'http', request.headers);
+      const { remoteAddr } = resolveClient(
+        null,
+        'x-forwarded-for',
+        request.raw.socket.remoteAddress,
+        'http',
+        request.headers,
+      );
       if (!access(requestPath(request.url), remoteAddr)) return reply.code(403).send('Forbidden\n');
     });
     app.get('/metrics', async () => 'secret');

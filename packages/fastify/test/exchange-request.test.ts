@@ -8,11 +8,14 @@ import { describe, expect, it } from 'vitest';
 import type { FastifyRequest } from 'fastify';
 import { parseCookies, toRequestContext as toContext } from '@warmpool/pool';
 import { canonicalHeaderName, toExchangeRequest } from '../src/http/exchange-request.js';
-import type { ClientInfo } from '../src/network/trusted-subnets.js';
+import { clientInfoOf } from '../src/network/client-info.js';
 
-/** The two halves together: Fastify request → exchange request (here) → RR context (the pool). */
-const toRequestContext = (request: FastifyRequest, client: ClientInfo) =>
-  toContext(toExchangeRequest(request, client, null, null));
+/**
+ * The two halves together: Fastify request → exchange request (here) → RR context (the pool); the
+ * client is the request's ClientInfo with another address (what trusted_subnets would decide).
+ */
+const toRequestContext = (request: FastifyRequest, client: { remoteAddr: string }) =>
+  toContext(toExchangeRequest(request, { ...clientInfoOf(request.raw), ...client }, null, null));
 
 const token = fc.stringMatching(/^[a-z][a-z0-9]{0,6}(-[a-z0-9]{1,6}){0,2}$/);
 const value = fc.stringMatching(/^[!-~]([ -~]{0,30}[!-~])?$/); // visible ASCII, no edge spaces
@@ -20,7 +23,7 @@ const value = fc.stringMatching(/^[!-~]([ -~]{0,30}[!-~])?$/); // visible ASCII,
 describe('toRequestContext', () => {
   it('maps any headers, cookies and query the way RoadRunner does', async () => {
     const app = Fastify();
-    app.all('/*', async (request) => toRequestContext(request, { remoteAddr: '192.0.2.7', proto: 'http', host: null }));
+    app.all('/*', async (request) => toRequestContext(request, { remoteAddr: '192.0.2.7' }));
     await fc.assert(
       fc.asyncProperty(
         fc.dictionary(
@@ -70,7 +73,7 @@ describe('toRequestContext', () => {
     const app = Fastify();
     let ctx: ReturnType<typeof toRequestContext> | undefined;
     app.get('/', async (request) => {
-      ctx = toRequestContext(request, { remoteAddr: '', proto: 'http', host: null });
+      ctx = toRequestContext(request, { remoteAddr: '' });
     });
     await app.listen({ port: 0, host: '127.0.0.1' });
     // over a real socket: inject builds its headers as an object, where __proto__ would not survive
@@ -87,7 +90,7 @@ describe('toRequestContext', () => {
 
   it('keeps every value of a repeated header, in order', async () => {
     const app = Fastify();
-    app.get('/', async (request) => toRequestContext(request, { remoteAddr: '', proto: 'http', host: null }));
+    app.get('/', async (request) => toRequestContext(request, { remoteAddr: '' }));
     const res = await app.inject({ url: '/', headers: { 'x-multi': ['a', 'b', 'c'] } });
     expect(res.json().headers['X-Multi']).toEqual(['a', 'b', 'c']);
     await app.close();
@@ -95,7 +98,7 @@ describe('toRequestContext', () => {
 
   it('passes UTF-8 header bytes as text and turns invalid UTF-8 into U+FFFD (documented)', async () => {
     const app = Fastify();
-    app.get('/', async (request) => toRequestContext(request, { remoteAddr: '', proto: 'http', host: null }));
+    app.get('/', async (request) => toRequestContext(request, { remoteAddr: '' }));
     // inject sends header strings as latin1 bytes: "grÃ¼Ãe" are the UTF-8 bytes of "grüße"; \xff alone is invalid
     const res = await app.inject({
       url: '/',

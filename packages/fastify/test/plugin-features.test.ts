@@ -186,18 +186,16 @@ describe('trusted_subnets decide the client address PHP sees', () => {
   const remoteOf = async (app: FastifyInstance, remoteAddress: string, headers: Record<string, string>) =>
     (await app.inject({ url: '/', remoteAddress, headers })).json().context as { remoteAddr: string; uri: string };
 
-  it('honours forwarded headers only from trusted peers, taking the right-most untrusted hop', async () => {
+  it('honours the configured forwarded header only from trusted peers, taking the right-most untrusted hop', async () => {
     const app = await appWith('echo.php', { trusted_subnets: ['10.0.0.0/8', '::1/128'] });
     expect((await remoteOf(app, '10.1.2.3', { 'x-forwarded-for': '6.6.6.6, 203.0.113.9, 10.0.0.7' })).remoteAddr).toBe(
       '203.0.113.9',
     );
-    expect((await remoteOf(app, '::ffff:10.1.2.3', { 'x-real-ip': '198.51.100.4' })).remoteAddr).toBe('198.51.100.4');
+    // X-Forwarded-For is the configured header (the default): X-Real-IP and Forwarded are not read
+    expect((await remoteOf(app, '::ffff:10.1.2.3', { 'x-real-ip': '198.51.100.4' })).remoteAddr).toBe('10.1.2.3');
     expect(
       await remoteOf(app, '::1', { forwarded: 'for="[2001:db8::1]:4711";proto=https;host=shop.test' }),
-    ).toMatchObject({
-      remoteAddr: '2001:db8::1',
-      uri: 'https://shop.test/',
-    });
+    ).toMatchObject({ remoteAddr: '::1', uri: 'http://localhost:80/' });
     // an untrusted peer cannot spoof
     expect(
       await remoteOf(app, '192.0.2.1', { 'x-forwarded-for': '1.1.1.1', 'x-forwarded-proto': 'https' }),
@@ -205,6 +203,21 @@ describe('trusted_subnets decide the client address PHP sees', () => {
       remoteAddr: '192.0.2.1',
       uri: 'http://localhost:80/',
     });
+  });
+
+  it('real_ip_header: Forwarded gives the client, scheme and host; X-Real-IP the address only', async () => {
+    const forwarded = await appWith('echo.php', { trusted_subnets: ['::1/128'], real_ip_header: 'Forwarded' });
+    expect(
+      await remoteOf(forwarded, '::1', {
+        forwarded: 'for="[2001:db8::1]:4711";proto=https;host=shop.test',
+        'x-forwarded-for': '6.6.6.6',
+      }),
+    ).toMatchObject({ remoteAddr: '2001:db8::1', uri: 'https://shop.test/' });
+    const realIp = await appWith('echo.php', { trusted_subnets: ['10.0.0.0/8'], real_ip_header: 'X-Real-IP' });
+    expect(
+      await remoteOf(realIp, '10.1.2.3', { 'x-real-ip': '198.51.100.4', 'x-forwarded-proto': 'https' }),
+    ).toMatchObject({ remoteAddr: '198.51.100.4', uri: 'http://localhost:80/' });
+    await expect(appWith('echo.php', { real_ip_header: 'X-Forwarded-Host' })).rejects.toThrow(/"real_ip_header"/);
   });
 
   it('ignores forwarded headers when no subnet is trusted', async () => {

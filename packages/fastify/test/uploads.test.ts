@@ -693,14 +693,15 @@ describe('uploads: real sockets', () => {
 });
 
 describe('uploads: resolveUploadOptions', () => {
-  it('defaults: the OS temp dir, RR forbid list, no allow list, no limits', () => {
+  it("defaults: the OS temp dir, RR forbid list, no allow list, no size limit, PHP's 20 files", () => {
     expect(resolveUploadOptions(undefined)).toEqual({
       dir: tmpdir(),
       forbid: new Set(DEFAULT_FORBID),
       allow: null,
       maxFileBytes: null,
-      maxFiles: null,
+      maxFiles: 20,
     });
+    expect(resolveUploadOptions({ max_files: 0 }).maxFiles).toBeNull();
     expect(resolveUploadOptions({ forbid: [], allow: [], max_file_size: 0, max_files: 0 }).forbid).toEqual(
       new Set(['.php', '.exe', '.bat']),
     );

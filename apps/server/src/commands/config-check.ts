@@ -68,6 +68,7 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
         serves: ssl?.redirect === true ? 'redirect to https' : 'HTTP/1.1',
         access_logs: server.http.access_logs,
         trusted_subnets: top.trusted_subnets ?? [],
+        real_ip_header: top.real_ip_header ?? 'X-Forwarded-For',
         ...withDefaults('http', {
           max_header_count: top.max_header_count,
           max_header_size: top.max_header_size,

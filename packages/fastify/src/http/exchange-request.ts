@@ -1,9 +1,10 @@
 // A Fastify request → the exchange request every backend takes (the one seam to PHP: no wire
-// protocol here). Header names are canonical as RoadRunner sends them; Host is decided once.
+// protocol here). Header names are canonical as RoadRunner sends them; Host is decided once
+// (network/client-info.ts).
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { Chunks, ExchangeRequest, HeaderMap, ParsedForm } from '@warmpool/pool';
-import type { ClientInfo } from '../network/trusted-subnets.js';
+import type { ClientInfo } from '../network/client-info.js';
 
 const canonicalCache = new Map<string, string>();
 
@@ -24,8 +25,9 @@ function headerText(value: string): string {
 }
 
 /**
- * A Fastify request → the exchange request. `client` is who the request is from after
- * trusted-subnet rules (address, scheme, and host when a proxy forwarded it); `body` is what the
+ * A Fastify request → the exchange request. `client` is the request's ClientInfo: the address,
+ * scheme, host and origin-form target decided once for the request (the site and the cache key were
+ * chosen by the same host, and a trusted proxy's forwarding applied); `body` is what the
  * body parser kept (bytes, or the raw stream for a backend that streams bodies), `form` a form
  * Node parsed into RoadRunner's trees.
  */
@@ -38,20 +40,13 @@ export function toExchangeRequest(
   const raw = request.raw;
   const rawHeaders = raw.rawHeaders;
   const headers: HeaderMap = Object.create(null);
-  let host = '';
   const chunked = raw.headers['transfer-encoding'] !== undefined;
   for (let i = 0; i < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const value = rawHeaders[i + 1]!;
-    if (name.charCodeAt(0) === 58 /* ':' */) {
-      if (name === ':authority') host = value;
-      continue;
-    }
+    if (name.charCodeAt(0) === 58 /* ':' */) continue;
     const canonical = canonicalHeaderName(name);
-    if (canonical === 'Host') {
-      host = value;
-      continue;
-    }
+    if (canonical === 'Host') continue;
     if (canonical === 'Transfer-Encoding' || (chunked && canonical === 'Content-Length')) continue;
     const text = headerText(value);
     const list = headers[canonical];
@@ -61,13 +56,13 @@ export function toExchangeRequest(
   const socket = raw.socket;
   return {
     method: raw.method ?? 'GET',
-    scheme: client.proto,
-    host: client.host ?? host,
-    target: raw.url ?? '/',
+    scheme: client.scheme,
+    host: client.host,
+    target: client.target,
     protocol: raw.httpVersion === '2.0' ? 'HTTP/2.0' : `HTTP/${raw.httpVersion}`,
     headers,
     remoteAddr: client.remoteAddr,
-    remotePort: socket?.remotePort ?? null,
+    remotePort: client.remotePort,
     serverAddr: socket?.localAddress ?? null,
     serverPort: socket?.localPort ?? null,
     body,

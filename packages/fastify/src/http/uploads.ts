@@ -44,6 +44,8 @@ export const UPLOAD_ERR_EXTENSION = 8;
 
 /** RR's default http.uploads.forbid (uploads config InitDefaults). */
 export const DEFAULT_FORBID: readonly string[] = ['.php', '.exe', '.bat'];
+/** PHP's max_file_uploads default: files one request may carry unless uploads.max_files says otherwise. */
+export const DEFAULT_MAX_FILES = 20;
 /** Text fields of one multipart form are held in memory: at most this much in total (Go's 32 MB maxMemory). */
 export const MAX_FORM_TEXT_BYTES = 32 * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -58,7 +60,11 @@ export interface UploadOptions {
   allow?: readonly string[];
   /** warmpool extension (RR has none): MB per file, fractions allowed; 0 or absent = no limit; larger → error 1 */
   max_file_size?: number;
-  /** warmpool extension: files per request; 0 or absent = no limit; more → 413 */
+  /**
+   * warmpool extension (PHP's max_file_uploads): files per request, default 20; 0 = no limit. One
+   * more answers 413 before PHP runs, as a body over max_request_size does: it is the amount of the
+   * request that is refused, not its syntax (400), and the client can retry with fewer files.
+   */
   max_files?: number;
 }
 
@@ -70,7 +76,7 @@ export interface ResolvedUploadOptions {
   readonly allow: ReadonlySet<string> | null;
   /** null: no per-file limit */
   readonly maxFileBytes: number | null;
-  /** null: no limit */
+  /** null: no limit (max_files: 0) */
   readonly maxFiles: number | null;
 }
 
@@ -139,7 +145,8 @@ function fileSizeLimit(value: unknown): number | null {
 }
 
 function fileCountLimit(value: unknown): number | null {
-  if (value === undefined || value === 0) return null;
+  if (value === undefined) return DEFAULT_MAX_FILES;
+  if (value === 0) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
     throw new InvalidOptionError(
       'uploads.max_files',
@@ -160,6 +167,8 @@ export interface ParsedMultipart {
 }
 
 const MULTIPART = /^multipart\/form-data/i;
+// biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+const CONTROL_BYTE = /[\x00-\x1f\x7f]/;
 const noop = (): void => {};
 
 /**
@@ -300,6 +309,18 @@ export function parseMultipart(
           stream.resume();
           return;
         }
+        // A NUL (or any control byte) in a file name has no honest use: C code and PHP's own file
+        // functions stop at a NUL, so "shell.php\0.jpg" would pass the extension check here as .jpg
+        // and be a .php elsewhere. The whole request is refused (400), before any byte is written.
+        if (CONTROL_BYTE.test(fileName)) {
+          stream.resume();
+          fail(
+            new BadFormError(
+              `the file name ${JSON.stringify(fileName)} of form field ${JSON.stringify(name)} contains a control character (NUL, CR, LF…)`,
+            ),
+          );
+          return;
+        }
         if (fileName === '') {
           // An empty file input. RR turns it into a text field ''; PHP (and we) report "no file".
           stream.resume();
@@ -363,6 +384,8 @@ function failedUpload(name: string, mime: string, error: UploadError): UploadedF
   return { name, mime, size: 0, error, tmpName: '' };
 }
 
+const TRAILING_DOTS_AND_SPACES = /[. ]+$/;
+
 /** Go's path.Ext: from the last dot of the last path element; '.htaccess' → '.htaccess', 'README' → ''. */
 export function fileExtension(fileName: string): string {
   for (let i = fileName.length - 1; i >= 0 && fileName[i] !== '/'; i--) {
@@ -371,12 +394,16 @@ export function fileExtension(fileName: string): string {
   return '';
 }
 
-/** RR's check: the lower-cased client extension, forbid first, then allow when it is not empty. */
+/**
+ * RR's check: the lower-cased client extension, forbid first, then allow when it is not empty.
+ * Trailing dots and spaces are dropped first: Windows (and a PHP app that saves under the client's
+ * name there) drops them too, so "shell.php." and "shell.php " are ".php", not "." or ".php ".
+ */
 export function isExtensionAllowed(
   fileName: string,
   options: Pick<ResolvedUploadOptions, 'forbid' | 'allow'>,
 ): boolean {
-  const ext = fileExtension(fileName).toLowerCase();
+  const ext = fileExtension(fileName.replace(TRAILING_DOTS_AND_SPACES, '')).toLowerCase();
   if (options.forbid.has(ext)) return false;
   return options.allow === null || options.allow.has(ext);
 }

@@ -195,6 +195,25 @@ function maskWord(prefix: number, w: number): number {
 const SCRATCH = new Uint32Array(4);
 
 /**
+ * Why `entry` is not a CIDR `createCidrSet` accepts ("10.0.0.0/8", "2001:db8::/32", a bare address),
+ * or null when it is one. The config layer checks YAML entries with it, so `warmpool config check`
+ * and `serve` reject what the plugin would, with the same words, before anything boots.
+ */
+export function cidrProblem(entry: unknown): string | null {
+  if (typeof entry !== 'string') return `must be a CIDR string like "10.0.0.0/8", got ${JSON.stringify(entry)}`;
+  const text = entry.trim();
+  if (parseCidr(text) !== null) return null;
+  const slash = text.indexOf('/');
+  const address = slash < 0 ? text : text.slice(0, slash);
+  if (slash >= 0 && parseCidr(address) !== null) {
+    const family = address.includes(':') ? 6 : 4;
+    const max = family === 4 ? 32 : 128;
+    return `"${entry}" has a bad prefix length "/${text.slice(slash + 1)}": IPv${family} takes /0 to /${max}`;
+  }
+  return `"${entry}" is not a CIDR; write e.g. "10.0.0.0/8", "192.168.1.10" or "2001:db8::/32"`;
+}
+
+/**
  * Compiles CIDR strings ("10.0.0.0/8", "2001:db8::/32", a bare address = one host) into a set.
  * Throws `onError(index, message)`'s result for the first bad entry.
  */
@@ -204,11 +223,9 @@ export function createCidrSet(cidrs: readonly string[], onError: (index: number,
   const v6Nets: number[] = [];
   const v6Masks: number[] = [];
   cidrs.forEach((entry, index) => {
-    if (typeof entry !== 'string')
-      throw onError(index, `must be a CIDR string like "10.0.0.0/8", got ${JSON.stringify(entry)}`);
-    const cidr = parseCidr(entry.trim());
-    if (cidr === null)
-      throw onError(index, `"${entry}" is not a CIDR; write e.g. "10.0.0.0/8", "192.168.1.10" or "2001:db8::/32"`);
+    const problem = cidrProblem(entry);
+    if (problem !== null) throw onError(index, problem);
+    const cidr = parseCidr((entry as string).trim())!;
     if (cidr.family === 4) {
       v4Nets.push(cidr.words[0]!);
       v4Masks.push(maskWord(cidr.prefix, 0));

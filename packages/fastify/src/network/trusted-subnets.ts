@@ -3,37 +3,55 @@ import { InvalidOptionError } from '../errors.js';
 import { createCidrSet, formatIPv4, parseAddress, type AddressFamily, type CidrSet } from './cidr.js';
 
 /**
- * `trusted_subnets`: which peers may tell us who the client is.
+ * `trusted_subnets` + `real_ip_header`: which peers may tell us who the client is, and in which header.
  *
- * Only when the socket peer is inside the trusted CIDRs are forwarding headers read; otherwise they
- * are ignored and the client is the peer. Headers, by precedence (the first one PRESENT decides the
- * address; a present but broken header does not fall through to the next, so a client cannot switch
- * us to a header the proxy does not control by garbling the one it does):
- *   1. `Forwarded` (RFC 7239): for=, proto=, host= per element; quoted IPv6 "[2001:db8::1]:4711";
- *   2. `X-Forwarded-For` (+ `X-Forwarded-Proto`, `X-Forwarded-Host`);
- *   3. `X-Real-IP`.
+ * Only when the socket peer is inside the trusted CIDRs is a forwarding header read, and only the
+ * ONE configured header (nginx's real_ip_header; RoadRunner reads whichever is present, so a client
+ * could pick one its proxy does not control):
+ *   - `X-Forwarded-For` (the default): the address; the scheme from `X-Forwarded-Proto`;
+ *   - `Forwarded` (RFC 7239): for=, and proto= / host= of the trusted elements;
+ *   - `X-Real-IP`: the address only.
+ * `X-Forwarded-Host` is never read: nginx's usual `proxy_set_header` lines do not set it, so a
+ * client's own value would pass through the proxy untouched and nothing tells the two apart; a proxy
+ * sends the host in `Host` (nginx: `proxy_set_header Host $host`) or in Forwarded's host=.
+ *
  * The client is the RIGHT-MOST hop that is not itself trusted: walk the list from the right (the
  * entry our peer wrote), skip trusted hops, stop at the first untrusted one. Every hop must be an IP
- * (an optional port is dropped); an invalid hop ("unknown", "_hidden", garbage) stops the walk and
- * the peer stays the client. When every hop is trusted, the left-most one is the client.
- * RoadRunner takes the LEFT-most X-Forwarded-For entry, which any client can forge; we do not.
+ * (an optional port is kept as the client's port); an invalid hop ("unknown", an obfuscated "_hidden",
+ * garbage) stops the walk and the peer stays the client. When every hop is trusted, the left-most one
+ * is the client. RoadRunner takes the LEFT-most X-Forwarded-For entry, which any client can forge.
  *
- * Proto and host (only behind a trusted peer): `Forwarded` proto=/host= from the chosen element, or
- * the nearest element to its right that states them; else the right-most `X-Forwarded-Proto` /
- * `X-Forwarded-Host` value (what our trusted peer wrote, as Fastify's trustProxy reads it); else the
- * socket scheme and `host: null` (keep the request's Host). Proto must be http or https; host must
- * look like an authority (no spaces, slashes or control bytes), or it is ignored.
- *
- * Caveat: the proxy in front must set (or strip) the headers above the one it uses, e.g. a proxy
- * that only sets X-Real-IP must drop a client's own `Forwarded` and `X-Forwarded-For`.
+ * Proto and host (behind a trusted peer, from the configured header's family only): Forwarded's
+ * proto=/host= from the chosen element, or the nearest element to its right that states them (every
+ * element from the chosen one rightwards was written by a trusted proxy); the right-most
+ * `X-Forwarded-Proto` value with X-Forwarded-For. Proto must be http or https; host must look like an
+ * authority (no spaces, slashes or control bytes), or it is ignored.
  */
 
-/** What the application sees as the client (RoadRunner's remoteAddr, plus the scheme and host). */
-export interface ClientInfo {
+/** The header `real_ip_header` names, lower-cased. */
+export type RealIpHeader = 'x-forwarded-for' | 'forwarded' | 'x-real-ip';
+
+const REAL_IP_HEADERS: readonly RealIpHeader[] = ['x-forwarded-for', 'forwarded', 'x-real-ip'];
+
+/** `real_ip_header` → its lower-cased name; errors name the option. Default: X-Forwarded-For. */
+export function resolveRealIpHeader(value: unknown, key = 'real_ip_header'): RealIpHeader {
+  if (value === undefined) return 'x-forwarded-for';
+  const name = typeof value === 'string' ? value.trim().toLowerCase() : '';
+  if ((REAL_IP_HEADERS as readonly string[]).includes(name)) return name as RealIpHeader;
+  throw new InvalidOptionError(
+    key,
+    `must be "X-Forwarded-For" (the default), "Forwarded" or "X-Real-IP": the one header your proxy sets, got ${JSON.stringify(value)}`,
+  );
+}
+
+/** What a trusted proxy may say about the client: RoadRunner's remoteAddr, plus its port, scheme and host. */
+export interface ForwardedClient {
   /** no port, no brackets, IPv4-mapped prefix stripped; '' when the peer is unknown (socket gone, unix socket) */
   remoteAddr: string;
+  /** the client's port: the peer's when the client is the peer, a forwarded hop's when it carried one, else null */
+  remotePort: number | null;
   proto: 'http' | 'https';
-  /** the forwarded host[:port] when a trusted proxy sent one; null: keep the request's Host header */
+  /** the forwarded host[:port] when a trusted proxy sent one (Forwarded host=); null: keep the request's own */
   host: string | null;
 }
 
@@ -74,56 +92,67 @@ const PEER = new Uint32Array(4);
 const HOP = new Uint32Array(4);
 
 /**
- * The client behind the socket `peer`, reading forwarding headers only when the peer is trusted.
- * `peer` is the raw socket remoteAddress; `scheme` is 'https' on a TLS socket.
+ * The client behind the socket `peer`, reading the configured forwarding header only when the peer
+ * is trusted. `peer` is the raw socket remoteAddress and `peerPort` its remotePort; `scheme` is
+ * 'https' on a TLS socket.
  */
 export function resolveClient(
   trusted: TrustedSubnets | null,
+  header: RealIpHeader,
   peer: string | undefined,
   scheme: 'http' | 'https',
   headers: IncomingHttpHeaders,
-): ClientInfo {
-  if (peer === undefined || peer === '') return { remoteAddr: '', proto: scheme, host: null };
-  if (trusted === null) return { remoteAddr: stripMapped(peer), proto: scheme, host: null };
+  peerPort: number | null = null,
+): ForwardedClient {
+  if (peer === undefined || peer === '') return { remoteAddr: '', remotePort: null, proto: scheme, host: null };
+  if (trusted === null) return { remoteAddr: stripMapped(peer), remotePort: peerPort, proto: scheme, host: null };
   const family = parseAddress(peer, PEER);
   const peerAddr = family === 4 ? formatIPv4(PEER[0]!) : peer;
-  if (!isTrusted(trusted, family, PEER, peer)) return { remoteAddr: peerAddr, proto: scheme, host: null };
+  const direct: ForwardedClient = { remoteAddr: peerAddr, remotePort: peerPort, proto: scheme, host: null };
+  if (!isTrusted(trusted, family, PEER, peer)) return direct;
 
-  const forwardedText = headerText(headers.forwarded);
-  const elements = forwardedText === null ? null : parseForwarded(forwardedText);
-  let remoteAddr = peerAddr;
-  // the Forwarded element proto=/host= are read from: the chosen hop's, else the peer's (right-most)
-  let from = elements === null ? -1 : elements.length - 1;
-  if (forwardedText !== null && (elements === null || hasFor(elements))) {
-    // present but broken: no hop is believed, and no fall-through to headers the proxy may not control
-    if (elements !== null) {
-      const chosen = walkForwarded(trusted, elements);
-      if (chosen >= 0) {
-        remoteAddr = lastHop;
-        from = chosen;
-      }
-    }
-  } else {
-    const xff = headerText(headers['x-forwarded-for']);
-    const list = xff ?? headerText(headers['x-real-ip']);
-    if (list !== null) remoteAddr = walkList(trusted, list, peerAddr);
+  if (header === 'forwarded') return fromForwarded(trusted, headers, direct);
+  const list = headerText(headers[header]);
+  if (list !== null && walkList(trusted, list)) {
+    direct.remoteAddr = lastHop;
+    direct.remotePort = lastPort;
+  }
+  if (header === 'x-forwarded-for') {
+    const proto = headerText(headers['x-forwarded-proto']);
+    direct.proto = (proto === null ? null : validProto(lastItem(proto))) ?? scheme;
+  }
+  return direct;
+}
+
+/** `Forwarded`: the client from for=, proto= and host= from the elements trusted proxies wrote. */
+function fromForwarded(
+  trusted: TrustedSubnets,
+  headers: IncomingHttpHeaders,
+  client: ForwardedClient,
+): ForwardedClient {
+  const text = headerText(headers.forwarded);
+  const elements = text === null ? null : parseForwarded(text);
+  // absent, or present but broken: no hop is believed
+  if (elements === null || elements.length === 0) return client;
+  // the element proto=/host= are read from: the chosen hop's, else the peer's own (the right-most)
+  let from = elements.length - 1;
+  const chosen = walkForwarded(trusted, elements);
+  if (chosen >= 0) {
+    client.remoteAddr = lastHop;
+    client.remotePort = lastPort;
+    from = chosen;
   }
   let proto: 'http' | 'https' | null = null;
   let host: string | null = null;
-  if (elements !== null) {
-    // the nearest element to the client that states them (hops to the right saw the request later)
-    for (let i = from; i >= 0 && i < elements.length && (proto === null || host === null); i++) {
-      const element = elements[i]!;
-      if (proto === null && element.proto !== null) proto = validProto(element.proto);
-      if (host === null && element.host !== null) host = validHost(element.host);
-    }
+  // the nearest element to the client that states them (hops to the right saw the request later)
+  for (let i = from; i < elements.length && (proto === null || host === null); i++) {
+    const element = elements[i]!;
+    if (proto === null && element.proto !== null) proto = validProto(element.proto);
+    if (host === null && element.host !== null) host = validHost(element.host);
   }
-  return { remoteAddr, proto: proto ?? forwardedProto(headers, scheme), host: host ?? forwardedHost(headers) };
-}
-
-function hasFor(elements: readonly ForwardedElement[]): boolean {
-  for (const element of elements) if (element.for !== null) return true;
-  return false;
+  if (proto !== null) client.proto = proto;
+  client.host = host;
+  return client;
 }
 
 function isTrusted(trusted: TrustedSubnets, family: AddressFamily, words: Uint32Array, text: string): boolean {
@@ -145,8 +174,9 @@ function headerText(value: string | string[] | undefined): string | null {
   return text.trim() === '' ? null : text;
 }
 
-/** Text of the last hop `parseHop` accepted (its words are in HOP). */
+/** Text and port of the last hop `parseHop` accepted (its words are in HOP). */
 let lastHop = '';
+let lastPort: number | null = null;
 
 /**
  * One hop ("1.2.3.4", "1.2.3.4:80", "[2001:db8::1]:443", "2001:db8::1") → its family, with the
@@ -154,12 +184,14 @@ let lastHop = '';
  */
 function parseHop(hop: string): AddressFamily {
   let text = hop.trim();
+  let port: number | null = null;
   const bracketed = text.charCodeAt(0) === 91; /* [ */
   if (bracketed) {
     const close = text.indexOf(']');
     if (close < 0) return 0;
     const rest = text.slice(close + 1);
     if (rest !== '' && !/^:\d{1,5}$/.test(rest)) return 0;
+    if (rest !== '') port = Number(rest.slice(1));
     text = text.slice(1, close);
     if (text.indexOf(':') < 0) return 0; // brackets only around IPv6
   } else {
@@ -167,28 +199,32 @@ function parseHop(hop: string): AddressFamily {
     if (colon >= 0 && colon === text.lastIndexOf(':') && text.includes('.')) {
       // IPv4 with a port
       if (!/^\d{1,5}$/.test(text.slice(colon + 1))) return 0;
+      port = Number(text.slice(colon + 1));
       text = text.slice(0, colon);
     }
   }
   const family = parseAddress(text, HOP);
-  if (family !== 0) lastHop = family === 4 ? formatIPv4(HOP[0]!) : text.toLowerCase();
+  if (family !== 0) {
+    lastHop = family === 4 ? formatIPv4(HOP[0]!) : text.toLowerCase();
+    lastPort = port !== null && port <= 65535 ? port : null;
+  }
   return family;
 }
 
-/** The right-most untrusted hop of a comma list; the peer when a hop is invalid. */
-function walkList(trusted: TrustedSubnets, list: string, peerAddr: string): string {
+/** Whether a comma list names a client: then the right-most untrusted hop is in lastHop/lastPort; false when a hop is invalid. */
+function walkList(trusted: TrustedSubnets, list: string): boolean {
   let end = list.length;
   for (;;) {
     const comma = end === 0 ? -1 : list.lastIndexOf(',', end - 1);
     const family = parseHop(list.slice(comma + 1, end));
-    if (family === 0) return peerAddr;
-    if (!isTrusted(trusted, family, HOP, lastHop)) return lastHop;
-    if (comma < 0) return lastHop; // every hop trusted: the left-most is the client
+    if (family === 0) return false;
+    if (!isTrusted(trusted, family, HOP, lastHop)) return true;
+    if (comma < 0) return true; // every hop trusted: the left-most is the client
     end = comma;
   }
 }
 
-/** Index of the element whose for= is the client (address in `lastHop`); -1 when a hop is invalid. */
+/** Index of the element whose for= is the client (address in `lastHop`, port in `lastPort`); -1 when a hop is invalid. */
 function walkForwarded(trusted: TrustedSubnets, elements: readonly ForwardedElement[]): number {
   for (let i = elements.length - 1; i >= 0; i--) {
     const value = elements[i]!.for;
@@ -204,16 +240,6 @@ export interface ForwardedElement {
   for: string | null;
   proto: string | null;
   host: string | null;
-}
-
-function forwardedProto(headers: IncomingHttpHeaders, scheme: 'http' | 'https'): 'http' | 'https' {
-  const value = headerText(headers['x-forwarded-proto']);
-  return (value === null ? null : validProto(lastItem(value))) ?? scheme;
-}
-
-function forwardedHost(headers: IncomingHttpHeaders): string | null {
-  const value = headerText(headers['x-forwarded-host']);
-  return value === null ? null : validHost(lastItem(value));
 }
 
 function lastItem(list: string): string {
