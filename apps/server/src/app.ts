@@ -267,7 +267,7 @@ async function registerSite(
 
   if (server.proxy !== null) {
     try {
-      registerProxies(
+      await registerProxies(
         ctx,
         server.proxy.map((route) => ({
           prefix: route.prefix,
