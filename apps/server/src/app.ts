@@ -31,7 +31,7 @@ import {
 } from '@warmpool/config';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache } from './micro-cache.js';
-import { registerProxies } from './proxy.js';
+import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
@@ -44,6 +44,7 @@ import {
   type Credentials,
   type RequestHandler,
 } from './tls.js';
+import { createUpgrades, type Upgrades } from './upgrade.js';
 
 /** Typed as Fastify's default HTTP/1 instance (the plugins are); HTTP/2 requests use the same API. */
 export type App = FastifyInstance;
@@ -71,6 +72,8 @@ export interface BuiltApp {
   /** true once the drain started (ops /ready answers 503) */
   draining: { value: boolean };
   router: SiteRouter;
+  /** Upgrade and CONNECT requests; its WebSocket connections are closed on drain */
+  upgrades: Upgrades;
 }
 
 /** A site failed while registering; `cause` is the plugin's (or pool's) error. */
@@ -187,6 +190,26 @@ export function buildApp(options: BuildOptions): BuiltApp {
     });
   }
 
+  // WebSocket upgrades go to a site's `websocket: true` proxy routes; any other upgrade is served as a plain request
+  const webSocketRoutes = new Map<string, (url: string) => boolean>();
+  for (const site of server.sites) {
+    const matcher = createWebSocketMatcher(server.proxy ?? []);
+    if (matcher !== null) webSocketRoutes.set(site.name, matcher);
+  }
+  const upgrades = createUpgrades({
+    isWebSocketRoute: (req) => {
+      const site = router.siteOf(req.headers.host) ?? server.defaultSite?.name ?? null;
+      return site !== null && webSocketRoutes.get(site)?.(req.url ?? '/') === true;
+    },
+  });
+  app.addHook('onReady', (done) => {
+    upgrades.install(
+      app.server as unknown as HttpServer | Http2SecureServer,
+      listeners.map((listener) => listener.server as HttpServer | Http2SecureServer),
+    );
+    done();
+  });
+
   const pools = new Map<string, Pool>();
   for (const site of server.sites) {
     app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools }));
@@ -198,7 +221,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     render: metricsPath === null ? null : () => renderMetrics(app, server.sites, token, metricsPath),
   });
 
-  return { app, pools, listeners, opsListeners, https, tracker, draining, router };
+  return { app, pools, listeners, opsListeners, https, tracker, draining, router, upgrades };
 }
 
 async function registerSite(

@@ -173,6 +173,29 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
 }
 
 /**
+ * Whether a request target falls under one of the `websocket: true` routes (the same segment
+ * boundaries as the routes: `/ws` takes `/ws` and `/ws/…`); null when no route forwards upgrades.
+ * Routes that do not resolve match nothing: registering them reports the error.
+ */
+export function createWebSocketMatcher(routes: readonly ProxyRoute[]): ((url: string) => boolean) | null {
+  let resolved: ResolvedRoute[];
+  try {
+    resolved = resolveProxyRoutes(routes);
+  } catch {
+    return null;
+  }
+  const prefixes = resolved.filter((route) => route.websocket).map((route) => route.prefix);
+  if (prefixes.length === 0) return null;
+  return (url) => {
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    return prefixes.some(
+      (prefix) => prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/'),
+    );
+  };
+}
+
+/**
  * X-Forwarded-For (the client appended to what arrived, as nginx's $proxy_add_x_forwarded_for),
  * X-Forwarded-Proto (this hop's scheme) and X-Forwarded-Host (the Host the client asked for).
  * The upstream decides which hops to trust.

@@ -264,6 +264,7 @@ class ServerState {
       tracker,
     );
     tracker.drain();
+    this.#built.upgrades.goAway();
     const timer = setTimeout(() => {
       out.warn(`drain: connections still open after ${formatDuration(this.#drainBoundMs())}; closing them`);
       tracker.destroyAll();
