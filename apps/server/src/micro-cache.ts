@@ -2,7 +2,10 @@
 // fastcgi_cache, so a burst on a hot page costs one PHP request. Off unless configured.
 //
 // What is stored (all must hold):
-// - a GET request without Authorization or Range (HEAD is answered from a stored GET, never stored);
+// - a GET request without Authorization, Range or a session/login cookie (bypass_cookies: PHP's
+//   PHPSESSID, WordPress's wordpress_logged_in_*, Laravel's laravel_session, ...), as nginx users
+//   write `fastcgi_cache_bypass $cookie_…`: a logged-in user's page is theirs alone, and is neither
+//   looked up nor stored (HEAD is answered from a stored GET, never stored);
 // - a response whose Cache-Control has `s-maxage` > 0, or `public` with `max-age` > 0 (or `public`
 //   alone when default_ttl is set); without `private`, `no-store` or `no-cache`; without Set-Cookie;
 //   without `Vary: *`; with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301,
@@ -16,7 +19,7 @@
 // the named request headers, so `Vary: Accept-Language` keeps one copy per language. The client's
 // own Cache-Control is ignored (as nginx does): otherwise any client could bypass the cache at will.
 // Hits carry `X-Cache: HIT` and `Age`; lookups that miss carry `X-Cache: MISS`; GET/HEAD requests
-// that may not use the cache (Authorization, Range) carry `X-Cache: BYPASS`.
+// that may not use the cache (Authorization, Range, a bypass cookie) carry `X-Cache: BYPASS`.
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import type { TLSSocket } from 'node:tls';
 import { LRUCache } from 'lru-cache';
@@ -33,7 +36,32 @@ export interface MicroCacheOptions {
   max_entry_bytes?: number;
   /** how long to keep a `Cache-Control: public` response that gives no max-age; default 0 (not kept) */
   default_ttl?: Duration;
+  /**
+   * Cookie names whose presence on a request bypasses the cache (no lookup, no store); `*` matches
+   * any characters (`wordpress_logged_in_*`). Default DEFAULT_BYPASS_COOKIES; [] bypasses on none.
+   */
+  bypass_cookies?: readonly string[];
 }
+
+/**
+ * Session and login cookies of the usual PHP applications: a request carrying one gets a page made
+ * for that user. PHP sessions, WordPress (login, password-protected posts, comment author,
+ * WooCommerce cart), Laravel and every framework's `*_session`, Drupal (SESS…/SSESS…).
+ */
+export const DEFAULT_BYPASS_COOKIES: readonly string[] = [
+  'PHPSESSID',
+  'wordpress_logged_in_*',
+  'wordpress_sec_*',
+  'wordpress_no_cache',
+  'wp-postpass_*',
+  'comment_author_*',
+  'woocommerce_items_in_cart',
+  'wp_woocommerce_session_*',
+  'laravel_session',
+  '*_session',
+  'SESS*',
+  'SSESS*',
+];
 
 export const DEFAULT_MICRO_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MICRO_CACHE_MAX_ENTRY_BYTES = 1024 * 1024;
@@ -94,6 +122,8 @@ interface Resolved {
   maxBytes: number;
   maxEntryBytes: number;
   defaultTtlMs: number;
+  /** matches a cookie name that bypasses the cache; null: none does */
+  bypassCookie: RegExp | null;
 }
 
 /**
@@ -109,7 +139,7 @@ export function registerMicroCache<S extends RawServerBase>(
   app: FastifyInstance<S>,
   options: MicroCacheOptions = {},
 ): MicroCache {
-  const { maxBytes, maxEntryBytes, defaultTtlMs } = resolveMicroCacheOptions(options);
+  const { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie } = resolveMicroCacheOptions(options);
   const cache = new LRUCache<string, Slot>({
     maxSize: maxBytes,
     maxEntrySize: maxEntryBytes,
@@ -120,7 +150,11 @@ export function registerMicroCache<S extends RawServerBase>(
 
   app.addHook('preParsing', (request, reply, payload, done) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return done(null, payload);
-    if (request.headers.authorization !== undefined || request.headers.range !== undefined) {
+    if (
+      request.headers.authorization !== undefined ||
+      request.headers.range !== undefined ||
+      (bypassCookie !== null && hasCookie(request.headers.cookie, bypassCookie))
+    ) {
       reply.header('x-cache', 'BYPASS');
       return done(null, payload);
     }
@@ -204,7 +238,39 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
       throw new InvalidOptionError('micro_cache.default_ttl', (error as Error).message.replace(/^.*?: /, ''));
     }
   }
-  return { maxBytes, maxEntryBytes, defaultTtlMs };
+  const cookies = options.bypass_cookies ?? DEFAULT_BYPASS_COOKIES;
+  if (
+    !Array.isArray(cookies) ||
+    cookies.some((name) => typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+  )
+    throw new InvalidOptionError(
+      'micro_cache.bypass_cookies',
+      `must be a list of cookie names ("*" matches any characters), got ${JSON.stringify(cookies)}`,
+    );
+  return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: cookiePattern(cookies) };
+}
+
+/** One regular expression for the names; `*` is the only special character. */
+function cookiePattern(names: readonly string[]): RegExp | null {
+  if (names.length === 0) return null;
+  const alternatives = names.map((name) =>
+    name
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*'),
+  );
+  return new RegExp(`^(?:${alternatives.join('|')})$`);
+}
+
+/** Whether the Cookie header names a cookie matching `pattern` (values are not looked at). */
+function hasCookie(header: string | undefined, pattern: RegExp): boolean {
+  if (header === undefined || header === '') return false;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+    if (name !== '' && pattern.test(name)) return true;
+  }
+  return false;
 }
 
 function primaryKey(request: AnyRequest): string {

@@ -126,6 +126,41 @@ describe('micro-cache: what is stored', () => {
     expect(range.res.headers['x-cache']).toBe('BYPASS');
   });
 
+  it('bypasses the cache for a session or login cookie (no lookup, no store), even when an entry exists', async () => {
+    const { app, cache } = await site();
+    const anonymous = await get(app, `/home?${PUBLIC}`);
+    expect(anonymous.res.headers['x-cache']).toBe('MISS');
+    for (const cookie of [
+      'wordpress_logged_in_0123abcd=admin%7C1700000000',
+      'theme=dark; PHPSESSID=abc123',
+      'wp-postpass_9f=x',
+      'laravel_session=eyJ',
+      'myapp_session=1',
+    ]) {
+      const res = await get(app, `/home?${PUBLIC}`, { cookie });
+      expect(res.res.headers['x-cache'], cookie).toBe('BYPASS');
+      expect(res.body!.count, cookie).toBeGreaterThan(1);
+    }
+    // a logged-in user's page was not stored either: the anonymous copy is still the one served
+    expect(cache.entries).toBe(1);
+    const again = await get(app, `/home?${PUBLIC}`);
+    expect(again.res.headers['x-cache']).toBe('HIT');
+    expect(again.body!.count).toBe(1);
+    // cookies that identify no session use the cache
+    expect((await get(app, `/home?${PUBLIC}`, { cookie: 'theme=dark; _ga=GA1.1' })).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('bypass_cookies replaces the default list; [] bypasses on no cookie', async () => {
+    const own = await site({ bypass_cookies: ['shop_cart', 'auth_*'] });
+    await get(own.app, `/c?${PUBLIC}`);
+    expect((await get(own.app, `/c?${PUBLIC}`, { cookie: 'auth_token=1' })).res.headers['x-cache']).toBe('BYPASS');
+    expect((await get(own.app, `/c?${PUBLIC}`, { cookie: 'shop_cart=2' })).res.headers['x-cache']).toBe('BYPASS');
+    expect((await get(own.app, `/c?${PUBLIC}`, { cookie: 'PHPSESSID=3' })).res.headers['x-cache']).toBe('HIT');
+    const none = await site({ bypass_cookies: [] });
+    await get(none.app, `/c?${PUBLIC}`);
+    expect((await get(none.app, `/c?${PUBLIC}`, { cookie: 'PHPSESSID=3' })).res.headers['x-cache']).toBe('HIT');
+  });
+
   it('does not touch POST requests', async () => {
     const { app, cache } = await site();
     const res = await app.inject({
@@ -257,11 +292,17 @@ describe('micro-cache: options', () => {
       /micro_cache\.max_entry_bytes.*must not exceed micro_cache\.max_bytes \(1000\)/,
     );
     expect(() => resolveMicroCacheOptions({ default_ttl: 'soon' })).toThrow(/micro_cache\.default_ttl/);
-    expect(resolveMicroCacheOptions({})).toEqual({
+    expect(resolveMicroCacheOptions({})).toMatchObject({
       maxBytes: 64 * 1024 * 1024,
       maxEntryBytes: 1024 * 1024,
       defaultTtlMs: 0,
     });
+    expect(() => resolveMicroCacheOptions({ bypass_cookies: ['ok', 'bad name'] })).toThrow(
+      /micro_cache\.bypass_cookies.*list of cookie names/,
+    );
+    const { bypassCookie } = resolveMicroCacheOptions({ bypass_cookies: ['a.b', 'wp_*'] });
+    expect(['a.b', 'wp_x', 'wp_'].map((n) => bypassCookie!.test(n))).toEqual([true, true, true]);
+    expect(['aXb', 'xwp_1', 'a.bc'].map((n) => bypassCookie!.test(n))).toEqual([false, false, false]);
     expect(resolveMicroCacheOptions({ max_bytes: 1000 }).maxEntryBytes).toBe(1000);
   });
 
