@@ -91,6 +91,8 @@ const NOT_STORED = new Set([
   'access-control-allow-credentials',
   'access-control-expose-headers',
 ]);
+/** What a 304 carries of the stored headers (RFC 9110 §15.4.5): no content headers. */
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);
 /** Per-entry bookkeeping counted on top of the bytes we can see. */
 const ENTRY_OVERHEAD_BYTES = 256;
 
@@ -300,10 +302,13 @@ function find(cache: LRUCache<string, Slot>, primary: string, request: AnyReques
 }
 
 function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry): void {
-  for (const [name, value] of entry.headers) reply.header(name, value);
+  const notModified =
+    entry.status === 200 && entry.etag !== null && matchesEtag(request.headers['if-none-match'], entry.etag);
+  for (const [name, value] of entry.headers)
+    if (!notModified || NOT_MODIFIED_HEADERS.has(name)) reply.header(name, value);
   reply.header('age', String(Math.floor((Date.now() - entry.storedAt) / 1000)));
   reply.header('x-cache', 'HIT');
-  if (entry.status === 200 && entry.etag !== null && matchesEtag(request.headers['if-none-match'], entry.etag)) {
+  if (notModified) {
     reply.code(304).send();
     return;
   }

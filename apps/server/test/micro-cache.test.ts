@@ -201,14 +201,19 @@ describe('micro-cache: what is stored', () => {
     expect(cache.entries).toBe(0);
   });
 
-  it('answers a matching If-None-Match on a hit with 304', async () => {
+  it('answers a matching If-None-Match on a hit with 304, without content headers (RFC 9110 §15.4.5)', async () => {
     const { app } = await site();
-    const url = `/e?${PUBLIC}&etag=%22v1%22`;
+    const url = `/e?${PUBLIC}&etag=%22v1%22&vary=Accept-Language`;
     await get(app, url);
     const res = await app.inject({ url, headers: { 'if-none-match': 'W/"v1"' } });
     expect(res.statusCode).toBe(304);
     expect(res.headers['x-cache']).toBe('HIT');
     expect(res.body).toBe('');
+    expect(res.headers['content-type']).toBeUndefined();
+    expect(res.headers['content-length']).toBeUndefined();
+    expect(res.headers.etag).toBe('"v1"');
+    expect(res.headers['cache-control']).toBe('public, max-age=60');
+    expect(res.headers.vary).toBe('Accept-Language');
     expect((await app.inject({ url, headers: { 'if-none-match': '"v2"' } })).statusCode).toBe(200);
   });
 });
