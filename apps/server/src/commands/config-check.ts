@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
   CONFIG_KEYS,
+  SITE_HTTP_KEYS,
   loadConfigFile,
   toServerOptions,
   type LoadedConfig,
@@ -65,14 +66,19 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
       http: {
         address: server.http.address,
         serves: ssl?.redirect === true ? 'redirect to https' : 'HTTP/1.1',
-        access_logs: server.http.access_logs,
-        trusted_subnets: top.trusted_subnets ?? [],
-        ...withDefaults('http', {
-          max_header_count: top.max_header_count,
-          max_header_size: top.max_header_size,
-          headers_timeout: top.headers_timeout,
-          request_timeout: top.request_timeout,
-        }),
+        // the listener's own keys; the per-site ones (max_request_size, pool, ...) are under sites
+        ...withDefaults(
+          'http',
+          {
+            access_logs: server.http.access_logs,
+            trusted_subnets: top.trusted_subnets ?? [],
+            max_header_count: top.max_header_count,
+            max_header_size: top.max_header_size,
+            headers_timeout: top.headers_timeout,
+            request_timeout: top.request_timeout,
+          },
+          ['address', ...SITE_HTTP_KEYS],
+        ),
       },
       https:
         ssl === null
@@ -159,13 +165,20 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
   };
 }
 
-/** Fills in the key table's default of every direct child key of `section` the object lacks. */
-function withDefaults<T extends Record<string, unknown>>(section: string, values: T): T {
+/**
+ * Fills in the key table's default of every direct child key of `section` the object lacks (but
+ * those in `except`); the values given always win over defaults.
+ */
+function withDefaults<T extends Record<string, unknown>>(
+  section: string,
+  values: T,
+  except: readonly string[] = [],
+): T {
   const out: Record<string, unknown> = {};
   for (const spec of CONFIG_KEYS) {
     if (spec.site === true || !spec.path.startsWith(`${section}.`)) continue;
     const name = spec.path.slice(section.length + 1);
-    if (/[.[*]/.test(name) || spec.type === 'section') continue;
+    if (/[.[*]/.test(name) || spec.type === 'section' || except.includes(name)) continue;
     const value = values[name];
     if (value !== undefined) out[name] = value;
     else if (spec.default !== undefined) out[name] = defaultOf(spec.path);
