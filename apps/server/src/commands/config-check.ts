@@ -19,7 +19,7 @@ import { checkSites } from '../app.js';
 import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
 import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
-import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH } from '../status.js';
+import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
 import { H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
 
 export interface ConfigCheckArgs {
@@ -40,6 +40,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     throw error;
   }
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));
+  for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   for (const site of server.sites) for (const { key, reason } of site.ignored) out.warn(`${key}: ignored: ${reason}`);
   if (server.http.http2?.h2c === true) out.warn(`http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
   const effective = effectiveConfig(loaded, server);

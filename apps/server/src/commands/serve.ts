@@ -32,6 +32,7 @@ import {
 } from '../lifecycle.js';
 import { createLoggers } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
+import { exposedOpsWarnings } from '../status.js';
 import { H2C_UNSUPPORTED, loadCredentials, reloadCredentials, type Credentials } from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
@@ -60,6 +61,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
     throw error;
   }
+  for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   for (const site of server.sites) {
     for (const { key, reason } of site.ignored) {
       const at = loaded.positionOf(key) ?? loaded.positionOf(key.replace(/^sites\[\d+\]\./, ''));
