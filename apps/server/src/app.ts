@@ -24,13 +24,14 @@ import {
   ConfigError,
   InvalidValueError,
   locateOptionError,
+  type CacheConfig,
   type HeadersConfig,
   type LoadedConfig,
   type ServerOptions,
   type SiteOptions,
 } from '@warmpool/config';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
-import { registerMicroCache } from './micro-cache.js';
+import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
@@ -62,6 +63,8 @@ export interface BuiltApp {
   app: App;
   /** site name → its pool, filled in as each site boots (config order, default last) */
   pools: Map<string, Pool>;
+  /** site name → its micro-cache, for the sites that have one */
+  caches: Map<string, MicroCache>;
   /** public listeners: http (or its redirect) and https */
   listeners: Listener[];
   /** status / metrics listeners */
@@ -193,7 +196,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
   // WebSocket upgrades go to a site's `websocket: true` proxy routes; any other upgrade is served as a plain request
   const webSocketRoutes = new Map<string, (url: string) => boolean>();
   for (const site of server.sites) {
-    const matcher = createWebSocketMatcher(server.proxy ?? []);
+    const matcher = createWebSocketMatcher(site.proxy ?? []);
     if (matcher !== null) webSocketRoutes.set(site.name, matcher);
   }
   const upgrades = createUpgrades({
@@ -211,8 +214,9 @@ export function buildApp(options: BuildOptions): BuiltApp {
   });
 
   const pools = new Map<string, Pool>();
+  const caches = new Map<string, MicroCache>();
   for (const site of server.sites) {
-    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools }));
+    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools, caches }));
   }
 
   const opsListeners = buildOpsListeners(server, {
@@ -221,16 +225,22 @@ export function buildApp(options: BuildOptions): BuiltApp {
     render: metricsPath === null ? null : () => renderMetrics(app, server.sites, token, metricsPath),
   });
 
-  return { app, pools, listeners, opsListeners, https, tracker, draining, router, upgrades };
+  return { app, pools, caches, listeners, opsListeners, https, tracker, draining, router, upgrades };
 }
 
 async function registerSite(
   ctx: App,
   site: SiteOptions,
-  context: { options: BuildOptions; token: string; metricsPath: string | null; pools: Map<string, Pool> },
+  context: {
+    options: BuildOptions;
+    token: string;
+    metricsPath: string | null;
+    pools: Map<string, Pool>;
+    caches: Map<string, MicroCache>;
+  },
 ): Promise<void> {
-  const { options, token, metricsPath, pools } = context;
-  const { server, loggers, out } = options;
+  const { options, token, metricsPath, pools, caches } = context;
+  const { loggers, out } = options;
   if (site.hosts !== null) {
     ctx.addHook('onRoute', (route) => {
       route.constraints = { ...(route.constraints ?? {}), site: site.name };
@@ -252,12 +262,7 @@ async function registerSite(
     });
   }
   try {
-    if (server.cache !== null) {
-      const cacheOptions: Parameters<typeof registerMicroCache>[1] = {};
-      if (server.cache.max_bytes !== undefined) cacheOptions.max_bytes = server.cache.max_bytes;
-      if (server.cache.max_age !== undefined) cacheOptions.default_ttl = server.cache.max_age;
-      registerMicroCache(ctx, cacheOptions);
-    }
+    if (site.cache !== null) caches.set(site.name, registerMicroCache(ctx, toMicroCacheOptions(site.cache)));
     registerHttpHeaders(ctx, toHeadersOptions(site.headers, site.gzip));
     // load @fastify/compress now: awaiting the next register would only wait for it, not for the plugin
     await ctx.after();
@@ -288,20 +293,24 @@ async function registerSite(
     `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
   );
 
-  if (server.proxy !== null) {
+  if (site.proxy !== null) {
     try {
-      await registerProxies(
-        ctx,
-        server.proxy.map((route) => ({
-          prefix: route.prefix,
-          upstream: route.upstream,
-          ...(route.websocket === undefined ? {} : { websocket: route.websocket }),
-        })),
-      );
+      await registerProxies(ctx, site.proxy);
     } catch (error) {
       throw new SiteSetupError(site, error);
     }
   }
+}
+
+/** The `cache` section (YAML names) → the micro-cache's options. */
+function toMicroCacheOptions(cache: CacheConfig): MicroCacheOptions {
+  const options: MicroCacheOptions = {};
+  if (cache.max_bytes !== undefined) options.max_bytes = cache.max_bytes;
+  if (cache.max_entry_bytes !== undefined) options.max_entry_bytes = cache.max_entry_bytes;
+  if (cache.max_age !== undefined) options.default_ttl = cache.max_age;
+  if (cache.bypass_cookies !== undefined) options.bypass_cookies = cache.bypass_cookies;
+  if (cache.stale_while_revalidate !== undefined) options.stale_while_revalidate = cache.stale_while_revalidate;
+  return options;
 }
 
 /** RR's http.headers (+ gzip from the middleware list) → the headers module's options. */
@@ -379,6 +388,8 @@ export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): C
   else if (key.startsWith('proxy[')) yaml = key;
   else if (key.startsWith('headers.')) yaml = `${sitePrefix}http.${key}`;
   if (yaml === null) return located;
+  // a site's own cache key or proxy list is where the value came from, when it has one
+  if (!yaml.startsWith(sitePrefix) && loaded.positionOf(`${sitePrefix}${yaml}`) !== null) yaml = `${sitePrefix}${yaml}`;
   const position = loaded.positionOf(yaml) ??
     loaded.positionOf(yaml, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
   return new ConfigError(loaded.file, [new InvalidValueError(yaml, position, reason)]);

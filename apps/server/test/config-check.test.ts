@@ -53,4 +53,29 @@ sites:
       ['default', 7, true],
     ]);
   });
+
+  it("shows each site's cache (defaults filled in) and proxy routes", () => {
+    const { sites } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+cache:
+  enabled: true
+proxy:
+  - prefix: /api
+    upstream: http://127.0.0.1:9000
+sites:
+  - hosts: [a.test]
+    cache:
+      enabled: false
+    proxy: []
+`) as unknown as { sites: Array<{ name: string; cache: Record<string, unknown> | null; proxy: unknown[] }> };
+    const [a, top] = sites;
+    expect(a!.cache).toBeNull();
+    expect(a!.proxy).toEqual([]);
+    expect(top!.cache).toMatchObject({ enabled: true, max_bytes: 64 * 1024 * 1024, stale_while_revalidate: '0s' });
+    expect(top!.cache!.bypass_cookies).toContain('PHPSESSID');
+    expect(top!.proxy).toEqual([{ prefix: '/api', upstream: 'http://127.0.0.1:9000', websocket: false }]);
+  });
 });

@@ -50,6 +50,10 @@ export interface SiteOptions {
   plugin: WarmpoolOptions;
   /** keys that are accepted by the file but have no effect here, with the reason (printed as warnings) */
   ignored: Array<{ key: string; reason: string }>;
+  /** the micro-cache of this site: the top-level `cache` with the site's own keys over it; null: off */
+  cache: CacheConfig | null;
+  /** this site's proxy routes: its own `proxy` list, else the top level's; null: none */
+  proxy: ProxyRoute[] | null;
 }
 
 /** Everything `warmpool serve` builds from a config. */
@@ -93,8 +97,8 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
   const sites: SiteOptions[] = [];
   (config.sites ?? []).forEach((site, index) => {
     const dir = site.root === undefined ? baseDir : resolve(baseDir, site.root);
-    sites.push(
-      buildSite(
+    sites.push({
+      ...buildSite(
         loaded,
         index,
         site.hosts,
@@ -104,15 +108,21 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         options,
         errors,
       ),
-    );
+      cache: enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache)),
+      proxy: nonEmpty(site.proxy ?? config.proxy),
+    });
   });
   let defaultSite: SiteOptions | null = null;
   if (commandOf(config.server, config.http) !== undefined) {
-    defaultSite = buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors);
+    defaultSite = {
+      ...buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors),
+      cache: enabledCache(config.cache),
+      proxy: nonEmpty(config.proxy),
+    };
     sites.push(defaultSite);
   }
   if (errors.length > 0) throw new ConfigError(loaded.file, errors);
-  const cache = config.cache !== null && config.cache.enabled === true ? config.cache : null;
+  const cache = enabledCache(config.cache);
   return {
     sites,
     defaultSite,
@@ -139,6 +149,15 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       explicit: config.admin?.socket !== undefined,
     },
   };
+}
+
+/** A cache section that turns the cache on, else null (a feature that is off is null). */
+function enabledCache(cache: CacheConfig | null): CacheConfig | null {
+  return cache !== null && cache.enabled === true ? cache : null;
+}
+
+function nonEmpty<T>(list: T[] | null | undefined): T[] | null {
+  return list === null || list === undefined || list.length === 0 ? null : list;
 }
 
 function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[] | undefined {
@@ -194,7 +213,7 @@ function buildSite(
   http: SiteHttpConfig,
   options: ToOptionsOptions,
   errors: LocatedConfigError[],
-): SiteOptions {
+): Omit<SiteOptions, 'cache' | 'proxy'> {
   const top = loaded.config.http;
   const middleware = http.middleware ?? [];
   const ignored: SiteOptions['ignored'] = [];

@@ -177,6 +177,10 @@ export interface SiteConfig {
   root?: string;
   server: ServerConfig;
   http: SiteHttpConfig;
+  /** this site's cache keys, over the top-level `cache` (absent: the top level's) */
+  cache?: CacheConfig;
+  /** this site's proxy routes, instead of the top-level list (absent: the top level's; [] none) */
+  proxy?: ProxyRoute[];
 }
 
 /** One `proxy[]` entry. */
@@ -184,6 +188,8 @@ export interface ProxyRoute {
   prefix: string;
   upstream: string;
   websocket?: boolean;
+  rewrite_prefix?: string;
+  timeout?: DurationString;
 }
 
 /** `cache` (micro-cache). */
@@ -191,7 +197,11 @@ export interface CacheConfig {
   enabled?: boolean;
   /** bytes */
   max_bytes?: number;
+  /** bytes */
+  max_entry_bytes?: number;
   max_age?: DurationString;
+  bypass_cookies?: string[];
+  stale_while_revalidate?: DurationString;
 }
 
 /** `admin`. */

@@ -23,10 +23,19 @@ export type AdminRequest =
   | { cmd: 'stats'; site?: string }
   | { cmd: 'reset'; site?: string }
   | { cmd: 'tune'; site?: string; windowMs?: number }
-  | { cmd: 'reload' };
+  | { cmd: 'reload' }
+  | { cmd: 'cache-purge'; site?: string; prefix?: string };
 
 export type AdminCommand = AdminRequest['cmd'];
-export const ADMIN_COMMANDS: readonly AdminCommand[] = ['ping', 'workers', 'stats', 'reset', 'tune', 'reload'];
+export const ADMIN_COMMANDS: readonly AdminCommand[] = [
+  'ping',
+  'workers',
+  'stats',
+  'reset',
+  'tune',
+  'reload',
+  'cache-purge',
+];
 
 /** One site's workers (a server runs one pool per site). */
 export interface SiteWorkers {
@@ -50,6 +59,13 @@ export interface ResetData {
   sites: string[];
 }
 
+export interface PurgeData {
+  /** entries dropped, summed over the sites */
+  purged: number;
+  /** the sites whose micro-cache was purged */
+  sites: string[];
+}
+
 export interface ReloadData {
   /** what changed, one line each, for the CLI to print */
   changes: string[];
@@ -63,6 +79,7 @@ export interface AdminResponseData {
   reset: ResetData;
   tune: TuneReport;
   reload: ReloadData;
+  'cache-purge': PurgeData;
 }
 
 export interface ResetProgress {
@@ -84,6 +101,7 @@ export interface AdminProgressData {
   reset: ResetProgress;
   tune: TuneProgress;
   reload: never;
+  'cache-purge': never;
 }
 
 export interface WireError {
@@ -114,7 +132,7 @@ export function parseAdminRequest(line: string): AdminRequest {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new AdminBadRequestError('the request must be a JSON object like {"cmd":"workers"}');
-  const { cmd, site, windowMs } = value as Record<string, unknown>;
+  const { cmd, site, windowMs, prefix } = value as Record<string, unknown>;
   if (typeof cmd !== 'string' || !(ADMIN_COMMANDS as readonly string[]).includes(cmd)) {
     throw new AdminBadRequestError(
       `unknown command ${JSON.stringify(cmd)}; known commands: ${ADMIN_COMMANDS.join(', ')}`,
@@ -141,6 +159,14 @@ export function parseAdminRequest(line: string): AdminRequest {
       }
       return { cmd: 'tune', ...(site === undefined ? {} : { site }), ...(windowMs === undefined ? {} : { windowMs }) };
     }
+    case 'cache-purge':
+      if (prefix !== undefined && (typeof prefix !== 'string' || !prefix.startsWith('/')))
+        throw new AdminBadRequestError(`"prefix" must be a path starting with "/", got ${JSON.stringify(prefix)}`);
+      return {
+        cmd: 'cache-purge',
+        ...(site === undefined ? {} : { site }),
+        ...(prefix === undefined ? {} : { prefix }),
+      };
     default:
       throw new Error(`unhandled command ${cmd as never}`);
   }
@@ -212,6 +238,13 @@ export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPP
   }
 }
 
+/** `cache purge` found no micro-cache to purge (none configured, or not for the named site). */
+export class NoCacheError extends WarmpoolError<'WP_SERVER_NO_CACHE'> {
+  constructor(message: string, site: string | undefined) {
+    super('WP_SERVER_NO_CACHE', message, { details: site === undefined ? {} : { site } });
+  }
+}
+
 /** The server answered an error; `code` is the server's code (WP_...), kept as is. */
 export class AdminRemoteError extends WarmpoolError<string> {
   constructor(error: WireError) {
@@ -230,4 +263,5 @@ export const ADMIN_ERROR_CODES = [
   'WP_SERVER_ADMIN_FAILED',
   'WP_SERVER_UNKNOWN_SITE',
   'WP_SERVER_TUNE_NO_WORKERS',
+  'WP_SERVER_NO_CACHE',
 ] as const;

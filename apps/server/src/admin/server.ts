@@ -12,12 +12,14 @@ import {
   AdminUnsupportedError,
   AlreadyRunningError,
   DEFAULT_TUNE_WINDOW_MS,
+  NoCacheError,
   MAX_REQUEST_LINE_BYTES,
   UnknownSiteError,
   encodeLine,
   parseAdminRequest,
   toWireError,
   type AdminRequest,
+  type PurgeData,
   type ResetData,
   type ResetProgress,
   type SiteStats,
@@ -46,6 +48,8 @@ export interface AdminHandlers {
   ): Promise<TuneReport>;
   /** re-read the configuration; returns what changed, one line each. Absent: `reload` answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?(): Promise<string[]>;
+  /** drop micro-cache entries under a path prefix (all without one). Absent: WP_SERVER_ADMIN_UNSUPPORTED */
+  cachePurge?(site: string | undefined, prefix: string | undefined): PurgeData;
 }
 
 export interface AdminServer {
@@ -253,6 +257,9 @@ async function runCommand(
     case 'reload':
       if (handlers.reload === undefined) throw new AdminUnsupportedError('reload');
       return { changes: await handlers.reload() };
+    case 'cache-purge':
+      if (handlers.cachePurge === undefined) throw new AdminUnsupportedError('cache-purge');
+      return handlers.cachePurge(request.site, request.prefix);
     default:
       throw new Error(`unhandled command ${(request as { cmd: string }).cmd}`);
   }
@@ -261,6 +268,8 @@ async function runCommand(
 export interface PoolHandlersOptions {
   /** `reload` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?: () => Promise<string[]>;
+  /** site → its micro-cache (the sites that have one), for `cache-purge` */
+  caches?: () => ReadonlyMap<string, { purge(prefix?: string): number }>;
 }
 
 /**
@@ -322,5 +331,23 @@ export function createPoolHandlers(
     },
   };
   if (options.reload !== undefined) handlers.reload = options.reload;
+  const { caches } = options;
+  if (caches !== undefined) {
+    handlers.cachePurge = (site, prefix) => {
+      pick(site); // an unknown site is named as such, not as "no cache"
+      const all = caches();
+      const picked = site === undefined ? [...all] : all.has(site) ? [[site, all.get(site)!] as const] : [];
+      if (picked.length === 0)
+        throw new NoCacheError(
+          site === undefined
+            ? 'no site has the micro-cache on: set cache.enabled: true in warmpool.yaml'
+            : `site ${site} has no micro-cache (cache.enabled is not true for it)`,
+          site,
+        );
+      let purged = 0;
+      for (const [, cache] of picked) purged += cache.purge(prefix);
+      return { purged, sites: picked.map(([name]) => name) };
+    };
+  }
   return handlers;
 }

@@ -163,6 +163,9 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
       headers: site.headers,
       gzip: site.gzip,
     },
+    // what this site runs: its own cache keys over the top level's, its own proxy list or the top level's
+    cache: site.cache === null ? null : withDefaults('cache', { ...site.cache }),
+    proxy: (site.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
   };
 }
 

@@ -228,10 +228,10 @@ class ServerState {
     try {
       this.#admin = await startAdminServer(
         server.admin.socket,
-        createPoolHandlers(() => this.#built.pools, { reload: () => this.#reload() }),
+        createPoolHandlers(() => this.#built.pools, { reload: () => this.#reload(), caches: () => this.#built.caches }),
         loggers.root,
       );
-      this.#out.info(`admin socket ${server.admin.socket} (warmpool workers | reset | tune)`);
+      this.#out.info(`admin socket ${server.admin.socket} (warmpool workers | reset | tune | cache purge)`);
     } catch (error) {
       // Without an admin section the default path is best effort (a non-root user cannot write /run).
       const message = (error as Error).message;
