@@ -7,6 +7,7 @@
 // serves several of them (HTTP and HTTPS) and lifecycle.ts binds them itself, on addresses or on
 // sockets handed over by systemd. Fastify therefore never closes them: the drain does.
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -30,6 +31,7 @@ import {
   type ServerOptions,
   type SiteOptions,
 } from '@warmpool/config';
+import { createAccessLog, registerAccessLog, type AccessLog, type AccessLogStreams } from './access-log.js';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
@@ -57,6 +59,8 @@ export interface BuildOptions {
   out: CliOutput;
   /** the HTTPS pair when http.ssl is set */
   credentials: Credentials | null;
+  /** where an access log to stdout/stderr writes (tests); default the process's */
+  accessLogStreams?: AccessLogStreams;
 }
 
 export interface BuiltApp {
@@ -77,6 +81,8 @@ export interface BuiltApp {
   router: SiteRouter;
   /** Upgrade and CONNECT requests; its WebSocket connections are closed on drain */
   upgrades: Upgrades;
+  /** http.access_log's writer (SIGUSR1 reopens it, the drain closes it); null without one */
+  accessLog: AccessLog | null;
 }
 
 /** A site failed while registering; `cause` is the plugin's (or pool's) error. */
@@ -168,8 +174,13 @@ export function buildApp(options: BuildOptions): BuiltApp {
   });
 
   const metricsPath = server.metrics === null ? null : `/__warmpool_metrics_${token}`;
-  if (server.http.access_logs) {
-    const siteOf = (request: FastifyRequest): string => router.siteOf(request.host) ?? server.defaultSite?.name ?? '-';
+  const siteOf = (request: FastifyRequest): string => router.siteOf(request.host) ?? server.defaultSite?.name ?? '-';
+  let accessLog: AccessLog | null = null;
+  if (server.http.access_log !== null) {
+    // warmpool's own access log (combined or json, to stdout or a file)
+    accessLog = createAccessLog(server.http.access_log, dirname(options.loaded.file), options.accessLogStreams);
+    registerAccessLog(app, accessLog, { siteOf, skip: metricsPath });
+  } else if (server.http.access_logs) {
     app.addHook('onResponse', (request, reply, done) => {
       if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
       const length = reply.getHeader('content-length');
@@ -225,7 +236,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     render: metricsPath === null ? null : () => renderMetrics(app, server.sites, token, metricsPath),
   });
 
-  return { app, pools, caches, listeners, opsListeners, https, tracker, draining, router, upgrades };
+  return { app, pools, caches, listeners, opsListeners, https, tracker, draining, router, upgrades, accessLog };
 }
 
 async function registerSite(

@@ -134,7 +134,31 @@ const TOP: Entry[] = [
   rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', {
     default: false,
   }),
-  rr('http.access_logs', 'boolean', 'log one line per request', { default: false }),
+  rr('http.access_logs', 'boolean', 'log one line per request (on the http log channel, in the logs format)', {
+    default: false,
+  }),
+  wp(
+    'http.access_log',
+    'section',
+    "warmpool's own access log, as nginx's access_log (setting it turns the access log on)",
+  ),
+  wp(
+    'http.access_log.format',
+    'enum',
+    "combined: nginx's combined line plus the request id; json: one object per line",
+    {
+      values: ['combined', 'json'],
+      default: 'combined',
+    },
+  ),
+  wp(
+    'http.access_log.output',
+    'string',
+    'stdout, stderr or a file path (appended; reopened on SIGUSR1 for logrotate)',
+    {
+      default: 'stdout',
+    },
+  ),
   rr(
     'http.middleware',
     'string[]',

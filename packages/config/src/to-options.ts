@@ -64,7 +64,10 @@ export interface ServerOptions {
   defaultSite: SiteOptions | null;
   http: {
     address: string;
+    /** the access log is on (http.access_logs: true, or an http.access_log section) */
     access_logs: boolean;
+    /** warmpool's own access log (http.access_log): format and output (a path is absolute); null: the log channel's line */
+    access_log: { format: 'combined' | 'json'; output: string } | null;
     ssl: SslConfig | null;
     http2: Http2Config | null;
   };
@@ -128,7 +131,16 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     defaultSite,
     http: {
       address: config.http.address,
-      access_logs: config.http.access_logs === true,
+      access_logs: config.http.access_logs === true || config.http.access_log !== undefined,
+      access_log:
+        config.http.access_log === undefined
+          ? null
+          : {
+              format: config.http.access_log.format ?? 'combined',
+              output: ['stdout', 'stderr'].includes(config.http.access_log.output ?? 'stdout')
+                ? (config.http.access_log.output ?? 'stdout')
+                : resolve(baseDir, config.http.access_log.output!),
+            },
       ssl:
         config.http.ssl === undefined
           ? null

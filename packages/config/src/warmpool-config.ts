@@ -129,9 +129,16 @@ export interface Http2Config {
 }
 
 /** `http`: the listeners and the default site. */
+/** `http.access_log`. */
+export interface AccessLogConfig {
+  format?: 'combined' | 'json';
+  output?: string;
+}
+
 export interface HttpConfig extends SiteHttpConfig {
   address: string;
   access_logs?: boolean;
+  access_log?: AccessLogConfig;
   trusted_subnets?: string[];
   ssl?: SslConfig;
   http2?: Http2Config;

@@ -72,6 +72,7 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
           'http',
           {
             access_logs: server.http.access_logs,
+            access_log: server.http.access_log,
             trusted_subnets: top.trusted_subnets ?? [],
             max_header_count: top.max_header_count,
             max_header_size: top.max_header_size,

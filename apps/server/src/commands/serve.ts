@@ -157,6 +157,7 @@ class ServerState {
       force: (signal) => this.#force(signal),
       reload: () => this.#reloadAndPrint(),
       reset: () => this.#reset(),
+      reopen: () => this.#reopenLogs(),
     });
   }
 
@@ -193,7 +194,10 @@ class ServerState {
 
     await this.#startAdmin();
     const { server, loggers } = this.#options;
-    out.info(`logs: ${loggers.describe()}${server.http.access_logs ? ', access log on' : ''}`);
+    const access = this.#built.accessLog;
+    out.info(
+      `logs: ${loggers.describe()}${access !== null ? `; access log: ${access.describe()}` : server.http.access_logs ? ', access log on' : ''}`,
+    );
     const workers = [...this.#built.pools.values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
     this.#phase = 'running';
     out.success(
@@ -278,6 +282,7 @@ class ServerState {
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
     await closeServers(opsListeners.map((l) => l.server));
     await this.#admin?.close();
+    this.#built.accessLog?.close();
     this.#removeSignals();
     out.success(`stopped in ${formatDuration(performance.now() - started)}`);
     this.#finish(EXIT_OK);
@@ -347,6 +352,20 @@ class ServerState {
     if (changed.length > 0) lines.push(`changed in the file, needs a restart to apply: ${changed.join(', ')}`);
     if (lines.length === 0) lines.push('nothing to reload: the file is unchanged');
     return lines;
+  }
+
+  /** SIGUSR1: logrotate moved the log files away; write to new ones at the same paths. */
+  #reopenLogs(): void {
+    const files = this.#options.loggers.reopen();
+    const access = this.#built.accessLog;
+    if (access !== null) {
+      access.reopen();
+      files.push(access.describe().replace(/^\S+ → /, ''));
+    }
+    const reopened = files.filter((path) => path !== 'stdout' && path !== 'stderr');
+    this.#out.info(
+      reopened.length === 0 ? 'SIGUSR1: no log file to reopen' : `SIGUSR1: reopened ${reopened.join(', ')}`,
+    );
   }
 
   async #reset(): Promise<void> {
