@@ -230,3 +230,30 @@ describe('ops listeners on every interface', () => {
     expect(quiet.stderr).not.toContain('listens on every interface');
   });
 });
+
+describe('http.codec', () => {
+  it('serve sends the context as protobuf to a site with codec: proto, JSON to one without', async () => {
+    const env = { HTTP_PORT: String(await freePort()) };
+    const file = join(dir, 'codec.yaml');
+    const worker = join(FIXTURES, 'php', 'sdk-http-echo.php');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `server:\n  command: php ${worker}`,
+        'http:\n  address: 127.0.0.1:${HTTP_PORT}\n  codec: proto\n  pool:\n    num_workers: 1',
+        'sites:\n  - hosts: [json.test]\n    http:\n      codec: json',
+        `admin:\n  socket: ${join(dir, 'codec.sock')}`,
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    const codecOf = async (host: string) => {
+      const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/c`, { headers: { host } });
+      return ((await res.body.json()) as { codec: string }).codec;
+    };
+    expect(await codecOf('any.test')).toBe('proto');
+    expect(await codecOf('json.test')).toBe('json');
+    expect((await server.stop()).code).toBe(0);
+  });
+});

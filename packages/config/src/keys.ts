@@ -134,6 +134,12 @@ const TOP: Entry[] = [
   rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', {
     default: false,
   }),
+  wp(
+    'http.codec',
+    'enum',
+    'how the request context is encoded for workers: json (every PHP library) or proto (what RoadRunner >= 2024.1 sends; roadrunner-php/http >= 3.5 reads it faster)',
+    { values: ['json', 'proto'], default: 'json' },
+  ),
   rr('http.access_logs', 'boolean', 'log one line per request (on the http log channel, in the logs format)', {
     default: false,
   }),
@@ -471,6 +477,7 @@ export const SITE_HTTP_KEYS: readonly string[] = [
   'pool',
   'max_request_size',
   'raw_body',
+  'codec',
   'middleware',
   'uploads',
   'static',

@@ -182,6 +182,7 @@ function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   if (http.pool !== undefined) out.pool = http.pool;
   if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
   if (http.raw_body !== undefined) out.raw_body = http.raw_body;
+  if (http.codec !== undefined) out.codec = http.codec;
   if (http.middleware !== undefined) out.middleware = http.middleware;
   if (http.uploads !== undefined) out.uploads = http.uploads;
   if (http.static !== undefined) out.static = http.static;
@@ -305,6 +306,7 @@ function buildSite(
     plugin.uploads = uploads;
   }
   if (http.raw_body === true) plugin.raw_body = true;
+  if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
   // listener-wide keys: the same for every site
   if (top.trusted_subnets !== undefined && top.trusted_subnets.length > 0) plugin.trusted_subnets = top.trusted_subnets;
@@ -378,6 +380,7 @@ const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
   [/^static(\.|$)/, 'http.static'],
   [/^uploads(\.|$)/, 'http.uploads'],
   [/^raw_body$/, 'http.raw_body'],
+  [/^codec$/, 'http.codec'],
   [/^max_request_size$/, 'http.max_request_size'],
 ];
 const LISTENER_KEYS = new Set([

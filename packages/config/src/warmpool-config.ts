@@ -108,6 +108,8 @@ export interface SiteHttpConfig {
   /** MB; 0 = the default */
   max_request_size?: number;
   raw_body?: boolean;
+  /** the request context encoding workers get */
+  codec?: 'json' | 'proto';
   middleware?: Middleware[];
   uploads?: UploadsConfig;
   static?: StaticConfig;

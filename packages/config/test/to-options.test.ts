@@ -179,6 +179,19 @@ sites:
     ]);
   });
 
+  it('passes http.codec to the plugin; a site may set its own', () => {
+    const server = toServerOptions(
+      parse(
+        'version: "3"\nserver:\n  command: php w.php\nhttp:\n  address: :8080\n  codec: proto\nsites:\n  - hosts: [a.test]\n    http:\n      codec: json\n  - hosts: [b.test]\n',
+      ),
+    );
+    expect(server.sites.map((site) => [site.name, site.plugin.codec])).toEqual([
+      ['a.test', 'json'],
+      ['b.test', 'proto'],
+      ['default', 'proto'],
+    ]);
+  });
+
   it('has no default site when the top level has no worker command', () => {
     const loaded = parse(`
 http: { address: ":8080" }

@@ -150,6 +150,7 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
           ? http.max_request_size
           : defaultOf('http.max_request_size'),
       raw_body: http.raw_body ?? false,
+      codec: http.codec ?? defaultOf('http.codec'),
       pool: withDefaults('http.pool', {
         ...(http.pool ?? {}),
         supervisor: withDefaults('http.pool.supervisor', { ...(http.pool?.supervisor ?? {}) }),
