@@ -107,9 +107,10 @@ export function registerAccessLog(
   log: AccessLog,
   options: { siteOf(request: FastifyRequest): string; skip: string | null },
 ): void {
-  const counters = new WeakMap<FastifyRequest, { readonly bytes: number }>();
+  const seen = new WeakMap<FastifyRequest, { counter: { readonly bytes: number }; remoteAddr: string }>();
   app.addHook('onRequest', (request, reply, done) => {
-    counters.set(request, countBodyBytes(reply.raw));
+    // the peer is read now: an HTTP/2 stream's socket is gone once its reply is done
+    seen.set(request, { counter: countBodyBytes(reply.raw), remoteAddr: request.socket?.remoteAddress ?? '-' });
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
@@ -117,17 +118,17 @@ export function registerAccessLog(
     const status = reply.statusCode;
     const headers = request.headers;
     const cache = reply.getHeader('x-cache');
+    const start = seen.get(request);
     log.write({
       time: Date.now(),
-      remoteAddr: request.socket?.remoteAddress ?? '-',
+      remoteAddr: start?.remoteAddr ?? '-',
       remoteUser: basicAuthUser(headers.authorization),
       method: request.method,
       uri: request.url,
       protocol: `HTTP/${request.raw.httpVersion}`,
       host: request.host || null,
       status,
-      bodyBytes:
-        request.method === 'HEAD' || status === 204 || status === 304 ? 0 : (counters.get(request)?.bytes ?? 0),
+      bodyBytes: request.method === 'HEAD' || status === 204 || status === 304 ? 0 : (start?.counter.bytes ?? 0),
       referer: typeof headers.referer === 'string' ? headers.referer : null,
       userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
       durationMs: reply.elapsedTime,
@@ -209,13 +210,20 @@ export function countBodyBytes(res: ServerResponse | Http2ServerResponse): { rea
   const counted = res as unknown as { write: WriteFn; end: WriteFn };
   const write = counted.write;
   const end = counted.end;
+  // HTTP/2's response.end(chunk) writes the chunk through this.write: counted once, in end
+  let ending = false;
   counted.write = function (chunk, ...rest) {
-    counter.bytes += byteLength(chunk, rest[0]);
+    if (!ending) counter.bytes += byteLength(chunk, rest[0]);
     return write.call(this, chunk, ...rest);
   };
   counted.end = function (chunk, ...rest) {
     if (typeof chunk !== 'function') counter.bytes += byteLength(chunk, rest[0]);
-    return end.call(this, chunk, ...rest);
+    ending = true;
+    try {
+      return end.call(this, chunk, ...rest);
+    } finally {
+      ending = false;
+    }
   };
   return counter;
 }
