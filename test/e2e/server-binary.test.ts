@@ -5,10 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { Agent, request } from 'undici';
+import { Agent, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_FEATURES_CONFIG, prepareAllFeatures } from '../helpers/all-features.js';
 import { freePort } from '../helpers/free-port.js';
 import { hasPebble, startPebble } from '../helpers/pebble.js';
+import { waitForFile } from '../helpers/wait-for-file.js';
 import { isAlive } from '../helpers/php.js';
 import { FIXTURES, RunningServer, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -239,4 +241,37 @@ describe('the warmpool binary', () => {
     },
     60_000,
   );
+  it('starts with the all-features config: HTTPS + HTTP/2, sites, proxy and WebSocket, cache, access log', async () => {
+    const setup = await prepareAllFeatures();
+    const dispatcher = new Agent({ connect: { ca: setup.ca }, allowH2: true });
+    const wsAgent = new Agent({ connect: { ca: setup.ca } });
+    try {
+      const server = startBinary(['serve', '-c', ALL_FEATURES_CONFIG], setup.env);
+      await server.ready(20_000);
+      expect(server.stderr).not.toContain('Warning');
+      const get = async (path: string, host: string) => {
+        const res = await request(`${setup.https}${path}`, { dispatcher, headers: { host } });
+        return { headers: res.headers, text: await res.body.text() };
+      };
+      const a = await get('/from-binary', 'a.test');
+      expect(JSON.parse(a.text).context.protocol).toBe('HTTP/2.0');
+      expect(JSON.parse((await get('/codec', 'b.test')).text).codec).toBe('proto');
+      expect((await get('/api/x', 'elsewhere.test')).headers['x-upstream']).toBe('yes');
+      await get('/c?cc=public,%20max-age=60', 'elsewhere.test');
+      expect((await get('/c?cc=public,%20max-age=60', 'elsewhere.test')).headers['x-cache']).toBe('HIT');
+      const ws = new WebSocket(`wss://127.0.0.1:${setup.env.HTTPS_PORT}/ws/bin`, { dispatcher: wsAgent });
+      const echoed = new Promise<string>((resolve, reject) => {
+        ws.addEventListener('open', () => ws.send('from the binary'));
+        ws.addEventListener('message', (e) => resolve(String(e.data)));
+        ws.addEventListener('error', () => reject(new Error('websocket failed')));
+      });
+      expect(await echoed).toBe('echo from the binary from /ws/bin for 127.0.0.1');
+      ws.close(1000);
+      await waitForFile(setup.accessLog, '"GET /from-binary HTTP/2.0"');
+      expect((await server.stop()).code).toBe(0);
+    } finally {
+      await Promise.all([dispatcher.close(), wsAgent.close()]);
+      await setup.close();
+    }
+  });
 });

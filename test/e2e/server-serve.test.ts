@@ -186,3 +186,74 @@ describe('SIGHUP', () => {
     expect((await server.stop()).code).toBe(0);
   });
 });
+
+describe('ops listeners on every interface', () => {
+  it('serve and config check warn about status and metrics on 0.0.0.0 / ":port", naming the key and line', async () => {
+    const env = { ...(await ports()) };
+    const file = join(dir, 'exposed.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `server:\n  command: php ${join(FIXTURES, 'php', 'echo.php')}`,
+        'http:\n  address: 127.0.0.1:${HTTP_PORT}\n  pool:\n    num_workers: 1',
+        'status:\n  address: 0.0.0.0:${STATUS_PORT}',
+        'metrics:\n  address: :${METRICS_PORT}',
+        `admin:\n  socket: ${join(dir, 'exposed.sock')}`,
+      ].join('\n'),
+    );
+    const check = await runCli(['config', 'check', '-c', file], { env });
+    expect(check.code).toBe(0);
+    expect(check.stderr).toContain(
+      `${file}:9:3 status.address: "0.0.0.0:${env.STATUS_PORT}" listens on every interface`,
+    );
+    expect(check.stderr).toContain(`${file}:11:3 metrics.address: ":${env.METRICS_PORT}" listens on every interface`);
+
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    expect(server.stderr).toContain(
+      `${file}:9:3 status.address: "0.0.0.0:${env.STATUS_PORT}" listens on every interface`,
+    );
+    expect(server.stderr).toContain(`${file}:11:3 metrics.address:`);
+    // it is a warning: the listeners do serve
+    const health = await request(`http://127.0.0.1:${env.STATUS_PORT}/health`);
+    expect(health.statusCode).toBe(200);
+    await health.body.dump();
+    expect((await server.stop()).code).toBe(0);
+
+    // bound to loopback: no warning
+    await writeFile(
+      file,
+      (await readFile(file, 'utf8')).replace('0.0.0.0:', '127.0.0.1:').replace(' :$', ' 127.0.0.1:$'),
+    );
+    const quiet = await runCli(['config', 'check', '-c', file], { env });
+    expect(quiet.stderr).not.toContain('listens on every interface');
+  });
+});
+
+describe('http.codec', () => {
+  it('serve sends the context as protobuf to a site with codec: proto, JSON to one without', async () => {
+    const env = { HTTP_PORT: String(await freePort()) };
+    const file = join(dir, 'codec.yaml');
+    const worker = join(FIXTURES, 'php', 'sdk-http-echo.php');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `server:\n  command: php ${worker}`,
+        'http:\n  address: 127.0.0.1:${HTTP_PORT}\n  codec: proto\n  pool:\n    num_workers: 1',
+        'sites:\n  - hosts: [json.test]\n    http:\n      codec: json',
+        `admin:\n  socket: ${join(dir, 'codec.sock')}`,
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    const codecOf = async (host: string) => {
+      const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/c`, { headers: { host } });
+      return ((await res.body.json()) as { codec: string }).codec;
+    };
+    expect(await codecOf('any.test')).toBe('proto');
+    expect(await codecOf('json.test')).toBe('json');
+    expect((await server.stop()).code).toBe(0);
+  });
+});

@@ -49,3 +49,89 @@ function unchunk(text: string): string {
     i = eol + 2 + size + 2;
   }
 }
+
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls, type ConnectionOptions } from 'node:tls';
+
+export interface RawExchange {
+  /** every byte the server sent, as latin1 text */
+  text: string;
+  /** the status lines in the order they came ("HTTP/1.1 200 OK") */
+  statusLines: string[];
+  /** the server closed the connection (or reset it) */
+  closed: boolean;
+}
+
+/**
+ * Writes `request` (raw bytes, several pipelined requests allowed) on a new connection and reads
+ * until `expectedReplies` status lines and their bodies (by Content-Length) have come, or the
+ * server closes. Resolves either way: the caller asserts on what came. `tls` connects over TLS
+ * (HTTP/1.1 by ALPN). A connection that neither answers nor closes is what the caller's test
+ * timeout catches.
+ */
+export function rawExchange(
+  port: number,
+  request: string | Buffer,
+  expectedReplies: number,
+  tls?: ConnectionOptions,
+): Promise<RawExchange> {
+  return new Promise((resolve, reject) => {
+    const socket: Socket =
+      tls === undefined
+        ? connectTcp(port, '127.0.0.1', () => socket.write(request))
+        : connectTls({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tls }, () => socket.write(request));
+    let text = '';
+    let done = false;
+    const finish = (closed: boolean) => {
+      if (done) return;
+      done = true;
+      resolve({ text, statusLines: text.match(/HTTP\/1\.[01] \d{3}[^\r\n]*/g) ?? [], closed });
+      socket.destroy();
+    };
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (completeReplies(text) >= expectedReplies) finish(false);
+    });
+    socket.on('close', () => finish(true));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ECONNRESET') finish(true);
+      else if (!done) reject(error);
+    });
+  });
+}
+
+/**
+ * How many whole replies `text` holds: heads plus their bodies, by Content-Length or chunked
+ * transfer coding (a 101 or a bodiless reply counts at its head).
+ */
+function completeReplies(text: string): number {
+  let count = 0;
+  let at = 0;
+  for (;;) {
+    const end = text.indexOf('\r\n\r\n', at);
+    if (end === -1) return count;
+    const head = text.slice(at, end);
+    let bodyEnd = end + 4;
+    if (/\r\ntransfer-encoding: *chunked/i.test(head)) {
+      // chunk-size CRLF data CRLF ... 0 CRLF CRLF (no trailers)
+      for (;;) {
+        const lineEnd = text.indexOf('\r\n', bodyEnd);
+        if (lineEnd === -1) return count;
+        const size = Number.parseInt(text.slice(bodyEnd, lineEnd), 16);
+        if (size === 0) {
+          if (text.length < lineEnd + 4) return count;
+          bodyEnd = lineEnd + 4;
+          break;
+        }
+        bodyEnd = lineEnd + 2 + size + 2;
+        if (bodyEnd > text.length) return count;
+      }
+    } else {
+      const length = /\r\ncontent-length: *(\d+)/i.exec(head);
+      bodyEnd += length === null ? 0 : Number(length[1]);
+      if (bodyEnd > text.length) return count;
+    }
+    count++;
+    at = bodyEnd;
+  }
+}

@@ -6,13 +6,17 @@ import { promisify } from 'node:util';
 const exec = promisify(execFile);
 
 /**
- * A throwaway CA and a leaf for localhost / 127.0.0.1 signed by it, made with openssl in `dir`:
+ * A throwaway CA and a leaf for localhost / 127.0.0.1 (and `hosts`) signed by it, made with openssl in `dir`:
  * ca.pem (trust it in the client), cert.pem and key.pem (give them to the server).
  */
-export async function makeTlsPair(dir: string): Promise<{ ca: string; cert: string; key: string }> {
+export async function makeTlsPair(
+  dir: string,
+  hosts: readonly string[] = [],
+): Promise<{ ca: string; cert: string; key: string }> {
   const openssl = (...args: string[]) => exec('openssl', args, { cwd: dir });
   const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
-  await writeFile(join(dir, 'leaf.ext'), 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  const names = ['DNS:localhost', 'IP:127.0.0.1', ...hosts.map((host) => `DNS:${host}`)].join(',');
+  await writeFile(join(dir, 'leaf.ext'), `subjectAltName=${names}\nextendedKeyUsage=serverAuth\n`);
   await openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test CA');
   await openssl('req', ...ec, '-keyout', 'key.pem', '-out', 'leaf.csr', '-subj', '/CN=localhost');
   await openssl(

@@ -7,6 +7,7 @@
 // serves several of them (HTTP and HTTPS) and lifecycle.ts binds them itself, on addresses or on
 // sockets handed over by systemd. Fastify therefore never closes them: the drain does.
 import { randomBytes } from 'node:crypto';
+import { dirname } from 'node:path';
 import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import { performance } from 'node:perf_hooks';
@@ -31,14 +32,16 @@ import {
   ConfigError,
   InvalidValueError,
   locateOptionError,
+  type CacheConfig,
   type HeadersConfig,
   type LoadedConfig,
   type ServerOptions,
   type SiteOptions,
 } from '@warmpool/config';
+import { createAccessLog, registerAccessLog, type AccessLog, type AccessLogStreams } from './access-log.js';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
-import { registerMicroCache } from './micro-cache.js';
-import { registerProxies } from './proxy.js';
+import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
+import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
@@ -51,6 +54,7 @@ import {
   type RequestHandler,
   type TlsContexts,
 } from './tls.js';
+import { createUpgrades, type Upgrades } from './upgrade.js';
 
 /** Typed as Fastify's default HTTP/1 instance (the plugins are); HTTP/2 requests use the same API. */
 export type App = FastifyInstance;
@@ -64,12 +68,16 @@ export interface BuildOptions {
   tls: TlsContexts | null;
   /** more Prometheus lines for /metrics (the certificates' expiry) */
   extraMetrics?: () => string;
+  /** where an access log to stdout/stderr writes (tests); default the process's */
+  accessLogStreams?: AccessLogStreams;
 }
 
 export interface BuiltApp {
   app: App;
   /** site name → its pool, filled in as each site boots (config order, default last) */
   pools: Map<string, Pool>;
+  /** site name → its micro-cache, for the sites that have one */
+  caches: Map<string, MicroCache>;
   /** public listeners: http (or its redirect) and https */
   listeners: Listener[];
   /** status / metrics listeners */
@@ -80,6 +88,10 @@ export interface BuiltApp {
   /** true once the drain started (ops /ready answers 503) */
   draining: { value: boolean };
   router: SiteRouter;
+  /** Upgrade and CONNECT requests; its WebSocket connections are closed on drain */
+  upgrades: Upgrades;
+  /** http.access_log's writer (SIGUSR1 reopens it, the drain closes it); null without one */
+  accessLog: AccessLog | null;
 }
 
 /** A site failed while registering; `cause` is the plugin's (or pool's) error. */
@@ -186,9 +198,14 @@ export function buildApp(options: BuildOptions): BuiltApp {
   });
 
   const metricsPath = server.metrics === null ? null : `/__warmpool_metrics_${token}`;
-  if (server.http.access_logs) {
-    const siteOf = (request: FastifyRequest): string =>
-      router.siteOf(client.of(request.raw).hostname) ?? server.defaultSite?.name ?? '-';
+  const siteOf = (request: FastifyRequest): string =>
+    router.siteOf(client.of(request.raw).hostname) ?? server.defaultSite?.name ?? '-';
+  let accessLog: AccessLog | null = null;
+  if (server.http.access_log !== null) {
+    // warmpool's own access log (combined or json, to stdout or a file)
+    accessLog = createAccessLog(server.http.access_log, dirname(options.loaded.file), options.accessLogStreams);
+    registerAccessLog(app, accessLog, { siteOf, skip: metricsPath });
+  } else if (server.http.access_logs) {
     app.addHook('onResponse', (request, reply, done) => {
       if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
       const length = reply.getHeader('content-length');
@@ -212,9 +229,30 @@ export function buildApp(options: BuildOptions): BuiltApp {
     });
   }
 
-  const pools = new Map<string, Pool>();
+  // WebSocket upgrades go to a site's `websocket: true` proxy routes; any other upgrade is served as a plain request
+  const webSocketRoutes = new Map<string, (url: string) => boolean>();
   for (const site of server.sites) {
-    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools }));
+    const matcher = createWebSocketMatcher(site.proxy ?? []);
+    if (matcher !== null) webSocketRoutes.set(site.name, matcher);
+  }
+  const upgrades = createUpgrades({
+    isWebSocketRoute: (req) => {
+      const site = router.siteOf(req.headers.host) ?? server.defaultSite?.name ?? null;
+      return site !== null && webSocketRoutes.get(site)?.(req.url ?? '/') === true;
+    },
+  });
+  app.addHook('onReady', (done) => {
+    upgrades.install(
+      app.server as unknown as HttpServer | Http2SecureServer,
+      listeners.map((listener) => listener.server as HttpServer | Http2SecureServer),
+    );
+    done();
+  });
+
+  const pools = new Map<string, Pool>();
+  const caches = new Map<string, MicroCache>();
+  for (const site of server.sites) {
+    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools, caches }));
   }
 
   const opsListeners = buildOpsListeners(server, {
@@ -226,16 +264,22 @@ export function buildApp(options: BuildOptions): BuiltApp {
         : async () => (await renderMetrics(app, server.sites, token, metricsPath)) + (options.extraMetrics?.() ?? ''),
   });
 
-  return { app, pools, listeners, opsListeners, https, tracker, draining, router };
+  return { app, pools, caches, listeners, opsListeners, https, tracker, draining, router, upgrades, accessLog };
 }
 
 async function registerSite(
   ctx: App,
   site: SiteOptions,
-  context: { options: BuildOptions; token: string; metricsPath: string | null; pools: Map<string, Pool> },
+  context: {
+    options: BuildOptions;
+    token: string;
+    metricsPath: string | null;
+    pools: Map<string, Pool>;
+    caches: Map<string, MicroCache>;
+  },
 ): Promise<void> {
-  const { options, token, metricsPath, pools } = context;
-  const { server, loggers, out } = options;
+  const { options, token, metricsPath, pools, caches } = context;
+  const { loggers, out } = options;
   if (site.hosts !== null) {
     ctx.addHook('onRoute', (route) => {
       route.constraints = { ...(route.constraints ?? {}), site: site.name };
@@ -257,12 +301,7 @@ async function registerSite(
     });
   }
   try {
-    if (server.cache !== null) {
-      const cacheOptions: Parameters<typeof registerMicroCache>[1] = {};
-      if (server.cache.max_bytes !== undefined) cacheOptions.max_bytes = server.cache.max_bytes;
-      if (server.cache.max_age !== undefined) cacheOptions.default_ttl = server.cache.max_age;
-      registerMicroCache(ctx, cacheOptions);
-    }
+    if (site.cache !== null) caches.set(site.name, registerMicroCache(ctx, toMicroCacheOptions(site.cache)));
     registerHttpHeaders(ctx, toHeadersOptions(site.headers, site.gzip));
     // load @fastify/compress now: awaiting the next register would only wait for it, not for the plugin
     await ctx.after();
@@ -293,20 +332,24 @@ async function registerSite(
     `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
   );
 
-  if (server.proxy !== null) {
+  if (site.proxy !== null) {
     try {
-      registerProxies(
-        ctx,
-        server.proxy.map((route) => ({
-          prefix: route.prefix,
-          upstream: route.upstream,
-          ...(route.websocket === undefined ? {} : { websocket: route.websocket }),
-        })),
-      );
+      await registerProxies(ctx, site.proxy);
     } catch (error) {
       throw new SiteSetupError(site, error);
     }
   }
+}
+
+/** The `cache` section (YAML names) → the micro-cache's options. */
+function toMicroCacheOptions(cache: CacheConfig): MicroCacheOptions {
+  const options: MicroCacheOptions = {};
+  if (cache.max_bytes !== undefined) options.max_bytes = cache.max_bytes;
+  if (cache.max_entry_bytes !== undefined) options.max_entry_bytes = cache.max_entry_bytes;
+  if (cache.max_age !== undefined) options.default_ttl = cache.max_age;
+  if (cache.bypass_cookies !== undefined) options.bypass_cookies = cache.bypass_cookies;
+  if (cache.stale_while_revalidate !== undefined) options.stale_while_revalidate = cache.stale_while_revalidate;
+  return options;
 }
 
 /** RR's http.headers (+ gzip from the middleware list) → the headers module's options. */
@@ -384,6 +427,8 @@ export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): C
   else if (key.startsWith('proxy[')) yaml = key;
   else if (key.startsWith('headers.')) yaml = `${sitePrefix}http.${key}`;
   if (yaml === null) return located;
+  // a site's own cache key or proxy list is where the value came from, when it has one
+  if (!yaml.startsWith(sitePrefix) && loaded.positionOf(`${sitePrefix}${yaml}`) !== null) yaml = `${sitePrefix}${yaml}`;
   const position = loaded.positionOf(yaml) ??
     loaded.positionOf(yaml, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
   return new ConfigError(loaded.file, [new InvalidValueError(yaml, position, reason)]);

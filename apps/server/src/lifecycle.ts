@@ -9,6 +9,9 @@
 //   SIGHUP           reload what can change live: TLS certificate and key, log levels (the rest
 //                    of the file is compared and what needs a restart is named).
 //   SIGUSR2          rolling reset of every site's workers (capacity never drops), with progress.
+//   SIGUSR1          reopen the log files (http.access_log.output, logs.output paths), as nginx
+//                    does, after logrotate moved them. (Installing a listener also keeps Node from
+//                    starting its inspector on SIGUSR1.)
 //
 // Socket activation (systemd, warmpool-swap): LISTEN_FDS=n hands over listening sockets as fds
 // 3..3+n-1 when LISTEN_PID is unset or this process's pid. LISTEN_FDNAMES (colon-separated) matches
@@ -315,6 +318,8 @@ export interface SignalHandlers {
   force(signal: NodeJS.Signals): void;
   reload(): Promise<void>;
   reset(): Promise<void>;
+  /** SIGUSR1 */
+  reopen(): void;
 }
 
 /** Installs the handlers; returns a function that removes them. Reload and reset never overlap themselves. */
@@ -337,14 +342,17 @@ export function installSignals(handlers: SignalHandlers): () => void {
     resetting = true;
     void handlers.reset().finally(() => (resetting = false));
   };
+  const onUsr1 = () => handlers.reopen();
   process.on('SIGTERM', onStop);
   process.on('SIGINT', onStop);
   process.on('SIGHUP', onHup);
   process.on('SIGUSR2', onUsr2);
+  process.on('SIGUSR1', onUsr1);
   return () => {
     process.off('SIGTERM', onStop);
     process.off('SIGINT', onStop);
     process.off('SIGHUP', onHup);
     process.off('SIGUSR2', onUsr2);
+    process.off('SIGUSR1', onUsr1);
   };
 }

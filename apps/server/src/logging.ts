@@ -48,6 +48,8 @@ export interface Loggers {
   applyLevels(logs: LogsConfig): string[];
   /** keys set in the file that this logger does not honour (warned at boot) */
   unsupported: string[];
+  /** reopens the files of logs.output (SIGUSR1, after logrotate); returns their paths */
+  reopen(): string[];
 }
 
 export interface LoggingOptions {
@@ -68,6 +70,11 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
   const format: 'json' | 'human' | 'raw' = mode === 'raw' ? 'raw' : encoding === 'json' ? 'json' : 'human';
   const outputs = logs.output === undefined ? ['stderr'] : Array.isArray(logs.output) ? logs.output : [logs.output];
   const destinations = outputs.map((output) => destinationOf(output, options));
+  const files = outputs.flatMap((output, i) =>
+    output === 'stderr' || output === 'stdout'
+      ? []
+      : [{ path: output, sink: destinations[i] as { reopen?: () => void } }],
+  );
   let sink: DestinationStream =
     destinations.length === 1
       ? destinations[0]!
@@ -100,6 +107,11 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
     http: channels.get('http')!,
     server: channels.get('server')!,
     unsupported,
+    reopen: () =>
+      files.map(({ path, sink }) => {
+        sink.reopen?.();
+        return path;
+      }),
     describe: () =>
       `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
     applyLevels(next) {

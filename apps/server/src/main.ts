@@ -26,12 +26,13 @@ usage: warmpool <command> [flags]
   workers [--site NAME] [-i] [--json]   the running server's workers (-i: refresh every second)
   reset [--site NAME] [--json]    rolling restart of the running server's workers
   tune [--site NAME] [--window 10s] [--json]   measure the workers under real traffic, suggest num_workers
+  cache purge [--site NAME] [PREFIX] [--json]   drop micro-cache entries whose path starts with PREFIX (all without one)
   cert [--out DIR] [--host NAME]... [--days N] [--force]   self-signed cert.pem + key.pem for development
   cert status [--json]            the running server's certificates: names, issuer, expiry, next renewal
   version [--json]                versions: warmpool, node, RoadRunner protocol
   help                            this text
 
-  workers, reset, tune and cert status talk to the server's admin socket: --socket PATH, else admin.socket of
+  workers, reset, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else admin.socket of
   the config (-c FILE or the default file), else ${DEFAULT_ADMIN_SOCKET}.
 
 exit codes:
@@ -216,9 +217,24 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
       case 'tune':
         allow(args, 'tune', ['config', 'socket', 'site', 'window'], ['json']);
         return await (await import('./commands/tune.js')).run(await adminArgs(args), out);
+      case 'cache': {
+        if (sub !== 'purge')
+          throw new UsageError(
+            `unknown command "cache${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool cache purge [PREFIX]"?`,
+          );
+        allow(args, 'cache purge', ['config', 'socket', 'site'], ['json']);
+        const [, , prefix, extra] = args.words;
+        if (extra !== undefined) throw new UsageError(`cache purge takes one PREFIX, got "${prefix}" and "${extra}"`);
+        if (prefix !== undefined && !prefix.startsWith('/'))
+          throw new UsageError(`the PREFIX of cache purge is a path starting with "/", like /blog/; got "${prefix}"`);
+        return await (await import('./commands/cache.js')).run(
+          { ...(await adminArgs(args)), ...(prefix === undefined ? {} : { prefix }) },
+          out,
+        );
+      }
       default:
         throw new UsageError(
-          `unknown command "${command}"; commands: serve, config check, workers, reset, tune, cert, version, help`,
+          `unknown command "${command}"; commands: serve, config check, workers, reset, tune, cache purge, cert, version, help`,
         );
     }
   } catch (error) {

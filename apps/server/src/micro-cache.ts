@@ -2,7 +2,10 @@
 // fastcgi_cache, so a burst on a hot page costs one PHP request. Off unless configured.
 //
 // What is stored (all must hold):
-// - a GET request without Authorization or Range (HEAD is answered from a stored GET, never stored);
+// - a GET request without Authorization, Range or a session/login cookie (bypass_cookies: PHP's
+//   PHPSESSID, WordPress's wordpress_logged_in_*, Laravel's laravel_session, ...), as nginx users
+//   write `fastcgi_cache_bypass $cookie_…`: a logged-in user's page is theirs alone, and is neither
+//   looked up nor stored (HEAD is answered from a stored GET, never stored);
 // - a response whose Cache-Control has `s-maxage` > 0, or `public` with `max-age` > 0 (or `public`
 //   alone when default_ttl is set); without `private`, `no-store` or `no-cache`; without Set-Cookie;
 //   without `Vary: *`; with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301,
@@ -15,8 +18,18 @@
 // The key is scheme + Host + the request target (path and query as sent); `Vary` adds the values of
 // the named request headers, so `Vary: Accept-Language` keeps one copy per language. The client's
 // own Cache-Control is ignored (as nginx does): otherwise any client could bypass the cache at will.
-// Hits carry `X-Cache: HIT` and `Age`; lookups that miss carry `X-Cache: MISS`; GET/HEAD requests
-// that may not use the cache (Authorization, Range) carry `X-Cache: BYPASS`.
+//
+// X-Cache says what happened (nginx's $upstream_cache_status):
+//   HIT      served from a fresh entry (with Age);
+//   MISS     no entry: PHP answered (and the answer was stored if it may be);
+//   EXPIRED  the entry's time was up: PHP answered and the entry was refreshed;
+//   STALE    the entry's time was up and another request is refreshing it right now: the old copy
+//            is served meanwhile (stale_while_revalidate, as nginx's `fastcgi_cache_use_stale
+//            updating`), so an expired hot page costs PHP one request, not one per client;
+//   BYPASS   GET/HEAD that may not use the cache (Authorization, Range, a bypass cookie).
+// The stale window of an entry is its response's `stale-while-revalidate=N` when it gives one, else
+// the stale_while_revalidate option (default 0: off). `purge(prefix)` drops entries by path prefix
+// (`warmpool cache purge` through the admin socket).
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
@@ -32,7 +45,39 @@ export interface MicroCacheOptions {
   max_entry_bytes?: number;
   /** how long to keep a `Cache-Control: public` response that gives no max-age; default 0 (not kept) */
   default_ttl?: Duration;
+  /**
+   * Cookie names whose presence on a request bypasses the cache (no lookup, no store); `*` matches
+   * any characters (`wordpress_logged_in_*`). Default DEFAULT_BYPASS_COOKIES; [] bypasses on none.
+   */
+  bypass_cookies?: readonly string[];
+  /**
+   * How long after expiry an entry may still be served (X-Cache: STALE) while one request refreshes
+   * it; a response's own `stale-while-revalidate=N` wins. Default 0: off.
+   */
+  stale_while_revalidate?: Duration;
+  /** where time comes from (ms); default Date. Tests pass a clock they move. */
+  clock?: { now(): number };
 }
+
+/**
+ * Session and login cookies of the usual PHP applications: a request carrying one gets a page made
+ * for that user. PHP sessions, WordPress (login, password-protected posts, comment author,
+ * WooCommerce cart), Laravel and every framework's `*_session`, Drupal (SESS…/SSESS…).
+ */
+export const DEFAULT_BYPASS_COOKIES: readonly string[] = [
+  'PHPSESSID',
+  'wordpress_logged_in_*',
+  'wordpress_sec_*',
+  'wordpress_no_cache',
+  'wp-postpass_*',
+  'comment_author_*',
+  'woocommerce_items_in_cart',
+  'wp_woocommerce_session_*',
+  'laravel_session',
+  '*_session',
+  'SESS*',
+  'SSESS*',
+];
 
 export const DEFAULT_MICRO_CACHE_MAX_BYTES = 64 * 1024 * 1024;
 export const DEFAULT_MICRO_CACHE_MAX_ENTRY_BYTES = 1024 * 1024;
@@ -44,7 +89,12 @@ export interface MicroCache {
   /** bytes counted against max_bytes now */
   readonly bytes: number;
   clear(): void;
+  /** Drops the entries whose request target (path and query) starts with `prefix` (all without one); returns how many. */
+  purge(prefix?: string): number;
 }
+
+/** X-Cache values. */
+export type CacheStatus = 'HIT' | 'MISS' | 'EXPIRED' | 'STALE' | 'BYPASS';
 
 /** Statuses a shared cache may store with explicit freshness (RFC 9111 §3, "heuristically cacheable"). */
 const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
@@ -62,6 +112,8 @@ const NOT_STORED = new Set([
   'access-control-allow-credentials',
   'access-control-expose-headers',
 ]);
+/** What a 304 carries of the stored headers (RFC 9110 §15.4.5): no content headers. */
+const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);
 /** Per-entry bookkeeping counted on top of the bytes we can see. */
 const ENTRY_OVERHEAD_BYTES = 256;
 
@@ -74,6 +126,8 @@ interface Entry {
   etag: string | null;
   storedAt: number;
   expiresAt: number;
+  /** until when it may be served STALE while a request refreshes it */
+  staleUntil: number;
 }
 
 /** The request header names a key's responses vary on (lower-case), stored under the key without them. */
@@ -87,12 +141,19 @@ interface Lookup {
   /** scheme://host/target */
   primary: string;
   hit: boolean;
+  /** what X-Cache says when PHP answers */
+  status: 'MISS' | 'EXPIRED';
+  /** the entry key this request refreshes (others get it STALE meanwhile) */
+  refreshing: string | null;
 }
 
 interface Resolved {
   maxBytes: number;
   maxEntryBytes: number;
   defaultTtlMs: number;
+  /** matches a cookie name that bypasses the cache; null: none does */
+  bypassCookie: RegExp | null;
+  staleMs: number;
 }
 
 /**
@@ -108,60 +169,91 @@ export function registerMicroCache<S extends RawServerBase>(
   app: FastifyInstance<S>,
   options: MicroCacheOptions = {},
 ): MicroCache {
-  const { maxBytes, maxEntryBytes, defaultTtlMs } = resolveMicroCacheOptions(options);
+  const { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie, staleMs } = resolveMicroCacheOptions(options);
+  const clock = options.clock ?? Date;
   const cache = new LRUCache<string, Slot>({
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
     maxSize: maxBytes,
     maxEntrySize: maxEntryBytes,
     sizeCalculation: (slot, key) =>
       ('vary' in slot ? key.length + slot.vary.join().length : entryBytes(slot, key)) + ENTRY_OVERHEAD_BYTES,
   });
   const lookups = new WeakMap<AnyRequest, Lookup>();
+  /** entry keys a request is refreshing now: others get the stale copy meanwhile */
+  const refreshing = new Set<string>();
 
   app.addHook('preParsing', (request, reply, payload, done) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return done(null, payload);
-    if (request.headers.authorization !== undefined || request.headers.range !== undefined) {
+    if (
+      request.headers.authorization !== undefined ||
+      request.headers.range !== undefined ||
+      (bypassCookie !== null && hasCookie(request.headers.cookie, bypassCookie))
+    ) {
       reply.header('x-cache', 'BYPASS');
       return done(null, payload);
     }
     const primary = primaryKey(request);
-    const lookup: Lookup = { primary, hit: false };
+    const lookup: Lookup = { primary, hit: false, status: 'MISS', refreshing: null };
     lookups.set(request, lookup);
-    const entry = find(cache, primary, request);
-    if (entry === null) return done(null, payload);
-    lookup.hit = true;
-    sendHit(request, reply, entry);
+    const found = find(cache, primary, request);
+    if (found === null) return done(null, payload);
+    const { key, entry } = found;
+    const now = clock.now();
+    if (entry.expiresAt > now || (now < entry.staleUntil && refreshing.has(key))) {
+      lookup.hit = true;
+      sendHit(request, reply, entry, entry.expiresAt > now ? 'HIT' : 'STALE', now);
+      return;
+    }
+    lookup.status = 'EXPIRED';
+    if (now < entry.staleUntil && request.method === 'GET') {
+      // this request refreshes the entry; until its reply is done, others get the stale copy
+      refreshing.add(key);
+      lookup.refreshing = key;
+      // the reply is done (onResponse) or its client left (close): the next request may refresh
+      reply.raw.once('close', () => refreshing.delete(key));
+    }
+    done(null, payload);
+  });
+
+  app.addHook('onResponse', (request, _reply, done) => {
+    const key = lookups.get(request)?.refreshing;
+    if (key !== null && key !== undefined) refreshing.delete(key);
+    done();
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
-    reply.header('x-cache', 'MISS');
+    reply.header('x-cache', lookup.status);
     // a body PHP sent whole: a string, a Buffer, or BodyParts (a large one, still in its chunks)
     if (
       request.method !== 'GET' ||
       !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)
     )
       return done(null, payload);
-    const ttlMs = freshFor(reply, defaultTtlMs);
-    if (ttlMs === null) return done(null, payload);
+    const fresh = freshFor(reply, defaultTtlMs, staleMs);
+    if (fresh === null) return done(null, payload);
     const vary = varyOf(reply);
     if (vary === null) return done(null, payload);
     if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes)
       return done(null, payload);
     const body =
       typeof payload === 'string' ? Buffer.from(payload) : payload instanceof BodyParts ? payload.join() : payload;
-    const now = Date.now();
+    const now = clock.now();
     const entry: Entry = {
       status: reply.statusCode,
       headers: storedHeaders(reply),
       body,
       etag: headerText(reply.getHeader('etag')),
       storedAt: now,
-      expiresAt: now + ttlMs,
+      expiresAt: now + fresh.ttlMs,
+      staleUntil: now + fresh.ttlMs + fresh.staleMs,
     };
-    if (vary.length > 0) cache.set(`v\n${lookup.primary}`, { vary }, { ttl: ttlMs });
+    // kept past its stale window as long again as it was fresh: a request then says EXPIRED, not MISS
+    const ttl = 2 * fresh.ttlMs + fresh.staleMs;
+    if (vary.length > 0) cache.set(`v\n${lookup.primary}`, { vary }, { ttl });
     else cache.delete(`v\n${lookup.primary}`);
-    cache.set(entryKey(lookup.primary, vary, request), entry, { ttl: ttlMs });
+    cache.set(entryKey(lookup.primary, vary, request), entry, { ttl });
     done(null, payload);
   });
 
@@ -173,6 +265,18 @@ export function registerMicroCache<S extends RawServerBase>(
       return cache.calculatedSize;
     },
     clear: () => cache.clear(),
+    purge(prefix) {
+      cache.purgeStale();
+      let purged = 0;
+      for (const key of [...cache.keys()]) {
+        const entry = key.startsWith('e\n');
+        const target = targetOf(entry ? key.slice(2).split('\n', 1)[0]! : key.slice(2));
+        if (prefix !== undefined && !target.startsWith(prefix)) continue;
+        cache.delete(key);
+        if (entry) purged++;
+      }
+      return purged;
+    },
   };
 }
 
@@ -203,7 +307,50 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
       throw new InvalidOptionError('micro_cache.default_ttl', (error as Error).message.replace(/^.*?: /, ''));
     }
   }
-  return { maxBytes, maxEntryBytes, defaultTtlMs };
+  const cookies = options.bypass_cookies ?? DEFAULT_BYPASS_COOKIES;
+  if (
+    !Array.isArray(cookies) ||
+    cookies.some((name) => typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+  )
+    throw new InvalidOptionError(
+      'micro_cache.bypass_cookies',
+      `must be a list of cookie names ("*" matches any characters), got ${JSON.stringify(cookies)}`,
+    );
+  let staleMs = 0;
+  if (options.stale_while_revalidate !== undefined) {
+    try {
+      staleMs = parseDuration(options.stale_while_revalidate, 'micro_cache.stale_while_revalidate');
+    } catch (error) {
+      throw new InvalidOptionError(
+        'micro_cache.stale_while_revalidate',
+        (error as Error).message.replace(/^.*?: /, ''),
+      );
+    }
+  }
+  return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: cookiePattern(cookies), staleMs };
+}
+
+/** One regular expression for the names; `*` is the only special character. */
+function cookiePattern(names: readonly string[]): RegExp | null {
+  if (names.length === 0) return null;
+  const alternatives = names.map((name) =>
+    name
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*'),
+  );
+  return new RegExp(`^(?:${alternatives.join('|')})$`);
+}
+
+/** Whether the Cookie header names a cookie matching `pattern` (values are not looked at). */
+function hasCookie(header: string | undefined, pattern: RegExp): boolean {
+  if (header === undefined || header === '') return false;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+    if (name !== '' && pattern.test(name)) return true;
+  }
+  return false;
 }
 
 function primaryKey(request: AnyRequest): string {
@@ -221,23 +368,33 @@ function entryKey(primary: string, vary: readonly string[], request: AnyRequest)
   return key;
 }
 
-function find(cache: LRUCache<string, Slot>, primary: string, request: AnyRequest): Entry | null {
+/** "scheme://host/path?q" → "/path?q". */
+function targetOf(primary: string): string {
+  const slash = primary.indexOf('/', primary.indexOf('://') + 3);
+  return slash === -1 ? '/' : primary.slice(slash);
+}
+
+/** The entry for this request (its Vary'd header values included), fresh or not; null when none. */
+function find(
+  cache: LRUCache<string, Slot>,
+  primary: string,
+  request: AnyRequest,
+): { key: string; entry: Entry } | null {
   const record = cache.get(`v\n${primary}`);
   const key = entryKey(primary, record !== undefined && 'vary' in record ? record.vary : [], request);
   const slot = cache.get(key);
   if (slot === undefined || 'vary' in slot) return null;
-  if (slot.expiresAt <= Date.now()) {
-    cache.delete(key);
-    return null;
-  }
-  return slot;
+  return { key, entry: slot };
 }
 
-function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry): void {
-  for (const [name, value] of entry.headers) reply.header(name, value);
-  reply.header('age', String(Math.floor((Date.now() - entry.storedAt) / 1000)));
-  reply.header('x-cache', 'HIT');
-  if (entry.status === 200 && entry.etag !== null && matchesEtag(request.headers['if-none-match'], entry.etag)) {
+function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HIT' | 'STALE', now: number): void {
+  const notModified =
+    entry.status === 200 && entry.etag !== null && matchesEtag(request.headers['if-none-match'], entry.etag);
+  for (const [name, value] of entry.headers)
+    if (!notModified || NOT_MODIFIED_HEADERS.has(name)) reply.header(name, value);
+  reply.header('age', String(Math.floor((now - entry.storedAt) / 1000)));
+  reply.header('x-cache', status);
+  if (notModified) {
     reply.code(304).send();
     return;
   }
@@ -252,19 +409,24 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   return header.split(',').some((tag) => tag.trim().replace(/^W\//, '') === ours);
 }
 
-/** How long the response may be shared, in ms; null when it must not be stored. */
-function freshFor(reply: AnyReply, defaultTtlMs: number): number | null {
+/**
+ * How long the response may be shared, in ms, and how long after that it may be served stale while
+ * a request refreshes it; null when it must not be stored.
+ */
+function freshFor(reply: AnyReply, defaultTtlMs: number, staleMs: number): { ttlMs: number; staleMs: number } | null {
   if (!CACHEABLE_STATUS.has(reply.statusCode) || reply.hasHeader('set-cookie')) return null;
   const header = headerText(reply.getHeader('cache-control'));
   if (header === null) return null;
   const directives = parseCacheControl(header);
   if (directives.has('private') || directives.has('no-store') || directives.has('no-cache')) return null;
+  const stale = seconds(directives.get('stale-while-revalidate'));
+  const window = stale === null ? staleMs : stale * 1000;
   const sMaxAge = seconds(directives.get('s-maxage'));
-  if (sMaxAge !== null) return sMaxAge > 0 ? sMaxAge * 1000 : null;
+  if (sMaxAge !== null) return sMaxAge > 0 ? { ttlMs: sMaxAge * 1000, staleMs: window } : null;
   if (!directives.has('public')) return null;
   const maxAge = seconds(directives.get('max-age'));
-  if (maxAge !== null) return maxAge > 0 ? maxAge * 1000 : null;
-  return defaultTtlMs > 0 ? defaultTtlMs : null;
+  if (maxAge !== null) return maxAge > 0 ? { ttlMs: maxAge * 1000, staleMs: window } : null;
+  return defaultTtlMs > 0 ? { ttlMs: defaultTtlMs, staleMs: window } : null;
 }
 
 /** Cache-Control directives by lower-case name; quoted values unquoted; commas inside quotes kept. */

@@ -41,12 +41,22 @@ interface ResolvedRoute {
  * Registers one @fastify/http-proxy per route in `app` (a site's instance). Routes are checked
  * first, all of them, so a bad entry fails the boot with its index named and nothing registered.
  * Proxy routes are more specific than the warmpool plugin's catch-all, so they win over PHP.
+ *
+ * The module is imported here and registered as a function, never as the import() promise: avvio
+ * (9.x) loads a promise plugin against the context that is current when the promise settles, and
+ * in a plugin that already awaited a register (a site awaits the warmpool plugin) that context is
+ * gone, so the app never became ready.
  */
-export function registerProxies<S extends RawServerBase>(app: FastifyInstance<S>, routes: readonly ProxyRoute[]): void {
+export async function registerProxies<S extends RawServerBase>(
+  app: FastifyInstance<S>,
+  routes: readonly ProxyRoute[],
+): Promise<void> {
   const resolved = resolveProxyRoutes(routes);
+  if (resolved.length === 0) return;
+  // loaded only when a route is configured: it brings undici and ws (about 130 modules)
+  const { default: httpProxy } = await import('@fastify/http-proxy');
   for (const route of resolved) {
-    // loaded only when a route is configured: it brings undici and ws (about 130 modules)
-    app.register(import('@fastify/http-proxy'), {
+    app.register(httpProxy, {
       prefix: route.prefix,
       upstream: route.upstream,
       rewritePrefix: route.rewritePrefix,
@@ -159,6 +169,29 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
     }
     return { prefix, upstream: url.origin + upstreamPath, rewritePrefix, websocket: websocket === true, timeoutMs };
   });
+}
+
+/**
+ * Whether a request target falls under one of the `websocket: true` routes (the same segment
+ * boundaries as the routes: `/ws` takes `/ws` and `/ws/…`); null when no route forwards upgrades.
+ * Routes that do not resolve match nothing: registering them reports the error.
+ */
+export function createWebSocketMatcher(routes: readonly ProxyRoute[]): ((url: string) => boolean) | null {
+  let resolved: ResolvedRoute[];
+  try {
+    resolved = resolveProxyRoutes(routes);
+  } catch {
+    return null;
+  }
+  const prefixes = resolved.filter((route) => route.websocket).map((route) => route.prefix);
+  if (prefixes.length === 0) return null;
+  return (url) => {
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    return prefixes.some(
+      (prefix) => prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/'),
+    );
+  };
 }
 
 /**

@@ -11,8 +11,10 @@
 // /metrics the warmpool plugin's exposition for each site (rendered by the site's own plugin
 //          instance), merged with a `site` label on every sample.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { LoadedConfig, ServerOptions } from '@warmpool/config';
 import { livenessOf, readinessOf, workerCounts } from '@warmpool/fastify';
 import type { Pool } from '@warmpool/pool';
+import { parseAddress } from './lifecycle.js';
 
 export const STATUS_HEALTH_PATH = '/health';
 export const STATUS_READY_PATH = '/ready';
@@ -29,6 +31,36 @@ export interface OpsServerOptions {
   status: { unavailableStatus: number } | null;
   /** serve /metrics with this renderer */
   metrics: (() => Promise<string>) | null;
+}
+
+/** A host part that binds every interface: empty (":9090"), 0.0.0.0, :: (and its spellings). */
+export function isAllInterfaces(address: string): boolean {
+  const { host } = parseAddress(address);
+  return host === undefined || host === '0.0.0.0' || /^(::|0*:(0*:)*:?0*|::ffff:0\.0\.0\.0)$/i.test(host);
+}
+
+/**
+ * Warnings for ops listeners bound to every interface: /metrics tells anyone who reaches the port
+ * the site names, worker counts and memory, /health and /ready the server's state. Each warning is
+ * `{ key, file, line, col, message }` (output.ts formatWarning).
+ */
+export function exposedOpsWarnings(server: Pick<ServerOptions, 'status' | 'metrics'>, loaded: LoadedConfig) {
+  const warnings: Array<{ key: string; file: string; line: number; col: number; message: string }> = [];
+  for (const [key, address, what] of [
+    ['status.address', server.status?.address, '/health and /ready'],
+    ['metrics.address', server.metrics?.address, '/metrics (site names, workers, memory)'],
+  ] as const) {
+    if (address === undefined || !isAllInterfaces(address)) continue;
+    const at = loaded.positionOf(key) ?? { file: loaded.file, line: 1, col: 1 };
+    warnings.push({
+      key,
+      file: at.file,
+      line: at.line,
+      col: at.col,
+      message: `"${address}" listens on every interface: anyone who can reach this port reads ${what}; bind it to 127.0.0.1 (or a private address your monitoring reaches) or firewall the port`,
+    });
+  }
+  return warnings;
 }
 
 export function createOpsServer(state: OpsState, options: OpsServerOptions): Server {

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { createPool, SILENT_LOGGER, type Pool } from '@warmpool/pool';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { adminRequest, exitCodeOf, EXIT_FAILED, EXIT_UNREACHABLE } from '../src/admin/client.js';
+import { adminRequest, exitCodeOf, EXIT_FAILED, EXIT_UNREACHABLE, type Output } from '../src/admin/client.js';
 import {
   AdminRemoteError,
   AdminUnreachableError,
@@ -17,9 +17,27 @@ import {
   parseAdminRequest,
 } from '../src/admin/protocol.js';
 import { createPoolHandlers, startAdminServer, type AdminHandlers, type AdminServer } from '../src/admin/server.js';
+import * as cacheCommand from '../src/commands/cache.js';
+import { registerMicroCache } from '../src/micro-cache.js';
+import Fastify from 'fastify';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
+}
+
+/** An Output that records what a command printed. */
+class RecordingOutput implements Output {
+  readonly lines: string[] = [];
+  info(message: string) {
+    this.lines.push(`info: ${message}`);
+  }
+  success(message: string) {
+    this.lines.push(`success: ${message}`);
+  }
+  error(message: string) {
+    this.lines.push(`error: ${message}`);
+  }
+  table() {}
 }
 
 let dir: string;
@@ -221,7 +239,7 @@ describe('admin socket: protocol', () => {
     }>;
     expect(unknown!.error.code).toBe('WP_SERVER_ADMIN_BAD_REQUEST');
     expect(unknown!.error.message).toBe(
-      'unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload, certs',
+      'unknown command "explode"; known commands: ping, workers, stats, reset, tune, reload, certs, cache-purge',
     );
     const [window] = (await rawExchange(socketPath, '{"cmd":"tune","windowMs":5}\n')) as Array<{
       error: { message: string };
@@ -389,6 +407,73 @@ describe('admin socket: reset and tune against a real pool', () => {
     const error = await pending;
     expect(error).toBeInstanceOf(AdminUnreachableError);
     expect((error as Error).message).toMatch(/closed its admin socket .* before answering "tune"/);
+  });
+});
+
+describe('admin socket: cache purge', () => {
+  /** A site's micro-cache over a route that counts how often it runs (no PHP needed to fill a cache). */
+  async function cachedSite() {
+    const app = Fastify();
+    const cache = registerMicroCache(app);
+    let runs = 0;
+    app.get('/*', async (request, reply) => {
+      runs++;
+      return reply.header('cache-control', 'public, max-age=60').send(`${request.url} #${runs}`);
+    });
+    await app.ready();
+    return { app, cache, runs: () => runs };
+  }
+
+  it('drops the entries under a prefix on one site or all, via the CLI command', async () => {
+    const a = await cachedSite();
+    const b = await cachedSite();
+    const pool = await startPool('echo.php', 1);
+    try {
+      for (const url of ['/blog/1', '/blog/2', '/shop/1']) {
+        await a.app.inject(url);
+        await b.app.inject(url);
+      }
+      await start(
+        createPoolHandlers(
+          () =>
+            new Map([
+              ['a.test', pool],
+              ['b.test', pool],
+              ['c.test', pool],
+            ]),
+          {
+            caches: () =>
+              new Map([
+                ['a.test', a.cache],
+                ['b.test', b.cache],
+              ]),
+          },
+        ),
+      );
+      const out = new RecordingOutput();
+      expect(await cacheCommand.run({ socket: socketPath, site: 'a.test', prefix: '/blog/' }, out)).toBe(0);
+      expect(out.lines).toEqual(['success: purged 2 cache entries under /blog/ (a.test)']);
+      expect((await a.app.inject('/blog/1')).headers['x-cache']).toBe('MISS');
+      expect((await b.app.inject('/blog/1')).headers['x-cache']).toBe('HIT');
+
+      expect(await adminRequest(socketPath, { cmd: 'cache-purge' })).toEqual({
+        purged: 5,
+        sites: ['a.test', 'b.test'],
+      });
+      expect((await b.app.inject('/shop/1')).headers['x-cache']).toBe('MISS');
+
+      const noCache = new RecordingOutput();
+      expect(await cacheCommand.run({ socket: socketPath, site: 'c.test' }, noCache)).toBe(EXIT_FAILED);
+      expect(noCache.lines[0]).toMatch(/site c\.test has no micro-cache/);
+      const unknown = adminRequest(socketPath, { cmd: 'cache-purge', site: 'nope' });
+      await expect(unknown).rejects.toMatchObject({ code: 'WP_SERVER_UNKNOWN_SITE' });
+      await expect(adminRequest(socketPath, { cmd: 'cache-purge', prefix: 'blog' } as never)).rejects.toMatchObject({
+        code: 'WP_SERVER_ADMIN_BAD_REQUEST',
+      });
+    } finally {
+      await a.app.close();
+      await b.app.close();
+    }
   });
 });
 

@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, toServerOptions } from '@warmpool/config';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -65,5 +68,22 @@ describe('buildApp', () => {
     expect(page.statusCode).toBe(200);
     expect(page.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
     expect((page.json() as { context: { uri: string } }).context.uri).toMatch(/\/page$/);
+  });
+
+  it('becomes ready with a proxy route next to the site (the route answers, PHP takes the rest)', async () => {
+    const upstream = createServer((req, res) => res.end(`upstream saw ${req.url}`));
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    try {
+      const { port } = upstream.address() as AddressInfo;
+      const { app } = await build(`${BASE}proxy:\n  - prefix: /api\n    upstream: http://127.0.0.1:${port}\n`);
+      const proxied = await app.inject('/api/users?page=2');
+      expect(proxied.statusCode).toBe(200);
+      expect(proxied.body).toBe('upstream saw /api/users?page=2');
+      const php = await app.inject('/page');
+      expect((php.json() as { context: { uri: string } }).context.uri).toMatch(/\/page$/);
+    } finally {
+      upstream.close();
+    }
   });
 });

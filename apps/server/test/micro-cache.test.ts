@@ -37,6 +37,17 @@ async function site(
 
 const PUBLIC = 'cc=public,%20max-age=60';
 
+/** A clock the test moves (the cache's and its LRU's time). */
+function manualClock() {
+  let now = 1_000_000;
+  return {
+    now: () => now,
+    advance(ms: number) {
+      now += ms;
+    },
+  };
+}
+
 async function get(app: FastifyInstance, url: string, headers: Record<string, string> = {}) {
   const res = await app.inject({ method: 'GET', url, headers });
   return { res, body: res.body === '' ? null : (res.json() as { count: number; lang: string | null; method: string }) };
@@ -126,6 +137,41 @@ describe('micro-cache: what is stored', () => {
     expect(range.res.headers['x-cache']).toBe('BYPASS');
   });
 
+  it('bypasses the cache for a session or login cookie (no lookup, no store), even when an entry exists', async () => {
+    const { app, cache } = await site();
+    const anonymous = await get(app, `/home?${PUBLIC}`);
+    expect(anonymous.res.headers['x-cache']).toBe('MISS');
+    for (const cookie of [
+      'wordpress_logged_in_0123abcd=admin%7C1700000000',
+      'theme=dark; PHPSESSID=abc123',
+      'wp-postpass_9f=x',
+      'laravel_session=eyJ',
+      'myapp_session=1',
+    ]) {
+      const res = await get(app, `/home?${PUBLIC}`, { cookie });
+      expect(res.res.headers['x-cache'], cookie).toBe('BYPASS');
+      expect(res.body!.count, cookie).toBeGreaterThan(1);
+    }
+    // a logged-in user's page was not stored either: the anonymous copy is still the one served
+    expect(cache.entries).toBe(1);
+    const again = await get(app, `/home?${PUBLIC}`);
+    expect(again.res.headers['x-cache']).toBe('HIT');
+    expect(again.body!.count).toBe(1);
+    // cookies that identify no session use the cache
+    expect((await get(app, `/home?${PUBLIC}`, { cookie: 'theme=dark; _ga=GA1.1' })).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('bypass_cookies replaces the default list; [] bypasses on no cookie', async () => {
+    const own = await site({ bypass_cookies: ['shop_cart', 'auth_*'] });
+    await get(own.app, `/c?${PUBLIC}`);
+    expect((await get(own.app, `/c?${PUBLIC}`, { cookie: 'auth_token=1' })).res.headers['x-cache']).toBe('BYPASS');
+    expect((await get(own.app, `/c?${PUBLIC}`, { cookie: 'shop_cart=2' })).res.headers['x-cache']).toBe('BYPASS');
+    expect((await get(own.app, `/c?${PUBLIC}`, { cookie: 'PHPSESSID=3' })).res.headers['x-cache']).toBe('HIT');
+    const none = await site({ bypass_cookies: [] });
+    await get(none.app, `/c?${PUBLIC}`);
+    expect((await get(none.app, `/c?${PUBLIC}`, { cookie: 'PHPSESSID=3' })).res.headers['x-cache']).toBe('HIT');
+  });
+
   it('does not touch POST requests', async () => {
     const { app, cache } = await site();
     const res = await app.inject({
@@ -166,14 +212,19 @@ describe('micro-cache: what is stored', () => {
     expect(cache.entries).toBe(0);
   });
 
-  it('answers a matching If-None-Match on a hit with 304', async () => {
+  it('answers a matching If-None-Match on a hit with 304, without content headers (RFC 9110 §15.4.5)', async () => {
     const { app } = await site();
-    const url = `/e?${PUBLIC}&etag=%22v1%22`;
+    const url = `/e?${PUBLIC}&etag=%22v1%22&vary=Accept-Language`;
     await get(app, url);
     const res = await app.inject({ url, headers: { 'if-none-match': 'W/"v1"' } });
     expect(res.statusCode).toBe(304);
     expect(res.headers['x-cache']).toBe('HIT');
     expect(res.body).toBe('');
+    expect(res.headers['content-type']).toBeUndefined();
+    expect(res.headers['content-length']).toBeUndefined();
+    expect(res.headers.etag).toBe('"v1"');
+    expect(res.headers['cache-control']).toBe('public, max-age=60');
+    expect(res.headers.vary).toBe('Accept-Language');
     expect((await app.inject({ url, headers: { 'if-none-match': '"v2"' } })).statusCode).toBe(200);
   });
 });
@@ -205,15 +256,69 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
     expect((await get(app, `/k?${PUBLIC}`, { host: 'A.TEST' })).res.headers['x-cache']).toBe('HIT');
   });
 
-  it('expires an entry after its max-age', async () => {
-    const { app } = await site();
+  it('expires an entry after its max-age: X-Cache EXPIRED, PHP answers, the entry is refreshed', async () => {
+    const clock = manualClock();
+    const { app } = await site({ clock });
     const url = '/x?cc=public,%20max-age=1';
     await get(app, url);
     expect((await get(app, url)).res.headers['x-cache']).toBe('HIT');
-    await new Promise((r) => setTimeout(r, 1100));
+    clock.advance(1000);
     const after = await get(app, url);
-    expect(after.res.headers['x-cache']).toBe('MISS');
+    expect(after.res.headers['x-cache']).toBe('EXPIRED');
     expect(after.body!.count).toBe(2);
+    const again = await get(app, url);
+    expect(again.res.headers['x-cache']).toBe('HIT');
+    expect(again.body!.count).toBe(2);
+    // long gone (past twice its lifetime): forgotten, a plain MISS
+    clock.advance(5000);
+    expect((await get(app, url)).res.headers['x-cache']).toBe('MISS');
+  });
+
+  it('stale_while_revalidate: while one request refreshes an expired entry, others get the old copy (STALE)', async () => {
+    const clock = manualClock();
+    let version = 1;
+    let gate: Promise<void> = Promise.resolve();
+    let entered: () => void = () => {};
+    const { app } = await site({ clock, stale_while_revalidate: '10s' }, {}, (instance) => {
+      instance.get('/held', async (_request, reply) => {
+        entered();
+        await gate;
+        return reply.header('cache-control', 'public, max-age=1').type('text/plain').send(`v${version}`);
+      });
+    });
+    expect((await app.inject('/held')).body).toBe('v1');
+    clock.advance(2000);
+
+    // A refreshes: it is held in its handler until the gate opens
+    let open: () => void = () => {};
+    gate = new Promise((resolve) => (open = resolve));
+    const inHandler = new Promise<void>((resolve) => (entered = resolve));
+    version = 2;
+    const refresher = app.inject('/held');
+    await inHandler;
+    const meanwhile = await app.inject('/held');
+    expect(meanwhile.headers['x-cache']).toBe('STALE');
+    expect(meanwhile.body).toBe('v1');
+    expect(meanwhile.headers.age).toBe('2');
+
+    open();
+    const refreshed = await refresher;
+    expect(refreshed.headers['x-cache']).toBe('EXPIRED');
+    expect(refreshed.body).toBe('v2');
+    const hit = await app.inject('/held');
+    expect([hit.headers['x-cache'], hit.body]).toEqual(['HIT', 'v2']);
+  });
+
+  it("a response's stale-while-revalidate=N sets its stale window; past it nothing stale is served", async () => {
+    const clock = manualClock();
+    const { app } = await site({ clock });
+    const url = `/w?cc=${encodeURIComponent('public, max-age=1, stale-while-revalidate=5')}`;
+    await get(app, url);
+    clock.advance(7000);
+    // past max-age + 5 s: no request is refreshing and the window is over, so PHP answers
+    const late = await get(app, url);
+    expect(late.res.headers['x-cache']).toBe('EXPIRED');
+    expect(late.body!.count).toBe(2);
   });
 
   it('stays within max_bytes, evicting the least recently used entry', async () => {
@@ -226,6 +331,19 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
     expect(cache.bytes).toBeLessThanOrEqual(2500);
     expect((await get(app, `/b?${PUBLIC}&size=600`)).res.headers['x-cache']).toBe('MISS');
     expect((await get(app, `/c?${PUBLIC}&size=600`)).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('purge(prefix) drops the entries under a path prefix (their Vary copies too); purge() drops all', async () => {
+    const { app, cache } = await site();
+    for (const url of ['/blog/a', '/blog/b?page=2', '/shop/c'])
+      await get(app, `${url}${url.includes('?') ? '&' : '?'}${PUBLIC}`);
+    await get(app, `/blog/v?${PUBLIC}&vary=Accept-Language`, { 'accept-language': 'de' });
+    await get(app, `/blog/v?${PUBLIC}&vary=Accept-Language`, { 'accept-language': 'fr' });
+    expect(cache.purge('/blog/')).toBe(4);
+    expect((await get(app, `/blog/a?${PUBLIC}`)).res.headers['x-cache']).toBe('MISS');
+    expect((await get(app, `/shop/c?${PUBLIC}`)).res.headers['x-cache']).toBe('HIT');
+    expect(cache.purge()).toBe(2);
+    expect(cache.entries).toBe(0);
   });
 
   it('passes through a body over max_entry_bytes', async () => {
@@ -257,11 +375,20 @@ describe('micro-cache: options', () => {
       /micro_cache\.max_entry_bytes.*must not exceed micro_cache\.max_bytes \(1000\)/,
     );
     expect(() => resolveMicroCacheOptions({ default_ttl: 'soon' })).toThrow(/micro_cache\.default_ttl/);
-    expect(resolveMicroCacheOptions({})).toEqual({
+    expect(() => resolveMicroCacheOptions({ stale_while_revalidate: 'later' })).toThrow(
+      /micro_cache\.stale_while_revalidate/,
+    );
+    expect(resolveMicroCacheOptions({})).toMatchObject({
       maxBytes: 64 * 1024 * 1024,
       maxEntryBytes: 1024 * 1024,
       defaultTtlMs: 0,
     });
+    expect(() => resolveMicroCacheOptions({ bypass_cookies: ['ok', 'bad name'] })).toThrow(
+      /micro_cache\.bypass_cookies.*list of cookie names/,
+    );
+    const { bypassCookie } = resolveMicroCacheOptions({ bypass_cookies: ['a.b', 'wp_*'] });
+    expect(['a.b', 'wp_x', 'wp_'].map((n) => bypassCookie!.test(n))).toEqual([true, true, true]);
+    expect(['aXb', 'xwp_1', 'a.bc'].map((n) => bypassCookie!.test(n))).toEqual([false, false, false]);
     expect(resolveMicroCacheOptions({ max_bytes: 1000 }).maxEntryBytes).toBe(1000);
   });
 

@@ -117,7 +117,7 @@ function writeFrame(opcode: number, payload: Buffer): Buffer {
 /** A site with proxies next to the warmpool plugin (PHP takes what the proxies do not), listening on a real port. */
 async function startSite(routes: ProxyRoute[]): Promise<{ app: FastifyInstance; base: string }> {
   const app = Fastify();
-  registerProxies(app, routes);
+  await registerProxies(app, routes);
   await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => app.close());

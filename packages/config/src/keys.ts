@@ -141,7 +141,37 @@ const TOP: Entry[] = [
   rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', {
     default: false,
   }),
-  rr('http.access_logs', 'boolean', 'log one line per request', { default: false }),
+  wp(
+    'http.codec',
+    'enum',
+    'how the request context is encoded for workers: json (every PHP library) or proto (what RoadRunner >= 2024.1 sends; roadrunner-php/http >= 3.5 reads it faster)',
+    { values: ['json', 'proto'], default: 'json' },
+  ),
+  rr('http.access_logs', 'boolean', 'log one line per request (on the http log channel, in the logs format)', {
+    default: false,
+  }),
+  wp(
+    'http.access_log',
+    'section',
+    "warmpool's own access log, as nginx's access_log (setting it turns the access log on)",
+  ),
+  wp(
+    'http.access_log.format',
+    'enum',
+    "combined: nginx's combined line plus the request id; json: one object per line",
+    {
+      values: ['combined', 'json'],
+      default: 'combined',
+    },
+  ),
+  wp(
+    'http.access_log.output',
+    'string',
+    'stdout, stderr or a file path (appended; reopened on SIGUSR1 for logrotate)',
+    {
+      default: 'stdout',
+    },
+  ),
   rr(
     'http.middleware',
     'string[]',
@@ -438,9 +468,39 @@ const TOP: Entry[] = [
     hint: 'an http:// or https:// URL, e.g. "http://127.0.0.1:9000"',
   }),
   wp('proxy[].websocket', 'boolean', 'also proxy WebSocket upgrades', { default: false }),
-  wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses'),
+  wp(
+    'proxy[].rewrite_prefix',
+    'string',
+    'what replaces the prefix upstream: "" strips it; default: the upstream URL\'s path, else the prefix (as nginx proxy_pass)',
+  ),
+  wp('proxy[].timeout', 'duration', "longest wait for the upstream's response headers, and between two body chunks", {
+    default: '60s',
+  }),
+  wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses (a site may set its own cache keys)'),
   wp('cache.enabled', 'boolean', 'turn the micro-cache on', { default: false }),
   wp('cache.max_bytes', 'bytes', 'memory budget of cached bodies', { unit: 'bytes', min: 0, default: '64m' }),
+  wp('cache.max_entry_bytes', 'bytes', 'largest response kept; bigger ones pass through', {
+    unit: 'bytes',
+    min: 1,
+    default: '1m',
+  }),
+  wp(
+    'cache.bypass_cookies',
+    'string[]',
+    'cookie names ("*" matches any characters) whose presence bypasses the cache: no lookup, no store; [] for none',
+    {
+      default:
+        '["PHPSESSID", "wordpress_logged_in_*", "wordpress_sec_*", "wordpress_no_cache", "wp-postpass_*", "comment_author_*", "woocommerce_items_in_cart", "wp_woocommerce_session_*", "laravel_session", "*_session", "SESS*", "SSESS*"]',
+      pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/,
+      hint: 'a cookie name like "PHPSESSID" or "wordpress_logged_in_*"',
+    },
+  ),
+  wp(
+    'cache.stale_while_revalidate',
+    'duration',
+    "how long after expiry an entry is still served (X-Cache: STALE) while one request refreshes it; a response's stale-while-revalidate=N wins",
+    { default: '0s' },
+  ),
   wp(
     'cache.max_age',
     'duration',
@@ -483,21 +543,35 @@ export const SITE_HTTP_KEYS: readonly string[] = [
   'pool',
   'max_request_size',
   'raw_body',
+  'codec',
   'middleware',
   'uploads',
   'static',
   'headers',
 ];
 
+/** Top-level sections a site may set for itself: `cache` keys override the top level's, `proxy` replaces its list. */
+export const SITE_SECTIONS: readonly string[] = ['cache', 'proxy'];
+
 function deriveSiteKeys(entries: readonly Entry[]): Entry[] {
   const out: Entry[] = [];
   for (const entry of entries) {
     const [head, second] = entry.path.split('.');
-    const perSite = head === 'server' || (head === 'http' && (second === undefined || SITE_HTTP_KEYS.includes(second)));
+    const section = head!.replace(/\[\]$/, '');
+    const perSite =
+      head === 'server' ||
+      SITE_SECTIONS.includes(section) ||
+      (head === 'http' && (second === undefined || SITE_HTTP_KEYS.includes(second)));
     if (!perSite) continue;
-    // A site inherits server.command and http.address from the top level, so nothing is required there.
-    const { required: _required, ...rest } = entry;
-    out.push({ ...rest, path: `sites[].${entry.path}`, site: true });
+    // A site inherits server.command and http.address from the top level, so nothing is required
+    // there; a proxy route of its own still needs its prefix and upstream.
+    const { required, ...rest } = entry;
+    out.push({
+      ...rest,
+      ...(section === 'proxy' && required ? { required } : {}),
+      path: `sites[].${entry.path}`,
+      site: true,
+    });
   }
   return out;
 }

@@ -51,6 +51,10 @@ export interface SiteOptions {
   plugin: WarmpoolOptions;
   /** keys that are accepted by the file but have no effect here, with the reason (printed as warnings) */
   ignored: Array<{ key: string; reason: string }>;
+  /** the micro-cache of this site: the top-level `cache` with the site's own keys over it; null: off */
+  cache: CacheConfig | null;
+  /** this site's proxy routes: its own `proxy` list, else the top level's; null: none */
+  proxy: ProxyRoute[] | null;
 }
 
 /** Let's Encrypt's directories: http.ssl.acme.use_production_endpoint picks one (RoadRunner's default: staging). */
@@ -92,7 +96,10 @@ export interface ServerOptions {
   defaultSite: SiteOptions | null;
   http: {
     address: string;
+    /** the access log is on (http.access_logs: true, or an http.access_log section) */
     access_logs: boolean;
+    /** warmpool's own access log (http.access_log): format and output (a path is absolute); null: the log channel's line */
+    access_log: { format: 'combined' | 'json'; output: string } | null;
     ssl: SslOptions | null;
     http2: Http2Config | null;
   };
@@ -125,8 +132,8 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
   const sites: SiteOptions[] = [];
   (config.sites ?? []).forEach((site, index) => {
     const dir = site.root === undefined ? baseDir : resolve(baseDir, site.root);
-    sites.push(
-      buildSite(
+    sites.push({
+      ...buildSite(
         loaded,
         index,
         site.hosts,
@@ -136,22 +143,37 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         options,
         errors,
       ),
-    );
+      cache: enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache)),
+      proxy: nonEmpty(site.proxy ?? config.proxy),
+    });
   });
   let defaultSite: SiteOptions | null = null;
   if (commandOf(config.server, config.http) !== undefined) {
-    defaultSite = buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors);
+    defaultSite = {
+      ...buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors),
+      cache: enabledCache(config.cache),
+      proxy: nonEmpty(config.proxy),
+    };
     sites.push(defaultSite);
   }
   if (config.http.ssl !== undefined) errors.push(...checkSsl(loaded, config.http.ssl, sites));
   if (errors.length > 0) throw new ConfigError(loaded.file, errors);
-  const cache = config.cache !== null && config.cache.enabled === true ? config.cache : null;
+  const cache = enabledCache(config.cache);
   return {
     sites,
     defaultSite,
     http: {
       address: config.http.address,
-      access_logs: config.http.access_logs === true,
+      access_logs: config.http.access_logs === true || config.http.access_log !== undefined,
+      access_log:
+        config.http.access_log === undefined
+          ? null
+          : {
+              format: config.http.access_log.format ?? 'combined',
+              output: ['stdout', 'stderr'].includes(config.http.access_log.output ?? 'stdout')
+                ? (config.http.access_log.output ?? 'stdout')
+                : resolve(baseDir, config.http.access_log.output!),
+            },
       ssl: config.http.ssl === undefined ? null : sslOptions(config.http.ssl, sites, baseDir),
       http2: config.http.http2 ?? null,
     },
@@ -237,6 +259,15 @@ function checkSsl(loaded: LoadedConfig, ssl: SslConfig, sites: SiteOptions[]): L
   return errors;
 }
 
+/** A cache section that turns the cache on, else null (a feature that is off is null). */
+function enabledCache(cache: CacheConfig | null): CacheConfig | null {
+  return cache !== null && cache.enabled === true ? cache : null;
+}
+
+function nonEmpty<T>(list: T[] | null | undefined): T[] | null {
+  return list === null || list === undefined || list.length === 0 ? null : list;
+}
+
 function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[] | undefined {
   return http.pool?.command ?? server.command;
 }
@@ -247,6 +278,7 @@ function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   if (http.pool !== undefined) out.pool = http.pool;
   if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
   if (http.raw_body !== undefined) out.raw_body = http.raw_body;
+  if (http.codec !== undefined) out.codec = http.codec;
   if (http.middleware !== undefined) out.middleware = http.middleware;
   if (http.uploads !== undefined) out.uploads = http.uploads;
   if (http.static !== undefined) out.static = http.static;
@@ -290,7 +322,7 @@ function buildSite(
   http: SiteHttpConfig,
   options: ToOptionsOptions,
   errors: LocatedConfigError[],
-): SiteOptions {
+): Omit<SiteOptions, 'cache' | 'proxy'> {
   const top = loaded.config.http;
   const middleware = http.middleware ?? [];
   const ignored: SiteOptions['ignored'] = [];
@@ -370,6 +402,7 @@ function buildSite(
     plugin.uploads = uploads;
   }
   if (http.raw_body === true) plugin.raw_body = true;
+  if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
   // listener-wide keys: the same for every site
   if (top.trusted_subnets !== undefined && top.trusted_subnets.length > 0) plugin.trusted_subnets = top.trusted_subnets;
@@ -444,6 +477,7 @@ const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
   [/^static(\.|$)/, 'http.static'],
   [/^uploads(\.|$)/, 'http.uploads'],
   [/^raw_body$/, 'http.raw_body'],
+  [/^codec$/, 'http.codec'],
   [/^max_request_size$/, 'http.max_request_size'],
 ];
 const LISTENER_KEYS = new Set([

@@ -472,7 +472,10 @@ class Walker {
       this.#gateSections(site.http, `sites[${i}].http`, own ?? topMiddleware);
     });
     this.#checkHosts(sites, top);
-    this.#checkProxyPrefixes(root.proxy, top);
+    this.#checkProxyPrefixes(root.proxy, 'proxy', top);
+    sites.forEach((site, i) => {
+      this.#checkProxyPrefixes(site?.proxy, `sites[${i}].proxy`, top);
+    });
 
     // RR's num_workers: 0 means "CPU count", which is what the pool does when the key is absent.
     for (const pool of [http.pool, ...sites.map((site) => site?.http.pool)]) {
@@ -570,13 +573,13 @@ class Walker {
     });
   }
 
-  #checkProxyPrefixes(proxy: unknown, top: Position): void {
+  #checkProxyPrefixes(proxy: unknown, path: string, top: Position): void {
     if (!Array.isArray(proxy)) return;
     const seen = new Map<string, string>();
     proxy.forEach((route: Obj | undefined, i) => {
       const prefix = route?.prefix;
       if (typeof prefix !== 'string') return;
-      const key = `proxy[${i}].prefix`;
+      const key = `${path}[${i}].prefix`;
       const first = seen.get(prefix);
       if (first === undefined) {
         seen.set(prefix, key);
@@ -597,6 +600,8 @@ interface SiteShape {
   root?: string;
   server: Obj;
   http: Obj;
+  cache?: Obj;
+  proxy?: unknown[];
 }
 
 function normaliseSite(site: Obj): SiteShape {
@@ -606,6 +611,8 @@ function normaliseSite(site: Obj): SiteShape {
     ...(site.root === undefined ? {} : { root: site.root as string }),
     server: (site.server ?? {}) as Obj,
     http: (site.http ?? {}) as Obj,
+    ...(site.cache === undefined ? {} : { cache: (site.cache ?? {}) as Obj }),
+    ...(Array.isArray(site.proxy) ? { proxy: site.proxy as unknown[] } : site.proxy === null ? { proxy: [] } : {}),
   };
 }
 

@@ -108,6 +108,8 @@ export interface SiteHttpConfig {
   /** MB; 0 = the default */
   max_request_size?: number;
   raw_body?: boolean;
+  /** the request context encoding workers get */
+  codec?: 'json' | 'proto';
   middleware?: Middleware[];
   uploads?: UploadsConfig;
   static?: StaticConfig;
@@ -145,9 +147,16 @@ export interface Http2Config {
 }
 
 /** `http`: the listeners and the default site. */
+/** `http.access_log`. */
+export interface AccessLogConfig {
+  format?: 'combined' | 'json';
+  output?: string;
+}
+
 export interface HttpConfig extends SiteHttpConfig {
   address: string;
   access_logs?: boolean;
+  access_log?: AccessLogConfig;
   trusted_subnets?: string[];
   /** X-Forwarded-For | Forwarded | X-Real-IP, any case */
   real_ip_header?: string;
@@ -195,6 +204,10 @@ export interface SiteConfig {
   root?: string;
   server: ServerConfig;
   http: SiteHttpConfig;
+  /** this site's cache keys, over the top-level `cache` (absent: the top level's) */
+  cache?: CacheConfig;
+  /** this site's proxy routes, instead of the top-level list (absent: the top level's; [] none) */
+  proxy?: ProxyRoute[];
 }
 
 /** One `proxy[]` entry. */
@@ -202,6 +215,8 @@ export interface ProxyRoute {
   prefix: string;
   upstream: string;
   websocket?: boolean;
+  rewrite_prefix?: string;
+  timeout?: DurationString;
 }
 
 /** `cache` (micro-cache). */
@@ -209,7 +224,11 @@ export interface CacheConfig {
   enabled?: boolean;
   /** bytes */
   max_bytes?: number;
+  /** bytes */
+  max_entry_bytes?: number;
   max_age?: DurationString;
+  bypass_cookies?: string[];
+  stale_while_revalidate?: DurationString;
 }
 
 /** `admin`. */

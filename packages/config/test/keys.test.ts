@@ -38,7 +38,7 @@ describe('the key table', () => {
     }
   });
 
-  it('copies server.* and the per-site http keys under sites[], and nothing listener-wide', () => {
+  it('copies server.*, the per-site http keys, cache and proxy under sites[], and nothing listener-wide', () => {
     const site = CONFIG_KEYS.filter((spec) => spec.site === true).map((spec) => spec.path);
     for (const spec of CONFIG_KEYS.filter((s) => s.path.startsWith('server')))
       expect(site).toContain(`sites[].${spec.path}`);
@@ -46,7 +46,12 @@ describe('the key table', () => {
     expect(site).toContain('sites[].http.pool.supervisor.exec_ttl');
     for (const key of ['address', 'ssl', 'http2', 'trusted_subnets', 'access_logs', 'fcgi'])
       expect(site).not.toContain(`sites[].http.${key}`);
-    expect(CONFIG_KEYS.filter((spec) => spec.site === true && spec.required === true)).toEqual([]);
+    for (const key of ['cache.enabled', 'cache.bypass_cookies', 'proxy[].prefix', 'proxy[].websocket'])
+      expect(site).toContain(`sites[].${key}`);
+    // only a site's own proxy route needs its prefix and upstream; nothing else is required in a site
+    expect(CONFIG_KEYS.filter((spec) => spec.site === true && spec.required === true).map((spec) => spec.path)).toEqual(
+      ['sites[].proxy[].prefix', 'sites[].proxy[].upstream'],
+    );
   });
 
   it('warns about the RoadRunner sections the issue names', () => {

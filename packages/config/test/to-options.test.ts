@@ -105,6 +105,92 @@ admin:
     expect(server.admin).toEqual({ socket: '/srv/app/run/wp.sock', explicit: true });
   });
 
+  it('gives each site the top-level cache and proxy, or its own: cache keys merge, a proxy list replaces', () => {
+    const server = toServerOptions(
+      parse(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: :8080
+cache:
+  enabled: true
+  max_bytes: 1m
+  stale_while_revalidate: 10s
+proxy:
+  - prefix: /api
+    upstream: http://127.0.0.1:9000
+sites:
+  - hosts: [a.test]
+    cache:
+      bypass_cookies: [shop_session]
+    proxy:
+      - prefix: /ws
+        upstream: http://127.0.0.1:9001
+        websocket: true
+  - hosts: [b.test]
+    cache:
+      enabled: false
+    proxy: []
+  - hosts: [c.test]
+`),
+    );
+    const [a, b, c, top] = server.sites;
+    expect(a!.cache).toEqual({
+      enabled: true,
+      max_bytes: 1024 * 1024,
+      stale_while_revalidate: '10s',
+      bypass_cookies: ['shop_session'],
+    });
+    expect(a!.proxy).toEqual([{ prefix: '/ws', upstream: 'http://127.0.0.1:9001', websocket: true }]);
+    expect([b!.cache, b!.proxy]).toEqual([null, null]);
+    expect(c!.cache).toEqual(top!.cache);
+    expect(c!.proxy).toEqual([{ prefix: '/api', upstream: 'http://127.0.0.1:9000' }]);
+    expect(top!.proxy).toEqual(c!.proxy);
+  });
+
+  it("checks a site's own proxy routes: prefix and upstream required, one upstream per prefix", () => {
+    const errors = (() => {
+      try {
+        parse(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: :8080
+sites:
+  - hosts: [a.test]
+    proxy:
+      - prefix: /api
+        upstream: http://127.0.0.1:9000
+      - prefix: /api
+        upstream: http://127.0.0.1:9001
+      - upstream: http://127.0.0.1:9002
+`);
+      } catch (error) {
+        return (error as ConfigError).errors.map((e) => `${e.key}: ${e.reason}`);
+      }
+      return [];
+    })();
+    expect(errors).toEqual([
+      expect.stringMatching(
+        /^sites\[0\]\.proxy\[1\]\.prefix: prefix "\/api" is already proxied by sites\[0\]\.proxy\[0\]\.prefix/,
+      ),
+      expect.stringMatching(/^sites\[0\]\.proxy\[2\]\.prefix: is required/),
+    ]);
+  });
+
+  it('passes http.codec to the plugin; a site may set its own', () => {
+    const server = toServerOptions(
+      parse(
+        'version: "3"\nserver:\n  command: php w.php\nhttp:\n  address: :8080\n  codec: proto\nsites:\n  - hosts: [a.test]\n    http:\n      codec: json\n  - hosts: [b.test]\n',
+      ),
+    );
+    expect(server.sites.map((site) => [site.name, site.plugin.codec])).toEqual([
+      ['a.test', 'json'],
+      ['b.test', 'proto'],
+      ['default', 'proto'],
+    ]);
+  });
+
   it('has no default site when the top level has no worker command', () => {
     const loaded = parse(`
 http: { address: ":8080" }

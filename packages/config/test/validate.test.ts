@@ -97,7 +97,7 @@ describe('unknown keys', () => {
   it('lists the known keys of a section when nothing is close', () => {
     const [error] = errorsOf(['cache:', '  zzzzzz: 1']);
     expect((error as UnknownKeyError).suggestion).toBeNull();
-    expect(error!.reason).toContain('known keys here: enabled, max_bytes, max_age');
+    expect(error!.reason).toContain('known keys here: enabled, max_bytes, max_entry_bytes, bypass_cookies');
   });
 
   it('suggests within sites[] with the concrete path', () => {

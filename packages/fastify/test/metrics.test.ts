@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createPool, SILENT_LOGGER, type Pool, type PoolOptions } from '@warmpool/pool';
@@ -178,8 +179,12 @@ describe('registerMetrics with a real pool', () => {
   it('counts recycles by max_jobs', async () => {
     const pool = await startPool({ max_jobs: 1 });
     const app = await appWith(pool);
+    // the worker is released (and recycled) after its reply went out: wait for the recycle itself
+    const recycled = once(pool, 'worker:recycle');
     await app.inject('/a');
     await app.inject('/b');
+    const [event] = (await recycled) as [{ reason: string }];
+    expect(event.reason).toBe('max_jobs');
     const m = await scrape(app);
     expect(m.get('warmpool_recycles_total{reason="max_jobs"}')).toBeGreaterThanOrEqual(1);
   });

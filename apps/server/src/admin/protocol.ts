@@ -25,10 +25,20 @@ export type AdminRequest =
   | { cmd: 'reset'; site?: string }
   | { cmd: 'tune'; site?: string; windowMs?: number }
   | { cmd: 'reload' }
-  | { cmd: 'certs' };
+  | { cmd: 'certs' }
+  | { cmd: 'cache-purge'; site?: string; prefix?: string };
 
 export type AdminCommand = AdminRequest['cmd'];
-export const ADMIN_COMMANDS: readonly AdminCommand[] = ['ping', 'workers', 'stats', 'reset', 'tune', 'reload', 'certs'];
+export const ADMIN_COMMANDS: readonly AdminCommand[] = [
+  'ping',
+  'workers',
+  'stats',
+  'reset',
+  'tune',
+  'reload',
+  'certs',
+  'cache-purge',
+];
 
 /** One site's workers (a server runs one pool per site). */
 export interface SiteWorkers {
@@ -49,6 +59,13 @@ export interface PingData {
 export interface ResetData {
   /** workers replaced, summed over the sites that were reset */
   replaced: number;
+  sites: string[];
+}
+
+export interface PurgeData {
+  /** entries dropped, summed over the sites */
+  purged: number;
+  /** the sites whose micro-cache was purged */
   sites: string[];
 }
 
@@ -73,6 +90,7 @@ export interface AdminResponseData {
   tune: TuneReport;
   reload: ReloadData;
   certs: CertsData;
+  'cache-purge': PurgeData;
 }
 
 export interface ResetProgress {
@@ -95,6 +113,7 @@ export interface AdminProgressData {
   tune: TuneProgress;
   reload: never;
   certs: never;
+  'cache-purge': never;
 }
 
 export interface WireError {
@@ -125,7 +144,7 @@ export function parseAdminRequest(line: string): AdminRequest {
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new AdminBadRequestError('the request must be a JSON object like {"cmd":"workers"}');
-  const { cmd, site, windowMs } = value as Record<string, unknown>;
+  const { cmd, site, windowMs, prefix } = value as Record<string, unknown>;
   if (typeof cmd !== 'string' || !(ADMIN_COMMANDS as readonly string[]).includes(cmd)) {
     throw new AdminBadRequestError(
       `unknown command ${JSON.stringify(cmd)}; known commands: ${ADMIN_COMMANDS.join(', ')}`,
@@ -153,6 +172,14 @@ export function parseAdminRequest(line: string): AdminRequest {
       }
       return { cmd: 'tune', ...(site === undefined ? {} : { site }), ...(windowMs === undefined ? {} : { windowMs }) };
     }
+    case 'cache-purge':
+      if (prefix !== undefined && (typeof prefix !== 'string' || !prefix.startsWith('/')))
+        throw new AdminBadRequestError(`"prefix" must be a path starting with "/", got ${JSON.stringify(prefix)}`);
+      return {
+        cmd: 'cache-purge',
+        ...(site === undefined ? {} : { site }),
+        ...(prefix === undefined ? {} : { prefix }),
+      };
     default:
       throw new Error(`unhandled command ${cmd as never}`);
   }
@@ -224,6 +251,13 @@ export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPP
   }
 }
 
+/** `cache purge` found no micro-cache to purge (none configured, or not for the named site). */
+export class NoCacheError extends WarmpoolError<'WP_SERVER_NO_CACHE'> {
+  constructor(message: string, site: string | undefined) {
+    super('WP_SERVER_NO_CACHE', message, { details: site === undefined ? {} : { site } });
+  }
+}
+
 /** The server answered an error; `code` is the server's code (WP_...), kept as is. */
 export class AdminRemoteError extends WarmpoolError<string> {
   constructor(error: WireError) {
@@ -242,4 +276,5 @@ export const ADMIN_ERROR_CODES = [
   'WP_SERVER_ADMIN_FAILED',
   'WP_SERVER_UNKNOWN_SITE',
   'WP_SERVER_TUNE_NO_WORKERS',
+  'WP_SERVER_NO_CACHE',
 ] as const;

@@ -12,6 +12,7 @@ import {
   AdminUnsupportedError,
   AlreadyRunningError,
   DEFAULT_TUNE_WINDOW_MS,
+  NoCacheError,
   MAX_REQUEST_LINE_BYTES,
   UnknownSiteError,
   encodeLine,
@@ -19,6 +20,7 @@ import {
   toWireError,
   type AdminRequest,
   type CertsData,
+  type PurgeData,
   type ResetData,
   type ResetProgress,
   type SiteStats,
@@ -49,6 +51,8 @@ export interface AdminHandlers {
   reload?(): Promise<string[]>;
   /** the certificates served (`warmpool cert status`). Absent: `certs` answers WP_SERVER_ADMIN_UNSUPPORTED */
   certificates?(): CertsData;
+  /** drop micro-cache entries under a path prefix (all without one). Absent: WP_SERVER_ADMIN_UNSUPPORTED */
+  cachePurge?(site: string | undefined, prefix: string | undefined): PurgeData;
 }
 
 export interface AdminServer {
@@ -259,6 +263,9 @@ async function runCommand(
     case 'certs':
       if (handlers.certificates === undefined) throw new AdminUnsupportedError('certs');
       return handlers.certificates();
+    case 'cache-purge':
+      if (handlers.cachePurge === undefined) throw new AdminUnsupportedError('cache-purge');
+      return handlers.cachePurge(request.site, request.prefix);
     default:
       throw new Error(`unhandled command ${(request as { cmd: string }).cmd}`);
   }
@@ -269,6 +276,8 @@ export interface PoolHandlersOptions {
   reload?: () => Promise<string[]>;
   /** `certs` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
   certificates?: () => CertsData;
+  /** site → its micro-cache (the sites that have one), for `cache-purge` */
+  caches?: () => ReadonlyMap<string, { purge(prefix?: string): number }>;
 }
 
 /**
@@ -331,5 +340,23 @@ export function createPoolHandlers(
   };
   if (options.reload !== undefined) handlers.reload = options.reload;
   if (options.certificates !== undefined) handlers.certificates = options.certificates;
+  const { caches } = options;
+  if (caches !== undefined) {
+    handlers.cachePurge = (site, prefix) => {
+      pick(site); // an unknown site is named as such, not as "no cache"
+      const all = caches();
+      const picked = site === undefined ? [...all] : all.has(site) ? [[site, all.get(site)!] as const] : [];
+      if (picked.length === 0)
+        throw new NoCacheError(
+          site === undefined
+            ? 'no site has the micro-cache on: set cache.enabled: true in warmpool.yaml'
+            : `site ${site} has no micro-cache (cache.enabled is not true for it)`,
+          site,
+        );
+      let purged = 0;
+      for (const [, cache] of picked) purged += cache.purge(prefix);
+      return { purged, sites: picked.map(([name]) => name) };
+    };
+  }
   return handlers;
 }

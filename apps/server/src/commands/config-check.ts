@@ -8,6 +8,7 @@ import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
   CONFIG_KEYS,
+  SITE_HTTP_KEYS,
   loadConfigFile,
   toServerOptions,
   type LoadedConfig,
@@ -18,7 +19,7 @@ import { checkSites } from '../app.js';
 import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
 import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
-import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH } from '../status.js';
+import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
 import { planCertificates } from '../acme/plan.js';
 import { DEFAULT_TLS12_CIPHERS, H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
 
@@ -40,6 +41,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     throw error;
   }
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));
+  for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   for (const site of server.sites) for (const { key, reason } of site.ignored) out.warn(`${key}: ignored: ${reason}`);
   if (server.http.http2?.h2c === true) out.warn(`http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
   const effective = effectiveConfig(loaded, server);
@@ -66,15 +68,21 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
       http: {
         address: server.http.address,
         serves: ssl?.redirect === true ? 'redirect to https' : 'HTTP/1.1',
-        access_logs: server.http.access_logs,
-        trusted_subnets: top.trusted_subnets ?? [],
-        real_ip_header: top.real_ip_header ?? 'X-Forwarded-For',
-        ...withDefaults('http', {
-          max_header_count: top.max_header_count,
-          max_header_size: top.max_header_size,
-          headers_timeout: top.headers_timeout,
-          request_timeout: top.request_timeout,
-        }),
+        // the listener's own keys; the per-site ones (max_request_size, pool, ...) are under sites
+        ...withDefaults(
+          'http',
+          {
+            access_logs: server.http.access_logs,
+            access_log: server.http.access_log,
+            trusted_subnets: top.trusted_subnets ?? [],
+            real_ip_header: top.real_ip_header ?? 'X-Forwarded-For',
+            max_header_count: top.max_header_count,
+            max_header_size: top.max_header_size,
+            headers_timeout: top.headers_timeout,
+            request_timeout: top.request_timeout,
+          },
+          ['address', ...SITE_HTTP_KEYS],
+        ),
       },
       https:
         ssl === null
@@ -160,6 +168,7 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
           ? http.max_request_size
           : defaultOf('http.max_request_size'),
       raw_body: http.raw_body ?? false,
+      codec: http.codec ?? defaultOf('http.codec'),
       pool: withDefaults('http.pool', {
         ...(http.pool ?? {}),
         supervisor: withDefaults('http.pool.supervisor', { ...(http.pool?.supervisor ?? {}) }),
@@ -174,16 +183,26 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
       headers: site.headers,
       gzip: site.gzip,
     },
+    // what this site runs: its own cache keys over the top level's, its own proxy list or the top level's
+    cache: site.cache === null ? null : withDefaults('cache', { ...site.cache }),
+    proxy: (site.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
   };
 }
 
-/** Fills in the key table's default of every direct child key of `section` the object lacks. */
-function withDefaults<T extends Record<string, unknown>>(section: string, values: T): T {
+/**
+ * Fills in the key table's default of every direct child key of `section` the object lacks (but
+ * those in `except`); the values given always win over defaults.
+ */
+function withDefaults<T extends Record<string, unknown>>(
+  section: string,
+  values: T,
+  except: readonly string[] = [],
+): T {
   const out: Record<string, unknown> = {};
   for (const spec of CONFIG_KEYS) {
     if (spec.site === true || !spec.path.startsWith(`${section}.`)) continue;
     const name = spec.path.slice(section.length + 1);
-    if (/[.[*]/.test(name) || spec.type === 'section') continue;
+    if (/[.[*]/.test(name) || spec.type === 'section' || except.includes(name)) continue;
     const value = values[name];
     if (value !== undefined) out[name] = value;
     else if (spec.default !== undefined) out[name] = defaultOf(spec.path);

@@ -38,6 +38,7 @@ import {
 } from '../lifecycle.js';
 import { createLoggers } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
+import { exposedOpsWarnings } from '../status.js';
 import {
   H2C_UNSUPPORTED,
   TlsContexts,
@@ -73,6 +74,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
     throw error;
   }
+  for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   for (const site of server.sites) {
     for (const { key, reason } of site.ignored) {
       const at = loaded.positionOf(key) ?? loaded.positionOf(key.replace(/^sites\[\d+\]\./, ''));
@@ -217,6 +219,7 @@ class ServerState {
       force: (signal) => this.#force(signal),
       reload: () => this.#reloadAndPrint(),
       reset: () => this.#reset(),
+      reopen: () => this.#reopenLogs(),
     });
   }
 
@@ -265,7 +268,10 @@ class ServerState {
 
     await this.#startAdmin();
     const { server, loggers } = this.#options;
-    out.info(`logs: ${loggers.describe()}${server.http.access_logs ? ', access log on' : ''}`);
+    const access = this.#built.accessLog;
+    out.info(
+      `logs: ${loggers.describe()}${access !== null ? `; access log: ${access.describe()}` : server.http.access_logs ? ', access log on' : ''}`,
+    );
     const workers = [...this.#built.pools.values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
     this.#phase = 'running';
     out.success(
@@ -303,10 +309,13 @@ class ServerState {
         createPoolHandlers(() => this.#built.pools, {
           reload: () => this.#reload(),
           certificates: () => this.#certificates(),
+          caches: () => this.#built.caches,
         }),
         loggers.root,
       );
-      this.#out.info(`admin socket ${server.admin.socket} (warmpool workers | reset | tune)`);
+      this.#out.info(
+        `admin socket ${server.admin.socket} (warmpool workers | reset | tune | cache purge | cert status)`,
+      );
     } catch (error) {
       // Without an admin section the default path is best effort (a non-root user cannot write /run).
       const message = (error as Error).message;
@@ -356,6 +365,7 @@ class ServerState {
       tracker,
     );
     tracker.drain();
+    this.#built.upgrades.goAway();
     const timer = setTimeout(() => {
       out.warn(`drain: connections still open after ${formatDuration(this.#drainBoundMs())}; closing them`);
       tracker.destroyAll();
@@ -367,6 +377,7 @@ class ServerState {
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
     await closeServers(opsListeners.map((l) => l.server));
     await this.#admin?.close();
+    this.#built.accessLog?.close();
     this.#removeSignals();
     out.success(`stopped in ${formatDuration(performance.now() - started)}`);
     this.#finish(EXIT_OK);
@@ -437,6 +448,20 @@ class ServerState {
     if (changed.length > 0) lines.push(`changed in the file, needs a restart to apply: ${changed.join(', ')}`);
     if (lines.length === 0) lines.push('nothing to reload: the file is unchanged');
     return lines;
+  }
+
+  /** SIGUSR1: logrotate moved the log files away; write to new ones at the same paths. */
+  #reopenLogs(): void {
+    const files = this.#options.loggers.reopen();
+    const access = this.#built.accessLog;
+    if (access !== null) {
+      access.reopen();
+      files.push(access.describe().replace(/^\S+ → /, ''));
+    }
+    const reopened = files.filter((path) => path !== 'stdout' && path !== 'stderr');
+    this.#out.info(
+      reopened.length === 0 ? 'SIGUSR1: no log file to reopen' : `SIGUSR1: reopened ${reopened.join(', ')}`,
+    );
   }
 
   async #reset(): Promise<void> {

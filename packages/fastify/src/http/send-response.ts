@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
+import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
 /** Hop-by-hop headers a backend may not set: Node frames the response itself. */
 const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
@@ -36,6 +37,18 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
   }
   const { body } = response;
+  // content headers as RoadRunner (Go) sends them: none on 204/304, a sniffed type when PHP set none
+  if (forbidsContent(response.status)) {
+    reply.removeHeader('content-type').removeHeader('content-length');
+    if (!Buffer.isBuffer(body) && !(body instanceof Chunks)) (body as Readable).destroy();
+    return reply.send();
+  }
+  if (Buffer.isBuffer(body) || body instanceof Chunks) {
+    const bytes = Buffer.isBuffer(body) ? body : body.parts;
+    const sniffed = impliedContentType(response.status, (name) => reply.hasHeader(name), bytes);
+    if (sniffed !== null) reply.header('content-type', sniffed);
+    else if (isEmptyBody(bytes) && !reply.hasHeader('content-type')) return reply.send(); // not octet-stream
+  }
   // a large body goes as BodyParts too: it is sent at the client's pace, and spilled to a temp file for a slow one
   if (Buffer.isBuffer(body)) {
     return reply.send(body.length <= BODY_MEMORY_BYTES ? body : chunksBody(reply, new Chunks([body])));

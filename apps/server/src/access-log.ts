@@ -1,0 +1,237 @@
+// The access log as nginx users expect it (`http.access_log`): one line per request in nginx's
+// `combined` format or as JSON, written to stdout, stderr or a file that SIGUSR1 reopens (so
+// logrotate can move it away, as with nginx). Both carry the request id, the same one the client
+// gets as X-Request-Id and PHP sees.
+//
+// combined (nginx's, plus the request id as the last quoted field):
+//   203.0.113.7 - alice [04/Dec/2026:18:00:01 +0000] "GET /a?b=1 HTTP/1.1" 200 1234 "https://ref/" "curl/8.5" "9f0c…"
+// json (nginx variable names):
+//   {"time":"2026-12-04T18:00:01.123Z","remote_addr":"203.0.113.7","remote_user":"alice",
+//    "request":"GET /a?b=1 HTTP/1.1","method":"GET","uri":"/a?b=1","protocol":"HTTP/1.1","host":"example.com",
+//    "status":200,"body_bytes_sent":1234,"http_referer":"https://ref/","http_user_agent":"curl/8.5",
+//    "request_time":0.012,"request_id":"9f0c…","site":"default","cache":"HIT"}
+//
+// remote_addr is the connection's peer (nginx's $remote_addr without the realip module);
+// body_bytes_sent counts the body bytes written (after compression), 0 for HEAD, 204 and 304.
+// Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
+import type { ServerResponse } from 'node:http';
+import type { Http2ServerResponse } from 'node:http2';
+import { resolve } from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { pino, type DestinationStream } from 'pino';
+
+export type AccessLogFormat = 'combined' | 'json';
+
+export interface AccessLogOptions {
+  format: AccessLogFormat;
+  /** "stdout", "stderr" or a file path (relative to `baseDir`) */
+  output: string;
+}
+
+/** One finished request, as the log line needs it. */
+export interface AccessRecord {
+  /** when the reply was done (ms since the epoch) */
+  time: number;
+  remoteAddr: string;
+  /** the Basic auth user name, or null */
+  remoteUser: string | null;
+  method: string;
+  /** the request target as sent: path and query */
+  uri: string;
+  /** "HTTP/1.1", "HTTP/2.0" */
+  protocol: string;
+  host: string | null;
+  status: number;
+  bodyBytes: number;
+  referer: string | null;
+  userAgent: string | null;
+  durationMs: number;
+  requestId: string;
+  site: string;
+  /** X-Cache of the reply (micro-cache), or null */
+  cache: string | null;
+}
+
+export interface AccessLog {
+  write(record: AccessRecord): void;
+  /** Reopens the file (SIGUSR1, after logrotate moved it); a no-op for stdout and stderr. */
+  reopen(): void;
+  /** Closes the file. */
+  close(): void;
+  /** "combined → /var/log/warmpool/access.log" */
+  describe(): string;
+}
+
+/** Where lines go: a destination stream (tests give their own for stdout/stderr). */
+export interface AccessLogStreams {
+  stdout?: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+}
+
+export function createAccessLog(options: AccessLogOptions, baseDir: string, streams: AccessLogStreams = {}): AccessLog {
+  const format = options.format === 'json' ? formatJson : formatCombined;
+  const isFile = options.output !== 'stdout' && options.output !== 'stderr';
+  const path = isFile ? resolve(baseDir, options.output) : options.output;
+  let sink: DestinationStream & { reopen?: () => void; end?: () => void };
+  if (!isFile && streams[options.output as 'stdout' | 'stderr'] !== undefined)
+    sink = streams[options.output as 'stdout' | 'stderr']! as unknown as DestinationStream;
+  // one write per line, as nginx's access_log without buffer=: no line is lost when the process
+  // exits, and a rotated file gets no line after its reopen
+  else
+    sink = pino.destination({
+      dest: isFile ? path : options.output === 'stdout' ? 1 : 2,
+      mkdir: isFile,
+      append: true,
+      sync: true,
+    });
+  return {
+    write: (record) => {
+      sink.write(format(record));
+    },
+    reopen: () => {
+      if (isFile) sink.reopen?.();
+    },
+    close: () => {
+      if (isFile) sink.end?.();
+    },
+    describe: () => `${options.format} → ${path}`,
+  };
+}
+
+/**
+ * Adds the hooks that write one line per request: the body byte counter when a request starts, the
+ * line when its reply is done. `skip` is a path never logged (the metrics listener's scrape).
+ */
+export function registerAccessLog(
+  app: FastifyInstance,
+  log: AccessLog,
+  options: { siteOf(request: FastifyRequest): string; skip: string | null },
+): void {
+  const seen = new WeakMap<FastifyRequest, { counter: { readonly bytes: number }; remoteAddr: string }>();
+  app.addHook('onRequest', (request, reply, done) => {
+    // the peer is read now: an HTTP/2 stream's socket is gone once its reply is done
+    seen.set(request, { counter: countBodyBytes(reply.raw), remoteAddr: request.socket?.remoteAddress ?? '-' });
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    if (request.url === options.skip) return done();
+    const status = reply.statusCode;
+    const headers = request.headers;
+    const cache = reply.getHeader('x-cache');
+    const start = seen.get(request);
+    log.write({
+      time: Date.now(),
+      remoteAddr: start?.remoteAddr ?? '-',
+      remoteUser: basicAuthUser(headers.authorization),
+      method: request.method,
+      uri: request.url,
+      protocol: `HTTP/${request.raw.httpVersion}`,
+      host: request.host || null,
+      status,
+      bodyBytes: request.method === 'HEAD' || status === 204 || status === 304 ? 0 : (start?.counter.bytes ?? 0),
+      referer: typeof headers.referer === 'string' ? headers.referer : null,
+      userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
+      durationMs: reply.elapsedTime,
+      requestId: request.id,
+      site: options.siteOf(request),
+      cache: typeof cache === 'string' ? cache : null,
+    });
+    done();
+  });
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** nginx's $time_local: "04/Dec/2026:18:00:01 +0000" in the server's time zone. */
+export function formatTimeLocal(time: number): string {
+  const d = new Date(time);
+  const pad = (n: number) => String(n).padStart(2, '0');
+  const offset = -d.getTimezoneOffset();
+  const sign = offset >= 0 ? '+' : '-';
+  const abs = Math.abs(offset);
+  return `${pad(d.getDate())}/${MONTHS[d.getMonth()]}/${d.getFullYear()}:${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())} ${sign}${pad(Math.floor(abs / 60))}${pad(abs % 60)}`;
+}
+
+/** nginx's escaping of logged strings: `"`, `\` and bytes outside printable ASCII as \xHH. */
+export function escapeNginx(text: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control bytes are what is escaped
+  return text.replace(/[\x00-\x1f"\\\x7f-\uffff]/g, (c) => {
+    const code = c.charCodeAt(0);
+    // header values are latin1 (one char per byte); anything wider is written as its UTF-8 bytes
+    const bytes = code <= 0xff ? [code] : [...Buffer.from(c, 'utf8')];
+    return bytes.map((b) => `\\x${b.toString(16).toUpperCase().padStart(2, '0')}`).join('');
+  });
+}
+
+const dash = (value: string | null) => (value === null || value === '' ? '-' : escapeNginx(value));
+
+export function formatCombined(r: AccessRecord): string {
+  return `${r.remoteAddr} - ${dash(r.remoteUser)} [${formatTimeLocal(r.time)}] "${escapeNginx(`${r.method} ${r.uri} ${r.protocol}`)}" ${r.status} ${r.bodyBytes} "${dash(r.referer)}" "${dash(r.userAgent)}" "${escapeNginx(r.requestId)}"\n`;
+}
+
+export function formatJson(r: AccessRecord): string {
+  return `${JSON.stringify({
+    time: new Date(r.time).toISOString(),
+    remote_addr: r.remoteAddr,
+    remote_user: r.remoteUser,
+    request: `${r.method} ${r.uri} ${r.protocol}`,
+    method: r.method,
+    uri: r.uri,
+    protocol: r.protocol,
+    host: r.host,
+    status: r.status,
+    body_bytes_sent: r.bodyBytes,
+    http_referer: r.referer,
+    http_user_agent: r.userAgent,
+    request_time: Math.round(r.durationMs) / 1000,
+    request_id: r.requestId,
+    site: r.site,
+    cache: r.cache,
+  })}\n`;
+}
+
+/** The user name of `Authorization: Basic …` (nginx's $remote_user), or null. */
+export function basicAuthUser(header: string | undefined): string | null {
+  if (header === undefined || !/^basic /i.test(header)) return null;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('latin1');
+  const colon = decoded.indexOf(':');
+  return colon <= 0 ? null : decoded.slice(0, colon);
+}
+
+type WriteFn = (this: unknown, chunk?: unknown, ...rest: unknown[]) => unknown;
+
+/**
+ * Counts the body bytes a response writes: every body goes through res.write / res.end (Fastify's
+ * end with a buffer, a piped stream's writes, compression's output), so wrapping the two on this
+ * one response sees them all. Only done when the access log is on.
+ */
+export function countBodyBytes(res: ServerResponse | Http2ServerResponse): { readonly bytes: number } {
+  const counter = { bytes: 0 };
+  const counted = res as unknown as { write: WriteFn; end: WriteFn };
+  const write = counted.write;
+  const end = counted.end;
+  // HTTP/2's response.end(chunk) writes the chunk through this.write: counted once, in end
+  let ending = false;
+  counted.write = function (chunk, ...rest) {
+    if (!ending) counter.bytes += byteLength(chunk, rest[0]);
+    return write.call(this, chunk, ...rest);
+  };
+  counted.end = function (chunk, ...rest) {
+    if (typeof chunk !== 'function') counter.bytes += byteLength(chunk, rest[0]);
+    ending = true;
+    try {
+      return end.call(this, chunk, ...rest);
+    } finally {
+      ending = false;
+    }
+  };
+  return counter;
+}
+
+function byteLength(chunk: unknown, encoding: unknown): number {
+  if (chunk === undefined || chunk === null) return 0;
+  if (typeof chunk === 'string')
+    return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
+  if (ArrayBuffer.isView(chunk)) return chunk.byteLength;
+  return 0;
+}

@@ -1,0 +1,135 @@
+// Upgrade and CONNECT requests on the public listeners. Node hands an HTTP/1.1 request carrying
+// `Connection: upgrade` (or any CONNECT) to the server's 'upgrade' / 'connect' event and takes its
+// HTTP parser off the socket. What nginx does, this module does:
+// - a WebSocket upgrade under a `proxy:` route with `websocket: true` of the request's site goes to
+//   that route (@fastify/http-proxy);
+// - any other upgrade is served as the plain request it also is (nginx ignores an Upgrade it does
+//   not proxy): its head is written back without the upgrade, in front of the bytes that followed
+//   it, and the socket gets a fresh HTTP parser. Its body and the requests pipelined after it are
+//   then read and answered like any others. Without this, Node 20 answers such a request but stops
+//   reading the socket (a pipelined request hangs), and @fastify/http-proxy throws on an upgrade to
+//   a route without `websocket: true` and never answers;
+// - CONNECT gets 405 and the connection is closed, as nginx (>= 1.21.1) does; Node would reset it.
+// On drain, proxied WebSocket connections are sent a close frame 1001 ("going away") and ended, so
+// they do not hold the drain open until its bound.
+import type { IncomingMessage, Server as HttpServer } from 'node:http';
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import type { Socket } from 'node:net';
+
+type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
+
+export interface UpgradeOptions {
+  /** whether the request targets a `websocket: true` proxy route of its site */
+  isWebSocketRoute(req: IncomingMessage): boolean;
+}
+
+export interface Upgrades {
+  /**
+   * Takes the 'upgrade' listener @fastify/http-proxy put on Fastify's server (if any) and puts this
+   * module's 'upgrade' and 'connect' listeners on every public server instead. Call once the app is
+   * ready (the proxies are registered by then).
+   */
+  install(fastifyServer: HttpServer | Http2SecureServer, servers: ReadonlyArray<HttpServer | Http2SecureServer>): void;
+  /** Drain: close every proxied WebSocket with 1001 and end its socket. */
+  goAway(): void;
+  /** proxied WebSocket connections open now */
+  readonly open: number;
+}
+
+/** A WebSocket close frame from a server: FIN + close opcode, 2-byte payload 1001 (going away). */
+const CLOSE_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
+const CONNECT_BODY = 'Method Not Allowed: CONNECT is not served here\n';
+const CONNECT_REPLY = Buffer.from(
+  `HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(CONNECT_BODY)}\r\nConnection: close\r\n\r\n${CONNECT_BODY}`,
+  'latin1',
+);
+
+export function createUpgrades(options: UpgradeOptions): Upgrades {
+  let proxyUpgrade: UpgradeListener | null = null;
+  const webSockets = new Set<Socket>();
+
+  function onUpgrade(this: HttpServer | Http2SecureServer, req: IncomingMessage, socket: Socket, head: Buffer): void {
+    if (proxyUpgrade !== null && isWebSocketUpgrade(req) && options.isWebSocketRoute(req)) {
+      webSockets.add(socket);
+      socket.once('close', () => webSockets.delete(socket));
+      proxyUpgrade(req, socket, head);
+      return;
+    }
+    serveAsPlainRequest(this, req, socket, head);
+  }
+
+  function onConnect(_req: IncomingMessage | Http2ServerRequest, socketOrResponse: Socket | Http2ServerResponse): void {
+    if ('writeHead' in socketOrResponse && typeof socketOrResponse.writeHead === 'function') {
+      // HTTP/2 CONNECT (a stream, not the connection)
+      const res = socketOrResponse as Http2ServerResponse;
+      res.writeHead(405, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end(CONNECT_BODY);
+      return;
+    }
+    (socketOrResponse as Socket).end(CONNECT_REPLY);
+  }
+
+  return {
+    install(fastifyServer, servers) {
+      const taken = fastifyServer.listeners('upgrade') as UpgradeListener[];
+      for (const listener of taken) fastifyServer.off('upgrade', listener);
+      // @fastify/http-proxy shares one listener among all its routes
+      if (taken.length > 0) proxyUpgrade = (req, socket, head) => taken[0]!.call(fastifyServer, req, socket, head);
+      for (const server of servers) {
+        server.on('upgrade', onUpgrade);
+        server.on('connect', onConnect);
+      }
+    },
+    goAway() {
+      for (const socket of webSockets) {
+        if (socket.writable) socket.end(CLOSE_GOING_AWAY);
+        else socket.destroy();
+      }
+    },
+    get open() {
+      return webSockets.size;
+    },
+  };
+}
+
+function isWebSocketUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return typeof upgrade === 'string' && upgrade.toLowerCase() === 'websocket';
+}
+
+/**
+ * Writes the request head back onto the socket without `Upgrade` (and without the `upgrade` token
+ * of `Connection`), followed by the bytes read after it, and gives the socket a fresh parser: the
+ * server's connection listener, run again ('secureConnection' on the HTTPS server, whose listener
+ * serves HTTP/1.1 when ALPN did not pick h2).
+ */
+function serveAsPlainRequest(
+  server: HttpServer | Http2SecureServer,
+  req: IncomingMessage,
+  socket: Socket,
+  head: Buffer,
+): void {
+  const raw = req.rawHeaders;
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (lower === 'upgrade') continue;
+    let value = raw[i + 1]!;
+    if (lower === 'connection') {
+      value = value
+        .split(',')
+        .map((token) => token.trim())
+        .filter((token) => token !== '' && token.toLowerCase() !== 'upgrade')
+        .join(', ');
+      if (value === '') continue;
+    }
+    text += `${name}: ${value}\r\n`;
+  }
+  text += '\r\n';
+  socket.unshift(head.length === 0 ? Buffer.from(text, 'latin1') : Buffer.concat([Buffer.from(text, 'latin1'), head]));
+  server.emit(
+    'encrypted' in socket && (socket as { encrypted?: boolean }).encrypted === true ? 'secureConnection' : 'connection',
+    socket,
+  );
+}

@@ -1,0 +1,103 @@
+import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import {
+  basicAuthUser,
+  createAccessLog,
+  escapeNginx,
+  formatCombined,
+  formatJson,
+  formatTimeLocal,
+  type AccessRecord,
+} from '../src/access-log.js';
+
+const RECORD: AccessRecord = {
+  time: Date.UTC(2026, 11, 4, 18, 0, 1, 123),
+  remoteAddr: '203.0.113.7',
+  remoteUser: 'alice',
+  method: 'GET',
+  uri: '/a?b=1',
+  protocol: 'HTTP/1.1',
+  host: 'example.com',
+  status: 200,
+  bodyBytes: 1234,
+  referer: 'https://ref.example/',
+  userAgent: 'curl/8.5.0',
+  durationMs: 12.4,
+  requestId: '9f0c1b2a-0000-4000-8000-000000000001',
+  site: 'default',
+  cache: 'HIT',
+};
+
+describe('access log lines', () => {
+  it("combined: nginx's line, then the request id", () => {
+    const line = formatCombined(RECORD);
+    expect(line).toBe(
+      `203.0.113.7 - alice [${formatTimeLocal(RECORD.time)}] "GET /a?b=1 HTTP/1.1" 200 1234 "https://ref.example/" "curl/8.5.0" "9f0c1b2a-0000-4000-8000-000000000001"\n`,
+    );
+    // the fields a combined-format parser reads
+    const m = /^(\S+) - (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)" "([^"]*)"\n$/.exec(line);
+    expect(m).not.toBeNull();
+    expect(m![3]).toMatch(/^\d\d\/[A-Z][a-z]{2}\/\d{4}:\d\d:\d\d:\d\d [+-]\d{4}$/);
+  });
+
+  it('combined: dashes for what is missing; quotes, backslashes and control bytes escaped as \\xHH', () => {
+    const line = formatCombined({ ...RECORD, remoteUser: null, referer: null, userAgent: 'evil"\n\\agent' });
+    expect(line).toContain(' - - [');
+    expect(line).toContain('"-" "evil\\x22\\x0A\\x5Cagent"');
+    expect(line.split('\n')).toHaveLength(2);
+    expect(escapeNginx('é')).toBe('\\xE9');
+  });
+
+  it('json: one object per line with nginx variable names', () => {
+    expect(JSON.parse(formatJson(RECORD))).toEqual({
+      time: '2026-12-04T18:00:01.123Z',
+      remote_addr: '203.0.113.7',
+      remote_user: 'alice',
+      request: 'GET /a?b=1 HTTP/1.1',
+      method: 'GET',
+      uri: '/a?b=1',
+      protocol: 'HTTP/1.1',
+      host: 'example.com',
+      status: 200,
+      body_bytes_sent: 1234,
+      http_referer: 'https://ref.example/',
+      http_user_agent: 'curl/8.5.0',
+      request_time: 0.012,
+      request_id: '9f0c1b2a-0000-4000-8000-000000000001',
+      site: 'default',
+      cache: 'HIT',
+    });
+  });
+
+  it('takes the Basic auth user name as remote_user', () => {
+    expect(basicAuthUser(`Basic ${Buffer.from('alice:secret').toString('base64')}`)).toBe('alice');
+    expect(basicAuthUser('Bearer abc')).toBeNull();
+    expect(basicAuthUser(undefined)).toBeNull();
+  });
+});
+
+describe('access log file', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wp-access-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it('appends to the file (folder created) and reopens it after logrotate renamed it', async () => {
+    const log = createAccessLog({ format: 'combined', output: 'logs/access.log' }, dir);
+    expect(log.describe()).toBe(`combined → ${join(dir, 'logs', 'access.log')}`);
+    log.write({ ...RECORD, uri: '/before' });
+    await rename(join(dir, 'logs', 'access.log'), join(dir, 'logs', 'access.log.1'));
+    log.write({ ...RECORD, uri: '/still-old-file' });
+    log.reopen();
+    log.write({ ...RECORD, uri: '/after' });
+    log.close();
+    const rotated = await readFile(join(dir, 'logs', 'access.log.1'), 'utf8');
+    const current = await readFile(join(dir, 'logs', 'access.log'), 'utf8');
+    expect(rotated).toContain('"GET /before HTTP/1.1"');
+    expect(rotated).toContain('"GET /still-old-file HTTP/1.1"');
+    expect(current).toBe(formatCombined({ ...RECORD, uri: '/after' }));
+  });
+});

@@ -1,0 +1,81 @@
+import { parseConfig, toServerOptions } from '@warmpool/config';
+import { describe, expect, it } from 'vitest';
+import { effectiveConfig } from '../src/commands/config-check.js';
+
+function effective(yaml: string) {
+  const loaded = parseConfig(yaml, { file: '/tmp/warmpool-check.yaml', env: {} });
+  return effectiveConfig(loaded, toServerOptions(loaded)) as {
+    listeners: { http: Record<string, unknown> };
+    sites: Array<{ name: string; http: Record<string, unknown> }>;
+  };
+}
+
+describe('config check: the effective config', () => {
+  it('shows the configured listener values, not the defaults', () => {
+    const { listeners } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+  access_logs: true
+  max_header_size: 32768
+  headers_timeout: 5s
+  trusted_subnets: [10.0.0.0/8]
+`);
+    expect(listeners.http).toMatchObject({
+      address: '127.0.0.1:8080',
+      serves: 'HTTP/1.1',
+      access_logs: true,
+      max_header_size: 32768,
+      headers_timeout: '5s',
+      request_timeout: '0s',
+      trusted_subnets: ['10.0.0.0/8'],
+    });
+  });
+
+  it('shows max_request_size and raw_body per site (they are per-site keys), as configured', () => {
+    const { listeners, sites } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+  max_request_size: 7
+  raw_body: true
+sites:
+  - hosts: [a.test]
+    http:
+      max_request_size: 2
+`);
+    expect(listeners.http).not.toHaveProperty('max_request_size');
+    expect(listeners.http).not.toHaveProperty('raw_body');
+    expect(sites.map((site) => [site.name, site.http.max_request_size, site.http.raw_body])).toEqual([
+      ['a.test', 2, true],
+      ['default', 7, true],
+    ]);
+  });
+
+  it("shows each site's cache (defaults filled in) and proxy routes", () => {
+    const { sites } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+cache:
+  enabled: true
+proxy:
+  - prefix: /api
+    upstream: http://127.0.0.1:9000
+sites:
+  - hosts: [a.test]
+    cache:
+      enabled: false
+    proxy: []
+`) as unknown as { sites: Array<{ name: string; cache: Record<string, unknown> | null; proxy: unknown[] }> };
+    const [a, top] = sites;
+    expect(a!.cache).toBeNull();
+    expect(a!.proxy).toEqual([]);
+    expect(top!.cache).toMatchObject({ enabled: true, max_bytes: 64 * 1024 * 1024, stale_while_revalidate: '0s' });
+    expect(top!.cache!.bypass_cookies).toContain('PHPSESSID');
+    expect(top!.proxy).toEqual([{ prefix: '/api', upstream: 'http://127.0.0.1:9000', websocket: false }]);
+  });
+});

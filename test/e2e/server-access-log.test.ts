@@ -1,0 +1,114 @@
+import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { waitForFile } from '../helpers/wait-for-file.js';
+import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+
+// http.access_log as nginx users run it: combined lines in a file that logrotate moves away and
+// SIGUSR1 reopens; JSON lines on stdout. Both carry the request id the client got.
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-access-'));
+});
+afterAll(async () => {
+  await stopAllServers();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const COMBINED = /^(\S+) - (\S+) \[([^\]]+)\] "([^"]*)" (\d{3}) (\d+) "([^"]*)" "([^"]*)" "([^"]*)"$/;
+
+describe('access log: combined, to a file', () => {
+  it('writes one combined line per request, with the request id; SIGUSR1 reopens the file after logrotate', async () => {
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      FORMAT: 'combined',
+      ACCESS_LOG: join(dir, 'log', 'access.log'),
+      ADMIN_SOCKET: join(dir, 'combined.sock'),
+      FIXTURES,
+    };
+    const base = `http://127.0.0.1:${env.HTTP_PORT}`;
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log.yaml')], { env });
+    await server.ready();
+    expect(server.stdout).toContain(`access log: combined → ${env.ACCESS_LOG}`);
+
+    const res = await request(`${base}/page?x=1`, {
+      headers: {
+        referer: 'https://ref.example/',
+        'user-agent': 'test "agent"',
+        authorization: `Basic ${Buffer.from('alice:pw').toString('base64')}`,
+      },
+    });
+    const body = await res.body.text();
+    const id = res.headers['x-request-id'] as string;
+    const text = await waitForFile(env.ACCESS_LOG, id);
+    const line = text
+      .trim()
+      .split('\n')
+      .find((l) => l.includes(id))!;
+    const m = COMBINED.exec(line);
+    expect(m, line).not.toBeNull();
+    const [, addr, user, , requestLine, status, bytes, referer, agent, requestId] = m!;
+    expect([addr, user, requestLine, status, referer, agent, requestId]).toEqual([
+      '127.0.0.1',
+      'alice',
+      'GET /page?x=1 HTTP/1.1',
+      '200',
+      'https://ref.example/',
+      'test \\x22agent\\x22',
+      id,
+    ]);
+    expect(Number(bytes)).toBe(Buffer.byteLength(body));
+
+    // gzip: the bytes sent are the compressed ones; HEAD sends none
+    const gz = await request(`${base}/big?pad=${'x'.repeat(4000)}`, { headers: { 'accept-encoding': 'gzip' } });
+    const gzBytes = (await gz.body.arrayBuffer()).byteLength;
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    const head = await request(`${base}/head`, { method: 'HEAD' });
+    await head.body.dump();
+    const after = await waitForFile(env.ACCESS_LOG, '"HEAD /head HTTP/1.1"');
+    expect(after).toMatch(new RegExp(`"GET /big\\?pad=x+ HTTP/1.1" 200 ${gzBytes} `));
+    expect(after).toMatch(/"HEAD \/head HTTP\/1.1" 200 0 /);
+
+    // logrotate: move the file, then SIGUSR1 as its postrotate does
+    await rename(env.ACCESS_LOG, `${env.ACCESS_LOG}.1`);
+    server.child.kill('SIGUSR1');
+    await server.waitFor(`SIGUSR1: reopened ${env.ACCESS_LOG}`);
+    const next = await request(`${base}/after-rotate`);
+    await next.body.dump();
+    const fresh = await waitForFile(env.ACCESS_LOG, '/after-rotate');
+    expect(fresh.trim().split('\n')).toHaveLength(1);
+    expect(server.stderr).not.toContain('Debugger listening');
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
+describe('access log: json, to stdout', () => {
+  it('writes one JSON object per request with nginx names and the request id', async () => {
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      FORMAT: 'json',
+      ACCESS_LOG: 'stdout',
+      ADMIN_SOCKET: join(dir, 'json.sock'),
+      FIXTURES,
+    };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log.yaml')], { env });
+    await server.ready();
+    const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/json?y=2`);
+    const body = await res.body.text();
+    const id = res.headers['x-request-id'] as string;
+    await server.waitFor(`"request_id":"${id}"`);
+    const line = server.stdout.split('\n').find((l) => l.includes(id))!;
+    expect(JSON.parse(line)).toMatchObject({
+      remote_addr: '127.0.0.1',
+      request: 'GET /json?y=2 HTTP/1.1',
+      status: 200,
+      body_bytes_sent: Buffer.byteLength(body),
+      request_id: id,
+      site: 'default',
+    });
+    expect((await server.stop()).code).toBe(0);
+  });
+});

@@ -1,0 +1,315 @@
+import { readFile } from 'node:fs/promises';
+import { Agent, FormData, request, WebSocket } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_FEATURES_CONFIG, prepareAllFeatures, type AllFeaturesSetup } from '../helpers/all-features.js';
+import { rawExchange } from '../helpers/raw-http.js';
+import { waitForFile } from '../helpers/wait-for-file.js';
+import { runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+
+// `warmpool serve` with every feature a config can turn on at once (all-features.yaml), each driven
+// through real sockets: HTTPS with HTTP/2 (undici allowH2) and HTTP/1.1, the redirect listener,
+// sites by Host, static files, proxy routes (HTTP and WebSocket, to a real upstream), micro-cache,
+// compression, headers and CORS, uploads, limits, trusted subnets, status, metrics, the admin
+// socket, the access log, the protobuf codec and Content-Type sniffing. The parts have their own
+// tests; this one proves they work together, as users run them.
+let setup: AllFeaturesSetup;
+let server: RunningServer;
+let h1: Agent;
+let h2: Agent;
+
+beforeAll(async () => {
+  setup = await prepareAllFeatures();
+  server = startServer(['serve', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+  h1 = new Agent({ connect: { ca: setup.ca } });
+  h2 = new Agent({ connect: { ca: setup.ca }, allowH2: true });
+  await server.ready(20_000);
+}, 30_000);
+
+afterAll(async () => {
+  await stopAllServers();
+  await Promise.all([h1?.close(), h2?.close()]);
+  await setup?.close();
+});
+
+/** One request over HTTPS; `host` picks the site. */
+async function get(
+  path: string,
+  options: { host?: string; agent?: Agent; headers?: Record<string, string>; method?: string; body?: string } = {},
+) {
+  const res = await request(`${setup.https}${path}`, {
+    dispatcher: options.agent ?? h1,
+    method: (options.method ?? 'GET') as 'GET',
+    headers: { ...(options.host === undefined ? {} : { host: options.host }), ...options.headers },
+    ...(options.body === undefined ? {} : { body: options.body }),
+  });
+  const body = Buffer.from(await res.body.arrayBuffer());
+  return {
+    status: res.statusCode,
+    headers: res.headers,
+    body,
+    text: body.toString(),
+    json: () => JSON.parse(body.toString()),
+  };
+}
+
+describe('all features: boot', () => {
+  it('listens on HTTPS (HTTP/2 + HTTP/1.1), the redirecting HTTP listener, status and metrics; every site ready; no warning', () => {
+    const { env } = setup;
+    expect(server.stdout).toContain(`listening on https://127.0.0.1:${env.HTTPS_PORT} (HTTP/2 + HTTP/1.1)`);
+    expect(server.stdout).toContain(`listening on http://127.0.0.1:${env.HTTP_PORT} (redirects to https)`);
+    expect(server.stdout).toContain(`status listening on http://127.0.0.1:${env.STATUS_PORT}`);
+    expect(server.stdout).toContain(`metrics listening on http://127.0.0.1:${env.METRICS_PORT}`);
+    for (const site of ['a.test', 'b.test', 'plain.test', 'default'])
+      expect(server.stdout).toMatch(new RegExp(`✓ site ${site.replace('.', '\\.')}: 1 worker ready`));
+    expect(server.stdout).toContain(`access log: combined → ${setup.accessLog}`);
+    expect(server.stdout).toContain(`admin socket ${env.STATE_DIR}/admin.sock`);
+    expect(server.stderr).not.toMatch(/▲|WARN/);
+  });
+
+  it('config check accepts the same file without a warning', async () => {
+    const check = await runCli(['config', 'check', '-c', ALL_FEATURES_CONFIG, '--json'], { env: setup.env });
+    expect(check.code).toBe(0);
+    expect(check.stderr).toBe('');
+    const effective = JSON.parse(check.stdout) as { sites: Array<{ name: string }> };
+    expect(effective.sites.map((s) => s.name)).toEqual(['a.test', 'b.test', 'plain.test', 'default']);
+  });
+});
+
+describe('all features: TLS, HTTP/2, redirect, sites', () => {
+  it('redirects plain HTTP to HTTPS (308: permanent, method kept), keeping the path and query', async () => {
+    const res = await request(`${setup.http}/go/here?x=1`, { headers: { host: 'a.test' } });
+    await res.body.dump();
+    expect(res.statusCode).toBe(308);
+    expect(res.headers.location).toBe(`https://a.test:${setup.env.HTTPS_PORT}/go/here?x=1`);
+  });
+
+  it('serves HTTP/2 and HTTP/1.1 over TLS; the Host picks the site (wildcards too), others go to the default', async () => {
+    const a = await get('/who?x=1', { host: 'a.test', agent: h2 });
+    expect(a.json().context).toMatchObject({ protocol: 'HTTP/2.0', uri: `https://a.test/who?x=1` });
+    expect(a.json().env.APP_NAME).toBe('site-a');
+    const sub = await get('/who', { host: 'shop.a.test' });
+    expect(sub.json().context.protocol).toBe('HTTP/1.1');
+    expect(sub.json().env.APP_NAME).toBe('site-a');
+    const other = await get('/who?cc=no-store', { host: 'elsewhere.test', agent: h2 });
+    expect(other.json()).toMatchObject({ method: 'GET' }); // cacheable.php, the default site
+    expect(other.headers['x-served-by']).toBe('warmpool');
+  });
+
+  it('b.test workers get the context as protobuf (http.codec: proto)', async () => {
+    const b = await get('/codec', { host: 'b.test', agent: h2 });
+    expect(b.json()).toMatchObject({ codec: 'proto', method: 'GET', path: '/codec', protocol: 'HTTP/2.0' });
+  });
+});
+
+describe('all features: static files, headers, CORS, compression', () => {
+  it("serves each site's static root before PHP, with the site's response headers", async () => {
+    const a = await get('/a.txt', { host: 'a.test' });
+    expect([a.status, a.text, a.headers['x-site']]).toEqual([200, 'static of site a\n', 'a']);
+    const top = await get('/hello.txt', { host: 'elsewhere.test', agent: h2 });
+    expect([top.status, top.text, top.headers['x-served-by']]).toEqual([200, 'hello static\n', 'warmpool']);
+  });
+
+  it('answers a CORS preflight itself and adds CORS headers to what PHP answers', async () => {
+    const preflight = await get('/api-ish', {
+      host: 'a.test',
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST' },
+    });
+    expect(preflight.status).toBe(204);
+    expect(preflight.headers).toMatchObject({
+      'access-control-allow-origin': 'https://app.example',
+      'access-control-allow-credentials': 'true',
+      'access-control-max-age': '600',
+    });
+    const actual = await get('/cors', { host: 'a.test', headers: { origin: 'https://app.example' } });
+    expect(actual.headers['access-control-allow-origin']).toBe('https://app.example');
+    const refused = await get('/cors', { host: 'a.test', headers: { origin: 'https://evil.example' } });
+    expect(refused.headers['access-control-allow-origin']).toBeUndefined();
+  });
+
+  it('compresses a large compressible reply (br, then gzip), and not a small one', async () => {
+    const br = await get('/big?cc=no-store&type=text/html&size=6000', {
+      headers: { 'accept-encoding': 'br, gzip' },
+      agent: h2,
+    });
+    expect(br.headers['content-encoding']).toBe('br');
+    const gz = await get('/big?cc=no-store&type=text/html&size=6000', { headers: { 'accept-encoding': 'gzip' } });
+    expect(gz.headers['content-encoding']).toBe('gzip');
+    const small = await get('/small?cc=no-store&type=text/html', { headers: { 'accept-encoding': 'gzip' } });
+    expect(small.headers['content-encoding']).toBeUndefined();
+  });
+});
+
+describe('all features: proxy routes', () => {
+  it('passes /api to the upstream over HTTP/2 and HTTP/1.1, with X-Forwarded-*', async () => {
+    const res = await get('/api/users?page=2', { agent: h2, host: 'elsewhere.test' });
+    expect(res.status).toBe(200);
+    expect(res.headers['x-upstream']).toBe('yes');
+    expect(res.json()).toMatchObject({
+      url: '/api/users?page=2',
+      headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'elsewhere.test' },
+    });
+    const post = await get('/api/items', { method: 'POST', body: 'x=1', host: 'elsewhere.test' });
+    expect([post.status, post.json().body]).toEqual([201, 'x=1']);
+  });
+
+  it("b.test has its own proxy list: /b-api goes upstream under /v1, the top level's /api does not", async () => {
+    const own = await get('/b-api/things', { host: 'b.test' });
+    expect(own.json().url).toBe('/v1/things');
+    const notOwn = await get('/api/users', { host: 'b.test' });
+    expect(notOwn.headers['x-upstream']).toBeUndefined();
+    expect(notOwn.json()).toMatchObject({ codec: 'proto', path: '/api/users' });
+  });
+
+  it('proxies a WebSocket under /ws over TLS (wss) both ways', async () => {
+    const ws = new WebSocket(`wss://127.0.0.1:${setup.env.HTTPS_PORT}/ws/chat?room=1`, { dispatcher: h1 });
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('hello');
+    expect(await reply).toBe('echo hello from /ws/chat?room=1 for 127.0.0.1');
+    const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
+    ws.close(1000);
+    await closed;
+  });
+
+  it('answers an Upgrade nothing upgrades as a plain request, and the request pipelined after it', async () => {
+    const reply = await rawExchange(
+      Number(setup.env.HTTPS_PORT),
+      'GET /a.txt HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET /after HTTP/1.1\r\nHost: a.test\r\n\r\n',
+      2,
+      { ca: setup.ca, servername: 'localhost' },
+    );
+    expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(reply.text).toContain('static of site a');
+    expect(reply.text).toContain('"uri":"https:\\/\\/a.test\\/after"');
+  });
+});
+
+describe('all features: micro-cache', () => {
+  const page = '/cached?cc=public,%20max-age=60';
+
+  it('MISS then HIT; a session cookie bypasses; Set-Cookie is never stored', async () => {
+    const first = await get(page, { host: 'elsewhere.test', agent: h2 });
+    expect(first.headers['x-cache']).toBe('MISS');
+    const second = await get(page, { host: 'elsewhere.test' });
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(second.json().count).toBe(first.json().count);
+    const loggedIn = await get(page, { host: 'elsewhere.test', headers: { cookie: 'wordpress_logged_in_abc=admin' } });
+    expect(loggedIn.headers['x-cache']).toBe('BYPASS');
+    expect(loggedIn.json().count).toBeGreaterThan(first.json().count);
+    await get('/cookie?cc=public,%20max-age=60&cookie=1', { host: 'elsewhere.test' });
+    expect((await get('/cookie?cc=public,%20max-age=60&cookie=1', { host: 'elsewhere.test' })).headers['x-cache']).toBe(
+      'MISS',
+    );
+  });
+
+  it("b.test's own bypass cookie list applies to it; plain.test has the cache off", async () => {
+    await get('/b?x', { host: 'b.test' }); // sdk-http-echo sends no Cache-Control: nothing stored, X-Cache says MISS
+    expect((await get('/b', { host: 'b.test', headers: { cookie: 'b_session=1' } })).headers['x-cache']).toBe('BYPASS');
+    expect((await get('/b', { host: 'b.test', headers: { cookie: 'PHPSESSID=1' } })).headers['x-cache']).toBe('MISS');
+    expect((await get('/?kind=text', { host: 'plain.test' })).headers['x-cache']).toBeUndefined();
+  });
+
+  it('`warmpool cache purge` empties it through the admin socket', async () => {
+    await get(page, { host: 'elsewhere.test' });
+    expect((await get(page, { host: 'elsewhere.test' })).headers['x-cache']).toBe('HIT');
+    const purge = await runCli(['cache', 'purge', '--site', 'default', '/cached', '-c', ALL_FEATURES_CONFIG], {
+      env: setup.env,
+    });
+    expect(purge.code).toBe(0);
+    expect(purge.stdout).toMatch(/purged [1-9]\d* cache entr(y|ies) under \/cached \(default\)/);
+    expect((await get(page, { host: 'elsewhere.test' })).headers['x-cache']).toBe('MISS');
+  });
+});
+
+describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
+  it('stores uploads for PHP and refuses a forbidden extension (error 8)', async () => {
+    const form = new FormData();
+    form.append('title', 'hello');
+    form.append('doc', new Blob(['file bytes']), 'notes.txt');
+    form.append('bad', new Blob(['<?php']), 'shell.php');
+    const res = await request(`${setup.https}/upload`, {
+      dispatcher: h2,
+      method: 'POST',
+      body: form,
+      headers: { host: 'a.test' },
+    });
+    const { context } = (await res.body.json()) as {
+      context: { uploads: Record<string, { name: string; size: number; error: number }> };
+    };
+    expect(context.uploads.doc).toMatchObject({ name: 'notes.txt', size: 10, error: 0 });
+    expect(context.uploads.bad).toMatchObject({ name: 'shell.php', error: 8 });
+  });
+
+  it("answers 413 above the site's max_request_size before PHP sees the body", async () => {
+    const res = await get('/too-big', { host: 'a.test', method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) });
+    expect(res.status).toBe(413);
+  });
+
+  it('believes X-Forwarded-For from a trusted subnet: PHP sees the client address', async () => {
+    const res = await get('/whoami', { host: 'a.test', headers: { 'x-forwarded-for': '203.0.113.9' } });
+    expect(res.json().context.remoteAddr).toBe('203.0.113.9');
+  });
+
+  it('sniffs the Content-Type of a PHP reply without one; a 304 carries no content headers', async () => {
+    const html = await get('/?kind=html', { host: 'plain.test', agent: h2 });
+    expect(html.headers['content-type']).toBe('text/html; charset=utf-8');
+    const notModified = await get('/?kind=html&status=304&length=1', { host: 'plain.test' });
+    expect(notModified.status).toBe(304);
+    expect(notModified.headers['content-type']).toBeUndefined();
+    expect(notModified.headers['content-length']).toBeUndefined();
+  });
+});
+
+describe('all features: ops, admin socket, access log', () => {
+  it('status answers /health and /ready per site; metrics carry every site', async () => {
+    const ready = await request(`http://127.0.0.1:${setup.env.STATUS_PORT}/ready`);
+    expect(ready.statusCode).toBe(200);
+    const sites = ((await ready.body.json()) as { sites: Record<string, unknown> }).sites;
+    expect(Object.keys(sites).sort()).toEqual(['a.test', 'b.test', 'default', 'plain.test']);
+    const health = await request(`http://127.0.0.1:${setup.env.STATUS_PORT}/health`);
+    expect(health.statusCode).toBe(200);
+    await health.body.dump();
+    const metrics = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
+    for (const site of ['a.test', 'b.test', 'plain.test', 'default'])
+      expect(metrics).toContain(`warmpool_workers{site="${site}",state="ready"}`);
+  });
+
+  it('`warmpool workers` lists every site through the admin socket', async () => {
+    const workers = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+    expect(workers.code).toBe(0);
+    const sites = (JSON.parse(workers.stdout) as Array<{ site: string }>).map((s) => s.site).sort();
+    expect(sites).toEqual(['a.test', 'b.test', 'default', 'plain.test']);
+  });
+
+  it('writes a combined access-log line for each request, with its request id', async () => {
+    const res = await get('/logged?z=1', { host: 'a.test', agent: h2 });
+    const id = res.headers['x-request-id'] as string;
+    const text = await waitForFile(setup.accessLog, `"${id}"`);
+    const line = text.split('\n').find((l) => l.includes(id))!;
+    expect(line).toMatch(
+      new RegExp(
+        `^127\\.0\\.0\\.1 - - \\[[^\\]]+\\] "GET /logged\\?z=1 HTTP/2\\.0" 200 ${res.body.length} "-" "[^"]*" "${id}"$`,
+      ),
+    );
+  });
+});
+
+describe('all features: shutdown', () => {
+  it('SIGTERM closes an open WebSocket with 1001, drains and exits 0', async () => {
+    const ws = new WebSocket(`wss://127.0.0.1:${setup.env.HTTPS_PORT}/ws/held`, { dispatcher: h1 });
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+    const exit = server.stop('SIGTERM');
+    expect(await closed).toBe(1001);
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(server.stdout).toMatch(/✓ stopped in/);
+    expect(await readFile(setup.accessLog, 'utf8')).toContain('"GET /logged?z=1 HTTP/2.0"');
+  });
+});

@@ -1,0 +1,161 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect as connectH2 } from 'node:http2';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Agent, request, WebSocket } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { rawExchange } from '../helpers/raw-http.js';
+import { makeTlsPair } from '../helpers/tls-pair.js';
+import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+
+// `warmpool serve` with proxy routes (HTTP and WebSocket) next to PHP, through real sockets:
+// the routes work, and Upgrade / CONNECT requests nothing upgrades are answered, never left hanging.
+let dir: string;
+let ca: Buffer;
+let upstream: Upstream;
+let server: RunningServer;
+let httpPort: number;
+let httpsPort: number;
+let base: string;
+
+const UPGRADE_HEADERS =
+  'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-proxy-'));
+  ca = await readFile((await makeTlsPair(dir)).ca);
+  upstream = await startUpstream();
+  httpPort = await freePort();
+  httpsPort = await freePort();
+  base = `http://127.0.0.1:${httpPort}`;
+  server = startServer(['serve', '-c', join(FIXTURES, 'server', 'proxy.yaml')], {
+    env: {
+      HTTP_PORT: String(httpPort),
+      HTTPS_PORT: String(httpsPort),
+      UPSTREAM_PORT: String(upstream.port),
+      CERT_DIR: dir,
+      FIXTURES,
+    },
+  });
+  await server.ready();
+});
+
+afterAll(async () => {
+  await stopAllServers();
+  await upstream?.close();
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+describe('serve with proxy routes', () => {
+  it('listens, passes /api to the upstream and the rest to PHP', async () => {
+    expect(server.stdout).toContain(`listening on ${base} (HTTP/1.1)`);
+    const proxied = await request(`${base}/api/users?page=2`, { method: 'POST', body: 'x=1' });
+    expect(proxied.statusCode).toBe(201);
+    expect(proxied.headers['x-upstream']).toBe('yes');
+    expect(((await proxied.body.json()) as { url: string }).url).toBe('/api/users?page=2');
+    const php = await request(`${base}/page`);
+    expect(((await php.body.json()) as { context: { uri: string } }).context.uri).toBe(`${base}/page`);
+  });
+
+  it('forwards a WebSocket under /ws to the upstream and back', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/ws/chat?room=1`);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('hello');
+    expect(await reply).toBe('echo hello from /ws/chat?room=1 for 127.0.0.1');
+    const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
+    ws.close(1000);
+    await closed;
+  });
+
+  it('answers an Upgrade to a route without websocket: true as a plain request, and the request pipelined after it', async () => {
+    const reply = await rawExchange(
+      httpPort,
+      `GET /api/plain HTTP/1.1\r\nHost: localhost\r\n${UPGRADE_HEADERS}\r\nGET /after HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+      2,
+    );
+    expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(reply.text).toContain('"url":"/api/plain"');
+    expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/after"');
+    expect(reply.closed).toBe(false);
+  });
+
+  it('answers an Upgrade to PHP as a plain request, its body included, and the request pipelined after it', async () => {
+    const reply = await rawExchange(
+      httpPort,
+      `POST /php HTTP/1.1\r\nHost: localhost\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+      2,
+    );
+    expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/php"');
+    expect(reply.text).toContain('"body":"hello"');
+    expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/after"');
+  });
+
+  it('does the same over TLS (HTTP/1.1 by ALPN)', async () => {
+    const reply = await rawExchange(
+      httpsPort,
+      `GET /tls HTTP/1.1\r\nHost: localhost\r\n${UPGRADE_HEADERS}\r\nGET /after HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+      2,
+      { ca, servername: 'localhost' },
+    );
+    expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+    expect(reply.text).toContain('"uri":"https:\\/\\/localhost\\/tls"');
+    expect(reply.text).toContain('"uri":"https:\\/\\/localhost\\/after"');
+  });
+
+  it('forwards a WebSocket over TLS (wss) too', async () => {
+    const dispatcher = new Agent({ connect: { ca } });
+    const ws = new WebSocket(`wss://localhost:${httpsPort}/ws/tls`, { dispatcher });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        ws.addEventListener('open', () => resolve());
+        ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+      });
+      const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+      ws.send('secure');
+      expect(await reply).toBe('echo secure from /ws/tls for 127.0.0.1');
+      const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
+      ws.close(1000);
+      await closed;
+    } finally {
+      await dispatcher.close();
+    }
+  });
+
+  it('answers CONNECT with 405 and closes, as nginx does (HTTP/1.1 and HTTP/2)', async () => {
+    const reply = await rawExchange(httpPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 1);
+    expect(reply.statusLines).toEqual(['HTTP/1.1 405 Method Not Allowed']);
+    expect(reply.text).toMatch(/\r\nconnection: close\r\n/i);
+
+    const session = connectH2(`https://localhost:${httpsPort}`, { ca });
+    try {
+      const stream = session.request({ ':method': 'CONNECT', ':authority': 'example.com:443' });
+      const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+      expect(headers[':status']).toBe(405);
+      stream.resume();
+      await once(stream, 'end');
+    } finally {
+      session.close();
+    }
+  });
+
+  it('on SIGTERM closes an open proxied WebSocket with 1001 and exits 0', async () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/ws/held`);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
+    const exit = server.stop('SIGTERM');
+    expect(await closed).toBe(1001);
+    expect(await exit).toEqual({ code: 0, signal: null });
+    expect(server.stdout).toMatch(/stopped in/);
+  });
+});
