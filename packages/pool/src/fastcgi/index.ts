@@ -1,0 +1,4 @@
+// The `@warmpool/pool/fastcgi` subpath: classic mode's FastCGI client (records, CGI responses,
+// connections, a connection pool to php-fpm, request params). Error classes are in the main entry.
+export * from './records.js';
+export { RecordDecoder, type RecordDecoderOptions } from './decoder.js';
