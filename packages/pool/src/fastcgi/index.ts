@@ -13,3 +13,20 @@ export {
   type ParsedCgiHead,
   type CgiResponse,
 } from './cgi-response.js';
+export { parseFastCgiAddress, formatFastCgiAddress, type FastCgiAddress } from './address.js';
+export {
+  connectFastCgi,
+  getFastCgiValues,
+  FastCgiConnection,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_READ_TIMEOUT_MS,
+  DEFAULT_ABORT_TIMEOUT_MS,
+  DEFAULT_STDOUT_HIGH_WATER_MARK,
+  MAX_STDERR_LINE_BYTES,
+  type FastCgiBody,
+  type FastCgiCall,
+  type FastCgiConnectOptions,
+  type FastCgiConnectionEvents,
+  type FastCgiConnectionState,
+  type FastCgiRequestOptions,
+} from './connection.js';
