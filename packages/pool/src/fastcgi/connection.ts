@@ -228,6 +228,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #state: FastCgiConnectionState = 'idle';
   #call: Call | null = null;
   #requests = 0;
+  /** when the current request started (performance.now()) */
+  #startedAt = 0;
   #timer: NodeJS.Timeout | null = null;
   #abortTimer: NodeJS.Timeout | null = null;
   /** the socket's last error, kept as the cause of the close */
@@ -268,6 +270,15 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
 
   get bytesWritten(): number {
     return this.#socket.bytesWritten;
+  }
+
+  /**
+   * How long this connection has waited for its very first byte, or null once one came (or while
+   * idle). A long wait may mean the request sits in the server's accept queue: every php-fpm child
+   * is busy, or bound to another kept-alive connection.
+   */
+  get firstByteWaitMs(): number | null {
+    return this.#state === 'busy' && this.#socket.bytesRead === 0 ? performance.now() - this.#startedAt : null;
   }
 
   /** Bytes written but still queued in our socket buffer (not yet taken by the kernel). */
@@ -331,6 +342,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     };
     this.#state = 'busy';
     this.#call = call;
+    this.#startedAt = performance.now();
     this.#writeAll(head);
     this.#updateTimer(call);
     if (signal !== null) {

@@ -30,3 +30,16 @@ export {
   type FastCgiConnectionState,
   type FastCgiRequestOptions,
 } from './connection.js';
+export {
+  createFastCgiClientPool,
+  FastCgiClientPool,
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_MAX_QUEUE,
+  DEFAULT_QUEUE_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS,
+  type FastCgiClientPoolOptions,
+  type FastCgiClientPoolEvents,
+  type FastCgiPoolRequest,
+  type FastCgiPoolStats,
+  type FastCgiResponse,
+} from './client-pool.js';

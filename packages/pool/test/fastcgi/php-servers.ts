@@ -2,6 +2,7 @@
 // own, each in a temp dir, in a process group of its own so that stop() can prove nothing is left.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -106,6 +107,17 @@ async function waitFor(check: () => boolean | Promise<boolean>, what: string, ou
   }
 }
 
+function canConnect(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ path });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
 function stopper(child: ChildProcess, dir: string, signal: NodeJS.Signals): () => Promise<void> {
   let stopped: Promise<void> | null = null;
   return () => {
@@ -153,9 +165,12 @@ export async function startPhpCgi(
   });
   const stop = stopper(child, dir, 'SIGTERM');
   try {
-    // php-cgi binds and listens before it forks its children: once the file exists, connections
-    // wait in the backlog. (No probe connection: php-cgi may count it against PHP_FCGI_MAX_REQUESTS.)
-    await waitFor(() => existsSync(socketPath) || child.exitCode !== null, 'php-cgi to listen', output);
+    // the file appears at bind(), a moment before listen(): connect to be sure
+    await waitFor(
+      async () => child.exitCode !== null || (existsSync(socketPath) && (await canConnect(socketPath))),
+      'php-cgi to listen',
+      output,
+    );
     if (child.exitCode !== null) throw new Error(`php-cgi exited with ${child.exitCode}:\n${output.join('')}`);
   } catch (error) {
     await stop();
@@ -170,7 +185,21 @@ export async function startPhpCgi(
   };
 }
 
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 export interface PhpFpmOptions {
+  /** listen on 127.0.0.1:<tcpPort> instead of a unix socket */
+  tcpPort?: number;
   maxChildren?: number;
   maxRequests?: number;
   /** listen.backlog (php-fpm's default is 511) */
@@ -185,6 +214,10 @@ export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpServe
   if (binary === null) throw new Error('php-fpm is not installed: apt-get install -y php-fpm (scripts/setup.sh does)');
   const dir = mkdtempSync(join(tmpdir(), 'warmpool-php-fpm-'));
   const socketPath = join(dir, 'php-fpm.sock');
+  const address: FastCgiAddress =
+    options.tcpPort === undefined
+      ? { kind: 'unix', path: socketPath }
+      : { kind: 'tcp', host: '127.0.0.1', port: options.tcpPort };
   const config = [
     '[global]',
     `pid = ${join(dir, 'php-fpm.pid')}`,
@@ -192,7 +225,7 @@ export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpServe
     'daemonize = no',
     'log_level = notice',
     '[test]',
-    `listen = ${socketPath}`,
+    `listen = ${options.tcpPort === undefined ? socketPath : `127.0.0.1:${options.tcpPort}`}`,
     `listen.backlog = ${options.backlog ?? 511}`,
     'pm = static',
     `pm.max_children = ${options.maxChildren ?? 2}`,
@@ -229,7 +262,7 @@ export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpServe
     throw error;
   }
   return {
-    address: { kind: 'unix', path: socketPath },
+    address,
     dir,
     pid: child.pid!,
     output: log,
