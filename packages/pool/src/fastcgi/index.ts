@@ -43,3 +43,4 @@ export {
   type FastCgiPoolStats,
   type FastCgiResponse,
 } from './client-pool.js';
+export { buildFastCgiParams, type FastCgiParamsInput, type FastCgiParamList } from './params.js';
