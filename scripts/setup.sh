@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
-# php-cli (+ the extensions the tests and examples use), nginx (the tests put one in front of warmpool),
-# pnpm (the version package.json pins), the workspace dependencies, and a build. Quiet and quick when
+# php-cli (+ the extensions the tests and examples use), php-cgi and php-fpm (classic mode's FastCGI
+# tests), nginx (the tests put one in front of warmpool), pebble and openssl (the ACME tests), pnpm
+# (the version package.json pins), the workspace dependencies, and a build. Quiet and quick when
 # everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,9 @@ as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
 need=()
 command -v php >/dev/null 2>&1 || need+=(php-cli)
+command -v php-cgi >/dev/null 2>&1 || need+=(php-cgi)
+# Debian names the binary php-fpm<version> and puts it in /usr/sbin
+compgen -G '/usr/sbin/php-fpm*' >/dev/null || command -v php-fpm >/dev/null 2>&1 || need+=(php-fpm)
 php -m 2>/dev/null | grep -qix 'mbstring' || need+=(php-mbstring)
 [ -f /usr/share/php/Nyholm/Psr7/autoload.php ] || need+=(php-nyholm-psr7)
 command -v curl >/dev/null 2>&1 || need+=(curl)

@@ -7,10 +7,13 @@ export function fixture(name: string): string {
   return fileURLToPath(new URL(`../fixtures/php/${name}`, import.meta.url));
 }
 
-/** Pids of php processes currently running on this machine. */
+/** Pids of php processes currently running on this machine: php, and classic mode's php-cgi and php-fpm. */
 export function phpPids(): number[] {
   try {
-    return execFileSync('pgrep', ['-x', 'php'], { encoding: 'utf8' }).split('\n').filter(Boolean).map(Number);
+    return execFileSync('pgrep', ['-x', 'php|php-cgi|php-fpm[0-9.]*'], { encoding: 'utf8' })
+      .split('\n')
+      .filter(Boolean)
+      .map(Number);
   } catch {
     return [];
   }

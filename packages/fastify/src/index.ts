@@ -7,6 +7,18 @@ import { registerRoutes } from './routes.js';
 export type { WarmpoolOptions } from './options.js';
 export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
 export {
+  createScriptResolver,
+  NODE_FILE_SYSTEM,
+  DEFAULT_SCRIPT_INDEX,
+  DEFAULT_TRY_FILES,
+  DEFAULT_SCRIPT_EXTENSIONS,
+  type ScriptResolver,
+  type ScriptResolverOptions,
+  type ScriptVerdict,
+  type ScriptForbiddenReason,
+  type ResolverFileSystem,
+} from './static/script-resolver.js';
+export {
   InvalidOptionError,
   BadFormError,
   BodyTooLargeError,

@@ -153,6 +153,143 @@ export class InvalidPoolOptionError extends WarmpoolError<'WP_POOL_INVALID_OPTIO
   }
 }
 
+// ---- fastcgi: classic mode (php-fpm, php-cgi); each class carries the HTTP status it maps to ----
+
+/**
+ * Base of the FastCGI errors. `statusCode` is the answer a client gets: 502 when the backend is
+ * down or broke the protocol, 503 when it (or our connection pool) is overloaded, 504 when it took
+ * too long. fastify's status table reads it; nothing else turns these into a status.
+ */
+export class FastCgiError<C extends string = string> extends WarmpoolError<C> {
+  readonly statusCode: number;
+  constructor(code: C, statusCode: number, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super(code, message, options);
+    this.statusCode = statusCode;
+  }
+}
+
+/** A record declared more content than the decoder accepts (its `maxContentBytes`). */
+export class FastCgiRecordTooLargeError extends FastCgiError<'WP_FASTCGI_RECORD_TOO_LARGE'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_RECORD_TOO_LARGE', 502, message, { details });
+  }
+}
+
+/** The bytes are not FastCGI records (wrong version, bad fixed-size body, broken name-value pairs). */
+export class FastCgiMalformedRecordError extends FastCgiError<'WP_FASTCGI_MALFORMED_RECORD'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_MALFORMED_RECORD', 502, message, { details });
+  }
+}
+
+/** A well-formed record that makes no sense now (another request id, output while idle, a server-side type). */
+export class FastCgiUnexpectedRecordError extends FastCgiError<'WP_FASTCGI_UNEXPECTED_RECORD'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_UNEXPECTED_RECORD', 502, message, { details });
+  }
+}
+
+/** The CGI response header block on STDOUT is invalid (no colon, bad name, bad Status, control bytes, cut short). */
+export class FastCgiBadHeaderError extends FastCgiError<'WP_FASTCGI_BAD_HEADER'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_BAD_HEADER', 502, message, { details });
+  }
+}
+
+/** The CGI response header block is larger than `maxHeaderBytes` or has more than `maxHeaderCount` fields. */
+export class FastCgiHeaderTooLargeError extends FastCgiError<'WP_FASTCGI_HEADER_TOO_LARGE'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_HEADER_TOO_LARGE', 502, message, { details });
+  }
+}
+
+/** One param (name + value) does not fit a PARAMS record, which php-fpm requires of every pair. */
+export class FastCgiParamTooLargeError extends FastCgiError<'WP_FASTCGI_PARAM_TOO_LARGE'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_PARAM_TOO_LARGE', 431, message, { details });
+  }
+}
+
+/** END_REQUEST said CANT_MPX_CONN or UNKNOWN_ROLE (or a status FastCGI 1.0 does not define). */
+export class FastCgiRequestRejectedError extends FastCgiError<'WP_FASTCGI_REQUEST_REJECTED'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_REQUEST_REJECTED', 502, message, { details });
+  }
+}
+
+/** The backend is overloaded: END_REQUEST said OVERLOADED, or its unix socket's accept queue is full (EAGAIN). */
+export class FastCgiOverloadedError extends FastCgiError<'WP_FASTCGI_OVERLOADED'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_FASTCGI_OVERLOADED', 503, message, options);
+  }
+}
+
+/** The backend cannot be reached: connection refused, no socket file, permission denied, host unreachable. */
+export class FastCgiConnectFailedError extends FastCgiError<'WP_FASTCGI_CONNECT_FAILED'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_FASTCGI_CONNECT_FAILED', 502, message, options);
+  }
+}
+
+/** The connection was reset or closed before END_REQUEST (the PHP process died, or the backend restarted). */
+export class FastCgiConnectionClosedError extends FastCgiError<'WP_FASTCGI_CONNECTION_CLOSED'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_FASTCGI_CONNECTION_CLOSED', 502, message, options);
+  }
+}
+
+/** Connecting took longer than `connect_timeout`. */
+export class FastCgiConnectTimeoutError extends FastCgiError<'WP_FASTCGI_CONNECT_TIMEOUT'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_CONNECT_TIMEOUT', 504, message, { details });
+  }
+}
+
+/** Nothing arrived from the backend for `read_timeout` while a request was running. */
+export class FastCgiReadTimeoutError extends FastCgiError<'WP_FASTCGI_READ_TIMEOUT'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_READ_TIMEOUT', 504, message, { details });
+  }
+}
+
+/** `max_queue` requests already wait for a FastCGI connection. */
+export class FastCgiQueueFullError extends FastCgiError<'WP_FASTCGI_QUEUE_FULL'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_QUEUE_FULL', 503, message, { details });
+  }
+}
+
+/** No FastCGI connection became free within `queue_timeout`. */
+export class FastCgiNoFreeConnectionError extends FastCgiError<'WP_FASTCGI_NO_FREE_CONNECTION'> {
+  constructor(message: string, details: ErrorDetails = {}) {
+    super('WP_FASTCGI_NO_FREE_CONNECTION', 503, message, { details });
+  }
+}
+
+/** The FastCGI client pool is closed. */
+export class FastCgiClosedError extends FastCgiError<'WP_FASTCGI_CLOSED'> {
+  constructor(message = 'the FastCGI client pool is closed: no new requests are taken') {
+    super('WP_FASTCGI_CLOSED', 503, message);
+  }
+}
+
+/**
+ * The request was aborted (the client left). 499 is nginx's "client closed request": it is only
+ * logged and counted, never sent, since nobody is left to read it.
+ */
+export class FastCgiAbortedError extends FastCgiError<'WP_FASTCGI_ABORTED'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_FASTCGI_ABORTED', 499, message, options);
+  }
+}
+
+/** A FastCGI client option is unknown or has a bad value (an address that is neither unix:/path nor host:port). */
+export class InvalidFastCgiOptionError extends FastCgiError<'WP_FASTCGI_INVALID_OPTION'> {
+  constructor(key: string, message: string) {
+    super('WP_FASTCGI_INVALID_OPTION', 500, `FastCGI option "${key}": ${message}`, { details: { key } });
+  }
+}
+
 /** Every code this package can throw; the README table is checked against it. */
 export const POOL_ERROR_CODES = [
   'WP_PROTOCOL_BAD_CHECKSUM',
@@ -175,6 +312,23 @@ export const POOL_ERROR_CODES = [
   'WP_POOL_CLOSED',
   'WP_POOL_NOT_STARTED',
   'WP_POOL_INVALID_OPTION',
+  'WP_FASTCGI_RECORD_TOO_LARGE',
+  'WP_FASTCGI_MALFORMED_RECORD',
+  'WP_FASTCGI_UNEXPECTED_RECORD',
+  'WP_FASTCGI_BAD_HEADER',
+  'WP_FASTCGI_HEADER_TOO_LARGE',
+  'WP_FASTCGI_PARAM_TOO_LARGE',
+  'WP_FASTCGI_REQUEST_REJECTED',
+  'WP_FASTCGI_OVERLOADED',
+  'WP_FASTCGI_CONNECT_FAILED',
+  'WP_FASTCGI_CONNECTION_CLOSED',
+  'WP_FASTCGI_CONNECT_TIMEOUT',
+  'WP_FASTCGI_READ_TIMEOUT',
+  'WP_FASTCGI_QUEUE_FULL',
+  'WP_FASTCGI_NO_FREE_CONNECTION',
+  'WP_FASTCGI_CLOSED',
+  'WP_FASTCGI_ABORTED',
+  'WP_FASTCGI_INVALID_OPTION',
 ] as const;
 
 export type PoolErrorCode = (typeof POOL_ERROR_CODES)[number];

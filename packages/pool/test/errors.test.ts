@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import * as errors from '../src/errors.js';
 import * as index from '../src/index.js';
-import { POOL_ERROR_CODES, ProtocolError, WarmpoolError, isWarmpoolError } from '../src/errors.js';
+import { FastCgiError, POOL_ERROR_CODES, ProtocolError, WarmpoolError, isWarmpoolError } from '../src/errors.js';
 
 type ErrorClass = new (...args: never[]) => WarmpoolError;
 
@@ -15,7 +15,7 @@ const errorClasses: [string, ErrorClass][] = Object.entries(errors as Record<str
 );
 
 /** Bases without a code of their own. */
-const ABSTRACT = new Set(['ProtocolError']);
+const ABSTRACT = new Set(['ProtocolError', 'FastCgiError']);
 
 /** How to build each concrete class; a new class without an entry here fails the test. */
 const FACTORIES: Record<string, () => WarmpoolError> = {
@@ -39,6 +39,23 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
   PoolClosedError: () => new errors.PoolClosedError(),
   PoolNotStartedError: () => new errors.PoolNotStartedError(),
   InvalidPoolOptionError: () => new errors.InvalidPoolOptionError('key', 'm'),
+  FastCgiRecordTooLargeError: () => new errors.FastCgiRecordTooLargeError('m'),
+  FastCgiMalformedRecordError: () => new errors.FastCgiMalformedRecordError('m'),
+  FastCgiUnexpectedRecordError: () => new errors.FastCgiUnexpectedRecordError('m'),
+  FastCgiBadHeaderError: () => new errors.FastCgiBadHeaderError('m'),
+  FastCgiHeaderTooLargeError: () => new errors.FastCgiHeaderTooLargeError('m'),
+  FastCgiParamTooLargeError: () => new errors.FastCgiParamTooLargeError('m'),
+  FastCgiRequestRejectedError: () => new errors.FastCgiRequestRejectedError('m'),
+  FastCgiOverloadedError: () => new errors.FastCgiOverloadedError('m'),
+  FastCgiConnectFailedError: () => new errors.FastCgiConnectFailedError('m'),
+  FastCgiConnectionClosedError: () => new errors.FastCgiConnectionClosedError('m'),
+  FastCgiConnectTimeoutError: () => new errors.FastCgiConnectTimeoutError('m'),
+  FastCgiReadTimeoutError: () => new errors.FastCgiReadTimeoutError('m'),
+  FastCgiQueueFullError: () => new errors.FastCgiQueueFullError('m'),
+  FastCgiNoFreeConnectionError: () => new errors.FastCgiNoFreeConnectionError('m'),
+  FastCgiClosedError: () => new errors.FastCgiClosedError(),
+  FastCgiAbortedError: () => new errors.FastCgiAbortedError('m'),
+  InvalidFastCgiOptionError: () => new errors.InvalidFastCgiOptionError('key', 'm'),
 };
 
 const concreteClasses = errorClasses.filter(([name]) => !ABSTRACT.has(name));
@@ -76,7 +93,7 @@ describe('POOL_ERROR_CODES', () => {
 
   it.each([...POOL_ERROR_CODES])('%s matches WP_<AREA>_<WHAT>', (code) => {
     expect(code).toMatch(/^WP_[A-Z]+_[A-Z0-9_]+$/);
-    expect(code.split('_')[1]).toMatch(/^(PROTOCOL|WORKER|POOL)$/);
+    expect(code.split('_')[1]).toMatch(/^(PROTOCOL|WORKER|POOL|FASTCGI)$/);
   });
 });
 
@@ -97,6 +114,20 @@ describe('error classes', () => {
     expect(error.details).toBeTypeOf('object');
     // The protocol area is exactly the ProtocolError family (the fate table kills on it).
     expect(error instanceof ProtocolError).toBe(error.code.startsWith('WP_PROTOCOL_'));
+    // The FastCGI area is exactly the FastCgiError family, and each carries the status it maps to.
+    expect(error instanceof FastCgiError).toBe(error.code.startsWith('WP_FASTCGI_'));
+    if (error instanceof FastCgiError) expect([431, 499, 500, 502, 503, 504]).toContain(error.statusCode);
+  });
+
+  it('gives the FastCGI errors the status nginx would answer: 502 down, 503 overloaded, 504 timed out', () => {
+    expect(new errors.FastCgiConnectFailedError('m').statusCode).toBe(502);
+    expect(new errors.FastCgiConnectionClosedError('m').statusCode).toBe(502);
+    expect(new errors.FastCgiMalformedRecordError('m').statusCode).toBe(502);
+    expect(new errors.FastCgiOverloadedError('m').statusCode).toBe(503);
+    expect(new errors.FastCgiQueueFullError('m').statusCode).toBe(503);
+    expect(new errors.FastCgiNoFreeConnectionError('m').statusCode).toBe(503);
+    expect(new errors.FastCgiConnectTimeoutError('m').statusCode).toBe(504);
+    expect(new errors.FastCgiReadTimeoutError('m').statusCode).toBe(504);
   });
 
   it('has exactly one class per code', () => {

@@ -1,0 +1,377 @@
+/**
+ * Classic mode's one place that decides what a request runs: a PHP script (with SCRIPT_NAME,
+ * SCRIPT_FILENAME and PATH_INFO), a static file, a redirect to a directory's slash form, or nothing.
+ * nginx's try_files + fastcgi_split_path_info and Caddy's php_fastcgi, without their traps:
+ *
+ * - only an existing regular file under the root runs, its real path (symlinks resolved) inside the
+ *   root's real path, with an allowed extension, outside the no_exec folders and dot-folders;
+ * - PATH_INFO is split only after a path segment that is such a script ("/index.php/foo/bar"),
+ *   never inside a segment, so "/uploads/avatar.jpg/x.php" cannot run a JPEG (cgi.fix_pathinfo);
+ * - script source and dotfiles are never a static answer.
+ *
+ * The rules are pure; the filesystem comes in through a small port (Node's by default), so each
+ * request costs a realpath and a stat per candidate and nothing is cached here.
+ */
+import { realpath, stat } from 'node:fs/promises';
+import { isAbsolute, resolve as resolvePath, sep } from 'node:path';
+import { InvalidOptionError } from '../errors.js';
+import { checkPath, decodeRequestPath, type FilePolicy, type InvalidReason } from './file-policy.js';
+
+export interface ScriptResolverOptions {
+  /** The document root (absolute, or relative to the working directory). */
+  root: string;
+  /** Index files of a directory, in order; default ["index.php", "index.html"]. */
+  index?: readonly string[];
+  /**
+   * As nginx's try_files: "$uri" (the file), "$uri/" (the directory's index), other paths with
+   * "$uri" in them; the last entry is the fallback, a path with an optional query ("$args" is the
+   * request's query) or "=404". Default ["$uri", "$uri/", "/index.php?$args"].
+   */
+  try_files?: readonly string[];
+  /** Extensions that run as PHP; default [".php"]. Case-insensitive. */
+  extensions?: readonly string[];
+  /** Root-relative folders where nothing runs: ["/wp-content/uploads"]. Case-insensitive. */
+  no_exec?: readonly string[];
+  /** Split "/index.php/foo" into the script and PATH_INFO "/foo"; default true. */
+  split_path?: boolean;
+  /** What may be sent as a static file: the static layer's policy (dotfiles and its forbid list). */
+  static_policy: FilePolicy;
+}
+
+export type ScriptForbiddenReason = 'no-exec' | 'dotfile' | 'forbidden-extension' | 'not-allowed-extension';
+
+export type ScriptVerdict =
+  /** Run this script. The names are the FastCGI params of the same name. */
+  | {
+      readonly kind: 'script';
+      /** URL path of the script: "/index.php" */
+      readonly scriptName: string;
+      /** its real path (symlinks resolved): what runs */
+      readonly scriptFilename: string;
+      /** "" or "/foo/bar" */
+      readonly pathInfo: string;
+      /** the root's real path */
+      readonly documentRoot: string;
+      /** the path after try_files (nginx $document_uri): "/index.php" for the fallback */
+      readonly documentUri: string;
+      /** the request's query, or the fallback's ("/index.php?$args") */
+      readonly queryString: string;
+    }
+  /** Send this file (through the static layer, which applies its own headers and checks). */
+  | { readonly kind: 'static'; readonly path: string; readonly filename: string }
+  /** A directory asked without its slash: send the client there (as nginx, Apache and Caddy do). */
+  | { readonly kind: 'redirect'; readonly status: 301; readonly location: string }
+  /** It exists but is never run nor sent. */
+  | { readonly kind: 'forbidden'; readonly reason: ScriptForbiddenReason }
+  /** Nothing there (or the fallback "=404", or "=NNN"). */
+  | { readonly kind: 'not-found'; readonly status: number }
+  /** The path cannot name a file under the root (traversal, bad encoding...): answer 400 or 404. */
+  | { readonly kind: 'invalid'; readonly reason: InvalidReason };
+
+/** What the resolver needs from a filesystem. */
+export interface ResolverFileSystem {
+  /** The real path and type of `path`, or null when it does not exist or cannot be read. */
+  lookup(path: string): Promise<{ real: string; kind: 'file' | 'directory' | 'other' } | null>;
+}
+
+export const NODE_FILE_SYSTEM: ResolverFileSystem = {
+  async lookup(path) {
+    try {
+      const real = await realpath(path);
+      const stats = await stat(real);
+      return { real, kind: stats.isFile() ? 'file' : stats.isDirectory() ? 'directory' : 'other' };
+    } catch {
+      return null;
+    }
+  },
+};
+
+export const DEFAULT_SCRIPT_INDEX: readonly string[] = Object.freeze(['index.php', 'index.html']);
+export const DEFAULT_TRY_FILES: readonly string[] = Object.freeze(['$uri', '$uri/', '/index.php?$args']);
+export const DEFAULT_SCRIPT_EXTENSIONS: readonly string[] = Object.freeze(['.php']);
+
+type Fallback = { kind: 'status'; status: number } | { kind: 'path'; path: string; query: string | null };
+
+export interface ResolvedScriptOptions {
+  root: string;
+  index: readonly string[];
+  tries: readonly string[];
+  fallback: Fallback;
+  extensions: ReadonlySet<string>;
+  /** lower-case, each ending with "/" */
+  noExec: readonly string[];
+  splitPath: boolean;
+  staticPolicy: FilePolicy;
+}
+
+export interface ScriptResolver {
+  readonly options: ResolvedScriptOptions;
+  /** The verdict for a request target as it arrived ("/blog/?p=1"). */
+  resolve(target: string): Promise<ScriptVerdict>;
+}
+
+/** Validates once (errors name the option) and returns the resolver. */
+export function createScriptResolver(
+  options: ScriptResolverOptions,
+  fs: ResolverFileSystem = NODE_FILE_SYSTEM,
+): ScriptResolver {
+  const resolved = resolveScriptOptions(options);
+  return { options: resolved, resolve: (target) => resolveTarget(resolved, fs, target) };
+}
+
+function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOptions {
+  if (typeof options.root !== 'string' || options.root === '') {
+    throw new InvalidOptionError('root', 'must be the document root, e.g. "/srv/www/public"');
+  }
+  const extensions = options.extensions ?? DEFAULT_SCRIPT_EXTENSIONS;
+  if (!Array.isArray(extensions) || extensions.length === 0) {
+    throw new InvalidOptionError('extensions', 'must list at least one extension, such as [".php"]');
+  }
+  for (const ext of extensions) {
+    if (typeof ext !== 'string' || !/^\.[A-Za-z0-9]+$/.test(ext)) {
+      throw new InvalidOptionError(
+        'extensions',
+        `must hold extensions with their dot, such as ".php"; got ${JSON.stringify(ext)}`,
+      );
+    }
+  }
+  const index = options.index ?? DEFAULT_SCRIPT_INDEX;
+  for (const name of index) {
+    if (typeof name !== 'string' || name === '' || /[/\\:\0]/.test(name) || name.startsWith('.')) {
+      throw new InvalidOptionError(
+        'index',
+        `must hold plain file names such as "index.php"; got ${JSON.stringify(name)}`,
+      );
+    }
+  }
+  const tryFiles = options.try_files ?? DEFAULT_TRY_FILES;
+  if (!Array.isArray(tryFiles) || tryFiles.length === 0) {
+    throw new InvalidOptionError(
+      'try_files',
+      'must list at least the fallback, such as ["$uri", "$uri/", "/index.php?$args"]',
+    );
+  }
+  const tries = tryFiles.slice(0, -1);
+  for (const entry of tries) {
+    if (typeof entry !== 'string' || !(entry.startsWith('$uri') || entry.startsWith('/')) || entry.includes('?')) {
+      throw new InvalidOptionError(
+        'try_files',
+        `entries before the last are paths ("$uri", "$uri/", "/maintenance.html"); got ${JSON.stringify(entry)}`,
+      );
+    }
+  }
+  const noExec = (options.no_exec ?? []).map((folder) => {
+    if (typeof folder !== 'string' || !folder.startsWith('/') || folder.includes('..')) {
+      throw new InvalidOptionError(
+        'no_exec',
+        `must hold root-relative folders such as "/uploads"; got ${JSON.stringify(folder)}`,
+      );
+    }
+    return folder.toLowerCase().endsWith('/') ? folder.toLowerCase() : `${folder.toLowerCase()}/`;
+  });
+  return {
+    root: resolvePath(options.root),
+    index,
+    tries,
+    fallback: parseFallback(tryFiles[tryFiles.length - 1]),
+    extensions: new Set(extensions.map((e) => e.toLowerCase())),
+    noExec,
+    splitPath: options.split_path ?? true,
+    staticPolicy: options.static_policy,
+  };
+}
+
+function parseFallback(entry: unknown): Fallback {
+  if (typeof entry === 'string') {
+    const status = /^=([1-5][0-9][0-9])$/.exec(entry);
+    if (status !== null) return { kind: 'status', status: Number(status[1]) };
+    if (entry.startsWith('/')) {
+      const question = entry.indexOf('?');
+      return question === -1
+        ? { kind: 'path', path: entry, query: null }
+        : { kind: 'path', path: entry.slice(0, question), query: entry.slice(question + 1) };
+    }
+  }
+  throw new InvalidOptionError(
+    'try_files',
+    `the last entry is the fallback: a path such as "/index.php?$args", or "=404"; got ${JSON.stringify(entry)}`,
+  );
+}
+
+// ---- resolving ----
+
+const NOT_FOUND: ScriptVerdict = { kind: 'not-found', status: 404 };
+
+interface Request {
+  /** decoded, checked path */
+  path: string;
+  /** the raw path as received, for a redirect's Location */
+  rawPath: string;
+  /** the raw query, without "?" */
+  query: string;
+  realRoot: string;
+}
+
+async function resolveTarget(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  target: string,
+): Promise<ScriptVerdict> {
+  const question = target.indexOf('?');
+  const rawPath = question === -1 ? target : target.slice(0, question);
+  const query = question === -1 ? '' : target.slice(question + 1);
+  const path = decodeRequestPath(rawPath);
+  if (path === null) return { kind: 'invalid', reason: 'encoding' };
+  const verdict = checkPath(options.staticPolicy, path);
+  if (verdict.kind === 'invalid') return verdict;
+  // a dot segment anywhere (".git/", ".env", ".well-known/"): never run, never sent
+  if (hasDotSegment(path)) return { kind: 'forbidden', reason: 'dotfile' };
+  const root = await fs.lookup(options.root);
+  if (root === null || root.kind !== 'directory') return NOT_FOUND;
+  const request: Request = { path, rawPath, query, realRoot: root.real };
+
+  for (const entry of options.tries) {
+    const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
+    // "/info.php/" is a script with PATH_INFO "/" before it is a directory
+    let found = await tryFile(options, fs, request, candidate, true);
+    if (found === null && candidate.endsWith('/')) found = await tryDirectory(options, fs, request, candidate);
+    if (found !== null) return found;
+  }
+  const fallback = options.fallback;
+  if (fallback.kind === 'status') return { kind: 'not-found', status: fallback.status };
+  const fallbackPath = fallback.path.replaceAll('$uri', path);
+  const fallbackQuery =
+    fallback.query === null
+      ? query
+      : fallback.query.replaceAll('$args', query).replaceAll('$query_string', query).replaceAll('$uri', path);
+  const found = await tryFile(options, fs, { ...request, query: fallbackQuery }, fallbackPath, false);
+  return found ?? NOT_FOUND;
+}
+
+/**
+ * A file candidate: a script (the whole path, or with split_path the first segment that is a
+ * script followed by PATH_INFO), else a static file. Null when there is nothing (next entry).
+ */
+async function tryFile(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  request: Request,
+  path: string,
+  split: boolean,
+): Promise<ScriptVerdict | null> {
+  if (hasDotSegment(path)) return { kind: 'forbidden', reason: 'dotfile' };
+  if (split && options.splitPath) {
+    // Scripts only end at a segment boundary, only in segments with a script extension; the first
+    // that is a real script wins ("/app.php/x.php" with a directory app.php runs x.php).
+    for (let end = path.indexOf('/', 1); ; end = path.indexOf('/', end + 1)) {
+      const scriptName = end === -1 ? path : path.slice(0, end);
+      if (options.extensions.has(extensionOf(scriptName))) {
+        const verdict = await tryScript(options, fs, request, scriptName, end === -1 ? '' : path.slice(end), path);
+        if (verdict !== null) return verdict;
+      }
+      if (end === -1) break;
+    }
+  } else if (options.extensions.has(extensionOf(path))) {
+    const verdict = await tryScript(options, fs, request, path, '', path);
+    if (verdict !== null) return verdict;
+  }
+  if (options.extensions.has(extensionOf(path))) return null; // a script that is not there: never a static file
+  return tryStatic(options, fs, request, path);
+}
+
+async function tryScript(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  request: Request,
+  scriptName: string,
+  pathInfo: string,
+  documentUri: string,
+): Promise<ScriptVerdict | null> {
+  const found = await fs.lookup(request.realRoot + scriptName);
+  if (found === null || found.kind !== 'file') return null;
+  const relative = insideRoot(request.realRoot, found.real);
+  // A script outside the root (a symlink out of it) is not there for us.
+  if (relative === null) return null;
+  if (isNoExec(options, scriptName) || isNoExec(options, relative)) return { kind: 'forbidden', reason: 'no-exec' };
+  if (hasDotSegment(relative)) return { kind: 'forbidden', reason: 'dotfile' };
+  // "run.php" linked to "uploads/avatar.jpg": the file that runs must be a script too
+  if (!options.extensions.has(extensionOf(relative))) return { kind: 'forbidden', reason: 'not-allowed-extension' };
+  return {
+    kind: 'script',
+    scriptName,
+    scriptFilename: found.real,
+    pathInfo,
+    documentRoot: request.realRoot,
+    documentUri,
+    queryString: request.query,
+  };
+}
+
+async function tryStatic(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  request: Request,
+  path: string,
+): Promise<ScriptVerdict | null> {
+  const found = await fs.lookup(request.realRoot + path);
+  if (found === null || found.kind !== 'file') return null;
+  const relative = insideRoot(request.realRoot, found.real);
+  if (relative === null) return null;
+  // the name asked for and the file it really is: both must be sendable ("style.css" -> "wp-config.php")
+  for (const name of [path, relative]) {
+    if (options.extensions.has(extensionOf(name))) return { kind: 'forbidden', reason: 'forbidden-extension' };
+    const verdict = checkPath(options.staticPolicy, name);
+    if (verdict.kind === 'forbidden') return { kind: 'forbidden', reason: verdict.reason };
+    if (verdict.kind !== 'file') return null;
+  }
+  return { kind: 'static', path, filename: found.real };
+}
+
+/** "$uri/": the directory's first index file; a directory asked without its slash is redirected first. */
+async function tryDirectory(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  request: Request,
+  directory: string,
+): Promise<ScriptVerdict | null> {
+  const found = await fs.lookup(request.realRoot + directory);
+  if (found === null || found.kind !== 'directory' || insideRoot(request.realRoot, found.real) === null) return null;
+  for (const name of options.index) {
+    const verdict = await tryFile(options, fs, request, directory + name, false);
+    if (verdict === null) continue;
+    if (verdict.kind === 'forbidden') return verdict;
+    if (!request.path.endsWith('/') && directory === `${request.path}/`) {
+      const query = request.query === '' ? '' : `?${request.query}`;
+      return { kind: 'redirect', status: 301, location: `${request.rawPath}/${query}` };
+    }
+    return verdict;
+  }
+  return null;
+}
+
+// ---- path rules ----
+
+/** The relative path ("/a/b.php") of `real` under `realRoot`, or null when it is outside. */
+function insideRoot(realRoot: string, real: string): string | null {
+  if (real === realRoot) return '/';
+  const prefix = realRoot.endsWith(sep) ? realRoot : realRoot + sep;
+  if (!real.startsWith(prefix) || !isAbsolute(real)) return null;
+  return `/${real.slice(prefix.length).split(sep).join('/')}`;
+}
+
+function isNoExec(options: ResolvedScriptOptions, path: string): boolean {
+  if (options.noExec.length === 0) return false;
+  const lower = path.toLowerCase();
+  return options.noExec.some((folder) => lower.startsWith(folder));
+}
+
+function hasDotSegment(path: string): boolean {
+  return path.includes('/.');
+}
+
+/** ".php" for "index.PHP", "" for "LICENSE" or ".env". */
+function extensionOf(name: string): string {
+  const slash = name.lastIndexOf('/');
+  const dot = name.lastIndexOf('.');
+  return dot <= slash + 1 ? '' : name.slice(dot).toLowerCase();
+}

@@ -1,0 +1,232 @@
+// The classic-mode script resolver on a real directory tree (files, directories, symlinks): what
+// runs, what is sent, what is refused, in the spirit of file-policy.test.ts.
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WarmpoolError } from '@warmpool/pool';
+import { createFilePolicy } from '../src/static/file-policy.js';
+import { createScriptResolver, type ScriptResolverOptions, type ScriptVerdict } from '../src/static/script-resolver.js';
+import { DEFAULT_FORBID } from '../src/static/static.js';
+
+let base: string;
+let root: string;
+
+const files = [
+  'index.php',
+  'info.php',
+  'INDEX2.PHP',
+  'about.html',
+  'style.css',
+  'wp-config.php',
+  'wp-config.php.bak',
+  'blog/index.php',
+  'docs/index.html',
+  'dir-named.php/x.php',
+  'uploads/avatar.jpg',
+  'images/photo.jpg',
+  'uploads/evil.php',
+  'uploads/sub/evil.php',
+  '.git/config',
+  '.hidden/x.php',
+  '.env',
+];
+
+beforeAll(() => {
+  base = realpathSync(mkdtempSync(join(tmpdir(), 'warmpool-resolver-')));
+  root = join(base, 'site');
+  for (const file of files) {
+    mkdirSync(dirname(join(root, file)), { recursive: true });
+    writeFileSync(join(root, file), '<?php // fixture');
+  }
+  mkdirSync(join(root, 'empty-dir'));
+  mkdirSync(join(root, 'safe'));
+  mkdirSync(join(base, 'outside'));
+  writeFileSync(join(base, 'outside', 'evil.php'), '<?php');
+  writeFileSync(join(base, 'outside', 'page.html'), 'x');
+  symlinkSync(join(root, 'wp-config.php'), join(root, 'link-to-secret.css'));
+  symlinkSync(join(root, 'uploads', 'avatar.jpg'), join(root, 'run.php'));
+  symlinkSync(join(root, 'images', 'photo.jpg'), join(root, 'photo.php'));
+  symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside.php'));
+  symlinkSync(join(base, 'outside', 'page.html'), join(root, 'outside.html'));
+  symlinkSync(join(root, 'uploads', 'evil.php'), join(root, 'safe', 'alias.php'));
+  symlinkSync(join(root, 'info.php'), join(root, 'safe', 'info-link.php'));
+  symlinkSync(root, join(base, 'current')); // a deploy symlink as the configured root
+});
+
+afterAll(() => {
+  rmSync(base, { recursive: true, force: true });
+});
+
+const policy = createFilePolicy({ forbid: DEFAULT_FORBID, allow: null });
+const resolver = (options: Partial<ScriptResolverOptions> = {}) =>
+  createScriptResolver({ root, no_exec: ['/uploads'], static_policy: policy, ...options });
+const resolve = (target: string, options?: Partial<ScriptResolverOptions>) => resolver(options).resolve(target);
+
+/** The verdict in one line, to keep the tables short. */
+function summary(verdict: ScriptVerdict): string {
+  switch (verdict.kind) {
+    case 'script':
+      return `script ${verdict.scriptName} info=${verdict.pathInfo} uri=${verdict.documentUri} q=${verdict.queryString}`;
+    case 'static':
+      return `static ${verdict.path}`;
+    case 'redirect':
+      return `redirect ${verdict.status} ${verdict.location}`;
+    case 'forbidden':
+    case 'invalid':
+      return `${verdict.kind} ${verdict.reason}`;
+    case 'not-found':
+      return `not-found ${verdict.status}`;
+  }
+}
+
+describe('script resolver: what runs', () => {
+  it.each([
+    ['/', 'script /index.php info= uri=/index.php q='],
+    ['/?a=1&b', 'script /index.php info= uri=/index.php q=a=1&b'],
+    ['/info.php', 'script /info.php info= uri=/info.php q='],
+    ['/info.php?x=%20y', 'script /info.php info= uri=/info.php q=x=%20y'],
+    ['/INDEX2.PHP', 'script /INDEX2.PHP info= uri=/INDEX2.PHP q='],
+    ['/blog/', 'script /blog/index.php info= uri=/blog/index.php q='],
+    // PATH_INFO after a real script, and the first real script wins
+    ['/index.php/foo/bar?x=1', 'script /index.php info=/foo/bar uri=/index.php/foo/bar q=x=1'],
+    ['/info.php/', 'script /info.php info=/ uri=/info.php/ q='],
+    ['/dir-named.php/x.php', 'script /dir-named.php/x.php info= uri=/dir-named.php/x.php q='],
+    // nothing there: try_files falls back to /index.php with the request's query
+    ['/blog/hello-world/?utm=x', 'script /index.php info= uri=/index.php q=utm=x'],
+    ['/empty-dir/', 'script /index.php info= uri=/index.php q='],
+    ['/nope.php', 'script /index.php info= uri=/index.php q='],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('gives the real paths: the root through its deploy symlink, the script through its own', async () => {
+    const verdict = await resolve('/safe/info-link.php/more', { root: join(base, 'current') });
+    expect(verdict).toEqual({
+      kind: 'script',
+      scriptName: '/safe/info-link.php',
+      scriptFilename: join(root, 'info.php'),
+      pathInfo: '/more',
+      documentRoot: root,
+      documentUri: '/safe/info-link.php/more',
+      queryString: '',
+    });
+  });
+});
+
+describe('script resolver: static files and redirects', () => {
+  it.each([
+    ['/style.css', 'static /style.css'],
+    ['/about.html?v=2', 'static /about.html'],
+    ['/docs/', 'static /docs/index.html'],
+    ['/uploads/avatar.jpg', 'static /uploads/avatar.jpg'],
+    ['/blog', 'redirect 301 /blog/'],
+    ['/blog?x=1', 'redirect 301 /blog/?x=1'],
+    ['/docs', 'redirect 301 /docs/'],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('a static verdict names the real file', async () => {
+    expect(await resolve('/style.css')).toEqual({
+      kind: 'static',
+      path: '/style.css',
+      filename: join(root, 'style.css'),
+    });
+  });
+});
+
+describe('script resolver: what never runs nor is sent', () => {
+  it.each([
+    // no_exec folders, also reached through a symlink from elsewhere
+    ['/uploads/evil.php', 'forbidden no-exec'],
+    ['/uploads/sub/evil.php', 'forbidden no-exec'],
+    ['/uploads/evil.php/x', 'forbidden no-exec'],
+    ['/safe/alias.php', 'forbidden no-exec'],
+    // a script name linked to a JPEG (in an upload folder, or anywhere)
+    ['/run.php', 'forbidden no-exec'],
+    ['/photo.php', 'forbidden not-allowed-extension'],
+    // dotfiles and dot-folders, scripts in them included
+    ['/.git/config', 'forbidden dotfile'],
+    ['/.env', 'forbidden dotfile'],
+    ['/.hidden/x.php', 'forbidden dotfile'],
+    // copies of source, and a harmless name linked to source
+    ['/wp-config.php.bak', 'forbidden forbidden-extension'],
+    ['/link-to-secret.css', 'forbidden forbidden-extension'],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('cannot run a JPEG through cgi.fix_pathinfo: /uploads/avatar.jpg/x.php runs the fallback or nothing', async () => {
+    const verdict = await resolve('/uploads/avatar.jpg/x.php');
+    expect(verdict).toMatchObject({
+      kind: 'script',
+      scriptName: '/index.php',
+      scriptFilename: join(root, 'index.php'),
+    });
+    expect(summary(await resolve('/uploads/avatar.jpg/x.php', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+    // not split inside a segment either: ".php.jpg" is a JPEG
+    expect(summary(await resolve('/avatar.php.jpg/x', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+  });
+
+  it('does not follow symlinks out of the root', async () => {
+    expect(summary(await resolve('/outside.php', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+    expect(summary(await resolve('/outside.html', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+  });
+
+  it.each([
+    ['/../etc/passwd', 'invalid dot-segment'],
+    ['/%2e%2e/%2e%2e/etc/passwd', 'invalid dot-segment'],
+    ['/index.php%00.jpg', 'invalid control-char'],
+    ['/%zz', 'invalid encoding'],
+    ['/a//b.php', 'invalid empty-segment'],
+    ['/index.php::$DATA', 'invalid colon'],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+});
+
+describe('script resolver: options', () => {
+  it('split_path: false runs only whole paths', async () => {
+    expect(summary(await resolve('/index.php/foo', { split_path: false }))).toBe(
+      'script /index.php info= uri=/index.php q=',
+    );
+    expect(summary(await resolve('/index.php/foo', { split_path: false, try_files: ['$uri', '=404'] }))).toBe(
+      'not-found 404',
+    );
+  });
+
+  it('takes other extensions, index lists, try_files with $args, and a =NNN fallback', async () => {
+    expect(summary(await resolve('/style.css', { extensions: ['.css'] }))).toBe(
+      'script /style.css info= uri=/style.css q=',
+    );
+    expect(summary(await resolve('/docs/', { index: ['index.php'] }))).toBe(
+      'script /index.php info= uri=/index.php q=',
+    );
+    expect(summary(await resolve('/a/b?x=1', { try_files: ['$uri', '/info.php?q=$uri&$args'] }))).toBe(
+      'script /info.php info= uri=/info.php q=q=/a/b&x=1',
+    );
+    expect(summary(await resolve('/missing', { try_files: ['$uri', '=410'] }))).toBe('not-found 410');
+    expect(summary(await resolve('/missing', { try_files: ['$uri', '/about.html'] }))).toBe('static /about.html');
+  });
+
+  it('without the fallback script, a miss is a 404', async () => {
+    expect(summary(await resolve('/x', { try_files: ['$uri', '$uri/', '/no-such-front-controller.php'] }))).toBe(
+      'not-found 404',
+    );
+  });
+
+  it('refuses bad options, naming them', () => {
+    const bad = (options: Partial<ScriptResolverOptions>, message: RegExp) =>
+      expect(() => resolver(options)).toThrow(message);
+    expect(() => resolver({ try_files: [] })).toThrow(WarmpoolError);
+    bad({ try_files: [] }, /"try_files": must list at least the fallback/);
+    bad({ try_files: ['$uri', 'index.php'] }, /"try_files": the last entry is the fallback/);
+    bad({ try_files: ['$uri?x', '/index.php'] }, /"try_files": entries before the last/);
+    bad({ extensions: ['php'] }, /"extensions": must hold extensions with their dot/);
+    bad({ extensions: [] }, /"extensions": must list at least one/);
+    bad({ no_exec: ['uploads'] }, /"no_exec": must hold root-relative folders/);
+    bad({ index: ['../index.php'] }, /"index": must hold plain file names/);
+    bad({ root: '' }, /"root"/);
+  });
+});

@@ -1,0 +1,299 @@
+// A CGI response as a FastCGI responder writes it on STDOUT (RFC 3875 §6): header fields, a blank
+// line, the body. The header block is found incrementally (it may arrive split over any number of
+// records, or share a record with the body's first bytes), checked, and the rest of STDOUT is the
+// body, handed on as the same stream.
+import type { Readable } from 'node:stream';
+import { FastCgiBadHeaderError, FastCgiConnectionClosedError, FastCgiHeaderTooLargeError } from '../errors.js';
+
+/**
+ * nginx's fastcgi_buffer_size (4 or 8 KiB) is the usual "upstream sent too big header" limit;
+ * WordPress sites with a CSP and a dozen cookies outgrow it, so the default here is roomier.
+ */
+export const DEFAULT_MAX_HEADER_BYTES = 64 * 1024;
+export const DEFAULT_MAX_HEADER_COUNT = 500;
+
+export interface CgiHeadLimits {
+  /** bytes of the header block, blank line included; default DEFAULT_MAX_HEADER_BYTES */
+  maxHeaderBytes?: number;
+  /** header lines (folded continuations count); default DEFAULT_MAX_HEADER_COUNT */
+  maxHeaderCount?: number;
+}
+
+export interface CgiResponseHead {
+  /** From `Status:`; else 302 with a Location (§6.2.3, §6.2.4); else 200. */
+  status: number;
+  /** The reason phrase after the code in `Status: 404 Not Found`, or null. */
+  statusText: string | null;
+  /**
+   * Lower-case name → values in arrival order (each `Set-Cookie` its own entry), on a
+   * null-prototype object. Values are latin1 strings, one char per byte, as Node's HTTP layer
+   * takes them. `Status` is consumed, not listed.
+   */
+  headers: Record<string, string[]>;
+  /**
+   * RFC 3875 §6.2.2 local redirect: no `Status:` and a `Location:` that is a path on this server
+   * ("/login?x=1"). The server may answer the request for that path itself (an internal redirect,
+   * as Apache does); `status` is 302 so that one that does not still redirects the client. Null
+   * otherwise, including for a client redirect (an absolute URI, §6.2.3) and for any Location
+   * sent with a Status (PHP sends `Status: 302 Found` with every `header('Location: ...')`).
+   */
+  localRedirect: string | null;
+}
+
+export interface ParsedCgiHead extends CgiResponseHead {
+  /** Bytes after the blank line that arrived with the header block: the body's first bytes. */
+  bodyStart: Buffer;
+}
+
+export interface CgiResponse extends CgiResponseHead {
+  /** The rest of STDOUT (body start included), with its backpressure; destroying it aborts. */
+  body: Readable;
+}
+
+const NL = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Finds the end of the header block byte by byte across chunks (no rescans, no joins until it is
+ * complete), then parses it. Feed STDOUT with push() until it returns the head; the head's
+ * bodyStart holds what followed the blank line in that chunk.
+ */
+export class CgiHeadParser {
+  readonly #maxHeaderBytes: number;
+  readonly #maxHeaderCount: number;
+  #chunks: Buffer[] = [];
+  #bytes = 0;
+  /** 0: inside a line; 1: at the start of a line; 2: after a CR at the start of a line */
+  #state = 1;
+  #done = false;
+
+  constructor(limits: CgiHeadLimits = {}) {
+    this.#maxHeaderBytes = limits.maxHeaderBytes ?? DEFAULT_MAX_HEADER_BYTES;
+    this.#maxHeaderCount = limits.maxHeaderCount ?? DEFAULT_MAX_HEADER_COUNT;
+  }
+
+  /** Header bytes seen so far. */
+  get bytesSeen(): number {
+    return this.#bytes;
+  }
+
+  /** Returns the head once the blank line has arrived, else null. Throws a typed error on a bad head. */
+  push(chunk: Buffer): ParsedCgiHead | null {
+    if (this.#done) throw new Error('CgiHeadParser: the head is complete; the rest is body');
+    let state = this.#state;
+    const limit = Math.min(chunk.length, this.#maxHeaderBytes - this.#bytes);
+    for (let i = 0; i < limit; i++) {
+      const c = chunk[i]!;
+      if (c === NL) {
+        if (state !== 0) {
+          // blank line: the block is everything up to here
+          this.#done = true;
+          this.#chunks.push(chunk.subarray(0, i + 1));
+          this.#bytes += i + 1;
+          const block = this.#chunks.length === 1 ? this.#chunks[0]! : Buffer.concat(this.#chunks, this.#bytes);
+          this.#chunks = [];
+          return { ...parseHeaderBlock(block, this.#maxHeaderCount), bodyStart: chunk.subarray(i + 1) };
+        }
+        state = 1;
+      } else if (c === CR && state === 1) {
+        state = 2;
+      } else {
+        state = 0;
+      }
+    }
+    if (limit < chunk.length) {
+      throw new FastCgiHeaderTooLargeError(
+        `the script's header block is over ${this.#maxHeaderBytes} bytes without its blank line ` +
+          `(raise max_header_bytes if the script really sends that much)`,
+        { maxHeaderBytes: this.#maxHeaderBytes },
+      );
+    }
+    this.#state = state;
+    this.#chunks.push(chunk);
+    this.#bytes += chunk.length;
+    return null;
+  }
+
+  /** STDOUT ended: throws unless the head was complete. */
+  end(): void {
+    if (this.#done) return;
+    throw new FastCgiBadHeaderError(
+      this.#bytes === 0
+        ? 'the script ended without any output: no CGI header block (a crash, or exit before output?)'
+        : `the script's output ended inside its header block, after ${this.#bytes} bytes: ${quote(Buffer.concat(this.#chunks).subarray(0, 200))}`,
+      { bytes: this.#bytes },
+    );
+  }
+}
+
+/** A complete header block in one buffer (tests, fixed responses). */
+export function parseCgiHead(bytes: Buffer, limits: CgiHeadLimits = {}): ParsedCgiHead {
+  const parser = new CgiHeadParser(limits);
+  const head = parser.push(bytes);
+  if (head === null) parser.end();
+  return head!;
+}
+
+// RFC 9110 token characters for a field name.
+const TCHAR = (() => {
+  const table = new Uint8Array(128);
+  for (const c of "!#$%&'*+-.^_`|~") table[c.charCodeAt(0)] = 1;
+  for (let c = 0x30; c <= 0x39; c++) table[c] = 1;
+  for (let c = 0x41; c <= 0x5a; c++) table[c] = 1;
+  for (let c = 0x61; c <= 0x7a; c++) table[c] = 1;
+  return table;
+})();
+
+function parseHeaderBlock(block: Buffer, maxHeaderCount: number): CgiResponseHead {
+  // latin1 keeps every byte as one char: the values go to Node's HTTP layer as they came
+  const lines = block.toString('latin1').split('\n');
+  lines.pop(); // after the final newline
+  lines.pop(); // the blank line (or lone CR)
+  if (lines.length === 0) {
+    throw new FastCgiBadHeaderError('the script sent an empty header block; a CGI response needs at least one field');
+  }
+  if (lines.length > maxHeaderCount) {
+    throw new FastCgiHeaderTooLargeError(
+      `the script sent ${lines.length} header lines; the limit is ${maxHeaderCount}`,
+      {
+        count: lines.length,
+        maxHeaderCount,
+      },
+    );
+  }
+  const headers: Record<string, string[]> = Object.create(null);
+  let status: number | null = null;
+  let statusText: string | null = null;
+  let last: { name: string; values: string[] } | null = null;
+  for (let line of lines) {
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    const first = line.charCodeAt(0);
+    if (first === 0x20 || first === 0x09) {
+      // obs-fold (RFC 9112 §5.2): a continuation joins the previous value with one space
+      if (last === null)
+        throw new FastCgiBadHeaderError(`header block starts with a continuation line: ${quote(line)}`);
+      const more = checkedValue(line, last.name);
+      const values = last.values;
+      values[values.length - 1] = values[values.length - 1] === '' ? more : `${values[values.length - 1]} ${more}`;
+      continue;
+    }
+    const colon = line.indexOf(':');
+    if (colon <= 0) {
+      throw new FastCgiBadHeaderError(
+        colon === 0 ? `header line without a name: ${quote(line)}` : `header line without a colon: ${quote(line)}`,
+      );
+    }
+    for (let i = 0; i < colon; i++) {
+      const c = line.charCodeAt(i);
+      if (c >= 128 || TCHAR[c] !== 1) {
+        throw new FastCgiBadHeaderError(`invalid header name ${quote(line.slice(0, colon))}`);
+      }
+    }
+    const name = line.slice(0, colon).toLowerCase();
+    const value = checkedValue(line.slice(colon + 1), name);
+    if (name === 'status') {
+      // several Status lines: the last one counts, as in nginx
+      const match = /^([1-5][0-9][0-9])(?:[ \t]+(.*))?$/.exec(value);
+      if (match === null) throw new FastCgiBadHeaderError(`invalid Status header ${quote(value)}: want "NNN reason"`);
+      status = Number(match[1]);
+      statusText = match[2] === undefined || match[2] === '' ? null : match[2];
+      last = { name, values: [] }; // a continuation of Status is dropped with it
+      continue;
+    }
+    let values = headers[name];
+    if (values === undefined) {
+      values = [];
+      headers[name] = values;
+    }
+    values.push(value);
+    last = { name, values };
+  }
+
+  let localRedirect: string | null = null;
+  const location = headers.location?.[0];
+  if (status === null) {
+    if (location !== undefined) {
+      status = 302;
+      if (location.charCodeAt(0) === 0x2f /* / */ && location.charCodeAt(1) !== 0x2f) localRedirect = location;
+    } else {
+      status = 200;
+    }
+  }
+  return { status, statusText, headers, localRedirect };
+}
+
+/** The value without surrounding whitespace; control bytes (but tab) would split or smuggle a response. */
+function checkedValue(raw: string, name: string): string {
+  const value = raw.replace(/^[ \t]+|[ \t]+$/g, '');
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if ((c < 0x20 && c !== 0x09) || c === 0x7f) {
+      throw new FastCgiBadHeaderError(
+        `header ${name} has a control byte 0x${c.toString(16).padStart(2, '0')} in its value`,
+      );
+    }
+  }
+  return value;
+}
+
+function quote(text: string | Buffer): string {
+  const s = typeof text === 'string' ? text : text.toString('latin1');
+  return JSON.stringify(s.length > 200 ? `${s.slice(0, 200)}…` : s);
+}
+
+/**
+ * Reads the head from a STDOUT stream and resolves with it and the body: the same stream, paused,
+ * with the body's first bytes put back in front (no copy, backpressure kept). On a bad head the
+ * promise rejects with the error and the stream is destroyed (which aborts the request).
+ */
+export function readCgiResponse(stdout: Readable, limits: CgiHeadLimits = {}): Promise<CgiResponse> {
+  return new Promise((resolve, reject) => {
+    const parser = new CgiHeadParser(limits);
+    const cleanup = () => {
+      stdout.off('data', onData);
+      stdout.off('end', onEnd);
+      stdout.off('error', onError);
+      stdout.off('close', onClose);
+    };
+    const fail = (error: Error) => {
+      cleanup();
+      reject(error);
+      // destroyed without the error: the promise carries it, and an 'error' nobody listens to would crash
+      stdout.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      let head: ParsedCgiHead | null;
+      try {
+        head = parser.push(chunk);
+      } catch (error) {
+        fail(error as Error);
+        return;
+      }
+      if (head === null) return;
+      cleanup();
+      stdout.pause();
+      const { bodyStart, ...rest } = head;
+      if (bodyStart.length > 0) stdout.unshift(bodyStart);
+      resolve({ ...rest, body: stdout });
+    };
+    const onEnd = () => {
+      try {
+        parser.end();
+      } catch (error) {
+        fail(error as Error);
+      }
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(new FastCgiConnectionClosedError('STDOUT closed before the script sent its header block'));
+    };
+    stdout.on('data', onData);
+    stdout.on('end', onEnd);
+    stdout.on('error', onError);
+    stdout.on('close', onClose);
+  });
+}

@@ -1,0 +1,509 @@
+// A connection pool to one external FastCGI server (php-fpm): a backend without managed processes.
+// Keep-alive connections are reused (most recently used first), at most maxConnections are open,
+// requests beyond that wait in a bounded queue; every failure is a FastCgiError carrying its status
+// (502 down, 503 overloaded or queue full, 504 timed out).
+import { EventEmitter } from 'node:events';
+import type { Readable } from 'node:stream';
+import {
+  FastCgiAbortedError,
+  FastCgiClosedError,
+  FastCgiConnectionClosedError,
+  FastCgiNoFreeConnectionError,
+  FastCgiQueueFullError,
+  InvalidFastCgiOptionError,
+  isWarmpoolError,
+} from '../errors.js';
+import { type Logger, SILENT_LOGGER } from '../logger.js';
+import { type FastCgiAddress, formatFastCgiAddress, parseFastCgiAddress } from './address.js';
+import { type CgiHeadLimits, type CgiResponseHead, readCgiResponse } from './cgi-response.js';
+import {
+  connectFastCgi,
+  DEFAULT_ABORT_TIMEOUT_MS,
+  DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_READ_TIMEOUT_MS,
+  type FastCgiBody,
+  type FastCgiCall,
+  type FastCgiConnection,
+  getFastCgiValues,
+} from './connection.js';
+import type { EndRequestBody, FastCgiParams } from './records.js';
+
+/**
+ * Default connection limit. Set it to php-fpm's pm.max_children (php-fpm does not report it: its
+ * GET_VALUES answers only FCGI_MPXS_CONNS). A higher value is safe, only less efficient: see
+ * #release() on connections stuck in php-fpm's accept queue.
+ */
+export const DEFAULT_MAX_CONNECTIONS = 8;
+export const DEFAULT_MAX_QUEUE = 100;
+/** A new connection without an answer for this long is taken to sit in php-fpm's accept queue. */
+export const STALL_MS = 1_000;
+/** As the pool's allocate_timeout. */
+export const DEFAULT_QUEUE_TIMEOUT_MS = 60_000;
+/** nginx's keepalive_timeout for upstream connections. */
+export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+
+export interface FastCgiClientPoolOptions {
+  /** `unix:/run/php/php8.2-fpm.sock`, `127.0.0.1:9000`, or a parsed address. */
+  address: string | FastCgiAddress;
+  /** Connections open at most, busy and idle; php-fpm's pm.max_children is the right value. */
+  maxConnections?: number;
+  /** Requests that may wait for a connection; one more fails with WP_FASTCGI_QUEUE_FULL (503). 0: none wait. */
+  maxQueue?: number;
+  /** How long a request waits for a connection before WP_FASTCGI_NO_FREE_CONNECTION (503). */
+  queueTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  /** Longest silence from the server during a request (WP_FASTCGI_READ_TIMEOUT, 504); 0: none. */
+  readTimeoutMs?: number;
+  /** After an abort, how long the server may take to end the request before the connection is cut. */
+  abortTimeoutMs?: number;
+  /** An idle connection is closed after this; 0: kept until the server closes it. */
+  idleTimeoutMs?: number;
+  /** Limits of the script's CGI header block. */
+  maxHeaderBytes?: number;
+  maxHeaderCount?: number;
+  /** STDERR lines of every request go here (warn, with the address), unless the request has onStderr. */
+  logger?: Logger;
+}
+
+export interface FastCgiPoolRequest {
+  params: FastCgiParams;
+  stdin?: FastCgiBody;
+  /** The client left: the request is aborted (ABORT_REQUEST), or taken out of the queue. */
+  signal?: AbortSignal;
+  onStderr?: (line: string) => void;
+}
+
+export interface FastCgiResponse extends CgiResponseHead {
+  /** The response body, streamed with backpressure; destroying it aborts the request. */
+  body: Readable;
+  /** Resolves on END_REQUEST; rejects when the request fails after its head (a timeout, a dying PHP). */
+  done: Promise<EndRequestBody>;
+}
+
+export interface FastCgiPoolStats {
+  address: string;
+  maxConnections: number;
+  /** open connections, busy and idle */
+  connections: number;
+  busy: number;
+  idle: number;
+  /** connections being opened */
+  connecting: number;
+  queued: number;
+  /** connections opened since the start: with keep-alive, far fewer than requests */
+  opened: number;
+  requests: number;
+  /** requests sent again on a new connection because a kept one had closed (see request()) */
+  retries: number;
+  /**
+   * idle connections closed because another one waited in the server's accept queue: when this
+   * grows, maxConnections is above php-fpm's pm.max_children (see #release())
+   */
+  stalls: number;
+  errors: Record<string, number>;
+  closing: boolean;
+}
+
+export interface FastCgiClientPoolEvents {
+  'connection:open': [{ connections: number }];
+  'connection:close': [{ connections: number; error: Error | null }];
+  'pool:queue-full': [{ queued: number }];
+}
+
+interface Waiter {
+  settled: boolean;
+  resolve(connection: FastCgiConnection): void;
+  reject(error: Error): void;
+  timer: NodeJS.Timeout | null;
+  signal: AbortSignal | null;
+  onAbort: () => void;
+}
+
+interface ResolvedOptions {
+  maxConnections: number;
+  maxQueue: number;
+  queueTimeoutMs: number;
+  connectTimeoutMs: number;
+  readTimeoutMs: number;
+  abortTimeoutMs: number;
+  idleTimeoutMs: number;
+  limits: CgiHeadLimits;
+  logger: Logger;
+}
+
+const KNOWN_OPTIONS = [
+  'address',
+  'maxConnections',
+  'maxQueue',
+  'queueTimeoutMs',
+  'connectTimeoutMs',
+  'readTimeoutMs',
+  'abortTimeoutMs',
+  'idleTimeoutMs',
+  'maxHeaderBytes',
+  'maxHeaderCount',
+  'logger',
+];
+
+function integer(
+  options: FastCgiClientPoolOptions,
+  key: keyof FastCgiClientPoolOptions,
+  fallback: number,
+  min: number,
+) {
+  const value = options[key] ?? fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    throw new InvalidFastCgiOptionError(key, `must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function resolveOptions(options: FastCgiClientPoolOptions): ResolvedOptions {
+  for (const key of Object.keys(options)) {
+    if (!KNOWN_OPTIONS.includes(key)) {
+      throw new InvalidFastCgiOptionError(
+        key,
+        `is not a FastCGI client option; known options: ${KNOWN_OPTIONS.join(', ')}`,
+      );
+    }
+  }
+  return {
+    maxConnections: integer(options, 'maxConnections', DEFAULT_MAX_CONNECTIONS, 1),
+    maxQueue: integer(options, 'maxQueue', DEFAULT_MAX_QUEUE, 0),
+    queueTimeoutMs: integer(options, 'queueTimeoutMs', DEFAULT_QUEUE_TIMEOUT_MS, 1),
+    connectTimeoutMs: integer(options, 'connectTimeoutMs', DEFAULT_CONNECT_TIMEOUT_MS, 1),
+    readTimeoutMs: integer(options, 'readTimeoutMs', DEFAULT_READ_TIMEOUT_MS, 0),
+    abortTimeoutMs: integer(options, 'abortTimeoutMs', DEFAULT_ABORT_TIMEOUT_MS, 0),
+    idleTimeoutMs: integer(options, 'idleTimeoutMs', DEFAULT_IDLE_TIMEOUT_MS, 0),
+    limits: {
+      ...(options.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: integer(options, 'maxHeaderBytes', 0, 64) }),
+      ...(options.maxHeaderCount === undefined ? {} : { maxHeaderCount: integer(options, 'maxHeaderCount', 0, 1) }),
+    },
+    logger: options.logger ?? SILENT_LOGGER,
+  };
+}
+
+export function createFastCgiClientPool(options: FastCgiClientPoolOptions): FastCgiClientPool {
+  return new FastCgiClientPool(options);
+}
+
+export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
+  readonly address: FastCgiAddress;
+  readonly #where: string;
+  readonly #options: ResolvedOptions;
+  readonly #all = new Set<FastCgiConnection>();
+  /** idle connections, most recently used last */
+  readonly #idle: FastCgiConnection[] = [];
+  readonly #idleTimers = new Map<FastCgiConnection, NodeJS.Timeout>();
+  readonly #waiters: Waiter[] = [];
+  #connecting = 0;
+  #opened = 0;
+  #requests = 0;
+  #retries = 0;
+  #stalls = 0;
+  readonly #errors: Record<string, number> = Object.create(null);
+  #closing = false;
+  #drained: (() => void) | null = null;
+
+  constructor(options: FastCgiClientPoolOptions) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw new InvalidFastCgiOptionError(
+        'address',
+        'options must be an object such as { address: "unix:/run/php/php-fpm.sock" }',
+      );
+    }
+    this.address =
+      typeof options.address === 'string' ? parseFastCgiAddress(options.address, 'address') : options.address;
+    if (this.address === undefined) throw new InvalidFastCgiOptionError('address', 'is required');
+    this.#where = formatFastCgiAddress(this.address);
+    this.#options = resolveOptions(options);
+  }
+
+  get maxConnections(): number {
+    return this.#options.maxConnections;
+  }
+
+  /**
+   * Runs one request and resolves with its CGI head and streamed body. A request that fails on a
+   * kept-alive connection before any byte came back is sent again once on a new connection, when
+   * its body can be sent again (none, bytes, or a stream not yet read): php-fpm closes a kept
+   * connection after pm.max_requests right after an END_REQUEST, and the next request written to
+   * it meets a closed socket.
+   */
+  async request(request: FastCgiPoolRequest): Promise<FastCgiResponse> {
+    this.#requests++;
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const connection = await this.#acquire(request.signal ?? null);
+        let call: FastCgiCall;
+        try {
+          call = connection.request({
+            params: request.params,
+            stdin: request.stdin,
+            readTimeoutMs: this.#options.readTimeoutMs,
+            abortTimeoutMs: this.#options.abortTimeoutMs,
+            onStderr: request.onStderr ?? this.#logStderr,
+            ...(request.signal === undefined ? {} : { signal: request.signal }),
+          });
+        } catch (error) {
+          this.#release(connection); // nothing was sent
+          throw error;
+        }
+        try {
+          const head = await readCgiResponse(call.stdout, this.#options.limits);
+          return { ...head, done: call.done };
+        } catch (error) {
+          if (attempt === 0 && this.#canRetry(error, call, request)) {
+            this.#retries++;
+            continue;
+          }
+          throw error;
+        }
+      }
+    } catch (error) {
+      const code = isWarmpoolError(error) ? error.code : 'other';
+      this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+      throw error;
+    }
+  }
+
+  #canRetry(error: unknown, call: FastCgiCall, request: FastCgiPoolRequest): boolean {
+    return (
+      error instanceof FastCgiConnectionClosedError &&
+      call.reusedConnection &&
+      call.bytesReceived === 0 &&
+      !call.stdinStarted &&
+      !this.#closing &&
+      request.signal?.aborted !== true
+    );
+  }
+
+  readonly #logStderr = (line: string) => this.#options.logger.warn({ address: this.#where, line }, 'php stderr');
+
+  /** FCGI_MAX_CONNS and the other management values, on a connection of their own. */
+  getValues(): Promise<Record<string, string>> {
+    return getFastCgiValues(this.address, {
+      connectTimeoutMs: this.#options.connectTimeoutMs,
+      readTimeoutMs: this.#options.readTimeoutMs || DEFAULT_READ_TIMEOUT_MS,
+    });
+  }
+
+  stats(): FastCgiPoolStats {
+    const idle = this.#idle.length;
+    return {
+      address: this.#where,
+      maxConnections: this.maxConnections,
+      connections: this.#all.size,
+      busy: this.#all.size - idle,
+      idle,
+      connecting: this.#connecting,
+      queued: this.#waiters.length,
+      opened: this.#opened,
+      requests: this.#requests,
+      retries: this.#retries,
+      stalls: this.#stalls,
+      errors: { ...this.#errors },
+      closing: this.#closing,
+    };
+  }
+
+  /**
+   * Stops taking requests: waiting ones fail with WP_FASTCGI_CLOSED, idle connections close now,
+   * busy ones once their request ends. Resolves when every connection is closed.
+   */
+  async close(): Promise<void> {
+    if (!this.#closing) {
+      this.#closing = true;
+      for (const waiter of this.#waiters.splice(0)) this.#settle(waiter, new FastCgiClosedError());
+      for (const connection of this.#idle.splice(0)) this.#closeIdle(connection);
+    }
+    if (this.#all.size === 0 && this.#connecting === 0) return;
+    await new Promise<void>((resolve) => {
+      const previous = this.#drained;
+      this.#drained = () => {
+        previous?.();
+        resolve();
+      };
+    });
+  }
+
+  // ---- lending connections ----
+
+  async #acquire(signal: AbortSignal | null): Promise<FastCgiConnection> {
+    if (this.#closing) throw new FastCgiClosedError();
+    if (signal?.aborted) throw new FastCgiAbortedError('the request was aborted before it got a connection');
+    const idle = this.#takeIdle();
+    if (idle !== null) return idle;
+    if (this.#all.size + this.#connecting < this.maxConnections) return this.#open(signal);
+    if (this.#waiters.length >= this.#options.maxQueue) {
+      this.emit('pool:queue-full', { queued: this.#waiters.length });
+      throw new FastCgiQueueFullError(
+        `${this.#waiters.length} requests already wait for one of the ${this.maxConnections} FastCGI connections to ${this.#where} (max_queue)`,
+        { address: this.#where, queued: this.#waiters.length, maxConnections: this.maxConnections },
+      );
+    }
+    return new Promise<FastCgiConnection>((resolve, reject) => {
+      const waiter: Waiter = {
+        settled: false,
+        resolve,
+        reject,
+        timer: null,
+        signal,
+        onAbort: () =>
+          this.#settle(waiter, new FastCgiAbortedError('the request was aborted while it waited for a connection')),
+      };
+      waiter.timer = setTimeout(
+        () =>
+          this.#settle(
+            waiter,
+            new FastCgiNoFreeConnectionError(
+              `no FastCGI connection to ${this.#where} became free within ${this.#options.queueTimeoutMs} ms ` +
+                `(${this.maxConnections} busy)`,
+              { address: this.#where, queueTimeoutMs: this.#options.queueTimeoutMs },
+            ),
+          ),
+        this.#options.queueTimeoutMs,
+      );
+      signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      this.#waiters.push(waiter);
+    });
+  }
+
+  #takeIdle(): FastCgiConnection | null {
+    const connection = this.#idle.pop();
+    if (connection === undefined) return null;
+    const timer = this.#idleTimers.get(connection);
+    if (timer !== undefined) {
+      clearTimeout(timer);
+      this.#idleTimers.delete(connection);
+    }
+    return connection;
+  }
+
+  /** Opens a connection for a caller (a request, or the first waiter when a connection died). */
+  async #open(signal: AbortSignal | null): Promise<FastCgiConnection> {
+    this.#connecting++;
+    let connection: FastCgiConnection;
+    try {
+      connection = await connectFastCgi(this.address, {
+        connectTimeoutMs: this.#options.connectTimeoutMs,
+        ...(signal === null ? {} : { signal }),
+      });
+    } finally {
+      this.#connecting--;
+    }
+    this.#opened++;
+    this.#all.add(connection);
+    connection.on('idle', () => this.#release(connection));
+    connection.once('close', (error) => this.#forget(connection, error));
+    this.emit('connection:open', { connections: this.#all.size });
+    if (this.#closing) {
+      connection.close();
+      throw new FastCgiClosedError();
+    }
+    return connection;
+  }
+
+  /**
+   * A request ended and the connection can take another: the first waiter gets it, or it idles.
+   * Except when another connection still waits for its first byte. Its request may sit in php-fpm's
+   * accept queue (maxConnections > pm.max_children), and a php-fpm child leaves a kept connection
+   * only when it closes: so this one is closed rather than kept idle, and rather than handed to a
+   * waiter once that wait passed STALL_MS (else a stream of waiters would starve the stalled one
+   * until its read timeout). A slow script with no output yet looks the same; that costs a reconnect.
+   */
+  #release(connection: FastCgiConnection): void {
+    if (connection.state !== 'idle') return;
+    const stalledMs = this.#longestFirstByteWaitMs();
+    if (!this.#closing && stalledMs !== null && (this.#waiters.length === 0 || stalledMs >= STALL_MS)) {
+      this.#stalls++;
+      this.#closeIdle(connection);
+      return;
+    }
+    const waiter = this.#waiters.shift();
+    if (waiter !== undefined) {
+      this.#settle(waiter, connection);
+      return;
+    }
+    if (this.#closing) {
+      this.#closeIdle(connection);
+      return;
+    }
+    this.#idle.push(connection);
+    if (this.#options.idleTimeoutMs > 0) {
+      const timer = setTimeout(() => {
+        this.#idleTimers.delete(connection);
+        const at = this.#idle.indexOf(connection);
+        if (at !== -1) this.#idle.splice(at, 1);
+        connection.close();
+      }, this.#options.idleTimeoutMs);
+      timer.unref();
+      this.#idleTimers.set(connection, timer);
+    }
+  }
+
+  #longestFirstByteWaitMs(): number | null {
+    let longest: number | null = null;
+    for (const other of this.#all) {
+      const wait = other.firstByteWaitMs;
+      if (wait !== null && (longest === null || wait > longest)) longest = wait;
+    }
+    return longest;
+  }
+
+  #closeIdle(connection: FastCgiConnection): void {
+    const timer = this.#idleTimers.get(connection);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#idleTimers.delete(connection);
+    connection.close();
+  }
+
+  /** A connection closed (by us, by the server, or broken): forget it; a waiter may need a new one. */
+  #forget(connection: FastCgiConnection, error: Error | null): void {
+    this.#all.delete(connection);
+    const at = this.#idle.indexOf(connection);
+    if (at !== -1) this.#idle.splice(at, 1);
+    const timer = this.#idleTimers.get(connection);
+    if (timer !== undefined) clearTimeout(timer);
+    this.#idleTimers.delete(connection);
+    this.emit('connection:close', { connections: this.#all.size, error });
+    if (this.#waiters.length > 0 && !this.#closing && this.#all.size + this.#connecting < this.maxConnections) {
+      const waiter = this.#waiters.shift()!;
+      this.#open(waiter.signal).then(
+        (opened) => this.#settle(waiter, opened),
+        (openError: Error) => this.#settle(waiter, openError),
+      );
+    }
+    if (this.#closing && this.#all.size === 0 && this.#connecting === 0) {
+      const drained = this.#drained;
+      this.#drained = null;
+      drained?.();
+    }
+  }
+
+  /** Ends a wait: with a connection, or with an error (a connection handed to a gone waiter is released). */
+  #settle(waiter: Waiter, outcome: FastCgiConnection | Error): void {
+    if (waiter.settled) {
+      // it timed out or was aborted while a connection was being opened for it
+      if (!(outcome instanceof Error)) this.#release(outcome);
+      return;
+    }
+    waiter.settled = true;
+    const at = this.#waiters.indexOf(waiter);
+    if (at !== -1) this.#waiters.splice(at, 1);
+    if (waiter.timer !== null) clearTimeout(waiter.timer);
+    waiter.timer = null;
+    waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    if (outcome instanceof Error) {
+      waiter.reject(outcome);
+      return;
+    }
+    if (waiter.signal?.aborted) {
+      waiter.reject(new FastCgiAbortedError('the request was aborted while it waited for a connection'));
+      this.#release(outcome);
+      return;
+    }
+    waiter.resolve(outcome);
+  }
+}

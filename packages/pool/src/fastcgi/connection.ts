@@ -1,0 +1,845 @@
+// One FastCGI connection (unix socket or TCP) running one request at a time with FCGI_KEEP_CONN,
+// as php-fpm and php-cgi serve it: BEGIN_REQUEST, PARAMS, STDIN streamed with backpressure; STDOUT
+// out as a Readable with backpressure (the socket pauses while the reader is behind); STDERR as
+// lines; END_REQUEST ends the request and frees the connection for the next one.
+import { EventEmitter } from 'node:events';
+import { connect, type Socket } from 'node:net';
+import { Readable } from 'node:stream';
+import {
+  FastCgiAbortedError,
+  FastCgiConnectFailedError,
+  FastCgiConnectionClosedError,
+  FastCgiConnectTimeoutError,
+  type FastCgiError,
+  FastCgiOverloadedError,
+  FastCgiReadTimeoutError,
+  FastCgiRequestRejectedError,
+  FastCgiUnexpectedRecordError,
+} from '../errors.js';
+import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
+import { RecordDecoder } from './decoder.js';
+import {
+  decodeEndRequest,
+  decodeGetValuesResult,
+  type EndRequestBody,
+  encodeAbortRequest,
+  encodeBeginRequest,
+  encodeGetValues,
+  encodeParams,
+  encodeRecord,
+  encodeStreamRecords,
+  type FastCgiParams,
+  type FastCgiRecord,
+  GET_VALUES_NAMES,
+  ProtocolStatus,
+  RecordType,
+  recordTypeName,
+} from './records.js';
+
+/** Caddy dials for 3 s, nginx for 60 s; a FastCGI server is local or one hop away. */
+export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
+/** nginx's fastcgi_read_timeout. */
+export const DEFAULT_READ_TIMEOUT_MS = 60_000;
+/** How long an aborted request may take to send END_REQUEST before its connection is closed. */
+export const DEFAULT_ABORT_TIMEOUT_MS = 5_000;
+/** A longer STDERR line is cut into pieces of this size (a runaway var_dump to error_log). */
+export const MAX_STDERR_LINE_BYTES = 8 * 1024;
+/** STDOUT buffered for a slow reader before the socket pauses. */
+export const DEFAULT_STDOUT_HIGH_WATER_MARK = 64 * 1024;
+
+/** How php-fpm separates the messages it sends as one STDERR line. */
+const FPM_JOINED = '; PHP message: ';
+
+/** One request at a time per connection: php-fpm does not multiplex (FCGI_MPXS_CONNS=0). */
+const REQUEST_ID = 1;
+
+/**
+ * A request body: bytes, a list of byte chunks, or a stream (a Readable, an async iterable).
+ * A stream is pulled only as fast as the backend takes it, never buffered whole.
+ */
+export type FastCgiBody = Uint8Array | readonly Uint8Array[] | AsyncIterable<Uint8Array | string> | null | undefined;
+
+export interface FastCgiRequestOptions {
+  params: FastCgiParams;
+  stdin?: FastCgiBody;
+  /** Longest silence from the backend while it owes us records; 0: none. Default DEFAULT_READ_TIMEOUT_MS. */
+  readTimeoutMs?: number;
+  /** After abort(), how long to wait for END_REQUEST before closing. Default DEFAULT_ABORT_TIMEOUT_MS. */
+  abortTimeoutMs?: number;
+  /** Each STDERR line (PHP warnings with fastcgi.logging=1, error_log() calls), without its newline. */
+  onStderr?: (line: string) => void;
+  /** Aborting it aborts the request (the client left). */
+  signal?: AbortSignal;
+  stdoutHighWaterMark?: number;
+}
+
+/** One running request. */
+export interface FastCgiCall {
+  /** The script's STDOUT (CGI head and body). Destroying it before the end aborts the request. */
+  readonly stdout: Readable;
+  /** Resolves on END_REQUEST with REQUEST_COMPLETE; rejects with a FastCgiError otherwise. */
+  readonly done: Promise<EndRequestBody>;
+  /** Sends ABORT_REQUEST; the connection is closed once END_REQUEST arrives (or abortTimeoutMs passes). */
+  abort(reason?: unknown): void;
+  /** Bytes received from the backend during this request. */
+  readonly bytesReceived: number;
+  /** Whether the connection had served a request before this one. */
+  readonly reusedConnection: boolean;
+  /** Whether any of a streamed body was pulled (it cannot be sent again). */
+  readonly stdinStarted: boolean;
+}
+
+export interface FastCgiConnectOptions {
+  connectTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+export interface FastCgiConnectionEvents {
+  /** A request finished and the connection can take the next one. */
+  idle: [];
+  /** The socket closed; `error` says why when it was not a clean close. */
+  close: [error: Error | null];
+}
+
+export type FastCgiConnectionState = 'idle' | 'busy' | 'closed';
+
+/** Connects, or rejects with a typed error: 502 refused/missing, 503 accept queue full, 504 timed out. */
+export function connectFastCgi(
+  address: FastCgiAddress,
+  options: FastCgiConnectOptions = {},
+): Promise<FastCgiConnection> {
+  const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const where = formatFastCgiAddress(address);
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(new FastCgiAbortedError(`connecting to ${where} was aborted`, { cause: options.signal.reason }));
+      return;
+    }
+    const socket =
+      address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+    const finish = (error: Error | null) => {
+      clearTimeout(timer);
+      socket.off('connect', onConnect);
+      socket.off('error', onError);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (error === null) {
+        resolve(new FastCgiConnection(socket, address));
+      } else {
+        socket.destroy();
+        reject(error);
+      }
+    };
+    const onConnect = () => finish(null);
+    const onError = (error: NodeJS.ErrnoException) => finish(connectError(error, where));
+    const onAbort = () =>
+      finish(new FastCgiAbortedError(`connecting to ${where} was aborted`, { cause: options.signal!.reason }));
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(
+            () =>
+              finish(
+                new FastCgiConnectTimeoutError(`connecting to FastCGI server ${where} took over ${timeoutMs} ms`, {
+                  address: where,
+                  timeoutMs,
+                }),
+              ),
+            timeoutMs,
+          )
+        : undefined;
+    socket.once('connect', onConnect);
+    socket.once('error', onError);
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function connectError(error: NodeJS.ErrnoException, where: string): FastCgiError {
+  const details = { address: where, errno: error.code };
+  if (error.code === 'EAGAIN') {
+    // a unix socket's accept queue is full: every php-fpm child is busy and listen.backlog is used up
+    return new FastCgiOverloadedError(
+      `FastCGI server ${where} is overloaded: its accept queue is full (EAGAIN); add php-fpm children or raise listen.backlog`,
+      { cause: error, details },
+    );
+  }
+  const hint =
+    error.code === 'ENOENT'
+      ? 'no socket file there: is php-fpm running, and is this its "listen" path?'
+      : error.code === 'ECONNREFUSED'
+        ? 'nothing accepts connections there: is php-fpm running?'
+        : error.code === 'EACCES'
+          ? "permission denied: check the socket's listen.owner, listen.group and listen.mode"
+          : 'check that the FastCGI server is up and reachable';
+  return new FastCgiConnectFailedError(`cannot connect to FastCGI server ${where} (${error.code}): ${hint}`, {
+    cause: error,
+    details,
+  });
+}
+
+/**
+ * GET_VALUES on a connection of its own (php answers it only as a connection's first record, then
+ * closes): FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS as the server reports them
+ * (php-fpm: pm.max_children, pm.max_children, 0).
+ */
+export async function getFastCgiValues(
+  address: FastCgiAddress,
+  options: FastCgiConnectOptions & { names?: readonly string[]; readTimeoutMs?: number } = {},
+): Promise<Record<string, string>> {
+  const connection = await connectFastCgi(address, options);
+  return connection.getValues(options.names ?? GET_VALUES_NAMES, options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
+}
+
+const noop = () => {};
+
+interface Call {
+  readonly stdout: Readable;
+  readonly resolve: (end: EndRequestBody) => void;
+  readonly reject: (error: Error) => void;
+  readonly onStderr: ((line: string) => void) | null;
+  readonly readTimeoutMs: number;
+  readonly abortTimeoutMs: number;
+  readonly signal: AbortSignal | null;
+  readonly onSignal: () => void;
+  readonly reused: boolean;
+  /** running → aborting (ABORT_REQUEST sent, waiting for END_REQUEST) → finished */
+  phase: 'running' | 'aborting' | 'finished';
+  stdinDone: boolean;
+  stdinStarted: boolean;
+  /** the reader is behind: the socket is paused and the decoder holds records */
+  stdoutPaused: boolean;
+  /** waiting for the socket to drain while writing STDIN */
+  waitingDrain: boolean;
+  bytesReceived: number;
+  stderrParts: Buffer[];
+  stderrBytes: number;
+  /** wakes the STDIN pump (drain, finish, close) */
+  wake: (() => void) | null;
+}
+
+/**
+ * A connected socket and its record decoder. request() runs one request; after its END_REQUEST
+ * the connection emits 'idle' and takes the next one. Anything that leaves the byte stream in
+ * doubt (a timeout, an abort, a protocol error, END_REQUEST before all of STDIN was sent) closes it.
+ */
+export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
+  readonly address: FastCgiAddress;
+  readonly #socket: Socket;
+  readonly #where: string;
+  readonly #decoder: RecordDecoder;
+  #state: FastCgiConnectionState = 'idle';
+  #call: Call | null = null;
+  #requests = 0;
+  /** when the current request started (performance.now()) */
+  #startedAt = 0;
+  #timer: NodeJS.Timeout | null = null;
+  #abortTimer: NodeJS.Timeout | null = null;
+  /** the socket's last error, kept as the cause of the close */
+  #socketError: Error | null = null;
+  /** why we closed the connection ourselves */
+  #failure: Error | null = null;
+  /** a management request (GET_VALUES) waiting for its answer */
+  #management: ((record: FastCgiRecord | Error) => void) | null = null;
+
+  /** Use connectFastCgi(); this wraps a socket that is already connected. */
+  constructor(socket: Socket, address: FastCgiAddress) {
+    super();
+    this.#socket = socket;
+    this.address = address;
+    this.#where = formatFastCgiAddress(address);
+    if (address.kind === 'tcp') socket.setNoDelay(true);
+    this.#decoder = new RecordDecoder((record) => this.#onRecord(record));
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('drain', () => this.#call?.wake?.());
+    socket.on('error', (error) => {
+      this.#socketError = error;
+    });
+    socket.on('close', () => this.#onClose());
+  }
+
+  get state(): FastCgiConnectionState {
+    return this.#state;
+  }
+
+  /** Requests completed on this connection. */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  get bytesRead(): number {
+    return this.#socket.bytesRead;
+  }
+
+  get bytesWritten(): number {
+    return this.#socket.bytesWritten;
+  }
+
+  /**
+   * How long this connection has waited for its very first byte, or null once one came (or while
+   * idle). A long wait may mean the request sits in the server's accept queue: every php-fpm child
+   * is busy, or bound to another kept-alive connection.
+   */
+  get firstByteWaitMs(): number | null {
+    return this.#state === 'busy' && this.#socket.bytesRead === 0 ? performance.now() - this.#startedAt : null;
+  }
+
+  /** Bytes written but still queued in our socket buffer (not yet taken by the kernel). */
+  get bufferedBytes(): number {
+    return this.#socket.writableLength;
+  }
+
+  /** False while the socket is paused because STDOUT's reader is behind. */
+  get reading(): boolean {
+    return !this.#socket.isPaused();
+  }
+
+  /**
+   * Starts a request. Throws at once (leaving the connection idle) when it is not idle or a param
+   * does not fit a record (FastCgiParamTooLargeError).
+   */
+  request(options: FastCgiRequestOptions): FastCgiCall {
+    if (this.#state !== 'idle') {
+      throw new Error(`FastCGI connection to ${this.#where} is ${this.#state}; it runs one request at a time`);
+    }
+    const head = [encodeBeginRequest(REQUEST_ID, { keepConn: true }), ...encodeParams(REQUEST_ID, options.params)];
+
+    let resolve!: (end: EndRequestBody) => void;
+    let reject!: (error: Error) => void;
+    const done = new Promise<EndRequestBody>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    // The caller may only read stdout; a rejection nobody awaits must not crash the process.
+    done.catch(noop);
+    const stdout = new Readable({
+      highWaterMark: options.stdoutHighWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK,
+      read: () => this.#resumeStdout(call),
+      destroy: (error, callback) => {
+        if (call.phase === 'running') this.#abort(call, error ?? undefined);
+        callback(error);
+      },
+    });
+    // Errors reach readers through pipeline / async iteration; without a listener one would crash.
+    stdout.on('error', noop);
+    const signal = options.signal ?? null;
+    const call: Call = {
+      stdout,
+      resolve,
+      reject,
+      onStderr: options.onStderr ?? null,
+      readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+      abortTimeoutMs: options.abortTimeoutMs ?? DEFAULT_ABORT_TIMEOUT_MS,
+      signal,
+      onSignal: () => this.#abort(call, signal?.reason),
+      reused: this.#requests > 0,
+      phase: 'running',
+      stdinDone: false,
+      stdinStarted: false,
+      stdoutPaused: false,
+      waitingDrain: false,
+      bytesReceived: 0,
+      stderrParts: [],
+      stderrBytes: 0,
+      wake: null,
+    };
+    this.#state = 'busy';
+    this.#call = call;
+    this.#startedAt = performance.now();
+    this.#writeAll(head);
+    this.#updateTimer(call);
+    if (signal !== null) {
+      if (signal.aborted) queueMicrotask(call.onSignal);
+      else signal.addEventListener('abort', call.onSignal, { once: true });
+    }
+    this.#pumpStdin(call, options.stdin).catch((error) => this.#abort(call, error));
+    return {
+      stdout,
+      done,
+      abort: (reason?: unknown) => this.#abort(call, reason),
+      get bytesReceived() {
+        return call.bytesReceived;
+      },
+      reusedConnection: call.reused,
+      get stdinStarted() {
+        return call.stdinStarted;
+      },
+    };
+  }
+
+  /** GET_VALUES as this connection's first and only exchange; the connection is closed after. */
+  getValues(names: readonly string[], readTimeoutMs: number): Promise<Record<string, string>> {
+    if (this.#state !== 'idle' || this.#requests > 0) {
+      throw new Error('GET_VALUES must be the first exchange on a fresh FastCGI connection');
+    }
+    this.#state = 'busy';
+    return new Promise<Record<string, string>>((resolve, reject) => {
+      const timer =
+        readTimeoutMs > 0
+          ? setTimeout(
+              () =>
+                this.#management?.(
+                  new FastCgiReadTimeoutError(`${this.#where} did not answer GET_VALUES within ${readTimeoutMs} ms`),
+                ),
+              readTimeoutMs,
+            )
+          : null;
+      this.#management = (answer) => {
+        this.#management = null;
+        if (timer !== null) clearTimeout(timer);
+        this.destroy();
+        if (answer instanceof Error) reject(answer);
+        else if (answer.type === RecordType.GET_VALUES_RESULT) resolve(decodeGetValuesResult(answer.content));
+        else
+          reject(
+            new FastCgiUnexpectedRecordError(`${this.#where} answered GET_VALUES with ${recordTypeName(answer.type)}`),
+          );
+      };
+      this.#writeAll([encodeGetValues(names)]);
+    });
+  }
+
+  /** Closes gracefully when idle; a running request is cut (its call fails with CONNECTION_CLOSED). */
+  close(): void {
+    if (this.#state === 'idle') {
+      this.#state = 'closed';
+      this.#socket.end(() => this.#socket.destroy());
+    } else {
+      this.destroy();
+    }
+  }
+
+  destroy(error?: Error): void {
+    if (error !== undefined) this.#failure ??= error;
+    this.#socket.destroy();
+  }
+
+  // ---- writing ----
+
+  #writeAll(buffers: readonly Buffer[]): boolean {
+    if (this.#socket.destroyed) return false;
+    this.#socket.cork();
+    let ok = true;
+    for (const buffer of buffers) ok = this.#socket.write(buffer);
+    this.#socket.uncork();
+    return ok;
+  }
+
+  /** Writes STDIN, then the empty STDIN record, pulling a stream only as fast as the socket drains. */
+  async #pumpStdin(call: Call, body: FastCgiBody): Promise<void> {
+    if (body !== null && body !== undefined) {
+      if (body instanceof Uint8Array) {
+        await this.#writeStdin(call, body);
+      } else if (Array.isArray(body)) {
+        for (const part of body as readonly Uint8Array[]) if (!(await this.#writeStdin(call, part))) return;
+      } else if (body instanceof Readable) {
+        if (!(await this.#pumpReadable(call, body))) return;
+      } else {
+        if (!(await this.#pumpIterable(call, body as AsyncIterable<Uint8Array | string>))) return;
+      }
+    }
+    if (call.phase !== 'running') return;
+    this.#writeAll([encodeRecord(RecordType.STDIN, REQUEST_ID)]);
+    call.stdinDone = true;
+    this.#updateTimer(call);
+  }
+
+  /**
+   * Writes one chunk as STDIN records; false when the request stopped (finished early, aborted,
+   * closed): stop sending. It waits for the socket to drain before writing, not after, so the last
+   * chunk is followed by the end of STDIN at once: php answers once it has read CONTENT_LENGTH
+   * bytes, and an END_REQUEST that overtook our empty STDIN record would cost the connection.
+   */
+  async #writeStdin(call: Call, data: Uint8Array): Promise<boolean> {
+    if (call.phase !== 'running') return false;
+    if (data.length === 0) return true;
+    if (this.#socket.writableNeedDrain) {
+      // the backend is not reading as fast as we write: wait, with the read timeout running
+      call.waitingDrain = true;
+      this.#updateTimer(call);
+      await new Promise<void>((resolve) => {
+        call.wake = resolve;
+      });
+      call.wake = null;
+      call.waitingDrain = false;
+      if (call.phase !== 'running') return false;
+      this.#touch(call);
+    }
+    const buffer = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+    this.#writeAll(encodeStreamRecords(RecordType.STDIN, REQUEST_ID, buffer));
+    return true;
+  }
+
+  async #pumpIterable(call: Call, body: AsyncIterable<Uint8Array | string>): Promise<boolean> {
+    const iterator = body[Symbol.asyncIterator]();
+    let finished = false;
+    try {
+      for (;;) {
+        call.stdinStarted = true;
+        const next = await iterator.next();
+        if (next.done) {
+          finished = true;
+          return true;
+        }
+        const chunk = typeof next.value === 'string' ? Buffer.from(next.value) : next.value;
+        if (!(await this.#writeStdin(call, chunk))) return false;
+      }
+    } finally {
+      if (!finished) await iterator.return?.();
+    }
+  }
+
+  /**
+   * A Readable (a client's request) is read with read() rather than iterated: stopping early must
+   * leave it alone (iterating would destroy it, and with it the client's socket and our answer).
+   */
+  #pumpReadable(call: Call, body: Readable): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      let waiting = false;
+      const cleanup = () => {
+        body.off('readable', pull);
+        body.off('end', onEnd);
+        body.off('error', onError);
+        body.off('close', onClose);
+      };
+      const pull = async () => {
+        if (waiting) return;
+        for (;;) {
+          if (call.phase !== 'running') {
+            cleanup();
+            resolve(false);
+            return;
+          }
+          const chunk: Buffer | string | null = body.read();
+          if (chunk === null) return; // 'readable' or 'end' comes next
+          call.stdinStarted = true;
+          waiting = true;
+          const more = await this.#writeStdin(call, typeof chunk === 'string' ? Buffer.from(chunk) : chunk);
+          waiting = false;
+          if (!more) {
+            cleanup();
+            resolve(false);
+            return;
+          }
+        }
+      };
+      const onEnd = () => {
+        cleanup();
+        resolve(true);
+      };
+      const onError = (error: Error) => {
+        cleanup();
+        reject(new FastCgiAbortedError(`the request body failed: ${error.message}`, { cause: error }));
+      };
+      const onClose = () => {
+        if (body.readableEnded) return;
+        cleanup();
+        reject(new FastCgiAbortedError('the request body closed before its end (the client left)'));
+      };
+      body.on('readable', pull);
+      body.on('end', onEnd);
+      body.on('error', onError);
+      body.on('close', onClose);
+      if (body.readableEnded) onEnd();
+      else void pull();
+    });
+  }
+
+  // ---- reading ----
+
+  #onData(chunk: Buffer): void {
+    const call = this.#call;
+    if (call !== null) {
+      call.bytesReceived += chunk.length;
+      this.#touch(call);
+    }
+    try {
+      this.#decoder.push(chunk);
+    } catch (error) {
+      this.#fail(error as Error);
+    }
+  }
+
+  /** Returns false to hold further records while STDOUT's reader is behind. */
+  #onRecord(record: FastCgiRecord): boolean {
+    if (this.#management !== null) {
+      this.#management(record);
+      return false;
+    }
+    const call = this.#call;
+    if (call === null || call.phase === 'finished') {
+      throw new FastCgiUnexpectedRecordError(
+        `${this.#where} sent ${recordTypeName(record.type)} while no request was running`,
+        { type: record.type },
+      );
+    }
+    if (record.requestId !== REQUEST_ID) {
+      throw new FastCgiUnexpectedRecordError(
+        `${this.#where} sent ${recordTypeName(record.type)} for request id ${record.requestId}; ours is ${REQUEST_ID}`,
+        { type: record.type, requestId: record.requestId },
+      );
+    }
+    switch (record.type) {
+      case RecordType.STDOUT:
+        // An aborted request's output has nobody to go to. The empty record ending STDOUT is optional.
+        if (call.phase === 'running' && record.content.length > 0 && !call.stdout.push(record.content)) {
+          call.stdoutPaused = true;
+          this.#socket.pause();
+          this.#updateTimer(call);
+          return false;
+        }
+        return true;
+      case RecordType.STDERR:
+        this.#stderr(call, record.content);
+        return true;
+      case RecordType.END_REQUEST:
+        this.#end(call, decodeEndRequest(record.content));
+        return true;
+      default:
+        throw new FastCgiUnexpectedRecordError(
+          `${this.#where} sent ${recordTypeName(record.type)} during a request; a responder sends STDOUT, STDERR and END_REQUEST`,
+          { type: record.type },
+        );
+    }
+  }
+
+  /** STDOUT's reader wants more: deliver held records, then read the socket again. */
+  #resumeStdout(call: Call): void {
+    if (!call.stdoutPaused || this.#call !== call) return;
+    call.stdoutPaused = false;
+    try {
+      this.#decoder.resume();
+    } catch (error) {
+      this.#fail(error as Error);
+      return;
+    }
+    if (!call.stdoutPaused && !this.#socket.destroyed) {
+      this.#socket.resume();
+      this.#updateTimer(call);
+    }
+  }
+
+  #stderr(call: Call, content: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const newline = content.indexOf(0x0a, start);
+      if (newline === -1) break;
+      this.#stderrPart(call, content.subarray(start, newline));
+      this.#flushStderr(call);
+      start = newline + 1;
+    }
+    if (start < content.length) this.#stderrPart(call, content.subarray(start));
+  }
+
+  #stderrPart(call: Call, part: Buffer): void {
+    while (call.stderrBytes + part.length > MAX_STDERR_LINE_BYTES) {
+      const room = MAX_STDERR_LINE_BYTES - call.stderrBytes;
+      call.stderrParts.push(part.subarray(0, room));
+      call.stderrBytes += room;
+      this.#flushStderr(call);
+      part = part.subarray(room);
+    }
+    if (part.length === 0) return;
+    call.stderrParts.push(part);
+    call.stderrBytes += part.length;
+  }
+
+  #flushStderr(call: Call): void {
+    let line = Buffer.concat(call.stderrParts, call.stderrBytes).toString('utf8');
+    call.stderrParts = [];
+    call.stderrBytes = 0;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line === '' || call.onStderr === null) return;
+    // php-fpm joins a request's messages into one: "PHP message: a; PHP message: b"
+    const messages = line.includes(FPM_JOINED)
+      ? line.split(FPM_JOINED).map((m, i) => (i === 0 ? m : `PHP message: ${m}`))
+      : [line];
+    try {
+      for (const message of messages) call.onStderr(message);
+    } catch {
+      // a logger that throws must not break the request
+    }
+  }
+
+  #end(call: Call, end: EndRequestBody): void {
+    if (call.stderrBytes > 0) this.#flushStderr(call);
+    if (call.phase === 'aborting') {
+      // php reads the next record as the next request's BEGIN_REQUEST: if it is our unread
+      // ABORT_REQUEST, it drops the connection. So an aborted connection is never reused.
+      this.#finish(call);
+      this.destroy();
+      return;
+    }
+    if (end.protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
+      this.#fail(protocolStatusError(end, this.#where));
+      return;
+    }
+    this.#finish(call);
+    call.stdout.push(null);
+    call.resolve(end);
+    this.#requests++;
+    if (!call.stdinDone) {
+      // The script answered without reading all of STDIN: the rest would be read as the next request.
+      this.destroy();
+      return;
+    }
+    this.#state = 'idle';
+    this.emit('idle');
+  }
+
+  // ---- ending ----
+
+  /** The request is over for the connection: timers off, listeners off, pump woken. */
+  #finish(call: Call): void {
+    call.phase = 'finished';
+    this.#clearTimer();
+    if (this.#abortTimer !== null) {
+      clearTimeout(this.#abortTimer);
+      this.#abortTimer = null;
+    }
+    call.signal?.removeEventListener('abort', call.onSignal);
+    call.wake?.();
+    if (this.#call === call) this.#call = null;
+    if (call.stdoutPaused) {
+      call.stdoutPaused = false;
+      this.#socket.resume();
+    }
+  }
+
+  #abort(call: Call, reason?: unknown): void {
+    if (call.phase !== 'running') return;
+    const error =
+      reason instanceof FastCgiAbortedError
+        ? reason
+        : new FastCgiAbortedError('the request was aborted (the client left)', {
+            cause: reason,
+            details: { address: this.#where },
+          });
+    call.phase = 'aborting';
+    call.wake?.();
+    call.reject(error);
+    if (!call.stdout.destroyed) call.stdout.destroy(error);
+    if (call.stdoutPaused) {
+      // its records are dropped from now on: read them so that END_REQUEST can arrive
+      call.stdoutPaused = false;
+      try {
+        this.#decoder.resume();
+      } catch (decodeError) {
+        this.#fail(decodeError as Error);
+        return;
+      }
+      this.#socket.resume();
+    }
+    if (this.#call !== call) return; // END_REQUEST was among the held records
+    this.#clearTimer();
+    this.#writeAll([encodeAbortRequest(REQUEST_ID)]);
+    this.#abortTimer = setTimeout(() => {
+      this.#abortTimer = null;
+      this.destroy();
+    }, call.abortTimeoutMs);
+  }
+
+  /** A failure that leaves the byte stream in doubt: the request fails and the socket closes. */
+  #fail(error: Error): void {
+    const call = this.#call;
+    if (call !== null) {
+      const wasRunning = call.phase === 'running';
+      this.#finish(call);
+      if (wasRunning) {
+        call.reject(error);
+        call.stdout.destroy(error);
+      }
+    }
+    if (this.#management !== null) this.#management(error);
+    this.destroy(error);
+  }
+
+  #onClose(): void {
+    // a reset of an idle connection (php closing at pm.max_requests with our empty STDIN record
+    // unread) is a normal end; our own failures are reported whatever the state
+    const quiet = this.#state === 'idle' && this.#failure === null;
+    this.#state = 'closed';
+    const call = this.#call;
+    if (call !== null) {
+      const bytes = call.bytesReceived;
+      const cause = this.#socketError;
+      this.#fail(
+        call.phase === 'running'
+          ? new FastCgiConnectionClosedError(
+              `FastCGI server ${this.#where} closed the connection before END_REQUEST ` +
+                `(${bytes} bytes received${cause ? `; ${cause.message}` : ''}); the PHP process may have died`,
+              { cause, details: { address: this.#where, bytesReceived: bytes, reused: call.reused } },
+            )
+          : new Error('closed while aborting'),
+      );
+    } else if (this.#management !== null) {
+      this.#management(new FastCgiConnectionClosedError(`${this.#where} closed the connection during GET_VALUES`));
+    }
+    this.#clearTimer();
+    if (this.#abortTimer !== null) clearTimeout(this.#abortTimer);
+    this.emit('close', this.#failure ?? (quiet ? null : this.#socketError));
+  }
+
+  // ---- the read timeout ----
+
+  /**
+   * The read timeout runs while the backend owes us something: after STDIN was sent, or while it
+   * is not taking STDIN. It stops while we wait for the client's body or for STDOUT's reader.
+   */
+  #updateTimer(call: Call): void {
+    const run =
+      call.phase === 'running' && call.readTimeoutMs > 0 && !call.stdoutPaused && (call.stdinDone || call.waitingDrain);
+    if (!run) {
+      this.#clearTimer();
+      return;
+    }
+    if (this.#timer === null) {
+      this.#timer = setTimeout(() => this.#onReadTimeout(call), call.readTimeoutMs);
+    }
+  }
+
+  /** Bytes moved: the timeout starts over. */
+  #touch(call: Call): void {
+    if (this.#timer !== null) this.#timer.refresh();
+    else this.#updateTimer(call);
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  #onReadTimeout(call: Call): void {
+    this.#timer = null;
+    if (this.#call !== call || call.phase !== 'running') return;
+    this.#fail(
+      new FastCgiReadTimeoutError(
+        `FastCGI server ${this.#where} sent nothing for ${call.readTimeoutMs} ms` +
+          (call.stdinDone ? '' : ' and stopped reading the request body'),
+        { address: this.#where, readTimeoutMs: call.readTimeoutMs },
+      ),
+    );
+  }
+}
+
+function protocolStatusError(end: EndRequestBody, where: string): FastCgiError {
+  const details = { address: where, protocolStatus: end.protocolStatus, appStatus: end.appStatus };
+  switch (end.protocolStatus) {
+    case ProtocolStatus.OVERLOADED:
+      return new FastCgiOverloadedError(`FastCGI server ${where} refused the request: OVERLOADED`, { details });
+    case ProtocolStatus.CANT_MPX_CONN:
+      return new FastCgiRequestRejectedError(
+        `FastCGI server ${where} refused the request: CANT_MPX_CONN (it runs one request per connection)`,
+        details,
+      );
+    case ProtocolStatus.UNKNOWN_ROLE:
+      return new FastCgiRequestRejectedError(
+        `FastCGI server ${where} refused the request: UNKNOWN_ROLE (it is not a FastCGI responder)`,
+        details,
+      );
+    default:
+      return new FastCgiRequestRejectedError(
+        `FastCGI server ${where} ended the request with protocol status ${end.protocolStatus}, which FastCGI 1.0 does not define`,
+        details,
+      );
+  }
+}

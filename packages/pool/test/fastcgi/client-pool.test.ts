@@ -1,0 +1,373 @@
+// The FastCGI client pool against a real php-fpm (pm static, its own config and socket in a temp
+// dir): keep-alive reuse counted at a socket in between, streamed bodies, abort, and the 502 / 503 /
+// 504 error classes for a php-fpm that is down, full, or hung.
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  FastCgiAbortedError,
+  FastCgiClosedError,
+  FastCgiConnectFailedError,
+  FastCgiConnectTimeoutError,
+  type FastCgiError,
+  FastCgiNoFreeConnectionError,
+  FastCgiOverloadedError,
+  FastCgiQueueFullError,
+  FastCgiReadTimeoutError,
+  InvalidFastCgiOptionError,
+} from '../../src/errors.js';
+import type { FastCgiAddress } from '../../src/fastcgi/address.js';
+import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
+import { eventually, recordingLogger } from '../php-fixtures.js';
+import { freePort, type PhpServer, scriptParams, startPhpFpm } from './php-servers.js';
+
+/**
+ * A unix socket in front of php-fpm that counts the connections it accepts and pipes each to
+ * php-fpm: the proof of keep-alive, independent of the pool's own stats.
+ */
+async function countingProxy(
+  target: FastCgiAddress,
+): Promise<{ address: FastCgiAddress; accepted(): number; close(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'warmpool-fcgi-proxy-'));
+  const path = join(dir, 'proxy.sock');
+  let accepted = 0;
+  const sockets = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    accepted++;
+    const upstream = netConnect(target as { path: string });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', () => {});
+      s.on('close', () => sockets.delete(s));
+    }
+    client.pipe(upstream).pipe(client);
+    client.on('close', () => upstream.destroy());
+    upstream.on('close', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return {
+    address: { kind: 'unix', path },
+    accepted: () => accepted,
+    close: async () => {
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const body = async (pool: FastCgiClientPool, script: string, query = '') => {
+  const response = await pool.request({ params: scriptParams(script, { query }) });
+  const text_ = await text(response.body);
+  await response.done;
+  return { ...response, text: text_ };
+};
+
+let fpm: PhpServer;
+beforeAll(async () => {
+  fpm = await startPhpFpm({ maxChildren: 2 });
+});
+afterAll(async () => {
+  await fpm?.stop();
+});
+
+describe('FastCGI client pool to php-fpm', () => {
+  it('reuses kept-alive connections: many requests, as many connections as run at once', async () => {
+    const proxy = await countingProxy(fpm.address);
+    const pool = createFastCgiClientPool({ address: proxy.address, maxConnections: 2 });
+    try {
+      for (let i = 0; i < 10; i++)
+        expect((await body(pool, 'hello.php')).text).toMatch(/^hello from fpm-fcgi pid \d+$/);
+      expect(proxy.accepted()).toBe(1);
+      const pids = new Set<string>();
+      await Promise.all(
+        Array.from({ length: 12 }, async () => pids.add((await body(pool, 'hello.php')).text.split(' pid ')[1]!)),
+      );
+      expect(proxy.accepted()).toBe(2);
+      expect(pids.size).toBeLessThanOrEqual(2);
+      expect(pool.stats()).toMatchObject({ opened: 2, busy: 0, requests: 22, queued: 0 });
+    } finally {
+      await pool.close();
+      await proxy.close();
+    }
+  });
+
+  it('streams a large response and a large request body through', async () => {
+    const pool = createFastCgiClientPool({ address: fpm.address, maxConnections: 2 });
+    try {
+      const big = await pool.request({ params: scriptParams('big-response.php', { query: 'mb=6' }) });
+      const hash = createHash('sha256');
+      for await (const chunk of big.body) hash.update(chunk as Buffer);
+      expect(hash.digest('hex')).toBe(big.headers['x-body-sha256']![0]);
+
+      const payload = randomBytes(5 * 1024 * 1024);
+      async function* upload() {
+        for (let offset = 0; offset < payload.length; offset += 65536) yield payload.subarray(offset, offset + 65536);
+      }
+      const posted = await pool.request({
+        params: scriptParams('post-sha256.php', { method: 'POST', contentLength: payload.length }),
+        stdin: upload(),
+      });
+      expect(JSON.parse(await text(posted.body))).toEqual({
+        sha256: createHash('sha256').update(payload).digest('hex'),
+        bytes: payload.length,
+        method: 'POST',
+      });
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('passes Set-Cookie lines, a 404 and redirects; logs STDERR with the address', async () => {
+    const logger = recordingLogger();
+    const pool = createFastCgiClientPool({ address: fpm.address, logger });
+    try {
+      expect((await body(pool, 'cookies.php')).headers['set-cookie']).toHaveLength(3);
+      expect((await body(pool, 'not-found.php')).status).toBe(404);
+      expect((await body(pool, 'redirect.php', 'to=/elsewhere')).headers.location).toEqual(['/elsewhere']);
+      await body(pool, 'stderr.php');
+      // php-fpm sends a request's messages as one line; they arrive as one log line each
+      expect(logger.lines.filter((l) => l.msg === 'php stderr').map((l) => l.obj.line)).toEqual([
+        'PHP message: first line to stderr',
+        'PHP message: second line to stderr',
+        expect.stringMatching(/^PHP message: PHP Warning: {2}a user warning/),
+      ]);
+      expect(logger.lines[0]!.obj.address).toBe(`unix:${(fpm.address as { path: string }).path}`);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('an aborted request retires its connection; the next request is not sent on it', async () => {
+    const proxy = await countingProxy(fpm.address);
+    const pool = createFastCgiClientPool({ address: proxy.address, maxConnections: 1 });
+    const flag = join(fpm.dir, 'pool-abort.flag');
+    try {
+      await body(pool, 'hello.php');
+      const controller = new AbortController();
+      const slow = await pool.request({
+        params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }),
+        signal: controller.signal,
+      });
+      const closed = new Promise((resolve) => pool.once('connection:close', resolve));
+      controller.abort();
+      await expect(slow.done).rejects.toBeInstanceOf(FastCgiAbortedError);
+      // the next request waits: the aborted request still holds the php-fpm child and the connection
+      const next = body(pool, 'hello.php');
+      expect(pool.stats().queued).toBe(1);
+      writeFileSync(flag, '');
+      await closed;
+      expect((await next).status).toBe(200);
+      expect(proxy.accepted()).toBe(2); // a new connection, not the aborted one
+    } finally {
+      await pool.close();
+      await proxy.close();
+    }
+  });
+
+  it('closes an idle connection when another one waits in the accept queue (more connections than children)', async () => {
+    const one = await startPhpFpm({ maxChildren: 1 });
+    const flag = join(one.dir, 'stall.flag');
+    // maxConnections 2 > pm.max_children 1; a stalled request would otherwise wait for readTimeoutMs
+    const pool = createFastCgiClientPool({ address: one.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    try {
+      await body(pool, 'hello.php'); // the only child is now bound to kept connection 1
+      const slow = pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) });
+      const slowResponse = await slow; // connection 1, head received
+      const stalled = body(pool, 'hello.php'); // connection 2: php-fpm's accept queue
+      await eventually(() => pool.stats().connections === 2, 'the second connection');
+      writeFileSync(flag, '');
+      await text(slowResponse.body);
+      expect((await stalled).status).toBe(200);
+      expect(pool.stats().stalls).toBe(1);
+    } finally {
+      await pool.close();
+      await one.stop();
+    }
+  });
+});
+
+describe('503: overloaded', () => {
+  it('pm.max_children=1 with a bounded queue: one runs, one waits, the next gets QUEUE_FULL', async () => {
+    const one = await startPhpFpm({ maxChildren: 1 });
+    const flag = join(one.dir, 'queue.flag');
+    const pool = createFastCgiClientPool({ address: one.address, maxConnections: 1, maxQueue: 1 });
+    try {
+      const running = await pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) });
+      const waiting = body(pool, 'hello.php');
+      expect(pool.stats().queued).toBe(1);
+      const error = await pool.request({ params: scriptParams('hello.php') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastCgiQueueFullError);
+      expect((error as FastCgiError).statusCode).toBe(503);
+      writeFileSync(flag, '');
+      expect(await text(running.body)).toBe('started\nfinished\n');
+      expect((await waiting).status).toBe(200);
+      expect(pool.stats().errors).toEqual({ WP_FASTCGI_QUEUE_FULL: 1 });
+    } finally {
+      await pool.close();
+      await one.stop();
+    }
+  });
+
+  it('a request that waits longer than queueTimeoutMs gets NO_FREE_CONNECTION; an aborted wait leaves the queue', async () => {
+    const one = await startPhpFpm({ maxChildren: 1 });
+    const flag = join(one.dir, 'wait.flag');
+    const pool = createFastCgiClientPool({ address: one.address, maxConnections: 1, queueTimeoutMs: 200 });
+    try {
+      const running = await pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) });
+      const error = await pool.request({ params: scriptParams('hello.php') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastCgiNoFreeConnectionError);
+      expect((error as FastCgiError).statusCode).toBe(503);
+      const controller = new AbortController();
+      const waiting = pool.request({ params: scriptParams('hello.php'), signal: controller.signal });
+      expect(pool.stats().queued).toBe(1);
+      controller.abort();
+      await expect(waiting).rejects.toBeInstanceOf(FastCgiAbortedError);
+      expect(pool.stats().queued).toBe(0);
+      writeFileSync(flag, '');
+      await text(running.body);
+      await running.done;
+    } finally {
+      await pool.close();
+      await one.stop();
+    }
+  });
+
+  it("a full accept queue on php-fpm's unix socket (EAGAIN) is OVERLOADED", async () => {
+    // listen.backlog 0: with the only child busy, one connection waits in the queue, the next is refused
+    const one = await startPhpFpm({ maxChildren: 1, backlog: 0 });
+    const flag = join(one.dir, 'backlog.flag');
+    const pool = createFastCgiClientPool({ address: one.address, maxConnections: 4 });
+    try {
+      const running = await pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) });
+      const queued = body(pool, 'hello.php');
+      await eventually(() => pool.stats().connections === 2, 'the queued connection');
+      const error = await pool.request({ params: scriptParams('hello.php') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastCgiOverloadedError);
+      expect((error as FastCgiError).statusCode).toBe(503);
+      writeFileSync(flag, '');
+      await text(running.body);
+      expect((await queued).status).toBe(200);
+    } finally {
+      await pool.close();
+      await one.stop();
+    }
+  });
+});
+
+describe('504: timed out', () => {
+  it('a hung script gets READ_TIMEOUT; the pool replaces the connection', async () => {
+    const pool = createFastCgiClientPool({ address: fpm.address, readTimeoutMs: 300, maxConnections: 2 });
+    try {
+      const error = await pool.request({ params: scriptParams('hangs.php') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastCgiReadTimeoutError);
+      expect((error as FastCgiError).statusCode).toBe(504);
+      await eventually(() => pool.stats().connections === 0, 'the timed-out connection to close');
+      expect((await body(pool, 'hello.php')).status).toBe(200);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('php-fpm over TCP with a full accept queue: CONNECT_TIMEOUT', async () => {
+    const tcp = await startPhpFpm({ maxChildren: 1, backlog: 0, tcpPort: await freePort() });
+    const flag = join(tcp.dir, 'tcp.flag');
+    const pool = createFastCgiClientPool({ address: tcp.address, maxConnections: 4, connectTimeoutMs: 300 });
+    try {
+      const running = await pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) });
+      const queued = body(pool, 'hello.php');
+      await eventually(() => pool.stats().connections === 2, 'the queued connection');
+      // the kernel drops the SYN of a listener whose accept queue is full: the connect hangs
+      const error = await pool.request({ params: scriptParams('hello.php') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastCgiConnectTimeoutError);
+      expect((error as FastCgiError).statusCode).toBe(504);
+      writeFileSync(flag, '');
+      await text(running.body);
+      expect((await queued).status).toBe(200);
+    } finally {
+      await pool.close();
+      await tcp.stop();
+    }
+  });
+});
+
+describe('502: down', () => {
+  it('php-fpm stopped: its kept connection closes, the next request gets CONNECT_FAILED naming the address', async () => {
+    const server = await startPhpFpm({ maxChildren: 1 });
+    const pool = createFastCgiClientPool({ address: server.address });
+    try {
+      await body(pool, 'hello.php');
+      const closed = new Promise((resolve) => pool.once('connection:close', resolve));
+      await server.stop();
+      await closed; // the kept connection went with php-fpm
+      const error = await pool.request({ params: scriptParams('hello.php') }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(FastCgiConnectFailedError);
+      expect((error as FastCgiError).statusCode).toBe(502);
+      expect((error as Error).message).toContain((server.address as { path: string }).path);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('a kept connection that php-fpm closed after pm.max_requests is retried on a new one, not failed', async () => {
+    const recycling = await startPhpFpm({ maxChildren: 1, maxRequests: 2 });
+    const pool = createFastCgiClientPool({ address: recycling.address, maxConnections: 1 });
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 9; i++) statuses.push((await body(pool, 'hello.php')).status);
+      const posted = await pool.request({
+        params: scriptParams('post-sha256.php', { method: 'POST', contentLength: 3 }),
+        stdin: Buffer.from('abc'),
+      });
+      expect(JSON.parse(await text(posted.body)).bytes).toBe(3);
+      expect(statuses).toEqual(Array(9).fill(200));
+      expect(pool.stats().opened).toBeGreaterThanOrEqual(5);
+      expect(pool.stats().errors).toEqual({});
+    } finally {
+      await pool.close();
+      await recycling.stop();
+    }
+  });
+});
+
+describe('options and closing', () => {
+  it('refuses bad options, naming them', () => {
+    expect(() => createFastCgiClientPool({ address: 'php-fpm' })).toThrow(InvalidFastCgiOptionError);
+    expect(() => createFastCgiClientPool({ address: 'unix:relative.sock' })).toThrow(/absolute socket path/);
+    expect(() => createFastCgiClientPool({ address: '127.0.0.1:0' })).toThrow(/port from 1 to 65535/);
+    expect(() => createFastCgiClientPool({ address: '127.0.0.1:9000', maxConnections: 0 })).toThrow(
+      /"maxConnections": must be an integer ≥ 1/,
+    );
+    expect(() => createFastCgiClientPool({ address: '127.0.0.1:9000', max_connections: 2 } as never)).toThrow(
+      /"max_connections": is not a FastCGI client option/,
+    );
+    expect(createFastCgiClientPool({ address: '[::1]:9000' }).address).toEqual({
+      kind: 'tcp',
+      host: '::1',
+      port: 9000,
+    });
+  });
+
+  it('close() fails waiting requests, lets the running one finish, then later requests get CLOSED', async () => {
+    const one = await startPhpFpm({ maxChildren: 1 });
+    const flag = join(one.dir, 'close.flag');
+    const pool = createFastCgiClientPool({ address: one.address, maxConnections: 1 });
+    try {
+      const running = await pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) });
+      const waiting = pool.request({ params: scriptParams('hello.php') });
+      const closing = pool.close();
+      await expect(waiting).rejects.toBeInstanceOf(FastCgiClosedError);
+      await expect(pool.request({ params: scriptParams('hello.php') })).rejects.toBeInstanceOf(FastCgiClosedError);
+      writeFileSync(flag, '');
+      expect(await text(running.body)).toBe('started\nfinished\n');
+      await closing;
+      expect(pool.stats()).toMatchObject({ connections: 0, closing: true });
+    } finally {
+      await one.stop();
+    }
+  });
+});

@@ -1,0 +1,180 @@
+// Property-based checks (fast-check): whatever the records and however the bytes are cut (split
+// inside a header, inside padding, many records per read), the decoder gives back exactly what was
+// encoded; name-value pairs and PARAMS streams round-trip with every length encoding.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { RecordDecoder } from '../../src/fastcgi/decoder.js';
+import {
+  decodeNameValuePairs,
+  encodeNameValuePair,
+  encodeParams,
+  encodeRecord,
+  encodeStreamRecords,
+  type FastCgiRecord,
+  MAX_WRITE_CONTENT_BYTES,
+  RecordType,
+} from '../../src/fastcgi/records.js';
+
+const FIXED = new Set<number>([RecordType.BEGIN_REQUEST, RecordType.END_REQUEST, RecordType.UNKNOWN_TYPE]);
+
+const recordArb = (maxLength = 65_535) =>
+  fc
+    .record({
+      type: fc.integer({ min: 0, max: 255 }),
+      requestId: fc.integer({ min: 0, max: 0xffff }),
+      // mostly small, sometimes up to the 16-bit maximum
+      content: fc.oneof(
+        { weight: 6, arbitrary: fc.uint8Array({ maxLength: Math.min(300, maxLength) }) },
+        { weight: 1, arbitrary: fc.uint8Array({ minLength: Math.min(60_000, maxLength), maxLength }) },
+      ),
+      padding: fc.integer({ min: 0, max: 255 }),
+    })
+    // the fixed-size bodies are 8 bytes, as the decoder requires
+    .map((r) =>
+      FIXED.has(r.type) ? { ...r, content: Uint8Array.from({ length: 8 }, (_, i) => r.content[i] ?? 0) } : r,
+    );
+
+/** Feeds `wire` to `decoder` in pieces whose sizes cycle through `cuts`. */
+function feed(decoder: RecordDecoder, wire: Buffer, cuts: number[]): void {
+  let offset = 0;
+  for (let i = 0; offset < wire.length; i++) {
+    const size = cuts[i % cuts.length]!;
+    decoder.push(wire.subarray(offset, offset + size));
+    offset += size;
+  }
+}
+
+describe('RecordDecoder properties', () => {
+  it('decodes any sequence of records cut at any points', () => {
+    fc.assert(
+      fc.property(
+        fc.array(recordArb(), { minLength: 1, maxLength: 6 }),
+        fc.array(fc.integer({ min: 1, max: 9000 }), { minLength: 1, maxLength: 40 }),
+        (records, cuts) => {
+          const wire = Buffer.concat(
+            records.map((r) => encodeRecord(r.type, r.requestId, Buffer.from(r.content), r.padding)),
+          );
+          const got: FastCgiRecord[] = [];
+          const decoder = new RecordDecoder((record) => void got.push(record));
+          feed(decoder, wire, cuts);
+          expect(got).toHaveLength(records.length);
+          got.forEach((record, i) => {
+            const r = records[i]!;
+            expect(record.type).toBe(r.type);
+            expect(record.requestId).toBe(r.requestId);
+            expect(Buffer.compare(record.content, Buffer.from(r.content))).toBe(0);
+          });
+          expect(decoder.pendingBytes).toBe(0);
+        },
+      ),
+      { numRuns: 120 },
+    );
+  });
+
+  it('delivers the same records when the consumer pauses after any of them', () => {
+    fc.assert(
+      fc.property(
+        fc.array(recordArb(300), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.boolean(), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 200 }), { minLength: 1, maxLength: 10 }),
+        (records, pauses, cuts) => {
+          const wire = Buffer.concat(
+            records.map((r) => encodeRecord(r.type, r.requestId, Buffer.from(r.content), r.padding)),
+          );
+          const got: FastCgiRecord[] = [];
+          const decoder = new RecordDecoder((record) => {
+            got.push(record);
+            return pauses[got.length % pauses.length];
+          });
+          feed(decoder, wire, cuts);
+          while (decoder.held) decoder.resume();
+          expect(got.map((r) => Buffer.from(r.content).toString('hex'))).toEqual(
+            records.map((r) => Buffer.from(r.content).toString('hex')),
+          );
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  it('reassembles a stream of any size sent as records, cut at any points', () => {
+    fc.assert(
+      fc.property(
+        fc.uint8Array({ maxLength: 200_000 }),
+        fc.array(fc.integer({ min: 1, max: 70_000 }), { minLength: 1, maxLength: 20 }),
+        (data, cuts) => {
+          const wire = Buffer.concat([
+            ...encodeStreamRecords(RecordType.STDOUT, 1, Buffer.from(data)),
+            encodeRecord(RecordType.STDOUT, 1),
+          ]);
+          const parts: Buffer[] = [];
+          let ended = false;
+          const decoder = new RecordDecoder((record) => {
+            if (record.content.length === 0) ended = true;
+            else parts.push(Buffer.from(record.content));
+          });
+          feed(decoder, wire, cuts);
+          expect(ended).toBe(true);
+          expect(Buffer.compare(Buffer.concat(parts), Buffer.from(data))).toBe(0);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+
+  it('never throws anything but a typed FastCGI error on random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 300 }), (bytes) => {
+        const decoder = new RecordDecoder(() => {}, { maxContentBytes: 64 });
+        try {
+          decoder.push(Buffer.from(bytes));
+        } catch (error) {
+          expect((error as { code?: string }).code).toMatch(/^WP_FASTCGI_(MALFORMED_RECORD|RECORD_TOO_LARGE)$/);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+const nameArb = fc.oneof(
+  fc.string({ unit: 'grapheme', maxLength: 20 }),
+  fc.string({ minLength: 120, maxLength: 400 }), // around and over the 128-byte switch to 4-byte lengths
+);
+
+describe('name-value pair properties', () => {
+  it('round-trips any pairs, with 1- and 4-byte lengths', () => {
+    fc.assert(
+      fc.property(fc.array(fc.tuple(nameArb, nameArb), { maxLength: 20 }), (pairs) => {
+        const content = Buffer.concat(pairs.map(([n, v]) => encodeNameValuePair(n, v)));
+        const back = decodeNameValuePairs(content).map(([n, v]) => [n.toString('utf8'), v.toString('utf8')]);
+        expect(back).toEqual(pairs);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a PARAMS stream of any pairs decodes to the same pairs, each record within php limits', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.stringMatching(/^[A-Z_]{1,30}$/), fc.string({ maxLength: 20_000 })), { maxLength: 30 }),
+        fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 10 }),
+        (pairs, cuts) => {
+          const wire = Buffer.concat(encodeParams(1, pairs));
+          const back: [string, string][] = [];
+          let ended = 0;
+          const decoder = new RecordDecoder((record) => {
+            expect(record.type).toBe(RecordType.PARAMS);
+            expect(record.content.length).toBeLessThanOrEqual(MAX_WRITE_CONTENT_BYTES);
+            if (record.content.length === 0) ended++;
+            for (const [n, v] of decodeNameValuePairs(record.content)) back.push([n.toString(), v.toString()]);
+          });
+          feed(decoder, wire, cuts);
+          expect(ended).toBe(1);
+          expect(back).toEqual(pairs);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
