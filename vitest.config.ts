@@ -13,6 +13,7 @@ export default defineConfig({
       { extends: true, test: { name: 'fastify', include: ['packages/fastify/test/**/*.test.ts'] } },
       { extends: true, test: { name: 'config', include: ['packages/config/test/**/*.test.ts'] } },
       { extends: true, test: { name: 'server', include: ['apps/server/test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'swap', include: ['apps/swap/test/**/*.test.ts'] } },
       { extends: true, test: { name: 'e2e', include: ['test/e2e/**/*.test.ts'] } },
     ],
   },

@@ -5,7 +5,7 @@ export interface ErrorDetails {
   [name: string]: unknown;
 }
 
-export class SwapError<C extends string = string> extends Error {
+export class SwapError<C extends SwapErrorCode = SwapErrorCode> extends Error {
   readonly code: C;
   readonly details: ErrorDetails;
   constructor(code: C, message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
@@ -16,16 +16,21 @@ export class SwapError<C extends string = string> extends Error {
   }
 }
 
-export type SwapErrorCode =
-  | 'WP_SWAP_USAGE'
-  | 'WP_SWAP_LISTEN_FAILED'
-  | 'WP_SWAP_CHECK_FAILED'
-  | 'WP_SWAP_BOOT_FAILED'
-  | 'WP_SWAP_NOT_READY'
-  | 'WP_SWAP_BUSY'
-  | 'WP_SWAP_NO_PREVIOUS'
-  | 'WP_SWAP_UNREACHABLE'
-  | 'WP_SWAP_CONTROL';
+/** Every WP_SWAP_ code, one per class below; the README's Errors table lists exactly these. */
+export const SWAP_ERROR_CODES = [
+  'WP_SWAP_USAGE',
+  'WP_SWAP_LISTEN_FAILED',
+  'WP_SWAP_CHECK_FAILED',
+  'WP_SWAP_BOOT_FAILED',
+  'WP_SWAP_NOT_READY',
+  'WP_SWAP_BUSY',
+  'WP_SWAP_NO_PREVIOUS',
+  'WP_SWAP_UNREACHABLE',
+  'WP_SWAP_CONTROL',
+  'WP_SWAP_STATE_FILE',
+] as const;
+
+export type SwapErrorCode = (typeof SWAP_ERROR_CODES)[number];
 
 export class UsageError extends SwapError<'WP_SWAP_USAGE'> {
   constructor(message: string) {
@@ -83,5 +88,11 @@ export class UnreachableError extends SwapError<'WP_SWAP_UNREACHABLE'> {
 export class ControlError extends SwapError<'WP_SWAP_CONTROL'> {
   constructor(message: string) {
     super('WP_SWAP_CONTROL', message);
+  }
+}
+/** `<state>/state.json` is missing, unreadable or not a state object. */
+export class StateFileError extends SwapError<'WP_SWAP_STATE_FILE'> {
+  constructor(file: string, reason: string, cause?: unknown) {
+    super('WP_SWAP_STATE_FILE', `state file ${file} ${reason}`, { cause, details: { file } });
   }
 }

@@ -69,8 +69,14 @@ export function bindSocket(name: ListenerName, address: string): BoundSocket {
     handle.close();
     throw new ListenFailedError(name, address, errnoName(err));
   }
+  // libuv defers a bind's EADDRINUSE (bind() answers 0) and reports it from getsockname or listen:
+  // without this check the child's listen() would auto-bind the socket to a random port
   const out: { address?: string; port?: number } = {};
-  handle.getsockname(out);
+  const deferred = handle.getsockname(out);
+  if (deferred !== 0) {
+    handle.close();
+    throw new ListenFailedError(name, address, errnoName(deferred));
+  }
   let closed = false;
   return {
     name,

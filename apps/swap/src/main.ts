@@ -9,7 +9,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { type SwapError, UnreachableError, UsageError, ControlError } from './errors.js';
 import { addressesFromYaml, LISTENER_NAMES, type ListenerName } from './listeners.js';
-import { Supervisor } from './orchestrator.js';
+import { SwapOrchestrator } from './orchestrator.js';
 import { controlSocket, readState, type SwapState } from './state-file.js';
 
 export const EXIT_OK = 0;
@@ -160,7 +160,7 @@ async function start(args: Args, stateDir: string): Promise<number> {
     if (await answers(socketPath)) throw new ControlError(`another warmpool-swap answers on ${socketPath}`);
     unlinkSync(socketPath);
   }
-  const supervisor = new Supervisor({
+  const orchestrator = new SwapOrchestrator({
     binary: resolve(binary),
     args: args.rest,
     listen,
@@ -176,33 +176,39 @@ async function start(args: Args, stateDir: string): Promise<number> {
     if (stopping) return;
     stopping = true;
     log(`• ${signal}: forwarding to the server`);
-    void supervisor.shutdown(signal).then(() => resolveExit(EXIT_OK));
+    void orchestrator.shutdown(signal).then(() => resolveExit(EXIT_OK));
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
-  supervisor.onActiveExit = (code) => {
+  orchestrator.onActiveExit = (code) => {
     log(`✗ the active server exited (${code}); warmpool-swap stops`);
     stopping = true;
-    void supervisor.shutdown('SIGTERM').then(() => resolveExit(code === 0 ? EXIT_FAILED : code));
+    void orchestrator.shutdown('SIGTERM').then(() => resolveExit(code === 0 ? EXIT_FAILED : code));
   };
   log(`• warmpool-swap pid ${process.pid}: ${[...listen].map(([n, a]) => `${n} ${a}`).join(', ')}`);
-  await supervisor.start();
-  const control = serveControl(supervisor, socketPath, log);
+  await orchestrator.start();
+  const control = serveControl(orchestrator, socketPath, log);
   process.on('SIGUSR2', () => {
-    const pending = readState(stateDir)?.pending;
+    let pending: string | undefined;
+    try {
+      pending = readState(stateDir).pending;
+    } catch (error) {
+      log(`▲ SIGUSR2: ${(error as Error).message}`);
+      return;
+    }
     if (pending === undefined) {
       log('▲ SIGUSR2: no "pending" binary in the state file');
       return;
     }
     log(`• SIGUSR2: swapping to ${pending}`);
-    supervisor
+    orchestrator
       .swap(pending, log)
       .catch((error: unknown) =>
-        log(`✗ swap failed, still on ${supervisor.active?.binary}: ${(error as Error).message}`),
+        log(`✗ swap failed, still on ${orchestrator.active?.binary}: ${(error as Error).message}`),
       );
   });
   log(
-    `✓ warmpool-swap ready: ${supervisor.active!.colour} pid ${supervisor.active!.pid} (${supervisor.options.binary}); control ${socketPath}`,
+    `✓ warmpool-swap ready: ${orchestrator.active!.colour} pid ${orchestrator.active!.pid} (${orchestrator.options.binary}); control ${socketPath}`,
   );
   const code = await exit;
   control.close();
@@ -226,7 +232,7 @@ function answers(path: string): Promise<boolean> {
 }
 
 /** The control socket: one JSON request line in; progress lines then one result line out. */
-function serveControl(supervisor: Supervisor, path: string, log: (line: string) => void) {
+function serveControl(orchestrator: SwapOrchestrator, path: string, log: (line: string) => void) {
   const server = createServer((socket: Socket) => {
     let buffer = '';
     socket.on('error', () => {});
@@ -256,13 +262,13 @@ function serveControl(supervisor: Supervisor, path: string, log: (line: string) 
         return;
       }
       try {
-        if (request.cmd === 'status') send({ type: 'result', ok: true, state: supervisor.state() });
+        if (request.cmd === 'status') send({ type: 'result', ok: true, state: orchestrator.state() });
         else if (request.cmd === 'swap' && typeof request.binary === 'string') {
-          await supervisor.swap(request.binary, progress);
-          send({ type: 'result', ok: true, state: supervisor.state() });
+          await orchestrator.swap(request.binary, progress);
+          send({ type: 'result', ok: true, state: orchestrator.state() });
         } else if (request.cmd === 'rollback') {
-          await supervisor.rollback(progress);
-          send({ type: 'result', ok: true, state: supervisor.state() });
+          await orchestrator.rollback(progress);
+          send({ type: 'result', ok: true, state: orchestrator.state() });
         } else
           send({
             type: 'result',
@@ -276,7 +282,7 @@ function serveControl(supervisor: Supervisor, path: string, log: (line: string) 
           ok: false,
           code: (error as SwapError).code ?? 'WP_SWAP_CONTROL',
           message: (error as Error).message,
-          state: supervisor.state(),
+          state: orchestrator.state(),
         });
       }
       socket.end();

@@ -21,7 +21,7 @@ import { bindSocket, parseAddress, type BoundSocket, type ListenerName } from '.
 import { probe, waitReady } from './readiness.js';
 import { writeState, type SwapRecord, type SwapState } from './state-file.js';
 
-export interface SupervisorOptions {
+export interface SwapOrchestratorOptions {
   binary: string;
   /** the server's arguments, e.g. ["serve", "-c", "warmpool.yaml"] */
   args: string[];
@@ -36,8 +36,9 @@ export interface SupervisorOptions {
 
 type Progress = (line: string) => void;
 
-export class Supervisor {
-  readonly options: SupervisorOptions;
+/** The warmpool-swap process's blue-green state machine: owns the shared sockets and one server child per colour. */
+export class SwapOrchestrator {
+  readonly options: SwapOrchestratorOptions;
   readonly startedAt = new Date();
   #shared: BoundSocket[] = [];
   #privateStatus = new Map<ServerChild, BoundSocket>();
@@ -51,7 +52,7 @@ export class Supervisor {
   /** called when the active child exits on its own (not during a swap): the supervisor exits too */
   onActiveExit: (code: number) => void = () => {};
 
-  constructor(options: SupervisorOptions) {
+  constructor(options: SwapOrchestratorOptions) {
     this.options = options;
   }
 

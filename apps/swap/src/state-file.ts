@@ -3,6 +3,7 @@
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Colour } from './child.js';
+import { StateFileError } from './errors.js';
 
 export interface SwapRecord {
   at: string;
@@ -41,10 +42,35 @@ export function writeState(dir: string, state: SwapState): void {
   renameSync(`${file}.tmp`, file);
 }
 
-export function readState(dir: string): SwapState | null {
+/**
+ * The state as last written (plus a `pending` an operator may have added). Throws StateFileError
+ * naming the file when it is missing, unreadable, not JSON, or not a state object.
+ */
+export function readState(dir: string): SwapState {
+  const file = stateFile(dir);
+  let text: string;
   try {
-    return JSON.parse(readFileSync(stateFile(dir), 'utf8')) as SwapState;
-  } catch {
-    return null;
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StateFileError(
+      file,
+      code === 'ENOENT'
+        ? 'does not exist: is `warmpool-swap start` running with this --state?'
+        : `cannot be read (${code ?? (error as Error).message})`,
+      error,
+    );
   }
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new StateFileError(file, `is not valid JSON (${(error as Error).message})`, error);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new StateFileError(file, 'does not hold a JSON object');
+  const { pending } = value as { pending?: unknown };
+  if (pending !== undefined && typeof pending !== 'string')
+    throw new StateFileError(file, `has a "pending" that is not a binary path string: ${JSON.stringify(pending)}`);
+  return value as SwapState;
 }

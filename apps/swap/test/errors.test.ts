@@ -1,0 +1,113 @@
+// The error-code sync test (DESIGN.md "Error-code conventions"): codes are unique and well formed,
+// each class sets one of them, and the README's Errors table lists exactly these codes.
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import * as errors from '../src/errors.js';
+import { SWAP_ERROR_CODES, SwapError } from '../src/errors.js';
+
+type ErrorClass = new (...args: never[]) => SwapError;
+
+/** Every exported class derived from SwapError, by export name. */
+const errorClasses: [string, ErrorClass][] = Object.entries(errors as Record<string, unknown>).filter(
+  (entry): entry is [string, ErrorClass] =>
+    typeof entry[1] === 'function' && (entry[1] as { prototype?: unknown }).prototype instanceof SwapError,
+);
+
+/** How to build each class; a new class without an entry here fails the test. */
+const FACTORIES: Record<string, () => SwapError> = {
+  UsageError: () => new errors.UsageError('m'),
+  ListenFailedError: () => new errors.ListenFailedError('http', '127.0.0.1:80', 'EACCES'),
+  CheckFailedError: () => new errors.CheckFailedError('m', 'output'),
+  BootFailedError: () => new errors.BootFailedError('m', 'output'),
+  NotReadyError: () => new errors.NotReadyError('m'),
+  BusyError: () => new errors.BusyError(),
+  NoPreviousError: () => new errors.NoPreviousError(),
+  UnreachableError: () => new errors.UnreachableError('/run/x/control.sock', new Error('ENOENT')),
+  ControlError: () => new errors.ControlError('m'),
+  StateFileError: () => new errors.StateFileError('/run/x/state.json', 'is not valid JSON'),
+};
+
+/** The codes in the README's "## Errors" table, in order. */
+function readmeCodes(): string[] {
+  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
+  const start = readme.search(/^## Errors\s*$/m);
+  expect(start, 'README.md has an "## Errors" section').toBeGreaterThanOrEqual(0);
+  const rest = readme.slice(start + '## Errors'.length);
+  const end = rest.search(/^## /m);
+  const section = end < 0 ? rest : rest.slice(0, end);
+  const rows = section.split('\n').filter((line) => line.trim().startsWith('|'));
+  expect(rows[0]?.replace(/\s+/g, '')).toBe('|code|meaning|whattodo|');
+  const codes: string[] = [];
+  for (const row of rows.slice(2)) {
+    const cells = row
+      .split('|')
+      .slice(1, -1)
+      .map((cell) => cell.trim());
+    expect(cells, `row ${row}`).toHaveLength(3);
+    const match = /^`([^`]+)`$/.exec(cells[0]!);
+    expect(match, `the code cell of ${row} is one code in backticks`).not.toBeNull();
+    expect(cells[1]!.length, `meaning of ${cells[0]}`).toBeGreaterThan(0);
+    expect(cells[2]!.length, `what to do for ${cells[0]}`).toBeGreaterThan(0);
+    codes.push(match![1]!);
+  }
+  return codes;
+}
+
+describe('SWAP_ERROR_CODES', () => {
+  it('has no duplicates', () => {
+    expect(new Set(SWAP_ERROR_CODES).size).toBe(SWAP_ERROR_CODES.length);
+  });
+
+  it.each([...SWAP_ERROR_CODES])('%s matches WP_SWAP_<WHAT>', (code) => {
+    expect(code).toMatch(/^WP_[A-Z]+_[A-Z0-9_]+$/);
+    expect(code.split('_')[1]).toBe('SWAP');
+  });
+});
+
+describe('error classes', () => {
+  it('has a factory here for every exported class (add one when adding a class)', () => {
+    expect(errorClasses.map(([name]) => name).sort()).toEqual(Object.keys(FACTORIES).sort());
+  });
+
+  it.each(errorClasses.map(([name, cls]) => [name, cls] as const))('%s sets a listed code', (name, cls) => {
+    const error = FACTORIES[name]!();
+    expect(error).toBeInstanceOf(cls);
+    expect(error).toBeInstanceOf(SwapError);
+    expect(error).toBeInstanceOf(Error);
+    expect(error.name).toBe(name);
+    expect(SWAP_ERROR_CODES).toContain(error.code);
+    expect(error.message.length).toBeGreaterThan(0);
+    expect(error.details).toBeTypeOf('object');
+  });
+
+  it('has exactly one class per code', () => {
+    const codes = errorClasses.map(([name]) => FACTORIES[name]!().code);
+    expect(new Set(codes).size).toBe(codes.length);
+    expect([...codes].sort()).toEqual([...SWAP_ERROR_CODES].sort());
+  });
+
+  it('keeps the cause and the output a failed child printed', () => {
+    const cause = new Error('ECONNREFUSED');
+    expect(new errors.UnreachableError('/s', cause).cause).toBe(cause);
+    const boot = new errors.BootFailedError('green exited', 'line 1\nline 2\n');
+    expect(boot.message).toBe('green exited:\nline 1\nline 2');
+    expect(boot.details).toEqual({ output: 'line 1\nline 2\n' });
+    expect(new errors.CheckFailedError('`x version` failed', '  ').message).toBe('`x version` failed');
+  });
+});
+
+describe('README Errors table', () => {
+  const codes = readmeCodes();
+
+  it('lists each code once', () => {
+    expect(new Set(codes).size).toBe(codes.length);
+  });
+
+  it('lists every code of SWAP_ERROR_CODES', () => {
+    expect(SWAP_ERROR_CODES.filter((code) => !codes.includes(code))).toEqual([]);
+  });
+
+  it('lists no code that SWAP_ERROR_CODES lacks', () => {
+    expect(codes.filter((code) => !(SWAP_ERROR_CODES as readonly string[]).includes(code))).toEqual([]);
+  });
+});

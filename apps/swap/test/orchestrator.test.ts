@@ -1,0 +1,434 @@
+// SwapOrchestrator against real child processes: the fixtures in ./fixtures are small Node "server
+// binaries" that answer `version` and `config check`, listen on the LISTEN_FDS sockets they are
+// handed and answer /ready on their private status socket — or fail their check, exit while
+// booting, never become ready, ignore SIGTERM, or drain until a test lets them go.
+//
+// The phases a swap goes through (as state().phase reports them): idle → checking → green-starting
+// → green-ready → handover (blue drains: SIGTERM, SIGKILL after the drain timeout) → idle with green
+// active. Any failure before the hand-over kills green and leaves blue serving (rollback).
+import { EventEmitter, once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import {
+  BootFailedError,
+  BusyError,
+  CheckFailedError,
+  ListenFailedError,
+  NoPreviousError,
+  NotReadyError,
+} from '../src/errors.js';
+import type { ListenerName } from '../src/listeners.js';
+import { SwapOrchestrator, type SwapOrchestratorOptions } from '../src/orchestrator.js';
+import { readState } from '../src/state-file.js';
+
+const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
+const READY = fixture('ready');
+const FAILS_CONFIG_CHECK = fixture('fails-config-check');
+const EXITS_WHILE_BOOTING = fixture('exits-while-booting');
+const NEVER_READY = fixture('never-ready');
+const IGNORES_SIGTERM = fixture('ignores-sigterm');
+const DRAINS_UNTIL_SIGUSR2 = fixture('drains-until-sigusr2');
+
+interface Harness {
+  o: SwapOrchestrator;
+  dir: string;
+  /** everything the orchestrator logged, children's output included ("[blue 123] …") */
+  lines: string[];
+  /** resolves with the first logged line (past or future) that matches */
+  line(pattern: RegExp): Promise<string>;
+}
+
+const harnesses: Harness[] = [];
+const strays: number[] = [];
+
+afterEach(async () => {
+  for (const { o, dir } of harnesses.splice(0)) {
+    await o.shutdown('SIGTERM');
+    rmSync(dir, { recursive: true, force: true });
+  }
+  for (const pid of strays.splice(0)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone, as it should be
+    }
+  }
+});
+
+function harness(options: Partial<SwapOrchestratorOptions> & { binary: string }): Harness {
+  const dir = mkdtempSync(join(tmpdir(), 'wp-swap-orch-'));
+  const lines: string[] = [];
+  const logged = new EventEmitter();
+  const o = new SwapOrchestrator({
+    args: ['serve', '-c', 'warmpool.yaml'],
+    listen: new Map<ListenerName, string>([['http', '127.0.0.1:0']]),
+    stateDir: dir,
+    readyTimeoutMs: 20_000,
+    drainTimeoutMs: 10_000,
+    log: (line) => {
+      lines.push(line);
+      logged.emit('line', line);
+    },
+    ...options,
+  });
+  const line = (pattern: RegExp) =>
+    new Promise<string>((resolve) => {
+      const seen = lines.find((l) => pattern.test(l));
+      if (seen !== undefined) return resolve(seen);
+      const onLine = (l: string) => {
+        if (!pattern.test(l)) return;
+        logged.off('line', onLine);
+        resolve(l);
+      };
+      logged.on('line', onLine);
+    });
+  const h = { o, dir, lines, line };
+  harnesses.push(h);
+  return h;
+}
+
+/** A second "binary": a wrapper around ready.mjs whose `version` names itself. */
+function readyCopy(dir: string, name: string): string {
+  const file = join(dir, `${name}.mjs`);
+  writeFileSync(file, `import ${JSON.stringify(pathToFileURL(READY).href)};\n`);
+  return file;
+}
+
+interface Answer {
+  status: number;
+  body: { colour: string; pid: number; listener: string; ports: Record<string, number>; grandchild: number | null };
+}
+
+/** One GET on a fresh connection (no keep-alive: each request is accepted anew on the socket). */
+function get(url: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    httpGet(url, { agent: false }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => {
+        text += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Answer['body'] }));
+    }).on('error', reject);
+  });
+}
+
+/** The active child's /ready answer: its pid, colour and the ports it listens on. */
+async function activeInfo(o: SwapOrchestrator): Promise<Answer['body']> {
+  return (await get(o.state().active!.statusUrl!)).body;
+}
+
+/** Who accepts on the shared http socket. */
+async function servedBy(port: number): Promise<{ colour: string; pid: number }> {
+  const { body } = await get(`http://127.0.0.1:${port}/`);
+  expect(body.listener).toBe('http');
+  return { colour: body.colour, pid: body.pid };
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as { port: number };
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+/** Binds `port` and lets it go again: true when nothing else holds it. */
+async function canBind(port: number): Promise<boolean> {
+  const server = createServer();
+  const bound = await new Promise<boolean>((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => resolve(true));
+  });
+  if (bound) await new Promise((resolve) => server.close(resolve));
+  return bound;
+}
+
+/** Dead: no /proc entry, or a zombie waiting for its parent. */
+function isGone(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return /^[ZX]/.test(stat.slice(stat.lastIndexOf(')') + 2));
+  } catch {
+    return true;
+  }
+}
+
+/** Waits for a SIGKILLed process that is not our child to die (no event tells us; bounded). */
+async function waitGone(pid: number): Promise<boolean> {
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20)))
+    if (isGone(pid)) return true;
+  return isGone(pid);
+}
+
+describe('start', () => {
+  it('binds the shared sockets, starts blue and waits for its /ready; blue serves; state.json says so', async () => {
+    const { o, dir } = harness({ binary: READY });
+    await o.start();
+    const state = o.state();
+    expect(state.phase).toBe('idle');
+    expect(state.active).toMatchObject({ colour: 'blue', binary: READY, version: 'fake-server ready.mjs' });
+    expect(state.active!.statusUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/ready$/);
+    expect(state.children).toEqual([{ colour: 'blue', pid: state.active!.pid, binary: READY }]);
+    expect(state.previous).toBeNull();
+    expect(state.history).toEqual([]);
+    expect(readState(dir)).toEqual(JSON.parse(JSON.stringify(state)));
+
+    const info = await activeInfo(o);
+    expect(info).toMatchObject({ colour: 'blue', pid: state.active!.pid, listener: 'status' });
+    expect(await servedBy(info.ports.http!)).toEqual({ colour: 'blue', pid: state.active!.pid });
+  });
+
+  it('an address already in use: ListenFailedError naming it, and no child is started', async () => {
+    const holder = createServer().listen(0, '127.0.0.1');
+    await once(holder, 'listening');
+    const address = `127.0.0.1:${(holder.address() as { port: number }).port}`;
+    try {
+      const { o } = harness({ binary: READY, listen: new Map([['http', address]]) });
+      const error = await o.start().catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ListenFailedError);
+      expect((error as Error).message).toBe(`cannot bind http ${address}: EADDRINUSE`);
+      expect(o.state().children).toEqual([]);
+      expect(o.active).toBeUndefined();
+    } finally {
+      holder.close();
+    }
+  });
+
+  it('a blue that exits while booting: BootFailedError with its output, and the sockets are released', async () => {
+    const port = await freePort();
+    const { o } = harness({ binary: EXITS_WHILE_BOOTING, listen: new Map([['http', `127.0.0.1:${port}`]]) });
+    const error = await o.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toMatch(
+      /^blue pid \d+ exit code 3 while booting:\ncannot open \/srv\/app\/index\.php: boot failed$/,
+    );
+    expect(await canBind(port)).toBe(true);
+  });
+});
+
+describe('swap', () => {
+  it('blue → checking → green-starting → green-ready → handover → idle: green serves, blue drained and gone', async () => {
+    const statusPort = await freePort();
+    const { o, dir } = harness({
+      binary: READY,
+      listen: new Map([
+        ['http', '127.0.0.1:0'],
+        ['status', `127.0.0.1:${statusPort}`],
+      ]),
+    });
+    await o.start();
+    const blue = o.state().active!;
+    const { http } = (await activeInfo(o)).ports;
+    expect((await get(`http://127.0.0.1:${statusPort}/ready`)).body.pid).toBe(blue.pid);
+    const v2 = readyCopy(dir, 'v2');
+
+    const phases: string[] = [];
+    const note = () => {
+      const phase = o.state().phase;
+      if (phases.at(-1) !== phase) phases.push(phase);
+    };
+    const progress: string[] = [];
+    await o.swap(v2, (line) => {
+      progress.push(line);
+      note();
+      // green-ready lasts from this line to the last /ready probe, which needs network round trips
+      // the event loop cannot finish before the next check phase
+      if (/^• green pid \d+ ready$/.test(line)) setImmediate(note);
+    });
+    note();
+    expect(phases).toEqual(['checking', 'green-starting', 'green-ready', 'handover', 'idle']);
+
+    const state = o.state();
+    expect(state.active).toMatchObject({ colour: 'green', binary: v2, version: 'fake-server v2.mjs' });
+    expect(state.previous).toBe(READY);
+    expect(state.children.map((c) => c.colour)).toEqual(['green']);
+    expect(state.history).toMatchObject([{ from: READY, to: v2, ok: true }]);
+    expect(readState(dir)).toEqual(JSON.parse(JSON.stringify(state)));
+    expect(progress).toContain(`• blue pid ${blue.pid} exit code 0`);
+    expect(progress.at(-1)).toMatch(new RegExp(`^✓ swapped to ${v2} \\(green pid ${state.active!.pid}\\) in \\d+ ms$`));
+    expect(isGone(blue.pid!)).toBe(true);
+    // the same shared socket, now accepted by green only; the public status follows the active child
+    expect(await servedBy(http!)).toEqual({ colour: 'green', pid: state.active!.pid });
+    expect((await get(`http://127.0.0.1:${statusPort}/ready`)).body.pid).toBe(state.active!.pid);
+  });
+
+  it('rollback swaps back to the previous binary; before any swap there is none', async () => {
+    const { o, dir } = harness({ binary: READY });
+    await o.start();
+    await expect(o.rollback()).rejects.toBeInstanceOf(NoPreviousError);
+    const v2 = readyCopy(dir, 'v2');
+    await o.swap(v2);
+    await o.rollback();
+    const state = o.state();
+    expect(state.active).toMatchObject({ colour: 'blue', binary: READY });
+    expect(state.previous).toBe(v2);
+    expect(state.history.map((h) => [h.to, h.ok])).toEqual([
+      [v2, true],
+      [READY, true],
+    ]);
+    expect(await servedBy((await activeInfo(o)).ports.http!)).toMatchObject({ colour: 'blue' });
+  });
+
+  it('a second swap while one runs is refused with BusyError; the first completes', async () => {
+    const { o, dir } = harness({ binary: READY });
+    await o.start();
+    const first = o.swap(readyCopy(dir, 'v2'));
+    await expect(o.swap(readyCopy(dir, 'v3'))).rejects.toBeInstanceOf(BusyError);
+    await first;
+    expect(o.state().active!.binary).toBe(join(dir, 'v2.mjs'));
+  });
+});
+
+describe('swap rollback: a green that is not fit never takes over, blue keeps serving', () => {
+  /** Starts blue (ready.mjs) and returns what a failed swap must leave untouched. */
+  async function started(options: Partial<SwapOrchestratorOptions> = {}) {
+    const h = harness({ binary: READY, ...options });
+    await h.o.start();
+    const blue = h.o.state().active!;
+    const { http } = (await activeInfo(h.o)).ports;
+    return { ...h, blue, http: http! };
+  }
+
+  async function expectBlueUntouched(h: Awaited<ReturnType<typeof started>>, to: string, reason: RegExp) {
+    const state = h.o.state();
+    expect(state.phase).toBe('idle');
+    expect(state.active).toMatchObject({ colour: 'blue', pid: h.blue.pid, binary: READY });
+    expect(state.children).toEqual([{ colour: 'blue', pid: h.blue.pid, binary: READY }]);
+    expect(state.previous).toBeNull();
+    expect(state.history).toHaveLength(1);
+    expect(state.history[0]).toMatchObject({ from: READY, to, ok: false });
+    expect(state.history[0]!.reason).toMatch(reason);
+    expect(readState(h.dir)).toEqual(JSON.parse(JSON.stringify(state)));
+    expect(await servedBy(h.http)).toEqual({ colour: 'blue', pid: h.blue.pid });
+  }
+
+  it('fails its config check: CheckFailedError with the check output; green is never started', async () => {
+    const h = await started();
+    const progress: string[] = [];
+    const error = await h.o.swap(FAILS_CONFIG_CHECK, (line) => progress.push(line)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckFailedError);
+    expect((error as Error).message).toBe(
+      `\`${FAILS_CONFIG_CHECK} config check -c warmpool.yaml\` failed (exit 1):\nwarmpool.yaml:3:5: http.pool.num_workers must be an integer`,
+    );
+    expect(progress.some((line) => line.includes('starting on the shared sockets'))).toBe(false);
+    await expectBlueUntouched(h, FAILS_CONFIG_CHECK, /config check -c warmpool\.yaml` failed \(exit 1\)/);
+  });
+
+  it('does not run at all: CheckFailedError from `version`', async () => {
+    const h = await started();
+    const missing = join(h.dir, 'no-such-binary');
+    const error = await h.o.swap(missing).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckFailedError);
+    expect((error as Error).message).toMatch(
+      new RegExp(`^\`${missing} version\` failed \\(did not run\\):\\n.*ENOENT`),
+    );
+    await expectBlueUntouched(h, missing, /version` failed \(did not run\)/);
+  });
+
+  it('exits while booting: BootFailedError with its output; green is gone', async () => {
+    const h = await started();
+    const progress: string[] = [];
+    const error = await h.o.swap(EXITS_WHILE_BOOTING, (line) => progress.push(line)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    const greenPid = Number(/green pid (\d+) starting/.exec(progress.join('\n'))![1]);
+    expect((error as Error).message).toBe(
+      `green pid ${greenPid} exit code 3 while booting:\ncannot open /srv/app/index.php: boot failed`,
+    );
+    expect(isGone(greenPid)).toBe(true);
+    await expectBlueUntouched(h, EXITS_WHILE_BOOTING, /exit code 3 while booting/);
+  });
+
+  it('never answers /ready 200: NotReadyError after the ready timeout; green is stopped', async () => {
+    const h = await started({ readyTimeoutMs: 1_000 });
+    const progress: string[] = [];
+    const error = await h.o.swap(NEVER_READY, (line) => progress.push(line)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(NotReadyError);
+    expect((error as Error).message).toMatch(
+      /^http:\/\/127\.0\.0\.1:\d+\/ready not ready within 1000 ms: last answered 503$/,
+    );
+    const greenPid = Number(/green pid (\d+) starting/.exec(progress.join('\n'))![1]);
+    expect(progress).toContain(`• stopping green pid ${greenPid}; blue pid ${h.blue.pid} keeps serving`);
+    expect(isGone(greenPid)).toBe(true);
+    await expectBlueUntouched(h, NEVER_READY, /not ready within 1000 ms/);
+  });
+});
+
+describe('hand-over', () => {
+  it('a blue that ignores SIGTERM is SIGKILLed after the drain timeout, with its worker in another process group', async () => {
+    const { o, dir } = harness({ binary: IGNORES_SIGTERM, drainTimeoutMs: 500 });
+    await o.start();
+    const blue = await activeInfo(o);
+    expect(blue.grandchild).toBeTypeOf('number');
+    strays.push(blue.grandchild!);
+    const progress: string[] = [];
+    await o.swap(readyCopy(dir, 'v2'), (line) => progress.push(line));
+    expect(progress).toContain(`• blue pid ${blue.pid} killed by SIGKILL`);
+    expect(isGone(blue.pid)).toBe(true);
+    expect(await waitGone(blue.grandchild!)).toBe(true);
+    expect(await servedBy(blue.ports.http!)).toMatchObject({ colour: 'green' });
+  });
+
+  it('green dies while blue drains: the old binary is started again and the swap fails', async () => {
+    const { o, line } = harness({ binary: DRAINS_UNTIL_SIGUSR2 });
+    await o.start();
+    const blue = await activeInfo(o);
+    const swap = o.swap(READY, (progress) => {
+      // blue is draining; green is active: make green exit now
+      if (/draining \(SIGTERM/.test(progress))
+        void get(o.state().active!.statusUrl!.replace(/\/ready$/, '/exit?code=7')).catch(() => {});
+    });
+    const greenExit = await line(/^• green pid \d+ exit code 7$/);
+    process.kill(blue.pid, 'SIGUSR2'); // blue's drain ends after green is gone
+    const error = await swap.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toMatch(
+      new RegExp(`^green exit code 7 during the hand-over; restarting ${DRAINS_UNTIL_SIGUSR2}`),
+    );
+    expect(greenExit).toBeDefined();
+
+    const state = o.state();
+    expect(state.phase).toBe('idle');
+    expect(state.active).toMatchObject({ colour: 'blue', binary: DRAINS_UNTIL_SIGUSR2 });
+    expect(state.active!.pid).not.toBe(blue.pid);
+    expect(state.previous).toBeNull();
+    expect(state.history).toMatchObject([{ to: READY, ok: false }]);
+    expect(await servedBy(blue.ports.http!)).toEqual({ colour: 'blue', pid: state.active!.pid });
+
+    // this blue drains until released too
+    const stopping = o.shutdown('SIGTERM');
+    await line(new RegExp(`^\\[blue ${state.active!.pid}\\] draining until SIGUSR2$`));
+    process.kill(state.active!.pid!, 'SIGUSR2');
+    await stopping;
+  });
+});
+
+describe('the active child and shutdown', () => {
+  it('the active child exiting on its own calls onActiveExit with its code', async () => {
+    const { o } = harness({ binary: READY });
+    await o.start();
+    const exited = new Promise<number>((resolve) => {
+      o.onActiveExit = resolve;
+    });
+    await get(`http://127.0.0.1:${(await activeInfo(o)).ports.http}/exit?code=4`);
+    expect(await exited).toBe(4);
+  });
+
+  it('shutdown forwards the signal, waits for the children and releases the sockets', async () => {
+    const port = await freePort();
+    const { o, dir } = harness({ binary: READY, listen: new Map([['http', `127.0.0.1:${port}`]]) });
+    await o.start();
+    const pid = o.state().active!.pid!;
+    expect(await canBind(port)).toBe(false);
+    await o.shutdown('SIGTERM');
+    expect(isGone(pid)).toBe(true);
+    expect(o.state()).toMatchObject({ phase: 'stopping', children: [] });
+    expect(readState(dir)).toMatchObject({ phase: 'stopping', children: [] });
+    expect(await canBind(port)).toBe(true);
+  });
+});
