@@ -14,7 +14,7 @@ await app.register(warmpool, {
   logger: stderrLogger,
   // Only the static scenarios serve files first (as nginx's try_files does there); elsewhere every
   // request goes straight to PHP, like nginx's plain fastcgi_pass location.
-  ...(config.staticRoot ? { static: { root: config.staticRoot } } : {}),
+  ...(config.staticRoot ? { static: { dir: config.staticRoot } } : {}),
 });
 await app.listen({ host: '127.0.0.1', port: config.port });
 stopOn(() => app.close());

@@ -15,7 +15,7 @@ await app.register(warmpool, {
   pool: { num_workers: numWorkers },
   // The plugin's static layer, not a bare @fastify/static: an existing file in public/ is sent, but
   // never PHP source, a dotfile or anything a symlink reaches outside public/; the rest goes to PHP.
-  static: { root: here('./public') },
+  static: { dir: here('./public') },
 });
 await app.listen({ host, port });
 console.log(`warmpool example listening on http://${host}:${port}/ (Ctrl-C to stop)`);

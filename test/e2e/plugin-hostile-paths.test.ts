@@ -68,7 +68,7 @@ async function listen(options: Record<string, unknown>): Promise<number> {
   await app.register(warmpool, {
     command: ['php', fileURLToPath(new URL('../fixtures/php/target-echo.php', import.meta.url))],
     pool: { num_workers: 2 },
-    static: { root: join(site, 'public'), ...options },
+    static: { dir: join(site, 'public'), ...options },
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return (app.server.address() as { port: number }).port;

@@ -18,16 +18,15 @@ import Fastify, {
   type FastifyRequest,
   type onRequestHookHandler,
 } from 'fastify';
-import { statSync } from 'node:fs';
 import {
-  InvalidOptionError,
+  checkOptions,
   createClientInfoHook,
   createClientInfoResolver,
   resolveLimits,
   serverLimits,
   warmpool,
 } from '@warmpool/fastify';
-import { SILENT_LOGGER, resolvePoolOptions, type Pool } from '@warmpool/pool';
+import { optionErrorDetails, type Pool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
@@ -47,6 +46,7 @@ import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, siteConstraint, type SiteRouter } from './sites.js';
 import { createOpsServer, mergeExpositions } from './status.js';
+import { SiteSetupError } from './errors.js';
 import {
   createHttpsServer,
   createPlainServer,
@@ -92,17 +92,6 @@ export interface BuiltApp {
   upgrades: Upgrades;
   /** http.access_log's writer (SIGUSR1 reopens it, the drain closes it); null without one */
   accessLog: AccessLog | null;
-}
-
-/** A site failed while registering; `cause` is the plugin's (or pool's) error. */
-export class SiteSetupError extends Error {
-  readonly site: SiteOptions;
-  override readonly cause: unknown;
-  constructor(site: SiteOptions, cause: unknown) {
-    super(`site ${site.name}: ${(cause as Error)?.message ?? String(cause)}`);
-    this.site = site;
-    this.cause = cause;
-  }
 }
 
 export function buildApp(options: BuildOptions): BuiltApp {
@@ -415,11 +404,10 @@ async function renderMetrics(app: App, sites: readonly SiteOptions[], token: str
  */
 export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): ConfigError | null {
   const located = locateOptionError(error.cause, loaded, error.site);
-  const cause = error.cause as { code?: string; message?: string; details?: { key?: string } };
-  const key = cause?.details?.key;
-  if (located === null || cause?.code !== 'WP_FASTIFY_INVALID_OPTION' || typeof key !== 'string') return located;
+  const details = optionErrorDetails(error.cause);
+  if (located === null || details === null) return located;
   // keys the server's own modules use
-  const reason = String(cause.message).replace(/^warmpool option "[^"]*": /, '');
+  const { key, reason } = details;
   const sitePrefix = error.site.index === null ? '' : `sites[${error.site.index}].`;
   let yaml: string | null = null;
   if (key.startsWith('micro_cache.'))
@@ -442,46 +430,8 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
   const errors: ConfigError['errors'][number][] = [];
   for (const site of server.sites) {
     const { plugin } = site;
-    const problems: InvalidOptionError[] = [];
-    try {
-      resolvePoolOptions({
-        ...(plugin.pool ?? {}),
-        command: plugin.command,
-        ...(plugin.env === undefined ? {} : { env: plugin.env }),
-        ...(plugin.relay === undefined ? {} : { relay: plugin.relay }),
-        logger: SILENT_LOGGER,
-      });
-    } catch (error) {
-      const key = (error as { details?: { key?: string } }).details?.key ?? 'pool';
-      const prefix = ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
-      problems.push(
-        new InvalidOptionError(`${prefix}${key}`, (error as Error).message.replace(/^pool option "[^"]*": /, '')),
-      );
-    }
-    try {
-      resolveLimits(plugin);
-    } catch (error) {
-      if (error instanceof InvalidOptionError) problems.push(error);
-      else throw error;
-    }
-    if (plugin.static !== undefined) {
-      for (const root of [plugin.static.root].flat()) {
-        let isDir = false;
-        try {
-          isDir = statSync(root).isDirectory();
-        } catch {
-          problems.push(
-            new InvalidOptionError(
-              'static.root',
-              `"${root}" does not exist; create it or fix the path (relative paths start at ${site.dir})`,
-            ),
-          );
-          continue;
-        }
-        if (!isDir) problems.push(new InvalidOptionError('static.root', `"${root}" is not a directory`));
-      }
-    }
-    for (const problem of problems) {
+    // the plugin's own checks (pool, limits, static dirs, uploads, trusted subnets), every problem at once
+    for (const problem of checkOptions(plugin)) {
       const located = locateOptionError(problem, loaded, site);
       if (located !== null) errors.push(...located.errors);
     }

@@ -1,5 +1,7 @@
-// WP_SERVER_* errors of `warmpool serve` and the CLI (the admin socket's own WP_SERVER_ADMIN_*
-// classes live in admin/protocol.ts). main.ts turns each into an exit code (EXIT_CODES).
+// Every WP_SERVER_* error of `warmpool serve`, the CLI and the admin socket, one class per code;
+// the README's Errors table lists the same codes (test/errors.test.ts). main.ts turns each into an
+// exit code (EXIT_CODES).
+import type { SiteOptions } from '@warmpool/config';
 import { WarmpoolError } from '@warmpool/pool';
 
 /** Bad command-line arguments: unknown command or flag, a flag without its value. */
@@ -41,8 +43,9 @@ export class BootError extends WarmpoolError<'WP_SERVER_BOOT_FAILED'> {
 
 /** The TLS certificate or key cannot be read or used (missing file, bad PEM, key does not match). */
 export class TlsError extends WarmpoolError<'WP_SERVER_TLS'> {
-  constructor(message: string, cause?: unknown) {
-    super('WP_SERVER_TLS', message, { cause });
+  /** `key`: the config key the problem is about (http.ssl.cert, http.ssl.key, http.ssl.ciphers) */
+  constructor(message: string, cause?: unknown, key = 'http.ssl.cert') {
+    super('WP_SERVER_TLS', message, { cause, details: { key } });
   }
 }
 
@@ -124,6 +127,94 @@ export class AcmeOrderError extends WarmpoolError<'WP_SERVER_ACME_ORDER'> {
   }
 }
 
+// ---- the admin socket ----
+
+/** `warmpool serve` found a live admin socket: another server owns this configuration. */
+export class AlreadyRunningError extends WarmpoolError<'WP_SERVER_ALREADY_RUNNING'> {
+  constructor(path: string) {
+    super(
+      'WP_SERVER_ALREADY_RUNNING',
+      `another warmpool is running (admin socket ${path} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`,
+      { details: { path } },
+    );
+  }
+}
+
+/** The admin socket path cannot be used (not a socket, no such folder, ...). */
+export class AdminSocketError extends WarmpoolError<'WP_SERVER_ADMIN_SOCKET'> {
+  constructor(message: string, path: string, cause?: unknown) {
+    super('WP_SERVER_ADMIN_SOCKET', message, { cause, details: { path } });
+  }
+}
+
+/** The CLI could not reach the server's admin socket: not running, stale socket, or wrong path. */
+export class AdminUnreachableError extends WarmpoolError<'WP_SERVER_ADMIN_UNREACHABLE'> {
+  constructor(message: string, path: string, cause?: unknown) {
+    super('WP_SERVER_ADMIN_UNREACHABLE', message, { cause, details: { path } });
+  }
+}
+
+/** The admin socket exists but this user may not connect (it is 0600, owned by the server's user). */
+export class AdminDeniedError extends WarmpoolError<'WP_SERVER_ADMIN_DENIED'> {
+  constructor(message: string, path: string, cause?: unknown) {
+    super('WP_SERVER_ADMIN_DENIED', message, { cause, details: { path } });
+  }
+}
+
+/** A request line the server cannot act on (not JSON, unknown command, bad argument). */
+export class AdminBadRequestError extends WarmpoolError<'WP_SERVER_ADMIN_BAD_REQUEST'> {
+  constructor(message: string) {
+    super('WP_SERVER_ADMIN_BAD_REQUEST', message);
+  }
+}
+
+/** A command named a site the server does not run, or named none when several run. */
+export class UnknownSiteError extends WarmpoolError<'WP_SERVER_UNKNOWN_SITE'> {
+  constructor(message: string, site: string | undefined) {
+    super('WP_SERVER_UNKNOWN_SITE', message, { details: site === undefined ? {} : { site } });
+  }
+}
+
+/** The server does not implement this command (for example `reload` before the core wires it). */
+export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPPORTED'> {
+  constructor(cmd: string) {
+    super(
+      'WP_SERVER_ADMIN_UNSUPPORTED',
+      `this warmpool server does not support "${cmd}"; upgrade it, or restart it to pick up the new binary`,
+    );
+  }
+}
+
+/** `cache purge` found no micro-cache to purge (none configured, or not for the named site). */
+export class NoCacheError extends WarmpoolError<'WP_SERVER_NO_CACHE'> {
+  constructor(message: string, site: string | undefined) {
+    super('WP_SERVER_NO_CACHE', message, { details: site === undefined ? {} : { site } });
+  }
+}
+
+/** The pool has no live worker to measure (a dynamic pool scaled to zero, or every boot failing). */
+export class TuneNoWorkersError extends WarmpoolError<'WP_SERVER_TUNE_NO_WORKERS'> {
+  constructor(site: string | undefined) {
+    super(
+      'WP_SERVER_TUNE_NO_WORKERS',
+      `no live worker to measure${site === undefined ? '' : ` in site "${site}"`}: send some traffic (or raise min_workers) and run warmpool tune again`,
+      site === undefined ? {} : { details: { site } },
+    );
+  }
+}
+
+/** A site failed while registering; `cause` is the plugin's (or pool's) error, `site` the site's options. */
+export class SiteSetupError extends WarmpoolError<'WP_SERVER_SITE_SETUP'> {
+  readonly site: SiteOptions;
+  constructor(site: SiteOptions, cause: unknown) {
+    super('WP_SERVER_SITE_SETUP', `site ${site.name}: ${(cause as Error)?.message ?? String(cause)}`, {
+      cause,
+      details: { site: site.name },
+    });
+    this.site = site;
+  }
+}
+
 export const SERVER_ERROR_CODES = [
   'WP_SERVER_USAGE',
   'WP_SERVER_LISTEN_FAILED',
@@ -138,4 +229,16 @@ export const SERVER_ERROR_CODES = [
   'WP_SERVER_ACME_RATE_LIMITED',
   'WP_SERVER_ACME_CA_UNREACHABLE',
   'WP_SERVER_ACME_ORDER',
+  'WP_SERVER_SITE_SETUP',
+  'WP_SERVER_ALREADY_RUNNING',
+  'WP_SERVER_ADMIN_SOCKET',
+  'WP_SERVER_ADMIN_UNREACHABLE',
+  'WP_SERVER_ADMIN_DENIED',
+  'WP_SERVER_ADMIN_BAD_REQUEST',
+  'WP_SERVER_ADMIN_UNSUPPORTED',
+  /** an error inside the server without a code of its own, as the admin socket reports it */
+  'WP_SERVER_ADMIN_FAILED',
+  'WP_SERVER_UNKNOWN_SITE',
+  'WP_SERVER_TUNE_NO_WORKERS',
+  'WP_SERVER_NO_CACHE',
 ] as const;

@@ -3,7 +3,7 @@
 // exit codes are one table (exit-codes.ts), printed by `warmpool help`.
 import { existsSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { parseDuration } from '@warmpool/pool';
+import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { loadConfigFile, toServerOptions, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
 import type { AdminCommandArgs } from './admin/client.js';
 import { MAX_TUNE_WINDOW_MS, MIN_TUNE_WINDOW_MS } from './admin/protocol.js';
@@ -153,7 +153,7 @@ async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
     try {
       ms = parseDuration(window, '--window');
     } catch (error) {
-      throw new UsageError(`--window ${window}: ${(error as Error).message.replace(/^.*?: /, '')}`);
+      throw new UsageError(`--window ${window}: ${optionErrorDetails(error)?.reason ?? (error as Error).message}`);
     }
     if (ms < MIN_TUNE_WINDOW_MS || ms > MAX_TUNE_WINDOW_MS)
       throw new UsageError(

@@ -304,7 +304,7 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
     try {
       defaultTtlMs = parseDuration(options.default_ttl, 'micro_cache.default_ttl');
     } catch (error) {
-      throw new InvalidOptionError('micro_cache.default_ttl', (error as Error).message.replace(/^.*?: /, ''));
+      throw InvalidOptionError.from('micro_cache.default_ttl', error);
     }
   }
   const cookies = options.bypass_cookies ?? DEFAULT_BYPASS_COOKIES;
@@ -321,10 +321,7 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
     try {
       staleMs = parseDuration(options.stale_while_revalidate, 'micro_cache.stale_while_revalidate');
     } catch (error) {
-      throw new InvalidOptionError(
-        'micro_cache.stale_while_revalidate',
-        (error as Error).message.replace(/^.*?: /, ''),
-      );
+      throw InvalidOptionError.from('micro_cache.stale_while_revalidate', error);
     }
   }
   return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: cookiePattern(cookies), staleMs };

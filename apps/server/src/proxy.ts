@@ -162,7 +162,7 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       try {
         timeoutMs = parseDuration(timeout, key('timeout'));
       } catch (error) {
-        throw new InvalidOptionError(key('timeout'), (error as Error).message.replace(/^.*?: /, ''));
+        throw InvalidOptionError.from(key('timeout'), error);
       }
       if (timeoutMs <= 0)
         throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);

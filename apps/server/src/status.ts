@@ -12,14 +12,13 @@
 //          instance), merged with a `site` label on every sample.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { LoadedConfig, ServerOptions } from '@warmpool/config';
-import { livenessOf, readinessOf, workerCounts } from '@warmpool/fastify';
+import { livenessOf, PROMETHEUS_CONTENT_TYPE, readinessOf, workerCounts } from '@warmpool/fastify';
 import type { Pool } from '@warmpool/pool';
 import { parseAddress } from './lifecycle.js';
 
 export const STATUS_HEALTH_PATH = '/health';
 export const STATUS_READY_PATH = '/ready';
 export const METRICS_PATH = '/metrics';
-export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface OpsState {
   pools(): ReadonlyMap<string, Pool>;

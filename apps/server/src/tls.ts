@@ -64,8 +64,8 @@ export const DEFAULT_TLS12_CIPHERS = [
 
 /** Reads and checks a cert/key pair; TlsError names the file and what is wrong. */
 export function loadCredentials(files: TlsFiles): Credentials {
-  const cert = readPem(files.cert, 'certificate (http.ssl.cert)');
-  const key = readPem(files.key, 'private key (http.ssl.key)');
+  const cert = readPem(files.cert, 'certificate (http.ssl.cert)', 'http.ssl.cert');
+  const key = readPem(files.key, 'private key (http.ssl.key)', 'http.ssl.key');
   return credentialsFromPem(cert, key, files);
 }
 
@@ -88,7 +88,8 @@ export function credentialsFromPem(
   } catch (error) {
     const message = (error as Error).message;
     const why = /key values mismatch/i.test(message) ? 'the key does not belong to the certificate' : message;
-    throw new TlsError(`cannot use ${files.cert} with ${files.key}: ${why}`, error);
+    // a key that does not match, or does not parse, is the key's problem
+    throw new TlsError(`cannot use ${files.cert} with ${files.key}: ${why}`, error, 'http.ssl.key');
   }
   return {
     cert: certBytes,
@@ -107,11 +108,12 @@ export function checkCiphers(ciphers: string): void {
     throw new TlsError(
       `http.ssl.ciphers "${ciphers}" is not an OpenSSL cipher list this build knows (${(error as Error).message}); see \`openssl ciphers -v\``,
       error,
+      'http.ssl.ciphers',
     );
   }
 }
 
-function readPem(file: string, what: string): Buffer {
+function readPem(file: string, what: string, key: string): Buffer {
   try {
     return readFileSync(file);
   } catch (error) {
@@ -122,7 +124,7 @@ function readPem(file: string, what: string): Buffer {
         : code === 'EACCES'
           ? 'permission denied'
           : (error as Error).message;
-    throw new TlsError(`cannot read the ${what} ${file}: ${why}`, error);
+    throw new TlsError(`cannot read the ${what} ${file}: ${why}`, error, key);
   }
 }
 

@@ -1,8 +1,8 @@
 // `warmpool tune`, server side: measure the running pool's real workload for a window, then size it
 // with the pool's own sizing rules (recommendWorkers) and render the report lines (describeTuning).
 import { setTimeout as sleep } from 'node:timers/promises';
+import { TuneNoWorkersError } from './errors.js';
 import {
-  WarmpoolError,
   describeTuning,
   formatBytes,
   measureWorkload,
@@ -51,17 +51,6 @@ export interface MeasureTuningOptions {
   signal?: AbortSignal;
   /** machine limits (tests pass fixed ones); default readMachineLimits() */
   limits?: MachineLimits;
-}
-
-/** The pool has no live worker to measure (a dynamic pool scaled to zero, or every boot failing). */
-export class TuneNoWorkersError extends WarmpoolError<'WP_SERVER_TUNE_NO_WORKERS'> {
-  constructor(site: string | undefined) {
-    super(
-      'WP_SERVER_TUNE_NO_WORKERS',
-      `no live worker to measure${site === undefined ? '' : ` in site "${site}"`}: send some traffic (or raise min_workers) and run warmpool tune again`,
-      site === undefined ? {} : { details: { site } },
-    );
-  }
 }
 
 /**

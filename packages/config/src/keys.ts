@@ -7,6 +7,21 @@
 // free map. Keys under sites[] are copies of server.* and the per-site part of http.* (SITE_HTTP_KEYS),
 // derived below rather than written twice.
 import { cidrProblem } from '@warmpool/fastify';
+import {
+  DEFAULT_ALLOCATE_TIMEOUT_MS,
+  DEFAULT_DESTROY_TIMEOUT_MS,
+  DEFAULT_HEADROOM,
+  DEFAULT_RESET_TIMEOUT_MS,
+  DEFAULT_SEND_TIMEOUT_MS,
+  DEFAULT_STREAM_TIMEOUT_MS,
+  DEFAULT_WATCH_TICK_MS,
+  POOL_OPTION_RANGES,
+  QUEUE_PER_WORKER,
+} from '@warmpool/pool';
+import { DEFAULT_MAX_FRAME_BYTES } from '@warmpool/pool/protocol';
+
+/** A default in ms as the docs write it ("60s"); ranges and defaults come from the owning package. */
+const seconds = (ms: number): string => `${ms / 1000}s`;
 
 export type ValueType =
   /** a mapping with the keys listed under it; `null` (an empty `http:`) reads as {} */
@@ -272,56 +287,64 @@ const TOP: Entry[] = [
     'http.pool.num_workers',
     'integer|auto',
     'workers kept warm: an integer, "auto" (measured sizing), or 0 = CPU count',
-    { values: ['auto'], min: 0, max: 500, default: 'CPU count' },
+    { values: ['auto'], ...POOL_OPTION_RANGES.num_workers, default: 'CPU count' },
   ),
-  rr('http.pool.max_jobs', 'integer', 'recycle a worker after this many requests; 0 = never', { min: 0, default: 0 }),
+  rr('http.pool.max_jobs', 'integer', 'recycle a worker after this many requests; 0 = never', {
+    ...POOL_OPTION_RANGES.max_jobs,
+    default: 0,
+  }),
   rr(
     'http.pool.allocate_timeout',
     'duration',
     'how long a request waits for a free worker (and a worker may take to boot)',
-    { default: '60s' },
+    { default: seconds(DEFAULT_ALLOCATE_TIMEOUT_MS) },
   ),
   rr(
     'http.pool.max_queue_size',
     'integer',
     'requests allowed to wait for a worker (503 at once above); default 16 per worker; 0 = unlimited',
-    { min: 0, default: '16 per worker' },
+    { ...POOL_OPTION_RANGES.max_queue_size, default: `${QUEUE_PER_WORKER} per worker` },
   ),
   rr('http.pool.destroy_timeout', 'duration', 'grace between the stop command and SIGKILL; bounds the shutdown drain', {
-    default: '60s',
+    default: seconds(DEFAULT_DESTROY_TIMEOUT_MS),
   }),
   rr('http.pool.reset_timeout', 'duration', 'how long a reset waits for a busy worker before killing it', {
-    default: '60s',
+    default: seconds(DEFAULT_RESET_TIMEOUT_MS),
   }),
-  rr('http.pool.stream_timeout', 'duration', 'how long a cancelled stream may take to end', { default: '60s' }),
+  rr('http.pool.stream_timeout', 'duration', 'how long a cancelled stream may take to end', {
+    default: seconds(DEFAULT_STREAM_TIMEOUT_MS),
+  }),
   wp(
     'http.pool.send_timeout',
     'duration',
     'how long a streamed reply waits for its client to read before it is cancelled (nginx send_timeout); 0 = no bound',
-    { default: '60s' },
+    { default: seconds(DEFAULT_SEND_TIMEOUT_MS) },
   ),
   wp('http.pool.max_frame_size', 'integer', 'largest frame a worker may send', {
     unit: 'bytes',
-    min: 1024,
-    max: 0xffffffff,
-    default: 268435456,
+    ...POOL_OPTION_RANGES.max_frame_size,
+    default: DEFAULT_MAX_FRAME_BYTES,
   }),
   wp(
     'http.pool.min_workers',
     'integer',
     'dynamic pool: fewest workers kept (0 = scale to zero when idle); not with num_workers',
-    { min: 0, max: 500 },
+    POOL_OPTION_RANGES.min_workers,
   ),
-  wp('http.pool.max_workers', 'integer', 'dynamic pool: most workers spawned under load', { min: 1, max: 500 }),
+  wp(
+    'http.pool.max_workers',
+    'integer',
+    'dynamic pool: most workers spawned under load',
+    POOL_OPTION_RANGES.max_workers,
+  ),
   wp('http.pool.headroom', 'number', 'num_workers: auto — share of available memory kept free', {
-    min: 0,
-    max: 0.99,
-    default: 0.25,
+    ...POOL_OPTION_RANGES.headroom,
+    default: DEFAULT_HEADROOM,
   }),
   warned('http.pool.dynamic_allocator', "use min_workers / max_workers (warmpool's dynamic pool) or num_workers: auto"),
   rr('http.pool.supervisor', 'section', 'limits that recycle workers'),
   rr('http.pool.supervisor.watch_tick', 'duration', 'how often ttl, idle_ttl and max_worker_memory are checked', {
-    default: '1s',
+    default: seconds(DEFAULT_WATCH_TICK_MS),
   }),
   rr('http.pool.supervisor.ttl', 'duration', 'max worker age; recycled when next idle; 0 = off', { default: '0s' }),
   rr('http.pool.supervisor.idle_ttl', 'duration', 'max idle time of a worker; 0 = off', { default: '0s' }),
@@ -335,7 +358,7 @@ const TOP: Entry[] = [
     'http.pool.supervisor.max_worker_memory',
     'size-mb',
     'recycle a worker whose RSS exceeds this after its request; 0 = off',
-    { unit: 'MB', min: 0, default: 0 },
+    { unit: 'MB', ...POOL_OPTION_RANGES['supervisor.max_worker_memory'], default: 0 },
   ),
 
   rr('http.ssl', 'section', 'HTTPS listener'),

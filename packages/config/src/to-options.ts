@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { WarmpoolOptions } from '@warmpool/fastify';
+import { optionErrorDetails } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
 import type {
@@ -51,6 +52,11 @@ export interface SiteOptions {
   plugin: WarmpoolOptions;
   /** keys that are accepted by the file but have no effect here, with the reason (printed as warnings) */
   ignored: Array<{ key: string; reason: string }>;
+  /**
+   * Plugin options whose YAML key is not `<section>.<option name>` (PLUGIN_OPTION_SECTION), recorded
+   * where they are made: `pool.uid` comes from server.user, `command` from http.pool.command, ...
+   */
+  origins: Readonly<Record<string, string>>;
   /** the micro-cache of this site: the top-level `cache` with the site's own keys over it; null: off */
   cache: CacheConfig | null;
   /** this site's proxy routes: its own `proxy` list, else the top level's; null: none */
@@ -330,6 +336,10 @@ function buildSite(
   const command = commandOf(server, http)!;
 
   const plugin: WarmpoolOptions = { command, cwd: dir };
+  const origins: Record<string, string> = {
+    command: http.pool?.command !== undefined ? 'http.pool.command' : 'server.command',
+    cwd: 'root',
+  };
   if (server.env !== undefined) plugin.env = server.env;
   if (server.relay !== undefined) plugin.relay = server.relay;
 
@@ -345,7 +355,10 @@ function buildSite(
           `no user "${server.user}" on this machine; give an existing user name or a numeric uid`,
         ),
       );
-    else poolOptions.uid = uid;
+    else {
+      poolOptions.uid = uid;
+      origins['pool.uid'] = 'server.user';
+    }
   }
   if (server.group !== undefined) {
     const gid = idOf(server.group, options.lookupGroup ?? lookupGroup);
@@ -357,7 +370,10 @@ function buildSite(
           `no group "${server.group}" on this machine; give an existing group name or a numeric gid`,
         ),
       );
-    else poolOptions.gid = gid;
+    else {
+      poolOptions.gid = gid;
+      origins['pool.gid'] = 'server.group';
+    }
   }
   if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;
   if (debug === true) plugin.debug = true;
@@ -365,10 +381,11 @@ function buildSite(
   if (http.static !== undefined) {
     const s = http.static;
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
-      root: resolve(dir, s.dir ?? '.'),
-      // RoadRunner's calculate_etag defaults to false; weak picks W/ tags
-      etag: s.calculate_etag === true ? (s.weak === true ? 'weak' : 'strong') : false,
+      dir: resolve(dir, s.dir ?? '.'),
+      // RoadRunner's calculate_etag defaults to false (the plugin's to true)
+      calculate_etag: s.calculate_etag === true,
     };
+    if (s.weak === true) staticOptions.weak = true;
     // RR's sample writes forbid: [""]; "" is no extension at all and means nothing to forbid by name
     const forbid = s.forbid?.filter((ext) => ext !== '');
     if (forbid !== undefined && forbid.length > 0) staticOptions.forbid = forbid;
@@ -429,6 +446,7 @@ function buildSite(
     gzip: middleware.includes('gzip'),
     plugin,
     ignored,
+    origins,
   };
 }
 
@@ -462,24 +480,23 @@ function lookupIdFile(file: string, name: string): number | null {
 
 // ---- plugin errors → lines of the file ----
 
-/** Plugin option key (details.key of WP_FASTIFY_INVALID_OPTION) → the YAML key under a site's prefix. */
-const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
-  [/^command$/, 'server.command'],
-  [/^env(\.|$)/, 'server.env'],
-  [/^relay$/, 'server.relay'],
-  [/^pool\.uid$/, 'server.user'],
-  [/^pool\.gid$/, 'server.group'],
-  [/^pool\.command$/, 'http.pool.command'],
-  [/^pool(\.|$)/, 'http.pool'],
-  [/^debug$/, 'http.pool.debug'],
-  [/^static\.root$/, 'http.static.dir'],
-  [/^static\.etag$/, 'http.static.calculate_etag'],
-  [/^static(\.|$)/, 'http.static'],
-  [/^uploads(\.|$)/, 'http.uploads'],
-  [/^raw_body$/, 'http.raw_body'],
-  [/^codec$/, 'http.codec'],
-  [/^max_request_size$/, 'http.max_request_size'],
-];
+/**
+ * The YAML section each plugin option lives in. Plugin options are spelled as the YAML keys, so an
+ * option `static.dir` is `http.static.dir`; the few that differ are in each site's `origins`.
+ */
+const PLUGIN_OPTION_SECTION: Readonly<Record<string, string>> = {
+  command: 'server',
+  env: 'server',
+  relay: 'server',
+  pool: 'http',
+  debug: 'http.pool',
+  static: 'http',
+  uploads: 'http',
+  raw_body: 'http',
+  codec: 'http',
+  max_request_size: 'http',
+};
+/** Listener-wide plugin options: the top-level `http` section only, never a site's. */
 const LISTENER_KEYS = new Set([
   'trusted_subnets',
   'real_ip_header',
@@ -493,20 +510,23 @@ const LISTENER_KEYS = new Set([
  * The YAML key paths (most specific first) a plugin option of `site` comes from: the site's own
  * key, then the top-level one it may inherit.
  */
-export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index'>): string[] {
+export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index' | 'origins'>): string[] {
   const key = optionKey.replace(/\["([^"]*)"\]/g, '.$1').replace(/\[(\d+)\]/g, '.$1');
-  if (key === 'cwd') return site.index === null ? [] : [`sites[${site.index}].root`];
   const head = key.split('.')[0]!;
   if (LISTENER_KEYS.has(head)) return [`http.${key}`];
-  for (const [pattern, yaml] of OPTION_TO_YAML) {
-    const match = pattern.exec(key);
-    if (match === null) continue;
-    // keep what follows the matched prefix: pool.supervisor.ttl → http.pool.supervisor.ttl
-    const rest = match[0].endsWith('.') ? key.slice(match[0].length - 1) : '';
-    const path = `${yaml}${rest}`;
-    return site.index === null ? [path] : [`sites[${site.index}].${path}`, path];
+  let path: string | null = null;
+  let matched = 0;
+  // the most specific recorded origin (pool.uid before pool), then the section of the option's head
+  for (const [option, yaml] of Object.entries(site.origins)) {
+    if ((key === option || key.startsWith(`${option}.`)) && option.length > matched) {
+      path = `${yaml}${key.slice(option.length)}`;
+      matched = option.length;
+    }
   }
-  return [];
+  if (path === null && head in PLUGIN_OPTION_SECTION) path = `${PLUGIN_OPTION_SECTION[head]}.${key}`;
+  if (path === null) return [];
+  if (site.index === null) return path === 'root' ? [] : [path];
+  return path === 'root' ? [`sites[${site.index}].root`] : [`sites[${site.index}].${path}`, path];
 }
 
 /**
@@ -516,12 +536,12 @@ export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index'>):
 export function locateOptionError(
   error: unknown,
   loaded: LoadedConfig,
-  site: Pick<SiteOptions, 'index'>,
+  site: Pick<SiteOptions, 'index' | 'origins'>,
 ): ConfigError | null {
-  const err = error as { code?: unknown; message?: unknown; details?: { key?: unknown } };
-  if (err?.code !== 'WP_FASTIFY_INVALID_OPTION' || typeof err.details?.key !== 'string') return null;
-  const keys = yamlKeysOf(err.details.key, site);
-  const reason = String(err.message).replace(/^warmpool option "[^"]*": /, '');
+  const details = optionErrorDetails(error);
+  if ((error as { code?: unknown })?.code !== 'WP_FASTIFY_INVALID_OPTION' || details === null) return null;
+  const keys = yamlKeysOf(details.key, site);
+  const { reason } = details;
   const fallback = site.index === null ? 'http' : `sites[${site.index}]`;
   return new ConfigError(loaded.file, [locatedError(loaded, keys.length === 0 ? [fallback] : keys, reason)]);
 }

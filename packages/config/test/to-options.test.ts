@@ -43,8 +43,8 @@ describe('toServerOptions', () => {
     });
     // num_workers: 0 (RR: CPU count) is left to the pool's default
     expect(site.plugin.pool).not.toHaveProperty('num_workers');
-    // static: dir → root (absolute), calculate_etag false → no ETag, RR's forbid [""] dropped
-    expect(site.plugin.static).toEqual({ root: '/srv/app', etag: false, allow: ['.txt', '.php'] });
+    // static: dir (absolute), calculate_etag false → no ETag, RR's forbid [""] dropped
+    expect(site.plugin.static).toEqual({ dir: '/srv/app', calculate_etag: false, allow: ['.txt', '.php'] });
     expect(site.gzip).toBe(true);
     expect(site.headers?.response).toEqual({ 'X-Powered-By': 'RoadRunner' });
     expect(site.ignored.map((i) => i.key)).toEqual(['http.static.request', 'http.static.response']);
@@ -93,14 +93,14 @@ admin:
       trusted_subnets: ['10.0.0.0/8'],
       headers_timeout: '10s',
       pool: { num_workers: 4, max_jobs: 100, supervisor: { exec_ttl: '30s' } },
-      static: { root: '/srv/app/sites/a/public', etag: 'weak' },
+      static: { dir: '/srv/app/sites/a/public', calculate_etag: true, weak: true },
     });
     // its own middleware list without "static": the top-level static section is not inherited
     expect(b!.plugin.command).toBe('php public/index.php');
     expect(b!.plugin.static).toBeUndefined();
     expect(b!.gzip).toBe(true);
     expect(top!.hosts).toBeNull();
-    expect(top!.plugin.static).toEqual({ root: '/srv/app/public', etag: 'weak' });
+    expect(top!.plugin.static).toEqual({ dir: '/srv/app/public', calculate_etag: true, weak: true });
     expect(server.defaultSite).toBe(top);
     expect(server.admin).toEqual({ socket: '/srv/app/run/wp.sock', explicit: true });
   });
@@ -359,7 +359,12 @@ sites:
   it('maps option keys to YAML keys, the site first, then what it inherits', () => {
     expect(yamlKeysOf('pool.max_jobs', site!)).toEqual(['sites[0].http.pool.max_jobs', 'http.pool.max_jobs']);
     expect(yamlKeysOf('pool.supervisor.exec_ttl', top!)).toEqual(['http.pool.supervisor.exec_ttl']);
-    expect(yamlKeysOf('static.root', top!)).toEqual(['http.static.dir']);
+    expect(yamlKeysOf('static.dir', top!)).toEqual(['http.static.dir']);
+    expect(yamlKeysOf('static.calculate_etag', site!)).toEqual([
+      'sites[0].http.static.calculate_etag',
+      'http.static.calculate_etag',
+    ]);
+    expect(yamlKeysOf('cwd', site!)).toEqual(['sites[0].root']);
     expect(yamlKeysOf('command', site!)).toEqual(['sites[0].server.command', 'server.command']);
     expect(yamlKeysOf('headers_timeout', site!)).toEqual(['http.headers_timeout']);
     expect(yamlKeysOf('uploads.forbid[1]', top!)).toEqual(['http.uploads.forbid.1']);

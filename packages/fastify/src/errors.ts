@@ -1,8 +1,18 @@
-import { WarmpoolError } from '@warmpool/pool';
+import { type OptionErrorDetails, optionErrorDetails, WarmpoolError } from '@warmpool/pool';
 
 export class InvalidOptionError extends WarmpoolError<'WP_FASTIFY_INVALID_OPTION'> {
-  constructor(key: string, message: string) {
-    super('WP_FASTIFY_INVALID_OPTION', `warmpool option "${key}": ${message}`, { details: { key } });
+  declare readonly details: OptionErrorDetails;
+  constructor(key: string, reason: string, value?: unknown) {
+    super('WP_FASTIFY_INVALID_OPTION', `warmpool option "${key}": ${reason}`, {
+      details: value === undefined ? { key, reason } : { key, reason, value },
+    });
+  }
+
+  /** Another option error (the pool's, a duration's) reported under this plugin's key for it. */
+  static from(key: string, error: unknown): InvalidOptionError {
+    const details = optionErrorDetails(error);
+    if (details === null) throw error;
+    return new InvalidOptionError(key, details.reason, details.value);
   }
 }
 
@@ -39,9 +49,20 @@ export class TooManyFilesError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_FILES'
   }
 }
 
+/** More request header fields than max_header_count: answered 431 before anything else runs. */
+export class TooManyHeadersError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_HEADERS'> {
+  readonly statusCode = 431;
+  constructor(limit: number) {
+    super('WP_FASTIFY_TOO_MANY_HEADERS', `the request has more than ${limit} header fields (max_header_count)`, {
+      details: { limit },
+    });
+  }
+}
+
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
   'WP_FASTIFY_BAD_FORM',
   'WP_FASTIFY_BODY_TOO_LARGE',
   'WP_FASTIFY_TOO_MANY_FILES',
+  'WP_FASTIFY_TOO_MANY_HEADERS',
 ] as const;

@@ -4,8 +4,11 @@ import { Pool, type PoolStats, WorkerExchange, type WorkerInfo } from '@warmpool
 import { resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 
-export type { WarmpoolOptions } from './options.js';
-export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
+export { checkOptions, type WarmpoolOptions } from './options.js';
+export { DEFAULT_STATIC_FORBID, type StaticOptions } from './static/static.js';
+export { DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
+/** @deprecated the old name of DEFAULT_STATIC_FORBID, kept for one release */
+export { DEFAULT_STATIC_FORBID as DEFAULT_FORBID } from './static/static.js';
 export {
   createScriptResolver,
   NODE_FILE_SYSTEM,
@@ -23,6 +26,7 @@ export {
   BadFormError,
   BodyTooLargeError,
   TooManyFilesError,
+  TooManyHeadersError,
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
@@ -40,7 +44,7 @@ export {
 export type { LimitOptions } from './limits.js';
 export { serverLimits, resolveLimits, DEFAULT_MAX_REQUEST_SIZE_MB } from './limits.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
-export { DEFAULT_METRICS_PATH } from './metrics.js';
+export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 
 /** `fastify.warmpool`: the running pool and what operators do with it. */
 export interface WarmpoolDecorator {

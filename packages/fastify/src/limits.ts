@@ -1,14 +1,8 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
-import {
-  errorCodes,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-  type HookHandlerDoneFunction,
-} from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { InvalidOptionError } from './errors.js';
+import { BodyTooLargeError, InvalidOptionError, TooManyHeadersError } from './errors.js';
 
 /**
  * Request size, header and slow-client limits.
@@ -30,7 +24,7 @@ import { InvalidOptionError } from './errors.js';
  *    to 'checkContinue'.
  * 2. An onRequest check of Content-Length for EVERY method: Fastify's parser check only runs for
  *    methods with a body; a GET with a huge Content-Length otherwise keeps the connection busy
- *    while Node drains the body. Same error as the parser's (FST_ERR_CTP_BODY_TOO_LARGE, 413).
+ *    while Node drains the body. The same error as every body reader's (bodyTooLarge, 413).
  * 3. `max_header_count` → 431. Node's `maxHeadersCount` does not reject: it silently drops the
  *    extra headers from `request.headers` while `rawHeaders` (what we forward to PHP) keeps them
  *    all, so it is left alone and the count is checked on rawHeaders.
@@ -111,7 +105,7 @@ function duration(value: Duration | undefined, key: string): number | null {
   try {
     return parseDuration(value, key);
   } catch (error) {
-    throw new InvalidOptionError(key, (error as Error).message.replace(/^pool option "[^"]*": /, ''));
+    throw InvalidOptionError.from(key, error);
   }
 }
 
@@ -181,13 +175,13 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
     function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       const raw = request.raw;
       if (raw.rawHeaders.length > maxRawHeaders) {
-        rejectEarly(request, reply, 431, tooManyHeaders(limits.maxHeaderCount!));
+        rejectEarly(request, reply, 431, new TooManyHeadersError(limits.maxHeaderCount!));
         return;
       }
       const length = raw.headers['content-length'];
       // Node has validated it: digits only, and duplicates rejected
       if (length !== undefined && Number(length) > maxBytes) {
-        rejectEarly(request, reply, 413, new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+        rejectEarly(request, reply, 413, bodyTooLarge(maxBytes));
         return;
       }
       done();
@@ -195,8 +189,15 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
   );
 }
 
-function tooManyHeaders(max: number): Error {
-  return Object.assign(new Error(`Request has more than ${max} header fields (max_header_count)`), { statusCode: 431 });
+/**
+ * The one 413 for a body over max_request_size, whoever reads the body: this module's
+ * Content-Length check, the raw body parser, the urlencoded and multipart parsers.
+ */
+export function bodyTooLarge(maxBytes: number): BodyTooLargeError {
+  return new BodyTooLargeError(
+    `the request body is too large: over the limit of ${maxBytes} bytes (max_request_size)`,
+    maxBytes,
+  );
 }
 
 /** Replies now, closing an HTTP/1 connection: the client may still be sending a body we will not read. */

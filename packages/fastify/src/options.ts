@@ -1,6 +1,8 @@
 import {
   type Codec,
   type Logger,
+  optionErrorDetails,
+  SILENT_LOGGER,
   type PoolOptions,
   type ResolvedPoolOptions,
   resolvePoolOptions,
@@ -112,6 +114,54 @@ function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['wa
   );
 }
 
+/**
+ * The pool's options as the plugin takes them: `command`, `env`, `cwd` and `relay` at its top level,
+ * every other one under `pool`. The pool checks them; its errors name the plugin's key.
+ */
+export function resolvePluginPool(
+  options: WarmpoolOptions,
+  logger: Logger,
+  codec: Codec = 'json',
+): ResolvedPoolOptions {
+  const hoisted: Partial<PoolOptions> = { command: options.command };
+  if (options.env !== undefined) hoisted.env = options.env;
+  if (options.cwd !== undefined) hoisted.cwd = options.cwd;
+  if (options.relay !== undefined) hoisted.relay = options.relay;
+  const poolOptions: PoolOptions = { ...(options.pool ?? {}), ...hoisted, command: options.command, logger };
+  if (options.pool?.num_workers === 'auto') poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
+  try {
+    return resolvePoolOptions(poolOptions);
+  } catch (error) {
+    const key = optionErrorDetails(error)?.key;
+    if (key === undefined) throw error;
+    throw InvalidOptionError.from(key.split('.')[0]! in hoisted ? key : `pool.${key}`, error);
+  }
+}
+
+/**
+ * Every problem of the options at once, each an InvalidOptionError naming its key (the config
+ * reports them all with their lines before anything boots); the same checks as resolveOptions.
+ */
+export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
+  const problems: InvalidOptionError[] = [];
+  const check = (resolve: () => unknown): void => {
+    try {
+      resolve();
+    } catch (error) {
+      if (error instanceof InvalidOptionError) problems.push(error);
+      else throw error;
+    }
+  };
+  check(() => resolvePluginPool(options, SILENT_LOGGER));
+  check(() => resolveLimits(options));
+  check(() => resolveStaticOptions(options.static));
+  check(() => resolveUploadOptions(options.uploads));
+  check(() =>
+    createClientInfoResolver({ trusted_subnets: options.trusted_subnets, real_ip_header: options.real_ip_header }),
+  );
+  return problems;
+}
+
 /** Validates at register time; every error names the option. */
 export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('(options)', 'must be an object');
@@ -122,28 +172,8 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   const codec = options.codec ?? 'json';
   if (codec !== 'json' && codec !== 'proto')
     throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
-  const poolOptions: PoolOptions = {
-    ...(options.pool ?? {}),
-    command: options.command,
-    logger: options.logger ?? fallbackLogger,
-  };
-  if (options.env !== undefined) poolOptions.env = options.env;
-  if (options.cwd !== undefined) poolOptions.cwd = options.cwd;
-  if (options.relay !== undefined) poolOptions.relay = options.relay;
-  if (options.pool?.num_workers === 'auto') poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
-  let pool: ResolvedPoolOptions;
-  try {
-    pool = resolvePoolOptions(poolOptions);
-  } catch (error) {
-    const key = (error as { details?: { key?: string } }).details?.key;
-    const prefix = key === undefined || ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
-    throw new InvalidOptionError(
-      `${prefix}${key ?? 'pool'}`,
-      (error as Error).message.replace(/^pool option "[^"]*": /, ''),
-    );
-  }
   return {
-    pool,
+    pool: resolvePluginPool(options, options.logger ?? fallbackLogger, codec),
     codec,
     debug: options.debug === true,
     static: resolveStaticOptions(options.static),

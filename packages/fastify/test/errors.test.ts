@@ -19,6 +19,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.BadFormError('x'),
       new errors.BodyTooLargeError('x', 1),
       new errors.TooManyFilesError(1),
+      new errors.TooManyHeadersError(1),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

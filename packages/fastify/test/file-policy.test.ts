@@ -8,9 +8,9 @@ import {
   extensionOf,
   type FilePolicy,
 } from '../src/static/file-policy.js';
-import { DEFAULT_FORBID } from '../src/static/static.js';
+import { DEFAULT_STATIC_FORBID } from '../src/static/static.js';
 
-const policy: FilePolicy = createFilePolicy({ forbid: DEFAULT_FORBID, allow: null });
+const policy: FilePolicy = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: null });
 const kind = (path: string, p: FilePolicy = policy) => checkPath(p, path).kind;
 const reason = (path: string, p: FilePolicy = policy) => {
   const verdict = checkPath(p, path);
@@ -128,7 +128,7 @@ describe('file policy: dotfiles, forbid and allow', () => {
   });
 
   it('allow lets only the listed extensions through (the last one counts), and forbid still wins', () => {
-    const p = createFilePolicy({ forbid: DEFAULT_FORBID, allow: ['.CSS', '.js', '.php'] });
+    const p = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: ['.CSS', '.js', '.php'] });
     expect(kind('/app.js', p)).toBe('file');
     expect(kind('/site.min.CSS', p)).toBe('file');
     expect(reason('/img.svg', p)).toBe('not-allowed-extension');

@@ -198,7 +198,7 @@ describe('plugin: lifecycle and decorators', () => {
   it('rejects bad options at register time, naming the option', async () => {
     const app = Fastify();
     apps.push(app);
-    await expect(app.register(warmpool, { command: 'php x.php', pool: { num_workers: 0 } }).ready()).rejects.toThrow(
+    await expect(app.register(warmpool, { command: 'php x.php', pool: { num_workers: -1 } }).ready()).rejects.toThrow(
       /warmpool option "pool.num_workers"/,
     );
     const other = Fastify();

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WarmpoolError } from '@warmpool/pool';
 import { createFilePolicy } from '../src/static/file-policy.js';
 import { createScriptResolver, type ScriptResolverOptions, type ScriptVerdict } from '../src/static/script-resolver.js';
-import { DEFAULT_FORBID } from '../src/static/static.js';
+import { DEFAULT_STATIC_FORBID } from '../src/static/static.js';
 
 let base: string;
 let root: string;
@@ -58,7 +58,7 @@ afterAll(() => {
   rmSync(base, { recursive: true, force: true });
 });
 
-const policy = createFilePolicy({ forbid: DEFAULT_FORBID, allow: null });
+const policy = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: null });
 const resolver = (options: Partial<ScriptResolverOptions> = {}) =>
   createScriptResolver({ root, no_exec: ['/uploads'], static_policy: policy, ...options });
 const resolve = (target: string, options?: Partial<ScriptResolverOptions>) => resolver(options).resolve(target);

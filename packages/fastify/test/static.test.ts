@@ -9,7 +9,12 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, 
 import { request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../src/errors.js';
-import { DEFAULT_FORBID, registerStatic, resolveStaticOptions, type StaticOptions } from '../src/static/static.js';
+import {
+  DEFAULT_STATIC_FORBID,
+  registerStatic,
+  resolveStaticOptions,
+  type StaticOptions,
+} from '../src/static/static.js';
 
 const SITES = fileURLToPath(new URL('../../../test/fixtures/sites/', import.meta.url));
 // The committed root, for option checks that run at collection time (before beforeAll).
@@ -363,8 +368,8 @@ describe('static: forbidden files never leave as bytes', () => {
     expect((await get(php, '/img.svg')).body).toBe('PHP:GET:/img.svg');
   });
 
-  it('a custom forbid list replaces the default one: extend DEFAULT_FORBID to keep it', async () => {
-    const app = await appWith({ forbid: [...DEFAULT_FORBID, '.svg'], forbidden: 403 });
+  it('a custom forbid list replaces the default one: extend DEFAULT_STATIC_FORBID to keep it', async () => {
+    const app = await appWith({ forbid: [...DEFAULT_STATIC_FORBID, '.svg'], forbidden: 403 });
     expect((await get(app, '/img.svg')).statusCode).toBe(403);
     expect((await get(app, '/secret.php')).statusCode).toBe(403);
     expect((await get(app, '/.env')).statusCode).toBe(403);
@@ -494,7 +499,7 @@ describe('static: options', () => {
     expect(resolved.policy.allow).toBeNull();
     // Empty lists mean "the default" (forbid) and "no allow list" (allow), as in RoadRunner.
     const empty = resolveStaticOptions({ root: pub, forbid: [], allow: [] })!;
-    expect([...empty.policy.forbid]).toEqual([...DEFAULT_FORBID]);
+    expect([...empty.policy.forbid]).toEqual([...DEFAULT_STATIC_FORBID]);
     expect(empty.policy.allow).toBeNull();
   });
 
@@ -513,7 +518,7 @@ describe('static: options', () => {
     ['static.root', { root: join(BASIC, 'style.css') }],
     ['static.root', { root: [] }],
     ['static.root', { root: [BASIC, BASIC] }],
-    ['static.root', {}],
+    ['static.dir', {}],
     ['static.forbid', { root: BASIC, forbid: ['php'] }],
     ['static.allow', { root: BASIC, allow: '.css' }],
     ['static.forbidden', { root: BASIC, forbidden: 500 }],
@@ -521,6 +526,11 @@ describe('static: options', () => {
     ['static.index', { root: BASIC, index: ['../index.html'] }],
     ['static.index', { root: BASIC, allow: ['.css'], index: ['index.html'] }],
     ['static.etag', { root: BASIC, etag: 'yes' }],
+    ['static.dir', { dir: join(BASIC, 'nope') }],
+    ['static.root', { dir: BASIC, root: BASIC }],
+    ['static.calculate_etag', { dir: BASIC, calculate_etag: 'yes' }],
+    ['static.weak', { dir: BASIC, weak: 1 }],
+    ['static.etag', { dir: BASIC, etag: 'weak', weak: true }],
     ['static.precompressed', { root: BASIC, precompressed: 'true' }],
     ['static.cache_control[".css"]', { root: BASIC, cache_control: { '.css': 'a\r\nSet-Cookie: x' } }],
     ['static.cache_control["css"]', { root: BASIC, cache_control: { css: 'public' } }],
@@ -535,6 +545,14 @@ describe('static: options', () => {
     expect(error).toBeInstanceOf(InvalidOptionError);
     expect((error as InvalidOptionError).code).toBe('WP_FASTIFY_INVALID_OPTION');
     expect((error as InvalidOptionError).message).toContain(`"${key}"`);
+  });
+
+  it('takes the YAML names: dir, calculate_etag and weak (root and etag stay as old names)', () => {
+    expect(resolveStaticOptions({ dir: BASIC })!.etag).toBe('strong');
+    expect(resolveStaticOptions({ dir: BASIC, weak: true })!.etag).toBe('weak');
+    expect(resolveStaticOptions({ dir: BASIC, calculate_etag: false })!.etag).toBeNull();
+    expect(resolveStaticOptions({ root: BASIC, etag: 'weak' })!.etag).toBe('weak');
+    expect(resolveStaticOptions({ dir: [BASIC] })!.roots).toEqual(resolveStaticOptions({ root: BASIC })!.roots);
   });
 
   it('says which root is missing and where relative roots start', () => {

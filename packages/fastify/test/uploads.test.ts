@@ -9,12 +9,12 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { FormData, Response } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BodyTooLargeError, InvalidOptionError, TooManyFilesError } from '../src/errors.js';
+import { registerFormParsers } from '../src/http/form-parsers.js';
 import { encodeFormFields, isParsedForm, type FormTree, type FormValue } from '../src/http/forms.js';
 import {
-  DEFAULT_FORBID,
+  DEFAULT_UPLOAD_FORBID,
   holdUploads,
   parseMultipart,
-  registerFormParsers,
   resolveUploadOptions,
   type UploadedFile,
   type UploadOptions,
@@ -696,7 +696,7 @@ describe('uploads: resolveUploadOptions', () => {
   it("defaults: the OS temp dir, RR forbid list, no allow list, no size limit, PHP's 20 files", () => {
     expect(resolveUploadOptions(undefined)).toEqual({
       dir: tmpdir(),
-      forbid: new Set(DEFAULT_FORBID),
+      forbid: new Set(DEFAULT_UPLOAD_FORBID),
       allow: null,
       maxFileBytes: null,
       maxFiles: 20,

@@ -3,10 +3,33 @@
 
 export interface ErrorDetails {
   pid?: number;
+  /** the option a WP_*_INVALID_OPTION error is about, as the caller spelled it (`supervisor.exec_ttl`) */
   key?: string;
+  /** what is wrong with it, without the key (`must be an integer from 1 to 500, got 0`) */
+  reason?: string;
+  /** the offending value, when there is one */
+  value?: unknown;
   file?: string;
   line?: number;
   [name: string]: unknown;
+}
+
+/**
+ * The details of an option error: the key, the reason and the value, set where the option is
+ * checked. Code that reports the error elsewhere (the config's file:line, a prefixed key in the
+ * plugin) reads these, never the message text.
+ */
+export interface OptionErrorDetails extends ErrorDetails {
+  key: string;
+  reason: string;
+}
+
+/** The key and reason of a WP_*_INVALID_OPTION error, or null for any other value. */
+export function optionErrorDetails(error: unknown): OptionErrorDetails | null {
+  const details = (error as { details?: ErrorDetails } | null)?.details;
+  return typeof details?.key === 'string' && typeof details.reason === 'string'
+    ? (details as OptionErrorDetails)
+    : null;
 }
 
 export class WarmpoolError<C extends string = string> extends Error {
@@ -148,8 +171,11 @@ export class PoolNotStartedError extends WarmpoolError<'WP_POOL_NOT_STARTED'> {
 }
 
 export class InvalidPoolOptionError extends WarmpoolError<'WP_POOL_INVALID_OPTION'> {
-  constructor(key: string, message: string) {
-    super('WP_POOL_INVALID_OPTION', `pool option "${key}": ${message}`, { details: { key } });
+  declare readonly details: OptionErrorDetails;
+  constructor(key: string, reason: string, value?: unknown) {
+    super('WP_POOL_INVALID_OPTION', `pool option "${key}": ${reason}`, {
+      details: value === undefined ? { key, reason } : { key, reason, value },
+    });
   }
 }
 

@@ -86,6 +86,26 @@ export const DEFAULT_WATCH_TICK_MS = 1_000;
  */
 export const QUEUE_PER_WORKER = 16;
 const MAX_WORKERS = 500;
+export const DEFAULT_HEADROOM = 0.25;
+
+/**
+ * The ranges of the pool's numeric options, kept here with the checks that enforce them. The config
+ * package reads them for its key table (load-time checks and docs), so a range is written once.
+ */
+export const POOL_OPTION_RANGES = {
+  /** 0 = one per CPU, as RoadRunner */
+  num_workers: { min: 0, max: MAX_WORKERS },
+  max_jobs: { min: 0 },
+  max_queue_size: { min: 0 },
+  max_frame_size: { min: 1024, max: 0xffffffff },
+  min_workers: { min: 0, max: MAX_WORKERS },
+  max_workers: { min: 1, max: MAX_WORKERS },
+  headroom: { min: 0, max: 0.99 },
+  'supervisor.max_worker_memory': { min: 0 },
+} as const satisfies Record<string, { min: number; max?: number }>;
+
+type RangedKey = keyof typeof POOL_OPTION_RANGES;
+const range = (key: RangedKey): { min: number; max?: number } => POOL_OPTION_RANGES[key];
 
 /** Resolved once at creation; nothing downstream parses a unit again. */
 export interface ResolvedPoolOptions {
@@ -157,6 +177,12 @@ export function parseDuration(value: Duration, key: string): number {
   return total;
 }
 
+/** An integer option checked against POOL_OPTION_RANGES. */
+function ranged(value: unknown, key: RangedKey): number {
+  const { min, max } = range(key);
+  return integer(value, key, min, max);
+}
+
 function integer(value: unknown, key: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new InvalidPoolOptionError(key, `must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
@@ -192,13 +218,8 @@ const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'm
 
 function resolveDynamic(options: PoolOptions): ResolvedPoolOptions['dynamic'] {
   if (options.min_workers === undefined && options.max_workers === undefined) return null;
-  const minWorkers = integer(options.min_workers ?? 0, 'min_workers', 0, MAX_WORKERS);
-  const maxWorkers = integer(
-    options.max_workers ?? Math.max(minWorkers, availableParallelism()),
-    'max_workers',
-    1,
-    MAX_WORKERS,
-  );
+  const minWorkers = ranged(options.min_workers ?? 0, 'min_workers');
+  const maxWorkers = ranged(options.max_workers ?? Math.max(minWorkers, availableParallelism()), 'max_workers');
   if (maxWorkers < minWorkers)
     throw new InvalidPoolOptionError('max_workers', `(${maxWorkers}) must be >= min_workers (${minWorkers})`);
   if (options.num_workers !== undefined) {
@@ -213,8 +234,9 @@ function resolveDynamic(options: PoolOptions): ResolvedPoolOptions['dynamic'] {
 }
 
 function resolveHeadroom(value: unknown): number {
-  if (value === undefined) return 0.25;
-  if (typeof value !== 'number' || !(value >= 0 && value < 1))
+  if (value === undefined) return DEFAULT_HEADROOM;
+  const { min, max } = range('headroom');
+  if (typeof value !== 'number' || !(value >= min && value <= max!))
     throw new InvalidPoolOptionError(
       'headroom',
       `must be a share from 0 to below 1 (e.g. 0.25), got ${JSON.stringify(value)}`,
@@ -251,7 +273,7 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
       throw new InvalidPoolOptionError(`env.${k}`, `must be a string, got ${JSON.stringify(v)}`);
   }
   const memoryMb = supervisor.max_worker_memory ?? 0;
-  if (typeof memoryMb !== 'number' || !(memoryMb >= 0)) {
+  if (typeof memoryMb !== 'number' || !(memoryMb >= range('supervisor.max_worker_memory').min)) {
     throw new InvalidPoolOptionError(
       'supervisor.max_worker_memory',
       `must be a number of MB >= 0, got ${JSON.stringify(memoryMb)}`,
@@ -266,20 +288,21 @@ export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
     numWorkers:
       options.num_workers === 'auto'
         ? 'auto'
-        : integer(options.num_workers ?? availableParallelism(), 'num_workers', 1, MAX_WORKERS),
+        : // 0 (and unset) is one worker per CPU, as RoadRunner
+          ranged(options.num_workers ?? 0, 'num_workers') || availableParallelism(),
     dynamic: resolveDynamic(options),
     headroom: resolveHeadroom(options.headroom),
     warmup: options.warmup ?? [],
-    maxJobs: integer(options.max_jobs ?? 0, 'max_jobs', 0),
+    maxJobs: ranged(options.max_jobs ?? 0, 'max_jobs'),
     allocateTimeoutMs:
       parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') ||
       DEFAULT_ALLOCATE_TIMEOUT_MS,
-    maxQueueSize: options.max_queue_size === undefined ? null : integer(options.max_queue_size, 'max_queue_size', 0),
+    maxQueueSize: options.max_queue_size === undefined ? null : ranged(options.max_queue_size, 'max_queue_size'),
     destroyTimeoutMs: parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout'),
     resetTimeoutMs: parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout'),
     streamTimeoutMs: parseDuration(options.stream_timeout ?? DEFAULT_STREAM_TIMEOUT_MS, 'stream_timeout'),
     sendTimeoutMs: parseDuration(options.send_timeout ?? DEFAULT_SEND_TIMEOUT_MS, 'send_timeout'),
-    maxFrameBytes: integer(options.max_frame_size ?? DEFAULT_MAX_FRAME_BYTES, 'max_frame_size', 1024, 0xffffffff),
+    maxFrameBytes: ranged(options.max_frame_size ?? DEFAULT_MAX_FRAME_BYTES, 'max_frame_size'),
     watchTickMs:
       parseDuration(supervisor.watch_tick ?? DEFAULT_WATCH_TICK_MS, 'supervisor.watch_tick') || DEFAULT_WATCH_TICK_MS,
     ttlMs: parseDuration(supervisor.ttl ?? 0, 'supervisor.ttl'),

@@ -141,7 +141,10 @@ describe('error classes', () => {
     const error = new errors.BootFailedError('m', { cause, details: { pid: 42 } });
     expect(error.cause).toBe(cause);
     expect(error.details).toEqual({ pid: 42 });
-    expect(new errors.InvalidPoolOptionError('num_workers', 'bad').details).toEqual({ key: 'num_workers' });
+    expect(new errors.InvalidPoolOptionError('num_workers', 'bad').details).toEqual({
+      key: 'num_workers',
+      reason: 'bad',
+    });
   });
 
   it('is exported from the package index', () => {

@@ -197,7 +197,7 @@ describe('resolvePoolOptions: values', () => {
 
 describe('resolvePoolOptions: errors name the option', () => {
   it.each<[string, Record<string, unknown>, string]>([
-    ['num_workers 0', { num_workers: 0 }, 'num_workers'],
+    ['num_workers -1', { num_workers: -1 }, 'num_workers'],
     ['num_workers 501', { num_workers: 501 }, 'num_workers'],
     ['num_workers 1.5', { num_workers: 1.5 }, 'num_workers'],
     ['num_workers "4"', { num_workers: '4' }, 'num_workers'],
@@ -256,8 +256,12 @@ describe('resolvePoolOptions: errors name the option', () => {
     expect(() => resolvePoolOptions(null as unknown as PoolOptions)).toThrow(InvalidPoolOptionError);
   });
 
+  it('num_workers: 0 is one worker per CPU, as RoadRunner reads it', () => {
+    expect(resolvePoolOptions(loose({ num_workers: 0 })).numWorkers).toBe(availableParallelism());
+  });
+
   it('shows the offending value', () => {
-    expect(() => resolvePoolOptions(loose({ num_workers: 0 }))).toThrow(/got 0/);
+    expect(() => resolvePoolOptions(loose({ num_workers: -2 }))).toThrow(/got -2/);
     expect(() => resolvePoolOptions(loose({ relay: 'ftp://x' }))).toThrow(/ftp:\/\/x/);
   });
 });

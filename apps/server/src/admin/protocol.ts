@@ -7,6 +7,7 @@
 //   ← {"ok":true,"data":{"replaced":4}}
 //   ← {"ok":false,"error":{"code":"WP_SERVER_UNKNOWN_SITE","message":"..."}}
 import { WarmpoolError, type PoolStats, type WorkerInfo } from '@warmpool/pool';
+import { AdminBadRequestError } from '../errors.js';
 import type { CertificateStatus } from '../acme/managed-certificate.js';
 import type { TuneReport } from '../tuning.js';
 
@@ -193,70 +194,18 @@ export function toWireError(error: unknown): WireError {
   return { code, message: typeof err?.message === 'string' ? err.message : String(error) };
 }
 
-// ---- errors (move to apps/server/src/errors.ts with the rest of WP_SERVER_*) ----
+// ---- errors: every WP_SERVER_* class lives in ../errors.ts; the admin ones are re-exported here ----
 
-/** `warmpool serve` found a live admin socket: another server owns this configuration. */
-export class AlreadyRunningError extends WarmpoolError<'WP_SERVER_ALREADY_RUNNING'> {
-  constructor(path: string) {
-    super(
-      'WP_SERVER_ALREADY_RUNNING',
-      `another warmpool is running (admin socket ${path} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`,
-      { details: { path } },
-    );
-  }
-}
-
-/** The admin socket path cannot be used (not a socket, no such folder, ...). */
-export class AdminSocketError extends WarmpoolError<'WP_SERVER_ADMIN_SOCKET'> {
-  constructor(message: string, path: string, cause?: unknown) {
-    super('WP_SERVER_ADMIN_SOCKET', message, { cause, details: { path } });
-  }
-}
-
-/** The CLI could not reach the server's admin socket: not running, stale socket, or wrong path. */
-export class AdminUnreachableError extends WarmpoolError<'WP_SERVER_ADMIN_UNREACHABLE'> {
-  constructor(message: string, path: string, cause?: unknown) {
-    super('WP_SERVER_ADMIN_UNREACHABLE', message, { cause, details: { path } });
-  }
-}
-
-/** The admin socket exists but this user may not connect (it is 0600, owned by the server's user). */
-export class AdminDeniedError extends WarmpoolError<'WP_SERVER_ADMIN_DENIED'> {
-  constructor(message: string, path: string, cause?: unknown) {
-    super('WP_SERVER_ADMIN_DENIED', message, { cause, details: { path } });
-  }
-}
-
-/** A request line the server cannot act on (not JSON, unknown command, bad argument). */
-export class AdminBadRequestError extends WarmpoolError<'WP_SERVER_ADMIN_BAD_REQUEST'> {
-  constructor(message: string) {
-    super('WP_SERVER_ADMIN_BAD_REQUEST', message);
-  }
-}
-
-/** A command named a site the server does not run, or named none when several run. */
-export class UnknownSiteError extends WarmpoolError<'WP_SERVER_UNKNOWN_SITE'> {
-  constructor(message: string, site: string | undefined) {
-    super('WP_SERVER_UNKNOWN_SITE', message, { details: site === undefined ? {} : { site } });
-  }
-}
-
-/** The server does not implement this command (for example `reload` before the core wires it). */
-export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPPORTED'> {
-  constructor(cmd: string) {
-    super(
-      'WP_SERVER_ADMIN_UNSUPPORTED',
-      `this warmpool server does not support "${cmd}"; upgrade it, or restart it to pick up the new binary`,
-    );
-  }
-}
-
-/** `cache purge` found no micro-cache to purge (none configured, or not for the named site). */
-export class NoCacheError extends WarmpoolError<'WP_SERVER_NO_CACHE'> {
-  constructor(message: string, site: string | undefined) {
-    super('WP_SERVER_NO_CACHE', message, { details: site === undefined ? {} : { site } });
-  }
-}
+export {
+  AdminBadRequestError,
+  AdminDeniedError,
+  AdminSocketError,
+  AdminUnreachableError,
+  AdminUnsupportedError,
+  AlreadyRunningError,
+  NoCacheError,
+  UnknownSiteError,
+} from '../errors.js';
 
 /** The server answered an error; `code` is the server's code (WP_...), kept as is. */
 export class AdminRemoteError extends WarmpoolError<string> {
@@ -264,17 +213,3 @@ export class AdminRemoteError extends WarmpoolError<string> {
     super(error.code, error.message);
   }
 }
-
-/** Every WP_SERVER_* code the admin socket defines, for the errors-table sync test. */
-export const ADMIN_ERROR_CODES = [
-  'WP_SERVER_ALREADY_RUNNING',
-  'WP_SERVER_ADMIN_SOCKET',
-  'WP_SERVER_ADMIN_UNREACHABLE',
-  'WP_SERVER_ADMIN_DENIED',
-  'WP_SERVER_ADMIN_BAD_REQUEST',
-  'WP_SERVER_ADMIN_UNSUPPORTED',
-  'WP_SERVER_ADMIN_FAILED',
-  'WP_SERVER_UNKNOWN_SITE',
-  'WP_SERVER_TUNE_NO_WORKERS',
-  'WP_SERVER_NO_CACHE',
-] as const;

@@ -178,7 +178,10 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
         ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }),
       }),
       static: staticOn
-        ? withDefaults('http.static', { ...http.static, dir: [site.plugin.static!.root].flat()[0] })
+        ? withDefaults('http.static', {
+            ...http.static,
+            dir: [site.plugin.static!.dir ?? site.plugin.static!.root].flat()[0],
+          })
         : null,
       headers: site.headers,
       gzip: site.gzip,

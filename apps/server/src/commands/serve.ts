@@ -21,12 +21,12 @@ import {
   type WarmpoolConfig,
 } from '@warmpool/config';
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
-import { SiteSetupError, type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
+import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
 import type { Server as HttpServer } from 'node:http';
 import { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/managed-certificate.js';
 import type { CertsData } from '../admin/protocol.js';
-import { AcmeStoreError, BootError, ListenError, ListenFdsError, TlsError } from '../errors.js';
+import { AcmeStoreError, BootError, ListenError, ListenFdsError, SiteSetupError, TlsError } from '../errors.js';
 import {
   LISTENER_ORDER,
   adoptListenFds,
@@ -134,14 +134,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
       }
     } catch (error) {
       if (!(error instanceof TlsError) && !(error instanceof AcmeStoreError)) throw error;
-      const key =
-        error instanceof AcmeStoreError
-          ? 'http.ssl.acme.certs_dir'
-          : /http\.ssl\.ciphers/.test(error.message)
-            ? 'http.ssl.ciphers'
-            : /private key/.test(error.message) || /key does not belong/.test(error.message)
-              ? 'http.ssl.key'
-              : 'http.ssl.cert';
+      const key = error instanceof AcmeStoreError ? 'http.ssl.acme.certs_dir' : String(error.details.key);
       const at = loaded.positionOf(key, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
       printConfigError(new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]), out, args.config);
       return EXIT_CONFIG;

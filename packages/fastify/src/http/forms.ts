@@ -10,7 +10,33 @@
 // Empty values follow RR's exceptions (the "options=&options[0][id]=x" case of parse.go): an empty
 // leaf gives way to a branch, and an empty value never overwrites a branch or a non-empty array.
 import { BadFormError } from '../errors.js';
-import type { UploadedFile } from './uploads.js';
+
+/** One file of a multipart form, as RoadRunner's uploads tree gives it to PHP. */
+export interface UploadedFile {
+  /** the client's file name (path stripped) */
+  name: string;
+  /** the part's media type, lower-cased, without parameters; `text/plain` when the part has none (busboy) */
+  mime: string;
+  /** bytes in the temp file; 0 when error is not 0 */
+  size: number;
+  error: UploadError;
+  /** absolute path of the temp file; '' when error is not 0 */
+  tmpName: string;
+}
+
+/** PHP's UPLOAD_ERR_* codes that warmpool sets. */
+export type UploadError = 0 | 1 | 4 | 6 | 7 | 8;
+export const UPLOAD_ERR_OK = 0;
+/** larger than uploads.max_file_size (PHP: upload_max_filesize) */
+export const UPLOAD_ERR_INI_SIZE = 1;
+/** a file input left empty (no file name) */
+export const UPLOAD_ERR_NO_FILE = 4;
+/** the temp file could not be created (uploads.dir missing or not writable) */
+export const UPLOAD_ERR_NO_TMP_DIR = 6;
+/** writing the temp file failed (disk full) */
+export const UPLOAD_ERR_CANT_WRITE = 7;
+/** the extension is in uploads.forbid, or uploads.allow is set and does not list it */
+export const UPLOAD_ERR_EXTENSION = 8;
 
 export type FormTree = { [key: string]: FormValue };
 export type FormValue = string | UploadedFile | FormValue[] | FormTree;

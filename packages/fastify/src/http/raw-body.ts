@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import { errorCodes, type FastifyRequest } from 'fastify';
+import { bodyTooLarge } from '../limits.js';
 import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
 
 /**
@@ -17,7 +18,7 @@ export function readRawBody(
 ): void {
   const contentLength = Number(request.headers['content-length']);
   if (contentLength > limit) {
-    done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+    done(bodyTooLarge(limit));
     return;
   }
   const chunks: Buffer[] = [];
@@ -32,7 +33,7 @@ export function readRawBody(
     received += bytes.length;
     if (received > limit) {
       stop();
-      done(new errorCodes.FST_ERR_CTP_BODY_TOO_LARGE());
+      done(bodyTooLarge(limit));
       return;
     }
     chunks.push(bytes);

@@ -13,37 +13,35 @@ import type { Readable } from 'node:stream';
 import { Busboy, type BusboyFileStream, type BusboyInstance } from '@fastify/busboy';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
 import { BadFormError, BodyTooLargeError, InvalidOptionError, TooManyFilesError } from '../errors.js';
-import { addFormValue, createFormTree, createParsedForm, parseUrlencoded, type FormTree } from './forms.js';
+import { bodyTooLarge } from '../limits.js';
+import {
+  addFormValue,
+  createFormTree,
+  createParsedForm,
+  type FormTree,
+  UPLOAD_ERR_CANT_WRITE,
+  UPLOAD_ERR_EXTENSION,
+  UPLOAD_ERR_INI_SIZE,
+  UPLOAD_ERR_NO_FILE,
+  UPLOAD_ERR_NO_TMP_DIR,
+  UPLOAD_ERR_OK,
+  type UploadedFile,
+  type UploadError,
+} from './forms.js';
 
 /** A leaf of the upload tree, exactly the JSON RR sends (`uploads` context field). */
-export interface UploadedFile {
-  /** the client's file name (path stripped) */
-  name: string;
-  /** the part's media type, lower-cased, without parameters; `text/plain` when the part has none (busboy) */
-  mime: string;
-  /** bytes in the temp file; 0 when error is not 0 */
-  size: number;
-  error: UploadError;
-  /** absolute path of the temp file; '' when error is not 0 */
-  tmpName: string;
-}
-
-/** PHP's UPLOAD_ERR_* codes that warmpool sets. */
-export type UploadError = 0 | 1 | 4 | 6 | 7 | 8;
-export const UPLOAD_ERR_OK = 0;
-/** larger than uploads.max_file_size (PHP: upload_max_filesize) */
-export const UPLOAD_ERR_INI_SIZE = 1;
-/** a file input left empty (no file name) */
-export const UPLOAD_ERR_NO_FILE = 4;
-/** the temp file could not be created (uploads.dir missing or not writable) */
-export const UPLOAD_ERR_NO_TMP_DIR = 6;
-/** writing the temp file failed (disk full) */
-export const UPLOAD_ERR_CANT_WRITE = 7;
-/** the extension is in uploads.forbid, or uploads.allow is set and does not list it */
-export const UPLOAD_ERR_EXTENSION = 8;
+export type { UploadedFile, UploadError };
+export {
+  UPLOAD_ERR_CANT_WRITE,
+  UPLOAD_ERR_EXTENSION,
+  UPLOAD_ERR_INI_SIZE,
+  UPLOAD_ERR_NO_FILE,
+  UPLOAD_ERR_NO_TMP_DIR,
+  UPLOAD_ERR_OK,
+};
 
 /** RR's default http.uploads.forbid (uploads config InitDefaults). */
-export const DEFAULT_FORBID: readonly string[] = ['.php', '.exe', '.bat'];
+export const DEFAULT_UPLOAD_FORBID: readonly string[] = ['.php', '.exe', '.bat'];
 /** PHP's max_file_uploads default: files one request may carry unless uploads.max_files says otherwise. */
 export const DEFAULT_MAX_FILES = 20;
 /** Text fields of one multipart form are held in memory: at most this much in total (Go's 32 MB maxMemory). */
@@ -103,7 +101,7 @@ export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUp
   const allow = extensionSet('uploads.allow', options.allow);
   return {
     dir: resolve(dir),
-    forbid: forbid.size === 0 ? new Set(DEFAULT_FORBID) : forbid,
+    forbid: forbid.size === 0 ? new Set(DEFAULT_UPLOAD_FORBID) : forbid,
     allow: allow.size === 0 ? null : allow,
     maxFileBytes: fileSizeLimit(options.max_file_size),
     maxFiles: fileCountLimit(options.max_files),
@@ -188,7 +186,7 @@ export function parseMultipart(
   return new Promise<ParsedMultipart>((resolvePromise, reject) => {
     const declared = Number((body as Partial<IncomingMessage>).headers?.['content-length']);
     if (declared > maxBytes) {
-      reject(tooLarge(maxBytes));
+      reject(bodyTooLarge(maxBytes));
       return;
     }
     if (!MULTIPART.test(contentType)) {
@@ -263,7 +261,7 @@ export function parseMultipart(
       const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
       received += bytes.length;
       if (received > maxBytes) {
-        fail(tooLarge(maxBytes));
+        fail(bodyTooLarge(maxBytes));
         return;
       }
       // A handler inside write() may have failed the parse; then the body must keep flowing.
@@ -371,13 +369,6 @@ export function parseMultipart(
     if (body.readableEnded) onEnd();
     else body.resume(); // a 'data' listener alone does not restart a body someone paused
   });
-}
-
-function tooLarge(maxBytes: number): BodyTooLargeError {
-  return new BodyTooLargeError(
-    `the request body is larger than the limit of ${maxBytes} bytes (max_request_size)`,
-    maxBytes,
-  );
 }
 
 function failedUpload(name: string, mime: string, error: UploadError): UploadedFile {
@@ -530,22 +521,25 @@ class UploadLifetime {
 
 const lifetimes = new WeakMap<object, UploadLifetime>();
 
-export interface FormParserOptions {
-  uploads: ResolvedUploadOptions;
-  /** bytes; default: the Fastify instance's bodyLimit. Pass the resolved max_request_size. */
-  bodyLimit?: number;
+/**
+ * Keeps the request's temp files past the response's close until the returned release() is called,
+ * so a client that goes away does not delete files a PHP worker is still reading. Call it before
+ * pool.exec and release when the worker's reply (including a streamed body) is finished. A no-op for
+ * requests without uploads; release() is idempotent.
+ */
+export function holdUploads(request: FastifyRequest): () => void {
+  return lifetimes.get(request.raw)?.hold() ?? noop;
 }
 
 /**
- * Registers, on `app` (the plugin's encapsulated child, AFTER removeAllContentTypeParsers and the '*'
- * parser), the urlencoded and multipart parsers and the hook that deletes temp files when the
- * response closes. request.body is then a ParsedForm (see forms.ts isParsedForm) for form requests.
- * Skip it entirely for `raw_body: true`: forms then reach PHP unparsed through the '*' parser.
+ * The multipart parser and the hook that deletes temp files when the response closes, on `app`
+ * (the plugin's encapsulated child; form-parsers.ts registers it with the urlencoded one).
  */
-export function registerFormParsers(app: FastifyInstance, options: FormParserOptions): void {
-  const bodyLimit = options.bodyLimit ?? app.initialConfig.bodyLimit ?? 1024 * 1024;
-  const uploadOptions = options.uploads;
-
+export function registerMultipartParser(
+  app: FastifyInstance,
+  uploadOptions: ResolvedUploadOptions,
+  bodyLimit: number,
+): void {
   // Before parsing, so the response's 'close' is never missed: it fires on a sent response, an
   // aborted client and an error reply alike.
   app.addHook('onRequest', (request, reply, done) => {
@@ -557,21 +551,6 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
     }
     done();
   });
-
-  app.addContentTypeParser(
-    'application/x-www-form-urlencoded',
-    { parseAs: 'buffer', bodyLimit },
-    (_request, body, done) => {
-      let form: ReturnType<typeof createParsedForm>;
-      try {
-        form = createParsedForm('urlencoded', parseUrlencoded(body as Buffer), null);
-      } catch (error) {
-        done(error as Error, undefined);
-        return;
-      }
-      done(null, form);
-    },
-  );
 
   app.addContentTypeParser('multipart/form-data', (request, payload, done) => {
     const lifetime = lifetimes.get(request.raw);
@@ -592,14 +571,4 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
       (error: Error) => done(error, undefined),
     );
   });
-}
-
-/**
- * Keeps the request's temp files past the response's close until the returned release() is called,
- * so a client that goes away does not delete files a PHP worker is still reading. Call it before
- * pool.exec and release when the worker's reply (including a streamed body) is finished. A no-op for
- * requests without uploads; release() is idempotent.
- */
-export function holdUploads(request: FastifyRequest): () => void {
-  return lifetimes.get(request.raw)?.hold() ?? noop;
 }

@@ -22,9 +22,11 @@ import {
 
 /** `static` option of the plugin: RoadRunner http.static-like keys, spelled as in .rr.yaml. */
 export interface StaticOptions {
-  /** directory (or directories, first match wins) to serve; absolute or relative to process.cwd() */
-  root: string | string[];
-  /** extensions (with their dot) never sent; replaces DEFAULT_FORBID ([] keeps it). Dotfiles are always forbidden. */
+  /** http.static.dir: the directory (or directories, first match wins) to serve; absolute or relative to process.cwd() */
+  dir?: string | string[];
+  /** @deprecated the old name of `dir`, kept for one release */
+  root?: string | string[];
+  /** extensions (with their dot) never sent; replaces DEFAULT_STATIC_FORBID ([] keeps it). Dotfiles are always forbidden. */
   forbid?: string[];
   /** when set (non-empty), only files with these extensions are served */
   allow?: string[];
@@ -32,7 +34,11 @@ export interface StaticOptions {
   forbidden?: 'php' | 403 | 404;
   /** index files for paths ending in "/"; default ["index.html"]; false: none */
   index?: string[] | false;
-  /** ETag from size and mtime; true means "strong" (as nginx and RoadRunner); false: none */
+  /** http.static.calculate_etag: ETag from size and mtime (as nginx); default true; false: none */
+  calculate_etag?: boolean;
+  /** http.static.weak: the ETag is weak (W/"..."); default false */
+  weak?: boolean;
+  /** @deprecated the old form of calculate_etag and weak (true | false | "weak" | "strong"), kept for one release */
   etag?: boolean | 'weak' | 'strong';
   /** send Last-Modified and answer If-Modified-Since; default true */
   last_modified?: boolean;
@@ -56,7 +62,7 @@ export interface HotCacheOption {
   revalidate_ms?: number;
 }
 
-export const DEFAULT_FORBID: readonly string[] = Object.freeze([
+export const DEFAULT_STATIC_FORBID: readonly string[] = Object.freeze([
   '.php',
   '.phtml',
   '.phar',
@@ -94,7 +100,10 @@ export interface ResolvedStaticOptions {
 export type StaticHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
 
 const KNOWN = [
+  'dir',
   'root',
+  'calculate_etag',
+  'weak',
   'forbid',
   'allow',
   'forbidden',
@@ -107,21 +116,23 @@ const KNOWN = [
 ];
 const HOT_CACHE_KNOWN = ['max_bytes', 'max_file_bytes', 'revalidate_ms'];
 
-/** Validates at register time; every error names the option ("static.root"). Null when static is off. */
+/** Validates at register time; every error names the option ("static.dir"). Null when static is off. */
 export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedStaticOptions | null {
   if (raw === undefined) return null;
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new InvalidOptionError('static', 'must be an object such as { root: "public" }');
+    throw new InvalidOptionError('static', 'must be an object such as { dir: "public" }');
   }
   for (const key of Object.keys(raw)) {
     if (!KNOWN.includes(key))
       throw new InvalidOptionError(`static.${key}`, `is not a static option; known options: ${KNOWN.join(', ')}`);
   }
-  const roots = resolveRoots(raw.root);
+  if (raw.dir !== undefined && raw.root !== undefined)
+    throw new InvalidOptionError('static.root', 'is the old name of static.dir: give only dir');
+  const roots = resolveRoots(raw.dir ?? raw.root, raw.dir === undefined && raw.root !== undefined ? 'root' : 'dir');
   // An empty forbid list means the default one (RR InitDefaults; uploads.forbid does the same).
   let forbid: readonly string[] =
-    raw.forbid === undefined ? DEFAULT_FORBID : extensionList('static.forbid', raw.forbid);
-  if (forbid.length === 0) forbid = DEFAULT_FORBID;
+    raw.forbid === undefined ? DEFAULT_STATIC_FORBID : extensionList('static.forbid', raw.forbid);
+  if (forbid.length === 0) forbid = DEFAULT_STATIC_FORBID;
   let allow: readonly string[] | null = raw.allow === undefined ? null : extensionList('static.allow', raw.allow);
   // An empty allow list means no allow list, as in RoadRunner.
   if (allow !== null && allow.length === 0) allow = null;
@@ -167,14 +178,7 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
     index = [...(raw.index as string[])];
   }
 
-  const etagOption = raw.etag ?? true;
-  if (etagOption !== true && etagOption !== false && etagOption !== 'weak' && etagOption !== 'strong') {
-    throw new InvalidOptionError(
-      'static.etag',
-      `must be true, false, "weak" or "strong", got ${JSON.stringify(etagOption)}`,
-    );
-  }
-  const etag = etagOption === false ? null : etagOption === 'weak' ? 'weak' : 'strong';
+  const etag = resolveEtag(raw);
 
   const cacheControl = new Map<string, string>();
   let cacheControlDefault = DEFAULT_CACHE_CONTROL;
@@ -260,27 +264,50 @@ function integerOption(key: string, value: unknown, fallback: number, min: numbe
   return value;
 }
 
-function resolveRoots(root: unknown): { path: string; real: string }[] {
+/** calculate_etag + weak (the YAML keys), or the deprecated etag option. */
+function resolveEtag(raw: StaticOptions): 'weak' | 'strong' | null {
+  const boolean = (key: 'calculate_etag' | 'weak', fallback: boolean): boolean => {
+    const value = raw[key] ?? fallback;
+    if (typeof value !== 'boolean') throw new InvalidOptionError(`static.${key}`, 'must be true or false', value);
+    return value;
+  };
+  if (raw.etag !== undefined) {
+    if (raw.calculate_etag !== undefined || raw.weak !== undefined)
+      throw new InvalidOptionError('static.etag', 'is the old form of calculate_etag and weak: give only those');
+    const old = raw.etag;
+    if (old !== true && old !== false && old !== 'weak' && old !== 'strong')
+      throw new InvalidOptionError(
+        'static.etag',
+        `must be true, false, "weak" or "strong", got ${JSON.stringify(old)}`,
+      );
+    return old === false ? null : old === 'weak' ? 'weak' : 'strong';
+  }
+  if (!boolean('calculate_etag', true)) return null;
+  return boolean('weak', false) ? 'weak' : 'strong';
+}
+
+function resolveRoots(root: unknown, name: 'dir' | 'root'): { path: string; real: string }[] {
+  const key = `static.${name}`;
   const list = typeof root === 'string' ? [root] : root;
   if (!Array.isArray(list) || list.length === 0) {
-    throw new InvalidOptionError('static.root', 'is required: a directory such as "public", or a list of them');
+    throw new InvalidOptionError(key, 'is required: a directory such as "public", or a list of them');
   }
   const seen = new Set<string>();
   return list.map((entry: unknown) => {
     if (typeof entry !== 'string' || entry === '')
-      throw new InvalidOptionError('static.root', `must be a directory path, got ${JSON.stringify(entry)}`);
+      throw new InvalidOptionError(key, `must be a directory path, got ${JSON.stringify(entry)}`);
     const path = resolve(process.cwd(), entry);
     let stats: Stats;
     try {
       stats = statSync(path);
     } catch {
       throw new InvalidOptionError(
-        'static.root',
+        key,
         `"${path}" does not exist; create it or fix the path (relative roots start at ${process.cwd()})`,
       );
     }
-    if (!stats.isDirectory()) throw new InvalidOptionError('static.root', `"${path}" is not a directory`);
-    if (seen.has(path)) throw new InvalidOptionError('static.root', `"${path}" is listed twice`);
+    if (!stats.isDirectory()) throw new InvalidOptionError(key, `"${path}" is not a directory`);
+    if (seen.has(path)) throw new InvalidOptionError(key, `"${path}" is listed twice`);
     seen.add(path);
     return { path, real: realpathSync(path) };
   });
