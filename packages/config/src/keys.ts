@@ -6,7 +6,13 @@
 // Path patterns: "a.b" is a key inside a section, "a[]" the items of a list, "a.*" any key of a
 // free map. Keys under sites[] are copies of server.* and the per-site part of http.* (SITE_HTTP_KEYS),
 // derived below rather than written twice.
-import { cidrProblem } from '@warmpool/fastify';
+import {
+  cidrProblem,
+  DEFAULT_MAX_FILES,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_REQUEST_SIZE_MB,
+  LIMIT_OPTION_RANGES,
+} from '@warmpool/fastify';
 import {
   DEFAULT_ALLOCATE_TIMEOUT_MS,
   DEFAULT_DESTROY_TIMEOUT_MS,
@@ -150,8 +156,8 @@ const TOP: Entry[] = [
   }),
   rr('http.max_request_size', 'size-mb', 'largest request body (413 above); 0 = the default', {
     unit: 'MB',
-    min: 0,
-    default: 100,
+    ...LIMIT_OPTION_RANGES.max_request_size,
+    default: DEFAULT_MAX_REQUEST_SIZE_MB,
   }),
   rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', {
     default: false,
@@ -231,7 +237,7 @@ const TOP: Entry[] = [
   }),
   wp('http.uploads.max_files', 'integer', "most files in one form (413 above; PHP's max_file_uploads); 0 = no limit", {
     min: 0,
-    default: 20,
+    default: DEFAULT_MAX_FILES,
   }),
 
   rr('http.headers', 'section', 'headers middleware: CORS, and headers added to requests and responses'),
@@ -422,11 +428,16 @@ const TOP: Entry[] = [
   rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address', { default: false }),
   rr('http.http2.max_concurrent_streams', 'integer', 'streams per connection', { min: 1 }),
 
-  wp('http.max_header_count', 'integer', 'most request header fields (431 above)', { min: 1 }),
+  wp(
+    'http.max_header_count',
+    'integer',
+    'most request header fields (431 above)',
+    LIMIT_OPTION_RANGES.max_header_count,
+  ),
   wp('http.max_header_size', 'integer', 'largest request head: request line and headers (431 above)', {
     unit: 'bytes',
-    min: 1024,
-    default: 16384,
+    ...LIMIT_OPTION_RANGES.max_header_size,
+    default: DEFAULT_MAX_HEADER_BYTES,
   }),
   wp('http.headers_timeout', 'duration', 'time to receive the request head (408 after)', { default: '60s' }),
   wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', {

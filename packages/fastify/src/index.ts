@@ -6,7 +6,7 @@ import { registerRoutes } from './routes.js';
 
 export { checkOptions, type WarmpoolOptions } from './options.js';
 export { DEFAULT_STATIC_FORBID, type StaticOptions } from './static/static.js';
-export { DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
+export { DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
 /** @deprecated the old name of DEFAULT_STATIC_FORBID, kept for one release */
 export { DEFAULT_STATIC_FORBID as DEFAULT_FORBID } from './static/static.js';
 export {
@@ -42,7 +42,13 @@ export {
   type ClientInfoResolver,
 } from './network/client-info.js';
 export type { LimitOptions } from './limits.js';
-export { serverLimits, resolveLimits, DEFAULT_MAX_REQUEST_SIZE_MB } from './limits.js';
+export {
+  serverLimits,
+  resolveLimits,
+  DEFAULT_MAX_HEADER_BYTES,
+  DEFAULT_MAX_REQUEST_SIZE_MB,
+  LIMIT_OPTION_RANGES,
+} from './limits.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 

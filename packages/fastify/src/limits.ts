@@ -57,6 +57,19 @@ export interface ResolvedLimits {
 export const DEFAULT_MAX_REQUEST_SIZE_MB = 100;
 const MB = 1024 * 1024;
 
+/** Node's own request head limit (http.maxHeaderSize), used when max_header_size is not set. */
+export const DEFAULT_MAX_HEADER_BYTES = 16384;
+
+/**
+ * The ranges of the limit options, kept with the checks that enforce them; the config's key table
+ * reads them (load-time checks and docs), so a range is written once.
+ */
+export const LIMIT_OPTION_RANGES = {
+  max_request_size: { min: 0 },
+  max_header_count: { min: 1 },
+  max_header_size: { min: 1024 },
+} as const;
+
 /** The option keys this module reads, for the caller's unknown-key check. */
 export const LIMIT_OPTION_KEYS: ReadonlySet<string> = new Set([
   'max_request_size',
@@ -69,7 +82,7 @@ export const LIMIT_OPTION_KEYS: ReadonlySet<string> = new Set([
 /** Resolves units once; every error names the option. Unknown keys are not rejected here (the caller owns the key set). */
 export function resolveLimits(raw: LimitOptions = {}): ResolvedLimits {
   const size = raw.max_request_size ?? 0;
-  if (typeof size !== 'number' || !Number.isFinite(size) || size < 0) {
+  if (typeof size !== 'number' || !Number.isFinite(size) || size < LIMIT_OPTION_RANGES.max_request_size.min) {
     throw new InvalidOptionError(
       'max_request_size',
       `must be a number of megabytes, e.g. 100; got ${JSON.stringify(size)}`,
@@ -93,8 +106,8 @@ export function resolveLimits(raw: LimitOptions = {}): ResolvedLimits {
   }
   return {
     maxRequestBytes,
-    maxHeaderCount: integer(raw.max_header_count, 'max_header_count', 1),
-    maxHeaderBytes: integer(raw.max_header_size, 'max_header_size', 1024),
+    maxHeaderCount: integer(raw.max_header_count, 'max_header_count', LIMIT_OPTION_RANGES.max_header_count.min),
+    maxHeaderBytes: integer(raw.max_header_size, 'max_header_size', LIMIT_OPTION_RANGES.max_header_size.min),
     headersTimeoutMs,
     requestTimeoutMs,
   };
