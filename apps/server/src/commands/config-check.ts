@@ -26,13 +26,15 @@ import { DEFAULT_TLS12_CIPHERS, H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.
 export interface ConfigCheckArgs {
   config: string;
   json?: boolean;
+  /** `-o key=value` overrides, applied over the file */
+  overrides?: readonly string[];
 }
 
 export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number> {
   let loaded: LoadedConfig;
   let server: ServerOptions;
   try {
-    loaded = await loadConfigFile(args.config);
+    loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
     if (problems !== null) throw problems;

@@ -14,6 +14,7 @@ import { parseDuration, type Pool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
+  formatPosition,
   loadConfigFile,
   toServerOptions,
   type LoadedConfig,
@@ -52,6 +53,8 @@ import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../ex
 export interface ServeArgs {
   /** the config file (main.ts resolved the default) */
   config: string;
+  /** `-o key=value` overrides, applied over the file (at boot and on every SIGHUP re-read) */
+  overrides?: readonly string[];
 }
 
 /** Sections whose changes SIGHUP cannot apply: a restart (or warmpool-swap) is needed. */
@@ -65,7 +68,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   let loaded: LoadedConfig;
   let server: ServerOptions;
   try {
-    loaded = await loadConfigFile(args.config);
+    loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
     for (const warning of loaded.warnings) out.warn(formatWarning(warning));
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
@@ -78,17 +81,17 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   for (const site of server.sites) {
     for (const { key, reason } of site.ignored) {
       const at = loaded.positionOf(key) ?? loaded.positionOf(key.replace(/^sites\[\d+\]\./, ''));
-      out.warn(`${at === null ? loaded.file : `${at.file}:${at.line}:${at.col}`} ${key}: ignored: ${reason}`);
+      out.warn(`${at === null ? loaded.file : formatPosition(at)} ${key}: ignored: ${reason}`);
     }
   }
 
   for (const { key, reason } of server.http.ssl?.ignored ?? []) {
     const at = loaded.positionOf(key) ?? { file: loaded.file, line: 1, col: 1 };
-    out.warn(`${at.file}:${at.line}:${at.col} ${key}: ignored: ${reason}`);
+    out.warn(`${formatPosition(at)} ${key}: ignored: ${reason}`);
   }
   if (server.http.http2?.h2c === true) {
     const at = loaded.positionOf('http.http2.h2c') ?? { file: loaded.file, line: 1, col: 1 };
-    out.warn(`${at.file}:${at.line}:${at.col} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
+    out.warn(`${formatPosition(at)} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
   }
 
   // 1. sockets from systemd (after the config: it says which listeners exist)
@@ -106,7 +109,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   for (const key of loggers.unsupported) {
     const at = loaded.positionOf(key);
     out.warn(
-      `${at === null ? loaded.file : `${at.file}:${at.line}:${at.col}`} ${key}: ignored: every log channel writes to logs.output in the top-level format`,
+      `${at === null ? loaded.file : formatPosition(at)} ${key}: ignored: every log channel writes to logs.output in the top-level format`,
     );
   }
 
@@ -436,7 +439,7 @@ class ServerState {
     }
     let next: LoadedConfig;
     try {
-      next = await loadConfigFile(this.#args.config);
+      next = await loadConfigFile(this.#args.config, { overrides: this.#args.overrides ?? [] });
     } catch (error) {
       lines.push(
         `config NOT re-read (nothing else changed): ${(error as Error).message.split('\n').slice(0, 2).join(' ')}`,
