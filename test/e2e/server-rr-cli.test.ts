@@ -4,16 +4,19 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { linkAsRr, runRr } from '../helpers/rr-link.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 // The RoadRunner-compatible command line through the built CLI: `-o key=value` overrides over an
 // empty .rr.yaml (as Laravel Octane runs `rr`), with their errors naming the argument.
 let dir: string;
 let empty: string;
+let rr: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-rr-cli-'));
   empty = join(dir, '.rr.yaml');
   await writeFile(empty, '');
+  rr = await linkAsRr(dir);
 });
 afterAll(async () => {
   await stopAllServers();
@@ -113,5 +116,24 @@ describe('-o key=value', () => {
     expect(workers.code).toBe(0);
     expect((JSON.parse(workers.stdout) as { workers: unknown[] }[])[0]!.workers).toHaveLength(2);
     expect((await server.stop()).code).toBe(0);
+  });
+});
+
+describe('the rr name', () => {
+  it("rr --version answers as RoadRunner's binary, with a version Octane accepts and ours beside it", async () => {
+    const { code, stdout, stderr } = await runRr(rr, ['--version'], { cwd: dir });
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+    const pkg = JSON.parse((await runCli(['version', '--json'])).stdout) as { warmpool: string; node: string };
+    expect(stdout).toBe(`rr version 2025.1.15 (warmpool ${pkg.warmpool}, node ${pkg.node})\n`);
+    // laravel/octane InstallsRoadRunnerDependencies: Str::startsWith($version, 'rr version'), then
+    // explode(' ', $version)[2] compared with version_compare(..., '2023.3.0', '>=')
+    const word = stdout.split(' ')[2]!;
+    expect(word.split('.').map(Number)).toEqual([2025, 1, 15]);
+    expect((await runRr(rr, ['-v'], { cwd: dir })).stdout).toBe(stdout);
+  });
+
+  it('the same binary under its own name keeps its own version lines', async () => {
+    const { stdout } = await runCli(['--version']);
+    expect(stdout).toMatch(/^warmpool \d+\.\d+\.\d+\nnode v/);
   });
 });

@@ -2,7 +2,7 @@
 // `warmpool`: argv → command → exit code. Every command is `run(args, out) → Promise<number>`; the
 // exit codes are one table (exit-codes.ts), printed by `warmpool help`.
 import { existsSync, realpathSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseDuration } from '@warmpool/pool';
 import { loadConfigSections, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
@@ -75,6 +75,8 @@ export interface ParsedArgs {
   words: string[];
   values: Map<string, string[]>;
   switches: Set<string>;
+  /** run as `rr`: ./.rr.yaml is the default config before ./warmpool.yaml */
+  roadRunner?: boolean;
 }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
@@ -110,15 +112,16 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { words, values, switches };
 }
 
-/** -c FILE as given; else ./warmpool.yaml, else ./.rr.yaml; null when none exists. */
-export function findConfig(explicit: string | undefined): string | null {
+/** -c FILE as given; else ./warmpool.yaml, else ./.rr.yaml (run as rr: the other way round); null when none exists. */
+export function findConfig(explicit: string | undefined, roadRunner = false): string | null {
   if (explicit !== undefined) return explicit;
-  for (const candidate of ['warmpool.yaml', '.rr.yaml']) if (existsSync(candidate)) return candidate;
+  const candidates = roadRunner ? ['.rr.yaml', 'warmpool.yaml'] : ['warmpool.yaml', '.rr.yaml'];
+  for (const candidate of candidates) if (existsSync(candidate)) return candidate;
   return null;
 }
 
 function requireConfig(args: ParsedArgs): string {
-  const file = findConfig(last(args, 'config'));
+  const file = findConfig(last(args, 'config'), args.roadRunner);
   if (file === null)
     throw new UsageError(
       'no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (start from `warmpool config check -c FILE`)',
@@ -156,7 +159,7 @@ function allow(args: ParsedArgs, command: string, values: string[], switches: st
 async function adminSocket(args: ParsedArgs): Promise<string> {
   const given = last(args, 'socket');
   if (given !== undefined) return given;
-  const file = findConfig(last(args, 'config'));
+  const file = findConfig(last(args, 'config'), args.roadRunner);
   const { sections, errors } = await loadConfigSections(file, ['admin'], { overrides: overrides(args) });
   const fromArgs = errors.filter((error) => error.line === 0);
   if (fromArgs.length > 0) throw new UsageError(fromArgs.map((error) => error.message).join('\n'));
@@ -188,12 +191,33 @@ async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
   return result;
 }
 
-export async function main(argv: readonly string[], out: CliOutput = createOutput()): Promise<number> {
+export interface MainOptions {
+  /**
+   * The name the program was run by (basename of argv[1], or of argv0 for the single binary). As
+   * `rr` (a link or a copy named so) it answers `--version` as RoadRunner's binary does, for tools
+   * that drive RoadRunner (Laravel Octane): docs/RR-COMPAT.md.
+   */
+  name?: string;
+}
+
+/** Whether a program name is RoadRunner's (`rr`, `rr.exe`). */
+export function isRoadRunnerName(name: string | undefined): boolean {
+  return name !== undefined && /^rr(\.exe)?$/i.test(name);
+}
+
+export async function main(
+  argv: readonly string[],
+  out: CliOutput = createOutput(),
+  options: MainOptions = {},
+): Promise<number> {
   let args: ParsedArgs;
+  const asRoadRunner = isRoadRunnerName(options.name);
   try {
     args = parseArgs(argv);
+    args.roadRunner = asRoadRunner;
     const [command = 'help', sub] = args.words;
-    if (args.switches.has('version') && args.words.length === 0) return await (await version()).run({}, out);
+    if (args.switches.has('version') && args.words.length === 0)
+      return await (await version()).run({ roadRunner: asRoadRunner }, out);
     if (args.switches.has('help') || command === 'help') {
       out.raw(HELP);
       return EXIT_OK;
@@ -274,9 +298,9 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
   }
 }
 
-// Run when executed (node dist/main.js, the bin), not when imported by tests.
+// Run when executed (node dist/main.js, the bin, or a link to it named rr), not when imported by tests.
 const invokedAs = process.argv[1];
 if (invokedAs !== undefined && import.meta.url === pathToFileURL(realpathSync(invokedAs)).href) {
-  const code = await main(process.argv.slice(2));
+  const code = await main(process.argv.slice(2), undefined, { name: basename(invokedAs) });
   process.exit(code);
 }
