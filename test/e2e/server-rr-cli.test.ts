@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
-import { linkAsRr, runRr } from '../helpers/rr-link.js';
+import { linkAsRr, runRr, startRr } from '../helpers/rr-link.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 // The RoadRunner-compatible command line through the built CLI: `-o key=value` overrides over an
@@ -135,5 +135,80 @@ describe('the rr name', () => {
   it('the same binary under its own name keeps its own version lines', async () => {
     const { stdout } = await runCli(['--version']);
     expect(stdout).toMatch(/^warmpool \d+\.\d+\.\d+\nnode v/);
+  });
+});
+
+describe("logs.encoding: json (RoadRunner's zap shape)", () => {
+  it('every stdout line is JSON with msg, logger and level; worker output is logger "server"; each request an "http log" line', async () => {
+    const port = await freePort();
+    const server = startRr(
+      rr,
+      [
+        '-c',
+        empty,
+        '-o',
+        `http.address=127.0.0.1:${port}`,
+        '-o',
+        `server.command=php,${join(FIXTURES, 'php', 'octane-psr7-worker.php')}`,
+        '-o',
+        'http.pool.num_workers=1',
+        '-o',
+        `admin.socket=${join(dir, 'zap.sock')}`,
+        '-o',
+        'logs.mode=production',
+        '-o',
+        'logs.level=debug',
+        '-o',
+        'logs.output=stdout',
+        '-o',
+        'logs.encoding=json',
+        'serve',
+      ],
+      { cwd: dir },
+    );
+    await server.ready();
+    const ok = await request(`http://127.0.0.1:${port}/users?id=7`);
+    expect(ok.statusCode).toBe(200);
+    await ok.body.text();
+    const failed = await request(`http://127.0.0.1:${port}/boom?throw=1`);
+    expect(failed.statusCode).toBe(500);
+    await failed.body.text();
+    await server.waitFor('"URI":"/boom?throw=1"');
+    expect((await server.stop()).code).toBe(0);
+
+    const records = server.stdout
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    for (const record of records) {
+      expect(typeof record.msg, JSON.stringify(record)).toBe('string');
+      expect(typeof record.logger, JSON.stringify(record)).toBe('string');
+      expect(['debug', 'info', 'warn', 'error', 'fatal']).toContain(record.level);
+      expect(typeof record.ts).toBe('number');
+    }
+    // the worker's stderr, as RoadRunner's server plugin logs it
+    expect(records).toContainEqual(
+      expect.objectContaining({
+        logger: 'server',
+        level: 'info',
+        msg: expect.stringMatching(/^octane worker \d+ booted$/),
+      }),
+    );
+    const throwable = records.find((r) => r.logger === 'server' && String(r.msg).startsWith('{'));
+    expect(JSON.parse(String(throwable!.msg))).toMatchObject({ type: 'throwable', message: 'boom from the worker' });
+    // the access line, as roadrunner-server/http middleware/log.go writes it
+    const httpLogs = records.filter((r) => r.msg === 'http log');
+    expect(httpLogs).toEqual([
+      expect.objectContaining({ logger: 'http', level: 'info', status: 200, method: 'GET', URI: '/users?id=7' }),
+      expect.objectContaining({ logger: 'http', level: 'info', status: 500, method: 'GET', URI: '/boom?throw=1' }),
+    ]);
+    for (const line of httpLogs) {
+      expect(line.remote_address).toMatch(/^127\.0\.0\.1:\d+$/);
+      expect(line.elapsed).toMatch(/^\d+(\.\d+)?(ns|µs|ms|s)$/);
+    }
+    // the CLI's own progress lines are log lines too
+    expect(records).toContainEqual(
+      expect.objectContaining({ logger: 'warmpool', msg: expect.stringContaining('warmpool ready') }),
+    );
   });
 });

@@ -37,7 +37,7 @@ import {
   listenAll,
   type ListenerName,
 } from '../lifecycle.js';
-import { createLoggers } from '../logging.js';
+import { createLoggers, logCliLines } from '../logging.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
 import {
@@ -106,6 +106,8 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   }
 
   const loggers = createLoggers(server.logs);
+  // logs.encoding: json to stdout: every stdout line is a RoadRunner-shaped log line
+  out = logCliLines(out, loggers);
   for (const key of loggers.unsupported) {
     const at = loaded.positionOf(key);
     out.warn(
