@@ -1,7 +1,9 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { linkAsRr, runRr, startRr } from '../helpers/rr-link.js';
@@ -209,6 +211,116 @@ describe("logs.encoding: json (RoadRunner's zap shape)", () => {
     // the CLI's own progress lines are log lines too
     expect(records).toContainEqual(
       expect.objectContaining({ logger: 'warmpool', msg: expect.stringContaining('warmpool ready') }),
+    );
+  });
+});
+
+/** RoadRunner's PHP RPC client (roadrunner-php/goridge, copied into the fixture): one JSON result per call. */
+async function phpRpc(
+  address: string,
+  ...calls: [string, unknown][]
+): Promise<({ result: unknown } | { error: string })[]> {
+  const args = [
+    join(FIXTURES, 'php', 'goridge-rpc-client.php'),
+    address,
+    ...calls.flatMap(([m, a]) => [m, JSON.stringify(a)]),
+  ];
+  const { stdout } = await promisify(execFile)('php', args, { timeout: 30_000 });
+  return JSON.parse(stdout) as ({ result: unknown } | { error: string })[];
+}
+
+describe("rpc.listen: RoadRunner's goridge RPC", () => {
+  it('rr reset -o rpc.listen=… -s resets every worker silently; workers and tune reach the server there too', async () => {
+    const [port, rpcPort] = [await freePort(), await freePort()];
+    const rpc = `tcp://127.0.0.1:${rpcPort}`;
+    const server = startRr(
+      rr,
+      [
+        '-c',
+        empty,
+        '-o',
+        `http.address=127.0.0.1:${port}`,
+        '-o',
+        `server.command=php,${join(FIXTURES, 'php', 'octane-psr7-worker.php')}`,
+        '-o',
+        'http.pool.num_workers=2',
+        '-o',
+        `admin.socket=${join(dir, 'rpc-admin.sock')}`,
+        '-o',
+        `rpc.listen=${rpc}`,
+        'serve',
+      ],
+      { cwd: dir },
+    );
+    await server.ready();
+    expect(server.stdout).toContain(`rpc listening on ${rpc}`);
+    const pids = async () =>
+      (
+        JSON.parse((await runRr(rr, ['workers', '--json', '-o', `rpc.listen=${rpc}`], { cwd: dir })).stdout) as {
+          workers: { pid: number }[];
+        }[]
+      )[0]!.workers
+        .map((w) => w.pid)
+        .sort();
+    const before = await pids();
+    expect(before).toHaveLength(2);
+    // laravel/octane ServerProcessInspector::reloadServer: [rr, 'reset', '-o', "rpc.listen=tcp://$host:$rpcPort", '-s']
+    const reset = await runRr(rr, ['reset', '-o', `rpc.listen=${rpc}`, '-s'], { cwd: dir });
+    expect(reset).toEqual({ code: 0, stdout: '', stderr: '' });
+    const after = await pids();
+    expect(after).toHaveLength(2);
+    expect(after.filter((pid) => before.includes(pid))).toEqual([]);
+    expect(server.stderr).toContain('rpc: warmpool.Command');
+    const tune = await runCli(['tune', '--json', '--window', '200ms', '-o', `rpc.listen=${rpc}`], { cwd: dir });
+    expect(tune.code).toBe(0);
+    expect((JSON.parse(tune.stdout) as { currentWorkers: number }).currentWorkers).toBe(2);
+
+    // RoadRunner's PHP RPC client: the resetter and informer calls for the HTTP workers
+    const [list, plugins, workers, resetOk, unknown] = await phpRpc(
+      rpc,
+      ['resetter.List', true],
+      ['informer.List', true],
+      ['informer.Workers', 'http'],
+      ['resetter.Reset', 'http'],
+      ['resetter.Reset', 'jobs'],
+    );
+    expect(list).toEqual({ result: ['http'] });
+    expect(plugins).toEqual({ result: ['http'] });
+    const states = (workers as { result: { workers: { pid: number; statusStr: string }[] } }).result.workers;
+    expect(states.map((w) => w.pid).sort()).toEqual(after);
+    expect(states.every((w) => w.statusStr === 'ready')).toBe(true);
+    expect(resetOk).toEqual({ result: true });
+    expect(unknown).toEqual({ error: `Error 'no such plugin: jobs' on ${rpc}` });
+    expect((await pids()).filter((pid) => after.includes(pid))).toEqual([]);
+    expect((await server.stop()).code).toBe(0);
+
+    // nothing listens any more: exit 3, said on stderr (Octane shows stderr as the failure)
+    const gone = await runRr(rr, ['reset', '-o', `rpc.listen=${rpc}`, '-s'], { cwd: dir });
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain(`nothing answers on ${rpc}`);
+  });
+
+  it('a malformed -o rpc.listen is a usage error naming it; an exposed one is warned about with its -o', async () => {
+    const bad = await runRr(rr, ['reset', '-o', 'rpc.listen=127.0.0.1:6001'], { cwd: dir });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain(
+      '-o rpc.listen=127.0.0.1:6001: must be "tcp://127.0.0.1:6001" or "unix:///run/app/rpc.sock"',
+    );
+    const exposed = await runCli([
+      'config',
+      'check',
+      '-c',
+      empty,
+      '-o',
+      'http.address=127.0.0.1:8000',
+      '-o',
+      'server.command=php w.php',
+      '-o',
+      'rpc.listen=tcp://0.0.0.0:6001',
+    ]);
+    expect(exposed.code).toBe(0);
+    expect(exposed.stderr).toContain(
+      '-o rpc.listen=tcp://0.0.0.0:6001 rpc.listen: tcp://0.0.0.0:6001 can be reached from other machines',
     );
   });
 });

@@ -5,7 +5,7 @@ import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseDuration } from '@warmpool/pool';
-import { loadConfigSections, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
+import { loadConfigSections, parseRpcListen, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
 import type { AdminCommandArgs } from './admin/client.js';
 import { MAX_TUNE_WINDOW_MS, MIN_TUNE_WINDOW_MS } from './admin/protocol.js';
 import { UsageError } from './errors.js';
@@ -33,8 +33,9 @@ usage: warmpool <command> [flags]
   version [--json]                versions: warmpool, node, RoadRunner protocol
   help                            this text
 
-  workers, reset, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else admin.socket of
-  the config (-c FILE or the default file), else ${DEFAULT_ADMIN_SOCKET}.
+  workers, reset, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else
+  -o rpc.listen=ADDRESS (RoadRunner's RPC, as \`rr reset\` is run), else admin.socket of the config (-c FILE or the
+  default file), else its rpc.listen, else ${DEFAULT_ADMIN_SOCKET}.
 
   -o key=value (repeatable; RoadRunner's flag) sets a config key over the file for every command that reads it:
   -o http.pool.num_workers=4 -o http.middleware=static,gzip (a comma-separated value is a list where the key takes one).
@@ -152,20 +153,26 @@ function allow(args: ParsedArgs, command: string, values: string[], switches: st
 }
 
 /**
- * --socket, else admin.socket of the config (-c FILE or the default file, with -o overrides), else
- * the default. Only the admin section is read: the file need not describe a whole server. A bad -o
- * value is a usage error; a problem in the file leaves the default, as before.
+ * Where the admin commands reach the running server: --socket PATH; else -o rpc.listen=… (how Laravel
+ * Octane runs `rr reset`); else the config's admin.socket when it sets one, else its rpc.listen, else
+ * the default admin socket. Only the admin and rpc sections are read (with the -o overrides), so the
+ * file need not describe a whole server. A bad -o value is a usage error; a problem in the file
+ * leaves the default, as before.
  */
 async function adminSocket(args: ParsedArgs): Promise<string> {
   const given = last(args, 'socket');
   if (given !== undefined) return given;
   const file = findConfig(last(args, 'config'), args.roadRunner);
-  const { sections, errors } = await loadConfigSections(file, ['admin'], { overrides: overrides(args) });
+  const { sections, errors } = await loadConfigSections(file, ['admin', 'rpc'], { overrides: overrides(args) });
   const fromArgs = errors.filter((error) => error.line === 0);
   if (fromArgs.length > 0) throw new UsageError(fromArgs.map((error) => error.message).join('\n'));
-  const socket = errors.length === 0 ? sections.admin?.socket : undefined;
-  if (socket === undefined) return DEFAULT_ADMIN_SOCKET;
-  return resolve(file === null ? '.' : dirname(file), socket);
+  if (errors.length > 0) return DEFAULT_ADMIN_SOCKET;
+  const baseDir = file === null ? '.' : dirname(file);
+  const rpc = sections.rpc?.listen === undefined ? null : parseRpcListen(sections.rpc.listen, baseDir).url;
+  const rpcFromArgs = overrides(args).some((arg) => /^[\s"'`]*rpc\.listen=/.test(arg));
+  if (rpc !== null && rpcFromArgs) return rpc;
+  if (sections.admin?.socket !== undefined) return resolve(baseDir, sections.admin.socket);
+  return rpc ?? DEFAULT_ADMIN_SOCKET;
 }
 
 async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {

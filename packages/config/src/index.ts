@@ -12,6 +12,7 @@ export type { Env } from './env-expansion.js';
 export { CONFIG_KEYS, SITE_HTTP_KEYS, findKey, type KeySpec, type ValueType } from './keys.js';
 export * from './errors.js';
 export { parseOverride, overridePosition, type Override } from './overrides.js';
+export { parseRpcListen, isExposedRpc, type RpcAddress } from './rpc-listen.js';
 export type * from './warmpool-config.js';
 export {
   toServerOptions,

@@ -94,7 +94,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
 /** Some top-level sections of a config, checked alone (the rest of the file is not looked at). */
 export interface LoadedSections {
   /** each requested section the file or an override sets, checked and typed */
-  sections: Partial<Pick<WarmpoolConfig, 'admin'>> & Record<string, unknown>;
+  sections: Partial<Pick<WarmpoolConfig, 'admin' | 'rpc'>> & Record<string, unknown>;
   /** the file, or null when there is none */
   file: string | null;
   /** problems in those sections: -o ones have line 0 */

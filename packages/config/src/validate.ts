@@ -512,6 +512,7 @@ class Walker {
       proxy: list(root.proxy),
       cache: root.cache ?? null,
       admin: root.admin ?? null,
+      rpc: root.rpc ?? null,
     } as unknown as WarmpoolConfig;
   }
 

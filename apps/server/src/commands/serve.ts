@@ -38,6 +38,7 @@ import {
   type ListenerName,
 } from '../lifecycle.js';
 import { createLoggers, logCliLines } from '../logging.js';
+import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
 import {
@@ -58,7 +59,7 @@ export interface ServeArgs {
 }
 
 /** Sections whose changes SIGHUP cannot apply: a restart (or warmpool-swap) is needed. */
-const RESTART_SECTIONS = ['server', 'http', 'sites', 'status', 'metrics', 'proxy', 'cache', 'admin'] as const;
+const RESTART_SECTIONS = ['server', 'http', 'sites', 'status', 'metrics', 'proxy', 'cache', 'admin', 'rpc'] as const;
 const DEFAULT_DRAIN_MS = 60_000;
 
 export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
@@ -78,6 +79,8 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     throw error;
   }
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
+  const rpcWarning = exposedRpcWarning(server, loaded);
+  if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const site of server.sites) {
     for (const { key, reason } of site.ignored) {
       const at = loaded.positionOf(key) ?? loaded.positionOf(key.replace(/^sites\[\d+\]\./, ''));
@@ -193,6 +196,7 @@ class ServerState {
   #phase: 'booting' | 'running' | 'draining' = 'booting';
   #stopRequested: NodeJS.Signals | null = null;
   #admin: AdminServer | null = null;
+  #rpc: RpcServer | null = null;
   #removeSignals: () => void = () => {};
   readonly #args: ServeArgs;
   readonly #options: BuildOptions;
@@ -272,6 +276,12 @@ class ServerState {
     }
 
     await this.#startAdmin();
+    if (!(await this.#startRpc())) {
+      await closeServers([...listeners, ...opsListeners].map((l) => l.server));
+      await this.#admin?.close();
+      await app.close().catch(() => {});
+      return this.#finish(EXIT_LISTEN);
+    }
     const { server, loggers } = this.#options;
     const access = this.#built.accessLog;
     out.info(
@@ -309,15 +319,7 @@ class ServerState {
   async #startAdmin(): Promise<void> {
     const { server, loggers } = this.#options;
     try {
-      this.#admin = await startAdminServer(
-        server.admin.socket,
-        createPoolHandlers(() => this.#built.pools, {
-          reload: () => this.#reload(),
-          certificates: () => this.#certificates(),
-          caches: () => this.#built.caches,
-        }),
-        loggers.root,
-      );
+      this.#admin = await startAdminServer(server.admin.socket, this.#handlers(), loggers.root);
       this.#out.info(
         `admin socket ${server.admin.socket} (warmpool workers | reset | tune | cache purge | cert status)`,
       );
@@ -325,11 +327,37 @@ class ServerState {
       // Without an admin section the default path is best effort (a non-root user cannot write /run).
       const message = (error as Error).message;
       if (server.admin.explicit) this.#out.warn(`admin socket: ${message}`);
+      // with rpc.listen the CLI reaches the server there: the default path is not worth a warning
+      else if (server.rpc !== null) loggers.root.debug(`no admin socket (${message}); rpc.listen serves the CLI`);
       else
         this.#out.warn(
           `no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`,
         );
     }
+  }
+
+  /** rpc.listen: RoadRunner's RPC on the same handlers as the admin socket; false when it cannot bind. */
+  async #startRpc(): Promise<boolean> {
+    const { server, loggers } = this.#options;
+    if (server.rpc === null) return true;
+    try {
+      this.#rpc = await startRpcServer(server.rpc, this.#handlers(), loggers.root);
+    } catch (error) {
+      if (!(error instanceof ListenError)) throw error;
+      this.#out.error(error.message);
+      return false;
+    }
+    this.#out.info(`rpc listening on ${this.#rpc.url} (rr reset, workers; goridge RPC)`);
+    return true;
+  }
+
+  /** What the admin socket and the RPC listener answer with. */
+  #handlers() {
+    return createPoolHandlers(() => this.#built.pools, {
+      reload: () => this.#reload(),
+      certificates: () => this.#certificates(),
+      caches: () => this.#built.caches,
+    });
   }
 
   /** `warmpool cert status`: http.ssl.cert's pair (when set), then the automatic certificates. */
@@ -382,6 +410,7 @@ class ServerState {
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
     await closeServers(opsListeners.map((l) => l.server));
     await this.#admin?.close();
+    await this.#rpc?.close();
     this.#built.accessLog?.close();
     this.#removeSignals();
     out.success(`stopped in ${formatDuration(performance.now() - started)}`);
