@@ -9,7 +9,7 @@
 //    "URL":"/a?b=1","remote_address":"127.0.0.1:50412","read_bytes":0,"write_bytes":12,"start":…,"elapsed":"1.2ms"}
 // `logger` is the warmpool channel: server (PHP worker output, as RoadRunner's server plugin logs
 // it), http, warmpool (the server itself).
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 
 /** pino's level labels → zap's (zap has no trace). */
@@ -83,23 +83,48 @@ function timeLocal(date: Date): string {
 }
 
 /**
- * RoadRunner's per-request line (roadrunner-server/http middleware/log.go): "http log" on every
+ * Registers RoadRunner's per-request line (roadrunner-server/http middleware/log.go): "http log" on every
  * request, or "http access log" with more fields when http.access_logs is on; level info, on the
  * http logger. Byte counts are the Content-Length headers (0 without one).
  */
-export function writeHttpLog(logger: Logger, request: FastifyRequest, reply: FastifyReply, accessLogs: boolean): void {
+export function registerHttpLog(
+  app: FastifyInstance,
+  logger: Logger,
+  options: { accessLogs: boolean; skip: string | null },
+): void {
+  // the peer is read when the request starts: an HTTP/2 stream's socket is gone once its reply is done
+  const peers = new WeakMap<FastifyRequest, string>();
+  app.addHook('onRequest', (request, _reply, done) => {
+    const socket = request.socket;
+    if (logger.isLevelEnabled('info')) peers.set(request, `${socket?.remoteAddress ?? ''}:${socket?.remotePort ?? ''}`);
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    // the metrics listener's in-process scrape is not a request anyone made
+    if (request.url !== options.skip)
+      writeHttpLog(logger, request, reply, options.accessLogs, peers.get(request) ?? ':');
+    done();
+  });
+}
+
+function writeHttpLog(
+  logger: Logger,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  accessLogs: boolean,
+  remoteAddress: string,
+): void {
   if (!logger.isLevelEnabled('info')) return;
   const elapsedMs = reply.elapsedTime;
   const now = Date.now();
   const start = Math.round(now - elapsedMs);
   const uri = request.raw.url ?? request.url;
-  const socket = request.socket;
   const fields: Record<string, unknown> = {
     status: reply.statusCode,
     method: request.method,
     URI: uri,
     URL: uri,
-    remote_address: `${socket?.remoteAddress ?? ''}:${socket?.remotePort ?? ''}`,
+    remote_address: remoteAddress,
     read_bytes: Number(request.headers['content-length'] ?? 0) || 0,
     write_bytes: Number(reply.getHeader('content-length') ?? 0) || 0,
   };
@@ -109,7 +134,7 @@ export function writeHttpLog(logger: Logger, request: FastifyRequest, reply: Fas
     Object.assign(fields, {
       query: query < 0 ? '' : clean(uri.slice(query + 1)),
       content_len: Number(request.headers['content-length'] ?? -1),
-      host: request.headers.host ?? '',
+      host: request.host ?? '',
       user_agent: clean(request.headers['user-agent']),
       referer: clean(request.headers.referer),
       time_local: timeLocal(new Date(start)),
