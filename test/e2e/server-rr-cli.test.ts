@@ -121,6 +121,67 @@ describe('-o key=value', () => {
   });
 });
 
+describe('-s', () => {
+  it('serve -s writes no progress line: only warnings and errors remain', async () => {
+    const port = await freePort();
+    const socket = join(dir, 'silent.sock');
+    const server = startServer(
+      [
+        'serve',
+        '-s',
+        '-c',
+        empty,
+        '-o',
+        `http.address=127.0.0.1:${port}`,
+        '-o',
+        `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
+        '-o',
+        'http.pool.num_workers=1',
+        '-o',
+        `admin.socket=${socket}`,
+        '-o',
+        'logs.mode=off',
+        '-o',
+        'http.pool.max_jobs=-1',
+      ],
+      { cwd: dir },
+    );
+    // a bad value still speaks up, on stderr, and the server does not start
+    expect((await server.exited).code).toBe(2);
+    expect(server.stderr).toContain('-o http.pool.max_jobs=-1: must be an integer >= 0');
+    expect(server.stdout).toBe('');
+    const quiet = startServer(
+      [
+        'serve',
+        '-s',
+        '-c',
+        empty,
+        '-o',
+        `http.address=127.0.0.1:${port}`,
+        '-o',
+        `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
+        '-o',
+        'http.pool.num_workers=1',
+        '-o',
+        `admin.socket=${socket}`,
+        '-o',
+        'logs.mode=off',
+      ],
+      { cwd: dir },
+    );
+    // ready when the admin socket answers (nothing is printed to say so)
+    for (let attempt = 0; ; attempt++) {
+      const ping = await runCli(['workers', '--json', '--socket', socket]);
+      if (ping.code === 0) break;
+      if (attempt > 200 || quiet.child.exitCode !== null) throw new Error(`never ready: ${quiet.stderr}`);
+    }
+    expect((await request(`http://127.0.0.1:${port}/`)).statusCode).toBe(200);
+    expect((await quiet.stop()).code).toBe(0);
+    expect(quiet.stdout).toBe('');
+    expect(quiet.stderr).toBe('');
+  });
+});
+
 describe('the rr name', () => {
   it("rr --version answers as RoadRunner's binary, with a version Octane accepts and ours beside it", async () => {
     const { code, stdout, stderr } = await runRr(rr, ['--version'], { cwd: dir });
