@@ -1,10 +1,13 @@
+import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Agent, FormData, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ALL_FEATURES_CONFIG, prepareAllFeatures, type AllFeaturesSetup } from '../helpers/all-features.js';
 import { rawExchange } from '../helpers/raw-http.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
-import { runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 
 // `warmpool serve` with every feature a config can turn on at once (all-features.yaml), each driven
 // through real sockets: HTTPS with HTTP/2 (undici allowH2) and HTTP/1.1, the redirect listener,
@@ -63,6 +66,7 @@ describe('all features: boot', () => {
       expect(server.stdout).toMatch(new RegExp(`✓ site ${site.replace('.', '\\.')}: 1 worker ready`));
     expect(server.stdout).toContain(`access log: combined → ${setup.accessLog}`);
     expect(server.stdout).toContain(`admin socket ${env.STATE_DIR}/admin.sock`);
+    expect(server.stdout).toContain(`rpc listening on tcp://127.0.0.1:${env.RPC_PORT}`);
     expect(server.stderr).not.toMatch(/▲|WARN/);
   });
 
@@ -283,6 +287,50 @@ describe('all features: ops, admin socket, access log', () => {
     expect(workers.code).toBe(0);
     const sites = (JSON.parse(workers.stdout) as Array<{ site: string }>).map((s) => s.site).sort();
     expect(sites).toEqual(['a.test', 'b.test', 'default', 'plain.test']);
+  });
+
+  it("RoadRunner's RPC on rpc.listen: the PHP RPC client sees every site's workers; `reset -o rpc.listen` resets one site", async () => {
+    const rpc = `tcp://127.0.0.1:${setup.env.RPC_PORT}`;
+    const { stdout } = await promisify(execFile)('php', [
+      join(FIXTURES, 'php', 'goridge-rpc-client.php'),
+      rpc,
+      'informer.Workers',
+      '"http"',
+    ]);
+    const [{ result }] = JSON.parse(stdout) as [{ result: { workers: { pid: number }[] } }];
+    expect(result.workers).toHaveLength(4);
+    const reset = await runCli(['reset', '--site', 'plain.test', '--json', '-o', `rpc.listen=${rpc}`], {
+      env: setup.env,
+    });
+    expect(reset.code).toBe(0);
+    expect(JSON.parse(reset.stdout.trim().split('\n').at(-1)!)).toEqual({ replaced: 1, sites: ['plain.test'] });
+  });
+
+  it("logs in RoadRunner's JSON shape: msg, logger and level on every line, an access line per request", async () => {
+    const res = await get('/zap-logged?q=1', { host: 'a.test', agent: h2 });
+    expect(res.status).toBe(200);
+    await server.waitFor('"URI":"/zap-logged?q=1"');
+    const records = server.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(records.length).toBeGreaterThan(0);
+    for (const record of records) {
+      expect(typeof record.msg).toBe('string');
+      expect(typeof record.logger).toBe('string');
+      expect(typeof record.level).toBe('string');
+    }
+    expect(records.find((r) => r.URI === '/zap-logged?q=1')).toMatchObject({
+      logger: 'http',
+      level: 'info',
+      // http.access_logs: true → RoadRunner's "http access log" with the longer field list
+      msg: 'http access log',
+      method: 'GET',
+      host: 'a.test',
+      status: 200,
+      remote_address: expect.stringMatching(/^127\.0\.0\.1:\d+$/),
+      elapsed: expect.stringMatching(/^\d+(\.\d+)?(ns|µs|ms|s)$/),
+    });
   });
 
   it('writes a combined access-log line for each request, with its request id', async () => {

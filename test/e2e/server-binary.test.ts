@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { existsSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -241,6 +241,70 @@ describe('the warmpool binary', () => {
     },
     60_000,
   );
+  it('runs as rr, linked or copied into an app folder: --version as RoadRunner, serve with -o, reset -s over rpc.listen', async () => {
+    const app = await mkdtemp(join(tmpdir(), 'wp-binary-rr-'));
+    try {
+      await writeFile(join(app, '.rr.yaml'), '');
+      const linked = join(app, 'rr');
+      await symlink(binary, linked);
+      const copied = join(app, 'copy', 'rr');
+      await mkdir(join(app, 'copy'));
+      await copyFile(binary, copied);
+      await chmod(copied, 0o755);
+      for (const rr of [linked, copied]) {
+        const version = await run(rr, ['--version'], { cwd: app, env: env() });
+        expect(version.stdout).toMatch(
+          new RegExp(`^rr version \\d{4}\\.\\d+\\.\\d+ \\(warmpool ${PACKAGE_VERSION}, node v[\\d.]+\\)\\n$`),
+        );
+        expect(version.stderr).toBe('');
+      }
+      const [port, rpcPort] = [await freePort(), await freePort()];
+      const rpc = `tcp://127.0.0.1:${rpcPort}`;
+      const server = new RunningServer(
+        spawn(
+          linked,
+          [
+            '-c',
+            '.rr.yaml',
+            '-o',
+            `http.address=127.0.0.1:${port}`,
+            '-o',
+            `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
+            '-o',
+            'http.pool.num_workers=1',
+            '-o',
+            `rpc.listen=${rpc}`,
+            '-o',
+            `admin.socket=${join(app, 'admin.sock')}`,
+            '-o',
+            'logs.mode=production',
+            '-o',
+            'logs.output=stdout',
+            '-o',
+            'logs.encoding=json',
+            'serve',
+          ],
+          { cwd: app, env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
+        ),
+      );
+      await server.ready(20_000);
+      const first = (await (await request(`http://127.0.0.1:${port}/`)).body.json()) as { pid: number };
+      const reset = await run(linked, ['reset', '-o', `rpc.listen=${rpc}`, '-s'], { cwd: app, env: env() });
+      expect(reset).toMatchObject({ stdout: '', stderr: '' });
+      const second = (await (await request(`http://127.0.0.1:${port}/`)).body.json()) as { pid: number };
+      expect(second.pid).not.toBe(first.pid);
+      expect(await server.stop()).toEqual({ code: 0, signal: null });
+      for (const line of server.stdout.split('\n').filter(Boolean))
+        expect(JSON.parse(line)).toMatchObject({
+          level: expect.any(String),
+          logger: expect.any(String),
+          msg: expect.any(String),
+        });
+    } finally {
+      await rm(app, { recursive: true, force: true });
+    }
+  });
+
   it('starts with the all-features config: HTTPS + HTTP/2, sites, proxy and WebSocket, cache, access log', async () => {
     const setup = await prepareAllFeatures();
     const dispatcher = new Agent({ connect: { ca: setup.ca }, allowH2: true });

@@ -129,7 +129,7 @@ describe('config check prints the effective config', () => {
     expect(effective.admin.socket).toBe('/tmp/warmpool-cli-test.sock');
   });
 
-  it('finds ./.rr.yaml when there is no ./warmpool.yaml, and warns about RoadRunner keys it ignores', async () => {
+  it('finds ./.rr.yaml when there is no ./warmpool.yaml, and reads its rpc section', async () => {
     const cwd = await mkdtemp(join(dir, 'rr-'));
     await writeFile(
       join(cwd, '.rr.yaml'),
@@ -138,7 +138,9 @@ describe('config check prints the effective config', () => {
     const { code, stdout, stderr } = await runCli(['config', 'check', '--json'], { cwd });
     expect(code).toBe(0);
     expect(JSON.parse(stdout).file).toBe(join(cwd, '.rr.yaml'));
-    expect(stderr).toMatch(/\.rr\.yaml:2:1 rpc: is not supported by warmpool/);
+    // rpc.listen is served (RoadRunner's RPC listener): no warning, and shown as it will bind
+    expect(stderr).toBe('');
+    expect(JSON.parse(stdout).rpc).toEqual({ listen: 'tcp://127.0.0.1:6001' });
   });
 });
 

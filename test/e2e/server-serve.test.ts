@@ -154,10 +154,12 @@ describe('a request that fails in PHP', () => {
 
 describe('serve a RoadRunner .rr.yaml', () => {
   it('warns about each unsupported key by name and serves the PHP page and static files', async () => {
-    const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'rr.sock') };
+    const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'rr.sock'), RPC_PORT: String(await freePort()) };
     const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'roadrunner.rr.yaml')], { env });
     await server.ready();
-    for (const key of ['rpc', 'server.relay_timeout', 'http.fcgi', 'reload', 'jobs', 'kv']) {
+    // rpc.listen is RoadRunner's RPC listener, served (rr reset, Octane's reload)
+    expect(server.stdout).toContain(`rpc listening on tcp://127.0.0.1:${env.RPC_PORT}`);
+    for (const key of ['server.relay_timeout', 'http.fcgi', 'reload', 'jobs', 'kv']) {
       expect(server.stderr).toMatch(new RegExp(`roadrunner\\.rr\\.yaml:\\d+:\\d+ ${key.replace('.', '\\.')}: `));
     }
     const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/`);

@@ -37,6 +37,7 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     HTTPS_PORT: String(await freePort()),
     STATUS_PORT: String(await freePort()),
     METRICS_PORT: String(await freePort()),
+    RPC_PORT: String(await freePort()),
     UPSTREAM_PORT: String(upstream.port),
   };
   return {

@@ -127,9 +127,11 @@ async function bundle() {
   const result = await esbuild.build({
     stdin: {
       // The bundle's entry: main() with the CLI's arguments. In a single executable application
-      // process.argv is [binary, binary, ...args], as with `node main.js ...args`.
-      contents: `import { main } from './dist/main.js';
-main(process.argv.slice(2)).then(
+      // process.argv is [binary, binary, ...args], as with `node main.js ...args`; both are the
+      // resolved executable, so the name it was run by (a link or copy named rr) is argv0's.
+      contents: `import { basename } from 'node:path';
+import { main } from './dist/main.js';
+main(process.argv.slice(2), undefined, { name: basename(process.argv0) }).then(
   (code) => process.exit(code),
   (error) => { console.error(error); process.exit(1); },
 );`,

@@ -38,6 +38,7 @@ import {
   type SiteOptions,
 } from '@warmpool/config';
 import { createAccessLog, registerAccessLog, type AccessLog, type AccessLogStreams } from './access-log.js';
+import { registerHttpLog } from './zap-log.js';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
@@ -194,7 +195,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     // warmpool's own access log (combined or json, to stdout or a file)
     accessLog = createAccessLog(server.http.access_log, dirname(options.loaded.file), options.accessLogStreams);
     registerAccessLog(app, accessLog, { siteOf, skip: metricsPath });
-  } else if (server.http.access_logs) {
+  } else if (server.http.access_logs && !loggers.zap) {
     app.addHook('onResponse', (request, reply, done) => {
       if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
       const length = reply.getHeader('content-length');
@@ -217,6 +218,9 @@ export function buildApp(options: BuildOptions): BuiltApp {
       done();
     });
   }
+
+  // logs.encoding: json: RoadRunner's "http log" line on every request ("http access log" with access_logs)
+  if (loggers.zap) registerHttpLog(app, loggers.http, { accessLogs: server.http.access_logs, skip: metricsPath });
 
   // WebSocket upgrades go to a site's `websocket: true` proxy routes; any other upgrade is served as a plain request
   const webSocketRoutes = new Map<string, (url: string) => boolean>();

@@ -8,7 +8,9 @@
 //
 // logs.mode: production → JSON lines (pino); development → one human line per record
 // ("12:00:01.123 INFO  [http] GET / 200 reqId=… durationMs=1.2"); raw → the message only;
-// off → nothing. logs.encoding (json | console) overrides the mode's format. logs.level is the
+// off → nothing. logs.encoding: console forces human lines; logs.encoding: json writes RoadRunner's
+// zap JSON shape (zap-log.ts: level word, ts, logger = the channel, msg on every line) and RR's
+// per-request "http log" line, for tools that read RoadRunner's output (Laravel Octane). logs.level is the
 // lowest level written (RR's panic = fatal); logs.channels.<name>.level overrides it per channel.
 // logs.output: stderr (default), stdout, or a file path (appended, folder created); a list writes
 // to each. Channel-specific mode/encoding/output and err_output are not supported: every channel
@@ -31,6 +33,7 @@ import {
   type LevelWithSilent,
 } from 'pino';
 import type { LogChannelConfig, LogLevel, LogsConfig } from '@warmpool/config';
+import { toZapLine } from './zap-log.js';
 
 export type Channel = 'http' | 'server' | 'warmpool';
 const CHANNELS: readonly Channel[] = ['http', 'server', 'warmpool'];
@@ -50,6 +53,10 @@ export interface Loggers {
   unsupported: string[];
   /** reopens the files of logs.output (SIGUSR1, after logrotate); returns their paths */
   reopen(): string[];
+  /** logs.encoding: json: lines in RoadRunner's zap shape, and an "http log" line per request */
+  zap: boolean;
+  /** one of the outputs is stdout */
+  toStdout: boolean;
 }
 
 export interface LoggingOptions {
@@ -67,7 +74,8 @@ export function toPinoLevel(level: LogLevel | undefined, mode: LogChannelConfig[
 export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): Loggers {
   const mode = logs.mode ?? 'development';
   const encoding = logs.encoding ?? (mode === 'production' ? 'json' : 'console');
-  const format: 'json' | 'human' | 'raw' = mode === 'raw' ? 'raw' : encoding === 'json' ? 'json' : 'human';
+  const format: 'json' | 'human' | 'raw' | 'zap' =
+    mode === 'raw' ? 'raw' : logs.encoding === 'json' ? 'zap' : encoding === 'json' ? 'json' : 'human';
   const outputs = logs.output === undefined ? ['stderr'] : Array.isArray(logs.output) ? logs.output : [logs.output];
   const destinations = outputs.map((output) => destinationOf(output, options));
   const files = outputs.flatMap((output, i) =>
@@ -79,7 +87,8 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
     destinations.length === 1
       ? destinations[0]!
       : pino.multistream(destinations.map((stream) => ({ stream, level: 'trace' as const })));
-  if (format !== 'json') sink = reformat(sink, format);
+  if (format === 'zap') sink = zapShaped(sink);
+  else if (format !== 'json') sink = reformat(sink, format);
 
   const base = pino(
     {
@@ -107,13 +116,15 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
     http: channels.get('http')!,
     server: channels.get('server')!,
     unsupported,
+    zap: format === 'zap',
+    toStdout: outputs.includes('stdout'),
     reopen: () =>
       files.map(({ path, sink }) => {
         sink.reopen?.();
         return path;
       }),
     describe: () =>
-      `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
+      `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : format === 'zap' ? "JSON in RoadRunner's shape" : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
     applyLevels(next) {
       const changes: string[] = [];
       for (const channel of CHANNELS) {
@@ -138,6 +149,39 @@ function destinationOf(output: string, options: LoggingOptions): DestinationStre
   if (output === 'stderr') return options.stderr ?? pino.destination({ dest: 2, sync: true });
   if (output === 'stdout') return options.stdout ?? pino.destination({ dest: 1, sync: true });
   return pino.destination({ dest: output, mkdir: true, append: true, sync: true });
+}
+
+/** A stream that rewrites pino's lines into RoadRunner's zap JSON shape (zap-log.ts). */
+function zapShaped(sink: DestinationStream): DestinationStream {
+  return { write: (line: string) => sink.write(toZapLine(line)) };
+}
+
+/**
+ * The CLI's stdout lines as log records, when the zap-shaped log goes to stdout: a tool reading
+ * RoadRunner's stdout reads every line as JSON (Octane json_decodes each and indexes msg, logger,
+ * level), so progress lines join the log (logger "warmpool", level info). Warnings and errors stay
+ * on stderr, where such a tool shows them to its user.
+ */
+export function logCliLines<T extends CliLines>(out: T, loggers: Pick<Loggers, 'root' | 'zap' | 'toStdout'>): T {
+  if (!loggers.zap || !loggers.toStdout) return out;
+  const log = (message: string) => loggers.root.info(message);
+  return {
+    ...out,
+    success: log,
+    info: log,
+    detail: log,
+    raw: log,
+    table: (rows: readonly (readonly string[])[], columns: readonly string[]) =>
+      loggers.root.info({ columns, rows }, 'table'),
+  };
+}
+
+interface CliLines {
+  success(message: string): void;
+  info(message: string): void;
+  detail(message: string): void;
+  raw(text: string): void;
+  table(rows: readonly (readonly string[])[], columns: readonly string[]): void;
 }
 
 const HIDDEN = new Set(['level', 'time', 'msg', 'channel', 'pid', 'hostname']);

@@ -2,14 +2,15 @@
 // `warmpool`: argv → command → exit code. Every command is `run(args, out) → Promise<number>`; the
 // exit codes are one table (exit-codes.ts), printed by `warmpool help`.
 import { existsSync, realpathSync } from 'node:fs';
+import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
-import { loadConfigFile, toServerOptions, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
+import { loadConfigSections, parseRpcListen, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
 import type { AdminCommandArgs } from './admin/client.js';
 import { MAX_TUNE_WINDOW_MS, MIN_TUNE_WINDOW_MS } from './admin/protocol.js';
 import { UsageError } from './errors.js';
 import { EXIT_CODES, EXIT_CONFIG, EXIT_FAILED, EXIT_OK } from './exit-codes.js';
-import { createOutput, type CliOutput } from './output.js';
+import { createOutput, silenced, type CliOutput } from './output.js';
 import type { CertArgs } from './commands/cert.js';
 
 // Commands load on demand: `warmpool version` or `workers` should not pay for Fastify and the pool.
@@ -21,10 +22,10 @@ const HELP = `warmpool: a PHP application server (RoadRunner worker protocol, wa
 
 usage: warmpool <command> [flags]
 
-  serve [-c FILE]                 run the server (FILE: ./warmpool.yaml, else ./.rr.yaml)
+  serve [-c FILE] [-s]            run the server (FILE: ./warmpool.yaml, else ./.rr.yaml); -s: errors only
   config check [-c FILE] [--json] validate FILE and print the effective config (defaults filled in)
   workers [--site NAME] [-i] [--json]   the running server's workers (-i: refresh every second)
-  reset [--site NAME] [--json]    rolling restart of the running server's workers
+  reset [--site NAME] [--json] [-s]   rolling restart of the running server's workers (-s: silent)
   tune [--site NAME] [--window 10s] [--json]   measure the workers under real traffic, suggest num_workers
   cache purge [--site NAME] [PREFIX] [--json]   drop micro-cache entries whose path starts with PREFIX (all without one)
   cert [--out DIR] [--host NAME]... [--days N] [--force]   self-signed cert.pem + key.pem for development
@@ -32,8 +33,12 @@ usage: warmpool <command> [flags]
   version [--json]                versions: warmpool, node, RoadRunner protocol
   help                            this text
 
-  workers, reset, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else admin.socket of
-  the config (-c FILE or the default file), else ${DEFAULT_ADMIN_SOCKET}.
+  workers, reset, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else
+  -o rpc.listen=ADDRESS (RoadRunner's RPC, as \`rr reset\` is run), else admin.socket of the config (-c FILE or the
+  default file), else its rpc.listen, else ${DEFAULT_ADMIN_SOCKET}.
+
+  -o key=value (repeatable; RoadRunner's flag) sets a config key over the file for every command that reads it:
+  -o http.pool.num_workers=4 -o http.middleware=static,gzip (a comma-separated value is a list where the key takes one).
 
 exit codes:
 ${EXIT_CODES.map(([code, meaning]) => `  ${code}  ${meaning}`).join('\n')}
@@ -49,6 +54,9 @@ const VALUE_FLAGS: Record<string, string> = {
   '--site': 'site',
   '--socket': 'socket',
   '--window': 'window',
+  // RoadRunner's: override a config key (-o http.pool.num_workers=4), repeatable
+  '-o': 'override',
+  '--override': 'override',
 };
 const SWITCHES: Record<string, string> = {
   '--json': 'json',
@@ -59,12 +67,17 @@ const SWITCHES: Record<string, string> = {
   '--help': 'help',
   '-v': 'version',
   '--version': 'version',
+  // RoadRunner's: print nothing but errors (serve: no progress lines; reset: no progress nor result)
+  '-s': 'silent',
+  '--silent': 'silent',
 };
 
 export interface ParsedArgs {
   words: string[];
   values: Map<string, string[]>;
   switches: Set<string>;
+  /** run as `rr`: ./.rr.yaml is the default config before ./warmpool.yaml */
+  roadRunner?: boolean;
 }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
@@ -100,15 +113,16 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   return { words, values, switches };
 }
 
-/** -c FILE as given; else ./warmpool.yaml, else ./.rr.yaml; null when none exists. */
-export function findConfig(explicit: string | undefined): string | null {
+/** -c FILE as given; else ./warmpool.yaml, else ./.rr.yaml (run as rr: the other way round); null when none exists. */
+export function findConfig(explicit: string | undefined, roadRunner = false): string | null {
   if (explicit !== undefined) return explicit;
-  for (const candidate of ['warmpool.yaml', '.rr.yaml']) if (existsSync(candidate)) return candidate;
+  const candidates = roadRunner ? ['.rr.yaml', 'warmpool.yaml'] : ['warmpool.yaml', '.rr.yaml'];
+  for (const candidate of candidates) if (existsSync(candidate)) return candidate;
   return null;
 }
 
 function requireConfig(args: ParsedArgs): string {
-  const file = findConfig(last(args, 'config'));
+  const file = findConfig(last(args, 'config'), args.roadRunner);
   if (file === null)
     throw new UsageError(
       'no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (start from `warmpool config check -c FILE`)',
@@ -120,6 +134,16 @@ function last(args: ParsedArgs, name: string): string | undefined {
   return args.values.get(name)?.at(-1);
 }
 
+/** Every -o key=value, in order (a later one of the same key wins). */
+function overrides(args: ParsedArgs): string[] {
+  return args.values.get('override') ?? [];
+}
+
+/** -s: errors and warnings only. */
+function quiet(args: ParsedArgs, out: CliOutput): CliOutput {
+  return args.switches.has('silent') ? silenced(out) : out;
+}
+
 /** Flags a command does not take are usage errors, so a typo never passes silently. */
 function allow(args: ParsedArgs, command: string, values: string[], switches: string[]): void {
   for (const name of args.values.keys())
@@ -128,17 +152,27 @@ function allow(args: ParsedArgs, command: string, values: string[], switches: st
     if (!switches.includes(name)) throw new UsageError(`${command} does not take --${name}; see warmpool help`);
 }
 
-/** --socket, else admin.socket of the config (when one is found and loads), else the default. */
+/**
+ * Where the admin commands reach the running server: --socket PATH; else -o rpc.listen=… (how Laravel
+ * Octane runs `rr reset`); else the config's admin.socket when it sets one, else its rpc.listen, else
+ * the default admin socket. Only the admin and rpc sections are read (with the -o overrides), so the
+ * file need not describe a whole server. A bad -o value is a usage error; a problem in the file
+ * leaves the default, as before.
+ */
 async function adminSocket(args: ParsedArgs): Promise<string> {
   const given = last(args, 'socket');
   if (given !== undefined) return given;
-  const file = findConfig(last(args, 'config'));
-  if (file === null) return DEFAULT_ADMIN_SOCKET;
-  try {
-    return toServerOptions(await loadConfigFile(file)).admin.socket;
-  } catch {
-    return DEFAULT_ADMIN_SOCKET;
-  }
+  const file = findConfig(last(args, 'config'), args.roadRunner);
+  const { sections, errors } = await loadConfigSections(file, ['admin', 'rpc'], { overrides: overrides(args) });
+  const fromArgs = errors.filter((error) => error.line === 0);
+  if (fromArgs.length > 0) throw new UsageError(fromArgs.map((error) => error.message).join('\n'));
+  if (errors.length > 0) return DEFAULT_ADMIN_SOCKET;
+  const baseDir = file === null ? '.' : dirname(file);
+  const rpc = sections.rpc?.listen === undefined ? null : parseRpcListen(sections.rpc.listen, baseDir).url;
+  const rpcFromArgs = overrides(args).some((arg) => /^[\s"'`]*rpc\.listen=/.test(arg));
+  if (rpc !== null && rpcFromArgs) return rpc;
+  if (sections.admin?.socket !== undefined) return resolve(baseDir, sections.admin.socket);
+  return rpc ?? DEFAULT_ADMIN_SOCKET;
 }
 
 async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
@@ -164,28 +198,52 @@ async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
   return result;
 }
 
-export async function main(argv: readonly string[], out: CliOutput = createOutput()): Promise<number> {
+export interface MainOptions {
+  /**
+   * The name the program was run by (basename of argv[1], or of argv0 for the single binary). As
+   * `rr` (a link or a copy named so) it answers `--version` as RoadRunner's binary does, for tools
+   * that drive RoadRunner (Laravel Octane): docs/RR-COMPAT.md.
+   */
+  name?: string;
+}
+
+/** Whether a program name is RoadRunner's (`rr`, `rr.exe`). */
+export function isRoadRunnerName(name: string | undefined): boolean {
+  return name !== undefined && /^rr(\.exe)?$/i.test(name);
+}
+
+export async function main(
+  argv: readonly string[],
+  out: CliOutput = createOutput(),
+  options: MainOptions = {},
+): Promise<number> {
   let args: ParsedArgs;
+  const asRoadRunner = isRoadRunnerName(options.name);
   try {
     args = parseArgs(argv);
+    args.roadRunner = asRoadRunner;
     const [command = 'help', sub] = args.words;
-    if (args.switches.has('version') && args.words.length === 0) return await (await version()).run({}, out);
+    if (args.switches.has('version') && args.words.length === 0)
+      return await (await version()).run({ roadRunner: asRoadRunner }, out);
     if (args.switches.has('help') || command === 'help') {
       out.raw(HELP);
       return EXIT_OK;
     }
     switch (command) {
       case 'serve':
-        allow(args, 'serve', ['config'], []);
-        return await (await import('./commands/serve.js')).run({ config: requireConfig(args) }, out);
+        allow(args, 'serve', ['config', 'override'], ['silent']);
+        return await (await import('./commands/serve.js')).run(
+          { config: requireConfig(args), overrides: overrides(args) },
+          quiet(args, out),
+        );
       case 'config':
         if (sub !== 'check')
           throw new UsageError(
             `unknown command "config${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool config check"?`,
           );
-        allow(args, 'config check', ['config'], ['json']);
+        allow(args, 'config check', ['config', 'override'], ['json']);
         return await (await import('./commands/config-check.js')).run(
-          { config: requireConfig(args), json: args.switches.has('json') },
+          { config: requireConfig(args), json: args.switches.has('json'), overrides: overrides(args) },
           out,
         );
       case 'version':
@@ -193,7 +251,7 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
         return await (await version()).run({ json: args.switches.has('json') }, out);
       case 'cert': {
         if (sub === 'status') {
-          allow(args, 'cert status', ['config', 'socket'], ['json']);
+          allow(args, 'cert status', ['config', 'socket', 'override'], ['json']);
           return await (await import('./commands/cert.js')).runStatus(await adminArgs(args), out);
         }
         if (sub !== undefined)
@@ -209,20 +267,20 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
         return await (await import('./commands/cert.js')).run(certArgs, out);
       }
       case 'workers':
-        allow(args, 'workers', ['config', 'socket', 'site'], ['json', 'interactive']);
+        allow(args, 'workers', ['config', 'socket', 'site', 'override'], ['json', 'interactive']);
         return await (await import('./commands/workers.js')).run(await adminArgs(args), out);
       case 'reset':
-        allow(args, 'reset', ['config', 'socket', 'site'], ['json']);
-        return await (await import('./commands/reset.js')).run(await adminArgs(args), out);
+        allow(args, 'reset', ['config', 'socket', 'site', 'override'], ['json', 'silent']);
+        return await (await import('./commands/reset.js')).run(await adminArgs(args), quiet(args, out));
       case 'tune':
-        allow(args, 'tune', ['config', 'socket', 'site', 'window'], ['json']);
+        allow(args, 'tune', ['config', 'socket', 'site', 'window', 'override'], ['json']);
         return await (await import('./commands/tune.js')).run(await adminArgs(args), out);
       case 'cache': {
         if (sub !== 'purge')
           throw new UsageError(
             `unknown command "cache${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool cache purge [PREFIX]"?`,
           );
-        allow(args, 'cache purge', ['config', 'socket', 'site'], ['json']);
+        allow(args, 'cache purge', ['config', 'socket', 'site', 'override'], ['json']);
         const [, , prefix, extra] = args.words;
         if (extra !== undefined) throw new UsageError(`cache purge takes one PREFIX, got "${prefix}" and "${extra}"`);
         if (prefix !== undefined && !prefix.startsWith('/'))
@@ -247,9 +305,9 @@ export async function main(argv: readonly string[], out: CliOutput = createOutpu
   }
 }
 
-// Run when executed (node dist/main.js, the bin), not when imported by tests.
+// Run when executed (node dist/main.js, the bin, or a link to it named rr), not when imported by tests.
 const invokedAs = process.argv[1];
 if (invokedAs !== undefined && import.meta.url === pathToFileURL(realpathSync(invokedAs)).href) {
-  const code = await main(process.argv.slice(2));
+  const code = await main(process.argv.slice(2), undefined, { name: basename(invokedAs) });
   process.exit(code);
 }

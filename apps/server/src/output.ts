@@ -76,6 +76,12 @@ export function createOutput(options: OutputOptions = {}): CliOutput {
   };
 }
 
+/** The same output without its stdout lines (`-s`): only warnings and errors are written. */
+export function silenced(out: CliOutput): CliOutput {
+  const none = () => {};
+  return { ...out, success: none, info: none, detail: none, raw: none, table: none };
+}
+
 /** "143 ms", "2.4 s": how long something took, for progress lines. */
 export function formatDuration(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(1)} s`;
@@ -111,5 +117,7 @@ export function formatWarning(warning: {
   col: number;
   message: string;
 }): string {
-  return `${warning.file}:${warning.line}:${warning.col}${warning.key === '' ? '' : ` ${warning.key}:`} ${warning.message}`;
+  // line 0: set on the command line (`-o key=value`), which names itself
+  const where = warning.line === 0 ? warning.file : `${warning.file}:${warning.line}:${warning.col}`;
+  return `${where}${warning.key === '' ? '' : ` ${warning.key}:`} ${warning.message}`;
 }

@@ -2,11 +2,21 @@
 // Errors table lists the same codes; test/errors.test.ts keeps the two in sync.
 import { WarmpoolError, type ErrorDetails } from '@warmpool/pool';
 
-/** Where a key or value sits in the file; line and col are 1-based. */
+/**
+ * Where a key or value sits in the file; line and col are 1-based. A value set on the command line
+ * (`-o key=value`) has line 0 and col 0, `file` is the argument (`-o http.pool.num_workers=4`) and
+ * `override` the key it sets.
+ */
 export interface Position {
   file: string;
   line: number;
   col: number;
+  override?: string;
+}
+
+/** `file:line:col`, or `-o key=value` for a value from the command line. */
+export function formatPosition(position: Position): string {
+  return position.line === 0 ? position.file : `${position.file}:${position.line}:${position.col}`;
 }
 
 /**
@@ -22,8 +32,10 @@ export abstract class LocatedConfigError<C extends string = string> extends Warm
   /** the message without the location prefix */
   readonly reason: string;
   constructor(code: C, key: string, position: Position, reason: string, extra: ErrorDetails = {}) {
-    const where = `${position.file}:${position.line}:${position.col}`;
-    super(code, key === '' ? `${where} ${reason}` : `${where} ${key}: ${reason}`, {
+    const where = formatPosition(position);
+    // `-o http.pool.num_workers=abc: …` names its key already
+    const named = key === '' || position.override === key;
+    super(code, named ? `${where}${position.line === 0 ? ':' : ''} ${reason}` : `${where} ${key}: ${reason}`, {
       details: { ...extra, key, file: position.file, line: position.line, col: position.col },
     });
     this.key = key;
@@ -92,11 +104,20 @@ export class DuplicateHostError extends LocatedConfigError<'WP_CONFIG_DUPLICATE_
       'WP_CONFIG_DUPLICATE_HOST',
       key,
       position,
-      `host "${host}" is already served by ${other.key} (${other.file}:${other.line}:${other.col}); a host belongs to one site only`,
+      `host "${host}" is already served by ${other.key} (${formatPosition(other)}); a host belongs to one site only`,
       { host, otherKey: other.key, otherLine: other.line, otherCol: other.col },
     );
     this.host = host;
     this.other = other;
+  }
+}
+
+/** A `-o` argument that is not `key=value` (RoadRunner's override syntax). */
+export class BadOverrideError extends LocatedConfigError<'WP_CONFIG_BAD_OVERRIDE'> {
+  readonly arg: string;
+  constructor(arg: string, reason: string) {
+    super('WP_CONFIG_BAD_OVERRIDE', '', { file: `-o ${arg}`, line: 0, col: 0 }, reason, { arg });
+    this.arg = arg;
   }
 }
 
@@ -141,6 +162,7 @@ export const CONFIG_ERROR_CODES = [
   'WP_CONFIG_UNDEFINED_VARIABLE',
   'WP_CONFIG_DUPLICATE_HOST',
   'WP_CONFIG_FILE_UNREADABLE',
+  'WP_CONFIG_BAD_OVERRIDE',
 ] as const;
 
 export type ConfigErrorCode = (typeof CONFIG_ERROR_CODES)[number];

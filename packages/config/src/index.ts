@@ -1,9 +1,18 @@
 // @warmpool/config: warmpool.yaml / .rr.yaml → a checked, typed config, with every key's place in the file.
-export { loadConfigFile, parseConfig, type LoadedConfig, type ParseOptions } from './load.js';
+export {
+  loadConfigFile,
+  loadConfigSections,
+  parseConfig,
+  type LoadedConfig,
+  type LoadedSections,
+  type ParseOptions,
+} from './load.js';
 export type { ConfigWarning } from './validate.js';
 export type { Env } from './env-expansion.js';
 export { CONFIG_KEYS, SITE_HTTP_KEYS, findKey, type KeySpec, type ValueType } from './keys.js';
 export * from './errors.js';
+export { parseOverride, overridePosition, type Override } from './overrides.js';
+export { parseRpcListen, isExposedRpc, type RpcAddress } from './rpc-listen.js';
 export type * from './warmpool-config.js';
 export {
   toServerOptions,

@@ -89,6 +89,8 @@ export interface KeySpec {
 }
 
 const ADDRESS = /^(\[[0-9A-Fa-f:.]+\]|[^\s:/[\]]*):(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|\d{1,4})$/;
+/** rpc.listen: RoadRunner's DSN, tcp://host:port (host may be empty) or unix:///path */
+const RPC_LISTEN = new RegExp(`^(unix://\\S+|tcp://${ADDRESS.source.slice(1, -1)})$`);
 const ADDRESS_HINT = 'an address "host:port", e.g. "127.0.0.1:8080", "0.0.0.0:80" or ":8080"';
 /** a DNS name a CA can validate over HTTP or TLS: no wildcard, no IP literal */
 const DOMAIN = /^(?=.*[a-z])[a-z0-9]([a-z0-9_-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9_-]*[a-z0-9])?)+\.?$/i;
@@ -540,13 +542,22 @@ const TOP: Entry[] = [
     'duration',
     'how long a `public` response without max-age or s-maxage is kept (as nginx fastcgi_cache_valid; unset: not kept); one that says max-age or s-maxage is kept that long',
   ),
+  rr(
+    'rpc',
+    'section',
+    "RoadRunner's RPC listener (goridge RPC): `rr reset` / `warmpool reset`, workers, tune, and RoadRunner's PHP RPC client",
+  ),
+  rr('rpc.listen', 'string', 'where it listens; a tcp address without a host binds 127.0.0.1', {
+    required: true,
+    pattern: RPC_LISTEN,
+    hint: '"tcp://127.0.0.1:6001" or "unix:///run/app/rpc.sock"',
+  }),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];
 
 /** RoadRunner plugins warmpool does not run; their sections load with a warning naming them. */
 const RR_PLUGINS: Record<string, string> = {
-  rpc: 'use the admin socket (admin.socket) and `warmpool reset` / `warmpool workers` instead',
   reload: 'run `warmpool reset` after a deploy (rolling, no dropped requests) instead of watching files',
   jobs: 'there are no queues; run a queue consumer as its own service',
   kv: 'there is no key-value store; use Redis or APCu from PHP',

@@ -2,9 +2,10 @@
 // keeps a LineCounter so every key maps back to file:line:col; ${VAR} expansion happens later, on
 // string values only (validate.ts), so a variable can never change the file's structure.
 import { readFile } from 'node:fs/promises';
-import { LineCounter, parseDocument, type YAMLError } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type YAMLError } from 'yaml';
 import type { Env } from './env-expansion.js';
-import { ConfigError, ConfigFileError, ConfigSyntaxError, type Position } from './errors.js';
+import { ConfigError, ConfigFileError, ConfigSyntaxError, type LocatedConfigError, type Position } from './errors.js';
+import { applyOverrides } from './overrides.js';
 import { validateDocument, type ConfigWarning } from './validate.js';
 import type { WarmpoolConfig } from './warmpool-config.js';
 
@@ -13,6 +14,8 @@ export interface ParseOptions {
   file?: string;
   /** where ${VAR} values come from; default process.env */
   env?: Env;
+  /** `-o key=value` arguments, applied over the file in order (RoadRunner's overrides) */
+  overrides?: readonly string[];
 }
 
 export interface LoadedConfig {
@@ -20,6 +23,8 @@ export interface LoadedConfig {
   /** unsupported RoadRunner keys and other things ignored, each with its place */
   warnings: readonly ConfigWarning[];
   file: string;
+  /** the `-o key=value` arguments applied over the file */
+  overrides: readonly string[];
   /**
    * Where a key path sits in the file: "http.pool.num_workers", "sites[1].http.pool" (or
    * "sites.1.http.pool"). Null when the file does not set it; with `nearest`, the closest ancestor
@@ -29,7 +34,10 @@ export interface LoadedConfig {
 }
 
 /** Reads and parses a config file; throws ConfigFileError, or ConfigError with every problem. */
-export async function loadConfigFile(path: string, options: { env?: Env } = {}): Promise<LoadedConfig> {
+export async function loadConfigFile(
+  path: string,
+  options: { env?: Env; overrides?: readonly string[] } = {},
+): Promise<LoadedConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -55,7 +63,9 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
       doc.errors.map((error) => new ConfigSyntaxError(at(error.pos[0]), describeYamlError(error, text))),
     );
   }
-  const result = validateDocument(doc, { file, env, lineCounter });
+  const overrides = options.overrides ?? [];
+  const marks = applyOverrides(doc, overrides, file);
+  const result = validateDocument(doc, { file, env, lineCounter, overrides: marks });
   if (result.config === null) throw new ConfigError(file, result.errors);
   const warnings: ConfigWarning[] = [
     ...doc.warnings.map((warning) => ({ key: '', ...at(warning.pos[0]), message: warning.message })),
@@ -66,6 +76,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
     config: result.config,
     warnings,
     file,
+    overrides: [...overrides],
     positionOf(keyPath, { nearest = false } = {}) {
       let path = keyPath.replace(/\.(\d+)(?=\.|\[|$)/g, '[$1]');
       while (path !== '') {
@@ -78,6 +89,63 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
       return null;
     },
   };
+}
+
+/** Some top-level sections of a config, checked alone (the rest of the file is not looked at). */
+export interface LoadedSections {
+  /** each requested section the file or an override sets, checked and typed */
+  sections: Partial<Pick<WarmpoolConfig, 'admin' | 'rpc'>> & Record<string, unknown>;
+  /** the file, or null when there is none */
+  file: string | null;
+  /** problems in those sections: -o ones have line 0 */
+  errors: readonly LocatedConfigError[];
+}
+
+/**
+ * Reads only `names` (e.g. admin, rpc) from a config file and the -o overrides: what the admin
+ * commands need to find a running server, even in a file that does not describe a whole server
+ * (Octane's empty .rr.yaml with `-o rpc.listen=…`). Never throws for a problem in the file.
+ */
+export async function loadConfigSections(
+  path: string | null,
+  names: readonly string[],
+  options: { env?: Env; overrides?: readonly string[] } = {},
+): Promise<LoadedSections> {
+  let text = '';
+  if (path !== null) {
+    try {
+      text = await readFile(path, 'utf8');
+    } catch {
+      text = '';
+    }
+  }
+  const file = path ?? '-o';
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false, merge: true, uniqueKeys: true });
+  let marks: WeakMap<object, Position>;
+  try {
+    // only the requested sections' overrides: another -o's problem is not this reader's to report
+    const wanted = (options.overrides ?? []).filter((arg) =>
+      names.includes(arg.replace(/^[\s"'`]+/, '').split(/[.=]/)[0]!),
+    );
+    if (doc.errors.length > 0) doc.contents = null;
+    marks = applyOverrides(doc, wanted, file);
+  } catch (error) {
+    if (error instanceof ConfigError) return { sections: {}, file: path, errors: error.errors };
+    throw error;
+  }
+  if (isMap(doc.contents))
+    doc.contents.items = doc.contents.items.filter(
+      (pair) => isScalar(pair.key) && names.includes(String(pair.key.value)),
+    );
+  const result = validateDocument(doc, {
+    file,
+    env: options.env ?? process.env,
+    lineCounter,
+    overrides: marks,
+    partial: true,
+  });
+  return { sections: (result.root ?? {}) as LoadedSections['sections'], file: path, errors: result.errors };
 }
 
 function describeYamlError(error: YAMLError, text: string): string {

@@ -23,6 +23,7 @@ import type {
   StatusConfig,
   MetricsConfig,
 } from './warmpool-config.js';
+import { parseRpcListen, type RpcAddress } from './rpc-listen.js';
 
 /** The name of the site made of the top-level `server` and `http` sections. */
 export const DEFAULT_SITE_NAME = 'default';
@@ -116,6 +117,8 @@ export interface ServerOptions {
   /** null when absent or `enabled: false` */
   cache: CacheConfig | null;
   admin: { socket: string; explicit: boolean };
+  /** rpc.listen (RoadRunner's RPC listener), read; null without it */
+  rpc: RpcAddress | null;
 }
 
 export interface ToOptionsOptions {
@@ -192,6 +195,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       socket: config.admin?.socket === undefined ? DEFAULT_ADMIN_SOCKET : resolve(baseDir, config.admin.socket),
       explicit: config.admin?.socket !== undefined,
     },
+    rpc: config.rpc?.listen === undefined ? null : parseRpcListen(config.rpc.listen, baseDir),
   };
 }
 

@@ -13,6 +13,7 @@ import {
   MissingKeyError,
   UndefinedVariableError,
   UnknownKeyError,
+  formatPosition,
   type LocatedConfigError,
   type Position,
 } from './errors.js';
@@ -36,6 +37,8 @@ export interface ValidationResult {
   warnings: ConfigWarning[];
   /** concrete key path ("sites[0].http.pool") → where its key (or list item) starts */
   positions: Map<string, Position>;
+  /** the walked sections as typed (a partial walk's result; null when the document is empty) */
+  root?: Record<string, unknown> | null;
 }
 
 const SUPPORTED_MIDDLEWARE: readonly Middleware[] = ['static', 'headers', 'gzip'];
@@ -47,10 +50,18 @@ const ROOT: KeySpec = { path: '', type: 'section', description: 'the file', orig
 
 export function validateDocument(
   doc: Document,
-  options: { file: string; env: Env; lineCounter: LineCounter },
+  options: {
+    file: string;
+    env: Env;
+    lineCounter: LineCounter;
+    /** nodes set by `-o key=value` (overrides.ts), with the argument as their position */
+    overrides?: WeakMap<object, Position>;
+    /** some sections only: walk them, skip the checks that need a whole file (config stays null) */
+    partial?: boolean;
+  },
 ): ValidationResult {
-  const walker = new Walker(doc, options.file, options.env, options.lineCounter);
-  return walker.run();
+  const walker = new Walker(doc, options.file, options.env, options.lineCounter, options.overrides);
+  return walker.run(options.partial === true);
 }
 
 class Walker {
@@ -63,15 +74,17 @@ class Walker {
   readonly #positions = new Map<string, Position>();
   /** collections being walked, to stop an alias that points at its own ancestor */
   readonly #active = new Set<unknown>();
+  readonly #overrides: WeakMap<object, Position>;
 
-  constructor(doc: Document, file: string, env: Env, lines: LineCounter) {
+  constructor(doc: Document, file: string, env: Env, lines: LineCounter, overrides = new WeakMap<object, Position>()) {
     this.#doc = doc;
     this.#file = file;
     this.#env = env;
     this.#lines = lines;
+    this.#overrides = overrides;
   }
 
-  run(): ValidationResult {
+  run(partial = false): ValidationResult {
     const top = this.#position(0);
     const contents = this.#doc.contents;
     let root: Obj = {};
@@ -79,6 +92,8 @@ class Walker {
       const walked = this.#walk(contents, ROOT, '', top);
       if (walked !== INVALID) root = walked as Obj;
     }
+    if (partial)
+      return { config: null, errors: this.#errors, warnings: this.#warnings, positions: this.#positions, root };
     const config = this.#finish(root, top);
     return {
       config: this.#errors.length === 0 ? config : null,
@@ -96,6 +111,8 @@ class Walker {
   }
 
   #nodePosition(node: unknown, fallback: Position): Position {
+    const override = typeof node === 'object' && node !== null ? this.#overrides.get(node) : undefined;
+    if (override !== undefined) return override;
     const range = (node as Node | null)?.range;
     return range ? this.#position(range[0]) : fallback;
   }
@@ -366,9 +383,10 @@ class Walker {
       const expanded = this.#expand(value, spec, path, at);
       if (expanded === INVALID) return INVALID;
       value = expanded.text;
-      fromEnv = expanded.fromEnv;
+      // a -o value is text standing for a typed value, as a variable's is
+      fromEnv = expanded.fromEnv || this.#overrides.has(node);
     }
-    const got = `got ${describeValue(value)}${fromEnv ? ` (from ${JSON.stringify(node.value)})` : ''}`;
+    const got = `got ${describeValue(value)}${fromEnv && value !== node.value ? ` (from ${JSON.stringify(node.value)})` : ''}`;
     const fail = (why = `must be ${expected}`): typeof INVALID => this.#invalid(path, at, `${why}, ${got}`);
     // An expanded string stands for what the variable holds: "8" is a number where a number is wanted.
     const numeric = (v: unknown): number | null =>
@@ -494,6 +512,7 @@ class Walker {
       proxy: list(root.proxy),
       cache: root.cache ?? null,
       admin: root.admin ?? null,
+      rpc: root.rpc ?? null,
     } as unknown as WarmpoolConfig;
   }
 
@@ -589,7 +608,7 @@ class Walker {
       this.#invalid(
         key,
         this.#at(key, top),
-        `prefix "${prefix}" is already proxied by ${first} (${other.file}:${other.line}:${other.col}); give each prefix one upstream`,
+        `prefix "${prefix}" is already proxied by ${first} (${formatPosition(other)}); give each prefix one upstream`,
       );
     });
   }

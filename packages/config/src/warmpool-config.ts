@@ -231,6 +231,12 @@ export interface CacheConfig {
   stale_while_revalidate?: DurationString;
 }
 
+/** `rpc`: RoadRunner's RPC listener. */
+export interface RpcConfig {
+  /** tcp://host:port or unix:///path */
+  listen?: string;
+}
+
 /** `admin`. */
 export interface AdminConfig {
   socket?: string;
@@ -248,4 +254,5 @@ export interface WarmpoolConfig {
   proxy: ProxyRoute[] | null;
   cache: CacheConfig | null;
   admin: AdminConfig | null;
+  rpc: RpcConfig | null;
 }

@@ -195,11 +195,18 @@ describe('expansion in a config file', () => {
 
   it('does not expand keys, nor values in ignored sections', () => {
     const { config, warnings } = load(
-      ['  headers:', '    request:', '      ${NAME}: v', '  middleware: [headers]', 'rpc:', '  listen: ${UNSET_RPC}'],
+      [
+        '  headers:',
+        '    request:',
+        '      ${NAME}: v',
+        '  middleware: [headers]',
+        'reload:',
+        '  interval: ${UNSET_RELOAD}',
+      ],
       {},
     );
     expect(config.http.headers?.request).toEqual({ '${NAME}': 'v' });
-    expect(warnings.map((w) => w.key)).toEqual(['rpc']);
+    expect(warnings.map((w) => w.key)).toEqual(['reload']);
   });
 
   it('an unset variable with other errors: all are reported', () => {

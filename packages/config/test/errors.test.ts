@@ -37,6 +37,7 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
   ConfigError: () =>
     new errors.ConfigError('warmpool.yaml', [new errors.MissingKeyError('server.command', AT, 'is required')]),
   ConfigFileError: () => new errors.ConfigFileError('/x.yaml', Object.assign(new Error('no'), { code: 'ENOENT' })),
+  BadOverrideError: () => new errors.BadOverrideError('http.address', 'not key=value'),
 };
 
 const concreteClasses = errorClasses.filter(([name]) => !ABSTRACT.has(name));
@@ -102,13 +103,18 @@ describe('error classes', () => {
   it('located errors start with file:line:col key: and carry them as fields and details', () => {
     for (const [name] of concreteClasses) {
       const error = FACTORIES[name]!();
-      if (!(error instanceof LocatedConfigError)) continue;
+      // a -o argument is located at itself, not at a line (below)
+      if (!(error instanceof LocatedConfigError) || error instanceof errors.BadOverrideError) continue;
       expect(error.message.startsWith('warmpool.yaml:3:5 '), name).toBe(true);
       expect(error.details).toMatchObject({ file: 'warmpool.yaml', line: 3, col: 5, key: error.key });
       expect(error.message.endsWith(error.reason), name).toBe(true);
     }
     expect(new errors.ConfigSyntaxError(AT, 'bad').message).toBe('warmpool.yaml:3:5 bad');
     expect(new errors.UnknownKeyError('a.b', AT, null).message).toBe('warmpool.yaml:3:5 a.b: unknown key');
+    expect(new errors.BadOverrideError('x', 'not key=value').message).toBe('-o x: not key=value');
+    const fromOverride = { file: '-o a.b=1', line: 0, col: 0, override: 'a.b' };
+    expect(new errors.InvalidValueError('a.b', fromOverride, 'bad').message).toBe('-o a.b=1: bad');
+    expect(new errors.InvalidValueError('a', fromOverride, 'bad').message).toBe('-o a.b=1 a: bad');
   });
 
   it('ConfigError sorts its errors by line and lists each in the message', () => {

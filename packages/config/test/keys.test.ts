@@ -55,7 +55,7 @@ describe('the key table', () => {
   });
 
   it('warns about the RoadRunner sections the issue names', () => {
-    for (const path of ['rpc', 'reload', 'jobs', 'kv', 'temporal', 'http.fcgi', 'http.http3']) {
+    for (const path of ['reload', 'jobs', 'kv', 'temporal', 'http.fcgi', 'http.http3']) {
       expect(findKey(path)?.warned, path).toMatch(/\S/);
     }
   });
@@ -73,11 +73,13 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'http.ssl.acme.domains': 'example.com',
     'http.ssl.acme.directory': 'https://ca.example/directory',
     'http.real_ip_header': 'Forwarded',
+    'rpc.listen': 'tcp://127.0.0.1:6001',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))
     return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
-  if (spec.pattern?.source.includes('6553')) return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
+  if (special === undefined && spec.pattern?.source.includes('6553'))
+    return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
   if (spec.path.endsWith('http.trusted_subnets'))
     return { yaml: ['10.0.0.0/8', '::1/128'], result: ['10.0.0.0/8', '::1/128'] };
   switch (spec.type) {

@@ -97,7 +97,6 @@ describe('RoadRunner sample .rr.yaml', () => {
   it('warns about each unsupported key by name and line, without failing', async () => {
     const { warnings } = await loadConfigFile(fixture('rr-sample.rr.yaml'), { env: {} });
     expect(warnings.map((w) => [w.key, w.line])).toEqual([
-      ['rpc', 5],
       ['server.relay_timeout', 15],
       ['http.internal_error_code', 37],
       ['http.ssl.root_ca', 103],

@@ -150,7 +150,7 @@ describe('README "Coming from RoadRunner" example', () => {
     const block = /```yaml\n([\s\S]*?)```/.exec(section)?.[1];
     expect(block).toBeDefined();
     const { config, warnings } = parseConfig(block!, { file: '.rr.yaml', env: {} });
-    expect(warnings.map((w) => w.key)).toEqual(['rpc', 'server.relay_timeout', 'http.fcgi', 'reload', 'jobs']);
+    expect(warnings.map((w) => w.key)).toEqual(['server.relay_timeout', 'http.fcgi', 'reload', 'jobs']);
     expect(config.server).toEqual({ command: 'php psr-worker.php', env: { APP_ENV: 'production' }, relay: 'pipes' });
     expect(config.http.pool?.num_workers).toBeUndefined();
     expect(config.http.static?.dir).toBe('public');

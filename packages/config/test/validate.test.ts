@@ -453,13 +453,13 @@ describe('unsupported RoadRunner keys', () => {
       '  pool:',
       '    dynamic_allocator:',
       '      max_workers: lots',
-      'rpc:',
-      '  listen: ${RPC_ADDR}',
+      'reload:',
+      '  interval: ${RELOAD_EVERY}',
       'temporal: {}',
     ]);
     expect(warnings.map((w) => [w.key, w.line, w.col])).toEqual([
       ['http.pool.dynamic_allocator', 6, 5],
-      ['rpc', 8, 1],
+      ['reload', 8, 1],
       ['temporal', 10, 1],
     ]);
   });

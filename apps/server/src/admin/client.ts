@@ -3,6 +3,7 @@
 // run as the server's user).
 import { readFileSync, statSync } from 'node:fs';
 import { createConnection } from 'node:net';
+import { isRpcTarget, rpcAdminRequest } from '../rpc/client.js';
 import {
   AdminDeniedError,
   AdminRemoteError,
@@ -51,6 +52,8 @@ export function adminRequest<C extends AdminCommand>(
   onProgress?: (progress: AdminProgressData[C]) => void,
   options: AdminRequestOptions = {},
 ): Promise<AdminResponseData[C]> {
+  // rpc.listen (tcp://… or unix://…): the same request over RoadRunner's RPC (progress comes with the answer)
+  if (isRpcTarget(path)) return rpcAdminRequest(path, request, onProgress, { signal: options.signal });
   return new Promise((resolve, reject) => {
     const socket = createConnection(path);
     socket.setEncoding('utf8');
@@ -181,7 +184,7 @@ function ownerOf(path: string): string {
 
 /** Parsed command-line arguments the admin commands read. */
 export interface AdminCommandArgs {
-  /** admin.socket from warmpool.yaml (or --socket) */
+  /** admin.socket from warmpool.yaml (or --socket), or an rpc.listen address (tcp://…, unix://…) */
   socket: string;
   /** --site NAME: one site of several */
   site?: string;

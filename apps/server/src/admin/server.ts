@@ -240,7 +240,8 @@ function serveConnection(socket: Socket, handlers: AdminHandlers, logger: Logger
   });
 }
 
-async function runCommand(
+/** Runs one admin request (the admin socket's, and the RPC listener's warmpool.Command). */
+export async function runCommand(
   request: AdminRequest,
   handlers: AdminHandlers,
   progress: (p: object) => void,

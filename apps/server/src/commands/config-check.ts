@@ -21,18 +21,21 @@ import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
 import { planCertificates } from '../acme/plan.js';
+import { exposedRpcWarning } from '../rpc/server.js';
 import { DEFAULT_TLS12_CIPHERS, H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
 
 export interface ConfigCheckArgs {
   config: string;
   json?: boolean;
+  /** `-o key=value` overrides, applied over the file */
+  overrides?: readonly string[];
 }
 
 export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number> {
   let loaded: LoadedConfig;
   let server: ServerOptions;
   try {
-    loaded = await loadConfigFile(args.config);
+    loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
     if (problems !== null) throw problems;
@@ -42,6 +45,8 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   }
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
+  const rpcWarning = exposedRpcWarning(server, loaded);
+  if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const site of server.sites) for (const { key, reason } of site.ignored) out.warn(`${key}: ignored: ${reason}`);
   if (server.http.http2?.h2c === true) out.warn(`http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
   const effective = effectiveConfig(loaded, server);
@@ -141,6 +146,7 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
       ),
     },
     admin: { socket: server.admin.socket },
+    rpc: server.rpc === null ? null : { listen: server.rpc.url },
     sites: server.sites.map(effectiveSite),
     proxy: (server.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
     cache: server.cache === null ? null : withDefaults('cache', { ...server.cache }),

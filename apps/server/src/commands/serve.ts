@@ -14,6 +14,7 @@ import { parseDuration, type Pool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
+  formatPosition,
   loadConfigFile,
   toServerOptions,
   type LoadedConfig,
@@ -36,7 +37,8 @@ import {
   listenAll,
   type ListenerName,
 } from '../lifecycle.js';
-import { createLoggers } from '../logging.js';
+import { createLoggers, logCliLines } from '../logging.js';
+import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
 import {
@@ -52,10 +54,12 @@ import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../ex
 export interface ServeArgs {
   /** the config file (main.ts resolved the default) */
   config: string;
+  /** `-o key=value` overrides, applied over the file (at boot and on every SIGHUP re-read) */
+  overrides?: readonly string[];
 }
 
 /** Sections whose changes SIGHUP cannot apply: a restart (or warmpool-swap) is needed. */
-const RESTART_SECTIONS = ['server', 'http', 'sites', 'status', 'metrics', 'proxy', 'cache', 'admin'] as const;
+const RESTART_SECTIONS = ['server', 'http', 'sites', 'status', 'metrics', 'proxy', 'cache', 'admin', 'rpc'] as const;
 const DEFAULT_DRAIN_MS = 60_000;
 
 export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
@@ -65,7 +69,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   let loaded: LoadedConfig;
   let server: ServerOptions;
   try {
-    loaded = await loadConfigFile(args.config);
+    loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
     for (const warning of loaded.warnings) out.warn(formatWarning(warning));
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
@@ -75,20 +79,22 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     throw error;
   }
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
+  const rpcWarning = exposedRpcWarning(server, loaded);
+  if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const site of server.sites) {
     for (const { key, reason } of site.ignored) {
       const at = loaded.positionOf(key) ?? loaded.positionOf(key.replace(/^sites\[\d+\]\./, ''));
-      out.warn(`${at === null ? loaded.file : `${at.file}:${at.line}:${at.col}`} ${key}: ignored: ${reason}`);
+      out.warn(`${at === null ? loaded.file : formatPosition(at)} ${key}: ignored: ${reason}`);
     }
   }
 
   for (const { key, reason } of server.http.ssl?.ignored ?? []) {
     const at = loaded.positionOf(key) ?? { file: loaded.file, line: 1, col: 1 };
-    out.warn(`${at.file}:${at.line}:${at.col} ${key}: ignored: ${reason}`);
+    out.warn(`${formatPosition(at)} ${key}: ignored: ${reason}`);
   }
   if (server.http.http2?.h2c === true) {
     const at = loaded.positionOf('http.http2.h2c') ?? { file: loaded.file, line: 1, col: 1 };
-    out.warn(`${at.file}:${at.line}:${at.col} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
+    out.warn(`${formatPosition(at)} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
   }
 
   // 1. sockets from systemd (after the config: it says which listeners exist)
@@ -103,10 +109,12 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   }
 
   const loggers = createLoggers(server.logs);
+  // logs.encoding: json to stdout: every stdout line is a RoadRunner-shaped log line
+  out = logCliLines(out, loggers);
   for (const key of loggers.unsupported) {
     const at = loaded.positionOf(key);
     out.warn(
-      `${at === null ? loaded.file : `${at.file}:${at.line}:${at.col}`} ${key}: ignored: every log channel writes to logs.output in the top-level format`,
+      `${at === null ? loaded.file : formatPosition(at)} ${key}: ignored: every log channel writes to logs.output in the top-level format`,
     );
   }
 
@@ -181,6 +189,7 @@ class ServerState {
   #phase: 'booting' | 'running' | 'draining' = 'booting';
   #stopRequested: NodeJS.Signals | null = null;
   #admin: AdminServer | null = null;
+  #rpc: RpcServer | null = null;
   #removeSignals: () => void = () => {};
   readonly #args: ServeArgs;
   readonly #options: BuildOptions;
@@ -260,6 +269,12 @@ class ServerState {
     }
 
     await this.#startAdmin();
+    if (!(await this.#startRpc())) {
+      await closeServers([...listeners, ...opsListeners].map((l) => l.server));
+      await this.#admin?.close();
+      await app.close().catch(() => {});
+      return this.#finish(EXIT_LISTEN);
+    }
     const { server, loggers } = this.#options;
     const access = this.#built.accessLog;
     out.info(
@@ -297,15 +312,7 @@ class ServerState {
   async #startAdmin(): Promise<void> {
     const { server, loggers } = this.#options;
     try {
-      this.#admin = await startAdminServer(
-        server.admin.socket,
-        createPoolHandlers(() => this.#built.pools, {
-          reload: () => this.#reload(),
-          certificates: () => this.#certificates(),
-          caches: () => this.#built.caches,
-        }),
-        loggers.root,
-      );
+      this.#admin = await startAdminServer(server.admin.socket, this.#handlers(), loggers.root);
       this.#out.info(
         `admin socket ${server.admin.socket} (warmpool workers | reset | tune | cache purge | cert status)`,
       );
@@ -313,11 +320,37 @@ class ServerState {
       // Without an admin section the default path is best effort (a non-root user cannot write /run).
       const message = (error as Error).message;
       if (server.admin.explicit) this.#out.warn(`admin socket: ${message}`);
+      // with rpc.listen the CLI reaches the server there: the default path is not worth a warning
+      else if (server.rpc !== null) loggers.root.debug(`no admin socket (${message}); rpc.listen serves the CLI`);
       else
         this.#out.warn(
           `no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`,
         );
     }
+  }
+
+  /** rpc.listen: RoadRunner's RPC on the same handlers as the admin socket; false when it cannot bind. */
+  async #startRpc(): Promise<boolean> {
+    const { server, loggers } = this.#options;
+    if (server.rpc === null) return true;
+    try {
+      this.#rpc = await startRpcServer(server.rpc, this.#handlers(), loggers.root);
+    } catch (error) {
+      if (!(error instanceof ListenError)) throw error;
+      this.#out.error(error.message);
+      return false;
+    }
+    this.#out.info(`rpc listening on ${this.#rpc.url} (rr reset, workers; goridge RPC)`);
+    return true;
+  }
+
+  /** What the admin socket and the RPC listener answer with. */
+  #handlers() {
+    return createPoolHandlers(() => this.#built.pools, {
+      reload: () => this.#reload(),
+      certificates: () => this.#certificates(),
+      caches: () => this.#built.caches,
+    });
   }
 
   /** `warmpool cert status`: http.ssl.cert's pair (when set), then the automatic certificates. */
@@ -370,6 +403,7 @@ class ServerState {
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
     await closeServers(opsListeners.map((l) => l.server));
     await this.#admin?.close();
+    await this.#rpc?.close();
     this.#built.accessLog?.close();
     this.#removeSignals();
     out.success(`stopped in ${formatDuration(performance.now() - started)}`);
@@ -429,7 +463,7 @@ class ServerState {
     }
     let next: LoadedConfig;
     try {
-      next = await loadConfigFile(this.#args.config);
+      next = await loadConfigFile(this.#args.config, { overrides: this.#args.overrides ?? [] });
     } catch (error) {
       lines.push(
         `config NOT re-read (nothing else changed): ${(error as Error).message.split('\n').slice(0, 2).join(' ')}`,

@@ -42,8 +42,21 @@ function packageVersion(): string {
   }
 }
 
-export async function run(args: { json?: boolean }, out: CliOutput): Promise<number> {
+/**
+ * What `rr --version` prints when this binary runs as `rr`: RoadRunner's cobra line ("rr version
+ * X ...") with a RoadRunner version, so tools comparing it with their minimum accept it (Laravel
+ * Octane splits on spaces and version_compare()s word 3 with 2023.3.0), and ours beside it.
+ */
+export function roadRunnerVersionLine(info: VersionInfo = versionInfo()): string {
+  return `rr version ${info.rr.rr_version} (warmpool ${info.warmpool}, node ${info.node})`;
+}
+
+export async function run(args: { json?: boolean; roadRunner?: boolean }, out: CliOutput): Promise<number> {
   const info = versionInfo();
+  if (args.roadRunner === true && args.json !== true) {
+    out.raw(roadRunnerVersionLine(info));
+    return EXIT_OK;
+  }
   if (args.json === true) {
     out.raw(JSON.stringify(info, null, 2));
     return EXIT_OK;
