@@ -10,9 +10,17 @@ export type {
   ExchangeOptions,
   ExchangeRequest,
   ExchangeResponse,
+  ExchangeScript,
   HeaderMap,
   ParsedForm,
 } from './exchange/exchange.js';
+export {
+  FastCgiExchange,
+  DEFAULT_BUFFER_BYTES,
+  toParams as toFastCgiParams,
+  type FastCgiBackend,
+  type FastCgiExchangeOptions,
+} from './exchange/fastcgi-exchange.js';
 export { WorkerExchange, parseCookies, toExecRequest, toRequestContext } from './exchange/worker-exchange.js';
 export {
   resolvePoolOptions,
