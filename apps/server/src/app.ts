@@ -27,7 +27,7 @@ import {
   serverLimits,
   warmpool,
 } from '@warmpool/fastify';
-import { SILENT_LOGGER, resolvePoolOptions, type Pool } from '@warmpool/pool';
+import { SILENT_LOGGER, resolvePoolOptions, type AnyPool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
@@ -75,7 +75,7 @@ export interface BuildOptions {
 export interface BuiltApp {
   app: App;
   /** site name → its pool, filled in as each site boots (config order, default last) */
-  pools: Map<string, Pool>;
+  pools: Map<string, AnyPool>;
   /** site name → its micro-cache, for the sites that have one */
   caches: Map<string, MicroCache>;
   /** public listeners: http (or its redirect) and https */
@@ -249,7 +249,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     done();
   });
 
-  const pools = new Map<string, Pool>();
+  const pools = new Map<string, AnyPool>();
   const caches = new Map<string, MicroCache>();
   for (const site of server.sites) {
     app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools, caches }));
@@ -274,7 +274,7 @@ async function registerSite(
     options: BuildOptions;
     token: string;
     metricsPath: string | null;
-    pools: Map<string, Pool>;
+    pools: Map<string, AnyPool>;
     caches: Map<string, MicroCache>;
   },
 ): Promise<void> {
@@ -325,8 +325,9 @@ async function registerSite(
     throw new SiteSetupError(site, error);
   }
   const pool = ctx.warmpool.pool;
-  pools.set(site.name, pool);
-  const stats = pool.stats();
+  // a classic site passing to php-fpm has no processes of ours
+  if (pool !== null) pools.set(site.name, pool);
+  const stats = ctx.warmpool.stats();
   const hosts = site.hosts === null ? 'any other host' : site.hosts.join(', ');
   out.success(
     `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
@@ -367,7 +368,7 @@ function toHeadersOptions(headers: HeadersConfig | null, gzip: boolean): HttpHea
 
 function buildOpsListeners(
   server: ServerOptions,
-  state: { pools(): ReadonlyMap<string, Pool>; draining(): boolean; render: (() => Promise<string>) | null },
+  state: { pools(): ReadonlyMap<string, AnyPool>; draining(): boolean; render: (() => Promise<string>) | null },
 ): Listener[] {
   const listeners: Listener[] = [];
   const status = server.status === null ? null : { unavailableStatus: server.status.unavailable_status_code ?? 503 };
@@ -446,7 +447,7 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
     try {
       resolvePoolOptions({
         ...(plugin.pool ?? {}),
-        command: plugin.command,
+        command: plugin.command ?? plugin.fastcgi?.command ?? 'php-cgi',
         ...(plugin.env === undefined ? {} : { env: plugin.env }),
         ...(plugin.relay === undefined ? {} : { relay: plugin.relay }),
         logger: SILENT_LOGGER,

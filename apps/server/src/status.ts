@@ -13,7 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { LoadedConfig, ServerOptions } from '@warmpool/config';
 import { livenessOf, readinessOf, workerCounts } from '@warmpool/fastify';
-import type { Pool } from '@warmpool/pool';
+import type { AnyPool } from '@warmpool/pool';
 import { parseAddress } from './lifecycle.js';
 
 export const STATUS_HEALTH_PATH = '/health';
@@ -22,7 +22,7 @@ export const METRICS_PATH = '/metrics';
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface OpsState {
-  pools(): ReadonlyMap<string, Pool>;
+  pools(): ReadonlyMap<string, AnyPool>;
   draining(): boolean;
 }
 

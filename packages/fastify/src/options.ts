@@ -6,6 +6,7 @@ import {
   resolvePoolOptions,
   toExecRequest,
 } from '@warmpool/pool';
+import { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
 import { InvalidOptionError } from './errors.js';
 import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
@@ -17,8 +18,10 @@ import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } 
 
 /** Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. */
 export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOptions {
-  /** the worker command: "php worker.php" or argv (server.command) */
-  command: string | readonly string[];
+  /** the worker command: "php worker.php" or argv (server.command); not with fastcgi */
+  command?: string | readonly string[];
+  /** classic mode: run .php files as nginx + php-fpm does (managed php-cgi, or fastcgi.pass to a php-fpm) */
+  fastcgi?: FastCgiOptions;
   /** server.env */
   env?: Readonly<Record<string, string>>;
   /** working directory of the workers */
@@ -62,6 +65,8 @@ export interface ResolvedOptions {
   access: AccessCheck | null;
   health: ResolvedHealth;
   metrics: ResolvedMetrics;
+  /** classic mode (the fastcgi option); null: worker mode */
+  classic: ResolvedClassic | null;
 }
 
 const KNOWN = new Set([
@@ -83,6 +88,7 @@ const KNOWN = new Set([
   'health_path',
   'ready_path',
   'metrics_path',
+  'fastcgi',
   ...LIMIT_OPTION_KEYS,
 ]);
 
@@ -118,25 +124,38 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) throw new InvalidOptionError(key, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
-  if (options.command === undefined) throw new InvalidOptionError('command', 'is required, e.g. "php worker.php"');
+  if (options.command === undefined && options.fastcgi === undefined)
+    throw new InvalidOptionError('command', 'is required, e.g. "php worker.php" (or fastcgi for classic PHP)');
+  if (options.command !== undefined && options.fastcgi !== undefined)
+    throw new InvalidOptionError(
+      'command',
+      'starts worker-mode workers; a classic site (fastcgi) runs fastcgi.command',
+    );
+  const classic = options.fastcgi === undefined ? null : resolveClassicOptions(options.fastcgi, options.static);
   const codec = options.codec ?? 'json';
   if (codec !== 'json' && codec !== 'proto')
     throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
   const poolOptions: PoolOptions = {
     ...(options.pool ?? {}),
-    command: options.command,
+    command: classic?.command ?? options.command!,
     logger: options.logger ?? fallbackLogger,
   };
   if (options.env !== undefined) poolOptions.env = options.env;
   if (options.cwd !== undefined) poolOptions.cwd = options.cwd;
   if (options.relay !== undefined) poolOptions.relay = options.relay;
-  if (options.pool?.num_workers === 'auto') poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
+  if (options.pool?.num_workers === 'auto' && classic === null)
+    poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
   let pool: ResolvedPoolOptions;
   try {
     pool = resolvePoolOptions(poolOptions);
   } catch (error) {
     const key = (error as { details?: { key?: string } }).details?.key;
-    const prefix = key === undefined || ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!) ? '' : 'pool.';
+    const prefix =
+      key === 'command' && classic !== null
+        ? 'fastcgi.'
+        : key === undefined || ['command', 'env', 'cwd', 'relay'].includes(key.split('.')[0]!)
+          ? ''
+          : 'pool.';
     throw new InvalidOptionError(
       `${prefix}${key ?? 'pool'}`,
       (error as Error).message.replace(/^pool option "[^"]*": /, ''),
@@ -146,7 +165,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     pool,
     codec,
     debug: options.debug === true,
-    static: resolveStaticOptions(options.static),
+    static: classic !== null ? classic.static : resolveStaticOptions(options.static),
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
     limits: resolveLimits(options),
@@ -157,5 +176,6 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     access: compileAccess(options.access),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
+    classic,
   };
 }

@@ -10,7 +10,7 @@
 // 5. listen on every listener → exit 5; then ACME orders and renewals start; then the admin socket;
 //    then print where logs go.
 import { performance } from 'node:perf_hooks';
-import { parseDuration, type Pool } from '@warmpool/pool';
+import { parseDuration, type AnyPool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
@@ -396,7 +396,7 @@ class ServerState {
   #force(signal: NodeJS.Signals): void {
     this.#out.error(`${signal} again: exiting now; in-flight requests are cut and workers killed`);
     const kill = Promise.all(
-      [...this.#built.pools.values()].map(async (pool: Pool) => {
+      [...this.#built.pools.values()].map(async (pool: AnyPool) => {
         for (const worker of await pool.workers()) {
           try {
             process.kill(worker.pid, 'SIGKILL');

@@ -546,6 +546,6 @@ export function createPool(options: PoolOptions): Pool {
 }
 
 /** Any pool, whatever its workers speak: what stats, metrics and the CLI read. */
-export type AnyPool = Pool<never, unknown>;
+export type AnyPool = Pool<unknown, unknown>;
 
 type Worker<Req, Rep> = PoolWorker<Req, Rep>;

@@ -51,6 +51,9 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
  * A pool of php-cgi processes (classic mode without an external php-fpm): `command` is php-cgi with
  * its flags ("php-cgi -d opcache.enable=1"); every pool option applies as for goridge workers.
  */
-export function createCgiPool(options: PoolOptions<CgiRequest>, cgi?: CgiDriverOptions): Pool<CgiRequest, CgiReply> {
+export function createCgiPool(
+  options: PoolOptions<CgiRequest> | ResolvedPoolOptions<CgiRequest>,
+  cgi?: CgiDriverOptions,
+): Pool<CgiRequest, CgiReply> {
   return new Pool<CgiRequest, CgiReply>(options, new CgiDriver(cgi));
 }
