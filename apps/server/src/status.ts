@@ -13,7 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { LoadedConfig, ServerOptions } from '@warmpool/config';
 import { livenessOf, readinessOf, workerCounts } from '@warmpool/fastify';
-import type { AnyPool } from '@warmpool/pool';
+import type { PoolStats } from '@warmpool/pool';
 import { parseAddress } from './lifecycle.js';
 
 export const STATUS_HEALTH_PATH = '/health';
@@ -22,7 +22,8 @@ export const METRICS_PATH = '/metrics';
 export const PROMETHEUS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
 
 export interface OpsState {
-  pools(): ReadonlyMap<string, AnyPool>;
+  /** every site's stats (its pool's, or for a site passing to php-fpm its connections') */
+  pools(): ReadonlyMap<string, { stats(): PoolStats }>;
   draining(): boolean;
 }
 

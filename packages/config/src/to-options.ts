@@ -10,6 +10,7 @@ import { ConfigError, InvalidValueError, type LocatedConfigError, type Position 
 import type { LoadedConfig } from './load.js';
 import type {
   CacheConfig,
+  FastCgiConfig,
   HeadersConfig,
   Http2Config,
   LogsConfig,
@@ -140,6 +141,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         dir,
         mergeDeep(config.server, site.server),
         mergeSiteHttp(config.http, site.http),
+        site.fastcgi ?? null,
         options,
         errors,
       ),
@@ -148,9 +150,19 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     });
   });
   let defaultSite: SiteOptions | null = null;
-  if (commandOf(config.server, config.http) !== undefined) {
+  if (commandOf(config.server, config.http) !== undefined || config.fastcgi !== null) {
     defaultSite = {
-      ...buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors),
+      ...buildSite(
+        loaded,
+        null,
+        null,
+        baseDir,
+        config.server,
+        pickSiteHttp(config.http),
+        config.fastcgi,
+        options,
+        errors,
+      ),
       cache: enabledCache(config.cache),
       proxy: nonEmpty(config.proxy),
     };
@@ -320,6 +332,7 @@ function buildSite(
   dir: string,
   server: ServerConfig,
   http: SiteHttpConfig,
+  fastcgi: FastCgiConfig | null,
   options: ToOptionsOptions,
   errors: LocatedConfigError[],
 ): Omit<SiteOptions, 'cache' | 'proxy'> {
@@ -327,11 +340,13 @@ function buildSite(
   const middleware = http.middleware ?? [];
   const ignored: SiteOptions['ignored'] = [];
   const sitePath = index === null ? '' : `sites[${index}].`;
-  const command = commandOf(server, http)!;
 
-  const plugin: WarmpoolOptions = { command, cwd: dir };
-  if (server.env !== undefined) plugin.env = server.env;
-  if (server.relay !== undefined) plugin.relay = server.relay;
+  const plugin: WarmpoolOptions = { cwd: dir };
+  if (fastcgi === null) plugin.command = commandOf(server, http)!;
+  else plugin.fastcgi = classicOptions(fastcgi, dir);
+  if (server.env !== undefined && fastcgi?.pass === undefined) plugin.env = server.env;
+  if (server.relay !== undefined && fastcgi === null) plugin.relay = server.relay;
+  if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
 
   const { command: _poolCommand, debug, ...pool } = http.pool ?? {};
   const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
@@ -365,7 +380,8 @@ function buildSite(
   if (http.static !== undefined) {
     const s = http.static;
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
-      root: resolve(dir, s.dir ?? '.'),
+      // a classic site's static files are its fastcgi.root's
+      root: fastcgi === null ? resolve(dir, s.dir ?? '.') : resolve(dir, fastcgi.root),
       // RoadRunner's calculate_etag defaults to false; weak picks W/ tags
       etag: s.calculate_etag === true ? (s.weak === true ? 'weak' : 'strong') : false,
     };
@@ -379,6 +395,12 @@ function buildSite(
     if (s.precompressed !== undefined) staticOptions.precompressed = s.precompressed;
     if (s.cache_control !== undefined) staticOptions.cache_control = s.cache_control;
     plugin.static = staticOptions;
+    // said only where the site sets it itself (a worker site's inherited dir is not a mistake here)
+    if (fastcgi !== null && s.dir !== undefined && loaded.positionOf(`${sitePath}http.static.dir`) !== null)
+      ignored.push({
+        key: `${sitePath}http.static.dir`,
+        reason: 'a classic site serves its static files from fastcgi.root',
+      });
     if (s.request !== undefined)
       ignored.push({
         key: `${sitePath}http.static.request`,
@@ -432,6 +454,38 @@ function buildSite(
   };
 }
 
+/** The `fastcgi` section as the plugin's option: root (and nothing else) resolved against the site's folder. */
+function classicOptions(fastcgi: FastCgiConfig, dir: string): NonNullable<WarmpoolOptions['fastcgi']> {
+  return { ...fastcgi, root: resolve(dir, fastcgi.root) };
+}
+
+/** Pool keys that size and recycle processes: with fastcgi.pass the processes are php-fpm's. */
+const PROCESS_KEYS = [
+  'num_workers',
+  'min_workers',
+  'max_workers',
+  'headroom',
+  'max_jobs',
+  'reset_timeout',
+  'destroy_timeout',
+];
+const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory'];
+
+/** Said where the site sets them itself: inherited ones are meant for the worker sites. */
+function passIgnores(loaded: LoadedConfig, http: SiteHttpConfig, sitePath: string): SiteOptions['ignored'] {
+  const reason = "fastcgi.pass: php-fpm runs the PHP processes; size and recycle them with its pool's pm.* settings";
+  const pool = (http.pool ?? {}) as Record<string, unknown>;
+  const supervisor = (http.pool?.supervisor ?? {}) as Record<string, unknown>;
+  return [
+    ...PROCESS_KEYS.filter((key) => pool[key] !== undefined).map((key) => `${sitePath}http.pool.${key}`),
+    ...PROCESS_SUPERVISOR_KEYS.filter((key) => supervisor[key] !== undefined).map(
+      (key) => `${sitePath}http.pool.supervisor.${key}`,
+    ),
+  ]
+    .filter((key) => loaded.positionOf(key) !== null)
+    .map((key) => ({ key, reason }));
+}
+
 /** A numeric id as is; a name through the lookup; null when unknown. */
 function idOf(value: string, lookup: (name: string) => number | null): number | null {
   return /^\d+$/.test(value) ? Number(value) : lookup(value);
@@ -479,6 +533,7 @@ const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
   [/^raw_body$/, 'http.raw_body'],
   [/^codec$/, 'http.codec'],
   [/^max_request_size$/, 'http.max_request_size'],
+  [/^fastcgi(\.|$)/, 'fastcgi'],
 ];
 const LISTENER_KEYS = new Set([
   'trusted_subnets',

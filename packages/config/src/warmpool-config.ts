@@ -208,6 +208,8 @@ export interface SiteConfig {
   cache?: CacheConfig;
   /** this site's proxy routes, instead of the top-level list (absent: the top level's; [] none) */
   proxy?: ProxyRoute[];
+  /** classic mode for this site (never inherited from the top level) */
+  fastcgi?: FastCgiConfig;
 }
 
 /** One `proxy[]` entry. */
@@ -231,6 +233,20 @@ export interface CacheConfig {
   stale_while_revalidate?: DurationString;
 }
 
+/** `fastcgi` (classic mode): as the plugin's fastcgi option; root is as written (to-options resolves it). */
+export interface FastCgiConfig {
+  root: string;
+  pass?: string;
+  command?: string | string[];
+  index?: string[];
+  try_files?: string[];
+  no_exec?: string[];
+  extensions?: string[];
+  split_path?: boolean;
+  params?: Record<string, string>;
+  max_connections?: number;
+}
+
 /** `admin`. */
 export interface AdminConfig {
   socket?: string;
@@ -247,5 +263,7 @@ export interface WarmpoolConfig {
   sites: SiteConfig[] | null;
   proxy: ProxyRoute[] | null;
   cache: CacheConfig | null;
+  /** classic mode of the default site; null: off */
+  fastcgi: FastCgiConfig | null;
   admin: AdminConfig | null;
 }

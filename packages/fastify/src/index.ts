@@ -19,7 +19,7 @@ import { resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 
 export type { WarmpoolOptions } from './options.js';
-export type { FastCgiOptions } from './classic.js';
+export { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
 export { DEFAULT_FORBID, type StaticOptions } from './static/static.js';
 export {
   createScriptResolver,

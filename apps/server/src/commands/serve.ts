@@ -273,11 +273,12 @@ class ServerState {
       `logs: ${loggers.describe()}${access !== null ? `; access log: ${access.describe()}` : server.http.access_logs ? ', access log on' : ''}`,
     );
     const workers = [...this.#built.pools.values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
+    const sites = this.#built.backends.size;
     this.#phase = 'running';
     out.success(
-      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(this.#built.pools.size, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
+      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(sites, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
     );
-    loggers.root.info({ pid: process.pid, sites: [...this.#built.pools.keys()] }, 'warmpool ready');
+    loggers.root.info({ pid: process.pid, sites: [...this.#built.backends.keys()] }, 'warmpool ready');
     if (this.#stopRequested !== null) await this.#drain(this.#stopRequested);
   }
 
