@@ -313,6 +313,16 @@ describe('all features: classic PHP', () => {
     expect(session.text).not.toBe(first.text);
   });
 
+  it('sends the file PHP hands over with X-Accel-Redirect from the internal folder, never PHP body', async () => {
+    const res = await get('/download.php?accel=/protected/report.txt', { host: 'classic.test', agent: h2 });
+    expect([res.status, res.text, res.headers['content-disposition']]).toEqual([
+      200,
+      'quarterly report: all good\n',
+      'attachment; filename="report.txt"',
+    ]);
+    expect((await get('/download.php?accel=/protected/.secret', { host: 'classic.test' })).status).toBe(404);
+  });
+
   it('fpm.test passes the same app to a php-fpm', async () => {
     const info = (await get('/info.php/x', { host: 'fpm.test', agent: h2 })).json();
     expect(info).toMatchObject({ SAPI: 'fpm-fcgi', PATH_INFO: '/x', SERVER_NAME: 'fpm.test' });

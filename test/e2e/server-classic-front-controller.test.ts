@@ -4,6 +4,8 @@
 // bodies (streamed, chunked, too large), and the attempts to run or read what must not be: no_exec,
 // PATH_INFO tricks, source and dotfile leaks, links out of the root, the hostile-path corpus.
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { connect } from 'node:net';
 import { FormData, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -137,6 +139,33 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
       `POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${9 * 1024 * 1024}\r\nConnection: close\r\n\r\n`,
     );
     expect(tooLarge.status).toBe(413);
+  });
+
+  it('X-Accel-Redirect and X-Sendfile: the server sends the file from the internal folder, PHP is free', async () => {
+    const expected = createHash('sha256')
+      .update(readFileSync(join(classic.dir, 'private', 'big.bin')))
+      .digest('hex');
+    for (const query of [
+      'accel=/protected/big.bin',
+      `sendfile=${encodeURIComponent(join(classic.dir, 'private', 'big.bin'))}`,
+    ]) {
+      const res = await app.get(`/download.php?${query}`);
+      expect(res.status, query).toBe(200);
+      expect(res.headers['content-length']).toBe(String(3 * 1024 * 1024));
+      expect(createHash('sha256').update(res.body).digest('hex')).toBe(expected);
+      expect(res.headers['content-disposition']).toBe('attachment; filename="report.txt"');
+    }
+    const range = await app.get('/download.php?accel=/protected/big.bin', { range: 'bytes=100-199' });
+    expect([range.status, range.body.length]).toEqual([206, 100]);
+    for (const query of [
+      'accel=/protected/.secret',
+      'sendfile=/etc/passwd',
+      'accel=/protected/../app/config.php.bak',
+    ]) {
+      const res = await app.get(`/download.php?${query}`);
+      expect(res.status, query).toBe(404);
+      expect(res.text).not.toMatch(/hunter2|root:x:0/);
+    }
   });
 
   it.each([

@@ -5,6 +5,7 @@
 // root planted), and the default site, a worker (echo.php). PHP sessions go to the run's own
 // folder, never the system's.
 import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +79,7 @@ export async function startClassicServer(mode: ClassicMode): Promise<ClassicServ
     '      no_exec: [wp-content/uploads]',
     '      params: { APP_ENV: e2e }',
     '    http:',
+    `      internal_files: { root: ${join(dir, 'private')}, prefix: /protected/ }`,
     '      max_request_size: 8',
     '      pool: { num_workers: 2, supervisor: { exec_ttl: 1s } }',
     '',
@@ -123,5 +125,9 @@ function prepareApp(dir: string): string {
   symlinkSync('/etc', join(app, 'etc'));
   symlinkSync('/etc/passwd', join(app, 'passwd.txt'));
   symlinkSync(join(dir, 'outside', 'evil.php'), join(app, 'linked.php'));
+  // the internal folder of X-Accel-Redirect / X-Sendfile downloads: a large file, and a secret
+  mkdirSync(join(dir, 'private'));
+  writeFileSync(join(dir, 'private', 'big.bin'), randomBytes(3 * 1024 * 1024));
+  writeFileSync(join(dir, 'private', '.secret'), 'hunter2-private');
   return app;
 }

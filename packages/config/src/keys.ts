@@ -205,6 +205,17 @@ const TOP: Entry[] = [
   warned('http.new_relic', 'there is no New Relic middleware; use metrics (Prometheus)'),
   warned('http.cache', 'use the top-level cache section (micro-cache) instead'),
 
+  wp(
+    'http.internal_files',
+    'section',
+    'the folder PHP may hand downloads over from: X-Accel-Redirect (nginx) or X-Sendfile (Apache) in its answer makes warmpool send that file',
+  ),
+  wp('http.internal_files.root', 'string', 'the internal folder; nothing outside it is ever sent', { required: true }),
+  wp('http.internal_files.prefix', 'string', 'the URI prefix X-Accel-Redirect values start with, mapped onto root', {
+    default: '/',
+    pattern: /^\/[^?#\s]*$/,
+    hint: 'a URI path such as "/protected/"',
+  }),
   rr('http.uploads', 'section', 'multipart file uploads'),
   rr('http.uploads.dir', 'string', 'directory for uploaded temp files', { default: 'the OS temp dir' }),
   rr('http.uploads.forbid', 'string[]', 'extensions refused (PHP upload error 8)', {
@@ -579,6 +590,7 @@ const RR_PLUGINS: Record<string, string> = {
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
 export const SITE_HTTP_KEYS: readonly string[] = [
   'pool',
+  'internal_files',
   'max_request_size',
   'raw_body',
   'codec',

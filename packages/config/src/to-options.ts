@@ -288,6 +288,7 @@ function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[
 function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   const out: SiteHttpConfig = {};
   if (http.pool !== undefined) out.pool = http.pool;
+  if (http.internal_files !== undefined) out.internal_files = http.internal_files;
   if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
   if (http.raw_body !== undefined) out.raw_body = http.raw_body;
   if (http.codec !== undefined) out.codec = http.codec;
@@ -423,6 +424,8 @@ function buildSite(
     if (u.max_files !== undefined) uploads.max_files = u.max_files;
     plugin.uploads = uploads;
   }
+  if (http.internal_files !== undefined)
+    plugin.internal_files = { ...http.internal_files, root: resolve(dir, http.internal_files.root) };
   if (http.raw_body === true) plugin.raw_body = true;
   if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
@@ -534,6 +537,7 @@ const OPTION_TO_YAML: ReadonlyArray<[RegExp, string]> = [
   [/^codec$/, 'http.codec'],
   [/^max_request_size$/, 'http.max_request_size'],
   [/^fastcgi(\.|$)/, 'fastcgi'],
+  [/^internal_files(\.|$)/, 'http.internal_files'],
 ];
 const LISTENER_KEYS = new Set([
   'trusted_subnets',

@@ -102,9 +102,16 @@ export interface HeadersConfig {
   response?: Record<string, string>;
 }
 
+/** `http.internal_files`: X-Accel-Redirect / X-Sendfile. */
+export interface InternalFilesConfig {
+  root: string;
+  prefix?: string;
+}
+
 /** The part of `http` a site may set for itself (SITE_HTTP_KEYS). */
 export interface SiteHttpConfig {
   pool?: PoolConfig;
+  internal_files?: InternalFilesConfig;
   /** MB; 0 = the default */
   max_request_size?: number;
   raw_body?: boolean;

@@ -167,3 +167,28 @@ describe('fastcgi: classic sites', () => {
     expect(located?.errors[0]).toMatchObject({ key: 'sites[0].fastcgi.try_files', line: 7 });
   });
 });
+
+describe('http.internal_files (X-Accel-Redirect / X-Sendfile)', () => {
+  it("resolves the folder against the site's folder; a site may set its own", () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'server: { command: "php worker.php" }',
+          'http:',
+          '  address: ":8080"',
+          '  internal_files: { root: private, prefix: /protected/ }',
+          'sites:',
+          '  - hosts: [a.example]',
+          '    root: a',
+          '    http: { internal_files: { root: downloads } }',
+          '  - hosts: [b.example]',
+        ].join('\n'),
+      ),
+    );
+    const [a, b, fallback] = server.sites;
+    expect(a!.plugin.internal_files).toEqual({ root: '/srv/app/a/downloads', prefix: '/protected/' });
+    expect(b!.plugin.internal_files).toEqual({ root: '/srv/app/private', prefix: '/protected/' });
+    expect(fallback!.plugin.internal_files).toEqual({ root: '/srv/app/private', prefix: '/protected/' });
+  });
+});

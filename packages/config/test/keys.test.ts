@@ -74,6 +74,7 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'http.ssl.acme.directory': 'https://ca.example/directory',
     'http.real_ip_header': 'Forwarded',
     'fastcgi.pass': 'unix:/run/php/php8.2-fpm.sock',
+    'http.internal_files.prefix': '/protected/',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))

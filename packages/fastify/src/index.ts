@@ -42,6 +42,7 @@ export {
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
 export type { UploadOptions } from './http/uploads.js';
+export type { InternalFilesOptions } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
 export {

@@ -13,6 +13,7 @@ import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimit
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
 import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
+import { resolveInternalFiles, type InternalFilesOptions, type ResolvedInternalFiles } from './http/internal-files.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
@@ -50,6 +51,8 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   real_ip_header?: 'X-Forwarded-For' | 'Forwarded' | 'X-Real-IP' | (string & {});
   /** allow/deny CIDR lists per path prefix (403), e.g. only 127.0.0.1 may see /metrics */
   access?: AccessRule[];
+  /** the folder PHP may hand files over from with X-Accel-Redirect or X-Sendfile; off when absent */
+  internal_files?: InternalFilesOptions;
 }
 
 export interface ResolvedOptions {
@@ -67,6 +70,8 @@ export interface ResolvedOptions {
   metrics: ResolvedMetrics;
   /** classic mode (the fastcgi option); null: worker mode */
   classic: ResolvedClassic | null;
+  /** X-Accel-Redirect / X-Sendfile; null: off (the headers pass through) */
+  internalFiles: ResolvedInternalFiles | null;
 }
 
 const KNOWN = new Set([
@@ -89,6 +94,7 @@ const KNOWN = new Set([
   'ready_path',
   'metrics_path',
   'fastcgi',
+  'internal_files',
   ...LIMIT_OPTION_KEYS,
 ]);
 
@@ -177,5 +183,6 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
     classic,
+    internalFiles: resolveInternalFiles(options.internal_files),
   };
 }

@@ -5,6 +5,7 @@ import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { readRawBody } from './http/raw-body.js';
+import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { holdUploads, registerFormParsers } from './http/uploads.js';
 import { registerHealth, type PoolView } from './health.js';
@@ -30,7 +31,7 @@ export async function registerRoutes(
   exchange: Exchange,
   options: ResolvedOptions,
 ): Promise<void> {
-  const { client, access } = options;
+  const { client, access, internalFiles } = options;
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
@@ -130,6 +131,14 @@ export async function registerRoutes(
       return sendClientGone(reply);
     }
     if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
+    // X-Accel-Redirect / X-Sendfile: PHP names a file of the internal folder instead of sending it
+    if (internalFiles !== null) {
+      const handoff = handoffOf(response.headers);
+      if (handoff !== null) {
+        streamed?.destroy();
+        return sendInternalFile(request, reply, internalFiles, handoff, response.headers);
+      }
+    }
     return sendResponse(reply, response);
   };
 
