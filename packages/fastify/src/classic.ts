@@ -8,7 +8,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ExchangeScript } from '@warmpool/pool';
 import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
 import { InvalidOptionError } from './errors.js';
-import { createScriptResolver, type ScriptResolver } from './static/script-resolver.js';
+import { createLookupCache } from './static/lookup-cache.js';
+import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
 import {
   resolveStaticOptions,
   type ResolvedStaticOptions,
@@ -132,15 +133,18 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
   if (staticOptions === null) throw new InvalidOptionError('static', 'could not be set up');
   let resolver: ScriptResolver;
   try {
-    resolver = createScriptResolver({
-      root,
-      ...(raw.index === undefined ? {} : { index: raw.index }),
-      ...(raw.try_files === undefined ? {} : { try_files: raw.try_files }),
-      ...(raw.extensions === undefined ? {} : { extensions: listOf(raw.extensions, 'extensions').map(withDot) }),
-      ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
-      ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),
-      static_policy: staticOptions.policy,
-    });
+    resolver = createScriptResolver(
+      {
+        root,
+        ...(raw.index === undefined ? {} : { index: raw.index }),
+        ...(raw.try_files === undefined ? {} : { try_files: raw.try_files }),
+        ...(raw.extensions === undefined ? {} : { extensions: listOf(raw.extensions, 'extensions').map(withDot) }),
+        ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
+        ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),
+        static_policy: staticOptions.policy,
+      },
+      createLookupCache(NODE_FILE_SYSTEM),
+    );
   } catch (error) {
     const key = (error as InvalidOptionError).details?.key;
     if (error instanceof InvalidOptionError && typeof key === 'string' && !key.startsWith('fastcgi.')) {

@@ -51,6 +51,9 @@ export const DEFAULT_STDOUT_HIGH_WATER_MARK = 64 * 1024;
 /** How php-fpm separates the messages it sends as one STDERR line. */
 const FPM_JOINED = '; PHP message: ';
 
+/** A body this small goes out in the same write as the request's params. */
+const INLINE_STDIN_BYTES = 16 * 1024;
+
 /** One request at a time per connection: php-fpm does not multiplex (FCGI_MPXS_CONNS=0). */
 const REQUEST_ID = 1;
 
@@ -361,13 +364,26 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     this.#state = 'busy';
     this.#call = call;
     this.#startedAt = performance.now();
-    this.#writeAll(head);
-    this.#updateTimer(call);
+    const stdin = options.stdin;
+    if (stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES)) {
+      // no body, or a small one: the whole request in one write (php gets it in one read)
+      if (stdin instanceof Uint8Array && stdin.length > 0) {
+        const bytes = Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin.buffer, stdin.byteOffset, stdin.length);
+        head.push(...encodeStreamRecords(RecordType.STDIN, REQUEST_ID, bytes));
+      }
+      head.push(encodeRecord(RecordType.STDIN, REQUEST_ID));
+      call.stdinDone = true;
+      this.#writeAll([Buffer.concat(head)]);
+      this.#updateTimer(call);
+    } else {
+      this.#writeAll(head);
+      this.#updateTimer(call);
+      this.#pumpStdin(call, stdin).catch((error) => this.#abort(call, error));
+    }
     if (signal !== null) {
       if (signal.aborted) queueMicrotask(call.onSignal);
       else signal.addEventListener('abort', call.onSignal, { once: true });
     }
-    this.#pumpStdin(call, options.stdin).catch((error) => this.#abort(call, error));
     return {
       stdout,
       done,

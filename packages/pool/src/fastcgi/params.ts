@@ -53,7 +53,15 @@ export type FastCgiParamList = Array<[name: string, value: string | Buffer]>;
 // nginx's ignore_invalid_headers: letters, digits and "-" only; with underscores_in_headers off
 // (the default) a name with "_" is dropped too, so "X-Forwarded-For" and "X_Forwarded_For" cannot
 // both become HTTP_X_FORWARDED_FOR. Pseudo-headers (":authority") never pass.
-const VALID_HEADER_NAME = /^[A-Za-z0-9-]+$/;
+function isValidHeaderName(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d;
+    if (!ok) return false;
+  }
+  return true;
+}
 
 /** "::ffff:127.0.0.1" (an IPv4 peer on a dual-stack socket) → "127.0.0.1", as nginx reports it. */
 function plainAddress(address: string): string {
@@ -133,9 +141,9 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
   }
   if (input.scheme === 'https') params.set('HTTPS', 'on');
 
-  for (const name of Object.keys(input.headers)) {
+  for (const name in input.headers) {
     const value = input.headers[name];
-    if (value === undefined || !VALID_HEADER_NAME.test(name)) continue;
+    if (value === undefined || !isValidHeaderName(name)) continue;
     const lower = name.toLowerCase();
     if (lower === 'proxy') continue; // httpoxy: HTTP_PROXY would pass for the proxy setting of curl and Guzzle
     const joined = typeof value === 'string' ? value : value.join(lower === 'cookie' ? '; ' : ', ');
