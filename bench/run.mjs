@@ -31,6 +31,7 @@ import os from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { CLASSIC_INFO_PATH, prepareClassicDocroot } from './lib/classic.mjs';
 import { CONTENDERS } from './lib/contenders.mjs';
 import { checkAnswer, measureRun, summarize, waitReady, warmUp } from './lib/measure.mjs';
 import { phpVersionDir, writePhpIni } from './lib/php-ini.mjs';
@@ -46,7 +47,17 @@ import {
 } from './lib/report.mjs';
 
 const BENCH = fileURLToPath(new URL('./', import.meta.url));
-const SCENARIO_ORDER = ['hello', 'lumen', 'io-20ms', 'static-1k', 'static-100k', 'upload-1m', 'response-1m'];
+const SCENARIO_ORDER = [
+  'hello',
+  'lumen',
+  'io-20ms',
+  'static-1k',
+  'static-100k',
+  'upload-1m',
+  'response-1m',
+  'classic-hello',
+  'classic-app',
+];
 
 const USAGE = `usage: node bench/run.mjs [flags]
   --quick               1 run of 3 s per figure, 1 s warm-up (iterate fast)
@@ -178,6 +189,7 @@ function requireTools(fpmBin) {
 
 /** docroot/index.php (the php-fpm and php -S front controller) and the static file, per scenario. */
 function prepareDocroot(scenario, dir) {
+  if (scenario.classic) return prepareClassicDocroot(scenario, dir);
   const docroot = join(dir, 'public');
   mkdirSync(docroot, { recursive: true });
   const front = scenario.front
@@ -312,7 +324,12 @@ async function main() {
         process.stderr.write(`${scenario.name} / ${contender.label}: starting (${workers} workers)... `);
         try {
           entry.started = await contender.start(ctx);
-          const info = await waitReady(entry.baseUrl, entry.started.groups);
+          const info = await waitReady(
+            entry.baseUrl,
+            entry.started.groups,
+            60_000,
+            scenario.classic ? CLASSIC_INFO_PATH : '/__bench/info',
+          );
           phpInfos.set(`${contender.label} (${info.sapi})`, info);
           if (!info.opcache)
             console.error(`\nWARNING: opcache is OFF in ${contender.label} (${info.sapi}); figures are not comparable`);

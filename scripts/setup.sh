@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
 # php-cli (+ the extensions the tests and examples use), php-cgi and php-fpm (classic mode's FastCGI
-# tests), nginx (the tests put one in front of warmpool), pebble and openssl (the ACME tests), pnpm
+# tests), DokuWiki and Adminer (classic mode's end-to-end apps), nginx (the tests put one in front of
+# warmpool), pebble and openssl (the ACME tests), pnpm
 # (the version package.json pins), the workspace dependencies, and a build. Quiet and quick when
 # everything is already there.
 set -euo pipefail
@@ -25,6 +26,11 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v pebble >/dev/null 2>&1 || need+=(pebble) # the ACME test CA of the automatic-HTTPS tests
 # nginx: the forwarded-header tests put a real nginx in front of warmpool serve
 [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
+# classic mode's end-to-end tests serve copies of Debian's DokuWiki and Adminer (Adminer logs in to
+# SQLite); listed after php-cgi and php-fpm so that their "php" dependency takes those, never apache2
+php -m 2>/dev/null | grep -qix 'pdo_sqlite' || need+=(php-sqlite3)
+[ -f /usr/share/dokuwiki/doku.php ] || need+=(dokuwiki)
+[ -f /usr/share/adminer/adminer.php ] || need+=(adminer)
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get update -qq

@@ -52,27 +52,18 @@ async function waitForPath(path, child, what, timeoutMs = 15000) {
   throw new Error(`${what} did not create ${path} within ${timeoutMs} ms`);
 }
 
-function singleProcessEnv() {
-  const env = phpEnv();
-  delete env.PHP_CLI_SERVER_WORKERS; // one process, as documented (it would fork N workers)
-  return env;
-}
-
-export const CONTENDERS = [
-  {
-    key: 'nginx-fpm',
-    label: 'nginx+php-fpm',
-    baseline: true,
-    supports: () => true,
-    async start(ctx) {
-      const dir = ctx.dir;
-      const sock = join(dir, 'php-fpm.sock');
-      const fpmConf = join(dir, 'php-fpm.conf');
-      // pm=static: the same number of PHP processes as warmpool's workers, all forked up front.
-      // Running as root (-R) and listen.mode 0666: nginx's workers can always open the socket.
-      writeFileSync(
-        fpmConf,
-        `[global]
+/**
+ * php-fpm pm=static with ctx.workers children on a unix socket, the same for nginx and for warmpool
+ * passing to php-fpm: the same number of PHP processes as warmpool's workers, all forked up front.
+ * Running as root (-R) and listen.mode 0666: nginx's workers can always open the socket.
+ */
+async function startPhpFpm(ctx) {
+  const dir = ctx.dir;
+  const sock = join(dir, 'php-fpm.sock');
+  const fpmConf = join(dir, 'php-fpm.conf');
+  writeFileSync(
+    fpmConf,
+    `[global]
 pid = ${join(dir, 'php-fpm.pid')}
 error_log = ${join(dir, 'php-fpm.log')}
 daemonize = no
@@ -87,13 +78,65 @@ pm.max_requests = 0
 catch_workers_output = yes
 clear_env = no
 `,
-      );
-      const fpmBin = `/usr/sbin/php-fpm${phpVersionDir()}`;
-      const fpm = spawnGroup(fpmBin, ['-F', '-R', '-c', ctx.ini, '-y', fpmConf], {
-        env: phpEnv(),
-        logFile: ctx.logFile,
-      });
-      await waitForPath(sock, fpm, 'php-fpm');
+  );
+  const fpmBin = `/usr/sbin/php-fpm${phpVersionDir()}`;
+  const fpm = spawnGroup(fpmBin, ['-F', '-R', '-c', ctx.ini, '-y', fpmConf], {
+    env: phpEnv(),
+    logFile: ctx.logFile,
+  });
+  await waitForPath(sock, fpm, 'php-fpm');
+  return { fpm, sock };
+}
+
+/** nginx's usual classic PHP server block: try_files, and .php files to php-fpm (fastcgi_split_path_info). */
+function classicLocations(sock) {
+  return `index index.php doku.php index.html;
+    location / { try_files $uri $uri/ /index.php?$args; }
+    location ~ .php(/|$) {
+      fastcgi_split_path_info ^(.+?.php)(/.*)$;
+      try_files $fastcgi_script_name =404;
+      fastcgi_pass unix:${sock};
+      include /etc/nginx/fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_param PATH_INFO $fastcgi_path_info;
+    }`;
+}
+
+/** `warmpool serve` with a generated YAML file; roots: the server and anything else in its tree. */
+function startServer(ctx, yaml, extraGroups = []) {
+  const file = join(ctx.dir, 'warmpool.yaml');
+  writeFileSync(file, yaml);
+  const child = spawnGroup(process.execPath, [...ctx.nodeArgs, SERVER_MAIN, 'serve', '-c', file], {
+    cwd: ctx.dir,
+    env: phpEnv({ ...process.env, NODE_ENV: 'production' }),
+    logFile: ctx.logFile,
+    stdinPipe: true,
+  });
+  return {
+    groups: [child, ...extraGroups],
+    roots: [child.pid, ...extraGroups.map((g) => g.pid)],
+    nodePid: child.pid,
+  };
+}
+
+const classicOnly = (scenario) => (scenario.classic ? true : 'classic scenarios only');
+const workerOnly = (scenario) => (scenario.classic ? 'worker mode (classic scenarios run scripts)' : true);
+
+function singleProcessEnv() {
+  const env = phpEnv();
+  delete env.PHP_CLI_SERVER_WORKERS; // one process, as documented (it would fork N workers)
+  return env;
+}
+
+export const CONTENDERS = [
+  {
+    key: 'nginx-fpm',
+    label: 'nginx+php-fpm',
+    baseline: true,
+    supports: () => true,
+    async start(ctx) {
+      const dir = ctx.dir;
+      const { fpm, sock } = await startPhpFpm(ctx);
 
       for (const sub of ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'])
         mkdirSync(join(dir, sub), { recursive: true });
@@ -104,11 +147,14 @@ clear_env = no
       fastcgi_param SCRIPT_NAME /index.php;`;
       // The static scenarios use try_files (a file first, else PHP), the others pass every request
       // to PHP without a filesystem lookup, as the plugin does in each case.
-      const locations = ctx.scenario.static
-        ? `location / { try_files $uri @php; }
+      // The classic scenarios get the usual classic server block (scripts by their path).
+      const locations = ctx.scenario.classic
+        ? classicLocations(sock)
+        : ctx.scenario.static
+          ? `location / { try_files $uri @php; }
     location @php {${phpLocation}
     }`
-        : `location / {${phpLocation}
+          : `location / {${phpLocation}
     }`;
       const nginxConf = join(dir, 'nginx.conf');
       writeFileSync(
@@ -157,9 +203,58 @@ http {
     },
   },
   {
+    key: 'classic-pass',
+    label: 'warmpool → php-fpm',
+    // classic mode with fastcgi.pass: warmpool in nginx's place, in front of the same php-fpm setup
+    // (its own instance, so the tree measured is warmpool's server and its php-fpm)
+    supports: (scenario) =>
+      existsSync(SERVER_MAIN) ? classicOnly(scenario) : 'not built yet (apps/server/dist/main.js missing)',
+    async start(ctx) {
+      const { fpm, sock } = await startPhpFpm(ctx);
+      return startServer(
+        ctx,
+        `version: "3"
+http:
+  address: "127.0.0.1:${ctx.port}"
+logs: { level: warn }
+admin: { socket: ${JSON.stringify(join(ctx.dir, 'admin.sock'))} }
+fastcgi:
+  root: ${JSON.stringify(ctx.docroot)}
+  pass: ${JSON.stringify(`unix:${sock}`)}
+  max_connections: ${ctx.workers}
+  index: [index.php, doku.php, index.html]
+`,
+        [fpm],
+      );
+    },
+  },
+  {
+    key: 'classic-cgi',
+    label: 'warmpool php-cgi',
+    // classic mode without pass: warmpool runs ctx.workers php-cgi processes itself (its pool)
+    supports: (scenario) =>
+      existsSync(SERVER_MAIN) ? classicOnly(scenario) : 'not built yet (apps/server/dist/main.js missing)',
+    start: (ctx) =>
+      startServer(
+        ctx,
+        `version: "3"
+http:
+  address: "127.0.0.1:${ctx.port}"
+  pool:
+    num_workers: ${ctx.workers}
+logs: { level: warn }
+admin: { socket: ${JSON.stringify(join(ctx.dir, 'admin.sock'))} }
+fastcgi:
+  root: ${JSON.stringify(ctx.docroot)}
+  command: ["php-cgi", "-c", ${JSON.stringify(ctx.ini)}]
+  index: [index.php, doku.php, index.html]
+`,
+      ),
+  },
+  {
     key: 'plugin',
     label: 'warmpool plugin',
-    supports: () => true,
+    supports: workerOnly,
     start: (ctx) => startNode('plugin.mjs', ctx),
   },
   {
@@ -167,7 +262,8 @@ http {
     label: 'warmpool server',
     // The `warmpool` binary (apps/server) does not exist yet: its row prints n/a until
     // apps/server/dist/main.js is built, then this path starts it from a generated YAML file.
-    supports: () => (existsSync(SERVER_MAIN) ? true : 'not built yet (apps/server/dist/main.js missing)'),
+    supports: (scenario) =>
+      existsSync(SERVER_MAIN) ? workerOnly(scenario) : 'not built yet (apps/server/dist/main.js missing)',
     async start(ctx) {
       const yaml = join(ctx.dir, 'warmpool.yaml');
       const command = workerCommand(ctx)
@@ -196,7 +292,7 @@ ${ctx.scenario.static ? `  middleware: ["static"]\n  static:\n    dir: ${JSON.st
   {
     key: 'floor',
     label: 'node:http floor',
-    supports: (scenario) => (scenario.static ? 'no static layer (the floor only relays to PHP)' : true),
+    supports: (scenario) => (scenario.static ? 'no static layer (the floor only relays to PHP)' : workerOnly(scenario)),
     start: (ctx) => startNode('floor.mjs', ctx),
   },
   {

@@ -110,8 +110,8 @@ function diedError(groups) {
   return dead === null ? null : new Error(`${dead.spawnfile} died (code ${dead.exitCode}, signal ${dead.signalCode})`);
 }
 
-/** Polls GET /__bench/info until PHP answers (every contender routes it to PHP); returns it. */
-export async function waitReady(baseUrl, groups, timeoutMs = 60_000) {
+/** Polls GET /__bench/info (`infoPath`) until PHP answers (every contender routes it to PHP); returns it. */
+export async function waitReady(baseUrl, groups, timeoutMs = 60_000, infoPath = '/__bench/info') {
   const deadline = Date.now() + timeoutMs;
   let last = 'no answer';
   while (Date.now() < deadline) {
@@ -119,7 +119,7 @@ export async function waitReady(baseUrl, groups, timeoutMs = 60_000) {
     if (dead !== null)
       throw new Error(`${dead.spawnfile} exited during start (code ${dead.exitCode}, signal ${dead.signalCode})`);
     try {
-      const res = await fetch(`${baseUrl}/__bench/info`, { signal: AbortSignal.timeout(5000) });
+      const res = await fetch(`${baseUrl}${infoPath}`, { signal: AbortSignal.timeout(5000) });
       const text = await res.text();
       if (res.status === 200) return JSON.parse(text);
       last = `status ${res.status}: ${text.slice(0, 200)}`;

@@ -133,7 +133,7 @@ export function checkTargets(rows) {
   for (const key of ['plugin', 'server']) {
     const who = key === 'plugin' ? 'plugin' : 'server';
     if (!rows.some((r) => r.key === key && r.result !== null)) {
-      if (key === 'server')
+      if (key === 'server' && rows.some((r) => r.key === 'server' && r.note.startsWith('not built')))
         checks.push({ label: 'warmpool server: every target', status: 'n/a', detail: 'not built yet' });
       continue;
     }
@@ -141,7 +141,7 @@ export function checkTargets(rows) {
     ratio(`hello: ${who} >= 85% of the node:http floor`, 'hello', key, 'floor', 0.85);
     ratio(`lumen: ${who} >= 6x nginx+php-fpm rps`, 'lumen', key, 'nginx-fpm', 6);
     ratio(`static-1k: ${who} >= 50% of nginx rps`, 'static-1k', key, 'nginx-fpm', 0.5);
-    for (const scenario of [...new Set(rows.map((r) => r.scenario))]) {
+    for (const scenario of [...new Set(rows.map((r) => r.scenario))].filter((name) => !name.startsWith('classic-'))) {
       const a = get(scenario, maxConns, key);
       const b = get(scenario, maxConns, 'nginx-fpm');
       const label = `${scenario}: ${who} p99 at ${maxConns} conns <= nginx+php-fpm's`;
@@ -161,6 +161,33 @@ export function checkTargets(rows) {
         status: peak <= 80 ? 'PASS' : 'FAIL',
         detail: `peak ${peak.toFixed(0)} MB over every scenario`,
       });
+    }
+  }
+  // classic PHP (from the issue): warmpool in nginx's place against the same php-fpm, and warmpool
+  // running php-cgi itself, each against nginx + php-fpm
+  if (rows.some((r) => r.scenario.startsWith('classic-') && r.result !== null)) {
+    ratio('classic-app: warmpool → php-fpm >= 0.9x nginx+php-fpm rps', 'classic-app', 'classic-pass', 'nginx-fpm', 0.9);
+    ratio(
+      'classic-hello: warmpool → php-fpm >= 0.7x nginx+php-fpm rps',
+      'classic-hello',
+      'classic-pass',
+      'nginx-fpm',
+      0.7,
+    );
+    ratio('classic-app: warmpool php-cgi >= 1.0x nginx+php-fpm rps', 'classic-app', 'classic-cgi', 'nginx-fpm', 1.0);
+    for (const key of ['classic-pass', 'classic-cgi']) {
+      for (const scenario of ['classic-hello', 'classic-app']) {
+        const a = get(scenario, maxConns, key);
+        const b = get(scenario, maxConns, 'nginx-fpm');
+        const label = `${scenario}: ${key === 'classic-pass' ? 'warmpool → php-fpm' : 'warmpool php-cgi'} p99 at ${maxConns} conns <= nginx+php-fpm's`;
+        if (a === null || b === null) checks.push({ label, status: 'n/a', detail: 'not measured' });
+        else
+          checks.push({
+            label,
+            status: a.p99Ms <= b.p99Ms ? 'PASS' : 'FAIL',
+            detail: `${ms(a.p99Ms)} ms vs ${ms(b.p99Ms)} ms`,
+          });
+      }
     }
   }
   return checks;

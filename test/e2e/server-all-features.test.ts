@@ -13,7 +13,8 @@ import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } fro
 // through real sockets: HTTPS with HTTP/2 (undici allowH2) and HTTP/1.1, the redirect listener,
 // sites by Host, static files, proxy routes (HTTP and WebSocket, to a real upstream), micro-cache,
 // compression, headers and CORS, uploads, limits, trusted subnets, status, metrics, the admin
-// socket, the access log, the protobuf codec and Content-Type sniffing. The parts have their own
+// socket, the access log, the protobuf codec, Content-Type sniffing, and classic PHP (managed
+// php-cgi, and fastcgi.pass to a real php-fpm). The parts have their own
 // tests; this one proves they work together, as users run them.
 let setup: AllFeaturesSetup;
 let server: RunningServer;
@@ -62,8 +63,9 @@ describe('all features: boot', () => {
     expect(server.stdout).toContain(`listening on http://127.0.0.1:${env.HTTP_PORT} (redirects to https)`);
     expect(server.stdout).toContain(`status listening on http://127.0.0.1:${env.STATUS_PORT}`);
     expect(server.stdout).toContain(`metrics listening on http://127.0.0.1:${env.METRICS_PORT}`);
-    for (const site of ['a.test', 'b.test', 'plain.test', 'default'])
+    for (const site of ['a.test', 'b.test', 'plain.test', 'classic.test', 'default'])
       expect(server.stdout).toMatch(new RegExp(`✓ site ${site.replace('.', '\\.')}: 1 worker ready`));
+    expect(server.stdout).toContain('✓ site fpm.test: ready, up to 2 connections to php-fpm (fpm.test)');
     expect(server.stdout).toContain(`access log: combined → ${setup.accessLog}`);
     expect(server.stdout).toContain(`admin socket ${env.STATE_DIR}/admin.sock`);
     expect(server.stdout).toContain(`rpc listening on tcp://127.0.0.1:${env.RPC_PORT}`);
@@ -75,7 +77,14 @@ describe('all features: boot', () => {
     expect(check.code).toBe(0);
     expect(check.stderr).toBe('');
     const effective = JSON.parse(check.stdout) as { sites: Array<{ name: string }> };
-    expect(effective.sites.map((s) => s.name)).toEqual(['a.test', 'b.test', 'plain.test', 'default']);
+    expect(effective.sites.map((s) => s.name)).toEqual([
+      'a.test',
+      'b.test',
+      'plain.test',
+      'classic.test',
+      'fpm.test',
+      'default',
+    ]);
   });
 });
 
@@ -268,17 +277,81 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
   });
 });
 
+describe('all features: classic PHP', () => {
+  it('classic.test runs its front controller in php-cgi the pool manages, with its params and headers', async () => {
+    const post = await get('/post/hello?ref=x', { host: 'classic.test', agent: h2 });
+    expect([post.status, post.headers['x-script'], post.headers['x-served-by']]).toEqual([
+      200,
+      '/index.php',
+      'warmpool',
+    ]);
+    expect(post.text).toContain('<h1>Post: hello</h1>');
+    const info = (await get('/info.php/extra', { host: 'classic.test' })).json();
+    expect(info).toMatchObject({
+      SAPI: 'cgi-fcgi',
+      PATH_INFO: '/extra',
+      APP_ENV: 'all-features',
+      HTTPS: 'on',
+      SERVER_NAME: 'classic.test',
+      REMOTE_ADDR: '127.0.0.1',
+    });
+  });
+
+  it('serves its static files, never its secrets or an upload as PHP', async () => {
+    const css = await get('/style.css', { host: 'classic.test', agent: h2 });
+    expect([css.status, css.text]).toEqual([200, 'body { color: #333; }\n']);
+    for (const path of ['/.env', '/config.php.bak', '/wp-content/uploads/shell.php']) {
+      const res = await get(path, { host: 'classic.test' });
+      expect(res.status, path).toBe(403);
+      expect(res.text).not.toMatch(/PWNED|hunter2/);
+    }
+  });
+
+  it('the micro-cache keeps its anonymous pages; a session cookie bypasses', async () => {
+    const first = await get('/post/cached', { host: 'classic.test' });
+    expect(first.headers['x-cache']).toBe('MISS');
+    const second = await get('/post/cached', { host: 'classic.test', agent: h2 });
+    expect([second.headers['x-cache'], second.text]).toEqual(['HIT', first.text]);
+    const session = await get('/post/cached', { host: 'classic.test', headers: { cookie: 'PHPSESSID=abc' } });
+    expect(session.headers['x-cache']).toBe('BYPASS');
+    expect(session.text).not.toBe(first.text);
+  });
+
+  it('sends the file PHP hands over with X-Accel-Redirect from the internal folder, never PHP body', async () => {
+    const res = await get('/download.php?accel=/protected/report.txt', { host: 'classic.test', agent: h2 });
+    expect([res.status, res.text, res.headers['content-disposition']]).toEqual([
+      200,
+      'quarterly report: all good\n',
+      'attachment; filename="report.txt"',
+    ]);
+    expect((await get('/download.php?accel=/protected/.secret', { host: 'classic.test' })).status).toBe(404);
+  });
+
+  it('fpm.test passes the same app to a php-fpm', async () => {
+    const info = (await get('/info.php/x', { host: 'fpm.test', agent: h2 })).json();
+    expect(info).toMatchObject({ SAPI: 'fpm-fcgi', PATH_INFO: '/x', SERVER_NAME: 'fpm.test' });
+    expect((await get('/wp-content/uploads/shell.php', { host: 'fpm.test' })).status).toBe(403);
+  });
+});
+
 describe('all features: ops, admin socket, access log', () => {
   it('status answers /health and /ready per site; metrics carry every site', async () => {
     const ready = await request(`http://127.0.0.1:${setup.env.STATUS_PORT}/ready`);
     expect(ready.statusCode).toBe(200);
     const sites = ((await ready.body.json()) as { sites: Record<string, unknown> }).sites;
-    expect(Object.keys(sites).sort()).toEqual(['a.test', 'b.test', 'default', 'plain.test']);
+    expect(Object.keys(sites).sort()).toEqual([
+      'a.test',
+      'b.test',
+      'classic.test',
+      'default',
+      'fpm.test',
+      'plain.test',
+    ]);
     const health = await request(`http://127.0.0.1:${setup.env.STATUS_PORT}/health`);
     expect(health.statusCode).toBe(200);
     await health.body.dump();
     const metrics = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
-    for (const site of ['a.test', 'b.test', 'plain.test', 'default'])
+    for (const site of ['a.test', 'b.test', 'plain.test', 'classic.test', 'fpm.test', 'default'])
       expect(metrics).toContain(`warmpool_workers{site="${site}",state="ready"}`);
   });
 
@@ -286,7 +359,8 @@ describe('all features: ops, admin socket, access log', () => {
     const workers = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(workers.code).toBe(0);
     const sites = (JSON.parse(workers.stdout) as Array<{ site: string }>).map((s) => s.site).sort();
-    expect(sites).toEqual(['a.test', 'b.test', 'default', 'plain.test']);
+    // fpm.test's PHP processes are php-fpm's: not ours to list
+    expect(sites).toEqual(['a.test', 'b.test', 'classic.test', 'default', 'plain.test']);
   });
 
   it("RoadRunner's RPC on rpc.listen: the PHP RPC client sees every site's workers; `reset -o rpc.listen` resets one site", async () => {
@@ -298,7 +372,8 @@ describe('all features: ops, admin socket, access log', () => {
       '"http"',
     ]);
     const [{ result }] = JSON.parse(stdout) as [{ result: { workers: { pid: number }[] } }];
-    expect(result.workers).toHaveLength(4);
+    // one worker each in a.test, b.test, plain.test and default, plus classic.test's php-cgi (fpm.test's are php-fpm's)
+    expect(result.workers).toHaveLength(5);
     const reset = await runCli(['reset', '--site', 'plain.test', '--json', '-o', `rpc.listen=${rpc}`], {
       env: setup.env,
     });

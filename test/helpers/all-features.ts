@@ -2,6 +2,7 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
+import { startPhpFpm } from './php-fpm.js';
 import { makeTlsPair } from './tls-pair.js';
 import { startUpstream, type Upstream } from './upstream.js';
 import { FIXTURES } from './warmpool-server.js';
@@ -24,12 +25,21 @@ export interface AllFeaturesSetup {
   close(): Promise<void>;
 }
 
-/** Everything all-features.yaml needs from outside: free ports, a TLS pair, a real upstream. */
+/** Everything all-features.yaml needs from outside: free ports, a TLS pair, a real upstream, a php-fpm. */
 export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'wp-all-'));
   await mkdir(join(dir, 'uploads'));
-  const pair = await makeTlsPair(dir, ['a.test', '*.a.test', 'b.test', 'plain.test', 'elsewhere.test']);
+  const pair = await makeTlsPair(dir, [
+    'a.test',
+    '*.a.test',
+    'b.test',
+    'plain.test',
+    'classic.test',
+    'fpm.test',
+    'elsewhere.test',
+  ]);
   const upstream = await startUpstream();
+  const fpm = await startPhpFpm({ maxChildren: 2 });
   const env = {
     FIXTURES,
     STATE_DIR: dir,
@@ -39,6 +49,7 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     METRICS_PORT: String(await freePort()),
     RPC_PORT: String(await freePort()),
     UPSTREAM_PORT: String(upstream.port),
+    FPM_PASS: fpm.pass,
   };
   return {
     env,
@@ -48,7 +59,7 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     http: `http://127.0.0.1:${env.HTTP_PORT}`,
     accessLog: join(dir, 'log', 'access.log'),
     close: async () => {
-      await upstream.close();
+      await Promise.all([upstream.close(), fpm.stop()]);
       await rm(dir, { recursive: true, force: true });
     },
   };

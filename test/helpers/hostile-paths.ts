@@ -20,11 +20,11 @@ export interface RawResponse {
 const MAX_RESPONSE_BYTES = 1024 * 1024;
 
 /** Writes one request line as is; reads until the server closes (Connection: close). */
-export function rawGet(port: number, target: string, headers = ''): Promise<RawResponse> {
+export function rawGet(port: number, target: string, headers = '', host = 'localhost'): Promise<RawResponse> {
   return new Promise((resolve, reject) => {
     // write, not end: a half-closed client can lose its response while the server is still working.
     const socket = connect(port, '127.0.0.1', () =>
-      socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\n${headers}Connection: close\r\n\r\n`),
+      socket.write(`GET ${target} HTTP/1.1\r\nHost: ${host}\r\n${headers}Connection: close\r\n\r\n`),
     );
     const chunks: Buffer[] = [];
     socket.setTimeout(5_000, () => socket.destroy(new Error(`no answer for ${target}`)));
@@ -48,13 +48,13 @@ export function rawGet(port: number, target: string, headers = ''): Promise<RawR
   });
 }
 
-/** Sends every target of the corpus over 16 connections at a time. */
-export async function sendCorpus(port: number, headers = ''): Promise<Map<string, RawResponse>> {
+/** Sends every target of the corpus over 16 connections at a time (`host` picks the site). */
+export async function sendCorpus(port: number, headers = '', host = 'localhost'): Promise<Map<string, RawResponse>> {
   const results = new Map<string, RawResponse>();
   const queue = [...HOSTILE_PATHS];
   const worker = async () => {
     for (let target = queue.shift(); target !== undefined; target = queue.shift()) {
-      results.set(target, await rawGet(port, target, headers));
+      results.set(target, await rawGet(port, target, headers, host));
     }
   };
   await Promise.all(Array.from({ length: 16 }, worker));

@@ -25,8 +25,9 @@ import {
   resolveLimits,
   serverLimits,
   warmpool,
+  type WarmpoolDecorator,
 } from '@warmpool/fastify';
-import { optionErrorDetails, type Pool } from '@warmpool/pool';
+import { optionErrorDetails, type AnyPool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
@@ -75,8 +76,10 @@ export interface BuildOptions {
 
 export interface BuiltApp {
   app: App;
-  /** site name → its pool, filled in as each site boots (config order, default last) */
-  pools: Map<string, Pool>;
+  /** site name → its pool, filled in as each site boots (config order, default last); not a site passing to php-fpm */
+  pools: Map<string, AnyPool>;
+  /** site name → what its health and stats are read from, every site (a php-fpm one too) */
+  backends: Map<string, SiteBackend>;
   /** site name → its micro-cache, for the sites that have one */
   caches: Map<string, MicroCache>;
   /** public listeners: http (or its redirect) and https */
@@ -94,6 +97,9 @@ export interface BuiltApp {
   /** http.access_log's writer (SIGUSR1 reopens it, the drain closes it); null without one */
   accessLog: AccessLog | null;
 }
+
+/** What the status listener reads of a site. */
+export type SiteBackend = Pick<WarmpoolDecorator, 'stats'>;
 
 export function buildApp(options: BuildOptions): BuiltApp {
   const { server, loggers, tls } = options;
@@ -242,14 +248,15 @@ export function buildApp(options: BuildOptions): BuiltApp {
     done();
   });
 
-  const pools = new Map<string, Pool>();
+  const pools = new Map<string, AnyPool>();
+  const backends = new Map<string, SiteBackend>();
   const caches = new Map<string, MicroCache>();
   for (const site of server.sites) {
-    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools, caches }));
+    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools, backends, caches }));
   }
 
   const opsListeners = buildOpsListeners(server, {
-    pools: () => pools,
+    pools: () => backends,
     draining: () => draining.value,
     render:
       metricsPath === null
@@ -257,7 +264,20 @@ export function buildApp(options: BuildOptions): BuiltApp {
         : async () => (await renderMetrics(app, server.sites, token, metricsPath)) + (options.extraMetrics?.() ?? ''),
   });
 
-  return { app, pools, caches, listeners, opsListeners, https, tracker, draining, router, upgrades, accessLog };
+  return {
+    app,
+    pools,
+    backends,
+    caches,
+    listeners,
+    opsListeners,
+    https,
+    tracker,
+    draining,
+    router,
+    upgrades,
+    accessLog,
+  };
 }
 
 async function registerSite(
@@ -267,11 +287,12 @@ async function registerSite(
     options: BuildOptions;
     token: string;
     metricsPath: string | null;
-    pools: Map<string, Pool>;
+    pools: Map<string, AnyPool>;
+    backends: Map<string, SiteBackend>;
     caches: Map<string, MicroCache>;
   },
 ): Promise<void> {
-  const { options, token, metricsPath, pools, caches } = context;
+  const { options, token, metricsPath, pools, backends, caches } = context;
   const { loggers, out } = options;
   if (site.hosts !== null) {
     ctx.addHook('onRoute', (route) => {
@@ -303,10 +324,15 @@ async function registerSite(
   }
 
   const numWorkers = site.plugin.pool?.num_workers;
-  const command = Array.isArray(site.plugin.command) ? site.plugin.command.join(' ') : String(site.plugin.command);
-  out.info(
-    `site ${site.name}: booting ${numWorkers === 'auto' ? 'workers (num_workers: auto, measuring)' : numWorkers === undefined ? 'one worker per CPU' : plural(numWorkers, 'worker')}: ${command}`,
-  );
+  const { fastcgi } = site.plugin;
+  const runs = fastcgi?.command ?? site.plugin.command ?? 'php-cgi';
+  const command = Array.isArray(runs) ? runs.join(' ') : String(runs);
+  if (fastcgi?.pass !== undefined)
+    out.info(`site ${site.name}: classic PHP from ${fastcgi.root} through php-fpm at ${fastcgi.pass}`);
+  else
+    out.info(
+      `site ${site.name}: booting ${numWorkers === 'auto' ? 'workers (num_workers: auto, measuring)' : numWorkers === undefined ? 'one worker per CPU' : plural(numWorkers, 'worker')}: ${command}${fastcgi === undefined ? '' : ` (classic PHP from ${fastcgi.root})`}`,
+    );
   const started = performance.now();
   try {
     await ctx.register(warmpool, {
@@ -318,11 +344,15 @@ async function registerSite(
     throw new SiteSetupError(site, error);
   }
   const pool = ctx.warmpool.pool;
-  pools.set(site.name, pool);
-  const stats = pool.stats();
+  // a classic site passing to php-fpm has no processes of ours
+  if (pool !== null) pools.set(site.name, pool);
+  backends.set(site.name, ctx.warmpool);
+  const stats = ctx.warmpool.stats();
   const hosts = site.hosts === null ? 'any other host' : site.hosts.join(', ');
   out.success(
-    `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
+    pool === null
+      ? `site ${site.name}: ready, up to ${plural(stats.numWorkers, 'connection')} to php-fpm (${hosts})`
+      : `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
   );
 
   if (site.proxy !== null) {
@@ -360,7 +390,7 @@ function toHeadersOptions(headers: HeadersConfig | null, gzip: boolean): HttpHea
 
 function buildOpsListeners(
   server: ServerOptions,
-  state: { pools(): ReadonlyMap<string, Pool>; draining(): boolean; render: (() => Promise<string>) | null },
+  state: { pools(): ReadonlyMap<string, SiteBackend>; draining(): boolean; render: (() => Promise<string>) | null },
 ): Listener[] {
   const listeners: Listener[] = [];
   const status = server.status === null ? null : { unavailableStatus: server.status.unavailable_status_code ?? 503 };
@@ -434,7 +464,6 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
   const errors: ConfigError['errors'][number][] = [];
   for (const site of server.sites) {
     const { plugin } = site;
-    // the plugin's own checks (pool, limits, static dirs, uploads, trusted subnets), every problem at once
     for (const problem of checkOptions(plugin)) {
       const located = locateOptionError(problem, loaded, site);
       if (located !== null) errors.push(...located.errors);

@@ -13,7 +13,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { LoadedConfig, ServerOptions } from '@warmpool/config';
 import { livenessOf, PROMETHEUS_CONTENT_TYPE, readinessOf, workerCounts } from '@warmpool/fastify';
-import type { Pool } from '@warmpool/pool';
+import type { PoolStats } from '@warmpool/pool';
 import { parseAddress } from './lifecycle.js';
 
 export const STATUS_HEALTH_PATH = '/health';
@@ -21,7 +21,8 @@ export const STATUS_READY_PATH = '/ready';
 export const METRICS_PATH = '/metrics';
 
 export interface OpsState {
-  pools(): ReadonlyMap<string, Pool>;
+  /** every site's stats (its pool's, or for a site passing to php-fpm its connections') */
+  pools(): ReadonlyMap<string, { stats(): PoolStats }>;
   draining(): boolean;
 }
 

@@ -11,7 +11,7 @@ import {
   readWorkerMemory,
   recommendWorkers,
   type MachineLimits,
-  type Pool,
+  type AnyPool,
   type SizingInput,
   type SizingResult,
   type WorkerSnapshot,
@@ -66,7 +66,7 @@ export interface MeasureTuningOptions {
  * 6. recommendWorkers + describeTuning, with the pool's own headroom.
  */
 export async function measureTuning(
-  pool: Pool,
+  pool: AnyPool,
   windowMs: number,
   options: MeasureTuningOptions = {},
 ): Promise<TuneReport> {
@@ -135,7 +135,7 @@ export async function measureTuning(
 }
 
 /** Busy-time counters and CPU samples of the workers that are up (booting/exited ones have nothing to say). */
-async function snapshot(pool: Pool): Promise<WorkerSnapshot[]> {
+async function snapshot(pool: AnyPool): Promise<WorkerSnapshot[]> {
   const infos = (await pool.workers()).filter((w) => w.state === 'ready' || w.state === 'working');
   const samples = await Promise.all(
     infos.map(async (info) => {

@@ -84,6 +84,8 @@ export interface KeySpec {
   readonly check?: (text: string) => string | null;
   /** unsupported RoadRunner key: the warning text; its whole subtree is ignored and not checked */
   readonly warned?: string;
+  /** bare $names that are this key's own, never environment variables ($uri in try_files): not warned about */
+  readonly ownVariables?: readonly string[];
   /** derived copy under sites[] (not listed again in the README) */
   readonly site?: boolean;
 }
@@ -226,6 +228,17 @@ const TOP: Entry[] = [
   warned('http.new_relic', 'there is no New Relic middleware; use metrics (Prometheus)'),
   warned('http.cache', 'use the top-level cache section (micro-cache) instead'),
 
+  wp(
+    'http.internal_files',
+    'section',
+    'the folder PHP may hand downloads over from: X-Accel-Redirect (nginx) or X-Sendfile (Apache) in its answer makes warmpool send that file',
+  ),
+  wp('http.internal_files.root', 'string', 'the internal folder; nothing outside it is ever sent', { required: true }),
+  wp('http.internal_files.prefix', 'string', 'the URI prefix X-Accel-Redirect values start with, mapped onto root', {
+    default: '/',
+    pattern: /^\/[^?#\s]*$/,
+    hint: 'a URI path such as "/protected/"',
+  }),
   rr('http.uploads', 'section', 'multipart file uploads'),
   rr('http.uploads.dir', 'string', 'directory for uploaded temp files', { default: 'the OS temp dir' }),
   rr('http.uploads.forbid', 'string[]', 'extensions refused (PHP upload error 8)', {
@@ -552,6 +565,42 @@ const TOP: Entry[] = [
     pattern: RPC_LISTEN,
     hint: '"tcp://127.0.0.1:6001" or "unix:///run/app/rpc.sock"',
   }),
+  wp(
+    'fastcgi',
+    'section',
+    'classic PHP (one .php file per entry point, as nginx fastcgi_pass + try_files): the default site, or a site with its own fastcgi, runs it',
+  ),
+  wp('fastcgi.root', 'string', 'document root: scripts run from here, static files are served from here', {
+    required: true,
+  }),
+  wp(
+    'fastcgi.pass',
+    'string',
+    'an existing php-fpm to pass to (unix:PATH or HOST:PORT); without it warmpool runs php-cgi, sized by http.pool',
+    {
+      pattern: /^(unix:\/\S+|(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5})$/,
+      hint: '"unix:/run/php/php8.2-fpm.sock" or "127.0.0.1:9000"',
+    },
+  ),
+  wp('fastcgi.command', 'string|string[]', 'the php-cgi command warmpool runs (php.ini flags allowed); not with pass', {
+    default: 'php-cgi',
+  }),
+  wp('fastcgi.index', 'string[]', 'index files of a directory, in order', { default: '["index.php", "index.html"]' }),
+  wp('fastcgi.try_files', 'string[]', "nginx's try_files: $uri, $uri/, then the fallback (a path, or =404)", {
+    default: '["$uri", "$uri/", "/index.php?$args"]',
+    ownVariables: ['uri', 'args', 'query_string'],
+  }),
+  wp('fastcgi.no_exec', 'string[]', 'folders under root where no script ever runs ("wp-content/uploads")'),
+  wp('fastcgi.extensions', 'string[]', 'extensions that run as PHP', { default: '[".php"]' }),
+  wp('fastcgi.split_path', 'boolean', 'split "/index.php/foo" into the script and PATH_INFO "/foo"', { default: true }),
+  wp('fastcgi.params', 'map', "extra params for every request (nginx's fastcgi_param)"),
+  wp('fastcgi.params.*', 'scalar-string', 'one param: name → value'),
+  wp(
+    'fastcgi.max_connections',
+    'integer',
+    "with pass: connections to php-fpm at most; set it to php-fpm's pm.max_children",
+    { min: 1, default: 8 },
+  ),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];
@@ -586,6 +635,7 @@ const RR_PLUGINS: Record<string, string> = {
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
 export const SITE_HTTP_KEYS: readonly string[] = [
   'pool',
+  'internal_files',
   'max_request_size',
   'raw_body',
   'codec',
@@ -595,8 +645,12 @@ export const SITE_HTTP_KEYS: readonly string[] = [
   'headers',
 ];
 
-/** Top-level sections a site may set for itself: `cache` keys override the top level's, `proxy` replaces its list. */
-export const SITE_SECTIONS: readonly string[] = ['cache', 'proxy'];
+/**
+ * Top-level sections a site may set for itself: `cache` keys override the top level's, `proxy`
+ * replaces its list, `fastcgi` makes the site classic (never inherited: the top level's is the
+ * default site's).
+ */
+export const SITE_SECTIONS: readonly string[] = ['cache', 'proxy', 'fastcgi'];
 
 function deriveSiteKeys(entries: readonly Entry[]): Entry[] {
   const out: Entry[] = [];
@@ -609,11 +663,11 @@ function deriveSiteKeys(entries: readonly Entry[]): Entry[] {
       (head === 'http' && (second === undefined || SITE_HTTP_KEYS.includes(second)));
     if (!perSite) continue;
     // A site inherits server.command and http.address from the top level, so nothing is required
-    // there; a proxy route of its own still needs its prefix and upstream.
+    // there; a proxy route or a fastcgi section of its own still needs its required keys.
     const { required, ...rest } = entry;
     out.push({
       ...rest,
-      ...(section === 'proxy' && required ? { required } : {}),
+      ...((section === 'proxy' || section === 'fastcgi') && required ? { required } : {}),
       path: `sites[].${entry.path}`,
       site: true,
     });

@@ -11,6 +11,7 @@ import { ConfigError, InvalidValueError, type LocatedConfigError, type Position 
 import type { LoadedConfig } from './load.js';
 import type {
   CacheConfig,
+  FastCgiConfig,
   HeadersConfig,
   Http2Config,
   LogsConfig,
@@ -149,6 +150,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         dir,
         mergeDeep(config.server, site.server),
         mergeSiteHttp(config.http, site.http),
+        site.fastcgi ?? null,
         options,
         errors,
       ),
@@ -157,9 +159,19 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     });
   });
   let defaultSite: SiteOptions | null = null;
-  if (commandOf(config.server, config.http) !== undefined) {
+  if (commandOf(config.server, config.http) !== undefined || config.fastcgi !== null) {
     defaultSite = {
-      ...buildSite(loaded, null, null, baseDir, config.server, pickSiteHttp(config.http), options, errors),
+      ...buildSite(
+        loaded,
+        null,
+        null,
+        baseDir,
+        config.server,
+        pickSiteHttp(config.http),
+        config.fastcgi,
+        options,
+        errors,
+      ),
       cache: enabledCache(config.cache),
       proxy: nonEmpty(config.proxy),
     };
@@ -286,6 +298,7 @@ function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[
 function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   const out: SiteHttpConfig = {};
   if (http.pool !== undefined) out.pool = http.pool;
+  if (http.internal_files !== undefined) out.internal_files = http.internal_files;
   if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
   if (http.raw_body !== undefined) out.raw_body = http.raw_body;
   if (http.codec !== undefined) out.codec = http.codec;
@@ -330,6 +343,7 @@ function buildSite(
   dir: string,
   server: ServerConfig,
   http: SiteHttpConfig,
+  fastcgi: FastCgiConfig | null,
   options: ToOptionsOptions,
   errors: LocatedConfigError[],
 ): Omit<SiteOptions, 'cache' | 'proxy'> {
@@ -337,15 +351,16 @@ function buildSite(
   const middleware = http.middleware ?? [];
   const ignored: SiteOptions['ignored'] = [];
   const sitePath = index === null ? '' : `sites[${index}].`;
-  const command = commandOf(server, http)!;
 
-  const plugin: WarmpoolOptions = { command, cwd: dir };
-  const origins: Record<string, string> = {
-    command: http.pool?.command !== undefined ? 'http.pool.command' : 'server.command',
-    cwd: 'root',
-  };
-  if (server.env !== undefined) plugin.env = server.env;
-  if (server.relay !== undefined) plugin.relay = server.relay;
+  const plugin: WarmpoolOptions = { cwd: dir };
+  const origins: Record<string, string> = { cwd: 'root' };
+  if (fastcgi === null) {
+    plugin.command = commandOf(server, http)!;
+    origins.command = http.pool?.command !== undefined ? 'http.pool.command' : 'server.command';
+  } else plugin.fastcgi = classicOptions(fastcgi, dir);
+  if (server.env !== undefined && fastcgi?.pass === undefined) plugin.env = server.env;
+  if (server.relay !== undefined && fastcgi === null) plugin.relay = server.relay;
+  if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
 
   const { command: _poolCommand, debug, ...pool } = http.pool ?? {};
   const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
@@ -385,7 +400,8 @@ function buildSite(
   if (http.static !== undefined) {
     const s = http.static;
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
-      dir: resolve(dir, s.dir ?? '.'),
+      // a classic site's static files are its fastcgi.root's
+      dir: fastcgi === null ? resolve(dir, s.dir ?? '.') : resolve(dir, fastcgi.root),
       // RoadRunner's calculate_etag defaults to false (the plugin's to true)
       calculate_etag: s.calculate_etag === true,
     };
@@ -400,6 +416,12 @@ function buildSite(
     if (s.precompressed !== undefined) staticOptions.precompressed = s.precompressed;
     if (s.cache_control !== undefined) staticOptions.cache_control = s.cache_control;
     plugin.static = staticOptions;
+    // said only where the site sets it itself (a worker site's inherited dir is not a mistake here)
+    if (fastcgi !== null && s.dir !== undefined && loaded.positionOf(`${sitePath}http.static.dir`) !== null)
+      ignored.push({
+        key: `${sitePath}http.static.dir`,
+        reason: 'a classic site serves its static files from fastcgi.root',
+      });
     if (s.request !== undefined)
       ignored.push({
         key: `${sitePath}http.static.request`,
@@ -422,6 +444,8 @@ function buildSite(
     if (u.max_files !== undefined) uploads.max_files = u.max_files;
     plugin.uploads = uploads;
   }
+  if (http.internal_files !== undefined)
+    plugin.internal_files = { ...http.internal_files, root: resolve(dir, http.internal_files.root) };
   if (http.raw_body === true) plugin.raw_body = true;
   if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
@@ -452,6 +476,38 @@ function buildSite(
     ignored,
     origins,
   };
+}
+
+/** The `fastcgi` section as the plugin's option: root (and nothing else) resolved against the site's folder. */
+function classicOptions(fastcgi: FastCgiConfig, dir: string): NonNullable<WarmpoolOptions['fastcgi']> {
+  return { ...fastcgi, root: resolve(dir, fastcgi.root) };
+}
+
+/** Pool keys that size and recycle processes: with fastcgi.pass the processes are php-fpm's. */
+const PROCESS_KEYS = [
+  'num_workers',
+  'min_workers',
+  'max_workers',
+  'headroom',
+  'max_jobs',
+  'reset_timeout',
+  'destroy_timeout',
+];
+const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory'];
+
+/** Said where the site sets them itself: inherited ones are meant for the worker sites. */
+function passIgnores(loaded: LoadedConfig, http: SiteHttpConfig, sitePath: string): SiteOptions['ignored'] {
+  const reason = "fastcgi.pass: php-fpm runs the PHP processes; size and recycle them with its pool's pm.* settings";
+  const pool = (http.pool ?? {}) as Record<string, unknown>;
+  const supervisor = (http.pool?.supervisor ?? {}) as Record<string, unknown>;
+  return [
+    ...PROCESS_KEYS.filter((key) => pool[key] !== undefined).map((key) => `${sitePath}http.pool.${key}`),
+    ...PROCESS_SUPERVISOR_KEYS.filter((key) => supervisor[key] !== undefined).map(
+      (key) => `${sitePath}http.pool.supervisor.${key}`,
+    ),
+  ]
+    .filter((key) => loaded.positionOf(key) !== null)
+    .map((key) => ({ key, reason }));
 }
 
 /** A numeric id as is; a name through the lookup; null when unknown. */
@@ -499,6 +555,9 @@ const PLUGIN_OPTION_SECTION: Readonly<Record<string, string>> = {
   raw_body: 'http',
   codec: 'http',
   max_request_size: 'http',
+  internal_files: 'http',
+  /** classic mode: the top-level (or a site's) fastcgi section */
+  fastcgi: '',
 };
 /** Listener-wide plugin options: the top-level `http` section only, never a site's. */
 const LISTENER_KEYS = new Set([
@@ -527,7 +586,10 @@ export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index' | 
       matched = option.length;
     }
   }
-  if (path === null && head in PLUGIN_OPTION_SECTION) path = `${PLUGIN_OPTION_SECTION[head]}.${key}`;
+  if (path === null && head in PLUGIN_OPTION_SECTION) {
+    const section = PLUGIN_OPTION_SECTION[head]!;
+    path = section === '' ? key : `${section}.${key}`;
+  }
   if (path === null) return [];
   if (site.index === null) return path === 'root' ? [] : [path];
   return path === 'root' ? [`sites[${site.index}].root`] : [`sites[${site.index}].${path}`, path];

@@ -357,9 +357,11 @@ class Walker {
       else this.#errors.push(new InvalidValueError(path, at, result.message));
       return INVALID;
     }
-    // server.env values are expanded again by the pool at spawn ($VAR and ${VAR}), as RoadRunner does.
-    if (result.bare.length > 0 && !spec.path.endsWith('server.env.*')) {
-      const name = result.bare[0]!;
+    // server.env values are expanded again by the pool at spawn ($VAR and ${VAR}), as RoadRunner does;
+    // try_files' $uri and $args are its own.
+    const bare = result.bare.filter((name) => spec.ownVariables?.includes(name) !== true);
+    if (bare.length > 0 && !spec.path.endsWith('server.env.*')) {
+      const name = bare[0]!;
       this.#warn(
         path,
         at,
@@ -481,7 +483,7 @@ class Walker {
     const rawSites = Array.isArray(root.sites) ? (root.sites as (Obj | undefined)[]) : [];
     const sites = rawSites.map((site) => (site === undefined ? undefined : normaliseSite(site)));
 
-    this.#checkCommand(server, http, sites, top);
+    this.#checkCommand(server, http, sites, top, root.fastcgi !== undefined);
     const topMiddleware = this.#middleware(http, 'http');
     this.#gateSections(http, 'http', topMiddleware);
     sites.forEach((site, i) => {
@@ -511,19 +513,27 @@ class Walker {
       sites: list(sites),
       proxy: list(root.proxy),
       cache: root.cache ?? null,
+      fastcgi: root.fastcgi ?? null,
       admin: root.admin ?? null,
       rpc: root.rpc ?? null,
     } as unknown as WarmpoolConfig;
   }
 
-  /** server.command (or http.pool.command) must be set at the top level or in every site. */
-  #checkCommand(server: Obj, http: Obj, sites: (SiteShape | undefined)[], top: Position): void {
+  /**
+   * server.command (or http.pool.command) must be set at the top level or in every site; a classic
+   * site (its own fastcgi section; the top level's for the default site) needs none.
+   */
+  #checkCommand(server: Obj, http: Obj, sites: (SiteShape | undefined)[], top: Position, classic: boolean): void {
     const hasCommand = (s: Obj, h: Obj): boolean =>
       s.command !== undefined || (h.pool as Obj | undefined)?.command !== undefined;
     if (hasCommand(server, http)) return;
+    if (classic && sites.every((site) => site === undefined || site.fastcgi !== undefined)) return;
     if (this.#positions.has('server.command') || this.#positions.has('http.pool.command')) return; // invalid, already reported
     const lacking = sites.flatMap((site, i) =>
-      site !== undefined && !hasCommand(site.server, site.http) && !this.#positions.has(`sites[${i}].server.command`)
+      site !== undefined &&
+      site.fastcgi === undefined &&
+      !hasCommand(site.server, site.http) &&
+      !this.#positions.has(`sites[${i}].server.command`)
         ? [i]
         : [],
     );
@@ -536,7 +546,7 @@ class Walker {
       new MissingKeyError(
         'server.command',
         this.#at('server', top),
-        `is required: the command that starts one PHP worker, e.g. "php worker.php"${why}`,
+        `is required: the command that starts one PHP worker, e.g. "php worker.php" (or a fastcgi section for classic PHP)${why}`,
       ),
     );
   }
@@ -621,6 +631,7 @@ interface SiteShape {
   http: Obj;
   cache?: Obj;
   proxy?: unknown[];
+  fastcgi?: Obj;
 }
 
 function normaliseSite(site: Obj): SiteShape {
@@ -632,6 +643,7 @@ function normaliseSite(site: Obj): SiteShape {
     http: (site.http ?? {}) as Obj,
     ...(site.cache === undefined ? {} : { cache: (site.cache ?? {}) as Obj }),
     ...(Array.isArray(site.proxy) ? { proxy: site.proxy as unknown[] } : site.proxy === null ? { proxy: [] } : {}),
+    ...(site.fastcgi === undefined ? {} : { fastcgi: (site.fastcgi ?? {}) as Obj }),
   };
 }
 

@@ -102,9 +102,16 @@ export interface HeadersConfig {
   response?: Record<string, string>;
 }
 
+/** `http.internal_files`: X-Accel-Redirect / X-Sendfile. */
+export interface InternalFilesConfig {
+  root: string;
+  prefix?: string;
+}
+
 /** The part of `http` a site may set for itself (SITE_HTTP_KEYS). */
 export interface SiteHttpConfig {
   pool?: PoolConfig;
+  internal_files?: InternalFilesConfig;
   /** MB; 0 = the default */
   max_request_size?: number;
   raw_body?: boolean;
@@ -208,6 +215,8 @@ export interface SiteConfig {
   cache?: CacheConfig;
   /** this site's proxy routes, instead of the top-level list (absent: the top level's; [] none) */
   proxy?: ProxyRoute[];
+  /** classic mode for this site (never inherited from the top level) */
+  fastcgi?: FastCgiConfig;
 }
 
 /** One `proxy[]` entry. */
@@ -237,6 +246,20 @@ export interface RpcConfig {
   listen?: string;
 }
 
+/** `fastcgi` (classic mode): as the plugin's fastcgi option; root is as written (to-options resolves it). */
+export interface FastCgiConfig {
+  root: string;
+  pass?: string;
+  command?: string | string[];
+  index?: string[];
+  try_files?: string[];
+  no_exec?: string[];
+  extensions?: string[];
+  split_path?: boolean;
+  params?: Record<string, string>;
+  max_connections?: number;
+}
+
 /** `admin`. */
 export interface AdminConfig {
   socket?: string;
@@ -253,6 +276,8 @@ export interface WarmpoolConfig {
   sites: SiteConfig[] | null;
   proxy: ProxyRoute[] | null;
   cache: CacheConfig | null;
+  /** classic mode of the default site; null: off */
+  fastcgi: FastCgiConfig | null;
   admin: AdminConfig | null;
   rpc: RpcConfig | null;
 }

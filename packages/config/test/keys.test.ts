@@ -46,11 +46,11 @@ describe('the key table', () => {
     expect(site).toContain('sites[].http.pool.supervisor.exec_ttl');
     for (const key of ['address', 'ssl', 'http2', 'trusted_subnets', 'access_logs', 'fcgi'])
       expect(site).not.toContain(`sites[].http.${key}`);
-    for (const key of ['cache.enabled', 'cache.bypass_cookies', 'proxy[].prefix', 'proxy[].websocket'])
+    for (const key of ['cache.enabled', 'cache.bypass_cookies', 'proxy[].prefix', 'proxy[].websocket', 'fastcgi.root'])
       expect(site).toContain(`sites[].${key}`);
-    // only a site's own proxy route needs its prefix and upstream; nothing else is required in a site
+    // only a site's own proxy route and fastcgi section need their keys; nothing else is required in a site
     expect(CONFIG_KEYS.filter((spec) => spec.site === true && spec.required === true).map((spec) => spec.path)).toEqual(
-      ['sites[].proxy[].prefix', 'sites[].proxy[].upstream'],
+      ['sites[].proxy[].prefix', 'sites[].proxy[].upstream', 'sites[].fastcgi.root'],
     );
   });
 
@@ -74,6 +74,8 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'http.ssl.acme.directory': 'https://ca.example/directory',
     'http.real_ip_header': 'Forwarded',
     'rpc.listen': 'tcp://127.0.0.1:6001',
+    'fastcgi.pass': 'unix:/run/php/php8.2-fpm.sock',
+    'http.internal_files.prefix': '/protected/',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))

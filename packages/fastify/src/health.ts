@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Pool, PoolStats } from '@warmpool/pool';
+import type { PoolStats, WorkerInfo } from '@warmpool/pool';
 import { InvalidOptionError } from './errors.js';
 
 /**
@@ -57,6 +57,15 @@ export function resolveOpsPath(value: unknown, key: string): string | null {
 // them; a WeakSet lookup on the hot path allocates nothing and puts no property on Fastify's objects.
 const opsRequests = new WeakSet<FastifyRequest>();
 
+/**
+ * What health and metrics read of a site's backend: its pool, or for classic mode's `fastcgi.pass`
+ * the connection pool to php-fpm seen in the same terms (classic-backend.ts).
+ */
+export interface PoolView {
+  stats(): PoolStats;
+  workers(): Promise<WorkerInfo[]>;
+}
+
 /** Marks a request served by an ops route (kept out of warmpool_requests_total). */
 export function markOpsRequest(request: FastifyRequest): void {
   opsRequests.add(request);
@@ -100,7 +109,7 @@ export function readinessOf(stats: PoolStats, draining: boolean): 'ready' | 'clo
  * `app`, such as the access check, guard them). Returns the drain switch: call setDraining() from
  * a preClose hook so /ready answers 503 before the pool stops taking requests.
  */
-export function registerHealth(app: FastifyInstance, pool: Pool, options: ResolvedHealth): { setDraining(): void } {
+export function registerHealth(app: FastifyInstance, pool: PoolView, options: ResolvedHealth): { setDraining(): void } {
   let draining = false;
 
   if (options.healthPath !== null) {

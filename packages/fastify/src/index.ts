@@ -1,6 +1,20 @@
 import fp from 'fastify-plugin';
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
-import { Pool, type PoolStats, WorkerExchange, type WorkerInfo } from '@warmpool/pool';
+import {
+  type AnyPool,
+  createCgiPool,
+  type Exchange,
+  FastCgiExchange,
+  type FastCgiExchangeOptions,
+  type Logger,
+  Pool,
+  type PoolStats,
+  WorkerExchange,
+  type WorkerInfo,
+} from '@warmpool/pool';
+import { createFastCgiClientPool, type FastCgiClientPool } from '@warmpool/pool/fastcgi';
+import { classicWarmup, passClientOptions, passPoolView } from './classic-backend.js';
+import type { PoolView } from './health.js';
 import { resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 
@@ -9,6 +23,7 @@ export { DEFAULT_STATIC_FORBID, type StaticOptions } from './static/static.js';
 export { DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
 /** @deprecated the old name of DEFAULT_STATIC_FORBID, kept for one release */
 export { DEFAULT_STATIC_FORBID as DEFAULT_FORBID } from './static/static.js';
+export { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
 export {
   createScriptResolver,
   NODE_FILE_SYSTEM,
@@ -31,6 +46,7 @@ export {
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
 export type { UploadOptions } from './http/uploads.js';
+export type { InternalFilesOptions } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
 export {
@@ -52,10 +68,13 @@ export {
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 
-/** `fastify.warmpool`: the running pool and what operators do with it. */
+/** `fastify.warmpool`: the running backend and what operators do with it. */
 export interface WarmpoolDecorator {
-  pool: Pool;
-  /** rolling restart of every worker; capacity never drops */
+  /** the PHP processes warmpool runs (worker mode, or classic mode's php-cgi); null with fastcgi.pass */
+  pool: AnyPool | null;
+  /** classic mode with fastcgi.pass: the connections to php-fpm; null otherwise */
+  fastcgi: FastCgiClientPool | null;
+  /** rolling restart of every worker; capacity never drops (with fastcgi.pass: nothing of ours to restart) */
   reset(): Promise<void>;
   workers(): Promise<WorkerInfo[]>;
   stats(): PoolStats;
@@ -69,21 +88,48 @@ declare module 'fastify' {
 
 const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance, opts: WarmpoolOptions) => {
   const options = resolveOptions(opts, app.log);
-  const pool = new Pool(options.pool);
-  await pool.start();
+  const { classic } = options;
+  let pool: AnyPool | null = null;
+  let fastcgi: FastCgiClientPool | null = null;
+  let view: PoolView;
+  let exchange: Exchange;
+  if (classic === null) {
+    const workers = new Pool(options.pool);
+    await workers.start();
+    pool = workers;
+    view = workers;
+    exchange = new WorkerExchange(workers, options.codec);
+  } else if (classic.pass !== null) {
+    fastcgi = createFastCgiClientPool(passClientOptions(classic.pass, classic.maxConnections, options.pool));
+    view = passPoolView(fastcgi);
+    exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options.pool.logger));
+  } else {
+    const warmup = options.pool.numWorkers === 'auto' ? await classicWarmup(classic, opts.warmup ?? ['/']) : [];
+    const cgi = createCgiPool({ ...options.pool, warmup });
+    await cgi.start();
+    pool = cgi;
+    view = cgi;
+    exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options.pool.logger));
+  }
   app.decorate('warmpool', {
     pool,
-    reset: () => pool.reset(),
-    workers: () => pool.workers(),
-    stats: () => pool.stats(),
+    fastcgi,
+    reset: async () => {
+      await pool?.reset();
+    },
+    workers: () => view.workers(),
+    stats: () => view.stats(),
   } satisfies WarmpoolDecorator);
   // onClose runs after the server stopped accepting; in-flight requests drain, then workers stop.
   app.addHook('onClose', async () => {
-    await pool.close();
+    await Promise.all([pool?.close(), fastcgi?.close()]);
   });
-  const exchange = new WorkerExchange(pool, options.codec);
-  await app.register(async (child) => registerRoutes(child, pool, exchange, options));
+  await app.register(async (child) => registerRoutes(child, view, exchange, options));
 };
+
+function exchangeOptions(params: Readonly<Record<string, string>> | undefined, logger: Logger): FastCgiExchangeOptions {
+  return { logger, ...(params === undefined ? {} : { params }) };
+}
 
 /** The warmpool Fastify plugin: forwards every request no other route takes to a warm PHP worker. */
 export const warmpool = fp(plugin, { name: '@warmpool/fastify', fastify: '5.x' });

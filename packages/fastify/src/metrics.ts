@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
-import { RECYCLE_REASONS, type Pool } from '@warmpool/pool';
-import { isOpsRequest, markOpsRequest, resolveOpsPath } from './health.js';
+import { RECYCLE_REASONS } from '@warmpool/pool';
+import { isOpsRequest, markOpsRequest, resolveOpsPath, type PoolView } from './health.js';
 
 /**
  * Prometheus text exposition (format 0.0.4) of the pool's stats plus request counters.
@@ -61,7 +61,7 @@ class RequestCounters {
  * instance whose requests should be counted: the plugin's encapsulated child with the PHP
  * catch-all route. Does nothing when the path is null (metrics off).
  */
-export function registerMetrics(app: FastifyInstance, pool: Pool, options: ResolvedMetrics): void {
+export function registerMetrics(app: FastifyInstance, pool: PoolView, options: ResolvedMetrics): void {
   if (options.metricsPath === null) return;
   const counters = new RequestCounters();
 
@@ -85,7 +85,7 @@ export function registerMetrics(app: FastifyInstance, pool: Pool, options: Resol
   });
 }
 
-async function renderMetrics(pool: Pool, counters: RequestCounters): Promise<string> {
+async function renderMetrics(pool: PoolView, counters: RequestCounters): Promise<string> {
   const stats = pool.stats();
   const workers = await pool.workers();
   const out: string[] = [];

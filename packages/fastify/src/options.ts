@@ -8,19 +8,23 @@ import {
   resolvePoolOptions,
   toExecRequest,
 } from '@warmpool/pool';
+import { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
 import { InvalidOptionError } from './errors.js';
 import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
 import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
+import { resolveInternalFiles, type InternalFilesOptions, type ResolvedInternalFiles } from './http/internal-files.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
 /** Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. */
 export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOptions {
-  /** the worker command: "php worker.php" or argv (server.command) */
-  command: string | readonly string[];
+  /** the worker command: "php worker.php" or argv (server.command); not with fastcgi */
+  command?: string | readonly string[];
+  /** classic mode: run .php files as nginx + php-fpm does (managed php-cgi, or fastcgi.pass to a php-fpm) */
+  fastcgi?: FastCgiOptions;
   /** server.env */
   env?: Readonly<Record<string, string>>;
   /** working directory of the workers */
@@ -49,6 +53,8 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   real_ip_header?: 'X-Forwarded-For' | 'Forwarded' | 'X-Real-IP' | (string & {});
   /** allow/deny CIDR lists per path prefix (403), e.g. only 127.0.0.1 may see /metrics */
   access?: AccessRule[];
+  /** the folder PHP may hand files over from with X-Accel-Redirect or X-Sendfile; off when absent */
+  internal_files?: InternalFilesOptions;
 }
 
 export interface ResolvedOptions {
@@ -64,6 +70,10 @@ export interface ResolvedOptions {
   access: AccessCheck | null;
   health: ResolvedHealth;
   metrics: ResolvedMetrics;
+  /** classic mode (the fastcgi option); null: worker mode */
+  classic: ResolvedClassic | null;
+  /** X-Accel-Redirect / X-Sendfile; null: off (the headers pass through) */
+  internalFiles: ResolvedInternalFiles | null;
 }
 
 const KNOWN = new Set([
@@ -85,6 +95,8 @@ const KNOWN = new Set([
   'health_path',
   'ready_path',
   'metrics_path',
+  'fastcgi',
+  'internal_files',
   ...LIMIT_OPTION_KEYS,
 ]);
 
@@ -122,18 +134,23 @@ export function resolvePluginPool(
   options: WarmpoolOptions,
   logger: Logger,
   codec: Codec = 'json',
+  /** classic mode: the php-cgi command (fastcgi.command) the pool runs instead of `command` */
+  classicCommand: string | readonly string[] | null = null,
 ): ResolvedPoolOptions {
-  const hoisted: Partial<PoolOptions> = { command: options.command };
+  const command = classicCommand ?? options.command!;
+  const hoisted: Partial<PoolOptions> = { command };
   if (options.env !== undefined) hoisted.env = options.env;
   if (options.cwd !== undefined) hoisted.cwd = options.cwd;
   if (options.relay !== undefined) hoisted.relay = options.relay;
-  const poolOptions: PoolOptions = { ...(options.pool ?? {}), ...hoisted, command: options.command, logger };
-  if (options.pool?.num_workers === 'auto') poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
+  const poolOptions: PoolOptions = { ...(options.pool ?? {}), ...hoisted, command, logger };
+  if (options.pool?.num_workers === 'auto' && classicCommand === null)
+    poolOptions.warmup = warmupRequests(options.warmup ?? ['/'], codec);
   try {
     return resolvePoolOptions(poolOptions);
   } catch (error) {
     const key = optionErrorDetails(error)?.key;
     if (key === undefined) throw error;
+    if (key === 'command' && classicCommand !== null) throw InvalidOptionError.from('fastcgi.command', error);
     throw InvalidOptionError.from(key.split('.')[0]! in hoisted ? key : `pool.${key}`, error);
   }
 }
@@ -152,9 +169,22 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
       else throw error;
     }
   };
-  check(() => resolvePluginPool(options, SILENT_LOGGER));
+  let classicCommand: string | readonly string[] | null = null;
+  if (options.fastcgi !== undefined) {
+    // classic mode: root, pass, try_files, ... and the static layer over the document root
+    check(() => {
+      classicCommand = resolveClassicOptions(options.fastcgi!, options.static).command;
+    });
+  } else check(() => resolveStaticOptions(options.static));
+  check(() =>
+    resolvePluginPool(
+      options,
+      SILENT_LOGGER,
+      'json',
+      classicCommand ?? (options.fastcgi === undefined ? null : 'php-cgi'),
+    ),
+  );
   check(() => resolveLimits(options));
-  check(() => resolveStaticOptions(options.static));
   check(() => resolveUploadOptions(options.uploads));
   check(() =>
     createClientInfoResolver({ trusted_subnets: options.trusted_subnets, real_ip_header: options.real_ip_header }),
@@ -168,15 +198,22 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   for (const key of Object.keys(options)) {
     if (!KNOWN.has(key)) throw new InvalidOptionError(key, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
-  if (options.command === undefined) throw new InvalidOptionError('command', 'is required, e.g. "php worker.php"');
+  if (options.command === undefined && options.fastcgi === undefined)
+    throw new InvalidOptionError('command', 'is required, e.g. "php worker.php" (or fastcgi for classic PHP)');
+  if (options.command !== undefined && options.fastcgi !== undefined)
+    throw new InvalidOptionError(
+      'command',
+      'starts worker-mode workers; a classic site (fastcgi) runs fastcgi.command',
+    );
+  const classic = options.fastcgi === undefined ? null : resolveClassicOptions(options.fastcgi, options.static);
   const codec = options.codec ?? 'json';
   if (codec !== 'json' && codec !== 'proto')
     throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
   return {
-    pool: resolvePluginPool(options, options.logger ?? fallbackLogger, codec),
+    pool: resolvePluginPool(options, options.logger ?? fallbackLogger, codec, classic?.command ?? null),
     codec,
     debug: options.debug === true,
-    static: resolveStaticOptions(options.static),
+    static: classic !== null ? classic.static : resolveStaticOptions(options.static),
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
     limits: resolveLimits(options),
@@ -187,5 +224,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     access: compileAccess(options.access),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
+    classic,
+    internalFiles: resolveInternalFiles(options.internal_files),
   };
 }

@@ -1,13 +1,15 @@
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Chunks, Exchange, ExchangeResponse, ParsedForm, Pool } from '@warmpool/pool';
+import type { Chunks, Exchange, ExchangeResponse, ExchangeScript, ParsedForm } from '@warmpool/pool';
+import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { readRawBody } from './http/raw-body.js';
+import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
-import { registerHealth } from './health.js';
+import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import { requestPath } from './network/access.js';
@@ -20,16 +22,17 @@ const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
 /**
  * The encapsulated child context: a raw body parser for every content type and a catch-all route
- * that forwards to the pool. The host app's own routes and parsers are untouched (a wildcard route
+ * that forwards to the exchange (worker mode: the pool; classic mode: the script resolver first,
+ * then php-cgi or php-fpm). The host app's own routes and parsers are untouched (a wildcard route
  * loses to any more specific route).
  */
 export async function registerRoutes(
   app: FastifyInstance,
-  pool: Pool,
+  pool: PoolView,
   exchange: Exchange,
   options: ResolvedOptions,
 ): Promise<void> {
-  const { client, access } = options;
+  const { client, access, internalFiles } = options;
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
@@ -54,35 +57,58 @@ export async function registerRoutes(
     health.setDraining();
   });
 
-  const serveStatic = options.static === null ? null : await registerStatic(app, options.static);
+  const staticLayer = options.static === null ? null : await registerStatic(app, options.static);
+  // classic mode: the script resolver decides (static files included); worker mode: try_files to PHP
+  const classic: ClassicDispatch | null =
+    options.classic === null ? null : createClassicDispatch(options.classic, staticLayer!);
+  const serveStatic = classic === null ? staticLayer : null;
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
-  app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>
-    readRawBody(request, payload, bodyLimit, done),
-  );
-  // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body.
-  if (!options.rawBody) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
+  if (exchange.streamsRequestBody) {
+    // PHP reads exactly CONTENT_LENGTH bytes from STDIN: a body with its length streams to PHP as
+    // PHP reads it (max_request_size was checked on Content-Length before); a chunked one is read
+    // first, bounded by max_request_size, so that its length is known.
+    app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => {
+      if (request.headers['content-length'] !== undefined && request.headers['transfer-encoding'] === undefined) {
+        done(null, payload);
+      } else readRawBody(request, payload, bodyLimit, done);
+    });
+  } else {
+    app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>
+      readRawBody(request, payload, bodyLimit, done),
+    );
+  }
+  // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body;
+  // a backend that parses its own forms (classic PHP) gets them raw.
+  if (!options.rawBody && exchange.takesParsedForms) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
-    // try_files: an existing, allowed static file first; everything else goes to PHP.
-    if (
+    const client = request.warmpoolClient ?? clientInfoOf(request.raw);
+    let script: ExchangeScript | null = null;
+    if (classic !== null) {
+      // which script runs (or which file is sent) is decided here, never by PHP
+      script = await classic(request, reply, client.target);
+      if (script === null) return reply;
+    } else if (
+      // try_files: an existing, allowed static file first; everything else goes to PHP.
       serveStatic !== null &&
       (request.method === 'GET' || request.method === 'HEAD') &&
       (await serveStatic(request, reply))
     )
       return reply;
-    // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3).
-    const parsedBody = request.method === 'HEAD' || request.method === 'OPTIONS' ? null : (request.body ?? null);
-    let body: Buffer | Chunks | null = null;
+    // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3); classic PHP gets any body but HEAD's.
+    const skipsBody = request.method === 'HEAD' || (request.method === 'OPTIONS' && classic === null);
+    const parsedBody = skipsBody ? null : (request.body ?? null);
+    let body: Buffer | Chunks | Readable | null = null;
     let form: ParsedForm | null = null;
     let releaseUploads: (() => void) | null = null;
     if (isParsedForm(parsedBody)) {
       form = { fields: encodeFormFields(parsedBody.fields), uploads: parsedBody.uploads };
       // Upload temp files live until the worker is done with them, even if the client left.
       releaseUploads = holdUploads(request);
-    } else body = parsedBody as Buffer | Chunks | null;
+    } else body = parsedBody as Buffer | Chunks | Readable | null;
     const signal = abortWhenClientLeaves(reply);
-    const exchangeRequest = toExchangeRequest(request, request.warmpoolClient ?? clientInfoOf(request.raw), body, form);
+    const exchangeRequest = toExchangeRequest(request, client, body, form, script);
     let response: ExchangeResponse;
     try {
       response = await exchange.exchange(exchangeRequest, {
@@ -106,6 +132,14 @@ export async function registerRoutes(
       return sendClientGone(reply);
     }
     if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
+    // X-Accel-Redirect / X-Sendfile: PHP names a file of the internal folder instead of sending it
+    if (internalFiles !== null) {
+      const handoff = handoffOf(response.headers);
+      if (handoff !== null) {
+        streamed?.destroy();
+        return sendInternalFile(request, reply, internalFiles, handoff, response.headers);
+      }
+    }
     return sendResponse(reply, response);
   };
 
@@ -158,6 +192,8 @@ function statusText(status: number): string {
       return 'Bad Gateway';
     case 503:
       return 'Service Unavailable';
+    case 431:
+      return 'Request Header Fields Too Large';
     case 504:
       return 'Gateway Timeout';
     default:

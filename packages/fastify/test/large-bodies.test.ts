@@ -137,7 +137,7 @@ describe('plugin: large bodies', () => {
     // the server may close before the client finished sending: then fetch fails instead of reading the 413
     if (res instanceof Error) expect(res.message).toMatch(/fetch failed|other side closed|socket/i);
     else expect(res.status).toBe(413);
-    expect(app.warmpool.pool.stats().requests).toBe(0);
+    expect(app.warmpool.pool!.stats().requests).toBe(0);
     // and exactly 1 MiB still passes
     const ok = await fetch(`${base}/upload`, {
       method: 'POST',

@@ -281,7 +281,7 @@ describe('pool sizing through the plugin', () => {
   it("num_workers: 'auto' warms the probe worker with GET / and sizes the pool", async () => {
     const app = await appWith('echo.php', { pool: { num_workers: 'auto' } });
     const stats = app.warmpool.stats();
-    expect(stats.numWorkers).toBe(app.warmpool.pool.sizing!.numWorkers);
+    expect(stats.numWorkers).toBe(app.warmpool.pool!.sizing!.numWorkers);
     expect(stats.workers.ready).toBe(stats.numWorkers);
     // the warm-up request reached PHP as a GET /
     const jobs = (await app.warmpool.workers()).map((w) => w.jobs);

@@ -180,9 +180,19 @@ describe('script resolver: what never runs nor is sent', () => {
     ['/index.php%00.jpg', 'invalid control-char'],
     ['/%zz', 'invalid encoding'],
     ['/a//b.php', 'invalid empty-segment'],
-    ['/index.php::$DATA', 'invalid colon'],
   ])('%s → %s', async (target, expected) => {
     expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('a colon never names a file (NTFS streams), but may follow a script (DokuWiki: /doku.php/wiki:syntax)', async () => {
+    expect(summary(await resolve('/index.php::$DATA', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+    expect(summary(await resolve('/wp-config.php::$DATA', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+    expect(await resolve('/info.php/wiki:syntax')).toMatchObject({
+      kind: 'script',
+      scriptName: '/info.php',
+      pathInfo: '/wiki:syntax',
+    });
+    expect(await resolve('/wiki:syntax')).toMatchObject({ kind: 'script', scriptName: '/index.php', pathInfo: '' });
   });
 });
 

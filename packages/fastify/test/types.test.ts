@@ -1,7 +1,7 @@
 // Type-level checks of the public surface; `pnpm typecheck` (tsc -p tsconfig.test.json) is what
 // enforces the @ts-expect-error lines, vitest only runs the trivial runtime part.
 import type { FastifyInstance } from 'fastify';
-import type { PoolStats, WorkerInfo } from '@warmpool/pool';
+import type { AnyPool, PoolStats, WorkerInfo } from '@warmpool/pool';
 import { describe, expectTypeOf, it } from 'vitest';
 import type { WarmpoolOptions } from '../src/index.js';
 
@@ -22,7 +22,13 @@ describe('public types', () => {
       max_request_size: 10,
       uploads: { dir: '/tmp', forbid: ['.php'] },
     };
-    expectTypeOf(ok.command).toEqualTypeOf<string | readonly string[]>();
+    expectTypeOf(ok.command).toEqualTypeOf<string | readonly string[] | undefined>();
+    const classic: WarmpoolOptions = {
+      fastcgi: { root: '/var/www/html', pass: 'unix:/run/php/php8.2-fpm.sock', no_exec: ['wp-content/uploads'] },
+    };
+    // @ts-expect-error fastcgi.root is required
+    const noRoot: WarmpoolOptions = { fastcgi: { pass: '127.0.0.1:9000' } };
+    void [classic, noRoot];
     // @ts-expect-error an unknown option
     const unknown: WarmpoolOptions = { command: 'php w.php', num_workers: 2 };
     // @ts-expect-error codec is json | proto
@@ -36,5 +42,7 @@ describe('public types', () => {
     expectTypeOf<FastifyInstance['warmpool']['reset']>().returns.toEqualTypeOf<Promise<void>>();
     expectTypeOf<FastifyInstance['warmpool']['workers']>().returns.toEqualTypeOf<Promise<WorkerInfo[]>>();
     expectTypeOf<FastifyInstance['warmpool']['stats']>().returns.toEqualTypeOf<PoolStats>();
+    // null for a classic site passing to php-fpm: its processes are not ours
+    expectTypeOf<FastifyInstance['warmpool']['pool']>().toEqualTypeOf<AnyPool | null>();
   });
 });

@@ -311,8 +311,11 @@ export class FastCgiAbortedError extends FastCgiError<'WP_FASTCGI_ABORTED'> {
 
 /** A FastCGI client option is unknown or has a bad value (an address that is neither unix:/path nor host:port). */
 export class InvalidFastCgiOptionError extends FastCgiError<'WP_FASTCGI_INVALID_OPTION'> {
-  constructor(key: string, message: string) {
-    super('WP_FASTCGI_INVALID_OPTION', 500, `FastCGI option "${key}": ${message}`, { details: { key } });
+  declare readonly details: OptionErrorDetails;
+  constructor(key: string, reason: string, value?: unknown) {
+    super('WP_FASTCGI_INVALID_OPTION', 500, `FastCGI option "${key}": ${reason}`, {
+      details: value === undefined ? { key, reason } : { key, reason, value },
+    });
   }
 }
 

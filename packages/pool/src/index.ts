@@ -1,5 +1,8 @@
 // @warmpool/pool: a warm pool of PHP workers speaking the RoadRunner worker protocol.
-export { createPool, Pool, type PoolExecOptions } from './pool/pool.js';
+export { createPool, Pool, type AnyPool, type PoolExecOptions } from './pool/pool.js';
+export { createCgiPool, CgiDriver, type CgiDriverOptions } from './worker/cgi-driver.js';
+export type { CgiReply, CgiRequest } from './worker/cgi-worker.js';
+export type { ExecOptions, PoolWorker, WorkerDriver, WorkerHooks } from './worker/pool-worker.js';
 export { Chunks, JOIN_MAX_BYTES, partsLength } from './chunks.js';
 export type { Codec } from './protocol/http-context.js';
 export type {
@@ -7,9 +10,17 @@ export type {
   ExchangeOptions,
   ExchangeRequest,
   ExchangeResponse,
+  ExchangeScript,
   HeaderMap,
   ParsedForm,
 } from './exchange/exchange.js';
+export {
+  FastCgiExchange,
+  DEFAULT_BUFFER_BYTES,
+  toParams as toFastCgiParams,
+  type FastCgiBackend,
+  type FastCgiExchangeOptions,
+} from './exchange/fastcgi-exchange.js';
 export { WorkerExchange, parseCookies, toExecRequest, toRequestContext } from './exchange/worker-exchange.js';
 export {
   resolvePoolOptions,

@@ -24,7 +24,7 @@ export interface SupervisorOptions {
 }
 
 /** Pool options, spelled as in RoadRunner's `.rr.yaml` (`server.*` and `http.pool.*`). */
-export interface PoolOptions {
+export interface PoolOptions<Req = ExecRequest> {
   /** the worker command: "php worker.php" or an argv array */
   command: string | readonly string[];
   /** extra environment; keys are upper-cased and $VAR expanded, as RR does */
@@ -43,7 +43,7 @@ export interface PoolOptions {
   /** num_workers: auto — share of available memory kept free (default 0.25) */
   headroom?: number;
   /** num_workers: auto — requests run on the probe worker before it is measured (default: none) */
-  warmup?: readonly ExecRequest[];
+  warmup?: readonly Req[];
   /** recycle a worker after this many executions (0 = never) */
   max_jobs?: number;
   /** how long a request waits for a free worker, and the deadline of one worker's boot (default 60s) */
@@ -108,7 +108,7 @@ type RangedKey = keyof typeof POOL_OPTION_RANGES;
 const range = (key: RangedKey): { min: number; max?: number } => POOL_OPTION_RANGES[key];
 
 /** Resolved once at creation; nothing downstream parses a unit again. */
-export interface ResolvedPoolOptions {
+export interface ResolvedPoolOptions<Req = ExecRequest> {
   argv: string[];
   env: Readonly<Record<string, string>>;
   cwd: string | undefined;
@@ -119,7 +119,7 @@ export interface ResolvedPoolOptions {
   /** dynamic pool bounds and how long an extra worker may idle before it is reaped; null when static */
   dynamic: { minWorkers: number; maxWorkers: number; idleMs: number } | null;
   headroom: number;
-  warmup: readonly ExecRequest[];
+  warmup: readonly Req[];
   maxJobs: number;
   allocateTimeoutMs: number;
   /** null: QUEUE_PER_WORKER × the live workers (the default); 0: unlimited */
@@ -216,7 +216,7 @@ const KNOWN_KEYS = new Set([
 ]);
 const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'max_worker_memory']);
 
-function resolveDynamic(options: PoolOptions): ResolvedPoolOptions['dynamic'] {
+function resolveDynamic(options: PoolOptions<unknown>): ResolvedPoolOptions['dynamic'] {
   if (options.min_workers === undefined && options.max_workers === undefined) return null;
   const minWorkers = ranged(options.min_workers ?? 0, 'min_workers');
   const maxWorkers = ranged(options.max_workers ?? Math.max(minWorkers, availableParallelism()), 'max_workers');
@@ -245,7 +245,7 @@ function resolveHeadroom(value: unknown): number {
 }
 
 /** Validates user options and resolves units and defaults. Errors name the option and what to write. */
-export function resolvePoolOptions(options: PoolOptions): ResolvedPoolOptions {
+export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>): ResolvedPoolOptions<Req> {
   if (options === null || typeof options !== 'object')
     throw new InvalidPoolOptionError('(options)', 'must be an object');
   for (const key of Object.keys(options)) {

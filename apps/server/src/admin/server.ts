@@ -4,7 +4,7 @@ import { mkdir, lstat, chmod, unlink } from 'node:fs/promises';
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
-import type { Logger, Pool } from '@warmpool/pool';
+import type { AnyPool, Logger } from '@warmpool/pool';
 import { measureTuning, type TuneReport } from '../tuning.js';
 import {
   AdminBadRequestError,
@@ -286,10 +286,10 @@ export interface PoolHandlersOptions {
  * that swaps pools is seen at once. Resets run site after site, so at most one site is rolling.
  */
 export function createPoolHandlers(
-  sites: () => ReadonlyMap<string, Pool>,
+  sites: () => ReadonlyMap<string, AnyPool>,
   options: PoolHandlersOptions = {},
 ): AdminHandlers {
-  const pick = (site: string | undefined): Array<[string, Pool]> => {
+  const pick = (site: string | undefined): Array<[string, AnyPool]> => {
     const all = sites();
     if (site === undefined) return [...all];
     const pool = all.get(site);
@@ -300,7 +300,7 @@ export function createPoolHandlers(
       );
     return [[site, pool]];
   };
-  const pickOne = (site: string | undefined, command: string): [string, Pool] => {
+  const pickOne = (site: string | undefined, command: string): [string, AnyPool] => {
     const picked = pick(site);
     if (picked.length === 1) return picked[0]!;
     if (picked.length === 0) throw new UnknownSiteError('this server runs no sites', site);

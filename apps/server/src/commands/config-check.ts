@@ -192,10 +192,19 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
       headers: site.headers,
       gzip: site.gzip,
     },
+    // classic PHP (null: a worker site); pass: php-fpm runs the processes, else the pool runs php-cgi
+    fastcgi: site.plugin.fastcgi === undefined ? null : effectiveFastCgi(site.plugin.fastcgi),
     // what this site runs: its own cache keys over the top level's, its own proxy list or the top level's
     cache: site.cache === null ? null : withDefaults('cache', { ...site.cache }),
     proxy: (site.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
   };
+}
+
+/** The fastcgi section with its defaults; only the keys of its mode (command managed, max_connections with pass). */
+function effectiveFastCgi(fastcgi: NonNullable<SiteOptions['plugin']['fastcgi']>): Record<string, unknown> {
+  const effective: Record<string, unknown> = withDefaults('fastcgi', { ...fastcgi });
+  delete effective[fastcgi.pass === undefined ? 'max_connections' : 'command'];
+  return effective;
 }
 
 /**

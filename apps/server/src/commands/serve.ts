@@ -10,7 +10,7 @@
 // 5. listen on every listener → exit 5; then ACME orders and renewals start; then the admin socket;
 //    then print where logs go.
 import { performance } from 'node:perf_hooks';
-import { parseDuration, type Pool } from '@warmpool/pool';
+import { parseDuration, type AnyPool } from '@warmpool/pool';
 import {
   ConfigError,
   InvalidValueError,
@@ -281,11 +281,12 @@ class ServerState {
       `logs: ${loggers.describe()}${access !== null ? `; access log: ${access.describe()}` : server.http.access_logs ? ', access log on' : ''}`,
     );
     const workers = [...this.#built.pools.values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
+    const sites = this.#built.backends.size;
     this.#phase = 'running';
     out.success(
-      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(this.#built.pools.size, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
+      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(sites, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
     );
-    loggers.root.info({ pid: process.pid, sites: [...this.#built.pools.keys()] }, 'warmpool ready');
+    loggers.root.info({ pid: process.pid, sites: [...this.#built.backends.keys()] }, 'warmpool ready');
     if (this.#stopRequested !== null) await this.#drain(this.#stopRequested);
   }
 
@@ -423,7 +424,7 @@ class ServerState {
   #force(signal: NodeJS.Signals): void {
     this.#out.error(`${signal} again: exiting now; in-flight requests are cut and workers killed`);
     const kill = Promise.all(
-      [...this.#built.pools.values()].map(async (pool: Pool) => {
+      [...this.#built.pools.values()].map(async (pool: AnyPool) => {
         for (const worker of await pool.workers()) {
           try {
             process.kill(worker.pid, 'SIGKILL');

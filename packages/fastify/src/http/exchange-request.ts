@@ -3,7 +3,7 @@
 // (network/client-info.ts).
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
-import type { Chunks, ExchangeRequest, HeaderMap, ParsedForm } from '@warmpool/pool';
+import type { Chunks, ExchangeRequest, ExchangeScript, HeaderMap, ParsedForm } from '@warmpool/pool';
 import type { ClientInfo } from '../network/client-info.js';
 
 const canonicalCache = new Map<string, string>();
@@ -29,13 +29,14 @@ function headerText(value: string): string {
  * scheme, host and origin-form target decided once for the request (the site and the cache key were
  * chosen by the same host, and a trusted proxy's forwarding applied); `body` is what the
  * body parser kept (bytes, or the raw stream for a backend that streams bodies), `form` a form
- * Node parsed into RoadRunner's trees.
+ * Node parsed into RoadRunner's trees, `script` the script classic mode's resolver chose.
  */
 export function toExchangeRequest(
   request: FastifyRequest,
   client: ClientInfo,
   body: Buffer | Chunks | Readable | null,
   form: ParsedForm | null,
+  script: ExchangeScript | null = null,
 ): ExchangeRequest {
   const raw = request.raw;
   const rawHeaders = raw.rawHeaders;
@@ -67,5 +68,6 @@ export function toExchangeRequest(
     serverPort: socket?.localPort ?? null,
     body,
     form,
+    script,
   };
 }

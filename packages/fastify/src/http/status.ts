@@ -1,6 +1,8 @@
 import {
   ExecAbortedError,
   ExecTimeoutError,
+  FastCgiClosedError,
+  FastCgiError,
   NoFreeWorkerError,
   PoolClosedError,
   ProtocolError,
@@ -26,5 +28,11 @@ export function statusOf(error: unknown): ErrorStatus {
     return { status: 502, retryAfter: null };
   }
   if (error instanceof WorkerReportedError) return { status: 500, retryAfter: null };
+  // classic mode: each FastCGI error carries its status (502 down, 503 overloaded, 504 silent, 499
+  // the client left), as nginx answers for php-fpm
+  if (error instanceof FastCgiError) {
+    const retryAfter = error instanceof FastCgiClosedError ? 5 : error.statusCode === 503 ? 1 : null;
+    return { status: error.statusCode, retryAfter };
+  }
   return { status: 500, retryAfter: null };
 }

@@ -223,7 +223,10 @@ async function resolveTarget(
   const path = decodeRequestPath(rawPath);
   if (path === null) return { kind: 'invalid', reason: 'encoding' };
   const verdict = checkPath(options.staticPolicy, path);
-  if (verdict.kind === 'invalid') return verdict;
+  // A colon is a Windows hazard (drive letters, NTFS streams), not a Linux one: it never names a
+  // file here (the static policy refuses it), but it may follow a script: DokuWiki's nice URLs are
+  // "/doku.php/wiki:syntax", and its pages "/wiki:syntax" reach the try_files fallback.
+  if (verdict.kind === 'invalid' && verdict.reason !== 'colon') return verdict;
   // a dot segment anywhere (".git/", ".env", ".well-known/"): never run, never sent
   if (hasDotSegment(path)) return { kind: 'forbidden', reason: 'dotfile' };
   const root = await fs.lookup(options.root);

@@ -97,7 +97,15 @@ export interface ResolvedStaticOptions {
  * Answers the request when the static layer owns it: true when it replied (a file, 304, 206, 416,
  * 301 to a directory's slash form, 403/404 for a forbidden file); false when the request goes to PHP.
  */
-export type StaticHandler = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>;
+export interface StaticHandler {
+  (request: FastifyRequest, reply: FastifyReply): Promise<boolean>;
+  /**
+   * Sends the file at a root-relative path something else chose (classic mode's script resolver),
+   * with the same checks, headers and hot cache; false when it is not a file we send (then nothing
+   * was written).
+   */
+  sendPath(request: FastifyRequest, reply: FastifyReply, path: string): Promise<boolean>;
+}
 
 const KNOWN = [
   'dir',
@@ -518,7 +526,23 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     return true;
   }
 
-  return async function serveStatic(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
+  async function sendPath(request: FastifyRequest, reply: FastifyReply, path: string): Promise<boolean> {
+    const verdict = checkPath(policy, path);
+    if (verdict.kind !== 'file') return false;
+    const cache = hotCache !== null && cacheableRequest(request) ? hotCache : null;
+    const old = cache?.get(verdict.path);
+    if (old !== undefined) {
+      if (cache!.isFresh(old, performance.now())) return cache!.serve(request, reply, old);
+      cache!.delete(verdict.path);
+    }
+    const found = await checkFile(0, verdict.path);
+    if (typeof found !== 'object') return false;
+    if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, 0, verdict.path, found)))
+      return true;
+    return sendFile(request, reply, 0, verdict.path);
+  }
+
+  const serveStatic = async function serveStatic(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
     const method = request.method;
     if (method !== 'GET' && method !== 'HEAD') return false;
     const decoded = decodeRequestPath(request.url);
@@ -574,6 +598,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
         return false;
     }
   };
+  return Object.assign(serveStatic, { sendPath });
 
   async function findIndex(
     rootIndex: number,

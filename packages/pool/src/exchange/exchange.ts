@@ -15,6 +15,25 @@ export interface ParsedForm {
   uploads: unknown;
 }
 
+/**
+ * Classic mode: the script the HTTP side decided to run (its script resolver; PHP never decides).
+ * The names are the CGI params of the same name.
+ */
+export interface ExchangeScript {
+  /** URL path of the script: "/index.php" */
+  scriptName: string;
+  /** its real path (symlinks resolved): the file that runs */
+  scriptFilename: string;
+  /** "" or "/foo/bar" (after a script segment: "/index.php/foo/bar") */
+  pathInfo: string;
+  /** the document root's real path */
+  documentRoot: string;
+  /** the path after try_files (nginx $document_uri): "/index.php" for the fallback */
+  documentUri: string;
+  /** QUERY_STRING: the request's query, or the try_files fallback's ("/index.php?$args") */
+  queryString: string;
+}
+
 export interface ExchangeRequest {
   method: string;
   /** the scheme the client used (after trusted-proxy rules) */
@@ -39,6 +58,8 @@ export interface ExchangeRequest {
    */
   body: Buffer | Chunks | Readable | null;
   form: ParsedForm | null;
+  /** classic mode: the script to run; absent for worker mode (the worker's loop is the only code) */
+  script?: ExchangeScript | null;
 }
 
 export interface ExchangeResponse {

@@ -224,16 +224,23 @@ function parseHeaderBlock(block: Buffer, maxHeaderCount: number): CgiResponseHea
 
 /** The value without surrounding whitespace; control bytes (but tab) would split or smuggle a response. */
 function checkedValue(raw: string, name: string): string {
-  const value = raw.replace(/^[ \t]+|[ \t]+$/g, '');
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
+  let start = 0;
+  let end = raw.length;
+  while (start < end && isBlank(raw.charCodeAt(start))) start++;
+  while (end > start && isBlank(raw.charCodeAt(end - 1))) end--;
+  for (let i = start; i < end; i++) {
+    const c = raw.charCodeAt(i);
     if ((c < 0x20 && c !== 0x09) || c === 0x7f) {
       throw new FastCgiBadHeaderError(
         `header ${name} has a control byte 0x${c.toString(16).padStart(2, '0')} in its value`,
       );
     }
   }
-  return value;
+  return start === 0 && end === raw.length ? raw : raw.slice(start, end);
+}
+
+function isBlank(c: number): boolean {
+  return c === 0x20 || c === 0x09;
 }
 
 function quote(text: string | Buffer): string {

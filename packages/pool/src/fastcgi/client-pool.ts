@@ -58,6 +58,8 @@ export interface FastCgiClientPoolOptions {
   abortTimeoutMs?: number;
   /** An idle connection is closed after this; 0: kept until the server closes it. */
   idleTimeoutMs?: number;
+  /** send_timeout: a response whose reader reads nothing for this long is aborted (WP_WORKER_STREAM_STALLED); 0: none. */
+  stallTimeoutMs?: number;
   /** Limits of the script's CGI header block. */
   maxHeaderBytes?: number;
   maxHeaderCount?: number;
@@ -127,6 +129,7 @@ interface ResolvedOptions {
   readTimeoutMs: number;
   abortTimeoutMs: number;
   idleTimeoutMs: number;
+  stallTimeoutMs: number;
   limits: CgiHeadLimits;
   logger: Logger;
 }
@@ -140,6 +143,7 @@ const KNOWN_OPTIONS = [
   'readTimeoutMs',
   'abortTimeoutMs',
   'idleTimeoutMs',
+  'stallTimeoutMs',
   'maxHeaderBytes',
   'maxHeaderCount',
   'logger',
@@ -175,6 +179,7 @@ function resolveOptions(options: FastCgiClientPoolOptions): ResolvedOptions {
     readTimeoutMs: integer(options, 'readTimeoutMs', DEFAULT_READ_TIMEOUT_MS, 0),
     abortTimeoutMs: integer(options, 'abortTimeoutMs', DEFAULT_ABORT_TIMEOUT_MS, 0),
     idleTimeoutMs: integer(options, 'idleTimeoutMs', DEFAULT_IDLE_TIMEOUT_MS, 0),
+    stallTimeoutMs: integer(options, 'stallTimeoutMs', 0, 0),
     limits: {
       ...(options.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: integer(options, 'maxHeaderBytes', 0, 64) }),
       ...(options.maxHeaderCount === undefined ? {} : { maxHeaderCount: integer(options, 'maxHeaderCount', 0, 1) }),
@@ -243,6 +248,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
             stdin: request.stdin,
             readTimeoutMs: this.#options.readTimeoutMs,
             abortTimeoutMs: this.#options.abortTimeoutMs,
+            stallTimeoutMs: this.#options.stallTimeoutMs,
             onStderr: request.onStderr ?? this.#logStderr,
             ...(request.signal === undefined ? {} : { signal: request.signal }),
           });

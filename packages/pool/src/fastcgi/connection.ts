@@ -15,6 +15,7 @@ import {
   FastCgiReadTimeoutError,
   FastCgiRequestRejectedError,
   FastCgiUnexpectedRecordError,
+  StreamStalledError,
 } from '../errors.js';
 import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
 import { RecordDecoder } from './decoder.js';
@@ -50,6 +51,9 @@ export const DEFAULT_STDOUT_HIGH_WATER_MARK = 64 * 1024;
 /** How php-fpm separates the messages it sends as one STDERR line. */
 const FPM_JOINED = '; PHP message: ';
 
+/** A body this small goes out in the same write as the request's params. */
+const INLINE_STDIN_BYTES = 16 * 1024;
+
 /** One request at a time per connection: php-fpm does not multiplex (FCGI_MPXS_CONNS=0). */
 const REQUEST_ID = 1;
 
@@ -64,8 +68,18 @@ export interface FastCgiRequestOptions {
   stdin?: FastCgiBody;
   /** Longest silence from the backend while it owes us records; 0: none. Default DEFAULT_READ_TIMEOUT_MS. */
   readTimeoutMs?: number;
+  /**
+   * The error a read timeout fails the request with (default WP_FASTCGI_READ_TIMEOUT): a managed
+   * php-cgi worker uses the read timeout as exec_ttl and reports WP_WORKER_EXEC_TIMEOUT.
+   */
+  timeoutError?: (readTimeoutMs: number) => Error;
   /** After abort(), how long to wait for END_REQUEST before closing. Default DEFAULT_ABORT_TIMEOUT_MS. */
   abortTimeoutMs?: number;
+  /**
+   * send_timeout: STDOUT's reader may read nothing for this long while the backend has more for it;
+   * then the request is aborted and the reader fails with WP_WORKER_STREAM_STALLED. 0: no bound.
+   */
+  stallTimeoutMs?: number;
   /** Each STDERR line (PHP warnings with fastcgi.logging=1, error_log() calls), without its newline. */
   onStderr?: (line: string) => void;
   /** Aborting it aborts the request (the client left). */
@@ -196,7 +210,9 @@ interface Call {
   readonly reject: (error: Error) => void;
   readonly onStderr: ((line: string) => void) | null;
   readonly readTimeoutMs: number;
+  readonly timeoutError: ((readTimeoutMs: number) => Error) | null;
   readonly abortTimeoutMs: number;
+  readonly stallTimeoutMs: number;
   readonly signal: AbortSignal | null;
   readonly onSignal: () => void;
   readonly reused: boolean;
@@ -206,6 +222,8 @@ interface Call {
   stdinStarted: boolean;
   /** the reader is behind: the socket is paused and the decoder holds records */
   stdoutPaused: boolean;
+  /** send_timeout, armed while stdoutPaused */
+  stallTimer: NodeJS.Timeout | null;
   /** waiting for the socket to drain while writing STDIN */
   waitingDrain: boolean;
   bytesReceived: number;
@@ -326,7 +344,9 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       reject,
       onStderr: options.onStderr ?? null,
       readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+      timeoutError: options.timeoutError ?? null,
       abortTimeoutMs: options.abortTimeoutMs ?? DEFAULT_ABORT_TIMEOUT_MS,
+      stallTimeoutMs: options.stallTimeoutMs ?? 0,
       signal,
       onSignal: () => this.#abort(call, signal?.reason),
       reused: this.#requests > 0,
@@ -334,6 +354,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       stdinDone: false,
       stdinStarted: false,
       stdoutPaused: false,
+      stallTimer: null,
       waitingDrain: false,
       bytesReceived: 0,
       stderrParts: [],
@@ -343,13 +364,26 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     this.#state = 'busy';
     this.#call = call;
     this.#startedAt = performance.now();
-    this.#writeAll(head);
-    this.#updateTimer(call);
+    const stdin = options.stdin;
+    if (stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES)) {
+      // no body, or a small one: the whole request in one write (php gets it in one read)
+      if (stdin instanceof Uint8Array && stdin.length > 0) {
+        const bytes = Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin.buffer, stdin.byteOffset, stdin.length);
+        head.push(...encodeStreamRecords(RecordType.STDIN, REQUEST_ID, bytes));
+      }
+      head.push(encodeRecord(RecordType.STDIN, REQUEST_ID));
+      call.stdinDone = true;
+      this.#writeAll([Buffer.concat(head)]);
+      this.#updateTimer(call);
+    } else {
+      this.#writeAll(head);
+      this.#updateTimer(call);
+      this.#pumpStdin(call, stdin).catch((error) => this.#abort(call, error));
+    }
     if (signal !== null) {
       if (signal.aborted) queueMicrotask(call.onSignal);
       else signal.addEventListener('abort', call.onSignal, { once: true });
     }
-    this.#pumpStdin(call, options.stdin).catch((error) => this.#abort(call, error));
     return {
       stdout,
       done,
@@ -404,6 +438,15 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     } else {
       this.destroy();
     }
+  }
+
+  /**
+   * Fails the running request with `error` (its caller and STDOUT's reader get it) and closes the
+   * connection; without a request it only closes. A managed worker uses it when its process is killed.
+   */
+  fail(error: Error): void {
+    if (this.#call !== null && this.#call.phase === 'running') this.#fail(error);
+    else this.destroy(error);
   }
 
   destroy(error?: Error): void {
@@ -583,6 +626,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
           call.stdoutPaused = true;
           this.#socket.pause();
           this.#updateTimer(call);
+          this.#armStall(call);
           return false;
         }
         return true;
@@ -604,6 +648,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #resumeStdout(call: Call): void {
     if (!call.stdoutPaused || this.#call !== call) return;
     call.stdoutPaused = false;
+    this.#clearStall(call);
     try {
       this.#decoder.resume();
     } catch (error) {
@@ -690,6 +735,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #finish(call: Call): void {
     call.phase = 'finished';
     this.#clearTimer();
+    this.#clearStall(call);
     if (this.#abortTimer !== null) {
       clearTimeout(this.#abortTimer);
       this.#abortTimer = null;
@@ -706,13 +752,14 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #abort(call: Call, reason?: unknown): void {
     if (call.phase !== 'running') return;
     const error =
-      reason instanceof FastCgiAbortedError
+      reason instanceof FastCgiAbortedError || reason instanceof StreamStalledError
         ? reason
         : new FastCgiAbortedError('the request was aborted (the client left)', {
             cause: reason,
             details: { address: this.#where },
           });
     call.phase = 'aborting';
+    this.#clearStall(call);
     call.wake?.();
     call.reject(error);
     if (!call.stdout.destroyed) call.stdout.destroy(error);
@@ -777,6 +824,28 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     this.emit('close', this.#failure ?? (quiet ? null : this.#socketError));
   }
 
+  // ---- send_timeout: a reader that stopped reading ----
+
+  #armStall(call: Call): void {
+    if (call.stallTimeoutMs <= 0 || call.stallTimer !== null) return;
+    call.stallTimer = setTimeout(() => {
+      call.stallTimer = null;
+      if (this.#call !== call || call.phase !== 'running' || !call.stdoutPaused) return;
+      this.#abort(
+        call,
+        new StreamStalledError(
+          `the reader of the response from ${this.#where} read nothing for ${call.stallTimeoutMs} ms (send_timeout); the request was aborted`,
+          { address: this.#where },
+        ),
+      );
+    }, call.stallTimeoutMs);
+  }
+
+  #clearStall(call: Call): void {
+    if (call.stallTimer !== null) clearTimeout(call.stallTimer);
+    call.stallTimer = null;
+  }
+
   // ---- the read timeout ----
 
   /**
@@ -811,6 +880,10 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #onReadTimeout(call: Call): void {
     this.#timer = null;
     if (this.#call !== call || call.phase !== 'running') return;
+    if (call.timeoutError !== null) {
+      this.#fail(call.timeoutError(call.readTimeoutMs));
+      return;
+    }
     this.#fail(
       new FastCgiReadTimeoutError(
         `FastCGI server ${this.#where} sent nothing for ${call.readTimeoutMs} ms` +

@@ -15,9 +15,10 @@ export interface FastCgiParamsInput {
   /** The Host to use when the request has no Host header (HTTP/2's :authority). */
   host?: string;
   clientAddress: string;
-  clientPort: number;
-  serverAddress: string;
-  serverPort: number;
+  /** null: unknown (a unix socket peer); REMOTE_PORT is then empty */
+  clientPort: number | null;
+  serverAddress: string | null;
+  serverPort: number | null;
   /** SERVER_NAME; default: the Host without its port. */
   serverName?: string;
   /** Absolute, without a trailing slash: "/srv/www". */
@@ -40,6 +41,11 @@ export interface FastCgiParamsInput {
   serverSoftware?: string;
   /** Added last, replacing params of the same name (fastcgi_param lines in a config). */
   extra?: Readonly<Record<string, string>>;
+  /**
+   * How header values hold their bytes: "latin1" (default), one char per byte as Node's HTTP layer
+   * gives them; "utf8", Unicode text (an exchange request, whose values were decoded as UTF-8).
+   */
+  headerText?: 'latin1' | 'utf8';
 }
 
 export type FastCgiParamList = Array<[name: string, value: string | Buffer]>;
@@ -47,7 +53,15 @@ export type FastCgiParamList = Array<[name: string, value: string | Buffer]>;
 // nginx's ignore_invalid_headers: letters, digits and "-" only; with underscores_in_headers off
 // (the default) a name with "_" is dropped too, so "X-Forwarded-For" and "X_Forwarded_For" cannot
 // both become HTTP_X_FORWARDED_FOR. Pseudo-headers (":authority") never pass.
-const VALID_HEADER_NAME = /^[A-Za-z0-9-]+$/;
+function isValidHeaderName(name: string): boolean {
+  if (name.length === 0) return false;
+  for (let i = 0; i < name.length; i++) {
+    const c = name.charCodeAt(i);
+    const ok = (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a) || (c >= 0x30 && c <= 0x39) || c === 0x2d;
+    if (!ok) return false;
+  }
+  return true;
+}
 
 /** "::ffff:127.0.0.1" (an IPv4 peer on a dual-stack socket) → "127.0.0.1", as nginx reports it. */
 function plainAddress(address: string): string {
@@ -72,9 +86,9 @@ function originForm(target: string): string {
   return rest.startsWith('/') ? rest : `/${rest}`;
 }
 
-/** Node hands header bytes over as latin1 chars: give PHP the same bytes back. */
-function headerValue(value: string): string | Buffer {
-  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return Buffer.from(value, 'latin1');
+/** Header text as the bytes PHP gets: latin1 chars are the bytes themselves, Unicode text is UTF-8. */
+function headerValue(value: string, text: 'latin1' | 'utf8' = 'latin1'): string | Buffer {
+  for (let i = 0; i < value.length; i++) if (value.charCodeAt(i) > 0x7f) return Buffer.from(value, text);
   return value;
 }
 
@@ -110,13 +124,13 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
     ['DOCUMENT_ROOT', input.documentRoot],
     ['SCRIPT_NAME', input.scriptName],
     ['SCRIPT_FILENAME', input.scriptFilename],
-    ['CONTENT_TYPE', headerValue(contentType)],
+    ['CONTENT_TYPE', headerValue(contentType, input.headerText)],
     ['CONTENT_LENGTH', contentLength],
     ['SERVER_NAME', input.serverName ?? hostWithoutPort(host)],
-    ['SERVER_ADDR', plainAddress(input.serverAddress)],
-    ['SERVER_PORT', String(input.serverPort)],
+    ['SERVER_ADDR', input.serverAddress === null ? '' : plainAddress(input.serverAddress)],
+    ['SERVER_PORT', input.serverPort === null ? '' : String(input.serverPort)],
     ['REMOTE_ADDR', plainAddress(input.clientAddress)],
-    ['REMOTE_PORT', String(input.clientPort)],
+    ['REMOTE_PORT', input.clientPort === null ? '' : String(input.clientPort)],
     // php-cgi refuses to run a script without it (cgi.force_redirect, on by default)
     ['REDIRECT_STATUS', '200'],
   ]);
@@ -127,13 +141,13 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
   }
   if (input.scheme === 'https') params.set('HTTPS', 'on');
 
-  for (const name of Object.keys(input.headers)) {
+  for (const name in input.headers) {
     const value = input.headers[name];
-    if (value === undefined || !VALID_HEADER_NAME.test(name)) continue;
+    if (value === undefined || !isValidHeaderName(name)) continue;
     const lower = name.toLowerCase();
     if (lower === 'proxy') continue; // httpoxy: HTTP_PROXY would pass for the proxy setting of curl and Guzzle
     const joined = typeof value === 'string' ? value : value.join(lower === 'cookie' ? '; ' : ', ');
-    params.set(`HTTP_${lower.toUpperCase().replaceAll('-', '_')}`, headerValue(joined));
+    params.set(`HTTP_${lower.toUpperCase().replaceAll('-', '_')}`, headerValue(joined, input.headerText));
   }
   if (!params.has('HTTP_HOST') && host !== '') params.set('HTTP_HOST', host);
 

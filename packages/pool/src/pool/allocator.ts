@@ -5,7 +5,10 @@ import { buildWorkerEnv } from '../worker/command.js';
 import type { WorkerSpec } from '../worker/worker.js';
 
 /** The spawn spec every worker of a pool shares, built once. */
-export function createWorkerSpec(options: ResolvedPoolOptions, listener: SocketRelayListener | null): WorkerSpec {
+export function createWorkerSpec(
+  options: ResolvedPoolOptions<unknown>,
+  listener: SocketRelayListener | null,
+): WorkerSpec {
   const dsn = relayDsn(options.relay, listener?.port);
   return {
     argv: options.argv,

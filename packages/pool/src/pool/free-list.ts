@@ -1,6 +1,4 @@
-import type { Worker } from '../worker/worker.js';
-
-interface Waiter {
+interface Waiter<Worker> {
   resolve(worker: Worker): void;
   reject(error: Error): void;
   deadline: number;
@@ -14,9 +12,9 @@ export type AbortedWaitError = (reason: unknown) => Error;
  * opcache), and FIFO waiters for a worker. All waiters share one timeout, so one timer armed for the
  * oldest waiter covers them all.
  */
-export class FreeList {
+export class FreeList<Worker> {
   readonly #ready: Worker[] = [];
-  #waiters: (Waiter | null)[] = [];
+  #waiters: (Waiter<Worker> | null)[] = [];
   #head = 0;
   /** waiters ever dropped from the array's front by compaction: slot numbers stay valid across it */
   #shifted = 0;
@@ -87,7 +85,7 @@ export class FreeList {
           this.#gone++;
           reject(aborted === undefined ? (signal.reason as Error) : aborted(signal.reason));
         };
-        const waiter: Waiter = {
+        const waiter: Waiter<Worker> = {
           resolve: (worker) => {
             signal.removeEventListener('abort', onAbort);
             resolve(worker);
@@ -118,7 +116,7 @@ export class FreeList {
   }
 
   /** The oldest live waiter, taken off the queue; null when none waits. */
-  #shift(): Waiter | null {
+  #shift(): Waiter<Worker> | null {
     while (this.#head < this.#waiters.length) {
       const waiter = this.#waiters[this.#head];
       this.#waiters[this.#head++] = null;
@@ -135,7 +133,7 @@ export class FreeList {
 
   #arm(): void {
     // the oldest live waiter has the nearest deadline (all share one timeout)
-    let oldest: Waiter | null | undefined = null;
+    let oldest: Waiter<Worker> | null | undefined = null;
     for (let i = this.#head; i < this.#waiters.length && oldest === null; i++) oldest = this.#waiters[i];
     if (oldest === null || oldest === undefined) {
       this.#timer = null;

@@ -10,7 +10,6 @@ import {
   type WarmpoolError,
 } from '../errors.js';
 import { QUEUE_PER_WORKER, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
-import { SocketRelayListener } from '../relay/socket.js';
 import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
 import {
   describeSizing,
@@ -25,15 +24,10 @@ import {
 import { readRss } from '../supervisor/rss.js';
 import { Supervisor } from '../supervisor/supervisor.js';
 import { WORKER_STATES, type RecycleReason, type WorkerState } from '../worker/state.js';
-import {
-  Worker,
-  type ExecOptions,
-  type ExecReply,
-  type ExecRequest,
-  type WorkerHooks,
-  type WorkerSpec,
-} from '../worker/worker.js';
-import { BootBackoff, createWorkerSpec, jobLimitWithJitter } from './allocator.js';
+import { GoridgeDriver } from '../worker/goridge-driver.js';
+import type { ExecOptions, PoolWorker, WorkerDriver, WorkerHooks } from '../worker/pool-worker.js';
+import type { ExecReply, ExecRequest } from '../worker/worker.js';
+import { BootBackoff, jobLimitWithJitter } from './allocator.js';
 import { fateOf } from './fate.js';
 import { FreeList } from './free-list.js';
 
@@ -48,17 +42,20 @@ const MAX_STOP_RETRIES = 8;
 /**
  * The warm pool: exec → take a ready worker (or queue) → run → release by the fate table.
  * Workers that leave service are replaced; reset() rolls one worker at a time; close() drains.
+ *
+ * `Req` and `Rep` are what its workers take and give (goridge frames by default; FastCGI requests
+ * for php-cgi workers, worker/cgi-driver.ts): the pool passes them through and knows neither.
  */
-export class Pool extends EventEmitter<PoolEvents> {
-  readonly options: ResolvedPoolOptions;
-  readonly #free: FreeList;
+export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolEvents> {
+  readonly options: ResolvedPoolOptions<Req>;
+  readonly #driver: WorkerDriver<Req, Rep>;
+  readonly #free: FreeList<Worker<Req, Rep>>;
   /** every worker not yet exited, retired ones included */
-  readonly #workers = new Set<Worker>();
-  readonly #hooks: WorkerHooks;
+  readonly #workers = new Set<Worker<Req, Rep>>();
+  readonly #hooks: WorkerHooks<Worker<Req, Rep>>;
   readonly #execOptions: ExecOptions;
   readonly #backoff = new BootBackoff();
-  #spec: WorkerSpec | null = null;
-  #listener: SocketRelayListener | null = null;
+  #opened = false;
   #supervisor: Supervisor | null = null;
   #booting = 0;
   #inFlight = 0;
@@ -77,9 +74,11 @@ export class Pool extends EventEmitter<PoolEvents> {
   readonly #recycles: Partial<Record<RecycleReason, number>> = {};
   #onIdle: (() => void) | null = null;
 
-  constructor(options: PoolOptions | ResolvedPoolOptions) {
+  /** `driver` starts the workers: goridge (RoadRunner's protocol) unless another is given. */
+  constructor(options: PoolOptions<Req> | ResolvedPoolOptions<Req>, driver?: WorkerDriver<Req, Rep>) {
     super();
     this.options = 'argv' in options ? options : resolvePoolOptions(options);
+    this.#driver = driver ?? (new GoridgeDriver() as unknown as WorkerDriver<Req, Rep>);
     this.#execOptions = { timeoutMs: this.options.execTtlMs };
     const { numWorkers, dynamic } = this.options;
     // A dynamic pool starts with at least one worker (it proves the command boots and serves the
@@ -99,12 +98,8 @@ export class Pool extends EventEmitter<PoolEvents> {
   async start(): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    const { relay } = this.options;
-    if (relay.kind === 'unix' || relay.kind === 'tcp') {
-      this.#listener = new SocketRelayListener(relay);
-      await this.#listener.listen();
-    }
-    this.#spec = createWorkerSpec(this.options, this.#listener);
+    await this.#driver.open(this.options);
+    this.#opened = true;
     await this.#bootTarget();
     if (this.options.numWorkers === 'auto') {
       this.#target = await this.#measureSize();
@@ -113,9 +108,9 @@ export class Pool extends EventEmitter<PoolEvents> {
     if (Supervisor.isNeeded(this.options)) {
       this.#supervisor = new Supervisor(this.options, {
         liveWorkers: () => this.#workers,
-        recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker, reason),
-        scaleDown: (worker) => this.#scaleDown(worker),
-        killOverMemory: (worker, rssBytes) => this.#killOverMemory(worker, rssBytes),
+        recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker as Worker<Req, Rep>, reason),
+        scaleDown: (worker) => this.#scaleDown(worker as Worker<Req, Rep>),
+        killOverMemory: (worker, rssBytes) => this.#killOverMemory(worker as Worker<Req, Rep>, rssBytes),
       });
       this.#supervisor.start();
     }
@@ -148,8 +143,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     let busyMs = 0;
     for (const request of this.options.warmup) {
       const started = performance.now();
-      const reply = await this.exec(request);
-      if (reply.stream !== null) for await (const frame of reply.stream) void frame;
+      await this.#driver.drain(await this.exec(request));
       busyMs += performance.now() - started;
     }
     const after = await readCpuSample(probe.pid);
@@ -174,7 +168,7 @@ export class Pool extends EventEmitter<PoolEvents> {
    * `signal`: the caller gave up (its client went away). A queued request leaves the queue at once
    * and never reaches PHP; a running one is left to finish (a stream is cancelled by destroying it).
    */
-  async exec(request: ExecRequest, options?: PoolExecOptions): Promise<ExecReply> {
+  async exec(request: Req, options?: PoolExecOptions): Promise<Rep> {
     const signal = options?.signal;
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new PoolClosedError();
@@ -219,7 +213,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /** Makes a ready worker available: to the oldest waiter (counted in-flight from here) or the free list. */
-  #putWorker(worker: Worker): void {
+  #putWorker(worker: Worker<Req, Rep>): void {
     if (this.#free.waiting > 0) this.#inFlight++;
     this.#free.put(worker);
   }
@@ -301,12 +295,12 @@ export class Pool extends EventEmitter<PoolEvents> {
     return live;
   }
 
-  async #boot(): Promise<Worker> {
+  async #boot(): Promise<Worker<Req, Rep>> {
     this.#booting++;
     const startedAt = Date.now();
-    let worker: Worker;
+    let worker: Worker<Req, Rep>;
     try {
-      worker = await Worker.start(this.#spec!);
+      worker = await this.#driver.spawn();
     } catch (error) {
       this.#bootFailures++;
       this.#bootError = error as Error;
@@ -333,7 +327,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   /** Keeps the target live: spawns what is missing unless a boot backoff is pending. */
   #ensureCapacity(): void {
-    if (!this.#started || this.#closing || this.#retryTimer !== null || this.#spec === null) return;
+    if (!this.#started || this.#closing || this.#retryTimer !== null || !this.#opened) return;
     for (let missing = this.#target - this.#live(); missing > 0; missing--) {
       this.#boot().catch((error: Error) => this.#scheduleRetry(error));
     }
@@ -360,7 +354,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     return this.options.maxQueueSize ?? QUEUE_PER_WORKER * Math.max(1, this.#target);
   }
 
-  #waitForWorker(signal: AbortSignal | undefined): Promise<Worker> {
+  #waitForWorker(signal: AbortSignal | undefined): Promise<Worker<Req, Rep>> {
     const maxQueueSize = this.maxQueueSize;
     if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
       this.emit('pool:queue-full', { queued: this.#free.waiting });
@@ -386,7 +380,7 @@ export class Pool extends EventEmitter<PoolEvents> {
 
   // ---- release and recycling ----
 
-  #onExecEnd(worker: Worker, error: Error | null): void {
+  #onExecEnd(worker: Worker<Req, Rep>, error: Error | null): void {
     this.#inFlight--;
     switch (fateOf(error)) {
       case 'release':
@@ -407,7 +401,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.#checkIdle();
   }
 
-  #recycle(worker: Worker, reason: RecycleReason): void {
+  #recycle(worker: Worker<Req, Rep>, reason: RecycleReason): void {
     if (worker.retiredFor !== null) return;
     worker.retiredFor = reason;
     this.#free.remove(worker);
@@ -426,7 +420,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /** Dynamic pool: an idle worker leaves without a replacement while above min_workers. */
-  #scaleDown(worker: Worker): boolean {
+  #scaleDown(worker: Worker<Req, Rep>): boolean {
     const { minWorkers } = this.options.dynamic!;
     if (this.#target <= minWorkers || worker.state !== 'ready' || !this.#free.remove(worker)) return false;
     this.#setTarget(this.#target - 1, 'idle');
@@ -441,7 +435,7 @@ export class Pool extends EventEmitter<PoolEvents> {
     this.emit('pool:scale', { from, to, reason });
   }
 
-  #killOverMemory(worker: Worker, rssBytes: number): void {
+  #killOverMemory(worker: Worker<Req, Rep>, rssBytes: number): void {
     if (worker.state !== 'working') return;
     const mb = (bytes: number) => Math.round(bytes / 1024 / 1024);
     this.options.logger.warn(
@@ -452,13 +446,13 @@ export class Pool extends EventEmitter<PoolEvents> {
     worker.kill('memory');
   }
 
-  #recycleIfIdle(worker: Worker, reason: RecycleReason): boolean {
+  #recycleIfIdle(worker: Worker<Req, Rep>, reason: RecycleReason): boolean {
     if (worker.state !== 'ready' || !this.#free.remove(worker)) return false;
     this.#recycle(worker, reason);
     return true;
   }
 
-  #onWorkerExit(worker: Worker): void {
+  #onWorkerExit(worker: Worker<Req, Rep>): void {
     this.#workers.delete(worker);
     this.#free.remove(worker);
     const reason = worker.retiredFor ?? 'crashed';
@@ -491,7 +485,7 @@ export class Pool extends EventEmitter<PoolEvents> {
   }
 
   /** Resolves when the worker has exited, killing it after `ms`. */
-  #exitWithin(worker: Worker, ms: number, reason: RecycleReason): Promise<void> {
+  #exitWithin(worker: Worker<Req, Rep>, ms: number, reason: RecycleReason): Promise<void> {
     if (worker.state === 'exited') return Promise.resolve();
     const timer = setTimeout(() => worker.kill(reason), ms);
     return worker.exited.finally(() => clearTimeout(timer));
@@ -518,7 +512,7 @@ export class Pool extends EventEmitter<PoolEvents> {
       await Promise.all([...this.#workers].map((w) => w.exited));
       if (this.#booting > 0) await new Promise((r) => setTimeout(r, 20));
     }
-    await this.#listener?.close();
+    if (this.#opened) await this.#driver.close();
   }
 
   #idle(timeoutMs: number): Promise<void> {
@@ -546,7 +540,12 @@ function abortedBeforeRun(reason: unknown): ExecAbortedError {
   return new ExecAbortedError(`the request was cancelled before a worker took it (the client went away${why})`);
 }
 
-/** Creates a pool; call start() to boot its workers. */
+/** Creates a pool of goridge workers; call start() to boot them. */
 export function createPool(options: PoolOptions): Pool {
   return new Pool(options);
 }
+
+/** Any pool, whatever its workers speak: what stats, metrics and the CLI read. */
+export type AnyPool = Pool<unknown, unknown>;
+
+type Worker<Req, Rep> = PoolWorker<Req, Rep>;

@@ -1,6 +1,8 @@
 import type { ResolvedPoolOptions } from '../options.js';
 import type { RecycleReason } from '../worker/state.js';
-import type { Worker } from '../worker/worker.js';
+import type { PoolWorker } from '../worker/pool-worker.js';
+
+type Worker = PoolWorker<unknown, unknown>;
 import { readRss } from './rss.js';
 
 /** What the supervisor needs from the pool: the workers, and a way to act on an idle one. */
@@ -24,20 +26,20 @@ export interface Supervised {
  * and finishes is not cut.
  */
 export class Supervisor {
-  readonly #options: ResolvedPoolOptions;
+  readonly #options: ResolvedPoolOptions<unknown>;
   readonly #pool: Supervised;
   #timer: NodeJS.Timeout | null = null;
   #ticking = false;
   /** busy workers seen over max_worker_memory: the job number they were running then */
   readonly #overMemory = new WeakMap<Worker, number>();
 
-  constructor(options: ResolvedPoolOptions, pool: Supervised) {
+  constructor(options: ResolvedPoolOptions<unknown>, pool: Supervised) {
     this.#options = options;
     this.#pool = pool;
   }
 
   /** True when any supervised limit is set; otherwise the supervisor costs nothing. */
-  static isNeeded(options: ResolvedPoolOptions): boolean {
+  static isNeeded(options: ResolvedPoolOptions<unknown>): boolean {
     return options.ttlMs > 0 || options.idleTtlMs > 0 || options.maxWorkerMemoryBytes > 0 || options.dynamic !== null;
   }
 

@@ -59,13 +59,7 @@ export function buildWorkerEnv(
   rr: { relay: string; mode: string; extraFds: boolean },
   base: NodeJS.ProcessEnv = process.env,
 ): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base };
-  for (const [key, value] of Object.entries(userEnv)) {
-    env[key.toUpperCase()] = String(value).replace(
-      /\$\{(\w+)\}|\$(\w+)/g,
-      (_, a: string | undefined, b: string | undefined) => base[(a ?? b)!] ?? '',
-    );
-  }
+  const env = withUserEnv(userEnv, base);
   env.RR_RELAY = rr.relay;
   env.RR_MODE = rr.mode;
   env.RR_VERSION = RR_COMPAT_VERSION;
@@ -73,5 +67,33 @@ export function buildWorkerEnv(
   if (rr.extraFds) env.WARMPOOL_RELAY_FDS = '3,4';
   else delete env.WARMPOOL_RELAY_FDS;
   env.WARMPOOL = '1';
+  return env;
+}
+
+/**
+ * A php-cgi worker's environment: the server's own, then `env` as for goridge workers. php-cgi
+ * forks no children (PHP_FCGI_CHILDREN=0: the pool counts and supervises each process) and never
+ * exits on its own after a number of requests (PHP_FCGI_MAX_REQUESTS=0: max_jobs decides).
+ */
+export function buildCgiEnv(
+  userEnv: Readonly<Record<string, string>>,
+  base: NodeJS.ProcessEnv = process.env,
+): NodeJS.ProcessEnv {
+  const env = withUserEnv(userEnv, base);
+  env.PHP_FCGI_CHILDREN = '0';
+  env.PHP_FCGI_MAX_REQUESTS = '0';
+  env.WARMPOOL = '1';
+  return env;
+}
+
+/** The base environment plus `userEnv`, keys upper-cased and $VAR / ${VAR} expanded from `base`. */
+function withUserEnv(userEnv: Readonly<Record<string, string>>, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base };
+  for (const [key, value] of Object.entries(userEnv)) {
+    env[key.toUpperCase()] = String(value).replace(
+      /\$\{(\w+)\}|\$(\w+)/g,
+      (_, a: string | undefined, b: string | undefined) => base[(a ?? b)!] ?? '',
+    );
+  }
   return env;
 }

@@ -1,8 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { Readable } from 'node:stream';
 import {
   BootFailedError,
-  CommandNotFoundError,
   ExecAbortedError,
   ExecTimeoutError,
   MalformedFrameError,
@@ -40,23 +39,17 @@ import { ExecDeadline } from '../supervisor/exec-deadline.js';
 import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
 import { WorkerOutput } from './output.js';
+import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
+import { describeExit, killGroup, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
 import type { RecycleReason, WorkerState } from './state.js';
 
-/** Everything needed to start one worker process; resolved once by the pool. */
-export interface WorkerSpec {
-  argv: readonly string[];
-  env: NodeJS.ProcessEnv;
-  cwd: string | undefined;
+export type { ExecOptions } from './pool-worker.js';
+
+/** Everything needed to start one goridge worker process; resolved once by the pool. */
+export interface WorkerSpec extends ProcessSpec {
   relay: RelaySpec;
   listener: SocketRelayListener | null;
-  bootTimeoutMs: number;
-  destroyTimeoutMs: number;
-  streamTimeoutMs: number;
-  /** how long a streamed reply may wait for its reader before it is cancelled (send_timeout) */
-  sendTimeoutMs: number;
   maxFrameBytes: number;
-  uid: number | undefined;
-  gid: number | undefined;
   logger: Logger;
 }
 
@@ -97,17 +90,6 @@ class ChunkedReply implements ExecReply {
   }
 }
 
-export interface ExecOptions {
-  /** exec_ttl; 0 = unbounded. For streams it bounds each frame (PROTOCOL.md §4). */
-  timeoutMs: number;
-}
-
-/** How the pool hears that a worker finished an execution (error null = served) or exited. */
-export interface WorkerHooks {
-  execEnd(worker: Worker, error: Error | null): void;
-  exit(worker: Worker): void;
-}
-
 interface PendingExec {
   resolve: (reply: ExecReply) => void;
   reject: (error: Error) => void;
@@ -144,7 +126,7 @@ export class ReplyStream extends Readable {
 }
 
 /** One PHP process: spawn, pid handshake, one execution at a time, stop with grace or kill. */
-export class Worker {
+export class Worker implements PoolWorker<ExecRequest, ExecReply> {
   readonly pid: number;
   readonly createdAt = Date.now();
   /** executions served (max_jobs counts these) */
@@ -168,7 +150,7 @@ export class Worker {
   readonly #spec: WorkerSpec;
   #relay: Relay | null = null;
   #state: WorkerState = 'booting';
-  #hooks: WorkerHooks | null = null;
+  #hooks: WorkerHooks<Worker> | null = null;
   #exec: PendingExec | null = null;
   #cancelTimer: NodeJS.Timeout | null = null;
   #cancelling = false;
@@ -210,11 +192,7 @@ export class Worker {
    */
   static async start(spec: WorkerSpec): Promise<Worker> {
     const child = spawnWorkerProcess(spec);
-    const spawnError = await new Promise<Error | null>((resolve) => {
-      child.once('spawn', () => resolve(null));
-      child.once('error', (error) => resolve(error));
-    });
-    if (spawnError !== null) throw describeSpawnError(spawnError, spec.argv);
+    await waitForSpawn(child, spec.argv);
     const worker = new Worker(child, spec);
     try {
       await worker.#boot();
@@ -240,7 +218,7 @@ export class Worker {
     return this.#exited;
   }
 
-  attach(hooks: WorkerHooks): void {
+  attach(hooks: WorkerHooks<PoolWorker<ExecRequest, ExecReply>>): void {
     this.#hooks = hooks;
   }
 
@@ -677,47 +655,5 @@ function spawnWorkerProcess(spec: WorkerSpec): ChildProcess {
   const stdio: ('pipe' | 'ignore')[] =
     spec.relay.kind === 'fds' ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
   if (spec.relay.kind === 'unix' || spec.relay.kind === 'tcp') stdio[0] = 'ignore';
-  return spawn(spec.argv[0]!, spec.argv.slice(1), {
-    cwd: spec.cwd,
-    env: spec.env,
-    stdio,
-    // Own process group: a Ctrl-C on the server's terminal does not reach PHP, and a kill reaches
-    // everything the worker started.
-    detached: true,
-    uid: spec.uid,
-    gid: spec.gid,
-  });
-}
-
-function describeSpawnError(error: Error, argv: readonly string[]): Error {
-  const code = (error as NodeJS.ErrnoException).code;
-  if (code === 'ENOENT') {
-    return new CommandNotFoundError(
-      `command not found: "${argv[0]}" (from "${argv.join(' ')}"). Install it or give its full path in the pool's command.`,
-      { command: argv[0] },
-    );
-  }
-  if (code === 'EACCES') {
-    return new CommandNotFoundError(`command "${argv[0]}" is not executable (EACCES). Check its permissions.`, {
-      command: argv[0],
-    });
-  }
-  return new BootFailedError(`could not start "${argv.join(' ')}": ${error.message}`, { cause: error });
-}
-
-function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
-  if (signal !== null) return `was killed by ${signal}`;
-  return `exited with code ${code}`;
-}
-
-function killGroup(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
+  return spawnProcess(spec, stdio);
 }

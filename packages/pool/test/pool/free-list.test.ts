@@ -30,9 +30,9 @@ function track(promise: Promise<Worker>): Tracked {
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
 
-function timeoutList(ms: number): { list: FreeList; waits: number[] } {
+function timeoutList(ms: number): { list: FreeList<Worker>; waits: number[] } {
   const waits: number[] = [];
-  const list = new FreeList(ms, (waited) => {
+  const list = new FreeList<Worker>(ms, (waited) => {
     waits.push(waited);
     return new NoFreeWorkerError(`no free worker within ${waited}ms`);
   });

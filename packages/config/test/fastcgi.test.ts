@@ -1,0 +1,194 @@
+// The fastcgi section (classic mode): which sites are classic, what their plugin options are, what
+// does not apply with pass, and errors at their lines.
+import { describe, expect, it } from 'vitest';
+import { InvalidOptionError } from '@warmpool/fastify';
+import { ConfigError, locateOptionError, parseConfig, toServerOptions } from '../src/index.js';
+
+const parse = (text: string) => parseConfig(text, { file: '/srv/app/warmpool.yaml', env: {} });
+
+function errorsOf(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (error) {
+    if (error instanceof ConfigError) return error.errors.map((e) => `${e.line}:${e.col} ${e.key}: ${e.reason}`);
+    throw error;
+  }
+  throw new Error('no error');
+}
+
+describe('fastcgi: classic sites', () => {
+  it('a top-level fastcgi section is the default site, classic, with no worker command needed', () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'http: { address: ":8080" }',
+          'fastcgi:',
+          '  root: public',
+          '  pass: unix:/run/php/php8.2-fpm.sock',
+          '  no_exec: [wp-content/uploads]',
+          '  params: { APP_ENV: production, DEBUG: 0 }',
+        ].join('\n'),
+      ),
+    );
+    expect(server.sites).toHaveLength(1);
+    const site = server.defaultSite!;
+    expect(site.plugin).not.toHaveProperty('command');
+    expect(site.plugin.fastcgi).toEqual({
+      root: '/srv/app/public',
+      pass: 'unix:/run/php/php8.2-fpm.sock',
+      no_exec: ['wp-content/uploads'],
+      params: { APP_ENV: 'production', DEBUG: '0' },
+    });
+  });
+
+  it('a site with its own fastcgi is classic beside worker sites; the top level fastcgi is not inherited', () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'server: { command: "php worker.php", env: { APP: x }, relay: pipes }',
+          'http:',
+          '  address: ":8080"',
+          '  middleware: [static]',
+          '  static: { dir: assets, forbid: [".log"] }',
+          '  pool: { num_workers: 3, supervisor: { exec_ttl: 30s } }',
+          'fastcgi: { root: /var/www/default }',
+          'sites:',
+          '  - hosts: [blog.example.com]',
+          '    root: blog',
+          '    fastcgi: { root: html, command: "php-cgi -d opcache.enable=1" }',
+          '    http: { static: { dir: own-assets } }',
+          '  - hosts: [app.example.com]',
+        ].join('\n'),
+      ),
+    );
+    const [blog, app, fallback] = server.sites;
+    expect(blog!.plugin).toMatchObject({
+      cwd: '/srv/app/blog',
+      env: { APP: 'x' },
+      fastcgi: { root: '/srv/app/blog/html', command: 'php-cgi -d opcache.enable=1' },
+      // the pool sizes and supervises php-cgi as it does workers
+      pool: { num_workers: 3, supervisor: { exec_ttl: '30s' } },
+      // static files come from fastcgi.root; the static options apply
+      static: { dir: '/srv/app/blog/html', forbid: ['.log'] },
+    });
+    expect(blog!.plugin).not.toHaveProperty('command');
+    expect(blog!.plugin).not.toHaveProperty('relay');
+    expect(blog!.ignored).toEqual([
+      { key: 'sites[0].http.static.dir', reason: 'a classic site serves its static files from fastcgi.root' },
+    ]);
+    expect(app!.plugin).toMatchObject({ command: 'php worker.php', static: { dir: '/srv/app/assets' } });
+    expect(app!.plugin).not.toHaveProperty('fastcgi');
+    expect(fallback!.plugin.fastcgi).toEqual({ root: '/var/www/default' });
+    // the top level's static.dir is the default site's own (classic here): said there
+    expect(fallback!.ignored.map((i) => i.key)).toEqual(['http.static.dir']);
+  });
+
+  it('with pass, the keys that size and recycle processes are said to be ignored (php-fpm runs them)', () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'http:',
+          '  address: ":8080"',
+          '  pool: { num_workers: 4, max_jobs: 100, allocate_timeout: 5s, supervisor: { max_worker_memory: 128, exec_ttl: 30s } }',
+          'fastcgi: { root: /var/www, pass: "127.0.0.1:9000" }',
+        ].join('\n'),
+      ),
+    );
+    expect(server.defaultSite!.ignored.map((i) => i.key)).toEqual([
+      'http.pool.num_workers',
+      'http.pool.max_jobs',
+      'http.pool.supervisor.max_worker_memory',
+    ]);
+    expect(server.defaultSite!.ignored[0]!.reason).toMatch(/php-fpm runs the PHP processes/);
+  });
+
+  it('names the key and line of a bad or missing value', () => {
+    expect(
+      errorsOf(() =>
+        parse(
+          [
+            'version: "3"',
+            'http: { address: ":8080" }',
+            'fastcgi:',
+            '  pass: php-fpm.sock',
+            '  split_path: sometimes',
+            'sites:',
+            '  - hosts: [a.example]',
+            '    fastcgi: { index: [index.php] }',
+          ].join('\n'),
+        ),
+      ),
+    ).toEqual([
+      expect.stringMatching(/^3:1 fastcgi\.root: is required: document root/),
+      '4:3 fastcgi.pass: must be "unix:/run/php/php8.2-fpm.sock" or "127.0.0.1:9000", got "php-fpm.sock"',
+      '5:3 fastcgi.split_path: must be true or false, got "sometimes"',
+      expect.stringMatching(/^8:5 sites\[0\]\.fastcgi\.root: is required/),
+    ]);
+  });
+
+  it('a site with neither a worker command nor fastcgi still needs server.command', () => {
+    const [error] = errorsOf(() =>
+      parse(
+        [
+          'version: "3"',
+          'http: { address: ":8080" }',
+          'fastcgi: { root: /var/www }',
+          'sites:',
+          '  - hosts: [a.example]',
+        ].join('\n'),
+      ),
+    );
+    expect(error).toMatch(
+      /server\.command: is required: .*\(or a fastcgi section for classic PHP\), or in every site \(sites\[0\] has none\)/,
+    );
+  });
+
+  it("points the plugin's errors about fastcgi at the site's key", () => {
+    const loaded = parse(
+      [
+        'version: "3"',
+        'http: { address: ":8080" }',
+        'sites:',
+        '  - hosts: [a.example]',
+        '    fastcgi:',
+        '      root: /var/www',
+        '      try_files: ["$uri", "index.php"]',
+      ].join('\n'),
+    );
+    const site = toServerOptions(loaded).sites[0]!;
+    const located = locateOptionError(
+      new InvalidOptionError('fastcgi.try_files', 'the last entry is the fallback'),
+      loaded,
+      site,
+    );
+    expect(located?.errors[0]).toMatchObject({ key: 'sites[0].fastcgi.try_files', line: 7 });
+  });
+});
+
+describe('http.internal_files (X-Accel-Redirect / X-Sendfile)', () => {
+  it("resolves the folder against the site's folder; a site may set its own", () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'server: { command: "php worker.php" }',
+          'http:',
+          '  address: ":8080"',
+          '  internal_files: { root: private, prefix: /protected/ }',
+          'sites:',
+          '  - hosts: [a.example]',
+          '    root: a',
+          '    http: { internal_files: { root: downloads } }',
+          '  - hosts: [b.example]',
+        ].join('\n'),
+      ),
+    );
+    const [a, b, fallback] = server.sites;
+    expect(a!.plugin.internal_files).toEqual({ root: '/srv/app/a/downloads', prefix: '/protected/' });
+    expect(b!.plugin.internal_files).toEqual({ root: '/srv/app/private', prefix: '/protected/' });
+    expect(fallback!.plugin.internal_files).toEqual({ root: '/srv/app/private', prefix: '/protected/' });
+  });
+});

@@ -1,0 +1,116 @@
+// Classic mode's backends, set up from the site's options: the pool's keys (http.pool) as the
+// connection pool to an external php-fpm reads them, that connection pool as health and metrics see
+// a pool, and num_workers: auto's warm-up requests for managed php-cgi.
+import {
+  type CgiRequest,
+  type ExchangeRequest,
+  QUEUE_PER_WORKER,
+  type PoolStats,
+  type ResolvedPoolOptions,
+  toFastCgiParams,
+  type WorkerInfo,
+  type WorkerState,
+} from '@warmpool/pool';
+import {
+  DEFAULT_MAX_CONNECTIONS,
+  DEFAULT_READ_TIMEOUT_MS,
+  type FastCgiAddress,
+  type FastCgiClientPool,
+  type FastCgiClientPoolOptions,
+} from '@warmpool/pool/fastcgi';
+import type { ResolvedClassic } from './classic.js';
+import type { PoolView } from './health.js';
+
+/**
+ * The pool keys that mean something for an external php-fpm, as one design with managed workers:
+ * allocate_timeout (wait for a connection), max_queue_size (0: unlimited, default 16 per
+ * connection), exec_ttl (PHP's silence; nginx's fastcgi_read_timeout, 60 s when unset),
+ * stream_timeout (an aborted request's end), send_timeout (a reader that stopped reading).
+ */
+export function passClientOptions(
+  address: FastCgiAddress,
+  maxConnections: number | undefined,
+  pool: ResolvedPoolOptions<unknown>,
+): FastCgiClientPoolOptions {
+  const connections = maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const queue = pool.maxQueueSize ?? QUEUE_PER_WORKER * connections;
+  return {
+    address,
+    maxConnections: connections,
+    maxQueue: queue === 0 ? Number.MAX_SAFE_INTEGER : queue,
+    queueTimeoutMs: pool.allocateTimeoutMs,
+    readTimeoutMs: pool.execTtlMs > 0 ? pool.execTtlMs : DEFAULT_READ_TIMEOUT_MS,
+    abortTimeoutMs: pool.streamTimeoutMs,
+    stallTimeoutMs: pool.sendTimeoutMs,
+    logger: pool.logger,
+  };
+}
+
+/**
+ * num_workers: auto measures a warmed php-cgi: GET each warm-up path that resolves to a script
+ * (a static file or a 404 warms nothing).
+ */
+export async function classicWarmup(classic: ResolvedClassic, paths: readonly string[]): Promise<CgiRequest[]> {
+  const requests: CgiRequest[] = [];
+  for (const path of paths) {
+    if (typeof path !== 'string' || !path.startsWith('/')) continue;
+    const verdict = await classic.resolver.resolve(path);
+    if (verdict.kind !== 'script') continue;
+    const request: ExchangeRequest = {
+      method: 'GET',
+      scheme: 'http',
+      host: 'localhost',
+      target: path,
+      protocol: 'HTTP/1.1',
+      headers: { 'User-Agent': ['warmpool-warmup'] },
+      remoteAddr: '127.0.0.1',
+      remotePort: null,
+      serverAddr: null,
+      serverPort: null,
+      body: null,
+      form: null,
+      script: verdict,
+    };
+    requests.push({
+      params: toFastCgiParams(request, verdict, undefined, classic.params),
+      stdin: null,
+      signal: null,
+      onStderr: null,
+    });
+  }
+  return requests;
+}
+
+/**
+ * The external php-fpm as health and metrics see a pool. Its processes are php-fpm's, not ours, so
+ * they are counted as the connections warmpool holds to it: ready = connections it may still use
+ * (max_connections - busy - opening), working = busy, booting = opening. The request and error
+ * counters and the queue are the connection pool's.
+ */
+export function passPoolView(client: FastCgiClientPool): PoolView {
+  return {
+    stats(): PoolStats {
+      const s = client.stats();
+      const workers: Record<WorkerState, number> = {
+        booting: s.connecting,
+        ready: Math.max(0, s.maxConnections - s.busy - s.connecting),
+        working: s.busy,
+        stopping: 0,
+        exited: 0,
+      };
+      return {
+        numWorkers: s.maxConnections,
+        workers,
+        queued: s.queued,
+        requests: s.requests,
+        errors: s.errors,
+        recycles: {},
+        bootFailures: 0,
+        bootError: null,
+        closing: s.closing,
+      };
+    },
+    // php-fpm's processes are not ours to list
+    workers: async (): Promise<WorkerInfo[]> => [],
+  };
+}

@@ -1,0 +1,264 @@
+// Classic mode on the HTTP side: the `fastcgi` option (one .php file per entry point, as nginx's
+// fastcgi_pass + try_files serve WordPress or phpMyAdmin), and the step each request takes before
+// the exchange: the script resolver's verdict becomes a static file, a redirect, a 403 / 404, or
+// the script PHP runs. PHP never decides which file runs.
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ExchangeScript } from '@warmpool/pool';
+import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
+import { InvalidOptionError } from './errors.js';
+import { createLookupCache } from './static/lookup-cache.js';
+import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
+import {
+  resolveStaticOptions,
+  type ResolvedStaticOptions,
+  type StaticHandler,
+  type StaticOptions,
+} from './static/static.js';
+
+/** The `fastcgi` option, spelled as the YAML keys. */
+export interface FastCgiOptions {
+  /** document root: scripts run from here, static files are served from here */
+  root: string;
+  /** an existing php-fpm: "unix:/run/php/php8.2-fpm.sock" or "127.0.0.1:9000"; absent: warmpool runs php-cgi */
+  pass?: string;
+  /** the managed php-cgi command, php.ini flags allowed ("php-cgi -d opcache.enable=1"); default "php-cgi" */
+  command?: string | readonly string[];
+  /** index files of a directory, in order; default ["index.php", "index.html"] */
+  index?: string[];
+  /** nginx's try_files; default ["$uri", "$uri/", "/index.php?$args"] */
+  try_files?: string[];
+  /** root-relative folders where no script ever runs ("wp-content/uploads") */
+  no_exec?: string[];
+  /** extensions that run as PHP; default [".php"] */
+  extensions?: string[];
+  /** split "/index.php/foo" into the script and PATH_INFO "/foo"; default true */
+  split_path?: boolean;
+  /** extra params for every request (nginx's fastcgi_param): { APP_ENV: "production" } */
+  params?: Record<string, string>;
+  /** with pass: connections to php-fpm at most; set it to php-fpm's pm.max_children (default 8) */
+  max_connections?: number;
+}
+
+export interface ResolvedClassic {
+  /** absolute */
+  root: string;
+  /** null: managed php-cgi processes */
+  pass: FastCgiAddress | null;
+  /** the php-cgi command of the managed pool */
+  command: string | readonly string[];
+  maxConnections: number | undefined;
+  params: Readonly<Record<string, string>> | undefined;
+  /** the static layer, rooted at `root` (the site's static options apply) */
+  static: ResolvedStaticOptions;
+  resolver: ScriptResolver;
+}
+
+const KNOWN = [
+  'root',
+  'pass',
+  'command',
+  'index',
+  'try_files',
+  'no_exec',
+  'extensions',
+  'split_path',
+  'params',
+  'max_connections',
+];
+
+/** Validates the `fastcgi` option once; every error names its key ("fastcgi.root"). */
+export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOptions | undefined): ResolvedClassic {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidOptionError('fastcgi', 'must be an object such as { root: "/var/www/html" }');
+  }
+  for (const key of Object.keys(raw)) {
+    if (!KNOWN.includes(key)) {
+      throw new InvalidOptionError(`fastcgi.${key}`, `is not a fastcgi option; known options: ${KNOWN.join(', ')}`);
+    }
+  }
+  const root = resolveRoot(raw.root);
+  let pass: FastCgiAddress | null = null;
+  if (raw.pass !== undefined) {
+    try {
+      pass = parseFastCgiAddress(raw.pass, 'pass');
+    } catch (error) {
+      throw InvalidOptionError.from('fastcgi.pass', error);
+    }
+    if (raw.command !== undefined) {
+      throw new InvalidOptionError(
+        'fastcgi.command',
+        'starts php-cgi processes warmpool runs; with fastcgi.pass php-fpm runs them: drop one of the two',
+      );
+    }
+  }
+  const command = raw.command ?? 'php-cgi';
+  if (
+    (typeof command !== 'string' || command.trim() === '') &&
+    !(Array.isArray(command) && command.length > 0 && command.every((part) => typeof part === 'string'))
+  ) {
+    throw new InvalidOptionError(
+      'fastcgi.command',
+      `must be a command line such as "php-cgi", got ${JSON.stringify(command)}`,
+    );
+  }
+  let maxConnections: number | undefined;
+  if (raw.max_connections !== undefined) {
+    if (pass === null) {
+      throw new InvalidOptionError(
+        'fastcgi.max_connections',
+        'bounds the connections to an external php-fpm (fastcgi.pass); managed php-cgi is sized by the pool (num_workers)',
+      );
+    }
+    if (!Number.isSafeInteger(raw.max_connections) || raw.max_connections < 1) {
+      throw new InvalidOptionError(
+        'fastcgi.max_connections',
+        `must be an integer >= 1 (php-fpm's pm.max_children), got ${JSON.stringify(raw.max_connections)}`,
+      );
+    }
+    maxConnections = raw.max_connections;
+  }
+  const params = resolveParams(raw.params);
+  if (raw.split_path !== undefined && typeof raw.split_path !== 'boolean') {
+    throw new InvalidOptionError('fastcgi.split_path', `must be true or false, got ${JSON.stringify(raw.split_path)}`);
+  }
+  const given = rawStatic?.dir ?? rawStatic?.root;
+  if (given !== undefined && [given].flat().some((dir) => resolve(dir) !== root)) {
+    throw new InvalidOptionError(
+      rawStatic?.dir !== undefined ? 'static.dir' : 'static.root',
+      'a classic site serves its static files from fastcgi.root; leave static.dir out (its other options apply)',
+    );
+  }
+  const { root: _oldName, ...staticRest } = rawStatic ?? {};
+  const staticOptions = resolveStaticOptions({ ...staticRest, dir: root });
+  if (staticOptions === null) throw new InvalidOptionError('static', 'could not be set up');
+  let resolver: ScriptResolver;
+  try {
+    resolver = createScriptResolver(
+      {
+        root,
+        ...(raw.index === undefined ? {} : { index: raw.index }),
+        ...(raw.try_files === undefined ? {} : { try_files: raw.try_files }),
+        ...(raw.extensions === undefined ? {} : { extensions: listOf(raw.extensions, 'extensions').map(withDot) }),
+        ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
+        ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),
+        static_policy: staticOptions.policy,
+      },
+      createLookupCache(NODE_FILE_SYSTEM),
+    );
+  } catch (error) {
+    const key = (error as InvalidOptionError).details?.key;
+    if (error instanceof InvalidOptionError && typeof key === 'string' && !key.startsWith('fastcgi.')) {
+      throw InvalidOptionError.from(`fastcgi.${key}`, error);
+    }
+    throw error;
+  }
+  return { root, pass, command, maxConnections, params, static: staticOptions, resolver };
+}
+
+function resolveRoot(root: unknown): string {
+  if (typeof root !== 'string' || root === '') {
+    throw new InvalidOptionError('fastcgi.root', 'is required: the document root, e.g. "/var/www/html"');
+  }
+  const path = resolve(root);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(path).isDirectory();
+  } catch {
+    throw new InvalidOptionError('fastcgi.root', `"${path}" does not exist; create it or fix the path`);
+  }
+  if (!isDirectory) throw new InvalidOptionError('fastcgi.root', `"${path}" is not a directory`);
+  return path;
+}
+
+function resolveParams(raw: unknown): Readonly<Record<string, string>> | undefined {
+  if (raw === undefined) return undefined;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidOptionError('fastcgi.params', 'must map param names to values, e.g. { APP_ENV: "production" }');
+  }
+  const params: Record<string, string> = Object.create(null);
+  for (const [name, value] of Object.entries(raw)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) {
+      throw new InvalidOptionError(
+        `fastcgi.params.${name}`,
+        'param names are letters, digits and "_", such as APP_ENV',
+      );
+    }
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new InvalidOptionError(`fastcgi.params.${name}`, `must be a string, got ${JSON.stringify(value)}`);
+    }
+    params[name] = String(value);
+  }
+  return params;
+}
+
+function listOf(value: unknown, key: string): string[] {
+  if (!Array.isArray(value) || value.some((item) => typeof item !== 'string')) {
+    throw new InvalidOptionError(`fastcgi.${key}`, `must be a list of strings, got ${JSON.stringify(value)}`);
+  }
+  return value as string[];
+}
+
+/** "php" and ".php" both mean ".php". */
+function withDot(extension: string): string {
+  return extension.startsWith('.') ? extension : `.${extension}`;
+}
+
+/** "wp-content/uploads" (as nginx users write it) and "/wp-content/uploads" are the same folder. */
+function withSlash(folder: string): string {
+  return folder.startsWith('/') ? folder : `/${folder}`;
+}
+
+/**
+ * The classic step of a request: answers it here (a static file, a redirect, 403, 404, 400, 405)
+ * and returns null, or returns the script for the exchange.
+ */
+export type ClassicDispatch = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  target: string,
+) => Promise<ExchangeScript | null>;
+
+export function createClassicDispatch(classic: ResolvedClassic, staticLayer: StaticHandler): ClassicDispatch {
+  const { resolver } = classic;
+  return async function dispatch(request, reply, target) {
+    const verdict = await resolver.resolve(target);
+    switch (verdict.kind) {
+      case 'script':
+        return {
+          scriptName: verdict.scriptName,
+          scriptFilename: verdict.scriptFilename,
+          pathInfo: verdict.pathInfo,
+          documentRoot: verdict.documentRoot,
+          documentUri: verdict.documentUri,
+          queryString: verdict.queryString,
+        };
+      case 'static':
+        if (request.method !== 'GET' && request.method !== 'HEAD') {
+          reply.header('allow', 'GET, HEAD');
+          answer(reply, 405, 'Method Not Allowed');
+        } else if (!(await staticLayer.sendPath(request, reply, verdict.path))) {
+          // gone or refused between the resolver's look and ours
+          answer(reply, 404, 'Not Found');
+        }
+        return null;
+      case 'redirect':
+        reply.redirect(verdict.location, verdict.status);
+        return null;
+      case 'forbidden':
+        answer(reply, 403, 'Forbidden');
+        return null;
+      case 'not-found':
+        answer(reply, verdict.status, verdict.status === 404 ? 'Not Found' : 'Error');
+        return null;
+      case 'invalid':
+        answer(reply, 400, 'Bad Request');
+        return null;
+    }
+  };
+}
+
+function answer(reply: FastifyReply, status: number, text: string): void {
+  reply.code(status).type('text/plain; charset=utf-8').send(`${text}\n`);
+}

@@ -1,0 +1,195 @@
+// Downloads PHP hands over instead of streaming them itself, in both modes: a response carrying
+// `X-Accel-Redirect: /protected/report.pdf` (nginx) or `X-Sendfile: /srv/files/report.pdf`
+// (Apache's mod_xsendfile, lighttpd) makes warmpool send that file from the configured internal
+// folder, with Range, ETag and 304 as for static files, while PHP is already free. Only files inside
+// that folder (symlinks resolved), never a dotfile; PHP's other headers (Content-Type,
+// Content-Disposition, Cache-Control, Set-Cookie) are kept. Off unless `internal_files` is set: a
+// feature that is off costs one null check.
+import { realpathSync, statSync } from 'node:fs';
+import { realpath, stat } from 'node:fs/promises';
+import { isAbsolute, resolve, sep } from 'node:path';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { HeaderMap } from '@warmpool/pool';
+import { InvalidOptionError } from '../errors.js';
+import { checkPath, createFilePolicy, decodeRequestPath } from '../static/file-policy.js';
+
+/** The `internal_files` option. */
+export interface InternalFilesOptions {
+  /** the internal folder: the only place handed-over files come from */
+  root: string;
+  /**
+   * the URI prefix X-Accel-Redirect values start with, mapped onto root (nginx:
+   * `location /protected/ { internal; alias /srv/files/; }`); default "/"
+   */
+  prefix?: string;
+}
+
+export interface ResolvedInternalFiles {
+  root: string;
+  /** the root's real path: a file must resolve inside it */
+  realRoot: string;
+  /** starts and ends with "/" */
+  prefix: string;
+}
+
+/** Only traversal and dotfiles are refused: the folder holds downloads on purpose, whatever their kind. */
+const POLICY = createFilePolicy({ forbid: [], allow: null });
+
+export function resolveInternalFiles(raw: InternalFilesOptions | undefined): ResolvedInternalFiles | null {
+  if (raw === undefined) return null;
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new InvalidOptionError(
+      'internal_files',
+      'must be an object such as { root: "/srv/downloads", prefix: "/protected/" }',
+    );
+  }
+  for (const key of Object.keys(raw)) {
+    if (key !== 'root' && key !== 'prefix')
+      throw new InvalidOptionError(
+        `internal_files.${key}`,
+        'is not an internal_files option; known options: root, prefix',
+      );
+  }
+  if (typeof raw.root !== 'string' || raw.root === '') {
+    throw new InvalidOptionError('internal_files.root', 'is required: the folder PHP hands files over from');
+  }
+  const root = resolve(raw.root);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(root).isDirectory();
+  } catch {
+    throw new InvalidOptionError('internal_files.root', `"${root}" does not exist; create it or fix the path`);
+  }
+  if (!isDirectory) throw new InvalidOptionError('internal_files.root', `"${root}" is not a directory`);
+  const prefix = raw.prefix ?? '/';
+  if (typeof prefix !== 'string' || !prefix.startsWith('/') || prefix.includes('..') || /[?#\s]/.test(prefix)) {
+    throw new InvalidOptionError(
+      'internal_files.prefix',
+      `must be a URI path such as "/protected/", got ${JSON.stringify(prefix)}`,
+    );
+  }
+  return { root, realRoot: realpathSync(root), prefix: prefix.endsWith('/') ? prefix : `${prefix}/` };
+}
+
+/** A hand-over in a response: which header, and its value. */
+export interface Handoff {
+  header: 'x-accel-redirect' | 'x-sendfile';
+  value: string;
+}
+
+/** The X-Accel-Redirect or X-Sendfile of a response (names in any case), or null. */
+export function handoffOf(headers: HeaderMap): Handoff | null {
+  for (const name in headers) {
+    const length = name.length;
+    if (length !== 16 && length !== 10) continue;
+    const lower = name.toLowerCase();
+    if (lower === 'x-accel-redirect' || lower === 'x-sendfile') {
+      const value = headers[name]![0];
+      if (value !== undefined && value !== '') return { header: lower, value };
+    }
+  }
+  return null;
+}
+
+/** PHP's headers that describe its own (empty) body or the hand-over, never the file sent instead. */
+const DROPPED = new Set([
+  'x-accel-redirect',
+  'x-sendfile',
+  'x-accel-buffering',
+  'x-accel-charset',
+  'x-accel-expires',
+  'x-accel-limit-rate',
+  'content-length',
+  'content-range',
+  'content-encoding',
+  'transfer-encoding',
+  'accept-ranges',
+  'etag',
+  'last-modified',
+]);
+
+/** The file's path under the internal root ("/a/b.zip"), or null when the hand-over names none there. */
+export async function internalPathOf(files: ResolvedInternalFiles, handoff: Handoff): Promise<string | null> {
+  let candidate: string;
+  if (handoff.header === 'x-accel-redirect') {
+    const uri = handoff.value.split('?')[0]!;
+    if (!uri.startsWith(files.prefix)) return null;
+    const decoded = decodeRequestPath(`/${uri.slice(files.prefix.length)}`);
+    if (decoded === null) return null;
+    const verdict = checkPath(POLICY, decoded);
+    if (verdict.kind !== 'file') return null;
+    candidate = files.root + verdict.path;
+  } else {
+    if (!isAbsolute(handoff.value)) return null;
+    candidate = handoff.value;
+  }
+  let real: string;
+  try {
+    real = await realpath(candidate);
+    if (!(await stat(real)).isFile()) return null;
+  } catch {
+    return null;
+  }
+  const prefix = files.realRoot.endsWith(sep) ? files.realRoot : files.realRoot + sep;
+  if (!real.startsWith(prefix)) return null;
+  const relative = `/${real.slice(prefix.length).split(sep).join('/')}`;
+  // what really gets sent must pass too (a link named "report.pdf" to ".env")
+  return checkPath(POLICY, relative).kind === 'file' ? relative : null;
+}
+
+/**
+ * Answers the request with the handed-over file instead of PHP's body (already destroyed or
+ * empty): 200, 206 or 304 as for a static file, PHP's own headers kept; 404 when the hand-over
+ * names nothing sendable in the internal folder (logged: it is PHP's mistake, not the client's).
+ */
+export async function sendInternalFile(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  files: ResolvedInternalFiles,
+  handoff: Handoff,
+  phpHeaders: HeaderMap,
+): Promise<FastifyReply> {
+  const path = await internalPathOf(files, handoff);
+  if (path === null) {
+    request.log.warn(
+      { header: handoff.header, value: handoff.value, root: files.root },
+      `PHP handed over a file outside the internal folder or missing (${handoff.header}: ${handoff.value}); answered 404`,
+    );
+    return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
+  }
+  const { default: send } = await import('@fastify/send');
+  // send decodes the path it is given: encode each segment, so a "%" in a file name stays one
+  const encoded = path.split('/').map(encodeURIComponent).join('/');
+  const result = await send(request.raw, encoded, {
+    root: files.realRoot,
+    dotfiles: 'deny',
+    index: false,
+    cacheControl: false,
+    etag: true,
+    lastModified: true,
+    acceptRanges: true,
+  });
+  if (result.type !== 'file') {
+    result.stream.destroy();
+    return reply.code(result.statusCode === 304 ? 304 : 404).send();
+  }
+  let phpContentType = false;
+  for (const name in phpHeaders) {
+    const lower = name.toLowerCase();
+    if (DROPPED.has(lower)) continue;
+    if (lower === 'content-type') phpContentType = true;
+    const values = phpHeaders[name]!;
+    reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
+  }
+  for (const [name, value] of Object.entries(result.headers)) {
+    if (name.toLowerCase() === 'content-type' && phpContentType) continue;
+    reply.header(name, value);
+  }
+  return reply.code(result.statusCode).send(result.stream);
+}
+
+// Header values from the exchange are Unicode text; Node writes header strings as latin1.
+function headerValue(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
+}

@@ -1,0 +1,291 @@
+// The plugin's classic mode (the fastcgi option) with fastify.inject and real PHP: managed php-cgi
+// processes, and fastcgi.pass to a php-fpm the test starts. The front controller of
+// test/fixtures/sites/classic-app, its static files, and the files that must never run or be sent.
+import { createHash, randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startPhpFpm, type PhpFpm } from '../../../test/helpers/php-fpm.js';
+import { warmpool, type WarmpoolOptions } from '../src/index.js';
+
+const ROOT = fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url));
+
+const apps: FastifyInstance[] = [];
+afterEach(async () => {
+  await Promise.all(apps.splice(0).map((app) => app.close()));
+});
+
+async function classicApp(options: Partial<WarmpoolOptions> = {}, fastcgi: object = {}): Promise<FastifyInstance> {
+  const app = Fastify();
+  apps.push(app);
+  await app.register(warmpool, {
+    fastcgi: { root: ROOT, no_exec: ['wp-content/uploads'], ...fastcgi },
+    pool: { num_workers: 1 },
+    ...options,
+  });
+  await app.ready();
+  return app;
+}
+
+async function registerError(app: FastifyInstance, options: WarmpoolOptions): Promise<unknown> {
+  try {
+    await app.register(warmpool, options);
+    await app.ready();
+  } catch (error) {
+    return error;
+  }
+  throw new Error('the options were accepted');
+}
+
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 500 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+}
+
+function multipart(fields: Record<string, string>, file: { field: string; name: string; data: Buffer }) {
+  const boundary = `----warmpool${randomBytes(8).toString('hex')}`;
+  const parts: Buffer[] = [];
+  for (const [name, value] of Object.entries(fields)) {
+    parts.push(Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; name="${name}"\r\n\r\n${value}\r\n`));
+  }
+  parts.push(
+    Buffer.from(
+      `--${boundary}\r\nContent-Disposition: form-data; name="${file.field}"; filename="${file.name}"\r\n` +
+        'Content-Type: application/octet-stream\r\n\r\n',
+    ),
+    file.data,
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  );
+  return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
+}
+
+describe('classic mode (managed php-cgi): which script runs is decided before PHP', () => {
+  let app: FastifyInstance;
+  beforeAll(async () => {
+    app = await classicApp();
+    apps.splice(apps.indexOf(app), 1); // shared by the tests of this block
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it('runs the front controller for pretty permalinks (try_files $uri $uri/ /index.php?$args)', async () => {
+    const post = await app.inject('/post/hello-world?ref=feed');
+    expect(post.statusCode).toBe(200);
+    expect(post.headers['x-script']).toBe('/index.php');
+    expect(post.body).toContain('<h1>Post: hello-world</h1>');
+    // whole responses get a Content-Length (read before the answer, as nginx buffers)
+    expect(post.headers['content-length']).toBe(String(post.rawPayload.length));
+    const home = await app.inject('/');
+    expect([home.statusCode, home.headers['cache-control']]).toEqual([200, 'public, max-age=60']);
+  });
+
+  it('serves static files from the root through the static layer (ETag, Range, 304); never POSTs to them', async () => {
+    const css = await app.inject('/style.css');
+    expect(css.statusCode).toBe(200);
+    expect(css.headers['content-type']).toMatch(/^text\/css/);
+    expect(css.body).toBe('body { color: #333; }\n');
+    const etag = css.headers.etag as string;
+    expect(etag).toMatch(/^"/);
+    expect((await app.inject({ url: '/style.css', headers: { 'if-none-match': etag } })).statusCode).toBe(304);
+    const range = await app.inject({ url: '/style.css', headers: { range: 'bytes=0-3' } });
+    expect([range.statusCode, range.body]).toEqual([206, 'body']);
+    const post = await app.inject({ method: 'POST', url: '/style.css', payload: 'x' });
+    expect([post.statusCode, post.headers.allow]).toEqual([405, 'GET, HEAD']);
+  });
+
+  it('directories: a slash redirect, then the index file (static or script)', async () => {
+    const docs = await app.inject('/docs?x=1');
+    expect([docs.statusCode, docs.headers.location]).toEqual([301, '/docs/?x=1']);
+    expect((await app.inject('/docs/')).body).toContain('<h1>Docs</h1>');
+    expect((await app.inject('/blog/')).body).toBe('blog index, SCRIPT_NAME=/blog/index.php');
+  });
+
+  it('splits PATH_INFO after a script segment only', async () => {
+    const info = (await app.inject('/info.php/a/b?x=1')).json();
+    expect(info).toMatchObject({
+      SCRIPT_NAME: '/info.php',
+      SCRIPT_FILENAME: `${ROOT}/info.php`,
+      PATH_INFO: '/a/b',
+      PATH_TRANSLATED: `${ROOT}/a/b`,
+      PHP_SELF: '/info.php/a/b',
+      REQUEST_URI: '/info.php/a/b?x=1',
+      DOCUMENT_URI: '/info.php/a/b',
+      DOCUMENT_ROOT: ROOT,
+      QUERY_STRING: 'x=1',
+      SAPI: 'cgi-fcgi',
+    });
+  });
+
+  it.each([
+    // source and secrets are never sent, whatever the name
+    ['/config.php.bak', 403],
+    ['/.env', 403],
+    ['/.hidden/tool.php', 403],
+    ['/.hidden/tool.php/x', 403],
+    // no script runs in a no_exec folder
+    ['/wp-content/uploads/shell.php', 403],
+    // a path that cannot name a file under the root
+    ['/..%2fetc/passwd', 400],
+    ['/index.php%00.jpg', 400],
+  ])('%s → %i, and nothing of it reaches the client', async (url, status) => {
+    const res = await app.inject(url);
+    expect(res.statusCode).toBe(status);
+    expect(res.body).not.toMatch(/PWNED|hunter2|<\?php/);
+  });
+
+  it('cannot run an upload through cgi.fix_pathinfo: /wp-content/uploads/avatar.jpg/x.php', async () => {
+    const res = await app.inject('/wp-content/uploads/avatar.jpg/x.php');
+    // no script there: the front controller answers (its own 404), the JPEG never runs
+    expect(res.statusCode).toBe(404);
+    expect(res.headers['x-script']).toBe('/index.php');
+    expect(res.body).not.toContain('PWNED');
+    // the upload itself is a static file: its bytes are sent, never executed
+    const jpeg = await app.inject('/wp-content/uploads/avatar.jpg');
+    expect([jpeg.statusCode, jpeg.headers['content-type']]).toEqual([200, 'image/jpeg']);
+    expect(jpeg.body.startsWith('<?php')).toBe(true);
+  });
+
+  it('runs a script without ever sending its source', async () => {
+    const config = await app.inject('/config.php');
+    expect([config.statusCode, config.body]).toEqual([200, '']);
+  });
+
+  it("passes PHP's own 404, redirects and several Set-Cookie lines", async () => {
+    const missing = await app.inject('/no/such/page');
+    expect([missing.statusCode, missing.body]).toEqual([404, 'Page not found: /no/such/page']);
+    const moved = await app.inject('/old-page');
+    expect([moved.statusCode, moved.headers.location]).toEqual([301, '/post/hello']);
+    const cookies = await app.inject('/cookies');
+    expect(cookies.headers['set-cookie']).toEqual([
+      'first=one',
+      'second=two; path=/; HttpOnly',
+      'third=three; SameSite=Lax',
+    ]);
+  });
+
+  it('gives PHP its forms raw: PHP parses $_POST and $_FILES itself', async () => {
+    const data = randomBytes(300_000);
+    const { payload, contentType } = multipart({ title: 'holiday' }, { field: 'photo', name: 'beach.bin', data });
+    const res = await app.inject({ method: 'POST', url: '/upload', payload, headers: { 'content-type': contentType } });
+    expect(res.json()).toEqual({
+      post: { title: 'holiday' },
+      files: {
+        photo: {
+          name: 'beach.bin',
+          size: data.length,
+          error: 0,
+          sha256: createHash('sha256').update(data).digest('hex'),
+        },
+      },
+    });
+  });
+
+  it('streams a request body to PHP; one over max_request_size gets 413 before PHP runs', async () => {
+    const body = randomBytes(3 * 1024 * 1024);
+    const res = await app.inject({ method: 'PUT', url: '/echo?x=1', payload: body });
+    expect(res.json()).toMatchObject({
+      method: 'PUT',
+      length: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+      content_length: String(body.length),
+      get: { x: '1' },
+    });
+    const small = await classicApp({ max_request_size: 1 });
+    const before = small.warmpool.stats().requests;
+    const tooLarge = await small.inject({ method: 'POST', url: '/echo', payload: Buffer.alloc(2 * 1024 * 1024) });
+    expect(tooLarge.statusCode).toBe(413);
+    expect(small.warmpool.stats().requests).toBe(before);
+  });
+
+  it('a crashing script is a 502 for that request only; a silent one hits exec_ttl (504)', async () => {
+    const limited = await classicApp({ pool: { num_workers: 1, supervisor: { exec_ttl: '300ms' } } });
+    expect((await limited.inject('/crash.php')).statusCode).toBe(502);
+    expect((await limited.inject('/post/after-crash')).statusCode).toBe(200);
+    expect((await limited.inject('/slow.php')).statusCode).toBe(504);
+    expect((await limited.inject('/post/after-timeout')).statusCode).toBe(200);
+    expect(limited.warmpool.stats().recycles).toMatchObject({ crashed: 1, exec_ttl: 1 });
+  });
+});
+
+describe('classic mode: options', () => {
+  it.each([
+    [{ root: '/no/such/dir' }, 'fastcgi.root', /does not exist/],
+    [{ root: ROOT, pass: 'php-fpm.sock' }, 'fastcgi.pass', /neither "unix:\/path" nor "host:port"/],
+    [{ root: ROOT, pass: 'unix:/run/php.sock', command: 'php-cgi' }, 'fastcgi.command', /drop one/],
+    [{ root: ROOT, max_connections: 4 }, 'fastcgi.max_connections', /fastcgi\.pass/],
+    [{ root: ROOT, try_files: ['$uri', 'index.php'] }, 'fastcgi.try_files', /fallback/],
+    [{ root: ROOT, extensions: ['.php', 'p hp'] }, 'fastcgi.extensions', /extensions/],
+    [{ root: ROOT, params: { 'BAD-NAME': 'x' } }, 'fastcgi.params.BAD-NAME', /letters, digits/],
+    [{ root: ROOT, colour: 'blue' }, 'fastcgi.colour', /known options/],
+  ])('%j → %s', async (fastcgi, key, message) => {
+    const app = Fastify();
+    apps.push(app);
+    const error = await registerError(app, { fastcgi: fastcgi as WarmpoolOptions['fastcgi'] });
+    expect(error).toMatchObject({ code: 'WP_FASTIFY_INVALID_OPTION', details: { key } });
+    expect((error as Error).message).toMatch(message);
+  });
+
+  it('a worker command and a classic site are two different sites', async () => {
+    const app = Fastify();
+    apps.push(app);
+    const error = await registerError(app, { command: 'php worker.php', fastcgi: { root: ROOT } });
+    expect(error).toMatchObject({ details: { key: 'command' } });
+  });
+});
+
+describe('classic mode with fastcgi.pass to php-fpm', () => {
+  let fpm: PhpFpm;
+  beforeAll(async () => {
+    fpm = await startPhpFpm({ maxChildren: 2 });
+  });
+  afterAll(async () => {
+    await fpm?.stop();
+  });
+
+  it('serves the same app through php-fpm; health and metrics count the connections to it', async () => {
+    const app = await classicApp(
+      { pool: { supervisor: { exec_ttl: '500ms' } }, metrics_path: '/metrics', ready_path: '/ready' },
+      { pass: fpm.pass, max_connections: 2, params: { APP_ENV: 'staging' } },
+    );
+    expect(app.warmpool.pool).toBeNull();
+    expect(app.warmpool.fastcgi).not.toBeNull();
+    const post = await app.inject('/post/through-fpm');
+    expect([post.statusCode, post.headers['x-script']]).toEqual([200, '/index.php']);
+    const info = (await app.inject({ url: '/info.php/x', headers: { host: 'shop.example' } })).json();
+    expect(info).toMatchObject({ SAPI: 'fpm-fcgi', PATH_INFO: '/x', SERVER_NAME: 'shop.example', APP_ENV: 'staging' });
+    expect((await app.inject('/.env')).statusCode).toBe(403);
+    expect((await app.inject('/wp-content/uploads/shell.php')).statusCode).toBe(403);
+    // exec_ttl bounds php-fpm's silence too: nginx's fastcgi_read_timeout
+    expect((await app.inject('/slow.php')).statusCode).toBe(504);
+    expect((await app.inject('/crash.php')).statusCode).toBe(502);
+    expect((await app.inject('/ready')).statusCode).toBe(200);
+    const metrics = (await app.inject('/metrics')).body;
+    expect(metrics).toContain('warmpool_workers_target 2');
+    expect(metrics).toMatch(/warmpool_worker_errors_total\{code="WP_FASTCGI_READ_TIMEOUT"\} 1/);
+    expect(app.warmpool.stats().numWorkers).toBe(2);
+    expect(await app.warmpool.workers()).toEqual([]);
+  });
+
+  it('more requests than connections and queue: 503 with Retry-After, as for a full pool', async () => {
+    const app = await classicApp({ pool: { max_queue_size: 1 } }, { pass: fpm.pass, max_connections: 1 });
+    const flag = join(fpm.dir, 'release');
+    const busy = app.inject(`/wait.php?flag=${flag}`);
+    const queued = app.inject(`/wait.php?flag=${flag}`);
+    // the connection is taken, one request waits: the next one is refused at once
+    await eventually(() => app.warmpool.stats().queued === 1, 'one request to wait for the connection');
+    const refused = await app.inject('/post/x');
+    expect([refused.statusCode, refused.headers['retry-after']]).toEqual([503, '1']);
+    writeFileSync(flag, '');
+    expect((await busy).body).toBe('released');
+    expect((await queued).body).toBe('released');
+  });
+
+  it('a php-fpm that is not there is a 502, as nginx answers', async () => {
+    const app = await classicApp({}, { pass: `unix:${fpm.dir}/no-such.sock` });
+    const res = await app.inject('/post/x');
+    expect([res.statusCode, res.body]).toEqual([502, 'Bad Gateway\n']);
+  });
+});

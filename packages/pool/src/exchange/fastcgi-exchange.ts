@@ -1,0 +1,205 @@
+// Classic mode behind the exchange: an ExchangeRequest with its resolved script becomes the CGI
+// params nginx's fastcgi_params sends, its body streams to STDIN, and the script's CGI response
+// becomes status, headers and a body. The backend is a pool of php-cgi workers (managed) or a
+// connection pool to an external php-fpm (`pass`): the same exchange, the same errors.
+import type { Readable } from 'node:stream';
+import { Chunks, JOIN_MAX_BYTES } from '../chunks.js';
+import type { FastCgiBody } from '../fastcgi/connection.js';
+import { FastCgiClientPool } from '../fastcgi/client-pool.js';
+import { buildFastCgiParams, type FastCgiParamList } from '../fastcgi/params.js';
+import type { Logger } from '../logger.js';
+import type { Pool } from '../pool/pool.js';
+import type { HeaderMap } from '../protocol/http-context.js';
+import type { CgiReply, CgiRequest } from '../worker/cgi-worker.js';
+import type { Exchange, ExchangeOptions, ExchangeRequest, ExchangeResponse, ExchangeScript } from './exchange.js';
+
+/**
+ * A response body up to this size is read whole before the response is answered, as nginx's
+ * fastcgi_buffering does: it gets a Content-Length, the micro-cache can keep it, and PHP is freed
+ * before a slow client has read it. A larger one, or one sent with `X-Accel-Buffering: no` (a PHP
+ * app that streams, as nginx users mark it), is streamed with backpressure.
+ */
+export const DEFAULT_BUFFER_BYTES = 1024 * 1024;
+
+/** What runs the requests: php-cgi workers the pool manages, or an external php-fpm. */
+export type FastCgiBackend = Pool<CgiRequest, CgiReply> | FastCgiClientPool;
+
+export interface FastCgiExchangeOptions {
+  /** extra params, added last (nginx's fastcgi_param lines): { APP_ENV: "production" } */
+  params?: Readonly<Record<string, string>>;
+  /** where STDERR lines go (PHP warnings, error_log()), with the script that wrote them */
+  logger?: Logger;
+  /** see DEFAULT_BUFFER_BYTES; 0 streams every response */
+  bufferBytes?: number;
+  /** SERVER_SOFTWARE; default "warmpool" */
+  serverSoftware?: string;
+}
+
+export class FastCgiExchange implements Exchange {
+  /** PHP reads its own body from STDIN, at its own pace: never read whole first */
+  readonly streamsRequestBody = true;
+  /** PHP parses its own forms and uploads */
+  readonly takesParsedForms = false;
+  readonly backend: FastCgiBackend;
+  readonly #extra: Readonly<Record<string, string>> | undefined;
+  readonly #logger: Logger | null;
+  readonly #bufferBytes: number;
+  readonly #serverSoftware: string;
+
+  constructor(backend: FastCgiBackend, options: FastCgiExchangeOptions = {}) {
+    this.backend = backend;
+    this.#extra = options.params;
+    this.#logger = options.logger ?? null;
+    this.#bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES;
+    this.#serverSoftware = options.serverSoftware ?? 'warmpool';
+  }
+
+  async exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
+    const cgi = this.toCgiRequest(request, options?.signal ?? null);
+    const reply =
+      this.backend instanceof FastCgiClientPool
+        ? await this.backend.request({
+            params: cgi.params,
+            stdin: cgi.stdin,
+            ...(cgi.signal === null ? {} : { signal: cgi.signal }),
+            ...(cgi.onStderr === null ? {} : { onStderr: cgi.onStderr }),
+          })
+        : await this.backend.exec(cgi, cgi.signal === null ? undefined : { signal: cgi.signal });
+    const headers = toHeaderMap(reply.headers);
+    const streamed = this.#bufferBytes === 0 || reply.headers['x-accel-buffering']?.[0]?.toLowerCase() === 'no';
+    const body = streamed ? reply.body : await readWhole(reply.body, this.#bufferBytes);
+    return { status: reply.status, headers, body };
+  }
+
+  /** The request as a php-cgi worker or php-fpm takes it (also used for num_workers: auto's warm-up). */
+  toCgiRequest(request: ExchangeRequest, signal: AbortSignal | null): CgiRequest {
+    const script = request.script;
+    if (script === undefined || script === null) {
+      throw new TypeError('a FastCGI exchange needs the script to run (ExchangeRequest.script, from the resolver)');
+    }
+    const { body, length } = toStdin(request);
+    const logger = this.#logger;
+    return {
+      params: toParams(request, script, length, this.#extra, this.#serverSoftware),
+      stdin: body,
+      signal,
+      onStderr:
+        logger === null
+          ? null
+          : (line) => logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`),
+    };
+  }
+}
+
+/** The CGI/FastCGI params of an exchange request (RFC 3875 §4.1 as nginx's fastcgi_params sends them). */
+export function toParams(
+  request: ExchangeRequest,
+  script: ExchangeScript,
+  contentLength: number | undefined,
+  extra: Readonly<Record<string, string>> | undefined,
+  serverSoftware = 'warmpool',
+): FastCgiParamList {
+  return buildFastCgiParams({
+    method: request.method,
+    scheme: request.scheme,
+    requestUri: request.target,
+    protocol: request.protocol,
+    headers: request.headers,
+    host: request.host,
+    clientAddress: request.remoteAddr,
+    clientPort: request.remotePort,
+    serverAddress: request.serverAddr,
+    serverPort: request.serverPort,
+    documentRoot: script.documentRoot,
+    scriptName: script.scriptName,
+    scriptFilename: script.scriptFilename,
+    pathInfo: script.pathInfo,
+    documentUri: script.documentUri,
+    queryString: script.queryString,
+    contentType: request.headers['Content-Type']?.[0] ?? '',
+    ...(contentLength === undefined ? {} : { contentLength }),
+    ...(extra === undefined ? {} : { extra }),
+    serverSoftware,
+    headerText: 'utf8',
+  });
+}
+
+/**
+ * The body as STDIN and its CONTENT_LENGTH. php reads exactly CONTENT_LENGTH bytes, so a stream
+ * must come with its Content-Length (the HTTP side buffers a chunked body first, bounded by
+ * max_request_size).
+ */
+function toStdin(request: ExchangeRequest): { body: FastCgiBody; length: number | undefined } {
+  const { body } = request;
+  if (body === null) return { body: null, length: undefined };
+  if (Buffer.isBuffer(body)) return { body, length: body.length };
+  if (body instanceof Chunks) return { body: body.parts, length: body.length };
+  const declared = Number(request.headers['Content-Length']?.[0]);
+  if (!Number.isSafeInteger(declared) || declared < 0) {
+    throw new TypeError('a streamed request body needs its Content-Length (buffer a chunked body first)');
+  }
+  return { body: body as Readable, length: declared };
+}
+
+/** CGI header values are latin1 chars (one per byte); the exchange carries Unicode text (UTF-8 bytes decoded). */
+function toHeaderMap(headers: Record<string, string[]>): HeaderMap {
+  const out: HeaderMap = Object.create(null);
+  for (const name in headers) {
+    const values = headers[name]!;
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+    out[name] = values.some((v) => /[^\x00-\x7f]/.test(v))
+      ? values.map((v) => Buffer.from(v, 'latin1').toString('utf8'))
+      : values;
+  }
+  return out;
+}
+
+/**
+ * Reads the body until it ends (the whole body, as a Buffer or Chunks) or passes `limit` bytes
+ * (then the same stream, with what was read put back in front: its backpressure and its abort on
+ * destroy are kept). Rejects when the body fails (the client left, PHP died).
+ */
+function readWhole(body: Readable, limit: number): Promise<Buffer | Chunks | Readable> {
+  return new Promise((resolve, reject) => {
+    if (body.destroyed) {
+      reject(body.errored ?? new Error('the response body closed before its end'));
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let length = 0;
+    const cleanup = () => {
+      body.off('data', onData);
+      body.off('end', onEnd);
+      body.off('error', onError);
+      body.off('close', onClose);
+    };
+    const onData = (chunk: Buffer) => {
+      chunks.push(chunk);
+      length += chunk.length;
+      if (length <= limit) return;
+      cleanup();
+      body.pause();
+      for (let i = chunks.length - 1; i >= 0; i--) body.unshift(chunks[i]!);
+      resolve(body);
+    };
+    const onEnd = () => {
+      cleanup();
+      if (chunks.length === 1) resolve(chunks[0]!);
+      else resolve(length <= JOIN_MAX_BYTES ? Buffer.concat(chunks, length) : new Chunks(chunks, length));
+    };
+    const onError = (error: Error) => {
+      cleanup();
+      reject(error);
+    };
+    const onClose = () => {
+      cleanup();
+      reject(body.errored ?? new Error('the response body closed before its end'));
+    };
+    body.on('data', onData);
+    body.on('end', onEnd);
+    body.on('error', onError);
+    body.on('close', onClose);
+    // readCgiResponse left it paused: a 'data' listener alone does not start an explicitly paused stream
+    body.resume();
+  });
+}

@@ -1,0 +1,59 @@
+// The driver of php-cgi workers (classic mode, managed): the spawn spec every php-cgi process of a
+// pool shares, and createCgiPool(), the pool that runs them.
+import { finished } from 'node:stream/promises';
+import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
+import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
+import { Pool } from '../pool/pool.js';
+import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
+import { buildCgiEnv } from './command.js';
+import type { WorkerDriver } from './pool-worker.js';
+
+export type CgiDriverOptions = CgiHeadLimits;
+
+export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
+  readonly protocol = 'fastcgi';
+  readonly #headLimits: CgiHeadLimits;
+  #spec: CgiSpec | null = null;
+
+  constructor(options: CgiDriverOptions = {}) {
+    this.#headLimits = options;
+  }
+
+  async open(options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
+    this.#spec = {
+      argv: options.argv,
+      env: buildCgiEnv(options.env),
+      cwd: options.cwd,
+      bootTimeoutMs: options.allocateTimeoutMs,
+      destroyTimeoutMs: options.destroyTimeoutMs,
+      streamTimeoutMs: options.streamTimeoutMs,
+      sendTimeoutMs: options.sendTimeoutMs,
+      uid: options.uid,
+      gid: options.gid,
+      logger: options.logger,
+      headLimits: this.#headLimits,
+    };
+  }
+
+  spawn(): Promise<CgiWorker> {
+    return CgiWorker.start(this.#spec!);
+  }
+
+  async drain(reply: CgiReply): Promise<void> {
+    reply.body.resume();
+    await finished(reply.body).catch(() => {});
+  }
+
+  async close(): Promise<void> {}
+}
+
+/**
+ * A pool of php-cgi processes (classic mode without an external php-fpm): `command` is php-cgi with
+ * its flags ("php-cgi -d opcache.enable=1"); every pool option applies as for goridge workers.
+ */
+export function createCgiPool(
+  options: PoolOptions<CgiRequest> | ResolvedPoolOptions<CgiRequest>,
+  cgi?: CgiDriverOptions,
+): Pool<CgiRequest, CgiReply> {
+  return new Pool<CgiRequest, CgiReply>(options, new CgiDriver(cgi));
+}

@@ -1,0 +1,455 @@
+// A php-cgi process as a pool worker (classic mode, managed): `php-cgi -b <socket>` in a private
+// 0700 temp dir, one process (PHP_FCGI_CHILDREN=0) serving one keep-alive FastCGI connection, one
+// request at a time. The pool decides everything a php-fpm master would: how many run, when one is
+// recycled (max_jobs, ttl, idle_ttl, max_worker_memory), when one is killed (exec_ttl).
+import type { ChildProcess } from 'node:child_process';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  BootFailedError,
+  ExecAbortedError,
+  ExecTimeoutError,
+  FastCgiAbortedError,
+  FastCgiConnectionClosedError,
+  StreamStalledError,
+  WorkerExitedError,
+} from '../errors.js';
+import type { FastCgiAddress } from '../fastcgi/address.js';
+import { type CgiHeadLimits, type CgiResponseHead, readCgiResponse } from '../fastcgi/cgi-response.js';
+import { connectFastCgi, type FastCgiBody, type FastCgiConnection } from '../fastcgi/connection.js';
+import type { FastCgiParams } from '../fastcgi/records.js';
+import type { Logger } from '../logger.js';
+import { WorkerOutput } from './output.js';
+import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
+import { describeExit, killGroup, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
+import type { RecycleReason, WorkerState } from './state.js';
+
+/** Everything needed to start one php-cgi worker; resolved once per pool (cgi-driver.ts). */
+export interface CgiSpec extends ProcessSpec {
+  logger: Logger;
+  /** limits of the script's CGI header block */
+  headLimits: CgiHeadLimits;
+}
+
+/** One request as a php-cgi worker takes it. */
+export interface CgiRequest {
+  /** the CGI/FastCGI params (fastcgi/params.ts builds them) */
+  params: FastCgiParams;
+  /** the request body: bytes, or a stream pulled as fast as PHP reads it */
+  stdin: FastCgiBody;
+  /** aborted when the client leaves: the request gets ABORT_REQUEST */
+  signal: AbortSignal | null;
+  /** STDERR lines of this request (PHP warnings, error_log()); null: the worker's logger */
+  onStderr: ((line: string) => void) | null;
+}
+
+/** The script's response: its CGI head, and its body as a stream with backpressure to PHP. */
+export interface CgiReply extends CgiResponseHead {
+  pid: number;
+  /** destroying it before its end aborts the request (ABORT_REQUEST) */
+  body: Readable;
+}
+
+/** The longest a timer can wait: the connection's own abort timeout is replaced by stream_timeout here. */
+const NO_TIMEOUT_MS = 2_147_483_647;
+/** A unix socket path must fit in sun_path (108 bytes on Linux). */
+const MAX_SOCKET_PATH_BYTES = 100;
+/** How often boot tries the socket before php-cgi listens on it. */
+const CONNECT_RETRY_MS = 5;
+
+interface PendingExec {
+  /** set once its outcome is known; later notices are ignored */
+  settled: boolean;
+}
+
+/** One php-cgi process: spawn, ready once its socket accepts, one request at a time, stop or kill. */
+export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
+  readonly pid: number;
+  readonly createdAt = Date.now();
+  jobs = 0;
+  lastUsedAt = 0;
+  execStartedAt = 0;
+  markedFor: RecycleReason | null = null;
+  jobLimit = 0;
+  rssBytes = 0;
+  busyMs = 0;
+  retiredFor: RecycleReason | null = null;
+  exitCode: number | null = null;
+  exitSignal: NodeJS.Signals | null = null;
+
+  readonly #spec: CgiSpec;
+  readonly #dir: string;
+  readonly #address: FastCgiAddress;
+  #connection: FastCgiConnection | null = null;
+  #state: WorkerState = 'booting';
+  #hooks: WorkerHooks<CgiWorker> | null = null;
+  #exec: PendingExec | null = null;
+  /** stream_timeout for an aborted request: PHP must end it, or the process is killed */
+  #cancelTimer: NodeJS.Timeout | null = null;
+  readonly #stderr: WorkerOutput;
+  readonly #stdout: WorkerOutput;
+  readonly #exited: Promise<void>;
+  readonly #logStderr: (line: string) => void;
+
+  private constructor(child: ChildProcess, spec: CgiSpec, dir: string, socketPath: string) {
+    this.#spec = spec;
+    this.#dir = dir;
+    this.#address = { kind: 'unix', path: socketPath };
+    this.pid = child.pid!;
+    this.#stderr = new WorkerOutput(spec.logger, this.pid, 'stderr');
+    this.#stdout = new WorkerOutput(spec.logger, this.pid, 'stdout');
+    child.stderr!.on('data', (chunk: Buffer) => this.#stderr.write(chunk));
+    child.stdout!.on('data', (chunk: Buffer) => this.#stdout.write(chunk));
+    this.#logStderr = (line) => spec.logger.warn({ pid: this.pid, stream: 'stderr' }, line);
+    this.#exited = new Promise((resolve) => {
+      child.once('exit', (code, signal) => {
+        this.exitCode = code;
+        this.exitSignal = signal;
+        setImmediate(() => {
+          this.#onExit();
+          void rm(this.#dir, { recursive: true, force: true }).finally(resolve);
+        });
+      });
+    });
+  }
+
+  /**
+   * Spawns php-cgi on a socket of its own and connects to it within bootTimeoutMs
+   * (allocate_timeout), racing the process exiting. A failure says why, with php-cgi's last output.
+   */
+  static async start(spec: CgiSpec): Promise<CgiWorker> {
+    const dir = await mkdtemp(join(socketBase(), 'warmpool-php-cgi-'));
+    // php-cgi creates the socket itself: when it runs as another user, the folder must be its
+    if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
+    const socketPath = join(dir, 'php-cgi.sock');
+    const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], ['-b', socketPath]);
+    try {
+      await waitForSpawn(child, spec.argv);
+    } catch (error) {
+      await rm(dir, { recursive: true, force: true });
+      throw error;
+    }
+    const worker = new CgiWorker(child, spec, dir, socketPath);
+    try {
+      await worker.#boot();
+      return worker;
+    } catch (error) {
+      worker.kill();
+      await worker.#exited;
+      throw error;
+    }
+  }
+
+  get state(): WorkerState {
+    return this.#state;
+  }
+
+  get recentOutput(): readonly string[] {
+    return [...this.#stdout.recent, ...this.#stderr.recent];
+  }
+
+  get exited(): Promise<void> {
+    return this.#exited;
+  }
+
+  attach(hooks: WorkerHooks<PoolWorker<CgiRequest, CgiReply>>): void {
+    this.#hooks = hooks;
+  }
+
+  /**
+   * Runs one request on the worker's connection; resolves with the CGI head once PHP sent it. The
+   * worker stays busy until END_REQUEST: exec_ttl bounds PHP's silence (it restarts whenever PHP
+   * sends output, and stops while PHP waits for the request body or the reader is behind).
+   */
+  async exec(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {
+    if (this.#state !== 'ready') {
+      const error = new WorkerExitedError(`worker ${this.pid} is ${this.#state}, not ready`, { pid: this.pid });
+      this.#hooks?.execEnd(this, error);
+      throw error;
+    }
+    this.#state = 'working';
+    this.jobs++;
+    this.execStartedAt = Date.now();
+    const exec: PendingExec = { settled: false };
+    this.#exec = exec;
+    let connection = this.#connection;
+    if (connection === null || connection.state !== 'idle') {
+      try {
+        connection = await this.#connect();
+      } catch (error) {
+        this.#fail(exec, error as Error, 'crashed');
+        throw error;
+      }
+    }
+    let call: ReturnType<FastCgiConnection['request']>;
+    try {
+      call = connection.request({
+        params: request.params,
+        stdin: request.stdin,
+        onStderr: request.onStderr ?? this.#logStderr,
+        readTimeoutMs: options.timeoutMs,
+        timeoutError: (ms) => this.#execTimeout(ms),
+        abortTimeoutMs: NO_TIMEOUT_MS,
+        stallTimeoutMs: this.#spec.sendTimeoutMs,
+        ...(request.signal === null ? {} : { signal: request.signal }),
+      });
+    } catch (error) {
+      // nothing was sent (a param too large for a record): the worker is as it was
+      this.#settle(exec, null);
+      throw error;
+    }
+    call.done.then(
+      () => this.#onEnd(exec),
+      (error: Error) => this.#onFailure(exec, error),
+    );
+    const head = await readCgiResponse(call.stdout, this.#spec.headLimits);
+    return { pid: this.pid, ...head };
+  }
+
+  /** Graceful stop: SIGTERM (php-cgi exits at once when idle), then SIGKILL after destroy_timeout. */
+  stop(reason: RecycleReason): Promise<void> {
+    this.retiredFor ??= reason;
+    if (this.#state === 'exited' || this.#state === 'stopping') return this.#exited;
+    if (this.#state === 'working') {
+      this.kill(reason);
+      return this.#exited;
+    }
+    this.#state = 'stopping';
+    this.#connection?.close();
+    try {
+      process.kill(this.pid, 'SIGTERM');
+    } catch {
+      // already gone
+    }
+    const timer = setTimeout(() => this.kill(), this.#spec.destroyTimeoutMs);
+    timer.unref();
+    void this.#exited.then(() => clearTimeout(timer));
+    return this.#exited;
+  }
+
+  /** SIGKILL to the worker's process group; a running request fails with WorkerExitedError. */
+  kill(reason?: RecycleReason): void {
+    if (reason !== undefined) this.retiredFor ??= reason;
+    if (this.#state === 'exited') return;
+    if (this.#state !== 'stopping') this.#state = 'stopping';
+    if (this.#exec !== null && this.#connection !== null) {
+      const why = this.retiredFor === 'memory' ? ' for going over max_worker_memory' : '';
+      this.#connection.fail(
+        new WorkerExitedError(`worker ${this.pid} was killed${why} during a request`, { pid: this.pid }),
+      );
+    }
+    killGroup(this.pid);
+  }
+
+  // ---- boot and connection ----
+
+  async #boot(): Promise<void> {
+    const spec = this.#spec;
+    let timer: NodeJS.Timeout | undefined;
+    let stopped = false;
+    try {
+      const exited: Promise<never> = this.#exited.then(() => {
+        throw new BootFailedError(
+          `php-cgi exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before it listened on its socket. ` +
+            `${this.#lastOutputText()}Check that "${spec.argv.join(' ')} -b /tmp/x.sock" starts (run it by hand).`,
+          { details: { pid: this.pid, exitCode: this.exitCode } },
+        );
+      });
+      exited.catch(() => {});
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () =>
+            reject(
+              new BootFailedError(
+                `php-cgi ${this.pid} did not accept connections on its socket within ${spec.bootTimeoutMs}ms (allocate_timeout). ` +
+                  this.#lastOutputText(),
+                { details: { pid: this.pid } },
+              ),
+            ),
+          spec.bootTimeoutMs,
+        );
+      });
+      const connected = (async () => {
+        // The socket exists once php-cgi bound it and accepts once it listens: try until it does.
+        for (;;) {
+          try {
+            return await connectFastCgi(this.#address, { connectTimeoutMs: spec.bootTimeoutMs });
+          } catch (error) {
+            if (stopped) throw error;
+            await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS));
+            if (stopped) throw error;
+          }
+        }
+      })();
+      connected.then(
+        (connection) => {
+          if (stopped) connection.destroy();
+        },
+        () => {},
+      );
+      this.#adopt(await Promise.race([connected, exited, timeout]));
+      this.#state = 'ready';
+    } finally {
+      stopped = true;
+      clearTimeout(timer);
+    }
+  }
+
+  /** A new connection to this worker's php-cgi (after one was dropped: an aborted request, unread STDIN). */
+  async #connect(): Promise<FastCgiConnection> {
+    const connection = await connectFastCgi(this.#address, { connectTimeoutMs: this.#spec.bootTimeoutMs });
+    if (this.#state === 'exited' || this.#state === 'stopping') {
+      connection.destroy();
+      throw new WorkerExitedError(`worker ${this.pid} is ${this.#state}`, { pid: this.pid });
+    }
+    this.#adopt(connection);
+    return connection;
+  }
+
+  #adopt(connection: FastCgiConnection): void {
+    this.#connection = connection;
+    connection.once('close', () => {
+      if (this.#connection === connection) this.#connection = null;
+    });
+  }
+
+  // ---- the end of a request ----
+
+  /** END_REQUEST: served. The connection is kept, or was dropped (STDIN left unread) and is made again. */
+  #onEnd(exec: PendingExec): void {
+    if (exec.settled) return;
+    const connection = this.#connection;
+    if (connection !== null && connection.state === 'idle') {
+      this.#settle(exec, null);
+      return;
+    }
+    this.#connect().then(
+      () => this.#settle(exec, null),
+      (error: Error) => this.#fail(exec, error, 'crashed'),
+    );
+  }
+
+  /**
+   * The request failed. Aborted (the client left, send_timeout, a bad CGI head): PHP finishes the
+   * script, answers END_REQUEST and drops the connection; the worker is free once it did, within
+   * stream_timeout, else it is killed. Anything else leaves the process in doubt: it is killed.
+   */
+  #onFailure(exec: PendingExec, error: Error): void {
+    if (exec.settled) return;
+    if (error instanceof FastCgiAbortedError || error instanceof StreamStalledError) {
+      this.#awaitAbortedEnd(exec);
+      return;
+    }
+    this.#fail(exec, error, error instanceof ExecTimeoutError ? 'exec_ttl' : this.#failureReason(error));
+  }
+
+  #failureReason(error: Error): RecycleReason {
+    return error instanceof FastCgiConnectionClosedError || error instanceof WorkerExitedError ? 'crashed' : 'protocol';
+  }
+
+  #awaitAbortedEnd(exec: PendingExec): void {
+    const connection = this.#connection;
+    const aborted = new ExecAbortedError('the request was aborted; php-cgi finished it', { pid: this.pid });
+    const reconnect = () => {
+      if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
+      this.#cancelTimer = null;
+      if (exec.settled) return;
+      if (this.#state !== 'working') {
+        this.#fail(exec, new WorkerExitedError(`worker ${this.pid} left during an aborted request`), 'crashed');
+        return;
+      }
+      this.#connect().then(
+        () => this.#settle(exec, aborted),
+        (error: Error) => this.#fail(exec, error, 'crashed'),
+      );
+    };
+    if (connection === null || connection.state === 'closed') {
+      reconnect();
+      return;
+    }
+    this.#cancelTimer = setTimeout(() => {
+      this.#cancelTimer = null;
+      this.#spec.logger.warn(
+        { pid: this.pid, reason: 'stream_timeout' },
+        `php-cgi ${this.pid} did not end an aborted request within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
+      );
+      this.#fail(exec, new ExecAbortedError('the aborted request did not end within stream_timeout'), 'errored');
+    }, this.#spec.streamTimeoutMs);
+    connection.once('close', reconnect);
+  }
+
+  #execTimeout(ms: number): Error {
+    const error = new ExecTimeoutError(
+      `request exceeded exec_ttl (${ms}ms without output from PHP); worker ${this.pid} was killed`,
+      { pid: this.pid },
+    );
+    this.#spec.logger.warn({ pid: this.pid, reason: 'exec_ttl' }, error.message);
+    return error;
+  }
+
+  /** The process cannot be trusted any more: kill it; the pool replaces it (fate: kill). */
+  #fail(exec: PendingExec, error: Error, reason: RecycleReason): void {
+    if (exec.settled) return;
+    this.retiredFor ??= reason;
+    if (this.#state !== 'exited') {
+      if (this.#state !== 'stopping') this.#state = 'stopping';
+      killGroup(this.pid);
+    }
+    // ExecAbortedError means "reusable" to the fate table; this worker is not
+    this.#settle(exec, error instanceof ExecAbortedError ? new WorkerExitedError(error.message) : error);
+  }
+
+  /** Ends the execution: ready again unless it is leaving; the pool decides what comes next. */
+  #settle(exec: PendingExec, error: Error | null): void {
+    if (exec.settled) return;
+    exec.settled = true;
+    if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
+    this.#cancelTimer = null;
+    if (this.#exec === exec) this.#exec = null;
+    this.lastUsedAt = Date.now();
+    this.busyMs += this.lastUsedAt - this.execStartedAt;
+    if (this.#state === 'working') this.#state = 'ready';
+    this.#hooks?.execEnd(this, error);
+  }
+
+  #onExit(): void {
+    this.#stderr.flush();
+    this.#stdout.flush();
+    const wasStopping = this.#state === 'stopping';
+    this.#state = 'exited';
+    killGroup(this.pid);
+    const exec = this.#exec;
+    if (exec !== null) {
+      this.retiredFor ??= 'crashed';
+      const why = this.retiredFor === 'memory' ? ' for going over max_worker_memory' : '';
+      const error = new WorkerExitedError(
+        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)}${why} during a request. ${this.#lastOutputText()}`.trim(),
+        { pid: this.pid, exitCode: this.exitCode },
+      );
+      if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
+      this.#connection?.fail(error);
+      this.#fail(exec, error, 'crashed');
+    } else if (!wasStopping) {
+      this.retiredFor ??= 'crashed';
+      this.#spec.logger.warn(
+        { pid: this.pid, reason: 'crashed' },
+        `php-cgi ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${this.#lastOutputText()}`.trim(),
+      );
+    }
+    this.#connection?.destroy();
+    this.#hooks?.exit(this);
+  }
+
+  #lastOutputText(): string {
+    const lines = this.recentOutput;
+    return lines.length === 0 ? '' : `Last output: ${lines.slice(-5).join(' | ')}. `;
+  }
+}
+
+/** The OS temp dir, unless its path leaves no room for a socket name (then /tmp). */
+function socketBase(): string {
+  const base = tmpdir();
+  return Buffer.byteLength(base) + 40 > MAX_SOCKET_PATH_BYTES ? '/tmp' : base;
+}

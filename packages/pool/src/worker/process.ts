@@ -1,0 +1,79 @@
+// The OS side of a worker, whatever protocol it speaks (goridge Worker, FastCGI CgiWorker): spawning
+// in a process group of its own, telling a missing command from a failing one, and killing the
+// whole group.
+import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { BootFailedError, CommandNotFoundError } from '../errors.js';
+
+/** What every worker process needs to start and stop; each kind of worker adds its own fields. */
+export interface ProcessSpec {
+  argv: readonly string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string | undefined;
+  /** how long a boot may take before it fails (allocate_timeout) */
+  bootTimeoutMs: number;
+  /** grace between a graceful stop and SIGKILL (destroy_timeout) */
+  destroyTimeoutMs: number;
+  /** how long a cancelled request may take to end before the worker is killed (stream_timeout) */
+  streamTimeoutMs: number;
+  /** how long a streamed reply may wait for its reader before it is cancelled (send_timeout) */
+  sendTimeoutMs: number;
+  uid: number | undefined;
+  gid: number | undefined;
+}
+
+/** Spawns argv detached: its own process group, so a kill reaches everything it started. */
+export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: readonly string[] = []): ChildProcess {
+  return spawn(spec.argv[0]!, [...spec.argv.slice(1), ...extraArgs], {
+    cwd: spec.cwd,
+    env: spec.env,
+    stdio,
+    // Own process group: a Ctrl-C on the server's terminal does not reach PHP, and a kill reaches
+    // everything the worker started.
+    detached: true,
+    uid: spec.uid,
+    gid: spec.gid,
+  });
+}
+
+/** Resolves once the process is running; rejects with a typed error when it cannot start at all. */
+export async function waitForSpawn(child: ChildProcess, argv: readonly string[]): Promise<void> {
+  const spawnError = await new Promise<Error | null>((resolve) => {
+    child.once('spawn', () => resolve(null));
+    child.once('error', (error) => resolve(error));
+  });
+  if (spawnError !== null) throw describeSpawnError(spawnError, argv);
+}
+
+export function describeSpawnError(error: Error, argv: readonly string[]): Error {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT') {
+    return new CommandNotFoundError(
+      `command not found: "${argv[0]}" (from "${argv.join(' ')}"). Install it or give its full path in the pool's command.`,
+      { command: argv[0] },
+    );
+  }
+  if (code === 'EACCES') {
+    return new CommandNotFoundError(`command "${argv[0]}" is not executable (EACCES). Check its permissions.`, {
+      command: argv[0],
+    });
+  }
+  return new BootFailedError(`could not start "${argv.join(' ')}": ${error.message}`, { cause: error });
+}
+
+export function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  if (signal !== null) return `was killed by ${signal}`;
+  return `exited with code ${code}`;
+}
+
+/** SIGKILL to the process group (the worker and whatever it started), or to the pid alone. */
+export function killGroup(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}

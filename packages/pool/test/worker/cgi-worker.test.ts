@@ -1,0 +1,252 @@
+// php-cgi processes as pool workers (classic mode, managed), against real php-cgi: each process is
+// a worker on one kept FastCGI connection, and every pool rule applies to it as to a goridge worker
+// (max_jobs, exec_ttl, max_worker_memory during a request, idle scale to zero, reset, stats).
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  BootFailedError,
+  CommandNotFoundError,
+  ExecTimeoutError,
+  StreamStalledError,
+  WorkerExitedError,
+} from '../../src/errors.js';
+import type { PoolOptions } from '../../src/options.js';
+import type { Pool } from '../../src/pool/pool.js';
+import { createCgiPool } from '../../src/worker/cgi-driver.js';
+import type { CgiReply, CgiRequest } from '../../src/worker/cgi-worker.js';
+import { processGroupMembers, scriptParams } from '../fastcgi/php-servers.js';
+import { eventually, recordingLogger } from '../php-fixtures.js';
+
+type CgiPool = Pool<CgiRequest, CgiReply>;
+
+const flags = mkdtempSync(join(tmpdir(), 'warmpool-cgi-flags-'));
+afterAll(() => rmSync(flags, { recursive: true, force: true }));
+let flagCount = 0;
+const newFlag = () => join(flags, `flag-${++flagCount}`);
+
+function request(script: string, options: Parameters<typeof scriptParams>[1] & { body?: CgiRequest['stdin'] } = {}) {
+  const { body, ...params } = options;
+  return {
+    params: scriptParams(script, params),
+    stdin: body ?? null,
+    signal: null,
+    onStderr: null,
+  } satisfies CgiRequest as CgiRequest;
+}
+
+async function withCgiPool<T>(options: Partial<PoolOptions<CgiRequest>>, fn: (pool: CgiPool) => Promise<T>) {
+  const dynamic = options.min_workers !== undefined || options.max_workers !== undefined;
+  const pool = createCgiPool({
+    command: 'php-cgi',
+    ...(dynamic ? {} : { num_workers: 1 }),
+    logger: recordingLogger(),
+    ...options,
+  });
+  await pool.start();
+  const pids = new Set<number>();
+  pool.on('worker:ready', ({ pid }) => pids.add(pid));
+  for (const worker of await pool.workers()) pids.add(worker.pid);
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.close();
+    // every php-cgi this pool ever ran is gone, with anything it started
+    for (const pid of pids) expect(processGroupMembers(pid)).toEqual([]);
+  }
+}
+
+const body = async (reply: CgiReply) => text(reply.body);
+const alive = (pid: number) => processGroupMembers(pid).length > 0;
+
+describe('CgiWorker: php-cgi processes as pool workers', () => {
+  it('serves many requests per process on one kept connection; one process per worker, no children', async () => {
+    await withCgiPool({ num_workers: 2 }, async (pool) => {
+      const workers = await pool.workers();
+      expect(workers.map((w) => w.state)).toEqual(['ready', 'ready']);
+      // PHP_FCGI_CHILDREN=0: the process the pool counts is the one that runs PHP
+      for (const worker of workers) expect(processGroupMembers(worker.pid)).toEqual([worker.pid]);
+      const seen = new Set<string>();
+      for (let i = 0; i < 20; i++) {
+        const reply = await pool.exec(request('hello.php'));
+        expect(reply.status).toBe(200);
+        const line = await body(reply);
+        expect(line).toMatch(/^hello from cgi-fcgi pid \d+$/);
+        seen.add(line.split(' ').pop()!);
+      }
+      const pids = workers.map((w) => String(w.pid));
+      for (const pid of seen) expect(pids).toContain(pid);
+      const after = await pool.workers();
+      expect(after.reduce((n, w) => n + w.jobs, 0)).toBe(20);
+      // PHP_FCGI_MAX_REQUESTS=0: php-cgi never leaves on its own; the same processes still serve
+      expect(after.map((w) => w.pid).sort()).toEqual(workers.map((w) => w.pid).sort());
+    });
+  });
+
+  it('passes the CGI head: several Set-Cookie lines and a script 404', async () => {
+    await withCgiPool({}, async (pool) => {
+      const cookies = await pool.exec(request('cookies.php'));
+      expect(cookies.headers['set-cookie']).toHaveLength(3);
+      expect(await body(cookies)).toBe('cookies set');
+      const missing = await pool.exec(request('not-found.php'));
+      expect([missing.status, await body(missing)]).toEqual([404, 'no such page']);
+    });
+  });
+
+  it('streams a request body to PHP', async () => {
+    await withCgiPool({}, async (pool) => {
+      const payload = randomBytes(3 * 1024 * 1024 + 5);
+      const stream = new PassThrough();
+      const reply = pool.exec(
+        request('post-sha256.php', { method: 'POST', contentLength: payload.length, body: stream }),
+      );
+      stream.end(payload);
+      expect(JSON.parse(await body(await reply))).toMatchObject({
+        sha256: createHash('sha256').update(payload).digest('hex'),
+        bytes: payload.length,
+      });
+    });
+  });
+
+  it('hands STDERR lines to the logger with the pid', async () => {
+    const logger = recordingLogger();
+    await withCgiPool({ logger }, async (pool) => {
+      const reply = await pool.exec(request('stderr.php'));
+      expect(await body(reply)).toBe('logged');
+      const pid = reply.pid;
+      await eventually(() => logger.lines.some((l) => l.msg === 'second line to stderr'), 'the stderr lines');
+      expect(logger.lines.find((l) => l.msg === 'first line to stderr')?.obj).toMatchObject({ pid });
+    });
+  });
+
+  it('max_jobs: a process is recycled after its jobs and replaced by a fresh one', async () => {
+    await withCgiPool({ max_jobs: 3 }, async (pool) => {
+      const first = (await pool.workers())[0]!.pid;
+      const recycled = new Promise((resolve) => pool.once('worker:recycle', resolve));
+      for (let i = 0; i < 3; i++) await body(await pool.exec(request('hello.php')));
+      expect(await recycled).toEqual({ pid: first, reason: 'max_jobs' });
+      const next = await body(await pool.exec(request('hello.php')));
+      expect(next).not.toContain(`pid ${first}`);
+      await eventually(() => !alive(first), 'the recycled php-cgi to exit');
+      expect(pool.stats().recycles.max_jobs).toBe(1);
+    });
+  });
+
+  it('exec_ttl: a silent script fails with 504 (ExecTimeoutError); its process is killed and replaced', async () => {
+    await withCgiPool({ supervisor: { exec_ttl: '300ms' } }, async (pool) => {
+      const first = (await pool.workers())[0]!.pid;
+      const error = await pool.exec(request('hangs.php')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ExecTimeoutError);
+      expect((error as Error).message).toMatch(/exec_ttl \(300ms without output from PHP\)/);
+      await eventually(() => !alive(first), 'the hung php-cgi to be killed');
+      expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello from cgi-fcgi/);
+      expect(pool.stats().recycles.exec_ttl).toBe(1);
+    });
+  });
+
+  it('a script that crashes fails that request only; the process is replaced', async () => {
+    await withCgiPool({ num_workers: 2 }, async (pool) => {
+      const [crashed, fine] = await Promise.allSettled([
+        pool.exec(request('crashes.php')).then(body),
+        pool.exec(request('hello.php')).then(body),
+      ]);
+      expect(crashed.status).toBe('rejected');
+      expect(fine).toMatchObject({ status: 'fulfilled', value: expect.stringMatching(/^hello/) });
+      await eventually(() => pool.stats().recycles.crashed === 1, 'the crash to be counted');
+      await eventually(() => pool.stats().workers.ready === 2, 'the replacement');
+    });
+  });
+
+  it('a client that leaves: ABORT_REQUEST; the process finishes the script and serves again', async () => {
+    await withCgiPool({}, async (pool) => {
+      const flag = newFlag();
+      const done = newFlag();
+      const controller = new AbortController();
+      const reply = await pool.exec({
+        ...request('wait-for-flag.php', { query: `flag=${flag}&done=${done}` }),
+        signal: controller.signal,
+      });
+      const pid = reply.pid;
+      controller.abort();
+      await eventually(() => reply.body.destroyed, 'the body to be destroyed');
+      // php does not read the socket while a script runs: the process stays busy until it ends
+      expect(pool.stats().workers.working).toBe(1);
+      writeFileSync(flag, '');
+      await eventually(() => pool.stats().workers.ready === 1, 'the worker to be free again');
+      expect(existsSync(done)).toBe(true);
+      expect(await body(await pool.exec(request('hello.php')))).toBe(`hello from cgi-fcgi pid ${pid}`);
+      expect(pool.stats().recycles).toEqual({});
+    });
+  });
+
+  it('stream_timeout: an aborted script that does not end in time gets its process killed', async () => {
+    await withCgiPool({ stream_timeout: '200ms' }, async (pool) => {
+      const reply = await pool.exec(request('wait-for-flag.php', { query: `flag=${newFlag()}` }));
+      reply.body.destroy();
+      await eventually(() => pool.stats().recycles.errored === 1, 'the process to be killed and counted');
+      expect(alive(reply.pid)).toBe(false);
+      expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello/);
+    });
+  });
+
+  it('send_timeout: a reader that stops reading fails with StreamStalledError; the process serves again', async () => {
+    await withCgiPool({ send_timeout: '200ms' }, async (pool) => {
+      const reply = await pool.exec(request('big-response.php', { query: 'mb=8' }));
+      const failed = new Promise<unknown>((resolve) => reply.body.once('error', resolve));
+      reply.body.pause();
+      reply.body.read(0); // start the flow once, then read nothing
+      expect(await failed).toBeInstanceOf(StreamStalledError);
+      await eventually(() => pool.stats().workers.ready === 1, 'the worker to be free again');
+      expect(await body(await pool.exec(request('hello.php')))).toBe(`hello from cgi-fcgi pid ${reply.pid}`);
+    });
+  });
+
+  it('max_worker_memory: a request that stays over it is killed while it runs (502), and replaced', async () => {
+    const command = ['php-cgi', '-d', 'memory_limit=-1'];
+    await withCgiPool({ command, supervisor: { max_worker_memory: 40, watch_tick: '100ms' } }, async (pool) => {
+      const error = await pool
+        .exec(request('grows.php', { query: `mb=96&flag=${newFlag()}` }))
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(WorkerExitedError);
+      expect((error as Error).message).toMatch(/max_worker_memory/);
+      await eventually(() => pool.stats().recycles.memory === 1, 'the killed process to be counted');
+      expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello/);
+    });
+  });
+
+  it('reset rolls every process to a fresh one; idle scale to zero boots one on the next request', async () => {
+    await withCgiPool({ num_workers: 2 }, async (pool) => {
+      const before = (await pool.workers()).map((w) => w.pid);
+      await pool.reset();
+      const after = (await pool.workers()).filter((w) => w.state === 'ready').map((w) => w.pid);
+      expect(after).toHaveLength(2);
+      for (const pid of after) expect(before).not.toContain(pid);
+    });
+    await withCgiPool(
+      { min_workers: 0, max_workers: 2, supervisor: { idle_ttl: '100ms', watch_tick: '50ms' } },
+      async (pool) => {
+        await eventually(() => pool.stats().workers.ready === 0 && pool.stats().numWorkers === 0, 'scale to zero');
+        expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello/);
+        expect(pool.stats().numWorkers).toBe(1);
+      },
+    );
+  });
+
+  it('a command that is no FastCGI server explains itself; a missing command is named', async () => {
+    const fake = createCgiPool({
+      command: ['php', '-r', 'fwrite(STDERR, "not a fastcgi server\\n"); exit(2);'],
+      num_workers: 1,
+      logger: recordingLogger(),
+    });
+    const error = await fake.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toMatch(/php-cgi exited during boot \(exited with code \d+\)/);
+    expect((error as Error).message).toContain('not a fastcgi server');
+    const missing = createCgiPool({ command: 'php-cgi-that-is-not-installed', logger: recordingLogger() });
+    expect(await missing.start().catch((e: unknown) => e)).toBeInstanceOf(CommandNotFoundError);
+  });
+});

@@ -1,0 +1,199 @@
+// A small classic app (a front controller with pretty permalinks) through `warmpool serve` over real
+// sockets, both ways classic PHP runs (php-cgi managed by warmpool, fastcgi.pass to a php-fpm):
+// permalinks, uploads, redirects, sessions and cookies, a 404 from PHP, exec_ttl, a crash, request
+// bodies (streamed, chunked, too large), and the attempts to run or read what must not be: no_exec,
+// PATH_INFO tricks, source and dotfile leaks, links out of the root, the hostile-path corpus.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { connect } from 'node:net';
+import { FormData, request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Browser } from '../helpers/browser.js';
+import { startClassicServer, type ClassicMode, type ClassicServer } from '../helpers/classic-server.js';
+import { rawGet, sendCorpus } from '../helpers/hostile-paths.js';
+import { stopAllServers } from '../helpers/warmpool-server.js';
+
+/** Never in a body: PHP source, a secret, a script that must not run, /etc/passwd. */
+const NEVER = ['<?php', 'hunter2', 'PWNED', 'root:x:0:0'];
+
+afterAll(async () => {
+  await stopAllServers();
+});
+
+/** One request written as is (chunked bodies, bytes a client would normalise); read until close. */
+function rawExchange(port: number, text: string): Promise<{ status: number; head: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(text));
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const all = Buffer.concat(chunks).toString('latin1');
+      const split = all.indexOf('\r\n\r\n');
+      resolve({ status: Number(all.slice(9, 12)), head: all.slice(0, split), body: all.slice(split + 4) });
+    });
+  });
+}
+
+describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)', (mode) => {
+  let classic: ClassicServer;
+  let app: Browser;
+  beforeAll(async () => {
+    classic = await startClassicServer(mode);
+    app = new Browser(classic.origin, 'app.test');
+  }, 60_000);
+  afterAll(async () => {
+    await classic?.close();
+  });
+
+  it('answers pretty permalinks from the front controller, whole (Content-Length)', async () => {
+    const post = await app.get('/post/hello-world?utm=x');
+    expect(post.status).toBe(200);
+    expect(post.headers['x-script']).toBe('/index.php');
+    expect(post.text).toContain('<h1>Post: hello-world</h1>');
+    expect(post.headers['content-length']).toBe(String(post.body.length));
+    const info = JSON.parse((await app.get('/info.php/a/b?x=1')).text);
+    expect(info).toMatchObject({
+      SCRIPT_NAME: '/info.php',
+      PATH_INFO: '/a/b',
+      PATH_TRANSLATED: `${classic.app}/a/b`,
+      REQUEST_URI: '/info.php/a/b?x=1',
+      SERVER_NAME: 'app.test',
+      SERVER_PORT: String(classic.port),
+      REMOTE_ADDR: '127.0.0.1',
+      APP_ENV: 'e2e',
+      SAPI: classic.sapi,
+    });
+  });
+
+  it('lets PHP parse uploads itself', async () => {
+    const data = randomBytes(1024 * 1024 + 7);
+    const form = new FormData();
+    form.append('title', 'holiday');
+    form.append('photo', new Blob([data]), 'beach.bin');
+    const res = await request(`${classic.origin}/upload`, {
+      method: 'POST',
+      body: form,
+      headers: { host: 'app.test' },
+    });
+    expect(await res.body.json()).toEqual({
+      post: { title: 'holiday' },
+      files: {
+        photo: {
+          name: 'beach.bin',
+          size: data.length,
+          error: 0,
+          sha256: createHash('sha256').update(data).digest('hex'),
+        },
+      },
+    });
+  });
+
+  it('redirects, logs in with a PHP session, sets several cookies, answers its own 404', async () => {
+    const moved = await app.get('/old-page');
+    expect([moved.status, moved.headers.location]).toEqual([301, '/post/hello']);
+    const login = await app.post('/login', { user: 'alice' });
+    expect([login.status, login.headers.location]).toEqual([302, '/dashboard']);
+    expect(app.cookie('PHPSESSID')).toMatch(/^[a-z0-9]{20,}$/);
+    expect((await app.get('/dashboard')).text).toMatch(/^Hello, alice/);
+    expect((await new Browser(classic.origin, 'app.test').get('/dashboard')).headers.location).toBe('/login');
+    const cookies = await app.get('/cookies');
+    expect(cookies.headers['set-cookie']).toEqual([
+      'first=one',
+      'second=two; path=/; HttpOnly',
+      'third=three; SameSite=Lax',
+    ]);
+    const missing = await app.get('/no/such/page');
+    expect([missing.status, missing.text]).toEqual([404, 'Page not found: /no/such/page']);
+  });
+
+  it('a script silent past exec_ttl gets 504; a crashing one 502; the site goes on', async () => {
+    expect((await app.get('/slow.php?s=4')).status).toBe(504);
+    expect((await app.get('/crash.php')).status).toBe(502);
+    for (let i = 0; i < 4; i++) expect((await app.get(`/post/after-${i}`)).status).toBe(200);
+  });
+
+  it('streams a request body to PHP; buffers a chunked one to give PHP its length; refuses one too large', async () => {
+    const body = randomBytes(5 * 1024 * 1024);
+    const res = await request(`${classic.origin}/echo`, { method: 'PUT', body, headers: { host: 'app.test' } });
+    expect(await res.body.json()).toMatchObject({
+      length: body.length,
+      sha256: createHash('sha256').update(body).digest('hex'),
+      content_length: String(body.length),
+    });
+    const chunked = await rawExchange(
+      classic.port,
+      'POST /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        '5\r\nhello\r\n7\r\n, world\r\n0\r\n\r\n',
+    );
+    expect(chunked.status).toBe(200);
+    expect(JSON.parse(chunked.body.replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''))).toMatchObject({
+      length: 12,
+      content_length: '12',
+      sha256: createHash('sha256').update('hello, world').digest('hex'),
+    });
+    // max_request_size 8 (MB): 413 from the Content-Length, before PHP and before the body
+    const tooLarge = await rawExchange(
+      classic.port,
+      `POST /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${9 * 1024 * 1024}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(tooLarge.status).toBe(413);
+  });
+
+  it('X-Accel-Redirect and X-Sendfile: the server sends the file from the internal folder, PHP is free', async () => {
+    const expected = createHash('sha256')
+      .update(readFileSync(join(classic.dir, 'private', 'big.bin')))
+      .digest('hex');
+    for (const query of [
+      'accel=/protected/big.bin',
+      `sendfile=${encodeURIComponent(join(classic.dir, 'private', 'big.bin'))}`,
+    ]) {
+      const res = await app.get(`/download.php?${query}`);
+      expect(res.status, query).toBe(200);
+      expect(res.headers['content-length']).toBe(String(3 * 1024 * 1024));
+      expect(createHash('sha256').update(res.body).digest('hex')).toBe(expected);
+      expect(res.headers['content-disposition']).toBe('attachment; filename="report.txt"');
+    }
+    const range = await app.get('/download.php?accel=/protected/big.bin', { range: 'bytes=100-199' });
+    expect([range.status, range.body.length]).toEqual([206, 100]);
+    for (const query of [
+      'accel=/protected/.secret',
+      'sendfile=/etc/passwd',
+      'accel=/protected/../app/config.php.bak',
+    ]) {
+      const res = await app.get(`/download.php?${query}`);
+      expect(res.status, query).toBe(404);
+      expect(res.text).not.toMatch(/hunter2|root:x:0/);
+    }
+  });
+
+  it.each([
+    ['/wp-content/uploads/shell.php', 403],
+    ['/wp-content/uploads/shell.php/x', 403],
+    ['/wp-content/uploads/avatar.jpg/x.php', 404],
+    ['/style.css/x.php', 404],
+    ['/config.php.bak', 403],
+    ['/config.php%2ebak', 403],
+    ['/.env', 403],
+    ['/.hidden/tool.php', 403],
+    ['/linked.php', 404],
+    ['/passwd.txt', 404],
+    ['/etc/passwd', 404],
+    ['/%2e%2e/%2e%2e/etc/passwd', 400],
+    ['/index.php/../config.php.bak', 400],
+    ['/config.php%00.txt', 400],
+  ])('%s → %i, and nothing it must not show', async (target, status) => {
+    const res = await rawGet(classic.port, target, '', 'app.test');
+    expect(res.status).toBe(status);
+    for (const never of NEVER) expect(res.body).not.toContain(never);
+  });
+
+  it('the hostile-path corpus never reaches source, secrets, a script that must not run, or /etc', async () => {
+    const results = await sendCorpus(classic.port, '', 'app.test');
+    for (const [target, res] of results) {
+      for (const never of NEVER) expect(res.body, `${target} → ${res.status}`).not.toContain(never);
+      expect(res.status, target).not.toBe(500);
+    }
+  });
+});
