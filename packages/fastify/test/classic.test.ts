@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -197,6 +198,22 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     const before = small.warmpool.stats().requests;
     const tooLarge = await small.inject({ method: 'POST', url: '/echo', payload: Buffer.alloc(2 * 1024 * 1024) });
     expect(tooLarge.statusCode).toBe(413);
+    expect(small.warmpool.stats().requests).toBe(before);
+  });
+
+  it('reads a chunked body first to give PHP its CONTENT_LENGTH, bounded by max_request_size', async () => {
+    const small = await classicApp({ max_request_size: 1 });
+    const chunked = (bytes: number) =>
+      small.inject({
+        method: 'POST',
+        url: '/echo',
+        headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/octet-stream' },
+        payload: Readable.from([Buffer.alloc(bytes / 2, 1), Buffer.alloc(bytes / 2, 2)]),
+      });
+    const ok = await chunked(200_000);
+    expect(ok.json()).toMatchObject({ length: 200_000, content_length: '200000' });
+    const before = small.warmpool.stats().requests;
+    expect((await chunked(2 * 1024 * 1024)).statusCode).toBe(413);
     expect(small.warmpool.stats().requests).toBe(before);
   });
 
