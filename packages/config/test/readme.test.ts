@@ -164,6 +164,11 @@ describe('README "Coming from RoadRunner" example', () => {
     const { config } = parseConfig(`server:\n  command: php index.php\nhttp:\n  address: ":8080"\n${block}`, {
       env: {},
     });
-    expect(config.sites?.map((site) => site.hosts)).toEqual([['example.com', '*.example.com'], ['shop.example.org']]);
+    expect(config.sites?.map((site) => site.hosts)).toEqual([
+      ['example.com', '*.example.com'],
+      ['shop.example.org'],
+      ['blog.example.org'],
+    ]);
+    expect(config.sites?.[2]?.fastcgi).toMatchObject({ root: '/var/www/wordpress', no_exec: ['wp-content/uploads'] });
   });
 });

@@ -3,7 +3,9 @@
 // test/fixtures/sites/classic-app, its static files, and the files that must never run or be sent.
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import { type AddressInfo, connect } from 'node:net';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -197,6 +199,40 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     const before = small.warmpool.stats().requests;
     const tooLarge = await small.inject({ method: 'POST', url: '/echo', payload: Buffer.alloc(2 * 1024 * 1024) });
     expect(tooLarge.statusCode).toBe(413);
+    expect(small.warmpool.stats().requests).toBe(before);
+  });
+
+  it('a client that leaves in the middle of its upload frees the php-cgi process', async () => {
+    const one = await classicApp();
+    await one.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = one.server.address() as AddressInfo;
+    const pid = one.warmpool.pool === null ? 0 : (await one.warmpool.workers())[0]!.pid;
+    // PHP starts reading the body (it streams), then the client goes away with most of it unsent
+    const socket = connect(port, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.write('POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n');
+    socket.write(Buffer.alloc(100_000, 1));
+    await eventually(() => one.warmpool.stats().workers.working === 1, 'PHP to take the request');
+    socket.destroy();
+    await eventually(() => one.warmpool.stats().workers.ready === 1, 'the process to be free again');
+    const next = await one.inject('/info.php');
+    expect(next.statusCode).toBe(200);
+    expect((await one.warmpool.workers())[0]!.pid).toBe(pid);
+  });
+
+  it('reads a chunked body first to give PHP its CONTENT_LENGTH, bounded by max_request_size', async () => {
+    const small = await classicApp({ max_request_size: 1 });
+    const chunked = (bytes: number) =>
+      small.inject({
+        method: 'POST',
+        url: '/echo',
+        headers: { 'transfer-encoding': 'chunked', 'content-type': 'application/octet-stream' },
+        payload: Readable.from([Buffer.alloc(bytes / 2, 1), Buffer.alloc(bytes / 2, 2)]),
+      });
+    const ok = await chunked(200_000);
+    expect(ok.json()).toMatchObject({ length: 200_000, content_length: '200000' });
+    const before = small.warmpool.stats().requests;
+    expect((await chunked(2 * 1024 * 1024)).statusCode).toBe(413);
     expect(small.warmpool.stats().requests).toBe(before);
   });
 

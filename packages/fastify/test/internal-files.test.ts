@@ -106,23 +106,29 @@ describe.each(modes)('X-Accel-Redirect and X-Sendfile (%s)', (_name, optionsFor,
 
   it('refuses a link in the internal folder that leads out of it', async () => {
     const app2 = Fastify();
-    await app2.register(warmpool, optionsFor({ root: outside }));
-    const res = await app2.inject({ url: `${path}?accel=/passwd-link` });
-    expect(res.statusCode).toBe(404);
-    expect(res.body).not.toContain('root:x:0');
-    await app2.close();
+    try {
+      await app2.register(warmpool, optionsFor({ root: outside }));
+      const res = await app2.inject({ url: `${path}?accel=/passwd-link` });
+      expect(res.statusCode).toBe(404);
+      expect(res.body).not.toContain('root:x:0');
+    } finally {
+      await app2.close();
+    }
   });
 
   it('without internal_files the headers pass through with PHP body, as before', async () => {
     const plain = Fastify();
-    await plain.register(warmpool, optionsFor(undefined));
-    const res = await plain.inject({ url: `${path}?accel=/protected/report.txt` });
-    expect([res.statusCode, res.body, res.headers['x-accel-redirect']]).toEqual([
-      200,
-      'PHP body (the server sends the file instead)',
-      '/protected/report.txt',
-    ]);
-    await plain.close();
+    try {
+      await plain.register(warmpool, optionsFor(undefined));
+      const res = await plain.inject({ url: `${path}?accel=/protected/report.txt` });
+      expect([res.statusCode, res.body, res.headers['x-accel-redirect']]).toEqual([
+        200,
+        'PHP body (the server sends the file instead)',
+        '/protected/report.txt',
+      ]);
+    } finally {
+      await plain.close();
+    }
   });
 });
 

@@ -27,6 +27,7 @@ const files = [
   'images/photo.jpg',
   'uploads/evil.php',
   'uploads/sub/evil.php',
+  'legacy.php8',
   '.git/config',
   '.hidden/x.php',
   '.env',
@@ -52,6 +53,7 @@ beforeAll(() => {
   symlinkSync(join(root, 'uploads', 'evil.php'), join(root, 'safe', 'alias.php'));
   symlinkSync(join(root, 'info.php'), join(root, 'safe', 'info-link.php'));
   symlinkSync(root, join(base, 'current')); // a deploy symlink as the configured root
+  symlinkSync(join(root, 'legacy.php8'), join(root, 'legacy-link.css'));
 });
 
 afterAll(() => {
@@ -167,6 +169,13 @@ describe('script resolver: what never runs nor is sent', () => {
     expect(summary(await resolve('/uploads/avatar.jpg/x.php', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
     // not split inside a segment either: ".php.jpg" is a JPEG
     expect(summary(await resolve('/avatar.php.jpg/x', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+  });
+
+  it('never sends the source of a script of its own extensions, even when the static policy would allow them', async () => {
+    // ".php8" is not in the static layer's forbid list: only the resolver knows it runs as PHP
+    const options = { extensions: ['.php', '.php8'], try_files: ['$uri', '=404'] };
+    expect(summary(await resolve('/legacy-link.css', options))).toBe('forbidden forbidden-extension');
+    expect(summary(await resolve('/legacy.php8', options))).toMatch(/^script \/legacy\.php8/);
   });
 
   it('does not follow symlinks out of the root', async () => {

@@ -2,9 +2,9 @@
 // a worker on one kept FastCGI connection, and every pool rule applies to it as to a goridge worker
 // (max_jobs, exec_ttl, max_worker_memory during a request, idle scale to zero, reset, stats).
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -70,6 +70,12 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
       expect(workers.map((w) => w.state)).toEqual(['ready', 'ready']);
       // PHP_FCGI_CHILDREN=0: the process the pool counts is the one that runs PHP
       for (const worker of workers) expect(processGroupMembers(worker.pid)).toEqual([worker.pid]);
+      // each listens on a socket in a folder of its own that only its user may enter
+      for (const worker of workers) {
+        const argv = readFileSync(`/proc/${worker.pid}/cmdline`, 'utf8').split('\0');
+        const socket = argv[argv.indexOf('-b') + 1]!;
+        expect(statSync(dirname(socket)).mode & 0o777).toBe(0o700);
+      }
       const seen = new Set<string>();
       for (let i = 0; i < 20; i++) {
         const reply = await pool.exec(request('hello.php'));
