@@ -3,7 +3,7 @@
 // becomes status, headers and a body. The backend is a pool of php-cgi workers (managed) or a
 // connection pool to an external php-fpm (`pass`): the same exchange, the same errors.
 import type { Readable } from 'node:stream';
-import { Chunks, JOIN_MAX_BYTES } from '../chunks.js';
+import { Chunks } from '../chunks.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
 import { FastCgiClientPool } from '../fastcgi/client-pool.js';
 import { buildFastCgiParams, type FastCgiParamList } from '../fastcgi/params.js';
@@ -63,12 +63,11 @@ export class FastCgiExchange implements Exchange {
             stdin: cgi.stdin,
             ...(cgi.signal === null ? {} : { signal: cgi.signal }),
             ...(cgi.onStderr === null ? {} : { onStderr: cgi.onStderr }),
+            bufferBytes: this.#bufferBytes,
           })
         : await this.backend.exec(cgi, cgi.signal === null ? undefined : { signal: cgi.signal });
-    const headers = toHeaderMap(reply.headers);
-    const streamed = this.#bufferBytes === 0 || reply.headers['x-accel-buffering']?.[0]?.toLowerCase() === 'no';
-    const body = streamed ? reply.body : await readWhole(reply.body, this.#bufferBytes);
-    return { status: reply.status, headers, body };
+    // whole up to bufferBytes, else (or with X-Accel-Buffering: no) streamed: the backend's reader decided
+    return { status: reply.status, headers: toHeaderMap(reply.headers), body: reply.body };
   }
 
   /** The request as a php-cgi worker or php-fpm takes it (also used for num_workers: auto's warm-up). */
@@ -87,6 +86,7 @@ export class FastCgiExchange implements Exchange {
         logger === null
           ? null
           : (line) => logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`),
+      bufferBytes: this.#bufferBytes,
     };
   }
 }
@@ -152,54 +152,4 @@ function toHeaderMap(headers: Record<string, string[]>): HeaderMap {
       : values;
   }
   return out;
-}
-
-/**
- * Reads the body until it ends (the whole body, as a Buffer or Chunks) or passes `limit` bytes
- * (then the same stream, with what was read put back in front: its backpressure and its abort on
- * destroy are kept). Rejects when the body fails (the client left, PHP died).
- */
-function readWhole(body: Readable, limit: number): Promise<Buffer | Chunks | Readable> {
-  return new Promise((resolve, reject) => {
-    if (body.destroyed) {
-      reject(body.errored ?? new Error('the response body closed before its end'));
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let length = 0;
-    const cleanup = () => {
-      body.off('data', onData);
-      body.off('end', onEnd);
-      body.off('error', onError);
-      body.off('close', onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      chunks.push(chunk);
-      length += chunk.length;
-      if (length <= limit) return;
-      cleanup();
-      body.pause();
-      for (let i = chunks.length - 1; i >= 0; i--) body.unshift(chunks[i]!);
-      resolve(body);
-    };
-    const onEnd = () => {
-      cleanup();
-      if (chunks.length === 1) resolve(chunks[0]!);
-      else resolve(length <= JOIN_MAX_BYTES ? Buffer.concat(chunks, length) : new Chunks(chunks, length));
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(error);
-    };
-    const onClose = () => {
-      cleanup();
-      reject(body.errored ?? new Error('the response body closed before its end'));
-    };
-    body.on('data', onData);
-    body.on('end', onEnd);
-    body.on('error', onError);
-    body.on('close', onClose);
-    // readCgiResponse left it paused: a 'data' listener alone does not start an explicitly paused stream
-    body.resume();
-  });
 }

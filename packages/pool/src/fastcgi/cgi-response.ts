@@ -2,8 +2,10 @@
 // line, the body. The header block is found incrementally (it may arrive split over any number of
 // records, or share a record with the body's first bytes), checked, and the rest of STDOUT is the
 // body, handed on as the same stream.
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { Chunks, JOIN_MAX_BYTES } from '../chunks.js';
 import { FastCgiBadHeaderError, FastCgiConnectionClosedError, FastCgiHeaderTooLargeError } from '../errors.js';
+import { DEFAULT_STDOUT_HIGH_WATER_MARK, type StdoutControl, type StdoutSink } from './connection.js';
 
 /**
  * nginx's fastcgi_buffer_size (4 or 8 KiB) is the usual "upstream sent too big header" limit;
@@ -303,4 +305,172 @@ export function readCgiResponse(stdout: Readable, limits: CgiHeadLimits = {}): P
     stdout.on('error', onError);
     stdout.on('close', onClose);
   });
+}
+
+export interface CgiReadOptions extends CgiHeadLimits {
+  /**
+   * A body up to this many bytes is read whole before the response resolves, as nginx's
+   * fastcgi_buffering does; a larger one, or one sent with `X-Accel-Buffering: no`, resolves as a
+   * stream once the limit is passed (or with the head). 0: every body streams.
+   */
+  bufferBytes?: number;
+  /** STDOUT buffered for a slow reader of a streamed body before the socket pauses. */
+  highWaterMark?: number;
+}
+
+export interface CgiResult extends CgiResponseHead {
+  /**
+   * The whole body (a Buffer; Chunks when over JOIN_MAX_BYTES and it arrived in pieces), or the
+   * rest of STDOUT as a stream with backpressure, which aborts the request when destroyed early.
+   */
+  body: Buffer | Chunks | Readable;
+}
+
+const EMPTY_BODY = Buffer.alloc(0);
+const noop = () => {};
+
+/**
+ * A CGI response read straight from the connection's STDOUT records (a StdoutSink for
+ * FastCgiConnection.start()): the head is parsed as records arrive, and a body that ends within
+ * bufferBytes is kept whole, with no stream, promise or listener per chunk. `response` resolves
+ * with the whole body at END_REQUEST, or with a stream as soon as the body is known to stream.
+ * A bad head rejects it and aborts the request.
+ */
+export class CgiResponseReader implements StdoutSink {
+  readonly response: Promise<CgiResult>;
+  readonly #bufferBytes: number;
+  readonly #highWaterMark: number;
+  #parser: CgiHeadParser | null;
+  #head: CgiResponseHead | null = null;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+  #stream: Readable | null = null;
+  #settled = false;
+  #control: StdoutControl | null = null;
+  #resolve!: (result: CgiResult) => void;
+  #reject!: (error: Error) => void;
+
+  constructor(options: CgiReadOptions = {}) {
+    this.#bufferBytes = options.bufferBytes ?? 0;
+    this.#highWaterMark = options.highWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK;
+    this.#parser = new CgiHeadParser(options);
+    this.response = new Promise<CgiResult>((resolve, reject) => {
+      this.#resolve = resolve;
+      this.#reject = reject;
+    });
+  }
+
+  bind(control: StdoutControl): void {
+    this.#control = control;
+  }
+
+  write(chunk: Buffer): boolean {
+    if (this.#stream !== null) return this.#stream.push(chunk);
+    if (this.#settled) return true; // a bad head: the request is being aborted
+    let body = chunk;
+    if (this.#head === null) {
+      let parsed: ParsedCgiHead | null;
+      try {
+        parsed = this.#parser!.push(chunk);
+      } catch (error) {
+        this.#fail(error as Error);
+        return true;
+      }
+      if (parsed === null) return true;
+      this.#parser = null;
+      const { bodyStart, ...head } = parsed;
+      this.#head = head;
+      body = bodyStart;
+      if (this.#bufferBytes === 0 || head.headers['x-accel-buffering']?.[0]?.toLowerCase() === 'no') {
+        // a streaming app (as nginx users mark it): the head now, the body as it comes
+        if (body.length > 0) this.#parts.push(body);
+        return this.#startStream();
+      }
+    }
+    if (body.length === 0) return true;
+    this.#parts.push(body);
+    this.#bytes += body.length;
+    return this.#bytes <= this.#bufferBytes || this.#startStream();
+  }
+
+  end(): void {
+    if (this.#stream !== null) {
+      this.#stream.push(null);
+      return;
+    }
+    if (this.#settled) return;
+    if (this.#head === null) {
+      try {
+        this.#parser!.end();
+      } catch (error) {
+        this.#settled = true;
+        this.#reject(error as Error);
+      }
+      return;
+    }
+    const parts = this.#parts;
+    const body =
+      parts.length === 0
+        ? EMPTY_BODY
+        : parts.length === 1
+          ? parts[0]!
+          : this.#bytes <= JOIN_MAX_BYTES
+            ? Buffer.concat(parts, this.#bytes)
+            : new Chunks(parts, this.#bytes);
+    this.#parts = [];
+    this.#settle(body);
+  }
+
+  destroy(error: Error): void {
+    if (this.#stream !== null) {
+      if (!this.#stream.destroyed) this.#stream.destroy(error);
+      return;
+    }
+    if (this.#settled) return;
+    this.#settled = true;
+    this.#parts = [];
+    this.#reject(error);
+  }
+
+  /** The body streams from here: what was kept goes first; returns false when the reader is already behind. */
+  #startStream(): boolean {
+    const control = this.#control!;
+    const stream = new Readable({
+      highWaterMark: this.#highWaterMark,
+      read: () => control.resume(),
+      destroy: (error, callback) => {
+        // a no-op once the request is over
+        control.abort(error ?? undefined);
+        callback(error);
+      },
+    });
+    // Errors reach readers through pipeline / async iteration; without a listener one would crash.
+    stream.on('error', noop);
+    this.#stream = stream;
+    let more = true;
+    for (const part of this.#parts) more = stream.push(part);
+    this.#parts = [];
+    this.#settle(stream);
+    return more;
+  }
+
+  #settle(body: Buffer | Chunks | Readable): void {
+    this.#settled = true;
+    const head = this.#head!;
+    this.#resolve({
+      status: head.status,
+      statusText: head.statusText,
+      headers: head.headers,
+      localRedirect: head.localRedirect,
+      body,
+    });
+  }
+
+  /** A bad head: the response fails with its error, and the request is aborted. */
+  #fail(error: Error): void {
+    this.#settled = true;
+    this.#parser = null;
+    this.#reject(error);
+    this.#control?.abort(error);
+  }
 }

@@ -4,6 +4,7 @@
 // (502 down, 503 overloaded or queue full, 504 timed out).
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
+import type { Chunks } from '../chunks.js';
 import {
   FastCgiAbortedError,
   FastCgiClosedError,
@@ -15,15 +16,15 @@ import {
 } from '../errors.js';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import { type FastCgiAddress, formatFastCgiAddress, parseFastCgiAddress } from './address.js';
-import { type CgiHeadLimits, type CgiResponseHead, readCgiResponse } from './cgi-response.js';
+import { type CgiHeadLimits, type CgiResponseHead, CgiResponseReader } from './cgi-response.js';
 import {
   connectFastCgi,
   DEFAULT_ABORT_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_READ_TIMEOUT_MS,
   type FastCgiBody,
-  type FastCgiCall,
   type FastCgiConnection,
+  type FastCgiRun,
   getFastCgiValues,
 } from './connection.js';
 import type { EndRequestBody, FastCgiParams } from './records.js';
@@ -73,11 +74,20 @@ export interface FastCgiPoolRequest {
   /** The client left: the request is aborted (ABORT_REQUEST), or taken out of the queue. */
   signal?: AbortSignal;
   onStderr?: (line: string) => void;
+  /**
+   * A body up to this many bytes is read whole before the request resolves (nginx's
+   * fastcgi_buffering); a larger one, or one sent with `X-Accel-Buffering: no`, streams. Default 0:
+   * every body streams.
+   */
+  bufferBytes?: number;
 }
 
 export interface FastCgiResponse extends CgiResponseHead {
-  /** The response body, streamed with backpressure; destroying it aborts the request. */
-  body: Readable;
+  /**
+   * The body: whole (a Buffer, or Chunks) when it fit the request's bufferBytes, else streamed
+   * with backpressure (destroying the stream aborts the request).
+   */
+  body: Buffer | Chunks | Readable;
   /** Resolves on END_REQUEST; rejects when the request fails after its head (a timeout, a dying PHP). */
   done: Promise<EndRequestBody>;
 }
@@ -241,24 +251,35 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     try {
       for (let attempt = 0; ; attempt++) {
         const connection = await this.#acquire(request.signal ?? null);
-        let call: FastCgiCall;
+        const reader = new CgiResponseReader({ ...this.#options.limits, bufferBytes: request.bufferBytes ?? 0 });
+        let call: FastCgiRun;
         try {
-          call = connection.request({
-            params: request.params,
-            stdin: request.stdin,
-            readTimeoutMs: this.#options.readTimeoutMs,
-            abortTimeoutMs: this.#options.abortTimeoutMs,
-            stallTimeoutMs: this.#options.stallTimeoutMs,
-            onStderr: request.onStderr ?? this.#logStderr,
-            ...(request.signal === undefined ? {} : { signal: request.signal }),
-          });
+          call = connection.start(
+            {
+              params: request.params,
+              stdin: request.stdin,
+              readTimeoutMs: this.#options.readTimeoutMs,
+              abortTimeoutMs: this.#options.abortTimeoutMs,
+              stallTimeoutMs: this.#options.stallTimeoutMs,
+              onStderr: request.onStderr ?? this.#logStderr,
+              ...(request.signal === undefined ? {} : { signal: request.signal }),
+            },
+            reader,
+          );
         } catch (error) {
           this.#release(connection); // nothing was sent
           throw error;
         }
         try {
-          const head = await readCgiResponse(call.stdout, this.#options.limits);
-          return { ...head, done: call.done };
+          const result = await reader.response;
+          return {
+            status: result.status,
+            statusText: result.statusText,
+            headers: result.headers,
+            localRedirect: result.localRedirect,
+            body: result.body,
+            done: call.done,
+          };
         } catch (error) {
           if (attempt === 0 && this.#canRetry(error, call, request)) {
             this.#retries++;
@@ -274,7 +295,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     }
   }
 
-  #canRetry(error: unknown, call: FastCgiCall, request: FastCgiPoolRequest): boolean {
+  #canRetry(error: unknown, call: FastCgiRun, request: FastCgiPoolRequest): boolean {
     return (
       error instanceof FastCgiConnectionClosedError &&
       call.reusedConnection &&

@@ -24,10 +24,9 @@ import {
   decodeGetValuesResult,
   type EndRequestBody,
   encodeAbortRequest,
-  encodeBeginRequest,
   encodeGetValues,
-  encodeParams,
   encodeRecord,
+  encodeRequestHead,
   encodeStreamRecords,
   type FastCgiParams,
   type FastCgiRecord,
@@ -87,20 +86,45 @@ export interface FastCgiRequestOptions {
   stdoutHighWaterMark?: number;
 }
 
-/** One running request. */
-export interface FastCgiCall {
-  /** The script's STDOUT (CGI head and body). Destroying it before the end aborts the request. */
-  readonly stdout: Readable;
-  /** Resolves on END_REQUEST with REQUEST_COMPLETE; rejects with a FastCgiError otherwise. */
-  readonly done: Promise<EndRequestBody>;
+/** What a STDOUT reader may ask of its request. */
+export interface StdoutControl {
+  /** The reader caught up after write() returned false: deliver held records, read the socket again. */
+  resume(): void;
   /** Sends ABORT_REQUEST; the connection is closed once END_REQUEST arrives (or abortTimeoutMs passes). */
   abort(reason?: unknown): void;
+}
+
+/**
+ * Where a request's STDOUT goes, straight from the record decoder: a Readable (request()), or a
+ * reader that keeps a small response whole without any stream (cgi-response.ts, CgiResponseReader).
+ */
+export interface StdoutSink {
+  /** Called by start() before any record can arrive. */
+  bind(control: StdoutControl): void;
+  /** One STDOUT record's content (never empty); false: hold further records until control.resume(). */
+  write(chunk: Buffer): boolean;
+  /** END_REQUEST with REQUEST_COMPLETE: STDOUT is complete. */
+  end(): void;
+  /** The request failed or was aborted; may be called more than once, and after end(). */
+  destroy(error: Error): void;
+}
+
+/** One running request whose STDOUT goes to a sink (start()). */
+export interface FastCgiRun extends StdoutControl {
+  /** Resolves on END_REQUEST with REQUEST_COMPLETE; rejects with a FastCgiError otherwise. */
+  readonly done: Promise<EndRequestBody>;
   /** Bytes received from the backend during this request. */
   readonly bytesReceived: number;
   /** Whether the connection had served a request before this one. */
   readonly reusedConnection: boolean;
   /** Whether any of a streamed body was pulled (it cannot be sent again). */
   readonly stdinStarted: boolean;
+}
+
+/** One running request whose STDOUT is a Readable (request()). */
+export interface FastCgiCall extends FastCgiRun {
+  /** The script's STDOUT (CGI head and body). Destroying it before the end aborts the request. */
+  readonly stdout: Readable;
 }
 
 export interface FastCgiConnectOptions {
@@ -203,9 +227,10 @@ export async function getFastCgiValues(
 }
 
 const noop = () => {};
+const EMPTY_STDIN = Buffer.alloc(0);
 
 interface Call {
-  readonly stdout: Readable;
+  readonly sink: StdoutSink;
   readonly resolve: (end: EndRequestBody) => void;
   readonly reject: (error: Error) => void;
   readonly onStderr: ((line: string) => void) | null;
@@ -310,14 +335,40 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   }
 
   /**
-   * Starts a request. Throws at once (leaving the connection idle) when it is not idle or a param
-   * does not fit a record (FastCgiParamTooLargeError).
+   * Starts a request whose STDOUT is a Readable with backpressure. Throws at once (leaving the
+   * connection idle) when it is not idle or a param does not fit a record (FastCgiParamTooLargeError).
    */
   request(options: FastCgiRequestOptions): FastCgiCall {
+    const sink = new ReadableStdout(options.stdoutHighWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK);
+    const run = this.start(options, sink);
+    return {
+      stdout: sink.stdout,
+      done: run.done,
+      abort: run.abort,
+      resume: run.resume,
+      get bytesReceived() {
+        return run.bytesReceived;
+      },
+      reusedConnection: run.reusedConnection,
+      get stdinStarted() {
+        return run.stdinStarted;
+      },
+    };
+  }
+
+  /**
+   * Starts a request whose STDOUT records go to `sink` as they arrive (no stream in between). Throws
+   * at once, as request() does, before the sink is bound.
+   */
+  start(options: FastCgiRequestOptions, sink: StdoutSink): FastCgiRun {
     if (this.#state !== 'idle') {
       throw new Error(`FastCGI connection to ${this.#where} is ${this.#state}; it runs one request at a time`);
     }
-    const head = [encodeBeginRequest(REQUEST_ID, { keepConn: true }), ...encodeParams(REQUEST_ID, options.params)];
+    const stdin = options.stdin;
+    // no body, or a small one: the whole request in one buffer and one write (php gets it in one read)
+    const inline =
+      stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES);
+    const head = encodeRequestHead(REQUEST_ID, options.params, inline ? (stdin ?? EMPTY_STDIN) : null);
 
     let resolve!: (end: EndRequestBody) => void;
     let reject!: (error: Error) => void;
@@ -325,21 +376,11 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       resolve = res;
       reject = rej;
     });
-    // The caller may only read stdout; a rejection nobody awaits must not crash the process.
+    // The caller may only read STDOUT; a rejection nobody awaits must not crash the process.
     done.catch(noop);
-    const stdout = new Readable({
-      highWaterMark: options.stdoutHighWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK,
-      read: () => this.#resumeStdout(call),
-      destroy: (error, callback) => {
-        if (call.phase === 'running') this.#abort(call, error ?? undefined);
-        callback(error);
-      },
-    });
-    // Errors reach readers through pipeline / async iteration; without a listener one would crash.
-    stdout.on('error', noop);
     const signal = options.signal ?? null;
     const call: Call = {
-      stdout,
+      sink,
       resolve,
       reject,
       onStderr: options.onStderr ?? null,
@@ -361,33 +402,10 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       stderrBytes: 0,
       wake: null,
     };
-    this.#state = 'busy';
-    this.#call = call;
-    this.#startedAt = performance.now();
-    const stdin = options.stdin;
-    if (stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES)) {
-      // no body, or a small one: the whole request in one write (php gets it in one read)
-      if (stdin instanceof Uint8Array && stdin.length > 0) {
-        const bytes = Buffer.isBuffer(stdin) ? stdin : Buffer.from(stdin.buffer, stdin.byteOffset, stdin.length);
-        head.push(...encodeStreamRecords(RecordType.STDIN, REQUEST_ID, bytes));
-      }
-      head.push(encodeRecord(RecordType.STDIN, REQUEST_ID));
-      call.stdinDone = true;
-      this.#writeAll([Buffer.concat(head)]);
-      this.#updateTimer(call);
-    } else {
-      this.#writeAll(head);
-      this.#updateTimer(call);
-      this.#pumpStdin(call, stdin).catch((error) => this.#abort(call, error));
-    }
-    if (signal !== null) {
-      if (signal.aborted) queueMicrotask(call.onSignal);
-      else signal.addEventListener('abort', call.onSignal, { once: true });
-    }
-    return {
-      stdout,
+    const run: FastCgiRun = {
       done,
       abort: (reason?: unknown) => this.#abort(call, reason),
+      resume: () => this.#resumeStdout(call),
       get bytesReceived() {
         return call.bytesReceived;
       },
@@ -396,6 +414,23 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
         return call.stdinStarted;
       },
     };
+    sink.bind(run);
+    this.#state = 'busy';
+    this.#call = call;
+    this.#startedAt = performance.now();
+    this.#write(head);
+    if (inline) {
+      call.stdinDone = true;
+      this.#updateTimer(call);
+    } else {
+      this.#updateTimer(call);
+      this.#pumpStdin(call, stdin).catch((error) => this.#abort(call, error));
+    }
+    if (signal !== null) {
+      if (signal.aborted) queueMicrotask(call.onSignal);
+      else signal.addEventListener('abort', call.onSignal, { once: true });
+    }
+    return run;
   }
 
   /** GET_VALUES as this connection's first and only exchange; the connection is closed after. */
@@ -456,8 +491,14 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
 
   // ---- writing ----
 
+  #write(buffer: Buffer): boolean {
+    if (this.#socket.destroyed) return false;
+    return this.#socket.write(buffer);
+  }
+
   #writeAll(buffers: readonly Buffer[]): boolean {
     if (this.#socket.destroyed) return false;
+    if (buffers.length === 1) return this.#socket.write(buffers[0]!);
     this.#socket.cork();
     let ok = true;
     for (const buffer of buffers) ok = this.#socket.write(buffer);
@@ -622,7 +663,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     switch (record.type) {
       case RecordType.STDOUT:
         // An aborted request's output has nobody to go to. The empty record ending STDOUT is optional.
-        if (call.phase === 'running' && record.content.length > 0 && !call.stdout.push(record.content)) {
+        if (call.phase === 'running' && record.content.length > 0 && !call.sink.write(record.content)) {
           call.stdoutPaused = true;
           this.#socket.pause();
           this.#updateTimer(call);
@@ -717,7 +758,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       return;
     }
     this.#finish(call);
-    call.stdout.push(null);
+    call.sink.end();
     call.resolve(end);
     this.#requests++;
     if (!call.stdinDone) {
@@ -762,7 +803,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     this.#clearStall(call);
     call.wake?.();
     call.reject(error);
-    if (!call.stdout.destroyed) call.stdout.destroy(error);
+    call.sink.destroy(error);
     if (call.stdoutPaused) {
       // its records are dropped from now on: read them so that END_REQUEST can arrive
       call.stdoutPaused = false;
@@ -791,7 +832,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       this.#finish(call);
       if (wasRunning) {
         call.reject(error);
-        call.stdout.destroy(error);
+        call.sink.destroy(error);
       }
     }
     if (this.#management !== null) this.#management(error);
@@ -891,6 +932,42 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
         { address: this.#where, readTimeoutMs: call.readTimeoutMs },
       ),
     );
+  }
+}
+
+/** request()'s sink: STDOUT as a Readable, paused while its reader is behind; destroying it aborts. */
+class ReadableStdout implements StdoutSink {
+  readonly stdout: Readable;
+  #control: StdoutControl | null = null;
+
+  constructor(highWaterMark: number) {
+    this.stdout = new Readable({
+      highWaterMark,
+      read: () => this.#control?.resume(),
+      destroy: (error, callback) => {
+        // a no-op once the request is over
+        this.#control?.abort(error ?? undefined);
+        callback(error);
+      },
+    });
+    // Errors reach readers through pipeline / async iteration; without a listener one would crash.
+    this.stdout.on('error', noop);
+  }
+
+  bind(control: StdoutControl): void {
+    this.#control = control;
+  }
+
+  write(chunk: Buffer): boolean {
+    return this.stdout.push(chunk);
+  }
+
+  end(): void {
+    this.stdout.push(null);
+  }
+
+  destroy(error: Error): void {
+    if (!this.stdout.destroyed) this.stdout.destroy(error);
   }
 }
 

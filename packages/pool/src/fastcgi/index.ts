@@ -6,12 +6,15 @@ export {
   CgiHeadParser,
   parseCgiHead,
   readCgiResponse,
+  CgiResponseReader,
   DEFAULT_MAX_HEADER_BYTES,
   DEFAULT_MAX_HEADER_COUNT,
   type CgiHeadLimits,
   type CgiResponseHead,
   type ParsedCgiHead,
   type CgiResponse,
+  type CgiReadOptions,
+  type CgiResult,
 } from './cgi-response.js';
 export { parseFastCgiAddress, formatFastCgiAddress, type FastCgiAddress } from './address.js';
 export {
@@ -25,6 +28,9 @@ export {
   MAX_STDERR_LINE_BYTES,
   type FastCgiBody,
   type FastCgiCall,
+  type FastCgiRun,
+  type StdoutSink,
+  type StdoutControl,
   type FastCgiConnectOptions,
   type FastCgiConnectionEvents,
   type FastCgiConnectionState,

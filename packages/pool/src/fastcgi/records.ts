@@ -258,17 +258,22 @@ function* entriesOf(params: FastCgiParams): Iterable<readonly [string, string | 
   else for (const name of Object.keys(params)) yield [name, (params as Record<string, string | Buffer>)[name]!];
 }
 
-/**
- * The PARAMS stream: pairs packed whole into records of at most MAX_WRITE_CONTENT_BYTES (php parses
- * each record on its own, so a pair never spans two), then the empty PARAMS record that ends it.
- * Everything is written into one buffer (a request's params are a few hundred bytes to a few KB):
- * one allocation, one iovec, instead of three buffers per pair.
- */
-export function encodeParams(requestId: number, params: FastCgiParams): Buffer[] {
+/** Where the pairs of a PARAMS stream go: each pair's byte lengths, and the records they fill. */
+interface ParamsLayout {
+  names: Array<string | Buffer>;
+  values: Array<string | Buffer>;
+  /** name bytes, value bytes, for each pair */
+  lengths: number[];
+  /** where each record starts (an index into the pairs), and its content bytes */
+  records: Array<{ first: number; bytes: number }>;
+  /** every PARAMS record, the empty one that ends the stream included */
+  totalBytes: number;
+}
+
+function layoutParams(params: FastCgiParams): ParamsLayout {
   const names: Array<string | Buffer> = [];
   const values: Array<string | Buffer> = [];
   const lengths: number[] = [];
-  /** where each record starts (an index into the pairs), and its content bytes */
   const records: Array<{ first: number; bytes: number }> = [];
   let current = { first: 0, bytes: 0 };
   let total = RECORD_HEADER_BYTES; // the empty record that ends the stream
@@ -295,35 +300,99 @@ export function encodeParams(requestId: number, params: FastCgiParams): Buffer[]
   }
   if (current.bytes > 0) records.push(current);
   for (const record of records) total += RECORD_HEADER_BYTES + record.bytes + paddingFor(record.bytes);
-  const out = Buffer.allocUnsafe(total);
-  let offset = 0;
-  const writeHeader = (contentBytes: number, padding: number) => {
-    out[offset] = FCGI_VERSION;
-    out[offset + 1] = RecordType.PARAMS;
-    out.writeUInt16BE(requestId, offset + 2);
-    out.writeUInt16BE(contentBytes, offset + 4);
-    out[offset + 6] = padding;
-    out[offset + 7] = 0;
-    offset += RECORD_HEADER_BYTES;
-  };
+  return { names, values, lengths, records, totalBytes: total };
+}
+
+/** Writes a record header at `offset`; returns the offset after it. */
+function writeRecordHeader(
+  out: Buffer,
+  offset: number,
+  type: number,
+  requestId: number,
+  contentBytes: number,
+  padding: number,
+): number {
+  out[offset] = FCGI_VERSION;
+  out[offset + 1] = type;
+  out[offset + 2] = requestId >>> 8;
+  out[offset + 3] = requestId & 0xff;
+  out[offset + 4] = contentBytes >>> 8;
+  out[offset + 5] = contentBytes & 0xff;
+  out[offset + 6] = padding;
+  out[offset + 7] = 0;
+  return offset + RECORD_HEADER_BYTES;
+}
+
+/** Writes the PARAMS records of a layout at `offset`; returns the offset after the last one. */
+function writeParams(out: Buffer, offset: number, requestId: number, layout: ParamsLayout): number {
+  const { names, values, lengths, records } = layout;
   for (let r = 0; r < records.length; r++) {
     const { first, bytes } = records[r]!;
     const end = r + 1 < records.length ? records[r + 1]!.first : names.length;
     const padding = paddingFor(bytes);
-    writeHeader(bytes, padding);
+    offset = writeRecordHeader(out, offset, RecordType.PARAMS, requestId, bytes, padding);
     for (let i = first; i < end; i++) {
-      const nameBytes = lengths[2 * i]!;
-      const valueBytes = lengths[2 * i + 1]!;
-      offset = writeLength(out, offset, nameBytes);
-      offset = writeLength(out, offset, valueBytes);
+      offset = writeLength(out, offset, lengths[2 * i]!);
+      offset = writeLength(out, offset, lengths[2 * i + 1]!);
       offset += writeBytes(out, offset, names[i]!);
       offset += writeBytes(out, offset, values[i]!);
     }
     out.fill(0, offset, offset + padding);
     offset += padding;
   }
-  writeHeader(0, 0);
+  return writeRecordHeader(out, offset, RecordType.PARAMS, requestId, 0, 0);
+}
+
+/**
+ * The PARAMS stream: pairs packed whole into records of at most MAX_WRITE_CONTENT_BYTES (php parses
+ * each record on its own, so a pair never spans two), then the empty PARAMS record that ends it.
+ * Everything is written into one buffer (a request's params are a few hundred bytes to a few KB):
+ * one allocation, one iovec, instead of three buffers per pair.
+ */
+export function encodeParams(requestId: number, params: FastCgiParams): Buffer[] {
+  const layout = layoutParams(params);
+  const out = Buffer.allocUnsafe(layout.totalBytes);
+  writeParams(out, 0, requestId, layout);
   return [out];
+}
+
+const BEGIN_REQUEST_BYTES = RECORD_HEADER_BYTES + 8;
+
+/**
+ * The start of a responder request in one buffer: BEGIN_REQUEST (keep the connection), the PARAMS
+ * stream, and, when `stdin` is given, the whole STDIN stream (its records and the empty one that
+ * ends it). One allocation and one write for a request without a body, or with a small one.
+ */
+export function encodeRequestHead(requestId: number, params: FastCgiParams, stdin: Uint8Array | null): Buffer {
+  const layout = layoutParams(params);
+  let stdinBytes = 0;
+  if (stdin !== null) {
+    for (let offset = 0; offset < stdin.length; offset += MAX_WRITE_CONTENT_BYTES) {
+      const part = Math.min(MAX_WRITE_CONTENT_BYTES, stdin.length - offset);
+      stdinBytes += RECORD_HEADER_BYTES + part + paddingFor(part);
+    }
+    stdinBytes += RECORD_HEADER_BYTES;
+  }
+  const out = Buffer.allocUnsafe(BEGIN_REQUEST_BYTES + layout.totalBytes + stdinBytes);
+  let offset = writeRecordHeader(out, 0, RecordType.BEGIN_REQUEST, requestId, 8, 0);
+  out[offset] = 0;
+  out[offset + 1] = Role.RESPONDER;
+  out[offset + 2] = FLAG_KEEP_CONN;
+  out.fill(0, offset + 3, offset + 8);
+  offset = writeParams(out, offset + 8, requestId, layout);
+  if (stdin !== null) {
+    for (let start = 0; start < stdin.length; start += MAX_WRITE_CONTENT_BYTES) {
+      const part = Math.min(MAX_WRITE_CONTENT_BYTES, stdin.length - start);
+      const padding = paddingFor(part);
+      offset = writeRecordHeader(out, offset, RecordType.STDIN, requestId, part, padding);
+      out.set(stdin.subarray(start, start + part), offset);
+      offset += part;
+      out.fill(0, offset, offset + padding);
+      offset += padding;
+    }
+    writeRecordHeader(out, offset, RecordType.STDIN, requestId, 0, 0);
+  }
+  return out;
 }
 
 /** UTF-8 length; the ASCII params a request is made of are counted in JS, without a call into C++. */

@@ -1,5 +1,6 @@
 // The driver of php-cgi workers (classic mode, managed): the spawn spec every php-cgi process of a
 // pool shares, and createCgiPool(), the pool that runs them.
+import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
 import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
@@ -40,6 +41,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
   }
 
   async drain(reply: CgiReply): Promise<void> {
+    if (!(reply.body instanceof Readable)) return;
     reply.body.resume();
     await finished(reply.body).catch(() => {});
   }

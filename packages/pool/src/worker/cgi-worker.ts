@@ -7,6 +7,7 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import type { Chunks } from '../chunks.js';
 import {
   BootFailedError,
   ExecAbortedError,
@@ -17,8 +18,8 @@ import {
   WorkerExitedError,
 } from '../errors.js';
 import type { FastCgiAddress } from '../fastcgi/address.js';
-import { type CgiHeadLimits, type CgiResponseHead, readCgiResponse } from '../fastcgi/cgi-response.js';
-import { connectFastCgi, type FastCgiBody, type FastCgiConnection } from '../fastcgi/connection.js';
+import { type CgiHeadLimits, type CgiResponseHead, CgiResponseReader } from '../fastcgi/cgi-response.js';
+import { connectFastCgi, type FastCgiBody, type FastCgiConnection, type FastCgiRun } from '../fastcgi/connection.js';
 import type { FastCgiParams } from '../fastcgi/records.js';
 import type { Logger } from '../logger.js';
 import { WorkerOutput } from './output.js';
@@ -43,13 +44,18 @@ export interface CgiRequest {
   signal: AbortSignal | null;
   /** STDERR lines of this request (PHP warnings, error_log()); null: the worker's logger */
   onStderr: ((line: string) => void) | null;
+  /**
+   * A body up to this many bytes is read whole before exec() resolves (nginx's fastcgi_buffering);
+   * a larger one, or one sent with `X-Accel-Buffering: no`, streams. Absent or 0: every body streams.
+   */
+  bufferBytes?: number;
 }
 
-/** The script's response: its CGI head, and its body as a stream with backpressure to PHP. */
+/** The script's response: its CGI head, and its body, whole or as a stream with backpressure to PHP. */
 export interface CgiReply extends CgiResponseHead {
   pid: number;
-  /** destroying it before its end aborts the request (ABORT_REQUEST) */
-  body: Readable;
+  /** whole (fit bufferBytes) or a stream; destroying the stream before its end aborts the request (ABORT_REQUEST) */
+  body: Buffer | Chunks | Readable;
 }
 
 /** The longest a timer can wait: the connection's own abort timeout is replaced by stream_timeout here. */
@@ -183,18 +189,22 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         throw error;
       }
     }
-    let call: ReturnType<FastCgiConnection['request']>;
+    const reader = new CgiResponseReader({ ...this.#spec.headLimits, bufferBytes: request.bufferBytes ?? 0 });
+    let call: FastCgiRun;
     try {
-      call = connection.request({
-        params: request.params,
-        stdin: request.stdin,
-        onStderr: request.onStderr ?? this.#logStderr,
-        readTimeoutMs: options.timeoutMs,
-        timeoutError: (ms) => this.#execTimeout(ms),
-        abortTimeoutMs: NO_TIMEOUT_MS,
-        stallTimeoutMs: this.#spec.sendTimeoutMs,
-        ...(request.signal === null ? {} : { signal: request.signal }),
-      });
+      call = connection.start(
+        {
+          params: request.params,
+          stdin: request.stdin,
+          onStderr: request.onStderr ?? this.#logStderr,
+          readTimeoutMs: options.timeoutMs,
+          timeoutError: (ms) => this.#execTimeout(ms),
+          abortTimeoutMs: NO_TIMEOUT_MS,
+          stallTimeoutMs: this.#spec.sendTimeoutMs,
+          ...(request.signal === null ? {} : { signal: request.signal }),
+        },
+        reader,
+      );
     } catch (error) {
       // nothing was sent (a param too large for a record): the worker is as it was
       this.#settle(exec, null);
@@ -204,8 +214,15 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       () => this.#onEnd(exec),
       (error: Error) => this.#onFailure(exec, error),
     );
-    const head = await readCgiResponse(call.stdout, this.#spec.headLimits);
-    return { pid: this.pid, ...head };
+    const result = await reader.response;
+    return {
+      pid: this.pid,
+      status: result.status,
+      statusText: result.statusText,
+      headers: result.headers,
+      localRedirect: result.localRedirect,
+      body: result.body,
+    };
   }
 
   /** Graceful stop: SIGTERM (php-cgi exits at once when idle), then SIGKILL after destroy_timeout. */

@@ -23,7 +23,7 @@ import {
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
 import { eventually, recordingLogger } from '../php-fixtures.js';
-import { freePort, type PhpServer, scriptParams, startPhpFpm } from './php-servers.js';
+import { freePort, type PhpServer, scriptParams, startPhpFpm, streamed } from './php-servers.js';
 
 /**
  * A unix socket in front of php-fpm that counts the connections it accepts and pipes each to
@@ -62,7 +62,7 @@ async function countingProxy(
 
 const body = async (pool: FastCgiClientPool, script: string, query = '') => {
   const response = await pool.request({ params: scriptParams(script, { query }) });
-  const text_ = await text(response.body);
+  const text_ = await text(streamed(response.body));
   await response.done;
   return { ...response, text: text_ };
 };
@@ -101,7 +101,7 @@ describe('FastCGI client pool to php-fpm', () => {
     try {
       const big = await pool.request({ params: scriptParams('big-response.php', { query: 'mb=6' }) });
       const hash = createHash('sha256');
-      for await (const chunk of big.body) hash.update(chunk as Buffer);
+      for await (const chunk of streamed(big.body)) hash.update(chunk as Buffer);
       expect(hash.digest('hex')).toBe(big.headers['x-body-sha256']![0]);
 
       const payload = randomBytes(5 * 1024 * 1024);
@@ -112,7 +112,7 @@ describe('FastCGI client pool to php-fpm', () => {
         params: scriptParams('post-sha256.php', { method: 'POST', contentLength: payload.length }),
         stdin: upload(),
       });
-      expect(JSON.parse(await text(posted.body))).toEqual({
+      expect(JSON.parse(await text(streamed(posted.body)))).toEqual({
         sha256: createHash('sha256').update(payload).digest('hex'),
         bytes: payload.length,
         method: 'POST',
@@ -181,7 +181,7 @@ describe('FastCGI client pool to php-fpm', () => {
       const stalled = body(pool, 'hello.php'); // connection 2: php-fpm's accept queue
       await eventually(() => pool.stats().connections === 2, 'the second connection');
       writeFileSync(flag, '');
-      await text(slowResponse.body);
+      await text(streamed(slowResponse.body));
       expect((await stalled).status).toBe(200);
       expect(pool.stats().stalls).toBe(1);
     } finally {
@@ -204,7 +204,7 @@ describe('503: overloaded', () => {
       expect(error).toBeInstanceOf(FastCgiQueueFullError);
       expect((error as FastCgiError).statusCode).toBe(503);
       writeFileSync(flag, '');
-      expect(await text(running.body)).toBe('started\nfinished\n');
+      expect(await text(streamed(running.body))).toBe('started\nfinished\n');
       expect((await waiting).status).toBe(200);
       expect(pool.stats().errors).toEqual({ WP_FASTCGI_QUEUE_FULL: 1 });
     } finally {
@@ -229,7 +229,7 @@ describe('503: overloaded', () => {
       await expect(waiting).rejects.toBeInstanceOf(FastCgiAbortedError);
       expect(pool.stats().queued).toBe(0);
       writeFileSync(flag, '');
-      await text(running.body);
+      await text(streamed(running.body));
       await running.done;
     } finally {
       await pool.close();
@@ -250,7 +250,7 @@ describe('503: overloaded', () => {
       expect(error).toBeInstanceOf(FastCgiOverloadedError);
       expect((error as FastCgiError).statusCode).toBe(503);
       writeFileSync(flag, '');
-      await text(running.body);
+      await text(streamed(running.body));
       expect((await queued).status).toBe(200);
     } finally {
       await pool.close();
@@ -286,7 +286,7 @@ describe('504: timed out', () => {
       expect(error).toBeInstanceOf(FastCgiConnectTimeoutError);
       expect((error as FastCgiError).statusCode).toBe(504);
       writeFileSync(flag, '');
-      await text(running.body);
+      await text(streamed(running.body));
       expect((await queued).status).toBe(200);
     } finally {
       await pool.close();
@@ -323,7 +323,7 @@ describe('502: down', () => {
         params: scriptParams('post-sha256.php', { method: 'POST', contentLength: 3 }),
         stdin: Buffer.from('abc'),
       });
-      expect(JSON.parse(await text(posted.body)).bytes).toBe(3);
+      expect(JSON.parse(await text(streamed(posted.body))).bytes).toBe(3);
       expect(statuses).toEqual(Array(9).fill(200));
       expect(pool.stats().opened).toBeGreaterThanOrEqual(5);
       expect(pool.stats().errors).toEqual({});
@@ -363,7 +363,7 @@ describe('options and closing', () => {
       await expect(waiting).rejects.toBeInstanceOf(FastCgiClosedError);
       await expect(pool.request({ params: scriptParams('hello.php') })).rejects.toBeInstanceOf(FastCgiClosedError);
       writeFileSync(flag, '');
-      expect(await text(running.body)).toBe('started\nfinished\n');
+      expect(await text(streamed(running.body))).toBe('started\nfinished\n');
       await closing;
       expect(pool.stats()).toMatchObject({ connections: 0, closing: true });
     } finally {

@@ -2,13 +2,18 @@
 // UNKNOWN_ROLE, records for another request, bytes that are not FastCGI at all, STDERR cut across
 // records. A small FastCGI peer on a real unix socket answers with exactly those bytes, and checks
 // what the connection sends.
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, describe, expect, it } from 'vitest';
+import { Chunks } from '../../src/chunks.js';
 import {
+  FastCgiAbortedError,
+  FastCgiBadHeaderError,
   FastCgiConnectionClosedError,
   FastCgiMalformedRecordError,
   FastCgiOverloadedError,
@@ -16,13 +21,16 @@ import {
   FastCgiUnexpectedRecordError,
 } from '../../src/errors.js';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
+import { CgiResponseReader } from '../../src/fastcgi/cgi-response.js';
 import { connectFastCgi, type FastCgiConnection, MAX_STDERR_LINE_BYTES } from '../../src/fastcgi/connection.js';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
+import { eventually } from '../php-fixtures.js';
 import {
   decodeBeginRequest,
   decodeNameValuePairs,
   encodeEndRequest,
   encodeRecord,
+  encodeStreamRecords,
   type FastCgiRecord,
   ProtocolStatus,
   RecordType,
@@ -213,5 +221,91 @@ describe('STDERR lines', () => {
       'PHP message: b',
     ]);
     connection.close();
+  });
+});
+
+describe('CgiResponseReader: STDOUT read whole up to bufferBytes, without a stream', () => {
+  /** One request whose STDOUT is `records` (then END_REQUEST), read by a CgiResponseReader. */
+  async function read(records: Buffer[], bufferBytes: number) {
+    const peer = await startPeer((socket) => socket.write(Buffer.concat([...records, end()])));
+    const connection = await connectFastCgi(peer.address);
+    const reader = new CgiResponseReader({ bufferBytes });
+    const run = connection.start({ params: {} }, reader);
+    const response = await reader.response;
+    const body = response.body instanceof Readable ? await collect(response.body) : response.body;
+    await run.done;
+    expect(connection.state).toBe('idle');
+    connection.close();
+    return { response, body };
+  }
+  const collect = async (stream: Readable) => {
+    const parts: Buffer[] = [];
+    for await (const part of stream) parts.push(part as Buffer);
+    return Buffer.concat(parts);
+  };
+
+  it('a head cut across records, the body starting in the same record as its blank line', async () => {
+    const { response, body } = await read(
+      [stdout('Status: 404 Not Found\r\nX-A: '), stdout('1\r\n'), stdout('\r\nhello '), stdout('world')],
+      1024,
+    );
+    expect(response.status).toBe(404);
+    expect(response.statusText).toBe('Not Found');
+    expect(response.headers['x-a']).toEqual(['1']);
+    expect(Buffer.isBuffer(response.body)).toBe(true);
+    expect(String(body)).toBe('hello world');
+  });
+
+  it('a body of exactly bufferBytes is whole; one byte more streams, every byte in order', async () => {
+    const payload = randomBytes(3000);
+    const exact = await read([stdout('X: 1\r\n\r\n'), ...encodeStreamRecords(RecordType.STDOUT, 1, payload)], 3000);
+    expect(Buffer.isBuffer(exact.response.body)).toBe(true);
+    expect(exact.body).toEqual(payload);
+    const over = await read([stdout('X: 1\r\n\r\n'), ...encodeStreamRecords(RecordType.STDOUT, 1, payload)], 2999);
+    expect(over.response.body).toBeInstanceOf(Readable);
+    expect(over.body).toEqual(payload);
+  });
+
+  it('a body over 64 KiB in several records comes as Chunks (not joined); an empty body as an empty Buffer', async () => {
+    const payload = randomBytes(200 * 1024);
+    const big = await read(
+      [stdout('X: 1\r\n\r\n'), ...encodeStreamRecords(RecordType.STDOUT, 1, payload)],
+      1024 * 1024,
+    );
+    expect(big.response.body).toBeInstanceOf(Chunks);
+    expect((big.body as Chunks).join()).toEqual(payload);
+    const empty = await read([stdout('Status: 204\r\n\r\n')], 1024);
+    expect(empty.body).toEqual(Buffer.alloc(0));
+  });
+
+  it('X-Accel-Buffering: no, or bufferBytes 0, streams a body however small', async () => {
+    for (const [head, bufferBytes] of [
+      ['X-Accel-Buffering: no\r\n\r\n', 1024],
+      ['X: 1\r\n\r\n', 0],
+    ] as const) {
+      const { response, body } = await read([stdout(`${head}tiny`)], bufferBytes);
+      expect(response.body).toBeInstanceOf(Readable);
+      expect(String(body)).toBe('tiny');
+    }
+  });
+
+  it('a bad head rejects the response and aborts the request; no output at all is a bad head too', async () => {
+    const peer = await startPeer((socket) => socket.write(stdout('no colon here\r\n\r\nbody')));
+    const connection = await connectFastCgi(peer.address);
+    const reader = new CgiResponseReader({ bufferBytes: 1024 });
+    const run = connection.start({ params: {} }, reader);
+    await expect(reader.response).rejects.toBeInstanceOf(FastCgiBadHeaderError);
+    const error = await run.done.catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(FastCgiAbortedError);
+    expect((error as FastCgiAbortedError).cause).toBeInstanceOf(FastCgiBadHeaderError);
+    // the request is aborted: ABORT_REQUEST follows the request's records
+    await eventually(() => peer.received[0]!.some((r) => r.type === RecordType.ABORT_REQUEST), 'ABORT_REQUEST');
+
+    const silent = await startPeer((socket) => socket.write(end()));
+    const second = await connectFastCgi(silent.address);
+    const empty = new CgiResponseReader({ bufferBytes: 1024 });
+    second.start({ params: {} }, empty);
+    await expect(empty.response).rejects.toThrow(/ended without any output/);
+    second.close();
   });
 });

@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
+import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -14,7 +14,7 @@ import {
   FastCgiParamTooLargeError,
   FastCgiReadTimeoutError,
 } from '../../src/errors.js';
-import { readCgiResponse } from '../../src/fastcgi/cgi-response.js';
+import { CgiResponseReader, readCgiResponse } from '../../src/fastcgi/cgi-response.js';
 import { connectFastCgi, type FastCgiConnection, getFastCgiValues } from '../../src/fastcgi/connection.js';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
 import {
@@ -85,6 +85,32 @@ describe('FastCGI connection to php-cgi', () => {
     expect(hash.digest('hex')).toBe(response.headers['x-body-sha256']![0]);
     await call.done;
     expect(connection.state).toBe('idle');
+    connection.close();
+  });
+
+  it('a response over bufferBytes (CgiResponseReader) streams from there, with the same backpressure', async () => {
+    const connection = await connectFastCgi(php.address);
+    const reader = new CgiResponseReader({ bufferBytes: 1024 * 1024 });
+    const run = connection.start({ params: scriptParams('big-response.php', { query: 'mb=8' }) }, reader);
+    const response = await reader.response;
+    expect(response.body).toBeInstanceOf(Readable);
+    const body = response.body as Readable;
+    // the first MiB was kept, then the rest streams to a reader that reads nothing yet: the socket stops
+    await eventually(() => !connection.reading, 'the socket to pause for the slow reader');
+    expect(connection.bytesRead).toBeLessThan(3 * 1024 * 1024);
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for await (const chunk of body) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+    }
+    expect(bytes).toBe(8 * 1024 * 1024);
+    expect(hash.digest('hex')).toBe(response.headers['x-body-sha256']![0]);
+    await run.done;
+    // and a small one on the same connection is whole
+    const small = new CgiResponseReader({ bufferBytes: 1024 * 1024 });
+    connection.start({ params: scriptParams('hello.php') }, small);
+    expect(String((await small.response).body)).toMatch(/^hello from cgi-fcgi pid \d+$/);
     connection.close();
   });
 

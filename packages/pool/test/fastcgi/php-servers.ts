@@ -5,11 +5,19 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 
 /** test/fixtures/php/fastcgi, the document root of these tests. */
 export const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/php/fastcgi', import.meta.url));
+
+/** A response body that must be a stream (a request without bufferBytes streams every body). */
+export function streamed(body: unknown): Readable {
+  if (!(body instanceof Readable))
+    throw new Error(`expected a streamed body, got ${Object.prototype.toString.call(body)}`);
+  return body;
+}
 
 export function fixturePath(name: string): string {
   return join(FIXTURES, name);

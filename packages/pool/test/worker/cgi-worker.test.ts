@@ -19,7 +19,7 @@ import type { PoolOptions } from '../../src/options.js';
 import type { Pool } from '../../src/pool/pool.js';
 import { createCgiPool } from '../../src/worker/cgi-driver.js';
 import type { CgiReply, CgiRequest } from '../../src/worker/cgi-worker.js';
-import { processGroupMembers, scriptParams } from '../fastcgi/php-servers.js';
+import { processGroupMembers, scriptParams, streamed } from '../fastcgi/php-servers.js';
 import { eventually, recordingLogger } from '../php-fixtures.js';
 
 type CgiPool = Pool<CgiRequest, CgiReply>;
@@ -60,7 +60,7 @@ async function withCgiPool<T>(options: Partial<PoolOptions<CgiRequest>>, fn: (po
   }
 }
 
-const body = async (reply: CgiReply) => text(reply.body);
+const body = async (reply: CgiReply) => text(streamed(reply.body));
 const alive = (pid: number) => processGroupMembers(pid).length > 0;
 
 describe('CgiWorker: php-cgi processes as pool workers', () => {
@@ -178,7 +178,7 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
       });
       const pid = reply.pid;
       controller.abort();
-      await eventually(() => reply.body.destroyed, 'the body to be destroyed');
+      await eventually(() => streamed(reply.body).destroyed, 'the body to be destroyed');
       // php does not read the socket while a script runs: the process stays busy until it ends
       expect(pool.stats().workers.working).toBe(1);
       writeFileSync(flag, '');
@@ -192,7 +192,7 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
   it('stream_timeout: an aborted script that does not end in time gets its process killed', async () => {
     await withCgiPool({ stream_timeout: '200ms' }, async (pool) => {
       const reply = await pool.exec(request('wait-for-flag.php', { query: `flag=${newFlag()}` }));
-      reply.body.destroy();
+      streamed(reply.body).destroy();
       await eventually(() => pool.stats().recycles.errored === 1, 'the process to be killed and counted');
       expect(alive(reply.pid)).toBe(false);
       expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello/);
@@ -202,9 +202,9 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
   it('send_timeout: a reader that stops reading fails with StreamStalledError; the process serves again', async () => {
     await withCgiPool({ send_timeout: '200ms' }, async (pool) => {
       const reply = await pool.exec(request('big-response.php', { query: 'mb=8' }));
-      const failed = new Promise<unknown>((resolve) => reply.body.once('error', resolve));
-      reply.body.pause();
-      reply.body.read(0); // start the flow once, then read nothing
+      const failed = new Promise<unknown>((resolve) => streamed(reply.body).once('error', resolve));
+      streamed(reply.body).pause();
+      streamed(reply.body).read(0); // start the flow once, then read nothing
       expect(await failed).toBeInstanceOf(StreamStalledError);
       await eventually(() => pool.stats().workers.ready === 1, 'the worker to be free again');
       expect(await body(await pool.exec(request('hello.php')))).toBe(`hello from cgi-fcgi pid ${reply.pid}`);
