@@ -6,7 +6,7 @@ import type { Readable } from 'node:stream';
 import { Chunks } from '../chunks.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
 import { FastCgiClientPool } from '../fastcgi/client-pool.js';
-import { buildFastCgiParams, type FastCgiParamList } from '../fastcgi/params.js';
+import { type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
 import type { Logger } from '../logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { HeaderMap } from '../protocol/http-context.js';
@@ -98,8 +98,8 @@ export function toParams(
   contentLength: number | undefined,
   extra: Readonly<Record<string, string>> | undefined,
   serverSoftware = 'warmpool',
-): FastCgiParamList {
-  return buildFastCgiParams({
+): EncodedParams {
+  return encodeFastCgiParams({
     method: request.method,
     scheme: request.scheme,
     requestUri: request.target,
@@ -117,8 +117,8 @@ export function toParams(
     documentUri: script.documentUri,
     queryString: script.queryString,
     contentType: request.headers['Content-Type']?.[0] ?? '',
-    ...(contentLength === undefined ? {} : { contentLength }),
-    ...(extra === undefined ? {} : { extra }),
+    contentLength,
+    extra,
     serverSoftware,
     headerText: 'utf8',
   });

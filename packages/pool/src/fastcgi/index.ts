@@ -49,4 +49,10 @@ export {
   type FastCgiPoolStats,
   type FastCgiResponse,
 } from './client-pool.js';
-export { buildFastCgiParams, type FastCgiParamsInput, type FastCgiParamList } from './params.js';
+export {
+  buildFastCgiParams,
+  encodeFastCgiParams,
+  EncodedParams,
+  type FastCgiParamsInput,
+  type FastCgiParamList,
+} from './params.js';

@@ -2,6 +2,7 @@
 // `fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name` send them (RFC 3875 §4.1 with
 // the extras PHP apps read). Which script runs is decided before (fastify's script-resolver); this
 // only writes it down.
+import { FastCgiParamTooLargeError } from '../errors.js';
 
 export interface FastCgiParamsInput {
   method: string;
@@ -153,4 +154,259 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
 
   if (input.extra !== undefined) for (const name of Object.keys(input.extra)) params.set(name, input.extra[name]!);
   return [...params];
+}
+
+// ---- the same params, encoded straight into bytes ----
+
+/** A param name with its bytes; `seen` marks the request (encodeFastCgiParams call) that used it last. */
+interface ParamName {
+  readonly text: string;
+  readonly bytes: Uint8Array;
+  seen: number;
+}
+
+function paramName(text: string): ParamName {
+  return { text, bytes: Buffer.from(text, 'utf8'), seen: 0 };
+}
+
+const GATEWAY_INTERFACE = paramName('GATEWAY_INTERFACE');
+const SERVER_SOFTWARE = paramName('SERVER_SOFTWARE');
+const REQUEST_METHOD = paramName('REQUEST_METHOD');
+const REQUEST_SCHEME = paramName('REQUEST_SCHEME');
+const SERVER_PROTOCOL = paramName('SERVER_PROTOCOL');
+const REQUEST_URI = paramName('REQUEST_URI');
+const DOCUMENT_URI = paramName('DOCUMENT_URI');
+const QUERY_STRING = paramName('QUERY_STRING');
+const DOCUMENT_ROOT = paramName('DOCUMENT_ROOT');
+const SCRIPT_NAME = paramName('SCRIPT_NAME');
+const SCRIPT_FILENAME = paramName('SCRIPT_FILENAME');
+const CONTENT_TYPE = paramName('CONTENT_TYPE');
+const CONTENT_LENGTH = paramName('CONTENT_LENGTH');
+const SERVER_NAME = paramName('SERVER_NAME');
+const SERVER_ADDR = paramName('SERVER_ADDR');
+const SERVER_PORT = paramName('SERVER_PORT');
+const REMOTE_ADDR = paramName('REMOTE_ADDR');
+const REMOTE_PORT = paramName('REMOTE_PORT');
+const REDIRECT_STATUS = paramName('REDIRECT_STATUS');
+const PATH_INFO = paramName('PATH_INFO');
+const PATH_TRANSLATED = paramName('PATH_TRANSLATED');
+const HTTPS = paramName('HTTPS');
+
+/** header name as given → its HTTP_* param (null: never sent), shared by every request */
+const headerParams = new Map<string, ParamName | null>();
+/** HTTP_* text → its one ParamName, so that "X-A" and "x-a" meet at the same one */
+const httpParams = new Map<string, ParamName>([['HTTP_HOST', paramName('HTTP_HOST')]]);
+const HTTP_HOST = httpParams.get('HTTP_HOST')!;
+const MAX_CACHED_HEADER_NAMES = 1000;
+
+function headerParam(name: string): ParamName | null {
+  let param = headerParams.get(name);
+  if (param !== undefined) return param;
+  param = null;
+  const lower = name.toLowerCase();
+  // httpoxy: HTTP_PROXY would pass for the proxy setting of curl and Guzzle
+  if (isValidHeaderName(name) && lower !== 'proxy') {
+    const text = `HTTP_${lower.toUpperCase().replaceAll('-', '_')}`;
+    param = httpParams.get(text) ?? paramName(text);
+    if (httpParams.size < MAX_CACHED_HEADER_NAMES) httpParams.set(text, param);
+  }
+  if (headerParams.size < MAX_CACHED_HEADER_NAMES) headerParams.set(name, param);
+  return param;
+}
+
+/**
+ * A request's params already encoded (FastCGI name-value pairs, back to back), with the offsets
+ * where a pair starts a new PARAMS record; records.ts writes them as records.
+ */
+export class EncodedParams {
+  constructor(
+    readonly bytes: Buffer,
+    /** pair offsets that start a record after the first (a request with over 64 KiB of params) */
+    readonly breaks: readonly number[],
+  ) {}
+}
+
+const MAX_RECORD_CONTENT = 0xfff8; // records.ts MAX_WRITE_CONTENT_BYTES (no import: records imports us)
+let scratch = Buffer.allocUnsafeSlow(16 * 1024);
+let request = 0;
+
+/** Appends pairs to the scratch buffer; a pair over a record's room starts the next record. */
+class PairWriter {
+  offset = 0;
+  #recordStart = 0;
+  breaks: number[] = [];
+  readonly #extra: Map<string, string> | null;
+
+  constructor(extra: Readonly<Record<string, string>> | undefined) {
+    if (extra === undefined) {
+      this.#extra = null;
+      return;
+    }
+    const names = Object.keys(extra);
+    this.#extra = names.length === 0 ? null : new Map(names.map((name) => [name, extra[name]!]));
+  }
+
+  /** A value as UTF-8 (latin1: one byte per char, for header text as Node's HTTP layer gives it). */
+  pair(name: ParamName, value: string, latin1 = false): void {
+    const replacement = this.#extra?.get(name.text);
+    if (replacement !== undefined) {
+      // an extra param of the same name takes this one's place
+      value = replacement;
+      this.#extra!.delete(name.text);
+      latin1 = false;
+    }
+    const nameBytes = name.bytes;
+    const nameLength = nameBytes.length;
+    const worst = 8 + nameLength + value.length * 3;
+    if (this.offset + worst > scratch.length) {
+      const grown = Buffer.allocUnsafeSlow(Math.max(scratch.length * 2, this.offset + worst));
+      scratch.copy(grown, 0, 0, this.offset);
+      scratch = grown;
+    }
+    const out = scratch;
+    const start = this.offset;
+    const namePrefix = nameLength < 0x80 ? 1 : 4;
+    // a value of 128 chars or more is 128 bytes or more; a shorter one is too only when not ASCII
+    let valuePrefix = value.length < 0x80 ? 1 : 4;
+    let at = start + namePrefix + valuePrefix;
+    for (let i = 0; i < nameLength; i++) out[at + i] = nameBytes[i]!;
+    at += nameLength;
+    let valueLength = writeAscii(out, at, value);
+    if (valueLength < 0) valueLength = out.write(value, at, latin1 ? 'latin1' : 'utf8');
+    if (valuePrefix === 1 && valueLength >= 0x80) {
+      out.copyWithin(start + namePrefix + 4, start + namePrefix + 1, at + valueLength);
+      valuePrefix = 4;
+    }
+    let p = writePairLength(out, start, nameLength);
+    p = writePairLength(out, p, valueLength, valuePrefix);
+    const end = start + namePrefix + valuePrefix + nameLength + valueLength;
+    const pairBytes = end - start;
+    if (pairBytes > MAX_RECORD_CONTENT) {
+      throw new FastCgiParamTooLargeError(
+        `FastCGI param ${name.text} is ${pairBytes} bytes with its name; one PARAMS record holds ${MAX_RECORD_CONTENT}`,
+        { name: name.text, bytes: pairBytes },
+      );
+    }
+    if (end - this.#recordStart > MAX_RECORD_CONTENT) {
+      this.breaks.push(start);
+      this.#recordStart = start;
+    }
+    this.offset = end;
+  }
+
+  /** The extra params that replaced none of ours, in their order. */
+  rest(): void {
+    const extra = this.#extra;
+    if (extra === null) return;
+    for (const [name, value] of [...extra]) this.pair(paramName(name), value);
+  }
+
+  done(): EncodedParams {
+    const bytes = Buffer.allocUnsafe(this.offset);
+    scratch.copy(bytes, 0, 0, this.offset);
+    return new EncodedParams(bytes, this.breaks);
+  }
+}
+
+/** Copies an ASCII string; -1 (nothing to keep) at the first char above 0x7f. */
+function writeAscii(out: Buffer, at: number, text: string): number {
+  const length = text.length;
+  if (length > 256) {
+    // long values (a cookie jar): one call into C++ that also says whether it was ASCII
+    return Buffer.byteLength(text, 'utf8') === length ? out.write(text, at, 'latin1') : -1;
+  }
+  for (let i = 0; i < length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7f) return -1;
+    out[at + i] = c;
+  }
+  return length;
+}
+
+function writePairLength(out: Buffer, at: number, length: number, size = length < 0x80 ? 1 : 4): number {
+  if (size === 1) {
+    out[at] = length;
+    return at + 1;
+  }
+  out.writeUInt32BE((length | 0x80000000) >>> 0, at);
+  return at + 4;
+}
+
+/**
+ * buildFastCgiParams' params, encoded as FastCGI pairs in one pass: no list of pairs, no map, the
+ * HTTP_* name of each header looked up once per process. Same names, values, bytes and order (a
+ * request with two headers that make the same HTTP_* name, which an exchange request never has,
+ * takes buildFastCgiParams' way).
+ */
+export function encodeFastCgiParams(input: FastCgiParamsInput): EncodedParams {
+  const headers = input.headers;
+  const id = ++request;
+  for (const name in headers) {
+    if (headers[name] === undefined) continue;
+    const param = headerParam(name);
+    if (param === null) continue;
+    if (param.seen === id) return encodeListed(buildFastCgiParams(input));
+    param.seen = id;
+  }
+  const latin1 = (input.headerText ?? 'latin1') === 'latin1';
+  const requestUri = originForm(input.requestUri);
+  const question = requestUri.indexOf('?');
+  const queryString = input.queryString ?? (question === -1 ? '' : requestUri.slice(question + 1));
+  const pathInfo = input.pathInfo ?? '';
+  const host = firstHeader(headers.host) ?? input.host ?? '';
+  const contentType = input.contentType ?? firstHeader(headers['content-type']) ?? '';
+  const contentLength =
+    input.contentLength !== undefined ? String(input.contentLength) : (firstHeader(headers['content-length']) ?? '');
+
+  const w = new PairWriter(input.extra);
+  w.pair(GATEWAY_INTERFACE, 'CGI/1.1');
+  w.pair(SERVER_SOFTWARE, input.serverSoftware ?? 'warmpool');
+  w.pair(REQUEST_METHOD, input.method);
+  w.pair(REQUEST_SCHEME, input.scheme);
+  w.pair(SERVER_PROTOCOL, input.protocol);
+  w.pair(REQUEST_URI, requestUri);
+  w.pair(DOCUMENT_URI, input.documentUri ?? input.scriptName + pathInfo);
+  w.pair(QUERY_STRING, queryString);
+  w.pair(DOCUMENT_ROOT, input.documentRoot);
+  w.pair(SCRIPT_NAME, input.scriptName);
+  w.pair(SCRIPT_FILENAME, input.scriptFilename);
+  w.pair(CONTENT_TYPE, contentType, latin1);
+  w.pair(CONTENT_LENGTH, contentLength);
+  w.pair(SERVER_NAME, input.serverName ?? hostWithoutPort(host));
+  w.pair(SERVER_ADDR, input.serverAddress === null ? '' : plainAddress(input.serverAddress));
+  w.pair(SERVER_PORT, input.serverPort === null ? '' : String(input.serverPort));
+  w.pair(REMOTE_ADDR, plainAddress(input.clientAddress));
+  w.pair(REMOTE_PORT, input.clientPort === null ? '' : String(input.clientPort));
+  w.pair(REDIRECT_STATUS, '200');
+  if (pathInfo !== '') {
+    w.pair(PATH_INFO, pathInfo);
+    w.pair(PATH_TRANSLATED, input.documentRoot + pathInfo);
+  }
+  if (input.scheme === 'https') w.pair(HTTPS, 'on');
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined) continue;
+    const param = headerParam(name);
+    if (param === null) continue;
+    const joined =
+      typeof value === 'string'
+        ? value
+        : value.length === 1
+          ? value[0]!
+          : value.join(name.length === 6 && name.toLowerCase() === 'cookie' ? '; ' : ', ');
+    w.pair(param, joined, latin1);
+  }
+  if (HTTP_HOST.seen !== id && host !== '') w.pair(HTTP_HOST, host);
+  w.rest();
+  return w.done();
+}
+
+/** A list of pairs (the rare request encodeFastCgiParams leaves to buildFastCgiParams) as EncodedParams. */
+function encodeListed(params: FastCgiParamList): EncodedParams {
+  const w = new PairWriter(undefined);
+  for (const [name, value] of params) {
+    if (typeof value === 'string') w.pair(paramName(name), value);
+    else w.pair(paramName(name), value.toString('latin1'), true);
+  }
+  return w.done();
 }

@@ -4,6 +4,7 @@
 // Encoders build what a web server sends (and, for tests, what an application answers); the
 // incremental decoder is in decoder.ts.
 import { FastCgiMalformedRecordError, FastCgiParamTooLargeError } from '../errors.js';
+import { EncodedParams } from './params.js';
 
 export const FCGI_VERSION = 1;
 export const RECORD_HEADER_BYTES = 8;
@@ -189,8 +190,14 @@ function expectBodyLength(type: number, content: Buffer): void {
 
 // ---- name-value pairs (§3.4): PARAMS, GET_VALUES, GET_VALUES_RESULT ----
 
-/** Params as ordered pairs, or a plain object; values may be bytes (a header's exact octets). */
-export type FastCgiParams = Iterable<readonly [string, string | Buffer]> | Readonly<Record<string, string | Buffer>>;
+/**
+ * Params as ordered pairs, or a plain object (values may be bytes: a header's exact octets), or
+ * already encoded (encodeFastCgiParams).
+ */
+export type FastCgiParams =
+  | Iterable<readonly [string, string | Buffer]>
+  | Readonly<Record<string, string | Buffer>>
+  | EncodedParams;
 
 function lengthBytes(length: number): number {
   return length < 0x80 ? 1 : 4;
@@ -270,7 +277,7 @@ interface ParamsLayout {
   totalBytes: number;
 }
 
-function layoutParams(params: FastCgiParams): ParamsLayout {
+function layoutParams(params: Exclude<FastCgiParams, EncodedParams>): ParamsLayout {
   const names: Array<string | Buffer> = [];
   const values: Array<string | Buffer> = [];
   const lengths: number[] = [];
@@ -324,7 +331,8 @@ function writeRecordHeader(
 }
 
 /** Writes the PARAMS records of a layout at `offset`; returns the offset after the last one. */
-function writeParams(out: Buffer, offset: number, requestId: number, layout: ParamsLayout): number {
+function writeParams(out: Buffer, offset: number, requestId: number, layout: ParamsLayout | EncodedParams): number {
+  if (layout instanceof EncodedParams) return writeEncodedParams(out, offset, requestId, layout);
   const { names, values, lengths, records } = layout;
   for (let r = 0; r < records.length; r++) {
     const { first, bytes } = records[r]!;
@@ -350,10 +358,41 @@ function writeParams(out: Buffer, offset: number, requestId: number, layout: Par
  * one allocation, one iovec, instead of three buffers per pair.
  */
 export function encodeParams(requestId: number, params: FastCgiParams): Buffer[] {
-  const layout = layoutParams(params);
-  const out = Buffer.allocUnsafe(layout.totalBytes);
+  const layout = params instanceof EncodedParams ? params : layoutParams(params);
+  const out = Buffer.allocUnsafe(paramsBytes(layout));
   writeParams(out, 0, requestId, layout);
   return [out];
+}
+
+/** Bytes of the PARAMS stream, the empty record that ends it included. */
+function paramsBytes(layout: ParamsLayout | EncodedParams): number {
+  if (!(layout instanceof EncodedParams)) return layout.totalBytes;
+  let total = RECORD_HEADER_BYTES;
+  let start = 0;
+  for (let r = 0; r <= layout.breaks.length; r++) {
+    const end = r < layout.breaks.length ? layout.breaks[r]! : layout.bytes.length;
+    if (end > start) total += RECORD_HEADER_BYTES + (end - start) + paddingFor(end - start);
+    start = end;
+  }
+  return total;
+}
+
+function writeEncodedParams(out: Buffer, offset: number, requestId: number, params: EncodedParams): number {
+  const { bytes, breaks } = params;
+  let start = 0;
+  for (let r = 0; r <= breaks.length; r++) {
+    const end = r < breaks.length ? breaks[r]! : bytes.length;
+    const length = end - start;
+    if (length > 0) {
+      const padding = paddingFor(length);
+      offset = writeRecordHeader(out, offset, RecordType.PARAMS, requestId, length, padding);
+      offset += bytes.copy(out, offset, start, end);
+      out.fill(0, offset, offset + padding);
+      offset += padding;
+    }
+    start = end;
+  }
+  return writeRecordHeader(out, offset, RecordType.PARAMS, requestId, 0, 0);
 }
 
 const BEGIN_REQUEST_BYTES = RECORD_HEADER_BYTES + 8;
@@ -364,7 +403,7 @@ const BEGIN_REQUEST_BYTES = RECORD_HEADER_BYTES + 8;
  * ends it). One allocation and one write for a request without a body, or with a small one.
  */
 export function encodeRequestHead(requestId: number, params: FastCgiParams, stdin: Uint8Array | null): Buffer {
-  const layout = layoutParams(params);
+  const layout = params instanceof EncodedParams ? params : layoutParams(params);
   let stdinBytes = 0;
   if (stdin !== null) {
     for (let offset = 0; offset < stdin.length; offset += MAX_WRITE_CONTENT_BYTES) {
@@ -373,7 +412,7 @@ export function encodeRequestHead(requestId: number, params: FastCgiParams, stdi
     }
     stdinBytes += RECORD_HEADER_BYTES;
   }
-  const out = Buffer.allocUnsafe(BEGIN_REQUEST_BYTES + layout.totalBytes + stdinBytes);
+  const out = Buffer.allocUnsafe(BEGIN_REQUEST_BYTES + paramsBytes(layout) + stdinBytes);
   let offset = writeRecordHeader(out, 0, RecordType.BEGIN_REQUEST, requestId, 8, 0);
   out[offset] = 0;
   out[offset + 1] = Role.RESPONDER;

@@ -4,6 +4,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
+import { buildFastCgiParams, encodeFastCgiParams, type FastCgiParamsInput } from '../../src/fastcgi/params.js';
 import {
   decodeNameValuePairs,
   encodeNameValuePair,
@@ -175,6 +176,95 @@ describe('name-value pair properties', () => {
         },
       ),
       { numRuns: 100 },
+    );
+  });
+});
+
+// Header names as clients send them: valid ones in any case (two that differ only by case make the
+// same HTTP_* name), with "_", invalid bytes, pseudo-headers, and Proxy (httpoxy).
+const headerNameArb = fc.oneof(
+  fc.constantFrom(
+    'Host',
+    'host',
+    'Cookie',
+    'cookie',
+    'Content-Type',
+    'Content-Length',
+    'Proxy',
+    'X-A',
+    'x-a',
+    ':authority',
+  ),
+  fc.stringMatching(/^[A-Za-z0-9-]{1,12}$/),
+  fc.stringMatching(/^[A-Za-z_]{1,6}$/),
+  fc.string({ maxLength: 8 }),
+);
+// Values: ASCII, latin1 bytes (Node's header strings), any Unicode, and long ones (4-byte lengths,
+// records over 64 KiB).
+const textArb = fc.oneof(
+  { weight: 4, arbitrary: fc.string({ maxLength: 40 }) },
+  { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 140 }) },
+  { weight: 1, arbitrary: fc.string({ minLength: 100, maxLength: 300 }).map((s) => `é${s}`) },
+  { weight: 1, arbitrary: fc.string({ unit: fc.constantFrom('a', 'b', 'é'), minLength: 5_000, maxLength: 40_000 }) },
+);
+const inputArb: fc.Arbitrary<FastCgiParamsInput> = fc.record(
+  {
+    method: fc.constantFrom('GET', 'POST', 'PÜT'),
+    scheme: fc.constantFrom('http' as const, 'https' as const),
+    requestUri: fc.oneof(textArb, fc.constant('http://example.com/a?b=c'), fc.constant('/x.php?q=1')),
+    protocol: fc.constantFrom('HTTP/1.1', 'HTTP/2.0'),
+    headers: fc.dictionary(headerNameArb, fc.oneof(textArb, fc.array(textArb, { maxLength: 3 })), { maxKeys: 12 }),
+    host: textArb,
+    clientAddress: fc.constantFrom('::ffff:127.0.0.1', '::1', '192.0.2.7'),
+    clientPort: fc.option(fc.integer({ min: 0, max: 65535 })),
+    serverAddress: fc.option(fc.constantFrom('127.0.0.1', '::ffff:10.0.0.1')),
+    serverPort: fc.option(fc.integer({ min: 0, max: 65535 })),
+    serverName: textArb,
+    documentRoot: textArb,
+    scriptName: textArb,
+    scriptFilename: textArb,
+    pathInfo: fc.oneof(fc.constant(''), textArb),
+    documentUri: textArb,
+    queryString: textArb,
+    contentType: textArb,
+    contentLength: fc.integer({ min: 0, max: 1e9 }),
+    serverSoftware: textArb,
+    extra: fc.dictionary(
+      fc.oneof(
+        fc.constantFrom('SERVER_NAME', 'APP_ENV', 'HTTP_HOST', 'PATH_INFO', 'HTTP_X_A'),
+        fc.stringMatching(/^[A-Z_]{1,10}$/),
+      ),
+      textArb,
+      { maxKeys: 4 },
+    ),
+    headerText: fc.constantFrom('latin1' as const, 'utf8' as const),
+  },
+  {
+    requiredKeys: [
+      'method',
+      'scheme',
+      'requestUri',
+      'protocol',
+      'headers',
+      'clientAddress',
+      'clientPort',
+      'serverAddress',
+      'serverPort',
+      'documentRoot',
+      'scriptName',
+      'scriptFilename',
+    ],
+  },
+);
+
+describe('params encoded in one pass', () => {
+  it('encodeFastCgiParams gives the bytes of buildFastCgiParams + encodeParams, for any request', () => {
+    fc.assert(
+      fc.property(inputArb, (input) => {
+        const expected = Buffer.concat(encodeParams(1, buildFastCgiParams(input)));
+        expect(Buffer.concat(encodeParams(1, encodeFastCgiParams(input)))).toEqual(expected);
+      }),
+      { numRuns: 150 },
     );
   });
 });
