@@ -26,7 +26,7 @@ function workerCommand(ctx) {
 function startNode(script, ctx, extra = {}) {
   const config = {
     port: ctx.port,
-    command: workerCommand(ctx),
+    command: ctx.scenario.worker === undefined ? null : workerCommand(ctx),
     workers: ctx.workers,
     staticRoot: ctx.scenario.static ? ctx.docroot : null,
     relay: ctx.relay === 'unix' ? `unix://${join(ctx.dir, 'relay.sock')}` : ctx.relay,
@@ -294,6 +294,18 @@ ${ctx.scenario.static ? `  middleware: ["static"]\n  static:\n    dir: ${JSON.st
     label: 'node:http floor',
     supports: (scenario) => (scenario.static ? 'no static layer (the floor only relays to PHP)' : workerOnly(scenario)),
     start: (ctx) => startNode('floor.mjs', ctx),
+  },
+  {
+    key: 'classic-floor',
+    label: 'node:http floor → php-fpm',
+    // node:http and warmpool's FastCGI client pool in front of the same php-fpm setup, nothing else:
+    // what the server's own layers cost in the classic scenarios (bench/contenders/classic-floor.mjs)
+    supports: classicOnly,
+    async start(ctx) {
+      const { fpm, sock } = await startPhpFpm(ctx);
+      const node = startNode('classic-floor.mjs', ctx, { fpmSocket: sock, docroot: ctx.docroot });
+      return { groups: [...node.groups, fpm], roots: [...node.roots, fpm.pid], nodePid: node.nodePid };
+    },
   },
   {
     key: 'php-s',

@@ -10,7 +10,11 @@ export function fixture(name: string): string {
 /** Pids of php processes currently running on this machine: php, and classic mode's php-cgi and php-fpm. */
 export function phpPids(): number[] {
   try {
-    return execFileSync('pgrep', ['-x', 'php|php-cgi|php-fpm[0-9.]*'], { encoding: 'utf8' })
+    // stderr dropped: pgrep warns that a pattern over 15 chars matches nothing, though each alternative fits
+    return execFileSync('pgrep', ['-x', 'php|php-cgi|php-fpm[0-9.]*'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
       .split('\n')
       .filter(Boolean)
       .map(Number);

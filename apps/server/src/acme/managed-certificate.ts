@@ -8,7 +8,6 @@
 //             handshakes only (tls.ts), so open connections are not dropped
 //   failure   the certificate served so far stays; the error says what to do; retried with backoff
 //             (or after the CA's Retry-After)
-import type { X509Certificate } from 'node:crypto';
 import type * as acme from 'acme-client';
 import type { TlsContexts, Credentials } from '../tls.js';
 import { credentialsFromPem } from '../tls.js';
@@ -17,29 +16,10 @@ import { tryLock, type HeldLock, type LockOwner } from './lock.js';
 import { orderCertificate, type ChallengeType } from './order.js';
 import type { PlannedCertificate } from './plan.js';
 import { explainFailure, recordProblems, type AcmeFailure } from './problems.js';
-import { callAt, isDue, renewalTime, retryDelay, type Lifetime } from './renewal.js';
+import { callAt, isDue, type Lifetime, renewalTime, retryDelay } from './renewal.js';
+import { type CertificateState, type CertificateStatus, issuerOf, lifetimeOf, sanNames } from './certificate-status.js';
 import type { CertificateStore, StoredCertificate } from './store.js';
 import { createTemporaryCertificate } from './temporary-certificate.js';
-
-/** valid | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
-export type CertificateState = 'valid' | 'temporary' | 'ordering' | 'renewing' | 'waiting' | 'file';
-
-/** One line of `warmpool cert status` (the admin socket's `certs` answer). */
-export interface CertificateStatus {
-  name: string;
-  domains: string[];
-  state: CertificateState;
-  /** "CN=R11, O=Let's Encrypt, C=US"; null while only the temporary certificate is served */
-  issuer: string | null;
-  serial: string | null;
-  /** ISO times */
-  notAfter: string | null;
-  nextRenewal: string | null;
-  /** the last failure, kept until an order succeeds */
-  lastError: { code: string; message: string; at: string } | null;
-  /** when the next attempt after a failure runs */
-  nextAttempt: string | null;
-}
 
 /**
  * Where lines about this certificate go: the server prints `message` and logs `fields` under the
@@ -369,35 +349,6 @@ export class ManagedCertificate {
 }
 
 /** The status line of http.ssl.cert (served to names without an automatic certificate). */
-export function fileCertificateStatus(credentials: Credentials, file: string): CertificateStatus {
-  return {
-    name: file,
-    domains: sanNames(credentials.x509),
-    state: 'file',
-    issuer: issuerOf(credentials.x509),
-    serial: credentials.serial,
-    notAfter: new Date(lifetimeOf(credentials.x509).notAfter).toISOString(),
-    nextRenewal: null,
-    lastError: null,
-    nextAttempt: null,
-  };
-}
-
-function lifetimeOf(x509: X509Certificate): Lifetime {
-  return { notBefore: Date.parse(x509.validFrom), notAfter: Date.parse(x509.validTo) };
-}
-
-function issuerOf(x509: X509Certificate): string {
-  return x509.issuer.split('\n').reverse().join(', ');
-}
-
-function sanNames(x509: X509Certificate): string[] {
-  return (x509.subjectAltName ?? '')
-    .split(', ')
-    .filter((entry) => entry.startsWith('DNS:'))
-    .map((entry) => entry.slice(4).toLowerCase());
-}
-
 function describeOwner(owner: LockOwner): string {
   return owner.pid === 0 ? 'another server' : `warmpool pid ${owner.pid} on ${owner.host}`;
 }

@@ -8,7 +8,7 @@
 //   ← {"ok":false,"error":{"code":"WP_SERVER_UNKNOWN_SITE","message":"..."}}
 import { WarmpoolError, type PoolStats, type WorkerInfo } from '@warmpool/pool';
 import { AdminBadRequestError } from '../errors.js';
-import type { CertificateStatus } from '../acme/managed-certificate.js';
+import type { CertificateStatus } from '../acme/certificate-status.js';
 import type { TuneReport } from '../tuning.js';
 
 /** Longest request line the server reads; admin requests are a few dozen bytes. */
