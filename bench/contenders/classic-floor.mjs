@@ -5,6 +5,7 @@
 // between this and `warmpool → php-fpm` is what the server's own layers cost; the gap between this
 // and nginx is what Node costs.
 import http from 'node:http';
+import { Chunks } from '@warmpool/pool';
 import { createFastCgiClientPool, encodeFastCgiParams } from '@warmpool/pool/fastcgi';
 import { readConfig, stderrLogger, stopOn } from './resolve.mjs';
 
@@ -37,15 +38,22 @@ function relay(req, res) {
   fpm.request({ params, bufferBytes: BUFFER_BYTES }).then(
     (reply) => {
       const body = reply.body;
-      if (!Buffer.isBuffer(body)) {
-        // no classic scenario answers over 1 MiB; the floor does not implement streaming
-        if (typeof body.destroy === 'function') body.destroy();
-        res.writeHead(500).end();
-        return;
-      }
       const headers = reply.headers;
-      headers['content-length'] = [String(body.length)];
-      res.writeHead(reply.status, headers).end(body);
+      if (Buffer.isBuffer(body)) {
+        headers['content-length'] = [String(body.length)];
+        res.writeHead(reply.status, headers).end(body);
+      } else if (body instanceof Chunks) {
+        // a page that came in several reads (DokuWiki's): its parts in one writev
+        headers['content-length'] = [String(body.length)];
+        res.writeHead(reply.status, headers);
+        res.cork();
+        for (const part of body.parts) res.write(part);
+        res.end();
+      } else {
+        // no classic scenario answers over 1 MiB; the floor does not implement streaming
+        body.destroy();
+        res.writeHead(500).end();
+      }
     },
     (error) => {
       stderrLogger.error({ code: error.code }, error.message);
