@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser, formOf } from '../helpers/browser.js';
 import { startClassicServer, type ClassicMode, type ClassicServer } from '../helpers/classic-server.js';
 import { DOKUWIKI_ADMIN } from '../helpers/dokuwiki.js';
-import { stopAllServers } from '../helpers/warmpool-server.js';
+import { runCli, stopAllServers } from '../helpers/warmpool-server.js';
 
 afterAll(async () => {
   await stopAllServers();
@@ -142,5 +142,29 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic apps (%s)', (mode) => {
   it(`runs the classic sites in ${mode === 'managed' ? 'php-cgi' : 'php-fpm'}`, async () => {
     const info = await new Browser(classic.origin, 'app.test').get('/info.php');
     expect(JSON.parse(info.text).SAPI).toBe(classic.sapi);
+  });
+
+  it('warmpool workers lists every site: its php-cgi processes, or its connections to php-fpm', async () => {
+    const socket = join(classic.dir, 'admin.sock');
+    const listed = await runCli(['workers', '--socket', socket]);
+    expect(listed.code).toBe(0);
+    const sites = ['wiki.test', 'adminer.test', 'app.test'];
+    if (mode === 'pass') {
+      // php-fpm's processes are not ours: one line per site on warmpool's connections to it
+      for (const line of listed.stdout.split('\n').filter((l) => l.includes('php-fpm at'))) {
+        expect(line).toMatch(
+          /site \S+: PHP runs in php-fpm at unix:\S+ \(its processes, not warmpool's\); connections to it: \d+ busy, \d+ idle, at most \d+/,
+        );
+      }
+      expect(listed.stdout.split('\n').filter((l) => l.includes('php-fpm at'))).toHaveLength(sites.length);
+      const reset = await runCli(['reset', '--socket', socket, '--site', 'app.test']);
+      expect(reset.code).not.toBe(0);
+      expect(reset.stderr + reset.stdout).toMatch(
+        /passes PHP to php-fpm at unix:.*nothing to reset; restart or reload php-fpm/,
+      );
+    } else {
+      expect(listed.stdout).not.toContain('php-fpm');
+      expect(listed.stdout).toMatch(/cgi|working|ready|idle/);
+    }
   });
 });

@@ -99,7 +99,7 @@ export interface BuiltApp {
 }
 
 /** What the status listener reads of a site. */
-export type SiteBackend = Pick<WarmpoolDecorator, 'stats'>;
+export type SiteBackend = Pick<WarmpoolDecorator, 'stats' | 'fastcgi'>;
 
 export function buildApp(options: BuildOptions): BuiltApp {
   const { server, loggers, tls } = options;

@@ -175,6 +175,20 @@ export class UnknownSiteError extends WarmpoolError<'WP_SERVER_UNKNOWN_SITE'> {
   }
 }
 
+/**
+ * The site passes PHP to an external php-fpm (fastcgi.pass): its processes are php-fpm's, so there is
+ * nothing of warmpool's to reset or tune there.
+ */
+export class PassSiteError extends WarmpoolError<'WP_SERVER_PASS_SITE'> {
+  constructor(site: string, address: string, command: string) {
+    super(
+      'WP_SERVER_PASS_SITE',
+      `site ${site} passes PHP to php-fpm at ${address}: its processes are php-fpm's, not warmpool's, so there is nothing to ${command}; restart or reload php-fpm instead (e.g. systemctl reload php8.2-fpm), or tune its pm.max_children`,
+      { details: { site, address, command } },
+    );
+  }
+}
+
 /** The server does not implement this command (for example `reload` before the core wires it). */
 export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPPORTED'> {
   constructor(cmd: string) {
@@ -240,5 +254,6 @@ export const SERVER_ERROR_CODES = [
   'WP_SERVER_ADMIN_FAILED',
   'WP_SERVER_UNKNOWN_SITE',
   'WP_SERVER_TUNE_NO_WORKERS',
+  'WP_SERVER_PASS_SITE',
   'WP_SERVER_NO_CACHE',
 ] as const;

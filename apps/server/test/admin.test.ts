@@ -18,8 +18,11 @@ import {
 } from '../src/admin/protocol.js';
 import { createPoolHandlers, startAdminServer, type AdminHandlers, type AdminServer } from '../src/admin/server.js';
 import * as cacheCommand from '../src/commands/cache.js';
+import * as workersCommand from '../src/commands/workers.js';
 import { registerMicroCache } from '../src/micro-cache.js';
 import Fastify from 'fastify';
+import { createFastCgiClientPool, encodeFastCgiParams } from '@warmpool/pool/fastcgi';
+import { startPhpFpm } from '../../../test/helpers/php-fpm.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -473,6 +476,77 @@ describe('admin socket: cache purge', () => {
     } finally {
       await a.app.close();
       await b.app.close();
+    }
+  });
+});
+
+describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
+  it("shows warmpool's connections to php-fpm, refuses reset and tune with what to do, and knows the site", async () => {
+    const fpm = await startPhpFpm({ maxChildren: 2 });
+    const client = createFastCgiClientPool({ address: fpm.pass, maxConnections: 2 });
+    const pool = await startPool('echo.php', 1);
+    try {
+      // one real request, so that one kept-alive connection sits idle
+      const script = fixture('echo.php');
+      const reply = await client.request({
+        params: encodeFastCgiParams({
+          method: 'GET',
+          scheme: 'http',
+          requestUri: '/',
+          protocol: 'HTTP/1.1',
+          headers: { host: 'fpm.test' },
+          clientAddress: '127.0.0.1',
+          clientPort: 1,
+          serverAddress: '127.0.0.1',
+          serverPort: 80,
+          documentRoot: fileURLToPath(new URL('../../../test/fixtures/php', import.meta.url)),
+          scriptName: '/echo.php',
+          scriptFilename: script,
+        }),
+        bufferBytes: 1 << 20,
+      });
+      await reply.done;
+      const noCache = { purge: () => 0 };
+      await start(
+        createPoolHandlers(() => new Map([['main', pool]]), {
+          passes: () => new Map([['fpm', client]]),
+          caches: () => new Map([['main', noCache]]),
+        }),
+      );
+
+      const listed = await adminRequest(socketPath, { cmd: 'workers' });
+      expect(listed.map((s) => s.site)).toEqual(['main', 'fpm']);
+      expect(listed[1]).toEqual({
+        site: 'fpm',
+        workers: [],
+        phpFpm: { address: fpm.pass, maxConnections: 2, busy: 0, idle: 1, connecting: 0, queued: 0 },
+      });
+      const out = new RecordingOutput();
+      expect(await workersCommand.run({ socket: socketPath, site: 'fpm' }, out)).toBe(0);
+      expect(out.lines).toEqual([
+        `info: site fpm: PHP runs in php-fpm at ${fpm.pass} (its processes, not warmpool's); connections to it: 0 busy, 1 idle, at most 2`,
+      ]);
+
+      for (const cmd of ['reset', 'tune'] as const) {
+        await expect(adminRequest(socketPath, { cmd, site: 'fpm' })).rejects.toMatchObject({
+          code: 'WP_SERVER_PASS_SITE',
+          message: expect.stringMatching(
+            new RegExp(`php-fpm at ${fpm.pass}.*nothing to ${cmd}; restart or reload php-fpm`),
+          ),
+        });
+      }
+      // the site exists for every command: a cache purge names its missing cache, an unknown site lists it
+      await expect(adminRequest(socketPath, { cmd: 'cache-purge', site: 'fpm' })).rejects.toMatchObject({
+        code: 'WP_SERVER_NO_CACHE',
+      });
+      await expect(adminRequest(socketPath, { cmd: 'workers', site: 'nope' })).rejects.toMatchObject({
+        code: 'WP_SERVER_UNKNOWN_SITE',
+        message: 'no site named "nope"; this server runs: main, fpm',
+      });
+      expect(await adminRequest(socketPath, { cmd: 'ping' })).toMatchObject({ sites: ['main', 'fpm'] });
+    } finally {
+      await client.close();
+      await fpm.stop();
     }
   });
 });

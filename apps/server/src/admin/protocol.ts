@@ -45,6 +45,18 @@ export const ADMIN_COMMANDS: readonly AdminCommand[] = [
 export interface SiteWorkers {
   site: string;
   workers: WorkerInfo[];
+  /** a site passing PHP to php-fpm (fastcgi.pass): no workers of ours, the connections warmpool holds to it */
+  phpFpm?: PhpFpmConnections;
+}
+
+/** warmpool's connections to an external php-fpm, as `warmpool workers` shows them. */
+export interface PhpFpmConnections {
+  address: string;
+  maxConnections: number;
+  busy: number;
+  idle: number;
+  connecting: number;
+  queued: number;
 }
 
 export interface SiteStats {
@@ -204,6 +216,7 @@ export {
   AdminUnsupportedError,
   AlreadyRunningError,
   NoCacheError,
+  PassSiteError,
   UnknownSiteError,
 } from '../errors.js';
 

@@ -14,6 +14,7 @@ import {
   DEFAULT_TUNE_WINDOW_MS,
   NoCacheError,
   MAX_REQUEST_LINE_BYTES,
+  PassSiteError,
   UnknownSiteError,
   encodeLine,
   parseAdminRequest,
@@ -24,6 +25,7 @@ import {
   type ResetData,
   type ResetProgress,
   type SiteStats,
+  type PhpFpmConnections,
   type SiteWorkers,
   type TuneProgress,
 } from './protocol.js';
@@ -272,7 +274,14 @@ export async function runCommand(
   }
 }
 
+/** A site passing PHP to php-fpm (fastcgi.pass), as the admin commands see it: its connection pool. */
+export interface PassSite {
+  stats(): { address: string; maxConnections: number; busy: number; idle: number; connecting: number; queued: number };
+}
+
 export interface PoolHandlersOptions {
+  /** site → its php-fpm connection pool, for the sites that pass PHP to php-fpm (they have no pool of ours) */
+  passes?: () => ReadonlyMap<string, PassSite>;
   /** `reload` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?: () => Promise<string[]>;
   /** `certs` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
@@ -289,19 +298,27 @@ export function createPoolHandlers(
   sites: () => ReadonlyMap<string, AnyPool>,
   options: PoolHandlersOptions = {},
 ): AdminHandlers {
-  const pick = (site: string | undefined): Array<[string, AnyPool]> => {
+  const passes = options.passes ?? (() => new Map<string, PassSite>());
+  const siteNames = (): string[] => [...sites().keys(), ...passes().keys()];
+  const unknown = (site: string): UnknownSiteError =>
+    new UnknownSiteError(`no site named "${site}"; this server runs: ${siteNames().join(', ') || 'no sites'}`, site);
+  /** The pools of `site` (all when undefined); a php-fpm site has none, which `command` cannot act on. */
+  const pick = (site: string | undefined, command: string): Array<[string, AnyPool]> => {
     const all = sites();
-    if (site === undefined) return [...all];
+    if (site === undefined) {
+      const picked = [...all];
+      const [pass] = passes();
+      if (picked.length === 0 && pass !== undefined) throw new PassSiteError(pass[0], pass[1].stats().address, command);
+      return picked;
+    }
     const pool = all.get(site);
-    if (pool === undefined)
-      throw new UnknownSiteError(
-        `no site named "${site}"; this server runs: ${[...all.keys()].join(', ') || 'no sites'}`,
-        site,
-      );
-    return [[site, pool]];
+    if (pool !== undefined) return [[site, pool]];
+    const pass = passes().get(site);
+    if (pass !== undefined) throw new PassSiteError(site, pass.stats().address, command);
+    throw unknown(site);
   };
   const pickOne = (site: string | undefined, command: string): [string, AnyPool] => {
-    const picked = pick(site);
+    const picked = pick(site, command);
     if (picked.length === 1) return picked[0]!;
     if (picked.length === 0) throw new UnknownSiteError('this server runs no sites', site);
     throw new UnknownSiteError(
@@ -309,13 +326,39 @@ export function createPoolHandlers(
       site,
     );
   };
+  /** The php-fpm sites among `site` (all when undefined), with warmpool's connections to each. */
+  const pickPasses = (site: string | undefined): SiteWorkers[] => {
+    const all = [...passes()].filter(([name]) => site === undefined || name === site);
+    return all.map(([name, pass]) => {
+      const s = pass.stats();
+      const phpFpm: PhpFpmConnections = {
+        address: s.address,
+        maxConnections: s.maxConnections,
+        busy: s.busy,
+        idle: s.idle,
+        connecting: s.connecting,
+        queued: s.queued,
+      };
+      return { site: name, workers: [], phpFpm };
+    });
+  };
   const handlers: AdminHandlers = {
-    sites: () => [...sites().keys()],
-    workers: async (site) =>
-      Promise.all(pick(site).map(async ([name, pool]) => ({ site: name, workers: await pool.workers() }))),
-    stats: (site) => pick(site).map(([name, pool]) => ({ site: name, stats: pool.stats() })),
+    sites: siteNames,
+    async workers(site) {
+      if (site !== undefined && !sites().has(site) && !passes().has(site)) throw unknown(site);
+      const pools = [...sites()].filter(([name]) => site === undefined || name === site);
+      const workers = await Promise.all(
+        pools.map(async ([name, pool]): Promise<SiteWorkers> => ({ site: name, workers: await pool.workers() })),
+      );
+      return [...workers, ...pickPasses(site)];
+    },
+    stats: (site) =>
+      (site === undefined ? [...sites()] : pick(site, 'stats')).map(([name, pool]) => ({
+        site: name,
+        stats: pool.stats(),
+      })),
     async reset(site, onProgress) {
-      const picked = pick(site);
+      const picked = pick(site, 'reset');
       let replaced = 0;
       for (const [name, pool] of picked) {
         let done = 0;
@@ -344,7 +387,7 @@ export function createPoolHandlers(
   const { caches } = options;
   if (caches !== undefined) {
     handlers.cachePurge = (site, prefix) => {
-      pick(site); // an unknown site is named as such, not as "no cache"
+      if (site !== undefined && !siteNames().includes(site)) throw unknown(site); // named as such, not as "no cache"
       const all = caches();
       const picked = site === undefined ? [...all] : all.has(site) ? [[site, all.get(site)!] as const] : [];
       if (picked.length === 0)

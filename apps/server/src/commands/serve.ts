@@ -21,8 +21,8 @@ import {
   type ServerOptions,
   type WarmpoolConfig,
 } from '@warmpool/config';
-import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
-import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp } from '../app.js';
+import { createPoolHandlers, type PassSite, startAdminServer, type AdminServer } from '../admin/server.js';
+import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp, type SiteBackend } from '../app.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
@@ -350,6 +350,7 @@ class ServerState {
   /** What the admin socket and the RPC listener answer with. */
   #handlers() {
     return createPoolHandlers(() => this.#built.pools, {
+      passes: () => passSites(this.#built.backends),
       reload: () => this.#reload(),
       certificates: () => this.#certificates(),
       caches: () => this.#built.caches,
@@ -518,4 +519,11 @@ class ServerState {
 
 function changedSections(before: WarmpoolConfig, after: WarmpoolConfig): string[] {
   return RESTART_SECTIONS.filter((section) => JSON.stringify(before[section]) !== JSON.stringify(after[section]));
+}
+
+/** The sites passing PHP to php-fpm (fastcgi.pass): their connection pools, for the admin commands. */
+function passSites(backends: ReadonlyMap<string, SiteBackend>): Map<string, PassSite> {
+  const passes = new Map<string, PassSite>();
+  for (const [name, backend] of backends) if (backend.fastcgi !== null) passes.set(name, backend.fastcgi);
+  return passes;
 }

@@ -61,14 +61,23 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
 
 /** The table: pid, state, jobs, RSS (MiB), age, idle; a site column when several sites run, a recycle column when a worker is marked. */
 export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
-  const all = sites.flatMap(({ site, workers }) => workers.map((worker) => ({ site, worker })));
-  if (all.length === 0) {
+  // a site passing PHP to php-fpm has no workers of ours: one line on warmpool's connections to it
+  for (const { site, phpFpm } of sites) {
+    if (phpFpm === undefined) continue;
+    const queued = phpFpm.queued === 0 ? '' : `; ${phpFpm.queued} requests waiting for one`;
     out.info(
-      sites.length === 0 ? 'this server runs no sites' : `no workers running (${sites.map((s) => s.site).join(', ')})`,
+      `site ${site}: PHP runs in php-fpm at ${phpFpm.address} (its processes, not warmpool's); ` +
+        `connections to it: ${phpFpm.busy} busy, ${phpFpm.idle} idle, at most ${phpFpm.maxConnections}${queued}`,
     );
+  }
+  const poolSites = sites.filter((s) => s.phpFpm === undefined);
+  const all = poolSites.flatMap(({ site, workers }) => workers.map((worker) => ({ site, worker })));
+  if (all.length === 0) {
+    if (poolSites.length > 0) out.info(`no workers running (${poolSites.map((s) => s.site).join(', ')})`);
+    else if (sites.length === 0) out.info('this server runs no sites');
     return;
   }
-  const withSite = sites.length > 1;
+  const withSite = poolSites.length > 1;
   const withMark = all.some(({ worker }) => worker.markedFor !== null);
   const columns = [
     ...(withSite ? ['site'] : []),
