@@ -183,20 +183,25 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
     });
   });
 
-  it('the redirecting listener answers /.well-known/acme-challenge/ itself: an unknown token is 404 for every site, never redirected, proxied or passed to PHP', async () => {
+  it('both listeners answer /.well-known/acme-challenge/ themselves (HTTPS: a check the CA followed a redirect with): an unknown token is 404 for every site, never redirected, proxied or passed to PHP', async () => {
     const upstreamSeen = setup.upstream.seen.length;
+    const path = '/.well-known/acme-challenge/no-such-token?x=1';
     for (const host of ['a.test', 'b.test', 'classic.test', 'fpm.test', 'elsewhere.test']) {
       for (const method of ['GET', 'HEAD'] as const) {
-        const res = await request(`${setup.http}/.well-known/acme-challenge/no-such-token?x=1`, {
-          method,
-          headers: { host },
-        });
-        const body = await res.body.text();
-        expect([host, method, res.statusCode, res.headers.location]).toEqual([host, method, 404, undefined]);
-        expect(body).toBe(method === 'HEAD' ? '' : 'no such ACME challenge\n');
-        // not through the sites' middleware (headers) or the micro-cache
-        expect(res.headers['x-served-by']).toBeUndefined();
-        expect(res.headers['x-cache']).toBeUndefined();
+        const plain = await request(`${setup.http}${path}`, { method, headers: { host } });
+        const replies = [
+          { status: plain.statusCode, headers: plain.headers, text: await plain.body.text() },
+          await get(path, { host, method, agent: h2 }),
+          await get(path, { host, method }),
+        ];
+        for (const [i, res] of replies.entries()) {
+          const what = [host, method, ['http', 'https h2', 'https h1'][i]];
+          expect([...what, res.status, res.headers.location]).toEqual([...what, 404, undefined]);
+          expect(res.text).toBe(method === 'HEAD' ? '' : 'no such ACME challenge\n');
+          // not through the sites' middleware (headers) or the micro-cache
+          expect(res.headers['x-served-by']).toBeUndefined();
+          expect(res.headers['x-cache']).toBeUndefined();
+        }
       }
     }
     expect(setup.upstream.seen.slice(upstreamSeen)).toEqual([]);
