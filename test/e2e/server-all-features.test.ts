@@ -117,7 +117,9 @@ describe('all features: boot', () => {
 });
 
 /** The certificate a handshake for `servername` gets (none: no SNI), and whether it verifies against pebble's root for that name. */
-function handshake(servername?: string): Promise<{ cert: PeerCertificate; authorized: boolean; error: string | null }> {
+function handshake(
+  servername?: string,
+): Promise<{ cert: PeerCertificate; authorized: boolean; error: string | null; alpn: string | false | null }> {
   return new Promise((resolve, reject) => {
     const socket = connectTls(
       {
@@ -125,7 +127,7 @@ function handshake(servername?: string): Promise<{ cert: PeerCertificate; author
         port: Number(setup.env.HTTPS_PORT),
         ca: setup.root,
         rejectUnauthorized: false,
-        ALPNProtocols: ['http/1.1'],
+        ALPNProtocols: ['h2', 'http/1.1'],
         ...(servername === undefined ? {} : { servername }),
       },
       () => {
@@ -134,8 +136,9 @@ function handshake(servername?: string): Promise<{ cert: PeerCertificate; author
           cert: socket.getPeerCertificate(),
           authorized: socket.authorized,
           error: error === null ? null : String(error),
+          alpn: socket.alpnProtocol,
         });
-        socket.end();
+        socket.destroy();
       },
     );
     socket.once('error', reject);
@@ -149,8 +152,8 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
       const first = await handshake(name);
       serials.add(first.cert.serialNumber);
       for (const domain of domains) {
-        const { cert, authorized, error } = await handshake(domain);
-        expect([domain, authorized, error]).toEqual([domain, true, null]);
+        const { cert, authorized, error, alpn } = await handshake(domain);
+        expect([domain, authorized, error, alpn]).toEqual([domain, true, null, 'h2']);
         expect(cert.subjectaltname).toBe(domains.map((d) => `DNS:${d}`).join(', '));
         expect(cert.issuer.CN).toMatch(/^Pebble Intermediate CA /);
         expect(cert.serialNumber).toBe(first.cert.serialNumber);
@@ -164,8 +167,10 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
   it("a name HTTP-01 cannot prove (shop.a.test, only under the *.a.test wildcard) and a client without SNI get the default certificate (a.test's): the CA's, but not naming them", async () => {
     const a = await handshake('a.test');
     for (const servername of ['shop.a.test', undefined]) {
-      const { cert, authorized, error } = await handshake(servername);
+      const { cert, authorized, error, alpn } = await handshake(servername);
       expect(cert.serialNumber).toBe(a.cert.serialNumber);
+      // the default context was swapped for the issued one: HTTP/2 is still offered
+      expect(alpn).toBe('h2');
       // the chain verifies; the name does not
       expect([authorized, error]).toEqual([false, 'ERR_TLS_CERT_ALTNAME_INVALID']);
     }
