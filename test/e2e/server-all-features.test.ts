@@ -1,10 +1,18 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { connect as connectTls, type PeerCertificate } from 'node:tls';
 import { promisify } from 'node:util';
 import { Agent, FormData, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_FEATURES_CONFIG, prepareAllFeatures, type AllFeaturesSetup } from '../helpers/all-features.js';
+import {
+  ALL_FEATURES_CERTIFICATES,
+  ALL_FEATURES_CONFIG,
+  allCertificatesIssued,
+  everyNameHere,
+  prepareAllFeatures,
+  type AllFeaturesSetup,
+} from '../helpers/all-features.js';
 import { rawExchange } from '../helpers/raw-http.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
 import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
@@ -13,25 +21,32 @@ import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } fro
 // through real sockets: HTTPS with HTTP/2 (undici allowH2) and HTTP/1.1, the redirect listener,
 // sites by Host, static files, proxy routes (HTTP and WebSocket, to a real upstream), micro-cache,
 // compression, headers and CORS, uploads, limits, trusted subnets, status, metrics, the admin
-// socket, the access log, the protobuf codec, Content-Type sniffing, and classic PHP (managed
-// php-cgi, and fastcgi.pass to a real php-fpm). The parts have their own
-// tests; this one proves they work together, as users run them.
+// socket, the access log, the protobuf codec, Content-Type sniffing, classic PHP (managed
+// php-cgi, and fastcgi.pass to a real php-fpm), and automatic HTTPS: every certificate comes from
+// an ACME CA (pebble) by HTTP-01 on the redirecting listener, and clients trust only its root.
+// The parts have their own tests; this one proves they work together, as users run them.
 let setup: AllFeaturesSetup;
 let server: RunningServer;
 let h1: Agent;
 let h2: Agent;
+/** For URLs that name the site (wss://elsewhere.test:PORT): every name is this machine. */
+let byName: Agent;
 
 beforeAll(async () => {
   setup = await prepareAllFeatures();
-  server = startServer(['serve', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
-  h1 = new Agent({ connect: { ca: setup.ca } });
-  h2 = new Agent({ connect: { ca: setup.ca }, allowH2: true });
+  server = startServer(['serve', '-c', ALL_FEATURES_CONFIG], { env: setup.serverEnv });
+  // undici sends the Host header's name as SNI and checks the certificate against it
+  h1 = new Agent({ connect: { ca: setup.root } });
+  h2 = new Agent({ connect: { ca: setup.root }, allowH2: true });
+  byName = new Agent({ connect: { ca: setup.root, lookup: everyNameHere } });
   await server.ready(20_000);
-}, 30_000);
+  // the sites serve temporary certificates until the CA has checked each name
+  await allCertificatesIssued(server);
+}, 120_000);
 
 afterAll(async () => {
   await stopAllServers();
-  await Promise.all([h1?.close(), h2?.close()]);
+  await Promise.all([h1?.close(), h2?.close(), byName?.close()]);
   await setup?.close();
 });
 
@@ -69,6 +84,10 @@ describe('all features: boot', () => {
     expect(server.stdout).toContain(`access log: combined → ${setup.accessLog}`);
     expect(server.stdout).toContain(`admin socket ${env.STATE_DIR}/admin.sock`);
     expect(server.stdout).toContain(`rpc listening on tcp://127.0.0.1:${env.RPC_PORT}`);
+    // nothing waited for the CA: each site listened with a temporary certificate, then got its own
+    for (const name of Object.keys(ALL_FEATURES_CERTIFICATES))
+      expect(server.stdout).toContain(`certificate ${name}: none stored yet; a temporary self-signed one is served`);
+    expect(server.stdout.indexOf('warmpool ready')).toBeLessThan(server.stdout.indexOf('certificate a.test issued'));
     expect(server.stderr).not.toMatch(/▲|WARN/);
   });
 
@@ -76,7 +95,10 @@ describe('all features: boot', () => {
     const check = await runCli(['config', 'check', '-c', ALL_FEATURES_CONFIG, '--json'], { env: setup.env });
     expect(check.code).toBe(0);
     expect(check.stderr).toBe('');
-    const effective = JSON.parse(check.stdout) as { sites: Array<{ name: string }> };
+    const effective = JSON.parse(check.stdout) as {
+      sites: Array<{ name: string }>;
+      listeners: { https: { acme: { directory: string; certificates: unknown[] } } };
+    };
     expect(effective.sites.map((s) => s.name)).toEqual([
       'a.test',
       'b.test',
@@ -85,6 +107,142 @@ describe('all features: boot', () => {
       'fpm.test',
       'default',
     ]);
+    // one certificate per site: www.a.test joins a.test's (the *.a.test host), elsewhere.test is the default site's
+    expect(effective.listeners.https.acme).toMatchObject({
+      directory: setup.env.ACME_DIRECTORY,
+      challenge_type: 'http-01',
+      certificates: Object.entries(ALL_FEATURES_CERTIFICATES).map(([name, domains]) => ({ name, domains })),
+    });
+  });
+});
+
+/** The certificate a handshake for `servername` gets (none: no SNI), and whether it verifies against pebble's root for that name. */
+function handshake(
+  servername?: string,
+): Promise<{ cert: PeerCertificate; authorized: boolean; error: string | null; alpn: string | false | null }> {
+  return new Promise((resolve, reject) => {
+    const socket = connectTls(
+      {
+        host: '127.0.0.1',
+        port: Number(setup.env.HTTPS_PORT),
+        ca: setup.root,
+        rejectUnauthorized: false,
+        ALPNProtocols: ['h2', 'http/1.1'],
+        ...(servername === undefined ? {} : { servername }),
+      },
+      () => {
+        const error = socket.authorizationError as Error | string | null;
+        resolve({
+          cert: socket.getPeerCertificate(),
+          authorized: socket.authorized,
+          error: error === null ? null : String(error),
+          alpn: socket.alpnProtocol,
+        });
+        socket.destroy();
+      },
+    );
+    socket.once('error', reject);
+  });
+}
+
+describe('all features: automatic HTTPS (http.ssl.acme)', () => {
+  it("each site's names get that site's certificate from the CA (HTTP-01 on the redirecting listener), chaining to the CA's root", async () => {
+    const serials = new Set<string>();
+    for (const [name, domains] of Object.entries(ALL_FEATURES_CERTIFICATES)) {
+      const first = await handshake(name);
+      serials.add(first.cert.serialNumber);
+      for (const domain of domains) {
+        const { cert, authorized, error, alpn } = await handshake(domain);
+        expect([domain, authorized, error, alpn]).toEqual([domain, true, null, 'h2']);
+        expect(cert.subjectaltname).toBe(domains.map((d) => `DNS:${d}`).join(', '));
+        expect(cert.issuer.CN).toMatch(/^Pebble Intermediate CA /);
+        expect(cert.serialNumber).toBe(first.cert.serialNumber);
+      }
+    }
+    // six sites, six certificates, each ordered once
+    expect(serials.size).toBe(6);
+    expect(setup.pebble.issued()).toBe(6);
+  });
+
+  it("a name HTTP-01 cannot prove (shop.a.test, only under the *.a.test wildcard) and a client without SNI get the default certificate (a.test's): the CA's, but not naming them", async () => {
+    const a = await handshake('a.test');
+    for (const servername of ['shop.a.test', undefined]) {
+      const { cert, authorized, error, alpn } = await handshake(servername);
+      expect(cert.serialNumber).toBe(a.cert.serialNumber);
+      // the default context was swapped for the issued one: HTTP/2 is still offered
+      expect(alpn).toBe('h2');
+      // the chain verifies; the name does not
+      expect([authorized, error]).toEqual([false, 'ERR_TLS_CERT_ALTNAME_INVALID']);
+    }
+    // a client that accepts the name anyway (curl -k) still reaches the wildcard's site
+    const lenient = new Agent({ connect: { ca: setup.root, checkServerIdentity: () => undefined } });
+    try {
+      const sub = await get('/who', { host: 'shop.a.test', agent: lenient });
+      expect(sub.json().env.APP_NAME).toBe('site-a');
+    } finally {
+      await lenient.close();
+    }
+    // and a client that checks names refuses it
+    await expect(get('/who', { host: 'shop.a.test' })).rejects.toMatchObject({
+      code: 'ERR_TLS_CERT_ALTNAME_INVALID',
+    });
+  });
+
+  it('both listeners answer /.well-known/acme-challenge/ themselves (HTTPS: a check the CA followed a redirect with): an unknown token is 404 for every site, never redirected, proxied or passed to PHP', async () => {
+    const upstreamSeen = setup.upstream.seen.length;
+    const path = '/.well-known/acme-challenge/no-such-token?x=1';
+    for (const host of ['a.test', 'b.test', 'classic.test', 'fpm.test', 'elsewhere.test']) {
+      for (const method of ['GET', 'HEAD'] as const) {
+        const plain = await request(`${setup.http}${path}`, { method, headers: { host } });
+        const replies = [
+          { status: plain.statusCode, headers: plain.headers, text: await plain.body.text() },
+          await get(path, { host, method, agent: h2 }),
+          await get(path, { host, method }),
+        ];
+        for (const [i, res] of replies.entries()) {
+          const what = [host, method, ['http', 'https h2', 'https h1'][i]];
+          expect([...what, res.status, res.headers.location]).toEqual([...what, 404, undefined]);
+          expect(res.text).toBe(method === 'HEAD' ? '' : 'no such ACME challenge\n');
+          // not through the sites' middleware (headers) or the micro-cache
+          expect(res.headers['x-served-by']).toBeUndefined();
+          expect(res.headers['x-cache']).toBeUndefined();
+        }
+      }
+    }
+    expect(setup.upstream.seen.slice(upstreamSeen)).toEqual([]);
+    // the rest of /.well-known/ is redirected like any path; so is a POST to a challenge path
+    const other = await request(`${setup.http}/.well-known/security.txt`, { headers: { host: 'a.test' } });
+    await other.body.dump();
+    expect([other.statusCode, other.headers.location]).toEqual([
+      308,
+      `https://a.test:${setup.env.HTTPS_PORT}/.well-known/security.txt`,
+    ]);
+    const post = await request(`${setup.http}/.well-known/acme-challenge/x`, {
+      method: 'POST',
+      body: '',
+      headers: { host: 'a.test' },
+    });
+    await post.body.dump();
+    expect(post.statusCode).toBe(308);
+  });
+
+  it('`warmpool cert status` says every certificate is valid (exit 0); /metrics has the expiry of every name', async () => {
+    const status = await runCli(['cert', 'status', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+    expect(status.code).toBe(0);
+    const data = JSON.parse(status.stdout) as { automatic: boolean; certificates: Array<Record<string, unknown>> };
+    expect(data.automatic).toBe(true);
+    expect(data.certificates.map((c) => [c.name, c.domains, c.state, c.lastError])).toEqual(
+      Object.entries(ALL_FEATURES_CERTIFICATES).map(([name, domains]) => [name, domains, 'valid', null]),
+    );
+    for (const certificate of data.certificates) expect(certificate.issuer).toMatch(/^CN=Pebble Intermediate CA /);
+
+    const metrics = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
+    for (const domain of Object.values(ALL_FEATURES_CERTIFICATES).flat()) {
+      const seconds = Number(
+        new RegExp(`^warmpool_cert_expiry_seconds\\{domain="${domain}"\\} (\\d+)$`, 'm').exec(metrics)?.[1],
+      );
+      expect(seconds, domain).toBeGreaterThan(30 * 86_400);
+    }
   });
 });
 
@@ -100,7 +258,7 @@ describe('all features: TLS, HTTP/2, redirect, sites', () => {
     const a = await get('/who?x=1', { host: 'a.test', agent: h2 });
     expect(a.json().context).toMatchObject({ protocol: 'HTTP/2.0', uri: `https://a.test/who?x=1` });
     expect(a.json().env.APP_NAME).toBe('site-a');
-    const sub = await get('/who', { host: 'shop.a.test' });
+    const sub = await get('/who', { host: 'www.a.test' });
     expect(sub.json().context.protocol).toBe('HTTP/1.1');
     expect(sub.json().env.APP_NAME).toBe('site-a');
     const other = await get('/who?cc=no-store', { host: 'elsewhere.test', agent: h2 });
@@ -142,13 +300,20 @@ describe('all features: static files, headers, CORS, compression', () => {
 
   it('compresses a large compressible reply (br, then gzip), and not a small one', async () => {
     const br = await get('/big?cc=no-store&type=text/html&size=6000', {
+      host: 'elsewhere.test',
       headers: { 'accept-encoding': 'br, gzip' },
       agent: h2,
     });
     expect(br.headers['content-encoding']).toBe('br');
-    const gz = await get('/big?cc=no-store&type=text/html&size=6000', { headers: { 'accept-encoding': 'gzip' } });
+    const gz = await get('/big?cc=no-store&type=text/html&size=6000', {
+      host: 'elsewhere.test',
+      headers: { 'accept-encoding': 'gzip' },
+    });
     expect(gz.headers['content-encoding']).toBe('gzip');
-    const small = await get('/small?cc=no-store&type=text/html', { headers: { 'accept-encoding': 'gzip' } });
+    const small = await get('/small?cc=no-store&type=text/html', {
+      host: 'elsewhere.test',
+      headers: { 'accept-encoding': 'gzip' },
+    });
     expect(small.headers['content-encoding']).toBeUndefined();
   });
 });
@@ -175,7 +340,7 @@ describe('all features: proxy routes', () => {
   });
 
   it('proxies a WebSocket under /ws over TLS (wss) both ways', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${setup.env.HTTPS_PORT}/ws/chat?room=1`, { dispatcher: h1 });
+    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/chat?room=1`, { dispatcher: byName });
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener('open', () => resolve());
       ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
@@ -193,7 +358,7 @@ describe('all features: proxy routes', () => {
       Number(setup.env.HTTPS_PORT),
       'GET /a.txt HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\nGET /after HTTP/1.1\r\nHost: a.test\r\n\r\n',
       2,
-      { ca: setup.ca, servername: 'localhost' },
+      { ca: setup.root, servername: 'a.test' },
     );
     expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
     expect(reply.text).toContain('static of site a');
@@ -423,7 +588,7 @@ describe('all features: ops, admin socket, access log', () => {
 
 describe('all features: shutdown', () => {
   it('SIGTERM closes an open WebSocket with 1001, drains and exits 0', async () => {
-    const ws = new WebSocket(`wss://127.0.0.1:${setup.env.HTTPS_PORT}/ws/held`, { dispatcher: h1 });
+    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/held`, { dispatcher: byName });
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener('open', () => resolve());
       ws.addEventListener('error', () => reject(new Error('websocket failed to open')));

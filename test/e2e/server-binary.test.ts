@@ -7,7 +7,13 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { Agent, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_FEATURES_CONFIG, prepareAllFeatures } from '../helpers/all-features.js';
+import {
+  ALL_FEATURES_CERTIFICATES,
+  ALL_FEATURES_CONFIG,
+  allCertificatesIssued,
+  everyNameHere,
+  prepareAllFeatures,
+} from '../helpers/all-features.js';
 import { freePort } from '../helpers/free-port.js';
 import { hasPebble, startPebble } from '../helpers/pebble.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
@@ -305,13 +311,16 @@ describe('the warmpool binary', () => {
     }
   });
 
-  it('starts with the all-features config: HTTPS + HTTP/2, sites, proxy and WebSocket, cache, access log', async () => {
+  it('starts with the all-features config: certificates from the ACME CA, HTTPS + HTTP/2, sites, proxy and WebSocket, cache, access log', async () => {
     const setup = await prepareAllFeatures();
-    const dispatcher = new Agent({ connect: { ca: setup.ca }, allowH2: true });
-    const wsAgent = new Agent({ connect: { ca: setup.ca } });
+    // clients trust only the CA's root: every handshake below is with a certificate the binary ordered
+    const dispatcher = new Agent({ connect: { ca: setup.root }, allowH2: true });
+    const wsAgent = new Agent({ connect: { ca: setup.root, lookup: everyNameHere } });
     try {
-      const server = startBinary(['serve', '-c', ALL_FEATURES_CONFIG], setup.env);
+      const server = startBinary(['serve', '-c', ALL_FEATURES_CONFIG], setup.serverEnv);
       await server.ready(20_000);
+      await allCertificatesIssued(server);
+      expect(setup.pebble.issued()).toBe(Object.keys(ALL_FEATURES_CERTIFICATES).length);
       expect(server.stderr).not.toContain('Warning');
       const get = async (path: string, host: string) => {
         const res = await request(`${setup.https}${path}`, { dispatcher, headers: { host } });
@@ -323,7 +332,7 @@ describe('the warmpool binary', () => {
       expect((await get('/api/x', 'elsewhere.test')).headers['x-upstream']).toBe('yes');
       await get('/c?cc=public,%20max-age=60', 'elsewhere.test');
       expect((await get('/c?cc=public,%20max-age=60', 'elsewhere.test')).headers['x-cache']).toBe('HIT');
-      const ws = new WebSocket(`wss://127.0.0.1:${setup.env.HTTPS_PORT}/ws/bin`, { dispatcher: wsAgent });
+      const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/bin`, { dispatcher: wsAgent });
       const echoed = new Promise<string>((resolve, reject) => {
         ws.addEventListener('open', () => ws.send('from the binary'));
         ws.addEventListener('message', (e) => resolve(String(e.data)));
@@ -337,5 +346,6 @@ describe('the warmpool binary', () => {
       await Promise.all([dispatcher.close(), wsAgent.close()]);
       await setup.close();
     }
-  });
+    // the CA's checks are bounded by allCertificatesIssued's deadline, not by the default test timeout
+  }, 120_000);
 });

@@ -1,66 +1,117 @@
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import type { LookupFunction } from 'node:net';
 import { join } from 'node:path';
 import { freePort } from './free-port.js';
+import { hasPebble, startPebble, type Pebble } from './pebble.js';
 import { startPhpFpm } from './php-fpm.js';
-import { makeTlsPair } from './tls-pair.js';
 import { startUpstream, type Upstream } from './upstream.js';
 import { FIXTURES } from './warmpool-server.js';
 
 /** test/fixtures/server/all-features.yaml: every feature a config can turn on. */
 export const ALL_FEATURES_CONFIG = join(FIXTURES, 'server', 'all-features.yaml');
 
+/** The names http.ssl.acme.domains lists, by certificate (one per site; elsewhere.test is the default site's). */
+export const ALL_FEATURES_CERTIFICATES: Record<string, string[]> = {
+  'a.test': ['a.test', 'www.a.test'],
+  'b.test': ['b.test'],
+  'plain.test': ['plain.test'],
+  'classic.test': ['classic.test'],
+  'fpm.test': ['fpm.test'],
+  'elsewhere.test': ['elsewhere.test'],
+};
+
 export interface AllFeaturesSetup {
-  /** the config's variables: ports, the state folder (TLS pair, access log, uploads, admin socket) */
+  /** the config's variables: ports, the state folder (certs_dir, access log, uploads, admin socket), the CA */
   env: Record<string, string>;
-  /** the test CA, for clients */
-  ca: Buffer;
+  /** env, plus what only the server process gets: trust in pebble's own HTTPS certificate */
+  serverEnv: Record<string, string>;
+  /** pebble's root (PEM): the certificates the server gets chain to it; clients trust only this */
+  root: string;
+  /** the ACME CA the config's http.ssl.acme.directory points at */
+  pebble: Pebble;
   /** the proxy routes' upstream (HTTP and WebSocket) */
   upstream: Upstream;
   /** https://127.0.0.1:PORT */
   https: string;
-  /** http://127.0.0.1:PORT (it redirects to https) */
+  /** http://127.0.0.1:PORT (it redirects to https, and answers the CA's HTTP-01 checks) */
   http: string;
   accessLog: string;
   close(): Promise<void>;
 }
 
-/** Everything all-features.yaml needs from outside: free ports, a TLS pair, a real upstream, a php-fpm. */
+/**
+ * Everything all-features.yaml needs from outside: free ports, an ACME CA (pebble) validating on
+ * the HTTP and HTTPS ports, a real upstream, a php-fpm. Without pebble this throws rather than
+ * letting the all-features tests skip: scripts/setup.sh installs it.
+ */
 export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
+  if (!(await hasPebble()))
+    throw new Error(
+      'pebble is not installed: the all-features config gets its certificates from it (apt-get install pebble, or scripts/setup.sh)',
+    );
   const dir = await mkdtemp(join(tmpdir(), 'wp-all-'));
   await mkdir(join(dir, 'uploads'));
-  const pair = await makeTlsPair(dir, [
-    'a.test',
-    '*.a.test',
-    'b.test',
-    'plain.test',
-    'classic.test',
-    'fpm.test',
-    'elsewhere.test',
-  ]);
+  const [httpPort, httpsPort] = [await freePort(), await freePort()];
+  const pebble = await startPebble({ httpPort, tlsPort: httpsPort });
   const upstream = await startUpstream();
   const fpm = await startPhpFpm({ maxChildren: 2 });
   const env = {
     FIXTURES,
     STATE_DIR: dir,
-    HTTP_PORT: String(await freePort()),
-    HTTPS_PORT: String(await freePort()),
+    HTTP_PORT: String(httpPort),
+    HTTPS_PORT: String(httpsPort),
     STATUS_PORT: String(await freePort()),
     METRICS_PORT: String(await freePort()),
     RPC_PORT: String(await freePort()),
     UPSTREAM_PORT: String(upstream.port),
     FPM_PASS: fpm.pass,
+    ACME_DIRECTORY: pebble.directory,
   };
   return {
     env,
-    ca: await readFile(pair.ca),
+    serverEnv: { ...env, NODE_EXTRA_CA_CERTS: pebble.caFile },
+    root: await pebble.root(),
+    pebble,
     upstream,
     https: `https://127.0.0.1:${env.HTTPS_PORT}`,
     http: `http://127.0.0.1:${env.HTTP_PORT}`,
     accessLog: join(dir, 'log', 'access.log'),
     close: async () => {
-      await Promise.all([upstream.close(), fpm.stop()]);
+      await Promise.all([upstream.close(), fpm.stop(), pebble.stop()]);
       await rm(dir, { recursive: true, force: true });
     },
   };
 }
+
+/**
+ * Resolves once the server printed "issued" for every certificate of the config: the CA's verdicts
+ * are the events waited for. A failed order rejects at once, with the server's line saying why
+ * (the server would retry only a minute later). `timeoutMs` only bounds a CA that never answers.
+ */
+export async function allCertificatesIssued(
+  server: { waitFor(pattern: RegExp, timeoutMs?: number): Promise<void>; stdout: string; stderr: string },
+  timeoutMs = 90_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (const name of Object.keys(ALL_FEATURES_CERTIFICATES)) {
+    const escaped = name.replace(/\./g, '\\.');
+    await server.waitFor(
+      new RegExp(`certificate ${escaped} issued: |certificate ${escaped}: .*\\[WP_SERVER_ACME_\\w+\\]`),
+      Math.max(1, deadline - Date.now()),
+    );
+    const failure = new RegExp(`certificate ${escaped}: .*\\[WP_SERVER_ACME_\\w+\\].*`).exec(
+      server.stdout + server.stderr,
+    );
+    if (failure !== null) throw new Error(`the CA did not issue ${name}: ${failure[0]}`);
+  }
+}
+
+/** A DNS lookup for clients (undici's connect.lookup): every name is 127.0.0.1, as pebble's DNS says. */
+export const everyNameHere: LookupFunction = (_host, options, done) => {
+  if (options.all === true)
+    (done as (error: null, addresses: { address: string; family: number }[]) => void)(null, [
+      { address: '127.0.0.1', family: 4 },
+    ]);
+  else done(null, '127.0.0.1', 4);
+};

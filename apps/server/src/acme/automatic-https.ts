@@ -5,10 +5,12 @@
 // 1. load(): certs_dir is prepared; each certificate is served from the store, or a temporary one
 //    stands in; nothing waits for a CA, so the sites boot and listen at once;
 // 2. attachHttp() / attachHttps(): the HTTP listener (serving or redirecting) answers HTTP-01
-//    challenges, the HTTPS listener TLS-ALPN-01 handshakes;
+//    challenges, the HTTPS listener TLS-ALPN-01 handshakes and HTTP-01 checks a CA followed a
+//    redirect with;
 // 3. start(), once listening: extra challenge listeners (alt ports), then each certificate's schedule
 //    (missing ones are ordered now, each on its own: one site's failure never holds up another).
 import type { Server as HttpServer } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
 import type { Logger } from 'pino';
 import type * as acme from 'acme-client';
@@ -101,9 +103,14 @@ export class AutomaticHttps {
     interceptHttpChallenges(server, this.responder);
   }
 
-  /** Step 2: the HTTPS listener hands TLS-ALPN-01 validation handshakes to the responder. */
-  attachHttps(server: NetServer): void {
+  /**
+   * Step 2: the HTTPS listener hands TLS-ALPN-01 validation handshakes to the responder, and answers
+   * HTTP-01 checks that arrive over HTTPS (a CA follows a redirect that something in front of port
+   * 80 sends) before the sites see them.
+   */
+  attachHttps(server: Http2SecureServer): void {
     routeTlsAlpnChallenges(server, this.responder);
+    interceptHttpChallenges(server, this.responder);
   }
 
   /**

@@ -3,13 +3,17 @@
 // HTTP-01 (RFC 8555 8.3): GET http://<name>/.well-known/acme-challenge/<token> on port 80 must
 // return the key authorization. The responder sits in front of whatever the HTTP listener does
 // (serve the sites, or only redirect to HTTPS), so challenges are answered either way, and a
-// challenge path never reaches PHP. Key authorizations are also written to certs_dir, so a server
+// challenge path never reaches PHP. It sits in front of the HTTPS listener too: CAs follow
+// redirects to https://<name>/ (Let's Encrypt does, without checking the certificate), so when
+// something in front of port 80 (a CDN, a load balancer) redirects to HTTPS, the check arrives
+// there and must not reach the site. Key authorizations are also written to certs_dir, so a server
 // sharing that folder (the other colour of a blue-green swap, which may be the one the CA's request
 // reaches) answers a challenge the other one started.
 //
 // TLS-ALPN-01 (RFC 8737): a handshake for <name> offering ALPN "acme-tls/1" must get a self-signed
 // certificate carrying the key authorization's digest; tls-alpn.ts asks challengeContext() for it.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import * as acme from 'acme-client';
 import type { CertificateStore } from './store.js';
@@ -60,7 +64,7 @@ export class ChallengeResponder implements TlsAlpnChallenges {
    * Answers `req` when it asks for a challenge (true); leaves it alone otherwise (false). A token we
    * do not know gets 404 here, never the site's own 404 page.
    */
-  handleHttp(req: IncomingMessage, res: ServerResponse): boolean {
+  handleHttp(req: ChallengeRequest, res: ChallengeResponse): boolean {
     const url = req.url ?? '';
     if (!url.startsWith(HTTP_CHALLENGE_PREFIX)) return false;
     if (req.method !== 'GET' && req.method !== 'HEAD') return false;
@@ -84,19 +88,24 @@ export class ChallengeResponder implements TlsAlpnChallenges {
   }
 }
 
-function reply(res: ServerResponse, req: IncomingMessage, status: number, body: string): void {
+type ChallengeRequest = IncomingMessage | Http2ServerRequest;
+type ChallengeResponse = ServerResponse | Http2ServerResponse;
+
+function reply(res: ChallengeResponse, req: ChallengeRequest, status: number, body: string): void {
   res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-  res.end(req.method === 'HEAD' ? undefined : body);
+  if (req.method === 'HEAD') res.end();
+  else res.end(body);
 }
 
 /**
- * Puts the responder in front of an HTTP server's request handler (the plain listener, or the
- * redirect-only one): its 'request' listeners run only for requests that are not challenges.
+ * Puts the responder in front of an HTTP server's request handler (the plain listener, the
+ * redirect-only one, or HTTPS, HTTP/2 and HTTP/1.1): its 'request' listeners run only for requests
+ * that are not challenges.
  */
-export function interceptHttpChallenges(server: Server, responder: ChallengeResponder): void {
-  const handlers = server.listeners('request') as Array<(req: IncomingMessage, res: ServerResponse) => void>;
+export function interceptHttpChallenges(server: Server | Http2SecureServer, responder: ChallengeResponder): void {
+  const handlers = server.listeners('request') as Array<(req: ChallengeRequest, res: ChallengeResponse) => void>;
   server.removeAllListeners('request');
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  server.on('request', (req: ChallengeRequest, res: ChallengeResponse) => {
     if (responder.handleHttp(req, res)) return;
     for (const handler of handlers) handler.call(server, req, res);
   });

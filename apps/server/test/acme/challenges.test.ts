@@ -1,17 +1,27 @@
 // HTTP-01 answers on real HTTP listeners: in front of the sites (plain) and of the redirect-only
-// listener; shared through certs_dir with another server; a challenge path never reaches the site.
+// listener, and on HTTPS (a check a CA followed a redirect with); shared through certs_dir with
+// another server; a challenge path never reaches the site.
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request, type Server } from 'node:http';
+import { connect as connectHttp2, type Http2SecureServer } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ChallengeResponder, createHttpChallengeServer, interceptHttpChallenges } from '../../src/acme/challenges.js';
 import { CertificateStore } from '../../src/acme/store.js';
-import { createPlainServer, createRedirectServer } from '../../src/tls.js';
+import { createTemporaryCertificate } from '../../src/acme/temporary-certificate.js';
+import {
+  createHttpsServer,
+  createPlainServer,
+  createRedirectServer,
+  credentialsFromPem,
+  TlsContexts,
+} from '../../src/tls.js';
 
 let dir: string;
 let store: CertificateStore;
-const servers: Server[] = [];
+const servers: Array<Server | Http2SecureServer> = [];
 
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-acme-challenges-'));
@@ -23,7 +33,7 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function listen(server: Server): Promise<number> {
+async function listen(server: Server | Http2SecureServer): Promise<number> {
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return (server.address() as { port: number }).port;
@@ -80,5 +90,52 @@ describe('HTTP-01 on the HTTP listener', () => {
     expect(await get(port, '/')).toMatchObject({ status: 404, body: 'this port answers ACME challenges only\n' });
     await other.removeHttp('tok-3');
     expect(await get(port, '/.well-known/acme-challenge/tok-3')).toMatchObject({ status: 404 });
+  });
+
+  it('on HTTPS too, HTTP/2 and HTTP/1.1: a check the CA followed a redirect with is answered, never passed to the site', async () => {
+    const responder = new ChallengeResponder(store);
+    const pair = await createTemporaryCertificate(['example.com']);
+    const contexts = new TlsContexts();
+    contexts.setDefault(credentialsFromPem(pair.cert, pair.key));
+    const https = createHttpsServer(contexts, (_req, res) => res.end('the site'));
+    interceptHttpChallenges(https, responder);
+    const port = await listen(https);
+    await responder.addHttp('tok-4', 'tok-4.thumb');
+
+    const h1 = (path: string) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = httpsRequest(
+          { host: '127.0.0.1', port, path, ca: pair.cert, servername: 'example.com', headers: { host: 'example.com' } },
+          (res) => {
+            let body = '';
+            res.on('data', (c: Buffer) => (body += c));
+            res.on('end', () => resolve({ status: res.statusCode!, body }));
+          },
+        );
+        req.once('error', reject);
+        req.end();
+      });
+    expect(await h1('/.well-known/acme-challenge/tok-4')).toEqual({ status: 200, body: 'tok-4.thumb' });
+    expect(await h1('/.well-known/acme-challenge/other')).toEqual({ status: 404, body: 'no such ACME challenge\n' });
+    expect(await h1('/page')).toEqual({ status: 200, body: 'the site' });
+
+    const session = connectHttp2(`https://example.com:${port}`, { ca: pair.cert, host: '127.0.0.1', port });
+    try {
+      const h2 = (path: string) =>
+        new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const stream = session.request({ ':path': path });
+          let status = 0;
+          let body = '';
+          stream.on('response', (headers) => (status = Number(headers[':status'])));
+          stream.on('data', (c: Buffer) => (body += c));
+          stream.on('end', () => resolve({ status, body }));
+          stream.once('error', reject);
+        });
+      expect(await h2('/.well-known/acme-challenge/tok-4')).toEqual({ status: 200, body: 'tok-4.thumb' });
+      expect(await h2('/.well-known/acme-challenge/other')).toEqual({ status: 404, body: 'no such ACME challenge\n' });
+      expect(await h2('/page')).toEqual({ status: 200, body: 'the site' });
+    } finally {
+      session.close();
+    }
   });
 });
