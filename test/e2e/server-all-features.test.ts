@@ -523,9 +523,26 @@ describe('all features: ops, admin socket, access log', () => {
   it('`warmpool workers` lists every site through the admin socket', async () => {
     const workers = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(workers.code).toBe(0);
-    const sites = (JSON.parse(workers.stdout) as Array<{ site: string }>).map((s) => s.site).sort();
-    // fpm.test's PHP processes are php-fpm's: not ours to list
-    expect(sites).toEqual(['a.test', 'b.test', 'classic.test', 'default', 'plain.test']);
+    const listed = JSON.parse(workers.stdout) as Array<{ site: string; workers: unknown[]; phpFpm?: unknown }>;
+    expect(listed.map((s) => s.site).sort()).toEqual([
+      'a.test',
+      'b.test',
+      'classic.test',
+      'default',
+      'fpm.test',
+      'plain.test',
+    ]);
+    // fpm.test's PHP processes are php-fpm's, not ours: warmpool's connections to it instead
+    const fpm = listed.find((s) => s.site === 'fpm.test')!;
+    expect(fpm.workers).toEqual([]);
+    expect(fpm.phpFpm).toMatchObject({ address: setup.env.FPM_PASS, maxConnections: 2 });
+    const text = await runCli(['workers', '--site', 'fpm.test', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+    expect(text.stdout).toMatch(
+      /site fpm\.test: PHP runs in php-fpm at unix:\S+ \(its processes, not warmpool's\); connections to it: \d+ busy, \d+ idle, at most 2/,
+    );
+    const reset = await runCli(['reset', '--site', 'fpm.test', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+    expect(reset.code).not.toBe(0);
+    expect(reset.stderr + reset.stdout).toContain('nothing to reset; restart or reload php-fpm');
   });
 
   it("RoadRunner's RPC on rpc.listen: the PHP RPC client sees every site's workers; `reset -o rpc.listen` resets one site", async () => {
