@@ -277,6 +277,8 @@ export async function runCommand(
 /** A site passing PHP to php-fpm (fastcgi.pass), as the admin commands see it: its connection pool. */
 export interface PassSite {
   stats(): { address: string; maxConnections: number; busy: number; idle: number; connecting: number; queued: number };
+  /** closes the idle connections and keeps none from now on (a drain) */
+  releaseIdle(): void;
 }
 
 export interface PoolHandlersOptions {

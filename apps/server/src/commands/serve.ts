@@ -388,6 +388,8 @@ class ServerState {
     this.#options.loggers.root.info({ signal }, 'draining');
     // 1. /ready answers 503 on the status listener from now on; no ACME order or renewal starts
     draining.value = true;
+    // a php-fpm this server passes to gets its idle children back now, for whoever takes over
+    for (const pass of passSites(this.#built.backends).values()) pass.releaseIdle();
     await this.#automatic?.stop();
     // 2. stop accepting; busy keep-alive connections end after their reply, idle ones after a short grace
     const closed = closeServers(

@@ -218,6 +218,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #stalls = 0;
   readonly #errors: Record<string, number> = Object.create(null);
   #closing = false;
+  /** set by releaseIdle(): a connection whose request ends closes unless a request waits for it */
+  #keepNone = false;
   #drained: (() => void) | null = null;
 
   constructor(options: FastCgiClientPoolOptions) {
@@ -333,6 +335,18 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       errors: { ...this.#errors },
       closing: this.#closing,
     };
+  }
+
+  /**
+   * Gives php-fpm its processes back while requests still run: idle connections close now, and from
+   * now on a connection whose request ends closes instead of waiting idle (a queued request still
+   * takes it). php-fpm serves one connection per child, so an idle kept-alive connection pins a child:
+   * a draining server calls this at the start of its drain, so that the server taking over (the
+   * other colour of a blue-green swap, sharing the php-fpm) gets those children at once.
+   */
+  releaseIdle(): void {
+    this.#keepNone = true;
+    for (const connection of this.#idle.splice(0)) this.#closeIdle(connection);
   }
 
   /**
@@ -453,7 +467,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       this.#settle(waiter, connection);
       return;
     }
-    if (this.#closing) {
+    if (this.#closing || this.#keepNone) {
       this.#closeIdle(connection);
       return;
     }

@@ -2,7 +2,7 @@
 // dir): keep-alive reuse counted at a socket in between, streamed bodies, abort, and the 502 / 503 /
 // 504 error classes for a php-fpm that is down, full, or hung.
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -351,6 +351,47 @@ describe('options and closing', () => {
       port: 9000,
     });
   });
+
+  it("releaseIdle() gives php-fpm's children back at once to another client, while a request still runs", async () => {
+    // php-fpm serves one connection per child: an idle kept-alive connection pins a child. A draining
+    // server (one colour of a blue-green swap) lets go of its idle ones so the other colour is served.
+    const two = await startPhpFpm({ maxChildren: 2 });
+    const opened = join(two.dir, 'opened.flag');
+    const slowFlag = join(two.dir, 'slow.flag');
+    const slowDone = join(two.dir, 'slow.done');
+    const draining = createFastCgiClientPool({ address: two.address, maxConnections: 2 });
+    const other = createFastCgiClientPool({ address: two.address, maxConnections: 2 });
+    try {
+      // two requests at once open two connections, which then sit idle, pinning both children
+      const first = await Promise.all(
+        [1, 2].map(() => draining.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${opened}` }) })),
+      );
+      writeFileSync(opened, '');
+      for (const response of first) await text(streamed(response.body));
+      await eventually(() => draining.stats().idle === 2, 'two idle connections');
+      const slow = await draining.request({
+        params: scriptParams('wait-for-flag.php', { query: `flag=${slowFlag}&done=${slowDone}` }),
+      });
+      expect(draining.stats()).toMatchObject({ busy: 1, idle: 1 });
+
+      draining.releaseIdle();
+      expect(draining.stats().idle).toBe(0);
+      await eventually(() => draining.stats().connections === 1, 'the idle connection closed');
+      // the other client is served by the child that was pinned, before the slow request ends
+      expect((await body(other, 'hello.php')).status).toBe(200);
+      expect(existsSync(slowDone)).toBe(false);
+
+      writeFileSync(slowFlag, '');
+      expect(await text(streamed(slow.body))).toBe('started\nfinished\n');
+      await slow.done;
+      // its connection closed after its request instead of waiting idle
+      await eventually(() => draining.stats().connections === 0, 'the last connection closed');
+    } finally {
+      await draining.close();
+      await other.close();
+      await two.stop();
+    }
+  }, 40_000);
 
   it('close() fails waiting requests, lets the running one finish, then later requests get CLOSED', async () => {
     const one = await startPhpFpm({ maxChildren: 1 });

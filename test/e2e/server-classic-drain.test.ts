@@ -1,0 +1,97 @@
+// Two `warmpool serve` processes passing PHP to one php-fpm, as the two colours of a blue-green swap
+// do: php-fpm serves one connection per child, so a kept-alive idle connection pins a child. When one
+// server drains, it lets go of its idle connections at once, and the other is served by those
+// children while the draining server's last request still runs.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { startPhpFpm } from '../helpers/php-fpm.js';
+import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'warmpool-classic-drain-'));
+afterAll(async () => {
+  await stopAllServers();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function passServer(
+  name: string,
+  pass: string,
+): Promise<{ url: string; server: ReturnType<typeof startServer> }> {
+  const port = await freePort();
+  const config = join(dir, `${name}.yaml`);
+  writeFileSync(
+    config,
+    [
+      'version: "3"',
+      'http:',
+      `  address: 127.0.0.1:${port}`,
+      'logs: { mode: production, level: warn }',
+      `admin: { socket: ${join(dir, `${name}.sock`)} }`,
+      'fastcgi:',
+      `  root: ${join(FIXTURES, 'php', 'fastcgi')}`,
+      `  pass: ${pass}`,
+      '  max_connections: 2',
+      '',
+    ].join('\n'),
+  );
+  const server = startServer(['serve', '-c', config]);
+  await server.ready(30_000);
+  return { url: `http://127.0.0.1:${port}`, server };
+}
+
+/** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
+async function until(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for the state');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('classic PHP passed to php-fpm: a draining server lets go of its idle connections', () => {
+  it("the other server is served by php-fpm's children while the draining one's last request runs", async () => {
+    const fpm = await startPhpFpm({ maxChildren: 2 });
+    try {
+      const blue = await passServer('blue', fpm.pass);
+      const green = await passServer('green', fpm.pass);
+      const opened = join(dir, 'opened.flag');
+      const slowFlag = join(dir, 'slow.flag');
+      const slowDone = join(dir, 'slow.done');
+      /** blue's connections to php-fpm, as `warmpool workers` shows them */
+      const blueConnections = async (): Promise<{ busy: number; idle: number }> =>
+        JSON.parse((await runCli(['workers', '--json', '--socket', join(dir, 'blue.sock')])).stdout)[0].phpFpm;
+
+      // blue opens two connections (two requests at once), which then sit idle, pinning both children
+      const both = [1, 2].map(() => request(`${blue.url}/wait-for-flag.php?flag=${opened}`));
+      await until(async () => (await blueConnections()).busy === 2);
+      writeFileSync(opened, '');
+      for (const response of await Promise.all(both)) expect(await response.body.text()).toBe('started\nfinished\n');
+      // one of them now runs blue's last request (its reply comes whole, at its end); the other stays idle
+      const slow = request(`${blue.url}/wait-for-flag.php?flag=${slowFlag}&done=${slowDone}`);
+      await until(async () => {
+        const now = await blueConnections();
+        return now.busy === 1 && now.idle === 1;
+      });
+
+      const stopped = blue.server.stop('SIGTERM');
+      await blue.server.waitFor('draining');
+      // green gets the child blue's idle connection held, before blue's last request has ended
+      const served = await request(`${green.url}/hello.php`);
+      expect(served.statusCode).toBe(200);
+      expect(await served.body.text()).toMatch(/^hello from fpm-fcgi pid \d+$/);
+      expect(existsSync(slowDone)).toBe(false);
+
+      writeFileSync(slowFlag, '');
+      const last = await slow;
+      expect([last.statusCode, await last.body.text()]).toEqual([200, 'started\nfinished\n']);
+      expect((await stopped).code).toBe(0);
+    } finally {
+      await stopAllServers();
+      await fpm.stop();
+    }
+  }, 60_000);
+});
