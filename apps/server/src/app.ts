@@ -349,11 +349,20 @@ async function registerSite(
   backends.set(site.name, ctx.warmpool);
   const stats = ctx.warmpool.stats();
   const hosts = site.hosts === null ? 'any other host' : site.hosts.join(', ');
-  out.success(
-    pool === null
-      ? `site ${site.name}: ready, up to ${plural(stats.numWorkers, 'connection')} to php-fpm (${hosts})`
-      : `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
-  );
+  const fpm = ctx.warmpool.fastcgi;
+  // php-fpm may start after warmpool (it is not ours to start): say so, do not fail the boot
+  const unreachable = fpm === null ? null : await fpm.probe();
+  if (fpm !== null && unreachable !== null) {
+    out.warn(
+      `site ${site.name}: php-fpm at ${fpm.stats().address} does not answer (${unreachable.message}); its requests get 502 and /ready says not_ready until it does: start php-fpm (systemctl start php8.2-fpm) or fix fastcgi.pass`,
+    );
+  } else {
+    out.success(
+      pool === null
+        ? `site ${site.name}: ready, up to ${plural(stats.numWorkers, 'connection')} to php-fpm (${hosts})`
+        : `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
+    );
+  }
 
   if (site.proxy !== null) {
     try {

@@ -519,7 +519,7 @@ describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
       expect(listed[1]).toEqual({
         site: 'fpm',
         workers: [],
-        phpFpm: { address: fpm.pass, maxConnections: 2, busy: 0, idle: 1, connecting: 0, queued: 0 },
+        phpFpm: { address: fpm.pass, maxConnections: 2, busy: 0, idle: 1, connecting: 0, queued: 0, unreachable: null },
       });
       const out = new RecordingOutput();
       expect(await workersCommand.run({ socket: socketPath, site: 'fpm' }, out)).toBe(0);

@@ -57,6 +57,8 @@ export interface PhpFpmConnections {
   idle: number;
   connecting: number;
   queued: number;
+  /** why php-fpm does not answer (no socket, connection refused); null when it does */
+  unreachable: string | null;
 }
 
 export interface SiteStats {

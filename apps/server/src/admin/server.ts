@@ -276,7 +276,15 @@ export async function runCommand(
 
 /** A site passing PHP to php-fpm (fastcgi.pass), as the admin commands see it: its connection pool. */
 export interface PassSite {
-  stats(): { address: string; maxConnections: number; busy: number; idle: number; connecting: number; queued: number };
+  stats(): {
+    address: string;
+    maxConnections: number;
+    busy: number;
+    idle: number;
+    connecting: number;
+    queued: number;
+    unreachable: string | null;
+  };
   /** closes the idle connections and keeps none from now on (a drain) */
   releaseIdle(): void;
 }
@@ -340,6 +348,7 @@ export function createPoolHandlers(
         idle: s.idle,
         connecting: s.connecting,
         queued: s.queued,
+        unreachable: s.unreachable,
       };
       return { site: name, workers: [], phpFpm };
     });

@@ -65,6 +65,10 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
   for (const { site, phpFpm } of sites) {
     if (phpFpm === undefined) continue;
     const queued = phpFpm.queued === 0 ? '' : `; ${phpFpm.queued} requests waiting for one`;
+    if (phpFpm.unreachable !== null) {
+      out.error(`site ${site}: php-fpm at ${phpFpm.address} does not answer: ${phpFpm.unreachable}`);
+      continue;
+    }
     out.info(
       `site ${site}: PHP runs in php-fpm at ${phpFpm.address} (its processes, not warmpool's); ` +
         `connections to it: ${phpFpm.busy} busy, ${phpFpm.idle} idle, at most ${phpFpm.maxConnections}${queued}`,

@@ -8,6 +8,7 @@ import type { Chunks } from '../chunks.js';
 import {
   FastCgiAbortedError,
   FastCgiClosedError,
+  FastCgiConnectFailedError,
   FastCgiConnectionClosedError,
   FastCgiNoFreeConnectionError,
   FastCgiQueueFullError,
@@ -40,6 +41,8 @@ export const DEFAULT_MAX_QUEUE = 100;
 export const STALL_MS = 1_000;
 /** As the pool's allocate_timeout. */
 export const DEFAULT_QUEUE_TIMEOUT_MS = 60_000;
+/** While the address does not answer, how often it is tried again in the background. */
+export const RECHECK_MS = 1_000;
 /** nginx's keepalive_timeout for upstream connections. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 
@@ -114,6 +117,11 @@ export interface FastCgiPoolStats {
   stalls: number;
   errors: Record<string, number>;
   closing: boolean;
+  /**
+   * Why the address does not answer (no socket file, connection refused), from the last attempt to
+   * connect; null once a connection succeeds. Tried again every RECHECK_MS meanwhile.
+   */
+  unreachable: string | null;
 }
 
 export interface FastCgiClientPoolEvents {
@@ -220,6 +228,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #closing = false;
   /** set by releaseIdle(): a connection whose request ends closes unless a request waits for it */
   #keepNone = false;
+  #unreachable: FastCgiConnectFailedError | null = null;
+  #recheck: NodeJS.Timeout | null = null;
   #drained: (() => void) | null = null;
 
   constructor(options: FastCgiClientPoolOptions) {
@@ -334,7 +344,43 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       stalls: this.#stalls,
       errors: { ...this.#errors },
       closing: this.#closing,
+      unreachable: this.#unreachable?.message ?? null,
     };
+  }
+
+  /**
+   * Connects once and closes again: null when the address answers (an accept queue that is full
+   * counts as answering), else why not. What a server says at start, and what /ready reflects.
+   */
+  async probe(): Promise<FastCgiConnectFailedError | null> {
+    try {
+      const connection = await connectFastCgi(this.address, { connectTimeoutMs: this.#options.connectTimeoutMs });
+      connection.close();
+      this.#reachable();
+      return null;
+    } catch (error) {
+      if (!(error instanceof FastCgiConnectFailedError)) return null;
+      this.#notReachable(error);
+      return error;
+    }
+  }
+
+  #reachable(): void {
+    this.#unreachable = null;
+    this.#stopRecheck();
+  }
+
+  #stopRecheck(): void {
+    if (this.#recheck !== null) clearInterval(this.#recheck);
+    this.#recheck = null;
+  }
+
+  #notReachable(error: FastCgiConnectFailedError): void {
+    this.#unreachable = error;
+    if (this.#recheck !== null || this.#closing) return;
+    // with no traffic nothing else would notice the backend coming back (a health check alone)
+    this.#recheck = setInterval(() => void this.probe(), RECHECK_MS);
+    this.#recheck.unref();
   }
 
   /**
@@ -356,6 +402,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   async close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
+      this.#stopRecheck();
       for (const waiter of this.#waiters.splice(0)) this.#settle(waiter, new FastCgiClosedError());
       for (const connection of this.#idle.splice(0)) this.#closeIdle(connection);
     }
@@ -431,9 +478,13 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
         connectTimeoutMs: this.#options.connectTimeoutMs,
         ...(signal === null ? {} : { signal }),
       });
+    } catch (error) {
+      if (error instanceof FastCgiConnectFailedError) this.#notReachable(error);
+      throw error;
     } finally {
       this.#connecting--;
     }
+    if (this.#unreachable !== null) this.#reachable();
     this.#opened++;
     this.#all.add(connection);
     connection.on('idle', () => this.#release(connection));

@@ -393,6 +393,26 @@ describe('options and closing', () => {
     }
   }, 40_000);
 
+  it('knows when php-fpm does not answer, and notices it coming back with no traffic (probe, unreachable)', async () => {
+    const port = await freePort();
+    const pool = createFastCgiClientPool({ address: `127.0.0.1:${port}`, maxConnections: 1 });
+    let late: PhpServer | null = null;
+    try {
+      const refused = await pool.probe();
+      expect(refused).toBeInstanceOf(FastCgiConnectFailedError);
+      expect(pool.stats().unreachable).toMatch(/ECONNREFUSED/);
+      await expect(body(pool, 'hello.php')).rejects.toBeInstanceOf(FastCgiConnectFailedError);
+      // php-fpm starts later: the pool's background check sees it, without any request
+      late = await startPhpFpm({ tcpPort: port, maxChildren: 1 });
+      await eventually(() => pool.stats().unreachable === null, 'php-fpm seen answering');
+      expect((await body(pool, 'hello.php')).status).toBe(200);
+      expect(await pool.probe()).toBeNull();
+    } finally {
+      await pool.close();
+      await late?.stop();
+    }
+  });
+
   it('close() fails waiting requests, lets the running one finish, then later requests get CLOSED', async () => {
     const one = await startPhpFpm({ maxChildren: 1 });
     const flag = join(one.dir, 'close.flag');
