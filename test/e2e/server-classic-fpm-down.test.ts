@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort as freeTcpPort, type PhpServer, startPhpFpm } from '../../packages/pool/test/fastcgi/php-servers.js';
 import { freePort } from '../helpers/free-port.js';
+import { type PhpFpm, startPhpFpm } from '../helpers/php-fpm.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-fpm-down-'));
@@ -19,7 +19,7 @@ afterAll(async () => {
 
 describe('classic PHP passed to a php-fpm that does not answer', () => {
   it('boot warns with what to do, /ready is not_ready and requests 502, until php-fpm answers', async () => {
-    const fpmPort = await freeTcpPort();
+    const fpmPort = await freePort();
     const port = await freePort();
     const statusPort = await freePort();
     const config = join(dir, 'warmpool.yaml');
@@ -39,7 +39,7 @@ describe('classic PHP passed to a php-fpm that does not answer', () => {
       ].join('\n'),
     );
     const server = startServer(['serve', '-c', config]);
-    let fpm: PhpServer | null = null;
+    let fpm: PhpFpm | null = null;
     try {
       await server.ready(30_000);
       expect(server.stdout + server.stderr).toMatch(

@@ -21,7 +21,7 @@ export function findPhpFpm(): string | null {
 }
 
 export interface PhpFpm {
-  /** the `fastcgi.pass` value: "unix:/tmp/…/php-fpm.sock" */
+  /** the `fastcgi.pass` value: "unix:/tmp/…/php-fpm.sock" (or "127.0.0.1:<port>" with tcpPort) */
   readonly pass: string;
   readonly socket: string;
   readonly dir: string;
@@ -38,6 +38,8 @@ export interface PhpFpmOptions {
   ini?: Record<string, string>;
   /** more lines for the pool section */
   pool?: string[];
+  /** listen on 127.0.0.1:<tcpPort> instead of a unix socket (`pass` is then "127.0.0.1:<port>") */
+  tcpPort?: number;
 }
 
 /** Pids whose process group is `pgid` (zombies excluded). */
@@ -81,7 +83,7 @@ export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpFpm> 
       `error_log = ${join(dir, 'php-fpm.log')}`,
       'daemonize = no',
       '[www]',
-      `listen = ${socket}`,
+      `listen = ${options.tcpPort === undefined ? socket : `127.0.0.1:${options.tcpPort}`}`,
       'pm = static',
       `pm.max_children = ${options.maxChildren ?? 2}`,
       'catch_workers_output = yes',
@@ -136,5 +138,6 @@ export async function startPhpFpm(options: PhpFpmOptions = {}): Promise<PhpFpm> 
     await stop();
     throw error;
   }
-  return { pass: `unix:${socket}`, socket, dir, pid: child.pid!, log, stop };
+  const pass = options.tcpPort === undefined ? `unix:${socket}` : `127.0.0.1:${options.tcpPort}`;
+  return { pass, socket, dir, pid: child.pid!, log, stop };
 }
