@@ -1,5 +1,6 @@
 // <state>/state.json: what runs now and what ran before. Written atomically (tmp + rename) after
-// every change; `pending` is where SIGUSR2 reads the binary to swap to.
+// every change; `pending` is where SIGUSR2 reads the binary to swap to (the operator writes it, and
+// it stays until they change it: a swap does not clear it).
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Colour } from './child.js';
@@ -38,8 +39,21 @@ export const controlSocket = (dir: string): string => join(dir, 'control.sock');
 
 export function writeState(dir: string, state: SwapState): void {
   const file = stateFile(dir);
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
+  // `pending` is the operator's field: a rewrite after any change keeps what they wrote there
+  const pending = state.pending ?? pendingOnDisk(file);
+  const written = pending === undefined ? state : { ...state, pending };
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(written, null, 2)}\n`, { mode: 0o600 });
   renameSync(`${file}.tmp`, file);
+}
+
+/** The `pending` binary in the file now, if it holds one (a broken file has none to keep). */
+function pendingOnDisk(file: string): string | undefined {
+  try {
+    const { pending } = JSON.parse(readFileSync(file, 'utf8')) as { pending?: unknown };
+    return typeof pending === 'string' ? pending : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /**

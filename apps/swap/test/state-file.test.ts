@@ -62,6 +62,17 @@ describe('writeState / readState', () => {
     expect(readFileSync(stateFile(dir), 'utf8').endsWith('}\n')).toBe(true);
   });
 
+  it('a rewrite after any change keeps the "pending" an operator wrote (and a broken file has none to keep)', () => {
+    writeFileSync(stateFile(dir), JSON.stringify({ ...state('idle'), pending: '/opt/warmpool-v2' }));
+    writeState(dir, state('swapping'));
+    expect(readState(dir)).toMatchObject({ phase: 'swapping', pending: '/opt/warmpool-v2' });
+    writeState(dir, { ...state('idle'), pending: '/opt/warmpool-v3' });
+    expect(readState(dir).pending).toBe('/opt/warmpool-v3');
+    writeFileSync(stateFile(dir), '{ not json');
+    writeState(dir, state('idle'));
+    expect(readState(dir).pending).toBeUndefined();
+  });
+
   it('keeps a "pending" binary an operator added (what SIGUSR2 swaps to)', () => {
     writeFileSync(stateFile(dir), JSON.stringify({ ...state('idle'), pending: '/opt/warmpool-v2' }));
     expect(readState(dir).pending).toBe('/opt/warmpool-v2');
