@@ -499,19 +499,15 @@ describe('all features: classic PHP', () => {
   });
 });
 
+/** every site of all-features.yaml, sorted */
+const ALL_SITES = ['a.test', 'b.test', 'classic.test', 'default', 'fpm.test', 'plain.test'];
+
 describe('all features: ops, admin socket, access log', () => {
   it('status answers /health and /ready per site; metrics carry every site', async () => {
     const ready = await request(`http://127.0.0.1:${setup.env.STATUS_PORT}/ready`);
     expect(ready.statusCode).toBe(200);
     const sites = ((await ready.body.json()) as { sites: Record<string, unknown> }).sites;
-    expect(Object.keys(sites).sort()).toEqual([
-      'a.test',
-      'b.test',
-      'classic.test',
-      'default',
-      'fpm.test',
-      'plain.test',
-    ]);
+    expect(Object.keys(sites).sort()).toEqual(ALL_SITES);
     const health = await request(`http://127.0.0.1:${setup.env.STATUS_PORT}/health`);
     expect(health.statusCode).toBe(200);
     await health.body.dump();
@@ -524,14 +520,7 @@ describe('all features: ops, admin socket, access log', () => {
     const workers = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(workers.code).toBe(0);
     const listed = JSON.parse(workers.stdout) as Array<{ site: string; workers: unknown[]; phpFpm?: unknown }>;
-    expect(listed.map((s) => s.site).sort()).toEqual([
-      'a.test',
-      'b.test',
-      'classic.test',
-      'default',
-      'fpm.test',
-      'plain.test',
-    ]);
+    expect(listed.map((s) => s.site).sort()).toEqual(ALL_SITES);
     // fpm.test's PHP processes are php-fpm's, not ours: warmpool's connections to it instead
     const fpm = listed.find((s) => s.site === 'fpm.test')!;
     expect(fpm.workers).toEqual([]);

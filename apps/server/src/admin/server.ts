@@ -276,15 +276,7 @@ export async function runCommand(
 
 /** A site passing PHP to php-fpm (fastcgi.pass), as the admin commands see it: its connection pool. */
 export interface PassSite {
-  stats(): {
-    address: string;
-    maxConnections: number;
-    busy: number;
-    idle: number;
-    connecting: number;
-    queued: number;
-    unreachable: string | null;
-  };
+  stats(): PhpFpmConnections;
   /** closes the idle connections and keeps none from now on (a drain) */
   releaseIdle(): void;
 }
@@ -340,16 +332,9 @@ export function createPoolHandlers(
   const pickPasses = (site: string | undefined): SiteWorkers[] => {
     const all = [...passes()].filter(([name]) => site === undefined || name === site);
     return all.map(([name, pass]) => {
-      const s = pass.stats();
-      const phpFpm: PhpFpmConnections = {
-        address: s.address,
-        maxConnections: s.maxConnections,
-        busy: s.busy,
-        idle: s.idle,
-        connecting: s.connecting,
-        queued: s.queued,
-        unreachable: s.unreachable,
-      };
+      // only the fields the protocol names (the pool's stats have more)
+      const { address, maxConnections, busy, idle, connecting, queued, unreachable } = pass.stats();
+      const phpFpm: PhpFpmConnections = { address, maxConnections, busy, idle, connecting, queued, unreachable };
       return { site: name, workers: [], phpFpm };
     });
   };
