@@ -1,6 +1,7 @@
 // The exchange: the one seam between HTTP and a PHP backend (docs/EXCHANGE.md). The HTTP side maps
 // a request to an ExchangeRequest and an ExchangeResponse back to a reply, and knows no wire
 // protocol; goridge frames (worker mode) and FastCGI records (classic mode) stay behind it.
+import type { CancelSignal } from '../cancel.js';
 import type { Readable } from 'node:stream';
 import type { Chunks } from '../chunks.js';
 import type { HeaderMap } from '../protocol/http-context.js';
@@ -80,7 +81,7 @@ export interface ExchangeOptions {
    * Aborted when nobody wants the response any more (the client went away). A request still
    * waiting for a process leaves the queue and never runs; a response stream is cancelled.
    */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   /** 1xx responses before the final one (103 Early Hints); their headers never reach the final one */
   onInformational?: (status: number, headers: HeaderMap) => void;
 }

@@ -2,6 +2,7 @@
 // params nginx's fastcgi_params sends, its body streams to STDIN, and the script's CGI response
 // becomes status, headers and a body. The backend is a pool of php-cgi workers (managed) or a
 // connection pool to an external php-fpm (`pass`): the same exchange, the same errors.
+import type { CancelSignal } from '../cancel.js';
 import type { Readable } from 'node:stream';
 import { Chunks } from '../chunks.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
@@ -71,7 +72,7 @@ export class FastCgiExchange implements Exchange {
   }
 
   /** The request as a php-cgi worker or php-fpm takes it (also used for num_workers: auto's warm-up). */
-  toCgiRequest(request: ExchangeRequest, signal: AbortSignal | null): CgiRequest {
+  toCgiRequest(request: ExchangeRequest, signal: CancelSignal | null): CgiRequest {
     const script = request.script;
     if (script === undefined || script === null) {
       throw new TypeError('a FastCGI exchange needs the script to run (ExchangeRequest.script, from the resolver)');

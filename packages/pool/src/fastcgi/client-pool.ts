@@ -2,6 +2,7 @@
 // Keep-alive connections are reused (most recently used first), at most maxConnections are open,
 // requests beyond that wait in a bounded queue; every failure is a FastCgiError carrying its status
 // (502 down, 503 overloaded or queue full, 504 timed out).
+import type { CancelSignal } from '../cancel.js';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
 import type { Chunks } from '../chunks.js';
@@ -75,7 +76,7 @@ export interface FastCgiPoolRequest {
   params: FastCgiParams;
   stdin?: FastCgiBody;
   /** The client left: the request is aborted (ABORT_REQUEST), or taken out of the queue. */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   onStderr?: (line: string) => void;
   /**
    * A body up to this many bytes is read whole before the request resolves (nginx's
@@ -135,7 +136,7 @@ interface Waiter {
   resolve(connection: FastCgiConnection): void;
   reject(error: Error): void;
   timer: NodeJS.Timeout | null;
-  signal: AbortSignal | null;
+  signal: CancelSignal | null;
   onAbort: () => void;
 }
 
@@ -418,7 +419,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
 
   // ---- lending connections ----
 
-  async #acquire(signal: AbortSignal | null): Promise<FastCgiConnection> {
+  async #acquire(signal: CancelSignal | null): Promise<FastCgiConnection> {
     if (this.#closing) throw new FastCgiClosedError();
     if (signal?.aborted) throw new FastCgiAbortedError('the request was aborted before it got a connection');
     const idle = this.#takeIdle();
@@ -470,7 +471,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   }
 
   /** Opens a connection for a caller (a request, or the first waiter when a connection died). */
-  async #open(signal: AbortSignal | null): Promise<FastCgiConnection> {
+  async #open(signal: CancelSignal | null): Promise<FastCgiConnection> {
     this.#connecting++;
     let connection: FastCgiConnection;
     try {

@@ -2,6 +2,7 @@
 // as php-fpm and php-cgi serve it: BEGIN_REQUEST, PARAMS, STDIN streamed with backpressure; STDOUT
 // out as a Readable with backpressure (the socket pauses while the reader is behind); STDERR as
 // lines; END_REQUEST ends the request and frees the connection for the next one.
+import type { CancelSignal } from '../cancel.js';
 import { EventEmitter } from 'node:events';
 import { connect, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
@@ -82,7 +83,7 @@ export interface FastCgiRequestOptions {
   /** Each STDERR line (PHP warnings with fastcgi.logging=1, error_log() calls), without its newline. */
   onStderr?: (line: string) => void;
   /** Aborting it aborts the request (the client left). */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
   stdoutHighWaterMark?: number;
 }
 
@@ -129,7 +130,7 @@ export interface FastCgiCall extends FastCgiRun {
 
 export interface FastCgiConnectOptions {
   connectTimeoutMs?: number;
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 export interface FastCgiConnectionEvents {
@@ -238,7 +239,7 @@ interface Call {
   readonly timeoutError: ((readTimeoutMs: number) => Error) | null;
   readonly abortTimeoutMs: number;
   readonly stallTimeoutMs: number;
-  readonly signal: AbortSignal | null;
+  readonly signal: CancelSignal | null;
   readonly onSignal: () => void;
   readonly reused: boolean;
   /** running → aborting (ABORT_REQUEST sent, waiting for END_REQUEST) → finished */

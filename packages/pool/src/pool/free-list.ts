@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../cancel.js';
 interface Waiter<Worker> {
   resolve(worker: Worker): void;
   reject(error: Error): void;
@@ -67,7 +68,7 @@ export class FreeList<Worker> {
    * away), the waiter leaves the queue at once and rejects with `aborted(reason)`: a request nobody
    * will read never reaches PHP.
    */
-  wait(signal?: AbortSignal, aborted?: AbortedWaitError): Promise<Worker> {
+  wait(signal?: CancelSignal, aborted?: AbortedWaitError): Promise<Worker> {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.#timeoutMs;
       if (signal?.aborted === true) {

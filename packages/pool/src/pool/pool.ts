@@ -1,3 +1,4 @@
+import type { CancelSignal } from '../cancel.js';
 import { EventEmitter } from 'node:events';
 import {
   BootFailedError,
@@ -33,7 +34,7 @@ import { FreeList } from './free-list.js';
 
 export interface PoolExecOptions {
   /** aborted when the caller no longer wants the reply (its client went away) */
-  signal?: AbortSignal;
+  signal?: CancelSignal;
 }
 
 /** How many times one request follows workers that reply {"stop":true} before it fails. */
@@ -186,7 +187,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
           throw error;
         }
         // (read again: the await above may have seen the abort)
-        if ((signal as AbortSignal | undefined)?.aborted === true) {
+        if ((signal as CancelSignal | undefined)?.aborted === true) {
           // aborted in the tick the worker was handed over: give it to the next request
           this.#inFlight--;
           this.#putWorker(worker);
@@ -354,7 +355,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     return this.options.maxQueueSize ?? QUEUE_PER_WORKER * Math.max(1, this.#target);
   }
 
-  #waitForWorker(signal: AbortSignal | undefined): Promise<Worker<Req, Rep>> {
+  #waitForWorker(signal: CancelSignal | undefined): Promise<Worker<Req, Rep>> {
     const maxQueueSize = this.maxQueueSize;
     if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
       this.emit('pool:queue-full', { queued: this.#free.waiting });

@@ -2,6 +2,7 @@
 // 0700 temp dir, one process (PHP_FCGI_CHILDREN=0) serving one keep-alive FastCGI connection, one
 // request at a time. The pool decides everything a php-fpm master would: how many run, when one is
 // recycled (max_jobs, ttl, idle_ttl, max_worker_memory), when one is killed (exec_ttl).
+import type { CancelSignal } from '../cancel.js';
 import type { ChildProcess } from 'node:child_process';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -41,7 +42,7 @@ export interface CgiRequest {
   /** the request body: bytes, or a stream pulled as fast as PHP reads it */
   stdin: FastCgiBody;
   /** aborted when the client leaves: the request gets ABORT_REQUEST */
-  signal: AbortSignal | null;
+  signal: CancelSignal | null;
   /** STDERR lines of this request (PHP warnings, error_log()); null: the worker's logger */
   onStderr: ((line: string) => void) | null;
   /**

@@ -7,6 +7,7 @@ import {
   WorkerExitedError,
 } from '../../src/errors.js';
 import { createPool } from '../../src/pool/pool.js';
+import { Cancellation } from '../../src/cancel.js';
 import { eventually, fixture, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
 
 const pidOf = async (reply: Promise<{ body: Buffer }>) => Number((await reply).body.toString());
@@ -114,25 +115,39 @@ describe('Pool: allocate_timeout and max_queue_size', () => {
 });
 
 describe('Pool: callers that give up', () => {
-  it('a queued request whose caller aborts leaves the queue at once and never reaches PHP', async () => {
-    await withPool('sleep.php', { num_workers: 1 }, async (pool) => {
-      const busy = pool.exec(request('300'));
-      const controllers = [new AbortController(), new AbortController(), new AbortController()];
-      const queued = controllers.map((c) => pool.exec(request('0'), { signal: c.signal }));
-      const kept = pool.exec(request('0'));
-      expect(pool.stats().queued).toBe(4);
-      controllers[1]!.abort();
-      controllers[0]!.abort();
-      await expect(queued[0]).rejects.toBeInstanceOf(ExecAbortedError);
-      await expect(queued[1]).rejects.toBeInstanceOf(ExecAbortedError);
-      expect(pool.stats().queued).toBe(2);
-      await Promise.all([busy, queued[2], kept]);
-      // the worker ran the busy request, the third queued one and the kept one: 3 jobs, not 5
-      const [worker] = await pool.workers();
-      expect(worker!.jobs).toBe(3);
-      expect(pool.stats().errors).toEqual({ WP_WORKER_EXEC_ABORTED: 2 });
-    });
-  });
+  // a server's requests carry a Cancellation (cheaper than an AbortController); both cancel alike
+  const signals = {
+    AbortController: () => {
+      const controller = new AbortController();
+      return { signal: controller.signal, cancel: () => controller.abort() };
+    },
+    Cancellation: () => {
+      const cancellation = new Cancellation();
+      return { signal: cancellation, cancel: () => cancellation.cancel() };
+    },
+  };
+  it.each(Object.keys(signals) as Array<keyof typeof signals>)(
+    'a queued request whose caller aborts (%s) leaves the queue at once and never reaches PHP',
+    async (kind) => {
+      await withPool('sleep.php', { num_workers: 1 }, async (pool) => {
+        const busy = pool.exec(request('300'));
+        const controllers = [signals[kind](), signals[kind](), signals[kind]()];
+        const queued = controllers.map((c) => pool.exec(request('0'), { signal: c.signal }));
+        const kept = pool.exec(request('0'));
+        expect(pool.stats().queued).toBe(4);
+        controllers[1]!.cancel();
+        controllers[0]!.cancel();
+        await expect(queued[0]).rejects.toBeInstanceOf(ExecAbortedError);
+        await expect(queued[1]).rejects.toBeInstanceOf(ExecAbortedError);
+        expect(pool.stats().queued).toBe(2);
+        await Promise.all([busy, queued[2], kept]);
+        // the worker ran the busy request, the third queued one and the kept one: 3 jobs, not 5
+        const [worker] = await pool.workers();
+        expect(worker!.jobs).toBe(3);
+        expect(pool.stats().errors).toEqual({ WP_WORKER_EXEC_ABORTED: 2 });
+      });
+    },
+  );
 
   it('a request whose signal is already aborted fails at once without taking a worker', async () => {
     await withPool('sleep.php', { num_workers: 1 }, async (pool) => {
