@@ -37,6 +37,16 @@ export class Cancellation implements CancelSignal {
     this.reason = reason;
     const listeners = this.#listeners;
     this.#listeners = null;
-    if (listeners !== null) for (const listener of listeners) listener();
+    if (listeners === null) return;
+    // a listener that throws does not keep the others from running; the first error is thrown after
+    let failed: { error: unknown } | null = null;
+    for (const listener of listeners) {
+      try {
+        listener();
+      } catch (error) {
+        failed ??= { error };
+      }
+    }
+    if (failed !== null) throw failed.error;
   }
 }

@@ -29,4 +29,16 @@ describe('Cancellation (the CancelSignal a server makes per request)', () => {
     cancellation.cancel(new Error('again'));
     expect([ran, cancellation.reason]).toEqual([false, reason]);
   });
+
+  it('a listener that throws does not keep the others from running; cancel() throws its error after', () => {
+    const cancellation = new Cancellation();
+    const boom = new Error('listener failed');
+    const calls: string[] = [];
+    cancellation.addEventListener('abort', () => {
+      throw boom;
+    });
+    cancellation.addEventListener('abort', () => calls.push('second'));
+    expect(() => cancellation.cancel()).toThrow(boom);
+    expect([calls, cancellation.aborted]).toEqual([['second'], true]);
+  });
 });
