@@ -88,6 +88,10 @@ describe('all features: boot', () => {
     for (const name of Object.keys(ALL_FEATURES_CERTIFICATES))
       expect(server.stdout).toContain(`certificate ${name}: none stored yet; a temporary self-signed one is served`);
     expect(server.stdout.indexOf('warmpool ready')).toBeLessThan(server.stdout.indexOf('certificate a.test issued'));
+    // the wildcard host is said at start: which names under it have a certificate
+    expect(server.stdout).toContain(
+      'http.ssl.acme: *.a.test (site a.test) gets no certificate of its own (HTTP-01 and TLS-ALPN-01 cannot prove a wildcard); listed under it: www.a.test; any other name under it gets the default certificate',
+    );
     expect(server.stderr).not.toMatch(/▲|WARN/);
   });
 

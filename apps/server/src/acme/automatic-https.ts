@@ -87,6 +87,10 @@ export class AutomaticHttps {
       out.warn(
         "http.ssl.acme: Let's Encrypt staging (use_production_endpoint is false, as RoadRunner's default): browsers will not trust these certificates; set use_production_endpoint: true once the setup works",
       );
+    for (const notice of wildcardNotices(settings.domains, this.#options.sites)) {
+      if (notice.listed) out.info(notice.line);
+      else out.warn(notice.line);
+    }
     for (const certificate of this.certificates) {
       const from = await certificate.load();
       const status = certificate.status();
@@ -185,4 +189,30 @@ export class AutomaticHttps {
       },
     };
   }
+}
+
+/**
+ * A wildcard host (`*.example.com`) gets no certificate of its own: HTTP-01 and TLS-ALPN-01 cannot
+ * prove a wildcard. Say so at start, with the names under it that are listed, so a name nobody
+ * listed is not a surprise at its first TLS handshake.
+ */
+export function wildcardNotices(
+  domains: readonly string[],
+  sites: readonly SiteHosts[],
+): Array<{ line: string; listed: boolean }> {
+  const lines: Array<{ line: string; listed: boolean }> = [];
+  for (const site of sites) {
+    for (const host of site.hosts ?? []) {
+      if (!host.startsWith('*.')) continue;
+      const suffix = host.slice(1);
+      const listed = domains.filter((d) => d.endsWith(suffix) && !d.slice(0, -suffix.length).includes('.'));
+      const line =
+        `http.ssl.acme: ${host} (site ${site.name}) gets no certificate of its own (HTTP-01 and TLS-ALPN-01 cannot prove a wildcard); ` +
+        (listed.length === 0
+          ? 'names under it get the default certificate: list the ones you serve in http.ssl.acme.domains'
+          : `listed under it: ${listed.join(', ')}; any other name under it gets the default certificate`);
+      lines.push({ line, listed: listed.length > 0 });
+    }
+  }
+  return lines;
 }
