@@ -3,7 +3,6 @@
 // a pool, and num_workers: auto's warm-up requests for managed php-cgi.
 import {
   type CgiRequest,
-  type ExchangeRequest,
   QUEUE_PER_WORKER,
   type PoolStats,
   type ResolvedPoolOptions,
@@ -19,6 +18,7 @@ import {
   type FastCgiClientPoolOptions,
 } from '@warmpool/pool/fastcgi';
 import type { ResolvedClassic } from './classic.js';
+import { warmupExchangeRequest } from './http/exchange-request.js';
 import type { PoolView } from './health.js';
 
 /**
@@ -56,23 +56,8 @@ export async function classicWarmup(classic: ResolvedClassic, paths: readonly st
     if (typeof path !== 'string' || !path.startsWith('/')) continue;
     const verdict = await classic.resolver.resolve(path);
     if (verdict.kind !== 'script') continue;
-    const request: ExchangeRequest = {
-      method: 'GET',
-      scheme: 'http',
-      host: 'localhost',
-      target: path,
-      protocol: 'HTTP/1.1',
-      headers: { 'User-Agent': ['warmpool-warmup'] },
-      remoteAddr: '127.0.0.1',
-      remotePort: null,
-      serverAddr: null,
-      serverPort: null,
-      body: null,
-      form: null,
-      script: verdict,
-    };
     requests.push({
-      params: toFastCgiParams(request, verdict, undefined, classic.params),
+      params: toFastCgiParams(warmupExchangeRequest(path, verdict), verdict, undefined, classic.params),
       stdin: null,
       signal: null,
       onStderr: null,

@@ -16,6 +16,7 @@ import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
 import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
 import { resolveInternalFiles, type InternalFilesOptions, type ResolvedInternalFiles } from './http/internal-files.js';
+import { warmupExchangeRequest } from './http/exchange-request.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
@@ -105,25 +106,7 @@ function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['wa
   if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string' || !p.startsWith('/'))) {
     throw new InvalidOptionError('warmup', `must be a list of paths starting with "/", got ${JSON.stringify(paths)}`);
   }
-  return paths.map((path) =>
-    toExecRequest(
-      {
-        method: 'GET',
-        scheme: 'http',
-        host: 'localhost',
-        target: path,
-        protocol: 'HTTP/1.1',
-        headers: { 'User-Agent': ['warmpool-warmup'] },
-        remoteAddr: '127.0.0.1',
-        remotePort: null,
-        serverAddr: null,
-        serverPort: null,
-        body: null,
-        form: null,
-      },
-      codec,
-    ),
-  );
+  return paths.map((path) => toExecRequest(warmupExchangeRequest(path), codec));
 }
 
 /**

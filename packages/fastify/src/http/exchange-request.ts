@@ -71,3 +71,25 @@ export function toExchangeRequest(
     script,
   };
 }
+
+/**
+ * What a warm-up sends before any client (num_workers: auto's probe worker): GET `path` from
+ * localhost, with `script` when a classic site resolved one.
+ */
+export function warmupExchangeRequest(path: string, script?: ExchangeScript): ExchangeRequest {
+  return {
+    method: 'GET',
+    scheme: 'http',
+    host: 'localhost',
+    target: path,
+    protocol: 'HTTP/1.1',
+    headers: { 'User-Agent': ['warmpool-warmup'] },
+    remoteAddr: '127.0.0.1',
+    remotePort: null,
+    serverAddr: null,
+    serverPort: null,
+    body: null,
+    form: null,
+    ...(script === undefined ? {} : { script }),
+  };
+}

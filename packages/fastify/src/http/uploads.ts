@@ -30,15 +30,7 @@ import {
 } from './forms.js';
 
 /** A leaf of the upload tree, exactly the JSON RR sends (`uploads` context field). */
-export type { UploadedFile, UploadError };
-export {
-  UPLOAD_ERR_CANT_WRITE,
-  UPLOAD_ERR_EXTENSION,
-  UPLOAD_ERR_INI_SIZE,
-  UPLOAD_ERR_NO_FILE,
-  UPLOAD_ERR_NO_TMP_DIR,
-  UPLOAD_ERR_OK,
-};
+export type { UploadedFile };
 
 /** RR's default http.uploads.forbid (uploads config InitDefaults). */
 export const DEFAULT_UPLOAD_FORBID: readonly string[] = ['.php', '.exe', '.bat'];

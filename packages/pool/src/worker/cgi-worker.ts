@@ -25,7 +25,17 @@ import type { FastCgiParams } from '../fastcgi/records.js';
 import type { Logger } from '../logger.js';
 import { WorkerOutput } from './output.js';
 import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
-import { describeExit, killGroup, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
+import {
+  describeExit,
+  exitedDuringRequest,
+  killAfterGrace,
+  killedWhy,
+  killGroup,
+  lastOutputText,
+  spawnProcess,
+  waitForSpawn,
+  type ProcessSpec,
+} from './process.js';
 import type { RecycleReason, WorkerState } from './state.js';
 
 /** Everything needed to start one php-cgi worker; resolved once per pool (cgi-driver.ts). */
@@ -241,9 +251,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     } catch {
       // already gone
     }
-    const timer = setTimeout(() => this.kill(), this.#spec.destroyTimeoutMs);
-    timer.unref();
-    void this.#exited.then(() => clearTimeout(timer));
+    killAfterGrace(this.#spec.destroyTimeoutMs, () => this.kill(), this.#exited);
     return this.#exited;
   }
 
@@ -253,9 +261,10 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     if (this.#state === 'exited') return;
     if (this.#state !== 'stopping') this.#state = 'stopping';
     if (this.#exec !== null && this.#connection !== null) {
-      const why = this.retiredFor === 'memory' ? ' for going over max_worker_memory' : '';
       this.#connection.fail(
-        new WorkerExitedError(`worker ${this.pid} was killed${why} during a request`, { pid: this.pid }),
+        new WorkerExitedError(`worker ${this.pid} was killed${killedWhy(this.retiredFor)} during a request`, {
+          pid: this.pid,
+        }),
       );
     }
     killGroup(this.pid);
@@ -271,7 +280,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       const exited: Promise<never> = this.#exited.then(() => {
         throw new BootFailedError(
           `php-cgi exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before it listened on its socket. ` +
-            `${this.#lastOutputText()}Check that "${spec.argv.join(' ')} -b /tmp/x.sock" starts (run it by hand).`,
+            `${lastOutputText(this.recentOutput)}Check that "${spec.argv.join(' ')} -b /tmp/x.sock" starts (run it by hand).`,
           { details: { pid: this.pid, exitCode: this.exitCode } },
         );
       });
@@ -282,7 +291,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
             reject(
               new BootFailedError(
                 `php-cgi ${this.pid} did not accept connections on its socket within ${spec.bootTimeoutMs}ms (allocate_timeout). ` +
-                  this.#lastOutputText(),
+                  lastOutputText(this.recentOutput),
                 { details: { pid: this.pid } },
               ),
             ),
@@ -441,11 +450,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     const exec = this.#exec;
     if (exec !== null) {
       this.retiredFor ??= 'crashed';
-      const why = this.retiredFor === 'memory' ? ' for going over max_worker_memory' : '';
-      const error = new WorkerExitedError(
-        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)}${why} during a request. ${this.#lastOutputText()}`.trim(),
-        { pid: this.pid, exitCode: this.exitCode },
-      );
+      const error = exitedDuringRequest(this.pid, this.exitCode, this.exitSignal, this.retiredFor, this.recentOutput);
       if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
       this.#connection?.fail(error);
       this.#fail(exec, error, 'crashed');
@@ -453,16 +458,11 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       this.retiredFor ??= 'crashed';
       this.#spec.logger.warn(
         { pid: this.pid, reason: 'crashed' },
-        `php-cgi ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${this.#lastOutputText()}`.trim(),
+        `php-cgi ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${lastOutputText(this.recentOutput)}`.trim(),
       );
     }
     this.#connection?.destroy();
     this.#hooks?.exit(this);
-  }
-
-  #lastOutputText(): string {
-    const lines = this.recentOutput;
-    return lines.length === 0 ? '' : `Last output: ${lines.slice(-5).join(' | ')}. `;
   }
 }
 

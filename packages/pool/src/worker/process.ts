@@ -2,7 +2,8 @@
 // in a process group of its own, telling a missing command from a failing one, and killing the
 // whole group.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { BootFailedError, CommandNotFoundError } from '../errors.js';
+import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
+import type { RecycleReason } from './state.js';
 
 /** What every worker process needs to start and stop; each kind of worker adds its own fields. */
 export interface ProcessSpec {
@@ -76,4 +77,35 @@ export function killGroup(pid: number): void {
       // already gone
     }
   }
+}
+
+/** SIGKILL (via `kill`) when a graceful stop outlasts destroy_timeout; the timer goes with the exit. */
+export function killAfterGrace(destroyTimeoutMs: number, kill: () => void, exited: Promise<void>): void {
+  const timer = setTimeout(kill, destroyTimeoutMs);
+  timer.unref();
+  void exited.then(() => clearTimeout(timer));
+}
+
+/** What a request's error adds about why its worker was killed. */
+export function killedWhy(reason: RecycleReason | null): string {
+  return reason === 'memory' ? ' for going over max_worker_memory' : '';
+}
+
+/** "Last output: a | b. " from a worker's last lines (five at most), or "". */
+export function lastOutputText(lines: readonly string[]): string {
+  return lines.length === 0 ? '' : `Last output: ${lines.slice(-5).join(' | ')}. `;
+}
+
+/** The error of a request whose worker process exited under it. */
+export function exitedDuringRequest(
+  pid: number,
+  exitCode: number | null,
+  exitSignal: NodeJS.Signals | null,
+  reason: RecycleReason | null,
+  lines: readonly string[],
+): WorkerExitedError {
+  return new WorkerExitedError(
+    `worker ${pid} ${describeExit(exitCode, exitSignal)}${killedWhy(reason)} during a request. ${lastOutputText(lines)}`.trim(),
+    { pid, exitCode },
+  );
 }

@@ -40,7 +40,16 @@ import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
 import { WorkerOutput } from './output.js';
 import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
-import { describeExit, killGroup, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
+import {
+  describeExit,
+  exitedDuringRequest,
+  killAfterGrace,
+  killGroup,
+  lastOutputText,
+  spawnProcess,
+  waitForSpawn,
+  type ProcessSpec,
+} from './process.js';
 import type { RecycleReason, WorkerState } from './state.js';
 
 export type { ExecOptions } from './pool-worker.js';
@@ -256,9 +265,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
     this.#state = 'stopping';
     const relay = this.#relay;
     if (relay !== null) writeFrame(relay.output, [STOP_COMMAND]);
-    const timer = setTimeout(() => this.kill(), this.#spec.destroyTimeoutMs);
-    timer.unref();
-    void this.#exited.then(() => clearTimeout(timer));
+    killAfterGrace(this.#spec.destroyTimeoutMs, () => this.kill(), this.#exited);
     return this.#exited;
   }
 
@@ -329,7 +336,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
       const exited: Promise<never> = this.#exited.then(() => {
         throw new BootFailedError(
           `worker exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before the pid handshake. ` +
-            `${this.#lastOutputText()}Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`,
+            `${lastOutputText(this.recentOutput)}Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`,
           { details: { pid: this.pid, exitCode: this.exitCode } },
         );
       });
@@ -341,7 +348,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
             reject(
               new BootFailedError(
                 `worker ${this.pid} did not complete the pid handshake within ${spec.bootTimeoutMs}ms (allocate_timeout). ` +
-                  `${this.#lastOutputText()}A worker must call waitPayload()/waitRequest() once it has booted.`,
+                  `${lastOutputText(this.recentOutput)}A worker must call waitPayload()/waitRequest() once it has booted.`,
                 { details: { pid: this.pid } },
               ),
             ),
@@ -611,27 +618,18 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
     const exec = this.#exec;
     if (exec !== null) {
       this.retiredFor ??= 'crashed';
-      const why = this.retiredFor === 'memory' ? ' for going over max_worker_memory' : '';
-      const error = new WorkerExitedError(
-        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)}${why} during a request. ${this.#lastOutputText()}`.trim(),
-        { pid: this.pid, exitCode: this.exitCode },
-      );
+      const error = exitedDuringRequest(this.pid, this.exitCode, this.exitSignal, this.retiredFor, this.recentOutput);
       if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
       this.#failExec(exec, error);
     } else if (!wasStopping && this.#onBootFrame === null) {
       this.retiredFor ??= 'crashed';
       this.#spec.logger.warn(
         { pid: this.pid, reason: 'crashed' },
-        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${this.#lastOutputText()}`.trim(),
+        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${lastOutputText(this.recentOutput)}`.trim(),
       );
     }
     this.#relay?.close();
     this.#hooks?.exit(this);
-  }
-
-  #lastOutputText(): string {
-    const lines = this.recentOutput;
-    return lines.length === 0 ? '' : `Last output: ${lines.slice(-5).join(' | ')}. `;
   }
 }
 
