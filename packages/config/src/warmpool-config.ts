@@ -9,6 +9,7 @@
 //   as RoadRunner runs it only then; http.middleware keeps only supported names.
 // A section the file leaves out is `null` at the top level (a feature that is off costs one null
 // check) and `undefined` below it.
+import type { FastCgiOptions } from '@warmpool/fastify';
 
 /** A duration as the pool reads it: "500ms", "60s", "1m30s". */
 export type DurationString = string;
@@ -246,19 +247,8 @@ export interface RpcConfig {
   listen?: string;
 }
 
-/** `fastcgi` (classic mode): as the plugin's fastcgi option; root is as written (to-options resolves it). */
-export interface FastCgiConfig {
-  root: string;
-  pass?: string;
-  command?: string | string[];
-  index?: string[];
-  try_files?: string[];
-  no_exec?: string[];
-  extensions?: string[];
-  split_path?: boolean;
-  params?: Record<string, string>;
-  max_connections?: number;
-}
+/** `fastcgi` (classic mode): the plugin's fastcgi option as written (to-options resolves root). */
+export type FastCgiConfig = FastCgiOptions;
 
 /** `admin`. */
 export interface AdminConfig {
