@@ -1,8 +1,7 @@
 import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { chmod, symlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type CliResult, RunningServer, SERVER_MAIN } from './warmpool-server.js';
+import { type CliResult, RunningServer, runToCompletion, SERVER_MAIN } from './warmpool-server.js';
 
 /**
  * Makes `DIR/rr`, a link to the built server (as a user links or copies the warmpool binary into a
@@ -17,24 +16,12 @@ export async function linkAsRr(dir: string): Promise<string> {
 }
 
 /** Runs `rr ARGS` to completion (the binary itself, not `node main.js`: its name is what matters). */
-export async function runRr(
+export function runRr(
   rr: string,
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<CliResult> {
-  const child = spawn(rr, args, {
-    cwd: options.cwd,
-    env: { ...process.env, NO_COLOR: '1', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (c: Buffer) => (stdout += c));
-  child.stderr!.on('data', (c: Buffer) => (stderr += c));
-  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 10_000);
-  const [code] = (await once(child, 'exit')) as [number | null];
-  clearTimeout(timer);
-  return { code, stdout, stderr };
+  return runToCompletion(rr, args, options);
 }
 
 /** Starts `rr ARGS` (usually `-c .rr.yaml -o … serve`); stop it with stop() or stopAllServers(). */

@@ -19,12 +19,21 @@ export interface CliResult {
 }
 
 /** Runs `warmpool ARGS` to completion. */
-export async function runCli(
+export function runCli(
   args: string[],
   options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
 ): Promise<CliResult> {
   assertBuilt();
-  const child = spawn(process.execPath, [SERVER_MAIN, ...args], {
+  return runToCompletion(process.execPath, [SERVER_MAIN, ...args], options);
+}
+
+/** Runs `command ARGS` to completion (SIGKILL after timeoutMs, 10 s by default): its exit code and output. */
+export async function runToCompletion(
+  command: string,
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  const child = spawn(command, args, {
     cwd: options.cwd,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
