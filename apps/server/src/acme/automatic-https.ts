@@ -23,7 +23,7 @@ import { ChallengeResponder, createHttpChallengeServer, interceptHttpChallenges 
 import type { CertificateStatus } from './certificate-status.js';
 import { ManagedCertificate, type CertificateReporter } from './managed-certificate.js';
 import { openAccount } from './order.js';
-import { planCertificates, type SiteHosts } from './plan.js';
+import { planCertificates, type SiteHosts, wildcardMatches } from './plan.js';
 import { installProblemRecorder } from './problems.js';
 import { CertificateStore } from './store.js';
 import { createTlsAlpnServer, routeTlsAlpnChallenges } from './tls-alpn.js';
@@ -204,8 +204,7 @@ export function wildcardNotices(
   for (const site of sites) {
     for (const host of site.hosts ?? []) {
       if (!host.startsWith('*.')) continue;
-      const suffix = host.slice(1);
-      const listed = domains.filter((d) => d.endsWith(suffix) && !d.slice(0, -suffix.length).includes('.'));
+      const listed = domains.filter((domain) => wildcardMatches(host, domain));
       const line =
         `http.ssl.acme: ${host} (site ${site.name}) gets no certificate of its own (HTTP-01 and TLS-ALPN-01 cannot prove a wildcard); ` +
         (listed.length === 0

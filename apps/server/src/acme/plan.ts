@@ -40,9 +40,11 @@ export function planCertificates(domains: readonly string[], sites: readonly Sit
 /** The site answering for `domain`: an exact host first, then a wildcard ("*.example.com"). */
 function siteOf(domain: string, sites: readonly SiteHosts[]): string | null {
   for (const site of sites) if (site.hosts?.includes(domain) === true) return site.name;
-  for (const site of sites)
-    for (const host of site.hosts ?? [])
-      if (host.startsWith('*.') && domain.endsWith(host.slice(1)) && !domain.slice(0, -host.length + 1).includes('.'))
-        return site.name;
+  for (const site of sites) for (const host of site.hosts ?? []) if (wildcardMatches(host, domain)) return site.name;
   return null;
+}
+
+/** Whether a wildcard host ("*.example.com") matches `domain`: one label in its place ("www.example.com"). */
+export function wildcardMatches(host: string, domain: string): boolean {
+  return host.startsWith('*.') && domain.endsWith(host.slice(1)) && !domain.slice(0, -host.length + 1).includes('.');
 }
