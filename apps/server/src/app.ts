@@ -28,6 +28,7 @@ import {
   type WarmpoolDecorator,
 } from '@warmpool/fastify';
 import { optionErrorDetails, type AnyPool } from '@warmpool/pool';
+import type { FastCgiClientPool } from '@warmpool/pool/fastcgi';
 import {
   ConfigError,
   InvalidValueError,
@@ -76,9 +77,10 @@ export interface BuildOptions {
 
 export interface BuiltApp {
   app: App;
-  /** site name → its pool, filled in as each site boots (config order, default last); not a site passing to php-fpm */
-  pools: Map<string, AnyPool>;
-  /** site name → what its health and stats are read from, every site (a php-fpm one too) */
+  /**
+   * site name → what its health, stats and admin commands are read from, filled in as each site boots
+   * (config order, default last): its pool, or (a site passing to php-fpm) its connections (poolsOf)
+   */
   backends: Map<string, SiteBackend>;
   /** site name → its micro-cache, for the sites that have one */
   caches: Map<string, MicroCache>;
@@ -98,8 +100,22 @@ export interface BuiltApp {
   accessLog: AccessLog | null;
 }
 
-/** What the status listener reads of a site. */
-export type SiteBackend = Pick<WarmpoolDecorator, 'stats' | 'fastcgi'>;
+/** What the server reads of a site: health and stats, and its pool or its connections to php-fpm. */
+export type SiteBackend = Pick<WarmpoolDecorator, 'stats' | 'pool' | 'fastcgi'>;
+
+/** The sites' pools (a site passing PHP to php-fpm has none of ours). */
+export function poolsOf(backends: ReadonlyMap<string, SiteBackend>): Map<string, AnyPool> {
+  const pools = new Map<string, AnyPool>();
+  for (const [name, backend] of backends) if (backend.pool !== null) pools.set(name, backend.pool);
+  return pools;
+}
+
+/** The sites passing PHP to php-fpm: their connection pools. */
+export function passesOf(backends: ReadonlyMap<string, SiteBackend>): Map<string, FastCgiClientPool> {
+  const passes = new Map<string, FastCgiClientPool>();
+  for (const [name, backend] of backends) if (backend.fastcgi !== null) passes.set(name, backend.fastcgi);
+  return passes;
+}
 
 export function buildApp(options: BuildOptions): BuiltApp {
   const { server, loggers, tls } = options;
@@ -248,11 +264,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
     done();
   });
 
-  const pools = new Map<string, AnyPool>();
   const backends = new Map<string, SiteBackend>();
   const caches = new Map<string, MicroCache>();
   for (const site of server.sites) {
-    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, pools, backends, caches }));
+    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, backends, caches }));
   }
 
   const opsListeners = buildOpsListeners(server, {
@@ -266,7 +281,6 @@ export function buildApp(options: BuildOptions): BuiltApp {
 
   return {
     app,
-    pools,
     backends,
     caches,
     listeners,
@@ -287,12 +301,11 @@ async function registerSite(
     options: BuildOptions;
     token: string;
     metricsPath: string | null;
-    pools: Map<string, AnyPool>;
     backends: Map<string, SiteBackend>;
     caches: Map<string, MicroCache>;
   },
 ): Promise<void> {
-  const { options, token, metricsPath, pools, backends, caches } = context;
+  const { options, token, metricsPath, backends, caches } = context;
   const { loggers, out } = options;
   if (site.hosts !== null) {
     ctx.addHook('onRoute', (route) => {
@@ -344,8 +357,6 @@ async function registerSite(
     throw new SiteSetupError(site, error);
   }
   const pool = ctx.warmpool.pool;
-  // a classic site passing to php-fpm has no processes of ours
-  if (pool !== null) pools.set(site.name, pool);
   backends.set(site.name, ctx.warmpool);
   const stats = ctx.warmpool.stats();
   const hosts = site.hosts === null ? 'any other host' : site.hosts.join(', ');

@@ -21,8 +21,8 @@ import {
   type ServerOptions,
   type WarmpoolConfig,
 } from '@warmpool/config';
-import { createPoolHandlers, type PassSite, startAdminServer, type AdminServer } from '../admin/server.js';
-import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp, type SiteBackend } from '../app.js';
+import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
+import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp, passesOf, poolsOf } from '../app.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
@@ -282,7 +282,7 @@ class ServerState {
     out.info(
       `logs: ${loggers.describe()}${access !== null ? `; access log: ${access.describe()}` : server.http.access_logs ? ', access log on' : ''}`,
     );
-    const workers = [...this.#built.pools.values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
+    const workers = [...poolsOf(this.#built.backends).values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
     const sites = this.#built.backends.size;
     this.#phase = 'running';
     out.success(
@@ -349,8 +349,8 @@ class ServerState {
 
   /** What the admin socket and the RPC listener answer with. */
   #handlers() {
-    return createPoolHandlers(() => this.#built.pools, {
-      passes: () => passSites(this.#built.backends),
+    return createPoolHandlers(() => poolsOf(this.#built.backends), {
+      passes: () => passesOf(this.#built.backends),
       reload: () => this.#reload(),
       certificates: () => this.#certificates(),
       caches: () => this.#built.caches,
@@ -389,7 +389,7 @@ class ServerState {
     // 1. /ready answers 503 on the status listener from now on; no ACME order or renewal starts
     draining.value = true;
     // a php-fpm this server passes to gets its idle children back now, for whoever takes over
-    for (const pass of passSites(this.#built.backends).values()) pass.releaseIdle();
+    for (const pass of passesOf(this.#built.backends).values()) pass.releaseIdle();
     await this.#automatic?.stop();
     // 2. stop accepting; busy keep-alive connections end after their reply, idle ones after a short grace
     const closed = closeServers(
@@ -429,7 +429,7 @@ class ServerState {
   #force(signal: NodeJS.Signals): void {
     this.#out.error(`${signal} again: exiting now; in-flight requests are cut and workers killed`);
     const kill = Promise.all(
-      [...this.#built.pools.values()].map(async (pool: AnyPool) => {
+      [...poolsOf(this.#built.backends).values()].map(async (pool: AnyPool) => {
         for (const worker of await pool.workers()) {
           try {
             process.kill(worker.pid, 'SIGKILL');
@@ -502,7 +502,7 @@ class ServerState {
     out.info("SIGUSR2: rolling reset of every site's workers");
     const started = performance.now();
     try {
-      const result = await createPoolHandlers(() => this.#built.pools).reset(undefined, (p) =>
+      const result = await createPoolHandlers(() => poolsOf(this.#built.backends)).reset(undefined, (p) =>
         out.info(`site ${p.site}: replaced ${p.replaced}/${p.total} ${p.total === 1 ? 'worker' : 'workers'}`),
       );
       out.success(
@@ -521,11 +521,4 @@ class ServerState {
 
 function changedSections(before: WarmpoolConfig, after: WarmpoolConfig): string[] {
   return RESTART_SECTIONS.filter((section) => JSON.stringify(before[section]) !== JSON.stringify(after[section]));
-}
-
-/** The sites passing PHP to php-fpm (fastcgi.pass): their connection pools, for the admin commands. */
-function passSites(backends: ReadonlyMap<string, SiteBackend>): Map<string, PassSite> {
-  const passes = new Map<string, PassSite>();
-  for (const [name, backend] of backends) if (backend.fastcgi !== null) passes.set(name, backend.fastcgi);
-  return passes;
 }
