@@ -165,6 +165,8 @@ describe.skipIf(!available)('automatic HTTPS: two servers sharing certs_dir (blu
     await Promise.all(
       servers.map((s) => s.waitFor(/certificate d\.test: warmpool pid \d+ on .* is ordering it/, DEADLINE_MS)),
     );
+    // seeing the lock comes before listening: both must listen before either can order or serve
+    await Promise.all(servers.map((s) => s.ready(DEADLINE_MS)));
     await unlink(lock);
     await Promise.all(servers.map((s) => s.waitFor(/certificate d\.test (issued|taken from certs_dir)/, DEADLINE_MS)));
     const output = servers.map((s) => s.stdout).join('\n');

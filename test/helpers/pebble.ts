@@ -8,6 +8,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Agent, request } from 'undici';
@@ -112,7 +113,10 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
   pebble.stderr!.on('data', (chunk: Buffer) => (log += chunk));
   try {
     await waitForLine(pebble, /ACME directory available at/);
+    // pebble prints its addresses just before binding them: wait until both accept connections
+    await Promise.all([acmePort, managementPort].map((port) => waitForListener(port)));
   } catch (error) {
+    pebble.kill();
     dns.kill();
     throw error;
   }
@@ -147,6 +151,23 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+/** Resolves once 127.0.0.1:port accepts a connection (retrying refusals for up to ten seconds). */
+async function waitForListener(port: number): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const error = await new Promise<Error | null>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.end();
+        resolve(null);
+      });
+      socket.once('error', resolve);
+    });
+    if (error === null) return;
+    if (Date.now() > deadline) throw new Error(`pebble never listened on port ${port}: ${error.message}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
 }
 
 /** Resolves when the child prints a line matching `pattern`; rejects if it exits first. */
