@@ -350,6 +350,8 @@ async function registerSite(
   try {
     await ctx.register(warmpool, {
       ...site.plugin,
+      // nothing here keeps a reply payload past its response (the micro-cache copies what it keeps)
+      recycle_response_memory: true,
       logger: loggers.server.child({ site: site.name }),
       ...(metricsPath === null ? {} : { metrics_path: metricsPath }),
     });

@@ -237,8 +237,10 @@ export function registerMicroCache<S extends RawServerBase>(
     if (vary === null) return done(null, payload);
     if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes)
       return done(null, payload);
-    const body =
-      typeof payload === 'string' ? Buffer.from(payload) : payload instanceof BodyParts ? payload.join() : payload;
+    // always a copy: a classic body's memory is reused once its response closes (recycle_response_memory)
+    const body = Buffer.from(
+      typeof payload === 'string' ? payload : payload instanceof BodyParts ? payload.join() : payload,
+    );
     const now = clock.now();
     const entry: Entry = {
       status: reply.statusCode,

@@ -102,14 +102,14 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   } else if (classic.pass !== null) {
     fastcgi = createFastCgiClientPool(passClientOptions(classic.pass, classic.maxConnections, options.pool));
     view = passPoolView(fastcgi);
-    exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options.pool.logger));
+    exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options.pool.logger, opts));
   } else {
     const warmup = options.pool.numWorkers === 'auto' ? await classicWarmup(classic, opts.warmup ?? ['/']) : [];
     const cgi = createCgiPool({ ...options.pool, warmup });
     await cgi.start();
     pool = cgi;
     view = cgi;
-    exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options.pool.logger));
+    exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options.pool.logger, opts));
   }
   app.decorate('warmpool', {
     pool,
@@ -127,8 +127,16 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   await app.register(async (child) => registerRoutes(child, view, exchange, options));
 };
 
-function exchangeOptions(params: Readonly<Record<string, string>> | undefined, logger: Logger): FastCgiExchangeOptions {
-  return { logger, ...(params === undefined ? {} : { params }) };
+function exchangeOptions(
+  params: Readonly<Record<string, string>> | undefined,
+  logger: Logger,
+  opts: WarmpoolOptions,
+): FastCgiExchangeOptions {
+  return {
+    logger,
+    recycleBodies: opts.recycle_response_memory === true,
+    ...(params === undefined ? {} : { params }),
+  };
 }
 
 /** The warmpool Fastify plugin: forwards every request no other route takes to a warm PHP worker. */

@@ -56,6 +56,13 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   access?: AccessRule[];
   /** the folder PHP may hand files over from with X-Accel-Redirect or X-Sendfile; off when absent */
   internal_files?: InternalFilesOptions;
+  /**
+   * Classic mode: reuse the memory of a response PHP sent whole once the HTTP response has closed,
+   * so a busy site makes no fresh memory per response for V8 to collect. Turn it on only when no
+   * hook of yours keeps a reply payload past its response (`warmpool serve` turns it on; its
+   * micro-cache copies what it keeps). Default false.
+   */
+  recycle_response_memory?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -98,6 +105,7 @@ const KNOWN = new Set([
   'metrics_path',
   'fastcgi',
   'internal_files',
+  'recycle_response_memory',
   ...LIMIT_OPTION_KEYS,
 ]);
 

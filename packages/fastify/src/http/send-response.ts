@@ -29,6 +29,8 @@ export function hintHeaders(headers: HeaderMap): Record<string, string[]> {
  * backend's work.
  */
 export function sendResponse(reply: FastifyReply, response: ExchangeResponse): FastifyReply {
+  // a recycled body's memory goes back once the response is over: written, or the client gone
+  if (response.release !== undefined) reply.raw.once('close', response.release);
   reply.code(response.status);
   const { headers } = response;
   for (const name in headers) {

@@ -74,6 +74,12 @@ export interface ExchangeResponse {
    * gets STOP, FastCGI gets ABORT_REQUEST) and frees the process.
    */
   body: Buffer | Chunks | Readable;
+  /**
+   * Present when a whole body's memory is reused by later responses (FastCgiExchange with
+   * `recycleBodies`): call it once nothing will read the body again (the HTTP response closed;
+   * sendResponse does). Whoever keeps the bytes longer (a cache) copies them.
+   */
+  release?: () => void;
 }
 
 export interface ExchangeOptions {

@@ -3,8 +3,8 @@
 // records, or share a record with the body's first bytes), checked, and the rest of STDOUT is the
 // body, handed on as the same stream.
 import { Readable } from 'node:stream';
-import { Chunks, JOIN_MAX_BYTES } from '../chunks.js';
 import { FastCgiBadHeaderError, FastCgiConnectionClosedError, FastCgiHeaderTooLargeError } from '../errors.js';
+import { type RecycledBuffers, responseBuffers } from '../recycled-buffers.js';
 import { DEFAULT_STDOUT_HIGH_WATER_MARK, type StdoutControl, type StdoutSink } from './connection.js';
 
 /**
@@ -111,7 +111,7 @@ export class CgiHeadParser {
       );
     }
     this.#state = state;
-    this.#chunks.push(chunk);
+    this.#chunks.push(Buffer.from(chunk)); // kept past this call, whose chunk may be a reused read buffer
     this.#bytes += chunk.length;
     return null;
   }
@@ -316,14 +316,21 @@ export interface CgiReadOptions extends CgiHeadLimits {
   bufferBytes?: number;
   /** STDOUT buffered for a slow reader of a streamed body before the socket pauses. */
   highWaterMark?: number;
+  /** where a whole body's memory comes from (default: the process's responseBuffers) */
+  buffers?: RecycledBuffers;
 }
 
 export interface CgiResult extends CgiResponseHead {
   /**
-   * The whole body (a Buffer; Chunks when over JOIN_MAX_BYTES and it arrived in pieces), or the
-   * rest of STDOUT as a stream with backpressure, which aborts the request when destroyed early.
+   * The whole body (one Buffer), or the rest of STDOUT as a stream with backpressure, which aborts
+   * the request when destroyed early.
    */
-  body: Buffer | Chunks | Readable;
+  body: Buffer | Readable;
+  /**
+   * For a whole body: gives its memory back for reuse by a later response. Call it once nothing
+   * will read the body again (the HTTP response closed), or never (the memory is then collected).
+   */
+  release?: () => void;
 }
 
 const EMPTY_BODY = Buffer.alloc(0);
@@ -340,9 +347,11 @@ export class CgiResponseReader implements StdoutSink {
   readonly response: Promise<CgiResult>;
   readonly #bufferBytes: number;
   readonly #highWaterMark: number;
+  readonly #buffers: RecycledBuffers;
   #parser: CgiHeadParser | null;
   #head: CgiResponseHead | null = null;
-  #parts: Buffer[] = [];
+  /** the body so far, in one buffer from #buffers (records are copied in: they are read buffers) */
+  #body: Buffer | null = null;
   #bytes = 0;
   #stream: Readable | null = null;
   #settled = false;
@@ -353,6 +362,7 @@ export class CgiResponseReader implements StdoutSink {
   constructor(options: CgiReadOptions = {}) {
     this.#bufferBytes = options.bufferBytes ?? 0;
     this.#highWaterMark = options.highWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK;
+    this.#buffers = options.buffers ?? responseBuffers;
     this.#parser = new CgiHeadParser(options);
     this.response = new Promise<CgiResult>((resolve, reject) => {
       this.#resolve = resolve;
@@ -365,7 +375,8 @@ export class CgiResponseReader implements StdoutSink {
   }
 
   write(chunk: Buffer): boolean {
-    if (this.#stream !== null) return this.#stream.push(chunk);
+    // chunk is the connection's read buffer, valid during this call only: what is kept is copied
+    if (this.#stream !== null) return this.#stream.push(Buffer.from(chunk));
     if (this.#settled) return true; // a bad head: the request is being aborted
     let body = chunk;
     if (this.#head === null) {
@@ -383,14 +394,31 @@ export class CgiResponseReader implements StdoutSink {
       body = bodyStart;
       if (this.#bufferBytes === 0 || head.headers['x-accel-buffering']?.[0]?.toLowerCase() === 'no') {
         // a streaming app (as nginx users mark it): the head now, the body as it comes
-        if (body.length > 0) this.#parts.push(body);
+        this.#append(body);
         return this.#startStream();
       }
     }
     if (body.length === 0) return true;
-    this.#parts.push(body);
-    this.#bytes += body.length;
+    this.#append(body);
     return this.#bytes <= this.#bufferBytes || this.#startStream();
+  }
+
+  /** Copies body bytes into #body, moving to a larger buffer when it is full. */
+  #append(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    const needed = this.#bytes + bytes.length;
+    let body = this.#body;
+    if (body === null || needed > body.length) {
+      const larger = this.#buffers.take(needed);
+      if (body !== null) {
+        body.copy(larger, 0, 0, this.#bytes);
+        this.#buffers.give(body);
+      }
+      body = larger;
+      this.#body = larger;
+    }
+    bytes.copy(body, this.#bytes);
+    this.#bytes = needed;
   }
 
   end(): void {
@@ -408,17 +436,18 @@ export class CgiResponseReader implements StdoutSink {
       }
       return;
     }
-    const parts = this.#parts;
-    const body =
-      parts.length === 0
-        ? EMPTY_BODY
-        : parts.length === 1
-          ? parts[0]!
-          : this.#bytes <= JOIN_MAX_BYTES
-            ? Buffer.concat(parts, this.#bytes)
-            : new Chunks(parts, this.#bytes);
-    this.#parts = [];
-    this.#settle(body);
+    const memory = this.#body;
+    this.#body = null;
+    if (memory === null) {
+      this.#settle(EMPTY_BODY);
+      return;
+    }
+    let given = false;
+    this.#settle(memory.subarray(0, this.#bytes), () => {
+      if (given) return;
+      given = true;
+      this.#buffers.give(memory);
+    });
   }
 
   destroy(error: Error): void {
@@ -428,8 +457,14 @@ export class CgiResponseReader implements StdoutSink {
     }
     if (this.#settled) return;
     this.#settled = true;
-    this.#parts = [];
+    this.#dropBody();
     this.#reject(error);
+  }
+
+  /** The body will never be read: its memory goes back at once. */
+  #dropBody(): void {
+    if (this.#body !== null) this.#buffers.give(this.#body);
+    this.#body = null;
   }
 
   /** The body streams from here: what was kept goes first; returns false when the reader is already behind. */
@@ -447,29 +482,32 @@ export class CgiResponseReader implements StdoutSink {
     // Errors reach readers through pipeline / async iteration; without a listener one would crash.
     stream.on('error', noop);
     this.#stream = stream;
-    let more = true;
-    for (const part of this.#parts) more = stream.push(part);
-    this.#parts = [];
+    // the stream keeps what came so far: a copy, as it may be read long after the memory goes back
+    const more = this.#bytes === 0 || stream.push(Buffer.from(this.#body!.subarray(0, this.#bytes)));
+    this.#dropBody();
     this.#settle(stream);
     return more;
   }
 
-  #settle(body: Buffer | Chunks | Readable): void {
+  #settle(body: Buffer | Readable, release?: () => void): void {
     this.#settled = true;
     const head = this.#head!;
-    this.#resolve({
+    const result: CgiResult = {
       status: head.status,
       statusText: head.statusText,
       headers: head.headers,
       localRedirect: head.localRedirect,
       body,
-    });
+    };
+    if (release !== undefined) result.release = release;
+    this.#resolve(result);
   }
 
   /** A bad head: the response fails with its error, and the request is aborted. */
   #fail(error: Error): void {
     this.#settled = true;
     this.#parser = null;
+    this.#dropBody();
     this.#reject(error);
     this.#control?.abort(error);
   }

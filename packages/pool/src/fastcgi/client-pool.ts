@@ -5,7 +5,6 @@
 import type { CancelSignal } from '../cancel.js';
 import { EventEmitter } from 'node:events';
 import type { Readable } from 'node:stream';
-import type { Chunks } from '../chunks.js';
 import {
   FastCgiAbortedError,
   FastCgiClosedError,
@@ -88,10 +87,12 @@ export interface FastCgiPoolRequest {
 
 export interface FastCgiResponse extends CgiResponseHead {
   /**
-   * The body: whole (a Buffer, or Chunks) when it fit the request's bufferBytes, else streamed
-   * with backpressure (destroying the stream aborts the request).
+   * The body: whole (one Buffer) when it fit the request's bufferBytes, else streamed with
+   * backpressure (destroying the stream aborts the request).
    */
-  body: Buffer | Chunks | Readable;
+  body: Buffer | Readable;
+  /** a whole body: gives its memory back for reuse once nothing reads it (CgiResult.release) */
+  release?: () => void;
   /** Resolves on END_REQUEST; rejects when the request fails after its head (a timeout, a dying PHP). */
   done: Promise<EndRequestBody>;
 }
@@ -291,6 +292,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
             headers: result.headers,
             localRedirect: result.localRedirect,
             body: result.body,
+            ...(result.release === undefined ? {} : { release: result.release }),
             done: call.done,
           };
         } catch (error) {

@@ -102,7 +102,10 @@ export interface StdoutControl {
 export interface StdoutSink {
   /** Called by start() before any record can arrive. */
   bind(control: StdoutControl): void;
-  /** One STDOUT record's content (never empty); false: hold further records until control.resume(). */
+  /**
+   * One STDOUT record's content (never empty); false: hold further records until control.resume().
+   * The chunk is valid only during the call (it is the connection's read buffer): keep a copy.
+   */
   write(chunk: Buffer): boolean;
   /** END_REQUEST with REQUEST_COMPLETE: STDOUT is complete. */
   end(): void;
@@ -154,15 +157,19 @@ export function connectFastCgi(
       reject(new FastCgiAbortedError(`connecting to ${where} was aborted`, { cause: options.signal.reason }));
       return;
     }
+    const reads = new SocketReads();
+    const onread = { buffer: reads.buffer, callback: reads.callback };
     const socket =
-      address.kind === 'unix' ? connect({ path: address.path }) : connect({ host: address.host, port: address.port });
+      address.kind === 'unix'
+        ? connect({ path: address.path, onread })
+        : connect({ host: address.host, port: address.port, onread });
     const finish = (error: Error | null) => {
       clearTimeout(timer);
       socket.off('connect', onConnect);
       socket.off('error', onError);
       options.signal?.removeEventListener('abort', onAbort);
       if (error === null) {
-        resolve(new FastCgiConnection(socket, address));
+        resolve(new FastCgiConnection(socket, address, reads));
       } else {
         socket.destroy();
         reject(error);
@@ -230,6 +237,38 @@ export async function getFastCgiValues(
 const noop = () => {};
 const EMPTY_STDIN = Buffer.alloc(0);
 
+/** A read fills at most this much (net's default read size): one FastCGI record and its header. */
+const READ_BUFFER_BYTES = 64 * 1024;
+
+/**
+ * The one buffer every read of a connection goes into (net's `onread`), so reading a response
+ * allocates nothing: fresh memory for each read is what made V8 run full GCs under load (a
+ * DokuWiki page is two 64 KiB reads). Each chunk is valid until the next read: the decoder keeps
+ * nothing past push() and the sinks copy what they keep; while the socket is paused (a reader is
+ * behind) nothing is read, so the records the decoder holds stay intact.
+ */
+export class SocketReads {
+  readonly buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
+  #onData: ((chunk: Buffer) => void) | null = null;
+  /** copies of anything read before a consumer was attached (a FastCGI server never speaks first) */
+  #early: Buffer[] = [];
+
+  /** net's onread callback; pausing is the connection's (socket.pause() while a reader is behind) */
+  readonly callback = (bytes: number, buffer: Uint8Array): boolean => {
+    const chunk = (buffer as Buffer).subarray(0, bytes);
+    if (this.#onData === null) this.#early.push(Buffer.from(chunk));
+    else this.#onData(chunk);
+    return true;
+  };
+
+  attach(onData: (chunk: Buffer) => void): void {
+    this.#onData = onData;
+    const early = this.#early;
+    this.#early = [];
+    for (const chunk of early) onData(chunk);
+  }
+}
+
 interface Call {
   readonly sink: StdoutSink;
   readonly resolve: (end: EndRequestBody) => void;
@@ -283,15 +322,19 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   /** a management request (GET_VALUES) waiting for its answer */
   #management: ((record: FastCgiRecord | Error) => void) | null = null;
 
-  /** Use connectFastCgi(); this wraps a socket that is already connected. */
-  constructor(socket: Socket, address: FastCgiAddress) {
+  /**
+   * Use connectFastCgi(); this wraps a socket that is already connected. `reads`: the socket was
+   * connected with its `onread`; without it, the socket's 'data' events are read.
+   */
+  constructor(socket: Socket, address: FastCgiAddress, reads?: SocketReads) {
     super();
     this.#socket = socket;
     this.address = address;
     this.#where = formatFastCgiAddress(address);
     if (address.kind === 'tcp') socket.setNoDelay(true);
     this.#decoder = new RecordDecoder((record) => this.#onRecord(record));
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    if (reads === undefined) socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    else reads.attach((chunk) => this.#onData(chunk));
     socket.on('drain', () => this.#call?.wake?.());
     socket.on('error', (error) => {
       this.#socketError = error;
@@ -718,13 +761,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #stderrPart(call: Call, part: Buffer): void {
     while (call.stderrBytes + part.length > MAX_STDERR_LINE_BYTES) {
       const room = MAX_STDERR_LINE_BYTES - call.stderrBytes;
-      call.stderrParts.push(part.subarray(0, room));
+      call.stderrParts.push(Buffer.from(part.subarray(0, room)));
       call.stderrBytes += room;
       this.#flushStderr(call);
       part = part.subarray(room);
     }
     if (part.length === 0) return;
-    call.stderrParts.push(part);
+    call.stderrParts.push(Buffer.from(part)); // kept past this record: a copy
     call.stderrBytes += part.length;
   }
 
@@ -960,7 +1003,8 @@ class ReadableStdout implements StdoutSink {
   }
 
   write(chunk: Buffer): boolean {
-    return this.stdout.push(chunk);
+    // the record's memory is the connection's read buffer: the stream keeps a copy
+    return this.stdout.push(Buffer.from(chunk));
   }
 
   end(): void {

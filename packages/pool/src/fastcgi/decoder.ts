@@ -16,10 +16,20 @@ export interface RecordDecoderOptions {
   maxContentBytes?: number;
 }
 
+/** The largest record on the wire: header, 65535 content bytes, 255 padding bytes. */
+const MAX_RECORD_BYTES = RECORD_HEADER_BYTES + MAX_CONTENT_BYTES + 255;
+
 /**
  * Incremental FastCGI record decoder. Bytes arrive in chunks cut anywhere (a header split over
- * reads, many records in one read); records come out whole, in order, padding dropped. A record
- * inside one chunk is a view of it; one spanning chunks is joined once (at most 64 KiB).
+ * reads, many records in one read); records come out whole, in order, padding dropped.
+ *
+ * Nothing here keeps a chunk after push() returns, so the caller may read every chunk into the
+ * same memory (a socket's `onread` buffer) and no read allocates: a record inside one chunk is a
+ * view of it; the start of a record cut by the chunk's end is copied into the decoder's own buffer
+ * (one per decoder, at most one record) and completed there. So a record's content is valid only
+ * during onRecord: a consumer that keeps it copies it. The one exception is backpressure: once
+ * onRecord returns false, the rest of that chunk is kept as is until resume(), and the caller must
+ * not reuse its memory before then (a paused socket does not read).
  * Types are not judged here (an unknown type decodes like any other) except that the fixed-size
  * bodies (BEGIN_REQUEST, END_REQUEST, UNKNOWN_TYPE) must be 8 bytes.
  * After a thrown error the decoder refuses further input: the stream cannot be resynchronised.
@@ -28,9 +38,12 @@ export class RecordDecoder {
   // biome-ignore lint/suspicious/noConfusingVoidType: a callback that returns nothing keeps reading
   readonly #onRecord: (record: FastCgiRecord) => boolean | void;
   readonly #maxContentBytes: number;
-  #chunks: Buffer[] = [];
-  #buffered = 0;
-  /** content + padding of the record whose header has been read, or -1 */
+  /** the start of a record cut by a chunk's end (allocated on first use, then reused) */
+  #partial: Buffer | null = null;
+  #partialLength = 0;
+  /** what followed the record onRecord paused on: delivered on resume() */
+  #rest: Buffer | null = null;
+  /** content + padding of the record whose header is in #partial, or -1 */
   #bodyLength = -1;
   #type = 0;
   #requestId = 0;
@@ -53,7 +66,7 @@ export class RecordDecoder {
 
   /** Bytes held that do not yet make a whole record (or that wait for resume()). */
   get pendingBytes(): number {
-    return this.#buffered;
+    return this.#partialLength + (this.#rest?.length ?? 0);
   }
 
   get recordsSeen(): number {
@@ -68,62 +81,110 @@ export class RecordDecoder {
   push(chunk: Buffer): void {
     if (this.#failed !== null) throw this.#failed;
     if (chunk.length === 0) return;
-    this.#chunks.push(chunk);
-    this.#buffered += chunk.length;
-    if (this.#held) return;
-    this.#run();
+    if (this.#held) {
+      // bytes that came while paused: copied, since their memory may be reused after this returns
+      this.#rest = this.#rest === null ? Buffer.from(chunk) : Buffer.concat([this.#rest, chunk]);
+      return;
+    }
+    this.#run(chunk);
   }
 
   /** Delivers records held back after onRecord returned false. */
   resume(): void {
     if (!this.#held || this.#failed !== null) return;
     this.#held = false;
-    this.#run();
+    const rest = this.#rest;
+    this.#rest = null;
+    if (rest !== null) this.#run(rest);
   }
 
-  #run(): void {
+  #run(chunk: Buffer): void {
     try {
-      this.#drain();
+      const offset = this.#partialLength > 0 ? this.#completePartial(chunk) : 0;
+      if (offset >= 0) this.#decode(chunk, offset);
     } catch (error) {
       this.#failed = error as Error;
-      this.#chunks = [];
-      this.#buffered = 0;
+      this.#partialLength = 0;
+      this.#rest = null;
       throw error;
     }
   }
 
-  #drain(): void {
+  /**
+   * Adds the chunk's first bytes to the record in #partial; delivers it once whole. Returns where
+   * the chunk's next record starts, or -1 when the chunk is used up or delivery paused.
+   */
+  #completePartial(chunk: Buffer): number {
+    const partial = this.#partial!;
+    let offset = 0;
+    if (this.#partialLength < RECORD_HEADER_BYTES) {
+      const count = Math.min(RECORD_HEADER_BYTES - this.#partialLength, chunk.length);
+      chunk.copy(partial, this.#partialLength, 0, count);
+      this.#partialLength += count;
+      offset = count;
+      if (this.#partialLength < RECORD_HEADER_BYTES) return -1;
+      this.#readHeader(partial, 0, chunk.subarray(offset));
+    }
+    const total = RECORD_HEADER_BYTES + this.#bodyLength;
+    const count = Math.min(total - this.#partialLength, chunk.length - offset);
+    chunk.copy(partial, this.#partialLength, offset, offset + count);
+    this.#partialLength += count;
+    offset += count;
+    if (this.#partialLength < total) return -1;
+    this.#partialLength = 0;
+    if (!this.#deliver(partial, RECORD_HEADER_BYTES, chunk, offset)) return -1;
+    return offset;
+  }
+
+  /** Records in place from `offset`; the start of a record cut by the chunk's end goes to #partial. */
+  #decode(chunk: Buffer, offset: number): void {
     for (;;) {
-      if (this.#bodyLength < 0) {
-        if (this.#buffered < RECORD_HEADER_BYTES) return;
-        this.#readHeader(this.#take(RECORD_HEADER_BYTES));
+      const left = chunk.length - offset;
+      if (left === 0) return;
+      if (left >= RECORD_HEADER_BYTES) {
+        this.#readHeader(chunk, offset, null);
+        const end = offset + RECORD_HEADER_BYTES + this.#bodyLength;
+        if (end <= chunk.length) {
+          if (!this.#deliver(chunk, offset + RECORD_HEADER_BYTES, chunk, end)) return;
+          offset = end;
+          continue;
+        }
       }
-      if (this.#buffered < this.#bodyLength) return;
-      const body = this.#take(this.#bodyLength);
-      this.#bodyLength = -1;
-      const record: FastCgiRecord = {
-        type: this.#type,
-        requestId: this.#requestId,
-        content: body.length === this.#contentLength ? body : body.subarray(0, this.#contentLength),
-      };
-      this.#recordsSeen++;
-      if (this.#onRecord(record) === false) {
-        this.#held = true;
-        return;
-      }
+      this.#partial ??= Buffer.allocUnsafeSlow(MAX_RECORD_BYTES);
+      chunk.copy(this.#partial, 0, offset);
+      this.#partialLength = left;
+      return;
     }
   }
 
-  #readHeader(header: Buffer): void {
-    const version = header[0]!;
+  /** Hands one record to onRecord; false when it paused delivery (the chunk's rest is kept). */
+  #deliver(source: Buffer, contentStart: number, chunk: Buffer, next: number): boolean {
+    const record: FastCgiRecord = {
+      type: this.#type,
+      requestId: this.#requestId,
+      content: this.#contentLength === 0 ? EMPTY : source.subarray(contentStart, contentStart + this.#contentLength),
+    };
+    this.#bodyLength = -1;
+    this.#recordsSeen++;
+    if (this.#onRecord(record) !== false) return true;
+    this.#held = true;
+    if (next < chunk.length) this.#rest = chunk.subarray(next);
+    return false;
+  }
+
+  /** Reads and checks the header at `offset`; `after` is what follows it (for error messages). */
+  #readHeader(bytes: Buffer, offset: number, after: Buffer | null): void {
+    const version = bytes[offset]!;
     if (version !== FCGI_VERSION) {
+      const seen = bytes.subarray(offset, offset + RECORD_HEADER_BYTES + 56);
+      const shown = after === null ? seen : Buffer.concat([seen, after.subarray(0, 56)]);
       throw new FastCgiMalformedRecordError(
-        `not a FastCGI record: ${describeBytes(Buffer.concat([header, this.#peek(56)]))}. ${likelyCause(this.#recordsSeen, header)}`,
+        `not a FastCGI record: ${describeBytes(shown)}. ${likelyCause(this.#recordsSeen, bytes.subarray(offset, offset + RECORD_HEADER_BYTES))}`,
         { version },
       );
     }
-    const type = header[1]!;
-    const contentLength = header.readUInt16BE(4);
+    const type = bytes[offset + 1]!;
+    const contentLength = bytes.readUInt16BE(offset + 4);
     if (contentLength > this.#maxContentBytes) {
       throw new FastCgiRecordTooLargeError(
         `${recordTypeName(type)} record of ${contentLength} content bytes exceeds the limit of ${this.#maxContentBytes}`,
@@ -138,43 +199,9 @@ export class RecordDecoder {
       );
     }
     this.#type = type;
-    this.#requestId = header.readUInt16BE(2);
+    this.#requestId = bytes.readUInt16BE(offset + 2);
     this.#contentLength = contentLength;
-    this.#bodyLength = contentLength + header[6]!;
-  }
-
-  /** Up to n buffered bytes, without consuming them (for error messages). */
-  #peek(n: number): Buffer {
-    return Buffer.concat(this.#chunks, Math.min(n, this.#buffered));
-  }
-
-  /** Consumes n bytes: a view when they sit in one chunk, one copy otherwise. */
-  #take(n: number): Buffer {
-    if (n === 0) return EMPTY;
-    const first = this.#chunks[0]!;
-    this.#buffered -= n;
-    if (first.length > n) {
-      this.#chunks[0] = first.subarray(n);
-      return first.subarray(0, n);
-    }
-    if (first.length === n) {
-      this.#chunks.shift();
-      return first;
-    }
-    const out = Buffer.allocUnsafe(n);
-    let offset = 0;
-    let used = 0;
-    while (offset < n) {
-      const chunk = this.#chunks[used]!;
-      const count = Math.min(chunk.length, n - offset);
-      chunk.copy(out, offset, 0, count);
-      offset += count;
-      if (count === chunk.length) used++;
-      else this.#chunks[used] = chunk.subarray(count);
-    }
-    // One splice, not a shift per chunk: a record trickling in as many tiny chunks stays linear.
-    this.#chunks.splice(0, used);
-    return out;
+    this.#bodyLength = contentLength + bytes[offset + 6]!;
   }
 }
 

@@ -8,7 +8,6 @@ import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Chunks } from '../chunks.js';
 import {
   BootFailedError,
   ExecAbortedError,
@@ -66,7 +65,9 @@ export interface CgiRequest {
 export interface CgiReply extends CgiResponseHead {
   pid: number;
   /** whole (fit bufferBytes) or a stream; destroying the stream before its end aborts the request (ABORT_REQUEST) */
-  body: Buffer | Chunks | Readable;
+  body: Buffer | Readable;
+  /** a whole body: gives its memory back for reuse once nothing reads it (CgiResult.release) */
+  release?: () => void;
 }
 
 /** The longest a timer can wait: the connection's own abort timeout is replaced by stream_timeout here. */
@@ -233,6 +234,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       headers: result.headers,
       localRedirect: result.localRedirect,
       body: result.body,
+      ...(result.release === undefined ? {} : { release: result.release }),
     };
   }
 

@@ -10,7 +10,6 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Chunks } from '../../src/chunks.js';
 import {
   FastCgiAbortedError,
   FastCgiBadHeaderError,
@@ -24,6 +23,7 @@ import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { CgiResponseReader } from '../../src/fastcgi/cgi-response.js';
 import { connectFastCgi, type FastCgiConnection, MAX_STDERR_LINE_BYTES } from '../../src/fastcgi/connection.js';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
+import { RecycledBuffers } from '../../src/recycled-buffers.js';
 import { eventually } from '../php-fixtures.js';
 import {
   decodeBeginRequest,
@@ -266,16 +266,47 @@ describe('CgiResponseReader: STDOUT read whole up to bufferBytes, without a stre
     expect(over.body).toEqual(payload);
   });
 
-  it('a body over 64 KiB in several records comes as Chunks (not joined); an empty body as an empty Buffer', async () => {
+  it('a body over 64 KiB in several records comes whole in one buffer; an empty body as an empty Buffer', async () => {
     const payload = randomBytes(200 * 1024);
     const big = await read(
       [stdout('X: 1\r\n\r\n'), ...encodeStreamRecords(RecordType.STDOUT, 1, payload)],
       1024 * 1024,
     );
-    expect(big.response.body).toBeInstanceOf(Chunks);
-    expect((big.body as Chunks).join()).toEqual(payload);
+    expect(Buffer.isBuffer(big.response.body)).toBe(true);
+    expect(big.body).toEqual(payload);
     const empty = await read([stdout('Status: 204\r\n\r\n')], 1024);
     expect(empty.body).toEqual(Buffer.alloc(0));
+    expect(empty.response.release).toBeUndefined();
+  });
+
+  it("a whole body's memory is reused by a later response only after release(), never before", async () => {
+    const buffers = new RecycledBuffers();
+    const respond = async (payload: Buffer) => {
+      const peer = await startPeer((socket) =>
+        socket.write(
+          Buffer.concat([stdout('X: 1\r\n\r\n'), ...encodeStreamRecords(RecordType.STDOUT, 1, payload), end()]),
+        ),
+      );
+      const connection = await connectFastCgi(peer.address);
+      const reader = new CgiResponseReader({ bufferBytes: 1024 * 1024, buffers });
+      const run = connection.start({ params: {} }, reader);
+      const response = await reader.response;
+      await run.done;
+      connection.close();
+      return response;
+    };
+    const first = await respond(Buffer.alloc(70_000, 'a'));
+    const second = await respond(Buffer.alloc(70_000, 'b'));
+    // not released: the second response has memory of its own, the first is intact
+    expect((first.body as Buffer).buffer).not.toBe((second.body as Buffer).buffer);
+    expect((first.body as Buffer).equals(Buffer.alloc(70_000, 'a'))).toBe(true);
+    first.release!();
+    first.release!(); // twice is harmless: the memory is not handed out twice
+    const third = await respond(Buffer.alloc(70_000, 'c'));
+    const fourth = await respond(Buffer.alloc(70_000, 'd'));
+    expect((third.body as Buffer).buffer).toBe((first.body as Buffer).buffer);
+    expect((fourth.body as Buffer).buffer).not.toBe((third.body as Buffer).buffer);
+    expect((third.body as Buffer).equals(Buffer.alloc(70_000, 'c'))).toBe(true);
   });
 
   it('X-Accel-Buffering: no, or bufferBytes 0, streams a body however small', async () => {

@@ -11,9 +11,12 @@ import {
 
 function collect(options?: { maxContentBytes?: number }) {
   const records: FastCgiRecord[] = [];
-  const decoder = new RecordDecoder((record) => void records.push(record), options);
+  // a record's content is valid only during onRecord (it may be a view of the decoder's own buffer)
+  const decoder = new RecordDecoder((record) => void records.push(copied(record)), options);
   return { decoder, records };
 }
+
+const copied = (r: FastCgiRecord): FastCgiRecord => ({ ...r, content: Buffer.from(r.content) });
 
 const plain = (r: FastCgiRecord) => ({ type: r.type, requestId: r.requestId, content: r.content.toString('latin1') });
 
@@ -23,7 +26,9 @@ describe('RecordDecoder', () => {
     const wire = encodeRecord(RecordType.STDOUT, 1, Buffer.from('hello'));
     decoder.push(wire);
     expect(records.map(plain)).toEqual([{ type: RecordType.STDOUT, requestId: 1, content: 'hello' }]);
-    expect(records[0]!.content.buffer).toBe(wire.buffer);
+    const views: Buffer[] = [];
+    new RecordDecoder((record) => void views.push(record.content)).push(wire);
+    expect(views[0]!.buffer).toBe(wire.buffer);
     expect(decoder.pendingBytes).toBe(0);
   });
 
@@ -99,7 +104,7 @@ describe('RecordDecoder', () => {
     const records: FastCgiRecord[] = [];
     let open = false;
     const decoder = new RecordDecoder((record) => {
-      records.push(record);
+      records.push(copied(record));
       return open;
     });
     const wire = Buffer.concat([1, 2, 3].map((n) => encodeRecord(RecordType.STDOUT, 1, Buffer.from(String(n)))));

@@ -35,12 +35,24 @@ const recordArb = (maxLength = 65_535) =>
       FIXED.has(r.type) ? { ...r, content: Uint8Array.from({ length: 8 }, (_, i) => r.content[i] ?? 0) } : r,
     );
 
-/** Feeds `wire` to `decoder` in pieces whose sizes cycle through `cuts`. */
+/** A record's content is valid only during onRecord: a consumer that keeps it copies it. */
+const copied = (r: FastCgiRecord): FastCgiRecord => ({ ...r, content: Buffer.from(r.content) });
+
+/**
+ * Feeds `wire` to `decoder` in pieces whose sizes cycle through `cuts`, each read into the same
+ * buffer, as a socket with an `onread` buffer does; once push() returns the buffer is scribbled
+ * over (unless the decoder is held, when the caller must leave it alone until resume()), so a
+ * decoder that kept a view of a chunk would deliver the scribble.
+ */
 function feed(decoder: RecordDecoder, wire: Buffer, cuts: number[]): void {
+  const read = Buffer.alloc(Math.max(...cuts));
   let offset = 0;
   for (let i = 0; offset < wire.length; i++) {
-    const size = cuts[i % cuts.length]!;
-    decoder.push(wire.subarray(offset, offset + size));
+    while (decoder.held) decoder.resume();
+    const size = Math.min(cuts[i % cuts.length]!, wire.length - offset);
+    wire.copy(read, 0, offset, offset + size);
+    decoder.push(read.subarray(0, size));
+    if (!decoder.held) read.fill(0xee);
     offset += size;
   }
 }
@@ -56,7 +68,7 @@ describe('RecordDecoder properties', () => {
             records.map((r) => encodeRecord(r.type, r.requestId, Buffer.from(r.content), r.padding)),
           );
           const got: FastCgiRecord[] = [];
-          const decoder = new RecordDecoder((record) => void got.push(record));
+          const decoder = new RecordDecoder((record) => void got.push(copied(record)));
           feed(decoder, wire, cuts);
           expect(got).toHaveLength(records.length);
           got.forEach((record, i) => {
@@ -84,7 +96,7 @@ describe('RecordDecoder properties', () => {
           );
           const got: FastCgiRecord[] = [];
           const decoder = new RecordDecoder((record) => {
-            got.push(record);
+            got.push(copied(record));
             return pauses[got.length % pauses.length];
           });
           feed(decoder, wire, cuts);
