@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -155,7 +155,8 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
       const type = reply.getHeader('content-type');
-      if (typeof type === 'string' && SKIP_COMPRESSION.test(type)) request.headers['x-no-compression'] = '1';
+      if ((typeof type === 'string' && SKIP_COMPRESSION.test(type)) || startsLikeCompressedData(payload))
+        request.headers['x-no-compression'] = '1';
       done(null, payload);
     });
     // loaded only when compression is on
@@ -382,3 +383,24 @@ function addVary(reply: AnyReply, names: string): void {
 
 /** Types @fastify/compress would compress that are compressed already (binary downloads). */
 const SKIP_COMPRESSION = /^application\/octet-stream\b/i;
+
+/**
+ * @fastify/compress passes a body that starts like gzip or zlib data through as it is, yet labels
+ * it Content-Encoding: gzip, and the client then fails to decode it. Plain text can start that way
+ * ("80", "x^", any byte pair that makes a valid zlib header) and so can a .gz download: such a
+ * whole body is sent uncompressed instead. (A streamed body cannot be looked at here.)
+ */
+export function startsLikeCompressedData(payload: unknown): boolean {
+  const first =
+    typeof payload === 'string'
+      ? Buffer.from(payload.slice(0, 3))
+      : Buffer.isBuffer(payload)
+        ? payload
+        : payload instanceof BodyParts
+          ? payload.parts[0]
+          : undefined;
+  if (first === undefined || first.length < 2) return false;
+  const gzip = first.length > 2 && first[0] === 0x1f && first[1] === 0x8b && first[2] === 0x08;
+  const zlib = (first[0]! & 0x0f) === 0x08 && (first[0]! & 0x80) === 0 && ((first[0]! << 8) + first[1]!) % 31 === 0;
+  return gzip || zlib;
+}

@@ -282,6 +282,33 @@ describe('compression', () => {
     expect(res.json().pad.length).toBeGreaterThanOrEqual(10);
   });
 
+  it('sends a whole body that starts like gzip or zlib data uncompressed (@fastify/compress would label it gzip as it is)', async () => {
+    const app = Fastify();
+    await registerHttpHeaders(app, {});
+    // "80" is a valid zlib header (0x3830 is a multiple of 31), "x^" too; 1f 8b 08 is gzip's magic
+    const bodies = {
+      '/csv': Buffer.from('80,120\n'.repeat(400)),
+      '/x': Buffer.from(`x^${'y'.repeat(3000)}`),
+      '/gz': Buffer.concat([Buffer.from([0x1f, 0x8b, 0x08]), Buffer.alloc(3000, 0x61)]),
+    };
+    for (const [url, body] of Object.entries(bodies))
+      app.get(url, (_request, reply) => reply.type('text/plain').send(body));
+    app.get('/string', (_request, reply) => reply.type('text/plain').send('80,120\n'.repeat(400)));
+    app.get('/later', (_request, reply) => reply.type('text/plain').send(` ${'80,120\n'.repeat(400)}`));
+    for (const url of [...Object.keys(bodies), '/string']) {
+      const res = await app.inject({ url, headers: { 'accept-encoding': 'gzip' } });
+      expect(res.headers['content-encoding'], url).toBeUndefined();
+      expect(res.rawPayload.equals(bodies[url as keyof typeof bodies] ?? Buffer.from('80,120\n'.repeat(400)))).toBe(
+        true,
+      );
+    }
+    // the same text one byte later is compressed as usual
+    const later = await app.inject({ url: '/later', headers: { 'accept-encoding': 'gzip' } });
+    expect(later.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(later.rawPayload).toString()).toBe(` ${'80,120\n'.repeat(400)}`);
+    await app.close();
+  });
+
   it('can be turned off, and its threshold set', async () => {
     const off = await site({ compression: false });
     expect(
