@@ -265,7 +265,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     try {
       for (let attempt = 0; ; attempt++) {
         const connection = await this.#acquire(request.signal ?? null);
-        const reader = new CgiResponseReader({ ...this.#options.limits, bufferBytes: request.bufferBytes ?? 0 });
+        const reader = new CgiResponseReader(this.#options.limits, request.bufferBytes ?? 0);
         let call: FastCgiRun;
         try {
           call = connection.start(
@@ -286,15 +286,16 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
         }
         try {
           const result = await reader.response;
-          return {
+          const response: FastCgiResponse = {
             status: result.status,
             statusText: result.statusText,
             headers: result.headers,
             localRedirect: result.localRedirect,
             body: result.body,
-            ...(result.release === undefined ? {} : { release: result.release }),
             done: call.done,
           };
+          if (result.release !== undefined) response.release = result.release;
+          return response;
         } catch (error) {
           if (attempt === 0 && this.#canRetry(error, call, request)) {
             this.#retries++;

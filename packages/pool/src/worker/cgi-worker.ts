@@ -201,7 +201,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         throw error;
       }
     }
-    const reader = new CgiResponseReader({ ...this.#spec.headLimits, bufferBytes: request.bufferBytes ?? 0 });
+    const reader = new CgiResponseReader(this.#spec.headLimits, request.bufferBytes ?? 0);
     let call: FastCgiRun;
     try {
       call = connection.start(
@@ -227,15 +227,16 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       (error: Error) => this.#onFailure(exec, error),
     );
     const result = await reader.response;
-    return {
+    const reply: CgiReply = {
       pid: this.pid,
       status: result.status,
       statusText: result.statusText,
       headers: result.headers,
       localRedirect: result.localRedirect,
       body: result.body,
-      ...(result.release === undefined ? {} : { release: result.release }),
     };
+    if (result.release !== undefined) reply.release = result.release;
+    return reply;
   }
 
   /** Graceful stop: SIGTERM (php-cgi exits at once when idle), then SIGKILL after destroy_timeout. */
