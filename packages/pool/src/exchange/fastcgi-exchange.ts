@@ -73,11 +73,12 @@ export class FastCgiExchange implements Exchange {
             ...(cgi.signal === null ? {} : { signal: cgi.signal }),
             ...(cgi.onStderr === null ? {} : { onStderr: cgi.onStderr }),
             bufferBytes: this.#bufferBytes,
+            recycleBody: this.#recycleBodies,
           })
         : await this.backend.exec(cgi, cgi.signal === null ? undefined : { signal: cgi.signal });
     // whole up to bufferBytes, else (or with X-Accel-Buffering: no) streamed: the backend's reader decided
     const response: ExchangeResponse = { status: reply.status, headers: toHeaderMap(reply.headers), body: reply.body };
-    if (this.#recycleBodies && reply.release !== undefined) response.release = reply.release;
+    if (reply.release !== undefined) response.release = reply.release;
     return response;
   }
 
@@ -98,6 +99,7 @@ export class FastCgiExchange implements Exchange {
           ? null
           : (line) => logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`),
       bufferBytes: this.#bufferBytes,
+      recycleBody: this.#recycleBodies,
     };
   }
 }

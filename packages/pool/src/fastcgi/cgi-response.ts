@@ -318,7 +318,13 @@ export interface CgiReadOptions extends CgiHeadLimits {
   bufferBytes?: number;
   /** STDOUT buffered for a slow reader of a streamed body before the socket pauses. */
   highWaterMark?: number;
-  /** where a whole body's memory comes from (default: the process's responseBuffers) */
+  /**
+   * Keep a whole body in a reused buffer and give the result a `release()` to hand it back (for a
+   * caller that calls it once nothing reads the body). Default false: the body is copied out into
+   * memory of its own at the end and the buffer it was assembled in is reused at once.
+   */
+  recycle?: boolean;
+  /** where the buffers bodies are assembled in come from (default: the process's responseBuffers) */
   buffers?: RecycledBuffers;
 }
 
@@ -350,6 +356,7 @@ export class CgiResponseReader implements StdoutSink {
   readonly #bufferBytes: number;
   readonly #highWaterMark: number;
   readonly #buffers: RecycledBuffers;
+  readonly #recycle: boolean;
   #parser: CgiHeadParser | null;
   #head: CgiResponseHead | null = null;
   /** the body so far, in one buffer from #buffers (records are copied in: they are read buffers) */
@@ -361,9 +368,14 @@ export class CgiResponseReader implements StdoutSink {
   #resolve!: (result: CgiResult) => void;
   #reject!: (error: Error) => void;
 
-  /** `bufferBytes`, when given, overrides options.bufferBytes (so one options object serves every request). */
-  constructor(options: CgiReadOptions = {}, bufferBytes = options.bufferBytes ?? 0) {
+  /** `bufferBytes` and `recycle` override the options' (so one options object serves every request). */
+  constructor(
+    options: CgiReadOptions = {},
+    bufferBytes = options.bufferBytes ?? 0,
+    recycle = options.recycle === true,
+  ) {
     this.#bufferBytes = bufferBytes;
+    this.#recycle = recycle;
     this.#highWaterMark = options.highWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK;
     this.#buffers = options.buffers ?? responseBuffers;
     this.#parser = new CgiHeadParser(options);
@@ -443,6 +455,13 @@ export class CgiResponseReader implements StdoutSink {
     this.#body = null;
     if (memory === null) {
       this.#settle(EMPTY_BODY);
+      return;
+    }
+    if (!this.#recycle) {
+      // memory of its own, sized to the body; the assembly buffer serves the next response
+      const body = Buffer.from(memory.subarray(0, this.#bytes));
+      this.#buffers.give(memory);
+      this.#settle(body);
       return;
     }
     let given = false;

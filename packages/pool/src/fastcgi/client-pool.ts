@@ -83,6 +83,11 @@ export interface FastCgiPoolRequest {
    * every body streams.
    */
   bufferBytes?: number;
+  /**
+   * Keep a whole body in reused memory and hand back its `release()` (CgiReadOptions.recycle):
+   * only for a caller that calls it once nothing reads the body. Default false.
+   */
+  recycleBody?: boolean;
 }
 
 export interface FastCgiResponse extends CgiResponseHead {
@@ -265,7 +270,11 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     try {
       for (let attempt = 0; ; attempt++) {
         const connection = await this.#acquire(request.signal ?? null);
-        const reader = new CgiResponseReader(this.#options.limits, request.bufferBytes ?? 0);
+        const reader = new CgiResponseReader(
+          this.#options.limits,
+          request.bufferBytes ?? 0,
+          request.recycleBody === true,
+        );
         let call: FastCgiRun;
         try {
           call = connection.start(

@@ -298,6 +298,48 @@ interface Call {
   wake: (() => void) | null;
 }
 
+interface CallControl {
+  abort(call: Call, reason?: unknown): void;
+  resume(call: Call): void;
+}
+
+/**
+ * A running request as its caller and its sink see it. A class, not an object literal with getters
+ * and closures: a literal with accessors is made in dictionary mode with accessor pairs of its own
+ * and new IC handlers, once per request.
+ */
+class RunHandle implements FastCgiRun {
+  readonly done: Promise<EndRequestBody>;
+  readonly #call: Call;
+  readonly #control: CallControl;
+
+  constructor(done: Promise<EndRequestBody>, call: Call, control: CallControl) {
+    this.done = done;
+    this.#call = call;
+    this.#control = control;
+  }
+
+  get bytesReceived(): number {
+    return this.#call.bytesReceived;
+  }
+
+  get reusedConnection(): boolean {
+    return this.#call.reused;
+  }
+
+  get stdinStarted(): boolean {
+    return this.#call.stdinStarted;
+  }
+
+  abort(reason?: unknown): void {
+    this.#control.abort(this.#call, reason);
+  }
+
+  resume(): void {
+    this.#control.resume(this.#call);
+  }
+}
+
 /**
  * A connected socket and its record decoder. request() runs one request; after its END_REQUEST
  * the connection emits 'idle' and takes the next one. Anything that leaves the byte stream in
@@ -321,6 +363,11 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #failure: Error | null = null;
   /** a management request (GET_VALUES) waiting for its answer */
   #management: ((record: FastCgiRecord | Error) => void) | null = null;
+  /** what a request's RunHandle asks of its connection (one object per connection, not per request) */
+  readonly #calls: CallControl = {
+    abort: (call, reason) => this.#abort(call, reason),
+    resume: (call) => this.#resumeStdout(call),
+  };
 
   /**
    * Use connectFastCgi(); this wraps a socket that is already connected. `reads`: the socket was
@@ -388,8 +435,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     return {
       stdout: sink.stdout,
       done: run.done,
-      abort: run.abort,
-      resume: run.resume,
+      abort: (reason?: unknown) => run.abort(reason),
+      resume: () => run.resume(),
       get bytesReceived() {
         return run.bytesReceived;
       },
@@ -446,18 +493,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       stderrBytes: 0,
       wake: null,
     };
-    const run: FastCgiRun = {
-      done,
-      abort: (reason?: unknown) => this.#abort(call, reason),
-      resume: () => this.#resumeStdout(call),
-      get bytesReceived() {
-        return call.bytesReceived;
-      },
-      reusedConnection: call.reused,
-      get stdinStarted() {
-        return call.stdinStarted;
-      },
-    };
+    const run = new RunHandle(done, call, this.#calls);
     sink.bind(run);
     this.#state = 'busy';
     this.#call = call;

@@ -59,6 +59,8 @@ export interface CgiRequest {
    * a larger one, or one sent with `X-Accel-Buffering: no`, streams. Absent or 0: every body streams.
    */
   bufferBytes?: number;
+  /** keep a whole body in reused memory and hand back its release() (CgiReadOptions.recycle) */
+  recycleBody?: boolean;
 }
 
 /** The script's response: its CGI head, and its body, whole or as a stream with backpressure to PHP. */
@@ -201,7 +203,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         throw error;
       }
     }
-    const reader = new CgiResponseReader(this.#spec.headLimits, request.bufferBytes ?? 0);
+    const reader = new CgiResponseReader(this.#spec.headLimits, request.bufferBytes ?? 0, request.recycleBody === true);
     let call: FastCgiRun;
     try {
       call = connection.start(

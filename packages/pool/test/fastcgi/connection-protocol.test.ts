@@ -281,14 +281,14 @@ describe('CgiResponseReader: STDOUT read whole up to bufferBytes, without a stre
 
   it("a whole body's memory is reused by a later response only after release(), never before", async () => {
     const buffers = new RecycledBuffers();
-    const respond = async (payload: Buffer) => {
+    const respond = async (payload: Buffer, recycle = true) => {
       const peer = await startPeer((socket) =>
         socket.write(
           Buffer.concat([stdout('X: 1\r\n\r\n'), ...encodeStreamRecords(RecordType.STDOUT, 1, payload), end()]),
         ),
       );
       const connection = await connectFastCgi(peer.address);
-      const reader = new CgiResponseReader({ bufferBytes: 1024 * 1024, buffers });
+      const reader = new CgiResponseReader({ bufferBytes: 1024 * 1024, buffers, recycle });
       const run = connection.start({ params: {} }, reader);
       const response = await reader.response;
       await run.done;
@@ -307,6 +307,14 @@ describe('CgiResponseReader: STDOUT read whole up to bufferBytes, without a stre
     expect((third.body as Buffer).buffer).toBe((first.body as Buffer).buffer);
     expect((fourth.body as Buffer).buffer).not.toBe((third.body as Buffer).buffer);
     expect((third.body as Buffer).equals(Buffer.alloc(70_000, 'c'))).toBe(true);
+    // without recycle (the plugin's default): memory of its own, sized to the body, no release();
+    // the buffer it was assembled in serves the next response at once
+    const own = await respond(Buffer.alloc(70_000, 'e'), false);
+    expect(own.release).toBeUndefined();
+    expect((own.body as Buffer).buffer.byteLength).toBe(70_000);
+    const after = await respond(Buffer.alloc(70_000, 'f'), false);
+    expect((own.body as Buffer).equals(Buffer.alloc(70_000, 'e'))).toBe(true);
+    expect((after.body as Buffer).equals(Buffer.alloc(70_000, 'f'))).toBe(true);
   });
 
   it('X-Accel-Buffering: no, or bufferBytes 0, streams a body however small', async () => {
