@@ -27,8 +27,8 @@ export interface CgiResponseHead {
   /** The reason phrase after the code in `Status: 404 Not Found`, or null. */
   statusText: string | null;
   /**
-   * Lower-case name → values in arrival order (each `Set-Cookie` its own entry), on a
-   * null-prototype object. Values are latin1 strings, one char per byte, as Node's HTTP layer
+   * Lower-case name → values in arrival order (each `Set-Cookie` its own entry), on an object
+   * that inherits nothing (HEADER_FIELDS). Values are latin1 strings, one char per byte, as Node's HTTP layer
    * takes them. `Status` is consumed, not listed.
    */
   headers: Record<string, string[]>;
@@ -146,6 +146,14 @@ const TCHAR = (() => {
   return table;
 })();
 
+/**
+ * The prototype of a head's fields: empty, with a null prototype, so the fields inherit nothing (a
+ * field named "constructor" or "__proto__" is just a field). Not Object.create(null) for the
+ * fields themselves: V8 never optimized the function that filled such a dictionary object (each
+ * call's stores into it reset the function's counters), which tripled this function's cost.
+ */
+const HEADER_FIELDS: object = Object.create(null);
+
 // Hot: once per classic response. Objects are built as literals, never spread (`{ ...head, x }`
 // costs about half a microsecond in V8, more than parsing a short head).
 function parseHeaderBlock(block: Buffer, maxHeaderCount: number, bodyStart: Buffer): ParsedCgiHead {
@@ -165,7 +173,7 @@ function parseHeaderBlock(block: Buffer, maxHeaderCount: number, bodyStart: Buff
       },
     );
   }
-  const headers: Record<string, string[]> = Object.create(null);
+  const headers: Record<string, string[]> = Object.create(HEADER_FIELDS);
   let status: number | null = null;
   let statusText: string | null = null;
   let last: { name: string; values: string[] } | null = null;

@@ -91,9 +91,13 @@ describe('CGI response head', () => {
   });
 
   it('keeps names like __proto__ as plain keys', () => {
-    const parsed = parseCgiHead(Buffer.from('__proto__: x\r\nconstructor: y\r\n\r\n'));
+    const parsed = parseCgiHead(Buffer.from('__proto__: x\r\nconstructor: y\r\nconstructor: z\r\n\r\n'));
     expect(Object.getOwnPropertyDescriptor(parsed.headers, '__proto__')?.value).toEqual(['x']);
     expect(Object.keys(parsed.headers)).toEqual(['__proto__', 'constructor']);
+    expect(parsed.headers.constructor).toEqual(['y', 'z']);
+    // nothing is inherited: no Object.prototype members to mistake for fields
+    for (const name of ['toString', 'hasOwnProperty', 'valueOf', 'location'])
+      expect((parsed.headers as Record<string, unknown>)[name]).toBeUndefined();
   });
 
   it.each([
