@@ -35,6 +35,7 @@ import { CLASSIC_INFO_PATH, prepareClassicDocroot } from './lib/classic.mjs';
 import { CONTENDERS } from './lib/contenders.mjs';
 import { checkAnswer, measureRun, summarize, waitReady, warmUp } from './lib/measure.mjs';
 import { phpVersionDir, writePhpIni } from './lib/php-ini.mjs';
+import { describeV8Trace, summarizeV8Trace, V8_TRACE_ARGS } from './lib/v8-trace.mjs';
 import { installCleanup, setPgidFile, stopGroup } from './lib/processes.mjs';
 import {
   NOISY_CORES,
@@ -74,6 +75,8 @@ const USAGE = `usage: node bench/run.mjs [flags]
   --relay R             pipes (default), fds or unix: how warmpool talks to its PHP workers
   --jit                 opcache JIT on (tracing) for every contender (default off for all)
   --cpu-prof            run the Node contenders under --cpu-prof; prints their top self-time functions
+  --v8-trace            run the Node contenders with V8's optimizer and GC traces; prints the hot
+                        functions V8 keeps from optimizing and how much of the new space survives
   --no-save             do not write bench/results/<date>.md
   --keep                keep the temp dir (configs, logs) afterwards
   -h, --help`;
@@ -95,6 +98,7 @@ function parseFlags() {
       'retry-budget': { type: 'string', default: '90' },
       jit: { type: 'boolean', default: false },
       'cpu-prof': { type: 'boolean', default: false },
+      'v8-trace': { type: 'boolean', default: false },
       'no-save': { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -150,6 +154,7 @@ function parseFlags() {
     retryBudgetSeconds: int('retry-budget', values['retry-budget'], 0),
     jit: values.jit,
     cpuProf: values['cpu-prof'],
+    v8Trace: values['v8-trace'],
     save: !values['no-save'],
     keep: values.keep,
   };
@@ -257,6 +262,7 @@ async function main() {
   const retryBudget = { ms: flags.retryBudgetSeconds * 1000 };
   const phpInfos = new Map();
   const profiles = [];
+  const v8Traces = [];
   const failures = [];
   for (const scenario of scenarios) {
     const scenarioDir = join(tmp, scenario.name);
@@ -308,7 +314,10 @@ async function main() {
           relay: flags.relay,
           port: await freePort(),
           logFile: join(dir, 'output.log'),
-          nodeArgs: flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [],
+          nodeArgs: [
+            ...(flags.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : []),
+            ...(flags.v8Trace ? V8_TRACE_ARGS : []),
+          ],
         };
         const entry = {
           contender,
@@ -398,6 +407,14 @@ async function main() {
       // 4. stop them all (each one's whole process tree), whatever happened
       await Promise.allSettled(entries.map(stop));
     }
+    if (flags.v8Trace) {
+      for (const { contender, ctx } of entries) {
+        // nginx and php -S logs have no V8 lines: only the Node contenders are described
+        const summary = summarizeV8Trace(ctx.logFile);
+        if (summary !== null && summary.scavenges > 0)
+          v8Traces.push(...describeV8Trace(scenario.name, contender.label, summary));
+      }
+    }
     if (flags.cpuProf) {
       for (const { contender, profDir } of entries) {
         if (!existsSync(profDir)) continue;
@@ -432,6 +449,7 @@ async function main() {
     );
     for (const f of p.summary.top) console.log(`  ${(f.share * 100).toFixed(1).padStart(5)}%  ${f.name}  ${f.where}`);
   }
+  for (const line of v8Traces) console.log(line);
   if (failures.length > 0) console.log(`\nfailed:\n  ${failures.join('\n  ')}`);
 
   if (flags.save) {
