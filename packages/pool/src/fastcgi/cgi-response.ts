@@ -28,8 +28,8 @@ export interface CgiResponseHead {
   statusText: string | null;
   /**
    * Lower-case name → values in arrival order (each `Set-Cookie` its own entry), on an object
-   * that inherits nothing (HEADER_FIELDS). Values are latin1 strings, one char per byte, as Node's HTTP layer
-   * takes them. `Status` is consumed, not listed.
+   * that inherits nothing (HEADER_FIELDS). Values are latin1 strings, one char per byte, as
+   * Node's HTTP layer takes them. `Status` is consumed, not listed.
    */
   headers: Record<string, string[]>;
   /**
