@@ -65,16 +65,10 @@ export class FastCgiExchange implements Exchange {
 
   async exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
     const cgi = this.toCgiRequest(request, options?.signal ?? null);
+    // the same request object for both backends (a CgiRequest is a FastCgiPoolRequest)
     const reply =
       this.backend instanceof FastCgiClientPool
-        ? await this.backend.request({
-            params: cgi.params,
-            stdin: cgi.stdin,
-            ...(cgi.signal === null ? {} : { signal: cgi.signal }),
-            ...(cgi.onStderr === null ? {} : { onStderr: cgi.onStderr }),
-            bufferBytes: this.#bufferBytes,
-            recycleBody: this.#recycleBodies,
-          })
+        ? await this.backend.request(cgi)
         : await this.backend.exec(cgi, cgi.signal === null ? undefined : { signal: cgi.signal });
     // whole up to bufferBytes, else (or with X-Accel-Buffering: no) streamed: the backend's reader decided
     const response: ExchangeResponse = { status: reply.status, headers: toHeaderMap(reply.headers), body: reply.body };

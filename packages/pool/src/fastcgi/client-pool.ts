@@ -75,8 +75,9 @@ export interface FastCgiPoolRequest {
   params: FastCgiParams;
   stdin?: FastCgiBody;
   /** The client left: the request is aborted (ABORT_REQUEST), or taken out of the queue. */
-  signal?: CancelSignal;
-  onStderr?: (line: string) => void;
+  signal?: CancelSignal | null;
+  /** STDERR lines of this request (PHP warnings, error_log()); absent or null: the pool's logger */
+  onStderr?: ((line: string) => void) | null;
   /**
    * A body up to this many bytes is read whole before the request resolves (nginx's
    * fastcgi_buffering); a larger one, or one sent with `X-Accel-Buffering: no`, streams. Default 0:
@@ -285,7 +286,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
               abortTimeoutMs: this.#options.abortTimeoutMs,
               stallTimeoutMs: this.#options.stallTimeoutMs,
               onStderr: request.onStderr ?? this.#logStderr,
-              ...(request.signal === undefined ? {} : { signal: request.signal }),
+              signal: request.signal ?? null,
             },
             reader,
           );

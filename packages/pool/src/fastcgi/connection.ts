@@ -82,8 +82,8 @@ export interface FastCgiRequestOptions {
   stallTimeoutMs?: number;
   /** Each STDERR line (PHP warnings with fastcgi.logging=1, error_log() calls), without its newline. */
   onStderr?: (line: string) => void;
-  /** Aborting it aborts the request (the client left). */
-  signal?: CancelSignal;
+  /** Aborting it aborts the request (the client left); null: none. */
+  signal?: CancelSignal | null;
   stdoutHighWaterMark?: number;
 }
 

@@ -20,7 +20,7 @@ import {
 import type { FastCgiAddress } from '../fastcgi/address.js';
 import { type CgiHeadLimits, type CgiResponseHead, CgiResponseReader } from '../fastcgi/cgi-response.js';
 import { connectFastCgi, type FastCgiBody, type FastCgiConnection, type FastCgiRun } from '../fastcgi/connection.js';
-import type { FastCgiParams } from '../fastcgi/records.js';
+import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
 import type { Logger } from '../logger.js';
 import { WorkerOutput } from './output.js';
 import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
@@ -44,23 +44,17 @@ export interface CgiSpec extends ProcessSpec {
   headLimits: CgiHeadLimits;
 }
 
-/** One request as a php-cgi worker takes it. */
-export interface CgiRequest {
-  /** the CGI/FastCGI params (fastcgi/params.ts builds them) */
-  params: FastCgiParams;
+/**
+ * One request as a php-cgi worker takes it: a FastCGI request as the connection pool to php-fpm
+ * takes it (the same exchange serves both), with its body, signal and STDERR handler always given.
+ */
+export interface CgiRequest extends FastCgiPoolRequest {
   /** the request body: bytes, or a stream pulled as fast as PHP reads it */
   stdin: FastCgiBody;
   /** aborted when the client leaves: the request gets ABORT_REQUEST */
   signal: CancelSignal | null;
   /** STDERR lines of this request (PHP warnings, error_log()); null: the worker's logger */
   onStderr: ((line: string) => void) | null;
-  /**
-   * A body up to this many bytes is read whole before exec() resolves (nginx's fastcgi_buffering);
-   * a larger one, or one sent with `X-Accel-Buffering: no`, streams. Absent or 0: every body streams.
-   */
-  bufferBytes?: number;
-  /** keep a whole body in reused memory and hand back its release() (CgiReadOptions.recycle) */
-  recycleBody?: boolean;
 }
 
 /** The script's response: its CGI head, and its body, whole or as a stream with backpressure to PHP. */
@@ -215,7 +209,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
           timeoutError: (ms) => this.#execTimeout(ms),
           abortTimeoutMs: NO_TIMEOUT_MS,
           stallTimeoutMs: this.#spec.sendTimeoutMs,
-          ...(request.signal === null ? {} : { signal: request.signal }),
+          signal: request.signal,
         },
         reader,
       );
