@@ -304,6 +304,10 @@ export function createPoolHandlers(
   const siteNames = (): string[] => [...sites().keys(), ...passes().keys()];
   const unknown = (site: string): UnknownSiteError =>
     new UnknownSiteError(`no site named "${site}"; this server runs: ${siteNames().join(', ') || 'no sites'}`, site);
+  /** Throws unless `site` is absent (all sites) or one of them, with a pool or passing to php-fpm. */
+  const checkKnown = (site: string | undefined): void => {
+    if (site !== undefined && !sites().has(site) && !passes().has(site)) throw unknown(site);
+  };
   /** The pools of `site` (all when undefined); a php-fpm site has none, which `command` cannot act on. */
   const pick = (site: string | undefined, command: string): Array<[string, AnyPool]> => {
     const all = sites();
@@ -341,7 +345,7 @@ export function createPoolHandlers(
   const handlers: AdminHandlers = {
     sites: siteNames,
     async workers(site) {
-      if (site !== undefined && !sites().has(site) && !passes().has(site)) throw unknown(site);
+      checkKnown(site);
       const pools = [...sites()].filter(([name]) => site === undefined || name === site);
       const workers = await Promise.all(
         pools.map(async ([name, pool]): Promise<SiteWorkers> => ({ site: name, workers: await pool.workers() })),
@@ -383,7 +387,7 @@ export function createPoolHandlers(
   const { caches } = options;
   if (caches !== undefined) {
     handlers.cachePurge = (site, prefix) => {
-      if (site !== undefined && !siteNames().includes(site)) throw unknown(site); // named as such, not as "no cache"
+      checkKnown(site); // an unknown site is named as such, not as "no cache"
       const all = caches();
       const picked = site === undefined ? [...all] : all.has(site) ? [[site, all.get(site)!] as const] : [];
       if (picked.length === 0)
