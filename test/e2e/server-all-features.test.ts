@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect as connectTls, type PeerCertificate } from 'node:tls';
 import { promisify } from 'node:util';
+import { gunzipSync } from 'node:zlib';
 import { Agent, FormData, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -494,6 +496,37 @@ describe('all features: classic PHP', () => {
       'attachment; filename="report.txt"',
     ]);
     expect((await get('/download.php?accel=/protected/.secret', { host: 'classic.test' })).status).toBe(404);
+  });
+
+  it('answers concurrent clients each with exactly its own page (classic responses live in reused memory), gzip or not', async () => {
+    // each page is its request's own token repeated to its own size (classic-app's /pattern route)
+    const expected = (token: string, size: number) =>
+      Buffer.from(`${token}|`.repeat(Math.ceil(size / (token.length + 1)) + 1).slice(0, size));
+    const pages = Array.from({ length: 24 }, (_, i) => ({
+      token: randomBytes(5).toString('hex'),
+      size: [100, 40_000, 70_000, 140_000][i % 4]!,
+      agent: i % 2 === 0 ? h2 : h1,
+      gzip: i % 3 === 0,
+    }));
+    await Promise.all(
+      pages.map(async ({ token, size, agent, gzip }) => {
+        const res = await get(`/pattern/${token}/${size}`, {
+          host: 'classic.test',
+          agent,
+          headers: gzip ? { 'accept-encoding': 'gzip' } : {},
+        });
+        expect(res.status).toBe(200);
+        const body = res.headers['content-encoding'] === 'gzip' ? gunzipSync(res.body) : res.body;
+        expect(body.equals(expected(token, size)), `page ${token}/${size}`).toBe(true);
+      }),
+    );
+    const plain = await get('/pattern/abcd/20000', { host: 'classic.test', headers: { 'accept-encoding': 'gzip' } });
+    expect(plain.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(plain.body).equals(expected('abcd', 20_000))).toBe(true);
+    // a page that starts like zlib data ("80": 0x3830 is a multiple of 31) goes uncompressed, not mislabelled
+    const zlibLike = await get('/pattern/80aa/20000', { host: 'classic.test', headers: { 'accept-encoding': 'gzip' } });
+    expect(zlibLike.headers['content-encoding']).toBeUndefined();
+    expect(zlibLike.body.equals(expected('80aa', 20_000))).toBe(true);
   });
 
   it('fpm.test passes the same app to a php-fpm', async () => {
