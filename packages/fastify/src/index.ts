@@ -6,7 +6,6 @@ import {
   type Exchange,
   FastCgiExchange,
   type FastCgiExchangeOptions,
-  type Logger,
   Pool,
   type PoolStats,
   WorkerExchange,
@@ -15,7 +14,7 @@ import {
 import { createFastCgiClientPool, type FastCgiClientPool } from '@warmpool/pool/fastcgi';
 import { classicWarmup, passClientOptions, passPoolView } from './classic-backend.js';
 import type { PoolView } from './health.js';
-import { resolveOptions, type WarmpoolOptions } from './options.js';
+import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
 
 export { checkOptions, type WarmpoolOptions } from './options.js';
@@ -102,14 +101,14 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   } else if (classic.pass !== null) {
     fastcgi = createFastCgiClientPool(passClientOptions(classic.pass, classic.maxConnections, options.pool));
     view = passPoolView(fastcgi);
-    exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options.pool.logger, opts));
+    exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options));
   } else {
     const warmup = options.pool.numWorkers === 'auto' ? await classicWarmup(classic, opts.warmup ?? ['/']) : [];
     const cgi = createCgiPool({ ...options.pool, warmup });
     await cgi.start();
     pool = cgi;
     view = cgi;
-    exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options.pool.logger, opts));
+    exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options));
   }
   app.decorate('warmpool', {
     pool,
@@ -129,12 +128,11 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
 
 function exchangeOptions(
   params: Readonly<Record<string, string>> | undefined,
-  logger: Logger,
-  opts: WarmpoolOptions,
+  options: ResolvedOptions,
 ): FastCgiExchangeOptions {
   return {
-    logger,
-    recycleBodies: opts.recycle_response_memory === true,
+    logger: options.pool.logger,
+    recycleBodies: options.recycleResponseMemory,
     ...(params === undefined ? {} : { params }),
   };
 }

@@ -72,6 +72,8 @@ export interface ResolvedOptions {
   static: ResolvedStaticOptions | null;
   uploads: ResolvedUploadOptions;
   rawBody: boolean;
+  /** recycle_response_memory: classic whole bodies in reused memory, released when the response closes */
+  recycleResponseMemory: boolean;
   limits: ResolvedLimits;
   /** who the client is, which host and scheme it asked for (trusted_subnets applied) */
   client: ClientInfoResolver;
@@ -207,6 +209,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     static: classic !== null ? classic.static : resolveStaticOptions(options.static),
     uploads: resolveUploadOptions(options.uploads),
     rawBody: options.raw_body === true,
+    recycleResponseMemory: options.recycle_response_memory === true,
     limits: resolveLimits(options),
     client: createClientInfoResolver({
       trusted_subnets: options.trusted_subnets,

@@ -55,7 +55,8 @@ export class RecycledBuffers {
 
   /**
    * Gives a buffer from take() back. Nothing may read or write it afterwards: its next owner will.
-   * Giving one back twice is harmless (the second time is ignored).
+   * A second give while it is still free is ignored; once it is handed out again it cannot be told
+   * apart, so each owner gives back once (CgiResponseReader's release() guards that).
    */
   give(buffer: Buffer): void {
     const capacity = buffer.length;
