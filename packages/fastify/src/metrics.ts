@@ -138,6 +138,14 @@ async function renderMetrics(pool: PoolView, counters: RequestCounters): Promise
   for (const [code, n] of Object.entries(stats.errors))
     out.push(`warmpool_worker_errors_total{code="${escapeLabel(code)}"} ${n}`);
 
+  family(
+    out,
+    'warmpool_pipelined_total',
+    'counter',
+    'Requests queued behind a running one on a busy php-cgi worker (pipelining).',
+  );
+  out.push(`warmpool_pipelined_total ${stats.pipelined}`);
+
   family(out, 'warmpool_boot_failures_total', 'counter', 'Worker boots that failed.');
   out.push(`warmpool_boot_failures_total ${stats.bootFailures}`);
 

@@ -300,6 +300,18 @@ export class FastCgiClosedError extends FastCgiError<'WP_FASTCGI_CLOSED'> {
 }
 
 /**
+ * A request queued behind the running one on a kept connection (pipelining, php-cgi workers) never
+ * began: the connection closed first (the running request failed, its worker was killed, or PHP
+ * dropped the connection). PHP runs one request at a time and began none of it, so it runs again
+ * on another worker; a client sees it only when that keeps happening.
+ */
+export class QueuedRequestNotRunError extends FastCgiError<'WP_FASTCGI_QUEUED_NOT_RUN'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_FASTCGI_QUEUED_NOT_RUN', 502, message, options);
+  }
+}
+
+/**
  * The request was aborted (the client left). 499 is nginx's "client closed request": it is only
  * logged and counted, never sent, since nobody is left to read it.
  */
@@ -356,6 +368,7 @@ export const POOL_ERROR_CODES = [
   'WP_FASTCGI_QUEUE_FULL',
   'WP_FASTCGI_NO_FREE_CONNECTION',
   'WP_FASTCGI_CLOSED',
+  'WP_FASTCGI_QUEUED_NOT_RUN',
   'WP_FASTCGI_ABORTED',
   'WP_FASTCGI_INVALID_OPTION',
 ] as const;

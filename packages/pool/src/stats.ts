@@ -24,6 +24,11 @@ export interface PoolStats {
   queued: number;
   /** executions started */
   requests: number;
+  /**
+   * requests queued behind a running one on a busy worker (php-cgi pipelining): PHP went on to
+   * them without a round trip through warmpool
+   */
+  pipelined: number;
   /** failed executions by error code */
   errors: Record<string, number>;
   /** workers that left service, by reason */

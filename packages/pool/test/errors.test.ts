@@ -54,6 +54,7 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
   FastCgiQueueFullError: () => new errors.FastCgiQueueFullError('m'),
   FastCgiNoFreeConnectionError: () => new errors.FastCgiNoFreeConnectionError('m'),
   FastCgiClosedError: () => new errors.FastCgiClosedError(),
+  QueuedRequestNotRunError: () => new errors.QueuedRequestNotRunError('m'),
   FastCgiAbortedError: () => new errors.FastCgiAbortedError('m'),
   InvalidFastCgiOptionError: () => new errors.InvalidFastCgiOptionError('key', 'm'),
 };

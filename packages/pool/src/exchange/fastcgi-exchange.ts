@@ -94,6 +94,7 @@ export class FastCgiExchange implements Exchange {
           : (line) => logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`),
       bufferBytes: this.#bufferBytes,
       recycleBody: this.#recycleBodies,
+      replayable: body === null && (request.method === 'GET' || request.method === 'HEAD'),
     };
   }
 }

@@ -16,6 +16,7 @@ import {
   FastCgiReadTimeoutError,
   FastCgiRequestRejectedError,
   FastCgiUnexpectedRecordError,
+  QueuedRequestNotRunError,
   StreamStalledError,
 } from '../errors.js';
 import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
@@ -123,6 +124,16 @@ export interface FastCgiRun extends StdoutControl {
   readonly reusedConnection: boolean;
   /** Whether any of a streamed body was pulled (it cannot be sent again). */
   readonly stdinStarted: boolean;
+  /** Queued (queue()): whether it has begun, that is the request ahead of it ended. */
+  readonly begun: boolean;
+  /** Whether it is over for the connection (END_REQUEST came, or it failed). */
+  readonly ended: boolean;
+  /**
+   * Aborted without ABORT_REQUEST (PHP already had the request queued behind it, or it was
+   * queued itself): its output is dropped and the connection is kept once it ends ('advance' or
+   * 'idle'), instead of closed.
+   */
+  readonly keptAfterAbort: boolean;
 }
 
 /** One running request whose STDOUT is a Readable (request()). */
@@ -139,6 +150,8 @@ export interface FastCgiConnectOptions {
 export interface FastCgiConnectionEvents {
   /** A request finished and the connection can take the next one. */
   idle: [];
+  /** A request finished and the one queued behind it began (queue()). */
+  advance: [];
   /** The socket closed; `error` says why when it was not a clean close. */
   close: [error: Error | null];
 }
@@ -237,6 +250,11 @@ export async function getFastCgiValues(
 const noop = () => {};
 const EMPTY_STDIN = Buffer.alloc(0);
 
+/** No body, or a small one in memory: the whole request fits one write (and can be queued). */
+function isInlineBody(stdin: FastCgiBody): stdin is Uint8Array | null | undefined {
+  return stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES);
+}
+
 /** A read fills at most this much (net's default read size): one FastCGI record and its header. */
 const READ_BUFFER_BYTES = 64 * 1024;
 
@@ -281,8 +299,15 @@ interface Call {
   readonly signal: CancelSignal | null;
   readonly onSignal: () => void;
   readonly reused: boolean;
-  /** running → aborting (ABORT_REQUEST sent, waiting for END_REQUEST) → finished */
-  phase: 'running' | 'aborting' | 'finished';
+  /**
+   * (queued: written behind the running request →) running → aborting (waiting for END_REQUEST)
+   * → finished
+   */
+  phase: 'queued' | 'running' | 'aborting' | 'finished';
+  /** aborted without ABORT_REQUEST (a request was queued behind it): the connection stays usable */
+  softAbort: boolean;
+  /** it began: it was started, or the request ahead of it ended */
+  began: boolean;
   stdinDone: boolean;
   stdinStarted: boolean;
   /** the reader is behind: the socket is paused and the decoder holds records */
@@ -332,6 +357,18 @@ class RunHandle implements FastCgiRun {
     return this.#call.stdinStarted;
   }
 
+  get begun(): boolean {
+    return this.#call.began;
+  }
+
+  get ended(): boolean {
+    return this.#call.phase === 'finished';
+  }
+
+  get keptAfterAbort(): boolean {
+    return this.#call.softAbort;
+  }
+
   abort(reason?: unknown): void {
     this.#control.abort(this.#call, reason);
   }
@@ -353,6 +390,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   readonly #decoder: RecordDecoder;
   #state: FastCgiConnectionState = 'idle';
   #call: Call | null = null;
+  /** a request written behind the running one, begun when that one ends (queue()) */
+  #next: Call | null = null;
   #requests = 0;
   /** when the current request started (performance.now()) */
   #startedAt = 0;
@@ -432,20 +471,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    */
   request(options: FastCgiRequestOptions): FastCgiCall {
     const sink = new ReadableStdout(options.stdoutHighWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK);
-    const run = this.start(options, sink);
-    return {
-      stdout: sink.stdout,
-      done: run.done,
-      abort: (reason?: unknown) => run.abort(reason),
-      resume: () => run.resume(),
-      get bytesReceived() {
-        return run.bytesReceived;
-      },
-      reusedConnection: run.reusedConnection,
-      get stdinStarted() {
-        return run.stdinStarted;
-      },
-    };
+    return new StreamCall(sink.stdout, this.start(options, sink));
   }
 
   /**
@@ -458,10 +484,76 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     }
     const stdin = options.stdin;
     // no body, or a small one: the whole request in one buffer and one write (php gets it in one read)
-    const inline =
-      stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES);
+    const inline = isInlineBody(stdin);
     const head = encodeRequestHead(REQUEST_ID, options.params, inline ? (stdin ?? EMPTY_STDIN) : null);
+    const { call, run } = this.#newCall(options, sink, 'running');
+    this.#state = 'busy';
+    this.#call = call;
+    this.#startedAt = performance.now();
+    this.#write(head);
+    if (inline) {
+      call.stdinDone = true;
+      this.#updateTimer(call);
+    } else {
+      this.#updateTimer(call);
+      this.#pumpStdin(call, stdin).catch((error) => this.#abort(call, error));
+    }
+    this.#listen(call);
+    return run;
+  }
 
+  /**
+   * Whether queue() takes a request with this body now: a request runs whose body was all sent and
+   * whose STDOUT is being read, nothing is queued yet, and the body is small and in memory (a
+   * queued request may have to be sent again elsewhere, so a stream never is).
+   */
+  canQueue(stdin: FastCgiBody): boolean {
+    const call = this.#call;
+    return (
+      this.#state === 'busy' &&
+      call !== null &&
+      call.phase === 'running' &&
+      call.stdinDone &&
+      !call.stdoutPaused &&
+      this.#next === null &&
+      this.#management === null &&
+      !this.#socket.destroyed &&
+      isInlineBody(stdin)
+    );
+  }
+
+  /** Whether a request is queued behind the running one. */
+  get hasQueued(): boolean {
+    return this.#next !== null;
+  }
+
+  /**
+   * Pipelining, for a server that reads its next request only after it answered the current one
+   * (php-cgi): writes the whole request now, behind the running one, so PHP starts it without
+   * waiting for a round trip through us. It begins (its read timeout, its signal) when the running
+   * one ends; if the connection closes first it fails with QueuedRequestNotRunError (nothing of it
+   * ran: it may be sent again). An abort of the running request no longer sends ABORT_REQUEST (php
+   * would drop the connection after running this one): its output is dropped until its end.
+   * Throws when canQueue() is false.
+   */
+  queue(options: FastCgiRequestOptions, sink: StdoutSink): FastCgiRun {
+    const stdin = options.stdin;
+    if (!this.canQueue(stdin) || !isInlineBody(stdin)) {
+      throw new Error(`FastCGI connection to ${this.#where} cannot queue a request now (see canQueue())`);
+    }
+    const head = encodeRequestHead(REQUEST_ID, options.params, stdin ?? EMPTY_STDIN);
+    const { call, run } = this.#newCall(options, sink, 'queued');
+    call.stdinDone = true;
+    this.#next = call;
+    this.#write(head);
+    return run;
+  }
+
+  #newCall(
+    options: FastCgiRequestOptions,
+    sink: StdoutSink,
+    phase: 'running' | 'queued',
+  ): { call: Call; run: RunHandle } {
     let resolve!: (end: EndRequestBody) => void;
     let reject!: (error: Error) => void;
     const done = new Promise<EndRequestBody>((res, rej) => {
@@ -482,8 +574,10 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       stallTimeoutMs: options.stallTimeoutMs ?? 0,
       signal,
       onSignal: () => this.#abort(call, signal?.reason),
-      reused: this.#requests > 0,
-      phase: 'running',
+      reused: this.#requests > 0 || phase === 'queued',
+      phase,
+      softAbort: false,
+      began: phase === 'running',
       stdinDone: false,
       stdinStarted: false,
       stdoutPaused: false,
@@ -496,22 +590,15 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     };
     const run = new RunHandle(done, call, this.#calls);
     sink.bind(run);
-    this.#state = 'busy';
-    this.#call = call;
-    this.#startedAt = performance.now();
-    this.#write(head);
-    if (inline) {
-      call.stdinDone = true;
-      this.#updateTimer(call);
-    } else {
-      this.#updateTimer(call);
-      this.#pumpStdin(call, stdin).catch((error) => this.#abort(call, error));
-    }
-    if (signal !== null) {
-      if (signal.aborted) queueMicrotask(call.onSignal);
-      else signal.addEventListener('abort', call.onSignal, { once: true });
-    }
-    return run;
+    return { call, run };
+  }
+
+  /** The request's signal aborts it from now on (a queued one listens once it begins). */
+  #listen(call: Call): void {
+    const signal = call.signal;
+    if (signal === null) return;
+    if (signal.aborted) queueMicrotask(call.onSignal);
+    else signal.addEventListener('abort', call.onSignal, { once: true });
   }
 
   /** GET_VALUES as this connection's first and only exchange; the connection is closed after. */
@@ -827,6 +914,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
 
   #end(call: Call, end: EndRequestBody): void {
     if (call.stderrBytes > 0) this.#flushStderr(call);
+    if (call.phase === 'aborting' && call.softAbort) {
+      // no ABORT_REQUEST was sent: the byte stream is intact, the queued request is next
+      this.#finish(call);
+      this.#requests++;
+      this.#advance();
+      return;
+    }
     if (call.phase === 'aborting') {
       // php reads the next record as the next request's BEGIN_REQUEST: if it is our unread
       // ABORT_REQUEST, it drops the connection. So an aborted connection is never reused.
@@ -847,8 +941,35 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       this.destroy();
       return;
     }
+    if (this.#next !== null) {
+      this.#advance();
+      return;
+    }
     this.#state = 'idle';
     this.emit('idle');
+  }
+
+  /** The running request ended cleanly: the queued one begins (PHP reads it next). */
+  #advance(): void {
+    const next = this.#next;
+    if (next === null) {
+      this.#state = 'idle';
+      this.emit('idle');
+      return;
+    }
+    this.#next = null;
+    next.phase = 'running';
+    next.began = true;
+    this.#call = next;
+    this.#startedAt = performance.now();
+    this.#updateTimer(next);
+    const signal = next.signal;
+    if (signal !== null) {
+      // aborted while queued: PHP has it and runs it whatever we send, so no ABORT_REQUEST
+      if (signal.aborted) this.#abort(next, signal.reason, true);
+      else signal.addEventListener('abort', next.onSignal, { once: true });
+    }
+    this.emit('advance');
   }
 
   // ---- ending ----
@@ -871,8 +992,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     }
   }
 
-  #abort(call: Call, reason?: unknown): void {
-    if (call.phase !== 'running') return;
+  #abort(call: Call, reason?: unknown, soft = this.#next !== null): void {
+    if (call.phase !== 'running') return; // a queued one listens to its signal once it begins
     const error =
       reason instanceof FastCgiAbortedError || reason instanceof StreamStalledError
         ? reason
@@ -881,6 +1002,10 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
             details: { address: this.#where },
           });
     call.phase = 'aborting';
+    // With a request queued behind, php would read ABORT_REQUEST only after running that one, then
+    // drop the connection: this one's output is dropped instead until its end, and the queued one
+    // follows on the same connection. (Decided before held records are read: one may be its end.)
+    call.softAbort = soft;
     this.#clearStall(call);
     call.wake?.();
     call.reject(error);
@@ -898,7 +1023,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     }
     if (this.#call !== call) return; // END_REQUEST was among the held records
     this.#clearTimer();
-    this.#writeAll([encodeAbortRequest(REQUEST_ID)]);
+    if (!call.softAbort) this.#writeAll([encodeAbortRequest(REQUEST_ID)]);
     this.#abortTimer = setTimeout(() => {
       this.#abortTimer = null;
       this.destroy();
@@ -925,6 +1050,17 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     // unread) is a normal end; our own failures are reported whatever the state
     const quiet = this.#state === 'idle' && this.#failure === null;
     this.#state = 'closed';
+    const next = this.#next;
+    if (next !== null) {
+      this.#next = null;
+      next.phase = 'finished';
+      const error = new QueuedRequestNotRunError(
+        `the FastCGI connection to ${this.#where} closed before the request queued on it began; nothing of it ran`,
+        { cause: this.#failure ?? this.#socketError ?? undefined, details: { address: this.#where } },
+      );
+      next.reject(error);
+      next.sink.destroy(error);
+    }
     const call = this.#call;
     if (call !== null) {
       const bytes = call.bytesReceived;
@@ -1013,6 +1149,51 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
         { address: this.#where, readTimeoutMs: call.readTimeoutMs },
       ),
     );
+  }
+}
+
+/** request()'s running request: its run, and STDOUT as a Readable. */
+class StreamCall implements FastCgiCall {
+  readonly stdout: Readable;
+  readonly done: Promise<EndRequestBody>;
+  readonly #run: FastCgiRun;
+
+  constructor(stdout: Readable, run: FastCgiRun) {
+    this.stdout = stdout;
+    this.done = run.done;
+    this.#run = run;
+  }
+
+  get bytesReceived(): number {
+    return this.#run.bytesReceived;
+  }
+
+  get reusedConnection(): boolean {
+    return this.#run.reusedConnection;
+  }
+
+  get stdinStarted(): boolean {
+    return this.#run.stdinStarted;
+  }
+
+  get begun(): boolean {
+    return this.#run.begun;
+  }
+
+  get ended(): boolean {
+    return this.#run.ended;
+  }
+
+  get keptAfterAbort(): boolean {
+    return this.#run.keptAfterAbort;
+  }
+
+  abort(reason?: unknown): void {
+    this.#run.abort(reason);
+  }
+
+  resume(): void {
+    this.#run.resume();
   }
 }
 

@@ -2,6 +2,7 @@ import {
   ExecAbortedError,
   ExecTimeoutError,
   ProtocolError,
+  QueuedRequestNotRunError,
   WorkerExitedError,
   WorkerReportedError,
   WorkerStopRequestedError,
@@ -13,11 +14,14 @@ import {
  * - recycle: graceful stop and a replacement
  * - retry:   recycle, and the request runs again on another worker
  * - kill:    the worker is already being killed (or is dead); a replacement follows its exit
+ * - requeue: a request queued behind another never began; it runs again elsewhere, and the worker's
+ *            fate is its running request's
  */
-export type Fate = 'release' | 'recycle' | 'retry' | 'kill';
+export type Fate = 'release' | 'recycle' | 'retry' | 'kill' | 'requeue';
 
 export function fateOf(error: Error | null): Fate {
   if (error === null) return 'release';
+  if (error instanceof QueuedRequestNotRunError) return 'requeue';
   if (error instanceof WorkerReportedError) return 'release';
   if (error instanceof ExecAbortedError) return 'release';
   if (error instanceof WorkerStopRequestedError) return 'retry';

@@ -3,6 +3,8 @@ interface Waiter<Worker> {
   resolve(worker: Worker): void;
   reject(error: Error): void;
   deadline: number;
+  /** what it waits to run, for offer() */
+  tag: unknown;
 }
 
 /** Why a waiter left the queue before it got a worker: its caller aborted (the client went away). */
@@ -68,7 +70,7 @@ export class FreeList<Worker> {
    * away), the waiter leaves the queue at once and rejects with `aborted(reason)`: a request nobody
    * will read never reaches PHP.
    */
-  wait(signal?: CancelSignal, aborted?: AbortedWaitError): Promise<Worker> {
+  wait(signal?: CancelSignal, aborted?: AbortedWaitError, tag?: unknown): Promise<Worker> {
     return new Promise((resolve, reject) => {
       const deadline = Date.now() + this.#timeoutMs;
       if (signal?.aborted === true) {
@@ -76,7 +78,7 @@ export class FreeList<Worker> {
         return;
       }
       if (signal === undefined) {
-        this.#waiters.push({ resolve, reject, deadline });
+        this.#waiters.push({ resolve, reject, deadline, tag });
       } else {
         const slot = this.#shifted + this.#waiters.length;
         const onAbort = (): void => {
@@ -96,12 +98,29 @@ export class FreeList<Worker> {
             reject(error);
           },
           deadline,
+          tag,
         };
         this.#waiters.push(waiter);
         signal.addEventListener('abort', onAbort, { once: true });
       }
       if (this.#timer === null) this.#arm();
     });
+  }
+
+  /**
+   * Hands a busy worker to the oldest waiter whose tag it `accepts` (a request it can queue behind
+   * the one it runs); false when none does. A waiter it passes over keeps its place.
+   */
+  offer(worker: Worker, accepts: (tag: unknown) => boolean): boolean {
+    for (let i = this.#head; i < this.#waiters.length; i++) {
+      const waiter = this.#waiters[i];
+      if (waiter === null || waiter === undefined || !accepts(waiter.tag)) continue;
+      this.#waiters[i] = null;
+      this.#gone++;
+      waiter.resolve(worker);
+      return true;
+    }
+    return false;
   }
 
   /** Rejects every waiter (pool closing). */

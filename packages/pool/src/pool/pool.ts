@@ -71,6 +71,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   #bootError: Error | null = null;
   #bootFailures = 0;
   #requests = 0;
+  #pipelined = 0;
   readonly #errors: Record<string, number> = {};
   readonly #recycles: Partial<Record<RecycleReason, number>> = {};
   #onIdle: (() => void) | null = null;
@@ -168,6 +169,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
    * Runs one request on a warm worker. Rejects with a typed error (see fate.ts and errors.ts).
    * `signal`: the caller gave up (its client went away). A queued request leaves the queue at once
    * and never reaches PHP; a running one is left to finish (a stream is cancelled by destroying it).
+   * (A request queued behind a running one on a php-cgi worker is PHP's already: it runs, unread.)
    */
   async exec(request: Req, options?: PoolExecOptions): Promise<Rep> {
     const signal = options?.signal;
@@ -175,13 +177,17 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       if (this.#closing) throw new PoolClosedError();
       if (!this.#started) throw new PoolNotStartedError();
       if (signal?.aborted === true) throw abortedBeforeRun(signal.reason);
+      // a free worker; else, every worker busy, one that queues the request behind its running one
       let worker = this.#free.take();
+      if (worker === null) {
+        if (this.options.dynamic !== null) this.#scaleUp();
+        worker = this.#queueBehind(request);
+      }
       // in-flight counts from the hand-over: a waiter's worker was counted by #putWorker
       if (worker !== null) this.#inFlight++;
       else {
-        if (this.options.dynamic !== null) this.#scaleUp();
         try {
-          worker = await this.#waitForWorker(signal);
+          worker = await this.#waitForWorker(signal, request);
         } catch (error) {
           this.#countError(error);
           throw error;
@@ -190,7 +196,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         if ((signal as CancelSignal | undefined)?.aborted === true) {
           // aborted in the tick the worker was handed over: give it to the next request
           this.#inFlight--;
-          this.#putWorker(worker);
+          if (worker.state === 'working') this.#offerQueueSlot(worker);
+          else this.#putWorker(worker);
           this.#checkIdle();
           const error = abortedBeforeRun(signal!.reason);
           this.#countError(error);
@@ -198,10 +205,12 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         }
       }
       this.#requests++;
+      if (worker.state === 'working') this.#pipelined++;
       try {
         return await worker.exec(request, this.#execOptions);
       } catch (error) {
-        if (fateOf(error as Error) === 'retry' && attempt < MAX_STOP_RETRIES) continue;
+        const fate = fateOf(error as Error);
+        if ((fate === 'retry' || fate === 'requeue') && attempt < MAX_STOP_RETRIES) continue;
         this.#countError(error);
         throw error;
       }
@@ -211,6 +220,26 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   #countError(error: unknown): void {
     const code = (error as WarmpoolError).code ?? 'UNKNOWN';
     this.#errors[code] = (this.#errors[code] ?? 0) + 1;
+  }
+
+  /**
+   * No worker is free and none waits: a busy worker that can queue the request behind its running
+   * one (php-cgi pipelining, PoolWorker.canQueue), the one that began its request first; or null.
+   */
+  #queueBehind(request: Req): Worker<Req, Rep> | null {
+    if (this.#free.waiting > 0) return null;
+    let best: Worker<Req, Rep> | null = null;
+    for (const worker of this.#workers) {
+      if (worker.canQueue === undefined) return null; // a pool's workers all speak the same
+      if (worker.canQueue(request) && (best === null || worker.execStartedAt < best.execStartedAt)) best = worker;
+    }
+    return best;
+  }
+
+  /** A worker went on with the request queued behind: a waiter it can queue takes the free place. */
+  #offerQueueSlot(worker: Worker<Req, Rep>): void {
+    if (this.#free.waiting === 0 || worker.canQueue === undefined) return;
+    if (this.#free.offer(worker, (request) => worker.canQueue!(request as Req))) this.#inFlight++;
   }
 
   /** Makes a ready worker available: to the oldest waiter (counted in-flight from here) or the free list. */
@@ -254,6 +283,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       workers,
       queued: this.#free.waiting,
       requests: this.#requests,
+      pipelined: this.#pipelined,
       errors: { ...this.#errors },
       recycles: { ...this.#recycles },
       bootFailures: this.#bootFailures,
@@ -355,7 +385,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     return this.options.maxQueueSize ?? QUEUE_PER_WORKER * Math.max(1, this.#target);
   }
 
-  #waitForWorker(signal: CancelSignal | undefined): Promise<Worker<Req, Rep>> {
+  #waitForWorker(signal: CancelSignal | undefined, request: Req): Promise<Worker<Req, Rep>> {
     const maxQueueSize = this.maxQueueSize;
     if (maxQueueSize > 0 && this.#free.waiting >= maxQueueSize) {
       this.emit('pool:queue-full', { queued: this.#free.waiting });
@@ -368,7 +398,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         ),
       );
     }
-    return this.#free.wait(signal, abortedBeforeRun);
+    return this.#free.wait(signal, abortedBeforeRun, request);
   }
 
   #noFreeWorker(waitedMs: number): Error {
@@ -383,7 +413,17 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
 
   #onExecEnd(worker: Worker<Req, Rep>, error: Error | null): void {
     this.#inFlight--;
-    switch (fateOf(error)) {
+    const fate = fateOf(error);
+    if (fate === 'release' && worker.state === 'working') {
+      // it went on with the request queued behind this one: still busy, with a place free behind
+      this.#offerQueueSlot(worker);
+      this.#checkIdle();
+      return;
+    }
+    switch (fate) {
+      case 'requeue':
+        // the request never began and runs again (exec's loop); the worker goes on as it was
+        break;
       case 'release':
         if (worker.retiredFor !== null) break;
         if (worker.markedFor !== null) this.#recycle(worker, worker.markedFor);

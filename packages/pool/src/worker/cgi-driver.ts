@@ -5,19 +5,29 @@ import { finished } from 'node:stream/promises';
 import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
 import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
 import { Pool } from '../pool/pool.js';
-import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
+import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec, DEFAULT_QUEUE_BEHIND_MS } from './cgi-worker.js';
 import { buildCgiEnv } from './command.js';
 import type { WorkerDriver } from './pool-worker.js';
 
-export type CgiDriverOptions = CgiHeadLimits;
+export interface CgiDriverOptions extends CgiHeadLimits {
+  /**
+   * Pipelining: a replayable request (GET or HEAD without a body) may be queued behind a running
+   * one that has run at most this long, or twice the worker's average request if that is longer
+   * (default DEFAULT_QUEUE_BEHIND_MS). 0: never (one request per worker at a time).
+   */
+  queueBehindMs?: number;
+}
 
 export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
   readonly protocol = 'fastcgi';
   readonly #headLimits: CgiHeadLimits;
+  readonly #queueBehindMs: number;
   #spec: CgiSpec | null = null;
 
   constructor(options: CgiDriverOptions = {}) {
-    this.#headLimits = options;
+    const { queueBehindMs, ...headLimits } = options;
+    this.#headLimits = headLimits;
+    this.#queueBehindMs = queueBehindMs ?? DEFAULT_QUEUE_BEHIND_MS;
   }
 
   async open(options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
@@ -33,6 +43,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       gid: options.gid,
       logger: options.logger,
       headLimits: this.#headLimits,
+      queueBehindMs: this.#queueBehindMs,
     };
   }
 

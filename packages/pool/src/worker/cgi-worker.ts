@@ -14,12 +14,24 @@ import {
   ExecTimeoutError,
   FastCgiAbortedError,
   FastCgiConnectionClosedError,
+  QueuedRequestNotRunError,
   StreamStalledError,
   WorkerExitedError,
 } from '../errors.js';
 import type { FastCgiAddress } from '../fastcgi/address.js';
-import { type CgiHeadLimits, type CgiResponseHead, CgiResponseReader } from '../fastcgi/cgi-response.js';
-import { connectFastCgi, type FastCgiBody, type FastCgiConnection, type FastCgiRun } from '../fastcgi/connection.js';
+import {
+  type CgiHeadLimits,
+  type CgiResponseHead,
+  type CgiResult,
+  CgiResponseReader,
+} from '../fastcgi/cgi-response.js';
+import {
+  connectFastCgi,
+  type FastCgiBody,
+  type FastCgiConnection,
+  type FastCgiRequestOptions,
+  type FastCgiRun,
+} from '../fastcgi/connection.js';
 import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
 import type { Logger } from '../logger.js';
 import { WorkerOutput } from './output.js';
@@ -42,6 +54,8 @@ export interface CgiSpec extends ProcessSpec {
   logger: Logger;
   /** limits of the script's CGI header block */
   headLimits: CgiHeadLimits;
+  /** pipelining: see CgiDriverOptions.queueBehindMs; 0 never queues */
+  queueBehindMs: number;
 }
 
 /**
@@ -55,6 +69,11 @@ export interface CgiRequest extends FastCgiPoolRequest {
   signal: CancelSignal | null;
   /** STDERR lines of this request (PHP warnings, error_log()); null: the worker's logger */
   onStderr: ((line: string) => void) | null;
+  /**
+   * It may run again if its worker goes away before it began: GET or HEAD without a body (nginx
+   * retries only such requests on another upstream). Only these are queued behind a running one.
+   */
+  replayable?: boolean;
 }
 
 /** The script's response: its CGI head, and its body, whole or as a stream with backpressure to PHP. */
@@ -72,10 +91,23 @@ const NO_TIMEOUT_MS = 2_147_483_647;
 const MAX_SOCKET_PATH_BYTES = 100;
 /** How often boot tries the socket before php-cgi listens on it. */
 const CONNECT_RETRY_MS = 5;
+/**
+ * A request is queued behind a running one only while that one has run at most this long, or this
+ * many times the worker's average request: behind a slow script it would wait long, while another
+ * worker may be free by then (php-fpm's accept queue hands a request to whichever child is free).
+ */
+export const DEFAULT_QUEUE_BEHIND_MS = 10;
+const QUEUE_BEHIND_FACTOR = 2;
+/** The weight of the newest request in the worker's average duration. */
+const AVERAGE_WEIGHT = 0.2;
 
 interface PendingExec {
   /** set once its outcome is known; later notices are ignored */
   settled: boolean;
+  /** its request on the connection, once sent */
+  run: FastCgiRun | null;
+  /** queued, and its outcome came before its turn in this worker did: applied once it has it */
+  pending: (() => void) | null;
 }
 
 /** One php-cgi process: spawn, ready once its socket accepts, one request at a time, stop or kill. */
@@ -100,6 +132,12 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   #state: WorkerState = 'booting';
   #hooks: WorkerHooks<CgiWorker> | null = null;
   #exec: PendingExec | null = null;
+  /** a request queued behind the running one on the connection (pipelining; canQueue()) */
+  #queued: PendingExec | null = null;
+  /** when the running request began (performance.now()) */
+  #startedAtMs = 0;
+  /** the moving average of this worker's request durations, in ms */
+  #averageMs = 0;
   /** stream_timeout for an aborted request: PHP must end it, or the process is killed */
   #cancelTimer: NodeJS.Timeout | null = null;
   readonly #stderr: WorkerOutput;
@@ -175,9 +213,11 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   /**
    * Runs one request on the worker's connection; resolves with the CGI head once PHP sent it. The
    * worker stays busy until END_REQUEST: exec_ttl bounds PHP's silence (it restarts whenever PHP
-   * sends output, and stops while PHP waits for the request body or the reader is behind).
+   * sends output, and stops while PHP waits for the request body or the reader is behind). On a
+   * working worker (the pool checked canQueue()) the request is queued behind the running one.
    */
   async exec(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {
+    if (this.#state === 'working') return this.#execQueued(request, options);
     if (this.#state !== 'ready') {
       const error = new WorkerExitedError(`worker ${this.pid} is ${this.#state}, not ready`, { pid: this.pid });
       this.#hooks?.execEnd(this, error);
@@ -186,7 +226,8 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     this.#state = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
-    const exec: PendingExec = { settled: false };
+    this.#startedAtMs = performance.now();
+    const exec: PendingExec = { settled: false, run: null, pending: null };
     this.#exec = exec;
     let connection = this.#connection;
     if (connection === null || connection.state !== 'idle') {
@@ -197,32 +238,86 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         throw error;
       }
     }
-    const reader = new CgiResponseReader(this.#spec.headLimits, request.bufferBytes ?? 0, request.recycleBody === true);
-    let call: FastCgiRun;
+    const reader = this.#reader(request);
     try {
-      call = connection.start(
-        {
-          params: request.params,
-          stdin: request.stdin,
-          onStderr: request.onStderr ?? this.#logStderr,
-          readTimeoutMs: options.timeoutMs,
-          timeoutError: (ms) => this.#execTimeout(ms),
-          abortTimeoutMs: NO_TIMEOUT_MS,
-          stallTimeoutMs: this.#spec.sendTimeoutMs,
-          signal: request.signal,
-        },
-        reader,
-      );
+      exec.run = connection.start(this.#runOptions(request, options), reader);
     } catch (error) {
       // nothing was sent (a param too large for a record): the worker is as it was
       this.#settle(exec, null);
       throw error;
     }
-    call.done.then(
+    this.#follow(exec);
+    return this.#reply(await reader.response);
+  }
+
+  /**
+   * Pipelining: whether this worker takes `request` now, queued behind the one it runs, so that
+   * php-cgi goes on to it without waiting for a round trip through us (it reads its next request
+   * only once it answered the current one). Only a replayable request (it runs elsewhere if this
+   * worker goes away before it began), one deep, and only behind a request that has not run long.
+   */
+  canQueue(request: CgiRequest): boolean {
+    const windowMs = this.#spec.queueBehindMs;
+    if (windowMs <= 0 || request.replayable !== true || this.#state !== 'working' || this.#queued !== null)
+      return false;
+    if (this.markedFor !== null || this.retiredFor !== null) return false;
+    if (this.jobLimit > 0 && this.jobs >= this.jobLimit) return false;
+    if (this.#exec === null || this.#exec.run === null) return false;
+    const connection = this.#connection;
+    if (connection === null || !connection.canQueue(request.stdin)) return false;
+    const runningMs = performance.now() - this.#startedAtMs;
+    return runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * this.#averageMs);
+  }
+
+  async #execQueued(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {
+    const connection = this.#connection;
+    if (connection === null || !this.canQueue(request)) {
+      // the pool's check is a tick old: the request goes back to it
+      const error = new QueuedRequestNotRunError(`worker ${this.pid} can no longer queue a request`, {
+        details: { pid: this.pid },
+      });
+      this.#hooks?.execEnd(this, error);
+      throw error;
+    }
+    const exec: PendingExec = { settled: false, run: null, pending: null };
+    const reader = this.#reader(request);
+    try {
+      exec.run = connection.queue(this.#runOptions(request, options), reader);
+    } catch (error) {
+      // nothing was sent (a param too large for a record)
+      this.#hooks?.execEnd(this, new QueuedRequestNotRunError((error as Error).message, { cause: error }));
+      throw error;
+    }
+    this.#queued = exec;
+    this.#follow(exec);
+    return this.#reply(await reader.response);
+  }
+
+  #reader(request: CgiRequest): CgiResponseReader {
+    return new CgiResponseReader(this.#spec.headLimits, request.bufferBytes ?? 0, request.recycleBody === true);
+  }
+
+  #runOptions(request: CgiRequest, options: ExecOptions): FastCgiRequestOptions {
+    return {
+      params: request.params,
+      stdin: request.stdin,
+      onStderr: request.onStderr ?? this.#logStderr,
+      readTimeoutMs: options.timeoutMs,
+      timeoutError: (ms) => this.#execTimeout(ms),
+      abortTimeoutMs: NO_TIMEOUT_MS,
+      stallTimeoutMs: this.#spec.sendTimeoutMs,
+      signal: request.signal,
+    };
+  }
+
+  #follow(exec: PendingExec): void {
+    exec.run!.done.then(
       () => this.#onEnd(exec),
       (error: Error) => this.#onFailure(exec, error),
     );
-    const result = await reader.response;
+  }
+
+  #reply(result: CgiResult): CgiReply {
     const reply: CgiReply = {
       pid: this.pid,
       status: result.status,
@@ -346,8 +441,14 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   /** END_REQUEST: served. The connection is kept, or was dropped (STDIN left unread) and is made again. */
   #onEnd(exec: PendingExec): void {
     if (exec.settled) return;
+    if (exec === this.#queued) {
+      // it ran and ended before the end of the request ahead of it reached us
+      exec.pending = () => this.#onEnd(exec);
+      return;
+    }
     const connection = this.#connection;
-    if (connection !== null && connection.state === 'idle') {
+    const next = this.#queued;
+    if ((connection !== null && connection.state === 'idle') || (next !== null && next.run!.begun)) {
       this.#settle(exec, null);
       return;
     }
@@ -364,6 +465,17 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
    */
   #onFailure(exec: PendingExec, error: Error): void {
     if (exec.settled) return;
+    if (exec === this.#queued) {
+      if (error instanceof QueuedRequestNotRunError) {
+        // nothing of it ran (the connection closed first): the pool runs it elsewhere
+        exec.settled = true;
+        this.#queued = null;
+        this.#hooks?.execEnd(this, error);
+      } else {
+        exec.pending = () => this.#onFailure(exec, error);
+      }
+      return;
+    }
     if (error instanceof FastCgiAbortedError || error instanceof StreamStalledError) {
       this.#awaitAbortedEnd(exec);
       return;
@@ -378,7 +490,24 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   #awaitAbortedEnd(exec: PendingExec): void {
     const connection = this.#connection;
     const aborted = new ExecAbortedError('the request was aborted; php-cgi finished it', { pid: this.pid });
+    // Aborted without ABORT_REQUEST (a request was queued behind it, or it was queued itself): the
+    // connection stays, and the worker is free once PHP ended this one.
+    const kept = exec.run!.keptAfterAbort && connection !== null && connection.state !== 'closed';
+    if (kept && exec.run!.ended) {
+      this.#settle(exec, aborted);
+      return;
+    }
+    const onEnded = () => {
+      connection?.off('close', reconnect);
+      connection?.off('advance', onEnded);
+      connection?.off('idle', onEnded);
+      if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
+      this.#cancelTimer = null;
+      this.#settle(exec, aborted);
+    };
     const reconnect = () => {
+      connection?.off('advance', onEnded);
+      connection?.off('idle', onEnded);
       if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
       this.#cancelTimer = null;
       if (exec.settled) return;
@@ -404,6 +533,10 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       this.#fail(exec, new ExecAbortedError('the aborted request did not end within stream_timeout'), 'errored');
     }, this.#spec.streamTimeoutMs);
     connection.once('close', reconnect);
+    if (kept) {
+      connection.once('advance', onEnded);
+      connection.once('idle', onEnded);
+    }
   }
 
   #execTimeout(ms: number): Error {
@@ -436,6 +569,25 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     if (this.#exec === exec) this.#exec = null;
     this.lastUsedAt = Date.now();
     this.busyMs += this.lastUsedAt - this.execStartedAt;
+    const now = performance.now();
+    if (error === null) {
+      const ms = now - this.#startedAtMs;
+      this.#averageMs = this.#averageMs === 0 ? ms : this.#averageMs + AVERAGE_WEIGHT * (ms - this.#averageMs);
+    }
+    const next = this.#queued;
+    if (next !== null && this.#state === 'working' && next.run!.begun) {
+      // PHP went on to the request queued behind: it is this worker's request now
+      this.#queued = null;
+      this.#exec = next;
+      this.jobs++;
+      this.execStartedAt = this.lastUsedAt;
+      this.#startedAtMs = now;
+      this.#hooks?.execEnd(this, error);
+      const pending = next.pending;
+      next.pending = null;
+      pending?.();
+      return;
+    }
     if (this.#state === 'working') this.#state = 'ready';
     this.#hooks?.execEnd(this, error);
   }

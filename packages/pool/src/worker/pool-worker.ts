@@ -43,8 +43,16 @@ export interface PoolWorker<Req, Rep> {
   /** the last lines it printed, for crash and boot-failure messages */
   readonly recentOutput: readonly string[];
   attach(hooks: WorkerHooks<PoolWorker<Req, Rep>>): void;
-  /** Runs one request; only the pool calls it, on a ready worker. */
+  /**
+   * Runs one request; only the pool calls it, on a ready worker, or on a working one whose
+   * canQueue() said yes (it then ends the running request's execution and goes on with this one).
+   */
   exec(request: Req, options: ExecOptions): Promise<Rep>;
+  /**
+   * Pipelining (php-cgi workers): whether this working worker takes `request` now, queued behind
+   * its running one. Absent: one request at a time.
+   */
+  canQueue?(request: Req): boolean;
   /** Graceful stop; a busy worker is killed. */
   stop(reason: RecycleReason): Promise<void>;
   /** SIGKILL to the worker's process group. */

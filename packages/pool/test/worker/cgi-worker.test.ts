@@ -15,14 +15,11 @@ import {
   StreamStalledError,
   WorkerExitedError,
 } from '../../src/errors.js';
-import type { PoolOptions } from '../../src/options.js';
-import type { Pool } from '../../src/pool/pool.js';
 import { createCgiPool } from '../../src/worker/cgi-driver.js';
 import type { CgiReply, CgiRequest } from '../../src/worker/cgi-worker.js';
 import { processGroupMembers, scriptParams, streamed } from '../fastcgi/php-servers.js';
 import { eventually, recordingLogger } from '../php-fixtures.js';
-
-type CgiPool = Pool<CgiRequest, CgiReply>;
+import { withCgiPool } from './cgi-pools.js';
 
 const flags = mkdtempSync(join(tmpdir(), 'warmpool-cgi-flags-'));
 afterAll(() => rmSync(flags, { recursive: true, force: true }));
@@ -37,27 +34,6 @@ function request(script: string, options: Parameters<typeof scriptParams>[1] & {
     signal: null,
     onStderr: null,
   } satisfies CgiRequest as CgiRequest;
-}
-
-async function withCgiPool<T>(options: Partial<PoolOptions<CgiRequest>>, fn: (pool: CgiPool) => Promise<T>) {
-  const dynamic = options.min_workers !== undefined || options.max_workers !== undefined;
-  const pool = createCgiPool({
-    command: 'php-cgi',
-    ...(dynamic ? {} : { num_workers: 1 }),
-    logger: recordingLogger(),
-    ...options,
-  });
-  await pool.start();
-  const pids = new Set<number>();
-  pool.on('worker:ready', ({ pid }) => pids.add(pid));
-  for (const worker of await pool.workers()) pids.add(worker.pid);
-  try {
-    return await fn(pool);
-  } finally {
-    await pool.close();
-    // every php-cgi this pool ever ran is gone, with anything it started
-    for (const pid of pids) expect(processGroupMembers(pid)).toEqual([]);
-  }
 }
 
 const body = async (reply: CgiReply) => text(streamed(reply.body));
