@@ -89,7 +89,7 @@ export function passPoolView(client: FastCgiClientPool): PoolView {
         workers,
         queued: s.queued,
         requests: s.requests,
-        pipelined: 0,
+        pipelined: s.pipelined,
         errors: s.errors,
         recycles: {},
         bootFailures: 0,

@@ -14,6 +14,7 @@ import {
   FastCgiQueueFullError,
   InvalidFastCgiOptionError,
   isWarmpoolError,
+  QueuedRequestNotRunError,
 } from '../errors.js';
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import { type FastCgiAddress, formatFastCgiAddress, parseFastCgiAddress } from './address.js';
@@ -22,9 +23,11 @@ import {
   connectFastCgi,
   DEFAULT_ABORT_TIMEOUT_MS,
   DEFAULT_CONNECT_TIMEOUT_MS,
+  DEFAULT_QUEUE_BEHIND_MS,
   DEFAULT_READ_TIMEOUT_MS,
   type FastCgiBody,
-  type FastCgiConnection,
+  FastCgiConnection,
+  type FastCgiRequestOptions,
   type FastCgiRun,
   getFastCgiValues,
 } from './connection.js';
@@ -45,6 +48,8 @@ export const DEFAULT_QUEUE_TIMEOUT_MS = 60_000;
 export const RECHECK_MS = 1_000;
 /** nginx's keepalive_timeout for upstream connections. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** How many times a request queued behind another runs again after its connection closed first. */
+const MAX_QUEUED_RETRIES = 3;
 
 export interface FastCgiClientPoolOptions {
   /** `unix:/run/php/php8.2-fpm.sock`, `127.0.0.1:9000`, or a parsed address. */
@@ -67,6 +72,12 @@ export interface FastCgiClientPoolOptions {
   /** Limits of the script's CGI header block. */
   maxHeaderBytes?: number;
   maxHeaderCount?: number;
+  /**
+   * Pipelining: with every connection busy, a replayable request is written behind a running one
+   * that has run at most this long (or twice its connection's average request), so the php-fpm
+   * child goes on to it without a round trip through us. Default DEFAULT_QUEUE_BEHIND_MS; 0: never.
+   */
+  queueBehindMs?: number;
   /** STDERR lines of every request go here (warn, with the address), unless the request has onStderr. */
   logger?: Logger;
 }
@@ -89,6 +100,11 @@ export interface FastCgiPoolRequest {
    * only for a caller that calls it once nothing reads the body. Default false.
    */
   recycleBody?: boolean;
+  /**
+   * It may run again if the process goes away before it began: GET or HEAD without a body (nginx
+   * retries only such requests on another upstream). Only these are queued behind a running one.
+   */
+  replayable?: boolean;
 }
 
 export interface FastCgiResponse extends CgiResponseHead {
@@ -118,6 +134,8 @@ export interface FastCgiPoolStats {
   requests: number;
   /** requests sent again on a new connection because a kept one had closed (see request()) */
   retries: number;
+  /** requests written behind a running one (pipelining; queueBehindMs) */
+  pipelined: number;
   /**
    * idle connections closed because another one waited in the server's accept queue: when this
    * grows, maxConnections is above php-fpm's pm.max_children (see #release())
@@ -138,9 +156,16 @@ export interface FastCgiClientPoolEvents {
   'pool:queue-full': [{ queued: number }];
 }
 
+/** A request already written behind a running one (pipelining), as a waiter gets it. */
+class QueuedCall {
+  constructor(readonly run: FastCgiRun) {}
+}
+
 interface Waiter {
   settled: boolean;
-  resolve(connection: FastCgiConnection): void;
+  resolve(outcome: FastCgiConnection | QueuedCall): void;
+  /** queues the waiter's request behind the one `connection` runs; null when it may not be queued */
+  queueOn: ((connection: FastCgiConnection) => FastCgiRun | null) | null;
   reject(error: Error): void;
   timer: NodeJS.Timeout | null;
   signal: CancelSignal | null;
@@ -156,6 +181,7 @@ interface ResolvedOptions {
   abortTimeoutMs: number;
   idleTimeoutMs: number;
   stallTimeoutMs: number;
+  queueBehindMs: number;
   limits: CgiHeadLimits;
   logger: Logger;
 }
@@ -172,6 +198,7 @@ const KNOWN_OPTIONS = [
   'stallTimeoutMs',
   'maxHeaderBytes',
   'maxHeaderCount',
+  'queueBehindMs',
   'logger',
 ];
 
@@ -206,6 +233,7 @@ function resolveOptions(options: FastCgiClientPoolOptions): ResolvedOptions {
     abortTimeoutMs: integer(options, 'abortTimeoutMs', DEFAULT_ABORT_TIMEOUT_MS, 0),
     idleTimeoutMs: integer(options, 'idleTimeoutMs', DEFAULT_IDLE_TIMEOUT_MS, 0),
     stallTimeoutMs: integer(options, 'stallTimeoutMs', 0, 0),
+    queueBehindMs: integer(options, 'queueBehindMs', DEFAULT_QUEUE_BEHIND_MS, 0),
     limits: {
       ...(options.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: integer(options, 'maxHeaderBytes', 0, 64) }),
       ...(options.maxHeaderCount === undefined ? {} : { maxHeaderCount: integer(options, 'maxHeaderCount', 0, 1) }),
@@ -231,6 +259,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #opened = 0;
   #requests = 0;
   #retries = 0;
+  #pipelined = 0;
   #stalls = 0;
   readonly #errors: Record<string, number> = Object.create(null);
   #closing = false;
@@ -269,31 +298,22 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   async request(request: FastCgiPoolRequest): Promise<FastCgiResponse> {
     this.#requests++;
     try {
-      for (let attempt = 0; ; attempt++) {
-        const connection = await this.#acquire(request.signal ?? null);
+      for (let attempt = 0, queuedRetries = 0; ; attempt++) {
         const reader = new CgiResponseReader(
           this.#options.limits,
           request.bufferBytes ?? 0,
           request.recycleBody === true,
         );
-        let call: FastCgiRun;
-        try {
-          call = connection.start(
-            {
-              params: request.params,
-              stdin: request.stdin,
-              readTimeoutMs: this.#options.readTimeoutMs,
-              abortTimeoutMs: this.#options.abortTimeoutMs,
-              stallTimeoutMs: this.#options.stallTimeoutMs,
-              onStderr: request.onStderr ?? this.#logStderr,
-              signal: request.signal ?? null,
-            },
-            reader,
-          );
-        } catch (error) {
-          this.#release(connection); // nothing was sent
-          throw error;
-        }
+        const options: FastCgiRequestOptions = {
+          params: request.params,
+          stdin: request.stdin,
+          readTimeoutMs: this.#options.readTimeoutMs,
+          abortTimeoutMs: this.#options.abortTimeoutMs,
+          stallTimeoutMs: this.#options.stallTimeoutMs,
+          onStderr: request.onStderr ?? this.#logStderr,
+          signal: request.signal ?? null,
+        };
+        const call = await this.#run(request, options, reader);
         try {
           const result = await reader.response;
           const response: FastCgiResponse = {
@@ -307,6 +327,12 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
           if (result.release !== undefined) response.release = result.release;
           return response;
         } catch (error) {
+          // queued behind a request whose connection closed first: nothing of it ran
+          if (error instanceof QueuedRequestNotRunError && !this.#closing && queuedRetries++ < MAX_QUEUED_RETRIES) {
+            this.#retries++;
+            attempt--;
+            continue;
+          }
           if (attempt === 0 && this.#canRetry(error, call, request)) {
             this.#retries++;
             continue;
@@ -319,6 +345,68 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       this.#errors[code] = (this.#errors[code] ?? 0) + 1;
       throw error;
     }
+  }
+
+  /**
+   * Starts the request on a connection of its own, or queues it behind a running one (pipelining:
+   * every connection busy, none may open, nothing waits, and the request is replayable).
+   */
+  async #run(request: FastCgiPoolRequest, options: FastCgiRequestOptions, reader: CgiResponseReader) {
+    const queueOn =
+      request.replayable === true && this.#options.queueBehindMs > 0
+        ? (connection: FastCgiConnection) => this.#queueOn(connection, request, options, reader)
+        : null;
+    if (queueOn !== null && this.#idle.length === 0 && this.#waiters.length === 0 && !this.#mayOpen()) {
+      const queued = this.#queueBehindAny(queueOn);
+      if (queued !== null) return queued;
+    }
+    const acquired = await this.#acquire(request.signal ?? null, queueOn);
+    if (acquired instanceof QueuedCall) return acquired.run;
+    try {
+      return acquired.start(options, reader);
+    } catch (error) {
+      this.#release(acquired); // nothing was sent
+      throw error;
+    }
+  }
+
+  #queueOn(
+    connection: FastCgiConnection,
+    request: FastCgiPoolRequest,
+    options: FastCgiRequestOptions,
+    reader: CgiResponseReader,
+  ): FastCgiRun | null {
+    if (this.#closing || !connection.queuesBehind(request.stdin, this.#options.queueBehindMs)) return null;
+    this.#pipelined++;
+    return connection.queue(options, reader);
+  }
+
+  /** The busy connection whose request began first, if one queues this request behind it. */
+  #queueBehindAny(queueOn: (connection: FastCgiConnection) => FastCgiRun | null): FastCgiRun | null {
+    let oldest: FastCgiConnection | null = null;
+    for (const connection of this.#all) {
+      if (connection.state === 'busy' && (oldest === null || connection.runningMs > oldest.runningMs)) {
+        if (connection.queuesBehind(null, this.#options.queueBehindMs)) oldest = connection;
+      }
+    }
+    return oldest === null ? null : queueOn(oldest);
+  }
+
+  /**
+   * A connection went on to the request queued on it: the first waiter whose request may be
+   * queued takes the place behind (it is written at once: nothing else can take it meanwhile).
+   */
+  #offerQueueSlot(connection: FastCgiConnection): void {
+    for (const waiter of this.#waiters) {
+      if (waiter.queueOn === null || waiter.settled || waiter.signal?.aborted === true) continue;
+      const run = waiter.queueOn(connection);
+      if (run !== null) this.#settle(waiter, new QueuedCall(run));
+      return;
+    }
+  }
+
+  #mayOpen(): boolean {
+    return this.#all.size + this.#connecting < this.maxConnections;
   }
 
   #canRetry(error: unknown, call: FastCgiRun, request: FastCgiPoolRequest): boolean {
@@ -355,6 +443,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       opened: this.#opened,
       requests: this.#requests,
       retries: this.#retries,
+      pipelined: this.#pipelined,
       stalls: this.#stalls,
       errors: { ...this.#errors },
       closing: this.#closing,
@@ -432,12 +521,15 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
 
   // ---- lending connections ----
 
-  async #acquire(signal: CancelSignal | null): Promise<FastCgiConnection> {
+  async #acquire(
+    signal: CancelSignal | null,
+    queueOn: Waiter['queueOn'] = null,
+  ): Promise<FastCgiConnection | QueuedCall> {
     if (this.#closing) throw new FastCgiClosedError();
     if (signal?.aborted) throw new FastCgiAbortedError('the request was aborted before it got a connection');
     const idle = this.#takeIdle();
     if (idle !== null) return idle;
-    if (this.#all.size + this.#connecting < this.maxConnections) return this.#open(signal);
+    if (this.#mayOpen()) return this.#open(signal);
     if (this.#waiters.length >= this.#options.maxQueue) {
       this.emit('pool:queue-full', { queued: this.#waiters.length });
       throw new FastCgiQueueFullError(
@@ -445,10 +537,11 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
         { address: this.#where, queued: this.#waiters.length, maxConnections: this.maxConnections },
       );
     }
-    return new Promise<FastCgiConnection>((resolve, reject) => {
+    return new Promise<FastCgiConnection | QueuedCall>((resolve, reject) => {
       const waiter: Waiter = {
         settled: false,
         resolve,
+        queueOn,
         reject,
         timer: null,
         signal,
@@ -502,6 +595,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     this.#opened++;
     this.#all.add(connection);
     connection.on('idle', () => this.#release(connection));
+    connection.on('advance', () => this.#offerQueueSlot(connection));
     connection.once('close', (error) => this.#forget(connection, error));
     this.emit('connection:open', { connections: this.#all.size });
     if (this.#closing) {
@@ -589,10 +683,10 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   }
 
   /** Ends a wait: with a connection, or with an error (a connection handed to a gone waiter is released). */
-  #settle(waiter: Waiter, outcome: FastCgiConnection | Error): void {
+  #settle(waiter: Waiter, outcome: FastCgiConnection | QueuedCall | Error): void {
     if (waiter.settled) {
       // it timed out or was aborted while a connection was being opened for it
-      if (!(outcome instanceof Error)) this.#release(outcome);
+      if (outcome instanceof FastCgiConnection) this.#release(outcome);
       return;
     }
     waiter.settled = true;
@@ -605,7 +699,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       waiter.reject(outcome);
       return;
     }
-    if (waiter.signal?.aborted) {
+    if (waiter.signal?.aborted && outcome instanceof FastCgiConnection) {
       waiter.reject(new FastCgiAbortedError('the request was aborted while it waited for a connection'));
       this.#release(outcome);
       return;

@@ -59,6 +59,17 @@ const INLINE_STDIN_BYTES = 16 * 1024;
 const REQUEST_ID = 1;
 
 /**
+ * Pipelining: a request is queued behind a running one only while that one has run at most this
+ * long, or twice its connection's average request: behind a slow script it would wait long while
+ * another process may be free by then (php-fpm's accept queue gives a request to whichever child
+ * is free first).
+ */
+export const DEFAULT_QUEUE_BEHIND_MS = 10;
+const QUEUE_BEHIND_FACTOR = 2;
+/** The weight of the newest request in a connection's average request. */
+const AVERAGE_WEIGHT = 0.2;
+
+/**
  * A request body: bytes, a list of byte chunks, or a stream (a Readable, an async iterable).
  * A stream is pulled only as fast as the backend takes it, never buffered whole.
  */
@@ -395,6 +406,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #requests = 0;
   /** when the current request started (performance.now()) */
   #startedAt = 0;
+  /** the moving average of this connection's requests, start to END_REQUEST, in ms */
+  #averageMs = 0;
   #timer: NodeJS.Timeout | null = null;
   #abortTimer: NodeJS.Timeout | null = null;
   /** the socket's last error, kept as the cause of the close */
@@ -525,6 +538,21 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   /** Whether a request is queued behind the running one. */
   get hasQueued(): boolean {
     return this.#next !== null;
+  }
+
+  /**
+   * Pipelining's rule, the same for php-cgi workers and php-fpm connections: canQueue(), and the
+   * running request has run at most `windowMs`, or twice this connection's average request.
+   * `windowMs` 0: never.
+   */
+  queuesBehind(stdin: FastCgiBody, windowMs: number): boolean {
+    if (windowMs <= 0 || !this.canQueue(stdin)) return false;
+    return performance.now() - this.#startedAt <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * this.#averageMs);
+  }
+
+  /** How long the running request has run, in ms (0 when none runs). */
+  get runningMs(): number {
+    return this.#state === 'busy' ? performance.now() - this.#startedAt : 0;
   }
 
   /**
@@ -941,16 +969,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       this.destroy();
       return;
     }
-    if (this.#next !== null) {
-      this.#advance();
-      return;
-    }
-    this.#state = 'idle';
-    this.emit('idle');
+    this.#advance();
   }
 
   /** The running request ended cleanly: the queued one begins (PHP reads it next). */
   #advance(): void {
+    const ms = performance.now() - this.#startedAt;
+    this.#averageMs = this.#averageMs === 0 ? ms : this.#averageMs + AVERAGE_WEIGHT * (ms - this.#averageMs);
     const next = this.#next;
     if (next === null) {
       this.#state = 'idle';

@@ -5,7 +5,8 @@ import { finished } from 'node:stream/promises';
 import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
 import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
 import { Pool } from '../pool/pool.js';
-import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec, DEFAULT_QUEUE_BEHIND_MS } from './cgi-worker.js';
+import { DEFAULT_QUEUE_BEHIND_MS } from '../fastcgi/connection.js';
+import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
 import { buildCgiEnv } from './command.js';
 import type { WorkerDriver } from './pool-worker.js';
 

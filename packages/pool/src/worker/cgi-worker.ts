@@ -69,11 +69,6 @@ export interface CgiRequest extends FastCgiPoolRequest {
   signal: CancelSignal | null;
   /** STDERR lines of this request (PHP warnings, error_log()); null: the worker's logger */
   onStderr: ((line: string) => void) | null;
-  /**
-   * It may run again if its worker goes away before it began: GET or HEAD without a body (nginx
-   * retries only such requests on another upstream). Only these are queued behind a running one.
-   */
-  replayable?: boolean;
 }
 
 /** The script's response: its CGI head, and its body, whole or as a stream with backpressure to PHP. */
@@ -91,15 +86,6 @@ const NO_TIMEOUT_MS = 2_147_483_647;
 const MAX_SOCKET_PATH_BYTES = 100;
 /** How often boot tries the socket before php-cgi listens on it. */
 const CONNECT_RETRY_MS = 5;
-/**
- * A request is queued behind a running one only while that one has run at most this long, or this
- * many times the worker's average request: behind a slow script it would wait long, while another
- * worker may be free by then (php-fpm's accept queue hands a request to whichever child is free).
- */
-export const DEFAULT_QUEUE_BEHIND_MS = 10;
-const QUEUE_BEHIND_FACTOR = 2;
-/** The weight of the newest request in the worker's average duration. */
-const AVERAGE_WEIGHT = 0.2;
 
 interface PendingExec {
   /** set once its outcome is known; later notices are ignored */
@@ -134,10 +120,6 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   #exec: PendingExec | null = null;
   /** a request queued behind the running one on the connection (pipelining; canQueue()) */
   #queued: PendingExec | null = null;
-  /** when the running request began (performance.now()) */
-  #startedAtMs = 0;
-  /** the moving average of this worker's request durations, in ms */
-  #averageMs = 0;
   /** stream_timeout for an aborted request: PHP must end it, or the process is killed */
   #cancelTimer: NodeJS.Timeout | null = null;
   readonly #stderr: WorkerOutput;
@@ -226,7 +208,6 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     this.#state = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
-    this.#startedAtMs = performance.now();
     const exec: PendingExec = { settled: false, run: null, pending: null };
     this.#exec = exec;
     let connection = this.#connection;
@@ -257,16 +238,11 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
    * worker goes away before it began), one deep, and only behind a request that has not run long.
    */
   canQueue(request: CgiRequest): boolean {
-    const windowMs = this.#spec.queueBehindMs;
-    if (windowMs <= 0 || request.replayable !== true || this.#state !== 'working' || this.#queued !== null)
-      return false;
+    if (request.replayable !== true || this.#state !== 'working' || this.#queued !== null) return false;
     if (this.markedFor !== null || this.retiredFor !== null) return false;
     if (this.jobLimit > 0 && this.jobs >= this.jobLimit) return false;
     if (this.#exec === null || this.#exec.run === null) return false;
-    const connection = this.#connection;
-    if (connection === null || !connection.canQueue(request.stdin)) return false;
-    const runningMs = performance.now() - this.#startedAtMs;
-    return runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * this.#averageMs);
+    return this.#connection?.queuesBehind(request.stdin, this.#spec.queueBehindMs) === true;
   }
 
   async #execQueued(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {
@@ -569,11 +545,6 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     if (this.#exec === exec) this.#exec = null;
     this.lastUsedAt = Date.now();
     this.busyMs += this.lastUsedAt - this.execStartedAt;
-    const now = performance.now();
-    if (error === null) {
-      const ms = now - this.#startedAtMs;
-      this.#averageMs = this.#averageMs === 0 ? ms : this.#averageMs + AVERAGE_WEIGHT * (ms - this.#averageMs);
-    }
     const next = this.#queued;
     if (next !== null && this.#state === 'working' && next.run!.begun) {
       // PHP went on to the request queued behind: it is this worker's request now
@@ -581,7 +552,6 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       this.#exec = next;
       this.jobs++;
       this.execStartedAt = this.lastUsedAt;
-      this.#startedAtMs = now;
       this.#hooks?.execEnd(this, error);
       const pending = next.pending;
       next.pending = null;
