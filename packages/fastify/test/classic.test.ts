@@ -309,7 +309,8 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     const app = await classicApp({ pool: { max_queue_size: 1 } }, { pass: fpm.pass, max_connections: 1 });
     const flag = join(fpm.dir, 'release');
     const busy = app.inject(`/wait.php?flag=${flag}`);
-    const queued = app.inject(`/wait.php?flag=${flag}`);
+    // a POST with a body: it waits for the connection (a GET would be queued behind the busy one)
+    const queued = app.inject({ method: 'POST', url: `/wait.php?flag=${flag}`, payload: 'x' });
     // the connection is taken, one request waits: the next one is refused at once
     await eventually(() => app.warmpool.stats().queued === 1, 'one request to wait for the connection');
     const refused = await app.inject('/post/x');

@@ -362,12 +362,16 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     }
     const acquired = await this.#acquire(request.signal ?? null, queueOn);
     if (acquired instanceof QueuedCall) return acquired.run;
+    let run: FastCgiRun;
     try {
-      return acquired.start(options, reader);
+      run = acquired.start(options, reader);
     } catch (error) {
       this.#release(acquired); // nothing was sent
       throw error;
     }
+    // the place behind this request goes to a waiter at once
+    if (this.#waiters.length > 0) this.#offerQueueSlot(acquired);
+    return run;
   }
 
   #queueOn(

@@ -207,7 +207,10 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       this.#requests++;
       if (worker.state === 'working') this.#pipelined++;
       try {
-        return await worker.exec(request, this.#execOptions);
+        const reply = worker.exec(request, this.#execOptions);
+        // it has begun (or queued) this request: the place behind it goes to a waiter at once
+        this.#offerQueueSlot(worker);
+        return await reply;
       } catch (error) {
         const fate = fateOf(error as Error);
         if ((fate === 'retry' || fate === 'requeue') && attempt < MAX_STOP_RETRIES) continue;

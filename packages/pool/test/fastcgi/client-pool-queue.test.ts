@@ -85,6 +85,27 @@ describe('FastCGI client pool: a request queued behind a running one (php-fpm)',
     });
   });
 
+  it('a request that begins on a freed connection while others wait gets the first one it can queue behind it', async () => {
+    await withFpm({ maxChildren: 1 }, async (pool) => {
+      const [flag1, flag2] = [newFile(), newFile()];
+      const log = newFile();
+      const first = await pool.request(waiting(flag1));
+      const post = pool.request({
+        params: scriptParams('wait-for-flag.php', { method: 'POST', query: `flag=${flag2}`, contentLength: 1 }),
+        stdin: Buffer.from('x'),
+      });
+      const later = pool.request(append(log, 'behind-post'));
+      expect(pool.stats()).toMatchObject({ queued: 2, pipelined: 0 });
+      writeFileSync(flag1, '');
+      await body(first);
+      await eventually(() => pool.stats().pipelined === 1, 'the GET to be queued behind the POST');
+      expect(pool.stats().queued).toBe(0);
+      writeFileSync(flag2, '');
+      expect(await body(await post)).toBe('started\nfinished\n');
+      expect(await body(await later)).toMatch(/^appended behind-post/);
+    });
+  });
+
   it('a child that leaves at pm.max_requests before the queued request began: it runs once, on a new connection', async () => {
     await withFpm({ maxChildren: 1, maxRequests: 2 }, async (pool) => {
       const flag = newFile();

@@ -99,6 +99,35 @@ describe('php-cgi pool: a request queued behind a running one (pipelining)', () 
     }
   });
 
+  it('a request that begins on a freed worker while others wait gets the first one it can queue behind it', async () => {
+    await withCgiPool(
+      {},
+      async (pool) => {
+        const [flag1, flag2] = [newFile(), newFile()];
+        const log = newFile();
+        const first = await pool.exec(waiting(flag1));
+        // a POST cannot be queued behind the first: it waits; so does the GET after it, in order
+        const post = pool.exec({
+          ...waiting(flag2),
+          params: scriptParams('wait-for-flag.php', { method: 'POST', query: `flag=${flag2}`, contentLength: 1 }),
+          stdin: Buffer.from('x'),
+          replayable: false,
+        });
+        const later = pool.exec(append(log, 'behind-post'));
+        expect(pool.stats()).toMatchObject({ queued: 2, pipelined: 0 });
+        writeFileSync(flag1, '');
+        await body(first);
+        // the POST began on the freed worker, and the GET went behind it at once
+        await eventually(() => pool.stats().pipelined === 1, 'the GET to be queued behind the POST');
+        expect(pool.stats().queued).toBe(0);
+        writeFileSync(flag2, '');
+        expect(await body(await post)).toBe('started\nfinished\n');
+        expect(await body(await later)).toMatch(/^appended behind-post/);
+      },
+      ALWAYS,
+    );
+  });
+
   it('a worker killed before the queued request began: that request runs once, on its replacement', async () => {
     await withCgiPool(
       {},
