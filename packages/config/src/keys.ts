@@ -601,6 +601,12 @@ const TOP: Entry[] = [
     "with pass: connections to php-fpm at most; set it to php-fpm's pm.max_children",
     { min: 1, default: 8 },
   ),
+  wp(
+    'fastcgi.pipelining',
+    'boolean',
+    'with every PHP process busy, write a GET or HEAD without a body behind a running request (false: one at a time)',
+    { default: true },
+  ),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];

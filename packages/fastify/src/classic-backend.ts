@@ -31,6 +31,7 @@ export function passClientOptions(
   address: FastCgiAddress,
   maxConnections: number | undefined,
   pool: ResolvedPoolOptions<unknown>,
+  pipelining = true,
 ): FastCgiClientPoolOptions {
   const connections = maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const queue = pool.maxQueueSize ?? QUEUE_PER_WORKER * connections;
@@ -42,6 +43,8 @@ export function passClientOptions(
     readTimeoutMs: pool.execTtlMs > 0 ? pool.execTtlMs : DEFAULT_READ_TIMEOUT_MS,
     abortTimeoutMs: pool.streamTimeoutMs,
     stallTimeoutMs: pool.sendTimeoutMs,
+    // fastcgi.pipelining: false (the client pool's default window otherwise)
+    ...(pipelining ? {} : { queueBehindMs: 0 }),
     logger: pool.logger,
   };
 }

@@ -39,6 +39,11 @@ export interface FastCgiOptions {
   params?: Record<string, string>;
   /** with pass: connections to php-fpm at most; set it to php-fpm's pm.max_children (default 8) */
   max_connections?: number;
+  /**
+   * with every PHP process busy, write a GET or HEAD without a body behind a running request, so
+   * PHP goes on to it without a round trip (docs/CLASSIC.md); default true
+   */
+  pipelining?: boolean;
 }
 
 export interface ResolvedClassic {
@@ -49,6 +54,7 @@ export interface ResolvedClassic {
   /** the php-cgi command of the managed pool */
   command: string | readonly string[];
   maxConnections: number | undefined;
+  pipelining: boolean;
   params: Readonly<Record<string, string>> | undefined;
   /** the static layer, rooted at `root` (the site's static options apply) */
   static: ResolvedStaticOptions;
@@ -66,6 +72,7 @@ const KNOWN = [
   'split_path',
   'params',
   'max_connections',
+  'pipelining',
 ];
 
 /** Validates the `fastcgi` option once; every error names its key ("fastcgi.root"). */
@@ -120,8 +127,10 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     maxConnections = raw.max_connections;
   }
   const params = resolveParams(raw.params);
-  if (raw.split_path !== undefined && typeof raw.split_path !== 'boolean') {
-    throw new InvalidOptionError('fastcgi.split_path', `must be true or false, got ${JSON.stringify(raw.split_path)}`);
+  for (const key of ['split_path', 'pipelining'] as const) {
+    if (raw[key] !== undefined && typeof raw[key] !== 'boolean') {
+      throw new InvalidOptionError(`fastcgi.${key}`, `must be true or false, got ${JSON.stringify(raw[key])}`);
+    }
   }
   const given = rawStatic?.dir ?? rawStatic?.root;
   if (given !== undefined && [given].flat().some((dir) => resolve(dir) !== root)) {
@@ -154,7 +163,8 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     }
     throw error;
   }
-  return { root, pass, command, maxConnections, params, static: staticOptions, resolver };
+  const pipelining = raw.pipelining ?? true;
+  return { root, pass, command, maxConnections, pipelining, params, static: staticOptions, resolver };
 }
 
 function resolveRoot(root: unknown): string {

@@ -99,12 +99,14 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     view = workers;
     exchange = new WorkerExchange(workers, options.codec);
   } else if (classic.pass !== null) {
-    fastcgi = createFastCgiClientPool(passClientOptions(classic.pass, classic.maxConnections, options.pool));
+    fastcgi = createFastCgiClientPool(
+      passClientOptions(classic.pass, classic.maxConnections, options.pool, classic.pipelining),
+    );
     view = passPoolView(fastcgi);
     exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options));
   } else {
     const warmup = options.pool.numWorkers === 'auto' ? await classicWarmup(classic, opts.warmup ?? ['/']) : [];
-    const cgi = createCgiPool({ ...options.pool, warmup });
+    const cgi = createCgiPool({ ...options.pool, warmup }, classic.pipelining ? {} : { queueBehindMs: 0 });
     await cgi.start();
     pool = cgi;
     view = cgi;

@@ -255,6 +255,7 @@ describe('classic mode: options', () => {
     [{ root: ROOT, try_files: ['$uri', 'index.php'] }, 'fastcgi.try_files', /fallback/],
     [{ root: ROOT, extensions: ['.php', 'p hp'] }, 'fastcgi.extensions', /extensions/],
     [{ root: ROOT, params: { 'BAD-NAME': 'x' } }, 'fastcgi.params.BAD-NAME', /letters, digits/],
+    [{ root: ROOT, pipelining: 'yes' }, 'fastcgi.pipelining', /true or false/],
     [{ root: ROOT, colour: 'blue' }, 'fastcgi.colour', /known options/],
   ])('%j → %s', async (fastcgi, key, message) => {
     const app = Fastify();
@@ -318,6 +319,34 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     writeFileSync(flag, '');
     expect((await busy).body).toBe('released');
     expect((await queued).body).toBe('released');
+  });
+
+  it('fastcgi.pipelining: a GET goes behind the busy request (managed and pass); false: it waits its turn', async () => {
+    let n = 0;
+    for (const backend of [{}, { pass: fpm.pass, max_connections: 1 }]) {
+      for (const pipelining of [true, false]) {
+        const app = await classicApp({}, { ...backend, ...(pipelining ? {} : { pipelining: false }) });
+        const flag = (name: string) => join(fpm.dir, `pipelining-${++n}-${name}`);
+        // a first request of 200 ms or more: the connection's average makes the window at least
+        // 400 ms, so the second request below is well inside it however busy the machine is
+        const slow = flag('slow');
+        const warm = app.inject(`/wait.php?flag=${slow}`);
+        setTimeout(() => writeFileSync(slow, ''), 200);
+        expect((await warm).body).toBe('released');
+        const release = flag('release');
+        const busy = app.inject(`/wait.php?flag=${release}`);
+        await eventually(() => app.warmpool.stats().workers.working === 1, 'the first request to run');
+        const second = app.inject(`/wait.php?flag=${release}`);
+        const { queued, pipelined } = pipelining ? { queued: 0, pipelined: 1 } : { queued: 1, pipelined: 0 };
+        await eventually(
+          () => app.warmpool.stats().queued === queued && app.warmpool.stats().pipelined === pipelined,
+          pipelining ? 'the GET to go behind the busy request' : 'the GET to wait',
+        );
+        writeFileSync(release, '');
+        expect([(await busy).body, (await second).body]).toEqual(['released', 'released']);
+        await app.close();
+      }
+    }
   });
 
   it('a php-fpm that is not there is a 502, as nginx answers', async () => {
