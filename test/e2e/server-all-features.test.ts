@@ -529,6 +529,20 @@ describe('all features: classic PHP', () => {
     const zlibLike = await get('/pattern/80aa/20000', { host: 'classic.test', headers: { 'accept-encoding': 'gzip' } });
     expect(zlibLike.headers['content-encoding']).toBeUndefined();
     expect(zlibLike.body.equals(expected('80aa', 20_000))).toBe(true);
+    // streamed (over fastcgi's 1 MiB whole-body bound): its first bytes are looked at too
+    const streamedLike = await get('/pattern/80aa/1200000', {
+      host: 'classic.test',
+      agent: h2,
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    expect(streamedLike.headers['content-encoding']).toBeUndefined();
+    expect(streamedLike.body.equals(expected('80aa', 1_200_000))).toBe(true);
+    const streamedPlain = await get('/pattern/abcd/1200000', {
+      host: 'classic.test',
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    expect(streamedPlain.headers['content-encoding']).toBe('gzip');
+    expect(gunzipSync(streamedPlain.body).equals(expected('abcd', 1_200_000))).toBe(true);
   });
 
   it('fpm.test passes the same app to a php-fpm', async () => {

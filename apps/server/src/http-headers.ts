@@ -4,6 +4,7 @@
 // only read (principle 2), and a part that is off adds no hook (principle 3).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 
@@ -155,8 +156,24 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
       const type = reply.getHeader('content-type');
-      if ((typeof type === 'string' && SKIP_COMPRESSION.test(type)) || startsLikeCompressedData(payload))
+      if ((typeof type === 'string' && SKIP_COMPRESSION.test(type)) || startsLikeCompressedData(payload)) {
         request.headers['x-no-compression'] = '1';
+        return done(null, payload);
+      }
+      if (
+        payload instanceof Readable &&
+        !reply.hasHeader('content-encoding') &&
+        !(typeof type === 'string' && EVENT_STREAM.test(type))
+      ) {
+        // a stream's first bytes decide as a whole body's do: wait for them (compressing waits for
+        // them anyway; an event stream, which is not compressed, is not held back)
+        peekFirstBytes(payload, COMPRESSED_SIGNATURE_BYTES, (error, first, stream) => {
+          if (error !== null) return done(error);
+          if (first !== null && startsLikeCompressedData(first)) request.headers['x-no-compression'] = '1';
+          done(null, stream);
+        });
+        return;
+      }
       done(null, payload);
     });
     // loaded only when compression is on
@@ -383,12 +400,15 @@ function addVary(reply: AnyReply, names: string): void {
 
 /** Types @fastify/compress would compress that are compressed already (binary downloads). */
 const SKIP_COMPRESSION = /^application\/octet-stream\b/i;
+const EVENT_STREAM = /^text\/event-stream\b/i;
+/** gzip's magic and method byte; a zlib header is two bytes */
+const COMPRESSED_SIGNATURE_BYTES = 3;
 
 /**
  * @fastify/compress passes a body that starts like gzip or zlib data through as it is, yet labels
  * it Content-Encoding: gzip, and the client then fails to decode it. Plain text can start that way
  * ("80", "x^", any byte pair that makes a valid zlib header) and so can a .gz download: such a
- * whole body is sent uncompressed instead. (A streamed body cannot be looked at here.)
+ * whole body is sent uncompressed instead; a stream's first bytes are read first (peekFirstBytes).
  */
 export function startsLikeCompressedData(payload: unknown): boolean {
   const first =
@@ -403,4 +423,52 @@ export function startsLikeCompressedData(payload: unknown): boolean {
   const gzip = first.length > 2 && first[0] === 0x1f && first[1] === 0x8b && first[2] === 0x08;
   const zlib = (first[0]! & 0x0f) === 0x08 && (first[0]! & 0x80) === 0 && ((first[0]! << 8) + first[1]!) % 31 === 0;
   return gzip || zlib;
+}
+
+/**
+ * Reads a stream's first `bytes` bytes (fewer if it ends first) and puts them back, then calls
+ * `then` with them and the stream to send: the same one, or, when it ended meanwhile (a body
+ * shorter than `bytes`), a new one with what it held. An error before then is passed on.
+ */
+export function peekFirstBytes(
+  stream: Readable,
+  bytes: number,
+  then: (error: Error | null, first: Buffer | null, stream: Readable) => void,
+): void {
+  if (stream.destroyed || stream.readableEnded || stream.readableObjectMode) {
+    then(null, null, stream);
+    return;
+  }
+  const parts: Buffer[] = [];
+  let length = 0;
+  let settled = false;
+  const settle = (error: Error | null, ended: boolean) => {
+    if (settled) return;
+    settled = true;
+    stream.off('readable', onReadable);
+    stream.off('end', onEnd);
+    stream.off('error', onError);
+    const first = length === 0 ? null : Buffer.concat(parts, length);
+    if (error !== null) then(error, first, stream);
+    else if (ended) then(null, first, Readable.from(first === null ? [] : [first]));
+    else {
+      if (first !== null && !stream.destroyed) stream.unshift(first);
+      then(null, first, stream);
+    }
+  };
+  const onReadable = () => {
+    while (length < bytes) {
+      const chunk = stream.read() as Buffer | string | null;
+      if (chunk === null) break;
+      const part = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+      parts.push(part);
+      length += part.length;
+    }
+    if (length >= bytes) settle(null, false);
+  };
+  const onEnd = () => settle(null, true);
+  const onError = (error: Error) => settle(error, false);
+  stream.on('readable', onReadable);
+  stream.once('end', onEnd);
+  stream.once('error', onError);
 }

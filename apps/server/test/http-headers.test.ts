@@ -1,5 +1,6 @@
 import { connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync, gunzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -306,6 +307,46 @@ describe('compression', () => {
     const later = await app.inject({ url: '/later', headers: { 'accept-encoding': 'gzip' } });
     expect(later.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(later.rawPayload).toString()).toBe(` ${'80,120\n'.repeat(400)}`);
+    await app.close();
+  });
+
+  it("looks at a streamed body's first bytes too: one that starts like zlib or gzip data goes uncompressed", async () => {
+    const app = Fastify();
+    await registerHttpHeaders(app, {});
+    // first bytes split over chunks, as a script's output arrives; '/tiny' ends before 3 bytes
+    const streams: Record<string, () => Buffer[]> = {
+      '/x': () => [Buffer.from('x'), Buffer.from(`^${'y'.repeat(3000)}`)],
+      '/csv': () => [Buffer.from('80,120\n'.repeat(400))],
+      '/gz': () => [Buffer.from([0x1f, 0x8b]), Buffer.from([0x08]), Buffer.alloc(3000, 0x61)],
+      '/tiny': () => [Buffer.from('8')],
+      '/later': () => [Buffer.from(' 8'), Buffer.from(`0,120\n${'80,120\n'.repeat(400)}`)],
+    };
+    for (const [url, parts] of Object.entries(streams)) {
+      app.get(url, (_request, reply) => {
+        const stream = new PassThrough();
+        // written over several ticks: the hook must wait for the bytes, not find them there
+        const queue = parts();
+        const next = () => {
+          const part = queue.shift();
+          if (part === undefined) stream.end();
+          else {
+            stream.write(part);
+            setImmediate(next);
+          }
+        };
+        setImmediate(next);
+        return reply.type('text/plain').send(stream);
+      });
+    }
+    for (const [url, parts] of Object.entries(streams)) {
+      const res = await app.inject({ url, headers: { 'accept-encoding': 'gzip' } });
+      const body = Buffer.concat(parts());
+      // what the label says is what the bytes are
+      const sent = res.headers['content-encoding'] === 'gzip' ? gunzipSync(res.rawPayload) : res.rawPayload;
+      expect(sent.equals(body), url).toBe(true);
+      // the same text one byte later is compressed as usual, and so is a body too short to look like anything
+      expect(res.headers['content-encoding'], url).toBe(url === '/later' || url === '/tiny' ? 'gzip' : undefined);
+    }
     await app.close();
   });
 
