@@ -39,6 +39,13 @@ const body = async (reply: CgiReply) => text(streamed(reply.body));
 /** wait-for-flag.php: its head is in once exec resolves; it ends once `flag` exists. */
 const waiting = (flag: string, done = newFile()) => get('wait-for-flag.php', `flag=${flag}&done=${done}`);
 
+/** A running request that waits for its flag, and a log for the requests queued behind it. */
+async function startWaiting(pool: { exec(request: CgiRequest): Promise<CgiReply> }) {
+  const flag = newFile();
+  const running = await pool.exec(waiting(flag));
+  return { flag, log: newFile(), running, pid: Number(running.headers['x-pid']) };
+}
+
 /** Queue behind any running request, however long it has run: the tests decide when scripts end. */
 const ALWAYS: CgiDriverOptions = { queueBehindMs: 3_600_000 };
 
@@ -47,10 +54,7 @@ describe('php-cgi pool: a request queued behind a running one (pipelining)', () 
     await withCgiPool(
       {},
       async (pool) => {
-        const flag = newFile();
-        const log = newFile();
-        const running = await pool.exec(waiting(flag));
-        const pid = Number(running.headers['x-pid']);
+        const { flag, log, running, pid } = await startWaiting(pool);
         let answered = false;
         const queued = pool.exec(append(log, 'q')).then((reply) => {
           answered = true;
@@ -132,10 +136,7 @@ describe('php-cgi pool: a request queued behind a running one (pipelining)', () 
     await withCgiPool(
       {},
       async (pool) => {
-        const flag = newFile();
-        const log = newFile();
-        const running = await pool.exec(waiting(flag));
-        const pid = Number(running.headers['x-pid']);
+        const { log, running, pid } = await startWaiting(pool);
         const queued = pool.exec(append(log, 'moved'));
         expect(pool.stats().pipelined).toBe(1);
         process.kill(pid, 'SIGKILL');
@@ -199,10 +200,7 @@ describe('php-cgi pool: a request queued behind a running one (pipelining)', () 
     await withCgiPool(
       {},
       async (pool) => {
-        const flag = newFile();
-        const log = newFile();
-        const running = await pool.exec(waiting(flag));
-        const pid = Number(running.headers['x-pid']);
+        const { flag, log, running, pid } = await startWaiting(pool);
         const controller = new AbortController();
         const queued = pool.exec(append(log, 'gone', controller.signal), { signal: controller.signal });
         controller.abort();
