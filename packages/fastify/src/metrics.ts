@@ -142,7 +142,7 @@ async function renderMetrics(pool: PoolView, counters: RequestCounters): Promise
     out,
     'warmpool_pipelined_total',
     'counter',
-    'Requests queued behind a running one on a busy php-cgi worker (pipelining).',
+    'Requests queued behind a running one on a busy PHP process (pipelining).',
   );
   out.push(`warmpool_pipelined_total ${stats.pipelined}`);
 

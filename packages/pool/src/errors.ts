@@ -300,10 +300,10 @@ export class FastCgiClosedError extends FastCgiError<'WP_FASTCGI_CLOSED'> {
 }
 
 /**
- * A request queued behind the running one on a kept connection (pipelining, php-cgi workers) never
- * began: the connection closed first (the running request failed, its worker was killed, or PHP
- * dropped the connection). PHP runs one request at a time and began none of it, so it runs again
- * on another worker; a client sees it only when that keeps happening.
+ * A request queued behind the running one on a kept connection (pipelining, to php-cgi or php-fpm)
+ * never began: the connection closed first (the running request failed, its process was killed or
+ * left, or PHP dropped the connection). PHP runs one request at a time and began none of it, so it
+ * runs again on another process; a client sees it only when that keeps happening.
  */
 export class QueuedRequestNotRunError extends FastCgiError<'WP_FASTCGI_QUEUED_NOT_RUN'> {
   constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {

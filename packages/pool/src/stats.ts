@@ -25,8 +25,8 @@ export interface PoolStats {
   /** executions started */
   requests: number;
   /**
-   * requests queued behind a running one on a busy worker (php-cgi pipelining): PHP went on to
-   * them without a round trip through warmpool
+   * requests queued behind a running one on a busy PHP process (pipelining to php-cgi, or to
+   * php-fpm): PHP went on to them without a round trip through warmpool
    */
   pipelined: number;
   /** failed executions by error code */

@@ -352,13 +352,14 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * every connection busy, none may open, nothing waits, and the request is replayable).
    */
   async #run(request: FastCgiPoolRequest, options: FastCgiRequestOptions, reader: CgiResponseReader) {
-    const queueOn =
-      request.replayable === true && this.#options.queueBehindMs > 0
-        ? (connection: FastCgiConnection) => this.#queueOn(connection, request, options, reader)
-        : null;
-    if (queueOn !== null && this.#idle.length === 0 && this.#waiters.length === 0 && !this.#mayOpen()) {
-      const queued = this.#queueBehindAny(queueOn);
-      if (queued !== null) return queued;
+    // the closure only when the request may wait (no idle connection, none may open) and be queued
+    let queueOn: Waiter['queueOn'] = null;
+    if (request.replayable === true && this.#options.queueBehindMs > 0 && this.#idle.length === 0 && !this.#mayOpen()) {
+      queueOn = (connection) => this.#queueOn(connection, request, options, reader);
+      if (this.#waiters.length === 0) {
+        const queued = this.#queueBehindAny(queueOn);
+        if (queued !== null) return queued;
+      }
     }
     const acquired = await this.#acquire(request.signal ?? null, queueOn);
     if (acquired instanceof QueuedCall) return acquired.run;

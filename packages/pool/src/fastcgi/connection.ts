@@ -484,7 +484,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    */
   request(options: FastCgiRequestOptions): FastCgiCall {
     const sink = new ReadableStdout(options.stdoutHighWaterMark ?? DEFAULT_STDOUT_HIGH_WATER_MARK);
-    return new StreamCall(sink.stdout, this.start(options, sink));
+    // #newCall makes the handle of a ReadableStdout sink a StreamCall
+    return this.start(options, sink) as StreamCall;
   }
 
   /**
@@ -547,7 +548,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    */
   queuesBehind(stdin: FastCgiBody, windowMs: number): boolean {
     if (windowMs <= 0 || !this.canQueue(stdin)) return false;
-    return performance.now() - this.#startedAt <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * this.#averageMs);
+    return this.runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * this.#averageMs);
   }
 
   /** How long the running request has run, in ms (0 when none runs). */
@@ -616,7 +617,10 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       stderrBytes: 0,
       wake: null,
     };
-    const run = new RunHandle(done, call, this.#calls);
+    const run =
+      sink instanceof ReadableStdout
+        ? new StreamCall(sink.stdout, done, call, this.#calls)
+        : new RunHandle(done, call, this.#calls);
     sink.bind(run);
     return { call, run };
   }
@@ -1177,48 +1181,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   }
 }
 
-/** request()'s running request: its run, and STDOUT as a Readable. */
-class StreamCall implements FastCgiCall {
+/** request()'s running request: its handle, and STDOUT as a Readable. */
+class StreamCall extends RunHandle implements FastCgiCall {
   readonly stdout: Readable;
-  readonly done: Promise<EndRequestBody>;
-  readonly #run: FastCgiRun;
 
-  constructor(stdout: Readable, run: FastCgiRun) {
+  constructor(stdout: Readable, done: Promise<EndRequestBody>, call: Call, control: CallControl) {
+    super(done, call, control);
     this.stdout = stdout;
-    this.done = run.done;
-    this.#run = run;
-  }
-
-  get bytesReceived(): number {
-    return this.#run.bytesReceived;
-  }
-
-  get reusedConnection(): boolean {
-    return this.#run.reusedConnection;
-  }
-
-  get stdinStarted(): boolean {
-    return this.#run.stdinStarted;
-  }
-
-  get begun(): boolean {
-    return this.#run.begun;
-  }
-
-  get ended(): boolean {
-    return this.#run.ended;
-  }
-
-  get keptAfterAbort(): boolean {
-    return this.#run.keptAfterAbort;
-  }
-
-  abort(reason?: unknown): void {
-    this.#run.abort(reason);
-  }
-
-  resume(): void {
-    this.#run.resume();
   }
 }
 
