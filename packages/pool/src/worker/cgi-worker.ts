@@ -236,13 +236,15 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
    * php-cgi goes on to it without waiting for a round trip through us (it reads its next request
    * only once it answered the current one). Only a replayable request (it runs elsewhere if this
    * worker goes away before it began), one deep, and only behind a request that has not run long.
+   * `null`: whether it would take any replayable request now.
    */
-  canQueue(request: CgiRequest): boolean {
-    if (request.replayable !== true || this.#state !== 'working' || this.#queued !== null) return false;
+  canQueue(request: CgiRequest | null): boolean {
+    if (request !== null && request.replayable !== true) return false;
+    if (this.#state !== 'working' || this.#queued !== null) return false;
     if (this.markedFor !== null || this.retiredFor !== null) return false;
     if (this.jobLimit > 0 && this.jobs >= this.jobLimit) return false;
     if (this.#exec === null || this.#exec.run === null) return false;
-    return this.#connection?.queuesBehind(request.stdin, this.#spec.queueBehindMs) === true;
+    return this.#connection?.queuesBehind(request === null ? null : request.stdin, this.#spec.queueBehindMs) === true;
   }
 
   async #execQueued(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {

@@ -50,9 +50,10 @@ export interface PoolWorker<Req, Rep> {
   exec(request: Req, options: ExecOptions): Promise<Rep>;
   /**
    * Pipelining (php-cgi workers): whether this working worker takes `request` now, queued behind
-   * its running one. Absent: one request at a time.
+   * its running one (`null`: whether it would take any request that may be queued). Absent: one
+   * request at a time.
    */
-  canQueue?(request: Req): boolean;
+  canQueue?(request: Req | null): boolean;
   /** Graceful stop; a busy worker is killed. */
   stop(reason: RecycleReason): Promise<void>;
   /** SIGKILL to the worker's process group. */
