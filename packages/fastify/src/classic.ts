@@ -8,7 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ExchangeScript } from '@warmpool/pool';
 import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
 import { InvalidOptionError } from './errors.js';
-import { createLookupCache } from './static/lookup-cache.js';
+import { cacheVerdicts, createLookupCache } from './static/lookup-cache.js';
 import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
 import {
   resolveStaticOptions,
@@ -143,6 +143,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
   const staticOptions = resolveStaticOptions({ ...staticRest, dir: root });
   if (staticOptions === null) throw new InvalidOptionError('static', 'could not be set up');
   let resolver: ScriptResolver;
+  const lookups = createLookupCache(NODE_FILE_SYSTEM);
   try {
     resolver = createScriptResolver(
       {
@@ -154,8 +155,9 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),
         static_policy: staticOptions.policy,
       },
-      createLookupCache(NODE_FILE_SYSTEM),
+      lookups,
     );
+    resolver = cacheVerdicts(resolver, lookups);
   } catch (error) {
     const key = (error as InvalidOptionError).details?.key;
     if (error instanceof InvalidOptionError && typeof key === 'string' && !key.startsWith('fastcgi.')) {

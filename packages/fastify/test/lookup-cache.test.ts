@@ -1,11 +1,14 @@
 // The script resolver's lookup cache (nginx's open_file_cache) on a real directory: what exists is
-// remembered for its ttl, what is missing never is (a file PHP just wrote is found at once).
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+// remembered for its ttl, what is missing never is (a file PHP just wrote is found at once). Whole
+// verdicts on top: remembered while every lookup they were made of is, never when one found nothing.
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLookupCache } from '../src/static/lookup-cache.js';
-import { NODE_FILE_SYSTEM, type ResolverFileSystem } from '../src/static/script-resolver.js';
+import { createFilePolicy } from '../src/static/file-policy.js';
+import { cacheVerdicts, createLookupCache, type LookupCache } from '../src/static/lookup-cache.js';
+import { createScriptResolver, NODE_FILE_SYSTEM, type ResolverFileSystem } from '../src/static/script-resolver.js';
+import { DEFAULT_STATIC_FORBID } from '../src/static/static.js';
 
 const dir = realpathSync(mkdtempSync(join(tmpdir(), 'warmpool-lookup-')));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -47,5 +50,84 @@ describe('lookup cache', () => {
     writeFileSync(file, 'x');
     expect(await cache.lookup(file)).toEqual({ real: file, kind: 'file' });
     expect(base.calls).toBe(2);
+  });
+});
+
+describe('verdict cache', () => {
+  /** A site root with index.php, a resolver over a counted filesystem, and a clock the test moves. */
+  function site(name: string) {
+    const root = join(dir, name);
+    mkdirSync(root);
+    writeFileSync(join(root, 'index.php'), '<?php');
+    writeFileSync(join(root, 'doku.php'), '<?php');
+    const clock = { now: 0 };
+    const base = counted();
+    const lookups = createLookupCache(base, 1000, () => clock.now);
+    // counts what reaches the lookup cache: a remembered verdict makes no lookup at all
+    const seen = { entries: 0 };
+    const counting: LookupCache = {
+      entry: (path) => {
+        seen.entries++;
+        return lookups.entry(path);
+      },
+      lookup: (path) => {
+        seen.entries++;
+        return lookups.lookup(path);
+      },
+    };
+    const policy = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: null });
+    const resolver = cacheVerdicts(
+      createScriptResolver({ root, static_policy: policy }, counting),
+      counting,
+      1000,
+      () => clock.now,
+    );
+    return { root, clock, base, seen, resolver };
+  }
+
+  it('answers a script that exists from memory, until the first of its lookups expires', async () => {
+    const { root, clock, seen, resolver } = site('remembered');
+    const first = await resolver.resolve('/doku.php?id=start');
+    expect(first).toMatchObject({ kind: 'script', scriptName: '/doku.php', queryString: 'id=start' });
+    const lookups = seen.entries;
+    expect(lookups).toBeGreaterThan(0);
+    // the root's lookup (made at 0) bounds a verdict made later of it and a fresh one
+    clock.now = 600;
+    expect(await resolver.resolve('/index.php')).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    const afterSecond = seen.entries;
+    clock.now = 999;
+    expect(await resolver.resolve('/doku.php?id=start')).toBe(first);
+    expect(await resolver.resolve('/index.php')).toMatchObject({ scriptName: '/index.php' });
+    expect(seen.entries).toBe(afterSecond);
+    // another query is another target: resolved, then remembered too
+    expect(await resolver.resolve('/doku.php?id=other')).toMatchObject({ queryString: 'id=other' });
+    expect(seen.entries).toBeGreaterThan(afterSecond);
+    // removed: seen once the lookups expire (the request falls to try_files' /index.php)
+    rmSync(join(root, 'doku.php'));
+    clock.now = 1000;
+    expect(await resolver.resolve('/doku.php?id=start')).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    // /index.php's verdict, made at 600, ended with the root's lookup made at 0
+    const atExpiry = seen.entries;
+    await resolver.resolve('/index.php');
+    expect(seen.entries).toBeGreaterThan(atExpiry);
+  });
+
+  it('never remembers a verdict that met a missing file: the file is served as soon as it exists', async () => {
+    const { root, seen, resolver } = site('pretty');
+    // a pretty URL: "$uri" and "$uri/" find nothing, the fallback runs index.php
+    expect(await resolver.resolve('/hello.css')).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    const before = seen.entries;
+    writeFileSync(join(root, 'hello.css'), 'body{}');
+    expect(await resolver.resolve('/hello.css')).toMatchObject({ kind: 'static' });
+    expect(seen.entries).toBeGreaterThan(before);
+  });
+
+  it('resolves a long target every time rather than remember it', async () => {
+    const { seen, resolver } = site('long');
+    const target = `/index.php?${'x'.repeat(300)}`;
+    await resolver.resolve(target);
+    const once = seen.entries;
+    expect(await resolver.resolve(target)).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    expect(seen.entries).toBeGreaterThan(once);
   });
 });

@@ -5,34 +5,117 @@
 // Only what exists is remembered: a file PHP has just written (an upload, a generated asset) is
 // found at once, as nginx does with open_file_cache_errors off (its default). A file removed, or a
 // link changed, is seen within ttlMs.
-import type { ResolverFileSystem } from './script-resolver.js';
+//
+// Whole verdicts are remembered on top, by target, for as long as every lookup they were made of:
+// a request for a script that exists ("/doku.php?id=start", "/wp-login.php", "/") then skips the
+// resolver's chain of async steps (about a tenth of a classic request's JavaScript garbage). A
+// verdict that met a missing file (the try_files fallback of a pretty URL) is never remembered,
+// for the same reason missing lookups are not.
+import {
+  resolveScriptTarget,
+  type ResolverFileSystem,
+  type ScriptResolver,
+  type ScriptVerdict,
+} from './script-resolver.js';
 
-type Lookup = Awaited<ReturnType<ResolverFileSystem['lookup']>>;
+type Lookup = NonNullable<Awaited<ReturnType<ResolverFileSystem['lookup']>>>;
+
+/** A remembered lookup and the time (on the cache's clock) it is remembered until. */
+export interface LookupEntry {
+  readonly result: Lookup;
+  readonly until: number;
+}
+
+export interface LookupCache extends ResolverFileSystem {
+  /** The lookup with its expiry; null when the path does not exist (never remembered). */
+  entry(path: string): Promise<LookupEntry | null>;
+}
 
 /** A second, as the static hot cache's revalidate_ms. */
 export const DEFAULT_LOOKUP_TTL_MS = 1000;
-/** Beyond it the cache is cleared (a crawler asking for every page must not grow it without bound). */
+/** Beyond it a cache is cleared (a crawler asking for every page must not grow it without bound). */
 const MAX_ENTRIES = 10_000;
+/**
+ * Longer targets are resolved every time: a verdict is remembered by its whole target, query
+ * included, and a client choosing long unique queries must not fill memory with them.
+ */
+const MAX_REMEMBERED_TARGET = 256;
+
+const performanceNow = performance.now.bind(performance);
 
 export function createLookupCache(
   base: ResolverFileSystem,
   ttlMs = DEFAULT_LOOKUP_TTL_MS,
-  now: () => number = performance.now.bind(performance),
-): ResolverFileSystem {
-  const entries = new Map<string, { result: NonNullable<Lookup>; until: number }>();
+  now: () => number = performanceNow,
+): LookupCache {
+  const entries = new Map<string, LookupEntry>();
+  const entry = async (path: string): Promise<LookupEntry | null> => {
+    const at = now();
+    const hit = entries.get(path);
+    if (hit !== undefined && hit.until > at) return hit;
+    const result = await base.lookup(path);
+    if (result === null) {
+      entries.delete(path);
+      return null;
+    }
+    if (entries.size >= MAX_ENTRIES) entries.clear();
+    const fresh: LookupEntry = { result, until: at + ttlMs };
+    entries.set(path, fresh);
+    return fresh;
+  };
   return {
+    entry,
     async lookup(path) {
-      const at = now();
-      const hit = entries.get(path);
-      if (hit !== undefined && hit.until > at) return hit.result;
-      const result = await base.lookup(path);
-      if (result === null) {
-        entries.delete(path);
-        return null;
-      }
-      if (entries.size >= MAX_ENTRIES) entries.clear();
-      entries.set(path, { result, until: at + ttlMs });
-      return result;
+      return (await entry(path))?.result ?? null;
+    },
+  };
+}
+
+/**
+ * The resolver, remembering each verdict made only of lookups that found something until the first
+ * of them expires (at most ttlMs): within that time resolving the target again would read the same
+ * remembered lookups and reach the same verdict. `lookups` and `now` must be the pair the lookups
+ * were cached with.
+ */
+export function cacheVerdicts(
+  resolver: ScriptResolver,
+  lookups: LookupCache,
+  ttlMs = DEFAULT_LOOKUP_TTL_MS,
+  now: () => number = performanceNow,
+): ScriptResolver {
+  const verdicts = new Map<string, { verdict: ScriptVerdict; until: number }>();
+
+  async function resolveAndRemember(target: string): Promise<ScriptVerdict> {
+    let until = now() + ttlMs; // a verdict made without any lookup (a dotfile, a bad encoding)
+    let complete = true;
+    const tracking: ResolverFileSystem = {
+      async lookup(path) {
+        const entry = await lookups.entry(path);
+        if (entry === null) {
+          complete = false;
+          return null;
+        }
+        if (entry.until < until) until = entry.until;
+        return entry.result;
+      },
+    };
+    const verdict = await resolveScriptTarget(resolver.options, tracking, target);
+    if (complete) {
+      if (verdicts.size >= MAX_ENTRIES) verdicts.clear();
+      verdicts.set(target, { verdict, until });
+    } else {
+      verdicts.delete(target);
+    }
+    return verdict;
+  }
+
+  return {
+    options: resolver.options,
+    resolve(target) {
+      if (target.length > MAX_REMEMBERED_TARGET) return resolver.resolve(target);
+      const hit = verdicts.get(target);
+      if (hit !== undefined && hit.until > now()) return Promise.resolve(hit.verdict);
+      return resolveAndRemember(target);
     },
   };
 }

@@ -10,7 +10,8 @@
  * - script source and dotfiles are never a static answer.
  *
  * The rules are pure; the filesystem comes in through a small port (Node's by default), so each
- * request costs a realpath and a stat per candidate and nothing is cached here.
+ * request costs a realpath and a stat per candidate and nothing is cached here (lookup-cache.ts
+ * remembers lookups and whole verdicts for a second).
  */
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve as resolvePath, sep } from 'node:path';
@@ -116,7 +117,7 @@ export function createScriptResolver(
   fs: ResolverFileSystem = NODE_FILE_SYSTEM,
 ): ScriptResolver {
   const resolved = resolveScriptOptions(options);
-  return { options: resolved, resolve: (target) => resolveTarget(resolved, fs, target) };
+  return { options: resolved, resolve: (target) => resolveScriptTarget(resolved, fs, target) };
 }
 
 function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOptions {
@@ -212,7 +213,8 @@ interface Request {
   realRoot: string;
 }
 
-async function resolveTarget(
+/** The verdict for a target with these (validated) options and this filesystem port. */
+export async function resolveScriptTarget(
   options: ResolvedScriptOptions,
   fs: ResolverFileSystem,
   target: string,
