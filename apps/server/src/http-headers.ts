@@ -448,7 +448,8 @@ export function peekFirstBytes(
     stream.off('readable', onReadable);
     stream.off('end', onEnd);
     stream.off('error', onError);
-    const first = length === 0 ? null : Buffer.concat(parts, length);
+    // the first chunk alone, uncopied, in the usual case that it holds the bytes asked for
+    const first = length === 0 ? null : parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
     if (error !== null) then(error, first, stream);
     else if (ended) then(null, first, Readable.from(first === null ? [] : [first]));
     else {

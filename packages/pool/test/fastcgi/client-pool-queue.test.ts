@@ -3,7 +3,7 @@
 // the php-fpm child goes on to it without a round trip through us; a waiter takes the place behind
 // once the queued one began; a child that leaves at pm.max_requests before the queued one began
 // costs nothing (it runs once, on a new connection); a POST is never queued.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
@@ -15,7 +15,7 @@ import {
   type FastCgiResponse,
 } from '../../src/fastcgi/client-pool.js';
 import { eventually } from '../php-fixtures.js';
-import { type PhpFpmOptions, scriptParams, startPhpFpm, streamed } from './php-servers.js';
+import { appendedRuns as runs, type PhpFpmOptions, scriptParams, startPhpFpm, streamed } from './php-servers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-fpm-queue-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,10 +29,6 @@ const get = (script: string, query = ''): FastCgiPoolRequest => ({
 const append = (log: string, tag: string) => get('append.php', `log=${log}&tag=${tag}`);
 const waiting = (flag: string) => get('wait-for-flag.php', `flag=${flag}`);
 const body = async (response: FastCgiResponse) => text(streamed(response.body));
-const runs = (log: string) =>
-  readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '');
 
 async function withFpm<T>(fpmOptions: PhpFpmOptions, fn: (pool: FastCgiClientPool) => Promise<T>): Promise<T> {
   const fpm = await startPhpFpm(fpmOptions);

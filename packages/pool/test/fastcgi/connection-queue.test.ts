@@ -12,7 +12,7 @@ import { FastCgiAbortedError, QueuedRequestNotRunError } from '../../src/errors.
 import { CgiResponseReader, readCgiResponse } from '../../src/fastcgi/cgi-response.js';
 import { connectFastCgi, type FastCgiConnection } from '../../src/fastcgi/connection.js';
 import { eventually } from '../php-fixtures.js';
-import { type PhpServer, scriptParams, startPhpCgi } from './php-servers.js';
+import { appendedRuns as runs, type PhpServer, scriptParams, startPhpCgi } from './php-servers.js';
 
 let php: PhpServer;
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-fastcgi-queue-'));
@@ -44,11 +44,6 @@ function queueAppend(connection: FastCgiConnection, log: string, tag: string, si
   );
   return { run, response: reader.response };
 }
-
-const runs = (log: string) =>
-  readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '');
 
 describe('FastCGI connection: a request queued behind the running one (php-cgi)', () => {
   it('PHP runs it right after the running one, on the same connection and process', async () => {

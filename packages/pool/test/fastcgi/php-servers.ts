@@ -90,6 +90,13 @@ function startGroup(
   return { child, output };
 }
 
+/** The runs append.php logged to `log`, one "<pid> <tag>" line each. */
+export function appendedRuns(log: string): string[] {
+  return readFileSync(log, 'utf8')
+    .split('\n')
+    .filter((line) => line !== '');
+}
+
 /** Pids whose process group is `pgid` (read from /proc, so it sees grandchildren too). */
 export function processGroupMembers(pgid: number): number[] {
   const members: number[] = [];

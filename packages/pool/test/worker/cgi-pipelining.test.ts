@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ExecTimeoutError, FastCgiConnectionClosedError, WorkerExitedError } from '../../src/errors.js';
 import type { CgiDriverOptions } from '../../src/worker/cgi-driver.js';
 import type { CgiReply, CgiRequest } from '../../src/worker/cgi-worker.js';
-import { scriptParams, streamed } from '../fastcgi/php-servers.js';
+import { appendedRuns as runs, scriptParams, streamed } from '../fastcgi/php-servers.js';
 import { eventually } from '../php-fixtures.js';
 import { withCgiPool } from './cgi-pools.js';
 
@@ -28,11 +28,6 @@ function get(script: string, query = '', signal: AbortSignal | null = null): Cgi
 /** Runs append.php, which logs one line per run ("<pid> <tag>") to `log`. */
 const append = (log: string, tag: string, signal: AbortSignal | null = null) =>
   get('append.php', `log=${log}&tag=${tag}`, signal);
-
-const runs = (log: string) =>
-  readFileSync(log, 'utf8')
-    .split('\n')
-    .filter((line) => line !== '');
 
 const body = async (reply: CgiReply) => text(streamed(reply.body));
 
