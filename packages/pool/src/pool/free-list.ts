@@ -117,10 +117,18 @@ export class FreeList<Worker> {
       if (waiter === null || waiter === undefined || !accepts(waiter.tag)) continue;
       this.#waiters[i] = null;
       this.#gone++;
+      // under pipelining nearly every waiter leaves through here, none through #shift: without
+      // this the holes would pile up at the front and each offer would walk all of them
+      this.#skipHoles();
       waiter.resolve(worker);
       return true;
     }
     return false;
+  }
+
+  /** Queue slots held: live waiters and the holes left behind them (for tests). */
+  get slots(): number {
+    return this.#waiters.length - this.#head;
   }
 
   /** Rejects every waiter (pool closing). */
@@ -149,6 +157,15 @@ export class FreeList<Worker> {
     }
     this.#compact();
     return null;
+  }
+
+  /** Drops the holes at the front of the queue (waiters that left through offer() or an abort). */
+  #skipHoles(): void {
+    while (this.#head < this.#waiters.length && this.#waiters[this.#head] === null) {
+      this.#head++;
+      this.#gone--;
+    }
+    this.#compact();
   }
 
   #arm(): void {

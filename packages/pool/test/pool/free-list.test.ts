@@ -290,3 +290,55 @@ describe('FreeList: waiters that give up', () => {
     expect(list.readyCount).toBe(0);
   });
 });
+
+describe('FreeList: offer (a place behind a busy worker)', () => {
+  it('goes to the oldest waiter that accepts it; one passed over keeps its place', async () => {
+    const { list } = timeoutList(10_000);
+    const post = track(list.wait(undefined, undefined, 'POST'));
+    const get1 = track(list.wait(undefined, undefined, 'GET'));
+    const get2 = track(list.wait(undefined, undefined, 'GET'));
+    expect(list.offer(a, (tag) => tag === 'GET')).toBe(true);
+    await flush();
+    expect([post.state, get1.value, get2.state]).toEqual(['pending', a, 'pending']);
+    expect(list.waiting).toBe(2);
+    list.put(b); // a free worker still goes to the oldest waiter
+    await flush();
+    expect(post.value).toBe(b);
+    expect(list.offer(c, () => false)).toBe(false);
+    expect(list.waiting).toBe(1);
+    list.put(c);
+    await flush();
+    expect(get2.value).toBe(c);
+    expect(list.waiting).toBe(0);
+  });
+
+  it('holds no slot for waiters that left through offer, however long it runs', async () => {
+    // a pipelining pool under load: every waiter leaves through offer(), none through put()
+    const { list } = timeoutList(10_000);
+    const waiters = Array.from({ length: 32 }, () => track(list.wait(undefined, undefined, 'GET')));
+    for (let i = 0; i < 10_000; i++) {
+      expect(list.offer(a, () => true)).toBe(true);
+      waiters.push(track(list.wait(undefined, undefined, 'GET')));
+    }
+    await flush();
+    expect(list.waiting).toBe(32);
+    expect(list.slots).toBe(32);
+    expect(waiters.slice(0, 10_000).every((w) => w.value === a)).toBe(true);
+    expect(waiters.slice(10_000).every((w) => w.state === 'pending')).toBe(true);
+    list.rejectAll(new Error('closing'));
+  });
+
+  it('drops the holes of aborted waiters in front of the one it takes', async () => {
+    const { list } = timeoutList(10_000);
+    const gone = Array.from({ length: 5 }, () => new AbortController());
+    const early = gone.map((c) => track(list.wait(c.signal, () => new Error('gone'), 'GET')));
+    const live = track(list.wait(undefined, undefined, 'GET'));
+    for (const c of gone) c.abort();
+    expect(list.slots).toBe(6);
+    expect(list.offer(a, () => true)).toBe(true);
+    await flush();
+    expect(early.every((w) => w.state === 'rejected')).toBe(true);
+    expect(live.value).toBe(a);
+    expect([list.waiting, list.slots]).toEqual([0, 0]);
+  });
+});
