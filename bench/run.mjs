@@ -57,6 +57,7 @@ const SCENARIO_ORDER = [
   'upload-1m',
   'response-1m',
   'classic-hello',
+  'classic-pretty',
   'classic-app',
 ];
 

@@ -1,6 +1,7 @@
 // The classic scenarios' document roots (one .php file per entry point, as nginx + php-fpm serves
-// them): classic-hello's single echo script, and classic-app's copy of Debian's DokuWiki. Each root
-// also gets /__bench-info.php, so every contender proves its php.ini like the worker scenarios do.
+// them): classic-hello's single echo script (classic-pretty's index.php), and classic-app's copy of
+// Debian's DokuWiki. Each root also gets /__bench-info.php, so every contender proves its php.ini
+// like the worker scenarios do.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -15,10 +16,11 @@ export const CLASSIC_INFO_PATH = '/__bench-info.php';
 export function prepareClassicDocroot(scenario, dir) {
   const docroot = join(dir, 'public');
   mkdirSync(dir, { recursive: true });
-  if (scenario.classic.app === 'hello') {
+  if (scenario.classic.app === 'hello' || scenario.classic.app === 'front') {
+    // "front": the same script as the front controller every pretty URL falls back to
     mkdirSync(docroot, { recursive: true });
     writeFileSync(
-      join(docroot, 'hello.php'),
+      join(docroot, scenario.classic.app === 'hello' ? 'hello.php' : 'index.php'),
       `<?php require ${JSON.stringify(join(BENCH, 'php', 'classic', 'hello.php'))};\n`,
     );
   } else if (scenario.classic.app === 'dokuwiki') {

@@ -300,7 +300,8 @@ ${ctx.scenario.static ? `  middleware: ["static"]\n  static:\n    dir: ${JSON.st
     label: 'node:http floor → php-fpm',
     // node:http and warmpool's FastCGI client pool in front of the same php-fpm setup, nothing else:
     // what the server's own layers cost in the classic scenarios (bench/contenders/classic-floor.mjs)
-    supports: classicOnly,
+    supports: (scenario) =>
+      scenario.classic?.app === 'front' ? 'no try_files (the floor runs docroot + path)' : classicOnly(scenario),
     async start(ctx) {
       const { fpm, sock } = await startPhpFpm(ctx);
       const node = startNode('classic-floor.mjs', ctx, { fpmSocket: sock, docroot: ctx.docroot });

@@ -1,7 +1,8 @@
 // The script resolver's lookup cache (nginx's open_file_cache) on a real directory: what exists is
 // remembered for its ttl, what is missing never is (a file PHP just wrote is found at once). Whole
-// verdicts on top: remembered while every lookup they were made of is, never when one found nothing.
-import { mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+// verdicts on top: remembered while every lookup they were made of is, and while every path they
+// found missing still is.
+import { existsSync, mkdirSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -76,13 +77,19 @@ describe('verdict cache', () => {
       },
     };
     const policy = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: null });
+    // the paths a remembered verdict checks again (those it found missing)
+    const checked: string[] = [];
     const resolver = cacheVerdicts(
       createScriptResolver({ root, static_policy: policy }, counting),
       counting,
       1000,
       () => clock.now,
+      (path) => {
+        checked.push(path);
+        return existsSync(path);
+      },
     );
-    return { root, clock, base, seen, resolver };
+    return { root, clock, base, seen, resolver, checked };
   }
 
   it('answers a script that exists from memory, until the first of its lookups expires', async () => {
@@ -112,14 +119,36 @@ describe('verdict cache', () => {
     expect(seen.entries).toBeGreaterThan(atExpiry);
   });
 
-  it('never remembers a verdict that met a missing file: the file is served as soon as it exists', async () => {
-    const { root, seen, resolver } = site('pretty');
+  it('remembers a pretty URL until what it found missing exists: a file created now is served at once', async () => {
+    const { root, seen, resolver, checked } = site('pretty');
     // a pretty URL: "$uri" and "$uri/" find nothing, the fallback runs index.php
-    expect(await resolver.resolve('/hello.css')).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    const first = await resolver.resolve('/hello.css');
+    expect(first).toMatchObject({ kind: 'script', scriptName: '/index.php' });
     const before = seen.entries;
+    expect(await resolver.resolve('/hello.css')).toBe(first);
+    expect(seen.entries).toBe(before); // no lookup: only the missing paths were checked again
+    expect(checked).toEqual([join(root, 'hello.css'), join(root, 'hello.css/')]);
     writeFileSync(join(root, 'hello.css'), 'body{}');
     expect(await resolver.resolve('/hello.css')).toMatchObject({ kind: 'static' });
     expect(seen.entries).toBeGreaterThan(before);
+  });
+
+  it('looks each path up once while resolving a pretty URL', async () => {
+    const root = join(dir, 'once');
+    mkdirSync(root);
+    writeFileSync(join(root, 'index.php'), '<?php');
+    const paths: string[] = [];
+    const fs: ResolverFileSystem = {
+      lookup(path) {
+        paths.push(path);
+        return NODE_FILE_SYSTEM.lookup(path);
+      },
+    };
+    const policy = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: null });
+    const resolver = createScriptResolver({ root, static_policy: policy }, fs);
+    expect(await resolver.resolve('/blog/hello-world/')).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    // the root, "/blog/hello-world/" (as "$uri" and "$uri/", as a file and a directory), /index.php
+    expect(paths).toEqual([root, join(root, 'blog/hello-world/'), join(root, 'index.php')]);
   });
 
   it('resolves a long target every time rather than remember it', async () => {

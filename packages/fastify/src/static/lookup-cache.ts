@@ -9,8 +9,12 @@
 // Whole verdicts are remembered on top, by target, for as long as every lookup they were made of:
 // a request for a script that exists ("/doku.php?id=start", "/wp-login.php", "/") then skips the
 // resolver's chain of async steps (about a tenth of a classic request's JavaScript garbage). A
-// verdict that met a missing file (the try_files fallback of a pretty URL) is never remembered,
-// for the same reason missing lookups are not.
+// verdict that met missing files (a pretty URL "/blog/hello/" reaching try_files' /index.php) is
+// remembered with those paths, and each use checks them again: still missing, the verdict holds.
+// That check is a blocking access(2), as nginx's own stat of try_files, which costs about a
+// microsecond; a failed realpath through libuv's thread pool cost a pretty URL ~40 % of hello's
+// rps. So a file created now is still found at once.
+import { existsSync } from 'node:fs';
 import {
   resolveScriptTarget,
   type ResolverFileSystem,
@@ -72,27 +76,29 @@ export function createLookupCache(
 }
 
 /**
- * The resolver, remembering each verdict made only of lookups that found something until the first
- * of them expires (at most ttlMs): within that time resolving the target again would read the same
- * remembered lookups and reach the same verdict. `lookups` and `now` must be the pair the lookups
- * were cached with.
+ * The resolver, remembering each verdict until the first of the lookups that found something
+ * expires (at most ttlMs), and only while the paths it found missing still are: within that time
+ * resolving the target again would read the same remembered lookups, miss the same paths, and reach
+ * the same verdict. `lookups` and `now` must be the pair the lookups were cached with; `exists` is
+ * the blocking check of a missing path.
  */
 export function cacheVerdicts(
   resolver: ScriptResolver,
   lookups: LookupCache,
   ttlMs = DEFAULT_LOOKUP_TTL_MS,
   now: () => number = performanceNow,
+  exists: (path: string) => boolean = existsSync,
 ): ScriptResolver {
-  const verdicts = new Map<string, { verdict: ScriptVerdict; until: number }>();
+  const verdicts = new Map<string, RememberedVerdict>();
 
   async function resolveAndRemember(target: string): Promise<ScriptVerdict> {
     let until = now() + ttlMs; // a verdict made without any lookup (a dotfile, a bad encoding)
-    let complete = true;
+    const missing: string[] = [];
     const tracking: ResolverFileSystem = {
       async lookup(path) {
         const entry = await lookups.entry(path);
         if (entry === null) {
-          complete = false;
+          missing.push(path);
           return null;
         }
         if (entry.until < until) until = entry.until;
@@ -100,13 +106,19 @@ export function cacheVerdicts(
       },
     };
     const verdict = await resolveScriptTarget(resolver.options, tracking, target);
-    if (complete) {
+    if (missing.length <= MAX_MISSING) {
       if (verdicts.size >= MAX_ENTRIES) verdicts.clear();
-      verdicts.set(target, { verdict, until });
+      verdicts.set(target, { verdict, until, missing: missing.length === 0 ? NONE_MISSING : missing });
     } else {
       verdicts.delete(target);
     }
     return verdict;
+  }
+
+  /** Every path the verdict found missing is missing still (a blocking check: see the top). */
+  function stillMissing(paths: readonly string[]): boolean {
+    for (const path of paths) if (exists(path)) return false;
+    return true;
   }
 
   return {
@@ -114,8 +126,21 @@ export function cacheVerdicts(
     resolve(target) {
       if (target.length > MAX_REMEMBERED_TARGET) return resolver.resolve(target);
       const hit = verdicts.get(target);
-      if (hit !== undefined && hit.until > now()) return Promise.resolve(hit.verdict);
+      if (hit !== undefined && hit.until > now() && (hit.missing.length === 0 || stillMissing(hit.missing))) {
+        return Promise.resolve(hit.verdict);
+      }
       return resolveAndRemember(target);
     },
   };
 }
+
+interface RememberedVerdict {
+  readonly verdict: ScriptVerdict;
+  readonly until: number;
+  /** the paths it found missing: the verdict holds while they are */
+  readonly missing: readonly string[];
+}
+
+const NONE_MISSING: readonly string[] = Object.freeze([]);
+/** "$uri", "$uri/" and a few split_path candidates; a verdict that met more is resolved each time */
+const MAX_MISSING = 8;

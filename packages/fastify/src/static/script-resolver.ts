@@ -231,6 +231,7 @@ export async function resolveScriptTarget(
   if (verdict.kind === 'invalid' && verdict.reason !== 'colon') return verdict;
   // a dot segment anywhere (".git/", ".env", ".well-known/"): never run, never sent
   if (hasDotSegment(path)) return { kind: 'forbidden', reason: 'dotfile' };
+  fs = onceEach(fs);
   const root = await fs.lookup(options.root);
   if (root === null || root.kind !== 'directory') return NOT_FOUND;
   const request: Request = { path, rawPath, query, realRoot: root.real };
@@ -258,6 +259,26 @@ export async function resolveScriptTarget(
   };
   const found = await tryFile(options, fs, fallbackRequest, fallbackPath, false);
   return found ?? NOT_FOUND;
+}
+
+/**
+ * Each path looked up once per resolution. A pretty URL ("/blog/hello-world/") asks for the same
+ * missing path four times (as "$uri" and "$uri/", each as a file and as a directory), and a miss
+ * is never remembered across requests (lookup-cache.ts): each one was a failed realpath through
+ * libuv's thread pool.
+ */
+function onceEach(fs: ResolverFileSystem): ResolverFileSystem {
+  const asked = new Map<string, ReturnType<ResolverFileSystem['lookup']>>();
+  return {
+    lookup(path) {
+      let found = asked.get(path);
+      if (found === undefined) {
+        found = fs.lookup(path);
+        asked.set(path, found);
+      }
+      return found;
+    },
+  };
 }
 
 /**
