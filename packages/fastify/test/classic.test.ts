@@ -2,7 +2,7 @@
 // processes, and fastcgi.pass to a php-fpm the test starts. The front controller of
 // test/fixtures/sites/classic-app, its static files, and the files that must never run or be sent.
 import { createHash, randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -82,6 +82,23 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect(post.headers['content-length']).toBe(String(post.rawPayload.length));
     const home = await app.inject('/');
     expect([home.statusCode, home.headers['cache-control']]).toEqual([200, 'public, max-age=60']);
+  });
+
+  it('serves a file written after its path went to the front controller at once (a generated asset)', async () => {
+    const name = `generated-${randomBytes(6).toString('hex')}.txt`;
+    const file = join(ROOT, name);
+    try {
+      for (let i = 0; i < 2; i++) {
+        // the app's own 404 page; the second time from the remembered verdict
+        const before = await app.inject(`/${name}`);
+        expect([before.statusCode, before.headers['x-script']]).toEqual([404, '/index.php']);
+      }
+      writeFileSync(file, 'made by PHP\n');
+      const after = await app.inject(`/${name}`);
+      expect([after.statusCode, after.headers['x-script'], after.body]).toEqual([200, undefined, 'made by PHP\n']);
+    } finally {
+      rmSync(file, { force: true });
+    }
   });
 
   it('serves static files from the root through the static layer (ETag, Range, 304); never POSTs to them', async () => {
