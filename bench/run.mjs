@@ -50,6 +50,7 @@ import {
 const BENCH = fileURLToPath(new URL('./', import.meta.url));
 const SCENARIO_ORDER = [
   'hello',
+  'hello-static',
   'lumen',
   'io-20ms',
   'static-1k',

@@ -13,6 +13,7 @@
  * request costs a realpath and a stat per candidate and nothing is cached here (lookup-cache.ts
  * remembers lookups and whole verdicts for a second).
  */
+import { existsSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve as resolvePath, sep } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
@@ -77,6 +78,9 @@ export interface ResolverFileSystem {
 
 export const NODE_FILE_SYSTEM: ResolverFileSystem = {
   async lookup(path) {
+    // a missing path (a pretty URL's "$uri") with one blocking access(2), not a failed realpath
+    // through libuv's thread pool (see static.ts checkFile)
+    if (!existsSync(path)) return null;
     try {
       const real = await realpath(path);
       const stats = await stat(real);
