@@ -267,9 +267,8 @@ export async function resolveScriptTarget(
 
 /**
  * Each path looked up once per resolution. A pretty URL ("/blog/hello-world/") asks for the same
- * missing path four times (as "$uri" and "$uri/", each as a file and as a directory), and a miss
- * is never remembered across requests (lookup-cache.ts): each one was a failed realpath through
- * libuv's thread pool.
+ * missing path four times (as "$uri" and "$uri/", each as a file and as a directory), and the
+ * lookup cache remembers no miss (lookup-cache.ts).
  */
 function onceEach(fs: ResolverFileSystem): ResolverFileSystem {
   const asked = new Map<string, ReturnType<ResolverFileSystem['lookup']>>();

@@ -117,8 +117,8 @@ export class FreeList<Worker> {
       if (waiter === null || waiter === undefined || !accepts(waiter.tag)) continue;
       this.#waiters[i] = null;
       this.#gone++;
-      // under pipelining nearly every waiter leaves through here, none through #shift: without
-      // this the holes would pile up at the front and each offer would walk all of them
+      // under pipelining most waiters leave through here, not through #shift: without this the
+      // holes would pile up at the front until a worker came free, each offer walking all of them
       this.#skipHoles();
       waiter.resolve(worker);
       return true;
