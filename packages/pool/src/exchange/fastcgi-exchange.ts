@@ -95,6 +95,7 @@ export class FastCgiExchange implements Exchange {
       bufferBytes: this.#bufferBytes,
       recycleBody: this.#recycleBodies,
       replayable: body === null && (request.method === 'GET' || request.method === 'HEAD'),
+      script: script.scriptFilename,
     };
   }
 }

@@ -32,6 +32,7 @@ import {
   getFastCgiValues,
 } from './connection.js';
 import type { EndRequestBody, FastCgiParams } from './records.js';
+import { ScriptDurations } from './script-durations.js';
 
 /**
  * Default connection limit. Set it to php-fpm's pm.max_children (php-fpm does not report it: its
@@ -105,6 +106,11 @@ export interface FastCgiPoolRequest {
    * retries only such requests on another upstream). Only these are queued behind a running one.
    */
   replayable?: boolean;
+  /**
+   * The script it runs (SCRIPT_FILENAME): its runs are timed, and no request is queued behind a
+   * script known to run longer than queueBehindMs (ScriptDurations). Absent: not timed.
+   */
+  script?: string | null;
 }
 
 export interface FastCgiResponse extends CgiResponseHead {
@@ -260,6 +266,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #requests = 0;
   #retries = 0;
   #pipelined = 0;
+  /** how long each script usually runs, over all connections (pipelining) */
+  readonly #scriptDurations = new ScriptDurations();
   #stalls = 0;
   readonly #errors: Record<string, number> = Object.create(null);
   #closing = false;
@@ -312,6 +320,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
           stallTimeoutMs: this.#options.stallTimeoutMs,
           onStderr: request.onStderr ?? this.#logStderr,
           signal: request.signal ?? null,
+          script: request.script ?? null,
         };
         const call = await this.#run(request, options, reader);
         try {
@@ -588,6 +597,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     try {
       connection = await connectFastCgi(this.address, {
         connectTimeoutMs: this.#options.connectTimeoutMs,
+        scriptDurations: this.#scriptDurations,
         ...(signal === null ? {} : { signal }),
       });
     } catch (error) {

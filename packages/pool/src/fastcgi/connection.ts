@@ -21,6 +21,7 @@ import {
 } from '../errors.js';
 import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
 import { RecordDecoder } from './decoder.js';
+import type { ScriptDurations } from './script-durations.js';
 import {
   decodeEndRequest,
   decodeGetValuesResult,
@@ -97,6 +98,11 @@ export interface FastCgiRequestOptions {
   /** Aborting it aborts the request (the client left); null: none. */
   signal?: CancelSignal | null;
   stdoutHighWaterMark?: number;
+  /**
+   * The script it runs (SCRIPT_FILENAME): its runs are timed into the connection's
+   * ScriptDurations, so that pipelining queues nothing behind a script known to run long.
+   */
+  script?: string | null;
 }
 
 /** What a STDOUT reader may ask of its request. */
@@ -156,6 +162,8 @@ export interface FastCgiCall extends FastCgiRun {
 export interface FastCgiConnectOptions {
   connectTimeoutMs?: number;
   signal?: CancelSignal;
+  /** shared by the connections of one backend: how long each script usually runs (pipelining) */
+  scriptDurations?: ScriptDurations;
 }
 
 export interface FastCgiConnectionEvents {
@@ -193,7 +201,7 @@ export function connectFastCgi(
       socket.off('error', onError);
       options.signal?.removeEventListener('abort', onAbort);
       if (error === null) {
-        resolve(new FastCgiConnection(socket, address, reads));
+        resolve(new FastCgiConnection(socket, address, reads, options.scriptDurations ?? null));
       } else {
         socket.destroy();
         reject(error);
@@ -310,6 +318,8 @@ interface Call {
   readonly signal: CancelSignal | null;
   readonly onSignal: () => void;
   readonly reused: boolean;
+  /** SCRIPT_FILENAME, for ScriptDurations; null: not timed */
+  readonly script: string | null;
   /**
    * (queued: written behind the running request →) running → aborting (waiting for END_REQUEST)
    * → finished
@@ -408,6 +418,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #startedAt = 0;
   /** the moving average of this connection's requests, start to END_REQUEST, in ms */
   #averageMs = 0;
+  readonly #durations: ScriptDurations | null;
   #timer: NodeJS.Timeout | null = null;
   #abortTimer: NodeJS.Timeout | null = null;
   /** the socket's last error, kept as the cause of the close */
@@ -426,9 +437,15 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    * Use connectFastCgi(); this wraps a socket that is already connected. `reads`: the socket was
    * connected with its `onread`; without it, the socket's 'data' events are read.
    */
-  constructor(socket: Socket, address: FastCgiAddress, reads?: SocketReads) {
+  constructor(
+    socket: Socket,
+    address: FastCgiAddress,
+    reads?: SocketReads,
+    scriptDurations: ScriptDurations | null = null,
+  ) {
     super();
     this.#socket = socket;
+    this.#durations = scriptDurations;
     this.address = address;
     this.#where = formatFastCgiAddress(address);
     if (address.kind === 'tcp') socket.setNoDelay(true);
@@ -542,13 +559,18 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   }
 
   /**
-   * Pipelining's rule, the same for php-cgi workers and php-fpm connections: canQueue(), and the
-   * running request has run at most `windowMs`, or twice this connection's average request.
-   * `windowMs` 0: never.
+   * Pipelining's rule, the same for php-cgi workers and php-fpm connections: canQueue(), the
+   * running request has run at most `windowMs` or twice its usual time (its script's, else this
+   * connection's average request), and its script is not known to run longer than `windowMs`
+   * (a request is mostly offered this place as the running one starts, when its own time cannot
+   * tell an export from a page). `windowMs` 0: never.
    */
   queuesBehind(stdin: FastCgiBody, windowMs: number): boolean {
     if (windowMs <= 0 || !this.canQueue(stdin)) return false;
-    return this.runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * this.#averageMs);
+    const script = this.#call!.script;
+    const typical = script === null ? undefined : this.#durations?.typicalMs(script);
+    if (typical !== undefined && typical > windowMs) return false;
+    return this.runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * (typical ?? this.#averageMs));
   }
 
   /** How long the running request has run, in ms (0 when none runs). */
@@ -604,6 +626,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       signal,
       onSignal: () => this.#abort(call, signal?.reason),
       reused: this.#requests > 0 || phase === 'queued',
+      script: options.script ?? null,
       phase,
       softAbort: false,
       began: phase === 'running',
@@ -950,7 +973,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       // no ABORT_REQUEST was sent: the byte stream is intact, the queued request is next
       this.#finish(call);
       this.#requests++;
-      this.#advance();
+      this.#advance(call);
       return;
     }
     if (call.phase === 'aborting') {
@@ -973,13 +996,14 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       this.destroy();
       return;
     }
-    this.#advance();
+    this.#advance(call);
   }
 
-  /** The running request ended cleanly: the queued one begins (PHP reads it next). */
-  #advance(): void {
+  /** The running request (`ended`) ended cleanly: the queued one begins (PHP reads it next). */
+  #advance(ended: Call): void {
     const ms = performance.now() - this.#startedAt;
     this.#averageMs = this.#averageMs === 0 ? ms : this.#averageMs + AVERAGE_WEIGHT * (ms - this.#averageMs);
+    if (ended.script !== null) this.#durations?.record(ended.script, ms);
     const next = this.#next;
     if (next === null) {
       this.#state = 'idle';

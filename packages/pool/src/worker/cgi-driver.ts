@@ -6,6 +6,7 @@ import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
 import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
 import { Pool } from '../pool/pool.js';
 import { DEFAULT_QUEUE_BEHIND_MS } from '../fastcgi/connection.js';
+import { ScriptDurations } from '../fastcgi/script-durations.js';
 import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
 import { buildCgiEnv } from './command.js';
 import type { WorkerDriver } from './pool-worker.js';
@@ -13,8 +14,9 @@ import type { WorkerDriver } from './pool-worker.js';
 export interface CgiDriverOptions extends CgiHeadLimits {
   /**
    * Pipelining: a replayable request (GET or HEAD without a body) may be queued behind a running
-   * one that has run at most this long, or twice the worker's average request if that is longer
-   * (default DEFAULT_QUEUE_BEHIND_MS). 0: never (one request per worker at a time).
+   * one that has run at most this long, or twice its usual time if that is longer, and never
+   * behind a script whose runs usually last longer (default DEFAULT_QUEUE_BEHIND_MS). 0: never
+   * (one request per worker at a time).
    */
   queueBehindMs?: number;
 }
@@ -45,6 +47,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       logger: options.logger,
       headLimits: this.#headLimits,
       queueBehindMs: this.#queueBehindMs,
+      scriptDurations: new ScriptDurations(),
     };
   }
 

@@ -33,6 +33,7 @@ import {
   type FastCgiRun,
 } from '../fastcgi/connection.js';
 import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
+import type { ScriptDurations } from '../fastcgi/script-durations.js';
 import type { Logger } from '../logger.js';
 import { WorkerOutput } from './output.js';
 import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
@@ -56,6 +57,8 @@ export interface CgiSpec extends ProcessSpec {
   headLimits: CgiHeadLimits;
   /** pipelining: see CgiDriverOptions.queueBehindMs; 0 never queues */
   queueBehindMs: number;
+  /** how long each script usually runs, shared by the pool's workers (pipelining) */
+  scriptDurations: ScriptDurations;
 }
 
 /**
@@ -285,6 +288,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       abortTimeoutMs: NO_TIMEOUT_MS,
       stallTimeoutMs: this.#spec.sendTimeoutMs,
       signal: request.signal,
+      script: request.script ?? null,
     };
   }
 
@@ -374,7 +378,10 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         // The socket exists once php-cgi bound it and accepts once it listens: try until it does.
         for (;;) {
           try {
-            return await connectFastCgi(this.#address, { connectTimeoutMs: spec.bootTimeoutMs });
+            return await connectFastCgi(this.#address, {
+              connectTimeoutMs: spec.bootTimeoutMs,
+              scriptDurations: spec.scriptDurations,
+            });
           } catch (error) {
             if (stopped) throw error;
             await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS));
@@ -398,7 +405,10 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
 
   /** A new connection to this worker's php-cgi (after one was dropped: an aborted request, unread STDIN). */
   async #connect(): Promise<FastCgiConnection> {
-    const connection = await connectFastCgi(this.#address, { connectTimeoutMs: this.#spec.bootTimeoutMs });
+    const connection = await connectFastCgi(this.#address, {
+      connectTimeoutMs: this.#spec.bootTimeoutMs,
+      scriptDurations: this.#spec.scriptDurations,
+    });
     if (this.#state === 'exited' || this.#state === 'stopping') {
       connection.destroy();
       throw new WorkerExitedError(`worker ${this.pid} is ${this.#state}`, { pid: this.pid });

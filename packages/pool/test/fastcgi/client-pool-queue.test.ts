@@ -25,15 +25,20 @@ const newFile = () => join(dir, `file-${++files}`);
 const get = (script: string, query = ''): FastCgiPoolRequest => ({
   params: scriptParams(script, { query }),
   replayable: true,
+  script,
 });
 const append = (log: string, tag: string) => get('append.php', `log=${log}&tag=${tag}`);
 const waiting = (flag: string) => get('wait-for-flag.php', `flag=${flag}`);
 const body = async (response: FastCgiResponse) => text(streamed(response.body));
 
-async function withFpm<T>(fpmOptions: PhpFpmOptions, fn: (pool: FastCgiClientPool) => Promise<T>): Promise<T> {
+async function withFpm<T>(
+  fpmOptions: PhpFpmOptions,
+  fn: (pool: FastCgiClientPool) => Promise<T>,
+  // by default queue behind any running request, however long it has run: the tests decide when scripts end
+  queueBehindMs = 3_600_000,
+): Promise<T> {
   const fpm = await startPhpFpm(fpmOptions);
-  // queue behind any running request, however long it has run: the tests decide when scripts end
-  const pool = createFastCgiClientPool({ address: fpm.address, maxConnections: 1, queueBehindMs: 3_600_000 });
+  const pool = createFastCgiClientPool({ address: fpm.address, maxConnections: 1, queueBehindMs });
   try {
     return await fn(pool);
   } finally {
@@ -57,6 +62,31 @@ describe('FastCGI client pool: a request queued behind a running one (php-fpm)',
       expect(runs(log)).toEqual([`${pid} q`]);
       expect(pool.stats()).toMatchObject({ opened: 1, retries: 0 });
     });
+  });
+
+  it('nothing behind a script known to run longer than the window, even as it starts', async () => {
+    await withFpm(
+      { maxChildren: 1 },
+      async (pool) => {
+        const [flag1, flag2] = [newFile(), newFile()];
+        const log = newFile();
+        const first = await pool.request(waiting(flag1));
+        const behindUnknown = pool.request(append(log, 'behind-unknown'));
+        expect(pool.stats()).toMatchObject({ queued: 0, pipelined: 1 });
+        // held past the 1 s window: wait-for-flag.php is now known to run long
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        writeFileSync(flag1, '');
+        await body(first);
+        expect(await body(await behindUnknown)).toMatch(/^appended behind-unknown/);
+        const second = await pool.request(waiting(flag2));
+        const afterKnown = pool.request(append(log, 'after-known'));
+        expect(pool.stats()).toMatchObject({ queued: 1, pipelined: 1 });
+        writeFileSync(flag2, '');
+        await body(second);
+        expect(await body(await afterKnown)).toMatch(/^appended after-known/);
+      },
+      1000,
+    );
   });
 
   it('a waiting request takes the place behind once the queued one began; a POST waits its turn', async () => {

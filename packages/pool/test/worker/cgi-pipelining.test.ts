@@ -22,7 +22,7 @@ const newFile = () => join(dir, `file-${++files}`);
 
 /** A GET as the FastCGI exchange makes it: replayable, so it may be queued behind a running one. */
 function get(script: string, query = '', signal: AbortSignal | null = null): CgiRequest {
-  return { params: scriptParams(script, { query }), stdin: null, signal, onStderr: null, replayable: true };
+  return { params: scriptParams(script, { query }), stdin: null, signal, onStderr: null, replayable: true, script };
 }
 
 /** Runs append.php, which logs one line per run ("<pid> <tag>") to `log`. */
@@ -96,6 +96,32 @@ describe('php-cgi pool: a request queued behind a running one (pipelining)', () 
         cgi,
       );
     }
+  });
+
+  it('nothing behind a script known to run longer than the window, even as it starts', async () => {
+    await withCgiPool(
+      {},
+      async (pool) => {
+        const log = newFile();
+        // its first run: nothing is known of wait-for-flag.php, the GET goes behind it
+        const first = await startWaiting(pool);
+        const behindUnknown = pool.exec(append(log, 'behind-unknown'));
+        expect(pool.stats()).toMatchObject({ queued: 0, pipelined: 1 });
+        // held past the 1 s window: the script is now known to run long
+        await new Promise((resolve) => setTimeout(resolve, 1100));
+        writeFileSync(first.flag, '');
+        await body(first.running);
+        expect(await body(await behindUnknown)).toMatch(/^appended behind-unknown/);
+        // its second run has only begun, yet the GET waits for a free worker instead
+        const second = await startWaiting(pool);
+        const afterKnown = pool.exec(append(log, 'after-known'));
+        expect(pool.stats()).toMatchObject({ queued: 1, pipelined: 1 });
+        writeFileSync(second.flag, '');
+        await body(second.running);
+        expect(await body(await afterKnown)).toMatch(/^appended after-known/);
+      },
+      { queueBehindMs: 1000 },
+    );
   });
 
   it('a request that begins on a freed worker while others wait gets the first one it can queue behind it', async () => {
