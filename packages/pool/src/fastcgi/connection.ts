@@ -61,9 +61,9 @@ const REQUEST_ID = 1;
 
 /**
  * Pipelining: a request is queued behind a running one only while that one has run at most this
- * long, or twice its connection's average request: behind a slow script it would wait long while
- * another process may be free by then (php-fpm's accept queue gives a request to whichever child
- * is free first).
+ * long, or twice its usual time, and never behind a script whose runs usually last longer
+ * (ScriptDurations): behind a slow script it would wait long while another process may be free by
+ * then (php-fpm's accept queue gives a request to whichever child is free first).
  */
 export const DEFAULT_QUEUE_BEHIND_MS = 10;
 const QUEUE_BEHIND_FACTOR = 2;
