@@ -32,10 +32,30 @@ const ms = (n) => (n === null || n === undefined ? '-' : n < 10 ? n.toFixed(2) :
  * the ratio of the medians.
  */
 export function rateRatio(a, b) {
+  const rounds = roundRatios(a, b);
+  if (rounds !== null) return median(rounds);
+  return b.rps === 0 ? null : a.rps / b.rps;
+}
+
+/** A's rate over B's in each round, when both ran every round; else null. */
+function roundRatios(a, b) {
   const ra = a.runRps ?? [];
   const rb = b.runRps ?? [];
-  if (ra.length > 0 && ra.length === rb.length && rb.every((r) => r > 0)) return median(ra.map((r, i) => r / rb[i]));
-  return b.rps === 0 ? null : a.rps / b.rps;
+  return ra.length > 0 && ra.length === rb.length && rb.every((r) => r > 0) ? ra.map((r, i) => r / rb[i]) : null;
+}
+
+/**
+ * The ratio as printed: the median and, with 3 rounds or more, the lowest and highest round, so a
+ * reader sees whether "0.98x" is below 1 or the same within this machine's noise ("0.98x
+ * (0.93-1.02)").
+ */
+export function formatRatio(a, b) {
+  if (a === b) return '1.00x';
+  const value = rateRatio(a, b);
+  if (value === null) return '-';
+  const rounds = roundRatios(a, b);
+  if (rounds === null || rounds.length < 3) return `${value.toFixed(2)}x`;
+  return `${value.toFixed(2)}x (${Math.min(...rounds).toFixed(2)}-${Math.max(...rounds).toFixed(2)})`;
 }
 
 /**
@@ -70,12 +90,7 @@ export function tableCells(rows) {
         node: r === null ? 'n/a' : fixed(r.nodeRssMb, 0),
         non2xx: r === null ? 'n/a' : String(r.non2xx),
         sockerr: r === null ? 'n/a' : String(r.socketErrors),
-        ratio:
-          r === null
-            ? `n/a: ${row.note}`
-            : base === null || rateRatio(r, base) === null
-              ? '-'
-              : `${rateRatio(r, base).toFixed(2)}x`,
+        ratio: r === null ? `n/a: ${row.note}` : base === null ? '-' : formatRatio(r, base),
       });
     }
   }
@@ -125,7 +140,7 @@ export function checkTargets(rows) {
         checks.push({
           label,
           status: value >= min ? 'PASS' : 'FAIL',
-          detail: `${value.toFixed(2)}x, target >= ${min}x`,
+          detail: `${formatRatio(a, b)}, target >= ${min}x`,
         });
       }
     }
