@@ -2,6 +2,8 @@
 // in a process group of its own, telling a missing command from a failing one, and killing the
 // whole group.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { accessSync, constants, statSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
 import type { RecycleReason } from './state.js';
 
@@ -22,9 +24,15 @@ export interface ProcessSpec {
   gid: number | undefined;
 }
 
-/** Spawns argv detached: its own process group, so a kill reaches everything it started. */
+/**
+ * Spawns argv detached: its own process group, so a kill reaches everything it started. Through
+ * setpriv(1) when there is one, with a parent-death signal: if the server itself is killed
+ * (SIGKILL, the OOM killer), the kernel kills its PHP processes too. A php-cgi waiting in accept()
+ * would otherwise live on with no parent, as would a worker stuck in a long request.
+ */
 export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: readonly string[] = []): ChildProcess {
-  return spawn(spec.argv[0]!, [...spec.argv.slice(1), ...extraArgs], {
+  const argv = withParentDeathSignal([...spec.argv, ...extraArgs], spec.env);
+  return spawn(argv[0]!, argv.slice(1), {
     cwd: spec.cwd,
     env: spec.env,
     stdio,
@@ -34,6 +42,31 @@ export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: 
     uid: spec.uid,
     gid: spec.gid,
   });
+}
+
+const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null;
+
+/**
+ * argv run through `setpriv --pdeathsig KILL` (the same process: setpriv execs it). Only when the
+ * command itself is found, so a missing command is still reported by its own name (spawn's ENOENT).
+ */
+export function withParentDeathSignal(argv: readonly string[], env: NodeJS.ProcessEnv): readonly string[] {
+  if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, env)) return argv;
+  return [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv];
+}
+
+function commandExists(command: string, env: NodeJS.ProcessEnv): boolean {
+  if (command.includes('/')) return isExecutable(command);
+  return (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, command)));
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 /** Resolves once the process is running; rejects with a typed error when it cannot start at all. */

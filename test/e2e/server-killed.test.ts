@@ -1,0 +1,73 @@
+// A server that is killed outright (SIGKILL, the OOM killer) cannot stop its PHP processes: the
+// kernel does (setpriv's parent-death signal). Without it a php-cgi process waiting in accept(),
+// or one running a long script, lives on with no parent, and every restart adds more.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { request } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'warmpool-killed-'));
+afterAll(async () => {
+  await stopAllServers();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
+async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('a server killed with SIGKILL', () => {
+  it('takes its php-cgi processes with it: the idle one and the one running a long script', async () => {
+    const port = await freePort();
+    const socket = join(dir, 'admin.sock');
+    const config = join(dir, 'warmpool.yaml');
+    writeFileSync(
+      config,
+      [
+        'version: "3"',
+        'http:',
+        `  address: 127.0.0.1:${port}`,
+        '  pool: { num_workers: 2 }',
+        'logs: { mode: production, level: warn }',
+        `admin: { socket: ${socket} }`,
+        'fastcgi:',
+        `  root: ${join(FIXTURES, 'sites', 'classic-app')}`,
+        '',
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', config]);
+    await server.ready(30_000);
+    const workers = async () =>
+      JSON.parse((await runCli(['workers', '--json', '--socket', socket])).stdout)[0].workers as {
+        pid: number;
+        state: string;
+      }[];
+    // one process runs a script that sleeps 30 s, the other waits for a request
+    const slow = request(`http://127.0.0.1:${port}/slow.php?s=30`).catch(() => null);
+    await until(async () => (await workers()).some((w) => w.state === 'working'), 'the slow script to run');
+    const pids = (await workers()).map((w) => w.pid);
+    expect(pids).toHaveLength(2);
+    expect(pids.every(alive)).toBe(true);
+
+    await server.stop('SIGKILL');
+    await until(() => !pids.some(alive), 'the php-cgi processes to be gone');
+    await slow;
+  });
+});
