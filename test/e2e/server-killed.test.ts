@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { isAlive } from '../helpers/php.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-killed-'));
@@ -14,15 +15,6 @@ afterAll(async () => {
   await stopAllServers();
   rmSync(dir, { recursive: true, force: true });
 });
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
 async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
@@ -64,10 +56,10 @@ describe('a server killed with SIGKILL', () => {
     await until(async () => (await workers()).some((w) => w.state === 'working'), 'the slow script to run');
     const pids = (await workers()).map((w) => w.pid);
     expect(pids).toHaveLength(2);
-    expect(pids.every(alive)).toBe(true);
+    expect(pids.every(isAlive)).toBe(true);
 
     await server.stop('SIGKILL');
-    await until(() => !pids.some(alive), 'the php-cgi processes to be gone');
+    await until(() => !pids.some(isAlive), 'the php-cgi processes to be gone');
     await slow;
   });
 });

@@ -3,7 +3,7 @@
 // whole group.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join } from 'node:path';
+import { delimiter, join, resolve } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
 import type { RecycleReason } from './state.js';
 
@@ -31,7 +31,7 @@ export interface ProcessSpec {
  * would otherwise live on with no parent, as would a worker stuck in a long request.
  */
 export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: readonly string[] = []): ChildProcess {
-  const argv = withParentDeathSignal([...spec.argv, ...extraArgs], spec.env);
+  const argv = withParentDeathSignal([...spec.argv, ...extraArgs], spec.env, spec.cwd);
   return spawn(argv[0]!, argv.slice(1), {
     cwd: spec.cwd,
     env: spec.env,
@@ -50,13 +50,18 @@ const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable
  * argv run through `setpriv --pdeathsig KILL` (the same process: setpriv execs it). Only when the
  * command itself is found, so a missing command is still reported by its own name (spawn's ENOENT).
  */
-export function withParentDeathSignal(argv: readonly string[], env: NodeJS.ProcessEnv): readonly string[] {
-  if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, env)) return argv;
+function withParentDeathSignal(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  cwd: string | undefined,
+): readonly string[] {
+  if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, env, cwd)) return argv;
   return [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv];
 }
 
-function commandExists(command: string, env: NodeJS.ProcessEnv): boolean {
-  if (command.includes('/')) return isExecutable(command);
+/** As spawn finds it: a path (a relative one from the child's cwd), else a name on PATH. */
+function commandExists(command: string, env: NodeJS.ProcessEnv, cwd: string | undefined): boolean {
+  if (command.includes('/')) return isExecutable(resolve(cwd ?? '.', command));
   return (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, command)));
 }
 
