@@ -481,6 +481,26 @@ describe('admin socket: cache purge', () => {
 });
 
 describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
+  it('`warmpool workers` says when php-fpm serves fewer connections than max_connections', () => {
+    const out = new RecordingOutput();
+    const phpFpm = {
+      address: 'unix:/run/php/php8.2-fpm.sock',
+      maxConnections: 8,
+      capacity: 5,
+      busy: 5,
+      idle: 0,
+      connecting: 0,
+      queued: 3,
+      unreachable: null,
+    };
+    workersCommand.printWorkers([{ site: 'wp', workers: [], phpFpm }], out);
+    expect(out.lines).toEqual([
+      "info: site wp: PHP runs in php-fpm at unix:/run/php/php8.2-fpm.sock (its processes, not warmpool's); " +
+        'connections to it: 5 busy, 0 idle, at most 5 (php-fpm serves no more at once; max_connections is 8); ' +
+        '3 requests waiting for one',
+    ]);
+  });
+
   it("shows warmpool's connections to php-fpm, refuses reset and tune with what to do, and knows the site", async () => {
     const fpm = await startPhpFpm({ maxChildren: 2 });
     const client = createFastCgiClientPool({ address: fpm.pass, maxConnections: 2 });
@@ -519,7 +539,16 @@ describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
       expect(listed[1]).toEqual({
         site: 'fpm',
         workers: [],
-        phpFpm: { address: fpm.pass, maxConnections: 2, busy: 0, idle: 1, connecting: 0, queued: 0, unreachable: null },
+        phpFpm: {
+          address: fpm.pass,
+          maxConnections: 2,
+          capacity: 2,
+          busy: 0,
+          idle: 1,
+          connecting: 0,
+          queued: 0,
+          unreachable: null,
+        },
       });
       const out = new RecordingOutput();
       expect(await workersCommand.run({ socket: socketPath, site: 'fpm' }, out)).toBe(0);

@@ -53,6 +53,8 @@ export interface SiteWorkers {
 export interface PhpFpmConnections {
   address: string;
   maxConnections: number;
+  /** the connections php-fpm was found to serve at once (below maxConnections: it has fewer children) */
+  capacity: number;
   busy: number;
   idle: number;
   connecting: number;

@@ -337,8 +337,17 @@ export function createPoolHandlers(
     const all = [...passes()].filter(([name]) => site === undefined || name === site);
     return all.map(([name, pass]) => {
       // only the fields the protocol names (the pool's stats have more)
-      const { address, maxConnections, busy, idle, connecting, queued, unreachable } = pass.stats();
-      const phpFpm: PhpFpmConnections = { address, maxConnections, busy, idle, connecting, queued, unreachable };
+      const { address, maxConnections, capacity, busy, idle, connecting, queued, unreachable } = pass.stats();
+      const phpFpm: PhpFpmConnections = {
+        address,
+        maxConnections,
+        capacity,
+        busy,
+        idle,
+        connecting,
+        queued,
+        unreachable,
+      };
       return { site: name, workers: [], phpFpm };
     });
   };

@@ -69,9 +69,14 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
       out.error(`site ${site}: php-fpm at ${phpFpm.address} does not answer: ${phpFpm.unreachable}`);
       continue;
     }
+    // fewer than max_connections: php-fpm was found serving fewer at once (pm.max_children below it)
+    const limit =
+      phpFpm.capacity < phpFpm.maxConnections
+        ? `${phpFpm.capacity} (php-fpm serves no more at once; max_connections is ${phpFpm.maxConnections})`
+        : `${phpFpm.maxConnections}`;
     out.info(
       `site ${site}: PHP runs in php-fpm at ${phpFpm.address} (its processes, not warmpool's); ` +
-        `connections to it: ${phpFpm.busy} busy, ${phpFpm.idle} idle, at most ${phpFpm.maxConnections}${queued}`,
+        `connections to it: ${phpFpm.busy} busy, ${phpFpm.idle} idle, at most ${limit}${queued}`,
     );
   }
   const poolSites = sites.filter((s) => s.phpFpm === undefined);

@@ -43,12 +43,16 @@ export const DEFAULT_MAX_CONNECTIONS = 8;
 export const DEFAULT_MAX_QUEUE = 100;
 /** A new connection without an answer for this long is taken to sit in php-fpm's accept queue. */
 export const STALL_MS = 1_000;
+/** A probe unanswered for this long means php-fpm has no free child: the log says so (once). */
+export const PROBE_REPORT_MS = 1_000;
 /** As the pool's allocate_timeout. */
 export const DEFAULT_QUEUE_TIMEOUT_MS = 60_000;
 /** While the address does not answer, how often it is tried again in the background. */
 export const RECHECK_MS = 1_000;
 /** nginx's keepalive_timeout for upstream connections. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/** What a probe asks for: any management value php-fpm answers (it answers only FCGI_MPXS_CONNS). */
+const PROBE_NAMES = ['FCGI_MPXS_CONNS'];
 /** How many times a request queued behind another runs again after its connection closed first. */
 const MAX_QUEUED_RETRIES = 3;
 
@@ -142,6 +146,12 @@ export interface FastCgiPoolStats {
   retries: number;
   /** requests written behind a running one (pipelining; queueBehindMs) */
   pipelined: number;
+  /**
+   * The connections opened at most for now: maxConnections, or fewer once php-fpm was seen serving
+   * fewer at once (a connection stalled in its accept queue); it grows again while a probe finds a
+   * free php-fpm child (see #release() and #probe())
+   */
+  capacity: number;
   /**
    * idle connections closed because another one waited in the server's accept queue: when this
    * grows, maxConnections is above php-fpm's pm.max_children (see #release())
@@ -269,6 +279,12 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   /** how long each script usually runs, over all connections (pipelining) */
   readonly #scriptDurations = new ScriptDurations();
   #stalls = 0;
+  /** the connections php-fpm is taken to serve at once (≤ maxConnections): see stats().capacity */
+  #capacity: number;
+  /** the probe's connection while it waits for php-fpm to answer (see #probe()) */
+  #probing: FastCgiConnection | 'connecting' | null = null;
+  /** the log said once that php-fpm serves fewer connections than maxConnections */
+  #capacityReported = false;
   readonly #errors: Record<string, number> = Object.create(null);
   #closing = false;
   /** set by releaseIdle(): a connection whose request ends closes unless a request waits for it */
@@ -290,6 +306,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     if (this.address === undefined) throw new InvalidFastCgiOptionError('address', 'is required');
     this.#where = formatFastCgiAddress(this.address);
     this.#options = resolveOptions(options);
+    this.#capacity = this.#options.maxConnections;
   }
 
   get maxConnections(): number {
@@ -363,7 +380,10 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   async #run(request: FastCgiPoolRequest, options: FastCgiRequestOptions, reader: CgiResponseReader) {
     // the closure only when the request may wait (no idle connection, none may open) and be queued
     let queueOn: Waiter['queueOn'] = null;
-    if (request.replayable === true && this.#options.queueBehindMs > 0 && this.#idle.length === 0 && !this.#mayOpen()) {
+    const atCapacity = this.#idle.length === 0 && !this.#mayOpen();
+    // php-fpm may have a free child by now (dynamic pm adds them): the request need not wait or queue
+    if (atCapacity && this.#capacity < this.maxConnections) this.#probe();
+    if (request.replayable === true && this.#options.queueBehindMs > 0 && atCapacity) {
       queueOn = (connection) => this.#queueOn(connection, request, options, reader);
       if (this.#waiters.length === 0) {
         const queued = this.#queueBehindAny(queueOn);
@@ -420,7 +440,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   }
 
   #mayOpen(): boolean {
-    return this.#all.size + this.#connecting < this.maxConnections;
+    return this.#all.size + this.#connecting < this.#capacity;
   }
 
   #canRetry(error: unknown, call: FastCgiRun, request: FastCgiPoolRequest): boolean {
@@ -458,6 +478,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       requests: this.#requests,
       retries: this.#retries,
       pipelined: this.#pipelined,
+      capacity: this.#capacity,
       stalls: this.#stalls,
       errors: { ...this.#errors },
       closing: this.#closing,
@@ -520,6 +541,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     if (!this.#closing) {
       this.#closing = true;
       this.#stopRecheck();
+      if (this.#probing instanceof FastCgiConnection) this.#probing.destroy();
       for (const waiter of this.#waiters.splice(0)) this.#settle(waiter, new FastCgiClosedError());
       for (const connection of this.#idle.splice(0)) this.#closeIdle(connection);
     }
@@ -626,15 +648,29 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * accept queue (maxConnections > pm.max_children), and a php-fpm child leaves a kept connection
    * only when it closes: so this one is closed rather than kept idle, and rather than handed to a
    * waiter once that wait passed STALL_MS (else a stream of waiters would starve the stalled one
-   * until its read timeout). A slow script with no output yet looks the same; that costs a reconnect.
+   * until its read timeout), or once there are more connections than php-fpm is taken to serve.
+   * A slow script with no output yet looks the same; that costs a reconnect.
+   *
+   * A stall also lowers the capacity to the connections php-fpm was serving (those that had an
+   * answer): without that, every request beyond pm.max_children would open a connection, stall, and
+   * close another, and keep-alive would be lost for all of them (Debian's php-fpm pool has 5 children,
+   * maxConnections defaults to 8). A capacity guessed too low is raised again by #probe().
    */
   #release(connection: FastCgiConnection): void {
     if (connection.state !== 'idle') return;
-    const stalledMs = this.#longestFirstByteWaitMs();
-    if (!this.#closing && stalledMs !== null && (this.#waiters.length === 0 || stalledMs >= STALL_MS)) {
-      this.#stalls++;
-      this.#closeIdle(connection);
-      return;
+    const { waitedMs, served, queued } = this.#firstByteWaits();
+    // connections with an answer each hold a php-fpm child: proof of at least that many
+    if (served > this.#capacity) this.#capacity = served;
+    // connections waiting longer than their script runs sit in its accept queue: no child for them
+    if (queued > 0) this.#capacity = Math.min(this.#capacity, Math.max(served, this.#all.size - queued));
+    if (waitedMs !== null && !this.#closing) {
+      if (this.#waiters.length === 0 || waitedMs >= STALL_MS || this.#all.size > this.#capacity) {
+        // this served connection makes way for the waiting one: php-fpm is taken to serve no more
+        this.#capacity = Math.min(this.#capacity, served);
+        this.#stalls++;
+        this.#closeIdle(connection);
+        return;
+      }
     }
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
@@ -658,13 +694,74 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     }
   }
 
-  #longestFirstByteWaitMs(): number | null {
-    let longest: number | null = null;
+  /**
+   * The longest wait of a connection for its first byte (null: none waits), how many connections
+   * had an answer (at least 1: the one just released), and how many have waited longer than their
+   * script usually runs (likelyQueued: in php-fpm's accept queue, not a slow first page).
+   */
+  #firstByteWaits(): { waitedMs: number | null; served: number; queued: number } {
+    let waitedMs: number | null = null;
+    let served = 0;
+    let queued = 0;
     for (const other of this.#all) {
       const wait = other.firstByteWaitMs;
-      if (wait !== null && (longest === null || wait > longest)) longest = wait;
+      if (wait === null) served++;
+      else {
+        if (waitedMs === null || wait > waitedMs) waitedMs = wait;
+        if (other.likelyQueued) queued++;
+      }
     }
-    return longest;
+    return { waitedMs, served: Math.max(1, served), queued };
+  }
+
+  /**
+   * With the capacity below maxConnections and a request about to wait: asks php-fpm, on a
+   * connection of its own, for GET_VALUES. A free child answers at once; with none, the probe waits
+   * in php-fpm's accept queue until a child comes free (php-fpm's dynamic pm adds children while
+   * all are busy, another client lets one go), and its answer raises the capacity by one. Only one
+   * probe is ever out, and it never times out: a probe given up would stay in the accept queue,
+   * one more each time, until php-fpm's listen.backlog is full.
+   */
+  #probe(): void {
+    if (this.#probing !== null || this.#closing) return;
+    this.#probing = 'connecting';
+    const report = setTimeout(() => this.#reportCapacity(), PROBE_REPORT_MS);
+    report.unref();
+    connectFastCgi(this.address, { connectTimeoutMs: this.#options.connectTimeoutMs })
+      .then((connection) => {
+        if (this.#closing) {
+          connection.close();
+          throw new FastCgiClosedError();
+        }
+        this.#probing = connection;
+        return connection.getValues(PROBE_NAMES, 0);
+      })
+      .then(
+        () => {
+          clearTimeout(report);
+          this.#probing = null;
+          if (this.#closing || this.#capacity >= this.maxConnections) return;
+          this.#capacity++;
+          this.#openForWaiter();
+        },
+        () => {
+          // refused or closed (php-fpm restarting, the pool closing): the next wait probes again
+          clearTimeout(report);
+          this.#probing = null;
+        },
+      );
+  }
+
+  /** Tells the operator, once, that php-fpm serves fewer connections than maxConnections. */
+  #reportCapacity(): void {
+    if (this.#capacityReported) return;
+    this.#capacityReported = true;
+    this.#options.logger.warn(
+      { address: this.#where, capacity: this.#capacity, maxConnections: this.maxConnections },
+      `php-fpm at ${this.#where} serves ${this.#capacity} connections at once, fewer than max_connections ` +
+        `(${this.maxConnections}): warmpool keeps to what it serves and queues the rest (\`warmpool workers\` ` +
+        "shows how many); set fastcgi.max_connections to php-fpm's pm.max_children",
+    );
   }
 
   #closeIdle(connection: FastCgiConnection): void {
@@ -683,18 +780,22 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     if (timer !== undefined) clearTimeout(timer);
     this.#idleTimers.delete(connection);
     this.emit('connection:close', { connections: this.#all.size, error });
-    if (this.#waiters.length > 0 && !this.#closing && this.#all.size + this.#connecting < this.maxConnections) {
-      const waiter = this.#waiters.shift()!;
-      this.#open(waiter.signal).then(
-        (opened) => this.#settle(waiter, opened),
-        (openError: Error) => this.#settle(waiter, openError),
-      );
-    }
+    this.#openForWaiter();
     if (this.#closing && this.#all.size === 0 && this.#connecting === 0) {
       const drained = this.#drained;
       this.#drained = null;
       drained?.();
     }
+  }
+
+  /** The first waiter gets a new connection, when one may open. */
+  #openForWaiter(): void {
+    if (this.#waiters.length === 0 || this.#closing || !this.#mayOpen()) return;
+    const waiter = this.#waiters.shift()!;
+    this.#open(waiter.signal).then(
+      (opened) => this.#settle(waiter, opened),
+      (openError: Error) => this.#settle(waiter, openError),
+    );
   }
 
   /** Ends a wait: with a connection, or with an error (a connection handed to a gone waiter is released). */

@@ -485,6 +485,19 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     return this.#state === 'busy' && this.#socket.bytesRead === 0 ? performance.now() - this.#startedAt : null;
   }
 
+  /**
+   * Waiting for its very first byte for longer than its script usually runs (twice its typical
+   * run, and 1 ms more), or for any time when the script has no history: likely in the server's
+   * accept queue rather than running (a connection beyond php-fpm's children).
+   */
+  get likelyQueued(): boolean {
+    const wait = this.firstByteWaitMs;
+    if (wait === null) return false;
+    const script = this.#call?.script ?? null;
+    const typical = script === null ? undefined : this.#durations?.typicalMs(script);
+    return typical === undefined || wait > 2 * typical + 1;
+  }
+
   /** Bytes written but still queued in our socket buffer (not yet taken by the kernel). */
   get bufferedBytes(): number {
     return this.#socket.writableLength;

@@ -191,6 +191,84 @@ describe('FastCGI client pool to php-fpm', () => {
   });
 });
 
+describe('php-fpm with fewer children than maxConnections', () => {
+  const round = (pool: FastCgiClientPool, concurrent: number) =>
+    Promise.all(Array.from({ length: concurrent }, () => body(pool, 'hello.php')));
+
+  it('keeps to the connections php-fpm serves at once (capacity), so keep-alive holds; says so once', async () => {
+    const logger = recordingLogger();
+    // pm.max_children 2 (the shared php-fpm), maxConnections 6: four connections would sit in its
+    // accept queue, and each request would open one and close another
+    const pool = createFastCgiClientPool({ address: fpm.address, maxConnections: 6, logger });
+    try {
+      for (let i = 0; i < 20; i++) await round(pool, 6);
+      await eventually(async () => {
+        await round(pool, 6);
+        return logger.lines.some((line) => line.level === 'warn');
+      }, 'a probe finding no free php-fpm child');
+      expect(pool.stats().capacity).toBe(2);
+      const opened = pool.stats().opened;
+      const stalls = pool.stats().stalls;
+      for (let i = 0; i < 30; i++) {
+        const texts = (await round(pool, 6)).map((r) => r.text);
+        for (const t of texts) expect(t).toMatch(/^hello from fpm-fcgi pid \d+$/);
+      }
+      // 180 requests on the two kept connections (before, about one new connection per request)
+      expect(pool.stats().opened - opened).toBe(0);
+      expect(pool.stats().stalls - stalls).toBe(0);
+      expect(pool.stats()).toMatchObject({ capacity: 2, connections: 2, maxConnections: 6 });
+      const warnings = logger.lines.filter((line) => line.level === 'warn');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.obj).toMatchObject({ capacity: 2, maxConnections: 6 });
+      expect(warnings[0]!.msg).toMatch(
+        /serves 2 connections at once.*set fastcgi.max_connections to php-fpm's pm.max_children/,
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it('grows again when php-fpm has a free child (a probe answered): children another client held', async () => {
+    const three = await startPhpFpm({ maxChildren: 3 });
+    const flag = join(three.dir, 'held.flag');
+    const other = createFastCgiClientPool({ address: three.address, maxConnections: 2 });
+    const pool = createFastCgiClientPool({ address: three.address, maxConnections: 3, logger: recordingLogger() });
+    try {
+      // another client holds two of the three children
+      const held = await Promise.all(
+        [1, 2].map(() => other.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
+      );
+      for (let i = 0; i < 5; i++) await round(pool, 3);
+      await eventually(async () => {
+        await round(pool, 3);
+        return pool.stats().capacity === 1;
+      }, 'the capacity to come down to the one free child');
+      writeFileSync(flag, '');
+      for (const response of held) await text(streamed(response.body));
+      await other.close(); // its connections close: php-fpm's two children are free again
+      await eventually(
+        async () => {
+          await round(pool, 3);
+          return pool.stats().capacity === 3;
+        },
+        'probes to find the freed children',
+        20_000,
+      );
+      // the probe a held child never answered is answered now; then the three kept connections do
+      await eventually(async () => {
+        const opened = pool.stats().opened;
+        for (let i = 0; i < 10; i++) await round(pool, 3);
+        return pool.stats().opened === opened;
+      }, 'a batch of requests on the kept connections alone');
+      expect(pool.stats()).toMatchObject({ capacity: 3, connections: 3 });
+    } finally {
+      await other.close();
+      await pool.close();
+      await three.stop();
+    }
+  });
+});
+
 describe('503: overloaded', () => {
   it('pm.max_children=1 with a bounded queue: one runs, one waits, the next gets QUEUE_FULL', async () => {
     const one = await startPhpFpm({ maxChildren: 1 });
