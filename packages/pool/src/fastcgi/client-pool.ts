@@ -754,7 +754,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
 
   /** Tells the operator, once, that php-fpm serves fewer connections than maxConnections. */
   #reportCapacity(): void {
-    if (this.#capacityReported) return;
+    if (this.#capacityReported || this.#closing) return;
     this.#capacityReported = true;
     this.#options.logger.warn(
       { address: this.#where, capacity: this.#capacity, maxConnections: this.maxConnections },
