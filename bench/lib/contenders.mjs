@@ -128,6 +128,26 @@ function singleProcessEnv() {
   return env;
 }
 
+/** warmpool passing PHP to a php-fpm of its own; maxConnections null: max_connections left unset. */
+async function startPass(ctx, maxConnections) {
+  const { fpm, sock } = await startPhpFpm(ctx);
+  const limit = maxConnections === null ? '' : `  max_connections: ${maxConnections}\n`;
+  return startServer(
+    ctx,
+    `version: "3"
+http:
+  address: "127.0.0.1:${ctx.port}"
+logs: { level: warn }
+admin: { socket: ${JSON.stringify(join(ctx.dir, 'admin.sock'))} }
+fastcgi:
+  root: ${JSON.stringify(ctx.docroot)}
+  pass: ${JSON.stringify(`unix:${sock}`)}
+${limit}  index: [index.php, doku.php, index.html]
+`,
+    [fpm],
+  );
+}
+
 export const CONTENDERS = [
   {
     key: 'nginx-fpm',
@@ -209,24 +229,16 @@ http {
     // (its own instance, so the tree measured is warmpool's server and its php-fpm)
     supports: (scenario) =>
       existsSync(SERVER_MAIN) ? classicOnly(scenario) : 'not built yet (apps/server/dist/main.js missing)',
-    async start(ctx) {
-      const { fpm, sock } = await startPhpFpm(ctx);
-      return startServer(
-        ctx,
-        `version: "3"
-http:
-  address: "127.0.0.1:${ctx.port}"
-logs: { level: warn }
-admin: { socket: ${JSON.stringify(join(ctx.dir, 'admin.sock'))} }
-fastcgi:
-  root: ${JSON.stringify(ctx.docroot)}
-  pass: ${JSON.stringify(`unix:${sock}`)}
-  max_connections: ${ctx.workers}
-  index: [index.php, doku.php, index.html]
-`,
-        [fpm],
-      );
-    },
+    start: (ctx) => startPass(ctx, ctx.workers),
+  },
+  {
+    key: 'classic-pass-unset',
+    label: 'warmpool → php-fpm, max_connections unset',
+    // the same without max_connections: its default (8) is above php-fpm's children, as with
+    // Debian's pool file (5), so warmpool learns how many php-fpm serves at once
+    supports: (scenario) =>
+      existsSync(SERVER_MAIN) ? classicOnly(scenario) : 'not built yet (apps/server/dist/main.js missing)',
+    start: (ctx) => startPass(ctx, null),
   },
   {
     key: 'classic-cgi',

@@ -255,8 +255,8 @@ function connectError(error: NodeJS.ErrnoException, where: string): FastCgiError
 
 /**
  * GET_VALUES on a connection of its own (php answers it only as a connection's first record, then
- * closes): FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS as the server reports them
- * (php-fpm: pm.max_children, pm.max_children, 0).
+ * closes): FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS as the server reports them (php-cgi:
+ * its PHP_FCGI_CHILDREN, or 1, twice and 0; php-fpm answers only FCGI_MPXS_CONNS, 0).
  */
 export async function getFastCgiValues(
   address: FastCgiAddress,
