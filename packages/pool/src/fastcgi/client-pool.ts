@@ -51,6 +51,18 @@ export const DEFAULT_QUEUE_TIMEOUT_MS = 60_000;
 export const RECHECK_MS = 1_000;
 /** nginx's keepalive_timeout for upstream connections. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+/**
+ * A new connection still without an answer after this long, while another pool of this process
+ * keeps idle connections to the same address: that pool closes one, as its idle connection may
+ * hold the php-fpm child this one waits for.
+ */
+export const SIBLING_STALL_MS = 10;
+/**
+ * The pools of this process connected to each address (two sites passing to one php-fpm pool):
+ * php-fpm's children are theirs together, and one pool's kept connections could otherwise hold
+ * every child while the other's requests wait in the accept queue until those connections idle out.
+ */
+const poolsByAddress = new Map<string, Set<FastCgiClientPool>>();
 /** What a probe asks for: any management value php-fpm answers (it answers only FCGI_MPXS_CONNS). */
 const PROBE_NAMES = ['FCGI_MPXS_CONNS'];
 /** How many times a request queued behind another runs again after its connection closed first. */
@@ -283,6 +295,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #capacity: number;
   /** the probe's connection while it waits for php-fpm to answer (see #probe()) */
   #probing: FastCgiConnection | 'connecting' | null = null;
+  /** this pool and the other pools of the process connected to the same address */
+  readonly #siblings: Set<FastCgiClientPool>;
   /** the log said once that php-fpm serves fewer connections than maxConnections */
   #capacityReported = false;
   readonly #errors: Record<string, number> = Object.create(null);
@@ -307,6 +321,10 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     this.#where = formatFastCgiAddress(this.address);
     this.#options = resolveOptions(options);
     this.#capacity = this.#options.maxConnections;
+    const siblings = poolsByAddress.get(this.#where) ?? new Set<FastCgiClientPool>();
+    poolsByAddress.set(this.#where, siblings);
+    siblings.add(this);
+    this.#siblings = siblings;
   }
 
   get maxConnections(): number {
@@ -399,6 +417,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       this.#release(acquired); // nothing was sent
       throw error;
     }
+    if (acquired.requests === 0 && acquired.bytesRead === 0 && this.#siblings.size > 1) this.#watchNew(acquired);
     // the place behind this request goes to a waiter at once
     if (this.#waiters.length > 0) this.#offerQueueSlot(acquired);
     return run;
@@ -540,6 +559,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   async close(): Promise<void> {
     if (!this.#closing) {
       this.#closing = true;
+      this.#siblings.delete(this);
+      if (this.#siblings.size === 0) poolsByAddress.delete(this.#where);
       this.#stopRecheck();
       if (this.#probing instanceof FastCgiConnection) this.#probing.destroy();
       for (const waiter of this.#waiters.splice(0)) this.#settle(waiter, new FastCgiClosedError());
@@ -663,8 +684,10 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     if (served > this.#capacity) this.#capacity = served;
     // connections waiting longer than their script runs sit in its accept queue: no child for them
     if (queued > 0) this.#capacity = Math.min(this.#capacity, Math.max(served, this.#all.size - queued));
-    if (waitedMs !== null && !this.#closing) {
-      if (this.#waiters.length === 0 || waitedMs >= STALL_MS || this.#all.size > this.#capacity) {
+    // another pool's new connection may wait for the child this one holds
+    const groupWaitedMs = this.#siblings.size > 1 ? this.#siblingsFirstByteWaitMs(waitedMs) : waitedMs;
+    if (groupWaitedMs !== null && !this.#closing) {
+      if (this.#waiters.length === 0 || groupWaitedMs >= STALL_MS || this.#all.size > this.#capacity) {
         // this served connection makes way for the waiting one: php-fpm is taken to serve no more
         this.#capacity = Math.min(this.#capacity, served);
         this.#stalls++;
@@ -712,6 +735,40 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       }
     }
     return { waitedMs, served: Math.max(1, served), queued };
+  }
+
+  /** The longest first-byte wait over the connections of every pool to this address. */
+  #siblingsFirstByteWaitMs(own: number | null): number | null {
+    let longest = own;
+    for (const sibling of this.#siblings) {
+      if (sibling === this) continue;
+      for (const other of sibling.#all) {
+        const wait = other.firstByteWaitMs;
+        if (wait !== null && (longest === null || wait > longest)) longest = wait;
+      }
+    }
+    return longest;
+  }
+
+  /**
+   * A new connection of this pool, with other pools to the same address: if it has no answer
+   * after SIBLING_STALL_MS, another pool closes the connection it has kept idle the longest. An idle
+   * connection is released by nothing else until its idle timeout, and its php-fpm child may be
+   * the one this connection waits for in the accept queue.
+   */
+  #watchNew(connection: FastCgiConnection): void {
+    const timer = setTimeout(() => {
+      if (connection.firstByteWaitMs === null || this.#closing) return;
+      for (const sibling of this.#siblings) {
+        // #idle: most recently used last, so [0] has been idle the longest
+        const idle = sibling === this ? undefined : sibling.#idle.shift();
+        if (idle === undefined) continue;
+        sibling.#stalls++;
+        sibling.#closeIdle(idle);
+        return;
+      }
+    }, SIBLING_STALL_MS);
+    timer.unref();
   }
 
   /**

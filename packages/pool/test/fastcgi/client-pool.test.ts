@@ -269,6 +269,54 @@ describe('php-fpm with fewer children than maxConnections', () => {
   });
 });
 
+describe('two pools of one process to the same php-fpm (two sites on one pool file)', () => {
+  it("one pool's idle kept connections do not hold the children the other waits for", async () => {
+    // pm.max_children 2: after two requests at once, pool a keeps both children on idle connections
+    const a = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    const b = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    try {
+      const flag = join(fpm.dir, 'two-pools.flag');
+      const held = await Promise.all(
+        [1, 2].map(() => a.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
+      );
+      writeFileSync(flag, '');
+      for (const response of held) await text(streamed(response.body));
+      await eventually(() => a.stats().idle === 2, "pool a's two connections to idle");
+      expect(a.stats().connections).toBe(2);
+      // before: b's connection waited in php-fpm's accept queue until a's idled out (60 s)
+      expect((await body(b, 'hello.php')).text).toMatch(/^hello from fpm-fcgi pid \d+$/);
+      expect(a.stats().stalls).toBe(1); // it closed one idle connection for b
+      await eventually(() => a.stats().connections === 1, "pool a's closed connection to be gone");
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it("a request of one waits while the other's requests run; their connections are not kept for idling", async () => {
+    const a = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    const b = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    const flag = join(fpm.dir, 'two-pools-busy.flag');
+    try {
+      // both children run pool a's requests: nothing is idle when b's connection starts waiting
+      const held = await Promise.all(
+        [1, 2].map(() => a.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
+      );
+      const waiting = body(b, 'hello.php');
+      await eventually(() => b.stats().connections === 1, "b's connection in php-fpm's accept queue");
+      writeFileSync(flag, '');
+      for (const response of held) await text(streamed(response.body));
+      // before: a kept both connections idle, and b waited for them to idle out (60 s)
+      expect((await waiting).text).toMatch(/^hello from fpm-fcgi pid \d+$/);
+      expect(a.stats().stalls).toBeGreaterThanOrEqual(1);
+    } finally {
+      rmSync(flag, { force: true });
+      await a.close();
+      await b.close();
+    }
+  });
+});
+
 describe('503: overloaded', () => {
   it('pm.max_children=1 with a bounded queue: one runs, one waits, the next gets QUEUE_FULL', async () => {
     const one = await startPhpFpm({ maxChildren: 1 });
