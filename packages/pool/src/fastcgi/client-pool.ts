@@ -295,6 +295,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #capacity: number;
   /** the probe's connection while it waits for php-fpm to answer (see #probe()) */
   #probing: FastCgiConnection | 'connecting' | null = null;
+  /** connections of this pool that closed while the probe waited: a child it freed may answer it */
+  #closedWhileProbing = 0;
   /** this pool and the other pools of the process connected to the same address */
   readonly #siblings: Set<FastCgiClientPool>;
   /** the log said once that php-fpm serves fewer connections than maxConnections */
@@ -775,13 +777,15 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * With the capacity below maxConnections and a request about to wait: asks php-fpm, on a
    * connection of its own, for GET_VALUES. A free child answers at once; with none, the probe waits
    * in php-fpm's accept queue until a child comes free (php-fpm's dynamic pm adds children while
-   * all are busy, another client lets one go), and its answer raises the capacity by one. Only one
+   * all are busy, another client lets one go), and its answer raises the capacity by one (unless a
+   * connection of this pool closed meanwhile: its child may be the one that answered). Only one
    * probe is ever out, and it never times out: a probe given up would stay in the accept queue,
    * one more each time, until php-fpm's listen.backlog is full.
    */
   #probe(): void {
     if (this.#probing !== null || this.#closing) return;
     this.#probing = 'connecting';
+    this.#closedWhileProbing = 0;
     const report = setTimeout(() => this.#reportCapacity(), PROBE_REPORT_MS);
     report.unref();
     connectFastCgi(this.address, { connectTimeoutMs: this.#options.connectTimeoutMs })
@@ -797,8 +801,9 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
         () => {
           clearTimeout(report);
           this.#probing = null;
-          if (this.#closing || this.#capacity >= this.maxConnections) return;
-          this.#capacity++;
+          if (this.#closing) return;
+          // a child that one of our own connections let go is no child more than the capacity
+          if (this.#closedWhileProbing === 0 && this.#capacity < this.maxConnections) this.#capacity++;
           this.#openForWaiter();
         },
         () => {
@@ -831,6 +836,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   /** A connection closed (by us, by the server, or broken): forget it; a waiter may need a new one. */
   #forget(connection: FastCgiConnection, error: Error | null): void {
     this.#all.delete(connection);
+    if (this.#probing !== null) this.#closedWhileProbing++;
     const at = this.#idle.indexOf(connection);
     if (at !== -1) this.#idle.splice(at, 1);
     const timer = this.#idleTimers.get(connection);
