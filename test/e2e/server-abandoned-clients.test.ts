@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { makeTlsPair } from '../helpers/tls-pair.js';
 import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+import { until } from '../helpers/until.js';
 
 let dir: string;
 let ca: Buffer;
@@ -45,14 +46,6 @@ const working = () => gauge('warmpool_workers', 'state="working"');
 const queueLength = () => gauge('warmpool_queue_length');
 
 /** Waits for a condition (the event), polling; a generous bound only turns a hang into a failure. */
-async function eventually(check: () => Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 const allReady = async () => (await workers()).every((w) => w.state === 'ready');
 
 /** A raw HTTP/1.1 request for a 50 MiB stream from a client that reads nothing. */
@@ -70,7 +63,7 @@ async function servesNormally(): Promise<void> {
   const res = await request(`http://127.0.0.1:${httpPort}/?mb=1`);
   expect(res.statusCode).toBe(200);
   expect((await res.body.arrayBuffer()).byteLength).toBe(1024 * 1024);
-  await eventually(allReady, 'every worker ready after a normal request');
+  await until(allReady, 'every worker ready after a normal request');
 }
 
 beforeAll(async () => {
@@ -99,16 +92,16 @@ describe('clients that go away never hold a worker', () => {
     const jobsBefore = (await workers()).reduce((n, w) => n + w.jobs, 0);
     // two clients take both workers with streams they do not read; four more queue behind them
     const holders = [await nonReader(), await nonReader()];
-    await eventually(async () => (await working()) === 2, 'both workers busy');
+    await until(async () => (await working()) === 2, 'both workers busy');
     const queued = await Promise.all([1, 2, 3, 4].map(() => nonReader()));
-    await eventually(async () => (await queueLength()) === 4, 'four requests queued');
+    await until(async () => (await queueLength()) === 4, 'four requests queued');
     for (const socket of queued) socket.destroy();
     // they leave the queue while both workers are still held
-    await eventually(async () => (await queueLength()) === 0, 'the queue to empty');
+    await until(async () => (await queueLength()) === 0, 'the queue to empty');
     expect(await working()).toBe(2);
     for (const socket of holders) socket.destroy();
     // the holders' streams are cancelled: both workers come back
-    await eventually(allReady, 'both workers ready');
+    await until(allReady, 'both workers ready');
     const jobs = (await workers()).reduce((n, w) => n + w.jobs, 0) - jobsBefore;
     expect(jobs).toBe(2);
     await servesNormally();
@@ -128,8 +121,8 @@ describe('clients that go away never hold a worker', () => {
       closed.push(once(stream, 'close'));
     }
     await Promise.all(closed);
-    await eventually(async () => (await queueLength()) === 0, 'the queue to empty');
-    await eventually(allReady, 'every worker ready');
+    await until(async () => (await queueLength()) === 0, 'the queue to empty');
+    await until(allReady, 'every worker ready');
     session.destroy();
     const jobs = (await workers()).reduce((n, w) => n + w.jobs, 0) - jobsBefore;
     console.log(`rapid reset: 1000 streams reset, ${jobs} reached a worker`);
@@ -141,9 +134,9 @@ describe('clients that go away never hold a worker', () => {
 
   it('HTTP/1.1: a client that stops reading a stream is cut after send_timeout and its worker freed', async () => {
     const socket = await nonReader();
-    await eventually(async () => (await working()) === 1, 'the stream to start');
+    await until(async () => (await working()) === 1, 'the stream to start');
     // the client keeps its connection open and reads nothing: send_timeout (2s) ends the stream
-    await eventually(allReady, 'the stalled worker to be freed', 30_000);
+    await until(allReady, 'the stalled worker to be freed', 30_000);
     // the server closed the connection: reading now drains what was sent, then the end, well short of 50 MiB
     let received = 0;
     socket.on('data', (chunk: Buffer) => (received += chunk.length));
@@ -163,7 +156,7 @@ describe('clients that go away never hold a worker', () => {
     stream.on('error', () => {});
     stream.pause();
     await once(stream, 'response');
-    await eventually(allReady, 'the stalled worker to be freed', 30_000);
+    await until(allReady, 'the stalled worker to be freed', 30_000);
     // the server ended the stream early: reading now drains what was sent, then the close
     let received = 0;
     stream.on('data', (chunk: Buffer) => (received += chunk.length));

@@ -10,6 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { startPhpFpm } from '../helpers/php-fpm.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-classic-drain-'));
 afterAll(async () => {
@@ -44,14 +45,6 @@ async function passServer(
 }
 
 /** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
-async function until(check: () => Promise<boolean>, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error('timed out waiting for the state');
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('classic PHP passed to php-fpm: a draining server lets go of its idle connections', () => {
   it("the other server is served by php-fpm's children while the draining one's last request runs", async () => {
     const fpm = await startPhpFpm({ maxChildren: 2 });
@@ -67,7 +60,7 @@ describe('classic PHP passed to php-fpm: a draining server lets go of its idle c
 
       // blue opens two connections (two requests at once), which then sit idle, pinning both children
       const both = [1, 2].map(() => request(`${blue.url}/wait-for-flag.php?flag=${opened}`));
-      await until(async () => (await blueConnections()).busy === 2);
+      await until(async () => (await blueConnections()).busy === 2, 'blue running a script on both children');
       writeFileSync(opened, '');
       for (const response of await Promise.all(both)) expect(await response.body.text()).toBe('started\nfinished\n');
       // one of them now runs blue's last request (its reply comes whole, at its end); the other stays idle
@@ -75,7 +68,7 @@ describe('classic PHP passed to php-fpm: a draining server lets go of its idle c
       await until(async () => {
         const now = await blueConnections();
         return now.busy === 1 && now.idle === 1;
-      });
+      }, "blue's last request on one connection, the other idle");
 
       const stopped = blue.server.stop('SIGTERM');
       await blue.server.waitFor('draining');

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-killed-'));
 afterAll(async () => {
@@ -17,14 +18,6 @@ afterAll(async () => {
 });
 
 /** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
-async function until(check: () => boolean | Promise<boolean>, what: string, ms = 20_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
-
 describe('a server killed with SIGKILL', () => {
   it('takes its php-cgi processes with it: the idle one and the one running a long script', async () => {
     const port = await freePort();
