@@ -36,6 +36,8 @@ async function passServer(
       `  root: ${join(FIXTURES, 'php', 'fastcgi')}`,
       `  pass: ${pass}`,
       '  max_connections: 2',
+      // connections kept for the whole test: what lets blue's go is its drain, not their age
+      '  keepalive_time: 0',
       '',
     ].join('\n'),
   );

@@ -5,6 +5,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { text } from 'node:stream/consumers';
+import { connectFastCgi, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
@@ -30,6 +32,8 @@ describe('two sites passing to one php-fpm pool', () => {
       '    fastcgi:',
       `      root: ${root}`,
       `      pass: ${fpm.pass}`,
+      // kept for the whole test: the other site gets a child because the sites share, not by age
+      '      keepalive_time: 0',
     ];
     writeFileSync(
       config,
@@ -80,6 +84,71 @@ describe('two sites passing to one php-fpm pool', () => {
         expect(mixed.map((r) => r.status)).toEqual(Array(16).fill(200));
       }
     } finally {
+      await server.stop('SIGTERM');
+      await fpm.stop();
+    }
+  });
+  it('a client outside warmpool gets a child of the same pool while a site stays busy (keepalive_time)', async () => {
+    const fpm = await startPhpFpm({ maxChildren: 2 });
+    const port = await freePort();
+    const config = join(dir, 'outside.yaml');
+    const root = join(FIXTURES, 'php', 'fastcgi');
+    writeFileSync(
+      config,
+      [
+        'version: "3"',
+        'http:',
+        `  address: 127.0.0.1:${port}`,
+        'logs: { mode: production, level: warn }',
+        `admin: { socket: ${join(dir, 'outside.sock')} }`,
+        'fastcgi:',
+        `  root: ${root}`,
+        `  pass: ${fpm.pass}`,
+        '  max_connections: 2',
+        '',
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', config]);
+    let busy = true;
+    let served = 0;
+    const load = async () => {
+      while (busy) {
+        const response = await request(`http://127.0.0.1:${port}/hello.php`);
+        expect(response.statusCode).toBe(200);
+        await response.body.dump();
+        served++;
+      }
+    };
+    try {
+      await server.ready(30_000);
+      const clients = [load(), load(), load(), load()];
+      await until(async () => {
+        const listed = await runCli(['workers', '--json', '--socket', join(dir, 'outside.sock')]);
+        const { busy, idle } = JSON.parse(listed.stdout)[0].phpFpm as { busy: number; idle: number };
+        return served > 20 && busy + idle === 2;
+      }, 'the site to hold both children on its two connections');
+      // a monitoring check or nginx serving another site, straight to php-fpm: before, it waited in
+      // php-fpm's accept queue for as long as the site stayed busy (its connections were kept)
+      const outside = await connectFastCgi(parseFastCgiAddress(fpm.pass, 'pass'));
+      const call = outside.request({
+        params: {
+          GATEWAY_INTERFACE: 'CGI/1.1',
+          REQUEST_METHOD: 'GET',
+          SCRIPT_FILENAME: join(root, 'hello.php'),
+          SCRIPT_NAME: '/hello.php',
+          REQUEST_URI: '/hello.php',
+          SERVER_PROTOCOL: 'HTTP/1.1',
+          REDIRECT_STATUS: '200',
+        },
+        readTimeoutMs: 15_000,
+      });
+      expect(await text(call.stdout)).toMatch(/hello from fpm-fcgi pid \d+$/);
+      await call.done;
+      outside.close();
+      busy = false;
+      await Promise.all(clients);
+    } finally {
+      busy = false;
       await server.stop('SIGTERM');
       await fpm.stop();
     }

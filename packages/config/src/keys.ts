@@ -602,6 +602,12 @@ const TOP: Entry[] = [
     { min: 1, default: 8 },
   ),
   wp(
+    'fastcgi.keepalive_time',
+    'duration',
+    'with pass: a kept connection to php-fpm closes once idle after this long, so that other clients of the same php-fpm pool get its children in turn (0: kept until it idles out)',
+    { default: '2s' },
+  ),
+  wp(
     'fastcgi.pipelining',
     'boolean',
     'with every PHP process busy, write a GET or HEAD without a body behind a running request (false: one at a time)',

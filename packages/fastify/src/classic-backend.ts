@@ -32,6 +32,7 @@ export function passClientOptions(
   maxConnections: number | undefined,
   pool: ResolvedPoolOptions<unknown>,
   pipelining = true,
+  keepaliveTimeMs?: number,
 ): FastCgiClientPoolOptions {
   const connections = maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const queue = pool.maxQueueSize ?? QUEUE_PER_WORKER * connections;
@@ -45,6 +46,8 @@ export function passClientOptions(
     stallTimeoutMs: pool.sendTimeoutMs,
     // fastcgi.pipelining: false (the client pool's default window otherwise)
     ...(pipelining ? {} : { queueBehindMs: 0 }),
+    // fastcgi.keepalive_time (the client pool's default otherwise)
+    ...(keepaliveTimeMs === undefined ? {} : { maxConnectionAgeMs: Math.round(keepaliveTimeMs) }),
     logger: pool.logger,
   };
 }

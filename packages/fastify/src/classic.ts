@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { ExchangeScript } from '@warmpool/pool';
+import { type Duration, type ExchangeScript, parseDuration } from '@warmpool/pool';
 import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
 import { InvalidOptionError } from './errors.js';
 import { cacheVerdicts, createLookupCache } from './static/lookup-cache.js';
@@ -40,6 +40,11 @@ export interface FastCgiOptions {
   /** with pass: connections to php-fpm at most; set it to php-fpm's pm.max_children (default 8) */
   max_connections?: number;
   /**
+   * with pass: a kept connection closes once idle after this long ("2s", the default; 0: kept), so
+   * that other clients of the same php-fpm pool get its children in turn (nginx's keepalive_time)
+   */
+  keepalive_time?: Duration;
+  /**
    * with every PHP process busy, write a GET or HEAD without a body behind a running request, so
    * PHP goes on to it without a round trip (docs/CLASSIC.md); default true
    */
@@ -54,6 +59,8 @@ export interface ResolvedClassic {
   /** the php-cgi command of the managed pool */
   command: string | readonly string[];
   maxConnections: number | undefined;
+  /** fastcgi.keepalive_time in ms; undefined: the client pool's default */
+  keepaliveTimeMs: number | undefined;
   pipelining: boolean;
   params: Readonly<Record<string, string>> | undefined;
   /** the static layer, rooted at `root` (the site's static options apply) */
@@ -72,6 +79,7 @@ const KNOWN = [
   'split_path',
   'params',
   'max_connections',
+  'keepalive_time',
   'pipelining',
 ];
 
@@ -126,6 +134,20 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     }
     maxConnections = raw.max_connections;
   }
+  let keepaliveTimeMs: number | undefined;
+  if (raw.keepalive_time !== undefined) {
+    if (pass === null) {
+      throw new InvalidOptionError(
+        'fastcgi.keepalive_time',
+        "is for connections to an external php-fpm (fastcgi.pass); managed php-cgi processes are warmpool's alone",
+      );
+    }
+    try {
+      keepaliveTimeMs = parseDuration(raw.keepalive_time, 'fastcgi.keepalive_time');
+    } catch (error) {
+      throw InvalidOptionError.from('fastcgi.keepalive_time', error);
+    }
+  }
   const params = resolveParams(raw.params);
   for (const key of ['split_path', 'pipelining'] as const) {
     if (raw[key] !== undefined && typeof raw[key] !== 'boolean') {
@@ -166,7 +188,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     throw error;
   }
   const pipelining = raw.pipelining ?? true;
-  return { root, pass, command, maxConnections, pipelining, params, static: staticOptions, resolver };
+  return { root, pass, command, maxConnections, keepaliveTimeMs, pipelining, params, static: staticOptions, resolver };
 }
 
 function resolveRoot(root: unknown): string {

@@ -100,7 +100,13 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     exchange = new WorkerExchange(workers, options.codec);
   } else if (classic.pass !== null) {
     fastcgi = createFastCgiClientPool(
-      passClientOptions(classic.pass, classic.maxConnections, options.pool, classic.pipelining),
+      passClientOptions(
+        classic.pass,
+        classic.maxConnections,
+        options.pool,
+        classic.pipelining,
+        classic.keepaliveTimeMs,
+      ),
     );
     view = passPoolView(fastcgi);
     exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options));

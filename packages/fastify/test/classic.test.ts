@@ -269,6 +269,8 @@ describe('classic mode: options', () => {
     [{ root: ROOT, pass: 'php-fpm.sock' }, 'fastcgi.pass', /neither "unix:\/path" nor "host:port"/],
     [{ root: ROOT, pass: 'unix:/run/php.sock', command: 'php-cgi' }, 'fastcgi.command', /drop one/],
     [{ root: ROOT, max_connections: 4 }, 'fastcgi.max_connections', /fastcgi\.pass/],
+    [{ root: ROOT, keepalive_time: '2s' }, 'fastcgi.keepalive_time', /fastcgi\.pass/],
+    [{ root: ROOT, pass: 'unix:/run/php.sock', keepalive_time: 'soon' }, 'fastcgi.keepalive_time', /is not a duration/],
     [{ root: ROOT, try_files: ['$uri', 'index.php'] }, 'fastcgi.try_files', /fallback/],
     [{ root: ROOT, extensions: ['.php', 'p hp'] }, 'fastcgi.extensions', /extensions/],
     [{ root: ROOT, params: { 'BAD-NAME': 'x' } }, 'fastcgi.params.BAD-NAME', /letters, digits/],
@@ -321,6 +323,23 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     expect(metrics).toMatch(/warmpool_worker_errors_total\{code="WP_FASTCGI_READ_TIMEOUT"\} 1/);
     expect(app.warmpool.stats().numWorkers).toBe(2);
     expect(await app.warmpool.workers()).toEqual([]);
+  });
+
+  it('keepalive_time: a connection older than it closes when its request ends; 0 keeps it', async () => {
+    for (const keepalive of ['1ms', 0]) {
+      const app = await classicApp({}, { pass: fpm.pass, max_connections: 1, keepalive_time: keepalive });
+      try {
+        // slow.php?s=1 sleeps a second: its connection is then older than 1 ms
+        expect((await app.inject('/slow.php?s=1')).statusCode).toBe(200);
+        expect((await app.inject('/post/after')).statusCode).toBe(200);
+        const { opened, recycled } = app.warmpool.fastcgi!.stats();
+        // 1ms: the second request needed a new connection (which may be retired in turn)
+        if (keepalive === '1ms') expect([opened, recycled >= 1]).toEqual([2, true]);
+        else expect([opened, recycled]).toEqual([1, 0]);
+      } finally {
+        await app.close();
+      }
+    }
   });
 
   it('more requests than connections and queue: 503 with Retry-After, as for a full pool', async () => {

@@ -52,6 +52,13 @@ export const RECHECK_MS = 1_000;
 /** nginx's keepalive_timeout for upstream connections. */
 export const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 /**
+ * A kept connection is closed once its request ends after this long (nginx's keepalive_time, made
+ * short): a php-fpm child serves one connection until it closes, so anything else using the same
+ * php-fpm pool (nginx serving other sites, a monitoring check through cgi-fcgi) would otherwise
+ * wait in its accept queue for as long as warmpool stays busy. A few connects a second cost nothing.
+ */
+export const DEFAULT_MAX_CONNECTION_AGE_MS = 2_000;
+/**
  * A new connection still without an answer after this long, while another pool of this process
  * keeps idle connections to the same address: that pool closes one, as its idle connection may
  * hold the php-fpm child this one waits for.
@@ -84,6 +91,8 @@ export interface FastCgiClientPoolOptions {
   abortTimeoutMs?: number;
   /** An idle connection is closed after this; 0: kept until the server closes it. */
   idleTimeoutMs?: number;
+  /** A connection is closed once idle after this age (DEFAULT_MAX_CONNECTION_AGE_MS); 0: any age. */
+  maxConnectionAgeMs?: number;
   /** send_timeout: a response whose reader reads nothing for this long is aborted (WP_WORKER_STREAM_STALLED); 0: none. */
   stallTimeoutMs?: number;
   /** Limits of the script's CGI header block. */
@@ -169,6 +178,8 @@ export interface FastCgiPoolStats {
    * grows, maxConnections is above php-fpm's pm.max_children (see #release())
    */
   stalls: number;
+  /** connections closed at maxConnectionAgeMs, so that php-fpm's children take turns with other clients */
+  recycled: number;
   errors: Record<string, number>;
   closing: boolean;
   /**
@@ -208,6 +219,7 @@ interface ResolvedOptions {
   readTimeoutMs: number;
   abortTimeoutMs: number;
   idleTimeoutMs: number;
+  maxConnectionAgeMs: number;
   stallTimeoutMs: number;
   queueBehindMs: number;
   limits: CgiHeadLimits;
@@ -223,6 +235,7 @@ const KNOWN_OPTIONS = [
   'readTimeoutMs',
   'abortTimeoutMs',
   'idleTimeoutMs',
+  'maxConnectionAgeMs',
   'stallTimeoutMs',
   'maxHeaderBytes',
   'maxHeaderCount',
@@ -260,6 +273,7 @@ function resolveOptions(options: FastCgiClientPoolOptions): ResolvedOptions {
     readTimeoutMs: integer(options, 'readTimeoutMs', DEFAULT_READ_TIMEOUT_MS, 0),
     abortTimeoutMs: integer(options, 'abortTimeoutMs', DEFAULT_ABORT_TIMEOUT_MS, 0),
     idleTimeoutMs: integer(options, 'idleTimeoutMs', DEFAULT_IDLE_TIMEOUT_MS, 0),
+    maxConnectionAgeMs: integer(options, 'maxConnectionAgeMs', DEFAULT_MAX_CONNECTION_AGE_MS, 0),
     stallTimeoutMs: integer(options, 'stallTimeoutMs', 0, 0),
     queueBehindMs: integer(options, 'queueBehindMs', DEFAULT_QUEUE_BEHIND_MS, 0),
     limits: {
@@ -291,6 +305,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   /** how long each script usually runs, over all connections (pipelining) */
   readonly #scriptDurations = new ScriptDurations();
   #stalls = 0;
+  #recycled = 0;
   /** the connections php-fpm is taken to serve at once (≤ maxConnections): see stats().capacity */
   #capacity: number;
   /** the probe's connection while it waits for php-fpm to answer (see #probe()) */
@@ -501,6 +516,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       pipelined: this.#pipelined,
       capacity: this.#capacity,
       stalls: this.#stalls,
+      recycled: this.#recycled,
       errors: { ...this.#errors },
       closing: this.#closing,
       unreachable: this.#unreachable?.message ?? null,
@@ -697,6 +713,14 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
         return;
       }
     }
+    // old enough: its php-fpm child goes back to the accept queue, where others may wait (a waiter
+    // of ours gets a new connection once this one is gone: #forget())
+    const ageLeftMs = this.#ageLeftMs(connection);
+    if (ageLeftMs <= 0) {
+      this.#recycled++;
+      this.#closeIdle(connection);
+      return;
+    }
     const waiter = this.#waiters.shift();
     if (waiter !== undefined) {
       this.#settle(waiter, connection);
@@ -707,16 +731,23 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       return;
     }
     this.#idle.push(connection);
-    if (this.#options.idleTimeoutMs > 0) {
+    const idleMs = Math.min(this.#options.idleTimeoutMs > 0 ? this.#options.idleTimeoutMs : Infinity, ageLeftMs);
+    if (idleMs !== Infinity) {
       const timer = setTimeout(() => {
         this.#idleTimers.delete(connection);
         const at = this.#idle.indexOf(connection);
         if (at !== -1) this.#idle.splice(at, 1);
         connection.close();
-      }, this.#options.idleTimeoutMs);
+      }, idleMs);
       timer.unref();
       this.#idleTimers.set(connection, timer);
     }
+  }
+
+  /** How long the connection may still be kept (Infinity: maxConnectionAgeMs 0). */
+  #ageLeftMs(connection: FastCgiConnection): number {
+    const maxAgeMs = this.#options.maxConnectionAgeMs;
+    return maxAgeMs > 0 ? connection.openedAt + maxAgeMs - performance.now() : Infinity;
   }
 
   /**

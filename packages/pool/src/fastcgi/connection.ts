@@ -425,6 +425,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #socketError: Error | null = null;
   /** why we closed the connection ourselves */
   #failure: Error | null = null;
+  /** when the connection was made (performance.now()): the pool retires it at an age */
+  readonly openedAt = performance.now();
   /** a management request (GET_VALUES) waiting for its answer */
   #management: ((record: FastCgiRecord | Error) => void) | null = null;
   /** what a request's RunHandle asks of its connection (one object per connection, not per request) */

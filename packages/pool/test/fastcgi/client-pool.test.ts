@@ -22,6 +22,7 @@ import {
 } from '../../src/errors.js';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
+import { connectFastCgi } from '../../src/fastcgi/connection.js';
 import { eventually, recordingLogger } from '../php-fixtures.js';
 import { freePort, type PhpServer, scriptParams, startPhpFpm, streamed } from './php-servers.js';
 
@@ -78,7 +79,7 @@ afterAll(async () => {
 describe('FastCGI client pool to php-fpm', () => {
   it('reuses kept-alive connections: many requests, as many connections as run at once', async () => {
     const proxy = await countingProxy(fpm.address);
-    const pool = createFastCgiClientPool({ address: proxy.address, maxConnections: 2 });
+    const pool = createFastCgiClientPool({ maxConnectionAgeMs: 0, address: proxy.address, maxConnections: 2 });
     try {
       for (let i = 0; i < 10; i++)
         expect((await body(pool, 'hello.php')).text).toMatch(/^hello from fpm-fcgi pid \d+$/);
@@ -144,7 +145,7 @@ describe('FastCGI client pool to php-fpm', () => {
 
   it('an aborted request retires its connection; the next request is not sent on it', async () => {
     const proxy = await countingProxy(fpm.address);
-    const pool = createFastCgiClientPool({ address: proxy.address, maxConnections: 1 });
+    const pool = createFastCgiClientPool({ maxConnectionAgeMs: 0, address: proxy.address, maxConnections: 1 });
     const flag = join(fpm.dir, 'pool-abort.flag');
     try {
       await body(pool, 'hello.php');
@@ -199,7 +200,7 @@ describe('php-fpm with fewer children than maxConnections', () => {
     const logger = recordingLogger();
     // pm.max_children 2 (the shared php-fpm), maxConnections 6: four connections would sit in its
     // accept queue, and each request would open one and close another
-    const pool = createFastCgiClientPool({ address: fpm.address, maxConnections: 6, logger });
+    const pool = createFastCgiClientPool({ maxConnectionAgeMs: 0, address: fpm.address, maxConnections: 6, logger });
     try {
       for (let i = 0; i < 20; i++) await round(pool, 6);
       await eventually(async () => {
@@ -231,8 +232,13 @@ describe('php-fpm with fewer children than maxConnections', () => {
   it('grows again when php-fpm has a free child (a probe answered): children another client held', async () => {
     const three = await startPhpFpm({ maxChildren: 3 });
     const flag = join(three.dir, 'held.flag');
-    const other = createFastCgiClientPool({ address: three.address, maxConnections: 2 });
-    const pool = createFastCgiClientPool({ address: three.address, maxConnections: 3, logger: recordingLogger() });
+    const other = createFastCgiClientPool({ maxConnectionAgeMs: 0, address: three.address, maxConnections: 2 });
+    const pool = createFastCgiClientPool({
+      maxConnectionAgeMs: 0,
+      address: three.address,
+      maxConnections: 3,
+      logger: recordingLogger(),
+    });
     try {
       // another client holds two of the three children
       const held = await Promise.all(
@@ -272,8 +278,18 @@ describe('php-fpm with fewer children than maxConnections', () => {
 describe('two pools of one process to the same php-fpm (two sites on one pool file)', () => {
   it("one pool's idle kept connections do not hold the children the other waits for", async () => {
     // pm.max_children 2: after two requests at once, pool a keeps both children on idle connections
-    const a = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
-    const b = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    const a = createFastCgiClientPool({
+      maxConnectionAgeMs: 0,
+      address: fpm.address,
+      maxConnections: 2,
+      readTimeoutMs: 5_000,
+    });
+    const b = createFastCgiClientPool({
+      maxConnectionAgeMs: 0,
+      address: fpm.address,
+      maxConnections: 2,
+      readTimeoutMs: 5_000,
+    });
     try {
       const flag = join(fpm.dir, 'two-pools.flag');
       const held = await Promise.all(
@@ -294,8 +310,18 @@ describe('two pools of one process to the same php-fpm (two sites on one pool fi
   });
 
   it("a request of one waits while the other's requests run; their connections are not kept for idling", async () => {
-    const a = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
-    const b = createFastCgiClientPool({ address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+    const a = createFastCgiClientPool({
+      maxConnectionAgeMs: 0,
+      address: fpm.address,
+      maxConnections: 2,
+      readTimeoutMs: 5_000,
+    });
+    const b = createFastCgiClientPool({
+      maxConnectionAgeMs: 0,
+      address: fpm.address,
+      maxConnections: 2,
+      readTimeoutMs: 5_000,
+    });
     const flag = join(fpm.dir, 'two-pools-busy.flag');
     try {
       // both children run pool a's requests: nothing is idle when b's connection starts waiting
@@ -313,6 +339,33 @@ describe('two pools of one process to the same php-fpm (two sites on one pool fi
       rmSync(flag, { force: true });
       await a.close();
       await b.close();
+    }
+  });
+});
+
+describe('maxConnectionAgeMs: php-fpm children taking turns with other clients', () => {
+  it('a client outside the pool gets a child while the pool stays busy: kept connections retire at their age', async () => {
+    const one = await startPhpFpm({ maxChildren: 1 });
+    const pool = createFastCgiClientPool({ address: one.address, maxConnections: 1, maxConnectionAgeMs: 200 });
+    let busy = true;
+    const loop = (async () => {
+      while (busy) await body(pool, 'hello.php');
+    })();
+    try {
+      await eventually(() => pool.stats().requests > 10, 'the pool to keep the only child busy');
+      // another client of the same php-fpm (nginx serving another site, a monitoring check):
+      // before, it waited in the accept queue for as long as the pool stayed busy
+      const outside = await connectFastCgi(one.address);
+      const call = outside.request({ params: scriptParams('hello.php'), readTimeoutMs: 10_000 });
+      expect(await text(call.stdout)).toMatch(/hello from fpm-fcgi pid \d+$/);
+      await call.done;
+      outside.close();
+      expect(pool.stats().recycled).toBeGreaterThanOrEqual(1);
+    } finally {
+      busy = false;
+      await loop;
+      await pool.close();
+      await one.stop();
     }
   });
 });
