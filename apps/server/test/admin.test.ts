@@ -503,7 +503,8 @@ describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
 
   it("shows warmpool's connections to php-fpm, refuses reset and tune with what to do, and knows the site", async () => {
     const fpm = await startPhpFpm({ maxChildren: 2 });
-    const client = createFastCgiClientPool({ address: fpm.pass, maxConnections: 2 });
+    // kept however long the test takes: its idle connection is what `workers` shows
+    const client = createFastCgiClientPool({ address: fpm.pass, maxConnections: 2, maxConnectionAgeMs: 0 });
     const pool = await startPool('echo.php', 1);
     try {
       // one real request, so that one kept-alive connection sits idle
