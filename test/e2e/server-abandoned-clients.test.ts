@@ -45,7 +45,6 @@ async function gauge(name: string, label = ''): Promise<number> {
 const working = () => gauge('warmpool_workers', 'state="working"');
 const queueLength = () => gauge('warmpool_queue_length');
 
-/** Waits for a condition (the event), polling; a generous bound only turns a hang into a failure. */
 const allReady = async () => (await workers()).every((w) => w.state === 'ready');
 
 /** A raw HTTP/1.1 request for a 50 MiB stream from a client that reads nothing. */

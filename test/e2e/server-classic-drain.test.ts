@@ -46,7 +46,6 @@ async function passServer(
   return { url: `http://127.0.0.1:${port}`, server };
 }
 
-/** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
 describe('classic PHP passed to php-fpm: a draining server lets go of its idle connections', () => {
   it("the other server is served by php-fpm's children while the draining one's last request runs", async () => {
     const fpm = await startPhpFpm({ maxChildren: 2 });

@@ -17,7 +17,6 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Polls a state until it holds (an event the test cannot be told of otherwise); the bound only ends a failure. */
 describe('a server killed with SIGKILL', () => {
   it('takes its php-cgi processes with it: the idle one and the one running a long script', async () => {
     const port = await freePort();

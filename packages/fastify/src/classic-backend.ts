@@ -29,12 +29,10 @@ import type { PoolView } from './health.js';
  */
 export function passClientOptions(
   address: FastCgiAddress,
-  maxConnections: number | undefined,
+  classic: Pick<ResolvedClassic, 'maxConnections' | 'pipelining' | 'keepaliveTimeMs'>,
   pool: ResolvedPoolOptions<unknown>,
-  pipelining = true,
-  keepaliveTimeMs?: number,
 ): FastCgiClientPoolOptions {
-  const connections = maxConnections ?? DEFAULT_MAX_CONNECTIONS;
+  const connections = classic.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   const queue = pool.maxQueueSize ?? QUEUE_PER_WORKER * connections;
   return {
     address,
@@ -45,9 +43,9 @@ export function passClientOptions(
     abortTimeoutMs: pool.streamTimeoutMs,
     stallTimeoutMs: pool.sendTimeoutMs,
     // fastcgi.pipelining: false (the client pool's default window otherwise)
-    ...(pipelining ? {} : { queueBehindMs: 0 }),
+    ...(classic.pipelining ? {} : { queueBehindMs: 0 }),
     // fastcgi.keepalive_time (the client pool's default otherwise)
-    ...(keepaliveTimeMs === undefined ? {} : { maxConnectionAgeMs: Math.round(keepaliveTimeMs) }),
+    ...(classic.keepaliveTimeMs === undefined ? {} : { maxConnectionAgeMs: classic.keepaliveTimeMs }),
     logger: pool.logger,
   };
 }

@@ -59,7 +59,7 @@ export interface ResolvedClassic {
   /** the php-cgi command of the managed pool */
   command: string | readonly string[];
   maxConnections: number | undefined;
-  /** fastcgi.keepalive_time in ms; undefined: the client pool's default */
+  /** fastcgi.keepalive_time in whole ms; undefined: the client pool's default */
   keepaliveTimeMs: number | undefined;
   pipelining: boolean;
   params: Readonly<Record<string, string>> | undefined;
@@ -143,7 +143,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
       );
     }
     try {
-      keepaliveTimeMs = parseDuration(raw.keepalive_time, 'fastcgi.keepalive_time');
+      keepaliveTimeMs = Math.round(parseDuration(raw.keepalive_time, 'fastcgi.keepalive_time'));
     } catch (error) {
       throw InvalidOptionError.from('fastcgi.keepalive_time', error);
     }

@@ -99,15 +99,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     view = workers;
     exchange = new WorkerExchange(workers, options.codec);
   } else if (classic.pass !== null) {
-    fastcgi = createFastCgiClientPool(
-      passClientOptions(
-        classic.pass,
-        classic.maxConnections,
-        options.pool,
-        classic.pipelining,
-        classic.keepaliveTimeMs,
-      ),
-    );
+    fastcgi = createFastCgiClientPool(passClientOptions(classic.pass, classic, options.pool));
     view = passPoolView(fastcgi);
     exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options));
   } else {

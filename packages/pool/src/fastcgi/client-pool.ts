@@ -434,7 +434,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       this.#release(acquired); // nothing was sent
       throw error;
     }
-    if (acquired.requests === 0 && acquired.bytesRead === 0 && this.#siblings.size > 1) this.#watchNew(acquired);
+    if (this.#siblings.size > 1 && acquired.requests === 0) this.#watchNew(acquired);
     // the place behind this request goes to a waiter at once
     if (this.#waiters.length > 0) this.#offerQueueSlot(acquired);
     return run;
@@ -774,11 +774,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #siblingsFirstByteWaitMs(own: number | null): number | null {
     let longest = own;
     for (const sibling of this.#siblings) {
-      if (sibling === this) continue;
-      for (const other of sibling.#all) {
-        const wait = other.firstByteWaitMs;
-        if (wait !== null && (longest === null || wait > longest)) longest = wait;
-      }
+      const wait = sibling === this ? null : sibling.#firstByteWaits().waitedMs;
+      if (wait !== null && (longest === null || wait > longest)) longest = wait;
     }
     return longest;
   }

@@ -495,9 +495,14 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   get likelyQueued(): boolean {
     const wait = this.firstByteWaitMs;
     if (wait === null) return false;
-    const script = this.#call?.script ?? null;
-    const typical = script === null ? undefined : this.#durations?.typicalMs(script);
+    const typical = this.#typicalMs(this.#call);
     return typical === undefined || wait > 2 * typical + 1;
+  }
+
+  /** How long the call's script usually runs (ScriptDurations); undefined: not timed, or no run yet. */
+  #typicalMs(call: Call | null): number | undefined {
+    const script = call?.script ?? null;
+    return script === null ? undefined : this.#durations?.typicalMs(script);
   }
 
   /** Bytes written but still queued in our socket buffer (not yet taken by the kernel). */
@@ -582,8 +587,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    */
   queuesBehind(stdin: FastCgiBody, windowMs: number): boolean {
     if (windowMs <= 0 || !this.canQueue(stdin)) return false;
-    const script = this.#call!.script;
-    const typical = script === null ? undefined : this.#durations?.typicalMs(script);
+    const typical = this.#typicalMs(this.#call);
     if (typical !== undefined && typical > windowMs) return false;
     return this.runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * (typical ?? this.#averageMs));
   }

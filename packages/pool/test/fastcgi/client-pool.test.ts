@@ -276,25 +276,21 @@ describe('php-fpm with fewer children than maxConnections', () => {
 });
 
 describe('two pools of one process to the same php-fpm (two sites on one pool file)', () => {
+  // a site's pool; its connections are kept however long the test takes (maxConnectionAgeMs: 0)
+  const sitePool = () =>
+    createFastCgiClientPool({ maxConnectionAgeMs: 0, address: fpm.address, maxConnections: 2, readTimeoutMs: 5_000 });
+  // a script on each of php-fpm's two children, running until `flag` exists
+  const holdBothChildren = (pool: FastCgiClientPool, flag: string) =>
+    Promise.all(
+      [1, 2].map(() => pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
+    );
+
   it("one pool's idle kept connections do not hold the children the other waits for", async () => {
-    // pm.max_children 2: after two requests at once, pool a keeps both children on idle connections
-    const a = createFastCgiClientPool({
-      maxConnectionAgeMs: 0,
-      address: fpm.address,
-      maxConnections: 2,
-      readTimeoutMs: 5_000,
-    });
-    const b = createFastCgiClientPool({
-      maxConnectionAgeMs: 0,
-      address: fpm.address,
-      maxConnections: 2,
-      readTimeoutMs: 5_000,
-    });
+    // pm.max_children 2: after a script on each child, pool a keeps both children on idle connections
+    const [a, b] = [sitePool(), sitePool()];
     try {
       const flag = join(fpm.dir, 'two-pools.flag');
-      const held = await Promise.all(
-        [1, 2].map(() => a.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
-      );
+      const held = await holdBothChildren(a, flag);
       writeFileSync(flag, '');
       for (const response of held) await text(streamed(response.body));
       await eventually(() => a.stats().idle === 2, "pool a's two connections to idle");
@@ -310,24 +306,11 @@ describe('two pools of one process to the same php-fpm (two sites on one pool fi
   });
 
   it("a request of one waits while the other's requests run; their connections are not kept for idling", async () => {
-    const a = createFastCgiClientPool({
-      maxConnectionAgeMs: 0,
-      address: fpm.address,
-      maxConnections: 2,
-      readTimeoutMs: 5_000,
-    });
-    const b = createFastCgiClientPool({
-      maxConnectionAgeMs: 0,
-      address: fpm.address,
-      maxConnections: 2,
-      readTimeoutMs: 5_000,
-    });
+    const [a, b] = [sitePool(), sitePool()];
     const flag = join(fpm.dir, 'two-pools-busy.flag');
     try {
       // both children run pool a's requests: nothing is idle when b's connection starts waiting
-      const held = await Promise.all(
-        [1, 2].map(() => a.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
-      );
+      const held = await holdBothChildren(a, flag);
       const waiting = body(b, 'hello.php');
       await eventually(() => b.stats().connections === 1, "b's connection in php-fpm's accept queue");
       writeFileSync(flag, '');
