@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { connect as connectTls, type PeerCertificate } from 'node:tls';
@@ -575,8 +576,15 @@ describe('all features: ops, admin socket, access log', () => {
   it('`warmpool workers` lists every site through the admin socket', async () => {
     const workers = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(workers.code).toBe(0);
-    const listed = JSON.parse(workers.stdout) as Array<{ site: string; workers: unknown[]; phpFpm?: unknown }>;
+    const listed = JSON.parse(workers.stdout) as Array<{ site: string; workers: { pid: number }[]; phpFpm?: unknown }>;
     expect(listed.map((s) => s.site).sort()).toEqual(ALL_SITES);
+    // http.pool.nice: 7: every PHP worker (goridge and php-cgi alike) runs 7 steps below the server
+    for (const { site, workers: pids } of listed) {
+      for (const { pid } of pids) {
+        const [ppid, nice] = statFields(pid);
+        expect({ site, nice }).toEqual({ site, nice: Math.min(19, statFields(ppid)[1] + 7) });
+      }
+    }
     // fpm.test's PHP processes are php-fpm's, not ours: warmpool's connections to it instead
     const fpm = listed.find((s) => s.site === 'fpm.test')!;
     expect(fpm.workers).toEqual([]);
@@ -663,3 +671,10 @@ describe('all features: shutdown', () => {
     expect(await readFile(setup.accessLog, 'utf8')).toContain('"GET /logged?z=1 HTTP/2.0"');
   });
 });
+
+/** A process's parent pid and nice value (/proc/PID/stat fields 4 and 19, after the command). */
+function statFields(pid: number): [number, number] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return [Number(fields[1]), Number(fields[16])];
+}

@@ -21,6 +21,7 @@ import {
   DEFAULT_SEND_TIMEOUT_MS,
   DEFAULT_STREAM_TIMEOUT_MS,
   DEFAULT_WATCH_TICK_MS,
+  DEFAULT_WORKER_NICE,
   POOL_OPTION_RANGES,
   QUEUE_PER_WORKER,
 } from '@warmpool/pool';
@@ -346,6 +347,12 @@ const TOP: Entry[] = [
     ...POOL_OPTION_RANGES.max_frame_size,
     default: DEFAULT_MAX_FRAME_BYTES,
   }),
+  wp(
+    'http.pool.nice',
+    'integer',
+    "how many steps below the server's CPU priority (Unix nice) the PHP workers run, so the server never waits for a CPU behind PHP; 0 = the same",
+    { ...POOL_OPTION_RANGES.nice, default: DEFAULT_WORKER_NICE },
+  ),
   wp(
     'http.pool.min_workers',
     'integer',

@@ -492,6 +492,7 @@ const PROCESS_KEYS = [
   'max_jobs',
   'reset_timeout',
   'destroy_timeout',
+  'nice',
 ];
 const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory'];
 

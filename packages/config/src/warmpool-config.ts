@@ -55,6 +55,8 @@ export interface PoolConfig {
   send_timeout?: DurationString;
   /** bytes */
   max_frame_size?: number;
+  /** nice steps below the server's CPU priority */
+  nice?: number;
   supervisor?: SupervisorConfig;
 }
 

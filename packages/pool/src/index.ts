@@ -49,6 +49,7 @@ export { WORKER_STATES, RECYCLE_REASONS } from './worker/state.js';
 export type { ExecReply, ExecRequest, ReplyStream } from './worker/worker.js';
 export type { RelaySpec } from './relay/relay.js';
 export { readRss } from './supervisor/rss.js';
+export { DEFAULT_WORKER_NICE } from './worker/priority.js';
 export {
   passengerMax,
   nowLmsWorkers,

@@ -4,6 +4,7 @@ import { STDERR_LOGGER, type Logger } from './logger.js';
 import { DEFAULT_MAX_FRAME_BYTES } from './protocol/decoder.js';
 import { parseRelay, type RelaySpec } from './relay/relay.js';
 import { parseCommand } from './worker/command.js';
+import { DEFAULT_WORKER_NICE } from './worker/priority.js';
 import type { ExecRequest } from './worker/worker.js';
 
 /** A duration as users write it: milliseconds as a number, or an RR/Go duration string ("60s", "1m30s", "500ms"). */
@@ -70,6 +71,12 @@ export interface PoolOptions<Req = ExecRequest> {
   /** run workers as this uid/gid (needs root) */
   uid?: number;
   gid?: number;
+  /**
+   * how many nice steps below the server's CPU priority the workers run (0-19; default 5), so
+   * that the server, which every request and response passes through, never waits for a CPU
+   * behind PHP (worker/priority.ts); 0: the same priority
+   */
+  nice?: number;
   logger?: Logger;
 }
 
@@ -101,6 +108,7 @@ export const POOL_OPTION_RANGES = {
   min_workers: { min: 0, max: MAX_WORKERS },
   max_workers: { min: 1, max: MAX_WORKERS },
   headroom: { min: 0, max: 0.99 },
+  nice: { min: 0, max: 19 },
   'supervisor.max_worker_memory': { min: 0 },
 } as const satisfies Record<string, { min: number; max?: number }>;
 
@@ -136,6 +144,7 @@ export interface ResolvedPoolOptions<Req = ExecRequest> {
   maxWorkerMemoryBytes: number;
   uid: number | undefined;
   gid: number | undefined;
+  nice: number;
   logger: Logger;
 }
 
@@ -212,6 +221,7 @@ const KNOWN_KEYS = new Set([
   'supervisor',
   'uid',
   'gid',
+  'nice',
   'logger',
 ]);
 const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'max_worker_memory']);
@@ -311,6 +321,7 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     maxWorkerMemoryBytes: Math.round(memoryMb * 1024 * 1024),
     uid: options.uid === undefined ? undefined : integer(options.uid, 'uid', 0),
     gid: options.gid === undefined ? undefined : integer(options.gid, 'gid', 0),
+    nice: ranged(options.nice ?? DEFAULT_WORKER_NICE, 'nice'),
     logger: options.logger ?? STDERR_LOGGER,
   };
 }

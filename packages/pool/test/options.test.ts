@@ -12,6 +12,7 @@ import {
   type PoolOptions,
 } from '../src/options.js';
 import { DEFAULT_MAX_FRAME_BYTES } from '../src/protocol/decoder.js';
+import { DEFAULT_WORKER_NICE } from '../src/worker/priority.js';
 
 function caught(fn: () => unknown): unknown {
   try {
@@ -101,6 +102,8 @@ describe('resolvePoolOptions: defaults', () => {
     expect(resolved.execTtlMs).toBe(0);
     expect(resolved.maxWorkerMemoryBytes).toBe(0);
     expect(resolved.maxFrameBytes).toBe(DEFAULT_MAX_FRAME_BYTES);
+    // not RoadRunner's: workers run below the server's CPU priority (worker/priority.ts)
+    expect(resolved.nice).toBe(DEFAULT_WORKER_NICE);
   });
 
   it('exports the defaults as named constants', () => {
@@ -143,6 +146,7 @@ describe('resolvePoolOptions: values', () => {
       supervisor: { watch_tick: '5s', ttl: '1h', idle_ttl: '10s', exec_ttl: '1.5s', max_worker_memory: 128 },
       uid: 1000,
       gid: 1000,
+      nice: 12,
       logger,
     });
     expect(resolved).toMatchObject({
@@ -166,6 +170,7 @@ describe('resolvePoolOptions: values', () => {
       maxWorkerMemoryBytes: 128 * 1024 * 1024,
       uid: 1000,
       gid: 1000,
+      nice: 12,
     });
     expect(resolved.logger).toBe(logger);
   });
@@ -228,6 +233,10 @@ describe('resolvePoolOptions: errors name the option', () => {
     ['command ""', { command: '' }, 'command'],
     ['command []', { command: [] }, 'command'],
     ['uid -1', { uid: -1 }, 'uid'],
+    ['nice -1 (a higher priority than the server)', { nice: -1 }, 'nice'],
+    ['nice 20', { nice: 20 }, 'nice'],
+    ['nice 2.5', { nice: 2.5 }, 'nice'],
+    ['nice "5"', { nice: '5' }, 'nice'],
     ['gid "www"', { gid: 'www' }, 'gid'],
   ])('%s', (_name, options, key) => {
     expectInvalid(() => resolvePoolOptions(loose(options)), key);

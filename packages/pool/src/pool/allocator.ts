@@ -23,6 +23,7 @@ export function createWorkerSpec(
     maxFrameBytes: options.maxFrameBytes,
     uid: options.uid,
     gid: options.gid,
+    nice: options.nice,
     logger: options.logger,
   };
 }

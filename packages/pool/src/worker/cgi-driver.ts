@@ -44,6 +44,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       sendTimeoutMs: options.sendTimeoutMs,
       uid: options.uid,
       gid: options.gid,
+      nice: options.nice,
       logger: options.logger,
       headLimits: this.#headLimits,
       queueBehindMs: this.#queueBehindMs,

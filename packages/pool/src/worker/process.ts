@@ -5,6 +5,7 @@ import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process'
 import { accessSync, constants, statSync } from 'node:fs';
 import { delimiter, join, resolve } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
+import { lowerWorkerPriority } from './priority.js';
 import type { RecycleReason } from './state.js';
 
 /** What every worker process needs to start and stop; each kind of worker adds its own fields. */
@@ -22,6 +23,8 @@ export interface ProcessSpec {
   sendTimeoutMs: number;
   uid: number | undefined;
   gid: number | undefined;
+  /** nice steps below the server's CPU priority (worker/priority.ts); 0: the same */
+  nice: number;
 }
 
 /**
@@ -32,7 +35,7 @@ export interface ProcessSpec {
  */
 export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: readonly string[] = []): ChildProcess {
   const argv = withParentDeathSignal([...spec.argv, ...extraArgs], spec.env, spec.cwd);
-  return spawn(argv[0]!, argv.slice(1), {
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: spec.cwd,
     env: spec.env,
     stdio,
@@ -42,6 +45,8 @@ export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: 
     uid: spec.uid,
     gid: spec.gid,
   });
+  if (child.pid !== undefined) lowerWorkerPriority(child.pid, spec.nice);
+  return child;
 }
 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null;
