@@ -84,10 +84,22 @@ describe('FastCGI client pool to php-fpm', () => {
       for (let i = 0; i < 10; i++)
         expect((await body(pool, 'hello.php')).text).toMatch(/^hello from fpm-fcgi pid \d+$/);
       expect(proxy.accepted()).toBe(1);
-      const pids = new Set<string>();
-      await Promise.all(
-        Array.from({ length: 12 }, async () => pids.add((await body(pool, 'hello.php')).text.split(' pid ')[1]!)),
+      // Two at once (each answers its head, then waits for a flag), ten more waiting behind them.
+      // Both connections have had an answer before any request ends: a second connection still
+      // waiting for its first byte (a php-fpm child slow to get a CPU on a busy machine) would be
+      // taken for one in php-fpm's accept queue, and the pool would close the first to make way.
+      const flag = join(fpm.dir, `kept-${process.pid}.flag`);
+      const held = await Promise.all(
+        [1, 2].map(() => pool.request({ params: scriptParams('wait-for-flag.php', { query: `flag=${flag}` }) })),
       );
+      const pids = new Set<string>();
+      const waiting = Array.from({ length: 10 }, async () =>
+        pids.add((await body(pool, 'hello.php')).text.split(' pid ')[1]!),
+      );
+      writeFileSync(flag, '');
+      for (const response of held) await text(streamed(response.body));
+      await Promise.all(waiting);
+      rmSync(flag, { force: true });
       expect(proxy.accepted()).toBe(2);
       expect(pids.size).toBeLessThanOrEqual(2);
       expect(pool.stats()).toMatchObject({ opened: 2, busy: 0, requests: 22, queued: 0 });
