@@ -24,8 +24,9 @@ const AUTOGROUP_TRIES = 50;
 /**
  * Lowers process `pid`'s CPU priority `steps` below the server's own (capped at nice 19): its nice
  * value, and its autogroup's when it leads one (a detached child does). 0: left as it is.
+ * `alive` is asked before a retry: the pid of a process that has exited may be another's by then.
  */
-export function lowerWorkerPriority(pid: number, steps: number): void {
+export function lowerWorkerPriority(pid: number, steps: number, alive: () => boolean = () => true): void {
   if (steps <= 0 || process.platform === 'win32') return;
   try {
     setPriority(pid, Math.min(MAX_NICE, getPriority() + steps));
@@ -33,7 +34,7 @@ export function lowerWorkerPriority(pid: number, steps: number): void {
     // gone already, or not ours to change
   }
   const own = autogroupNice(process.pid);
-  if (own !== null) setAutogroupNice(pid, Math.min(MAX_NICE, own + steps), AUTOGROUP_TRIES);
+  if (own !== null) setAutogroupNice(pid, Math.min(MAX_NICE, own + steps), AUTOGROUP_TRIES, alive);
 }
 
 /** The nice value of `pid`'s autogroup; null where the kernel has none (or the process is gone). */
@@ -46,13 +47,14 @@ export function autogroupNice(pid: number): number | null {
   }
 }
 
-function setAutogroupNice(pid: number, nice: number, tries: number): void {
+function setAutogroupNice(pid: number, nice: number, tries: number, alive: () => boolean): void {
+  if (!alive()) return;
   try {
     writeFileSync(`/proc/${pid}/autogroup`, String(nice));
   } catch (error) {
     // rate-limited (unprivileged, another worker's change came first): again shortly
     if ((error as NodeJS.ErrnoException).code === 'EAGAIN' && tries > 1) {
-      setTimeout(() => setAutogroupNice(pid, nice, tries - 1), AUTOGROUP_RETRY_MS).unref();
+      setTimeout(() => setAutogroupNice(pid, nice, tries - 1, alive), AUTOGROUP_RETRY_MS).unref();
     }
   }
 }

@@ -45,7 +45,9 @@ export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: 
     uid: spec.uid,
     gid: spec.gid,
   });
-  if (child.pid !== undefined) lowerWorkerPriority(child.pid, spec.nice);
+  if (child.pid !== undefined) {
+    lowerWorkerPriority(child.pid, spec.nice, () => child.exitCode === null && child.signalCode === null);
+  }
   return child;
 }
 

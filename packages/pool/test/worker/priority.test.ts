@@ -4,7 +4,7 @@ import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { autogroupNice, DEFAULT_WORKER_NICE } from '../../src/worker/priority.js';
+import { autogroupNice, DEFAULT_WORKER_NICE, lowerWorkerPriority } from '../../src/worker/priority.js';
 import { withPool } from '../php-fixtures.js';
 import { withCgiPool } from './cgi-pools.js';
 
@@ -48,6 +48,20 @@ describe.skipIf(process.platform !== 'linux')('worker CPU priority (nice)', () =
       if (ownAutogroup !== null) expect(autogroupNice(worker!.pid)).toBe(0);
     });
   });
+
+  it.skipIf(ownAutogroup === null)(
+    'leaves the autogroup alone once the worker has exited (its pid may be reused)',
+    async () => {
+      const child = spawn('sleep', ['30'], { detached: true, stdio: 'ignore' });
+      try {
+        lowerWorkerPriority(child.pid!, 6, () => false);
+        expect(niceOf(child.pid!)).toBe(Math.min(19, getPriority() + 6));
+        expect(autogroupNice(child.pid!)).toBe(0);
+      } finally {
+        child.kill('SIGKILL');
+      }
+    },
+  );
 
   // Without CAP_SYS_ADMIN the kernel takes one autogroup change per 100 ms: workers started
   // together get theirs in turn. Run as nobody, with plain `sleep` children standing in for PHP.
