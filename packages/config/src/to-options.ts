@@ -498,7 +498,8 @@ const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory'];
 
 /** Said where the site sets them itself: inherited ones are meant for the worker sites. */
 function passIgnores(loaded: LoadedConfig, http: SiteHttpConfig, sitePath: string): SiteOptions['ignored'] {
-  const reason = "fastcgi.pass: php-fpm runs the PHP processes; size and recycle them with its pool's pm.* settings";
+  const reason =
+    "fastcgi.pass: php-fpm runs the PHP processes; size and recycle them with its pool's pm.* settings (and prioritize them with process.priority)";
   const pool = (http.pool ?? {}) as Record<string, unknown>;
   const supervisor = (http.pool?.supervisor ?? {}) as Record<string, unknown>;
   return [

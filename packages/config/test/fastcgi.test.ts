@@ -92,7 +92,7 @@ describe('fastcgi: classic sites', () => {
           'version: "3"',
           'http:',
           '  address: ":8080"',
-          '  pool: { num_workers: 4, max_jobs: 100, allocate_timeout: 5s, supervisor: { max_worker_memory: 128, exec_ttl: 30s } }',
+          '  pool: { num_workers: 4, max_jobs: 100, nice: 7, allocate_timeout: 5s, supervisor: { max_worker_memory: 128, exec_ttl: 30s } }',
           'fastcgi: { root: /var/www, pass: "127.0.0.1:9000" }',
         ].join('\n'),
       ),
@@ -100,6 +100,7 @@ describe('fastcgi: classic sites', () => {
     expect(server.defaultSite!.ignored.map((i) => i.key)).toEqual([
       'http.pool.num_workers',
       'http.pool.max_jobs',
+      'http.pool.nice',
       'http.pool.supervisor.max_worker_memory',
     ]);
     expect(server.defaultSite!.ignored[0]!.reason).toMatch(/php-fpm runs the PHP processes/);
