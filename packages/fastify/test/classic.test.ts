@@ -346,6 +346,9 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     const app = await classicApp({ pool: { max_queue_size: 1 } }, { pass: fpm.pass, max_connections: 1 });
     const flag = join(fpm.dir, 'release');
     const busy = app.inject(`/wait.php?flag=${flag}`);
+    // first the GET on the connection (sent together, the POST's script lookup could end first,
+    // and the GET would then be queued behind it on the connection, with nothing waiting)
+    await eventually(() => app.warmpool.stats().workers.working === 1, 'the first request to run');
     // a POST with a body: it waits for the connection (a GET would be queued behind the busy one)
     const queued = app.inject({ method: 'POST', url: `/wait.php?flag=${flag}`, payload: 'x' });
     // the connection is taken, one request waits: the next one is refused at once
