@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
 import { startPhpFpm } from '../helpers/php-fpm.js';
-import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { phpFpmConnections, startPassServer } from '../helpers/pass-server.js';
+import { stopAllServers } from '../helpers/warmpool-server.js';
 import { until } from '../helpers/until.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-classic-drain-'));
@@ -18,46 +18,17 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function passServer(
-  name: string,
-  pass: string,
-): Promise<{ url: string; server: ReturnType<typeof startServer> }> {
-  const port = await freePort();
-  const config = join(dir, `${name}.yaml`);
-  writeFileSync(
-    config,
-    [
-      'version: "3"',
-      'http:',
-      `  address: 127.0.0.1:${port}`,
-      'logs: { mode: production, level: warn }',
-      `admin: { socket: ${join(dir, `${name}.sock`)} }`,
-      'fastcgi:',
-      `  root: ${join(FIXTURES, 'php', 'fastcgi')}`,
-      `  pass: ${pass}`,
-      '  max_connections: 2',
-      // connections kept for the whole test: what lets blue's go is its drain, not their age
-      '  keepalive_time: 0',
-      '',
-    ].join('\n'),
-  );
-  const server = startServer(['serve', '-c', config]);
-  await server.ready(30_000);
-  return { url: `http://127.0.0.1:${port}`, server };
-}
-
 describe('classic PHP passed to php-fpm: a draining server lets go of its idle connections', () => {
   it("the other server is served by php-fpm's children while the draining one's last request runs", async () => {
     const fpm = await startPhpFpm({ maxChildren: 2 });
     try {
-      const blue = await passServer('blue', fpm.pass);
-      const green = await passServer('green', fpm.pass);
+      // connections kept for the whole test: what lets blue's go is its drain, not their age
+      const blue = await startPassServer(dir, 'blue', fpm.pass, ['keepalive_time: 0']);
+      const green = await startPassServer(dir, 'green', fpm.pass, ['keepalive_time: 0']);
       const opened = join(dir, 'opened.flag');
       const slowFlag = join(dir, 'slow.flag');
       const slowDone = join(dir, 'slow.done');
-      /** blue's connections to php-fpm, as `warmpool workers` shows them */
-      const blueConnections = async (): Promise<{ busy: number; idle: number }> =>
-        JSON.parse((await runCli(['workers', '--json', '--socket', join(dir, 'blue.sock')])).stdout)[0].phpFpm;
+      const blueConnections = () => phpFpmConnections(blue.socket);
 
       // blue opens two connections (two requests at once), which then sit idle, pinning both children
       const both = [1, 2].map(() => request(`${blue.url}/wait-for-flag.php?flag=${opened}`));

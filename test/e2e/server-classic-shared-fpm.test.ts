@@ -10,9 +10,10 @@ import { connectFastCgi, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
 import { request } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { type PassServer, phpFpmConnections, startPassServer } from '../helpers/pass-server.js';
 import { startPhpFpm } from '../helpers/php-fpm.js';
 import { until } from '../helpers/until.js';
-import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-shared-fpm-'));
 afterAll(async () => {
@@ -56,11 +57,7 @@ describe('two sites passing to one php-fpm pool', () => {
       const response = await request(`http://127.0.0.1:${port}/hello.php`, { headers: { host } });
       return { status: response.statusCode, text: await response.body.text() };
     };
-    const connections = async (site: string) => {
-      const listed = await runCli(['workers', '--json', '--socket', join(dir, 'admin.sock')]);
-      const sites = JSON.parse(listed.stdout) as Array<{ site: string; phpFpm: { busy: number; idle: number } }>;
-      return sites.find((s) => s.site === site)!.phpFpm;
-    };
+    const connections = (site: string) => phpFpmConnections(join(dir, 'admin.sock'), site);
     try {
       await server.ready(30_000);
       // a.test runs a script on each child, then keeps both connections idle: every child is held
@@ -90,41 +87,24 @@ describe('two sites passing to one php-fpm pool', () => {
   });
   it('a client outside warmpool gets a child of the same pool while a site stays busy (keepalive_time)', async () => {
     const fpm = await startPhpFpm({ maxChildren: 2 });
-    const port = await freePort();
-    const config = join(dir, 'outside.yaml');
     const root = join(FIXTURES, 'php', 'fastcgi');
-    writeFileSync(
-      config,
-      [
-        'version: "3"',
-        'http:',
-        `  address: 127.0.0.1:${port}`,
-        'logs: { mode: production, level: warn }',
-        `admin: { socket: ${join(dir, 'outside.sock')} }`,
-        'fastcgi:',
-        `  root: ${root}`,
-        `  pass: ${fpm.pass}`,
-        '  max_connections: 2',
-        '',
-      ].join('\n'),
-    );
-    const server = startServer(['serve', '-c', config]);
+    let site: PassServer | undefined;
     let busy = true;
     let served = 0;
     const load = async () => {
       while (busy) {
-        const response = await request(`http://127.0.0.1:${port}/hello.php`);
+        const response = await request(`${site!.url}/hello.php`);
         expect(response.statusCode).toBe(200);
         await response.body.dump();
         served++;
       }
     };
     try {
-      await server.ready(30_000);
+      // keepalive_time at its default
+      site = await startPassServer(dir, 'outside', fpm.pass);
       const clients = [load(), load(), load(), load()];
       await until(async () => {
-        const listed = await runCli(['workers', '--json', '--socket', join(dir, 'outside.sock')]);
-        const { busy, idle } = JSON.parse(listed.stdout)[0].phpFpm as { busy: number; idle: number };
+        const { busy, idle } = await phpFpmConnections(site!.socket);
         return served > 20 && busy + idle === 2;
       }, 'the site to hold both children on its two connections');
       // a monitoring check or nginx serving another site, straight to php-fpm: before, it waited in
@@ -149,7 +129,7 @@ describe('two sites passing to one php-fpm pool', () => {
       await Promise.all(clients);
     } finally {
       busy = false;
-      await server.stop('SIGTERM');
+      await site?.server.stop('SIGTERM');
       await fpm.stop();
     }
   });
