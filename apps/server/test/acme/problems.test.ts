@@ -1,7 +1,17 @@
 // The CA's problem documents → errors that say what to do, with the codes of the README table.
+import { executionAsyncId } from 'node:async_hooks';
 import { createServer } from 'node:http';
 import { describe, expect, it } from 'vitest';
-import { explainFailure, problemOf, type FailureContext } from '../../src/acme/problems.js';
+import * as acme from 'acme-client';
+import {
+  explainFailure,
+  installProblemRecorder,
+  problemOf,
+  recordProblems,
+  takeProblem,
+  type AcmeProblem,
+  type FailureContext,
+} from '../../src/acme/problems.js';
 import { probeDirectory } from '../../src/acme/managed-certificate.js';
 
 const context: FailureContext = {
@@ -134,5 +144,53 @@ describe('explainFailure', () => {
     directory.close();
     expect(error.code).toBe('WP_SERVER_ACME_ORDER');
     expect(error.message).toBe('ordering the certificate for example.com, www.example.com failed: boom');
+  });
+});
+
+describe('recordProblems', () => {
+  /** A promise continuation's async id: 0 unless some async hook tracks every promise. */
+  async function promiseContinuationId(): Promise<number> {
+    await null;
+    await new Promise((resolve) => setImmediate(resolve));
+    return executionAsyncId();
+  }
+
+  it('keeps overlapping orders apart, and tracks no promise once every order has ended', async () => {
+    // a CA whose every answer is the problem named in the path
+    const ca = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ type: `urn:ietf:params:acme:error:${req.url?.slice(1)}`, detail: 'said' }));
+    });
+    await new Promise<void>((resolve) => ca.listen(0, '127.0.0.1', resolve));
+    const { port } = ca.address() as { port: number };
+    installProblemRecorder();
+    const ask = (problem: string) => acme.axios.get(`http://127.0.0.1:${port}/${problem}`);
+    const kinds = (problems: readonly AcmeProblem[]) => problems.map((p) => p.type.split(':').at(-1));
+
+    // Node 20 and 22 run AsyncLocalStorage on a promise hook: once on, every promise of the process
+    // (each request's) pays for it, about a sixth of a plain route's rps, until it is turned off
+    expect(await promiseContinuationId()).toBe(0);
+    let endFirst = () => {};
+    const firstMayEnd = new Promise<void>((resolve) => {
+      endFirst = resolve;
+    });
+    const first = recordProblems(async () => {
+      await ask('badNonce');
+      await firstMayEnd;
+      await ask('rateLimited');
+      return takeProblem('rateLimited');
+    });
+    const second = await recordProblems(async () => {
+      await ask('dns');
+      return takeProblem('badNonce');
+    });
+    endFirst();
+    const firstEnded = await first;
+    ca.close();
+    expect(second.ok && second.value).toBe(false);
+    expect(kinds(second.problems)).toEqual(['dns']);
+    expect(firstEnded.ok && firstEnded.value).toBe(true);
+    expect(kinds(firstEnded.problems)).toEqual(['badNonce']);
+    expect(await promiseContinuationId()).toBe(0);
   });
 });
