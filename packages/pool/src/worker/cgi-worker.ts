@@ -35,12 +35,10 @@ import {
 import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
 import type { ScriptDurations } from '../fastcgi/script-durations.js';
 import type { Logger } from '../logger.js';
-import { WorkerOutput } from './output.js';
-import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
+import type { ExecOptions } from './pool-worker.js';
+import { ProcessWorker } from './process-worker.js';
 import {
   describeExit,
-  exitedDuringRequest,
-  killAfterGrace,
   killedWhy,
   killGroup,
   lastOutputText,
@@ -48,7 +46,7 @@ import {
   waitForSpawn,
   type ProcessSpec,
 } from './process.js';
-import type { RecycleReason, WorkerState } from './state.js';
+import type { RecycleReason } from './state.js';
 
 /** Everything needed to start one php-cgi worker; resolved once per pool (cgi-driver.ts). */
 export interface CgiSpec extends ProcessSpec {
@@ -100,56 +98,28 @@ interface PendingExec {
 }
 
 /** One php-cgi process: spawn, ready once its socket accepts, one request at a time, stop or kill. */
-export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
-  readonly pid: number;
-  readonly createdAt = Date.now();
-  jobs = 0;
-  lastUsedAt = 0;
-  execStartedAt = 0;
-  markedFor: RecycleReason | null = null;
-  jobLimit = 0;
-  rssBytes = 0;
-  busyMs = 0;
-  retiredFor: RecycleReason | null = null;
-  exitCode: number | null = null;
-  exitSignal: NodeJS.Signals | null = null;
-
+export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   readonly #spec: CgiSpec;
-  readonly #dir: string;
   readonly #address: FastCgiAddress;
   #connection: FastCgiConnection | null = null;
-  #state: WorkerState = 'booting';
-  #hooks: WorkerHooks<CgiWorker> | null = null;
   #exec: PendingExec | null = null;
   /** a request queued behind the running one on the connection (pipelining; canQueue()) */
   #queued: PendingExec | null = null;
   /** stream_timeout for an aborted request: PHP must end it, or the process is killed */
   #cancelTimer: NodeJS.Timeout | null = null;
-  readonly #stderr: WorkerOutput;
-  readonly #stdout: WorkerOutput;
-  readonly #exited: Promise<void>;
   readonly #logStderr: (line: string) => void;
 
   private constructor(child: ChildProcess, spec: CgiSpec, dir: string, socketPath: string) {
-    this.#spec = spec;
-    this.#dir = dir;
-    this.#address = { kind: 'unix', path: socketPath };
-    this.pid = child.pid!;
-    this.#stderr = new WorkerOutput(spec.logger, this.pid, 'stderr');
-    this.#stdout = new WorkerOutput(spec.logger, this.pid, 'stdout');
-    child.stderr!.on('data', (chunk: Buffer) => this.#stderr.write(chunk));
-    child.stdout!.on('data', (chunk: Buffer) => this.#stdout.write(chunk));
-    this.#logStderr = (line) => spec.logger.warn({ pid: this.pid, stream: 'stderr' }, line);
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitCode = code;
-        this.exitSignal = signal;
-        setImmediate(() => {
-          this.#onExit();
-          void rm(this.#dir, { recursive: true, force: true }).finally(resolve);
-        });
-      });
+    super(child, {
+      logger: spec.logger,
+      destroyTimeoutMs: spec.destroyTimeoutMs,
+      noun: 'php-cgi',
+      logsStdout: true,
+      afterExit: () => rm(dir, { recursive: true, force: true }),
     });
+    this.#spec = spec;
+    this.#address = { kind: 'unix', path: socketPath };
+    this.#logStderr = (line) => spec.logger.warn({ pid: this.pid, stream: 'stderr' }, line);
   }
 
   /**
@@ -174,25 +144,9 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       return worker;
     } catch (error) {
       worker.kill();
-      await worker.#exited;
+      await worker.exited;
       throw error;
     }
-  }
-
-  get state(): WorkerState {
-    return this.#state;
-  }
-
-  get recentOutput(): readonly string[] {
-    return [...this.#stdout.recent, ...this.#stderr.recent];
-  }
-
-  get exited(): Promise<void> {
-    return this.#exited;
-  }
-
-  attach(hooks: WorkerHooks<PoolWorker<CgiRequest, CgiReply>>): void {
-    this.#hooks = hooks;
   }
 
   /**
@@ -202,13 +156,13 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
    * working worker (the pool checked canQueue()) the request is queued behind the running one.
    */
   async exec(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {
-    if (this.#state === 'working') return this.#execQueued(request, options);
-    if (this.#state !== 'ready') {
-      const error = new WorkerExitedError(`worker ${this.pid} is ${this.#state}, not ready`, { pid: this.pid });
-      this.#hooks?.execEnd(this, error);
+    if (this.workerState === 'working') return this.#execQueued(request, options);
+    if (this.workerState !== 'ready') {
+      const error = new WorkerExitedError(`worker ${this.pid} is ${this.workerState}, not ready`, { pid: this.pid });
+      this.hooks?.execEnd(this, error);
       throw error;
     }
-    this.#state = 'working';
+    this.workerState = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
     const exec: PendingExec = { settled: false, run: null, pending: null };
@@ -243,7 +197,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
    */
   canQueue(request: CgiRequest | null): boolean {
     if (request !== null && request.replayable !== true) return false;
-    if (this.#state !== 'working' || this.#queued !== null) return false;
+    if (this.workerState !== 'working' || this.#queued !== null) return false;
     if (this.markedFor !== null || this.retiredFor !== null) return false;
     if (this.jobLimit > 0 && this.jobs >= this.jobLimit) return false;
     if (this.#exec === null || this.#exec.run === null) return false;
@@ -257,7 +211,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       const error = new QueuedRequestNotRunError(`worker ${this.pid} can no longer queue a request`, {
         details: { pid: this.pid },
       });
-      this.#hooks?.execEnd(this, error);
+      this.hooks?.execEnd(this, error);
       throw error;
     }
     const exec: PendingExec = { settled: false, run: null, pending: null };
@@ -266,7 +220,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       exec.run = connection.queue(this.#runOptions(request, options), reader);
     } catch (error) {
       // nothing was sent (a param too large for a record)
-      this.#hooks?.execEnd(this, new QueuedRequestNotRunError((error as Error).message, { cause: error }));
+      this.hooks?.execEnd(this, new QueuedRequestNotRunError((error as Error).message, { cause: error }));
       throw error;
     }
     this.#queued = exec;
@@ -313,29 +267,17 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   }
 
   /** Graceful stop: SIGTERM (php-cgi exits at once when idle), then SIGKILL after destroy_timeout. */
-  stop(reason: RecycleReason): Promise<void> {
-    this.retiredFor ??= reason;
-    if (this.#state === 'exited' || this.#state === 'stopping') return this.#exited;
-    if (this.#state === 'working') {
-      this.kill(reason);
-      return this.#exited;
-    }
-    this.#state = 'stopping';
+  protected askToStop(): void {
     this.#connection?.close();
     try {
       process.kill(this.pid, 'SIGTERM');
     } catch {
       // already gone
     }
-    killAfterGrace(this.#spec.destroyTimeoutMs, () => this.kill(), this.#exited);
-    return this.#exited;
   }
 
-  /** SIGKILL to the worker's process group; a running request fails with WorkerExitedError. */
-  kill(reason?: RecycleReason): void {
-    if (reason !== undefined) this.retiredFor ??= reason;
-    if (this.#state === 'exited') return;
-    if (this.#state !== 'stopping') this.#state = 'stopping';
+  /** A running request fails at once with WorkerExitedError, not when the exit is seen. */
+  protected override onKill(): void {
     if (this.#exec !== null && this.#connection !== null) {
       this.#connection.fail(
         new WorkerExitedError(`worker ${this.pid} was killed${killedWhy(this.retiredFor)} during a request`, {
@@ -343,7 +285,6 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         }),
       );
     }
-    killGroup(this.pid);
   }
 
   // ---- boot and connection ----
@@ -353,7 +294,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
     try {
-      const exited: Promise<never> = this.#exited.then(() => {
+      const exited: Promise<never> = this.exited.then(() => {
         throw new BootFailedError(
           `php-cgi exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before it listened on its socket. ` +
             `${lastOutputText(this.recentOutput)}Check that "${spec.argv.join(' ')} -b /tmp/x.sock" starts (run it by hand).`,
@@ -396,7 +337,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         () => {},
       );
       this.#adopt(await Promise.race([connected, exited, timeout]));
-      this.#state = 'ready';
+      this.workerState = 'ready';
     } finally {
       stopped = true;
       clearTimeout(timer);
@@ -409,9 +350,9 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       connectTimeoutMs: this.#spec.bootTimeoutMs,
       scriptDurations: this.#spec.scriptDurations,
     });
-    if (this.#state === 'exited' || this.#state === 'stopping') {
+    if (this.workerState === 'exited' || this.workerState === 'stopping') {
       connection.destroy();
-      throw new WorkerExitedError(`worker ${this.pid} is ${this.#state}`, { pid: this.pid });
+      throw new WorkerExitedError(`worker ${this.pid} is ${this.workerState}`, { pid: this.pid });
     }
     this.#adopt(connection);
     return connection;
@@ -458,7 +399,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
         // nothing of it ran (the connection closed first): the pool runs it elsewhere
         exec.settled = true;
         this.#queued = null;
-        this.#hooks?.execEnd(this, error);
+        this.hooks?.execEnd(this, error);
       } else {
         exec.pending = () => this.#onFailure(exec, error);
       }
@@ -499,7 +440,7 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
       if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
       this.#cancelTimer = null;
       if (exec.settled) return;
-      if (this.#state !== 'working') {
+      if (this.workerState !== 'working') {
         this.#fail(exec, new WorkerExitedError(`worker ${this.pid} left during an aborted request`), 'crashed');
         return;
       }
@@ -540,8 +481,8 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
   #fail(exec: PendingExec, error: Error, reason: RecycleReason): void {
     if (exec.settled) return;
     this.retiredFor ??= reason;
-    if (this.#state !== 'exited') {
-      if (this.#state !== 'stopping') this.#state = 'stopping';
+    if (this.workerState !== 'exited') {
+      if (this.workerState !== 'stopping') this.workerState = 'stopping';
       killGroup(this.pid);
     }
     // ExecAbortedError means "reusable" to the fate table; this worker is not
@@ -558,44 +499,33 @@ export class CgiWorker implements PoolWorker<CgiRequest, CgiReply> {
     this.lastUsedAt = Date.now();
     this.busyMs += this.lastUsedAt - this.execStartedAt;
     const next = this.#queued;
-    if (next !== null && this.#state === 'working' && next.run!.begun) {
+    if (next !== null && this.workerState === 'working' && next.run!.begun) {
       // PHP went on to the request queued behind: it is this worker's request now
       this.#queued = null;
       this.#exec = next;
       this.jobs++;
       this.execStartedAt = this.lastUsedAt;
-      this.#hooks?.execEnd(this, error);
+      this.hooks?.execEnd(this, error);
       const pending = next.pending;
       next.pending = null;
       pending?.();
       return;
     }
-    if (this.#state === 'working') this.#state = 'ready';
-    this.#hooks?.execEnd(this, error);
+    if (this.workerState === 'working') this.workerState = 'ready';
+    this.hooks?.execEnd(this, error);
   }
 
-  #onExit(): void {
-    this.#stderr.flush();
-    this.#stdout.flush();
-    const wasStopping = this.#state === 'stopping';
-    this.#state = 'exited';
-    killGroup(this.pid);
-    const exec = this.#exec;
-    if (exec !== null) {
-      this.retiredFor ??= 'crashed';
-      const error = exitedDuringRequest(this.pid, this.exitCode, this.exitSignal, this.retiredFor, this.recentOutput);
-      if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
-      this.#connection?.fail(error);
-      this.#fail(exec, error, 'crashed');
-    } else if (!wasStopping) {
-      this.retiredFor ??= 'crashed';
-      this.#spec.logger.warn(
-        { pid: this.pid, reason: 'crashed' },
-        `php-cgi ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${lastOutputText(this.recentOutput)}`.trim(),
-      );
-    }
+  protected hasRunningRequest(): boolean {
+    return this.#exec !== null;
+  }
+
+  protected failRunningRequest(error: Error): void {
+    this.#connection?.fail(error);
+    this.#fail(this.#exec!, error, 'crashed');
+  }
+
+  protected closeWire(): void {
     this.#connection?.destroy();
-    this.#hooks?.exit(this);
   }
 }
 

@@ -38,19 +38,9 @@ import { createPipesRelay } from '../relay/pipes.js';
 import { ExecDeadline } from '../supervisor/exec-deadline.js';
 import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
-import { WorkerOutput } from './output.js';
-import type { ExecOptions, PoolWorker, WorkerHooks } from './pool-worker.js';
-import {
-  describeExit,
-  exitedDuringRequest,
-  killAfterGrace,
-  killGroup,
-  lastOutputText,
-  spawnProcess,
-  waitForSpawn,
-  type ProcessSpec,
-} from './process.js';
-import type { RecycleReason, WorkerState } from './state.js';
+import type { ExecOptions } from './pool-worker.js';
+import { ProcessWorker } from './process-worker.js';
+import { describeExit, lastOutputText, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
 
 export type { ExecOptions } from './pool-worker.js';
 
@@ -135,31 +125,10 @@ export class ReplyStream extends Readable {
 }
 
 /** One PHP process: spawn, pid handshake, one execution at a time, stop with grace or kill. */
-export class Worker implements PoolWorker<ExecRequest, ExecReply> {
-  readonly pid: number;
-  readonly createdAt = Date.now();
-  /** executions served (max_jobs counts these) */
-  jobs = 0;
-  lastUsedAt = 0;
-  execStartedAt = 0;
-  /** set by the supervisor or the pool: leave service at the next release */
-  markedFor: RecycleReason | null = null;
-  /** max_jobs for this worker, with jitter so workers do not all recycle together; 0 = unlimited */
-  jobLimit = 0;
-  /** last RSS read by the supervisor or workers() */
-  rssBytes = 0;
-  /** wall time spent executing requests, summed (with CPU time it gives the I/O-wait share) */
-  busyMs = 0;
-  /** why it left service, once it has */
-  retiredFor: RecycleReason | null = null;
-  exitCode: number | null = null;
-  exitSignal: NodeJS.Signals | null = null;
-
+export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   readonly #child: ChildProcess;
   readonly #spec: WorkerSpec;
   #relay: Relay | null = null;
-  #state: WorkerState = 'booting';
-  #hooks: WorkerHooks<Worker> | null = null;
   #exec: PendingExec | null = null;
   #cancelTimer: NodeJS.Timeout | null = null;
   #cancelling = false;
@@ -168,31 +137,18 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
   /** armed while a stream waits for its reader (backpressure): send_timeout */
   #stallTimer: NodeJS.Timeout | null = null;
   #decoder: FrameDecoder | null = null;
-  readonly #stderr: WorkerOutput;
-  readonly #stdout: WorkerOutput | null;
-  readonly #exited: Promise<void>;
   #onBootFrame: ((frame: Frame) => void) | null = null;
   #onBootError: ((error: Error) => void) | null = null;
 
   private constructor(child: ChildProcess, spec: WorkerSpec) {
+    super(child, {
+      logger: spec.logger,
+      destroyTimeoutMs: spec.destroyTimeoutMs,
+      noun: 'worker',
+      logsStdout: spec.relay.kind !== 'pipes',
+    });
     this.#child = child;
     this.#spec = spec;
-    this.pid = child.pid!;
-    this.#stderr = new WorkerOutput(spec.logger, this.pid, 'stderr');
-    child.stderr!.on('data', (chunk: Buffer) => this.#stderr.write(chunk));
-    this.#stdout = spec.relay.kind === 'pipes' ? null : new WorkerOutput(spec.logger, this.pid, 'stdout');
-    if (this.#stdout !== null) child.stdout!.on('data', (chunk: Buffer) => this.#stdout!.write(chunk));
-    this.#exited = new Promise((resolve) => {
-      child.once('exit', (code, signal) => {
-        this.exitCode = code;
-        this.exitSignal = signal;
-        // Let data already read from the pipes be processed before failing the request.
-        setImmediate(() => {
-          this.#onExit();
-          resolve();
-        });
-      });
-    });
   }
 
   /**
@@ -208,37 +164,19 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
       return worker;
     } catch (error) {
       worker.kill();
-      await worker.#exited;
+      await worker.exited;
       throw error;
     }
   }
 
-  get state(): WorkerState {
-    return this.#state;
-  }
-
-  /** The last lines the worker printed (stderr, and stdout with the fds relay). */
-  get recentOutput(): readonly string[] {
-    return this.#stdout === null ? this.#stderr.recent : [...this.#stdout.recent, ...this.#stderr.recent];
-  }
-
-  /** Resolves when the process has exited and its state is settled. */
-  get exited(): Promise<void> {
-    return this.#exited;
-  }
-
-  attach(hooks: WorkerHooks<PoolWorker<ExecRequest, ExecReply>>): void {
-    this.#hooks = hooks;
-  }
-
   /** Sends one request; resolves with the first reply frame. Only the pool calls this, on a ready worker. */
   exec(request: ExecRequest, options: ExecOptions): Promise<ExecReply> {
-    if (this.#state !== 'ready') {
-      const error = new WorkerExitedError(`worker ${this.pid} is ${this.#state}, not ready`, { pid: this.pid });
-      this.#hooks?.execEnd(this, error);
+    if (this.workerState !== 'ready') {
+      const error = new WorkerExitedError(`worker ${this.pid} is ${this.workerState}, not ready`, { pid: this.pid });
+      this.hooks?.execEnd(this, error);
       return Promise.reject(error);
     }
-    this.#state = 'working';
+    this.workerState = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
     return new Promise<ExecReply>((resolve, reject) => {
@@ -254,27 +192,9 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
   }
 
   /** Graceful stop: the stop command, then SIGKILL after destroy_timeout. Never used on a busy worker. */
-  stop(reason: RecycleReason): Promise<void> {
-    this.retiredFor ??= reason;
-    if (this.#state === 'exited') return this.#exited;
-    if (this.#state === 'stopping') return this.#exited;
-    if (this.#state === 'working') {
-      this.kill(reason);
-      return this.#exited;
-    }
-    this.#state = 'stopping';
+  protected askToStop(): void {
     const relay = this.#relay;
     if (relay !== null) writeFrame(relay.output, [STOP_COMMAND]);
-    killAfterGrace(this.#spec.destroyTimeoutMs, () => this.kill(), this.#exited);
-    return this.#exited;
-  }
-
-  /** SIGKILL to the worker's process group (it runs in its own, like RoadRunner's). */
-  kill(reason?: RecycleReason): void {
-    if (reason !== undefined) this.retiredFor ??= reason;
-    if (this.#state === 'exited') return;
-    if (this.#state !== 'stopping') this.#state = 'stopping';
-    killGroup(this.pid);
   }
 
   /** Backpressure from a ReplyStream consumer: read the worker again. */
@@ -297,7 +217,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
   /** The consumer of a stream went away: STOP, then discard until the last frame (§3.6). */
   cancelStream(): void {
     const exec = this.#exec;
-    if (exec === null || exec.stream === null || this.#state !== 'working') return;
+    if (exec === null || exec.stream === null || this.workerState !== 'working') return;
     exec.deadline.clear();
     this.#clearStallTimer();
     this.#cancelling = true;
@@ -333,7 +253,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
           }
         };
       });
-      const exited: Promise<never> = this.#exited.then(() => {
+      const exited: Promise<never> = this.exited.then(() => {
         throw new BootFailedError(
           `worker exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before the pid handshake. ` +
             `${lastOutputText(this.recentOutput)}Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`,
@@ -371,7 +291,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
       }
       this.#onBootFrame = null;
       this.#onBootError = null;
-      this.#state = 'ready';
+      this.workerState = 'ready';
     } finally {
       clearTimeout(timer);
       cancelAccept?.();
@@ -382,7 +302,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
     const decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: this.#spec.maxFrameBytes });
     this.#decoder = decoder;
     relay.input.on('data', (chunk: Buffer) => {
-      if (this.#state === 'exited') return;
+      if (this.workerState === 'exited') return;
       try {
         decoder.push(chunk);
       } catch (error) {
@@ -398,7 +318,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
       this.#onBootFrame(frame);
       return true;
     }
-    if (this.#state === 'stopping' || this.#state === 'exited') return true;
+    if (this.workerState === 'stopping' || this.workerState === 'exited') return true;
     if (this.#cancelling) {
       this.#onCancelledFrame(frame);
       return true;
@@ -532,12 +452,12 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
     this.#exec = null;
     this.lastUsedAt = Date.now();
     this.busyMs += this.lastUsedAt - this.execStartedAt;
-    if (this.#state === 'working') this.#state = 'ready';
+    if (this.workerState === 'working') this.workerState = 'ready';
     if (this.#paused) {
       this.#paused = false;
       this.#relay?.input.resume();
     }
-    this.#hooks?.execEnd(this, error);
+    this.hooks?.execEnd(this, error);
   }
 
   /** send_timeout: the reader of a paused stream has not read for that long; cancel the stream. */
@@ -585,7 +505,7 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
       );
       return;
     }
-    if (this.#state === 'exited' || (this.#state === 'stopping' && this.#exec === null)) return;
+    if (this.workerState === 'exited' || (this.workerState === 'stopping' && this.#exec === null)) return;
     this.#spec.logger.error({ pid: this.pid, reason: 'protocol', code: (error as ProtocolError).code }, error.message);
     this.kill('protocol');
     const exec = this.#exec;
@@ -604,32 +524,20 @@ export class Worker implements PoolWorker<ExecRequest, ExecReply> {
       exec.stream.settled = true;
       exec.stream.destroy(error);
     }
-    this.#hooks?.execEnd(this, error);
+    this.hooks?.execEnd(this, error);
   }
 
-  #onExit(): void {
-    this.#stderr.flush();
-    this.#stdout?.flush();
-    const wasStopping = this.#state === 'stopping';
-    this.#state = 'exited';
+  protected hasRunningRequest(): boolean {
+    return this.#exec !== null;
+  }
+
+  protected failRunningRequest(error: Error): void {
+    this.#failExec(this.#exec!, error);
+  }
+
+  protected closeWire(): void {
     if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
-    // Reap anything the worker left in its process group.
-    killGroup(this.pid);
-    const exec = this.#exec;
-    if (exec !== null) {
-      this.retiredFor ??= 'crashed';
-      const error = exitedDuringRequest(this.pid, this.exitCode, this.exitSignal, this.retiredFor, this.recentOutput);
-      if (!wasStopping) this.#spec.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
-      this.#failExec(exec, error);
-    } else if (!wasStopping && this.#onBootFrame === null) {
-      this.retiredFor ??= 'crashed';
-      this.#spec.logger.warn(
-        { pid: this.pid, reason: 'crashed' },
-        `worker ${this.pid} ${describeExit(this.exitCode, this.exitSignal)} while idle. ${lastOutputText(this.recentOutput)}`.trim(),
-      );
-    }
     this.#relay?.close();
-    this.#hooks?.exit(this);
   }
 }
 

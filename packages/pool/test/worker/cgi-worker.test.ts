@@ -218,16 +218,33 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     );
   });
 
+  it('a process that dies while idle is logged once, as a warning, and replaced', async () => {
+    const logger = recordingLogger();
+    await withCgiPool({ num_workers: 1, logger }, async (pool) => {
+      const victim = (await pool.workers())[0]!.pid;
+      process.kill(victim, 'SIGKILL');
+      await eventually(() => pool.stats().recycles.crashed === 1, 'the idle process to be seen exiting');
+      const said = logger.lines.filter((l) => l.obj.reason === 'crashed');
+      expect(said.map((l) => [l.level, l.msg])).toEqual([
+        ['warn', `php-cgi ${victim} was killed by SIGKILL while idle.`],
+      ]);
+      expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello/);
+    });
+  });
+
   it('a command that is no FastCGI server explains itself; a missing command is named', async () => {
+    const logger = recordingLogger();
     const fake = createCgiPool({
       command: ['php', '-r', 'fwrite(STDERR, "not a fastcgi server\\n"); exit(2);'],
       num_workers: 1,
-      logger: recordingLogger(),
+      logger,
     });
     const error = await fake.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BootFailedError);
     expect((error as Error).message).toMatch(/php-cgi exited during boot \(exited with code \d+\)/);
     expect((error as Error).message).toContain('not a fastcgi server');
+    // the boot failure says it all: no second line calls the exit a crash while idle
+    expect(logger.lines.filter((l) => l.obj.reason === 'crashed')).toEqual([]);
     const missing = createCgiPool({ command: 'php-cgi-that-is-not-installed', logger: recordingLogger() });
     expect(await missing.start().catch((e: unknown) => e)).toBeInstanceOf(CommandNotFoundError);
   });

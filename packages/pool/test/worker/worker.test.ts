@@ -43,10 +43,15 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
 
   it('a worker that dies while idle is replaced: the pool comes back to num_workers', async () => {
     // No request fails here, so only the exit itself can trigger the replacement.
-    await withPool('crash-mid-request.php', { num_workers: 2 }, async (pool) => {
+    const logger = recordingLogger();
+    await withPool('crash-mid-request.php', { num_workers: 2, logger }, async (pool) => {
       const victim = Number(text(await pool.exec(request('ok'))));
       process.kill(victim, 'SIGKILL');
       await eventually(() => pool.stats().recycles.crashed === 1, 'the idle worker to be seen exiting');
+      const said = logger.lines.filter((l) => l.obj.reason === 'crashed');
+      expect(said.map((l) => [l.level, l.msg])).toEqual([
+        ['warn', `worker ${victim} was killed by SIGKILL while idle.`],
+      ]);
       await eventually(() => pool.stats().workers.ready === 2, 'a replacement for the idle worker');
       const pids = await Promise.all([1, 2].map(() => pool.exec(request('ok')).then((r) => Number(text(r)))));
       expect(pids).not.toContain(victim);
