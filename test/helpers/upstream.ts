@@ -22,8 +22,9 @@ export interface Upstream {
 
 /**
  * A real upstream for proxy routes: answers JSON describing the request it got (status 201 for
- * POST, header x-upstream: yes); accepts WebSocket upgrades by hand (RFC 6455 handshake and frames)
- * and echoes text messages as "echo MSG from URL for X-FORWARDED-FOR".
+ * POST, header x-upstream: yes), a path under /slow two seconds late (proxy timeouts); accepts
+ * WebSocket upgrades by hand (RFC 6455 handshake and frames) and echoes text messages as
+ * "echo MSG from URL for X-FORWARDED-FOR".
  */
 export async function startUpstream(): Promise<Upstream> {
   const seen: SeenRequest[] = [];
@@ -33,6 +34,8 @@ export async function startUpstream(): Promise<Upstream> {
     let body = '';
     for await (const chunk of req) body += chunk;
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+    if (req.url!.startsWith('/slow')) await new Promise((resolve) => setTimeout(resolve, 2000));
+    if (res.destroyed) return;
     res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });

@@ -1,12 +1,10 @@
-import { createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request, WebSocket } from 'undici';
 import { warmpool } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { startUpstream as startSharedUpstream, type Upstream } from '../../../test/helpers/upstream.js';
 import { registerProxies, resolveProxyRoutes, type ProxyRoute } from '../src/proxy.js';
 
 function fixture(name: string): string {
@@ -18,100 +16,11 @@ afterEach(async () => {
   for (const close of closers.splice(0).reverse()) await close();
 });
 
-interface Seen {
-  method: string;
-  url: string;
-  headers: IncomingMessage['headers'];
-  body: string;
-}
-
-/**
- * A real upstream: answers JSON describing the request it got; /slow waits 2 s before answering;
- * WebSocket upgrades are accepted by hand (RFC 6455 handshake and frames) and echo text messages.
- */
-async function startUpstream(): Promise<{ origin: string; port: number; seen: Seen[] }> {
-  const seen: Seen[] = [];
-  const sockets = new Set<Socket>();
-  const server: Server = createServer(async (req, res) => {
-    let body = '';
-    for await (const chunk of req) body += chunk;
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
-    if (req.url!.startsWith('/slow')) await new Promise((r) => setTimeout(r, 2000));
-    if (res.destroyed) return;
-    res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
-    res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
-  });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-  });
-  server.on('upgrade', (req, socket: Socket) => acceptWebSocket(req, socket));
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  closers.push(async () => {
-    for (const socket of sockets) socket.destroy();
-    await new Promise((r) => server.close(r));
-  });
-  const { port } = server.address() as AddressInfo;
-  return { origin: `http://127.0.0.1:${port}`, port, seen };
-}
-
-function acceptWebSocket(req: IncomingMessage, socket: Socket): void {
-  const accept = createHash('sha1')
-    .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
-    .digest('base64');
-  socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-  );
-  let buffer = Buffer.alloc(0);
-  socket.on('data', (chunk: Buffer) => {
-    buffer = Buffer.concat([buffer, chunk]);
-    for (;;) {
-      const frame = readFrame(buffer);
-      if (frame === null) return;
-      buffer = buffer.subarray(frame.length);
-      if (frame.opcode === 0x1) {
-        const text = `echo ${frame.payload.toString()} from ${req.url} for ${req.headers['x-forwarded-for']}`;
-        socket.write(writeFrame(0x1, Buffer.from(text)));
-      } else if (frame.opcode === 0x8) {
-        socket.end(writeFrame(0x8, frame.payload.subarray(0, 2)));
-        return;
-      } else if (frame.opcode === 0x9) socket.write(writeFrame(0xa, frame.payload));
-    }
-  });
-  socket.on('error', () => {});
-}
-
-/** One client frame (always masked), or null when more bytes are needed. */
-function readFrame(buffer: Buffer): { opcode: number; payload: Buffer; length: number } | null {
-  if (buffer.length < 2) return null;
-  let length = buffer[1]! & 0x7f;
-  let offset = 2;
-  if (length === 126) {
-    if (buffer.length < 4) return null;
-    length = buffer.readUInt16BE(2);
-    offset = 4;
-  } else if (length === 127) {
-    if (buffer.length < 10) return null;
-    length = Number(buffer.readBigUInt64BE(2));
-    offset = 10;
-  }
-  const masked = (buffer[1]! & 0x80) !== 0;
-  const mask = masked ? buffer.subarray(offset, offset + 4) : null;
-  if (masked) offset += 4;
-  if (buffer.length < offset + length) return null;
-  const payload = Buffer.from(buffer.subarray(offset, offset + length));
-  if (mask !== null) for (let i = 0; i < payload.length; i++) payload[i]! ^= mask[i % 4]!;
-  return { opcode: buffer[0]! & 0x0f, payload, length: offset + length };
-}
-
-/** A server frame: FIN set, unmasked. */
-function writeFrame(opcode: number, payload: Buffer): Buffer {
-  const head =
-    payload.length < 126
-      ? Buffer.from([0x80 | opcode, payload.length])
-      : Buffer.from([0x80 | opcode, 126, payload.length >> 8, payload.length & 0xff]);
-  return Buffer.concat([head, payload]);
+/** The shared real upstream (test/helpers/upstream.ts), closed after each test. */
+async function startUpstream(): Promise<Upstream> {
+  const upstream = await startSharedUpstream();
+  closers.push(() => upstream.close());
+  return upstream;
 }
 
 /** A site with proxies next to the warmpool plugin (PHP takes what the proxies do not), listening on a real port. */
