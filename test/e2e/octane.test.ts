@@ -8,7 +8,7 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { linkAsRr } from '../helpers/rr-link.js';
-import { FIXTURES } from '../helpers/warmpool-server.js';
+import { FIXTURES, overrides } from '../helpers/warmpool-server.js';
 
 // Laravel Octane switching to warmpool: an app folder with the warmpool binary linked as `rr`, and
 // test/fixtures/octane/octane.php playing `php artisan octane:start --server=roadrunner` with
@@ -132,32 +132,23 @@ describe('Laravel Octane runs warmpool as rr', () => {
     expect((started.command as string[]).slice(1)).toEqual([
       '-c',
       join(base, '.rr.yaml'),
-      '-o',
-      'version=3',
-      '-o',
-      `http.address=127.0.0.1:${port}`,
-      '-o',
-      expect.stringMatching(new RegExp(`^server\\.command=/.*php[^,]*,${join(base, 'vendor/bin/roadrunner-worker')}$`)),
-      '-o',
-      'http.pool.num_workers=0',
-      '-o',
-      'http.pool.max_jobs=500',
-      '-o',
-      expect.stringMatching(/^rpc\.listen=tcp:\/\/127\.0\.0\.1:\d+$/),
-      '-o',
-      'http.pool.supervisor.exec_ttl=30s',
-      '-o',
-      `http.static.dir=${join(base, 'public')}`,
-      '-o',
-      'http.middleware=static',
-      '-o',
-      'logs.mode=production',
-      '-o',
-      'logs.level=debug',
-      '-o',
-      'logs.output=stdout',
-      '-o',
-      'logs.encoding=json',
+      ...overrides(
+        'version=3',
+        `http.address=127.0.0.1:${port}`,
+        expect.stringMatching(
+          new RegExp(`^server\\.command=/.*php[^,]*,${join(base, 'vendor/bin/roadrunner-worker')}$`),
+        ),
+        'http.pool.num_workers=0',
+        'http.pool.max_jobs=500',
+        expect.stringMatching(/^rpc\.listen=tcp:\/\/127\.0\.0\.1:\d+$/),
+        'http.pool.supervisor.exec_ttl=30s',
+        `http.static.dir=${join(base, 'public')}`,
+        'http.middleware=static',
+        'logs.mode=production',
+        'logs.level=debug',
+        'logs.output=stdout',
+        'logs.encoding=json',
+      ),
       'serve',
     ]);
     const page = JSON.parse((await get('/dashboard?tab=1')).body) as Record<string, string>;

@@ -18,7 +18,7 @@ import { freePort } from '../helpers/free-port.js';
 import { hasPebble, startPebble } from '../helpers/pebble.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
 import { isAlive } from '../helpers/php.js';
-import { FIXTURES, RunningServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { FIXTURES, overrides, RunningServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 // The single executable (`pnpm build:binary` → apps/server/dist-bin/warmpool), as it ships: copied
 // alone into an empty folder (no node_modules, no dist/ beside it), run by path, serving real PHP.
@@ -272,22 +272,16 @@ describe('the warmpool binary', () => {
           [
             '-c',
             '.rr.yaml',
-            '-o',
-            `http.address=127.0.0.1:${port}`,
-            '-o',
-            `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
-            '-o',
-            'http.pool.num_workers=1',
-            '-o',
-            `rpc.listen=${rpc}`,
-            '-o',
-            `admin.socket=${join(app, 'admin.sock')}`,
-            '-o',
-            'logs.mode=production',
-            '-o',
-            'logs.output=stdout',
-            '-o',
-            'logs.encoding=json',
+            ...overrides(
+              `http.address=127.0.0.1:${port}`,
+              `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
+              'http.pool.num_workers=1',
+              `rpc.listen=${rpc}`,
+              `admin.socket=${join(app, 'admin.sock')}`,
+              'logs.mode=production',
+              'logs.output=stdout',
+              'logs.encoding=json',
+            ),
             'serve',
           ],
           { cwd: app, env: env(), stdio: ['ignore', 'pipe', 'pipe'] },

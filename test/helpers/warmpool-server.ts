@@ -12,6 +12,11 @@ function assertBuilt(): void {
   if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: run \`pnpm build\` first`);
 }
 
+/** `-o key=value` arguments, RoadRunner's overrides: overrides('a=1', 'b=2') → ['-o', 'a=1', '-o', 'b=2']. */
+export function overrides(...pairs: string[]): string[] {
+  return pairs.flatMap((pair) => ['-o', pair]);
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;
