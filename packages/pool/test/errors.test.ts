@@ -1,7 +1,7 @@
 // The error-code sync test (DESIGN.md "Error-code conventions"): codes are unique and well formed,
 // each class sets one of them, and the README's Errors table lists exactly these codes.
-import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { readmeErrorCodes } from '../../../test/helpers/readme-errors.js';
 import * as errors from '../src/errors.js';
 import * as index from '../src/index.js';
 import { FastCgiError, POOL_ERROR_CODES, ProtocolError, WarmpoolError, isWarmpoolError } from '../src/errors.js';
@@ -60,32 +60,6 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
 };
 
 const concreteClasses = errorClasses.filter(([name]) => !ABSTRACT.has(name));
-
-/** The codes in the README's "## Errors" table, in order. */
-function readmeCodes(): string[] {
-  const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
-  const start = readme.search(/^## Errors\s*$/m);
-  expect(start, 'README.md has an "## Errors" section').toBeGreaterThanOrEqual(0);
-  const rest = readme.slice(start + '## Errors'.length);
-  const end = rest.search(/^## /m);
-  const section = end < 0 ? rest : rest.slice(0, end);
-  const rows = section.split('\n').filter((line) => line.trim().startsWith('|'));
-  expect(rows[0]?.replace(/\s+/g, '')).toBe('|code|meaning|whattodo|');
-  const codes: string[] = [];
-  for (const row of rows.slice(2)) {
-    const cells = row
-      .split('|')
-      .slice(1, -1)
-      .map((cell) => cell.trim());
-    expect(cells, `row ${row}`).toHaveLength(3);
-    const match = /^`([^`]+)`$/.exec(cells[0]!);
-    expect(match, `the code cell of ${row} is one code in backticks`).not.toBeNull();
-    expect(cells[1]!.length, `meaning of ${cells[0]}`).toBeGreaterThan(0);
-    expect(cells[2]!.length, `what to do for ${cells[0]}`).toBeGreaterThan(0);
-    codes.push(match![1]!);
-  }
-  return codes;
-}
 
 describe('POOL_ERROR_CODES', () => {
   it('has no duplicates', () => {
@@ -162,7 +136,7 @@ describe('error classes', () => {
 });
 
 describe('README Errors table', () => {
-  const codes = readmeCodes();
+  const codes = readmeErrorCodes(new URL('../README.md', import.meta.url));
 
   it('lists each code once', () => {
     expect(new Set(codes).size).toBe(codes.length);

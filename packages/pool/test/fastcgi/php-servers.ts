@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
+import { findPhpFpm } from '../../../../test/helpers/php-fpm.js';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 
 /** test/fixtures/php/fastcgi, the document root of these tests. */
@@ -21,19 +22,6 @@ export function streamed(body: unknown): Readable {
 
 export function fixturePath(name: string): string {
   return join(FIXTURES, name);
-}
-
-/** Debian installs php-fpm as php-fpm<version> in /usr/sbin. */
-export function findPhpFpm(): string | null {
-  for (const dir of ['/usr/sbin', '/usr/local/sbin', '/usr/bin']) {
-    if (!existsSync(dir)) continue;
-    const name = readdirSync(dir)
-      .filter((n) => /^php-fpm[0-9.]*$/.test(n))
-      .sort()
-      .pop();
-    if (name !== undefined) return join(dir, name);
-  }
-  return null;
 }
 
 export interface PhpServer {
