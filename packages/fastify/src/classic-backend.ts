@@ -72,10 +72,12 @@ export async function classicWarmup(classic: ResolvedClassic, paths: readonly st
 
 /**
  * The external php-fpm as health and metrics see a pool. Its processes are php-fpm's, not ours, so
- * they are counted as the connections warmpool holds to it: ready = connections it may still use
- * (max_connections - busy - opening), working = busy, booting = opening; none ready while php-fpm
- * does not answer (no socket, connection refused), so /ready says not_ready and a blue-green swap
- * keeps the old server. The request and error counters and the queue are the connection pool's.
+ * they are counted as the connections warmpool may hold to it: the target is the capacity (what
+ * php-fpm serves at once, max_connections until warmpool finds fewer children), ready = connections
+ * it may still use (capacity - busy - opening), working = busy, booting = opening; none ready while
+ * php-fpm does not answer (no socket, connection refused), so /ready says not_ready and a
+ * blue-green swap keeps the old server. The request and error counters and the queue are the
+ * connection pool's.
  */
 export function passPoolView(client: FastCgiClientPool): PoolView {
   return {
@@ -83,13 +85,13 @@ export function passPoolView(client: FastCgiClientPool): PoolView {
       const s = client.stats();
       const workers: Record<WorkerState, number> = {
         booting: s.connecting,
-        ready: s.unreachable === null ? Math.max(0, s.maxConnections - s.busy - s.connecting) : 0,
+        ready: s.unreachable === null ? Math.max(0, s.capacity - s.busy - s.connecting) : 0,
         working: s.busy,
         stopping: 0,
         exited: 0,
       };
       return {
-        numWorkers: s.maxConnections,
+        numWorkers: s.capacity,
         workers,
         queued: s.queued,
         requests: s.requests,

@@ -325,6 +325,27 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     expect(await app.warmpool.workers()).toEqual([]);
   });
 
+  it("max_connections above php-fpm's children: health and metrics count the children it serves", async () => {
+    // the default max_connections (8) against pm.max_children 2, as against Debian's pool file
+    const app = await classicApp({ metrics_path: '/metrics' }, { pass: fpm.pass });
+    try {
+      expect(app.warmpool.stats().numWorkers).toBe(8);
+      // rounds of 8 at once until warmpool finds that php-fpm serves no more than its 2 children (1
+      // when an earlier test's script still holds one: client-pool.test.ts has the how)
+      for (let round = 0; app.warmpool.fastcgi!.stats().capacity > 2; round++) {
+        if (round === 300) throw new Error(`capacity still ${app.warmpool.fastcgi!.stats().capacity}`);
+        const replies = await Promise.all(Array.from({ length: 8 }, (_, i) => app.inject(`/post/${i}`)));
+        for (const reply of replies) expect(reply.statusCode).toBe(200);
+      }
+      const { capacity } = app.warmpool.fastcgi!.stats();
+      expect(app.warmpool.stats().numWorkers).toBe(capacity);
+      expect(app.warmpool.stats().workers.ready).toBeLessThanOrEqual(capacity);
+      expect((await app.inject('/metrics')).body).toContain(`warmpool_workers_target ${capacity}`);
+    } finally {
+      await app.close();
+    }
+  });
+
   it('keepalive_time: a connection older than it closes when its request ends; 0 keeps it', async () => {
     for (const keepalive of ['1ms', 0]) {
       const app = await classicApp({}, { pass: fpm.pass, max_connections: 1, keepalive_time: keepalive });
