@@ -19,17 +19,15 @@ import {
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import { type FastCgiAddress, formatFastCgiAddress, parseFastCgiAddress } from './address.js';
 import { type CgiHeadLimits, type CgiResponseHead, CgiResponseReader } from './cgi-response.js';
+import { connectFastCgi, DEFAULT_CONNECT_TIMEOUT_MS, getFastCgiValues } from './connect.js';
 import {
-  connectFastCgi,
   DEFAULT_ABORT_TIMEOUT_MS,
-  DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_QUEUE_BEHIND_MS,
   DEFAULT_READ_TIMEOUT_MS,
   type FastCgiBody,
   FastCgiConnection,
   type FastCgiRequestOptions,
   type FastCgiRun,
-  getFastCgiValues,
 } from './connection.js';
 import type { EndRequestBody, FastCgiParams } from './records.js';
 import { ScriptDurations } from './script-durations.js';

@@ -1,16 +1,15 @@
 // One FastCGI connection (unix socket or TCP) running one request at a time with FCGI_KEEP_CONN,
 // as php-fpm and php-cgi serve it: BEGIN_REQUEST, PARAMS, STDIN streamed with backpressure; STDOUT
 // out as a Readable with backpressure (the socket pauses while the reader is behind); STDERR as
-// lines; END_REQUEST ends the request and frees the connection for the next one.
+// lines (stderr-lines.ts); END_REQUEST ends the request and frees the connection for the next one.
+// Opening one is connect.ts's; reading it into one buffer, socket-reads.ts's.
 import type { CancelSignal } from '../cancel.js';
 import { EventEmitter } from 'node:events';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import {
   FastCgiAbortedError,
-  FastCgiConnectFailedError,
   FastCgiConnectionClosedError,
-  FastCgiConnectTimeoutError,
   type FastCgiError,
   FastCgiOverloadedError,
   FastCgiReadTimeoutError,
@@ -22,6 +21,8 @@ import {
 import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
 import { RecordDecoder } from './decoder.js';
 import type { ScriptDurations } from './script-durations.js';
+import type { SocketReads } from './socket-reads.js';
+import { StderrLines } from './stderr-lines.js';
 import {
   decodeEndRequest,
   decodeGetValuesResult,
@@ -33,25 +34,17 @@ import {
   encodeStreamRecords,
   type FastCgiParams,
   type FastCgiRecord,
-  GET_VALUES_NAMES,
   ProtocolStatus,
   RecordType,
   recordTypeName,
 } from './records.js';
 
-/** Caddy dials for 3 s, nginx for 60 s; a FastCGI server is local or one hop away. */
-export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 /** nginx's fastcgi_read_timeout. */
 export const DEFAULT_READ_TIMEOUT_MS = 60_000;
 /** How long an aborted request may take to send END_REQUEST before its connection is closed. */
 export const DEFAULT_ABORT_TIMEOUT_MS = 5_000;
-/** A longer STDERR line is cut into pieces of this size (a runaway var_dump to error_log). */
-export const MAX_STDERR_LINE_BYTES = 8 * 1024;
 /** STDOUT buffered for a slow reader before the socket pauses. */
 export const DEFAULT_STDOUT_HIGH_WATER_MARK = 64 * 1024;
-
-/** How php-fpm separates the messages it sends as one STDERR line. */
-const FPM_JOINED = '; PHP message: ';
 
 /** A body this small goes out in the same write as the request's params. */
 const INLINE_STDIN_BYTES = 16 * 1024;
@@ -159,13 +152,6 @@ export interface FastCgiCall extends FastCgiRun {
   readonly stdout: Readable;
 }
 
-export interface FastCgiConnectOptions {
-  connectTimeoutMs?: number;
-  signal?: CancelSignal;
-  /** shared by the connections of one backend: how long each script usually runs (pipelining) */
-  scriptDurations?: ScriptDurations;
-}
-
 export interface FastCgiConnectionEvents {
   /** A request finished and the connection can take the next one. */
   idle: [];
@@ -177,133 +163,12 @@ export interface FastCgiConnectionEvents {
 
 export type FastCgiConnectionState = 'idle' | 'busy' | 'closed';
 
-/** Connects, or rejects with a typed error: 502 refused/missing, 503 accept queue full, 504 timed out. */
-export function connectFastCgi(
-  address: FastCgiAddress,
-  options: FastCgiConnectOptions = {},
-): Promise<FastCgiConnection> {
-  const timeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
-  const where = formatFastCgiAddress(address);
-  return new Promise((resolve, reject) => {
-    if (options.signal?.aborted) {
-      reject(new FastCgiAbortedError(`connecting to ${where} was aborted`, { cause: options.signal.reason }));
-      return;
-    }
-    const reads = new SocketReads();
-    const onread = { buffer: reads.buffer, callback: reads.callback };
-    const socket =
-      address.kind === 'unix'
-        ? connect({ path: address.path, onread })
-        : connect({ host: address.host, port: address.port, onread });
-    const finish = (error: Error | null) => {
-      clearTimeout(timer);
-      socket.off('connect', onConnect);
-      socket.off('error', onError);
-      options.signal?.removeEventListener('abort', onAbort);
-      if (error === null) {
-        resolve(new FastCgiConnection(socket, address, reads, options.scriptDurations ?? null));
-      } else {
-        socket.destroy();
-        reject(error);
-      }
-    };
-    const onConnect = () => finish(null);
-    const onError = (error: NodeJS.ErrnoException) => finish(connectError(error, where));
-    const onAbort = () =>
-      finish(new FastCgiAbortedError(`connecting to ${where} was aborted`, { cause: options.signal!.reason }));
-    const timer =
-      timeoutMs > 0
-        ? setTimeout(
-            () =>
-              finish(
-                new FastCgiConnectTimeoutError(`connecting to FastCGI server ${where} took over ${timeoutMs} ms`, {
-                  address: where,
-                  timeoutMs,
-                }),
-              ),
-            timeoutMs,
-          )
-        : undefined;
-    socket.once('connect', onConnect);
-    socket.once('error', onError);
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-function connectError(error: NodeJS.ErrnoException, where: string): FastCgiError {
-  const details = { address: where, errno: error.code };
-  if (error.code === 'EAGAIN') {
-    // a unix socket's accept queue is full: every php-fpm child is busy and listen.backlog is used up
-    return new FastCgiOverloadedError(
-      `FastCGI server ${where} is overloaded: its accept queue is full (EAGAIN); add php-fpm children or raise listen.backlog`,
-      { cause: error, details },
-    );
-  }
-  const hint =
-    error.code === 'ENOENT'
-      ? 'no socket file there: is php-fpm running, and is this its "listen" path?'
-      : error.code === 'ECONNREFUSED'
-        ? 'nothing accepts connections there: is php-fpm running?'
-        : error.code === 'EACCES'
-          ? "permission denied: check the socket's listen.owner, listen.group and listen.mode"
-          : 'check that the FastCGI server is up and reachable';
-  return new FastCgiConnectFailedError(`cannot connect to FastCGI server ${where} (${error.code}): ${hint}`, {
-    cause: error,
-    details,
-  });
-}
-
-/**
- * GET_VALUES on a connection of its own (php answers it only as a connection's first record, then
- * closes): FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS as the server reports them (php-cgi:
- * its PHP_FCGI_CHILDREN, or 1, twice and 0; php-fpm answers only FCGI_MPXS_CONNS, 0).
- */
-export async function getFastCgiValues(
-  address: FastCgiAddress,
-  options: FastCgiConnectOptions & { names?: readonly string[]; readTimeoutMs?: number } = {},
-): Promise<Record<string, string>> {
-  const connection = await connectFastCgi(address, options);
-  return connection.getValues(options.names ?? GET_VALUES_NAMES, options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS);
-}
-
 const noop = () => {};
 const EMPTY_STDIN = Buffer.alloc(0);
 
 /** No body, or a small one in memory: the whole request fits one write (and can be queued). */
 function isInlineBody(stdin: FastCgiBody): stdin is Uint8Array | null | undefined {
   return stdin === null || stdin === undefined || (stdin instanceof Uint8Array && stdin.length <= INLINE_STDIN_BYTES);
-}
-
-/** A read fills at most this much (net's default read size): one FastCGI record and its header. */
-const READ_BUFFER_BYTES = 64 * 1024;
-
-/**
- * The one buffer every read of a connection goes into (net's `onread`), so reading a response
- * allocates nothing: fresh memory for each read is what made V8 run full GCs under load (a
- * DokuWiki page is two 64 KiB reads). Each chunk is valid until the next read: the decoder keeps
- * nothing past push() and the sinks copy what they keep; while the socket is paused (a reader is
- * behind) nothing is read, so the records the decoder holds stay intact.
- */
-export class SocketReads {
-  readonly buffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES);
-  #onData: ((chunk: Buffer) => void) | null = null;
-  /** copies of anything read before a consumer was attached (a FastCGI server never speaks first) */
-  #early: Buffer[] = [];
-
-  /** net's onread callback; pausing is the connection's (socket.pause() while a reader is behind) */
-  readonly callback = (bytes: number, buffer: Uint8Array): boolean => {
-    const chunk = (buffer as Buffer).subarray(0, bytes);
-    if (this.#onData === null) this.#early.push(Buffer.from(chunk));
-    else this.#onData(chunk);
-    return true;
-  };
-
-  attach(onData: (chunk: Buffer) => void): void {
-    this.#onData = onData;
-    const early = this.#early;
-    this.#early = [];
-    for (const chunk of early) onData(chunk);
-  }
 }
 
 interface Call {
@@ -338,8 +203,8 @@ interface Call {
   /** waiting for the socket to drain while writing STDIN */
   waitingDrain: boolean;
   bytesReceived: number;
-  stderrParts: Buffer[];
-  stderrBytes: number;
+  /** its STDERR lines so far; null until it writes any */
+  stderr: StderrLines | null;
   /** wakes the STDIN pump (drain, finish, close) */
   wake: (() => void) | null;
 }
@@ -655,8 +520,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       stallTimer: null,
       waitingDrain: false,
       bytesReceived: 0,
-      stderrParts: [],
-      stderrBytes: 0,
+      stderr: null,
       wake: null,
     };
     const run =
@@ -914,7 +778,9 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
         }
         return true;
       case RecordType.STDERR:
-        this.#stderr(call, record.content);
+        // lines are assembled only for a request that writes to STDERR
+        call.stderr ??= new StderrLines(call.onStderr);
+        call.stderr.push(record.content);
         return true;
       case RecordType.END_REQUEST:
         this.#end(call, decodeEndRequest(record.content));
@@ -944,50 +810,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     }
   }
 
-  #stderr(call: Call, content: Buffer): void {
-    let start = 0;
-    for (;;) {
-      const newline = content.indexOf(0x0a, start);
-      if (newline === -1) break;
-      this.#stderrPart(call, content.subarray(start, newline));
-      this.#flushStderr(call);
-      start = newline + 1;
-    }
-    if (start < content.length) this.#stderrPart(call, content.subarray(start));
-  }
-
-  #stderrPart(call: Call, part: Buffer): void {
-    while (call.stderrBytes + part.length > MAX_STDERR_LINE_BYTES) {
-      const room = MAX_STDERR_LINE_BYTES - call.stderrBytes;
-      call.stderrParts.push(Buffer.from(part.subarray(0, room)));
-      call.stderrBytes += room;
-      this.#flushStderr(call);
-      part = part.subarray(room);
-    }
-    if (part.length === 0) return;
-    call.stderrParts.push(Buffer.from(part)); // kept past this record: a copy
-    call.stderrBytes += part.length;
-  }
-
-  #flushStderr(call: Call): void {
-    let line = Buffer.concat(call.stderrParts, call.stderrBytes).toString('utf8');
-    call.stderrParts = [];
-    call.stderrBytes = 0;
-    if (line.endsWith('\r')) line = line.slice(0, -1);
-    if (line === '' || call.onStderr === null) return;
-    // php-fpm joins a request's messages into one: "PHP message: a; PHP message: b"
-    const messages = line.includes(FPM_JOINED)
-      ? line.split(FPM_JOINED).map((m, i) => (i === 0 ? m : `PHP message: ${m}`))
-      : [line];
-    try {
-      for (const message of messages) call.onStderr(message);
-    } catch {
-      // a logger that throws must not break the request
-    }
-  }
-
   #end(call: Call, end: EndRequestBody): void {
-    if (call.stderrBytes > 0) this.#flushStderr(call);
+    call.stderr?.end();
     if (call.phase === 'aborting' && call.softAbort) {
       // no ABORT_REQUEST was sent: the byte stream is intact, the queued request is next
       this.#finish(call);

@@ -17,21 +17,18 @@ export {
   type CgiResult,
 } from './cgi-response.js';
 export { parseFastCgiAddress, formatFastCgiAddress, type FastCgiAddress } from './address.js';
+export { connectFastCgi, getFastCgiValues, DEFAULT_CONNECT_TIMEOUT_MS, type FastCgiConnectOptions } from './connect.js';
+export { MAX_STDERR_LINE_BYTES } from './stderr-lines.js';
 export {
-  connectFastCgi,
-  getFastCgiValues,
   FastCgiConnection,
-  DEFAULT_CONNECT_TIMEOUT_MS,
   DEFAULT_READ_TIMEOUT_MS,
   DEFAULT_ABORT_TIMEOUT_MS,
   DEFAULT_STDOUT_HIGH_WATER_MARK,
-  MAX_STDERR_LINE_BYTES,
   type FastCgiBody,
   type FastCgiCall,
   type FastCgiRun,
   type StdoutSink,
   type StdoutControl,
-  type FastCgiConnectOptions,
   type FastCgiConnectionEvents,
   type FastCgiConnectionState,
   type FastCgiRequestOptions,

@@ -25,13 +25,8 @@ import {
   type CgiResult,
   CgiResponseReader,
 } from '../fastcgi/cgi-response.js';
-import {
-  connectFastCgi,
-  type FastCgiBody,
-  type FastCgiConnection,
-  type FastCgiRequestOptions,
-  type FastCgiRun,
-} from '../fastcgi/connection.js';
+import { connectFastCgi } from '../fastcgi/connect.js';
+import type { FastCgiBody, FastCgiConnection, FastCgiRequestOptions, FastCgiRun } from '../fastcgi/connection.js';
 import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
 import type { ScriptDurations } from '../fastcgi/script-durations.js';
 import type { Logger } from '../logger.js';

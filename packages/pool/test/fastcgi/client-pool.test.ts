@@ -22,7 +22,7 @@ import {
 } from '../../src/errors.js';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
-import { connectFastCgi } from '../../src/fastcgi/connection.js';
+import { connectFastCgi } from '../../src/fastcgi/connect.js';
 import { eventually, recordingLogger } from '../php-fixtures.js';
 import { freePort, type PhpServer, scriptParams, startPhpFpm, streamed } from './php-servers.js';
 

@@ -21,7 +21,9 @@ import {
 } from '../../src/errors.js';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { CgiResponseReader } from '../../src/fastcgi/cgi-response.js';
-import { connectFastCgi, type FastCgiConnection, MAX_STDERR_LINE_BYTES } from '../../src/fastcgi/connection.js';
+import { connectFastCgi } from '../../src/fastcgi/connect.js';
+import type { FastCgiConnection } from '../../src/fastcgi/connection.js';
+import { MAX_STDERR_LINE_BYTES } from '../../src/fastcgi/stderr-lines.js';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
 import { RecycledBuffers } from '../../src/recycled-buffers.js';
 import { eventually } from '../php-fixtures.js';

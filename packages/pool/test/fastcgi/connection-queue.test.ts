@@ -10,7 +10,8 @@ import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FastCgiAbortedError, QueuedRequestNotRunError } from '../../src/errors.js';
 import { CgiResponseReader, readCgiResponse } from '../../src/fastcgi/cgi-response.js';
-import { connectFastCgi, type FastCgiConnection } from '../../src/fastcgi/connection.js';
+import { connectFastCgi } from '../../src/fastcgi/connect.js';
+import type { FastCgiConnection } from '../../src/fastcgi/connection.js';
 import { eventually } from '../php-fixtures.js';
 import { appendedRuns as runs, type PhpServer, scriptParams, startPhpCgi } from './php-servers.js';
 

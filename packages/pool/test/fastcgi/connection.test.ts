@@ -15,7 +15,8 @@ import {
   FastCgiReadTimeoutError,
 } from '../../src/errors.js';
 import { CgiResponseReader, readCgiResponse } from '../../src/fastcgi/cgi-response.js';
-import { connectFastCgi, type FastCgiConnection, getFastCgiValues } from '../../src/fastcgi/connection.js';
+import { connectFastCgi, getFastCgiValues } from '../../src/fastcgi/connect.js';
+import type { FastCgiConnection } from '../../src/fastcgi/connection.js';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
 import {
   encodeAbortRequest,

@@ -3,7 +3,7 @@
 import { text } from 'node:stream/consumers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readCgiResponse } from '../../src/fastcgi/cgi-response.js';
-import { connectFastCgi } from '../../src/fastcgi/connection.js';
+import { connectFastCgi } from '../../src/fastcgi/connect.js';
 import { buildFastCgiParams, type FastCgiParamsInput } from '../../src/fastcgi/params.js';
 import { FIXTURES, fixturePath, type PhpServer, startPhpCgi } from './php-servers.js';
 

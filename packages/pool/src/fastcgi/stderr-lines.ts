@@ -1,0 +1,68 @@
+// A request's STDERR records as log lines: PHP warnings and error_log() messages arrive in records
+// cut anywhere, so the bytes are kept until a newline (or the request's end), a runaway line is
+// cut into pieces, and php-fpm's joined messages are split again.
+
+/** A longer STDERR line is cut into pieces of this size (a runaway var_dump to error_log). */
+export const MAX_STDERR_LINE_BYTES = 8 * 1024;
+
+/** How php-fpm separates the messages it sends as one STDERR line. */
+const FPM_JOINED = '; PHP message: ';
+
+export class StderrLines {
+  readonly #onLine: ((line: string) => void) | null;
+  #parts: Buffer[] = [];
+  #bytes = 0;
+
+  /** `onLine` null: the lines are dropped (still read, so the connection stays in step). */
+  constructor(onLine: ((line: string) => void) | null) {
+    this.#onLine = onLine;
+  }
+
+  /** One STDERR record's content; `content` is not kept (a copy is). */
+  push(content: Buffer): void {
+    let start = 0;
+    for (;;) {
+      const newline = content.indexOf(0x0a, start);
+      if (newline === -1) break;
+      this.#part(content.subarray(start, newline));
+      this.#flush();
+      start = newline + 1;
+    }
+    if (start < content.length) this.#part(content.subarray(start));
+  }
+
+  /** The request ended: a last line without a newline is a line too. */
+  end(): void {
+    if (this.#bytes > 0) this.#flush();
+  }
+
+  #part(part: Buffer): void {
+    while (this.#bytes + part.length > MAX_STDERR_LINE_BYTES) {
+      const room = MAX_STDERR_LINE_BYTES - this.#bytes;
+      this.#parts.push(Buffer.from(part.subarray(0, room)));
+      this.#bytes += room;
+      this.#flush();
+      part = part.subarray(room);
+    }
+    if (part.length === 0) return;
+    this.#parts.push(Buffer.from(part)); // kept past this record: a copy
+    this.#bytes += part.length;
+  }
+
+  #flush(): void {
+    let line = Buffer.concat(this.#parts, this.#bytes).toString('utf8');
+    this.#parts = [];
+    this.#bytes = 0;
+    if (line.endsWith('\r')) line = line.slice(0, -1);
+    if (line === '' || this.#onLine === null) return;
+    // php-fpm joins a request's messages into one: "PHP message: a; PHP message: b"
+    const messages = line.includes(FPM_JOINED)
+      ? line.split(FPM_JOINED).map((m, i) => (i === 0 ? m : `PHP message: ${m}`))
+      : [line];
+    try {
+      for (const message of messages) this.#onLine(message);
+    } catch {
+      // a logger that throws must not break the request
+    }
+  }
+}
