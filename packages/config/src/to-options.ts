@@ -364,34 +364,25 @@ function buildSite(
 
   const { command: _poolCommand, debug, ...pool } = http.pool ?? {};
   const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
-  if (server.user !== undefined) {
-    const uid = idOf(server.user, options.lookupUser ?? lookupPasswd);
-    if (uid === null)
+  // server.user / server.group: names resolved here, so a typo is a config error with its line
+  const ids = [
+    ['user', server.user, 'uid', options.lookupUser ?? lookupPasswd],
+    ['group', server.group, 'gid', options.lookupGroup ?? lookupGroup],
+  ] as const;
+  for (const [key, value, option, lookup] of ids) {
+    if (value === undefined) continue;
+    const id = idOf(value, lookup);
+    if (id === null)
       errors.push(
         locatedError(
           loaded,
-          [`${sitePath}server.user`, 'server.user'],
-          `no user "${server.user}" on this machine; give an existing user name or a numeric uid`,
+          [`${sitePath}server.${key}`, `server.${key}`],
+          `no ${key} "${value}" on this machine; give an existing ${key} name or a numeric ${option}`,
         ),
       );
     else {
-      poolOptions.uid = uid;
-      origins['pool.uid'] = 'server.user';
-    }
-  }
-  if (server.group !== undefined) {
-    const gid = idOf(server.group, options.lookupGroup ?? lookupGroup);
-    if (gid === null)
-      errors.push(
-        locatedError(
-          loaded,
-          [`${sitePath}server.group`, 'server.group'],
-          `no group "${server.group}" on this machine; give an existing group name or a numeric gid`,
-        ),
-      );
-    else {
-      poolOptions.gid = gid;
-      origins['pool.gid'] = 'server.group';
+      poolOptions[option] = id;
+      origins[`pool.${option}`] = `server.${key}`;
     }
   }
   if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;

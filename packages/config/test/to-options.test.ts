@@ -232,6 +232,21 @@ sites:
       { lookupUser },
     );
     expect(ok.sites[0]!.plugin.pool).toEqual({ uid: 33, gid: 33 });
+    const noGroup = () =>
+      toServerOptions(parse('server: { command: php w.php, group: staff-x }\nhttp: { address: ":8080" }\n'), {
+        lookupGroup: () => null,
+      });
+    expect(noGroup).toThrow(ConfigError);
+    try {
+      noGroup();
+    } catch (e) {
+      const [only] = (e as ConfigError).errors;
+      expect([only!.key, only!.line, only!.message]).toEqual([
+        'server.group',
+        1,
+        expect.stringContaining('no group "staff-x" on this machine; give an existing group name or a numeric gid'),
+      ]);
+    }
   });
 });
 
