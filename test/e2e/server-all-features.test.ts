@@ -3,6 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { once } from 'node:events';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type PeerCertificate } from 'node:tls';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
@@ -437,6 +439,36 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
   it('believes X-Forwarded-For from a trusted subnet: PHP sees the client address', async () => {
     const res = await get('/whoami', { host: 'a.test', headers: { 'x-forwarded-for': '203.0.113.9' } });
     expect(res.json().context.remoteAddr).toBe('203.0.113.9');
+  });
+
+  it('max_connections_per_ip: an address holding 32 has its next connection closed as accepted; other addresses are served', async () => {
+    const port = Number(new URL(setup.https).port);
+    const from = async (localAddress: string): Promise<Socket> => {
+      const socket = connectTcp({ port, host: '127.0.0.1', localAddress });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      return socket;
+    };
+    // 127.0.0.2 is not a trusted subnet: 32 idle connections to the HTTPS listener (not a byte of TLS)
+    const held = await Promise.all(Array.from({ length: 32 }, () => from('127.0.0.2')));
+    try {
+      const over = await from('127.0.0.2');
+      await once(over, 'close');
+      // another address gets HTTPS as usual (PHP sees it), and so does 127.0.0.1 (trusted)
+      const other = await rawExchange(port, 'GET /whoami HTTP/1.1\r\nHost: a.test\r\n\r\n', 1, {
+        ca: setup.root,
+        servername: 'a.test',
+        localAddress: '127.0.0.3',
+      });
+      expect(other.statusLines).toEqual(['HTTP/1.1 200 OK']);
+      expect(other.text).toContain('"remoteAddr":"127.0.0.3"');
+      expect((await get('/whoami', { host: 'a.test' })).status).toBe(200);
+      const metrics = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
+      expect(metrics).toMatch(/^warmpool_connections_refused_total\{limit="max_connections_per_ip"\} [1-9]\d*$/m);
+      expect(Number(/^warmpool_connections_open (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(32);
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
   });
 
   it('sniffs the Content-Type of a PHP reply without one; a 304 carries no content headers', async () => {

@@ -73,7 +73,8 @@ export function rawExchange(
   port: number,
   request: string | Buffer,
   expectedReplies: number,
-  tls?: ConnectionOptions,
+  /** TLS options; localAddress (which net.connect honours under tls.connect) picks the client address */
+  tls?: ConnectionOptions & { localAddress?: string },
 ): Promise<RawExchange> {
   return new Promise((resolve, reject) => {
     const socket: Socket =

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
 import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
+import type { Server as NetServer } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import Fastify, {
   LogController,
@@ -44,6 +45,7 @@ import { registerHttpLog } from './zap-log.js';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
+import { createConnectionLimits } from './connection-limits.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
@@ -197,6 +199,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
     serverFactory: serverFactory as never,
   }) as unknown as App;
 
+  // http.max_connections and max_connections_per_ip, on every public listener (TLS ones before the handshake)
+  const limits = createConnectionLimits(server.http, trusted_subnets, loggers.http);
+  if (limits !== null) for (const listener of listeners) limits.watch(listener.server as NetServer);
+
   // two Host headers, or a Host the target or :authority contradicts: 400 before any site sees it
   app.addHook('onRequest', createClientInfoHook(client));
 
@@ -276,7 +282,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
     render:
       metricsPath === null
         ? null
-        : async () => (await renderMetrics(app, server.sites, token, metricsPath)) + (options.extraMetrics?.() ?? ''),
+        : async () =>
+            (await renderMetrics(app, server.sites, token, metricsPath)) +
+            (limits?.metrics() ?? '') +
+            (options.extraMetrics?.() ?? ''),
   });
 
   return {

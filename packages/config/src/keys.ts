@@ -462,6 +462,18 @@ const TOP: Entry[] = [
     default: DEFAULT_MAX_HEADER_BYTES,
   }),
   wp('http.headers_timeout', 'duration', 'time to receive the request head (408 after)', { default: '60s' }),
+  wp(
+    'http.max_connections',
+    'integer',
+    "client connections the public listeners hold in all; a new one over it is closed as it is accepted (nginx's worker_connections); 0 = no limit",
+    { min: 0, default: 0 },
+  ),
+  wp(
+    'http.max_connections_per_ip',
+    'integer',
+    "client connections from one address; a new one over it is closed as it is accepted (nginx's limit_conn); peers in http.trusted_subnets are not counted; 0 = no limit",
+    { min: 0, default: 0 },
+  ),
   wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', {
     default: '0s',
   }),

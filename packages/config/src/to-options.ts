@@ -110,6 +110,9 @@ export interface ServerOptions {
     access_log: { format: 'combined' | 'json'; output: string } | null;
     ssl: SslOptions | null;
     http2: Http2Config | null;
+    /** http.max_connections and http.max_connections_per_ip; 0 = no limit */
+    max_connections: number;
+    max_connections_per_ip: number;
   };
   status: StatusConfig | null;
   metrics: MetricsConfig | null;
@@ -197,6 +200,8 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
             },
       ssl: config.http.ssl === undefined ? null : sslOptions(config.http.ssl, sites, baseDir),
       http2: config.http.http2 ?? null,
+      max_connections: config.http.max_connections ?? 0,
+      max_connections_per_ip: config.http.max_connections_per_ip ?? 0,
     },
     status: config.status,
     metrics: config.metrics,

@@ -172,6 +172,10 @@ export interface HttpConfig extends SiteHttpConfig {
   real_ip_header?: string;
   ssl?: SslConfig;
   http2?: Http2Config;
+  /** client connections held in all; 0 = no limit */
+  max_connections?: number;
+  /** client connections from one address (trusted_subnets peers exempt); 0 = no limit */
+  max_connections_per_ip?: number;
   max_header_count?: number;
   /** bytes */
   max_header_size?: number;

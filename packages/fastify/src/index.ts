@@ -56,6 +56,7 @@ export {
   type ClientInfoOptions,
   type ClientInfoResolver,
 } from './network/client-info.js';
+export { compileTrustedSubnets, type TrustedSubnets } from './network/trusted-subnets.js';
 export type { LimitOptions } from './limits.js';
 export {
   serverLimits,

@@ -23,6 +23,7 @@ import {
 } from '@warmpool/config';
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp, passesOf, poolsOf } from '../app.js';
+import { describeConnectionLimits } from '../connection-limits.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
@@ -282,6 +283,8 @@ class ServerState {
     out.info(
       `logs: ${loggers.describe()}${access !== null ? `; access log: ${access.describe()}` : server.http.access_logs ? ', access log on' : ''}`,
     );
+    const limits = describeConnectionLimits(server.http);
+    if (limits !== null) out.info(`connections: ${limits}`);
     const workers = [...poolsOf(this.#built.backends).values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
     const sites = this.#built.backends.size;
     this.#phase = 'running';

@@ -1,0 +1,142 @@
+// How many connections the public listeners hold: at most `http.max_connections` in all, and at
+// most `http.max_connections_per_ip` from one client address. Without them, one client opening
+// sockets and sending nothing holds each for headers_timeout (60 s), and enough of them take every
+// file descriptor (no one else is accepted) or the server's memory; nginx is bounded by its
+// worker_connections, and `limit_conn` per address. A connection over a limit is closed as it is
+// accepted: before TLS, before a byte of it is read. Peers in `http.trusted_subnets` (a proxy or a
+// CDN in front, carrying many clients on its own connections) are not limited per address.
+import type { Server as NetServer, Socket } from 'node:net';
+import { compileTrustedSubnets } from '@warmpool/fastify';
+import type { Logger } from 'pino';
+
+export interface ConnectionLimitOptions {
+  /** open connections in all; 0 = no limit */
+  maxConnections: number;
+  /** open connections from one client address; 0 = no limit */
+  maxPerAddress: number;
+  /** addresses not limited per address (http.trusted_subnets) */
+  exempt: (address: string) => boolean;
+  logger: Logger;
+}
+
+type Limit = 'max_connections' | 'max_connections_per_ip';
+
+/** "at most 32 per client address (trusted_subnets not counted), 4096 in all"; null without limits. */
+export function describeConnectionLimits(http: {
+  max_connections: number;
+  max_connections_per_ip: number;
+}): string | null {
+  const parts: string[] = [];
+  if (http.max_connections_per_ip > 0)
+    parts.push(`${http.max_connections_per_ip} per client address (trusted_subnets not counted)`);
+  if (http.max_connections > 0) parts.push(`${http.max_connections} in all`);
+  return parts.length === 0 ? null : `at most ${parts.join(', ')}`;
+}
+
+/** The limits `http` sets, or null when it sets none (nothing is counted then). */
+export function createConnectionLimits(
+  http: { max_connections: number; max_connections_per_ip: number },
+  trustedSubnets: readonly string[] | undefined,
+  logger: Logger,
+): ConnectionLimits | null {
+  if (http.max_connections === 0 && http.max_connections_per_ip === 0) return null;
+  const trusted = compileTrustedSubnets(trustedSubnets ?? [], 'http.trusted_subnets');
+  return new ConnectionLimits({
+    maxConnections: http.max_connections,
+    maxPerAddress: http.max_connections_per_ip,
+    exempt: (address) => trusted.contains(address),
+    logger,
+  });
+}
+
+/** One warning per limit at most this often, with the count refused since the last one. */
+const WARN_EVERY_MS = 10_000;
+
+export class ConnectionLimits {
+  readonly #options: ConnectionLimitOptions;
+  #open = 0;
+  readonly #byAddress = new Map<string, number>();
+  readonly #refused: Record<Limit, number> = { max_connections: 0, max_connections_per_ip: 0 };
+  /** per limit: when its last warning was written, and how many were refused since */
+  readonly #warned: Record<Limit, { at: number; since: number }> = {
+    max_connections: { at: 0, since: 0 },
+    max_connections_per_ip: { at: 0, since: 0 },
+  };
+
+  constructor(options: ConnectionLimitOptions) {
+    this.#options = options;
+  }
+
+  /** Counts, and limits, the connections a listener accepts (TLS ones included, before the handshake). */
+  watch(server: NetServer): void {
+    server.on('connection', (socket: Socket) => this.#admit(socket));
+  }
+
+  get open(): number {
+    return this.#open;
+  }
+
+  /** Connections closed as they were accepted, by the limit they were over. */
+  get refused(): Readonly<Record<Limit, number>> {
+    return this.#refused;
+  }
+
+  /** Prometheus lines: the connections open now and those refused. */
+  metrics(): string {
+    return [
+      '# HELP warmpool_connections_open Client connections the public listeners hold now.',
+      '# TYPE warmpool_connections_open gauge',
+      `warmpool_connections_open ${this.#open}`,
+      '# HELP warmpool_connections_refused_total Client connections closed as they were accepted, by the limit they were over (http.max_connections, http.max_connections_per_ip).',
+      '# TYPE warmpool_connections_refused_total counter',
+      `warmpool_connections_refused_total{limit="max_connections"} ${this.#refused.max_connections}`,
+      `warmpool_connections_refused_total{limit="max_connections_per_ip"} ${this.#refused.max_connections_per_ip}`,
+      '',
+    ].join('\n');
+  }
+
+  #admit(socket: Socket): void {
+    const { maxConnections, maxPerAddress } = this.#options;
+    if (maxConnections > 0 && this.#open >= maxConnections) {
+      this.#refuse(socket, 'max_connections', `the server holds ${this.#open} connections (http.max_connections)`);
+      return;
+    }
+    const address = socket.remoteAddress;
+    const perAddress = address !== undefined && maxPerAddress > 0 && !this.#options.exempt(address);
+    if (perAddress) {
+      const held = this.#byAddress.get(address) ?? 0;
+      if (held >= maxPerAddress) {
+        this.#refuse(
+          socket,
+          'max_connections_per_ip',
+          `${address} holds ${held} connections (http.max_connections_per_ip)`,
+        );
+        return;
+      }
+      this.#byAddress.set(address, held + 1);
+    }
+    this.#open++;
+    socket.once('close', () => {
+      this.#open--;
+      if (!perAddress) return;
+      const held = this.#byAddress.get(address)! - 1;
+      if (held === 0) this.#byAddress.delete(address);
+      else this.#byAddress.set(address, held);
+    });
+  }
+
+  #refuse(socket: Socket, limit: Limit, why: string): void {
+    socket.destroy();
+    this.#refused[limit]++;
+    const warned = this.#warned[limit];
+    warned.since++;
+    const now = Date.now();
+    if (now - warned.at < WARN_EVERY_MS) return;
+    this.#options.logger.warn(
+      { limit, refused: warned.since },
+      `${why}: closing new connections (${warned.since} refused since the last such line); raise http.${limit} if these clients are legitimate`,
+    );
+    warned.at = now;
+    warned.since = 0;
+  }
+}
