@@ -27,6 +27,9 @@ import {
 } from '@warmpool/pool';
 import { DEFAULT_MAX_FRAME_BYTES } from '@warmpool/pool/protocol';
 
+/** http.headers_timeout when unset (nginx's client_header_timeout): `serve` gives it to the plugin explicitly. */
+export const DEFAULT_HEADERS_TIMEOUT = '60s';
+
 /** A default in ms as the docs write it ("60s"); ranges and defaults come from the owning package. */
 const seconds = (ms: number): string => `${ms / 1000}s`;
 
@@ -461,7 +464,9 @@ const TOP: Entry[] = [
     ...LIMIT_OPTION_RANGES.max_header_size,
     default: DEFAULT_MAX_HEADER_BYTES,
   }),
-  wp('http.headers_timeout', 'duration', 'time to receive the request head (408 after)', { default: '60s' }),
+  wp('http.headers_timeout', 'duration', 'time to receive the request head (408 after)', {
+    default: DEFAULT_HEADERS_TIMEOUT,
+  }),
   wp(
     'http.max_connections',
     'integer',

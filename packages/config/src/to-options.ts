@@ -9,6 +9,7 @@ import type { WarmpoolOptions } from '@warmpool/fastify';
 import { optionErrorDetails } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
+import { DEFAULT_HEADERS_TIMEOUT } from './keys.js';
 import type {
   CacheConfig,
   FastCgiConfig,
@@ -450,7 +451,9 @@ function buildSite(
   if (top.real_ip_header !== undefined) plugin.real_ip_header = top.real_ip_header;
   if (top.max_header_count !== undefined) plugin.max_header_count = top.max_header_count;
   if (top.max_header_size !== undefined) plugin.max_header_size = top.max_header_size;
-  if (top.headers_timeout !== undefined) plugin.headers_timeout = top.headers_timeout;
+  // the documented default, given explicitly: the plugin then checks for slow clients every second, not
+  // every 30 s (Node's default), so an idle connection is cut at 60 s, not as late as 90
+  plugin.headers_timeout = top.headers_timeout ?? DEFAULT_HEADERS_TIMEOUT;
   if (top.request_timeout !== undefined) plugin.request_timeout = top.request_timeout;
 
   const headers = middleware.includes('headers') ? (http.headers ?? null) : null;

@@ -191,6 +191,19 @@ sites:
     ]);
   });
 
+  it('listener-wide defaults: headers_timeout given explicitly (the plugin then checks every second), no connection limits', () => {
+    const server = toServerOptions(parse('server: { command: php w.php }\nhttp: { address: ":8080" }\n'));
+    expect(server.sites[0]!.plugin.headers_timeout).toBe('60s');
+    expect(server.http).toMatchObject({ max_connections: 0, max_connections_per_ip: 0 });
+    const set = toServerOptions(
+      parse(
+        'server: { command: php w.php }\nhttp: { address: ":8080", headers_timeout: 5s, max_connections: 100, max_connections_per_ip: 8 }\n',
+      ),
+    );
+    expect(set.sites[0]!.plugin.headers_timeout).toBe('5s');
+    expect(set.http).toMatchObject({ max_connections: 100, max_connections_per_ip: 8 });
+  });
+
   it('has no default site when the top level has no worker command', () => {
     const loaded = parse(`
 http: { address: ":8080" }
