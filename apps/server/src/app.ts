@@ -141,13 +141,13 @@ export function buildApp(options: BuildOptions): BuiltApp {
     let primary: HttpServer | Http2SecureServer | null = null;
     const ssl = server.http.ssl;
     if (ssl !== null) {
-      https = createHttpsServer(
-        tls!,
-        handler,
-        server.http.http2?.max_concurrent_streams === undefined
+      https = createHttpsServer(tls!, handler, {
+        ...(server.http.http2?.max_concurrent_streams === undefined
           ? {}
-          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams },
-      );
+          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams }),
+        // its HTTP/1.1 connections get the plain listener's timeouts and header size
+        http1: httpOptions,
+      });
       tracker.watchHttp2(https);
     }
     if (ssl !== null && ssl.redirect === true) {

@@ -86,3 +86,42 @@ describe('TlsContexts', () => {
     open1.end();
   });
 });
+
+describe('createHttpsServer: HTTP/1.1 over TLS keeps the listener-wide limits', () => {
+  async function listen(options: Parameters<typeof createHttpsServer>[2]): Promise<number> {
+    const contexts = new TlsContexts();
+    contexts.setDefault(await pair('a.test'));
+    const server = createHttpsServer(contexts, (_req, res) => res.end('ok'), options);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    return (server.address() as { port: number }).port;
+  }
+
+  /** What the server sends until it closes the connection. */
+  async function answer(socket: TLSSocket): Promise<string> {
+    let text = '';
+    socket.on('data', (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+    });
+    await once(socket, 'close');
+    return text;
+  }
+
+  it('headers_timeout (408), max_header_size, and a keep-alive timeout for idle connections', async () => {
+    const port = await listen({
+      http1: { headersTimeout: 300, connectionsCheckingInterval: 50, maxHeaderSize: 65_536 },
+      keepAliveTimeoutMs: 200,
+    });
+    // a head that never ends: 408 and closed (Node's own would wait 60 s and more)
+    const slow = await open(port, 'a.test');
+    slow.write('GET / HTTP/1.1\r\nHost: a.test\r\n');
+    expect((await answer(slow)).split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+    // a 30 KB header (Node's own limit is 16 KB: 431)
+    const big = await open(port, 'a.test');
+    big.write(`GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: ${'a'.repeat(30_000)}\r\n\r\n`);
+    // served, then closed by the keep-alive timeout once idle (without it, it stays open for good)
+    const text = await answer(big);
+    expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    expect(text).toMatch(/\r\n\r\nok$/);
+  });
+});

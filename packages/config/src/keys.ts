@@ -29,6 +29,11 @@ import { DEFAULT_MAX_FRAME_BYTES } from '@warmpool/pool/protocol';
 
 /** http.headers_timeout when unset (nginx's client_header_timeout): `serve` gives it to the plugin explicitly. */
 export const DEFAULT_HEADERS_TIMEOUT = '60s';
+/**
+ * http.request_timeout when unset: Node's own (its servers' requestTimeout), which applies on both
+ * listeners. A body sent a byte a minute ends there.
+ */
+export const DEFAULT_REQUEST_TIMEOUT = '300s';
 
 /** A default in ms as the docs write it ("60s"); ranges and defaults come from the owning package. */
 const seconds = (ms: number): string => `${ms / 1000}s`;
@@ -480,7 +485,7 @@ const TOP: Entry[] = [
     { min: 0, default: 0 },
   ),
   wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', {
-    default: '0s',
+    default: DEFAULT_REQUEST_TIMEOUT,
   }),
 
   // ---- status, metrics, logs ----

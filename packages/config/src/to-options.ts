@@ -451,9 +451,10 @@ function buildSite(
   if (top.real_ip_header !== undefined) plugin.real_ip_header = top.real_ip_header;
   if (top.max_header_count !== undefined) plugin.max_header_count = top.max_header_count;
   if (top.max_header_size !== undefined) plugin.max_header_size = top.max_header_size;
-  // the documented default, given explicitly: the plugin then checks for slow clients every second, not
-  // every 30 s (Node's default), so an idle connection is cut at 60 s, not as late as 90
+  // the documented default, given explicitly: the plugin then checks for slow clients every second,
+  // not every 30 s (Node's default), so an idle connection is cut at 60 s, not as late as 90
   plugin.headers_timeout = top.headers_timeout ?? DEFAULT_HEADERS_TIMEOUT;
+  // unset, Node's own 300 s applies (DEFAULT_REQUEST_TIMEOUT): given, headers_timeout: 0 would be refused
   if (top.request_timeout !== undefined) plugin.request_timeout = top.request_timeout;
 
   const headers = middleware.includes('headers') ? (http.headers ?? null) : null;

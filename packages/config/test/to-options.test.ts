@@ -194,6 +194,8 @@ sites:
   it('listener-wide defaults: headers_timeout given explicitly (the plugin then checks every second), no connection limits', () => {
     const server = toServerOptions(parse('server: { command: php w.php }\nhttp: { address: ":8080" }\n'));
     expect(server.sites[0]!.plugin.headers_timeout).toBe('60s');
+    // Node's own 300 s applies (the documented default)
+    expect(server.sites[0]!.plugin.request_timeout).toBeUndefined();
     expect(server.http).toMatchObject({ max_connections: 0, max_connections_per_ip: 0 });
     const set = toServerOptions(
       parse(
