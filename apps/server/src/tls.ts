@@ -196,7 +196,11 @@ export class TlsContexts {
   }
 }
 
+/** http.http2.max_concurrent_streams when unset: nginx's http2_max_concurrent_streams (Node's is 2^32 - 1). */
+export const DEFAULT_MAX_CONCURRENT_STREAMS = 128;
+
 export interface HttpsServerOptions {
+  /** streams one HTTP/2 connection may have open at once; DEFAULT_MAX_CONCURRENT_STREAMS */
   maxConcurrentStreams?: number;
   /**
    * The listener-wide limits (headers_timeout, request_timeout, max_header_size) for its HTTP/1.1
@@ -221,9 +225,7 @@ export function createHttpsServer(
       allowHTTP1: true,
       ...contexts.secureContextOptions(initial),
       SNICallback: contexts.sniCallback,
-      ...(options.maxConcurrentStreams === undefined
-        ? {}
-        : { settings: { maxConcurrentStreams: options.maxConcurrentStreams } }),
+      settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );

@@ -1,10 +1,17 @@
 // TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
 import { once } from 'node:events';
 import type { Http2SecureServer } from 'node:http2';
+import { connect as connectHttp2 } from 'node:http2';
 import { connect, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTemporaryCertificate } from '../src/acme/temporary-certificate.js';
-import { createHttpsServer, credentialsFromPem, TlsContexts, type Credentials } from '../src/tls.js';
+import {
+  createHttpsServer,
+  credentialsFromPem,
+  DEFAULT_MAX_CONCURRENT_STREAMS,
+  TlsContexts,
+  type Credentials,
+} from '../src/tls.js';
 
 const servers: Http2SecureServer[] = [];
 afterEach(async () => {
@@ -123,5 +130,29 @@ describe('createHttpsServer: HTTP/1.1 over TLS keeps the listener-wide limits', 
     const text = await answer(big);
     expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
     expect(text).toMatch(/\r\n\r\nok$/);
+  });
+});
+
+describe('createHttpsServer: HTTP/2', () => {
+  it("announces at most 128 concurrent streams per connection unless told otherwise (Node's own is 2^32 - 1)", async () => {
+    for (const [option, expected] of [
+      [undefined, DEFAULT_MAX_CONCURRENT_STREAMS],
+      [16, 16],
+    ] as const) {
+      const contexts = new TlsContexts();
+      contexts.setDefault(await pair('a.test'));
+      const server = createHttpsServer(
+        contexts,
+        (_req, res) => res.end('ok'),
+        option === undefined ? {} : { maxConcurrentStreams: option },
+      );
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const { port } = server.address() as { port: number };
+      const session = connectHttp2(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'a.test' });
+      const [settings] = (await once(session, 'remoteSettings')) as [{ maxConcurrentStreams?: number }];
+      session.close();
+      expect(settings.maxConcurrentStreams).toBe(expected);
+    }
   });
 });

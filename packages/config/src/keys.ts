@@ -456,7 +456,15 @@ const TOP: Entry[] = [
 
   rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),
   rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address', { default: false }),
-  rr('http.http2.max_concurrent_streams', 'integer', 'streams per connection', { min: 1 }),
+  rr(
+    'http.http2.max_concurrent_streams',
+    'integer',
+    "streams per connection (nginx's default; Node's own is 2^32 - 1)",
+    {
+      min: 1,
+      default: 128,
+    },
+  ),
 
   wp(
     'http.max_header_count',
