@@ -28,8 +28,11 @@ http:
       access_logs: true,
       max_header_size: 32768,
       headers_timeout: '5s',
-      request_timeout: '0s',
+      // unset: Node's own, which applies on both listeners
+      request_timeout: '300s',
       trusted_subnets: ['10.0.0.0/8'],
+      max_connections: 0,
+      max_connections_per_ip: 0,
     });
   });
 
