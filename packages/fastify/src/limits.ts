@@ -175,11 +175,16 @@ const lazyContinueServers = new WeakSet<object>();
  * Applies the limits. Call it inside the plugin's encapsulated child (the one holding the catch-all
  * route and the '*' parser registered with `bodyLimit: limits.maxRequestBytes`): its hooks stay
  * in that context; the server settings (timeouts, header size, lazy 100-continue) are server-wide,
- * as Node only has them per server. HTTP/2 servers get the hooks only.
+ * as Node only has them per server. An HTTP/2 server gets the timeouts and header size for its
+ * HTTP/1.1 connections when it takes them (`allowHTTP1`; Node reads them from it, as from an HTTP/1
+ * server), and the hooks.
  */
 export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void {
   const server = app.server as unknown;
-  if (server instanceof HttpServer || server instanceof HttpsServer) configureServer(app, server, limits);
+  if (server instanceof HttpServer || server instanceof HttpsServer) {
+    configureTimeouts(app, server, limits);
+    installLazyContinue(server);
+  } else if (acceptsHttp1(server)) configureTimeouts(app, server, limits);
 
   const maxBytes = limits.maxRequestBytes;
   const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
@@ -219,7 +224,19 @@ function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: numbe
   reply.code(status).send(error);
 }
 
-function configureServer(app: FastifyInstance, server: HttpServer | HttpsServer, limits: ResolvedLimits): void {
+/** The settings Node's HTTP/1.1 connection code reads from the server it serves for. */
+interface Http1Settings {
+  headersTimeout: number;
+  requestTimeout: number;
+  listening: boolean;
+}
+
+/** An HTTP/2 server created with allowHTTP1: Node gives it these settings (60 s, 300 s) then only. */
+function acceptsHttp1(server: unknown): server is Http1Settings {
+  return typeof server === 'object' && server !== null && typeof (server as Http1Settings).headersTimeout === 'number';
+}
+
+function configureTimeouts(app: FastifyInstance, server: Http1Settings, limits: ResolvedLimits): void {
   if (limits.headersTimeoutMs !== null) server.headersTimeout = limits.headersTimeoutMs;
   if (limits.requestTimeoutMs !== null) server.requestTimeout = limits.requestTimeoutMs;
   // read per new connection (`server.maxHeaderSize || 0` in Node's connectionListener)
@@ -239,7 +256,6 @@ function configureServer(app: FastifyInstance, server: HttpServer | HttpsServer,
       (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = interval;
     }
   }
-  installLazyContinue(server);
 }
 
 /** 100 Continue when the body is first read, not before routing (see 1. above). */

@@ -1,4 +1,9 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -8,6 +13,7 @@ import {
   serverLimits,
   type LimitOptions,
 } from '../src/limits.js';
+import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
 
 const apps: FastifyInstance[] = [];
 const sockets: Socket[] = [];
@@ -352,5 +358,50 @@ describe('slow clients', () => {
     client.write('POST /quick HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc');
     expect(statusOf(await client.waitFor('{"length":3}'))).toBe(200);
     expect(handled).toEqual([3]);
+  });
+});
+
+describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
+  it('keeps headers_timeout and max_header_size for its HTTP/1.1 connections (Node would keep 60 s and 16 KB)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-limits-h2-'));
+    try {
+      const { cert, key } = await makeTlsPair(dir);
+      const app = Fastify({
+        http2: true,
+        https: { allowHTTP1: true, cert: await readFile(cert), key: await readFile(key) },
+      });
+      apps.push(app as unknown as FastifyInstance);
+      await app.register(async (child) => {
+        // typed for HTTP/1 instances, as the plugin is; an HTTP/2 one is what it meets here
+        applyLimits(
+          child as unknown as FastifyInstance,
+          resolveLimits({ headers_timeout: '300ms', max_header_size: 65_536 }),
+        );
+        child.get('/*', async () => 'ok');
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      /** Sends `head` over TLS as HTTP/1.1; what the server sends until it closes. */
+      const exchange = async (head: string): Promise<string> => {
+        const socket = connectTls({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+        sockets.push(socket);
+        socket.on('error', () => {});
+        await once(socket, 'secureConnect');
+        socket.write(head);
+        let text = '';
+        socket.on('data', (chunk: Buffer) => {
+          text += chunk.toString('latin1');
+        });
+        await once(socket, 'close');
+        return text;
+      };
+      expect(statusOf(await exchange('GET / HTTP/1.1\r\nHost: t\r\n'))).toBe(408);
+      const big = await exchange(
+        `GET / HTTP/1.1\r\nHost: t\r\nX-Big: ${'a'.repeat(30_000)}\r\nConnection: close\r\n\r\n`,
+      );
+      expect(statusOf(big)).toBe(200);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
