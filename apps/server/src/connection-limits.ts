@@ -4,7 +4,8 @@
 // file descriptor (no one else is accepted) or the server's memory; nginx is bounded by its
 // worker_connections, and `limit_conn` per address. A connection over a limit is closed as it is
 // accepted: before TLS, before a byte of it is read. Peers in `http.trusted_subnets` (a proxy or a
-// CDN in front, carrying many clients on its own connections) are not limited per address.
+// CDN in front, carrying many clients on its own connections) are not limited per address; an IPv6
+// client is counted by its /64 (clientKey).
 import type { Server as NetServer, Socket } from 'node:net';
 import { compileTrustedSubnets } from '@warmpool/fastify';
 import type { Logger } from 'pino';
@@ -28,7 +29,7 @@ export function describeConnectionLimits(http: {
 }): string | null {
   const parts: string[] = [];
   if (http.max_connections_per_ip > 0)
-    parts.push(`${http.max_connections_per_ip} per client address (trusted_subnets not counted)`);
+    parts.push(`${http.max_connections_per_ip} per client address (IPv6: per /64; trusted_subnets not counted)`);
   if (http.max_connections > 0) parts.push(`${http.max_connections} in all`);
   return parts.length === 0 ? null : `at most ${parts.join(', ')}`;
 }
@@ -47,6 +48,25 @@ export function createConnectionLimits(
     exempt: (address) => trusted.contains(address),
     logger,
   });
+}
+
+/**
+ * Whom a connection is counted against: an IPv4 address (written plain or IPv4-mapped), or an IPv6
+ * address's /64, since one IPv6 client (a home, a VPS) is usually given a whole /64 and could
+ * otherwise open each connection from another address of it.
+ */
+export function clientKey(address: string): string {
+  const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  if (!plain.includes(':')) return plain;
+  const bare = plain.replace(/%.*$/, '').toLowerCase();
+  const [head = '', tail] = bare.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
+  return `${groups
+    .slice(0, 4)
+    .map((group) => group.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 /** One warning per limit at most this often, with the count refused since the last one. */
@@ -102,26 +122,27 @@ export class ConnectionLimits {
       return;
     }
     const address = socket.remoteAddress;
-    const perAddress = address !== undefined && maxPerAddress > 0 && !this.#options.exempt(address);
-    if (perAddress) {
-      const held = this.#byAddress.get(address) ?? 0;
+    const key =
+      address !== undefined && maxPerAddress > 0 && !this.#options.exempt(address) ? clientKey(address) : null;
+    if (key !== null) {
+      const held = this.#byAddress.get(key) ?? 0;
       if (held >= maxPerAddress) {
         this.#refuse(
           socket,
           'max_connections_per_ip',
-          `${address} holds ${held} connections (http.max_connections_per_ip)`,
+          `${key} holds ${held} connections (http.max_connections_per_ip)`,
         );
         return;
       }
-      this.#byAddress.set(address, held + 1);
+      this.#byAddress.set(key, held + 1);
     }
     this.#open++;
     socket.once('close', () => {
       this.#open--;
-      if (!perAddress) return;
-      const held = this.#byAddress.get(address)! - 1;
-      if (held === 0) this.#byAddress.delete(address);
-      else this.#byAddress.set(address, held);
+      if (key === null) return;
+      const held = this.#byAddress.get(key)! - 1;
+      if (held === 0) this.#byAddress.delete(key);
+      else this.#byAddress.set(key, held);
     });
   }
 

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { type AddressInfo, createServer, connect, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type ConnectionLimits, createConnectionLimits } from '../src/connection-limits.js';
+import { clientKey, type ConnectionLimits, createConnectionLimits } from '../src/connection-limits.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];
@@ -90,6 +90,23 @@ describe('ConnectionLimits', () => {
     expect(limits.metrics()).toContain('warmpool_connections_open 4\n');
     expect(limits.metrics()).toContain('warmpool_connections_refused_total{limit="max_connections"} 2\n');
     expect(limits.metrics()).toContain('warmpool_connections_refused_total{limit="max_connections_per_ip"} 0\n');
+  });
+
+  it('counts an IPv4 client by its address (IPv4-mapped too), an IPv6 one by its /64', () => {
+    expect(clientKey('203.0.113.7')).toBe('203.0.113.7');
+    expect(clientKey('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    for (const address of [
+      '2001:db8:1:2::1',
+      '2001:0db8:0001:0002:ffff:ffff:ffff:ffff',
+      '2001:DB8:1:2:aa::9',
+      '2001:db8:1:2::1%eth0',
+    ])
+      expect(clientKey(address), address).toBe('2001:db8:1:2::/64');
+    expect(clientKey('2001:db8:1:3::1')).toBe('2001:db8:1:3::/64');
+    expect(clientKey('2001:db8:1:2:3:4:5:6')).toBe('2001:db8:1:2::/64');
+    expect(clientKey('::1')).toBe('0:0:0:0::/64');
+    expect(clientKey('2001:db8::')).toBe('2001:db8:0:0::/64');
+    expect(clientKey('fe80::1:2:3:4')).toBe('fe80:0:0:0::/64');
   });
 
   it('counts nothing when neither limit is set', () => {

@@ -489,7 +489,7 @@ const TOP: Entry[] = [
   wp(
     'http.max_connections_per_ip',
     'integer',
-    "client connections from one address; a new one over it is closed as it is accepted (nginx's limit_conn); peers in http.trusted_subnets are not counted; 0 = no limit",
+    "client connections from one address (an IPv6 client: its /64); a new one over it is closed as it is accepted (nginx's limit_conn); peers in http.trusted_subnets are not counted; 0 = no limit",
     { min: 0, default: 0 },
   ),
   wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', {
