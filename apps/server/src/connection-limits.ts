@@ -22,7 +22,7 @@ export interface ConnectionLimitOptions {
 
 type Limit = 'max_connections' | 'max_connections_per_ip';
 
-/** "at most 32 per client address (trusted_subnets not counted), 4096 in all"; null without limits. */
+/** "at most 32 per client address (IPv6: per /64; trusted_subnets not counted), 4096 in all"; null without any. */
 export function describeConnectionLimits(http: {
   max_connections: number;
   max_connections_per_ip: number;
