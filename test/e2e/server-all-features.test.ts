@@ -613,6 +613,18 @@ describe('all features: classic PHP', () => {
     const info = (await get('/info.php/x', { host: 'fpm.test', agent: h2 })).json();
     expect(info).toMatchObject({ SAPI: 'fpm-fcgi', PATH_INFO: '/x', SERVER_NAME: 'fpm.test' });
     expect((await get('/wp-content/uploads/shell.php', { host: 'fpm.test' })).status).toBe(403);
+    // keepalive_timeout: 1s: its kept connections to php-fpm close once idle that long
+    const connections = async () => {
+      const listed = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+      const fpm = (JSON.parse(listed.stdout) as Array<{ site: string; phpFpm?: { busy: number; idle: number } }>).find(
+        (site) => site.site === 'fpm.test',
+      )!.phpFpm!;
+      return fpm.busy + fpm.idle;
+    };
+    for (let i = 0; (await connections()) > 0; i++) {
+      if (i === 100) throw new Error('the idle connections to php-fpm were not closed');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
   });
 });
 

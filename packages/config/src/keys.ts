@@ -641,8 +641,14 @@ const TOP: Entry[] = [
   wp(
     'fastcgi.keepalive_time',
     'duration',
-    'with pass: a kept connection to php-fpm closes once idle after this long, so that other clients of the same php-fpm pool get its children in turn (0: kept until it idles out)',
+    'with pass: a kept connection to php-fpm closes once its request ends past this age, so that other clients of the same php-fpm pool get its children in turn (0: kept until it idles out)',
     { default: '2s' },
+  ),
+  wp(
+    'fastcgi.keepalive_timeout',
+    'duration',
+    "with pass: an idle kept connection to php-fpm closes after this long (nginx's keepalive_timeout; 0: kept)",
+    { default: '60s' },
   ),
   wp(
     'fastcgi.pipelining',

@@ -29,7 +29,7 @@ import type { PoolView } from './health.js';
  */
 export function passClientOptions(
   address: FastCgiAddress,
-  classic: Pick<ResolvedClassic, 'maxConnections' | 'pipelining' | 'keepaliveTimeMs'>,
+  classic: Pick<ResolvedClassic, 'maxConnections' | 'pipelining' | 'keepaliveTimeMs' | 'keepaliveTimeoutMs'>,
   pool: ResolvedPoolOptions<unknown>,
 ): FastCgiClientPoolOptions {
   const connections = classic.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
@@ -46,6 +46,8 @@ export function passClientOptions(
     ...(classic.pipelining ? {} : { queueBehindMs: 0 }),
     // fastcgi.keepalive_time (the client pool's default otherwise)
     ...(classic.keepaliveTimeMs === undefined ? {} : { maxConnectionAgeMs: classic.keepaliveTimeMs }),
+    // fastcgi.keepalive_timeout (60 s, nginx's, otherwise)
+    ...(classic.keepaliveTimeoutMs === undefined ? {} : { idleTimeoutMs: classic.keepaliveTimeoutMs }),
     logger: pool.logger,
   };
 }

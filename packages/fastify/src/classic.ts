@@ -44,6 +44,8 @@ export interface FastCgiOptions {
    * that other clients of the same php-fpm pool get its children in turn (nginx's keepalive_time)
    */
   keepalive_time?: Duration;
+  /** with pass: an idle kept connection to php-fpm closes after this long ("60s", the default; nginx's keepalive_timeout) */
+  keepalive_timeout?: Duration;
   /**
    * with every PHP process busy, write a GET or HEAD without a body behind a running request, so
    * PHP goes on to it without a round trip (docs/CLASSIC.md); default true
@@ -61,6 +63,8 @@ export interface ResolvedClassic {
   maxConnections: number | undefined;
   /** fastcgi.keepalive_time in whole ms; undefined: the client pool's default */
   keepaliveTimeMs: number | undefined;
+  /** fastcgi.keepalive_timeout in whole ms; undefined: the client pool's default (60 s) */
+  keepaliveTimeoutMs: number | undefined;
   pipelining: boolean;
   params: Readonly<Record<string, string>> | undefined;
   /** the static layer, rooted at `root` (the site's static options apply) */
@@ -80,8 +84,30 @@ const KNOWN = [
   'params',
   'max_connections',
   'keepalive_time',
+  'keepalive_timeout',
   'pipelining',
 ];
+
+/** A duration of the connections to an external php-fpm, in whole ms; refused without fastcgi.pass. */
+function connectionDuration(
+  raw: FastCgiOptions,
+  key: 'keepalive_time' | 'keepalive_timeout',
+  pass: FastCgiAddress | null,
+): number | undefined {
+  const value = raw[key];
+  if (value === undefined) return undefined;
+  if (pass === null) {
+    throw new InvalidOptionError(
+      `fastcgi.${key}`,
+      "is for connections to an external php-fpm (fastcgi.pass); managed php-cgi processes are warmpool's alone",
+    );
+  }
+  try {
+    return Math.round(parseDuration(value, `fastcgi.${key}`));
+  } catch (error) {
+    throw InvalidOptionError.from(`fastcgi.${key}`, error);
+  }
+}
 
 /** Validates the `fastcgi` option once; every error names its key ("fastcgi.root"). */
 export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOptions | undefined): ResolvedClassic {
@@ -134,20 +160,8 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     }
     maxConnections = raw.max_connections;
   }
-  let keepaliveTimeMs: number | undefined;
-  if (raw.keepalive_time !== undefined) {
-    if (pass === null) {
-      throw new InvalidOptionError(
-        'fastcgi.keepalive_time',
-        "is for connections to an external php-fpm (fastcgi.pass); managed php-cgi processes are warmpool's alone",
-      );
-    }
-    try {
-      keepaliveTimeMs = Math.round(parseDuration(raw.keepalive_time, 'fastcgi.keepalive_time'));
-    } catch (error) {
-      throw InvalidOptionError.from('fastcgi.keepalive_time', error);
-    }
-  }
+  const keepaliveTimeMs = connectionDuration(raw, 'keepalive_time', pass);
+  const keepaliveTimeoutMs = connectionDuration(raw, 'keepalive_timeout', pass);
   const params = resolveParams(raw.params);
   for (const key of ['split_path', 'pipelining'] as const) {
     if (raw[key] !== undefined && typeof raw[key] !== 'boolean') {
@@ -188,7 +202,18 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     throw error;
   }
   const pipelining = raw.pipelining ?? true;
-  return { root, pass, command, maxConnections, keepaliveTimeMs, pipelining, params, static: staticOptions, resolver };
+  return {
+    root,
+    pass,
+    command,
+    maxConnections,
+    keepaliveTimeMs,
+    keepaliveTimeoutMs,
+    pipelining,
+    params,
+    static: staticOptions,
+    resolver,
+  };
 }
 
 function resolveRoot(root: unknown): string {

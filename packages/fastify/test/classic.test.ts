@@ -271,6 +271,8 @@ describe('classic mode: options', () => {
     [{ root: ROOT, max_connections: 4 }, 'fastcgi.max_connections', /fastcgi\.pass/],
     [{ root: ROOT, keepalive_time: '2s' }, 'fastcgi.keepalive_time', /fastcgi\.pass/],
     [{ root: ROOT, pass: 'unix:/run/php.sock', keepalive_time: 'soon' }, 'fastcgi.keepalive_time', /is not a duration/],
+    [{ root: ROOT, keepalive_timeout: '60s' }, 'fastcgi.keepalive_timeout', /fastcgi\.pass/],
+    [{ root: ROOT, pass: 'unix:/run/php.sock', keepalive_timeout: '-1s' }, 'fastcgi.keepalive_timeout', /duration/],
     [{ root: ROOT, try_files: ['$uri', 'index.php'] }, 'fastcgi.try_files', /fallback/],
     [{ root: ROOT, extensions: ['.php', 'p hp'] }, 'fastcgi.extensions', /extensions/],
     [{ root: ROOT, params: { 'BAD-NAME': 'x' } }, 'fastcgi.params.BAD-NAME', /letters, digits/],
@@ -360,6 +362,26 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
       } finally {
         await app.close();
       }
+    }
+  });
+
+  it('keepalive_timeout: an idle kept connection to php-fpm closes after it (nginx keeps them 60 s)', async () => {
+    const app = await classicApp(
+      {},
+      { pass: fpm.pass, max_connections: 1, keepalive_time: 0, keepalive_timeout: '100ms' },
+    );
+    try {
+      const fastcgi = app.warmpool.fastcgi!;
+      expect(fastcgi.stats().idle).toBe(0);
+      const closed = new Promise((resolve) => fastcgi.once('connection:close', resolve));
+      expect((await app.inject('/post/idle')).statusCode).toBe(200);
+      // kept once the request ended, then closed by the idle timeout, not by php-fpm
+      await closed;
+      expect(fastcgi.stats()).toMatchObject({ connections: 0, opened: 1 });
+      expect((await app.inject('/post/again')).statusCode).toBe(200);
+      expect(fastcgi.stats().opened).toBe(2);
+    } finally {
+      await app.close();
     }
   });
 
