@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -607,6 +607,40 @@ describe('all features: classic PHP', () => {
     });
     expect(streamedPlain.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(streamedPlain.body).equals(expected('abcd', 1_200_000))).toBe(true);
+  });
+
+  it("a client sending its body slowly never holds classic.test's php-cgi process (request_buffering); fpm.test streams", async () => {
+    for (const [host, total] of [
+      ['classic.test', 300_000],
+      ['fpm.test', 1_000],
+    ] as const) {
+      const socket = connectTls({
+        host: '127.0.0.1',
+        port: Number(new URL(setup.https).port),
+        servername: host,
+        ca: setup.root,
+        ALPNProtocols: ['http/1.1'],
+      });
+      await once(socket, 'secureConnect');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+      });
+      const closed = once(socket, 'close');
+      socket.write(`POST /echo HTTP/1.1\r\nHost: ${host}\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`);
+      socket.write(Buffer.alloc(total / 2, 3));
+      if (host === 'classic.test') {
+        // its one php-cgi process serves others meanwhile
+        for (let i = 0; i < 3; i++) expect((await get(`/post/meanwhile-${i}`, { host })).status).toBe(200);
+      }
+      socket.write(Buffer.alloc(total / 2, 3));
+      await closed;
+      const echoed = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { length: number; sha256: string };
+      expect(echoed, host).toMatchObject({
+        length: total,
+        sha256: createHash('sha256').update(Buffer.alloc(total, 3)).digest('hex'),
+      });
+    }
   });
 
   it('fpm.test passes the same app to a php-fpm', async () => {

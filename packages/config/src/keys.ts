@@ -656,6 +656,12 @@ const TOP: Entry[] = [
     'with every PHP process busy, write a GET or HEAD without a body behind a running request (false: one at a time)',
     { default: true },
   ),
+  wp(
+    'fastcgi.request_buffering',
+    'boolean',
+    "read a request body whole before PHP runs (memory up to 64 KiB, else an unlinked temp file), so a client sending it slowly never holds a PHP process (nginx's fastcgi_request_buffering); false: streamed as it arrives",
+    { default: true },
+  ),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];

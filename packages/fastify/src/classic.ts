@@ -51,6 +51,12 @@ export interface FastCgiOptions {
    * PHP goes on to it without a round trip (docs/CLASSIC.md); default true
    */
   pipelining?: boolean;
+  /**
+   * read a request body whole before PHP runs (in memory up to 64 KiB, else in an unlinked temp
+   * file), so a client sending it slowly never holds a PHP process (nginx's
+   * fastcgi_request_buffering); false: streamed to PHP as it arrives; default true
+   */
+  request_buffering?: boolean;
 }
 
 export interface ResolvedClassic {
@@ -66,6 +72,8 @@ export interface ResolvedClassic {
   /** fastcgi.keepalive_timeout in whole ms; undefined: the client pool's default (60 s) */
   keepaliveTimeoutMs: number | undefined;
   pipelining: boolean;
+  /** fastcgi.request_buffering */
+  requestBuffering: boolean;
   params: Readonly<Record<string, string>> | undefined;
   /** the static layer, rooted at `root` (the site's static options apply) */
   static: ResolvedStaticOptions;
@@ -86,6 +94,7 @@ const KNOWN = [
   'keepalive_time',
   'keepalive_timeout',
   'pipelining',
+  'request_buffering',
 ];
 
 /** A duration of the connections to an external php-fpm, in whole ms; refused without fastcgi.pass. */
@@ -163,7 +172,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
   const keepaliveTimeMs = connectionDuration(raw, 'keepalive_time', pass);
   const keepaliveTimeoutMs = connectionDuration(raw, 'keepalive_timeout', pass);
   const params = resolveParams(raw.params);
-  for (const key of ['split_path', 'pipelining'] as const) {
+  for (const key of ['split_path', 'pipelining', 'request_buffering'] as const) {
     if (raw[key] !== undefined && typeof raw[key] !== 'boolean') {
       throw new InvalidOptionError(`fastcgi.${key}`, `must be true or false, got ${JSON.stringify(raw[key])}`);
     }
@@ -202,6 +211,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     throw error;
   }
   const pipelining = raw.pipelining ?? true;
+  const requestBuffering = raw.request_buffering ?? true;
   return {
     root,
     pass,
@@ -210,6 +220,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     keepaliveTimeMs,
     keepaliveTimeoutMs,
     pipelining,
+    requestBuffering,
     params,
     static: staticOptions,
     resolver,

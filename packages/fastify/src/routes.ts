@@ -12,6 +12,7 @@ import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { readRawBody } from './http/raw-body.js';
+import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
@@ -72,13 +73,36 @@ export async function registerRoutes(
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
   if (exchange.streamsRequestBody) {
-    // PHP reads exactly CONTENT_LENGTH bytes from STDIN: a body with its length streams to PHP as
-    // PHP reads it (max_request_size was checked on Content-Length before); a chunked one is read
-    // first, bounded by max_request_size, so that its length is known.
+    // PHP reads exactly CONTENT_LENGTH bytes from STDIN: a body with its length is read whole first
+    // (fastcgi.request_buffering, spooled-body.ts) or streams to PHP as PHP reads it
+    // (max_request_size was checked on Content-Length before); a chunked one is read first,
+    // bounded by max_request_size, so that its length is known.
+    const buffering = options.classic?.requestBuffering !== false;
+    // a spooled body PHP never read to its end (a 403 before it, a full queue, a client gone)
+    // closes its temp file with the response
+    const spools = new WeakMap<FastifyRequest, Readable>();
+    if (buffering) {
+      // callback hooks: no promise per request
+      app.addHook('onResponse', (request, _reply, done) => {
+        spools.get(request)?.destroy();
+        done();
+      });
+      app.addHook('onRequestAbort', (request, done) => {
+        spools.get(request)?.destroy();
+        done();
+      });
+    }
     app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => {
-      if (request.headers['content-length'] !== undefined && request.headers['transfer-encoding'] === undefined) {
-        done(null, payload);
-      } else readRawBody(request, payload, bodyLimit, done);
+      const length = request.headers['content-length'];
+      if (length === undefined || request.headers['transfer-encoding'] !== undefined) {
+        readRawBody(request, payload, bodyLimit, done);
+      } else if (!buffering) done(null, payload);
+      else {
+        spoolRequestBody(payload, Number(length)).then((body) => {
+          if (!Buffer.isBuffer(body)) spools.set(request, body);
+          done(null, body);
+        }, done);
+      }
     });
   } else {
     app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>

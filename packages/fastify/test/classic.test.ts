@@ -2,8 +2,10 @@
 // processes, and fastcgi.pass to a php-fpm the test starts. The front controller of
 // test/fixtures/sites/classic-app, its static files, and the files that must never run or be sent.
 import { createHash, randomBytes } from 'node:crypto';
-import { rmSync, writeFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
@@ -219,8 +221,61 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect(small.warmpool.stats().requests).toBe(before);
   });
 
-  it('a client that leaves in the middle of its upload frees the php-cgi process', async () => {
+  it('request_buffering (the default): a client sending its body slowly never holds the php-cgi process', async () => {
     const one = await classicApp();
+    await one.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = one.server.address() as AddressInfo;
+    // the temp files of spooled bodies this process holds open (unlinked at once: "(deleted)")
+    const spools = () =>
+      readdirSync('/proc/self/fd').filter((fd) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(tmpdir(), `warmpool-request-${process.pid}-`));
+        } catch {
+          return false;
+        }
+      }).length;
+    const slowUpload = (total: number, first: Buffer) => {
+      const socket = connect(port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+      });
+      socket.write(`POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`);
+      socket.write(first);
+      return { socket, answer: () => answer, closed: once(socket, 'close') };
+    };
+    for (const total of [100, 1024 * 1024]) {
+      // part of the body sent, the rest held back: the one php-cgi process stays free for others
+      const slow = slowUpload(total, Buffer.alloc(total / 2, 7));
+      for (let i = 0; i < 3; i++) expect((await one.inject(`/post/meanwhile-${i}`)).statusCode).toBe(200);
+      expect(one.warmpool.stats().workers.ready).toBe(1);
+      // the rest arrives: PHP gets the whole body at once
+      slow.socket.write(Buffer.alloc(total / 2, 7));
+      await slow.closed;
+      expect(slow.answer()).toMatch(/^HTTP\/1\.1 200 OK/);
+      const echoed = JSON.parse(slow.answer().slice(slow.answer().indexOf('\r\n\r\n') + 4)) as {
+        length: number;
+        sha256: string;
+      };
+      expect(echoed).toMatchObject({
+        length: total,
+        sha256: createHash('sha256').update(Buffer.alloc(total, 7)).digest('hex'),
+      });
+    }
+    expect(spools()).toBe(0);
+    // a client that leaves mid-body: PHP never saw it, and its temp file is closed
+    const before = one.warmpool.stats().requests;
+    const gone = slowUpload(1024 * 1024, Buffer.alloc(200_000, 1));
+    await eventually(() => spools() === 1, 'the body to be spooled to a temp file');
+    gone.socket.destroy();
+    await gone.closed;
+    await eventually(() => spools() === 0, 'the temp file to be closed');
+    expect((await one.inject('/info.php')).statusCode).toBe(200);
+    expect(one.warmpool.stats().requests).toBe(before + 1);
+  });
+
+  it('request_buffering: false: a client that leaves in the middle of its upload frees the php-cgi process', async () => {
+    const one = await classicApp({}, { request_buffering: false });
     await one.listen({ port: 0, host: '127.0.0.1' });
     const { port } = one.server.address() as AddressInfo;
     const pid = one.warmpool.pool === null ? 0 : (await one.warmpool.workers())[0]!.pid;
@@ -277,6 +332,7 @@ describe('classic mode: options', () => {
     [{ root: ROOT, extensions: ['.php', 'p hp'] }, 'fastcgi.extensions', /extensions/],
     [{ root: ROOT, params: { 'BAD-NAME': 'x' } }, 'fastcgi.params.BAD-NAME', /letters, digits/],
     [{ root: ROOT, pipelining: 'yes' }, 'fastcgi.pipelining', /true or false/],
+    [{ root: ROOT, request_buffering: 1 }, 'fastcgi.request_buffering', /true or false/],
     [{ root: ROOT, colour: 'blue' }, 'fastcgi.colour', /known options/],
   ])('%j → %s', async (fastcgi, key, message) => {
     const app = Fastify();
