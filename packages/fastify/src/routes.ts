@@ -73,10 +73,10 @@ export async function registerRoutes(
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
   if (exchange.streamsRequestBody) {
-    // PHP reads exactly CONTENT_LENGTH bytes from STDIN: a body with its length is read whole first
-    // (fastcgi.request_buffering, spooled-body.ts) or streams to PHP as PHP reads it
-    // (max_request_size was checked on Content-Length before); a chunked one is read first,
-    // bounded by max_request_size, so that its length is known.
+    // PHP reads exactly CONTENT_LENGTH bytes from STDIN: a body is read whole first, in memory or a
+    // temp file (fastcgi.request_buffering, spooled-body.ts), or, with it off, a body with its
+    // length streams to PHP as PHP reads it (max_request_size was checked on Content-Length
+    // before) and a chunked one is read into memory first, bounded by max_request_size.
     const buffering = options.classic?.requestBuffering !== false;
     // a spooled body PHP never read to its end (a 403 before it, a full queue, a client gone)
     // closes its temp file with the response
@@ -93,16 +93,17 @@ export async function registerRoutes(
       });
     }
     app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => {
-      const length = request.headers['content-length'];
-      if (length === undefined || request.headers['transfer-encoding'] !== undefined) {
-        readRawBody(request, payload, bodyLimit, done);
-      } else if (!buffering) done(null, payload);
-      else {
-        spoolRequestBody(payload, Number(length)).then((body) => {
+      if (buffering) {
+        spoolRequestBody(payload, bodyLimit).then((body) => {
           if (!Buffer.isBuffer(body)) spools.set(request, body);
           done(null, body);
         }, done);
-      }
+      } else if (
+        request.headers['content-length'] !== undefined &&
+        request.headers['transfer-encoding'] === undefined
+      ) {
+        done(null, payload);
+      } else readRawBody(request, payload, bodyLimit, done);
     });
   } else {
     app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>

@@ -263,6 +263,22 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
       });
     }
     expect(spools()).toBe(0);
+    // a chunked body goes to a temp file too once past 64 KiB (not to memory), and PHP gets its length
+    const chunked = connect(port, '127.0.0.1');
+    let chunkedAnswer = '';
+    chunked.on('data', (chunk: Buffer) => {
+      chunkedAnswer += chunk.toString('latin1');
+    });
+    const chunkedClosed = once(chunked, 'close');
+    chunked.write('POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n');
+    chunked.write(`${(100_000).toString(16)}\r\n${'c'.repeat(100_000)}\r\n`);
+    await eventually(() => spools() === 1, 'the chunked body to be spooled to a temp file');
+    chunked.write(`${(50_000).toString(16)}\r\n${'c'.repeat(50_000)}\r\n0\r\n\r\n`);
+    await chunkedClosed;
+    expect(chunkedAnswer).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(chunkedAnswer).toContain('"length":150000');
+    expect(chunkedAnswer).toContain('"content_length":"150000"');
+    expect(spools()).toBe(0);
     // a client that leaves mid-body: PHP never saw it, and its temp file is closed
     const before = one.warmpool.stats().requests;
     const gone = slowUpload(1024 * 1024, Buffer.alloc(200_000, 1));

@@ -143,6 +143,9 @@ function toStdin(request: ExchangeRequest): { body: FastCgiBody; length: number 
   if (body === null) return { body: null, length: undefined };
   if (Buffer.isBuffer(body)) return { body, length: body.length };
   if (body instanceof Chunks) return { body: body.parts, length: body.length };
+  // a body spooled to a file knows its length (a chunked one has no Content-Length)
+  const spooled = (body as { byteLength?: unknown }).byteLength;
+  if (typeof spooled === 'number') return { body: body as Readable, length: spooled };
   const declared = Number(request.headers['Content-Length']?.[0]);
   if (!Number.isSafeInteger(declared) || declared < 0) {
     throw new TypeError('a streamed request body needs its Content-Length (buffer a chunked body first)');
