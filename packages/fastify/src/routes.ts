@@ -94,7 +94,7 @@ export async function registerRoutes(
     }
     app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => {
       if (buffering) {
-        spoolRequestBody(payload, bodyLimit).then((body) => {
+        spoolRequestBody(payload, bodyLimit, options.uploads.dir).then((body) => {
           if (!Buffer.isBuffer(body)) spools.set(request, body);
           done(null, body);
         }, done);

@@ -3,7 +3,7 @@
 // test/fixtures/sites/classic-app, its static files, and the files that must never run or be sent.
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -288,6 +288,40 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     await eventually(() => spools() === 0, 'the temp file to be closed');
     expect((await one.inject('/info.php')).statusCode).toBe(200);
     expect(one.warmpool.stats().requests).toBe(before + 1);
+  });
+
+  it('request_buffering spools to uploads.dir when one is set (a tmpfs /tmp is RAM)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-spool-dir-'));
+    try {
+      const one = await classicApp({ uploads: { dir } });
+      await one.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = one.server.address() as AddressInfo;
+      const openIn = () =>
+        readdirSync('/proc/self/fd').filter((fd) => {
+          try {
+            return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, 'warmpool-request-'));
+          } catch {
+            return false;
+          }
+        }).length;
+      const socket = connect(port, '127.0.0.1');
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+      });
+      const closed = once(socket, 'close');
+      socket.write('POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n');
+      socket.write(Buffer.alloc(100_000, 5));
+      await eventually(() => openIn() === 1, 'the body to be spooled in uploads.dir');
+      socket.write(Buffer.alloc(100_000, 5));
+      await closed;
+      expect(answer).toContain('"length":200000');
+      expect(openIn()).toBe(0);
+      // unlinked at once: the folder stayed empty
+      expect(readdirSync(dir)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('request_buffering: false: a client that leaves in the middle of its upload frees the php-cgi process', async () => {

@@ -6,7 +6,6 @@
 // left behind whatever happens) and is read back into STDIN as PHP reads it.
 import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { bodyTooLarge } from '../limits.js';
@@ -20,9 +19,11 @@ export type SpooledFile = Readable & { readonly byteLength: number };
 /**
  * Reads `payload` whole, at most `limit` bytes (413 past it: a chunked body's length shows only
  * as it arrives; a Content-Length was checked before): a Buffer, or the temp file it went to.
- * The payload is only listened to, never destroyed: a 413 still reaches the client.
+ * The payload is only listened to, never destroyed: a 413 still reaches the client. The temp file
+ * goes to `dir` (http.uploads.dir, where upload files go: os.tmpdir() by default, which is RAM on a
+ * tmpfs /tmp; nginx keeps its on disk, in client_body_temp_path).
  */
-export function spoolRequestBody(payload: Readable, limit: number): Promise<Buffer | SpooledFile> {
+export function spoolRequestBody(payload: Readable, limit: number, dir: string): Promise<Buffer | SpooledFile> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
@@ -60,7 +61,7 @@ export function spoolRequestBody(payload: Readable, limit: number): Promise<Buff
       payload.pause();
       writing = writing.then(async () => {
         if (file === null) {
-          file = await openUnlinked();
+          file = await openUnlinked(dir);
           for (const held of chunks.splice(0)) await writeAll(file, held);
         }
         await writeAll(file, chunk);
@@ -90,8 +91,8 @@ export function spoolRequestBody(payload: Readable, limit: number): Promise<Buff
 }
 
 /** A temp file only this process can reach (0600, its name gone at once: nothing is left behind). */
-async function openUnlinked(): Promise<FileHandle> {
-  const path = join(tmpdir(), `warmpool-request-${process.pid}-${randomBytes(6).toString('hex')}`);
+async function openUnlinked(dir: string): Promise<FileHandle> {
+  const path = join(dir, `warmpool-request-${process.pid}-${randomBytes(6).toString('hex')}`);
   const handle = await open(path, 'wx+', 0o600);
   try {
     await unlink(path);
