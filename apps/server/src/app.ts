@@ -21,6 +21,7 @@ import Fastify, {
 } from 'fastify';
 import {
   checkOptions,
+  configureServerTimeouts,
   createClientInfoHook,
   createClientInfoResolver,
   resolveLimits,
@@ -128,7 +129,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const tracker = new ConnectionTracker();
   const draining = { value: false };
   // Listener-wide limits are the same in every site's plugin options; any site gives them.
-  const httpOptions: HttpServerOptions = serverLimits(resolveLimits(server.sites[0]!.plugin)).http ?? {};
+  const listenerLimits = resolveLimits(server.sites[0]!.plugin);
+  const httpOptions: HttpServerOptions = serverLimits(listenerLimits).http ?? {};
   // Each request's client, scheme and host, decided once (listener-wide keys) before routing: the
   // site, the micro-cache key, proxy headers and PHP all read this one answer.
   const { trusted_subnets, real_ip_header } = server.sites[0]!.plugin;
@@ -141,13 +143,15 @@ export function buildApp(options: BuildOptions): BuiltApp {
     let primary: HttpServer | Http2SecureServer | null = null;
     const ssl = server.http.ssl;
     if (ssl !== null) {
-      https = createHttpsServer(tls!, handler, {
-        ...(server.http.http2?.max_concurrent_streams === undefined
+      https = createHttpsServer(
+        tls!,
+        handler,
+        server.http.http2?.max_concurrent_streams === undefined
           ? {}
-          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams }),
-        // its HTTP/1.1 connections get the plain listener's timeouts and header size
-        http1: httpOptions,
-      });
+          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams },
+      );
+      // its HTTP/1.1 connections get the plain listener's timeouts and head size
+      configureServerTimeouts(https, listenerLimits, loggers.http);
       tracker.watchHttp2(https);
     }
     if (ssl !== null && ssl.redirect === true) {

@@ -202,12 +202,6 @@ export const DEFAULT_MAX_CONCURRENT_STREAMS = 128;
 export interface HttpsServerOptions {
   /** streams one HTTP/2 connection may have open at once; DEFAULT_MAX_CONCURRENT_STREAMS */
   maxConcurrentStreams?: number;
-  /**
-   * The listener-wide limits (headers_timeout, request_timeout, max_header_size) for its HTTP/1.1
-   * connections, as the plain listener gets them: an HTTP/2 server takes no such options, and its
-   * HTTP/1.1 fallback otherwise keeps Node's own (60 s, 300 s, checked every 30 s; 16 KB heads)
-   */
-  http1?: HttpServerOptions;
   /** how long an idle HTTP/1.1 keep-alive connection stays open (Node has none for them here); 72 s */
   keepAliveTimeoutMs?: number;
 }
@@ -229,31 +223,13 @@ export function createHttpsServer(
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );
-  applyHttp1Options(server, options.http1 ?? {}, options.keepAliveTimeoutMs ?? 72_000);
+  // as the plain listener's (createPlainServer): Node sets none for an HTTP/2 server's HTTP/1.1
+  // connections, and an idle keep-alive one stayed open for good; its timeouts and head size are the
+  // plugin's (configureServerTimeouts, which app.ts applies)
+  (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = options.keepAliveTimeoutMs ?? 72_000;
   contexts.attach(server);
   closeIdleSessions(server);
   return server;
-}
-
-/**
- * Node's HTTP/1.1 connection code reads these from the server object it serves for, the HTTP/2 one
- * too (the checking interval when it starts listening): set before listen.
- */
-function applyHttp1Options(server: Http2SecureServer, options: HttpServerOptions, keepAliveTimeoutMs: number): void {
-  const http1 = server as unknown as {
-    headersTimeout: number;
-    requestTimeout: number;
-    connectionsCheckingInterval: number;
-    maxHeaderSize?: number;
-    keepAliveTimeout: number;
-  };
-  if (options.headersTimeout !== undefined) http1.headersTimeout = options.headersTimeout;
-  if (options.requestTimeout !== undefined) http1.requestTimeout = options.requestTimeout;
-  if (options.connectionsCheckingInterval !== undefined)
-    http1.connectionsCheckingInterval = options.connectionsCheckingInterval;
-  if (options.maxHeaderSize !== undefined) http1.maxHeaderSize = options.maxHeaderSize;
-  // as the plain listener's (createPlainServer): without it, an idle keep-alive connection stayed forever
-  http1.keepAliveTimeout = keepAliveTimeoutMs;
 }
 
 /** Idle HTTP/2 sessions are closed after Fastify's http2SessionTimeout (72 s), as Fastify does for its own. */

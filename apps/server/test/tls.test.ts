@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import type { Http2SecureServer } from 'node:http2';
 import { connect as connectHttp2 } from 'node:http2';
 import { connect, type TLSSocket } from 'node:tls';
+import { configureServerTimeouts, type LimitOptions, resolveLimits } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTemporaryCertificate } from '../src/acme/temporary-certificate.js';
 import {
@@ -95,10 +96,12 @@ describe('TlsContexts', () => {
 });
 
 describe('createHttpsServer: HTTP/1.1 over TLS keeps the listener-wide limits', () => {
-  async function listen(options: Parameters<typeof createHttpsServer>[2]): Promise<number> {
+  /** As app.ts builds it: the plugin's timeouts and head size (configureServerTimeouts) on the HTTPS server. */
+  async function listen(options: Parameters<typeof createHttpsServer>[2], limits: LimitOptions): Promise<number> {
     const contexts = new TlsContexts();
     contexts.setDefault(await pair('a.test'));
     const server = createHttpsServer(contexts, (_req, res) => res.end('ok'), options);
+    configureServerTimeouts(server, resolveLimits(limits), null);
     servers.push(server);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     return (server.address() as { port: number }).port;
@@ -115,10 +118,7 @@ describe('createHttpsServer: HTTP/1.1 over TLS keeps the listener-wide limits', 
   }
 
   it('headers_timeout (408), max_header_size, and a keep-alive timeout for idle connections', async () => {
-    const port = await listen({
-      http1: { headersTimeout: 300, connectionsCheckingInterval: 50, maxHeaderSize: 65_536 },
-      keepAliveTimeoutMs: 200,
-    });
+    const port = await listen({ keepAliveTimeoutMs: 200 }, { headers_timeout: '300ms', max_header_size: 65_536 });
     // a head that never ends: 408 and closed (Node's own would wait 60 s and more)
     const slow = await open(port, 'a.test');
     slow.write('GET / HTTP/1.1\r\nHost: a.test\r\n');

@@ -59,6 +59,7 @@ export {
 export { compileTrustedSubnets, type TrustedSubnets } from './network/trusted-subnets.js';
 export type { LimitOptions } from './limits.js';
 export {
+  configureServerTimeouts,
   serverLimits,
   resolveLimits,
   DEFAULT_MAX_HEADER_BYTES,

@@ -1,6 +1,12 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
-import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
+import type {
+  FastifyBaseLogger,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  HookHandlerDoneFunction,
+} from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
 import { BodyTooLargeError, InvalidOptionError, TooManyHeadersError } from './errors.js';
 
@@ -181,10 +187,11 @@ const lazyContinueServers = new WeakSet<object>();
  */
 export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void {
   const server = app.server as unknown;
-  if (server instanceof HttpServer || server instanceof HttpsServer) {
-    configureTimeouts(app, server, limits);
+  if (
+    configureServerTimeouts(server, limits, app.log) &&
+    (server instanceof HttpServer || server instanceof HttpsServer)
+  )
     installLazyContinue(server);
-  } else if (acceptsHttp1(server)) configureTimeouts(app, server, limits);
 
   const maxBytes = limits.maxRequestBytes;
   const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
@@ -231,12 +238,22 @@ interface Http1Settings {
   listening: boolean;
 }
 
-/** An HTTP/2 server created with allowHTTP1: Node gives it these settings (60 s, 300 s) then only. */
+/** An HTTP/1 server, or an HTTP/2 one created with allowHTTP1: Node gives it these settings (60 s, 300 s) then only. */
 function acceptsHttp1(server: unknown): server is Http1Settings {
   return typeof server === 'object' && server !== null && typeof (server as Http1Settings).headersTimeout === 'number';
 }
 
-function configureTimeouts(app: FastifyInstance, server: Http1Settings, limits: ResolvedLimits): void {
+/**
+ * The slow-client timeouts and the head size of `server`'s HTTP/1.1 connections (an HTTP/1 server,
+ * or an HTTP/2 one that takes HTTP/1.1 too); false when it takes none. Set before listen: the
+ * checking interval is read then (`log` warns when it is too late).
+ */
+export function configureServerTimeouts(
+  server: unknown,
+  limits: ResolvedLimits,
+  log: FastifyBaseLogger | null,
+): boolean {
+  if (!acceptsHttp1(server)) return false;
   if (limits.headersTimeoutMs !== null) server.headersTimeout = limits.headersTimeoutMs;
   if (limits.requestTimeoutMs !== null) server.requestTimeout = limits.requestTimeoutMs;
   // read per new connection (`server.maxHeaderSize || 0` in Node's connectionListener)
@@ -246,7 +263,7 @@ function configureTimeouts(app: FastifyInstance, server: Http1Settings, limits: 
     const current = (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval ?? 30_000;
     if (server.listening) {
       if (interval < current)
-        app.log.warn(
+        log?.warn(
           { intervalMs: current },
           'warmpool: the server is already listening; slow-client timeouts are checked every %d ms',
           current,
@@ -256,6 +273,7 @@ function configureTimeouts(app: FastifyInstance, server: Http1Settings, limits: 
       (server as { connectionsCheckingInterval?: number }).connectionsCheckingInterval = interval;
     }
   }
+  return true;
 }
 
 /** 100 Continue when the body is first read, not before routing (see 1. above). */
