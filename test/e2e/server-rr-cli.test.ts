@@ -25,6 +25,16 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** The -o pairs of a server on `port` running echo.php with `workers` workers and its admin socket. */
+function echoServer(port: number, workers: number, socket: string): string[] {
+  return [
+    `http.address=127.0.0.1:${port}`,
+    `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
+    `http.pool.num_workers=${workers}`,
+    `admin.socket=${socket}`,
+  ];
+}
+
 describe('-o key=value', () => {
   it('config check: scalars, lists and nested keys over an empty file, typed as the keys want', async () => {
     const { code, stdout, stderr } = await runCli([
@@ -84,20 +94,7 @@ describe('-o key=value', () => {
   it('serve: an empty .rr.yaml plus -o runs the server those arguments describe', async () => {
     const port = await freePort();
     const socket = join(dir, 'admin.sock');
-    const server = startServer(
-      [
-        '-c',
-        empty,
-        ...overrides(
-          `http.address=127.0.0.1:${port}`,
-          `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
-          'http.pool.num_workers=2',
-          `admin.socket=${socket}`,
-        ),
-        'serve',
-      ],
-      { cwd: dir },
-    );
+    const server = startServer(['-c', empty, ...overrides(...echoServer(port, 2, socket)), 'serve'], { cwd: dir });
     await server.ready();
     const reply = await request(`http://127.0.0.1:${port}/hello`);
     expect(reply.statusCode).toBe(200);
@@ -120,14 +117,7 @@ describe('-s', () => {
         '-s',
         '-c',
         empty,
-        ...overrides(
-          `http.address=127.0.0.1:${port}`,
-          `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
-          'http.pool.num_workers=1',
-          `admin.socket=${socket}`,
-          'logs.mode=off',
-          'http.pool.max_jobs=-1',
-        ),
+        ...overrides(...echoServer(port, 1, socket), 'logs.mode=off', 'http.pool.max_jobs=-1'),
       ],
       { cwd: dir },
     );
@@ -136,19 +126,7 @@ describe('-s', () => {
     expect(server.stderr).toContain('-o http.pool.max_jobs=-1: must be an integer >= 0');
     expect(server.stdout).toBe('');
     const quiet = startServer(
-      [
-        'serve',
-        '-s',
-        '-c',
-        empty,
-        ...overrides(
-          `http.address=127.0.0.1:${port}`,
-          `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
-          'http.pool.num_workers=1',
-          `admin.socket=${socket}`,
-          'logs.mode=off',
-        ),
-      ],
+      ['serve', '-s', '-c', empty, ...overrides(...echoServer(port, 1, socket), 'logs.mode=off')],
       { cwd: dir },
     );
     // ready when the admin socket answers (nothing is printed to say so)

@@ -221,28 +221,39 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect(small.warmpool.stats().requests).toBe(before);
   });
 
+  /** The temp files of spooled request bodies this process holds open in `dir` (unlinked at once: "(deleted)"). */
+  function openSpools(dir = tmpdir()): number {
+    return readdirSync('/proc/self/fd').filter((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, `warmpool-request-${process.pid}-`));
+      } catch {
+        return false;
+      }
+    }).length;
+  }
+
+  /** A raw HTTP/1.1 client that sends `head`: what the server answered so far, and when it closed. */
+  function rawClient(port: number, head: string) {
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    socket.write(head);
+    return { socket, answer: () => answer, closed: once(socket, 'close') };
+  }
+
   it('request_buffering (the default): a client sending its body slowly never holds the php-cgi process', async () => {
     const one = await classicApp();
     await one.listen({ port: 0, host: '127.0.0.1' });
     const { port } = one.server.address() as AddressInfo;
-    // the temp files of spooled bodies this process holds open (unlinked at once: "(deleted)")
-    const spools = () =>
-      readdirSync('/proc/self/fd').filter((fd) => {
-        try {
-          return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(tmpdir(), `warmpool-request-${process.pid}-`));
-        } catch {
-          return false;
-        }
-      }).length;
     const slowUpload = (total: number, first: Buffer) => {
-      const socket = connect(port, '127.0.0.1');
-      let answer = '';
-      socket.on('data', (chunk: Buffer) => {
-        answer += chunk.toString('latin1');
-      });
-      socket.write(`POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`);
-      socket.write(first);
-      return { socket, answer: () => answer, closed: once(socket, 'close') };
+      const client = rawClient(
+        port,
+        `POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`,
+      );
+      client.socket.write(first);
+      return client;
     };
     for (const total of [100, 1024 * 1024]) {
       // part of the body sent, the rest held back: the one php-cgi process stays free for others
@@ -262,30 +273,27 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
         sha256: createHash('sha256').update(Buffer.alloc(total, 7)).digest('hex'),
       });
     }
-    expect(spools()).toBe(0);
+    expect(openSpools()).toBe(0);
     // a chunked body goes to a temp file too once past 64 KiB (not to memory), and PHP gets its length
-    const chunked = connect(port, '127.0.0.1');
-    let chunkedAnswer = '';
-    chunked.on('data', (chunk: Buffer) => {
-      chunkedAnswer += chunk.toString('latin1');
-    });
-    const chunkedClosed = once(chunked, 'close');
-    chunked.write('POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n');
-    chunked.write(`${(100_000).toString(16)}\r\n${'c'.repeat(100_000)}\r\n`);
-    await eventually(() => spools() === 1, 'the chunked body to be spooled to a temp file');
-    chunked.write(`${(50_000).toString(16)}\r\n${'c'.repeat(50_000)}\r\n0\r\n\r\n`);
-    await chunkedClosed;
-    expect(chunkedAnswer).toMatch(/^HTTP\/1\.1 200 OK/);
-    expect(chunkedAnswer).toContain('"length":150000');
-    expect(chunkedAnswer).toContain('"content_length":"150000"');
-    expect(spools()).toBe(0);
+    const chunked = rawClient(
+      port,
+      'POST /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n',
+    );
+    chunked.socket.write(`${(100_000).toString(16)}\r\n${'c'.repeat(100_000)}\r\n`);
+    await eventually(() => openSpools() === 1, 'the chunked body to be spooled to a temp file');
+    chunked.socket.write(`${(50_000).toString(16)}\r\n${'c'.repeat(50_000)}\r\n0\r\n\r\n`);
+    await chunked.closed;
+    expect(chunked.answer()).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(chunked.answer()).toContain('"length":150000');
+    expect(chunked.answer()).toContain('"content_length":"150000"');
+    expect(openSpools()).toBe(0);
     // a client that leaves mid-body: PHP never saw it, and its temp file is closed
     const before = one.warmpool.stats().requests;
     const gone = slowUpload(1024 * 1024, Buffer.alloc(200_000, 1));
-    await eventually(() => spools() === 1, 'the body to be spooled to a temp file');
+    await eventually(() => openSpools() === 1, 'the body to be spooled to a temp file');
     gone.socket.destroy();
     await gone.closed;
-    await eventually(() => spools() === 0, 'the temp file to be closed');
+    await eventually(() => openSpools() === 0, 'the temp file to be closed');
     expect((await one.inject('/info.php')).statusCode).toBe(200);
     expect(one.warmpool.stats().requests).toBe(before + 1);
   });
@@ -296,27 +304,16 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
       const one = await classicApp({ uploads: { dir } });
       await one.listen({ port: 0, host: '127.0.0.1' });
       const { port } = one.server.address() as AddressInfo;
-      const openIn = () =>
-        readdirSync('/proc/self/fd').filter((fd) => {
-          try {
-            return readlinkSync(`/proc/self/fd/${fd}`).startsWith(join(dir, 'warmpool-request-'));
-          } catch {
-            return false;
-          }
-        }).length;
-      const socket = connect(port, '127.0.0.1');
-      let answer = '';
-      socket.on('data', (chunk: Buffer) => {
-        answer += chunk.toString('latin1');
-      });
-      const closed = once(socket, 'close');
-      socket.write('POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n');
-      socket.write(Buffer.alloc(100_000, 5));
-      await eventually(() => openIn() === 1, 'the body to be spooled in uploads.dir');
-      socket.write(Buffer.alloc(100_000, 5));
-      await closed;
-      expect(answer).toContain('"length":200000');
-      expect(openIn()).toBe(0);
+      const client = rawClient(
+        port,
+        'POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 200000\r\nConnection: close\r\n\r\n',
+      );
+      client.socket.write(Buffer.alloc(100_000, 5));
+      await eventually(() => openSpools(dir) === 1, 'the body to be spooled in uploads.dir');
+      client.socket.write(Buffer.alloc(100_000, 5));
+      await client.closed;
+      expect(client.answer()).toContain('"length":200000');
+      expect(openSpools(dir)).toBe(0);
       // unlinked at once: the folder stayed empty
       expect(readdirSync(dir)).toEqual([]);
     } finally {
