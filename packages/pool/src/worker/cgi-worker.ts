@@ -476,8 +476,10 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   #fail(exec: PendingExec, error: Error, reason: RecycleReason): void {
     if (exec.settled) return;
     this.retiredFor ??= reason;
+    // kill() without its onKill: that would fail the connection with WorkerExitedError, and this
+    // request already has its own error (a timeout's 504, a broken connection's 502)
     if (this.workerState !== 'exited') {
-      if (this.workerState !== 'stopping') this.workerState = 'stopping';
+      this.workerState = 'stopping';
       killGroup(this.pid);
     }
     // ExecAbortedError means "reusable" to the fate table; this worker is not
