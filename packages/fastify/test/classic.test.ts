@@ -273,7 +273,8 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
         sha256: createHash('sha256').update(Buffer.alloc(total, 7)).digest('hex'),
       });
     }
-    expect(openSpools()).toBe(0);
+    // the server closes the file just after the client has its answer: wait for it
+    await eventually(() => openSpools() === 0, 'the temp file to be closed');
     // a chunked body goes to a temp file too once past 64 KiB (not to memory), and PHP gets its length
     const chunked = rawClient(
       port,
@@ -286,7 +287,8 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect(chunked.answer()).toMatch(/^HTTP\/1\.1 200 OK/);
     expect(chunked.answer()).toContain('"length":150000');
     expect(chunked.answer()).toContain('"content_length":"150000"');
-    expect(openSpools()).toBe(0);
+    // the server closes the file just after the client has its answer: wait for it
+    await eventually(() => openSpools() === 0, 'the temp file to be closed');
     // a client that leaves mid-body: PHP never saw it, and its temp file is closed
     const before = one.warmpool.stats().requests;
     const gone = slowUpload(1024 * 1024, Buffer.alloc(200_000, 1));
@@ -313,7 +315,7 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
       client.socket.write(Buffer.alloc(100_000, 5));
       await client.closed;
       expect(client.answer()).toContain('"length":200000');
-      expect(openSpools(dir)).toBe(0);
+      await eventually(() => openSpools(dir) === 0, 'the temp file to be closed');
       // unlinked at once: the folder stayed empty
       expect(readdirSync(dir)).toEqual([]);
     } finally {
