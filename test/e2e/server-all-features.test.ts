@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type PeerCertificate } from 'node:tls';
 import { promisify } from 'node:util';
@@ -500,6 +501,58 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
     expect((await get('/whoami', { host: 'a.test' })).status).toBe(200);
+  });
+
+  it('request_timeout: a body still arriving 10 s after its head gets 408, over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1', async () => {
+    const port = Number(new URL(setup.https).port);
+    /** A byte every 200 ms until `answered`: a client that never finishes its body. */
+    const trickle = (write: () => void, answered: Promise<unknown>) => {
+      const timer = setInterval(write, 200);
+      return answered.finally(() => clearInterval(timer));
+    };
+    const overHttp2 = async (host: string) => {
+      const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
+      session.on('error', () => {});
+      try {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/echo',
+          ':authority': host,
+          'content-type': 'text/plain',
+        });
+        stream.on('error', () => {});
+        const [head] = (await trickle(() => stream.write('b'), once(stream, 'response'))) as [Record<string, unknown>];
+        // the same session still serves
+        const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
+        next.end();
+        const [nextHead] = (await once(next, 'response')) as [Record<string, unknown>];
+        next.resume();
+        return [head[':status'], nextHead[':status']];
+      } finally {
+        session.close();
+      }
+    };
+    const overHttp1 = async () => {
+      const socket = connectTls({
+        host: '127.0.0.1',
+        port,
+        servername: 'a.test',
+        ca: setup.root,
+        ALPNProtocols: ['http/1.1'],
+      });
+      socket.on('error', () => {});
+      await once(socket, 'secureConnect');
+      socket.write('POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n');
+      const [answer] = (await trickle(() => socket.write('b'), once(socket, 'data'))) as [Buffer];
+      socket.destroy();
+      return answer.toString('latin1').split('\r\n')[0];
+    };
+    // a worker site (the body parsed whole for the worker) and classic.test (the body spooled for php-cgi)
+    const [worker, classic, http1] = await Promise.all([overHttp2('a.test'), overHttp2('classic.test'), overHttp1()]);
+    expect(worker).toEqual([408, 200]);
+    expect(classic).toEqual([408, 200]);
+    expect(http1).toBe('HTTP/1.1 408 Request Timeout');
+    expect(server.stdout + server.stderr).not.toMatch(/already sent/i);
   });
 
   it('sniffs the Content-Type of a PHP reply without one; a 304 carries no content headers', async () => {

@@ -492,9 +492,14 @@ const TOP: Entry[] = [
     "client connections from one address (an IPv6 client: its /64); a new one over it is closed as it is accepted (nginx's limit_conn); peers in http.trusted_subnets are not counted; 0 = no limit",
     { min: 0, default: 0 },
   ),
-  wp('http.request_timeout', 'duration', 'time to receive the whole request, body included; 0 = none', {
-    default: DEFAULT_REQUEST_TIMEOUT,
-  }),
+  wp(
+    'http.request_timeout',
+    'duration',
+    'time to receive the whole request, body included (each stream of an HTTP/2 connection too: 408, the stream reset); 0 = none',
+    {
+      default: DEFAULT_REQUEST_TIMEOUT,
+    },
+  ),
 
   // ---- status, metrics, logs ----
   rr('status', 'section', 'health endpoints /health and /ready on their own listener'),

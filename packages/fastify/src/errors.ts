@@ -59,10 +59,26 @@ export class TooManyHeadersError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_HEAD
   }
 }
 
+/**
+ * An HTTP/2 request whose body was not all received within request_timeout: answered 408 and its
+ * stream closed (Node cuts only HTTP/1.1 requests at requestTimeout).
+ */
+export class RequestTimeoutError extends WarmpoolError<'WP_FASTIFY_REQUEST_TIMEOUT'> {
+  readonly statusCode = 408;
+  constructor(timeoutMs: number) {
+    super(
+      'WP_FASTIFY_REQUEST_TIMEOUT',
+      `the request body was not all received within ${timeoutMs} ms (request_timeout)`,
+      { details: { timeoutMs } },
+    );
+  }
+}
+
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
   'WP_FASTIFY_BAD_FORM',
   'WP_FASTIFY_BODY_TOO_LARGE',
   'WP_FASTIFY_TOO_MANY_FILES',
   'WP_FASTIFY_TOO_MANY_HEADERS',
+  'WP_FASTIFY_REQUEST_TIMEOUT',
 ] as const;

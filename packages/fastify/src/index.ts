@@ -41,6 +41,7 @@ export {
   BodyTooLargeError,
   TooManyFilesError,
   TooManyHeadersError,
+  RequestTimeoutError,
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';

@@ -1,5 +1,6 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
+import { constants as http2Constants, type Http2ServerRequest } from 'node:http2';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -8,7 +9,7 @@ import type {
   HookHandlerDoneFunction,
 } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { BodyTooLargeError, InvalidOptionError, TooManyHeadersError } from './errors.js';
+import { BodyTooLargeError, InvalidOptionError, RequestTimeoutError, TooManyHeadersError } from './errors.js';
 
 /**
  * Request size, header and slow-client limits.
@@ -36,6 +37,10 @@ import { BodyTooLargeError, InvalidOptionError, TooManyHeadersError } from './er
  *    all, so it is left alone and the count is checked on rawHeaders.
  * 4. The server timeouts, with the checking interval shortened (before listen) so the limits are
  *    kept to within a quarter of their value (at most 1 s late).
+ * 5. `request_timeout` for HTTP/2 streams: Node applies requestTimeout to HTTP/1.1 connections only,
+ *    so a client could send an HTTP/2 body a byte at a time for as long as it liked (measured: 21 s
+ *    of trickle against a 2 s request_timeout, answered 200). A stream whose body is not all
+ *    received in time gets 408, then RST_STREAM so the client stops sending.
  */
 export interface LimitOptions {
   /** http.max_request_size: megabytes (1 MB = 1024 * 1024 bytes); RR's 0 means "the default" */
@@ -58,6 +63,9 @@ export interface ResolvedLimits {
   headersTimeoutMs: number | null;
   requestTimeoutMs: number | null;
 }
+
+/** request_timeout for HTTP/2 streams when unset: Node's requestTimeout for HTTP/1.1 (300 s). */
+export const DEFAULT_STREAM_REQUEST_TIMEOUT_MS = 300_000;
 
 /** 100 MB: a safe default for bodies buffered in memory (RoadRunner's 1000 MB streams to PHP). */
 export const DEFAULT_MAX_REQUEST_SIZE_MB = 100;
@@ -195,6 +203,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
 
   const maxBytes = limits.maxRequestBytes;
   const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
+  const streamTimeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
   app.addHook(
     'onRequest',
     function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -209,6 +218,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
         rejectEarly(request, reply, 413, bodyTooLarge(maxBytes));
         return;
       }
+      if (raw.httpVersionMajor === 2 && streamTimeoutMs > 0) limitStreamBody(request, reply, streamTimeoutMs);
       done();
     },
   );
@@ -229,6 +239,24 @@ export function bodyTooLarge(maxBytes: number): BodyTooLargeError {
 function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: number, error: Error): void {
   if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
   reply.code(status).send(error);
+}
+
+/**
+ * Cuts an HTTP/2 request whose body is still arriving `timeoutMs` after its head: 408 when nothing
+ * has been answered yet (Node then resets the stream, NO_ERROR, as RFC 9113 8.1 asks of a server
+ * that answers before the request is complete), else the stream is reset (CANCEL). A request with
+ * no body costs nothing here; the timer ends with the stream.
+ */
+function limitStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
+  const stream = (request.raw as unknown as Http2ServerRequest).stream;
+  if (stream.endAfterHeaders) return;
+  const timer = setTimeout(() => {
+    if (stream.destroyed || stream.state.remoteClose !== 0) return; // the whole body came in time
+    request.log.info({ timeoutMs }, 'warmpool: HTTP/2 request body not received within request_timeout; 408');
+    if (reply.sent) stream.close(http2Constants.NGHTTP2_CANCEL);
+    else reply.code(408).send(new RequestTimeoutError(timeoutMs));
+  }, timeoutMs);
+  stream.once('close', () => clearTimeout(timer));
 }
 
 /** The settings Node's HTTP/1.1 connection code reads from the server it serves for. */
