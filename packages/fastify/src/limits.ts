@@ -243,9 +243,9 @@ function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: numbe
 
 /**
  * Cuts an HTTP/2 request whose body is still arriving `timeoutMs` after its head: 408 when nothing
- * has been answered yet (Node then resets the stream, NO_ERROR, as RFC 9113 8.1 asks of a server
- * that answers before the request is complete), else the stream is reset (CANCEL). A request with
- * no body costs nothing here; the timer ends with the stream.
+ * has been answered yet, then RST_STREAM NO_ERROR once it is written (RFC 9113 8.1: a server that
+ * answers before the request is complete tells the client to stop sending), else RST_STREAM CANCEL
+ * at once. A request with no body costs nothing here; the timer ends with the stream.
  */
 function limitStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
   const stream = (request.raw as unknown as Http2ServerRequest).stream;
@@ -253,8 +253,13 @@ function limitStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs
   const timer = setTimeout(() => {
     if (stream.destroyed || stream.state.remoteClose !== 0) return; // the whole body came in time
     request.log.info({ timeoutMs }, 'warmpool: HTTP/2 request body not received within request_timeout; 408');
-    if (reply.sent) stream.close(http2Constants.NGHTTP2_CANCEL);
-    else reply.code(408).send(new RequestTimeoutError(timeoutMs));
+    if (reply.sent) {
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      return;
+    }
+    // Node leaves the stream half-open once the answer is written, reading what the client still sends
+    stream.once('finish', () => stream.close(http2Constants.NGHTTP2_NO_ERROR));
+    reply.code(408).send(new RequestTimeoutError(timeoutMs));
   }, timeoutMs);
   stream.once('close', () => clearTimeout(timer));
 }

@@ -472,6 +472,10 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
         stalled.write('partial');
         const [stalledHead] = (await once(stalled, 'response')) as [Record<string, unknown>];
         expect(stalledHead[':status']).toBe(408);
+        stalled.resume();
+        // reset by the server: the client never ends its side, so only RST_STREAM closes it
+        await once(stalled, 'close');
+        expect(stalled.rstCode).toBe(0);
         const prompt = session.request({ ':method': 'POST', ':path': '/prompt', 'content-type': 'text/plain' });
         prompt.end('abc');
         const [promptHead] = (await once(prompt, 'response')) as [Record<string, unknown>];
