@@ -503,7 +503,7 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect((await get('/whoami', { host: 'a.test' })).status).toBe(200);
   });
 
-  it('request_timeout: a body still arriving 10 s after its head gets 408, over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1', async () => {
+  it('request_timeout: a body still arriving 10 s after its head gets 408, over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1; an HTTP/2 body past max_request_size gets 413 and its stream reset', async () => {
     const port = Number(new URL(setup.https).port);
     /** A byte every 200 ms until `answered`: a client that never finishes its body. */
     const trickle = (write: () => void, answered: Promise<unknown>) => {
@@ -550,6 +550,31 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       socket.destroy();
       return answer.toString('latin1').split('\r\n')[0];
     };
+    /** a.test's max_request_size is 1 MB: a body past it, with no Content-Length, gets 413 and is reset */
+    const oversizedOverHttp2 = async () => {
+      const session = connectHttp2(setup.https, { ca: setup.root, servername: 'a.test' });
+      session.on('error', () => {});
+      try {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/echo',
+          ':authority': 'a.test',
+          'content-type': 'application/octet-stream',
+        });
+        stream.on('error', () => {});
+        const chunk = Buffer.alloc(65_536, 7);
+        const flood = setInterval(() => stream.write(chunk), 5);
+        const [head] = (await once(stream, 'response').finally(() => clearInterval(flood))) as [
+          Record<string, unknown>,
+        ];
+        stream.resume();
+        await once(stream, 'close'); // the client never ends its side
+        return head[':status'];
+      } finally {
+        session.close();
+      }
+    };
+    expect(await oversizedOverHttp2()).toBe(413);
     // a worker site (the body parsed whole for the worker) and classic.test (the body spooled for php-cgi)
     const [worker, classic, http1] = await Promise.all([overHttp2('a.test'), overHttp2('classic.test'), overHttp1()]);
     expect(worker).toEqual([408, 200]);

@@ -1,6 +1,6 @@
 import { Server as HttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Server as HttpsServer } from 'node:https';
-import { constants as http2Constants, type Http2ServerRequest } from 'node:http2';
+import { constants as http2Constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
 import type {
   FastifyBaseLogger,
   FastifyInstance,
@@ -37,10 +37,10 @@ import { BodyTooLargeError, InvalidOptionError, RequestTimeoutError, TooManyHead
  *    all, so it is left alone and the count is checked on rawHeaders.
  * 4. The server timeouts, with the checking interval shortened (before listen) so the limits are
  *    kept to within a quarter of their value (at most 1 s late).
- * 5. `request_timeout` for HTTP/2 streams: Node applies requestTimeout to HTTP/1.1 connections only,
- *    so a client could send an HTTP/2 body a byte at a time for as long as it liked (measured: 21 s
- *    of trickle against a 2 s request_timeout, answered 200). A stream whose body is not all
- *    received in time gets 408, then RST_STREAM so the client stops sending.
+ * 5. (`applyStreamLimits`) `request_timeout` for HTTP/2 streams: Node applies requestTimeout to
+ *    HTTP/1.1 connections only, so a client could send an HTTP/2 body a byte at a time for as long
+ *    as it liked (measured: 21 s of trickle against a 2 s request_timeout, answered 200). A stream
+ *    whose body is not all received in time gets 408; one answered early is reset.
  */
 export interface LimitOptions {
   /** http.max_request_size: megabytes (1 MB = 1024 * 1024 bytes); RR's 0 means "the default" */
@@ -203,7 +203,6 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
 
   const maxBytes = limits.maxRequestBytes;
   const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
-  const streamTimeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
   app.addHook(
     'onRequest',
     function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -218,10 +217,22 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
         rejectEarly(request, reply, 413, bodyTooLarge(maxBytes));
         return;
       }
-      if (raw.httpVersionMajor === 2 && streamTimeoutMs > 0) limitStreamBody(request, reply, streamTimeoutMs);
       done();
     },
   );
+}
+
+/**
+ * The HTTP/2 side of request_timeout, and the end of a body nobody reads (guardStreamBody). Install
+ * it before any hook that may answer early (the Host check, access rules, applyLimits' own 413 and
+ * 431), so every HTTP/2 request with a body gets it.
+ */
+export function applyStreamLimits(app: FastifyInstance, limits: ResolvedLimits): void {
+  const timeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.raw.httpVersionMajor === 2) guardStreamBody(request, reply, timeoutMs);
+    done();
+  });
 }
 
 /**
@@ -242,26 +253,34 @@ function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: numbe
 }
 
 /**
- * Cuts an HTTP/2 request whose body is still arriving `timeoutMs` after its head: 408 when nothing
- * has been answered yet, then RST_STREAM NO_ERROR once it is written (RFC 9113 8.1: a server that
- * answers before the request is complete tells the client to stop sending), else RST_STREAM CANCEL
- * at once. A request with no body costs nothing here; the timer ends with the stream.
+ * An HTTP/2 request's body, once answered:
+ * - answered before all of it came (413 over max_request_size, 408 below, an access rule's 403),
+ *   the stream gets RST_STREAM NO_ERROR once the answer is written (RFC 9113 8.1: the client is to
+ *   stop sending). Node leaves the stream half-open and reads on: a client told 413 could send on
+ *   for as long as it liked (measured: 4.9 MB after a 1 MB limit's 413);
+ * - still arriving `timeoutMs` after its head (request_timeout): 408 when nothing has been
+ *   answered yet, else RST_STREAM CANCEL at once.
+ * A request with no body costs nothing here; the timer ends with the stream.
  */
-function limitStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
+function guardStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
   const stream = (request.raw as unknown as Http2ServerRequest).stream;
   if (stream.endAfterHeaders) return;
+  stream.once('finish', () => {
+    if (!stream.closed && !bodyReceived(stream)) stream.close(http2Constants.NGHTTP2_NO_ERROR);
+  });
+  if (timeoutMs === 0) return;
   const timer = setTimeout(() => {
-    if (stream.destroyed || stream.state.remoteClose !== 0) return; // the whole body came in time
+    if (stream.closed || bodyReceived(stream)) return;
     request.log.info({ timeoutMs }, 'warmpool: HTTP/2 request body not received within request_timeout; 408');
-    if (reply.sent) {
-      stream.close(http2Constants.NGHTTP2_CANCEL);
-      return;
-    }
-    // Node leaves the stream half-open once the answer is written, reading what the client still sends
-    stream.once('finish', () => stream.close(http2Constants.NGHTTP2_NO_ERROR));
-    reply.code(408).send(new RequestTimeoutError(timeoutMs));
+    if (reply.sent) stream.close(http2Constants.NGHTTP2_CANCEL);
+    else reply.code(408).send(new RequestTimeoutError(timeoutMs));
   }, timeoutMs);
   stream.once('close', () => clearTimeout(timer));
+}
+
+/** The client has sent END_STREAM (a destroyed stream's state is empty: nothing more will come either). */
+function bodyReceived(stream: ServerHttp2Stream): boolean {
+  return stream.state.remoteClose !== 0;
 }
 
 /** The settings Node's HTTP/1.1 connection code reads from the server it serves for. */

@@ -10,6 +10,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   applyLimits,
+  applyStreamLimits,
   DEFAULT_MAX_REQUEST_SIZE_MB,
   resolveLimits,
   serverLimits,
@@ -407,7 +408,7 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
     }
   });
 
-  it('cuts an HTTP/2 stream whose body is still arriving at request_timeout with 408 and resets it; the session and a prompt stream are served', async () => {
+  it('cuts an HTTP/2 stream whose body is still arriving at request_timeout with 408, resets a stream answered 413 mid-body; the session and a prompt stream are served', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wp-limits-h2-'));
     try {
       const { cert, key } = await makeTlsPair(dir);
@@ -415,9 +416,15 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
       apps.push(app as unknown as FastifyInstance);
       const handled: number[] = [];
       await app.register(async (child) => {
+        const limits = resolveLimits({ request_timeout: '500ms', max_request_size: 0.01 }); // 10485 bytes
         child.removeAllContentTypeParsers();
-        child.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
-        applyLimits(child as unknown as FastifyInstance, resolveLimits({ request_timeout: '500ms' }));
+        child.addContentTypeParser(
+          '*',
+          { parseAs: 'buffer', bodyLimit: limits.maxRequestBytes },
+          (_request, body, done) => done(null, body),
+        );
+        applyStreamLimits(child as unknown as FastifyInstance, limits);
+        applyLimits(child as unknown as FastifyInstance, limits);
         child.post('/*', async (request) => {
           handled.push((request.body as Buffer).length);
           return { length: (request.body as Buffer).length };
@@ -476,6 +483,20 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
         // reset by the server: the client never ends its side, so only RST_STREAM closes it
         await once(stalled, 'close');
         expect(stalled.rstCode).toBe(0);
+        // over max_request_size with no Content-Length: 413 once the limit is crossed, then reset
+        // (Node would read on for as long as the client sent)
+        const oversized = session.request({ ':method': 'POST', ':path': '/big', 'content-type': 'text/plain' });
+        oversized.on('error', () => {});
+        const flood = setInterval(() => oversized.write(Buffer.alloc(4096)), 5);
+        try {
+          const [oversizedHead] = (await once(oversized, 'response')) as [Record<string, unknown>];
+          expect(oversizedHead[':status']).toBe(413);
+          oversized.resume();
+          await once(oversized, 'close');
+        } finally {
+          clearInterval(flood);
+        }
+        expect(oversized.rstCode).toBe(0);
         const prompt = session.request({ ':method': 'POST', ':path': '/prompt', 'content-type': 'text/plain' });
         prompt.end('abc');
         const [promptHead] = (await once(prompt, 'response')) as [Record<string, unknown>];
