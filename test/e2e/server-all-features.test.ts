@@ -503,7 +503,7 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect((await get('/whoami', { host: 'a.test' })).status).toBe(200);
   });
 
-  it('request_timeout: a body still arriving 10 s after its head gets 408, over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1; an HTTP/2 body past max_request_size gets 413 and its stream reset', async () => {
+  it('request_timeout: a body still arriving 10 s after its head gets 408, over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1; an HTTP/2 body past max_request_size gets 413 and its stream reset; one without Content-Type or length reaches PHP', async () => {
     const port = Number(new URL(setup.https).port);
     /** A byte every 200 ms until `answered`: a client that never finishes its body. */
     const trickle = (write: () => void, answered: Promise<unknown>) => {
@@ -575,6 +575,22 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       }
     };
     expect(await oversizedOverHttp2()).toBe(413);
+    /** an HTTP/2 body needs neither Content-Type nor Content-Length (curl --http2 -T - sends neither) */
+    const bareOverHttp2 = async (host: string) => {
+      const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
+      try {
+        const stream = session.request({ ':method': 'PUT', ':path': '/echo', ':authority': host });
+        stream.end('twelve bytes');
+        stream.setEncoding('utf8');
+        let text = '';
+        for await (const chunk of stream) text += chunk;
+        return text;
+      } finally {
+        session.close();
+      }
+    };
+    expect(JSON.parse(await bareOverHttp2('a.test'))).toMatchObject({ body: 'twelve bytes' });
+    expect(JSON.parse(await bareOverHttp2('classic.test'))).toMatchObject({ length: 12 });
     // a worker site (the body parsed whole for the worker) and classic.test (the body spooled for php-cgi)
     const [worker, classic, http1] = await Promise.all([overHttp2('a.test'), overHttp2('classic.test'), overHttp1()]);
     expect(worker).toEqual([408, 200]);

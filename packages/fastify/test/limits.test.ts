@@ -408,7 +408,7 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
     }
   });
 
-  it('cuts an HTTP/2 stream whose body is still arriving at request_timeout with 408, resets a stream answered 413 mid-body; the session and a prompt stream are served', async () => {
+  it('cuts an HTTP/2 stream whose body is still arriving at request_timeout with 408, resets a stream answered 413 mid-body; the session and a prompt stream are served, a body without Content-Type or length too', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wp-limits-h2-'));
     try {
       const { cert, key } = await makeTlsPair(dir);
@@ -506,6 +506,15 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
         expect(promptHead[':status']).toBe(200);
         expect(JSON.parse(body)).toEqual({ length: 3 });
         expect(handled).toEqual([3]);
+
+        // neither Content-Type nor Content-Length (HTTP/2 needs no length): the body is read all the same
+        const bare = session.request({ ':method': 'POST', ':path': '/bare' });
+        bare.end('abcd');
+        bare.setEncoding('utf8');
+        let bareBody = '';
+        for await (const chunk of bare) bareBody += chunk;
+        expect(JSON.parse(bareBody)).toEqual({ length: 4 });
+        expect(handled).toEqual([3, 4]);
       } finally {
         session.destroy();
       }
