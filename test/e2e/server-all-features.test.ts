@@ -363,6 +363,16 @@ describe('all features: proxy routes', () => {
     await closed;
   });
 
+  it('closes a proxied WebSocket left idle for websocket_idle_timeout (3 s) with 1001, and its upstream side', async () => {
+    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/idle`, { dispatcher: byName });
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    expect(await new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)))).toBe(1001);
+    await setup.upstream.webSocketClosed('/ws/idle');
+  });
+
   it('answers an Upgrade nothing upgrades as a plain request, and the request pipelined after it', async () => {
     const reply = await rawExchange(
       Number(setup.env.HTTPS_PORT),

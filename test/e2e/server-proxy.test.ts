@@ -74,6 +74,34 @@ describe('serve with proxy routes', () => {
     await closed;
   });
 
+  it('closes a proxied WebSocket with no traffic for websocket_idle_timeout (1001), and its upstream side; a busy one stays open', async () => {
+    const open = async (target: string) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${httpPort}${target}`);
+      await new Promise<void>((resolve, reject) => {
+        ws.addEventListener('open', () => resolve());
+        ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+      });
+      return ws;
+    };
+    const quiet = await open('/ws-idle/quiet');
+    const busy = await open('/ws-idle/busy');
+    const replies: string[] = [];
+    busy.addEventListener('message', (e) => replies.push(String(e.data)));
+    const chatter = setInterval(() => busy.send('tick'), 200);
+    try {
+      const code = await new Promise<number>((resolve) => quiet.addEventListener('close', (e) => resolve(e.code)));
+      expect(code).toBe(1001);
+      await upstream.webSocketClosed('/ws-idle/quiet');
+      expect(busy.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      clearInterval(chatter);
+    }
+    expect(replies.length).toBeGreaterThan(0);
+    const closed = new Promise((resolve) => busy.addEventListener('close', resolve));
+    busy.close(1000);
+    await closed;
+  });
+
   it('answers an Upgrade to a route without websocket: true as a plain request, and the request pipelined after it', async () => {
     const reply = await rawExchange(
       httpPort,

@@ -17,6 +17,8 @@ export interface Upstream {
   seen: SeenRequest[];
   /** WebSocket connections it accepted (their request target) */
   webSockets: string[];
+  /** resolves once the WebSocket connection it accepted for `target` has closed */
+  webSocketClosed(target: string): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -29,6 +31,7 @@ export interface Upstream {
 export async function startUpstream(): Promise<Upstream> {
   const seen: SeenRequest[] = [];
   const webSockets: string[] = [];
+  const webSocketClosures = new Map<string, Promise<void>>();
   const sockets = new Set<Socket>();
   const server: Server = createServer(async (req, res) => {
     let body = '';
@@ -45,6 +48,10 @@ export async function startUpstream(): Promise<Upstream> {
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
     webSockets.push(req.url!);
+    webSocketClosures.set(
+      req.url!,
+      once(socket, 'close').then(() => {}),
+    );
     acceptWebSocket(req, socket);
   });
   server.listen(0, '127.0.0.1');
@@ -55,6 +62,8 @@ export async function startUpstream(): Promise<Upstream> {
     port,
     seen,
     webSockets,
+    webSocketClosed: (target) =>
+      webSocketClosures.get(target) ?? Promise.reject(new Error(`no WebSocket to ${target}`)),
     close: async () => {
       for (const socket of sockets) socket.destroy();
       await new Promise((resolve) => server.close(resolve));

@@ -255,15 +255,15 @@ export function buildApp(options: BuildOptions): BuiltApp {
   if (loggers.zap) registerHttpLog(app, loggers.http, { accessLogs: server.http.access_logs, skip: metricsPath });
 
   // WebSocket upgrades go to a site's `websocket: true` proxy routes; any other upgrade is served as a plain request
-  const webSocketRoutes = new Map<string, (url: string) => boolean>();
+  const webSocketRoutes = new Map<string, (url: string) => number | undefined>();
   for (const site of server.sites) {
     const matcher = createWebSocketMatcher(site.proxy ?? []);
     if (matcher !== null) webSocketRoutes.set(site.name, matcher);
   }
   const upgrades = createUpgrades({
-    isWebSocketRoute: (req) => {
+    webSocketIdleMs: (req) => {
       const site = router.siteOf(req.headers.host) ?? server.defaultSite?.name ?? null;
-      return site !== null && webSocketRoutes.get(site)?.(req.url ?? '/') === true;
+      return site === null ? undefined : webSocketRoutes.get(site)?.(req.url ?? '/');
     },
   });
   app.addHook('onReady', (done) => {

@@ -22,9 +22,12 @@ export interface ProxyRoute {
   websocket?: boolean;
   /** the longest wait for the upstream's response headers, and between two body chunks; default 60s (nginx proxy_read_timeout) */
   timeout?: Duration;
+  /** a proxied WebSocket with no traffic either way for this long is closed; 0 = never; default 60s (nginx's proxy_read_timeout on a tunnel) */
+  websocket_idle_timeout?: Duration;
 }
 
 export const DEFAULT_PROXY_TIMEOUT_MS = 60_000;
+export const DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS = 60_000;
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -35,6 +38,8 @@ interface ResolvedRoute {
   rewritePrefix: string;
   websocket: boolean;
   timeoutMs: number;
+  /** 0: never */
+  webSocketIdleMs: number;
 }
 
 /**
@@ -101,7 +106,14 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
         `proxy[${index}]`,
         `must be a map with prefix and upstream, got ${JSON.stringify(route)}`,
       );
-    const { prefix: rawPrefix, upstream, rewrite_prefix: rewrite, websocket, timeout } = route;
+    const {
+      prefix: rawPrefix,
+      upstream,
+      rewrite_prefix: rewrite,
+      websocket,
+      timeout,
+      websocket_idle_timeout: webSocketIdle,
+    } = route;
 
     if (
       typeof rawPrefix !== 'string' ||
@@ -167,30 +179,46 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       if (timeoutMs <= 0)
         throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
     }
-    return { prefix, upstream: url.origin + upstreamPath, rewritePrefix, websocket: websocket === true, timeoutMs };
+    let webSocketIdleMs = DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS;
+    if (webSocketIdle !== undefined) {
+      try {
+        webSocketIdleMs = parseDuration(webSocketIdle, key('websocket_idle_timeout'));
+      } catch (error) {
+        throw InvalidOptionError.from(key('websocket_idle_timeout'), error);
+      }
+    }
+    return {
+      prefix,
+      upstream: url.origin + upstreamPath,
+      rewritePrefix,
+      websocket: websocket === true,
+      timeoutMs,
+      webSocketIdleMs,
+    };
   });
 }
 
 /**
- * Whether a request target falls under one of the `websocket: true` routes (the same segment
- * boundaries as the routes: `/ws` takes `/ws` and `/ws/…`); null when no route forwards upgrades.
- * Routes that do not resolve match nothing: registering them reports the error.
+ * The `websocket: true` route a request target falls under (the same segment boundaries as the
+ * routes: `/ws` takes `/ws` and `/ws/…`; the longest prefix wins, as the routes do), as its idle
+ * timeout in ms (0: never); undefined when none. null when no route forwards upgrades. Routes that
+ * do not resolve match nothing: registering them reports the error.
  */
-export function createWebSocketMatcher(routes: readonly ProxyRoute[]): ((url: string) => boolean) | null {
+export function createWebSocketMatcher(routes: readonly ProxyRoute[]): ((url: string) => number | undefined) | null {
   let resolved: ResolvedRoute[];
   try {
     resolved = resolveProxyRoutes(routes);
   } catch {
     return null;
   }
-  const prefixes = resolved.filter((route) => route.websocket).map((route) => route.prefix);
-  if (prefixes.length === 0) return null;
+  const webSocketRoutes = resolved.filter((route) => route.websocket).sort((a, b) => b.prefix.length - a.prefix.length);
+  if (webSocketRoutes.length === 0) return null;
   return (url) => {
     const query = url.indexOf('?');
     const path = query === -1 ? url : url.slice(0, query);
-    return prefixes.some(
-      (prefix) => prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/'),
-    );
+    return webSocketRoutes.find(
+      ({ prefix }) => prefix === '/' || path === prefix || (path.startsWith(prefix) && path[prefix.length] === '/'),
+    )?.webSocketIdleMs;
   };
 }
 

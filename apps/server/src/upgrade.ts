@@ -11,7 +11,9 @@
 //   a route without `websocket: true` and never answers;
 // - CONNECT gets 405 and the connection is closed, as nginx (>= 1.21.1) does; Node would reset it.
 // On drain, proxied WebSocket connections are sent a close frame 1001 ("going away") and ended, so
-// they do not hold the drain open until its bound.
+// they do not hold the drain open until its bound; so is one with no traffic either way for its
+// route's websocket_idle_timeout (nginx closes a tunnel its upstream left silent for
+// proxy_read_timeout), so idle connections cannot pile up upstream.
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
@@ -19,8 +21,11 @@ import type { Socket } from 'node:net';
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
 
 export interface UpgradeOptions {
-  /** whether the request targets a `websocket: true` proxy route of its site */
-  isWebSocketRoute(req: IncomingMessage): boolean;
+  /**
+   * The idle timeout (ms, 0: never) of the `websocket: true` proxy route of its site the request
+   * targets; undefined when it targets none.
+   */
+  webSocketIdleMs(req: IncomingMessage): number | undefined;
 }
 
 export interface Upgrades {
@@ -44,15 +49,48 @@ const CONNECT_REPLY = Buffer.from(
   'latin1',
 );
 
+/** How often idle proxied WebSockets are looked for: a timeout is kept to within this. */
+const IDLE_SWEEP_MS = 1000;
+
+/** A proxied WebSocket's traffic when last seen moving. */
+interface Activity {
+  idleMs: number;
+  bytes: number;
+  since: number;
+}
+
 export function createUpgrades(options: UpgradeOptions): Upgrades {
   let proxyUpgrade: UpgradeListener | null = null;
-  const webSockets = new Set<Socket>();
+  const webSockets = new Map<Socket, Activity>();
+  let sweeper: NodeJS.Timeout | null = null;
+
+  // One timer for every connection, reading the byte counters: the socket is @fastify/http-proxy's
+  // and ws's from here on, and ws clears any socket timeout when it takes the socket.
+  function sweep(): void {
+    const now = Date.now();
+    for (const [socket, activity] of webSockets) {
+      if (activity.idleMs === 0) continue;
+      const bytes = socket.bytesRead + socket.bytesWritten;
+      if (bytes !== activity.bytes) {
+        activity.bytes = bytes;
+        activity.since = now;
+      } else if (now - activity.since >= activity.idleMs) goingAway(socket);
+    }
+  }
 
   function onUpgrade(this: HttpServer | Http2SecureServer, req: IncomingMessage, socket: Socket, head: Buffer): void {
-    if (proxyUpgrade !== null && isWebSocketUpgrade(req) && options.isWebSocketRoute(req)) {
-      webSockets.add(socket);
-      socket.once('close', () => webSockets.delete(socket));
-      proxyUpgrade(req, socket, head);
+    const idleMs = proxyUpgrade !== null && isWebSocketUpgrade(req) ? options.webSocketIdleMs(req) : undefined;
+    if (idleMs !== undefined) {
+      webSockets.set(socket, { idleMs, bytes: -1, since: Date.now() });
+      if (idleMs > 0 && sweeper === null) sweeper = setInterval(sweep, Math.min(IDLE_SWEEP_MS, idleMs)).unref();
+      socket.once('close', () => {
+        webSockets.delete(socket);
+        if (webSockets.size === 0 && sweeper !== null) {
+          clearInterval(sweeper);
+          sweeper = null;
+        }
+      });
+      proxyUpgrade!(req, socket, head);
       return;
     }
     serveAsPlainRequest(this, req, socket, head);
@@ -81,15 +119,18 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
       }
     },
     goAway() {
-      for (const socket of webSockets) {
-        if (socket.writable) socket.end(CLOSE_GOING_AWAY);
-        else socket.destroy();
-      }
+      for (const socket of webSockets.keys()) goingAway(socket);
     },
     get open() {
       return webSockets.size;
     },
   };
+}
+
+/** Close frame 1001 and the end of the connection (ws then closes the upstream side). */
+function goingAway(socket: Socket): void {
+  if (socket.writable) socket.end(CLOSE_GOING_AWAY);
+  else socket.destroy();
 }
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {

@@ -5,7 +5,7 @@ import { request, WebSocket } from 'undici';
 import { warmpool } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startUpstream as startSharedUpstream, type Upstream } from '../../../test/helpers/upstream.js';
-import { registerProxies, resolveProxyRoutes, type ProxyRoute } from '../src/proxy.js';
+import { createWebSocketMatcher, registerProxies, resolveProxyRoutes, type ProxyRoute } from '../src/proxy.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -142,6 +142,22 @@ describe('proxy routes', () => {
 });
 
 describe('proxy route options', () => {
+  it('matches a WebSocket target to the longest websocket: true prefix, giving its idle timeout', () => {
+    const match = createWebSocketMatcher([
+      { prefix: '/ws', upstream: 'http://a', websocket: true, websocket_idle_timeout: '5s' },
+      { prefix: '/ws/live', upstream: 'http://a', websocket: true, websocket_idle_timeout: 0 },
+      { prefix: '/wsx', upstream: 'http://a', websocket: true },
+      { prefix: '/api', upstream: 'http://a' },
+    ])!;
+    expect(match('/ws')).toBe(5000);
+    expect(match('/ws/chat?room=1')).toBe(5000);
+    expect(match('/ws/live/1')).toBe(0);
+    expect(match('/wsx/a')).toBe(60_000);
+    expect(match('/wsy')).toBeUndefined();
+    expect(match('/api/x')).toBeUndefined();
+    expect(createWebSocketMatcher([{ prefix: '/api', upstream: 'http://a' }])).toBeNull();
+  });
+
   it('checks every entry and names proxy[i].key', () => {
     const check = (routes: unknown) => () => resolveProxyRoutes(routes as ProxyRoute[]);
     expect(check([{ prefix: 'api', upstream: 'http://a' }])).toThrow(
@@ -165,6 +181,9 @@ describe('proxy route options', () => {
       /proxy\[0\]\.timeout": must be more than 0/,
     );
     expect(check([{ prefix: '/a', upstream: 'http://a', websocket: 'yes' }])).toThrow(/proxy\[0\]\.websocket/);
+    expect(check([{ prefix: '/a', upstream: 'http://a', websocket_idle_timeout: 'idle' }])).toThrow(
+      /proxy\[0\]\.websocket_idle_timeout/,
+    );
     expect(check({})).toThrow(/"proxy": must be a list/);
   });
 
@@ -172,11 +191,25 @@ describe('proxy route options', () => {
     expect(
       resolveProxyRoutes([
         { prefix: '/api/', upstream: 'http://127.0.0.1:9000' },
-        { prefix: '/v', upstream: 'https://up.test/v1/', timeout: '30s', websocket: true },
+        { prefix: '/v', upstream: 'https://up.test/v1/', timeout: '30s', websocket: true, websocket_idle_timeout: 0 },
       ]),
     ).toEqual([
-      { prefix: '/api', upstream: 'http://127.0.0.1:9000', rewritePrefix: '/api', websocket: false, timeoutMs: 60_000 },
-      { prefix: '/v', upstream: 'https://up.test/v1', rewritePrefix: '/v1', websocket: true, timeoutMs: 30_000 },
+      {
+        prefix: '/api',
+        upstream: 'http://127.0.0.1:9000',
+        rewritePrefix: '/api',
+        websocket: false,
+        timeoutMs: 60_000,
+        webSocketIdleMs: 60_000,
+      },
+      {
+        prefix: '/v',
+        upstream: 'https://up.test/v1',
+        rewritePrefix: '/v1',
+        websocket: true,
+        timeoutMs: 30_000,
+        webSocketIdleMs: 0,
+      },
     ]);
   });
 });

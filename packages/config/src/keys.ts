@@ -567,6 +567,12 @@ const TOP: Entry[] = [
   wp('proxy[].timeout', 'duration', "longest wait for the upstream's response headers, and between two body chunks", {
     default: '60s',
   }),
+  wp(
+    'proxy[].websocket_idle_timeout',
+    'duration',
+    'a proxied WebSocket with no traffic either way for this long is closed (1001), as nginx closes a tunnel after proxy_read_timeout; 0 = never',
+    { default: '60s' },
+  ),
   wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses (a site may set its own cache keys)'),
   wp('cache.enabled', 'boolean', 'turn the micro-cache on', { default: false }),
   wp('cache.max_bytes', 'bytes', 'memory budget of cached bodies', { unit: 'bytes', min: 0, default: '64m' }),

@@ -233,6 +233,7 @@ export interface ProxyRoute {
   websocket?: boolean;
   rewrite_prefix?: string;
   timeout?: DurationString;
+  websocket_idle_timeout?: DurationString;
 }
 
 /** `cache` (micro-cache). */
