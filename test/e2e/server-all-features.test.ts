@@ -609,6 +609,34 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect(server.stdout + server.stderr).not.toMatch(/already sent/i);
   });
 
+  it("send_timeout: a client reading nothing of a 20 MB page is disconnected after 5 s, freeing classic.test's php-cgi", async () => {
+    const before = await metric('warmpool_send_timeouts_total');
+    const socket = connectTls({
+      host: '127.0.0.1',
+      port: Number(new URL(setup.https).port),
+      servername: 'classic.test',
+      ca: setup.root,
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    await once(socket, 'secureConnect');
+    socket.pause();
+    socket.write('GET /pattern/stall/20000000 HTTP/1.1\r\nHost: classic.test\r\n\r\n');
+    for (let i = 0; (await metric('warmpool_send_timeouts_total')) === before; i++) {
+      if (i === 150) throw new Error('the stalled connection was not closed within 30 s');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    let received = 0;
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+    });
+    socket.resume();
+    await once(socket, 'close');
+    expect(received).toBeLessThan(20_000_000);
+    // its one php-cgi process is free again
+    expect((await get('/post/after-stall', { host: 'classic.test' })).status).toBe(200);
+  });
+
   it('sniffs the Content-Type of a PHP reply without one; a 304 carries no content headers', async () => {
     const html = await get('/?kind=html', { host: 'plain.test', agent: h2 });
     expect(html.headers['content-type']).toBe('text/html; charset=utf-8');

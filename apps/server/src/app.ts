@@ -47,6 +47,7 @@ import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-h
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
+import { SendTimeouts } from './send-timeout.js';
 import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
@@ -206,6 +207,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
   // http.max_connections and max_connections_per_ip, on every public listener (TLS ones before the handshake)
   const limits = createConnectionLimits(server.http, trusted_subnets, loggers.http);
   if (limits !== null) for (const listener of listeners) limits.watch(listener.server as NetServer);
+  // http.send_timeout: a client that stopped reading its response is disconnected
+  const sendTimeouts =
+    server.http.send_timeout_ms > 0 ? new SendTimeouts(server.http.send_timeout_ms, loggers.http) : null;
+  if (sendTimeouts !== null) for (const listener of listeners) sendTimeouts.watch(listener.server as NetServer);
 
   // two Host headers, or a Host the target or :authority contradicts: 400 before any site sees it
   app.addHook('onRequest', createClientInfoHook(client));
@@ -289,6 +294,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
         : async () =>
             (await renderMetrics(app, server.sites, token, metricsPath)) +
             (limits?.metrics() ?? '') +
+            (sendTimeouts?.metrics() ?? '') +
             (options.extraMetrics?.() ?? ''),
   });
 

@@ -16,10 +16,12 @@ import {
   type ServerResponse,
 } from 'node:http';
 import {
+  constants as http2Constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
+  type ServerHttp2Stream,
 } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext, type SecureContext } from 'node:tls';
@@ -204,6 +206,8 @@ export interface HttpsServerOptions {
   maxConcurrentStreams?: number;
   /** how long an idle HTTP/1.1 keep-alive connection stays open (Node has none for them here); 72 s */
   keepAliveTimeoutMs?: number;
+  /** how long an HTTP/2 session may pass with no frame either way before it is closed; 72 s */
+  sessionTimeoutMs?: number;
 }
 
 /** HTTP/2 + HTTP/1.1 over TLS (ALPN h2, http/1.1), certificates by SNI from `contexts`. */
@@ -228,13 +232,32 @@ export function createHttpsServer(
   // plugin's (configureServerTimeouts, which app.ts applies)
   (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = options.keepAliveTimeoutMs ?? 72_000;
   contexts.attach(server);
-  closeIdleSessions(server);
+  closeIdleSessions(server, options.sessionTimeoutMs ?? HTTP2_SESSION_TIMEOUT_MS);
   return server;
 }
 
-/** Idle HTTP/2 sessions are closed after Fastify's http2SessionTimeout (72 s), as Fastify does for its own. */
-function closeIdleSessions(server: Http2SecureServer): void {
-  server.on('session', (session) => session.setTimeout(72_000, () => session.close()));
+/** Fastify's http2SessionTimeout: how long an HTTP/2 session may pass with no frame either way. */
+const HTTP2_SESSION_TIMEOUT_MS = 72_000;
+
+/**
+ * Idle HTTP/2 sessions are closed (GOAWAY; open streams may finish) after Fastify's
+ * http2SessionTimeout, as Fastify does for its own. A stream with data still to send in a session
+ * that silent is one the client stopped granting flow-control window to (it still reads the
+ * connection, so http.send_timeout does not see it): it is reset first, else the graceful close
+ * would wait for it forever (measured: a paused download kept its session past 150 s).
+ */
+function closeIdleSessions(server: Http2SecureServer, timeoutMs: number): void {
+  server.on('session', (session) => {
+    const streams = new Set<ServerHttp2Stream>();
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      streams.add(stream);
+      stream.once('close', () => streams.delete(stream));
+    });
+    session.setTimeout(timeoutMs, () => {
+      for (const stream of streams) if (stream.bufferSize > 0) stream.close(http2Constants.NGHTTP2_CANCEL);
+      session.close();
+    });
+  });
 }
 
 /**

@@ -1,7 +1,7 @@
 // TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
 import { once } from 'node:events';
 import type { Http2SecureServer } from 'node:http2';
-import { connect as connectHttp2 } from 'node:http2';
+import { connect as connectHttp2, constants } from 'node:http2';
 import { connect, type TLSSocket } from 'node:tls';
 import { configureServerTimeouts, type LimitOptions, resolveLimits } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -154,5 +154,41 @@ describe('createHttpsServer: HTTP/2', () => {
       session.close();
       expect(settings.maxConcurrentStreams).toBe(expected);
     }
+  });
+
+  it('an idle session resets the streams the client stopped granting window to, then closes; a stream waiting for its answer finishes', async () => {
+    const contexts = new TlsContexts();
+    contexts.setDefault(await pair('a.test'));
+    const big = Buffer.alloc(1024 * 1024, 7);
+    const server = createHttpsServer(
+      contexts,
+      (req, res) => {
+        // /slow answers after the session has been idle past its timeout; the rest is 1 MiB
+        if (req.url === '/slow') setTimeout(() => res.end('late'), 1500);
+        else res.end(big);
+      },
+      { sessionTimeoutMs: 300 },
+    );
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const session = connectHttp2(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'a.test' });
+    const sessionClosed = once(session, 'close');
+    // paused: the client reads the connection but grants the stream no window past the first 64 KiB
+    const stalled = session.request({ ':path': '/big' });
+    stalled.on('error', () => {});
+    stalled.pause();
+    const slow = session.request({ ':path': '/slow' });
+    slow.setEncoding('utf8');
+    let late = '';
+    slow.on('data', (text: string) => {
+      late += text;
+    });
+    const slowEnded = once(slow, 'end');
+    await once(stalled, 'close');
+    expect(stalled.rstCode).toBe(constants.NGHTTP2_CANCEL);
+    await slowEnded;
+    expect(late).toBe('late');
+    await sessionClosed;
   });
 });

@@ -27,6 +27,8 @@ import {
 } from '@warmpool/pool';
 import { DEFAULT_MAX_FRAME_BYTES } from '@warmpool/pool/protocol';
 
+/** http.send_timeout when unset: nginx's send_timeout. */
+export const DEFAULT_SEND_TIMEOUT = '60s';
 /** http.headers_timeout when unset (nginx's client_header_timeout): `serve` gives it to the plugin explicitly. */
 export const DEFAULT_HEADERS_TIMEOUT = '60s';
 /**
@@ -491,6 +493,12 @@ const TOP: Entry[] = [
     'integer',
     "client connections from one address (an IPv6 client: its /64); a new one over it is closed as it is accepted (nginx's limit_conn); peers in http.trusted_subnets are not counted; 0 = no limit",
     { min: 0, default: 0 },
+  ),
+  wp(
+    'http.send_timeout',
+    'duration',
+    "a connection whose client reads nothing for this long while its response waits to be sent is closed (nginx's send_timeout); 0 = none",
+    { default: DEFAULT_SEND_TIMEOUT },
   ),
   wp(
     'http.request_timeout',

@@ -6,10 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { WarmpoolOptions } from '@warmpool/fastify';
-import { optionErrorDetails } from '@warmpool/pool';
+import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
-import { DEFAULT_HEADERS_TIMEOUT } from './keys.js';
+import { DEFAULT_HEADERS_TIMEOUT, DEFAULT_SEND_TIMEOUT } from './keys.js';
 import type {
   CacheConfig,
   FastCgiConfig,
@@ -114,6 +114,8 @@ export interface ServerOptions {
     /** http.max_connections and http.max_connections_per_ip; 0 = no limit */
     max_connections: number;
     max_connections_per_ip: number;
+    /** http.send_timeout in ms; 0 = none */
+    send_timeout_ms: number;
   };
   status: StatusConfig | null;
   metrics: MetricsConfig | null;
@@ -203,6 +205,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       http2: config.http.http2 ?? null,
       max_connections: config.http.max_connections ?? 0,
       max_connections_per_ip: config.http.max_connections_per_ip ?? 0,
+      send_timeout_ms: parseDuration(config.http.send_timeout ?? DEFAULT_SEND_TIMEOUT, 'http.send_timeout'),
     },
     status: config.status,
     metrics: config.metrics,

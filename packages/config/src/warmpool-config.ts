@@ -181,6 +181,8 @@ export interface HttpConfig extends SiteHttpConfig {
   max_header_size?: number;
   headers_timeout?: DurationString;
   request_timeout?: DurationString;
+  /** a client reading nothing of its response for this long is disconnected; 0 = none */
+  send_timeout?: DurationString;
 }
 
 /** `status`. */

@@ -1,0 +1,182 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, type Server as HttpServer } from 'node:http';
+import { createSecureServer } from 'node:http2';
+import { connect, type Server as NetServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { connect as connectTls } from 'node:tls';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { SendTimeouts } from '../src/send-timeout.js';
+
+const TIMEOUT_MS = 300;
+/** far more than loopback's socket buffers take, so a client that reads nothing leaves most of it waiting */
+const BIG = 32 * 1024 * 1024;
+
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+let dir: string;
+let tlsPair: { cert: Buffer; key: Buffer };
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-send-timeout-'));
+  const files = await makeTlsPair(dir);
+  tlsPair = { cert: await readFile(files.cert), key: await readFile(files.key) };
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `BIG` bytes, 64 KiB at a time, at the pace the connection takes them. */
+function bigBody(): Readable {
+  let left = BIG;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  return new Readable({
+    read() {
+      if (left <= 0) return void this.push(null);
+      left -= chunk.length;
+      this.push(chunk);
+    },
+  });
+}
+
+/** `total` bytes, a KiB every 50 ms: a slow producer, not a slow client. */
+function tricklingBody(total: number): Readable {
+  let left = total;
+  return new Readable({
+    read() {
+      setTimeout(() => {
+        if (left <= 0) return void this.push(null);
+        left -= 1024;
+        this.push(Buffer.alloc(1024, 1));
+      }, 50);
+    },
+  });
+}
+
+/** A listener with SendTimeouts on it; `sockets` are its accepted TCP connections, in order. */
+async function listen(server: NetServer): Promise<{ port: number; timeouts: SendTimeouts; sockets: Socket[] }> {
+  const timeouts = new SendTimeouts(TIMEOUT_MS, pino({ level: 'silent' }));
+  timeouts.watch(server);
+  const sockets: Socket[] = [];
+  server.on('connection', (socket: Socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return { port: (server.address() as { port: number }).port, timeouts, sockets };
+}
+
+function plainServer(): HttpServer {
+  return createServer((req, res) => {
+    if (req.url === '/big') bigBody().pipe(res);
+    else if (req.url === '/trickle') tricklingBody(24 * 1024).pipe(res);
+    else res.end('ok');
+  });
+}
+
+/** Reads everything from `socket` until it closes; how many bytes came. */
+async function drain(socket: Socket): Promise<number> {
+  let bytes = 0;
+  socket.on('data', (chunk: Buffer) => {
+    bytes += chunk.length;
+  });
+  socket.resume();
+  await once(socket, 'close');
+  return bytes;
+}
+
+describe('http.send_timeout (SendTimeouts)', () => {
+  it('closes an HTTP/1.1 connection whose client reads nothing of a large response', async () => {
+    const { port, timeouts, sockets } = await listen(plainServer());
+    const client = connect(port, '127.0.0.1');
+    client.on('error', () => {});
+    client.pause();
+    client.write('GET /big HTTP/1.1\r\nHost: t\r\n\r\n');
+    await once(client, 'connect');
+    await once(sockets[0]!, 'close');
+    expect(timeouts.closed).toBe(1);
+    expect(await drain(client)).toBeLessThan(BIG);
+    expect(timeouts.metrics()).toContain('warmpool_send_timeouts_total 1\n');
+  });
+
+  it('leaves alone a client that reads, one whose response comes slowly, and an idle keep-alive connection', async () => {
+    const { port, timeouts, sockets } = await listen(plainServer());
+    const reader = connect(port, '127.0.0.1');
+    reader.write('GET /big HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+    const waiter = connect(port, '127.0.0.1');
+    waiter.write('GET /trickle HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+    const idle = connect(port, '127.0.0.1');
+    idle.write('GET /small HTTP/1.1\r\nHost: t\r\n\r\n');
+    const [read, waited] = await Promise.all([drain(reader), drain(waiter)]); // the trickle takes over 1 s
+    expect(read).toBeGreaterThan(BIG);
+    expect(waited).toBeGreaterThan(24 * 1024);
+    // the idle one answered its request long ago and waited since, with nothing to send
+    expect(idle.destroyed).toBe(false);
+    const idleOnServer = sockets.find((socket) => socket.remotePort === idle.localPort)!;
+    expect(idleOnServer.destroyed).toBe(false);
+    expect(timeouts.closed).toBe(0);
+    idle.destroy();
+  });
+
+  it('closes a stalled TLS connection: HTTP/1.1, and HTTP/2 whose client granted a large window and reads nothing', async () => {
+    const server = createSecureServer({ ...tlsPair, allowHTTP1: true }, (_req, res) => bigBody().pipe(res));
+    const { port, timeouts, sockets } = await listen(server);
+
+    const http1 = connectTls({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
+    http1.on('error', () => {});
+    await once(http1, 'secureConnect');
+    http1.pause();
+    http1.write('GET /big HTTP/1.1\r\nHost: t\r\n\r\n');
+
+    const http2 = connectTls({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    http2.on('error', () => {});
+    await once(http2, 'secureConnect');
+    http2.pause();
+    http2.write(http2Get('/big'));
+
+    await Promise.all(sockets.map((socket) => once(socket, 'close')));
+    expect(timeouts.closed).toBe(2);
+    expect(await drain(http1)).toBeLessThan(BIG);
+    expect(await drain(http2)).toBeLessThan(BIG);
+  });
+});
+
+/**
+ * The client side of an HTTP/2 GET, raw: preface, SETTINGS with the largest stream window, a
+ * connection WINDOW_UPDATE to match, and HEADERS (HPACK literals) ending the stream. Node's own
+ * client would keep reading the connection.
+ */
+function http2Get(path: string): Buffer {
+  const frame = (type: number, flags: number, stream: number, payload: Buffer) => {
+    const head = Buffer.alloc(9);
+    head.writeUIntBE(payload.length, 0, 3);
+    head[3] = type;
+    head[4] = flags;
+    head.writeUInt32BE(stream, 5);
+    return Buffer.concat([head, payload]);
+  };
+  const literal = (name: string, value: string) =>
+    Buffer.concat([Buffer.from([0, name.length]), Buffer.from(name), Buffer.from([value.length]), Buffer.from(value)]);
+  const settings = Buffer.from([0x00, 0x04, 0x7f, 0xff, 0xff, 0xff]); // INITIAL_WINDOW_SIZE 2^31 - 1
+  const increment = Buffer.alloc(4);
+  increment.writeUInt32BE(0x7fffffff - 65_535);
+  const headers = Buffer.concat([
+    literal(':method', 'GET'),
+    literal(':path', path),
+    literal(':scheme', 'https'),
+    literal(':authority', 't'),
+  ]);
+  return Buffer.concat([
+    Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'),
+    frame(0x4, 0, 0, settings),
+    frame(0x8, 0, 0, increment),
+    frame(0x1, 0x5, 1, headers), // END_STREAM | END_HEADERS
+  ]);
+}
