@@ -609,6 +609,17 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect(server.stdout + server.stderr).not.toMatch(/already sent/i);
   });
 
+  it('max_header_size (16384) holds over HTTP/2 too: a 20 KB header gets 431, as over HTTP/1.1', async () => {
+    const big = 'a'.repeat(20_000);
+    const overHttp2 = await get('/whoami', { host: 'a.test', agent: h2, headers: { 'x-big': big } });
+    expect(overHttp2.status).toBe(431);
+    expect(overHttp2.json()).toMatchObject({ code: 'WP_FASTIFY_HEADERS_TOO_LARGE' });
+    expect((await get('/whoami', { host: 'a.test', headers: { 'x-big': big } })).status).toBe(431);
+    expect((await get('/whoami', { host: 'a.test', agent: h2, headers: { 'x-big': 'a'.repeat(10_000) } })).status).toBe(
+      200,
+    );
+  });
+
   it("send_timeout: a client reading nothing of a 20 MB page is disconnected after 5 s, freeing classic.test's php-cgi", async () => {
     const before = await metric('warmpool_send_timeouts_total');
     const socket = connectTls({

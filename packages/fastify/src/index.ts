@@ -42,6 +42,7 @@ export {
   TooManyFilesError,
   TooManyHeadersError,
   RequestTimeoutError,
+  HeadersTooLargeError,
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';

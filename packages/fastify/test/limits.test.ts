@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTls } from 'node:tls';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -400,6 +401,46 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
         `GET / HTTP/1.1\r\nHost: t\r\nX-Big: ${'a'.repeat(30_000)}\r\nConnection: close\r\n\r\n`,
       );
       expect(statusOf(big)).toBe(200);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("answers 431 to an HTTP/2 head over max_header_size, and over Node's own 16 KB when unset (HTTP/2 alone took ~64 KB)", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-limits-h2-'));
+    try {
+      const { cert, key } = await makeTlsPair(dir);
+      const ports: number[] = [];
+      for (const options of [{ max_header_size: 8192 }, {}] as LimitOptions[]) {
+        const app = Fastify({ http2: true, https: { cert: await readFile(cert), key: await readFile(key) } });
+        apps.push(app as unknown as FastifyInstance);
+        await app.register(async (child) => {
+          applyLimits(child as unknown as FastifyInstance, resolveLimits(options));
+          child.get('/*', async () => 'ok');
+        });
+        await app.listen({ port: 0, host: '127.0.0.1' });
+        ports.push((app.server.address() as AddressInfo).port);
+      }
+      const get = async (port: number, bytes: number) => {
+        const session = connectHttp2(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+        try {
+          const stream = session.request({ ':path': '/', 'x-big': 'a'.repeat(bytes) });
+          stream.setEncoding('utf8');
+          const [head] = (await once(stream, 'response')) as [Record<string, unknown>];
+          let body = '';
+          for await (const chunk of stream) body += chunk;
+          return { status: head[':status'], body };
+        } finally {
+          session.close();
+        }
+      };
+      const [limited, unset] = ports as [number, number];
+      expect((await get(limited, 7000)).status).toBe(200);
+      const over = await get(limited, 9000);
+      expect(over.status).toBe(431);
+      expect(JSON.parse(over.body)).toMatchObject({ code: 'WP_FASTIFY_HEADERS_TOO_LARGE' });
+      expect((await get(unset, 15_000)).status).toBe(200);
+      expect((await get(unset, 20_000)).status).toBe(431);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
