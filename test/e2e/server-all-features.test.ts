@@ -513,7 +513,7 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect((await get('/whoami', { host: 'a.test' })).status).toBe(200);
   });
 
-  it('request_timeout: a body still arriving 10 s after its head gets 408, over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1; an HTTP/2 body past max_request_size gets 413 and its stream reset; one without Content-Type or length reaches PHP', async () => {
+  it('request_timeout: a body still arriving 10 s after its head gets 408 (and a TLS handshake still unfinished is cut), over HTTP/2 (the stream reset, the session serves on) and HTTP/1.1; an HTTP/2 body past max_request_size gets 413 and its stream reset; one without Content-Type or length reaches PHP', async () => {
     const port = Number(new URL(setup.https).port);
     /** A byte every 200 ms until `answered`: a client that never finishes its body. */
     const trickle = (write: () => void, answered: Promise<unknown>) => {
@@ -601,8 +601,24 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     };
     expect(JSON.parse(await bareOverHttp2('a.test'))).toMatchObject({ body: 'twelve bytes' });
     expect(JSON.parse(await bareOverHttp2('classic.test'))).toMatchObject({ length: 12 });
+    /** a TLS handshake that never ends is cut at headers_timeout (10 s) too, not Node's 120 s */
+    const stalledHandshake = async () => {
+      const socket = connectTcp({ port, host: '127.0.0.1' });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])); // the start of a ClientHello, no more
+      const started = Date.now();
+      await once(socket, 'close');
+      return Date.now() - started;
+    };
     // a worker site (the body parsed whole for the worker) and classic.test (the body spooled for php-cgi)
-    const [worker, classic, http1] = await Promise.all([overHttp2('a.test'), overHttp2('classic.test'), overHttp1()]);
+    const [worker, classic, http1, handshakeMs] = await Promise.all([
+      overHttp2('a.test'),
+      overHttp2('classic.test'),
+      overHttp1(),
+      stalledHandshake(),
+    ]);
+    expect(handshakeMs).toBeLessThan(60_000);
     expect(worker).toEqual([408, 200]);
     expect(classic).toEqual([408, 200]);
     expect(http1).toBe('HTTP/1.1 408 Request Timeout');

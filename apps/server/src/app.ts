@@ -144,13 +144,13 @@ export function buildApp(options: BuildOptions): BuiltApp {
     let primary: HttpServer | Http2SecureServer | null = null;
     const ssl = server.http.ssl;
     if (ssl !== null) {
-      https = createHttpsServer(
-        tls!,
-        handler,
-        server.http.http2?.max_concurrent_streams === undefined
+      https = createHttpsServer(tls!, handler, {
+        ...(server.http.http2?.max_concurrent_streams === undefined
           ? {}
-          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams },
-      );
+          : { maxConcurrentStreams: server.http.http2.max_concurrent_streams }),
+        // a connection that never finishes its TLS handshake is cut as one that never sends its head
+        ...(listenerLimits.headersTimeoutMs ? { handshakeTimeoutMs: listenerLimits.headersTimeoutMs } : {}),
+      });
       // its HTTP/1.1 connections get the plain listener's timeouts and head size
       configureServerTimeouts(https, listenerLimits, loggers.http);
       tracker.watchHttp2(https);

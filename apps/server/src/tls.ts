@@ -208,6 +208,11 @@ export interface HttpsServerOptions {
   keepAliveTimeoutMs?: number;
   /** how long an HTTP/2 session may pass with no frame either way before it is closed; 72 s */
   sessionTimeoutMs?: number;
+  /**
+   * how long the TLS handshake may take (Node's default: 120 s, while a plain connection that sends
+   * no head is cut at headers_timeout, 60 s; nginx's ssl_handshake_timeout is 60 s)
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** HTTP/2 + HTTP/1.1 over TLS (ALPN h2, http/1.1), certificates by SNI from `contexts`. */
@@ -223,6 +228,7 @@ export function createHttpsServer(
       allowHTTP1: true,
       ...contexts.secureContextOptions(initial),
       SNICallback: contexts.sniCallback,
+      ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeout: options.handshakeTimeoutMs }),
       settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,

@@ -2,6 +2,7 @@
 import { once } from 'node:events';
 import type { Http2SecureServer } from 'node:http2';
 import { connect as connectHttp2, constants } from 'node:http2';
+import { connect as connectTcp } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { configureServerTimeouts, type LimitOptions, resolveLimits } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -190,5 +191,28 @@ describe('createHttpsServer: HTTP/2', () => {
     await slowEnded;
     expect(late).toBe('late');
     await sessionClosed;
+  });
+
+  it('cuts a TLS handshake that does not finish within handshakeTimeoutMs (Node: 120 s)', async () => {
+    const contexts = new TlsContexts();
+    contexts.setDefault(await pair('a.test'));
+    const server = createHttpsServer(contexts, (_req, res) => res.end('ok'), { handshakeTimeoutMs: 300 });
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    const silent = connectTcp(port, '127.0.0.1');
+    const partial = connectTcp(port, '127.0.0.1');
+    for (const socket of [silent, partial]) socket.on('error', () => {});
+    await once(partial, 'connect');
+    partial.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])); // a ClientHello's record header, nothing more
+    await Promise.all([once(silent, 'close'), once(partial, 'close')]);
+    // a client that does finish is served
+    const session = connectHttp2(`https://127.0.0.1:${port}`, { rejectUnauthorized: false, servername: 'a.test' });
+    const stream = session.request({ ':path': '/' });
+    stream.setEncoding('utf8');
+    let body = '';
+    for await (const chunk of stream) body += chunk;
+    session.close();
+    expect(body).toBe('ok');
   });
 });
