@@ -25,6 +25,7 @@ import { requestPath } from './network/access.js';
 import { applyClientInfo, clientInfoOf, type ClientInfo } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
+import { OverloadLog } from './http/overload-log.js';
 import type { ResolvedOptions } from './options.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
@@ -116,6 +117,8 @@ export async function registerRoutes(
   // a backend that parses its own forms (classic PHP) gets them raw.
   if (!options.rawBody && exchange.takesParsedForms) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
+  // refusals under overload: one summary line per 10 s, not one per request
+  const overloadLog = new OverloadLog();
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const client = request.warmpoolClient ?? clientInfoOf(request.raw);
     let script: ExchangeScript | null = null;
@@ -154,7 +157,7 @@ export async function registerRoutes(
     } catch (error) {
       releaseUploads?.();
       if (signal.aborted) return sendClientGone(reply);
-      return sendError(request, reply, error, options.debug);
+      return sendError(request, reply, error, options.debug, overloadLog);
     }
     const streamed = response.body instanceof Readable ? response.body : null;
     if (releaseUploads !== null) {
@@ -208,13 +211,21 @@ function sendClientGone(reply: FastifyReply): FastifyReply {
   return reply.code(499).send();
 }
 
-function sendError(request: FastifyRequest, reply: FastifyReply, error: unknown, debug: boolean): FastifyReply {
+function sendError(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  error: unknown,
+  debug: boolean,
+  overloadLog: OverloadLog,
+): FastifyReply {
   const { status, retryAfter } = statusOf(error);
   const err = error as Error & { code?: string; details?: { pid?: number } };
-  request.log.error(
-    { err: { message: err.message, code: err.code }, pid: err.details?.pid, status },
-    `PHP request failed: ${err.code ?? err.name}`,
-  );
+  if (OverloadLog.sheds(err.code)) overloadLog.refused(request.log, err.code!, err.message);
+  else
+    request.log.error(
+      { err: { message: err.message, code: err.code }, pid: err.details?.pid, status },
+      `PHP request failed: ${err.code ?? err.name}`,
+    );
   if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));
   reply.code(status).type('text/plain; charset=utf-8');
   // Worker error text can hold stack traces and secrets: only in debug mode (RR http.pool.debug).

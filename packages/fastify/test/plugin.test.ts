@@ -235,4 +235,28 @@ describe('plugin: error logging', () => {
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ level: 50, reqId: expect.any(String), status: 502, pid: expect.any(Number) });
   });
+
+  it('logs refusals under overload (503, queue full) as one warning with their count, not a line each', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const app = Fastify({ logger: { level: 'info', stream } });
+    apps.push(app);
+    await app.register(warmpool, {
+      command: ['php', fixture('sleep.php')],
+      pool: { num_workers: 1, max_queue_size: 1 },
+    });
+    const statuses = await Promise.all(
+      Array.from({ length: 30 }, () =>
+        app
+          .inject({ method: 'POST', url: '/', payload: '300', headers: { 'content-type': 'text/plain' } })
+          .then((res) => res.statusCode),
+      ),
+    );
+    const refused = statuses.filter((status) => status === 503).length;
+    expect(refused).toBeGreaterThanOrEqual(20); // one runs, one waits, most of the rest are refused
+    expect(lines.filter((l) => String(l.msg).startsWith('PHP request failed'))).toEqual([]);
+    const warnings = lines.filter((l) => String(l.msg).startsWith('overloaded: refused'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ level: 40, refused: { WP_POOL_QUEUE_FULL: 1 } });
+  });
 });

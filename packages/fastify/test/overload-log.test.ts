@@ -1,0 +1,36 @@
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { describe, expect, it } from 'vitest';
+import { OverloadLog } from '../src/http/overload-log.js';
+
+/** Fastify's own (pino) logger, its lines landing in `lines`. */
+function capture(): { log: FastifyBaseLogger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+  return { log: Fastify({ logger: { level: 'info', stream } }).log, lines };
+}
+
+describe('OverloadLog', () => {
+  it('knows load shedding from failure', () => {
+    expect(OverloadLog.sheds('WP_POOL_QUEUE_FULL')).toBe(true);
+    expect(OverloadLog.sheds('WP_FASTCGI_OVERLOADED')).toBe(true);
+    expect(OverloadLog.sheds('WP_WORKER_EXITED')).toBe(false);
+    expect(OverloadLog.sheds(undefined)).toBe(false);
+  });
+
+  it('writes the first refusal at once, then one line per period with the count since, by code', async () => {
+    const { log, lines } = capture();
+    const overload = new OverloadLog(30);
+    overload.refused(log, 'WP_POOL_QUEUE_FULL', 'request queue is full');
+    for (let i = 0; i < 50; i++) overload.refused(log, 'WP_POOL_QUEUE_FULL', 'request queue is full');
+    overload.refused(log, 'WP_POOL_NO_FREE_WORKER', 'no free worker');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ level: 40, refused: { WP_POOL_QUEUE_FULL: 1 } });
+    await new Promise((resolve) => setTimeout(resolve, 40)); // past the period
+    overload.refused(log, 'WP_POOL_QUEUE_FULL', 'request queue is full');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines).toHaveLength(2);
+    expect(lines[1]).toMatchObject({ refused: { WP_POOL_QUEUE_FULL: 51, WP_POOL_NO_FREE_WORKER: 1 } });
+    expect(String(lines[1]!.msg)).toMatch(/^overloaded: refused 52 request\(s\) with 503/);
+  });
+});
