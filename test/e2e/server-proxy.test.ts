@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect as connectH2 } from 'node:http2';
+import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request, WebSocket } from 'undici';
@@ -124,6 +125,40 @@ describe('serve with proxy routes', () => {
     expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/php"');
     expect(reply.text).toContain('"body":"hello"');
     expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/after"');
+  });
+
+  it('counts an Upgrade served as a plain request once against max_connections_per_ip (16): the 16th connection is answered', async () => {
+    const from = '127.0.0.7';
+    const held = await Promise.all(
+      Array.from({ length: 15 }, async () => {
+        const socket = connectTcp({ port: httpPort, host: '127.0.0.1', localAddress: from });
+        socket.on('error', () => {});
+        await once(socket, 'connect');
+        return socket;
+      }),
+    );
+    try {
+      // curl --http2 http://… asks this way (Upgrade: h2c); it was refused at its own limit
+      const socket = connectTcp({ port: httpPort, host: '127.0.0.1', localAddress: from });
+      socket.on('error', () => {});
+      await once(socket, 'connect');
+      socket.write(
+        'GET /php HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n',
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+      });
+      await new Promise<void>((resolve) => {
+        const check = () => (text.includes('\r\n\r\n') || socket.destroyed ? resolve() : undefined);
+        socket.on('data', check);
+        socket.on('close', check);
+      });
+      socket.destroy();
+      expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    } finally {
+      for (const socket of held) socket.destroy();
+    }
   });
 
   it('does the same over TLS (HTTP/1.1 by ALPN)', async () => {

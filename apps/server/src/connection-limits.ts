@@ -76,6 +76,12 @@ export class ConnectionLimits {
   readonly #options: ConnectionLimitOptions;
   #open = 0;
   readonly #byAddress = new Map<string, number>();
+  /**
+   * Sockets counted already: an Upgrade served as a plain request comes back through 'connection'
+   * (upgrade.ts gives the socket a fresh parser), and counting it twice refused the client's own
+   * request at its limit (curl --http2 http://… sends Upgrade: h2c).
+   */
+  readonly #admitted = new WeakSet<Socket>();
   readonly #refused: Record<Limit, number> = { max_connections: 0, max_connections_per_ip: 0 };
   /** per limit: when its last warning was written, and how many were refused since */
   readonly #warned: Record<Limit, { at: number; since: number }> = {
@@ -116,6 +122,7 @@ export class ConnectionLimits {
   }
 
   #admit(socket: Socket): void {
+    if (this.#admitted.has(socket)) return;
     const { maxConnections, maxPerAddress } = this.#options;
     if (maxConnections > 0 && this.#open >= maxConnections) {
       this.#refuse(socket, 'max_connections', `the server holds ${this.#open} connections (http.max_connections)`);
@@ -137,6 +144,7 @@ export class ConnectionLimits {
       this.#byAddress.set(key, held + 1);
     }
     this.#open++;
+    this.#admitted.add(socket);
     socket.once('close', () => {
       this.#open--;
       if (key === null) return;

@@ -60,6 +60,7 @@ export class SendTimeouts {
   }
 
   #add(socket: Socket): void {
+    if (this.#connections.has(socket)) return; // an Upgrade served as a plain request comes back through 'connection'
     this.#connections.set(socket, { pending: 0, written: 0, since: 0 });
     socket.once('close', () => {
       this.#connections.delete(socket);
