@@ -28,22 +28,18 @@ export function applyHttp2BodyRules(app: FastifyInstance, limits: ResolvedLimits
 }
 
 /**
- * An HTTP/2 request's body, once answered:
- * - answered before all of it came (413 over max_request_size, 408 below, an access rule's 403),
- *   the stream gets RST_STREAM NO_ERROR once the answer is written (RFC 9113 8.1: the client is to
- *   stop sending). Node leaves the stream half-open and reads on: a client told 413 could send on
- *   for as long as it liked (measured: 4.9 MB after a 1 MB limit's 413);
- * - still arriving `timeoutMs` after its head (request_timeout): 408 when nothing has been
- *   answered yet, else RST_STREAM CANCEL at once.
+ * One HTTP/2 request with a body:
+ * - answered before all of it came (413 over max_request_size, 408 below, an access rule's 403):
+ *   RST_STREAM NO_ERROR once the answer is written (RFC 9113 8.1: the client is to stop sending);
+ * - still arriving `timeoutMs` after its head (request_timeout): 408 when nothing has been answered
+ *   yet, else RST_STREAM CANCEL at once;
  * - sent with neither Content-Type nor Content-Length: read all the same.
  * A request with no body costs nothing here; the timer ends with the stream.
  */
 function guardStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
   const stream = (request.raw as unknown as Http2ServerRequest).stream;
   if (stream.endAfterHeaders) return;
-  // Fastify reads no body that has neither Content-Type nor a length, but an HTTP/2 body needs no
-  // length (curl --http2 -T - sends neither): PHP got an empty body. Marked chunked for Fastify
-  // only: what PHP gets comes from rawHeaders, and the length from the body read.
+  // marked chunked for Fastify only: what PHP gets comes from rawHeaders, and its length from the body read
   const headers = request.raw.headers;
   if (
     headers['content-type'] === undefined &&
