@@ -15,9 +15,8 @@ import type { ResolvedLimits } from '../limits.js';
 export const DEFAULT_STREAM_REQUEST_TIMEOUT_MS = 300_000;
 
 /**
- * The HTTP/2 side of request_timeout, and the end of a body nobody reads (guardStreamBody). Install
- * it before any hook that may answer early (the Host check, access rules, applyLimits' own 413 and
- * 431), so every HTTP/2 request with a body gets it.
+ * The HTTP/2 side of request_timeout, and the end of a body nobody reads (guardStreamBody). The
+ * plugin installs it first among its onRequest hooks, so it sees every HTTP/2 request with a body.
  */
 export function applyHttp2BodyRules(app: FastifyInstance, limits: ResolvedLimits): void {
   const timeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
@@ -29,8 +28,10 @@ export function applyHttp2BodyRules(app: FastifyInstance, limits: ResolvedLimits
 
 /**
  * One HTTP/2 request with a body:
- * - answered before all of it came (413 over max_request_size, 408 below, an access rule's 403):
- *   RST_STREAM NO_ERROR once the answer is written (RFC 9113 8.1: the client is to stop sending);
+ * - answered before all of it came, once something had started reading it (413 past
+ *   max_request_size, 408 below): RST_STREAM NO_ERROR once the answer is written (RFC 9113 8.1: the
+ *   client is to stop sending). A stream answered before anything read its body (a 403 from an
+ *   access rule, a 413 from its Content-Length) Node resets itself;
  * - still arriving `timeoutMs` after its head (request_timeout): 408 when nothing has been answered
  *   yet, else RST_STREAM CANCEL at once;
  * - sent with neither Content-Type nor Content-Length: read all the same.
