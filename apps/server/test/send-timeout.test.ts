@@ -74,11 +74,13 @@ async function listen(server: NetServer): Promise<{ port: number; timeouts: Send
 }
 
 function plainServer(): HttpServer {
-  return createServer((req, res) => {
+  const server = createServer((req, res) => {
     if (req.url === '/big') bigBody().pipe(res);
     else if (req.url === '/trickle') tricklingBody(24 * 1024).pipe(res);
     else res.end('ok');
   });
+  server.keepAliveTimeout = 60_000; // the idle connection below must outlive a slow run, not Node's 5 s
+  return server;
 }
 
 /** Reads everything from `socket` until it closes; how many bytes came. */
