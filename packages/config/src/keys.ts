@@ -349,7 +349,7 @@ const TOP: Entry[] = [
   wp(
     'http.pool.send_timeout',
     'duration',
-    'how long a streamed reply waits for its client to read before it is cancelled (nginx send_timeout); 0 = no bound',
+    'how long a streamed PHP reply waits for its client to read before PHP is told to stop (its worker or process freed; http.send_timeout closes the connection itself); 0 = no bound',
     { default: seconds(DEFAULT_SEND_TIMEOUT_MS) },
   ),
   wp('http.pool.max_frame_size', 'integer', 'largest frame a worker may send', {
