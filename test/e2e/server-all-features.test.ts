@@ -442,6 +442,34 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect(context.uploads.bad).toMatchObject({ name: 'shell.php', error: 8 });
   });
 
+  it('answers 413 to a form of more than uploads.max_fields (100) fields, urlencoded over HTTP/2 or multipart', async () => {
+    const fields = (n: number) => Array.from({ length: n }, (_, i) => `f${i}=v`).join('&');
+    const post = (body: string, agent: Agent) =>
+      get('/upload', {
+        host: 'a.test',
+        agent,
+        method: 'POST',
+        body,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+    const ok = await post(fields(100), h2);
+    expect(ok.status).toBe(200);
+    expect(Object.keys(JSON.parse(ok.json().body))).toHaveLength(100); // the parsed form, as PHP gets it
+    const over = await post(fields(101), h2);
+    expect(over.status).toBe(413);
+    expect(over.json()).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FIELDS' });
+    const form = new FormData();
+    for (let i = 0; i < 101; i++) form.append(`t${i}`, 'v');
+    const multipart = await request(`${setup.https}/upload`, {
+      dispatcher: h1,
+      method: 'POST',
+      body: form,
+      headers: { host: 'a.test' },
+    });
+    expect(multipart.statusCode).toBe(413);
+    await multipart.body.dump();
+  });
+
   it("answers 413 above the site's max_request_size before PHP sees the body", async () => {
     const res = await get('/too-big', { host: 'a.test', method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) });
     expect(res.status).toBe(413);

@@ -8,6 +8,7 @@
 // derived below rather than written twice.
 import {
   cidrProblem,
+  DEFAULT_MAX_FIELDS,
   DEFAULT_MAX_FILES,
   DEFAULT_MAX_HEADER_BYTES,
   DEFAULT_MAX_REQUEST_SIZE_MB,
@@ -265,6 +266,12 @@ const TOP: Entry[] = [
     min: 0,
     default: DEFAULT_MAX_FILES,
   }),
+  wp(
+    'http.uploads.max_fields',
+    'integer',
+    "most fields in one form Node parses, urlencoded or multipart (413 above, parsing stops there; PHP's max_input_vars); 0 = no limit",
+    { min: 0, default: DEFAULT_MAX_FIELDS },
+  ),
 
   rr('http.headers', 'section', 'headers middleware: CORS, and headers added to requests and responses'),
   rr('http.headers.cors', 'section', 'answer CORS preflights and add CORS headers'),

@@ -442,6 +442,7 @@ function buildSite(
     if (u.allow !== undefined) uploads.allow = u.allow;
     if (u.max_file_size !== undefined) uploads.max_file_size = u.max_file_size;
     if (u.max_files !== undefined) uploads.max_files = u.max_files;
+    if (u.max_fields !== undefined) uploads.max_fields = u.max_fields;
     plugin.uploads = uploads;
   }
   if (http.internal_files !== undefined)

@@ -68,6 +68,7 @@ export interface UploadsConfig {
   /** MB */
   max_file_size?: number;
   max_files?: number;
+  max_fields?: number;
 }
 
 /** `http.static`. */

@@ -19,7 +19,7 @@ import { registerRoutes } from './routes.js';
 
 export { checkOptions, type WarmpoolOptions } from './options.js';
 export { DEFAULT_STATIC_FORBID, type StaticOptions } from './static/static.js';
-export { DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
+export { DEFAULT_MAX_FIELDS, DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
 /** @deprecated the old name of DEFAULT_STATIC_FORBID, kept for one release */
 export { DEFAULT_STATIC_FORBID as DEFAULT_FORBID } from './static/static.js';
 export { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
@@ -43,6 +43,7 @@ export {
   TooManyHeadersError,
   RequestTimeoutError,
   HeadersTooLargeError,
+  TooManyFieldsError,
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';

@@ -22,6 +22,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.TooManyHeadersError(1),
       new errors.RequestTimeoutError(1000),
       new errors.HeadersTooLargeError(1000),
+      new errors.TooManyFieldsError(1000),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

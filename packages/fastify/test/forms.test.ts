@@ -11,7 +11,7 @@ import {
   type FormTree,
 } from '../src/http/forms.js';
 import type { UploadedFile } from '../src/http/uploads.js';
-import { BadFormError } from '../src/errors.js';
+import { BadFormError, TooManyFieldsError } from '../src/errors.js';
 
 /** What PHP receives: the JSON text of the tree, decoded back. */
 function wire(tree: FormTree): unknown {
@@ -177,6 +177,28 @@ describe('forms: the tree rules (urlencoded)', () => {
 
   it('the tree itself compares equal to plain objects', () => {
     expect(parseUrlencoded(Buffer.from('a[b]=1&c[]=2'))).toEqual({ a: { b: '1' }, c: ['2'] });
+  });
+});
+
+describe('forms: a field count limit (uploads.max_fields)', () => {
+  it('parses up to the limit and throws TooManyFieldsError past it, without parsing the rest; empty pairs do not count', () => {
+    expect(wire(parseUrlencoded(Buffer.from('a=1&&b=2&c=3&'), 3))).toEqual(
+      wire(parseUrlencoded(Buffer.from('a=1&b=2&c=3'))),
+    );
+    expect(() => parseUrlencoded(Buffer.from('a=1&b=2&c=3&d=4'), 3)).toThrow(TooManyFieldsError);
+    // a million fields past a limit of 10: refused at the 11th, in far less than parsing them would take
+    const million = Buffer.from(Array.from({ length: 1_000_000 }, (_, i) => `f${i}=1`).join('&'));
+    const error = (() => {
+      try {
+        parseUrlencoded(million, 10);
+      } catch (caught) {
+        return caught as TooManyFieldsError;
+      }
+      return null;
+    })();
+    expect(error).toBeInstanceOf(TooManyFieldsError);
+    expect(error).toMatchObject({ statusCode: 413, code: 'WP_FASTIFY_TOO_MANY_FIELDS', details: { limit: 10 } });
+    expect(Object.keys(parseUrlencoded(million, null))).toHaveLength(1_000_000);
   });
 });
 

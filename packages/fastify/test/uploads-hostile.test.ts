@@ -98,6 +98,57 @@ describe('multipart: files per request (max_files, PHP max_file_uploads)', () =>
   });
 });
 
+describe('forms: fields per request (max_fields, PHP max_input_vars)', () => {
+  const textFields = (n: number): Buffer[] =>
+    Array.from({ length: n }, (_, i) =>
+      Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="t${i}"\r\n\r\nv\r\n`, 'latin1'),
+    );
+  /** POSTs an urlencoded form of `n` fields over a fresh connection. */
+  const postUrlencoded = (port: number, n: number): Promise<Answer> => {
+    const body = Array.from({ length: n }, (_, i) => `t${i}=v`).join('&');
+    const head =
+      `POST /form HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n` +
+      `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n`;
+    return new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(head + body));
+      const chunks: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+      socket.on('error', reject);
+      socket.on('close', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        const split = text.indexOf('\r\n\r\n');
+        resolve({ status: Number(text.slice(9, 12)), head: text.slice(0, split), body: text.slice(split + 4) });
+      });
+    });
+  };
+
+  it('10000 fields by default are fine; one more answers 413 WP_FASTIFY_TOO_MANY_FIELDS before PHP runs (urlencoded and multipart)', async () => {
+    const { app, port } = await listen();
+    const ok = await postUrlencoded(port, 10_000);
+    expect(ok.status).toBe(200);
+    expect(Object.keys(JSON.parse(ok.body).fields)).toHaveLength(10_000);
+    const before = app.warmpool.stats().requests;
+    const over = await postUrlencoded(port, 10_001);
+    expect(over.status).toBe(413);
+    expect(JSON.parse(over.body)).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FIELDS' });
+    const overMultipart = await postParts(port, textFields(10_001));
+    expect(overMultipart.status).toBe(413);
+    expect(JSON.parse(overMultipart.body)).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FIELDS' });
+    expect(app.warmpool.stats().requests).toBe(before);
+  });
+
+  it('max_fields: a smaller cap is kept (files do not count), 0 lifts it', async () => {
+    const three = await listen({ max_fields: 3 });
+    expect((await postUrlencoded(three.port, 3)).status).toBe(200);
+    expect((await postUrlencoded(three.port, 4)).status).toBe(413);
+    expect((await postParts(three.port, [...textFields(3), ...files(2)])).status).toBe(200);
+    expect((await postParts(three.port, textFields(4))).status).toBe(413);
+    const unlimited = await listen({ max_fields: 0 });
+    expect((await postUrlencoded(unlimited.port, 12_000)).status).toBe(200);
+    expect(await readdir(dir)).toEqual([]);
+  });
+});
+
 describe('multipart: file names', () => {
   it.each([
     ['a raw NUL', 'name="f"; filename="shell.php\x00.jpg"'],

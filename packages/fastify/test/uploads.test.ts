@@ -700,6 +700,7 @@ describe('uploads: resolveUploadOptions', () => {
       allow: null,
       maxFileBytes: null,
       maxFiles: 20,
+      maxFields: 10_000,
     });
     expect(resolveUploadOptions({ max_files: 0 }).maxFiles).toBeNull();
     expect(resolveUploadOptions({ forbid: [], allow: [], max_file_size: 0, max_files: 0 }).forbid).toEqual(
@@ -714,6 +715,7 @@ describe('uploads: resolveUploadOptions', () => {
       allow: ['.Jpg'],
       max_file_size: 2.5,
       max_files: 3,
+      max_fields: 50,
     });
     expect(resolved).toEqual({
       dir: join(process.cwd(), 'tmp/up'),
@@ -721,6 +723,7 @@ describe('uploads: resolveUploadOptions', () => {
       allow: new Set(['.jpg']),
       maxFileBytes: 2.5 * MB,
       maxFiles: 3,
+      maxFields: 50,
     });
   });
 
@@ -733,6 +736,7 @@ describe('uploads: resolveUploadOptions', () => {
     [{ max_file_size: -1 }, 'uploads.max_file_size'],
     [{ max_file_size: '10MB' }, 'uploads.max_file_size'],
     [{ max_files: 1.5 }, 'uploads.max_files'],
+    [{ max_fields: -1 }, 'uploads.max_fields'],
     [[], 'uploads'],
   ])('%j is rejected naming %s', (raw, key) => {
     let error: unknown;

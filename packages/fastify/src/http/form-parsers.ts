@@ -26,7 +26,7 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
       }
       try {
         const bytes = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : body.join();
-        done(null, createParsedForm('urlencoded', parseUrlencoded(bytes), null));
+        done(null, createParsedForm('urlencoded', parseUrlencoded(bytes, options.uploads.maxFields), null));
       } catch (parseError) {
         done(parseError as Error, undefined);
       }

@@ -9,7 +9,7 @@
 //   a leaf/branch conflict (a=1 and a[b]=2, either order) → BadFormError (RR answers 500; we 400)
 // Empty values follow RR's exceptions (the "options=&options[0][id]=x" case of parse.go): an empty
 // leaf gives way to a branch, and an empty value never overwrites a branch or a non-empty array.
-import { BadFormError } from '../errors.js';
+import { BadFormError, TooManyFieldsError } from '../errors.js';
 
 /** One file of a multipart form, as RoadRunner's uploads tree gives it to PHP. */
 export interface UploadedFile {
@@ -204,16 +204,19 @@ function decodeComponent(body: Buffer, start: number, end: number): string {
  * Invalid percent escapes are kept literally (PHP's behaviour: `discount=100%` gives "100%"). RR
  * differs: Go's ParseQuery drops such a pair and returns an error, and RR then answers 500 for the
  * whole request, which is what `curl -d 'discount=100%'` would get there. We prefer the PHP reading.
- * Throws BadFormError on a leaf/branch conflict.
+ * Throws BadFormError on a leaf/branch conflict, TooManyFieldsError past `maxFields` (before parsing
+ * the rest).
  */
-export function parseUrlencoded(body: Buffer): FormTree {
+export function parseUrlencoded(body: Buffer, maxFields: number | null = null): FormTree {
   const tree = createFormTree();
   const length = body.length;
   let start = 0;
+  let fields = 0;
   while (start < length) {
     let end = body.indexOf(0x26 /* & */, start);
     if (end < 0) end = length;
     if (end > start) {
+      if (maxFields !== null && ++fields > maxFields) throw new TooManyFieldsError(maxFields);
       let eq = body.indexOf(0x3d /* = */, start);
       if (eq < 0 || eq > end) eq = end;
       const name = decodeComponent(body, start, eq);

@@ -12,7 +12,13 @@ import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Busboy, type BusboyFileStream, type BusboyInstance } from '@fastify/busboy';
 import type { FastifyBaseLogger, FastifyInstance, FastifyRequest } from 'fastify';
-import { BadFormError, BodyTooLargeError, InvalidOptionError, TooManyFilesError } from '../errors.js';
+import {
+  BadFormError,
+  BodyTooLargeError,
+  InvalidOptionError,
+  TooManyFieldsError,
+  TooManyFilesError,
+} from '../errors.js';
 import { bodyTooLarge } from '../limits.js';
 import {
   addFormValue,
@@ -36,6 +42,11 @@ export type { UploadedFile };
 export const DEFAULT_UPLOAD_FORBID: readonly string[] = ['.php', '.exe', '.bat'];
 /** PHP's max_file_uploads default: files one request may carry unless uploads.max_files says otherwise. */
 export const DEFAULT_MAX_FILES = 20;
+/**
+ * Fields one form may carry unless uploads.max_fields says otherwise: ten times PHP's max_input_vars
+ * default (1000), which apps with large admin forms raise; parsing this many takes milliseconds.
+ */
+export const DEFAULT_MAX_FIELDS = 10_000;
 /** Text fields of one multipart form are held in memory: at most this much in total (Go's 32 MB maxMemory). */
 export const MAX_FORM_TEXT_BYTES = 32 * 1024 * 1024;
 const MB = 1024 * 1024;
@@ -56,6 +67,12 @@ export interface UploadOptions {
    * request that is refused, not its syntax (400), and the client can retry with fewer files.
    */
   max_files?: number;
+  /**
+   * warmpool extension (PHP's max_input_vars): fields per form, urlencoded or multipart (files not
+   * counted), default 10000; 0 = no limit. One more answers 413 before PHP runs, and Node stops
+   * parsing there.
+   */
+  max_fields?: number;
 }
 
 export interface ResolvedUploadOptions {
@@ -68,9 +85,11 @@ export interface ResolvedUploadOptions {
   readonly maxFileBytes: number | null;
   /** null: no limit (max_files: 0) */
   readonly maxFiles: number | null;
+  /** null: no limit (max_fields: 0) */
+  readonly maxFields: number | null;
 }
 
-const UPLOAD_KEYS = ['dir', 'forbid', 'allow', 'max_file_size', 'max_files'];
+const UPLOAD_KEYS = ['dir', 'forbid', 'allow', 'max_file_size', 'max_files', 'max_fields'];
 
 /** Validates and resolves `uploads` once, at register time; every error names the option. */
 export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUploadOptions {
@@ -96,7 +115,8 @@ export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUp
     forbid: forbid.size === 0 ? new Set(DEFAULT_UPLOAD_FORBID) : forbid,
     allow: allow.size === 0 ? null : allow,
     maxFileBytes: fileSizeLimit(options.max_file_size),
-    maxFiles: fileCountLimit(options.max_files),
+    maxFiles: countLimit('uploads.max_files', options.max_files, DEFAULT_MAX_FILES, 'files'),
+    maxFields: countLimit('uploads.max_fields', options.max_fields, DEFAULT_MAX_FIELDS, 'fields'),
   };
 }
 
@@ -134,14 +154,11 @@ function fileSizeLimit(value: unknown): number | null {
   return Math.max(1, Math.floor(value * MB));
 }
 
-function fileCountLimit(value: unknown): number | null {
-  if (value === undefined) return DEFAULT_MAX_FILES;
+function countLimit(key: string, value: unknown, fallback: number, what: string): number | null {
+  if (value === undefined) return fallback;
   if (value === 0) return null;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 0) {
-    throw new InvalidOptionError(
-      'uploads.max_files',
-      `must be a whole number of files (0 = no limit), got ${JSON.stringify(value)}`,
-    );
+    throw new InvalidOptionError(key, `must be a whole number of ${what} (0 = no limit), got ${JSON.stringify(value)}`);
   }
   return value;
 }
@@ -167,7 +184,8 @@ const noop = (): void => {};
  * written, with BadFormError (400) on malformed multipart, a body that ends early or a client that
  * goes away, a leaf/branch name conflict; with BodyTooLargeError (413) past `maxBytes` (checked
  * against Content-Length up front, then counted) or past MAX_FORM_TEXT_BYTES of text fields; with
- * TooManyFilesError (413) past uploads.max_files. `maxBytes` may be Infinity.
+ * TooManyFilesError (413) past uploads.max_files, TooManyFieldsError (413) past uploads.max_fields.
+ * `maxBytes` may be Infinity.
  */
 export function parseMultipart(
   body: Readable,
@@ -212,6 +230,7 @@ export function parseMultipart(
     let received = 0;
     let textBytes = 0;
     let fileCount = 0;
+    let fieldCount = 0;
 
     const detach = (): void => {
       body.off('data', onData);
@@ -277,6 +296,10 @@ export function parseMultipart(
 
     bb.on('field', (name: string | undefined, value: string, _nameTruncated: boolean, valueTruncated: boolean) => {
       if (settled || name === undefined) return; // Go skips parts without a name
+      if (options.maxFields !== null && ++fieldCount > options.maxFields) {
+        fail(new TooManyFieldsError(options.maxFields));
+        return;
+      }
       textBytes += valueTruncated ? MAX_FORM_TEXT_BYTES + 1 : Buffer.byteLength(value);
       if (textBytes > MAX_FORM_TEXT_BYTES) {
         fail(
