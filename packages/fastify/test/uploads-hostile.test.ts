@@ -137,6 +137,32 @@ describe('forms: fields per request (max_fields, PHP max_input_vars)', () => {
     expect(app.warmpool.stats().requests).toBe(before);
   });
 
+  it("an urlencoded form over 10 MB (Go's and RoadRunner's limit) answers 413 before it is parsed; 1 MB is fine", async () => {
+    const { port } = await listen();
+    const post = (bytes: number): Promise<Answer> => {
+      const body = `a=${'x'.repeat(bytes - 2)}`;
+      const head =
+        `POST /form HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n` +
+        `Content-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n`;
+      return new Promise((resolve) => {
+        const socket = connect(port, '127.0.0.1', () => socket.write(head + body));
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.on('error', () => {}); // the 413 comes, and the connection closes, before the body is all sent
+        socket.on('close', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          const split = text.indexOf('\r\n\r\n');
+          resolve({ status: Number(text.slice(9, 12)), head: text.slice(0, split), body: text.slice(split + 4) });
+        });
+      });
+    };
+    expect((await post(1024 * 1024)).status).toBe(200);
+    const over = await post(10 * 1024 * 1024 + 1);
+    expect(over.status).toBe(413);
+    expect(JSON.parse(over.body)).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
+    expect(JSON.parse(over.body).message).toMatch(/urlencoded form is over 10485760 bytes/);
+  });
+
   it('max_fields: a smaller cap is kept (files do not count), 0 lifts it', async () => {
     const three = await listen({ max_fields: 3 });
     expect((await postUrlencoded(three.port, 3)).status).toBe(200);

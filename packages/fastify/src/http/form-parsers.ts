@@ -1,7 +1,15 @@
 import type { FastifyInstance } from 'fastify';
 import { createParsedForm, parseUrlencoded } from './forms.js';
 import { readRawBody } from './raw-body.js';
+import { BodyTooLargeError } from '../errors.js';
 import { registerMultipartParser, type ResolvedUploadOptions } from './uploads.js';
+
+/**
+ * The largest urlencoded body parsed into a form: Go's maxFormSize (10 MB), so RoadRunner's too.
+ * Parsing is synchronous (about 50 ms for 20 MB of one value); files and large data go multipart,
+ * or with another Content-Type (passed through unparsed).
+ */
+export const MAX_URLENCODED_BYTES = 10 * 1024 * 1024;
 
 export interface FormParserOptions {
   uploads: ResolvedUploadOptions;
@@ -18,10 +26,11 @@ export interface FormParserOptions {
  */
 export function registerFormParsers(app: FastifyInstance, options: FormParserOptions): void {
   const bodyLimit = options.bodyLimit ?? app.initialConfig.bodyLimit ?? 1024 * 1024;
+  const formLimit = Math.min(bodyLimit, MAX_URLENCODED_BYTES);
   app.addContentTypeParser('application/x-www-form-urlencoded', (request, payload, done) => {
-    readRawBody(request, payload, bodyLimit, (error, body) => {
+    readRawBody(request, payload, formLimit, (error, body) => {
       if (error !== null) {
-        done(error, undefined);
+        done(formLimit < bodyLimit && error instanceof BodyTooLargeError ? formTooLarge() : error, undefined);
         return;
       }
       try {
@@ -33,4 +42,11 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
     });
   });
   registerMultipartParser(app, options.uploads, bodyLimit);
+}
+
+function formTooLarge(): BodyTooLargeError {
+  return new BodyTooLargeError(
+    `the urlencoded form is over ${MAX_URLENCODED_BYTES} bytes (the limit Go and RoadRunner parse forms to); send large data as a file (multipart/form-data) or with another Content-Type`,
+    MAX_URLENCODED_BYTES,
+  );
 }
