@@ -8,6 +8,7 @@
 // client is counted by its /64 (clientKey).
 import type { Server as NetServer, Socket } from 'node:net';
 import { compileTrustedSubnets } from '@warmpool/fastify';
+import { ThrottledCount } from '@warmpool/pool';
 import type { Logger } from 'pino';
 
 export interface ConnectionLimitOptions {
@@ -69,9 +70,6 @@ export function clientKey(address: string): string {
     .join(':')}::/64`;
 }
 
-/** One warning per limit at most this often, with the count refused since the last one. */
-const WARN_EVERY_MS = 10_000;
-
 export class ConnectionLimits {
   readonly #options: ConnectionLimitOptions;
   #open = 0;
@@ -83,10 +81,10 @@ export class ConnectionLimits {
    */
   readonly #admitted = new WeakSet<Socket>();
   readonly #refused: Record<Limit, number> = { max_connections: 0, max_connections_per_ip: 0 };
-  /** per limit: when its last warning was written, and how many were refused since */
-  readonly #warned: Record<Limit, { at: number; since: number }> = {
-    max_connections: { at: 0, since: 0 },
-    max_connections_per_ip: { at: 0, since: 0 },
+  /** one warning per limit at most every 10 s, with the count refused since */
+  readonly #warnings: Record<Limit, ThrottledCount> = {
+    max_connections: new ThrottledCount(),
+    max_connections_per_ip: new ThrottledCount(),
   };
 
   constructor(options: ConnectionLimitOptions) {
@@ -157,15 +155,11 @@ export class ConnectionLimits {
   #refuse(socket: Socket, limit: Limit, why: string): void {
     socket.destroy();
     this.#refused[limit]++;
-    const warned = this.#warned[limit];
-    warned.since++;
-    const now = Date.now();
-    if (now - warned.at < WARN_EVERY_MS) return;
+    const refused = this.#warnings[limit].add();
+    if (refused === 0) return;
     this.#options.logger.warn(
-      { limit, refused: warned.since },
-      `${why}: closing new connections (${warned.since} refused since the last such line); raise http.${limit} if these clients are legitimate`,
+      { limit, refused },
+      `${why}: closing new connections (${refused} refused since the last such line); raise http.${limit} if these clients are legitimate`,
     );
-    warned.at = now;
-    warned.since = 0;
   }
 }

@@ -9,9 +9,7 @@
 // takes a slow reader's bytes in bulk, so progress shows when room frees up, not byte by byte.
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
-
-/** One warning at most this often, with the count closed since the last one. */
-const WARN_EVERY_MS = 10_000;
+import { ThrottledCount } from '@warmpool/pool';
 
 /** What a connection had waiting, and had written, when it last moved (or last had nothing waiting). */
 interface Progress {
@@ -32,7 +30,8 @@ export class SendTimeouts {
   readonly #connections = new Map<Socket, Progress>();
   #sweeper: NodeJS.Timeout | null = null;
   #closed = 0;
-  readonly #warned = { at: 0, since: 0 };
+  /** one warning at most every 10 s, with the count closed since */
+  readonly #warnings = new ThrottledCount();
 
   /** `timeoutMs` > 0 (0 means no bound: make no SendTimeouts then). */
   constructor(timeoutMs: number, logger: Logger) {
@@ -91,13 +90,11 @@ export class SendTimeouts {
     }
     if (closed === 0) return;
     this.#closed += closed;
-    this.#warned.since += closed;
-    if (now - this.#warned.at < WARN_EVERY_MS) return;
+    const report = this.#warnings.add(closed);
+    if (report === 0) return;
     this.#logger.warn(
-      { closed: this.#warned.since, sendTimeoutMs: this.#timeoutMs },
-      `closed ${this.#warned.since} connection(s) whose client read nothing for ${this.#timeoutMs / 1000}s (http.send_timeout)`,
+      { closed: report, sendTimeoutMs: this.#timeoutMs },
+      `closed ${report} connection(s) whose client read nothing for ${this.#timeoutMs / 1000}s (http.send_timeout)`,
     );
-    this.#warned.at = now;
-    this.#warned.since = 0;
   }
 }

@@ -218,9 +218,9 @@ function sendError(
   debug: boolean,
   overloadLog: OverloadLog,
 ): FastifyReply {
-  const { status, retryAfter } = statusOf(error);
+  const { status, retryAfter, overloaded } = statusOf(error);
   const err = error as Error & { code?: string; details?: { pid?: number } };
-  if (OverloadLog.sheds(err.code)) overloadLog.refused(request.log, err.code!, err.message);
+  if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message);
   else
     request.log.error(
       { err: { message: err.message, code: err.code }, pid: err.details?.pid, status },

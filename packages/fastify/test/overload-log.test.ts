@@ -1,6 +1,14 @@
 import Fastify, { type FastifyBaseLogger } from 'fastify';
 import { describe, expect, it } from 'vitest';
+import {
+  FastCgiClosedError,
+  FastCgiOverloadedError,
+  PoolClosedError,
+  QueueFullError,
+  WorkerExitedError,
+} from '@warmpool/pool';
 import { OverloadLog } from '../src/http/overload-log.js';
+import { statusOf } from '../src/http/status.js';
 
 /** Fastify's own (pino) logger, its lines landing in `lines`. */
 function capture(): { log: FastifyBaseLogger; lines: Record<string, unknown>[] } {
@@ -10,11 +18,14 @@ function capture(): { log: FastifyBaseLogger; lines: Record<string, unknown>[] }
 }
 
 describe('OverloadLog', () => {
-  it('knows load shedding from failure', () => {
-    expect(OverloadLog.sheds('WP_POOL_QUEUE_FULL')).toBe(true);
-    expect(OverloadLog.sheds('WP_FASTCGI_OVERLOADED')).toBe(true);
-    expect(OverloadLog.sheds('WP_WORKER_EXITED')).toBe(false);
-    expect(OverloadLog.sheds(undefined)).toBe(false);
+  it('statusOf knows load shedding from failure', () => {
+    expect(statusOf(new QueueFullError('full')).overloaded).toBe(true);
+    expect(statusOf(new FastCgiOverloadedError('php-fpm overloaded')).overloaded).toBe(true);
+    expect(statusOf(new WorkerExitedError('exited')).overloaded).toBe(false);
+    expect(statusOf(new Error('no code')).overloaded).toBe(false);
+    // 503s that are not load shedding: the pool is closing
+    expect(statusOf(new PoolClosedError()).overloaded).toBe(false);
+    expect(statusOf(new FastCgiClosedError()).overloaded).toBe(false);
   });
 
   it('writes the first refusal at once, then one line per period with the count since, by code', async () => {
