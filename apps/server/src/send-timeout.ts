@@ -10,6 +10,7 @@
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ThrottledCount } from '@warmpool/pool';
+import { SocketSweep } from './socket-sweep.js';
 
 /** What a connection had waiting, and had written, when it last moved (or last had nothing waiting). */
 interface Progress {
@@ -27,8 +28,7 @@ function queuedInLibuv(socket: Socket): number {
 export class SendTimeouts {
   readonly #timeoutMs: number;
   readonly #logger: Logger;
-  readonly #connections = new Map<Socket, Progress>();
-  #sweeper: NodeJS.Timeout | null = null;
+  readonly #connections: SocketSweep<Progress>;
   #closed = 0;
   /** one warning at most every 10 s, with the count closed since */
   readonly #warnings = new ThrottledCount();
@@ -37,11 +37,15 @@ export class SendTimeouts {
   constructor(timeoutMs: number, logger: Logger) {
     this.#timeoutMs = timeoutMs;
     this.#logger = logger;
+    this.#connections = new SocketSweep(Math.min(1000, Math.max(50, timeoutMs / 4)), (connections, now) =>
+      this.#sweep(connections, now),
+    );
   }
 
   /** Every TCP connection `server` accepts (for the HTTPS listener: under TLS, HTTP/1.1 and HTTP/2 alike). */
   watch(server: NetServer): void {
-    server.on('connection', (socket: Socket) => this.#add(socket));
+    // an Upgrade served as a plain request comes back through 'connection': add() keeps the first
+    server.on('connection', (socket: Socket) => this.#connections.add(socket, { pending: 0, written: 0, since: 0 }));
   }
 
   /** Connections closed because their client read nothing for send_timeout. */
@@ -58,24 +62,9 @@ export class SendTimeouts {
     ].join('\n');
   }
 
-  #add(socket: Socket): void {
-    if (this.#connections.has(socket)) return; // an Upgrade served as a plain request comes back through 'connection'
-    this.#connections.set(socket, { pending: 0, written: 0, since: 0 });
-    socket.once('close', () => {
-      this.#connections.delete(socket);
-      if (this.#connections.size === 0 && this.#sweeper !== null) {
-        clearInterval(this.#sweeper);
-        this.#sweeper = null;
-      }
-    });
-    if (this.#sweeper === null)
-      this.#sweeper = setInterval(() => this.#sweep(), Math.min(1000, Math.max(50, this.#timeoutMs / 4))).unref();
-  }
-
-  #sweep(): void {
-    const now = Date.now();
+  #sweep(connections: Map<Socket, Progress>, now: number): void {
     let closed = 0;
-    for (const [socket, progress] of this.#connections) {
+    for (const [socket, progress] of connections) {
       const pending = socket.writableLength + queuedInLibuv(socket);
       const written = socket.bytesWritten;
       if (pending === 0 || pending !== progress.pending || written !== progress.written) {

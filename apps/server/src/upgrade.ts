@@ -17,6 +17,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import { SocketSweep } from './socket-sweep.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
 
@@ -61,14 +62,9 @@ interface Activity {
 
 export function createUpgrades(options: UpgradeOptions): Upgrades {
   let proxyUpgrade: UpgradeListener | null = null;
-  const webSockets = new Map<Socket, Activity>();
-  let sweeper: NodeJS.Timeout | null = null;
-
-  // One timer for every connection, reading the byte counters: the socket is @fastify/http-proxy's
-  // and ws's from here on, and ws clears any socket timeout when it takes the socket.
-  function sweep(): void {
-    const now = Date.now();
-    for (const [socket, activity] of webSockets) {
+  // the socket is @fastify/http-proxy's and ws's from here on: its byte counters tell if it is idle
+  const webSockets = new SocketSweep<Activity>(IDLE_SWEEP_MS, (entries, now) => {
+    for (const [socket, activity] of entries) {
       if (activity.idleMs === 0) continue;
       const bytes = socket.bytesRead + socket.bytesWritten;
       if (bytes !== activity.bytes) {
@@ -76,20 +72,12 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
         activity.since = now;
       } else if (now - activity.since >= activity.idleMs) goingAway(socket);
     }
-  }
+  });
 
   function onUpgrade(this: HttpServer | Http2SecureServer, req: IncomingMessage, socket: Socket, head: Buffer): void {
     const idleMs = proxyUpgrade !== null && isWebSocketUpgrade(req) ? options.webSocketIdleMs(req) : undefined;
     if (idleMs !== undefined) {
-      webSockets.set(socket, { idleMs, bytes: -1, since: Date.now() });
-      if (idleMs > 0 && sweeper === null) sweeper = setInterval(sweep, Math.min(IDLE_SWEEP_MS, idleMs)).unref();
-      socket.once('close', () => {
-        webSockets.delete(socket);
-        if (webSockets.size === 0 && sweeper !== null) {
-          clearInterval(sweeper);
-          sweeper = null;
-        }
-      });
+      webSockets.add(socket, { idleMs, bytes: -1, since: Date.now() });
       proxyUpgrade!(req, socket, head);
       return;
     }
