@@ -169,24 +169,14 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
 
     if (websocket !== undefined && typeof websocket !== 'boolean')
       throw new InvalidOptionError(key('websocket'), `must be true or false, got ${JSON.stringify(websocket)}`);
-    let timeoutMs = DEFAULT_PROXY_TIMEOUT_MS;
-    if (timeout !== undefined) {
-      try {
-        timeoutMs = parseDuration(timeout, key('timeout'));
-      } catch (error) {
-        throw InvalidOptionError.from(key('timeout'), error);
-      }
-      if (timeoutMs <= 0)
-        throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
-    }
-    let webSocketIdleMs = DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS;
-    if (webSocketIdle !== undefined) {
-      try {
-        webSocketIdleMs = parseDuration(webSocketIdle, key('websocket_idle_timeout'));
-      } catch (error) {
-        throw InvalidOptionError.from(key('websocket_idle_timeout'), error);
-      }
-    }
+    const timeoutMs = durationOption(timeout, key('timeout'), DEFAULT_PROXY_TIMEOUT_MS);
+    if (timeoutMs <= 0)
+      throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
+    const webSocketIdleMs = durationOption(
+      webSocketIdle,
+      key('websocket_idle_timeout'),
+      DEFAULT_WEBSOCKET_IDLE_TIMEOUT_MS,
+    );
     return {
       prefix,
       upstream: url.origin + upstreamPath,
@@ -196,6 +186,16 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       webSocketIdleMs,
     };
   });
+}
+
+/** A route's duration in ms, `fallback` when unset; a bad one is an error naming `key`. */
+function durationOption(value: Duration | undefined, key: string, fallback: number): number {
+  if (value === undefined) return fallback;
+  try {
+    return parseDuration(value, key);
+  } catch (error) {
+    throw InvalidOptionError.from(key, error);
+  }
 }
 
 /**
