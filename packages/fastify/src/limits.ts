@@ -14,6 +14,7 @@ import type {
 } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
 import { BodyTooLargeError, HeadersTooLargeError, InvalidOptionError, TooManyHeadersError } from './errors.js';
+import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 
 /**
  * Request size, header and slow-client limits.
@@ -42,8 +43,8 @@ import { BodyTooLargeError, HeadersTooLargeError, InvalidOptionError, TooManyHea
  *    HTTP/2 too: Node enforces it on HTTP/1.1 only (an HTTP/2 head of about 64 KB got through).
  * 4. The server timeouts, with the checking interval shortened (before listen) so the limits are
  *    kept to within a quarter of their value (at most 1 s late).
- * 5. `request_timeout` for HTTP/2 streams, which Node cuts at no timeout: http/http2-bodies.ts
- *    (installed by routes.ts before the other hooks).
+ * 5. `request_timeout` for HTTP/2 streams, which Node cuts at no timeout, and the other rules for
+ *    HTTP/2 request bodies: http/http2-bodies.ts, called from the same hook.
  */
 export interface LimitOptions {
   /** http.max_request_size: megabytes (1 MB = 1024 * 1024 bytes); RR's 0 means "the default" */
@@ -205,6 +206,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
   const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
   // Node's own HTTP/1.1 limit when max_header_size is unset (16 KB, or --max-http-header-size)
   const maxHeadBytes = limits.maxHeaderBytes ?? nodeMaxHeaderSize;
+  const streamTimeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
   app.addHook(
     'onRequest',
     function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
@@ -223,6 +225,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
         rejectEarly(request, reply, 413, bodyTooLarge(maxBytes));
         return;
       }
+      if (raw.httpVersionMajor === 2) guardStreamBody(request, reply, streamTimeoutMs);
       done();
     },
   );

@@ -19,7 +19,6 @@ import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
-import { applyHttp2BodyRules } from './http/http2-bodies.js';
 import { registerMetrics } from './metrics.js';
 import { requestPath } from './network/access.js';
 import { applyClientInfo, clientInfoOf, type ClientInfo } from './network/client-info.js';
@@ -46,7 +45,6 @@ export async function registerRoutes(
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
-  applyHttp2BodyRules(app, options.limits);
   app.addHook('onRequest', (request, reply, done) => {
     const info = applyClientInfo(request, reply, client);
     if (info === null) return;

@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { applyHttp2BodyRules } from '../src/http/http2-bodies.js';
 import { applyLimits, resolveLimits } from '../src/limits.js';
 import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
 
@@ -32,7 +31,6 @@ describe('HTTP/2 request bodies', () => {
           { parseAs: 'buffer', bodyLimit: limits.maxRequestBytes },
           (_request, body, done) => done(null, body),
         );
-        applyHttp2BodyRules(child as unknown as FastifyInstance, limits);
         applyLimits(child as unknown as FastifyInstance, limits);
         child.post('/*', async (request) => {
           handled.push((request.body as Buffer).length);

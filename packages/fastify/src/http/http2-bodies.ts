@@ -7,24 +7,11 @@
 // - Fastify reads no body that has neither Content-Type nor a length, which an HTTP/2 body needs
 //   none of (curl --http2 -T - sends neither): PHP got an empty body.
 import { constants as http2Constants, type Http2ServerRequest, type ServerHttp2Stream } from 'node:http2';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import { RequestTimeoutError } from '../errors.js';
-import type { ResolvedLimits } from '../limits.js';
 
 /** request_timeout for HTTP/2 streams when unset: Node's requestTimeout for HTTP/1.1 (300 s). */
 export const DEFAULT_STREAM_REQUEST_TIMEOUT_MS = 300_000;
-
-/**
- * The HTTP/2 side of request_timeout, and the end of a body nobody reads (guardStreamBody). The
- * plugin installs it first among its onRequest hooks, so it sees every HTTP/2 request with a body.
- */
-export function applyHttp2BodyRules(app: FastifyInstance, limits: ResolvedLimits): void {
-  const timeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
-  app.addHook('onRequest', (request, reply, done) => {
-    if (request.raw.httpVersionMajor === 2) guardStreamBody(request, reply, timeoutMs);
-    done();
-  });
-}
 
 /**
  * One HTTP/2 request with a body:
@@ -35,9 +22,11 @@ export function applyHttp2BodyRules(app: FastifyInstance, limits: ResolvedLimits
  * - still arriving `timeoutMs` after its head (request_timeout): 408 when nothing has been answered
  *   yet, else RST_STREAM CANCEL at once;
  * - sent with neither Content-Type nor Content-Length: read all the same.
- * A request with no body costs nothing here; the timer ends with the stream.
+ * A request with no body costs nothing here; the timer ends with the stream. limits.ts calls it
+ * for every HTTP/2 request it lets through: one answered earlier, with its body unread (a 403, a
+ * 413 from Content-Length, a 431), Node resets itself.
  */
-function guardStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
+export function guardStreamBody(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
   const stream = (request.raw as unknown as Http2ServerRequest).stream;
   if (stream.endAfterHeaders) return;
   // marked chunked for Fastify only: what PHP gets comes from rawHeaders, and its length from the body read
