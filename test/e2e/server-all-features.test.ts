@@ -720,6 +720,12 @@ describe('all features: classic PHP', () => {
       SERVER_NAME: 'classic.test',
       REMOTE_ADDR: '127.0.0.1',
     });
+    // clear_env: the server's environment (its ports, state folder, CA file) is not PHP's to show
+    expect(info.ENVIRONMENT).toEqual(
+      ['ACME_URL', 'PATH', 'PHP_FCGI_CHILDREN', 'PHP_FCGI_MAX_REQUESTS', 'WARMPOOL']
+        .concat(['TMPDIR', 'PHPRC', 'PHP_INI_SCAN_DIR'].filter((name) => process.env[name] !== undefined))
+        .sort(),
+    );
   });
 
   it('serves its static files, never its secrets or an upload as PHP', async () => {

@@ -65,6 +65,15 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
       APP_ENV: 'e2e',
       SAPI: classic.sapi,
     });
+    // managed: php-cgi starts with the server's environment cleared by default (fastcgi.clear_env);
+    // the server itself runs with NO_COLOR=1 and the test runner's whole environment
+    if (mode === 'managed') {
+      expect(info.ENVIRONMENT).toEqual(
+        ['PATH', 'PHP_FCGI_CHILDREN', 'PHP_FCGI_MAX_REQUESTS', 'WARMPOOL']
+          .concat(['TMPDIR', 'PHPRC', 'PHP_INI_SCAN_DIR'].filter((name) => process.env[name] !== undefined))
+          .sort(),
+      );
+    }
   });
 
   it('lets PHP parse uploads itself', async () => {

@@ -648,6 +648,12 @@ const TOP: Entry[] = [
   wp('fastcgi.command', 'string|string[]', 'the php-cgi command warmpool runs (php.ini flags allowed); not with pass', {
     default: 'php-cgi',
   }),
+  wp(
+    'fastcgi.clear_env',
+    'boolean',
+    "start php-cgi with only PATH, TMPDIR, PHPRC and PHP_INI_SCAN_DIR of the server's environment, plus server.env (php-fpm's clear_env: PHP shows its environment in every $_SERVER); false: all of it; not with pass",
+    { default: true },
+  ),
   wp('fastcgi.index', 'string[]', 'index files of a directory, in order', { default: '["index.php", "index.html"]' }),
   wp('fastcgi.try_files', 'string[]', "nginx's try_files: $uri, $uri/, then the fallback (a path, or =404)", {
     default: '["$uri", "$uri/", "/index.php?$args"]',

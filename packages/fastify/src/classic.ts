@@ -25,6 +25,12 @@ export interface FastCgiOptions {
   pass?: string;
   /** the managed php-cgi command, php.ini flags allowed ("php-cgi -d opcache.enable=1"); default "php-cgi" */
   command?: string | readonly string[];
+  /**
+   * start the managed php-cgi with only PATH, TMPDIR, PHPRC and PHP_INI_SCAN_DIR of the server's
+   * environment, plus the pool's `env` (php-fpm's clear_env): PHP shows its environment in every
+   * request's $_SERVER; false: all of it; default true
+   */
+  clear_env?: boolean;
   /** index files of a directory, in order; default ["index.php", "index.html"] */
   index?: string[];
   /** nginx's try_files; default ["$uri", "$uri/", "/index.php?$args"] */
@@ -66,6 +72,8 @@ export interface ResolvedClassic {
   pass: FastCgiAddress | null;
   /** the php-cgi command of the managed pool */
   command: string | readonly string[];
+  /** fastcgi.clear_env, for the managed pool */
+  clearEnv: boolean;
   maxConnections: number | undefined;
   /** fastcgi.keepalive_time in whole ms; undefined: the client pool's default */
   keepaliveTimeMs: number | undefined;
@@ -84,6 +92,7 @@ const KNOWN = [
   'root',
   'pass',
   'command',
+  'clear_env',
   'index',
   'try_files',
   'no_exec',
@@ -142,6 +151,12 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         'starts php-cgi processes warmpool runs; with fastcgi.pass php-fpm runs them: drop one of the two',
       );
     }
+    if (raw.clear_env !== undefined) {
+      throw new InvalidOptionError(
+        'fastcgi.clear_env',
+        "is for the php-cgi processes warmpool runs; with fastcgi.pass, php-fpm's own clear_env (its pool config) decides",
+      );
+    }
   }
   const command = raw.command ?? 'php-cgi';
   if (
@@ -172,7 +187,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
   const keepaliveTimeMs = connectionDuration(raw, 'keepalive_time', pass);
   const keepaliveTimeoutMs = connectionDuration(raw, 'keepalive_timeout', pass);
   const params = resolveParams(raw.params);
-  for (const key of ['split_path', 'pipelining', 'request_buffering'] as const) {
+  for (const key of ['clear_env', 'split_path', 'pipelining', 'request_buffering'] as const) {
     if (raw[key] !== undefined && typeof raw[key] !== 'boolean') {
       throw new InvalidOptionError(`fastcgi.${key}`, `must be true or false, got ${JSON.stringify(raw[key])}`);
     }
@@ -216,6 +231,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     root,
     pass,
     command,
+    clearEnv: raw.clear_env ?? true,
     maxConnections,
     keepaliveTimeMs,
     keepaliveTimeoutMs,

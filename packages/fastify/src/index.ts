@@ -109,7 +109,10 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     exchange = new FastCgiExchange(fastcgi, exchangeOptions(classic.params, options));
   } else {
     const warmup = options.pool.numWorkers === 'auto' ? await classicWarmup(classic, opts.warmup ?? ['/']) : [];
-    const cgi = createCgiPool({ ...options.pool, warmup }, classic.pipelining ? {} : { queueBehindMs: 0 });
+    const cgi = createCgiPool(
+      { ...options.pool, warmup },
+      { clearEnv: classic.clearEnv, ...(classic.pipelining ? {} : { queueBehindMs: 0 }) },
+    );
     await cgi.start();
     pool = cgi;
     view = cgi;

@@ -140,6 +140,19 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     });
   });
 
+  it("clear_env: false starts php-cgi with the server's whole environment (php-fpm's clear_env = no); env still given by name", async () => {
+    process.env.WARMPOOL_TEST_INHERITED = '1';
+    try {
+      const inheriting = await classicApp({ env: { app_key: 'k' } }, { clear_env: false });
+      const names = (await inheriting.inject('/info.php')).json().ENVIRONMENT as string[];
+      expect(names).toEqual(expect.arrayContaining(['WARMPOOL_TEST_INHERITED', 'APP_KEY', 'PHP_FCGI_CHILDREN']));
+      const cleared = await classicApp({ env: { app_key: 'k' } });
+      expect((await cleared.inject('/info.php')).json().ENVIRONMENT).not.toContain('WARMPOOL_TEST_INHERITED');
+    } finally {
+      delete process.env.WARMPOOL_TEST_INHERITED;
+    }
+  });
+
   it.each([
     // source and secrets are never sent, whatever the name
     ['/config.php.bak', 403],
@@ -373,6 +386,8 @@ describe('classic mode: options', () => {
     [{ root: ROOT, pass: 'php-fpm.sock' }, 'fastcgi.pass', /neither "unix:\/path" nor "host:port"/],
     [{ root: ROOT, pass: 'unix:/run/php.sock', command: 'php-cgi' }, 'fastcgi.command', /drop one/],
     [{ root: ROOT, max_connections: 4 }, 'fastcgi.max_connections', /fastcgi\.pass/],
+    [{ root: ROOT, pass: 'unix:/run/php.sock', clear_env: false }, 'fastcgi.clear_env', /php-fpm's own clear_env/],
+    [{ root: ROOT, clear_env: 'no' }, 'fastcgi.clear_env', /true or false/],
     [{ root: ROOT, keepalive_time: '2s' }, 'fastcgi.keepalive_time', /fastcgi\.pass/],
     [{ root: ROOT, pass: 'unix:/run/php.sock', keepalive_time: 'soon' }, 'fastcgi.keepalive_time', /is not a duration/],
     [{ root: ROOT, keepalive_timeout: '60s' }, 'fastcgi.keepalive_timeout', /fastcgi\.pass/],

@@ -19,24 +19,31 @@ export interface CgiDriverOptions extends CgiHeadLimits {
    * (one request per worker at a time).
    */
   queueBehindMs?: number;
+  /**
+   * Start php-cgi with only CGI_KEPT_ENV of the server's environment, plus the pool's `env`
+   * (php-fpm's clear_env); false: all of it. Default true.
+   */
+  clearEnv?: boolean;
 }
 
 export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
   readonly protocol = 'fastcgi';
   readonly #headLimits: CgiHeadLimits;
   readonly #queueBehindMs: number;
+  readonly #clearEnv: boolean;
   #spec: CgiSpec | null = null;
 
   constructor(options: CgiDriverOptions = {}) {
-    const { queueBehindMs, ...headLimits } = options;
+    const { queueBehindMs, clearEnv, ...headLimits } = options;
     this.#headLimits = headLimits;
     this.#queueBehindMs = queueBehindMs ?? DEFAULT_QUEUE_BEHIND_MS;
+    this.#clearEnv = clearEnv ?? true;
   }
 
   async open(options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
     this.#spec = {
       argv: options.argv,
-      env: buildCgiEnv(options.env),
+      env: buildCgiEnv(options.env, process.env, this.#clearEnv),
       cwd: options.cwd,
       bootTimeoutMs: options.allocateTimeoutMs,
       destroyTimeoutMs: options.destroyTimeoutMs,

@@ -71,24 +71,40 @@ export function buildWorkerEnv(
 }
 
 /**
- * A php-cgi worker's environment: the server's own, then `env` as for goridge workers. php-cgi
- * forks no children (PHP_FCGI_CHILDREN=0: the pool counts and supervises each process) and never
- * exits on its own after a number of requests (PHP_FCGI_MAX_REQUESTS=0: max_jobs decides).
+ * What a php-cgi worker keeps of the server's environment when it is cleared (php-fpm's clear_env,
+ * on by default): where to find programs and temp space, and PHP's own startup settings (php.ini
+ * location and scan folder), read before any script runs. Nothing else: PHP puts its environment in
+ * every request's $_SERVER, so a phpinfo() page would show the server's secrets to the internet.
+ */
+export const CGI_KEPT_ENV = ['PATH', 'TMPDIR', 'PHPRC', 'PHP_INI_SCAN_DIR'] as const;
+
+/**
+ * A php-cgi worker's environment: with `clearEnv` (the default) only CGI_KEPT_ENV of the server's
+ * own, else all of it; then `env` as for goridge workers (given by name: php-fpm's env[NAME]).
+ * php-cgi forks no children (PHP_FCGI_CHILDREN=0: the pool counts and supervises each process) and
+ * never exits on its own after a number of requests (PHP_FCGI_MAX_REQUESTS=0: max_jobs decides).
  */
 export function buildCgiEnv(
   userEnv: Readonly<Record<string, string>>,
   base: NodeJS.ProcessEnv = process.env,
+  clearEnv = true,
 ): NodeJS.ProcessEnv {
-  const env = withUserEnv(userEnv, base);
+  const kept: NodeJS.ProcessEnv = {};
+  if (clearEnv) for (const key of CGI_KEPT_ENV) if (base[key] !== undefined) kept[key] = base[key];
+  const env = withUserEnv(userEnv, base, clearEnv ? kept : base);
   env.PHP_FCGI_CHILDREN = '0';
   env.PHP_FCGI_MAX_REQUESTS = '0';
   env.WARMPOOL = '1';
   return env;
 }
 
-/** The base environment plus `userEnv`, keys upper-cased and $VAR / ${VAR} expanded from `base`. */
-function withUserEnv(userEnv: Readonly<Record<string, string>>, base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...base };
+/** `start` (the base environment) plus `userEnv`, keys upper-cased and $VAR / ${VAR} expanded from `base`. */
+function withUserEnv(
+  userEnv: Readonly<Record<string, string>>,
+  base: NodeJS.ProcessEnv,
+  start: NodeJS.ProcessEnv = base,
+): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...start };
   for (const [key, value] of Object.entries(userEnv)) {
     env[key.toUpperCase()] = String(value).replace(
       /\$\{(\w+)\}|\$(\w+)/g,

@@ -79,6 +79,38 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
+  it("starts php-cgi with the server's environment cleared (php-fpm's clear_env): no secret of it reaches $_SERVER", async () => {
+    const names = 'names=WARMPOOL_TEST_SECRET,APP_KEY,PATH';
+    process.env.WARMPOOL_TEST_SECRET = 'hunter2';
+    try {
+      const cleared = await withCgiPool({ env: { app_key: 'given-by-name' } }, async (pool) =>
+        JSON.parse(await body(await pool.exec(request('environment.php', { query: names })))),
+      );
+      expect(cleared.environment).toEqual(
+        [
+          'APP_KEY',
+          ...['PATH', 'TMPDIR', 'PHPRC', 'PHP_INI_SCAN_DIR'].filter((key) => process.env[key] !== undefined),
+          'PHP_FCGI_CHILDREN',
+          'PHP_FCGI_MAX_REQUESTS',
+          'WARMPOOL',
+        ].sort(),
+      );
+      expect(cleared.seen).toEqual({
+        WARMPOOL_TEST_SECRET: { server: null, getenv: null },
+        APP_KEY: { server: 'given-by-name', getenv: 'given-by-name' },
+        PATH: { server: process.env.PATH, getenv: process.env.PATH },
+      });
+      const inherited = await withCgiPool(
+        {},
+        async (pool) => JSON.parse(await body(await pool.exec(request('environment.php', { query: names })))),
+        { clearEnv: false },
+      );
+      expect(inherited.seen.WARMPOOL_TEST_SECRET).toEqual({ server: 'hunter2', getenv: 'hunter2' });
+    } finally {
+      delete process.env.WARMPOOL_TEST_SECRET;
+    }
+  });
+
   it('streams a request body to PHP', async () => {
     await withCgiPool({}, async (pool) => {
       const payload = randomBytes(3 * 1024 * 1024 + 5);

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidPoolOptionError } from '../../src/errors.js';
-import { RR_COMPAT_VERSION, buildWorkerEnv, parseCommand } from '../../src/worker/command.js';
+import {
+  CGI_KEPT_ENV,
+  RR_COMPAT_VERSION,
+  buildCgiEnv,
+  buildWorkerEnv,
+  parseCommand,
+} from '../../src/worker/command.js';
 
 describe('parseCommand', () => {
   it.each<[string, string[]]>([
@@ -131,5 +137,56 @@ describe('buildWorkerEnv', () => {
   it('defaults the base to process.env', () => {
     const env = buildWorkerEnv({}, pipes);
     expect(env.PATH).toBe(process.env.PATH);
+  });
+});
+
+describe('buildCgiEnv (php-cgi workers)', () => {
+  const base = {
+    PATH: '/usr/bin',
+    TMPDIR: '/var/tmp',
+    PHPRC: '/etc/php/app.ini',
+    PHP_INI_SCAN_DIR: '',
+    HOME: '/home/app',
+    DATABASE_PASSWORD: 'hunter2',
+    PHP_FCGI_CHILDREN: '8',
+  };
+
+  it("clears the server's environment by default, as php-fpm's clear_env: only where programs, temp space and php.ini are", () => {
+    expect(buildCgiEnv({}, base)).toEqual({
+      PATH: '/usr/bin',
+      TMPDIR: '/var/tmp',
+      PHPRC: '/etc/php/app.ini',
+      PHP_INI_SCAN_DIR: '',
+      PHP_FCGI_CHILDREN: '0',
+      PHP_FCGI_MAX_REQUESTS: '0',
+      WARMPOOL: '1',
+    });
+    expect([...CGI_KEPT_ENV].sort()).toEqual(['PATH', 'PHPRC', 'PHP_INI_SCAN_DIR', 'TMPDIR']);
+  });
+
+  it("keeps what env names, expanded from the whole server environment (php-fpm's env[NAME] = $NAME)", () => {
+    const env = buildCgiEnv({ db_password: '$DATABASE_PASSWORD', app_home: '${HOME}/app' }, base);
+    expect([env.DB_PASSWORD, env.APP_HOME, env.DATABASE_PASSWORD, env.HOME]).toEqual([
+      'hunter2',
+      '/home/app/app',
+      undefined,
+      undefined,
+    ]);
+  });
+
+  it("passes the whole environment with clearEnv false, the pool's variables still winning", () => {
+    const env = buildCgiEnv({ extra: '1' }, base, false);
+    expect(env).toMatchObject({ HOME: '/home/app', DATABASE_PASSWORD: 'hunter2', EXTRA: '1', PHP_FCGI_CHILDREN: '0' });
+  });
+
+  it('leaves out kept names the server does not have, and never changes the base', () => {
+    const copy = { ...base };
+    expect(Object.keys(buildCgiEnv({}, { HOME: '/root' })).sort()).toEqual([
+      'PHP_FCGI_CHILDREN',
+      'PHP_FCGI_MAX_REQUESTS',
+      'WARMPOOL',
+    ]);
+    buildCgiEnv({ x: '1' }, base);
+    expect(base).toEqual(copy);
   });
 });
