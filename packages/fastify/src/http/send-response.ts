@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
+import { holdToDeclaredLength } from './declared-length.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
 /** Hop-by-hop headers a backend may not set: Node frames the response itself. */
@@ -25,8 +26,8 @@ export function hintHeaders(headers: HeaderMap): Record<string, string[]> {
 
 /**
  * Writes an exchange response. A whole body is sent as one Buffer (or BodyParts, its chunks in one
- * writev); a stream flows with backpressure and, destroyed early (the client left), cancels the
- * backend's work.
+ * writev); a stream flows with backpressure, held to the Content-Length PHP declared, and,
+ * destroyed early (the client left), cancels the backend's work.
  */
 export function sendResponse(reply: FastifyReply, response: ExchangeResponse): FastifyReply {
   // a recycled body's memory goes back once the response is over: written, or the client gone
@@ -56,7 +57,7 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     return reply.send(body.length <= BODY_MEMORY_BYTES ? body : chunksBody(reply, new Chunks([body])));
   }
   if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
-  return reply.send(body as Readable);
+  return reply.send(holdToDeclaredLength(reply, body as Readable));
 }
 
 /**

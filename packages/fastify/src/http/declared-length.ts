@@ -1,0 +1,92 @@
+// A streamed body PHP gave a Content-Length is held to it, as nginx and RoadRunner (Go) hold an
+// upstream: Node sends the header as it is and then whatever bytes come, so a script whose length
+// is wrong would have its client (or a proxy sharing the connection) read the rest of its body as
+// the next response, or wait for bytes that never come and then read the next response as them.
+// Bytes past the length are dropped (the script's output is still read to its end, so its worker
+// is free again); a body that ends short fails, which closes the connection. A whole body needs
+// none of this: its length is known and Fastify writes it.
+import { type Readable, Transform, type TransformCallback, pipeline } from 'node:stream';
+import type { FastifyReply } from 'fastify';
+
+/** The one Content-Length PHP declared; null when there is none; NaN when it is not one number. */
+export function declaredLength(reply: FastifyReply): number | null {
+  const header = reply.getHeader('content-length');
+  if (header === undefined) return null;
+  const values = Array.isArray(header) ? header : [String(header)];
+  const first = values[0]!.trim();
+  if (!/^\d{1,15}$/.test(first) || values.some((value) => value.trim() !== first)) return Number.NaN;
+  return Number(first);
+}
+
+class DeclaredLength extends Transform {
+  readonly #declared: number;
+  #left: number;
+  #dropped = 0;
+  readonly #reply: FastifyReply;
+
+  constructor(declared: number, reply: FastifyReply) {
+    super();
+    this.#declared = declared;
+    this.#left = declared;
+    this.#reply = reply;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (chunk.length <= this.#left) {
+      this.#left -= chunk.length;
+      callback(null, chunk);
+      return;
+    }
+    const kept = this.#left;
+    this.#left = 0;
+    this.#dropped += chunk.length - kept;
+    callback(null, kept === 0 ? undefined : chunk.subarray(0, kept));
+  }
+
+  override _flush(callback: TransformCallback): void {
+    if (this.#dropped > 0) {
+      this.#reply.log.warn(
+        { url: this.#reply.request.url, declared: this.#declared, dropped: this.#dropped },
+        `PHP sent ${this.#dropped} bytes more than its Content-Length (${this.#declared}); they were dropped: fix the length the script sends`,
+      );
+    }
+    if (this.#left === 0) {
+      callback();
+      return;
+    }
+    const sent = this.#declared - this.#left;
+    this.#reply.log.warn(
+      { url: this.#reply.request.url, declared: this.#declared, sent },
+      `PHP's body ended after ${sent} of the ${this.#declared} bytes its Content-Length said; the connection was closed: fix the length the script sends`,
+    );
+    callback(new ShortBodyError(sent, this.#declared));
+  }
+}
+
+class ShortBodyError extends Error {
+  readonly code = 'WP_FASTIFY_SHORT_BODY';
+  constructor(sent: number, declared: number) {
+    super(`the body ended after ${sent} of its ${declared} declared bytes`);
+  }
+}
+
+/**
+ * `body` as the client may get it: held to the Content-Length PHP declared; without that header
+ * as it is; with a header that is no single length (two different values, "ten"), without it (a
+ * chunked response instead: never two lengths on the wire). Destroying what is returned (the
+ * client left) destroys `body`, which cancels the backend's work.
+ */
+export function holdToDeclaredLength(reply: FastifyReply, body: Readable): Readable {
+  const declared = declaredLength(reply);
+  if (declared === null || reply.request.method === 'HEAD') return body;
+  if (Number.isNaN(declared)) {
+    reply.log.warn(
+      { contentLength: reply.getHeader('content-length') },
+      'PHP sent a Content-Length that is not one number; the body goes without it (chunked)',
+    );
+    reply.removeHeader('content-length');
+    return body;
+  }
+  // pipeline: an error or early close on either side destroys the other
+  return pipeline(body, new DeclaredLength(declared, reply), () => {});
+}
