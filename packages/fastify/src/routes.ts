@@ -25,6 +25,7 @@ import { applyClientInfo, clientInfoOf, type ClientInfo } from './network/client
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
 import { OverloadLog } from './http/overload-log.js';
+import { pipelinedTurn } from './http/pipelined-turn.js';
 import type { ResolvedOptions } from './options.js';
 
 const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
@@ -142,6 +143,12 @@ export async function registerRoutes(
       // Upload temp files live until the worker is done with them, even if the client left.
       releaseUploads = holdUploads(request);
     } else body = parsedBody as Buffer | Chunks | Readable | null;
+    // a request pipelined behind an unfinished response waits for it, holding no PHP process
+    const turn = pipelinedTurn(reply);
+    if (turn !== null && !(await turn)) {
+      releaseUploads?.();
+      return sendClientGone(reply);
+    }
     const signal = abortWhenClientLeaves(reply);
     const exchangeRequest = toExchangeRequest(request, client, body, form, script);
     let response: ExchangeResponse;
