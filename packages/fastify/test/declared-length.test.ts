@@ -1,6 +1,7 @@
 // A streamed response whose Content-Length PHP got wrong, over a real keep-alive connection, in both
 // modes (a worker streaming frames, a classic script past the 1 MiB whole-body bound): the client
 // must never read the rest of one body as the next response, nor wait for bytes that never come.
+import { constants, connect as http2Connect } from 'node:http2';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -27,8 +28,8 @@ const MODES: Array<[string, Partial<WarmpoolOptions>, string]> = [
   ],
 ];
 
-async function listen(options: Partial<WarmpoolOptions>): Promise<number> {
-  const app = Fastify();
+async function listen(options: Partial<WarmpoolOptions>, http2 = false): Promise<number> {
+  const app = (http2 ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
   apps.push(app);
   await app.register(warmpool, { pool: { num_workers: 1 }, ...options });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -99,5 +100,40 @@ describe.each(MODES)("a streamed body held to PHP's Content-Length (%s mode)", (
     expect(head).not.toMatch(/content-length/i);
     expect(head).toMatch(/transfer-encoding: chunked/i);
     expect(bytes.length).toBeGreaterThan(2 * MiB);
+  });
+});
+
+describe('over HTTP/2 (worker mode)', () => {
+  /** One stream: its Content-Length, the bytes of its body, and its close code (0: NO_ERROR). */
+  async function stream(port: number, path: string): Promise<{ length: string; bytes: number; rstCode: number }> {
+    const session = http2Connect(`http://127.0.0.1:${port}`);
+    try {
+      return await new Promise((resolve, reject) => {
+        const req = session.request({ ':path': path });
+        let length = '';
+        let bytes = 0;
+        req.on('response', (headers) => {
+          length = String(headers['content-length']);
+        });
+        req.on('data', (chunk: Buffer) => {
+          bytes += chunk.length;
+        });
+        req.on('error', () => {});
+        req.on('close', () => resolve({ length, bytes, rstCode: req.rstCode ?? 0 }));
+        session.on('error', reject);
+      });
+    } finally {
+      session.close();
+    }
+  }
+
+  it('bytes past the declared length are cut; a body that ends short resets its stream', async () => {
+    const port = await listen(MODES[0]![1], true);
+    expect(await stream(port, '/?mb=1&length=10')).toEqual({ length: '10', bytes: 10, rstCode: 0 });
+    const short = await stream(port, `/?mb=1&length=${3 * MiB}`);
+    expect(short.length).toBe(String(3 * MiB));
+    expect(short.bytes).toBeLessThanOrEqual(MiB);
+    // reset as broken: a NO_ERROR reset (Fastify's) may pass for a whole body
+    expect(short.rstCode).toBe(constants.NGHTTP2_INTERNAL_ERROR);
   });
 });

@@ -26,7 +26,9 @@ afterEach(async () => {
 async function listen(): Promise<{ app: FastifyInstance; port: number }> {
   const app = Fastify();
   apps.push(app);
-  await app.register(warmpool, { fastcgi: { root: ROOT }, pool: { num_workers: 1 } });
+  // fastcgi.pipelining off: another client's request waits in the pool's queue, never behind a
+  // running script on php-cgi's connection (what it does when that script has only just begun)
+  await app.register(warmpool, { fastcgi: { root: ROOT, pipelining: false }, pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, port: (app.server.address() as { port: number }).port };
 }

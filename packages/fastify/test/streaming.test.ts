@@ -1,5 +1,5 @@
 import { request as httpRequest } from 'node:http';
-import { connect as http2Connect } from 'node:http2';
+import { constants, connect as http2Connect } from 'node:http2';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
@@ -90,6 +90,23 @@ describe('streamed responses over real HTTP', () => {
     for (let i = 0; i < 100 && app.warmpool.stats().workers.ready < 1; i++) await sleep(20);
     const next = await request(`${base}/?mb=1`);
     expect((await next.body.arrayBuffer()).byteLength).toBe(1024 * 1024);
+  });
+
+  it('over HTTP/2, the stream of a worker that dies after the headers is reset as broken, not ended as whole', async () => {
+    const { base } = await listen('big-stream.php', {}, true);
+    const session = http2Connect(base);
+    try {
+      const rstCode = await new Promise<number>((resolve) => {
+        const stream = session.request({ ':path': '/?mb=5&die=1' });
+        stream.resume();
+        stream.on('error', () => {});
+        stream.on('close', () => resolve(stream.rstCode ?? 0));
+      });
+      // NO_ERROR (0) would let the client take the cut body for a whole one
+      expect(rstCode).toBe(constants.NGHTTP2_INTERNAL_ERROR);
+    } finally {
+      session.close();
+    }
   });
 });
 

@@ -1,5 +1,6 @@
 // An exchange response → the Fastify reply: status, repeated headers (several Set-Cookie) and the
 // body, whole or streamed. No wire protocol here: the pool decoded the backend's reply.
+import { type Http2ServerResponse, constants as http2 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
@@ -57,7 +58,19 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     return reply.send(body.length <= BODY_MEMORY_BYTES ? body : chunksBody(reply, new Chunks([body])));
   }
   if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
-  return reply.send(holdToDeclaredLength(reply, body as Readable));
+  return reply.send(resetOnError(reply, holdToDeclaredLength(reply, body as Readable)));
+}
+
+/**
+ * A streamed body that fails after its head was sent (a worker that died, a body short of its
+ * Content-Length) resets its HTTP/2 stream as broken (INTERNAL_ERROR, as nginx does): Fastify's
+ * destroy resets it with NO_ERROR, which a client takes for the end of a whole body. HTTP/1.1
+ * needs nothing: Fastify closes the connection, and a chunked body then lacks its last chunk.
+ */
+function resetOnError(reply: FastifyReply, body: Readable): Readable {
+  const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
+  if (stream !== undefined) body.once('error', () => stream.close(http2.NGHTTP2_INTERNAL_ERROR));
+  return body;
 }
 
 /**
