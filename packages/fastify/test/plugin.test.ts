@@ -108,6 +108,19 @@ describe('plugin: responses', () => {
     expect((await app.inject('/?status=700')).statusCode).toBe(502);
   });
 
+  it('a header no server may send (a name that is no token, a control byte in a value) is a 502, as in classic mode', async () => {
+    const app = await appWith('headers.php');
+    for (const query of ['name=Bad%20Name', 'name=X%01Y', 'byte=10', 'byte=13', 'byte=0', 'byte=127']) {
+      const res = await app.inject(`/?${query}`);
+      // Node refused such a header only as it wrote the head: a 500 with its own error text
+      expect([query, res.statusCode, res.body]).toEqual([query, 502, 'Bad Gateway\n']);
+    }
+    // a tab and UTF-8 are fine; the worker serves on
+    const tab = await app.inject('/?byte=9');
+    expect([tab.statusCode, tab.headers['x-odd']]).toEqual([200, 'a\tb']);
+    expect((await app.inject('/?name=X-Fine')).headers['x-fine']).toBe('v');
+  });
+
   it('streams a reply chunk by chunk', async () => {
     const app = await appWith('stream.php');
     const res = await app.inject({

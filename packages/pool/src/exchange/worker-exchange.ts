@@ -10,6 +10,7 @@ import {
   type HttpRequestContext,
   type HttpResponseContext,
 } from '../protocol/http-context.js';
+import { headerMapProblem } from '../protocol/header-fields.js';
 import type { ExecReply, ExecRequest, ReplyStream } from '../worker/worker.js';
 import type { Exchange, ExchangeOptions, ExchangeRequest, ExchangeResponse } from './exchange.js';
 import { ReplyBody } from './reply-body.js';
@@ -102,6 +103,9 @@ function decodeHead(flags: number, context: Buffer): HttpResponseContext {
   if (head.status < 100 || head.status > 599) {
     throw new BadReplyError(`worker replied with status ${head.status}, outside 100-599`);
   }
+  // refused here, as a 502 for this request, rather than by Node as it writes the head (a 500)
+  const problem = headerMapProblem(head.headers);
+  if (problem !== null) throw new BadReplyError(`worker reply: ${problem}`);
   return head;
 }
 

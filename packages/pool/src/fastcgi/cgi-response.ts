@@ -6,6 +6,7 @@ import { Readable } from 'node:stream';
 import { FastCgiBadHeaderError, FastCgiConnectionClosedError, FastCgiHeaderTooLargeError } from '../errors.js';
 import { type RecycledBuffers, responseBuffers } from '../recycled-buffers.js';
 import { DEFAULT_STDOUT_HIGH_WATER_MARK, type StdoutControl, type StdoutSink } from './connection.js';
+import { TCHAR, controlByteIn } from '../protocol/header-fields.js';
 
 /**
  * nginx's fastcgi_buffer_size (4 or 8 KiB) is the usual "upstream sent too big header" limit;
@@ -136,16 +137,6 @@ export function parseCgiHead(bytes: Buffer, limits: CgiHeadLimits = {}): ParsedC
   return head!;
 }
 
-// RFC 9110 token characters for a field name.
-const TCHAR = (() => {
-  const table = new Uint8Array(128);
-  for (const c of "!#$%&'*+-.^_`|~") table[c.charCodeAt(0)] = 1;
-  for (let c = 0x30; c <= 0x39; c++) table[c] = 1;
-  for (let c = 0x41; c <= 0x5a; c++) table[c] = 1;
-  for (let c = 0x61; c <= 0x7a; c++) table[c] = 1;
-  return table;
-})();
-
 /**
  * The prototype of a head's fields: empty, with a null prototype, so the fields inherit nothing (a
  * field named "constructor" or "__proto__" is just a field). Not Object.create(null) for the
@@ -240,15 +231,14 @@ function checkedValue(raw: string, name: string): string {
   let end = raw.length;
   while (start < end && isBlank(raw.charCodeAt(start))) start++;
   while (end > start && isBlank(raw.charCodeAt(end - 1))) end--;
-  for (let i = start; i < end; i++) {
-    const c = raw.charCodeAt(i);
-    if ((c < 0x20 && c !== 0x09) || c === 0x7f) {
-      throw new FastCgiBadHeaderError(
-        `header ${name} has a control byte 0x${c.toString(16).padStart(2, '0')} in its value`,
-      );
-    }
+  const value = start === 0 && end === raw.length ? raw : raw.slice(start, end);
+  const c = controlByteIn(value);
+  if (c >= 0) {
+    throw new FastCgiBadHeaderError(
+      `header ${name} has a control byte 0x${c.toString(16).padStart(2, '0')} in its value`,
+    );
   }
-  return start === 0 && end === raw.length ? raw : raw.slice(start, end);
+  return value;
 }
 
 function isBlank(c: number): boolean {

@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { controlByteIn, headerMapProblem, isFieldName } from '../../src/protocol/header-fields.js';
+
+describe('header fields a response may carry (RFC 9110 §5)', () => {
+  it('a name is one or more token characters', () => {
+    for (const name of ['x-a', 'Set-Cookie', "!#$%&'*+-.^_`|~09AZaz"]) expect(isFieldName(name), name).toBe(true);
+    for (const name of ['', 'a b', 'a:b', 'a\tb', 'ä', 'a\u0001', 'a"b', '(x)', 'a/b']) {
+      expect(isFieldName(name), JSON.stringify(name)).toBe(false);
+    }
+  });
+
+  it('a value may hold tabs and any text but control bytes', () => {
+    expect(controlByteIn('a\tb grüße ~')).toBe(-1);
+    expect([controlByteIn('a\rb'), controlByteIn('a\nb'), controlByteIn('\u0000'), controlByteIn('x\u007f')]).toEqual([
+      0x0d, 0x0a, 0x00, 0x7f,
+    ]);
+  });
+
+  it('names the first problem of a header map, or none', () => {
+    expect(headerMapProblem({ 'x-a': ['1', '2\t3'], b: [] })).toBeNull();
+    expect(headerMapProblem({ ok: ['1'], 'bad name': ['v'] })).toBe('invalid header name "bad name"');
+    expect(headerMapProblem({ 'x-split': ['ok', 'a\r\nSet-Cookie: x=1'] })).toBe(
+      'header x-split has a control byte 0x0d in its value',
+    );
+  });
+});
