@@ -9,7 +9,7 @@ import { type Readable, Transform, type TransformCallback, pipeline } from 'node
 import type { FastifyReply } from 'fastify';
 
 /** The one Content-Length PHP declared; null when there is none; NaN when it is not one number. */
-export function declaredLength(reply: FastifyReply): number | null {
+function declaredLength(reply: FastifyReply): number | null {
   const header = reply.getHeader('content-length');
   if (header === undefined) return null;
   const values = Array.isArray(header) ? header : [String(header)];
@@ -59,14 +59,7 @@ class DeclaredLength extends Transform {
       { url: this.#reply.request.url, declared: this.#declared, sent },
       `PHP's body ended after ${sent} of the ${this.#declared} bytes its Content-Length said; the connection was closed: fix the length the script sends`,
     );
-    callback(new ShortBodyError(sent, this.#declared));
-  }
-}
-
-class ShortBodyError extends Error {
-  readonly code = 'WP_FASTIFY_SHORT_BODY';
-  constructor(sent: number, declared: number) {
-    super(`the body ended after ${sent} of its ${declared} declared bytes`);
+    callback(new Error(`the body ended after ${sent} of its ${this.#declared} declared bytes`));
   }
 }
 

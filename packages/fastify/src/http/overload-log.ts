@@ -7,14 +7,13 @@
 import type { FastifyBaseLogger } from 'fastify';
 import { ThrottledCount } from '@warmpool/pool';
 
-export const OVERLOAD_LOG_EVERY_MS = 10_000;
-
 export class OverloadLog {
   readonly #lines: ThrottledCount;
   /** refused since the last line, by code */
   readonly #byCode = new Map<string, number>();
 
-  constructor(everyMs = OVERLOAD_LOG_EVERY_MS) {
+  /** `everyMs`: ThrottledCount's period (10 s) unless given */
+  constructor(everyMs?: number) {
     this.#lines = new ThrottledCount(everyMs);
   }
 

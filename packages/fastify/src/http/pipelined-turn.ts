@@ -29,29 +29,32 @@ export function pipelinedTurn(reply: FastifyReply): Promise<boolean> | null {
   if (res.socket !== null || reply.request.raw.httpVersionMajor !== 1) return null;
   const socket = reply.request.raw.socket;
   if (socket.destroyed) return Promise.resolve(false);
-  let waiters = waiting.get(socket);
-  if (waiters === undefined) {
-    const set = new Set<(turn: boolean) => void>();
-    waiters = set;
-    waiting.set(socket, set);
-    socket.once('close', () => {
-      for (const settle of set) settle(false);
-    });
-  }
+  const waiters = waitersOn(socket);
   if (waiters.size >= MAX_PIPELINED) {
     reply.log.warn(`a client pipelined more than ${MAX_PIPELINED} requests on one connection; it was closed`);
     socket.destroy();
     return Promise.resolve(false);
   }
-  const set = waiters;
   return new Promise((resolve) => {
     const settle = (turn: boolean) => {
-      set.delete(settle);
+      waiters.delete(settle);
       res.off('socket', onTurn);
       resolve(turn);
     };
     const onTurn = () => settle(true);
-    set.add(settle);
+    waiters.add(settle);
     res.once('socket', onTurn);
   });
+}
+
+/** The requests waiting on `socket`, all told false when it closes. */
+function waitersOn(socket: Socket): Set<(turn: boolean) => void> {
+  const known = waiting.get(socket);
+  if (known !== undefined) return known;
+  const waiters = new Set<(turn: boolean) => void>();
+  waiting.set(socket, waiters);
+  socket.once('close', () => {
+    for (const settle of waiters) settle(false);
+  });
+  return waiters;
 }

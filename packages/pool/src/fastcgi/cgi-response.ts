@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { FastCgiBadHeaderError, FastCgiConnectionClosedError, FastCgiHeaderTooLargeError } from '../errors.js';
 import { type RecycledBuffers, responseBuffers } from '../recycled-buffers.js';
 import { DEFAULT_STDOUT_HIGH_WATER_MARK, type StdoutControl, type StdoutSink } from './connection.js';
-import { TCHAR, controlByteIn } from '../protocol/header-fields.js';
+import { controlByteIn, isFieldName } from '../protocol/header-fields.js';
 
 /**
  * nginx's fastcgi_buffer_size (4 or 8 KiB) is the usual "upstream sent too big header" limit;
@@ -186,13 +186,9 @@ function parseHeaderBlock(block: Buffer, maxHeaderCount: number, bodyStart: Buff
         colon === 0 ? `header line without a name: ${quote(line)}` : `header line without a colon: ${quote(line)}`,
       );
     }
-    for (let i = 0; i < colon; i++) {
-      const c = line.charCodeAt(i);
-      if (c >= 128 || TCHAR[c] !== 1) {
-        throw new FastCgiBadHeaderError(`invalid header name ${quote(line.slice(0, colon))}`);
-      }
-    }
-    const name = line.slice(0, colon).toLowerCase();
+    const rawName = line.slice(0, colon);
+    if (!isFieldName(rawName)) throw new FastCgiBadHeaderError(`invalid header name ${quote(rawName)}`);
+    const name = rawName.toLowerCase();
     const value = checkedValue(line.slice(colon + 1), name);
     if (name === 'status') {
       // several Status lines: the last one counts, as in nginx

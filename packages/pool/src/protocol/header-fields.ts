@@ -3,7 +3,7 @@
 // response if written as is; Node refuses to write it (ERR_INVALID_CHAR), too late for a clean 502.
 
 /** RFC 9110 token characters for a field name, indexed by char code (ASCII only). */
-export const TCHAR = (() => {
+const TCHAR = (() => {
   const table = new Uint8Array(128);
   for (const c of "!#$%&'*+-.^_`|~") table[c.charCodeAt(0)] = 1;
   for (let c = 0x30; c <= 0x39; c++) table[c] = 1;

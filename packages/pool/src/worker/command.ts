@@ -89,13 +89,18 @@ export function buildCgiEnv(
   base: NodeJS.ProcessEnv = process.env,
   clearEnv = true,
 ): NodeJS.ProcessEnv {
-  const kept: NodeJS.ProcessEnv = {};
-  if (clearEnv) for (const key of CGI_KEPT_ENV) if (base[key] !== undefined) kept[key] = base[key];
-  const env = withUserEnv(userEnv, base, clearEnv ? kept : base);
+  const env = withUserEnv(userEnv, base, clearEnv ? keptOf(base) : base);
   env.PHP_FCGI_CHILDREN = '0';
   env.PHP_FCGI_MAX_REQUESTS = '0';
   env.WARMPOOL = '1';
   return env;
+}
+
+/** The CGI_KEPT_ENV variables `base` has. */
+function keptOf(base: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const kept: NodeJS.ProcessEnv = {};
+  for (const key of CGI_KEPT_ENV) if (base[key] !== undefined) kept[key] = base[key];
+  return kept;
 }
 
 /** `start` (the base environment) plus `userEnv`, keys upper-cased and $VAR / ${VAR} expanded from `base`. */
