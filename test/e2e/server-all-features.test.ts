@@ -748,6 +748,26 @@ describe('all features: classic PHP', () => {
     expect(session.text).not.toBe(first.text);
   });
 
+  it('with cache.max_age keeps a page that says nothing of its freshness (stock WordPress), never a session page', async () => {
+    const first = await get('/article/hello', { host: 'classic.test' });
+    expect([first.status, first.headers['cache-control'], first.headers['x-cache']]).toEqual([200, undefined, 'MISS']);
+    const second = await get('/article/hello', { host: 'classic.test', agent: h2 });
+    expect([second.headers['x-cache'], second.text]).toEqual(['HIT', first.text]);
+    const loggedIn = await get('/article/hello', {
+      host: 'classic.test',
+      headers: { cookie: 'wordpress_logged_in_0123=admin' },
+    });
+    expect([loggedIn.headers['x-cache'], loggedIn.text === first.text]).toEqual(['BYPASS', false]);
+    // session_start()'s no-store, no-cache: PHP answers every time
+    const account = [await get('/account', { host: 'classic.test' }), await get('/account', { host: 'classic.test' })];
+    expect(account.map((res) => [res.status, res.headers['x-cache']])).toEqual([
+      [200, 'MISS'],
+      [200, 'MISS'],
+    ]);
+    expect(account[0]!.headers['cache-control']).toContain('no-store');
+    expect(account[1]!.text).not.toBe(account[0]!.text);
+  });
+
   it('sends the file PHP hands over with X-Accel-Redirect from the internal folder, never PHP body', async () => {
     const res = await get('/download.php?accel=/protected/report.txt', { host: 'classic.test', agent: h2 });
     expect([res.status, res.text, res.headers['content-disposition']]).toEqual([

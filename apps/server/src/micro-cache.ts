@@ -6,10 +6,16 @@
 //   PHPSESSID, WordPress's wordpress_logged_in_*, Laravel's laravel_session, ...), as nginx users
 //   write `fastcgi_cache_bypass $cookie_…`: a logged-in user's page is theirs alone, and is neither
 //   looked up nor stored (HEAD is answered from a stored GET, never stored);
-// - a response whose Cache-Control has `s-maxage` > 0, or `public` with `max-age` > 0 (or `public`
-//   alone when default_ttl is set); without `private`, `no-store` or `no-cache`; without Set-Cookie;
-//   without `Vary: *`; with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301,
-//   308, 404, 405, 410, 414, 501);
+// - a response without Set-Cookie, without `Vary: *`, whose Cache-Control says neither `private`,
+//   `no-store` nor `no-cache`, and that is fresh for a while:
+//   - default_ttl unset (the default): only what PHP marks shareable, `s-maxage` > 0 or `public`
+//     with `max-age` > 0, with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300,
+//     301, 308, 404, 405, 410, 414, 501);
+//   - default_ttl set (`cache.max_age`, nginx's fastcgi_cache_valid): PHP's headers read as nginx
+//     reads them, `s-maxage` or `max-age` (0: not stored), else `Expires` (past: not stored), and a
+//     200 or 301 that says nothing of its freshness is kept default_ttl: a stock WordPress page,
+//     which sends no Cache-Control, is cached as nginx's microcaching recipe caches it. PHP's
+//     session_start() sends `no-store, no-cache`, so a page that opens a session never is;
 // - a body PHP sent whole (a Buffer, a string, or BodyParts: a large one still in its chunks) of at
 //   most max_entry_bytes. Streamed replies (the worker streams, or a file is piped) are never
 //   stored: their size is unknown until the end, and holding a copy of every chunk would give a
@@ -43,7 +49,11 @@ export interface MicroCacheOptions {
   max_bytes?: number;
   /** the largest single entry in bytes; bigger responses pass through; default 1 MiB (at most max_bytes) */
   max_entry_bytes?: number;
-  /** how long to keep a `Cache-Control: public` response that gives no max-age; default 0 (not kept) */
+  /**
+   * nginx's fastcgi_cache_valid: when set, PHP's caching headers are read as nginx reads them and a
+   * 200 or 301 that gives no freshness of its own (no max-age, s-maxage or Expires) is kept this
+   * long. Default 0: only responses PHP marks shareable (`public` with max-age, or s-maxage).
+   */
   default_ttl?: Duration;
   /**
    * Cookie names whose presence on a request bypasses the cache (no lookup, no store); `*` matches
@@ -98,6 +108,9 @@ export type CacheStatus = 'HIT' | 'MISS' | 'EXPIRED' | 'STALE' | 'BYPASS';
 
 /** Statuses a shared cache may store with explicit freshness (RFC 9111 §3, "heuristically cacheable"). */
 const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 414, 501]);
+/** Statuses kept default_ttl when PHP says nothing of freshness (nginx's `fastcgi_cache_valid 200 301`). */
+const DEFAULT_TTL_STATUS = new Set([200, 301]);
+const NO_DIRECTIVES: ReadonlyMap<string, string | null> = new Map();
 /** Headers that describe one response on one connection, or that other hooks set per request. */
 const NOT_STORED = new Set([
   'age',
@@ -231,7 +244,8 @@ export function registerMicroCache<S extends RawServerBase>(
       !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)
     )
       return done(null, payload);
-    const fresh = freshFor(reply, defaultTtlMs, staleMs);
+    const now = clock.now();
+    const fresh = freshFor(reply, defaultTtlMs, staleMs, now);
     if (fresh === null) return done(null, payload);
     const vary = varyOf(reply);
     if (vary === null) return done(null, payload);
@@ -241,7 +255,6 @@ export function registerMicroCache<S extends RawServerBase>(
     const body = Buffer.from(
       typeof payload === 'string' ? payload : payload instanceof BodyParts ? payload.join() : payload,
     );
-    const now = clock.now();
     const entry: Entry = {
       status: reply.statusCode,
       headers: storedHeaders(reply),
@@ -410,22 +423,38 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
 
 /**
  * How long the response may be shared, in ms, and how long after that it may be served stale while
- * a request refreshes it; null when it must not be stored.
+ * a request refreshes it; null when it must not be stored. `now`: the cache's clock, for Expires.
  */
-function freshFor(reply: AnyReply, defaultTtlMs: number, staleMs: number): { ttlMs: number; staleMs: number } | null {
-  if (!CACHEABLE_STATUS.has(reply.statusCode) || reply.hasHeader('set-cookie')) return null;
+function freshFor(
+  reply: AnyReply,
+  defaultTtlMs: number,
+  staleMs: number,
+  now: number,
+): { ttlMs: number; staleMs: number } | null {
+  if (reply.hasHeader('set-cookie')) return null;
   const header = headerText(reply.getHeader('cache-control'));
-  if (header === null) return null;
-  const directives = parseCacheControl(header);
+  const directives = header === null ? NO_DIRECTIVES : parseCacheControl(header);
   if (directives.has('private') || directives.has('no-store') || directives.has('no-cache')) return null;
   const stale = seconds(directives.get('stale-while-revalidate'));
   const window = stale === null ? staleMs : stale * 1000;
+  const lifetime = (ms: number) => (ms > 0 ? { ttlMs: ms, staleMs: window } : null);
   const sMaxAge = seconds(directives.get('s-maxage'));
-  if (sMaxAge !== null) return sMaxAge > 0 ? { ttlMs: sMaxAge * 1000, staleMs: window } : null;
-  if (!directives.has('public')) return null;
   const maxAge = seconds(directives.get('max-age'));
-  if (maxAge !== null) return maxAge > 0 ? { ttlMs: maxAge * 1000, staleMs: window } : null;
-  return defaultTtlMs > 0 ? { ttlMs: defaultTtlMs, staleMs: window } : null;
+  if (defaultTtlMs === 0) {
+    // only what PHP marks shareable
+    if (!CACHEABLE_STATUS.has(reply.statusCode)) return null;
+    if (sMaxAge !== null) return lifetime(sMaxAge * 1000);
+    return directives.has('public') && maxAge !== null ? lifetime(maxAge * 1000) : null;
+  }
+  // fastcgi_cache_valid: PHP's own freshness first, as nginx reads it (public or not)
+  const own = sMaxAge ?? maxAge;
+  if (own !== null) return CACHEABLE_STATUS.has(reply.statusCode) ? lifetime(own * 1000) : null;
+  const expires = headerText(reply.getHeader('expires'));
+  if (expires !== null) {
+    const at = Date.parse(expires);
+    return CACHEABLE_STATUS.has(reply.statusCode) && !Number.isNaN(at) ? lifetime(at - now) : null;
+  }
+  return DEFAULT_TTL_STATUS.has(reply.statusCode) ? lifetime(defaultTtlMs) : null;
 }
 
 /** Cache-Control directives by lower-case name; quoted values unquoted; commas inside quotes kept. */

@@ -118,13 +118,64 @@ describe('micro-cache: what is stored', () => {
     expect(hit.res.headers['x-cache']).toBe('HIT');
   });
 
-  it('keeps a `public` response without max-age for default_ttl when set, and not at all without it', async () => {
-    const off = await site();
-    await get(off.app, '/p?cc=public');
-    expect((await get(off.app, '/p?cc=public')).res.headers['x-cache']).toBe('MISS');
-    const on = await site({ default_ttl: '30s' });
-    await get(on.app, '/p?cc=public');
-    expect((await get(on.app, '/p?cc=public')).res.headers['x-cache']).toBe('HIT');
+  it('without default_ttl keeps only what PHP marks shareable: no Cache-Control, `public` alone or a bare max-age is not kept', async () => {
+    const { app, cache } = await site();
+    for (const query of ['', 'cc=public', 'cc=max-age=60']) {
+      await get(app, `/p?${query}`);
+      expect((await get(app, `/p?${query}`)).res.headers['x-cache'], query).toBe('MISS');
+    }
+    expect(cache.entries).toBe(0);
+  });
+
+  it("with default_ttl (cache.max_age, nginx's fastcgi_cache_valid) keeps a 200 or 301 that says nothing of its freshness, as a stock WordPress page", async () => {
+    const clock = manualClock();
+    const { app } = await site({ default_ttl: '30s', clock });
+    for (const query of ['', 'cc=public', 'cc=must-revalidate', 'status=301&header=Location:/there']) {
+      const first = await get(app, `/wp?${query}`);
+      const second = await get(app, `/wp?${query}`);
+      expect([first.res.headers['x-cache'], second.res.headers['x-cache']], query).toEqual(['MISS', 'HIT']);
+      expect(second.res.body, query).toBe(first.res.body);
+    }
+    clock.advance(30_000);
+    expect((await get(app, '/wp?')).res.headers['x-cache']).toBe('EXPIRED');
+  });
+
+  it.each([
+    ['max-age, without public', 'cc=max-age=5', 5_000],
+    ['s-maxage over max-age', 'cc=s-maxage=7,%20max-age=100', 7_000],
+    ['public, max-age', 'cc=public,%20max-age=90', 90_000],
+    // the manual clock starts at 1970-01-01T00:16:40Z: this Expires is 200 s later
+    ['Expires', `header=${encodeURIComponent('Expires:Thu, 01 Jan 1970 00:20:00 GMT')}`, 200_000],
+  ])("with default_ttl PHP's own freshness wins, as nginx reads it: %s", async (_, query, ttlMs) => {
+    const clock = manualClock();
+    const { app } = await site({ default_ttl: '30s', clock });
+    await get(app, `/own?${query}`);
+    clock.advance(ttlMs - 1);
+    expect((await get(app, `/own?${query}`)).res.headers['x-cache']).toBe('HIT');
+    clock.advance(1);
+    expect((await get(app, `/own?${query}`)).res.headers['x-cache']).toBe('EXPIRED');
+  });
+
+  it.each([
+    ['max-age=0', 'cc=max-age=0'],
+    ['an Expires in the past', `header=${encodeURIComponent('Expires:Thu, 19 Nov 1981 08:52:00 GMT')}`],
+    ['an Expires that is no date', 'header=Expires:0'],
+    // what PHP's session_start() sends (session.cache_limiter = nocache)
+    [
+      'a PHP session page',
+      `cc=no-store,%20no-cache,%20must-revalidate&header=${encodeURIComponent('Expires:Thu, 19 Nov 1981 08:52:00 GMT')}`,
+    ],
+    ['private', 'cc=private'],
+    ['Set-Cookie', 'cookie=1'],
+    ['a 404 that says nothing', 'status=404'],
+    ['a 302 that says nothing', 'status=302&header=Location:/there'],
+    ['a 500', 'status=500'],
+  ])('with default_ttl never stores a response with %s', async (_, query) => {
+    const { app, cache } = await site({ default_ttl: '30s' });
+    const a = await get(app, `/n?${query}`);
+    const b = await get(app, `/n?${query}`);
+    expect([a.res.headers['x-cache'], b.res.headers['x-cache']]).toEqual(['MISS', 'MISS']);
+    expect(cache.entries).toBe(0);
   });
 
   it('bypasses the cache for requests with Authorization (X-Cache: BYPASS), even when an entry exists', async () => {

@@ -616,7 +616,7 @@ const TOP: Entry[] = [
   wp(
     'cache.max_age',
     'duration',
-    'how long a `public` response without max-age or s-maxage is kept (as nginx fastcgi_cache_valid; unset: not kept); one that says max-age or s-maxage is kept that long',
+    "nginx's fastcgi_cache_valid: a 200 or 301 that says nothing of its freshness (a stock WordPress page) is kept this long, and PHP's max-age, s-maxage and Expires are followed as nginx follows them; unset: only responses marked `public` with max-age, or s-maxage, are kept",
   ),
   rr(
     'rpc',
