@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
 # php-cli (+ the extensions the tests and examples use), php-cgi and php-fpm (classic mode's FastCGI
-# tests), DokuWiki and Adminer (classic mode's end-to-end apps), nginx (the tests put one in front of
-# warmpool), pebble and openssl (the ACME tests), pnpm
-# (the version package.json pins), the workspace dependencies, and a build. Quiet and quick when
-# everything is already there.
+# tests), DokuWiki, Adminer, and WordPress with MariaDB (classic mode's end-to-end apps), nginx (the
+# tests put one in front of warmpool), pebble and openssl (the ACME tests), pnpm (the version
+# package.json pins), the workspace dependencies, and a build. Quiet and quick when everything is
+# already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,10 +31,23 @@ command -v pebble >/dev/null 2>&1 || need+=(pebble) # the ACME test CA of the au
 php -m 2>/dev/null | grep -qix 'pdo_sqlite' || need+=(php-sqlite3)
 [ -f /usr/share/dokuwiki/doku.php ] || need+=(dokuwiki)
 [ -f /usr/share/adminer/adminer.php ] || need+=(adminer)
+# WordPress's end-to-end test: Debian's WordPress and its twentytwentyone theme, on a MariaDB the test
+# starts itself (the server binaries only: no service is installed or started). Installed after the
+# rest so that nginx, already there, is WordPress's "httpd" and apache2 is never pulled in.
+wp_need=()
+[ -f /usr/share/wordpress/wp-settings.php ] || wp_need+=(wordpress)
+[ -d /usr/share/wordpress/wp-content/themes/twentytwentyone ] || wp_need+=(wordpress-theme-twentytwentyone)
+[ -x /usr/sbin/mariadbd ] || wp_need+=(mariadb-server-core)
+command -v my_print_defaults >/dev/null 2>&1 || wp_need+=(mariadb-client-core) # mariadb-install-db runs it
+php -m 2>/dev/null | grep -qix 'mysqli' || wp_need+=(php-mysql)
+if [ ${#need[@]} -gt 0 ] || [ ${#wp_need[@]} -gt 0 ]; then as_root apt-get update -qq; fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
-  as_root apt-get update -qq
   as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if [ ${#wp_need[@]} -gt 0 ]; then
+  say "installing system packages: ${wp_need[*]}"
+  as_root apt-get install -y -qq --no-install-recommends "${wp_need[@]}" >/dev/null
 fi
 
 if ! command -v pnpm >/dev/null 2>&1 || [ "$(pnpm -v 2>/dev/null)" != "$PNPM_VERSION" ]; then

@@ -1,6 +1,6 @@
 // A browser's part of a session, for driving real PHP apps through real sockets: a cookie jar, the
 // Host header that picks the site, and the hidden inputs of an HTML form (CSRF tokens and the like).
-import { request } from 'undici';
+import { type FormData, request } from 'undici';
 
 export interface Page {
   status: number;
@@ -42,15 +42,25 @@ export class Browser {
     );
   }
 
+  /** Any request, with the jar's cookies: a JSON or multipart body too (undici's FormData, not Node's). */
+  async send(
+    method: string,
+    path: string,
+    headers: Record<string, string> = {},
+    body?: string | Buffer | FormData,
+  ): Promise<Page> {
+    return this.#send(method, path, headers, body);
+  }
+
   async #send(
-    method: 'GET' | 'POST',
+    method: string,
     path: string,
     headers: Record<string, string>,
-    body: string | undefined,
+    body: string | Buffer | FormData | undefined,
   ): Promise<Page> {
     const cookie = [...this.#cookies].map(([name, value]) => `${name}=${value}`).join('; ');
     const res = await request(`${this.#origin}${path}`, {
-      method,
+      method: method as 'GET',
       headers: { host: this.#host, ...(cookie === '' ? {} : { cookie }), ...headers },
       ...(body === undefined ? {} : { body }),
     });
