@@ -1,7 +1,8 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { connect as connectHttp2 } from 'node:http2';
@@ -823,6 +824,46 @@ describe('all features: classic PHP', () => {
     });
     expect(streamedPlain.headers['content-encoding']).toBe('gzip');
     expect(gunzipSync(streamedPlain.body).equals(expected('abcd', 1_200_000))).toBe(true);
+  });
+
+  it("fastcgi.ignore_client_abort: wp-cron.php runs on though its client hung up while it waited for classic.test's busy php-cgi", async () => {
+    const classicGauge = async (name: string, label = '') => {
+      const text = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(`${name}{site="classic.test"`) && l.includes(label) && !l.includes('worker_pid'));
+      return line === undefined ? Number.NaN : Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const until = async (check: () => Promise<boolean>, what: string) => {
+      for (let i = 0; i < 500 && !(await check()); i++) await new Promise((r) => setTimeout(r, 20));
+      if (!(await check())) throw new Error(`timed out waiting for ${what}`);
+    };
+    const flag = join(setup.env.STATE_DIR!, `cron-flag-${randomBytes(4).toString('hex')}`);
+    const mark = `all-features-${randomBytes(4).toString('hex')}`;
+    const markFile = join(tmpdir(), `warmpool-cron-${mark}`);
+    const held = get(`/wait.php?flag=${flag}`, { host: 'classic.test' });
+    await until(async () => (await classicGauge('warmpool_workers', 'state="working"')) === 1, 'wait.php to run');
+    const socket = connectTls({
+      host: '127.0.0.1',
+      port: Number(new URL(setup.https).port),
+      servername: 'classic.test',
+      ca: setup.root,
+      ALPNProtocols: ['http/1.1'],
+    });
+    await once(socket, 'secureConnect');
+    // WordPress's spawn_cron: a POST to its own wp-cron.php, hung up on once it is queued
+    socket.write(
+      `POST /wp-cron.php?doing_wp_cron=1&mark=${mark} HTTP/1.1\r\nHost: classic.test\r\nContent-Length: 0\r\n\r\n`,
+    );
+    await until(async () => (await classicGauge('warmpool_queue_length')) === 1, 'wp-cron.php to be queued');
+    socket.destroy();
+    writeFileSync(flag, '');
+    expect((await held).text).toBe('released');
+    try {
+      await until(async () => existsSync(markFile), 'wp-cron.php to run');
+    } finally {
+      rmSync(markFile, { force: true });
+    }
   });
 
   it("a client sending its body slowly never holds classic.test's php-cgi process (request_buffering); fpm.test streams", async () => {

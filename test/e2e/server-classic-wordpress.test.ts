@@ -2,9 +2,10 @@
 // classic PHP runs (php-cgi managed by warmpool, and fastcgi.pass to a php-fpm): what an operator
 // moving a WordPress site from nginx + php-fpm does first. Install, log in, pretty permalinks, a
 // post through the REST API, a media upload (and a script planted among the uploads), a comment,
-// WordPress's own Site Health loopback checks, its static files compressed, and nginx's
-// microcaching recipe (cache.max_age) keeping anonymous pages, never a logged-in one.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// WordPress's own Site Health loopback checks, WP-Cron while every PHP process is busy, its static
+// files compressed, and nginx's microcaching recipe (cache.max_age) keeping anonymous pages, never a
+// logged-in one.
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -39,18 +40,71 @@ const PNG = Buffer.from(
   'base64',
 );
 
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 1000 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  if (!check()) throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * The test's own WordPress plugin (a must-use plugin) and a script beside WordPress, leaving marks
+ * in `marks`: `/?warmpool-schedule=NAME` schedules a one-off event that leaves NAME once WP-Cron
+ * ran it; `?warmpool-after-cron=FLAG` makes a page hold its PHP process, after WordPress asked for
+ * wp-cron.php (it leaves "spawned"), until FLAG exists; `/hold.php?flag=FLAG` holds a PHP process
+ * (it leaves "holding") until FLAG exists.
+ */
+function writeTestPlugin(root: string, marks: string): void {
+  const hold = `for ($i = 0; $i < 2000 && !file_exists($flag); $i++) usleep(10000);`;
+  mkdirSync(join(root, 'wp-content', 'mu-plugins'), { recursive: true });
+  writeFileSync(
+    join(root, 'wp-content', 'mu-plugins', 'warmpool-e2e.php'),
+    `<?php
+const WARMPOOL_MARKS = ${JSON.stringify(marks)};
+add_action('warmpool_e2e_event', function ($name) {
+    file_put_contents(WARMPOOL_MARKS . '/' . basename($name), 'ran');
+});
+if (isset($_GET['warmpool-schedule'])) {
+    delete_transient('doing_cron'); // a cron run of the tests before may still hold its lock
+    wp_schedule_single_event(time() - 1, 'warmpool_e2e_event', [$_GET['warmpool-schedule']]);
+    exit('scheduled');
+}
+if (isset($_GET['warmpool-after-cron'])) {
+    // wp_loaded (WP-Cron's spawn_cron) has run by template_redirect
+    add_action('template_redirect', function () {
+        file_put_contents(WARMPOOL_MARKS . '/spawned', '');
+        $flag = $_GET['warmpool-after-cron'];
+        ${hold}
+    });
+}
+`,
+  );
+  writeFileSync(
+    join(root, 'hold.php'),
+    `<?php
+file_put_contents(${JSON.stringify(join(marks, 'holding'))}, '');
+$flag = $_GET['flag'];
+${hold}
+echo 'released';
+`,
+  );
+}
+
 describe.each<Mode>(['managed', 'pass'])('WordPress (%s)', (mode) => {
   let server: RunningServer;
   let fpm: PhpFpm | null = null;
   let origin: string;
   let host: string;
   let root: string;
+  /** where the test's WordPress plugin leaves its marks (see writeTestPlugin) */
+  let marks: string;
   /** the administrator's browser, logged in by the second test */
   let admin: Browser;
   let postUrl: string;
 
   beforeAll(async () => {
     root = prepareWordPress(dir, db, `wp_${mode}`);
+    marks = join(dir, `marks-${mode}`);
+    mkdirSync(marks);
+    writeTestPlugin(root, marks);
     const sessions = join(dir, `sessions-${mode}`);
     mkdirSync(sessions);
     if (mode === 'pass') fpm = await startPhpFpm({ maxChildren: 2, ini: { 'session.save_path': sessions } });
@@ -74,7 +128,10 @@ describe.each<Mode>(['managed', 'pass'])('WordPress (%s)', (mode) => {
         'cache: { enabled: true, max_age: 10s }',
         'fastcgi:',
         `  root: ${root}`,
-        fpm === null ? `  command: php-cgi -d session.save_path=${sessions}` : `  pass: ${fpm.pass}`,
+        // pass: warmpool keeps to php-fpm's two children, and its own queue holds the rest
+        fpm === null
+          ? `  command: php-cgi -d session.save_path=${sessions}`
+          : `  pass: ${fpm.pass}\n  max_connections: 2`,
         '  index: [index.php, index.html]',
         '  no_exec: [wp-content/uploads]',
         '',
@@ -248,6 +305,23 @@ describe.each<Mode>(['managed', 'pass'])('WordPress (%s)', (mode) => {
       authorization: `Basic ${Buffer.from('user:pwd').toString('base64')}`,
     });
     expect(JSON.parse(authorization.text)).toMatchObject({ status: 'good' });
+  });
+
+  it('runs WP-Cron while every PHP process is busy: wp-cron.php runs on though WordPress hung up on it (fastcgi.ignore_client_abort)', async () => {
+    const visitor = new Browser(origin, host);
+    const event = `event-${mode}`;
+    expect((await visitor.get(`/?warmpool-schedule=${event}`)).text).toBe('scheduled');
+    // one PHP process held; a page holds the other once WordPress has asked for wp-cron.php, which
+    // waited in warmpool's queue until WordPress hung up on it (after 10 ms)
+    const release = join(marks, 'release');
+    const held = visitor.get(`/hold.php?flag=${release}`);
+    await until(() => existsSync(join(marks, 'holding')), 'hold.php to hold a PHP process');
+    const page = visitor.get(`/sample-page/?warmpool-after-cron=${encodeURIComponent(release)}`);
+    await until(() => existsSync(join(marks, 'spawned')), 'the page to have asked for wp-cron.php');
+    writeFileSync(release, '');
+    expect((await held).text).toBe('released');
+    expect((await page).status).toBe(200);
+    await until(() => existsSync(join(marks, event)), 'the scheduled event to run');
   });
 
   it('serves its static files compressed, and never the source of wp-config.php', async () => {

@@ -694,6 +694,12 @@ const TOP: Entry[] = [
     "read a request body whole before PHP runs (memory up to 64 KiB, else an unlinked temp file), so a client sending it slowly never holds a PHP process (nginx's fastcgi_request_buffering); false: streamed as it arrives",
     { default: true },
   ),
+  wp(
+    'fastcgi.ignore_client_abort',
+    'string[]',
+    'scripts that run to their end even when their client hangs up first, queued or running ("*" matches any characters; nginx\'s fastcgi_ignore_client_abort, for these scripts only): WordPress asks its own wp-cron.php and hangs up after 10 ms; [] for none',
+    { default: '["*/wp-cron.php"]' },
+  ),
   wp('admin', 'section', 'local admin socket used by `warmpool reset` and `warmpool workers`'),
   wp('admin.socket', 'string', 'unix socket path (created with mode 0600)', { default: '/run/warmpool.sock' }),
 ];

@@ -63,7 +63,17 @@ export interface FastCgiOptions {
    * fastcgi_request_buffering); false: streamed to PHP as it arrives; default true
    */
   request_buffering?: boolean;
+  /**
+   * scripts that run to their end even when their client leaves first, queued or running ("*"
+   * matches any characters): nginx's fastcgi_ignore_client_abort, for these scripts only. Default
+   * DEFAULT_IGNORE_CLIENT_ABORT, WordPress's wp-cron.php in any folder: WordPress asks it of itself
+   * and hangs up after 10 ms
+   */
+  ignore_client_abort?: string[];
 }
+
+/** WordPress's WP-Cron: the site asks itself for wp-cron.php and hangs up at once (spawn_cron). */
+export const DEFAULT_IGNORE_CLIENT_ABORT: readonly string[] = ['*/wp-cron.php'];
 
 export interface ResolvedClassic {
   /** absolute */
@@ -82,6 +92,8 @@ export interface ResolvedClassic {
   pipelining: boolean;
   /** fastcgi.request_buffering */
   requestBuffering: boolean;
+  /** fastcgi.ignore_client_abort: the SCRIPT_NAMEs that run even when their client leaves; null: none */
+  ignoreClientAbort: RegExp | null;
   params: Readonly<Record<string, string>> | undefined;
   /** the static layer, rooted at `root` (the site's static options apply) */
   static: ResolvedStaticOptions;
@@ -104,6 +116,7 @@ const KNOWN = [
   'keepalive_timeout',
   'pipelining',
   'request_buffering',
+  'ignore_client_abort',
 ];
 
 /** A duration of the connections to an external php-fpm, in whole ms; refused without fastcgi.pass. */
@@ -227,6 +240,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
   }
   const pipelining = raw.pipelining ?? true;
   const requestBuffering = raw.request_buffering ?? true;
+  const ignoreClientAbort = scriptPattern(raw.ignore_client_abort ?? DEFAULT_IGNORE_CLIENT_ABORT);
   return {
     root,
     pass,
@@ -237,6 +251,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     keepaliveTimeoutMs,
     pipelining,
     requestBuffering,
+    ignoreClientAbort,
     params,
     static: staticOptions,
     resolver,
@@ -284,6 +299,33 @@ function listOf(value: unknown, key: string): string[] {
     throw new InvalidOptionError(`fastcgi.${key}`, `must be a list of strings, got ${JSON.stringify(value)}`);
   }
   return value as string[];
+}
+
+/** The script paths of fastcgi.ignore_client_abort as one pattern ("*" matches any characters); null for []. */
+function scriptPattern(value: unknown): RegExp | null {
+  if (typeof value === 'boolean') {
+    throw new InvalidOptionError(
+      'fastcgi.ignore_client_abort',
+      'is a list of the scripts that run on when their client leaves, such as ["*/wp-cron.php"]; nginx\'s "on" for every script is not offered: a client that leaves would hold PHP',
+    );
+  }
+  const scripts = listOf(value, 'ignore_client_abort');
+  for (const script of scripts) {
+    if (!/^[/*][^\s?#]*$/.test(script)) {
+      throw new InvalidOptionError(
+        'fastcgi.ignore_client_abort',
+        `entries are script paths from the root, such as "/wp-cron.php" or "*/wp-cron.php", got ${JSON.stringify(script)}`,
+      );
+    }
+  }
+  if (scripts.length === 0) return null;
+  const alternatives = scripts.map((script) =>
+    script
+      .split('*')
+      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
+      .join('.*'),
+  );
+  return new RegExp(`^(?:${alternatives.join('|')})$`);
 }
 
 /** "php" and ".php" both mean ".php". */

@@ -72,6 +72,7 @@ export async function registerRoutes(
   const classic: ClassicDispatch | null =
     options.classic === null ? null : createClassicDispatch(options.classic, staticLayer!);
   const serveStatic = classic === null ? staticLayer : null;
+  const runsOnWhenClientLeaves = options.classic?.ignoreClientAbort ?? null;
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
   if (exchange.streamsRequestBody) {
@@ -154,7 +155,9 @@ export async function registerRoutes(
     let response: ExchangeResponse;
     try {
       response = await exchange.exchange(exchangeRequest, {
-        signal,
+        // fastcgi.ignore_client_abort (WordPress's wp-cron.php): it runs on, queued or running,
+        // when its client hangs up; the answer is then dropped as any other's
+        signal: script !== null && runsOnWhenClientLeaves?.test(script.scriptName) === true ? undefined : signal,
         onInformational: (status, headers) => {
           if (status === 103 && !signal.aborted) reply.raw.writeEarlyHints(hintHeaders(headers));
         },
