@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { connect as connectHttp2 } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
-import { connect as connectTls, type PeerCertificate } from 'node:tls';
+import { connect as connectTls, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
 import { Agent, FormData, request, WebSocket } from 'undici';
@@ -667,15 +667,8 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
 
   it("send_timeout: a client reading nothing of a 20 MB page is disconnected after 5 s, freeing classic.test's php-cgi", async () => {
     const before = await metric('warmpool_send_timeouts_total');
-    const socket = connectTls({
-      host: '127.0.0.1',
-      port: Number(new URL(setup.https).port),
-      servername: 'classic.test',
-      ca: setup.root,
-      ALPNProtocols: ['http/1.1'],
-    });
+    const socket = await tlsConnection('classic.test');
     socket.on('error', () => {});
-    await once(socket, 'secureConnect');
     socket.pause();
     socket.write('GET /pattern/stall/20000000 HTTP/1.1\r\nHost: classic.test\r\n\r\n');
     for (let i = 0; (await metric('warmpool_send_timeouts_total')) === before; i++) {
@@ -843,14 +836,7 @@ describe('all features: classic PHP', () => {
     const markFile = join(tmpdir(), `warmpool-cron-${mark}`);
     const held = get(`/wait.php?flag=${flag}`, { host: 'classic.test' });
     await until(async () => (await classicGauge('warmpool_workers', 'state="working"')) === 1, 'wait.php to run');
-    const socket = connectTls({
-      host: '127.0.0.1',
-      port: Number(new URL(setup.https).port),
-      servername: 'classic.test',
-      ca: setup.root,
-      ALPNProtocols: ['http/1.1'],
-    });
-    await once(socket, 'secureConnect');
+    const socket = await tlsConnection('classic.test');
     // WordPress's spawn_cron: a POST to its own wp-cron.php, hung up on once it is queued
     socket.write(
       `POST /wp-cron.php?doing_wp_cron=1&mark=${mark} HTTP/1.1\r\nHost: classic.test\r\nContent-Length: 0\r\n\r\n`,
@@ -871,14 +857,7 @@ describe('all features: classic PHP', () => {
       ['classic.test', 300_000],
       ['fpm.test', 1_000],
     ] as const) {
-      const socket = connectTls({
-        host: '127.0.0.1',
-        port: Number(new URL(setup.https).port),
-        servername: host,
-        ca: setup.root,
-        ALPNProtocols: ['http/1.1'],
-      });
-      await once(socket, 'secureConnect');
+      const socket = await tlsConnection(host);
       let answer = '';
       socket.on('data', (chunk: Buffer) => {
         answer += chunk.toString('latin1');
@@ -920,6 +899,19 @@ describe('all features: classic PHP', () => {
 });
 
 /** every site of all-features.yaml, sorted */
+/** An HTTP/1.1 connection over TLS to the HTTPS listener, for `servername`'s site, once its handshake is done. */
+async function tlsConnection(servername: string): Promise<TLSSocket> {
+  const socket = connectTls({
+    host: '127.0.0.1',
+    port: Number(new URL(setup.https).port),
+    servername,
+    ca: setup.root,
+    ALPNProtocols: ['http/1.1'],
+  });
+  await once(socket, 'secureConnect');
+  return socket;
+}
+
 const ALL_SITES = ['a.test', 'b.test', 'classic.test', 'default', 'fpm.test', 'plain.test'];
 
 describe('all features: ops, admin socket, access log', () => {

@@ -39,7 +39,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError, clientInfoOf, wildcardPattern } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -339,19 +339,7 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
       throw InvalidOptionError.from('micro_cache.stale_while_revalidate', error);
     }
   }
-  return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: cookiePattern(cookies), staleMs };
-}
-
-/** One regular expression for the names; `*` is the only special character. */
-function cookiePattern(names: readonly string[]): RegExp | null {
-  if (names.length === 0) return null;
-  const alternatives = names.map((name) =>
-    name
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*'),
-  );
-  return new RegExp(`^(?:${alternatives.join('|')})$`);
+  return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: wildcardPattern(cookies), staleMs };
 }
 
 /** Whether the Cookie header names a cookie matching `pattern` (values are not looked at). */

@@ -8,6 +8,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Duration, type ExchangeScript, parseDuration } from '@warmpool/pool';
 import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
 import { InvalidOptionError } from './errors.js';
+import { wildcardPattern } from './wildcards.js';
 import { cacheVerdicts, createLookupCache } from './static/lookup-cache.js';
 import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
 import {
@@ -318,14 +319,7 @@ function scriptPattern(value: unknown): RegExp | null {
       );
     }
   }
-  if (scripts.length === 0) return null;
-  const alternatives = scripts.map((script) =>
-    script
-      .split('*')
-      .map((part) => part.replace(/[.+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*'),
-  );
-  return new RegExp(`^(?:${alternatives.join('|')})$`);
+  return wildcardPattern(scripts);
 }
 
 /** "php" and ".php" both mean ".php". */

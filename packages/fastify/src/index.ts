@@ -23,6 +23,7 @@ export { DEFAULT_MAX_FIELDS, DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './
 /** @deprecated the old name of DEFAULT_STATIC_FORBID, kept for one release */
 export { DEFAULT_STATIC_FORBID as DEFAULT_FORBID } from './static/static.js';
 export { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
+export { wildcardPattern } from './wildcards.js';
 export {
   createScriptResolver,
   NODE_FILE_SYSTEM,
