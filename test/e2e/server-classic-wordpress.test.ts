@@ -332,6 +332,10 @@ describe.each<Mode>(['managed', 'pass'])('WordPress (%s)', (mode) => {
     const config = await visitor.get('/wp-config.php');
     expect(config.text).not.toMatch(/DB_PASSWORD|AUTH_KEY/);
     expect((await visitor.get('/wp-config.php.bak')).status).toBe(404);
+    // WP_DEBUG_LOG's file, which nginx would send: paths, queries, sometimes secrets
+    writeFileSync(join(root, 'wp-content', 'debug.log'), 'PHP Warning: DB_PASSWORD leaked\n');
+    const log = await visitor.get('/wp-content/debug.log');
+    expect([log.status, log.text.includes('leaked')]).toEqual([403, false]);
     // XML-RPC: a raw XML body read by PHP from php://input
     const rpc = await visitor.send(
       'POST',

@@ -302,7 +302,8 @@ const TOP: Entry[] = [
   rr('http.static', 'section', 'static files served before PHP (needs "static" in http.middleware)'),
   rr('http.static.dir', 'string', 'directory to serve files from', { default: '.' }),
   rr('http.static.forbid', 'string[]', 'extensions never served as files (dotfiles never are either)', {
-    default: '[".php", ".phtml", ".phar", ".env", ".htaccess", ".git"]',
+    default:
+      '[".php", ".phtml", ".phar", ".env", ".htaccess", ".git", ".log", ".sql", ".sqlite", ".sqlite3", ".bak", ".swp"]',
   }),
   rr('http.static.allow', 'string[]', 'when not empty, only these extensions are served'),
   rr('http.static.calculate_etag', 'boolean', 'send an ETag', { default: false }),

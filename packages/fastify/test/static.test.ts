@@ -311,8 +311,14 @@ describe('static: forbidden files never leave as bytes', () => {
     '/.git/config',
     '/.hidden/file.txt',
     '/alias.txt',
+    // what a deploy leaves behind: a log, a database dump and file, a backup
+    '/debug.log',
+    '/dump.sql',
+    '/site.sqlite',
+    '/config.bak',
   ];
-  const leaked = (body: string) => /<\?php|ENV-FILE-MARKER|GIT-CONFIG-MARKER|HIDDEN-FOLDER-MARKER/.test(body);
+  const leaked = (body: string) =>
+    /<\?php|ENV-FILE-MARKER|GIT-CONFIG-MARKER|HIDDEN-FOLDER-MARKER|LEAKED-[A-Z]+-MARKER/.test(body);
 
   it('forbidden: "php" (default) passes them to PHP', async () => {
     const app = await appWith();
@@ -373,6 +379,11 @@ describe('static: forbidden files never leave as bytes', () => {
     expect((await get(app, '/img.svg')).statusCode).toBe(403);
     expect((await get(app, '/secret.php')).statusCode).toBe(403);
     expect((await get(app, '/.env')).statusCode).toBe(403);
+    // a site that means to publish its logs lists what it forbids itself (dotfiles stay forbidden)
+    const logs = await appWith({ forbid: ['.php'], forbidden: 403 });
+    const log = await get(logs, '/debug.log');
+    expect([log.statusCode, leaked(log.body)]).toEqual([200, true]);
+    expect((await get(logs, '/.env')).statusCode).toBe(403);
   });
 });
 
@@ -495,7 +506,10 @@ describe('static: options', () => {
       precompressed: true,
       cacheControlDefault: 'public, max-age=0',
     });
-    expect([...resolved.policy.forbid]).toEqual(['.php', '.phtml', '.phar', '.env', '.htaccess', '.git']);
+    expect([...resolved.policy.forbid]).toEqual([
+      ...['.php', '.phtml', '.phar', '.env', '.htaccess', '.git'],
+      ...['.log', '.sql', '.sqlite', '.sqlite3', '.bak', '.swp'],
+    ]);
     expect(resolved.policy.allow).toBeNull();
     // Empty lists mean "the default" (forbid) and "no allow list" (allow), as in RoadRunner.
     const empty = resolveStaticOptions({ root: pub, forbid: [], allow: [] })!;

@@ -69,6 +69,14 @@ export const DEFAULT_STATIC_FORBID: readonly string[] = Object.freeze([
   '.env',
   '.htaccess',
   '.git',
+  // what a deploy leaves in a web root and nobody meant to publish: logs (WordPress's
+  // wp-content/debug.log, with paths and queries), database dumps and files, backup and swap copies
+  '.log',
+  '.sql',
+  '.sqlite',
+  '.sqlite3',
+  '.bak',
+  '.swp',
 ]);
 export const DEFAULT_INDEX: readonly string[] = Object.freeze(['index.html']);
 export const DEFAULT_CACHE_CONTROL = 'public, max-age=0';
