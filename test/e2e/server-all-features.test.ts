@@ -760,6 +760,15 @@ describe('all features: classic PHP', () => {
     ]);
     expect(account[0]!.headers['cache-control']).toContain('no-store');
     expect(account[1]!.text).not.toBe(account[0]!.text);
+    // nginx's own X-Accel-Expires: 0 is read (never kept), and never sent on
+    const live = [
+      await get('/live-scores', { host: 'classic.test' }),
+      await get('/live-scores', { host: 'classic.test' }),
+    ];
+    expect(live.map((res) => [res.headers['x-cache'], res.headers['x-accel-expires']])).toEqual([
+      ['MISS', undefined],
+      ['MISS', undefined],
+    ]);
   });
 
   it('sends the file PHP hands over with X-Accel-Redirect from the internal folder, never PHP body', async () => {

@@ -16,6 +16,8 @@
 //     200 or 301 that says nothing of its freshness is kept default_ttl: a stock WordPress page,
 //     which sends no Cache-Control, is cached as nginx's microcaching recipe caches it. PHP's
 //     session_start() sends `no-store, no-cache`, so a page that opens a session never is;
+//   - in both, `X-Accel-Expires` (nginx's header: seconds, `@` a Unix time, 0 never) comes first,
+//     and is removed from the response;
 // - a body PHP sent whole (a Buffer, a string, or BodyParts: a large one still in its chunks) of at
 //   most max_entry_bytes. Streamed replies (the worker streams, or a file is piped) are never
 //   stored: their size is unknown until the end, and holding a copy of every chunk would give a
@@ -235,6 +237,9 @@ export function registerMicroCache<S extends RawServerBase>(
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {
+    // nginx's own caching header is the cache's to read, never the client's (nginx drops it too)
+    const accelExpires = headerText(reply.getHeader('x-accel-expires'));
+    if (accelExpires !== null) reply.removeHeader('x-accel-expires');
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
     reply.header('x-cache', lookup.status);
@@ -245,7 +250,7 @@ export function registerMicroCache<S extends RawServerBase>(
     )
       return done(null, payload);
     const now = clock.now();
-    const fresh = freshFor(reply, defaultTtlMs, staleMs, now);
+    const fresh = freshFor(reply, accelExpires, defaultTtlMs, staleMs, now);
     if (fresh === null) return done(null, payload);
     const vary = varyOf(reply);
     if (vary === null) return done(null, payload);
@@ -415,6 +420,7 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
  */
 function freshFor(
   reply: AnyReply,
+  accelExpires: string | null,
   defaultTtlMs: number,
   staleMs: number,
   now: number,
@@ -426,6 +432,10 @@ function freshFor(
   const stale = seconds(directives.get('stale-while-revalidate'));
   const window = stale === null ? staleMs : stale * 1000;
   const lifetime = (ms: number) => (ms > 0 ? { ttlMs: ms, staleMs: window } : null);
+  // X-Accel-Expires, written for nginx's cache, comes first as nginx reads it: seconds, "@" and a
+  // Unix time, 0 for never (an app's "do not cache this" under fastcgi_cache_valid); not a number: ignored
+  const accelMs = accelExpiresMs(accelExpires, now);
+  if (accelMs !== null) return CACHEABLE_STATUS.has(reply.statusCode) ? lifetime(accelMs) : null;
   const sMaxAge = seconds(directives.get('s-maxage'));
   const maxAge = seconds(directives.get('max-age'));
   if (defaultTtlMs === 0) {
@@ -443,6 +453,16 @@ function freshFor(
     return CACHEABLE_STATUS.has(reply.statusCode) && !Number.isNaN(at) ? lifetime(at - now) : null;
   }
   return DEFAULT_TTL_STATUS.has(reply.statusCode) ? lifetime(defaultTtlMs) : null;
+}
+
+/** X-Accel-Expires as a lifetime in ms from `now` (0 or less: not kept); null when absent or no number. */
+function accelExpiresMs(value: string | null, now: number): number | null {
+  if (value === null) return null;
+  const text = value.trim();
+  const at = text.startsWith('@') ? seconds(text.slice(1)) : null;
+  if (at !== null) return at * 1000 - now;
+  const relative = seconds(text);
+  return relative === null ? null : relative * 1000;
 }
 
 /** Cache-Control directives by lower-case name; quoted values unquoted; commas inside quotes kept. */

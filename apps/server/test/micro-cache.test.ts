@@ -156,6 +156,45 @@ describe('micro-cache: what is stored', () => {
     expect((await get(app, `/own?${query}`)).res.headers['x-cache']).toBe('EXPIRED');
   });
 
+  it("reads nginx's X-Accel-Expires first, with or without default_ttl, and never sends it on", async () => {
+    const clock = manualClock(); // 1970-01-01T00:16:40Z, Unix time 1000
+    const { app } = await site({ clock });
+    const cases = [
+      'header=X-Accel-Expires:60', // no Cache-Control at all: nginx's own header says it, 60 s
+      'cc=public,%20max-age=600&header=X-Accel-Expires:5', // over max-age: 5 s
+      'header=X-Accel-Expires:@1200', // a Unix time: 200 s from now
+    ];
+    for (const query of cases) {
+      const first = await get(app, `/accel?${query}`);
+      expect([first.res.headers['x-cache'], first.res.headers['x-accel-expires']], query).toEqual(['MISS', undefined]);
+    }
+    for (const query of cases) {
+      const hit = await get(app, `/accel?${query}`);
+      expect([hit.res.headers['x-cache'], hit.res.headers['x-accel-expires']], query).toEqual(['HIT', undefined]);
+    }
+    clock.advance(5_000);
+    expect((await get(app, `/accel?${cases[1]}`)).res.headers['x-cache']).toBe('EXPIRED');
+    expect((await get(app, `/accel?${cases[0]}`)).res.headers['x-cache']).toBe('HIT');
+    clock.advance(195_000);
+    expect((await get(app, `/accel?${cases[2]}`)).res.headers['x-cache']).toBe('EXPIRED');
+  });
+
+  it.each([
+    ['X-Accel-Expires: 0 (an app\'s "do not cache this" under fastcgi_cache_valid)', 'header=X-Accel-Expires:0'],
+    ['X-Accel-Expires and private', 'cc=private&header=X-Accel-Expires:60'],
+    ['X-Accel-Expires and Set-Cookie', 'cookie=1&header=X-Accel-Expires:60'],
+  ])('never stores a response with %s, even with default_ttl', async (_, query) => {
+    const { app, cache } = await site({ default_ttl: '30s' });
+    const a = await get(app, `/x0?${query}`);
+    const b = await get(app, `/x0?${query}`);
+    expect([a.res.headers['x-cache'], b.res.headers['x-cache'], b.res.headers['x-accel-expires']]).toEqual([
+      'MISS',
+      'MISS',
+      undefined,
+    ]);
+    expect(cache.entries).toBe(0);
+  });
+
   it.each([
     ['max-age=0', 'cc=max-age=0'],
     ['an Expires in the past', `header=${encodeURIComponent('Expires:Thu, 19 Nov 1981 08:52:00 GMT')}`],

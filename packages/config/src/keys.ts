@@ -617,7 +617,7 @@ const TOP: Entry[] = [
   wp(
     'cache.max_age',
     'duration',
-    "nginx's fastcgi_cache_valid: a 200 or 301 that says nothing of its freshness (a stock WordPress page) is kept this long, and PHP's max-age, s-maxage and Expires are followed as nginx follows them; unset: only responses marked `public` with max-age, or s-maxage, are kept",
+    "nginx's fastcgi_cache_valid: a 200 or 301 that says nothing of its freshness (a stock WordPress page) is kept this long, and PHP's X-Accel-Expires, max-age, s-maxage and Expires are followed as nginx follows them; unset: only responses marked `public` with max-age, or s-maxage, are kept",
   ),
   rr(
     'rpc',
