@@ -29,9 +29,15 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
+/** Connections the server has seen close: a hang-up is only known to it once counted here. */
+const closedConnections = new WeakMap<FastifyInstance, { count: number }>();
+
 async function listen(fastcgi: Partial<FastCgiOptions> = {}): Promise<{ app: FastifyInstance; port: number }> {
   const app = Fastify();
   apps.push(app);
+  const closed = { count: 0 };
+  closedConnections.set(app, closed);
+  app.server.on('connection', (socket) => socket.once('close', () => closed.count++));
   // pipelining off: a request waits in the pool's queue, never behind the running script
   await app.register(warmpool, { fastcgi: { root: ROOT, pipelining: false, ...fastcgi }, pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -55,7 +61,13 @@ async function askAndHangUp(app: FastifyInstance, port: number, path: string): P
     client.write(`POST ${path} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n`),
   );
   await eventually(() => app.warmpool.stats().queued === 1, 'the request to be queued');
+  const closed = closedConnections.get(app)!;
+  const before = closed.count;
   client.destroy();
+  // the server has seen the hang-up (the response's 'close' follows on the same turn) before the
+  // process is released: otherwise the request could be handed to it first, on a busy machine
+  await eventually(() => closed.count > before, 'the server to see the hang-up');
+  await new Promise((resolve) => setImmediate(resolve));
   writeFileSync(flag, '');
   expect(await (await held).body.text()).toBe('released');
   await eventually(
