@@ -472,7 +472,7 @@ async function main() {
       '',
       '## Results',
       '',
-      "Sorted slowest first within each scenario and connection count. RSS/PSS: peak sum over the contender's whole process tree (server + PHP workers) during the run; Node RSS: the Node process alone. Column meanings: bench/README.md.",
+      "Sorted slowest first within each scenario and connection count. RSS: peak sum over the contender's whole process tree (server + PHP workers) during the run; PSS: the same tree's sum right after the run; Node RSS: the Node process alone. Column meanings: bench/README.md.",
       '',
       markdownTable(cells),
       '',
