@@ -6,11 +6,11 @@
 //   PHPSESSID, WordPress's wordpress_logged_in_*, Laravel's laravel_session, ...), as nginx users
 //   write `fastcgi_cache_bypass $cookie_…`: a logged-in user's page is theirs alone, and is neither
 //   looked up nor stored (HEAD is answered from a stored GET, never stored);
-// - a response without Set-Cookie, without `Vary: *`, whose Cache-Control says neither `private`,
-//   `no-store` nor `no-cache`, and that is fresh for a while:
+// - a response with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301, 308, 404,
+//   405, 410, 414, 501), without Set-Cookie, without `Vary: *`, whose Cache-Control says neither
+//   `private`, `no-store` nor `no-cache`, and that is fresh for a while:
 //   - default_ttl unset (the default): only what PHP marks shareable, `s-maxage` > 0 or `public`
-//     with `max-age` > 0, with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300,
-//     301, 308, 404, 405, 410, 414, 501);
+//     with `max-age` > 0;
 //   - default_ttl set (`cache.max_age`, nginx's fastcgi_cache_valid): PHP's headers read as nginx
 //     reads them, `s-maxage` or `max-age` (0: not stored), else `Expires` (past: not stored), and a
 //     200 or 301 that says nothing of its freshness is kept default_ttl: a stock WordPress page,
@@ -425,7 +425,8 @@ function freshFor(
   staleMs: number,
   now: number,
 ): { ttlMs: number; staleMs: number } | null {
-  if (reply.hasHeader('set-cookie')) return null;
+  // every path below keeps only these (DEFAULT_TTL_STATUS is a subset)
+  if (!CACHEABLE_STATUS.has(reply.statusCode) || reply.hasHeader('set-cookie')) return null;
   const header = headerText(reply.getHeader('cache-control'));
   const directives = header === null ? NO_DIRECTIVES : parseCacheControl(header);
   if (directives.has('private') || directives.has('no-store') || directives.has('no-cache')) return null;
@@ -435,22 +436,21 @@ function freshFor(
   // X-Accel-Expires, written for nginx's cache, comes first as nginx reads it: seconds, "@" and a
   // Unix time, 0 for never (an app's "do not cache this" under fastcgi_cache_valid); not a number: ignored
   const accelMs = accelExpiresMs(accelExpires, now);
-  if (accelMs !== null) return CACHEABLE_STATUS.has(reply.statusCode) ? lifetime(accelMs) : null;
+  if (accelMs !== null) return lifetime(accelMs);
   const sMaxAge = seconds(directives.get('s-maxage'));
   const maxAge = seconds(directives.get('max-age'));
   if (defaultTtlMs === 0) {
     // only what PHP marks shareable
-    if (!CACHEABLE_STATUS.has(reply.statusCode)) return null;
     if (sMaxAge !== null) return lifetime(sMaxAge * 1000);
     return directives.has('public') && maxAge !== null ? lifetime(maxAge * 1000) : null;
   }
   // fastcgi_cache_valid: PHP's own freshness first, as nginx reads it (public or not)
   const own = sMaxAge ?? maxAge;
-  if (own !== null) return CACHEABLE_STATUS.has(reply.statusCode) ? lifetime(own * 1000) : null;
+  if (own !== null) return lifetime(own * 1000);
   const expires = headerText(reply.getHeader('expires'));
   if (expires !== null) {
     const at = Date.parse(expires);
-    return CACHEABLE_STATUS.has(reply.statusCode) && !Number.isNaN(at) ? lifetime(at - now) : null;
+    return Number.isNaN(at) ? null : lifetime(at - now);
   }
   return DEFAULT_TTL_STATUS.has(reply.statusCode) ? lifetime(defaultTtlMs) : null;
 }
