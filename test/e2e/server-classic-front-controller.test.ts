@@ -53,6 +53,15 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect(post.headers['x-script']).toBe('/index.php');
     expect(post.text).toContain('<h1>Post: hello-world</h1>');
     expect(post.headers['content-length']).toBe(String(post.body.length));
+    // PHP sends no body for HEAD: no Content-Length: 0 misstating the GET's length (nginx sends none)
+    const head = await rawExchange(
+      classic.port,
+      'HEAD /post/hello-world HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n',
+    );
+    expect(head.status).toBe(200);
+    expect(head.head).toMatch(/^content-type: text\/html/im);
+    expect(head.head).not.toMatch(/^content-length:/im);
+    expect(head.body).toBe('');
     const info = JSON.parse((await app.get('/info.php/a/b?x=1')).text);
     expect(info).toMatchObject({
       SCRIPT_NAME: '/info.php',

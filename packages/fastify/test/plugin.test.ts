@@ -78,6 +78,12 @@ describe('plugin: request mapping (RoadRunner payload)', () => {
     const head = await app.inject({ method: 'HEAD', url: '/' });
     expect(head.statusCode).toBe(200);
     expect(head.body).toBe('');
+    // PHP that sends no body for HEAD: no Content-Length: 0 misstating the GET's length (nginx sends none)
+    const quiet = await app.inject({ method: 'HEAD', url: '/?quiet=1' });
+    expect(quiet.statusCode).toBe(200);
+    expect(quiet.headers['content-type']).toBe('text/plain');
+    expect(quiet.headers['content-length']).toBeUndefined();
+    expect((await app.inject('/?quiet=1')).headers['content-length']).toBe('0');
   });
 
   it('leaves the host app alone: its own routes and JSON parser win over the catch-all', async () => {

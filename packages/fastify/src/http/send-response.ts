@@ -52,6 +52,10 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     const sniffed = impliedContentType(response.status, (name) => reply.hasHeader(name), bytes);
     if (sniffed !== null) reply.header('content-type', sniffed);
     else if (isEmptyBody(bytes) && !reply.hasHeader('content-type')) return reply.send(); // not octet-stream
+    // PHP sends no body for HEAD: a Content-Length of 0 would misstate the GET's length (nginx sends none)
+    if (reply.request.method === 'HEAD' && !reply.hasHeader('content-length') && isEmptyBody(bytes)) {
+      return reply.send();
+    }
   }
   // a large body goes as BodyParts too: it is sent at the client's pace, and spilled to a temp file for a slow one
   if (Buffer.isBuffer(body)) {
