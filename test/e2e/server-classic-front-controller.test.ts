@@ -62,8 +62,12 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect(head.head).toMatch(/^content-type: text\/html/im);
     expect(head.head).not.toMatch(/^content-length:/im);
     expect(head.body).toBe('');
-    const info = JSON.parse((await app.get('/info.php/a/b?x=1')).text);
+    // a client's Basic user name is PHP's to check (PHP_AUTH_USER), never REMOTE_USER: nobody signed in
+    const basic = `Basic ${Buffer.from('admin:guess').toString('base64')}`;
+    const info = JSON.parse((await app.get('/info.php/a/b?x=1', { authorization: basic })).text);
     expect(info).toMatchObject({
+      REMOTE_USER: '',
+      PHP_AUTH_USER: 'admin',
       SCRIPT_NAME: '/info.php',
       PATH_INFO: '/a/b',
       PATH_TRANSLATED: `${classic.app}/a/b`,

@@ -132,6 +132,10 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
     ['SERVER_PORT', input.serverPort === null ? '' : String(input.serverPort)],
     ['REMOTE_ADDR', plainAddress(input.clientAddress)],
     ['REMOTE_PORT', input.clientPort === null ? '' : String(input.clientPort)],
+    // nginx's fastcgi_params sends $remote_user: the name in the client's Basic Authorization
+    // header, checked or not. Apps read it without isset() (DokuWiki's feed.php), and SSO setups
+    // trust it as the signed-in user: empty here, since warmpool signs nobody in
+    ['REMOTE_USER', ''],
     // php-cgi refuses to run a script without it (cgi.force_redirect, on by default)
     ['REDIRECT_STATUS', '200'],
   ]);
@@ -187,6 +191,7 @@ const SERVER_ADDR = paramName('SERVER_ADDR');
 const SERVER_PORT = paramName('SERVER_PORT');
 const REMOTE_ADDR = paramName('REMOTE_ADDR');
 const REMOTE_PORT = paramName('REMOTE_PORT');
+const REMOTE_USER = paramName('REMOTE_USER');
 const REDIRECT_STATUS = paramName('REDIRECT_STATUS');
 const PATH_INFO = paramName('PATH_INFO');
 const PATH_TRANSLATED = paramName('PATH_TRANSLATED');
@@ -377,6 +382,7 @@ export function encodeFastCgiParams(input: FastCgiParamsInput): EncodedParams {
   w.pair(SERVER_PORT, input.serverPort === null ? '' : String(input.serverPort));
   w.pair(REMOTE_ADDR, plainAddress(input.clientAddress));
   w.pair(REMOTE_PORT, input.clientPort === null ? '' : String(input.clientPort));
+  w.pair(REMOTE_USER, '');
   w.pair(REDIRECT_STATUS, '200');
   if (pathInfo !== '') {
     w.pair(PATH_INFO, pathInfo);

@@ -128,6 +128,7 @@ describe.each(cases)('FastCgiExchange over $name', ({ make }) => {
       SERVER_ADDR: '192.0.2.1',
       REMOTE_ADDR: '192.0.2.7',
       REMOTE_PORT: '51000',
+      REMOTE_USER: '',
       HTTPS: 'on',
       REQUEST_SCHEME: 'https',
       SERVER_PROTOCOL: 'HTTP/2.0',

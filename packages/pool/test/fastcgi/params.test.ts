@@ -53,6 +53,7 @@ describe('buildFastCgiParams', () => {
       SERVER_PORT: '8443',
       REMOTE_ADDR: '192.0.2.7',
       REMOTE_PORT: '51000',
+      REMOTE_USER: '',
       REDIRECT_STATUS: '200',
       PATH_INFO: '/foo/bar',
       PATH_TRANSLATED: `${FIXTURES}/foo/bar`,
