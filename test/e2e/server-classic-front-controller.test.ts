@@ -128,6 +128,11 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     ]);
     const missing = await app.get('/no/such/page');
     expect([missing.status, missing.text]).toEqual([404, 'Page not found: /no/such/page']);
+    // a script that is not there: 404 before PHP (nginx's location ~ \.php$), the app never booted
+    for (const probe of ['/wp-login.php', '/shell.php/x', '/wp-content/uploads/x.php']) {
+      const res = await app.get(probe);
+      expect([probe, res.status, res.headers['x-script']]).toEqual([probe, 404, undefined]);
+    }
   });
 
   it('a script silent past exec_ttl gets 504; a crashing one 502; the site goes on', async () => {

@@ -103,6 +103,23 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     }
   });
 
+  it('answers a script that is not there with 404 before PHP, and runs it as soon as it is written', async () => {
+    const name = `later-${randomBytes(6).toString('hex')}.php`;
+    const file = join(ROOT, name);
+    try {
+      for (const path of [`/${name}`, `/${name}`, `/${name}/more`, `/wp-content/uploads/${name}`]) {
+        // nginx's location ~ \.php$: not the front controller (no X-Script), nothing ran
+        const before = await app.inject(path);
+        expect([before.statusCode, before.headers['x-script']]).toEqual([404, undefined]);
+      }
+      writeFileSync(file, '<?php echo "written at ", PHP_SAPI;');
+      const after = await app.inject(`/${name}`);
+      expect([after.statusCode, after.body]).toEqual([200, 'written at cgi-fcgi']);
+    } finally {
+      rmSync(file, { force: true });
+    }
+  });
+
   it('serves static files from the root through the static layer (ETag, Range, 304); never POSTs to them', async () => {
     const css = await app.inject('/style.css');
     expect(css.statusCode).toBe(200);
@@ -172,9 +189,9 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
 
   it('cannot run an upload through cgi.fix_pathinfo: /wp-content/uploads/avatar.jpg/x.php', async () => {
     const res = await app.inject('/wp-content/uploads/avatar.jpg/x.php');
-    // no script there: the front controller answers (its own 404), the JPEG never runs
+    // no script there: 404 before PHP (nginx's location ~ \.php$), the JPEG never runs
     expect(res.statusCode).toBe(404);
-    expect(res.headers['x-script']).toBe('/index.php');
+    expect(res.headers['x-script']).toBeUndefined();
     expect(res.body).not.toContain('PWNED');
     // the upload itself is a static file: its bytes are sent, never executed
     const jpeg = await app.inject('/wp-content/uploads/avatar.jpg');

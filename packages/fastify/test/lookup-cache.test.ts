@@ -109,10 +109,10 @@ describe('verdict cache', () => {
     // another query is another target: resolved, then remembered too
     expect(await resolver.resolve('/doku.php?id=other')).toMatchObject({ queryString: 'id=other' });
     expect(seen.entries).toBeGreaterThan(afterSecond);
-    // removed: seen once the lookups expire (the request falls to try_files' /index.php)
+    // removed: seen once the lookups expire (a script that is not there is a 404)
     rmSync(join(root, 'doku.php'));
     clock.now = 1000;
-    expect(await resolver.resolve('/doku.php?id=start')).toMatchObject({ kind: 'script', scriptName: '/index.php' });
+    expect(await resolver.resolve('/doku.php?id=start')).toEqual({ kind: 'not-found', status: 404 });
     // /index.php's verdict, made at 600, ended with the root's lookup made at 0
     const atExpiry = seen.entries;
     await resolver.resolve('/index.php');

@@ -97,7 +97,13 @@ describe('script resolver: what runs', () => {
     // nothing there: try_files falls back to /index.php with the request's query
     ['/blog/hello-world/?utm=x', 'script /index.php info= uri=/index.php q=utm=x'],
     ['/empty-dir/', 'script /index.php info= uri=/index.php q='],
-    ['/nope.php', 'script /index.php info= uri=/index.php q='],
+    // a path naming a script that is not there: 404 (nginx's location ~ \.php$), never the front controller
+    ['/nope.php', 'not-found 404'],
+    ['/blog/nope.PHP?x=1', 'not-found 404'],
+    ['/nope.php/more', 'not-found 404'],
+    ['/empty-dir/nope.php/', 'not-found 404'],
+    ['/outside.php', 'not-found 404'],
+    ['/blog/nope.php.html', 'script /index.php info= uri=/index.php q='],
   ])('%s → %s', async (target, expected) => {
     expect(summary(await resolve(target))).toBe(expected);
   });
@@ -159,13 +165,8 @@ describe('script resolver: what never runs nor is sent', () => {
     expect(summary(await resolve(target))).toBe(expected);
   });
 
-  it('cannot run a JPEG through cgi.fix_pathinfo: /uploads/avatar.jpg/x.php runs the fallback or nothing', async () => {
-    const verdict = await resolve('/uploads/avatar.jpg/x.php');
-    expect(verdict).toMatchObject({
-      kind: 'script',
-      scriptName: '/index.php',
-      scriptFilename: join(root, 'index.php'),
-    });
+  it('cannot run a JPEG through cgi.fix_pathinfo: /uploads/avatar.jpg/x.php runs nothing', async () => {
+    expect(summary(await resolve('/uploads/avatar.jpg/x.php'))).toBe('not-found 404');
     expect(summary(await resolve('/uploads/avatar.jpg/x.php', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
     // not split inside a segment either: ".php.jpg" is a JPEG
     expect(summary(await resolve('/avatar.php.jpg/x', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');

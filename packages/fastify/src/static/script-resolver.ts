@@ -7,6 +7,8 @@
  *   root's real path, with an allowed extension, outside the no_exec folders and dot-folders;
  * - PATH_INFO is split only after a path segment that is such a script ("/index.php/foo/bar"),
  *   never inside a segment, so "/uploads/avatar.jpg/x.php" cannot run a JPEG (cgi.fix_pathinfo);
+ * - a path naming a script that is not there ("/x.php", "/x.php/more") is 404, as with nginx's
+ *   `location ~ \.php$`, never the try_files fallback;
  * - script source and dotfiles are never a static answer.
  *
  * The rules are pure; the filesystem comes in through a small port (Node's by default), so each
@@ -247,6 +249,10 @@ export async function resolveScriptTarget(
     if (found === null && candidate.endsWith('/')) found = await tryDirectory(options, fs, request, candidate);
     if (found !== null) return found;
   }
+  // nginx's `location ~ \.php(/|$)` with `try_files $fastcgi_script_name =404`: a path that names a
+  // script that is not there is a 404 and never wakes the front controller. Bots probe for
+  // /wp-login.php, /shell.php and /phpinfo.php all day; each would boot the whole app to say 404.
+  if (namesScript(options, path)) return NOT_FOUND;
   const fallback = options.fallback;
   if (fallback.kind === 'status') return { kind: 'not-found', status: fallback.status };
   const fallbackPath = fallback.path.replaceAll('$uri', path);
@@ -406,6 +412,15 @@ function hasDotSegment(path: string): boolean {
 }
 
 /** ".php" for "index.PHP", "" for "LICENSE" or ".env". */
+/** A segment of the path ends in a script extension (only the last one without split_path). */
+function namesScript(options: ResolvedScriptOptions, path: string): boolean {
+  if (!options.splitPath) return options.extensions.has(extensionOf(path));
+  for (let end = path.indexOf('/', 1); ; end = path.indexOf('/', end + 1)) {
+    if (options.extensions.has(extensionOf(end === -1 ? path : path.slice(0, end)))) return true;
+    if (end === -1) return false;
+  }
+}
+
 function extensionOf(name: string): string {
   const slash = name.lastIndexOf('/');
   const dot = name.lastIndexOf('.');
