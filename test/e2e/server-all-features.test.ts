@@ -732,6 +732,21 @@ describe('all features: classic PHP', () => {
     }
   });
 
+  it('http.access: /wp-admin answers the office only (the client after trusted_subnets), /docs nobody', async () => {
+    const office = { 'x-forwarded-for': '198.51.100.7' };
+    // allowed: the front controller runs (its own 404: the fixture has no admin)
+    const admin = await get('/wp-admin/', { host: 'classic.test', headers: office, agent: h2 });
+    expect([admin.status, admin.headers['x-script']]).toEqual([404, '/index.php']);
+    for (const headers of [{}, { 'x-forwarded-for': '203.0.113.9' }] as Record<string, string>[]) {
+      const refused = await get('/wp-admin/', { host: 'classic.test', headers });
+      expect([refused.status, refused.headers['x-script']]).toEqual([403, undefined]);
+    }
+    for (const headers of [{}, office])
+      expect((await get('/docs/', { host: 'classic.test', headers })).status).toBe(403);
+    // the rules are the site's: another site's /docs is not closed
+    expect((await get('/docs/', { host: 'fpm.test' })).status).toBe(200);
+  });
+
   it('the micro-cache keeps its anonymous pages; a session cookie bypasses', async () => {
     const first = await get('/post/cached', { host: 'classic.test' });
     expect(first.headers['x-cache']).toBe('MISS');

@@ -7,6 +7,7 @@
 // free map. Keys under sites[] are copies of server.* and the per-site part of http.* (SITE_HTTP_KEYS),
 // derived below rather than written twice.
 import {
+  accessEntryProblem,
   cidrProblem,
   DEFAULT_MAX_FIELDS,
   DEFAULT_MAX_FILES,
@@ -221,6 +222,28 @@ const TOP: Entry[] = [
     // the plugin's own CIDR parser: config check and serve refuse what the plugin would, before booting
     { check: cidrProblem },
   ),
+  wp(
+    'http.access',
+    'list',
+    "who may ask for a path prefix, as nginx's allow / deny in a location: the longest matching prefix wins, deny is checked first, then allow; 403 otherwise",
+  ),
+  wp('http.access[]', 'section', 'one rule'),
+  wp('http.access[].prefix', 'string', 'the path prefix, on segment boundaries: "/data" covers /data and /data/x', {
+    required: true,
+    pattern: /^\/[^\s?#]*$/,
+    hint: 'a path starting with "/", e.g. "/wp-admin"',
+  }),
+  wp(
+    'http.access[].allow',
+    'string[]',
+    'clients allowed (CIDRs, addresses, or "all"); given, every other client is refused',
+    {
+      check: accessEntryProblem,
+    },
+  ),
+  wp('http.access[].deny', 'string[]', 'clients refused, checked first (CIDRs, addresses, or "all")', {
+    check: accessEntryProblem,
+  }),
   wp(
     'http.real_ip_header',
     'string',
@@ -734,6 +757,7 @@ const RR_PLUGINS: Record<string, string> = {
 
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
 export const SITE_HTTP_KEYS: readonly string[] = [
+  'access',
   'pool',
   'internal_files',
   'max_request_size',
@@ -760,7 +784,7 @@ function deriveSiteKeys(entries: readonly Entry[]): Entry[] {
     const perSite =
       head === 'server' ||
       SITE_SECTIONS.includes(section) ||
-      (head === 'http' && (second === undefined || SITE_HTTP_KEYS.includes(second)));
+      (head === 'http' && (second === undefined || SITE_HTTP_KEYS.includes(second.replace(/\[\]$/, ''))));
     if (!perSite) continue;
     // A site inherits server.command and http.address from the top level, so nothing is required
     // there; a proxy route or a fastcgi section of its own still needs its required keys.

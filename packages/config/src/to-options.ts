@@ -306,6 +306,7 @@ function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[
 /** The per-site part of the top-level http section (the listener keys stay with the listener). */
 function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   const out: SiteHttpConfig = {};
+  if (http.access !== undefined) out.access = http.access;
   if (http.pool !== undefined) out.pool = http.pool;
   if (http.internal_files !== undefined) out.internal_files = http.internal_files;
   if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
@@ -447,6 +448,7 @@ function buildSite(
   }
   if (http.internal_files !== undefined)
     plugin.internal_files = { ...http.internal_files, root: resolve(dir, http.internal_files.root) };
+  if (http.access !== undefined && http.access.length > 0) plugin.access = http.access;
   if (http.raw_body === true) plugin.raw_body = true;
   if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;

@@ -112,8 +112,17 @@ export interface InternalFilesConfig {
   prefix?: string;
 }
 
+/** One `http.access` rule: nginx's allow / deny for a path prefix. */
+export interface AccessRuleConfig {
+  prefix: string;
+  allow?: string[];
+  deny?: string[];
+}
+
 /** The part of `http` a site may set for itself (SITE_HTTP_KEYS). */
 export interface SiteHttpConfig {
+  /** per path prefix, who may ask (403 otherwise); a site's list replaces the top level's */
+  access?: AccessRuleConfig[];
   pool?: PoolConfig;
   internal_files?: InternalFilesConfig;
   /** MB; 0 = the default */

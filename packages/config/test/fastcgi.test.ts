@@ -193,3 +193,36 @@ describe('http.internal_files (X-Accel-Redirect / X-Sendfile)', () => {
     expect(fallback!.plugin.internal_files).toEqual({ root: '/srv/app/private', prefix: '/protected/' });
   });
 });
+
+describe('http.access (allow / deny per path prefix)', () => {
+  it("passes the rules to the plugin; a site's list replaces the top level's, [] lifts them", () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'server: { command: "php worker.php" }',
+          'http:',
+          '  address: ":8080"',
+          '  access:',
+          '    - { prefix: /data, deny: [all] }',
+          '    - { prefix: /wp-admin, allow: [10.0.0.0/8] }',
+          'sites:',
+          '  - hosts: [a.example]',
+          '    http: { access: [{ prefix: /private, allow: [127.0.0.1] }] }',
+          '  - hosts: [b.example]',
+          '    http: { access: [] }',
+          '  - hosts: [c.example]',
+        ].join('\n'),
+      ),
+    );
+    const [a, b, c, fallback] = server.sites;
+    expect(a!.plugin.access).toEqual([{ prefix: '/private', allow: ['127.0.0.1'] }]);
+    expect(b!.plugin.access).toBeUndefined();
+    const top = [
+      { prefix: '/data', deny: ['all'] },
+      { prefix: '/wp-admin', allow: ['10.0.0.0/8'] },
+    ];
+    expect(c!.plugin.access).toEqual(top);
+    expect(fallback!.plugin.access).toEqual(top);
+  });
+});

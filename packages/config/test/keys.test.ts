@@ -76,12 +76,15 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'rpc.listen': 'tcp://127.0.0.1:6001',
     'fastcgi.pass': 'unix:/run/php/php8.2-fpm.sock',
     'http.internal_files.prefix': '/protected/',
+    'http.access[].prefix': '/wp-admin',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))
     return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
   if (special === undefined && spec.pattern?.source.includes('6553'))
     return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
+  if (spec.path.endsWith('http.access[].allow') || spec.path.endsWith('http.access[].deny'))
+    return { yaml: ['10.0.0.0/8', 'all'], result: ['10.0.0.0/8', 'all'] };
   if (spec.path.endsWith('http.trusted_subnets'))
     return { yaml: ['10.0.0.0/8', '::1/128'], result: ['10.0.0.0/8', '::1/128'] };
   switch (spec.type) {

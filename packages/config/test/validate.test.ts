@@ -224,6 +224,23 @@ describe('values', () => {
     expect(errorsOf(['  trusted_subnets: 10.0.0.0/33'])[0]!.key).toBe('http.trusted_subnets');
   });
 
+  it('refuses an http.access rule without a prefix or with a client that is no CIDR, naming the item and its line', () => {
+    const errors = errorsOf([
+      '  access:',
+      '    - { prefix: /data, deny: [all] }',
+      '    - { prefix: /wp-admin, allow: [10.0.0.0/8, office] }',
+      '    - { allow: [127.0.0.1] }',
+      '    - { prefix: data, deny: [ALL] }',
+    ]);
+    expect(errors.map(where)).toEqual([
+      ['WP_CONFIG_INVALID_VALUE', 'http.access[1].allow[1]', 7, 48],
+      ['WP_CONFIG_MISSING_KEY', 'http.access[2].prefix', 8, 7],
+      ['WP_CONFIG_INVALID_VALUE', 'http.access[3].prefix', 9, 9],
+    ]);
+    expect(errors[0]!.reason).toContain('"office" is not a CIDR');
+    expect(errors[0]!.reason).toContain('or "all" for every client');
+  });
+
   it('reads a string list from one string, and a command as a string or argv', () => {
     expect(load(['  trusted_subnets: 10.0.0.0/8']).config.http.trusted_subnets).toEqual(['10.0.0.0/8']);
     const argv = parseConfig(

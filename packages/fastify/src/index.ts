@@ -52,6 +52,7 @@ export type { UploadOptions } from './http/uploads.js';
 export type { InternalFilesOptions } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
+export { accessEntryProblem } from './network/access.js';
 export {
   clientInfoOf,
   createClientInfoHook,

@@ -75,6 +75,24 @@ describe('compileAccess', () => {
     expect(allowed('/blog', '::ffff:1.2.3.4')).toBe(false);
   });
 
+  it('"all" is every client, as in nginx: deny all closes a prefix, allow all opens one', () => {
+    const allowed = check([
+      { prefix: '/data', deny: ['all'] },
+      { prefix: '/admin', allow: ['10.0.0.0/8'], deny: ['ALL'] },
+      { prefix: '/shop', allow: ['all'], deny: ['203.0.113.0/24'] },
+      { prefix: '/open', allow: ['all'] },
+    ]);
+    for (const client of ['127.0.0.1', '::1', '10.1.1.1', '']) {
+      expect(allowed('/data/pages/start.txt', client)).toBe(false);
+      expect(allowed('/admin', client)).toBe(false);
+      expect(allowed('/open', client)).toBe(true);
+    }
+    expect(allowed('/datafile', '127.0.0.1')).toBe(true);
+    expect(allowed('/shop', '203.0.113.9')).toBe(false);
+    expect(allowed('/shop', '198.51.100.1')).toBe(true);
+    expect(allowed('/shop', '')).toBe(true);
+  });
+
   it('an empty allow list denies everyone', () => {
     expect(check([{ prefix: '/closed', allow: [] }])('/closed', '127.0.0.1')).toBe(false);
   });

@@ -1,5 +1,5 @@
 import { InvalidOptionError } from '../errors.js';
-import { createCidrSet, parseAddress, type CidrSet } from './cidr.js';
+import { cidrProblem, createCidrSet, parseAddress, type CidrSet } from './cidr.js';
 
 /**
  * `access`: allow/deny CIDR lists per path prefix → 403.
@@ -10,8 +10,9 @@ import { createCidrSet, parseAddress, type CidrSet } from './cidr.js';
  * - In the winning rule, `deny` is checked first; then, when `allow` is given, the client must be
  *   in it (`allow: []` denies everyone). A rule with neither list allows everyone: use it to open a
  *   sub-path of a restricted prefix (`{ prefix: '/admin/public' }` under `{ prefix: '/admin', allow }`).
+ * - "all" in a list is nginx's `all`: every client (`deny: ["all"]` closes a prefix to everyone).
  * - No matching rule: allowed. A client address that is not an IP ('' for a unix-socket peer) is
- *   in no list: deny rules do not match it, allow rules reject it.
+ *   in no CIDR: deny rules do not match it but "all", allow rules reject it but "all".
  */
 export interface AccessRule {
   prefix: string;
@@ -22,10 +23,14 @@ export interface AccessRule {
 /** true = allowed. `path` is `requestPath(request.url)`; `clientAddr` is ClientInfo.remoteAddr. */
 export type AccessCheck = (path: string, clientAddr: string) => boolean;
 
+/** A list of CIDRs, or "all": every client (nginx's `allow all` / `deny all`). */
+type ClientList = CidrSet | typeof ALL;
+const ALL = 'all';
+
 interface CompiledRule {
   prefix: string;
-  allow: CidrSet | null;
-  deny: CidrSet | null;
+  allow: ClientList | null;
+  deny: ClientList | null;
 }
 
 const ADDRESS = new Uint32Array(4);
@@ -55,10 +60,13 @@ export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'a
   return (path, clientAddr) => {
     const rule = matchRule(compiled, path);
     if (rule === null) return true;
-    if (rule.allow === null && rule.deny === null) return true;
+    const { allow, deny } = rule;
+    if (allow === null && deny === null) return true;
+    if (deny === ALL) return false;
+    if (allow === ALL && deny === null) return true;
     const family = parseAddress(clientAddr, ADDRESS);
-    if (rule.deny?.containsParsed(family, ADDRESS) === true) return false;
-    return rule.allow === null || rule.allow.containsParsed(family, ADDRESS);
+    if (deny?.containsParsed(family, ADDRESS) === true) return false;
+    return allow === null || allow === ALL || allow.containsParsed(family, ADDRESS);
   };
 }
 
@@ -85,14 +93,26 @@ function normalizePrefix(value: unknown, key: string): string {
   return normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;
 }
 
-function cidrList(value: unknown, key: string): CidrSet | null {
+function cidrList(value: unknown, key: string): ClientList | null {
   if (value === undefined) return null;
   if (!Array.isArray(value))
     throw new InvalidOptionError(
       key,
-      `must be a list of CIDRs like ["127.0.0.1/32", "::1/128"], got ${JSON.stringify(value)}`,
+      `must be a list of CIDRs like ["127.0.0.1/32", "::1/128"] or ["all"], got ${JSON.stringify(value)}`,
     );
+  if (value.some(isAll)) return ALL;
   return createCidrSet(value as string[], (index, message) => new InvalidOptionError(`${key}[${index}]`, message));
+}
+
+function isAll(entry: unknown): boolean {
+  return typeof entry === 'string' && entry.trim().toLowerCase() === ALL;
+}
+
+/** Why an access list entry is wrong (a CIDR, a bare address, or "all"), or null: the config's check. */
+export function accessEntryProblem(entry: unknown): string | null {
+  if (isAll(entry)) return null;
+  const problem = cidrProblem(entry);
+  return problem === null ? null : `${problem}, or "all" for every client`;
 }
 
 /**
