@@ -747,6 +747,29 @@ describe('all features: classic PHP', () => {
     expect((await get('/docs/', { host: 'fpm.test' })).status).toBe(200);
   });
 
+  it("error_pages: classic.test's own 403, 404 and 502 answers are its pages; PHP's own 404 and fpm.test's pass", async () => {
+    const page = (name: string) => readFileSync(join(FIXTURES, 'server', 'errors', name), 'utf8');
+    const denied = await get('/docs/', { host: 'classic.test', agent: h2 });
+    expect([denied.status, denied.headers['content-type'], denied.text]).toEqual([
+      403,
+      'text/html; charset=utf-8',
+      page('403.html'),
+    ]);
+    const missing = await get('/shell.php', { host: 'classic.test' });
+    expect([missing.status, missing.text]).toEqual([404, page('404.html')]);
+    const own = await get('/no/such/page', { host: 'classic.test' });
+    expect([own.status, own.headers['x-script'], own.text]).toEqual([
+      404,
+      '/index.php',
+      'Page not found: /no/such/page',
+    ]);
+    const crashed = await get('/crash.php', { host: 'classic.test', agent: h2 });
+    expect([crashed.status, crashed.text]).toEqual([502, page('50x.html')]);
+    expect((await get('/post/after-crash', { host: 'classic.test' })).status).toBe(200);
+    const elsewhere = await get('/shell.php', { host: 'fpm.test' });
+    expect([elsewhere.status, elsewhere.text]).toEqual([404, 'Not Found\n']);
+  });
+
   it('the micro-cache keeps its anonymous pages; a session cookie bypasses', async () => {
     const first = await get('/post/cached', { host: 'classic.test' });
     expect(first.headers['x-cache']).toBe('MISS');

@@ -245,6 +245,16 @@ const TOP: Entry[] = [
     check: accessEntryProblem,
   }),
   wp(
+    'http.error_pages',
+    'map',
+    "nginx's error_page: the page sent when warmpool answers a status itself (PHP down or timed out, a full queue, 403, 404, 413); PHP's own answers pass untouched",
+  ),
+  wp(
+    'http.error_pages.*',
+    'scalar-string',
+    'one status ("502") → its page: a file read at start (relative to the config file; .html is sent as text/html, .txt as text/plain)',
+  ),
+  wp(
     'http.real_ip_header',
     'string',
     'the one header a trusted proxy sets: X-Forwarded-For (+ X-Forwarded-Proto), Forwarded (for=, proto=, host=) or X-Real-IP (address only)',
@@ -758,6 +768,7 @@ const RR_PLUGINS: Record<string, string> = {
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
 export const SITE_HTTP_KEYS: readonly string[] = [
   'access',
+  'error_pages',
   'pool',
   'internal_files',
   'max_request_size',

@@ -307,6 +307,7 @@ function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[
 function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   const out: SiteHttpConfig = {};
   if (http.access !== undefined) out.access = http.access;
+  if (http.error_pages !== undefined) out.error_pages = http.error_pages;
   if (http.pool !== undefined) out.pool = http.pool;
   if (http.internal_files !== undefined) out.internal_files = http.internal_files;
   if (http.max_request_size !== undefined) out.max_request_size = http.max_request_size;
@@ -449,6 +450,12 @@ function buildSite(
   if (http.internal_files !== undefined)
     plugin.internal_files = { ...http.internal_files, root: resolve(dir, http.internal_files.root) };
   if (http.access !== undefined && http.access.length > 0) plugin.access = http.access;
+  if (http.error_pages !== undefined) {
+    // relative to the config file, wherever the entry sits (a site inherits the top level's as written)
+    const base = options.baseDir ?? dirname(resolve(loaded.file));
+    const pages = Object.entries(http.error_pages).map(([status, file]) => [status, resolve(base, file)]);
+    if (pages.length > 0) plugin.error_pages = Object.fromEntries(pages);
+  }
   if (http.raw_body === true) plugin.raw_body = true;
   if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
@@ -564,6 +571,8 @@ const PLUGIN_OPTION_SECTION: Readonly<Record<string, string>> = {
   codec: 'http',
   max_request_size: 'http',
   internal_files: 'http',
+  access: 'http',
+  error_pages: 'http',
   /** classic mode: the top-level (or a site's) fastcgi section */
   fastcgi: '',
 };

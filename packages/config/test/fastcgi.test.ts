@@ -169,24 +169,25 @@ describe('fastcgi: classic sites', () => {
   });
 });
 
+/** The options of a worker-mode config: its first lines, then `lines` (http's keys indented by two). */
+function workerServer(lines: string[]) {
+  return toServerOptions(
+    parse(
+      ['version: "3"', 'server: { command: "php worker.php" }', 'http:', '  address: ":8080"', ...lines].join('\n'),
+    ),
+  );
+}
+
 describe('http.internal_files (X-Accel-Redirect / X-Sendfile)', () => {
   it("resolves the folder against the site's folder; a site may set its own", () => {
-    const server = toServerOptions(
-      parse(
-        [
-          'version: "3"',
-          'server: { command: "php worker.php" }',
-          'http:',
-          '  address: ":8080"',
-          '  internal_files: { root: private, prefix: /protected/ }',
-          'sites:',
-          '  - hosts: [a.example]',
-          '    root: a',
-          '    http: { internal_files: { root: downloads } }',
-          '  - hosts: [b.example]',
-        ].join('\n'),
-      ),
-    );
+    const server = workerServer([
+      '  internal_files: { root: private, prefix: /protected/ }',
+      'sites:',
+      '  - hosts: [a.example]',
+      '    root: a',
+      '    http: { internal_files: { root: downloads } }',
+      '  - hosts: [b.example]',
+    ]);
     const [a, b, fallback] = server.sites;
     expect(a!.plugin.internal_files).toEqual({ root: '/srv/app/a/downloads', prefix: '/protected/' });
     expect(b!.plugin.internal_files).toEqual({ root: '/srv/app/private', prefix: '/protected/' });
@@ -196,25 +197,17 @@ describe('http.internal_files (X-Accel-Redirect / X-Sendfile)', () => {
 
 describe('http.access (allow / deny per path prefix)', () => {
   it("passes the rules to the plugin; a site's list replaces the top level's, [] lifts them", () => {
-    const server = toServerOptions(
-      parse(
-        [
-          'version: "3"',
-          'server: { command: "php worker.php" }',
-          'http:',
-          '  address: ":8080"',
-          '  access:',
-          '    - { prefix: /data, deny: [all] }',
-          '    - { prefix: /wp-admin, allow: [10.0.0.0/8] }',
-          'sites:',
-          '  - hosts: [a.example]',
-          '    http: { access: [{ prefix: /private, allow: [127.0.0.1] }] }',
-          '  - hosts: [b.example]',
-          '    http: { access: [] }',
-          '  - hosts: [c.example]',
-        ].join('\n'),
-      ),
-    );
+    const server = workerServer([
+      '  access:',
+      '    - { prefix: /data, deny: [all] }',
+      '    - { prefix: /wp-admin, allow: [10.0.0.0/8] }',
+      'sites:',
+      '  - hosts: [a.example]',
+      '    http: { access: [{ prefix: /private, allow: [127.0.0.1] }] }',
+      '  - hosts: [b.example]',
+      '    http: { access: [] }',
+      '  - hosts: [c.example]',
+    ]);
     const [a, b, c, fallback] = server.sites;
     expect(a!.plugin.access).toEqual([{ prefix: '/private', allow: ['127.0.0.1'] }]);
     expect(b!.plugin.access).toBeUndefined();
@@ -224,5 +217,20 @@ describe('http.access (allow / deny per path prefix)', () => {
     ];
     expect(c!.plugin.access).toEqual(top);
     expect(fallback!.plugin.access).toEqual(top);
+  });
+});
+
+describe('http.error_pages (nginx error_page)', () => {
+  it("resolves each page against the config file's folder; a site's map is merged over the top level's", () => {
+    const server = workerServer([
+      '  error_pages: { "502": errors/50x.html, "404": /srv/www/404.html }',
+      'sites:',
+      '  - hosts: [a.example]',
+      '    root: a',
+      '    http: { error_pages: { "502": maintenance.html } }',
+    ]);
+    const [a, fallback] = server.sites;
+    expect(a!.plugin.error_pages).toEqual({ '502': '/srv/app/maintenance.html', '404': '/srv/www/404.html' });
+    expect(fallback!.plugin.error_pages).toEqual({ '502': '/srv/app/errors/50x.html', '404': '/srv/www/404.html' });
   });
 });

@@ -83,6 +83,7 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     return { yaml: ['static', 'headers', 'gzip'], result: ['static', 'headers', 'gzip'] };
   if (special === undefined && spec.pattern?.source.includes('6553'))
     return { yaml: '127.0.0.1:8081', result: '127.0.0.1:8081' };
+  if (spec.path.endsWith('http.error_pages.*')) return { yaml: '50x.html', result: '50x.html' };
   if (spec.path.endsWith('http.access[].allow') || spec.path.endsWith('http.access[].deny'))
     return { yaml: ['10.0.0.0/8', 'all'], result: ['10.0.0.0/8', 'all'] };
   if (spec.path.endsWith('http.trusted_subnets'))

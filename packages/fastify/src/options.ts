@@ -13,6 +13,7 @@ import { InvalidOptionError } from './errors.js';
 import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
+import { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
 import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
 import { resolveInternalFiles, type InternalFilesOptions, type ResolvedInternalFiles } from './http/internal-files.js';
@@ -57,6 +58,11 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   /** the folder PHP may hand files over from with X-Accel-Redirect or X-Sendfile; off when absent */
   internal_files?: InternalFilesOptions;
   /**
+   * nginx's error_page: status → an absolute path to the page sent when warmpool answers that status
+   * itself (PHP down or timed out, a full queue, 403, 404, 413); PHP's own answers pass untouched
+   */
+  error_pages?: Record<string, string>;
+  /**
    * Classic mode: reuse the memory of a response PHP sent whole once the HTTP response has closed,
    * so a busy site makes no fresh memory per response for V8 to collect. Turn it on only when no
    * hook of yours keeps a reply payload past its response (`warmpool serve` turns it on; its
@@ -84,6 +90,8 @@ export interface ResolvedOptions {
   classic: ResolvedClassic | null;
   /** X-Accel-Redirect / X-Sendfile; null: off (the headers pass through) */
   internalFiles: ResolvedInternalFiles | null;
+  /** error_pages, read at start; null: off */
+  errorPages: ErrorPages;
 }
 
 const KNOWN = new Set([
@@ -107,6 +115,7 @@ const KNOWN = new Set([
   'metrics_path',
   'fastcgi',
   'internal_files',
+  'error_pages',
   'recycle_response_memory',
   ...LIMIT_OPTION_KEYS,
 ]);
@@ -220,5 +229,6 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     metrics: resolveMetricsOptions(options),
     classic,
     internalFiles: resolveInternalFiles(options.internal_files),
+    errorPages: resolveErrorPages(options.error_pages),
   };
 }

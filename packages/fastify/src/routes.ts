@@ -14,6 +14,7 @@ import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { readRawBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
+import { registerErrorPages } from './http/error-pages.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
@@ -42,7 +43,7 @@ export async function registerRoutes(
   exchange: Exchange,
   options: ResolvedOptions,
 ): Promise<void> {
-  const { client, access, internalFiles } = options;
+  const { client, access, internalFiles, errorPages } = options;
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
@@ -56,6 +57,9 @@ export async function registerRoutes(
     }
     done();
   });
+  // the requests PHP answered: error_pages leave their answers alone (only kept with pages set)
+  const answeredByBackend = new WeakSet<FastifyRequest>();
+  registerErrorPages(app, errorPages, answeredByBackend);
   applyLimits(app, options.limits);
   const health = registerHealth(app, pool, options.health);
   registerMetrics(app, pool, options.metrics);
@@ -185,6 +189,7 @@ export async function registerRoutes(
         return sendInternalFile(request, reply, internalFiles, handoff, response.headers);
       }
     }
+    if (errorPages !== null) answeredByBackend.add(request);
     return sendResponse(reply, response);
   };
 

@@ -1,0 +1,92 @@
+// nginx's `error_page 502 503 504 /50x.html;`: the answers warmpool gives itself for a status (PHP
+// down or timed out, a queue full, a body too large, an access rule's 403, a file not found) are the
+// operator's pages instead of a line of text. PHP's own answers pass untouched, its themed 404 page
+// included (nginx's fastcgi_intercept_errors is off by default too). Off unless `error_pages` is
+// set: a feature that is off costs nothing per request.
+import { readFileSync, statSync } from 'node:fs';
+import { extname, isAbsolute } from 'node:path';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { InvalidOptionError } from '../errors.js';
+
+/** A page is read once, at start, and kept in memory: it must stay small. */
+const MAX_PAGE_BYTES = 1024 * 1024;
+
+export interface ErrorPage {
+  body: Buffer;
+  type: string;
+}
+
+/** status → page; null when there are none. */
+export type ErrorPages = ReadonlyMap<number, ErrorPage> | null;
+
+/**
+ * `error_pages: { "502": "/srv/www/50x.html", ... }`: each a status from 400 to 599 and an absolute
+ * path to a readable file, read now (a page that cannot be read fails the start, not a request).
+ */
+export function resolveErrorPages(option: unknown): ErrorPages {
+  if (option === undefined) return null;
+  if (option === null || typeof option !== 'object' || Array.isArray(option)) {
+    throw new InvalidOptionError('error_pages', `must map statuses to files, like { "502": "/srv/www/50x.html" }`);
+  }
+  const pages = new Map<number, ErrorPage>();
+  for (const [status, file] of Object.entries(option as Record<string, unknown>)) {
+    const key = `error_pages.${status}`;
+    const code = Number(status);
+    if (!/^[45]\d\d$/.test(status)) {
+      throw new InvalidOptionError(key, 'is not an error status: name statuses from 400 to 599, like "502"');
+    }
+    if (typeof file !== 'string' || !isAbsolute(file)) {
+      throw new InvalidOptionError(key, `must be an absolute path to a file, got ${JSON.stringify(file)}`);
+    }
+    pages.set(code, { body: readPage(file, key), type: pageType(file) });
+  }
+  return pages.size === 0 ? null : pages;
+}
+
+function readPage(file: string, key: string): Buffer {
+  let size: number;
+  try {
+    const stats = statSync(file);
+    if (!stats.isFile()) throw new InvalidOptionError(key, `"${file}" is not a regular file`);
+    size = stats.size;
+  } catch (error) {
+    if (error instanceof InvalidOptionError) throw error;
+    throw new InvalidOptionError(key, `cannot read "${file}": ${(error as Error).message}`);
+  }
+  if (size > MAX_PAGE_BYTES) {
+    throw new InvalidOptionError(key, `"${file}" is ${size} bytes; an error page may be at most 1 MiB`);
+  }
+  return readFileSync(file);
+}
+
+function pageType(file: string): string {
+  switch (extname(file).toLowerCase()) {
+    case '.txt':
+      return 'text/plain; charset=utf-8';
+    case '.json':
+      return 'application/json; charset=utf-8';
+    default:
+      return 'text/html; charset=utf-8';
+  }
+}
+
+/**
+ * Sends the page for a status warmpool answered itself. `answeredByBackend` holds the requests PHP
+ * answered: those pass as PHP sent them. Add it before the routes: its onSend runs before
+ * compression's, so a page is compressed like any other body.
+ */
+export function registerErrorPages(
+  app: FastifyInstance,
+  pages: ErrorPages,
+  answeredByBackend: WeakSet<FastifyRequest>,
+): void {
+  if (pages === null) return;
+  app.addHook('onSend', (request, reply, payload, done) => {
+    const page = pages.get(reply.statusCode);
+    if (page === undefined || answeredByBackend.has(request)) return done(null, payload);
+    if (payload instanceof Readable) payload.destroy();
+    reply.removeHeader('content-length').removeHeader('content-encoding').header('content-type', page.type);
+    done(null, page.body);
+  });
+}
