@@ -107,7 +107,7 @@ describe('all features: boot', () => {
     expect(check.code).toBe(0);
     expect(check.stderr).toBe('');
     const effective = JSON.parse(check.stdout) as {
-      sites: Array<{ name: string }>;
+      sites: Array<{ name: string; http: { access: unknown[]; error_pages: Record<string, string> } }>;
       listeners: { https: { acme: { directory: string; certificates: unknown[] } } };
     };
     expect(effective.sites.map((s) => s.name)).toEqual([
@@ -118,6 +118,13 @@ describe('all features: boot', () => {
       'fpm.test',
       'default',
     ]);
+    // the site's own access rules and error pages, the pages by their resolved paths
+    const classic = effective.sites.find((site) => site.name === 'classic.test')!;
+    expect(classic.http.access).toEqual([
+      { prefix: '/wp-admin', allow: ['198.51.100.0/24'] },
+      { prefix: '/docs', deny: ['all'] },
+    ]);
+    expect(classic.http.error_pages['502']).toBe(join(FIXTURES, 'server', 'errors', '50x.html'));
     // one certificate per site: www.a.test joins a.test's (the *.a.test host), elsewhere.test is the default site's
     expect(effective.listeners.https.acme).toMatchObject({
       directory: setup.env.ACME_DIRECTORY,

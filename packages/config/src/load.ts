@@ -78,6 +78,9 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
     file,
     overrides: [...overrides],
     positionOf(keyPath, { nearest = false } = {}) {
+      // a map key that is a number ("http.error_pages.502") is not a list index
+      const exact = positions.get(keyPath);
+      if (exact !== undefined) return { ...exact };
       let path = keyPath.replace(/\.(\d+)(?=\.|\[|$)/g, '[$1]');
       while (path !== '') {
         const found = positions.get(path);

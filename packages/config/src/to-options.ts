@@ -5,7 +5,7 @@
 // file by locateOptionError.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import type { WarmpoolOptions } from '@warmpool/fastify';
+import { compileAccess, resolveErrorPages, type WarmpoolOptions } from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
@@ -456,6 +456,20 @@ function buildSite(
     const pages = Object.entries(http.error_pages).map(([status, file]) => [status, resolve(base, file)]);
     if (pages.length > 0) plugin.error_pages = Object.fromEntries(pages);
   }
+  // what only the plugin checks (two rules for one prefix, a status, a page that cannot be read),
+  // checked here too: `config check` names the key and line, not `serve` at start
+  for (const check of [() => compileAccess(plugin.access), () => resolveErrorPages(plugin.error_pages)]) {
+    try {
+      check();
+    } catch (error) {
+      const located = locateOptionError(error, loaded, { index, origins });
+      if (located === null) throw error;
+      // a site that inherits the top level's entry meets its error too: name it once
+      for (const found of located.errors) {
+        if (!errors.some((e) => e.key === found.key && e.line === found.line)) errors.push(found);
+      }
+    }
+  }
   if (http.raw_body === true) plugin.raw_body = true;
   if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
@@ -591,21 +605,23 @@ const LISTENER_KEYS = new Set([
  * key, then the top-level one it may inherit.
  */
 export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index' | 'origins'>): string[] {
-  const key = optionKey.replace(/\["([^"]*)"\]/g, '.$1').replace(/\[(\d+)\]/g, '.$1');
+  // list indexes stay [n] in the paths given back ("access[1].prefix"); `key` matches the origins
+  const listed = optionKey.replace(/\["([^"]*)"\]/g, '.$1');
+  const key = listed.replace(/\[(\d+)\]/g, '.$1');
   const head = key.split('.')[0]!;
-  if (LISTENER_KEYS.has(head)) return [`http.${key}`];
+  if (LISTENER_KEYS.has(head)) return [`http.${listed}`];
   let path: string | null = null;
   let matched = 0;
   // the most specific recorded origin (pool.uid before pool), then the section of the option's head
   for (const [option, yaml] of Object.entries(site.origins)) {
     if ((key === option || key.startsWith(`${option}.`)) && option.length > matched) {
-      path = `${yaml}${key.slice(option.length)}`;
+      path = `${yaml}${listed.slice(option.length)}`;
       matched = option.length;
     }
   }
   if (path === null && head in PLUGIN_OPTION_SECTION) {
     const section = PLUGIN_OPTION_SECTION[head]!;
-    path = section === '' ? key : `${section}.${key}`;
+    path = section === '' ? listed : `${section}.${listed}`;
   }
   if (path === null) return [];
   if (site.index === null) return path === 'root' ? [] : [path];

@@ -1,5 +1,8 @@
 // The fastcgi section (classic mode): which sites are classic, what their plugin options are, what
 // does not apply with pass, and errors at their lines.
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '@warmpool/fastify';
 import { ConfigError, locateOptionError, parseConfig, toServerOptions } from '../src/index.js';
@@ -222,15 +225,67 @@ describe('http.access (allow / deny per path prefix)', () => {
 
 describe('http.error_pages (nginx error_page)', () => {
   it("resolves each page against the config file's folder; a site's map is merged over the top level's", () => {
-    const server = workerServer([
-      '  error_pages: { "502": errors/50x.html, "404": /srv/www/404.html }',
-      'sites:',
-      '  - hosts: [a.example]',
-      '    root: a',
-      '    http: { error_pages: { "502": maintenance.html } }',
+    const dir = mkdtempSync(join(tmpdir(), 'warmpool-pages-'));
+    try {
+      mkdirSync(join(dir, 'errors'));
+      for (const name of ['errors/50x.html', 'errors/404.html', 'maintenance.html'])
+        writeFileSync(join(dir, name), 'x');
+      const server = toServerOptions(
+        parseConfig(
+          [
+            'version: "3"',
+            'server: { command: "php worker.php" }',
+            'http:',
+            '  address: ":8080"',
+            `  error_pages: { "502": errors/50x.html, "404": ${join(dir, 'errors/404.html')} }`,
+            'sites:',
+            '  - hosts: [a.example]',
+            '    root: a',
+            '    http: { error_pages: { "502": maintenance.html } }',
+          ].join('\n'),
+          { file: join(dir, 'warmpool.yaml'), env: {} },
+        ),
+      );
+      const [a, fallback] = server.sites;
+      const top404 = join(dir, 'errors/404.html');
+      expect(a!.plugin.error_pages).toEqual({ '502': join(dir, 'maintenance.html'), '404': top404 });
+      expect(fallback!.plugin.error_pages).toEqual({ '502': join(dir, 'errors/50x.html'), '404': top404 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('what only the plugin checks, named at its line by config check and serve', () => {
+  it('a status that is no error and two access rules for one prefix, named once for every site', () => {
+    const errors = errorsOf(() =>
+      workerServer([
+        '  error_pages:',
+        '    "200": /etc/hostname',
+        '  access:',
+        '    - { prefix: /data, deny: [all] }',
+        '    - { prefix: /data/, allow: [10.0.0.0/8] }',
+        'sites:',
+        '  - hosts: [a.example]',
+      ]),
+    );
+    expect(errors).toEqual([
+      expect.stringMatching(/^6:5 http\.error_pages\.200: is not an error status/),
+      expect.stringMatching(/^9:9 http\.access\[1\]\.prefix: "\/data" appears in two rules/),
     ]);
-    const [a, fallback] = server.sites;
-    expect(a!.plugin.error_pages).toEqual({ '502': '/srv/app/maintenance.html', '404': '/srv/www/404.html' });
-    expect(fallback!.plugin.error_pages).toEqual({ '502': '/srv/app/errors/50x.html', '404': '/srv/www/404.html' });
+  });
+
+  it("a site's page that cannot be read", () => {
+    const errors = errorsOf(() =>
+      workerServer([
+        'sites:',
+        '  - hosts: [a.example]',
+        '    http:',
+        '      error_pages: { "502": /nonexistent/50x.html }',
+      ]),
+    );
+    expect(errors).toEqual([
+      expect.stringMatching(/^8:22 sites\[0\]\.http\.error_pages\.502: cannot read "\/nonexistent\/50x\.html"/),
+    ]);
   });
 });

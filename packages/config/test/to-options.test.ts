@@ -397,7 +397,7 @@ sites:
     expect(yamlKeysOf('cwd', site!)).toEqual(['sites[0].root']);
     expect(yamlKeysOf('command', site!)).toEqual(['sites[0].server.command', 'server.command']);
     expect(yamlKeysOf('headers_timeout', site!)).toEqual(['http.headers_timeout']);
-    expect(yamlKeysOf('uploads.forbid[1]', top!)).toEqual(['http.uploads.forbid.1']);
+    expect(yamlKeysOf('uploads.forbid[1]', top!)).toEqual(['http.uploads.forbid[1]']);
   });
 
   it('names the line the value came from: the site own key, else the inherited top-level one', () => {

@@ -52,7 +52,8 @@ export type { UploadOptions } from './http/uploads.js';
 export type { InternalFilesOptions } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
-export { accessEntryProblem } from './network/access.js';
+export { accessEntryProblem, compileAccess } from './network/access.js';
+export { resolveErrorPages } from './http/error-pages.js';
 export {
   clientInfoOf,
   createClientInfoHook,

@@ -191,6 +191,8 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
         : null,
       headers: site.headers,
       gzip: site.gzip,
+      access: site.plugin.access ?? [],
+      error_pages: site.plugin.error_pages ?? {},
     },
     // classic PHP (null: a worker site); pass: php-fpm runs the processes, else the pool runs php-cgi
     fastcgi: site.plugin.fastcgi === undefined ? null : effectiveFastCgi(site.plugin.fastcgi),
