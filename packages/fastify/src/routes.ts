@@ -59,7 +59,11 @@ export async function registerRoutes(
   });
   // the requests PHP answered: error_pages leave their answers alone (only kept with pages set)
   const answeredByBackend = new WeakSet<FastifyRequest>();
-  registerErrorPages(app, errorPages, answeredByBackend);
+  registerErrorPages(app, errorPages, answeredByBackend, [
+    options.health.healthPath,
+    options.health.readyPath,
+    options.metrics.metricsPath,
+  ]);
   applyLimits(app, options.limits);
   const health = registerHealth(app, pool, options.health);
   registerMetrics(app, pool, options.metrics);

@@ -102,6 +102,26 @@ describe('error_pages: worker mode', () => {
   });
 });
 
+describe('error_pages: operations endpoints keep their own answers', () => {
+  it('/metrics refused by an access rule stays plain text; the same rule elsewhere is the page', async () => {
+    const app = await appWith({
+      command: ['php', php('echo.php')],
+      error_pages: pages,
+      metrics_path: '/metrics',
+      ready_path: '/ready',
+      access: [
+        { prefix: '/metrics', allow: ['127.0.0.1/32'] },
+        { prefix: '/admin', allow: ['127.0.0.1/32'] },
+      ],
+    });
+    const metrics = await app.inject({ url: '/metrics', remoteAddress: '192.0.2.1' });
+    expect([metrics.statusCode, metrics.body]).toEqual([403, 'Forbidden\n']);
+    const admin = await app.inject({ url: '/admin', remoteAddress: '192.0.2.1' });
+    expect([admin.statusCode, admin.body]).toEqual([403, '<h1>Not for you</h1>\n']);
+    expect((await app.inject('/ready')).json()).toMatchObject({ status: 'ready' });
+  });
+});
+
 describe('error_pages: classic mode', () => {
   it("a script that is not there is the 404 page; the front controller's own 404 passes", async () => {
     const app = await appWith({ fastcgi: { root: CLASSIC_ROOT }, error_pages: pages });

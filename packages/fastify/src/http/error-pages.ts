@@ -73,18 +73,23 @@ function pageType(file: string): string {
 
 /**
  * Sends the page for a status warmpool answered itself. `answeredByBackend` holds the requests PHP
- * answered: those pass as PHP sent them. Add it before the routes: its onSend runs before
+ * answered: those pass as PHP sent them. So do the answers of `opsPaths` (/ready's 503 and its JSON
+ * are for a load balancer, not a person). Add it before the routes: its onSend runs before
  * compression's, so a page is compressed like any other body.
  */
 export function registerErrorPages(
   app: FastifyInstance,
   pages: ErrorPages,
   answeredByBackend: WeakSet<FastifyRequest>,
+  opsPaths: readonly (string | null)[],
 ): void {
   if (pages === null) return;
+  const ops = new Set(opsPaths.filter((path) => path !== null));
   app.addHook('onSend', (request, reply, payload, done) => {
     const page = pages.get(reply.statusCode);
-    if (page === undefined || answeredByBackend.has(request)) return done(null, payload);
+    if (page === undefined || answeredByBackend.has(request) || ops.has(request.routeOptions.url ?? '')) {
+      return done(null, payload);
+    }
     if (payload instanceof Readable) payload.destroy();
     reply.removeHeader('content-length').removeHeader('content-encoding').header('content-type', page.type);
     done(null, page.body);
