@@ -234,6 +234,7 @@ export function summarize(conns, samples, hasNode) {
     rps: median(samples.map((s) => s.rps)),
     /** each round's rps, in round order: ratios pair runs of the same round (lib/report.mjs) */
     runRps: samples.map((s) => s.rps),
+    runP99Ms: samples.map((s) => s.p99Ms),
     p50Ms: median(samples.map((s) => s.p50Ms)),
     p99Ms: median(samples.map((s) => s.p99Ms)),
     rssMb: median(samples.map((s) => s.rssMb)),
