@@ -24,6 +24,7 @@ import {
   configureServerTimeouts,
   createClientInfoHook,
   createClientInfoResolver,
+  resolveErrorPages,
   resolveLimits,
   serverLimits,
   warmpool,
@@ -398,7 +399,7 @@ async function registerSite(
 
   if (site.proxy !== null) {
     try {
-      await registerProxies(ctx, site.proxy);
+      await registerProxies(ctx, site.proxy, resolveErrorPages(site.plugin.error_pages));
     } catch (error) {
       throw new SiteSetupError(site, error);
     }

@@ -3,7 +3,7 @@
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
+import { type ErrorPages, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
 export interface ProxyRoute {
@@ -55,6 +55,8 @@ interface ResolvedRoute {
 export async function registerProxies<S extends RawServerBase>(
   app: FastifyInstance<S>,
   routes: readonly ProxyRoute[],
+  /** the site's error_pages: an upstream that is down or too slow gets the 502 / 504 page, as nginx's */
+  errorPages: ErrorPages = null,
 ): Promise<void> {
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
@@ -74,7 +76,7 @@ export async function registerProxies<S extends RawServerBase>(
           ...headers,
           ...forwardedHeaders(request, headers['x-forwarded-for']),
         }),
-        onError: (reply, { error }) => sendUpstreamError(reply, route, error),
+        onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
       },
       // the default passes only Cookie; the upstream also wants to know who asked
       wsClientOptions: {
@@ -252,6 +254,7 @@ function sendUpstreamError(
   reply: AnyReply,
   route: ResolvedRoute,
   error: Error & { statusCode?: number; cause?: unknown },
+  errorPages: ErrorPages,
 ): void {
   const cause = error.cause as { code?: string; message?: string } | undefined;
   const code = cause?.code ?? (error as { code?: string }).code ?? 'error';
@@ -261,6 +264,11 @@ function sendUpstreamError(
     `proxy ${route.prefix} → ${route.upstream} failed: ${code}`,
   );
   const status = timedOut ? 504 : 502;
+  const page = errorPages?.get(status);
+  if (page !== undefined) {
+    reply.code(status).type(page.type).send(page.body);
+    return;
+  }
   const reason = timedOut ? `did not answer within ${route.timeoutMs / 1000}s` : describeCode(code);
   reply
     .code(status)

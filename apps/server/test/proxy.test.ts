@@ -1,8 +1,11 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request, WebSocket } from 'undici';
-import { warmpool } from '@warmpool/fastify';
+import { type ErrorPages, resolveErrorPages, warmpool } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startUpstream as startSharedUpstream, type Upstream } from '../../../test/helpers/upstream.js';
 import { createWebSocketMatcher, registerProxies, resolveProxyRoutes, type ProxyRoute } from '../src/proxy.js';
@@ -24,9 +27,12 @@ async function startUpstream(): Promise<Upstream> {
 }
 
 /** A site with proxies next to the warmpool plugin (PHP takes what the proxies do not), listening on a real port. */
-async function startSite(routes: ProxyRoute[]): Promise<{ app: FastifyInstance; base: string }> {
+async function startSite(
+  routes: ProxyRoute[],
+  pages: ErrorPages = null,
+): Promise<{ app: FastifyInstance; base: string }> {
   const app = Fastify();
-  await registerProxies(app, routes);
+  await registerProxies(app, routes, pages);
   await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => app.close());
@@ -106,6 +112,31 @@ describe('proxy routes', () => {
     expect(res.status).toBe(502);
     expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(res.text).toBe('Bad Gateway: the upstream for /api is not running (connection refused)\n');
+  });
+
+  it("error_pages: an upstream that is down or too slow gets the site's 502 / 504 page", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'warmpool-proxy-pages-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, '50x.html'), '<h1>Back in a minute</h1>\n');
+    const pages = resolveErrorPages({ '502': join(dir, '50x.html'), '504': join(dir, '50x.html') });
+    const upstream = await startUpstream();
+    const deadPort = (await startUpstream()).port;
+    await closers.pop()!(); // the second one: nothing listens on its port now
+    const { base } = await startSite(
+      [
+        { prefix: '/api', upstream: `http://127.0.0.1:${deadPort}` },
+        { prefix: '/slow', upstream: upstream.origin, timeout: '200ms' },
+      ],
+      pages,
+    );
+    for (const path of ['/api/users', '/slow/report']) {
+      const res = await getJson(`${base}${path}`);
+      expect([res.status, res.headers['content-type'], res.text]).toEqual([
+        path === '/api/users' ? 502 : 504,
+        'text/html; charset=utf-8',
+        '<h1>Back in a minute</h1>\n',
+      ]);
+    }
   });
 
   it('answers 504 when the upstream takes longer than timeout', async () => {

@@ -247,7 +247,7 @@ const TOP: Entry[] = [
   wp(
     'http.error_pages',
     'map',
-    "nginx's error_page: the page sent when warmpool answers a status itself (PHP down or timed out, a full queue, 403, 404, 413); PHP's own answers pass untouched",
+    "nginx's error_page: the page sent when warmpool answers a status itself (PHP or a proxied upstream down or timed out, a full queue, 403, 404, 413); PHP's and upstreams' own answers pass untouched",
   ),
   wp(
     'http.error_pages.*',

@@ -53,7 +53,7 @@ export type { InternalFilesOptions } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
-export { resolveErrorPages } from './http/error-pages.js';
+export { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
 export {
   clientInfoOf,
   createClientInfoHook,
