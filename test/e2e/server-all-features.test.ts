@@ -754,6 +754,21 @@ describe('all features: classic PHP', () => {
     expect((await get('/docs/', { host: 'fpm.test' })).status).toBe(200);
   });
 
+  it('limit_req: a client guessing at /wp-login.php gets 429 after its burst, before PHP; another client goes on', async () => {
+    const guesser = { 'x-forwarded-for': '192.0.2.77' };
+    const answers: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      answers.push((await get('/wp-login.php', { host: 'classic.test', headers: guesser, agent: h2 })).status);
+    }
+    // the first two reach the resolver (no such script here: 404), the third is refused
+    expect(answers).toEqual([404, 404, 429]);
+    const refused = await get('/wp-login.php', { host: 'classic.test', headers: guesser });
+    expect([refused.status, refused.headers['retry-after']]).toEqual([429, '60']);
+    const other = await get('/wp-login.php', { host: 'classic.test', headers: { 'x-forwarded-for': '192.0.2.78' } });
+    expect(other.status).toBe(404);
+    expect((await get('/post/after-guessing', { host: 'classic.test', headers: guesser })).status).toBe(200);
+  });
+
   it("error_pages: classic.test's own 403, 404 and 502 answers are its pages; PHP's own 404 and fpm.test's pass", async () => {
     const page = (name: string) => readFileSync(join(FIXTURES, 'server', 'errors', name), 'utf8');
     const denied = await get('/docs/', { host: 'classic.test', agent: h2 });

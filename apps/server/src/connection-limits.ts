@@ -7,7 +7,7 @@
 // CDN in front, carrying many clients on its own connections) are not limited per address; an IPv6
 // client is counted by its /64 (clientKey).
 import type { Server as NetServer, Socket } from 'node:net';
-import { compileTrustedSubnets } from '@warmpool/fastify';
+import { clientKey, compileTrustedSubnets } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
 import type { Logger } from 'pino';
 
@@ -49,25 +49,6 @@ export function createConnectionLimits(
     exempt: (address) => trusted.contains(address),
     logger,
   });
-}
-
-/**
- * Whom a connection is counted against: an IPv4 address (written plain or IPv4-mapped), or an IPv6
- * address's /64, since one IPv6 client (a home, a VPS) is usually given a whole /64 and could
- * otherwise open each connection from another address of it.
- */
-export function clientKey(address: string): string {
-  const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  if (!plain.includes(':')) return plain;
-  const bare = plain.replace(/%.*$/, '').toLowerCase();
-  const [head = '', tail] = bare.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? left : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
-  return `${groups
-    .slice(0, 4)
-    .map((group) => group.replace(/^0+(?=.)/, ''))
-    .join(':')}::/64`;
 }
 
 export class ConnectionLimits {

@@ -4,7 +4,8 @@ import { once } from 'node:events';
 import { type AddressInfo, createServer, connect, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { clientKey, type ConnectionLimits, createConnectionLimits } from '../src/connection-limits.js';
+import { clientKey } from '@warmpool/fastify';
+import { type ConnectionLimits, createConnectionLimits } from '../src/connection-limits.js';
 
 const servers: Server[] = [];
 const sockets: Socket[] = [];

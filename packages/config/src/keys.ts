@@ -9,6 +9,7 @@
 import {
   accessEntryProblem,
   cidrProblem,
+  rateProblem,
   DEFAULT_MAX_FIELDS,
   DEFAULT_MAX_FILES,
   DEFAULT_MAX_HEADER_BYTES,
@@ -136,6 +137,24 @@ const warned = (path: string, message: string): Entry => ({
   warned: message,
 });
 
+/** A list of rules by path prefix (http.access, http.limit_req): the list, its item, the item's prefix. */
+function prefixRules(path: string, description: string, example: string): Entry[] {
+  return [
+    wp(path, 'list', description),
+    wp(`${path}[]`, 'section', 'one rule'),
+    wp(
+      `${path}[].prefix`,
+      'string',
+      `the path prefix, on segment boundaries: "${example}" covers ${example} and ${example}/x`,
+      {
+        required: true,
+        pattern: /^\/[^\s?#]*$/,
+        hint: `a path starting with "/", e.g. "${example}"`,
+      },
+    ),
+  ];
+}
+
 const TOP: Entry[] = [
   rr('version', 'enum', 'layout version of the file: RoadRunner v3', {
     values: ['3'],
@@ -222,17 +241,11 @@ const TOP: Entry[] = [
     // the plugin's own CIDR parser: config check and serve refuse what the plugin would, before booting
     { check: cidrProblem },
   ),
-  wp(
+  ...prefixRules(
     'http.access',
-    'list',
     "who may ask for a path prefix, as nginx's allow / deny in a location: the longest matching prefix wins, deny is checked first, then allow; 403 otherwise",
+    '/wp-admin',
   ),
-  wp('http.access[]', 'section', 'one rule'),
-  wp('http.access[].prefix', 'string', 'the path prefix, on segment boundaries: "/data" covers /data and /data/x', {
-    required: true,
-    pattern: /^\/[^\s?#]*$/,
-    hint: 'a path starting with "/", e.g. "/wp-admin"',
-  }),
   wp(
     'http.access[].allow',
     'string[]',
@@ -244,6 +257,16 @@ const TOP: Entry[] = [
   wp('http.access[].deny', 'string[]', 'clients refused, checked first (CIDRs, addresses, or "all")', {
     check: accessEntryProblem,
   }),
+  ...prefixRules(
+    'http.limit_req',
+    "nginx's limit_req (nodelay): per path prefix, how many requests one client (its address, an IPv6 /64) may make; over it 429 with Retry-After, before PHP",
+    '/wp-login.php',
+  ),
+  wp('http.limit_req[].rate', 'string', 'requests per second or minute, as nginx writes it: "10r/s", "5r/m"', {
+    required: true,
+    check: rateProblem,
+  }),
+  wp('http.limit_req[].burst', 'integer', 'requests allowed at once above the rate', { min: 0, default: 0 }),
   wp(
     'http.error_pages',
     'map',
@@ -768,6 +791,7 @@ const RR_PLUGINS: Record<string, string> = {
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
 export const SITE_HTTP_KEYS: readonly string[] = [
   'access',
+  'limit_req',
   'error_pages',
   'pool',
   'internal_files',

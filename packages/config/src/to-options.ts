@@ -5,7 +5,7 @@
 // file by locateOptionError.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { compileAccess, resolveErrorPages, type WarmpoolOptions } from '@warmpool/fastify';
+import { compileAccess, compileRequestRate, resolveErrorPages, type WarmpoolOptions } from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
@@ -307,6 +307,7 @@ function commandOf(server: ServerConfig, http: SiteHttpConfig): string | string[
 function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   const out: SiteHttpConfig = {};
   if (http.access !== undefined) out.access = http.access;
+  if (http.limit_req !== undefined) out.limit_req = http.limit_req;
   if (http.error_pages !== undefined) out.error_pages = http.error_pages;
   if (http.pool !== undefined) out.pool = http.pool;
   if (http.internal_files !== undefined) out.internal_files = http.internal_files;
@@ -450,6 +451,7 @@ function buildSite(
   if (http.internal_files !== undefined)
     plugin.internal_files = { ...http.internal_files, root: resolve(dir, http.internal_files.root) };
   if (http.access !== undefined && http.access.length > 0) plugin.access = http.access;
+  if (http.limit_req !== undefined && http.limit_req.length > 0) plugin.limit_req = http.limit_req;
   if (http.error_pages !== undefined) {
     // relative to the config file, wherever the entry sits (a site inherits the top level's as written)
     const base = options.baseDir ?? dirname(resolve(loaded.file));
@@ -458,7 +460,12 @@ function buildSite(
   }
   // what only the plugin checks (two rules for one prefix, a status, a page that cannot be read),
   // checked here too: `config check` names the key and line, not `serve` at start
-  for (const check of [() => compileAccess(plugin.access), () => resolveErrorPages(plugin.error_pages)]) {
+  const checks = [
+    () => compileAccess(plugin.access),
+    () => compileRequestRate(plugin.limit_req),
+    () => resolveErrorPages(plugin.error_pages),
+  ];
+  for (const check of checks) {
     try {
       check();
     } catch (error) {
@@ -586,6 +593,7 @@ const PLUGIN_OPTION_SECTION: Readonly<Record<string, string>> = {
   max_request_size: 'http',
   internal_files: 'http',
   access: 'http',
+  limit_req: 'http',
   error_pages: 'http',
   /** classic mode: the top-level (or a site's) fastcgi section */
   fastcgi: '',

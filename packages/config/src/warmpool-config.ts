@@ -123,6 +123,8 @@ export interface AccessRuleConfig {
 export interface SiteHttpConfig {
   /** per path prefix, who may ask (403 otherwise); a site's list replaces the top level's */
   access?: AccessRuleConfig[];
+  /** nginx's limit_req: per path prefix, requests per client (429 over it); a site's list replaces the top level's */
+  limit_req?: { prefix: string; rate: string; burst?: number }[];
   /** status → the page sent when warmpool answers that status itself (nginx's error_page) */
   error_pages?: Record<string, string>;
   pool?: PoolConfig;

@@ -289,3 +289,13 @@ describe('what only the plugin checks, named at its line by config check and ser
     ]);
   });
 });
+
+describe('http.limit_req (nginx limit_req)', () => {
+  it('passes the rules to the plugin; a rate that is not NNr/s or NNr/m is named at its line', () => {
+    const server = workerServer(['  limit_req: [{ prefix: /wp-login.php, rate: 5r/m, burst: 3 }]']);
+    expect(server.sites[0]!.plugin.limit_req).toEqual([{ prefix: '/wp-login.php', rate: '5r/m', burst: 3 }]);
+    expect(errorsOf(() => workerServer(['  limit_req:', '    - { prefix: /xmlrpc.php, rate: 5/min }']))).toEqual([
+      expect.stringMatching(/^6:\d+ http\.limit_req\[0\]\.rate: must be requests per second or minute/),
+    ]);
+  });
+});

@@ -77,6 +77,8 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'fastcgi.pass': 'unix:/run/php/php8.2-fpm.sock',
     'http.internal_files.prefix': '/protected/',
     'http.access[].prefix': '/wp-admin',
+    'http.limit_req[].prefix': '/wp-login.php',
+    'http.limit_req[].rate': '5r/m',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))

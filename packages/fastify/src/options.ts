@@ -14,6 +14,7 @@ import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from '.
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
 import { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
+import { compileRequestRate, type RequestRateCheck, type RequestRateRule } from './network/request-rate.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
 import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
 import { resolveInternalFiles, type InternalFilesOptions, type ResolvedInternalFiles } from './http/internal-files.js';
@@ -55,6 +56,8 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
   real_ip_header?: 'X-Forwarded-For' | 'Forwarded' | 'X-Real-IP' | (string & {});
   /** allow/deny CIDR lists per path prefix (403), e.g. only 127.0.0.1 may see /metrics */
   access?: AccessRule[];
+  /** nginx's limit_req (nodelay): per path prefix, requests per client and second or minute (429 over it) */
+  limit_req?: RequestRateRule[];
   /** the folder PHP may hand files over from with X-Accel-Redirect or X-Sendfile; off when absent */
   internal_files?: InternalFilesOptions;
   /**
@@ -84,6 +87,8 @@ export interface ResolvedOptions {
   /** who the client is, which host and scheme it asked for (trusted_subnets applied) */
   client: ClientInfoResolver;
   access: AccessCheck | null;
+  /** limit_req; null: off */
+  requestRate: RequestRateCheck | null;
   health: ResolvedHealth;
   metrics: ResolvedMetrics;
   /** classic mode (the fastcgi option); null: worker mode */
@@ -109,6 +114,7 @@ const KNOWN = new Set([
   'trusted_subnets',
   'real_ip_header',
   'access',
+  'limit_req',
   'warmup',
   'health_path',
   'ready_path',
@@ -225,6 +231,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
       real_ip_header: options.real_ip_header,
     }),
     access: compileAccess(options.access),
+    requestRate: compileRequestRate(options.limit_req),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
     classic,

@@ -43,7 +43,7 @@ export async function registerRoutes(
   exchange: Exchange,
   options: ResolvedOptions,
 ): Promise<void> {
-  const { client, access, internalFiles, errorPages } = options;
+  const { client, access, requestRate, internalFiles, errorPages } = options;
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
@@ -51,8 +51,16 @@ export async function registerRoutes(
     const info = applyClientInfo(request, reply, client);
     if (info === null) return;
     request.warmpoolClient = info;
-    if (access !== null && !access(requestPath(request.url), info.remoteAddr)) {
+    if (access === null && requestRate === null) return done();
+    const path = requestPath(request.url);
+    if (access !== null && !access(path, info.remoteAddr)) {
       reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
+      return;
+    }
+    // limit_req: a client over its rate waits, and PHP never sees the request
+    const wait = requestRate === null ? 0 : requestRate(path, info.remoteAddr);
+    if (wait > 0) {
+      reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
       return;
     }
     done();

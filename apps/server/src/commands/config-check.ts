@@ -192,6 +192,7 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
       headers: site.headers,
       gzip: site.gzip,
       access: site.plugin.access ?? [],
+      limit_req: (site.plugin.limit_req ?? []).map((rule) => ({ burst: 0, ...rule })),
       error_pages: site.plugin.error_pages ?? {},
     },
     // classic PHP (null: a worker site); pass: php-fpm runs the processes, else the pool runs php-cgi

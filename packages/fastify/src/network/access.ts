@@ -58,7 +58,7 @@ export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'a
   // longest prefix first: the first match is the most specific rule
   compiled.sort((a, b) => b.prefix.length - a.prefix.length);
   return (path, clientAddr) => {
-    const rule = matchRule(compiled, path);
+    const rule = longestPrefixRule(compiled, path);
     if (rule === null) return true;
     const { allow, deny } = rule;
     if (allow === null && deny === null) return true;
@@ -70,7 +70,8 @@ export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'a
   };
 }
 
-function matchRule(rules: readonly CompiledRule[], path: string): CompiledRule | null {
+/** The first rule (rules sorted longest prefix first) whose prefix covers `path` on a segment boundary. */
+export function longestPrefixRule<R extends { prefix: string }>(rules: readonly R[], path: string): R | null {
   for (const rule of rules) {
     const prefix = rule.prefix;
     if (prefix === '/') return rule;
@@ -80,7 +81,8 @@ function matchRule(rules: readonly CompiledRule[], path: string): CompiledRule |
   return null;
 }
 
-function normalizePrefix(value: unknown, key: string): string {
+/** A rule's prefix as requestPath() gives paths, without a trailing slash; throws naming `key`. */
+export function normalizePrefix(value: unknown, key: string): string {
   if (typeof value !== 'string' || !value.startsWith('/'))
     throw new InvalidOptionError(key, `must be a path starting with "/", got ${JSON.stringify(value)}`);
   if (/[?#\s]/.test(value))

@@ -1,0 +1,108 @@
+// `limit_req`: nginx's limit_req with nodelay. Per path prefix, one client (an IPv4 address, an IPv6
+// /64) may make `rate` requests a second or a minute, and `burst` more at once; the next one is
+// 429 with Retry-After, before the static layer or PHP. A password guesser on wp-login.php or
+// xmlrpc.php then costs itself the wait, not the server a WordPress boot per guess.
+import { LRUCache } from 'lru-cache';
+import { InvalidOptionError } from '../errors.js';
+import { clientKey } from './client-key.js';
+import { longestPrefixRule, normalizePrefix } from './access.js';
+
+export interface RequestRateRule {
+  /** path prefix, on segment boundaries ("/wp-login.php") */
+  prefix: string;
+  /** "10r/s" or "30r/m", as nginx writes it */
+  rate: string;
+  /** requests allowed at once above the rate; default 0 */
+  burst?: number;
+}
+
+/** 0: allowed (and counted); else the seconds the client should wait (Retry-After). */
+export type RequestRateCheck = (path: string, clientAddr: string) => number;
+
+/** Clients remembered per rule; the least recently seen are forgotten first (nginx's zone does the same). */
+const MAX_CLIENTS = 65_536;
+const RATE = /^(\d+(?:\.\d+)?)r\/(s|m)$/;
+
+interface CompiledRule {
+  prefix: string;
+  /** requests per millisecond */
+  perMs: number;
+  burst: number;
+  clients: LRUCache<string, ClientState>;
+}
+
+/** nginx's excess: requests above the rate, still to drain. */
+interface ClientState {
+  excess: number;
+  at: number;
+}
+
+/** Why a rate is wrong, or null: "10r/s", "30r/m". */
+export function rateProblem(rate: unknown): string | null {
+  if (typeof rate === 'string' && RATE.test(rate.trim()) && Number(RATE.exec(rate.trim())![1]) > 0) return null;
+  return `must be requests per second or minute, like "10r/s" or "5r/m", got ${JSON.stringify(rate)}`;
+}
+
+/** Compiles the rules once; null when there are none. `now` is for tests. */
+export function compileRequestRate(
+  rules: readonly RequestRateRule[] | undefined,
+  now: () => number = Date.now,
+  key = 'limit_req',
+): RequestRateCheck | null {
+  if (rules === undefined) return null;
+  if (!Array.isArray(rules))
+    throw new InvalidOptionError(key, `must be a list of { prefix, rate, burst? }, got ${JSON.stringify(rules)}`);
+  if (rules.length === 0) return null;
+  const seen = new Set<string>();
+  const compiled: CompiledRule[] = rules.map((rule, index) => {
+    const at = `${key}[${index}]`;
+    if (rule === null || typeof rule !== 'object')
+      throw new InvalidOptionError(at, 'must be an object like { prefix: "/wp-login.php", rate: "5r/m", burst: 3 }');
+    for (const name of Object.keys(rule)) {
+      if (name !== 'prefix' && name !== 'rate' && name !== 'burst')
+        throw new InvalidOptionError(`${at}.${name}`, 'is not a rule key; known keys: prefix, rate, burst');
+    }
+    const prefix = normalizePrefix(rule.prefix, `${at}.prefix`);
+    if (seen.has(prefix)) throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules; merge them`);
+    seen.add(prefix);
+    const problem = rateProblem(rule.rate);
+    if (problem !== null) throw new InvalidOptionError(`${at}.rate`, problem);
+    const [, count, unit] = RATE.exec(rule.rate.trim())!;
+    const burst = rule.burst ?? 0;
+    if (!Number.isInteger(burst) || burst < 0)
+      throw new InvalidOptionError(`${at}.burst`, `must be a whole number of requests, 0 or more, got ${burst}`);
+    return {
+      prefix,
+      perMs: Number(count) / (unit === 's' ? 1000 : 60_000),
+      burst,
+      clients: new LRUCache<string, ClientState>({ max: MAX_CLIENTS }),
+    };
+  });
+  compiled.sort((a, b) => b.prefix.length - a.prefix.length);
+  return (path, clientAddr) => {
+    const rule = longestPrefixRule(compiled, path);
+    return rule === null ? 0 : admit(rule, clientKey(clientAddr), now());
+  };
+}
+
+/**
+ * nginx's leaky bucket (ngx_http_limit_req_lookup): the excess drains at the rate; this request
+ * adds one; over the burst it is refused and counts for nothing, else the excess is kept.
+ */
+function admit(rule: CompiledRule, client: string, now: number): number {
+  const state = rule.clients.get(client);
+  if (state === undefined) {
+    rule.clients.set(client, { excess: 0, at: now });
+    return 0;
+  }
+  const drained = state.excess - rule.perMs * Math.max(0, now - state.at);
+  const excess = Math.max(0, drained + 1);
+  if (excess > rule.burst) {
+    // the excess falls to the burst (this request fits) after this many more milliseconds
+    const waitMs = (drained + 1 - rule.burst) / rule.perMs;
+    return Math.max(1, Math.ceil(waitMs / 1000));
+  }
+  state.excess = excess;
+  state.at = now;
+  return 0;
+}
