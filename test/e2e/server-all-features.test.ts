@@ -134,6 +134,18 @@ describe('all features: boot', () => {
   });
 });
 
+/**
+ * `step`, or a failure naming it after 25 s (the test's own limit is 30 s): when a step of a test
+ * that runs several at once hangs, the failure says which one, not only that the test timed out.
+ */
+function within<T>(step: Promise<T>, what: string, ms = 25_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: nothing after ${ms / 1000} s`)), ms);
+  });
+  return Promise.race([step, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** The certificate a handshake for `servername` gets (none: no SNI), and whether it verifies against pebble's root for that name. */
 function handshake(
   servername?: string,
@@ -567,14 +579,19 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
           'content-type': 'text/plain',
         });
         stream.on('error', () => {});
-        const [head] = (await trickle(() => stream.write('b'), once(stream, 'response'))) as [Record<string, unknown>];
+        const [head] = (await within(
+          trickle(() => stream.write('b'), once(stream, 'response')),
+          `${host} over HTTP/2: the answer to a body still arriving`,
+        )) as [Record<string, unknown>];
         stream.resume();
         // reset by the server (RST_STREAM): the client never ends its side
-        await once(stream, 'close');
+        await within(once(stream, 'close'), `${host} over HTTP/2: the stream reset after its ${head[':status']}`);
         // the same session still serves
         const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
         next.end();
-        const [nextHead] = (await once(next, 'response')) as [Record<string, unknown>];
+        const [nextHead] = (await within(once(next, 'response'), `${host} over HTTP/2: the next stream`)) as [
+          Record<string, unknown>,
+        ];
         next.resume();
         return [head[':status'], nextHead[':status']];
       } finally {
@@ -592,7 +609,10 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       socket.on('error', () => {});
       await once(socket, 'secureConnect');
       socket.write('POST /echo HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\n');
-      const [answer] = (await trickle(() => socket.write('b'), once(socket, 'data'))) as [Buffer];
+      const [answer] = (await within(
+        trickle(() => socket.write('b'), once(socket, 'data')),
+        'HTTP/1.1: the answer to a body still arriving',
+      )) as [Buffer];
       socket.destroy();
       return answer.toString('latin1').split('\r\n')[0];
     };
@@ -644,7 +664,7 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       await once(socket, 'connect');
       socket.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00])); // the start of a ClientHello, no more
       const started = Date.now();
-      await once(socket, 'close');
+      await within(once(socket, 'close'), 'the cut of a TLS handshake that never ends');
       return Date.now() - started;
     };
     // a worker site (the body parsed whole for the worker) and classic.test (the body spooled for php-cgi)
