@@ -5,7 +5,7 @@
 // file by locateOptionError.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { compileAccess, compileRequestRate, resolveErrorPages, type WarmpoolOptions } from '@warmpool/fastify';
+import { compileAccess, resolveErrorPages, resolveRequestRateRules, type WarmpoolOptions } from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
@@ -462,7 +462,7 @@ function buildSite(
   // checked here too: `config check` names the key and line, not `serve` at start
   const checks = [
     () => compileAccess(plugin.access),
-    () => compileRequestRate(plugin.limit_req),
+    () => resolveRequestRateRules(plugin.limit_req),
     () => resolveErrorPages(plugin.error_pages),
   ];
   for (const check of checks) {

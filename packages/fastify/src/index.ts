@@ -54,7 +54,7 @@ export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';
-export { compileRequestRate, rateProblem, type RequestRateRule } from './network/request-rate.js';
+export { rateProblem, resolveRequestRateRules, type RequestRateRule } from './network/request-rate.js';
 export { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
 export {
   clientInfoOf,

@@ -1,9 +1,9 @@
 // One client, as limits count it: an IPv4 address, or an IPv6 address's /64.
 
 /**
- * Whom a client is counted as (connection limits, limit_req): an IPv4 address (written plain or IPv4-mapped), or an IPv6
- * address's /64, since one IPv6 client (a home, a VPS) is usually given a whole /64 and could
- * otherwise open each connection from another address of it.
+ * Whom a client is counted as (connection limits, limit_req): an IPv4 address (written plain or
+ * IPv4-mapped), or an IPv6 address's /64, since one IPv6 client (a home, a VPS) is usually given a
+ * whole /64 and could otherwise open each connection from another address of it.
  */
 export function clientKey(address: string): string {
   const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;

@@ -23,11 +23,15 @@ export type RequestRateCheck = (path: string, clientAddr: string) => number;
 const MAX_CLIENTS = 65_536;
 const RATE = /^(\d+(?:\.\d+)?)r\/(s|m)$/;
 
-interface CompiledRule {
+/** A rule checked and read: its prefix as paths are compared, its rate per millisecond. */
+export interface ResolvedRequestRateRule {
   prefix: string;
   /** requests per millisecond */
   perMs: number;
   burst: number;
+}
+
+interface CompiledRule extends ResolvedRequestRateRule {
   clients: LRUCache<string, ClientState>;
 }
 
@@ -37,24 +41,32 @@ interface ClientState {
   at: number;
 }
 
+/** "10r/s" → 0.01 requests a millisecond; null when it is no rate. */
+function perMsOf(rate: unknown): number | null {
+  const match = typeof rate === 'string' ? RATE.exec(rate.trim()) : null;
+  const count = match === null ? 0 : Number(match[1]);
+  return count > 0 ? count / (match![2] === 's' ? 1000 : 60_000) : null;
+}
+
 /** Why a rate is wrong, or null: "10r/s", "30r/m". */
 export function rateProblem(rate: unknown): string | null {
-  if (typeof rate === 'string' && RATE.test(rate.trim()) && Number(RATE.exec(rate.trim())![1]) > 0) return null;
+  if (perMsOf(rate) !== null) return null;
   return `must be requests per second or minute, like "10r/s" or "5r/m", got ${JSON.stringify(rate)}`;
 }
 
-/** Compiles the rules once; null when there are none. `now` is for tests. */
-export function compileRequestRate(
+/**
+ * Checks and reads the rules, longest prefix first; [] when there are none. Throws naming the key.
+ * It allocates nothing per client: `config check` calls it alone.
+ */
+export function resolveRequestRateRules(
   rules: readonly RequestRateRule[] | undefined,
-  now: () => number = Date.now,
   key = 'limit_req',
-): RequestRateCheck | null {
-  if (rules === undefined) return null;
+): ResolvedRequestRateRule[] {
+  if (rules === undefined) return [];
   if (!Array.isArray(rules))
     throw new InvalidOptionError(key, `must be a list of { prefix, rate, burst? }, got ${JSON.stringify(rules)}`);
-  if (rules.length === 0) return null;
   const seen = new Set<string>();
-  const compiled: CompiledRule[] = rules.map((rule, index) => {
+  const resolved = rules.map((rule, index): ResolvedRequestRateRule => {
     const at = `${key}[${index}]`;
     if (rule === null || typeof rule !== 'object')
       throw new InvalidOptionError(at, 'must be an object like { prefix: "/wp-login.php", rate: "5r/m", burst: 3 }');
@@ -65,20 +77,30 @@ export function compileRequestRate(
     const prefix = normalizePrefix(rule.prefix, `${at}.prefix`);
     if (seen.has(prefix)) throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules; merge them`);
     seen.add(prefix);
-    const problem = rateProblem(rule.rate);
-    if (problem !== null) throw new InvalidOptionError(`${at}.rate`, problem);
-    const [, count, unit] = RATE.exec(rule.rate.trim())!;
+    const perMs = perMsOf(rule.rate);
+    if (perMs === null) throw new InvalidOptionError(`${at}.rate`, rateProblem(rule.rate)!);
     const burst = rule.burst ?? 0;
     if (!Number.isInteger(burst) || burst < 0)
       throw new InvalidOptionError(`${at}.burst`, `must be a whole number of requests, 0 or more, got ${burst}`);
-    return {
-      prefix,
-      perMs: Number(count) / (unit === 's' ? 1000 : 60_000),
-      burst,
-      clients: new LRUCache<string, ClientState>({ max: MAX_CLIENTS }),
-    };
+    return { prefix, perMs, burst };
   });
-  compiled.sort((a, b) => b.prefix.length - a.prefix.length);
+  return resolved.sort((a, b) => b.prefix.length - a.prefix.length);
+}
+
+/** Compiles the rules once, each with its clients; null when there are none. `now` is for tests. */
+export function compileRequestRate(
+  rules: readonly RequestRateRule[] | undefined,
+  now: () => number = Date.now,
+  key = 'limit_req',
+): RequestRateCheck | null {
+  const resolved = resolveRequestRateRules(rules, key);
+  if (resolved.length === 0) return null;
+  const compiled: CompiledRule[] = resolved.map(({ prefix, perMs, burst }) => ({
+    prefix,
+    perMs,
+    burst,
+    clients: new LRUCache<string, ClientState>({ max: MAX_CLIENTS }),
+  }));
   return (path, clientAddr) => {
     const rule = longestPrefixRule(compiled, path);
     return rule === null ? 0 : admit(rule, clientKey(clientAddr), now());

@@ -411,7 +411,6 @@ function hasDotSegment(path: string): boolean {
   return path.includes('/.');
 }
 
-/** ".php" for "index.PHP", "" for "LICENSE" or ".env". */
 /** A segment of the path ends in a script extension (only the last one without split_path). */
 function namesScript(options: ResolvedScriptOptions, path: string): boolean {
   if (!options.splitPath) return options.extensions.has(extensionOf(path));
@@ -421,6 +420,7 @@ function namesScript(options: ResolvedScriptOptions, path: string): boolean {
   }
 }
 
+/** ".php" for "index.PHP", "" for "LICENSE" or ".env". */
 function extensionOf(name: string): string {
   const slash = name.lastIndexOf('/');
   const dot = name.lastIndexOf('.');
