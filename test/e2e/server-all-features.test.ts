@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
-import { connect as connectHttp2 } from 'node:http2';
+import { connect as connectHttp2, constants as httpConstants } from 'node:http2';
 import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
@@ -21,6 +21,7 @@ import {
   type AllFeaturesSetup,
 } from '../helpers/all-features.js';
 import { rawExchange } from '../helpers/raw-http.js';
+import { serverReset } from '../helpers/http2-reset.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
 import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 
@@ -584,8 +585,12 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
           `${host} over HTTP/2: the answer to a body still arriving`,
         )) as [Record<string, unknown>];
         stream.resume();
-        // reset by the server (RST_STREAM): the client never ends its side
-        await within(once(stream, 'close'), `${host} over HTTP/2: the stream reset after its ${head[':status']}`);
+        // reset by the server (RST_STREAM NO_ERROR): the client never ends its side
+        const code = await within(
+          serverReset(stream),
+          `${host} over HTTP/2: the stream reset after its ${head[':status']}`,
+        );
+        expect(code).toBe(httpConstants.NGHTTP2_NO_ERROR);
         // the same session still serves
         const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
         next.end();
@@ -630,11 +635,17 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
         stream.on('error', () => {});
         const chunk = Buffer.alloc(65_536, 7);
         const flood = setInterval(() => stream.write(chunk), 5);
-        const [head] = (await once(stream, 'response').finally(() => clearInterval(flood))) as [
-          Record<string, unknown>,
-        ];
+        const [head] = (await within(
+          once(stream, 'response').finally(() => clearInterval(flood)),
+          'a.test over HTTP/2: the answer to a body past max_request_size',
+        )) as [Record<string, unknown>];
         stream.resume();
-        await once(stream, 'close'); // the client never ends its side
+        // reset by the server (RST_STREAM NO_ERROR): the client never ends its side
+        const code = await within(
+          serverReset(stream),
+          `a.test over HTTP/2: the stream reset after its ${head[':status']}`,
+        );
+        expect(code).toBe(httpConstants.NGHTTP2_NO_ERROR);
         return head[':status'];
       } finally {
         session.close();
@@ -649,7 +660,10 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
         stream.end('twelve bytes');
         stream.setEncoding('utf8');
         let text = '';
-        for await (const chunk of stream) text += chunk;
+        const read = async () => {
+          for await (const chunk of stream) text += chunk;
+        };
+        await within(read(), `${host} over HTTP/2: the answer to a body without Content-Type or length`);
         return text;
       } finally {
         session.close();
