@@ -329,7 +329,7 @@ describe('all features: static files, headers, CORS, compression', () => {
     expect(refused.headers['access-control-allow-origin']).toBeUndefined();
   });
 
-  it('compresses a large compressible reply (br, then gzip), and not a small one', async () => {
+  it('compresses a large compressible reply (br, then gzip), and not a small one; Vary names Accept-Encoding to every client for the first', async () => {
     const br = await get('/big?cc=no-store&type=text/html&size=6000', {
       host: 'elsewhere.test',
       headers: { 'accept-encoding': 'br, gzip' },
@@ -341,11 +341,17 @@ describe('all features: static files, headers, CORS, compression', () => {
       headers: { 'accept-encoding': 'gzip' },
     });
     expect(gz.headers['content-encoding']).toBe('gzip');
+    expect(gz.headers.vary).toBe('accept-encoding');
+    // sent plain to a client that asked for no encoding, but a shared cache must not give it to all
+    const plain = await get('/big?cc=no-store&type=text/html&size=6000', { host: 'elsewhere.test', agent: h2 });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(plain.headers.vary).toBe('accept-encoding');
     const small = await get('/small?cc=no-store&type=text/html', {
       host: 'elsewhere.test',
       headers: { 'accept-encoding': 'gzip' },
     });
     expect(small.headers['content-encoding']).toBeUndefined();
+    expect(small.headers.vary).toBeUndefined();
   });
 });
 
@@ -901,6 +907,10 @@ describe('all features: classic PHP', () => {
     );
     const plain = await get('/pattern/abcd/20000', { host: 'classic.test', headers: { 'accept-encoding': 'gzip' } });
     expect(plain.headers['content-encoding']).toBe('gzip');
+    expect(plain.headers.vary).toBe('accept-encoding');
+    const uncompressed = await get('/pattern/abcd/20000', { host: 'classic.test' });
+    expect(uncompressed.headers['content-encoding']).toBeUndefined();
+    expect(uncompressed.headers.vary).toBe('accept-encoding');
     expect(gunzipSync(plain.body).equals(expected('abcd', 20_000))).toBe(true);
     // a page that starts like zlib data ("80": 0x3830 is a multiple of 31) goes uncompressed, not mislabelled
     const zlibLike = await get('/pattern/80aa/20000', { host: 'classic.test', headers: { 'accept-encoding': 'gzip' } });

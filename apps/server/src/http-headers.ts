@@ -4,6 +4,7 @@
 // only read (principle 2), and a part that is off adds no hook (principle 3).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
@@ -153,9 +154,13 @@ export async function registerHttpHeaders<S extends RawServerBase>(
     // through the plugin's own per-request switch. This instance-level onSend runs before the
     // plugin's, which it adds to each route.
     app.addHook('onSend', (request, reply, payload, done) => {
+      const type = reply.getHeader('content-type');
+      // A body compressed for the clients that ask says so to all (nginx's gzip_vary; RFC 9110
+      // 12.5.5), so that a shared cache keeps the plain copy it got from one client for that kind of
+      // client only. @fastify/compress says it only on the copies it compresses.
+      if (compressibleReply(reply, type, payload, compression.threshold)) addVary(reply, 'accept-encoding');
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
-      const type = reply.getHeader('content-type');
       if ((typeof type === 'string' && SKIP_COMPRESSION.test(type)) || startsLikeCompressedData(payload)) {
         request.headers['x-no-compression'] = '1';
         return done(null, payload);
@@ -184,6 +189,7 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       globalDecompression: false,
       threshold: compression.threshold,
       encodings: [...compression.encodings],
+      customTypes: compressibleType,
     });
   }
 }
@@ -401,6 +407,35 @@ function addVary(reply: AnyReply, names: string): void {
 /** Types @fastify/compress would compress that are compressed already (binary downloads). */
 const SKIP_COMPRESSION = /^application\/octet-stream\b/i;
 const EVENT_STREAM = /^text\/event-stream\b/i;
+/** @fastify/compress's own list (text, JSON, XML), before mime-db's `compressible` flag */
+const COMPRESSIBLE_TYPES =
+  /^text\/(?!event-stream)|(?:\+|\/)json(?:;|$)|(?:\+|\/)text(?:;|$)|(?:\+|\/)xml(?:;|$)|octet-stream(?:;|$)/u;
+const mimeDb = createRequire(import.meta.url)('mime-db') as Readonly<Record<string, { compressible?: boolean }>>;
+
+/**
+ * The types compressed: @fastify/compress's rule (its list, then mime-db), given to it as
+ * customTypes so that the Vary decision below and the compression itself never disagree.
+ */
+function compressibleType(type: string): boolean {
+  if (COMPRESSIBLE_TYPES.test(type)) return true;
+  return mimeDb[type.split(';', 1)[0]!.trim().toLowerCase()]?.compressible === true;
+}
+
+/**
+ * Whether @fastify/compress (after this module's own skips) would compress this reply for a
+ * client that accepts gzip: not encoded already, a compressible type, and a stream or a whole body
+ * of `threshold` bytes or more.
+ */
+function compressibleReply(reply: AnyReply, type: unknown, payload: unknown, threshold: number): boolean {
+  if (payload === null || payload === undefined) return false;
+  const encoding = reply.getHeader('content-encoding');
+  if (encoding !== undefined && encoding !== 'identity') return false;
+  const text = typeof type === 'string' ? type : 'application/json';
+  if (!compressibleType(text) || SKIP_COMPRESSION.test(text)) return false;
+  if (payload instanceof Readable) return true;
+  if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return false;
+  return Buffer.byteLength(payload) >= threshold && !startsLikeCompressedData(payload);
+}
 /** gzip's magic and method byte; a zlib header is two bytes */
 const COMPRESSED_SIGNATURE_BYTES = 3;
 

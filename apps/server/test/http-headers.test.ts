@@ -270,17 +270,33 @@ describe('compression', () => {
     expect(plain.json().pad).toHaveLength(1000000);
   });
 
+  // Vary: what a client that asks would get compressed says it varies to every client (nginx's
+  // gzip_vary), so that a shared cache never hands the plain copy to all
   it.each([
-    ['a body under the threshold', '/?size=10&type=text/html', 'br'],
-    ['an image', '/?size=4000&type=image/png', 'br'],
-    ['an octet-stream download', '/?size=4000&type=application/octet-stream', 'br'],
-    ['an event stream', '/?size=4000&type=text/event-stream', 'br'],
-    ['a client that accepts no encoding', '/?size=4000&type=text/html', undefined],
-  ])('leaves %s alone', async (_, url, accept) => {
+    ['a body under the threshold', '/?size=10&type=text/html', 'br', undefined],
+    ['an image', '/?size=4000&type=image/png', 'br', undefined],
+    ['an octet-stream download', '/?size=4000&type=application/octet-stream', 'br', undefined],
+    ['an event stream', '/?size=4000&type=text/event-stream', 'br', undefined],
+    ['a client that accepts no encoding', '/?size=4000&type=text/html', undefined, 'accept-encoding'],
+    ['a client that accepts only identity', '/?size=4000&type=text/html', 'identity', 'accept-encoding'],
+    ['a client that accepts no encoding, a large body', '/?size=1000000&type=text/html', undefined, 'accept-encoding'],
+    ['a type compressed by mime-db, not by name', '/?size=4000&type=application/wasm', undefined, 'accept-encoding'],
+  ])('leaves %s alone', async (_, url, accept, vary) => {
     const app = await site({});
     const res = await app.inject({ url, headers: accept === undefined ? {} : { 'accept-encoding': accept } });
     expect(res.headers['content-encoding']).toBeUndefined();
+    expect(res.headers.vary).toBe(vary);
     expect(res.json().pad.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('compresses what mime-db calls compressible too, and names Accept-Encoding in Vary once', async () => {
+    const app = await site({});
+    const res = await app.inject({
+      url: '/?size=4000&type=application/wasm',
+      headers: { 'accept-encoding': 'gzip' },
+    });
+    expect(res.headers['content-encoding']).toBe('gzip');
+    expect(res.headers.vary).toBe('accept-encoding');
   });
 
   it('sends a whole body that starts like gzip or zlib data uncompressed (@fastify/compress would label it gzip as it is)', async () => {
