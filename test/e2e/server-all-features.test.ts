@@ -779,6 +779,19 @@ describe('all features: classic PHP', () => {
     }
   });
 
+  it('http.static.link_targets: a static file linked out of the root into a listed folder is served; on a site without the folder listed it is not, and the log says why', async () => {
+    const path = '/vendor-js/jquery/jquery.min.js';
+    const linked = await get(path, { host: 'classic.test', agent: h2 });
+    expect([linked.status, linked.headers['content-type']]).toEqual([200, 'application/javascript; charset=utf-8']);
+    expect(linked.text).toContain('CLASSIC-SHARED-MARKER');
+    // fpm.test serves the same root without link_targets: try_files goes on to its front controller
+    const unlisted = await get(path, { host: 'fpm.test' });
+    expect([unlisted.status, unlisted.headers['x-script']]).toEqual([404, '/index.php']);
+    expect(unlisted.text).not.toContain('CLASSIC-SHARED-MARKER');
+    await server.waitFor(/a static file links out of the root and is not served.*static\.link_targets/);
+    expect(server.stdout + server.stderr).toContain('sites/classic-app/vendor-js/jquery/jquery.min.js');
+  });
+
   it('http.access: /wp-admin answers the office only (the client after trusted_subnets), /docs nobody', async () => {
     const office = { 'x-forwarded-for': '198.51.100.7' };
     // allowed: the front controller runs (its own 404: the fixture has no admin)

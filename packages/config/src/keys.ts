@@ -375,6 +375,11 @@ const TOP: Entry[] = [
   }),
   wp('http.static.cache_control', 'map', 'Cache-Control per extension; "*" for the rest'),
   wp('http.static.cache_control.*', 'scalar-string', 'one extension (".css") → Cache-Control value'),
+  wp(
+    'http.static.link_targets',
+    'string[]',
+    "folders outside the root that a symlink under it may lead to (relative ones resolve as dir does); no link out of the root is followed otherwise. Debian links its packaged apps' JavaScript and CSS into /usr/share/javascript",
+  ),
 
   rr('http.pool', 'section', 'the warm pool of PHP workers'),
   rr('http.pool.debug', 'boolean', 'show worker error text in 500 responses; never in production', { default: false }),

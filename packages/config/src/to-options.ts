@@ -418,6 +418,7 @@ function buildSite(
     if (s.last_modified !== undefined) staticOptions.last_modified = s.last_modified;
     if (s.precompressed !== undefined) staticOptions.precompressed = s.precompressed;
     if (s.cache_control !== undefined) staticOptions.cache_control = s.cache_control;
+    if (s.link_targets !== undefined) staticOptions.link_targets = s.link_targets.map((target) => resolve(dir, target));
     plugin.static = staticOptions;
     // said only where the site sets it itself (a worker site's inherited dir is not a mistake here)
     if (fastcgi !== null && s.dir !== undefined && loaded.positionOf(`${sitePath}http.static.dir`) !== null)

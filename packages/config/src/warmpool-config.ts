@@ -84,6 +84,7 @@ export interface StaticConfig {
   last_modified?: boolean;
   precompressed?: boolean;
   cache_control?: Record<string, string>;
+  link_targets?: string[];
 }
 
 /** `http.headers.cors`. */

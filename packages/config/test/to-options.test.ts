@@ -64,7 +64,7 @@ http:
   trusted_subnets: [10.0.0.0/8]
   headers_timeout: 10s
   middleware: [static, gzip]
-  static: { dir: public, calculate_etag: true, weak: true }
+  static: { dir: public, calculate_etag: true, weak: true, link_targets: [vendor, /usr/share/javascript] }
   pool: { num_workers: 2, max_jobs: 100, supervisor: { exec_ttl: 30s } }
 sites:
   - hosts: [a.test, "*.a.test"]
@@ -93,14 +93,24 @@ admin:
       trusted_subnets: ['10.0.0.0/8'],
       headers_timeout: '10s',
       pool: { num_workers: 4, max_jobs: 100, supervisor: { exec_ttl: '30s' } },
-      static: { dir: '/srv/app/sites/a/public', calculate_etag: true, weak: true },
+      static: {
+        dir: '/srv/app/sites/a/public',
+        calculate_etag: true,
+        weak: true,
+        link_targets: ['/srv/app/sites/a/vendor', '/usr/share/javascript'],
+      },
     });
     // its own middleware list without "static": the top-level static section is not inherited
     expect(b!.plugin.command).toBe('php public/index.php');
     expect(b!.plugin.static).toBeUndefined();
     expect(b!.gzip).toBe(true);
     expect(top!.hosts).toBeNull();
-    expect(top!.plugin.static).toEqual({ dir: '/srv/app/public', calculate_etag: true, weak: true });
+    expect(top!.plugin.static).toEqual({
+      dir: '/srv/app/public',
+      calculate_etag: true,
+      weak: true,
+      link_targets: ['/srv/app/vendor', '/usr/share/javascript'],
+    });
     expect(server.defaultSite).toBe(top);
     expect(server.admin).toEqual({ socket: '/srv/app/run/wp.sock', explicit: true });
   });

@@ -228,6 +228,8 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
         ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),
         static_policy: staticOptions.policy,
+        static_link_targets: staticOptions.linkTargets,
+        on_link_out: staticOptions.linkWarnings.note,
       },
       lookups,
     );

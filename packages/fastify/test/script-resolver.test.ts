@@ -50,6 +50,7 @@ beforeAll(() => {
   symlinkSync(join(root, 'images', 'photo.jpg'), join(root, 'photo.php'));
   symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside.php'));
   symlinkSync(join(base, 'outside', 'page.html'), join(root, 'outside.html'));
+  symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside-source.css'));
   symlinkSync(join(root, 'uploads', 'evil.php'), join(root, 'safe', 'alias.php'));
   symlinkSync(join(root, 'info.php'), join(root, 'safe', 'info-link.php'));
   symlinkSync(root, join(base, 'current')); // a deploy symlink as the configured root
@@ -179,9 +180,20 @@ describe('script resolver: what never runs nor is sent', () => {
     expect(summary(await resolve('/legacy.php8', options))).toMatch(/^script \/legacy\.php8/);
   });
 
-  it('does not follow symlinks out of the root', async () => {
-    expect(summary(await resolve('/outside.php', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
-    expect(summary(await resolve('/outside.html', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+  it('does not follow symlinks out of the root, and says which static file it did not follow', async () => {
+    const told: string[] = [];
+    const on_link_out = (file: string, target: string) => void told.push(`${file} -> ${target}`);
+    expect(summary(await resolve('/outside.php', { try_files: ['$uri', '=404'], on_link_out }))).toBe('not-found 404');
+    expect(summary(await resolve('/outside.html', { try_files: ['$uri', '=404'], on_link_out }))).toBe('not-found 404');
+    expect(told).toEqual([`${realpathSync(root)}/outside.html -> ${realpathSync(join(base, 'outside', 'page.html'))}`]);
+  });
+
+  it('follows a static file into static_link_targets, never a script', async () => {
+    const options = { try_files: ['$uri', '=404'], static_link_targets: [realpathSync(join(base, 'outside'))] };
+    expect(summary(await resolve('/outside.html', options))).toBe('static /outside.html');
+    expect(summary(await resolve('/outside.php', options))).toBe('not-found 404');
+    // the name it resolves to is checked there too: evil.php behind a .css name is never sent
+    expect(summary(await resolve('/outside-source.css', options))).toBe('forbidden forbidden-extension');
   });
 
   it.each([

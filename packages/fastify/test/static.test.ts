@@ -51,6 +51,17 @@ beforeAll(() => {
   symlinkSync('../outside/top-secret.txt', join(pub, 'evil.css.br'));
   writeFileSync(join(pub, 'sneaky.css'), 'sneaky.css: public\n');
   symlinkSync('.env', join(pub, 'sneaky.css.gz'));
+  // a folder outside the root that links lead into, as Debian's packaged apps link their
+  // JavaScript into /usr/share/javascript
+  const shared = join(site, 'shared');
+  mkdirSync(join(shared, 'jquery'), { recursive: true });
+  writeFileSync(join(shared, 'jquery', 'jquery.min.js'), 'SHARED-LIBRARY-MARKER\n');
+  writeFileSync(join(shared, '.env'), 'SHARED-ENV-MARKER\n');
+  writeFileSync(join(shared, 'settings.php'), '<?php // SHARED-SOURCE-MARKER\n');
+  symlinkSync('../shared/jquery/jquery.min.js', join(pub, 'jquery.min.js'));
+  symlinkSync('../shared/jquery', join(pub, 'vendor'));
+  symlinkSync('../shared/.env', join(pub, 'shared-env.txt'));
+  symlinkSync('../shared/settings.php', join(pub, 'shared-source.txt'));
 });
 
 afterAll(() => {
@@ -420,6 +431,50 @@ describe('static: symlinks must resolve inside the root', () => {
     expect(plain.body).toContain('evil.css:');
   });
 
+  it('link_targets: a link into a named folder is served, its target checked by name; every other link out stays refused', async () => {
+    const shared = join(site, 'shared');
+    const closed = await appWith({ forbidden: 403 });
+    expect((await get(closed, '/jquery.min.js')).statusCode).toBe(403);
+    const open = await appWith({ forbidden: 403, link_targets: [shared] });
+    for (const path of ['/jquery.min.js', '/vendor/jquery.min.js']) {
+      const res = await get(open, path);
+      expect(res.statusCode, path).toBe(200);
+      expect(res.headers['content-type'], path).toBe('application/javascript; charset=utf-8');
+      expect(res.body, path).toBe('SHARED-LIBRARY-MARKER\n');
+      // the hot cache serves it again; the link is checked again when it goes stale
+      expect((await get(open, path)).body, path).toBe('SHARED-LIBRARY-MARKER\n');
+    }
+    // the name the link resolves to is checked too: a dotfile or a script there is never sent
+    for (const path of [
+      '/shared-env.txt',
+      '/shared-source.txt',
+      '/escape.txt',
+      '/passwd.txt',
+      '/root-link/etc/passwd',
+    ]) {
+      const res = await get(open, path);
+      expect(res.statusCode, path).toBe(403);
+      expect(res.body, path).not.toMatch(/SHARED-ENV-MARKER|SHARED-SOURCE-MARKER|TOP-SECRET|root:x:0:0/);
+    }
+  });
+
+  it('says in the log which link out of the root it did not follow, once per file', async () => {
+    const lines: string[] = [];
+    const app = Fastify({ logger: { level: 'warn', stream: { write: (line: string) => void lines.push(line) } } });
+    apps.push(app);
+    const serveStatic = await registerStatic(app, resolveStaticOptions({ dir: pub, forbidden: 404 })!);
+    app.get('/*', async (request, reply) => ((await serveStatic(request, reply)) ? reply : 'PHP'));
+    await app.ready();
+    expect((await get(app, '/jquery.min.js')).statusCode).toBe(404);
+    expect((await get(app, '/jquery.min.js')).statusCode).toBe(404);
+    const warnings = lines.map((line) => JSON.parse(line)).filter((entry) => entry.file?.endsWith('jquery.min.js'));
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({
+      target: join(site, 'shared', 'jquery', 'jquery.min.js'),
+      msg: expect.stringContaining('static.link_targets'),
+    });
+  });
+
   it('a precompressed sibling that links to a forbidden file inside the root is refused, never sent', async () => {
     // inside the root, so only the sibling's own name check (not the root check) stands in the way
     const app = await appWith();
@@ -549,6 +604,11 @@ describe('static: options', () => {
     ['static.cache_control[".css"]', { root: BASIC, cache_control: { '.css': 'a\r\nSet-Cookie: x' } }],
     ['static.cache_control["css"]', { root: BASIC, cache_control: { css: 'public' } }],
     ['static.maxAge', { root: BASIC, maxAge: 10 }],
+    ['static.link_targets', { root: BASIC, link_targets: '/usr/share/javascript' }],
+    ['static.link_targets', { root: BASIC, link_targets: [join(BASIC, 'nope')] }],
+    ['static.link_targets', { root: BASIC, link_targets: [join(BASIC, 'style.css')] }],
+    ['static.link_targets', { root: BASIC, link_targets: ['/'] }],
+    ['static.link_targets', { root: BASIC, link_targets: [''] }],
   ])('rejects a bad %s', (key, raw) => {
     let error: unknown;
     try {

@@ -40,6 +40,13 @@ export interface ScriptResolverOptions {
   split_path?: boolean;
   /** What may be sent as a static file: the static layer's policy (dotfiles and its forbid list). */
   static_policy: FilePolicy;
+  /**
+   * Real paths of folders outside the root that a static file's symlink may lead to (the static
+   * layer's link_targets); a script's never may.
+   */
+  static_link_targets?: readonly string[];
+  /** Told of a static file whose real path is outside the root and those folders (it is not sent). */
+  on_link_out?: (file: string, target: string) => void;
 }
 
 export type ScriptForbiddenReason = 'no-exec' | 'dotfile' | 'forbidden-extension' | 'not-allowed-extension';
@@ -109,6 +116,8 @@ export interface ResolvedScriptOptions {
   noExec: readonly string[];
   splitPath: boolean;
   staticPolicy: FilePolicy;
+  staticLinkTargets: readonly string[];
+  onLinkOut: ((file: string, target: string) => void) | null;
 }
 
 export interface ScriptResolver {
@@ -185,6 +194,8 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     noExec,
     splitPath: options.split_path ?? true,
     staticPolicy: options.static_policy,
+    staticLinkTargets: options.static_link_targets ?? [],
+    onLinkOut: options.on_link_out ?? null,
   };
 }
 
@@ -357,8 +368,11 @@ async function tryStatic(
 ): Promise<ScriptVerdict | null> {
   const found = await fs.lookup(request.realRoot + path);
   if (found === null || found.kind !== 'file') return null;
-  const relative = insideRoot(request.realRoot, found.real);
-  if (relative === null) return null;
+  const relative = insideRoot(request.realRoot, found.real) ?? insideLinkTarget(options, found.real);
+  if (relative === null) {
+    options.onLinkOut?.(request.realRoot + path, found.real);
+    return null;
+  }
   // the name asked for and the file it really is: both must be sendable ("style.css" -> "wp-config.php")
   for (const name of [path, relative]) {
     if (options.extensions.has(extensionOf(name))) return { kind: 'forbidden', reason: 'forbidden-extension' };
@@ -399,6 +413,15 @@ function insideRoot(realRoot: string, real: string): string | null {
   const prefix = realRoot.endsWith(sep) ? realRoot : realRoot + sep;
   if (!real.startsWith(prefix) || !isAbsolute(real)) return null;
   return `/${real.slice(prefix.length).split(sep).join('/')}`;
+}
+
+/** The path of `real` under the link target folder it is in ("/jquery/jquery.min.js"), or null. */
+function insideLinkTarget(options: ResolvedScriptOptions, real: string): string | null {
+  for (const target of options.staticLinkTargets) {
+    const relative = insideRoot(target, real);
+    if (relative !== null && relative !== '/') return relative;
+  }
+  return null;
 }
 
 function isNoExec(options: ResolvedScriptOptions, path: string): boolean {

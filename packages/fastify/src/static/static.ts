@@ -11,6 +11,7 @@ import {
   type HotCacheOptions,
   type HotEntry,
 } from './hot-cache.js';
+import { LinkOutWarnings } from './link-warnings.js';
 import {
   checkFileName,
   checkPath,
@@ -51,6 +52,12 @@ export interface StaticOptions {
    * (stat + realpath) every revalidate_ms, like nginx's open_file_cache; default on; false: off.
    */
   hot_cache?: HotCacheOption | false;
+  /**
+   * Folders outside the root that a symlink under it may lead to (absolute, or relative to
+   * process.cwd()). By default a link out of the root is not followed. Debian's packaged apps
+   * (phpMyAdmin, DokuWiki, WordPress) link their JavaScript and CSS into /usr/share/javascript.
+   */
+  link_targets?: string[];
 }
 
 export interface HotCacheOption {
@@ -99,6 +106,10 @@ export interface ResolvedStaticOptions {
   cacheControlDefault: string;
   /** null: off */
   hotCache: HotCacheOptions | null;
+  /** real paths of the folders outside the roots that a symlink may lead to */
+  linkTargets: readonly string[];
+  /** says which links out of the root were not followed (classic mode's resolver shares it) */
+  linkWarnings: LinkOutWarnings;
 }
 
 /**
@@ -129,6 +140,7 @@ const KNOWN = [
   'precompressed',
   'cache_control',
   'hot_cache',
+  'link_targets',
 ];
 const HOT_CACHE_KNOWN = ['max_bytes', 'max_file_bytes', 'revalidate_ms'];
 
@@ -229,7 +241,34 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
     cacheControl,
     cacheControlDefault,
     hotCache: resolveHotCache(raw.hot_cache),
+    linkTargets: resolveLinkTargets(raw.link_targets),
+    linkWarnings: new LinkOutWarnings(),
   };
+}
+
+function resolveLinkTargets(raw: unknown): string[] {
+  if (raw === undefined) return [];
+  const key = 'static.link_targets';
+  if (!Array.isArray(raw))
+    throw new InvalidOptionError(key, 'must be a list of folders, such as ["/usr/share/javascript"]');
+  return raw.map((entry: unknown) => {
+    if (typeof entry !== 'string' || entry === '')
+      throw new InvalidOptionError(key, `must hold folder paths, got ${JSON.stringify(entry)}`);
+    const path = resolve(process.cwd(), entry);
+    let real: string;
+    try {
+      real = realpathSync(path);
+    } catch {
+      throw new InvalidOptionError(key, `"${path}" does not exist; create it or fix the path`);
+    }
+    if (!statSync(real).isDirectory()) throw new InvalidOptionError(key, `"${path}" is not a folder`);
+    if (real === sep)
+      throw new InvalidOptionError(
+        key,
+        'holds "/", which would let a link lead to any file on the machine; name the folders links lead to, such as "/usr/share/javascript"',
+      );
+    return real;
+  });
 }
 
 function resolveHotCache(raw: unknown): HotCacheOptions | null {
@@ -378,6 +417,8 @@ const ENCODING_SUFFIXES = ['.br', '.gz', '.deflate'];
 export async function registerStatic(app: FastifyInstance, options: ResolvedStaticOptions): Promise<StaticHandler> {
   const { roots, policy, index, etag, precompressed, cacheControl, cacheControlDefault } = options;
   const realRoots = [...options.realRoots];
+  const linkTargets = options.linkTargets;
+  options.linkWarnings.attach(app.log);
   const refusedStatus = options.forbidden === 'php' ? null : options.forbidden;
   const siblingStatus = refusedStatus ?? 404;
   // Cache-Control of the file being sent, applied by setHeaders, which @fastify/static calls only
@@ -414,7 +455,10 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     },
   });
 
-  /** Realpath inside the root (re-reading the root once, in case its symlink was switched). */
+  /**
+   * The real path of `file` relative to the root (re-read once, in case its symlink was switched)
+   * or to the link target it leads into; null when it leads anywhere else, or nowhere.
+   */
   async function realRelative(rootIndex: number, file: string): Promise<string | null> {
     let real: string;
     try {
@@ -431,7 +475,13 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       }
       rel = relativeTo(realRoots[rootIndex]!, real);
     }
-    return rel;
+    if (rel !== null) return rel;
+    for (const target of linkTargets) {
+      rel = relativeTo(target, real);
+      if (rel !== null) return rel;
+    }
+    options.linkWarnings.note(file, real);
+    return null;
   }
 
   /**

@@ -1,0 +1,28 @@
+// A static file that is a symlink out of the root (and out of static.link_targets) is not served:
+// the page that asked for it then gets PHP's answer or a 404, which looks like a broken app (Debian's
+// phpMyAdmin got its login page for jquery.min.js). This says so in the log, once per file, naming
+// the option that serves it. Shared by the static layer and classic mode's script resolver, which
+// each meet such links; silent until a logger is attached.
+import type { FastifyBaseLogger } from 'fastify';
+
+/** Files warned about at most: a tree full of such links does not fill the log or the memory. */
+const MAX_WARNED = 100;
+
+export class LinkOutWarnings {
+  #logger: FastifyBaseLogger | null = null;
+  readonly #warned = new Set<string>();
+
+  attach(logger: FastifyBaseLogger): void {
+    this.#logger = logger;
+  }
+
+  /** `file` (as asked, under the root) resolves to `target`, outside every folder it may lead to. */
+  readonly note = (file: string, target: string): void => {
+    if (this.#logger === null || this.#warned.size >= MAX_WARNED || this.#warned.has(file)) return;
+    this.#warned.add(file);
+    this.#logger.warn(
+      { file, target },
+      'warmpool: a static file links out of the root and is not served; list the folder it leads to in static.link_targets (http.static.link_targets in warmpool.yaml) to serve it',
+    );
+  };
+}
