@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
 # php-cli (+ the extensions the tests and examples use), php-cgi and php-fpm (classic mode's FastCGI
-# tests), DokuWiki, Adminer, and WordPress with MariaDB (classic mode's end-to-end apps), nginx (the
+# tests), DokuWiki, Adminer, and WordPress and phpMyAdmin with MariaDB (classic mode's end-to-end apps), nginx (the
 # tests put one in front of warmpool), pebble and openssl (the ACME tests), pnpm (the version
 # package.json pins), the workspace dependencies, and a build. Quiet and quick when everything is
 # already there.
@@ -40,7 +40,14 @@ wp_need=()
 [ -x /usr/sbin/mariadbd ] || wp_need+=(mariadb-server-core)
 command -v my_print_defaults >/dev/null 2>&1 || wp_need+=(mariadb-client-core) # mariadb-install-db runs it
 php -m 2>/dev/null | grep -qix 'mysqli' || wp_need+=(php-mysql)
+# phpMyAdmin's end-to-end test serves Debian's package where it lies (its links into
+# /usr/share/javascript included); its database setup (dbconfig-common) is declined: the test logs
+# in to its own MariaDB
+[ -f /usr/share/phpmyadmin/index.php ] || wp_need+=(phpmyadmin)
 if [ ${#need[@]} -gt 0 ] || [ ${#wp_need[@]} -gt 0 ]; then as_root apt-get update -qq; fi
+if [[ " ${wp_need[*]} " == *" phpmyadmin "* ]]; then
+  echo 'phpmyadmin phpmyadmin/dbconfig-install boolean false' | as_root debconf-set-selections
+fi
 if [ ${#need[@]} -gt 0 ]; then
   say "installing system packages: ${need[*]}"
   as_root apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
