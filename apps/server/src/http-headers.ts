@@ -4,10 +4,12 @@
 // only read (principle 2), and a part that is off adds no hook (principle 3).
 import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
-import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
+// mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
+// the single binary's CommonJS bundle alike
+import mimeDb from 'mime-db';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -410,7 +412,6 @@ const EVENT_STREAM = /^text\/event-stream\b/i;
 /** @fastify/compress's own list (text, JSON, XML), before mime-db's `compressible` flag */
 const COMPRESSIBLE_TYPES =
   /^text\/(?!event-stream)|(?:\+|\/)json(?:;|$)|(?:\+|\/)text(?:;|$)|(?:\+|\/)xml(?:;|$)|octet-stream(?:;|$)/u;
-const mimeDb = createRequire(import.meta.url)('mime-db') as Readonly<Record<string, { compressible?: boolean }>>;
 
 /**
  * The types compressed: @fastify/compress's rule (its list, then mime-db), given to it as

@@ -54,8 +54,9 @@ export interface StaticOptions {
   hot_cache?: HotCacheOption | false;
   /**
    * Folders outside the root that a symlink under it may lead to (absolute, or relative to
-   * process.cwd()). By default a link out of the root is not followed. Debian's packaged apps
-   * (phpMyAdmin, DokuWiki, WordPress) link their JavaScript and CSS into /usr/share/javascript.
+   * process.cwd()). By default a link out of the root is not followed. Debian's packaged apps link
+   * files out of their folder: phpMyAdmin its jQuery into /usr/share/javascript, DokuWiki its
+   * templates and plugins into /var/lib/dokuwiki/lib.
    */
   link_targets?: string[];
 }
