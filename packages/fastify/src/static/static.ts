@@ -55,8 +55,8 @@ export interface StaticOptions {
   /**
    * Folders outside the root that a symlink under it may lead to (absolute, or relative to
    * process.cwd()). By default a link out of the root is not followed. Debian's packaged apps link
-   * files out of their folder: phpMyAdmin its jQuery into /usr/share/javascript, DokuWiki its
-   * templates and plugins into /var/lib/dokuwiki/lib.
+   * files out of their folder: phpMyAdmin its jQuery and WordPress its Underscore.js into
+   * /usr/share/javascript, DokuWiki its templates and plugins into /var/lib/dokuwiki/lib.
    */
   link_targets?: string[];
 }
