@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -96,6 +96,15 @@ beforeAll(async () => {
   await mkdir(join(base, 'public'));
   await mkdir(join(base, 'vendor', 'bin'), { recursive: true });
   await writeFile(join(base, 'public', 'robots.txt'), 'User-agent: *\n');
+  // `php artisan storage:link`: public/storage is a link out of public/ to storage/app/public,
+  // which the app's .rr.yaml names for links to lead into (Octane only touches the file)
+  await mkdir(join(base, 'storage', 'app', 'public'), { recursive: true });
+  await writeFile(join(base, 'storage', 'app', 'public', 'avatar.txt'), 'an uploaded avatar\n');
+  await writeFile(join(base, 'storage', 'app', 'invoice.txt'), 'a private invoice\n');
+  await symlink(join(base, 'storage', 'app', 'public'), join(base, 'public', 'storage'));
+  // a link to a folder the .rr.yaml does not name
+  await symlink(join(base, 'storage', 'app'), join(base, 'public', 'app-files'));
+  await writeFile(join(base, '.rr.yaml'), 'http:\n  static:\n    link_targets: [storage/app/public]\n');
   // vendor/bin/roadrunner-worker, as Octane ships it: a PSR7Worker loop
   await writeFile(
     join(base, 'vendor', 'bin', 'roadrunner-worker'),
@@ -158,6 +167,12 @@ describe('Laravel Octane runs warmpool as rr', () => {
       LARAVEL_OCTANE: '1',
     });
     expect(await get('/robots.txt')).toEqual({ status: 200, body: 'User-agent: *\n' });
+  });
+
+  it("serves Laravel's storage link (public/storage) through the link_targets of the app's .rr.yaml, kept over Octane's -o flags", async () => {
+    expect(await get('/storage/avatar.txt')).toEqual({ status: 200, body: 'an uploaded avatar\n' });
+    // only the folder named: a link into the rest of storage/ is not followed (the worker answers)
+    expect((await get('/app-files/invoice.txt')).body).not.toContain('a private invoice');
   });
 
   it('shows each request as Octane does (from the "http log" line), and the worker\'s exception stream', async () => {
