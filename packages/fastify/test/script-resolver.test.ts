@@ -51,6 +51,12 @@ beforeAll(() => {
   symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside.php'));
   symlinkSync(join(base, 'outside', 'page.html'), join(root, 'outside.html'));
   symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside-source.css'));
+  mkdirSync(join(base, 'outside', 'docs'));
+  writeFileSync(join(base, 'outside', 'docs', 'index.html'), 'docs');
+  mkdirSync(join(base, 'outside', 'app'));
+  writeFileSync(join(base, 'outside', 'app', 'index.php'), '<?php');
+  symlinkSync(join(base, 'outside', 'docs'), join(root, 'docs-link'));
+  symlinkSync(join(base, 'outside', 'app'), join(root, 'app-link'));
   symlinkSync(join(root, 'uploads', 'evil.php'), join(root, 'safe', 'alias.php'));
   symlinkSync(join(root, 'info.php'), join(root, 'safe', 'info-link.php'));
   symlinkSync(root, join(base, 'current')); // a deploy symlink as the configured root
@@ -192,6 +198,12 @@ describe('script resolver: what never runs nor is sent', () => {
     const options = { try_files: ['$uri', '=404'], static_link_targets: [realpathSync(join(base, 'outside'))] };
     expect(summary(await resolve('/outside.html', options))).toBe('static /outside.html');
     expect(summary(await resolve('/outside.php', options))).toBe('not-found 404');
+    // a folder linked there gives its static index, never its script index
+    const folder = { ...options, try_files: ['$uri', '$uri/', '=404'], index: ['index.php', 'index.html'] };
+    expect(summary(await resolve('/docs-link/', folder))).toBe('static /docs-link/index.html');
+    expect(summary(await resolve('/docs-link', folder))).toBe('redirect 301 /docs-link/');
+    expect(summary(await resolve('/app-link/', folder))).toBe('not-found 404');
+    expect(summary(await resolve('/docs-link/', { ...folder, static_link_targets: [] }))).toBe('not-found 404');
     // the name it resolves to is checked there too: evil.php behind a .css name is never sent
     expect(summary(await resolve('/outside-source.css', options))).toBe('forbidden forbidden-extension');
   });

@@ -391,7 +391,9 @@ async function tryDirectory(
   directory: string,
 ): Promise<ScriptVerdict | null> {
   const found = await fs.lookup(request.realRoot + directory);
-  if (found === null || found.kind !== 'directory' || insideRoot(request.realRoot, found.real) === null) return null;
+  if (found === null || found.kind !== 'directory') return null;
+  // a folder linked into a link target may give its static index; a script there never runs
+  if (insideRoot(request.realRoot, found.real) === null && insideLinkTarget(options, found.real) === null) return null;
   for (const name of options.index) {
     const verdict = await tryFile(options, fs, request, directory + name, false);
     if (verdict === null) continue;
