@@ -457,8 +457,8 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   });
 
   /**
-   * The real path of `file` relative to the root (re-read once, in case its symlink was switched)
-   * or to the link target it leads into; null when it leads anywhere else, or nowhere.
+   * The real path of `file` relative to the root or to the link target it leads into (the root is
+   * read again only when neither holds it); null when it leads anywhere else, or nowhere.
    */
   async function realRelative(rootIndex: number, file: string): Promise<string | null> {
     let real: string;
@@ -467,21 +467,24 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     } catch {
       return null;
     }
-    let rel = relativeTo(realRoots[rootIndex]!, real);
-    if (rel === null) {
-      try {
-        realRoots[rootIndex] = await realpath(roots[rootIndex]!);
-      } catch {
-        return null;
-      }
-      rel = relativeTo(realRoots[rootIndex]!, real);
-    }
+    const rel = relativeTo(realRoots[rootIndex]!, real) ?? underLinkTarget(real);
     if (rel !== null) return rel;
+    // not there: the root's own symlink may have been switched (a deploy), so read it once more
+    try {
+      realRoots[rootIndex] = await realpath(roots[rootIndex]!);
+    } catch {
+      return null;
+    }
+    const moved = relativeTo(realRoots[rootIndex]!, real);
+    if (moved === null) options.linkWarnings.note(file, real);
+    return moved;
+  }
+
+  function underLinkTarget(real: string): string | null {
     for (const target of linkTargets) {
-      rel = relativeTo(target, real);
+      const rel = relativeTo(target, real);
       if (rel !== null) return rel;
     }
-    options.linkWarnings.note(file, real);
     return null;
   }
 
