@@ -1,9 +1,11 @@
+import { execFile } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as connectH2 } from 'node:http2';
 import { connect as connectTcp } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { Agent, request, WebSocket } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
@@ -21,6 +23,10 @@ let server: RunningServer;
 let httpPort: number;
 let httpsPort: number;
 let base: string;
+
+const exec = promisify(execFile);
+/** Node 26 reads an upgrade request's body into the request (apps/server/src/upgrade.ts) */
+const UPGRADE_BODY_IN_REQUEST = Number(process.versions.node.split('.')[0]) >= 26;
 
 const UPGRADE_HEADERS =
   'Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
@@ -115,16 +121,68 @@ describe('serve with proxy routes', () => {
     expect(reply.closed).toBe(false);
   });
 
-  it('answers an Upgrade to PHP as a plain request, its body included, and the request pipelined after it', async () => {
-    const reply = await rawExchange(
-      httpPort,
-      `POST /php HTTP/1.1\r\nHost: localhost\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: localhost\r\n\r\n`,
-      2,
-    );
-    expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
-    expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/php"');
-    expect(reply.text).toContain('"body":"hello"');
-    expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/after"');
+  // Node 26 reads such a body into the request and serves it as a plain request itself (see
+  // upgrade.ts): a request pipelined behind it in the same packet is then not answered
+  it.skipIf(UPGRADE_BODY_IN_REQUEST)(
+    'answers an Upgrade to PHP as a plain request, its body included, and the request pipelined after it',
+    async () => {
+      const reply = await rawExchange(
+        httpPort,
+        `POST /php HTTP/1.1\r\nHost: localhost\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhelloGET /after HTTP/1.1\r\nHost: localhost\r\n\r\n`,
+        2,
+      );
+      expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+      expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/php"');
+      expect(reply.text).toContain('"body":"hello"');
+      expect(reply.text).toContain('"uri":"http:\\/\\/localhost\\/after"');
+    },
+  );
+
+  it('answers an Upgrade to PHP as a plain request, its body included, then the next request on the connection (HTTP and TLS)', async () => {
+    for (const [port, tls, scheme] of [
+      [httpPort, undefined, 'http'],
+      [httpsPort, { ca, servername: 'localhost' }, 'https'],
+    ] as const) {
+      const reply = await rawExchange(
+        port,
+        [
+          `POST /php HTTP/1.1\r\nHost: localhost\r\n${UPGRADE_HEADERS}Content-Length: 5\r\n\r\nhello`,
+          'GET /after HTTP/1.1\r\nHost: localhost\r\n\r\n',
+        ],
+        2,
+        tls,
+      );
+      expect(reply.statusLines).toEqual(['HTTP/1.1 200 OK', 'HTTP/1.1 200 OK']);
+      expect(reply.text).toContain(`"uri":"${scheme}:\\/\\/localhost\\/php"`);
+      expect(reply.text).toContain('"body":"hello"');
+      expect(reply.text).toContain(`"uri":"${scheme}:\\/\\/localhost\\/after"`);
+      expect(reply.closed).toBe(false);
+    }
+  });
+
+  it('serves curl --http2 on http:// (Upgrade: h2c with a POST body) as HTTP/1.1, small and large bodies alike', async () => {
+    const large = join(dir, 'large-body.txt');
+    await writeFile(large, 'x'.repeat(200_000));
+    for (const data of ['hello', `@${large}`]) {
+      const { stdout } = await exec('curl', [
+        '-sS',
+        '--http2',
+        '--max-time',
+        '20',
+        '-H',
+        'Content-Type: text/plain',
+        '--data-binary',
+        data,
+        '-w',
+        '\n%{http_code} %{http_version}',
+        `${base}/php`,
+      ]);
+      const lines = stdout.split('\n');
+      expect(lines.at(-1)).toBe('200 1.1');
+      const echoed = JSON.parse(lines.slice(0, -1).join('\n')) as { body: string; context: { uri: string } };
+      expect(echoed.context.uri).toBe(`${base}/php`);
+      expect(echoed.body).toBe(data === 'hello' ? 'hello' : 'x'.repeat(200_000));
+    }
   });
 
   it('counts an Upgrade served as a plain request once against max_connections_per_ip (16): the 16th connection is answered', async () => {

@@ -65,22 +65,29 @@ export interface RawExchange {
 /**
  * Writes `request` (raw bytes, several pipelined requests allowed) on a new connection and reads
  * until `expectedReplies` status lines and their bodies (by Content-Length) have come, or the
- * server closes. Resolves either way: the caller asserts on what came. `tls` connects over TLS
+ * server closes. An array is written in turns: its first part at once, part k once k replies have
+ * come (requests one after another on a kept connection, none pipelined). Resolves either way: the caller asserts on what came. `tls` connects over TLS
  * (HTTP/1.1 by ALPN). A connection that neither answers nor closes is what the caller's test
  * timeout catches.
  */
 export function rawExchange(
   port: number,
-  request: string | Buffer,
+  request: string | Buffer | ReadonlyArray<string | Buffer>,
   expectedReplies: number,
   /** TLS options; localAddress (which net.connect honours under tls.connect) picks the client address */
   tls?: ConnectionOptions & { localAddress?: string },
 ): Promise<RawExchange> {
+  const turns: ReadonlyArray<string | Buffer> =
+    typeof request === 'string' || Buffer.isBuffer(request) ? [request] : request;
   return new Promise((resolve, reject) => {
+    let written = 0;
+    const writeDue = (replies: number) => {
+      while (written < turns.length && written <= replies) socket.write(turns[written++]!);
+    };
     const socket: Socket =
       tls === undefined
-        ? connectTcp(port, '127.0.0.1', () => socket.write(request))
-        : connectTls({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tls }, () => socket.write(request));
+        ? connectTcp(port, '127.0.0.1', () => writeDue(0))
+        : connectTls({ host: '127.0.0.1', port, ALPNProtocols: ['http/1.1'], ...tls }, () => writeDue(0));
     let text = '';
     let done = false;
     const finish = (closed: boolean) => {
@@ -91,7 +98,9 @@ export function rawExchange(
     };
     socket.on('data', (chunk: Buffer) => {
       text += chunk.toString('latin1');
-      if (completeReplies(text) >= expectedReplies) finish(false);
+      const replies = completeReplies(text);
+      if (replies >= expectedReplies) finish(false);
+      else writeDue(replies);
     });
     socket.on('close', () => finish(true));
     socket.on('error', (error: NodeJS.ErrnoException) => {

@@ -9,6 +9,12 @@
 //   then read and answered like any others. Without this, Node 20 answers such a request but stops
 //   reading the socket (a pipelined request hangs), and @fastify/http-proxy throws on an upgrade to
 //   a route without `websocket: true` and never answers;
+//   Node 26 parses an upgrade request's body into the request itself and hands over the stream only
+//   once the body has ended (a wrapper, not the socket, while it is still arriving). So there an
+//   upgrade that carries a body (`curl --http2 -d ...` sends `Upgrade: h2c` with its POST) and goes
+//   to no proxy route is never made an upgrade (the server's shouldUpgradeCallback): Node serves it
+//   as the plain request it is, body included. What Node's parser then misses is a request
+//   pipelined behind it in the same packet (it is not answered; the connection goes on);
 // - CONNECT gets 405 and the connection is closed, as nginx (>= 1.21.1) does; Node would reset it.
 // On drain, proxied WebSocket connections are sent a close frame 1001 ("going away") and ended, so
 // they do not hold the drain open until its bound; so is one with no traffic either way for its
@@ -42,6 +48,9 @@ export interface Upgrades {
   readonly open: number;
 }
 
+/** Node 26 reads an upgrade request's body into the request (see the top of this file). */
+const UPGRADE_BODY_IN_REQUEST = Number(process.versions.node.split('.')[0]) >= 26;
+
 /** A WebSocket close frame from a server: FIN + close opcode, 2-byte payload 1001 (going away). */
 const CLOSE_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
 const CONNECT_BODY = 'Method Not Allowed: CONNECT is not served here\n';
@@ -74,8 +83,13 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
     }
   });
 
+  /** The idle timeout of the proxy route that takes this upgrade, or undefined when none does. */
+  function proxiedIdleMs(req: IncomingMessage): number | undefined {
+    return proxyUpgrade !== null && isWebSocketUpgrade(req) ? options.webSocketIdleMs(req) : undefined;
+  }
+
   function onUpgrade(this: HttpServer | Http2SecureServer, req: IncomingMessage, socket: Socket, head: Buffer): void {
-    const idleMs = proxyUpgrade !== null && isWebSocketUpgrade(req) ? options.webSocketIdleMs(req) : undefined;
+    const idleMs = proxiedIdleMs(req);
     if (idleMs !== undefined) {
       webSockets.add(socket, { idleMs, bytes: -1, since: Date.now() });
       proxyUpgrade!(req, socket, head);
@@ -104,6 +118,10 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
       for (const server of servers) {
         server.on('upgrade', onUpgrade);
         server.on('connect', onConnect);
+        if (UPGRADE_BODY_IN_REQUEST && 'shouldUpgradeCallback' in server) {
+          (server as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = (req) =>
+            !hasBody(req) || proxiedIdleMs(req) !== undefined;
+        }
       }
     },
     goAway() {
@@ -119,6 +137,11 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
 function goingAway(socket: Socket): void {
   if (socket.writable) socket.end(CLOSE_GOING_AWAY);
   else socket.destroy();
+}
+
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {
