@@ -4,12 +4,12 @@
 # Node an operator installs today. The binary comes from the npm registry (the node-linux-<arch>
 # package is Node's official build, packed), so nothing but npm is needed.
 #
-# Usage: bash scripts/node-lts.sh            → e.g. /repo/.cache/node-v24.22.3/bin
+# Usage: bash scripts/node-lts.sh            → e.g. /repo/.cache/node-v26.12.1/bin
 #        PATH="$(bash scripts/node-lts.sh):$PATH" npx vitest run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-VERSION=24.22.3
+VERSION=26.12.1
 case "$(uname -m)" in
   x86_64) ARCH=x64 ;;
   aarch64 | arm64) ARCH=arm64 ;;
