@@ -66,9 +66,9 @@ export interface RawExchange {
  * Writes `request` (raw bytes, several pipelined requests allowed) on a new connection and reads
  * until `expectedReplies` status lines and their bodies (by Content-Length) have come, or the
  * server closes. An array is written in turns: its first part at once, part k once k replies have
- * come (requests one after another on a kept connection, none pipelined). Resolves either way: the caller asserts on what came. `tls` connects over TLS
- * (HTTP/1.1 by ALPN). A connection that neither answers nor closes is what the caller's test
- * timeout catches.
+ * come (requests one after another on a kept connection, none pipelined). Resolves either way:
+ * the caller asserts on what came. `tls` connects over TLS (HTTP/1.1 by ALPN). A connection that
+ * neither answers nor closes is what the caller's test timeout catches.
  */
 export function rawExchange(
   port: number,
