@@ -84,7 +84,11 @@ export function adoptListenFds(
     const fd = SD_LISTEN_FDS_START + i;
     let isSocket = false;
     try {
-      isSocket = fstatSync(fd).isSocket();
+      // bigint: Node 22's fs.realpathSync reads the shared (number) stat buffer left by the last
+      // stat call, and after one of a socket it stops resolving symlinks: the ESM loader then took
+      // pnpm's linked @fastify/compress for an empty module, and `serve` failed to boot under
+      // warmpool-swap or systemd socket activation. A bigint stat leaves that buffer alone.
+      isSocket = fstatSync(fd, { bigint: true }).isSocket();
     } catch {
       // not open: reported below
     }
