@@ -13,7 +13,7 @@ import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { readRawBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
-import { handoffOf, sendInternalFile } from './http/internal-files.js';
+import { handoffOf, loadSend, sendInternalFile } from './http/internal-files.js';
 import { registerErrorPages } from './http/error-pages.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
@@ -44,6 +44,7 @@ export async function registerRoutes(
   options: ResolvedOptions,
 ): Promise<void> {
   const { client, access, requestRate, internalFiles, errorPages } = options;
+  if (internalFiles !== null) await loadSend();
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);

@@ -71,6 +71,19 @@ export function resolveInternalFiles(raw: InternalFilesOptions | undefined): Res
   return { root, realRoot: realpathSync(root), prefix: prefix.endsWith('/') ? prefix : `${prefix}/` };
 }
 
+type Send = typeof import('@fastify/send')['default'];
+let sendLoading: Promise<Send> | undefined;
+
+/**
+ * Loads @fastify/send once. Called when the routes are registered, so that no request has a module
+ * resolved: on Node 22 a resolution that follows a stat of a socket or FIFO (a file asked of the
+ * static layer) can stop short of pnpm's symlinks and load an empty module.
+ */
+export function loadSend(): Promise<Send> {
+  sendLoading ??= import('@fastify/send').then((module) => module.default);
+  return sendLoading;
+}
+
 /** A hand-over in a response: which header, and its value. */
 export interface Handoff {
   header: 'x-accel-redirect' | 'x-sendfile';
@@ -157,7 +170,7 @@ export async function sendInternalFile(
     );
     return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
   }
-  const { default: send } = await import('@fastify/send');
+  const send = await loadSend();
   // send decodes the path it is given: encode each segment, so a "%" in a file name stays one
   const encoded = path.split('/').map(encodeURIComponent).join('/');
   const result = await send(request.raw, encoded, {
