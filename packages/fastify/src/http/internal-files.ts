@@ -12,6 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { HeaderMap } from '@warmpool/pool';
 import { InvalidOptionError } from '../errors.js';
 import { checkPath, createFilePolicy, decodeRequestPath } from '../static/file-policy.js';
+import { loadSend } from './load-send.js';
 
 /** The `internal_files` option. */
 export interface InternalFilesOptions {
@@ -69,19 +70,6 @@ export function resolveInternalFiles(raw: InternalFilesOptions | undefined): Res
     );
   }
   return { root, realRoot: realpathSync(root), prefix: prefix.endsWith('/') ? prefix : `${prefix}/` };
-}
-
-type Send = typeof import('@fastify/send')['default'];
-let sendLoading: Promise<Send> | undefined;
-
-/**
- * Loads @fastify/send once. Called when the routes are registered, so that no request has a module
- * resolved: on Node 22 a resolution that follows a stat of a socket or FIFO (a file asked of the
- * static layer) can stop short of pnpm's symlinks and load an empty module.
- */
-export function loadSend(): Promise<Send> {
-  sendLoading ??= import('@fastify/send').then((module) => module.default);
-  return sendLoading;
 }
 
 /** A hand-over in a response: which header, and its value. */

@@ -14,6 +14,7 @@
 import type { Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { loadSend } from '../http/load-send.js';
 import { LRUCache } from 'lru-cache';
 
 export interface HotCacheOptions {
@@ -69,7 +70,7 @@ export interface SendMime {
 }
 
 export async function loadSendMime(): Promise<SendMime> {
-  const { default: send } = await import('@fastify/send');
+  const send = await loadSend();
   return (send as unknown as { mime: SendMime }).mime;
 }
 
