@@ -496,7 +496,7 @@ describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
     workersCommand.printWorkers([{ site: 'wp', workers: [], phpFpm }], out);
     expect(out.lines).toEqual([
       "info: site wp: PHP runs in php-fpm at unix:/run/php/php8.2-fpm.sock (its processes, not warmpool's); " +
-        'connections to it: 5 busy, 0 idle, at most 5 (php-fpm serves no more at once; max_connections is 8); ' +
+        'connections to it: 5 busy, 0 idle, at most 5 for now (php-fpm had no more children free; max_connections is 8); ' +
         '3 requests waiting for one',
     ]);
   });

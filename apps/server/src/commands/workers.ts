@@ -69,10 +69,11 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
       out.error(`site ${site}: php-fpm at ${phpFpm.address} does not answer: ${phpFpm.unreachable}`);
       continue;
     }
-    // fewer than max_connections: php-fpm was found serving fewer at once (pm.max_children below it)
+    // fewer than max_connections: php-fpm was found serving fewer at once (pm.max_children below it,
+    // or children held by other clients), which warmpool checks again whenever requests wait
     const limit =
       phpFpm.capacity < phpFpm.maxConnections
-        ? `${phpFpm.capacity} (php-fpm serves no more at once; max_connections is ${phpFpm.maxConnections})`
+        ? `${phpFpm.capacity} for now (php-fpm had no more children free; max_connections is ${phpFpm.maxConnections})`
         : `${phpFpm.maxConnections}`;
     out.info(
       `site ${site}: PHP runs in php-fpm at ${phpFpm.address} (its processes, not warmpool's); ` +

@@ -310,6 +310,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #probing: FastCgiConnection | 'connecting' | null = null;
   /** connections of this pool that closed while the probe waited: a child it freed may answer it */
   #closedWhileProbing = 0;
+  /** connections closed to make way in this turn of the event loop (see #lowerAfterReads()) */
+  #freedForWaiting = 0;
   /** this pool and the other pools of the process connected to the same address */
   readonly #siblings: Set<FastCgiClientPool>;
   /** the log said once that php-fpm serves fewer connections than maxConnections */
@@ -444,7 +446,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     options: FastCgiRequestOptions,
     reader: CgiResponseReader,
   ): FastCgiRun | null {
-    if (this.#closing || !connection.queuesBehind(request.stdin, this.#options.queueBehindMs)) return null;
+    if (this.#closing || !connection.queuesBehind(request.stdin, this.#options.queueBehindMs, this.#guessing))
+      return null;
     this.#pipelined++;
     return connection.queue(options, reader);
   }
@@ -454,7 +457,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     let oldest: FastCgiConnection | null = null;
     for (const connection of this.#all) {
       if (connection.state === 'busy' && (oldest === null || connection.runningMs > oldest.runningMs)) {
-        if (connection.queuesBehind(null, this.#options.queueBehindMs)) oldest = connection;
+        if (connection.queuesBehind(null, this.#options.queueBehindMs, this.#guessing)) oldest = connection;
       }
     }
     return oldest === null ? null : queueOn(oldest);
@@ -471,6 +474,15 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       if (run !== null) this.#settle(waiter, new QueuedCall(run));
       return;
     }
+  }
+
+  /**
+   * The capacity is below maxConnections: a guess that php-fpm has fewer children, maybe wrong (a
+   * probe checks it). A request is then queued only behind a script timed as short: behind one
+   * not yet timed it could wait for a slow script while a child is free.
+   */
+  get #guessing(): boolean {
+    return this.#capacity < this.maxConnections;
   }
 
   #mayOpen(): boolean {
@@ -688,26 +700,29 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * until its read timeout), or once there are more connections than php-fpm is taken to serve.
    * A slow script with no output yet looks the same; that costs a reconnect.
    *
-   * A stall also lowers the capacity to the connections php-fpm was serving (those that had an
-   * answer): without that, every request beyond pm.max_children would open a connection, stall, and
-   * close another, and keep-alive would be lost for all of them (Debian's php-fpm pool has 5 children,
-   * maxConnections defaults to 8). A capacity guessed too low is raised again by #probe().
+   * A stall also lowers the capacity to the connections php-fpm is known to serve: without that,
+   * every request beyond pm.max_children would open a connection, stall, and close another, and
+   * keep-alive would be lost for all of them (Debian's php-fpm pool has 5 children, maxConnections
+   * defaults to 8). Known to serve: those that had an answer, and those still silent that were
+   * made before one of them (php-fpm's children take connections from its accept queue in order),
+   * so a script that works before it prints is not taken for a queued one while children are free.
+   * A capacity guessed too low is raised again by #probe().
    */
   #release(connection: FastCgiConnection): void {
     if (connection.state !== 'idle') return;
-    const { waitedMs, served, queued } = this.#firstByteWaits();
-    // connections with an answer each hold a php-fpm child: proof of at least that many
-    if (served > this.#capacity) this.#capacity = served;
+    const { waitedMs, accepted, queued } = this.#firstByteWaits();
+    // each of these holds a php-fpm child: proof of at least that many
+    if (accepted > this.#capacity) this.#capacity = accepted;
     // connections waiting longer than their script runs sit in its accept queue: no child for them
-    if (queued > 0) this.#capacity = Math.min(this.#capacity, Math.max(served, this.#all.size - queued));
+    if (queued > 0) this.#lower(Math.max(accepted, this.#all.size - queued));
     // another pool's new connection may wait for the child this one holds
     const groupWaitedMs = this.#siblings.size > 1 ? this.#siblingsFirstByteWaitMs(waitedMs) : waitedMs;
     if (groupWaitedMs !== null && !this.#closing) {
       if (this.#waiters.length === 0 || groupWaitedMs >= STALL_MS || this.#all.size > this.#capacity) {
         // this served connection makes way for the waiting one: php-fpm is taken to serve no more
-        this.#capacity = Math.min(this.#capacity, served);
         this.#stalls++;
         this.#closeIdle(connection);
+        this.#lowerAfterReads();
         return;
       }
     }
@@ -742,6 +757,35 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     }
   }
 
+  /**
+   * A connection was closed to make way for one still without an answer: once the reads of this
+   * turn of the event loop are done (answers that came together are all read by then, in whatever
+   * order), the capacity comes down to the connections known to hold a php-fpm child, and the one
+   * each such close freed.
+   */
+  #lowerAfterReads(): void {
+    this.#freedForWaiting++;
+    if (this.#freedForWaiting > 1) return;
+    setImmediate(() => {
+      const freed = this.#freedForWaiting;
+      this.#freedForWaiting = 0;
+      if (this.#closing) return;
+      const { waitedMs, accepted } = this.#firstByteWaits();
+      if (waitedMs !== null) this.#lower(accepted + freed);
+    });
+  }
+
+  /**
+   * The capacity comes down to `capacity`, a guess (a script still working before it prints looks
+   * like a connection in the accept queue): a probe checks it at once, so a child that is free in
+   * fact is used again before requests wait for one.
+   */
+  #lower(capacity: number): void {
+    if (capacity >= this.#capacity) return;
+    this.#capacity = capacity;
+    this.#probe();
+  }
+
   /** How long the connection may still be kept (Infinity: maxConnectionAgeMs 0). */
   #ageLeftMs(connection: FastCgiConnection): number {
     const maxAgeMs = this.#options.maxConnectionAgeMs;
@@ -749,23 +793,33 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   }
 
   /**
-   * The longest wait of a connection for its first byte (null: none waits), how many connections
-   * had an answer (at least 1: the one just released), and how many have waited longer than their
-   * script usually runs (likelyQueued: in php-fpm's accept queue, not a slow first page).
+   * The longest wait of a connection for its first byte (null: none waits); how many connections
+   * are known to hold a php-fpm child (accepted, at least 1: the one just released): those that had
+   * an answer, and those still waiting that were made before the newest of them, as php-fpm's
+   * children accept connections in order; and how many of the others have waited longer than their
+   * script usually runs (queued: likely in php-fpm's accept queue, not a slow first page).
    */
-  #firstByteWaits(): { waitedMs: number | null; served: number; queued: number } {
+  #firstByteWaits(): { waitedMs: number | null; accepted: number; queued: number } {
     let waitedMs: number | null = null;
     let served = 0;
-    let queued = 0;
+    let newestServedAt = Number.NEGATIVE_INFINITY;
     for (const other of this.#all) {
       const wait = other.firstByteWaitMs;
-      if (wait === null) served++;
-      else {
-        if (waitedMs === null || wait > waitedMs) waitedMs = wait;
-        if (other.likelyQueued) queued++;
+      if (wait === null) {
+        served++;
+        if (other.openedAt > newestServedAt) newestServedAt = other.openedAt;
+      } else if (waitedMs === null || wait > waitedMs) waitedMs = wait;
+    }
+    let accepted = served;
+    let queued = 0;
+    if (waitedMs !== null) {
+      for (const other of this.#all) {
+        if (other.firstByteWaitMs === null) continue;
+        if (other.openedAt < newestServedAt) accepted++;
+        else if (other.likelyQueued) queued++;
       }
     }
-    return { waitedMs, served: Math.max(1, served), queued };
+    return { waitedMs, accepted: Math.max(1, accepted), queued };
   }
 
   /** The longest first-byte wait over the connections of every pool to this address. */
@@ -804,14 +858,17 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * connection of its own, for GET_VALUES. A free child answers at once; with none, the probe waits
    * in php-fpm's accept queue until a child comes free (php-fpm's dynamic pm adds children while
    * all are busy, another client lets one go), and its answer raises the capacity by one (unless a
-   * connection of this pool closed meanwhile: its child may be the one that answered). Only one
-   * probe is ever out, and it never times out: a probe given up would stay in the accept queue,
-   * one more each time, until php-fpm's listen.backlog is full.
+   * connection of this pool closed meanwhile: its child may be the one that answered). The answer
+   * also proves more: php-fpm's children take connections from its accept queue in order, so every
+   * connection made before the probe that is still open holds a child of its own, beside the one
+   * that answered. Only one probe is ever out, and it never times out: a probe given up would stay
+   * in the accept queue, one more each time, until php-fpm's listen.backlog is full.
    */
   #probe(): void {
     if (this.#probing !== null || this.#closing) return;
     this.#probing = 'connecting';
     this.#closedWhileProbing = 0;
+    const startedAt = performance.now();
     const report = setTimeout(() => this.#reportCapacity(), PROBE_REPORT_MS);
     report.unref();
     connectFastCgi(this.address, { connectTimeoutMs: this.#options.connectTimeoutMs })
@@ -830,7 +887,12 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
           if (this.#closing) return;
           // a child that one of our own connections let go is no child more than the capacity
           if (this.#closedWhileProbing === 0 && this.#capacity < this.maxConnections) this.#capacity++;
+          const servedBefore = this.#openedBefore(startedAt) + 1;
+          if (servedBefore > this.#capacity) this.#capacity = Math.min(this.maxConnections, servedBefore);
           this.#openForWaiter();
+          // requests still wait: ask again (this answer may have found a child a connection made
+          // after the probe took; the next probe comes after that one in the accept queue)
+          if (this.#waiters.length > 0 && this.#capacity < this.maxConnections) this.#probe();
         },
         () => {
           // refused or closed (php-fpm restarting, the pool closing): the next wait probes again
@@ -838,6 +900,13 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
           this.#probing = null;
         },
       );
+  }
+
+  /** The open connections made before `at` (performance.now()): ahead of a probe made then. */
+  #openedBefore(at: number): number {
+    let count = 0;
+    for (const connection of this.#all) if (connection.openedAt < at) count++;
+    return count;
   }
 
   /** Tells the operator, once, that php-fpm serves fewer connections than maxConnections. */

@@ -448,12 +448,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    * running request has run at most `windowMs` or twice its usual time (its script's, else this
    * connection's average request), and its script is not known to run longer than `windowMs`
    * (a request is mostly offered this place as the running one starts, when its own time cannot
-   * tell an export from a page). `windowMs` 0: never.
+   * tell an export from a page). `windowMs` 0: never. `timedOnly`: not behind a script with no
+   * timed run yet either.
    */
-  queuesBehind(stdin: FastCgiBody, windowMs: number): boolean {
+  queuesBehind(stdin: FastCgiBody, windowMs: number, timedOnly = false): boolean {
     if (windowMs <= 0 || !this.canQueue(stdin)) return false;
     const typical = this.#typicalMs(this.#call);
-    if (typical !== undefined && typical > windowMs) return false;
+    if (typical === undefined ? timedOnly : typical > windowMs) return false;
     return this.runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * (typical ?? this.#averageMs));
   }
 

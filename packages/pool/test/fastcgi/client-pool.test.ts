@@ -2,7 +2,7 @@
 // dir): keep-alive reuse counted at a socket in between, streamed bodies, abort, and the 502 / 503 /
 // 504 error classes for a php-fpm that is down, full, or hung.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -281,6 +281,29 @@ describe('php-fpm with fewer children than maxConnections', () => {
       expect(pool.stats()).toMatchObject({ capacity: 3, connections: 3 });
     } finally {
       await other.close();
+      await pool.close();
+      await three.stop();
+    }
+  });
+});
+
+describe('scripts that run a while before their first byte', () => {
+  it('are not taken for connections in the accept queue: every child is used', async () => {
+    const three = await startPhpFpm({ maxChildren: 3 });
+    // maxConnectionAgeMs 1: each request on a new connection, as happens after keepalive_time
+    const pool = createFastCgiClientPool({ address: three.address, maxConnections: 3, maxConnectionAgeMs: 1 });
+    try {
+      for (let round = 0; round < 3; round++) {
+        const dir = mkdtempSync(join(three.dir, 'barrier-'));
+        const barrier = () => body(pool, 'barrier.php', `dir=${dir}&n=3`);
+        const first = [barrier(), barrier()];
+        await eventually(() => readdirSync(dir).length === 2, 'two requests running, silent');
+        // a quick request ends meanwhile: the two silent connections hold children, not queue for them
+        expect((await body(pool, 'hello.php')).status).toBe(200);
+        const texts = (await Promise.all([...first, barrier()])).map((response) => response.text);
+        expect(texts).toEqual(['met', 'met', 'met']);
+      }
+    } finally {
       await pool.close();
       await three.stop();
     }
