@@ -141,6 +141,20 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     for (let i = 0; i < 4; i++) expect((await app.get(`/post/after-${i}`)).status).toBe(200);
   });
 
+  it('a Status: 1xx from PHP gets 502, and the request pipelined behind it its own answer', async () => {
+    for (const status of ['100 Continue', '101 Switching Protocols', '103']) {
+      const target = `/status.php?s=${encodeURIComponent(status)}`;
+      const { head, body } = await rawExchange(
+        classic.port,
+        `GET ${target} HTTP/1.1\r\nHost: app.test\r\n\r\nGET /post/behind HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n`,
+      );
+      const statusLines = `${head}\r\n\r\n${body}`.match(/^HTTP\/1\.1 \d{3}/gm);
+      expect(statusLines, status).toEqual(['HTTP/1.1 502', 'HTTP/1.1 200']);
+      expect(body).toContain('behind');
+      expect(body).not.toContain('after the status');
+    }
+  });
+
   it('streams a request body to PHP; buffers a chunked one to give PHP its length; refuses one too large', async () => {
     const body = randomBytes(5 * 1024 * 1024);
     const res = await request(`${classic.origin}/echo`, { method: 'PUT', body, headers: { host: 'app.test' } });

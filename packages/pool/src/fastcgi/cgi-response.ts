@@ -192,8 +192,16 @@ function parseHeaderBlock(block: Buffer, maxHeaderCount: number, bodyStart: Buff
     const value = checkedValue(line.slice(colon + 1), name);
     if (name === 'status') {
       // several Status lines: the last one counts, as in nginx
-      const match = /^([1-5][0-9][0-9])(?:[ \t]+(.*))?$/.exec(value);
-      if (match === null) throw new FastCgiBadHeaderError(`invalid Status header ${quote(value)}: want "NNN reason"`);
+      // a CGI response is final: an informational 1xx (101 above all) would leave the client's
+      // connection waiting for another response, or switched to a protocol nobody speaks
+      const match = /^([2-5][0-9][0-9])(?:[ \t]+(.*))?$/.exec(value);
+      if (match === null) {
+        throw new FastCgiBadHeaderError(
+          /^1[0-9][0-9]\b/.test(value)
+            ? `invalid Status header ${quote(value)}: an informational status cannot end a CGI response`
+            : `invalid Status header ${quote(value)}: want "NNN reason"`,
+        );
+      }
       status = Number(match[1]);
       statusText = match[2] === undefined || match[2] === '' ? null : match[2];
       last = { name, values: [] }; // a continuation of Status is dropped with it
