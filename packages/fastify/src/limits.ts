@@ -39,8 +39,11 @@ import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2
  *    while Node drains the body. The same error as every body reader's (bodyTooLarge, 413).
  * 3. `max_header_count` → 431. Node's `maxHeadersCount` does not reject: it silently drops the
  *    extra headers from `request.headers` while `rawHeaders` (what we forward to PHP) keeps them
- *    all, so it is left alone and the count is checked on rawHeaders. `max_header_size` → 431 for
- *    HTTP/2 too: Node enforces it on HTTP/1.1 only (an HTTP/2 head of about 64 KB got through).
+ *    all, so it is left alone and the count is checked on rawHeaders. Without max_header_count,
+ *    a request with more fields than Node keeps (its maxHeadersCount: 1000 by default) gets 431
+ *    too: past it, a Content-Length, Authorization or Cookie was forwarded to PHP while every check
+ *    of ours (the 413 before PHP, the micro-cache's bypass) never saw it. `max_header_size` → 431
+ *    for HTTP/2 too: Node enforces it on HTTP/1.1 only (an HTTP/2 head of about 64 KB got through).
  * 4. The server timeouts, with the checking interval shortened (before listen) so the limits are
  *    kept to within a quarter of their value (at most 1 s late).
  * 5. `request_timeout` for HTTP/2 streams, which Node cuts at no timeout, and the other rules for
@@ -187,6 +190,19 @@ function checkingIntervalMs(limits: ResolvedLimits): number | null {
 const lazyContinueServers = new WeakSet<object>();
 
 /**
+ * How many header fields Node's HTTP/1.1 parser keeps in `request.headers`: the server's
+ * maxHeadersCount (unset: 1000; 0: all). HTTP/2 keeps them all (its own limit resets the stream).
+ */
+function nodeKeptFields(server: unknown): number {
+  const count = (server as { maxHeadersCount?: number | null }).maxHeadersCount;
+  if (count === 0) return Infinity;
+  return typeof count === 'number' && count > 0 ? count : NODE_DEFAULT_HEADER_FIELDS;
+}
+
+/** Node's maxHeadersCount when unset. */
+const NODE_DEFAULT_HEADER_FIELDS = 1000;
+
+/**
  * Applies the limits. Call it inside the plugin's encapsulated child (the one holding the catch-all
  * route and the '*' parser registered with `bodyLimit: limits.maxRequestBytes`): its hooks stay
  * in that context; the server settings (timeouts, header size, lazy 100-continue) are server-wide,
@@ -203,7 +219,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
     installLazyContinue(server);
 
   const maxBytes = limits.maxRequestBytes;
-  const maxRawHeaders = limits.maxHeaderCount === null ? Infinity : limits.maxHeaderCount * 2;
+  const maxHeaderCount = limits.maxHeaderCount ?? Infinity;
   // Node's own HTTP/1.1 limit when max_header_size is unset (16 KB, or --max-http-header-size)
   const maxHeadBytes = limits.maxHeaderBytes ?? nodeMaxHeaderSize;
   const streamTimeoutMs = limits.requestTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
@@ -211,8 +227,9 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
     'onRequest',
     function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       const raw = request.raw;
-      if (raw.rawHeaders.length > maxRawHeaders) {
-        rejectEarly(request, reply, 431, new TooManyHeadersError(limits.maxHeaderCount!));
+      const limit = raw.httpVersionMajor === 2 ? maxHeaderCount : Math.min(maxHeaderCount, nodeKeptFields(server));
+      if (raw.rawHeaders.length > limit * 2) {
+        rejectEarly(request, reply, 431, new TooManyHeadersError(limit));
         return;
       }
       if (raw.httpVersionMajor === 2 && headBytes(raw.rawHeaders) > maxHeadBytes) {

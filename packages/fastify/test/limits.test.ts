@@ -306,6 +306,26 @@ describe('header limits', () => {
     expect(handled).toEqual([0]);
   });
 
+  it('without max_header_count: 431 past the fields Node keeps (1000), so no header escapes the checks', async () => {
+    const { port, handled } = await harness({ max_request_size: 1 });
+    const junk = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}: y\r\n`).join('');
+    // a Content-Length past max_request_size as field 1,001: Node drops it from request.headers
+    const over = new RawClient(port);
+    over.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(999)}Content-Length: 2000000\r\n\r\n`);
+    const answer = await over.waitFor('max_header_count');
+    expect(statusOf(answer)).toBe(431);
+    expect(answer).toContain('more than 1000 header fields');
+    await over.closed;
+    // 1,000 fields are all seen: the same Content-Length gets its 413
+    const seen = new RawClient(port);
+    seen.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(998)}Content-Length: 2000000\r\n\r\n`);
+    expect(statusOf(await seen.waitFor('413'))).toBe(413);
+    const fine = new RawClient(port);
+    fine.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(998)}Content-Length: 5\r\n\r\nhello`);
+    expect(statusOf(await fine.waitFor('{"length":5}'))).toBe(200);
+    expect(handled).toEqual([5]);
+  });
+
   it('max_header_size: 431 for a request head over the size, on a server Fastify already created', async () => {
     const { port, handled } = await harness({ max_header_size: 2048 });
     const client = new RawClient(port);
