@@ -107,6 +107,11 @@ describe('plugin: responses', () => {
     expect(Buffer.from(res.headers['x-greeting'] as string, 'latin1').toString('utf8')).toBe('grüße');
     expect(res.headers['transfer-encoding']).toBeUndefined();
     expect(res.body).toBe('GET:0');
+    // a Trailer announces trailers that never follow (and Node throws on it when not chunked)
+    const trailer = await app.inject('/?name=Trailer');
+    expect(trailer.statusCode).toBe(200);
+    expect(trailer.headers.trailer).toBeUndefined();
+    expect(trailer.body).toBe('GET:0');
   });
 
   it('a status outside 100-599 from the worker is a 502', async () => {

@@ -8,8 +8,11 @@ import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { holdToDeclaredLength } from './declared-length.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
-/** Hop-by-hop headers a backend may not set: Node frames the response itself. */
-const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade']);
+/**
+ * Hop-by-hop headers a backend may not set: Node frames the response itself. `Trailer` too: no
+ * trailers follow a backend's body, and Node refuses it on a response that is not chunked.
+ */
+const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer']);
 
 // Header values decoded from the worker are Unicode strings; Node writes header strings as latin1.
 // Turn non-ASCII text back into its UTF-8 bytes (one char per byte) so the client gets what PHP sent.
