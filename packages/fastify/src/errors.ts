@@ -76,6 +76,19 @@ export class TooManyHeadersError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_HEAD
 }
 
 /**
+ * A request line naming HTTP/2.0 on an HTTP/1 connection (Node's parser takes it): answered 505,
+ * as nginx does. HTTP/2 is spoken over TLS (ALPN h2) or from the connection's first bytes.
+ */
+export class HttpVersionError extends WarmpoolError<'WP_FASTIFY_HTTP_VERSION'> {
+  readonly statusCode = 505;
+  constructor(version: string) {
+    super('WP_FASTIFY_HTTP_VERSION', `HTTP/${version} in an HTTP/1 request line is not supported: send HTTP/1.1`, {
+      details: { version },
+    });
+  }
+}
+
+/**
  * An HTTP/2 request whose head is over max_header_size: answered 431 before anything else runs
  * (Node enforces the size on HTTP/1.1 only; HTTP/2 took about 64 KB).
  */
@@ -112,4 +125,5 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_REQUEST_TIMEOUT',
   'WP_FASTIFY_HEADERS_TOO_LARGE',
   'WP_FASTIFY_TOO_MANY_FIELDS',
+  'WP_FASTIFY_HTTP_VERSION',
 ] as const;

@@ -13,7 +13,13 @@ import type {
   HookHandlerDoneFunction,
 } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { BodyTooLargeError, HeadersTooLargeError, InvalidOptionError, TooManyHeadersError } from './errors.js';
+import {
+  BodyTooLargeError,
+  HeadersTooLargeError,
+  HttpVersionError,
+  InvalidOptionError,
+  TooManyHeadersError,
+} from './errors.js';
 import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 
 /**
@@ -199,6 +205,11 @@ function nodeKeptFields(server: unknown): number {
   return typeof count === 'number' && count > 0 ? count : NODE_DEFAULT_HEADER_FIELDS;
 }
 
+/** A stream of an HTTP/2 session, not a request read by the HTTP/1 parser (which takes "HTTP/2.0" too). */
+function isHttp2(raw: FastifyRequest['raw']): boolean {
+  return 'stream' in raw;
+}
+
 /** Node's maxHeadersCount when unset. */
 const NODE_DEFAULT_HEADER_FIELDS = 1000;
 
@@ -227,6 +238,10 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
     'onRequest',
     function checkLimits(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
       const raw = request.raw;
+      if (raw.httpVersionMajor !== 1 && !isHttp2(raw)) {
+        rejectEarly(request, reply, 505, new HttpVersionError(raw.httpVersion));
+        return;
+      }
       const limit = raw.httpVersionMajor === 2 ? maxHeaderCount : Math.min(maxHeaderCount, nodeKeptFields(server));
       if (raw.rawHeaders.length > limit * 2) {
         rejectEarly(request, reply, 431, new TooManyHeadersError(limit));
@@ -268,7 +283,7 @@ export function bodyTooLarge(maxBytes: number): BodyTooLargeError {
 
 /** Replies now, closing an HTTP/1 connection: the client may still be sending a body we will not read. */
 function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: number, error: Error): void {
-  if (request.raw.httpVersionMajor === 1) reply.header('connection', 'close');
+  if (!isHttp2(request.raw)) reply.header('connection', 'close');
   reply.code(status).send(error);
 }
 

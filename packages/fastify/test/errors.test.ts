@@ -23,6 +23,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.RequestTimeoutError(1000),
       new errors.HeadersTooLargeError(1000),
       new errors.TooManyFieldsError(1000),
+      new errors.HttpVersionError('2.0'),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

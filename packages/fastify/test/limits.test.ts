@@ -326,6 +326,17 @@ describe('header limits', () => {
     expect(handled).toEqual([5]);
   });
 
+  it("HTTP/2.0 in an HTTP/1 request line: 505 and the connection closed (Node's parser takes it)", async () => {
+    const { port, handled } = await harness({});
+    const client = new RawClient(port);
+    client.write('GET /a HTTP/2.0\r\nHost: t\r\n\r\n');
+    const answer = await client.waitFor('WP_FASTIFY_HTTP_VERSION');
+    expect(statusOf(answer)).toBe(505);
+    expect(answer).toMatch(/connection: close/i);
+    await client.closed;
+    expect(handled).toEqual([]);
+  });
+
   it('max_header_size: 431 for a request head over the size, on a server Fastify already created', async () => {
     const { port, handled } = await harness({ max_header_size: 2048 });
     const client = new RawClient(port);
