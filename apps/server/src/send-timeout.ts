@@ -7,6 +7,13 @@
 // taken: for TLS and HTTP/2 that queue is the only place it shows) and how much was written; while
 // something waits and nothing moves, nothing goes out. As with nginx, the kernel's send buffer
 // takes a slow reader's bytes in bulk, so progress shows when room frees up, not byte by byte.
+//
+// An HTTP/2 client can stop reading one stream and keep its connection moving: it leaves the
+// stream's flow-control window at zero (from its SETTINGS on), so the stream's bytes wait in
+// Node's HTTP/2 layer, not on the socket. Each stream of the HTTPS listener is therefore watched
+// the same way, and reset (CANCEL) once nothing of it has gone out for send_timeout: the PHP
+// worker streaming it is let go. Before, a few such streams held every worker.
+import { type ServerHttp2Stream, constants as http2 } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { ThrottledCount } from '@warmpool/pool';
@@ -16,6 +23,14 @@ import { SocketSweep } from './socket-sweep.js';
 interface Progress {
   pending: number;
   written: number;
+  since: number;
+}
+
+/** What an HTTP/2 stream had waiting, and how often it drained, when it last moved. */
+interface StreamProgress {
+  pending: number;
+  drains: number;
+  lastDrains: number;
   since: number;
 }
 
@@ -29,6 +44,7 @@ export class SendTimeouts {
   readonly #timeoutMs: number;
   readonly #logger: Logger;
   readonly #connections: SocketSweep<Progress>;
+  readonly #streams: SocketSweep<StreamProgress, ServerHttp2Stream>;
   #closed = 0;
   /** one warning at most every 10 s, with the count closed since */
   readonly #warnings = new ThrottledCount();
@@ -37,15 +53,23 @@ export class SendTimeouts {
   constructor(timeoutMs: number, logger: Logger) {
     this.#timeoutMs = timeoutMs;
     this.#logger = logger;
-    this.#connections = new SocketSweep(Math.min(1000, Math.max(50, timeoutMs / 4)), (connections, now) =>
-      this.#sweep(connections, now),
-    );
+    const everyMs = Math.min(1000, Math.max(50, timeoutMs / 4));
+    this.#connections = new SocketSweep(everyMs, (connections, now) => this.#sweep(connections, now));
+    this.#streams = new SocketSweep(everyMs, (streams, now) => this.#sweepStreams(streams, now));
   }
 
-  /** Every TCP connection `server` accepts (for the HTTPS listener: under TLS, HTTP/1.1 and HTTP/2 alike). */
+  /**
+   * Every TCP connection `server` accepts (for the HTTPS listener: under TLS, HTTP/1.1 and HTTP/2
+   * alike), and every HTTP/2 stream.
+   */
   watch(server: NetServer): void {
     // an Upgrade served as a plain request comes back through 'connection': add() keeps the first
     server.on('connection', (socket: Socket) => this.#connections.add(socket, { pending: 0, written: 0, since: 0 }));
+    server.on('stream', (stream: ServerHttp2Stream) => {
+      const progress: StreamProgress = { pending: 0, drains: 0, lastDrains: 0, since: 0 };
+      stream.on('drain', () => progress.drains++);
+      this.#streams.add(stream, progress);
+    });
   }
 
   /** Connections closed because their client read nothing for send_timeout. */
@@ -55,11 +79,29 @@ export class SendTimeouts {
 
   metrics(): string {
     return [
-      '# HELP warmpool_send_timeouts_total Client connections closed because nothing more could be sent to them for http.send_timeout.',
+      '# HELP warmpool_send_timeouts_total Client connections (and HTTP/2 streams) closed because nothing more could be sent to them for http.send_timeout.',
       '# TYPE warmpool_send_timeouts_total counter',
       `warmpool_send_timeouts_total ${this.#closed}`,
       '',
     ].join('\n');
+  }
+
+  #sweepStreams(streams: Map<ServerHttp2Stream, StreamProgress>, now: number): void {
+    let closed = 0;
+    for (const [stream, progress] of streams) {
+      // written to the stream and not yet sent in a DATA frame (a zero window keeps it there)
+      const pending = stream.writableLength;
+      if (pending === 0 || pending !== progress.pending || progress.drains !== progress.lastDrains) {
+        progress.pending = pending;
+        progress.lastDrains = progress.drains;
+        progress.since = now;
+      } else if (now - progress.since >= this.#timeoutMs) {
+        this.#streams.delete(stream);
+        stream.close(http2.NGHTTP2_CANCEL);
+        closed++;
+      }
+    }
+    this.#report(closed, 'HTTP/2 stream(s)');
   }
 
   #sweep(connections: Map<Socket, Progress>, now: number): void {
@@ -77,13 +119,17 @@ export class SendTimeouts {
         closed++;
       }
     }
+    this.#report(closed, 'connection(s)');
+  }
+
+  #report(closed: number, what: string): void {
     if (closed === 0) return;
     this.#closed += closed;
     const report = this.#warnings.add(closed);
     if (report === 0) return;
     this.#logger.warn(
       { closed: report, sendTimeoutMs: this.#timeoutMs },
-      `closed ${report} connection(s) whose client read nothing for ${this.#timeoutMs / 1000}s (http.send_timeout)`,
+      `closed ${report} ${what} whose client read nothing for ${this.#timeoutMs / 1000}s (http.send_timeout)`,
     );
   }
 }

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createSecureServer } from 'node:http2';
+import { connect as connectH2, constants, createSecureServer } from 'node:http2';
 import { connect, type Server as NetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +147,38 @@ describe('http.send_timeout (SendTimeouts)', () => {
     expect(timeouts.closed).toBe(2);
     expect(await drain(http1)).toBeLessThan(BIG);
     expect(await drain(http2)).toBeLessThan(BIG);
+  });
+
+  it('resets an HTTP/2 stream left at a zero window while its connection reads on; the others are served', async () => {
+    const server = createSecureServer(tlsPair, (req, res) => {
+      if (req.url === '/big') bigBody().pipe(res);
+      else res.end('ok');
+    });
+    const { port, timeouts, sockets } = await listen(server);
+    // Node's client reads its connection all along; a window of 0 lets no DATA of any stream through
+    const session = connectH2(`https://127.0.0.1:${port}`, {
+      rejectUnauthorized: false,
+      settings: { initialWindowSize: 0 },
+    });
+    session.on('error', () => {});
+    closers.push(() => session.destroy());
+    const stalled = session.request({ ':path': '/big' });
+    stalled.on('error', () => {});
+    const [headers] = await once(stalled, 'response');
+    expect(headers[':status']).toBe(200);
+    await once(stalled, 'close');
+    expect(stalled.rstCode).toBe(constants.NGHTTP2_CANCEL);
+    expect(timeouts.closed).toBe(1);
+    expect(timeouts.metrics()).toContain('warmpool_send_timeouts_total 1\n');
+    // the connection is still up: a stream that reads gets its answer
+    session.settings({ initialWindowSize: 65_535 });
+    const fine = session.request({ ':path': '/small' });
+    fine.setEncoding('utf8');
+    let text = '';
+    fine.on('data', (chunk: string) => (text += chunk));
+    await once(fine, 'end');
+    expect(text).toBe('ok');
+    expect(sockets[0]!.destroyed).toBe(false);
   });
 });
 
