@@ -47,14 +47,30 @@ const queueLength = () => gauge('warmpool_queue_length');
 
 const allReady = async () => (await workers()).every((w) => w.state === 'ready');
 
-/** A raw HTTP/1.1 request for a 50 MiB stream from a client that reads nothing. */
-async function nonReader(path = '/?mb=50'): Promise<Socket> {
+/**
+ * A raw HTTP/1.1 request for a 50 MiB stream from a client that reads nothing. The stream is sent
+ * at the client's pace on purpose (X-Accel-Buffering: no), so it holds its worker.
+ */
+async function nonReader(path = '/?mb=50&unbuffered=1'): Promise<Socket> {
   const socket = connect(httpPort, '127.0.0.1');
   socket.on('error', () => {});
   await once(socket, 'connect');
   socket.pause();
   socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
   return socket;
+}
+
+/** The body length of a chunked HTTP/1.1 response (head included in `raw`). */
+function chunkedBodyLength(raw: Buffer): number {
+  let at = raw.indexOf('\r\n\r\n') + 4;
+  let length = 0;
+  for (;;) {
+    const lineEnd = raw.indexOf('\r\n', at);
+    const size = Number.parseInt(raw.toString('latin1', at, lineEnd), 16);
+    if (size === 0) return length;
+    length += size;
+    at = lineEnd + 2 + size + 2;
+  }
 }
 
 /** The server is healthy again: a full 1 MiB reply, then every worker idle. */
@@ -151,7 +167,7 @@ describe('clients that go away never hold a worker', () => {
     const session = connectH2(`https://localhost:${httpsPort}`, { ca });
     session.on('error', () => {});
     await once(session, 'connect');
-    const stream = session.request({ ':path': '/?mb=50' }, { endStream: true });
+    const stream = session.request({ ':path': '/?mb=50&unbuffered=1' }, { endStream: true });
     stream.on('error', () => {});
     const closed = new Promise<number>((resolve) => stream.on('close', () => resolve(stream.rstCode ?? 0)));
     stream.pause();
@@ -162,5 +178,50 @@ describe('clients that go away never hold a worker', () => {
     expect(await closed).toBe(constants.NGHTTP2_INTERNAL_ERROR);
     session.destroy();
     await servesNormally();
+  });
+
+  it('a stream the server may buffer (the default) frees its worker at once: clients that read nothing hold none', async () => {
+    // more of them than workers: two HTTP/1.1 clients that read nothing, and one HTTP/2 connection
+    // whose window is zero for all its streams (it reads the connection, not the streams)
+    const sockets = [await nonReader('/?mb=20'), await nonReader('/?mb=20')];
+    const session = connectH2(`https://localhost:${httpsPort}`, { ca, settings: { initialWindowSize: 0 } });
+    session.on('error', () => {});
+    await once(session, 'connect');
+    const streams = [1, 2, 3].map(() => {
+      const stream = session.request({ ':path': '/?mb=20' }, { endStream: true });
+      stream.on('error', () => {});
+      return stream;
+    });
+    await Promise.all(streams.map((stream) => once(stream, 'response')));
+    // every reply was read from its worker into the server: the workers are free, the clients still there
+    await until(async () => (await workers()).every((w) => w.state === 'ready' && w.jobs > 0), 'every worker free');
+    await until(allReady, 'every worker ready');
+    await servesNormally();
+    for (const socket of sockets) expect(socket.destroyed).toBe(false);
+    for (const stream of streams) expect(stream.closed).toBe(false);
+    // and each client then gets its whole reply
+    session.settings({ initialWindowSize: 65_535 });
+    const sizes = await Promise.all([
+      ...sockets.map(async (socket) => {
+        const chunks: Buffer[] = [];
+        let tail = '';
+        socket.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          tail = (tail + chunk.toString('latin1')).slice(-5);
+        });
+        socket.resume();
+        await until(() => tail === '0\r\n\r\n', 'the last chunk of the HTTP/1.1 reply');
+        socket.destroy();
+        return chunkedBodyLength(Buffer.concat(chunks));
+      }),
+      ...streams.map(async (stream) => {
+        let bytes = 0;
+        stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        await once(stream, 'end');
+        return bytes;
+      }),
+    ]);
+    expect(sizes).toEqual(Array(5).fill(20 * 1024 * 1024));
+    session.destroy();
   });
 });

@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { holdToDeclaredLength } from './declared-length.js';
+import { SpooledReply } from './spooled-reply.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
 /**
@@ -65,7 +66,24 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     return reply.send(body.length <= BODY_MEMORY_BYTES ? body : chunksBody(reply, new Chunks([body])));
   }
   if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
-  return reply.send(resetOnError(reply, holdToDeclaredLength(reply, body as Readable)));
+  const streamed = body as Readable;
+  const paced = streamsOnPurpose(headers) ? streamed : new SpooledReply(streamed);
+  return reply.send(resetOnError(reply, holdToDeclaredLength(reply, paced)));
+}
+
+/**
+ * A reply the backend streams on purpose goes at the client's pace, as it comes (nginx's
+ * `X-Accel-Buffering: no`, and server-sent events); any other streamed reply is spooled
+ * (SpooledReply), so a slow client holds a temp file, not the worker.
+ */
+function streamsOnPurpose(headers: HeaderMap): boolean {
+  for (const name in headers) {
+    const lower = name.toLowerCase();
+    const value = headers[name]![0]?.trim().toLowerCase() ?? '';
+    if (lower === 'x-accel-buffering' && value === 'no') return true;
+    if (lower === 'content-type' && value.startsWith('text/event-stream')) return true;
+  }
+  return false;
 }
 
 /**

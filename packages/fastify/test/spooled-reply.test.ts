@@ -1,0 +1,107 @@
+// SpooledReply: a streamed reply read at the backend's pace while the client lags, kept in memory
+// then in a temp file, and given back whole and in order; the backend waits again only past the
+// file's bound or without a temp file. Real files, real streams.
+import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SpooledReply } from '../src/http/spooled-reply.js';
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-spool-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** `chunks` chunks of 16 KiB, each different, as fast as they are asked for. */
+function source(chunks: number): { stream: Readable; sha: string; bytes: number } {
+  const all: Buffer[] = [];
+  for (let i = 0; i < chunks; i++) all.push(Buffer.alloc(16 * 1024, i % 251));
+  let next = 0;
+  const stream = new Readable({
+    read() {
+      this.push(next < all.length ? all[next++] : null);
+    },
+  });
+  return { stream, sha: createHash('sha256').update(Buffer.concat(all)).digest('hex'), bytes: chunks * 16 * 1024 };
+}
+
+async function readAll(stream: Readable): Promise<{ sha: string; bytes: number }> {
+  const hash = createHash('sha256');
+  let bytes = 0;
+  for await (const chunk of stream) {
+    hash.update(chunk as Buffer);
+    bytes += (chunk as Buffer).length;
+  }
+  return { sha: hash.digest('hex'), bytes };
+}
+
+describe('SpooledReply', () => {
+  it('reads the backend to its end while the client reads nothing, then gives it all back in order', async () => {
+    const backend = source(320); // 5 MiB
+    const reply = new SpooledReply(backend.stream, { memoryBytes: 256 * 1024, dir });
+    reply.pause();
+    await once(backend.stream, 'end'); // the backend is done: nothing of it waits for the client
+    // all of it: what waits here, and what the stream took into its own buffer before the pause
+    expect(reply.spooledBytes + reply.readableLength).toBe(backend.bytes);
+    // the temp file is unlinked at once: nothing is left in its folder
+    expect(await readdir(dir)).toEqual([]);
+    expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('passes a reply straight through to a client that keeps up', async () => {
+    const backend = source(64);
+    const reply = new SpooledReply(backend.stream, { memoryBytes: 256 * 1024, dir });
+    expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('lets the backend wait for the client past the file bound, and again once it reads', async () => {
+    const backend = source(320);
+    const reply = new SpooledReply(backend.stream, { memoryBytes: 64 * 1024, fileMaxBytes: 512 * 1024, dir });
+    reply.pause();
+    await new Promise<void>((resolve) => {
+      const check = () => (backend.stream.isPaused() ? resolve() : setImmediate(check));
+      check();
+    });
+    expect(backend.stream.readableEnded).toBe(false);
+    expect(reply.spooledBytes).toBeLessThan(backend.bytes);
+    expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('without a temp file (no folder), keeps to memory and lets the backend wait, as before', async () => {
+    const backend = source(320);
+    const reply = new SpooledReply(backend.stream, { memoryBytes: 64 * 1024, dir: join(dir, 'missing') });
+    reply.pause();
+    await new Promise<void>((resolve) => {
+      const check = () => (backend.stream.isPaused() ? resolve() : setImmediate(check));
+      check();
+    });
+    expect(backend.stream.readableEnded).toBe(false);
+    expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('a client that leaves destroys the backend stream (the worker is let go); a backend error fails the reply', async () => {
+    const gone = source(320);
+    const left = new SpooledReply(gone.stream, { memoryBytes: 64 * 1024, dir });
+    left.pause();
+    await once(gone.stream, 'end').catch(() => {});
+    const slow = new Readable({ read() {} });
+    const reply = new SpooledReply(slow, { dir });
+    slow.push(Buffer.alloc(10));
+    reply.destroy();
+    await once(slow, 'close');
+    expect(slow.destroyed).toBe(true);
+
+    const failing = new Readable({ read() {} });
+    const failed = new SpooledReply(failing, { dir });
+    const error = once(failed, 'error');
+    failing.destroy(new Error('the worker died mid-body'));
+    expect(((await error)[0] as Error).message).toBe('the worker died mid-body');
+    left.destroy();
+  });
+});
