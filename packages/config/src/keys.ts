@@ -362,7 +362,9 @@ const TOP: Entry[] = [
       '[".php", ".phtml", ".phar", ".env", ".htaccess", ".git", ".log", ".sql", ".sqlite", ".sqlite3", ".bak", ".swp"]',
   }),
   rr('http.static.allow', 'string[]', 'when not empty, only these extensions are served'),
-  rr('http.static.calculate_etag', 'boolean', 'send an ETag', { default: false }),
+  rr('http.static.calculate_etag', 'boolean', 'send an ETag (a classic site: true unless set, as nginx)', {
+    default: false,
+  }),
   rr('http.static.weak', 'boolean', 'make the ETag weak (W/)', { default: false }),
   rr('http.static.request', 'map', 'headers added to the request when a static file is served'),
   rr('http.static.request.*', 'scalar-string', 'one request header: name → value'),

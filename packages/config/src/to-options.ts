@@ -405,8 +405,9 @@ function buildSite(
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
       // a classic site's static files are its fastcgi.root's
       dir: fastcgi === null ? resolve(dir, s.dir ?? '.') : resolve(dir, fastcgi.root),
-      // RoadRunner's calculate_etag defaults to false (the plugin's to true)
-      calculate_etag: s.calculate_etag === true,
+      // RoadRunner's calculate_etag defaults to false (the plugin's to true); a classic site's to
+      // true, as nginx sends an ETag for every static file
+      calculate_etag: s.calculate_etag ?? fastcgi !== null,
     };
     if (s.weak === true) staticOptions.weak = true;
     // RR's sample writes forbid: [""]; "" is no extension at all and means nothing to forbid by name

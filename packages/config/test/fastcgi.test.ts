@@ -73,19 +73,36 @@ describe('fastcgi: classic sites', () => {
       fastcgi: { root: '/srv/app/blog/html', command: 'php-cgi -d opcache.enable=1' },
       // the pool sizes and supervises php-cgi as it does workers
       pool: { num_workers: 3, supervisor: { exec_ttl: '30s' } },
-      // static files come from fastcgi.root; the static options apply
-      static: { dir: '/srv/app/blog/html', forbid: ['.log'] },
+      // static files come from fastcgi.root; the static options apply; an ETag as nginx sends
+      static: { dir: '/srv/app/blog/html', forbid: ['.log'], calculate_etag: true },
     });
     expect(blog!.plugin).not.toHaveProperty('command');
     expect(blog!.plugin).not.toHaveProperty('relay');
     expect(blog!.ignored).toEqual([
       { key: 'sites[0].http.static.dir', reason: 'a classic site serves its static files from fastcgi.root' },
     ]);
-    expect(app!.plugin).toMatchObject({ command: 'php worker.php', static: { dir: '/srv/app/assets' } });
+    // a worker site keeps RoadRunner's default: no ETag unless calculate_etag says so
+    expect(app!.plugin).toMatchObject({
+      command: 'php worker.php',
+      static: { dir: '/srv/app/assets', calculate_etag: false },
+    });
     expect(app!.plugin).not.toHaveProperty('fastcgi');
     expect(fallback!.plugin.fastcgi).toEqual({ root: '/var/www/default' });
     // the top level's static.dir is the default site's own (classic here): said there
     expect(fallback!.ignored.map((i) => i.key)).toEqual(['http.static.dir']);
+  });
+
+  it('a classic site sends no ETag when calculate_etag says false', () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'http: { address: ":8080", middleware: [static], static: { calculate_etag: false } }',
+          'fastcgi: { root: /var/www }',
+        ].join('\n'),
+      ),
+    );
+    expect(server.defaultSite!.plugin.static).toMatchObject({ dir: '/var/www', calculate_etag: false });
   });
 
   it('with pass, the keys that size and recycle processes are said to be ignored (php-fpm runs them)', () => {

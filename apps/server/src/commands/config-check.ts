@@ -187,6 +187,8 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
         ? withDefaults('http.static', {
             ...http.static,
             dir: [site.plugin.static!.dir ?? site.plugin.static!.root].flat()[0],
+            // its default depends on the site (a classic site's is true): the one in use
+            calculate_etag: site.plugin.static!.calculate_etag ?? true,
           })
         : null,
       headers: site.headers,
