@@ -147,6 +147,15 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
   const errors: LocatedConfigError[] = [];
   const sites: SiteOptions[] = [];
   (config.sites ?? []).forEach((site, index) => {
+    // a site runs PHP one way; a command inherited from the top level is the worker sites', not this one's
+    if (site.fastcgi !== undefined && site.server?.command !== undefined)
+      errors.push(
+        locatedError(
+          loaded,
+          [`sites[${index}].server.command`],
+          'this site has a fastcgi section too: a site runs PHP one way, a worker command or fastcgi (classic PHP); remove one of the two',
+        ),
+      );
     const dir = site.root === undefined ? baseDir : resolve(baseDir, site.root);
     sites.push({
       ...buildSite(

@@ -92,6 +92,26 @@ describe('fastcgi: classic sites', () => {
     expect(fallback!.ignored.map((i) => i.key)).toEqual(['http.static.dir']);
   });
 
+  it("a site's own server.command beside its fastcgi section is an error at the command's line", () => {
+    const errors = errorsOf(() =>
+      toServerOptions(
+        parse(
+          [
+            'version: "3"',
+            'http: { address: ":8080" }',
+            'sites:',
+            '  - hosts: [x.test]',
+            '    server: { command: php worker.php }',
+            '    fastcgi: { root: /var/www }',
+          ].join('\n'),
+        ),
+      ),
+    );
+    expect(errors).toEqual([
+      expect.stringMatching(/^5:15 sites\[0\]\.server\.command: this site has a fastcgi section too: .*remove one/),
+    ]);
+  });
+
   it('a classic site sends no ETag when calculate_etag says false', () => {
     const server = toServerOptions(
       parse(
