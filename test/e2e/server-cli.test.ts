@@ -95,6 +95,8 @@ describe('config check prints the effective config', () => {
     expect(stdout).toMatch(/- name: a\.test\n/);
     expect(stdout).toContain('allocate_timeout: 60s');
     expect(stdout).toContain('max_request_size: 100');
+    // each site in full: no YAML anchors or aliases for values two sites share
+    expect(stdout).not.toMatch(/[&*]a\d+\b/);
   });
 
   it('--json: parseable, with inheritance and absolute paths', async () => {

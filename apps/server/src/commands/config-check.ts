@@ -57,7 +57,8 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   out.success(
     `${args.config} is valid: ${plural(server.sites.length, 'site')}${loaded.warnings.length > 0 ? `, ${plural(loaded.warnings.length, 'warning')}` : ''}; effective config:`,
   );
-  out.raw(stringify(effective, { lineWidth: 0 }));
+  // each site written out in full: no &anchors and *aliases where two sites share a value
+  out.raw(stringify(effective, { lineWidth: 0, aliasDuplicateObjects: false }));
   return EXIT_OK;
 }
 
