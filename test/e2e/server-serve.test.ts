@@ -185,6 +185,13 @@ describe('SIGHUP', () => {
     await server.waitFor('needs a restart to apply');
     expect(server.stdout).toContain('log level of channel http: info → debug');
     expect(server.stderr).toContain('changed in the file, needs a restart to apply: http');
+    // a broken file: every one of its errors is named, and the running config stays
+    await writeFile(file, `${original}\nhttp: {address: x\n`);
+    server.child.kill('SIGHUP');
+    await server.waitFor('config NOT re-read');
+    const line = server.stderr.split('\n').find((l) => l.includes('config NOT re-read'))!;
+    expect(line).toContain('the running config stays (fix the file, then SIGHUP again)');
+    expect(line).toMatch(/has 2 errors: .*duplicate key "http".* \| .*YAML syntax/);
     expect((await server.stop()).code).toBe(0);
   });
 });

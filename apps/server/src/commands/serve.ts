@@ -474,8 +474,13 @@ class ServerState {
     try {
       next = await loadConfigFile(this.#args.config, { overrides: this.#args.overrides ?? [] });
     } catch (error) {
+      // every error the file has (the message's first line counts them), then what to do
+      const errors = (error as Error).message
+        .split('\n')
+        .map((line) => line.trim())
+        .filter((line) => line !== '');
       lines.push(
-        `config NOT re-read (nothing else changed): ${(error as Error).message.split('\n').slice(0, 2).join(' ')}`,
+        `config NOT re-read, the running config stays (fix the file, then SIGHUP again): ${errors.join(' | ')}`,
       );
       return lines;
     }
