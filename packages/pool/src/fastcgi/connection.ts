@@ -1042,7 +1042,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     this.#fail(
       new FastCgiReadTimeoutError(
         `FastCGI server ${this.#where} sent nothing for ${call.readTimeoutMs} ms` +
-          (call.stdinDone ? '' : ' and stopped reading the request body'),
+          (call.stdinDone ? '' : ' and stopped reading the request body') +
+          ' (exec_ttl: raise http.pool.supervisor.exec_ttl for scripts slow by design)',
         { address: this.#where, readTimeoutMs: call.readTimeoutMs },
       ),
     );

@@ -463,6 +463,10 @@ describe('504: timed out', () => {
       const error = await pool.request({ params: scriptParams('hangs.php') }).catch((e: unknown) => e);
       expect(error).toBeInstanceOf(FastCgiReadTimeoutError);
       expect((error as FastCgiError).statusCode).toBe(504);
+      // the log line names the setting to raise
+      expect((error as Error).message).toMatch(
+        /sent nothing for 300 ms \(exec_ttl: raise http\.pool\.supervisor\.exec_ttl/,
+      );
       await eventually(() => pool.stats().connections === 0, 'the timed-out connection to close');
       expect((await body(pool, 'hello.php')).status).toBe(200);
     } finally {
