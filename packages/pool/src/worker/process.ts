@@ -3,7 +3,7 @@
 // whole group.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, statSync } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
+import { basename, delimiter, join, resolve } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
 import { lowerWorkerPriority } from './priority.js';
 import type { RecycleReason } from './state.js';
@@ -90,12 +90,26 @@ export async function waitForSpawn(child: ChildProcess, argv: readonly string[])
   if (spawnError !== null) throw describeSpawnError(spawnError, argv);
 }
 
+/** What to do about a command that is not there: PHP's own binaries name their Debian package and key. */
+function installHint(command: string): string {
+  const name = basename(command);
+  if (/^php-cgi[\d.]*$/.test(name)) {
+    return 'Install it (Debian/Ubuntu: apt-get install php-cgi) or give its full path in fastcgi.command.';
+  }
+  if (/^php[\d.]*$/.test(name)) {
+    return 'Install it (Debian/Ubuntu: apt-get install php-cli) or give its full path in server.command.';
+  }
+  return "Install it or give its full path in the pool's command (server.command; fastcgi.command for classic PHP).";
+}
+
 export function describeSpawnError(error: Error, argv: readonly string[]): Error {
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'ENOENT') {
     return new CommandNotFoundError(
-      `command not found: "${argv[0]}" (from "${argv.join(' ')}"). Install it or give its full path in the pool's command.`,
-      { command: argv[0] },
+      `command not found: "${argv[0]}" (from "${argv.join(' ')}"). ${installHint(argv[0]!)}`,
+      {
+        command: argv[0],
+      },
     );
   }
   if (code === 'EACCES') {

@@ -10,6 +10,7 @@ import {
   WorkerReportedError,
 } from '../../src/errors.js';
 import { createPool } from '../../src/pool/pool.js';
+import { describeSpawnError } from '../../src/worker/process.js';
 import { frameBody, PING, STREAM, type Frame } from '../../src/protocol/frame.js';
 import { decodeResponseContext } from '../../src/protocol/http-context.js';
 import { eventually, fixture, recordingLogger, request, sleep, status, withPool } from '../php-fixtures.js';
@@ -125,6 +126,18 @@ describe('Worker: boot', () => {
     const error = await pool.start().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(CommandNotFoundError);
     expect((error as Error).message).toMatch(/command not found: "php-does-not-exist"/);
+    expect((error as Error).message).toContain("give its full path in the pool's command (server.command;");
+  });
+
+  it('a PHP binary that is not installed is named with its Debian package and the key to set', () => {
+    const enoent = Object.assign(new Error('spawn php-cgi8.9 ENOENT'), { code: 'ENOENT' });
+    expect(describeSpawnError(enoent, ['php-cgi8.9', '-b', '/tmp/x.sock']).message).toBe(
+      'command not found: "php-cgi8.9" (from "php-cgi8.9 -b /tmp/x.sock"). ' +
+        'Install it (Debian/Ubuntu: apt-get install php-cgi) or give its full path in fastcgi.command.',
+    );
+    expect(describeSpawnError(enoent, ['php8.2', 'worker.php']).message).toContain(
+      'apt-get install php-cli) or give its full path in server.command.',
+    );
   });
 
   it('a worker that does not finish the handshake within allocate_timeout fails to boot', async () => {
