@@ -38,6 +38,26 @@ describe('config errors', () => {
     expect(stderr).toContain('fix the lines above');
   });
 
+  it('config check names each ignored key at its line, as serve does', async () => {
+    const file = join(dir, 'ignored.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  pool:',
+        '    num_workers: 4',
+        'fastcgi:',
+        '  root: /tmp',
+        '  pass: unix:/run/php/php-fpm.sock',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli(['config', 'check', '-c', file]);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(/ignored\.yaml:5:\d+ http\.pool\.num_workers: ignored: fastcgi\.pass: /);
+  });
+
   it('serve: the same lines, exit 2, and no worker is started', async () => {
     const { code, stderr } = await runCli(['serve', '-c', config('mistakes.yaml')]);
     expect(code).toBe(2);

@@ -21,8 +21,9 @@ import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
 import { planCertificates } from '../acme/plan.js';
+import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { exposedRpcWarning } from '../rpc/server.js';
-import { DEFAULT_TLS12_CIPHERS, H2C_UNSUPPORTED, TLS_MIN_VERSION } from '../tls.js';
+import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION } from '../tls.js';
 
 export interface ConfigCheckArgs {
   config: string;
@@ -47,8 +48,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
-  for (const site of server.sites) for (const { key, reason } of site.ignored) out.warn(`${key}: ignored: ${reason}`);
-  if (server.http.http2?.h2c === true) out.warn(`http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
+  for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
   const effective = effectiveConfig(loaded, server);
   if (args.json === true) {
     out.raw(JSON.stringify(effective, null, 2));

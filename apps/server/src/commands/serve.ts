@@ -24,6 +24,7 @@ import {
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp, passesOf, poolsOf } from '../app.js';
 import { describeConnectionLimits } from '../connection-limits.js';
+import { ignoredKeyWarnings } from '../ignored-keys.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
@@ -42,14 +43,7 @@ import { createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
-import {
-  H2C_UNSUPPORTED,
-  TlsContexts,
-  checkCiphers,
-  loadCredentials,
-  reloadCredentials,
-  type TlsFiles,
-} from '../tls.js';
+import { TlsContexts, checkCiphers, loadCredentials, reloadCredentials, type TlsFiles } from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -82,21 +76,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
-  for (const site of server.sites) {
-    for (const { key, reason } of site.ignored) {
-      const at = loaded.positionOf(key) ?? loaded.positionOf(key.replace(/^sites\[\d+\]\./, ''));
-      out.warn(`${at === null ? loaded.file : formatPosition(at)} ${key}: ignored: ${reason}`);
-    }
-  }
-
-  for (const { key, reason } of server.http.ssl?.ignored ?? []) {
-    const at = loaded.positionOf(key) ?? { file: loaded.file, line: 1, col: 1 };
-    out.warn(`${formatPosition(at)} ${key}: ignored: ${reason}`);
-  }
-  if (server.http.http2?.h2c === true) {
-    const at = loaded.positionOf('http.http2.h2c') ?? { file: loaded.file, line: 1, col: 1 };
-    out.warn(`${formatPosition(at)} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
-  }
+  for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
 
   // 1. sockets from systemd (after the config: it says which listeners exist)
   const configured = configuredListeners(server);

@@ -1,0 +1,23 @@
+// The keys a config sets that this server does not use, each at its file:line, for `serve` and
+// `config check` alike: what one prints, the other prints the same way.
+import { formatPosition, type LoadedConfig, type ServerOptions } from '@warmpool/config';
+import { H2C_UNSUPPORTED } from './tls.js';
+
+/** One line per ignored key: `warmpool.yaml:12:5 sites[0].http.pool.num_workers: ignored: why`. */
+export function ignoredKeyWarnings(server: ServerOptions, loaded: LoadedConfig): string[] {
+  const lines: string[] = [];
+  const at = (key: string, fallback: string = key): string => {
+    const position = loaded.positionOf(key) ?? loaded.positionOf(fallback);
+    return position === null ? loaded.file : formatPosition(position);
+  };
+  for (const site of server.sites) {
+    for (const { key, reason } of site.ignored) {
+      // a site's key inherited from the top level is at the top level's line
+      lines.push(`${at(key, key.replace(/^sites\[\d+\]\./, ''))} ${key}: ignored: ${reason}`);
+    }
+  }
+  for (const { key, reason } of server.http.ssl?.ignored ?? []) lines.push(`${at(key)} ${key}: ignored: ${reason}`);
+  if (server.http.http2?.h2c === true)
+    lines.push(`${at('http.http2.h2c')} http.http2.h2c: ignored: ${H2C_UNSUPPORTED}`);
+  return lines;
+}
