@@ -550,9 +550,12 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     }
   }
 
+  /** The address answers: for every pool of this process connected to it (one php-fpm, several sites). */
   #reachable(): void {
-    this.#unreachable = null;
-    this.#stopRecheck();
+    for (const pool of this.#siblings) {
+      pool.#unreachable = null;
+      pool.#stopRecheck();
+    }
   }
 
   #stopRecheck(): void {
@@ -560,12 +563,18 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     this.#recheck = null;
   }
 
+  /**
+   * The address does not answer: for every pool of this process connected to it, so that each
+   * site's health says so at once, not after its own next request fails.
+   */
   #notReachable(error: FastCgiConnectFailedError): void {
-    this.#unreachable = error;
-    if (this.#recheck !== null || this.#closing) return;
-    // with no traffic nothing else would notice the backend coming back (a health check alone)
-    this.#recheck = setInterval(() => void this.probe(), RECHECK_MS);
-    this.#recheck.unref();
+    for (const pool of this.#siblings) {
+      pool.#unreachable = error;
+      if (pool.#recheck !== null || pool.#closing) continue;
+      // with no traffic nothing else would notice the backend coming back (a health check alone)
+      pool.#recheck = setInterval(() => void pool.probe(), RECHECK_MS);
+      pool.#recheck.unref();
+    }
   }
 
   /**

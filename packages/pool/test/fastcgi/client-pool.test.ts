@@ -614,6 +614,28 @@ describe('options and closing', () => {
     }
   });
 
+  it('two pools to one address (two sites, one php-fpm) learn together that it is down, and back', async () => {
+    const port = await freePort();
+    const site = createFastCgiClientPool({ address: `127.0.0.1:${port}`, maxConnections: 1 });
+    const other = createFastCgiClientPool({ address: `127.0.0.1:${port}`, maxConnections: 1 });
+    let late: PhpServer | null = null;
+    try {
+      expect(await site.probe()).toBeInstanceOf(FastCgiConnectFailedError);
+      // the other site's health says so at once, not after its own first request fails
+      expect(other.stats().unreachable).toMatch(/ECONNREFUSED/);
+      late = await startPhpFpm({ tcpPort: port, maxChildren: 1 });
+      await eventually(
+        () => site.stats().unreachable === null && other.stats().unreachable === null,
+        'both to see php-fpm answering',
+      );
+      expect((await body(other, 'hello.php')).status).toBe(200);
+    } finally {
+      await site.close();
+      await other.close();
+      await late?.stop();
+    }
+  });
+
   it('close() fails waiting requests, lets the running one finish, then later requests get CLOSED', async () => {
     const one = await startPhpFpm({ maxChildren: 1 });
     const flag = join(one.dir, 'close.flag');
