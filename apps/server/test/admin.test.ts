@@ -586,7 +586,7 @@ describe('admin client: errors that say what to do', () => {
     const error = await adminRequest(socketPath, { cmd: 'workers' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AdminUnreachableError);
     expect((error as Error).message).toBe(
-      `is warmpool running? expected its admin socket at ${socketPath} (admin.socket in warmpool.yaml)`,
+      `is warmpool running? expected its admin socket at ${socketPath} (admin.socket in its config): pass -c FILE or --socket PATH to reach another server`,
     );
     expect(exitCodeOf(error)).toBe(EXIT_UNREACHABLE);
   });

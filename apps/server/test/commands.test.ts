@@ -143,7 +143,7 @@ describe('warmpool workers', () => {
     const out = new RecordingOutput();
     expect(await workers.run({ socket }, out)).toBe(EXIT_UNREACHABLE);
     expect(out.lines).toEqual([
-      `error: is warmpool running? expected its admin socket at ${socket} (admin.socket in warmpool.yaml)`,
+      `error: is warmpool running? expected its admin socket at ${socket} (admin.socket in its config): pass -c FILE or --socket PATH to reach another server`,
     ]);
   });
 

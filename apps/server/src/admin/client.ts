@@ -136,7 +136,7 @@ function connectError(path: string, error: NodeJS.ErrnoException, connected: boo
   switch (error.code) {
     case 'ENOENT':
       return new AdminUnreachableError(
-        `is warmpool running? expected its admin socket at ${path} (admin.socket in warmpool.yaml)`,
+        `is warmpool running? expected its admin socket at ${path} (admin.socket in its config): pass -c FILE or --socket PATH to reach another server`,
         path,
         error,
       );
