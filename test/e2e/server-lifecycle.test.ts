@@ -238,6 +238,12 @@ describe('LISTEN_FDS', () => {
     });
     const { code } = await server.exited;
     expect(code).toBe(5);
-    expect(server.stderr).toContain(`cannot listen on 127.0.0.1:${busy} (http): the address is already in use`);
+    // at the line that names the address, before any worker booted (nginx binds first too)
+    expect(server.stderr).toMatch(
+      new RegExp(
+        `fds-other\\.yaml:4:\\d+ http\\.address: cannot listen on 127\\.0\\.0\\.1:${busy} \\(http\\): the address is already in use`,
+      ),
+    );
+    expect(server.stdout).not.toMatch(/booting \d+ worker|workers? ready|warmpool ready/);
   });
 });

@@ -132,6 +132,34 @@ export async function listenAll(listeners: readonly Listener[], fds: ReadonlyMap
   }
 }
 
+/**
+ * Before the workers boot: binds each configured address once and lets it go, so an address
+ * another program holds fails in a moment, not after every PHP worker has booted (nginx binds
+ * first too). Sockets from LISTEN_FDS and port 0 (any free port) need no check. The real bind
+ * comes after the boot (listenAll), when requests can be served.
+ */
+export async function checkAddressesFree(
+  listeners: readonly { name: ListenerName; address: string }[],
+  fds: ReadonlyMap<ListenerName, number>,
+): Promise<void> {
+  for (const listener of listeners) {
+    if (fds.has(listener.name)) continue;
+    const { host, port } = parseAddress(listener.address);
+    if (port === 0) continue;
+    const probe = new NetServerClass();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen(host === undefined ? { port } : { host, port }, resolve);
+      });
+    } catch (error) {
+      throw new ListenError(listener.name, listener.address, error);
+    } finally {
+      await new Promise((resolve) => probe.close(resolve));
+    }
+  }
+}
+
 /** "http://127.0.0.1:8080" from what a listener is bound to. */
 export function boundUrl(listener: Listener): string {
   const address = listener.server.address();

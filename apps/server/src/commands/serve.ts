@@ -7,8 +7,9 @@
 // 3. TLS: the http.ssl pair → exit 2 with the line of http.ssl.cert; http.ssl.acme's stored
 //    certificates (or temporary ones while the CA is asked: no boot waits for a CA);
 // 4. boot each site's pool (progress lines with count and time) → exit 6 (workers) or 2 (an option);
-// 5. listen on every listener → exit 5; then ACME orders and renewals start; then the admin socket;
-//    then print where logs go.
+// 5. listen on every listener → exit 5 (an address another program holds is found before 3, by
+//    binding it once: no worker boots for a server that cannot listen); then ACME orders and
+//    renewals start; then the admin socket; then print where logs go.
 import { performance } from 'node:perf_hooks';
 import { parseDuration, type AnyPool } from '@warmpool/pool';
 import {
@@ -36,6 +37,7 @@ import {
   boundUrl,
   closeServers,
   installSignals,
+  checkAddressesFree,
   listenAll,
   type ListenerName,
 } from '../lifecycle.js';
@@ -86,6 +88,14 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   } catch (error) {
     if (!(error instanceof ListenFdsError)) throw error;
     out.error(error.message);
+    return EXIT_LISTEN;
+  }
+  // an address another program holds fails now, before any PHP worker boots (nginx binds first)
+  try {
+    await checkAddressesFree(configuredAddresses(server, configured), fds);
+  } catch (error) {
+    if (!(error instanceof ListenError)) throw error;
+    out.error(withKeyPosition(error, loaded));
     return EXIT_LISTEN;
   }
 
@@ -158,6 +168,35 @@ function tlsFilesOf(ssl: ServerOptions['http']['ssl']): TlsFiles | null {
   return ssl === null || ssl.cert === null || ssl.key === null ? null : { cert: ssl.cert, key: ssl.key };
 }
 
+/** The key that names each listener's address. */
+const ADDRESS_KEYS: Record<ListenerName, string> = {
+  http: 'http.address',
+  https: 'http.ssl.address',
+  status: 'status.address',
+  metrics: 'metrics.address',
+};
+
+/** Each configured listener's address, as buildApp binds it. */
+function configuredAddresses(server: ServerOptions, names: readonly ListenerName[]) {
+  const addressOf: Record<ListenerName, string | undefined> = {
+    http: server.http.address,
+    https: server.http.ssl?.address ?? ':443',
+    status: server.status?.address,
+    metrics: server.metrics?.address,
+  };
+  return names.flatMap((name) => {
+    const address = addressOf[name];
+    return address === undefined ? [] : [{ name, address }];
+  });
+}
+
+/** A listen error with the file:line of the key that names its address (`warmpool.yaml:5:3 http.address: …`). */
+function withKeyPosition(error: ListenError, loaded: LoadedConfig): string {
+  const key = ADDRESS_KEYS[error.details.listener as ListenerName];
+  const at = key === undefined ? null : loaded.positionOf(key);
+  return at === null ? error.message : `${formatPosition(at)} ${key}: ${error.message}`;
+}
+
 /** The listeners a config asks for, in LISTEN_FDS order. */
 function configuredListeners(server: ServerOptions): ListenerName[] {
   const names: ListenerName[] = ['http'];
@@ -228,7 +267,7 @@ class ServerState {
       await listenAll([...listeners, ...opsListeners], fds);
     } catch (error) {
       if (!(error instanceof ListenError)) throw error;
-      out.error(error.message);
+      out.error(withKeyPosition(error, this.#options.loaded));
       await app.close().catch(() => {});
       return this.#finish(EXIT_LISTEN);
     }
