@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SpooledReply } from '../src/http/spooled-reply.js';
+import { SpooledReply, spooledFileBytes } from '../src/http/spooled-reply.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -71,6 +71,32 @@ describe('SpooledReply', () => {
     expect(backend.stream.readableEnded).toBe(false);
     expect(reply.spooledBytes).toBeLessThan(backend.bytes);
     expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('lets the backend wait once all the temp files of the process hold their bound, and counts them back', async () => {
+    const before = spooledFileBytes();
+    const backend = source(320);
+    const reply = new SpooledReply(backend.stream, { memoryBytes: 64 * 1024, totalMaxBytes: before + 256 * 1024, dir });
+    reply.pause();
+    await new Promise<void>((resolve) => {
+      // held by the bound over all files, not by a file still being opened
+      const held = () => backend.stream.isPaused() && spooledFileBytes() >= before + 256 * 1024;
+      const check = () => (held() ? resolve() : setImmediate(check));
+      check();
+    });
+    expect(backend.stream.readableEnded).toBe(false);
+    expect(spooledFileBytes()).toBeGreaterThan(before);
+    expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+    expect(spooledFileBytes()).toBe(before);
+    // a reply given up with bytes in its file gives them back too
+    const gone = source(320);
+    const left = new SpooledReply(gone.stream, { memoryBytes: 64 * 1024, dir });
+    left.pause();
+    await once(gone.stream, 'end');
+    expect(spooledFileBytes()).toBeGreaterThan(before);
+    left.destroy();
+    await once(left, 'close');
+    expect(spooledFileBytes()).toBe(before);
   });
 
   it('without a temp file (no folder), keeps to memory and lets the backend wait, as before', async () => {

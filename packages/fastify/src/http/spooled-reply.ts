@@ -4,9 +4,11 @@
 // streaming the reply. Before, such clients held every worker until a send timeout cut them.
 //
 // What the client has not taken yet is kept in memory up to SPOOL_MEMORY_BYTES, then appended to
-// a temp file unlinked at once (nothing is left behind) and read back in order. Past
-// SPOOL_FILE_MAX_BYTES waiting (nginx's fastcgi_max_temp_file_size, 1 GiB), or without a temp
-// file at all (no room, no folder), the backend waits for the client again, as before.
+// a temp file unlinked at once (nothing is left behind; in os.tmpdir(), so $TMPDIR) and read back
+// in order. Past SPOOL_FILE_MAX_BYTES waiting in one file (nginx's fastcgi_max_temp_file_size,
+// 1 GiB), past SPOOL_TOTAL_MAX_BYTES in all the files of the process (many clients that read
+// nothing cannot fill the disk, or the memory of a tmpfs /tmp), or without a temp file at all (no
+// room, no folder), the backend waits for the client again, as before.
 import type { FileHandle } from 'node:fs/promises';
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -17,12 +19,24 @@ import { Readable } from 'node:stream';
 export const SPOOL_MEMORY_BYTES = 1024 * 1024;
 /** Bytes waiting in the temp file at most; past it the backend waits for the client. */
 export const SPOOL_FILE_MAX_BYTES = 1024 * 1024 * 1024;
+/** Bytes waiting in all the temp files of the process at most. */
+export const SPOOL_TOTAL_MAX_BYTES = 2 * 1024 * 1024 * 1024;
 /** One read of the temp file. */
 const FILE_READ_BYTES = 64 * 1024;
+
+/** Bytes in the temp files of every reply of the process, written and not yet read back. */
+let filedBytes = 0;
+
+/** How many bytes wait in temp files now, over all replies (for tests and metrics). */
+export function spooledFileBytes(): number {
+  return filedBytes;
+}
 
 export interface SpoolOptions {
   memoryBytes?: number;
   fileMaxBytes?: number;
+  /** the bound over all the files of the process; default SPOOL_TOTAL_MAX_BYTES */
+  totalMaxBytes?: number;
   /** where the temp file goes; default os.tmpdir() */
   dir?: string;
 }
@@ -31,6 +45,7 @@ export class SpooledReply extends Readable {
   readonly #source: Readable;
   readonly #memoryMax: number;
   readonly #fileMax: number;
+  readonly #totalMax: number;
   readonly #dir: string;
   /** what the client has not taken yet, in order: the memory part comes before the file part */
   readonly #memory: Buffer[] = [];
@@ -57,6 +72,7 @@ export class SpooledReply extends Readable {
     this.#source = source;
     this.#memoryMax = options.memoryBytes ?? SPOOL_MEMORY_BYTES;
     this.#fileMax = options.fileMaxBytes ?? SPOOL_FILE_MAX_BYTES;
+    this.#totalMax = options.totalMaxBytes ?? SPOOL_TOTAL_MAX_BYTES;
     this.#dir = options.dir ?? tmpdir();
     source.on('data', (chunk: Buffer) => this.#take(chunk));
     source.once('end', () => {
@@ -81,6 +97,9 @@ export class SpooledReply extends Readable {
     this.#memory.length = 0;
     this.#toFile = [];
     this.#toFileBytes = 0;
+    // what this reply's file still held no longer counts against the process's bound
+    filedBytes -= this.#fileWritten - this.#fileRead;
+    this.#fileRead = this.#fileWritten;
     const file = this.#file;
     this.#file = null;
     if (file === null) {
@@ -140,7 +159,11 @@ export class SpooledReply extends Readable {
   #holdBackend(): void {
     const held =
       this.#toFileBytes >= this.#memoryMax ||
-      (this.#noFile ? this.#memoryBytes >= this.#memoryMax : this.#fileWritten - this.#fileRead >= this.#fileMax);
+      (this.#noFile
+        ? this.#memoryBytes >= this.#memoryMax
+        : this.#fileWritten - this.#fileRead >= this.#fileMax ||
+          // a reply going through its file waits while all the files hold the process's bound
+          (!this.#fileEmpty() && filedBytes >= this.#totalMax));
     if (held && !this.#paused) {
       this.#paused = true;
       this.#source.pause();
@@ -172,6 +195,7 @@ export class SpooledReply extends Readable {
       (error: Error) => {
         this.#writing = false;
         this.#writingBytes = 0;
+        if (this.destroyed) return;
         // bytes already in the file come before these: they cannot wait in memory instead
         if (this.#file !== null) {
           this.destroy(error);
@@ -201,13 +225,17 @@ export class SpooledReply extends Readable {
       }
       this.#file = file;
     }
+    const file = this.#file;
     for (const chunk of chunks) {
       // a write may take less than asked: write until all of it is on disk
       for (let offset = 0; offset < chunk.length; ) {
-        const { bytesWritten } = await this.#file.write(chunk, offset, chunk.length - offset, this.#fileWritten);
+        const { bytesWritten } = await file.write(chunk, offset, chunk.length - offset, this.#fileWritten);
+        // given up meanwhile: its file's bytes were counted out already (_destroy)
+        if (this.destroyed) return;
         offset += bytesWritten;
         this.#fileWritten += bytesWritten;
         this.#writingBytes -= bytesWritten;
+        filedBytes += bytesWritten;
       }
     }
   }
@@ -228,6 +256,7 @@ export class SpooledReply extends Readable {
         }
         // once caught up, the next bytes go to memory again (#take); the file's offsets stay
         this.#fileRead += bytesRead;
+        filedBytes -= bytesRead;
         this.#wanted = this.push(buffer.subarray(0, bytesRead));
         this.#pump();
       },
