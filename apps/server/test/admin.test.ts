@@ -19,6 +19,7 @@ import {
 import { createPoolHandlers, startAdminServer, type AdminHandlers, type AdminServer } from '../src/admin/server.js';
 import * as cacheCommand from '../src/commands/cache.js';
 import * as workersCommand from '../src/commands/workers.js';
+import * as resetCommand from '../src/commands/reset.js';
 import { registerMicroCache } from '../src/micro-cache.js';
 import Fastify from 'fastify';
 import { createFastCgiClientPool, encodeFastCgiParams } from '@warmpool/pool/fastcgi';
@@ -565,6 +566,12 @@ describe('admin socket: a site passing PHP to php-fpm (fastcgi.pass)', () => {
           ),
         });
       }
+      // every site asked: the php-fpm site is said to be left alone
+      const resetOut = new RecordingOutput();
+      expect(await resetCommand.run({ socket: socketPath }, resetOut)).toBe(0);
+      expect(resetOut.lines.at(-1)).toBe(
+        'info: not reset: fpm (PHP runs in php-fpm there: reload php-fpm itself, e.g. systemctl reload php8.2-fpm)',
+      );
       // the site exists for every command: a cache purge names its missing cache, an unknown site lists it
       await expect(adminRequest(socketPath, { cmd: 'cache-purge', site: 'fpm' })).rejects.toMatchObject({
         code: 'WP_SERVER_NO_CACHE',

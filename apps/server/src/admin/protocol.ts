@@ -77,6 +77,8 @@ export interface ResetData {
   /** workers replaced, summed over the sites that were reset */
   replaced: number;
   sites: string[];
+  /** sites not reset, all sites asked: their PHP runs in php-fpm (reload php-fpm itself) */
+  skipped?: string[];
 }
 
 export interface PurgeData {

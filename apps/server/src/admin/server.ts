@@ -383,7 +383,11 @@ export function createPoolHandlers(
         }
         replaced += done;
       }
-      return { replaced, sites: picked.map(([name]) => name) };
+      const result: ResetData = { replaced, sites: picked.map(([name]) => name) };
+      // every site asked: say which ones pass PHP to php-fpm and were left alone
+      const skipped = site === undefined ? [...passes().keys()] : [];
+      if (skipped.length > 0) result.skipped = skipped;
+      return result;
     },
     async tune(site, windowMs, onProgress, signal) {
       const [name, pool] = pickOne(site, 'tune');

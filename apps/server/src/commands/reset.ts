@@ -28,10 +28,15 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
       { signal: context.signal },
     );
     if (args.json === true) stdout.write(`${JSON.stringify(result)}\n`);
-    else
+    else {
       out.success(
         `reset done: ${result.replaced} worker${result.replaced === 1 ? '' : 's'} replaced (${result.sites.join(', ') || 'no sites'})`,
       );
+      if (result.skipped !== undefined)
+        out.info(
+          `not reset: ${result.skipped.join(', ')} (PHP runs in php-fpm there: reload php-fpm itself, e.g. systemctl reload php8.2-fpm)`,
+        );
+    }
     return EXIT_OK;
   } catch (error) {
     out.error((error as Error).message);
