@@ -32,6 +32,14 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
     }
     for (const line of report.lines) out.info(line);
     const { numWorkers } = report.result;
+    if (report.result.workload === 'unmeasured') {
+      // too little traffic to measure: a figure from the CPU count alone, not a finding
+      out.info(
+        `num_workers: ${numWorkers} from the CPU count alone (the site runs ${report.currentWorkers}): nothing was measured; ` +
+          'run warmpool tune again while the site has traffic, or with --window 60s',
+      );
+      return EXIT_OK;
+    }
     out.success(
       numWorkers === report.currentWorkers
         ? `num_workers: ${numWorkers} — what the site runs now`
