@@ -48,7 +48,8 @@ import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2
  *    all, so it is left alone and the count is checked on rawHeaders. Without max_header_count,
  *    a request with more fields than Node keeps (its maxHeadersCount: 1000 by default) gets 431
  *    too: past it, a Content-Length, Authorization or Cookie was forwarded to PHP while every check
- *    of ours (the 413 before PHP, the micro-cache's bypass) never saw it. `max_header_size` → 431
+ *    of ours (the 413 before PHP, the micro-cache's bypass) never saw it. (Node 22 and later refuse
+ *    such a head themselves, with a 431 of their own; Node 20 does not.) `max_header_size` → 431
  *    for HTTP/2 too: Node enforces it on HTTP/1.1 only (an HTTP/2 head of about 64 KB got through).
  * 4. The server timeouts, with the checking interval shortened (before listen) so the limits are
  *    kept to within a quarter of their value (at most 1 s late).

@@ -308,20 +308,21 @@ describe('header limits', () => {
 
   it('without max_header_count: 431 past the fields Node keeps (1000), so no header escapes the checks', async () => {
     const { port, handled } = await harness({ max_request_size: 1 });
-    const junk = (n: number) => Array.from({ length: n }, (_, i) => `x-h${i}: y\r\n`).join('');
-    // a Content-Length past max_request_size as field 1,001: Node drops it from request.headers
+    const junk = (n: number) => Array.from({ length: n }, (_, i) => `h${i}:y\r\n`).join('');
+    // a Content-Length past max_request_size as field 1,001: Node 20 drops it from request.headers
+    // (our 431 names max_header_count); Node 22 and later refuse such a head themselves (431 too)
     const over = new RawClient(port);
     over.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(999)}Content-Length: 2000000\r\n\r\n`);
-    const answer = await over.waitFor('max_header_count');
+    const answer = await over.waitFor('431');
     expect(statusOf(answer)).toBe(431);
-    expect(answer).toContain('more than 1000 header fields');
     await over.closed;
-    // 1,000 fields are all seen: the same Content-Length gets its 413
+    expect(over.data).toMatch(/more than 1000 header fields \(max_header_count\)|maximum allowed HTTP header size/);
+    // a head Node keeps whole: the same Content-Length gets its 413
     const seen = new RawClient(port);
-    seen.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(998)}Content-Length: 2000000\r\n\r\n`);
+    seen.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(900)}Content-Length: 2000000\r\n\r\n`);
     expect(statusOf(await seen.waitFor('413'))).toBe(413);
     const fine = new RawClient(port);
-    fine.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(998)}Content-Length: 5\r\n\r\nhello`);
+    fine.write(`POST /a HTTP/1.1\r\nHost: t\r\n${junk(900)}Content-Length: 5\r\n\r\nhello`);
     expect(statusOf(await fine.waitFor('{"length":5}'))).toBe(200);
     expect(handled).toEqual([5]);
   });
