@@ -269,6 +269,23 @@ export class ConnectionTracker {
     return requests + this.#sessions.size;
   }
 
+  /** What is still open, in words: the drain's warning says what it gave up waiting for. */
+  describeOpen(): string {
+    const parts: string[] = [];
+    for (const socket of this.#sockets) {
+      const response = socket._httpMessage;
+      parts.push(
+        response === null || response === undefined
+          ? 'an idle HTTP/1.1 connection'
+          : `an HTTP/1.1 reply to ${response.req.method} ${response.req.url} (${socket.writableLength} bytes not yet sent)`,
+      );
+    }
+    for (const session of this.#sessions) {
+      parts.push(`an HTTP/2 connection (${session.state.outboundQueueSize ?? 0} frames not yet sent)`);
+    }
+    return parts.length === 0 ? 'none' : parts.join('; ');
+  }
+
   /** The drain took too long: cut what is left. */
   destroyAll(): void {
     clearTimeout(this.#idleTimer);

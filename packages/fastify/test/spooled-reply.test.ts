@@ -123,6 +123,14 @@ describe('SpooledReply', () => {
     await once(slow, 'close');
     expect(slow.destroyed).toBe(true);
 
+    // a backend stream destroyed without an error before its end cuts the reply, never leaves it waiting
+    const stopped = new Readable({ read() {} });
+    const cut = new SpooledReply(stopped, { dir });
+    const cutError = once(cut, 'error');
+    stopped.push(Buffer.alloc(10));
+    stopped.destroy();
+    expect(((await cutError)[0] as Error).message).toBe("the backend's reply stopped before its end");
+
     const failing = new Readable({ read() {} });
     const failed = new SpooledReply(failing, { dir });
     const error = once(failed, 'error');

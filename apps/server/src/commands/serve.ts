@@ -421,7 +421,9 @@ class ServerState {
     tracker.drain();
     this.#built.upgrades.goAway();
     const timer = setTimeout(() => {
-      out.warn(`drain: connections still open after ${formatDuration(this.#drainBoundMs())}; closing them`);
+      out.warn(
+        `drain: connections still open after ${formatDuration(this.#drainBoundMs())}: ${tracker.describeOpen()}; closing them`,
+      );
       tracker.destroyAll();
     }, this.#drainBoundMs());
     await closed;

@@ -80,6 +80,11 @@ export class SpooledReply extends Readable {
       this.#pump();
     });
     source.once('error', (error) => this.destroy(error));
+    // destroyed without an error before its end (a stream the backend gave up): the reply is cut
+    // too, as a pipe would cut it; waiting for an end that never comes would hold the client
+    source.once('close', () => {
+      if (!this.#sourceEnded && !this.destroyed) this.destroy(new Error("the backend's reply stopped before its end"));
+    });
   }
 
   /** Bytes taken from the backend that the client has not taken yet. */
