@@ -483,7 +483,9 @@ class Walker {
     const rawSites = Array.isArray(root.sites) ? (root.sites as (Obj | undefined)[]) : [];
     const sites = rawSites.map((site) => (site === undefined ? undefined : normaliseSite(site)));
 
-    this.#checkCommand(server, http, sites, top, root.fastcgi !== undefined);
+    // a sites key that is not a list is reported as such: whether its sites name commands is unknown
+    if (Array.isArray(root.sites) || !this.#positions.has('sites'))
+      this.#checkCommand(server, http, sites, top, root.fastcgi !== undefined);
     const topMiddleware = this.#middleware(http, 'http');
     this.#gateSections(http, 'http', topMiddleware);
     sites.forEach((site, i) => {

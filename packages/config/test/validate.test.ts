@@ -61,6 +61,14 @@ describe('all errors at once', () => {
     ]);
   });
 
+  it('a sites key that is not a list is the one error, not a missing server.command before it', () => {
+    const errors = errorsOf(
+      ['version: "3"', 'http: { address: ":8080" }', 'sites: { hosts: [a.test], fastcgi: { root: /tmp } }'].join('\n'),
+    );
+    expect(errors.map(where)).toEqual([['WP_CONFIG_INVALID_VALUE', 'sites', 3, 1]]);
+    expect(errors[0]!.message).toMatch(/must be a list/);
+  });
+
   it('each error carries key, file, line and col as fields and in details', () => {
     const [error] = errorsOf(['  pool:', '    num_workers: lots']);
     expect(error).toBeInstanceOf(InvalidValueError);
