@@ -49,7 +49,7 @@ import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './m
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { SendTimeouts } from './send-timeout.js';
-import { ConnectionTracker, parseAddress, type Listener } from './lifecycle.js';
+import { ConnectionTracker, DEFAULT_HTTPS_ADDRESS, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, siteConstraint, type SiteRouter } from './sites.js';
@@ -157,7 +157,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       tracker.watchHttp2(https);
     }
     if (ssl !== null && ssl.redirect === true) {
-      const httpsPort = parseAddress(ssl.address ?? ':443').port;
+      const httpsPort = parseAddress(ssl.address ?? DEFAULT_HTTPS_ADDRESS).port;
       listeners.push({
         name: 'http',
         address: server.http.address,
@@ -174,7 +174,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     if (https !== null)
       listeners.push({
         name: 'https',
-        address: ssl!.address ?? ':443',
+        address: ssl!.address ?? DEFAULT_HTTPS_ADDRESS,
         server: https,
         scheme: 'https',
         serves: 'HTTP/2 + HTTP/1.1',

@@ -45,12 +45,21 @@ export interface Listener {
   fd?: number;
 }
 
+/** http.ssl.address when the config gives none (RoadRunner's default too). */
+export const DEFAULT_HTTPS_ADDRESS = ':443';
+
 /** "127.0.0.1:8080" → { host, port }; ":8080" → all interfaces; "[::1]:8080" → ::1. */
 export function parseAddress(address: string): { host: string | undefined; port: number } {
   const colon = address.lastIndexOf(':');
   let host = address.slice(0, colon);
   if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
   return { host: host === '' ? undefined : host, port: Number(address.slice(colon + 1)) };
+}
+
+/** What net's listen() takes for an address: its port, and its host unless it is all interfaces. */
+function listenOptions(address: string): { host?: string; port: number } {
+  const { host, port } = parseAddress(address);
+  return host === undefined ? { port } : { host, port };
 }
 
 /**
@@ -119,10 +128,7 @@ export async function listenAll(listeners: readonly Listener[], fds: ReadonlyMap
         if (fd !== undefined) {
           listener.fd = fd;
           listener.server.listen({ fd }, onListening);
-        } else {
-          const { host, port } = parseAddress(listener.address);
-          listener.server.listen(host === undefined ? { port } : { host, port }, onListening);
-        }
+        } else listener.server.listen(listenOptions(listener.address), onListening);
       });
       bound.push(listener);
     } catch (error) {
@@ -144,13 +150,13 @@ export async function checkAddressesFree(
 ): Promise<void> {
   for (const listener of listeners) {
     if (fds.has(listener.name)) continue;
-    const { host, port } = parseAddress(listener.address);
-    if (port === 0) continue;
+    const options = listenOptions(listener.address);
+    if (options.port === 0) continue;
     const probe = new NetServerClass();
     try {
       await new Promise<void>((resolve, reject) => {
         probe.once('error', reject);
-        probe.listen(host === undefined ? { port } : { host, port }, resolve);
+        probe.listen(options, resolve);
       });
     } catch (error) {
       throw new ListenError(listener.name, listener.address, error);

@@ -19,19 +19,19 @@ import type { Logger } from 'pino';
 import { ThrottledCount } from '@warmpool/pool';
 import { SocketSweep } from './socket-sweep.js';
 
-/** What a connection had waiting, and had written, when it last moved (or last had nothing waiting). */
+/**
+ * What a connection or stream had waiting, and how far it had moved (a socket's bytes written, a
+ * stream's drains), when it last moved or last had nothing waiting.
+ */
 interface Progress {
   pending: number;
-  written: number;
+  moved: number;
   since: number;
 }
 
-/** What an HTTP/2 stream had waiting, and how often it drained, when it last moved. */
-interface StreamProgress {
-  pending: number;
+/** A stream's progress, and its drains so far (counted by its 'drain' listener). */
+interface StreamProgress extends Progress {
   drains: number;
-  lastDrains: number;
-  since: number;
 }
 
 /** libuv's bytes not yet taken by the kernel (Node's stream handle; not public API, read defensively). */
@@ -64,9 +64,9 @@ export class SendTimeouts {
    */
   watch(server: NetServer): void {
     // an Upgrade served as a plain request comes back through 'connection': add() keeps the first
-    server.on('connection', (socket: Socket) => this.#connections.add(socket, { pending: 0, written: 0, since: 0 }));
+    server.on('connection', (socket: Socket) => this.#connections.add(socket, { pending: 0, moved: 0, since: 0 }));
     server.on('stream', (stream: ServerHttp2Stream) => {
-      const progress: StreamProgress = { pending: 0, drains: 0, lastDrains: 0, since: 0 };
+      const progress: StreamProgress = { pending: 0, moved: 0, since: 0, drains: 0 };
       stream.on('drain', () => progress.drains++);
       this.#streams.add(stream, progress);
     });
@@ -90,12 +90,7 @@ export class SendTimeouts {
     let closed = 0;
     for (const [stream, progress] of streams) {
       // written to the stream and not yet sent in a DATA frame (a zero window keeps it there)
-      const pending = stream.writableLength;
-      if (pending === 0 || pending !== progress.pending || progress.drains !== progress.lastDrains) {
-        progress.pending = pending;
-        progress.lastDrains = progress.drains;
-        progress.since = now;
-      } else if (now - progress.since >= this.#timeoutMs) {
+      if (this.#stalled(progress, stream.writableLength, progress.drains, now)) {
         this.#streams.delete(stream);
         stream.close(http2.NGHTTP2_CANCEL);
         closed++;
@@ -107,19 +102,24 @@ export class SendTimeouts {
   #sweep(connections: Map<Socket, Progress>, now: number): void {
     let closed = 0;
     for (const [socket, progress] of connections) {
-      const pending = socket.writableLength + queuedInLibuv(socket);
-      const written = socket.bytesWritten;
-      if (pending === 0 || pending !== progress.pending || written !== progress.written) {
-        progress.pending = pending;
-        progress.written = written;
-        progress.since = now;
-      } else if (now - progress.since >= this.#timeoutMs) {
+      if (this.#stalled(progress, socket.writableLength + queuedInLibuv(socket), socket.bytesWritten, now)) {
         this.#connections.delete(socket);
         socket.destroy();
         closed++;
       }
     }
     this.#report(closed, 'connection(s)');
+  }
+
+  /** Something waits and nothing has moved for send_timeout; else the progress is brought up to now. */
+  #stalled(progress: Progress, pending: number, moved: number, now: number): boolean {
+    if (pending === 0 || pending !== progress.pending || moved !== progress.moved) {
+      progress.pending = pending;
+      progress.moved = moved;
+      progress.since = now;
+      return false;
+    }
+    return now - progress.since >= this.#timeoutMs;
   }
 
   #report(closed: number, what: string): void {

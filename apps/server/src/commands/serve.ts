@@ -38,6 +38,7 @@ import {
   closeServers,
   installSignals,
   checkAddressesFree,
+  DEFAULT_HTTPS_ADDRESS,
   listenAll,
   type ListenerName,
 } from '../lifecycle.js';
@@ -127,7 +128,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
           sites: server.sites,
           contexts: tls,
           httpAddress: server.http.address,
-          httpsAddress: ssl.address ?? ':443',
+          httpsAddress: ssl.address ?? DEFAULT_HTTPS_ADDRESS,
           out,
           logger: loggers.root.child({ component: 'acme' }),
         });
@@ -180,7 +181,7 @@ const ADDRESS_KEYS: Record<ListenerName, string> = {
 function configuredAddresses(server: ServerOptions, names: readonly ListenerName[]) {
   const addressOf: Record<ListenerName, string | undefined> = {
     http: server.http.address,
-    https: server.http.ssl?.address ?? ':443',
+    https: server.http.ssl?.address ?? DEFAULT_HTTPS_ADDRESS,
     status: server.status?.address,
     metrics: server.metrics?.address,
   };
