@@ -4,7 +4,7 @@
 // bodies (streamed, chunked, too large), and the attempts to run or read what must not be: no_exec,
 // PATH_INFO tricks, source and dotfile leaks, links out of the root, the hostile-path corpus.
 import { createHash, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { FormData, request } from 'undici';
@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Browser } from '../helpers/browser.js';
 import { startClassicServer, type ClassicMode, type ClassicServer } from '../helpers/classic-server.js';
 import { rawGet, sendCorpus } from '../helpers/hostile-paths.js';
+import { until } from '../helpers/until.js';
 import { stopAllServers } from '../helpers/warmpool-server.js';
 
 /** Never in a body: PHP source, a secret, a script that must not run, /etc/passwd. */
@@ -140,6 +141,44 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect((await app.get('/crash.php')).status).toBe(502);
     for (let i = 0; i < 4; i++) expect((await app.get(`/post/after-${i}`)).status).toBe(200);
   });
+
+  it.runIf(mode === 'pass')(
+    "wp-cron.php's jobs after fastcgi_finish_request() hold no visitor's request behind them",
+    async () => {
+      const flagFile = () => join(classic.dir, `cron-${randomBytes(4).toString('hex')}`);
+      // The first runs teach warmpool: the page after the cron on its kept connection waits for
+      // the cron's jobs (as behind nginx with fastcgi_keep_conn on). A connection past
+      // keepalive_time is closed instead, and then nothing waits: the next round teaches.
+      let taught = false;
+      for (let round = 0; round < 3 && !taught; round++) {
+        const flag = flagFile();
+        expect((await app.get(`/wp-cron.php?doing_wp_cron=1&flag=${flag}`)).text).toBe('cron ran');
+        const started = performance.now();
+        const page = app.get('/post/while-cron-runs');
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        writeFileSync(flag, '');
+        expect((await page).status).toBe(200);
+        taught = performance.now() - started >= 200;
+      }
+      expect(taught).toBe(true);
+      // From now on the cron's connection is let go at its end: pages go to a free php-fpm child at once
+      const [flag, done] = [flagFile(), flagFile()];
+      expect((await app.get(`/wp-cron.php?doing_wp_cron=1&flag=${flag}&done=${done}`)).text).toBe('cron ran');
+      for (let i = 0; i < 4; i++) {
+        let timer: NodeJS.Timeout | undefined;
+        const page = await Promise.race([
+          app.get(`/post/during-cron-${i}`),
+          new Promise<never>((_, reject) => {
+            timer = setTimeout(() => reject(new Error('a page waited for the cron behind it')), 10_000);
+          }),
+        ]).finally(() => clearTimeout(timer));
+        expect(page.status).toBe(200);
+      }
+      expect(existsSync(done)).toBe(false); // the cron's jobs still run
+      writeFileSync(flag, '');
+      await until(() => existsSync(done), "the cron's jobs to end");
+    },
+  );
 
   it('a Status: 1xx from PHP gets 502, and the request pipelined behind it its own answer', async () => {
     for (const status of ['100 Continue', '101 Switching Protocols', '103']) {

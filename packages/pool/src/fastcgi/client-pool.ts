@@ -30,6 +30,7 @@ import {
   type FastCgiRun,
 } from './connection.js';
 import type { EndRequestBody, FastCgiParams } from './records.js';
+import { LingeringScripts } from './lingering-scripts.js';
 import { ScriptDurations } from './script-durations.js';
 
 /**
@@ -178,6 +179,11 @@ export interface FastCgiPoolStats {
   stalls: number;
   /** connections closed at maxConnectionAgeMs, so that php-fpm's children take turns with other clients */
   recycled: number;
+  /**
+   * connections (among busy) half-closed after a script that goes on running after its response
+   * (fastcgi_finish_request), until php-fpm closes them as it ends
+   */
+  lingering: number;
   errors: Record<string, number>;
   closing: boolean;
   /**
@@ -302,6 +308,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #pipelined = 0;
   /** how long each script usually runs, over all connections (pipelining) */
   readonly #scriptDurations = new ScriptDurations();
+  /** the scripts that keep their child busy after END_REQUEST (fastcgi_finish_request) */
+  readonly #lingeringScripts: LingeringScripts;
   #stalls = 0;
   #recycled = 0;
   /** the connections php-fpm is taken to serve at once (≤ maxConnections): see stats().capacity */
@@ -338,6 +346,13 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     this.#where = formatFastCgiAddress(this.address);
     this.#options = resolveOptions(options);
     this.#capacity = this.#options.maxConnections;
+    this.#lingeringScripts = new LingeringScripts((script) =>
+      this.#options.logger.info(
+        { address: this.#where, script },
+        `${script} goes on running after its response (fastcgi_finish_request): its connection to php-fpm ` +
+          'is closed after it instead of reused, so that the next request does not wait for it',
+      ),
+    );
     const siblings = poolsByAddress.get(this.#where) ?? new Set<FastCgiClientPool>();
     poolsByAddress.set(this.#where, siblings);
     siblings.add(this);
@@ -527,10 +542,17 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       capacity: this.#capacity,
       stalls: this.#stalls,
       recycled: this.#recycled,
+      lingering: this.#countLingering(),
       errors: { ...this.#errors },
       closing: this.#closing,
       unreachable: this.#unreachable?.message ?? null,
     };
+  }
+
+  #countLingering(): number {
+    let count = 0;
+    for (const connection of this.#all) if (connection.state === 'lingering') count++;
+    return count;
   }
 
   /**
@@ -602,6 +624,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       if (this.#probing instanceof FastCgiConnection) this.#probing.destroy();
       for (const waiter of this.#waiters.splice(0)) this.#settle(waiter, new FastCgiClosedError());
       for (const connection of this.#idle.splice(0)) this.#closeIdle(connection);
+      // nothing more to learn from a script still running after its response
+      for (const connection of this.#all) if (connection.state === 'lingering') connection.destroy();
     }
     if (this.#all.size === 0 && this.#connecting === 0) return;
     await new Promise<void>((resolve) => {
@@ -678,6 +702,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       connection = await connectFastCgi(this.address, {
         connectTimeoutMs: this.#options.connectTimeoutMs,
         scriptDurations: this.#scriptDurations,
+        lingeringScripts: this.#lingeringScripts,
         ...(signal === null ? {} : { signal }),
       });
     } catch (error) {

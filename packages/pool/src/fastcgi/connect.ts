@@ -13,6 +13,7 @@ import {
 import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
 import { DEFAULT_READ_TIMEOUT_MS, FastCgiConnection } from './connection.js';
 import { GET_VALUES_NAMES } from './records.js';
+import type { LingeringScripts } from './lingering-scripts.js';
 import type { ScriptDurations } from './script-durations.js';
 import { SocketReads } from './socket-reads.js';
 
@@ -24,6 +25,8 @@ export interface FastCgiConnectOptions {
   signal?: CancelSignal;
   /** shared by the connections of one backend: how long each script usually runs (pipelining) */
   scriptDurations?: ScriptDurations;
+  /** php-fpm's: the scripts that go on after END_REQUEST (fastcgi_finish_request) */
+  lingeringScripts?: LingeringScripts;
 }
 
 /** Connects, or rejects with a typed error: 502 refused/missing, 503 accept queue full, 504 timed out. */
@@ -50,7 +53,15 @@ export function connectFastCgi(
       socket.off('error', onError);
       options.signal?.removeEventListener('abort', onAbort);
       if (error === null) {
-        resolve(new FastCgiConnection(socket, address, reads, options.scriptDurations ?? null));
+        resolve(
+          new FastCgiConnection(
+            socket,
+            address,
+            reads,
+            options.scriptDurations ?? null,
+            options.lingeringScripts ?? null,
+          ),
+        );
       } else {
         socket.destroy();
         reject(error);

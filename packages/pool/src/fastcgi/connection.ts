@@ -20,6 +20,7 @@ import {
 } from '../errors.js';
 import { type FastCgiAddress, formatFastCgiAddress } from './address.js';
 import { RecordDecoder } from './decoder.js';
+import type { LingeringScripts } from './lingering-scripts.js';
 import type { ScriptDurations } from './script-durations.js';
 import type { SocketReads } from './socket-reads.js';
 import { StderrLines } from './stderr-lines.js';
@@ -161,7 +162,8 @@ export interface FastCgiConnectionEvents {
   close: [error: Error | null];
 }
 
-export type FastCgiConnectionState = 'idle' | 'busy' | 'closed';
+/** lingering: half-closed after a script that goes on after its END_REQUEST (lingering-scripts.ts) */
+export type FastCgiConnectionState = 'idle' | 'busy' | 'lingering' | 'closed';
 
 const noop = () => {};
 const EMPTY_STDIN = Buffer.alloc(0);
@@ -185,6 +187,11 @@ interface Call {
   readonly reused: boolean;
   /** SCRIPT_FILENAME, for ScriptDurations; null: not timed */
   readonly script: string | null;
+  /**
+   * The script that ran before it on this connection, until its first record came: a long wait for
+   * that record means that script lingered (LingeringScripts). null: nothing to learn.
+   */
+  after: string | null;
   /**
    * (queued: written behind the running request →) running → aborting (waiting for END_REQUEST)
    * → finished
@@ -284,6 +291,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   /** the moving average of this connection's requests, start to END_REQUEST, in ms */
   #averageMs = 0;
   readonly #durations: ScriptDurations | null;
+  /** php-fpm only: the scripts that go on after END_REQUEST; null: none do (php-cgi) */
+  readonly #lingering: LingeringScripts | null;
+  /** the script of the request that ended last here */
+  #lastScript: string | null = null;
+  /** while lingering: the script its child still runs, and since when (performance.now()) */
+  #lingerScript: string | null = null;
+  #lingerSince = 0;
   #timer: NodeJS.Timeout | null = null;
   #abortTimer: NodeJS.Timeout | null = null;
   /** the socket's last error, kept as the cause of the close */
@@ -309,10 +323,12 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     address: FastCgiAddress,
     reads?: SocketReads,
     scriptDurations: ScriptDurations | null = null,
+    lingeringScripts: LingeringScripts | null = null,
   ) {
     super();
     this.#socket = socket;
     this.#durations = scriptDurations;
+    this.#lingering = lingeringScripts;
     this.address = address;
     this.#where = formatFastCgiAddress(address);
     if (address.kind === 'tcp') socket.setNoDelay(true);
@@ -453,6 +469,9 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
    */
   queuesBehind(stdin: FastCgiBody, windowMs: number, timedOnly = false): boolean {
     if (windowMs <= 0 || !this.canQueue(stdin)) return false;
+    // its END_REQUEST would come long before the child reads what is queued
+    const script = this.#call!.script;
+    if (script !== null && this.#lingering?.lingers(script) === true) return false;
     const typical = this.#typicalMs(this.#call);
     if (typical === undefined ? timedOnly : typical > windowMs) return false;
     return this.runningMs <= Math.max(windowMs, QUEUE_BEHIND_FACTOR * (typical ?? this.#averageMs));
@@ -512,6 +531,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       onSignal: () => this.#abort(call, signal?.reason),
       reused: this.#requests > 0 || phase === 'queued',
       script: options.script ?? null,
+      after: this.#lingering === null ? null : phase === 'queued' ? (this.#call?.script ?? null) : this.#lastScript,
       phase,
       softAbort: false,
       began: phase === 'running',
@@ -767,6 +787,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
         { type: record.type, requestId: record.requestId },
       );
     }
+    if (call.after !== null) this.#noteWait(call);
     switch (record.type) {
       case RecordType.STDOUT:
         // An aborted request's output has nobody to go to. The empty record ending STDOUT is optional.
@@ -848,8 +869,13 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     const ms = performance.now() - this.#startedAt;
     this.#averageMs = this.#averageMs === 0 ? ms : this.#averageMs + AVERAGE_WEIGHT * (ms - this.#averageMs);
     if (ended.script !== null) this.#durations?.record(ended.script, ms);
+    this.#lastScript = ended.script;
     const next = this.#next;
     if (next === null) {
+      if (ended.script !== null && this.#lingering?.lingers(ended.script) === true) {
+        this.#linger(ended.script, ended.readTimeoutMs);
+        return;
+      }
       this.#state = 'idle';
       this.emit('idle');
       return;
@@ -867,6 +893,27 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       else signal.addEventListener('abort', next.onSignal, { once: true });
     }
     this.emit('advance');
+  }
+
+  /** The request's first record: had it waited far longer than its script runs, the one before lingered. */
+  #noteWait(call: Call): void {
+    const previous = call.after!;
+    call.after = null;
+    this.#lingering?.noteWait(previous, performance.now() - this.#startedAt, this.#typicalMs(call));
+  }
+
+  /**
+   * The script that just ended goes on running (fastcgi_finish_request): the child would read a
+   * request written here only once it is done. So no request is: the connection is half-closed,
+   * php-fpm closes it when the script is done (the linger is timed then), and the child goes back
+   * to taking new connections. It still counts as open meanwhile: its child is busy.
+   */
+  #linger(script: string, timeoutMs: number): void {
+    this.#state = 'lingering';
+    this.#lingerScript = script;
+    this.#lingerSince = performance.now();
+    this.#socket.end();
+    if (timeoutMs > 0) this.#timer = setTimeout(() => this.destroy(), timeoutMs).unref();
   }
 
   // ---- ending ----
@@ -945,7 +992,9 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #onClose(): void {
     // a reset of an idle connection (php closing at pm.max_requests with our empty STDIN record
     // unread) is a normal end; our own failures are reported whatever the state
-    const quiet = this.#state === 'idle' && this.#failure === null;
+    const quiet = (this.#state === 'idle' || this.#state === 'lingering') && this.#failure === null;
+    if (this.#state === 'lingering')
+      this.#lingering?.noteLinger(this.#lingerScript!, performance.now() - this.#lingerSince);
     this.#state = 'closed';
     const next = this.#next;
     if (next !== null) {
