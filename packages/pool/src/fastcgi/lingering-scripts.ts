@@ -10,8 +10,12 @@
 
 /** A linger at least this long is worth a new connection for the next request (a connect is ~0.1 ms). */
 export const LINGER_MS = 20;
-/** A script is taken to linger this long after its last linger of LINGER_MS or more was seen. */
-export const LINGER_MEMORY_MS = 10 * 60_000;
+/**
+ * A script is taken to linger this long after its last linger of LINGER_MS or more was seen. Long:
+ * a script taken wrongly for one (a request that waited for a session lock) only loses keep-alive,
+ * as behind nginx, while one forgotten too soon costs a visitor a wait (wp-cron.php runs rarely).
+ */
+export const LINGER_MEMORY_MS = 60 * 60_000;
 /** Beyond it the table is cleared: a client cannot grow it with made-up script names. */
 const MAX_SCRIPTS = 1000;
 
