@@ -182,6 +182,21 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     },
   );
 
+  it('server-sent events (text/event-stream) go out as PHP flushes them, not at the end of the script', async () => {
+    const flag = join(classic.dir, `events-${randomBytes(4).toString('hex')}`);
+    const res = await request(`${classic.origin}/events.php?flag=${flag}`, { headers: { host: 'app.test' } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+    expect(res.headers['content-length']).toBeUndefined();
+    const chunks = res.body[Symbol.asyncIterator]();
+    // the first event arrives while the script still waits for the flag
+    expect(String((await chunks.next()).value)).toBe('data: first\n\n');
+    writeFileSync(flag, '');
+    let rest = '';
+    for (let next = await chunks.next(); !next.done; next = await chunks.next()) rest += String(next.value);
+    expect(rest).toBe('data: second\n\n');
+  });
+
   it('a Status: 1xx from PHP gets 502, and the request pipelined behind it its own answer', async () => {
     for (const status of ['100 Continue', '101 Switching Protocols', '103']) {
       const target = `/status.php?s=${encodeURIComponent(status)}`;

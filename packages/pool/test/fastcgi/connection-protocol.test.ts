@@ -319,9 +319,10 @@ describe('CgiResponseReader: STDOUT read whole up to bufferBytes, without a stre
     expect((after.body as Buffer).equals(Buffer.alloc(70_000, 'f'))).toBe(true);
   });
 
-  it('X-Accel-Buffering: no, or bufferBytes 0, streams a body however small', async () => {
+  it('X-Accel-Buffering: no, server-sent events, or bufferBytes 0, stream a body however small', async () => {
     for (const [head, bufferBytes] of [
       ['X-Accel-Buffering: no\r\n\r\n', 1024],
+      ['Content-Type: text/event-stream; charset=utf-8\r\n\r\n', 1024],
       ['X: 1\r\n\r\n', 0],
     ] as const) {
       const { response, body } = await read([stdout(`${head}tiny`)], bufferBytes);
