@@ -194,6 +194,31 @@ describe('SIGHUP', () => {
     expect(line).toMatch(/has 2 errors: .*duplicate key "http".* \| .*YAML syntax/);
     expect((await server.stop()).code).toBe(0);
   });
+
+  it('names a changed fastcgi section (a classic site) as needing a restart, not "unchanged"', async () => {
+    const port = await freePort();
+    const file = join(dir, 'hup-classic.yaml');
+    const config = (root: string) =>
+      [
+        'http:',
+        `  address: 127.0.0.1:${port}`,
+        '  pool: { num_workers: 1 }',
+        `admin: { socket: ${join(dir, 'hup-classic.sock')} }`,
+        'fastcgi:',
+        `  root: ${root}`,
+        '  command: php-cgi',
+        '',
+      ].join('\n');
+    await writeFile(file, config(join(FIXTURES, 'php', 'fastcgi')));
+    const server = startServer(['serve', '-c', file]);
+    await server.ready();
+    await writeFile(file, config(join(FIXTURES, 'sites', 'classic-app')));
+    server.child.kill('SIGHUP');
+    await server.waitFor('needs a restart to apply');
+    expect(server.stderr).toContain('changed in the file, needs a restart to apply: fastcgi');
+    expect(server.stdout).not.toContain('nothing to reload');
+    expect((await server.stop()).code).toBe(0);
+  });
 });
 
 describe('ops listeners on every interface', () => {

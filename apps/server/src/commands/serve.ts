@@ -56,8 +56,11 @@ export interface ServeArgs {
   overrides?: readonly string[];
 }
 
-/** Sections whose changes SIGHUP cannot apply: a restart (or warmpool-swap) is needed. */
-const RESTART_SECTIONS = ['server', 'http', 'sites', 'status', 'metrics', 'proxy', 'cache', 'admin', 'rpc'] as const;
+/**
+ * Sections SIGHUP applies itself (the log levels); a change to any other section needs a restart
+ * (or warmpool-swap), and SIGHUP names it: a list of those instead would miss a section added later.
+ */
+const RELOADED_SECTIONS: ReadonlySet<string> = new Set(['logs']);
 const DEFAULT_DRAIN_MS = 60_000;
 
 export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
@@ -550,5 +553,8 @@ class ServerState {
 }
 
 function changedSections(before: WarmpoolConfig, after: WarmpoolConfig): string[] {
-  return RESTART_SECTIONS.filter((section) => JSON.stringify(before[section]) !== JSON.stringify(after[section]));
+  const sections = new Set([...Object.keys(before), ...Object.keys(after)]) as Set<keyof WarmpoolConfig>;
+  return [...sections].filter(
+    (section) => !RELOADED_SECTIONS.has(section) && JSON.stringify(before[section]) !== JSON.stringify(after[section]),
+  );
 }
