@@ -98,6 +98,18 @@ describe('config errors', () => {
     }
   });
 
+  it('workers, reset, tune with a file warmpool cannot read: its error and line, exit 2, no other server asked', async () => {
+    const file = join(dir, 'broken-admin.yaml');
+    await writeFile(file, 'admin:\n  socket: /tmp/never-asked.sock\nbogus: [unclosed\n');
+    for (const command of [['workers'], ['reset'], ['tune', '--window', '1s']]) {
+      const result = await runCli([...command, '-c', file]);
+      expect([command[0], result.code]).toEqual([command[0], 2]);
+      expect(result.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+`));
+      expect(result.stderr).toContain('fix it, or name the socket with --socket PATH');
+      expect(result.stderr).not.toContain('is warmpool running?'); // no socket was tried, the default least
+    }
+  });
+
   it('a missing file is named, exit 2', async () => {
     const { code, stderr } = await runCli(['serve', '-c', join(dir, 'nope.yaml')]);
     expect(code).toBe(2);

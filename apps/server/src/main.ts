@@ -156,8 +156,8 @@ function allow(args: ParsedArgs, command: string, values: string[], switches: st
  * Where the admin commands reach the running server: --socket PATH; else -o rpc.listen=… (how Laravel
  * Octane runs `rr reset`); else the config's admin.socket when it sets one, else its rpc.listen, else
  * the default admin socket. Only the admin and rpc sections are read (with the -o overrides), so the
- * file need not describe a whole server. A bad -o value is a usage error; a problem in the file
- * leaves the default, as before.
+ * file need not describe a whole server. A problem in them (or YAML the file cannot be read as) is a
+ * usage error, as a bad -o value is.
  */
 async function adminSocket(args: ParsedArgs): Promise<string> {
   const given = last(args, 'socket');
@@ -166,7 +166,13 @@ async function adminSocket(args: ParsedArgs): Promise<string> {
   const { sections, errors } = await loadConfigSections(file, ['admin', 'rpc'], { overrides: overrides(args) });
   const fromArgs = errors.filter((error) => error.line === 0);
   if (fromArgs.length > 0) throw new UsageError(fromArgs.map((error) => error.message).join('\n'));
-  if (errors.length > 0) return DEFAULT_ADMIN_SOCKET;
+  // guessing the default socket would ask another server (a second instance on the host)
+  if (errors.length > 0) {
+    throw new UsageError(
+      `${errors.map((error) => error.message).join('\n')}\n` +
+        'the admin socket cannot be read from this file: fix it, or name the socket with --socket PATH',
+    );
+  }
   const baseDir = file === null ? '.' : dirname(file);
   const rpc = sections.rpc?.listen === undefined ? null : parseRpcListen(sections.rpc.listen, baseDir).url;
   const rpcFromArgs = overrides(args).some((arg) => /^[\s"'`]*rpc\.listen=/.test(arg));

@@ -57,12 +57,7 @@ export function parseConfig(text: string, options: ParseOptions = {}): LoadedCon
     const { line, col } = lineCounter.linePos(offset);
     return { file, line: Math.max(line, 1), col: Math.max(col, 1) };
   };
-  if (doc.errors.length > 0) {
-    throw new ConfigError(
-      file,
-      doc.errors.map((error) => new ConfigSyntaxError(at(error.pos[0]), describeYamlError(error, text))),
-    );
-  }
+  if (doc.errors.length > 0) throw new ConfigError(file, syntaxErrors(doc.errors, text, file, lineCounter));
   const overrides = options.overrides ?? [];
   const marks = applyOverrides(doc, overrides, file);
   const result = validateDocument(doc, { file, env, lineCounter, overrides: marks });
@@ -131,7 +126,9 @@ export async function loadConfigSections(
     const wanted = (options.overrides ?? []).filter((arg) =>
       names.includes(arg.replace(/^[\s"'`]+/, '').split(/[.=]/)[0]!),
     );
-    if (doc.errors.length > 0) doc.contents = null;
+    // a file that is not YAML says nothing of any section (and a guess would reach another server)
+    if (doc.errors.length > 0)
+      return { sections: {}, file: path, errors: syntaxErrors(doc.errors, text, file, lineCounter) };
     marks = applyOverrides(doc, wanted, file);
   } catch (error) {
     if (error instanceof ConfigError) return { sections: {}, file: path, errors: error.errors };
@@ -149,6 +146,21 @@ export async function loadConfigSections(
     partial: true,
   });
   return { sections: (result.root ?? {}) as LoadedSections['sections'], file: path, errors: result.errors };
+}
+
+function syntaxErrors(
+  errors: readonly YAMLError[],
+  text: string,
+  file: string,
+  lineCounter: LineCounter,
+): ConfigSyntaxError[] {
+  return errors.map((error) => {
+    const { line, col } = lineCounter.linePos(error.pos[0]);
+    return new ConfigSyntaxError(
+      { file, line: Math.max(line, 1), col: Math.max(col, 1) },
+      describeYamlError(error, text),
+    );
+  });
 }
 
 function describeYamlError(error: YAMLError, text: string): string {
