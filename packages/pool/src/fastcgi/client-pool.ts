@@ -209,6 +209,8 @@ interface Waiter {
   resolve(outcome: FastCgiConnection | QueuedCall): void;
   /** queues the waiter's request behind the one `connection` runs; null when it may not be queued */
   queueOn: ((connection: FastCgiConnection) => FastCgiRun | null) | null;
+  /** only a new connection will do (a request sent again after a kept one closed under it) */
+  fresh: boolean;
   reject(error: Error): void;
   timer: NodeJS.Timeout | null;
   signal: CancelSignal | null;
@@ -365,10 +367,11 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
 
   /**
    * Runs one request and resolves with its CGI head and streamed body. A request that fails on a
-   * kept-alive connection before any byte came back is sent again once on a new connection, when
+   * kept-alive connection before any byte came back is sent again once, on a new connection, when
    * its body can be sent again (none, bytes, or a stream not yet read): php-fpm closes a kept
    * connection after pm.max_requests right after an END_REQUEST, and the next request written to
-   * it meets a closed socket.
+   * it meets a closed socket. Never on another kept one: with a small pm.max_requests that one's
+   * child may be at its last request too, and the retry would fail as well.
    */
   async request(request: FastCgiPoolRequest): Promise<FastCgiResponse> {
     this.#requests++;
@@ -389,7 +392,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
           signal: request.signal ?? null,
           script: request.script ?? null,
         };
-        const call = await this.#run(request, options, reader);
+        const call = await this.#run(request, options, reader, attempt > 0 || queuedRetries > 0);
         try {
           const result = await reader.response;
           const response: FastCgiResponse = {
@@ -427,20 +430,20 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * Starts the request on a connection of its own, or queues it behind a running one (pipelining:
    * every connection busy, none may open, nothing waits, and the request is replayable).
    */
-  async #run(request: FastCgiPoolRequest, options: FastCgiRequestOptions, reader: CgiResponseReader) {
+  async #run(request: FastCgiPoolRequest, options: FastCgiRequestOptions, reader: CgiResponseReader, fresh: boolean) {
     // the closure only when the request may wait (no idle connection, none may open) and be queued
     let queueOn: Waiter['queueOn'] = null;
     const atCapacity = this.#idle.length === 0 && !this.#mayOpen();
     // php-fpm may have a free child by now (dynamic pm adds them): the request need not wait or queue
     if (atCapacity && this.#capacity < this.maxConnections) this.#probe();
-    if (request.replayable === true && this.#options.queueBehindMs > 0 && atCapacity) {
+    if (!fresh && request.replayable === true && this.#options.queueBehindMs > 0 && atCapacity) {
       queueOn = (connection) => this.#queueOn(connection, request, options, reader);
       if (this.#waiters.length === 0) {
         const queued = this.#queueBehindAny(queueOn);
         if (queued !== null) return queued;
       }
     }
-    const acquired = await this.#acquire(request.signal ?? null, queueOn);
+    const acquired = await this.#acquire(request.signal ?? null, queueOn, fresh);
     if (acquired instanceof QueuedCall) return acquired.run;
     let run: FastCgiRun;
     try {
@@ -642,11 +645,14 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   async #acquire(
     signal: CancelSignal | null,
     queueOn: Waiter['queueOn'] = null,
+    fresh = false,
   ): Promise<FastCgiConnection | QueuedCall> {
     if (this.#closing) throw new FastCgiClosedError();
     if (signal?.aborted) throw new FastCgiAbortedError('the request was aborted before it got a connection');
-    const idle = this.#takeIdle();
+    const idle = fresh ? null : this.#takeIdle();
     if (idle !== null) return idle;
+    // a new one in place of an idle one (its php-fpm child goes back to the accept queue)
+    if (fresh && !this.#mayOpen() && this.#idle.length > 0) this.#closeIdle(this.#idle.shift()!);
     if (this.#mayOpen()) return this.#open(signal);
     if (this.#waiters.length >= this.#options.maxQueue) {
       this.emit('pool:queue-full', { queued: this.#waiters.length });
@@ -660,6 +666,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
         settled: false,
         resolve,
         queueOn,
+        fresh,
         reject,
         timer: null,
         signal,
@@ -768,7 +775,12 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
       this.#closeIdle(connection);
       return;
     }
-    const waiter = this.#waiters.shift();
+    const waiter = this.#waiters[0];
+    if (waiter?.fresh === true) {
+      // it waits for a new connection: this one makes way (#forget() opens it one)
+      this.#closeIdle(connection);
+      return;
+    }
     if (waiter !== undefined) {
       this.#settle(waiter, connection);
       return;

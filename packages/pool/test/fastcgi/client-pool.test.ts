@@ -24,7 +24,7 @@ import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
 import { connectFastCgi } from '../../src/fastcgi/connect.js';
 import { eventually, recordingLogger } from '../php-fixtures.js';
-import { freePort, type PhpServer, scriptParams, startPhpFpm, streamed } from './php-servers.js';
+import { appendedRuns, freePort, type PhpServer, scriptParams, startPhpFpm, streamed } from './php-servers.js';
 
 /**
  * A unix socket in front of php-fpm that counts the connections it accepts and pipes each to
@@ -528,6 +528,48 @@ describe('502: down', () => {
       expect(statuses).toEqual(Array(9).fill(200));
       expect(pool.stats().opened).toBeGreaterThanOrEqual(5);
       expect(pool.stats().errors).toEqual({});
+    } finally {
+      await pool.close();
+      await recycling.stop();
+    }
+  });
+
+  it('pm.max_requests under concurrent traffic, GETs pipelined and POSTs: none fails, each runs once', async () => {
+    // every other request is some child's last: a retry on another kept connection would often
+    // meet a closing child again, so retries go to new connections
+    const recycling = await startPhpFpm({ maxChildren: 2, maxRequests: 2 });
+    const pool = createFastCgiClientPool({ address: recycling.address, maxConnections: 2, queueBehindMs: 3_600_000 });
+    const log = join(mkdtempSync(join(tmpdir(), 'warmpool-fpm-recycling-')), 'runs');
+    try {
+      const failures: string[] = [];
+      const tags: string[] = [];
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, client) => {
+          for (let i = 0; i < 20; i++) {
+            const tag = `${client}-${i}`;
+            tags.push(tag);
+            const post = i % 2 === 1;
+            const params = scriptParams('append.php', { query: `log=${log}&tag=${tag}` });
+            try {
+              const response = await pool.request(
+                post
+                  ? {
+                      params: { ...params, REQUEST_METHOD: 'POST', CONTENT_LENGTH: '3' },
+                      stdin: Buffer.from('abc'),
+                    }
+                  : { params, replayable: true, script: 'append.php' },
+              );
+              expect(await text(streamed(response.body))).toMatch(new RegExp(`^appended ${tag} pid`));
+            } catch (error) {
+              failures.push(`${tag}: ${(error as Error).message}`);
+            }
+          }
+        }),
+      );
+      expect(failures).toEqual([]);
+      const ran = appendedRuns(log).map((line) => line.split(' ')[1]);
+      expect(ran.sort()).toEqual(tags.sort());
+      expect(pool.stats().retries).toBeGreaterThan(0);
     } finally {
       await pool.close();
       await recycling.stop();
