@@ -3,13 +3,15 @@
 // afterResponse jobs and WordPress's wp-cron.php run after it). On a kept connection the child reads
 // our next request only once the script is done, so that request waits while other children may
 // be idle. nginx keeps no FastCGI connection by default and never meets this; we keep them, so we
-// learn which scripts linger, from the request that came next on the connection and waited far
-// longer than its own script runs. Such a script's connection is half-closed at its END_REQUEST
-// instead of kept: the child closes it once the script is done (which times the linger, and keeps
-// the script known as lingering) and then takes new connections from php-fpm's accept queue.
+// learn which scripts linger. The request that came next on the connection and waited far longer
+// than its own script runs makes the script before it a suspect (a busy machine or a session lock
+// can make a request wait too). A suspect's connection is half-closed at its next END_REQUEST
+// instead of kept: the child closes it once the script is done, which times the linger. A long one
+// makes the script known as lingering (its connections are half-closed from then on, each close
+// timing it again); a short one clears the suspicion, at the cost of one reconnect.
 
 /** A linger at least this long is worth a new connection for the next request (a connect is ~0.1 ms). */
-export const LINGER_MS = 20;
+export const LINGER_MS = 50;
 /**
  * A script is taken to linger this long after its last linger of LINGER_MS or more was seen. Long:
  * a script taken wrongly for one (a request that waited for a session lock) only loses keep-alive,
@@ -22,10 +24,12 @@ const MAX_SCRIPTS = 1000;
 export class LingeringScripts {
   /** script → until when (performance.now()) it is taken to linger */
   readonly #until = new Map<string, number>();
+  /** scripts whose next end is timed to tell (noteWait()) */
+  readonly #suspects = new Set<string>();
   readonly #now: () => number;
   readonly #onNew: (script: string) => void;
 
-  /** `onNew`: a script not known to linger was found lingering (the pool logs it once). */
+  /** `onNew`: a script not known to linger was timed lingering (the pool logs it). */
   constructor(onNew: (script: string) => void = () => {}, now: () => number = () => performance.now()) {
     this.#onNew = onNew;
     this.#now = now;
@@ -36,27 +40,33 @@ export class LingeringScripts {
    * record, and its own script usually runs `typicalMs` (undefined: never timed, so no evidence).
    */
   noteWait(previous: string, waitedMs: number, typicalMs: number | undefined): void {
-    if (typicalMs !== undefined && waitedMs > 2 * typicalMs + LINGER_MS) this.#mark(previous);
+    if (typicalMs === undefined || waitedMs <= 2 * typicalMs + LINGER_MS || this.lingers(previous)) return;
+    if (this.#suspects.size >= MAX_SCRIPTS) this.#suspects.clear();
+    this.#suspects.add(previous);
   }
 
   /** `script`'s child closed the half-closed connection `ms` after its END_REQUEST. */
   noteLinger(script: string, ms: number): void {
+    this.#suspects.delete(script);
     if (ms >= LINGER_MS) this.#mark(script);
   }
 
-  /** Whether `script` is taken to keep its child busy after END_REQUEST. */
+  /** Whether a connection is half-closed after `script`: known to keep its child busy, or a suspect. */
   lingers(script: string): boolean {
-    const until = this.#until.get(script);
-    if (until === undefined) return false;
-    if (until > this.#now()) return true;
-    this.#until.delete(script);
+    if (this.#suspects.has(script) || this.#known(script)) return true;
+    this.#until.delete(script); // forgotten, if it was known
     return false;
   }
 
   #mark(script: string): void {
-    const known = this.lingers(script);
+    const known = this.#known(script);
     if (!known && this.#until.size >= MAX_SCRIPTS) this.#until.clear();
     this.#until.set(script, this.#now() + LINGER_MEMORY_MS);
     if (!known) this.#onNew(script);
+  }
+
+  #known(script: string): boolean {
+    const until = this.#until.get(script);
+    return until !== undefined && until > this.#now();
   }
 }

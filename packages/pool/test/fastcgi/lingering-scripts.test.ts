@@ -1,5 +1,6 @@
-// Which scripts go on after their response (fastcgi_finish_request): learned from a wait, kept while
-// their lingers are timed as long, forgotten LINGER_MEMORY_MS after the last long one, bounded.
+// Which scripts go on after their response (fastcgi_finish_request): a wait makes a suspect, a
+// timed linger makes it known (kept while its lingers are long, forgotten LINGER_MEMORY_MS after
+// the last long one), a short one clears the suspicion; bounded.
 import { describe, expect, it } from 'vitest';
 import { LINGER_MEMORY_MS, LINGER_MS, LingeringScripts } from '../../src/fastcgi/lingering-scripts.js';
 
@@ -14,7 +15,7 @@ function scripts() {
 }
 
 describe('LingeringScripts', () => {
-  it('blames the script before a request that waited far beyond its own usual run, and only then', () => {
+  it('suspects the script before a request that waited far beyond its own usual run, and only then', () => {
     const { lingering, found } = scripts();
     // its own script never timed: no evidence
     lingering.noteWait('/srv/wp-cron.php', 5_000, undefined);
@@ -22,9 +23,23 @@ describe('LingeringScripts', () => {
     lingering.noteWait('/srv/wp-cron.php', 2 * 30 + LINGER_MS, 30);
     expect(lingering.lingers('/srv/wp-cron.php')).toBe(false);
     lingering.noteWait('/srv/wp-cron.php', 2 * 30 + LINGER_MS + 1, 30);
+    // a suspect: its next end is timed (half-closed), but nothing is said yet
     expect(lingering.lingers('/srv/wp-cron.php')).toBe(true);
     expect(lingering.lingers('/srv/index.php')).toBe(false);
+    expect(found).toEqual([]);
+    // timed: it lingered
+    lingering.noteLinger('/srv/wp-cron.php', 3_000);
+    expect(lingering.lingers('/srv/wp-cron.php')).toBe(true);
     expect(found).toEqual(['/srv/wp-cron.php']);
+  });
+
+  it('a suspect timed with a short linger is cleared (a request that waited for another reason)', () => {
+    const { lingering, found } = scripts();
+    lingering.noteWait('/srv/index.php', 1_000, 5);
+    expect(lingering.lingers('/srv/index.php')).toBe(true);
+    lingering.noteLinger('/srv/index.php', LINGER_MS - 1);
+    expect(lingering.lingers('/srv/index.php')).toBe(false);
+    expect(found).toEqual([]);
   });
 
   it('a timed linger of LINGER_MS or more keeps it known; it is forgotten LINGER_MEMORY_MS after the last one', () => {
@@ -36,7 +51,7 @@ describe('LingeringScripts', () => {
     expect(lingering.lingers('/srv/index.php')).toBe(true);
     lingering.noteLinger('/srv/index.php', 500); // renewed
     advance(LINGER_MEMORY_MS - 1);
-    lingering.noteLinger('/srv/index.php', 1); // short lingers do not renew
+    lingering.noteLinger('/srv/index.php', 1); // short lingers do not renew, nor clear it
     expect(lingering.lingers('/srv/index.php')).toBe(true);
     advance(1);
     expect(lingering.lingers('/srv/index.php')).toBe(false);
