@@ -53,6 +53,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   readonly #free: FreeList<Worker<Req, Rep>>;
   /** every worker not yet exited, retired ones included */
   readonly #workers = new Set<Worker<Req, Rep>>();
+  /** requests run again because their worker went away before they began (see exec()) */
+  readonly #sentAgain = new WeakSet<object>();
   readonly #hooks: WorkerHooks<Worker<Req, Rep>>;
   readonly #execOptions: ExecOptions;
   readonly #backoff = new BootBackoff();
@@ -213,7 +215,12 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         return await reply;
       } catch (error) {
         const fate = fateOf(error as Error);
-        if ((fate === 'retry' || fate === 'requeue') && attempt < MAX_STOP_RETRIES) continue;
+        if ((fate === 'retry' || fate === 'requeue') && attempt < MAX_STOP_RETRIES) {
+          // its worker went away before it began: it runs on a worker of its own, never queued
+          // behind a running request, which may be its worker's last too (PHP_FCGI_MAX_REQUESTS)
+          this.#sentAgain.add(request as object);
+          continue;
+        }
         this.#countError(error);
         throw error;
       }
@@ -230,7 +237,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
    * one (php-cgi pipelining, PoolWorker.canQueue), the one that began its request first; or null.
    */
   #queueBehind(request: Req): Worker<Req, Rep> | null {
-    if (this.#free.waiting > 0) return null;
+    if (this.#free.waiting > 0 || this.#sentAgain.has(request as object)) return null;
     let best: Worker<Req, Rep> | null = null;
     for (const worker of this.#workers) {
       if (worker.canQueue === undefined) return null; // a pool's workers all speak the same
@@ -244,7 +251,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     // checked once for the worker first: waiters are only walked when it has a place (about 30 of
     // them at 32 connections, on every request that began)
     if (this.#free.waiting === 0 || worker.canQueue === undefined || !worker.canQueue(null)) return;
-    if (this.#free.offer(worker, (request) => worker.canQueue!(request as Req))) this.#inFlight++;
+    const mayQueue = (request: unknown) => !this.#sentAgain.has(request as object) && worker.canQueue!(request as Req);
+    if (this.#free.offer(worker, mayQueue)) this.#inFlight++;
   }
 
   /** Makes a ready worker available: to the oldest waiter (counted in-flight from here) or the free list. */

@@ -180,7 +180,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       throw error;
     }
     this.#follow(exec);
-    return this.#reply(await reader.response);
+    return this.#reply(await this.#response(exec, reader));
   }
 
   /**
@@ -220,7 +220,24 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     }
     this.#queued = exec;
     this.#follow(exec);
-    return this.#reply(await reader.response);
+    return this.#reply(await this.#response(exec, reader));
+  }
+
+  /** The reader's head; a request php-cgi never read fails as not run (the pool runs it elsewhere). */
+  async #response(exec: PendingExec, reader: CgiResponseReader): Promise<CgiResult> {
+    try {
+      return await reader.response;
+    } catch (error) {
+      throw unread(exec, error as Error) ? this.#notRun(error as Error) : error;
+    }
+  }
+
+  #notRun(error: Error): QueuedRequestNotRunError {
+    const how = errno(error) ?? `exit code ${this.exitCode}`;
+    return new QueuedRequestNotRunError(
+      `php-cgi ${this.pid} closed its connection before it read the request (${how}); it runs on another process`,
+      { cause: error, details: { pid: this.pid } },
+    );
   }
 
   #reader(request: CgiRequest): CgiResponseReader {
@@ -372,7 +389,8 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     }
     const connection = this.#connection;
     const next = this.#queued;
-    if ((connection !== null && connection.state === 'idle') || (next !== null && next.run!.begun)) {
+    const idle = connection !== null && connection.state === 'idle';
+    if (idle || (next !== null && next.run!.begun) || this.workerState === 'exited') {
       this.#settle(exec, null);
       return;
     }
@@ -402,6 +420,12 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     }
     if (error instanceof FastCgiAbortedError || error instanceof StreamStalledError) {
       this.#awaitAbortedEnd(exec);
+      return;
+    }
+    if (unread(exec, error)) {
+      // php-cgi left between two requests (a wrapper's PHP_FCGI_MAX_REQUESTS, the OOM killer):
+      // our request was still in its socket, so it runs on another process
+      this.#fail(exec, this.#notRun(error), 'crashed');
       return;
     }
     this.#fail(exec, error, error instanceof ExecTimeoutError ? 'exec_ttl' : this.#failureReason(error));
@@ -517,12 +541,25 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   }
 
   protected failRunningRequest(error: Error): void {
+    if (this.#leftBetweenRequests()) return;
     this.#connection?.fail(error);
     this.#fail(this.#exec!, error, 'crashed');
   }
 
   protected closeWire(): void {
+    if (this.#leftBetweenRequests()) return;
     this.#connection?.destroy();
+  }
+
+  /**
+   * php-cgi left with code 0, which it does only between two requests (a wrapper's
+   * PHP_FCGI_MAX_REQUESTS): its socket tells the rest, so the connection is read to its end rather
+   * than cut. Our request either was answered before it left (END_REQUEST is there to read) or was
+   * never read (the kernel reset the socket with it unread: it runs on another process, #onFailure).
+   */
+  #leftBetweenRequests(): boolean {
+    const connection = this.#connection;
+    return this.exitCode === 0 && this.exitSignal === null && connection !== null && connection.state !== 'closed';
   }
 }
 
@@ -530,4 +567,25 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
 function socketBase(): string {
   const base = tmpdir();
   return Buffer.byteLength(base) + 40 > MAX_SOCKET_PATH_BYTES ? '/tmp' : base;
+}
+
+/**
+ * The connection broke with the request still unread in the process's socket: nothing came back,
+ * the body went out with the head (none, or a small one in memory: it can go again), and the kernel
+ * said the socket was closed with bytes in it (EPIPE, ECONNRESET). A crash while PHP runs the
+ * request ends its socket with nothing unread: a plain end, never sent again.
+ */
+function unread(exec: PendingExec, error: Error): boolean {
+  if (!(error instanceof FastCgiConnectionClosedError) || !unsent(exec)) return false;
+  return errno(error) === 'EPIPE' || errno(error) === 'ECONNRESET';
+}
+
+/** Nothing came back, and the body went out with the head (or is a stream not yet read): it can go again. */
+function unsent(exec: PendingExec): boolean {
+  const run = exec.run;
+  return run !== null && run.bytesReceived === 0 && !run.stdinStarted;
+}
+
+function errno(error: Error): string | undefined {
+  return (error.cause as NodeJS.ErrnoException | undefined)?.code;
 }

@@ -162,6 +162,44 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
+  it('php-cgi that leaves between requests on its own (PHP_FCGI_MAX_REQUESTS in a wrapper): none fails, each runs once', async () => {
+    // one by one on one process: each third request meets a process that has just left
+    const sequential = join(flags, `runs-${++flagCount}`);
+    await withCgiPool({ num_workers: 1, command: 'env PHP_FCGI_MAX_REQUESTS=2 php-cgi' }, async (pool) => {
+      for (let i = 0; i < 9; i++) {
+        const reply = await pool.exec(request('append.php', { query: `log=${sequential}&tag=${i}` }));
+        expect(await body(reply)).toMatch(new RegExp(`^appended ${i} pid`));
+      }
+    });
+    expect(
+      readFileSync(sequential, 'utf8')
+        .trim()
+        .split('\n')
+        .map((line) => line.split(' ')[1]),
+    ).toEqual(Array.from({ length: 9 }, (_, i) => String(i)));
+    // side by side, pipelined: a request queued behind a process's last one, or handed a process
+    // that is leaving, runs on another
+    const concurrent = join(flags, `runs-${++flagCount}`);
+    const tags: string[] = [];
+    await withCgiPool({ num_workers: 2, command: 'env PHP_FCGI_MAX_REQUESTS=5 php-cgi' }, async (pool) => {
+      await Promise.all(
+        Array.from({ length: 6 }, async (_, client) => {
+          for (let i = 0; i < 8; i++) {
+            const tag = `${client}-${i}`;
+            tags.push(tag);
+            const reply = await pool.exec(request('append.php', { query: `log=${concurrent}&tag=${tag}` }));
+            expect(await body(reply)).toMatch(new RegExp(`^appended ${tag} pid`));
+          }
+        }),
+      );
+    });
+    const ran = readFileSync(concurrent, 'utf8')
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' ')[1]);
+    expect(ran.sort()).toEqual(tags.sort());
+  });
+
   it('a script that crashes fails that request only; the process is replaced', async () => {
     await withCgiPool({ num_workers: 2 }, async (pool) => {
       const [crashed, fine] = await Promise.allSettled([
