@@ -238,6 +238,57 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect(tooLarge.status).toBe(413);
   });
 
+  it('WebDAV and other extension methods reach PHP with their bodies; a static file answers them 405', async () => {
+    const body = '<?xml version="1.0"?><propfind xmlns="DAV:"><allprop/></propfind>';
+    for (const method of [
+      'PROPFIND',
+      'PROPPATCH',
+      'MKCOL',
+      'MOVE',
+      'COPY',
+      'LOCK',
+      'UNLOCK',
+      'REPORT',
+      'SEARCH',
+      'PURGE',
+    ]) {
+      const res = await request(`${classic.origin}/echo`, {
+        method,
+        body,
+        headers: { host: 'app.test', 'content-type': 'application/xml' },
+      });
+      expect([method, res.statusCode]).toEqual([method, 200]);
+      expect(await res.body.json()).toMatchObject({ method, length: body.length, content_length: String(body.length) });
+    }
+    // Nextcloud's remote.php/dav/files/...: the script with its PATH_INFO
+    const dav = await request(`${classic.origin}/info.php/dav/files/x`, {
+      method: 'PROPFIND',
+      headers: { host: 'app.test' },
+    });
+    expect(await dav.body.json()).toMatchObject({
+      REQUEST_METHOD: 'PROPFIND',
+      SCRIPT_NAME: '/info.php',
+      PATH_INFO: '/dav/files/x',
+    });
+    // QUERY without a Content-Type is PHP's to judge, as any request
+    const query = await rawExchange(
+      classic.port,
+      'QUERY /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: 3\r\nConnection: close\r\n\r\nq=1',
+    );
+    expect(query.status).toBe(200);
+    expect(JSON.parse(query.body)).toMatchObject({ method: 'QUERY', length: 3, content_type: '' });
+    // a static file is GET and HEAD only, as for a POST
+    const onFile = await request(`${classic.origin}/style.css`, { method: 'PROPFIND', headers: { host: 'app.test' } });
+    expect([onFile.statusCode, onFile.headers.allow]).toEqual([405, 'GET, HEAD']);
+    await onFile.body.dump();
+    // max_request_size 8 (MB) still applies
+    const tooLarge = await rawExchange(
+      classic.port,
+      `PROPFIND /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${9 * 1024 * 1024}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(tooLarge.status).toBe(413);
+  });
+
   it('X-Accel-Redirect and X-Sendfile: the server sends the file from the internal folder, PHP is free', async () => {
     const expected = createHash('sha256')
       .update(readFileSync(join(classic.dir, 'private', 'big.bin')))

@@ -27,6 +27,7 @@ import {
   resolveErrorPages,
   resolveLimits,
   serverLimits,
+  addRequestMethods,
   warmpool,
   type WarmpoolDecorator,
 } from '@warmpool/fastify';
@@ -204,6 +205,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
     rewriteUrl: (req) => client.of(req).target,
     serverFactory: serverFactory as never,
   }) as unknown as App;
+  // WebDAV's PROPFIND, MKCOL, a cache plugin's PURGE: to PHP and to proxied upstreams, as behind nginx
+  addRequestMethods(app);
 
   // http.max_connections and max_connections_per_ip, on every public listener (TLS ones before the handshake)
   const limits = createConnectionLimits(server.http, trusted_subnets, loggers.http);

@@ -3,7 +3,7 @@
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { type ErrorPages, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
+import { type ErrorPages, InvalidOptionError, REQUEST_METHODS, clientInfoOf } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
 export interface ProxyRoute {
@@ -68,6 +68,8 @@ export async function registerProxies<S extends RawServerBase>(
       upstream: route.upstream,
       rewritePrefix: route.rewritePrefix,
       websocket: route.websocket,
+      // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
+      httpMethods: [...REQUEST_METHODS],
       // reply-from logs two info lines per request otherwise; the access log already has it
       disableRequestLogging: true,
       replyOptions: {

@@ -48,6 +48,7 @@ export {
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
+export { addRequestMethods, REQUEST_METHODS } from './http/methods.js';
 export type { UploadOptions } from './http/uploads.js';
 export type { InternalFilesOptions } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';

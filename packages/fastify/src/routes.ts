@@ -11,6 +11,7 @@ import {
 import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
+import { acceptQueryWithoutContentType, addRequestMethods, REQUEST_METHODS } from './http/methods.js';
 import { readRawBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
@@ -29,8 +30,6 @@ import { statusOf } from './http/status.js';
 import { OverloadLog } from './http/overload-log.js';
 import { pipelinedTurn } from './http/pipelined-turn.js';
 import type { ResolvedOptions } from './options.js';
-
-const METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS'];
 
 /**
  * The encapsulated child context: a raw body parser for every content type and a catch-all route
@@ -207,8 +206,10 @@ export async function registerRoutes(
     return sendResponse(reply, response);
   };
 
-  app.route({ method: METHODS, url: '/', handler, exposeHeadRoute: false });
-  app.route({ method: METHODS, url: '/*', handler, exposeHeadRoute: false });
+  addRequestMethods(app);
+  acceptQueryWithoutContentType(app);
+  app.route({ method: [...REQUEST_METHODS], url: '/', handler, exposeHeadRoute: false });
+  app.route({ method: [...REQUEST_METHODS], url: '/*', handler, exposeHeadRoute: false });
 }
 
 declare module 'fastify' {
