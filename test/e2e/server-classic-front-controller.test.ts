@@ -289,6 +289,35 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect(tooLarge.status).toBe(413);
   });
 
+  it("a GET's body reaches PHP with its CONTENT_LENGTH and CONTENT_TYPE, chunked too; one too large is 413", async () => {
+    const res = await request(`${classic.origin}/echo`, {
+      method: 'GET',
+      body: '{"q":1}',
+      headers: { host: 'app.test', 'content-type': 'application/json' },
+    });
+    expect(await res.body.json()).toMatchObject({
+      method: 'GET',
+      length: 7,
+      content_length: '7',
+      content_type: 'application/json',
+    });
+    const chunked = await rawExchange(
+      classic.port,
+      'GET /echo HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n' +
+        '3\r\n{"q\r\n4\r\n":1}\r\n0\r\n\r\n',
+    );
+    expect(JSON.parse(chunked.body.replace(/^[0-9a-f]+\r\n|\r\n0\r\n\r\n$/g, ''))).toMatchObject({
+      length: 7,
+      content_length: '7',
+    });
+    // max_request_size 8 (MB): 413 before PHP, as for a POST
+    const tooLarge = await rawExchange(
+      classic.port,
+      `GET /echo HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${9 * 1024 * 1024}\r\nConnection: close\r\n\r\n`,
+    );
+    expect(tooLarge.status).toBe(413);
+  });
+
   it('X-Accel-Redirect and X-Sendfile: the server sends the file from the internal folder, PHP is free', async () => {
     const expected = createHash('sha256')
       .update(readFileSync(join(classic.dir, 'private', 'big.bin')))

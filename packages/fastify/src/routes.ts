@@ -11,7 +11,7 @@ import {
 import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
-import { acceptQueryWithoutContentType, addRequestMethods, REQUEST_METHODS } from './http/methods.js';
+import { acceptQueryWithoutContentType, addRequestMethods, hasUnreadBody, REQUEST_METHODS } from './http/methods.js';
 import { readRawBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
@@ -92,6 +92,7 @@ export async function registerRoutes(
   const runsOnWhenClientLeaves = options.classic?.ignoreClientAbort ?? null;
   app.removeAllContentTypeParsers();
   const bodyLimit = options.limits.maxRequestBytes;
+  let readBody: BodyParser;
   if (exchange.streamsRequestBody) {
     // PHP reads exactly CONTENT_LENGTH bytes from STDIN: a body is read whole first, in memory or a
     // temp file (fastcgi.request_buffering, spooled-body.ts), or, with it off, a body with its
@@ -112,7 +113,7 @@ export async function registerRoutes(
         done();
       });
     }
-    app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) => {
+    readBody = (request, payload, done) => {
       if (buffering) {
         spoolRequestBody(payload, bodyLimit, options.uploads.dir).then((body) => {
           if (!Buffer.isBuffer(body)) spools.set(request, body);
@@ -124,12 +125,11 @@ export async function registerRoutes(
       ) {
         done(null, payload);
       } else readRawBody(request, payload, bodyLimit, done);
-    });
+    };
   } else {
-    app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>
-      readRawBody(request, payload, bodyLimit, done),
-    );
+    readBody = (request, payload, done) => readRawBody(request, payload, bodyLimit, done);
   }
+  app.addContentTypeParser('*', { bodyLimit }, readBody);
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body;
   // a backend that parses its own forms (classic PHP) gets them raw.
   if (!options.rawBody && exchange.takesParsedForms) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
@@ -152,6 +152,8 @@ export async function registerRoutes(
       return reply;
     // RR never reads a HEAD or OPTIONS body (PROTOCOL.md §5.3); classic PHP gets any body but HEAD's.
     const skipsBody = request.method === 'HEAD' || (request.method === 'OPTIONS' && classic === null);
+    // a GET's body, which Fastify leaves unread, is read here as a POST's (the same limits)
+    if (!skipsBody && hasUnreadBody(request)) request.body = await readUnparsedBody(request, readBody);
     const parsedBody = skipsBody ? null : (request.body ?? null);
     let body: Buffer | Chunks | Readable | null = null;
     let form: ParsedForm | null = null;
@@ -217,6 +219,23 @@ declare module 'fastify' {
     /** the client after trusted_subnets rules, the host and scheme it asked for; set by the plugin's onRequest hook */
     warmpoolClient: ClientInfo | null;
   }
+}
+
+/** The '*' content-type parser: a request body as the exchange takes it. */
+type BodyParser = (
+  request: FastifyRequest,
+  payload: Readable,
+  done: (error: Error | null, body?: Buffer | Chunks | Readable) => void,
+) => void;
+
+/** A body Fastify did not read (hasUnreadBody), read by the '*' parser; its errors (413) are Fastify's. */
+function readUnparsedBody(
+  request: FastifyRequest,
+  readBody: BodyParser,
+): Promise<Buffer | Chunks | Readable | undefined> {
+  return new Promise((resolve, reject) => {
+    readBody(request, request.raw, (error, body) => (error === null ? resolve(body) : reject(error)));
+  });
 }
 
 /**

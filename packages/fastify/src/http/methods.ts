@@ -2,7 +2,7 @@
 // TRACE, DELETE, OPTIONS, PATCH, PUT, POST, QUERY); a WebDAV client's PROPFIND or MKCOL (Nextcloud,
 // CalDAV, CardDAV) or a cache plugin's PURGE got a 404 without PHP, where nginx passes them on.
 import { METHODS } from 'node:http';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 /**
  * The methods routed to PHP (and to proxied upstreams): every one Node's HTTP/1 parser takes, but
@@ -21,6 +21,18 @@ export const REQUEST_METHODS: readonly string[] = METHODS.filter(
 export function addRequestMethods(app: FastifyInstance): void {
   const known = new Set(app.supportedMethods);
   for (const method of REQUEST_METHODS) if (!known.has(method)) app.addHttpMethod(method, { hasBody: true });
+}
+
+/**
+ * Whether a request carries a body Fastify left unread: it reads none for a method it counts as
+ * bodyless (GET), where nginx passes any body on to PHP.
+ */
+export function hasUnreadBody(request: FastifyRequest): boolean {
+  if (request.body !== undefined) return false;
+  const { headers } = request.raw;
+  if (headers['transfer-encoding'] !== undefined) return true;
+  const length = headers['content-length'];
+  return length !== undefined && length !== '0';
 }
 
 /**
