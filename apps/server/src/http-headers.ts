@@ -10,6 +10,7 @@ import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 // mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
+import { compressStreamed, streamsOnPurpose } from './streamed-compression.js';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -160,9 +161,14 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       // A body compressed for the clients that ask says so to all (nginx's gzip_vary; RFC 9110
       // 12.5.5), so that a shared cache keeps the plain copy it got from one client for that kind of
       // client only. @fastify/compress says it only on the copies it compresses.
-      if (compressibleReply(reply, type, payload, compression.threshold)) addVary(reply, 'accept-encoding');
+      const compressible = compressibleReply(reply, type, payload, compression.threshold);
+      if (compressible) addVary(reply, 'accept-encoding');
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
+      if (compressible && payload instanceof Readable && streamsOnPurpose(reply)) {
+        // compressed here, each piece flushed as it comes; @fastify/compress then sees it encoded
+        return done(null, compressStreamed(request, reply, payload, compression.encodings) ?? payload);
+      }
       if ((typeof type === 'string' && SKIP_COMPRESSION.test(type)) || startsLikeCompressedData(payload)) {
         request.headers['x-no-compression'] = '1';
         return done(null, payload);
@@ -409,7 +415,11 @@ function addVary(reply: AnyReply, names: string): void {
 /** Types @fastify/compress would compress that are compressed already (binary downloads). */
 const SKIP_COMPRESSION = /^application\/octet-stream\b/i;
 const EVENT_STREAM = /^text\/event-stream\b/i;
-/** @fastify/compress's own list (text, JSON, XML), before mime-db's `compressible` flag */
+/**
+ * @fastify/compress's own list (text, JSON, XML), before mime-db's `compressible` flag. Event
+ * streams are not compressed (nginx's default gzip_types): events are small, and a connection open
+ * for hours would hold a compressor's memory all that time.
+ */
 const COMPRESSIBLE_TYPES =
   /^text\/(?!event-stream)|(?:\+|\/)json(?:;|$)|(?:\+|\/)text(?:;|$)|(?:\+|\/)xml(?:;|$)|octet-stream(?:;|$)/u;
 

@@ -1,9 +1,11 @@
+import { once } from 'node:events';
 import { connect } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { brotliDecompressSync, gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { request } from 'undici';
 import { warmpool } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { genReqId, registerHttpHeaders, resolveCors, type HttpHeadersOptions } from '../src/http-headers.js';
@@ -382,6 +384,51 @@ describe('compression', () => {
     await expect(registerHttpHeaders(Fastify(), { compression: { encodings: ['zip' as 'gzip'] } })).rejects.toThrow(
       /compression\.encodings/,
     );
+  });
+
+  it('compresses a stream marked X-Accel-Buffering: no piece by piece: each write decodes before the next is made', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await registerHttpHeaders(app, { compression: { encodings: ['br', 'gzip', 'deflate'] } });
+    const bodies: PassThrough[] = [];
+    app.get('/progress', (_request, reply) => {
+      // the first piece is there at once, as PHP's first flush (Node sends the head with it)
+      const body = new PassThrough();
+      body.write('first\n');
+      bodies.push(body);
+      return reply.type('text/plain').header('x-accel-buffering', 'no').send(body);
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const decoders = { br: createBrotliDecompress, gzip: createGunzip, deflate: createInflate };
+    for (const [accept, encoding] of [
+      ['br', 'br'],
+      ['x-gzip', 'gzip'],
+      ['deflate, gzip;q=0.5', 'deflate'],
+    ] as const) {
+      const res = await request(`http://127.0.0.1:${port}/progress`, { headers: { 'accept-encoding': accept } });
+      const body = bodies.at(-1)!;
+      expect(res.headers['content-encoding'], accept).toBe(encoding);
+      expect(res.headers.vary).toBe('accept-encoding');
+      const pieces = res.body.pipe(decoders[encoding]())[Symbol.asyncIterator]();
+      expect(String((await pieces.next()).value), accept).toBe('first\n');
+      body.write('second\n');
+      expect(String((await pieces.next()).value), accept).toBe('second\n');
+      body.end();
+      expect((await pieces.next()).done).toBe(true);
+    }
+    // a client that leaves closes the body behind the compressor (the backend's stream is cancelled)
+    const left = await request(`http://127.0.0.1:${port}/progress`, { headers: { 'accept-encoding': 'gzip' } });
+    const abandoned = bodies.at(-1)!;
+    const closed = once(abandoned, 'close');
+    left.body.destroy();
+    await closed;
+    expect(abandoned.destroyed).toBe(true);
+    // a client that takes none of them gets it as it is
+    const plain = await request(`http://127.0.0.1:${port}/progress`, { headers: { 'accept-encoding': 'identity' } });
+    bodies.at(-1)!.end('as is');
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(await plain.body.text()).toBe('first\nas is');
   });
 
   it('with the micro-cache: stores the uncompressed body once and compresses each hit for its client; per-request headers are not stored', async () => {
