@@ -90,6 +90,8 @@ interface PendingExec {
   run: FastCgiRun | null;
   /** queued, and its outcome came before its turn in this worker did: applied once it has it */
   pending: (() => void) | null;
+  /** what its broken connection means, once asked (#failureOf) */
+  failure: Promise<Error> | null;
 }
 
 /** One php-cgi process: spawn, ready once its socket accepts, one request at a time, stop or kill. */
@@ -160,7 +162,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     this.workerState = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
-    const exec: PendingExec = { settled: false, run: null, pending: null };
+    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null };
     this.#exec = exec;
     let connection = this.#connection;
     if (connection === null || connection.state !== 'idle') {
@@ -209,7 +211,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       this.hooks?.execEnd(this, error);
       throw error;
     }
-    const exec: PendingExec = { settled: false, run: null, pending: null };
+    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null };
     const reader = this.#reader(request);
     try {
       exec.run = connection.queue(this.#runOptions(request, options), reader);
@@ -228,8 +230,35 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     try {
       return await reader.response;
     } catch (error) {
-      throw unread(exec, error as Error) ? this.#notRun(error as Error) : error;
+      throw await this.#failureOf(exec, error as Error);
     }
+  }
+
+  /**
+   * What a broken connection means for a request that got nothing back: not run (the pool runs it on
+   * another process), or the error as it is. The same answer for the caller and the worker's fate.
+   */
+  #failureOf(exec: PendingExec, error: Error): Promise<Error> {
+    exec.failure ??= this.#judge(exec, error);
+    return exec.failure;
+  }
+
+  async #judge(exec: PendingExec, error: Error): Promise<Error> {
+    if (!(error instanceof FastCgiConnectionClosedError) || !unsent(exec)) return error;
+    const code = errno(error);
+    // written after php-cgi had closed its socket: it read none of it
+    if (code === 'EPIPE') return this.#notRun(error);
+    if (code !== 'ECONNRESET') return error;
+    // Closed with bytes unread: our whole request (php-cgi left between two requests), or only the
+    // empty record that ends a GET's body (it died running the script). php-cgi leaves with code 0
+    // only between requests, so its exit tells (it may still be shutting down: killed only if it
+    // has not left after a grace, which then counts as a crash).
+    if (this.workerState !== 'exited') {
+      const grace = setTimeout(() => killGroup(this.pid), LEAVING_GRACE_MS);
+      await this.exited;
+      clearTimeout(grace);
+    }
+    return this.exitCode === 0 && this.exitSignal === null ? this.#notRun(error) : error;
   }
 
   #notRun(error: Error): QueuedRequestNotRunError {
@@ -422,10 +451,10 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       this.#awaitAbortedEnd(exec);
       return;
     }
-    if (unread(exec, error)) {
-      // php-cgi left between two requests (a wrapper's PHP_FCGI_MAX_REQUESTS, the OOM killer):
-      // our request was still in its socket, so it runs on another process
-      this.#fail(exec, this.#notRun(error), 'crashed');
+    if (error instanceof FastCgiConnectionClosedError && unsent(exec)) {
+      // php-cgi may have left between two requests (a wrapper's PHP_FCGI_MAX_REQUESTS) with our
+      // request unread: then it runs on another process
+      void this.#failureOf(exec, error).then((failure) => this.#fail(exec, failure, 'crashed'));
       return;
     }
     this.#fail(exec, error, error instanceof ExecTimeoutError ? 'exec_ttl' : this.#failureReason(error));
@@ -563,21 +592,13 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   }
 }
 
+/** How long php-cgi may take to exit after its socket was reset under a request (see #judge). */
+const LEAVING_GRACE_MS = 1_000;
+
 /** The OS temp dir, unless its path leaves no room for a socket name (then /tmp). */
 function socketBase(): string {
   const base = tmpdir();
   return Buffer.byteLength(base) + 40 > MAX_SOCKET_PATH_BYTES ? '/tmp' : base;
-}
-
-/**
- * The connection broke with the request still unread in the process's socket: nothing came back,
- * the body went out with the head (none, or a small one in memory: it can go again), and the kernel
- * said the socket was closed with bytes in it (EPIPE, ECONNRESET). A crash while PHP runs the
- * request ends its socket with nothing unread: a plain end, never sent again.
- */
-function unread(exec: PendingExec, error: Error): boolean {
-  if (!(error instanceof FastCgiConnectionClosedError) || !unsent(exec)) return false;
-  return errno(error) === 'EPIPE' || errno(error) === 'ECONNRESET';
 }
 
 /** Nothing came back, and the body went out with the head (or is a stream not yet read): it can go again. */

@@ -200,6 +200,17 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     expect(ran.sort()).toEqual(tags.sort());
   });
 
+  it('a script that dies before any output (its GET body end left unread) fails once: it is not run again', async () => {
+    const log = join(flags, `runs-${++flagCount}`);
+    await withCgiPool({ num_workers: 2 }, async (pool) => {
+      const error = await pool.exec(request('crashes-silently.php', { query: `log=${log}` })).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(Error);
+      await eventually(() => pool.stats().workers.ready === 2, 'the replacement');
+      expect(readFileSync(log, 'utf8').trim().split('\n')).toHaveLength(1);
+      expect(pool.stats().recycles.crashed).toBe(1);
+    });
+  });
+
   it('a script that crashes fails that request only; the process is replaced', async () => {
     await withCgiPool({ num_workers: 2 }, async (pool) => {
       const [crashed, fine] = await Promise.allSettled([
