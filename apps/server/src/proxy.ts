@@ -3,7 +3,13 @@
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { type ErrorPages, InvalidOptionError, REQUEST_METHODS, clientInfoOf } from '@warmpool/fastify';
+import {
+  type ErrorPages,
+  InvalidOptionError,
+  REQUEST_METHODS,
+  addRequestMethods,
+  clientInfoOf,
+} from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
 export interface ProxyRoute {
@@ -62,6 +68,8 @@ export async function registerProxies<S extends RawServerBase>(
   if (resolved.length === 0) return;
   // loaded only when a route is configured: it brings undici and ws (about 130 modules)
   const { default: httpProxy } = await import('@fastify/http-proxy');
+  // Fastify routes only the methods it was told of (WebDAV's are added once for the whole app)
+  addRequestMethods(app as unknown as FastifyInstance);
   for (const route of resolved) {
     app.register(httpProxy, {
       prefix: route.prefix,
