@@ -345,6 +345,38 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     }
   });
 
+  it('/.well-known/: its files are served (certbot webroot, security.txt), its routes reach index.php, nothing there runs', async () => {
+    const security = await rawGet(classic.port, '/.well-known/security.txt', '', 'app.test');
+    expect([security.status, security.body]).toEqual([200, 'Contact: mailto:security@example.com\n']);
+    const token = await rawGet(classic.port, '/.well-known/acme-challenge/tok', '', 'app.test');
+    expect([token.status, token.body]).toEqual([200, 'tok.thumbprint']);
+    const oidc = await app.get('/.well-known/openid-configuration');
+    expect([oidc.status, oidc.headers['x-script'], oidc.text]).toEqual([
+      200,
+      '/index.php',
+      '{"issuer":"https:\\/\\/app.test"}',
+    ]);
+    const carddav = await app.get('/.well-known/carddav');
+    expect([carddav.status, carddav.headers['x-script'], carddav.text]).toEqual([
+      404,
+      '/index.php',
+      'Page not found: /.well-known/carddav',
+    ]);
+    for (const [target, status] of [
+      ['/.well-known/.hidden', 403],
+      ['/.well-known/shell.php', 403],
+      ['/.well-known/shell.php/x', 403],
+      ['/.well-known/missing.php', 404],
+      ['/.well-known/../.env', 400],
+      ['/.well-known/%2e%2e/.env', 400],
+      ['/.WELL-KNOWN/security.txt', 403],
+    ] as const) {
+      const res = await rawGet(classic.port, target, '', 'app.test');
+      expect([target, res.status]).toEqual([target, status]);
+      for (const never of NEVER) expect(res.body).not.toContain(never);
+    }
+  });
+
   it.each([
     ['/wp-content/uploads/shell.php', 403],
     ['/wp-content/uploads/shell.php/x', 403],

@@ -85,17 +85,32 @@ describe('file policy: paths that cannot name a file under the root', () => {
 describe('file policy: dotfiles, forbid and allow', () => {
   it('forbids every dotfile and dot-folder segment, whatever the extension lists say', () => {
     const open = createFilePolicy({ forbid: [], allow: null });
-    for (const path of [
-      '/.env',
-      '/.git/config',
-      '/.hidden/file.txt',
-      '/a/.b/c.css',
-      '/.well-known/x.txt',
-      '/.htaccess',
-      '/.user.ini',
-    ]) {
+    for (const path of ['/.env', '/.git/config', '/.hidden/file.txt', '/a/.b/c.css', '/.htaccess', '/.user.ini']) {
       expect(reason(path, open), path).toBe('dotfile');
     }
+  });
+
+  it('allows the top-level /.well-known/ folder (RFC 8615) and nothing else with a dot', () => {
+    for (const path of ['/.well-known/security.txt', '/.well-known/acme-challenge/tok', '/.well-known/carddav']) {
+      expect(checkPath(policy, path), path).toEqual({ kind: 'file', path });
+    }
+    expect(checkPath(policy, '/.well-known/')).toEqual({ kind: 'directory', path: '/.well-known/' });
+    expect(checkPath(policy, '/.well-known')).toEqual({ kind: 'file', path: '/.well-known' });
+    for (const path of [
+      '/.well-known/.hidden',
+      '/.well-known/acme-challenge/.env',
+      '/a/.well-known/x.txt',
+      '/.WELL-KNOWN/x.txt',
+      '/.well-known-x/y',
+      '/.well-knownx',
+    ]) {
+      expect(reason(path), path).toBe('dotfile');
+    }
+    expect(reason('/.well-known/shell.php')).toBe('forbidden-extension');
+    expect(reason('/.well-known/../.env')).toBe('dot-segment');
+    // a policy that keeps it closed (the internal folder of X-Accel-Redirect)
+    const closed = createFilePolicy({ forbid: [], allow: null, well_known: false });
+    expect(reason('/.well-known/security.txt', closed)).toBe('dotfile');
   });
 
   it('forbids the default extensions case-insensitively, and copies of PHP source', () => {

@@ -1,7 +1,7 @@
 // X-Accel-Redirect and X-Sendfile in both modes (a goridge worker, and classic PHP in php-cgi): the
 // server sends the file of the internal folder PHP names, with Range/ETag/304 and PHP's download
 // headers, and nothing outside that folder (traversal, dotfiles, links out, absolute paths).
-import { mkdtempSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,6 +18,9 @@ beforeAll(() => {
   // a link in the internal folder to a file outside it
   outside = realpathSync(mkdtempSync(join(tmpdir(), 'warmpool-outside-')));
   symlinkSync('/etc/passwd', join(outside, 'passwd-link'));
+  // the static layer's one open dot-folder stays closed here
+  mkdirSync(join(outside, '.well-known'));
+  writeFileSync(join(outside, '.well-known', 'secret.txt'), 'hunter2 in .well-known\n');
 });
 afterAll(() => {
   rmSync(outside, { recursive: true, force: true });
@@ -104,13 +107,15 @@ describe.each(modes)('X-Accel-Redirect and X-Sendfile (%s)', (_name, optionsFor,
     expect(res.body).not.toMatch(/root:x:0|hunter2|PHP body/);
   });
 
-  it('refuses a link in the internal folder that leads out of it', async () => {
+  it('refuses a link in the internal folder that leads out of it, and its .well-known folder', async () => {
     const app2 = Fastify();
     try {
       await app2.register(warmpool, optionsFor({ root: outside }));
       const res = await app2.inject({ url: `${path}?accel=/passwd-link` });
       expect(res.statusCode).toBe(404);
       expect(res.body).not.toContain('root:x:0');
+      const wellKnown = await app2.inject({ url: `${path}?accel=/.well-known/secret.txt` });
+      expect([wellKnown.statusCode, wellKnown.body.includes('hunter2')]).toEqual([404, false]);
     } finally {
       await app2.close();
     }

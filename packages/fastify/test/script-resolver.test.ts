@@ -31,6 +31,11 @@ const files = [
   '.git/config',
   '.hidden/x.php',
   '.env',
+  '.well-known/security.txt',
+  '.well-known/acme-challenge/tok',
+  '.well-known/.hidden',
+  '.well-known/shell.php',
+  '.well-known/sub/shell.php',
 ];
 
 beforeAll(() => {
@@ -61,6 +66,8 @@ beforeAll(() => {
   symlinkSync(join(root, 'info.php'), join(root, 'safe', 'info-link.php'));
   symlinkSync(root, join(base, 'current')); // a deploy symlink as the configured root
   symlinkSync(join(root, 'legacy.php8'), join(root, 'legacy-link.css'));
+  symlinkSync(join(root, '.env'), join(root, '.well-known', 'env-link.txt'));
+  symlinkSync(join(root, '.well-known', 'shell.php'), join(root, 'safe', 'well-known-shell.php'));
 });
 
 afterAll(() => {
@@ -227,6 +234,37 @@ describe('script resolver: what never runs nor is sent', () => {
       pathInfo: '/wiki:syntax',
     });
     expect(await resolve('/wiki:syntax')).toMatchObject({ kind: 'script', scriptName: '/index.php', pathInfo: '' });
+  });
+});
+
+describe('script resolver: /.well-known/ (RFC 8615), as nginx with `location ~ /\\.(?!well-known)`', () => {
+  it.each([
+    // its files are sent (certbot's webroot, security.txt), its other paths reach the front controller
+    ['/.well-known/security.txt', 'static /.well-known/security.txt'],
+    ['/.well-known/acme-challenge/tok', 'static /.well-known/acme-challenge/tok'],
+    ['/.well-known/openid-configuration?x=1', 'script /index.php info= uri=/index.php q=x=1'],
+    ['/.well-known/carddav', 'script /index.php info= uri=/index.php q='],
+    ['/.well-known/', 'script /index.php info= uri=/index.php q='],
+    // but no dotfile in it, no traversal out of it, no other folder of that name
+    ['/.well-known/.hidden', 'forbidden dotfile'],
+    ['/.well-known/env-link.txt', 'forbidden dotfile'],
+    ['/.well-known/../.env', 'invalid dot-segment'],
+    ['/blog/.well-known/security.txt', 'forbidden dotfile'],
+    ['/.WELL-KNOWN/security.txt', 'forbidden dotfile'],
+    // and nothing runs there, not even through a link: its files are written by others
+    ['/.well-known/shell.php', 'forbidden no-exec'],
+    ['/.well-known/shell.php/x', 'forbidden no-exec'],
+    ['/.well-known/sub/shell.php', 'forbidden no-exec'],
+    ['/safe/well-known-shell.php', 'forbidden no-exec'],
+    ['/.well-known/missing.php', 'not-found 404'],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('stays a dot-folder when the static policy closes it', async () => {
+    const closed = createFilePolicy({ forbid: DEFAULT_STATIC_FORBID, allow: null, well_known: false });
+    expect(summary(await resolve('/.well-known/security.txt', { static_policy: closed }))).toBe('forbidden dotfile');
+    expect(summary(await resolve('/.well-known/carddav', { static_policy: closed }))).toBe('forbidden dotfile');
   });
 });
 

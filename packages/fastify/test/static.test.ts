@@ -62,6 +62,13 @@ beforeAll(() => {
   symlinkSync('../shared/jquery', join(pub, 'vendor'));
   symlinkSync('../shared/.env', join(pub, 'shared-env.txt'));
   symlinkSync('../shared/settings.php', join(pub, 'shared-source.txt'));
+  // RFC 8615's folder, as certbot's webroot mode and a security.txt fill it, and what must not leave it
+  mkdirSync(join(pub, '.well-known', 'acme-challenge'), { recursive: true });
+  writeFileSync(join(pub, '.well-known', 'security.txt'), 'Contact: mailto:security@example.com\n');
+  writeFileSync(join(pub, '.well-known', 'acme-challenge', 'tok'), 'tok.thumbprint');
+  writeFileSync(join(pub, '.well-known', '.hidden'), 'HIDDEN-FOLDER-MARKER\n');
+  writeFileSync(join(pub, '.well-known', 'shell.php'), '<?php // planted\n');
+  symlinkSync('../.env', join(pub, '.well-known', 'env-link.txt'));
 });
 
 afterAll(() => {
@@ -355,6 +362,28 @@ describe('static: forbidden files never leave as bytes', () => {
       const res = await get(app, path);
       expect(res.statusCode, path).toBe(404);
       expect(leaked(res.body)).toBe(false);
+    }
+  });
+
+  it("/.well-known/ is the one dot-folder served (as nginx's `location ~ /\\.(?!well-known)`); its dotfiles and source are not", async () => {
+    const app = await appWith({ forbidden: 403 });
+    const security = await get(app, '/.well-known/security.txt');
+    expect([security.statusCode, security.body]).toEqual([200, 'Contact: mailto:security@example.com\n']);
+    expect((await get(app, '/.well-known/acme-challenge/tok')).body).toBe('tok.thumbprint');
+    // not a file: PHP's (the front controller answers OIDC discovery, CardDAV, WebFinger)
+    expect((await get(app, '/.well-known/openid-configuration')).body).toBe(
+      'PHP:GET:/.well-known/openid-configuration',
+    );
+    expect((await get(app, '/.well-known/carddav')).body).toBe('PHP:GET:/.well-known/carddav');
+    for (const path of [
+      '/.well-known/.hidden',
+      '/.well-known/shell.php',
+      '/.well-known/env-link.txt',
+      '/a/.well-known/x',
+    ]) {
+      const res = await get(app, path);
+      expect([path, res.statusCode]).toEqual([path, 403]);
+      expect(leaked(res.body), path).toBe(false);
     }
   });
 

@@ -33,8 +33,11 @@ export interface ResolvedInternalFiles {
   prefix: string;
 }
 
-/** Only traversal and dotfiles are refused: the folder holds downloads on purpose, whatever their kind. */
-const POLICY = createFilePolicy({ forbid: [], allow: null });
+/**
+ * Only traversal and dotfiles are refused: the folder holds downloads on purpose, whatever their kind.
+ * Not even a "/.well-known/" there: PHP names these files, no client asks for them by their path.
+ */
+const POLICY = createFilePolicy({ forbid: [], allow: null, well_known: false });
 
 export function resolveInternalFiles(raw: InternalFilesOptions | undefined): ResolvedInternalFiles | null {
   if (raw === undefined) return null;

@@ -7,6 +7,8 @@
  * - invalid: the path cannot name a file under a root (traversal, bad encoding, NUL, backslash,
  *   Windows aliases); never served statically, the request goes to PHP as it would without static;
  * - forbidden: it names a file we never send (dotfile segment, forbidden extension, not allowed);
+ *   the top-level "/.well-known/" folder is the one dot-folder allowed (RFC 8615: ACME http-01
+ *   files, security.txt, app links), as nginx's usual `location ~ /\.(?!well-known)` allows it;
  * - file / directory: a clean root-relative path worth a stat.
  */
 
@@ -36,12 +38,15 @@ export interface FilePolicyOptions {
   forbid: readonly string[];
   /** null: every extension not forbidden; else only these */
   allow: readonly string[] | null;
+  /** the top-level "/.well-known/" folder may be served (default true) */
+  well_known?: boolean;
 }
 
 /** Compiled once at boot: lower-cased extension sets. */
 export interface FilePolicy {
   readonly forbid: ReadonlySet<string>;
   readonly allow: ReadonlySet<string> | null;
+  readonly wellKnown: boolean;
 }
 
 /** Longer decoded paths are not names we serve (PATH_MAX is 4096 on Linux). */
@@ -51,6 +56,7 @@ export function createFilePolicy(options: FilePolicyOptions): FilePolicy {
   return {
     forbid: new Set(options.forbid.map((ext) => ext.toLowerCase())),
     allow: options.allow === null ? null : new Set(options.allow.map((ext) => ext.toLowerCase())),
+    wellKnown: options.well_known ?? true,
   };
 }
 
@@ -118,15 +124,31 @@ export function checkPath(policy: FilePolicy, path: string): PathVerdict {
       if (length === 1 || (length === 2 && path.charCodeAt(start + 1) === 46)) return invalid('dot-segment');
     }
     if (final === 46 /* . */ || final === 32 /* space */) return invalid('trailing-dot-or-space');
-    // Every dotfile and dot-folder is forbidden (.env, .git/, .htaccess, .well-known/ too).
-    if (first === 46 && forbidden === null) forbidden = 'dotfile';
+    // Every dotfile and dot-folder is forbidden (.env, .git/, .htaccess), but the top-level
+    // .well-known folder itself (its own dotfiles are not: "/.well-known/.hidden").
+    const wellKnown = start === 1 && policy.wellKnown && isWellKnownSegment(path, end);
+    if (first === 46 && forbidden === null && !wellKnown) forbidden = 'dotfile';
     if (last) {
+      if (wellKnown) return { kind: 'file', path }; // "/.well-known": the folder, redirected to its "/" form
       if (forbidden !== null) return forbiddenBy(forbidden);
       const reason = checkFileName(policy, path.slice(start, end));
       return reason === null ? { kind: 'file', path } : forbiddenBy(reason);
     }
     start = end + 1;
   }
+}
+
+const WELL_KNOWN = '.well-known';
+
+/** The segment of `path` from 1 to `end` is exactly ".well-known" (case-sensitive, as nginx's regex). */
+function isWellKnownSegment(path: string, end: number): boolean {
+  return end === WELL_KNOWN.length + 1 && path.startsWith(WELL_KNOWN, 1);
+}
+
+/** True for "/.well-known" and every path under it: the top-level folder of RFC 8615. */
+export function isWellKnownPath(path: string): boolean {
+  // 12: the length of "/.well-known"; 47: "/"
+  return path.startsWith('/.well-known') && (path.length === 12 || path.charCodeAt(12) === 47);
 }
 
 /**

@@ -4,7 +4,8 @@
  * nginx's try_files + fastcgi_split_path_info and Caddy's php_fastcgi, without their traps:
  *
  * - only an existing regular file under the root runs, its real path (symlinks resolved) inside the
- *   root's real path, with an allowed extension, outside the no_exec folders and dot-folders;
+ *   root's real path, with an allowed extension, outside the no_exec folders, dot-folders and
+ *   "/.well-known/" (whose files are served, and whose other paths reach the try_files fallback);
  * - PATH_INFO is split only after a path segment that is such a script ("/index.php/foo/bar"),
  *   never inside a segment, so "/uploads/avatar.jpg/x.php" cannot run a JPEG (cgi.fix_pathinfo);
  * - a path naming a script that is not there ("/x.php", "/x.php/more") is 404, as with nginx's
@@ -19,7 +20,7 @@ import { existsSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve as resolvePath, sep } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
-import { checkPath, decodeRequestPath, type FilePolicy, type InvalidReason } from './file-policy.js';
+import { checkPath, decodeRequestPath, type FilePolicy, type InvalidReason, isWellKnownPath } from './file-policy.js';
 
 export interface ScriptResolverOptions {
   /** The document root (absolute, or relative to the working directory). */
@@ -246,8 +247,8 @@ export async function resolveScriptTarget(
   // file here (the static policy refuses it), but it may follow a script: DokuWiki's nice URLs are
   // "/doku.php/wiki:syntax", and its pages "/wiki:syntax" reach the try_files fallback.
   if (verdict.kind === 'invalid' && verdict.reason !== 'colon') return verdict;
-  // a dot segment anywhere (".git/", ".env", ".well-known/"): never run, never sent
-  if (hasDotSegment(path)) return { kind: 'forbidden', reason: 'dotfile' };
+  // a dot segment anywhere (".git/", ".env", but the top-level ".well-known/"): never run, never sent
+  if (hasDotSegment(options, path)) return { kind: 'forbidden', reason: 'dotfile' };
   fs = onceEach(fs);
   const root = await fs.lookup(options.root);
   if (root === null || root.kind !== 'directory') return NOT_FOUND;
@@ -312,7 +313,7 @@ async function tryFile(
   path: string,
   split: boolean,
 ): Promise<ScriptVerdict | null> {
-  if (hasDotSegment(path)) return { kind: 'forbidden', reason: 'dotfile' };
+  if (hasDotSegment(options, path)) return { kind: 'forbidden', reason: 'dotfile' };
   if (split && options.splitPath) {
     // Scripts only end at a segment boundary, only in segments with a script extension; the first
     // that is a real script wins ("/app.php/x.php" with a directory app.php runs x.php).
@@ -346,7 +347,10 @@ async function tryScript(
   // A script outside the root (a symlink out of it) is not there for us.
   if (relative === null) return null;
   if (isNoExec(options, scriptName) || isNoExec(options, relative)) return { kind: 'forbidden', reason: 'no-exec' };
-  if (hasDotSegment(relative)) return { kind: 'forbidden', reason: 'dotfile' };
+  // .well-known holds files others write (certbot's webroot, app-link files): nothing runs there,
+  // and a shell dropped in the one dot-folder a server lets through stays inert
+  if (isWellKnownPath(scriptName) || isWellKnownPath(relative)) return { kind: 'forbidden', reason: 'no-exec' };
+  if (hasDotSegment(options, relative)) return { kind: 'forbidden', reason: 'dotfile' };
   // "run.php" linked to "uploads/avatar.jpg": the file that runs must be a script too
   if (!options.extensions.has(extensionOf(relative))) return { kind: 'forbidden', reason: 'not-allowed-extension' };
   return {
@@ -432,8 +436,10 @@ function isNoExec(options: ResolvedScriptOptions, path: string): boolean {
   return options.noExec.some((folder) => lower.startsWith(folder));
 }
 
-function hasDotSegment(path: string): boolean {
-  return path.includes('/.');
+/** A dotfile or dot-folder segment; the top-level ".well-known" folder is none when the policy allows it. */
+function hasDotSegment(options: ResolvedScriptOptions, path: string): boolean {
+  const from = options.staticPolicy.wellKnown && isWellKnownPath(path) ? 12 : 0;
+  return path.indexOf('/.', from) !== -1;
 }
 
 /** A segment of the path ends in a script extension (only the last one without split_path). */
