@@ -377,6 +377,62 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     }
   });
 
+  it('paths nginx accepts: slashes merged and "." dropped before anything is decided, REQUEST_URI as sent; routes with a trailing dot or a backslash reach index.php', async () => {
+    const raw = (target: string) => rawGet(classic.port, target, '', 'app.test');
+    const script = (head: string) => /\r\nx-script: ([^\r]*)/i.exec(head)?.[1];
+    // "//" is the front page's script (PHP's own parse_url reads "//" as no path: the app's to route)
+    expect(script((await raw('//')).head)).toBe('/index.php');
+    const css = await raw('//style.css');
+    expect([css.status, css.body]).toEqual([200, readFileSync(join(classic.app, 'style.css'), 'latin1')]);
+    // the decision is made on the normalised path, PHP gets the target as the client sent it
+    const info = JSON.parse((await raw('/info.php//a/./b//?x=1')).body);
+    expect(info).toMatchObject({
+      SCRIPT_NAME: '/info.php',
+      PATH_INFO: '/a/b/',
+      DOCUMENT_URI: '/info.php/a/b/',
+      REQUEST_URI: '/info.php//a/./b//?x=1',
+    });
+    for (const target of [
+      '/wp-json/wp/v2/posts//1',
+      '/pretty/%2e/x',
+      '/search/Mr.',
+      '/blog/ends-with-dot.',
+      '/p/abc%20',
+      '/a%5Cb',
+      '/a\\b',
+    ]) {
+      const res = await raw(target);
+      expect([target, res.status, script(res.head), res.body]).toEqual([
+        target,
+        404,
+        '/index.php',
+        `Page not found: ${target}`,
+      ]);
+    }
+    // never a Location to another host, never a script or its source by another name, never a dotfile
+    for (const [target, status, location] of [
+      ['//docs', 301, '/docs/'],
+      ['//wp-content//uploads/shell.php', 403, undefined],
+      ['//.env', 403, undefined],
+      ['/./.hidden//tool.php', 403, undefined],
+      ['/index.php.', 404, undefined],
+      ['/config.php.', 404, undefined],
+      ['/config.php%20', 404, undefined],
+      ['/info.php./x', 404, undefined],
+      ['/config.php//..//.env', 400, undefined],
+      ['/a%09b', 400, undefined],
+      ['/%zz', 400, undefined],
+    ] as const) {
+      const res = await raw(target);
+      const where = /\r\nlocation: ([^\r]*)/i.exec(res.head)?.[1];
+      expect([target, res.status, where, script(res.head)]).toEqual([target, status, location, undefined]);
+      for (const never of NEVER) expect(res.body).not.toContain(never);
+    }
+    // past PATH_MAX no file has the name: 414 as nginx answers a request line over its buffers
+    const long = await raw(`/${'a'.repeat(5000)}`);
+    expect([long.status, long.body]).toEqual([414, 'URI Too Long: the path is over 4096 characters\n']);
+  });
+
   it.each([
     ['/wp-content/uploads/shell.php', 403],
     ['/wp-content/uploads/shell.php/x', 403],

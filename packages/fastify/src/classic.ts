@@ -10,6 +10,7 @@ import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi
 import { InvalidOptionError } from './errors.js';
 import { wildcardPattern } from './wildcards.js';
 import { cacheVerdicts, createLookupCache } from './static/lookup-cache.js';
+import { MAX_PATH_CHARS } from './static/file-policy.js';
 import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
 import {
   resolveStaticOptions,
@@ -370,7 +371,10 @@ export function createClassicDispatch(classic: ResolvedClassic, staticLayer: Sta
         answer(reply, verdict.status, verdict.status === 404 ? 'Not Found' : 'Error');
         return null;
       case 'invalid':
-        answer(reply, 400, 'Bad Request');
+        // nginx answers 414 for a request line over its buffers; past PATH_MAX no file has the name
+        if (verdict.reason === 'too-long')
+          answer(reply, 414, `URI Too Long: the path is over ${MAX_PATH_CHARS} characters`);
+        else answer(reply, 400, 'Bad Request');
         return null;
     }
   };

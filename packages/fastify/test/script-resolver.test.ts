@@ -36,6 +36,7 @@ const files = [
   '.well-known/.hidden',
   '.well-known/shell.php',
   '.well-known/sub/shell.php',
+  'evil.example/index.html',
 ];
 
 beforeAll(() => {
@@ -220,7 +221,12 @@ describe('script resolver: what never runs nor is sent', () => {
     ['/%2e%2e/%2e%2e/etc/passwd', 'invalid dot-segment'],
     ['/index.php%00.jpg', 'invalid control-char'],
     ['/%zz', 'invalid encoding'],
-    ['/a//b.php', 'invalid empty-segment'],
+    ['/%09', 'invalid control-char'],
+    ['/a%0d%0aLocation:%20x', 'invalid control-char'],
+    // a backslash or trailing dot never hides a traversal from the checks
+    ['/a%5Cb/../.env', 'invalid dot-segment'],
+    ['/search/Mr./../../x', 'invalid dot-segment'],
+    ['/a:b/%2e%2e/x', 'invalid dot-segment'],
   ])('%s → %s', async (target, expected) => {
     expect(summary(await resolve(target))).toBe(expected);
   });
@@ -234,6 +240,53 @@ describe('script resolver: what never runs nor is sent', () => {
       pathInfo: '/wiki:syntax',
     });
     expect(await resolve('/wiki:syntax')).toMatchObject({ kind: 'script', scriptName: '/index.php', pathInfo: '' });
+  });
+});
+
+describe('script resolver: paths nginx accepts (merge_slashes, "." segments, Linux names)', () => {
+  const FRONT = 'script /index.php info= uri=/index.php q=';
+  it.each([
+    // empty segments: one slash, as nginx's merge_slashes (sloppy WordPress home URLs: "//wp-content/...")
+    ['//', FRONT],
+    ['//about.html', 'static /about.html'],
+    ['/blog//', 'script /blog/index.php info= uri=/blog/index.php q='],
+    ['/pretty//x', FRONT],
+    ['/wp-json/wp/v2/posts//1', FRONT],
+    ['/info.php//x//y', 'script /info.php info=/x/y uri=/info.php/x/y q='],
+    ['//.env', 'forbidden dotfile'],
+    ['//uploads//evil.php', 'forbidden no-exec'],
+    ['//wp-config.php.bak', 'forbidden forbidden-extension'],
+    // "." segments dropped; ".." is still 400
+    ['/pretty/./x', FRONT],
+    ['/pretty/%2e/x', FRONT],
+    ['/./style.css', 'static /style.css'],
+    ['/info.php/./a', 'script /info.php info=/a uri=/info.php/a q='],
+    ['/./.git/config', 'forbidden dotfile'],
+    // redirects from the normalised path: "//evil.example" never becomes a Location to that host
+    ['//evil.example', 'redirect 301 /evil.example/'],
+    ['//blog?x=1', 'redirect 301 /blog/?x=1'],
+    // a trailing dot or space names another file on Linux: a route for the front controller...
+    ['/search/Mr.', FRONT],
+    ['/blog/ends-with-dot.', FRONT],
+    ['/p/abc%20', FRONT],
+    ['/info.php/Mr.', 'script /info.php info=/Mr. uri=/info.php/Mr. q='],
+    // ...but never a script, nor its source (Windows would run or send index.php for these)
+    ['/index.php.', 'not-found 404'],
+    ['/index.php%20', 'not-found 404'],
+    ['/info.php../x', 'not-found 404'],
+    ['/wp-config.php.', 'not-found 404'],
+    // a backslash is a character of a name on Linux: a route, never a separator
+    ['/a%5Cb', FRONT],
+    ['/search/a\\b', FRONT],
+    ['/..%5C..%5Cetc%5Cpasswd', 'forbidden dotfile'],
+    ['/%zz', 'invalid encoding'],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('a path over 4096 characters is invalid (too-long): no file has such a name', async () => {
+    expect(summary(await resolve(`/${'a'.repeat(4096)}`))).toBe('invalid too-long');
+    expect(summary(await resolve(`/${'a'.repeat(4095)}`))).toBe(FRONT);
   });
 });
 

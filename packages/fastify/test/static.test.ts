@@ -517,7 +517,7 @@ describe('static: symlinks must resolve inside the root', () => {
 });
 
 /** One GET written byte for byte: clients (undici included) normalise "/../" before sending. */
-function rawGet(port: number, path: string): Promise<{ status: number; body: string }> {
+function rawGet(port: number, path: string): Promise<{ status: number; head: string; body: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect(port, '127.0.0.1', () =>
       socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`),
@@ -528,7 +528,11 @@ function rawGet(port: number, path: string): Promise<{ status: number; body: str
     socket.on('close', () => {
       const text = Buffer.concat(chunks).toString('latin1');
       const split = text.indexOf('\r\n\r\n');
-      resolve({ status: Number(text.slice(9, 12)), body: split < 0 ? '' : text.slice(split + 4) });
+      resolve({
+        status: Number(text.slice(9, 12)),
+        head: split < 0 ? text : text.slice(0, split),
+        body: split < 0 ? '' : text.slice(split + 4),
+      });
     });
   });
 }
@@ -548,14 +552,38 @@ describe('static: raw request targets over a real socket', () => {
       '/%252e%252e/outside/top-secret.txt',
       '/nested/../../outside/top-secret.txt',
       '/escape.txt%00.css',
-      '/./style.css',
-      '//style.css',
+      '/nested//../../outside/top-secret.txt',
+      '/.//../outside/top-secret.txt',
     ];
     for (const path of paths) {
       const res = await rawGet(port, path);
       expect(res.body, path).not.toContain('TOP-SECRET');
       expect([200, 400, 404], path).toContain(res.status);
       if (res.status === 200) expect(res.body, path).toBe(`PHP:GET:${path}`);
+    }
+  });
+
+  it('merges slashes and drops "." segments as nginx does; a redirect never leaves the host', async () => {
+    const app = await appWith({ forbidden: 403 });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as { port: number };
+    for (const path of ['//style.css', '/./style.css', '/%2e/style.css']) {
+      const res = await rawGet(port, path);
+      expect([path, res.status, res.body === css.toString('latin1')]).toEqual([path, 200, true]);
+    }
+    // ".." is not resolved: PHP's, as before
+    expect((await rawGet(port, '/assets//../style.css')).body).toBe('PHP:GET:/assets//../style.css');
+    expect((await rawGet(port, '//nested//dir/')).body).toContain('nested dir index');
+    for (const [path, location] of [
+      ['//nested/dir?x=1', '/nested/dir/?x=1'],
+      ['/nested/./dir', '/nested/dir/'],
+      ['//nested//dir', '/nested/dir/'],
+    ] as const) {
+      const res = await rawGet(port, path);
+      expect([path, res.status, /\r\nlocation: ([^\r]*)/i.exec(res.head)?.[1]]).toEqual([path, 301, location]);
+    }
+    for (const path of ['//.env', '/.//.git//config', '//secret.php']) {
+      expect([path, (await rawGet(port, path)).status]).toEqual([path, 403]);
     }
   });
 

@@ -5,7 +5,9 @@
  *
  * Three answers, kept apart because callers treat them differently:
  * - invalid: the path cannot name a file under a root (traversal, bad encoding, NUL, backslash,
- *   Windows aliases); never served statically, the request goes to PHP as it would without static;
+ *   Windows aliases); never served statically, the request goes to PHP as it would without static.
+ *   Some only name nothing we send ("soft": a backslash, a colon, a trailing dot or space): classic
+ *   mode lets those reach the front controller, so every hard check runs on the whole path first;
  * - forbidden: it names a file we never send (dotfile segment, forbidden extension, not allowed);
  *   the top-level "/.well-known/" folder is the one dot-folder allowed (RFC 8615: ACME http-01
  *   files, security.txt, app links), as nginx's usual `location ~ /\.(?!well-known)` allows it;
@@ -22,6 +24,9 @@ export type InvalidReason =
   | 'dot-segment' // "." or ".." (traversal); clients normalise these before sending
   | 'empty-segment' // "//": non-canonical
   | 'trailing-dot-or-space'; // "secret.php." / "secret.php " open secret.php on Windows
+
+/** Invalid only as a file name we send; the path holds no traversal, control byte or bad encoding. */
+export const SOFT_INVALID: ReadonlySet<InvalidReason> = new Set(['backslash', 'colon', 'trailing-dot-or-space']);
 
 export type ForbiddenReason = 'dotfile' | 'forbidden-extension' | 'not-allowed-extension';
 
@@ -61,27 +66,56 @@ export function createFilePolicy(options: FilePolicyOptions): FilePolicy {
 }
 
 /**
- * The request target's path, percent-decoded exactly once; null when it does not decode (bad
- * escapes, overlong or invalid UTF-8 such as %c0%ae). The query and any fragment are cut first, so
- * an encoded "?" or "#" (%3f, %23) stays part of the name. Double encoding stays literal: "%252e"
- * decodes to the three characters "%2e", a name that is then looked up as is, never decoded again.
+ * The request target's path, percent-decoded exactly once, then normalised (normalizePath); null
+ * when it does not decode (bad escapes, overlong or invalid UTF-8 such as %c0%ae). The query and any
+ * fragment are cut first, so an encoded "?" or "#" (%3f, %23) stays part of the name. Double
+ * encoding stays literal: "%252e" decodes to the three characters "%2e", a name that is then looked
+ * up as is, never decoded again.
  */
 export function decodeRequestPath(url: string): string | null {
-  let end = url.length;
-  for (let i = 0; i < url.length; i++) {
-    const c = url.charCodeAt(i);
-    if (c === 63 /* ? */ || c === 35 /* # */) {
-      end = i;
-      break;
-    }
-  }
-  const path = end === url.length ? url : url.slice(0, end);
-  if (!path.includes('%')) return path;
+  const path = pathOf(url);
+  if (!path.includes('%')) return normalizePath(path);
   try {
-    return decodeURIComponent(path);
+    return normalizePath(decodeURIComponent(path));
   } catch {
     return null;
   }
+}
+
+/** The path of a request target: up to its query or fragment. */
+function pathOf(url: string): string {
+  for (let i = 0; i < url.length; i++) {
+    const c = url.charCodeAt(i);
+    if (c === 63 /* ? */ || c === 35 /* # */) return url.slice(0, i);
+  }
+  return url;
+}
+
+/**
+ * nginx's normalisation before it looks a path up: slashes merged (merge_slashes, on by default)
+ * and "." segments dropped, so "//wp-content/x.css" and "/a/./b" name "/wp-content/x.css" and "/a/b".
+ * ".." is kept for checkPath to refuse: resolving it would hide a traversal attempt.
+ */
+export function normalizePath(path: string): string {
+  if (path.charCodeAt(0) !== 47 /* / */ || (!path.includes('//') && !path.includes('/./') && !path.endsWith('/.')))
+    return path;
+  const segments = path.split('/');
+  const kept: string[] = [];
+  for (let i = 1; i < segments.length; i++) {
+    const segment = segments[i]!;
+    if (segment !== '' && segment !== '.') kept.push(segment);
+  }
+  const last = segments[segments.length - 1];
+  if (kept.length === 0) return '/';
+  return last === '' || last === '.' ? `/${kept.join('/')}/` : `/${kept.join('/')}`;
+}
+
+/**
+ * A Location header's path for a normalised path: each segment percent-encoded, so it stays a path
+ * on this host whatever a name holds (a backslash, which browsers read as "/"; a CR).
+ */
+export function locationOf(path: string): string {
+  return path.split('/').map(encodeURIComponent).join('/');
 }
 
 const INVALID_ENCODING: PathVerdict = { kind: 'invalid', reason: 'encoding' };
@@ -100,6 +134,8 @@ export function checkPath(policy: FilePolicy, path: string): PathVerdict {
   if (path.length === 0 || path.charCodeAt(0) !== 47 /* / */) return invalid('not-absolute');
   if (path.length > MAX_PATH_CHARS) return invalid('too-long');
   let forbidden: ForbiddenReason | null = null;
+  // the first soft reason, answered once the whole path has passed the hard checks
+  let soft: InvalidReason | null = null;
   let start = 1;
   for (;;) {
     let end = start;
@@ -108,14 +144,15 @@ export function checkPath(policy: FilePolicy, path: string): PathVerdict {
       const c = path.charCodeAt(end);
       if (c === 47 /* / */) break;
       if (c < 32 || c === 127) return invalid('control-char');
-      if (c === 92 /* \ */) return invalid('backslash');
-      if (c === 58 /* : */) return invalid('colon');
+      if (c === 92 /* \ */) soft ??= 'backslash';
+      else if (c === 58 /* : */) soft ??= 'colon';
     }
     const last = end === path.length;
     if (end === start) {
       // An empty segment is only the trailing slash of a directory path ("/" itself included).
-      if (last) return forbidden !== null ? forbiddenBy(forbidden) : { kind: 'directory', path };
-      return invalid('empty-segment');
+      if (!last) return invalid('empty-segment');
+      if (soft !== null) return invalid(soft);
+      return forbidden !== null ? forbiddenBy(forbidden) : { kind: 'directory', path };
     }
     const first = path.charCodeAt(start);
     const final = path.charCodeAt(end - 1);
@@ -123,12 +160,13 @@ export function checkPath(policy: FilePolicy, path: string): PathVerdict {
       const length = end - start;
       if (length === 1 || (length === 2 && path.charCodeAt(start + 1) === 46)) return invalid('dot-segment');
     }
-    if (final === 46 /* . */ || final === 32 /* space */) return invalid('trailing-dot-or-space');
+    if (final === 46 /* . */ || final === 32 /* space */) soft ??= 'trailing-dot-or-space';
     // Every dotfile and dot-folder is forbidden (.env, .git/, .htaccess), but the top-level
     // .well-known folder itself (its own dotfiles are not: "/.well-known/.hidden").
     const wellKnown = start === 1 && policy.wellKnown && isWellKnownSegment(path, end);
     if (first === 46 && forbidden === null && !wellKnown) forbidden = 'dotfile';
     if (last) {
+      if (soft !== null) return invalid(soft);
       if (wellKnown) return { kind: 'file', path }; // "/.well-known": the folder, redirected to its "/" form
       if (forbidden !== null) return forbiddenBy(forbidden);
       const reason = checkFileName(policy, path.slice(start, end));

@@ -20,7 +20,15 @@ import { existsSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve as resolvePath, sep } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
-import { checkPath, decodeRequestPath, type FilePolicy, type InvalidReason, isWellKnownPath } from './file-policy.js';
+import {
+  checkPath,
+  decodeRequestPath,
+  type FilePolicy,
+  type InvalidReason,
+  isWellKnownPath,
+  locationOf,
+  SOFT_INVALID,
+} from './file-policy.js';
 
 export interface ScriptResolverOptions {
   /** The document root (absolute, or relative to the working directory). */
@@ -222,10 +230,8 @@ function parseFallback(entry: unknown): Fallback {
 const NOT_FOUND: ScriptVerdict = { kind: 'not-found', status: 404 };
 
 interface Request {
-  /** decoded, checked path */
+  /** decoded, normalised, checked path */
   path: string;
-  /** the raw path as received, for a redirect's Location */
-  rawPath: string;
   /** the raw query, without "?" */
   query: string;
   realRoot: string;
@@ -240,19 +246,22 @@ export async function resolveScriptTarget(
   const question = target.indexOf('?');
   const rawPath = question === -1 ? target : target.slice(0, question);
   const query = question === -1 ? '' : target.slice(question + 1);
+  // "//x" and "/./x" are "/x" (nginx's merge_slashes): every decision below is made on that path;
+  // PHP's REQUEST_URI stays the target as the client sent it
   const path = decodeRequestPath(rawPath);
   if (path === null) return { kind: 'invalid', reason: 'encoding' };
   const verdict = checkPath(options.staticPolicy, path);
-  // A colon is a Windows hazard (drive letters, NTFS streams), not a Linux one: it never names a
-  // file here (the static policy refuses it), but it may follow a script: DokuWiki's nice URLs are
-  // "/doku.php/wiki:syntax", and its pages "/wiki:syntax" reach the try_files fallback.
-  if (verdict.kind === 'invalid' && verdict.reason !== 'colon') return verdict;
+  // A colon, a backslash, a trailing dot or space are Windows hazards (drive letters, NTFS streams,
+  // separators, aliases of "name"), not Linux ones: they never name a static file here, but a route
+  // may hold them (DokuWiki's "/doku.php/wiki:syntax", "/search/Mr."), as PATH_INFO or for the
+  // fallback. checkPath has refused traversal and control bytes in the whole path before these.
+  if (verdict.kind === 'invalid' && !SOFT_INVALID.has(verdict.reason)) return verdict;
   // a dot segment anywhere (".git/", ".env", but the top-level ".well-known/"): never run, never sent
   if (hasDotSegment(options, path)) return { kind: 'forbidden', reason: 'dotfile' };
   fs = onceEach(fs);
   const root = await fs.lookup(options.root);
   if (root === null || root.kind !== 'directory') return NOT_FOUND;
-  const request: Request = { path, rawPath, query, realRoot: root.real };
+  const request: Request = { path, query, realRoot: root.real };
 
   for (const entry of options.tries) {
     const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
@@ -275,7 +284,6 @@ export async function resolveScriptTarget(
   // a literal, not a spread: spreading an object costs more than the rest of this function
   const fallbackRequest: Request = {
     path: request.path,
-    rawPath: request.rawPath,
     query: fallbackQuery,
     realRoot: request.realRoot,
   };
@@ -404,7 +412,8 @@ async function tryDirectory(
     if (verdict.kind === 'forbidden') return verdict;
     if (!request.path.endsWith('/') && directory === `${request.path}/`) {
       const query = request.query === '' ? '' : `?${request.query}`;
-      return { kind: 'redirect', status: 301, location: `${request.rawPath}/${query}` };
+      // from the normalised path: "//evil.example" must not become a Location to another host
+      return { kind: 'redirect', status: 301, location: `${locationOf(request.path)}/${query}` };
     }
     return verdict;
   }
@@ -442,13 +451,24 @@ function hasDotSegment(options: ResolvedScriptOptions, path: string): boolean {
   return path.indexOf('/.', from) !== -1;
 }
 
-/** A segment of the path ends in a script extension (only the last one without split_path). */
+/**
+ * A segment of the path ends in a script extension (only the last one without split_path), trailing
+ * dots and spaces aside: "/index.php." is another file than index.php on Linux, and never the front
+ * controller's route either (Windows would run index.php for it).
+ */
 function namesScript(options: ResolvedScriptOptions, path: string): boolean {
-  if (!options.splitPath) return options.extensions.has(extensionOf(path));
+  if (!options.splitPath) return options.extensions.has(extensionOf(withoutTrailingDots(path)));
   for (let end = path.indexOf('/', 1); ; end = path.indexOf('/', end + 1)) {
-    if (options.extensions.has(extensionOf(end === -1 ? path : path.slice(0, end)))) return true;
+    const segment = withoutTrailingDots(end === -1 ? path : path.slice(0, end));
+    if (options.extensions.has(extensionOf(segment))) return true;
     if (end === -1) return false;
   }
+}
+
+function withoutTrailingDots(path: string): string {
+  let end = path.length;
+  while (end > 1 && (path.charCodeAt(end - 1) === 46 /* . */ || path.charCodeAt(end - 1) === 32)) end--;
+  return end === path.length ? path : path.slice(0, end);
 }
 
 /** ".php" for "index.PHP", "" for "LICENSE" or ".env". */

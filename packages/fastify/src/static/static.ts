@@ -17,6 +17,7 @@ import {
   checkPath,
   createFilePolicy,
   decodeRequestPath,
+  locationOf,
   extensionOf,
   type FilePolicy,
 } from './file-policy.js';
@@ -646,7 +647,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
           }
           if (found === 'refuse') return refuse(reply);
           if (found === 'directory' && (await findIndex(i, `${verdict.path}/`)) !== null) {
-            return redirectToDirectory(request, reply);
+            return redirectToDirectory(request, reply, verdict.path);
           }
         }
         return false;
@@ -681,8 +682,12 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   }
 }
 
-/** "/docs" → 301 "/docs/" (query kept), as nginx does, so relative links in its index resolve. */
-function redirectToDirectory(request: FastifyRequest, reply: FastifyReply): true {
+/**
+ * "/docs" → 301 "/docs/" (query kept), as nginx does, so relative links in its index resolve. The
+ * Location is built from the normalised path: "//evil.example" (a folder "evil.example" asked with
+ * two slashes) must not send the client to another host.
+ */
+function redirectToDirectory(request: FastifyRequest, reply: FastifyReply, path: string): true {
   const url = request.url;
   let end = url.length;
   for (let i = 0; i < url.length; i++) {
@@ -693,8 +698,7 @@ function redirectToDirectory(request: FastifyRequest, reply: FastifyReply): true
     }
   }
   const query = end < url.length && url.charCodeAt(end) === 63 ? url.slice(end).split('#')[0]! : '';
-  // The path passed checkPath: it starts with one "/" and holds no "//" or "\", so this stays on our host.
-  reply.redirect(`${url.slice(0, end)}/${query}`, 301);
+  reply.redirect(`${locationOf(path)}/${query}`, 301);
   return true;
 }
 
