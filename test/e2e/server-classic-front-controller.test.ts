@@ -197,6 +197,25 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect(rest).toBe('data: second\n\n');
   });
 
+  it('a client that leaves a streaming script stops it at its next output (connection_aborted), as behind nginx', async () => {
+    const log = join(classic.dir, `ticks-${randomBytes(4).toString('hex')}`);
+    const socket = connect(classic.port, '127.0.0.1');
+    socket.write(`GET /ticks.php?log=${log} HTTP/1.1\r\nHost: app.test\r\n\r\n`);
+    // the head and a first tick: PHP runs the loop; then the client leaves
+    await new Promise<void>((resolve) => {
+      let seen = '';
+      socket.on('data', (chunk: Buffer) => {
+        seen += chunk.toString('latin1');
+        if (seen.includes('tick')) resolve();
+      });
+    });
+    socket.destroy();
+    await until(() => existsSync(log), 'the script to stop');
+    expect(readFileSync(log, 'utf8')).toMatch(/^aborted 1 ticks \d+$/);
+    expect(Number(readFileSync(log, 'utf8').split(' ').pop())).toBeLessThan(2000);
+    expect((await app.get('/post/after-ticks')).status).toBe(200);
+  });
+
   it('a Status: 1xx from PHP gets 502, and the request pipelined behind it its own answer', async () => {
     for (const status of ['100 Continue', '101 Switching Protocols', '103']) {
       const target = `/status.php?s=${encodeURIComponent(status)}`;

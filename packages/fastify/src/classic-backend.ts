@@ -25,7 +25,8 @@ import type { PoolView } from './health.js';
  * The pool keys that mean something for an external php-fpm, as one design with managed workers:
  * allocate_timeout (wait for a connection), max_queue_size (0: unlimited, default 16 per
  * connection), exec_ttl (PHP's silence; nginx's fastcgi_read_timeout, 60 s when unset),
- * stream_timeout (an aborted request's end), send_timeout (a reader that stopped reading).
+ * send_timeout (a reader that stopped reading). Not stream_timeout: an aborted request's connection
+ * is cut at once.
  */
 export function passClientOptions(
   address: FastCgiAddress,
@@ -40,7 +41,9 @@ export function passClientOptions(
     maxQueue: queue === 0 ? Number.MAX_SAFE_INTEGER : queue,
     queueTimeoutMs: pool.allocateTimeoutMs,
     readTimeoutMs: pool.execTtlMs > 0 ? pool.execTtlMs : DEFAULT_READ_TIMEOUT_MS,
-    abortTimeoutMs: pool.streamTimeoutMs,
+    // a client that leaves: the connection is cut at once, as nginx cuts its own, so PHP stops the
+    // script at its next output (php-fpm reads nothing while a script runs, ABORT_REQUEST included)
+    abortTimeoutMs: 0,
     stallTimeoutMs: pool.sendTimeoutMs,
     // fastcgi.pipelining: false (the client pool's default window otherwise)
     ...(classic.pipelining ? {} : { queueBehindMs: 0 }),

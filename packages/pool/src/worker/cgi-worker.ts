@@ -474,19 +474,46 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       this.#settle(exec, aborted);
       return;
     }
-    const onEnded = () => {
-      connection?.off('close', reconnect);
-      connection?.off('advance', onEnded);
-      connection?.off('idle', onEnded);
+    const stopWaiting = () => {
       if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
       this.#cancelTimer = null;
+    };
+    this.#cancelTimer = setTimeout(() => {
+      this.#cancelTimer = null;
+      this.#spec.logger.warn(
+        { pid: this.pid, reason: 'stream_timeout' },
+        `php-cgi ${this.pid} did not end an aborted request within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
+      );
+      this.#fail(exec, new ExecAbortedError('the aborted request did not end within stream_timeout'), 'errored');
+    }, this.#spec.streamTimeoutMs);
+    if (!kept) {
+      // PHP notices a client that left only when its output fails (it reads nothing while a script
+      // runs): the connection is cut, as nginx cuts its own, so the script stops at its next output
+      // unless it ignores aborts. php-cgi takes a new connection once the script is over.
+      connection?.destroy();
+      this.#whenFree().then(
+        () => {
+          stopWaiting();
+          this.#settle(exec, aborted);
+        },
+        (error: Error) => {
+          stopWaiting();
+          this.#fail(exec, error, 'crashed');
+        },
+      );
+      return;
+    }
+    const onEnded = () => {
+      connection.off('close', reconnect);
+      connection.off('advance', onEnded);
+      connection.off('idle', onEnded);
+      stopWaiting();
       this.#settle(exec, aborted);
     };
     const reconnect = () => {
-      connection?.off('advance', onEnded);
-      connection?.off('idle', onEnded);
-      if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
-      this.#cancelTimer = null;
+      connection.off('advance', onEnded);
+      connection.off('idle', onEnded);
+      stopWaiting();
       if (exec.settled) return;
       if (this.workerState !== 'working') {
         this.#fail(exec, new WorkerExitedError(`worker ${this.pid} left during an aborted request`), 'crashed');
@@ -497,23 +524,22 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
         (error: Error) => this.#fail(exec, error, 'crashed'),
       );
     };
-    if (connection === null || connection.state === 'closed') {
-      reconnect();
-      return;
-    }
-    this.#cancelTimer = setTimeout(() => {
-      this.#cancelTimer = null;
-      this.#spec.logger.warn(
-        { pid: this.pid, reason: 'stream_timeout' },
-        `php-cgi ${this.pid} did not end an aborted request within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
-      );
-      this.#fail(exec, new ExecAbortedError('the aborted request did not end within stream_timeout'), 'errored');
-    }, this.#spec.streamTimeoutMs);
     connection.once('close', reconnect);
-    if (kept) {
-      connection.once('advance', onEnded);
-      connection.once('idle', onEnded);
-    }
+    connection.once('advance', onEnded);
+    connection.once('idle', onEnded);
+  }
+
+  /**
+   * Resolves once php-cgi has ended the script it ran and can serve again: it accepts a new
+   * connection only then, and answers a GET_VALUES on it at once (then drops that connection); the
+   * worker's own connection is made again after it.
+   */
+  async #whenFree(): Promise<void> {
+    if (this.workerState !== 'working')
+      throw new WorkerExitedError(`worker ${this.pid} left during an aborted request`);
+    const probe = await connectFastCgi(this.#address, { connectTimeoutMs: this.#spec.bootTimeoutMs });
+    await probe.getValues(FREE_PROBE_NAMES, 0);
+    await this.#connect();
   }
 
   #execTimeout(ms: number): Error {
@@ -591,6 +617,9 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     return this.exitCode === 0 && this.exitSignal === null && connection !== null && connection.state !== 'closed';
   }
 }
+
+/** What #whenFree() asks php-cgi: any management value it answers. */
+const FREE_PROBE_NAMES = ['FCGI_MPXS_CONNS'];
 
 /** How long php-cgi may take to exit after its socket was reset under a request (see #judge). */
 const LEAVING_GRACE_MS = 1_000;

@@ -224,7 +224,7 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
-  it('a client that leaves: ABORT_REQUEST; the process finishes the script and serves again', async () => {
+  it('a client that leaves a silent script: the process finishes it and serves again', async () => {
     await withCgiPool({}, async (pool) => {
       const flag = newFlag();
       const done = newFlag();
@@ -236,12 +236,31 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
       const pid = reply.pid;
       controller.abort();
       await eventually(() => streamed(reply.body).destroyed, 'the body to be destroyed');
-      // php does not read the socket while a script runs: the process stays busy until it ends
+      // php does not read the socket while a script runs: a script that prints nothing more runs on,
+      // and the process is busy until it ends
       expect(pool.stats().workers.working).toBe(1);
       writeFileSync(flag, '');
       await eventually(() => pool.stats().workers.ready === 1, 'the worker to be free again');
       expect(existsSync(done)).toBe(true);
       expect(await body(await pool.exec(request('hello.php')))).toBe(`hello from cgi-fcgi pid ${pid}`);
+      expect(pool.stats().recycles).toEqual({});
+    });
+  });
+
+  it('a client that leaves a streaming script: the script stops at its next output, as behind nginx; the process serves again', async () => {
+    await withCgiPool({}, async (pool) => {
+      const log = newFlag();
+      const controller = new AbortController();
+      const reply = await pool.exec({ ...request('ticks.php', { query: `log=${log}` }), signal: controller.signal });
+      const stream = streamed(reply.body);
+      await new Promise((resolve) => stream.once('data', resolve));
+      controller.abort();
+      // its next tick fails: connection_aborted() is 1 and the loop ended long before its 2,000 ticks
+      await eventually(() => existsSync(log), 'the script to stop');
+      expect(readFileSync(log, 'utf8')).toMatch(/^aborted 1 ticks \d+$/);
+      expect(Number(readFileSync(log, 'utf8').split(' ').pop())).toBeLessThan(2000);
+      await eventually(() => pool.stats().workers.ready === 1, 'the worker to be free again');
+      expect(await body(await pool.exec(request('hello.php')))).toBe(`hello from cgi-fcgi pid ${reply.pid}`);
       expect(pool.stats().recycles).toEqual({});
     });
   });
