@@ -21,17 +21,25 @@ export interface Supervised {
  * and frame, so they are per-request deadlines: exec-deadline.ts.) Timers mark; the pool acts: a busy worker is
  * recycled when released. One exception, memory: a worker seen over max_worker_memory at two ticks
  * in a row during the same request is killed at once (a runaway request would otherwise grow until
- * the machine swaps or the OOM killer picks a process, long before exec_ttl), as RoadRunner's
- * supervisor checks every watch_tick. One tick over is only marked: a request that briefly peaks
- * and finishes is not cut.
+ * the machine swaps or the OOM killer picks a process, long before exec_ttl), when that request is
+ * known to have grown it: the tick before saw the worker under the limit with no other request run
+ * since, or it kept growing between the two ticks. One tick over is only marked: a request that
+ * briefly peaks and finishes is not cut, nor one that inherited the memory of the request before it
+ * (grown and ended between two ticks): its worker is recycled once it is done, as RoadRunner's
+ * supervisor does.
  */
+/** Between two ticks over max_worker_memory, what a request not known to have grown it must still grow by to be killed. */
+const GROWTH_BYTES = 1024 * 1024;
+
 export class Supervisor {
   readonly #options: ResolvedPoolOptions<unknown>;
   readonly #pool: Supervised;
   #timer: NodeJS.Timeout | null = null;
   #ticking = false;
-  /** busy workers seen over max_worker_memory: the job number they were running then */
-  readonly #overMemory = new WeakMap<Worker, number>();
+  /** busy workers seen over max_worker_memory: the job they ran, their RSS, whether that job grew it */
+  readonly #overMemory = new WeakMap<Worker, { job: number; rssBytes: number; grewIt: boolean }>();
+  /** each worker at the last tick: its job count, whether it was running one, its RSS */
+  readonly #lastSeen = new WeakMap<Worker, { jobs: number; working: boolean; rssBytes: number }>();
 
   constructor(options: ResolvedPoolOptions<unknown>, pool: Supervised) {
     this.#options = options;
@@ -88,13 +96,27 @@ export class Supervisor {
           checks.push(
             readRss(worker.pid).then((rss) => {
               worker.rssBytes = rss;
+              const working = worker.state === 'working';
+              const before = this.#lastSeen.get(worker);
+              this.#lastSeen.set(worker, { jobs: worker.jobs, working, rssBytes: rss });
               if (rss <= maxWorkerMemoryBytes) return;
-              if (worker.state === 'working') {
-                if (this.#overMemory.get(worker) === worker.jobs) {
-                  this.#pool.killOverMemory(worker, rss);
-                  return;
+              if (working) {
+                const seen = this.#overMemory.get(worker);
+                if (seen !== undefined && seen.job === worker.jobs) {
+                  if (seen.grewIt || rss >= seen.rssBytes + GROWTH_BYTES) {
+                    this.#pool.killOverMemory(worker, rss);
+                    return;
+                  }
+                } else {
+                  // under the limit at the last tick and no request but this one ran since, or
+                  // never seen before and this is its first request
+                  const grewIt =
+                    before === undefined
+                      ? worker.jobs === 1
+                      : before.rssBytes <= maxWorkerMemoryBytes &&
+                        worker.jobs - before.jobs === (before.working ? 0 : 1);
+                  this.#overMemory.set(worker, { job: worker.jobs, rssBytes: rss, grewIt });
                 }
-                this.#overMemory.set(worker, worker.jobs);
               }
               this.#act(worker, 'memory');
             }),

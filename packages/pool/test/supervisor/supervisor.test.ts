@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ExecTimeoutError, WorkerExitedError } from '../../src/errors.js';
 import { eventually, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
@@ -64,6 +67,26 @@ describe('Supervisor', () => {
       const [worker] = await pool.workers();
       expect(worker!.rssBytes).toBeGreaterThan(1024 * 1024);
     });
+  });
+
+  it('max_worker_memory: a request that only inherited the memory of the one before is not killed; its worker is recycled after it', async () => {
+    const flag = join(mkdtempSync(join(tmpdir(), 'warmpool-holds-')), 'flag');
+    // ticks only when the test asks (supervise()): two of them fall inside the second request
+    await withPool(
+      'holds-memory.php',
+      { supervisor: { max_worker_memory: 80, watch_tick: 3_600_000 } },
+      async (pool) => {
+        const grown = await pidOf(pool.exec(request('grow')));
+        const waiting = pidOf(pool.exec(request(flag)));
+        await eventually(async () => (await pool.workers())[0]?.state === 'working', 'the second request to run');
+        await pool.supervise();
+        await pool.supervise();
+        writeFileSync(flag, '');
+        expect(await waiting).toBe(grown);
+        await eventually(() => pool.stats().recycles.memory === 1, 'the recycle after the request');
+        expect(pool.stats().errors).toEqual({});
+      },
+    );
   });
 
   it('max_worker_memory: a request that keeps growing is killed while it runs (two ticks over), and replaced', async () => {
