@@ -50,6 +50,7 @@ import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './m
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { SendTimeouts } from './send-timeout.js';
+import { ClientErrors } from './client-errors.js';
 import { ConnectionTracker, DEFAULT_HTTPS_ADDRESS, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
@@ -140,6 +141,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const client = createClientInfoResolver({ trusted_subnets, real_ip_header });
 
   const listeners: Listener[] = [];
+  // a request head Node's parser refuses: the same plain-text answer and log line on every listener
+  const clientErrors = new ClientErrors(loggers.http);
   let https: Http2SecureServer | null = null;
   const serverFactory = (fastifyHandler: RequestHandler): HttpServer | Http2SecureServer => {
     const handler = tracker.wrap(fastifyHandler);
@@ -181,7 +184,11 @@ export function buildApp(options: BuildOptions): BuiltApp {
         serves: 'HTTP/2 + HTTP/1.1',
       });
     // Fastify's own server (plugins configure it: timeouts, 100-continue): the plain one when there is one
-    return primary ?? https!;
+    const fastifyServer = primary ?? https!;
+    // Fastify installs clientErrorHandler on its own server only
+    for (const listener of listeners)
+      if (listener.server !== fastifyServer) clientErrors.watch(listener.server as HttpServer);
+    return fastifyServer;
   };
 
   const app = Fastify({
@@ -204,6 +211,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     // an absolute-form target (GET http://host/x) is routed by its path, as nginx does
     rewriteUrl: (req) => client.of(req).target,
     serverFactory: serverFactory as never,
+    clientErrorHandler: clientErrors.handle,
   }) as unknown as App;
   // WebDAV's PROPFIND, MKCOL, a cache plugin's PURGE: to PHP and to proxied upstreams, as behind nginx
   addRequestMethods(app);
@@ -299,6 +307,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
             (await renderMetrics(app, server.sites, token, metricsPath)) +
             (limits?.metrics() ?? '') +
             (sendTimeouts?.metrics() ?? '') +
+            clientErrors.metrics() +
             (options.extraMetrics?.() ?? ''),
   });
 

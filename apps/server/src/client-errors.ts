@@ -1,0 +1,119 @@
+// What a client gets when Node's HTTP/1 parser refuses its request before any route runs, on
+// every public listener. Fastify answered these with a JSON body ("Client Error"), and only on the
+// one server it was given: the HTTPS listener's HTTP/1.1 connections and the redirect listener got
+// Node's own bare 400. The commonest case is a query string holding raw bytes (`?q=é` from
+// `curl -g`, a script building links by hand): llhttp refuses bytes >= 0x80 and control bytes
+// there (HPE_INVALID_URL) even with insecureHTTPParser, so it can never reach PHP (nginx passes it
+// on); the client is told how to send it instead, and the operator sees it in the log.
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { ThrottledCount } from '@warmpool/pool';
+
+/** Why a request head was refused, as counted in metrics and logs. */
+type Kind = 'raw_query' | 'raw_path' | 'malformed';
+
+interface Answer {
+  status: number;
+  text: string;
+  /** counted and logged; timeouts and oversized heads are not (limits.ts's own, already clear) */
+  kind: Kind | null;
+}
+
+/** What Node says, as the status Node itself would send, with a body that says what was wrong. */
+function answerFor(error: Error & { code?: string; reason?: string }): Answer {
+  switch (error.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return { status: 408, text: 'Request Timeout\n', kind: null };
+    case 'HPE_HEADER_OVERFLOW':
+      return { status: 431, text: 'Request Header Fields Too Large\n', kind: null };
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return { status: 413, text: 'Content Too Large\n', kind: null };
+  }
+  const reason = typeof error.reason === 'string' ? error.reason : '';
+  if (error.code === 'HPE_INVALID_URL' && reason.includes('query'))
+    return {
+      status: 400,
+      text: 'Bad Request: the query string holds raw bytes: percent-encode them\n',
+      kind: 'raw_query',
+    };
+  if (error.code === 'HPE_INVALID_URL' && reason.includes('path'))
+    return { status: 400, text: 'Bad Request: the path holds raw bytes: percent-encode them\n', kind: 'raw_path' };
+  // llhttp's reasons are fixed strings of its own ("Invalid method encountered"): safe to echo
+  return {
+    status: 400,
+    text: `Bad Request: the request is not valid HTTP/1.1${reason ? ` (${reason})` : ''}\n`,
+    kind: 'malformed',
+  };
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  408: 'Request Timeout',
+  413: 'Content Too Large',
+  431: 'Request Header Fields Too Large',
+};
+
+export class ClientErrors {
+  readonly #logger: Logger;
+  readonly #counts: Record<Kind, number> = { raw_query: 0, raw_path: 0, malformed: 0 };
+  /** a scanner sends garbage in floods: one line at most every 10 s per kind, with the count since */
+  readonly #lines: Record<Kind, ThrottledCount> = {
+    raw_query: new ThrottledCount(),
+    raw_path: new ThrottledCount(),
+    malformed: new ThrottledCount(),
+  };
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  /** Node's 'clientError' listener (and Fastify's clientErrorHandler option, for the server it is given). */
+  readonly handle = (error: Error & { code?: string; reason?: string }, socket: Socket): void => {
+    if (socket.destroyed || error.code === 'ECONNRESET') {
+      socket.destroy();
+      return;
+    }
+    const answer = answerFor(error);
+    if (answer.kind !== null) this.#count(answer.kind, answer.text, socket);
+    // as Node: nothing is written into a response already on its way (a bad request pipelined behind it)
+    const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+    if (!socket.writable || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const body = Buffer.from(answer.text);
+    const head =
+      `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status]}\r\n` +
+      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+    // ended, then destroyed once flushed: a TLS socket destroyed at once could drop the answer
+    socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]), () => socket.destroy());
+  };
+
+  /** The listeners not given to Fastify (the HTTPS one beside a plain one, the redirect one). */
+  watch(server: { on(event: 'clientError', listener: (error: Error, socket: Socket) => void): unknown }): void {
+    server.on('clientError', this.handle);
+  }
+
+  /** Prometheus lines: request heads refused before any route, by why. */
+  metrics(): string {
+    return [
+      '# HELP warmpool_bad_requests_total Request heads the HTTP/1 parser refused with 400 before any route ran, by why (raw bytes in the query or path, anything else malformed).',
+      '# TYPE warmpool_bad_requests_total counter',
+      ...(Object.keys(this.#counts) as Kind[]).map(
+        (kind) => `warmpool_bad_requests_total{reason="${kind}"} ${this.#counts[kind]}`,
+      ),
+      '',
+    ].join('\n');
+  }
+
+  #count(kind: Kind, text: string, socket: Socket): void {
+    this.#counts[kind]++;
+    const since = this.#lines[kind].add();
+    if (since === 0) return;
+    const why = text.slice('Bad Request: '.length).trimEnd();
+    this.#logger.info(
+      { remoteAddr: socket.remoteAddress, reason: kind, count: since },
+      `bad request: ${why} (400 before any route; ${since} since the last such line)`,
+    );
+  }
+}

@@ -1,0 +1,107 @@
+// Request targets nginx takes and Node's parser or Fastify's router do not: raw (unencoded) bytes in
+// the query string, sent byte for byte by `warmpool serve`'s plain and HTTPS (HTTP/1.1) listeners.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as connectTcp, type Socket } from 'node:net';
+import { connect as connectTls } from 'node:tls';
+import { readFile } from 'node:fs/promises';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { makeTlsPair } from '../helpers/tls-pair.js';
+import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+
+let dir: string;
+let server: RunningServer;
+let httpPort: number;
+let httpsPort: number;
+let metricsPort: number;
+let ca: Buffer;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'wp-raw-bytes-'));
+  const pair = await makeTlsPair(dir);
+  ca = await readFile(pair.ca);
+  [httpPort, httpsPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  const config = [
+    'version: "3"',
+    'server:',
+    `  command: php ${FIXTURES}/php/target-echo.php`,
+    'http:',
+    `  address: 127.0.0.1:${httpPort}`,
+    '  pool: { num_workers: 1 }',
+    `  ssl: { address: "127.0.0.1:${httpsPort}", cert: ${pair.cert}, key: ${pair.key} }`,
+    `metrics: { address: "127.0.0.1:${metricsPort}" }`,
+    'logs: { mode: production, level: info }',
+    `admin: { socket: ${join(dir, 'admin.sock')} }`,
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'warmpool.yaml'), config);
+  server = startServer(['serve', '-c', join(dir, 'warmpool.yaml')]);
+  await server.ready(30_000);
+}, 60_000);
+
+afterAll(async () => {
+  await stopAllServers();
+  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+});
+
+interface Answer {
+  status: number;
+  head: string;
+  body: string;
+}
+
+/** `head` (request line and headers, CRLF-terminated lines) written as latin1 bytes; read until close. */
+function exchange(listener: 'http' | 'https', head: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const bytes = Buffer.from(`${head}Connection: close\r\n\r\n`, 'latin1');
+    const socket: Socket =
+      listener === 'http'
+        ? connectTcp(httpPort, '127.0.0.1', () => socket.write(bytes))
+        : connectTls(
+            { host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca, ALPNProtocols: ['http/1.1'] },
+            () => socket.write(bytes),
+          );
+    const chunks: Buffer[] = [];
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to ${head.split('\r\n')[0]}`)));
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      resolve({ status: Number(text.slice(9, 12)), head: text.slice(0, split), body: text.slice(split + 4) });
+    });
+  });
+}
+
+describe.each(['http', 'https'] as const)('raw bytes in the query string (%s listener, HTTP/1.1)', (listener) => {
+  it('a raw "é" in the query is a plain-text 400 that says to percent-encode it; encoded, PHP gets it', async () => {
+    const raw = await exchange(listener, 'GET /env.php?q=\xc3\xa9 HTTP/1.1\r\nHost: localhost\r\n');
+    expect(raw.status).toBe(400);
+    expect(raw.head).toMatch(/^content-type: text\/plain; charset=utf-8$/im);
+    expect(raw.head).toMatch(/^connection: close$/im);
+    expect(raw.body).toBe('Bad Request: the query string holds raw bytes: percent-encode them\n');
+    const encoded = await exchange(listener, 'GET /env.php?q=%C3%A9 HTTP/1.1\r\nHost: localhost\r\n');
+    expect([encoded.status, encoded.body]).toEqual([200, 'PHP:/env.php?q=%C3%A9']);
+  });
+
+  it('the answers Node already gave keep their status: a bad request line 400, a head over 16 KB 431, HTTP/2.0 505', async () => {
+    const garbage = await exchange(listener, 'GARBAGE\r\n');
+    expect(garbage.status).toBe(400);
+    expect(garbage.body).toMatch(/^Bad Request: the request is not valid HTTP\/1\.1/);
+    const big = await exchange(listener, `GET / HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(20_000)}\r\n`);
+    expect(big.status).toBe(431);
+    const version = await exchange(listener, 'GET / HTTP/2.0\r\nHost: localhost\r\n');
+    expect(version.status).toBe(505);
+  });
+});
+
+it('logs the refusals (one line per 10 s, with the count) and counts them in /metrics', async () => {
+  await server.waitFor('bad request: the query string holds raw bytes: percent-encode them');
+  const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
+  const text = await res.body.text();
+  expect(text).toMatch(/^warmpool_bad_requests_total\{reason="raw_query"\} 2$/m);
+  expect(text).toMatch(/^warmpool_bad_requests_total\{reason="malformed"\} 2$/m);
+});
