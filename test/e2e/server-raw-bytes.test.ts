@@ -1,6 +1,9 @@
-// Request targets nginx takes and Node's parser or Fastify's router do not: raw (unencoded) bytes in
-// the query string, sent byte for byte by `warmpool serve`'s plain and HTTPS (HTTP/1.1) listeners.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// Request targets nginx takes and Node's parser or Fastify's router do not, sent byte for byte to
+// `warmpool serve`'s plain and HTTPS listeners: raw (unencoded) bytes in the query string, and
+// paths whose bytes are not UTF-8 once decoded (a worker app and a classic front controller).
+import { once } from 'node:events';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect as connectH2 } from 'node:http2';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTcp, type Socket } from 'node:net';
@@ -24,6 +27,15 @@ beforeAll(async () => {
   const pair = await makeTlsPair(dir);
   ca = await readFile(pair.ca);
   [httpPort, httpsPort, metricsPort] = [await freePort(), await freePort(), await freePort()];
+  // files named as the text "%FF" would decode to if its byte were read as U+FFFD: never served
+  mkdirSync(join(dir, 'public'));
+  writeFileSync(join(dir, 'public', '\uFFFD'), 'STATIC FILE');
+  mkdirSync(join(dir, 'classic'));
+  writeFileSync(join(dir, 'classic', '\uFFFD'), 'STATIC FILE');
+  writeFileSync(
+    join(dir, 'classic', 'index.php'),
+    "<?php echo 'FRONT:', $_SERVER['REQUEST_URI'], '|', $_SERVER['SCRIPT_NAME'], '|', $_SERVER['QUERY_STRING'];",
+  );
   const config = [
     'version: "3"',
     'server:',
@@ -31,8 +43,15 @@ beforeAll(async () => {
     'http:',
     `  address: 127.0.0.1:${httpPort}`,
     '  pool: { num_workers: 1 }',
+    '  middleware: [static]',
+    `  static: { dir: ${join(dir, 'public')} }`,
+    '  access: [{ prefix: /admin, deny: [all] }]',
     `  ssl: { address: "127.0.0.1:${httpsPort}", cert: ${pair.cert}, key: ${pair.key} }`,
     `metrics: { address: "127.0.0.1:${metricsPort}" }`,
+    'sites:',
+    '  - hosts: [classic.test]',
+    `    fastcgi: { root: ${join(dir, 'classic')}, command: php-cgi }`,
+    '    http: { pool: { num_workers: 1 } }',
     'logs: { mode: production, level: info }',
     `admin: { socket: ${join(dir, 'admin.sock')} }`,
     '',
@@ -104,4 +123,61 @@ it('logs the refusals (one line per 10 s, with the count) and counts them in /me
   const text = await res.body.text();
   expect(text).toMatch(/^warmpool_bad_requests_total\{reason="raw_query"\} 2$/m);
   expect(text).toMatch(/^warmpool_bad_requests_total\{reason="malformed"\} 2$/m);
+});
+
+describe.each(['http', 'https'] as const)('paths whose bytes are not UTF-8 (%s listener, HTTP/1.1)', (listener) => {
+  const get = (target: string, host = 'localhost') => exchange(listener, `GET ${target} HTTP/1.1\r\nHost: ${host}\r\n`);
+
+  it('a worker app gets them with the target exactly as sent; no static file is picked by them', async () => {
+    for (const target of ['/p/%FF', '/%E9t%E9?q=%E9', '/%c0%ae/x', '/%FF', '/a%C3%A9/%FF/%2F?x=1']) {
+      const res = await get(target);
+      expect([target, res.status, res.body]).toEqual([target, 200, `PHP:${target}`]);
+    }
+    // access rules read the decoded path: /%61dmin is /admin whatever follows
+    expect((await get('/%61dmin/%FF')).status).toBe(403);
+  });
+
+  it('a classic front controller gets them (REQUEST_URI as sent); a script name, ".." or a control byte is refused as before', async () => {
+    for (const target of ['/p/%FF', '/%E9t%E9?q=1', '/%c0%ae', '/%FF']) {
+      const res = await get(target, 'classic.test');
+      const query = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+      expect([target, res.status, res.body]).toEqual([target, 200, `FRONT:${target}|/index.php|${query}`]);
+    }
+    for (const [target, status] of [
+      ['/%FF.php', 404],
+      ['/.git/%FF', 403],
+      ['/%FF/%2e%2e/x', 400],
+      ['/%FF%00', 400],
+    ] as const) {
+      const res = await get(target, 'classic.test');
+      expect([target, res.status]).toEqual([target, status]);
+      expect(res.body).not.toContain('FRONT:');
+    }
+  });
+
+  it('a broken escape ("%zz") is a plain-text 400 that says so, not Fastify\'s JSON, in both modes', async () => {
+    for (const host of ['localhost', 'classic.test']) {
+      const res = await get('/p/%zz', host);
+      expect(res.status).toBe(400);
+      expect(res.head).toMatch(/^content-type: text\/plain; charset=utf-8$/im);
+      expect(res.body).toBe(
+        'Bad Request: the path holds a malformed percent-encoding (a "%" not followed by two hex digits)\n',
+      );
+    }
+  });
+});
+
+it('over HTTP/2 too: a worker app gets "/p/%FF" as sent', async () => {
+  const session = connectH2(`https://localhost:${httpsPort}`, { ca });
+  try {
+    const stream = session.request({ ':path': '/p/%FF?q=%E9', ':method': 'GET' });
+    const [headers] = (await once(stream, 'response')) as [Record<string, string | number>];
+    let body = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => (body += chunk));
+    await once(stream, 'end');
+    expect([headers[':status'], body]).toEqual([200, 'PHP:/p/%FF?q=%E9']);
+  } finally {
+    session.close();
+  }
 });

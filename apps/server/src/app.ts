@@ -51,6 +51,7 @@ import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { SendTimeouts } from './send-timeout.js';
 import { ClientErrors } from './client-errors.js';
+import { createBadUrlAnswer, routableTarget } from './undecodable-paths.js';
 import { ConnectionTracker, DEFAULT_HTTPS_ADDRESS, parseAddress, type Listener } from './lifecycle.js';
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
@@ -200,16 +201,17 @@ export function buildApp(options: BuildOptions): BuiltApp {
     genReqId,
     // a site's plugin boots its workers while registering: bounded by allocate_timeout, not by Fastify
     pluginTimeout: 0,
-    // with no site bound to hosts every request is the default site's: nothing to derive per request
-    ...(router.empty
-      ? {}
-      : {
-          routerOptions: {
-            constraints: { site: siteConstraint(router, token, (req) => client.of(req).hostname) as never },
-          },
-        }),
-    // an absolute-form target (GET http://host/x) is routed by its path, as nginx does
-    rewriteUrl: (req) => client.of(req).target,
+    routerOptions: {
+      // a target the router cannot route ("%zz", "*"): warmpool's plain-text 400, not Fastify's JSON
+      onBadUrl: createBadUrlAnswer(client),
+      // with no site bound to hosts every request is the default site's: nothing to derive per request
+      ...(router.empty
+        ? {}
+        : { constraints: { site: siteConstraint(router, token, (req) => client.of(req).hostname) as never } }),
+    },
+    // an absolute-form target (GET http://host/x) is routed by its path, as nginx does; a path of
+    // bytes that are not UTF-8 by a form the router decodes (the client-info hook puts it back)
+    rewriteUrl: (req) => routableTarget(client.of(req).target),
     serverFactory: serverFactory as never,
     clientErrorHandler: clientErrors.handle,
   }) as unknown as App;

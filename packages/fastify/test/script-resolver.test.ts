@@ -37,6 +37,10 @@ const files = [
   '.well-known/shell.php',
   '.well-known/sub/shell.php',
   'evil.example/index.html',
+  // the text "%FF" and "%c0%ae" would decode to if their bytes were read as U+FFFD: never picked
+  '\uFFFD',
+  '\uFFFD.php',
+  'p/\uFFFD\uFFFD/index.html',
 ];
 
 beforeAll(() => {
@@ -287,6 +291,32 @@ describe('script resolver: paths nginx accepts (merge_slashes, "." segments, Lin
   it('a path over 4096 characters is invalid (too-long): no file has such a name', async () => {
     expect(summary(await resolve(`/${'a'.repeat(4096)}`))).toBe('invalid too-long');
     expect(summary(await resolve(`/${'a'.repeat(4095)}`))).toBe(FRONT);
+  });
+});
+
+describe('script resolver: bytes that are not UTF-8 ("%FF", Latin-1, overlong), as nginx passes them on', () => {
+  const FRONT = 'script /index.php info= uri=/index.php q=';
+  it.each([
+    // no file is picked by such a path (files named as their U+FFFD text are there): the front controller
+    ['/%FF', FRONT],
+    ['/%ff%ff', FRONT],
+    ['/p/%c0%ae%c0%ae/', FRONT],
+    ['/%E9t%E9?x=1', 'script /index.php info= uri=/index.php q=x=1'],
+    // the checks still see what it holds: a script name, a dotfile, "..", control bytes, a broken escape
+    ['/%FF.php', 'not-found 404'],
+    ['/info.php/%FF', 'not-found 404'],
+    ['/.git/%FF', 'forbidden dotfile'],
+    ['/%FF/../.env', 'invalid dot-segment'],
+    ['/%FF/%2e%2e/x', 'invalid dot-segment'],
+    ['/%FF%00', 'invalid control-char'],
+    ['/%FF%zz', 'invalid encoding'],
+  ])('%s → %s', async (target, expected) => {
+    expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('a fallback named after the path ($uri) never looks such a path up; =404 stays 404', async () => {
+    expect(summary(await resolve('/%FF', { try_files: ['$uri', '/$uri'] }))).toBe('not-found 404');
+    expect(summary(await resolve('/%FF', { try_files: ['$uri', '=404'] }))).toBe('not-found 404');
   });
 });
 

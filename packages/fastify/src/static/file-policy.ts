@@ -82,6 +82,22 @@ export function decodeRequestPath(url: string): string | null {
   }
 }
 
+/**
+ * For a path decodeRequestPath refuses: when every escape is well formed and only the bytes are not
+ * UTF-8 ("%FF", Latin-1 "%E9", the overlong "%c0%ae"), the path with each such byte as U+FFFD,
+ * normalised, for the checks (".." and control bytes are still seen; an overlong "." is no dot).
+ * It names no file: nginx passes such a path to the front controller, and so may the resolver.
+ * Null when an escape is broken ("%zz"): 400, as nginx answers it.
+ */
+export function decodeNonUtf8Path(url: string): string | null {
+  const path = pathOf(url);
+  if (/%(?![0-9A-Fa-f]{2})/.test(path)) return null;
+  // Buffer's UTF-8 decoder puts U+FFFD for every byte that is not part of a valid sequence
+  return normalizePath(
+    path.replace(/(?:%[0-9A-Fa-f]{2})+/g, (run) => Buffer.from(run.replaceAll('%', ''), 'hex').toString('utf8')),
+  );
+}
+
 /** The path of a request target: up to its query or fragment. */
 function pathOf(url: string): string {
   for (let i = 0; i < url.length; i++) {

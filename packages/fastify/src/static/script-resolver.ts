@@ -22,6 +22,7 @@ import { isAbsolute, resolve as resolvePath, sep } from 'node:path';
 import { InvalidOptionError } from '../errors.js';
 import {
   checkPath,
+  decodeNonUtf8Path,
   decodeRequestPath,
   type FilePolicy,
   type InvalidReason,
@@ -248,7 +249,11 @@ export async function resolveScriptTarget(
   const query = question === -1 ? '' : target.slice(question + 1);
   // "//x" and "/./x" are "/x" (nginx's merge_slashes): every decision below is made on that path;
   // PHP's REQUEST_URI stays the target as the client sent it
-  const path = decodeRequestPath(rawPath);
+  let path = decodeRequestPath(rawPath);
+  // bytes that are not UTF-8 ("/p/%FF"): checked as the text they decode to, never looked up on
+  // disk by that name, but the fallback (the front controller) gets them, as behind nginx
+  const bytesOnly = path === null;
+  if (path === null) path = decodeNonUtf8Path(rawPath);
   if (path === null) return { kind: 'invalid', reason: 'encoding' };
   const verdict = checkPath(options.staticPolicy, path);
   // A colon, a backslash, a trailing dot or space are Windows hazards (drive letters, NTFS streams,
@@ -263,19 +268,22 @@ export async function resolveScriptTarget(
   if (root === null || root.kind !== 'directory') return NOT_FOUND;
   const request: Request = { path, query, realRoot: root.real };
 
-  for (const entry of options.tries) {
-    const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
-    // "/info.php/" is a script with PATH_INFO "/" before it is a directory
-    let found = await tryFile(options, fs, request, candidate, true);
-    if (found === null && candidate.endsWith('/')) found = await tryDirectory(options, fs, request, candidate);
-    if (found !== null) return found;
-  }
+  if (!bytesOnly)
+    for (const entry of options.tries) {
+      const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
+      // "/info.php/" is a script with PATH_INFO "/" before it is a directory
+      let found = await tryFile(options, fs, request, candidate, true);
+      if (found === null && candidate.endsWith('/')) found = await tryDirectory(options, fs, request, candidate);
+      if (found !== null) return found;
+    }
   // nginx's `location ~ \.php(/|$)` with `try_files $fastcgi_script_name =404`: a path that names a
   // script that is not there is a 404 and never wakes the front controller. Bots probe for
   // /wp-login.php, /shell.php and /phpinfo.php all day; each would boot the whole app to say 404.
   if (namesScript(options, path)) return NOT_FOUND;
   const fallback = options.fallback;
   if (fallback.kind === 'status') return { kind: 'not-found', status: fallback.status };
+  // a fallback file named after the path would be picked by a name the client never sent
+  if (bytesOnly && fallback.path.includes('$uri')) return NOT_FOUND;
   const fallbackPath = fallback.path.replaceAll('$uri', path);
   const fallbackQuery =
     fallback.query === null
