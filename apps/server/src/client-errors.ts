@@ -46,6 +46,11 @@ function answerFor(error: Error & { code?: string; reason?: string }): Answer {
   };
 }
 
+/** An error of Node's HTTP/1 parser (llhttp's HPE_*) or its request timeout: the head was refused. */
+function isRefusedHead(error: Error & { code?: string }): boolean {
+  return error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code?.startsWith('HPE_') === true;
+}
+
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   408: 'Request Timeout',
@@ -69,7 +74,10 @@ export class ClientErrors {
 
   /** Node's 'clientError' listener (and Fastify's clientErrorHandler option, for the server it is given). */
   readonly handle = (error: Error & { code?: string; reason?: string }, socket: Socket): void => {
-    if (socket.destroyed || error.code === 'ECONNRESET') {
+    // Only a refused head is answered. Anything else (a reset; a TLS handshake that failed or timed
+    // out, which an HTTP/2 server passes on as a clientError) is cut, as Node cuts it without a
+    // listener: nothing can be written on a handshake that never ended.
+    if (socket.destroyed || !isRefusedHead(error)) {
       socket.destroy();
       return;
     }
