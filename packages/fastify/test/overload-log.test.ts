@@ -6,6 +6,7 @@ import {
   PoolClosedError,
   QueueFullError,
   WorkerExitedError,
+  WorkersDownError,
 } from '@warmpool/pool';
 import { OverloadLog } from '../src/http/overload-log.js';
 import { statusOf } from '../src/http/status.js';
@@ -22,6 +23,8 @@ describe('OverloadLog', () => {
     expect(statusOf(new QueueFullError('full')).overloaded).toBe(true);
     expect(statusOf(new FastCgiOverloadedError('php-fpm overloaded')).overloaded).toBe(true);
     expect(statusOf(new WorkerExitedError('exited')).overloaded).toBe(false);
+    // workers that cannot boot are PHP down (502, as nginx with php-fpm down), not load shedding
+    expect(statusOf(new WorkersDownError('down'))).toEqual({ status: 502, retryAfter: null, overloaded: false });
     expect(statusOf(new Error('no code')).overloaded).toBe(false);
     // 503s that are not load shedding: the pool is closing
     expect(statusOf(new PoolClosedError()).overloaded).toBe(false);

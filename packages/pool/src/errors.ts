@@ -158,6 +158,16 @@ export class QueueFullError extends WarmpoolError<'WP_POOL_QUEUE_FULL'> {
   }
 }
 
+/**
+ * No worker is alive and the last boot attempt failed: the request fails at once (502, as nginx
+ * answers while php-fpm is down) instead of waiting allocate_timeout for a worker that cannot come.
+ */
+export class WorkersDownError extends WarmpoolError<'WP_POOL_WORKERS_DOWN'> {
+  constructor(message: string, options: { cause?: unknown; details?: ErrorDetails } = {}) {
+    super('WP_POOL_WORKERS_DOWN', message, options);
+  }
+}
+
 export class PoolClosedError extends WarmpoolError<'WP_POOL_CLOSED'> {
   constructor(message = 'the pool is closed: no new requests are taken') {
     super('WP_POOL_CLOSED', message);
@@ -350,6 +360,7 @@ export const POOL_ERROR_CODES = [
   'WP_WORKER_STOP_REQUESTED',
   'WP_POOL_NO_FREE_WORKER',
   'WP_POOL_QUEUE_FULL',
+  'WP_POOL_WORKERS_DOWN',
   'WP_POOL_CLOSED',
   'WP_POOL_NOT_STARTED',
   'WP_POOL_INVALID_OPTION',

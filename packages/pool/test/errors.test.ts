@@ -36,6 +36,7 @@ const FACTORIES: Record<string, () => WarmpoolError> = {
   WorkerStopRequestedError: () => new errors.WorkerStopRequestedError('m'),
   NoFreeWorkerError: () => new errors.NoFreeWorkerError('m'),
   QueueFullError: () => new errors.QueueFullError('m'),
+  WorkersDownError: () => new errors.WorkersDownError('m'),
   PoolClosedError: () => new errors.PoolClosedError(),
   PoolNotStartedError: () => new errors.PoolNotStartedError(),
   InvalidPoolOptionError: () => new errors.InvalidPoolOptionError('key', 'm'),

@@ -9,6 +9,7 @@ import {
   QueueFullError,
   WorkerExitedError,
   WorkerReportedError,
+  WorkersDownError,
 } from '@warmpool/pool';
 
 export interface ErrorStatus {
@@ -30,7 +31,8 @@ export function statusOf(error: unknown): ErrorStatus {
   if (error instanceof ExecTimeoutError) return { status: 504, retryAfter: null, overloaded: false };
   // the client went away first: nobody reads this; the access log shows nginx's "client closed request"
   if (error instanceof ExecAbortedError) return { status: 499, retryAfter: null, overloaded: false };
-  if (error instanceof WorkerExitedError || error instanceof ProtocolError) {
+  // no worker runs and none can boot: PHP is down, as nginx answers with php-fpm down (not overload)
+  if (error instanceof WorkerExitedError || error instanceof ProtocolError || error instanceof WorkersDownError) {
     return { status: 502, retryAfter: null, overloaded: false };
   }
   if (error instanceof WorkerReportedError) return { status: 500, retryAfter: null, overloaded: false };

@@ -9,6 +9,7 @@ import {
   PoolNotStartedError,
   QueueFullError,
   type WarmpoolError,
+  WorkersDownError,
 } from '../errors.js';
 import { QUEUE_PER_WORKER, resolvePoolOptions, type PoolOptions, type ResolvedPoolOptions } from '../options.js';
 import type { PoolEvents, PoolStats, WorkerInfo } from '../stats.js';
@@ -182,6 +183,11 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       // a free worker; else, every worker busy, one that queues the request behind its running one
       let worker = this.#free.take();
       if (worker === null) {
+        const down = this.#downError();
+        if (down !== null) {
+          this.#countError(down);
+          throw down;
+        }
         if (this.options.dynamic !== null) this.#scaleUp();
         worker = this.#queueBehind(request);
       }
@@ -385,12 +391,38 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       `worker failed to boot (attempt ${this.#backoff.failures}); retrying in ${retryInMs}ms: ${error.message}`,
     );
     this.emit('pool:boot-failed', { error, attempt: this.#backoff.failures, retryInMs });
-    if (this.#retryTimer !== null) return;
-    this.#retryTimer = setTimeout(() => {
-      this.#retryTimer = null;
-      this.#ensureCapacity();
-    }, retryInMs);
-    this.#retryTimer.unref();
+    if (this.#retryTimer === null) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = null;
+        this.#ensureCapacity();
+      }, retryInMs);
+      this.#retryTimer.unref();
+    }
+    this.#failWaitersIfDown();
+  }
+
+  /**
+   * Why no request can be served now, or null: no worker is alive, none is booting and the last
+   * boot failed (its retry is pending). Waiting would only run into allocate_timeout.
+   */
+  #downError(): WorkersDownError | null {
+    if (this.#retryTimer === null || this.#booting > 0 || this.#bootError === null) return null;
+    for (const worker of this.#workers) if (worker.retiredFor === null && worker.state !== 'exited') return null;
+    const attempts = Math.max(1, this.#backoff.failures);
+    return new WorkersDownError(
+      `no worker is running and workers cannot boot (the last ${attempts === 1 ? 'attempt' : `${attempts} attempts`} failed; ` +
+        `retrying with backoff): ${this.#bootError.message}`,
+      { cause: this.#bootError, details: { attempts } },
+    );
+  }
+
+  /** The pool just learnt it cannot serve: the requests waiting fail now, not at allocate_timeout. */
+  #failWaitersIfDown(): void {
+    if (this.#free.waiting === 0) return;
+    const down = this.#downError();
+    if (down === null) return;
+    this.#free.rejectAll(down);
+    this.#checkIdle();
   }
 
   /** The queue bound now: max_queue_size, or QUEUE_PER_WORKER per worker of the current target. */
@@ -513,6 +545,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     this.#recycles[reason] = (this.#recycles[reason] ?? 0) + 1;
     this.emit('worker:exit', { pid: worker.pid, code: worker.exitCode, signal: worker.exitSignal, reason });
     this.#ensureCapacity();
+    // the last worker left while boots are failing: nothing will take the waiting requests
+    this.#failWaitersIfDown();
     this.#checkIdle();
   }
 

@@ -2,12 +2,20 @@ import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NoFreeWorkerError, WorkerExitedError } from '../../src/errors.js';
+import { WorkerExitedError, WorkersDownError } from '../../src/errors.js';
 import { eventually, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
+
+/** A file boot-gate.php refuses to boot while it exists (a broken deploy), removed after each test. */
+function gateFile(): string {
+  return join(tmpdir(), `warmpool-gate-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}`);
+}
+
+/** Far longer than any of these tests may take: a request that waits for it fails the test. */
+const ALLOCATE_TIMEOUT_MS = 60_000;
 
 describe('Pool: workers that fail to boot', () => {
   it('retries with backoff instead of spinning, reports the failure, and recovers when boots work again', async () => {
-    const gate = join(tmpdir(), `warmpool-gate-${process.pid}-${Date.now()}`);
+    const gate = gateFile();
     const logger = recordingLogger();
     await withPool('boot-gate.php', { env: { BOOT_GATE: gate }, allocate_timeout: 300, logger }, async (pool) => {
       const retries: number[] = [];
@@ -24,10 +32,6 @@ describe('Pool: workers that fail to boot', () => {
         const stats = pool.stats();
         expect(stats.bootError).toMatch(/exited during boot/);
         expect(stats.bootFailures).toBe(retries.length);
-        // Requests meanwhile get a clear NoFreeWorker that says why.
-        const error = await pool.exec(request('ok')).catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(NoFreeWorkerError);
-        expect((error as Error).message).toMatch(/failing to boot.*boot refused/s);
         expect(
           logger.lines.some(
             (l) => l.level === 'error' && /failed to boot \(attempt 1\); retrying in 100ms/.test(l.msg),
@@ -41,5 +45,105 @@ describe('Pool: workers that fail to boot', () => {
       expect(Number((await pool.exec(request('ok'))).body.toString())).toBeGreaterThan(0);
       expect(pool.stats().bootError).toBeNull();
     });
+  });
+
+  it('fails requests at once with the boot error while no worker runs and boots fail, then serves again', async () => {
+    const gate = gateFile();
+    await withPool(
+      'boot-gate.php',
+      { env: { BOOT_GATE: gate }, num_workers: 2, allocate_timeout: ALLOCATE_TIMEOUT_MS },
+      async (pool) => {
+        writeFileSync(gate, '');
+        try {
+          // Both workers busy with a request that kills them; a third request waits for a worker.
+          const crashes = [pool.exec(request('crash')), pool.exec(request('crash'))];
+          const waiting = pool.exec(request('ok'));
+          expect(pool.stats().queued).toBe(1);
+          for (const crash of await Promise.allSettled(crashes)) {
+            expect((crash as PromiseRejectedResult).reason).toBeInstanceOf(WorkerExitedError);
+          }
+          // It fails once their replacements failed to boot, not after allocate_timeout.
+          const waited = await waiting.catch((e: unknown) => e);
+          expect(waited).toBeInstanceOf(WorkersDownError);
+          expect((waited as Error).message).toMatch(/no worker is running.*cannot boot.*boot refused/s);
+          expect((waited as WorkersDownError).cause).toBeInstanceOf(Error);
+          // New requests fail at once, whichever moment of the backoff they arrive in.
+          for (let i = 0; i < 5; i++) {
+            await expect(pool.exec(request('ok'))).rejects.toBeInstanceOf(WorkersDownError);
+          }
+          expect(pool.stats().errors.WP_POOL_WORKERS_DOWN).toBe(6);
+          expect(pool.stats().queued).toBe(0);
+        } finally {
+          rmSync(gate, { force: true });
+        }
+        // Fixed: the next retry boots the workers and requests are served as before.
+        await eventually(() => pool.stats().workers.ready === 2, 'the pool to recover', 15_000);
+        expect(Number((await pool.exec(request('ok'))).body.toString())).toBeGreaterThan(0);
+      },
+    );
+  });
+
+  it('fails the waiting requests when the last worker dies while boots are failing', async () => {
+    const gate = gateFile();
+    await withPool(
+      'boot-gate.php',
+      { env: { BOOT_GATE: gate }, num_workers: 2, allocate_timeout: ALLOCATE_TIMEOUT_MS },
+      async (pool) => {
+        writeFileSync(gate, '');
+        try {
+          // One worker dies and cannot be replaced: the other serves on while boots back off.
+          await expect(pool.exec(request('crash'))).rejects.toBeInstanceOf(WorkerExitedError);
+          const backingOff = new Promise<void>((resolve) =>
+            pool.on('pool:boot-failed', ({ retryInMs }) => retryInMs >= 1_600 && resolve()),
+          );
+          await backingOff;
+          expect(Number((await pool.exec(request('ok'))).body.toString())).toBeGreaterThan(0);
+          // The last worker dies with a request waiting behind it, the next boot over a second away.
+          const bootFailures = pool.stats().bootFailures;
+          const crash = pool.exec(request('crash'));
+          const waiting = pool.exec(request('ok'));
+          expect(pool.stats().queued).toBe(1);
+          const [crashed, waited] = await Promise.allSettled([crash, waiting]);
+          expect((crashed as PromiseRejectedResult).reason).toBeInstanceOf(WorkerExitedError);
+          expect((waited as PromiseRejectedResult).reason).toBeInstanceOf(WorkersDownError);
+          // at the worker's exit, not at the next boot attempt's failure
+          expect(pool.stats().bootFailures).toBe(bootFailures);
+        } finally {
+          rmSync(gate, { force: true });
+        }
+      },
+    );
+  });
+
+  it('a burst after scaling to zero fails at once while the command cannot boot', async () => {
+    const gate = gateFile();
+    await withPool(
+      'boot-gate.php',
+      {
+        env: { BOOT_GATE: gate },
+        num_workers: undefined,
+        min_workers: 0,
+        max_workers: 4,
+        allocate_timeout: ALLOCATE_TIMEOUT_MS,
+        supervisor: { idle_ttl: 200, watch_tick: 50 },
+      },
+      async (pool) => {
+        await eventually(() => pool.stats().numWorkers === 0 && pool.stats().workers.stopping === 0, 'scale to zero');
+        writeFileSync(gate, '');
+        try {
+          const burst = await Promise.allSettled([1, 2, 3, 4, 5, 6].map(() => pool.exec(request('ok'))));
+          for (const result of burst) {
+            expect(result.status).toBe('rejected');
+            expect((result as PromiseRejectedResult).reason).toBeInstanceOf(WorkersDownError);
+          }
+          await expect(pool.exec(request('ok'))).rejects.toBeInstanceOf(WorkersDownError);
+        } finally {
+          rmSync(gate, { force: true });
+        }
+        await eventually(() => pool.stats().workers.ready >= 1, 'a worker to boot again', 15_000);
+        expect(Number((await pool.exec(request('ok'))).body.toString())).toBeGreaterThan(0);
+        expect(pool.stats().bootError).toBeNull();
+      },
+    );
   });
 });
