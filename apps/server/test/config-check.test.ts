@@ -57,6 +57,28 @@ sites:
     ]);
   });
 
+  it("shows exec_ttl in use: a classic site's 60 s (nginx's fastcgi_read_timeout) unless set, a worker site's 0s", () => {
+    const { sites } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+sites:
+  - hosts: [classic.test]
+    fastcgi: { root: /var/www }
+  - hosts: [set.test]
+    fastcgi: { root: /var/www }
+    http: { pool: { supervisor: { exec_ttl: 5s } } }
+`);
+    const execTtl = (site: { http: Record<string, unknown> }) =>
+      (site.http.pool as { supervisor: { exec_ttl: unknown } }).supervisor.exec_ttl;
+    expect(sites.map((site) => [site.name, execTtl(site)])).toEqual([
+      ['classic.test', '60s'],
+      ['set.test', '5s'],
+      ['default', '0s'],
+    ]);
+  });
+
   it("shows each site's cache (defaults filled in) and proxy routes", () => {
     const { sites } = effective(`version: "3"
 server:

@@ -154,6 +154,9 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
   };
 }
 
+/** What exec_ttl is on a classic site that does not set it: 60 s of PHP's silence, as nginx's fastcgi_read_timeout. */
+const CLASSIC_EXEC_TTL = '60s';
+
 function effectiveSite(site: SiteOptions): Record<string, unknown> {
   const { http, server } = site;
   const staticOn = http.static !== undefined;
@@ -178,7 +181,11 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
       codec: http.codec ?? defaultOf('http.codec'),
       pool: withDefaults('http.pool', {
         ...(http.pool ?? {}),
-        supervisor: withDefaults('http.pool.supervisor', { ...(http.pool?.supervisor ?? {}) }),
+        supervisor: withDefaults('http.pool.supervisor', {
+          // a classic site's default is nginx's fastcgi_read_timeout (PHP's silence), as applied
+          ...(site.plugin.fastcgi === undefined ? {} : { exec_ttl: CLASSIC_EXEC_TTL }),
+          ...(http.pool?.supervisor ?? {}),
+        }),
       }),
       uploads: withDefaults('http.uploads', {
         ...(http.uploads ?? {}),

@@ -5,7 +5,7 @@ import { finished } from 'node:stream/promises';
 import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
 import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
 import { Pool } from '../pool/pool.js';
-import { DEFAULT_QUEUE_BEHIND_MS } from '../fastcgi/connection.js';
+import { DEFAULT_QUEUE_BEHIND_MS, DEFAULT_READ_TIMEOUT_MS } from '../fastcgi/connection.js';
 import { ScriptDurations } from '../fastcgi/script-durations.js';
 import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
 import { buildCgiEnv } from './command.js';
@@ -24,6 +24,12 @@ export interface CgiDriverOptions extends CgiHeadLimits {
    * (php-fpm's clear_env); false: all of it. Default true.
    */
   clearEnv?: boolean;
+  /**
+   * Without exec_ttl, how long PHP may stay silent before the request gets 504 and the process is
+   * replaced: nginx's fastcgi_read_timeout, as `pass` to php-fpm has it (default
+   * DEFAULT_READ_TIMEOUT_MS, 60 s). A classic site has no hung request held for good.
+   */
+  silenceTimeoutMs?: number;
 }
 
 export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
@@ -31,11 +37,13 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
   readonly #headLimits: CgiHeadLimits;
   readonly #queueBehindMs: number;
   readonly #clearEnv: boolean;
+  readonly #silenceTimeoutMs: number;
   #spec: CgiSpec | null = null;
 
   constructor(options: CgiDriverOptions = {}) {
-    const { queueBehindMs, clearEnv, ...headLimits } = options;
+    const { queueBehindMs, clearEnv, silenceTimeoutMs, ...headLimits } = options;
     this.#headLimits = headLimits;
+    this.#silenceTimeoutMs = silenceTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS;
     this.#queueBehindMs = queueBehindMs ?? DEFAULT_QUEUE_BEHIND_MS;
     this.#clearEnv = clearEnv ?? true;
   }
@@ -55,6 +63,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       logger: options.logger,
       headLimits: this.#headLimits,
       queueBehindMs: this.#queueBehindMs,
+      silenceTimeoutMs: this.#silenceTimeoutMs,
       scriptDurations: new ScriptDurations(),
     };
   }

@@ -50,6 +50,8 @@ export interface CgiSpec extends ProcessSpec {
   headLimits: CgiHeadLimits;
   /** pipelining: see CgiDriverOptions.queueBehindMs; 0 never queues */
   queueBehindMs: number;
+  /** without exec_ttl, PHP's longest silence (CgiDriverOptions.silenceTimeoutMs) */
+  silenceTimeoutMs: number;
   /** how long each script usually runs, shared by the pool's workers (pipelining) */
   scriptDurations: ScriptDurations;
 }
@@ -278,8 +280,8 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       params: request.params,
       stdin: request.stdin,
       onStderr: request.onStderr ?? this.#logStderr,
-      readTimeoutMs: options.timeoutMs,
-      timeoutError: (ms) => this.#execTimeout(ms),
+      readTimeoutMs: options.timeoutMs > 0 ? options.timeoutMs : this.#spec.silenceTimeoutMs,
+      timeoutError: (ms) => this.#execTimeout(ms, options.timeoutMs > 0),
       abortTimeoutMs: NO_TIMEOUT_MS,
       stallTimeoutMs: this.#spec.sendTimeoutMs,
       signal: request.signal,
@@ -542,9 +544,10 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     await this.#connect();
   }
 
-  #execTimeout(ms: number): Error {
+  #execTimeout(ms: number, set: boolean): Error {
+    const limit = set ? 'exec_ttl' : "the classic default (exec_ttl unset: nginx's fastcgi_read_timeout)";
     const error = new ExecTimeoutError(
-      `request exceeded exec_ttl (${ms}ms without output from PHP); worker ${this.pid} was killed`,
+      `request exceeded ${limit} (${ms}ms without output from PHP); worker ${this.pid} was killed`,
       { pid: this.pid },
     );
     this.#spec.logger.warn({ pid: this.pid, reason: 'exec_ttl' }, error.message);

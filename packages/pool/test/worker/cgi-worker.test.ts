@@ -162,6 +162,21 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
+  it("without exec_ttl a silent script still gets 504 at the silence limit (nginx's fastcgi_read_timeout, 60 s by default)", async () => {
+    await withCgiPool(
+      {},
+      async (pool) => {
+        const error = await pool.exec(request('hangs.php')).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ExecTimeoutError);
+        expect((error as Error).message).toMatch(
+          /the classic default \(exec_ttl unset.*\(300ms without output from PHP\)/,
+        );
+        expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello from cgi-fcgi/);
+      },
+      { silenceTimeoutMs: 300 },
+    );
+  });
+
   it('php-cgi that leaves between requests on its own (PHP_FCGI_MAX_REQUESTS in a wrapper): none fails, each runs once', async () => {
     // one by one on one process: each third request meets a process that has just left
     const sequential = join(flags, `runs-${++flagCount}`);
