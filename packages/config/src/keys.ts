@@ -460,7 +460,7 @@ const TOP: Entry[] = [
   rr(
     'http.pool.supervisor.exec_ttl',
     'duration',
-    'max time of one request: the worker is killed and the client gets 504; 0 = off (a classic site: 60 s of PHP silence, nginx\'s fastcgi_read_timeout)',
+    "max time of one request: the worker is killed and the client gets 504; 0 = off (a classic site: 60 s of PHP silence, nginx's fastcgi_read_timeout)",
     { default: '0s' },
   ),
   rr(
