@@ -69,6 +69,13 @@ export const SIBLING_STALL_MS = 10;
  * every child while the other's requests wait in the accept queue until those connections idle out.
  */
 const poolsByAddress = new Map<string, Set<FastCgiClientPool>>();
+/**
+ * After this long with nothing running, the capacity goes back to maxConnections, to be learnt
+ * again by the next burst: php-fpm's children change meanwhile (pm = ondemand kills idle ones after
+ * pm.process_idle_timeout, 10 s by default, and spawns them again under load, slower than a request
+ * runs, which looked like fewer children and kept the capacity low for good).
+ */
+export const RELEARN_AFTER_IDLE_MS = 10_000;
 /** What a probe asks for: any management value php-fpm answers (it answers only FCGI_MPXS_CONNS). */
 const PROBE_NAMES = ['FCGI_MPXS_CONNS'];
 /** How many times a request queued behind another runs again after its connection closed first. */
@@ -103,6 +110,8 @@ export interface FastCgiClientPoolOptions {
    * child goes on to it without a round trip through us. Default DEFAULT_QUEUE_BEHIND_MS; 0: never.
    */
   queueBehindMs?: number;
+  /** After this long with nothing running, the capacity is learnt again (RELEARN_AFTER_IDLE_MS); 0: never. */
+  relearnAfterIdleMs?: number;
   /** STDERR lines of every request go here (warn, with the address), unless the request has onStderr. */
   logger?: Logger;
 }
@@ -228,6 +237,7 @@ interface ResolvedOptions {
   maxConnectionAgeMs: number;
   stallTimeoutMs: number;
   queueBehindMs: number;
+  relearnAfterIdleMs: number;
   limits: CgiHeadLimits;
   logger: Logger;
 }
@@ -246,6 +256,7 @@ const KNOWN_OPTIONS = [
   'maxHeaderBytes',
   'maxHeaderCount',
   'queueBehindMs',
+  'relearnAfterIdleMs',
   'logger',
 ];
 
@@ -282,6 +293,7 @@ function resolveOptions(options: FastCgiClientPoolOptions): ResolvedOptions {
     maxConnectionAgeMs: integer(options, 'maxConnectionAgeMs', DEFAULT_MAX_CONNECTION_AGE_MS, 0),
     stallTimeoutMs: integer(options, 'stallTimeoutMs', 0, 0),
     queueBehindMs: integer(options, 'queueBehindMs', DEFAULT_QUEUE_BEHIND_MS, 0),
+    relearnAfterIdleMs: integer(options, 'relearnAfterIdleMs', RELEARN_AFTER_IDLE_MS, 0),
     limits: {
       ...(options.maxHeaderBytes === undefined ? {} : { maxHeaderBytes: integer(options, 'maxHeaderBytes', 0, 64) }),
       ...(options.maxHeaderCount === undefined ? {} : { maxHeaderCount: integer(options, 'maxHeaderCount', 0, 1) }),
@@ -324,6 +336,8 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #freedForWaiting = 0;
   /** this pool and the other pools of the process connected to the same address */
   readonly #siblings: Set<FastCgiClientPool>;
+  /** when a request last began or ended (performance.now()): see RELEARN_AFTER_IDLE_MS */
+  #activeAt = performance.now();
   /** the log said once that php-fpm serves fewer connections than maxConnections */
   #capacityReported = false;
   readonly #errors: Record<string, number> = Object.create(null);
@@ -431,6 +445,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    * every connection busy, none may open, nothing waits, and the request is replayable).
    */
   async #run(request: FastCgiPoolRequest, options: FastCgiRequestOptions, reader: CgiResponseReader, fresh: boolean) {
+    this.#relearnAfterIdle();
     // the closure only when the request may wait (no idle connection, none may open) and be queued
     let queueOn: Waiter['queueOn'] = null;
     const atCapacity = this.#idle.length === 0 && !this.#mayOpen();
@@ -456,6 +471,17 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     // the place behind this request goes to a waiter at once
     if (this.#waiters.length > 0) this.#offerQueueSlot(acquired);
     return run;
+  }
+
+  /** A capacity learnt before a quiet spell goes back to maxConnections (RELEARN_AFTER_IDLE_MS). */
+  #relearnAfterIdle(): void {
+    const now = performance.now();
+    const relearnMs = this.#options.relearnAfterIdleMs;
+    const quiet = relearnMs > 0 && now - this.#activeAt >= relearnMs;
+    this.#activeAt = now;
+    if (!quiet || this.#capacity >= this.maxConnections) return;
+    if (this.#all.size !== this.#idle.length || this.#waiters.length > 0) return; // something still runs
+    this.#capacity = this.maxConnections;
   }
 
   #queueOn(
@@ -751,6 +777,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
    */
   #release(connection: FastCgiConnection): void {
     if (connection.state !== 'idle') return;
+    this.#activeAt = performance.now();
     const { waitedMs, accepted, queued } = this.#firstByteWaits();
     // each of these holds a php-fpm child: proof of at least that many
     if (accepted > this.#capacity) this.#capacity = accepted;

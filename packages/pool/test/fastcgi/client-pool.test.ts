@@ -241,6 +241,32 @@ describe('php-fpm with fewer children than maxConnections', () => {
     }
   });
 
+  it('learns the capacity again after a quiet spell (pm = ondemand spawns children again under load)', async () => {
+    const pool = createFastCgiClientPool({
+      maxConnectionAgeMs: 0,
+      address: fpm.address,
+      maxConnections: 6,
+      relearnAfterIdleMs: 200,
+    });
+    try {
+      await eventually(async () => {
+        await round(pool, 6);
+        return pool.stats().capacity === 2;
+      }, "the capacity learnt: 2, php-fpm's children");
+      // busy again at once: still 2
+      await round(pool, 1);
+      expect(pool.stats().capacity).toBe(2);
+      // nothing ran for longer than relearnAfterIdleMs: the next burst may open maxConnections again
+      const quietSince = Date.now();
+      await eventually(() => Date.now() - quietSince > 250, 'a quiet spell');
+      const answers = await round(pool, 1);
+      expect(answers[0]!.text).toMatch(/^hello from fpm-fcgi/);
+      expect(pool.stats().capacity).toBe(6);
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('grows again when php-fpm has a free child (a probe answered): children another client held', async () => {
     const three = await startPhpFpm({ maxChildren: 3 });
     const flag = join(three.dir, 'held.flag');
