@@ -10,8 +10,14 @@
 // makes the script known as lingering (its connections are half-closed from then on, each close
 // timing it again); a short one clears the suspicion, at the cost of one reconnect.
 
-/** A linger at least this long is worth a new connection for the next request (a connect is ~0.1 ms). */
-export const LINGER_MS = 50;
+/**
+ * A linger at least this long is worth a new connection for the next request. Not less: under a
+ * saturated CPU a php-fpm child may take tens of ms to read its next request after an ordinary
+ * script (DokuWiki at 32 connections was taken for lingering at 50 ms, and every page reconnected:
+ * 0.62x of nginx + php-fpm instead of 0.94x), while the jobs worth it (wp-cron.php, mail sent
+ * after the response) run for seconds.
+ */
+export const LINGER_MS = 250;
 /**
  * A script is taken to linger this long after its last linger of LINGER_MS or more was seen. Long:
  * a script taken wrongly for one (a request that waited for a session lock) only loses keep-alive,

@@ -49,24 +49,24 @@ describe('LingeringScripts', () => {
     lingering.noteLinger('/srv/index.php', LINGER_MS);
     advance(LINGER_MEMORY_MS - 1);
     expect(lingering.lingers('/srv/index.php')).toBe(true);
-    lingering.noteLinger('/srv/index.php', 500); // renewed
+    lingering.noteLinger('/srv/index.php', 2 * LINGER_MS); // renewed
     advance(LINGER_MEMORY_MS - 1);
     lingering.noteLinger('/srv/index.php', 1); // short lingers do not renew, nor clear it
     expect(lingering.lingers('/srv/index.php')).toBe(true);
     advance(1);
     expect(lingering.lingers('/srv/index.php')).toBe(false);
     // each time it is found anew, the pool hears of it (it logs it)
-    lingering.noteLinger('/srv/index.php', 500);
+    lingering.noteLinger('/srv/index.php', 2 * LINGER_MS);
     expect(found).toEqual(['/srv/index.php', '/srv/index.php']);
   });
 
   it('is cleared rather than grown past 1000 scripts', () => {
     const { lingering } = scripts();
-    for (let i = 0; i < 1000; i++) lingering.noteLinger(`/srv/${i}.php`, 100);
+    for (let i = 0; i < 1000; i++) lingering.noteLinger(`/srv/${i}.php`, LINGER_MS);
     expect(lingering.lingers('/srv/0.php')).toBe(true);
-    lingering.noteLinger('/srv/999.php', 100); // known: kept
+    lingering.noteLinger('/srv/999.php', LINGER_MS); // known: kept
     expect(lingering.lingers('/srv/0.php')).toBe(true);
-    lingering.noteLinger('/srv/new.php', 100);
+    lingering.noteLinger('/srv/new.php', LINGER_MS);
     expect([lingering.lingers('/srv/0.php'), lingering.lingers('/srv/new.php')]).toEqual([false, true]);
   });
 });
