@@ -8,6 +8,7 @@
 // sockets handed over by systemd. Fastify therefore never closes them: the drain does.
 import { randomBytes } from 'node:crypto';
 import { dirname } from 'node:path';
+import { availableParallelism } from 'node:os';
 import type { Server as HttpServer, ServerOptions as HttpServerOptions } from 'node:http';
 import type { Http2SecureServer } from 'node:http2';
 import type { Server as NetServer } from 'node:net';
@@ -31,7 +32,7 @@ import {
   warmpool,
   type WarmpoolDecorator,
 } from '@warmpool/fastify';
-import { optionErrorDetails, type AnyPool } from '@warmpool/pool';
+import { optionErrorDetails, parseDuration, type AnyPool } from '@warmpool/pool';
 import type { FastCgiClientPool } from '@warmpool/pool/fastcgi';
 import {
   ConfigError,
@@ -370,7 +371,6 @@ async function registerSite(
     throw new SiteSetupError(site, error);
   }
 
-  const numWorkers = site.plugin.pool?.num_workers;
   const { fastcgi } = site.plugin;
   const runs = fastcgi?.command ?? site.plugin.command ?? 'php-cgi';
   const command = Array.isArray(runs) ? runs.join(' ') : String(runs);
@@ -378,7 +378,7 @@ async function registerSite(
     out.info(`site ${site.name}: classic PHP from ${fastcgi.root} through php-fpm at ${fastcgi.pass}`);
   else
     out.info(
-      `site ${site.name}: booting ${numWorkers === 'auto' ? 'workers (num_workers: auto, measuring)' : numWorkers === undefined ? 'one worker per CPU' : plural(numWorkers, 'worker')}: ${command}${fastcgi === undefined ? '' : ` (classic PHP from ${fastcgi.root})`}`,
+      `site ${site.name}: booting ${describeBootWorkers(site.plugin.pool)}: ${command}${fastcgi === undefined ? '' : ` (classic PHP from ${fastcgi.root})`}`,
     );
   const started = performance.now();
   try {
@@ -421,6 +421,26 @@ async function registerSite(
 }
 
 /** The `cache` section (YAML names) → the micro-cache's options. */
+/**
+ * What a site's pool boots, for the boot line: what the pool's constructor starts (a dynamic pool
+ * boots max(1, min_workers) to prove its command serves, then sizes itself between its bounds).
+ */
+export function describeBootWorkers(pool: SiteOptions['plugin']['pool'], cpus = availableParallelism()): string {
+  if (pool?.min_workers !== undefined || pool?.max_workers !== undefined) {
+    const min = pool.min_workers ?? 0;
+    const max = pool.max_workers ?? Math.max(min, cpus);
+    // the pool's own default: idle_ttl is the scale-down delay, one minute when unset or 0
+    const idleMs = parseDuration(pool.supervisor?.idle_ttl ?? 0, 'supervisor.idle_ttl') || 60_000;
+    const idle = idleMs % 60_000 === 0 ? `${idleMs / 60_000} min` : `${Number((idleMs / 1000).toFixed(1))} s`;
+    const first = min === 0 ? '1 worker to check that it starts' : plural(min, 'worker');
+    return `${first} (min_workers ${min}, max_workers ${max}: more start while requests wait; idle ones stop after idle_ttl ${idle}, down to ${min === 0 ? 'none' : min})`;
+  }
+  const numWorkers = pool?.num_workers;
+  if (numWorkers === 'auto') return 'workers (num_workers: auto, measuring)';
+  if (numWorkers === undefined || numWorkers === 0) return `${plural(cpus, 'worker')}, one per CPU`;
+  return plural(numWorkers, 'worker');
+}
+
 function toMicroCacheOptions(cache: CacheConfig): MicroCacheOptions {
   const options: MicroCacheOptions = {};
   if (cache.max_bytes !== undefined) options.max_bytes = cache.max_bytes;

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseConfig, toServerOptions } from '@warmpool/config';
 import { afterEach, describe, expect, it } from 'vitest';
-import { buildApp, type BuiltApp } from '../src/app.js';
+import { buildApp, describeBootWorkers, type BuiltApp } from '../src/app.js';
 import { createLoggers } from '../src/logging.js';
 import { createOutput } from '../src/output.js';
 import { INTERNAL_SITE_HEADER } from '../src/sites.js';
@@ -85,5 +85,29 @@ describe('buildApp', () => {
     } finally {
       upstream.close();
     }
+  });
+});
+
+describe('describeBootWorkers: the boot line says what the pool starts', () => {
+  const poolOf = (yaml: string) =>
+    toServerOptions(
+      parseConfig(`version: "3"\nhttp:\n  address: 127.0.0.1:8080\n  pool: ${yaml}\nfastcgi: { root: /var/www }\n`),
+    ).sites[0]!.plugin.pool;
+
+  it('a dynamic pool from min_workers: 0 boots one worker, not one per CPU, and says how it sizes itself', () => {
+    expect(describeBootWorkers(poolOf('{ min_workers: 0, max_workers: 4 }'), 2)).toBe(
+      '1 worker to check that it starts (min_workers 0, max_workers 4: more start while requests wait; idle ones stop after idle_ttl 1 min, down to none)',
+    );
+    expect(describeBootWorkers(poolOf('{ min_workers: 2, max_workers: 6, supervisor: { idle_ttl: 30s } }'), 2)).toBe(
+      '2 workers (min_workers 2, max_workers 6: more start while requests wait; idle ones stop after idle_ttl 30 s, down to 2)',
+    );
+    // max_workers unset: one per CPU, as the pool's own default
+    expect(describeBootWorkers(poolOf('{ min_workers: 1 }'), 3)).toMatch(/^1 worker \(min_workers 1, max_workers 3:/);
+  });
+
+  it('a fixed pool: its num_workers, one per CPU when unset, or auto', () => {
+    expect(describeBootWorkers(poolOf('{ num_workers: 4 }'), 2)).toBe('4 workers');
+    expect(describeBootWorkers(poolOf('{ max_jobs: 10 }'), 2)).toBe('2 workers, one per CPU');
+    expect(describeBootWorkers(poolOf('{ num_workers: auto }'), 2)).toBe('workers (num_workers: auto, measuring)');
   });
 });

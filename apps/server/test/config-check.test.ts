@@ -79,6 +79,23 @@ sites:
     ]);
   });
 
+  it('shows no num_workers for a dynamic pool (min_workers/max_workers size it), a fixed pool its default', () => {
+    const { sites } = effective(`version: "3"
+http:
+  address: 127.0.0.1:8080
+sites:
+  - hosts: [dynamic.test]
+    fastcgi: { root: /var/www }
+    http: { pool: { min_workers: 0, max_workers: 4 } }
+  - hosts: [fixed.test]
+    fastcgi: { root: /var/www }
+`);
+    const [dynamic, fixed] = sites.map((site) => site.http.pool as Record<string, unknown>);
+    expect(dynamic).not.toHaveProperty('num_workers');
+    expect(dynamic).toMatchObject({ min_workers: 0, max_workers: 4 });
+    expect(fixed).toHaveProperty('num_workers');
+  });
+
   it("shows each site's cache (defaults filled in) and proxy routes", () => {
     const { sites } = effective(`version: "3"
 server:

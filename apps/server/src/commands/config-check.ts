@@ -179,14 +179,7 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
           : defaultOf('http.max_request_size'),
       raw_body: http.raw_body ?? false,
       codec: http.codec ?? defaultOf('http.codec'),
-      pool: withDefaults('http.pool', {
-        ...(http.pool ?? {}),
-        supervisor: withDefaults('http.pool.supervisor', {
-          // a classic site's default is nginx's fastcgi_read_timeout (PHP's silence), as applied
-          ...(site.plugin.fastcgi === undefined ? {} : { exec_ttl: CLASSIC_EXEC_TTL }),
-          ...(http.pool?.supervisor ?? {}),
-        }),
-      }),
+      pool: effectivePool(site),
       uploads: withDefaults('http.uploads', {
         ...(http.uploads ?? {}),
         ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }),
@@ -211,6 +204,21 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
     cache: site.cache === null ? null : withDefaults('cache', { ...site.cache }),
     proxy: (site.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
   };
+}
+
+/** http.pool with its defaults; a dynamic pool (min_workers/max_workers) shows no num_workers, which it does not use. */
+function effectivePool(site: SiteOptions): Record<string, unknown> {
+  const { http } = site;
+  const pool = withDefaults('http.pool', {
+    ...(http.pool ?? {}),
+    supervisor: withDefaults('http.pool.supervisor', {
+      // a classic site's default is nginx's fastcgi_read_timeout (PHP's silence), as applied
+      ...(site.plugin.fastcgi === undefined ? {} : { exec_ttl: CLASSIC_EXEC_TTL }),
+      ...(http.pool?.supervisor ?? {}),
+    }),
+  });
+  if (http.pool?.min_workers !== undefined || http.pool?.max_workers !== undefined) delete pool.num_workers;
+  return pool;
 }
 
 /** The fastcgi section with its defaults; only the keys of its mode (command managed, max_connections with pass). */
