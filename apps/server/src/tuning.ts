@@ -34,6 +34,8 @@ export interface TuneReport {
   windowMs: number;
   /** workers the pool runs now (its target size) */
   currentWorkers: number;
+  /** a dynamic pool's bounds (min_workers/max_workers): the recommendation is then its max_workers */
+  dynamic?: { minWorkers: number; maxWorkers: number };
   workers: TunedWorker[];
   /** busy vs CPU time summed over the workers present at both ends */
   workload: WorkloadShape;
@@ -112,7 +114,7 @@ export async function measureTuning(
     `Measured ${measured.length} worker${measured.length === 1 ? '' : 's'} for ${seconds(windowMs)}: ${Math.round(workload.busyMs)} ms busy, ${Math.round(workload.cpuMs)} ms CPU` +
       (workload.runQueueMs > 0 ? `, ${Math.round(workload.runQueueMs)} ms waiting for a CPU` : ''),
     `  memory available counts the ${measured.length} running worker${measured.length === 1 ? '' : 's'}' ${formatBytes(runningWorkersBytes)} as free (they are what is being sized)`,
-    ...describeTuning(input, result),
+    ...describeTuning(input, result, pool.options.dynamic === null ? 'num_workers' : 'max_workers'),
   ];
   if (workload.ioShare === null) {
     lines.push(
@@ -130,6 +132,8 @@ export async function measureTuning(
     result,
     lines,
   };
+  const { dynamic } = pool.options;
+  if (dynamic !== null) report.dynamic = { minWorkers: dynamic.minWorkers, maxWorkers: dynamic.maxWorkers };
   if (options.site !== undefined) report.site = options.site;
   return report;
 }

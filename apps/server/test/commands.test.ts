@@ -8,6 +8,7 @@ import { EXIT_FAILED, EXIT_OK, EXIT_UNREACHABLE, type Output } from '../src/admi
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../src/admin/server.js';
 import * as reset from '../src/commands/reset.js';
 import * as tune from '../src/commands/tune.js';
+import { adviceOf } from '../src/commands/tune.js';
 import * as workers from '../src/commands/workers.js';
 import { formatAge } from '../src/commands/workers.js';
 
@@ -55,12 +56,14 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function serve(sites: Record<string, { fixture: string; workers: number }>): Promise<Map<string, Pool>> {
+async function serve(
+  sites: Record<string, { fixture: string; workers: number } | { fixture: string; min: number; max: number }>,
+): Promise<Map<string, Pool>> {
   const map = new Map<string, Pool>();
   for (const [name, spec] of Object.entries(sites)) {
     const pool = createPool({
       command: ['php', fixture(spec.fixture)],
-      num_workers: spec.workers,
+      ...('workers' in spec ? { num_workers: spec.workers } : { min_workers: spec.min, max_workers: spec.max }),
       logger: SILENT_LOGGER,
     });
     pools.push(pool);
@@ -194,6 +197,35 @@ describe('warmpool tune', () => {
     // nothing ran in the window: the figure is the CPU count's, and it is not passed off as a finding
     expect(out.lines.at(-1)).toMatch(
       /^info: num_workers: \d+ from the CPU count alone \(the site runs 1\): nothing was measured; run warmpool tune again while the site has traffic/,
+    );
+  });
+
+  it('a dynamic pool (min_workers/max_workers) is advised its max_workers, never num_workers beside them', async () => {
+    await serve({ main: { fixture: 'echo.php', min: 0, max: 4 } });
+    const out = new RecordingOutput();
+    expect(await tune.run({ socket, windowMs: 150 }, out)).toBe(EXIT_OK);
+    const text = out.lines.join('\n');
+    expect(text).not.toContain('num_workers');
+    expect(text).toContain('info:   max_workers: ');
+    expect(out.lines.at(-1)).toMatch(
+      /^info: max_workers: \d+ from the CPU count alone \(the site's dynamic pool runs 1, min_workers 0, max_workers 4\): nothing was measured/,
+    );
+  });
+
+  it('measured: the key to set and to restart, max_workers (and a min_workers above it) for a dynamic pool', () => {
+    const result = { numWorkers: 5, workload: 'cpu' } as never;
+    expect(adviceOf({ result, currentWorkers: 2 }).text).toBe(
+      'num_workers: 5 (the site runs 2 now); set http.pool.num_workers in warmpool.yaml and restart warmpool',
+    );
+    expect(adviceOf({ result, currentWorkers: 1, dynamic: { minWorkers: 0, maxWorkers: 4 } })).toEqual({
+      measured: true,
+      text: "max_workers: 5 (the site's dynamic pool runs 1, min_workers 0, max_workers 4); set http.pool.max_workers in warmpool.yaml and restart warmpool",
+    });
+    expect(adviceOf({ result, currentWorkers: 6, dynamic: { minWorkers: 6, maxWorkers: 8 } }).text).toBe(
+      "max_workers: 5 (the site's dynamic pool runs 6, min_workers 6, max_workers 8); set http.pool.max_workers in warmpool.yaml and min_workers to 5 or less and restart warmpool",
+    );
+    expect(adviceOf({ result, currentWorkers: 2, dynamic: { minWorkers: 1, maxWorkers: 5 } }).text).toBe(
+      "max_workers: 5 — what the site's dynamic pool has now (the site's dynamic pool runs 2, min_workers 1, max_workers 5)",
     );
   });
 

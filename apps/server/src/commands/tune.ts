@@ -10,6 +10,7 @@ import {
   type RunContext,
 } from '../admin/client.js';
 import { DEFAULT_TUNE_WINDOW_MS } from '../admin/protocol.js';
+import type { TuneReport } from '../tuning.js';
 
 export async function run(args: AdminCommandArgs, out: Output, context: RunContext = {}): Promise<number> {
   const stdout = context.stdout ?? process.stdout;
@@ -31,23 +32,54 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
       return EXIT_OK;
     }
     for (const line of report.lines) out.info(line);
-    const { numWorkers } = report.result;
-    if (report.result.workload === 'unmeasured') {
-      // too little traffic to measure: a figure from the CPU count alone, not a finding
-      out.info(
-        `num_workers: ${numWorkers} from the CPU count alone (the site runs ${report.currentWorkers}): nothing was measured; ` +
-          'run warmpool tune again while the site has traffic, or with --window 60s',
-      );
-      return EXIT_OK;
-    }
-    out.success(
-      numWorkers === report.currentWorkers
-        ? `num_workers: ${numWorkers} — what the site runs now`
-        : `num_workers: ${numWorkers} (the site runs ${report.currentWorkers} now); set http.pool.num_workers in warmpool.yaml and restart warmpool`,
-    );
+    const advice = adviceOf(report);
+    if (advice.measured) out.success(advice.text);
+    else out.info(advice.text);
     return EXIT_OK;
   } catch (error) {
     out.error((error as Error).message);
     return exitCodeOf(error);
   }
+}
+
+/**
+ * The closing line: the key to set and what to do. A dynamic pool (min_workers/max_workers) is
+ * sized by its max_workers: num_workers next to them is a config error.
+ */
+export function adviceOf(report: Pick<TuneReport, 'result' | 'currentWorkers' | 'dynamic'>): {
+  measured: boolean;
+  text: string;
+} {
+  const { numWorkers } = report.result;
+  const { dynamic, currentWorkers } = report;
+  const key = dynamic === undefined ? 'num_workers' : 'max_workers';
+  const now =
+    dynamic === undefined
+      ? `the site runs ${currentWorkers}`
+      : `the site's dynamic pool runs ${currentWorkers}, min_workers ${dynamic.minWorkers}, max_workers ${dynamic.maxWorkers}`;
+  if (report.result.workload === 'unmeasured') {
+    // too little traffic to measure: a figure from the CPU count alone, not a finding
+    return {
+      measured: false,
+      text:
+        `${key}: ${numWorkers} from the CPU count alone (${now}): nothing was measured; ` +
+        'run warmpool tune again while the site has traffic, or with --window 60s',
+    };
+  }
+  if (dynamic === undefined) {
+    return {
+      measured: true,
+      text:
+        numWorkers === currentWorkers
+          ? `num_workers: ${numWorkers} — what the site runs now`
+          : `num_workers: ${numWorkers} (${now} now); set http.pool.num_workers in warmpool.yaml and restart warmpool`,
+    };
+  }
+  if (numWorkers === dynamic.maxWorkers)
+    return { measured: true, text: `max_workers: ${numWorkers} — what the site's dynamic pool has now (${now})` };
+  const min = numWorkers < dynamic.minWorkers ? ` and min_workers to ${numWorkers} or less` : '';
+  return {
+    measured: true,
+    text: `max_workers: ${numWorkers} (${now}); set http.pool.max_workers in warmpool.yaml${min} and restart warmpool`,
+  };
 }

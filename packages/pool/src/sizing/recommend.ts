@@ -206,7 +206,7 @@ export function describeSizing(input: SizingInput, result: SizingResult): string
  * The `warmpool tune` report, one string per line: inputs, the Passenger and NOW LMS answers, our
  * recommendation with its reason, and the memory budget table.
  */
-export function describeTuning(input: SizingInput, result: SizingResult): string[] {
+export function describeTuning(input: SizingInput, result: SizingResult, key = 'num_workers'): string[] {
   const { limits, worker } = input;
   const quota = limits.cpuQuota === null ? 'no cgroup CPU quota' : `cgroup quota ${round2(limits.cpuQuota)} CPUs`;
   const lines = [
@@ -220,7 +220,7 @@ export function describeTuning(input: SizingInput, result: SizingResult): string
     `  Passenger         ${result.passenger}  = floor(${formatBytes(limits.totalMemoryBytes)} × 0.75 / ${formatBytes(result.perWorkerBytes)})  (Phusion Passenger: 75 % of RAM)`,
     `  NOW LMS           ${result.nowLms}  = min(2 × ${limits.cpus} + 1, floor(${formatBytes(limits.memoryBytes)} / ${formatBytes(result.perWorkerBytes)}))  (the gunicorn rule, by memory)`,
     'Recommendation',
-    `  num_workers: ${result.numWorkers}`,
+    `  ${key}: ${result.numWorkers}`,
     `  ${result.reason}`,
     'Memory budget',
     '  workers  memory      of available',
