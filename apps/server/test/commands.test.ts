@@ -57,13 +57,19 @@ afterEach(async () => {
 });
 
 async function serve(
-  sites: Record<string, { fixture: string; workers: number } | { fixture: string; min: number; max: number }>,
+  sites: Record<
+    string,
+    ({ fixture: string; workers: number } | { fixture: string; min: number; max: number }) & {
+      reset_timeout?: string;
+    }
+  >,
 ): Promise<Map<string, Pool>> {
   const map = new Map<string, Pool>();
   for (const [name, spec] of Object.entries(sites)) {
     const pool = createPool({
       command: ['php', fixture(spec.fixture)],
       ...('workers' in spec ? { num_workers: spec.workers } : { min_workers: spec.min, max_workers: spec.max }),
+      ...(spec.reset_timeout === undefined ? {} : { reset_timeout: spec.reset_timeout }),
       logger: SILENT_LOGGER,
     });
     pools.push(pool);
@@ -182,6 +188,24 @@ describe('warmpool reset', () => {
     const out = new RecordingOutput();
     expect(await reset.run({ socket, site: 'nope' }, out)).toBe(EXIT_FAILED);
     expect(out.lines.at(-1)).toBe('error: no site named "nope"; this server runs: main');
+  });
+});
+
+describe('warmpool reset waiting for a running request', () => {
+  it('prints which old worker it waits for, up to reset_timeout, before it is done', async () => {
+    const pools = await serve({ main: { fixture: 'hang.php', workers: 1, reset_timeout: '300ms' } });
+    const pool = pools.get('main')!;
+    const [old] = (await pool.workers()).map((w) => w.pid);
+    pool.exec({ flags: 0, context: Buffer.from('{}'), body: Buffer.from('hang') }).catch(() => {});
+    await expect.poll(() => pool.stats().workers.working).toBe(1);
+    const out = new RecordingOutput();
+    expect(await reset.run({ socket }, out)).toBe(EXIT_OK);
+    expect(out.lines).toEqual([
+      'info: rolling restart of every site…',
+      'info: main: replaced 1/1 worker',
+      `info: main: waiting for the request of old worker ${old} to end (up to reset_timeout 0.3s; then it is killed and the request fails)`,
+      'success: reset done: 1 worker replaced (main)',
+    ]);
   });
 });
 

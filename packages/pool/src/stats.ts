@@ -48,6 +48,8 @@ export interface PoolEvents {
   'pool:queue-full': [{ queued: number }];
   'pool:boot-failed': [{ error: Error; attempt: number; retryInMs: number }];
   'pool:reset-progress': [{ replaced: number; total: number }];
+  /** every worker is replaced; these old ones still run a request, killed after timeoutMs (reset_timeout) */
+  'pool:reset-waiting': [{ pids: number[]; timeoutMs: number }];
   'pool:sized': [{ numWorkers: number; line: string }];
   'pool:scale': [{ from: number; to: number; reason: 'demand' | 'idle' }];
 }

@@ -116,6 +116,8 @@ export interface ResetProgress {
   site: string;
   replaced: number;
   total: number;
+  /** every worker is replaced; these old ones still run a request, killed after timeoutMs */
+  waiting?: { pids: number[]; timeoutMs: number };
 }
 
 export interface TuneProgress {

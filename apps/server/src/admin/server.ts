@@ -371,15 +371,21 @@ export function createPoolHandlers(
       let replaced = 0;
       for (const [name, pool] of picked) {
         let done = 0;
+        let total = 0;
         const listener = (p: { replaced: number; total: number }) => {
           done = p.replaced;
+          total = p.total;
           onProgress({ site: name, replaced: p.replaced, total: p.total });
         };
+        const waiting = (w: { pids: number[]; timeoutMs: number }) =>
+          onProgress({ site: name, replaced: done, total, waiting: w });
         pool.on('pool:reset-progress', listener);
+        pool.on('pool:reset-waiting', waiting);
         try {
           await pool.reset();
         } finally {
           pool.off('pool:reset-progress', listener);
+          pool.off('pool:reset-waiting', waiting);
         }
         replaced += done;
       }

@@ -569,13 +569,36 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       replaced++;
       this.emit('pool:reset-progress', { replaced, total: old.length });
     }
-    await Promise.all(old.map((w) => this.#exitWithin(w, this.options.resetTimeoutMs, 'reset')));
+    // old workers still running a request: say who is waited for, and for how long at most
+    const timeoutMs = this.options.resetTimeoutMs;
+    const pids = old.filter((w) => w.retiredFor === null && w.state !== 'exited').map((w) => w.pid);
+    if (pids.length > 0 && !this.#closing) {
+      this.options.logger.info(
+        { pids, reason: 'reset', timeoutMs },
+        `reset: waiting for the request of worker ${pids.join(', ')} to end (up to reset_timeout ${seconds(timeoutMs)}; killed then, its request fails)`,
+      );
+      this.emit('pool:reset-waiting', { pids, timeoutMs });
+    }
+    await Promise.all(
+      old.map((w) =>
+        this.#exitWithin(w, timeoutMs, 'reset', () =>
+          this.options.logger.warn(
+            { pid: w.pid, reason: 'reset', timeoutMs },
+            `reset: worker ${w.pid} still runs a request after reset_timeout (${seconds(timeoutMs)}); killing it (its request fails with 502)`,
+          ),
+        ),
+      ),
+    );
   }
 
-  /** Resolves when the worker has exited, killing it after `ms`. */
-  #exitWithin(worker: Worker<Req, Rep>, ms: number, reason: RecycleReason): Promise<void> {
+  /** Resolves when the worker has exited, killing it after `ms` (`onKill` says why, first). */
+  #exitWithin(worker: Worker<Req, Rep>, ms: number, reason: RecycleReason, onKill?: () => void): Promise<void> {
     if (worker.state === 'exited') return Promise.resolve();
-    const timer = setTimeout(() => worker.kill(reason), ms);
+    const timer = setTimeout(() => {
+      if (worker.state === 'exited') return;
+      onKill?.();
+      worker.kill(reason);
+    }, ms);
     return worker.exited.finally(() => clearTimeout(timer));
   }
 
@@ -637,3 +660,8 @@ export function createPool(options: PoolOptions): Pool {
 export type AnyPool = Pool<unknown, unknown>;
 
 type Worker<Req, Rep> = PoolWorker<Req, Rep>;
+
+/** "60s", "1.5s": a duration as the config writes it. */
+function seconds(ms: number): string {
+  return `${Number((ms / 1000).toFixed(3))}s`;
+}

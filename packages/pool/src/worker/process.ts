@@ -147,7 +147,9 @@ export function killAfterGrace(destroyTimeoutMs: number, kill: () => void, exite
 
 /** What a request's error adds about why its worker was killed. */
 export function killedWhy(reason: RecycleReason | null): string {
-  return reason === 'memory' ? ' for going over max_worker_memory' : '';
+  if (reason === 'memory') return ' for going over max_worker_memory';
+  if (reason === 'reset') return ' by a reset (its request outlasted reset_timeout)';
+  return '';
 }
 
 /** "Last output: a | b. " from a worker's last lines (five at most), or "". */

@@ -229,6 +229,39 @@ describe('Pool: reset()', () => {
   });
 });
 
+describe('Pool: reset() waiting for a request', () => {
+  it('says which old worker it waits for and for how long, then logs why it kills it', async () => {
+    const logger = recordingLogger();
+    await withPool('hang.php', { num_workers: 1, reset_timeout: '300ms', logger }, async (pool) => {
+      const [old] = (await pool.workers()).map((w) => w.pid);
+      const hung = pool.exec(request('hang'));
+      hung.catch(() => {});
+      await eventually(() => pool.stats().workers.working === 1, 'the hung request running');
+      const waits: Array<{ pids: number[]; timeoutMs: number }> = [];
+      pool.on('pool:reset-waiting', (w) => waits.push(w));
+      await pool.reset();
+      expect(waits).toEqual([{ pids: [old], timeoutMs: 300 }]);
+      const said = logger.lines.map((l) => `${l.level}: ${l.msg}`);
+      expect(said).toContain(
+        `info: reset: waiting for the request of worker ${old} to end (up to reset_timeout 0.3s; killed then, its request fails)`,
+      );
+      expect(said).toContain(
+        `warn: reset: worker ${old} still runs a request after reset_timeout (0.3s); killing it (its request fails with 502)`,
+      );
+      await expect(hung).rejects.toThrow(/by a reset \(its request outlasted reset_timeout\)/);
+    });
+  });
+
+  it('waits for nothing when every old worker was idle', async () => {
+    await withPool('echo.php', { num_workers: 2 }, async (pool) => {
+      const waits: unknown[] = [];
+      pool.on('pool:reset-waiting', (w) => waits.push(w));
+      await pool.reset();
+      expect(waits).toEqual([]);
+    });
+  });
+});
+
 describe('Pool: close()', () => {
   it('lets in-flight and queued requests finish, then refuses new ones and stops every worker', async () => {
     const pool = createPool({ command: ['php', fixture('sleep.php')], num_workers: 1, logger: recordingLogger() });
