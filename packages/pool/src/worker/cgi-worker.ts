@@ -115,6 +115,8 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       noun: 'php-cgi',
       logsStdout: true,
       afterExit: () => rm(dir, { recursive: true, force: true }),
+      // the PHP CLI's 70 lines of usage text say less than its boot failure does
+      holdsBootOutput: true,
     });
     this.#spec = spec;
     this.#address = { kind: 'unix', path: socketPath };
@@ -140,8 +142,10 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     const worker = new CgiWorker(child, spec, dir, socketPath);
     try {
       await worker.#boot();
+      worker.releaseBootOutput(true);
       return worker;
     } catch (error) {
+      worker.releaseBootOutput(!(error instanceof BootFailedError && error.details?.cli === true));
       worker.kill();
       await worker.exited;
       throw error;
@@ -338,6 +342,14 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     let stopped = false;
     try {
       const exited: Promise<never> = this.exited.then(() => {
+        const cli = phpCliUsage(this.recentOutput);
+        if (cli !== null)
+          throw new BootFailedError(
+            `"${spec.argv.join(' ')}" is the PHP CLI, not php-cgi: it exited at once (${cli}). ` +
+              'Classic sites need php-cgi: set fastcgi.command: php-cgi (Debian/Ubuntu: apt-get install php-cgi), ' +
+              'or run php-fpm and set fastcgi.pass.',
+            { details: { pid: this.pid, exitCode: this.exitCode, cli: true } },
+          );
         throw new BootFailedError(
           `php-cgi exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before it listened on its socket. ` +
             `${lastOutputText(this.recentOutput)}Check that "${spec.argv.join(' ')} -b /tmp/x.sock" starts (run it by hand).`,
@@ -641,4 +653,14 @@ function unsent(exec: PendingExec): boolean {
 
 function errno(error: Error): string | undefined {
   return (error.cause as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * The PHP CLI started where php-cgi was meant to be: it does not know php-cgi's `-b` and prints
+ * its usage text. Its error line when the output has it, else null.
+ */
+export function phpCliUsage(lines: readonly string[]): string | null {
+  const error = lines.find((line) => /option not found b\b/.test(line));
+  if (error !== undefined) return `"${error.trim()}"`;
+  return lines.some((line) => /^Usage: php \[options\] \[-f\] <file>/.test(line)) ? 'its usage text' : null;
 }

@@ -18,6 +18,8 @@ export class WorkerOutput {
   #windowStart = 0;
   #windowLines = 0;
   #suppressed = 0;
+  /** lines held back from the log while the process boots (hold()), or null */
+  #held: string[] | null = null;
 
   constructor(logger: Logger, pid: number, stream: 'stderr' | 'stdout') {
     this.#logger = logger;
@@ -42,6 +44,19 @@ export class WorkerOutput {
     this.#reportSuppressed();
   }
 
+  /** Holds lines back from the log until release(): a boot that fails may explain them better. */
+  hold(): void {
+    this.#held ??= [];
+  }
+
+  /** Ends hold(): logs the lines held back, or drops them (a boot failure that says it all). */
+  release(log: boolean): void {
+    const held = this.#held ?? [];
+    this.#held = null;
+    if (log) for (const line of held) this.#log(line);
+    else this.#suppressed = 0;
+  }
+
   /** The last lines printed, for boot-failure and crash messages. */
   get recent(): readonly string[] {
     return this.#recent;
@@ -52,6 +67,15 @@ export class WorkerOutput {
     if (line === '') return;
     this.#recent.push(line);
     if (this.#recent.length > KEEP_LINES) this.#recent.shift();
+    if (this.#held !== null) {
+      if (this.#held.length < MAX_LINES_PER_SECOND) this.#held.push(line);
+      else this.#suppressed++;
+      return;
+    }
+    this.#log(line);
+  }
+
+  #log(line: string): void {
     // A worker flooding its output must not flood (or stall) the server's log.
     const now = Date.now();
     if (now - this.#windowStart >= 1000) {

@@ -20,6 +20,8 @@ export interface ProcessWorkerOptions {
   logsStdout: boolean;
   /** cleanup once the process exited and its state is settled; `exited` resolves after it */
   afterExit?: () => Promise<unknown>;
+  /** hold its output back from the log until releaseBootOutput() (the boot's outcome decides) */
+  holdsBootOutput?: boolean;
 }
 
 export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
@@ -56,6 +58,10 @@ export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
     child.stderr!.on('data', (chunk: Buffer) => this.#stderr.write(chunk));
     this.#stdout = options.logsStdout ? new WorkerOutput(options.logger, this.pid, 'stdout') : null;
     if (this.#stdout !== null) child.stdout!.on('data', (chunk: Buffer) => this.#stdout!.write(chunk));
+    if (options.holdsBootOutput === true) {
+      this.#stderr.hold();
+      this.#stdout?.hold();
+    }
     this.#exited = new Promise((resolve) => {
       child.once('exit', (code, signal) => {
         this.exitCode = code;
@@ -72,6 +78,12 @@ export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
 
   get state(): WorkerState {
     return this.workerState;
+  }
+
+  /** Ends holdsBootOutput: logs the output held back during boot, or drops it. */
+  protected releaseBootOutput(log: boolean): void {
+    this.#stdout?.release(log);
+    this.#stderr.release(log);
   }
 
   /** The last lines the process printed (stderr, and stdout when it is not the protocol's). */

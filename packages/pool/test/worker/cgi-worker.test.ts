@@ -347,10 +347,41 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
+  it('the PHP CLI as the command: says so and what to install, without its usage text in the log', async () => {
+    const logger = recordingLogger();
+    const cli = createCgiPool({ command: 'php', num_workers: 1, logger });
+    const error = await cli.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    expect((error as Error).message).toBe(
+      '"php" is the PHP CLI, not php-cgi: it exited at once ("Error in argument 1, char 2: option not found b"). ' +
+        'Classic sites need php-cgi: set fastcgi.command: php-cgi (Debian/Ubuntu: apt-get install php-cgi), or run php-fpm and set fastcgi.pass.',
+    );
+    expect(logger.lines.filter((l) => /Usage: php|option not found/.test(l.msg))).toEqual([]);
+  });
+
+  it("php-cgi's output during a boot that succeeds is still logged (held only until the boot's outcome)", async () => {
+    const logger = recordingLogger();
+    const pool = createCgiPool({
+      command: ['php-cgi', '-d', 'extension=warmpool_no_such_extension'],
+      num_workers: 1,
+      logger,
+    });
+    await pool.start();
+    try {
+      await eventually(
+        () => logger.lines.some((l) => l.level === 'info' && /warmpool_no_such_extension/.test(l.msg)),
+        "php-cgi's startup warning in the log",
+      );
+    } finally {
+      await pool.close();
+    }
+  });
+
   it('a command that is no FastCGI server explains itself; a missing command is named', async () => {
     const logger = recordingLogger();
     const fake = createCgiPool({
-      command: ['php', '-r', 'fwrite(STDERR, "not a fastcgi server\\n"); exit(2);'],
+      // (not php -r: the PHP CLI refuses php-cgi's -b before running any code; that case is above)
+      command: ['sh', '-c', 'echo "not a fastcgi server" >&2; exit 2'],
       num_workers: 1,
       logger,
     });
