@@ -58,6 +58,33 @@ describe('config errors', () => {
     expect(stderr).toMatch(/ignored\.yaml:5:\d+ http\.pool\.num_workers: ignored: fastcgi\.pass: /);
   });
 
+  it('config check warns at their lines about what managed php-cgi ignores: PHP_FCGI_MAX_REQUESTS, PHP_VALUE', async () => {
+    const file = join(dir, 'php-cgi-ignores.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        'server:',
+        '  env:',
+        '    PHP_FCGI_MAX_REQUESTS: "3"',
+        'fastcgi:',
+        '  root: /tmp',
+        '  params:',
+        '    PHP_VALUE: memory_limit=99M',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli(['config', 'check', '-c', file]);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(
+      /php-cgi-ignores\.yaml:6:\d+ server\.env\.PHP_FCGI_MAX_REQUESTS: ignored: .*set http\.pool\.max_jobs instead/,
+    );
+    expect(stderr).toMatch(
+      /php-cgi-ignores\.yaml:10:\d+ fastcgi\.params\.PHP_VALUE: ignored: only php-fpm applies PHP_VALUE; .*\(php-cgi -d memory_limit=99M\)/,
+    );
+  });
+
   it('serve: the same lines, exit 2, and no worker is started', async () => {
     const { code, stderr } = await runCli(['serve', '-c', config('mistakes.yaml')]);
     expect(code).toBe(2);

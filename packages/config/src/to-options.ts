@@ -382,6 +382,7 @@ function buildSite(
   if (server.env !== undefined && fastcgi?.pass === undefined) plugin.env = server.env;
   if (server.relay !== undefined && fastcgi === null) plugin.relay = server.relay;
   if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
+  if (fastcgi !== null && fastcgi.pass === undefined) ignored.push(...managedCgiIgnores(server, fastcgi, sitePath));
 
   const { command: _poolCommand, debug, ...pool } = http.pool ?? {};
   const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
@@ -555,6 +556,44 @@ function passIgnores(loaded: LoadedConfig, http: SiteHttpConfig, sitePath: strin
   ]
     .filter((key) => loaded.positionOf(key) !== null)
     .map((key) => ({ key, reason }));
+}
+
+/** What managed php-cgi replaces: warmpool starts each process with these, whatever server.env says. */
+const CGI_OWN_ENV: Record<string, string> = {
+  PHP_FCGI_MAX_REQUESTS:
+    'warmpool starts php-cgi with PHP_FCGI_MAX_REQUESTS=0 and recycles the processes itself: set http.pool.max_jobs instead (pm.max_requests)',
+  PHP_FCGI_CHILDREN:
+    'warmpool starts php-cgi with PHP_FCGI_CHILDREN=0 (one process per worker, each counted and supervised): set http.pool.num_workers instead',
+};
+
+/** Params only php-fpm reads: php-cgi passes them to $_SERVER and applies none of them. */
+const FPM_ONLY_PARAMS = ['PHP_VALUE', 'PHP_ADMIN_VALUE'];
+
+/**
+ * Keys that do nothing for a site whose php-cgi processes warmpool runs (no fastcgi.pass): said with
+ * what does it instead.
+ */
+function managedCgiIgnores(server: ServerConfig, fastcgi: FastCgiConfig, sitePath: string): SiteOptions['ignored'] {
+  const ignored: SiteOptions['ignored'] = [];
+  // server.env keys are upper-cased for PHP: php_fcgi_max_requests is the same variable
+  for (const name of Object.keys(server.env ?? {})) {
+    const reason = CGI_OWN_ENV[name.toUpperCase()];
+    if (reason !== undefined) ignored.push({ key: `${sitePath}server.env.${name}`, reason });
+  }
+  for (const [name, value] of Object.entries(fastcgi.params ?? {})) {
+    if (!FPM_ONLY_PARAMS.includes(name.toUpperCase())) continue;
+    const flags = String(value)
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((line) => line !== '')
+      .map((line) => `-d ${line.replace(/\s*=\s*/, '=')}`)
+      .join(' ');
+    ignored.push({
+      key: `${sitePath}fastcgi.params.${name}`,
+      reason: `only php-fpm applies ${name}; php-cgi passes it to $_SERVER and keeps its php.ini settings: add them to fastcgi.command instead (php-cgi ${flags || '-d name=value'})`,
+    });
+  }
+  return ignored;
 }
 
 /** A numeric id as is; a name through the lookup; null when unknown. */

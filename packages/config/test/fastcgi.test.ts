@@ -146,6 +146,61 @@ describe('fastcgi: classic sites', () => {
     expect(server.defaultSite!.ignored[0]!.reason).toMatch(/php-fpm runs the PHP processes/);
   });
 
+  it('managed php-cgi: server.env PHP_FCGI_* and fastcgi.params PHP_VALUE are said to do nothing, with what does', () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'http: { address: ":8080" }',
+          'server:',
+          '  env: { PHP_FCGI_MAX_REQUESTS: "3", php_fcgi_children: "2", APP_ENV: prod }',
+          'fastcgi:',
+          '  root: /var/www',
+          '  params: { PHP_VALUE: "memory_limit=99M", PHP_ADMIN_VALUE: "upload_max_filesize = 8M", APP: x }',
+        ].join('\n'),
+      ),
+    );
+    expect(server.defaultSite!.ignored).toEqual([
+      {
+        key: 'server.env.PHP_FCGI_MAX_REQUESTS',
+        reason:
+          'warmpool starts php-cgi with PHP_FCGI_MAX_REQUESTS=0 and recycles the processes itself: set http.pool.max_jobs instead (pm.max_requests)',
+      },
+      {
+        key: 'server.env.php_fcgi_children',
+        reason:
+          'warmpool starts php-cgi with PHP_FCGI_CHILDREN=0 (one process per worker, each counted and supervised): set http.pool.num_workers instead',
+      },
+      {
+        key: 'fastcgi.params.PHP_VALUE',
+        reason:
+          'only php-fpm applies PHP_VALUE; php-cgi passes it to $_SERVER and keeps its php.ini settings: add them to fastcgi.command instead (php-cgi -d memory_limit=99M)',
+      },
+      {
+        key: 'fastcgi.params.PHP_ADMIN_VALUE',
+        reason:
+          'only php-fpm applies PHP_ADMIN_VALUE; php-cgi passes it to $_SERVER and keeps its php.ini settings: add them to fastcgi.command instead (php-cgi -d upload_max_filesize=8M)',
+      },
+    ]);
+  });
+
+  it('with pass (php-fpm reads PHP_VALUE) or for a worker site, none of that is said', () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'http: { address: ":8080" }',
+          'server: { command: php worker.php, env: { PHP_FCGI_MAX_REQUESTS: "3" } }',
+          'sites:',
+          '  - hosts: [fpm.test]',
+          '    fastcgi: { root: /var/www, pass: "127.0.0.1:9000", params: { PHP_VALUE: "memory_limit=99M" } }',
+          '  - hosts: [worker.test]',
+        ].join('\n'),
+      ),
+    );
+    expect(server.sites.flatMap((site) => site.ignored)).toEqual([]);
+  });
+
   it('names the key and line of a bad or missing value', () => {
     expect(
       errorsOf(() =>
