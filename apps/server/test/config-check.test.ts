@@ -96,6 +96,27 @@ sites:
     expect(fixed).toHaveProperty('num_workers');
   });
 
+  it("shows idle_ttl in use: a dynamic pool's scale-down delay (60s) unless set, a fixed pool's 0s", () => {
+    const { sites } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+sites:
+  - hosts: [dynamic.test]
+    http: { pool: { min_workers: 0, max_workers: 4 } }
+  - hosts: [set.test]
+    http: { pool: { min_workers: 0, max_workers: 4, supervisor: { idle_ttl: 5s } } }
+`);
+    const idleTtl = (site: { http: Record<string, unknown> }) =>
+      (site.http.pool as { supervisor: { idle_ttl: unknown } }).supervisor.idle_ttl;
+    expect(sites.map((site) => [site.name, idleTtl(site)])).toEqual([
+      ['dynamic.test', '60s'],
+      ['set.test', '5s'],
+      ['default', '0s'],
+    ]);
+  });
+
   it("shows each site's cache (defaults filled in) and proxy routes", () => {
     const { sites } = effective(`version: "3"
 server:

@@ -156,6 +156,8 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
 
 /** What exec_ttl is on a classic site that does not set it: 60 s of PHP's silence, as nginx's fastcgi_read_timeout. */
 const CLASSIC_EXEC_TTL = '60s';
+/** What idle_ttl is on a dynamic pool (min_workers/max_workers) that does not set it: its scale-down delay. */
+const DYNAMIC_IDLE_TTL = '60s';
 
 function effectiveSite(site: SiteOptions): Record<string, unknown> {
   const { http, server } = site;
@@ -209,15 +211,18 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
 /** http.pool with its defaults; a dynamic pool (min_workers/max_workers) shows no num_workers, which it does not use. */
 function effectivePool(site: SiteOptions): Record<string, unknown> {
   const { http } = site;
+  const dynamic = http.pool?.min_workers !== undefined || http.pool?.max_workers !== undefined;
   const pool = withDefaults('http.pool', {
     ...(http.pool ?? {}),
     supervisor: withDefaults('http.pool.supervisor', {
       // a classic site's default is nginx's fastcgi_read_timeout (PHP's silence), as applied
       ...(site.plugin.fastcgi === undefined ? {} : { exec_ttl: CLASSIC_EXEC_TTL }),
+      // a dynamic pool's idle_ttl is its scale-down delay, a minute unless set (RoadRunner's)
+      ...(dynamic ? { idle_ttl: DYNAMIC_IDLE_TTL } : {}),
       ...(http.pool?.supervisor ?? {}),
     }),
   });
-  if (http.pool?.min_workers !== undefined || http.pool?.max_workers !== undefined) delete pool.num_workers;
+  if (dynamic) delete pool.num_workers;
   return pool;
 }
 
