@@ -23,7 +23,16 @@ import {
   type WarmpoolConfig,
 } from '@warmpool/config';
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
-import { type BuildOptions, buildApp, checkSites, locateSetupError, type BuiltApp, passesOf, poolsOf } from '../app.js';
+import {
+  type BuildOptions,
+  buildApp,
+  checkSites,
+  locateSetupError,
+  type BuiltApp,
+  passesOf,
+  poolsOf,
+  type SiteBackend,
+} from '../app.js';
 import { describeConnectionLimits } from '../connection-limits.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import type { Server as HttpServer } from 'node:http';
@@ -432,7 +441,10 @@ class ServerState {
     }, this.#drainBoundMs());
     await closed;
     clearTimeout(timer);
-    // 3. the plugin marks itself draining, then each pool lets in-flight work finish and stops its workers
+    // 3. every site's pool lets in-flight work finish and stops its workers, all at once: the
+    //    plugin's own close (app.close) ran them one site after another, so a drain grew by two
+    //    destroy_timeouts a site and could outlast systemd's TimeoutStopSec
+    await Promise.all([...this.#built.backends].map(([name, backend]) => this.#stopSite(name, backend)));
     await app.close();
     // 4. ops listeners and the admin socket last: /ready said 503 until the very end
     await closeServers(opsListeners.map((l) => l.server));
@@ -442,6 +454,16 @@ class ServerState {
     this.#removeSignals();
     out.success(`stopped in ${formatDuration(performance.now() - started)}`);
     this.#finish(EXIT_OK);
+  }
+
+  /** One site's PHP at the end of a drain: its workers stop (or its php-fpm connections close), said as it goes. */
+  async #stopSite(name: string, backend: SiteBackend): Promise<void> {
+    if (backend.pool === null && backend.fastcgi === null) return;
+    const started = performance.now();
+    const what = backend.pool === null ? 'connections to php-fpm' : 'PHP workers';
+    this.#out.info(`site ${name}: stopping its ${what}`);
+    await Promise.all([backend.pool?.close(), backend.fastcgi?.close()]);
+    this.#out.success(`site ${name}: ${what} stopped in ${formatDuration(performance.now() - started)}`);
   }
 
   /** The longest destroy_timeout of the sites (the pools' own drain bound), default 60 s. */
