@@ -10,7 +10,8 @@ import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
 // mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
-import { compressStreamed, streamsOnPurpose } from './streamed-compression.js';
+import { isEventStream } from '@warmpool/pool';
+import { compressStreamed, markedUnbuffered } from './streamed-compression.js';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -165,7 +166,7 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       if (compressible) addVary(reply, 'accept-encoding');
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
-      if (compressible && payload instanceof Readable && streamsOnPurpose(reply)) {
+      if (compressible && payload instanceof Readable && markedUnbuffered(reply)) {
         // compressed here, each piece flushed as it comes; @fastify/compress then sees it encoded
         return done(null, compressStreamed(request, reply, payload, compression.encodings) ?? payload);
       }
@@ -176,7 +177,7 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       if (
         payload instanceof Readable &&
         !reply.hasHeader('content-encoding') &&
-        !(typeof type === 'string' && EVENT_STREAM.test(type))
+        !(typeof type === 'string' && isEventStream(type))
       ) {
         // a stream's first bytes decide as a whole body's do: wait for them (compressing waits for
         // them anyway; an event stream, which is not compressed, is not held back)
@@ -414,7 +415,6 @@ function addVary(reply: AnyReply, names: string): void {
 
 /** Types @fastify/compress would compress that are compressed already (binary downloads). */
 const SKIP_COMPRESSION = /^application\/octet-stream\b/i;
-const EVENT_STREAM = /^text\/event-stream\b/i;
 /**
  * @fastify/compress's own list (text, JSON, XML), before mime-db's `compressible` flag. Event
  * streams are not compressed (nginx's default gzip_types): events are small, and a connection open

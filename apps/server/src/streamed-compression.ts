@@ -6,6 +6,7 @@ import type { Readable, Transform } from 'node:stream';
 import { constants, createBrotliCompress, createDeflate, createGzip } from 'node:zlib';
 import negotiate from '@fastify/accept-negotiator';
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
+import { isUnbuffered } from '@warmpool/pool';
 
 type Encoding = 'br' | 'gzip' | 'deflate';
 
@@ -22,9 +23,9 @@ const COMPRESSORS: Readonly<Record<Encoding, () => Transform>> = {
 };
 
 /** Whether the backend marked its reply as one to stream as it comes (nginx's X-Accel-Buffering: no). */
-export function streamsOnPurpose(reply: FastifyReply<RouteGenericInterface, RawServerBase>): boolean {
+export function markedUnbuffered(reply: FastifyReply<RouteGenericInterface, RawServerBase>): boolean {
   const value = reply.getHeader('x-accel-buffering');
-  return typeof value === 'string' && value.trim().toLowerCase() === 'no';
+  return typeof value === 'string' && isUnbuffered(value);
 }
 
 /**

@@ -3,7 +3,7 @@
 import { type Http2ServerResponse, constants as http2 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import { Chunks, type ExchangeResponse, type HeaderMap } from '@warmpool/pool';
+import { Chunks, type ExchangeResponse, type HeaderMap, isEventStream, isUnbuffered } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { holdToDeclaredLength } from './declared-length.js';
 import { SpooledReply } from './spooled-reply.js';
@@ -67,7 +67,7 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
   }
   if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
   const streamed = body as Readable;
-  const paced = streamsOnPurpose(headers) ? streamed : new SpooledReply(streamed);
+  const paced = repliesAsItComes(headers) ? streamed : new SpooledReply(streamed);
   return reply.send(resetOnError(reply, holdToDeclaredLength(reply, paced)));
 }
 
@@ -76,12 +76,11 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
  * `X-Accel-Buffering: no`, and server-sent events); any other streamed reply is spooled
  * (SpooledReply), so a slow client holds a temp file, not the worker.
  */
-function streamsOnPurpose(headers: HeaderMap): boolean {
+function repliesAsItComes(headers: HeaderMap): boolean {
   for (const name in headers) {
     const lower = name.toLowerCase();
-    const value = headers[name]![0]?.trim().toLowerCase() ?? '';
-    if (lower === 'x-accel-buffering' && value === 'no') return true;
-    if (lower === 'content-type' && value.startsWith('text/event-stream')) return true;
+    if (lower === 'x-accel-buffering' && isUnbuffered(headers[name]![0])) return true;
+    if (lower === 'content-type' && isEventStream(headers[name]![0])) return true;
   }
   return false;
 }

@@ -5,6 +5,7 @@
 import { Readable } from 'node:stream';
 import { FastCgiBadHeaderError, FastCgiConnectionClosedError, FastCgiHeaderTooLargeError } from '../errors.js';
 import { type RecycledBuffers, responseBuffers } from '../recycled-buffers.js';
+import { streamsOnPurpose } from '../streamed-on-purpose.js';
 import { DEFAULT_STDOUT_HIGH_WATER_MARK, type StdoutControl, type StdoutSink } from './connection.js';
 import { controlByteIn, isFieldName } from '../protocol/header-fields.js';
 
@@ -347,15 +348,6 @@ const EMPTY_BODY = Buffer.alloc(0);
 const noop = () => {};
 
 /**
- * A response the script streams on purpose: marked as nginx users mark one (`X-Accel-Buffering:
- * no`), or server-sent events (`text/event-stream`), which never end by design. Never buffered whole.
- */
-function streamsOnPurpose(headers: Record<string, string[]>): boolean {
-  if (headers['x-accel-buffering']?.[0]?.trim().toLowerCase() === 'no') return true;
-  return headers['content-type']?.[0]?.trim().toLowerCase().startsWith('text/event-stream') === true;
-}
-
-/**
  * A CGI response read straight from the connection's STDOUT records (a StdoutSink for
  * FastCgiConnection.start()): the head is parsed as records arrive, and a body that ends within
  * bufferBytes is kept whole, with no stream, promise or listener per chunk. `response` resolves
@@ -418,7 +410,11 @@ export class CgiResponseReader implements StdoutSink {
       this.#head = parsed;
       body = parsed.bodyStart;
       parsed.bodyStart = EMPTY_BODY; // a view of the connection's read buffer: not kept
-      if (this.#bufferBytes === 0 || streamsOnPurpose(parsed.headers)) {
+      const headers = parsed.headers;
+      if (
+        this.#bufferBytes === 0 ||
+        streamsOnPurpose(headers['x-accel-buffering']?.[0], headers['content-type']?.[0])
+      ) {
         // a streaming app: the head now, the body as it comes
         this.#append(body);
         return this.#startStream();

@@ -19,7 +19,7 @@ import {
 import { type Logger, SILENT_LOGGER } from '../logger.js';
 import { type FastCgiAddress, formatFastCgiAddress, parseFastCgiAddress } from './address.js';
 import { type CgiHeadLimits, type CgiResponseHead, CgiResponseReader } from './cgi-response.js';
-import { connectFastCgi, DEFAULT_CONNECT_TIMEOUT_MS, getFastCgiValues } from './connect.js';
+import { connectFastCgi, DEFAULT_CONNECT_TIMEOUT_MS, getFastCgiValues, PROBE_VALUE_NAMES } from './connect.js';
 import {
   DEFAULT_ABORT_TIMEOUT_MS,
   DEFAULT_QUEUE_BEHIND_MS,
@@ -76,8 +76,6 @@ const poolsByAddress = new Map<string, Set<FastCgiClientPool>>();
  * runs, which looked like fewer children and kept the capacity low for good).
  */
 export const RELEARN_AFTER_IDLE_MS = 10_000;
-/** What a probe asks for: any management value php-fpm answers (it answers only FCGI_MPXS_CONNS). */
-const PROBE_NAMES = ['FCGI_MPXS_CONNS'];
 /** How many times a request queued behind another runs again after its connection closed first. */
 const MAX_QUEUED_RETRIES = 3;
 
@@ -951,7 +949,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
           throw new FastCgiClosedError();
         }
         this.#probing = connection;
-        return connection.getValues(PROBE_NAMES, 0);
+        return connection.getValues(PROBE_VALUE_NAMES, 0);
       })
       .then(
         () => {

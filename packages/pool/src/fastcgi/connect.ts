@@ -17,6 +17,12 @@ import type { LingeringScripts } from './lingering-scripts.js';
 import type { ScriptDurations } from './script-durations.js';
 import { SocketReads } from './socket-reads.js';
 
+/**
+ * What a probe asks with GET_VALUES: a value php answers whatever its SAPI (php-fpm answers only
+ * FCGI_MPXS_CONNS). The answer is what counts: php reads it only when a process is free.
+ */
+export const PROBE_VALUE_NAMES: readonly string[] = ['FCGI_MPXS_CONNS'];
+
 /** Caddy dials for 3 s, nginx for 60 s; a FastCGI server is local or one hop away. */
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 

@@ -25,7 +25,7 @@ import {
   type CgiResult,
   CgiResponseReader,
 } from '../fastcgi/cgi-response.js';
-import { connectFastCgi } from '../fastcgi/connect.js';
+import { connectFastCgi, getFastCgiValues, PROBE_VALUE_NAMES } from '../fastcgi/connect.js';
 import type { FastCgiBody, FastCgiConnection, FastCgiRequestOptions, FastCgiRun } from '../fastcgi/connection.js';
 import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
 import type { ScriptDurations } from '../fastcgi/script-durations.js';
@@ -551,8 +551,12 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   async #whenFree(): Promise<void> {
     if (this.workerState !== 'working')
       throw new WorkerExitedError(`worker ${this.pid} left during an aborted request`);
-    const probe = await connectFastCgi(this.#address, { connectTimeoutMs: this.#spec.bootTimeoutMs });
-    await probe.getValues(FREE_PROBE_NAMES, 0);
+    // no read timeout: stream_timeout bounds the wait
+    await getFastCgiValues(this.#address, {
+      connectTimeoutMs: this.#spec.bootTimeoutMs,
+      names: PROBE_VALUE_NAMES,
+      readTimeoutMs: 0,
+    });
     await this.#connect();
   }
 
@@ -632,9 +636,6 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     return this.exitCode === 0 && this.exitSignal === null && connection !== null && connection.state !== 'closed';
   }
 }
-
-/** What #whenFree() asks php-cgi: any management value it answers. */
-const FREE_PROBE_NAMES = ['FCGI_MPXS_CONNS'];
 
 /** How long php-cgi may take to exit after its socket was reset under a request (see #judge). */
 const LEAVING_GRACE_MS = 1_000;

@@ -6,31 +6,24 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  createFastCgiClientPool,
-  type FastCgiClientPool,
-  type FastCgiPoolRequest,
-  type FastCgiResponse,
-} from '../../src/fastcgi/client-pool.js';
+import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
 import { LINGER_MS } from '../../src/fastcgi/lingering-scripts.js';
 import { SILENT_LOGGER } from '../../src/logger.js';
 import { eventually } from '../php-fixtures.js';
-import { appendedRuns as runs, type PhpServer, scriptParams, startPhpFpm, streamed } from './php-servers.js';
+import {
+  appendRequest as append,
+  appendedRuns as runs,
+  bodyText as body,
+  type PhpServer,
+  replayableGet as get,
+  startPhpFpm,
+} from './php-servers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-fpm-linger-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const newFile = () => join(dir, `file-${++files}`);
-
-const get = (script: string, query = ''): FastCgiPoolRequest => ({
-  params: scriptParams(script, { query }),
-  replayable: true,
-  script,
-});
-const append = (log: string, tag: string) => get('append.php', `log=${log}&tag=${tag}`);
-const body = async (response: FastCgiResponse) => text(streamed(response.body));
 
 /** Fails instead of hanging when `promise` waits for a script the test has not let finish. */
 function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

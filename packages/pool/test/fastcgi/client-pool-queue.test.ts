@@ -6,30 +6,25 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { text } from 'node:stream/consumers';
 import { afterAll, describe, expect, it } from 'vitest';
-import {
-  createFastCgiClientPool,
-  type FastCgiClientPool,
-  type FastCgiPoolRequest,
-  type FastCgiResponse,
-} from '../../src/fastcgi/client-pool.js';
+import { createFastCgiClientPool, type FastCgiClientPool } from '../../src/fastcgi/client-pool.js';
 import { eventually } from '../php-fixtures.js';
-import { appendedRuns as runs, type PhpFpmOptions, scriptParams, startPhpFpm, streamed } from './php-servers.js';
+import {
+  appendRequest as append,
+  appendedRuns as runs,
+  bodyText as body,
+  type PhpFpmOptions,
+  replayableGet as get,
+  scriptParams,
+  startPhpFpm,
+} from './php-servers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-fpm-queue-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let files = 0;
 const newFile = () => join(dir, `file-${++files}`);
 
-const get = (script: string, query = ''): FastCgiPoolRequest => ({
-  params: scriptParams(script, { query }),
-  replayable: true,
-  script,
-});
-const append = (log: string, tag: string) => get('append.php', `log=${log}&tag=${tag}`);
 const waiting = (flag: string) => get('wait-for-flag.php', `flag=${flag}`);
-const body = async (response: FastCgiResponse) => text(streamed(response.body));
 
 async function withFpm<T>(
   fpmOptions: PhpFpmOptions,

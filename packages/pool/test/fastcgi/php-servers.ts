@@ -6,9 +6,11 @@ import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
 import { fileURLToPath } from 'node:url';
 import { findPhpFpm } from '../../../../test/helpers/php-fpm.js';
 import type { FastCgiAddress } from '../../src/fastcgi/address.js';
+import type { FastCgiPoolRequest, FastCgiResponse } from '../../src/fastcgi/client-pool.js';
 
 /** test/fixtures/php/fastcgi, the document root of these tests. */
 export const FIXTURES = fileURLToPath(new URL('../../../../test/fixtures/php/fastcgi', import.meta.url));
@@ -18,6 +20,21 @@ export function streamed(body: unknown): Readable {
   if (!(body instanceof Readable))
     throw new Error(`expected a streamed body, got ${Object.prototype.toString.call(body)}`);
   return body;
+}
+
+/** A GET of a fixture, replayable and timed by its script name (what pipelining may queue). */
+export function replayableGet(script: string, query = ''): FastCgiPoolRequest {
+  return { params: scriptParams(script, { query }), replayable: true, script };
+}
+
+/** append.php's run of `tag`, logged to `log` (appendedRuns reads it back). */
+export function appendRequest(log: string, tag: string): FastCgiPoolRequest {
+  return replayableGet('append.php', `log=${log}&tag=${tag}`);
+}
+
+/** A streamed response's body as text. */
+export function bodyText(response: FastCgiResponse): Promise<string> {
+  return text(streamed(response.body));
 }
 
 export function fixturePath(name: string): string {
