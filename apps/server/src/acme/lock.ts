@@ -1,11 +1,14 @@
 // One order at a time per certificate, across processes: two servers sharing certs_dir (a
 // blue-green swap starts the new one while the old one still runs) must not both order the same
-// names. The lock is a file created with O_EXCL, holding who took it; a holder refreshes its mtime
-// while it works. A lock whose holder is gone (same host, pid not alive) or that was not refreshed
+// names. The lock is a file holding who took it, written aside and then hard-linked into place:
+// link() fails when the name exists, and the file appears whole, so a rival never reads a lock
+// still being written (an O_EXCL create is empty until its write lands, and a rival that read it
+// then saw no owner). A holder refreshes its mtime while it works. A lock whose holder is gone (same host, pid not alive) or that was not refreshed
 // for `staleMs` (a crashed holder on another host sharing the folder) is taken over.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
+import { dirname, basename, join } from 'node:path';
+import { link, readFile, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 
 export interface LockOwner {
   pid: number;
@@ -26,36 +29,39 @@ const REFRESH_MS = 60_000;
 
 /**
  * Takes the lock at `path`, or returns its live owner. The parent folder must exist.
- * 1. create the file exclusively (0600) with our owner record and a token;
- * 2. on EEXIST read the owner: alive → return it; gone or stale → remove and try once more.
+ * 1. write our owner record and a token to a dot file beside it (0600; the store's prune skips
+ *    dot files) and link it to `path`;
+ * 2. on EEXIST read the owner: alive → return it; gone, stale or garbled → remove and try once more.
  */
 export async function tryLock(path: string, staleMs = DEFAULT_LOCK_STALE_MS): Promise<HeldLock | LockOwner> {
   for (let attempt = 0; attempt < 2; attempt++) {
     const token = randomBytes(8).toString('hex');
     const record = { pid: process.pid, host: hostname(), since: new Date().toISOString(), token };
-    try {
-      const file = await open(path, 'wx', 0o600);
-      try {
-        await file.writeFile(JSON.stringify(record));
-      } finally {
-        await file.close();
-      }
-      return holdLock(path, token);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
-    }
+    if (await linkWhole(path, JSON.stringify(record), token)) return holdLock(path, token);
     const owner = await readOwner(path);
     if (owner === 'gone') continue;
+    // a garbled file is nobody's lock: a lock appears whole, so it was damaged (a full disk, an edit)
     if (owner !== 'unreadable' && !(await isStale(path, owner, staleMs))) return owner;
-    if (owner === 'unreadable' && !(await isOlderThan(path, 5_000))) {
-      // being written right now by its creator
-      return { pid: 0, host: 'unknown', since: new Date().toISOString() };
-    }
     await unlink(path).catch(() => {});
   }
-  // someone else took it between our unlink and our create
+  // someone else took it between our unlink and our link
   const owner = await readOwner(path);
   return typeof owner === 'string' ? { pid: 0, host: 'unknown', since: new Date().toISOString() } : owner;
+}
+
+/** true when `path` now holds `text`; false when it already existed. */
+async function linkWhole(path: string, text: string, token: string): Promise<boolean> {
+  const aside = join(dirname(path), `.${basename(path)}.${token}`);
+  await writeFile(aside, text, { mode: 0o600, flag: 'wx' });
+  try {
+    await link(aside, path);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    return false;
+  } finally {
+    await unlink(aside).catch(() => {});
+  }
 }
 
 function holdLock(path: string, token: string): HeldLock {

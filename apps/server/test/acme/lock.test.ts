@@ -1,7 +1,7 @@
 // The order lock between servers sharing certs_dir: exclusive, released, taken over from a holder
 // that died (a real process that exited) or went silent, never from a live one.
 import { spawnSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -27,6 +27,28 @@ describe('tryLock', () => {
     for (const other of results.filter((r) => !isHeld(r))) expect(other).toMatchObject({ pid: process.pid });
     expect(JSON.parse(await readFile(path, 'utf8'))).toMatchObject({ pid: process.pid });
     await held[0]!.release();
+    const again = await tryLock(path);
+    expect(isHeld(again)).toBe(true);
+    await (again as HeldLock).release();
+  });
+
+  it('under load, no attempt ever reads a lock still being written: 50 rounds of ten', async () => {
+    for (let round = 0; round < 50; round++) {
+      const roundPath = join(dir, `round-${round}.lock`);
+      const results = await Promise.all(Array.from({ length: 10 }, () => tryLock(roundPath)));
+      expect(results.filter(isHeld)).toHaveLength(1);
+      for (const other of results.filter((r) => !isHeld(r))) expect(other).toMatchObject({ pid: process.pid });
+    }
+    // the records were written aside and linked in: nothing but the locks is left in the folder
+    expect((await readdir(dir)).every((name) => name.endsWith('.lock'))).toBe(true);
+  });
+
+  it('an empty or garbled lock file belongs to nobody and is taken over at once', async () => {
+    await writeFile(path, '');
+    const result = await tryLock(path);
+    expect(isHeld(result)).toBe(true);
+    await (result as HeldLock).release();
+    await writeFile(path, '{"pid": 12');
     const again = await tryLock(path);
     expect(isHeld(again)).toBe(true);
     await (again as HeldLock).release();
