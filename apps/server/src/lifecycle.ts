@@ -20,7 +20,13 @@
 // starts, so workers never see them.
 import { fstatSync } from 'node:fs';
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http';
-import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse, Http2Session } from 'node:http2';
+import type {
+  Http2SecureServer,
+  Http2ServerRequest,
+  Http2ServerResponse,
+  Http2Session,
+  ServerHttp2Stream,
+} from 'node:http2';
 import { Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { ListenError, ListenFdsError } from './errors.js';
 
@@ -30,6 +36,13 @@ export const LISTENER_ORDER: readonly ListenerName[] = ['http', 'https', 'status
 const SD_LISTEN_FDS_START = 3;
 /** How long an idle keep-alive connection may still bring a request once the drain starts. */
 export const DRAIN_IDLE_GRACE_MS = 500;
+/**
+ * Once a drain has ended the server's side of a connection, how long the client has to end its own
+ * before the socket is cut. Node closes a connection only when both sides ended, so a client that
+ * never answers the FIN (or the GOAWAY) held the drain until its bound, and past it: an HTTP/2
+ * session destroyed by then still waited for the client, and the process never exited.
+ */
+export const DRAIN_FIN_GRACE_MS = 1_000;
 
 export interface Listener {
   name: ListenerName;
@@ -174,6 +187,30 @@ export function boundUrl(listener: Listener): string {
   return `${listener.scheme}://${host}:${address.port}`;
 }
 
+/**
+ * The streams a session still has open. Node keeps them in the session's internal state (Node 20
+ * to current), so this is best effort, for the drain's warning only: [] when that state is not there.
+ */
+function openStreams(session: Http2Session): ServerHttp2Stream[] {
+  const state = internal<{ streams?: Map<number, ServerHttp2Stream> }>(session, 'state');
+  // Node's own Map subclass, from its own realm: not instanceof this one's Map
+  return typeof state?.streams?.values === 'function' ? [...state.streams.values()] : [];
+}
+
+/** "GET /held (reply sent, its request body still open)": what a stream still waits for. */
+function describeStream(stream: ServerHttp2Stream): string {
+  const request = internal<Http2ServerRequest>(stream, 'request');
+  const what = request ? `${request.method} ${request.url}` : `stream ${stream.id ?? '?'}`;
+  const reply = !stream.headersSent ? 'no reply yet' : stream.writableFinished ? 'reply sent' : 'reply being sent';
+  // state.remoteClose: the client ended its side (read or not)
+  return `${what} (${reply}${stream.state?.remoteClose ? '' : ', its request body still open'})`;
+}
+
+function internal<T>(object: object, description: string): T | undefined {
+  const key = Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === description);
+  return key === undefined ? undefined : ((object as Record<symbol, unknown>)[key] as T);
+}
+
 /** An HTTP/1 socket: Node keeps the response it is writing (the first of a pipeline) on it. */
 type Http1Socket = Socket & { _httpMessage?: ServerResponse | null };
 
@@ -196,6 +233,8 @@ export class ConnectionTracker {
   /** sockets the drain ends after their last reply */
   #ending = new Set<Http1Socket>();
   #sessions = new Set<Http2Session>();
+  /** the TLS sockets under the HTTP/2 sessions: destroying a session leaves its socket to the client */
+  #http2Sockets = new Set<Socket>();
   #draining = false;
   #idleTimer: NodeJS.Timeout | undefined;
   #servers = new Set<NetServer>();
@@ -226,9 +265,13 @@ export class ConnectionTracker {
       this.#sessions.add(session);
       session.once('close', () => this.#sessions.delete(session));
     });
-    // HTTP/1.1 over TLS (ALPN fallback): a socket not negotiated as h2
+    // after Node's own listener, which made the session of an h2 socket
     server.on('secureConnection', (socket: Socket & { alpnProtocol?: string | false }) => {
-      if (socket.alpnProtocol !== 'h2') this.#addSocket(socket);
+      // HTTP/1.1 over TLS (ALPN fallback)
+      if (socket.alpnProtocol !== 'h2') return this.#addSocket(socket);
+      this.#http2Sockets.add(socket);
+      socket.once('close', () => this.#http2Sockets.delete(socket));
+      if (this.#draining) this.#cutAfterEnd(socket);
     });
   }
 
@@ -261,6 +304,8 @@ export class ConnectionTracker {
     for (const socket of this.#sockets) if (socket._httpMessage) this.#endAfterReplies(socket);
     for (const response of this.#queued) if (!response.headersSent) response.shouldKeepAlive = false;
     for (const session of this.#sessions) session.close();
+    for (const socket of this.#sockets) this.#cutAfterEnd(socket);
+    for (const socket of this.#http2Sockets) this.#cutAfterEnd(socket);
     this.#idleTimer = setTimeout(() => {
       for (const socket of this.#sockets) if (!socket._httpMessage) socket.end();
     }, idleGraceMs);
@@ -287,7 +332,10 @@ export class ConnectionTracker {
       );
     }
     for (const session of this.#sessions) {
-      parts.push(`an HTTP/2 connection (${session.state.outboundQueueSize ?? 0} frames not yet sent)`);
+      const streams = openStreams(session).map(describeStream);
+      parts.push(
+        `an HTTP/2 connection (${session.state.outboundQueueSize ?? 0} frames not yet sent${streams.length > 0 ? `; open: ${streams.join(', ')}` : ''})`,
+      );
     }
     return parts.length === 0 ? 'none' : parts.join('; ');
   }
@@ -297,6 +345,14 @@ export class ConnectionTracker {
     clearTimeout(this.#idleTimer);
     for (const socket of this.#sockets) socket.destroy();
     for (const session of this.#sessions) session.destroy();
+    for (const socket of this.#http2Sockets) socket.destroy();
+  }
+
+  /** Once the server has ended its side (its last reply, or GOAWAY, sent), the client has DRAIN_FIN_GRACE_MS to end its own. */
+  #cutAfterEnd(socket: Socket): void {
+    const cut = () => setTimeout(() => socket.destroy(), DRAIN_FIN_GRACE_MS).unref();
+    if (socket.writableFinished) cut();
+    else socket.once('finish', cut);
   }
 
   #addSocket(socket: Socket): void {
@@ -304,6 +360,7 @@ export class ConnectionTracker {
     if (this.#draining) {
       // accepted just before close(): serve nothing new on it
       socket.end();
+      this.#cutAfterEnd(socket);
       return;
     }
     this.#sockets.add(socket);

@@ -1,9 +1,19 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import {
+  connect as connectHttp2,
+  createSecureServer,
+  type Http2ServerRequest,
+  type Http2ServerResponse,
+} from 'node:http2';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ConnectionTracker } from '../src/lifecycle.js';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { closeServers, ConnectionTracker } from '../src/lifecycle.js';
 
 // The tracker on a real HTTP/1 server, driven by raw sockets so the test decides when each request
 // leaves and sees exactly what the server writes and when it ends the connection. Paths:
@@ -201,5 +211,86 @@ describe('ConnectionTracker drain (HTTP/1)', () => {
     c.send('fast');
     await c.ended;
     expect(c.text()).toBe('');
+  });
+});
+
+describe('ConnectionTracker drain (HTTP/2, and clients that never close)', () => {
+  /** A real HTTPS server (h2, HTTP/1.1 fallback) whose handler holds every request it is given. */
+  async function secureHarness() {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-lifecycle-'));
+    const pair = await makeTlsPair(dir);
+    const tracker = new ConnectionTracker();
+    const held: Http2ServerResponse[] = [];
+    const server = createSecureServer(
+      { cert: await readFile(pair.cert), key: await readFile(pair.key), allowHTTP1: true },
+      tracker.wrap((req, res) => {
+        (req as Http2ServerRequest).resume(); // as Fastify reads a body
+        held.push(res as Http2ServerResponse);
+      }),
+    );
+    tracker.watchHttp2(server);
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    cleanups.push(async () => {
+      tracker.destroyAll();
+      await new Promise((resolve) => server.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    });
+    const url = `https://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return { tracker, server, held, url, ca: await readFile(pair.ca) };
+  }
+
+  it('an HTTP/2 connection a drain waits for names its open streams: what each asked and still waits for', async () => {
+    const { tracker, held, url, ca } = await secureHarness();
+    const session = connectHttp2(url, { ca });
+    session.on('error', () => {});
+    cleanups.push(() => void session.destroy());
+    // one still sending its body, one waiting for its reply
+    const sending = session.request({ ':method': 'PUT', ':path': '/upload' });
+    sending.write('part of a body');
+    const waiting = session.request({ ':method': 'GET', ':path': '/held?x=1' });
+    waiting.end();
+    await vi.waitFor(() => expect(held).toHaveLength(2));
+    tracker.drain(60_000);
+    expect(tracker.busy).toBe(1);
+    expect(tracker.describeOpen()).toMatch(
+      /^an HTTP\/2 connection \(\d+ frames not yet sent; open: PUT \/upload \(no reply yet, its request body still open\), GET \/held\?x=1 \(no reply yet\)\)$/,
+    );
+  });
+
+  it('a drain ends though its clients never close their side: an HTTP/2 one after GOAWAY, an HTTP/1.1 one after the FIN', async () => {
+    const { tracker, server, url, ca } = await secureHarness();
+    const { port } = new URL(url);
+    // clients that keep their side open whatever the server does (allowHalfOpen), and read on
+    const stubborn = async (alpn: string, first: Buffer | string) => {
+      const socket = tlsConnect({
+        port: Number(port),
+        host: '127.0.0.1',
+        ca,
+        ALPNProtocols: [alpn],
+        allowHalfOpen: true,
+      });
+      socket.on('error', () => {});
+      await once(socket, 'secureConnect');
+      expect(socket.alpnProtocol).toBe(alpn);
+      socket.write(first);
+      socket.resume();
+      const ended = once(socket, 'end'); // the server's FIN
+      cleanups.push(() => void socket.destroy());
+      return { socket, ended };
+    };
+    // the HTTP/2 preface and an empty SETTINGS frame: a session with no stream
+    const http2 = await stubborn(
+      'h2',
+      Buffer.concat([Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), Buffer.from([0, 0, 0, 4, 0, 0, 0, 0, 0])]),
+    );
+    const http1 = await stubborn('http/1.1', '');
+    await vi.waitFor(() => expect(tracker.busy).toBe(1)); // the session
+    const closed = closeServers([server], tracker);
+    tracker.drain(100);
+    await Promise.all([http2.ended, http1.ended]);
+    expect(http2.socket.destroyed || http1.socket.destroyed).toBe(false); // both wait, half-open
+    await closed; // hung here for good: Node waits for both sides of every connection
+    await vi.waitFor(() => expect(tracker.busy).toBe(0)); // the session's 'close' follows its socket's
   });
 });
