@@ -10,7 +10,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect as tlsConnect } from 'node:tls';
+import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
 import { closeServers, ConnectionTracker } from '../src/lifecycle.js';
@@ -263,13 +263,9 @@ describe('ConnectionTracker drain (HTTP/2, and clients that never close)', () =>
     const { port } = new URL(url);
     // clients that keep their side open whatever the server does (allowHalfOpen), and read on
     const stubborn = async (alpn: string, first: Buffer | string) => {
-      const socket = tlsConnect({
-        port: Number(port),
-        host: '127.0.0.1',
-        ca,
-        ALPNProtocols: [alpn],
-        allowHalfOpen: true,
-      });
+      // tls.connect passes allowHalfOpen on to its socket; @types/node leaves it out
+      const halfOpen = { allowHalfOpen: true } as ConnectionOptions;
+      const socket = tlsConnect({ port: Number(port), host: '127.0.0.1', ca, ALPNProtocols: [alpn], ...halfOpen });
       socket.on('error', () => {});
       await once(socket, 'secureConnect');
       expect(socket.alpnProtocol).toBe(alpn);
