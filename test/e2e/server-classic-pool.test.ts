@@ -1,7 +1,8 @@
 // Managed classic PHP is a pool like any other through `warmpool serve`: num_workers: auto sizes
 // php-cgi processes after warming the script "/" resolves to, and the admin socket's commands work
 // on them: `warmpool workers` lists them, `warmpool tune` measures them, `warmpool reset` rolls them.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -72,4 +73,52 @@ describe('managed classic PHP through warmpool serve', () => {
     expect((await get('/post/after-reset')).status).toBe(200);
     await server.stop();
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "server.user alone: the php-cgi processes run as that user in its primary group, never in root's",
+    async () => {
+      const port = await freePort();
+      const socket = join(dir, 'admin-user.sock');
+      // a root the user can read (mkdtemp's folders are 0700)
+      const root = mkdtempSync(join(tmpdir(), 'warmpool-classic-user-'));
+      chmodSync(root, 0o755);
+      writeFileSync(join(root, 'index.php'), '<?php echo "ok";');
+      const config = join(dir, 'warmpool-user.yaml');
+      writeFileSync(
+        config,
+        [
+          'version: "3"',
+          'server: { user: nobody }',
+          'http:',
+          `  address: 127.0.0.1:${port}`,
+          '  pool: { num_workers: 1, allocate_timeout: 10s, destroy_timeout: 5s }',
+          `admin: { socket: ${socket} }`,
+          `fastcgi: { root: ${root} }`,
+          '',
+        ].join('\n'),
+      );
+      const server = startServer(['serve', '-c', config]);
+      try {
+        await server.ready(30_000);
+        const res = await request(`http://127.0.0.1:${port}/`);
+        expect([res.statusCode, await res.body.text()]).toEqual([200, 'ok']);
+        const [site] = JSON.parse((await runCli(['workers', '--json', '--socket', socket])).stdout) as Array<{
+          workers: Array<{ pid: number }>;
+        }>;
+        const [uid, gid] = ['-u', '-g'].map((flag) =>
+          execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' }).trim(),
+        );
+        for (const { pid } of site!.workers) {
+          const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+          // real, effective, saved and filesystem ids
+          expect(status).toMatch(new RegExp(`^Uid:\\s+${uid}\\s+${uid}\\s+${uid}\\s+${uid}$`, 'm'));
+          expect(status).toMatch(new RegExp(`^Gid:\\s+${gid}\\s+${gid}\\s+${gid}\\s+${gid}$`, 'm'));
+          expect(status).toMatch(/^Groups:\s*$/m); // root's supplementary groups dropped too
+        }
+        await server.stop();
+      } finally {
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  );
 });

@@ -178,7 +178,11 @@ const TOP: Entry[] = [
     },
   ),
   rr('server.user', 'scalar-string', 'run workers as this user (name or uid; warmpool must run as root)'),
-  rr('server.group', 'scalar-string', 'run workers with this group (name or gid; warmpool must run as root)'),
+  rr(
+    'server.group',
+    'scalar-string',
+    "run workers with this group (name or gid; default: server.user's primary group)",
+  ),
   warned('server.relay_timeout', "a worker's boot and handshake are bounded by http.pool.allocate_timeout instead"),
   warned('server.on_init', 'run that command before warmpool starts (e.g. ExecStartPre= in the systemd unit)'),
   warned('server.after_init', 'run that command after warmpool is ready (e.g. ExecStartPost= in the systemd unit)'),

@@ -131,8 +131,8 @@ export interface ServerOptions {
 export interface ToOptionsOptions {
   /** the folder relative paths start from; default: the config file's folder */
   baseDir?: string;
-  /** name → uid (for server.user); default: /etc/passwd */
-  lookupUser?: (name: string) => number | null;
+  /** name (or uid) → uid and primary gid (for server.user); default: /etc/passwd */
+  lookupUser?: (nameOrUid: string) => Account | null;
   /** name → gid (for server.group); default: /etc/group */
   lookupGroup?: (name: string) => number | null;
 }
@@ -386,26 +386,48 @@ function buildSite(
 
   const { command: _poolCommand, debug, ...pool } = http.pool ?? {};
   const poolOptions: NonNullable<WarmpoolOptions['pool']> = { ...pool };
-  // server.user / server.group: names resolved here, so a typo is a config error with its line
-  const ids = [
-    ['user', server.user, 'uid', options.lookupUser ?? lookupPasswd],
-    ['group', server.group, 'gid', options.lookupGroup ?? lookupGroup],
-  ] as const;
-  for (const [key, value, option, lookup] of ids) {
-    if (value === undefined) continue;
-    const id = idOf(value, lookup);
-    if (id === null)
+  // server.user / server.group: names resolved here, so a typo is a config error with its line.
+  // Without server.group the user's own primary group is taken, as RoadRunner and php-fpm do:
+  // the workers kept warmpool's group (root's, 0) and could read and write what root's group can
+  const userKeys = [`${sitePath}server.user`, 'server.user'];
+  const account = server.user === undefined ? undefined : accountOf(server.user, options.lookupUser ?? lookupPasswd);
+  if (account === null)
+    errors.push(
+      locatedError(
+        loaded,
+        userKeys,
+        `no user "${server.user}" on this machine; give an existing user name or a numeric uid`,
+      ),
+    );
+  else if (account !== undefined) {
+    poolOptions.uid = account.uid;
+    origins['pool.uid'] = 'server.user';
+  }
+  if (server.group !== undefined) {
+    const gid = idOf(server.group, options.lookupGroup ?? lookupGroup);
+    if (gid === null)
       errors.push(
         locatedError(
           loaded,
-          [`${sitePath}server.${key}`, `server.${key}`],
-          `no ${key} "${value}" on this machine; give an existing ${key} name or a numeric ${option}`,
+          [`${sitePath}server.group`, 'server.group'],
+          `no group "${server.group}" on this machine; give an existing group name or a numeric gid`,
         ),
       );
     else {
-      poolOptions[option] = id;
-      origins[`pool.${option}`] = `server.${key}`;
+      poolOptions.gid = gid;
+      origins['pool.gid'] = 'server.group';
     }
+  } else if (account?.gid === null)
+    errors.push(
+      locatedError(
+        loaded,
+        userKeys,
+        `uid ${account.uid} has no entry in /etc/passwd, so its primary group is unknown; set server.group too (a group name or a numeric gid)`,
+      ),
+    );
+  else if (account !== undefined && account !== null) {
+    poolOptions.gid = account.gid as number;
+    origins['pool.gid'] = 'server.user';
   }
   if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;
   if (debug === true) plugin.debug = true;
@@ -601,27 +623,43 @@ function idOf(value: string, lookup: (name: string) => number | null): number | 
   return /^\d+$/.test(value) ? Number(value) : lookup(value);
 }
 
-function lookupPasswd(name: string): number | null {
-  return lookupIdFile('/etc/passwd', name);
+/** A user's uid and primary gid; for a bare uid with no passwd entry, gid null. null: no such user. */
+export interface Account {
+  uid: number;
+  gid: number | null;
+}
+
+function accountOf(value: string, lookup: (nameOrUid: string) => Account | null): Account | null {
+  const found = lookup(value);
+  if (found !== null) return found;
+  return /^\d+$/.test(value) ? { uid: Number(value), gid: null } : null;
+}
+
+/** By name, or by uid for a numeric value: name:x:uid:gid:... */
+function lookupPasswd(nameOrUid: string): Account | null {
+  const byUid = /^\d+$/.test(nameOrUid);
+  for (const [name, , uid, gid] of idFileLines('/etc/passwd')) {
+    if ((byUid ? uid : name) !== nameOrUid || !/^\d+$/.test(uid ?? '') || !/^\d+$/.test(gid ?? '')) continue;
+    return { uid: Number(uid), gid: Number(gid) };
+  }
+  return null;
 }
 
 function lookupGroup(name: string): number | null {
-  return lookupIdFile('/etc/group', name);
+  for (const [entry, , id] of idFileLines('/etc/group'))
+    if (entry === name && /^\d+$/.test(id ?? '')) return Number(id);
+  return null;
 }
 
-/** name:x:id:... lines (passwd and group share the first three fields). */
-function lookupIdFile(file: string, name: string): number | null {
-  let text: string;
+/** The colon-separated fields of each line; none when the file cannot be read. */
+function idFileLines(file: string): string[][] {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8')
+      .split('\n')
+      .map((line) => line.split(':'));
   } catch {
-    return null;
+    return [];
   }
-  for (const line of text.split('\n')) {
-    const [entry, , id] = line.split(':');
-    if (entry === name && id !== undefined && /^\d+$/.test(id)) return Number(id);
-  }
-  return null;
 }
 
 // ---- plugin errors → lines of the file ----

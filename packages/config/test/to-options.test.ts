@@ -1,5 +1,6 @@
 // Config → per-site @warmpool/fastify options: inheritance, relative paths, RR spellings, user names,
 // the default site, and plugin errors pointed back at a line of the file.
+import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '@warmpool/fastify';
@@ -9,6 +10,7 @@ import {
   locateOptionError,
   parseConfig,
   toServerOptions,
+  type ToOptionsOptions,
   yamlKeysOf,
   DEFAULT_ADMIN_SOCKET,
   LETS_ENCRYPT_PRODUCTION,
@@ -239,7 +241,7 @@ sites:
   - hosts: [a.test]
     server: { user: nobody-here }
 `);
-    const lookupUser = (name: string) => (name === 'www-data' ? 33 : null);
+    const lookupUser = (name: string) => (name === 'www-data' ? { uid: 33, gid: 33 } : null);
     let error: unknown;
     try {
       toServerOptions(loaded, { lookupUser, lookupGroup: () => null });
@@ -272,6 +274,38 @@ sites:
         expect.stringContaining('no group "staff-x" on this machine; give an existing group name or a numeric gid'),
       ]);
     }
+  });
+
+  it("server.user alone runs the workers in the user's primary group, as RoadRunner and php-fpm do, not in warmpool's (root's)", () => {
+    const options = (yaml: string, lookups: ToOptionsOptions = {}) =>
+      toServerOptions(parse(`${yaml}\nhttp: { address: ":8080" }\n`), lookups).sites[0]!;
+    // the real /etc/passwd: the ids `id` reports
+    const [uid, gid] = ['-u', '-g'].map((flag) => Number(execFileSync('id', [flag, 'nobody'], { encoding: 'utf8' })));
+    const nobody = options('server: { command: php w.php, user: nobody }');
+    expect(nobody.plugin.pool).toEqual({ uid, gid });
+    expect(nobody.origins).toMatchObject({ 'pool.uid': 'server.user', 'pool.gid': 'server.user' });
+    // a uid is looked up too; server.group still wins
+    expect(options(`server: { command: php w.php, user: "${uid}" }`).plugin.pool).toEqual({ uid, gid });
+    const staff = options('server: { command: php w.php, user: nobody, group: "50" }');
+    expect([staff.plugin.pool, staff.origins['pool.gid']]).toEqual([{ uid, gid: 50 }, 'server.group']);
+    // a uid nobody knows has no known group: said, with the line, rather than keeping root's
+    const unknownUid = () => options('server: { command: php w.php, user: "54321" }', { lookupUser: () => null });
+    expect(unknownUid).toThrow(ConfigError);
+    try {
+      unknownUid();
+    } catch (e) {
+      const [only] = (e as ConfigError).errors;
+      expect([only!.key, only!.line, only!.message]).toEqual([
+        'server.user',
+        1,
+        expect.stringContaining(
+          'server.user: uid 54321 has no entry in /etc/passwd, so its primary group is unknown; set server.group too (a group name or a numeric gid)',
+        ),
+      ]);
+    }
+    expect(
+      options('server: { command: php w.php, user: "54321", group: "54321" }', { lookupUser: () => null }).plugin.pool,
+    ).toEqual({ uid: 54321, gid: 54321 });
   });
 });
 
