@@ -8,6 +8,23 @@ export const SERVER_MAIN = fileURLToPath(new URL('../../apps/server/dist/main.js
 /** test/fixtures, absolute (configs reach PHP fixtures and static roots through it). */
 export const FIXTURES = fileURLToPath(new URL('../fixtures', import.meta.url));
 
+/**
+ * `serve` started as root warns at each site whose PHP it starts itself without server.user (the
+ * suite runs as root in CI): splits those lines from the rest of stderr, so a test that wants no
+ * other warning can say so, and check these.
+ */
+export function splitRootPhpWarnings(stderr: string): { sites: string[]; rest: string } {
+  const sites: string[] = [];
+  const rest = stderr.replace(
+    /^▲ .*? (\S*)server\.user: not set, and warmpool runs as root: the PHP processes(?: of (.+?))? run as root.*\n?/gm,
+    (_line, _prefix: string, hosts: string | undefined) => {
+      sites.push(hosts ?? 'default');
+      return '';
+    },
+  );
+  return { sites, rest };
+}
+
 function assertBuilt(): void {
   if (!existsSync(SERVER_MAIN)) throw new Error(`${SERVER_MAIN} is missing: run \`pnpm build\` first`);
 }

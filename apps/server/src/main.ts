@@ -239,7 +239,7 @@ export async function main(
       case 'serve':
         allow(args, 'serve', ['config', 'override'], ['silent']);
         return await (await import('./commands/serve.js')).run(
-          { config: requireConfig(args), overrides: overrides(args) },
+          { config: requireConfig(args), overrides: overrides(args), roadRunner: asRoadRunner },
           quiet(args, out),
         );
       case 'config':

@@ -35,6 +35,7 @@ import {
 } from '../app.js';
 import { describeConnectionLimits } from '../connection-limits.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
+import { rootPhpWarnings } from '../root-php.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
@@ -63,6 +64,8 @@ export interface ServeArgs {
   config: string;
   /** `-o key=value` overrides, applied over the file (at boot and on every SIGHUP re-read) */
   overrides?: readonly string[];
+  /** run as `rr` (Laravel Octane's drop-in RoadRunner) */
+  roadRunner?: boolean;
 }
 
 /**
@@ -92,6 +95,8 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
+  // RoadRunner says nothing of it, and Octane shows any line on stderr as an error
+  if (args.roadRunner !== true) for (const warning of rootPhpWarnings(server, loaded)) out.warn(formatWarning(warning));
 
   // 1. sockets from systemd (after the config: it says which listeners exist)
   const configured = configuredListeners(server);
