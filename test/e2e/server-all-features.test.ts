@@ -784,7 +784,8 @@ describe('all features: classic PHP', () => {
   it('serves its static files, never its secrets or an upload as PHP', async () => {
     const css = await get('/style.css', { host: 'classic.test', agent: h2 });
     expect([css.status, css.text]).toEqual([200, 'body { color: #333; }\n']);
-    for (const path of ['/.env', '/config.php.bak', '/wp-content/uploads/shell.php']) {
+    // Shell.PHP: a case variant of .php, neither run nor sent (its source says PWNED too)
+    for (const path of ['/.env', '/config.php.bak', '/wp-content/uploads/shell.php', '/Shell.PHP', '/Shell.PHP/x']) {
       const res = await get(path, { host: 'classic.test' });
       expect(res.status, path).toBe(403);
       expect(res.text).not.toMatch(/PWNED|hunter2/);

@@ -728,7 +728,9 @@ const TOP: Entry[] = [
     ownVariables: ['uri', 'args', 'query_string'],
   }),
   wp('fastcgi.no_exec', 'string[]', 'folders under root where no script ever runs ("wp-content/uploads")'),
-  wp('fastcgi.extensions', 'string[]', 'extensions that run as PHP', { default: '[".php"]' }),
+  wp('fastcgi.extensions', 'string[]', 'extensions that run as PHP, as written (a case variant is refused)', {
+    default: '[".php"]',
+  }),
   wp('fastcgi.split_path', 'boolean', 'split "/index.php/foo" into the script and PATH_INFO "/foo"', { default: true }),
   wp('fastcgi.params', 'map', "extra params for every request (nginx's fastcgi_param)"),
   wp('fastcgi.params.*', 'scalar-string', 'one param: name → value'),

@@ -58,6 +58,7 @@ beforeAll(() => {
   symlinkSync(join(root, 'wp-config.php'), join(root, 'link-to-secret.css'));
   symlinkSync(join(root, 'uploads', 'avatar.jpg'), join(root, 'run.php'));
   symlinkSync(join(root, 'images', 'photo.jpg'), join(root, 'photo.php'));
+  symlinkSync(join(root, 'INDEX2.PHP'), join(root, 'upper-link.php'));
   symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside.php'));
   symlinkSync(join(base, 'outside', 'page.html'), join(root, 'outside.html'));
   symlinkSync(join(base, 'outside', 'evil.php'), join(root, 'outside-source.css'));
@@ -107,7 +108,6 @@ describe('script resolver: what runs', () => {
     ['/?a=1&b', 'script /index.php info= uri=/index.php q=a=1&b'],
     ['/info.php', 'script /info.php info= uri=/info.php q='],
     ['/info.php?x=%20y', 'script /info.php info= uri=/info.php q=x=%20y'],
-    ['/INDEX2.PHP', 'script /INDEX2.PHP info= uri=/INDEX2.PHP q='],
     ['/blog/', 'script /blog/index.php info= uri=/blog/index.php q='],
     // PATH_INFO after a real script, and the first real script wins
     ['/index.php/foo/bar?x=1', 'script /index.php info=/foo/bar uri=/index.php/foo/bar q=x=1'],
@@ -182,6 +182,20 @@ describe('script resolver: what never runs nor is sent', () => {
     ['/link-to-secret.css', 'forbidden forbidden-extension'],
   ])('%s → %s', async (target, expected) => {
     expect(summary(await resolve(target))).toBe(expected);
+  });
+
+  it('runs an extension only as configured: a case variant (X.PHP), asked or linked to, is refused, never run nor sent', async () => {
+    // php-fpm's security.limit_extensions refuses ".PHP" too; an upload check comparing "php" lets it in
+    expect(summary(await resolve('/INDEX2.PHP'))).toBe('forbidden not-allowed-extension');
+    expect(summary(await resolve('/INDEX2.PHP/more'))).toBe('forbidden not-allowed-extension');
+    expect(summary(await resolve('/upper-link.php'))).toBe('forbidden not-allowed-extension');
+    expect(summary(await resolve('/INDEX2.PHP', { try_files: ['$uri', '=404'] }))).toBe(
+      'forbidden not-allowed-extension',
+    );
+    // configured in capitals, it runs in capitals only
+    expect(summary(await resolve('/INDEX2.PHP', { extensions: ['.PHP'] }))).toBe(
+      'script /INDEX2.PHP info= uri=/INDEX2.PHP q=',
+    );
   });
 
   it('cannot run a JPEG through cgi.fix_pathinfo: /uploads/avatar.jpg/x.php runs nothing', async () => {

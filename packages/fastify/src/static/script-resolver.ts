@@ -42,7 +42,11 @@ export interface ScriptResolverOptions {
    * request's query) or "=404". Default ["$uri", "$uri/", "/index.php?$args"].
    */
   try_files?: readonly string[];
-  /** Extensions that run as PHP; default [".php"]. Case-insensitive. */
+  /**
+   * Extensions that run as PHP; default [".php"]. Only as written: a case variant ("X.PHP") is
+   * refused (403), neither run (php-fpm's security.limit_extensions would refuse it too, and an
+   * app's case-sensitive upload check lets it through) nor sent as source.
+   */
   extensions?: readonly string[];
   /** Root-relative folders where nothing runs: ["/wp-content/uploads"]. Case-insensitive. */
   no_exec?: readonly string[];
@@ -121,7 +125,10 @@ export interface ResolvedScriptOptions {
   index: readonly string[];
   tries: readonly string[];
   fallback: Fallback;
+  /** lower-case: which names are scripts, to run or to refuse (never static files) */
   extensions: ReadonlySet<string>;
+  /** as configured: which scripts run */
+  exactExtensions: ReadonlySet<string>;
   /** lower-case, each ending with "/" */
   noExec: readonly string[];
   splitPath: boolean;
@@ -201,6 +208,7 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     tries,
     fallback: parseFallback(tryFiles[tryFiles.length - 1]),
     extensions: new Set(extensions.map((e) => e.toLowerCase())),
+    exactExtensions: new Set(extensions),
     noExec,
     splitPath: options.split_path ?? true,
     staticPolicy: options.static_policy,
@@ -367,8 +375,13 @@ async function tryScript(
   // and a shell dropped in the one dot-folder a server lets through stays inert
   if (isWellKnownPath(scriptName) || isWellKnownPath(relative)) return { kind: 'forbidden', reason: 'no-exec' };
   if (hasDotSegment(options, relative)) return { kind: 'forbidden', reason: 'dotfile' };
-  // "run.php" linked to "uploads/avatar.jpg": the file that runs must be a script too
-  if (!options.extensions.has(extensionOf(relative))) return { kind: 'forbidden', reason: 'not-allowed-extension' };
+  // "run.php" linked to "uploads/avatar.jpg": the file that runs must be a script too; and "X.PHP"
+  // (asked, or linked to) is no script of ours, though a script's name all the same
+  if (
+    !options.exactExtensions.has(extensionOf(scriptName, false)) ||
+    !options.exactExtensions.has(extensionOf(relative, false))
+  )
+    return { kind: 'forbidden', reason: 'not-allowed-extension' };
   return {
     kind: 'script',
     scriptName,
@@ -479,9 +492,10 @@ function withoutTrailingDots(path: string): string {
   return end === path.length ? path : path.slice(0, end);
 }
 
-/** ".php" for "index.PHP", "" for "LICENSE" or ".env". */
-function extensionOf(name: string): string {
+/** ".php" for "index.PHP" (".PHP" as written, with lower false), "" for "LICENSE" or ".env". */
+function extensionOf(name: string, lower = true): string {
   const slash = name.lastIndexOf('/');
   const dot = name.lastIndexOf('.');
-  return dot <= slash + 1 ? '' : name.slice(dot).toLowerCase();
+  if (dot <= slash + 1) return '';
+  return lower ? name.slice(dot).toLowerCase() : name.slice(dot);
 }
