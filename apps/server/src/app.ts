@@ -364,9 +364,9 @@ async function registerSite(
   }
   try {
     if (site.cache !== null) caches.set(site.name, registerMicroCache(ctx, toMicroCacheOptions(site.cache)));
-    registerHttpHeaders(ctx, toHeadersOptions(site.headers, site.gzip));
-    // load @fastify/compress now: awaiting the next register would only wait for it, not for the plugin
-    await ctx.after();
+    // awaited: @fastify/compress is loaded now and the hooks it must precede or follow are in place
+    // before the plugin declares its routes
+    await registerHttpHeaders(ctx, toHeadersOptions(site.headers, site.gzip));
   } catch (error) {
     throw new SiteSetupError(site, error);
   }

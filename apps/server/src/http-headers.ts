@@ -98,7 +98,9 @@ export const DEFAULT_COMPRESSION_THRESHOLD_BYTES = 1024;
  * - @fastify/compress attaches itself to each route as it is declared (an onRoute hook), so a
  *   route declared before it has loaded is never compressed; awaiting loads it now;
  * - its onSend is route-level, so it runs after every instance onSend (the micro-cache stores the
- *   body before it is compressed).
+ *   body before it is compressed); the onSend that makes a compressed body's ETag weak is added to
+ *   each route after its own, by an onRoute hook added once it has loaded: unawaited, a route
+ *   declared meanwhile would send a compressed body under the strong tag.
  * Options are checked before anything is added: a bad option throws and leaves `app` untouched.
  */
 export async function registerHttpHeaders<S extends RawServerBase>(
@@ -158,6 +160,18 @@ export async function registerHttpHeaders<S extends RawServerBase>(
     // through the plugin's own per-request switch. This instance-level onSend runs before the
     // plugin's, which it adds to each route.
     app.addHook('onSend', (request, reply, payload, done) => {
+      // A part of a body (206, or a Content-Range on any status) is sent as it is: its Content-Range
+      // counts bytes of the uncompressed body, and a client or cache stitching parts of a compressed
+      // one would build a corrupt file (RFC 9110 14.4; nginx never compresses a 206 either). The
+      // @fastify/compress used here compresses them (upstream skips them since its PR #402).
+      if (reply.statusCode === 206 || reply.hasHeader('content-range')) {
+        request.headers['x-no-compression'] = '1';
+        return done(null, payload);
+      }
+      if (reply.statusCode === 304) {
+        matchRevalidatedEtag(request, reply);
+        return done(null, payload);
+      }
       const type = reply.getHeader('content-type');
       // A body compressed for the clients that ask says so to all (nginx's gzip_vary; RFC 9110
       // 12.5.5), so that a shared cache keeps the plain copy it got from one client for that kind of
@@ -168,12 +182,16 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
       if (compressible && payload instanceof Readable && markedUnbuffered(reply)) {
         // compressed here, each piece flushed as it comes; @fastify/compress then sees it encoded
-        return done(null, compressStreamed(request, reply, payload, compression.encodings) ?? payload);
+        const compressed = compressStreamed(request, reply, payload, compression.encodings);
+        if (compressed === null) return done(null, payload);
+        weakenEtag(reply);
+        return done(null, compressed);
       }
       if ((typeof type === 'string' && SKIP_COMPRESSION.test(type)) || startsLikeCompressedData(payload)) {
         request.headers['x-no-compression'] = '1';
         return done(null, payload);
       }
+      if (!encoded(reply)) encodedHere.add(reply);
       if (
         payload instanceof Readable &&
         !reply.hasHeader('content-encoding') &&
@@ -200,7 +218,51 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       encodings: [...compression.encodings],
       customTypes: compressibleType,
     });
+    // After @fastify/compress's own onRoute (it adds its onSend to each route), so this onSend runs
+    // after its: a body it compressed is another byte sequence than the one the ETag names, so the
+    // tag is made weak (as nginx's gzip does), the same for every encoding.
+    app.addHook('onRoute', (route) => {
+      route.onSend = [...[route.onSend ?? []].flat(), weakenEtagOfCompressed];
+    });
   }
+}
+
+/** Replies that had no Content-Encoding before @fastify/compress's onSend: one they have after it is its own. */
+const encodedHere = new WeakSet<AnyReply>();
+
+const weakenEtagOfCompressed = (_request: AnyRequest, reply: AnyReply, payload: unknown, done: DoneWith): void => {
+  if (encodedHere.has(reply) && encoded(reply)) weakenEtag(reply);
+  done(null, payload);
+};
+type DoneWith = (error: Error | null, payload: unknown) => void;
+
+function encoded(reply: AnyReply): boolean {
+  const encoding = reply.getHeader('content-encoding');
+  return encoding !== undefined && encoding !== 'identity';
+}
+
+/**
+ * A strong ETag names one exact byte sequence (RFC 9110 8.8.1); a body compressed on the fly is
+ * another one (and not the same each time, by level or version of zlib), so its tag is the weak
+ * form of the plain body's. If-None-Match compares weakly: W/"x" still revalidates the page, while
+ * If-Range, which needs a strong match, never joins a range of the plain body to compressed bytes.
+ */
+function weakenEtag(reply: AnyReply): void {
+  const etag = reply.getHeader('etag');
+  if (typeof etag === 'string' && etag.startsWith('"')) reply.header('etag', `W/${etag}`);
+}
+
+/**
+ * A 304 carries the ETag the 200 would have had (RFC 9110 15.4.5): when the client revalidates the
+ * weak tag a compressed body carried, the weak one, so that its cache finds the copy it updates;
+ * whoever made the 304 (the static layer, the micro-cache, PHP) compared weakly and set the plain one.
+ */
+function matchRevalidatedEtag(request: AnyRequest, reply: AnyReply): void {
+  const etag = reply.getHeader('etag');
+  const ifNoneMatch = request.headers['if-none-match'];
+  if (typeof etag !== 'string' || !etag.startsWith('"') || typeof ifNoneMatch !== 'string') return;
+  const tags = ifNoneMatch.split(',').map((tag) => tag.trim());
+  if (tags.includes(`W/${etag}`) && !tags.includes(etag)) reply.header('etag', `W/${etag}`);
 }
 
 // ---- options ----

@@ -451,6 +451,112 @@ describe('compression', () => {
   });
 });
 
+describe('compression, ranges and validators (over a socket)', () => {
+  /** A site as the server assembles it, listening on 127.0.0.1: requests go through real sockets. */
+  async function listening(setup: SiteSetup = {}) {
+    const app = await site({}, setup);
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    return async (path: string, headers: Record<string, string> = {}) => {
+      const res = await request(`http://127.0.0.1:${port}${path}`, { headers });
+      const body = Buffer.from(await res.body.arrayBuffer());
+      const encoding = res.headers['content-encoding'];
+      const decoded = encoding === 'gzip' ? gunzipSync(body) : encoding === 'br' ? brotliDecompressSync(body) : body;
+      return { status: res.statusCode, headers: res.headers, text: decoded.toString() };
+    };
+  }
+
+  /** A 206 streamed on purpose (X-Accel-Buffering: no), as a script sending a large file in pieces does. */
+  const streamedPart = (app: FastifyInstance) =>
+    app.get('/streamed-part', (_request, reply) => {
+      const body = new PassThrough();
+      body.end('y'.repeat(4000));
+      return reply
+        .code(206)
+        .type('text/plain')
+        .header('content-range', 'bytes 0-3999/10000')
+        .header('x-accel-buffering', 'no')
+        .send(body);
+    });
+
+  it('a 206 from PHP goes uncompressed, with its Content-Range, whatever the client accepts; streamed on purpose too', async () => {
+    const get = await listening({ routes: streamedPart });
+    const range = encodeURIComponent('Content-Range:bytes 0-4071/99999');
+    for (const accept of ['gzip', 'br', 'br, gzip, deflate']) {
+      const part = await get(`/?status=206&size=4000&type=text/html&header=${range}`, { 'accept-encoding': accept });
+      expect([accept, part.status, part.headers['content-encoding']]).toEqual([accept, 206, undefined]);
+      expect(part.headers['content-range']).toBe('bytes 0-4071/99999');
+      expect(JSON.parse(part.text).pad).toHaveLength(4000);
+      // a 206 without the header is still a part
+      const bare = await get('/?status=206&size=4000&type=text/html', { 'accept-encoding': accept });
+      expect([bare.status, bare.headers['content-encoding']]).toEqual([206, undefined]);
+      const streamed = await get('/streamed-part', { 'accept-encoding': accept });
+      expect([streamed.status, streamed.headers['content-encoding'], streamed.text]).toEqual([
+        206,
+        undefined,
+        'y'.repeat(4000),
+      ]);
+    }
+    // the same page whole is compressed as before
+    const whole = await get('/?size=4000&type=text/html', { 'accept-encoding': 'gzip' });
+    expect([whole.status, whole.headers['content-encoding']]).toEqual([200, 'gzip']);
+  });
+
+  it('a body compressed on the fly carries the weak form of its ETag, streamed on purpose too; a plain one keeps it', async () => {
+    const get = await listening({
+      routes: (app) =>
+        app.get('/stream', (_request, reply) => {
+          const body = new PassThrough();
+          body.end('z'.repeat(4000));
+          return reply.type('text/plain').header('etag', '"s1"').header('x-accel-buffering', 'no').send(body);
+        }),
+    });
+    const page = `/?size=4000&type=text/html&etag=${encodeURIComponent('"v1"')}`;
+    for (const accept of ['gzip', 'br']) {
+      const compressed = await get(page, { 'accept-encoding': accept });
+      expect([compressed.headers['content-encoding'], compressed.headers.etag]).toEqual([accept, 'W/"v1"']);
+      const streamed = await get('/stream', { 'accept-encoding': accept });
+      expect([streamed.headers['content-encoding'], streamed.headers.etag]).toEqual([accept, 'W/"s1"']);
+      expect(streamed.text).toBe('z'.repeat(4000));
+    }
+    for (const headers of [{}, { 'accept-encoding': 'identity' }] as Record<string, string>[]) {
+      expect((await get(page, headers)).headers.etag).toBe('"v1"');
+      expect((await get('/stream', headers)).headers.etag).toBe('"s1"');
+    }
+    // under the threshold: not compressed, tag kept; a weak tag stays as it is
+    expect(
+      (await get(`/?size=10&etag=${encodeURIComponent('"v2"')}`, { 'accept-encoding': 'gzip' })).headers.etag,
+    ).toBe('"v2"');
+    const weak = await get(`/?size=4000&type=text/html&etag=${encodeURIComponent('W/"v3"')}`, {
+      'accept-encoding': 'gzip',
+    });
+    expect([weak.headers['content-encoding'], weak.headers.etag]).toEqual(['gzip', 'W/"v3"']);
+  });
+
+  it('with the micro-cache: a hit is compressed under the weak tag, and a 304 for the weak tag says the weak tag', async () => {
+    const get = await listening({ microCache: true });
+    const url = `/cached?size=4000&type=text/html&cc=public,%20max-age=60&etag=${encodeURIComponent('"c1"')}`;
+    const first = await get(url, { 'accept-encoding': 'gzip' });
+    expect([first.headers['x-cache'], first.headers['content-encoding'], first.headers.etag]).toEqual([
+      'MISS',
+      'gzip',
+      'W/"c1"',
+    ]);
+    const hit = await get(url, { 'accept-encoding': 'br' });
+    expect([hit.headers['x-cache'], hit.headers['content-encoding'], hit.headers.etag]).toEqual([
+      'HIT',
+      'br',
+      'W/"c1"',
+    ]);
+    const plain = await get(url);
+    expect([plain.headers['x-cache'], plain.headers.etag]).toEqual(['HIT', '"c1"']);
+    const revalidated = await get(url, { 'accept-encoding': 'gzip', 'if-none-match': 'W/"c1"' });
+    expect([revalidated.status, revalidated.headers.etag]).toEqual([304, 'W/"c1"']);
+    const strong = await get(url, { 'if-none-match': '"c1"' });
+    expect([strong.status, strong.headers.etag]).toEqual([304, '"c1"']);
+  });
+});
+
 describe('over HTTP/2', () => {
   it('request id, request/response headers, CORS, compression and the micro-cache work on an HTTP/2 instance', async () => {
     const app = Fastify({ http2: true, genReqId });

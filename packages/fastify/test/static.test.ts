@@ -258,6 +258,24 @@ describe('static: ranges', () => {
     expect(stale.statusCode).toBe(200);
     expect(stale.rawPayload.length).toBe(big.length);
   });
+
+  // RFC 9110 13.1.5: If-Range needs a strong match. W/ on our tag is what a body compressed on the
+  // fly carries: a range of the plain file must not be joined to compressed bytes
+  it('If-Range with a weak tag gets the whole file: ours with W/, or the tag of weak: true', async () => {
+    const app = await appWith();
+    const etag = (await get(app, '/big.bin')).headers.etag as string;
+    const weakened = await get(app, '/big.bin', { range: 'bytes=10-19', 'if-range': `W/${etag}` });
+    expect([weakened.statusCode, weakened.headers['content-range']]).toEqual([200, undefined]);
+    expect(weakened.rawPayload.equals(big)).toBe(true);
+    const weak = await appWith({ weak: true });
+    const tag = (await get(weak, '/big.bin')).headers.etag as string;
+    expect(tag).toMatch(/^W\//);
+    const whole = await get(weak, '/big.bin', { range: 'bytes=10-19', 'if-range': tag });
+    expect([whole.statusCode, whole.rawPayload.length]).toEqual([200, big.length]);
+    // a Last-Modified date still keeps the range
+    const lastModified = (await get(weak, '/big.bin')).headers['last-modified'] as string;
+    expect((await get(weak, '/big.bin', { range: 'bytes=10-19', 'if-range': lastModified })).statusCode).toBe(206);
+  });
 });
 
 describe('static: precompressed siblings', () => {

@@ -574,6 +574,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   function sendFile(request: FastifyRequest, reply: FastifyReply, rootIndex: number, relPath: string): true {
     const root = roots[rootIndex]!;
     cacheControlOf.set(reply, cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault);
+    ignoreRangeIfWeak(request);
     if (strong) weakenIfRange(request);
     if (!precompressed) {
       reply.sendFile(relPath, root);
@@ -713,6 +714,19 @@ function relativeTo(realRoot: string, real: string): string | null {
 function strengthenEtag(reply: FastifyReply): void {
   const value = reply.getHeader('etag');
   if (typeof value === 'string' && value.startsWith('W/')) reply.header('etag', value.slice(2));
+}
+
+/**
+ * If-Range needs a strong match (RFC 9110 13.1.5): with a weak tag the Range is ignored and the
+ * whole file sent. A weak tag is what a body compressed on the fly carries (W/ on our tag): a client
+ * resuming such a download must not get plain bytes to append to compressed ones. @fastify/send
+ * would find the tag in its own weak one and answer 206.
+ */
+function ignoreRangeIfWeak(request: FastifyRequest): void {
+  const headers = request.raw.headers;
+  const ifRange = headers['if-range'];
+  if (headers.range !== undefined && typeof ifRange === 'string' && ifRange.trimStart().startsWith('W/'))
+    delete headers.range;
 }
 
 /**
