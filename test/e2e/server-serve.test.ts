@@ -62,6 +62,8 @@ describe('serve basic.yaml', () => {
   it('serves static files before PHP', async () => {
     const res = await request(`${base}/hello.txt`);
     expect(res.statusCode).toBe(200);
+    // no http.static.cache_control: no Cache-Control, as RoadRunner and nginx send none unless told
+    expect(res.headers['cache-control']).toBeUndefined();
     expect(await res.body.text()).toBe('hello static\n');
   });
 

@@ -379,7 +379,11 @@ const TOP: Entry[] = [
   wp('http.static.precompressed', 'boolean', 'serve x.css.br / x.css.gz for x.css when the client accepts them', {
     default: true,
   }),
-  wp('http.static.cache_control', 'map', 'Cache-Control per extension; "*" for the rest'),
+  wp(
+    'http.static.cache_control',
+    'map',
+    'Cache-Control per extension; "*" for the rest; none unless set (nginx without expires)',
+  ),
   wp('http.static.cache_control.*', 'scalar-string', 'one extension (".css") → Cache-Control value'),
   wp(
     'http.static.link_targets',

@@ -125,9 +125,12 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect(css.statusCode).toBe(200);
     expect(css.headers['content-type']).toMatch(/^text\/css/);
     expect(css.body).toBe('body { color: #333; }\n');
+    // no static.cache_control: no Cache-Control, as nginx without expires (browsers cache heuristically)
+    expect(css.headers['cache-control']).toBeUndefined();
     const etag = css.headers.etag as string;
     expect(etag).toMatch(/^"/);
-    expect((await app.inject({ url: '/style.css', headers: { 'if-none-match': etag } })).statusCode).toBe(304);
+    const notModified = await app.inject({ url: '/style.css', headers: { 'if-none-match': etag } });
+    expect([notModified.statusCode, notModified.headers['cache-control']]).toEqual([304, undefined]);
     const range = await app.inject({ url: '/style.css', headers: { range: 'bytes=0-3' } });
     expect([range.statusCode, range.body]).toEqual([206, 'body']);
     const post = await app.inject({ method: 'POST', url: '/style.css', payload: 'x' });

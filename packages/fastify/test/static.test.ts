@@ -109,7 +109,7 @@ const get = (app: FastifyInstance, url: string, headers: InjectOptions['headers'
   app.inject({ method: 'GET', url, headers });
 
 describe('static: try_files $uri $uri/ then PHP', () => {
-  it('serves a file with its type, validators, ranges and the default Cache-Control', async () => {
+  it('serves a file with its type, validators and ranges, and no Cache-Control unless configured', async () => {
     const app = await appWith();
     const res = await get(app, '/style.css?v=3');
     expect(res.statusCode).toBe(200);
@@ -118,7 +118,9 @@ describe('static: try_files $uri $uri/ then PHP', () => {
     expect(res.headers.etag).toMatch(/^"[0-9a-f]+-[0-9a-f]+"$/); // strong by default
     expect(res.headers['last-modified']).toMatch(/GMT$/);
     expect(res.headers['accept-ranges']).toBe('bytes');
-    expect(res.headers['cache-control']).toBe('public, max-age=0');
+    // none by default, as nginx and RoadRunner: browsers then cache by Last-Modified (heuristic
+    // freshness); "public, max-age=0" made them revalidate every image on every page view
+    expect(res.headers['cache-control']).toBeUndefined();
     expect(res.rawPayload.equals(css)).toBe(true);
     expect((await get(app, '/img.svg')).headers['content-type']).toBe('image/svg+xml');
     expect((await get(app, '/big.bin')).headers['content-type']).toBe('application/octet-stream');
@@ -192,7 +194,7 @@ describe('static: try_files $uri $uri/ then PHP', () => {
 });
 
 describe('static: conditional requests', () => {
-  it('304 on If-None-Match with the strong tag, with validators and Cache-Control and no body', async () => {
+  it('304 on If-None-Match with the strong tag, with validators, no body and no Cache-Control unless configured', async () => {
     const app = await appWith();
     const first = await get(app, '/style.css');
     const etag = first.headers.etag as string;
@@ -200,7 +202,7 @@ describe('static: conditional requests', () => {
     expect(res.statusCode).toBe(304);
     expect(res.body).toBe('');
     expect(res.headers.etag).toBe(etag);
-    expect(res.headers['cache-control']).toBe('public, max-age=0');
+    expect(res.headers['cache-control']).toBeUndefined();
     expect((await get(app, '/style.css', { 'if-none-match': '"other"' })).statusCode).toBe(200);
     expect((await get(app, '/style.css', { 'if-none-match': `"x", ${etag}` })).statusCode).toBe(304);
   });
@@ -334,6 +336,24 @@ describe('static: cache_control', () => {
     expect((await get(app, '/img.svg')).headers['cache-control']).toBe('public, max-age=3600');
     expect((await get(app, '/')).headers['cache-control']).toBe('no-cache');
     expect((await get(app, '/blog')).headers['cache-control']).toBeUndefined(); // PHP's answer is PHP's
+  });
+
+  it('sends no Cache-Control for an extension without a rule when "*" is not set, from send and from memory', async () => {
+    for (const hot_cache of [undefined, false] as const) {
+      const app = await appWith({ cache_control: { '.css': 'public, max-age=2592000' }, hot_cache });
+      for (let i = 0; i < 2; i++) {
+        // the second request of each is a hot-cache hit when the cache is on
+        const svg = await get(app, '/img.svg');
+        expect([svg.statusCode, svg.headers['cache-control']]).toEqual([200, undefined]);
+        const css = await get(app, '/style.css');
+        expect([css.statusCode, css.headers['cache-control']]).toEqual([200, 'public, max-age=2592000']);
+      }
+      const range = await get(app, '/big.bin', { range: 'bytes=0-0' });
+      expect([range.statusCode, range.headers['cache-control']]).toEqual([206, undefined]);
+      const brotli = await get(app, '/style.css', { 'accept-encoding': 'br' });
+      expect(brotli.headers['content-encoding']).toBe('br');
+      expect(brotli.headers['cache-control']).toBe('public, max-age=2592000');
+    }
   });
 });
 
@@ -634,7 +654,7 @@ describe('static: options', () => {
       etag: 'strong',
       lastModified: true,
       precompressed: true,
-      cacheControlDefault: 'public, max-age=0',
+      cacheControlDefault: null,
     });
     expect([...resolved.policy.forbid]).toEqual([
       ...['.php', '.phtml', '.phar', '.env', '.htaccess', '.git'],

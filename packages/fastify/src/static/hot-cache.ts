@@ -47,7 +47,8 @@ export interface HotEntry {
   readonly etag: string | null;
   /** the tag as send computes it (always W/), for send's comparisons */
   readonly sendEtag: string | null;
-  readonly cacheControl: string;
+  /** null: none sent */
+  readonly cacheControl: string | null;
   /** performance.now() of the last check against the disk */
   checkedAt: number;
 }
@@ -158,7 +159,7 @@ export class HotCache {
     rootIndex: number,
     relPath: string,
     stats: Stats,
-    cacheControl: string,
+    cacheControl: string | null,
     now: number,
   ): Promise<HotEntry | undefined> {
     if (stats.size > this.options.maxFileBytes) return undefined;
@@ -220,7 +221,7 @@ export class HotCache {
     reply.header('accept-ranges', 'bytes');
     if (entry.lastModified !== null) reply.header('last-modified', entry.lastModified);
     if (entry.etag !== null) reply.header('etag', entry.etag);
-    reply.header('cache-control', entry.cacheControl);
+    if (entry.cacheControl !== null) reply.header('cache-control', entry.cacheControl);
     if (this.settings.vary) addVaryAcceptEncoding(reply);
     const headers = request.raw.headers;
     if (

@@ -46,7 +46,10 @@ export interface StaticOptions {
   last_modified?: boolean;
   /** serve "x.css.br" / "x.css.gz" for "x.css" when Accept-Encoding allows; default true */
   precompressed?: boolean;
-  /** Cache-Control per extension ({ ".css": "public, max-age=31536000, immutable" }); "*" for the rest */
+  /**
+   * Cache-Control per extension ({ ".css": "public, max-age=31536000, immutable" }); "*" for the
+   * rest. A file matching none gets no Cache-Control (nginx's and RoadRunner's default).
+   */
   cache_control?: Record<string, string>;
   /**
    * In-memory cache of small hot files (contents and validators), revalidated against the file
@@ -88,7 +91,6 @@ export const DEFAULT_STATIC_FORBID: readonly string[] = Object.freeze([
   '.swp',
 ]);
 export const DEFAULT_INDEX: readonly string[] = Object.freeze(['index.html']);
-export const DEFAULT_CACHE_CONTROL = 'public, max-age=0';
 
 export interface ResolvedStaticOptions {
   /** absolute, normalised; in lookup order */
@@ -104,8 +106,11 @@ export interface ResolvedStaticOptions {
   precompressed: boolean;
   /** lower-cased extension with dot → header value */
   cacheControl: ReadonlyMap<string, string>;
-  /** for extensions not in cacheControl ("*", default DEFAULT_CACHE_CONTROL) */
-  cacheControlDefault: string;
+  /**
+   * for extensions not in cacheControl ("*"); null (the default): no Cache-Control, as nginx and
+   * RoadRunner send none unless configured, so browsers cache by Last-Modified (heuristically)
+   */
+  cacheControlDefault: string | null;
   /** null: off */
   hotCache: HotCacheOptions | null;
   /** real paths of the folders outside the roots that a symlink may lead to */
@@ -211,7 +216,7 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
   const etag = resolveEtag(raw);
 
   const cacheControl = new Map<string, string>();
-  let cacheControlDefault = DEFAULT_CACHE_CONTROL;
+  let cacheControlDefault: string | null = null;
   if (raw.cache_control !== undefined) {
     if (raw.cache_control === null || typeof raw.cache_control !== 'object' || Array.isArray(raw.cache_control)) {
       throw new InvalidOptionError(
@@ -427,6 +432,8 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   // for a file it sends (200, 206, 304): a 404 from a race (file deleted meanwhile) or a 416 never
   // carries a year-long max-age.
   const cacheControlOf = new WeakMap<FastifyReply, string>();
+  const cacheControlFor = (relPath: string): string | null =>
+    cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault;
   const strong = etag === 'strong';
   // loaded only when static files are configured: @fastify/static and its dependencies (send, mime,
   // glob: about 30 modules) are a few MB of heap an app without static files should not carry
@@ -559,21 +566,14 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       cache.refresh(key, old, now);
       return cache.serve(request, reply, old);
     }
-    const entry = await cache.fill(
-      key,
-      file,
-      rootIndex,
-      relPath,
-      stats,
-      cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault,
-      now,
-    );
+    const entry = await cache.fill(key, file, rootIndex, relPath, stats, cacheControlFor(relPath), now);
     return entry === undefined ? false : cache.serve(request, reply, entry);
   }
 
   function sendFile(request: FastifyRequest, reply: FastifyReply, rootIndex: number, relPath: string): true {
     const root = roots[rootIndex]!;
-    cacheControlOf.set(reply, cacheControl.get(extensionOf(relPath)) ?? cacheControlDefault);
+    const value = cacheControlFor(relPath);
+    if (value !== null) cacheControlOf.set(reply, value);
     ignoreRangeIfWeak(request);
     if (strong) weakenIfRange(request);
     if (!precompressed) {
