@@ -96,6 +96,36 @@ sites:
     expect(fixed).toHaveProperty('num_workers');
   });
 
+  it('shows a fastcgi.pass site only the pool keys that apply to php-fpm, not the process defaults', () => {
+    const { sites } = effective(`version: "3"
+http:
+  address: 127.0.0.1:8080
+  pool: { num_workers: 4, max_jobs: 500, allocate_timeout: 5s }
+sites:
+  - hosts: [fpm.test]
+    fastcgi: { root: /var/www, pass: 127.0.0.1:9000 }
+  - hosts: [queue.test]
+    fastcgi: { root: /var/www, pass: unix:/run/php/php8.2-fpm.sock }
+    http: { pool: { max_queue_size: 50, supervisor: { exec_ttl: 30s, ttl: 1h } } }
+  - hosts: [cgi.test]
+    fastcgi: { root: /var/www }
+`);
+    const [fpm, queue, cgi] = sites.map((site) => site.http.pool as Record<string, unknown>);
+    // php-fpm's pm.* settings size and recycle its processes: no num_workers: 2 (or the inherited 4)
+    expect(fpm).toEqual({
+      debug: false,
+      allocate_timeout: '5s',
+      max_queue_size: '16 per connection',
+      send_timeout: '60s',
+      supervisor: { exec_ttl: '60s' },
+    });
+    expect(queue).toMatchObject({ max_queue_size: 50, supervisor: { exec_ttl: '30s' } });
+    expect(queue!.supervisor).not.toHaveProperty('ttl');
+    // managed php-cgi: the pool runs the processes, every key applies
+    expect(cgi).toMatchObject({ num_workers: 4, max_jobs: 500, max_queue_size: '16 per worker' });
+    expect(cgi!.supervisor).toMatchObject({ ttl: '0s', max_worker_memory: 0 });
+  });
+
   it("shows idle_ttl in use: a dynamic pool's scale-down delay (60s) unless set, a fixed pool's 0s", () => {
     const { sites } = effective(`version: "3"
 server:

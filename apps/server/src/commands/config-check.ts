@@ -15,6 +15,7 @@ import {
   type ServerOptions,
   type SiteOptions,
 } from '@warmpool/config';
+import { QUEUE_PER_WORKER } from '@warmpool/pool';
 import { checkSites } from '../app.js';
 import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
 import { toPinoLevel } from '../logging.js';
@@ -208,9 +209,21 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
   };
 }
 
-/** http.pool with its defaults; a dynamic pool (min_workers/max_workers) shows no num_workers, which it does not use. */
+/**
+ * The http.pool keys that apply to a site with fastcgi.pass: those the connection pool to php-fpm
+ * reads (@warmpool/fastify's passClientOptions) and debug, the plugin's. The others size, recycle and
+ * talk to processes, and php-fpm's processes are its own (its pm.* settings).
+ */
+const PASS_POOL_KEYS = ['debug', 'allocate_timeout', 'max_queue_size', 'send_timeout', 'supervisor'];
+const PASS_SUPERVISOR_KEYS = ['exec_ttl'];
+
+/**
+ * http.pool with its defaults; a dynamic pool (min_workers/max_workers) shows no num_workers, which it
+ * does not use, and a fastcgi.pass site only the keys that apply to it (PASS_POOL_KEYS).
+ */
 function effectivePool(site: SiteOptions): Record<string, unknown> {
   const { http } = site;
+  if (site.plugin.fastcgi?.pass !== undefined) return effectivePassPool(site);
   const dynamic = http.pool?.min_workers !== undefined || http.pool?.max_workers !== undefined;
   const pool = withDefaults('http.pool', {
     ...(http.pool ?? {}),
@@ -223,6 +236,20 @@ function effectivePool(site: SiteOptions): Record<string, unknown> {
     }),
   });
   if (dynamic) delete pool.num_workers;
+  return pool;
+}
+
+function effectivePassPool(site: SiteOptions): Record<string, unknown> {
+  const { http } = site;
+  const pool = withDefaults('http.pool', {
+    ...(http.pool ?? {}),
+    // unset: QUEUE_PER_WORKER per connection to php-fpm (fastcgi.max_connections)
+    ...(http.pool?.max_queue_size === undefined ? { max_queue_size: `${QUEUE_PER_WORKER} per connection` } : {}),
+    supervisor: withDefaults('http.pool.supervisor', { exec_ttl: CLASSIC_EXEC_TTL, ...(http.pool?.supervisor ?? {}) }),
+  }) as Record<string, unknown>;
+  const supervisor = pool.supervisor as Record<string, unknown>;
+  for (const key of Object.keys(supervisor)) if (!PASS_SUPERVISOR_KEYS.includes(key)) delete supervisor[key];
+  for (const key of Object.keys(pool)) if (!PASS_POOL_KEYS.includes(key)) delete pool[key];
   return pool;
 }
 
