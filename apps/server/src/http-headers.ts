@@ -176,7 +176,10 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       // A body compressed for the clients that ask says so to all (nginx's gzip_vary; RFC 9110
       // 12.5.5), so that a shared cache keeps the plain copy it got from one client for that kind of
       // client only. @fastify/compress says it only on the copies it compresses.
-      const compressible = compressibleReply(reply, type, payload, compression.threshold);
+      const compressible =
+        request.method === 'HEAD' && isEmptyBody(payload)
+          ? compressibleHead(reply, type, compression.threshold)
+          : compressibleReply(reply, type, payload, compression.threshold);
       if (compressible) addVary(reply, 'accept-encoding');
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
@@ -509,6 +512,34 @@ function compressibleReply(reply: AnyReply, type: unknown, payload: unknown, thr
   if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return false;
   return Buffer.byteLength(payload) >= threshold && !startsLikeCompressedData(payload);
 }
+/**
+ * compressibleReply for a HEAD, whose answer has no body to measure: PHP sends none (php-cgi and
+ * php-fpm drop it), so the GET's would be compressed unless its Content-Length is under the
+ * threshold, as nginx's gzip filter decides a HEAD (it runs before the body is dropped). A redirect,
+ * 204 or 304 has no body to compress on its GET either.
+ */
+function compressibleHead(reply: AnyReply, type: unknown, threshold: number): boolean {
+  const status = reply.statusCode;
+  if (status === 204 || status === 304 || (status >= 300 && status < 400)) return false;
+  const encoding = reply.getHeader('content-encoding');
+  if (encoding !== undefined && encoding !== 'identity') return false;
+  const text = typeof type === 'string' ? type : 'application/json';
+  if (!compressibleType(text) || SKIP_COMPRESSION.test(text)) return false;
+  const length = Number(reply.getHeader('content-length') ?? Number.NaN);
+  return Number.isNaN(length) || length >= threshold;
+}
+
+/** No body at all (a worker may answer a HEAD with the GET's body, which Node then drops: that one is measured). */
+function isEmptyBody(payload: unknown): boolean {
+  return (
+    payload === null ||
+    payload === undefined ||
+    payload === '' ||
+    (Buffer.isBuffer(payload) && payload.length === 0) ||
+    (payload instanceof BodyParts && payload.length === 0)
+  );
+}
+
 /** gzip's magic and method byte; a zlib header is two bytes */
 const COMPRESSED_SIGNATURE_BYTES = 3;
 

@@ -11,6 +11,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { genReqId, registerHttpHeaders, resolveCors, type HttpHeadersOptions } from '../src/http-headers.js';
 import { registerMicroCache } from '../src/micro-cache.js';
 
+const CLASSIC_APP = fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url));
+
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
 }
@@ -22,7 +24,8 @@ afterEach(async () => {
 });
 
 interface SiteSetup {
-  php?: string;
+  /** null: no worker plugin (the test registers its own) */
+  php?: string | null;
   microCache?: boolean;
   routes?: (app: FastifyInstance) => void;
 }
@@ -289,6 +292,75 @@ describe('compression', () => {
     expect(res.headers['content-encoding']).toBeUndefined();
     expect(res.headers.vary).toBe(vary);
     expect(res.json().pad.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('says Vary: Accept-Encoding on a HEAD as on its GET, where PHP sends no body (php-cgi)', async () => {
+    const app = await site(
+      {},
+      {
+        php: null,
+        routes: (app) => void app.register(warmpool, { fastcgi: { root: CLASSIC_APP }, pool: { num_workers: 1 } }),
+      },
+    );
+    for (const accept of [{}, { 'accept-encoding': 'gzip' }]) {
+      const get = await app.inject({ method: 'GET', url: '/pattern/abc/4000', headers: accept });
+      const head = await app.inject({ method: 'HEAD', url: '/pattern/abc/4000', headers: accept });
+      expect([get.statusCode, get.headers.vary]).toEqual([200, 'accept-encoding']);
+      // nginx's gzip_vary does the same; without it a shared cache could keep the HEAD's headers for all
+      expect([head.statusCode, head.headers.vary, head.body]).toEqual([200, 'accept-encoding', '']);
+    }
+    // nothing to compress on the GET: no Vary on the HEAD either (a redirect, a download)
+    for (const url of ['/old-page', '/length.php?mb=1']) {
+      const get = await app.inject({ method: 'GET', url, headers: { 'accept-encoding': 'gzip' } });
+      const head = await app.inject({ method: 'HEAD', url, headers: { 'accept-encoding': 'gzip' } });
+      expect([head.statusCode, head.headers.vary]).toEqual([get.statusCode, undefined]);
+      expect(get.headers.vary).toBeUndefined();
+    }
+  });
+
+  it('says Vary on a HEAD to a worker as on its GET (the worker sends the body, Node drops it)', async () => {
+    const app = await site({});
+    for (const [url, vary] of [
+      ['/?size=10&type=text/html', undefined],
+      ['/?size=4000&type=text/html', 'accept-encoding'],
+    ] as const) {
+      expect((await app.inject({ method: 'GET', url })).headers.vary).toBe(vary);
+      const head = await app.inject({ method: 'HEAD', url });
+      expect([head.headers.vary, head.body]).toEqual([vary, '']);
+    }
+  });
+
+  it('decides a HEAD with a Content-Length as its GET: under the threshold, no Vary', async () => {
+    const app = await site(
+      {},
+      {
+        php: null,
+        routes: (app) => {
+          // as php-cgi answers HEAD: the GET's headers, no body
+          for (const [url, length] of [
+            ['/small', 100],
+            ['/large', 5000],
+          ] as const)
+            app.route({
+              method: ['GET', 'HEAD'],
+              url,
+              exposeHeadRoute: false,
+              handler: (request, reply) =>
+                reply
+                  .type('text/html')
+                  .header('content-length', length)
+                  .send(request.method === 'HEAD' ? '' : 'x'.repeat(length)),
+            });
+        },
+      },
+    );
+    for (const [url, vary] of [
+      ['/small', undefined],
+      ['/large', 'accept-encoding'],
+    ] as const) {
+      expect((await app.inject({ method: 'GET', url })).headers.vary).toBe(vary);
+      expect((await app.inject({ method: 'HEAD', url })).headers.vary).toBe(vary);
+    }
   });
 
   it('compresses what mime-db calls compressible too, and names Accept-Encoding in Vary once', async () => {
