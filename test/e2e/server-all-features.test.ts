@@ -21,6 +21,7 @@ import {
   type AllFeaturesSetup,
 } from '../helpers/all-features.js';
 import { rawExchange } from '../helpers/raw-http.js';
+import { uploadRefused } from '../helpers/raw-upload.js';
 import { serverReset } from '../helpers/http2-reset.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
 import {
@@ -531,6 +532,48 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
   it("answers 413 above the site's max_request_size before PHP sees the body", async () => {
     const res = await get('/too-big', { host: 'a.test', method: 'POST', body: 'x'.repeat(1024 * 1024 + 1) });
     expect(res.status).toBe(413);
+  });
+
+  it('an upload still being sent past max_request_size gets the whole 413 over HTTPS: HTTP/1.1 without a connection reset, HTTP/2 with the session serving on', async () => {
+    const MB = 1024 * 1024;
+    const port = Number(new URL(setup.https).port);
+    // HTTP/1.1 over TLS: the connection lingers (it was closed with the body unread: ECONNRESET)
+    const overHttp1 = await uploadRefused(
+      port,
+      `POST /too-big HTTP/1.1\r\nHost: a.test\r\nContent-Length: ${50 * MB}\r\n\r\n`,
+      { bodyBytes: 50 * MB, untilEnd: true, tls: { ca: setup.root, servername: 'a.test' } },
+    );
+    expect([overHttp1.error, overHttp1.status, overHttp1.sent]).toEqual([null, 413, 50 * MB]);
+    expect(JSON.parse(overHttp1.body!)).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
+    // HTTP/2: the answer comes whole (the server resets the one stream, http2-bodies.ts), the session serves on
+    const session = connectHttp2(setup.https, { ca: setup.root, servername: 'a.test' });
+    session.on('error', () => {});
+    try {
+      const stream = session.request({ ':method': 'POST', ':path': '/too-big', ':authority': 'a.test' });
+      stream.on('error', () => {});
+      const chunk = Buffer.alloc(64 * 1024, 'u');
+      let answered = false;
+      const pump = () => {
+        while (!answered && !stream.destroyed && stream.write(chunk));
+      };
+      stream.on('drain', pump);
+      pump();
+      const [head] = (await once(stream, 'response')) as [Record<string, string | number>];
+      answered = true;
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (text: string) => (body += text));
+      await once(stream, 'end');
+      stream.close(httpConstants.NGHTTP2_CANCEL);
+      expect(head[':status']).toBe(413);
+      expect(JSON.parse(body)).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
+      const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
+      next.resume();
+      const [nextHead] = (await once(next, 'response')) as [Record<string, string | number>];
+      expect(nextHead[':status']).toBe(200);
+    } finally {
+      session.close();
+    }
   });
 
   it('believes X-Forwarded-For from a trusted subnet: PHP sees the client address', async () => {

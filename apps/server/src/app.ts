@@ -25,6 +25,7 @@ import {
   configureServerTimeouts,
   createClientInfoHook,
   createClientInfoResolver,
+  installLingeringClose,
   resolveErrorPages,
   resolveLimits,
   serverLimits,
@@ -158,8 +159,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
         // a connection that never finishes its TLS handshake is cut as one that never sends its head
         ...(listenerLimits.headersTimeoutMs ? { handshakeTimeoutMs: listenerLimits.headersTimeoutMs } : {}),
       });
-      // its HTTP/1.1 connections get the plain listener's timeouts and head size
+      // its HTTP/1.1 connections get the plain listener's timeouts and head size, and its lingering
+      // close of a connection answered before its body was read (the plugin sets both on the plain one)
       configureServerTimeouts(https, listenerLimits, loggers.http);
+      installLingeringClose(https);
       tracker.watchHttp2(https);
     }
     if (ssl !== null && ssl.redirect === true) {

@@ -7,6 +7,7 @@
 // on); the client is told how to send it instead, and the operator sees it in the log.
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { lingerAndClose } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
 
 /** Why a request head was refused, as counted in metrics and logs. */
@@ -93,8 +94,17 @@ export class ClientErrors {
     const head =
       `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status]}\r\n` +
       `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
-    // ended, then destroyed once flushed: a TLS socket destroyed at once could drop the answer
-    socket.end(Buffer.concat([Buffer.from(head, 'latin1'), body]), () => socket.destroy());
+    const answerBytes = Buffer.concat([Buffer.from(head, 'latin1'), body]);
+    // ended, then destroyed once flushed: a TLS socket destroyed at once could drop the answer. A
+    // client too slow to send its head in time gets no more time
+    if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      socket.end(answerBytes, () => socket.destroy());
+      return;
+    }
+    // the client may be sending on (a body after a head over max_header_size): closing with its
+    // bytes unread would reset the connection and lose the answer, so they are read and dropped
+    socket.write(answerBytes);
+    lingerAndClose(socket);
   };
 
   /** The listeners not given to Fastify (the HTTPS one beside a plain one, the redirect one). */

@@ -28,6 +28,7 @@ import type {
   ServerHttp2Stream,
 } from 'node:http2';
 import { Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
+import { isLingering } from '@warmpool/fastify';
 import { ListenError, ListenFdsError } from './errors.js';
 
 export type ListenerName = 'http' | 'https' | 'status' | 'metrics';
@@ -326,9 +327,11 @@ export class ConnectionTracker {
     for (const socket of this.#sockets) {
       const response = socket._httpMessage;
       parts.push(
-        response === null || response === undefined
-          ? 'an idle HTTP/1.1 connection'
-          : `an HTTP/1.1 reply to ${response.req.method} ${response.req.url} (${socket.writableLength} bytes not yet sent)`,
+        response !== null && response !== undefined
+          ? `an HTTP/1.1 reply to ${response.req.method} ${response.req.url} (${socket.writableLength} bytes not yet sent)`
+          : isLingering(socket)
+            ? 'an HTTP/1.1 connection answered before its body was read (the rest of the body being dropped)'
+            : 'an idle HTTP/1.1 connection',
       );
     }
     for (const session of this.#sessions) {

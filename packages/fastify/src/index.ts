@@ -75,6 +75,13 @@ export {
   DEFAULT_MAX_REQUEST_SIZE_MB,
   LIMIT_OPTION_RANGES,
 } from './limits.js';
+export {
+  installLingeringClose,
+  isLingering,
+  lingerAndClose,
+  LINGERING_TIME_MS,
+  LINGERING_TIMEOUT_MS,
+} from './http/lingering-close.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
 

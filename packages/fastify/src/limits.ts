@@ -21,6 +21,7 @@ import {
   TooManyHeadersError,
 } from './errors.js';
 import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
+import { installLingeringClose } from './http/lingering-close.js';
 
 /**
  * Request size, header and slow-client limits.
@@ -28,7 +29,8 @@ import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2
  * What Fastify and Node already do (measured on Fastify 5 / Node 20, see test/limits.test.ts):
  * - the '*' buffer parser with `bodyLimit` answers 413 for a Content-Length over the limit WITHOUT
  *   reading the body, and stops a chunked body as soon as it crosses the limit; both replies carry
- *   `connection: close`, and Node ends then destroys the socket once the reply is flushed;
+ *   `connection: close`, and Node ends then destroys the socket once the reply is flushed, which
+ *   resets the connection (and loses the 413) when the client is still sending;
  * - `server.headersTimeout` / `server.requestTimeout` cut slow clients with a 408 (Fastify's
  *   clientError handler) — settable on a created server, but checked only every
  *   `connectionsCheckingInterval` (30 s by default, read when the server starts listening);
@@ -55,6 +57,8 @@ import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2
  *    kept to within a quarter of their value (at most 1 s late).
  * 5. `request_timeout` for HTTP/2 streams, which Node cuts at no timeout, and the other rules for
  *    HTTP/2 request bodies: http/http2-bodies.ts, called from the same hook.
+ * 6. A lingering close of an HTTP/1.1 connection answered (and closed) before its body was all
+ *    read, so the client gets the 413 rather than a reset: http/lingering-close.ts, server-wide.
  */
 export interface LimitOptions {
   /** http.max_request_size: megabytes (1 MB = 1024 * 1024 bytes); RR's 0 means "the default" */
@@ -224,11 +228,10 @@ const NODE_DEFAULT_HEADER_FIELDS = 1000;
  */
 export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void {
   const server = app.server as unknown;
-  if (
-    configureServerTimeouts(server, limits, app.log) &&
-    (server instanceof HttpServer || server instanceof HttpsServer)
-  )
-    installLazyContinue(server);
+  if (configureServerTimeouts(server, limits, app.log)) {
+    installLingeringClose(server as object);
+    if (server instanceof HttpServer || server instanceof HttpsServer) installLazyContinue(server);
+  }
 
   const maxBytes = limits.maxRequestBytes;
   const maxHeaderCount = limits.maxHeaderCount ?? Infinity;
@@ -282,7 +285,10 @@ export function bodyTooLarge(maxBytes: number): BodyTooLargeError {
   );
 }
 
-/** Replies now, closing an HTTP/1 connection: the client may still be sending a body we will not read. */
+/**
+ * Replies now, closing an HTTP/1 connection: the client may still be sending a body we will not read
+ * (dropped by the lingering close until it stops, so the answer reaches it).
+ */
 function rejectEarly(request: FastifyRequest, reply: FastifyReply, status: number, error: Error): void {
   if (!isHttp2(request.raw)) reply.header('connection', 'close');
   reply.code(status).send(error);

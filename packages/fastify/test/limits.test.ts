@@ -15,6 +15,7 @@ import {
   type LimitOptions,
 } from '../src/limits.js';
 import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { uploadRefused } from '../../../test/helpers/raw-upload.js';
 
 const apps: FastifyInstance[] = [];
 const sockets: Socket[] = [];
@@ -227,6 +228,32 @@ describe('max_request_size on a real connection', () => {
     await client.closed;
     expect(sent).toBeGreaterThan(10); // it did cross 10 KiB before the answer
     expect(sent).toBeLessThan(1000); // and the answer came without the client ever finishing
+    expect(handled).toEqual([]);
+  });
+
+  it('a client still sending a body over the limit reads the whole 413, not a reset: the connection lingers until it stops', async () => {
+    const { port, handled } = await harness({ max_request_size: 1 });
+    // Content-Length (413 before the body) and chunked (413 once past the limit), each sent whole,
+    // as fast as the connection takes it: Node closed with the body unread, a RST (EPIPE / ECONNRESET)
+    for (const [head, chunked] of [
+      [
+        `POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: ${50 * 1024 * 1024}\r\n\r\n`,
+        false,
+      ],
+      ['POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n', true],
+    ] as const) {
+      const outcome = await uploadRefused(port, head, { bodyBytes: 50 * 1024 * 1024, chunked, untilEnd: true });
+      expect([outcome.error, outcome.status, outcome.sent]).toEqual([null, 413, 50 * 1024 * 1024]);
+      expect(JSON.parse(outcome.body!)).toMatchObject({ statusCode: 413 });
+    }
+    // a client that stops once answered, then sends a request behind the body: never parsed, never run
+    const pipelined = await uploadRefused(
+      port,
+      `POST /upload HTTP/1.1\r\nHost: t\r\nContent-Type: application/octet-stream\r\nContent-Length: ${50 * 1024 * 1024}\r\n\r\n`,
+      { bodyBytes: 50 * 1024 * 1024, after: 'GET /behind HTTP/1.1\r\nHost: t\r\n\r\n' },
+    );
+    expect([pipelined.error, pipelined.status]).toEqual([null, 413]);
+    expect(pipelined.text.match(/HTTP\/1\.1 \d{3}/g)).toEqual(['HTTP/1.1 413']);
     expect(handled).toEqual([]);
   });
 
