@@ -40,6 +40,15 @@ function queuedInLibuv(socket: Socket): number {
   return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
 }
 
+/** The TCP connection under an HTTP/2 stream has bytes of its own waiting for the kernel. */
+function connectionBackedUp(stream: ServerHttp2Stream): boolean {
+  // session.socket is Node's proxy of the TLS socket; _parent, the TCP socket under it
+  const socket = stream.session?.socket as (Socket & { _parent?: Socket | null }) | undefined;
+  if (socket === undefined) return false;
+  const tcp = socket._parent ?? socket;
+  return tcp.writableLength + queuedInLibuv(tcp) > 0;
+}
+
 export class SendTimeouts {
   readonly #timeoutMs: number;
   readonly #logger: Logger;
@@ -89,6 +98,10 @@ export class SendTimeouts {
   #sweepStreams(streams: Map<ServerHttp2Stream, StreamProgress>, now: number): void {
     let closed = 0;
     for (const [stream, progress] of streams) {
+      // A connection that is itself backed up holds every stream's bytes: the connection sweep
+      // judges it (and counts it once); a stream cancelled meanwhile was counted a second time,
+      // by whichever sweep came first on a busy machine
+      if (connectionBackedUp(stream)) continue;
       // written to the stream and not yet sent in a DATA frame (a zero window keeps it there)
       if (this.#stalled(progress, stream.writableLength, progress.drains, now)) {
         this.#streams.delete(stream);
