@@ -1130,6 +1130,10 @@ describe('all features: ops, admin socket, access log', () => {
     // requests PHP had queued behind a running one (classic sites; how many depends on timing)
     for (const site of ['classic.test', 'fpm.test'])
       expect(metrics).toMatch(new RegExp(`^warmpool_pipelined_total\\{site="${site}"\\} \\d+$`, 'm'));
+    // http.max_response_memory, and what replies to slow clients hold of it
+    expect(metrics).toMatch(/^warmpool_response_memory_max_bytes 33554432$/m);
+    expect(metrics).toMatch(/^warmpool_response_memory_bytes \d+$/m);
+    expect(metrics).toMatch(/^warmpool_responses_filed_total \d+$/m);
   });
 
   it('`warmpool workers` lists every site through the admin socket', async () => {

@@ -30,6 +30,7 @@ import {
   resolveLimits,
   serverLimits,
   addRequestMethods,
+  responseMemory,
   warmpool,
   type WarmpoolDecorator,
 } from '@warmpool/fastify';
@@ -229,6 +230,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const sendTimeouts =
     server.http.send_timeout_ms > 0 ? new SendTimeouts(server.http.send_timeout_ms, loggers.http) : null;
   if (sendTimeouts !== null) for (const listener of listeners) sendTimeouts.watch(listener.server as NetServer);
+  // http.max_response_memory: PHP replies held for clients that have not read them, over all sites
+  responseMemory.maxBytes = server.http.max_response_memory;
 
   // two Host headers, or a Host the target or :authority contradicts: 400 before any site sees it
   app.addHook('onRequest', createClientInfoHook(client));
@@ -313,6 +316,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
             (await renderMetrics(app, server.sites, token, metricsPath)) +
             (limits?.metrics() ?? '') +
             (sendTimeouts?.metrics() ?? '') +
+            responseMemory.metrics() +
             clientErrors.metrics() +
             (options.extraMetrics?.() ?? ''),
   });

@@ -16,6 +16,7 @@
 import { type ServerHttp2Stream, constants as http2 } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import { queuedInLibuv } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
 import { SocketSweep } from './socket-sweep.js';
 
@@ -32,12 +33,6 @@ interface Progress {
 /** A stream's progress, and its drains so far (counted by its 'drain' listener). */
 interface StreamProgress extends Progress {
   drains: number;
-}
-
-/** libuv's bytes not yet taken by the kernel (Node's stream handle; not public API, read defensively). */
-function queuedInLibuv(socket: Socket): number {
-  const handle = (socket as Socket & { _handle?: { writeQueueSize?: unknown } | null })._handle;
-  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
 }
 
 /** The TCP connection under an HTTP/2 stream has bytes of its own waiting for the kernel. */

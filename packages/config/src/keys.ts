@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_FILES,
   DEFAULT_MAX_HEADER_BYTES,
   DEFAULT_MAX_REQUEST_SIZE_MB,
+  DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
   LIMIT_OPTION_RANGES,
 } from '@warmpool/fastify';
 import {
@@ -578,6 +579,12 @@ const TOP: Entry[] = [
     'duration',
     "a connection whose client reads nothing for this long while its response waits to be sent is closed (nginx's send_timeout); 0 = none",
     { default: DEFAULT_SEND_TIMEOUT },
+  ),
+  wp(
+    'http.max_response_memory',
+    'bytes',
+    "PHP reply bytes held in memory for clients that have not read them yet, over all connections and sites; past it, a new reply goes to a temp file first and is sent from there (nginx's fastcgi_buffers and fastcgi_temp_path); each client still gets all of its reply",
+    { unit: 'bytes', min: 1024 * 1024, default: `${DEFAULT_MAX_RESPONSE_MEMORY_BYTES / (1024 * 1024)}m` },
   ),
   wp(
     'http.request_timeout',

@@ -5,7 +5,13 @@
 // file by locateOptionError.
 import { readFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { compileAccess, resolveErrorPages, resolveRequestRateRules, type WarmpoolOptions } from '@warmpool/fastify';
+import {
+  compileAccess,
+  DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
+  resolveErrorPages,
+  resolveRequestRateRules,
+  type WarmpoolOptions,
+} from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
@@ -116,6 +122,8 @@ export interface ServerOptions {
     max_connections_per_ip: number;
     /** http.send_timeout in ms; 0 = none */
     send_timeout_ms: number;
+    /** http.max_response_memory in bytes */
+    max_response_memory: number;
   };
   status: StatusConfig | null;
   metrics: MetricsConfig | null;
@@ -215,6 +223,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       max_connections: config.http.max_connections ?? 0,
       max_connections_per_ip: config.http.max_connections_per_ip ?? 0,
       send_timeout_ms: parseDuration(config.http.send_timeout ?? DEFAULT_SEND_TIMEOUT, 'http.send_timeout'),
+      max_response_memory: config.http.max_response_memory ?? DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
     },
     status: config.status,
     metrics: config.metrics,

@@ -198,6 +198,8 @@ export interface HttpConfig extends SiteHttpConfig {
   request_timeout?: DurationString;
   /** a client reading nothing of its response for this long is disconnected; 0 = none */
   send_timeout?: DurationString;
+  /** bytes: PHP replies held in memory for slow clients, over all of them */
+  max_response_memory?: number;
 }
 
 /** `status`. */

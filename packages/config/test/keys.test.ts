@@ -112,7 +112,8 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     case 'duration':
       return { yaml: '1m30s', result: '1m30s' };
     case 'bytes':
-      return { yaml: '2k', result: 2048 };
+      // a bound that must be at least a megabyte (http.max_response_memory) gets megabytes
+      return (spec.min ?? 0) > 2048 ? { yaml: '2m', result: 2 * 1024 * 1024 } : { yaml: '2k', result: 2048 };
     case 'enum':
       return { yaml: spec.values!.at(-1), result: spec.values!.at(-1) };
     default:

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { responseMemory } from '../src/http/response-memory.js';
 import { SpooledReply, spooledFileBytes } from '../src/http/spooled-reply.js';
 
 let dir: string;
@@ -52,6 +53,32 @@ describe('SpooledReply', () => {
     // the temp file is unlinked at once: nothing is left in its folder
     expect(await readdir(dir)).toEqual([]);
     expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('counts its memory part in the process bound, and keeps nothing more in memory once the bound is reached', async () => {
+    const before = responseMemory.heldBytes;
+    const first = source(320);
+    const kept = new SpooledReply(first.stream, { memoryBytes: 256 * 1024, dir });
+    kept.pause();
+    await once(first.stream, 'end');
+    const memoryPart = responseMemory.heldBytes - before;
+    expect(memoryPart).toBeGreaterThanOrEqual(256 * 1024);
+    // the bound is reached: the next reply sends what its client has not taken to its file at once
+    const max = responseMemory.maxBytes;
+    responseMemory.maxBytes = responseMemory.heldBytes;
+    try {
+      const second = source(320);
+      const filed = new SpooledReply(second.stream, { memoryBytes: 256 * 1024, dir });
+      filed.pause();
+      await once(second.stream, 'end');
+      expect(responseMemory.heldBytes - before).toBe(memoryPart);
+      expect(filed.spooledBytes + filed.readableLength).toBe(second.bytes);
+      expect(await readAll(filed)).toEqual({ sha: second.sha, bytes: second.bytes });
+    } finally {
+      responseMemory.maxBytes = max;
+    }
+    expect(await readAll(kept)).toEqual({ sha: first.sha, bytes: first.bytes });
+    expect(responseMemory.heldBytes).toBe(before);
   });
 
   it('passes a reply straight through to a client that keeps up', async () => {

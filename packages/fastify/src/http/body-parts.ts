@@ -8,6 +8,13 @@ import type { Chunks } from '@warmpool/pool';
 export const BODY_MEMORY_BYTES = 1024 * 1024;
 /** How long a client may keep the rest of a large body waiting before it is moved to a temp file. */
 export const SPILL_AFTER_MS = 100;
+/** One read of a spilled body's temp file. */
+const SPILL_READ_BYTES = 64 * 1024;
+/**
+ * One read of a body filed whole because memory was short (`toFile`): what each stalled client then
+ * holds, with its socket's or stream's own buffer, is about twice this.
+ */
+const FILED_READ_BYTES = 16 * 1024;
 
 /**
  * The stream face of Chunks (the pool's one type for bytes kept in pieces) for Fastify: a reply
@@ -31,11 +38,19 @@ export class BodyParts extends Readable {
   readonly length: number;
   #chunks: Chunks | null;
   #written = false;
+  readonly #toFile: boolean;
 
-  constructor(chunks: Chunks) {
+  /**
+   * `toFile`: the whole body goes to a temp file before anything is written, and is sent from there
+   * (the process holds too much for slow clients already: response-memory.ts); it emits 'spill'
+   * once its memory is no longer read. Without a temp file it emits 'kept' and is sent from memory
+   * at the client's pace.
+   */
+  constructor(chunks: Chunks, options?: { toFile?: boolean }) {
     super();
     this.#chunks = chunks;
     this.length = chunks.length;
+    this.#toFile = options?.toFile === true;
   }
 
   /** The parts still held in memory (none once the body went to a temp file). */
@@ -63,6 +78,13 @@ export class BodyParts extends Readable {
     const target = destination as unknown as Writable;
     const end = options?.end !== false;
     const parts = this.parts;
+    if (this.#toFile) {
+      this.#sendFromFile(target, parts, end, FILED_READ_BYTES, () => {
+        this.emit('kept', this.length);
+        this.#writePaced(target, parts, 0, end, true);
+      });
+      return destination;
+    }
     let index = 0;
     for (let sent = 0; index < parts.length && sent < BODY_MEMORY_BYTES; index++) {
       target.write(parts[index]!);
@@ -73,12 +95,14 @@ export class BodyParts extends Readable {
     return destination;
   }
 
-  /** The rest of a large body, as the client takes it; moved to a temp file if it keeps us waiting. */
-  #writePaced(target: Writable, body: readonly Buffer[], from: number, end: boolean): void {
+  /**
+   * The rest of a large body, as the client takes it; moved to a temp file if it keeps us waiting
+   * (`noSpill`: a temp file failed already).
+   */
+  #writePaced(target: Writable, body: readonly Buffer[], from: number, end: boolean, noSpill = false): void {
     let parts = body;
     let index = from;
     let timer: NodeJS.Timeout | null = null;
-    let spillFailed = false;
     const stop = (): void => {
       if (timer !== null) clearTimeout(timer);
       timer = null;
@@ -95,7 +119,7 @@ export class BodyParts extends Readable {
       timer = null;
       while (index < parts.length) {
         if (!target.write(parts[index++]!)) {
-          if (!spillFailed && index < parts.length) timer = setTimeout(spill, SPILL_AFTER_MS);
+          if (!noSpill && index < parts.length) timer = setTimeout(spill, SPILL_AFTER_MS);
           return;
         }
       }
@@ -105,28 +129,18 @@ export class BodyParts extends Readable {
     const spill = (): void => {
       stop();
       // Closures made here share this scope (V8 contexts): none may hold the parts, or they outlive
-      // the spill; the rest goes straight to #spill and this scope's `parts` lets go.
+      // the spill; the rest goes straight to #sendFromFile and this scope's `parts` lets go.
       const rest = parts.slice(index);
       parts = [];
-      this.#spill(rest, (error, file, bytes) => {
-        if (error !== null || file === null) {
-          // no temp file (disk full, no tmp): keep the bytes in memory and go on at the client's pace
-          spillFailed = true;
-          target.on('drain', next);
-          target.once('close', onClose);
-          return;
-        }
-        this.#chunks = null;
-        if (target.destroyed) {
-          file.destroy();
-          this.destroy();
-          return;
-        }
-        file.pipe(target, { end });
-        this.emit('spill', bytes);
-        file.once('end', () => this.#finish(null, false));
-        file.once('error', () => this.destroy());
-        target.once('close', () => file.destroy());
+      this.#sendFromFile(target, rest, end, SPILL_READ_BYTES, () => {
+        // no temp file (disk full, no tmp): keep the bytes in memory and go on at the client's pace
+        parts = rest;
+        index = 0;
+        noSpill = true;
+        target.on('drain', next);
+        target.once('close', onClose);
+        // a 'drain' while the file was being written went unheard
+        next();
       });
     };
     target.on('drain', next);
@@ -134,8 +148,46 @@ export class BodyParts extends Readable {
     next();
   }
 
+  /**
+   * Sends `rest` from a temp file; `failed` is called instead when there is none (the parts are
+   * still here to send from memory). `readBytes`: the file's reads, what a stalled client holds.
+   */
+  #sendFromFile(target: Writable, rest: readonly Buffer[], end: boolean, readBytes: number, failed: () => void): void {
+    this.#spill(rest, readBytes, (error, file, bytes) => {
+      if (error === null && file !== null) this.#pipeFile(target, file, end, bytes);
+      else if (!target.destroyed) failed();
+      else {
+        this.#chunks = null;
+        this.destroy();
+      }
+    });
+  }
+
+  /**
+   * The body's file to the client. Its listeners are made here, not in #sendFromFile: closures share
+   * their function's context (V8), and one made beside `failed` would keep it, and the parts it
+   * holds, as long as the client stalls.
+   */
+  #pipeFile(target: Writable, file: Readable, end: boolean, bytes: number): void {
+    this.#chunks = null;
+    this.emit('spill', bytes);
+    if (target.destroyed) {
+      file.destroy();
+      this.destroy();
+      return;
+    }
+    file.pipe(target, { end });
+    file.once('end', () => this.#finish(null, false));
+    file.once('error', () => this.destroy());
+    target.once('close', () => file.destroy());
+  }
+
   /** Writes `rest` to a temp file unlinked at once (nothing is left behind) and reads it back. */
-  #spill(rest: Buffer[], done: (error: Error | null, file: Readable | null, bytes: number) => void): void {
+  #spill(
+    rest: readonly Buffer[],
+    readBytes: number,
+    done: (error: Error | null, file: Readable | null, bytes: number) => void,
+  ): void {
     const path = join(tmpdir(), `warmpool-body-${process.pid}-${Math.random().toString(36).slice(2)}`);
     void (async () => {
       const handle = await open(path, 'wx+', 0o600);
@@ -154,7 +206,10 @@ export class BodyParts extends Readable {
         await handle.close();
         throw error;
       }
-      return { file: handle.createReadStream({ start: 0, autoClose: true }), bytes: position };
+      return {
+        file: handle.createReadStream({ start: 0, autoClose: true, highWaterMark: readBytes }),
+        bytes: position,
+      };
     })().then(
       ({ file, bytes }) => done(null, file, bytes),
       (error: Error) => done(error, null, 0),

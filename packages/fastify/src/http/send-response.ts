@@ -6,6 +6,7 @@ import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap, isEventStream, isUnbuffered } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { holdToDeclaredLength } from './declared-length.js';
+import { SMALL_REPLY_BYTES, queuedInLibuv, responseMemory } from './response-memory.js';
 import { SpooledReply } from './spooled-reply.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
@@ -61,14 +62,71 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
       return reply.send();
     }
   }
-  // a large body goes as BodyParts too: it is sent at the client's pace, and spilled to a temp file for a slow one
-  if (Buffer.isBuffer(body)) {
-    return reply.send(body.length <= BODY_MEMORY_BYTES ? body : chunksBody(reply, new Chunks([body])));
-  }
-  if (body instanceof Chunks) return reply.send(chunksBody(reply, body));
+  if (Buffer.isBuffer(body) || body instanceof Chunks) return sendWhole(reply, body, response.release);
   const streamed = body as Readable;
   const paced = repliesAsItComes(headers) ? streamed : new SpooledReply(streamed);
   return reply.send(resetOnError(reply, holdToDeclaredLength(reply, paced)));
+}
+
+/**
+ * A body the backend sent whole. A large one goes as BodyParts: it is sent at the client's pace,
+ * and spilled to a temp file for a slow one. It counts against the process's bound on reply bytes
+ * held for slow clients (response-memory.ts) until its response closes, unless the socket took it
+ * at once; past the bound, it goes to a temp file first and is sent from there (counted only if
+ * there is no temp file: its few milliseconds on the way to the disk wait for no client).
+ */
+function sendWhole(reply: FastifyReply, body: Buffer | Chunks, release: (() => void) | undefined): FastifyReply {
+  const length = body.length;
+  if (length <= SMALL_REPLY_BYTES) return reply.send(Buffer.isBuffer(body) ? body : chunksBody(reply, body));
+  const memory = responseMemory;
+  if (memory.fileFirst(length)) {
+    memory.countFiled();
+    const filed = chunksBody(reply, Buffer.isBuffer(body) ? new Chunks([body]) : body, true);
+    // nothing was written from its memory: a recycled body's goes back once it is on disk
+    if (release !== undefined) filed.once('spill', release);
+    let kept = 0;
+    filed.once('kept', () => {
+      kept = length;
+      memory.hold(kept);
+    });
+    reply.raw.once('close', () => memory.free(kept));
+    return reply.send(filed);
+  }
+  let parts: BodyParts | null = null;
+  let payload: Buffer | BodyParts;
+  if (Buffer.isBuffer(body) && length <= BODY_MEMORY_BYTES) {
+    payload = body;
+  } else {
+    payload = parts = chunksBody(reply, Buffer.isBuffer(body) ? new Chunks([body]) : body);
+  }
+  memory.hold(length);
+  reply.send(payload);
+  const raw = reply.raw;
+  if (sentAtOnce(raw)) {
+    memory.free(length);
+    return reply;
+  }
+  let held = length;
+  parts?.on('spill', (bytes: number) => {
+    const moved = Math.min(bytes, held);
+    memory.free(moved);
+    held -= moved;
+  });
+  raw.once('close', () => {
+    memory.free(held);
+    held = 0;
+  });
+  return reply;
+}
+
+/**
+ * The whole response was written, and an HTTP/1.1 socket took all of it at once: nothing waits
+ * for the client. An HTTP/2 stream always waits for its session's next write.
+ */
+function sentAtOnce(raw: FastifyReply['raw']): boolean {
+  if (!raw.writableEnded || 'stream' in raw) return false;
+  const socket = raw.socket;
+  return socket !== null && socket.writableLength === 0 && queuedInLibuv(socket) === 0;
 }
 
 /**
@@ -101,10 +159,10 @@ function resetOnError(reply: FastifyReply, body: Readable): Readable {
  * A body the backend sent whole that arrived in chunks. Fastify sets Content-Length and a default
  * Content-Type for a Buffer, not for a stream: BodyParts gets the same.
  */
-function chunksBody(reply: FastifyReply, body: Chunks): BodyParts {
+function chunksBody(reply: FastifyReply, body: Chunks, toFile = false): BodyParts {
   if (reply.request.method !== 'HEAD' || !reply.hasHeader('content-length')) {
     reply.header('content-length', String(body.length));
   }
   if (!reply.hasHeader('content-type')) reply.header('content-type', 'application/octet-stream');
-  return new BodyParts(body);
+  return new BodyParts(body, { toFile });
 }

@@ -9,11 +9,16 @@
 // 1 GiB), past SPOOL_TOTAL_MAX_BYTES in all the files of the process (many clients that read
 // nothing cannot fill the disk, or the memory of a tmpfs /tmp), or without a temp file at all (no
 // room, no folder), the backend waits for the client again, as before.
+//
+// The memory part counts against the process's bound on reply bytes held for slow clients
+// (response-memory.ts); once that is reached, what the client has not taken goes to the file
+// straight away.
 import type { FileHandle } from 'node:fs/promises';
 import { open, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
+import { responseMemory } from './response-memory.js';
 
 /** Bytes kept in memory for a client that is behind, before the rest goes to a temp file. */
 export const SPOOL_MEMORY_BYTES = 1024 * 1024;
@@ -100,6 +105,7 @@ export class SpooledReply extends Readable {
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#source.destroy();
     this.#memory.length = 0;
+    this.#addMemory(-this.#memoryBytes);
     this.#toFile = [];
     this.#toFileBytes = 0;
     // what this reply's file still held no longer counts against the process's bound
@@ -122,9 +128,9 @@ export class SpooledReply extends Readable {
       this.#wanted = this.push(chunk);
       return;
     }
-    if (this.#fileEmpty() && (this.#memoryBytes < this.#memoryMax || this.#noFile)) {
+    if (this.#fileEmpty() && ((this.#memoryBytes < this.#memoryMax && !responseMemory.full) || this.#noFile)) {
       this.#memory.push(chunk);
-      this.#memoryBytes += chunk.length;
+      this.#addMemory(chunk.length);
     } else {
       this.#toFile.push(chunk);
       this.#toFileBytes += chunk.length;
@@ -139,7 +145,7 @@ export class SpooledReply extends Readable {
     while (this.#wanted && !this.destroyed) {
       const chunk = this.#memory.shift();
       if (chunk !== undefined) {
-        this.#memoryBytes -= chunk.length;
+        this.#addMemory(-chunk.length);
         this.#wanted = this.push(chunk);
         continue;
       }
@@ -178,6 +184,12 @@ export class SpooledReply extends Readable {
     }
   }
 
+  /** The memory part grows or shrinks by `bytes`, and the process's count with it. */
+  #addMemory(bytes: number): void {
+    this.#memoryBytes += bytes;
+    responseMemory.hold(bytes);
+  }
+
   #fileEmpty(): boolean {
     return this.#fileRead === this.#fileWritten && this.#toFile.length === 0 && !this.#writing;
   }
@@ -210,7 +222,7 @@ export class SpooledReply extends Readable {
         this.#noFile = true;
         for (const chunk of [...chunks, ...this.#toFile]) {
           this.#memory.push(chunk);
-          this.#memoryBytes += chunk.length;
+          this.#addMemory(chunk.length);
         }
         this.#toFile = [];
         this.#toFileBytes = 0;
