@@ -207,6 +207,16 @@ function describeStream(stream: ServerHttp2Stream): string {
   return `${what} (${reply}${stream.state?.remoteClose ? '' : ', its request body still open'})`;
 }
 
+/** MAX_LISTED kinds at most, each once with its count: a connection may hold 128 streams alike. */
+function tally(descriptions: readonly string[]): string {
+  const counts = new Map<string, number>();
+  for (const description of descriptions) counts.set(description, (counts.get(description) ?? 0) + 1);
+  const listed = [...counts].slice(0, MAX_LISTED).map(([what, n]) => (n === 1 ? what : `${n} × ${what}`));
+  if (counts.size > MAX_LISTED) listed.push(`${counts.size - MAX_LISTED} more`);
+  return listed.join(', ');
+}
+const MAX_LISTED = 5;
+
 function internal<T>(object: object, description: string): T | undefined {
   const key = Object.getOwnPropertySymbols(object).find((symbol) => symbol.description === description);
   return key === undefined ? undefined : ((object as Record<symbol, unknown>)[key] as T);
@@ -314,11 +324,22 @@ export class ConnectionTracker {
 
   /** In-flight HTTP/1 requests plus open HTTP/2 sessions. */
   get busy(): number {
+    return this.#http1InFlight() + this.#sessions.size;
+  }
+
+  /** In-flight requests, HTTP/2 streams counted one by one (what the drain's first line says). */
+  get requestsInFlight(): number {
+    let streams = 0;
+    for (const session of this.#sessions) streams += openStreams(session).length;
+    return this.#http1InFlight() + streams;
+  }
+
+  #http1InFlight(): number {
     let requests = 0;
     for (const socket of this.#sockets) if (socket._httpMessage) requests++;
     // still waiting for their turn (one whose turn came is its socket's _httpMessage until it closes)
     for (const response of this.#queued) if (response.socket === null && !response.writableFinished) requests++;
-    return requests + this.#sessions.size;
+    return requests;
   }
 
   /** What is still open, in words: the drain's warning says what it gave up waiting for. */
@@ -335,9 +356,9 @@ export class ConnectionTracker {
       );
     }
     for (const session of this.#sessions) {
-      const streams = openStreams(session).map(describeStream);
+      const streams = tally(openStreams(session).map(describeStream));
       parts.push(
-        `an HTTP/2 connection (${session.state.outboundQueueSize ?? 0} frames not yet sent${streams.length > 0 ? `; open: ${streams.join(', ')}` : ''})`,
+        `an HTTP/2 connection (${session.state.outboundQueueSize ?? 0} frames not yet sent${streams === '' ? '' : `; open: ${streams}`})`,
       );
     }
     return parts.length === 0 ? 'none' : parts.join('; ');

@@ -248,13 +248,14 @@ describe('ConnectionTracker drain (HTTP/2, and clients that never close)', () =>
     // one still sending its body, one waiting for its reply
     const sending = session.request({ ':method': 'PUT', ':path': '/upload' });
     sending.write('part of a body');
-    const waiting = session.request({ ':method': 'GET', ':path': '/held?x=1' });
-    waiting.end();
-    await vi.waitFor(() => expect(held).toHaveLength(2));
+    // three alike: said once, with their count
+    for (let i = 0; i < 3; i++) session.request({ ':method': 'GET', ':path': '/held?x=1' }).end();
+    await vi.waitFor(() => expect(held).toHaveLength(4));
     tracker.drain(60_000);
-    expect(tracker.busy).toBe(1);
+    expect(tracker.busy).toBe(1); // one connection to wait for
+    expect(tracker.requestsInFlight).toBe(4); // holding four requests
     expect(tracker.describeOpen()).toMatch(
-      /^an HTTP\/2 connection \(\d+ frames not yet sent; open: PUT \/upload \(no reply yet, its request body still open\), GET \/held\?x=1 \(no reply yet\)\)$/,
+      /^an HTTP\/2 connection \(\d+ frames not yet sent; open: PUT \/upload \(no reply yet, its request body still open\), 3 × GET \/held\?x=1 \(no reply yet\)\)$/,
     );
   });
 

@@ -423,7 +423,7 @@ class ServerState {
     const { app, listeners, opsListeners, tracker, draining } = this.#built;
     const started = performance.now();
     out.info(
-      `${signal}: draining — ${plural(tracker.busy, 'request')} in flight; no new connections, then the workers stop`,
+      `${signal}: draining — ${plural(tracker.requestsInFlight, 'request')} in flight; no new connections, then the workers stop`,
     );
     this.#options.loggers.root.info({ signal }, 'draining');
     // 1. /ready answers 503 on the status listener from now on; no ACME order or renewal starts
