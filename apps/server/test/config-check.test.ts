@@ -126,6 +126,35 @@ sites:
     expect(cgi!.supervisor).toMatchObject({ ttl: '0s', max_worker_memory: 0 });
   });
 
+  it('shows a classic site what applies to it: no worker command, relay or codec, and its static layer over fastcgi.root', () => {
+    const { sites } = effective(`version: "3"
+server:
+  command: php worker.php
+  env: { APP_ENV: prod }
+  user: "33"
+  group: "33"
+http:
+  address: 127.0.0.1:8080
+sites:
+  - hosts: [cgi.test]
+    fastcgi: { root: /var/www/html }
+  - hosts: [fpm.test]
+    fastcgi: { root: /srv/fpm, pass: 127.0.0.1:9000 }
+`);
+    const [cgi, fpm, worker] = sites as Array<{ server: Record<string, unknown>; http: Record<string, unknown> }>;
+    // managed php-cgi: server.env and the user reach it; its command is fastcgi.command
+    expect(cgi!.server).toEqual({ env: { APP_ENV: 'prod' }, user: '33', group: '33' });
+    // php-fpm's processes, environment and user are its own
+    expect(fpm!.server).toEqual({});
+    for (const site of [cgi!, fpm!]) expect(site.http).not.toHaveProperty('codec');
+    // a classic site always serves its static files (it showed static: null without http.static)
+    expect(cgi!.http.static).toMatchObject({ dir: '/var/www/html', calculate_etag: true });
+    expect(fpm!.http.static).toMatchObject({ dir: '/srv/fpm' });
+    // the worker site (the default one) as before
+    expect(worker!.server).toMatchObject({ command: 'php worker.php', relay: 'pipes' });
+    expect(worker!.http).toMatchObject({ codec: expect.any(String), static: null });
+  });
+
   it("shows idle_ttl in use: a dynamic pool's scale-down delay (60s) unless set, a fixed pool's 0s", () => {
     const { sites } = effective(`version: "3"
 server:

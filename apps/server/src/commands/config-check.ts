@@ -161,19 +161,13 @@ const CLASSIC_EXEC_TTL = '60s';
 const DYNAMIC_IDLE_TTL = '60s';
 
 function effectiveSite(site: SiteOptions): Record<string, unknown> {
-  const { http, server } = site;
-  const staticOn = http.static !== undefined;
+  const { http } = site;
+  const classic = site.plugin.fastcgi !== undefined;
   return {
     name: site.name,
     hosts: site.hosts ?? ['(any host no other site lists)'],
     dir: site.dir,
-    server: {
-      command: site.plugin.command,
-      env: server.env ?? {},
-      relay: server.relay ?? defaultOf('server.relay'),
-      ...(server.user === undefined ? {} : { user: server.user }),
-      ...(server.group === undefined ? {} : { group: server.group }),
-    },
+    server: effectiveServer(site),
     http: {
       middleware: site.middleware,
       max_request_size:
@@ -181,20 +175,14 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
           ? http.max_request_size
           : defaultOf('http.max_request_size'),
       raw_body: http.raw_body ?? false,
-      codec: http.codec ?? defaultOf('http.codec'),
+      // the worker protocol's payload codec: a classic site speaks FastCGI
+      ...(classic ? {} : { codec: http.codec ?? defaultOf('http.codec') }),
       pool: effectivePool(site),
       uploads: withDefaults('http.uploads', {
         ...(http.uploads ?? {}),
         ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }),
       }),
-      static: staticOn
-        ? withDefaults('http.static', {
-            ...http.static,
-            dir: [site.plugin.static!.dir ?? site.plugin.static!.root].flat()[0],
-            // its default depends on the site (a classic site's is true): the one in use
-            calculate_etag: site.plugin.static!.calculate_etag ?? true,
-          })
-        : null,
+      static: effectiveStatic(site),
       headers: site.headers,
       gzip: site.gzip,
       access: site.plugin.access ?? [],
@@ -207,6 +195,44 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
     cache: site.cache === null ? null : withDefaults('cache', { ...site.cache }),
     proxy: (site.proxy ?? []).map((route) => ({ ...route, websocket: route.websocket ?? false })),
   };
+}
+
+/**
+ * server.* as it applies: a worker site's command, env, relay and user; managed php-cgi's env and
+ * user (its command is fastcgi.command, its pipes FastCGI's socket); nothing for a fastcgi.pass
+ * site, whose processes, environment and user are php-fpm's.
+ */
+function effectiveServer(site: SiteOptions): Record<string, unknown> {
+  const { server } = site;
+  const fastcgi = site.plugin.fastcgi;
+  if (fastcgi?.pass !== undefined) return {};
+  const ids = {
+    ...(server.user === undefined ? {} : { user: server.user }),
+    ...(server.group === undefined ? {} : { group: server.group }),
+  };
+  if (fastcgi !== undefined) return { env: server.env ?? {}, ...ids };
+  return {
+    command: site.plugin.command,
+    env: server.env ?? {},
+    relay: server.relay ?? defaultOf('server.relay'),
+    ...ids,
+  };
+}
+
+/**
+ * The static layer in use: a worker site's when the middleware lists static (null otherwise); a
+ * classic site always has one, over fastcgi.root, with its ETags on unless set.
+ */
+function effectiveStatic(site: SiteOptions): Record<string, unknown> | null {
+  const { http } = site;
+  const fastcgi = site.plugin.fastcgi;
+  if (fastcgi === undefined && http.static === undefined) return null;
+  return withDefaults('http.static', {
+    ...(http.static ?? {}),
+    dir: fastcgi?.root ?? [site.plugin.static!.dir ?? site.plugin.static!.root].flat()[0],
+    // its default depends on the site (a classic site's is true): the one in use
+    calculate_etag: site.plugin.static?.calculate_etag ?? true,
+  });
 }
 
 /**
