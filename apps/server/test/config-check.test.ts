@@ -141,7 +141,10 @@ sites:
   - hosts: [fpm.test]
     fastcgi: { root: /srv/fpm, pass: 127.0.0.1:9000 }
 `);
-    const [cgi, fpm, worker] = sites as Array<{ server: Record<string, unknown>; http: Record<string, unknown> }>;
+    const [cgi, fpm, worker] = sites as unknown as Array<{
+      server: Record<string, unknown>;
+      http: Record<string, unknown>;
+    }>;
     // managed php-cgi: server.env and the user reach it; its command is fastcgi.command
     expect(cgi!.server).toEqual({ env: { APP_ENV: 'prod' }, user: '33', group: '33' });
     // php-fpm's processes, environment and user are its own
