@@ -427,7 +427,6 @@ async function registerSite(
   }
 }
 
-/** The `cache` section (YAML names) → the micro-cache's options. */
 /**
  * What a site's pool boots, for the boot line: what the pool's constructor starts (a dynamic pool
  * boots max(1, min_workers) to prove its command serves, then sizes itself between its bounds).
@@ -448,6 +447,7 @@ export function describeBootWorkers(pool: SiteOptions['plugin']['pool'], cpus = 
   return plural(numWorkers, 'worker');
 }
 
+/** The `cache` section (YAML names) → the micro-cache's options. */
 function toMicroCacheOptions(cache: CacheConfig): MicroCacheOptions {
   const options: MicroCacheOptions = {};
   if (cache.max_bytes !== undefined) options.max_bytes = cache.max_bytes;

@@ -504,8 +504,7 @@ function compressibleType(type: string): boolean {
  */
 function compressibleReply(reply: AnyReply, type: unknown, payload: unknown, threshold: number): boolean {
   if (payload === null || payload === undefined) return false;
-  const encoding = reply.getHeader('content-encoding');
-  if (encoding !== undefined && encoding !== 'identity') return false;
+  if (encoded(reply)) return false;
   const text = typeof type === 'string' ? type : 'application/json';
   if (!compressibleType(text) || SKIP_COMPRESSION.test(text)) return false;
   if (payload instanceof Readable) return true;
@@ -521,8 +520,7 @@ function compressibleReply(reply: AnyReply, type: unknown, payload: unknown, thr
 function compressibleHead(reply: AnyReply, type: unknown, threshold: number): boolean {
   const status = reply.statusCode;
   if (status === 204 || status === 304 || (status >= 300 && status < 400)) return false;
-  const encoding = reply.getHeader('content-encoding');
-  if (encoding !== undefined && encoding !== 'identity') return false;
+  if (encoded(reply)) return false;
   const text = typeof type === 'string' ? type : 'application/json';
   if (!compressibleType(text) || SKIP_COMPRESSION.test(text)) return false;
   const length = Number(reply.getHeader('content-length') ?? Number.NaN);

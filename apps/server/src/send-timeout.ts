@@ -16,7 +16,7 @@
 import { type ServerHttp2Stream, constants as http2 } from 'node:http2';
 import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { queuedInLibuv } from '@warmpool/fastify';
+import { unsentBytes } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
 import { SocketSweep } from './socket-sweep.js';
 
@@ -41,7 +41,7 @@ function connectionBackedUp(stream: ServerHttp2Stream): boolean {
   const socket = stream.session?.socket as (Socket & { _parent?: Socket | null }) | undefined;
   if (socket === undefined) return false;
   const tcp = socket._parent ?? socket;
-  return tcp.writableLength + queuedInLibuv(tcp) > 0;
+  return unsentBytes(tcp) > 0;
 }
 
 export class SendTimeouts {
@@ -110,7 +110,7 @@ export class SendTimeouts {
   #sweep(connections: Map<Socket, Progress>, now: number): void {
     let closed = 0;
     for (const [socket, progress] of connections) {
-      if (this.#stalled(progress, socket.writableLength + queuedInLibuv(socket), socket.bytesWritten, now)) {
+      if (this.#stalled(progress, unsentBytes(socket), socket.bytesWritten, now)) {
         this.#connections.delete(socket);
         socket.destroy();
         closed++;

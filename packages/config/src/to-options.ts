@@ -434,8 +434,8 @@ function buildSite(
         `uid ${account.uid} has no entry in /etc/passwd, so its primary group is unknown; set server.group too (a group name or a numeric gid)`,
       ),
     );
-  else if (account !== undefined && account !== null) {
-    poolOptions.gid = account.gid as number;
+  else if (typeof account?.gid === 'number') {
+    poolOptions.gid = account.gid;
     origins['pool.gid'] = 'server.user';
   }
   if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;

@@ -48,12 +48,8 @@ export {
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
-export {
-  DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
-  ResponseMemory,
-  responseMemory,
-  queuedInLibuv,
-} from './http/response-memory.js';
+export { DEFAULT_MAX_RESPONSE_MEMORY_BYTES, ResponseMemory, responseMemory } from './http/response-memory.js';
+export { unsentBytes } from './http/unsent-bytes.js';
 export { addRequestMethods, REQUEST_METHODS } from './http/methods.js';
 export type { UploadOptions } from './http/uploads.js';
 export type { InternalFilesOptions } from './http/internal-files.js';

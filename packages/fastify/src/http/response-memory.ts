@@ -15,7 +15,6 @@
 // of it taken by the kernel, or the client gone), or until it moved to a file; a whole reply that
 // an HTTP/1.1 socket took at once is not counted at all, and one of SMALL_REPLY_BYTES or less is
 // never counted (the sockets' and streams' own buffers hold that much anyway).
-import type { Socket } from 'node:net';
 
 /** http.max_response_memory when unset. */
 export const DEFAULT_MAX_RESPONSE_MEMORY_BYTES = 64 * 1024 * 1024;
@@ -78,9 +77,3 @@ export class ResponseMemory {
 
 /** The process's one bound (one Node thread, every site: the memory is the process's). */
 export const responseMemory = new ResponseMemory();
-
-/** libuv's bytes not yet taken by the kernel (Node's stream handle; not public API, read defensively). */
-export function queuedInLibuv(socket: Socket): number {
-  const handle = (socket as Socket & { _handle?: { writeQueueSize?: unknown } | null })._handle;
-  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : 0;
-}

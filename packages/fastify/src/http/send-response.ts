@@ -6,7 +6,8 @@ import type { FastifyReply } from 'fastify';
 import { Chunks, type ExchangeResponse, type HeaderMap, isEventStream, isUnbuffered } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { holdToDeclaredLength } from './declared-length.js';
-import { SMALL_REPLY_BYTES, queuedInLibuv, responseMemory } from './response-memory.js';
+import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
+import { unsentBytes } from './unsent-bytes.js';
 import { SpooledReply } from './spooled-reply.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
@@ -126,7 +127,7 @@ function sendWhole(reply: FastifyReply, body: Buffer | Chunks, release: (() => v
 function sentAtOnce(raw: FastifyReply['raw']): boolean {
   if (!raw.writableEnded || 'stream' in raw) return false;
   const socket = raw.socket;
-  return socket !== null && socket.writableLength === 0 && queuedInLibuv(socket) === 0;
+  return socket !== null && unsentBytes(socket) === 0;
 }
 
 /**
