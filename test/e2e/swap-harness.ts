@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Pool, request } from 'undici';
+import { Client, Pool, request } from 'undici';
 import { freePort } from '../helpers/free-port.js';
 import { FIXTURES, SERVER_MAIN } from '../helpers/warmpool-server.js';
 import { expect } from 'vitest';
@@ -14,12 +14,22 @@ import { expect } from 'vitest';
 export const SWAP_MAIN = fileURLToPath(new URL('../../apps/swap/dist/main.js', import.meta.url));
 export const SWAP_YAML = join(FIXTURES, 'server', 'swap.yaml');
 
-/** A wrapper script (run with node by warmpool-swap) that sets env and runs the real server. */
-export async function makeBinary(dir: string, name: string, env: Record<string, string>): Promise<string> {
+/**
+ * A wrapper script (run with node by warmpool-swap) that sets env and runs the real server; with
+ * `config`, the server reads that file instead of the one after `-c` (a release with another config).
+ */
+export async function makeBinary(
+  dir: string,
+  name: string,
+  env: Record<string, string>,
+  config?: string,
+): Promise<string> {
   const file = join(dir, `${name}.mjs`);
+  const swapConfig =
+    config === undefined ? '' : `process.argv[process.argv.indexOf('-c') + 1] = ${JSON.stringify(config)};\n`;
   await writeFile(
     file,
-    `Object.assign(process.env, ${JSON.stringify(env)});\nprocess.argv[1] = ${JSON.stringify(SERVER_MAIN)};\nawait import(${JSON.stringify(new URL(`file://${SERVER_MAIN}`).href)});\n`,
+    `Object.assign(process.env, ${JSON.stringify(env)});\n${swapConfig}process.argv[1] = ${JSON.stringify(SERVER_MAIN)};\nawait import(${JSON.stringify(new URL(`file://${SERVER_MAIN}`).href)});\n`,
   );
   return file;
 }
@@ -143,17 +153,22 @@ export interface LoadResult {
   versions: Map<string, number>;
 }
 
-/** 32 connections, each sending GETs back to back until stop() resolves the result. */
-export function load(port: number, connections = 32): { stop(): Promise<LoadResult> } {
-  const pool = new Pool(`http://127.0.0.1:${port}`, { connections, keepAliveTimeout: 60_000 });
+/**
+ * 32 connections, each sending GETs back to back until stop() resolves the result. With `fresh`,
+ * every GET comes on a new connection (the ones a server accepts from the shared sockets now).
+ */
+export function load(port: number, connections = 32, fresh = false): { stop(): Promise<LoadResult> } {
+  const origin = `http://127.0.0.1:${port}`;
+  const pool = fresh ? null : new Pool(origin, { connections, keepAliveTimeout: 60_000 });
   const result: LoadResult = { ok: 0, failed: 0, errors: [], versions: new Map() };
   let running = true;
   const loops = Array.from({ length: connections }, async () => {
     while (running) {
       // Every GET must get its 200: the draining server serves a request that arrives on an idle
       // keep-alive connection within its grace, so not even a reused connection may be reset.
+      const client = pool ?? new Client(origin);
       try {
-        const res = await pool.request({ path: '/', method: 'GET' });
+        const res = await client.request({ path: '/', method: 'GET' });
         const body = await res.body.text();
         if (res.statusCode === 200) {
           result.ok++;
@@ -167,6 +182,8 @@ export function load(port: number, connections = 32): { stop(): Promise<LoadResu
         result.errors.push(
           `${(error as NodeJS.ErrnoException).code ?? (error as Error).name}: ${(error as Error).message}`,
         );
+      } finally {
+        if (pool === null) await client.close();
       }
     }
   });
@@ -174,33 +191,39 @@ export function load(port: number, connections = 32): { stop(): Promise<LoadResu
     async stop() {
       running = false;
       await Promise.all(loops);
-      await pool.close();
+      await pool?.close();
       return result;
     },
   };
 }
 
 /**
- * Swaps to a broken v2 under load and checks the rollback: the swap exits 1, no request failed,
- * only v1 answered, and blue is still the one active child. Returns the swap CLI's result.
+ * Swaps to a broken v2 under load (keep-alive connections, and new ones all along) and checks the
+ * rollback: the swap exits 1, no request failed, only v1 answered, and blue is still the one
+ * active child. Returns the swap CLI's result.
  */
 export async function brokenSwap(
   supervisor: Supervisor,
   dir: string,
   name: string,
   env: Record<string, string>,
+  config?: string,
 ): Promise<CliResult> {
   const bluePid = supervisor.state().active!.pid;
-  const binary = await makeBinary(dir, name, { APP_VERSION: 'v2', ...env });
-  const traffic = load(supervisor.httpPort);
+  const binary = await makeBinary(dir, name, { APP_VERSION: 'v2', ...env }, config);
+  // 28 + 4 connections: swap.yaml's server queues 32 requests at most (max_queue_size), then 503
+  const traffic = load(supervisor.httpPort, 28);
+  const newcomers = load(supervisor.httpPort, 4, true);
   await new Promise((r) => setTimeout(r, 200));
   const swap = await swapCli(['swap', '--binary', binary, '--state', supervisor.stateDir]);
   await new Promise((r) => setTimeout(r, 200));
   const result = await traffic.stop();
+  const fresh = await newcomers.stop();
   expect(swap.code).toBe(1);
-  expect(result.errors.slice(0, 5)).toEqual([]);
-  expect(result.failed).toBe(0);
-  expect([...result.versions.keys()]).toEqual(['v1']);
+  expect([...result.errors, ...fresh.errors].slice(0, 5)).toEqual([]);
+  expect(result.failed + fresh.failed).toBe(0);
+  expect(fresh.ok).toBeGreaterThan(0);
+  expect([...result.versions.keys(), ...fresh.versions.keys()]).toEqual(['v1', 'v1']);
   expect(supervisor.state().active!.pid).toBe(bluePid);
   expect(supervisor.state().children).toHaveLength(1);
   const after = await request(`http://127.0.0.1:${supervisor.httpPort}/`);

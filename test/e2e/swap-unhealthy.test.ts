@@ -1,8 +1,10 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
+import { FIXTURES } from '../helpers/warmpool-server.js';
 import {
   brokenSwap as brokenSwapUnderLoad,
   makeBinary,
@@ -26,7 +28,8 @@ afterAll(async () => {
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
-const brokenSwap = (name: string, env: Record<string, string>) => brokenSwapUnderLoad(supervisor!, dir, name, env);
+const brokenSwap = (name: string, env: Record<string, string>, config?: string) =>
+  brokenSwapUnderLoad(supervisor!, dir, name, env, config);
 
 describe('warmpool-swap rollback of an unhealthy green', () => {
   it('unhealthy: /ready never answers 200 within --ready-timeout; green and its PHP are killed', async () => {
@@ -36,9 +39,38 @@ describe('warmpool-swap rollback of an unhealthy green', () => {
     expect(isAlive(greenPid)).toBe(false);
   });
 
+  it('booted but not ready (php-fpm does not answer): green takes no connection from the shared sockets', async () => {
+    // Green boots, listens on its private status socket and waits; before, it took a share of the
+    // new connections at once and answered them 502 until the swap gave up on its /ready.
+    const config = join(dir, 'fpm-down.yaml');
+    await writeFile(
+      config,
+      [
+        'version: "3"',
+        'http: { address: "127.0.0.1:${HTTP_PORT}" }',
+        'status: { address: "127.0.0.1:${STATUS_PORT}" }',
+        'logs: { mode: production, level: warn }',
+        'admin: { socket: "${SWAP_DIR}/admin-fpm-${WARMPOOL_SWAP_COLOUR:-none}.sock" }',
+        'fastcgi:',
+        `  root: ${join(FIXTURES, 'php', 'fastcgi')}`,
+        `  pass: 127.0.0.1:${await freePort()}`,
+        '',
+      ].join('\n'),
+    );
+    const swap = await brokenSwap('v2-fpm-down', {}, config);
+    expect(swap.stderr).toMatch(/WP_SWAP_NOT_READY: http:\/\/127\.0\.0\.1:\d+\/ready not ready within 3000 ms/);
+    expect(supervisor!.output).toMatch(
+      /\[green \d+\] • under warmpool-swap: waiting for site default to be ready before taking connections from the shared sockets/,
+    );
+    expect(supervisor!.output).not.toMatch(/\[green \d+\] • listening on/);
+    // the swap's SIGTERM ends the wait: green stops on its own, before the swap's SIGKILL
+    await supervisor!.waitFor('SIGTERM before every site was ready: stopping');
+    expect(swap.stdout).not.toMatch(/killed by SIGKILL/);
+  });
+
   it('status records the failed swaps and rollback has nothing to go back to', async () => {
     const s = supervisor!;
-    expect(s.state().history.map((h) => h.ok)).toEqual([false]);
+    expect(s.state().history.map((h) => h.ok)).toEqual([false, false]);
     const back = await swapCli(['rollback', '--state', s.stateDir]);
     expect(back.code).toBe(1);
     expect(back.stderr).toContain('WP_SWAP_NO_PREVIOUS');

@@ -104,6 +104,8 @@ export interface BuiltApp {
   tracker: ConnectionTracker;
   /** true once the drain started (ops /ready answers 503) */
   draining: { value: boolean };
+  /** true once the public listeners take connections (ops /ready answers 503 before) */
+  accepting: { value: boolean };
   router: SiteRouter;
   /** Upgrade and CONNECT requests; its WebSocket connections are closed on drain */
   upgrades: Upgrades;
@@ -136,6 +138,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const token = randomBytes(16).toString('hex');
   const tracker = new ConnectionTracker();
   const draining = { value: false };
+  const accepting = { value: false };
   // Listener-wide limits are the same in every site's plugin options; any site gives them.
   const listenerLimits = resolveLimits(server.sites[0]!.plugin);
   const httpOptions: HttpServerOptions = serverLimits(listenerLimits).http ?? {};
@@ -309,6 +312,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const opsListeners = buildOpsListeners(server, {
     pools: () => backends,
     draining: () => draining.value,
+    accepting: () => accepting.value,
     render:
       metricsPath === null
         ? null
@@ -330,6 +334,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     https,
     tracker,
     draining,
+    accepting,
     router,
     upgrades,
     accessLog,
@@ -473,7 +478,12 @@ function toHeadersOptions(headers: HeadersConfig | null, gzip: boolean): HttpHea
 
 function buildOpsListeners(
   server: ServerOptions,
-  state: { pools(): ReadonlyMap<string, SiteBackend>; draining(): boolean; render: (() => Promise<string>) | null },
+  state: {
+    pools(): ReadonlyMap<string, SiteBackend>;
+    draining(): boolean;
+    accepting(): boolean;
+    render: (() => Promise<string>) | null;
+  },
 ): Listener[] {
   const listeners: Listener[] = [];
   const status = server.status === null ? null : { unavailableStatus: server.status.unavailable_status_code ?? 503 };

@@ -24,6 +24,8 @@ export interface OpsState {
   /** every site's stats (its pool's, or for a site passing to php-fpm its connections') */
   pools(): ReadonlyMap<string, { stats(): PoolStats }>;
   draining(): boolean;
+  /** false until the public listeners take connections (/ready is not_ready before) */
+  accepting(): boolean;
 }
 
 export interface OpsServerOptions {
@@ -138,10 +140,10 @@ export function health(state: OpsState): StatusReport {
   return { status, sites };
 }
 
-/** Readiness: every site can take work now, and no drain has started. */
+/** Readiness: the public listeners take connections, every site can take work now, and no drain has started. */
 export function readiness(state: OpsState): StatusReport {
   const sites: Record<string, SiteReport> = {};
-  let status = state.draining() ? 'draining' : 'ready';
+  let status = state.draining() ? 'draining' : state.accepting() ? 'ready' : 'not_ready';
   for (const [name, pool] of state.pools()) {
     const stats = pool.stats();
     const site = readinessOf(stats, state.draining());

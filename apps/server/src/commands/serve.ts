@@ -8,10 +8,12 @@
 //    certificates (or temporary ones while the CA is asked: no boot waits for a CA);
 // 4. boot each site's pool (progress lines with count and time) → exit 6 (workers) or 2 (an option);
 // 5. listen on every listener → exit 5 (an address another program holds is found before 3, by
-//    binding it once: no worker boots for a server that cannot listen); then ACME orders and
+//    binding it once: no worker boots for a server that cannot listen; under warmpool-swap the
+//    status listener first, the shared sockets once every site is ready); then ACME orders and
 //    renewals start; then the admin socket; then print where logs go.
 import { performance } from 'node:perf_hooks';
 import { parseDuration, type AnyPool } from '@warmpool/pool';
+import { readinessOf } from '@warmpool/fastify';
 import {
   ConfigError,
   InvalidValueError,
@@ -50,6 +52,7 @@ import {
   checkAddressesFree,
   DEFAULT_HTTPS_ADDRESS,
   listenAll,
+  type Listener,
   type ListenerName,
 } from '../lifecycle.js';
 import { createLoggers, logCliLines } from '../logging.js';
@@ -74,6 +77,8 @@ export interface ServeArgs {
  */
 const RELOADED_SECTIONS: ReadonlySet<string> = new Set(['logs']);
 const DEFAULT_DRAIN_MS = 60_000;
+/** how often a server under warmpool-swap looks at its sites before taking the shared sockets */
+const READY_POLL_MS = 50;
 
 export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const startedAt = performance.now();
@@ -174,7 +179,9 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   if (automatic !== null && http !== undefined) automatic.attachHttp(http.server as HttpServer);
   if (automatic !== null && built.https !== null) automatic.attachHttps(built.https);
   const stopped = new Promise<number>((resolve) => {
-    const state = new ServerState(args, options, built, automatic, resolve);
+    // warmpool-swap hands its children the sockets it holds (LISTEN_FDS) and names their colour
+    const shared = fds.size > 0 && process.env.WARMPOOL_SWAP_COLOUR !== undefined;
+    const state = new ServerState(args, options, built, automatic, shared, resolve);
     state.install();
     void state.boot(fds, startedAt);
   });
@@ -236,18 +243,22 @@ class ServerState {
   readonly #built: BuiltApp;
   readonly #automatic: AutomaticHttps | null;
   readonly #done: (code: number) => void;
+  /** the public sockets came from warmpool-swap, which another server may be accepting on */
+  readonly #sharedSockets: boolean;
 
   constructor(
     args: ServeArgs,
     options: BuildOptions,
     built: BuiltApp,
     automatic: AutomaticHttps | null,
+    sharedSockets: boolean,
     done: (code: number) => void,
   ) {
     this.#args = args;
     this.#options = options;
     this.#built = built;
     this.#automatic = automatic;
+    this.#sharedSockets = sharedSockets;
     this.#done = done;
   }
 
@@ -280,20 +291,34 @@ class ServerState {
       await app.close();
       return this.#finish(EXIT_OK);
     }
-    // 5. listeners
+    // 5. listeners. Under warmpool-swap the public sockets are shared with the server this one
+    //    replaces, which keeps serving until /ready says 200: a server that cannot serve yet (a
+    //    php-fpm that does not answer) takes no connection from them, or it would answer some with
+    //    502 while the swap waits for its /ready and rolls back. So ops first, then wait for every
+    //    site, then the shared sockets.
+    const shared = this.#sharedSockets && opsListeners.some((listener) => listener.name === 'status');
+    const first = shared ? opsListeners : [...listeners, ...opsListeners];
     try {
-      await listenAll([...listeners, ...opsListeners], fds);
+      await listenAll(first, fds);
+      this.#printListening(first);
+      if (shared && !(await this.#untilSitesReady())) {
+        out.info(`${this.#stopRequested} before every site was ready: stopping`);
+        await closeServers(opsListeners.map((l) => l.server));
+        await app.close();
+        return this.#finish(EXIT_OK);
+      }
+      if (shared) {
+        await listenAll(listeners, fds);
+        this.#printListening(listeners);
+      }
     } catch (error) {
       if (!(error instanceof ListenError)) throw error;
       out.error(withKeyPosition(error, this.#options.loaded));
+      if (shared) await closeServers(opsListeners.map((l) => l.server));
       await app.close().catch(() => {});
       return this.#finish(EXIT_LISTEN);
     }
-    for (const listener of [...listeners, ...opsListeners]) {
-      const via = listener.fd === undefined ? '' : `, socket fd ${listener.fd} from LISTEN_FDS`;
-      const what = listener.name === 'status' || listener.name === 'metrics' ? `${listener.name} ` : '';
-      out.info(`${what}listening on ${boundUrl(listener)} (${listener.serves}${via})`);
-    }
+    this.#built.accepting.value = true;
     const pair = this.#options.tls?.defaultCredentials;
     if (this.#built.https !== null && pair != null && this.#options.server.http.ssl?.cert != null)
       out.detail(`TLS: ${pair.summary}`);
@@ -330,6 +355,39 @@ class ServerState {
     );
     loggers.root.info({ pid: process.pid, sites: [...this.#built.backends.keys()] }, 'warmpool ready');
     if (this.#stopRequested !== null) await this.#drain(this.#stopRequested);
+  }
+
+  #printListening(listeners: readonly Listener[]): void {
+    for (const listener of listeners) {
+      const via = listener.fd === undefined ? '' : `, socket fd ${listener.fd} from LISTEN_FDS`;
+      const what = listener.name === 'status' || listener.name === 'metrics' ? `${listener.name} ` : '';
+      this.#out.info(`${what}listening on ${boundUrl(listener)} (${listener.serves}${via})`);
+    }
+  }
+
+  /**
+   * Under warmpool-swap, before the shared sockets: resolves true once every site is ready (as
+   * /ready counts it), false when a stop signal came first. The sites' own boot lines said why
+   * one is not (a php-fpm that does not answer, and what to do).
+   */
+  async #untilSitesReady(): Promise<boolean> {
+    const waiting = (): string[] =>
+      [...this.#built.backends]
+        .filter(([, backend]) => readinessOf(backend.stats(), false) !== 'ready')
+        .map(([name]) => name);
+    let said = false;
+    for (;;) {
+      if (this.#stopRequested !== null) return false;
+      const sites = waiting();
+      if (sites.length === 0) return true;
+      if (!said) {
+        this.#out.info(
+          `under warmpool-swap: waiting for ${sites.length === 1 ? 'site' : 'sites'} ${sites.join(', ')} to be ready before taking connections from the shared sockets`,
+        );
+        said = true;
+      }
+      await new Promise((resolve) => setTimeout(resolve, READY_POLL_MS));
+    }
   }
 
   #bootFailure(error: unknown): number {
