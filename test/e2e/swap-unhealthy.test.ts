@@ -37,6 +37,9 @@ describe('warmpool-swap rollback of an unhealthy green', () => {
     expect(swap.stderr).toMatch(/WP_SWAP_NOT_READY: http:\/\/127\.0\.0\.1:\d+\/ready not ready within 3000 ms/);
     const greenPid = Number(/green pid (\d+) starting/.exec(swap.stdout)![1]);
     expect(isAlive(greenPid)).toBe(false);
+    // the swap's SIGTERM stops the workers still booting: green exits on its own, no SIGKILL
+    await supervisor!.waitFor('SIGTERM during boot: stopped the workers booting');
+    expect(swap.stdout).not.toMatch(/killed by SIGKILL/);
   });
 
   it('booted but not ready (php-fpm does not answer): green takes no connection from the shared sockets', async () => {

@@ -84,6 +84,8 @@ export interface BuildOptions {
   extraMetrics?: () => string;
   /** where an access log to stdout/stderr writes (tests); default the process's */
   accessLogStreams?: AccessLogStreams;
+  /** aborted by a stop during the boot: the sites' workers still booting are killed, not waited for */
+  bootSignal?: AbortSignal;
 }
 
 export interface BuiltApp {
@@ -399,6 +401,7 @@ async function registerSite(
       // nothing here keeps a reply payload past its response (the micro-cache copies what it keeps)
       recycle_response_memory: true,
       logger: loggers.server.child({ site: site.name }),
+      ...(options.bootSignal === undefined ? {} : { signal: options.bootSignal }),
       ...(metricsPath === null ? {} : { metrics_path: metricsPath }),
     });
   } catch (error) {

@@ -114,7 +114,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   let exchange: Exchange;
   if (classic === null) {
     const workers = new Pool(options.pool);
-    await workers.start();
+    await workers.start(opts.signal);
     pool = workers;
     view = workers;
     exchange = new WorkerExchange(workers, options.codec);
@@ -128,7 +128,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
       { ...options.pool, warmup },
       { clearEnv: classic.clearEnv, ...(classic.pipelining ? {} : { queueBehindMs: 0 }) },
     );
-    await cgi.start();
+    await cgi.start(opts.signal);
     pool = cgi;
     view = cgi;
     exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options));

@@ -72,6 +72,12 @@ export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOpt
    * micro-cache copies what it keeps). Default false.
    */
   recycle_response_memory?: boolean;
+  /**
+   * Aborting it while the workers boot stops the boot: workers still booting are killed and the
+   * plugin's registration (app.ready()) rejects with WP_POOL_CLOSED instead of waiting up to
+   * allocate_timeout (`warmpool serve` aborts it on SIGTERM during the boot).
+   */
+  signal?: AbortSignal;
 }
 
 export interface ResolvedOptions {
@@ -123,6 +129,7 @@ const KNOWN = new Set([
   'internal_files',
   'error_pages',
   'recycle_response_memory',
+  'signal',
   ...LIMIT_OPTION_KEYS,
 ]);
 

@@ -50,3 +50,22 @@ export class Cancellation implements CancelSignal {
     if (failed !== null) throw failed.error;
   }
 }
+
+/**
+ * For a boot that races its own ends (handshake, exit, allocate_timeout): a promise that rejects
+ * with error() once `signal` fires (at once if it has), and dispose() to stop listening.
+ */
+export function rejectOnAbort(
+  signal: CancelSignal | undefined,
+  error: () => Error,
+): { promise: Promise<never>; dispose(): void } {
+  if (signal === undefined) return { promise: new Promise<never>(() => {}), dispose: () => {} };
+  let onAbort = () => {};
+  const promise = new Promise<never>((_, reject) => {
+    onAbort = () => reject(error());
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  promise.catch(() => {});
+  return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
+}

@@ -165,12 +165,14 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     }
   }
 
+  const bootAbort = new AbortController();
   const options: BuildOptions = {
     loaded,
     server,
     loggers,
     out,
     tls,
+    bootSignal: bootAbort.signal,
     ...(automatic === null ? {} : { extraMetrics: () => automatic.metrics() }),
   };
   const built = buildApp(options);
@@ -181,7 +183,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const stopped = new Promise<number>((resolve) => {
     // warmpool-swap hands its children the sockets it holds (LISTEN_FDS) and names their colour
     const shared = fds.size > 0 && process.env.WARMPOOL_SWAP_COLOUR !== undefined;
-    const state = new ServerState(args, options, built, automatic, shared, resolve);
+    const state = new ServerState(args, options, built, automatic, { shared, bootAbort }, resolve);
     state.install();
     void state.boot(fds, startedAt);
   });
@@ -245,20 +247,23 @@ class ServerState {
   readonly #done: (code: number) => void;
   /** the public sockets came from warmpool-swap, which another server may be accepting on */
   readonly #sharedSockets: boolean;
+  /** aborted by a stop signal during the boot (options.bootSignal is its signal) */
+  readonly #bootAbort: AbortController;
 
   constructor(
     args: ServeArgs,
     options: BuildOptions,
     built: BuiltApp,
     automatic: AutomaticHttps | null,
-    sharedSockets: boolean,
+    boot: { shared: boolean; bootAbort: AbortController },
     done: (code: number) => void,
   ) {
     this.#args = args;
     this.#options = options;
     this.#built = built;
     this.#automatic = automatic;
-    this.#sharedSockets = sharedSockets;
+    this.#sharedSockets = boot.shared;
+    this.#bootAbort = boot.bootAbort;
     this.#done = done;
   }
 
@@ -284,6 +289,10 @@ class ServerState {
       await app.ready();
     } catch (error) {
       await app.close().catch(() => {});
+      if (this.#stopRequested !== null) {
+        out.info(`${this.#stopRequested} during boot: stopped the workers booting`);
+        return this.#finish(EXIT_OK);
+      }
       return this.#finish(this.#bootFailure(error));
     }
     if (this.#stopRequested !== null) {
@@ -471,8 +480,9 @@ class ServerState {
 
   async #drain(signal: NodeJS.Signals): Promise<void> {
     if (this.#phase === 'booting') {
-      // listeners are not up yet: boot() stops right after the pools are ready
+      // listeners are not up yet: the workers still booting are killed, then boot() stops
       this.#stopRequested = signal;
+      this.#bootAbort.abort();
       return;
     }
     if (this.#phase === 'draining') return;

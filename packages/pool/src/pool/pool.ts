@@ -1,4 +1,4 @@
-import type { CancelSignal } from '../cancel.js';
+import { Cancellation, type CancelSignal } from '../cancel.js';
 import { EventEmitter } from 'node:events';
 import {
   BootFailedError,
@@ -78,6 +78,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   readonly #errors: Record<string, number> = {};
   readonly #recycles: Partial<Record<RecycleReason, number>> = {};
   #onIdle: (() => void) | null = null;
+  /** fired by close() once the requests are done: a worker still booting is not waited for */
+  readonly #bootsCancelled = new Cancellation();
 
   /** `driver` starts the workers: goridge (RoadRunner's protocol) unless another is given. */
   constructor(options: PoolOptions<Req> | ResolvedPoolOptions<Req>, driver?: WorkerDriver<Req, Rep>) {
@@ -98,17 +100,30 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
 
   /**
    * Boots num_workers in parallel. Rejects when the command cannot run at all (not found, or every
-   * first boot failed), after cleaning up; a partial failure is retried in the background.
+   * first boot failed), after cleaning up; a partial failure is retried in the background. When
+   * `signal` fires before the boot is over, the pool closes (workers still booting are killed) and
+   * start() rejects with PoolClosedError.
    */
-  async start(): Promise<void> {
+  async start(signal?: CancelSignal): Promise<void> {
     if (this.#started) return;
     this.#started = true;
-    await this.#driver.open(this.options);
-    this.#opened = true;
-    await this.#bootTarget();
-    if (this.options.numWorkers === 'auto') {
-      this.#target = await this.#measureSize();
+    // a stop during the boot (SIGTERM to a server still booting) closes the pool: no wait for allocate_timeout
+    const stop = () => void this.close();
+    signal?.addEventListener('abort', stop, { once: true });
+    try {
+      if (signal?.aborted === true) stop();
+      this.#throwIfClosing();
+      await this.#driver.open(this.options);
+      this.#opened = true;
       await this.#bootTarget();
+      this.#throwIfClosing();
+      if (this.options.numWorkers === 'auto') {
+        this.#target = await this.#measureSize();
+        await this.#bootTarget();
+        this.#throwIfClosing();
+      }
+    } finally {
+      signal?.removeEventListener('abort', stop);
     }
     if (Supervisor.isNeeded(this.options)) {
       this.#supervisor = new Supervisor(this.options, {
@@ -119,6 +134,11 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       });
       this.#supervisor.start();
     }
+  }
+
+  /** start() ends here when the pool was closed while it booted. */
+  #throwIfClosing(): void {
+    if (this.#closing) throw new PoolClosedError('the pool was closed while its workers booted');
   }
 
   /** Boots up to the target in parallel; rejects (after cleaning up) when nothing could boot. */
@@ -350,7 +370,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     const startedAt = Date.now();
     let worker: Worker<Req, Rep>;
     try {
-      worker = await this.#driver.spawn();
+      worker = await this.#driver.spawn(this.#bootsCancelled);
     } catch (error) {
       this.#bootFailures++;
       this.#bootError = error as Error;
@@ -609,8 +629,9 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     this.#retryTimer = null;
     // 1. Let in-flight and queued requests finish, bounded by destroy_timeout.
     await this.#idle(this.options.destroyTimeoutMs);
-    // 2. Whatever still waits gets a clear error.
+    // 2. Whatever still waits gets a clear error, and no boot is waited for (its process is killed).
     this.#free.rejectAll(new PoolClosedError());
+    this.#bootsCancelled.cancel();
     // 3. Stop every worker: idle ones with the stop command, busy ones (past the bound) by SIGKILL.
     await Promise.all(
       [...this.#workers].map((w) => {
@@ -618,7 +639,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         return this.#exitWithin(w, this.options.destroyTimeoutMs, 'shutdown');
       }),
     );
-    // 4. Workers still booting finish into a closing pool and stop themselves; wait for them.
+    // 4. Workers that finished booting into a closing pool stop themselves; wait for them.
     while (this.#booting > 0 || this.#workers.size > 0) {
       await Promise.all([...this.#workers].map((w) => w.exited));
       if (this.#booting > 0) await new Promise((r) => setTimeout(r, 20));

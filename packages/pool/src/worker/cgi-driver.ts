@@ -2,6 +2,7 @@
 // pool shares, and createCgiPool(), the pool that runs them.
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
+import type { CancelSignal } from '../cancel.js';
 import type { CgiHeadLimits } from '../fastcgi/cgi-response.js';
 import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
 import { Pool } from '../pool/pool.js';
@@ -68,8 +69,8 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
     };
   }
 
-  spawn(): Promise<CgiWorker> {
-    return CgiWorker.start(this.#spec!);
+  spawn(signal?: CancelSignal): Promise<CgiWorker> {
+    return CgiWorker.start(this.#spec!, signal);
   }
 
   async drain(reply: CgiReply): Promise<void> {

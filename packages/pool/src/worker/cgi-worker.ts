@@ -2,7 +2,7 @@
 // 0700 temp dir, one process (PHP_FCGI_CHILDREN=0) serving one keep-alive FastCGI connection, one
 // request at a time. The pool decides everything a php-fpm master would: how many run, when one is
 // recycled (max_jobs, ttl, idle_ttl, max_worker_memory), when one is killed (exec_ttl).
-import type { CancelSignal } from '../cancel.js';
+import { rejectOnAbort, type CancelSignal } from '../cancel.js';
 import type { ChildProcess } from 'node:child_process';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -14,6 +14,7 @@ import {
   ExecTimeoutError,
   FastCgiAbortedError,
   FastCgiConnectionClosedError,
+  PoolClosedError,
   QueuedRequestNotRunError,
   StreamStalledError,
   WorkerExitedError,
@@ -127,7 +128,8 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
    * Spawns php-cgi on a socket of its own and connects to it within bootTimeoutMs
    * (allocate_timeout), racing the process exiting. A failure says why, with php-cgi's last output.
    */
-  static async start(spec: CgiSpec): Promise<CgiWorker> {
+  /** Spawns php-cgi and waits until it accepts on its socket; `signal` (the pool closing) cuts the wait short. */
+  static async start(spec: CgiSpec, signal?: CancelSignal): Promise<CgiWorker> {
     const dir = await mkdtemp(join(socketBase(), 'warmpool-php-cgi-'));
     // php-cgi creates the socket itself: when it runs as another user, the folder must be its
     if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
@@ -141,7 +143,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     }
     const worker = new CgiWorker(child, spec, dir, socketPath);
     try {
-      await worker.#boot();
+      await worker.#boot(signal);
       worker.releaseBootOutput(true);
       return worker;
     } catch (error) {
@@ -336,10 +338,11 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
 
   // ---- boot and connection ----
 
-  async #boot(): Promise<void> {
+  async #boot(signal: CancelSignal | undefined): Promise<void> {
     const spec = this.#spec;
     let timer: NodeJS.Timeout | undefined;
     let stopped = false;
+    const closed = rejectOnAbort(signal, () => new PoolClosedError(`the pool closed while php-cgi ${this.pid} booted`));
     try {
       const exited: Promise<never> = this.exited.then(() => {
         const cli = phpCliUsage(this.recentOutput);
@@ -391,11 +394,12 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
         },
         () => {},
       );
-      this.#adopt(await Promise.race([connected, exited, timeout]));
+      this.#adopt(await Promise.race([connected, exited, timeout, closed.promise]));
       this.workerState = 'ready';
     } finally {
       stopped = true;
       clearTimeout(timer);
+      closed.dispose();
     }
   }
 

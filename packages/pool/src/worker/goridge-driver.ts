@@ -1,5 +1,6 @@
 // The driver of goridge workers (RoadRunner's protocol): one relay listener per pool when workers
 // connect over a socket, the RR_* environment, and reply frames drained to their end.
+import type { CancelSignal } from '../cancel.js';
 import type { ResolvedPoolOptions } from '../options.js';
 import { createWorkerSpec } from '../pool/allocator.js';
 import { SocketRelayListener } from '../relay/socket.js';
@@ -20,8 +21,8 @@ export class GoridgeDriver implements WorkerDriver<ExecRequest, ExecReply> {
     this.#spec = createWorkerSpec(options, this.#listener);
   }
 
-  spawn(): Promise<Worker> {
-    return Worker.start(this.#spec!);
+  spawn(signal?: CancelSignal): Promise<Worker> {
+    return Worker.start(this.#spec!, signal);
   }
 
   async drain(reply: ExecReply): Promise<void> {

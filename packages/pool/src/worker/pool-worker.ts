@@ -2,6 +2,7 @@
 // loop) and the FastCGI `CgiWorker` (php-cgi) both implement it, so every pool rule (max_jobs,
 // exec_ttl, max_worker_memory, idle_ttl, scale to zero, rolling reset, stats, sizing) applies to
 // both. The pool never sees a frame or a record: `Req` and `Rep` pass through it untouched.
+import type { CancelSignal } from '../cancel.js';
 import type { ResolvedPoolOptions } from '../options.js';
 import type { RecycleReason, WorkerState } from './state.js';
 
@@ -69,8 +70,11 @@ export interface WorkerDriver<Req, Rep> {
   /** what the workers speak; shown by `warmpool workers` and in logs */
   readonly protocol: 'goridge' | 'fastcgi';
   open(options: ResolvedPoolOptions<Req>): Promise<void>;
-  /** Starts one worker; resolves once it is ready, or rejects with BootFailedError / CommandNotFoundError. */
-  spawn(): Promise<PoolWorker<Req, Rep>>;
+  /**
+   * Starts one worker; resolves once it is ready, or rejects with BootFailedError /
+   * CommandNotFoundError, or PoolClosedError once `signal` fires (the pool closed during the boot).
+   */
+  spawn(signal?: CancelSignal): Promise<PoolWorker<Req, Rep>>;
   /** Reads a reply nobody else will read to its end (num_workers: auto's warm-up), so its worker is released. */
   drain(reply: Rep): Promise<void>;
   close(): Promise<void>;

@@ -5,6 +5,7 @@ import {
   ExecAbortedError,
   ExecTimeoutError,
   MalformedFrameError,
+  PoolClosedError,
   StreamStalledError,
   type ProtocolError,
   UnexpectedFrameError,
@@ -12,6 +13,7 @@ import {
   WorkerReportedError,
   WorkerStopRequestedError,
 } from '../errors.js';
+import { rejectOnAbort, type CancelSignal } from '../cancel.js';
 import type { Logger } from '../logger.js';
 import {
   encodePidRequest,
@@ -155,12 +157,13 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
    * Spawns the command and completes the pid handshake within bootTimeoutMs (allocate_timeout),
    * racing it against the process exiting. A failure says why, with the worker's last output.
    */
-  static async start(spec: WorkerSpec): Promise<Worker> {
+  /** Spawns a worker and waits for its handshake; `signal` (the pool closing) cuts the wait short. */
+  static async start(spec: WorkerSpec, signal?: CancelSignal): Promise<Worker> {
     const child = spawnWorkerProcess(spec);
     await waitForSpawn(child, spec.argv);
     const worker = new Worker(child, spec);
     try {
-      await worker.#boot();
+      await worker.#boot(signal);
       return worker;
     } catch (error) {
       worker.kill();
@@ -232,10 +235,11 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
     }, this.#spec.streamTimeoutMs);
   }
 
-  async #boot(): Promise<void> {
+  async #boot(signal: CancelSignal | undefined): Promise<void> {
     const spec = this.#spec;
     let timer: NodeJS.Timeout | undefined;
     let cancelAccept: (() => void) | undefined;
+    const closed = rejectOnAbort(signal, () => new PoolClosedError(`the pool closed while worker ${this.pid} booted`));
     try {
       const handshake = new Promise<void>((resolve, reject) => {
         this.#onBootError = reject;
@@ -283,17 +287,18 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
         cancelAccept = accepted.cancel;
         relay = accepted.relay;
       }
-      this.#relay = await Promise.race([relay, exited, timeout]);
+      this.#relay = await Promise.race([relay, exited, timeout, closed.promise]);
       this.#listen(this.#relay);
       if (this.#relay.handshakePid === null) {
         writeFrame(this.#relay.output, [encodePidRequest()]);
-        await Promise.race([handshake, exited, timeout]);
+        await Promise.race([handshake, exited, timeout, closed.promise]);
       }
       this.#onBootFrame = null;
       this.#onBootError = null;
       this.workerState = 'ready';
     } finally {
       clearTimeout(timer);
+      closed.dispose();
       cancelAccept?.();
     }
   }

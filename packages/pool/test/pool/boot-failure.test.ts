@@ -1,9 +1,35 @@
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { WorkerExitedError, WorkersDownError } from '../../src/errors.js';
-import { eventually, recordingLogger, request, withPool } from '../php-fixtures.js';
+import { PoolClosedError, WorkerExitedError, WorkersDownError } from '../../src/errors.js';
+import { createPool } from '../../src/pool/pool.js';
+import { eventually, fixture, recordingLogger, request, withPool } from '../php-fixtures.js';
+
+/** Pids of `parent`'s children whose command line names `script` (Linux /proc). */
+function childPids(parent: number, script: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === parent && readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(script)) pids.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return pids;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 /** A file boot-gate.php refuses to boot while it exists (a broken deploy), removed after each test. */
 function gateFile(): string {
@@ -144,5 +170,34 @@ describe('Pool: workers that fail to boot', () => {
         expect(pool.stats().bootError).toBeNull();
       },
     );
+  });
+
+  it('start(signal): aborting it while the workers boot kills them and start() rejects with PoolClosedError', async () => {
+    const pool = createPool({
+      command: ['php', fixture('swap-version.php')],
+      env: { APP_BOOT: 'hang' },
+      num_workers: 2,
+      allocate_timeout: ALLOCATE_TIMEOUT_MS,
+      logger: recordingLogger(),
+    });
+    const booting = new AbortController();
+    const started = pool.start(booting.signal);
+    // both processes run (and hang before the handshake) before the stop comes
+    const pids: number[] = [];
+    await eventually(() => {
+      pids.splice(0, pids.length, ...childPids(process.pid, 'swap-version.php'));
+      return pids.length === 2;
+    }, 'two workers booting');
+    booting.abort();
+    await expect(started).rejects.toBeInstanceOf(PoolClosedError);
+    await pool.close();
+    for (const pid of pids) expect(isAlive(pid), `pid ${pid}`).toBe(false);
+    expect(pool.stats().workers.booting).toBe(0);
+  });
+
+  it('start(signal) with a signal already aborted boots nothing', async () => {
+    const pool = createPool({ command: ['php', fixture('hang.php')], logger: recordingLogger() });
+    await expect(pool.start(AbortSignal.abort())).rejects.toBeInstanceOf(PoolClosedError);
+    expect(pool.stats().workers).toMatchObject({ ready: 0, booting: 0 });
   });
 });
