@@ -66,6 +66,8 @@ describe('warmpool-swap rollback of an unhealthy green', () => {
       /\[green \d+\] • under warmpool-swap: waiting for site default to be ready before taking connections from the shared sockets/,
     );
     expect(supervisor!.output).not.toMatch(/\[green \d+\] • listening on/);
+    // the swap's own line says what green waited for
+    expect(swap.stdout).toMatch(/✗ .*not ready within 3000 ms: .*: under warmpool-swap: waiting for site default/);
     // the swap's SIGTERM ends the wait: green stops on its own, before the swap's SIGKILL
     await supervisor!.waitFor('SIGTERM before every site was ready: stopping');
     expect(swap.stdout).not.toMatch(/killed by SIGKILL/);

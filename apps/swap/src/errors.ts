@@ -60,10 +60,14 @@ export class BootFailedError extends SwapError<'WP_SWAP_BOOT_FAILED'> {
     );
   }
 }
-/** /ready did not answer 200 in time. */
+/** /ready did not answer 200 in time; `output`: the child's last lines, which say what it waits for. */
 export class NotReadyError extends SwapError<'WP_SWAP_NOT_READY'> {
-  constructor(message: string) {
-    super('WP_SWAP_NOT_READY', message);
+  constructor(message: string, output = '') {
+    super(
+      'WP_SWAP_NOT_READY',
+      `${message}${output.trim() === '' ? '' : `:\n${output.trim().split('\n').slice(-15).join('\n')}`}`,
+      { details: { output } },
+    );
   }
 }
 export class BusyError extends SwapError<'WP_SWAP_BUSY'> {

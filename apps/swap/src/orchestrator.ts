@@ -15,6 +15,7 @@ import {
   ListenFailedError,
   NoPreviousError,
   NotReadyError,
+  SwapError,
 } from './errors.js';
 import { ServerChild, runCheck, type Colour } from './child.js';
 import { bindSocket, parseAddress, type BoundSocket, type ListenerName } from './listeners.js';
@@ -46,6 +47,7 @@ export class SwapOrchestrator {
   #active: ServerChild | undefined;
   #children = new Set<ServerChild>();
   #previous: string | null = null;
+  readonly #stoppedBySwap = new WeakSet<ServerChild>();
   #history: SwapRecord[] = [];
   #phase = 'starting';
   #stopping = false;
@@ -139,11 +141,11 @@ export class SwapOrchestrator {
       if (status !== 200)
         throw new NotReadyError(`${colour} /ready answered ${status || 'nothing'} right before the hand-over`);
     } catch (error) {
-      const reason = (error as Error).message;
-      progress(`✗ ${reason.split('\n')[0]}`);
+      const reason = summaryOf(error as Error);
+      progress(`✗ ${reason}`);
       if (green !== undefined) {
         progress(`• stopping ${colour} pid ${green.pid}; ${blue.colour} pid ${blue.pid} keeps serving`);
-        await green.stop(5_000);
+        await this.#stopReported(green, 5_000, progress);
       }
       record(false, reason);
       this.#phase = 'idle';
@@ -156,10 +158,9 @@ export class SwapOrchestrator {
     this.#previous = blue.binary;
     this.#save();
     progress(
-      `• ${colour} pid ${green.pid} ready; ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms)`,
+      `• ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms); ${colour} pid ${green.pid} serves`,
     );
-    await blue.stop(this.options.drainTimeoutMs);
-    progress(`• ${blue.colour} pid ${blue.pid} ${blue.exitDescription}`);
+    await this.#stopReported(blue, this.options.drainTimeoutMs, progress);
     if (!green.alive) {
       // green died while blue drained: bring the old binary back rather than serve nothing
       const reason = `${colour} ${green.exitDescription} during the hand-over; restarting ${blue.binary}`;
@@ -276,13 +277,22 @@ export class SwapOrchestrator {
       this.#children.delete(child);
       this.#privateStatus.get(child)?.close();
       this.#privateStatus.delete(child);
-      this.options.log(`• ${child.colour} pid ${child.pid} ${child.exitDescription}`);
+      // a child the swap stops is reported by the swap's progress (which the log has too)
+      if (!this.#stoppedBySwap.has(child))
+        this.options.log(`• ${child.colour} pid ${child.pid} ${child.exitDescription}`);
       if (child === this.#active && !this.#stopping && this.#phase !== 'handover') {
         this.#save();
         this.onActiveExit(child.process.exitCode ?? 1);
       } else this.#save();
     });
     return child;
+  }
+
+  /** Stops a child for the swap and says how it ended (only here: the exit handler leaves it out). */
+  async #stopReported(child: ServerChild, graceMs: number, progress: Progress): Promise<void> {
+    this.#stoppedBySwap.add(child);
+    await child.stop(graceMs);
+    progress(`• ${child.colour} pid ${child.pid} ${child.exitDescription}`);
   }
 
   #promote(child: ServerChild): void {
@@ -295,7 +305,13 @@ export class SwapOrchestrator {
   }
 
   async #untilReady(child: ServerChild, progress: Progress): Promise<void> {
-    await waitReady({ url: this.#statusUrl(child)!, timeoutMs: this.options.readyTimeoutMs, exited: child.exited });
+    try {
+      await waitReady({ url: this.#statusUrl(child)!, timeoutMs: this.options.readyTimeoutMs, exited: child.exited });
+    } catch (error) {
+      // the child's own lines say what it waits for (workers booting, a php-fpm that does not answer)
+      if (error instanceof NotReadyError) throw new NotReadyError(error.message, child.output);
+      throw error;
+    }
     if (!child.alive)
       throw new BootFailedError(
         `${child.colour} pid ${child.pid} ${child.exitDescription} while booting`,
@@ -332,4 +348,21 @@ export class SwapOrchestrator {
       server.listen({ host, port }, () => resolve(server));
     });
   }
+}
+
+/**
+ * One line for the progress and the history: the error's first line, and when output follows it
+ * (it ends with ':'), the output's line that says most: a failed check's first error, a child's
+ * last line (what it did or waited for last).
+ */
+export function summaryOf(error: Error): string {
+  const first = error.message.split('\n')[0] ?? '';
+  const output = error instanceof SwapError ? error.details.output : undefined;
+  if (!first.endsWith(':') || typeof output !== 'string') return first;
+  const lines = output
+    .split('\n')
+    .map((line) => line.trim().replace(/^[✗▲•✓]\s*/, ''))
+    .filter((line) => line !== '' && !line.endsWith(':'));
+  const cause = error instanceof CheckFailedError ? lines[0] : lines.at(-1);
+  return cause === undefined ? first.slice(0, -1) : `${first} ${cause}`;
 }

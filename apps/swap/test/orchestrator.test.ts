@@ -215,7 +215,7 @@ describe('start', () => {
 describe('swap', () => {
   it('blue → checking → green-starting → green-ready → handover → idle: green serves, blue drained and gone', async () => {
     const statusPort = await freePort();
-    const { o, dir } = harness({
+    const { o, dir, lines } = harness({
       binary: READY,
       listen: new Map([
         ['http', '127.0.0.1:0'],
@@ -250,7 +250,13 @@ describe('swap', () => {
     expect(state.children.map((c) => c.colour)).toEqual(['green']);
     expect(state.history).toMatchObject([{ from: READY, to: v2, ok: true }]);
     expect(readState(dir)).toEqual(JSON.parse(JSON.stringify(state)));
+    expect(progress).toContain(
+      `• blue pid ${blue.pid} draining (SIGTERM, SIGKILL after 10000 ms); green pid ${state.active!.pid} serves`,
+    );
+    expect(progress.filter((line) => line === `• green pid ${state.active!.pid} ready`)).toHaveLength(1);
     expect(progress).toContain(`• blue pid ${blue.pid} exit code 0`);
+    // said once: the log has the swap's progress (warmpool-swap logs it), not the exit handler's copy
+    expect(lines.filter((line) => line.startsWith(`• blue pid ${blue.pid} exit`))).toEqual([]);
     expect(progress.at(-1)).toMatch(new RegExp(`^✓ swapped to ${v2} \\(green pid ${state.active!.pid}\\) in \\d+ ms$`));
     expect(isGone(blue.pid!)).toBe(true);
     // the same shared socket, now accepted by green only; the public status follows the active child
@@ -317,7 +323,11 @@ describe('swap rollback: a green that is not fit never takes over, blue keeps se
       `\`${FAILS_CONFIG_CHECK} config check -c warmpool.yaml\` failed (exit 1):\nwarmpool.yaml:3:5: http.pool.num_workers must be an integer`,
     );
     expect(progress.some((line) => line.includes('starting on the shared sockets'))).toBe(false);
+    // one line for the progress and the history, with what is wrong (not a line ending in ':')
+    const summary = `\`${FAILS_CONFIG_CHECK} config check -c warmpool.yaml\` failed (exit 1): warmpool.yaml:3:5: http.pool.num_workers must be an integer`;
+    expect(progress).toContain(`✗ ${summary}`);
     await expectBlueUntouched(h, FAILS_CONFIG_CHECK, /config check -c warmpool\.yaml` failed \(exit 1\)/);
+    expect(h.o.state().history[0]!.reason).toBe(summary);
   });
 
   it('does not run at all: CheckFailedError from `version`', async () => {
@@ -349,11 +359,18 @@ describe('swap rollback: a green that is not fit never takes over, blue keeps se
     const progress: string[] = [];
     const error = await h.o.swap(NEVER_READY, (line) => progress.push(line)).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(NotReadyError);
+    // green's last lines come with it: what a real server says it waits for
     expect((error as Error).message).toMatch(
-      /^http:\/\/127\.0\.0\.1:\d+\/ready not ready within 1000 ms: last answered 503$/,
+      /^http:\/\/127\.0\.0\.1:\d+\/ready not ready within 1000 ms: last answered 503:\nlistening http=\d+ status=\d+$/,
     );
     const greenPid = Number(/green pid (\d+) starting/.exec(progress.join('\n'))![1]);
     expect(progress).toContain(`• stopping green pid ${greenPid}; blue pid ${h.blue.pid} keeps serving`);
+    expect(progress).toContain(
+      `✗ ${(error as Error).message.split('\n')[0]} listening http=${/http=(\d+)/.exec((error as Error).message)![1]} status=${/status=(\d+)/.exec((error as Error).message)![1]}`,
+    );
+    // its exit is said once, by the swap (the exit handler leaves it to the swap's progress)
+    expect(progress).toContain(`• green pid ${greenPid} exit code 0`);
+    expect(h.lines.filter((line) => line.startsWith(`• green pid ${greenPid} exit`))).toEqual([]);
     expect(isGone(greenPid)).toBe(true);
     await expectBlueUntouched(h, NEVER_READY, /not ready within 1000 ms/);
   });
