@@ -166,3 +166,24 @@ describe('SpooledReply', () => {
     left.destroy();
   });
 });
+
+describe('SpooledReply over a backend stream that already failed', () => {
+  it('fails with its error, though the error was emitted before the reply was built', async () => {
+    const failed = new Readable({ read() {} });
+    failed.on('error', () => {}); // as the pool's reply streams do: nobody listened yet
+    failed.destroy(new Error('worker failed mid-stream'));
+    await new Promise((resolve) => failed.once('close', resolve));
+    const reply = new SpooledReply(failed, { dir });
+    const [error] = (await once(reply, 'error')) as [Error];
+    expect(error.message).toBe('worker failed mid-stream');
+  });
+
+  it('fails when the backend stream was destroyed without an error before its end', async () => {
+    const cut = new Readable({ read() {} });
+    cut.destroy();
+    await once(cut, 'close');
+    const reply = new SpooledReply(cut, { dir });
+    const [error] = (await once(reply, 'error')) as [Error];
+    expect(error.message).toMatch(/stopped before its end/);
+  });
+});

@@ -46,6 +46,21 @@ describe('streamed responses over real HTTP', () => {
     expect(chunks).toBeGreaterThan(10);
   });
 
+  it('a stream whose error frame comes in the same read as its first frame fails with 500, every time; close() ends', async () => {
+    // The error destroyed the frame stream before the reply's body was built on it, so the body
+    // never learnt of it: the client waited for good, and so did app.close(). Nothing was sent
+    // yet, so it is the worker's error reply, as when the error is the first frame.
+    const { app, base } = await listen('hostile-worker.php');
+    for (let i = 0; i < 5; i++) {
+      const res = await request(`${base}/`, { method: 'POST', body: 'streamfail' });
+      expect(res.statusCode).toBe(500);
+      expect(await res.body.text()).not.toContain('failed mid-stream');
+    }
+    const ok = await request(`${base}/`, { method: 'POST', body: 'ok' });
+    expect(Number(await ok.body.text())).toBeGreaterThan(0);
+    await app.close();
+  });
+
   it('a client that disconnects mid-stream cancels it; the worker stays in service for others', async () => {
     const { app, base } = await listen('stream.php');
     const pid = (await app.warmpool.workers())[0]!.pid;

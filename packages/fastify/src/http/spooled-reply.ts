@@ -90,6 +90,9 @@ export class SpooledReply extends Readable {
     source.once('close', () => {
       if (!this.#sourceEnded && !this.destroyed) this.destroy(new Error("the backend's reply stopped before its end"));
     });
+    // failed before this reply was built on it: its 'error' and 'close' are gone
+    if (source.destroyed && !source.readableEnded)
+      this.destroy(source.errored ?? new Error("the backend's reply stopped before its end"));
   }
 
   /** Bytes taken from the backend that the client has not taken yet. */

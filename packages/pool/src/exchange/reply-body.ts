@@ -23,6 +23,9 @@ export class ReplyBody extends Readable {
     frames.on('readable', () => this.#pump());
     frames.once('end', () => this.push(null));
     frames.once('error', (error) => this.destroy(error));
+    // the worker's error frame can come in the same read as the first frame: the frame stream
+    // failed before this body was built on it, and its 'error' is gone
+    if (frames.destroyed) this.destroy(frames.errored ?? new Error("the worker's reply stopped before its end"));
   }
 
   override _read(): void {

@@ -135,6 +135,9 @@ export async function toExchangeResponse(reply: ExecReply, options?: ExchangeOpt
       if (frames !== null) frames.destroy();
       return { status: head.status, headers: head.headers, body: wholeBody(body) };
     }
+    // the worker's error came in the same read as the stream's first frame: nothing went out yet,
+    // so the request fails as if the error had been its reply
+    if (frames.errored !== null) throw frames.errored;
     const stream = new ReplyBody(Buffer.isBuffer(body) ? [body] : body, frames);
     const signal = options?.signal;
     if (signal !== undefined) {
