@@ -1,5 +1,8 @@
 import { request as httpRequest } from 'node:http';
 import { constants, connect as http2Connect } from 'node:http2';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
@@ -59,6 +62,21 @@ describe('streamed responses over real HTTP', () => {
     const ok = await request(`${base}/`, { method: 'POST', body: 'ok' });
     expect(Number(await ok.body.text())).toBeGreaterThan(0);
     await app.close();
+  });
+
+  it('HEAD to a streamed reply answers with the head at once and stops the stream (an endless one too)', async () => {
+    const marker = join(mkdtempSync(join(tmpdir(), 'wp-head-stream-')), 'cancels');
+    const { base } = await listen('sdk-http-stream.php', { env: { STREAM_CANCEL_MARKER: marker } });
+    // 100 million chunks: run to its end, the HEAD would outlast the test
+    const head = await request(`${base}/?n=100000000`, { method: 'HEAD' });
+    expect(head.statusCode).toBe(200);
+    expect(head.headers['x-pid']).toMatch(/^\d+$/);
+    expect(await head.body.text()).toBe('');
+    // the generator saw the stop, and the worker serves the next request
+    while (!existsSync(marker)) await sleep(20);
+    expect(readFileSync(marker, 'utf8')).toMatch(/^cancelled at chunk \d+\n$/);
+    const next = await request(`${base}/?n=2`);
+    expect(await next.body.text()).toBe('chunk-0\nchunk-1\n');
   });
 
   it('a client that disconnects mid-stream cancels it; the worker stays in service for others', async () => {

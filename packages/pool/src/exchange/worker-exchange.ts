@@ -33,9 +33,17 @@ export class WorkerExchange implements Exchange {
 
   async exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
     const reply = await this.pool.exec(toExecRequest(request, this.codec), options as PoolExecOptions | undefined);
-    return toExchangeResponse(reply, options);
+    const response = await toExchangeResponse(reply, options);
+    // HEAD gets the head alone: a streamed body (an endless one too) is stopped now, not run to its end
+    if (request.method === 'HEAD' && response.body instanceof ReplyBody) {
+      response.body.destroy();
+      return { ...response, body: EMPTY_BODY };
+    }
+    return response;
   }
 }
+
+const EMPTY_BODY = Buffer.alloc(0);
 
 /** The request as one goridge frame's parts: the encoded context and the body (parsed form or bytes). */
 export function toExecRequest(request: ExchangeRequest, codec: Codec): ExecRequest {
