@@ -16,6 +16,7 @@ import { classicWarmup, passClientOptions, passPoolView } from './classic-backen
 import type { PoolView } from './health.js';
 import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './options.js';
 import { registerRoutes } from './routes.js';
+import type { ClientInfo } from './network/client-info.js';
 
 export { checkOptions, type WarmpoolOptions } from './options.js';
 export { DEFAULT_STATIC_FORBID, type StaticOptions } from './static/static.js';
@@ -99,9 +100,14 @@ export interface WarmpoolDecorator {
   stats(): PoolStats;
 }
 
+// here, not beside the code that sets them: only the entry point's declarations reach a user's types
 declare module 'fastify' {
   interface FastifyInstance {
     warmpool: WarmpoolDecorator;
+  }
+  interface FastifyRequest {
+    /** the client after trusted_subnets rules, the host and scheme it asked for; set by the plugin's onRequest hook */
+    warmpoolClient: ClientInfo | null;
   }
 }
 

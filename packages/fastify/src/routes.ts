@@ -24,7 +24,7 @@ import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import { requestPath } from './network/access.js';
-import { applyClientInfo, clientInfoOf, type ClientInfo } from './network/client-info.js';
+import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
 import { OverloadLog } from './http/overload-log.js';
@@ -212,13 +212,6 @@ export async function registerRoutes(
   acceptQueryWithoutContentType(app);
   app.route({ method: [...REQUEST_METHODS], url: '/', handler, exposeHeadRoute: false });
   app.route({ method: [...REQUEST_METHODS], url: '/*', handler, exposeHeadRoute: false });
-}
-
-declare module 'fastify' {
-  interface FastifyRequest {
-    /** the client after trusted_subnets rules, the host and scheme it asked for; set by the plugin's onRequest hook */
-    warmpoolClient: ClientInfo | null;
-  }
 }
 
 /** The '*' content-type parser: a request body as the exchange takes it. */
