@@ -148,9 +148,16 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     workers: () => view.workers(),
     stats: () => view.stats(),
   } satisfies WarmpoolDecorator);
-  // onClose runs after the server stopped accepting; in-flight requests drain, then workers stop.
+  // The pool's drain starts with the app's close (preClose), not after it: Fastify waits for its
+  // connections before onClose, so destroy_timeout would bound nothing and one stuck request would
+  // hold app.close() for good. In-flight and queued requests finish within destroy_timeout (then
+  // their workers are killed: 502), requests that come meanwhile get 503 with Retry-After.
+  let poolClosed: Promise<void> | null = null;
+  app.addHook('preClose', async () => {
+    poolClosed = pool?.close() ?? null;
+  });
   app.addHook('onClose', async () => {
-    await Promise.all([pool?.close(), fastcgi?.close()]);
+    await Promise.all([poolClosed ?? pool?.close(), fastcgi?.close()]);
   });
   await app.register(async (child) => registerRoutes(child, view, exchange, options));
 };

@@ -184,6 +184,8 @@ export async function registerRoutes(
     } catch (error) {
       releaseUploads?.();
       if (signal.aborted) return sendClientGone(reply);
+      // a 502 of a worker the drain killed closes its connection too, or the server's close waits for it
+      if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
       return sendError(request, reply, error, options.debug, overloadLog);
     }
     const streamed = response.body instanceof Readable ? response.body : null;

@@ -219,6 +219,29 @@ describe('plugin: lifecycle and decorators', () => {
     expect(() => process.kill(pid, 0)).toThrow();
   });
 
+  it('app.close() waits for an in-flight PHP request at most destroy_timeout, then its worker is killed', async () => {
+    // Fastify waits for its connections before onClose: the pool's drain starts at preClose, or
+    // destroy_timeout would bound nothing and one stuck request would hold app.close() for good.
+    const app = Fastify();
+    await app.register(warmpool, {
+      command: ['php', fixture('sleep.php')],
+      pool: { num_workers: 1, destroy_timeout: 300 },
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const address = app.server.address() as { port: number };
+    const pid = (await app.warmpool.workers())[0]!.pid;
+    const inFlight = fetch(`http://127.0.0.1:${address.port}/`, {
+      method: 'POST',
+      body: '600000', // ten minutes
+      headers: { 'content-type': 'text/plain' },
+    });
+    while (app.warmpool.stats().workers.working === 0) await new Promise((r) => setTimeout(r, 10));
+    await app.close();
+    const res = await inFlight;
+    expect(res.status).toBe(502);
+    expect(() => process.kill(pid, 0)).toThrow();
+  });
+
   it('rejects bad options at register time, naming the option', async () => {
     const app = Fastify();
     apps.push(app);
