@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -83,6 +83,96 @@ describe('config errors', () => {
     expect(stderr).toMatch(
       /php-cgi-ignores\.yaml:10:\d+ fastcgi\.params\.PHP_VALUE: ignored: only php-fpm applies PHP_VALUE; .*\(php-cgi -d memory_limit=99M\)/,
     );
+  });
+
+  it('config check finds the folders and files serve needs: a site root, uploads and internal folders, the TLS pair', async () => {
+    // each passed config check before, and failed serve later (a missing site root as "command
+    // not found: php"; uploads as a silent UPLOAD_ERR_NO_TMP_DIR for PHP)
+    const file = join(dir, 'missing-things.yaml');
+    const pem = (name: string) => join(dir, name);
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        pem('k1.pem'),
+        '-out',
+        pem('c1.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=one',
+      ],
+      { stdio: 'ignore' },
+    );
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        pem('k2.pem'),
+        '-out',
+        pem('c2.pem'),
+        '-days',
+        '1',
+        '-subj',
+        '/CN=two',
+      ],
+      { stdio: 'ignore' },
+    );
+    const yaml = (cert: string, key: string) =>
+      [
+        'version: "3"',
+        'server:',
+        '  command: php worker.php',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        `  uploads: { dir: ${join(dir, 'no-uploads')} }`,
+        `  internal_files: { root: ${join(dir, 'no-downloads')} }`,
+        '  ssl:',
+        '    address: 127.0.0.1:8443',
+        `    cert: ${cert}`,
+        `    key: ${key}`,
+        'sites:',
+        '  - hosts: [shop.test]',
+        `    root: ${join(dir, 'no-shop')}`,
+        '',
+      ].join('\n');
+    await writeFile(file, yaml(pem('c1.pem'), pem('k2.pem')));
+    const first = await runCli(['config', 'check', '-c', file]);
+    expect(first.code).toBe(2);
+    expect(first.stderr).toMatch(
+      /missing-things\.yaml:14:\d+ sites\[0\]\.root: ".*no-shop" does not exist or is not a folder; create it or fix the path/,
+    );
+    expect(first.stderr).toMatch(
+      /missing-things\.yaml:6:\d+ http\.uploads\.dir: ".*no-uploads" does not exist or is not a folder; create it/,
+    );
+    expect(first.stderr).toMatch(
+      /missing-things\.yaml:7:\d+ http\.internal_files\.root: ".*no-downloads" does not exist/,
+    );
+    // the folders first (every problem of the sites at once), then the pair, as serve loads it
+    await mkdir(join(dir, 'no-shop'));
+    await mkdir(join(dir, 'no-uploads'));
+    await mkdir(join(dir, 'no-downloads'));
+    const mismatched = await runCli(['config', 'check', '-c', file]);
+    expect(mismatched.code).toBe(2);
+    expect(mismatched.stderr).toMatch(
+      /missing-things\.yaml:11:\d+ http\.ssl\.key: .*the key does not belong to the certificate/,
+    );
+    await writeFile(file, yaml(pem('gone.pem'), pem('k1.pem')));
+    const missing = await runCli(['config', 'check', '-c', file]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/missing-things\.yaml:10:\d+ http\.ssl\.cert: cannot read the certificate/);
+    await writeFile(file, yaml(pem('c1.pem'), pem('k1.pem')));
+    expect((await runCli(['config', 'check', '-c', file])).code).toBe(0);
   });
 
   it('serve: the same lines, exit 2, and no worker is started', async () => {

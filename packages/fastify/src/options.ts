@@ -201,6 +201,7 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
   );
   check(() => resolveLimits(options));
   check(() => resolveUploadOptions(options.uploads));
+  check(() => resolveInternalFiles(options.internal_files));
   check(() =>
     createClientInfoResolver({ trusted_subnets: options.trusted_subnets, real_ip_header: options.real_ip_header }),
   );

@@ -1,9 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdtemp, readdir, rm, stat, readFile, unlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, readFile, unlink } from 'node:fs/promises';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import { FormData, Response } from 'undici';
@@ -575,18 +575,18 @@ describe('uploads: temp file lifetime', () => {
     expect(await readdir(dir)).toEqual([]);
   });
 
-  it('a missing uploads dir gives error 6 per file, not a failed request', async () => {
+  it('an uploads dir removed after the start gives error 6 per file, not a failed request', async () => {
+    // (one missing at the start is a config error: resolveUploadOptions refuses it)
     const dir = await uploadsDir();
     const body = multipart([
       { name: 'f', filename: 'a.txt', data: 'a' },
       { name: 't', value: 'v' },
     ]);
-    const parsed = await parseMultipart(
-      Readable.from([body.payload]),
-      body.contentType,
-      resolveUploadOptions({ dir: join(dir, 'missing') }),
-      Infinity,
-    );
+    const gone = join(dir, 'gone');
+    await mkdir(gone);
+    const options = resolveUploadOptions({ dir: gone });
+    await rm(gone, { recursive: true });
+    const parsed = await parseMultipart(Readable.from([body.payload]), body.contentType, options, Infinity);
     expect(parsed.uploads).toEqual({ f: { name: 'a.txt', mime: 'text/plain', size: 0, error: 6, tmpName: '' } });
     expect(parsed.fields).toEqual({ t: 'v' });
   });
@@ -708,17 +708,25 @@ describe('uploads: resolveUploadOptions', () => {
     );
   });
 
-  it('resolves units once: MB → bytes, a relative dir → absolute, extensions lower-cased', () => {
+  it('a dir that does not exist is refused at the start, naming uploads.dir', () => {
+    expect(() => resolveUploadOptions({ dir: '/nonexistent/uploads' })).toThrow(
+      /"uploads\.dir": "\/nonexistent\/uploads" does not exist or is not a folder; create it \(mkdir -p\) or fix the path/,
+    );
+  });
+
+  it('resolves units once: MB → bytes, a relative dir → absolute, extensions lower-cased', async () => {
+    const up = await mkdtemp(join(tmpdir(), 'wp-up-relative-'));
     const resolved = resolveUploadOptions({
-      dir: 'tmp/up',
+      dir: relative(process.cwd(), up),
       forbid: ['.PHP', ''],
       allow: ['.Jpg'],
       max_file_size: 2.5,
       max_files: 3,
       max_fields: 50,
     });
+    await rm(up, { recursive: true });
     expect(resolved).toEqual({
-      dir: join(process.cwd(), 'tmp/up'),
+      dir: up,
       forbid: new Set(['.php', '']),
       allow: new Set(['.jpg']),
       maxFileBytes: 2.5 * MB,

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { InvalidPoolOptionError } from './errors.js';
 import { STDERR_LOGGER, type Logger } from './logger.js';
@@ -282,6 +283,11 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     if (typeof v !== 'string')
       throw new InvalidPoolOptionError(`env.${k}`, `must be a string, got ${JSON.stringify(v)}`);
   }
+  if (options.cwd !== undefined && !isFolder(options.cwd))
+    throw new InvalidPoolOptionError(
+      'cwd',
+      `"${options.cwd}" does not exist or is not a folder; create it or fix the path`,
+    );
   const memoryMb = supervisor.max_worker_memory ?? 0;
   if (typeof memoryMb !== 'number' || !(memoryMb >= range('supervisor.max_worker_memory').min)) {
     throw new InvalidPoolOptionError(
@@ -324,4 +330,13 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     nice: ranged(options.nice ?? DEFAULT_WORKER_NICE, 'nice'),
     logger: options.logger ?? STDERR_LOGGER,
   };
+}
+
+/** The workers' working directory must be there: spawn would fail each boot with a bare ENOENT. */
+function isFolder(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

@@ -1,4 +1,4 @@
-import { availableParallelism } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { InvalidPoolOptionError } from '../src/errors.js';
 import {
@@ -132,7 +132,7 @@ describe('resolvePoolOptions: values', () => {
     const resolved = resolvePoolOptions({
       command: ['php', '-d', 'memory_limit=1G', 'worker.php'],
       env: { APP_ENV: 'prod' },
-      cwd: '/srv/app',
+      cwd: tmpdir(),
       relay: 'tcp://127.0.0.1:7000',
       mode: 'jobs',
       num_workers: 4,
@@ -152,7 +152,7 @@ describe('resolvePoolOptions: values', () => {
     expect(resolved).toMatchObject({
       argv: ['php', '-d', 'memory_limit=1G', 'worker.php'],
       env: { APP_ENV: 'prod' },
-      cwd: '/srv/app',
+      cwd: tmpdir(),
       relay: { kind: 'tcp', host: '127.0.0.1', port: 7000 },
       mode: 'jobs',
       numWorkers: 4,
@@ -272,5 +272,12 @@ describe('resolvePoolOptions: errors name the option', () => {
   it('shows the offending value', () => {
     expect(() => resolvePoolOptions(loose({ num_workers: -2 }))).toThrow(/got -2/);
     expect(() => resolvePoolOptions(loose({ relay: 'ftp://x' }))).toThrow(/ftp:\/\/x/);
+  });
+
+  it('cwd must be a folder that exists: a missing one is named, not reported later as a missing command', () => {
+    expect(() => resolvePoolOptions({ command: 'php w.php', cwd: '/nonexistent/shop' })).toThrow(
+      /"cwd".*"\/nonexistent\/shop" does not exist or is not a folder; create it or fix the path/,
+    );
+    expect(resolvePoolOptions({ command: 'php w.php', cwd: tmpdir() }).cwd).toBe(tmpdir());
   });
 });

@@ -8,6 +8,8 @@ import { resolve } from 'node:path';
 import { stringify } from 'yaml';
 import {
   CONFIG_KEYS,
+  ConfigError,
+  InvalidValueError,
   SITE_HTTP_KEYS,
   loadConfigFile,
   toServerOptions,
@@ -24,7 +26,8 @@ import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings
 import { planCertificates } from '../acme/plan.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { exposedRpcWarning } from '../rpc/server.js';
-import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION } from '../tls.js';
+import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION, checkCiphers, loadCredentials } from '../tls.js';
+import { TlsError } from '../errors.js';
 
 export interface ConfigCheckArgs {
   config: string;
@@ -41,6 +44,9 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
     if (problems !== null) throw problems;
+    // as nginx -t does: the certificate and key are read and matched, not only named
+    const tls = tlsProblem(server, loaded);
+    if (tls !== null) throw tls;
   } catch (error) {
     if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
     throw error;
@@ -61,6 +67,22 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   // each site written out in full: no &anchors and *aliases where two sites share a value
   out.raw(stringify(effective, { lineWidth: 0, aliasDuplicateObjects: false }));
   return EXIT_OK;
+}
+
+/** http.ssl's ciphers and certificate pair as serve loads them; the error names the key and its line. */
+function tlsProblem(server: ServerOptions, loaded: LoadedConfig): ConfigError | null {
+  const ssl = server.http.ssl;
+  if (ssl === null) return null;
+  try {
+    if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
+    if (ssl.cert !== null && ssl.key !== null) loadCredentials({ cert: ssl.cert, key: ssl.key });
+  } catch (error) {
+    if (!(error instanceof TlsError)) throw error;
+    const key = String(error.details.key);
+    const at = loaded.positionOf(key, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
+    return new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]);
+  }
+  return null;
 }
 
 /** The config as the server runs it. */

@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 // multipart/form-data → text fields (a form tree) + uploaded files in temp files (PROTOCOL.md §5.3),
 // streamed with @fastify/busboy: a file goes chunk by chunk to its temp file and is never held in
 // memory whole. Temp files live until the request ends, whatever the ending (response sent, client
@@ -106,6 +107,18 @@ export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUp
     if (typeof options.dir !== 'string' || options.dir === '')
       throw new InvalidOptionError('uploads.dir', `must be a directory path, got ${JSON.stringify(options.dir)}`);
     dir = options.dir;
+    // a folder that is not there fails every upload (PHP sees UPLOAD_ERR_NO_TMP_DIR), with no log line
+    let isFolder = false;
+    try {
+      isFolder = statSync(resolve(dir)).isDirectory();
+    } catch {
+      // not there
+    }
+    if (!isFolder)
+      throw new InvalidOptionError(
+        'uploads.dir',
+        `"${resolve(dir)}" does not exist or is not a folder; create it (mkdir -p) or fix the path`,
+      );
   }
   // RR: an empty forbid list means the default list (InitDefaults checks len == 0).
   const forbid = extensionSet('uploads.forbid', options.forbid);

@@ -136,7 +136,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     const socketPath = join(dir, 'php-cgi.sock');
     const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], ['-b', socketPath]);
     try {
-      await waitForSpawn(child, spec.argv);
+      await waitForSpawn(child, spec.argv, spec.cwd);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
       throw error;

@@ -82,12 +82,12 @@ function isExecutable(path: string): boolean {
 }
 
 /** Resolves once the process is running; rejects with a typed error when it cannot start at all. */
-export async function waitForSpawn(child: ChildProcess, argv: readonly string[]): Promise<void> {
+export async function waitForSpawn(child: ChildProcess, argv: readonly string[], cwd?: string): Promise<void> {
   const spawnError = await new Promise<Error | null>((resolve) => {
     child.once('spawn', () => resolve(null));
     child.once('error', (error) => resolve(error));
   });
-  if (spawnError !== null) throw describeSpawnError(spawnError, argv);
+  if (spawnError !== null) throw describeSpawnError(spawnError, argv, cwd);
 }
 
 /** What to do about a command that is not there: PHP's own binaries name their Debian package and key. */
@@ -102,8 +102,15 @@ function installHint(command: string): string {
   return "Install it or give its full path in the pool's command (server.command; fastcgi.command for classic PHP).";
 }
 
-export function describeSpawnError(error: Error, argv: readonly string[]): Error {
+export function describeSpawnError(error: Error, argv: readonly string[], cwd?: string): Error {
   const code = (error as NodeJS.ErrnoException).code;
+  // spawn says ENOENT for a working directory that is not there too: not the command's fault
+  if (code === 'ENOENT' && cwd !== undefined && !isDirectory(cwd)) {
+    return new CommandNotFoundError(
+      `the workers' folder "${cwd}" does not exist (the pool's cwd: sites[].root in warmpool.yaml), so "${argv[0]}" cannot start there; create the folder or fix the path`,
+      { command: argv[0], cwd },
+    );
+  }
   if (code === 'ENOENT') {
     return new CommandNotFoundError(
       `command not found: "${argv[0]}" (from "${argv.join(' ')}"). ${installHint(argv[0]!)}`,
@@ -169,4 +176,12 @@ export function exitedDuringRequest(
     `worker ${pid} ${describeExit(exitCode, exitSignal)}${killedWhy(reason)} during a request. ${lastOutputText(lines)}`.trim(),
     { pid, exitCode },
   );
+}
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }

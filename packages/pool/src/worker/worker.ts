@@ -160,7 +160,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   /** Spawns a worker and waits for its handshake; `signal` (the pool closing) cuts the wait short. */
   static async start(spec: WorkerSpec, signal?: CancelSignal): Promise<Worker> {
     const child = spawnWorkerProcess(spec);
-    await waitForSpawn(child, spec.argv);
+    await waitForSpawn(child, spec.argv, spec.cwd);
     const worker = new Worker(child, spec);
     try {
       await worker.#boot(signal);
