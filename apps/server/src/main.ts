@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `warmpool`: argv → command → exit code. Every command is `run(args, out) → Promise<number>`; the
 // exit codes are one table (exit-codes.ts), printed by `warmpool help`.
-import { existsSync, realpathSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
@@ -162,7 +162,19 @@ function allow(args: ParsedArgs, command: string, values: string[], switches: st
 async function adminSocket(args: ParsedArgs): Promise<string> {
   const given = last(args, 'socket');
   if (given !== undefined) return given;
-  const file = findConfig(last(args, 'config'), args.roadRunner);
+  const explicit = last(args, 'config');
+  // a -c FILE that cannot be read says nothing of where its server is: the default socket would
+  // reach whichever server holds it
+  if (explicit !== undefined) {
+    try {
+      accessSync(explicit, constants.R_OK);
+    } catch (error) {
+      throw new UsageError(
+        `cannot read config file ${explicit} (${(error as NodeJS.ErrnoException).code}): fix the path (the admin socket is read from it), or name the socket with --socket PATH`,
+      );
+    }
+  }
+  const file = findConfig(explicit, args.roadRunner);
   const { sections, errors } = await loadConfigSections(file, ['admin', 'rpc'], { overrides: overrides(args) });
   const fromArgs = errors.filter((error) => error.line === 0);
   if (fromArgs.length > 0) throw new UsageError(fromArgs.map((error) => error.message).join('\n'));
@@ -178,7 +190,41 @@ async function adminSocket(args: ParsedArgs): Promise<string> {
   const rpcFromArgs = overrides(args).some((arg) => /^[\s"'`]*rpc\.listen=/.test(arg));
   if (rpc !== null && rpcFromArgs) return rpc;
   if (sections.admin?.socket !== undefined) return resolve(baseDir, sections.admin.socket);
-  return rpc ?? DEFAULT_ADMIN_SOCKET;
+  if (rpc !== null) return rpc;
+  if (file !== null) await checkDefaultSocketServes(file);
+  return DEFAULT_ADMIN_SOCKET;
+}
+
+/**
+ * A config without admin.socket is reached on the default socket, which the first server started
+ * took: a second server from another file has none of its own. The command must not act on the
+ * first one for it (a `reset -c second.yaml` recycled the first server's workers).
+ */
+async function checkDefaultSocketServes(file: string): Promise<void> {
+  const { adminRequest } = await import('./admin/client.js');
+  let ping: { pid: number; config?: string };
+  try {
+    ping = await adminRequest(DEFAULT_ADMIN_SOCKET, { cmd: 'ping' }, undefined, { timeoutMs: 5_000 });
+  } catch {
+    return; // nothing answers: the command itself says so
+  }
+  if (ping.config === undefined || sameFile(ping.config, file)) return;
+  throw new UsageError(
+    `the server on ${DEFAULT_ADMIN_SOCKET} (pid ${ping.pid}) was started from ${ping.config}, not ${resolve(file)}: ` +
+      `${file} sets no admin.socket and that server took the default one, so ${file}'s server has none; ` +
+      `set admin.socket in ${file} and restart its server (or pass --socket PATH)`,
+  );
+}
+
+function sameFile(a: string, b: string): boolean {
+  const real = (path: string) => {
+    try {
+      return realpathSync(path);
+    } catch {
+      return resolve(path);
+    }
+  };
+  return real(a) === real(b);
 }
 
 async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {

@@ -71,6 +71,8 @@ export interface SiteStats {
 export interface PingData {
   pid: number;
   sites: string[];
+  /** the config file the server was started from (absolute); absent from a server that does not say */
+  config?: string;
 }
 
 export interface ResetData {

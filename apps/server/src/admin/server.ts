@@ -49,6 +49,8 @@ export interface AdminHandlers {
     onProgress: (progress: TuneProgress) => void,
     signal: AbortSignal,
   ): Promise<TuneReport>;
+  /** the config file the server was started from (absolute), for `ping` */
+  config?: string;
   /** re-read the configuration; returns what changed, one line each. Absent: `reload` answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?(): Promise<string[]>;
   /** the certificates served (`warmpool cert status`). Absent: `certs` answers WP_SERVER_ADMIN_UNSUPPORTED */
@@ -251,7 +253,11 @@ export async function runCommand(
 ): Promise<unknown> {
   switch (request.cmd) {
     case 'ping':
-      return { pid: process.pid, sites: handlers.sites() };
+      return {
+        pid: process.pid,
+        sites: handlers.sites(),
+        ...(handlers.config === undefined ? {} : { config: handlers.config }),
+      };
     case 'workers':
       return handlers.workers(request.site);
     case 'stats':
@@ -290,6 +296,8 @@ export interface PoolHandlersOptions {
   certificates?: () => CertsData;
   /** site → its micro-cache (the sites that have one), for `cache-purge` */
   caches?: () => ReadonlyMap<string, { purge(prefix?: string): number }>;
+  /** the config file the server was started from (absolute), which `ping` tells */
+  config?: string;
 }
 
 /**
@@ -353,6 +361,7 @@ export function createPoolHandlers(
   };
   const handlers: AdminHandlers = {
     sites: siteNames,
+    ...(options.config === undefined ? {} : { config: options.config }),
     async workers(site) {
       checkKnown(site);
       const pools = [...sites()].filter(([name]) => site === undefined || name === site);

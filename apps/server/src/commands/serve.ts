@@ -11,6 +11,7 @@
 //    binding it once: no worker boots for a server that cannot listen; under warmpool-swap the
 //    status listener first, the shared sockets once every site is ready); then ACME orders and
 //    renewals start; then the admin socket; then print where logs go.
+import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseDuration, type AnyPool } from '@warmpool/pool';
 import { readinessOf } from '@warmpool/fastify';
@@ -461,6 +462,7 @@ class ServerState {
       reload: () => this.#reload(),
       certificates: () => this.#certificates(),
       caches: () => this.#built.caches,
+      config: resolve(this.#args.config),
     });
   }
 

@@ -1,0 +1,60 @@
+// The admin commands with -c FILE reach FILE's server or say why not. A config without
+// admin.socket is reached on the default socket (/run/warmpool.sock), which the first server
+// started took: `reset -c second.yaml` used to recycle the first server's workers, and a
+// mistyped -c path did the same.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
+import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'warmpool-default-socket-'));
+afterAll(async () => {
+  await stopAllServers();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function configWithoutAdmin(name: string): Promise<string> {
+  const file = join(dir, name);
+  writeFileSync(
+    file,
+    [
+      'version: "3"',
+      `server: { command: "php ${join(FIXTURES, 'php', 'echo.php')}" }`,
+      `http: { address: "127.0.0.1:${await freePort()}", pool: { num_workers: 1 } }`,
+      'logs: { mode: production, level: error }',
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+describe('admin commands and the default admin socket', () => {
+  it('a -c FILE that cannot be read is a usage error (exit 2), not the default socket', async () => {
+    const result = await runCli(['reset', '-c', join(dir, 'shop.yamll')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/cannot read config file .*shop\.yamll \(ENOENT\): fix the path .*--socket PATH/);
+  });
+
+  it('-c FILE of a server that has no socket of its own does not act on the server holding the default one', async () => {
+    const first = await configWithoutAdmin('first.yaml');
+    const server = startServer(['serve', '-c', first]);
+    await server.ready(30_000);
+    // it holds the default socket unless another server on this machine does: either way, that
+    // server was not started from second.yaml
+    const second = await configWithoutAdmin('second.yaml');
+    const reset = await runCli(['reset', '-c', second]);
+    expect(reset.code).toBe(2);
+    expect(reset.stderr).toMatch(
+      /the server on \/run\/warmpool\.sock \(pid \d+\) was started from .*, not .*second\.yaml: .*set admin\.socket in .*second\.yaml and restart its server/,
+    );
+    if (!server.stderr.includes('no admin socket')) {
+      // it holds the default socket: its own file reaches it
+      const workers = await runCli(['workers', '-c', first]);
+      expect(workers.code, workers.stderr).toBe(0);
+      expect(workers.stdout).toMatch(/ready/);
+    }
+    await server.stop();
+  });
+});
