@@ -182,11 +182,18 @@ describe('SIGHUP', () => {
     await writeFile(file, original);
     const server = startServer(['serve', '-c', file], { env });
     await server.ready();
-    await writeFile(file, original.replace('level: info', 'level: debug').replace('num_workers: 2', 'num_workers: 3'));
+    await writeFile(
+      file,
+      original
+        .replace('level: info', 'level: debug')
+        .replace('num_workers: 2', 'num_workers: 3')
+        .replace('mode: production', 'mode: development'),
+    );
     server.child.kill('SIGHUP');
     await server.waitFor('needs a restart to apply');
     expect(server.stdout).toContain('log level of channel http: info → debug');
-    expect(server.stderr).toContain('changed in the file, needs a restart to apply: http');
+    // each key by its path; logs.mode is not applied (only the levels are), so it is named too
+    expect(server.stderr).toContain('changed in the file, needs a restart to apply: http.pool.num_workers, logs.mode');
     // a broken file: every one of its errors is named, and the running config stays
     await writeFile(file, `${original}\nhttp: {address: x\n`);
     server.child.kill('SIGHUP');
@@ -217,7 +224,7 @@ describe('SIGHUP', () => {
     await writeFile(file, config(join(FIXTURES, 'sites', 'classic-app')));
     server.child.kill('SIGHUP');
     await server.waitFor('needs a restart to apply');
-    expect(server.stderr).toContain('changed in the file, needs a restart to apply: fastcgi');
+    expect(server.stderr).toContain('changed in the file, needs a restart to apply: fastcgi.root');
     expect(server.stdout).not.toContain('nothing to reload');
     expect((await server.stop()).code).toBe(0);
   });

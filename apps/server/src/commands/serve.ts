@@ -23,7 +23,6 @@ import {
   toServerOptions,
   type LoadedConfig,
   type ServerOptions,
-  type WarmpoolConfig,
 } from '@warmpool/config';
 import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import {
@@ -73,10 +72,14 @@ export interface ServeArgs {
 }
 
 /**
- * Sections SIGHUP applies itself (the log levels); a change to any other section needs a restart
- * (or warmpool-swap), and SIGHUP names it: a list of those instead would miss a section added later.
+ * Keys SIGHUP applies itself: the log levels. A change to any other key needs a restart (or
+ * warmpool-swap), and SIGHUP names it: a list of those instead would miss a key added later.
  */
-const RELOADED_SECTIONS: ReadonlySet<string> = new Set(['logs']);
+function appliedOnReload(key: string): boolean {
+  return key === 'logs.level' || /^logs\.channels\.[^.]+\.level$/.test(key);
+}
+/** how many changed keys SIGHUP names before "and N more" */
+const CHANGED_KEYS_SHOWN = 8;
 const DEFAULT_DRAIN_MS = 60_000;
 /** how often a server under warmpool-swap looks at its sites before taking the shared sockets */
 const READY_POLL_MS = 50;
@@ -607,8 +610,13 @@ class ServerState {
       return lines;
     }
     lines.push(...loggers.applyLevels(next.config.logs ?? {}));
-    const changed = changedSections(loaded.config, next.config);
-    if (changed.length > 0) lines.push(`changed in the file, needs a restart to apply: ${changed.join(', ')}`);
+    const changed = changedKeys(loaded.config, next.config).filter((key) => !appliedOnReload(key));
+    if (changed.length > 0) {
+      const more = changed.length > CHANGED_KEYS_SHOWN ? ` and ${changed.length - CHANGED_KEYS_SHOWN} more` : '';
+      lines.push(
+        `changed in the file, needs a restart to apply: ${changed.slice(0, CHANGED_KEYS_SHOWN).join(', ')}${more}`,
+      );
+    }
     if (lines.length === 0) lines.push('nothing to reload: the file is unchanged');
     return lines;
   }
@@ -649,9 +657,23 @@ class ServerState {
   }
 }
 
-function changedSections(before: WarmpoolConfig, after: WarmpoolConfig): string[] {
-  const sections = new Set([...Object.keys(before), ...Object.keys(after)]) as Set<keyof WarmpoolConfig>;
-  return [...sections].filter(
-    (section) => !RELOADED_SECTIONS.has(section) && JSON.stringify(before[section]) !== JSON.stringify(after[section]),
-  );
+/** The keys whose values differ between two configs, as dotted paths down to the values that changed. */
+export function changedKeys(before: unknown, after: unknown, path = ''): string[] {
+  const at = (key: string) => (path === '' ? key : `${path}.${key}`);
+  // a section added or removed: each of its keys, so an added logs.level alone is applied too
+  if (before === undefined && isPlainObject(after)) before = {};
+  if (after === undefined && isPlainObject(before)) after = {};
+  if (Array.isArray(before) && Array.isArray(after)) {
+    const length = Math.max(before.length, after.length);
+    return Array.from({ length }, (_, i) => changedKeys(before[i], after[i], `${path}[${i}]`)).flat();
+  }
+  if (isPlainObject(before) && isPlainObject(after)) {
+    const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
+    return [...keys].flatMap((key) => changedKeys(before[key], after[key], at(key)));
+  }
+  return JSON.stringify(before) === JSON.stringify(after) ? [] : [path];
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
