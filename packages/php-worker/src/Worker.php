@@ -126,7 +126,12 @@ final class Worker
             return;
         }
         self::$intercepting = true;
-        \ini_set('display_errors', 'stderr');
+        // Errors must never reach STDOUT (the protocol stream). When PHP already logs them to
+        // stderr (log_errors on, no error_log: php-cli's default), displaying them as well would
+        // print each one twice.
+        $loggedToStderr = \filter_var(\ini_get('log_errors'), \FILTER_VALIDATE_BOOLEAN)
+            && (string)\ini_get('error_log') === '';
+        \ini_set('display_errors', $loggedToStderr ? '0' : 'stderr');
         \ob_start(static function (string $chunk): string {
             if ($chunk !== '') {
                 \fwrite(\STDERR, $chunk);

@@ -85,6 +85,17 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
     });
   });
 
+  it('with the SDK, a PHP warning is logged once, not once logged and once displayed', async () => {
+    // php-cli logs errors to stderr (log_errors on, no error_log): the SDK displayed them there too
+    const logger = recordingLogger();
+    const pool = createPool({ command: ['php', fixture('echo-stray.php')], num_workers: 1, logger });
+    await pool.start();
+    expect(text(await pool.exec(request()))).toBe('intact');
+    expect(text(await pool.exec(request()))).toBe('intact');
+    await pool.close(); // the worker's stderr is read to its end
+    expect(logger.lines.filter((l) => l.msg.includes('a stray warning'))).toHaveLength(2);
+  });
+
   it('an error frame fails the request with WorkerReportedError and the worker stays in service', async () => {
     await withPool('error-frame.php', {}, async (pool) => {
       const pid = Number(text(await pool.exec(request('ok'))));
