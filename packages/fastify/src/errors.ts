@@ -116,6 +116,17 @@ export class RequestTimeoutError extends WarmpoolError<'WP_FASTIFY_REQUEST_TIMEO
   }
 }
 
+/** The app declared a route warmpool's catch-all already holds (GET /, OPTIONS *), after registering warmpool. */
+export class RouteTakenError extends WarmpoolError<'WP_FASTIFY_ROUTE_TAKEN'> {
+  constructor(route: string) {
+    super(
+      'WP_FASTIFY_ROUTE_TAKEN',
+      `${route} is warmpool's (every request no other route takes goes to PHP): declare this route, or register the plugin that adds it (e.g. @fastify/cors), before app.register(warmpool); or mount warmpool under a prefix (README, "Routes")`,
+      { details: { route } },
+    );
+  }
+}
+
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
   'WP_FASTIFY_BAD_FORM',
@@ -126,4 +137,5 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_HEADERS_TOO_LARGE',
   'WP_FASTIFY_TOO_MANY_FIELDS',
   'WP_FASTIFY_HTTP_VERSION',
+  'WP_FASTIFY_ROUTE_TAKEN',
 ] as const;

@@ -15,7 +15,7 @@ import { createFastCgiClientPool, type FastCgiClientPool } from '@warmpool/pool/
 import { classicWarmup, passClientOptions, passPoolView } from './classic-backend.js';
 import type { PoolView } from './health.js';
 import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './options.js';
-import { registerRoutes } from './routes.js';
+import { guardCatchAll, registerRoutes } from './routes.js';
 import type { ClientInfo } from './network/client-info.js';
 
 export { checkOptions, type WarmpoolOptions } from './options.js';
@@ -159,7 +159,9 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   app.addHook('onClose', async () => {
     await Promise.all([poolClosed ?? pool?.close(), fastcgi?.close()]);
   });
-  await app.register(async (child) => registerRoutes(child, view, exchange, options));
+  const catchAll = new Set<string>();
+  await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll));
+  guardCatchAll(app, catchAll);
 };
 
 function exchangeOptions(

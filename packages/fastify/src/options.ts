@@ -133,6 +133,17 @@ const KNOWN = new Set([
   ...LIMIT_OPTION_KEYS,
 ]);
 
+/**
+ * Fastify's own register options, which a plugin wrapped in fastify-plugin (it decorates the app
+ * with `warmpool`) does not get applied: each is refused with the way to get what it asks for.
+ */
+const FASTIFY_REGISTER_OPTIONS: Record<string, string> = {
+  prefix:
+    'warmpool serves every path of the Fastify instance it is registered on; to mount it under a prefix, register it in a scope: app.register(async (scope) => { await scope.register(warmpool, options) }, { prefix: "/php" }) (README, "Routes")',
+  logLevel: 'pass a logger at the level you want instead: logger: app.log.child({}, { level: "warn" })',
+  logSerializers: 'pass a logger with those serializers instead (the logger option)',
+};
+
 /** GET requests for num_workers: auto's probe worker, encoded once at boot. */
 function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['warmup'] {
   if (!Array.isArray(paths) || paths.some((p) => typeof p !== 'string' || !p.startsWith('/'))) {
@@ -212,6 +223,8 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
 export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('(options)', 'must be an object');
   for (const key of Object.keys(options)) {
+    const fastifyOwn = FASTIFY_REGISTER_OPTIONS[key];
+    if (fastifyOwn !== undefined) throw new InvalidOptionError(key, fastifyOwn);
     if (!KNOWN.has(key)) throw new InvalidOptionError(key, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
   if (options.command === undefined && options.fastcgi === undefined)

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
 import {
   Cancellation,
   type Chunks,
@@ -20,6 +20,7 @@ import { registerErrorPages } from './http/error-pages.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
+import { RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
@@ -42,6 +43,8 @@ export async function registerRoutes(
   pool: PoolView,
   exchange: Exchange,
   options: ResolvedOptions,
+  /** filled with the "METHOD /path" routes of the catch-all, for guardCatchAll() */
+  catchAll: Set<string> = new Set(),
 ): Promise<void> {
   const { client, access, requestRate, internalFiles, errorPages } = options;
   if (internalFiles !== null) await loadSend();
@@ -212,8 +215,37 @@ export async function registerRoutes(
 
   addRequestMethods(app);
   acceptQueryWithoutContentType(app);
-  app.route({ method: [...REQUEST_METHODS], url: '/', handler, exposeHeadRoute: false });
-  app.route({ method: [...REQUEST_METHODS], url: '/*', handler, exposeHeadRoute: false });
+  registerCatchAll(app, handler, catchAll);
+}
+
+const CATCH_ALL_URLS = ['/', '/*'] as const;
+
+/**
+ * The routes that take every other request to PHP, '/' and '/*' for every method, except the ones
+ * the app routed before: its own GET / (and the HEAD Fastify adds to it), @fastify/cors's OPTIONS *.
+ */
+function registerCatchAll(app: FastifyInstance, handler: RouteHandlerMethod, ours: Set<string>): void {
+  for (const url of CATCH_ALL_URLS) {
+    // hasRoute takes the full path; the plugin may sit in a scope with a prefix
+    const full = `${app.prefix}${url}`;
+    const methods = REQUEST_METHODS.filter((method) => !app.hasRoute({ method, url: full }));
+    for (const method of methods) ours.add(`${method} ${full}`);
+    if (methods.length > 0) app.route({ method: methods, url, handler, exposeHeadRoute: false });
+  }
+}
+
+/**
+ * On the app the plugin is registered on: a route of the app's on one of the catch-all's, declared
+ * after it, would be a duplicate for Fastify; it is refused with what to do instead of
+ * FST_ERR_DUPLICATED_ROUTE.
+ */
+export function guardCatchAll(app: FastifyInstance, ours: ReadonlySet<string>): void {
+  app.addHook('onRoute', (route) => {
+    if (route.constraints !== undefined) return;
+    const url = route.url === '*' ? '/*' : route.url;
+    const taken = [route.method].flat().find((method) => ours.has(`${method} ${url}`));
+    if (taken !== undefined) throw new RouteTakenError(`${taken} ${url}`);
+  });
 }
 
 /** The '*' content-type parser: a request body as the exchange takes it. */

@@ -24,6 +24,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.HeadersTooLargeError(1000),
       new errors.TooManyFieldsError(1000),
       new errors.HttpVersionError('2.0'),
+      new errors.RouteTakenError('GET /'),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import * as errors from '../src/errors.js';
 import { warmpool, type WarmpoolOptions } from '../src/index.js';
 
 function fixture(name: string): string {
@@ -95,6 +96,54 @@ describe('plugin: request mapping (RoadRunner payload)', () => {
     expect(api.json()).toEqual({ got: { x: 1 } });
     expect((await app.inject('/health-of-app')).body).toBe('node');
     expect((await app.inject('/anything/else')).json().context.uri).toMatch(/\/anything\/else$/);
+  });
+});
+
+describe('plugin: routes shared with the app', () => {
+  it('leaves GET / and OPTIONS * to app routes declared before it (a home page, @fastify/cors)', async () => {
+    const app = await appWith('echo.php', {}, (a) => {
+      a.get('/', async () => 'home from node');
+      a.options('*', async (_request, reply) => reply.code(204).header('access-control-allow-origin', '*').send());
+    });
+    expect((await app.inject('/')).body).toBe('home from node');
+    expect((await app.inject({ method: 'HEAD', url: '/' })).headers['content-type']).toMatch(/text\/plain/);
+    const preflight = await app.inject({ method: 'OPTIONS', url: '/api/x' });
+    expect(preflight.statusCode).toBe(204);
+    expect(preflight.headers['access-control-allow-origin']).toBe('*');
+    // every other method and path still reaches PHP
+    expect((await app.inject({ method: 'POST', url: '/' })).json().context.method).toBe('POST');
+    expect((await app.inject('/page')).json().context.method).toBe('GET');
+  });
+
+  it('refuses an app route on GET / or OPTIONS * declared after it, saying what to do', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
+    expect(() => app.get('/', async () => 'too late')).toThrow(errors.RouteTakenError);
+    expect(() => app.options('*', async () => 'too late')).toThrow(
+      /OPTIONS \/\* is warmpool's .*before app\.register\(warmpool\)/,
+    );
+  });
+
+  it("refuses Fastify's prefix (it would not apply) with the scoped way; a scoped mount serves under it", async () => {
+    const bad = Fastify();
+    apps.push(bad);
+    await expect(
+      bad.register(warmpool, { command: ['php', fixture('echo.php')], prefix: '/php' } as WarmpoolOptions).ready(),
+    ).rejects.toThrow(/warmpool option "prefix": .*register it in a scope/);
+    const app = Fastify();
+    apps.push(app);
+    app.get('/', async () => 'node home');
+    await app.register(
+      async (scope) => {
+        await scope.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
+      },
+      { prefix: '/php' },
+    );
+    await app.ready();
+    expect((await app.inject('/')).body).toBe('node home');
+    expect((await app.inject('/php/cart')).json().context.uri).toMatch(/\/php\/cart$/);
+    expect((await app.inject('/elsewhere')).statusCode).toBe(404);
   });
 });
 
