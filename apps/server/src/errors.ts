@@ -206,6 +206,17 @@ export class NoCacheError extends WarmpoolError<'WP_SERVER_NO_CACHE'> {
   }
 }
 
+/** `reset`, `tune` or `reload` sent to a server that is draining: its workers are about to stop. */
+export class DrainingError extends WarmpoolError<'WP_SERVER_DRAINING'> {
+  constructor(cmd: string) {
+    super(
+      'WP_SERVER_DRAINING',
+      `this server is draining (it was told to stop): "${cmd}" would act on workers about to stop; run it against the server that takes over once it is up`,
+      { details: { cmd } },
+    );
+  }
+}
+
 /** The pool has no live worker to measure (a dynamic pool scaled to zero, or every boot failing). */
 export class TuneNoWorkersError extends WarmpoolError<'WP_SERVER_TUNE_NO_WORKERS'> {
   constructor(site: string | undefined) {
@@ -256,4 +267,5 @@ export const SERVER_ERROR_CODES = [
   'WP_SERVER_TUNE_NO_WORKERS',
   'WP_SERVER_PASS_SITE',
   'WP_SERVER_NO_CACHE',
+  'WP_SERVER_DRAINING',
 ] as const;

@@ -281,6 +281,31 @@ describe('admin socket: protocol', () => {
     expect(await adminRequest(other, { cmd: 'reload' })).toEqual({ changes: ['site blog: added'] });
   });
 
+  it('refuses reset, tune and reload while the server drains (WP_SERVER_DRAINING); workers and ping still answer', async () => {
+    let draining = false;
+    await start(
+      createPoolHandlers(() => new Map(), {
+        reload: async () => ['nothing to reload'],
+        config: '/etc/warmpool/warmpool.yaml',
+        draining: () => draining,
+      }),
+    );
+    expect(await adminRequest(socketPath, { cmd: 'reload' })).toEqual({ changes: ['nothing to reload'] });
+    draining = true;
+    for (const request of [{ cmd: 'reset' }, { cmd: 'tune', windowMs: 1000 }, { cmd: 'reload' }] as const) {
+      await expect(adminRequest(socketPath, request)).rejects.toMatchObject({
+        code: 'WP_SERVER_DRAINING',
+        message: expect.stringMatching(/this server is draining .* would act on workers about to stop/),
+      });
+    }
+    expect(await adminRequest(socketPath, { cmd: 'workers' })).toEqual([]);
+    expect(await adminRequest(socketPath, { cmd: 'ping' })).toEqual({
+      pid: process.pid,
+      sites: [],
+      config: '/etc/warmpool/warmpool.yaml',
+    });
+  });
+
   it('answers certs with what the server serves, or WP_SERVER_ADMIN_UNSUPPORTED from a server without it', async () => {
     await start(createPoolHandlers(() => new Map()));
     await expect(adminRequest(socketPath, { cmd: 'certs' })).rejects.toMatchObject({

@@ -225,6 +225,7 @@ export {
   AdminUnreachableError,
   AdminUnsupportedError,
   AlreadyRunningError,
+  DrainingError,
   NoCacheError,
   PassSiteError,
   UnknownSiteError,

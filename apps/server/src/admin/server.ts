@@ -12,6 +12,7 @@ import {
   AdminUnsupportedError,
   AlreadyRunningError,
   DEFAULT_TUNE_WINDOW_MS,
+  DrainingError,
   NoCacheError,
   MAX_REQUEST_LINE_BYTES,
   PassSiteError,
@@ -51,6 +52,8 @@ export interface AdminHandlers {
   ): Promise<TuneReport>;
   /** the config file the server was started from (absolute), for `ping` */
   config?: string;
+  /** true once the server drains: reset, tune and reload are refused (WP_SERVER_DRAINING) */
+  draining?: () => boolean;
   /** re-read the configuration; returns what changed, one line each. Absent: `reload` answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?(): Promise<string[]>;
   /** the certificates served (`warmpool cert status`). Absent: `certs` answers WP_SERVER_ADMIN_UNSUPPORTED */
@@ -251,6 +254,8 @@ export async function runCommand(
   progress: (p: object) => void,
   signal: AbortSignal,
 ): Promise<unknown> {
+  if ((request.cmd === 'reset' || request.cmd === 'tune' || request.cmd === 'reload') && handlers.draining?.() === true)
+    throw new DrainingError(request.cmd);
   switch (request.cmd) {
     case 'ping':
       return {
@@ -298,6 +303,8 @@ export interface PoolHandlersOptions {
   caches?: () => ReadonlyMap<string, { purge(prefix?: string): number }>;
   /** the config file the server was started from (absolute), which `ping` tells */
   config?: string;
+  /** true once the server drains (reset, tune and reload are refused then) */
+  draining?: () => boolean;
 }
 
 /**
@@ -362,6 +369,7 @@ export function createPoolHandlers(
   const handlers: AdminHandlers = {
     sites: siteNames,
     ...(options.config === undefined ? {} : { config: options.config }),
+    ...(options.draining === undefined ? {} : { draining: options.draining }),
     async workers(site) {
       checkKnown(site);
       const pools = [...sites()].filter(([name]) => site === undefined || name === site);

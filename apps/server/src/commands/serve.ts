@@ -466,6 +466,7 @@ class ServerState {
       certificates: () => this.#certificates(),
       caches: () => this.#built.caches,
       config: resolve(this.#args.config),
+      draining: () => this.#phase === 'draining',
     });
   }
 
@@ -573,6 +574,7 @@ class ServerState {
   }
 
   async #reloadAndPrint(): Promise<void> {
+    if (this.#phase === 'draining') return this.#out.info('SIGHUP while draining: ignored (the server is stopping)');
     this.#out.info('SIGHUP: reloading TLS certificate, log levels and checking the config');
     for (const line of await this.#reload()) {
       if (/NOT|cannot|needs a restart/.test(line)) this.#out.warn(line);
@@ -637,6 +639,7 @@ class ServerState {
 
   async #reset(): Promise<void> {
     const out = this.#out;
+    if (this.#phase === 'draining') return out.info('SIGUSR2 while draining: ignored (the server is stopping)');
     out.info("SIGUSR2: rolling reset of every site's workers");
     const started = performance.now();
     try {
