@@ -402,7 +402,12 @@ class Walker {
 
     switch (spec.type) {
       case 'string':
-        if (typeof value !== 'string') return fail(`must be ${expected} (quote it: "${String(value)}")`);
+        if (typeof value !== 'string') {
+          // quoting helps only a value whose text is right (a port alone is no address: ":8080" is)
+          const text = String(value);
+          const quoting = spec.pattern === undefined || spec.pattern.test(text) ? ` (quote it: "${text}")` : '';
+          return fail(`must be ${expected}${quoting}`);
+        }
         return this.#checkPattern(value, spec, path, at);
       case 'scalar-string':
         return typeof value === 'string' ? value : String(value);
@@ -488,10 +493,12 @@ class Walker {
       this.#checkCommand(server, http, sites, top, root.fastcgi !== undefined);
     const topMiddleware = this.#middleware(http, 'http');
     this.#gateSections(http, 'http', topMiddleware);
+    this.#warnDebug(http, 'http');
     sites.forEach((site, i) => {
       if (site === undefined) return;
       const own = this.#middleware(site.http, `sites[${i}].http`);
       this.#gateSections(site.http, `sites[${i}].http`, own ?? topMiddleware);
+      this.#warnDebug(site.http, `sites[${i}].http`);
     });
     this.#checkHosts(sites, top);
     this.#checkProxyPrefixes(root.proxy, 'proxy', top);
@@ -587,6 +594,22 @@ class Walker {
       );
       delete http[name];
     }
+  }
+
+  /**
+   * http.pool.debug: true keeps RoadRunner's key with another meaning (RoadRunner: a new worker for
+   * every request, so code edits show at once; here: worker error text in 500 responses). A
+   * RoadRunner dev config would get warm workers serving old code, and its errors shown to clients.
+   */
+  #warnDebug(http: Obj, httpPath: string): void {
+    const pool = http.pool as Obj | undefined;
+    if (pool?.debug !== true) return;
+    const path = `${httpPath}.pool.debug`;
+    this.#warn(
+      path,
+      this.#at(path, { file: this.#file, line: 1, col: 1 }),
+      "true shows worker error text (stack traces) in 500 responses, never for production; it does not start a new worker for every request as RoadRunner's debug does: after a code change run `warmpool reset` (or set http.pool.max_jobs: 1 while developing)",
+    );
   }
 
   /** A host belongs to one site; hosts are compared lower-cased, without a trailing dot. */

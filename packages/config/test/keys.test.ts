@@ -153,8 +153,11 @@ describe('every supported key', () => {
   for (const spec of LEAVES) setIn(doc, segments(spec.path), sampleFor(spec).yaml);
   const loaded = parseConfig(stringify(doc), { file: 'every-key.yaml', env: {} });
 
-  it('loads without errors or warnings', () => {
-    expect(loaded.warnings).toEqual([]);
+  it('loads without errors, and warns only of what the sample values ask for (debug: true)', () => {
+    expect(loaded.warnings.map((w) => w.key)).toEqual(['http.pool.debug', 'sites[0].http.pool.debug']);
+    expect(loaded.warnings[0]!.message).toMatch(
+      /^true shows worker error text .* in 500 responses, never for production; it does not start a new worker for every request as RoadRunner's debug does/,
+    );
   });
 
   it.each(LEAVES.map((spec) => [spec.path, spec] as const))(
