@@ -393,7 +393,7 @@ describe('admin socket: reset and tune against a real pool', () => {
       'Inputs',
       'Rules of thumb',
       'Passenger',
-      'NOW LMS',
+      'gunicorn',
       'Recommendation',
       `num_workers: ${report.result.numWorkers}`,
       'Memory budget',

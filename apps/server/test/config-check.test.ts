@@ -79,6 +79,16 @@ sites:
     ]);
   });
 
+  it('shows allocate_timeout: 0 as what the pool applies (RoadRunner: 0 is the default), not 0s', () => {
+    const { sites } = effective(`version: "3"
+server: { command: php w.php }
+http:
+  address: 127.0.0.1:8080
+  pool: { allocate_timeout: 0 }
+`);
+    expect((sites[0]!.http.pool as Record<string, unknown>).allocate_timeout).toBe('60s');
+  });
+
   it('shows no num_workers for a dynamic pool (min_workers/max_workers size it), a fixed pool its default', () => {
     const { sites } = effective(`version: "3"
 http:

@@ -284,7 +284,13 @@ function effectivePool(site: SiteOptions): Record<string, unknown> {
     }),
   });
   if (dynamic) delete pool.num_workers;
+  // 0 is RoadRunner's "the default" for allocate_timeout (the pool applies 60 s), not "no wait"
+  if (isZeroDuration(pool.allocate_timeout)) pool.allocate_timeout = withDefaults('http.pool', {}).allocate_timeout;
   return pool;
+}
+
+function isZeroDuration(value: unknown): boolean {
+  return value === 0 || (typeof value === 'string' && /^0+(\.0+)?(ms|s|m|h)?$/.test(value.trim()));
 }
 
 function effectivePassPool(site: SiteOptions): Record<string, unknown> {

@@ -218,7 +218,7 @@ export function describeTuning(input: SizingInput, result: SizingResult, key = '
     `  headroom          ${percent(result.headroom)}`,
     'Rules of thumb (what two published sizing formulas give here, for comparison)',
     `  Passenger         ${result.passenger}  = floor(${formatBytes(limits.totalMemoryBytes)} × 0.75 / ${formatBytes(result.perWorkerBytes)})  (Phusion Passenger: 75 % of RAM)`,
-    `  NOW LMS           ${result.nowLms}  = min(2 × ${limits.cpus} + 1, floor(${formatBytes(limits.memoryBytes)} / ${formatBytes(result.perWorkerBytes)}))  (the gunicorn rule, by memory)`,
+    `  gunicorn          ${result.nowLms}  = min(2 × ${limits.cpus} + 1, floor(${formatBytes(limits.memoryBytes)} / ${formatBytes(result.perWorkerBytes)}))  (2 × CPUs + 1, bounded by memory)`,
     'Recommendation',
     `  ${key}: ${result.numWorkers}`,
     `  ${result.reason}`,

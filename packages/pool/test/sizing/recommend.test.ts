@@ -184,7 +184,7 @@ describe('describeTuning: the warmpool tune report', () => {
     const result = recommendWorkers(given);
     const text = describeTuning(given, result).join('\n');
     expect(text).toContain('  Passenger         7  = floor(2 GiB × 0.75 / 200 MiB)');
-    expect(text).toContain('  NOW LMS           9  = min(2 × 4 + 1, floor(2 GiB / 200 MiB))');
+    expect(text).toContain('  gunicorn          9  = min(2 × 4 + 1, floor(2 GiB / 200 MiB))');
     expect(text).toContain('  num_workers: 7');
     expect(text).toContain(`  ${result.reason}`);
     expect(text).toContain('  I/O wait          50% (I/O-bound from 25%)');
