@@ -285,7 +285,10 @@ function effectivePool(site: SiteOptions): Record<string, unknown> {
   });
   if (dynamic) delete pool.num_workers;
   // 0 is RoadRunner's "the default" for allocate_timeout (the pool applies 60 s), not "no wait"
-  if (isZeroDuration(pool.allocate_timeout)) pool.allocate_timeout = withDefaults('http.pool', {}).allocate_timeout;
+  if (isZeroDuration(pool.allocate_timeout)) {
+    const defaults: Record<string, unknown> = withDefaults('http.pool', {});
+    (pool as Record<string, unknown>).allocate_timeout = defaults.allocate_timeout;
+  }
   return pool;
 }
 
