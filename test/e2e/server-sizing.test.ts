@@ -37,7 +37,7 @@ describe('pool sizing through warmpool serve', () => {
     await load;
     expect(tune.code).toBe(0);
     expect(tune.stdout).toMatch(/Passenger/);
-    expect(tune.stdout).toMatch(/NOW LMS/);
+    expect(tune.stdout).toMatch(/gunicorn +\d+\s+= min\(2 × \d+ \+ 1/);
     expect(tune.stdout).toMatch(/recommend/i);
     await server.stop();
   });
