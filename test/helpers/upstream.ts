@@ -24,7 +24,9 @@ export interface Upstream {
 
 /**
  * A real upstream for proxy routes: answers JSON describing the request it got (status 201 for
- * POST, header x-upstream: yes), a path under /slow two seconds late (proxy timeouts); accepts
+ * POST, header x-upstream: yes), a path under /slow two seconds late (proxy timeouts), a path
+ * ending in /redirect with a 302 to an absolute URL of its own (?to=/path) or another (?abs=URL),
+ * one ending in /truncated with 10 of the 1000 bytes it announces, then a reset; accepts
  * WebSocket upgrades by hand (RFC 6455 handshake and frames) and echoes text messages as
  * "echo MSG from URL for X-FORWARDED-FOR".
  */
@@ -33,12 +35,26 @@ export async function startUpstream(): Promise<Upstream> {
   const webSockets: string[] = [];
   const webSocketClosures = new Map<string, Promise<void>>();
   const sockets = new Set<Socket>();
+  let port = 0;
   const server: Server = createServer(async (req, res) => {
     let body = '';
     for await (const chunk of req) body += chunk;
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
     if (req.url!.startsWith('/slow')) await new Promise((resolve) => setTimeout(resolve, 2000));
     if (res.destroyed) return;
+    const url = new URL(req.url!, 'http://upstream');
+    if (url.pathname.endsWith('/redirect')) {
+      // ?to=/path: a redirect to an absolute URL on the upstream's own origin (?abs=URL: that URL)
+      const to = url.searchParams.get('abs') ?? `http://127.0.0.1:${port}${url.searchParams.get('to') ?? '/'}`;
+      res.writeHead(302, { location: to }).end();
+      return;
+    }
+    if (url.pathname.endsWith('/truncated')) {
+      // 10 bytes of the 1000 it announces, then the connection is gone
+      res.writeHead(200, { 'content-type': 'text/plain', 'content-length': '1000' });
+      res.write('0123456789', () => res.socket?.destroy());
+      return;
+    }
     res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });
@@ -56,7 +72,7 @@ export async function startUpstream(): Promise<Upstream> {
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
+  port = (server.address() as AddressInfo).port;
   return {
     origin: `http://127.0.0.1:${port}`,
     port,

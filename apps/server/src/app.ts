@@ -428,7 +428,12 @@ async function registerSite(
 
   if (site.proxy !== null) {
     try {
-      await registerProxies(ctx, site.proxy, resolveErrorPages(site.plugin.error_pages));
+      await registerProxies(
+        ctx,
+        site.proxy,
+        resolveErrorPages(site.plugin.error_pages),
+        resolveLimits(site.plugin).maxRequestBytes,
+      );
     } catch (error) {
       throw new SiteSetupError(site, error);
     }

@@ -1,6 +1,8 @@
 // Reverse-proxy routes, like nginx's `location /api/ { proxy_pass http://127.0.0.1:9000; }`:
 // requests under a prefix go to an upstream HTTP server (and WebSocket upgrades with them) instead
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
+import http2, { type Http2ServerResponse } from 'node:http2';
+import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
 import {
@@ -63,6 +65,8 @@ export async function registerProxies<S extends RawServerBase>(
   routes: readonly ProxyRoute[],
   /** the site's error_pages: an upstream that is down or too slow gets the 502 / 504 page, as nginx's */
   errorPages: ErrorPages = null,
+  /** the site's max_request_size in bytes: a larger body gets 413 and never reaches the upstream (nginx's client_max_body_size) */
+  maxRequestBytes = Number.POSITIVE_INFINITY,
 ): Promise<void> {
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
@@ -80,12 +84,18 @@ export async function registerProxies<S extends RawServerBase>(
       httpMethods: [...REQUEST_METHODS],
       // reply-from logs two info lines per request otherwise; the access log already has it
       disableRequestLogging: true,
+      // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
+      preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) =>
+        limitRequestBody(request, reply, maxRequestBytes, done),
       replyOptions: {
         timeout: route.timeoutMs,
-        rewriteRequestHeaders: (request, headers) => ({
-          ...headers,
-          ...forwardedHeaders(request, headers['x-forwarded-for']),
-        }),
+        rewriteRequestHeaders: (request, headers) => {
+          // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before)
+          const { expect: _expect, ...rest } = headers;
+          return { ...rest, ...forwardedHeaders(request, headers['x-forwarded-for']) };
+        },
+        rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
+        onResponse: (_request, reply, response) => sendUpstreamBody(reply as AnyReply, response.stream),
         onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
       },
       // the default passes only Cookie; the upstream also wants to know who asked
@@ -236,7 +246,8 @@ export function createWebSocketMatcher(routes: readonly ProxyRoute[]): ((url: st
 
 /**
  * X-Forwarded-For (the client appended to what arrived, as nginx's $proxy_add_x_forwarded_for),
- * X-Forwarded-Proto (this hop's scheme) and X-Forwarded-Host (the Host the client asked for).
+ * X-Forwarded-Proto (this hop's scheme), X-Forwarded-Host (the Host the client asked for) and
+ * X-Real-IP (this hop's client, replacing any the client sent).
  * The upstream decides which hops to trust.
  */
 function forwardedHeaders(
@@ -254,9 +265,107 @@ function forwardedHeaders(
   const out: Record<string, string> = {
     'x-forwarded-for': before.trim() === '' ? client : `${before}, ${client}`,
     'x-forwarded-proto': info.scheme,
+    // this hop's client, never the one a client says it is (nginx: proxy_set_header X-Real-IP $remote_addr)
+    'x-real-ip': client,
   };
   if (info.host !== '') out['x-forwarded-host'] = info.host;
   return out;
+}
+
+/** Connection-specific headers of the upstream's reply: this server's connection has its own. */
+const UPSTREAM_HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
+
+/**
+ * The upstream's reply headers as the client gets them: no hop-by-hop ones, and a Location that
+ * points at the upstream itself mapped to this server (nginx's `proxy_redirect default`), so the
+ * client is not sent to an internal address. @fastify/http-proxy has mapped relative ones already.
+ */
+function upstreamReplyHeaders(
+  headers: Record<string, string | string[] | undefined>,
+  route: ResolvedRoute,
+  request: AnyRequest,
+): Record<string, string | string[] | undefined> {
+  const out = { ...headers };
+  for (const name of UPSTREAM_HOP_HEADERS) delete out[name];
+  const location = out.location;
+  if (typeof location === 'string') {
+    const mapped = clientLocation(location, route, request);
+    if (mapped !== null) out.location = mapped;
+  }
+  return out;
+}
+
+/** An absolute Location on the upstream's own origin, as the client reaches it here; null: leave it. */
+function clientLocation(location: string, route: ResolvedRoute, request: AnyRequest): string | null {
+  const origin = new URL(route.upstream).origin;
+  if (location.slice(0, origin.length).toLowerCase() !== origin.toLowerCase()) return null;
+  const path = location.slice(origin.length) || '/';
+  if (!path.startsWith('/') && !path.startsWith('?')) return null; // another port or host that begins alike
+  // the upstream path under rewritePrefix is the client's path under prefix ('/': the prefix was stripped)
+  const base = route.rewritePrefix === '/' ? '' : route.rewritePrefix;
+  if (base !== '' && path !== base && !path.startsWith(`${base}/`) && !path.startsWith(`${base}?`)) return null;
+  const rest = path.slice(base.length);
+  const prefix = route.prefix === '/' ? '' : route.prefix;
+  const mapped = `${prefix}${rest === '' || rest.startsWith('/') || rest.startsWith('?') ? rest : `/${rest}`}` || '/';
+  const info = clientInfoOf(request.raw);
+  return `${info.scheme}://${info.host}${mapped}`;
+}
+
+/**
+ * The upstream's body to the client. An upstream that fails mid-body (reset, truncated, silent
+ * past the timeout) cuts the response: HTTP/1.1 closes the connection, and an HTTP/2 stream is
+ * reset as broken (Fastify's own close ended it as if whole: a truncated download looked complete).
+ */
+function sendUpstreamBody(reply: AnyReply, body: NodeJS.ReadableStream & { once: Readable['once'] }): void {
+  const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
+  if (stream !== undefined) body.once('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+  reply.send(body);
+}
+
+/**
+ * max_request_size for a proxied request, as for PHP: a declared length over it is 413 at once; a
+ * chunked body is counted as it goes to the upstream and cut past it (413 if nothing was answered yet).
+ */
+function limitRequestBody(request: AnyRequest, reply: AnyReply, maxBytes: number, done: (error?: Error) => void): void {
+  if (!Number.isFinite(maxBytes)) {
+    done();
+    return;
+  }
+  const declared = Number(request.headers['content-length']);
+  if (request.headers['content-length'] !== undefined && declared > maxBytes) {
+    sendTooLarge(reply, maxBytes);
+    return;
+  }
+  const body = request.body as Readable | undefined;
+  if (request.headers['transfer-encoding'] === undefined || !(body instanceof Readable)) {
+    done();
+    return;
+  }
+  let seen = 0;
+  const counted = new Transform({
+    transform(chunk: Buffer, _encoding, callback) {
+      seen += chunk.length;
+      if (seen > maxBytes) callback(new BodyOverLimitError(maxBytes));
+      else callback(null, chunk);
+    },
+  });
+  body.on('error', (error) => counted.destroy(error));
+  request.body = body.pipe(counted);
+  done();
+}
+
+class BodyOverLimitError extends Error {
+  constructor(readonly maxBytes: number) {
+    super(`the request body is over max_request_size (${maxBytes} bytes)`);
+  }
+}
+
+function sendTooLarge(reply: AnyReply, maxBytes: number): void {
+  reply
+    .code(413)
+    .header('connection', 'close')
+    .type('text/plain; charset=utf-8')
+    .send(`Payload Too Large: the body is over max_request_size (${maxBytes} bytes)\n`);
 }
 
 /** 504 when the upstream was too slow, 502 for everything else (refused, reset, bad reply), as nginx. */
@@ -266,6 +375,11 @@ function sendUpstreamError(
   error: Error & { statusCode?: number; cause?: unknown },
   errorPages: ErrorPages,
 ): void {
+  const over = findCause(error, BodyOverLimitError);
+  if (over !== null) {
+    if (!reply.sent) sendTooLarge(reply, over.maxBytes);
+    return;
+  }
   const cause = error.cause as { code?: string; message?: string } | undefined;
   const code = cause?.code ?? (error as { code?: string }).code ?? 'error';
   const timedOut = error.statusCode === 504;
@@ -301,4 +415,11 @@ function describeCode(code: string): string {
     default:
       return 'failed';
   }
+}
+
+/** The first error of `type` in an error's cause chain; null when none. */
+function findCause<T extends Error>(error: unknown, type: new (...args: never[]) => T): T | null {
+  for (let at = error, depth = 0; at instanceof Error && depth < 5; at = at.cause, depth++)
+    if (at instanceof type) return at;
+  return null;
 }

@@ -1,4 +1,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request as httpRequest } from 'node:http';
+import { Readable } from 'node:stream';
+import { connect as http2Connect, constants as http2Constants } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,9 +33,10 @@ async function startUpstream(): Promise<Upstream> {
 async function startSite(
   routes: ProxyRoute[],
   pages: ErrorPages = null,
+  options: { maxRequestBytes?: number; http2?: boolean } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
-  const app = Fastify();
-  await registerProxies(app, routes, pages);
+  const app = (options.http2 === true ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
+  await registerProxies(app, routes, pages, options.maxRequestBytes);
   await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => app.close());
@@ -91,6 +95,95 @@ describe('proxy routes', () => {
     });
     expect(res.status).toBe(201);
     expect(res.json()).toMatchObject({ method: 'POST', body: '{"name":"x"}' });
+  });
+
+  it('answers Expect: 100-continue itself and passes the body on (undici refuses the header: 502 before)', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    const { status, body, continued } = await new Promise<{ status: number; body: string; continued: boolean }>(
+      (resolve, reject) => {
+        let continued = false;
+        const req = httpRequest(`${base}/api/upload`, {
+          method: 'POST',
+          headers: { expect: '100-continue', 'content-type': 'text/plain', 'content-length': '5' },
+        });
+        req.on('continue', () => {
+          continued = true;
+          req.end('hello');
+        });
+        req.on('response', async (res) => {
+          let text = '';
+          for await (const chunk of res) text += chunk;
+          resolve({ status: res.statusCode!, body: text, continued });
+        });
+        req.on('error', reject);
+      },
+    );
+    expect(continued).toBe(true);
+    expect(status).toBe(201);
+    expect(JSON.parse(body)).toMatchObject({ method: 'POST', body: 'hello' });
+    expect(upstream.seen[0]!.headers.expect).toBeUndefined();
+  });
+
+  it('max_request_size: a larger body gets 413 and never reaches the upstream, declared or chunked', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, { maxRequestBytes: 1024 });
+    const declared = await getJson(`${base}/api/upload`, { method: 'POST', body: 'x'.repeat(2048) });
+    expect(declared.status).toBe(413);
+    expect(declared.text).toMatch(/over max_request_size \(1024 bytes\)/);
+    expect(upstream.seen).toEqual([]);
+    async function* chunks() {
+      for (let i = 0; i < 4; i++) yield Buffer.alloc(512, 'y');
+    }
+    const chunked = await getJson(`${base}/api/upload`, { method: 'POST', body: Readable.from(chunks()) });
+    expect(chunked.status).toBe(413);
+    expect(upstream.seen.filter((r) => r.body.length > 1024)).toEqual([]);
+    // within the bound, both reach it
+    expect((await getJson(`${base}/api/upload`, { method: 'POST', body: 'x'.repeat(1024) })).status).toBe(201);
+  });
+
+  it("maps a Location on the upstream's own origin to this server, drops hop-by-hop headers, sets X-Real-IP", async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([
+      { prefix: '/api', upstream: upstream.origin },
+      { prefix: '/versioned', upstream: `${upstream.origin}/v1` },
+    ]);
+    const asked = new URL(base).host;
+    const plain = await request(`${base}/api/redirect?to=/api/next%3Fx=1`);
+    expect(plain.statusCode).toBe(302);
+    expect(plain.headers.location).toBe(`http://${asked}/api/next?x=1`);
+    const versioned = await request(`${base}/versioned/redirect?to=/v1/users/7`);
+    expect(versioned.headers.location).toBe(`http://${asked}/versioned/users/7`);
+    // another origin, or a path outside the upstream's, is left as it is
+    const away = await request(`${base}/api/redirect?abs=https://example.org/login`);
+    expect(away.headers.location).toBe('https://example.org/login');
+    const outside = await request(`${base}/versioned/redirect?to=/v2/users`);
+    expect(outside.headers.location).toBe(`${upstream.origin}/v2/users`);
+    // Node's upstream says keep-alive with its own timeout: that is its connection's, not ours
+    const res = await getJson(`${base}/api/h`, { headers: { 'x-real-ip': '7.7.7.7' } });
+    expect(res.headers['keep-alive']).toBe('timeout=72'); // this server's (Fastify's 72 s), not the upstream's 5 s
+    expect(res.json().headers['x-real-ip']).toBe('127.0.0.1');
+  });
+
+  it('an upstream body cut short resets the HTTP/2 stream, never ends it as whole', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, { http2: true });
+    const session = http2Connect(base);
+    closers.push(async () => session.close());
+    const { bytes, rstCode, ended } = await new Promise<{ bytes: number; rstCode: number; ended: boolean }>(
+      (resolve) => {
+        const stream = session.request({ ':path': '/api/truncated' });
+        let bytes = 0;
+        let ended = false;
+        stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+        stream.on('end', () => (ended = true));
+        stream.on('error', () => {});
+        stream.on('close', () => resolve({ bytes, rstCode: stream.rstCode ?? 0, ended }));
+      },
+    );
+    expect(bytes).toBeLessThan(1000);
+    expect(rstCode).toBe(http2Constants.NGHTTP2_INTERNAL_ERROR);
+    expect(ended).toBe(false);
   });
 
   it('matches on segment boundaries: /apiary and the rest go to PHP', async () => {
