@@ -1,5 +1,6 @@
 // Micro-cache: keep GET responses PHP explicitly marks shareable for a few seconds, like nginx's
-// fastcgi_cache, so a burst on a hot page costs one PHP request. Off unless configured.
+// fastcgi_cache, so a burst on a hot page costs one PHP request. Off unless configured. Only PHP's
+// responses are stored: never a static file, an error page or anything else the server answers.
 //
 // What is stored (all must hold):
 // - a GET request without Authorization, Range or a session/login cookie (bypass_cookies: PHP's
@@ -41,7 +42,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { BodyParts, InvalidOptionError, clientInfoOf, wildcardPattern } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError, clientInfoOf, isBackendReply, wildcardPattern } from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -242,6 +243,8 @@ export function registerMicroCache<S extends RawServerBase>(
     if (accelExpires !== null) reply.removeHeader('x-accel-expires');
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
+    // PHP's pages only: a static file has its own validators, and would be served stale after a deploy
+    if (!isBackendReply(request)) return done(null, payload);
     reply.header('x-cache', lookup.status);
     // a body PHP sent whole: a string, a Buffer, or BodyParts (a large one, still in its chunks)
     if (

@@ -1,7 +1,10 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { warmpool, type WarmpoolOptions } from '@warmpool/fastify';
+import { markBackendReply, warmpool, type WarmpoolOptions } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   parseCacheControl,
@@ -68,6 +71,24 @@ describe('micro-cache: what is stored', () => {
     expect(cache.entries).toBe(1);
     // PHP really was not asked: its counter moves on from 1 for another URL
     expect((await get(app, `/other?${PUBLIC}`)).body!.count).toBe(2);
+  });
+
+  it('never stores a static file (its own ETag and Last-Modified answer, and a deploy shows)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-micro-static-'));
+    apps.push({ close: async () => rmSync(dir, { recursive: true, force: true }) } as unknown as FastifyInstance);
+    writeFileSync(join(dir, 'app.css'), 'body{}');
+    const { app, cache } = await site({ default_ttl: '60s' }, { static: { dir: [dir] } });
+    const first = await app.inject('/app.css');
+    expect(first.body).toBe('body{}');
+    const lastModified = first.headers['last-modified'] as string;
+    const again = await app.inject({ url: '/app.css', headers: { 'if-modified-since': lastModified } });
+    expect(again.statusCode).toBe(304);
+    expect(again.headers['x-cache']).toBeUndefined();
+    expect((await app.inject('/app.css')).headers['x-cache']).toBeUndefined();
+    expect(cache.entries).toBe(0);
+    // PHP's page next to it is still cached
+    await get(app, `/page?${PUBLIC}`);
+    expect((await get(app, `/page?${PUBLIC}`)).res.headers['x-cache']).toBe('HIT');
   });
 
   it('stores a large reply that reached Node in many chunks, and serves the same bytes from the cache', async () => {
@@ -279,7 +300,8 @@ describe('micro-cache: what is stored', () => {
 
   it('never stores a streamed body (it passes through)', async () => {
     const { app, cache } = await site({}, {}, (instance) => {
-      instance.get('/stream', (_request, reply) => {
+      instance.get('/stream', (request, reply) => {
+        markBackendReply(request); // as the plugin marks PHP's answers
         reply
           .header('cache-control', 'public, max-age=60')
           .type('text/plain')
@@ -361,7 +383,8 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
     let gate: Promise<void> = Promise.resolve();
     let entered: () => void = () => {};
     const { app } = await site({ clock, stale_while_revalidate: '10s' }, {}, (instance) => {
-      instance.get('/held', async (_request, reply) => {
+      instance.get('/held', async (request, reply) => {
+        markBackendReply(request); // as the plugin marks PHP's answers
         entered();
         await gate;
         return reply.header('cache-control', 'public, max-age=1').type('text/plain').send(`v${version}`);

@@ -60,6 +60,7 @@ export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';
 export { rateProblem, resolveRequestRateRules, type RequestRateRule } from './network/request-rate.js';
 export { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
+export { isBackendReply, markBackendReply } from './http/backend-reply.js';
 export {
   clientInfoOf,
   createClientInfoHook,

@@ -17,6 +17,7 @@ import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { loadSend } from './http/load-send.js';
 import { registerErrorPages } from './http/error-pages.js';
+import { markBackendReply } from './http/backend-reply.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
@@ -69,9 +70,7 @@ export async function registerRoutes(
     }
     done();
   });
-  // the requests PHP answered: error_pages leave their answers alone (only kept with pages set)
-  const answeredByBackend = new WeakSet<FastifyRequest>();
-  registerErrorPages(app, errorPages, answeredByBackend, [
+  registerErrorPages(app, errorPages, [
     options.health.healthPath,
     options.health.readyPath,
     options.metrics.metricsPath,
@@ -209,7 +208,7 @@ export async function registerRoutes(
         return sendInternalFile(request, reply, internalFiles, handoff, response.headers);
       }
     }
-    if (errorPages !== null) answeredByBackend.add(request);
+    markBackendReply(request);
     return sendResponse(reply, response);
   };
 

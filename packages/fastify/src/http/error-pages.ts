@@ -6,7 +6,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { extname, isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { isBackendReply } from './backend-reply.js';
+import type { FastifyInstance } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
 
 /** A page is read once, at start, and kept in memory: it must stay small. */
@@ -72,22 +73,21 @@ function pageType(file: string): string {
 }
 
 /**
- * Sends the page for a status warmpool answered itself. `answeredByBackend` holds the requests PHP
- * answered: those pass as PHP sent them. So do the answers of `opsPaths` (/ready's 503 and its JSON
+ * Sends the page for a status warmpool answered itself. The requests PHP answered
+ * (backend-reply.ts) pass as PHP sent them. So do the answers of `opsPaths` (/ready's 503 and its JSON
  * are for a load balancer, not a person). Add it before the routes: its onSend runs before
  * compression's, so a page is compressed like any other body.
  */
 export function registerErrorPages(
   app: FastifyInstance,
   pages: ErrorPages,
-  answeredByBackend: WeakSet<FastifyRequest>,
   opsPaths: readonly (string | null)[],
 ): void {
   if (pages === null) return;
   const ops = new Set(opsPaths.filter((path) => path !== null));
   app.addHook('onSend', (request, reply, payload, done) => {
     const page = pages.get(reply.statusCode);
-    if (page === undefined || answeredByBackend.has(request) || ops.has(request.routeOptions.url ?? '')) {
+    if (page === undefined || isBackendReply(request) || ops.has(request.routeOptions.url ?? '')) {
       return done(null, payload);
     }
     if (payload instanceof Readable) payload.destroy();
