@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createPool, SILENT_LOGGER, type Pool } from '@warmpool/pool';
 import { pino } from 'pino';
+import { markBackendReply } from '@warmpool/fastify';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { adminRequest, exitCodeOf, EXIT_FAILED, EXIT_UNREACHABLE, type Output } from '../src/admin/client.js';
 import {
@@ -447,6 +448,7 @@ describe('admin socket: cache purge', () => {
     let runs = 0;
     app.get('/*', async (request, reply) => {
       runs++;
+      markBackendReply(request); // as the plugin marks PHP's answers: the micro-cache stores only those
       return reply.header('cache-control', 'public, max-age=60').send(`${request.url} #${runs}`);
     });
     await app.ready();

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
-import { warmpool } from '@warmpool/fastify';
+import { markBackendReply, warmpool } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { genReqId, registerHttpHeaders, resolveCors, type HttpHeadersOptions } from '../src/http-headers.js';
 import { registerMicroCache } from '../src/micro-cache.js';
@@ -640,6 +640,7 @@ describe('over HTTP/2', () => {
       cors: { allowed_origin: 'https://app.test' },
     });
     app.get('/', async (request, reply) => {
+      markBackendReply(request); // as the plugin marks PHP's answers: the micro-cache stores only those
       reply.header('cache-control', 'public, max-age=60').type('text/html');
       // what the warmpool plugin reads to build PHP's headers
       const raw = request.raw.rawHeaders;
