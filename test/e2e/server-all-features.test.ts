@@ -422,6 +422,18 @@ describe('all features: proxy routes', () => {
     await closed;
   });
 
+  it('a WebSocket upgrade on the plain listener that redirects to https gets the redirect, not a cleartext tunnel', async () => {
+    const seen = setup.upstream.webSockets.length;
+    const reply = await rawExchange(
+      Number(setup.env.HTTP_PORT),
+      'GET /ws/plain HTTP/1.1\r\nHost: elsewhere.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+      1,
+    );
+    expect(reply.statusLines[0]).toMatch(/^HTTP\/1\.1 308 /);
+    expect(reply.text).toMatch(new RegExp(`location: https://elsewhere\\.test:${setup.env.HTTPS_PORT}/ws/plain`, 'i'));
+    expect(setup.upstream.webSockets.length).toBe(seen);
+  });
+
   it('closes a proxied WebSocket left idle for websocket_idle_timeout (3 s) with 1001, and its upstream side', async () => {
     const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/idle`, { dispatcher: byName });
     await new Promise<void>((resolve, reject) => {

@@ -153,6 +153,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
   // a request head Node's parser refuses: the same plain-text answer and log line on every listener
   const clientErrors = new ClientErrors(loggers.http);
   let https: Http2SecureServer | null = null;
+  /** the HTTP listener when it only redirects to https (http.ssl.redirect) */
+  let redirectServer: HttpServer | null = null;
   const serverFactory = (fastifyHandler: RequestHandler): HttpServer | Http2SecureServer => {
     const handler = tracker.wrap(fastifyHandler);
     let primary: HttpServer | Http2SecureServer | null = null;
@@ -173,10 +175,11 @@ export function buildApp(options: BuildOptions): BuiltApp {
     }
     if (ssl !== null && ssl.redirect === true) {
       const httpsPort = parseAddress(ssl.address ?? DEFAULT_HTTPS_ADDRESS).port;
+      redirectServer = createRedirectServer(httpsPort, httpOptions);
       listeners.push({
         name: 'http',
         address: server.http.address,
-        server: createRedirectServer(httpsPort, httpOptions),
+        server: redirectServer,
         scheme: 'http',
         serves: 'redirects to https',
       });
@@ -301,6 +304,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
     upgrades.install(
       app.server as unknown as HttpServer | Http2SecureServer,
       listeners.map((listener) => listener.server as HttpServer | Http2SecureServer),
+      redirectServer,
     );
     done();
   });

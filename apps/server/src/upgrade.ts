@@ -41,7 +41,12 @@ export interface Upgrades {
    * module's 'upgrade' and 'connect' listeners on every public server instead. Call once the app is
    * ready (the proxies are registered by then).
    */
-  install(fastifyServer: HttpServer | Http2SecureServer, servers: ReadonlyArray<HttpServer | Http2SecureServer>): void;
+  install(
+    fastifyServer: HttpServer | Http2SecureServer,
+    servers: ReadonlyArray<HttpServer | Http2SecureServer>,
+    /** the HTTP listener that only redirects to https: an upgrade there gets its redirect, as any request */
+    redirectOnly?: HttpServer | null,
+  ): void;
   /** Drain: close every proxied WebSocket with 1001 and end its socket. */
   goAway(): void;
   /** proxied WebSocket connections open now */
@@ -110,14 +115,16 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
   }
 
   return {
-    install(fastifyServer, servers) {
+    install(fastifyServer, servers, redirectOnly = null) {
       const taken = fastifyServer.listeners('upgrade') as UpgradeListener[];
       for (const listener of taken) fastifyServer.off('upgrade', listener);
       // @fastify/http-proxy shares one listener among all its routes
       if (taken.length > 0) proxyUpgrade = (req, socket, head) => taken[0]!.call(fastifyServer, req, socket, head);
       for (const server of servers) {
-        server.on('upgrade', onUpgrade);
         server.on('connect', onConnect);
+        // without an 'upgrade' listener Node hands the request to the redirect: no cleartext tunnel
+        if (server === redirectOnly) continue;
+        server.on('upgrade', onUpgrade);
         if (UPGRADE_BODY_IN_REQUEST && 'shouldUpgradeCallback' in server) {
           (server as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = (req) =>
             !hasBody(req) || proxiedIdleMs(req) !== undefined;
