@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, X509Certificate } from 'node:crypto';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -232,6 +232,20 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
     });
   });
 
+  it('http.ssl.certificates: its own pair answers the names it holds (files.test, and *.files.test by wildcard)', async () => {
+    const pair = readFileSync(join(setup.env.STATE_DIR!, 'files.test.pem'), 'utf8');
+    const fingerprint = new X509Certificate(pair).fingerprint256;
+    for (const servername of ['files.test', 'img.files.test', 'FILES.TEST']) {
+      const { cert, alpn } = await handshake(servername);
+      expect(cert.fingerprint256, servername).toBe(fingerprint);
+      expect(alpn).toBe('h2');
+    }
+    // one label only, as certificates match wildcards; other names keep theirs
+    expect((await handshake('a.b.files.test')).cert.fingerprint256).not.toBe(fingerprint);
+    expect((await handshake('a.test')).cert.fingerprint256).not.toBe(fingerprint);
+    expect(server.stdout).toMatch(/TLS: CN=files\.test \(files\.test, \*\.files\.test\).*\(http\.ssl\.certificates\)/);
+  });
+
   it('both listeners answer /.well-known/acme-challenge/ themselves (HTTPS: a check the CA followed a redirect with): an unknown token is 404 for every site, never redirected, proxied or passed to PHP', async () => {
     const upstreamSeen = setup.upstream.seen.length;
     const path = '/.well-known/acme-challenge/no-such-token?x=1';
@@ -275,10 +289,13 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
     expect(status.code).toBe(0);
     const data = JSON.parse(status.stdout) as { automatic: boolean; certificates: Array<Record<string, unknown>> };
     expect(data.automatic).toBe(true);
-    expect(data.certificates.map((c) => [c.name, c.domains, c.state, c.lastError])).toEqual(
-      Object.entries(ALL_FEATURES_CERTIFICATES).map(([name, domains]) => [name, domains, 'valid', null]),
-    );
-    for (const certificate of data.certificates) expect(certificate.issuer).toMatch(/^CN=Pebble Intermediate CA /);
+    // http.ssl.certificates' pair first, then the automatic ones
+    expect(data.certificates.map((c) => [c.name, c.domains, c.state, c.lastError])).toEqual([
+      [join(setup.env.STATE_DIR!, 'files.test.pem'), ['files.test', '*.files.test'], 'file', null],
+      ...Object.entries(ALL_FEATURES_CERTIFICATES).map(([name, domains]) => [name, domains, 'valid', null]),
+    ]);
+    for (const certificate of data.certificates.slice(1))
+      expect(certificate.issuer).toMatch(/^CN=Pebble Intermediate CA /);
 
     const metrics = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
     for (const domain of Object.values(ALL_FEATURES_CERTIFICATES).flat()) {

@@ -1,3 +1,5 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { LookupFunction } from 'node:net';
@@ -52,6 +54,26 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     );
   const dir = await mkdtemp(join(tmpdir(), 'wp-all-'));
   await mkdir(join(dir, 'uploads'));
+  // http.ssl.certificates: a pair of its own for files.test and *.files.test, as certbot leaves one
+  await promisify(execFile)('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    join(dir, 'files.test.key'),
+    '-out',
+    join(dir, 'files.test.pem'),
+    '-days',
+    '2',
+    '-subj',
+    '/CN=files.test',
+    '-addext',
+    'subjectAltName=DNS:files.test,DNS:*.files.test',
+  ]);
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const pebble = await startPebble({ httpPort, tlsPort: httpsPort });
   const upstream = await startUpstream();

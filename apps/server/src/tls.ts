@@ -64,11 +64,49 @@ export const DEFAULT_TLS12_CIPHERS = [
   'ECDHE-RSA-CHACHA20-POLY1305',
 ].join(':');
 
+/** The config keys of a pair, which a TlsError names: http.ssl's own, or http.ssl.certificates[i]'s. */
+export interface PairKeys {
+  cert: string;
+  key: string;
+}
+
+const SSL_PAIR_KEYS: PairKeys = { cert: 'http.ssl.cert', key: 'http.ssl.key' };
+
 /** Reads and checks a cert/key pair; TlsError names the file and what is wrong. */
-export function loadCredentials(files: TlsFiles): Credentials {
-  const cert = readPem(files.cert, 'certificate (http.ssl.cert)', 'http.ssl.cert');
-  const key = readPem(files.key, 'private key (http.ssl.key)', 'http.ssl.key');
-  return credentialsFromPem(cert, key, files);
+export function loadCredentials(files: TlsFiles, keys: PairKeys = SSL_PAIR_KEYS): Credentials {
+  const cert = readPem(files.cert, `certificate (${keys.cert})`, keys.cert);
+  const key = readPem(files.key, `private key (${keys.key})`, keys.key);
+  return credentialsFromPem(cert, key, files, keys);
+}
+
+/**
+ * The DNS names a certificate is served to for http.ssl.certificates (its subjectAltName, else its
+ * CN), lower-cased; TlsError naming `key` when it holds none.
+ */
+export function certificateNames(credentials: Credentials, key: string): string[] {
+  const sans = (credentials.x509.subjectAltName ?? '')
+    .split(',')
+    .map((entry) => entry.trim())
+    .filter((entry) => entry.startsWith('DNS:'))
+    .map((entry) => entry.slice(4).toLowerCase());
+  const cn = /CN=([^\n,]+)/.exec(credentials.x509.subject)?.[1]?.toLowerCase();
+  const names = sans.length > 0 ? sans : cn?.includes('.') ? [cn] : [];
+  if (names.length === 0)
+    throw new TlsError(`${credentials.summary} names no host (no DNS subjectAltName): SNI cannot choose it`, null, key);
+  return names;
+}
+
+/** Loads http.ssl.certificates into `contexts`, each pair for its names; one line per pair. */
+export function loadMoreCertificates(contexts: TlsContexts, pairs: readonly TlsFiles[]): string[] {
+  // every pair first: one that does not load changes nothing (a SIGHUP keeps the pairs in place)
+  const loaded = pairs.map((files, i) => {
+    const keys = { cert: `http.ssl.certificates[${i}].cert`, key: `http.ssl.certificates[${i}].key` };
+    const credentials = loadCredentials(files, keys);
+    return { credentials, names: certificateNames(credentials, keys.cert) };
+  });
+  for (const { credentials, names } of loaded) contexts.setNames(names, credentials);
+  contexts.filePairs = loaded.map(({ credentials }, i) => ({ credentials, file: pairs[i]!.cert }));
+  return loaded.map(({ credentials, names }) => `${credentials.summary} for ${names.join(', ')}`);
 }
 
 /** Checks a PEM chain and key in memory (an ACME certificate); TlsError says what is wrong. */
@@ -76,6 +114,7 @@ export function credentialsFromPem(
   cert: Buffer | string,
   key: Buffer | string,
   files: TlsFiles = { cert: 'the certificate', key: 'its key' },
+  keys: PairKeys = SSL_PAIR_KEYS,
 ): Credentials {
   const certBytes = Buffer.from(cert);
   const keyBytes = Buffer.from(key);
@@ -83,7 +122,11 @@ export function credentialsFromPem(
   try {
     x509 = new X509Certificate(certBytes);
   } catch (error) {
-    throw new TlsError(`${files.cert} is not a PEM certificate (http.ssl.cert): ${(error as Error).message}`, error);
+    throw new TlsError(
+      `${files.cert} is not a PEM certificate (${keys.cert}): ${(error as Error).message}`,
+      error,
+      keys.cert,
+    );
   }
   try {
     createSecureContext({ cert: certBytes, key: keyBytes, minVersion: TLS_MIN_VERSION });
@@ -91,7 +134,7 @@ export function credentialsFromPem(
     const message = (error as Error).message;
     const why = /key values mismatch/i.test(message) ? 'the key does not belong to the certificate' : message;
     // a key that does not match, or does not parse, is the key's problem
-    throw new TlsError(`cannot use ${files.cert} with ${files.key}: ${why}`, error, 'http.ssl.key');
+    throw new TlsError(`cannot use ${files.cert} with ${files.key}: ${why}`, error, keys.key);
   }
   return {
     cert: certBytes,
@@ -147,6 +190,8 @@ export class TlsContexts {
   #default: { credentials: Credentials; context: SecureContext } | null = null;
   #byName = new Map<string, { credentials: Credentials; context: SecureContext }>();
   #servers = new Set<Http2SecureServer>();
+  /** http.ssl.certificates as loaded (`warmpool cert status` lists them) */
+  filePairs: Array<{ credentials: Credentials; file: string }> = [];
 
   constructor(ciphers: string = DEFAULT_TLS12_CIPHERS) {
     this.ciphers = ciphers;
@@ -170,7 +215,16 @@ export class TlsContexts {
 
   /** The pair `servername` gets (its own, else the default). */
   credentialsFor(servername: string): Credentials | null {
-    return this.#byName.get(servername.toLowerCase())?.credentials ?? this.#default?.credentials ?? null;
+    return this.#forName(servername)?.credentials ?? this.#default?.credentials ?? null;
+  }
+
+  /** The name's own entry, else a wildcard one (*.example.com for a.example.com, one label only). */
+  #forName(servername: string): { credentials: Credentials; context: SecureContext } | undefined {
+    const name = servername.toLowerCase();
+    const own = this.#byName.get(name);
+    if (own !== undefined) return own;
+    const dot = name.indexOf('.');
+    return dot > 0 ? this.#byName.get(`*${name.slice(dot)}`) : undefined;
   }
 
   /** Options of a secure context or server: the pair, TLS 1.2+, the cipher list. */
@@ -185,7 +239,7 @@ export class TlsContexts {
 
   /** tls SNICallback: the name's own context, else the default. */
   readonly sniCallback = (servername: string, done: (error: Error | null, context?: SecureContext) => void): void => {
-    done(null, (this.#byName.get(servername.toLowerCase()) ?? this.#default)?.context);
+    done(null, (this.#forName(servername) ?? this.#default)?.context);
   };
 
   /** Keeps `server`'s default context in step with setDefault. */

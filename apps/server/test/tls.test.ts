@@ -1,5 +1,8 @@
 // TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
 import { once } from 'node:events';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Http2SecureServer } from 'node:http2';
 import { connect as connectHttp2, constants } from 'node:http2';
 import { connect as connectTcp } from 'node:net';
@@ -11,6 +14,7 @@ import {
   createHttpsServer,
   credentialsFromPem,
   DEFAULT_MAX_CONCURRENT_STREAMS,
+  loadMoreCertificates,
   TlsContexts,
   type Credentials,
 } from '../src/tls.js';
@@ -93,6 +97,47 @@ describe('TlsContexts', () => {
     expect(await requestOn(open1)).toBe('HTTP/1.1 200 OK');
     expect(open1.getPeerCertificate().serialNumber).toBe(first.serial);
     open1.end();
+  });
+});
+
+describe('http.ssl.certificates', () => {
+  it('serves each pair to the names its certificate holds, a wildcard one label deep; a bad pair changes nothing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-more-certs-'));
+    try {
+      const write = async (name: string, ...names: string[]) => {
+        const { cert, key } = await createTemporaryCertificate(names);
+        writeFileSync(join(dir, `${name}.pem`), cert);
+        writeFileSync(join(dir, `${name}.key`), key);
+        return { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
+      };
+      const shop = await write('shop', 'shop.test', 'www.shop.test');
+      const blog = await write('blog', '*.blog.test');
+      const contexts = new TlsContexts();
+      const fallback = await pair('fallback.test');
+      contexts.setDefault(fallback);
+      expect(loadMoreCertificates(contexts, [shop, blog])).toEqual([
+        expect.stringMatching(/ for shop\.test, www\.shop\.test$/),
+        expect.stringMatching(/ for \*\.blog\.test$/),
+      ]);
+      const port = await serve(contexts);
+      const shopSerial = contexts.filePairs[0]!.credentials.serial;
+      const blogSerial = contexts.filePairs[1]!.credentials.serial;
+      expect(await serialOf(port, 'www.shop.test')).toBe(shopSerial);
+      expect(await serialOf(port, 'news.blog.test')).toBe(blogSerial);
+      expect(await serialOf(port, 'a.news.blog.test')).toBe(fallback.serial);
+      expect(await serialOf(port, 'blog.test')).toBe(fallback.serial);
+      // a pair that does not load names its key, and the pairs in place stay
+      const broken = { cert: shop.cert, key: blog.key };
+      expect(() => loadMoreCertificates(contexts, [shop, broken])).toThrow(
+        expect.objectContaining({
+          details: { key: 'http.ssl.certificates[1].key' },
+          message: expect.stringMatching(/the key does not belong to the certificate/),
+        }),
+      );
+      expect(await serialOf(port, 'www.shop.test')).toBe(shopSerial);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

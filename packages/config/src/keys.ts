@@ -497,6 +497,16 @@ const TOP: Entry[] = [
     'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are always on); replaces the forward-secret default',
     { default: 'Mozilla "intermediate" (ECDHE with AES-GCM or ChaCha20)' },
   ),
+  wp(
+    'http.ssl.certificates',
+    'list',
+    "more certificate pairs, each served to the names its certificate holds (SNI), as nginx's ssl_certificate per server block: one per domain from certbot (live/NAME/fullchain.pem and privkey.pem)",
+  ),
+  wp('http.ssl.certificates[]', 'section', 'one more certificate pair'),
+  wp('http.ssl.certificates[].cert', 'string', 'certificate chain file (PEM); served to the DNS names it holds', {
+    required: true,
+  }),
+  wp('http.ssl.certificates[].key', 'string', 'private key file (PEM) of that certificate', { required: true }),
   warned('http.ssl.root_ca', 'client certificates are not checked (no mutual TLS)'),
   warned('http.ssl.client_auth_type', 'client certificates are not checked (no mutual TLS)'),
   rr('http.ssl.acme', 'section', "certificates obtained and renewed automatically from an ACME CA (Let's Encrypt)"),

@@ -79,10 +79,12 @@ export const LETS_ENCRYPT_STAGING = 'https://acme-staging-v02.api.letsencrypt.or
 export const DEFAULT_ACME_CERTS_DIR = 'rr_le_certs';
 
 /** http.ssl with its paths resolved. */
-export interface SslOptions extends Omit<SslConfig, 'acme' | 'cert' | 'key'> {
+export interface SslOptions extends Omit<SslConfig, 'acme' | 'cert' | 'key' | 'certificates'> {
   /** the pair's files; null with acme */
   cert: string | null;
   key: string | null;
+  /** http.ssl.certificates, paths resolved: each pair is served to the DNS names its certificate holds */
+  certificates: Array<{ cert: string; key: string }>;
   acme: AcmeOptions | null;
   /** keys the file sets that have no effect (cert / key with acme), with the reason (printed as warnings) */
   ignored: Array<{ key: string; reason: string }>;
@@ -240,11 +242,16 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
 
 /** With acme, cert and key are ignored, as RoadRunner ignores them (its sample .rr.yaml sets all three). */
 function sslOptions(ssl: SslConfig, sites: SiteOptions[], baseDir: string): SslOptions {
-  const { acme, cert, key, ...rest } = ssl;
+  const { acme, cert, key, certificates: more, ...rest } = ssl;
+  const certificates = (more ?? []).map((pair) => ({
+    cert: resolve(baseDir, pair.cert),
+    key: resolve(baseDir, pair.key),
+  }));
   if (acme !== undefined) {
     const reason = 'http.ssl.acme provides the certificates (RoadRunner ignores cert and key with acme too)';
     return {
       ...rest,
+      certificates,
       cert: null,
       key: null,
       acme: acmeOptions(acme, sites, baseDir),
@@ -255,6 +262,7 @@ function sslOptions(ssl: SslConfig, sites: SiteOptions[], baseDir: string): SslO
   }
   return {
     ...rest,
+    certificates,
     cert: cert === undefined ? null : resolve(baseDir, cert),
     key: key === undefined ? null : resolve(baseDir, key),
     acme: null,

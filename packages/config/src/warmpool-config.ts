@@ -150,6 +150,8 @@ export interface SslConfig {
   key?: string;
   /** OpenSSL cipher list for TLS 1.2; absent: the server's forward-secret default */
   ciphers?: string;
+  /** more pairs, each served to the DNS names in its certificate (SNI) */
+  certificates?: Array<{ cert: string; key: string }>;
   acme?: AcmeConfig;
 }
 

@@ -26,7 +26,14 @@ import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings
 import { planCertificates } from '../acme/plan.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { exposedRpcWarning } from '../rpc/server.js';
-import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION, checkCiphers, loadCredentials } from '../tls.js';
+import {
+  DEFAULT_TLS12_CIPHERS,
+  TLS_MIN_VERSION,
+  TlsContexts,
+  checkCiphers,
+  loadCredentials,
+  loadMoreCertificates,
+} from '../tls.js';
 import { TlsError } from '../errors.js';
 
 export interface ConfigCheckArgs {
@@ -75,7 +82,9 @@ function tlsProblem(server: ServerOptions, loaded: LoadedConfig): ConfigError | 
   if (ssl === null) return null;
   try {
     if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
+    const contexts = new TlsContexts(ssl.ciphers);
     if (ssl.cert !== null && ssl.key !== null) loadCredentials({ cert: ssl.cert, key: ssl.key });
+    loadMoreCertificates(contexts, ssl.certificates);
   } catch (error) {
     if (!(error instanceof TlsError)) throw error;
     const key = String(error.details.key);
@@ -120,6 +129,8 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
               address: ssl.address ?? defaultOf('http.ssl.address'),
               cert: ssl.cert,
               key: ssl.key,
+              // each served to the names its certificate holds (SNI)
+              certificates: ssl.certificates,
               redirect: ssl.redirect ?? false,
               protocols: 'HTTP/2 + HTTP/1.1 (ALPN)',
               min_version: TLS_MIN_VERSION,

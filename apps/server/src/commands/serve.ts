@@ -59,7 +59,14 @@ import { createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
-import { TlsContexts, checkCiphers, loadCredentials, reloadCredentials, type TlsFiles } from '../tls.js';
+import {
+  TlsContexts,
+  checkCiphers,
+  loadCredentials,
+  loadMoreCertificates,
+  reloadCredentials,
+  type TlsFiles,
+} from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -146,6 +153,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
       tls = new TlsContexts(ssl.ciphers);
       const files = tlsFilesOf(ssl);
       if (files !== null) tls.setDefault(loadCredentials(files));
+      loadMoreCertificates(tls, ssl.certificates);
       if (ssl.acme !== null) {
         // the ACME client (acme-client, x509) loads only here: about 5 MB and 40 ms of every start otherwise
         const { AutomaticHttps } = await import('../acme/automatic-https.js');
@@ -179,6 +187,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     bootSignal: bootAbort.signal,
     ...(automatic === null ? {} : { extraMetrics: () => automatic.metrics() }),
   };
+
   const built = buildApp(options);
   // ACME challenges: HTTP-01 on the HTTP listener (serving the sites or only redirecting), TLS-ALPN-01 on HTTPS
   const http = built.listeners.find((listener) => listener.name === 'http');
@@ -335,6 +344,8 @@ class ServerState {
     const pair = this.#options.tls?.defaultCredentials;
     if (this.#built.https !== null && pair != null && this.#options.server.http.ssl?.cert != null)
       out.detail(`TLS: ${pair.summary}`);
+    for (const { credentials } of this.#options.tls?.filePairs ?? [])
+      out.detail(`TLS: ${credentials.summary}, for the names it holds (http.ssl.certificates)`);
     // ACME: certificates missing from the store are ordered now that the challenges can be answered
     try {
       await this.#automatic?.start();
@@ -479,6 +490,7 @@ class ServerState {
       automatic: this.#automatic !== null,
       certificates: [
         ...(pair === null || file === null ? [] : [fileCertificateStatus(pair, file)]),
+        ...(tls?.filePairs ?? []).map(({ credentials, file: more }) => fileCertificateStatus(credentials, more)),
         ...(this.#automatic?.status() ?? []),
       ],
     };
@@ -595,6 +607,16 @@ class ServerState {
       } catch (error) {
         lines.push(`TLS certificate NOT reloaded, the previous one stays: ${(error as Error).message}`);
         loggers.root.error({ err: { message: (error as Error).message } }, 'TLS certificate reload failed');
+      }
+    }
+    const more = server.http.ssl?.certificates ?? [];
+    if (this.#options.tls !== null && more.length > 0) {
+      try {
+        for (const line of loadMoreCertificates(this.#options.tls, more))
+          lines.push(`TLS certificate reloaded: ${line}`);
+      } catch (error) {
+        lines.push(`http.ssl.certificates NOT reloaded, the previous pairs stay: ${(error as Error).message}`);
+        loggers.root.error({ err: { message: (error as Error).message } }, 'TLS certificates reload failed');
       }
     }
     let next: LoadedConfig;
