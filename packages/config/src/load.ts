@@ -154,7 +154,15 @@ function syntaxErrors(
   file: string,
   lineCounter: LineCounter,
 ): ConfigSyntaxError[] {
-  return errors.map((error) => {
+  // a line indented too deep is reported twice by the parser at one place: say it once
+  const kept = errors.filter(
+    (error) =>
+      error.code !== 'MULTILINE_IMPLICIT_KEY' ||
+      !errors.some(
+        (other) => other !== error && other.code === 'BLOCK_AS_IMPLICIT_KEY' && other.pos[0] === error.pos[0],
+      ),
+  );
+  return kept.map((error) => {
     const { line, col } = lineCounter.linePos(error.pos[0]);
     return new ConfigSyntaxError(
       { file, line: Math.max(line, 1), col: Math.max(col, 1) },
@@ -174,7 +182,15 @@ function describeYamlError(error: YAMLError, text: string): string {
       return 'the file holds several YAML documents (---); warmpool reads one: remove the extra "---"';
     case 'TAB_AS_INDENT':
       return 'YAML syntax: tabs are not allowed as indentation; indent with spaces';
+    case 'BLOCK_AS_IMPLICIT_KEY':
+    case 'MULTILINE_IMPLICIT_KEY':
+      // a key indented deeper than the keys beside it reads as the rest of the value before it
+      return `YAML syntax: ${firstLine(error.message)}: a line below this value is indented deeper than the keys beside it, so it reads as part of this value; indent it as its neighbours (sections use 2 spaces a level)`;
     default:
       return `YAML syntax: ${error.message}`;
   }
+}
+
+function firstLine(message: string): string {
+  return message.split('\n')[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }

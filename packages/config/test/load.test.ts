@@ -123,6 +123,14 @@ describe('YAML syntax errors', () => {
     expect(error.message).toMatch(/^warmpool\.yaml:3:1 YAML syntax: /);
   });
 
+  it('say once, with what to do, that a key indented too deep reads as part of the value above it', () => {
+    const errors = errorsOf('http:\n  address: 127.0.0.1:8080\n   pool:\n    num_workers: 2\n');
+    expect(errors.map((e) => [e.code, e.line, e.col])).toEqual([['WP_CONFIG_SYNTAX', 2, 12]]);
+    expect(errors[0]!.reason).toBe(
+      'YAML syntax: Nested mappings are not allowed in compact mappings: a line below this value is indented deeper than the keys beside it, so it reads as part of this value; indent it as its neighbours (sections use 2 spaces a level)',
+    );
+  });
+
   it('name a duplicate key', () => {
     const errors = errorsOf('http:\n  address: :8080\n  address: :9090\n');
     expect(errors.map((e) => [e.code, e.line, e.col])).toEqual([['WP_CONFIG_SYNTAX', 3, 3]]);
