@@ -3,6 +3,7 @@ import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { selfSignedPair } from '../helpers/tls-pair.js';
 import { FIXTURES, runCli } from '../helpers/warmpool-server.js';
 
 // The `warmpool` CLI as a user runs it (the built apps/server/dist/main.js): config errors with
@@ -90,44 +91,8 @@ describe('config errors', () => {
     // not found: php"; uploads as a silent UPLOAD_ERR_NO_TMP_DIR for PHP)
     const file = join(dir, 'missing-things.yaml');
     const pem = (name: string) => join(dir, name);
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        pem('k1.pem'),
-        '-out',
-        pem('c1.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=one',
-      ],
-      { stdio: 'ignore' },
-    );
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-keyout',
-        pem('k2.pem'),
-        '-out',
-        pem('c2.pem'),
-        '-days',
-        '1',
-        '-subj',
-        '/CN=two',
-      ],
-      { stdio: 'ignore' },
-    );
+    await selfSignedPair(dir, 'one');
+    await selfSignedPair(dir, 'two');
     const yaml = (cert: string, key: string) =>
       [
         'version: "3"',
@@ -146,7 +111,7 @@ describe('config errors', () => {
         `    root: ${join(dir, 'no-shop')}`,
         '',
       ].join('\n');
-    await writeFile(file, yaml(pem('c1.pem'), pem('k2.pem')));
+    await writeFile(file, yaml(pem('one.pem'), pem('two.key')));
     const first = await runCli(['config', 'check', '-c', file]);
     expect(first.code).toBe(2);
     expect(first.stderr).toMatch(
@@ -167,11 +132,11 @@ describe('config errors', () => {
     expect(mismatched.stderr).toMatch(
       /missing-things\.yaml:11:\d+ http\.ssl\.key: .*the key does not belong to the certificate/,
     );
-    await writeFile(file, yaml(pem('gone.pem'), pem('k1.pem')));
+    await writeFile(file, yaml(pem('gone.pem'), pem('one.key')));
     const missing = await runCli(['config', 'check', '-c', file]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toMatch(/missing-things\.yaml:10:\d+ http\.ssl\.cert: cannot read the certificate/);
-    await writeFile(file, yaml(pem('c1.pem'), pem('k1.pem')));
+    await writeFile(file, yaml(pem('one.pem'), pem('one.key')));
     expect((await runCli(['config', 'check', '-c', file])).code).toBe(0);
   });
 

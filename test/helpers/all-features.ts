@@ -1,5 +1,3 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { LookupFunction } from 'node:net';
@@ -7,6 +5,7 @@ import { join } from 'node:path';
 import { freePort } from './free-port.js';
 import { hasPebble, startPebble, type Pebble } from './pebble.js';
 import { startPhpFpm } from './php-fpm.js';
+import { selfSignedPair } from './tls-pair.js';
 import { startUpstream, type Upstream } from './upstream.js';
 import { FIXTURES } from './warmpool-server.js';
 
@@ -55,25 +54,7 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
   const dir = await mkdtemp(join(tmpdir(), 'wp-all-'));
   await mkdir(join(dir, 'uploads'));
   // http.ssl.certificates: a pair of its own for files.test and *.files.test, as certbot leaves one
-  await promisify(execFile)('openssl', [
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    join(dir, 'files.test.key'),
-    '-out',
-    join(dir, 'files.test.pem'),
-    '-days',
-    '2',
-    '-subj',
-    '/CN=files.test',
-    '-addext',
-    'subjectAltName=DNS:files.test,DNS:*.files.test',
-  ]);
+  await selfSignedPair(dir, 'files.test', ['files.test', '*.files.test']);
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   const pebble = await startPebble({ httpPort, tlsPort: httpsPort });
   const upstream = await startUpstream();

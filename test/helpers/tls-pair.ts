@@ -39,3 +39,36 @@ export async function makeTlsPair(
   );
   return { ca: join(dir, 'ca.pem'), cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') };
 }
+
+/**
+ * A self-signed pair for `names` (the first is its CN) in `dir`: NAME.pem and NAME.key, as certbot
+ * leaves one per domain. Returns their paths.
+ */
+export async function selfSignedPair(
+  dir: string,
+  name: string,
+  names: readonly string[] = [name],
+): Promise<{ cert: string; key: string }> {
+  const cert = join(dir, `${name}.pem`);
+  const key = join(dir, `${name}.key`);
+  await exec('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'ec',
+    '-pkeyopt',
+    'ec_paramgen_curve:prime256v1',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    `/CN=${names[0] ?? name}`,
+    '-addext',
+    `subjectAltName=${names.map((host) => `DNS:${host}`).join(',')}`,
+  ]);
+  return { cert, key };
+}
