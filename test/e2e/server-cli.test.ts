@@ -59,6 +59,26 @@ describe('config errors', () => {
     expect(stderr).toMatch(/ignored\.yaml:5:\d+ http\.pool\.num_workers: ignored: fastcgi\.pass: /);
   });
 
+  it('config check says http.access_logs is ignored beside http.access_log, which writes the lines', async () => {
+    const file = join(dir, 'two-access-logs.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'server: { command: php worker.php }',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  access_logs: true',
+        '  access_log: { format: combined, output: stdout }',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli(['config', 'check', '-c', file]);
+    expect(code).toBe(0);
+    expect(stderr).toMatch(
+      /two-access-logs\.yaml:5:\d+ http\.access_logs: ignored: http\.access_log writes the line of each request/,
+    );
+  });
+
   it('config check warns at their lines about what managed php-cgi ignores: PHP_FCGI_MAX_REQUESTS, PHP_VALUE', async () => {
     const file = join(dir, 'php-cgi-ignores.yaml');
     await writeFile(
@@ -300,6 +320,10 @@ describe('version, usage, cert', () => {
     });
     expect(text).toContain('DNS:dev.test');
     expect(text).toContain('IP Address:127.0.0.1');
+    // the curl hint names a host the certificate holds (not localhost, which it does not)
+    expect(made.stdout).toContain(
+      `curl --cacert ${join(out, 'cert.pem')} --resolve dev.test:8443:127.0.0.1 https://dev.test:8443/`,
+    );
     expect((await stat(join(out, 'key.pem'))).mode & 0o777).toBe(0o600);
     expect(await readFile(join(out, 'key.pem'), 'utf8')).toContain('PRIVATE KEY');
     const again = await runCli(['cert', '--out', out]);

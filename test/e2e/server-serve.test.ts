@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -5,7 +7,14 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
-import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+import {
+  FIXTURES,
+  SERVER_MAIN,
+  runCli,
+  startServer,
+  stopAllServers,
+  type RunningServer,
+} from '../helpers/warmpool-server.js';
 
 // `warmpool serve` as users run it: the built binary, real sockets, real PHP.
 let dir: string;
@@ -108,6 +117,20 @@ describe('serve basic.yaml', () => {
     const reset = await runCli(['reset', '--socket', env.ADMIN_SOCKET!]);
     expect(reset.code).toBe(0);
     expect(reset.stdout).toContain('reset done: 2 workers replaced');
+  });
+
+  it('warmpool workers -i piped into a reader that leaves (| head): exit 0, no stack trace', async () => {
+    const child = spawn(process.execPath, [SERVER_MAIN, 'workers', '-i', '--socket', env.ADMIN_SOCKET!], {
+      env: { ...process.env, NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk));
+    // the reader takes the first lines and closes the pipe, as head does
+    await once(child.stdout!, 'data');
+    child.stdout!.destroy();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect([code, stderr]).toEqual([0, '']);
   });
 
   it('SIGUSR2 rolls every worker, printing progress', async () => {

@@ -22,7 +22,7 @@ const HELP = `warmpool: a PHP application server (RoadRunner worker protocol, wa
 
 usage: warmpool <command> [flags]
 
-  serve [-c FILE] [-s]            run the server (FILE: ./warmpool.yaml, else ./.rr.yaml); -s: errors only
+  serve [-c FILE] [-s]            run the server (FILE: ./warmpool.yaml, else ./.rr.yaml); -s: no progress lines (log lines follow logs.level)
   config check [-c FILE] [--json] validate FILE and print the effective config (defaults filled in)
   workers [--site NAME] [-i] [--json]   the running server's workers (-i: refresh every second)
   reset [--site NAME] [--json] [-s]   rolling restart of the running server's workers (-s: silent)
@@ -134,12 +134,23 @@ function last(args: ParsedArgs, name: string): string | undefined {
   return args.values.get(name)?.at(-1);
 }
 
+/**
+ * `warmpool workers -i | head`: once the reader is gone, stdout's EPIPE ends the command as the
+ * reader wanted (as `yes | head` ends), not with a stack trace.
+ */
+function exitQuietlyOnClosedPipe(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(EXIT_OK);
+    throw error;
+  });
+}
+
 /** Every -o key=value, in order (a later one of the same key wins). */
 function overrides(args: ParsedArgs): string[] {
   return args.values.get('override') ?? [];
 }
 
-/** -s: errors and warnings only. */
+/** -s: the CLI's progress lines are left out, its warnings and errors stay (log lines follow logs.level). */
 function quiet(args: ParsedArgs, out: CliOutput): CliOutput {
   return args.switches.has('silent') ? silenced(out) : out;
 }
@@ -320,6 +331,7 @@ export async function main(
       }
       case 'workers':
         allow(args, 'workers', ['config', 'socket', 'site', 'override'], ['json', 'interactive']);
+        exitQuietlyOnClosedPipe();
         return await (await import('./commands/workers.js')).run(await adminArgs(args), out);
       case 'reset':
         allow(args, 'reset', ['config', 'socket', 'site', 'override'], ['json', 'silent']);

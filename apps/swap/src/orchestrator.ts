@@ -258,7 +258,14 @@ export class SwapOrchestrator {
         `\`${binary} version\` failed (${code === null ? 'did not run' : `exit ${code}`})`,
         output,
       );
-    return output.trim().split('\n')[0] ?? '';
+    const first = output.trim().split('\n')[0] ?? '';
+    // a wrapper script or another program that exits 0: not a binary the swap can check or run
+    if (first === '')
+      throw new CheckFailedError(
+        `\`${binary} version\` printed nothing: is it the warmpool binary (or a link to it)?`,
+        output,
+      );
+    return first;
   }
 
   #spawn(colour: Colour, binary: string): ServerChild {

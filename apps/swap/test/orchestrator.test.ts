@@ -29,6 +29,7 @@ import { readState } from '../src/state-file.js';
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}.mjs`, import.meta.url));
 const READY = fixture('ready');
 const FAILS_CONFIG_CHECK = fixture('fails-config-check');
+const SILENT_VERSION = fixture('silent-version');
 const EXITS_WHILE_BOOTING = fixture('exits-while-booting');
 const NEVER_READY = fixture('never-ready');
 const IGNORES_SIGTERM = fixture('ignores-sigterm');
@@ -328,6 +329,18 @@ describe('swap rollback: a green that is not fit never takes over, blue keeps se
     expect(progress).toContain(`✗ ${summary}`);
     await expectBlueUntouched(h, FAILS_CONFIG_CHECK, /config check -c warmpool\.yaml` failed \(exit 1\)/);
     expect(h.o.state().history[0]!.reason).toBe(summary);
+  });
+
+  it('prints no version (a wrapper script, another program): CheckFailedError, green never starts', async () => {
+    const h = await started();
+    const progress: string[] = [];
+    const error = await h.o.swap(SILENT_VERSION, (line) => progress.push(line)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckFailedError);
+    expect((error as Error).message).toBe(
+      `\`${SILENT_VERSION} version\` printed nothing: is it the warmpool binary (or a link to it)?`,
+    );
+    expect(progress.some((line) => line.includes('starting on the shared sockets'))).toBe(false);
+    await expectBlueUntouched(h, SILENT_VERSION, /version` printed nothing/);
   });
 
   it('does not run at all: CheckFailedError from `version`', async () => {

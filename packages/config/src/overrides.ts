@@ -49,6 +49,16 @@ export function parseOverride(arg: string): Override {
     while (end > start && value[end - 1] === quote) end--;
     value = value.slice(start, end).split(`\\${quote}`).join(quote);
   }
+  // sites.0.root: an item of a list (a number after a list key; http.error_pages.404 is a map's key)
+  const segments = key.split('.');
+  const list = segments.findIndex(
+    (segment, i) => i > 0 && /^\d+$/.test(segment) && findKey(segments.slice(0, i).join('.'))?.type === 'list',
+  );
+  if (list > 0)
+    throw new BadOverrideError(
+      arg,
+      `${segments.slice(0, list).join('.')} is a list: its items cannot be set with -o (edit the file)`,
+    );
   return { arg, key, value };
 }
 

@@ -138,9 +138,15 @@ describe('-o overrides', () => {
       '-o =3: the key is empty; write -o key=value, e.g. -o http.pool.num_workers=4',
       '-o sites[0].root=/x: "sites[0].root" is not a dotted key path like http.pool.num_workers (list items cannot be set with -o)',
     ]);
-    const [list] = errorsOf(`${BASE}sites:\n  - hosts: [a.example]\n`, ['sites.0.root=/x']);
-    expect(list!.message).toBe(
-      '-o sites.0.root=/x: sites is a list in the file; its items cannot be set with -o (edit the file)',
+    // a list's item, with the list in the file or not; a number that is a map's key is a key
+    for (const file of [`${BASE}sites:\n  - hosts: [a.example]\n`, BASE]) {
+      const [list] = errorsOf(file, ['sites.0.root=/x']);
+      expect(list!.message).toBe(
+        '-o sites.0.root=/x: sites is a list: its items cannot be set with -o (edit the file)',
+      );
+    }
+    expect(errorsOf(BASE, ['http.ssl.certificates.1.cert=/x'])[0]!.message).toBe(
+      '-o http.ssl.certificates.1.cert=/x: http.ssl.certificates is a list: its items cannot be set with -o (edit the file)',
     );
   });
 

@@ -44,7 +44,10 @@ export async function run(args: CertArgs, out: CliOutput): Promise<number> {
   );
   out.info('use them in warmpool.yaml:');
   out.raw(`http:\n  ssl:\n    address: 127.0.0.1:8443\n    cert: ${made.cert}\n    key: ${made.key}`);
-  out.detail(`curl trusts it with: curl --cacert ${made.cert} https://localhost:8443/`);
+  // the names it holds: localhost by default, else the first --host (which may not resolve here yet)
+  const host = made.hosts.includes('localhost') ? 'localhost' : made.hosts[0]!;
+  const resolveHere = host === 'localhost' || /^[\d.]+$|:/.test(host) ? '' : ` --resolve ${host}:8443:127.0.0.1`;
+  out.detail(`curl trusts it with: curl --cacert ${made.cert}${resolveHere} https://${host}:8443/`);
   return EXIT_OK;
 }
 
