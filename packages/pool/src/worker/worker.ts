@@ -36,6 +36,7 @@ import {
   STREAM,
   type Frame,
 } from '../protocol/frame.js';
+import { openFifoToWorker, type FifoToWorker } from '../relay/fifo.js';
 import { createPipesRelay } from '../relay/pipes.js';
 import { ExecDeadline } from '../supervisor/exec-deadline.js';
 import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
@@ -130,6 +131,8 @@ export class ReplyStream extends Readable {
 export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   readonly #child: ChildProcess;
   readonly #spec: WorkerSpec;
+  /** the pipes relay's pipe to the worker's stdin, when it runs over one */
+  readonly #fifo: FifoToWorker | null;
   #relay: Relay | null = null;
   #exec: PendingExec | null = null;
   #cancelTimer: NodeJS.Timeout | null = null;
@@ -142,7 +145,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   #onBootFrame: ((frame: Frame) => void) | null = null;
   #onBootError: ((error: Error) => void) | null = null;
 
-  private constructor(child: ChildProcess, spec: WorkerSpec) {
+  private constructor(child: ChildProcess, spec: WorkerSpec, fifo: FifoToWorker | null = null) {
     super(child, {
       logger: spec.logger,
       destroyTimeoutMs: spec.destroyTimeoutMs,
@@ -151,6 +154,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
     });
     this.#child = child;
     this.#spec = spec;
+    this.#fifo = fifo;
   }
 
   /**
@@ -159,9 +163,21 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
    */
   /** Spawns a worker and waits for its handshake; `signal` (the pool closing) cuts the wait short. */
   static async start(spec: WorkerSpec, signal?: CancelSignal): Promise<Worker> {
-    const child = spawnWorkerProcess(spec);
-    await waitForSpawn(child, spec.argv, spec.cwd);
-    const worker = new Worker(child, spec);
+    // RoadRunner's stdin relay over a real pipe (relay/fifo.ts), else Node's socketpair
+    const fifo = spec.relay.kind === 'pipes' ? await openFifoToWorker() : null;
+    let child: ChildProcess;
+    try {
+      child = spawnWorkerProcess(spec, fifo);
+    } finally {
+      fifo?.releaseChildEnd(); // the child has its copy
+    }
+    try {
+      await waitForSpawn(child, spec.argv, spec.cwd);
+    } catch (error) {
+      fifo?.close();
+      throw error;
+    }
+    const worker = new Worker(child, spec, fifo);
     try {
       await worker.#boot(signal);
       return worker;
@@ -281,7 +297,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       });
       let relay: Promise<Relay>;
       if (spec.relay.kind === 'pipes' || spec.relay.kind === 'fds') {
-        relay = Promise.resolve(createPipesRelay(this.#child, spec.relay.kind === 'fds'));
+        relay = Promise.resolve(createPipesRelay(this.#child, spec.relay.kind === 'fds', this.#fifo?.output()));
       } else {
         const accepted = spec.listener!.accept(this.pid);
         cancelAccept = accepted.cancel;
@@ -562,7 +578,8 @@ function checkDataFrame(frame: Frame): string | null {
   return null;
 }
 
-function spawnWorkerProcess(spec: WorkerSpec): ChildProcess {
+function spawnWorkerProcess(spec: WorkerSpec, fifo: FifoToWorker | null): ChildProcess {
+  if (fifo !== null) return spawnProcess(spec, [fifo.childIn, 'pipe', 'pipe']);
   const stdio: ('pipe' | 'ignore')[] =
     spec.relay.kind === 'fds' ? ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'] : ['pipe', 'pipe', 'pipe'];
   if (spec.relay.kind === 'unix' || spec.relay.kind === 'tcp') stdio[0] = 'ignore';

@@ -85,6 +85,20 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
     });
   });
 
+  it("the pipes relay reaches stdin over a real pipe: no socket stream, so no timeout on the idle read (RoadRunner's relay lost its worker)", async () => {
+    // Node's stdio pipes are socketpairs, and PHP opens a socket stdin as a socket stream, on which
+    // default_socket_timeout (60 s) bounds every blocking read: spiral's StreamRelay threw after a
+    // minute idle and the worker was lost. Over a FIFO PHP opens a plain stream, without a timeout.
+    // (stdout stays a socketpair: its larger buffer carries large replies faster.)
+    await withPool('socket-timeout-relay.php', {}, async (pool) => {
+      expect(JSON.parse(text(await pool.exec(request())))).toEqual({
+        stdin: 'STDIO',
+        stdout: 'tcp_socket',
+        timeoutOnStdin: false,
+      });
+    });
+  });
+
   it('with the SDK, a PHP warning is logged once, not once logged and once displayed', async () => {
     // php-cli logs errors to stderr (log_errors on, no error_log): the SDK displayed them there too
     const logger = recordingLogger();
