@@ -397,6 +397,11 @@ function buildSite(
     origins.command = http.pool?.command !== undefined ? 'http.pool.command' : 'server.command';
   } else plugin.fastcgi = classicOptions(fastcgi, dir);
   if (server.env !== undefined && fastcgi?.pass === undefined) plugin.env = server.env;
+  // RoadRunner tells its workers where its RPC listens (RR_RPC): PHP's RPC clients (Spiral, locks,
+  // metrics) read it, and otherwise dial the default tcp://127.0.0.1:6001
+  const rpc = loaded.config.rpc?.listen;
+  if (rpc !== undefined && fastcgi === null && plugin.env?.RR_RPC === undefined)
+    plugin.env = { ...plugin.env, RR_RPC: parseRpcListen(rpc, options.baseDir ?? dirname(resolve(loaded.file))).url };
   if (server.relay !== undefined && fastcgi === null) plugin.relay = server.relay;
   if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
   if (fastcgi !== null && fastcgi.pass === undefined) ignored.push(...managedCgiIgnores(server, fastcgi, sitePath));

@@ -203,6 +203,20 @@ sites:
     ]);
   });
 
+  it('tells worker sites where rpc.listen is (RR_RPC, as RoadRunner), unless server.env sets it; not classic ones', () => {
+    const server = toServerOptions(
+      parse(
+        'version: "3"\nserver:\n  command: php w.php\n  env: { APP: x }\nhttp:\n  address: :8080\nrpc:\n  listen: tcp://127.0.0.1:6101\nsites:\n  - hosts: [own.test]\n    server: { env: { RR_RPC: "tcp://10.0.0.1:1" } }\n  - hosts: [classic.test]\n    fastcgi: { root: /tmp }\n',
+      ),
+    );
+    expect(server.sites.map((site) => [site.name, site.plugin.env?.RR_RPC])).toEqual([
+      ['own.test', 'tcp://10.0.0.1:1'],
+      ['classic.test', undefined],
+      ['default', 'tcp://127.0.0.1:6101'],
+    ]);
+    expect(server.sites.at(-1)!.plugin.env?.APP).toBe('x');
+  });
+
   it('listener-wide defaults: headers_timeout given explicitly (the plugin then checks every second), no connection limits', () => {
     const server = toServerOptions(parse('server: { command: php w.php }\nhttp: { address: ":8080" }\n'));
     expect(server.sites[0]!.plugin.headers_timeout).toBe('60s');
