@@ -202,6 +202,9 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       if (signal?.aborted === true) throw abortedBeforeRun(signal.reason);
       // a free worker; else, every worker busy, one that queues the request behind its running one
       let worker = this.#free.take();
+      // one that left service while idle (it asked to stop, or was killed for a frame it sent
+      // unasked) stays listed until its exit: never hand it a request (that was a 502)
+      while (worker !== null && worker.state !== 'ready') worker = this.#free.take();
       if (worker === null) {
         const down = this.#downError();
         if (down !== null) {

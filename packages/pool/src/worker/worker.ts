@@ -345,6 +345,13 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       return true;
     }
     const exec = this.#exec;
+    if (exec === null && isStopReply(frame)) {
+      // it answered, then asked to be retired (RoadRunner's $worker->stop() after respond(): a
+      // memory guard, a clean-up): it leaves service as it asked, and its exit brings a replacement
+      this.#spec.logger.info({ pid: this.pid, reason: 'worker_stop' }, 'worker asked to stop after its reply');
+      void this.stop('worker_stop');
+      return true;
+    }
     if (exec === null) {
       this.#failProtocol(
         new UnexpectedFrameError(

@@ -99,6 +99,24 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
     });
   });
 
+  it('a worker that asks to stop after its reply is retired as it asked; the next request never gets its 502', async () => {
+    // RoadRunner reads that stop frame as the next request's reply and re-runs the request: the
+    // worker sent it while idle, which was taken for a protocol error, and the pool still handed
+    // the dying worker the next request (502 "worker … is stopping, not ready")
+    const logger = recordingLogger();
+    await withPool('stop-after-reply.php', { num_workers: 1, logger }, async (pool) => {
+      const pids = new Set<number>();
+      for (let i = 0; i < 10; i++) {
+        pids.add(Number(text(await pool.exec(request('stop')))));
+        pids.add(Number(text(await pool.exec(request('again')))));
+      }
+      expect(pids.size).toBeGreaterThan(1);
+      expect(pool.stats().recycles.protocol).toBeUndefined();
+      expect(pool.stats().errors).toEqual({});
+      expect(logger.lines.some((l) => /frame while idle/.test(l.msg))).toBe(false);
+    });
+  });
+
   it('with the SDK, a PHP warning is logged once, not once logged and once displayed', async () => {
     // php-cli logs errors to stderr (log_errors on, no error_log): the SDK displayed them there too
     const logger = recordingLogger();
