@@ -620,7 +620,7 @@ describe('admin client: errors that say what to do', () => {
     const error = await adminRequest(socketPath, { cmd: 'workers' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AdminUnreachableError);
     expect((error as Error).message).toBe(
-      `is warmpool running? expected its admin socket at ${socketPath} (admin.socket in its config): pass -c FILE or --socket PATH to reach another server`,
+      `is warmpool running? no admin socket at ${socketPath} (a server makes it at its config's admin.socket): start warmpool, or pass -c FILE or --socket PATH to reach another server`,
     );
     expect(exitCodeOf(error)).toBe(EXIT_UNREACHABLE);
   });
@@ -635,7 +635,7 @@ describe('admin client: errors that say what to do', () => {
   it('a path that is not a socket: says so', async () => {
     await writeFile(socketPath, '');
     await expect(adminRequest(socketPath, { cmd: 'workers' })).rejects.toThrow(
-      /is not a socket|warmpool is not running/,
+      `${socketPath} is not a socket (a file): check admin.socket in warmpool.yaml, or the --socket you passed`,
     );
   });
 

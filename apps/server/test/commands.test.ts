@@ -152,7 +152,7 @@ describe('warmpool workers', () => {
     const out = new RecordingOutput();
     expect(await workers.run({ socket }, out)).toBe(EXIT_UNREACHABLE);
     expect(out.lines).toEqual([
-      `error: is warmpool running? expected its admin socket at ${socket} (admin.socket in its config): pass -c FILE or --socket PATH to reach another server`,
+      `error: is warmpool running? no admin socket at ${socket} (a server makes it at its config's admin.socket): start warmpool, or pass -c FILE or --socket PATH to reach another server`,
     ]);
   });
 

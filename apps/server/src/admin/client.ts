@@ -136,11 +136,18 @@ function connectError(path: string, error: NodeJS.ErrnoException, connected: boo
   switch (error.code) {
     case 'ENOENT':
       return new AdminUnreachableError(
-        `is warmpool running? expected its admin socket at ${path} (admin.socket in its config): pass -c FILE or --socket PATH to reach another server`,
+        `is warmpool running? no admin socket at ${path} (a server makes it at its config's admin.socket): start warmpool, or pass -c FILE or --socket PATH to reach another server`,
         path,
         error,
       );
     case 'ECONNREFUSED':
+      // connect(2) refuses a path that is a file, not a socket, the same way
+      if (!isSocketPath(path))
+        return new AdminUnreachableError(
+          `${path} is not a socket (a file): check admin.socket in warmpool.yaml, or the --socket you passed`,
+          path,
+          error,
+        );
       return new AdminUnreachableError(
         `warmpool is not running: nothing answers on ${path}, a socket left by a server that stopped; start warmpool (or check admin.socket in warmpool.yaml)`,
         path,
@@ -213,4 +220,12 @@ export interface RunContext {
   signal?: AbortSignal;
   /** `workers -i` refresh interval (default 1000 ms) */
   intervalMs?: number;
+}
+
+function isSocketPath(path: string): boolean {
+  try {
+    return statSync(path).isSocket();
+  } catch {
+    return true; // gone meanwhile: say what was said before
+  }
 }
