@@ -96,6 +96,24 @@ export function certificateNames(credentials: Credentials, key: string): string[
   return names;
 }
 
+/**
+ * http.ssl's ciphers and pairs as the contexts an HTTPS server starts with: the default pair
+ * (http.ssl.cert / key, absent with acme), then http.ssl.certificates. What serve loads and config
+ * check proves; a TlsError names the key.
+ */
+export function loadTlsContexts(ssl: {
+  ciphers?: string | undefined;
+  cert: string | null;
+  key: string | null;
+  certificates: readonly TlsFiles[];
+}): TlsContexts {
+  if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
+  const contexts = new TlsContexts(ssl.ciphers);
+  if (ssl.cert !== null && ssl.key !== null) contexts.setDefault(loadCredentials({ cert: ssl.cert, key: ssl.key }));
+  loadMoreCertificates(contexts, ssl.certificates);
+  return contexts;
+}
+
 /** Loads http.ssl.certificates into `contexts`, each pair for its names; one line per pair. */
 export function loadMoreCertificates(contexts: TlsContexts, pairs: readonly TlsFiles[]): string[] {
   // every pair first: one that does not load changes nothing (a SIGHUP keeps the pairs in place)

@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { InvalidPoolOptionError } from './errors.js';
 import { STDERR_LOGGER, type Logger } from './logger.js';
@@ -6,6 +5,7 @@ import { DEFAULT_MAX_FRAME_BYTES } from './protocol/decoder.js';
 import { parseRelay, type RelaySpec } from './relay/relay.js';
 import { parseCommand } from './worker/command.js';
 import { DEFAULT_WORKER_NICE } from './worker/priority.js';
+import { isDirectory } from './worker/process.js';
 import type { ExecRequest } from './worker/worker.js';
 
 /** A duration as users write it: milliseconds as a number, or an RR/Go duration string ("60s", "1m30s", "500ms"). */
@@ -283,7 +283,8 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     if (typeof v !== 'string')
       throw new InvalidPoolOptionError(`env.${k}`, `must be a string, got ${JSON.stringify(v)}`);
   }
-  if (options.cwd !== undefined && !isFolder(options.cwd))
+  // spawn would fail each boot with a bare ENOENT, read as a missing command
+  if (options.cwd !== undefined && !isDirectory(options.cwd))
     throw new InvalidPoolOptionError(
       'cwd',
       `"${options.cwd}" does not exist or is not a folder; create it or fix the path`,
@@ -330,13 +331,4 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     nice: ranged(options.nice ?? DEFAULT_WORKER_NICE, 'nice'),
     logger: options.logger ?? STDERR_LOGGER,
   };
-}
-
-/** The workers' working directory must be there: spawn would fail each boot with a bare ENOENT. */
-function isFolder(path: string): boolean {
-  try {
-    return statSync(path).isDirectory();
-  } catch {
-    return false;
-  }
 }

@@ -26,14 +26,7 @@ import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings
 import { planCertificates } from '../acme/plan.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { exposedRpcWarning } from '../rpc/server.js';
-import {
-  DEFAULT_TLS12_CIPHERS,
-  TLS_MIN_VERSION,
-  TlsContexts,
-  checkCiphers,
-  loadCredentials,
-  loadMoreCertificates,
-} from '../tls.js';
+import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION, loadTlsContexts } from '../tls.js';
 import { TlsError } from '../errors.js';
 
 export interface ConfigCheckArgs {
@@ -81,10 +74,7 @@ function tlsProblem(server: ServerOptions, loaded: LoadedConfig): ConfigError | 
   const ssl = server.http.ssl;
   if (ssl === null) return null;
   try {
-    if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
-    const contexts = new TlsContexts(ssl.ciphers);
-    if (ssl.cert !== null && ssl.key !== null) loadCredentials({ cert: ssl.cert, key: ssl.key });
-    loadMoreCertificates(contexts, ssl.certificates);
+    loadTlsContexts(ssl);
   } catch (error) {
     if (!(error instanceof TlsError)) throw error;
     const key = String(error.details.key);

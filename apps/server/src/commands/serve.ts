@@ -59,14 +59,7 @@ import { createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
-import {
-  TlsContexts,
-  checkCiphers,
-  loadCredentials,
-  loadMoreCertificates,
-  reloadCredentials,
-  type TlsFiles,
-} from '../tls.js';
+import { type TlsContexts, loadMoreCertificates, loadTlsContexts, reloadCredentials, type TlsFiles } from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -149,18 +142,15 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const ssl = server.http.ssl;
   if (ssl !== null) {
     try {
-      if (ssl.ciphers !== undefined) checkCiphers(ssl.ciphers);
-      tls = new TlsContexts(ssl.ciphers);
-      const files = tlsFilesOf(ssl);
-      if (files !== null) tls.setDefault(loadCredentials(files));
-      loadMoreCertificates(tls, ssl.certificates);
+      const contexts = loadTlsContexts(ssl);
+      tls = contexts;
       if (ssl.acme !== null) {
         // the ACME client (acme-client, x509) loads only here: about 5 MB and 40 ms of every start otherwise
         const { AutomaticHttps } = await import('../acme/automatic-https.js');
         automatic = new AutomaticHttps({
           acme: ssl.acme,
           sites: server.sites,
-          contexts: tls,
+          contexts,
           httpAddress: server.http.address,
           httpsAddress: ssl.address ?? DEFAULT_HTTPS_ADDRESS,
           out,

@@ -178,7 +178,8 @@ export function exitedDuringRequest(
   );
 }
 
-function isDirectory(path: string): boolean {
+/** A folder that exists (a path that does not, or a file, is not one). */
+export function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();
   } catch {
