@@ -450,7 +450,7 @@ describe('worker output', () => {
       expect(decodeResponseContext(reply.flags, reply.context).headers['X-Relay']).toEqual(['3,4']);
       await vi.waitFor(() =>
         expect(lines).toContainEqual({
-          obj: expect.objectContaining({ pid: reply.pid, stream: 'stdout' }),
+          obj: expect.objectContaining({ workerPid: reply.pid, stream: 'stdout' }),
           msg: 'stray echo from request /fds',
         }),
       );
@@ -465,7 +465,7 @@ describe('worker output', () => {
       expect(decodeResponseContext(reply.flags, reply.context).headers['X-Relay']).toEqual(['pipes']);
       await vi.waitFor(() =>
         expect(lines).toContainEqual({
-          obj: expect.objectContaining({ pid: reply.pid, stream: 'stderr' }),
+          obj: expect.objectContaining({ workerPid: reply.pid, stream: 'stderr' }),
           msg: 'stray echo from request /pipes',
         }),
       );

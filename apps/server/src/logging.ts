@@ -17,7 +17,7 @@
 // shares the top-level destination and format (a warning names such keys).
 //
 // ACCESS LOG (channel "http", level info), one JSON object per request in production:
-//   {"level":30,"time":1700000000000,"pid":1,"hostname":"h","channel":"http","reqId":"…",
+//   {"level":30,"time":1700000000000,"channel":"http","reqId":"…",
 //    "site":"default","method":"GET","url":"/a?b=1","host":"example.com","protocol":"HTTP/1.1",
 //    "remoteAddr":"203.0.113.7","status":200,"durationMs":1.52,"bytes":1234,"msg":"GET /a?b=1 200"}
 // `bytes` is the Content-Length when the reply has one; `remoteAddr` is the socket peer (PHP's

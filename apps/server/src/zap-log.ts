@@ -31,6 +31,8 @@ const PINO_NUMBERS: Record<number, string> = {
 };
 /** pino's own keys, which become zap's (the zap-shaped logger has no base pid/hostname: a pid is a worker's) */
 const OWN_KEYS = new Set(['level', 'time', 'msg', 'channel']);
+/** warmpool's field names → RoadRunner's: a worker's pid is `workerPid` in pino lines (pino's own `pid` is the server's) */
+const ZAP_NAMES: Record<string, string> = { workerPid: 'pid' };
 
 /**
  * One pino JSON line (level as a label or number, time in epoch ms, channel binding) → one zap line,
@@ -46,7 +48,7 @@ export function toZapLine(line: string): string {
   const label = typeof record.level === 'number' ? PINO_NUMBERS[record.level] : String(record.level ?? 'info');
   const time = typeof record.time === 'number' ? Math.round(record.time) : Date.now();
   const fields: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(record)) if (!OWN_KEYS.has(key)) fields[key] = value;
+  for (const [key, value] of Object.entries(record)) if (!OWN_KEYS.has(key)) fields[ZAP_NAMES[key] ?? key] = value;
   const rest = JSON.stringify(fields);
   return `{"level":${JSON.stringify(ZAP_LEVELS[label ?? 'info'] ?? 'info')},"ts":${time}000000,"logger":${JSON.stringify(
     typeof record.channel === 'string' ? record.channel : 'warmpool',

@@ -45,6 +45,11 @@ describe('toZapLine', () => {
     );
   });
 
+  it("names a worker's pid as RoadRunner does: workerPid becomes pid", () => {
+    const line = toZapLine('{"level":50,"time":1,"channel":"server","workerPid":7,"reason":"crashed","msg":"x"}');
+    expect(line).toBe('{"level":"error","ts":1000000,"logger":"server","msg":"x","pid":7,"reason":"crashed"}\n');
+  });
+
   it('gives every line msg, logger and level, whatever it lacked', () => {
     for (const input of ['{"level":10,"time":1}', '{"level":"warn"}', 'not json at all\n']) {
       const record = JSON.parse(toZapLine(input)) as Record<string, unknown>;
@@ -71,7 +76,7 @@ describe('createLoggers with logs.encoding: json', () => {
     expect(loggers.zap).toBe(true);
     expect(loggers.toStdout).toBe(true);
     expect(loggers.describe()).toBe("stdout (JSON in RoadRunner's shape, level info)");
-    loggers.server.child({ site: 'default' }).info({ pid: 42, stream: 'stderr' }, '{"type":"request"}');
+    loggers.server.child({ site: 'default' }).info({ workerPid: 42, stream: 'stderr' }, '{"type":"request"}');
     loggers.http.warn('slow');
     loggers.root.debug('hidden below info');
     const records = stdout.lines.map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -296,7 +296,7 @@ function sendError(
   if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message);
   else
     request.log.error(
-      { err: { message: err.message, code: err.code }, pid: err.details?.pid, status },
+      { err: { message: err.message, code: err.code }, workerPid: err.details?.pid, status },
       `PHP request failed: ${err.code ?? err.name}`,
     );
   if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));

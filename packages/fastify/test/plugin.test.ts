@@ -316,7 +316,13 @@ describe('plugin: lifecycle and decorators', () => {
 describe('plugin: error logging', () => {
   it('logs a failed PHP request once, with the request id, the error code and the worker pid', async () => {
     const lines: Record<string, unknown>[] = [];
-    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const raw: string[] = [];
+    const stream = {
+      write: (line: string) => {
+        raw.push(line);
+        lines.push(JSON.parse(line));
+      },
+    };
     const app = Fastify({ logger: { level: 'info', stream } });
     apps.push(app);
     await app.register(warmpool, { command: ['php', fixture('crash-mid-request.php')], pool: { num_workers: 1 } });
@@ -329,7 +335,14 @@ describe('plugin: error logging', () => {
     expect(res.statusCode).toBe(502);
     const failed = lines.filter((l) => l.msg === 'PHP request failed: WP_WORKER_EXITED');
     expect(failed).toHaveLength(1);
-    expect(failed[0]).toMatchObject({ level: 50, reqId: expect.any(String), status: 502, pid: expect.any(Number) });
+    expect(failed[0]).toMatchObject({ level: 50, reqId: expect.any(String), status: 502, pid: process.pid });
+    // the worker's pid has its own key: pino's base already writes `pid` (this process), and a
+    // second `pid` key made JSON readers keep one of the two
+    const crashed = lines.find((l) => l.reason === 'crashed');
+    expect(crashed).toMatchObject({ pid: process.pid, workerPid: expect.any(Number) });
+    expect(failed[0]!.workerPid).toBe(crashed!.workerPid);
+    expect(crashed!.workerPid).not.toBe(process.pid);
+    for (const line of raw) expect(line.match(/"pid":/g)?.length ?? 0, line).toBeLessThanOrEqual(1);
   });
 
   it('logs refusals under overload (503, queue full) as one warning with their count, not a line each', async () => {

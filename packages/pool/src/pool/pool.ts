@@ -386,7 +386,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     worker.attach(this.#hooks);
     worker.jobLimit = jobLimitWithJitter(this.options.maxJobs);
     this.#workers.add(worker);
-    this.options.logger.debug({ pid: worker.pid, state: 'ready' }, 'worker ready');
+    this.options.logger.debug({ workerPid: worker.pid, state: 'ready' }, 'worker ready');
     this.emit('worker:ready', { pid: worker.pid, bootMs: Date.now() - startedAt });
     if (this.#closing && this.#free.waiting === 0) void worker.stop('shutdown');
     else this.#putWorker(worker);
@@ -514,7 +514,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     if (worker.retiredFor !== null) return;
     worker.retiredFor = reason;
     this.#free.remove(worker);
-    this.options.logger.info({ pid: worker.pid, reason }, `recycling worker ${worker.pid} (${reason})`);
+    this.options.logger.info({ workerPid: worker.pid, reason }, `recycling worker ${worker.pid} (${reason})`);
     this.emit('worker:recycle', { pid: worker.pid, reason });
     void worker.stop(reason);
     this.#ensureCapacity();

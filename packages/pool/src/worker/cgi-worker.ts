@@ -121,7 +121,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     });
     this.#spec = spec;
     this.#address = { kind: 'unix', path: socketPath };
-    this.#logStderr = (line) => spec.logger.warn({ pid: this.pid, stream: 'stderr' }, line);
+    this.#logStderr = (line) => spec.logger.warn({ workerPid: this.pid, stream: 'stderr' }, line);
   }
 
   /**
@@ -570,7 +570,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       `request exceeded ${limit} (${ms}ms without output from PHP); worker ${this.pid} was killed`,
       { pid: this.pid },
     );
-    this.#spec.logger.warn({ pid: this.pid, reason: 'exec_ttl' }, error.message);
+    this.#spec.logger.warn({ workerPid: this.pid, reason: 'exec_ttl' }, error.message);
     return error;
   }
 

@@ -87,7 +87,7 @@ export class WorkerOutput {
       this.#suppressed++;
       return;
     }
-    this.#logger.info({ pid: this.#pid, stream: this.#stream }, line);
+    this.#logger.info({ workerPid: this.#pid, stream: this.#stream }, line);
   }
 
   #reportSuppressed(): void {

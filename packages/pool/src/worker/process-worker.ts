@@ -150,7 +150,7 @@ export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
     if (this.hasRunningRequest()) {
       this.retiredFor ??= 'crashed';
       const error = exitedDuringRequest(this.pid, this.exitCode, this.exitSignal, this.retiredFor, this.recentOutput);
-      if (was !== 'stopping') this.#options.logger.error({ pid: this.pid, reason: 'crashed' }, error.message);
+      if (was !== 'stopping') this.#options.logger.error({ workerPid: this.pid, reason: 'crashed' }, error.message);
       this.failRunningRequest(error);
     } else if (was !== 'stopping' && was !== 'booting') {
       // an exit during boot is the boot's failure, reported by start() with the process's output

@@ -348,7 +348,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
     if (exec === null && isStopReply(frame)) {
       // it answered, then asked to be retired (RoadRunner's $worker->stop() after respond(): a
       // memory guard, a clean-up): it leaves service as it asked, and its exit brings a replacement
-      this.#spec.logger.info({ pid: this.pid, reason: 'worker_stop' }, 'worker asked to stop after its reply');
+      this.#spec.logger.info({ workerPid: this.pid, reason: 'worker_stop' }, 'worker asked to stop after its reply');
       void this.stop('worker_stop');
       return true;
     }
@@ -499,7 +499,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
         `the reader of worker ${this.pid}'s streamed reply read nothing for ${ms}ms (send_timeout); the stream was cancelled`,
         { pid: this.pid },
       );
-      this.#spec.logger.warn({ pid: this.pid, reason: 'send_timeout' }, error.message);
+      this.#spec.logger.warn({ workerPid: this.pid, reason: 'send_timeout' }, error.message);
       // destroying the stream cancels it (STOP) and fails its reader, who closes the client's connection
       stream.destroy(error);
     }, ms);
@@ -517,7 +517,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       `request exceeded exec_ttl (${exec.deadline.ms}ms${exec.stream !== null ? ' between stream frames' : ''}); worker ${this.pid} was killed`,
       { pid: this.pid },
     );
-    this.#spec.logger.warn({ pid: this.pid, reason: 'exec_ttl' }, error.message);
+    this.#spec.logger.warn({ workerPid: this.pid, reason: 'exec_ttl' }, error.message);
     this.kill('exec_ttl');
     this.#failExec(exec, error);
   }
@@ -534,7 +534,10 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       return;
     }
     if (this.workerState === 'exited' || (this.workerState === 'stopping' && this.#exec === null)) return;
-    this.#spec.logger.error({ pid: this.pid, reason: 'protocol', code: (error as ProtocolError).code }, error.message);
+    this.#spec.logger.error(
+      { workerPid: this.pid, reason: 'protocol', code: (error as ProtocolError).code },
+      error.message,
+    );
     this.kill('protocol');
     const exec = this.#exec;
     if (exec !== null) this.#failExec(exec, error);

@@ -133,7 +133,7 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
       expect(await body(reply)).toBe('logged');
       const pid = reply.pid;
       await eventually(() => logger.lines.some((l) => l.msg === 'second line to stderr'), 'the stderr lines');
-      expect(logger.lines.find((l) => l.msg === 'first line to stderr')?.obj).toMatchObject({ pid });
+      expect(logger.lines.find((l) => l.msg === 'first line to stderr')?.obj).toMatchObject({ workerPid: pid });
     });
   });
 

@@ -28,7 +28,7 @@ describe('hostile workers', () => {
         const lines = logger.lines.filter((l) => l.level === 'error' && l.obj.reason === 'protocol');
         expect(lines).toHaveLength(1);
         expect(lines[0]!.msg).toMatch(log);
-        expect(lines[0]!.obj.pid).toBe(pid);
+        expect(lines[0]!.obj.workerPid).toBe(pid);
         const next = Number((await pool.exec(request('ok'))).body.toString());
         expect(next).not.toBe(pid);
         expect(pool.stats().recycles.protocol).toBe(1);

@@ -38,7 +38,7 @@ describe('Worker: failures fail one request and the worker is replaced', () => {
       expect(pool.stats().recycles.crashed).toBe(1);
       // stderr reached the logger, tagged with the pid
       const line = logger.lines.find((l) => l.msg === 'about to crash');
-      expect(line?.obj).toMatchObject({ pid: error.details.pid, stream: 'stderr' });
+      expect(line?.obj).toMatchObject({ workerPid: error.details.pid, stream: 'stderr' });
     });
   });
 
