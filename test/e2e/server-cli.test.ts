@@ -79,6 +79,23 @@ describe('config errors', () => {
     );
   });
 
+  it('config check says nothing of http.access_logs when the file sets only http.access_log', async () => {
+    const file = join(dir, 'access-log-only.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'server: { command: php worker.php }',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  access_log: { format: combined, output: stdout }',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli(['config', 'check', '-c', file]);
+    expect(code).toBe(0);
+    expect(stderr).not.toMatch(/access_logs/);
+  });
+
   it('config check warns at their lines about what managed php-cgi ignores: PHP_FCGI_MAX_REQUESTS, PHP_VALUE', async () => {
     const file = join(dir, 'php-cgi-ignores.yaml');
     await writeFile(

@@ -18,8 +18,10 @@ export function ignoredKeyWarnings(server: ServerOptions, loaded: LoadedConfig):
   }
   for (const { key, reason } of server.http.ssl?.ignored ?? []) lines.push(`${at(key)} ${key}: ignored: ${reason}`);
   // one line per request is written once: http.access_log's, in its format (logs.encoding: json
-  // keeps RoadRunner's "http access log" line, which Octane reads)
-  if (server.http.access_logs && server.http.access_log !== null && server.logs.encoding !== 'json')
+  // keeps RoadRunner's "http access log" line, which Octane reads). Only a file that sets
+  // access_logs is told: an access_log section turns access_logs on by itself
+  const setsAccessLogs = loaded.positionOf('http.access_logs') !== null;
+  if (setsAccessLogs && server.http.access_logs && server.http.access_log !== null && server.logs.encoding !== 'json')
     lines.push(
       `${at('http.access_logs')} http.access_logs: ignored: http.access_log writes the line of each request (in its format, to its output)`,
     );
