@@ -293,10 +293,20 @@ function sendError(
 ): FastifyReply {
   const { status, retryAfter, overloaded } = statusOf(error);
   const err = error as Error & { code?: string; details?: { pid?: number } };
+  // a failure names the request, as nginx's error line does: with the access log off (the default)
+  // nothing else ties the request id to the URL that timed out or crashed its worker
   if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message);
   else
     request.log.error(
-      { err: { message: err.message, code: err.code }, workerPid: err.details?.pid, status },
+      {
+        err: { message: err.message, code: err.code },
+        workerPid: err.details?.pid,
+        status,
+        method: request.method,
+        url: request.url,
+        host: request.host,
+        remoteAddr: request.socket?.remoteAddress ?? null,
+      },
       `PHP request failed: ${err.code ?? err.name}`,
     );
   if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));

@@ -336,6 +336,8 @@ describe('plugin: error logging', () => {
     const failed = lines.filter((l) => l.msg === 'PHP request failed: WP_WORKER_EXITED');
     expect(failed).toHaveLength(1);
     expect(failed[0]).toMatchObject({ level: 50, reqId: expect.any(String), status: 502, pid: process.pid });
+    // which request it was, with the access log off
+    expect(failed[0]).toMatchObject({ method: 'POST', url: '/', host: 'localhost:80' });
     // the worker's pid has its own key: pino's base already writes `pid` (this process), and a
     // second `pid` key made JSON readers keep one of the two
     const crashed = lines.find((l) => l.reason === 'crashed');

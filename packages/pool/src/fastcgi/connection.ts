@@ -76,10 +76,15 @@ export interface FastCgiRequestOptions {
   /** Longest silence from the backend while it owes us records; 0: none. Default DEFAULT_READ_TIMEOUT_MS. */
   readTimeoutMs?: number;
   /**
-   * The error a read timeout fails the request with (default WP_FASTCGI_READ_TIMEOUT): a managed
-   * php-cgi worker uses the read timeout as exec_ttl and reports WP_WORKER_EXEC_TIMEOUT.
+   * How long the script may run once its request body is sent, output or not (php-fpm's
+   * request_terminate_timeout: a script that keeps printing is stopped too); 0 (default): no bound.
    */
-  timeoutError?: (readTimeoutMs: number) => Error;
+  runTimeoutMs?: number;
+  /**
+   * The error a read or run timeout fails the request with (default WP_FASTCGI_READ_TIMEOUT): a
+   * managed php-cgi worker uses them as exec_ttl and reports WP_WORKER_EXEC_TIMEOUT.
+   */
+  timeoutError?: (timeoutMs: number, kind: 'silence' | 'run') => Error;
   /** After abort(), how long to wait for END_REQUEST before closing. Default DEFAULT_ABORT_TIMEOUT_MS. */
   abortTimeoutMs?: number;
   /**
@@ -179,7 +184,8 @@ interface Call {
   readonly reject: (error: Error) => void;
   readonly onStderr: ((line: string) => void) | null;
   readonly readTimeoutMs: number;
-  readonly timeoutError: ((readTimeoutMs: number) => Error) | null;
+  readonly runTimeoutMs: number;
+  readonly timeoutError: ((timeoutMs: number, kind: 'silence' | 'run') => Error) | null;
   readonly abortTimeoutMs: number;
   readonly stallTimeoutMs: number;
   readonly signal: CancelSignal | null;
@@ -299,6 +305,8 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #lingerScript: string | null = null;
   #lingerSince = 0;
   #timer: NodeJS.Timeout | null = null;
+  /** the running request's run timeout (runTimeoutMs), started once its body is sent */
+  #runTimer: NodeJS.Timeout | null = null;
   #abortTimer: NodeJS.Timeout | null = null;
   /** the socket's last error, kept as the cause of the close */
   #socketError: Error | null = null;
@@ -524,6 +532,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       reject,
       onStderr: options.onStderr ?? null,
       readTimeoutMs: options.readTimeoutMs ?? DEFAULT_READ_TIMEOUT_MS,
+      runTimeoutMs: options.runTimeoutMs ?? 0,
       timeoutError: options.timeoutError ?? null,
       abortTimeoutMs: options.abortTimeoutMs ?? DEFAULT_ABORT_TIMEOUT_MS,
       stallTimeoutMs: options.stallTimeoutMs ?? 0,
@@ -922,6 +931,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #finish(call: Call): void {
     call.phase = 'finished';
     this.#clearTimer();
+    this.#clearRunTimer();
     this.#clearStall(call);
     if (this.#abortTimer !== null) {
       clearTimeout(this.#abortTimer);
@@ -967,6 +977,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     }
     if (this.#call !== call) return; // END_REQUEST was among the held records
     this.#clearTimer();
+    this.#clearRunTimer();
     if (!call.softAbort) this.#writeAll([encodeAbortRequest(REQUEST_ID)]);
     this.#abortTimer = setTimeout(() => {
       this.#abortTimer = null;
@@ -1024,6 +1035,7 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
       this.#management(new FastCgiConnectionClosedError(`${this.#where} closed the connection during GET_VALUES`));
     }
     this.#clearTimer();
+    this.#clearRunTimer();
     if (this.#abortTimer !== null) clearTimeout(this.#abortTimer);
     this.emit('close', this.#failure ?? (quiet ? null : this.#socketError));
   }
@@ -1059,12 +1071,11 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
   #updateTimer(call: Call): void {
     const run =
       call.phase === 'running' && call.readTimeoutMs > 0 && !call.stdoutPaused && (call.stdinDone || call.waitingDrain);
-    if (!run) {
-      this.#clearTimer();
-      return;
-    }
-    if (this.#timer === null) {
-      this.#timer = setTimeout(() => this.#onReadTimeout(call), call.readTimeoutMs);
+    if (!run) this.#clearTimer();
+    else if (this.#timer === null) this.#timer = setTimeout(() => this.#onReadTimeout(call), call.readTimeoutMs);
+    // after the read timer: of two due together (a silent script), the silence is named
+    if (this.#runTimer === null && call.runTimeoutMs > 0 && call.stdinDone && call.phase === 'running') {
+      this.#runTimer = setTimeout(() => this.#onRunTimeout(call), call.runTimeoutMs);
     }
   }
 
@@ -1081,11 +1092,31 @@ export class FastCgiConnection extends EventEmitter<FastCgiConnectionEvents> {
     }
   }
 
+  #clearRunTimer(): void {
+    if (this.#runTimer !== null) {
+      clearTimeout(this.#runTimer);
+      this.#runTimer = null;
+    }
+  }
+
+  #onRunTimeout(call: Call): void {
+    this.#runTimer = null;
+    if (this.#call !== call || call.phase !== 'running') return;
+    this.#fail(
+      call.timeoutError !== null
+        ? call.timeoutError(call.runTimeoutMs, 'run')
+        : new FastCgiReadTimeoutError(
+            `the script on FastCGI server ${this.#where} ran for ${call.runTimeoutMs} ms without ending`,
+            { address: this.#where, readTimeoutMs: call.runTimeoutMs },
+          ),
+    );
+  }
+
   #onReadTimeout(call: Call): void {
     this.#timer = null;
     if (this.#call !== call || call.phase !== 'running') return;
     if (call.timeoutError !== null) {
-      this.#fail(call.timeoutError(call.readTimeoutMs));
+      this.#fail(call.timeoutError(call.readTimeoutMs, 'silence'));
       return;
     }
     this.#fail(

@@ -156,8 +156,9 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
 
   /**
    * Runs one request on the worker's connection; resolves with the CGI head once PHP sent it. The
-   * worker stays busy until END_REQUEST: exec_ttl bounds PHP's silence (it restarts whenever PHP
-   * sends output, and stops while PHP waits for the request body or the reader is behind). On a
+   * worker stays busy until END_REQUEST: exec_ttl bounds the script's run once its body is sent,
+   * output or not, and PHP's silence (which restarts whenever PHP sends output, and stops while PHP
+   * waits for the request body or the reader is behind). On a
    * working worker (the pool checked canQueue()) the request is queued behind the running one.
    */
   async exec(request: CgiRequest, options: ExecOptions): Promise<CgiReply> {
@@ -287,7 +288,10 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       stdin: request.stdin,
       onStderr: request.onStderr ?? this.#logStderr,
       readTimeoutMs: options.timeoutMs > 0 ? options.timeoutMs : this.#spec.silenceTimeoutMs,
-      timeoutError: (ms) => this.#execTimeout(ms, options.timeoutMs > 0),
+      // exec_ttl also bounds the script's whole run once its body is in (php-fpm's
+      // request_terminate_timeout); unset, only the silence is bounded, as nginx's fastcgi_read_timeout
+      runTimeoutMs: Math.max(options.timeoutMs, 0),
+      timeoutError: (ms, kind) => this.#execTimeout(ms, options.timeoutMs > 0, kind),
       abortTimeoutMs: NO_TIMEOUT_MS,
       stallTimeoutMs: this.#spec.sendTimeoutMs,
       signal: request.signal,
@@ -564,12 +568,12 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     await this.#connect();
   }
 
-  #execTimeout(ms: number, set: boolean): Error {
+  #execTimeout(ms: number, set: boolean, kind: 'silence' | 'run'): Error {
     const limit = set ? 'exec_ttl' : "the classic default (exec_ttl unset: nginx's fastcgi_read_timeout)";
-    const error = new ExecTimeoutError(
-      `request exceeded ${limit} (${ms}ms without output from PHP); worker ${this.pid} was killed`,
-      { pid: this.pid },
-    );
+    const how = kind === 'run' ? `${ms}ms running` : `${ms}ms without output from PHP`;
+    const error = new ExecTimeoutError(`request exceeded ${limit} (${how}); worker ${this.pid} was killed`, {
+      pid: this.pid,
+    });
     this.#spec.logger.warn({ workerPid: this.pid, reason: 'exec_ttl' }, error.message);
     return error;
   }

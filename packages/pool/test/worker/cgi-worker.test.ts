@@ -162,6 +162,23 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
+  it("exec_ttl bounds a script's whole run, output or not (php-fpm's request_terminate_timeout)", async () => {
+    const log = join(flags, 'ticks-run.log');
+    await withCgiPool({ supervisor: { exec_ttl: '300ms' } }, async (pool) => {
+      const first = (await pool.workers())[0]!.pid;
+      // ticks.php writes a line every 10 ms for 20 s: never silent for 300 ms
+      const error = await pool
+        .exec(request('ticks.php', { query: `log=${encodeURIComponent(log)}` }))
+        .then(body)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(ExecTimeoutError);
+      expect((error as Error).message).toMatch(/exec_ttl \(300ms running\)/);
+      await eventually(() => !alive(first), 'the runaway php-cgi to be killed');
+      expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello from cgi-fcgi/);
+      expect(pool.stats().recycles.exec_ttl).toBe(1);
+    });
+  });
+
   it("without exec_ttl a silent script still gets 504 at the silence limit (nginx's fastcgi_read_timeout, 60 s by default)", async () => {
     await withCgiPool(
       {},
