@@ -8,8 +8,9 @@ import type { PoolOptions, ResolvedPoolOptions } from '../options.js';
 import { Pool } from '../pool/pool.js';
 import { DEFAULT_QUEUE_BEHIND_MS, DEFAULT_READ_TIMEOUT_MS } from '../fastcgi/connection.js';
 import { ScriptDurations } from '../fastcgi/script-durations.js';
-import { CgiWorker, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
+import { CgiWorker, cgiSocketBase, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
 import { buildCgiEnv } from './command.js';
+import { tempDirProblem } from './temp-dir.js';
 import type { WorkerDriver } from './pool-worker.js';
 
 export interface CgiDriverOptions extends CgiHeadLimits {
@@ -50,9 +51,10 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
   }
 
   async open(options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
+    const env = buildCgiEnv(options.env, process.env, this.#clearEnv);
     this.#spec = {
       argv: options.argv,
-      env: buildCgiEnv(options.env, process.env, this.#clearEnv),
+      env,
       cwd: options.cwd,
       bootTimeoutMs: options.allocateTimeoutMs,
       destroyTimeoutMs: options.destroyTimeoutMs,
@@ -66,7 +68,9 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       queueBehindMs: this.#queueBehindMs,
       silenceTimeoutMs: this.#silenceTimeoutMs,
       scriptDurations: new ScriptDurations(),
+      socketBase: await usableSocketBase(options.uid, options.gid),
     };
+    if (options.uid !== undefined) await warnOfPhpTempDir(env.TMPDIR ?? '/tmp', options);
   }
 
   spawn(signal?: CancelSignal): Promise<CgiWorker> {
@@ -91,4 +95,26 @@ export function createCgiPool(
   cgi?: CgiDriverOptions,
 ): Pool<CgiRequest, CgiReply> {
   return new Pool<CgiRequest, CgiReply>(options, new CgiDriver(cgi));
+}
+
+/**
+ * The server's temp dir for php-cgi's socket folders, unless the PHP processes' user cannot enter
+ * it (a TMPDIR of mode 0700): then /tmp, which every user can. Their own folder in it is theirs.
+ */
+async function usableSocketBase(uid: number | undefined, gid: number | undefined): Promise<string> {
+  const base = cgiSocketBase();
+  if (uid === undefined || base === '/tmp') return base;
+  return (await tempDirProblem(base, uid, gid, false)) === null ? base : '/tmp';
+}
+
+/** PHP keeps uploads and large POST bodies in its TMPDIR: one its user cannot write is said at start. */
+async function warnOfPhpTempDir(folder: string, options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
+  const problem = await tempDirProblem(folder, options.uid!, options.gid);
+  if (problem === null) return;
+  options.logger.warn(
+    { tmpdir: folder, uid: options.uid, reason: 'tmpdir' },
+    `PHP's TMPDIR ${folder} is not writable by the user PHP runs as (uid ${options.uid}): ${problem}. ` +
+      'PHP keeps uploads and large POST bodies there, so they would fail (UPLOAD_ERR_CANT_WRITE) or be dropped. ' +
+      "Give that user the folder, or PHP a folder of its own: server.env TMPDIR (e.g. /tmp) or php.ini's upload_tmp_dir",
+  );
 }

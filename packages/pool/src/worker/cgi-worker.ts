@@ -55,6 +55,8 @@ export interface CgiSpec extends ProcessSpec {
   silenceTimeoutMs: number;
   /** how long each script usually runs, shared by the pool's workers (pipelining) */
   scriptDurations: ScriptDurations;
+  /** where each process's private socket folder is made (cgiSocketBase) */
+  socketBase: string;
 }
 
 /**
@@ -130,7 +132,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
    */
   /** Spawns php-cgi and waits until it accepts on its socket; `signal` (the pool closing) cuts the wait short. */
   static async start(spec: CgiSpec, signal?: CancelSignal): Promise<CgiWorker> {
-    const dir = await mkdtemp(join(socketBase(), 'warmpool-php-cgi-'));
+    const dir = await mkdtemp(join(spec.socketBase, 'warmpool-php-cgi-'));
     // php-cgi creates the socket itself: when it runs as another user, the folder must be its
     if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
     const socketPath = join(dir, 'php-cgi.sock');
@@ -649,7 +651,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
 const LEAVING_GRACE_MS = 1_000;
 
 /** The OS temp dir, unless its path leaves no room for a socket name (then /tmp). */
-function socketBase(): string {
+export function cgiSocketBase(): string {
   const base = tmpdir();
   return Buffer.byteLength(base) + 40 > MAX_SOCKET_PATH_BYTES ? '/tmp' : base;
 }
