@@ -1163,6 +1163,9 @@ describe('all features: ops, admin socket, access log', () => {
     expect(metrics).toMatch(/^warmpool_response_memory_max_bytes 33554432$/m);
     expect(metrics).toMatch(/^warmpool_response_memory_bytes \d+$/m);
     expect(metrics).toMatch(/^warmpool_responses_filed_total \d+$/m);
+    // request bodies held in memory while they arrive, over the whole process
+    expect(metrics).toMatch(/^warmpool_request_body_memory_bytes \d+$/m);
+    expect(metrics).toMatch(/^warmpool_request_bodies_filed_total \d+$/m);
   });
 
   it('`warmpool workers` lists every site through the admin socket', async () => {

@@ -30,6 +30,7 @@ import {
   resolveLimits,
   serverLimits,
   addRequestMethods,
+  requestBodyMemory,
   responseMemory,
   warmpool,
   type WarmpoolDecorator,
@@ -327,6 +328,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
             (limits?.metrics() ?? '') +
             (sendTimeouts?.metrics() ?? '') +
             responseMemory.metrics() +
+            requestBodyMemory.metrics() +
             clientErrors.metrics() +
             (options.extraMetrics?.() ?? ''),
   });

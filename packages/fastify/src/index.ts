@@ -50,6 +50,7 @@ export {
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
 export { DEFAULT_MAX_RESPONSE_MEMORY_BYTES, ResponseMemory, responseMemory } from './http/response-memory.js';
+export { DEFAULT_REQUEST_BODY_MEMORY_BYTES, RequestBodyMemory, requestBodyMemory } from './http/raw-body.js';
 export { unsentBytes } from './http/unsent-bytes.js';
 export { addRequestMethods, REQUEST_METHODS } from './http/methods.js';
 export type { UploadOptions } from './http/uploads.js';

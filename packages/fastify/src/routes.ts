@@ -126,10 +126,10 @@ export async function registerRoutes(
         request.headers['transfer-encoding'] === undefined
       ) {
         done(null, payload);
-      } else readRawBody(request, payload, bodyLimit, done);
+      } else readRawBody(request, payload, bodyLimit, done, options.uploads.dir);
     };
   } else {
-    readBody = (request, payload, done) => readRawBody(request, payload, bodyLimit, done);
+    readBody = (request, payload, done) => readRawBody(request, payload, bodyLimit, done, options.uploads.dir);
   }
   app.addContentTypeParser('*', { bodyLimit }, readBody);
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body;

@@ -28,18 +28,24 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
   const bodyLimit = options.bodyLimit ?? app.initialConfig.bodyLimit ?? 1024 * 1024;
   const formLimit = Math.min(bodyLimit, MAX_URLENCODED_BYTES);
   app.addContentTypeParser('application/x-www-form-urlencoded', (request, payload, done) => {
-    readRawBody(request, payload, formLimit, (error, body) => {
-      if (error !== null) {
-        done(formLimit < bodyLimit && error instanceof BodyTooLargeError ? formTooLarge() : error, undefined);
-        return;
-      }
-      try {
-        const bytes = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : body.join();
-        done(null, createParsedForm('urlencoded', parseUrlencoded(bytes, options.uploads.maxFields), null));
-      } catch (parseError) {
-        done(parseError as Error, undefined);
-      }
-    });
+    readRawBody(
+      request,
+      payload,
+      formLimit,
+      (error, body) => {
+        if (error !== null) {
+          done(formLimit < bodyLimit && error instanceof BodyTooLargeError ? formTooLarge() : error, undefined);
+          return;
+        }
+        try {
+          const bytes = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : body.join();
+          done(null, createParsedForm('urlencoded', parseUrlencoded(bytes, options.uploads.maxFields), null));
+        } catch (parseError) {
+          done(parseError as Error, undefined);
+        }
+      },
+      options.uploads.dir,
+    );
   });
   registerMultipartParser(app, options.uploads, bodyLimit);
 }

@@ -1,7 +1,69 @@
+import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
+import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
 import { errorCodes, type FastifyRequest } from 'fastify';
 import { bodyTooLarge } from '../limits.js';
-import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
+import { openUnlinked, writeAll } from './spooled-body.js';
+
+/**
+ * One bound, over the whole process, on the bytes of request bodies held in memory while they
+ * arrive. A worker gets its body in one frame, so a body is read whole first; clients that send
+ * most of a large body and then stall held it all in memory until request_timeout, with no overall
+ * limit: 100 HTTP/2 streams of 30 MB took the server from 85 MB to 3.2 GB (a hostile-client probe),
+ * where nginx keeps such bodies in client_body_temp_path. Past the bound, the rest of a body goes
+ * to an unlinked temp file, and is read back whole only once it has all come.
+ */
+export class RequestBodyMemory {
+  /** the bound on bytes of unfinished bodies held in memory */
+  maxBytes = DEFAULT_REQUEST_BODY_MEMORY_BYTES;
+  #heldBytes = 0;
+  #filed = 0;
+
+  get heldBytes(): number {
+    return this.#heldBytes;
+  }
+
+  /** Bodies that went to a temp file because the bound was reached while they came. */
+  get filed(): number {
+    return this.#filed;
+  }
+
+  /** Whether `bytes` more would pass the bound (a body past SMALL_BODY_BYTES then goes to a file). */
+  wouldPass(bytes: number): boolean {
+    return this.#heldBytes + bytes > this.maxBytes;
+  }
+
+  hold(bytes: number): void {
+    this.#heldBytes += bytes;
+  }
+
+  free(bytes: number): void {
+    this.#heldBytes -= bytes;
+  }
+
+  countFiled(): void {
+    this.#filed++;
+  }
+
+  metrics(): string {
+    return [
+      '# HELP warmpool_request_body_memory_bytes Bytes of request bodies held in memory while they arrive.',
+      '# TYPE warmpool_request_body_memory_bytes gauge',
+      `warmpool_request_body_memory_bytes ${this.#heldBytes}`,
+      '# HELP warmpool_request_bodies_filed_total Request bodies that went on in a temp file because the bound was reached while they came.',
+      '# TYPE warmpool_request_bodies_filed_total counter',
+      `warmpool_request_bodies_filed_total ${this.#filed}`,
+      '',
+    ].join('\n');
+  }
+}
+
+export const DEFAULT_REQUEST_BODY_MEMORY_BYTES = 64 * 1024 * 1024;
+/** A body this small always stays in memory (a socket's own buffers hold as much). */
+export const SMALL_BODY_BYTES = 16 * 1024;
+
+/** The process's one bound (one Node thread, every site). */
+export const requestBodyMemory = new RequestBodyMemory();
 
 /**
  * The '*' content-type parser (a request body as the plugin forwards it: one Buffer, or over
@@ -9,12 +71,14 @@ import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
  * and Content-Length checks, same errors), but does not join a large body. It goes to PHP as it
  * arrived, in one writev after the frame head: joining 1 MiB cost a copy into fresh memory and
  * doubled the external memory V8 collects, for bytes that are only written to a pipe again.
+ * Past requestBodyMemory's bound, the body goes on in a temp file in `dir` (see RequestBodyMemory).
  */
 export function readRawBody(
   request: FastifyRequest,
   payload: Readable,
   limit: number,
   done: (error: Error | null, body?: Buffer | Chunks) => void,
+  dir: string,
 ): void {
   const contentLength = Number(request.headers['content-length']);
   if (contentLength > limit) {
@@ -23,37 +87,115 @@ export function readRawBody(
   }
   const chunks: Buffer[] = [];
   let received = 0;
+  /** bytes of `chunks` counted in requestBodyMemory */
+  let held = 0;
+  let file: FileHandle | null = null;
+  /** the writes to the file, in order; the payload is paused while one runs */
+  let writing: Promise<void> | null = null;
+  let settled = false;
   const stop = (): void => {
     payload.removeListener('data', onData);
     payload.removeListener('end', onEnd);
     payload.removeListener('error', onEnd);
+    payload.removeListener('close', onClose);
+  };
+  const settle = (error: Error | null, body?: Buffer | Chunks): void => {
+    if (settled) return;
+    settled = true;
+    stop();
+    requestBodyMemory.free(held);
+    held = 0;
+    done(error, body);
   };
   function onData(chunk: Buffer | string): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     received += bytes.length;
     if (received > limit) {
-      stop();
-      done(bodyTooLarge(limit));
+      fail(bodyTooLarge(limit));
       return;
     }
-    chunks.push(bytes);
+    if (file === null && writing === null) {
+      if (received <= SMALL_BODY_BYTES || !requestBodyMemory.wouldPass(bytes.length)) {
+        chunks.push(bytes);
+        held += bytes.length;
+        requestBodyMemory.hold(bytes.length);
+        return;
+      }
+      requestBodyMemory.countFiled();
+    }
+    toFile(bytes);
+  }
+  function toFile(bytes: Buffer): void {
+    payload.pause();
+    writing = (writing ?? Promise.resolve()).then(async () => {
+      if (settled) return;
+      if (file === null) {
+        file = await openUnlinked(dir);
+        for (const earlier of chunks.splice(0)) await writeAll(file, earlier);
+        requestBodyMemory.free(held);
+        held = 0;
+      }
+      await writeAll(file, bytes);
+      if (!settled) payload.resume();
+    });
+    writing.catch((error: Error) => fail(error));
+  }
+  function fail(error: Error & { statusCode?: number }): void {
+    if (!(typeof error.statusCode === 'number' && error.statusCode >= 400)) error.statusCode = 400;
+    closeFile();
+    settle(error);
+  }
+  function closeFile(): void {
+    const closing = writing ?? Promise.resolve();
+    void closing.then(
+      () => file?.close(),
+      () => file?.close(),
+    );
   }
   function onEnd(error?: Error & { statusCode?: number }): void {
     stop();
     if (error != null) {
-      if (!(typeof error.statusCode === 'number' && error.statusCode >= 400)) error.statusCode = 400;
-      done(error);
+      fail(error);
       return;
     }
     if (!Number.isNaN(contentLength) && received !== contentLength) {
-      done(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
+      closeFile();
+      settle(new errorCodes.FST_ERR_CTP_INVALID_CONTENT_LENGTH());
       return;
     }
-    if (chunks.length === 1) done(null, chunks[0]);
-    else done(null, received <= JOIN_MAX_BYTES ? Buffer.concat(chunks, received) : new Chunks(chunks, received));
+    if (writing !== null) {
+      // it all came: read back whole, as a worker takes it
+      writing
+        .then(() => readBack(file!, received))
+        .then(
+          (body) => {
+            closeFile();
+            settle(null, body);
+          },
+          (readError: Error) => fail(readError),
+        );
+      return;
+    }
+    if (chunks.length === 1) settle(null, chunks[0]);
+    else settle(null, received <= JOIN_MAX_BYTES ? Buffer.concat(chunks, received) : new Chunks(chunks, received));
+  }
+  function onClose(): void {
+    // the client left before its body ended ('end' comes before 'close' otherwise)
+    if (!payload.readableEnded) fail(new Error('the client left before its request body ended'));
   }
   payload.on('data', onData);
   payload.on('end', onEnd);
   payload.on('error', onEnd);
+  payload.on('close', onClose);
   payload.resume();
+}
+
+async function readBack(file: FileHandle, length: number): Promise<Buffer> {
+  const body = Buffer.allocUnsafe(length);
+  for (let at = 0; at < length; ) {
+    const { bytesRead } = await file.read(body, at, length - at, at);
+    if (bytesRead === 0) throw new Error('the request body temp file ended early');
+    at += bytesRead;
+  }
+  return body;
 }

@@ -91,7 +91,7 @@ export function spoolRequestBody(payload: Readable, limit: number, dir: string):
 }
 
 /** A temp file only this process can reach (0600, its name gone at once: nothing is left behind). */
-async function openUnlinked(dir: string): Promise<FileHandle> {
+export async function openUnlinked(dir: string): Promise<FileHandle> {
   const path = join(dir, `warmpool-request-${process.pid}-${randomBytes(6).toString('hex')}`);
   const handle = await open(path, 'wx+', 0o600);
   try {
@@ -103,7 +103,7 @@ async function openUnlinked(dir: string): Promise<FileHandle> {
   return handle;
 }
 
-async function writeAll(file: FileHandle, bytes: Buffer): Promise<void> {
+export async function writeAll(file: FileHandle, bytes: Buffer): Promise<void> {
   for (let written = 0; written < bytes.length; ) {
     written += (await file.write(bytes, written, bytes.length - written)).bytesWritten;
   }
