@@ -36,6 +36,25 @@ http:
     });
   });
 
+  it('shows the connection and memory limits as configured: an operator checks that the DoS limits took', () => {
+    const { listeners } = effective(`version: "3"
+server:
+  command: php worker.php
+http:
+  address: 127.0.0.1:8080
+  max_connections: 4000
+  max_connections_per_ip: 32
+  send_timeout: 20s
+  max_response_memory: 32m
+`);
+    expect(listeners.http).toMatchObject({
+      max_connections: 4000,
+      max_connections_per_ip: 32,
+      send_timeout: '20s',
+      max_response_memory: 33554432,
+    });
+  });
+
   it('shows max_request_size and raw_body per site (they are per-site keys), as configured', () => {
     const { listeners, sites } = effective(`version: "3"
 server:
