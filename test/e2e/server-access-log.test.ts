@@ -1,9 +1,12 @@
 import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { connect as http2Connect } from 'node:http2';
+import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { selfSignedPair } from '../helpers/tls-pair.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
 import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -109,6 +112,53 @@ describe('access log: json, to stdout', () => {
       request_id: id,
       site: 'default',
     });
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
+describe('access log: clients that leave before their answer', () => {
+  it("logs each once as nginx's 499: an HTTP/1.1 client that hangs up, an HTTP/2 stream reset", async () => {
+    const pair = await selfSignedPair(dir, 'gone', ['localhost']);
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      HTTPS_PORT: String(await freePort()),
+      CERT: pair.cert,
+      KEY: pair.key,
+      ADMIN_SOCKET: join(dir, 'gone.sock'),
+      FIXTURES,
+    };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log-gone.yaml')], { env });
+    await server.ready();
+
+    // HTTP/1.1: the request reaches PHP (it makes the mark file), then the client hangs up
+    const mark1 = join(dir, 'gone-h1.mark');
+    const socket = netConnect(Number(env.HTTP_PORT), '127.0.0.1');
+    socket.write(
+      `POST /h1-gone HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(mark1)}\r\n\r\n${mark1}`,
+    );
+    await waitForFile(mark1, 'got it');
+    socket.destroy();
+    await server.waitFor('"request":"POST /h1-gone HTTP/1.1"');
+
+    // HTTP/2: the stream is reset once PHP has it; the connection stays
+    const mark2 = join(dir, 'gone-h2.mark');
+    const session = http2Connect(`https://localhost:${env.HTTPS_PORT}`, { rejectUnauthorized: false });
+    const stream = session.request({ ':method': 'POST', ':path': '/h2-gone', 'content-type': 'text/plain' });
+    stream.on('error', () => {});
+    stream.end(mark2);
+    await waitForFile(mark2, 'got it');
+    stream.close(0x8); // CANCEL
+    await server.waitFor('"request":"POST /h2-gone HTTP/2.0"');
+    session.close();
+
+    const lines = server.stdout
+      .split('\n')
+      .filter((l) => l.includes('-gone HTTP/'))
+      .map((l) => JSON.parse(l) as { request: string; status: number });
+    expect(lines.map((l) => [l.request, l.status])).toEqual([
+      ['POST /h1-gone HTTP/1.1', 499],
+      ['POST /h2-gone HTTP/2.0', 499],
+    ]);
     expect((await server.stop()).code).toBe(0);
   });
 });

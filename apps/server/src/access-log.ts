@@ -17,7 +17,7 @@
 import type { ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
 
 export type AccessLogFormat = 'combined' | 'json';
@@ -98,6 +98,9 @@ export function createAccessLog(options: AccessLogOptions, baseDir: string, stre
   };
 }
 
+/** nginx's status for a request whose client left before its response was sent. */
+const CLIENT_CLOSED_REQUEST = 499;
+
 /**
  * Adds the hooks that write one line per request: the body byte counter when a request starts, the
  * line when its reply is done. `skip` is a path never logged (the metrics listener's scrape).
@@ -107,15 +110,18 @@ export function registerAccessLog(
   log: AccessLog,
   options: { siteOf(request: FastifyRequest): string; skip: string | null },
 ): void {
-  const seen = new WeakMap<FastifyRequest, { counter: { readonly bytes: number }; remoteAddr: string }>();
-  app.addHook('onRequest', (request, reply, done) => {
-    // the peer is read now: an HTTP/2 stream's socket is gone once its reply is done
-    seen.set(request, { counter: countBodyBytes(reply.raw), remoteAddr: request.socket?.remoteAddress ?? '-' });
-    done();
-  });
-  app.addHook('onResponse', (request, reply, done) => {
-    if (request.url === options.skip) return done();
-    const status = reply.statusCode;
+  const seen = new WeakMap<
+    FastifyRequest,
+    { counter: { readonly bytes: number }; remoteAddr: string; reply: FastifyReply }
+  >();
+  // a request the client gave up on is logged once, as nginx's 499 (client closed request): an
+  // HTTP/1.1 client that hung up before its answer had no line at all, an HTTP/2 stream it reset
+  // was "200 0", so scanners that hang up and reset floods were invisible to fail2ban or goaccess
+  const logged = new WeakSet<FastifyRequest>();
+  const write = (request: FastifyRequest, reply: FastifyReply, gone: boolean): void => {
+    if (request.url === options.skip || logged.has(request)) return;
+    logged.add(request);
+    const status = gone ? CLIENT_CLOSED_REQUEST : reply.statusCode;
     const headers = request.headers;
     const cache = reply.getHeader('x-cache');
     const start = seen.get(request);
@@ -136,6 +142,30 @@ export function registerAccessLog(
       site: options.siteOf(request),
       cache: typeof cache === 'string' ? cache : null,
     });
+  };
+  app.addHook('onRequest', (request, reply, done) => {
+    // the peer is read now: an HTTP/2 stream's socket is gone once its reply is done
+    seen.set(request, {
+      counter: countBodyBytes(reply.raw),
+      remoteAddr: request.socket?.remoteAddress ?? '-',
+      reply,
+    });
+    // a client that leaves after sending its whole request aborts nothing Fastify sees (no
+    // onRequestAbort, and no onResponse once the answer meets a closed socket): the response's
+    // close before its finish tells
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) write(request, reply, true);
+    });
+    done();
+  });
+  app.addHook('onResponse', (request, reply, done) => {
+    // a response that did not finish (a reset HTTP/2 stream, a socket gone) was not delivered
+    write(request, reply, !reply.raw.writableFinished);
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    const reply = seen.get(request)?.reply;
+    if (reply !== undefined) write(request, reply, true);
     done();
   });
 }
