@@ -4,8 +4,8 @@ import type { X509Certificate } from 'node:crypto';
 import type { Credentials } from '../tls.js';
 import type { Lifetime } from './renewal.js';
 
-/** valid | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
-export type CertificateState = 'valid' | 'temporary' | 'ordering' | 'renewing' | 'waiting' | 'file';
+/** valid | expired (renewals failed past its notAfter; still served, browsers refuse it) | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
+export type CertificateState = 'valid' | 'expired' | 'temporary' | 'ordering' | 'renewing' | 'waiting' | 'file';
 
 /** One line of `warmpool cert status` (the admin socket's `certs` answer). */
 export interface CertificateStatus {

@@ -141,10 +141,12 @@ export class ManagedCertificate {
   status(): CertificateStatus {
     const served = this.#served;
     const real = served !== null && !served.temporary;
+    // a served certificate past its notAfter is said as such, whatever the schedule's state
+    const expired = real && this.#state === 'valid' && served.lifetime.notAfter <= this.#now();
     return {
       name: this.name,
       domains: [...this.domains],
-      state: this.#state,
+      state: expired ? 'expired' : this.#state,
       issuer: real ? served.issuer : null,
       serial: real ? served.credentials.serial : null,
       notAfter: real ? new Date(served.lifetime.notAfter).toISOString() : null,

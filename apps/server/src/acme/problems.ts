@@ -100,9 +100,14 @@ export function takeProblem(type: string): boolean {
 
 /** A problem document in a response: an error body, or a challenge/authorization with an `error`. */
 export function problemOf(response: AcmeResponse): AcmeProblem | null {
-  const data = response.data as Record<string, unknown> | undefined;
-  if (data === undefined || data === null || typeof data !== 'object') return null;
   const retryAfterMs = parseRetryAfter(response.headers?.['retry-after']);
+  const data = response.data as Record<string, unknown> | undefined;
+  if (data === undefined || data === null || typeof data !== 'object' || typeof data.type !== 'string') {
+    // a CA in maintenance or overloaded answers 5xx, often with a page and no problem document
+    if (response.status !== undefined && response.status >= 500 && !isProblemBody(data))
+      return unavailable(response.status, retryAfterMs);
+    if (data === undefined || data === null || typeof data !== 'object') return null;
+  }
   const body = (
     typeof data.type === 'string' && data.type.startsWith(PREFIX)
       ? data
@@ -119,6 +124,16 @@ export function problemOf(response: AcmeResponse): AcmeProblem | null {
     : undefined;
   const domain = sub?.identifier?.value ?? identifier ?? domainInUrl(problem.detail);
   if (typeof domain === 'string') problem.domain = domain;
+  if (retryAfterMs !== null) problem.retryAfterMs = retryAfterMs;
+  return problem;
+}
+
+function isProblemBody(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && typeof (data as { error?: unknown }).error === 'object';
+}
+
+function unavailable(status: number, retryAfterMs: number | null): AcmeProblem {
+  const problem: AcmeProblem = { type: `${PREFIX}serverInternal`, detail: `HTTP ${status}` };
   if (retryAfterMs !== null) problem.retryAfterMs = retryAfterMs;
   return problem;
 }
@@ -206,6 +221,20 @@ export async function explainFailure(
           : new Date(now + problem.retryAfterMs).toISOString().replace(/\.\d+Z$/, 'Z');
       return new AcmeRateLimitError(
         `the CA's rate limit was hit ordering ${context.domains.join(', ')}${said}; warmpool tries again after ${until}. Nothing else to do but wait; while trying a setup, use Let's Encrypt staging (use_production_endpoint: false)`,
+        problem.retryAfterMs === undefined ? details : { ...details, retryAfterMs: problem.retryAfterMs },
+        error,
+      );
+    }
+    case 'serverInternal':
+    case 'badNonce': {
+      // the CA itself failed (maintenance, overload, a nonce it lost): nothing for the operator to fix
+      const now = context.now?.() ?? Date.now();
+      const when =
+        problem.retryAfterMs === undefined
+          ? 'on its own'
+          : `after ${new Date(now + problem.retryAfterMs).toISOString().replace(/\.\d+Z$/, 'Z')} (its Retry-After)`;
+      return new AcmeCaUnreachableError(
+        `the CA at ${context.directory} could not serve the order for ${context.domains.join(', ')}${said}: it is unavailable or failing, not refusing the names; warmpool tries again ${when}`,
         problem.retryAfterMs === undefined ? details : { ...details, retryAfterMs: problem.retryAfterMs },
         error,
       );

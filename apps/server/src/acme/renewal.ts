@@ -6,9 +6,10 @@
 // one server) that got certificates together do not all renew in the same second. ARI (RFC 9773,
 // the CA suggesting a window) is not used: acme-client does not implement it.
 //
-// A failed attempt is retried with exponential backoff from one minute up to an hour, never later
-// than the CA's Retry-After when it gave one (a rate limit), and never so late that the certificate
-// expires first while a retry could still save it.
+// A failed attempt is retried with exponential backoff from one minute up to an hour, never before
+// the CA's Retry-After when it gave one (a rate limit, a CA unavailable), and never so late that the
+// certificate expires first while a retry could still save it (but never sooner than a minute apart:
+// halving the time left made a burst of attempts in a certificate's last minute).
 
 export const RENEW_AT_FRACTION = 2 / 3;
 export const RENEW_JITTER_FRACTION = 1 / 20;
@@ -46,7 +47,8 @@ export function retryDelay(
   const backoff = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * 2 ** Math.max(0, attempt - 1));
   let delay = backoff + backoff * 0.1 * random;
   if (options.retryAfterMs !== undefined) delay = Math.max(delay, options.retryAfterMs);
-  if (options.expiresInMs !== undefined && options.expiresInMs > 0) delay = Math.min(delay, options.expiresInMs / 2);
+  if (options.expiresInMs !== undefined && options.expiresInMs > 0)
+    delay = Math.min(delay, Math.max(options.expiresInMs / 2, RETRY_MIN_MS));
   return Math.max(1_000, Math.round(delay));
 }
 

@@ -58,6 +58,16 @@ describe('problemOf', () => {
     ).toMatchObject({ type: 'urn:ietf:params:acme:error:connection', domain: 'b.test' });
   });
 
+  it('a CA answering 5xx with a page, not a problem document, is unavailable, with its Retry-After', () => {
+    expect(problemOf({ status: 503, headers: { 'retry-after': '120' }, data: '<html>maintenance</html>' })).toEqual({
+      type: 'urn:ietf:params:acme:error:serverInternal',
+      detail: 'HTTP 503',
+      retryAfterMs: 120_000,
+    });
+    expect(problemOf({ status: 502, data: { message: 'bad gateway' } })).toMatchObject({ detail: 'HTTP 502' });
+    expect(problemOf({ status: 404, data: 'not found' })).toBeNull();
+  });
+
   it('takes the name of the first subproblem, and ignores bodies that are not problems', () => {
     expect(
       problemOf({
@@ -117,6 +127,17 @@ describe('explainFailure', () => {
     expect(error.message).toContain('warmpool tries again after 2026-01-01T02:00:00Z');
     expect(error.message).toContain("use Let's Encrypt staging");
     expect(error.details.retryAfterMs).toBe(7_200_000);
+  });
+
+  it('the CA unavailable (5xx, a lost nonce): not the names, retried after its Retry-After', async () => {
+    const error = await failure('serverInternal', 'HTTP 503', { retryAfterMs: 120_000 });
+    expect(error.code).toBe('WP_SERVER_ACME_CA_UNREACHABLE');
+    expect(error.message).toContain('it is unavailable or failing, not refusing the names');
+    expect(error.message).toContain('tries again after 2026-01-01T00:02:00Z (its Retry-After)');
+    expect(error.details.retryAfterMs).toBe(120_000);
+    expect((await failure('badNonce', 'JWS has an invalid anti-replay nonce')).code).toBe(
+      'WP_SERVER_ACME_CA_UNREACHABLE',
+    );
   });
 
   it('no problem from the CA and its directory does not answer: the CA is unreachable', async () => {

@@ -34,6 +34,9 @@ describe('retryDelay', () => {
   it("waits for the CA's Retry-After when it is later, and never past half the time left on a served certificate", () => {
     expect(retryDelay(1, 0, { retryAfterMs: 3 * 3_600_000 })).toBe(3 * 3_600_000);
     expect(retryDelay(10, 0, { expiresInMs: 20 * 60_000 })).toBe(10 * 60_000);
+    // but a minute apart at least: halving the last seconds made a burst of attempts at the CA
+    expect(retryDelay(10, 0, { expiresInMs: 30_000 })).toBe(RETRY_MIN_MS);
+    expect(retryDelay(1, 0, { expiresInMs: 30_000 })).toBe(RETRY_MIN_MS);
   });
 });
 
