@@ -93,15 +93,17 @@ beforeAll(async () => {
   ports = { http: await freePort(), https: await freePort(), metrics: await freePort() };
   pebble = await startPebble({ httpPort: ports.http, tlsPort: ports.https });
   root = await pebble.root();
-  // unreachable.test resolves to an address where nothing listens: the CA cannot connect
+  // unreachable.test resolves to an address where nothing listens: the CA cannot connect; so does
+  // broken.c.test, beside c.test which validates
   await pebble.addA('unreachable.test', '127.0.0.2');
+  await pebble.addA('broken.c.test', '127.0.0.2');
   config = join(dir, 'warmpool.yaml');
   await writeConfig(
     config,
     `http:\n  address: 127.0.0.1:${ports.http}\n  ssl:\n    address: 127.0.0.1:${ports.https}\n    redirect: true\n` +
       `    acme:\n      certs_dir: ${join(dir, 'certs')}\n      email: ops@example.com\n      directory: ${pebble.directory}\n` +
       `metrics:\n  address: 127.0.0.1:${ports.metrics}\n` +
-      `sites:\n${siteYaml(['a.test', 'www.a.test'])}${siteYaml(['b.test'])}${siteYaml(['unreachable.test'])}` +
+      `sites:\n${siteYaml(['a.test', 'www.a.test'])}${siteYaml(['b.test'])}${siteYaml(['unreachable.test'])}${siteYaml(['c.test', 'broken.c.test'])}` +
       `admin:\n  socket: ${join(dir, 'admin.sock')}\n`,
   );
   server = startServer(['serve', '-c', config], { env: { NODE_EXTRA_CA_CERTS: pebble.caFile } });
@@ -120,7 +122,8 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect(server.stdout).toMatch(/certificate a\.test: none stored yet; a temporary self-signed one is served/);
     await server.waitFor(/certificate a\.test issued: /, DEADLINE_MS);
     await server.waitFor(/certificate b\.test issued: /, DEADLINE_MS);
-    expect(pebble.issued()).toBe(2);
+    await server.waitFor(/certificate c\.test issued for c\.test only: /, DEADLINE_MS);
+    expect(pebble.issued()).toBe(3);
 
     const a = await handshake(ports.https, 'a.test', root);
     expect(a.authorized).toBe(true);
@@ -188,6 +191,33 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect(metrics.body).not.toContain('domain="unreachable.test"');
   });
 
+  it('one name that fails validation does not hold back the others of its site: they get a certificate, it keeps the temporary one', async () => {
+    const line = server.stdout.split('\n').find((l) => l.includes('certificate c.test issued for c.test only'))!;
+    expect(line).toContain('broken.c.test keeps what it had until the whole set is issued');
+    expect(server.stdout + server.stderr).toMatch(
+      /certificate c\.test: broken\.c\.test: the CA could not connect.*\[WP_SERVER_ACME_UNREACHABLE\]; next attempt at/,
+    );
+    const c = await handshake(ports.https, 'c.test', root);
+    expect(c.authorized).toBe(true);
+    expect(c.cert.subjectaltname).toBe('DNS:c.test');
+    const broken = await handshake(ports.https, 'broken.c.test', root);
+    expect(broken.authorized).toBe(false);
+    expect(broken.cert.subject.O).toBe('warmpool temporary certificate (waiting for the CA)');
+
+    const json = await runCli(['cert', 'status', '--socket', join(dir, 'admin.sock'), '--json']);
+    const status = (JSON.parse(json.stdout) as { certificates: Array<Record<string, unknown>> }).certificates.find(
+      (entry) => entry.name === 'c.test',
+    );
+    expect(status).toMatchObject({
+      domains: ['c.test', 'broken.c.test'],
+      state: 'partial',
+      lastError: { code: 'WP_SERVER_ACME_UNREACHABLE' },
+    });
+    const metrics = await plainGet(ports.metrics, 'localhost', '/metrics');
+    expect(metrics.body).toMatch(/^warmpool_cert_expiry_seconds\{domain="c\.test"\} \d+$/m);
+    expect(metrics.body).not.toContain('domain="broken.c.test"');
+  });
+
   it('`warmpool config check` shows the CA, certs_dir and the certificates it will ask for (one per site)', async () => {
     const result = await runCli(['config', 'check', '-c', config, '--json']);
     expect(result.code).toBe(0);
@@ -203,13 +233,14 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
         { name: 'a.test', domains: ['a.test', 'www.a.test'] },
         { name: 'b.test', domains: ['b.test'] },
         { name: 'unreachable.test', domains: ['unreachable.test'] },
+        { name: 'c.test', domains: ['c.test', 'broken.c.test'] },
       ],
     });
   });
 
   it('keeps the keys 0600 in certs_dir', async () => {
     const certificates = join(dir, 'certs', 'certificates');
-    expect((await readdir(certificates)).sort()).toEqual(['a.test', 'b.test', 'unreachable.test']);
+    expect((await readdir(certificates)).sort()).toEqual(['a.test', 'b.test', 'c.test', 'unreachable.test']);
     for (const name of ['a.test', 'b.test']) {
       expect((await stat(join(certificates, name, 'current', 'key.pem'))).mode & 0o777).toBe(0o600);
     }
@@ -229,10 +260,16 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     await server.ready();
     expect(server.stdout).toMatch(/certificate a\.test: stored one in use \(a\.test, www\.a\.test; expires /);
     expect(server.stdout).toMatch(/certificate b\.test: stored one in use/);
+    // the partial one serves its names again; the failing name is tried again, and nothing issued
+    expect(server.stdout).toMatch(
+      /certificate c\.test: stored one in use \(c\.test; expires [^)]+\); broken\.c\.test waits for one/,
+    );
+    expect((await handshake(ports.https, 'c.test', root)).authorized).toBe(true);
     expect((await handshake(ports.https, 'a.test', root)).cert.serialNumber).toBe(before.a);
     expect((await handshake(ports.https, 'b.test', root)).cert.serialNumber).toBe(before.b);
     // the one without a certificate is tried again; the stored ones are not ordered
     await server.waitFor(/certificate unreachable\.test: the CA could not connect/, DEADLINE_MS);
+    await server.waitFor(/certificate c\.test: broken\.c\.test: the CA could not connect/, DEADLINE_MS);
     expect(server.stdout).not.toMatch(/certificate (a|b)\.test: (ordering|renewing)/);
     expect(pebble.issued()).toBe(issued);
   });

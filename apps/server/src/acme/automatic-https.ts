@@ -96,7 +96,11 @@ export class AutomaticHttps {
       const status = certificate.status();
       out.info(
         from === 'stored'
-          ? `certificate ${certificate.name}: stored one in use (${certificate.domains.join(', ')}; expires ${status.notAfter})`
+          ? `certificate ${certificate.name}: stored one in use (${certificate.coveredDomains.join(', ')}; expires ${status.notAfter})${
+              certificate.coveredDomains.length < certificate.domains.length
+                ? `; ${certificate.domains.filter((d) => !certificate.coveredDomains.includes(d)).join(', ')} wait${certificate.domains.length - certificate.coveredDomains.length === 1 ? 's' : ''} for one (temporary meanwhile)`
+                : ''
+            }`
           : `certificate ${certificate.name}: none stored yet; a temporary self-signed one is served until the CA issues it`,
       );
     }
@@ -148,9 +152,7 @@ export class AutomaticHttps {
       '# TYPE warmpool_cert_expiry_seconds gauge',
     ];
     for (const certificate of this.certificates) {
-      const seconds = certificate.expiresInSeconds();
-      if (seconds === null) continue;
-      for (const domain of certificate.domains)
+      for (const [domain, seconds] of certificate.expiryByName())
         lines.push(`warmpool_cert_expiry_seconds{domain="${domain}"} ${Math.round(seconds)}`);
     }
     return `${lines.join('\n')}\n`;

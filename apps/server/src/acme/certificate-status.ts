@@ -4,8 +4,16 @@ import type { X509Certificate } from 'node:crypto';
 import type { Credentials } from '../tls.js';
 import type { Lifetime } from './renewal.js';
 
-/** valid | expired (renewals failed past its notAfter; still served, browsers refuse it) | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
-export type CertificateState = 'valid' | 'expired' | 'temporary' | 'ordering' | 'renewing' | 'waiting' | 'file';
+/** valid | partial (issued for the names that validated; the others keep what they had, see lastError) | expired (renewals failed past its notAfter; still served, browsers refuse it) | temporary (self-signed while the first order runs) | ordering | renewing | waiting (for another server's order) | file (http.ssl.cert: renewed by you) */
+export type CertificateState =
+  | 'valid'
+  | 'partial'
+  | 'expired'
+  | 'temporary'
+  | 'ordering'
+  | 'renewing'
+  | 'waiting'
+  | 'file';
 
 /** One line of `warmpool cert status` (the admin socket's `certs` answer). */
 export interface CertificateStatus {

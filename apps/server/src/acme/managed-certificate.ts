@@ -8,6 +8,10 @@
 //             handshakes only (tls.ts), so open connections are not dropped
 //   failure   the certificate served so far stays; the error says what to do; retried with backoff
 //             (or after the CA's Retry-After)
+//   partly    a name that fails validation does not hold back the others: while their certificate
+//             is temporary or in the last sixth of its life, one is ordered for the names that
+//             validate (served to them; the failing name keeps what it had), and the whole set is
+//             retried on the failure's schedule (Caddy manages each name alone for the same reason)
 import type * as acme from 'acme-client';
 import type { TlsContexts, Credentials } from '../tls.js';
 import { credentialsFromPem } from '../tls.js';
@@ -15,7 +19,7 @@ import type { ChallengeResponder } from './challenges.js';
 import { tryLock, type HeldLock, type LockOwner } from './lock.js';
 import { orderCertificate, type ChallengeType } from './order.js';
 import type { PlannedCertificate } from './plan.js';
-import { explainFailure, recordProblems, type AcmeFailure } from './problems.js';
+import { type AcmeFailure, type AcmeProblem, explainFailure, recordProblems } from './problems.js';
 import { callAt, isDue, type Lifetime, renewalTime, retryDelay } from './renewal.js';
 import { type CertificateState, type CertificateStatus, issuerOf, lifetimeOf, sanNames } from './certificate-status.js';
 import type { CertificateStore, StoredCertificate } from './store.js';
@@ -52,6 +56,8 @@ export interface ManagedCertificateDeps {
 
 interface Served {
   credentials: Credentials;
+  /** the names it is served for: all the certificate's, or the ones that validated (partly) */
+  names: readonly string[];
   /** from the CA (stored or just issued) or made here while waiting */
   temporary: boolean;
   lifetime: Lifetime;
@@ -66,6 +72,8 @@ export class ManagedCertificate {
   readonly #now: () => number;
   readonly #random: () => number;
   #served: Served | null = null;
+  /** each name's served CA certificate's notAfter (a name left out of a partial issuance keeps its old one) */
+  readonly #notAfter = new Map<string, number>();
   #state: CertificateState = 'temporary';
   #nextRenewal: number | null = null;
   #nextAttempt: number | null = null;
@@ -86,20 +94,41 @@ export class ManagedCertificate {
   /** Serves the stored certificate when it is still good, else a temporary one. Returns which. */
   async load(): Promise<'stored' | 'temporary'> {
     const stored = this.#usable(await this.#deps.store.readCertificate(this.name));
-    if (stored !== null) {
+    if (stored !== null && stored.names.length === this.domains.length) {
       this.#serve(stored);
       return 'stored';
     }
     const temporary = await createTemporaryCertificate(this.domains);
     const credentials = credentialsFromPem(temporary.cert, temporary.key);
-    this.#serve({ credentials, temporary: true, lifetime: lifetimeOf(credentials.x509), issuer: 'self-signed' });
-    return 'temporary';
+    this.#serve({
+      credentials,
+      names: this.domains,
+      temporary: true,
+      lifetime: lifetimeOf(credentials.x509),
+      issuer: 'self-signed',
+    });
+    if (stored === null) return 'temporary';
+    // one stored for some of the names (issued partly, or the site gained names): theirs until the
+    // whole set is issued; the others keep the temporary one
+    this.#serve(stored);
+    return 'stored';
+  }
+
+  /** The names the served CA certificate covers (all once issued; fewer after a partial issuance). */
+  get coveredDomains(): readonly string[] {
+    const served = this.#served;
+    return served === null || served.temporary ? [] : served.names;
   }
 
   /** Starts the schedule: order now (temporary or due), or wait for the renewal time. */
   start(): void {
     const served = this.#served;
-    if (served === null || served.temporary || isDue(served.lifetime, this.#now())) {
+    if (
+      served === null ||
+      served.temporary ||
+      served.names.length < this.domains.length ||
+      isDue(served.lifetime, this.#now())
+    ) {
       this.#schedule(this.#now());
       return;
     }
@@ -142,7 +171,8 @@ export class ManagedCertificate {
     const served = this.#served;
     const real = served !== null && !served.temporary;
     // a served certificate past its notAfter is said as such, whatever the schedule's state
-    const expired = real && this.#state === 'valid' && served.lifetime.notAfter <= this.#now();
+    const expired =
+      real && (this.#state === 'valid' || this.#state === 'partial') && served.lifetime.notAfter <= this.#now();
     return {
       name: this.name,
       domains: [...this.domains],
@@ -156,11 +186,13 @@ export class ManagedCertificate {
     };
   }
 
-  /** Seconds until the served CA certificate expires; null while only the temporary one is served. */
-  expiresInSeconds(): number | null {
-    const served = this.#served;
-    if (served === null || served.temporary) return null;
-    return (served.lifetime.notAfter - this.#now()) / 1000;
+  /** Seconds until each name's served CA certificate expires (names served only a temporary one: none). */
+  expiryByName(): Array<[domain: string, seconds: number]> {
+    const now = this.#now();
+    return this.domains.flatMap((domain) => {
+      const notAfter = this.#notAfter.get(domain);
+      return notAfter === undefined ? [] : [[domain, (notAfter - now) / 1000] as [string, number]];
+    });
   }
 
   #schedule(at: number): void {
@@ -192,6 +224,7 @@ export class ManagedCertificate {
       const fresh = this.#usable(await this.#deps.store.readCertificate(this.name));
       if (
         fresh !== null &&
+        fresh.names.length === this.domains.length &&
         fresh.credentials.serial !== this.#served?.credentials.serial &&
         !isDue(fresh.lifetime, this.#now())
       ) {
@@ -214,15 +247,9 @@ export class ManagedCertificate {
       );
       if (!result.ok) {
         this.#deps.dropAccount();
-        await this.#failed(
-          await explainFailure(result.error, result.problems, {
-            certificate: this.name,
-            domains: this.domains,
-            challengeType: this.#deps.challengeType,
-            directory: this.#deps.directory,
-            probeDirectory: () => probeDirectory(this.#deps.directory),
-          }),
-        );
+        const failure = await this.#explain(result, this.domains);
+        if (this.#healthyNamesNeedOne()) await this.#issuePartly(failure);
+        await this.#failed(failure);
         return;
       }
       const credentials = credentialsFromPem(result.value.cert, result.value.key);
@@ -232,7 +259,13 @@ export class ManagedCertificate {
         storedAt: new Date(this.#now()).toISOString(),
       });
       this.#adopt(
-        { credentials, temporary: false, lifetime: lifetimeOf(credentials.x509), issuer: issuerOf(credentials.x509) },
+        {
+          credentials,
+          names: this.domains,
+          temporary: false,
+          lifetime: lifetimeOf(credentials.x509),
+          issuer: issuerOf(credentials.x509),
+        },
         renewing ? 'renewed' : 'issued',
       );
     } catch (error) {
@@ -264,6 +297,7 @@ export class ManagedCertificate {
       const stored = this.#usable(await this.#deps.store.readCertificate(this.name));
       if (
         stored !== null &&
+        stored.names.length === this.domains.length &&
         stored.credentials.serial !== this.#served?.credentials.serial &&
         !isDue(stored.lifetime, this.#now())
       ) {
@@ -294,9 +328,102 @@ export class ManagedCertificate {
 
   #serve(served: Served): void {
     this.#served = served;
-    this.#state = served.temporary ? 'temporary' : 'valid';
-    this.#deps.contexts.setNames(this.domains, served.credentials);
+    this.#state = this.#restingState();
+    for (const name of served.names) {
+      if (served.temporary) this.#notAfter.delete(name);
+      else this.#notAfter.set(name, served.lifetime.notAfter);
+    }
+    this.#deps.contexts.setNames(served.names, served.credentials);
     if (this.#deps.isDefault) this.#deps.contexts.setDefault(served.credentials);
+  }
+
+  /** The state between attempts: what is served. */
+  #restingState(): CertificateState {
+    const served = this.#served;
+    if (served === null || served.temporary) return 'temporary';
+    return served.names.length < this.domains.length ? 'partial' : 'valid';
+  }
+
+  #explain(failed: { error: unknown; problems: AcmeProblem[] }, domains: readonly string[]): Promise<AcmeFailure> {
+    return explainFailure(failed.error, failed.problems, {
+      certificate: this.name,
+      domains,
+      challengeType: this.#deps.challengeType,
+      directory: this.#deps.directory,
+      probeDirectory: () => probeDirectory(this.#deps.directory),
+    });
+  }
+
+  /**
+   * Whether the names that validate should get a certificate of their own now: theirs is the
+   * temporary one, or in the last sixth of its life (15 days of Let's Encrypt's 90). Before that the
+   * whole set is retried and the current certificate serves every name meanwhile.
+   */
+  #healthyNamesNeedOne(): boolean {
+    const served = this.#served;
+    if (served === null || served.temporary) return true;
+    const { notBefore, notAfter } = served.lifetime;
+    return notAfter - this.#now() < (notAfter - notBefore) * PARTIAL_AT_REMAINING_FRACTION;
+  }
+
+  /**
+   * The order for every name failed on one name's validation: orders for the others (again without
+   * each name that fails next), serves and stores what is issued. Its own failures are only said:
+   * the whole set's failure schedules the next attempt.
+   */
+  async #issuePartly(failure: AcmeFailure): Promise<void> {
+    const failing = new Set<string>();
+    let error = failure;
+    for (;;) {
+      const name = failedName(error, this.domains);
+      if (name === null || failing.has(name) || this.#stopped) return;
+      failing.add(name);
+      const healthy = this.domains.filter((domain) => !failing.has(domain));
+      if (healthy.length === 0) return;
+      const left = [...failing].join(', ');
+      this.#deps.report.info(
+        'acme order started',
+        `certificate ${this.name}: ordering for ${healthy.join(', ')} without ${left}, which failed validation`,
+        { certificate: this.name, domains: healthy, without: [...failing] },
+      );
+      const result = await recordProblems(async () =>
+        orderCertificate(
+          await this.#deps.account(),
+          { domains: healthy, challengeType: this.#deps.challengeType },
+          this.#deps.responder,
+        ),
+      );
+      if (!result.ok) {
+        this.#deps.dropAccount();
+        error = await this.#explain(result, healthy);
+        continue;
+      }
+      const credentials = credentialsFromPem(result.value.cert, result.value.key);
+      await this.#deps.store.writeCertificate(this.name, result.value.cert, result.value.key, {
+        directory: this.#deps.directory,
+        domains: healthy,
+        storedAt: new Date(this.#now()).toISOString(),
+      });
+      const served: Served = {
+        credentials,
+        names: healthy,
+        temporary: false,
+        lifetime: lifetimeOf(credentials.x509),
+        issuer: issuerOf(credentials.x509),
+      };
+      this.#serve(served);
+      this.#deps.report.success(
+        'certificate issued',
+        `certificate ${this.name} issued for ${healthy.join(', ')} only: ${credentials.summary}, issuer ${served.issuer}; ${left} keep${failing.size === 1 ? 's' : ''} what ${failing.size === 1 ? 'it' : 'they'} had until the whole set is issued`,
+        {
+          certificate: this.name,
+          domains: healthy,
+          serial: credentials.serial,
+          notAfter: new Date(served.lifetime.notAfter).toISOString(),
+        },
+      );
+      return;
+    }
   }
 
   async #failed(error: AcmeFailure): Promise<void> {
@@ -310,7 +437,7 @@ export class ManagedCertificate {
     });
     const at = this.#now() + delay;
     this.#nextAttempt = at;
-    this.#state = served === null || served.temporary ? 'temporary' : 'valid';
+    this.#state = this.#restingState();
     const message = (error as Error)?.message ?? String(error);
     const code = (error as { code?: string })?.code ?? 'WP_SERVER_ACME_ORDER';
     this.#lastError = { code, message, at: new Date(this.#now()).toISOString() };
@@ -343,11 +470,28 @@ export class ManagedCertificate {
       return null;
     }
     const names = sanNames(credentials.x509);
-    if (!this.domains.every((domain) => names.includes(domain))) return null;
+    // the names it covers: all, or some (issued partly, or the site has gained names since)
+    const covered = this.domains.filter((domain) => names.includes(domain));
+    if (covered.length === 0) return null;
     const lifetime = lifetimeOf(credentials.x509);
     if (lifetime.notAfter <= this.#now()) return null;
-    return { credentials, temporary: false, lifetime, issuer: issuerOf(credentials.x509) };
+    return { credentials, names: covered, temporary: false, lifetime, issuer: issuerOf(credentials.x509) };
   }
+}
+
+/** Names whose certificate is ordered alone once the others' has less than this part of its life left. */
+const PARTIAL_AT_REMAINING_FRACTION = 1 / 6;
+
+/** The name a validation failure was about (a name of ours), or null when the failure is not one name's. */
+function failedName(error: AcmeFailure, domains: readonly string[]): string | null {
+  const details = (error as { details?: { domain?: string; problem?: string } }).details;
+  const domain = details?.domain;
+  if (domain === undefined || !domains.includes(domain)) return null;
+  const code = (error as { code?: string }).code;
+  if (code === 'WP_SERVER_ACME_DNS' || code === 'WP_SERVER_ACME_UNREACHABLE' || code === 'WP_SERVER_ACME_CHALLENGE')
+    return domain;
+  // the CA refuses this name (rejectedIdentifier, caa)
+  return code === 'WP_SERVER_ACME_ORDER' && /:(rejectedIdentifier|caa)$/.test(details?.problem ?? '') ? domain : null;
 }
 
 /** The status line of http.ssl.cert (served to names without an automatic certificate). */
