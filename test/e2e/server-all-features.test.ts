@@ -402,6 +402,25 @@ describe('all features: static files, headers, CORS, compression', () => {
     });
     expect([tagged.headers['content-encoding'], tagged.headers.etag]).toEqual(['gzip', 'W/"e1"']);
   });
+
+  it('a PHP asset that compares If-None-Match byte for byte (DokuWiki css.php) still answers 304 to the weak tag gzip gave it', async () => {
+    const first = await get('/asset.php', { host: 'classic.test', headers: { 'accept-encoding': 'gzip' } });
+    expect([first.status, first.headers['content-encoding'], first.headers.etag]).toEqual([
+      200,
+      'gzip',
+      'W/"asset-v1"',
+    ]);
+    // the browser sends back the tag it got: PHP is given its own strong one
+    const again = await get('/asset.php', {
+      host: 'classic.test',
+      headers: { 'accept-encoding': 'gzip', 'if-none-match': 'W/"asset-v1"' },
+    });
+    expect(again.status).toBe(304);
+    expect(again.headers.etag).toBe('W/"asset-v1"');
+    // a weak tag warmpool did not make is passed as it came
+    const other = await get('/asset.php', { host: 'classic.test', headers: { 'if-none-match': 'W/"other"' } });
+    expect(other.status).toBe(200);
+  });
 });
 
 describe('all features: proxy routes', () => {

@@ -154,6 +154,11 @@ export async function registerHttpHeaders<S extends RawServerBase>(
   }
 
   if (compression !== null) {
+    // a revalidation of a tag weakened here reaches the backend with the tag the backend made
+    app.addHook('onRequest', (request, _reply, done) => {
+      if (request.headers['if-none-match'] !== undefined) restoreWeakenedTags(request.raw.rawHeaders);
+      done();
+    });
     // @fastify/compress decides per type: its list plus mime-db (images, archives, fonts and event
     // streams are left alone). application/octet-stream is in its list, but PHP sends downloads
     // (zip, pdf, media) under that type: those are compressed already, so they are skipped too,
@@ -252,7 +257,38 @@ function encoded(reply: AnyReply): boolean {
  */
 function weakenEtag(reply: AnyReply): void {
   const etag = reply.getHeader('etag');
-  if (typeof etag === 'string' && etag.startsWith('"')) reply.header('etag', `W/${etag}`);
+  if (typeof etag === 'string' && etag.startsWith('"')) {
+    reply.header('etag', `W/${etag}`);
+    rememberWeakened(etag);
+  }
+}
+
+/**
+ * The strong tags weakened here lately (insertion order, the oldest dropped past the bound). A
+ * browser revalidates with the weak tag it got, and apps that compare If-None-Match byte for byte
+ * (DokuWiki's css.php and js.php, WordPress's load-styles.php) then never answered 304 again: the
+ * whole asset on every page (a classic-PHP probe). nginx's gzip weakens tags too, but most configs
+ * leave css and js out of its gzip_types. So a weak tag that is one of ours is given back strong to
+ * the backend: If-None-Match compares weakly (RFC 9110 13.1.2), so this changes no answer of a
+ * backend that compares as the RFC says, and only tags warmpool weakened are touched.
+ */
+const weakened = new Set<string>();
+const WEAKENED_MAX = 10_000;
+
+function rememberWeakened(tag: string): void {
+  if (weakened.has(tag)) return;
+  if (weakened.size >= WEAKENED_MAX) weakened.delete(weakened.values().next().value as string);
+  weakened.add(tag);
+}
+
+/** In the request's raw headers (what the backend is sent), W/"x" becomes "x" when "x" was weakened here. */
+export function restoreWeakenedTags(rawHeaders: string[]): void {
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    if (rawHeaders[i]!.length !== 13 || rawHeaders[i]!.toLowerCase() !== 'if-none-match') continue;
+    const value = rawHeaders[i + 1]!;
+    if (!value.includes('W/')) continue;
+    rawHeaders[i + 1] = value.replace(/W\/("[^"]*")/g, (tag, strong: string) => (weakened.has(strong) ? strong : tag));
+  }
 }
 
 /**
