@@ -513,7 +513,11 @@ const TOP: Entry[] = [
   rr('http.ssl.acme.certs_dir', 'string', 'where the account key, certificates and keys (0600) are kept', {
     default: 'rr_le_certs',
   }),
-  rr('http.ssl.acme.email', 'string', "contact address of the CA account (the CA's expiry and policy notices)"),
+  rr('http.ssl.acme.email', 'string', "contact address of the CA account (the CA's expiry and policy notices)", {
+    // the CA refuses the account otherwise, at run time, and every order with it
+    check: (text) =>
+      /^[^\s@:]+@[^\s@]+\.[^\s@]+$/.test(text) ? null : `is not an email address: "${text}" (like ops@example.com)`,
+  }),
   rr('http.ssl.acme.challenge_type', 'enum', 'how the CA checks each name: HTTP on port 80, or TLS-ALPN on 443', {
     values: ['http-01', 'tlsalpn-01'],
     default: 'http-01',

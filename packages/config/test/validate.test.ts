@@ -296,6 +296,22 @@ describe('values', () => {
   });
 });
 
+describe('acme email', () => {
+  it('an address the CA would refuse is an error at its line, not a failure at run time', () => {
+    const acme = (email: string) => [
+      '  ssl:',
+      '    address: 127.0.0.1:8443',
+      '    acme:',
+      `      email: ${email}`,
+      '      domains: [a.test]',
+    ];
+    const [error] = errorsOf(acme('ops-at-example.com'));
+    expect(where(error!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'http.ssl.acme.email', 8, 7]);
+    expect(error!.message).toContain('is not an email address: "ops-at-example.com" (like ops@example.com)');
+    expect(() => load(acme('ops@example.com'))).not.toThrow();
+  });
+});
+
 describe('required keys', () => {
   it('server.command is required at the top level when there are no sites', () => {
     const [error] = errorsOf('server:\n  relay: pipes\nhttp:\n  address: ":80"\n');

@@ -82,7 +82,7 @@ export class AutomaticHttps {
   /** Step 1 of boot: stored certificates (or temporary ones) are served. Throws AcmeStoreError. */
   async load(): Promise<void> {
     const { out, acme: settings } = this.#options;
-    await this.store.prepare();
+    for (const warning of await this.store.prepare()) out.warn(warning);
     if (settings.staging)
       out.warn(
         "http.ssl.acme: Let's Encrypt staging (use_production_endpoint is false, as RoadRunner's default): browsers will not trust these certificates; set use_production_endpoint: true once the setup works",

@@ -15,8 +15,21 @@
 // new one, never a key with another certificate. The account key is created with link(), which
 // never replaces: two servers racing keep one key.
 import { randomBytes } from 'node:crypto';
-import { chmod, link, mkdir, open, readFile, readdir, readlink, rename, rm, symlink, unlink } from 'node:fs/promises';
-import { join } from 'node:path';
+import {
+  chmod,
+  link,
+  mkdir,
+  open,
+  readFile,
+  readdir,
+  readlink,
+  rename,
+  rm,
+  stat,
+  symlink,
+  unlink,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { AcmeStoreError } from '../errors.js';
 
 export interface CertificateMeta {
@@ -47,13 +60,24 @@ export class CertificateStore {
     this.dir = dir;
   }
 
-  /** Creates the folders (0700); AcmeStoreError says what to fix when it cannot. */
-  async prepare(): Promise<void> {
+  /**
+   * Creates the folders (0700); AcmeStoreError says what to fix when it cannot. Returns warnings:
+   * a certs_dir that already existed open to other users (its keys are 0600, but whoever may write
+   * the folder may swap a certificate and its key).
+   */
+  async prepare(): Promise<string[]> {
+    const warnings: string[] = [];
+    const before = await stat(this.dir).catch(() => null);
+    if (before?.isDirectory() && (before.mode & 0o022) !== 0)
+      warnings.push(
+        `http.ssl.acme.certs_dir ${this.dir} is mode ${(before.mode & 0o777).toString(8)}: other users may write in it (and so swap a certificate and its key); chmod 700 ${this.dir}`,
+      );
     for (const sub of ['', 'accounts', 'certificates', 'http-01']) {
+      const folder = join(this.dir, sub);
       try {
-        await mkdir(join(this.dir, sub), { recursive: true, mode: 0o700 });
+        await mkdir(folder, { recursive: true, mode: 0o700 });
       } catch (error) {
-        throw storeError(`create ${join(this.dir, sub)}`, error);
+        throw storeError(`create ${folder}`, await mkdirCause(folder, error));
       }
     }
     // a probe write: a read-only folder fails here, at boot, not at the first order
@@ -64,6 +88,7 @@ export class CertificateStore {
     } catch (error) {
       throw storeError(`write in ${this.dir}`, error);
     }
+    return warnings;
   }
 
   /** The account key for this CA, created by `create` the first time (one key per CA directory). */
@@ -232,6 +257,23 @@ async function syncFolder(folder: string): Promise<void> {
   } finally {
     await handle.close();
   }
+}
+
+/**
+ * Node's recursive mkdir says ENOENT when a folder cannot be made for another reason (a read-only
+ * filesystem, a parent it may not write): the real error is the plain mkdir of the first missing one.
+ */
+async function mkdirCause(folder: string, error: unknown): Promise<unknown> {
+  if ((error as NodeJS.ErrnoException).code !== 'ENOENT') return error;
+  let missing = folder;
+  while (dirname(missing) !== missing && (await stat(dirname(missing)).catch(() => null)) === null)
+    missing = dirname(missing);
+  try {
+    await mkdir(missing, { mode: 0o700 });
+  } catch (cause) {
+    return cause;
+  }
+  return error;
 }
 
 function storeError(what: string, error: unknown): AcmeStoreError {

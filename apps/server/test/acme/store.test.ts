@@ -1,6 +1,8 @@
 // certs_dir on a real filesystem: modes, the atomic `current` switch, one account key when two
 // servers race, and challenge tokens that can never name a path.
-import { lstat, mkdtemp, readdir, readlink, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { chmod, lstat, mkdtemp, readdir, readlink, rm, stat, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,6 +13,21 @@ let dir: string;
 let store: CertificateStore;
 const meta = (domains: string[]) => ({ directory: 'https://ca.test/dir', domains, storedAt: new Date().toISOString() });
 const mode = async (path: string) => (await stat(path)).mode & 0o777;
+
+/** Whether this machine lets the test mount a read-only tmpfs (root, with the capability). */
+const canMountReadOnly = (() => {
+  if (process.getuid?.() !== 0) return false;
+  const probe = mkdtempSync(join(tmpdir(), 'wp-ro-probe-'));
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', probe], { stdio: 'ignore' });
+    execFileSync('umount', [probe]);
+    return true;
+  } catch {
+    return false;
+  } finally {
+    rmSync(probe, { recursive: true, force: true });
+  }
+})();
 
 beforeEach(async () => {
   dir = join(await mkdtemp(join(tmpdir(), 'wp-acme-store-')), 'certs');
@@ -31,6 +48,34 @@ describe('CertificateStore', () => {
     expect((error as AcmeStoreError).code).toBe('WP_SERVER_ACME_STORE');
     expect((error as Error).message).toContain(`cannot create ${join(file, 'certs')}`);
   });
+
+  it("prepare() warns of a certs_dir others may write, and keeps its mode (the folder is the operator's)", async () => {
+    const open = join(dir, '..', 'open-certs');
+    await mkdir(open);
+    await chmod(open, 0o777);
+    const warnings = await new CertificateStore(open).prepare();
+    expect(warnings).toEqual([
+      `http.ssl.acme.certs_dir ${open} is mode 777: other users may write in it (and so swap a certificate and its key); chmod 700 ${open}`,
+    ]);
+    expect(await new CertificateStore(dir).prepare()).toEqual([]);
+  });
+
+  it.skipIf(!canMountReadOnly)(
+    'prepare() on a read-only filesystem says so, not ENOENT (recursive mkdir hides it)',
+    async () => {
+      const mountpoint = join(dir, '..', 'ro');
+      await mkdir(mountpoint);
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mountpoint]);
+      try {
+        const error = await new CertificateStore(join(mountpoint, 'certs')).prepare().catch((e: unknown) => e);
+        expect((error as Error).message).toContain(
+          'read-only filesystem: point http.ssl.acme.certs_dir at a writable folder',
+        );
+      } finally {
+        execFileSync('umount', [mountpoint]);
+      }
+    },
+  );
 
   it('stores a certificate as a set: key.pem 0600, cert.pem, meta.json, behind a `current` symlink', async () => {
     expect(await store.readCertificate('example.com')).toBeNull();
