@@ -239,6 +239,12 @@ export async function explainFailure(
         error,
       );
     }
+    case 'externalAccountRequired':
+      return new AcmeOrderError(
+        `the CA at ${context.directory} requires External Account Binding (EAB: ZeroSSL, Google, Sectigo ask for one)${said}, which warmpool does not do: use a CA without it (Let's Encrypt: leave http.ssl.acme.directory unset), or get the certificate elsewhere and give it as http.ssl.cert and key`,
+        details,
+        error,
+      );
     case 'rejectedIdentifier':
     case 'caa':
       return new AcmeOrderError(

@@ -140,6 +140,13 @@ describe('explainFailure', () => {
     );
   });
 
+  it('a CA that wants External Account Binding: warmpool does not do it, and says what to use instead', async () => {
+    const error = await failure('externalAccountRequired', 'an external account binding is required');
+    expect(error.code).toBe('WP_SERVER_ACME_ORDER');
+    expect(error.message).toContain('requires External Account Binding');
+    expect(error.message).toContain('which warmpool does not do: use a CA without it');
+  });
+
   it('no problem from the CA and its directory does not answer: the CA is unreachable', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
