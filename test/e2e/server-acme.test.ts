@@ -3,7 +3,7 @@
 // them by SNI, keeps keys 0600, reuses them after a restart without ordering, reports a name the CA
 // cannot reach while the other sites serve, and tells `warmpool cert status` and /metrics.
 import { request as httpRequest } from 'node:http';
-import { mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as connectTls, type PeerCertificate } from 'node:tls';
@@ -272,6 +272,25 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     await server.waitFor(/certificate c\.test: broken\.c\.test: the CA could not connect/, DEADLINE_MS);
     expect(server.stdout).not.toMatch(/certificate (a|b)\.test: (ordering|renewing)/);
     expect(pebble.issued()).toBe(issued);
+  });
+
+  it('another CA configured (directory changed, the new one down): the stored certificates serve until it issues', async () => {
+    const serial = (await handshake(ports.https, 'a.test', root)).cert.serialNumber;
+    expect((await server.stop()).code).toBe(0);
+    const elsewhere = `https://127.0.0.1:${await freePort()}/dir`;
+    const moved = join(dir, 'moved.yaml');
+    await writeConfig(moved, (await readFile(config, 'utf8')).replace(pebble.directory, elsewhere));
+    server = startServer(['serve', '-c', moved], { env: { NODE_EXTRA_CA_CERTS: pebble.caFile } });
+    await server.ready();
+    expect(server.stdout).toContain(`certificate a.test: stored one in use (a.test, www.a.test; expires `);
+    expect(server.stdout).toContain(
+      `it is from ${pebble.directory}, the CA configured before: served until ${elsewhere} issues one`,
+    );
+    const served = await handshake(ports.https, 'a.test', root);
+    expect([served.authorized, served.cert.serialNumber]).toEqual([true, serial]);
+    // the new CA is asked at once, and its being down is said
+    await server.waitFor(/certificate a\.test: cannot reach the CA at https:\/\/127\.0\.0\.1:\d+\/dir/, DEADLINE_MS);
+    expect((await handshake(ports.https, 'a.test', root)).cert.serialNumber).toBe(serial);
   });
 });
 

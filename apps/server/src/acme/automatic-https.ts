@@ -100,8 +100,12 @@ export class AutomaticHttps {
               certificate.coveredDomains.length < certificate.domains.length
                 ? `; ${certificate.domains.filter((d) => !certificate.coveredDomains.includes(d)).join(', ')} wait${certificate.domains.length - certificate.coveredDomains.length === 1 ? 's' : ''} for one (temporary meanwhile)`
                 : ''
+            }${
+              certificate.servedFromOtherCa === null
+                ? ''
+                : `; it is from ${certificate.servedFromOtherCa}, the CA configured before: served until ${settings.directory} issues one`
             }`
-          : `certificate ${certificate.name}: none stored yet; a temporary self-signed one is served until the CA issues it`,
+          : `certificate ${certificate.name}: ${certificate.unusedStored ?? 'none stored yet'}; a temporary self-signed one is served until the CA issues it`,
       );
     }
   }

@@ -58,6 +58,8 @@ interface Served {
   credentials: Credentials;
   /** the names it is served for: all the certificate's, or the ones that validated (partly) */
   names: readonly string[];
+  /** the other CA directory it was stored from (not the configured one): served until this CA issues one */
+  otherCa?: string;
   /** from the CA (stored or just issued) or made here while waiting */
   temporary: boolean;
   lifetime: Lifetime;
@@ -91,9 +93,14 @@ export class ManagedCertificate {
     this.#random = deps.random ?? Math.random;
   }
 
+  /** Why the stored certificate was not used at load (expired, unreadable, ...); null when none was stored. */
+  unusedStored: string | null = null;
+
   /** Serves the stored certificate when it is still good, else a temporary one. Returns which. */
   async load(): Promise<'stored' | 'temporary'> {
-    const stored = this.#usable(await this.#deps.store.readCertificate(this.name));
+    const found = await this.#deps.store.readCertificate(this.name);
+    const stored = this.#usable(found, true);
+    if (found !== null && stored === null) this.unusedStored = this.#whyUnusable(found);
     if (stored !== null && stored.names.length === this.domains.length) {
       this.#serve(stored);
       return 'stored';
@@ -114,6 +121,11 @@ export class ManagedCertificate {
     return 'stored';
   }
 
+  /** The CA directory the served certificate came from when it is not the configured one, else null. */
+  get servedFromOtherCa(): string | null {
+    return this.#served?.otherCa ?? null;
+  }
+
   /** The names the served CA certificate covers (all once issued; fewer after a partial issuance). */
   get coveredDomains(): readonly string[] {
     const served = this.#served;
@@ -126,6 +138,7 @@ export class ManagedCertificate {
     if (
       served === null ||
       served.temporary ||
+      served.otherCa !== undefined ||
       served.names.length < this.domains.length ||
       isDue(served.lifetime, this.#now())
     ) {
@@ -460,9 +473,14 @@ export class ManagedCertificate {
     this.#schedule(at);
   }
 
-  /** A stored certificate this server may serve: parses, covers our names, from our CA, not expired. */
-  #usable(stored: StoredCertificate | null): Served | null {
-    if (stored === null || stored.meta.directory !== this.#deps.directory) return null;
+  /**
+   * A stored certificate this server may serve: parses, covers some of our names, from our CA (or,
+   * `anyCa` at load, from the CA configured before: still good until this one issues), not expired.
+   */
+  #usable(stored: StoredCertificate | null, anyCa = false): Served | null {
+    if (stored === null) return null;
+    const otherCa = stored.meta.directory !== this.#deps.directory;
+    if (otherCa && !anyCa) return null;
     let credentials: Credentials;
     try {
       credentials = credentialsFromPem(stored.cert, stored.key);
@@ -475,7 +493,26 @@ export class ManagedCertificate {
     if (covered.length === 0) return null;
     const lifetime = lifetimeOf(credentials.x509);
     if (lifetime.notAfter <= this.#now()) return null;
-    return { credentials, names: covered, temporary: false, lifetime, issuer: issuerOf(credentials.x509) };
+    return {
+      credentials,
+      names: covered,
+      temporary: false,
+      lifetime,
+      issuer: issuerOf(credentials.x509),
+      ...(otherCa ? { otherCa: stored.meta.directory } : {}),
+    };
+  }
+
+  #whyUnusable(stored: StoredCertificate): string {
+    let credentials: Credentials;
+    try {
+      credentials = credentialsFromPem(stored.cert, stored.key);
+    } catch {
+      return 'the stored one cannot be read (its files are damaged)';
+    }
+    const { notAfter } = lifetimeOf(credentials.x509);
+    if (notAfter <= this.#now()) return `the stored one expired ${new Date(notAfter).toISOString()}`;
+    return 'the stored one names none of these names';
   }
 }
 

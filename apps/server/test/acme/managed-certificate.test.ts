@@ -29,25 +29,31 @@ describe('ManagedCertificate status', () => {
     });
     let now = Date.now();
     const quiet = { info: () => {}, success: () => {}, error: () => {} };
-    const certificate = new ManagedCertificate(
-      { name: 'a.test', domains: ['a.test'], site: null },
-      {
-        store,
-        responder: {} as never,
-        contexts: new TlsContexts(),
-        account: () => Promise.reject(new Error('no CA in this test')),
-        dropAccount: () => {},
-        directory,
-        challengeType: 'http-01',
-        report: quiet,
-        isDefault: true,
-        now: () => now,
-      },
-    );
+    const deps = {
+      store,
+      responder: {} as never,
+      contexts: new TlsContexts(),
+      account: () => Promise.reject(new Error('no CA in this test')),
+      dropAccount: () => {},
+      directory,
+      challengeType: 'http-01' as const,
+      report: quiet,
+      isDefault: true,
+      now: () => now,
+    };
+    const certificate = new ManagedCertificate({ name: 'a.test', domains: ['a.test'], site: null }, deps);
     expect(await certificate.load()).toBe('stored');
     const status = certificate.status();
     expect(status.state).toBe('valid');
     now = Date.parse(status.notAfter!) + 1_000;
     expect(certificate.status().state).toBe('expired');
+
+    // a server started after that: the stored one is not used, and the line says why (not "none stored")
+    const later = new ManagedCertificate(
+      { name: 'a.test', domains: ['a.test'], site: null },
+      { ...deps, now: () => now },
+    );
+    expect(await later.load()).toBe('temporary');
+    expect(later.unusedStored).toBe(`the stored one expired ${status.notAfter}`);
   });
 });
