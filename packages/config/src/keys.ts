@@ -516,7 +516,7 @@ const TOP: Entry[] = [
   rr('http.ssl.acme.email', 'string', "contact address of the CA account (the CA's expiry and policy notices)", {
     // the CA refuses the account otherwise, at run time, and every order with it
     check: (text) =>
-      /^[^\s@:]+@[^\s@]+\.[^\s@]+$/.test(text) ? null : `is not an email address: "${text}" (like ops@example.com)`,
+      /^[^\s@:]+@[^\s@]+$/.test(text) ? null : `is not an email address: "${text}" (like ops@example.com)`,
   }),
   rr('http.ssl.acme.challenge_type', 'enum', 'how the CA checks each name: HTTP on port 80, or TLS-ALPN on 443', {
     values: ['http-01', 'tlsalpn-01'],

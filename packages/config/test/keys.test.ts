@@ -79,6 +79,7 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'http.access[].prefix': '/wp-admin',
     'http.limit_req[].prefix': '/wp-login.php',
     'http.limit_req[].rate': '5r/m',
+    'http.ssl.acme.email': 'ops@example.com',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))
