@@ -474,9 +474,14 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   /** A capacity learnt before a quiet spell goes back to maxConnections (RELEARN_AFTER_IDLE_MS). */
   #relearnAfterIdle(): void {
     const now = performance.now();
+    this.#resetIfQuiet(now);
+    this.#activeAt = now;
+  }
+
+  /** The reset itself, also when the stats are read (`warmpool workers` after a quiet spell). */
+  #resetIfQuiet(now: number): void {
     const relearnMs = this.#options.relearnAfterIdleMs;
     const quiet = relearnMs > 0 && now - this.#activeAt >= relearnMs;
-    this.#activeAt = now;
     if (!quiet || this.#capacity >= this.maxConnections) return;
     if (this.#all.size !== this.#idle.length || this.#waiters.length > 0) return; // something still runs
     this.#capacity = this.maxConnections;
@@ -553,6 +558,7 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   }
 
   stats(): FastCgiPoolStats {
+    this.#resetIfQuiet(performance.now());
     const idle = this.#idle.length;
     return {
       address: this.#where,
@@ -986,9 +992,11 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
     this.#capacityReported = true;
     this.#options.logger.warn(
       { address: this.#where, capacity: this.#capacity, maxConnections: this.maxConnections },
-      `php-fpm at ${this.#where} serves ${this.#capacity} connections at once, fewer than max_connections ` +
-        `(${this.maxConnections}): warmpool keeps to what it serves and queues the rest (\`warmpool workers\` ` +
-        "shows how many); set fastcgi.max_connections to php-fpm's pm.max_children",
+      // no count: while scripts run before they print, how many children php-fpm has is a guess
+      // (a probe said 2 or 3 of a static pool of 4), and an operator would size things after it
+      `php-fpm at ${this.#where} had no child free for another connection: it has fewer children ` +
+        `(pm.max_children) than max_connections (${this.maxConnections}), so warmpool keeps to the connections ` +
+        "it serves and queues the rest (`warmpool workers` shows how many); set fastcgi.max_connections to php-fpm's pm.max_children",
     );
   }
 

@@ -234,7 +234,7 @@ describe('php-fpm with fewer children than maxConnections', () => {
       expect(warnings).toHaveLength(1);
       expect(warnings[0]!.obj).toMatchObject({ capacity: 2, maxConnections: 6 });
       expect(warnings[0]!.msg).toMatch(
-        /serves 2 connections at once.*set fastcgi.max_connections to php-fpm's pm.max_children/,
+        /had no child free for another connection: it has fewer children \(pm\.max_children\) than max_connections \(6\).*set fastcgi.max_connections to php-fpm's pm.max_children/,
       );
     } finally {
       await pool.close();
@@ -259,6 +259,8 @@ describe('php-fpm with fewer children than maxConnections', () => {
       // nothing ran for longer than relearnAfterIdleMs: the next burst may open maxConnections again
       const quietSince = Date.now();
       await eventually(() => Date.now() - quietSince > 250, 'a quiet spell');
+      // what `warmpool workers` shows after it, before any request comes
+      expect(pool.stats().capacity).toBe(6);
       const answers = await round(pool, 1);
       expect(answers[0]!.text).toMatch(/^hello from fpm-fcgi/);
       expect(pool.stats().capacity).toBe(6);
