@@ -103,9 +103,13 @@ sites:
 server: { command: php w.php }
 http:
   address: 127.0.0.1:8080
-  pool: { allocate_timeout: 0 }
+  pool: { allocate_timeout: 0, destroy_timeout: 0s, reset_timeout: 0 }
 `);
-    expect((sites[0]!.http.pool as Record<string, unknown>).allocate_timeout).toBe('60s');
+    expect(sites[0]!.http.pool).toMatchObject({
+      allocate_timeout: '60s',
+      destroy_timeout: '60s',
+      reset_timeout: '60s',
+    });
   });
 
   it('shows no num_workers for a dynamic pool (min_workers/max_workers size it), a fixed pool its default', () => {

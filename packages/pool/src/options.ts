@@ -55,9 +55,9 @@ export interface PoolOptions<Req = ExecRequest> {
    * QUEUE_PER_WORKER per live worker (a burst a few requests deep per worker); 0 = unlimited (RR)
    */
   max_queue_size?: number;
-  /** grace between the stop command and SIGKILL, and the drain bound of close() (default 60s) */
+  /** grace between the stop command and SIGKILL, and the drain bound of close() (default 60s; 0: the default, as RR) */
   destroy_timeout?: Duration;
-  /** how long reset() waits for a busy worker before killing it (default 60s) */
+  /** how long reset() waits for a busy worker before killing it (default 60s; 0: the default, as RR) */
   reset_timeout?: Duration;
   /** how long a cancelled stream may take to end (default 60s) */
   stream_timeout?: Duration;
@@ -315,8 +315,14 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
       parseDuration(options.allocate_timeout ?? DEFAULT_ALLOCATE_TIMEOUT_MS, 'allocate_timeout') ||
       DEFAULT_ALLOCATE_TIMEOUT_MS,
     maxQueueSize: options.max_queue_size === undefined ? null : ranged(options.max_queue_size, 'max_queue_size'),
-    destroyTimeoutMs: parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout'),
-    resetTimeoutMs: parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout'),
+    // 0 is RoadRunner's "the default" for all three (its pool config sets a minute), not "none":
+    // a reset_timeout of 0 killed every busy worker at once (502s), a destroy_timeout of 0 never
+    // stopped a hung one
+    destroyTimeoutMs:
+      parseDuration(options.destroy_timeout ?? DEFAULT_DESTROY_TIMEOUT_MS, 'destroy_timeout') ||
+      DEFAULT_DESTROY_TIMEOUT_MS,
+    resetTimeoutMs:
+      parseDuration(options.reset_timeout ?? DEFAULT_RESET_TIMEOUT_MS, 'reset_timeout') || DEFAULT_RESET_TIMEOUT_MS,
     streamTimeoutMs: parseDuration(options.stream_timeout ?? DEFAULT_STREAM_TIMEOUT_MS, 'stream_timeout'),
     sendTimeoutMs: parseDuration(options.send_timeout ?? DEFAULT_SEND_TIMEOUT_MS, 'send_timeout'),
     maxFrameBytes: ranged(options.max_frame_size ?? DEFAULT_MAX_FRAME_BYTES, 'max_frame_size'),

@@ -184,13 +184,18 @@ describe('resolvePoolOptions: values', () => {
     ).toBe(524_288);
   });
 
-  it('treats allocate_timeout and watch_tick of 0 as the default', () => {
+  it('treats allocate_timeout, destroy_timeout, reset_timeout and watch_tick of 0 as the default (RoadRunner)', () => {
     const resolved = resolvePoolOptions({
       command: 'php w.php',
       allocate_timeout: 0,
+      destroy_timeout: '0s',
+      reset_timeout: 0,
       supervisor: { watch_tick: '0s' },
     });
     expect(resolved.allocateTimeoutMs).toBe(60_000);
+    // before: reset_timeout 0 killed busy workers at once (502), destroy_timeout 0 never stopped a hung one
+    expect(resolved.destroyTimeoutMs).toBe(60_000);
+    expect(resolved.resetTimeoutMs).toBe(60_000);
     expect(resolved.watchTickMs).toBe(1_000);
   });
 

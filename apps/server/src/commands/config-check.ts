@@ -289,10 +289,10 @@ function effectivePool(site: SiteOptions): Record<string, unknown> {
     }),
   });
   if (dynamic) delete pool.num_workers;
-  // 0 is RoadRunner's "the default" for allocate_timeout (the pool applies 60 s), not "no wait"
-  if (isZeroDuration(pool.allocate_timeout)) {
-    const defaults: Record<string, unknown> = withDefaults('http.pool', {});
-    (pool as Record<string, unknown>).allocate_timeout = defaults.allocate_timeout;
+  // 0 is RoadRunner's "the default" for these (the pool applies 60 s), not "no wait" or "no bound"
+  const defaults: Record<string, unknown> = withDefaults('http.pool', {});
+  for (const key of ['allocate_timeout', 'destroy_timeout', 'reset_timeout'] as const) {
+    if (isZeroDuration((pool as Record<string, unknown>)[key])) (pool as Record<string, unknown>)[key] = defaults[key];
   }
   return pool;
 }
