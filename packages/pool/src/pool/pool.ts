@@ -73,6 +73,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   #retryTimer: NodeJS.Timeout | null = null;
   #bootError: Error | null = null;
   #bootFailures = 0;
+  /** when the pending boot retry runs (Date.now() ms) */
+  #retryAt = 0;
   #requests = 0;
   #pipelined = 0;
   readonly #errors: Record<string, number> = {};
@@ -408,13 +410,17 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
 
   #scheduleRetry(error: Error): void {
     if (this.#closing) return;
-    const retryInMs = this.#backoff.fail();
+    // one step of backoff per round of boots: the workers of a round fail together (4 workers took
+    // the wait to its 10 s ceiling in two rounds, and a 2 s outage became 10 s of 502)
+    const sameRound = this.#retryTimer !== null;
+    const retryInMs = sameRound ? Math.max(0, this.#retryAt - Date.now()) : this.#backoff.fail();
     this.options.logger.error(
       { reason: 'boot_failed', attempt: this.#backoff.failures, retryInMs, code: (error as WarmpoolError).code },
       `worker failed to boot (attempt ${this.#backoff.failures}); retrying in ${retryInMs}ms: ${error.message}`,
     );
     this.emit('pool:boot-failed', { error, attempt: this.#backoff.failures, retryInMs });
     if (this.#retryTimer === null) {
+      this.#retryAt = Date.now() + retryInMs;
       this.#retryTimer = setTimeout(() => {
         this.#retryTimer = null;
         this.#ensureCapacity();
@@ -432,9 +438,10 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     if (this.#retryTimer === null || this.#booting > 0 || this.#bootError === null) return null;
     for (const worker of this.#workers) if (worker.retiredFor === null && worker.state !== 'exited') return null;
     const attempts = Math.max(1, this.#backoff.failures);
+    const nextInS = Math.max(0, (this.#retryAt - Date.now()) / 1000).toFixed(1);
     return new WorkersDownError(
       `no worker is running and workers cannot boot (the last ${attempts === 1 ? 'attempt' : `${attempts} attempts`} failed; ` +
-        `retrying with backoff): ${this.#bootError.message}`,
+        `next in ${nextInS} s, or at once with \`warmpool reset\`): ${this.#bootError.message}`,
       { cause: this.#bootError, details: { attempts } },
     );
   }

@@ -72,6 +72,27 @@ describe('Pool: workers that fail to boot', () => {
     });
   });
 
+  it('workers that fail together count as one step of backoff, so a short outage stays short', async () => {
+    const gate = gateFile();
+    await withPool('boot-gate.php', { env: { BOOT_GATE: gate }, num_workers: 4 }, async (pool) => {
+      const attempts: number[] = [];
+      pool.on('pool:boot-failed', ({ attempt }) => attempts.push(attempt));
+      writeFileSync(gate, '');
+      try {
+        // all four die; their replacements fail to boot together, round after round
+        await Promise.allSettled([1, 2, 3, 4].map(() => pool.exec(request('crash'))));
+        await eventually(() => attempts.length >= 8, 'eight failed boots');
+        // one step per round of four (before: one per boot, 8 steps, the wait at 10 s within two rounds)
+        expect(Math.max(...attempts.slice(0, 8))).toBeLessThanOrEqual(6);
+        const down = await pool.exec(request('ok')).catch((e: unknown) => e);
+        expect((down as Error).message).toMatch(/next in \d+\.\d s, or at once with `warmpool reset`/);
+      } finally {
+        rmSync(gate, { force: true });
+      }
+      await eventually(() => pool.stats().workers.ready === 4, 'the pool to recover', 15_000);
+    });
+  });
+
   it('fails requests at once with the boot error while no worker runs and boots fail, then serves again', async () => {
     const gate = gateFile();
     await withPool(
