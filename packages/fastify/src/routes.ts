@@ -29,7 +29,7 @@ import { requestPath } from './network/access.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
-import { OverloadLog } from './http/overload-log.js';
+import { OverloadLog, WorkersDownLog } from './http/overload-log.js';
 import { pipelinedTurn } from './http/pipelined-turn.js';
 import type { ResolvedOptions } from './options.js';
 
@@ -138,6 +138,7 @@ export async function registerRoutes(
 
   // refusals under overload: one summary line per 10 s, not one per request
   const overloadLog = new OverloadLog();
+  const downLog = new WorkersDownLog();
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const client = request.warmpoolClient ?? clientInfoOf(request.raw);
     let script: ExchangeScript | null = null;
@@ -188,7 +189,7 @@ export async function registerRoutes(
       if (signal.aborted) return sendClientGone(reply);
       // a 502 of a worker the drain killed closes its connection too, or the server's close waits for it
       if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
-      return sendError(request, reply, error, options.debug, overloadLog);
+      return sendError(request, reply, error, options.debug, overloadLog, downLog);
     }
     const streamed = response.body instanceof Readable ? response.body : null;
     if (releaseUploads !== null) {
@@ -290,23 +291,23 @@ function sendError(
   error: unknown,
   debug: boolean,
   overloadLog: OverloadLog,
+  downLog: WorkersDownLog,
 ): FastifyReply {
   const { status, retryAfter, overloaded } = statusOf(error);
   const err = error as Error & { code?: string; details?: { pid?: number } };
   // a failure names the request, as nginx's error line does: with the access log off (the default)
   // nothing else ties the request id to the URL that timed out or crashed its worker
+  const which = {
+    method: request.method,
+    url: request.url,
+    host: request.host,
+    remoteAddr: request.socket?.remoteAddress ?? null,
+  };
   if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message);
+  else if (err.code === 'WP_POOL_WORKERS_DOWN') downLog.failed(request.log, err.message, which);
   else
     request.log.error(
-      {
-        err: { message: err.message, code: err.code },
-        workerPid: err.details?.pid,
-        status,
-        method: request.method,
-        url: request.url,
-        host: request.host,
-        remoteAddr: request.socket?.remoteAddress ?? null,
-      },
+      { err: { message: err.message, code: err.code }, workerPid: err.details?.pid, status, ...which },
       `PHP request failed: ${err.code ?? err.name}`,
     );
   if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -369,5 +372,38 @@ describe('plugin: error logging', () => {
     const warnings = lines.filter((l) => String(l.msg).startsWith('overloaded: refused'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ level: 40, refused: { WP_POOL_QUEUE_FULL: 1 } });
+  });
+
+  it('logs requests failed while no worker can boot as one error with their count, not a line each', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const app = Fastify({ logger: { level: 'info', stream } });
+    apps.push(app);
+    const gate = join(mkdtempSync(join(tmpdir(), 'wp-gate-')), 'gate');
+    await app.register(warmpool, {
+      command: ['php', fixture('boot-gate.php')],
+      env: { BOOT_GATE: gate },
+      pool: { num_workers: 1 },
+    });
+    writeFileSync(gate, ''); // a broken deploy: the replacement cannot boot
+    try {
+      const crash = await app.inject({
+        method: 'POST',
+        url: '/',
+        payload: 'crash',
+        headers: { 'content-type': 'text/plain' },
+      });
+      expect(crash.statusCode).toBe(502);
+      const statuses: number[] = [];
+      for (let i = 0; i < 30; i++) statuses.push((await app.inject({ url: '/' })).statusCode);
+      expect(statuses).toEqual(Array(30).fill(502));
+      expect(lines.filter((l) => l.msg === 'PHP request failed: WP_POOL_WORKERS_DOWN')).toEqual([]);
+      const down = lines.filter((l) => String(l.msg).startsWith('PHP workers are down'));
+      expect(down).toHaveLength(1);
+      expect(down[0]).toMatchObject({ level: 50, failed: 1, url: '/', method: 'GET' });
+      expect(String(down[0]!.msg)).toContain('boot refused');
+    } finally {
+      rmSync(gate, { force: true });
+    }
   });
 });
