@@ -1,7 +1,11 @@
 import type { Logger } from '../logger.js';
 
 const KEEP_LINES = 20;
+/** PHP's line that names an error (the first of an uncaught exception's, before its stack trace). */
+export const PHP_ERROR_LINE = /\b(?:Fatal error|Parse error|Uncaught [A-Za-z_\\]+)/;
 const MAX_LINE_CHARS = 8192;
+/** How many of the last lines a message shows (lastOutputText). */
+export const SHOWN_LINES = 5;
 /** Lines logged per worker per second; a flood beyond that is counted, not logged. */
 const MAX_LINES_PER_SECOND = 1000;
 
@@ -15,6 +19,8 @@ export class WorkerOutput {
   #pid: number;
   #partial = '';
   readonly #recent: string[] = [];
+  /** the last line naming a PHP error: kept when its stack trace pushes it out of #recent */
+  #phpError: string | null = null;
   #windowStart = 0;
   #windowLines = 0;
   #suppressed = 0;
@@ -57,9 +63,15 @@ export class WorkerOutput {
     else this.#suppressed = 0;
   }
 
-  /** The last lines printed, for boot-failure and crash messages. */
+  /**
+   * The last lines printed, for boot-failure and crash messages. When PHP's error line has scrolled
+   * out of the last few (an uncaught exception's stack trace follows it: 40 frames from Laravel),
+   * it comes first, then "…", then the last lines.
+   */
   get recent(): readonly string[] {
-    return this.#recent;
+    const error = this.#phpError;
+    if (error === null || this.#recent.slice(-SHOWN_LINES).includes(error)) return this.#recent;
+    return [error, '…', ...this.#recent.slice(-(SHOWN_LINES - 2))];
   }
 
   #emit(raw: string): void {
@@ -67,6 +79,7 @@ export class WorkerOutput {
     if (line === '') return;
     this.#recent.push(line);
     if (this.#recent.length > KEEP_LINES) this.#recent.shift();
+    if (PHP_ERROR_LINE.test(line)) this.#phpError = line;
     if (this.#held !== null) {
       if (this.#held.length < MAX_LINES_PER_SECOND) this.#held.push(line);
       else this.#suppressed++;
@@ -93,7 +106,7 @@ export class WorkerOutput {
   #reportSuppressed(): void {
     if (this.#suppressed === 0) return;
     this.#logger.warn(
-      { pid: this.#pid, stream: this.#stream, suppressed: this.#suppressed },
+      { workerPid: this.#pid, stream: this.#stream, suppressed: this.#suppressed },
       `worker ${this.#pid} wrote ${this.#suppressed} more ${this.#stream} lines than the ${MAX_LINES_PER_SECOND}/s log limit; they were dropped`,
     );
     this.#suppressed = 0;

@@ -7,6 +7,7 @@ import { basename, delimiter, join, resolve } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
 import { lowerWorkerPriority } from './priority.js';
 import type { RecycleReason } from './state.js';
+import { PHP_ERROR_LINE, SHOWN_LINES } from './output.js';
 
 /** What every worker process needs to start and stop; each kind of worker adds its own fields. */
 export interface ProcessSpec {
@@ -161,7 +162,14 @@ export function killedWhy(reason: RecycleReason | null): string {
 
 /** "Last output: a | b. " from a worker's last lines (five at most), or "". */
 export function lastOutputText(lines: readonly string[]): string {
-  return lines.length === 0 ? '' : `Last output: ${lines.slice(-5).join(' | ')}. `;
+  return lines.length === 0 ? '' : `Last output: ${lines.slice(-SHOWN_LINES).join(' | ')}. `;
+}
+
+/** The hint after a failed boot's output: fix PHP's error when it printed one, else `otherwise`. */
+export function bootHint(lines: readonly string[], argv: readonly string[], otherwise: string): string {
+  return lines.some((line) => PHP_ERROR_LINE.test(line))
+    ? `Fix the PHP error above (run "${argv.join(' ')}" by hand to see it whole).`
+    : otherwise;
 }
 
 /** The error of a request whose worker process exited under it. */

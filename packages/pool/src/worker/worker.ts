@@ -43,7 +43,7 @@ import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
 import type { ExecOptions } from './pool-worker.js';
 import { ProcessWorker } from './process-worker.js';
-import { describeExit, lastOutputText, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
+import { bootHint, describeExit, lastOutputText, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
 
 export type { ExecOptions } from './pool-worker.js';
 
@@ -276,7 +276,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       const exited: Promise<never> = this.exited.then(() => {
         throw new BootFailedError(
           `worker exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before the pid handshake. ` +
-            `${lastOutputText(this.recentOutput)}Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`,
+            `${lastOutputText(this.recentOutput)}${bootHint(this.recentOutput, spec.argv, `Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`)}`,
           { details: { pid: this.pid, exitCode: this.exitCode } },
         );
       });

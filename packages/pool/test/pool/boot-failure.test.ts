@@ -193,6 +193,25 @@ describe('Pool: workers that fail to boot', () => {
     );
   });
 
+  it("a PHP exception at boot keeps its own line in the error, ahead of its stack trace's end, and the hint says to fix it", async () => {
+    const pool = createPool({
+      command: ['php', fixture('throws-at-boot.php')],
+      num_workers: 1,
+      logger: recordingLogger(),
+    });
+    const error = (await pool.start().catch((e: unknown) => e)) as Error;
+    await pool.close();
+    // before: "Last output: #28 ... | #29 ... | #30 ... | #31 {main} | thrown in ...", the cause cut off
+    expect(error.message).toMatch(
+      /Last output: PHP Fatal error: {2}Uncaught RuntimeException: SQLSTATE\[HY000\] \[2002\] Connection refused \(at boot\)[^|]* \| … \| /,
+    );
+    expect(error.message).toContain('thrown in');
+    expect(error.message).toMatch(
+      /Fix the PHP error above \(run "php \S+throws-at-boot\.php" by hand to see it whole\)\.$/,
+    );
+    expect(error.message).not.toContain('runs a worker loop');
+  });
+
   it('start(signal): aborting it while the workers boot kills them and start() rejects with PoolClosedError', async () => {
     const pool = createPool({
       command: ['php', fixture('swap-version.php')],
