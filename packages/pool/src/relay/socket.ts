@@ -1,6 +1,8 @@
-import { unlink } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chown, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
-import { BadHandshakeError, ProtocolError } from '../errors.js';
+import { BadHandshakeError, InvalidPoolOptionError, ProtocolError } from '../errors.js';
 import { encodePidRequest, parsePidReply } from '../protocol/control.js';
 import { FrameDecoder } from '../protocol/decoder.js';
 import type { Relay, RelaySpec } from './relay.js';
@@ -27,17 +29,27 @@ export class SocketRelayListener {
     this.#server = createServer((socket) => this.#onConnection(socket));
   }
 
-  async listen(): Promise<void> {
-    if (this.#spec.kind === 'unix') await unlink(this.#spec.path).catch(() => {});
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      const done = () => {
-        this.#server.off('error', reject);
-        resolve();
-      };
-      if (this.#spec.kind === 'unix') this.#server.listen(this.#spec.path, done);
-      else this.#server.listen(this.#spec.port, this.#spec.host, done);
-    });
+  /**
+   * Listens; `owner` (server.user) gets the unix socket, so workers running as that user may
+   * connect (made by root, srwxr-xr-x, it refused them). A failure names the relay and what to do.
+   */
+  async listen(owner: { uid?: number | undefined; gid?: number | undefined } = {}): Promise<void> {
+    const spec = this.#spec;
+    if (spec.kind === 'unix') await unlink(spec.path).catch(() => {});
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        const done = () => {
+          this.#server.off('error', reject);
+          resolve();
+        };
+        if (spec.kind === 'unix') this.#server.listen(spec.path, done);
+        else this.#server.listen(spec.port, spec.host, done);
+      });
+      if (spec.kind === 'unix' && owner.uid !== undefined) await chown(spec.path, owner.uid, owner.gid ?? -1);
+    } catch (error) {
+      throw listenError(spec, error as NodeJS.ErrnoException);
+    }
     this.#server.unref();
   }
 
@@ -111,4 +123,20 @@ export class SocketRelayListener {
     socket.on('data', onData);
     socket.write(encodePidRequest());
   }
+}
+
+/** Why the relay's listener could not be made, as the relay option's error. */
+function listenError(spec: Extract<RelaySpec, { kind: 'unix' | 'tcp' }>, error: NodeJS.ErrnoException): Error {
+  const where = spec.kind === 'unix' ? `unix://${spec.path}` : `tcp://${spec.host}:${spec.port}`;
+  let why: string;
+  if (spec.kind === 'unix' && !existsSync(dirname(spec.path)))
+    // libuv reports a missing folder as EACCES when run as root
+    why = `the folder ${dirname(spec.path)} does not exist: create it, or leave relay unset (pipes)`;
+  else if (error.code === 'EADDRINUSE')
+    why =
+      'the address is in use (another program, or a listener of this server: status, metrics, rpc): pick a free one, or leave relay unset (pipes)';
+  else if (error.code === 'EACCES' || error.code === 'EPERM')
+    why = `permission denied: warmpool's user may not make ${spec.kind === 'unix' ? 'a socket in that folder' : 'that port'}`;
+  else why = error.message;
+  return new InvalidPoolOptionError('relay', `cannot listen on ${where}: ${why}`, where);
 }

@@ -16,7 +16,7 @@ export class GoridgeDriver implements WorkerDriver<ExecRequest, ExecReply> {
     const { relay } = options;
     if (relay.kind === 'unix' || relay.kind === 'tcp') {
       this.#listener = new SocketRelayListener(relay);
-      await this.#listener.listen();
+      await this.#listener.listen({ uid: options.uid, gid: options.gid });
     }
     this.#spec = createWorkerSpec(options, this.#listener);
   }
