@@ -464,7 +464,14 @@ const TOP: Entry[] = [
   rr('http.pool.supervisor.watch_tick', 'duration', 'how often ttl, idle_ttl and max_worker_memory are checked', {
     default: seconds(DEFAULT_WATCH_TICK_MS),
   }),
-  rr('http.pool.supervisor.ttl', 'duration', 'max worker age; recycled when next idle; 0 = off', { default: '0s' }),
+  rr(
+    'http.pool.supervisor.ttl',
+    'duration',
+    'max worker age; recycled when next idle, one worker at a time (the next once the last replacement is ready); 0 = off',
+    {
+      default: '0s',
+    },
+  ),
   rr('http.pool.supervisor.idle_ttl', 'duration', 'max idle time of a worker; 0 = off', { default: '0s' }),
   rr(
     'http.pool.supervisor.exec_ttl',
@@ -475,7 +482,7 @@ const TOP: Entry[] = [
   rr(
     'http.pool.supervisor.max_worker_memory',
     'size-mb',
-    'recycle a worker whose RSS exceeds this after its request; 0 = off',
+    'recycle a worker whose RSS exceeds this after its request (checked each watch_tick); a request that keeps growing past it is killed (502), unlike RoadRunner; 0 = off',
     { unit: 'MB', ...POOL_OPTION_RANGES['supervisor.max_worker_memory'], default: 0 },
   ),
 

@@ -130,6 +130,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     if (Supervisor.isNeeded(this.options)) {
       this.#supervisor = new Supervisor(this.options, {
         liveWorkers: () => this.#workers,
+        booting: () => this.#booting,
         recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker as Worker<Req, Rep>, reason),
         scaleDown: (worker) => this.#scaleDown(worker as Worker<Req, Rep>),
         killOverMemory: (worker, rssBytes) => this.#killOverMemory(worker as Worker<Req, Rep>, rssBytes),

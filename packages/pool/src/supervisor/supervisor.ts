@@ -8,6 +8,8 @@ import { readRss } from './rss.js';
 /** What the supervisor needs from the pool: the workers, and a way to act on an idle one. */
 export interface Supervised {
   liveWorkers(): Iterable<Worker>;
+  /** workers booting now (a replacement on its way) */
+  booting(): number;
   /** Recycles the worker now if it is idle; returns false when it is busy (then it is only marked). */
   recycleIfIdle(worker: Worker, reason: RecycleReason): boolean;
   /** Dynamic pool: retires an idle worker without replacement while above min_workers. */
@@ -72,11 +74,21 @@ export class Supervisor {
       // In a dynamic pool idle_ttl is the scale-down delay (handled below), not a recycle.
       const idleTtlMs = dynamic === null ? this.#options.idleTtlMs : 0;
       const checks: Promise<void>[] = [];
+      // ttl retires one worker at a time, the next once the last one's replacement is ready:
+      // workers booted together reach their ttl together, and retiring them all at once left the
+      // site without a worker for one boot, every ttl (p99 = the boot time, a pool probe)
+      let ttlTurn = ttlMs > 0 && this.#pool.booting() === 0;
+      if (ttlTurn)
+        for (const worker of this.#pool.liveWorkers())
+          if (worker.markedFor === 'ttl' || (worker.retiredFor === 'ttl' && worker.state !== 'exited')) ttlTurn = false;
       for (const worker of this.#pool.liveWorkers()) {
         if (worker.state !== 'ready' && worker.state !== 'working') continue;
-        if (ttlMs > 0 && now - worker.createdAt >= ttlMs) {
-          this.#act(worker, 'ttl');
-          continue;
+        if (ttlMs > 0 && now - worker.createdAt >= ttlMs && worker.markedFor === null && worker.retiredFor === null) {
+          if (ttlTurn) {
+            ttlTurn = false;
+            this.#act(worker, 'ttl');
+            continue;
+          }
         }
         // RR semantics: a worker that never served is never idle-reaped.
         if (idleTtlMs > 0 && worker.state === 'ready' && worker.jobs > 0 && now - worker.lastUsedAt >= idleTtlMs) {

@@ -29,6 +29,26 @@ describe('Supervisor', () => {
     });
   });
 
+  it('ttl: workers that reach it together are retired one at a time, each once the last replacement is ready', async () => {
+    await withPool(
+      'slow-boot.php',
+      { num_workers: 3, env: { SLOW_BOOT_MS: '200' }, supervisor: { ttl: 400, watch_tick: 50 } },
+      async (pool) => {
+        const events: string[] = [];
+        pool.on('worker:recycle', ({ reason }) => {
+          if (reason === 'ttl') events.push('retire');
+        });
+        pool.on('worker:ready', () => events.push('ready'));
+        await eventually(() => events.filter((e) => e === 'retire').length >= 3, 'three ttl retirements');
+        // before: retire, retire, retire (the three booted together), then three boots: no worker left
+        const order = events.slice(0, events.lastIndexOf('retire') + 1);
+        for (let i = 1; i < order.length; i++) {
+          if (order[i] === 'retire') expect(order[i - 1], order.join(' ')).toBe('ready');
+        }
+      },
+    );
+  });
+
   it('ttl: a busy worker past ttl finishes its request first (timers mark, release recycles)', async () => {
     await withPool('sleep.php', { supervisor: { ttl: 200, watch_tick: 50 } }, async (pool) => {
       const pid = await pidOf(pool.exec(request('600')));
