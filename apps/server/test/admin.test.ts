@@ -25,6 +25,7 @@ import { registerMicroCache } from '../src/micro-cache.js';
 import Fastify from 'fastify';
 import { createFastCgiClientPool, encodeFastCgiParams } from '@warmpool/pool/fastcgi';
 import { startPhpFpm } from '../../../test/helpers/php-fpm.js';
+import { until } from '../../../test/helpers/until.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -215,6 +216,36 @@ describe('admin socket: protocol', () => {
 
     const stats = await adminRequest(socketPath, { cmd: 'stats', site: 'main' });
     expect(stats).toEqual([{ site: 'main', stats: pool.stats() }]);
+  });
+
+  it('`warmpool workers` says why a site has no worker: its boots fail, with the error and what to do', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-admin-gate-'));
+    const gate = join(dir, 'gate');
+    const pool = createPool({
+      command: ['php', fixture('boot-gate.php')],
+      env: { BOOT_GATE: gate },
+      num_workers: 1,
+      logger: SILENT_LOGGER,
+    });
+    pools.push(pool);
+    await pool.start();
+    await start(createPoolHandlers(() => new Map([['main', pool]])));
+    try {
+      await writeFile(gate, ''); // a broken deploy: the replacement cannot boot
+      process.kill((await pool.workers())[0]!.pid, 'SIGKILL');
+      await until(() => pool.stats().bootError !== null && pool.stats().workers.booting === 0, 'a failed boot');
+      const sites = await adminRequest(socketPath, { cmd: 'workers' });
+      expect(sites[0]!.pool).toMatchObject({ booting: 0, bootError: expect.stringContaining('boot refused') });
+      const out = new RecordingOutput();
+      workersCommand.printWorkers(sites, out);
+      // before: only "no workers running (main)"
+      expect(out.lines[0]).toMatch(
+        /^error: site main: workers cannot boot: .*boot refused.* \(retried on its own; `warmpool reset` tries now\)$/,
+      );
+      expect(out.lines.at(-1)).toBe('info: no workers running (main)');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('speaks newline-delimited JSON: one request line in, one final line out, then close', async () => {

@@ -47,6 +47,8 @@ export interface SiteWorkers {
   workers: WorkerInfo[];
   /** a site passing PHP to php-fpm (fastcgi.pass): no workers of ours, the connections warmpool holds to it */
   phpFpm?: PhpFpmConnections;
+  /** a site of ours: workers booting (not listed: no pid before the handshake), requests waiting, the last boot error */
+  pool?: { booting: number; queued: number; bootError: string | null };
 }
 
 /** warmpool's connections to an external php-fpm, as `warmpool workers` shows them. */

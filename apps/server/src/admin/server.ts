@@ -374,7 +374,15 @@ export function createPoolHandlers(
       checkKnown(site);
       const pools = [...sites()].filter(([name]) => site === undefined || name === site);
       const workers = await Promise.all(
-        pools.map(async ([name, pool]): Promise<SiteWorkers> => ({ site: name, workers: await pool.workers() })),
+        pools.map(async ([name, pool]): Promise<SiteWorkers> => {
+          const workers = await pool.workers();
+          const stats = pool.stats();
+          return {
+            site: name,
+            workers,
+            pool: { booting: stats.workers.booting, queued: stats.queued, bootError: stats.bootError },
+          };
+        }),
       );
       return [...workers, ...pickPasses(site)];
     },

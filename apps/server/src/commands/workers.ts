@@ -82,6 +82,20 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
   }
   const poolSites = sites.filter((s) => s.phpFpm === undefined);
   const all = poolSites.flatMap(({ site, workers }) => workers.map((worker) => ({ site, worker })));
+  // what the table cannot show: workers still booting, requests waiting, why boots fail
+  for (const { site, workers, pool } of poolSites) {
+    if (pool === undefined) continue;
+    const running = workers.some((worker) => worker.state !== 'exited');
+    if (pool.bootError !== null && !running && pool.booting === 0)
+      out.error(
+        `site ${site}: workers cannot boot: ${pool.bootError} (retried on its own; \`warmpool reset\` tries now)`,
+      );
+    const notes = [
+      ...(pool.booting > 0 ? [`${pool.booting} worker${pool.booting === 1 ? '' : 's'} booting`] : []),
+      ...(pool.queued > 0 ? [`${pool.queued} request${pool.queued === 1 ? '' : 's'} waiting for a worker`] : []),
+    ];
+    if (notes.length > 0) out.info(`site ${site}: ${notes.join(', ')}`);
+  }
   if (all.length === 0) {
     if (poolSites.length > 0) out.info(`no workers running (${poolSites.map((s) => s.site).join(', ')})`);
     else if (sites.length === 0) out.info('this server runs no sites');
