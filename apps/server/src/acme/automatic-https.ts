@@ -93,20 +93,7 @@ export class AutomaticHttps {
     }
     for (const certificate of this.certificates) {
       const from = await certificate.load();
-      const status = certificate.status();
-      out.info(
-        from === 'stored'
-          ? `certificate ${certificate.name}: stored one in use (${certificate.coveredDomains.join(', ')}; expires ${status.notAfter})${
-              certificate.coveredDomains.length < certificate.domains.length
-                ? `; ${certificate.domains.filter((d) => !certificate.coveredDomains.includes(d)).join(', ')} wait${certificate.domains.length - certificate.coveredDomains.length === 1 ? 's' : ''} for one (temporary meanwhile)`
-                : ''
-            }${
-              certificate.servedFromOtherCa === null
-                ? ''
-                : `; it is from ${certificate.servedFromOtherCa}, the CA configured before: served until ${settings.directory} issues one`
-            }`
-          : `certificate ${certificate.name}: ${certificate.unusedStored ?? 'none stored yet'}; a temporary self-signed one is served until the CA issues it`,
-      );
+      out.info(loadedLine(certificate, from, settings.directory));
     }
   }
 
@@ -220,4 +207,28 @@ export function wildcardNotices(
     }
   }
   return lines;
+}
+
+/** What the start says of a certificate: what is served, and what waits for the CA. */
+function loadedLine(certificate: ManagedCertificate, from: 'stored' | 'temporary', directory: string): string {
+  const parts: string[] = [];
+  if (from === 'stored') {
+    const covered = certificate.coveredDomains;
+    parts.push(`stored one in use (${covered.join(', ')}; expires ${certificate.status().notAfter})`);
+    const waiting = certificate.domains.filter((domain) => !covered.includes(domain));
+    if (waiting.length > 0)
+      parts.push(`${waiting.join(', ')} wait${waiting.length === 1 ? 's' : ''} for one (temporary meanwhile)`);
+    if (certificate.servedFromOtherCa !== null)
+      parts.push(
+        `it is from ${certificate.servedFromOtherCa}, the CA configured before: served until ${directory} issues one`,
+      );
+  } else {
+    parts.push(
+      `${certificate.unusedStored ?? 'none stored yet'}; a temporary self-signed one is served until the CA issues it`,
+    );
+  }
+  const carried = certificate.carriedFailure;
+  if (carried !== null)
+    parts.push(`its attempts failed before this start [${carried.code}]: the next one at ${carried.nextAttempt}`);
+  return `certificate ${certificate.name}: ${parts.join('; ')}`;
 }

@@ -95,9 +95,17 @@ export class ManagedCertificate {
 
   /** Why the stored certificate was not used at load (expired, unreadable, ...); null when none was stored. */
   unusedStored: string | null = null;
+  /** the next attempt the server before a restart had set, when its attempts were failing */
+  #carriedNextAttempt: number | null = null;
 
   /** Serves the stored certificate when it is still good, else a temporary one. Returns which. */
   async load(): Promise<'stored' | 'temporary'> {
+    const failures = await this.#deps.store.readFailures(this.name);
+    if (failures !== null && failures.directory === this.#deps.directory) {
+      this.#failures = failures.attempts;
+      this.#lastError = failures.lastError;
+      this.#carriedNextAttempt = Date.parse(failures.nextAttempt);
+    }
     const found = await this.#deps.store.readCertificate(this.name);
     const stored = this.#usable(found, true);
     if (found !== null && stored === null) this.unusedStored = this.#whyUnusable(found);
@@ -142,7 +150,7 @@ export class ManagedCertificate {
       served.names.length < this.domains.length ||
       isDue(served.lifetime, this.#now())
     ) {
-      this.#schedule(this.#now());
+      this.#schedule(this.#firstAttemptAt());
       return;
     }
     this.#nextRenewal = renewalTime(served.lifetime, this.#random());
@@ -156,6 +164,29 @@ export class ManagedCertificate {
   stop(): void {
     this.#stopped = true;
     this.#cancelTimer?.();
+  }
+
+  /** The failure carried over a restart, when the first attempt waits for it (the start line says so). */
+  get carriedFailure(): { code: string; nextAttempt: string } | null {
+    const carried = this.#carriedNextAttempt;
+    if (carried === null || Number.isNaN(carried) || carried <= this.#now() || this.#lastError === null) return null;
+    const at = Math.min(carried, this.#now() + RESTART_RETRY_MAX_MS);
+    return { code: this.#lastError.code, nextAttempt: new Date(at).toISOString() };
+  }
+
+  /**
+   * When the first attempt after a start runs: now, unless attempts were failing before the
+   * restart; then when the server before had set, at most RESTART_RETRY_MAX_MS from now (a server
+   * restarted after a fix does not wait the whole backoff; one in a restart loop asks the CA a few
+   * times an hour, not at each start).
+   */
+  #firstAttemptAt(): number {
+    const now = this.#now();
+    const carried = this.#carriedNextAttempt;
+    if (carried === null || Number.isNaN(carried) || carried <= now) return now;
+    const at = Math.min(carried, now + RESTART_RETRY_MAX_MS);
+    this.#nextAttempt = at;
+    return at;
   }
 
   /** The attempt in flight, if any (tests wait for it). */
@@ -322,6 +353,7 @@ export class ManagedCertificate {
 
   #adopt(served: Served, how: string): void {
     this.#serve(served);
+    if (this.#failures > 0) void this.#deps.store.writeFailures(this.name, null).catch(() => {});
     this.#failures = 0;
     this.#lastError = null;
     this.#nextAttempt = null;
@@ -454,6 +486,15 @@ export class ManagedCertificate {
     const message = (error as Error)?.message ?? String(error);
     const code = (error as { code?: string })?.code ?? 'WP_SERVER_ACME_ORDER';
     this.#lastError = { code, message, at: new Date(this.#now()).toISOString() };
+    // kept for the next start (a write that fails only loses that)
+    await this.#deps.store
+      .writeFailures(this.name, {
+        directory: this.#deps.directory,
+        attempts: this.#failures,
+        nextAttempt: new Date(at).toISOString(),
+        lastError: this.#lastError,
+      })
+      .catch(() => {});
     const keeping =
       served === null || served.temporary
         ? 'the temporary self-signed certificate stays until then'
@@ -515,6 +556,9 @@ export class ManagedCertificate {
     return 'the stored one names none of these names';
   }
 }
+
+/** After a restart, the longest wait for an attempt the server before had set later (its backoff). */
+const RESTART_RETRY_MAX_MS = 15 * 60_000;
 
 /** Names whose certificate is ordered alone once the others' has less than this part of its life left. */
 const PARTIAL_AT_REMAINING_FRACTION = 1 / 6;

@@ -172,6 +172,34 @@ export class CertificateStore {
     }
   }
 
+  /**
+   * The failed attempts of `name` so far, kept across restarts (a restart loop must not turn into
+   * one failed validation at the CA per start); null when the last attempt succeeded, or none ran.
+   */
+  async readFailures(name: string): Promise<FailureRecord | null> {
+    const text = await readOptional(join(this.#folder(name), FAILURES_FILE)).catch(() => null);
+    if (text === null) return null;
+    try {
+      return JSON.parse(text) as FailureRecord;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Records the failed attempts of `name` (null: an attempt succeeded, the record goes). */
+  async writeFailures(name: string, record: FailureRecord | null): Promise<void> {
+    const folder = this.#folder(name);
+    const file = join(folder, FAILURES_FILE);
+    if (record === null) {
+      await unlink(file).catch(() => {});
+      return;
+    }
+    await mkdir(folder, { recursive: true, mode: 0o755 });
+    const temp = join(folder, `.${FAILURES_FILE}.${randomBytes(3).toString('hex')}`);
+    await writeDurable(temp, `${JSON.stringify(record, null, 2)}\n`, 0o644);
+    await rename(temp, file);
+  }
+
   /** Where the order lock of `name` lives (its folder is created). */
   async lockPath(name: string): Promise<string> {
     const folder = this.#folder(name);
@@ -206,11 +234,23 @@ export class CertificateStore {
 
   async #prune(folder: string, keep: Array<string | null>): Promise<void> {
     for (const entry of await readdir(folder)) {
-      if (keep.includes(entry) || entry === 'current' || entry === 'order.lock') continue;
+      if (keep.includes(entry) || entry === 'current' || entry === 'order.lock' || entry === FAILURES_FILE) continue;
       if (entry.startsWith('.')) continue; // another server's write in progress
       await rm(join(folder, entry), { recursive: true, force: true }).catch(() => {});
     }
   }
+}
+
+const FAILURES_FILE = 'failures.json';
+
+/** A certificate's failed attempts, as readFailures/writeFailures keep them. */
+export interface FailureRecord {
+  /** the CA they were made at: another CA's failures do not count */
+  directory: string;
+  attempts: number;
+  /** ISO */
+  nextAttempt: string;
+  lastError: { code: string; message: string; at: string };
 }
 
 /** "https://acme-v02.api.letsencrypt.org/directory" → "acme-v02.api.letsencrypt.org-directory". */

@@ -56,4 +56,58 @@ describe('ManagedCertificate status', () => {
     expect(await later.load()).toBe('temporary');
     expect(later.unusedStored).toBe(`the stored one expired ${status.notAfter}`);
   });
+
+  it('failed attempts carry over a restart: the first waits for the next one set before, at most 15 minutes', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-managed-'));
+    dirs.push(dir);
+    const store = new CertificateStore(dir);
+    await store.prepare();
+    const now = Date.parse('2026-12-06T12:00:00Z');
+    const lastError = { code: 'WP_SERVER_ACME_DNS', message: 'b.test: no address', at: '2026-12-06T11:59:00Z' };
+    const deps = {
+      store,
+      responder: {} as never,
+      contexts: new TlsContexts(),
+      account: () => Promise.reject(new Error('no CA in this test')),
+      dropAccount: () => {},
+      directory: 'https://ca.test/dir',
+      challengeType: 'http-01' as const,
+      report: { info: () => {}, success: () => {}, error: () => {} },
+      isDefault: false,
+      now: () => now,
+    };
+    const plan = { name: 'b.test', domains: ['b.test'], site: null };
+    await store.writeFailures('b.test', {
+      directory: deps.directory,
+      attempts: 6,
+      nextAttempt: '2026-12-06T12:05:00Z',
+      lastError,
+    });
+    const soon = new ManagedCertificate(plan, deps);
+    await soon.load();
+    expect(soon.carriedFailure).toEqual({ code: 'WP_SERVER_ACME_DNS', nextAttempt: '2026-12-06T12:05:00.000Z' });
+    expect(soon.status()).toMatchObject({ lastError });
+
+    // a backoff of two hours: a server restarted after a fix waits 15 minutes at most
+    await store.writeFailures('b.test', {
+      directory: deps.directory,
+      attempts: 9,
+      nextAttempt: '2026-12-06T14:00:00Z',
+      lastError,
+    });
+    const capped = new ManagedCertificate(plan, deps);
+    await capped.load();
+    expect(capped.carriedFailure?.nextAttempt).toBe('2026-12-06T12:15:00.000Z');
+
+    // failures at another CA do not count here
+    await store.writeFailures('b.test', {
+      directory: 'https://other.test/dir',
+      attempts: 9,
+      nextAttempt: '2026-12-06T14:00:00Z',
+      lastError,
+    });
+    const elsewhere = new ManagedCertificate(plan, deps);
+    await elsewhere.load();
+    expect(elsewhere.carriedFailure).toBeNull();
+  });
 });
