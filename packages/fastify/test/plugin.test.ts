@@ -372,6 +372,36 @@ describe('plugin: error logging', () => {
     const warnings = lines.filter((l) => String(l.msg).startsWith('overloaded: refused'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ level: 40, refused: { WP_POOL_QUEUE_FULL: 1 } });
+    expect(String(warnings[0]!.msg)).toMatch(/raise num_workers or max_queue_size if the machine has room$/);
+  });
+
+  it('a request that waited allocate_timeout in a queue with room is told to raise num_workers or allocate_timeout', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+    const app = Fastify({ logger: { level: 'info', stream } });
+    apps.push(app);
+    await app.register(warmpool, {
+      command: ['php', fixture('sleep.php')],
+      pool: { num_workers: 1, allocate_timeout: '300ms' },
+    });
+    const slow = app.inject({ method: 'POST', url: '/', payload: '3000', headers: { 'content-type': 'text/plain' } });
+    // the one worker is busy with it before the next request comes
+    for (let i = 0; app.warmpool.stats().workers.working === 0; i++) {
+      if (i > 400) throw new Error('the slow request never reached the worker');
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const waited = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: '0',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(waited.statusCode).toBe(503);
+    const warning = lines.find((l) => String(l.msg).startsWith('overloaded: refused'));
+    expect(warning).toMatchObject({ refused: { WP_POOL_NO_FREE_WORKER: 1 } });
+    // the queue had room: a deeper one cannot help (before: "raise num_workers or max_queue_size")
+    expect(String(warning!.msg)).toMatch(/raise num_workers or allocate_timeout if the machine has room$/);
+    expect((await slow).statusCode).toBe(200);
   });
 
   it('logs requests failed while no worker can boot as one error with their count, not a line each', async () => {

@@ -24,7 +24,7 @@ export class OverloadLog {
     if (total === 0) return;
     log.warn(
       { refused: Object.fromEntries(this.#byCode), err: { code, message } },
-      `overloaded: refused ${total} request(s) with 503 since the last such line (${message}); raise num_workers or max_queue_size if the machine has room`,
+      `overloaded: refused ${total} request(s) with 503 since the last such line (${message}); ${adviceFor(this.#byCode)}`,
     );
     this.#byCode.clear();
   }
@@ -51,4 +51,21 @@ export class WorkersDownLog {
       `PHP workers are down: failed ${total} request(s) with 502 since the last such line (${message})`,
     );
   }
+}
+
+/**
+ * What to raise, by what refused: a full queue asks for more workers or a deeper queue; a request
+ * that waited allocate_timeout in a queue with room asks for more workers or a longer wait (a
+ * deeper queue cannot help it).
+ */
+function adviceFor(byCode: ReadonlyMap<string, number>): string {
+  const queueFull = (byCode.get('WP_POOL_QUEUE_FULL') ?? 0) + (byCode.get('WP_FASTCGI_QUEUE_FULL') ?? 0) > 0;
+  const waitedOut =
+    (byCode.get('WP_POOL_NO_FREE_WORKER') ?? 0) + (byCode.get('WP_FASTCGI_NO_FREE_CONNECTION') ?? 0) > 0;
+  const raise = [
+    'num_workers',
+    ...(queueFull ? ['max_queue_size'] : []),
+    ...(waitedOut || !queueFull ? ['allocate_timeout'] : []),
+  ];
+  return `raise ${raise.slice(0, -1).join(', ')}${raise.length > 1 ? ' or ' : ''}${raise.at(-1)} if the machine has room`;
 }
