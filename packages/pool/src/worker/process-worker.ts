@@ -112,7 +112,18 @@ export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
     }
     this.workerState = 'stopping';
     this.askToStop();
-    killAfterGrace(this.#options.destroyTimeoutMs, () => this.kill(), this.#exited);
+    killAfterGrace(
+      this.#options.destroyTimeoutMs,
+      () => {
+        // said: its shutdown work (a framework's terminate hooks, a flush) was cut off
+        this.#options.logger.warn(
+          { workerPid: this.pid, reason: 'destroy_timeout' },
+          `worker ${this.pid} did not stop within destroy_timeout (${this.#options.destroyTimeoutMs}ms) of being asked; killed (SIGKILL)`,
+        );
+        this.kill();
+      },
+      this.#exited,
+    );
     return this.#exited;
   }
 

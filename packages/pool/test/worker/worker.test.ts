@@ -380,3 +380,20 @@ describe('Worker: nothing is orphaned', () => {
     }
   });
 });
+
+describe('Worker: destroy_timeout', () => {
+  it('a worker that does not stop when asked is killed after destroy_timeout, and that is said', async () => {
+    const logger = recordingLogger();
+    let pid = 0;
+    await withPool('hangs-at-stop.php', { destroy_timeout: '300ms', logger }, async (pool) => {
+      pid = Number(text(await pool.exec(request('ok'))));
+    });
+    // withPool closed the pool: its stop waited 300 ms, then SIGKILL
+    expect(running(pid)).toBe(false);
+    const line = logger.lines.find((l) => l.obj.reason === 'destroy_timeout');
+    expect(line).toMatchObject({ level: 'warn', obj: { workerPid: pid } });
+    expect(line!.msg).toBe(
+      `worker ${pid} did not stop within destroy_timeout (300ms) of being asked; killed (SIGKILL)`,
+    );
+  });
+});
