@@ -3,7 +3,11 @@ import type { Readable } from 'node:stream';
 import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
 import { errorCodes, type FastifyRequest } from 'fastify';
 import { bodyTooLarge } from '../limits.js';
+import { HeldBytes } from './held-bytes.js';
 import { openUnlinked, writeAll } from './spooled-body.js';
+
+/** The bound on request bodies held in memory while they arrive, over the whole process. */
+export const DEFAULT_REQUEST_BODY_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /**
  * One bound, over the whole process, on the bytes of request bodies held in memory while they
@@ -13,52 +17,28 @@ import { openUnlinked, writeAll } from './spooled-body.js';
  * where nginx keeps such bodies in client_body_temp_path. Past the bound, the rest of a body goes
  * to an unlinked temp file, and is read back whole only once it has all come.
  */
-export class RequestBodyMemory {
-  /** the bound on bytes of unfinished bodies held in memory */
-  maxBytes = DEFAULT_REQUEST_BODY_MEMORY_BYTES;
-  #heldBytes = 0;
-  #filed = 0;
-
-  get heldBytes(): number {
-    return this.#heldBytes;
-  }
-
-  /** Bodies that went to a temp file because the bound was reached while they came. */
-  get filed(): number {
-    return this.#filed;
+export class RequestBodyMemory extends HeldBytes {
+  constructor() {
+    super(DEFAULT_REQUEST_BODY_MEMORY_BYTES);
   }
 
   /** Whether `bytes` more would pass the bound (a body past SMALL_BODY_BYTES then goes to a file). */
   wouldPass(bytes: number): boolean {
-    return this.#heldBytes + bytes > this.maxBytes;
-  }
-
-  hold(bytes: number): void {
-    this.#heldBytes += bytes;
-  }
-
-  free(bytes: number): void {
-    this.#heldBytes -= bytes;
-  }
-
-  countFiled(): void {
-    this.#filed++;
+    return this.heldBytes + bytes > this.maxBytes;
   }
 
   metrics(): string {
-    return [
-      '# HELP warmpool_request_body_memory_bytes Bytes of request bodies held in memory while they arrive.',
-      '# TYPE warmpool_request_body_memory_bytes gauge',
-      `warmpool_request_body_memory_bytes ${this.#heldBytes}`,
-      '# HELP warmpool_request_bodies_filed_total Request bodies that went on in a temp file because the bound was reached while they came.',
-      '# TYPE warmpool_request_bodies_filed_total counter',
-      `warmpool_request_bodies_filed_total ${this.#filed}`,
-      '',
-    ].join('\n');
+    return this.metricLines(
+      ['warmpool_request_body_memory_bytes', 'Bytes of request bodies held in memory while they arrive.'],
+      null,
+      [
+        'warmpool_request_bodies_filed_total',
+        'Request bodies that went on in a temp file because the bound was reached while they came.',
+      ],
+    );
   }
 }
 
-export const DEFAULT_REQUEST_BODY_MEMORY_BYTES = 64 * 1024 * 1024;
 /** A body this small always stays in memory (a socket's own buffers hold as much). */
 export const SMALL_BODY_BYTES = 16 * 1024;
 

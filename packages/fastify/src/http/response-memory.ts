@@ -15,63 +15,37 @@
 // of it taken by the kernel, or the client gone), or until it moved to a file; a whole reply that
 // an HTTP/1.1 socket took at once is not counted at all, and one of SMALL_REPLY_BYTES or less is
 // never counted (the sockets' and streams' own buffers hold that much anyway).
+import { HeldBytes } from './held-bytes.js';
 
 /** http.max_response_memory when unset. */
 export const DEFAULT_MAX_RESPONSE_MEMORY_BYTES = 64 * 1024 * 1024;
 /** A whole reply this small is always sent from memory, and not counted. */
 export const SMALL_REPLY_BYTES = 16 * 1024;
 
-export class ResponseMemory {
-  /** the bound; set once at boot (`warmpool serve`: http.max_response_memory) */
-  maxBytes = DEFAULT_MAX_RESPONSE_MEMORY_BYTES;
-  #heldBytes = 0;
-  #filed = 0;
-
-  /** Reply bytes held in memory now for clients that have not taken them. */
-  get heldBytes(): number {
-    return this.#heldBytes;
-  }
-
-  /** Replies sent from a temp file because the bound was reached when they came. */
-  get filed(): number {
-    return this.#filed;
+export class ResponseMemory extends HeldBytes {
+  constructor() {
+    super(DEFAULT_MAX_RESPONSE_MEMORY_BYTES);
   }
 
   /** A whole reply of `bytes` goes to a temp file first: the bound would be passed. */
   fileFirst(bytes: number): boolean {
-    return bytes > SMALL_REPLY_BYTES && this.#heldBytes + bytes > this.maxBytes;
+    return bytes > SMALL_REPLY_BYTES && this.heldBytes + bytes > this.maxBytes;
   }
 
   /** The bound is reached: a streamed reply keeps nothing more in memory. */
   get full(): boolean {
-    return this.#heldBytes >= this.maxBytes;
-  }
-
-  hold(bytes: number): void {
-    this.#heldBytes += bytes;
-  }
-
-  free(bytes: number): void {
-    this.#heldBytes -= bytes;
-  }
-
-  countFiled(): void {
-    this.#filed++;
+    return this.heldBytes >= this.maxBytes;
   }
 
   metrics(): string {
-    return [
-      '# HELP warmpool_response_memory_bytes Bytes of PHP replies held in memory for clients that have not read them yet.',
-      '# TYPE warmpool_response_memory_bytes gauge',
-      `warmpool_response_memory_bytes ${this.#heldBytes}`,
-      '# HELP warmpool_response_memory_max_bytes The bound on them (http.max_response_memory).',
-      '# TYPE warmpool_response_memory_max_bytes gauge',
-      `warmpool_response_memory_max_bytes ${this.maxBytes}`,
-      '# HELP warmpool_responses_filed_total Replies sent from a temp file because the bound was reached when they came.',
-      '# TYPE warmpool_responses_filed_total counter',
-      `warmpool_responses_filed_total ${this.#filed}`,
-      '',
-    ].join('\n');
+    return this.metricLines(
+      [
+        'warmpool_response_memory_bytes',
+        'Bytes of PHP replies held in memory for clients that have not read them yet.',
+      ],
+      ['warmpool_response_memory_max_bytes', 'The bound on them (http.max_response_memory).'],
+      ['warmpool_responses_filed_total', 'Replies sent from a temp file because the bound was reached when they came.'],
+    );
   }
 }
 
