@@ -372,6 +372,9 @@ describe('static: forbidden files never leave as bytes', () => {
     '/dump.sql',
     '/site.sqlite',
     '/config.bak',
+    // PHP source under Apache's other names: sent as text before
+    '/config.inc',
+    '/lib.php5',
   ];
   const leaked = (body: string) =>
     /<\?php|ENV-FILE-MARKER|GIT-CONFIG-MARKER|HIDDEN-FOLDER-MARKER|LEAKED-[A-Z]+-MARKER/.test(body);
@@ -657,7 +660,10 @@ describe('static: options', () => {
       cacheControlDefault: null,
     });
     expect([...resolved.policy.forbid]).toEqual([
-      ...['.php', '.phtml', '.phar', '.env', '.htaccess', '.git'],
+      ...['.php', '.phtml', '.phar'],
+      // PHP source under Apache's other names (lib.php5, config.inc were sent as text before)
+      ...['.php3', '.php4', '.php5', '.php7', '.php8', '.phps', '.pht', '.inc'],
+      ...['.env', '.htaccess', '.git'],
       ...['.log', '.sql', '.sqlite', '.sqlite3', '.bak', '.swp'],
     ]);
     expect(resolved.policy.allow).toBeNull();
