@@ -1,11 +1,13 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
+import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, listening } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
+import { selfSignedPair } from '../helpers/tls-pair.js';
 import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 // Signals and sockets: the SIGTERM drain with a request in flight, the forced second SIGINT, and
@@ -140,6 +142,37 @@ describe('SIGTERM drain', () => {
     } finally {
       connection.close();
     }
+    const { code } = await server.exited;
+    expect(code).toBe(0);
+  });
+
+  it('HTTPS: a connection whose TLS handshake ends during the drain is served, not closed unanswered', async () => {
+    // A connection accepted just before SIGTERM finishes its handshake after the drain began; it
+    // was ended at once, so its request got no answer at all (one per swap: curl's "Empty reply").
+    const pair = await selfSignedPair(dir, 'drain', ['localhost']);
+    const env = { ...(await drainEnv('tls')), HTTPS_PORT: String(await freePort()), CERT: pair.cert, KEY: pair.key };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain-tls.yaml')], { env });
+    await server.ready();
+    // the TCP connection is accepted now; its handshake waits until the drain has begun
+    const tcp = connect(Number(env.HTTPS_PORT), '127.0.0.1');
+    await new Promise((resolve) => tcp.once('connect', resolve));
+    server.child.kill('SIGTERM');
+    await server.waitFor('SIGTERM: draining');
+    const answer = await new Promise<string>((resolve, reject) => {
+      const tls = connectTls({
+        socket: tcp,
+        servername: 'localhost',
+        rejectUnauthorized: false,
+        ALPNProtocols: ['http/1.1'],
+      });
+      let text = '';
+      tls.once('secureConnect', () => tls.write('POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1\r\n\r\n0'));
+      tls.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+      tls.once('end', () => resolve(text));
+      tls.once('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 200 /);
+    expect(answer).toMatch(/\r\nconnection: close/i);
     const { code } = await server.exited;
     expect(code).toBe(0);
   });

@@ -247,6 +247,7 @@ export class ConnectionTracker {
   /** the TLS sockets under the HTTP/2 sessions: destroying a session leaves its socket to the client */
   #http2Sockets = new Set<Socket>();
   #draining = false;
+  #idleGraceMs = DRAIN_IDLE_GRACE_MS;
   #idleTimer: NodeJS.Timeout | undefined;
   #servers = new Set<NetServer>();
 
@@ -312,6 +313,7 @@ export class ConnectionTracker {
    */
   drain(idleGraceMs = DRAIN_IDLE_GRACE_MS): void {
     this.#draining = true;
+    this.#idleGraceMs = idleGraceMs;
     for (const socket of this.#sockets) if (socket._httpMessage) this.#endAfterReplies(socket);
     for (const response of this.#queued) if (!response.headersSent) response.shouldKeepAlive = false;
     for (const session of this.#sessions) session.close();
@@ -382,10 +384,14 @@ export class ConnectionTracker {
   #addSocket(socket: Socket): void {
     if (this.#sockets.has(socket)) return;
     if (this.#draining) {
-      // accepted just before close(): serve nothing new on it
-      socket.end();
+      // Accepted just before close(), or (HTTPS) its TLS handshake ended during the drain: the
+      // client sends its request now. Ended at once, it got no answer at all (one HTTPS request
+      // per swap or stop, curl's "Empty reply"); it gets the idle grace instead, and a request
+      // that comes within it is served with Connection: close.
       this.#cutAfterEnd(socket);
-      return;
+      setTimeout(() => {
+        if (!(socket as Http1Socket)._httpMessage && !socket.destroyed) socket.end();
+      }, this.#idleGraceMs).unref();
     }
     this.#sockets.add(socket);
     socket.once('close', () => {
