@@ -88,11 +88,29 @@ describe('warmpool-swap', () => {
     expect(parsed.state.history).toHaveLength(2);
   });
 
-  it('SIGTERM to the supervisor drains the child and exits 0', async () => {
+  it('SIGTERM to the supervisor drains the children and exits 0, the request in flight on the old colour included', async () => {
     const s = supervisor!;
-    const pid = s.state().active!.pid;
+    // blue (v1) serves a long request; a swap to v2 hands over, and blue drains it
+    const long = request(`http://127.0.0.1:${s.httpPort}/long`, { method: 'POST', body: '3000' });
+    await new Promise((r) => setTimeout(r, 300));
+    const before = s.output.length;
+    const swap = swapCli(['swap', '--binary', v2, '--state', s.stateDir]);
+    await s.waitFor('draining (SIGTERM', 15_000, before);
+    const pids = s.state().children.map((child) => child.pid);
+    // systemctl stop while blue still drains: blue must not get a second SIGTERM (the server's
+    // "exit now, cut the requests"); before, the long request was cut
     expect(await s.stop()).toBe(0);
-    expect(isAlive(pid)).toBe(false);
+    const longRes = await long;
+    expect(longRes.statusCode).toBe(200);
+    expect(await longRes.body.text()).toBe('v1');
+    for (const pid of pids) if (pid !== null) expect(isAlive(pid)).toBe(false);
+    // the swap is not "✓ swapped": it ended with the supervisor, and no release was restarted
+    const ended = await swap;
+    expect(ended.code).toBe(1);
+    expect(ended.stdout).toContain('✗ the supervisor was stopped (SIGTERM) during the hand-over');
+    expect(ended.stderr).toMatch(/^✗ WP_SWAP_STOPPED: /);
+    expect(ended.stderr).not.toContain('rolled back');
     expect(s.output).toContain('SIGTERM: forwarding to the server');
+    expect(s.output).not.toContain('SIGTERM again');
   });
 });

@@ -73,9 +73,10 @@ export class Supervisor {
     this.exited = once(child, 'exit').then(([code]) => code as number | null);
   }
 
-  async waitFor(text: string, timeoutMs = 15_000): Promise<void> {
+  /** Waits until the output has `text` (`from`: only what was printed after that offset). */
+  async waitFor(text: string, timeoutMs = 15_000, from = 0): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    while (!this.output.includes(text)) {
+    while (!this.output.includes(text, from)) {
       if (this.child.exitCode !== null || this.child.signalCode !== null)
         throw new Error(`warmpool-swap exited before "${text}":\n${this.output}`);
       if (Date.now() > deadline) throw new Error(`warmpool-swap did not print "${text}":\n${this.output}`);

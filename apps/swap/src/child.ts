@@ -123,8 +123,20 @@ export class ServerChild {
     return this.#tail.join('\n');
   }
 
+  /** a SIGTERM or SIGINT was sent: the server drains */
+  #stopSignalled = false;
+
+  /**
+   * Sends `signal`; a second SIGTERM/SIGINT is not: the server takes it as "exit now, cut the
+   * requests" (a supervisor stopped while the old colour drained cut that colour's requests).
+   */
   signal(signal: NodeJS.Signals): void {
-    if (this.alive) this.process.kill(signal);
+    if (!this.alive) return;
+    if (signal === 'SIGTERM' || signal === 'SIGINT') {
+      if (this.#stopSignalled) return;
+      this.#stopSignalled = true;
+    }
+    this.process.kill(signal);
   }
 
   /**

@@ -28,6 +28,7 @@ export const SWAP_ERROR_CODES = [
   'WP_SWAP_UNREACHABLE',
   'WP_SWAP_CONTROL',
   'WP_SWAP_STATE_FILE',
+  'WP_SWAP_STOPPED',
 ] as const;
 
 export type SwapErrorCode = (typeof SWAP_ERROR_CODES)[number];
@@ -98,5 +99,14 @@ export class ControlError extends SwapError<'WP_SWAP_CONTROL'> {
 export class StateFileError extends SwapError<'WP_SWAP_STATE_FILE'> {
   constructor(file: string, reason: string, cause?: unknown) {
     super('WP_SWAP_STATE_FILE', `state file ${file} ${reason}`, { cause, details: { file } });
+  }
+}
+/** The supervisor was stopped (SIGTERM/SIGINT) while the swap ran: its children drain and exit. */
+export class StoppedError extends SwapError<'WP_SWAP_STOPPED'> {
+  constructor(signal: string) {
+    super(
+      'WP_SWAP_STOPPED',
+      `the supervisor was stopped (${signal}) during the swap: every server drains and exits, no release is restarted; start warmpool-swap again`,
+    );
   }
 }

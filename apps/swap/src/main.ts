@@ -13,6 +13,8 @@ import { SwapOrchestrator } from './orchestrator.js';
 import { controlSocket, readState, type SwapState } from './state-file.js';
 
 export const EXIT_OK = 0;
+/** The codes of a swap that was tried and given up: the server before keeps serving. */
+const ROLLED_BACK = new Set(['WP_SWAP_CHECK_FAILED', 'WP_SWAP_BOOT_FAILED', 'WP_SWAP_NOT_READY']);
 export const EXIT_FAILED = 1; // the swap failed and was rolled back; the supervisor's child failed
 export const EXIT_USAGE = 2;
 export const EXIT_UNREACHABLE = 3;
@@ -330,7 +332,9 @@ async function client(stateDir: string, request: object, json: boolean): Promise
     process.stdout.write(formatStatus(result.state));
   if (!result.ok) {
     process.stderr.write(`✗ ${result.code}: ${result.message}\n`);
-    if (result.state?.active)
+    // only a swap that started a new server and gave it up rolled back; a busy supervisor, no
+    // previous binary or a stop changed nothing, or everything
+    if (result.state?.active && ROLLED_BACK.has(result.code ?? ''))
       process.stderr.write(
         `  rolled back: ${result.state.active.colour} pid ${result.state.active.pid} (${result.state.active.binary}) keeps serving\n`,
       );

@@ -15,6 +15,7 @@ import {
   ListenFailedError,
   NoPreviousError,
   NotReadyError,
+  StoppedError,
   SwapError,
 } from './errors.js';
 import { ServerChild, runCheck, type Colour } from './child.js';
@@ -51,6 +52,8 @@ export class SwapOrchestrator {
   #history: SwapRecord[] = [];
   #phase = 'starting';
   #stopping = false;
+  /** the signal that stopped the supervisor */
+  #stoppedBy: string = 'SIGTERM';
   /** called when the active child exits on its own (not during a swap): the supervisor exits too */
   onActiveExit: (code: number) => void = () => {};
 
@@ -161,6 +164,16 @@ export class SwapOrchestrator {
       `• ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms); ${colour} pid ${green.pid} serves`,
     );
     await this.#stopReported(blue, this.options.drainTimeoutMs, progress);
+    if (this.#stopping) {
+      // stopped during the hand-over: green was asked to stop too; restarting blue would start a
+      // server nobody stops (the supervisor waited for it, then was killed)
+      const reason = `the supervisor was stopped (${this.#stoppedBy}) during the hand-over`;
+      progress(`✗ ${reason}`);
+      record(false, reason);
+      this.#phase = 'stopping';
+      this.#save();
+      throw new StoppedError(this.#stoppedBy);
+    }
     if (!green.alive) {
       // green died while blue drained: bring the old binary back rather than serve nothing
       const reason = `${colour} ${green.exitDescription} during the hand-over; restarting ${blue.binary}`;
@@ -190,6 +203,7 @@ export class SwapOrchestrator {
   /** SIGTERM/SIGINT: forwarded to every child; resolves when they are gone. */
   async shutdown(signal: NodeJS.Signals): Promise<void> {
     this.#stopping = true;
+    this.#stoppedBy = signal;
     this.#phase = 'stopping';
     this.#save();
     await Promise.all(

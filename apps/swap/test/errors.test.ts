@@ -25,6 +25,7 @@ const FACTORIES: Record<string, () => SwapError> = {
   UnreachableError: () => new errors.UnreachableError('/run/x/control.sock', new Error('ENOENT')),
   ControlError: () => new errors.ControlError('m'),
   StateFileError: () => new errors.StateFileError('/run/x/state.json', 'is not valid JSON'),
+  StoppedError: () => new errors.StoppedError('SIGTERM'),
 };
 
 describe('SWAP_ERROR_CODES', () => {
