@@ -88,6 +88,22 @@ describe('warmpool-swap', () => {
     expect(parsed.state.history).toHaveLength(2);
   });
 
+  it('SIGHUP and SIGUSR1 to the supervisor reach the server (reload, reopen logs); the supervisor stays', async () => {
+    const s = supervisor!;
+    const before = s.output.length;
+    // before: SIGHUP killed the supervisor (exit 129) and left its server unsupervised; SIGUSR1
+    // opened Node's inspector
+    s.child.kill('SIGHUP');
+    await s.waitFor('SIGHUP: reloading', 15_000, before);
+    s.child.kill('SIGUSR1');
+    await s.waitFor('SIGUSR1: no log file to reopen', 15_000, before);
+    expect(s.child.exitCode).toBeNull();
+    expect(s.output.slice(before)).not.toContain('Debugger listening');
+    const res = await request(`http://127.0.0.1:${s.httpPort}/`);
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+  });
+
   it('SIGTERM to the supervisor drains the children and exits 0, the request in flight on the old colour included', async () => {
     const s = supervisor!;
     // blue (v1) serves a long request; a swap to v2 hands over, and blue drains it

@@ -86,7 +86,9 @@ export class ServerChild {
       for (const line of lines) {
         this.#tail.push(line);
         if (this.#tail.length > 50) this.#tail.shift();
-        options.log(`[${this.colour} ${this.process.pid ?? '?'}] ${line}`);
+        // a JSON log line is passed as it is: a prefix made it no JSON for the tools reading
+        // the supervisor's output (journald, Octane-style readers, log shippers)
+        options.log(line.startsWith('{') ? line : `[${this.colour} ${this.process.pid ?? '?'}] ${line}`);
       }
     };
     const out = { s: '' };

@@ -182,6 +182,22 @@ async function start(args: Args, stateDir: string): Promise<number> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // the server's own signals reach it through the supervisor: SIGHUP reloads the active server's
+  // config, SIGUSR1 has every server reopen its log files (logrotate). Unhandled, SIGHUP killed the
+  // supervisor and left its server unsupervised, and SIGUSR1 opened Node's inspector
+  process.on('SIGHUP', () => {
+    const active = orchestrator.active;
+    log(
+      active === undefined
+        ? '▲ SIGHUP: no server to reload'
+        : `• SIGHUP: forwarding to ${active.colour} pid ${active.pid} (reload)`,
+    );
+    active?.signal('SIGHUP');
+  });
+  process.on('SIGUSR1', () => {
+    log('• SIGUSR1: forwarding to the servers (reopen log files)');
+    orchestrator.signalAll('SIGUSR1');
+  });
   orchestrator.onActiveExit = (code) => {
     log(`✗ the active server exited (${code}); warmpool-swap stops`);
     stopping = true;

@@ -200,6 +200,11 @@ export class SwapOrchestrator {
     await this.swap(this.#previous, progress);
   }
 
+  /** A signal for every child (SIGUSR1: reopen logs). */
+  signalAll(signal: NodeJS.Signals): void {
+    for (const child of this.#children) child.signal(signal);
+  }
+
   /** SIGTERM/SIGINT: forwarded to every child; resolves when they are gone. */
   async shutdown(signal: NodeJS.Signals): Promise<void> {
     this.#stopping = true;

@@ -185,6 +185,19 @@ describe('start', () => {
     expect(await servedBy(info.ports.http!)).toEqual({ colour: 'blue', pid: state.active!.pid });
   });
 
+  it("relays the child's output: JSON log lines as they are (still JSON), other lines with the colour and pid", async () => {
+    const { o, line } = harness({ binary: READY });
+    await o.start();
+    const pid = o.state().active!.pid;
+    // before: "[blue 123] {...}", no JSON for log shippers reading the supervisor's output
+    expect(JSON.parse(await line(/fake server serving/))).toEqual({
+      level: 30,
+      msg: 'fake server serving',
+      colour: 'blue',
+    });
+    expect(await line(/a human line/)).toBe(`[blue ${pid}] fake server: a human line`);
+  });
+
   it('an address already in use: ListenFailedError naming it, and no child is started', async () => {
     const holder = createServer().listen(0, '127.0.0.1');
     await once(holder, 'listening');
@@ -374,7 +387,7 @@ describe('swap rollback: a green that is not fit never takes over, blue keeps se
     expect(error).toBeInstanceOf(NotReadyError);
     // green's last lines come with it: what a real server says it waits for
     expect((error as Error).message).toMatch(
-      /^http:\/\/127\.0\.0\.1:\d+\/ready not ready within 1000 ms: last answered 503:\nlistening http=\d+ status=\d+$/,
+      /^http:\/\/127\.0\.0\.1:\d+\/ready not ready within 1000 ms: last answered 503:\n(?:.*\n)*listening http=\d+ status=\d+$/,
     );
     const greenPid = Number(/green pid (\d+) starting/.exec(progress.join('\n'))![1]);
     expect(progress).toContain(`• stopping green pid ${greenPid}; blue pid ${h.blue.pid} keeps serving`);
