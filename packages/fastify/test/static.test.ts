@@ -375,6 +375,10 @@ describe('static: forbidden files never leave as bytes', () => {
     // PHP source under Apache's other names: sent as text before
     '/config.inc',
     '/lib.php5',
+    // copies named by hand (sent as text before)
+    '/config.php_bak',
+    '/index.php-',
+    '/wp-config.old',
   ];
   const leaked = (body: string) =>
     /<\?php|ENV-FILE-MARKER|GIT-CONFIG-MARKER|HIDDEN-FOLDER-MARKER|LEAKED-[A-Z]+-MARKER/.test(body);
@@ -664,7 +668,7 @@ describe('static: options', () => {
       // PHP source under Apache's other names (lib.php5, config.inc were sent as text before)
       ...['.php3', '.php4', '.php5', '.php7', '.php8', '.phps', '.pht', '.inc'],
       ...['.env', '.htaccess', '.git'],
-      ...['.log', '.sql', '.sqlite', '.sqlite3', '.bak', '.swp'],
+      ...['.log', '.sql', '.sqlite', '.sqlite3', '.bak', '.old', '.orig', '.swp'],
     ]);
     expect(resolved.policy.allow).toBeNull();
     // Empty lists mean "the default" (forbid) and "no allow list" (allow), as in RoadRunner.

@@ -232,11 +232,20 @@ export function extensionOf(name: string): string {
   return dot <= slash + 1 ? '' : name.slice(dot).toLowerCase();
 }
 
-// "index.php~" (vim, nano) and "#index.php#" (emacs) are copies of index.php.
+// "index.php~" (vim, nano) and "#index.php#" (emacs) are copies of index.php, and so are the
+// names people give copies by hand: "wp-config.php_bak", "wp-config.php-", "index.php-old" (sent
+// as text, database password included, before): the extension is read up to a - or _ after it.
 function stripBackupMarks(extension: string): string {
   let end = extension.length;
   while (end > 1 && (extension.charCodeAt(end - 1) === 126 /* ~ */ || extension.charCodeAt(end - 1) === 35) /* # */)
     end--;
+  for (let i = 2; i < end; i++) {
+    const code = extension.charCodeAt(i);
+    if (code === 45 /* - */ || code === 95 /* _ */) {
+      end = i;
+      break;
+    }
+  }
   return end === extension.length ? extension : extension.slice(0, end);
 }
 

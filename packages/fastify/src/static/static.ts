@@ -98,6 +98,8 @@ export const DEFAULT_STATIC_FORBID: readonly string[] = Object.freeze([
   '.sqlite',
   '.sqlite3',
   '.bak',
+  '.old',
+  '.orig',
   '.swp',
 ]);
 export const DEFAULT_INDEX: readonly string[] = Object.freeze(['index.html']);
