@@ -2,7 +2,7 @@
 // in a process group of its own, telling a missing command from a failing one, and killing the
 // whole group.
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { accessSync, constants, statSync } from 'node:fs';
+import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { basename, delimiter, join, resolve } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
 import { lowerWorkerPriority } from './priority.js';
@@ -55,6 +55,20 @@ export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: 
 const SETPRIV = ['/usr/bin/setpriv', '/bin/setpriv'].find((path) => isExecutable(path)) ?? null;
 
 /**
+ * The server's ambient capabilities, which every child inherits: systemd's
+ * AmbientCapabilities=CAP_NET_BIND_SERVICE (so a non-root server binds port 443) reached every PHP
+ * worker too (CapAmb 0x400, a blue-green probe), and PHP has no use for it. setpriv drops them.
+ */
+const HAS_AMBIENT_CAPS = (() => {
+  try {
+    const line = /^CapAmb:\s*([0-9a-f]+)$/m.exec(readFileSync('/proc/self/status', 'utf8'));
+    return line !== null && /[1-9a-f]/.test(line[1]!);
+  } catch {
+    return false;
+  }
+})();
+
+/**
  * argv run through `setpriv --pdeathsig KILL` (the same process: setpriv execs it). Only when the
  * command itself is found, so a missing command is still reported by its own name (spawn's ENOENT).
  */
@@ -64,7 +78,7 @@ function withParentDeathSignal(
   cwd: string | undefined,
 ): readonly string[] {
   if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, env, cwd)) return argv;
-  return [SETPRIV, '--pdeathsig', 'KILL', '--', ...argv];
+  return [SETPRIV, '--pdeathsig', 'KILL', ...(HAS_AMBIENT_CAPS ? ['--ambient-caps', '-all'] : []), '--', ...argv];
 }
 
 /** As spawn finds it: a path (a relative one from the child's cwd), else a name on PATH. */

@@ -1,5 +1,15 @@
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { request, withPool } from '../php-fixtures.js';
+import { fixture, request, withPool } from '../php-fixtures.js';
+
+const run = promisify(execFile);
+/** The built pool (the server a user runs), imported by the process started with capabilities. */
+const POOL_DIST = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
 
 // server.user / server.group: when the server runs as root, workers run as another user.
 const isRoot = process.getuid?.() === 0;
@@ -19,4 +29,43 @@ describe('worker privileges', () => {
       });
     });
   });
+
+  it.skipIf(!isRoot || !existsSync('/usr/bin/setpriv'))(
+    "a server with ambient capabilities (systemd's AmbientCapabilities) does not pass them to PHP",
+    async () => {
+      // the server runs as nobody with CAP_NET_BIND_SERVICE ambient, as warmpool.service gives it to
+      // bind port 443; before, every PHP worker had it too (CapAmb and CapEff 0x400)
+      const dir = mkdtempSync(join(tmpdir(), 'warmpool-caps-'));
+      chmodSync(dir, 0o755);
+      const script = join(dir, 'server.mjs');
+      writeFileSync(
+        script,
+        [
+          `import { createPool, SILENT_LOGGER } from ${JSON.stringify(pathToFileURL(POOL_DIST).href)};`,
+          `const pool = createPool({ command: ['php', ${JSON.stringify(fixture('capabilities.php'))}], num_workers: 1, logger: SILENT_LOGGER });`,
+          'await pool.start();',
+          "const reply = await pool.exec({ flags: 0, context: JSON.stringify({ method: 'GET', uri: 'http://localhost/' }), body: Buffer.alloc(0) });",
+          'const own = /^CapAmb:\\s*(\\w+)$/m.exec((await import("node:fs")).readFileSync("/proc/self/status", "utf8"))[1];',
+          'process.stdout.write(JSON.stringify({ server: own, php: JSON.parse(reply.body.toString()) }));',
+          'await pool.close();',
+        ].join('\n'),
+      );
+      chmodSync(script, 0o644);
+      try {
+        const { stdout } = await run('setpriv', [
+          ...['--reuid', '65534', '--regid', '65534', '--clear-groups'],
+          ...['--inh-caps', '+net_bind_service', '--ambient-caps', '+net_bind_service'],
+          '--',
+          process.execPath,
+          script,
+        ]);
+        const caps = JSON.parse(stdout) as { server: string; php: Record<string, string> };
+        expect(caps.server).toBe('0000000000000400');
+        expect(caps.php.CapAmb).toBe('0000000000000000');
+        expect(caps.php.CapEff).toBe('0000000000000000');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
 });
