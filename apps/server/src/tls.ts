@@ -24,6 +24,7 @@ import {
   type ServerHttp2Stream,
 } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { clientInfoOf } from '@warmpool/fastify';
 import { TlsError } from './errors.js';
@@ -309,6 +310,11 @@ export function createHttpsServer(
   // connections, and an idle keep-alive one stayed open for good; its timeouts and head size are the
   // plugin's (configureServerTimeouts, which app.ts applies)
   (server as unknown as { keepAliveTimeout: number }).keepAliveTimeout = options.keepAliveTimeoutMs ?? 72_000;
+  // Nagle off, as node:http sets it on plain connections and Node's HTTP/2 on its sessions: an
+  // HTTP/1.1 connection over TLS kept it on, and a reply written in two parts (a compressed body's
+  // head, then its end) waited for the client's delayed ACK, 40 ms a response (324 requests a
+  // second instead of 10,985 for a cached WordPress page with gzip, a WordPress probe)
+  server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   contexts.attach(server);
   closeIdleSessions(server, options.sessionTimeoutMs ?? HTTP2_SESSION_TIMEOUT_MS);
   return server;

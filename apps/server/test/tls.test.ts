@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Http2SecureServer } from 'node:http2';
 import { connect as connectHttp2, constants } from 'node:http2';
-import { connect as connectTcp } from 'node:net';
+import { connect as connectTcp, type Socket } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { configureServerTimeouts, type LimitOptions, resolveLimits } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -138,6 +138,33 @@ describe('http.ssl.certificates', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('createHttpsServer: the TCP connection under TLS', () => {
+  it("has Nagle's algorithm off, as plain HTTP's and HTTP/2's connections have", async () => {
+    // on, an HTTP/1.1 reply in two writes (a compressed body) waited 40 ms for the client's delayed ACK
+    const contexts = new TlsContexts();
+    contexts.setDefault(await pair('a.test'));
+    const server = createHttpsServer(contexts, (_req, res) => res.end('ok'));
+    servers.push(server);
+    const calls: boolean[] = [];
+    // first in line, so it sees what the server's own listener does with the socket
+    server.prependListener('connection', (socket: Socket) => {
+      const setNoDelay = socket.setNoDelay.bind(socket);
+      socket.setNoDelay = (noDelay?: boolean) => {
+        calls.push(noDelay ?? true);
+        return setNoDelay(noDelay);
+      };
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const socket = await open((server.address() as { port: number }).port, 'a.test');
+    socket.write('GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+    let text = '';
+    socket.on('data', (chunk: Buffer) => (text += chunk.toString('latin1')));
+    await once(socket, 'close');
+    expect(text).toMatch(/^HTTP\/1\.1 200 /);
+    expect(calls).toContain(true);
   });
 });
 
