@@ -7,7 +7,7 @@ import type { Readable } from 'node:stream';
 import { Chunks } from '../chunks.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
 import { FastCgiClientPool } from '../fastcgi/client-pool.js';
-import { type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
+import { DEFAULT_SERVER_SOFTWARE, type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
 import type { Logger } from '../logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { HeaderMap } from '../protocol/http-context.js';
@@ -32,7 +32,7 @@ export interface FastCgiExchangeOptions {
   logger?: Logger;
   /** see DEFAULT_BUFFER_BYTES; 0 streams every response */
   bufferBytes?: number;
-  /** SERVER_SOFTWARE; default "warmpool" */
+  /** SERVER_SOFTWARE; default "warmpool (nginx-compatible)" (DEFAULT_SERVER_SOFTWARE) */
   serverSoftware?: string;
   /**
    * Reuse the memory of whole bodies once their responses close (ExchangeResponse.release): no
@@ -59,7 +59,7 @@ export class FastCgiExchange implements Exchange {
     this.#extra = options.params;
     this.#logger = options.logger ?? null;
     this.#bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES;
-    this.#serverSoftware = options.serverSoftware ?? 'warmpool';
+    this.#serverSoftware = options.serverSoftware ?? DEFAULT_SERVER_SOFTWARE;
     this.#recycleBodies = options.recycleBodies === true;
   }
 
@@ -106,7 +106,7 @@ export function toParams(
   script: ExchangeScript,
   contentLength: number | undefined,
   extra: Readonly<Record<string, string>> | undefined,
-  serverSoftware = 'warmpool',
+  serverSoftware = DEFAULT_SERVER_SOFTWARE,
 ): EncodedParams {
   return encodeFastCgiParams({
     method: request.method,

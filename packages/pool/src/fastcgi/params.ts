@@ -115,7 +115,7 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
 
   const params = new Map<string, string | Buffer>([
     ['GATEWAY_INTERFACE', 'CGI/1.1'],
-    ['SERVER_SOFTWARE', input.serverSoftware ?? 'warmpool'],
+    ['SERVER_SOFTWARE', input.serverSoftware ?? DEFAULT_SERVER_SOFTWARE],
     ['REQUEST_METHOD', input.method],
     ['REQUEST_SCHEME', input.scheme],
     ['SERVER_PROTOCOL', input.protocol],
@@ -175,6 +175,13 @@ function paramName(text: string): ParamName {
 
 const GATEWAY_INTERFACE = paramName('GATEWAY_INTERFACE');
 const SERVER_SOFTWARE = paramName('SERVER_SOFTWARE');
+/**
+ * SERVER_SOFTWARE unless set: apps detect the server by it, and they must take warmpool for what
+ * its FastCGI side is, nginx's (fastcgi_params, try_files): WordPress looks for "nginx" in it and
+ * otherwise decides that pretty permalinks cannot work, offering only /index.php/... links (a
+ * WordPress probe; Site Health: "pretty permalinks supported: No").
+ */
+export const DEFAULT_SERVER_SOFTWARE = 'warmpool (nginx-compatible)';
 const REQUEST_METHOD = paramName('REQUEST_METHOD');
 const REQUEST_SCHEME = paramName('REQUEST_SCHEME');
 const SERVER_PROTOCOL = paramName('SERVER_PROTOCOL');
@@ -365,7 +372,7 @@ export function encodeFastCgiParams(input: FastCgiParamsInput): EncodedParams {
 
   const w = new PairWriter(input.extra);
   w.pair(GATEWAY_INTERFACE, 'CGI/1.1');
-  w.pair(SERVER_SOFTWARE, input.serverSoftware ?? 'warmpool');
+  w.pair(SERVER_SOFTWARE, input.serverSoftware ?? DEFAULT_SERVER_SOFTWARE);
   w.pair(REQUEST_METHOD, input.method);
   w.pair(REQUEST_SCHEME, input.scheme);
   w.pair(SERVER_PROTOCOL, input.protocol);

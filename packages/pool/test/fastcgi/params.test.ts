@@ -36,7 +36,7 @@ describe('buildFastCgiParams', () => {
   it('writes the CGI variables as nginx fastcgi_params + SCRIPT_FILENAME do', () => {
     expect(asObject(base)).toEqual({
       GATEWAY_INTERFACE: 'CGI/1.1',
-      SERVER_SOFTWARE: 'warmpool',
+      SERVER_SOFTWARE: 'warmpool (nginx-compatible)',
       REQUEST_METHOD: 'GET',
       REQUEST_SCHEME: 'https',
       SERVER_PROTOCOL: 'HTTP/1.1',
