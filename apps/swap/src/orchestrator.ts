@@ -114,6 +114,12 @@ export class SwapOrchestrator {
       if (this.#history.length > 50) this.#history.shift();
     };
     let green: ServerChild | undefined;
+    // the file the running server came from, rebuilt in place: it works, but `rollback` would
+    // "go back" to the same new files
+    if (binary === blue.binary)
+      progress(
+        `▲ ${binary} is the binary ${blue.colour} runs: rollback will have no other release to go back to; give each release a folder of its own`,
+      );
     try {
       this.#phase = 'checking';
       progress(`• checking ${binary}: version`);

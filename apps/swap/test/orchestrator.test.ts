@@ -303,6 +303,17 @@ describe('swap', () => {
     await first;
     expect(o.state().active!.binary).toBe(join(dir, 'v2.mjs'));
   });
+
+  it('a swap to the binary already running (rebuilt in place) is done, and warned of: rollback has nothing else', async () => {
+    const { o } = harness({ binary: READY });
+    await o.start();
+    const progress: string[] = [];
+    await o.swap(READY, (line) => progress.push(line));
+    expect(progress[0]).toBe(
+      `▲ ${READY} is the binary blue runs: rollback will have no other release to go back to; give each release a folder of its own`,
+    );
+    expect(o.state().active).toMatchObject({ colour: 'green', binary: READY });
+  });
 });
 
 describe('swap rollback: a green that is not fit never takes over, blue keeps serving', () => {
