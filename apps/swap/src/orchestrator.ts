@@ -169,7 +169,20 @@ export class SwapOrchestrator {
     progress(
       `• ${blue.colour} pid ${blue.pid} draining (SIGTERM, SIGKILL after ${this.options.drainTimeoutMs} ms); ${colour} pid ${green.pid} serves`,
     );
-    await this.#stopReported(blue, this.options.drainTimeoutMs, progress);
+    const blueStopped = this.#stopReported(blue, this.options.drainTimeoutMs, progress);
+    // green dying while blue drains: the old release is started again at once, under green's colour
+    // (its admin socket is free; blue's is held until blue is gone); waiting for blue's drain left
+    // nothing accepting connections for as long as the drain took (a request waited 16 s)
+    const greenDied = await Promise.race([blueStopped.then(() => false), green.exited.then(() => true)]);
+    let again: ServerChild | null = null;
+    if (greenDied && !this.#stopping) {
+      progress(`✗ ${colour} ${green.exitDescription} during the hand-over; starting ${blue.binary} again now`);
+      again = this.#spawn(colour, blue.binary);
+      again.version = blue.version;
+      this.#promote(again);
+      this.#save();
+    }
+    await blueStopped;
     if (this.#stopping) {
       // stopped during the hand-over: green was asked to stop too; restarting blue would start a
       // server nobody stops (the supervisor waited for it, then was killed)
@@ -180,13 +193,15 @@ export class SwapOrchestrator {
       this.#save();
       throw new StoppedError(this.#stoppedBy);
     }
-    if (!green.alive) {
-      // green died while blue drained: bring the old binary back rather than serve nothing
-      const reason = `${colour} ${green.exitDescription} during the hand-over; restarting ${blue.binary}`;
-      progress(`✗ ${reason}`);
-      const again = this.#spawn(blue.colour, blue.binary);
-      again.version = blue.version;
-      this.#promote(again);
+    if (again !== null || !green.alive) {
+      // green died while blue drained: the old binary serves again rather than nothing
+      const reason = `${colour} ${green.exitDescription} during the hand-over; restarted ${blue.binary}`;
+      if (again === null) {
+        progress(`✗ ${reason}`);
+        again = this.#spawn(colour, blue.binary);
+        again.version = blue.version;
+        this.#promote(again);
+      }
       this.#previous = null;
       record(false, reason);
       this.#phase = 'idle';

@@ -428,36 +428,43 @@ describe('hand-over', () => {
     expect(await servedBy(blue.ports.http!)).toMatchObject({ colour: 'green' });
   });
 
-  it('green dies while blue drains: the old binary is started again and the swap fails', async () => {
+  it('green dies while blue drains: the old binary is started again at once, before the drain ends, and the swap fails', async () => {
     const { o, line } = harness({ binary: DRAINS_UNTIL_SIGUSR2 });
     await o.start();
     const blue = await activeInfo(o);
-    const swap = o.swap(READY, (progress) => {
+    const progress: string[] = [];
+    const swap = o.swap(READY, (message) => {
+      progress.push(message);
       // blue is draining; green is active: make green exit now
-      if (/draining \(SIGTERM/.test(progress))
+      if (/draining \(SIGTERM/.test(message))
         void get(o.state().active!.statusUrl!.replace(/\/ready$/, '/exit?code=7')).catch(() => {});
     });
-    const greenExit = await line(/^• green pid \d+ exit code 7$/);
-    process.kill(blue.pid, 'SIGUSR2'); // blue's drain ends after green is gone
+    const deadGreen = Number(/pid (\d+)/.exec(await line(/^• green pid \d+ exit code 7$/))![1]);
+    // blue still drains (until SIGUSR2), and the old binary already serves again, under green's
+    // colour (blue's admin socket is still held); before, nothing accepted until blue's drain ended
+    await line(new RegExp(`^\\[green (?!${deadGreen}\\])\\d+\\] listening `));
+    const again = o.state().active!;
+    expect(again).toMatchObject({ colour: 'green', binary: DRAINS_UNTIL_SIGUSR2 });
+    expect(isGone(blue.pid)).toBe(false);
+    expect(await servedBy(blue.ports.http!)).toEqual({ colour: 'green', pid: again.pid });
+    expect(progress).toContain(`✗ green exit code 7 during the hand-over; starting ${DRAINS_UNTIL_SIGUSR2} again now`);
+
+    process.kill(blue.pid, 'SIGUSR2'); // blue's drain ends
     const error = await swap.catch((e: unknown) => e);
     expect(error).toBeInstanceOf(BootFailedError);
     expect((error as Error).message).toMatch(
-      new RegExp(`^green exit code 7 during the hand-over; restarting ${DRAINS_UNTIL_SIGUSR2}`),
+      new RegExp(`^green exit code 7 during the hand-over; restarted ${DRAINS_UNTIL_SIGUSR2}`),
     );
-    expect(greenExit).toBeDefined();
-
     const state = o.state();
     expect(state.phase).toBe('idle');
-    expect(state.active).toMatchObject({ colour: 'blue', binary: DRAINS_UNTIL_SIGUSR2 });
-    expect(state.active!.pid).not.toBe(blue.pid);
+    expect(state.active).toMatchObject({ colour: 'green', binary: DRAINS_UNTIL_SIGUSR2, pid: again.pid });
     expect(state.previous).toBeNull();
     expect(state.history).toMatchObject([{ to: READY, ok: false }]);
-    expect(await servedBy(blue.ports.http!)).toEqual({ colour: 'blue', pid: state.active!.pid });
 
-    // this blue drains until released too
+    // this one drains until released too
     const stopping = o.shutdown('SIGTERM');
-    await line(new RegExp(`^\\[blue ${state.active!.pid}\\] draining until SIGUSR2$`));
-    process.kill(state.active!.pid!, 'SIGUSR2');
+    await line(new RegExp(`^\\[green ${again.pid}\\] draining until SIGUSR2$`));
+    process.kill(again.pid!, 'SIGUSR2');
     await stopping;
   });
 });
