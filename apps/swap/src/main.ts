@@ -170,6 +170,8 @@ async function start(args: Args, stateDir: string): Promise<number> {
     readyTimeoutMs: parseDuration(one(args, '--ready-timeout') ?? '30s', '--ready-timeout'),
     drainTimeoutMs: parseDuration(one(args, '--drain-timeout') ?? '30s', '--drain-timeout'),
     log,
+    // read again at each swap, when the addresses come from the config
+    currentListen: args.values.has('--listen') ? null : () => listenAddresses(args),
   });
   let resolveExit!: (code: number) => void;
   const exit = new Promise<number>((r) => (resolveExit = r));

@@ -34,6 +34,11 @@ export interface SwapOrchestratorOptions {
   drainTimeoutMs: number;
   env?: NodeJS.ProcessEnv;
   log: (line: string) => void;
+  /**
+   * The listener addresses the config gives now (read again at each swap), or null when they come
+   * from --listen flags: a swap to a config whose listeners differ from the sockets held is refused
+   */
+  currentListen?: (() => Map<ListenerName, string>) | null;
 }
 
 type Progress = (line: string) => void;
@@ -125,6 +130,7 @@ export class SwapOrchestrator {
       progress(`• checking ${binary}: version`);
       const version = await this.#version(binary, colour);
       progress(`• ${binary}: ${version}; config check`);
+      this.#checkListeners();
       const check = this.#checkArgs();
       if (check !== null) {
         const { code, output } = await runCheck(binary, check, this.#childEnv(colour));
@@ -213,6 +219,41 @@ export class SwapOrchestrator {
     this.#phase = 'idle';
     this.#save();
     progress(`✓ swapped to ${binary} (${colour} pid ${green.pid}) in ${Date.now() - started} ms`);
+  }
+
+  /**
+   * The sockets are bound once, at start, and handed to every server: a config that now listens
+   * elsewhere (http.address changed, https added) swapped "✓" on the old port, or had the new server
+   * bind the new one itself, so that the next swap failed with EADDRINUSE (a blue-green probe).
+   */
+  #checkListeners(): void {
+    const read = this.options.currentListen;
+    if (read === undefined || read === null) return;
+    let now: Map<ListenerName, string>;
+    try {
+      now = read();
+    } catch {
+      return; // the server's config check says what is wrong with the file
+    }
+    const held = this.options.listen;
+    const changes: string[] = [];
+    for (const name of new Set([...held.keys(), ...now.keys()])) {
+      const before = held.get(name);
+      const after = now.get(name);
+      if (before === after) continue;
+      changes.push(
+        before === undefined
+          ? `${name} ${after} added`
+          : after === undefined
+            ? `${name} ${before} removed`
+            : `${name} ${before} → ${after}`,
+      );
+    }
+    if (changes.length > 0)
+      throw new CheckFailedError(
+        `the config's listeners changed (${changes.join(', ')}): warmpool-swap holds the sockets it started with and hands them to every server; restart it to take the new ones (systemctl restart warmpool-swap: a short gap, or keep the addresses and swap)`,
+        '',
+      );
   }
 
   /** A swap back to the previous binary. */

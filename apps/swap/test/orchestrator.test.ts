@@ -304,6 +304,30 @@ describe('swap', () => {
     expect(o.state().active!.binary).toBe(join(dir, 'v2.mjs'));
   });
 
+  it("a config whose listeners changed since start is refused before green starts: the sockets are the supervisor's", async () => {
+    let now = new Map<ListenerName, string>([['http', '127.0.0.1:0']]);
+    const { o, dir } = harness({ binary: READY, currentListen: () => now });
+    await o.start();
+    const blue = o.state().active!;
+    // before: "✓ swapped" with the new server on the old port, or binding https itself (the next
+    // swap then failed with EADDRINUSE)
+    now = new Map<ListenerName, string>([
+      ['http', '127.0.0.1:8081'],
+      ['https', '127.0.0.1:8443'],
+    ]);
+    const error = await o.swap(readyCopy(dir, 'v2')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CheckFailedError);
+    expect((error as Error).message).toMatch(
+      /^the config's listeners changed \(http 127\.0\.0\.1:0 → 127\.0\.0\.1:8081, https 127\.0\.0\.1:8443 added\): warmpool-swap holds the sockets it started with/,
+    );
+    expect(o.state().active).toMatchObject({ colour: 'blue', pid: blue.pid });
+    expect(o.state().children).toHaveLength(1);
+    // the same addresses again: the swap goes through
+    now = new Map<ListenerName, string>([['http', '127.0.0.1:0']]);
+    await o.swap(readyCopy(dir, 'v3'));
+    expect(o.state().active!.colour).toBe('green');
+  });
+
   it('a swap to the binary already running (rebuilt in place) is done, and warned of: rollback has nothing else', async () => {
     const { o } = harness({ binary: READY });
     await o.start();
