@@ -42,7 +42,15 @@ import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
 import type { CertsData } from '../admin/protocol.js';
-import { AcmeStoreError, BootError, ListenError, ListenFdsError, SiteSetupError, TlsError } from '../errors.js';
+import {
+  AcmeStoreError,
+  AlreadyRunningError,
+  BootError,
+  ListenError,
+  ListenFdsError,
+  SiteSetupError,
+  TlsError,
+} from '../errors.js';
 import {
   LISTENER_ORDER,
   adoptListenFds,
@@ -83,6 +91,8 @@ const CHANGED_KEYS_SHOWN = 8;
 const DEFAULT_DRAIN_MS = 60_000;
 /** how often a server under warmpool-swap looks at its sites before taking the shared sockets */
 const READY_POLL_MS = 50;
+/** Under warmpool-swap, how often the admin socket the old colour holds is tried again. */
+const ADMIN_TAKEOVER_RETRY_MS = 500;
 
 export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const startedAt = performance.now();
@@ -432,6 +442,16 @@ class ServerState {
         `admin socket ${server.admin.socket} (warmpool workers | reset | tune | cache purge | cert status)`,
       );
     } catch (error) {
+      // Under warmpool-swap, both colours given one admin.socket: the old server holds it while it
+      // drains. The new one takes it once released (it ran without one for good before, and every
+      // admin command failed until the next swap).
+      if (error instanceof AlreadyRunningError && process.env.WARMPOOL_SWAP_COLOUR !== undefined) {
+        this.#out.info(
+          `admin socket ${server.admin.socket}: held by the server this one replaces; taken over once that one has drained (give each colour its own admin.socket to have it at once)`,
+        );
+        this.#takeAdminOver();
+        return;
+      }
       // Without an admin section the default path is best effort (a non-root user cannot write /run).
       const message = (error as Error).message;
       if (server.admin.explicit) this.#out.warn(`admin socket: ${message}`);
@@ -442,6 +462,30 @@ class ServerState {
           `no admin socket (${message}); set admin.socket in the config to use warmpool workers/reset/tune`,
         );
     }
+  }
+
+  /** Tries the admin socket again every half second until it is free (or this server stops). */
+  #takeAdminOver(): void {
+    const { server, loggers } = this.#options;
+    const retry = setInterval(() => {
+      if (this.#phase === 'draining') {
+        clearInterval(retry);
+        return;
+      }
+      startAdminServer(server.admin.socket, this.#handlers(), loggers.root).then(
+        (admin) => {
+          clearInterval(retry);
+          if (this.#phase === 'draining') {
+            void admin.close();
+            return;
+          }
+          this.#admin = admin;
+          this.#out.info(`admin socket ${server.admin.socket} taken over (warmpool workers | reset | tune | ...)`);
+        },
+        () => {}, // still held: the next try
+      );
+    }, ADMIN_TAKEOVER_RETRY_MS);
+    retry.unref();
   }
 
   /** rpc.listen: RoadRunner's RPC on the same handlers as the admin socket; false when it cannot bind. */
