@@ -204,13 +204,22 @@ describe('ConnectionTracker drain (HTTP/1)', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(250);
   });
 
-  it('a connection accepted while draining is ended without serving anything', async () => {
+  it('a connection accepted while draining gets the idle grace: its request is served with Connection: close, or it ends', async () => {
+    // accepted just before close(), or an HTTPS one whose handshake ended during the drain: its
+    // client sends its request now (ended at once, it got no answer at all)
     const h = await harness();
     h.tracker.drain(60_000);
     const c = client(h.port);
     c.send('fast');
     await c.ended;
-    expect(c.text()).toBe('');
+    expect(heads(c.text())).toHaveLength(1);
+    expect(heads(c.text())[0]).toMatch(/\r\nconnection: close/i);
+    // one that brings nothing is ended once the grace is over
+    const quiet = await harness();
+    quiet.tracker.drain(100);
+    const silent = client(quiet.port);
+    await silent.ended;
+    expect(silent.text()).toBe('');
   });
 });
 
