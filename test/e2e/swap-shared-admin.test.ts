@@ -37,7 +37,7 @@ describe('warmpool-swap with one admin.socket for both colours', () => {
     const swap = await swapCli(['swap', '--binary', v2, '--state', supervisor.stateDir]);
     expect(swap.code).toBe(0);
     await supervisor.waitFor('held by the server this one replaces', 15_000, offset);
-    await supervisor.waitFor('taken over', 15_000, offset);
+    await supervisor.waitFor(`admin socket ${socket} taken over (`, 15_000, offset);
     const after = await runCli(['workers', '--socket', socket, '--json']);
     expect(after.code).toBe(0);
     const greenPids = (JSON.parse(after.stdout) as Array<{ workers: Array<{ pid: number }> }>)[0]!.workers.map(
