@@ -11,6 +11,15 @@ function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
 }
 
+/** A Fastify app whose log lines are kept, parsed, in `lines` (closed after the test). */
+function loggedApp(): { app: FastifyInstance; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
+  const app = Fastify({ logger: { level: 'info', stream } });
+  apps.push(app);
+  return { app, lines };
+}
+
 const apps: FastifyInstance[] = [];
 afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
@@ -351,10 +360,7 @@ describe('plugin: error logging', () => {
   });
 
   it('logs refusals under overload (503, queue full) as one warning with their count, not a line each', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
-    const app = Fastify({ logger: { level: 'info', stream } });
-    apps.push(app);
+    const { app, lines } = loggedApp();
     await app.register(warmpool, {
       command: ['php', fixture('sleep.php')],
       pool: { num_workers: 1, max_queue_size: 1 },
@@ -376,10 +382,7 @@ describe('plugin: error logging', () => {
   });
 
   it('a request that waited allocate_timeout in a queue with room is told to raise num_workers or allocate_timeout', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
-    const app = Fastify({ logger: { level: 'info', stream } });
-    apps.push(app);
+    const { app, lines } = loggedApp();
     await app.register(warmpool, {
       command: ['php', fixture('sleep.php')],
       pool: { num_workers: 1, allocate_timeout: '300ms' },
@@ -405,10 +408,7 @@ describe('plugin: error logging', () => {
   });
 
   it('logs requests failed while no worker can boot as one error with their count, not a line each', async () => {
-    const lines: Record<string, unknown>[] = [];
-    const stream = { write: (line: string) => void lines.push(JSON.parse(line)) };
-    const app = Fastify({ logger: { level: 'info', stream } });
-    apps.push(app);
+    const { app, lines } = loggedApp();
     const gate = join(mkdtempSync(join(tmpdir(), 'wp-gate-')), 'gate');
     await app.register(warmpool, {
       command: ['php', fixture('boot-gate.php')],

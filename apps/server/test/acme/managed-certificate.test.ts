@@ -14,13 +14,36 @@ afterAll(async () => {
   for (const dir of dirs) await rm(dir, { recursive: true, force: true });
 });
 
+const DIRECTORY = 'https://ca.test/dir';
+
+async function newStore(): Promise<CertificateStore> {
+  const dir = await mkdtemp(join(tmpdir(), 'wp-managed-'));
+  dirs.push(dir);
+  const store = new CertificateStore(dir);
+  await store.prepare();
+  return store;
+}
+
+/** What a ManagedCertificate needs, with no CA: these tests look at what it loads and says. */
+function depsFor(store: CertificateStore, now: () => number) {
+  return {
+    store,
+    responder: {} as never,
+    contexts: new TlsContexts(),
+    account: () => Promise.reject(new Error('no CA in this test')),
+    dropAccount: () => {},
+    directory: DIRECTORY,
+    challengeType: 'http-01' as const,
+    report: { info: () => {}, success: () => {}, error: () => {} },
+    isDefault: true,
+    now,
+  };
+}
+
 describe('ManagedCertificate status', () => {
   it('a served certificate past its notAfter is "expired", not "valid"', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'wp-managed-'));
-    dirs.push(dir);
-    const store = new CertificateStore(dir);
-    await store.prepare();
-    const directory = 'https://ca.test/dir';
+    const store = await newStore();
+    const directory = DIRECTORY;
     const pair = await createTemporaryCertificate(['a.test']);
     await store.writeCertificate('a.test', pair.cert, pair.key, {
       directory,
@@ -28,19 +51,7 @@ describe('ManagedCertificate status', () => {
       storedAt: new Date().toISOString(),
     });
     let now = Date.now();
-    const quiet = { info: () => {}, success: () => {}, error: () => {} };
-    const deps = {
-      store,
-      responder: {} as never,
-      contexts: new TlsContexts(),
-      account: () => Promise.reject(new Error('no CA in this test')),
-      dropAccount: () => {},
-      directory,
-      challengeType: 'http-01' as const,
-      report: quiet,
-      isDefault: true,
-      now: () => now,
-    };
+    const deps = depsFor(store, () => now);
     const certificate = new ManagedCertificate({ name: 'a.test', domains: ['a.test'], site: null }, deps);
     expect(await certificate.load()).toBe('stored');
     const status = certificate.status();
@@ -58,24 +69,10 @@ describe('ManagedCertificate status', () => {
   });
 
   it('failed attempts carry over a restart: the first waits for the next one set before, at most 15 minutes', async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'wp-managed-'));
-    dirs.push(dir);
-    const store = new CertificateStore(dir);
-    await store.prepare();
+    const store = await newStore();
     const now = Date.parse('2026-12-06T12:00:00Z');
     const lastError = { code: 'WP_SERVER_ACME_DNS', message: 'b.test: no address', at: '2026-12-06T11:59:00Z' };
-    const deps = {
-      store,
-      responder: {} as never,
-      contexts: new TlsContexts(),
-      account: () => Promise.reject(new Error('no CA in this test')),
-      dropAccount: () => {},
-      directory: 'https://ca.test/dir',
-      challengeType: 'http-01' as const,
-      report: { info: () => {}, success: () => {}, error: () => {} },
-      isDefault: false,
-      now: () => now,
-    };
+    const deps = depsFor(store, () => now);
     const plan = { name: 'b.test', domains: ['b.test'], site: null };
     await store.writeFailures('b.test', {
       directory: deps.directory,
