@@ -83,9 +83,13 @@ export class NoPreviousError extends SwapError<'WP_SWAP_NO_PREVIOUS'> {
 }
 export class UnreachableError extends SwapError<'WP_SWAP_UNREACHABLE'> {
   constructor(path: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException)?.code;
     super(
       'WP_SWAP_UNREACHABLE',
-      `no warmpool-swap supervisor answers on ${path} (${(cause as Error)?.message ?? String(cause)}); is \`warmpool-swap start\` running with this --state?`,
+      code === 'EACCES' || code === 'EPERM'
+        ? // the supervisor is there; this user may not talk to it (control.sock is 0600)
+          `permission denied on ${path}: the supervisor's control socket is its user's alone; run this as that user (sudo -u warmpool) or root`
+        : `no warmpool-swap supervisor answers on ${path} (${(cause as Error)?.message ?? String(cause)}); is \`warmpool-swap start\` running with this --state?`,
       { cause },
     );
   }

@@ -189,6 +189,10 @@ export class SwapOrchestrator {
       this.#save();
     }
     await blueStopped;
+    if (blue.exitDescription === 'killed by SIGKILL')
+      progress(
+        `▲ ${blue.colour}'s drain ran past --drain-timeout (${this.options.drainTimeoutMs} ms) and was cut: requests it still served were lost; raise --drain-timeout above the server's longest drain`,
+      );
     if (this.#stopping) {
       // stopped during the hand-over: green was asked to stop too; restarting blue would start a
       // server nobody stops (the supervisor waited for it, then was killed)

@@ -61,6 +61,17 @@ describe('error classes', () => {
     expect([...codes].sort()).toEqual([...SWAP_ERROR_CODES].sort());
   });
 
+  it('UnreachableError tells a socket that refuses this user from a supervisor that is not there', () => {
+    const denied = Object.assign(new Error('connect EACCES /run/x/control.sock'), { code: 'EACCES' });
+    expect(new errors.UnreachableError('/run/x/control.sock', denied).message).toBe(
+      "permission denied on /run/x/control.sock: the supervisor's control socket is its user's alone; run this as that user (sudo -u warmpool) or root",
+    );
+    const gone = Object.assign(new Error('connect ENOENT /run/x/control.sock'), { code: 'ENOENT' });
+    expect(new errors.UnreachableError('/run/x/control.sock', gone).message).toMatch(
+      /^no warmpool-swap supervisor answers on/,
+    );
+  });
+
   it('keeps the cause and the output a failed child printed', () => {
     const cause = new Error('ECONNREFUSED');
     expect(new errors.UnreachableError('/s', cause).cause).toBe(cause);

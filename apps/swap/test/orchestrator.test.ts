@@ -447,6 +447,10 @@ describe('hand-over', () => {
     const progress: string[] = [];
     await o.swap(readyCopy(dir, 'v2'), (line) => progress.push(line));
     expect(progress).toContain(`• blue pid ${blue.pid} killed by SIGKILL`);
+    // the swap succeeds, but not silently: what the drain still served was cut
+    expect(progress).toContain(
+      "▲ blue's drain ran past --drain-timeout (500 ms) and was cut: requests it still served were lost; raise --drain-timeout above the server's longest drain",
+    );
     expect(isGone(blue.pid)).toBe(true);
     expect(await waitGone(blue.grandchild!)).toBe(true);
     expect(await servedBy(blue.ports.http!)).toMatchObject({ colour: 'green' });
