@@ -163,6 +163,8 @@ export function registerAccessLog(
     write(request, reply, !reply.raw.writableFinished);
     done();
   });
+  // an HTTP/2 stream the client reset: Fastify aborts the request, and its response can still look
+  // finished (the close listener alone logged it "200 0")
   app.addHook('onRequestAbort', (request, done) => {
     const reply = seen.get(request)?.reply;
     if (reply !== undefined) write(request, reply, true);

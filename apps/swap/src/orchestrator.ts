@@ -179,15 +179,16 @@ export class SwapOrchestrator {
     // green dying while blue drains: the old release is started again at once, under green's colour
     // (its admin socket is free; blue's is held until blue is gone); waiting for blue's drain left
     // nothing accepting connections for as long as the drain took (a request waited 16 s)
-    const greenDied = await Promise.race([blueStopped.then(() => false), green.exited.then(() => true)]);
-    let again: ServerChild | null = null;
-    if (greenDied && !this.#stopping) {
+    const startOldAgain = (): ServerChild => {
       progress(`✗ ${colour} ${green.exitDescription} during the hand-over; starting ${blue.binary} again now`);
-      again = this.#spawn(colour, blue.binary);
-      again.version = blue.version;
-      this.#promote(again);
+      const child = this.#spawn(colour, blue.binary);
+      child.version = blue.version;
+      this.#promote(child);
       this.#save();
-    }
+      return child;
+    };
+    const greenDied = await Promise.race([blueStopped.then(() => false), green.exited.then(() => true)]);
+    let again = greenDied && !this.#stopping ? startOldAgain() : null;
     await blueStopped;
     if (blue.exitDescription === 'killed by SIGKILL')
       progress(
@@ -203,15 +204,10 @@ export class SwapOrchestrator {
       this.#save();
       throw new StoppedError(this.#stoppedBy);
     }
-    if (again !== null || !green.alive) {
-      // green died while blue drained: the old binary serves again rather than nothing
+    // green died while blue drained (or as blue's drain ended): the old binary serves again
+    if (again === null && !green.alive) again = startOldAgain();
+    if (again !== null) {
       const reason = `${colour} ${green.exitDescription} during the hand-over; restarted ${blue.binary}`;
-      if (again === null) {
-        progress(`✗ ${reason}`);
-        again = this.#spawn(colour, blue.binary);
-        again.version = blue.version;
-        this.#promote(again);
-      }
       this.#previous = null;
       record(false, reason);
       this.#phase = 'idle';

@@ -181,12 +181,10 @@ export class ManagedCertificate {
    * times an hour, not at each start).
    */
   #firstAttemptAt(): number {
-    const now = this.#now();
-    const carried = this.#carriedNextAttempt;
-    if (carried === null || Number.isNaN(carried) || carried <= now) return now;
-    const at = Math.min(carried, now + RESTART_RETRY_MAX_MS);
-    this.#nextAttempt = at;
-    return at;
+    const carried = this.carriedFailure;
+    if (carried === null) return this.#now();
+    this.#nextAttempt = Date.parse(carried.nextAttempt);
+    return this.#nextAttempt;
   }
 
   /** The attempt in flight, if any (tests wait for it). */
