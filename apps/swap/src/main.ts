@@ -26,7 +26,7 @@ const HELP = `warmpool-swap: blue-green supervisor for warmpool (owns the listen
 
 usage:
   warmpool-swap start --binary PATH [--listen NAME=HOST:PORT]... [--state DIR] [--ready-timeout 30s]
-                      [--drain-timeout 30s] -- serve -c warmpool.yaml
+                      [--settle 2s] [--drain-timeout 30s] -- serve -c warmpool.yaml
   warmpool-swap swap --binary PATH [--state DIR] [--json]
   warmpool-swap rollback [--state DIR] [--json]
   warmpool-swap status [--state DIR] [--json]
@@ -38,7 +38,7 @@ usage:
 exit codes: 0 ok, 1 failed (a swap was rolled back), 2 usage, 3 no supervisor on the control socket, 5 cannot bind
 `;
 
-const VALUE_FLAGS = new Set(['--binary', '--listen', '--state', '--ready-timeout', '--drain-timeout']);
+const VALUE_FLAGS = new Set(['--binary', '--listen', '--state', '--ready-timeout', '--settle', '--drain-timeout']);
 const SWITCHES = new Set(['--json', '-h', '--help']);
 
 interface Args {
@@ -169,6 +169,7 @@ async function start(args: Args, stateDir: string): Promise<number> {
     stateDir,
     readyTimeoutMs: parseDuration(one(args, '--ready-timeout') ?? '30s', '--ready-timeout'),
     drainTimeoutMs: parseDuration(one(args, '--drain-timeout') ?? '30s', '--drain-timeout'),
+    settleMs: parseDuration(one(args, '--settle') ?? '2s', '--settle'),
     log,
     // read again at each swap, when the addresses come from the config
     currentListen: args.values.has('--listen') ? null : () => listenAddresses(args),

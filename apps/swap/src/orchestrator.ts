@@ -32,6 +32,12 @@ export interface SwapOrchestratorOptions {
   stateDir: string;
   readyTimeoutMs: number;
   drainTimeoutMs: number;
+  /**
+   * How long green must stay up once ready, with blue still serving beside it, before blue drains
+   * (Kubernetes' minReadySeconds): a release that crashes just after its /ready is rolled back
+   * with blue untouched, not found dead after blue is gone. 0 hands over at once.
+   */
+  settleMs?: number;
   env?: NodeJS.ProcessEnv;
   log: (line: string) => void;
   /**
@@ -148,6 +154,7 @@ export class SwapOrchestrator {
         `• ${colour} pid ${green.pid} starting on the shared sockets; waiting for /ready (${this.options.readyTimeoutMs} ms)`,
       );
       await this.#untilReady(green, progress);
+      await this.#settle(green, blue, progress);
       this.#phase = `${colour}-ready`;
       // last look before blue stops accepting: green must still be alive and ready
       const status = await probe(this.#statusUrl(green)!, 2_000);
@@ -406,6 +413,26 @@ export class SwapOrchestrator {
         child.output,
       );
     progress(`• ${child.colour} pid ${child.pid} ready`);
+  }
+
+  /** Both serve for --settle; green exiting meanwhile fails the swap before blue is touched. */
+  async #settle(green: ServerChild, blue: ServerChild, progress: Progress): Promise<void> {
+    const settleMs = this.options.settleMs ?? 0;
+    if (settleMs <= 0) return;
+    this.#phase = `${green.colour}-settling`;
+    this.#save();
+    progress(`• ${green.colour} serves beside ${blue.colour} for --settle ${settleMs} ms before ${blue.colour} drains`);
+    let timer: NodeJS.Timeout | undefined;
+    const settled = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, settleMs);
+    });
+    await Promise.race([settled, green.exited]);
+    clearTimeout(timer);
+    if (!green.alive)
+      throw new BootFailedError(
+        `${green.colour} pid ${green.pid} ${green.exitDescription} within --settle (${settleMs} ms) of being ready`,
+        green.output,
+      );
   }
 
   /** The public status address: the supervisor answers it by forwarding to the active child's private status listener. */

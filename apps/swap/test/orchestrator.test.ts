@@ -34,6 +34,7 @@ const EXITS_WHILE_BOOTING = fixture('exits-while-booting');
 const NEVER_READY = fixture('never-ready');
 const IGNORES_SIGTERM = fixture('ignores-sigterm');
 const DRAINS_UNTIL_SIGUSR2 = fixture('drains-until-sigusr2');
+const EXITS_AFTER_READY = fixture('exits-after-ready');
 
 interface Harness {
   o: SwapOrchestrator;
@@ -434,6 +435,29 @@ describe('swap rollback: a green that is not fit never takes over, blue keeps se
     expect(h.lines.filter((line) => line.startsWith(`• green pid ${greenPid} exit`))).toEqual([]);
     expect(isGone(greenPid)).toBe(true);
     await expectBlueUntouched(h, NEVER_READY, /not ready within 1000 ms/);
+  });
+  it('dies within --settle of being ready: BootFailedError at once, blue never drained', async () => {
+    // a long settle: the swap must end when green dies, not when the settle time is up
+    const h = await started({ settleMs: 60_000 });
+    const progress: string[] = [];
+    const error = await h.o.swap(EXITS_AFTER_READY, (line) => progress.push(line)).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(BootFailedError);
+    const greenPid = Number(/green pid (\d+) starting/.exec(progress.join('\n'))![1]);
+    expect(progress).toContain('• green serves beside blue for --settle 60000 ms before blue drains');
+    expect((error as Error).message).toMatch(
+      new RegExp(`^green pid ${greenPid} exit code 9 within --settle \\(60000 ms\\) of being ready:\n`),
+    );
+    expect(progress.some((line) => line.includes('draining'))).toBe(false);
+    await expectBlueUntouched(h, EXITS_AFTER_READY, /exit code 9 within --settle/);
+  });
+
+  it('a green that stays up through --settle is handed over', async () => {
+    const h = await started({ settleMs: 200 });
+    const progress: string[] = [];
+    await h.o.swap(readyCopy(h.dir, 'v2'), (line) => progress.push(line));
+    expect(progress).toContain('• green serves beside blue for --settle 200 ms before blue drains');
+    expect(progress.at(-1)).toMatch(/^✓ swapped to /);
+    expect(await servedBy(h.http)).toMatchObject({ colour: 'green' });
   });
 });
 
