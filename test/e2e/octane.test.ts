@@ -24,15 +24,11 @@ class Octane {
   readonly #waiters: Array<{ match: (e: OctaneEvent) => boolean; resolve: (e: OctaneEvent) => void }> = [];
   readonly exited: Promise<number | null>;
 
-  constructor(base: string, port: number, rpcPort: number) {
-    this.child = spawn(
-      'php',
-      [join(FIXTURES, 'octane', 'octane.php'), base, '127.0.0.1', String(port), String(rpcPort)],
-      {
-        cwd: base,
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
+  constructor(base: string, port: number, rpcPort: number, host = '127.0.0.1') {
+    this.child = spawn('php', [join(FIXTURES, 'octane', 'octane.php'), base, host, String(port), String(rpcPort)], {
+      cwd: base,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       const event = JSON.parse(line) as OctaneEvent;
       this.events.push(event);
@@ -222,6 +218,32 @@ describe('Laravel Octane runs warmpool as rr', () => {
     expect(pidsAfter.size).toBeGreaterThan(0);
     expect(statuses.filter((status) => status !== 200)).toEqual([]);
     expect([...pidsAfter].filter((pid) => pidsBefore.has(pid))).toEqual([]);
+  });
+
+  it("Sail's `octane:start --host=0.0.0.0`: the warning about the RPC address is a log record, not a red error in Octane's console", async () => {
+    const sailPort = await freePort();
+    const sail = new Octane(base, sailPort, await freePort(), '0.0.0.0');
+    try {
+      await sail.next((e) => e.event === 'started');
+      for (let attempt = 0; ; attempt++) {
+        try {
+          const res = await request(`http://127.0.0.1:${sailPort}/robots.txt`, { dispatcher: agent });
+          await res.body.text();
+          break;
+        } catch (error) {
+          if (sail.child.exitCode !== null || attempt > 400) throw error;
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+      }
+      sail.send('stop');
+      await sail.next((e) => e.event === 'stopped');
+      expect(await sail.exited).toBe(0);
+      // Octane shows every stderr line without DEBUG, INFO or WARN as an error; RoadRunner's own
+      // warnings are zap records on its log output
+      expect(sail.events.filter((e) => e.event === 'error')).toEqual([]);
+    } finally {
+      if (sail.child.exitCode === null) sail.child.kill('SIGKILL');
+    }
   });
 
   it("stops on SIGTERM; every stdout line was readable by Octane's handling, and stderr had no error line", async () => {

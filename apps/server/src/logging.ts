@@ -159,7 +159,9 @@ function zapShaped(sink: DestinationStream): DestinationStream {
 /**
  * The CLI's stdout lines as log records, when the zap-shaped log goes to stdout: a tool reading
  * RoadRunner's stdout reads every line as JSON (Octane json_decodes each and indexes msg, logger,
- * level), so progress lines join the log (logger "warmpool", level info). Warnings and errors stay
+ * level), so progress lines join the log (logger "warmpool", level info), and warnings too (level
+ * warn), as RoadRunner logs its own: Octane shows every stderr line without DEBUG, INFO or WARN as
+ * a red error (each `octane:start --host=0.0.0.0` showed the RPC address warning so). Errors stay
  * on stderr, where such a tool shows them to its user.
  */
 export function logCliLines<T extends CliLines>(out: T, loggers: Pick<Loggers, 'root' | 'zap' | 'toStdout'>): T {
@@ -167,6 +169,7 @@ export function logCliLines<T extends CliLines>(out: T, loggers: Pick<Loggers, '
   const log = (message: string) => loggers.root.info(message);
   return {
     ...out,
+    warn: (message: string) => loggers.root.warn(message),
     success: log,
     info: log,
     detail: log,
@@ -177,6 +180,7 @@ export function logCliLines<T extends CliLines>(out: T, loggers: Pick<Loggers, '
 }
 
 interface CliLines {
+  warn(message: string): void;
   success(message: string): void;
   info(message: string): void;
   detail(message: string): void;

@@ -103,7 +103,7 @@ describe('createLoggers with logs.encoding: json', () => {
     expect(JSON.parse(stdout.lines[0]!)).toMatchObject({ level: 30, channel: 'warmpool', msg: 'x' });
   });
 
-  it('logCliLines turns the CLI stdout lines into log records only when the zap log goes to stdout', () => {
+  it('logCliLines turns the CLI stdout lines and warnings into log records only when the zap log goes to stdout', () => {
     const stdout = lines();
     const loggers = createLoggers({ encoding: 'json', output: 'stdout' }, { stdout: stdout.stream as never });
     const written: string[] = [];
@@ -114,16 +114,20 @@ describe('createLoggers with logs.encoding: json', () => {
       raw: (m: string) => written.push(m),
       table: () => written.push('table'),
       warn: (m: string) => written.push(`warn ${m}`),
+      error: (m: string) => written.push(`error ${m}`),
     };
     const logged = logCliLines(out, loggers);
     logged.info('listening on http://127.0.0.1:1');
     logged.warn('careful');
-    expect(written).toEqual(['warn careful']);
+    logged.error('broken');
+    // errors stay on stderr; warnings are log records, as RoadRunner's own (Octane shows stderr as errors)
+    expect(written).toEqual(['error broken']);
     expect(JSON.parse(stdout.lines[0]!)).toMatchObject({
       logger: 'warmpool',
       level: 'info',
       msg: 'listening on http://127.0.0.1:1',
     });
+    expect(JSON.parse(stdout.lines[1]!)).toMatchObject({ logger: 'warmpool', level: 'warn', msg: 'careful' });
     const toStderr = createLoggers({ encoding: 'json', output: 'stderr' }, { stderr: lines().stream as never });
     expect(logCliLines(out, toStderr)).toBe(out);
   });

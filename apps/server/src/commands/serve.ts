@@ -98,18 +98,23 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   const startedAt = performance.now();
 
   // 2. the config
-  let loaded: LoadedConfig;
+  let loaded: LoadedConfig | undefined;
   let server: ServerOptions;
   try {
     loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
-    for (const warning of loaded.warnings) out.warn(formatWarning(warning));
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
     if (problems !== null) throw problems;
   } catch (error) {
+    for (const warning of loaded?.warnings ?? []) out.warn(formatWarning(warning));
     if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
     throw error;
   }
+  // logs.encoding: json to stdout: every stdout line is a RoadRunner-shaped log line, and the
+  // warnings below are log records too (a tool reading RoadRunner shows stderr as errors)
+  const loggers = createLoggers(server.logs);
+  out = logCliLines(out, loggers);
+  for (const warning of loaded.warnings) out.warn(formatWarning(warning));
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
@@ -136,9 +141,6 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     return EXIT_LISTEN;
   }
 
-  const loggers = createLoggers(server.logs);
-  // logs.encoding: json to stdout: every stdout line is a RoadRunner-shaped log line
-  out = logCliLines(out, loggers);
   for (const key of loggers.unsupported) {
     const at = loaded.positionOf(key);
     out.warn(
