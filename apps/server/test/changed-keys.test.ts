@@ -16,6 +16,9 @@ describe('changedKeys', () => {
   it('walks into an added or removed section, and lists by index', () => {
     expect(changedKeys({}, { logs: { level: 'debug' } })).toEqual(['logs.level']);
     expect(changedKeys({ logs: { encoding: 'json' } }, {})).toEqual(['logs.encoding']);
+    // the loader's null for a section the file leaves out: a logs: added later is its keys, not "logs"
+    expect(changedKeys({ logs: null }, { logs: { level: 'debug' } })).toEqual(['logs.level']);
+    expect(changedKeys({ logs: { level: 'debug' } }, { logs: null })).toEqual(['logs.level']);
     expect(changedKeys({ sites: [{ hosts: ['a'] }] }, { sites: [{ hosts: ['a', 'b'] }, { hosts: ['c'] }] })).toEqual([
       'sites[0].hosts[1]',
       'sites[1].hosts',

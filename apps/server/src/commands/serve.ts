@@ -721,9 +721,10 @@ class ServerState {
 /** The keys whose values differ between two configs, as dotted paths down to the values that changed. */
 export function changedKeys(before: unknown, after: unknown, path = ''): string[] {
   const at = (key: string) => (path === '' ? key : `${path}.${key}`);
-  // a section added or removed: each of its keys, so an added logs.level alone is applied too
-  if (before === undefined && isPlainObject(after)) before = {};
-  if (after === undefined && isPlainObject(before)) after = {};
+  // a section added or removed: each of its keys, so an added logs.level alone is applied too; the
+  // loader gives null for a section the file leaves out (a logs: added later read as all of logs changed)
+  if ((before === undefined || before === null) && isPlainObject(after)) before = {};
+  if ((after === undefined || after === null) && isPlainObject(before)) after = {};
   if (Array.isArray(before) && Array.isArray(after)) {
     const length = Math.max(before.length, after.length);
     return Array.from({ length }, (_, i) => changedKeys(before[i], after[i], `${path}[${i}]`)).flat();
