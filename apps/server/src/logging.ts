@@ -14,7 +14,7 @@
 // lowest level written (RR's panic = fatal); logs.channels.<name>.level overrides it per channel.
 // logs.output: stderr (default), stdout, or a file path (appended, folder created); a list writes
 // to each. Channel-specific mode/encoding/output and err_output are not supported: every channel
-// shares the top-level destination and format (a warning names such keys).
+// shares the top-level destination and format (the config's check warns of such keys).
 //
 // ACCESS LOG (channel "http", level info), one JSON object per request in production:
 //   {"level":30,"time":1700000000000,"channel":"http","reqId":"…",
@@ -49,8 +49,6 @@ export interface Loggers {
   describe(): string;
   /** applies new levels (SIGHUP); returns one line per change */
   applyLevels(logs: LogsConfig): string[];
-  /** keys set in the file that this logger does not honour (warned at boot) */
-  unsupported: string[];
   /** reopens the files of logs.output (SIGUSR1, after logrotate); returns their paths */
   reopen(): string[];
   /** logs.encoding: json: lines in RoadRunner's zap shape, and an "http log" line per request */
@@ -103,19 +101,11 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
   for (const channel of CHANNELS) {
     channels.set(channel, base.child({ channel }, { level: levelOf(logs, channel) }));
   }
-  const unsupported: string[] = [];
-  if (logs.err_output !== undefined) unsupported.push('logs.err_output');
-  for (const [name, channel] of Object.entries(logs.channels ?? {})) {
-    for (const key of ['mode', 'encoding', 'output', 'err_output'] as const) {
-      if (channel[key] !== undefined) unsupported.push(`logs.channels.${name}.${key}`);
-    }
-  }
 
   return {
     root: channels.get('warmpool')!,
     http: channels.get('http')!,
     server: channels.get('server')!,
-    unsupported,
     zap: format === 'zap',
     toStdout: outputs.includes('stdout'),
     reopen: () =>

@@ -640,7 +640,11 @@ const TOP: Entry[] = [
   rr('logs.encoding', 'enum', 'line format', { values: ['console', 'json'] }),
   rr('logs.output', 'string|string[]', 'stderr, stdout or a file path (or several)', { default: 'stderr' }),
   rr('logs.err_output', 'string|string[]', 'where error-level lines go', { default: 'stderr' }),
-  rr('logs.channels', 'map', 'per-channel overrides ("http", "server", "pool")'),
+  rr(
+    'logs.channels',
+    'map',
+    'per-channel levels: "http" (requests, the access log), "server" (PHP workers\' output, pool events), "warmpool" (the server itself); other names are warned about and ignored',
+  ),
   rr('logs.channels.*', 'section', "one channel's overrides"),
   rr('logs.channels.*.mode', 'enum', "this channel's mode", { values: ['development', 'production', 'raw', 'off'] }),
   rr('logs.channels.*.level', 'enum', "this channel's level", {

@@ -41,6 +41,8 @@ export interface ValidationResult {
   root?: Record<string, unknown> | null;
 }
 
+/** the log channels warmpool has (apps/server/src/logging.ts) */
+const LOG_CHANNELS: readonly string[] = ['http', 'server', 'warmpool'];
 const SUPPORTED_MIDDLEWARE: readonly Middleware[] = ['static', 'headers', 'gzip'];
 /** A value that failed its check: the parent leaves the key out (the error is already recorded). */
 const INVALID: unique symbol = Symbol('invalid');
@@ -500,6 +502,7 @@ class Walker {
       this.#gateSections(site.http, `sites[${i}].http`, own ?? topMiddleware);
       this.#warnDebug(site.http, `sites[${i}].http`);
     });
+    this.#warnLogChannels(root.logs, top);
     this.#checkHosts(sites, top);
     this.#checkProxyPrefixes(root.proxy, 'proxy', top);
     sites.forEach((site, i) => {
@@ -610,6 +613,37 @@ class Walker {
       this.#at(path, { file: this.#file, line: 1, col: 1 }),
       "true shows worker error text (stack traces) in 500 responses, never for production; it does not start a new worker for every request as RoadRunner's debug does: after a code change run `warmpool reset` (or set http.pool.max_jobs: 1 while developing)",
     );
+  }
+
+  /**
+   * warmpool's log has three channels and one destination: RoadRunner's per-plugin channels (jobs,
+   * grpc, a typo) and per-channel outputs were ignored without a word by `config check`, so a
+   * `channels: { pool: { level: debug } }` looked valid and logged nothing more.
+   */
+  #warnLogChannels(logs: unknown, top: Position): void {
+    if (typeof logs !== 'object' || logs === null || Array.isArray(logs)) return;
+    const section = logs as Obj;
+    const ignoredOutput = 'ignored: every log channel writes to logs.output in the top-level format';
+    if (section.err_output !== undefined)
+      this.#warn('logs.err_output', this.#at('logs.err_output', top), ignoredOutput);
+    const channels = section.channels;
+    if (typeof channels !== 'object' || channels === null || Array.isArray(channels)) return;
+    for (const [name, channel] of Object.entries(channels as Obj)) {
+      const path = `logs.channels.${name}`;
+      if (!LOG_CHANNELS.includes(name)) {
+        const near = closest(name, LOG_CHANNELS);
+        this.#warn(
+          path,
+          this.#at(path, top),
+          `no such channel: ignored${near === null ? '' : `; did you mean "${near}"?`} (warmpool's channels: http, the requests and the access log; server, PHP workers' output and pool events; warmpool, the server itself)`,
+        );
+        continue;
+      }
+      if (typeof channel !== 'object' || channel === null) continue;
+      for (const key of ['mode', 'encoding', 'output', 'err_output'])
+        if ((channel as Obj)[key] !== undefined)
+          this.#warn(`${path}.${key}`, this.#at(`${path}.${key}`, top), ignoredOutput);
+    }
   }
 
   /** A host belongs to one site; hosts are compared lower-cased, without a trailing dot. */

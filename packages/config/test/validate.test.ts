@@ -445,6 +445,29 @@ describe('proxy, cache, admin', () => {
   });
 });
 
+describe('logs.channels', () => {
+  it('warns of a channel warmpool does not have (a typo gets the nearest) and of per-channel outputs; the levels of its own channels are kept', () => {
+    const { config, warnings } = load([
+      'logs:',
+      '  err_output: stderr',
+      '  channels:',
+      '    htttp: { level: debug }',
+      '    jobs: { level: debug }',
+      '    server: { level: warn, output: /var/log/php.log }',
+    ]);
+    expect(config.logs?.channels?.server?.level).toBe('warn');
+    expect(warnings.map((w) => [w.key, w.line])).toEqual([
+      ['logs.err_output', 6],
+      ['logs.channels.htttp', 8],
+      ['logs.channels.jobs', 9],
+      ['logs.channels.server.output', 10],
+    ]);
+    expect(warnings[1]!.message).toContain('no such channel: ignored; did you mean "http"?');
+    expect(warnings[2]!.message).toMatch(/^no such channel: ignored \(warmpool's channels: http, /);
+    expect(warnings[3]!.message).toBe('ignored: every log channel writes to logs.output in the top-level format');
+  });
+});
+
 describe('middleware', () => {
   it('keeps static, headers and gzip; warns about and skips the others', () => {
     const { config, warnings } = load([

@@ -141,13 +141,6 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     return EXIT_LISTEN;
   }
 
-  for (const key of loggers.unsupported) {
-    const at = loaded.positionOf(key);
-    out.warn(
-      `${at === null ? loaded.file : formatPosition(at)} ${key}: ignored: every log channel writes to logs.output in the top-level format`,
-    );
-  }
-
   // 3. TLS
   let tls: TlsContexts | null = null;
   let automatic: AutomaticHttps | null = null;
