@@ -29,6 +29,8 @@ command -v pebble >/dev/null 2>&1 || need+=(pebble) # the ACME test CA of the au
 # classic mode's end-to-end tests serve copies of Debian's DokuWiki and Adminer (Adminer logs in to
 # SQLite); listed after php-cgi and php-fpm so that their "php" dependency takes those, never apache2
 php -m 2>/dev/null | grep -qix 'pdo_sqlite' || need+=(php-sqlite3)
+# APCu: managed php-cgi warns that each of its processes has an APCu of its own (a pool test)
+php -m 2>/dev/null | grep -qix 'apcu' || need+=(php-apcu)
 [ -f /usr/share/dokuwiki/doku.php ] || need+=(dokuwiki)
 [ -f /usr/share/adminer/adminer.php ] || need+=(adminer)
 # WordPress's end-to-end test: Debian's WordPress and its twentytwentyone theme, on a MariaDB the test

@@ -1,5 +1,6 @@
 // The driver of php-cgi workers (classic mode, managed): the spawn spec every php-cgi process of a
 // pool shares, and createCgiPool(), the pool that runs them.
+import { spawn } from 'node:child_process';
 import { Readable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { CancelSignal } from '../cancel.js';
@@ -71,6 +72,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       socketBase: await usableSocketBase(options.uid, options.gid),
     };
     if (options.uid !== undefined) await warnOfPhpTempDir(env.TMPDIR ?? '/tmp', options);
+    if (mayRunSeveral(options)) await warnOfPerProcessApcu(env, options);
   }
 
   spawn(signal?: CancelSignal): Promise<CgiWorker> {
@@ -105,6 +107,52 @@ async function usableSocketBase(uid: number | undefined, gid: number | undefined
   const base = cgiSocketBase();
   if (uid === undefined || base === '/tmp') return base;
   return (await tempDirProblem(base, uid, gid, false)) === null ? base : '/tmp';
+}
+
+/** Whether the pool may run more than one php-cgi process at a time. */
+function mayRunSeveral(options: ResolvedPoolOptions<CgiRequest>): boolean {
+  if (options.dynamic !== null) return options.dynamic.maxWorkers > 1;
+  return options.numWorkers === 'auto' || options.numWorkers > 1;
+}
+
+/** Asks this php-cgi, with its flags and environment, whether APCu is on (1) or not (0). */
+const APCU_PROBE = '<?php echo extension_loaded("apcu") && ini_get("apc.enabled") ? 1 : 0;';
+const APCU_PROBE_TIMEOUT_MS = 5_000;
+
+/**
+ * php-fpm's children share their master's APCu; separately started php-cgi processes each have
+ * their own. What an app keeps in APCu for all requests (MediaWiki's default CACHE_ACCEL holds its
+ * sessions there: logins and edit tokens were lost on every other request) is then split between
+ * processes, so it is said once at start. A probe that cannot run says nothing: the boot says why.
+ */
+async function warnOfPerProcessApcu(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
+  const [command, ...flags] = options.argv;
+  if (command === undefined) return;
+  const answer = await new Promise<string>((resolve) => {
+    let out = '';
+    const child = spawn(command, [...flags, '-q'], {
+      env,
+      cwd: options.cwd,
+      stdio: ['pipe', 'pipe', 'ignore'],
+      timeout: APCU_PROBE_TIMEOUT_MS,
+    });
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.on('error', () => resolve(''));
+    child.on('close', () => resolve(out.trim()));
+    child.stdin.on('error', () => {});
+    child.stdin.end(APCU_PROBE);
+  });
+  if (answer !== '1') return;
+  options.logger.warn(
+    { reason: 'apcu' },
+    "APCu is on in php-cgi, and each php-cgi process has an APCu of its own (php-fpm's children share " +
+      "their master's): what an app keeps there for every request is not shared between them, so sessions " +
+      "or locks kept in APCu (MediaWiki's default $wgMainCacheType CACHE_ACCEL) are lost on every other " +
+      'request. For such an app use fastcgi.pass to php-fpm, or a shared store (CACHE_DB, Redis, memcached); ' +
+      'APCu as a local cache is fine (docs/CLASSIC.md, "APCu")',
+  );
 }
 
 /** PHP keeps uploads and large POST bodies in its TMPDIR: one its user cannot write is said at start. */
