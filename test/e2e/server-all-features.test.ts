@@ -891,6 +891,18 @@ describe('all features: classic PHP', () => {
     );
   });
 
+  it('fastcgi.rewrite: every /wiki/ path runs its script, a page title ending in .php too; elsewhere a missing .php is 404', async () => {
+    const page = await get('/wiki/Manual:Setup.php?action=edit', { host: 'classic.test', agent: h2 });
+    expect(page.status).toBe(200);
+    expect(page.json()).toMatchObject({
+      SCRIPT_NAME: '/info.php',
+      REQUEST_URI: '/wiki/Manual:Setup.php?action=edit',
+      QUERY_STRING: 'title=/wiki/Manual:Setup.php&action=edit',
+      PATH_INFO: null,
+    });
+    expect((await get('/Setup.php', { host: 'classic.test' })).status).toBe(404);
+  });
+
   it('serves its static files, never its secrets or an upload as PHP', async () => {
     const css = await get('/style.css', { host: 'classic.test', agent: h2 });
     expect([css.status, css.text]).toEqual([200, 'body { color: #333; }\n']);

@@ -763,6 +763,14 @@ const TOP: Entry[] = [
     default: '["$uri", "$uri/", "/index.php?$args"]',
     ownVariables: ['uri', 'args', 'query_string'],
   }),
+  wp(
+    'fastcgi.rewrite',
+    'map',
+    'prefix → script, before try_files: { "/wiki/": "/index.php" } runs it for every path under /wiki/, a page named Foo.php too (nginx\'s location /wiki/ { rewrite ^ /index.php; }); a target as try_files\' fallback ("/index.php?$args", "=404"); the longest prefix wins',
+  ),
+  wp('fastcgi.rewrite.*', 'scalar-string', 'one prefix → its script', {
+    ownVariables: ['uri', 'args', 'query_string'],
+  }),
   wp('fastcgi.no_exec', 'string[]', 'folders under root where no script ever runs ("wp-content/uploads")'),
   wp('fastcgi.extensions', 'string[]', 'extensions that run as PHP, as written (a case variant is refused)', {
     default: '[".php"]',

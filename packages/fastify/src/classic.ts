@@ -37,6 +37,11 @@ export interface FastCgiOptions {
   index?: string[];
   /** nginx's try_files; default ["$uri", "$uri/", "/index.php?$args"] */
   try_files?: string[];
+  /**
+   * prefix → script, before try_files: { "/wiki/": "/index.php" } runs index.php for every path
+   * under /wiki/ (nginx's `location /wiki/ { rewrite ^ /index.php; }`, MediaWiki's short URLs)
+   */
+  rewrite?: Record<string, string>;
   /** root-relative folders where no script ever runs ("wp-content/uploads") */
   no_exec?: string[];
   /** extensions that run as PHP; default [".php"] */
@@ -109,6 +114,7 @@ const KNOWN = [
   'clear_env',
   'index',
   'try_files',
+  'rewrite',
   'no_exec',
   'extensions',
   'split_path',
@@ -225,6 +231,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         root,
         ...(raw.index === undefined ? {} : { index: raw.index }),
         ...(raw.try_files === undefined ? {} : { try_files: raw.try_files }),
+        ...(raw.rewrite === undefined ? {} : { rewrite: raw.rewrite }),
         ...(raw.extensions === undefined ? {} : { extensions: listOf(raw.extensions, 'extensions').map(withDot) }),
         ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
         ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),

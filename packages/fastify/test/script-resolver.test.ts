@@ -389,6 +389,35 @@ describe('script resolver: options', () => {
     expect(summary(await resolve('/missing', { try_files: ['$uri', '/about.html'] }))).toBe('static /about.html');
   });
 
+  it('rewrite: every path under a prefix runs its script before try_files, a title ending in .php included (MediaWiki short URLs)', async () => {
+    const wiki = { rewrite: { '/wiki/': '/index.php', '/wiki/Special:': '/info.php?p=$uri&$args', '/gone/': '=410' } };
+    expect(summary(await resolve('/wiki/Manual:LocalSettings.php', wiki))).toBe(
+      'script /index.php info= uri=/index.php q=',
+    );
+    expect(summary(await resolve('/wiki/Dir/index.php?action=edit', wiki))).toBe(
+      'script /index.php info= uri=/index.php q=action=edit',
+    );
+    // an existing file under the prefix is the script's too, as under nginx's location
+    expect(summary(await resolve('/blog/', { rewrite: { '/blog/': '/info.php' } }))).toBe(
+      'script /info.php info= uri=/info.php q=',
+    );
+    expect(summary(await resolve('/blog/index.php', { rewrite: { '/blog/': '/info.php' } }))).toBe(
+      'script /info.php info= uri=/info.php q=',
+    );
+    // the longest prefix wins; a target may carry $uri and $args, or be =NNN
+    expect(summary(await resolve('/wiki/Special:Search?go=1', wiki))).toBe(
+      'script /info.php info= uri=/info.php q=p=/wiki/Special:Search&go=1',
+    );
+    expect(summary(await resolve('/gone/x.php', wiki))).toBe('not-found 410');
+    // outside the prefixes try_files decides as before; dot segments are still refused
+    expect(summary(await resolve('/nope.php', wiki))).toBe('not-found 404');
+    expect(summary(await resolve('/wiki', wiki))).toBe('script /index.php info= uri=/index.php q=');
+    expect(summary(await resolve('/wiki/Foo/.hidden', wiki))).toBe('forbidden dotfile');
+    // a target that is not there is a 404, and a target that is a JPEG runs nothing
+    expect(summary(await resolve('/wiki/x', { rewrite: { '/wiki/': '/missing.php' } }))).toBe('not-found 404');
+    expect(summary(await resolve('/wiki/x', { rewrite: { '/wiki/': '/uploads/evil.php' } }))).toBe('forbidden no-exec');
+  });
+
   it('without the fallback script, a miss is a 404', async () => {
     expect(summary(await resolve('/x', { try_files: ['$uri', '$uri/', '/no-such-front-controller.php'] }))).toBe(
       'not-found 404',
@@ -407,5 +436,7 @@ describe('script resolver: options', () => {
     bad({ no_exec: ['uploads'] }, /"no_exec": must hold root-relative folders/);
     bad({ index: ['../index.php'] }, /"index": must hold plain file names/);
     bad({ root: '' }, /"root"/);
+    bad({ rewrite: { wiki: '/index.php' } }, /"rewrite": prefixes are paths such as "\/wiki\/"/);
+    bad({ rewrite: { '/wiki/': 'index.php' } }, /"rewrite": each prefix leads to a script path/);
   });
 });

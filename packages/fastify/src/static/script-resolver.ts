@@ -43,6 +43,14 @@ export interface ScriptResolverOptions {
    */
   try_files?: readonly string[];
   /**
+   * Prefix → script, before try_files: every path under "/wiki/" runs "/index.php" (nginx's
+   * `location /wiki/ { rewrite ^ /index.php; }`, MediaWiki's short URLs), a page named
+   * "Manual:Index.php" included, which try_files would answer 404 as a missing script. The target
+   * is written as try_files' fallback: a path with an optional query, or "=404". The longest
+   * prefix wins.
+   */
+  rewrite?: Readonly<Record<string, string>>;
+  /**
    * Extensions that run as PHP; default [".php"]. Only as written: a case variant ("X.PHP") is
    * refused (403), neither run (php-fpm's security.limit_extensions would refuse it too, and an
    * app's case-sensitive upload check lets it through) nor sent as source.
@@ -125,6 +133,8 @@ export interface ResolvedScriptOptions {
   index: readonly string[];
   tries: readonly string[];
   fallback: Fallback;
+  /** fastcgi.rewrite, longest prefix first */
+  rewrites: readonly { prefix: string; target: Fallback }[];
   /** lower-case: which names are scripts, to run or to refuse (never static files) */
   extensions: ReadonlySet<string>;
   /** as configured: which scripts run */
@@ -202,11 +212,19 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     }
     return folder.toLowerCase().endsWith('/') ? folder.toLowerCase() : `${folder.toLowerCase()}/`;
   });
+  const rewrites = Object.entries(options.rewrite ?? {}).map(([prefix, target]) => {
+    if (!prefix.startsWith('/') || prefix.includes('..') || prefix.includes('?')) {
+      throw new InvalidOptionError('rewrite', `prefixes are paths such as "/wiki/"; got ${JSON.stringify(prefix)}`);
+    }
+    return { prefix, target: parseFallback(target, 'rewrite') };
+  });
+  rewrites.sort((a, b) => b.prefix.length - a.prefix.length);
   return {
     root: resolvePath(options.root),
     index,
     tries,
     fallback: parseFallback(tryFiles[tryFiles.length - 1]),
+    rewrites,
     extensions: new Set(extensions.map((e) => e.toLowerCase())),
     exactExtensions: new Set(extensions),
     noExec,
@@ -217,7 +235,7 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
   };
 }
 
-function parseFallback(entry: unknown): Fallback {
+function parseFallback(entry: unknown, key: 'try_files' | 'rewrite' = 'try_files'): Fallback {
   if (typeof entry === 'string') {
     const status = /^=([1-5][0-9][0-9])$/.exec(entry);
     if (status !== null) return { kind: 'status', status: Number(status[1]) };
@@ -229,8 +247,10 @@ function parseFallback(entry: unknown): Fallback {
     }
   }
   throw new InvalidOptionError(
-    'try_files',
-    `the last entry is the fallback: a path such as "/index.php?$args", or "=404"; got ${JSON.stringify(entry)}`,
+    key,
+    key === 'rewrite'
+      ? `each prefix leads to a script path such as "/index.php" (with "?$args" if you like), or "=404"; got ${JSON.stringify(entry)}`
+      : `the last entry is the fallback: a path such as "/index.php?$args", or "=404"; got ${JSON.stringify(entry)}`,
   );
 }
 
@@ -276,6 +296,8 @@ export async function resolveScriptTarget(
   if (root === null || root.kind !== 'directory') return NOT_FOUND;
   const request: Request = { path, query, realRoot: root.real };
 
+  for (const rewrite of options.rewrites)
+    if (path.startsWith(rewrite.prefix)) return runFallback(options, fs, request, rewrite.target, bytesOnly);
   if (!bytesOnly)
     for (const entry of options.tries) {
       const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
@@ -288,7 +310,18 @@ export async function resolveScriptTarget(
   // script that is not there is a 404 and never wakes the front controller. Bots probe for
   // /wp-login.php, /shell.php and /phpinfo.php all day; each would boot the whole app to say 404.
   if (namesScript(options, path)) return NOT_FOUND;
-  const fallback = options.fallback;
+  return runFallback(options, fs, request, options.fallback, bytesOnly);
+}
+
+/** try_files' last entry, or a rewrite's target: the script it names, with the request's path and query. */
+async function runFallback(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  request: Request,
+  fallback: Fallback,
+  bytesOnly: boolean,
+): Promise<ScriptVerdict> {
+  const { path, query } = request;
   if (fallback.kind === 'status') return { kind: 'not-found', status: fallback.status };
   // a fallback file named after the path would be picked by a name the client never sent
   if (bytesOnly && fallback.path.includes('$uri')) return NOT_FOUND;
