@@ -161,7 +161,7 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect((await get(ports.https, 'a.test', '/still', root)).status).toBe('HTTP/1.1 200 OK');
   });
 
-  it("`warmpool cert status` lists each certificate through the admin socket; /metrics has each name's expiry", async () => {
+  it("`warmpool cert status` lists each certificate through the admin socket; /metrics has each name's expiry and state, the temporary one included", async () => {
     const socket = join(dir, 'admin.sock');
     const text = await runCli(['cert', 'status', '--socket', socket]);
     // one name still fails: exit 1, so a cron job or a health check notices
@@ -188,7 +188,17 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     const expiry = Number(/^warmpool_cert_expiry_seconds\{domain="www\.a\.test"\} (\d+)$/m.exec(metrics.body)?.[1]);
     expect(expiry).toBeGreaterThan(0);
     expect(expiry).toBeLessThanOrEqual((Date.parse(a.notAfter as string) - Date.now()) / 1000 + 60);
-    expect(metrics.body).not.toContain('domain="unreachable.test"');
+    // the name still served the temporary certificate has the expiry of that one (7 days) and says so
+    expect(metrics.body).toContain('# TYPE warmpool_cert_state gauge');
+    const samples = await certMetrics(ports.metrics);
+    const temporary = await handshake(ports.https, 'unreachable.test');
+    const temporaryExpiry = samples.get('warmpool_cert_expiry_seconds{domain="unreachable.test"}')!;
+    expect(Math.abs(temporaryExpiry - (Date.parse(temporary.cert.valid_to) - Date.now()) / 1000)).toBeLessThan(60);
+    expect(stateOf(samples, 'unreachable.test').state).toEqual(['temporary']);
+    expect(stateOf(samples, 'www.a.test')).toEqual({
+      state: ['valid'],
+      states: ['valid', 'partial', 'expired', 'temporary'],
+    });
   });
 
   it('one name that fails validation does not hold back the others of its site: they get a certificate, it keeps the temporary one', async () => {
@@ -215,7 +225,11 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     });
     const metrics = await plainGet(ports.metrics, 'localhost', '/metrics');
     expect(metrics.body).toMatch(/^warmpool_cert_expiry_seconds\{domain="c\.test"\} \d+$/m);
-    expect(metrics.body).not.toContain('domain="broken.c.test"');
+    // the name left out keeps the temporary certificate, and its series say so
+    const samples = await certMetrics(ports.metrics);
+    expect(samples.get('warmpool_cert_expiry_seconds{domain="broken.c.test"}')).toBeLessThanOrEqual(7 * 86_400);
+    expect(stateOf(samples, 'c.test').state).toEqual(['partial']);
+    expect(stateOf(samples, 'broken.c.test').state).toEqual(['temporary']);
   });
 
   it('`warmpool config check` shows the CA, certs_dir and the certificates it will ask for (one per site)', async () => {
@@ -302,6 +316,89 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     // the new CA is asked at once, and its being down is said
     await server.waitFor(/certificate a\.test: cannot reach the CA at https:\/\/127\.0\.0\.1:\d+\/dir/, DEADLINE_MS);
     expect((await handshake(ports.https, 'a.test', root)).cert.serialNumber).toBe(serial);
+    // the failed attempt leaves the series of the certificate still served: its expiry, valid
+    const samples = await certMetrics(ports.metrics);
+    const expiresIn = (Date.parse(served.cert.valid_to) - Date.now()) / 1000;
+    for (const domain of ['a.test', 'www.a.test']) {
+      expect(
+        Math.abs(samples.get(`warmpool_cert_expiry_seconds{domain="${domain}"}`)! - expiresIn),
+        domain,
+      ).toBeLessThan(60);
+      expect(stateOf(samples, domain).state, domain).toEqual(['valid']);
+    }
+  });
+});
+
+/** The warmpool_cert_* samples of /metrics, by series ("warmpool_cert_state{domain=\"a.test\",state=\"valid\"}"). */
+async function certMetrics(port: number): Promise<Map<string, number>> {
+  const body = (await plainGet(port, 'localhost', '/metrics')).body;
+  const samples = new Map<string, number>();
+  for (const [, series, value] of body.matchAll(/^(warmpool_cert_\w+\{[^}]*\}) (-?\d+)$/gm))
+    samples.set(series!, Number(value));
+  return samples;
+}
+
+/** warmpool_cert_state of `domain`: the state whose sample is 1, and every state it has a sample for. */
+function stateOf(samples: Map<string, number>, domain: string): { state: string[]; states: string[] } {
+  const entries = [...samples].flatMap(([series, value]) => {
+    const match = new RegExp(
+      `^warmpool_cert_state\\{domain="${domain.replaceAll('.', '\\.')}",state="(\\w+)"\\}$`,
+    ).exec(series);
+    return match === null ? [] : [{ state: match[1]!, value }];
+  });
+  return { state: entries.filter((e) => e.value === 1).map((e) => e.state), states: entries.map((e) => e.state) };
+}
+
+describe('automatic HTTPS: a CA that cannot be reached (first deploy)', () => {
+  it('every name served the temporary certificate has its expiry and state temporary in /metrics; a name gone from the config has none after the restart', async () => {
+    const work = await mkdtemp(join(tmpdir(), 'wp-acme-down-'));
+    let running: RunningServer | null = null;
+    try {
+      const port = { http: await freePort(), https: await freePort(), metrics: await freePort() };
+      const file = join(work, 'warmpool.yaml');
+      const head =
+        `http:\n  address: 127.0.0.1:${port.http}\n  ssl:\n    address: 127.0.0.1:${port.https}\n    redirect: true\n` +
+        `    acme:\n      certs_dir: ${join(work, 'certs')}\n      directory: http://127.0.0.1:${await freePort()}/directory\n` +
+        `metrics:\n  address: 127.0.0.1:${port.metrics}\nadmin:\n  socket: ${join(work, 'admin.sock')}\n`;
+      await writeFile(file, `${head}sites:\n${siteYaml(['a.test', 'www.a.test'])}${siteYaml(['b.test'])}`);
+      running = startServer(['serve', '-c', file]);
+      await running.ready();
+      await running.waitFor(/certificate a\.test: cannot reach the CA at http:\/\/127\.0\.0\.1:\d+\/directory/);
+      await running.waitFor(/certificate b\.test: cannot reach the CA/);
+
+      const served = await handshake(port.https, 'www.a.test');
+      expect(served.cert.subject.O).toBe('warmpool temporary certificate (waiting for the CA)');
+      const samples = await certMetrics(port.metrics);
+      const expiresIn = (Date.parse(served.cert.valid_to) - Date.now()) / 1000;
+      for (const domain of ['a.test', 'www.a.test', 'b.test']) {
+        const seconds = samples.get(`warmpool_cert_expiry_seconds{domain="${domain}"}`);
+        expect(seconds, domain).toBeGreaterThan(expiresIn - 60);
+        expect(seconds, domain).toBeLessThanOrEqual(expiresIn + 60);
+        expect(stateOf(samples, domain), domain).toEqual({
+          state: ['temporary'],
+          states: ['valid', 'partial', 'expired', 'temporary'],
+        });
+      }
+      // the documented alerts fire
+      expect(samples.get('warmpool_cert_expiry_seconds{domain="b.test"}')).toBeLessThan(14 * 86_400);
+      // what `cert status` says of them
+      const status = await runCli(['cert', 'status', '--socket', join(work, 'admin.sock')]);
+      expect(status.code).toBe(1);
+      expect(status.stdout).toMatch(/a\.test, www\.a\.test\s+temporary\s/);
+      expect(status.stdout).toMatch(/b\.test\s+temporary\s/);
+
+      // b.test taken out of the file: after the restart it has no sample (its failures stay in certs_dir)
+      expect((await running.stop()).code).toBe(0);
+      await writeFile(file, `${head}sites:\n${siteYaml(['a.test', 'www.a.test'])}`);
+      running = startServer(['serve', '-c', file]);
+      await running.ready();
+      const after = await certMetrics(port.metrics);
+      expect([...after.keys()].filter((series) => series.includes('b.test'))).toEqual([]);
+      expect(stateOf(after, 'a.test').state).toEqual(['temporary']);
+    } finally {
+      await running?.stop();
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
 

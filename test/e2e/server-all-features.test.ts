@@ -284,7 +284,7 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
     expect(post.statusCode).toBe(308);
   });
 
-  it('`warmpool cert status` says every certificate is valid (exit 0); /metrics has the expiry of every name', async () => {
+  it('`warmpool cert status` says every certificate is valid (exit 0); /metrics has the expiry and state of every name', async () => {
     const status = await runCli(['cert', 'status', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(status.code).toBe(0);
     const data = JSON.parse(status.stdout) as { automatic: boolean; certificates: Array<Record<string, unknown>> };
@@ -303,6 +303,14 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
         new RegExp(`^warmpool_cert_expiry_seconds\\{domain="${domain}"\\} (\\d+)$`, 'm').exec(metrics)?.[1],
       );
       expect(seconds, domain).toBeGreaterThan(30 * 86_400);
+      // 1 for its state, 0 for the others
+      for (const state of ['valid', 'partial', 'expired', 'temporary'])
+        expect(metrics, domain).toMatch(
+          new RegExp(
+            `^warmpool_cert_state\\{domain="${domain}",state="${state}"\\} ${state === 'valid' ? 1 : 0}$`,
+            'm',
+          ),
+        );
     }
   });
 });

@@ -1,5 +1,5 @@
 // http.ssl.acme as the server runs it: the certificates of the plan (one per site), the challenge
-// responder on the listeners, status for `warmpool cert status`, and the expiry metric.
+// responder on the listeners, status for `warmpool cert status`, and the certificate metrics.
 //
 // Boot (serve.ts):
 // 1. load(): certs_dir is prepared; each certificate is served from the store, or a temporary one
@@ -20,7 +20,7 @@ import { parseAddress } from '../lifecycle.js';
 import type { CliOutput } from '../output.js';
 import type { TlsContexts } from '../tls.js';
 import { ChallengeResponder, createHttpChallengeServer, interceptHttpChallenges } from './challenges.js';
-import type { CertificateStatus } from './certificate-status.js';
+import { type CertificateStatus, SERVED_STATES } from './certificate-status.js';
 import { ManagedCertificate, type CertificateReporter } from './managed-certificate.js';
 import { openAccount } from './order.js';
 import { planCertificates, type SiteHosts, wildcardMatches } from './plan.js';
@@ -136,17 +136,27 @@ export class AutomaticHttps {
     return this.certificates.map((certificate) => certificate.status());
   }
 
-  /** Prometheus lines: seconds until each name's certificate expires (names still waiting have none). */
+  /**
+   * Prometheus lines, for every name whatever it is served (the temporary certificate included):
+   * seconds until that certificate expires, and its state (1 for the one it is in, 0 for the others).
+   */
   metrics(): string {
-    const lines = [
-      '# HELP warmpool_cert_expiry_seconds Seconds until the certificate served for the domain expires (http.ssl.acme); negative once expired.',
+    const expiry = [
+      '# HELP warmpool_cert_expiry_seconds Seconds until the certificate served for the domain expires (http.ssl.acme), the temporary self-signed one included; negative once expired.',
       '# TYPE warmpool_cert_expiry_seconds gauge',
     ];
+    const states = [
+      '# HELP warmpool_cert_state The state of the certificate served for the domain (http.ssl.acme): 1 for its state, 0 for the others. valid, partial (issued for only some of its certificate names), expired (still served; browsers refuse it), temporary (self-signed while the CA has not issued one; browsers warn).',
+      '# TYPE warmpool_cert_state gauge',
+    ];
     for (const certificate of this.certificates) {
-      for (const [domain, seconds] of certificate.expiryByName())
-        lines.push(`warmpool_cert_expiry_seconds{domain="${domain}"} ${Math.round(seconds)}`);
+      for (const { domain, expiresInSeconds, state } of certificate.servedByName()) {
+        expiry.push(`warmpool_cert_expiry_seconds{domain="${domain}"} ${Math.round(expiresInSeconds)}`);
+        for (const each of SERVED_STATES)
+          states.push(`warmpool_cert_state{domain="${domain}",state="${each}"} ${each === state ? 1 : 0}`);
+      }
     }
-    return `${lines.join('\n')}\n`;
+    return `${[...expiry, ...states].join('\n')}\n`;
   }
 
   /** Stops the schedules (an order in flight is not waited for) and the alt-port listeners. */

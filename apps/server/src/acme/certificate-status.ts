@@ -15,6 +15,18 @@ export type CertificateState =
   | 'waiting'
   | 'file';
 
+/**
+ * The states of what a name is served (/metrics' warmpool_cert_state): an attempt in flight
+ * (ordering, renewing, waiting) is none of them, the certificate served stays what it was.
+ */
+export const SERVED_STATES = [
+  'valid',
+  'partial',
+  'expired',
+  'temporary',
+] as const satisfies readonly CertificateState[];
+export type ServedState = (typeof SERVED_STATES)[number];
+
 /** One line of `warmpool cert status` (the admin socket's `certs` answer). */
 export interface CertificateStatus {
   name: string;

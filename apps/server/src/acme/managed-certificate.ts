@@ -21,7 +21,14 @@ import { orderCertificate, type ChallengeType } from './order.js';
 import type { PlannedCertificate } from './plan.js';
 import { type AcmeFailure, type AcmeProblem, explainFailure, recordProblems } from './problems.js';
 import { callAt, isDue, type Lifetime, renewalTime, retryDelay } from './renewal.js';
-import { type CertificateState, type CertificateStatus, issuerOf, lifetimeOf, sanNames } from './certificate-status.js';
+import {
+  type CertificateState,
+  type CertificateStatus,
+  issuerOf,
+  lifetimeOf,
+  sanNames,
+  type ServedState,
+} from './certificate-status.js';
 import type { CertificateStore, StoredCertificate } from './store.js';
 import { createTemporaryCertificate } from './temporary-certificate.js';
 
@@ -74,8 +81,8 @@ export class ManagedCertificate {
   readonly #now: () => number;
   readonly #random: () => number;
   #served: Served | null = null;
-  /** each name's served CA certificate's notAfter (a name left out of a partial issuance keeps its old one) */
-  readonly #notAfter = new Map<string, number>();
+  /** what each name is served: a name left out of a partial issuance keeps what it had (temporary or an old one) */
+  readonly #servedTo = new Map<string, { notAfter: number; temporary: boolean }>();
   #state: CertificateState = 'temporary';
   #nextRenewal: number | null = null;
   #nextAttempt: number | null = null;
@@ -228,12 +235,26 @@ export class ManagedCertificate {
     };
   }
 
-  /** Seconds until each name's served CA certificate expires (names served only a temporary one: none). */
-  expiryByName(): Array<[domain: string, seconds: number]> {
+  /**
+   * What each name is served (the /metrics series), the temporary certificate included: the seconds
+   * until that certificate expires (negative once it has), and its state. An attempt in flight
+   * (ordering, renewing, waiting) is not a state here: the series says what visitors get.
+   */
+  servedByName(): Array<{ domain: string; expiresInSeconds: number; state: ServedState }> {
     const now = this.#now();
+    const served = this.#served;
+    const whole = served !== null && !served.temporary && served.names.length === this.domains.length;
     return this.domains.flatMap((domain) => {
-      const notAfter = this.#notAfter.get(domain);
-      return notAfter === undefined ? [] : [[domain, (notAfter - now) / 1000] as [string, number]];
+      const to = this.#servedTo.get(domain);
+      if (to === undefined) return []; // before load()
+      const state: ServedState = to.temporary
+        ? 'temporary'
+        : to.notAfter <= now
+          ? 'expired'
+          : whole
+            ? 'valid'
+            : 'partial';
+      return [{ domain, expiresInSeconds: (to.notAfter - now) / 1000, state }];
     });
   }
 
@@ -372,10 +393,8 @@ export class ManagedCertificate {
   #serve(served: Served): void {
     this.#served = served;
     this.#state = this.#restingState();
-    for (const name of served.names) {
-      if (served.temporary) this.#notAfter.delete(name);
-      else this.#notAfter.set(name, served.lifetime.notAfter);
-    }
+    for (const name of served.names)
+      this.#servedTo.set(name, { notAfter: served.lifetime.notAfter, temporary: served.temporary });
     this.#deps.contexts.setNames(served.names, served.credentials);
     if (this.#deps.isDefault) this.#deps.contexts.setDefault(served.credentials);
   }

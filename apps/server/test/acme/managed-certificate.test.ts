@@ -108,3 +108,48 @@ describe('ManagedCertificate status', () => {
     expect(elsewhere.carriedFailure).toBeNull();
   });
 });
+
+describe('ManagedCertificate: what each name is served (the /metrics series)', () => {
+  it('a name served the temporary certificate has its expiry (7 days) and state temporary, not nothing', async () => {
+    const store = await newStore();
+    const now = Date.now();
+    const certificate = new ManagedCertificate(
+      { name: 'a.test', domains: ['a.test', 'www.a.test'], site: null },
+      depsFor(store, () => now),
+    );
+    expect(await certificate.load()).toBe('temporary');
+    const served = certificate.servedByName();
+    expect(served.map((entry) => [entry.domain, entry.state])).toEqual([
+      ['a.test', 'temporary'],
+      ['www.a.test', 'temporary'],
+    ]);
+    for (const entry of served) {
+      expect(entry.expiresInSeconds).toBeGreaterThan(7 * 86_400 - 60);
+      expect(entry.expiresInSeconds).toBeLessThanOrEqual(7 * 86_400);
+    }
+  });
+
+  it('a stored certificate for some of the names: those are partial with its expiry, the others temporary; past its end, expired', async () => {
+    const store = await newStore();
+    // a week-long pair stands in for the CA's: its notAfter is what counts
+    const pair = await createTemporaryCertificate(['a.test']);
+    await store.writeCertificate('a.test', pair.cert, pair.key, {
+      directory: DIRECTORY,
+      domains: ['a.test'],
+      storedAt: new Date().toISOString(),
+    });
+    let now = Date.now();
+    const certificate = new ManagedCertificate(
+      { name: 'a.test', domains: ['a.test', 'new.a.test'], site: null },
+      depsFor(store, () => now),
+    );
+    expect(await certificate.load()).toBe('stored');
+    const notAfter = Date.parse(certificate.status().notAfter!);
+    expect(certificate.servedByName()).toEqual([
+      { domain: 'a.test', expiresInSeconds: (notAfter - now) / 1000, state: 'partial' },
+      { domain: 'new.a.test', expiresInSeconds: expect.any(Number), state: 'temporary' },
+    ]);
+    now = notAfter + 5_000;
+    expect(certificate.servedByName()[0]).toEqual({ domain: 'a.test', expiresInSeconds: -5, state: 'expired' });
+  });
+});
