@@ -238,6 +238,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         static_policy: staticOptions.policy,
         static_link_targets: staticOptions.linkTargets,
         on_link_out: staticOptions.linkWarnings.note,
+        on_script_link_out: staticOptions.linkWarnings.noteScript,
       },
       lookups,
     );

@@ -212,12 +212,21 @@ describe('script resolver: what never runs nor is sent', () => {
     expect(summary(await resolve('/legacy.php8', options))).toMatch(/^script \/legacy\.php8/);
   });
 
-  it('does not follow symlinks out of the root, and says which static file it did not follow', async () => {
+  it('does not follow symlinks out of the root, and says which static file or script it did not follow', async () => {
     const told: string[] = [];
     const on_link_out = (file: string, target: string) => void told.push(`${file} -> ${target}`);
     expect(summary(await resolve('/outside.php', { try_files: ['$uri', '=404'], on_link_out }))).toBe('not-found 404');
     expect(summary(await resolve('/outside.html', { try_files: ['$uri', '=404'], on_link_out }))).toBe('not-found 404');
     expect(told).toEqual([`${realpathSync(root)}/outside.html -> ${realpathSync(join(base, 'outside', 'page.html'))}`]);
+    // a script linked out (Debian's /var/lib/mediawiki links every script so): told apart, never run
+    const scripts: string[] = [];
+    const on_script_link_out = (file: string, target: string) => void scripts.push(`${file} -> ${target}`);
+    expect(summary(await resolve('/outside.php', { try_files: ['$uri', '=404'], on_script_link_out }))).toBe(
+      'not-found 404',
+    );
+    expect(scripts).toEqual([
+      `${realpathSync(root)}/outside.php -> ${realpathSync(join(base, 'outside', 'evil.php'))}`,
+    ]);
   });
 
   it('follows a static file into static_link_targets, never a script', async () => {

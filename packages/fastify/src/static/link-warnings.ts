@@ -25,4 +25,14 @@ export class LinkOutWarnings {
       'warmpool: a static file links out of the root and is not served; list the folder it leads to in static.link_targets (http.static.link_targets in warmpool.yaml) to serve it',
     );
   };
+
+  /** A script `file` (as asked, under the root) resolves to `target`, outside the root: never run. */
+  readonly noteScript = (file: string, target: string): void => {
+    if (this.#logger === null || this.#warned.size >= MAX_WARNED || this.#warned.has(file)) return;
+    this.#warned.add(file);
+    this.#logger.warn(
+      { file, target },
+      "warmpool: a script links out of the root and is not run (no script runs through a link out of the root, link_targets included), so its request is a 404; serve the folder the links lead into as the root (Debian's MediaWiki: /usr/share/mediawiki, not /var/lib/mediawiki)",
+    );
+  };
 }

@@ -69,6 +69,8 @@ export interface ScriptResolverOptions {
   static_link_targets?: readonly string[];
   /** Told of a static file whose real path is outside the root and those folders (it is not sent). */
   on_link_out?: (file: string, target: string) => void;
+  /** Told of a script whose real path is outside the root (it is not run). */
+  on_script_link_out?: (file: string, target: string) => void;
 }
 
 export type ScriptForbiddenReason = 'no-exec' | 'dotfile' | 'forbidden-extension' | 'not-allowed-extension';
@@ -145,6 +147,7 @@ export interface ResolvedScriptOptions {
   staticPolicy: FilePolicy;
   staticLinkTargets: readonly string[];
   onLinkOut: ((file: string, target: string) => void) | null;
+  onScriptLinkOut: ((file: string, target: string) => void) | null;
 }
 
 export interface ScriptResolver {
@@ -232,6 +235,7 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     staticPolicy: options.static_policy,
     staticLinkTargets: options.static_link_targets ?? [],
     onLinkOut: options.on_link_out ?? null,
+    onScriptLinkOut: options.on_script_link_out ?? null,
   };
 }
 
@@ -401,8 +405,11 @@ async function tryScript(
   const found = await fs.lookup(request.realRoot + scriptName);
   if (found === null || found.kind !== 'file') return null;
   const relative = insideRoot(request.realRoot, found.real);
-  // A script outside the root (a symlink out of it) is not there for us.
-  if (relative === null) return null;
+  // A script outside the root (a symlink out of it) is not there for us; the log says why once.
+  if (relative === null) {
+    options.onScriptLinkOut?.(request.realRoot + scriptName, found.real);
+    return null;
+  }
   if (isNoExec(options, scriptName) || isNoExec(options, relative)) return { kind: 'forbidden', reason: 'no-exec' };
   // .well-known holds files others write (certbot's webroot, app-link files): nothing runs there,
   // and a shell dropped in the one dot-folder a server lets through stays inert
