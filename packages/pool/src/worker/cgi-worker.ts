@@ -133,17 +133,20 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   /** Spawns php-cgi and waits until it accepts on its socket; `signal` (the pool closing) cuts the wait short. */
   static async start(spec: CgiSpec, signal?: CancelSignal): Promise<CgiWorker> {
     const dir = await mkdtemp(join(spec.socketBase, 'warmpool-php-cgi-'));
-    // php-cgi creates the socket itself: when it runs as another user, the folder must be its
-    if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
     const socketPath = join(dir, 'php-cgi.sock');
-    const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], ['-b', socketPath]);
+    // until the worker owns the folder (its afterExit removes it), a failure here removes it: a
+    // chown refused (server.user without root) left one empty folder per boot attempt behind
+    let worker: CgiWorker;
     try {
+      // php-cgi creates the socket itself: when it runs as another user, the folder must be its
+      if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
+      const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], ['-b', socketPath]);
       await waitForSpawn(child, spec.argv, spec.cwd);
+      worker = new CgiWorker(child, spec, dir, socketPath);
     } catch (error) {
       await rm(dir, { recursive: true, force: true });
       throw error;
     }
-    const worker = new CgiWorker(child, spec, dir, socketPath);
     try {
       await worker.#boot(signal);
       worker.releaseBootOutput(true);

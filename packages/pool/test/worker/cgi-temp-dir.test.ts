@@ -1,16 +1,22 @@
 // php-cgi run as another user (server.user) and the temp folders it meets: its socket folder is
 // made under the server's TMPDIR, and PHP keeps uploads there. A TMPDIR that user cannot enter or
 // write is worked around (the socket) or said at start (PHP's uploads), not left to fail unnamed.
-import { chmodSync, mkdtempSync, rmSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { text } from 'node:stream/consumers';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { userMay } from '../../src/worker/temp-dir.js';
 import { scriptParams, streamed } from '../fastcgi/php-servers.js';
 import { recordingLogger } from '../php-fixtures.js';
 import { withCgiPool } from './cgi-pools.js';
 
+const run = promisify(execFile);
+/** The built pool (the server a user runs), imported by the process started as nobody. */
+const POOL_DIST = fileURLToPath(new URL('../../dist/index.js', import.meta.url));
 const isRoot = process.getuid?.() === 0;
 const NOBODY = 65534;
 const base = mkdtempSync(join(tmpdir(), 'warmpool-cgi-tmp-'));
@@ -93,4 +99,34 @@ describe('php-cgi as another user, and TMPDIR', () => {
       expect(logger.lines.filter((l) => l.obj.reason === 'tmpdir')).toEqual([]);
     });
   });
+
+  it.skipIf(!isRoot || !existsSync('/usr/bin/setpriv'))(
+    'a boot that fails before php-cgi starts (chown refused: server.user without root) removes its socket folder',
+    async () => {
+      // the server runs as nobody and asks for PHP as root: each boot's chown fails with EPERM, and
+      // each left an empty warmpool-php-cgi-* folder in TMPDIR behind (one per worker)
+      const folder = mkdtempSync(join(base, 'nobody-'));
+      chownSync(folder, NOBODY, NOBODY);
+      chmodSync(folder, 0o700);
+      const script = join(base, 'not-root.mjs');
+      writeFileSync(
+        script,
+        [
+          `import { createCgiPool, SILENT_LOGGER } from ${JSON.stringify(pathToFileURL(POOL_DIST).href)};`,
+          "const pool = createCgiPool({ command: 'php-cgi', num_workers: 2, uid: 0, gid: 0, logger: SILENT_LOGGER });",
+          'const failure = await pool.start().then(() => null, (error) => error.message);',
+          'await pool.close().catch(() => {});',
+          'process.stdout.write(JSON.stringify({ failure }));',
+        ].join('\n'),
+      );
+      chmodSync(script, 0o644);
+      const { stdout } = await run(
+        'setpriv',
+        ['--reuid', `${NOBODY}`, '--regid', `${NOBODY}`, '--clear-groups', '--', process.execPath, script],
+        { env: { ...process.env, TMPDIR: folder } },
+      );
+      expect((JSON.parse(stdout) as { failure: string | null }).failure).toMatch(/EPERM/);
+      expect(readdirSync(folder)).toEqual([]);
+    },
+  );
 });
