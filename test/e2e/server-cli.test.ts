@@ -1,10 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../helpers/free-port.js';
 import { selfSignedPair } from '../helpers/tls-pair.js';
-import { FIXTURES, runCli } from '../helpers/warmpool-server.js';
+import { FIXTURES, runCli, runCliAsNobody, startServerAsNobody, stopAllServers } from '../helpers/warmpool-server.js';
 
 // The `warmpool` CLI as a user runs it (the built apps/server/dist/main.js): config errors with
 // their lines and exit 2, the effective config, version, cert, and usage errors.
@@ -22,8 +24,21 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-cli-'));
 });
 afterAll(async () => {
+  await stopAllServers();
   await rm(dir, { recursive: true, force: true });
 });
+
+const isRoot = process.getuid?.() === 0;
+const NOBODY = 65534;
+
+/** A folder of nobody's (the suite runs as root; mkdtemp's own folders are 0700, root's). */
+async function nobodyFolder(name: string): Promise<string> {
+  const folder = join(dir, name);
+  await mkdir(folder);
+  await chmod(dir, 0o755);
+  await chown(folder, NOBODY, NOBODY);
+  return folder;
+}
 
 describe('config errors', () => {
   it('config check: every mistake with its key and line, exit 2', async () => {
@@ -233,6 +248,86 @@ describe('config errors', () => {
     const { code, stderr } = await runCli(['serve', '-c', join(dir, 'nope.yaml')]);
     expect(code).toBe(2);
     expect(stderr).toContain('cannot read config file');
+  });
+});
+
+describe('server.user when warmpool is not root', () => {
+  it.skipIf(!isRoot)(
+    'a user warmpool cannot switch to: config check and serve refuse it at its line, exit 2, no worker started',
+    async () => {
+      // before: config check passed it, and serve failed at the first worker with a bare "spawn
+      // EPERM" (php-cgi: a chown EPERM, and an empty warmpool-php-cgi-* folder per worker), exit 1
+      const folder = await nobodyFolder('other-user');
+      const workerFile = join(folder, 'worker.yaml');
+      await writeFile(
+        workerFile,
+        [
+          'version: "3"',
+          'server:',
+          '  command: php worker.php',
+          '  user: www-data',
+          'http:',
+          '  address: 127.0.0.1:8080',
+          '',
+        ].join('\n'),
+      );
+      const classicFile = join(folder, 'classic.yaml');
+      await writeFile(
+        classicFile,
+        [
+          'version: "3"',
+          'server: { user: www-data }',
+          'http:',
+          '  address: 127.0.0.1:8080',
+          `fastcgi: { root: ${folder} }`,
+          '',
+        ].join('\n'),
+      );
+      const cases: Array<[string, string]> = [
+        [workerFile, 'worker\\.yaml:4:3 server\\.user'],
+        [classicFile, 'classic\\.yaml:2:11 server\\.user'],
+      ];
+      for (const [file, where] of cases) {
+        for (const command of [['config', 'check'], ['serve']]) {
+          const { code, stdout, stderr } = await runCliAsNobody([...command, '-c', file], { env: { TMPDIR: folder } });
+          expect([file, command[0], code]).toEqual([file, command[0], 2]);
+          expect(stderr).toMatch(
+            new RegExp(
+              `${where}: switching PHP to user "www-data" needs root; warmpool runs as uid ${NOBODY} \\(nobody\\): run it as root \\(it drops to that user for PHP\\), or remove server\\.user`,
+            ),
+          );
+          expect(stdout + stderr).not.toContain('booting');
+        }
+      }
+      expect((await readdir(folder)).filter((name) => name.startsWith('warmpool-php-cgi-'))).toEqual([]);
+    },
+  );
+
+  it.skipIf(!isRoot)('server.user naming the user warmpool runs as needs no switch: it serves', async () => {
+    const folder = await nobodyFolder('same-user');
+    const port = await freePort();
+    const file = join(folder, 'warmpool.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'server:',
+        `  command: php ${join(FIXTURES, 'php', 'echo.php')}`,
+        '  user: nobody',
+        'http:',
+        `  address: 127.0.0.1:${port}`,
+        '  pool: { num_workers: 1 }',
+        `admin: { socket: ${join(folder, 'admin.sock')} }`,
+        '',
+      ].join('\n'),
+    );
+    expect((await runCliAsNobody(['config', 'check', '-c', file])).code).toBe(0);
+    const server = startServerAsNobody(['serve', '-c', file]);
+    await server.ready(30_000);
+    const res = await request(`http://127.0.0.1:${port}/`);
+    expect(res.statusCode).toBe(200);
+    await res.body.dump();
+    expect(await server.stop()).toEqual({ code: 0, signal: null });
   });
 });
 

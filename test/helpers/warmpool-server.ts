@@ -49,6 +49,18 @@ export function runCli(
   return runToCompletion(process.execPath, [SERVER_MAIN, ...args], options);
 }
 
+/** setpriv's arguments that run what follows as nobody:nogroup with no other group (the suite runs as root). */
+export const AS_NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups', '--'];
+
+/** Runs `warmpool ARGS` to completion as nobody, as an operator's unprivileged server runs it. */
+export function runCliAsNobody(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
+  assertBuilt();
+  return runToCompletion('setpriv', [...AS_NOBODY, process.execPath, SERVER_MAIN, ...args], options);
+}
+
 /** Runs `command ARGS` to completion (SIGKILL after timeoutMs, 10 s by default): its exit code and output. */
 export async function runToCompletion(
   command: string,
@@ -142,6 +154,17 @@ export function startServer(
     cwd: options.cwd,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
+  });
+  return new RunningServer(child);
+}
+
+/** Starts `warmpool ARGS` as nobody (setpriv execs node: the child's pid is the server's). */
+export function startServerAsNobody(args: string[], options: { cwd?: string } = {}): RunningServer {
+  assertBuilt();
+  const child = spawn('setpriv', [...AS_NOBODY, process.execPath, SERVER_MAIN, ...args], {
+    cwd: options.cwd,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   return new RunningServer(child);
 }

@@ -62,6 +62,7 @@ import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, siteConstraint, type SiteRouter } from './sites.js';
 import { createOpsServer, mergeExpositions } from './status.js';
 import { SiteSetupError } from './errors.js';
+import { phpUserProblems } from './root-php.js';
 import {
   createHttpsServer,
   createPlainServer,
@@ -565,7 +566,8 @@ export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): C
 
 /**
  * Checks every site's options with the validators the plugin and the pool will run, before any
- * worker boots, so all problems of all sites are reported at once with their lines. Null: all good.
+ * worker boots, so all problems of all sites are reported at once with their lines; and the
+ * server.user each site's PHP needs, against the user warmpool runs as. Null: all good.
  */
 export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigError | null {
   const errors: ConfigError['errors'][number][] = [];
@@ -576,6 +578,8 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
       if (located !== null) errors.push(...located.errors);
     }
   }
+  // server.user that warmpool, not being root, cannot switch PHP to
+  errors.push(...phpUserProblems(server, loaded));
   // the same inherited top-level key fails once per site: report it once
   const seen = new Set<string>();
   const unique = errors.filter((e) => {

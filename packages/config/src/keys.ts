@@ -178,7 +178,11 @@ const TOP: Entry[] = [
       hint: '"pipes", "fds", "unix:///path/to.sock" or "tcp://127.0.0.1:7000"',
     },
   ),
-  rr('server.user', 'scalar-string', 'run workers as this user (name or uid; warmpool must run as root)'),
+  rr(
+    'server.user',
+    'scalar-string',
+    "run workers as this user (name or uid); switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
+  ),
   rr(
     'server.group',
     'scalar-string',
