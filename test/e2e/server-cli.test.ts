@@ -331,6 +331,75 @@ describe('server.user when warmpool is not root', () => {
   });
 });
 
+describe('log files that cannot be created', () => {
+  it('a file in the way of the folder: config check and serve name the key and line, exit 2, no stack trace', async () => {
+    // before: config check passed, serve printed "✗ unexpected error: Error: EEXIST ... mkdir" with
+    // a Node stack trace, exit 1
+    const file = join(dir, 'log-in-the-way.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'server: { command: php worker.php }',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        `  access_log: { output: ${file}/access.log }`,
+        'logs:',
+        `  output: [stderr, ${file}/logs/warmpool.log]`,
+        '',
+      ].join('\n'),
+    );
+    for (const command of [['config', 'check'], ['serve']]) {
+      const { code, stdout, stderr } = await runCli([...command, '-c', file]);
+      expect([command[0], code]).toEqual([command[0], 2]);
+      expect(stderr).toContain(
+        `log-in-the-way.yaml:5:17 http.access_log.output: cannot create ${file}/access.log: a file is in the way (${file} is not a folder); name a path in a folder`,
+      );
+      expect(stderr).toContain(
+        `log-in-the-way.yaml:7:20 logs.output[1]: cannot create ${file}/logs/warmpool.log: a file is in the way`,
+      );
+      expect(stderr).not.toContain('unexpected error');
+      expect(stdout + stderr).not.toContain('booting');
+    }
+  });
+
+  it.skipIf(!isRoot)(
+    'a folder the user warmpool runs as may not write: config check and serve say whose it must be, exit 2',
+    async () => {
+      // as /var/log/x/access.log for a warmpool run as www-data: the folder above is root's, 0755
+      const logs = join(dir, 'root-logs');
+      await mkdir(logs, { mode: 0o755 });
+      const folder = await nobodyFolder('log-denied');
+      const file = join(folder, 'warmpool.yaml');
+      await writeFile(
+        file,
+        [
+          'version: "3"',
+          'server: { command: php worker.php }',
+          'http:',
+          '  address: 127.0.0.1:8080',
+          `  access_log: { output: ${logs}/x/access.log }`,
+          `logs: { output: ${logs}/warmpool.log }`,
+          '',
+        ].join('\n'),
+      );
+      for (const command of [['config', 'check'], ['serve']]) {
+        const { code, stdout, stderr } = await runCliAsNobody([...command, '-c', file]);
+        expect([command[0], code]).toEqual([command[0], 2]);
+        expect(stderr).toContain(
+          `warmpool.yaml:5:17 http.access_log.output: cannot create ${logs}/x/access.log: permission denied; make ${logs} writable by the user warmpool runs as, uid ${NOBODY} (nobody), or create ${logs}/x for that user`,
+        );
+        expect(stderr).toContain(
+          `warmpool.yaml:6:9 logs.output: cannot create ${logs}/warmpool.log: permission denied; make ${logs} writable by the user warmpool runs as, uid ${NOBODY} (nobody)`,
+        );
+        expect(stderr).not.toContain('unexpected error');
+        expect(stdout + stderr).not.toContain('booting');
+      }
+      expect(await readdir(logs)).toEqual([]);
+    },
+  );
+});
+
 describe('config check prints the effective config', () => {
   it('YAML: defaults filled in, one entry per site, the default site last', async () => {
     const { code, stdout, stderr } = await runCli(['config', 'check', '-c', config('sites.yaml')], { env: ENV });

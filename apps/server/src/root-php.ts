@@ -131,7 +131,7 @@ function named(kind: 'user' | 'group', value: string | number | undefined, id: n
 }
 
 /** `uid 1000 (alice)`; `uid 1000` for a uid without a passwd entry. */
-function describeOwnUser(uid: number): string {
+export function describeOwnUser(uid: number): string {
   try {
     // userInfo() is the process's own user: a uid given by a test is not
     if (uid === process.geteuid?.()) return `uid ${uid} (${userInfo().username})`;

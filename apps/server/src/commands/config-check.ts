@@ -20,6 +20,7 @@ import {
 import { QUEUE_PER_WORKER } from '@warmpool/pool';
 import { checkSites } from '../app.js';
 import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
+import { logFileProblems } from '../log-files.js';
 import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
@@ -47,6 +48,9 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     // as nginx -t does: the certificate and key are read and matched, not only named
     const tls = tlsProblem(server, loaded);
     if (tls !== null) throw tls;
+    // and the log files: can they be created and appended to (nothing is made: log-files.ts)
+    const logFiles = logFileProblems(server, loaded, { create: false });
+    if (logFiles !== null) throw logFiles;
   } catch (error) {
     if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
     throw error;

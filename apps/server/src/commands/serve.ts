@@ -3,7 +3,7 @@
 //
 // Boot, in order (each step fails with its own exit code, see main.ts):
 // 1. take over sockets handed down with LISTEN_FDS, and drop the variables before any worker starts;
-// 2. load and check the config (every problem at once, with file:line:col) → exit 2;
+// 2. load and check the config (every problem at once, with file:line:col; the log files too) → exit 2;
 // 3. TLS: the http.ssl pair → exit 2 with the line of http.ssl.cert; http.ssl.acme's stored
 //    certificates (or temporary ones while the CA is asked: no boot waits for a CA);
 // 4. boot each site's pool (progress lines with count and time) → exit 6 (workers) or 2 (an option);
@@ -63,6 +63,7 @@ import {
   type Listener,
   type ListenerName,
 } from '../lifecycle.js';
+import { logFileProblems } from '../log-files.js';
 import { createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
@@ -105,6 +106,9 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     server = toServerOptions(loaded);
     const problems = checkSites(server, loaded);
     if (problems !== null) throw problems;
+    // the log files, created and opened before the loggers open them (log-files.ts)
+    const logFiles = logFileProblems(server, loaded, { create: true });
+    if (logFiles !== null) throw logFiles;
   } catch (error) {
     for (const warning of loaded?.warnings ?? []) out.warn(formatWarning(warning));
     if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
