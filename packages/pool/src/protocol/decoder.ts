@@ -15,7 +15,16 @@ export const DEFAULT_MAX_FRAME_BYTES = 256 * 1024 * 1024;
 export interface FrameDecoderOptions {
   /** Largest payload accepted; bigger frames are refused before they are buffered. */
   maxFrameBytes?: number;
+  /**
+   * The hint when PHP printed "Could not open input file" instead of a frame (the worker knows who
+   * PHP runs as); default: SCRIPT_NOT_OPENED_HINT.
+   */
+  scriptNotOpenedHint?: () => string;
 }
+
+/** What a worker whose script PHP could not open is told to check, without more to go on. */
+export const SCRIPT_NOT_OPENED_HINT =
+  'Likely cause: PHP could not open the worker script; check the command and its path.';
 
 /**
  * Incremental goridge frame decoder. Chunks are kept as a list; a small frame that spans chunks is
@@ -26,6 +35,7 @@ export class FrameDecoder {
   // biome-ignore lint/suspicious/noConfusingVoidType: a callback that returns nothing keeps reading
   readonly #onFrame: (frame: Frame) => boolean | void;
   readonly #maxFrameBytes: number;
+  readonly #scriptNotOpenedHint: () => string;
   #chunks: Buffer[] = [];
   #buffered = 0;
   /** Total length of the frame whose header has been read, or -1. */
@@ -43,6 +53,7 @@ export class FrameDecoder {
   constructor(onFrame: (frame: Frame) => boolean | void, options: FrameDecoderOptions = {}) {
     this.#onFrame = onFrame;
     this.#maxFrameBytes = options.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES;
+    this.#scriptNotOpenedHint = options.scriptNotOpenedHint ?? (() => SCRIPT_NOT_OPENED_HINT);
   }
 
   /** Bytes held that do not yet make a whole frame. */
@@ -132,7 +143,7 @@ export class FrameDecoder {
     if (version !== FRAME_VERSION || headerWords < 3) {
       throw new MalformedFrameError(
         `not a protocol frame: ${describeBytes(this.#peek(Math.min(this.#buffered, 64)))}. ` +
-          likelyCause(this.#framesSeen, header),
+          likelyCause(this.#framesSeen, header, this.#scriptNotOpenedHint),
         { version, headerWords },
       );
     }
@@ -141,7 +152,7 @@ export class FrameDecoder {
     if (expected !== actual) {
       throw new BadChecksumError(
         `frame header checksum mismatch (got ${hex(expected)}, computed ${hex(actual)}): ` +
-          `${describeBytes(this.#peek(Math.min(this.#buffered, 64)))}. ${likelyCause(this.#framesSeen, header)}`,
+          `${describeBytes(this.#peek(Math.min(this.#buffered, 64)))}. ${likelyCause(this.#framesSeen, header, this.#scriptNotOpenedHint)}`,
         { expected, actual },
       );
     }
@@ -221,10 +232,8 @@ function hex(n: number): string {
 }
 
 /** RoadRunner's most common support question, answered in the log line (PROTOCOL.md §1, §11.13). */
-function likelyCause(framesSeen: number, header: Buffer): string {
-  if (header.subarray(0, 12).toString('latin1') === 'Could not op') {
-    return 'Likely cause: PHP could not open the worker script; check the command and its path.';
-  }
+function likelyCause(framesSeen: number, header: Buffer, scriptNotOpenedHint: () => string): string {
+  if (header.subarray(0, 12).toString('latin1') === 'Could not op') return scriptNotOpenedHint();
   const printable = header.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0a || b === 0x0d || b === 0x09);
   if (printable || (header[0] === 0xef && header[1] === 0xbb)) {
     return framesSeen === 0

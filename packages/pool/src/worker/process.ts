@@ -8,6 +8,7 @@ import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../err
 import { lowerWorkerPriority } from './priority.js';
 import type { RecycleReason } from './state.js';
 import { PHP_ERROR_LINE, SHOWN_LINES } from './output.js';
+import { SCRIPT_NOT_OPENED_HINT } from '../protocol/decoder.js';
 
 /** What every worker process needs to start and stop; each kind of worker adds its own fields. */
 export interface ProcessSpec {
@@ -179,11 +180,38 @@ export function lastOutputText(lines: readonly string[]): string {
   return lines.length === 0 ? '' : `Last output: ${lines.slice(-SHOWN_LINES).join(' | ')}. `;
 }
 
-/** The hint after a failed boot's output: fix PHP's error when it printed one, else `otherwise`. */
-export function bootHint(lines: readonly string[], argv: readonly string[], otherwise: string): string {
-  return lines.some((line) => PHP_ERROR_LINE.test(line))
-    ? `Fix the PHP error above (run "${argv.join(' ')}" by hand to see it whole).`
-    : otherwise;
+/**
+ * The hint after a failed boot's output: fix PHP's error when it printed one, the script's path
+ * (and its user's rights) when PHP could not open it, else `otherwise`.
+ */
+export function bootHint(lines: readonly string[], argv: readonly string[], otherwise: string, uid?: number): string {
+  if (lines.some((line) => PHP_ERROR_LINE.test(line)))
+    return `Fix the PHP error above (run "${argv.join(' ')}" by hand to see it whole).`;
+  if (lines.some((line) => line.startsWith('Could not open input file'))) return scriptNotOpenedHint(uid);
+  return otherwise;
+}
+
+/**
+ * PHP printed "Could not open input file": the path, or, when the worker runs as another user
+ * (server.user, `uid`), that user's rights on the script and the folders above it (a 0700 folder
+ * of root's, a script of mode 0600: PHP says the same as for a wrong path).
+ */
+export function scriptNotOpenedHint(uid: number | undefined): string {
+  if (uid === undefined) return SCRIPT_NOT_OPENED_HINT;
+  return `${SCRIPT_NOT_OPENED_HINT.slice(0, -1)}, and that ${describeUser(uid)} (server.user) can read it and enter every folder above it.`;
+}
+
+/** `user "nobody"` from /etc/passwd, else `uid 1234`. */
+export function describeUser(uid: number): string {
+  try {
+    for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
+      const [name, , id] = line.split(':');
+      if (id === String(uid) && name !== undefined && name !== '') return `user "${name}"`;
+    }
+  } catch {
+    // no /etc/passwd: the number says it
+  }
+  return `uid ${uid}`;
 }
 
 /** The error of a request whose worker process exited under it. */

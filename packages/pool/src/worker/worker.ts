@@ -43,7 +43,15 @@ import { writeFrame, type Relay, type RelaySpec } from '../relay/relay.js';
 import type { SocketRelayListener } from '../relay/socket.js';
 import type { ExecOptions } from './pool-worker.js';
 import { ProcessWorker } from './process-worker.js';
-import { bootHint, describeExit, lastOutputText, spawnProcess, waitForSpawn, type ProcessSpec } from './process.js';
+import {
+  bootHint,
+  describeExit,
+  lastOutputText,
+  scriptNotOpenedHint,
+  spawnProcess,
+  waitForSpawn,
+  type ProcessSpec,
+} from './process.js';
 
 export type { ExecOptions } from './pool-worker.js';
 
@@ -276,7 +284,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       const exited: Promise<never> = this.exited.then(() => {
         throw new BootFailedError(
           `worker exited during boot (${describeExit(this.exitCode, this.exitSignal)}) before the pid handshake. ` +
-            `${lastOutputText(this.recentOutput)}${bootHint(this.recentOutput, spec.argv, `Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`)}`,
+            `${lastOutputText(this.recentOutput)}${bootHint(this.recentOutput, spec.argv, `Check that "${spec.argv.join(' ')}" runs a worker loop (e.g. run it by hand).`, spec.uid)}`,
           { details: { pid: this.pid, exitCode: this.exitCode } },
         );
       });
@@ -320,7 +328,10 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   }
 
   #listen(relay: Relay): void {
-    const decoder = new FrameDecoder((frame) => this.#onFrame(frame), { maxFrameBytes: this.#spec.maxFrameBytes });
+    const decoder = new FrameDecoder((frame) => this.#onFrame(frame), {
+      maxFrameBytes: this.#spec.maxFrameBytes,
+      scriptNotOpenedHint: () => scriptNotOpenedHint(this.#spec.uid),
+    });
     this.#decoder = decoder;
     relay.input.on('data', (chunk: Buffer) => {
       if (this.workerState === 'exited') return;

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
-import { fixture, request, withPool } from '../php-fixtures.js';
+import { createPool } from '../../src/pool/pool.js';
+import { fixture, recordingLogger, request, withPool } from '../php-fixtures.js';
 
 const run = promisify(execFile);
 /** The built pool (the server a user runs), imported by the process started with capabilities. */
@@ -63,6 +64,39 @@ describe('worker privileges', () => {
         expect(caps.server).toBe('0000000000000400');
         expect(caps.php.CapAmb).toBe('0000000000000000');
         expect(caps.php.CapEff).toBe('0000000000000000');
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    },
+  );
+
+  it.skipIf(!isRoot)(
+    'a worker script the user may not reach (a 0700 folder of root): the boot error says that user must read it and enter its folders',
+    async () => {
+      // PHP says "Could not open input file" as for a wrong path; the hint named only the path
+      const dir = mkdtempSync(join(tmpdir(), 'warmpool-private-'));
+      writeFileSync(join(dir, 'worker.php'), '<?php\n');
+      const hint =
+        'Likely cause: PHP could not open the worker script; check the command and its path, and that user "nobody" (server.user) can read it and enter every folder above it.';
+      try {
+        // pipes: PHP says it on the protocol stream; a socket relay: in its output, as it exits
+        for (const relay of ['pipes', `unix://${join(tmpdir(), `warmpool-private-${process.pid}.sock`)}`]) {
+          const pool = createPool({
+            command: 'php worker.php',
+            cwd: dir,
+            relay,
+            num_workers: 1,
+            uid: 65534,
+            gid: 65534,
+            logger: recordingLogger(),
+          });
+          const failure = await pool.start().then(
+            () => null,
+            (error: Error) => error.message,
+          );
+          await pool.close();
+          expect([relay, failure]).toEqual([relay, expect.stringContaining(hint)]);
+        }
       } finally {
         rmSync(dir, { recursive: true, force: true });
       }
