@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { linkAsRr, runRr } from '../helpers/rr-link.js';
 import { selfSignedPair } from '../helpers/tls-pair.js';
 import { FIXTURES, runCli, runCliAsNobody, startServerAsNobody, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -489,6 +490,48 @@ describe('version, usage, cert', () => {
     const help = await runCli(['help']);
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/exit codes:\n {2}0 /);
+  });
+
+  it('a stray word is a usage error (exit 2), pointed at -c when it looks like a config file', async () => {
+    // ./warmpool.yaml is valid, new.yaml is not: `config check new.yaml` checked the first and said it was valid
+    const here = join(dir, 'stray-words');
+    await mkdir(here);
+    await writeFile(
+      join(here, 'warmpool.yaml'),
+      'server:\n  command: php worker.php\nhttp:\n  address: 127.0.0.1:8080\n',
+    );
+    await writeFile(join(here, 'new.yaml'), 'http:\n  pool: { num_workers: many }\n');
+    await writeFile(join(here, 'conf'), '');
+    for (const args of [
+      ['config', 'check', 'new.yaml'],
+      ['serve', 'new.yaml'],
+      ['workers', 'new.yaml'],
+      ['reset', 'conf'],
+      ['tune', 'new.yml'],
+      ['cert', 'status', 'new.yaml'],
+    ]) {
+      const result = await runCli(args, { cwd: here });
+      expect({ args, code: result.code, stdout: result.stdout }).toEqual({ args, code: 2, stdout: '' });
+      expect(result.stderr).toContain(`unexpected argument "${args.at(-1)}"; did you mean -c ${args.at(-1)}?`);
+    }
+    for (const args of [
+      ['workers', 'extra'],
+      ['config', 'check', 'extra'],
+      ['version', 'extra'],
+    ]) {
+      const result = await runCli(args, { cwd: here });
+      expect({ args, code: result.code }).toEqual({ args, code: 2 });
+      expect(result.stderr).toContain(`unexpected argument "extra"; ${args.slice(0, -1).join(' ')} takes flags only`);
+    }
+    expect((await runCli(['config', 'check', '-c', 'new.yaml'], { cwd: here })).stderr).toContain('num_workers');
+    // run as rr, reset and workers take RoadRunner plugin names (not read): they reach the server
+    const rr = await linkAsRr(here);
+    const socket = join(here, 'none.sock');
+    const plugin = await runRr(rr, ['reset', 'http', '--socket', socket], { cwd: here });
+    expect({ code: plugin.code, stderr: plugin.stderr }).toEqual({ code: 3, stderr: expect.stringContaining(socket) });
+    const file = await runRr(rr, ['workers', 'new.yaml', '--socket', socket], { cwd: here });
+    expect(file.code).toBe(2);
+    expect(file.stderr).toContain('did you mean -c new.yaml?');
   });
 
   it('cert: a self-signed pair for the given hosts (openssl), key 0600, never overwritten without --force', async () => {

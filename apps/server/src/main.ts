@@ -164,6 +164,42 @@ function allow(args: ParsedArgs, command: string, values: string[], switches: st
 }
 
 /**
+ * A command's words beyond its own (`serve new.yaml`, `workers extra`) are usage errors: they were
+ * dropped before, and `config check new.yaml` checked ./warmpool.yaml instead. A word that looks like
+ * a config file (ends in .yaml/.yml, or is a file here) is pointed at -c. `takes` is how many words
+ * the command itself is (`config check`: 2).
+ */
+function noMoreWords(args: ParsedArgs, command: string, takes: number): void {
+  const extra = args.words[takes];
+  if (extra === undefined) return;
+  throw new UsageError(
+    `${command}: unexpected argument "${extra}"; ` +
+      (looksLikeConfig(extra) ? `did you mean -c ${extra}?` : `${command} takes flags only (see warmpool help)`),
+  );
+}
+
+function looksLikeConfig(word: string): boolean {
+  return /\.ya?ml$/i.test(word) || existsSync(word);
+}
+
+/**
+ * `rr workers http`, `rr reset http`: RoadRunner's commands take plugin names, which are not read
+ * (every site; docs/RR-COMPAT.md), so run as `rr` they pass unless one looks like a config file.
+ * As `warmpool` the commands take no words.
+ */
+function pluginNames(args: ParsedArgs, command: string): void {
+  if (!args.roadRunner) {
+    noMoreWords(args, command, 1);
+    return;
+  }
+  const file = args.words.slice(1).find((word) => /\.ya?ml$/i.test(word));
+  if (file !== undefined)
+    throw new UsageError(
+      `${command}: unexpected argument "${file}" (a plugin name was expected); did you mean -c ${file}?`,
+    );
+}
+
+/**
  * Where the admin commands reach the running server: --socket PATH; else -o rpc.listen=… (how Laravel
  * Octane runs `rr reset`); else the config's admin.socket when it sets one, else its rpc.listen, else
  * the default admin socket. Only the admin and rpc sections are read (with the -o overrides), so the
@@ -295,6 +331,7 @@ export async function main(
     switch (command) {
       case 'serve':
         allow(args, 'serve', ['config', 'override'], ['silent']);
+        noMoreWords(args, 'serve', 1);
         return await (await import('./commands/serve.js')).run(
           { config: requireConfig(args), overrides: overrides(args), roadRunner: asRoadRunner },
           quiet(args, out),
@@ -305,16 +342,19 @@ export async function main(
             `unknown command "config${sub === undefined ? '' : ` ${sub}`}"; did you mean "warmpool config check"?`,
           );
         allow(args, 'config check', ['config', 'override'], ['json']);
+        noMoreWords(args, 'config check', 2);
         return await (await import('./commands/config-check.js')).run(
           { config: requireConfig(args), json: args.switches.has('json'), overrides: overrides(args) },
           out,
         );
       case 'version':
         allow(args, 'version', [], ['json']);
+        noMoreWords(args, 'version', 1);
         return await (await version()).run({ json: args.switches.has('json') }, out);
       case 'cert': {
         if (sub === 'status') {
           allow(args, 'cert status', ['config', 'socket', 'override'], ['json']);
+          noMoreWords(args, 'cert status', 2);
           return await (await import('./commands/cert.js')).runStatus(await adminArgs(args), out);
         }
         if (sub !== undefined)
@@ -331,13 +371,16 @@ export async function main(
       }
       case 'workers':
         allow(args, 'workers', ['config', 'socket', 'site', 'override'], ['json', 'interactive']);
+        pluginNames(args, 'workers');
         exitQuietlyOnClosedPipe();
         return await (await import('./commands/workers.js')).run(await adminArgs(args), out);
       case 'reset':
         allow(args, 'reset', ['config', 'socket', 'site', 'override'], ['json', 'silent']);
+        pluginNames(args, 'reset');
         return await (await import('./commands/reset.js')).run(await adminArgs(args), quiet(args, out));
       case 'tune':
         allow(args, 'tune', ['config', 'socket', 'site', 'window', 'override'], ['json']);
+        noMoreWords(args, 'tune', 1);
         return await (await import('./commands/tune.js')).run(await adminArgs(args), out);
       case 'cache': {
         if (sub !== 'purge')
@@ -348,7 +391,10 @@ export async function main(
         const [, , prefix, extra] = args.words;
         if (extra !== undefined) throw new UsageError(`cache purge takes one PREFIX, got "${prefix}" and "${extra}"`);
         if (prefix !== undefined && !prefix.startsWith('/'))
-          throw new UsageError(`the PREFIX of cache purge is a path starting with "/", like /blog/; got "${prefix}"`);
+          throw new UsageError(
+            `the PREFIX of cache purge is a path starting with "/", like /blog/; got "${prefix}"` +
+              (looksLikeConfig(prefix) ? `: did you mean -c ${prefix}?` : ''),
+          );
         return await (await import('./commands/cache.js')).run(
           { ...(await adminArgs(args)), ...(prefix === undefined ? {} : { prefix }) },
           out,
