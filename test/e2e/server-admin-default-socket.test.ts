@@ -37,6 +37,17 @@ describe('admin commands and the default admin socket', () => {
     expect(result.stderr).toMatch(/cannot read config file .*shop\.yamll \(ENOENT\): fix the path .*--socket PATH/);
   });
 
+  it('with no config file here, says in one line that it asks the server on the default socket', async () => {
+    const empty = mkdtempSync(join(dir, 'empty-'));
+    const workers = await runCli(['workers'], { cwd: empty });
+    expect(workers.stdout.split('\n')[0]).toBe(
+      '• no warmpool.yaml or .rr.yaml here; asking the server on /run/warmpool.sock (-c FILE or --socket PATH for another)',
+    );
+    // --json output stays JSON (or nothing, when no server answers)
+    const json = await runCli(['workers', '--json'], { cwd: empty });
+    expect(json.stdout).not.toContain('no warmpool.yaml');
+  });
+
   it('-c FILE of a server that has no socket of its own does not act on the server holding the default one', async () => {
     const first = await configWithoutAdmin('first.yaml');
     const server = startServer(['serve', '-c', first]);

@@ -129,13 +129,22 @@ export class AcmeOrderError extends WarmpoolError<'WP_SERVER_ACME_ORDER'> {
 
 // ---- the admin socket ----
 
-/** `warmpool serve` found a live admin socket: another server owns this configuration. */
+/**
+ * `warmpool serve` found a live admin socket: another server owns this configuration. `holder`:
+ * what that server's ping said (its pid and config file), when it answered one.
+ */
 export class AlreadyRunningError extends WarmpoolError<'WP_SERVER_ALREADY_RUNNING'> {
-  constructor(path: string) {
+  constructor(path: string, holder?: { pid?: number; config?: string }) {
+    const who =
+      holder?.pid === undefined
+        ? ''
+        : ` (pid ${holder.pid}${holder.config === undefined ? '' : `, started from ${holder.config}`})`;
     super(
       'WP_SERVER_ALREADY_RUNNING',
-      `another warmpool is running (admin socket ${path} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`,
-      { details: { path } },
+      holder === undefined
+        ? `another warmpool is running (admin socket ${path} answers); stop it first, or give this server its own admin.socket in warmpool.yaml`
+        : `another warmpool${who} answers on the admin socket ${path}: stop it first, or give this server its own admin.socket`,
+      { details: { path, ...holder } },
     );
   }
 }

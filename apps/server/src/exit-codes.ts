@@ -17,7 +17,7 @@ export const EXIT_CONFIG = EXIT_USAGE; // 2
 export const EXIT_ADMIN_UNREACHABLE = EXIT_UNREACHABLE; // 3
 /** the admin socket exists but this user may not use it */
 export const EXIT_ADMIN_DENIED = EXIT_DENIED; // 4
-/** a listener could not bind (address in use, privileged port) or LISTEN_FDS is unusable */
+/** a listener could not bind (address in use, privileged port), LISTEN_FDS is unusable, or another warmpool answers on admin.socket */
 export const EXIT_LISTEN = 5;
 /** PHP workers did not boot (command not found, the worker dies or never handshakes) */
 export const EXIT_BOOT = 6;
@@ -28,6 +28,9 @@ export const EXIT_CODES: ReadonlyArray<[number, string]> = [
   [EXIT_CONFIG, 'bad arguments, or the config / TLS files have problems (each printed with file:line:col)'],
   [EXIT_ADMIN_UNREACHABLE, 'no warmpool answers on the admin socket (workers, reset, tune)'],
   [EXIT_ADMIN_DENIED, "the admin socket is not this user's (run as the server's user)"],
-  [EXIT_LISTEN, 'a listener could not bind (address in use, port < 1024) or LISTEN_FDS is unusable'],
+  [
+    EXIT_LISTEN,
+    'a listener could not bind (address in use, port < 1024), LISTEN_FDS is unusable, or another warmpool answers on admin.socket',
+  ],
   [EXIT_BOOT, "PHP workers failed to boot (the message carries the worker's output)"],
 ];

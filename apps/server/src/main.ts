@@ -5,7 +5,13 @@ import { accessSync, constants, existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
-import { loadConfigSections, parseRpcListen, DEFAULT_ADMIN_SOCKET } from '@warmpool/config';
+import {
+  formatPosition,
+  loadConfigSections,
+  parseRpcListen,
+  DEFAULT_ADMIN_SOCKET,
+  type Position,
+} from '@warmpool/config';
 import type { AdminCommandArgs } from './admin/client.js';
 import { MAX_TUNE_WINDOW_MS, MIN_TUNE_WINDOW_MS } from './admin/protocol.js';
 import { UsageError } from './errors.js';
@@ -206,7 +212,7 @@ function pluginNames(args: ParsedArgs, command: string): void {
  * file need not describe a whole server. A problem in them (or YAML the file cannot be read as) is a
  * usage error, as a bad -o value is.
  */
-async function adminSocket(args: ParsedArgs): Promise<string> {
+async function adminSocket(args: ParsedArgs, out: CliOutput): Promise<string> {
   const given = last(args, 'socket');
   if (given !== undefined) return given;
   const explicit = last(args, 'config');
@@ -222,7 +228,9 @@ async function adminSocket(args: ParsedArgs): Promise<string> {
     }
   }
   const file = findConfig(explicit, args.roadRunner);
-  const { sections, errors } = await loadConfigSections(file, ['admin', 'rpc'], { overrides: overrides(args) });
+  const { sections, errors, positions } = await loadConfigSections(file, ['admin', 'rpc'], {
+    overrides: overrides(args),
+  });
   const fromArgs = errors.filter((error) => error.line === 0);
   if (fromArgs.length > 0) throw new UsageError(fromArgs.map((error) => error.message).join('\n'));
   // guessing the default socket would ask another server (a second instance on the host)
@@ -236,30 +244,45 @@ async function adminSocket(args: ParsedArgs): Promise<string> {
   const rpc = sections.rpc?.listen === undefined ? null : parseRpcListen(sections.rpc.listen, baseDir).url;
   const rpcFromArgs = overrides(args).some((arg) => /^[\s"'`]*rpc\.listen=/.test(arg));
   if (rpc !== null && rpcFromArgs) return rpc;
-  if (sections.admin?.socket !== undefined) return resolve(baseDir, sections.admin.socket);
+  if (sections.admin?.socket !== undefined) {
+    const socket = resolve(baseDir, sections.admin.socket);
+    if (file !== null) await checkServerConfig(socket, file, positions.get('admin.socket') ?? null);
+    return socket;
+  }
   if (rpc !== null) return rpc;
-  if (file !== null) await checkDefaultSocketServes(file);
+  if (file !== null) await checkServerConfig(DEFAULT_ADMIN_SOCKET, file, null);
+  else if (!args.switches.has('json'))
+    out.info(
+      `no ${args.roadRunner === true ? '.rr.yaml or warmpool.yaml' : 'warmpool.yaml or .rr.yaml'} here; asking the server on ${DEFAULT_ADMIN_SOCKET} (-c FILE or --socket PATH for another)`,
+    );
   return DEFAULT_ADMIN_SOCKET;
 }
 
 /**
+ * The server answering on `socket` must be FILE's: the command must not act on another one for it.
  * A config without admin.socket is reached on the default socket, which the first server started
- * took: a second server from another file has none of its own. The command must not act on the
- * first one for it (a `reset -c second.yaml` recycled the first server's workers).
+ * took, so a second server from another file has none of its own (a `reset -c second.yaml`
+ * recycled the first server's workers); two files giving one admin.socket meet the same way
+ * (`at`: where FILE sets it).
  */
-async function checkDefaultSocketServes(file: string): Promise<void> {
+async function checkServerConfig(socket: string, file: string, at: Position | null): Promise<void> {
   const { adminRequest } = await import('./admin/client.js');
   let ping: { pid: number; config?: string };
   try {
-    ping = await adminRequest(DEFAULT_ADMIN_SOCKET, { cmd: 'ping' }, undefined, { timeoutMs: 5_000 });
+    ping = await adminRequest(socket, { cmd: 'ping' }, undefined, { timeoutMs: 5_000 });
   } catch {
     return; // nothing answers: the command itself says so
   }
   if (ping.config === undefined || sameFile(ping.config, file)) return;
+  const started = `the server on ${socket} (pid ${ping.pid}) was started from ${ping.config}, not ${resolve(file)}: `;
+  if (at === null)
+    throw new UsageError(
+      `${started}${file} sets no admin.socket and that server took the default one, so ${file}'s server has none; ` +
+        `set admin.socket in ${file} and restart its server (or pass --socket PATH)`,
+    );
   throw new UsageError(
-    `the server on ${DEFAULT_ADMIN_SOCKET} (pid ${ping.pid}) was started from ${ping.config}, not ${resolve(file)}: ` +
-      `${file} sets no admin.socket and that server took the default one, so ${file}'s server has none; ` +
-      `set admin.socket in ${file} and restart its server (or pass --socket PATH)`,
+    `${started}both files give this admin.socket (${formatPosition(at)}), and that server holds it; ` +
+      `give ${file} its own admin.socket and restart its server, or pass --socket ${socket} to ask that server anyway`,
   );
 }
 
@@ -274,8 +297,8 @@ function sameFile(a: string, b: string): boolean {
   return real(a) === real(b);
 }
 
-async function adminArgs(args: ParsedArgs): Promise<AdminCommandArgs> {
-  const result: AdminCommandArgs = { socket: await adminSocket(args) };
+async function adminArgs(args: ParsedArgs, out: CliOutput): Promise<AdminCommandArgs> {
+  const result: AdminCommandArgs = { socket: await adminSocket(args, out) };
   const site = last(args, 'site');
   if (site !== undefined) result.site = site;
   if (args.switches.has('json')) result.json = true;
@@ -355,7 +378,7 @@ export async function main(
         if (sub === 'status') {
           allow(args, 'cert status', ['config', 'socket', 'override'], ['json']);
           noMoreWords(args, 'cert status', 2);
-          return await (await import('./commands/cert.js')).runStatus(await adminArgs(args), out);
+          return await (await import('./commands/cert.js')).runStatus(await adminArgs(args, out), out);
         }
         if (sub !== undefined)
           throw new UsageError(`unknown command "cert ${sub}"; did you mean "warmpool cert status"?`);
@@ -373,15 +396,18 @@ export async function main(
         allow(args, 'workers', ['config', 'socket', 'site', 'override'], ['json', 'interactive']);
         pluginNames(args, 'workers');
         exitQuietlyOnClosedPipe();
-        return await (await import('./commands/workers.js')).run(await adminArgs(args), out);
+        return await (await import('./commands/workers.js')).run(await adminArgs(args, out), out);
       case 'reset':
         allow(args, 'reset', ['config', 'socket', 'site', 'override'], ['json', 'silent']);
         pluginNames(args, 'reset');
-        return await (await import('./commands/reset.js')).run(await adminArgs(args), quiet(args, out));
+        return await (await import('./commands/reset.js')).run(
+          await adminArgs(args, quiet(args, out)),
+          quiet(args, out),
+        );
       case 'tune':
         allow(args, 'tune', ['config', 'socket', 'site', 'window', 'override'], ['json']);
         noMoreWords(args, 'tune', 1);
-        return await (await import('./commands/tune.js')).run(await adminArgs(args), out);
+        return await (await import('./commands/tune.js')).run(await adminArgs(args, out), out);
       case 'cache': {
         if (sub !== 'purge')
           throw new UsageError(
@@ -396,7 +422,7 @@ export async function main(
               (looksLikeConfig(prefix) ? `: did you mean -c ${prefix}?` : ''),
           );
         return await (await import('./commands/cache.js')).run(
-          { ...(await adminArgs(args)), ...(prefix === undefined ? {} : { prefix }) },
+          { ...(await adminArgs(args, out)), ...(prefix === undefined ? {} : { prefix }) },
           out,
         );
       }

@@ -97,6 +97,8 @@ export interface LoadedSections {
   file: string | null;
   /** problems in those sections: -o ones have line 0 */
   errors: readonly LocatedConfigError[];
+  /** where each key of those sections sits ("admin.socket"); a -o one has line 0 */
+  positions: ReadonlyMap<string, Position>;
 }
 
 /**
@@ -128,10 +130,15 @@ export async function loadConfigSections(
     );
     // a file that is not YAML says nothing of any section (and a guess would reach another server)
     if (doc.errors.length > 0)
-      return { sections: {}, file: path, errors: syntaxErrors(doc.errors, text, file, lineCounter) };
+      return {
+        sections: {},
+        file: path,
+        errors: syntaxErrors(doc.errors, text, file, lineCounter),
+        positions: new Map(),
+      };
     marks = applyOverrides(doc, wanted, file);
   } catch (error) {
-    if (error instanceof ConfigError) return { sections: {}, file: path, errors: error.errors };
+    if (error instanceof ConfigError) return { sections: {}, file: path, errors: error.errors, positions: new Map() };
     throw error;
   }
   if (isMap(doc.contents))
@@ -145,7 +152,12 @@ export async function loadConfigSections(
     overrides: marks,
     partial: true,
   });
-  return { sections: (result.root ?? {}) as LoadedSections['sections'], file: path, errors: result.errors };
+  return {
+    sections: (result.root ?? {}) as LoadedSections['sections'],
+    file: path,
+    errors: result.errors,
+    positions: result.positions,
+  };
 }
 
 function syntaxErrors(

@@ -182,13 +182,21 @@ describe('loadConfigSections: what the admin commands read', () => {
     const file = join(mkdtempSync(join(tmpdir(), 'wp-sections-')), '.rr.yaml');
     writeFileSync(file, 'http:\n  address: nonsense\nadmin:\n  socket: /run/a.sock\n');
     const fromFile = await loadConfigSections(file, ['admin'], { env: {} });
-    expect(fromFile).toEqual({ sections: { admin: { socket: '/run/a.sock' } }, file, errors: [] });
+    expect(fromFile).toEqual({
+      sections: { admin: { socket: '/run/a.sock' } },
+      file,
+      errors: [],
+      positions: expect.any(Map),
+    });
+    // where the key sits, for a message naming the line to change
+    expect(fromFile.positions.get('admin.socket')).toMatchObject({ file, line: 4, col: 3 });
     const overridden = await loadConfigSections(file, ['admin'], {
       env: {},
       overrides: ['admin.socket=/run/b.sock', 'http.pool.num_workers=abc'],
     });
     expect(overridden.sections.admin).toEqual({ socket: '/run/b.sock' });
     expect(overridden.errors).toEqual([]);
+    expect(overridden.positions.get('admin.socket')).toMatchObject({ file: '-o admin.socket=/run/b.sock', line: 0 });
   });
 
   it('reports a bad -o of those sections with its argument; no file at all is no error', async () => {
@@ -200,6 +208,11 @@ describe('loadConfigSections: what the admin commands read', () => {
     expect(typo.errors.map((error) => error.message)).toEqual([
       '-o admin.sockt=/x: unknown key; did you mean "admin.socket"?',
     ]);
-    expect(await loadConfigSections(null, ['admin'], { env: {} })).toEqual({ sections: {}, file: null, errors: [] });
+    expect(await loadConfigSections(null, ['admin'], { env: {} })).toEqual({
+      sections: {},
+      file: null,
+      errors: [],
+      positions: new Map(),
+    });
   });
 });

@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { isMainThread } from 'node:worker_threads';
 import type { AnyPool, Logger } from '@warmpool/pool';
 import { measureTuning, type TuneReport } from '../tuning.js';
+import { adminRequest } from './client.js';
 import {
   AdminBadRequestError,
   AdminSocketError,
@@ -156,6 +157,21 @@ async function claimSocketPath(path: string): Promise<void> {
     if (error.code !== 'ENOENT')
       throw new AdminSocketError(`cannot remove the stale admin socket ${path}: ${error.message}`, path, error);
   });
+}
+
+/**
+ * Who holds the admin socket at `path`, asked before a server boots: null when nothing answers (no
+ * socket, or one a dead server left), else what its ping says (pid and config file; empty when
+ * what answers is not a warmpool, or a socket this user may not open).
+ */
+export async function adminSocketHolder(path: string): Promise<{ pid?: number; config?: string } | null> {
+  if (!(await isLive(path))) return null;
+  try {
+    const { pid, config } = await adminRequest(path, { cmd: 'ping' }, undefined, { timeoutMs: 5_000 });
+    return config === undefined ? { pid } : { pid, config };
+  } catch {
+    return {};
+  }
 }
 
 /** Whether something accepts connections on the unix socket at `path`. */

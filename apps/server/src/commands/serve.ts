@@ -24,7 +24,7 @@ import {
   type LoadedConfig,
   type ServerOptions,
 } from '@warmpool/config';
-import { createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
+import { adminSocketHolder, createPoolHandlers, startAdminServer, type AdminServer } from '../admin/server.js';
 import {
   type BuildOptions,
   buildApp,
@@ -143,6 +143,18 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     if (!(error instanceof ListenError)) throw error;
     out.error(withKeyPosition(error, loaded));
     return EXIT_LISTEN;
+  }
+
+  // a second server on an admin.socket another one answers on would serve without one, and every
+  // admin command given its file would act on the first (under warmpool-swap: taken over once free)
+  if (server.admin.explicit && process.env.WARMPOOL_SWAP_COLOUR === undefined) {
+    const holder = await adminSocketHolder(server.admin.socket);
+    if (holder !== null) {
+      const at = loaded.positionOf('admin.socket');
+      const message = new AlreadyRunningError(server.admin.socket, holder).message;
+      out.error(at === null ? message : `${formatPosition(at)} admin.socket: ${message}`);
+      return EXIT_LISTEN;
+    }
   }
 
   // 3. TLS
