@@ -227,6 +227,36 @@ describe('SIGHUP', () => {
     expect((await server.stop()).code).toBe(0);
   });
 
+  it('warmpool reload does the same over the admin socket: ✓ applied, ▲ needs a restart, ✗ a refused file (exit 2), exit 3 with no server', async () => {
+    const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'reload.sock'), FIXTURES };
+    const file = join(dir, 'reload.yaml');
+    const original = await readFile(join(FIXTURES, 'server', 'basic.yaml'), 'utf8');
+    await writeFile(file, original);
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    const unchanged = await runCli(['reload', '-c', file], { env });
+    expect(unchanged).toEqual({ code: 0, stdout: '✓ nothing to reload: the file is unchanged\n', stderr: '' });
+    await writeFile(file, original.replace('level: info', 'level: debug').replace('num_workers: 2', 'num_workers: 3'));
+    const applied = await runCli(['reload', '-c', file], { env });
+    expect(applied.code, applied.stderr).toBe(0);
+    expect(applied.stdout).toContain('✓ log level of channel http: info → debug');
+    expect(applied.stderr).toBe('▲ changed in the file, needs a restart to apply: http.pool.num_workers\n');
+    // a value the server refuses: its line in the file, the running config stays, exit 2 (as config check)
+    await writeFile(file, original.replace('num_workers: 2', 'num_workers: many'));
+    const refused = await runCli(['reload', '-c', file], { env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(
+      /^✗ config NOT re-read, the running config stays .*\n {2}.*reload\.yaml:18:\d+ http\.pool\.num_workers: /m,
+    );
+    const json = await runCli(['reload', '-c', file, '--json'], { env });
+    expect(json.code).toBe(2);
+    expect(JSON.parse(json.stdout)).toEqual({ changes: [expect.stringContaining('config NOT re-read')] });
+    expect((await server.stop()).code).toBe(0);
+    const gone = await runCli(['reload', '--socket', env.ADMIN_SOCKET]);
+    expect(gone.code).toBe(3);
+    expect(gone.stderr).toContain(env.ADMIN_SOCKET);
+  });
+
   it('names a changed fastcgi section (a classic site) as needing a restart, not "unchanged"', async () => {
     const port = await freePort();
     const file = join(dir, 'hup-classic.yaml');

@@ -32,6 +32,7 @@ usage: warmpool <command> [flags]
   config check [-c FILE] [--json] validate FILE and print the effective config (defaults filled in)
   workers [--site NAME] [-i] [--json]   the running server's workers (-i: refresh every second)
   reset [--site NAME] [--json] [-s]   rolling restart of the running server's workers (-s: silent)
+  reload [--json]                 as SIGHUP: the server re-reads its TLS pairs and config, applies log levels (exit 2: file refused)
   tune [--site NAME] [--window 10s] [--json]   measure the workers under real traffic, suggest num_workers
   cache purge [--site NAME] [PREFIX] [--json]   drop micro-cache entries whose path starts with PREFIX (all without one)
   cert [--out DIR] [--host NAME]... [--days N] [--force]   self-signed cert.pem + key.pem for development
@@ -39,7 +40,7 @@ usage: warmpool <command> [flags]
   version [--json]                versions: warmpool, node, RoadRunner protocol
   help                            this text
 
-  workers, reset, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else
+  workers, reset, reload, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else
   -o rpc.listen=ADDRESS (RoadRunner's RPC, as \`rr reset\` is run), else admin.socket of the config (-c FILE or the
   default file), else its rpc.listen, else ${DEFAULT_ADMIN_SOCKET}.
 
@@ -404,6 +405,10 @@ export async function main(
           await adminArgs(args, quiet(args, out)),
           quiet(args, out),
         );
+      case 'reload':
+        allow(args, 'reload', ['config', 'socket', 'override'], ['json']);
+        noMoreWords(args, 'reload', 1);
+        return await (await import('./commands/reload.js')).run(await adminArgs(args, out), out);
       case 'tune':
         allow(args, 'tune', ['config', 'socket', 'site', 'window', 'override'], ['json']);
         noMoreWords(args, 'tune', 1);
@@ -428,7 +433,7 @@ export async function main(
       }
       default:
         throw new UsageError(
-          `unknown command "${command}"; commands: serve, config check, workers, reset, tune, cache purge, cert, version, help`,
+          `unknown command "${command}"; commands: serve, config check, workers, reset, reload, tune, cache purge, cert, version, help`,
         );
     }
   } catch (error) {
