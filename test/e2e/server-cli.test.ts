@@ -211,6 +211,43 @@ describe('config errors', () => {
     expect(stderr).toMatch(/no-static\.yaml:7:\d+ http\.static\.dir: ".*does-not-exist" does not exist/);
   });
 
+  it('a missing relative folder names the folder relative paths start at (the config file or the site root), not the working folder', async () => {
+    const app = join(dir, 'relative-paths');
+    await mkdir(app);
+    const file = join(app, 'conf.yaml');
+    await writeFile(
+      file,
+      [
+        'server: { command: php worker.php }',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  middleware: [static]',
+        '  static: { dir: public }',
+        'sites:',
+        '  - hosts: [classic.test]',
+        '    fastcgi: { root: www, command: php-cgi }',
+        '  - hosts: [shop.test]',
+        '    root: shop',
+        '    http: { middleware: [static], static: { dir: assets } }',
+        '',
+      ].join('\n'),
+    );
+    await mkdir(join(app, 'shop'));
+    // run from another folder, as an operator does with -c /abs/dir/conf.yaml
+    const { code, stderr } = await runCli(['config', 'check', '-c', file], { cwd: tmpdir() });
+    expect(code).toBe(2);
+    expect(stderr).toContain(
+      `conf.yaml:5:13 http.static.dir: "${join(app, 'public')}" does not exist; create it or fix the path (relative paths start at ${app}, the folder of conf.yaml)`,
+    );
+    expect(stderr).toContain(
+      `conf.yaml:8:16 sites[0].fastcgi.root: "${join(app, 'www')}" does not exist; create it or fix the path (relative paths start at ${app}, the folder of conf.yaml)`,
+    );
+    expect(stderr).toContain(
+      `conf.yaml:11:45 sites[1].http.static.dir: "${join(app, 'shop', 'assets')}" does not exist; create it or fix the path (relative paths start at ${join(app, 'shop')}, the site's root: sites[1].root)`,
+    );
+    expect(stderr).not.toContain(`start at ${tmpdir()})`);
+  });
+
   it('a malformed trusted_subnets entry: config check and serve name the item and its line, no worker boots', async () => {
     const file = join(dir, 'bad-subnets.yaml');
     await writeFile(

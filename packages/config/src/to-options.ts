@@ -4,7 +4,7 @@
 // plugin spellings. Errors the plugin's own validator raises later are pointed back at a line of the
 // file by locateOptionError.
 import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve } from 'node:path';
 import {
   compileAccess,
   DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
@@ -525,7 +525,7 @@ function buildSite(
     try {
       check();
     } catch (error) {
-      const located = locateOptionError(error, loaded, { index, origins });
+      const located = locateOptionError(error, loaded, { index, origins, dir });
       if (located === null) throw error;
       // a site that inherits the top level's entry meets its error too: name it once
       for (const found of located.errors) {
@@ -753,18 +753,60 @@ export function yamlKeysOf(optionKey: string, site: Pick<SiteOptions, 'index' | 
 export function locateOptionError(
   error: unknown,
   loaded: LoadedConfig,
-  site: Pick<SiteOptions, 'index' | 'origins'>,
+  site: Pick<SiteOptions, 'index' | 'origins'> & { dir?: string },
 ): ConfigError | null {
   const details = optionErrorDetails(error);
   if ((error as { code?: unknown })?.code !== 'WP_FASTIFY_INVALID_OPTION' || details === null) return null;
   const keys = yamlKeysOf(details.key, site);
   const { reason } = details;
   const fallback = site.index === null ? 'http' : `sites[${site.index}]`;
-  return new ConfigError(loaded.file, [locatedError(loaded, keys.length === 0 ? [fallback] : keys, reason)]);
+  return new ConfigError(loaded.file, [
+    locatedError(loaded, keys.length === 0 ? [fallback] : keys, reason, (key) => relativePathHint(loaded, key, site)),
+  ]);
 }
 
-/** An InvalidValueError at the first of `keys` the file sets (else the nearest ancestor of the first). */
-function locatedError(loaded: LoadedConfig, keys: string[], reason: string): InvalidValueError {
+/** Path keys resolved against the site's folder (its root, else the config file's); sites[N].root against the file's. */
+const SITE_PATH_KEY =
+  /^(?:sites\[\d+\]\.)?(?:http\.static\.(?:dir|root|link_targets)|http\.internal_files\.root|http\.uploads\.dir|fastcgi\.root)$/;
+const SITE_ROOT_KEY = /^sites\[\d+\]\.root$/;
+
+/**
+ * For a path the file gives relative that does not exist: where relative paths start, which is
+ * the config file's folder (or the site's root), never the working folder the plugin would name.
+ */
+function relativePathHint(loaded: LoadedConfig, key: string, site: { index: number | null; dir?: string }): string {
+  const siteKey = SITE_PATH_KEY.test(key);
+  if (!siteKey && !SITE_ROOT_KEY.test(key)) return '';
+  const value = valueAt(loaded.config, key);
+  if (!(Array.isArray(value) ? value : [value]).some((entry) => typeof entry === 'string' && !isAbsolute(entry)))
+    return '';
+  const fileDir = dirname(resolve(loaded.file));
+  const root = site.index === null ? undefined : loaded.config.sites?.[site.index]?.root;
+  if (!siteKey || root === undefined)
+    return ` (relative paths start at ${fileDir}, the folder of ${basename(loaded.file)})`;
+  return ` (relative paths start at ${site.dir ?? resolve(fileDir, root)}, the site's root: sites[${site.index}].root)`;
+}
+
+/** The value at a key path ("sites[0].http.static.dir") of the loaded config. */
+function valueAt(root: unknown, key: string): unknown {
+  let value = root;
+  for (const part of key.replace(/\[(\d+)\]/g, '.$1').split('.')) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[part];
+  }
+  return value;
+}
+
+/**
+ * An InvalidValueError at the first of `keys` the file sets (else the nearest ancestor of the
+ * first); `hint` adds to the reason what only the chosen key tells.
+ */
+function locatedError(
+  loaded: LoadedConfig,
+  keys: string[],
+  reason: string,
+  hint: (key: string) => string = () => '',
+): InvalidValueError {
   let position: Position | null = null;
   let key = keys[0]!;
   for (const candidate of keys) {
@@ -775,5 +817,5 @@ function locatedError(loaded: LoadedConfig, keys: string[], reason: string): Inv
     }
   }
   position ??= loaded.positionOf(keys[0]!, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
-  return new InvalidValueError(key, position, reason);
+  return new InvalidValueError(key, position, `${reason}${hint(key)}`);
 }

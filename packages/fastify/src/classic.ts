@@ -3,7 +3,7 @@
 // the exchange: the script resolver's verdict becomes a static file, a redirect, a 403 / 404, or
 // the script PHP runs. PHP never decides which file runs.
 import { statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { isAbsolute, resolve } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type Duration, type ExchangeScript, parseDuration } from '@warmpool/pool';
 import { type FastCgiAddress, parseFastCgiAddress } from '@warmpool/pool/fastcgi';
@@ -279,7 +279,10 @@ function resolveRoot(root: unknown): string {
   try {
     isDirectory = statSync(path).isDirectory();
   } catch {
-    throw new InvalidOptionError('fastcgi.root', `"${path}" does not exist; create it or fix the path`);
+    throw new InvalidOptionError(
+      'fastcgi.root',
+      `"${path}" does not exist; create it or fix the path${isAbsolute(root) ? '' : ` (relative paths start at ${process.cwd()})`}`,
+    );
   }
   if (!isDirectory) throw new InvalidOptionError('fastcgi.root', `"${path}" is not a directory`);
   return path;

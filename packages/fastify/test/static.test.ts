@@ -738,5 +738,9 @@ describe('static: options', () => {
     expect(() => resolveStaticOptions({ root: 'no-such-public' })).toThrow(
       /"static.root": ".*no-such-public" does not exist; create it or fix the path \(relative roots start at /,
     );
+    // an absolute one was resolved by whoever gave it (the config, from its own folder): no word of the working folder
+    expect(() => resolveStaticOptions({ dir: '/no/such/public' })).toThrow(
+      /"static.dir": "\/no\/such\/public" does not exist; create it or fix the path$/,
+    );
   });
 });

@@ -1,6 +1,6 @@
 import { realpathSync, statSync, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
-import { join, resolve, sep } from 'node:path';
+import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
 import {
@@ -278,7 +278,10 @@ function resolveLinkTargets(raw: unknown): string[] {
     try {
       real = realpathSync(path);
     } catch {
-      throw new InvalidOptionError(key, `"${path}" does not exist; create it or fix the path`);
+      throw new InvalidOptionError(
+        key,
+        `"${path}" does not exist; create it or fix the path${isAbsolute(entry) ? '' : ` (relative paths start at ${process.cwd()})`}`,
+      );
     }
     if (!statSync(real).isDirectory()) throw new InvalidOptionError(key, `"${path}" is not a folder`);
     if (real === sep)
@@ -375,9 +378,10 @@ function resolveRoots(root: unknown, name: 'dir' | 'root'): { path: string; real
     try {
       stats = statSync(path);
     } catch {
+      // only a relative entry was resolved here (the config hands over absolute paths, resolved from its own folder)
       throw new InvalidOptionError(
         key,
-        `"${path}" does not exist; create it or fix the path (relative roots start at ${process.cwd()})`,
+        `"${path}" does not exist; create it or fix the path${isAbsolute(entry) ? '' : ` (relative roots start at ${process.cwd()})`}`,
       );
     }
     if (!stats.isDirectory()) throw new InvalidOptionError(key, `"${path}" is not a directory`);
