@@ -349,6 +349,14 @@ describe('all features: static files, headers, CORS, compression', () => {
     expect([top.status, top.text, top.headers['x-served-by']]).toEqual([200, 'hello static\n', 'warmpool']);
   });
 
+  it('a custom http.static.forbid adds to the default list: a script source in the root still goes to PHP', async () => {
+    for (const path of ['/config.php', '/export.csv']) {
+      const res = await get(path, { host: 'a.test' });
+      expect(res.text, path).not.toMatch(/SITE-A-[A-Z]+-MARKER|<\?php/);
+      expect([path, res.status, res.json().env.APP_NAME]).toEqual([path, 200, 'site-a']);
+    }
+  });
+
   it('answers a CORS preflight itself and adds CORS headers to what PHP answers', async () => {
     const preflight = await get('/api-ish', {
       host: 'a.test',

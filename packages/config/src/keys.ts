@@ -366,10 +366,15 @@ const TOP: Entry[] = [
 
   rr('http.static', 'section', 'static files served before PHP (needs "static" in http.middleware)'),
   rr('http.static.dir', 'string', 'directory to serve files from', { default: '.' }),
-  rr('http.static.forbid', 'string[]', 'extensions never served as files (dotfiles never are either)', {
-    default:
-      '[".php", ".phtml", ".phar", ".php3", ".php4", ".php5", ".php7", ".php8", ".phps", ".pht", ".inc", ".env", ".htaccess", ".git", ".log", ".sql", ".sqlite", ".sqlite3", ".bak", ".old", ".orig", ".swp"]',
-  }),
+  rr(
+    'http.static.forbid',
+    'string[]',
+    'extensions never served as files, added to the default list (RoadRunner replaces it; here PHP source, backups and dotfiles always stay forbidden)',
+    {
+      default:
+        '[".php", ".phtml", ".phar", ".php3", ".php4", ".php5", ".php7", ".php8", ".phps", ".pht", ".inc", ".env", ".htaccess", ".git", ".log", ".sql", ".sqlite", ".sqlite3", ".bak", ".old", ".orig", ".swp"]',
+    },
+  ),
   rr('http.static.allow', 'string[]', 'when not empty, only these extensions are served'),
   rr('http.static.calculate_etag', 'boolean', 'send an ETag (a classic site: true unless set, as nginx)', {
     default: false,

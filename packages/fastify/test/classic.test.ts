@@ -426,6 +426,17 @@ describe('classic mode: options', () => {
     expect((error as Error).message).toMatch(message);
   });
 
+  it('a custom static.forbid adds to the default list: a backup of PHP source is still refused, never sent', async () => {
+    const app = await classicApp({ static: { forbid: ['.txt'] } });
+    for (const url of ['/config.php.bak', '/.env']) {
+      const res = await app.inject(url);
+      expect([url, res.statusCode]).toEqual([url, 403]);
+      expect(res.body).not.toMatch(/hunter2|<\?php/);
+    }
+    expect((await app.inject('/robots.txt')).statusCode).toBe(403);
+    expect((await app.inject('/style.css')).statusCode).toBe(200);
+  });
+
   it('a worker command and a classic site are two different sites', async () => {
     const app = Fastify();
     apps.push(app);

@@ -263,6 +263,25 @@ describe('static files in front of PHP', () => {
       if (res.statusCode === 200) expect(res.json().pid).toBeGreaterThan(0); // answered by PHP
     }
   });
+
+  it('a custom forbid list adds to the default one: PHP source and backups still go to PHP, never as bytes', async () => {
+    const app = await appWith('echo.php', { static: { dir: site('static-basic/public'), forbid: ['.svg'] } });
+    for (const path of [
+      '/img.svg',
+      '/secret.php',
+      '/backup.php.bak',
+      '/config.inc',
+      '/lib.php5',
+      '/debug.log',
+      '/.env',
+    ]) {
+      const res = await app.inject(path);
+      expect(res.body, path).not.toMatch(/<\?php|LEAKED-/);
+      // answered by PHP: the echo worker names the path it got
+      expect([path, res.statusCode, new URL(res.json().context.uri).pathname]).toEqual([path, 200, path]);
+    }
+    expect((await app.inject('/style.css')).headers['content-type']).toMatch(/text\/css/);
+  });
 });
 
 describe('codec: proto', () => {

@@ -459,16 +459,18 @@ describe('static: forbidden files never leave as bytes', () => {
     expect((await get(php, '/img.svg')).body).toBe('PHP:GET:/img.svg');
   });
 
-  it('a custom forbid list replaces the default one: extend DEFAULT_STATIC_FORBID to keep it', async () => {
-    const app = await appWith({ forbid: [...DEFAULT_STATIC_FORBID, '.svg'], forbidden: 403 });
-    expect((await get(app, '/img.svg')).statusCode).toBe(403);
-    expect((await get(app, '/secret.php')).statusCode).toBe(403);
-    expect((await get(app, '/.env')).statusCode).toBe(403);
-    // a site that means to publish its logs lists what it forbids itself (dotfiles stay forbidden)
-    const logs = await appWith({ forbid: ['.php'], forbidden: 403 });
-    const log = await get(logs, '/debug.log');
-    expect([log.statusCode, leaked(log.body)]).toEqual([200, true]);
-    expect((await get(logs, '/.env')).statusCode).toBe(403);
+  it('a custom forbid list adds to the default one: PHP source, backups, logs and dotfiles stay forbidden', async () => {
+    for (const forbid of [['.svg'], ['.php'], [...DEFAULT_STATIC_FORBID, '.svg']]) {
+      const app = await appWith({ forbid, forbidden: 403 });
+      for (const path of forbiddenPaths) {
+        const res = await get(app, path);
+        expect([forbid, path, res.statusCode]).toEqual([forbid, path, 403]);
+        expect(leaked(res.body), path).toBe(false);
+      }
+      const svg = await get(app, '/img.svg');
+      expect([forbid, svg.statusCode]).toEqual([forbid, forbid.includes('.svg') ? 403 : 200]);
+      expect((await get(app, '/style.css')).statusCode).toBe(200);
+    }
   });
 });
 
@@ -675,6 +677,9 @@ describe('static: options', () => {
     const empty = resolveStaticOptions({ root: pub, forbid: [], allow: [] })!;
     expect([...empty.policy.forbid]).toEqual([...DEFAULT_STATIC_FORBID]);
     expect(empty.policy.allow).toBeNull();
+    // A list adds to the default one (RoadRunner's replaces it): no default extension is ever dropped.
+    const added = resolveStaticOptions({ root: pub, forbid: ['.CSV', '.php'] })!;
+    expect([...added.policy.forbid]).toEqual([...DEFAULT_STATIC_FORBID, '.csv']);
   });
 
   it('resolves a relative root from process.cwd()', () => {

@@ -28,7 +28,11 @@ export interface StaticOptions {
   dir?: string | string[];
   /** @deprecated the old name of `dir`, kept for one release */
   root?: string | string[];
-  /** extensions (with their dot) never sent; replaces DEFAULT_STATIC_FORBID ([] keeps it). Dotfiles are always forbidden. */
+  /**
+   * extensions (with their dot) never sent, added to DEFAULT_STATIC_FORBID: PHP source, backups,
+   * logs and dumps stay forbidden whatever this list says (RoadRunner's list replaces its default;
+   * warmpool's never drops one). Dotfiles are always forbidden.
+   */
   forbid?: string[];
   /** when set (non-empty), only files with these extensions are served */
   allow?: string[];
@@ -176,10 +180,13 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
   if (raw.dir !== undefined && raw.root !== undefined)
     throw new InvalidOptionError('static.root', 'is the old name of static.dir: give only dir');
   const roots = resolveRoots(raw.dir ?? raw.root, raw.dir === undefined && raw.root !== undefined ? 'root' : 'dir');
-  // An empty forbid list means the default one (RR InitDefaults; uploads.forbid does the same).
-  let forbid: readonly string[] =
-    raw.forbid === undefined ? DEFAULT_STATIC_FORBID : extensionList('static.forbid', raw.forbid);
-  if (forbid.length === 0) forbid = DEFAULT_STATIC_FORBID;
+  // A user's list adds to the default one, never replaces it: what keeps PHP source, backups and
+  // dumps from leaving as bytes cannot be turned off by naming one more extension (a list of
+  // [".csv"] used to serve info.php and config.php.bak as text). An empty list is the default.
+  const forbid: readonly string[] =
+    raw.forbid === undefined
+      ? DEFAULT_STATIC_FORBID
+      : [...new Set([...DEFAULT_STATIC_FORBID, ...extensionList('static.forbid', raw.forbid)])];
   let allow: readonly string[] | null = raw.allow === undefined ? null : extensionList('static.allow', raw.allow);
   // An empty allow list means no allow list, as in RoadRunner.
   if (allow !== null && allow.length === 0) allow = null;
