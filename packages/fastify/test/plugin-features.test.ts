@@ -282,6 +282,29 @@ describe('static files in front of PHP', () => {
     }
     expect((await app.inject('/style.css')).headers['content-type']).toMatch(/text\/css/);
   });
+
+  it('allow and forbidden: 404 refuse existing files only: routes that name no file reach the PHP worker', async () => {
+    const app = await appWith('echo.php', {
+      static: { dir: site('static-basic/public'), allow: ['.css', '.js', '.png'], forbidden: 404 },
+    });
+    for (const path of [
+      '/products',
+      '/blog/hello-world',
+      '/index.php?route=home',
+      '/wp-login.php',
+      '/debug/today.log',
+    ]) {
+      const res = await app.inject(path);
+      expect([path, res.statusCode]).toEqual([path, 200]);
+      const uri = new URL(res.json().context.uri);
+      expect(uri.pathname + uri.search).toBe(path); // answered by PHP
+    }
+    for (const path of ['/secret.php', '/backup.php.bak', '/img.svg', '/.env']) {
+      const res = await app.inject(path);
+      expect([path, res.statusCode, res.body]).toEqual([path, 404, 'Not Found\n']);
+    }
+    expect((await app.inject('/style.css')).statusCode).toBe(200);
+  });
 });
 
 describe('codec: proto', () => {

@@ -360,7 +360,6 @@ describe('static: cache_control', () => {
 describe('static: forbidden files never leave as bytes', () => {
   const forbiddenPaths = [
     '/secret.php',
-    '/SECRET.PHP',
     '/upper.PHP',
     '/backup.php.bak',
     '/.env',
@@ -391,23 +390,42 @@ describe('static: forbidden files never leave as bytes', () => {
     }
   });
 
-  it('forbidden: 403 answers 403, whether or not the file exists (no existence oracle)', async () => {
+  // names that look forbidden but are no file: routes of the PHP app (a front controller's
+  // /index.php?route=, a legacy /wp-login.php, a log route), never shadowed by forbidden: 403 | 404
+  const routes = [
+    '/index.php',
+    '/index.php?route=home',
+    '/wp-login.php',
+    '/debug/today.log',
+    '/does-not-exist.php',
+    '/.nothing',
+    '/.hidden/nothing.txt',
+    '/secret.php/x.php',
+  ];
+
+  it('forbidden: 403 answers 403 for an existing forbidden file or folder; a name that is no file goes to PHP', async () => {
     const app = await appWith({ forbidden: 403 });
-    for (const path of [...forbiddenPaths, '/does-not-exist.php', '/.nothing']) {
+    for (const path of [...forbiddenPaths, '/.hidden', '/.hidden/', '/.git/']) {
       const res = await get(app, path);
-      expect(res.statusCode, path).toBe(403);
+      expect([path, res.statusCode]).toEqual([path, 403]);
       expect(res.body).toBe('Forbidden\n');
     }
+    for (const path of routes) expect((await get(app, path)).body, path).toBe(`PHP:GET:${path}`);
     expect((await app.inject({ method: 'POST', url: '/secret.php' })).body).toBe('PHP:POST:/secret.php');
+    // secret.php on a case-insensitive disk (refused), no file on a case-sensitive one (PHP's)
+    const upper = await get(app, '/SECRET.PHP');
+    expect(upper.statusCode === 403 || upper.body === 'PHP:GET:/SECRET.PHP').toBe(true);
+    expect(leaked(upper.body)).toBe(false);
   });
 
-  it('forbidden: 404 answers 404', async () => {
+  it('forbidden: 404 answers 404 for an existing forbidden file; a name that is no file goes to PHP', async () => {
     const app = await appWith({ forbidden: 404 });
     for (const path of forbiddenPaths) {
       const res = await get(app, path);
-      expect(res.statusCode, path).toBe(404);
+      expect([path, res.statusCode]).toEqual([path, 404]);
       expect(leaked(res.body)).toBe(false);
     }
+    for (const path of routes) expect((await get(app, path)).body, path).toBe(`PHP:GET:${path}`);
   });
 
   it("/.well-known/ is the one dot-folder served (as nginx's `location ~ /\\.(?!well-known)`); its dotfiles and source are not", async () => {
@@ -420,16 +438,13 @@ describe('static: forbidden files never leave as bytes', () => {
       'PHP:GET:/.well-known/openid-configuration',
     );
     expect((await get(app, '/.well-known/carddav')).body).toBe('PHP:GET:/.well-known/carddav');
-    for (const path of [
-      '/.well-known/.hidden',
-      '/.well-known/shell.php',
-      '/.well-known/env-link.txt',
-      '/a/.well-known/x',
-    ]) {
+    for (const path of ['/.well-known/.hidden', '/.well-known/shell.php', '/.well-known/env-link.txt']) {
       const res = await get(app, path);
       expect([path, res.statusCode]).toEqual([path, 403]);
       expect(leaked(res.body), path).toBe(false);
     }
+    // a dot-folder deeper down that holds nothing: no file, so PHP's
+    expect((await get(app, '/a/.well-known/x')).body).toBe('PHP:GET:/a/.well-known/x');
   });
 
   it('secret.php with a trailing dot, space or NTFS stream name is not a file name we serve', async () => {
@@ -453,10 +468,38 @@ describe('static: forbidden files never leave as bytes', () => {
     expect((await get(app, '/style.css')).statusCode).toBe(200);
     expect((await get(app, '/img.svg')).statusCode).toBe(404);
     expect((await get(app, '/style.css.br')).statusCode).toBe(404);
+    expect((await get(app, '/secret.php')).statusCode).toBe(404);
     // The default index does not fit the allow list, so directories go to PHP.
     expect((await get(app, '/')).body).toBe('PHP:GET:/');
+    expect((await get(app, '/nested/dir')).body).toBe('PHP:GET:/nested/dir');
     const php = await appWith({ allow: ['.css'] });
     expect((await get(php, '/img.svg')).body).toBe('PHP:GET:/img.svg');
+  });
+
+  it('allow with forbidden: 404 or 403 decides which files are sent; every route of the app that names no file still reaches PHP', async () => {
+    for (const forbidden of [404, 403] as const) {
+      const app = await appWith({ allow: ['.css', '.js', '.html'], forbidden });
+      for (const path of [
+        '/products',
+        '/products?id=7',
+        '/blog/hello-world',
+        '/api/users.json',
+        '/feed.rss',
+        '/.well-known/acme-challenge/x',
+        '/index.php?route=home',
+      ])
+        expect((await get(app, path)).body, `${forbidden} ${path}`).toBe(`PHP:GET:${path}`);
+      expect((await get(app, '/assets/app.js')).statusCode).toBe(200);
+      // a folder has no extension for allow to judge: the slash redirect, then its index
+      const folder = await get(app, '/nested/dir?x=1');
+      expect([folder.statusCode, folder.headers.location]).toEqual([301, '/nested/dir/?x=1']);
+      expect((await get(app, '/nested/dir/')).body).toContain('nested dir index');
+      for (const path of ['/img.svg', '/readme.txt', '/secret.php', '/.env']) {
+        const res = await get(app, path);
+        expect([forbidden, path, res.statusCode]).toEqual([forbidden, path, forbidden]);
+        expect(leaked(res.body), path).toBe(false);
+      }
+    }
   });
 
   it('a custom forbid list adds to the default one: PHP source, backups, logs and dotfiles stay forbidden', async () => {

@@ -20,6 +20,7 @@ import {
   locationOf,
   extensionOf,
   type FilePolicy,
+  type ForbiddenReason,
 } from './file-policy.js';
 
 /** `static` option of the plugin: RoadRunner http.static-like keys, spelled as in .rr.yaml. */
@@ -36,7 +37,10 @@ export interface StaticOptions {
   forbid?: string[];
   /** when set (non-empty), only files with these extensions are served */
   allow?: string[];
-  /** what a request for a forbidden file gets: passed to PHP (default, like RoadRunner), 403 or 404 */
+  /**
+   * what a request for an existing file that forbid/allow refuse (or a dotfile) gets: passed to PHP
+   * (default, like RoadRunner), 403 or 404. A name that is no file goes to PHP whatever this says.
+   */
   forbidden?: 'php' | 403 | 404;
   /** index files for paths ending in "/"; default ["index.html"]; false: none */
   index?: string[] | false;
@@ -545,6 +549,36 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     return stats;
   }
 
+  /**
+   * A forbidden name (a dotfile, a forbidden or not allowed extension): refused when it exists
+   * under a root, a file or a folder, so its bytes never leave; false (PHP) when it exists nowhere.
+   * A folder has no extension for `allow` to judge: under an allow list "/docs" is looked up as
+   * any folder is (a redirect to "/docs/" when its index is served, else PHP).
+   */
+  async function refuseExisting(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    reason: ForbiddenReason,
+    path: string,
+  ): Promise<boolean> {
+    const name = path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path;
+    for (let i = 0; i < roots.length; i++) {
+      let stats: Stats | undefined;
+      try {
+        stats = statSync(join(roots[i]!, name), { throwIfNoEntry: false });
+      } catch {
+        stats = undefined; // ENOTDIR, ENAMETOOLONG, EACCES: nothing we could send
+      }
+      if (stats === undefined) continue;
+      if (reason === 'not-allowed-extension' && stats.isDirectory()) {
+        if ((await findIndex(i, `${path}/`)) !== null) return redirectToDirectory(request, reply, path);
+        continue;
+      }
+      return refuse(reply);
+    }
+    return false;
+  }
+
   function refuse(reply: FastifyReply): boolean {
     if (refusedStatus === null) return false;
     reply
@@ -658,8 +692,12 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
         // Not a name under any root; PHP gets it exactly as it would without static.
         return false;
       case 'forbidden':
-        // Refused without touching the disk, so a 403/404 says nothing about what exists.
-        return refuse(reply);
+        // allow and forbid decide which existing files may be sent, as in nginx and RoadRunner: a
+        // name that is no file under any root ("/index.php?route=…" of a front controller, a route
+        // "/products" under an allow list) is a route of the app and goes to PHP. With "php" it
+        // does either way, so only a 403/404 answer pays the one stat(2) of a missing name.
+        if (refusedStatus === null) return false;
+        return refuseExisting(request, reply, verdict.reason, decoded);
       case 'file':
         // try_files $uri $uri/: a file, else a directory with an index (redirected to its "/" form).
         for (let i = 0; i < roots.length; i++) {
