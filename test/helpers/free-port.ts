@@ -17,7 +17,9 @@ const RANGE = ((): { first: number; size: number } | null => {
   }
 })();
 const SLICE = (Number(process.env.VITEST_POOL_ID ?? 1) - 1) % SLICES;
-let taken = 0;
+// from a random place in the slice: two suites run at once (two checkouts on one machine) walked the
+// same sequence, and one's check could pass just before the other's server bound the port
+let taken = Math.floor(Math.random() * (RANGE?.size ?? 1));
 
 /** A TCP port on 127.0.0.1 that was free a moment ago, and that no outgoing connection will take. */
 export async function freePort(): Promise<number> {
