@@ -90,6 +90,10 @@ describe('-o key=value', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('-o http.pool.num_workers=abc: must be an integer from 0 to 500 or "auto", got "abc"');
     expect(bad.stderr).toContain('-o http.pool.max_job=3: unknown key; did you mean "http.pool.max_jobs"?');
+    // the command to check again carries the overrides: the file alone would pass
+    expect(bad.stderr).toContain(
+      `(check again with: warmpool config check -c ${empty} -o http.address=127.0.0.1:8000 -o 'server.command=php w.php' -o http.pool.num_workers=abc -o http.pool.max_job=3)`,
+    );
     const malformed = await runCli(['serve', '-c', empty, '-o', 'http.address']);
     expect(malformed.code).toBe(2);
     expect(malformed.stderr).toContain('-o http.address: not key=value');

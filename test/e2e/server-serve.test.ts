@@ -224,6 +224,17 @@ describe('SIGHUP', () => {
     const line = server.stderr.split('\n').find((l) => l.includes('config NOT re-read'))!;
     expect(line).toContain('the running config stays (fix the file, then SIGHUP again)');
     expect(line).toMatch(/has 2 errors: .*duplicate key "http".* \| .*YAML syntax/);
+    // the file moved away: put it back, not "pass -c", which a running server cannot be given
+    const from = server.stderr.length;
+    await rm(file);
+    server.child.kill('SIGHUP');
+    await server.waitFor('no such file');
+    const gone = server.stderr
+      .slice(from)
+      .split('\n')
+      .find((l) => l.includes('config NOT re-read'))!;
+    expect(gone).toContain(`the running config stays (put the file back at ${file}, then SIGHUP again)`);
+    expect(gone).not.toContain('pass the right path with -c');
     expect((await server.stop()).code).toBe(0);
   });
 

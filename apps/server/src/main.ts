@@ -132,7 +132,7 @@ function requireConfig(args: ParsedArgs): string {
   const file = findConfig(last(args, 'config'), args.roadRunner);
   if (file === null)
     throw new UsageError(
-      'no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (start from `warmpool config check -c FILE`)',
+      'no config file: ./warmpool.yaml and ./.rr.yaml do not exist; pass -c FILE (examples/hello/warmpool.yaml and apps/server/README.md have small ones to start from)',
     );
   return file;
 }

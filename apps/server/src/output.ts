@@ -96,10 +96,17 @@ export function plural(count: number, word: string): string {
  * A config problem in the CLI's style: every `file:line:col key: reason` line, then what to do.
  * Returns true when it was one (ConfigError or an unreadable file), false for any other error.
  */
-export function printConfigError(error: unknown, out: CliOutput, file: string): boolean {
+export function printConfigError(
+  error: unknown,
+  out: CliOutput,
+  file: string,
+  overrides: readonly string[] = [],
+): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (code === 'WP_CONFIG_INVALID') {
-    out.error(`${(error as Error).message}\nfix the lines above (check again with: warmpool config check -c ${file})`);
+    // the -o overrides too: an error in one of them passes a check of the file alone
+    const again = ['warmpool config check -c', shellWord(file), ...overrides.flatMap((o) => ['-o', shellWord(o)])];
+    out.error(`${(error as Error).message}\nfix the lines above (check again with: ${again.join(' ')})`);
     return true;
   }
   if (code === 'WP_CONFIG_FILE_UNREADABLE') {
@@ -120,4 +127,9 @@ export function formatWarning(warning: {
   // line 0: set on the command line (`-o key=value`), which names itself
   const where = warning.line === 0 ? warning.file : `${warning.file}:${warning.line}:${warning.col}`;
   return `${where}${warning.key === '' ? '' : ` ${warning.key}:`} ${warning.message}`;
+}
+
+/** A word as a shell reads it back: quoted when it holds spaces or shell characters. */
+function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
 }

@@ -169,6 +169,19 @@ describe('admin socket: the file', () => {
     expect(await readFile(socketPath, 'utf8')).toBe('precious');
   });
 
+  it('a socket this user may not make: says which path to give admin.socket instead', async () => {
+    // /proc refuses every bind, root's too
+    const error = await startAdminServer(
+      '/proc/self/warmpool-admin.sock',
+      createPoolHandlers(() => new Map()),
+      SILENT_LOGGER,
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AdminSocketError);
+    expect((error as Error).message).toMatch(
+      /^cannot listen on the admin socket \/proc\/self\/warmpool-admin\.sock: .*EACCES.*; give admin\.socket a path in a folder this user \(uid \d+\) can write, e\.g\. \/run\/warmpool\/admin\.sock/,
+    );
+  });
+
   it('refuses a path longer than a unix socket allows, naming the config key', async () => {
     const long = join(dir, 'x'.repeat(120), 'admin.sock');
     await expect(

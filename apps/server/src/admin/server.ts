@@ -108,7 +108,11 @@ export async function startAdminServer(path: string, handlers: AdminHandlers, lo
     // Two servers raced past claimSocketPath: the loser sees the winner's socket.
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE' && (await isLive(path)))
       throw new AlreadyRunningError(path);
-    throw new AdminSocketError(`cannot listen on the admin socket ${path}: ${(error as Error).message}`, path, error);
+    throw new AdminSocketError(
+      `cannot listen on the admin socket ${path}: ${(error as Error).message}${unwritableAdvice(error)}`,
+      path,
+      error,
+    );
   }
   await chmod(path, 0o600); // no-op after the umask; guards filesystems that ignore it
   logger.debug({ path }, 'admin socket listening');
@@ -129,6 +133,13 @@ export async function startAdminServer(path: string, handlers: AdminHandlers, lo
   };
 }
 
+/** What to do when this user may not make the socket where admin.socket says. */
+function unwritableAdvice(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return '';
+  return `; give admin.socket a path in a folder this user (uid ${process.getuid?.() ?? '?'}) can write, e.g. /run/warmpool/admin.sock with systemd's RuntimeDirectory=warmpool (the CLI's workers, reset and reload need the socket)`;
+}
+
 async function claimSocketPath(path: string): Promise<void> {
   let isSocket: boolean;
   try {
@@ -140,7 +151,7 @@ async function claimSocketPath(path: string): Promise<void> {
       await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     } catch (mkdirError) {
       throw new AdminSocketError(
-        `cannot create the folder of the admin socket ${path}: ${(mkdirError as Error).message}`,
+        `cannot create the folder of the admin socket ${path}: ${(mkdirError as Error).message}${unwritableAdvice(mkdirError)}`,
         path,
         mkdirError,
       );

@@ -52,7 +52,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     const logFiles = logFileProblems(server, loaded, { create: false });
     if (logFiles !== null) throw logFiles;
   } catch (error) {
-    if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
+    if (printConfigError(error, out, args.config, args.overrides)) return EXIT_CONFIG;
     throw error;
   }
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));

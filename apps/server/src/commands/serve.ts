@@ -111,7 +111,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
     if (logFiles !== null) throw logFiles;
   } catch (error) {
     for (const warning of loaded?.warnings ?? []) out.warn(formatWarning(warning));
-    if (printConfigError(error, out, args.config)) return EXIT_CONFIG;
+    if (printConfigError(error, out, args.config, args.overrides)) return EXIT_CONFIG;
     throw error;
   }
   // logs.encoding: json to stdout: every stdout line is a RoadRunner-shaped log line, and the
@@ -183,7 +183,12 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
       if (!(error instanceof TlsError) && !(error instanceof AcmeStoreError)) throw error;
       const key = error instanceof AcmeStoreError ? 'http.ssl.acme.certs_dir' : String(error.details.key);
       const at = loaded.positionOf(key, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
-      printConfigError(new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]), out, args.config);
+      printConfigError(
+        new ConfigError(loaded.file, [new InvalidValueError(key, at, error.message)]),
+        out,
+        args.config,
+        args.overrides,
+      );
       return EXIT_CONFIG;
     }
   }
@@ -430,7 +435,7 @@ class ServerState {
     if (error instanceof SiteSetupError) {
       const located = locateSetupError(error, this.#options.loaded);
       if (located !== null) {
-        printConfigError(located, out, this.#args.config);
+        printConfigError(located, out, this.#args.config, this.#args.overrides);
         return EXIT_CONFIG;
       }
       const code = (error.cause as { code?: string } | null)?.code ?? '';
@@ -672,9 +677,12 @@ class ServerState {
       const errors = (error as Error).message
         .split('\n')
         .map((line) => line.trim())
+        // the loader's advice for a file that is not there (pass -c) is no use to a running server
+        .map((line) => line.replace('; pass the right path with -c, or create it', ''))
         .filter((line) => line !== '');
+      const missing = (error as { code?: unknown }).code === 'WP_CONFIG_FILE_UNREADABLE';
       lines.push(
-        `config NOT re-read, the running config stays (fix the file, then SIGHUP again): ${errors.join(' | ')}`,
+        `config NOT re-read, the running config stays (${missing ? `put the file back at ${this.#args.config}` : 'fix the file'}, then SIGHUP again): ${errors.join(' | ')}`,
       );
       return lines;
     }
