@@ -4,6 +4,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -397,6 +398,54 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect((await limited.inject('/slow.php')).statusCode).toBe(504);
     expect((await limited.inject('/post/after-timeout')).statusCode).toBe(200);
     expect(limited.warmpool.stats().recycles).toMatchObject({ crashed: 1, exec_ttl: 1 });
+  });
+});
+
+describe('classic mode: request headers', () => {
+  it('HTTP_* params are the headers as the hooks leave them; repeated lines joined as nginx does', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'wp-classic-headers-'));
+    try {
+      writeFileSync(
+        join(root, 'index.php'),
+        "<?php echo json_encode(array_filter($_SERVER, fn ($k) => str_starts_with($k, 'HTTP_'), ARRAY_FILTER_USE_KEY));",
+      );
+      const app = Fastify();
+      apps.push(app);
+      app.addHook('preHandler', async (request) => {
+        request.headers['x-user-id'] = '42';
+        request.headers['x-verified'] = 'yes';
+        delete request.headers.authorization;
+      });
+      await app.register(warmpool, { fastcgi: { root }, pool: { num_workers: 1 } });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      const sent = [
+        ['Host', 'site.test'],
+        ['Authorization', 'Bearer secret'],
+        ['X-User-Id', '1'],
+        ['Cookie', 'a=1'],
+        ['X-Forwarded-For', '203.0.113.1'],
+        ['Cookie', 'b=2'],
+        ['X-Forwarded-For', '203.0.113.2'],
+      ].flat();
+      const req = request({ port, host: '127.0.0.1', path: '/', headers: sent });
+      req.end();
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
+      let text = '';
+      for await (const chunk of res) text += chunk;
+      expect(res.statusCode, text).toBe(200);
+      const params = JSON.parse(text);
+      expect(params.HTTP_AUTHORIZATION).toBeUndefined();
+      expect(params).toMatchObject({
+        HTTP_HOST: 'site.test',
+        HTTP_X_USER_ID: '42',
+        HTTP_X_VERIFIED: 'yes',
+        HTTP_COOKIE: 'a=1; b=2',
+        HTTP_X_FORWARDED_FOR: '203.0.113.1, 203.0.113.2',
+      });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
 

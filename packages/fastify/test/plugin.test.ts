@@ -1,4 +1,7 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type IncomingMessage, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -70,6 +73,44 @@ describe('plugin: request mapping (RoadRunner payload)', () => {
     expect(context.headers['Content-Type']).toEqual(['application/json']);
     expect(context.headers.Host).toBeUndefined();
     expect(context.headers.host).toBeUndefined();
+  });
+
+  it('forwards the headers as the hooks leave them (set, added, deleted) and repeated lines as the client sent them', async () => {
+    // an auth hook: it checks the token, tells PHP who the user is and keeps the token from it
+    const app = await appWith('echo.php', {}, (app) => {
+      app.addHook('onRequest', async (request) => {
+        request.headers['x-user-id'] = '42';
+        request.headers['x-verified'] = 'yes';
+        delete request.headers.authorization;
+      });
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    // two Cookie and two X-Forwarded-For lines, which Node joins in request.headers
+    const sent = [
+      ['Host', `127.0.0.1:${port}`],
+      ['Authorization', 'Bearer secret'],
+      ['X-User-Id', '1'],
+      ['Cookie', 'a=1'],
+      ['X-Forwarded-For', '203.0.113.1'],
+      ['Cookie', 'b=2'],
+      ['X-Forwarded-For', '203.0.113.2'],
+      ['Accept', 'text/html, */*'],
+    ].flat();
+    const req = request({ port, host: '127.0.0.1', path: '/', headers: sent });
+    req.end();
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    let text = '';
+    for await (const chunk of res) text += chunk;
+    expect(res.statusCode, text).toBe(200);
+    const { context } = JSON.parse(text);
+    expect(context.headers.Authorization).toBeUndefined();
+    expect(context.headers['X-User-Id']).toEqual(['42']);
+    expect(context.headers['X-Verified']).toEqual(['yes']);
+    expect(context.headers.Cookie).toEqual(['a=1', 'b=2']);
+    expect(context.cookies).toEqual({ a: '1', b: '2' });
+    expect(context.headers['X-Forwarded-For']).toEqual(['203.0.113.1', '203.0.113.2']);
+    expect(context.headers.Accept).toEqual(['text/html, */*']);
   });
 
   it('keeps the worker warm across requests (its counter goes up)', async () => {

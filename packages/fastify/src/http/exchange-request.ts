@@ -1,6 +1,7 @@
 // A Fastify request → the exchange request every backend takes (the one seam to PHP: no wire
 // protocol here). Header names are canonical as RoadRunner sends them; Host is decided once
 // (network/client-info.ts).
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
 import type { Chunks, ExchangeRequest, ExchangeScript, HeaderMap, ParsedForm } from '@warmpool/pool';
@@ -39,21 +40,7 @@ export function toExchangeRequest(
   script: ExchangeScript | null = null,
 ): ExchangeRequest {
   const raw = request.raw;
-  const rawHeaders = raw.rawHeaders;
-  const headers: HeaderMap = Object.create(null);
-  const chunked = raw.headers['transfer-encoding'] !== undefined;
-  for (let i = 0; i < rawHeaders.length; i += 2) {
-    const name = rawHeaders[i]!;
-    const value = rawHeaders[i + 1]!;
-    if (name.charCodeAt(0) === 58 /* ':' */) continue;
-    const canonical = canonicalHeaderName(name);
-    if (canonical === 'Host') continue;
-    if (canonical === 'Transfer-Encoding' || (chunked && canonical === 'Content-Length')) continue;
-    const text = headerText(value);
-    const list = headers[canonical];
-    if (list === undefined) headers[canonical] = [text];
-    else list.push(text);
-  }
+  const headers = headerMap(request.headers, raw.rawHeaders, raw.headers['transfer-encoding'] !== undefined);
   const socket = raw.socket;
   return {
     method: raw.method ?? 'GET',
@@ -70,6 +57,66 @@ export function toExchangeRequest(
     form,
     script,
   };
+}
+
+/**
+ * The headers PHP gets: `request.headers` as the app's hooks leave it (a header a hook set, added or
+ * deleted counts, as with @fastify/reply-from). A field Node joined from repeated lines (two Cookie
+ * lines, two X-Forwarded-For lines) and the hooks left alone reaches PHP as the lines the client sent
+ * (`rawHeaders`); of a single-value field sent twice (two Authorization lines) Node keeps the first,
+ * and so does PHP: what the app checked is what PHP gets. Order is the client's, a header a hook added
+ * comes last. No Host (decided once, client-info.ts), no Transfer-Encoding, no Content-Length beside
+ * a chunked body. rawHeaders is read only for a value that may be a join, or when a line is missing.
+ */
+function headerMap(current: IncomingHttpHeaders, rawHeaders: readonly string[], chunked: boolean): HeaderMap {
+  const headers: HeaderMap = Object.create(null);
+  let sent: Record<string, string[]> | null = null;
+  let fields = 0;
+  for (const name in current) {
+    fields++;
+    const value = current[name] as string | readonly string[] | number | undefined;
+    if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
+    const canonical = canonicalHeaderName(name);
+    if (canonical === 'Host' || canonical === 'Transfer-Encoding') continue;
+    if (chunked && canonical === 'Content-Length') continue;
+    let values: string[];
+    if (typeof value === 'string') {
+      const separator = canonical === 'Cookie' ? '; ' : ', ';
+      let lines: string[] | undefined;
+      if (value.includes(separator)) {
+        sent ??= linesSent(rawHeaders);
+        lines = sent[canonical];
+      }
+      if (lines !== undefined && lines.length > 1 && value === lines.join(separator)) values = lines.map(headerText);
+      else values = [headerText(value)];
+    } else if (typeof value === 'object') values = value.map((v) => headerText(String(v)));
+    else values = [String(value)];
+    const list = headers[canonical];
+    // a hook that wrote 'X-User' beside the client's 'x-user': both keys name one field
+    if (list === undefined) headers[canonical] = values;
+    else list.push(...values);
+  }
+  // fewer fields than lines: repeats, a header a hook deleted, or one named __proto__, which has no
+  // place in Node's object (it would be its prototype) and reaches PHP as sent
+  if (fields < rawHeaders.length / 2) {
+    const proto = (sent ?? linesSent(rawHeaders))[PROTO];
+    if (proto !== undefined) headers[PROTO] = proto.map(headerText);
+  }
+  return headers;
+}
+
+const PROTO = '__proto__';
+
+/** The lines the client sent, by canonical name. */
+function linesSent(rawHeaders: readonly string[]): Record<string, string[]> {
+  const sent: Record<string, string[]> = Object.create(null);
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const canonical = canonicalHeaderName(rawHeaders[i]!);
+    const list = sent[canonical];
+    if (list === undefined) sent[canonical] = [rawHeaders[i + 1]!];
+    else list.push(rawHeaders[i + 1]!);
+  }
+  return sent;
 }
 
 /**
