@@ -29,7 +29,7 @@ import { requestPath } from './network/access.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
-import { OverloadLog, WorkersDownLog } from './http/overload-log.js';
+import { loggedError, OverloadLog, WorkersDownLog } from './http/overload-log.js';
 import { pipelinedTurn } from './http/pipelined-turn.js';
 import type { ResolvedOptions } from './options.js';
 
@@ -303,11 +303,11 @@ function sendError(
     host: request.host,
     remoteAddr: request.socket?.remoteAddress ?? null,
   };
-  if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message);
-  else if (err.code === 'WP_POOL_WORKERS_DOWN') downLog.failed(request.log, err.message, which);
+  if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message, error);
+  else if (err.code === 'WP_POOL_WORKERS_DOWN') downLog.failed(request.log, err.message, which, error);
   else
     request.log.error(
-      { err: { message: err.message, code: err.code }, workerPid: err.details?.pid, status, ...which },
+      { err: loggedError(error), workerPid: err.details?.pid, status, ...which },
       `PHP request failed: ${err.code ?? err.name}`,
     );
   if (retryAfter !== null) reply.header('Retry-After', String(retryAfter));

@@ -400,6 +400,25 @@ describe('plugin: error logging', () => {
     for (const line of raw) expect(line.match(/"pid":/g)?.length ?? 0, line).toBeLessThanOrEqual(1);
   });
 
+  it('logs a pool failure with its class and stack (err.type), as Fastify logs its own errors', async () => {
+    const { app, lines } = loggedApp();
+    await app.register(warmpool, { command: ['php', fixture('crash-mid-request.php')], pool: { num_workers: 1 } });
+    const res = await app.inject({
+      method: 'POST',
+      url: '/',
+      payload: 'crash',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(res.statusCode).toBe(502);
+    const failed = lines.find((l) => l.msg === 'PHP request failed: WP_WORKER_EXITED');
+    expect(failed?.err).toMatchObject({
+      type: 'WorkerExitedError',
+      code: 'WP_WORKER_EXITED',
+      message: expect.stringContaining('exited'),
+      stack: expect.stringMatching(/^WorkerExitedError: /),
+    });
+  });
+
   it('logs refusals under overload (503, queue full) as one warning with their count, not a line each', async () => {
     const { app, lines } = loggedApp();
     await app.register(warmpool, {
@@ -419,6 +438,7 @@ describe('plugin: error logging', () => {
     const warnings = lines.filter((l) => String(l.msg).startsWith('overloaded: refused'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]).toMatchObject({ level: 40, refused: { WP_POOL_QUEUE_FULL: 1 } });
+    expect(warnings[0]!.err).toMatchObject({ type: 'QueueFullError', code: 'WP_POOL_QUEUE_FULL' });
     expect(String(warnings[0]!.msg)).toMatch(/raise num_workers or max_queue_size if the machine has room$/);
   });
 
@@ -472,6 +492,7 @@ describe('plugin: error logging', () => {
       const down = lines.filter((l) => String(l.msg).startsWith('PHP workers are down'));
       expect(down).toHaveLength(1);
       expect(down[0]).toMatchObject({ level: 50, failed: 1, url: '/', method: 'GET' });
+      expect(down[0]!.err).toMatchObject({ type: 'WorkersDownError', code: 'WP_POOL_WORKERS_DOWN' });
       expect(String(down[0]!.msg)).toContain('boot refused');
     } finally {
       rmSync(gate, { force: true });

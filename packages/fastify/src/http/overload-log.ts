@@ -17,13 +17,13 @@ export class OverloadLog {
     this.#lines = new ThrottledCount(everyMs);
   }
 
-  /** Counts one refusal; writes the summary line when the last one is `everyMs` old. */
-  refused(log: FastifyBaseLogger, code: string, message: string): void {
+  /** Counts one refusal; writes the summary line when the last one is `everyMs` old, with `error` (the last refusal's) as its err. */
+  refused(log: FastifyBaseLogger, code: string, message: string, error?: unknown): void {
     this.#byCode.set(code, (this.#byCode.get(code) ?? 0) + 1);
     const total = this.#lines.add();
     if (total === 0) return;
     log.warn(
-      { refused: Object.fromEntries(this.#byCode), err: { code, message } },
+      { refused: Object.fromEntries(this.#byCode), err: error === undefined ? { code, message } : loggedError(error) },
       `overloaded: refused ${total} request(s) with 503 since the last such line (${message}); ${adviceFor(this.#byCode)}`,
     );
     this.#byCode.clear();
@@ -43,14 +43,42 @@ export class WorkersDownLog {
     this.#lines = new ThrottledCount(everyMs);
   }
 
-  failed(log: FastifyBaseLogger, message: string, fields: Record<string, unknown>): void {
+  failed(log: FastifyBaseLogger, message: string, fields: Record<string, unknown>, error?: unknown): void {
     const total = this.#lines.add();
     if (total === 0) return;
     log.error(
-      { ...fields, failed: total, err: { code: 'WP_POOL_WORKERS_DOWN', message } },
+      {
+        ...fields,
+        failed: total,
+        err: error === undefined ? { code: 'WP_POOL_WORKERS_DOWN', message } : loggedError(error),
+      },
       `PHP workers are down: failed ${total} request(s) with 502 since the last such line (${message})`,
     );
   }
+}
+
+/**
+ * What a log line says of a failure (its `err`): its class, message, stack and code, which pino's err
+ * serializer writes as it writes Fastify's own errors (err.type "WorkerExitedError"; the bare
+ * { message, code } was logged as type "Object" with an empty stack). Not the error itself: its
+ * details would repeat the worker's pid, which has its own key (workerPid), and a second "pid" made
+ * JSON readers keep one of the two. No prototype, so pino takes the type from `name`, not from a
+ * constructor.
+ */
+export function loggedError(error: unknown): { name: string; message: string; stack: string; code?: string } {
+  const logged = Object.create(null) as { name: string; message: string; stack: string; code?: string };
+  if (error instanceof Error) {
+    logged.name = error.name;
+    logged.message = error.message;
+    logged.stack = error.stack ?? '';
+    const { code } = error as { code?: unknown };
+    if (typeof code === 'string') logged.code = code;
+  } else {
+    logged.name = typeof error;
+    logged.message = String(error);
+    logged.stack = '';
+  }
+  return logged;
 }
 
 /**
