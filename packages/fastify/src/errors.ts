@@ -127,6 +127,19 @@ export class RouteTakenError extends WarmpoolError<'WP_FASTIFY_ROUTE_TAKEN'> {
   }
 }
 
+/**
+ * The plugin registered a second time on an instance that already holds a pool (app.warmpool):
+ * refused before the second pool boots, which Fastify's FST_ERR_DEC_ALREADY_PRESENT came after.
+ */
+export class AlreadyRegisteredError extends WarmpoolError<'WP_FASTIFY_ALREADY_REGISTERED'> {
+  constructor() {
+    super(
+      'WP_FASTIFY_ALREADY_REGISTERED',
+      'warmpool is already registered on this instance (app.warmpool is its pool); one instance holds one pool: for a second pool, register it in its own scope with a prefix, app.register(async (scope) => { await scope.register(warmpool, { ... }) }, { prefix: \'/blog\' }) (README, "Routes")',
+    );
+  }
+}
+
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
   'WP_FASTIFY_BAD_FORM',
@@ -138,4 +151,5 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_TOO_MANY_FIELDS',
   'WP_FASTIFY_HTTP_VERSION',
   'WP_FASTIFY_ROUTE_TAKEN',
+  'WP_FASTIFY_ALREADY_REGISTERED',
 ] as const;

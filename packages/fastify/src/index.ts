@@ -15,6 +15,7 @@ import { createFastCgiClientPool, type FastCgiClientPool } from '@warmpool/pool/
 import { classicWarmup, passClientOptions, passPoolView } from './classic-backend.js';
 import type { PoolView } from './health.js';
 import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './options.js';
+import { AlreadyRegisteredError } from './errors.js';
 import { guardCatchAll, registerRoutes } from './routes.js';
 import type { ClientInfo } from './network/client-info.js';
 
@@ -38,6 +39,7 @@ export {
   type ResolverFileSystem,
 } from './static/script-resolver.js';
 export {
+  AlreadyRegisteredError,
   InvalidOptionError,
   BadFormError,
   BodyTooLargeError,
@@ -114,6 +116,9 @@ declare module 'fastify' {
 }
 
 const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance, opts: WarmpoolOptions) => {
+  // before anything boots: Fastify's own refusal (FST_ERR_DEC_ALREADY_PRESENT) came at decorate,
+  // after the second pool's workers had started, and nothing stopped them
+  if (Object.hasOwn(app, 'warmpool')) throw new AlreadyRegisteredError();
   const options = resolveOptions(opts, app.log);
   const { classic } = options;
   let pool: AnyPool | null = null;
@@ -141,15 +146,21 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     view = cgi;
     exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options));
   }
-  app.decorate('warmpool', {
-    pool,
-    fastcgi,
-    reset: async () => {
-      await pool?.reset();
-    },
-    workers: () => view.workers(),
-    stats: () => view.stats(),
-  } satisfies WarmpoolDecorator);
+  try {
+    app.decorate('warmpool', {
+      pool,
+      fastcgi,
+      reset: async () => {
+        await pool?.reset();
+      },
+      workers: () => view.workers(),
+      stats: () => view.stats(),
+    } satisfies WarmpoolDecorator);
+  } catch (error) {
+    // no onClose hook holds this pool yet: stopped here, or its workers outlive app.close()
+    await Promise.all([pool?.close(), fastcgi?.close()]);
+    throw error;
+  }
   // The pool's drain starts with the app's close (preClose), not after it: Fastify waits for its
   // connections before onClose, so destroy_timeout would bound nothing and one stuck request would
   // hold app.close() for good. In-flight and queued requests finish within destroy_timeout (then

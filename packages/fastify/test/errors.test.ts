@@ -25,6 +25,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.TooManyFieldsError(1000),
       new errors.HttpVersionError('2.0'),
       new errors.RouteTakenError('GET /'),
+      new errors.AlreadyRegisteredError(),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { isAlive, phpPidsStamped } from '../../../test/helpers/php.js';
 import * as errors from '../src/errors.js';
 import { warmpool, type WarmpoolOptions } from '../src/index.js';
 
@@ -176,6 +177,31 @@ describe('plugin: routes shared with the app', () => {
     expect(() => app.options('*', async () => 'too late')).toThrow(
       /OPTIONS \/\* is warmpool's .*before app\.register\(warmpool\)/,
     );
+  });
+
+  it('refuses a second registration on one instance before its workers boot, saying to use a scope with a prefix', async () => {
+    const app = Fastify();
+    apps.push(app);
+    const marker = `second-${process.pid}-${Date.now()}`;
+    await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
+    const second = app.register(warmpool, {
+      command: ['php', fixture('echo.php')],
+      env: { WP_SECOND_POOL: marker },
+      pool: { num_workers: 1 },
+    });
+    const error = await second.ready().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(errors.AlreadyRegisteredError);
+    expect(error).toMatchObject({ code: 'WP_FASTIFY_ALREADY_REGISTERED' });
+    expect((error as Error).message).toMatch(/own scope with a prefix/);
+    // the second pool never booted: no php carries its stamp
+    expect(phpPidsStamped('WP_SECOND_POOL', marker)).toEqual([]);
+    const first = (await app.warmpool.workers()).map((w) => w.pid);
+    expect(first).toHaveLength(1);
+    await app.close();
+    expect(first.filter(isAlive)).toEqual([]);
   });
 
   it("refuses Fastify's prefix (it would not apply) with the scoped way; a scoped mount serves under it", async () => {
