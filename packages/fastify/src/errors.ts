@@ -140,6 +140,23 @@ export class AlreadyRegisteredError extends WarmpoolError<'WP_FASTIFY_ALREADY_RE
   }
 }
 
+/**
+ * A pool whose scope's catch-all routes (`prefix/` and `prefix/*`, every method) another pool (or
+ * the app) already holds: it would never receive a request. Two pools in sibling scopes with no
+ * prefix, or the same one.
+ */
+export class PoolUnreachableError extends WarmpoolError<'WP_FASTIFY_POOL_UNREACHABLE'> {
+  constructor(pool: string, prefix: string, owner: string | null) {
+    const where = prefix === '' ? 'with no prefix' : `under the prefix "${prefix}"`;
+    const by = owner === null ? 'routes of the app' : `the warmpool of ${owner}, registered before in a scope ${where}`;
+    super(
+      'WP_FASTIFY_POOL_UNREACHABLE',
+      `the warmpool of ${pool} would never receive a request: every method of "${prefix}/" and "${prefix}/*" already goes to ${by}; give each pool a scope with its own prefix, app.register(async (scope) => { await scope.register(warmpool, { ... }) }, { prefix: '/blog' }) (README, "Routes")`,
+      { details: { pool, prefix, owner } },
+    );
+  }
+}
+
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
   'WP_FASTIFY_BAD_FORM',
@@ -152,4 +169,5 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_HTTP_VERSION',
   'WP_FASTIFY_ROUTE_TAKEN',
   'WP_FASTIFY_ALREADY_REGISTERED',
+  'WP_FASTIFY_POOL_UNREACHABLE',
 ] as const;

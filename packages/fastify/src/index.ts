@@ -16,7 +16,7 @@ import { classicWarmup, passClientOptions, passPoolView } from './classic-backen
 import type { PoolView } from './health.js';
 import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './options.js';
 import { AlreadyRegisteredError } from './errors.js';
-import { guardCatchAll, registerRoutes } from './routes.js';
+import { claimCatchAll, guardCatchAll, registerRoutes } from './routes.js';
 import type { ClientInfo } from './network/client-info.js';
 
 export { checkOptions, type WarmpoolOptions } from './options.js';
@@ -40,6 +40,7 @@ export {
 } from './static/script-resolver.js';
 export {
   AlreadyRegisteredError,
+  PoolUnreachableError,
   InvalidOptionError,
   BadFormError,
   BodyTooLargeError,
@@ -120,6 +121,8 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   // after the second pool's workers had started, and nothing stopped them
   if (Object.hasOwn(app, 'warmpool')) throw new AlreadyRegisteredError();
   const options = resolveOptions(opts, app.log);
+  const catchAll = new Set<string>();
+  claimCatchAll(app, poolLabel(opts), catchAll);
   const { classic } = options;
   let pool: AnyPool | null = null;
   let fastcgi: FastCgiClientPool | null = null;
@@ -172,10 +175,19 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   app.addHook('onClose', async () => {
     await Promise.all([poolClosed ?? pool?.close(), fastcgi?.close()]);
   });
-  const catchAll = new Set<string>();
   await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll));
   guardCatchAll(app, catchAll);
 };
+
+/** A pool as an error names it: its command, or its classic site. */
+function poolLabel(opts: WarmpoolOptions): string {
+  if (opts.fastcgi !== undefined) {
+    const { pass, root } = opts.fastcgi as { pass?: unknown; root?: unknown };
+    return `fastcgi ${pass === undefined ? `root "${String(root)}"` : `pass "${String(pass)}"`}`;
+  }
+  const command = opts.command;
+  return `"${Array.isArray(command) ? command.join(' ') : String(command)}"`;
+}
 
 function exchangeOptions(
   params: Readonly<Record<string, string>> | undefined,

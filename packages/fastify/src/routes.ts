@@ -21,7 +21,7 @@ import { markBackendReply } from './http/backend-reply.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
-import { RouteTakenError } from './errors.js';
+import { PoolUnreachableError, RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
@@ -219,6 +219,32 @@ export async function registerRoutes(
 }
 
 const CATCH_ALL_URLS = ['/', '/*'] as const;
+
+/** per server (every scope shares it): each pool's label and the catch-all routes it took */
+const poolsOf = new WeakMap<object, { label: string; routes: ReadonlySet<string> }[]>();
+
+/**
+ * Before a pool boots: refused when every method of its scope's `/` and `/*` is already routed (a
+ * pool in a sibling scope with no prefix, or the same one, took them first), as it would never
+ * receive a request; the message names the pool that has them. Fastify cannot see this as its
+ * FST_ERR_DUPLICATED_ROUTE: the catch-all leaves out the methods already routed. `routes` is the
+ * set registerRoutes will fill for this pool, kept so that a later pool can name this one.
+ */
+export function claimCatchAll(app: FastifyInstance, label: string, routes: ReadonlySet<string>): void {
+  const pools = poolsOf.get(app.server) ?? [];
+  poolsOf.set(app.server, pools);
+  let free = false;
+  let owner: string | null = null;
+  for (const url of CATCH_ALL_URLS) {
+    const full = `${app.prefix}${url}`;
+    for (const method of REQUEST_METHODS) {
+      if (!app.hasRoute({ method, url: full })) free = true;
+      else owner ??= pools.find((pool) => pool.routes.has(`${method} ${full}`))?.label ?? null;
+    }
+  }
+  if (!free) throw new PoolUnreachableError(label, app.prefix, owner);
+  pools.push({ label, routes });
+}
 
 /**
  * The routes that take every other request to PHP, '/' and '/*' for every method, except the ones

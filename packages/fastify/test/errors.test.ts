@@ -26,6 +26,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.HttpVersionError('2.0'),
       new errors.RouteTakenError('GET /'),
       new errors.AlreadyRegisteredError(),
+      new errors.PoolUnreachableError('"php a.php"', '', null),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

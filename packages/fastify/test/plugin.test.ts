@@ -204,6 +204,57 @@ describe('plugin: routes shared with the app', () => {
     expect(first.filter(isAlive)).toEqual([]);
   });
 
+  it.each<[string, string | undefined]>([
+    ['no prefix', undefined],
+    ['the same prefix', '/php'],
+  ])('refuses a second pool in a sibling scope with %s before it boots, naming both', async (_, prefix) => {
+    const app = Fastify();
+    apps.push(app);
+    const marker = `sibling-${process.pid}-${Date.now()}`;
+    const scope: { prefix?: string } = prefix === undefined ? {} : { prefix };
+    app.register(async (s) => {
+      await s.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
+    }, scope);
+    app.register(async (s) => {
+      await s.register(warmpool, {
+        command: ['php', fixture('whoami.php')],
+        env: { WP_SIBLING_POOL: marker },
+        pool: { num_workers: 1 },
+      });
+    }, scope);
+    const error = await app.ready().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(errors.PoolUnreachableError);
+    expect(error).toMatchObject({ code: 'WP_FASTIFY_POOL_UNREACHABLE' });
+    const message = (error as Error).message;
+    expect(message).toContain('whoami.php');
+    expect(message).toContain('echo.php');
+    expect(message).toMatch(/its own prefix/);
+    expect(phpPidsStamped('WP_SIBLING_POOL', marker)).toEqual([]);
+  });
+
+  it('two pools in sibling scopes with their own prefixes each serve theirs', async () => {
+    const app = Fastify();
+    apps.push(app);
+    await app.register(
+      async (s) => {
+        await s.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
+      },
+      { prefix: '/shop' },
+    );
+    await app.register(
+      async (s) => {
+        await s.register(warmpool, { command: ['php', fixture('whoami.php')], pool: { num_workers: 1 } });
+      },
+      { prefix: '/blog' },
+    );
+    await app.ready();
+    expect((await app.inject('/shop/cart')).json().context.uri).toMatch(/\/shop\/cart$/);
+    expect((await app.inject('/blog/post')).json()).toHaveProperty('uid');
+  });
+
   it("refuses Fastify's prefix (it would not apply) with the scoped way; a scoped mount serves under it", async () => {
     const bad = Fastify();
     apps.push(bad);
