@@ -16,6 +16,7 @@ import { classicWarmup, passClientOptions, passPoolView } from './classic-backen
 import type { PoolView } from './health.js';
 import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './options.js';
 import { AlreadyRegisteredError } from './errors.js';
+import { Admitted } from './http/admitted.js';
 import { claimCatchAll, guardCatchAll, registerRoutes } from './routes.js';
 import type { ClientInfo } from './network/client-info.js';
 
@@ -168,14 +169,20 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   // connections before onClose, so destroy_timeout would bound nothing and one stuck request would
   // hold app.close() for good. In-flight and queued requests finish within destroy_timeout (then
   // their workers are killed: 502), requests that come meanwhile get 503 with Retry-After.
+  // A request that had begun when close began (a body still uploading) is in flight too: the
+  // drain starts once each has reached the pool or ended, within destroy_timeout; Fastify answers
+  // 503 to the ones that come after.
+  const admitted = new Admitted();
   let poolClosed: Promise<void> | null = null;
   app.addHook('preClose', async () => {
-    poolClosed = pool?.close() ?? null;
+    if (pool === null) return;
+    await admitted.settled(pool.options.destroyTimeoutMs);
+    poolClosed = pool.close();
   });
   app.addHook('onClose', async () => {
     await Promise.all([poolClosed ?? pool?.close(), fastcgi?.close()]);
   });
-  await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll));
+  await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll, admitted));
   guardCatchAll(app, catchAll);
 };
 

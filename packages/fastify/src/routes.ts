@@ -21,6 +21,7 @@ import { markBackendReply } from './http/backend-reply.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
 import { holdUploads } from './http/uploads.js';
+import { Admitted } from './http/admitted.js';
 import { PoolUnreachableError, RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
@@ -46,6 +47,8 @@ export async function registerRoutes(
   options: ResolvedOptions,
   /** filled with the "METHOD /path" routes of the catch-all, for guardCatchAll() */
   catchAll: Set<string> = new Set(),
+  /** requests begun and not yet at the pool, which the pool's drain waits for (index.ts) */
+  admitted: Admitted = new Admitted(),
 ): Promise<void> {
   const { client, access, requestRate, internalFiles, errorPages } = options;
   if (internalFiles !== null) await loadSend();
@@ -53,6 +56,7 @@ export async function registerRoutes(
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
   app.decorateRequest('warmpoolClient', null);
   app.addHook('onRequest', (request, reply, done) => {
+    admitted.begin(reply);
     const info = applyClientInfo(request, reply, client);
     if (info === null) return;
     request.warmpoolClient = info;
@@ -176,7 +180,7 @@ export async function registerRoutes(
     const exchangeRequest = toExchangeRequest(request, client, body, form, script);
     let response: ExchangeResponse;
     try {
-      response = await exchange.exchange(exchangeRequest, {
+      const exchanged = exchange.exchange(exchangeRequest, {
         // fastcgi.ignore_client_abort (WordPress's wp-cron.php): it runs on, queued or running,
         // when its client hangs up; the answer is then dropped as any other's
         signal: script !== null && runsOnWhenClientLeaves?.test(script.scriptName) === true ? undefined : signal,
@@ -184,6 +188,9 @@ export async function registerRoutes(
           if (status === 103 && !signal.aborted) reply.raw.writeEarlyHints(hintHeaders(headers));
         },
       });
+      // the pool took it (or refused it) synchronously: a drain that starts now lets it finish
+      admitted.end(reply);
+      response = await exchanged;
     } catch (error) {
       releaseUploads?.();
       if (signal.aborted) return sendClientGone(reply);

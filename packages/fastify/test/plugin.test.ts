@@ -1,13 +1,14 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { type IncomingMessage, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { isAlive, phpPidsStamped } from '../../../test/helpers/php.js';
+import { until } from '../../../test/helpers/until.js';
 import * as errors from '../src/errors.js';
 import { warmpool, type WarmpoolOptions } from '../src/index.js';
 
@@ -396,6 +397,88 @@ describe('plugin: lifecycle and decorators', () => {
     expect(res.status).toBe(200);
     expect(Number(await res.text())).toBe(pid);
     expect(() => process.kill(pid, 0)).toThrow();
+  });
+
+  /**
+   * An app whose PHP request is uploading when app.close() starts: the head and half the body are
+   * in, the request has begun (its preParsing hook ran), close has begun (a preClose hook of the
+   * app's, before the plugin's, ran) and the plugin's preClose has run too (an event-loop turn).
+   */
+  async function uploadingWhenCloseStarts(options: Partial<WarmpoolOptions> = {}) {
+    const app = Fastify();
+    let began!: () => void;
+    const closeBegan = new Promise<void>((resolve) => {
+      began = resolve;
+    });
+    app.addHook('preClose', (done) => {
+      began();
+      done();
+    });
+    let parsing!: () => void;
+    const bodyStarted = new Promise<void>((resolve) => {
+      parsing = resolve;
+    });
+    app.addHook('preParsing', async (_request, _reply, payload) => {
+      parsing();
+      return payload;
+    });
+    await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 }, ...options });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const socket = connect((app.server.address() as AddressInfo).port, '127.0.0.1');
+    let answer = '';
+    socket.setEncoding('latin1').on('data', (chunk: string) => {
+      answer += chunk;
+    });
+    const socketClosed = once(socket, 'close');
+    socket.write(
+      'POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/octet-stream\r\nContent-Length: 100000\r\n\r\n',
+    );
+    socket.write(Buffer.alloc(50_000, 'a'));
+    await bodyStarted;
+    const closed = app.close();
+    await closeBegan;
+    await new Promise((resolve) => setImmediate(resolve));
+    return { app, socket, closed, socketClosed, answer: () => answer };
+  }
+
+  it('app.close() lets a request whose body is still uploading finish; the pool drains after it', async () => {
+    const { app, socket, closed, socketClosed, answer } = await uploadingWhenCloseStarts();
+    const pid = (await app.warmpool.workers())[0]!.pid;
+    expect(app.warmpool.pool!.closing).toBe(false); // waiting for the upload
+    socket.write(Buffer.alloc(50_000, 'b'));
+    await closed;
+    await socketClosed;
+    expect(answer()).toMatch(/^HTTP\/1\.1 200 /);
+    const body = JSON.parse(answer().slice(answer().indexOf('\r\n\r\n') + 4)) as { body: string };
+    expect(body.body).toBe('a'.repeat(50_000) + 'b'.repeat(50_000));
+    expect(isAlive(pid)).toBe(false);
+  });
+
+  it('a request answered before PHP (a 403 of access) does not hold app.close() for destroy_timeout', async () => {
+    const app = Fastify();
+    await app.register(warmpool, {
+      command: ['php', fixture('echo.php')],
+      pool: { num_workers: 1 },
+      access: [{ prefix: '/private', deny: ['0.0.0.0/0', '::/0'] }],
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    expect((await fetch(`http://127.0.0.1:${port}/private/x`)).status).toBe(403);
+    expect((await fetch(`http://127.0.0.1:${port}/public`)).status).toBe(200);
+    // destroy_timeout is 60 s, over this test's timeout: close waits for neither request
+    await app.close();
+  });
+
+  it('app.close() waits at most destroy_timeout for an upload that stalls, then the pool drains', async () => {
+    const { app, socket, closed, socketClosed } = await uploadingWhenCloseStarts({
+      pool: { num_workers: 1, destroy_timeout: 300 },
+    });
+    const pid = (await app.warmpool.workers())[0]!.pid;
+    await until(() => app.warmpool.pool!.closing, 'the pool to start its drain');
+    await until(() => !isAlive(pid), 'the worker to stop');
+    socket.destroy(); // the stalled client holds its connection (Node's request_timeout would end it)
+    await socketClosed;
+    await closed;
   });
 
   it('app.close() waits for an in-flight PHP request at most destroy_timeout, then its worker is killed', async () => {
