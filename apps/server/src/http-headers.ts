@@ -156,7 +156,11 @@ export async function registerHttpHeaders<S extends RawServerBase>(
   if (compression !== null) {
     // a revalidation of a tag weakened here reaches the backend with the tag the backend made
     app.addHook('onRequest', (request, _reply, done) => {
-      if (request.headers['if-none-match'] !== undefined) restoreWeakenedTags(request.raw.rawHeaders);
+      const sent = request.headers['if-none-match'];
+      if (sent !== undefined) {
+        clientIfNoneMatch.set(request.raw, sent);
+        restoreWeakenedTags(request.raw.headers, request.raw.rawHeaders);
+      }
       done();
     });
     // @fastify/compress decides per type: its list plus mime-db (images, archives, fonts and event
@@ -281,14 +285,22 @@ function rememberWeakened(tag: string): void {
   weakened.add(tag);
 }
 
-/** In the request's raw headers (what the backend is sent), W/"x" becomes "x" when "x" was weakened here. */
-export function restoreWeakenedTags(rawHeaders: string[]): void {
+/**
+ * In If-None-Match, W/"x" becomes "x" when "x" was weakened here, wherever the backend reads it: the
+ * parsed headers (which the plugin sends PHP, hooks' changes included) and the raw lines.
+ */
+export function restoreWeakenedTags(headers: Record<string, unknown>, rawHeaders: string[]): void {
+  const value = headers['if-none-match'];
+  if (typeof value === 'string' && value.includes('W/')) headers['if-none-match'] = strongAgain(value);
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if (rawHeaders[i]!.length !== 13 || rawHeaders[i]!.toLowerCase() !== 'if-none-match') continue;
-    const value = rawHeaders[i + 1]!;
-    if (!value.includes('W/')) continue;
-    rawHeaders[i + 1] = value.replace(/W\/("[^"]*")/g, (tag, strong: string) => (weakened.has(strong) ? strong : tag));
+    const line = rawHeaders[i + 1]!;
+    if (line.includes('W/')) rawHeaders[i + 1] = strongAgain(line);
   }
+}
+
+function strongAgain(value: string): string {
+  return value.replace(/W\/("[^"]*")/g, (tag, strong: string) => (weakened.has(strong) ? strong : tag));
 }
 
 /**
@@ -296,9 +308,12 @@ export function restoreWeakenedTags(rawHeaders: string[]): void {
  * weak tag a compressed body carried, the weak one, so that its cache finds the copy it updates;
  * whoever made the 304 (the static layer, the micro-cache, PHP) compared weakly and set the plain one.
  */
+/** If-None-Match as the client sent it, before restoreWeakenedTags made our tags strong for PHP. */
+const clientIfNoneMatch = new WeakMap<object, string | string[]>();
+
 function matchRevalidatedEtag(request: AnyRequest, reply: AnyReply): void {
   const etag = reply.getHeader('etag');
-  const ifNoneMatch = request.headers['if-none-match'];
+  const ifNoneMatch = clientIfNoneMatch.get(request.raw) ?? request.headers['if-none-match'];
   if (typeof etag !== 'string' || !etag.startsWith('"') || typeof ifNoneMatch !== 'string') return;
   const tags = ifNoneMatch.split(',').map((tag) => tag.trim());
   if (tags.includes(`W/${etag}`) && !tags.includes(etag)) reply.header('etag', `W/${etag}`);

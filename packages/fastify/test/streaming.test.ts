@@ -73,7 +73,8 @@ describe('streamed responses over real HTTP', () => {
     expect(head.headers['x-pid']).toMatch(/^\d+$/);
     expect(await head.body.text()).toBe('');
     // the generator saw the stop, and the worker serves the next request
-    while (!existsSync(marker)) await sleep(20);
+    // PHP creates the file, then writes its line: wait for the whole line, not the file
+    while (!existsSync(marker) || !readFileSync(marker, 'utf8').endsWith('\n')) await sleep(20);
     expect(readFileSync(marker, 'utf8')).toMatch(/^cancelled at chunk \d+\n$/);
     const next = await request(`${base}/?n=2`);
     expect(await next.body.text()).toBe('chunk-0\nchunk-1\n');

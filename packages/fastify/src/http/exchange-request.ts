@@ -40,7 +40,10 @@ export function toExchangeRequest(
   script: ExchangeScript | null = null,
 ): ExchangeRequest {
   const raw = request.raw;
-  const headers = headerMap(request.headers, raw.rawHeaders, raw.headers['transfer-encoding'] !== undefined);
+  // raw.headers: what request.headers gives hooks to change in place; not Fastify's getter, which
+  // adds what was assigned to request.headers (this plugin's own hint to Fastify's body parsing,
+  // the Content-Type of a QUERY without one, is no header of the client's)
+  const headers = headerMap(raw.headers, raw.rawHeaders, raw.headers['transfer-encoding'] !== undefined);
   const socket = raw.socket;
   return {
     method: raw.method ?? 'GET',
