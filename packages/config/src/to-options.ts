@@ -229,7 +229,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     },
     status: config.status,
     metrics: config.metrics,
-    logs: config.logs ?? {},
+    logs: logsFrom(config.logs, baseDir),
     proxy: config.proxy,
     cache,
     admin: {
@@ -818,4 +818,17 @@ function locatedError(
   }
   position ??= loaded.positionOf(keys[0]!, { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
   return new InvalidValueError(key, position, `${reason}${hint(key)}`);
+}
+
+/**
+ * logs.output's file paths start at the config file's folder, as every other relative path of the
+ * file does (http.access_log.output among them); they started at the working folder, so the same
+ * file logged elsewhere when run from elsewhere, and under systemd without WorkingDirectory in /.
+ */
+function logsFrom(logs: LogsConfig | null | undefined, baseDir: string): LogsConfig {
+  if (logs === undefined || logs === null) return {};
+  const output = logs.output;
+  if (output === undefined) return logs;
+  const place = (path: string) => (path === 'stdout' || path === 'stderr' ? path : resolve(baseDir, path));
+  return { ...logs, output: Array.isArray(output) ? output.map(place) : place(output as string) };
 }

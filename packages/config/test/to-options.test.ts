@@ -21,6 +21,25 @@ const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${na
 const parse = (text: string) => parseConfig(text, { file: '/srv/app/warmpool.yaml', env: {} });
 
 describe('toServerOptions', () => {
+  it("logs.output file paths start at the config file's folder, as http.access_log.output does; stdout and stderr stay", () => {
+    const loaded = parse(
+      [
+        'server: { command: php w.php }',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  access_log: { output: logs/access.log }',
+        'logs: { output: [logs/app.log, stdout, /var/log/warmpool.log] }',
+      ].join('\n'),
+    );
+    const server = toServerOptions(loaded);
+    expect(server.logs.output).toEqual(['/srv/app/logs/app.log', 'stdout', '/var/log/warmpool.log']);
+    expect(server.http.access_log?.output).toBe('/srv/app/logs/access.log');
+    const one = toServerOptions(
+      parse('server: { command: php w.php }\nhttp: { address: ":8080" }\nlogs: { output: app.log }'),
+    );
+    expect(one.logs.output).toBe('/srv/app/app.log');
+  });
+
   it('turns the RoadRunner sample into one default site with the plugin spellings', async () => {
     const loaded = await loadConfigFile(fixture('rr-sample.rr.yaml'), { env: {} });
     const server = toServerOptions(loaded, { baseDir: '/srv/app' });
