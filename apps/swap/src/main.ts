@@ -91,6 +91,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       return args.words.length === 0 && !args.switches.has('-h') && !args.switches.has('--help') ? EXIT_USAGE : EXIT_OK;
     }
     const stateDir = resolve(one(args, '--state') ?? DEFAULT_STATE);
+    refuseStartFlags(args);
     switch (args.words[0]) {
       case 'start':
         return await start(args, stateDir);
@@ -109,6 +110,18 @@ export async function main(argv: readonly string[]): Promise<number> {
   } catch (error) {
     return fail(error);
   }
+}
+
+/** Flags only `start` reads: given to another command they did nothing (`swap --settle 0` waited 2 s). */
+const START_FLAGS = ['--listen', '--ready-timeout', '--settle', '--drain-timeout'];
+
+function refuseStartFlags(args: Args): void {
+  if (args.words[0] === 'start') return;
+  const given = START_FLAGS.filter((flag) => args.values.has(flag));
+  if (given.length > 0)
+    throw new UsageError(
+      `${given.join(', ')}: set by \`warmpool-swap start\` for the supervisor's life, not per ${args.words[0]}; restart the supervisor with ${given.length === 1 ? 'it' : 'them'} (systemctl edit warmpool-swap)`,
+    );
 }
 
 function fail(error: unknown): number {
