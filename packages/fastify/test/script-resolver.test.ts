@@ -445,7 +445,11 @@ describe('script resolver: options', () => {
     bad({ no_exec: ['uploads'] }, /"no_exec": must hold root-relative folders/);
     bad({ index: ['../index.php'] }, /"index": must hold plain file names/);
     bad({ root: '' }, /"root"/);
-    bad({ rewrite: { wiki: '/index.php' } }, /"rewrite": prefixes are paths such as "\/wiki\/"/);
-    bad({ rewrite: { '/wiki/': 'index.php' } }, /"rewrite": each prefix leads to a script path/);
+    bad({ rewrite: { wiki: '/index.php' } }, /"rewrite\.wiki": prefixes are decoded paths such as "\/wiki\/"/);
+    for (const prefix of ['//d/', '/e%2fx/', '/a/../b/', '/./w/', '/w?x'])
+      bad({ rewrite: { [prefix]: '/index.php' } }, /prefixes are decoded paths/);
+    bad({ rewrite: { '/wiki/': 'index.php' } }, /"rewrite\.\/wiki\/": each prefix leads to a script path/);
+    for (const target of ['/static/../x.php', '/../../etc/passwd', '/.git/x.php'])
+      bad({ rewrite: { '/wiki/': target } }, /"rewrite\.\/wiki\/": the script must be a plain path under the root/);
   });
 });

@@ -216,10 +216,22 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     return folder.toLowerCase().endsWith('/') ? folder.toLowerCase() : `${folder.toLowerCase()}/`;
   });
   const rewrites = Object.entries(options.rewrite ?? {}).map(([prefix, target]) => {
-    if (!prefix.startsWith('/') || prefix.includes('..') || prefix.includes('?')) {
-      throw new InvalidOptionError('rewrite', `prefixes are paths such as "/wiki/"; got ${JSON.stringify(prefix)}`);
+    // matched against the decoded, normalised path: a prefix that path cannot start with never matches
+    if (!prefix.startsWith('/') || /[?%#\\\0]|\/\/|(^|\/)\.\.?(\/|$)/.test(prefix)) {
+      throw new InvalidOptionError(
+        `rewrite.${prefix}`,
+        `prefixes are decoded paths such as "/wiki/" (no "//", "..", ".", "%", "?" or "#"); got ${JSON.stringify(prefix)}`,
+      );
     }
-    return { prefix, target: parseFallback(target, 'rewrite') };
+    const parsed = parseFallback(target, `rewrite.${prefix}`);
+    // a target under a dot-folder or climbing with ".." is refused at every request: say it now
+    if (parsed.kind === 'path' && /(^|\/)\./.test(parsed.path)) {
+      throw new InvalidOptionError(
+        `rewrite.${prefix}`,
+        `the script must be a plain path under the root, such as "/index.php" (no ".." and no dot-folder); got ${JSON.stringify(target)}`,
+      );
+    }
+    return { prefix, target: parsed };
   });
   rewrites.sort((a, b) => b.prefix.length - a.prefix.length);
   return {
@@ -239,7 +251,7 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
   };
 }
 
-function parseFallback(entry: unknown, key: 'try_files' | 'rewrite' = 'try_files'): Fallback {
+function parseFallback(entry: unknown, key = 'try_files'): Fallback {
   if (typeof entry === 'string') {
     const status = /^=([1-5][0-9][0-9])$/.exec(entry);
     if (status !== null) return { kind: 'status', status: Number(status[1]) };
@@ -252,7 +264,7 @@ function parseFallback(entry: unknown, key: 'try_files' | 'rewrite' = 'try_files
   }
   throw new InvalidOptionError(
     key,
-    key === 'rewrite'
+    key.startsWith('rewrite')
       ? `each prefix leads to a script path such as "/index.php" (with "?$args" if you like), or "=404"; got ${JSON.stringify(entry)}`
       : `the last entry is the fallback: a path such as "/index.php?$args", or "=404"; got ${JSON.stringify(entry)}`,
   );
