@@ -222,7 +222,7 @@ describe('SIGHUP', () => {
     server.child.kill('SIGHUP');
     await server.waitFor('config NOT re-read');
     const line = server.stderr.split('\n').find((l) => l.includes('config NOT re-read'))!;
-    expect(line).toContain('the running config stays (fix the file, then SIGHUP again)');
+    expect(line).toContain('the running config stays (fix the file, then reload again)');
     expect(line).toMatch(/has 2 errors: .*duplicate key "http".* \| .*YAML syntax/);
     // the file moved away: put it back, not "pass -c", which a running server cannot be given
     const from = server.stderr.length;
@@ -233,7 +233,7 @@ describe('SIGHUP', () => {
       .slice(from)
       .split('\n')
       .find((l) => l.includes('config NOT re-read'))!;
-    expect(gone).toContain(`the running config stays (put the file back at ${file}, then SIGHUP again)`);
+    expect(gone).toContain(`the running config stays (put the file back at ${file}, then reload again)`);
     expect(gone).not.toContain('pass the right path with -c');
     expect((await server.stop()).code).toBe(0);
   });
@@ -262,6 +262,9 @@ describe('SIGHUP', () => {
     const json = await runCli(['reload', '-c', file, '--json'], { env });
     expect(json.code).toBe(2);
     expect(JSON.parse(json.stdout)).toEqual({ changes: [expect.stringContaining('config NOT re-read')] });
+    // the server's own output says each reload and what it did, as for SIGHUP
+    expect(server.stdout).toContain('• warmpool reload: reloading TLS certificate, log levels and checking the config');
+    expect(server.stderr).toContain('▲ config NOT re-read, the running config stays (fix the file, then reload again)');
     expect((await server.stop()).code).toBe(0);
     const gone = await runCli(['reload', '--socket', env.ADMIN_SOCKET]);
     expect(gone.code).toBe(3);

@@ -304,7 +304,9 @@ class ServerState {
     this.#removeSignals = installSignals({
       drain: (signal) => this.#drain(signal),
       force: (signal) => this.#force(signal),
-      reload: () => this.#reloadAndPrint(),
+      reload: async () => {
+        await this.#reloadAndPrint();
+      },
       reset: () => this.#reset(),
       reopen: () => this.#reopenLogs(),
     });
@@ -523,7 +525,7 @@ class ServerState {
   #handlers() {
     return createPoolHandlers(() => poolsOf(this.#built.backends), {
       passes: () => passesOf(this.#built.backends),
-      reload: () => this.#reload(),
+      reload: () => this.#reloadAndPrint('warmpool reload'),
       certificates: () => this.#certificates(),
       caches: () => this.#built.caches,
       config: resolve(this.#args.config),
@@ -635,13 +637,19 @@ class ServerState {
     );
   }
 
-  async #reloadAndPrint(): Promise<void> {
-    if (this.#phase === 'draining') return this.#out.info('SIGHUP while draining: ignored (the server is stopping)');
-    this.#out.info('SIGHUP: reloading TLS certificate, log levels and checking the config');
-    for (const line of await this.#reload()) {
+  /** A reload said in the server's own output, whoever asked: SIGHUP or `warmpool reload`. */
+  async #reloadAndPrint(by = 'SIGHUP'): Promise<string[]> {
+    if (this.#phase === 'draining') {
+      this.#out.info(`${by} while draining: ignored (the server is stopping)`);
+      return [];
+    }
+    this.#out.info(`${by}: reloading TLS certificate, log levels and checking the config`);
+    const lines = await this.#reload();
+    for (const line of lines) {
       if (/NOT|cannot|needs a restart/.test(line)) this.#out.warn(line);
       else this.#out.success(line);
     }
+    return lines;
   }
 
   /** What SIGHUP and the admin `reload` do; one line per change. */
@@ -682,7 +690,7 @@ class ServerState {
         .filter((line) => line !== '');
       const missing = (error as { code?: unknown }).code === 'WP_CONFIG_FILE_UNREADABLE';
       lines.push(
-        `config NOT re-read, the running config stays (${missing ? `put the file back at ${this.#args.config}` : 'fix the file'}, then SIGHUP again): ${errors.join(' | ')}`,
+        `config NOT re-read, the running config stays (${missing ? `put the file back at ${this.#args.config}` : 'fix the file'}, then reload again): ${errors.join(' | ')}`,
       );
       return lines;
     }
