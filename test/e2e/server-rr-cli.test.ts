@@ -114,6 +114,12 @@ describe('-o key=value', () => {
     const workers = await runCli(['workers', '--json', '-c', empty, '-o', `admin.socket=${socket}`]);
     expect(workers.code).toBe(0);
     expect((JSON.parse(workers.stdout) as { workers: unknown[] }[])[0]!.workers).toHaveLength(2);
+    // the admin socket given as rpc.listen: told at once which flag it belongs to (it waited forever)
+    const mixed = await runCli(['workers', '-c', empty, '-o', `rpc.listen=unix://${socket}`]);
+    expect(mixed).toMatchObject({ code: 3 });
+    expect(mixed.stderr).toBe(
+      `✗ unix://${socket} is warmpool's admin socket, not its RPC listener: pass it as --socket ${socket}\n`,
+    );
     expect((await server.stop()).code).toBe(0);
   });
 });

@@ -280,9 +280,17 @@ describe('admin socket: protocol', () => {
 
   it('answers bad requests with WP_SERVER_ADMIN_BAD_REQUEST and names the problem', async () => {
     await start(createPoolHandlers(() => new Map()));
-    expect(await rawExchange(socketPath, 'not json\n')).toEqual([
-      { ok: false, error: { code: 'WP_SERVER_ADMIN_BAD_REQUEST', message: 'the request is not JSON: "not json"' } },
+    expect(await rawExchange(socketPath, '{not json\n')).toEqual([
+      { ok: false, error: { code: 'WP_SERVER_ADMIN_BAD_REQUEST', message: 'the request is not JSON: "{not json"' } },
     ]);
+    // not even the start of a JSON line (a goridge frame: the CLI told -o rpc.listen=unix://THIS): answered
+    // at once, not left waiting for a newline
+    const goridge = Buffer.from([0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00]);
+    const [frame] = (await rawExchange(socketPath, goridge.toString('latin1'))) as Array<{
+      error: { code: string; message: string };
+    }>;
+    expect(frame!.error.code).toBe('WP_SERVER_ADMIN_BAD_REQUEST');
+    expect(frame!.error.message).toMatch(/^this is warmpool's admin socket, which speaks newline-delimited JSON/);
     const [unknown] = (await rawExchange(socketPath, '{"cmd":"explode"}\n')) as Array<{
       error: { code: string; message: string };
     }>;

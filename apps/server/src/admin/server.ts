@@ -257,6 +257,21 @@ function serveConnection(socket: Socket, handlers: AdminHandlers, logger: Logger
   socket.on('data', (chunk: string) => {
     if (started) return;
     buffer += chunk;
+    // a request line is JSON: anything else (a goridge RPC frame, `-o rpc.listen=` naming this
+    // socket) would wait forever for a newline that never comes
+    const first = buffer.trimStart();
+    if (first !== '' && first[0] !== '{') {
+      started = true;
+      finish({
+        ok: false,
+        error: toWireError(
+          new AdminBadRequestError(
+            "this is warmpool's admin socket, which speaks newline-delimited JSON (not RoadRunner's RPC): pass it with --socket, and rpc.listen's address with -o rpc.listen",
+          ),
+        ),
+      });
+      return;
+    }
     const newline = buffer.indexOf('\n');
     if (newline >= 0) start(buffer.slice(0, newline));
     else if (buffer.length > MAX_REQUEST_LINE_BYTES) {

@@ -78,7 +78,16 @@ export function rpcAdminRequest<C extends AdminCommand>(
       try {
         decoder.push(chunk);
       } catch (error) {
-        settle(notWarmpool(target, (error as Error).message));
+        // a JSON line: warmpool's admin socket, named as rpc.listen
+        if (chunk[0] === 0x7b /* { */ && address.kind === 'unix')
+          return settle(
+            new AdminUnreachableError(
+              `${target} is warmpool's admin socket, not its RPC listener: pass it as --socket ${address.path}`,
+              target,
+            ),
+          );
+        // the frame decoder's advice is about PHP workers' stdout, not about this peer
+        settle(notWarmpool(target, (error as Error).message.split('. Likely cause')[0]!));
       }
     });
     socket.on('error', (error: NodeJS.ErrnoException) => settle(connectError(target, error, connected)));
