@@ -24,7 +24,8 @@ describe('log files', () => {
     const { server } = loaded('[stderr, /var/log/a.log, b.log]', '/var/log/access.log');
     expect(logFilesOf(server)).toEqual([
       { key: 'logs.output[1]', path: '/var/log/a.log' },
-      { key: 'logs.output[2]', path: 'b.log' },
+      // a relative path starts at the config file's folder
+      { key: 'logs.output[2]', path: join(dir, 'b.log') },
       { key: 'http.access_log.output', path: '/var/log/access.log' },
     ]);
     expect(logFilesOf(loaded('stdout', 'stderr').server)).toEqual([]);
