@@ -2,12 +2,11 @@
 // admin.socket is reached on the default socket (/run/warmpool.sock), which the first server
 // started took: `reset -c second.yaml` used to recycle the first server's workers, and a
 // mistyped -c path did the same.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
-import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { runCli, startServer, stopAllServers, writeEchoConfig } from '../helpers/warmpool-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-default-socket-'));
 afterAll(async () => {
@@ -15,19 +14,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function configWithoutAdmin(name: string): Promise<string> {
-  const file = join(dir, name);
-  writeFileSync(
-    file,
-    [
-      'version: "3"',
-      `server: { command: "php ${join(FIXTURES, 'php', 'echo.php')}" }`,
-      `http: { address: "127.0.0.1:${await freePort()}", pool: { num_workers: 1 } }`,
-      'logs: { mode: production, level: error }',
-      '',
-    ].join('\n'),
-  );
-  return file;
+/** a config without admin.socket: the default socket */
+function configWithoutAdmin(name: string): Promise<string> {
+  return writeEchoConfig(join(dir, name));
 }
 
 describe('admin commands and the default admin socket', () => {

@@ -2,12 +2,11 @@
 // `workers -c second.yaml` / `reset -c second.yaml` then acted on the first server without a word.
 // Now the second server refuses to start (exit 5, the code of an address in use), and the admin
 // commands given the second file refuse to act on the server that was started from the first.
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { freePort } from '../helpers/free-port.js';
-import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { runCli, startServer, stopAllServers, writeEchoConfig } from '../helpers/warmpool-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'warmpool-shared-admin-'));
 const socket = join(dir, 'admin.sock');
@@ -16,21 +15,9 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-async function configOnSocket(name: string): Promise<string> {
-  const file = join(dir, name);
-  writeFileSync(
-    file,
-    [
-      'version: "3"',
-      `server: { command: "php ${join(FIXTURES, 'php', 'echo.php')}" }`,
-      `http: { address: "127.0.0.1:${await freePort()}", pool: { num_workers: 1 } }`,
-      'logs: { mode: production, level: error }',
-      'admin:',
-      `  socket: ${socket}`,
-      '',
-    ].join('\n'),
-  );
-  return file;
+/** a config on the shared admin socket */
+function configOnSocket(name: string): Promise<string> {
+  return writeEchoConfig(join(dir, name), socket);
 }
 
 describe('two configs with one admin.socket', () => {

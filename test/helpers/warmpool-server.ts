@@ -1,7 +1,9 @@
 import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort } from './free-port.js';
 
 /** The BUILT server, as users run it. */
 export const SERVER_MAIN = fileURLToPath(new URL('../../apps/server/dist/main.js', import.meta.url));
@@ -178,4 +180,23 @@ export async function stopAllServers(): Promise<void> {
       clearTimeout(timer);
     }),
   );
+}
+
+/**
+ * A one-worker echo config written to `file` on a free port, quiet logs; `admin` gives it an
+ * admin.socket (none: the default socket).
+ */
+export async function writeEchoConfig(file: string, admin?: string): Promise<string> {
+  writeFileSync(
+    file,
+    [
+      'version: "3"',
+      `server: { command: "php ${join(FIXTURES, 'php', 'echo.php')}" }`,
+      `http: { address: "127.0.0.1:${await freePort()}", pool: { num_workers: 1 } }`,
+      'logs: { mode: production, level: error }',
+      ...(admin === undefined ? [] : ['admin:', `  socket: ${admin}`]),
+      '',
+    ].join('\n'),
+  );
+  return file;
 }

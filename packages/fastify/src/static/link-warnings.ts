@@ -8,6 +8,11 @@ import type { FastifyBaseLogger } from 'fastify';
 /** Files warned about at most: a tree full of such links does not fill the log or the memory. */
 const MAX_WARNED = 100;
 
+const STATIC_LINKED_OUT =
+  'warmpool: a static file links out of the root and is not served; list the folder it leads to in static.link_targets (http.static.link_targets in warmpool.yaml) to serve it';
+const SCRIPT_LINKED_OUT =
+  "warmpool: a script links out of the root and is not run (no script runs through a link out of the root, link_targets included), so its request is a 404; serve the folder the links lead into as the root (Debian's MediaWiki: /usr/share/mediawiki, not /var/lib/mediawiki)";
+
 export class LinkOutWarnings {
   #logger: FastifyBaseLogger | null = null;
   readonly #warned = new Set<string>();
@@ -17,22 +22,15 @@ export class LinkOutWarnings {
   }
 
   /** `file` (as asked, under the root) resolves to `target`, outside every folder it may lead to. */
-  readonly note = (file: string, target: string): void => {
-    if (this.#logger === null || this.#warned.size >= MAX_WARNED || this.#warned.has(file)) return;
-    this.#warned.add(file);
-    this.#logger.warn(
-      { file, target },
-      'warmpool: a static file links out of the root and is not served; list the folder it leads to in static.link_targets (http.static.link_targets in warmpool.yaml) to serve it',
-    );
-  };
+  readonly note = (file: string, target: string): void => this.#once(file, target, STATIC_LINKED_OUT);
 
   /** A script `file` (as asked, under the root) resolves to `target`, outside the root: never run. */
-  readonly noteScript = (file: string, target: string): void => {
+  readonly noteScript = (file: string, target: string): void => this.#once(file, target, SCRIPT_LINKED_OUT);
+
+  /** Each file said once, and at most MAX_WARNED of them. */
+  #once(file: string, target: string, message: string): void {
     if (this.#logger === null || this.#warned.size >= MAX_WARNED || this.#warned.has(file)) return;
     this.#warned.add(file);
-    this.#logger.warn(
-      { file, target },
-      "warmpool: a script links out of the root and is not run (no script runs through a link out of the root, link_targets included), so its request is a 404; serve the folder the links lead into as the root (Debian's MediaWiki: /usr/share/mediawiki, not /var/lib/mediawiki)",
-    );
-  };
+    this.#logger.warn({ file, target }, message);
+  }
 }
