@@ -420,6 +420,13 @@ describe('automatic HTTPS: a certs_dir that cannot be written', () => {
       expect(result.stderr + result.stdout).toMatch(
         /warmpool\.yaml:6:\d+ http\.ssl\.acme\.certs_dir: cannot create .*not-a-folder\/acme: a file is in the way of a folder/,
       );
+      // config check says it too (it passed the file, then told serve's user to check again with it)
+      const check = await runCli(['config', 'check', '-c', file]);
+      expect(check.code).toBe(2);
+      expect(check.stderr).toMatch(
+        /warmpool\.yaml:6:\d+ http\.ssl\.acme\.certs_dir: cannot create .*not-a-folder\/acme: a file is in the way/,
+      );
+      expect(await readdir(work)).toEqual(['not-a-folder', 'warmpool.yaml']);
     } finally {
       await rm(work, { recursive: true, force: true });
     }

@@ -101,6 +101,26 @@ function foreseenProblem(path: string): string | null {
   return `cannot create ${path}: ${denyHint(existing)}${existing === folder ? '' : `, or create ${folder} for that user`}`;
 }
 
+/**
+ * Why a folder warmpool must write in (http.ssl.acme.certs_dir) cannot be used, or null; nothing is
+ * made: serve makes it, and says the same at its key when it cannot.
+ */
+export function folderProblem(path: string): string | null {
+  let info: Stats;
+  try {
+    info = statSync(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') return `cannot use ${path}: ${describeErrno(error)}`;
+    // missing: can it be made where the nearest existing folder is?
+    return foreseenProblem(join(path, 'x'))?.replace(join(path, 'x'), path) ?? null;
+  }
+  if (!info.isDirectory()) return `cannot use ${path}: a file is in the way of a folder; name a folder`;
+  const denied = accessProblem(path, constants.W_OK | constants.X_OK);
+  if (denied === null) return null;
+  return `cannot use ${path}: ${denied === 'EACCES' ? denyHint('it') : denied}`;
+}
+
 /** null when warmpool's user may (access(2)); 'EACCES' when permission is denied; else what the kernel said. */
 function accessProblem(path: string, mode: number): string | null {
   try {

@@ -20,7 +20,7 @@ import {
 import { QUEUE_PER_WORKER } from '@warmpool/pool';
 import { checkSites } from '../app.js';
 import { EXIT_CONFIG, EXIT_OK } from '../exit-codes.js';
-import { logFileProblems } from '../log-files.js';
+import { folderProblem, logFileProblems } from '../log-files.js';
 import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
@@ -51,6 +51,9 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
     // and the log files: can they be created and appended to (nothing is made: log-files.ts)
     const logFiles = logFileProblems(server, loaded, { create: false });
     if (logFiles !== null) throw logFiles;
+    // and the ACME store's folder, which serve makes and writes (nothing is made here)
+    const certsDir = certsDirProblem(server, loaded);
+    if (certsDir !== null) throw certsDir;
   } catch (error) {
     if (printConfigError(error, out, args.config, args.overrides)) return EXIT_CONFIG;
     throw error;
@@ -71,6 +74,16 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   // each site written out in full: no &anchors and *aliases where two sites share a value
   out.raw(stringify(effective, { lineWidth: 0, aliasDuplicateObjects: false }));
   return EXIT_OK;
+}
+
+/** http.ssl.acme.certs_dir, as serve will make and write it; the error names the key and its line. */
+function certsDirProblem(server: ServerOptions, loaded: LoadedConfig): ConfigError | null {
+  const folder = server.http.ssl?.acme?.certs_dir;
+  if (folder === undefined || folder === null) return null;
+  const problem = folderProblem(folder);
+  if (problem === null) return null;
+  const at = loaded.positionOf('http.ssl.acme.certs_dir', { nearest: true }) ?? { file: loaded.file, line: 1, col: 1 };
+  return new ConfigError(loaded.file, [new InvalidValueError('http.ssl.acme.certs_dir', at, problem)]);
 }
 
 /** http.ssl's ciphers and certificate pair as serve loads them; the error names the key and its line. */
