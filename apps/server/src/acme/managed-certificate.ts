@@ -228,7 +228,8 @@ export class ManagedCertificate {
       state: expired ? 'expired' : this.#state,
       issuer: real ? served.issuer : null,
       serial: real ? served.credentials.serial : null,
-      notAfter: real ? new Date(served.lifetime.notAfter).toISOString() : null,
+      // the temporary certificate's too: it is what browsers are served (and what /metrics counts down)
+      notAfter: served !== null ? new Date(served.lifetime.notAfter).toISOString() : null,
       nextRenewal: this.#nextRenewal === null ? null : new Date(this.#nextRenewal).toISOString(),
       lastError: this.#lastError,
       nextAttempt: this.#nextAttempt === null ? null : new Date(this.#nextAttempt).toISOString(),

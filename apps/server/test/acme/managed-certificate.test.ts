@@ -127,6 +127,10 @@ describe('ManagedCertificate: what each name is served (the /metrics series)', (
       expect(entry.expiresInSeconds).toBeGreaterThan(7 * 86_400 - 60);
       expect(entry.expiresInSeconds).toBeLessThanOrEqual(7 * 86_400);
     }
+    // `cert status` gives the same end, with no issuer (it is no CA's)
+    const status = certificate.status();
+    expect(status).toMatchObject({ state: 'temporary', issuer: null, serial: null });
+    expect((Date.parse(status.notAfter!) - now) / 1000).toBeCloseTo(served[0]!.expiresInSeconds, -1);
   });
 
   it('a stored certificate for some of the names: those are partial with its expiry, the others temporary; past its end, expired', async () => {
