@@ -12,6 +12,7 @@ import { isIP } from 'node:net';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { adminRequest, exitCodeOf, type AdminCommandArgs, type RunContext } from '../admin/client.js';
+import type { CertificateStatus } from '../acme/certificate-status.js';
 import type { CertsData } from '../admin/protocol.js';
 import { CertToolError, UsageError } from '../errors.js';
 import { EXIT_CONFIG, EXIT_FAILED, EXIT_OK } from '../exit-codes.js';
@@ -147,7 +148,13 @@ export async function runStatus(args: AdminCommandArgs, out: CliOutput, context:
     }
   if (!data.automatic)
     out.info('certificates come from http.ssl.cert / key: add http.ssl.acme to get them automatically');
-  // a CA certificate is served (renewing counts) and the last attempt did not fail
-  const healthy = data.certificates.every((c) => c.state === 'file' || (c.notAfter !== null && c.lastError === null));
-  return healthy ? EXIT_OK : EXIT_FAILED;
+  return data.certificates.every(servesHealthy) ? EXIT_OK : EXIT_FAILED;
+}
+
+/**
+ * What `cert status` exits 0 for: a CA's certificate is served (renewing counts; the temporary one,
+ * which has its end date too, has no issuer) and the last attempt did not fail.
+ */
+export function servesHealthy(c: Pick<CertificateStatus, 'state' | 'issuer' | 'lastError'>): boolean {
+  return c.state === 'file' || (c.issuer !== null && c.state !== 'expired' && c.lastError === null);
 }

@@ -157,3 +157,24 @@ describe('ManagedCertificate: what each name is served (the /metrics series)', (
     expect(certificate.servedByName()[0]).toEqual({ domain: 'a.test', expiresInSeconds: -5, state: 'expired' });
   });
 });
+
+describe('cert status exit code', () => {
+  it('is healthy for a CA certificate with no failed attempt, never for the temporary one, which now has its end date too', async () => {
+    const { servesHealthy } = await import('../../src/commands/cert.js');
+    const store = await newStore();
+    const temporary = new ManagedCertificate(
+      { name: 'a.test', domains: ['a.test'], site: null },
+      depsFor(store, Date.now),
+    );
+    await temporary.load();
+    const status = temporary.status();
+    expect(status.notAfter).not.toBeNull();
+    expect(servesHealthy(status)).toBe(false);
+    // the first order in flight, nothing failed yet: still the temporary one
+    expect(servesHealthy({ ...status, state: 'ordering', lastError: null })).toBe(false);
+    expect(servesHealthy({ state: 'valid', issuer: 'CN=R11', lastError: null })).toBe(true);
+    expect(servesHealthy({ state: 'renewing', issuer: 'CN=R11', lastError: null })).toBe(true);
+    expect(servesHealthy({ state: 'expired', issuer: 'CN=R11', lastError: null })).toBe(false);
+    expect(servesHealthy({ state: 'file', issuer: null, lastError: null })).toBe(true);
+  });
+});
