@@ -91,10 +91,11 @@ function foreseenProblem(path: string): string | null {
   if (!info.isDirectory())
     return `cannot create ${path}: a file is in the way (${existing} is not a folder); name a path in a folder`;
   const folder = dirname(path);
-  // Node's recursive mkdir never returns for a missing folder under /proc or /sys (each mkdir there
-  // says ENOENT, so it makes the parent again, and again): none can be made there anyway
-  if (existing !== folder && /^\/(proc|sys)(\/|$)/.test(folder))
-    return `cannot create ${path}: ${folder} does not exist, and no folder can be made under /${folder.split('/')[1]}; name a file that exists there (e.g. /proc/1/fd/1) or a path elsewhere`;
+  // nothing new can be made under /proc or /sys, root's access(2) there notwithstanding (and Node's
+  // recursive mkdir never returns for a missing folder there: each mkdir says ENOENT, so it makes
+  // the parent again, and again)
+  if (/^\/(proc|sys)(\/|$)/.test(folder))
+    return `cannot create ${path}: no file or folder can be made under /${folder.split('/')[1]}; name a file that exists there (e.g. /proc/1/fd/1) or a path elsewhere`;
   const denied = accessProblem(existing, constants.W_OK | constants.X_OK);
   if (denied === null) return null;
   if (denied !== 'EACCES') return `cannot create ${path}: ${denied}`;

@@ -68,12 +68,17 @@ describe('log files', () => {
       );
   });
 
-  it('a missing folder under /proc or /sys is refused, not made (Node mkdir never returns there)', () => {
+  it('a new file or folder under /proc or /sys is refused, not made (Node mkdir never returns there), an existing file taken', () => {
     for (const create of [false, true]) {
       expect(logFileProblem('/proc/warmpool-nope/access.log', create)).toMatch(
-        /^cannot create \/proc\/warmpool-nope\/access\.log: \/proc\/warmpool-nope does not exist, and no folder can be made under \/proc;/,
+        /^cannot create \/proc\/warmpool-nope\/access\.log: no file or folder can be made under \/proc;/,
       );
-      expect(logFileProblem('/sys/warmpool-nope/a/b.log', create)).toMatch(/no folder can be made under \/sys;/);
+      expect(logFileProblem('/sys/warmpool-nope/a/b.log', create)).toMatch(
+        /no file or folder can be made under \/sys;/,
+      );
+      // the folder exists and root's access(2) says it may write there; config check passed it, serve failed
+      expect(logFileProblem('/sys/kernel/warmpool.log', create)).toMatch(/no file or folder can be made under \/sys;/);
     }
+    expect(logFileProblem('/proc/self/fd/1', false)).toBeNull();
   });
 });
