@@ -152,6 +152,9 @@ function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['wa
   return paths.map((path) => toExecRequest(warmupExchangeRequest(path), codec));
 }
 
+/** Pool options the plugin takes beside `pool` (the pool's logger is the plugin's `logger`). */
+const TOP_LEVEL_POOL_KEYS = ['command', 'env', 'cwd', 'relay', 'logger', 'warmup'] as const;
+
 /**
  * The pool's options as the plugin takes them: `command`, `env`, `cwd` and `relay` at its top level,
  * every other one under `pool`. The pool checks them; its errors name the plugin's key.
@@ -164,6 +167,14 @@ export function resolvePluginPool(
   classicCommand: string | readonly string[] | null = null,
 ): ResolvedPoolOptions {
   const command = classicCommand ?? options.command!;
+  // the pool keys the plugin takes at its top level: under `pool` they were taken (env, cwd) or
+  // dropped without a word (command, logger), while the unknown-key error listed them as known
+  for (const key of TOP_LEVEL_POOL_KEYS)
+    if (options.pool !== undefined && key in options.pool)
+      throw new InvalidOptionError(
+        `pool.${key}`,
+        `is a top-level option of the plugin: write ${key} beside pool, not in it${key === 'command' && classicCommand !== null ? ' (classic mode: fastcgi.command)' : ''}`,
+      );
   const hoisted: Partial<PoolOptions> = { command };
   if (options.env !== undefined) hoisted.env = options.env;
   if (options.cwd !== undefined) hoisted.cwd = options.cwd;

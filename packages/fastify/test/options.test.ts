@@ -29,6 +29,16 @@ describe('option errors carry key, reason and value', () => {
     expect(hoisted!.details.key).toBe('relay');
   });
 
+  it('a top-level pool option written under pool (command, env, cwd, relay, logger, warmup) is refused, saying where it goes', () => {
+    for (const key of ['command', 'env', 'cwd', 'relay', 'logger', 'warmup']) {
+      // the pool's own type leaves them out; a JavaScript caller or a spread can still put them there
+      const pool = { num_workers: 1, [key]: key === 'env' ? { A: '1' } : 'x' } as never;
+      expect(() => resolvePluginPool({ command: 'php w.php', pool }, console), key).toThrow(
+        `warmpool option "pool.${key}": is a top-level option of the plugin: write ${key} beside pool, not in it`,
+      );
+    }
+  });
+
   it('keeps the offending value', () => {
     const error = new InvalidPoolOptionError('num_workers', 'must be an integer from 1 to 500, got 0', 0);
     expect(error.details).toEqual({ key: 'num_workers', reason: 'must be an integer from 1 to 500, got 0', value: 0 });
