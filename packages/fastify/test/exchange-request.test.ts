@@ -38,6 +38,7 @@ describe('toRequestContext', () => {
                 'expect',
                 'upgrade',
                 'te',
+                'proxy',
               ].includes(n),
           ),
           value,
@@ -69,7 +70,7 @@ describe('toRequestContext', () => {
     await app.close();
   });
 
-  it("a header named __proto__ or constructor is a header, not the context's prototype", async () => {
+  it('a header named __proto__ never reaches PHP (its "_" drops it, as nginx does), constructor is a header, and neither is the context\'s prototype', async () => {
     const app = Fastify();
     let ctx: ReturnType<typeof toRequestContext> | undefined;
     app.get('/', async (request) => {
@@ -81,9 +82,7 @@ describe('toRequestContext', () => {
     socket.end('GET / HTTP/1.1\r\nHost: x\r\n__proto__: p\r\nconstructor: c\r\nConnection: close\r\n\r\n');
     await once(socket.resume(), 'close');
     expect(Object.getPrototypeOf(ctx!.headers)).toBeNull();
-    // biome-ignore lint/complexity/useLiteralKeys: a header named __proto__ is what is tested
-    // biome-ignore lint/suspicious/noProto: a header named __proto__ is what is tested
-    expect(ctx!.headers['__proto__']).toEqual(['p']);
+    expect(Object.keys(ctx!.headers)).not.toContain('__proto__');
     expect(ctx!.headers[canonicalHeaderName('constructor')]).toEqual(['c']);
     await app.close();
   });

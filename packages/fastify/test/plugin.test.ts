@@ -115,6 +115,32 @@ describe('plugin: request mapping (RoadRunner payload)', () => {
     expect(context.headers.Accept).toEqual(['text/html, */*']);
   });
 
+  it('never gives the worker a header whose name has an underscore or is Proxy, as classic mode and nginx do not', async () => {
+    // the SDK's server params make X_Internal and X-Internal one HTTP_X_INTERNAL (the client's won
+    // over a value the server set), Content_Length the real CONTENT_LENGTH, Proxy HTTP_PROXY (httpoxy)
+    const app = await appWith('echo.php');
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const sent = [
+      ['Host', `127.0.0.1:${port}`],
+      ['X-Internal', 'trusted'],
+      ['X_Internal', 'evil'],
+      ['Content_Length', '999'],
+      ['Proxy', 'http://evil.example:8080'],
+      ['X-Ok', 'yes'],
+    ].flat();
+    const req = request({ port, host: '127.0.0.1', path: '/', headers: sent });
+    req.end();
+    const [res] = (await once(req, 'response')) as [IncomingMessage];
+    let text = '';
+    for await (const chunk of res) text += chunk;
+    expect(res.statusCode, text).toBe(200);
+    const { context } = JSON.parse(text);
+    expect(Object.keys(context.headers).sort()).toEqual(['Connection', 'X-Internal', 'X-Ok']);
+    expect(context.headers['X-Internal']).toEqual(['trusted']);
+    await app.close();
+  });
+
   it('keeps the worker warm across requests (its counter goes up)', async () => {
     const app = await appWith('echo.php');
     const counts = [];

@@ -9,11 +9,21 @@ import type { ClientInfo } from '../network/client-info.js';
 
 const canonicalCache = new Map<string, string>();
 
-/** Go's CanonicalMIMEHeaderKey, as RoadRunner sends header names: `x-custom-id` → `X-Custom-Id`. */
+/**
+ * Go's CanonicalMIMEHeaderKey, as RoadRunner sends header names: `x-custom-id` → `X-Custom-Id`; ''
+ * for a header PHP is never given, as classic mode's params and nginx drop it: a name with anything
+ * but letters, digits and "-" (underscores_in_headers off: the worker SDK's server params make
+ * "X_Internal" and "X-Internal", or "Content_Length" and the real one, the same HTTP_ key, the
+ * client's winning over what the server set) and Proxy (httpoxy: HTTP_PROXY is curl's and Guzzle's
+ * proxy setting).
+ */
 export function canonicalHeaderName(name: string): string {
   let canonical = canonicalCache.get(name);
   if (canonical !== undefined) return canonical;
-  canonical = name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash: string, ch: string) => dash + ch.toUpperCase());
+  canonical =
+    !/^[A-Za-z0-9-]+$/.test(name) || name.toLowerCase() === 'proxy'
+      ? ''
+      : name.toLowerCase().replace(/(^|-)([a-z])/g, (_, dash: string, ch: string) => dash + ch.toUpperCase());
   if (canonicalCache.size < 1000) canonicalCache.set(name, canonical);
   return canonical;
 }
@@ -69,18 +79,16 @@ export function toExchangeRequest(
  * (`rawHeaders`); of a single-value field sent twice (two Authorization lines) Node keeps the first,
  * and so does PHP: what the app checked is what PHP gets. Order is the client's, a header a hook added
  * comes last. No Host (decided once, client-info.ts), no Transfer-Encoding, no Content-Length beside
- * a chunked body. rawHeaders is read only for a value that may be a join, or when a line is missing.
+ * a chunked body, nor a name canonicalHeaderName drops. rawHeaders is read only for a value that may be a join.
  */
 function headerMap(current: IncomingHttpHeaders, rawHeaders: readonly string[], chunked: boolean): HeaderMap {
   const headers: HeaderMap = Object.create(null);
   let sent: Record<string, string[]> | null = null;
-  let fields = 0;
   for (const name in current) {
-    fields++;
     const value = current[name] as string | readonly string[] | number | undefined;
     if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
     const canonical = canonicalHeaderName(name);
-    if (canonical === 'Host' || canonical === 'Transfer-Encoding') continue;
+    if (canonical === '' || canonical === 'Host' || canonical === 'Transfer-Encoding') continue;
     if (chunked && canonical === 'Content-Length') continue;
     let values: string[];
     if (typeof value === 'string') {
@@ -99,16 +107,10 @@ function headerMap(current: IncomingHttpHeaders, rawHeaders: readonly string[], 
     if (list === undefined) headers[canonical] = values;
     else list.push(...values);
   }
-  // fewer fields than lines: repeats, a header a hook deleted, or one named __proto__, which has no
-  // place in Node's object (it would be its prototype) and reaches PHP as sent
-  if (fields < rawHeaders.length / 2) {
-    const proto = (sent ?? linesSent(rawHeaders))[PROTO];
-    if (proto !== undefined) headers[PROTO] = proto.map(headerText);
-  }
+  // a header named __proto__ has no place in Node's object (it would be its prototype), nor in PHP's:
+  // its "_" drops it, as every name with one
   return headers;
 }
-
-const PROTO = '__proto__';
 
 /** The lines the client sent, by canonical name. */
 function linesSent(rawHeaders: readonly string[]): Record<string, string[]> {
