@@ -89,6 +89,21 @@ export class HttpVersionError extends WarmpoolError<'WP_FASTIFY_HTTP_VERSION'> {
 }
 
 /**
+ * A request body in a transfer coding other than chunked alone ("gzip, chunked"): Node's parser
+ * takes it and hands on the body still coded, which PHP would read as the data; nginx answers 501.
+ */
+export class TransferEncodingError extends WarmpoolError<'WP_FASTIFY_TRANSFER_ENCODING'> {
+  readonly statusCode = 501;
+  constructor(coding: string) {
+    super(
+      'WP_FASTIFY_TRANSFER_ENCODING',
+      `Transfer-Encoding "${coding}" is not supported: send the body with Content-Length, or chunked alone`,
+      { details: { coding } },
+    );
+  }
+}
+
+/**
  * An HTTP/2 request whose head is over max_header_size: answered 431 before anything else runs
  * (Node enforces the size on HTTP/1.1 only; HTTP/2 took about 64 KB).
  */
@@ -167,6 +182,7 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_HEADERS_TOO_LARGE',
   'WP_FASTIFY_TOO_MANY_FIELDS',
   'WP_FASTIFY_HTTP_VERSION',
+  'WP_FASTIFY_TRANSFER_ENCODING',
   'WP_FASTIFY_ROUTE_TAKEN',
   'WP_FASTIFY_ALREADY_REGISTERED',
   'WP_FASTIFY_POOL_UNREACHABLE',

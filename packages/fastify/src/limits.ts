@@ -17,6 +17,7 @@ import {
   BodyTooLargeError,
   HeadersTooLargeError,
   HttpVersionError,
+  TransferEncodingError,
   InvalidOptionError,
   TooManyHeadersError,
 } from './errors.js';
@@ -253,6 +254,12 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
       }
       if (raw.httpVersionMajor === 2 && headBytes(raw.rawHeaders) > maxHeadBytes) {
         rejectEarly(request, reply, 431, new HeadersTooLargeError(maxHeadBytes));
+        return;
+      }
+      // Node's parser takes any coding ending in chunked and leaves the rest on the body
+      const coding = raw.httpVersionMajor === 1 ? raw.headers['transfer-encoding'] : undefined;
+      if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked') {
+        rejectEarly(request, reply, 501, new TransferEncodingError(coding));
         return;
       }
       const length = raw.headers['content-length'];

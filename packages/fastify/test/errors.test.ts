@@ -24,6 +24,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.HeadersTooLargeError(1000),
       new errors.TooManyFieldsError(1000),
       new errors.HttpVersionError('2.0'),
+      new errors.TransferEncodingError('gzip, chunked'),
       new errors.RouteTakenError('GET /'),
       new errors.AlreadyRegisteredError(),
       new errors.PoolUnreachableError('"php a.php"', '', null),

@@ -365,6 +365,19 @@ describe('header limits', () => {
     expect(handled).toEqual([]);
   });
 
+  it('a body in a transfer coding other than chunked alone (gzip, chunked): 501 before any handler, as nginx', async () => {
+    const { port, handled } = await harness({});
+    const client = new RawClient(port);
+    client.write('POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n');
+    const answer = await client.waitFor('WP_FASTIFY_TRANSFER_ENCODING');
+    expect(statusOf(answer)).toBe(501);
+    await client.closed;
+    expect(handled).toEqual([]);
+    const chunked = new RawClient(port);
+    chunked.write('POST /a HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+    expect(statusOf(await chunked.waitFor('{"length":5}'))).toBe(200);
+  });
+
   it('max_header_size: 431 for a request head over the size, on a server Fastify already created', async () => {
     const { port, handled } = await harness({ max_header_size: 2048 });
     const client = new RawClient(port);
