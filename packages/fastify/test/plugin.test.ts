@@ -632,7 +632,9 @@ describe('plugin: error logging', () => {
     const { app, lines } = loggedApp();
     await app.register(warmpool, {
       command: ['php', fixture('sleep.php')],
-      pool: { num_workers: 1, allocate_timeout: '300ms' },
+      // allocate_timeout bounds the worker's boot too: 300 ms failed that on a busy machine; 2 s
+      // still ends the waiting request well before the slow one (3 s) frees the worker
+      pool: { num_workers: 1, allocate_timeout: '2s' },
     });
     const slow = app.inject({ method: 'POST', url: '/', payload: '3000', headers: { 'content-type': 'text/plain' } });
     // the one worker is busy with it before the next request comes
