@@ -4,7 +4,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
-import { type IncomingMessage, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPhpFpm, type PhpFpm } from '../../../test/helpers/php-fpm.js';
+import { getWithHeaderLines } from '../../../test/helpers/raw-headers.js';
 import { warmpool, type WarmpoolOptions } from '../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url));
@@ -419,7 +419,7 @@ describe('classic mode: request headers', () => {
       await app.register(warmpool, { fastcgi: { root }, pool: { num_workers: 1 } });
       await app.listen({ port: 0, host: '127.0.0.1' });
       const { port } = app.server.address() as AddressInfo;
-      const sent = [
+      const { status, text } = await getWithHeaderLines(port, [
         ['Host', 'site.test'],
         ['Authorization', 'Bearer secret'],
         ['X-User-Id', '1'],
@@ -427,13 +427,8 @@ describe('classic mode: request headers', () => {
         ['X-Forwarded-For', '203.0.113.1'],
         ['Cookie', 'b=2'],
         ['X-Forwarded-For', '203.0.113.2'],
-      ].flat();
-      const req = request({ port, host: '127.0.0.1', path: '/', headers: sent });
-      req.end();
-      const [res] = (await once(req, 'response')) as [IncomingMessage];
-      let text = '';
-      for await (const chunk of res) text += chunk;
-      expect(res.statusCode, text).toBe(200);
+      ]);
+      expect(status, text).toBe(200);
       const params = JSON.parse(text);
       expect(params.HTTP_AUTHORIZATION).toBeUndefined();
       expect(params).toMatchObject({
