@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { markBackendReply, warmpool, type WarmpoolOptions } from '@warmpool/fastify';
+import { markBackendReply, warmpool, type WarmpoolCommonOptions, type WorkerModeOptions } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   parseCacheControl,
@@ -26,7 +26,7 @@ afterEach(async () => {
 /** A site as the server assembles it: micro-cache first, then the warmpool plugin, on one instance. */
 async function site(
   options: MicroCacheOptions = {},
-  plugin: Partial<WarmpoolOptions> = {},
+  plugin: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {},
   setup?: (app: FastifyInstance) => void,
 ): Promise<{ app: FastifyInstance; cache: MicroCache }> {
   const app = Fastify();

@@ -10,7 +10,10 @@ import {
   DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
   resolveErrorPages,
   resolveRequestRateRules,
+  type ClassicModeOptions,
+  type WarmpoolCommonOptions,
   type WarmpoolOptions,
+  type WorkerModeOptions,
 } from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
@@ -390,7 +393,11 @@ function buildSite(
   const ignored: SiteOptions['ignored'] = [];
   const sitePath = index === null ? '' : `sites[${index}].`;
 
-  const plugin: WarmpoolOptions = { cwd: dir };
+  // filled key by key; exactly one of command and fastcgi is set just below, so it is the plugin's either-or
+  const plugin: WarmpoolCommonOptions & {
+    command?: WorkerModeOptions['command'];
+    fastcgi?: ClassicModeOptions['fastcgi'];
+  } = { cwd: dir };
   const origins: Record<string, string> = { cwd: 'root' };
   if (fastcgi === null) {
     plugin.command = commandOf(server, http)!;
@@ -562,7 +569,7 @@ function buildSite(
     middleware,
     headers,
     gzip: middleware.includes('gzip'),
-    plugin,
+    plugin: plugin as WarmpoolOptions,
     ignored,
     origins,
   };

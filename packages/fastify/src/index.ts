@@ -20,7 +20,13 @@ import { Admitted } from './http/admitted.js';
 import { claimCatchAll, guardCatchAll, registerRoutes } from './routes.js';
 import type { ClientInfo } from './network/client-info.js';
 
-export { checkOptions, type WarmpoolOptions } from './options.js';
+export {
+  checkOptions,
+  type ClassicModeOptions,
+  type WarmpoolCommonOptions,
+  type WarmpoolOptions,
+  type WorkerModeOptions,
+} from './options.js';
 export { DEFAULT_STATIC_FORBID, type StaticOptions } from './static/static.js';
 export { DEFAULT_MAX_FIELDS, DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './http/uploads.js';
 /** @deprecated the old name of DEFAULT_STATIC_FORBID, kept for one release */

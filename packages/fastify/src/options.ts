@@ -22,12 +22,26 @@ import { warmupExchangeRequest } from './http/exchange-request.js';
 import { resolveUploadOptions, type ResolvedUploadOptions, type UploadOptions } from './http/uploads.js';
 import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } from './static/static.js';
 
-/** Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. */
-export interface WarmpoolOptions extends LimitOptions, HealthOptions, MetricsOptions {
-  /** the worker command: "php worker.php" or argv (server.command); not with fastcgi */
-  command?: string | readonly string[];
+/**
+ * Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. Either
+ * `command` (worker mode) or `fastcgi` (classic mode), never both and never neither.
+ */
+export type WarmpoolOptions = WarmpoolCommonOptions & (WorkerModeOptions | ClassicModeOptions);
+
+export interface WorkerModeOptions {
+  /** the worker command: "php worker.php" or argv (server.command) */
+  command: string | readonly string[];
+  fastcgi?: undefined;
+}
+
+export interface ClassicModeOptions {
   /** classic mode: run .php files as nginx + php-fpm does (managed php-cgi, or fastcgi.pass to a php-fpm) */
-  fastcgi?: FastCgiOptions;
+  fastcgi: FastCgiOptions;
+  command?: undefined;
+}
+
+/** What both modes take; `WarmpoolOptions` adds `command` or `fastcgi`. */
+export interface WarmpoolCommonOptions extends LimitOptions, HealthOptions, MetricsOptions {
   /** server.env */
   env?: Readonly<Record<string, string>>;
   /** working directory of the workers */

@@ -13,7 +13,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPhpFpm, type PhpFpm } from '../../../test/helpers/php-fpm.js';
 import { getWithHeaderLines } from '../../../test/helpers/raw-headers.js';
-import { warmpool, type WarmpoolOptions } from '../src/index.js';
+import { type ClassicModeOptions, warmpool, type WarmpoolCommonOptions, type WarmpoolOptions } from '../src/index.js';
 
 const ROOT = fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url));
 
@@ -22,7 +22,10 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function classicApp(options: Partial<WarmpoolOptions> = {}, fastcgi: object = {}): Promise<FastifyInstance> {
+async function classicApp(
+  options: WarmpoolCommonOptions & Partial<ClassicModeOptions> = {},
+  fastcgi: object = {},
+): Promise<FastifyInstance> {
   const app = Fastify();
   apps.push(app);
   await app.register(warmpool, {
@@ -465,7 +468,7 @@ describe('classic mode: options', () => {
   ])('%j → %s', async (fastcgi, key, message) => {
     const app = Fastify();
     apps.push(app);
-    const error = await registerError(app, { fastcgi: fastcgi as WarmpoolOptions['fastcgi'] });
+    const error = await registerError(app, { fastcgi: fastcgi as ClassicModeOptions['fastcgi'] });
     expect(error).toMatchObject({ code: 'WP_FASTIFY_INVALID_OPTION', details: { key } });
     expect((error as Error).message).toMatch(message);
   });
@@ -484,6 +487,7 @@ describe('classic mode: options', () => {
   it('a worker command and a classic site are two different sites', async () => {
     const app = Fastify();
     apps.push(app);
+    // @ts-expect-error the option type refuses both too; a JavaScript caller meets the runtime check
     const error = await registerError(app, { command: 'php worker.php', fastcgi: { root: ROOT } });
     expect(error).toMatchObject({ details: { key: 'command' } });
   });

@@ -5,7 +5,7 @@ import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
-import { warmpool, type WarmpoolOptions } from '../src/index.js';
+import { warmpool, type WarmpoolCommonOptions, type WorkerModeOptions } from '../src/index.js';
 
 const CLIENT_INFO = fileURLToPath(new URL('../../../test/fixtures/php/client-info.php', import.meta.url));
 const apps: FastifyInstance[] = [];
@@ -14,7 +14,10 @@ afterAll(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-async function listen(options: Partial<WarmpoolOptions> = {}, http2 = false): Promise<number> {
+async function listen(
+  options: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {},
+  http2 = false,
+): Promise<number> {
   const app = (http2 ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
   apps.push(app);
   await app.register(warmpool, { command: ['php', CLIENT_INFO], pool: { num_workers: 1 }, ...options });

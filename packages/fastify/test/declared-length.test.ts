@@ -15,7 +15,7 @@ afterEach(async () => {
   await Promise.all(apps.splice(0).map((app) => app.close()));
 });
 
-const MODES: Array<[string, Partial<WarmpoolOptions>, string]> = [
+const MODES: Array<[string, WarmpoolOptions, string]> = [
   [
     'worker',
     { command: ['php', fileURLToPath(new URL('../../../test/fixtures/php/big-stream.php', import.meta.url))] },
@@ -28,7 +28,7 @@ const MODES: Array<[string, Partial<WarmpoolOptions>, string]> = [
   ],
 ];
 
-async function listen(options: Partial<WarmpoolOptions>, http2 = false): Promise<number> {
+async function listen(options: WarmpoolOptions, http2 = false): Promise<number> {
   const app = (http2 ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
   apps.push(app);
   await app.register(warmpool, { pool: { num_workers: 1 }, ...options });

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { FormData, request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { warmpool, type WarmpoolOptions } from '../src/index.js';
+import { warmpool, type WarmpoolCommonOptions, type WorkerModeOptions } from '../src/index.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
 const site = (path: string) => fileURLToPath(new URL(`../../../test/fixtures/sites/${path}`, import.meta.url));
@@ -22,7 +22,10 @@ afterEach(async () => {
   for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
 });
 
-async function appWith(name: string, options: Partial<WarmpoolOptions> = {}): Promise<FastifyInstance> {
+async function appWith(
+  name: string,
+  options: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {},
+): Promise<FastifyInstance> {
   const app = Fastify();
   apps.push(app);
   await app.register(warmpool, { command: ['php', fixture(name)], pool: { num_workers: 1 }, ...options });
@@ -32,7 +35,7 @@ async function appWith(name: string, options: Partial<WarmpoolOptions> = {}): Pr
 
 async function listening(
   name: string,
-  options: Partial<WarmpoolOptions> = {},
+  options: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {},
 ): Promise<{ app: FastifyInstance; base: string; port: number }> {
   const app = await appWith(name, options);
   await app.listen({ port: 0, host: '127.0.0.1' });

@@ -10,7 +10,7 @@ import { isAlive, phpPidsStamped } from '../../../test/helpers/php.js';
 import { getWithHeaderLines } from '../../../test/helpers/raw-headers.js';
 import { until } from '../../../test/helpers/until.js';
 import * as errors from '../src/errors.js';
-import { warmpool, type WarmpoolOptions } from '../src/index.js';
+import { warmpool, type WarmpoolCommonOptions, type WarmpoolOptions, type WorkerModeOptions } from '../src/index.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -32,7 +32,7 @@ afterEach(async () => {
 
 async function appWith(
   name: string,
-  options: Partial<WarmpoolOptions> = {},
+  options: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {},
   setup?: (app: FastifyInstance) => void,
 ): Promise<FastifyInstance> {
   const app = Fastify();
@@ -420,7 +420,7 @@ describe('plugin: lifecycle and decorators', () => {
    * in, the request has begun (its preParsing hook ran), close has begun (a preClose hook of the
    * app's, before the plugin's, ran) and the plugin's preClose has run too (an event-loop turn).
    */
-  async function uploadingWhenCloseStarts(options: Partial<WarmpoolOptions> = {}) {
+  async function uploadingWhenCloseStarts(options: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {}) {
     const app = Fastify();
     let began!: () => void;
     const closeBegan = new Promise<void>((resolve) => {

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { warmpool, type WarmpoolOptions } from '../src/index.js';
+import { warmpool, type WarmpoolCommonOptions, type WorkerModeOptions } from '../src/index.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -20,7 +20,7 @@ afterEach(async () => {
 
 async function listen(
   name: string,
-  options: Partial<WarmpoolOptions> = {},
+  options: WarmpoolCommonOptions & Partial<WorkerModeOptions> = {},
   http2 = false,
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = (http2 ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;

@@ -22,7 +22,7 @@ describe('public types', () => {
       max_request_size: 10,
       uploads: { dir: '/tmp', forbid: ['.php'] },
     };
-    expectTypeOf(ok.command).toEqualTypeOf<string | readonly string[] | undefined>();
+    expectTypeOf(ok.command).toEqualTypeOf<string | readonly string[]>();
     const classic: WarmpoolOptions = {
       fastcgi: { root: '/var/www/html', pass: 'unix:/run/php/php8.2-fpm.sock', no_exec: ['wp-content/uploads'] },
     };
@@ -35,7 +35,11 @@ describe('public types', () => {
     const codec: WarmpoolOptions = { command: 'php w.php', codec: 'xml' };
     // @ts-expect-error forbidden is 'php' | 403 | 404
     const forbidden: WarmpoolOptions = { command: 'php w.php', static: { root: '.', forbidden: 500 } };
-    void [unknown, codec, forbidden];
+    // @ts-expect-error neither a worker command nor a fastcgi section
+    const neither: WarmpoolOptions = { pool: { num_workers: 2 } };
+    // @ts-expect-error a worker command and a fastcgi section: two different sites
+    const both: WarmpoolOptions = { command: 'php w.php', fastcgi: { root: '/var/www/html' } };
+    void [unknown, codec, forbidden, neither, both];
   });
 
   it('decorates fastify.warmpool', () => {
