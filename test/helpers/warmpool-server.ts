@@ -134,8 +134,11 @@ export class RunningServer {
     }
   }
 
-  /** Waits for "warmpool ready". */
-  ready(timeoutMs = 10_000): Promise<void> {
+  /**
+   * Waits for "warmpool ready". The bound only turns a server that never gets ready into a failure
+   * with its output: below the 30 s a test may take, above what a loaded machine needs to boot one.
+   */
+  ready(timeoutMs = 25_000): Promise<void> {
     return this.waitFor('warmpool ready', timeoutMs);
   }
 
