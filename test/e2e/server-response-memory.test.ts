@@ -5,14 +5,16 @@
 // `warmpool serve` with a 4 MiB bound over real sockets: past it, replies go to temp files, the
 // held bytes (/metrics) stay within it, and every client still gets its whole, correct reply.
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, readlink, rm } from 'node:fs/promises';
 import { type ClientHttp2Session, type ClientHttp2Stream, connect as connectH2 } from 'node:http2';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect as connectTls } from 'node:tls';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
+import { http2Get } from '../helpers/http2-raw.js';
 import { makeTlsPair } from '../helpers/tls-pair.js';
 import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 import { until } from '../helpers/until.js';
@@ -35,6 +37,13 @@ async function metric(name: string): Promise<number> {
 }
 
 const held = () => metric('warmpool_response_memory_bytes');
+
+/** How many reply temp files (a whole reply's, a streamed one's) the server holds open; each is unlinked once open. */
+async function openReplyFiles(): Promise<number> {
+  const fds = await readdir(`/proc/${server.pid}/fd`);
+  const links = await Promise.all(fds.map((fd) => readlink(`/proc/${server.pid}/fd/${fd}`).catch(() => '')));
+  return links.filter((link) => /warmpool-(body|reply)-/.test(link)).length;
+}
 const filed = () => metric('warmpool_responses_filed_total');
 
 /** The expected body of big-reply.php for `kb` kilobytes. */
@@ -154,4 +163,24 @@ describe('replies held for clients that read nothing are bounded', () => {
       expect(reply.subarray(head + 4).equals(expected)).toBe(true);
     }
   });
+
+  it('HTTP/2: a client that resets its connection while its filed reply waits frees the file (Node never reports that reset)', async () => {
+    const filedBefore = await filed();
+    const deadBefore = await metric('warmpool_http2_dead_sessions_total');
+    const tcp = connect(httpsPort, '127.0.0.1');
+    tcp.on('error', () => {});
+    const tls = connectTls({ socket: tcp, ca, servername: 'localhost', ALPNProtocols: ['h2'] });
+    tls.on('error', () => {});
+    await once(tls, 'secureConnect');
+    tls.write(http2Get('/?mb=6', 'worker.test'));
+    // the client reads nothing: the reply is filed and the server's writes wait for the kernel
+    tls.pause();
+    await until(async () => (await filed()) - filedBefore === 1, 'the reply filed');
+    await until(async () => (await openReplyFiles()) === 1, 'the temp file open in the server');
+    // the client dies with unread bytes: its kernel resets the connection under the server's pending write
+    tcp.resetAndDestroy();
+    await until(async () => (await openReplyFiles()) === 0, 'the temp file released', 30_000);
+    expect((await metric('warmpool_http2_dead_sessions_total')) - deadBefore).toBe(1);
+    await server.waitFor(/closed 1 HTTP\/2 connection\(s\) whose client was gone/);
+  }, 45_000);
 });

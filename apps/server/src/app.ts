@@ -54,6 +54,7 @@ import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './m
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { SendTimeouts } from './send-timeout.js';
+import { DeadSessions } from './dead-sessions.js';
 import { ClientErrors } from './client-errors.js';
 import { createBadUrlAnswer, routableTarget } from './undecodable-paths.js';
 import { ConnectionTracker, DEFAULT_HTTPS_ADDRESS, parseAddress, type Listener } from './lifecycle.js';
@@ -155,6 +156,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
   // a request head Node's parser refuses: the same plain-text answer and log line on every listener
   const clientErrors = new ClientErrors(loggers.http);
   let https: Http2SecureServer | null = null;
+  // HTTP/2 connections whose client reset them while a response waited: Node never tells
+  const deadSessions = server.http.ssl === null ? null : new DeadSessions(loggers.http);
   /** the HTTP listener when it only redirects to https (http.ssl.redirect) */
   let redirectServer: HttpServer | null = null;
   const serverFactory = (fastifyHandler: RequestHandler): HttpServer | Http2SecureServer => {
@@ -174,6 +177,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       configureServerTimeouts(https, listenerLimits, loggers.http);
       installLingeringClose(https);
       tracker.watchHttp2(https);
+      deadSessions?.watch(https);
     }
     if (ssl !== null && ssl.redirect === true) {
       const httpsPort = parseAddress(ssl.address ?? DEFAULT_HTTPS_ADDRESS).port;
@@ -328,6 +332,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
             (await renderMetrics(app, server.sites, token, metricsPath)) +
             (limits?.metrics() ?? '') +
             (sendTimeouts?.metrics() ?? '') +
+            (deadSessions?.metrics() ?? '') +
             responseMemory.metrics() +
             requestBodyMemory.metrics() +
             clientErrors.metrics() +

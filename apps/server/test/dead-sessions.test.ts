@@ -1,0 +1,119 @@
+import { once } from 'node:events';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { connect as connectH2, createSecureServer, type Http2ServerResponse } from 'node:http2';
+import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { connect as connectTls } from 'node:tls';
+import { unsentBytes } from '@warmpool/fastify';
+import pino from 'pino';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { http2Get } from '../../../test/helpers/http2-raw.js';
+import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { until } from '../../../test/helpers/until.js';
+import { DeadSessions } from '../src/dead-sessions.js';
+
+const PING_TIMEOUT_MS = 300;
+
+const closers: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const close of closers.splice(0).reverse()) await close();
+});
+
+let dir: string;
+let tlsPair: { cert: Buffer; key: Buffer };
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-dead-sessions-'));
+  const files = await makeTlsPair(dir);
+  tlsPair = { cert: await readFile(files.cert), key: await readFile(files.key) };
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+/** 64 MiB at the pace the connection takes them: far more than loopback's buffers hold. */
+function bigBody(): Readable {
+  let left = 64 * 1024 * 1024;
+  const chunk = Buffer.alloc(64 * 1024, 7);
+  return new Readable({
+    read() {
+      if (left <= 0) return void this.push(null);
+      left -= chunk.length;
+      this.push(chunk);
+    },
+  });
+}
+
+/**
+ * An HTTPS listener serving `bigBody()` with DeadSessions on it; `responses` are its responses (in
+ * order), `sockets` its TCP connections.
+ */
+async function listen(): Promise<{
+  port: number;
+  dead: DeadSessions;
+  responses: Http2ServerResponse[];
+  sockets: Socket[];
+}> {
+  const responses: Http2ServerResponse[] = [];
+  const server = createSecureServer(tlsPair, (_req, res) => {
+    responses.push(res);
+    bigBody().pipe(res);
+  });
+  const dead = new DeadSessions(pino({ level: 'silent' }), PING_TIMEOUT_MS);
+  dead.watch(server);
+  const sockets: Socket[] = [];
+  server.on('connection', (socket: Socket) => sockets.push(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  closers.push(() => {
+    for (const socket of sockets) socket.destroy();
+    return new Promise((resolve) => server.close(resolve));
+  });
+  return { port: (server.address() as { port: number }).port, dead, responses, sockets };
+}
+
+describe('HTTP/2 sessions whose client is gone (DeadSessions)', () => {
+  it('destroys a session whose client reset the connection while a response waited, which Node never reports', async () => {
+    const { port, dead, responses, sockets } = await listen();
+    const tcp = connect(port, '127.0.0.1');
+    tcp.on('error', () => {});
+    const tls = connectTls({ socket: tcp, rejectUnauthorized: false, ALPNProtocols: ['h2'] });
+    tls.on('error', () => {});
+    await once(tls, 'secureConnect');
+    tls.write(http2Get('/big'));
+    // the client reads nothing: the server's writes wait for the kernel, which holds what it can
+    tls.pause();
+    await until(
+      () => sockets.length === 1 && unsentBytes(sockets[0]!) > 0,
+      'the server to have bytes the kernel cannot take',
+    );
+    const closed = once(responses[0]!, 'close');
+    // the client dies with unread bytes: the kernel answers with a reset, and the server's pending write fails
+    tcp.resetAndDestroy();
+    await closed;
+    expect(dead.closed).toBe(1);
+    expect(dead.metrics()).toContain('warmpool_http2_dead_sessions_total 1\n');
+    await until(() => sockets[0]!.destroyed, 'the TCP socket to be closed');
+  });
+
+  it('leaves alone a live client at a zero window: it answers the PINGs, its download stays open', async () => {
+    const { port, dead, responses } = await listen();
+    const session = connectH2(`https://127.0.0.1:${port}`, {
+      rejectUnauthorized: false,
+      settings: { initialWindowSize: 0 },
+    });
+    session.on('error', () => {});
+    closers.push(() => session.destroy());
+    let pings = 0;
+    session.on('ping', () => pings++);
+    const paused = session.request({ ':path': '/big' });
+    paused.on('error', () => {});
+    await once(paused, 'response');
+    // two PINGs are two stalls seen, the second one a PING timeout after the first was answered
+    await until(() => pings >= 2, 'two PINGs from the server');
+    expect(dead.closed).toBe(0);
+    expect(responses[0]!.writableFinished).toBe(false);
+    expect(paused.closed).toBe(false);
+    expect(session.destroyed).toBe(false);
+  });
+});
