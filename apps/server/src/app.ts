@@ -171,6 +171,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
           : { maxConcurrentStreams: server.http.http2.max_concurrent_streams }),
         // a connection that never finishes its TLS handshake is cut as one that never sends its head
         ...(listenerLimits.headersTimeoutMs ? { handshakeTimeoutMs: listenerLimits.headersTimeoutMs } : {}),
+        logger: loggers.http,
       });
       // its HTTP/1.1 connections get the plain listener's timeouts and head size, and its lingering
       // close of a connection answered before its body was read (the plugin sets both on the plain one)

@@ -13,10 +13,10 @@
 // So a session stalled that way gets a PING, and one that has no answer in PING_TIMEOUT_MS is
 // destroyed with its TCP socket (destroying the session alone left the socket open).
 import type { Http2Session, ServerHttp2Stream } from 'node:http2';
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { unsentBytes } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
+import { tcpOf } from './http2-session-bounds.js';
 import { SocketSweep } from './socket-sweep.js';
 
 /** How long a stalled session's PING may go unanswered (Go's http2 server waits 15 s by default). */
@@ -32,13 +32,6 @@ interface SessionWatch {
   pingSentAt: number;
   /** when the last PING was answered: a paused download is asked again only after PING_TIMEOUT_MS */
   answeredAt: number;
-}
-
-/** The TCP socket under a session (session.socket is Node's proxy of the TLS socket). */
-function tcpOf(session: Http2Session): Socket | null {
-  const socket = session.socket as (Socket & { _parent?: Socket | null }) | undefined;
-  if (socket === undefined) return null;
-  return socket._parent ?? socket;
 }
 
 export class DeadSessions {

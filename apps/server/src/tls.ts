@@ -16,18 +16,18 @@ import {
   type ServerResponse,
 } from 'node:http';
 import {
-  constants as http2Constants,
   createSecureServer,
   type Http2SecureServer,
   type Http2ServerRequest,
   type Http2ServerResponse,
-  type ServerHttp2Stream,
 } from 'node:http2';
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { clientInfoOf } from '@warmpool/fastify';
+import type { Logger } from 'pino';
 import { TlsError } from './errors.js';
+import { boundSessions } from './http2-session-bounds.js';
 
 export type RequestHandler = (
   req: IncomingMessage | Http2ServerRequest,
@@ -279,8 +279,10 @@ export interface HttpsServerOptions {
   maxConcurrentStreams?: number;
   /** how long an idle HTTP/1.1 keep-alive connection stays open (Node has none for them here); 72 s */
   keepAliveTimeoutMs?: number;
-  /** how long an HTTP/2 session may pass with no frame either way before it is closed; 72 s */
+  /** how long an HTTP/2 session may pass with no open stream, or no frame either way, before it is closed; 72 s */
   sessionTimeoutMs?: number;
+  /** where HTTP/2 session floods are reported (http2-session-bounds.ts) */
+  logger?: Logger;
   /**
    * how long the TLS handshake may take (Node's default: 120 s, while a plain connection that sends
    * no head is cut at headers_timeout, 60 s; nginx's ssl_handshake_timeout is 60 s)
@@ -316,32 +318,11 @@ export function createHttpsServer(
   // second instead of 10,985 for a cached WordPress page with gzip, a WordPress probe)
   server.on('connection', (socket: Socket) => socket.setNoDelay(true));
   contexts.attach(server);
-  closeIdleSessions(server, options.sessionTimeoutMs ?? HTTP2_SESSION_TIMEOUT_MS);
-  return server;
-}
-
-/** Fastify's http2SessionTimeout: how long an HTTP/2 session may pass with no frame either way. */
-const HTTP2_SESSION_TIMEOUT_MS = 72_000;
-
-/**
- * Idle HTTP/2 sessions are closed (GOAWAY; open streams may finish) after Fastify's
- * http2SessionTimeout, as Fastify does for its own. A stream with data still to send in a session
- * that silent is one the client stopped granting flow-control window to (it still reads the
- * connection, so http.send_timeout does not see it): it is reset first, else the graceful close
- * would wait for it forever (measured: a paused download kept its session past 150 s).
- */
-function closeIdleSessions(server: Http2SecureServer, timeoutMs: number): void {
-  server.on('session', (session) => {
-    const streams = new Set<ServerHttp2Stream>();
-    session.on('stream', (stream: ServerHttp2Stream) => {
-      streams.add(stream);
-      stream.once('close', () => streams.delete(stream));
-    });
-    session.setTimeout(timeoutMs, () => {
-      for (const stream of streams) if (stream.bufferSize > 0) stream.close(http2Constants.NGHTTP2_CANCEL);
-      session.close();
-    });
+  boundSessions(server, {
+    ...(options.sessionTimeoutMs === undefined ? {} : { idleMs: options.sessionTimeoutMs }),
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
   });
+  return server;
 }
 
 /**

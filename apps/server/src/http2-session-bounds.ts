@@ -1,0 +1,133 @@
+// How long an HTTP/2 session of the HTTPS listener may live without serving anything, and how it
+// ends. Node closes a session only when asked, and its graceful close (GOAWAY, then wait for the
+// open streams) never ends for a stream nghttp2 holds but JavaScript never saw:
+// - a header block the client starts and never finishes (HEADERS without END_HEADERS, then
+//   silence or a CONTINUATION now and then) makes no 'stream', so neither headers_timeout nor
+//   request_timeout sees it. A probe held one connection 693 s and, with 990 of them, every fd of a
+//   server whose limit was 1,024, with no log line (nginx cuts it at client_header_timeout, 60 s);
+// - a client that resets streams in a flood ("rapid reset") gets nghttp2's GOAWAY, after which the
+//   session reads and writes nothing, yet Node kept its socket for the 72 s idle timeout.
+// So: a session with no open stream for `idleMs` (PINGs and stray frames do not count, as with
+// nginx's keepalive_timeout) or with no frame either way for as long (Node's own session timeout:
+// it also resets the streams whose client stopped granting window) is closed; a closed session
+// that still has not ended CLOSE_GRACE_MS after its last stream is destroyed with its socket. A
+// client that resets more streams than nghttp2's own rate allows is cut at once.
+import {
+  constants as http2Constants,
+  type Http2SecureServer,
+  type Http2Session,
+  type ServerHttp2Stream,
+} from 'node:http2';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { ThrottledCount } from '@warmpool/pool';
+
+/** Fastify's http2SessionTimeout, nginx's keepalive_timeout is 75 s. */
+const HTTP2_SESSION_TIMEOUT_MS = 72_000;
+/** After GOAWAY with no stream left, how long the client has to close its side. */
+const CLOSE_GRACE_MS = 5000;
+/**
+ * Resets a client may make: a bucket that refills 33 a second, as nghttp2's own limit (1.57, the
+ * CVE-2023-44487 fix), with half its burst of 1,000, so the socket is closed here before nghttp2's
+ * GOAWAY leaves it open. No browser cancels 500 streams in a burst.
+ */
+const RESET_BURST = 500;
+const RESETS_PER_SECOND = 33;
+
+/** The TCP socket under a session (session.socket is Node's proxy of the TLS socket). */
+export function tcpOf(session: Http2Session): Socket | null {
+  const socket = session.socket as (Socket & { _parent?: Socket | null }) | undefined;
+  if (socket === undefined) return null;
+  return socket._parent ?? socket;
+}
+
+/** Ends `session` now: it and its TCP socket (destroying the session alone left the socket open). */
+function destroySession(session: Http2Session): void {
+  const tcp = tcpOf(session);
+  session.destroy();
+  tcp?.destroy();
+}
+
+/** Resets the client made, as nghttp2 counts them: a bucket refilled over time. */
+class ResetBucket {
+  #tokens = RESET_BURST;
+  #at = Date.now();
+
+  /** One more reset; false once the bucket is empty. */
+  take(now: number): boolean {
+    this.#tokens = Math.min(RESET_BURST, this.#tokens + ((now - this.#at) * RESETS_PER_SECOND) / 1000);
+    this.#at = now;
+    this.#tokens -= 1;
+    return this.#tokens >= 0;
+  }
+}
+
+export interface SessionBoundsOptions {
+  /** no open stream, or no frame either way, for this long: the session is closed (default 72 s) */
+  idleMs?: number;
+  /** where a reset flood is reported (one warning line at most every 10 s); none: not reported */
+  logger?: Logger;
+  /** after GOAWAY with no stream left, how long the client has to close its side (default 5 s) */
+  closeGraceMs?: number;
+}
+
+/** Bounds every HTTP/2 session of `server` as the header comment says. */
+export function boundSessions(server: Http2SecureServer, options: SessionBoundsOptions = {}): void {
+  const idleMs = options.idleMs ?? HTTP2_SESSION_TIMEOUT_MS;
+  const closeGraceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+  const floods = new ThrottledCount();
+  server.on('session', (session: Http2Session) => {
+    const streams = new Set<ServerHttp2Stream>();
+    let resets: ResetBucket | null = null;
+    let closing = false;
+    let grace: NodeJS.Timeout | null = null;
+
+    // once closed, the session gets CLOSE_GRACE_MS after its last stream to end by itself
+    const closeWhenEmpty = () => {
+      if (streams.size > 0 || grace !== null || session.destroyed) return;
+      grace = setTimeout(() => {
+        if (!session.destroyed) destroySession(session);
+      }, closeGraceMs).unref();
+    };
+    const close = () => {
+      if (closing || session.destroyed) return;
+      closing = true;
+      // a stream with bytes waiting in so silent a session: its client stopped granting window
+      for (const stream of streams) if (stream.bufferSize > 0) stream.close(http2Constants.NGHTTP2_CANCEL);
+      session.close();
+      closeWhenEmpty();
+    };
+    // one timer, restarted each time the session runs out of streams; firing with a stream open does nothing
+    const idle = setTimeout(() => {
+      if (streams.size === 0) close();
+    }, idleMs).unref();
+
+    session.on('stream', (stream: ServerHttp2Stream) => {
+      streams.add(stream);
+      stream.once('close', () => {
+        streams.delete(stream);
+        if ((stream.rstCode ?? 0) !== http2Constants.NGHTTP2_NO_ERROR && !session.destroyed) {
+          resets ??= new ResetBucket();
+          if (!resets.take(Date.now())) {
+            destroySession(session);
+            const report = floods.add(1);
+            if (report > 0)
+              options.logger?.warn(
+                { closed: report, remoteAddress: tcpOf(session)?.remoteAddress },
+                `closed ${report} HTTP/2 connection(s) that reset streams faster than ${RESETS_PER_SECOND} a second past a burst of ${RESET_BURST} (rapid reset)`,
+              );
+            return;
+          }
+        }
+        if (streams.size > 0) return;
+        if (closing) closeWhenEmpty();
+        else idle.refresh();
+      });
+    });
+    session.setTimeout(idleMs, close);
+    session.once('close', () => {
+      clearTimeout(idle);
+      if (grace !== null) clearTimeout(grace);
+    });
+  });
+}
