@@ -7,7 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { linkAsRr, runRr } from '../helpers/rr-link.js';
 import { selfSignedPair } from '../helpers/tls-pair.js';
-import { FIXTURES, runCli, runCliAsNobody, startServerAsNobody, stopAllServers } from '../helpers/warmpool-server.js';
+import {
+  FIXTURES,
+  runCli,
+  runCliAsNobody,
+  startServer,
+  startServerAsNobody,
+  stopAllServers,
+  writeEchoConfig,
+} from '../helpers/warmpool-server.js';
 
 // The `warmpool` CLI as a user runs it (the built apps/server/dist/main.js): config errors with
 // their lines and exit 2, the effective config, version, cert, and usage errors.
@@ -590,5 +598,20 @@ describe('version, usage, cert', () => {
     const again = await runCli(['cert', '--out', out]);
     expect(again.code).toBe(2);
     expect(again.stderr).toContain('pass --force');
+  });
+});
+
+describe('the open files limit', () => {
+  it('serve warns when it is low: past it, connections are refused with no log line', async () => {
+    const server = startServer(
+      ['serve', '-c', await writeEchoConfig(join(dir, 'low-files.yaml'), join(dir, 'low-files.sock'))],
+      {
+        openFiles: 2048,
+      },
+    );
+    await server.ready();
+    expect(server.stderr).toMatch(/open files limit 2048: this server can hold about 1792 connections/);
+    expect(server.stderr).toMatch(/LimitNOFILE=65536/);
+    await server.stop();
   });
 });

@@ -152,10 +152,15 @@ export class RunningServer {
 /** Starts `warmpool ARGS` (usually `serve -c FILE`); stop it with stop() or stopAllServers(). */
 export function startServer(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; stdio?: StdioOptions; openFiles?: number } = {},
 ): RunningServer {
   assertBuilt();
-  const child = spawn(process.execPath, [SERVER_MAIN, ...args], {
+  // openFiles: the shell lowers the limit, then execs node (the child's pid is the server's)
+  const [command, argv] =
+    options.openFiles === undefined
+      ? [process.execPath, [SERVER_MAIN, ...args]]
+      : ['sh', ['-c', `ulimit -n ${options.openFiles} && exec "$0" "$@"`, process.execPath, SERVER_MAIN, ...args]];
+  const child = spawn(command, argv, {
     cwd: options.cwd,
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: options.stdio ?? ['ignore', 'pipe', 'pipe'],
