@@ -840,6 +840,16 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect(server.stdout + server.stderr).not.toMatch(/already sent/i);
   });
 
+  it('max_header_count (200) holds over HTTP/2 as over HTTP/1.1: 150 fields served, 210 get 431, never a bare reset', async () => {
+    const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-field-${i}`, 'v']));
+    for (const agent of [h1, h2]) {
+      expect((await get('/whoami', { host: 'a.test', agent, headers: fields(150) })).status).toBe(200);
+      const over = await get('/whoami', { host: 'a.test', agent, headers: fields(210) });
+      expect(over.status).toBe(431);
+      expect(over.text).toMatch(/max_header_count/);
+    }
+  });
+
   it('max_header_size (16384) holds over HTTP/2 too: a 20 KB header gets 431, as over HTTP/1.1', async () => {
     const big = 'a'.repeat(20_000);
     const overHttp2 = await get('/whoami', { host: 'a.test', agent: h2, headers: { 'x-big': big } });

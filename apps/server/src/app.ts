@@ -73,6 +73,9 @@ import {
 } from './tls.js';
 import { createUpgrades, type Upgrades } from './upgrade.js';
 
+/** The header fields Node's HTTP/1.1 parser keeps by default (server.maxHeadersCount). */
+const NODE_HTTP1_HEADER_FIELDS = 1000;
+
 /** Typed as Fastify's default HTTP/1 instance (the plugins are); HTTP/2 requests use the same API. */
 export type App = FastifyInstance;
 
@@ -171,6 +174,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
           : { maxConcurrentStreams: server.http.http2.max_concurrent_streams }),
         // a connection that never finishes its TLS handshake is cut as one that never sends its head
         ...(listenerLimits.headersTimeoutMs ? { handshakeTimeoutMs: listenerLimits.headersTimeoutMs } : {}),
+        // as many fields as HTTP/1.1 takes: max_header_count, else Node's 1,000
+        maxHeaderFields: listenerLimits.maxHeaderCount ?? NODE_HTTP1_HEADER_FIELDS,
         logger: loggers.http,
       });
       // its HTTP/1.1 connections get the plain listener's timeouts and head size, and its lingering

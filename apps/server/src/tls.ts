@@ -284,6 +284,12 @@ export interface HttpsServerOptions {
   /** where HTTP/2 session floods are reported (http2-session-bounds.ts) */
   logger?: Logger;
   /**
+   * header fields an HTTP/2 request may carry before Node resets its stream: Node's own bound is 128
+   * (maxHeaderListPairs), so a request of 130 headers that HTTP/1.1 served got a bare
+   * ENHANCE_YOUR_CALM over HTTP/2. The plugin's max_header_count check (431) applies below it.
+   */
+  maxHeaderFields?: number;
+  /**
    * how long the TLS handshake may take (Node's default: 120 s, while a plain connection that sends
    * no head is cut at headers_timeout, 60 s; nginx's ssl_handshake_timeout is 60 s)
    */
@@ -305,6 +311,9 @@ export function createHttpsServer(
       SNICallback: contexts.sniCallback,
       ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeout: options.handshakeTimeoutMs }),
       settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
+      // the plugin answers 431 to a request it sees over its limit: up to twice it (and the
+      // pseudo-headers) reach it; past that, Node's reset stays the answer to a flood of fields
+      ...(options.maxHeaderFields === undefined ? {} : { maxHeaderListPairs: options.maxHeaderFields * 2 + 8 }),
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );
