@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect, type Server } from 'node:net';
 import { connect as connectTls } from 'node:tls';
@@ -7,6 +8,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort, listening } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
+import { until } from '../helpers/until.js';
 import { selfSignedPair } from '../helpers/tls-pair.js';
 import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
@@ -142,6 +144,51 @@ describe('SIGTERM drain', () => {
     } finally {
       connection.close();
     }
+    const { code } = await server.exited;
+    expect(code).toBe(0);
+  });
+
+  it('a keep-alive reply still being sent at SIGTERM: the request sent right after it is served with Connection: close', async () => {
+    // Its head went out before the drain, saying keep-alive, so the client reuses the connection
+    // the moment the reply ends; the connection was ended right after the reply, and that request
+    // was reset (a few per swap under any load with downloads or streams).
+    const env = await drainEnv('streamed');
+    const gate = join(dir, 'streamed.gate');
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain-stream.yaml')], { env });
+    await server.ready();
+    const post = (body: string) =>
+      `POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    const socket = connect(Number(env.HTTP_PORT), '127.0.0.1');
+    let text = '';
+    let sentNext = false;
+    socket.setEncoding('latin1');
+    socket.on('error', () => {});
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      // as a keep-alive client does: the next request leaves as soon as the streamed reply is whole
+      if (!sentNext && text.includes('\r\n0\r\n\r\n')) {
+        sentNext = true;
+        socket.write(post('next'));
+      }
+    });
+    const closed = once(socket, 'close');
+    try {
+      socket.write(post(`gate:${gate}`));
+      await until(() => text.includes('first'), 'the head and first chunk of the streamed reply');
+      expect(text).toMatch(/\r\nconnection: keep-alive/i);
+      server.child.kill('SIGTERM');
+      await server.waitFor('SIGTERM: draining');
+      await writeFile(gate, '');
+      await closed; // then the server ends the connection: one more answer at most
+    } finally {
+      socket.destroy();
+    }
+    const [streamed = '', next = '', ...more] = text.split(/(?=HTTP\/1\.1 )/);
+    expect(more).toEqual([]);
+    expect(streamed).toContain('last');
+    expect(next).toMatch(/^HTTP\/1\.1 200 /);
+    expect(next).toMatch(/\r\nconnection: close/i);
+    expect(Number(next.slice(next.indexOf('\r\n\r\n') + 4))).toBeGreaterThan(0); // its worker's pid
     const { code } = await server.exited;
     expect(code).toBe(0);
   });

@@ -3,8 +3,8 @@
 //
 // Signals:
 //   SIGTERM, SIGINT  drain: /ready answers 503, listeners stop accepting, in-flight requests
-//                    finish (their connections close after the reply), idle keep-alive connections
-//                    close after DRAIN_IDLE_GRACE_MS, then the pools stop their workers; exit 0. A second SIGINT or
+//                    finish, keep-alive connections close once idle for DRAIN_IDLE_GRACE_MS (a request
+//                    within it is served with Connection: close), then the pools stop their workers; exit 0. A second SIGINT or
 //                    SIGTERM exits at once with 1 (workers are killed).
 //   SIGHUP           reload what can change live: TLS certificate and key, log levels (the rest
 //                    of the file is compared and what needs a restart is named).
@@ -226,9 +226,10 @@ function internal<T>(object: object, description: string): T | undefined {
 type Http1Socket = Socket & { _httpMessage?: ServerResponse | null };
 
 /**
- * Knows every connection of the main listeners, so a drain can close the idle ones at once and
- * the busy ones right after their reply: HTTP/1 sockets get `Connection: close` on the replies still
- * to be written; HTTP/2 sessions get GOAWAY (session.close(): open streams finish).
+ * Knows every connection of the main listeners, so a drain can close each once it is idle: HTTP/1
+ * sockets get `Connection: close` on the replies still to be written, and end after an idle grace
+ * (a request within it is served, with Connection: close); HTTP/2 sessions get GOAWAY
+ * (session.close(): open streams finish).
  *
  * Requests are not counted one by one: until the drain, the request path only reads a flag. An
  * HTTP/1 socket's reply in flight is found when needed as `socket._httpMessage`, which Node (20 to
@@ -246,9 +247,10 @@ export class ConnectionTracker {
   #sessions = new Set<Http2Session>();
   /** the TLS sockets under the HTTP/2 sessions: destroying a session leaves its socket to the client */
   #http2Sockets = new Set<Socket>();
+  /** draining: when each idle HTTP/1 socket ends unless a request comes first */
+  #idleTimers = new Map<Http1Socket, NodeJS.Timeout>();
   #draining = false;
   #idleGraceMs = DRAIN_IDLE_GRACE_MS;
-  #idleTimer: NodeJS.Timeout | undefined;
   #servers = new Set<NetServer>();
 
   get draining(): boolean {
@@ -306,22 +308,23 @@ export class ConnectionTracker {
   }
 
   /**
-   * Starts the drain: busy sockets end after their reply, sessions get GOAWAY, and idle sockets end
-   * after `idleGraceMs`. The grace is for a keep-alive client whose next request is already on the
-   * wire: ending its socket at once would reset that request, which the client never saw refused.
-   * Within the grace the request is served (with Connection: close) like any other.
+   * Starts the drain: sessions get GOAWAY, and each HTTP/1 socket ends once idle for `idleGraceMs`
+   * (busy ones after their replies). The grace is for a keep-alive client whose next request is
+   * already on the wire (an idle client, or one whose reply's head said keep-alive before the drain
+   * and just ended): ending its socket at once would reset that request, which the client never saw
+   * refused. That request is served with Connection: close, so each socket gets one more answer at most.
    */
   drain(idleGraceMs = DRAIN_IDLE_GRACE_MS): void {
     this.#draining = true;
     this.#idleGraceMs = idleGraceMs;
-    for (const socket of this.#sockets) if (socket._httpMessage) this.#endAfterReplies(socket);
+    for (const socket of this.#sockets) {
+      if (socket._httpMessage) this.#endAfterReplies(socket);
+      else this.#endWhenIdle(socket);
+    }
     for (const response of this.#queued) if (!response.headersSent) response.shouldKeepAlive = false;
     for (const session of this.#sessions) session.close();
     for (const socket of this.#sockets) this.#cutAfterEnd(socket);
     for (const socket of this.#http2Sockets) this.#cutAfterEnd(socket);
-    this.#idleTimer = setTimeout(() => {
-      for (const socket of this.#sockets) if (!socket._httpMessage) socket.end();
-    }, idleGraceMs);
   }
 
   /** In-flight HTTP/1 requests plus open HTTP/2 sessions. */
@@ -368,7 +371,8 @@ export class ConnectionTracker {
 
   /** The drain took too long: cut what is left. */
   destroyAll(): void {
-    clearTimeout(this.#idleTimer);
+    for (const timer of this.#idleTimers.values()) clearTimeout(timer);
+    this.#idleTimers.clear();
     for (const socket of this.#sockets) socket.destroy();
     for (const session of this.#sessions) session.destroy();
     for (const socket of this.#http2Sockets) socket.destroy();
@@ -389,14 +393,14 @@ export class ConnectionTracker {
       // per swap or stop, curl's "Empty reply"); it gets the idle grace instead, and a request
       // that comes within it is served with Connection: close.
       this.#cutAfterEnd(socket);
-      setTimeout(() => {
-        if (!(socket as Http1Socket)._httpMessage && !socket.destroyed) socket.end();
-      }, this.#idleGraceMs).unref();
+      this.#endWhenIdle(socket);
     }
     this.#sockets.add(socket);
     socket.once('close', () => {
       this.#sockets.delete(socket);
       this.#ending.delete(socket);
+      clearTimeout(this.#idleTimers.get(socket));
+      this.#idleTimers.delete(socket);
       // a closed socket's waiting responses never get their turn (nor, on Node 20, a 'close')
       if (this.#queued.size > 0)
         for (const response of this.#queued) if (response.req.socket === socket) this.#queued.delete(response);
@@ -409,9 +413,21 @@ export class ConnectionTracker {
     response.once('close', () => this.#queued.delete(response));
   }
 
+  /** Draining: the socket ends once idle for the grace (a request in flight then keeps it). */
+  #endWhenIdle(socket: Http1Socket): void {
+    clearTimeout(this.#idleTimers.get(socket));
+    const timer = setTimeout(() => {
+      this.#idleTimers.delete(socket);
+      if (!socket._httpMessage && !socket.destroyed) socket.end();
+    }, this.#idleGraceMs).unref();
+    this.#idleTimers.set(socket, timer);
+  }
+
   /**
-   * Draining: the socket's replies still to be written carry Connection: close, and the socket ends
-   * once none is left in flight. Follows the socket from one reply to the next: a reply's 'close'
+   * Draining: the socket's replies still to be written carry Connection: close, and once none is
+   * left in flight the socket gets the idle grace: a reply whose head went out before the drain
+   * said keep-alive, and its client may be sending the next request now (one with Connection:
+   * close ends its socket itself). Follows the socket from one reply to the next: a reply's 'close'
    * comes a tick after Node assigned the next pipelined response, if any, to the socket.
    */
   #endAfterReplies(socket: Http1Socket): void {
@@ -421,7 +437,7 @@ export class ConnectionTracker {
       const response = socket._httpMessage;
       if (response === null || response === undefined) {
         this.#ending.delete(socket);
-        socket.end();
+        this.#endWhenIdle(socket);
         return;
       }
       if (!response.headersSent) response.shouldKeepAlive = false;

@@ -132,7 +132,9 @@ describe('ConnectionTracker drain (HTTP/1)', () => {
     expect(c.text()).toMatch(/hold-1$/);
   });
 
-  it('a reply already started keeps its head, and its socket ends right after it (not after the idle grace)', async () => {
+  it('a reply already started keeps its head; its socket then gets the idle grace, and a request sent in it is served with Connection: close', async () => {
+    // its head said keep-alive: the client reuses the socket the moment the reply ends, and ending
+    // the socket right after the reply reset that request
     const h = await harness();
     const c = client(h.port);
     c.send('stream-1');
@@ -140,9 +142,25 @@ describe('ConnectionTracker drain (HTTP/1)', () => {
     await tick();
     h.tracker.drain(60_000);
     h.release('stream-1');
+    await vi.waitFor(() => expect(c.text()).toMatch(/\r\n0\r\n\r\n$/));
+    expect(c.isEnded()).toBe(false);
+    c.send('fast');
     await c.ended;
-    expect(heads(c.text())[0]).toMatch(/\r\nconnection: keep-alive/i);
-    expect(c.text()).toContain('last');
+    const replies = heads(c.text());
+    expect(replies).toHaveLength(2);
+    expect(replies[0]).toMatch(/\r\nconnection: keep-alive/i);
+    expect(replies[1]).toMatch(/\r\nconnection: close/i);
+    expect(c.text()).toMatch(/fast$/);
+    // one that brings nothing is ended once the grace is over
+    const q = await harness();
+    const quiet = client(q.port);
+    quiet.send('stream-2');
+    await q.seen('stream-2');
+    await tick();
+    q.tracker.drain(100);
+    q.release('stream-2');
+    await quiet.ended;
+    expect(heads(quiet.text())).toHaveLength(1);
   });
 
   it('pipelined requests: those waiting behind a started reply are told Connection: close, the socket ends after the last', async () => {
