@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { connect as connectHttp2, constants as http2Constants } from 'node:http2';
 import { connect, type Server } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -222,6 +223,43 @@ describe('SIGTERM drain', () => {
     expect(answer).toMatch(/\r\nconnection: close/i);
     const { code } = await server.exited;
     expect(code).toBe(0);
+  });
+
+  it('HTTP/2: a static download the client cancelled does not hold the drain for destroy_timeout', async () => {
+    // The plugin's drain waits for requests that began and have not reached PHP; a cancelled
+    // HTTP/2 stream was never seen as gone, so every stop after one waited the whole
+    // destroy_timeout (60 s here, past this test's timeout).
+    const pair = await selfSignedPair(dir, 'cancel', ['localhost']);
+    const staticDir = join(dir, 'cancel-static');
+    await mkdir(staticDir);
+    await writeFile(join(staticDir, 'big.bin'), Buffer.alloc(8 * 1024 * 1024, 'x'));
+    const env = {
+      ...(await drainEnv('cancel')),
+      HTTPS_PORT: String(await freePort()),
+      CERT: pair.cert,
+      KEY: pair.key,
+      STATIC_DIR: staticDir,
+    };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'drain-static-tls.yaml')], { env });
+    await server.ready();
+    const session = connectHttp2(`https://localhost:${env.HTTPS_PORT}`, { rejectUnauthorized: false });
+    session.on('error', () => {});
+    try {
+      // not read: the server has sent its head and what flow control lets it, and waits
+      const stream = session.request({ ':path': '/big.bin' });
+      stream.on('error', () => {});
+      const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+      expect(headers[':status']).toBe(200);
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+      await once(stream, 'close');
+      server.child.kill('SIGTERM');
+      await server.waitFor('SIGTERM: draining');
+    } finally {
+      session.close();
+    }
+    const { code } = await server.exited;
+    expect(code).toBe(0);
+    expect(server.stdout).toMatch(/✓ stopped in/);
   });
 
   it('a second SIGINT exits at once with 1 and kills the workers', async () => {

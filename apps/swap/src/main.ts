@@ -21,12 +21,18 @@ export const EXIT_UNREACHABLE = 3;
 export const EXIT_LISTEN = 5;
 
 const DEFAULT_STATE = '/run/warmpool-swap';
+/**
+ * Above the server's own worst drain with its default destroy_timeout (60 s): 3 × 60 s (connections,
+ * then requests reaching PHP, then workers exiting). At 30 s a drain the server still bounded was cut
+ * with SIGKILL, and the requests it served with it.
+ */
+const DEFAULT_DRAIN_TIMEOUT = '190s';
 
 const HELP = `warmpool-swap: blue-green supervisor for warmpool (owns the listening sockets, one server child at a time)
 
 usage:
   warmpool-swap start --binary PATH [--listen NAME=HOST:PORT]... [--state DIR] [--ready-timeout 30s]
-                      [--settle 2s] [--drain-timeout 30s] -- serve -c warmpool.yaml
+                      [--settle 2s] [--drain-timeout ${DEFAULT_DRAIN_TIMEOUT}] -- serve -c warmpool.yaml
   warmpool-swap swap --binary PATH [--state DIR] [--json]
   warmpool-swap rollback [--state DIR] [--json]
   warmpool-swap status [--state DIR] [--json]
@@ -181,7 +187,7 @@ async function start(args: Args, stateDir: string): Promise<number> {
     listen,
     stateDir,
     readyTimeoutMs: parseDuration(one(args, '--ready-timeout') ?? '30s', '--ready-timeout'),
-    drainTimeoutMs: parseDuration(one(args, '--drain-timeout') ?? '30s', '--drain-timeout'),
+    drainTimeoutMs: parseDuration(one(args, '--drain-timeout') ?? DEFAULT_DRAIN_TIMEOUT, '--drain-timeout'),
     settleMs: parseDuration(one(args, '--settle') ?? '2s', '--settle'),
     log,
     // read again at each swap, when the addresses come from the config

@@ -51,8 +51,14 @@ export class Admitted {
 
   /** Forgets the requests whose response has ended or whose connection is gone. */
   #sweep(): void {
-    for (const reply of this.#waiting) {
-      if (reply.raw.writableEnded || reply.raw.destroyed) this.#waiting.delete(reply);
-    }
+    for (const reply of this.#waiting) if (gone(reply.raw)) this.#waiting.delete(reply);
   }
+}
+
+/** Its response ended, or its connection (HTTP/1) or stream (HTTP/2: one the client cancelled) is gone. */
+function gone(raw: FastifyReply['raw']): boolean {
+  if (raw.writableEnded) return true;
+  // an Http2ServerResponse has no `destroyed`: its stream says it, and it never ends once reset
+  const stream = (raw as { stream?: { destroyed: boolean } }).stream;
+  return stream === undefined ? raw.destroyed : stream.destroyed;
 }
