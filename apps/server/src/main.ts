@@ -42,7 +42,8 @@ usage: warmpool <command> [flags]
 
   workers, reset, reload, tune, cache purge and cert status talk to the server's admin socket: --socket PATH, else
   -o rpc.listen=ADDRESS (RoadRunner's RPC, as \`rr reset\` is run), else admin.socket of the config (-c FILE or the
-  default file), else its rpc.listen, else ${DEFAULT_ADMIN_SOCKET}.
+  default file; one with \${WARMPOOL_SWAP_COLOUR} in it: the colour whose server answers), else its rpc.listen,
+  else ${DEFAULT_ADMIN_SOCKET}.
 
   -o key=value (repeatable; RoadRunner's flag) sets a config key over the file for every command that reads it:
   -o http.pool.num_workers=4 -o http.middleware=static,gzip (a comma-separated value is a list where the key takes one).
@@ -246,8 +247,11 @@ async function adminSocket(args: ParsedArgs, out: CliOutput): Promise<string> {
   const rpcFromArgs = overrides(args).some((arg) => /^[\s"'`]*rpc\.listen=/.test(arg));
   if (rpc !== null && rpcFromArgs) return rpc;
   if (sections.admin?.socket !== undefined) {
-    const socket = resolve(baseDir, sections.admin.socket);
-    if (file !== null) await checkServerConfig(socket, file, positions.get('admin.socket') ?? null);
+    let socket = resolve(baseDir, sections.admin.socket);
+    if (file !== null) {
+      socket = await swapColourSocket(socket, file, args, out);
+      await checkServerConfig(socket, file, positions.get('admin.socket') ?? null);
+    }
     return socket;
   }
   if (rpc !== null) return rpc;
@@ -257,6 +261,50 @@ async function adminSocket(args: ParsedArgs, out: CliOutput): Promise<string> {
       `no ${args.roadRunner === true ? '.rr.yaml or warmpool.yaml' : 'warmpool.yaml or .rr.yaml'} here; asking the server on ${DEFAULT_ADMIN_SOCKET} (-c FILE or --socket PATH for another)`,
     );
   return DEFAULT_ADMIN_SOCKET;
+}
+
+/**
+ * Under warmpool-swap each server gets WARMPOOL_SWAP_COLOUR, and the docs give each colour its own
+ * admin.socket with it (`admin-${WARMPOOL_SWAP_COLOUR:-main}.sock`); run by hand, without it, the
+ * command asked admin-main.sock, where nothing answers. When the socket depends on the colour and
+ * nothing answers on this one, the colour whose server answers is asked; both answer only during a
+ * swap, and then the command says which socket is which colour's.
+ */
+async function swapColourSocket(socket: string, file: string, args: ParsedArgs, out: CliOutput): Promise<string> {
+  if (process.env.WARMPOOL_SWAP_COLOUR !== undefined) return socket;
+  const colours: Array<{ colour: string; socket: string }> = [];
+  for (const colour of ['blue', 'green']) {
+    const { sections } = await loadConfigSections(file, ['admin'], {
+      overrides: overrides(args),
+      env: { ...process.env, WARMPOOL_SWAP_COLOUR: colour },
+    });
+    const path = sections.admin?.socket;
+    if (path !== undefined) colours.push({ colour, socket: resolve(dirname(file), path) });
+  }
+  if (colours.every((c) => c.socket === socket) || (await answersPing(socket))) return socket;
+  const answering: typeof colours = [];
+  for (const candidate of colours) if (await answersPing(candidate.socket)) answering.push(candidate);
+  if (answering.length === 0) return socket;
+  if (answering.length > 1)
+    throw new UsageError(
+      `admin.socket in ${file} depends on WARMPOOL_SWAP_COLOUR, and both colours' servers answer (a warmpool-swap swap is under way): ` +
+        `${answering.map((c) => `--socket ${c.socket} (${c.colour})`).join(' or ')}; \`warmpool-swap status\` names the active one`,
+    );
+  const [found] = answering as [(typeof colours)[number]];
+  if (!args.switches.has('json'))
+    out.info(`admin.socket depends on WARMPOOL_SWAP_COLOUR: asking the ${found.colour} server on ${found.socket}`);
+  return found.socket;
+}
+
+async function answersPing(socket: string): Promise<boolean> {
+  if (!existsSync(socket)) return false;
+  const { adminRequest } = await import('./admin/client.js');
+  try {
+    await adminRequest(socket, { cmd: 'ping' }, undefined, { timeoutMs: 5_000 });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

@@ -221,7 +221,6 @@ async function start(args: Args, stateDir: string): Promise<number> {
     orchestrator.signalAll('SIGUSR1');
   });
   orchestrator.onActiveExit = (code) => {
-    log(`✗ the active server exited (${code}); warmpool-swap stops`);
     stopping = true;
     void orchestrator.shutdown('SIGTERM').then(() => resolveExit(code === 0 ? EXIT_FAILED : code));
   };

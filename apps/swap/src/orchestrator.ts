@@ -6,7 +6,9 @@
 //   the drain timeout) → idle with green active.
 //
 // Any failure before the hand-over kills green and leaves blue serving untouched (rollback); the swap
-// answers with the reason. The shared listening sockets are never closed while the supervisor runs.
+// answers with the reason. The shared listening sockets are never closed while the supervisor runs:
+// an active server that exits on its own (a crash, kill -9) is started again on them, with a backoff,
+// as nginx's master respawns a worker; connections meanwhile wait in the listen backlog.
 import { createServer as createHttpServer, request as httpRequest, type Server as HttpServer } from 'node:http';
 import {
   BootFailedError,
@@ -45,7 +47,20 @@ export interface SwapOrchestratorOptions {
    * from --listen flags: a swap to a config whose listeners differ from the sockets held is refused
    */
   currentListen?: (() => Map<ListenerName, string>) | null;
+  /** Restarts of an active server that exits on its own; default DEFAULT_RESTART. */
+  restart?: RestartPolicy;
 }
+
+export interface RestartPolicy {
+  /** restarts within `windowMs`; the next exit within it stops the supervisor */
+  max: number;
+  windowMs: number;
+  /** the wait before the nth restart within the window (the last entry for any after) */
+  backoffMs: readonly number[];
+}
+
+/** At once (a kill -9 costs a boot, not a gap), then slower; a release that crashes 6 times a minute is given up. */
+export const DEFAULT_RESTART: RestartPolicy = { max: 5, windowMs: 60_000, backoffMs: [0, 1_000, 2_000, 4_000, 8_000] };
 
 type Progress = (line: string) => void;
 
@@ -65,8 +80,14 @@ export class SwapOrchestrator {
   #stopping = false;
   /** the signal that stopped the supervisor */
   #stoppedBy: string = 'SIGTERM';
-  /** called when the active child exits on its own (not during a swap): the supervisor exits too */
-  onActiveExit: (code: number) => void = () => {};
+  /** exits of the active server on its own, within the restart window */
+  #crashes: number[] = [];
+  #restartTimer: NodeJS.Timeout | undefined;
+  /**
+   * Called when the active child exited on its own more often than the restart policy allows: the
+   * supervisor exits too. `code`: its exit code (1 when a signal ended it), `how`: "killed by SIGKILL".
+   */
+  onActiveExit: (code: number, how: string) => void = () => {};
 
   constructor(options: SwapOrchestratorOptions) {
     this.options = options;
@@ -110,7 +131,7 @@ export class SwapOrchestrator {
   /** Blue → green with `binary`; throws (after killing green, blue untouched) when green is not fit. */
   async swap(binary: string, progress: Progress = () => {}): Promise<void> {
     if (this.#phase !== 'idle' || this.#active === undefined) throw new BusyError();
-    const blue = this.#active;
+    let blue = this.#active;
     const colour: Colour = blue.colour === 'blue' ? 'green' : 'blue';
     const started = Date.now();
     const record = (ok: boolean, reason?: string) => {
@@ -174,7 +195,9 @@ export class SwapOrchestrator {
       this.#save();
       throw error;
     }
-    // hand-over: both accept now; blue stops accepting and drains
+    // hand-over: both accept now; blue stops accepting and drains (a blue restarted after a crash
+    // while green booted is the one to stop)
+    blue = this.#active ?? blue;
     this.#phase = 'handover';
     this.#promote(green);
     this.#previous = blue.binary;
@@ -278,6 +301,7 @@ export class SwapOrchestrator {
   async shutdown(signal: NodeJS.Signals): Promise<void> {
     this.#stopping = true;
     this.#stoppedBy = signal;
+    clearTimeout(this.#restartTimer);
     this.#phase = 'stopping';
     this.#save();
     await Promise.all(
@@ -375,12 +399,46 @@ export class SwapOrchestrator {
       // a child the swap stops is reported by the swap's progress (which the log has too)
       if (!this.#stoppedBySwap.has(child))
         this.options.log(`• ${child.colour} pid ${child.pid} ${child.exitDescription}`);
-      if (child === this.#active && !this.#stopping && this.#phase !== 'handover') {
-        this.#save();
-        this.onActiveExit(child.process.exitCode ?? 1);
-      } else this.#save();
+      this.#save();
+      if (child === this.#active && !this.#stopping && this.#phase !== 'handover') this.#restartActive(child);
     });
     return child;
+  }
+
+  /**
+   * The active server exited on its own: its binary is started again under its colour (its admin
+   * socket is free) on the sockets held, after the policy's backoff; past the policy, onActiveExit.
+   */
+  #restartActive(dead: ServerChild): void {
+    const policy = this.options.restart ?? DEFAULT_RESTART;
+    const now = Date.now();
+    this.#crashes = this.#crashes.filter((at) => now - at < policy.windowMs);
+    const what = `the active server (${dead.colour} pid ${dead.pid}) ${dead.exitDescription}`;
+    if (this.#crashes.length >= policy.max) {
+      this.options.log(
+        `✗ ${what}: ${this.#crashes.length + 1} exits within ${policy.windowMs} ms, more than the ${policy.max} restarts allowed; warmpool-swap stops`,
+      );
+      this.onActiveExit(dead.process.exitCode || 1, dead.exitDescription);
+      return;
+    }
+    this.#crashes.push(now);
+    const n = this.#crashes.length;
+    const delay = policy.backoffMs[Math.min(n, policy.backoffMs.length) - 1] ?? 0;
+    this.options.log(
+      `✗ ${what}; starting ${dead.binary} again ${delay === 0 ? 'now' : `in ${delay} ms`} (restart ${n} of ${policy.max} within ${policy.windowMs} ms); the sockets stay open: connections wait in the backlog`,
+    );
+    this.#restartTimer = setTimeout(() => {
+      // stopped, or a swap handed over meanwhile
+      if (this.#stopping || this.#active !== dead) return;
+      const again = this.#spawn(dead.colour, dead.binary);
+      again.version = dead.version;
+      this.#promote(again);
+      this.#save();
+      this.#untilReady(again, this.options.log).catch((error: unknown) => {
+        // one that exited is reported (and restarted or given up) by its exit
+        if (again.alive) this.options.log(`▲ ${summaryOf(error as Error)}`);
+      });
+    }, delay);
   }
 
   /** Stops a child for the swap and says how it ended (only here: the exit handler leaves it out). */

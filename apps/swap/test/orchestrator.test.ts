@@ -13,7 +13,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   BootFailedError,
   BusyError,
@@ -522,14 +522,70 @@ describe('hand-over', () => {
 });
 
 describe('the active child and shutdown', () => {
-  it('the active child exiting on its own calls onActiveExit with its code', async () => {
-    const { o } = harness({ binary: READY });
+  it('the active child killed by SIGKILL is started again on the same sockets: a connection meanwhile waits in the backlog and is answered', async () => {
+    // The supervisor exited with it and closed the sockets it holds: every request was refused
+    // until systemd restarted the whole service.
+    const { o, line } = harness({ binary: READY });
     await o.start();
-    const exited = new Promise<number>((resolve) => {
-      o.onActiveExit = resolve;
+    let gaveUp = false;
+    o.onActiveExit = () => (gaveUp = true);
+    const killed = await activeInfo(o);
+    process.kill(killed.pid, 'SIGKILL');
+    await line(new RegExp(`^• blue pid ${killed.pid} killed by SIGKILL$`));
+    // nothing accepts on the socket now; the connection waits in its backlog for the new server
+    const answer = await servedBy(killed.ports.http!);
+    expect(answer.colour).toBe('blue');
+    expect(answer.pid).not.toBe(killed.pid);
+    expect(o.state().active).toMatchObject({ colour: 'blue', binary: READY, pid: answer.pid });
+    expect(await line(/^✗ the active server/)).toBe(
+      `✗ the active server (blue pid ${killed.pid}) killed by SIGKILL; starting ${READY} again now (restart 1 of 5 within 60000 ms); the sockets stay open: connections wait in the backlog`,
+    );
+    await line(new RegExp(`^• blue pid ${answer.pid} ready$`));
+    expect(gaveUp).toBe(false);
+  });
+
+  it('a release that keeps exiting is restarted as the policy allows (with its backoff), then onActiveExit with its code', async () => {
+    const { o, line, lines } = harness({
+      binary: READY,
+      restart: { max: 2, windowMs: 60_000, backoffMs: [0, 100] },
     });
-    await get(`http://127.0.0.1:${(await activeInfo(o)).ports.http}/exit?code=4`);
-    expect(await exited).toBe(4);
+    await o.start();
+    const exited = new Promise<[number, string]>((resolve) => {
+      o.onActiveExit = (code, how) => resolve([code, how]);
+    });
+    for (let i = 1; i <= 3; i++) {
+      const { pid, ports } = await activeInfo(o);
+      await get(`http://127.0.0.1:${ports.http}/exit?code=4`);
+      await line(new RegExp(`^• blue pid ${pid} exit code 4$`));
+      // started again and ready (start's own ready line is the first)
+      if (i < 3)
+        await vi.waitFor(() => expect(lines.filter((l) => /^• blue pid \d+ ready$/.test(l))).toHaveLength(i + 1), {
+          timeout: 20_000,
+        });
+    }
+    expect(await exited).toEqual([4, 'exit code 4']);
+    expect(lines.filter((l) => l.startsWith('✗ the active server'))).toEqual([
+      expect.stringMatching(/exit code 4; starting .* again now \(restart 1 of 2 within 60000 ms\)/),
+      expect.stringMatching(/exit code 4; starting .* again in 100 ms \(restart 2 of 2 within 60000 ms\)/),
+      expect.stringMatching(
+        /exit code 4: 3 exits within 60000 ms, more than the 2 restarts allowed; warmpool-swap stops$/,
+      ),
+    ]);
+  });
+
+  it('blue killed while green settles: the blue started again is the one the hand-over drains, none is left', async () => {
+    const { o, line } = harness({ binary: READY, settleMs: 2_000 });
+    await o.start();
+    const killed = await activeInfo(o);
+    const swap = o.swap(readyCopy(o.options.stateDir, 'v2'), (message) => {
+      if (/serves beside blue for --settle/.test(message)) process.kill(killed.pid, 'SIGKILL');
+    });
+    const listening = await line(new RegExp(`^\\[blue (?!${killed.pid}\\])\\d+\\] listening `));
+    const again = Number(/^\[blue (\d+)\]/.exec(listening)![1]);
+    await swap;
+    expect(o.state().active).toMatchObject({ colour: 'green' });
+    expect(o.state().children).toEqual([expect.objectContaining({ colour: 'green' })]);
+    expect(isGone(again)).toBe(true);
   });
 
   it('shutdown forwards the signal, waits for the children and releases the sockets', async () => {
