@@ -21,12 +21,32 @@ describe('changedKeys', () => {
     expect(changedKeys({ logs: { level: 'debug' } }, { logs: null })).toEqual(['logs.level']);
     expect(changedKeys({ sites: [{ hosts: ['a'] }] }, { sites: [{ hosts: ['a', 'b'] }, { hosts: ['c'] }] })).toEqual([
       'sites[0].hosts[1]',
-      'sites[1].hosts',
+      'sites[1] (c) added',
     ]);
   });
 
   it('says nothing of an unchanged file', () => {
     const config = { http: { address: ':8080' }, sites: [{ hosts: ['a'] }] };
     expect(changedKeys(config, structuredClone(config))).toEqual([]);
+  });
+
+  it('matches sites by their hosts: a site inserted above others is named as added, and they as unchanged', () => {
+    const classic = { hosts: ['classic.test'], fastcgi: { root: 'classic' } };
+    const static_ = { hosts: ['static.test'], root: 'static' };
+    const before = { sites: [classic, static_] };
+    const after = { sites: [{ hosts: ['new.test'], root: 'new' }, structuredClone(classic), structuredClone(static_)] };
+    expect(changedKeys(before, after)).toEqual(['sites[0] (new.test) added']);
+    expect(changedKeys(after, before)).toEqual(['sites[0] (new.test) removed']);
+  });
+
+  it('names a moved site by its new place when it changed, and a site whose hosts changed as that site', () => {
+    const a = { hosts: ['a.test'], http: { pool: { num_workers: 2 } } };
+    const b = { hosts: ['b.test', 'www.b.test'] };
+    expect(
+      changedKeys(
+        { sites: [a, b] },
+        { sites: [{ hosts: ['b.test'] }, { hosts: ['a.test'], http: { pool: { num_workers: 3 } } }] },
+      ),
+    ).toEqual(['sites[0].hosts[1]', 'sites[1].http.pool.num_workers']);
   });
 });

@@ -753,6 +753,8 @@ export function changedKeys(before: unknown, after: unknown, path = ''): string[
   // loader gives null for a section the file leaves out (a logs: added later read as all of logs changed)
   if ((before === undefined || before === null) && isPlainObject(after)) before = {};
   if ((after === undefined || after === null) && isPlainObject(before)) after = {};
+  // sites by their hosts, not their place: a site inserted above the others named their keys as changed
+  if (path === 'sites' && Array.isArray(before) && Array.isArray(after)) return changedSites(before, after);
   if (Array.isArray(before) && Array.isArray(after)) {
     const length = Math.max(before.length, after.length);
     return Array.from({ length }, (_, i) => changedKeys(before[i], after[i], `${path}[${i}]`)).flat();
@@ -762,6 +764,41 @@ export function changedKeys(before: unknown, after: unknown, path = ''): string[
     return [...keys].flatMap((key) => changedKeys(before[key], after[key], at(key)));
   }
   return JSON.stringify(before) === JSON.stringify(after) ? [] : [path];
+}
+
+/**
+ * Sites matched by their hosts (the same list first, then any host in common, in file order): an
+ * added or removed one is named as such, a kept one by its keys at its new place.
+ */
+function changedSites(before: readonly unknown[], after: readonly unknown[]): string[] {
+  const hostsOf = (site: unknown): string[] =>
+    isPlainObject(site) && Array.isArray(site.hosts) ? site.hosts.map((host) => String(host)) : [];
+  const pairOf = new Map<number, number>(); // after index → before index
+  const taken = new Set<number>();
+  const match = (same: (a: string[], b: string[]) => boolean) => {
+    after.forEach((site, i) => {
+      if (pairOf.has(i)) return;
+      const hosts = hostsOf(site);
+      const j = before.findIndex((old, k) => !taken.has(k) && same(hostsOf(old), hosts));
+      if (j === -1) return;
+      pairOf.set(i, j);
+      taken.add(j);
+    });
+  };
+  match((a, b) => a.length > 0 && a.join(' ') === b.join(' '));
+  match((a, b) => a.some((host) => b.includes(host)));
+  const named = (site: unknown) => hostsOf(site).join(', ') || 'no hosts';
+  const keys: string[] = [];
+  before.forEach((site, j) => {
+    if (!taken.has(j)) keys.push(`sites[${j}] (${named(site)}) removed`);
+  });
+  after.forEach((site, i) => {
+    const j = pairOf.get(i);
+    keys.push(
+      ...(j === undefined ? [`sites[${i}] (${named(site)}) added`] : changedKeys(before[j], site, `sites[${i}]`)),
+    );
+  });
+  return keys;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
