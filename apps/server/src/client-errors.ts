@@ -64,9 +64,15 @@ export class ClientErrors {
   readonly #counts: Record<Kind, number> = { raw_query: 0, raw_path: 0, malformed: 0 };
   /** a scanner sends garbage in floods: one line at most every 10 s per kind, with the count since */
   readonly #lines: Record<Kind, ThrottledCount> = {
-    raw_query: new ThrottledCount(),
-    raw_path: new ThrottledCount(),
-    malformed: new ThrottledCount(),
+    raw_query: new ThrottledCount((since) => this.#write('raw_query', since)),
+    raw_path: new ThrottledCount((since) => this.#write('raw_path', since)),
+    malformed: new ThrottledCount((since) => this.#write('malformed', since)),
+  };
+  /** the last refusal of each kind (its text and client), for its summary line */
+  readonly #last: Record<Kind, { text: string; remoteAddr: string | undefined }> = {
+    raw_query: { text: '', remoteAddr: undefined },
+    raw_path: { text: '', remoteAddr: undefined },
+    malformed: { text: '', remoteAddr: undefined },
   };
 
   constructor(logger: Logger) {
@@ -126,11 +132,15 @@ export class ClientErrors {
 
   #count(kind: Kind, text: string, socket: Socket): void {
     this.#counts[kind]++;
-    const since = this.#lines[kind].add();
-    if (since === 0) return;
+    this.#last[kind] = { text, remoteAddr: socket.remoteAddress };
+    this.#lines[kind].add();
+  }
+
+  #write(kind: Kind, since: number): void {
+    const { text, remoteAddr } = this.#last[kind];
     const why = text.slice('Bad Request: '.length).trimEnd();
     this.#logger.info(
-      { remoteAddr: socket.remoteAddress, reason: kind, count: since },
+      { remoteAddr, reason: kind, count: since },
       `bad request: ${why} (400 before any route; ${since} since the last such line)`,
     );
   }

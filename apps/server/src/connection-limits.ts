@@ -64,9 +64,11 @@ export class ConnectionLimits {
   readonly #refused: Record<Limit, number> = { max_connections: 0, max_connections_per_ip: 0 };
   /** one warning per limit at most every 10 s, with the count refused since */
   readonly #warnings: Record<Limit, ThrottledCount> = {
-    max_connections: new ThrottledCount(),
-    max_connections_per_ip: new ThrottledCount(),
+    max_connections: new ThrottledCount((refused) => this.#warn('max_connections', refused)),
+    max_connections_per_ip: new ThrottledCount((refused) => this.#warn('max_connections_per_ip', refused)),
   };
+  /** the last refusal's reason per limit, for its summary line */
+  readonly #why: Record<Limit, string> = { max_connections: '', max_connections_per_ip: '' };
 
   constructor(options: ConnectionLimitOptions) {
     this.#options = options;
@@ -136,11 +138,14 @@ export class ConnectionLimits {
   #refuse(socket: Socket, limit: Limit, why: string): void {
     socket.destroy();
     this.#refused[limit]++;
-    const refused = this.#warnings[limit].add();
-    if (refused === 0) return;
+    this.#why[limit] = why;
+    this.#warnings[limit].add();
+  }
+
+  #warn(limit: Limit, refused: number): void {
     this.#options.logger.warn(
       { limit, refused },
-      `${why}: closing new connections (${refused} refused since the last such line); raise http.${limit} if these clients are legitimate`,
+      `${this.#why[limit]}: closing new connections (${refused} refused since the last such line); raise http.${limit} if these clients are legitimate`,
     );
   }
 }

@@ -39,7 +39,12 @@ export class DeadSessions {
   readonly #pingTimeoutMs: number;
   readonly #sessions: SocketSweep<SessionWatch, Http2Session>;
   #closed = 0;
-  readonly #warnings = new ThrottledCount();
+  readonly #warnings = new ThrottledCount((closed) =>
+    this.#logger.warn(
+      { closed, pingTimeoutMs: this.#pingTimeoutMs },
+      `closed ${closed} HTTP/2 connection(s) whose client was gone while a response waited (no answer to a PING in ${this.#pingTimeoutMs / 1000}s)`,
+    ),
+  );
 
   constructor(logger: Logger, pingTimeoutMs = PING_TIMEOUT_MS) {
     this.#logger = logger;
@@ -119,11 +124,6 @@ export class DeadSessions {
   #report(closed: number): void {
     if (closed === 0) return;
     this.#closed += closed;
-    const report = this.#warnings.add(closed);
-    if (report === 0) return;
-    this.#logger.warn(
-      { closed: report, pingTimeoutMs: this.#pingTimeoutMs },
-      `closed ${report} HTTP/2 connection(s) whose client was gone while a response waited (no answer to a PING in ${this.#pingTimeoutMs / 1000}s)`,
-    );
+    this.#warnings.add(closed);
   }
 }

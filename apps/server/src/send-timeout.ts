@@ -51,7 +51,14 @@ export class SendTimeouts {
   readonly #streams: SocketSweep<StreamProgress, ServerHttp2Stream>;
   #closed = 0;
   /** one warning at most every 10 s, with the count closed since */
-  readonly #warnings = new ThrottledCount();
+  readonly #warnings = new ThrottledCount((closed) =>
+    this.#logger.warn(
+      { closed, sendTimeoutMs: this.#timeoutMs },
+      `closed ${closed} ${this.#what} whose client read nothing for ${this.#timeoutMs / 1000}s (http.send_timeout)`,
+    ),
+  );
+  /** what the last ones closed were, for the summary line */
+  #what = 'connection(s)';
 
   /** `timeoutMs` > 0 (0 means no bound: make no SendTimeouts then). */
   constructor(timeoutMs: number, logger: Logger) {
@@ -133,11 +140,7 @@ export class SendTimeouts {
   #report(closed: number, what: string): void {
     if (closed === 0) return;
     this.#closed += closed;
-    const report = this.#warnings.add(closed);
-    if (report === 0) return;
-    this.#logger.warn(
-      { closed: report, sendTimeoutMs: this.#timeoutMs },
-      `closed ${report} ${what} whose client read nothing for ${this.#timeoutMs / 1000}s (http.send_timeout)`,
-    );
+    this.#what = what;
+    this.#warnings.add(closed);
   }
 }

@@ -10,6 +10,7 @@ import {
 } from '@warmpool/pool';
 import { OverloadLog } from '../src/http/overload-log.js';
 import { statusOf } from '../src/http/status.js';
+import { until } from '../../../test/helpers/until.js';
 
 /** Fastify's own (pino) logger, its lines landing in `lines`. */
 function capture(): { log: FastifyBaseLogger; lines: Record<string, unknown>[] } {
@@ -40,11 +41,20 @@ describe('OverloadLog', () => {
     await new Promise((resolve) => setImmediate(resolve));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ level: 40, refused: { WP_POOL_QUEUE_FULL: 1 } });
-    await new Promise((resolve) => setTimeout(resolve, 40)); // past the period
-    overload.refused(log, 'WP_POOL_QUEUE_FULL', 'request queue is full');
+    // the period's end writes the rest
+    await until(() => lines.length === 2, 'the summary line');
+    expect(lines[1]).toMatchObject({ refused: { WP_POOL_QUEUE_FULL: 50, WP_POOL_NO_FREE_WORKER: 1 } });
+    expect(String(lines[1]!.msg)).toMatch(/^overloaded: refused 51 request\(s\) with 503/);
+  });
+
+  it('writes the tail of a burst when its period ends, with no later refusal', async () => {
+    const { log, lines } = capture();
+    const overload = new OverloadLog(50);
+    for (let i = 0; i < 20; i++) overload.refused(log, 'WP_POOL_QUEUE_FULL', 'request queue is full');
     await new Promise((resolve) => setImmediate(resolve));
-    expect(lines).toHaveLength(2);
-    expect(lines[1]).toMatchObject({ refused: { WP_POOL_QUEUE_FULL: 51, WP_POOL_NO_FREE_WORKER: 1 } });
-    expect(String(lines[1]!.msg)).toMatch(/^overloaded: refused 52 request\(s\) with 503/);
+    expect(lines).toHaveLength(1);
+    await until(() => lines.length === 2, 'the summary of the 19 held back');
+    expect(lines[1]).toMatchObject({ refused: { WP_POOL_QUEUE_FULL: 19 } });
+    expect(String(lines[1]!.msg)).toMatch(/^overloaded: refused 19 request\(s\) with 503/);
   });
 });

@@ -11,22 +11,31 @@ export class OverloadLog {
   readonly #lines: ThrottledCount;
   /** refused since the last line, by code */
   readonly #byCode = new Map<string, number>();
+  /** the last refusal: the summary line is written with its logger, message and error */
+  #last: { log: FastifyBaseLogger; code: string; message: string; error: unknown } | null = null;
 
   /** `everyMs`: ThrottledCount's period (10 s) unless given */
   constructor(everyMs?: number) {
-    this.#lines = new ThrottledCount(everyMs);
+    this.#lines = new ThrottledCount((total) => this.#write(total), everyMs);
   }
 
-  /** Counts one refusal; writes the summary line when the last one is `everyMs` old, with `error` (the last refusal's) as its err. */
+  /** Counts one refusal; the summary line is written at once after a quiet spell, else when the period ends. */
   refused(log: FastifyBaseLogger, code: string, message: string, error?: unknown): void {
     this.#byCode.set(code, (this.#byCode.get(code) ?? 0) + 1);
-    const total = this.#lines.add();
-    if (total === 0) return;
+    this.#last = { log, code, message, error };
+    this.#lines.add();
+  }
+
+  #write(total: number): void {
+    const last = this.#last;
+    if (last === null) return;
+    const { log, code, message, error } = last;
     log.warn(
       { refused: Object.fromEntries(this.#byCode), err: error === undefined ? { code, message } : loggedError(error) },
       `overloaded: refused ${total} request(s) with 503 since the last such line (${message}); ${adviceFor(this.#byCode)}`,
     );
     this.#byCode.clear();
+    this.#last = null;
   }
 }
 
@@ -38,14 +47,21 @@ export class OverloadLog {
  */
 export class WorkersDownLog {
   readonly #lines: ThrottledCount;
+  #last: { log: FastifyBaseLogger; message: string; fields: Record<string, unknown>; error: unknown } | null = null;
 
   constructor(everyMs?: number) {
-    this.#lines = new ThrottledCount(everyMs);
+    this.#lines = new ThrottledCount((total) => this.#write(total), everyMs);
   }
 
   failed(log: FastifyBaseLogger, message: string, fields: Record<string, unknown>, error?: unknown): void {
-    const total = this.#lines.add();
-    if (total === 0) return;
+    this.#last = { log, message, fields, error };
+    this.#lines.add();
+  }
+
+  #write(total: number): void {
+    const last = this.#last;
+    if (last === null) return;
+    const { log, message, fields, error } = last;
     log.error(
       {
         ...fields,
@@ -54,6 +70,7 @@ export class WorkersDownLog {
       },
       `PHP workers are down: failed ${total} request(s) with 502 since the last such line (${message})`,
     );
+    this.#last = null;
   }
 }
 

@@ -24,6 +24,8 @@ export class WorkerOutput {
   #windowStart = 0;
   #windowLines = 0;
   #suppressed = 0;
+  /** writes the count of dropped lines when their second ends (unref'd; armed only while lines are dropped) */
+  #suppressedTimer: NodeJS.Timeout | null = null;
   /** lines held back from the log while the process boots (hold()), or null */
   #held: string[] | null = null;
 
@@ -97,13 +99,20 @@ export class WorkerOutput {
       this.#windowLines = 0;
     }
     if (++this.#windowLines > MAX_LINES_PER_SECOND) {
+      // said when the second ends, not at the next line, which may never come
       this.#suppressed++;
+      if (this.#suppressedTimer === null) {
+        this.#suppressedTimer = setTimeout(() => this.#reportSuppressed(), this.#windowStart + 1000 - now);
+        this.#suppressedTimer.unref();
+      }
       return;
     }
     this.#logger.info({ workerPid: this.#pid, stream: this.#stream }, line);
   }
 
   #reportSuppressed(): void {
+    if (this.#suppressedTimer !== null) clearTimeout(this.#suppressedTimer);
+    this.#suppressedTimer = null;
     if (this.#suppressed === 0) return;
     this.#logger.warn(
       { workerPid: this.#pid, stream: this.#stream, suppressed: this.#suppressed },

@@ -70,6 +70,19 @@ describe('hostile workers', () => {
     });
   });
 
+  it('a flood of stderr: the count of dropped lines is written when its second ends, with no later line', async () => {
+    const logger = recordingLogger();
+    await withPool('hostile-worker.php', { logger }, async (pool) => {
+      expect((await pool.exec(request('flood'))).body.toString()).toBe('survived the flood');
+      const logged = () =>
+        logger.lines.filter((l) => l.obj.stream === 'stderr' && l.level === 'info').length +
+        logger.lines.reduce((n, l) => n + (l.level === 'warn' ? ((l.obj.suppressed as number) ?? 0) : 0), 0);
+      // the worker lives on and prints nothing more: only the timer can write the count
+      await eventually(() => logged() === 20000, 'every dropped line counted in a warning');
+      expect(pool.stats().workers.ready).toBe(1);
+    });
+  });
+
   it('a 1 MiB stderr line reaches the log in pieces (cut past 8 KiB), none of it lost', async () => {
     // One log line per pipe read at most past the cut: a line with no end cannot grow without bound.
     const logger = recordingLogger();
