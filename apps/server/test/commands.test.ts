@@ -11,6 +11,7 @@ import * as tune from '../src/commands/tune.js';
 import { adviceOf } from '../src/commands/tune.js';
 import * as workers from '../src/commands/workers.js';
 import { formatAge } from '../src/commands/workers.js';
+import { until } from '../../../test/helpers/until.js';
 
 function fixture(name: string): string {
   return fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
@@ -61,6 +62,7 @@ async function serve(
     string,
     ({ fixture: string; workers: number } | { fixture: string; min: number; max: number }) & {
       reset_timeout?: string;
+      destroy_timeout?: string;
     }
   >,
 ): Promise<Map<string, Pool>> {
@@ -70,6 +72,7 @@ async function serve(
       command: ['php', fixture(spec.fixture)],
       ...('workers' in spec ? { num_workers: spec.workers } : { min_workers: spec.min, max_workers: spec.max }),
       ...(spec.reset_timeout === undefined ? {} : { reset_timeout: spec.reset_timeout }),
+      ...(spec.destroy_timeout === undefined ? {} : { destroy_timeout: spec.destroy_timeout }),
       logger: SILENT_LOGGER,
     });
     pools.push(pool);
@@ -87,7 +90,7 @@ async function serve(
 }
 
 describe('warmpool workers', () => {
-  it('prints a table: pid, state, jobs, RSS (MiB), age, idle', async () => {
+  it('prints a table: pid, state, jobs, RSS (MiB), age, idle, busy', async () => {
     const sites = await serve({ main: { fixture: 'echo.php', workers: 2 } });
     const pool = sites.get('main')!;
     await pool.exec({ flags: 0, context: Buffer.from('{}'), body: null });
@@ -95,7 +98,7 @@ describe('warmpool workers', () => {
     expect(await workers.run({ socket }, out)).toBe(EXIT_OK);
     expect(out.tables).toHaveLength(1);
     const { columns, rows } = out.tables[0]!;
-    expect(columns).toEqual(['pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle']);
+    expect(columns).toEqual(['pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle', 'busy']);
     const pids = (await pool.workers()).map((w) => String(w.pid)).sort();
     expect(rows.map((r) => r[0]).sort()).toEqual(pids);
     for (const row of rows) {
@@ -106,6 +109,23 @@ describe('warmpool workers', () => {
     // one worker served one request (idle is a duration), the other none yet ("-")
     expect(rows.map((r) => r[2]).sort()).toEqual(['0', '1']);
     expect(rows.map((r) => r[5] === '-').sort()).toEqual([false, true]);
+    expect(rows.map((r) => r[6])).toEqual(['-', '-']);
+  });
+
+  it('shows how long a busy worker has run its request, and the request (method and path)', async () => {
+    const sites = await serve({ main: { fixture: 'hang.php', workers: 1, destroy_timeout: '100ms' } });
+    const pool = sites.get('main')!;
+    void pool
+      .exec({ flags: 0, context: Buffer.from('{}'), body: Buffer.from('hang') }, { label: 'GET /hang' })
+      .catch(() => {});
+    await until(async () => (await pool.workers())[0]!.state === 'working', 'the worker to take the request');
+    const out = new RecordingOutput();
+    expect(await workers.run({ socket }, out)).toBe(EXIT_OK);
+    const { columns, rows } = out.tables[0]!;
+    expect(columns).toEqual(['pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle', 'busy', 'request']);
+    expect(rows[0]![1]).toBe('working');
+    expect(rows[0]![6]).toMatch(/^\d+s$/);
+    expect(rows[0]![7]).toBe('GET /hang');
   });
 
   it('adds a site column when the server runs several sites, and filters with --site', async () => {

@@ -25,6 +25,7 @@ import {
   DEFAULT_SEND_TIMEOUT_MS,
   DEFAULT_STREAM_TIMEOUT_MS,
   DEFAULT_WATCH_TICK_MS,
+  DEFAULT_SLOWLOG_TIMEOUT_MS,
   DEFAULT_WORKER_NICE,
   POOL_OPTION_RANGES,
   QUEUE_PER_WORKER,
@@ -470,9 +471,14 @@ const TOP: Entry[] = [
   }),
   warned('http.pool.dynamic_allocator', "use min_workers / max_workers (warmpool's dynamic pool) or num_workers: auto"),
   rr('http.pool.supervisor', 'section', 'limits that recycle workers'),
-  rr('http.pool.supervisor.watch_tick', 'duration', 'how often ttl, idle_ttl and max_worker_memory are checked', {
-    default: seconds(DEFAULT_WATCH_TICK_MS),
-  }),
+  rr(
+    'http.pool.supervisor.watch_tick',
+    'duration',
+    'how often ttl, idle_ttl, max_worker_memory and request_slowlog_timeout are checked',
+    {
+      default: seconds(DEFAULT_WATCH_TICK_MS),
+    },
+  ),
   rr(
     'http.pool.supervisor.ttl',
     'duration',
@@ -493,6 +499,12 @@ const TOP: Entry[] = [
     'size-mb',
     'recycle a worker whose RSS exceeds this after its request (checked each watch_tick); a request that keeps growing past it is killed (502), unlike RoadRunner; 0 = off',
     { unit: 'MB', ...POOL_OPTION_RANGES['supervisor.max_worker_memory'], default: 0 },
+  ),
+  wp(
+    'http.pool.supervisor.request_slowlog_timeout',
+    'duration',
+    "php-fpm's request_slowlog_timeout: a request running longer is logged once, a warning naming its worker pid, method and path and how long it has run (no stack trace); checked each watch_tick; 0 = off",
+    { default: seconds(DEFAULT_SLOWLOG_TIMEOUT_MS) },
   ),
 
   rr('http.ssl', 'section', 'HTTPS listener'),

@@ -591,7 +591,7 @@ const PROCESS_KEYS = [
   'destroy_timeout',
   'nice',
 ];
-const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory'];
+const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory', 'request_slowlog_timeout'];
 
 /** Said where the site sets them itself: inherited ones are meant for the worker sites. */
 function passIgnores(loaded: LoadedConfig, http: SiteHttpConfig, sitePath: string): SiteOptions['ignored'] {

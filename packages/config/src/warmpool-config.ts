@@ -36,6 +36,7 @@ export interface SupervisorConfig {
   exec_ttl?: DurationString;
   /** MB */
   max_worker_memory?: number;
+  request_slowlog_timeout?: DurationString;
 }
 
 /** `http.pool`. */

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   FastCgiClosedError,
   FastCgiOverloadedError,
+  NoFreeWorkerError,
   PoolClosedError,
   QueueFullError,
   WorkerExitedError,
@@ -56,5 +57,19 @@ describe('OverloadLog', () => {
     await until(() => lines.length === 2, 'the summary of the 19 held back');
     expect(lines[1]).toMatchObject({ refused: { WP_POOL_QUEUE_FULL: 19 } });
     expect(String(lines[1]!.msg)).toMatch(/^overloaded: refused 19 request\(s\) with 503/);
+  });
+
+  it('points at exec_ttl, not at more workers, when every worker is held by a long request', async () => {
+    const { log, lines } = capture();
+    const held = new NoFreeWorkerError(
+      'no free worker within allocate_timeout (60000ms): 2 busy, 2 queued. Every worker…',
+      {
+        heldByLongRequests: true,
+      },
+    );
+    new OverloadLog(50).refused(log, held.code, held.message, held);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(String(lines[0]!.msg)).toMatch(/more workers would be held the same way: set http.pool.supervisor.exec_ttl/);
+    expect(String(lines[0]!.msg)).not.toMatch(/raise num_workers/);
   });
 });

@@ -23,6 +23,11 @@ export interface SupervisorOptions {
   exec_ttl?: Duration;
   /** max RSS in MB; recycled after its current request */
   max_worker_memory?: number;
+  /**
+   * php-fpm's request_slowlog_timeout: a request running longer is logged once (a warning naming
+   * its worker, method and path, and how long it has run); 0 = off; default 30s
+   */
+  request_slowlog_timeout?: Duration;
 }
 
 /** Pool options, spelled as in RoadRunner's `.rr.yaml` (`server.*` and `http.pool.*`). */
@@ -87,6 +92,8 @@ export const DEFAULT_RESET_TIMEOUT_MS = 60_000;
 export const DEFAULT_STREAM_TIMEOUT_MS = 60_000;
 export const DEFAULT_SEND_TIMEOUT_MS = 60_000;
 export const DEFAULT_WATCH_TICK_MS = 1_000;
+/** php-fpm has it off by default; on here, as a request that never ends holds its worker silently otherwise */
+export const DEFAULT_SLOWLOG_TIMEOUT_MS = 30_000;
 /**
  * The default queue bound, per worker: with 2 workers, 32 requests may wait. A deeper queue only
  * makes clients wait longer for the same throughput (and keeps requests whose clients gave up);
@@ -143,6 +150,8 @@ export interface ResolvedPoolOptions<Req = ExecRequest> {
   idleTtlMs: number;
   execTtlMs: number;
   maxWorkerMemoryBytes: number;
+  /** 0 = off */
+  slowlogTimeoutMs: number;
   uid: number | undefined;
   gid: number | undefined;
   nice: number;
@@ -225,7 +234,14 @@ const KNOWN_KEYS = new Set([
   'nice',
   'logger',
 ]);
-const SUPERVISOR_KEYS = new Set(['watch_tick', 'ttl', 'idle_ttl', 'exec_ttl', 'max_worker_memory']);
+const SUPERVISOR_KEYS = new Set([
+  'watch_tick',
+  'ttl',
+  'idle_ttl',
+  'exec_ttl',
+  'max_worker_memory',
+  'request_slowlog_timeout',
+]);
 
 function resolveDynamic(options: PoolOptions<unknown>): ResolvedPoolOptions['dynamic'] {
   if (options.min_workers === undefined && options.max_workers === undefined) return null;
@@ -332,6 +348,10 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     idleTtlMs: parseDuration(supervisor.idle_ttl ?? 0, 'supervisor.idle_ttl'),
     execTtlMs: parseDuration(supervisor.exec_ttl ?? 0, 'supervisor.exec_ttl'),
     maxWorkerMemoryBytes: Math.round(memoryMb * 1024 * 1024),
+    slowlogTimeoutMs: parseDuration(
+      supervisor.request_slowlog_timeout ?? DEFAULT_SLOWLOG_TIMEOUT_MS,
+      'supervisor.request_slowlog_timeout',
+    ),
     uid: options.uid === undefined ? undefined : integer(options.uid, 'uid', 0),
     gid: options.gid === undefined ? undefined : integer(options.gid, 'gid', 0),
     nice: ranged(options.nice ?? DEFAULT_WORKER_NICE, 'nice'),

@@ -13,6 +13,10 @@ export interface WorkerInfo {
   markedFor: RecycleReason | null;
   /** wall time spent on requests so far, in ms (the current one included) */
   busyMs: number;
+  /** how long its current request has run, in ms; null when it runs none */
+  requestMs: number | null;
+  /** its current request as the caller labelled it ("GET /path"); null when it runs none or has no label */
+  request: string | null;
 }
 
 /** A snapshot of the pool for metrics, health and the CLI. */

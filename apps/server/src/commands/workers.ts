@@ -59,7 +59,11 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
   }
 }
 
-/** The table: pid, state, jobs, RSS (MiB), age, idle; a site column when several sites run, a recycle column when a worker is marked. */
+/**
+ * The table: pid, state, jobs, RSS (MiB), age, idle, busy (how long the running request has run); a
+ * site column when several sites run, a request column (method and path) when a worker runs one, a
+ * recycle column when a worker is marked.
+ */
 export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
   // a site passing PHP to php-fpm has no workers of ours: one line on warmpool's connections to it
   for (const { site, phpFpm } of sites) {
@@ -103,6 +107,8 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
   }
   const withSite = poolSites.length > 1;
   const withMark = all.some(({ worker }) => worker.markedFor !== null);
+  // a worker held by one request that never ends shows here, with what it runs
+  const withRequest = all.some(({ worker }) => typeof worker.request === 'string');
   const columns = [
     ...(withSite ? ['site'] : []),
     'pid',
@@ -111,11 +117,14 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
     'RSS (MiB)',
     'age',
     'idle',
+    'busy',
+    ...(withRequest ? ['request'] : []),
     ...(withMark ? ['recycle'] : []),
   ];
   const rows = all.map(({ site, worker }) => [
     ...(withSite ? [site] : []),
     ...workerCells(worker),
+    ...(withRequest ? [worker.request ?? ''] : []),
     ...(withMark ? [worker.markedFor ?? ''] : []),
   ]);
   out.table(rows, columns);
@@ -129,6 +138,8 @@ function workerCells(worker: WorkerInfo): string[] {
     (worker.rssBytes / (1024 * 1024)).toFixed(1),
     formatAge(worker.ageMs),
     worker.idleMs === null ? '-' : formatAge(worker.idleMs),
+    // a server older than this field sends none
+    typeof worker.requestMs === 'number' ? formatAge(worker.requestMs) : '-',
   ];
 }
 

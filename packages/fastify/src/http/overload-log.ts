@@ -32,7 +32,7 @@ export class OverloadLog {
     const { log, code, message, error } = last;
     log.warn(
       { refused: Object.fromEntries(this.#byCode), err: error === undefined ? { code, message } : loggedError(error) },
-      `overloaded: refused ${total} request(s) with 503 since the last such line (${message}); ${adviceFor(this.#byCode)}`,
+      `overloaded: refused ${total} request(s) with 503 since the last such line (${message}); ${isHeldByLongRequests(error) ? HELD_ADVICE : adviceFor(this.#byCode)}`,
     );
     this.#byCode.clear();
     this.#last = null;
@@ -97,6 +97,15 @@ export function loggedError(error: unknown): { name: string; message: string; st
   }
   return logged;
 }
+
+/** The pool's refusal says every worker has been on one request for longer than allocate_timeout. */
+function isHeldByLongRequests(error: unknown): boolean {
+  return (error as { details?: { heldByLongRequests?: unknown } } | null)?.details?.heldByLongRequests === true;
+}
+
+/** More workers would be held the same way: bound the requests instead. */
+const HELD_ADVICE =
+  'more workers would be held the same way: set http.pool.supervisor.exec_ttl to end such requests, or fix what they wait for';
 
 /**
  * What to raise, by what refused: a full queue asks for more workers or a deeper queue; a request

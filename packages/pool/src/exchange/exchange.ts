@@ -100,3 +100,9 @@ export interface Exchange {
   readonly takesParsedForms: boolean;
   exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse>;
 }
+
+/** "GET /path?query" for logs and `warmpool workers` (a very long target is cut). */
+export function labelOf(request: Pick<ExchangeRequest, 'method' | 'target'>): string {
+  const { method, target } = request;
+  return `${method} ${target.length > 200 ? `${target.slice(0, 200)}…` : target}`;
+}

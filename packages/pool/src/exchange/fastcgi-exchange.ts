@@ -12,7 +12,14 @@ import type { Logger } from '../logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { HeaderMap } from '../protocol/http-context.js';
 import type { CgiReply, CgiRequest } from '../worker/cgi-worker.js';
-import type { Exchange, ExchangeOptions, ExchangeRequest, ExchangeResponse, ExchangeScript } from './exchange.js';
+import {
+  type Exchange,
+  type ExchangeOptions,
+  type ExchangeRequest,
+  type ExchangeResponse,
+  type ExchangeScript,
+  labelOf,
+} from './exchange.js';
 
 /**
  * A response body up to this size is read whole before the response is answered, as nginx's
@@ -69,7 +76,10 @@ export class FastCgiExchange implements Exchange {
     const reply =
       this.backend instanceof FastCgiClientPool
         ? await this.backend.request(cgi)
-        : await this.backend.exec(cgi, cgi.signal === null ? undefined : { signal: cgi.signal });
+        : await this.backend.exec(
+            cgi,
+            cgi.signal === null ? { label: labelOf(request) } : { signal: cgi.signal, label: labelOf(request) },
+          );
     // whole up to bufferBytes, else (or with X-Accel-Buffering: no) streamed: the backend's reader decided
     const response: ExchangeResponse = { status: reply.status, headers: toHeaderMap(reply.headers), body: reply.body };
     if (reply.release !== undefined) response.release = reply.release;

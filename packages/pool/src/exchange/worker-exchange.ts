@@ -12,7 +12,13 @@ import {
 } from '../protocol/http-context.js';
 import { headerMapProblem } from '../protocol/header-fields.js';
 import type { ExecReply, ExecRequest, ReplyStream } from '../worker/worker.js';
-import type { Exchange, ExchangeOptions, ExchangeRequest, ExchangeResponse } from './exchange.js';
+import {
+  type Exchange,
+  type ExchangeOptions,
+  type ExchangeRequest,
+  type ExchangeResponse,
+  labelOf,
+} from './exchange.js';
 import { ReplyBody } from './reply-body.js';
 
 /**
@@ -32,7 +38,9 @@ export class WorkerExchange implements Exchange {
   }
 
   async exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
-    const reply = await this.pool.exec(toExecRequest(request, this.codec), options as PoolExecOptions | undefined);
+    const execOptions: PoolExecOptions = { label: labelOf(request) };
+    if (options?.signal !== undefined) execOptions.signal = options.signal;
+    const reply = await this.pool.exec(toExecRequest(request, this.codec), execOptions);
     const response = await toExchangeResponse(reply, options);
     // HEAD gets the head alone: a streamed body (an endless one too) is stopped now, not run to its end
     if (request.method === 'HEAD' && response.body instanceof ReplyBody) {

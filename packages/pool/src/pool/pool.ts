@@ -36,6 +36,8 @@ import { FreeList } from './free-list.js';
 export interface PoolExecOptions {
   /** aborted when the caller no longer wants the reply (its client went away) */
   signal?: CancelSignal;
+  /** what the request is ("GET /path"), for the slow-request warning, overload lines and `warmpool workers` */
+  label?: string;
 }
 
 /** How many times one request follows workers that reply {"stop":true} before it fails. */
@@ -199,6 +201,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
    */
   async exec(request: Req, options?: PoolExecOptions): Promise<Rep> {
     const signal = options?.signal;
+    const label = options?.label;
+    const execOptions = label === undefined ? this.#execOptions : { ...this.#execOptions, label };
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new PoolClosedError();
       if (!this.#started) throw new PoolNotStartedError();
@@ -241,7 +245,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       this.#requests++;
       if (worker.state === 'working') this.#pipelined++;
       try {
-        const reply = worker.exec(request, this.#execOptions);
+        const reply = worker.exec(request, execOptions);
         // it has begun (or queued) this request: the place behind it goes to a waiter at once
         this.#offerQueueSlot(worker);
         return await reply;
@@ -355,6 +359,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       idleMs: w.lastUsedAt === 0 ? null : now - w.lastUsedAt,
       markedFor: w.markedFor,
       busyMs: w.busyMs + (w.state === 'working' ? now - w.execStartedAt : 0),
+      requestMs: w.state === 'working' ? now - w.execStartedAt : null,
+      request: w.state === 'working' ? w.execLabel : null,
     }));
   }
 
@@ -467,9 +473,10 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       this.emit('pool:queue-full', { queued: this.#free.waiting });
       return Promise.reject(
         new QueueFullError(
-          `request queue is full (max_queue_size ${maxQueueSize}); all ${this.#live()} workers are busy`,
+          `request queue is full (max_queue_size ${maxQueueSize}); all ${this.#live()} workers are busy${this.#heldNote()}`,
           {
             queued: this.#free.waiting,
+            heldByLongRequests: this.#heldByLongRequests(),
           },
         ),
       );
@@ -480,9 +487,45 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   #noFreeWorker(waitedMs: number): Error {
     const boot = this.#bootError === null ? '' : ` Workers are failing to boot: ${this.#bootError.message}`;
     return new NoFreeWorkerError(
-      `no free worker within allocate_timeout (${waitedMs}ms): ${this.#inFlight} busy, ${this.#free.waiting} queued.${boot}`,
-      { inFlight: this.#inFlight },
+      `no free worker within allocate_timeout (${waitedMs}ms): ${this.#inFlight} busy, ${this.#free.waiting} queued.${this.#heldNote()}${boot}`,
+      { inFlight: this.#inFlight, heldByLongRequests: this.#heldByLongRequests() },
     );
+  }
+
+  /**
+   * Every live worker has been on one request for longer than allocate_timeout and
+   * request_slowlog_timeout: the 503s come from requests that do not end (a hung upstream, sleep()),
+   * not from too few workers, and more workers would be held the same way.
+   */
+  #heldByLongRequests(): boolean {
+    const now = Date.now();
+    const longMs = this.#longRequestMs();
+    let working = 0;
+    for (const worker of this.#workers) {
+      if (worker.state === 'exited' || worker.state === 'stopping') continue;
+      if (worker.state !== 'working' || now - worker.execStartedAt < longMs) return false;
+      working++;
+    }
+    return working > 0;
+  }
+
+  #longRequestMs(): number {
+    return Math.max(this.options.allocateTimeoutMs, this.options.slowlogTimeoutMs);
+  }
+
+  /** " Every worker has been on one request for over 60s: GET /a (worker 12, 130s), …; …", or "". */
+  #heldNote(): string {
+    if (!this.#heldByLongRequests()) return '';
+    const now = Date.now();
+    const longest = [...this.#workers]
+      .filter((worker) => worker.state === 'working')
+      .sort((a, b) => a.execStartedAt - b.execStartedAt)
+      .slice(0, 3)
+      .map((w) => `${w.execLabel ?? 'a request'} (worker ${w.pid}, ${Math.round((now - w.execStartedAt) / 1000)}s)`);
+    const ttl = this.options.execTtlMs;
+    return ` Every worker has been on one request for over ${seconds(this.#longRequestMs())}: ${longest.join(', ')}; ${
+      ttl > 0 ? `exec_ttl (${seconds(ttl)}) ends them` : 'with exec_ttl off they hold their workers until they end'
+    }.`;
   }
 
   // ---- release and recycling ----

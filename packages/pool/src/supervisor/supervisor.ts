@@ -42,6 +42,8 @@ export class Supervisor {
   readonly #overMemory = new WeakMap<Worker, { job: number; rssBytes: number; grewIt: boolean }>();
   /** each worker at the last tick: its job count, whether it was running one, its RSS */
   readonly #lastSeen = new WeakMap<Worker, { jobs: number; working: boolean; rssBytes: number }>();
+  /** the request (its start) each worker was last warned about as slow: one warning per request */
+  readonly #slowWarned = new WeakMap<Worker, number>();
 
   constructor(options: ResolvedPoolOptions<unknown>, pool: Supervised) {
     this.#options = options;
@@ -50,7 +52,13 @@ export class Supervisor {
 
   /** True when any supervised limit is set; otherwise the supervisor costs nothing. */
   static isNeeded(options: ResolvedPoolOptions<unknown>): boolean {
-    return options.ttlMs > 0 || options.idleTtlMs > 0 || options.maxWorkerMemoryBytes > 0 || options.dynamic !== null;
+    return (
+      options.ttlMs > 0 ||
+      options.idleTtlMs > 0 ||
+      options.maxWorkerMemoryBytes > 0 ||
+      options.slowlogTimeoutMs > 0 ||
+      options.dynamic !== null
+    );
   }
 
   start(): void {
@@ -83,6 +91,7 @@ export class Supervisor {
           if (worker.markedFor === 'ttl' || (worker.retiredFor === 'ttl' && worker.state !== 'exited')) ttlTurn = false;
       for (const worker of this.#pool.liveWorkers()) {
         if (worker.state !== 'ready' && worker.state !== 'working') continue;
+        if (worker.state === 'working') this.#checkSlow(worker, now);
         if (ttlMs > 0 && now - worker.createdAt >= ttlMs && worker.markedFor === null && worker.retiredFor === null) {
           if (ttlTurn) {
             ttlTurn = false;
@@ -139,6 +148,28 @@ export class Supervisor {
     } finally {
       this.#ticking = false;
     }
+  }
+
+  /**
+   * request_slowlog_timeout (php-fpm's slowlog without the stack trace): a request running past it
+   * is named once, with its worker and how long it has run, so a worker held by one request that
+   * never ends is seen before the 503s it causes.
+   */
+  #checkSlow(worker: Worker, now: number): void {
+    const slowMs = this.#options.slowlogTimeoutMs;
+    const ranMs = now - worker.execStartedAt;
+    if (slowMs === 0 || ranMs < slowMs || this.#slowWarned.get(worker) === worker.execStartedAt) return;
+    this.#slowWarned.set(worker, worker.execStartedAt);
+    const execTtlMs = this.#options.execTtlMs;
+    const request = worker.execLabel ?? 'a request';
+    this.#options.logger.warn(
+      { workerPid: worker.pid, request: worker.execLabel, durationMs: ranMs, reason: 'slow_request' },
+      `worker ${worker.pid} has run ${request} for ${Math.round(ranMs / 1000)}s (over request_slowlog_timeout ${slowMs / 1000}s); ${
+        execTtlMs > 0
+          ? `exec_ttl ends it at ${execTtlMs / 1000}s`
+          : 'it holds its worker until it ends: set http.pool.supervisor.exec_ttl to bound a request'
+      }`,
+    );
   }
 
   #act(worker: Worker, reason: RecycleReason): void {

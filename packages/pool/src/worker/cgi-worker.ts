@@ -97,6 +97,8 @@ interface PendingExec {
   pending: (() => void) | null;
   /** what its broken connection means, once asked (#failureOf) */
   failure: Promise<Error> | null;
+  /** ExecOptions.label: the worker's execLabel while it runs */
+  label: string | null;
 }
 
 /** One php-cgi process: spawn, ready once its socket accepts, one request at a time, stop or kill. */
@@ -176,7 +178,8 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     this.workerState = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
-    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null };
+    this.execLabel = options.label ?? null;
+    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null, label: this.execLabel };
     this.#exec = exec;
     let connection = this.#connection;
     if (connection === null || connection.state !== 'idle') {
@@ -225,7 +228,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       this.hooks?.execEnd(this, error);
       throw error;
     }
-    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null };
+    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null, label: options.label ?? null };
     const reader = this.#reader(request);
     try {
       exec.run = connection.queue(this.#runOptions(request, options), reader);
@@ -613,6 +616,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       this.#exec = next;
       this.jobs++;
       this.execStartedAt = this.lastUsedAt;
+      this.execLabel = next.label;
       this.hooks?.execEnd(this, error);
       const pending = next.pending;
       next.pending = null;

@@ -9,6 +9,8 @@ import type { RecycleReason, WorkerState } from './state.js';
 export interface ExecOptions {
   /** exec_ttl; 0 = unbounded. For streams it bounds each frame (PROTOCOL.md §4). */
   timeoutMs: number;
+  /** what the request is, for logs and `warmpool workers` ("GET /path"); the pool knows no HTTP */
+  label?: string;
 }
 
 /** How the pool hears that a worker finished an execution (error null = served) or exited. */
@@ -27,6 +29,8 @@ export interface PoolWorker<Req, Rep> {
   jobs: number;
   lastUsedAt: number;
   execStartedAt: number;
+  /** the running request's ExecOptions.label, while working */
+  execLabel: string | null;
   /** set by the supervisor or the pool: leave service at the next release */
   markedFor: RecycleReason | null;
   /** max_jobs for this worker, with jitter; 0 = unlimited */

@@ -31,6 +31,7 @@ export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
   jobs = 0;
   lastUsedAt = 0;
   execStartedAt = 0;
+  execLabel: string | null = null;
   /** set by the supervisor or the pool: leave service at the next release */
   markedFor: RecycleReason | null = null;
   /** max_jobs for this worker, with jitter so workers do not all recycle together; 0 = unlimited */

@@ -206,6 +206,7 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
     this.workerState = 'working';
     this.jobs++;
     this.execStartedAt = Date.now();
+    this.execLabel = options.label ?? null;
     return new Promise<ExecReply>((resolve, reject) => {
       // one deadline per worker (one request at a time), made on its first request
       this.#deadline ??= new ExecDeadline(options.timeoutMs, () => {
@@ -252,8 +253,8 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
     this.resumeReading();
     this.#cancelTimer = setTimeout(() => {
       this.#spec.logger.warn(
-        { pid: this.pid, reason: 'stream_timeout' },
-        `worker did not end a cancelled stream within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
+        { workerPid: this.pid, request: this.execLabel, reason: 'stream_timeout' },
+        `worker ${this.pid} did not end a cancelled stream${this.execLabel === null ? '' : ` (${this.execLabel})`} within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
       );
       this.kill('errored');
     }, this.#spec.streamTimeoutMs);

@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ExecTimeoutError, WorkerExitedError } from '../../src/errors.js';
+import { ExecTimeoutError, NoFreeWorkerError, WorkerExitedError } from '../../src/errors.js';
 import { eventually, recordingLogger, request, sleep, withPool } from '../php-fixtures.js';
 
 const pidOf = async (reply: Promise<{ body: Buffer }>) => Number((await reply).body.toString());
@@ -18,6 +18,44 @@ describe('Supervisor', () => {
       expect(next).not.toBe(pid);
       expect(() => process.kill(pid, 0)).toThrow();
       expect(pool.stats().recycles.exec_ttl).toBe(1);
+    });
+  });
+
+  it('request_slowlog_timeout: a request running past it is named once (worker, method and path, time); an overload 503 says the workers are held', async () => {
+    const logger = recordingLogger();
+    const options = {
+      logger,
+      allocate_timeout: 400,
+      destroy_timeout: 200,
+      supervisor: { request_slowlog_timeout: 200, watch_tick: 50 },
+    };
+    await withPool('hang.php', options, async (pool) => {
+      const pid = await pidOf(pool.exec(request('ok'), { label: 'GET /ok' }));
+      const hung = pool.exec(request('hang'), { label: 'GET /hang?x=1' }).catch((e: unknown) => e);
+      const slow = () => logger.lines.filter((l) => l.obj.reason === 'slow_request');
+      await eventually(() => slow().length === 1, 'the slow-request warning');
+      expect(slow()[0]).toMatchObject({ level: 'warn', obj: { workerPid: pid, request: 'GET /hang?x=1' } });
+      expect(slow()[0]!.msg).toMatch(
+        new RegExp(
+          `^worker ${pid} has run GET /hang\\?x=1 for \\d+s \\(over request_slowlog_timeout 0.2s\\); it holds its worker until it ends: set http.pool.supervisor.exec_ttl`,
+        ),
+      );
+      const [info] = await pool.workers();
+      expect(info).toMatchObject({ pid, state: 'working', request: 'GET /hang?x=1' });
+      expect(info!.requestMs).toBeGreaterThanOrEqual(200);
+      // later ticks say nothing more of the same request
+      for (let i = 0; i < 3; i++) await pool.supervise();
+      expect(slow()).toHaveLength(1);
+      // the worker has been on it for longer than allocate_timeout: the refusal says so, not "add workers"
+      const refused = await pool.exec(request('ok'), { label: 'GET /next' }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(NoFreeWorkerError);
+      expect((refused as NoFreeWorkerError).message).toMatch(
+        new RegExp(
+          `Every worker has been on one request for over 0.4s: GET /hang\\?x=1 \\(worker ${pid}, \\d+s\\); with exec_ttl off they hold their workers until they end`,
+        ),
+      );
+      expect((refused as NoFreeWorkerError).details).toMatchObject({ heldByLongRequests: true });
+      void hung;
     });
   });
 

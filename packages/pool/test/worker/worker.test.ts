@@ -248,11 +248,18 @@ describe('Worker: streamed replies', () => {
     });
   });
 
-  it('kills a worker that ignores STOP after stream_timeout', async () => {
-    await withPool('ignores-stop.php', { stream_timeout: 300 }, async (pool) => {
-      const reply = await pool.exec(request());
+  it('kills a worker that ignores STOP after stream_timeout, and its log line names the worker and request', async () => {
+    const logger = recordingLogger();
+    await withPool('ignores-stop.php', { stream_timeout: 300, logger }, async (pool) => {
+      const reply = await pool.exec(request(), { label: 'GET /events' });
+      const pid = (await pool.workers())[0]!.pid;
       reply.stream!.destroy();
       await eventually(() => pool.stats().recycles.errored === 1, 'the worker to be killed after stream_timeout');
+      const line = logger.lines.find((l) => l.obj.reason === 'stream_timeout');
+      expect(line?.msg).toBe(
+        `worker ${pid} did not end a cancelled stream (GET /events) within stream_timeout (300ms); killing it`,
+      );
+      expect(line?.obj.workerPid).toBe(pid);
       await eventually(() => pool.stats().workers.ready === 1, 'its replacement');
     });
   });
