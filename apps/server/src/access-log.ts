@@ -232,13 +232,19 @@ export function basicAuthUser(header: string | undefined): string | null {
 
 type WriteFn = (this: unknown, chunk?: unknown, ...rest: unknown[]) => unknown;
 
+/** one counter per response, whoever asks (the access log, /metrics' body bytes) */
+const bodyCounters = new WeakMap<object, { readonly bytes: number }>();
+
 /**
  * Counts the body bytes a response writes: every body goes through res.write / res.end (Fastify's
  * end with a buffer, a piped stream's writes, compression's output), so wrapping the two on this
- * one response sees them all. Only done when the access log is on.
+ * one response sees them all. Only done when the access log or /metrics is on, once per response.
  */
 export function countBodyBytes(res: ServerResponse | Http2ServerResponse): { readonly bytes: number } {
+  const known = bodyCounters.get(res);
+  if (known !== undefined) return known;
   const counter = { bytes: 0 };
+  bodyCounters.set(res, counter);
   const counted = res as unknown as { write: WriteFn; end: WriteFn };
   const write = counted.write;
   const end = counted.end;

@@ -61,6 +61,7 @@ import { ConnectionTracker, DEFAULT_HTTPS_ADDRESS, parseAddress, type Listener }
 import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, siteConstraint, type SiteRouter } from './sites.js';
+import { SiteTraffic } from './site-traffic.js';
 import { createOpsServer, mergeExpositions } from './status.js';
 import { SiteSetupError } from './errors.js';
 import { phpUserProblems } from './root-php.js';
@@ -268,6 +269,9 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const metricsPath = server.metrics === null ? null : `/__warmpool_metrics_${token}`;
   const siteOf = (request: FastifyRequest): string =>
     router.siteOf(client.of(request.raw).hostname) ?? server.defaultSite?.name ?? '-';
+  // /metrics: proxied requests and body bytes by site, which the sites' plugins do not see
+  const traffic = metricsPath === null ? null : new SiteTraffic(server.sites.map((site) => site.name));
+  if (traffic !== null) traffic.countBodyBytes(app, siteOf, metricsPath!);
   let accessLog: AccessLog | null = null;
   if (server.http.access_log !== null) {
     // warmpool's own access log (combined or json, to stdout or a file)
@@ -324,7 +328,9 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const backends = new Map<string, SiteBackend>();
   const caches = new Map<string, MicroCache>();
   for (const site of server.sites) {
-    app.register(async (ctx: App) => registerSite(ctx, site, { options, token, metricsPath, backends, caches }));
+    app.register(async (ctx: App) =>
+      registerSite(ctx, site, { options, token, metricsPath, backends, caches, traffic }),
+    );
   }
 
   const opsListeners = buildOpsListeners(server, {
@@ -335,7 +341,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       metricsPath === null
         ? null
         : async () =>
-            (await renderMetrics(app, server.sites, token, metricsPath)) +
+            (await renderMetrics(app, server.sites, token, metricsPath, traffic!)) +
             (limits?.metrics() ?? '') +
             (sendTimeouts?.metrics() ?? '') +
             (deadSessions?.metrics() ?? '') +
@@ -370,9 +376,10 @@ async function registerSite(
     metricsPath: string | null;
     backends: Map<string, SiteBackend>;
     caches: Map<string, MicroCache>;
+    traffic: SiteTraffic | null;
   },
 ): Promise<void> {
-  const { options, token, metricsPath, backends, caches } = context;
+  const { options, token, metricsPath, backends, caches, traffic } = context;
   const { loggers, out } = options;
   if (site.hosts !== null) {
     ctx.addHook('onRoute', (route) => {
@@ -451,6 +458,7 @@ async function registerSite(
         site.proxy,
         resolveErrorPages(site.plugin.error_pages),
         resolveLimits(site.plugin).maxRequestBytes,
+        traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
       );
     } catch (error) {
       throw new SiteSetupError(site, error);
@@ -537,7 +545,13 @@ function buildOpsListeners(
 }
 
 /** Each site's plugin renders its own exposition (in process, never over the network); merged with a site label. */
-async function renderMetrics(app: App, sites: readonly SiteOptions[], token: string, path: string): Promise<string> {
+async function renderMetrics(
+  app: App,
+  sites: readonly SiteOptions[],
+  token: string,
+  path: string,
+  traffic: SiteTraffic,
+): Promise<string> {
   const texts = await Promise.all(
     sites.map(async (site) => {
       const res = await app.inject({
@@ -548,7 +562,7 @@ async function renderMetrics(app: App, sites: readonly SiteOptions[], token: str
       return { site: site.name, text: res.statusCode === 200 ? res.body : '' };
     }),
   );
-  return mergeExpositions(texts);
+  return mergeExpositions([...texts, ...traffic.expositions()]);
 }
 
 /**

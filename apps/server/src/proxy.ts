@@ -5,6 +5,7 @@ import http2, { type Http2ServerResponse } from 'node:http2';
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration } from '@warmpool/pool';
+import type { RecordProxied } from './site-traffic.js';
 import {
   type ErrorPages,
   InvalidOptionError,
@@ -67,6 +68,8 @@ export async function registerProxies<S extends RawServerBase>(
   errorPages: ErrorPages = null,
   /** the site's max_request_size in bytes: a larger body gets 413 and never reaches the upstream (nginx's client_max_body_size) */
   maxRequestBytes = Number.POSITIVE_INFINITY,
+  /** /metrics: the counter of a route's responses, by its upstream; null when metrics are off */
+  countRoute: ((upstream: string) => RecordProxied) | null = null,
 ): Promise<void> {
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
@@ -75,40 +78,49 @@ export async function registerProxies<S extends RawServerBase>(
   // Fastify routes only the methods it was told of (WebDAV's are added once for the whole app)
   addRequestMethods(app as unknown as FastifyInstance);
   for (const route of resolved) {
-    app.register(httpProxy, {
-      prefix: route.prefix,
-      upstream: route.upstream,
-      rewritePrefix: route.rewritePrefix,
-      websocket: route.websocket,
-      // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
-      httpMethods: [...REQUEST_METHODS],
-      // reply-from logs two info lines per request otherwise; the access log already has it
-      disableRequestLogging: true,
-      // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
-      preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) =>
-        limitRequestBody(request, reply, maxRequestBytes, done),
-      replyOptions: {
-        timeout: route.timeoutMs,
-        rewriteRequestHeaders: (request, headers) => {
-          // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before)
-          const { expect: _expect, ...rest } = headers;
-          return { ...rest, ...forwardedHeaders(request, headers['x-forwarded-for']) };
+    const record = countRoute?.(route.upstream) ?? null;
+    // each route in a scope of its own, whose hook counts its responses (the plugin counts only its own)
+    app.register(async (scope: FastifyInstance<S>) => {
+      if (record !== null)
+        scope.addHook('onResponse', (_request, reply, done) => {
+          record(reply.statusCode, reply.elapsedTime);
+          done();
+        });
+      scope.register(httpProxy, {
+        prefix: route.prefix,
+        upstream: route.upstream,
+        rewritePrefix: route.rewritePrefix,
+        websocket: route.websocket,
+        // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
+        httpMethods: [...REQUEST_METHODS],
+        // reply-from logs two info lines per request otherwise; the access log already has it
+        disableRequestLogging: true,
+        // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
+        preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) =>
+          limitRequestBody(request, reply, maxRequestBytes, done),
+        replyOptions: {
+          timeout: route.timeoutMs,
+          rewriteRequestHeaders: (request, headers) => {
+            // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before)
+            const { expect: _expect, ...rest } = headers;
+            return { ...rest, ...forwardedHeaders(request, headers['x-forwarded-for']) };
+          },
+          rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
+          onResponse: (_request, reply, response) => sendUpstreamBody(reply as AnyReply, response.stream),
+          onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
         },
-        rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
-        onResponse: (_request, reply, response) => sendUpstreamBody(reply as AnyReply, response.stream),
-        onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
-      },
-      // the default passes only Cookie; the upstream also wants to know who asked
-      wsClientOptions: {
-        rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
-          const out: Record<string, string> = { ...(headers as Record<string, string>) };
-          for (const name of ['cookie', 'authorization', 'origin', 'user-agent'] as const) {
-            const value = request.headers[name];
-            if (typeof value === 'string') out[name] = value;
-          }
-          return { ...out, ...forwardedHeaders(request, request.headers['x-forwarded-for']) };
-        },
-      } as object,
+        // the default passes only Cookie; the upstream also wants to know who asked
+        wsClientOptions: {
+          rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
+            const out: Record<string, string> = { ...(headers as Record<string, string>) };
+            for (const name of ['cookie', 'authorization', 'origin', 'user-agent'] as const) {
+              const value = request.headers[name];
+              if (typeof value === 'string') out[name] = value;
+            }
+            return { ...out, ...forwardedHeaders(request, request.headers['x-forwarded-for']) };
+          },
+        } as object,
+      });
     });
   }
 }

@@ -98,7 +98,7 @@ export {
   LINGERING_TIMEOUT_MS,
 } from './http/lingering-close.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
-export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE } from './metrics.js';
+export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE, RequestCounters, renderRequestFamilies } from './metrics.js';
 
 /** `fastify.warmpool`: the running backend and what operators do with it. */
 export interface WarmpoolDecorator {

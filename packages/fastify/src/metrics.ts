@@ -35,8 +35,11 @@ const BUCKET_LIMITS_MS = DURATION_BUCKETS_SECONDS.map((s) => s * 1000);
 const SLOTS = BUCKET_LIMITS_MS.length + 1; // + the +Inf bucket
 const CLASSES = 5;
 
-/** The request counters of one registration: preallocated, written by the onResponse hook. */
-class RequestCounters {
+/**
+ * Request counters: preallocated, written by an onResponse hook (the plugin's; `warmpool serve`'s
+ * proxy routes keep one per upstream and render them with renderRequestFamilies).
+ */
+export class RequestCounters {
   /** index = status code 0..599; other codes land in 0 */
   readonly byStatus = new Float64Array(600);
   /** [class * SLOTS + bucket], non-cumulative; cumulated at scrape */
@@ -90,31 +93,7 @@ async function renderMetrics(pool: PoolView, counters: RequestCounters): Promise
   const workers = await pool.workers();
   const out: string[] = [];
 
-  family(out, 'warmpool_requests_total', 'counter', 'HTTP responses by status code.');
-  for (let code = 0; code < 600; code++) {
-    const n = counters.byStatus[code]!;
-    if (n > 0) out.push(`warmpool_requests_total{status="${code === 0 ? 'other' : code}"} ${n}`);
-  }
-
-  family(
-    out,
-    'warmpool_request_duration_seconds',
-    'histogram',
-    'Time from request start to response end, by status class.',
-  );
-  for (let cls = 0; cls < CLASSES; cls++) {
-    const count = counters.count[cls]!;
-    if (count === 0) continue;
-    const label = `class="${cls + 1}xx"`;
-    let cumulative = 0;
-    for (let b = 0; b < SLOTS; b++) {
-      cumulative += counters.buckets[cls * SLOTS + b]!;
-      const le = b < DURATION_BUCKETS_SECONDS.length ? String(DURATION_BUCKETS_SECONDS[b]) : '+Inf';
-      out.push(`warmpool_request_duration_seconds_bucket{${label},le="${le}"} ${cumulative}`);
-    }
-    out.push(`warmpool_request_duration_seconds_sum{${label}} ${counters.sumSeconds[cls]}`);
-    out.push(`warmpool_request_duration_seconds_count{${label}} ${count}`);
-  }
+  renderRequestFamilies(out, [{ labels: '', counters }]);
 
   family(out, 'warmpool_workers', 'gauge', 'Workers by state.');
   for (const state of WORKER_STATES_SHOWN) out.push(`warmpool_workers{state="${state}"} ${stats.workers[state]}`);
@@ -151,6 +130,47 @@ async function renderMetrics(pool: PoolView, counters: RequestCounters): Promise
 
   out.push('');
   return out.join('\n');
+}
+
+/**
+ * warmpool_requests_total and warmpool_request_duration_seconds, HELP and TYPE once, then each
+ * series' samples with its `labels` (`upstream="…"`, or '') before status or class.
+ */
+export function renderRequestFamilies(
+  out: string[],
+  series: ReadonlyArray<{ labels: string; counters: RequestCounters }>,
+): void {
+  family(out, 'warmpool_requests_total', 'counter', 'HTTP responses by status code.');
+  for (const { labels, counters } of series) {
+    const prefix = labels === '' ? '' : `${labels},`;
+    for (let code = 0; code < 600; code++) {
+      const n = counters.byStatus[code]!;
+      if (n > 0) out.push(`warmpool_requests_total{${prefix}status="${code === 0 ? 'other' : code}"} ${n}`);
+    }
+  }
+
+  family(
+    out,
+    'warmpool_request_duration_seconds',
+    'histogram',
+    'Time from request start to response end, by status class.',
+  );
+  for (const { labels, counters } of series) {
+    const prefix = labels === '' ? '' : `${labels},`;
+    for (let cls = 0; cls < CLASSES; cls++) {
+      const count = counters.count[cls]!;
+      if (count === 0) continue;
+      const label = `${prefix}class="${cls + 1}xx"`;
+      let cumulative = 0;
+      for (let b = 0; b < SLOTS; b++) {
+        cumulative += counters.buckets[cls * SLOTS + b]!;
+        const le = b < DURATION_BUCKETS_SECONDS.length ? String(DURATION_BUCKETS_SECONDS[b]) : '+Inf';
+        out.push(`warmpool_request_duration_seconds_bucket{${label},le="${le}"} ${cumulative}`);
+      }
+      out.push(`warmpool_request_duration_seconds_sum{${label}} ${counters.sumSeconds[cls]}`);
+      out.push(`warmpool_request_duration_seconds_count{${label}} ${count}`);
+    }
+  }
 }
 
 function family(out: string[], name: string, type: string, help: string): void {
