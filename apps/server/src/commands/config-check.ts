@@ -26,6 +26,7 @@ import { formatWarning, plural, printConfigError, type CliOutput } from '../outp
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
 import { planCertificates } from '../acme/plan.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
+import { memoryLimitWarnings } from '../memory-limit.js';
 import { exposedRpcWarning } from '../rpc/server.js';
 import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION, loadTlsContexts } from '../tls.js';
 import { TlsError } from '../errors.js';
@@ -63,6 +64,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
+  for (const warning of memoryLimitWarnings(server, loaded)) out.warn(formatWarning(warning));
   const effective = effectiveConfig(loaded, server);
   if (args.json === true) {
     out.raw(JSON.stringify(effective, null, 2));

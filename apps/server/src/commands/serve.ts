@@ -37,6 +37,7 @@ import {
 } from '../app.js';
 import { describeConnectionLimits } from '../connection-limits.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
+import { memoryLimitWarnings } from '../memory-limit.js';
 import { openFilesWarning } from '../open-files.js';
 import { rootPhpWarnings } from '../root-php.js';
 import type { Server as HttpServer } from 'node:http';
@@ -125,9 +126,12 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
   // RoadRunner says nothing of it, and Octane shows any line on stderr as an error
-  if (args.roadRunner !== true) for (const warning of rootPhpWarnings(server, loaded)) out.warn(formatWarning(warning));
-  const openFiles = args.roadRunner === true ? null : openFilesWarning(server.http.max_connections);
-  if (openFiles !== null) out.warn(openFiles);
+  if (args.roadRunner !== true) {
+    for (const warning of rootPhpWarnings(server, loaded)) out.warn(formatWarning(warning));
+    for (const warning of memoryLimitWarnings(server, loaded)) out.warn(formatWarning(warning));
+    const openFiles = openFilesWarning(server.http.max_connections);
+    if (openFiles !== null) out.warn(openFiles);
+  }
 
   // 1. sockets from systemd (after the config: it says which listeners exist)
   const configured = configuredListeners(server);

@@ -1,0 +1,56 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseConfig, toServerOptions } from '@warmpool/config';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { memoryLimitWarnings } from '../src/memory-limit.js';
+
+// max_worker_memory bounds a runaway request in time only: a worker php with no memory_limit is warned about.
+let dir: string;
+let unlimited: string;
+let limited: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'wp-memory-limit-'));
+  unlimited = join(dir, 'unlimited.ini');
+  limited = join(dir, 'limited.ini');
+  await writeFile(unlimited, 'memory_limit = -1\n');
+  await writeFile(limited, 'memory_limit = 256M\n');
+});
+
+afterAll(async () => {
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+});
+
+function warningsOf(command: string, supervisor = 'max_worker_memory: 128') {
+  const loaded = parseConfig(
+    `version: "3"
+server:
+  command: ${command}
+http:
+  address: 127.0.0.1:8080
+  pool:
+    supervisor:
+      ${supervisor}
+`,
+    { file: '/tmp/warmpool-memory.yaml', env: {} },
+  );
+  return memoryLimitWarnings(toServerOptions(loaded), loaded);
+}
+
+describe('memoryLimitWarnings', () => {
+  it('warns at max_worker_memory when the worker php has memory_limit -1, suggesting -d memory_limit', () => {
+    const warnings = warningsOf(`php -c ${unlimited} worker.php`);
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ key: 'http.pool.supervisor.max_worker_memory', line: 8 });
+    expect(warnings[0]!.message).toMatch(
+      /^is 128 MB, but php has memory_limit = -1 \(no limit\): .*add -d memory_limit=128M to the worker command/,
+    );
+  });
+
+  it('says nothing when the command or php.ini sets a limit, or max_worker_memory is off', () => {
+    expect(warningsOf(`php -c ${unlimited} -d memory_limit=128M worker.php`)).toEqual([]);
+    expect(warningsOf(`php -c ${limited} worker.php`)).toEqual([]);
+    expect(warningsOf(`php -c ${unlimited} worker.php`, 'exec_ttl: 30s')).toEqual([]);
+  });
+});
