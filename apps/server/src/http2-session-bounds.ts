@@ -75,7 +75,12 @@ export interface SessionBoundsOptions {
 export function boundSessions(server: Http2SecureServer, options: SessionBoundsOptions = {}): void {
   const idleMs = options.idleMs ?? HTTP2_SESSION_TIMEOUT_MS;
   const closeGraceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
-  const floods = new ThrottledCount();
+  const floods = new ThrottledCount((closed) =>
+    options.logger?.warn(
+      { closed },
+      `closed ${closed} HTTP/2 connection(s) that reset streams faster than ${RESETS_PER_SECOND} a second past a burst of ${RESET_BURST} (rapid reset)`,
+    ),
+  );
   server.on('session', (session: Http2Session) => {
     const streams = new Set<ServerHttp2Stream>();
     let resets: ResetBucket | null = null;
@@ -110,12 +115,7 @@ export function boundSessions(server: Http2SecureServer, options: SessionBoundsO
           resets ??= new ResetBucket();
           if (!resets.take(Date.now())) {
             destroySession(session);
-            const report = floods.add(1);
-            if (report > 0)
-              options.logger?.warn(
-                { closed: report, remoteAddress: tcpOf(session)?.remoteAddress },
-                `closed ${report} HTTP/2 connection(s) that reset streams faster than ${RESETS_PER_SECOND} a second past a burst of ${RESET_BURST} (rapid reset)`,
-              );
+            floods.add(1);
             return;
           }
         }
