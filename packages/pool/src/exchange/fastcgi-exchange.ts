@@ -8,6 +8,7 @@ import { Chunks } from '../chunks.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
 import { FastCgiClientPool } from '../fastcgi/client-pool.js';
 import { DEFAULT_SERVER_SOFTWARE, type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
+import { MAX_STDERR_LINES_PER_SECOND, StderrLogLimit } from '../fastcgi/stderr-lines.js';
 import type { Logger } from '../logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { HeaderMap } from '../protocol/http-context.js';
@@ -57,6 +58,8 @@ export class FastCgiExchange implements Exchange {
   readonly backend: FastCgiBackend;
   readonly #extra: Readonly<Record<string, string>> | undefined;
   readonly #logger: Logger | null;
+  /** the site's STDERR lines, at most MAX_STDERR_LINES_PER_SECOND logged */
+  readonly #stderrLimit: StderrLogLimit | null;
   readonly #bufferBytes: number;
   readonly #serverSoftware: string;
   readonly #recycleBodies: boolean;
@@ -65,6 +68,16 @@ export class FastCgiExchange implements Exchange {
     this.backend = backend;
     this.#extra = options.params;
     this.#logger = options.logger ?? null;
+    const logger = this.#logger;
+    this.#stderrLimit =
+      logger === null
+        ? null
+        : new StderrLogLimit((dropped, script) =>
+            logger.warn(
+              { stream: 'stderr', suppressed: dropped, script },
+              `PHP wrote ${dropped} more stderr lines than the ${MAX_STDERR_LINES_PER_SECOND}/s log limit (the last from ${script}); they were dropped`,
+            ),
+          );
     this.#bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES;
     this.#serverSoftware = options.serverSoftware ?? DEFAULT_SERVER_SOFTWARE;
     this.#recycleBodies = options.recycleBodies === true;
@@ -94,14 +107,18 @@ export class FastCgiExchange implements Exchange {
     }
     const { body, length } = toStdin(request);
     const logger = this.#logger;
+    const limit = this.#stderrLimit;
     return {
       params: toParams(request, script, length, this.#extra, this.#serverSoftware),
       stdin: body,
       signal,
       onStderr:
-        logger === null
+        logger === null || limit === null
           ? null
-          : (line) => logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`),
+          : (line) => {
+              if (limit.admit(script.scriptName))
+                logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`);
+            },
       bufferBytes: this.#bufferBytes,
       recycleBody: this.#recycleBodies,
       replayable: body === null && (request.method === 'GET' || request.method === 'HEAD'),

@@ -66,3 +66,53 @@ export class StderrLines {
     }
   }
 }
+
+/** STDERR lines a site's scripts may log per second, as a worker's (worker/output.ts). */
+export const MAX_STDERR_LINES_PER_SECOND = 1000;
+
+/**
+ * The log bound of a site's STDERR lines: a script looping on error_log() must not fill the disk
+ * nor stall the one Node thread. Lines past the bound are counted, and the count is logged once
+ * the second is over, by a timer: a burst that ends is reported without waiting for the next line.
+ */
+export class StderrLogLimit {
+  readonly #report: (dropped: number, lastScript: string) => void;
+  readonly #perSecond: number;
+  #windowStart = Number.NEGATIVE_INFINITY;
+  #windowLines = 0;
+  #dropped = 0;
+  #lastScript = '';
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(report: (dropped: number, lastScript: string) => void, perSecond = MAX_STDERR_LINES_PER_SECOND) {
+    this.#report = report;
+    this.#perSecond = perSecond;
+  }
+
+  /** True when this line of `script` may be logged; false when it is dropped (and counted). */
+  admit(script: string): boolean {
+    const now = Date.now();
+    if (now - this.#windowStart >= 1000) {
+      this.#flush();
+      this.#windowStart = now;
+      this.#windowLines = 0;
+    }
+    if (++this.#windowLines <= this.#perSecond) return true;
+    this.#dropped++;
+    this.#lastScript = script;
+    if (this.#timer === null) {
+      this.#timer = setTimeout(() => this.#flush(), Math.max(1000 - (now - this.#windowStart), 1));
+      this.#timer.unref();
+    }
+    return false;
+  }
+
+  #flush(): void {
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    if (this.#dropped === 0) return;
+    const dropped = this.#dropped;
+    this.#dropped = 0;
+    this.#report(dropped, this.#lastScript);
+  }
+}

@@ -216,6 +216,29 @@ describe.each(cases)('FastCgiExchange over $name', ({ make }) => {
     });
   });
 
+  it('logs at most 1000 STDERR lines a second, then one line counting the dropped ones, once the second is over', async () => {
+    const logger = recordingLogger();
+    const exchange = new FastCgiExchange(backend, { logger });
+    expect(await bodyText(await exchange.exchange(exchangeRequest('stderr-flood.php', { query: 'lines=3000' })))).toBe(
+      'flooded',
+    );
+    // no further request: the count is written by itself
+    await eventually(() => logger.lines.some((line) => /dropped/.test(line.msg)), 'the dropped lines counted');
+    const logged = logger.lines.filter((line) => /flood line/.test(line.msg));
+    const summary = logger.lines.filter((line) => /dropped/.test(line.msg));
+    // the 3000 lines come within a second on an idle machine; a loaded one may spread them over two
+    const dropped = summary.reduce((sum, line) => sum + (line.obj.suppressed as number), 0);
+    expect(logged.length).toBeLessThanOrEqual(1000 * summary.length);
+    expect(dropped).toBeGreaterThanOrEqual(1000);
+    // php-fpm joins messages into lines cut at 8 KiB: a message cut in two counts twice
+    expect(logged.length + dropped).toBeGreaterThanOrEqual(3000);
+    expect(logged.length + dropped).toBeLessThan(3100);
+    expect(summary[0]).toMatchObject({
+      level: 'warn',
+      msg: `PHP wrote ${summary[0]!.obj.suppressed as number} more stderr lines than the 1000/s log limit (the last from /stderr-flood.php); they were dropped`,
+    });
+  });
+
   it('a request cancelled while it waits for PHP leaves the queue and never runs', async () => {
     const exchange = new FastCgiExchange(backend);
     const flag = newFlag();
