@@ -984,6 +984,28 @@ describe('all features: classic PHP', () => {
     expect((await get('/post/after-guessing', { host: 'classic.test', headers: guesser })).status).toBe(200);
   });
 
+  it('fastcgi.multisite: a site of a WordPress subdirectory network runs and sends the shared files, under the same rules', async () => {
+    const script = await get('/site2/info.php?x=1', { host: 'classic.test', agent: h2 });
+    expect(script.status).toBe(200);
+    expect(script.json()).toMatchObject({ SCRIPT_NAME: '/info.php', REQUEST_URI: '/site2/info.php?x=1' });
+    const upload = await get('/site2/wp-content/uploads/avatar.jpg', { host: 'classic.test' });
+    expect([upload.status, upload.headers['content-type']]).toEqual([200, 'image/jpeg']);
+    const shell = await get('/site2/wp-content/uploads/shell.php', { host: 'classic.test' });
+    expect(shell.status).toBe(403);
+    expect(shell.text).not.toContain('PWNED');
+    // http.access and limit_req see /site2/wp-admin/ as /wp-admin/, as nginx after its rewrite
+    expect((await get('/site2/wp-admin/', { host: 'classic.test' })).status).toBe(403);
+    const office = { 'x-forwarded-for': '198.51.100.8' };
+    // allowed: the front controller runs (the fixture has no wp-admin folder)
+    const admin = await get('/site2/wp-admin/', { host: 'classic.test', headers: office });
+    expect([admin.status, admin.headers['x-script']]).toEqual([404, '/index.php']);
+    const guesser = { 'x-forwarded-for': '192.0.2.79' };
+    const answers: number[] = [];
+    for (const path of ['/site2/wp-login.php', '/site3/wp-login.php', '/wp-login.php'])
+      answers.push((await get(path, { host: 'classic.test', headers: guesser })).status);
+    expect(answers).toEqual([404, 404, 429]);
+  });
+
   it("error_pages: classic.test's own 403, 404 and 502 answers are its pages; PHP's own 404 and fpm.test's pass", async () => {
     const page = (name: string) => readFileSync(join(FIXTURES, 'server', 'errors', name), 'utf8');
     const denied = await get('/docs/', { host: 'classic.test', agent: h2 });

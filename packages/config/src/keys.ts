@@ -792,6 +792,12 @@ const TOP: Entry[] = [
   wp('fastcgi.rewrite.*', 'scalar-string', 'one prefix → its script', {
     ownVariables: ['uri', 'args', 'query_string'],
   }),
+  wp(
+    'fastcgi.multisite',
+    'enum',
+    'a WordPress subdirectory network: "/site2/wp-admin/", "/site2/wp-login.php" and "/site2/wp-includes/…" are the shared files when no such path is under root, as WordPress\'s multisite nginx rules (if (!-e $request_filename) { rewrite ^(/[^/]+)?(/wp-.*) $2 last; … })',
+    { values: ['subdirectory'] },
+  ),
   wp('fastcgi.no_exec', 'string[]', 'folders under root where no script ever runs ("wp-content/uploads")'),
   wp('fastcgi.extensions', 'string[]', 'extensions that run as PHP, as written (a case variant is refused)', {
     default: '[".php"]',

@@ -42,6 +42,11 @@ export interface FastCgiOptions {
    * under /wiki/ (nginx's `location /wiki/ { rewrite ^ /index.php; }`, MediaWiki's short URLs)
    */
   rewrite?: Record<string, string>;
+  /**
+   * "subdirectory": a WordPress subdirectory network ("/site2/wp-admin/" runs /wp-admin/index.php
+   * when no such path is under the root), as WordPress's multisite nginx rules
+   */
+  multisite?: 'subdirectory';
   /** root-relative folders where no script ever runs ("wp-content/uploads") */
   no_exec?: string[];
   /** extensions that run as PHP; default [".php"] */
@@ -115,6 +120,7 @@ const KNOWN = [
   'index',
   'try_files',
   'rewrite',
+  'multisite',
   'no_exec',
   'extensions',
   'split_path',
@@ -232,6 +238,7 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         ...(raw.index === undefined ? {} : { index: raw.index }),
         ...(raw.try_files === undefined ? {} : { try_files: raw.try_files }),
         ...(raw.rewrite === undefined ? {} : { rewrite: raw.rewrite }),
+        ...(raw.multisite === undefined ? {} : { multisite: raw.multisite }),
         ...(raw.extensions === undefined ? {} : { extensions: listOf(raw.extensions, 'extensions').map(withDot) }),
         ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
         ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),

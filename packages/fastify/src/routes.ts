@@ -27,6 +27,7 @@ import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import { requestPath } from './network/access.js';
+import { multisiteAlias } from './static/script-resolver.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
@@ -51,6 +52,8 @@ export async function registerRoutes(
   admitted: Admitted = new Admitted(),
 ): Promise<void> {
   const { client, access, requestRate, internalFiles, errorPages } = options;
+  /** fastcgi.multisite: the resolver's options, to name a network's shared path */
+  const multisite = options.classic?.resolver.options.multisite ? options.classic.resolver.options : null;
   if (internalFiles !== null) await loadSend();
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
@@ -62,12 +65,15 @@ export async function registerRoutes(
     request.warmpoolClient = info;
     if (access === null && requestRate === null) return done();
     const path = requestPath(request.url);
-    if (access !== null && !access(path, info.remoteAddr)) {
+    // a WordPress network's "/site2/wp-admin/" is "/wp-admin/" too: the rules for it apply to both
+    // spellings, as behind nginx, whose server-level rewrite comes before its locations
+    const shared = multisite === null ? null : multisiteAlias(multisite, path);
+    if (access !== null && (!access(path, info.remoteAddr) || (shared !== null && !access(shared, info.remoteAddr)))) {
       reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
       return;
     }
     // limit_req: a client over its rate waits, and PHP never sees the request
-    const wait = requestRate === null ? 0 : requestRate(path, info.remoteAddr);
+    const wait = requestRate === null ? 0 : requestRate(shared ?? path, info.remoteAddr);
     if (wait > 0) {
       reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
       return;

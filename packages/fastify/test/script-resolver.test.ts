@@ -41,6 +41,14 @@ const files = [
   '\uFFFD',
   '\uFFFD.php',
   'p/\uFFFD\uFFFD/index.html',
+  // a WordPress network's shared files, and a folder of its own that a site's name would shadow
+  'wp-admin/index.php',
+  'wp-admin/options.php',
+  'wp-login.php',
+  'wp-includes/css/dashicons.css',
+  'uploads/sites/2/pic.png',
+  'uploads/sites/2/shell.php',
+  'shop/wp-login.php',
 ];
 
 beforeAll(() => {
@@ -427,6 +435,44 @@ describe('script resolver: options', () => {
     expect(summary(await resolve('/wiki/x', { rewrite: { '/wiki/': '/uploads/evil.php' } }))).toBe('forbidden no-exec');
   });
 
+  it('multisite: a WordPress subdirectory network runs and sends the shared files under each site, as its nginx rules do', async () => {
+    const network = { multisite: 'subdirectory' as const };
+    const cases: [string, string][] = [
+      ['/site2/wp-admin/', 'script /wp-admin/index.php info= uri=/wp-admin/index.php q='],
+      ['/site2/wp-admin/options.php?page=x', 'script /wp-admin/options.php info= uri=/wp-admin/options.php q=page=x'],
+      ['/site2/wp-login.php', 'script /wp-login.php info= uri=/wp-login.php q='],
+      // nginx: rewrite /wp-admin$ $scheme://$host$uri/ permanent: the site's folder kept
+      ['/site2/wp-admin?x=1', 'redirect 301 /site2/wp-admin/?x=1'],
+      ['/site2/wp-includes/css/dashicons.css', 'static /wp-includes/css/dashicons.css'],
+      ['/site2/uploads/sites/2/pic.png', 'script /index.php info= uri=/index.php q='], // not a /wp- path
+      ['/site2/info.php/more', 'script /info.php info=/more uri=/info.php/more q='],
+      // the site's pages go to the front controller as before (REQUEST_URI tells WordPress the site)
+      ['/site2/', 'script /index.php info= uri=/index.php q='],
+      ['/site2/hello-world/', 'script /index.php info= uri=/index.php q='],
+      ['/site2/wp-json/wp/v2/posts', 'script /index.php info= uri=/index.php q='],
+      // a path that is there as asked is not rewritten; nor is a script's PATH_INFO
+      ['/shop/wp-login.php', 'script /shop/wp-login.php info= uri=/shop/wp-login.php q='],
+      ['/index.php/wp-admin', 'script /index.php info=/wp-admin uri=/index.php/wp-admin q='],
+      // every rule applies to the path it becomes
+      ['/site2/wp-config.php.bak', 'forbidden forbidden-extension'],
+      ['/site2/wp-nope.php', 'not-found 404'],
+      ['/site2/.git/config', 'forbidden dotfile'],
+      ['/site2/wp-admin/../../x', 'invalid dot-segment'],
+    ];
+    for (const [target, expected] of cases)
+      expect([target, summary(await resolve(target, network))]).toEqual([target, expected]);
+    // no_exec on the path it becomes: a script planted among a site's uploads never runs
+    const uploads = { multisite: 'subdirectory' as const, no_exec: ['/wp-admin'] };
+    expect(summary(await resolve('/site2/wp-admin/options.php', uploads))).toBe('forbidden no-exec');
+    // a rewrite prefix wins, on the path as asked
+    expect(
+      summary(await resolve('/wiki/Setup.php', { multisite: 'subdirectory', rewrite: { '/wiki/': '/info.php' } })),
+    ).toBe('script /info.php info= uri=/info.php q=');
+    // without it, nothing changes
+    expect(summary(await resolve('/site2/wp-admin/'))).toBe('script /index.php info= uri=/index.php q=');
+    expect(summary(await resolve('/site2/wp-login.php'))).toBe('not-found 404');
+  });
+
   it('without the fallback script, a miss is a 404', async () => {
     expect(summary(await resolve('/x', { try_files: ['$uri', '$uri/', '/no-such-front-controller.php'] }))).toBe(
       'not-found 404',
@@ -445,6 +491,10 @@ describe('script resolver: options', () => {
     bad({ no_exec: ['uploads'] }, /"no_exec": must hold root-relative folders/);
     bad({ index: ['../index.php'] }, /"index": must hold plain file names/);
     bad({ root: '' }, /"root"/);
+    bad(
+      { multisite: 'subdomain' as 'subdirectory' },
+      /"multisite": is "subdirectory", for a WordPress network whose sites are folders/,
+    );
     bad({ rewrite: { wiki: '/index.php' } }, /"rewrite\.wiki": prefixes are decoded paths such as "\/wiki\/"/);
     for (const prefix of ['//d/', '/e%2fx/', '/a/../b/', '/./w/', '/w?x'])
       bad({ rewrite: { [prefix]: '/index.php' } }, /prefixes are decoded paths/);

@@ -51,6 +51,14 @@ export interface ScriptResolverOptions {
    */
   rewrite?: Readonly<Record<string, string>>;
   /**
+   * "subdirectory": a WordPress subdirectory network. A path that names nothing under the root and
+   * whose part after its first segment is WordPress's ("/site2/wp-admin/", "/site2/wp-login.php",
+   * "/site2/wp-includes/x.css", "/site2/wp-content/uploads/...") is resolved without that segment,
+   * as WordPress's nginx rules do (`if (!-e $request_filename) { rewrite ^(/[^/]+)?(/wp-.*) $2 last;
+   * rewrite ^(/[^/]+)?(/.*\.php) $2 last; }`); every rule below applies to the path it becomes.
+   */
+  multisite?: 'subdirectory';
+  /**
    * Extensions that run as PHP; default [".php"]. Only as written: a case variant ("X.PHP") is
    * refused (403), neither run (php-fpm's security.limit_extensions would refuse it too, and an
    * app's case-sensitive upload check lets it through) nor sent as source.
@@ -137,6 +145,8 @@ export interface ResolvedScriptOptions {
   fallback: Fallback;
   /** fastcgi.rewrite, longest prefix first */
   rewrites: readonly { prefix: string; target: Fallback }[];
+  /** fastcgi.multisite: "subdirectory" */
+  multisite: boolean;
   /** lower-case: which names are scripts, to run or to refuse (never static files) */
   extensions: ReadonlySet<string>;
   /** as configured: which scripts run */
@@ -234,12 +244,19 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     return { prefix, target: parsed };
   });
   rewrites.sort((a, b) => b.prefix.length - a.prefix.length);
+  if (options.multisite !== undefined && options.multisite !== 'subdirectory') {
+    throw new InvalidOptionError(
+      'multisite',
+      `is "subdirectory", for a WordPress network whose sites are folders ("/site2/"); a network of subdomains needs nothing here (list its hosts); got ${JSON.stringify(options.multisite)}`,
+    );
+  }
   return {
     root: resolvePath(options.root),
     index,
     tries,
     fallback: parseFallback(tryFiles[tryFiles.length - 1]),
     rewrites,
+    multisite: options.multisite === 'subdirectory',
     extensions: new Set(extensions.map((e) => e.toLowerCase())),
     exactExtensions: new Set(extensions),
     noExec,
@@ -275,8 +292,10 @@ function parseFallback(entry: unknown, key = 'try_files'): Fallback {
 const NOT_FOUND: ScriptVerdict = { kind: 'not-found', status: 404 };
 
 interface Request {
-  /** decoded, normalised, checked path */
+  /** decoded, normalised, checked path (for multisite, without the site's folder) */
   path: string;
+  /** the path as asked: a redirect to a directory's slash form keeps the site's folder */
+  asked: string;
   /** the raw query, without "?" */
   query: string;
   realRoot: string;
@@ -310,10 +329,17 @@ export async function resolveScriptTarget(
   fs = onceEach(fs);
   const root = await fs.lookup(options.root);
   if (root === null || root.kind !== 'directory') return NOT_FOUND;
-  const request: Request = { path, query, realRoot: root.real };
-
+  const asked = path;
+  // a rewrite prefix is the operator's explicit word: it wins over multisite's rule, on the asked path
   for (const rewrite of options.rewrites)
-    if (path.startsWith(rewrite.prefix)) return runFallback(options, fs, request, rewrite.target, bytesOnly);
+    if (path.startsWith(rewrite.prefix))
+      return runFallback(options, fs, { path, asked, query, realRoot: root.real }, rewrite.target, bytesOnly);
+  // WordPress's subdirectory network: "/site2/wp-admin/" is "/wp-admin/" unless it exists as asked
+  if (options.multisite && !bytesOnly) {
+    const shared = multisiteSharedPath(path, options.extensions);
+    if (shared !== null && (await fs.lookup(root.real + path)) === null) path = shared;
+  }
+  const request: Request = { path, asked, query, realRoot: root.real };
   if (!bytesOnly)
     for (const entry of options.tries) {
       const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
@@ -349,6 +375,7 @@ async function runFallback(
   // a literal, not a spread: spreading an object costs more than the rest of this function
   const fallbackRequest: Request = {
     path: request.path,
+    asked: request.asked,
     query: fallbackQuery,
     realRoot: request.realRoot,
   };
@@ -486,7 +513,7 @@ async function tryDirectory(
     if (!request.path.endsWith('/') && directory === `${request.path}/`) {
       const query = request.query === '' ? '' : `?${request.query}`;
       // from the normalised path: "//evil.example" must not become a Location to another host
-      return { kind: 'redirect', status: 301, location: `${locationOf(request.path)}/${query}` };
+      return { kind: 'redirect', status: 301, location: `${locationOf(request.asked)}/${query}` };
     }
     return verdict;
   }
@@ -494,6 +521,25 @@ async function tryDirectory(
 }
 
 // ---- path rules ----
+
+/**
+ * A WordPress subdirectory network's path without its site's folder, as WordPress's nginx rules
+ * rewrite it (`^(/[^/]+)?(/wp-.*)` and `^(/[^/]+)?(/.*\.php)` to `$2`): "/site2/wp-admin/x" →
+ * "/wp-admin/x", "/site2/wp-login.php" → "/wp-login.php". Null when the path is no such path
+ * ("/site2/hello-world/", "/wp-admin/"). `extensions` in lower case. Pure: the resolver applies it
+ * only when the path as asked is not there; access rules and limit_req check it too (multisiteAlias).
+ */
+export function multisiteSharedPath(path: string, extensions: ReadonlySet<string>): string | null {
+  const second = path.indexOf('/', 1);
+  // "/index.php/wp-x" is index.php's PATH_INFO, never a site's folder
+  if (second <= 1 || extensions.has(extensionOf(path.slice(0, second)))) return null;
+  const rest = path.slice(second);
+  if (rest.startsWith('/wp-')) return rest;
+  for (let end = rest.indexOf('/', 1); ; end = rest.indexOf('/', end + 1)) {
+    if (extensions.has(extensionOf(end === -1 ? rest : rest.slice(0, end)))) return rest;
+    if (end === -1) return null;
+  }
+}
 
 /** The relative path ("/a/b.php") of `real` under `realRoot`, or null when it is outside. */
 function insideRoot(realRoot: string, real: string): string | null {
@@ -516,6 +562,15 @@ function isNoExec(options: ResolvedScriptOptions, path: string): boolean {
   if (options.noExec.length === 0) return false;
   const lower = path.toLowerCase();
   return options.noExec.some((folder) => lower.startsWith(folder));
+}
+
+/**
+ * The shared path access rules and limit_req also check (routes.ts): null without multisite, and
+ * under a fastcgi.rewrite prefix, which the resolver matches first.
+ */
+export function multisiteAlias(options: ResolvedScriptOptions, path: string): string | null {
+  if (!options.multisite || options.rewrites.some((rewrite) => path.startsWith(rewrite.prefix))) return null;
+  return multisiteSharedPath(path, options.extensions);
 }
 
 /** A dotfile or dot-folder segment; the top-level ".well-known" folder is none when the policy allows it. */
