@@ -142,6 +142,13 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     for (let i = 0; i < 4; i++) expect((await app.get(`/post/after-${i}`)).status).toBe(200);
   });
 
+  it('a header block over 64 KiB is 502, and the log says what to do about it', async () => {
+    expect((await app.get('/header-bytes.php?big=1')).status).toBe(502);
+    await classic.server.waitFor(/header block is over 65536 bytes[^\n]*send fewer or smaller headers/);
+    // no key of that name: the limit is not the operator's to raise
+    expect(classic.server.stdout + classic.server.stderr).not.toContain('max_header_bytes');
+  });
+
   it.runIf(mode === 'pass')(
     "wp-cron.php's jobs after fastcgi_finish_request() hold no visitor's request behind them",
     async () => {

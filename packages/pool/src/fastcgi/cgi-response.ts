@@ -107,8 +107,10 @@ export class CgiHeadParser {
     }
     if (limit < chunk.length) {
       throw new FastCgiHeaderTooLargeError(
-        `the script's header block is over ${this.#maxHeaderBytes} bytes without its blank line ` +
-          `(raise max_header_bytes if the script really sends that much)`,
+        `the script's header block is over ${this.#maxHeaderBytes} bytes without its blank line (nginx: ` +
+          `"upstream sent too big header"): make it send fewer or smaller headers (most often a cookie, ` +
+          `or a header added in a loop); warmpool serve has no config key for this limit (nginx's ` +
+          `fastcgi_buffer_size is 4 or 8 KiB)`,
         { maxHeaderBytes: this.#maxHeaderBytes },
       );
     }
@@ -158,7 +160,7 @@ function parseHeaderBlock(block: Buffer, maxHeaderCount: number, bodyStart: Buff
   }
   if (lines.length > maxHeaderCount) {
     throw new FastCgiHeaderTooLargeError(
-      `the script sent ${lines.length} header lines; the limit is ${maxHeaderCount}`,
+      `the script sent ${lines.length} header lines; the limit is ${maxHeaderCount}: make it send fewer headers (most often one added in a loop)`,
       {
         count: lines.length,
         maxHeaderCount,
