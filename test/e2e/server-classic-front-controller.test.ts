@@ -142,6 +142,19 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     for (let i = 0; i < 4; i++) expect((await app.get(`/post/after-${i}`)).status).toBe(200);
   });
 
+  it('passes header values byte for byte, latin1 as UTF-8, as nginx does', async () => {
+    const answer = await rawExchange(
+      classic.port,
+      'GET /header-bytes.php HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n',
+    );
+    expect([answer.status, answer.body]).toEqual([200, 'bytes']);
+    // the head read as latin1: one char per byte on the wire
+    const lines = answer.head.split('\r\n').map((line) => line.replace(/^[^:]+/, (name) => name.toLowerCase()));
+    expect(lines).toContain('x-latin1: caf\xe9');
+    expect(lines).toContain('content-disposition: attachment; filename="r\xe9sum\xe9.pdf"');
+    expect(lines).toContain(`x-utf8: ${Buffer.from('café €', 'utf8').toString('latin1')}`);
+  });
+
   it('a header block over 64 KiB is 502, and the log says what to do about it', async () => {
     expect((await app.get('/header-bytes.php?big=1')).status).toBe(502);
     await classic.server.waitFor(/header block is over 65536 bytes[^\n]*send fewer or smaller headers/);

@@ -9,7 +9,7 @@ import { realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { HeaderMap } from '@warmpool/pool';
+import { type HeaderMap, headerWireValue } from '@warmpool/pool';
 import { InvalidOptionError } from '../errors.js';
 import { checkPath, createFilePolicy, decodeRequestPath } from '../static/file-policy.js';
 import { loadSend } from './load-send.js';
@@ -183,17 +183,11 @@ export async function sendInternalFile(
     if (DROPPED.has(lower)) continue;
     if (lower === 'content-type') phpContentType = true;
     const values = phpHeaders[name]!;
-    reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
+    reply.header(name, values.length === 1 ? headerWireValue(values[0]!) : values.map(headerWireValue));
   }
   for (const [name, value] of Object.entries(result.headers)) {
     if (name.toLowerCase() === 'content-type' && phpContentType) continue;
     reply.header(name, value);
   }
   return reply.code(result.statusCode).send(result.stream);
-}
-
-// Header values from the exchange are Unicode text; Node writes header strings as latin1.
-function headerValue(value: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
-  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
 }

@@ -3,7 +3,14 @@
 import { type Http2ServerResponse, constants as http2 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
-import { Chunks, type ExchangeResponse, type HeaderMap, isEventStream, isUnbuffered } from '@warmpool/pool';
+import {
+  Chunks,
+  type ExchangeResponse,
+  type HeaderMap,
+  headerWireValue,
+  isEventStream,
+  isUnbuffered,
+} from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { holdToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
@@ -17,17 +24,10 @@ import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.
  */
 const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer']);
 
-// Header values decoded from the worker are Unicode strings; Node writes header strings as latin1.
-// Turn non-ASCII text back into its UTF-8 bytes (one char per byte) so the client gets what PHP sent.
-function headerValue(value: string): string {
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
-  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'utf8').toString('latin1') : value;
-}
-
 /** 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them. */
 export function hintHeaders(headers: HeaderMap): Record<string, string[]> {
   const out: Record<string, string[]> = Object.create(null);
-  for (const name in headers) out[name.toLowerCase()] = headers[name]!.map(headerValue);
+  for (const name in headers) out[name.toLowerCase()] = headers[name]!.map(headerWireValue);
   return out;
 }
 
@@ -44,7 +44,7 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
   for (const name in headers) {
     if (HOP_BY_HOP.has(name.toLowerCase())) continue;
     const values = headers[name]!;
-    reply.header(name, values.length === 1 ? headerValue(values[0]!) : values.map(headerValue));
+    reply.header(name, values.length === 1 ? headerWireValue(values[0]!) : values.map(headerWireValue));
   }
   const { body } = response;
   // content headers as RoadRunner (Go) sends them: none on 204/304, a sniffed type when PHP set none

@@ -8,6 +8,7 @@ import { Chunks } from '../chunks.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
 import { FastCgiClientPool } from '../fastcgi/client-pool.js';
 import { DEFAULT_SERVER_SOFTWARE, type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
+import { headerTextFromBytes } from '../protocol/header-fields.js';
 import { MAX_STDERR_LINES_PER_SECOND, StderrLogLimit } from '../fastcgi/stderr-lines.js';
 import type { Logger } from '../logger.js';
 import type { Pool } from '../pool/pool.js';
@@ -180,15 +181,13 @@ function toStdin(request: ExchangeRequest): { body: FastCgiBody; length: number 
   return { body: body as Readable, length: declared };
 }
 
-/** CGI header values are latin1 chars (one per byte); the exchange carries Unicode text (UTF-8 bytes decoded). */
+/** CGI header values are latin1 chars (one per byte); the exchange carries text (headerTextFromBytes). */
 function toHeaderMap(headers: Record<string, string[]>): HeaderMap {
   const out: HeaderMap = Object.create(null);
   for (const name in headers) {
     const values = headers[name]!;
     // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
-    out[name] = values.some((v) => /[^\x00-\x7f]/.test(v))
-      ? values.map((v) => Buffer.from(v, 'latin1').toString('utf8'))
-      : values;
+    out[name] = values.some((v) => /[^\x00-\x7f]/.test(v)) ? values.map(headerTextFromBytes) : values;
   }
   return out;
 }

@@ -41,3 +41,38 @@ export function headerMapProblem(headers: Readonly<Record<string, readonly strin
   }
   return null;
 }
+
+// Header values travel as Unicode text (a worker's JSON, CGI bytes read as UTF-8). A CGI value whose
+// bytes are not UTF-8 (a latin1 filename in Content-Disposition) keeps them: each non-ASCII byte
+// becomes a lone surrogate U+DC80-U+DCFF (Python's "surrogateescape"), which headerWireValue turns
+// back into that byte, so the client gets what PHP sent, as behind nginx.
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A CGI header value (a latin1 string, one char per byte) as the text the exchange carries. */
+export function headerTextFromBytes(latin1: string): string {
+  const bytes = Buffer.from(latin1, 'latin1');
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    let text = '';
+    for (const byte of bytes) text += byte < 0x80 ? String.fromCharCode(byte) : String.fromCharCode(0xdc00 + byte);
+    return text;
+  }
+}
+
+/** A header value's bytes as Node writes a header string (latin1: one char per byte). */
+export function headerWireValue(value: string): string {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
+  if (!/[^\x00-\x7f]/.test(value)) return value;
+  if (!/[\udc80-\udcff]/.test(value)) return Buffer.from(value, 'utf8').toString('latin1');
+  let wire = '';
+  for (const char of value) {
+    const code = char.charCodeAt(0);
+    wire +=
+      char.length === 1 && code >= 0xdc80 && code <= 0xdcff
+        ? String.fromCharCode(code - 0xdc00)
+        : Buffer.from(char, 'utf8').toString('latin1');
+  }
+  return wire;
+}

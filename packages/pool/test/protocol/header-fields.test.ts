@@ -1,5 +1,12 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { controlByteIn, headerMapProblem, isFieldName } from '../../src/protocol/header-fields.js';
+import {
+  controlByteIn,
+  headerMapProblem,
+  headerTextFromBytes,
+  headerWireValue,
+  isFieldName,
+} from '../../src/protocol/header-fields.js';
 
 describe('header fields a response may carry (RFC 9110 §5)', () => {
   it('a name is one or more token characters', () => {
@@ -21,6 +28,26 @@ describe('header fields a response may carry (RFC 9110 §5)', () => {
     expect(headerMapProblem({ ok: ['1'], 'bad name': ['v'] })).toBe('invalid header name "bad name"');
     expect(headerMapProblem({ 'x-split': ['ok', 'a\r\nSet-Cookie: x=1'] })).toBe(
       'header x-split has a control byte 0x0d in its value',
+    );
+  });
+});
+
+describe('header values as bytes: what PHP sent is what the client gets', () => {
+  const latin1 = (bytes: number[]) => Buffer.from(bytes).toString('latin1');
+
+  it('UTF-8 is read as text, other bytes are kept as they are', () => {
+    expect(headerTextFromBytes(latin1([0x63, 0xc3, 0xa9, 0xf0, 0x9f, 0x98, 0x80]))).toBe('c\u00e9\u{1f600}');
+    expect(headerWireValue(headerTextFromBytes(latin1([0x63, 0x61, 0x66, 0xe9])))).toBe('caf\xe9');
+    // text from a worker (JSON) goes out as its UTF-8 bytes, as before
+    expect(headerWireValue('caf\u00e9 \u20ac')).toBe(Buffer.from('caf\u00e9 \u20ac').toString('latin1'));
+  });
+
+  it('any bytes a CGI head may hold come back the same', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (bytes) => {
+        const value = latin1([...bytes]);
+        expect(headerWireValue(headerTextFromBytes(value))).toBe(value);
+      }),
     );
   });
 });
