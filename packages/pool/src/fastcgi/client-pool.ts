@@ -990,13 +990,39 @@ export class FastCgiClientPool extends EventEmitter<FastCgiClientPoolEvents> {
   #reportCapacity(): void {
     if (this.#capacityReported || this.#closing) return;
     this.#capacityReported = true;
+    // no count of children: while scripts run before they print, how many php-fpm has is a guess
+    // (a probe said 2 or 3 of a static pool of 4), and an operator would size things after it
+    const held = this.#all.size;
+    const keeps =
+      'so warmpool keeps to the connections it gets and queues the rest (`warmpool workers` shows how many)';
+    const others = [...this.#siblings].filter((sibling) => sibling !== this && !sibling.#closing);
+    if (others.length > 0) {
+      // the sites of this server that pass to the same php-fpm share its children
+      const together = others.reduce((sum, sibling) => sum + sibling.maxConnections, this.maxConnections);
+      const theirs = others.reduce((sum, sibling) => sum + sibling.#all.size, 0);
+      this.#options.logger.warn(
+        {
+          address: this.#where,
+          capacity: this.#capacity,
+          maxConnections: this.maxConnections,
+          connections: held,
+          otherSites: others.length,
+          otherConnections: theirs,
+        },
+        `php-fpm at ${this.#where} had no child free for another connection while this site held ${held}: ` +
+          `${others.length} other site${others.length === 1 ? '' : 's'} of this server pass${others.length === 1 ? 'es' : ''} ` +
+          `to the same php-fpm and held ${theirs} connection${theirs === 1 ? '' : 's'} to it, and their ` +
+          `max_connections and this site's add up to ${together}; ${keeps}. To serve them all at once, give that ` +
+          `php-fpm pool pm.max_children = ${together}, or each site a php-fpm pool of its own (its own listen socket)`,
+      );
+      return;
+    }
     this.#options.logger.warn(
-      { address: this.#where, capacity: this.#capacity, maxConnections: this.maxConnections },
-      // no count: while scripts run before they print, how many children php-fpm has is a guess
-      // (a probe said 2 or 3 of a static pool of 4), and an operator would size things after it
-      `php-fpm at ${this.#where} had no child free for another connection: it has fewer children ` +
-        `(pm.max_children) than max_connections (${this.maxConnections}), so warmpool keeps to the connections ` +
-        "it serves and queues the rest (`warmpool workers` shows how many); set fastcgi.max_connections to php-fpm's pm.max_children",
+      { address: this.#where, capacity: this.#capacity, maxConnections: this.maxConnections, connections: held },
+      `php-fpm at ${this.#where} had no child free for another connection while warmpool held ${held} of ` +
+        `max_connections (${this.maxConnections}): php-fpm has fewer children (pm.max_children) than that, or ` +
+        `clients outside warmpool (another server, a cron job through cgi-fcgi) hold some; ${keeps}. Set ` +
+        "fastcgi.max_connections to php-fpm's pm.max_children, and give warmpool a php-fpm pool of its own",
     );
   }
 

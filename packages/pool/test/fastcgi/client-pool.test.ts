@@ -234,10 +234,43 @@ describe('php-fpm with fewer children than maxConnections', () => {
       expect(warnings).toHaveLength(1);
       expect(warnings[0]!.obj).toMatchObject({ capacity: 2, maxConnections: 6 });
       expect(warnings[0]!.msg).toMatch(
-        /had no child free for another connection: it has fewer children \(pm\.max_children\) than max_connections \(6\).*set fastcgi.max_connections to php-fpm's pm.max_children/,
+        /had no child free for another connection while warmpool held 2 of max_connections \(6\): php-fpm has fewer children \(pm\.max_children\) than that, or clients outside warmpool .* hold some.*Set fastcgi.max_connections to php-fpm's pm.max_children/,
       );
     } finally {
       await pool.close();
+    }
+  });
+
+  it('names the other sites of this server as the cause when they hold the children, not max_connections', async () => {
+    // two sites passing to one pool of 2 children, each with max_connections 2 = pm.max_children (it
+    // said "php-fpm has fewer children than max_connections (2) ... set max_connections to pm.max_children")
+    const two = await startPhpFpm({ maxChildren: 2 });
+    const flag = join(two.dir, 'held.flag');
+    const logger = recordingLogger();
+    const busy = createFastCgiClientPool({ maxConnectionAgeMs: 0, address: two.address, maxConnections: 2 });
+    const waiting = createFastCgiClientPool({ maxConnectionAgeMs: 0, address: two.address, maxConnections: 2, logger });
+    try {
+      // the other site runs a script on one child the whole time; this one gets the other child,
+      // and its second connection waits in php-fpm's accept queue
+      const held = body(busy, 'wait-for-flag.php', `flag=${flag}`);
+      await eventually(() => busy.stats().busy === 1, 'the other site running a script on a child');
+      await eventually(async () => {
+        for (const answer of await round(waiting, 2)) expect(answer.text).toMatch(/^hello from fpm-fcgi pid \d+$/);
+        return logger.lines.some((line) => line.level === 'warn');
+      }, 'a probe finding no free php-fpm child');
+      writeFileSync(flag, '');
+      await held;
+      const warnings = logger.lines.filter((line) => line.level === 'warn');
+      expect(warnings).toHaveLength(1);
+      expect(warnings[0]!.obj).toMatchObject({ otherSites: 1, otherConnections: 1, maxConnections: 2 });
+      expect(warnings[0]!.msg).toMatch(
+        /had no child free for another connection while this site held \d: 1 other site of this server passes to the same php-fpm and held 1 connection to it, and their max_connections and this site's add up to 4; .*pm\.max_children = 4, or each site a php-fpm pool of its own/,
+      );
+      expect(warnings[0]!.msg).not.toMatch(/set fastcgi\.max_connections/i);
+    } finally {
+      await busy.close();
+      await waiting.close();
+      await two.stop();
     }
   });
 
