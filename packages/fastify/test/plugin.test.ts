@@ -328,6 +328,33 @@ describe('plugin: responses', () => {
     expect((await app.inject('/?name=X-Fine')).headers['x-fine']).toBe('v');
   });
 
+  it('a reply head over 64 KiB or 500 header fields is a 502 with one log line, and the worker serves on', async () => {
+    const { app, lines } = loggedApp();
+    await app.register(warmpool, { command: ['php', fixture('headers.php')], pool: { num_workers: 1 } });
+    await app.ready();
+    const pid = (await app.inject('/')).headers['x-pid'];
+    for (const query of ['many=100000', 'big=10485760', 'many=501', 'big=70000']) {
+      const res = await app.inject(`/?${query}`);
+      expect([query, res.statusCode, res.body, res.headers['x-pid']]).toEqual([query, 502, 'Bad Gateway\n', undefined]);
+    }
+    const failed = lines.filter((line) => line.msg === 'PHP request failed: WP_PROTOCOL_BAD_REPLY');
+    expect(failed.map((line) => (line.err as { message: string }).message)).toEqual([
+      expect.stringMatching(/over the 65536-byte bound on a reply head/),
+      expect.stringMatching(/over the 65536-byte bound on a reply head/),
+      expect.stringMatching(/more than 500 header fields/),
+      expect.stringMatching(/over the 65536-byte bound on a reply head/),
+    ]);
+    expect(failed.every((line) => line.url !== undefined && line.host !== undefined)).toBe(true);
+    // within the bound it is sent, by the same worker (nothing was out of step on its pipe)
+    const fine = await app.inject('/?many=400&big=20000');
+    expect([fine.statusCode, fine.headers['x-h399'], (fine.headers['x-big'] as string).length]).toEqual([
+      200,
+      'v',
+      20000,
+    ]);
+    expect(fine.headers['x-pid']).toBe(pid);
+  });
+
   it('streams a reply chunk by chunk', async () => {
     const app = await appWith('stream.php');
     const res = await app.inject({

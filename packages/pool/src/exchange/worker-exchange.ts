@@ -11,6 +11,7 @@ import {
   type HttpResponseContext,
 } from '../protocol/http-context.js';
 import { headerMapProblem } from '../protocol/header-fields.js';
+import { DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT } from '../fastcgi/cgi-response.js';
 import type { ExecReply, ExecRequest, ReplyStream } from '../worker/worker.js';
 import {
   type Exchange,
@@ -109,7 +110,21 @@ export function parseCookies(header: string | undefined): Record<string, string>
   return cookies;
 }
 
+/**
+ * The bound on a worker reply's head, as classic mode's CGI head (and nginx's "upstream sent too
+ * big header"): a head of 100,000 headers or one 10 MB value blocked the event loop for every site
+ * as Node decoded and wrote it (up to 1.2 s), and reached the client. Checked on the encoded context,
+ * before it is decoded; the frame was read whole, so the worker stays in step and serves on.
+ */
+export const MAX_REPLY_HEAD_BYTES = DEFAULT_MAX_HEADER_BYTES;
+export const MAX_REPLY_HEADER_COUNT = DEFAULT_MAX_HEADER_COUNT;
+
 function decodeHead(flags: number, context: Buffer): HttpResponseContext {
+  if (context.length > MAX_REPLY_HEAD_BYTES) {
+    throw new BadReplyError(
+      `worker reply head (status and headers) is ${context.length} bytes, over the ${MAX_REPLY_HEAD_BYTES}-byte bound on a reply head (fixed, as classic mode's); the script sends too many or too large headers`,
+    );
+  }
   let head: HttpResponseContext;
   try {
     head = decodeResponseContext(flags, context);
@@ -120,7 +135,7 @@ function decodeHead(flags: number, context: Buffer): HttpResponseContext {
     throw new BadReplyError(`worker replied with status ${head.status}, outside 100-599`);
   }
   // refused here, as a 502 for this request, rather than by Node as it writes the head (a 500)
-  const problem = headerMapProblem(head.headers);
+  const problem = headerMapProblem(head.headers, MAX_REPLY_HEADER_COUNT);
   if (problem !== null) throw new BadReplyError(`worker reply: ${problem}`);
   return head;
 }

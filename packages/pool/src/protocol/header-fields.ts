@@ -30,10 +30,17 @@ export function controlByteIn(value: string): number {
   return -1;
 }
 
-/** Why `headers` cannot be sent as they are, or null when they can. */
-export function headerMapProblem(headers: Readonly<Record<string, readonly string[]>>): string | null {
+/** Why `headers` cannot be sent as they are (over `maxCount` fields too), or null when they can. */
+export function headerMapProblem(
+  headers: Readonly<Record<string, readonly string[]>>,
+  maxCount = Number.POSITIVE_INFINITY,
+): string | null {
+  let count = 0;
   for (const name in headers) {
     if (!isFieldName(name)) return `invalid header name ${JSON.stringify(name.slice(0, 200))}`;
+    count += headers[name]!.length;
+    if (count > maxCount)
+      return `more than ${maxCount} header fields, over the bound on a reply head (fixed, as classic mode's)`;
     for (const value of headers[name]!) {
       const c = controlByteIn(value);
       if (c >= 0) return `header ${name} has a control byte 0x${c.toString(16).padStart(2, '0')} in its value`;

@@ -29,6 +29,9 @@ describe('header fields a response may carry (RFC 9110 §5)', () => {
     expect(headerMapProblem({ 'x-split': ['ok', 'a\r\nSet-Cookie: x=1'] })).toBe(
       'header x-split has a control byte 0x0d in its value',
     );
+    // every value counts, Set-Cookie lines too
+    expect(headerMapProblem({ a: ['1', '2'], b: ['3'] }, 3)).toBeNull();
+    expect(headerMapProblem({ a: ['1', '2'], b: ['3', '4'] }, 3)).toMatch(/^more than 3 header fields/);
   });
 });
 
