@@ -70,7 +70,7 @@ describe.each([
         { bodyBytes: 50 * MB, untilEnd: true },
       );
       expect([outcome.error, outcome.status, outcome.sent]).toEqual([null, 413, 50 * MB]);
-      expect(JSON.parse(outcome.body!)).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
+      expect(outcome.body).toBe('Payload Too Large\n');
     }
   });
 
@@ -82,7 +82,7 @@ describe.each([
       form.append('file', new Blob([Buffer.alloc(37 * MB, 'f')]), 'video.mp4');
       const upload = await fetch(url, { method: 'POST', body: form });
       expect(upload.status).toBe(413);
-      expect(await upload.json()).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
+      expect(await upload.text()).toBe('Payload Too Large\n');
       const plain = await fetch(url, { method: 'POST', body: Buffer.alloc(20 * MB, 'p') });
       expect(plain.status).toBe(413);
       await plain.arrayBuffer();

@@ -16,7 +16,7 @@ import { readRawBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { loadSend } from './http/load-send.js';
-import { registerErrorPages } from './http/error-pages.js';
+import { registerErrorPages, registerPlainErrors } from './http/error-pages.js';
 import { markBackendReply } from './http/backend-reply.js';
 import { hintHeaders, sendResponse } from './http/send-response.js';
 import { registerFormParsers } from './http/form-parsers.js';
@@ -80,6 +80,7 @@ export async function registerRoutes(
     }
     done();
   });
+  registerPlainErrors(app, options.debug);
   registerErrorPages(app, errorPages, [
     options.health.healthPath,
     options.health.readyPath,

@@ -164,6 +164,40 @@ describe('max_request_size', () => {
     expect(reply).toMatch(/^HTTP\/1\.1 413/);
     expect(reply.toLowerCase()).toContain('connection: close');
   });
+
+  it('the 413 is plain text as the other answers of the plugin, and an app with its own error handler still gets the error', async () => {
+    const app = await appWith('echo.php', { max_request_size: 0.001 });
+    const post = (target: FastifyInstance, chunked: boolean) =>
+      target.inject({
+        method: 'POST',
+        url: '/',
+        // without a Content-Length the parser finds it too large, with one the early check does
+        payload: chunked ? Readable.from([Buffer.alloc(800), Buffer.alloc(800)]) : Buffer.alloc(2000),
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+    for (const chunked of [false, true]) {
+      const res = await post(app, chunked);
+      expect([res.statusCode, res.headers['content-type'], res.body]).toEqual([
+        413,
+        'text/plain; charset=utf-8',
+        'Payload Too Large\n',
+      ]);
+    }
+    const own = Fastify();
+    apps.push(own);
+    own.setErrorHandler((error: Error & { code?: string; statusCode?: number }, _request, reply) => {
+      void reply.code(error.statusCode ?? 500).send({ mine: error.code });
+    });
+    await own.register(warmpool, {
+      command: ['php', fixture('echo.php')],
+      pool: { num_workers: 1 },
+      max_request_size: 0.001,
+    });
+    for (const chunked of [false, true]) {
+      const res = await post(own, chunked);
+      expect([res.statusCode, res.json()]).toEqual([413, { mine: 'WP_FASTIFY_BODY_TOO_LARGE' }]);
+    }
+  });
 });
 
 describe('malformed bodies', () => {

@@ -33,6 +33,8 @@ async function listen(uploads: UploadOptions = {}): Promise<{ app: FastifyInstan
     command: ['php', FORM_UPLOADS],
     pool: { num_workers: 1 },
     uploads: { dir, ...uploads },
+    // the refusals then say their code (plain text either way)
+    debug: true,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   return { app, port: (app.server.address() as { port: number }).port };
@@ -96,7 +98,7 @@ describe('multipart: files per request (max_files, PHP max_file_uploads)', () =>
 
     const over = await postParts(port, files(21));
     expect(over.status).toBe(413);
-    expect(JSON.parse(over.body)).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FILES' });
+    expect(over.body).toMatch(/^WP_FASTIFY_TOO_MANY_FILES: /);
     expect(over.head.toLowerCase()).toContain('connection: close');
     expect(app.warmpool.stats().requests).toBe(before);
     expect(await readdir(dir)).toEqual([]);
@@ -128,10 +130,10 @@ describe('forms: fields per request (max_fields, PHP max_input_vars)', () => {
     const before = app.warmpool.stats().requests;
     const over = await postUrlencoded(port, 10_001);
     expect(over.status).toBe(413);
-    expect(JSON.parse(over.body)).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FIELDS' });
+    expect(over.body).toMatch(/^WP_FASTIFY_TOO_MANY_FIELDS: /);
     const overMultipart = await postParts(port, textFields(10_001));
     expect(overMultipart.status).toBe(413);
-    expect(JSON.parse(overMultipart.body)).toMatchObject({ code: 'WP_FASTIFY_TOO_MANY_FIELDS' });
+    expect(overMultipart.body).toMatch(/^WP_FASTIFY_TOO_MANY_FIELDS: /);
     expect(app.warmpool.stats().requests).toBe(before);
   });
 
@@ -141,8 +143,8 @@ describe('forms: fields per request (max_fields, PHP max_input_vars)', () => {
     expect((await postBytes(1024 * 1024)).status).toBe(200);
     const over = await postBytes(10 * 1024 * 1024 + 1);
     expect(over.status).toBe(413);
-    expect(JSON.parse(over.body)).toMatchObject({ code: 'WP_FASTIFY_BODY_TOO_LARGE' });
-    expect(JSON.parse(over.body).message).toMatch(/urlencoded form is over 10485760 bytes/);
+    expect(over.body).toMatch(/^WP_FASTIFY_BODY_TOO_LARGE: /);
+    expect(over.body).toMatch(/urlencoded form is over 10485760 bytes/);
   });
 
   it('max_fields: a smaller cap is kept (files do not count), 0 lifts it', async () => {
@@ -169,7 +171,7 @@ describe('multipart: file names', () => {
       const before = app.warmpool.stats().requests;
       const res = await postParts(port, [filePart('name="first"; filename="ok.txt"'), filePart(disposition)]);
       expect(res.status).toBe(400);
-      expect(JSON.parse(res.body)).toMatchObject({ code: 'WP_FASTIFY_BAD_FORM' });
+      expect(res.body).toMatch(/^WP_FASTIFY_BAD_FORM: /);
       expect(app.warmpool.stats().requests).toBe(before);
       expect(await readdir(dir)).toEqual([]);
     },

@@ -4,10 +4,11 @@
 // included (nginx's fastcgi_intercept_errors is off by default too). Off unless `error_pages` is
 // set: a feature that is off costs nothing per request.
 import { readFileSync, statSync } from 'node:fs';
+import { STATUS_CODES } from 'node:http';
 import { extname, isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { isBackendReply } from './backend-reply.js';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
 
 /** A page is read once, at start, and kept in memory: it must stay small. */
@@ -93,5 +94,34 @@ export function registerErrorPages(
     if (payload instanceof Readable) payload.destroy();
     reply.removeHeader('content-length').removeHeader('content-encoding').header('content-type', page.type);
     done(null, page.body);
+  });
+}
+
+/**
+ * The plugin's own refusals before PHP runs (413 over max_request_size, 431, a malformed form, …)
+ * in the shape of its other answers: a plain-text status line ("Payload Too Large"), or with `debug`
+ * the code and message, instead of Fastify's JSON with an internal code in it (what a browser user
+ * saw of a phpMyAdmin import over the limit). Only while the app has no error handler of its own:
+ * one set before the plugin's registration still gets these errors, codes and all. Other errors
+ * (an app hook's) keep Fastify's answer.
+ */
+export function registerPlainErrors(app: FastifyInstance, debug: boolean): void {
+  const parent = app.errorHandler;
+  if (parent.name !== 'defaultErrorHandler') return;
+  app.setErrorHandler(function plainErrors(this: FastifyInstance, error: FastifyError, request, reply) {
+    const code = error.code;
+    const status = error.statusCode;
+    if (
+      typeof code !== 'string' ||
+      !(code.startsWith('WP_') || code.startsWith('FST_ERR_CTP_')) ||
+      status === undefined ||
+      status < 400 ||
+      status > 599
+    )
+      return parent.call(this, error, request, reply);
+    if (status < 500) reply.log.info({ err: error }, error.message);
+    else reply.log.error({ err: error }, error.message);
+    reply.code(status).type('text/plain; charset=utf-8');
+    return reply.send(debug ? `${code}: ${error.message}\n` : `${STATUS_CODES[status] ?? 'Error'}\n`);
   });
 }
