@@ -318,7 +318,12 @@ const TOP: Entry[] = [
     hint: 'a URI path such as "/protected/"',
   }),
   rr('http.uploads', 'section', 'multipart file uploads'),
-  rr('http.uploads.dir', 'string', 'directory for uploaded temp files', { default: 'the OS temp dir' }),
+  rr(
+    'http.uploads.dir',
+    'string',
+    "directory for uploaded temp files, and for request bodies kept on disk (classic bodies over 64 KiB; a worker site's raw bodies once 64 MiB of them are in memory)",
+    { default: 'the OS temp dir' },
+  ),
   rr('http.uploads.forbid', 'string[]', 'extensions refused (PHP upload error 8)', {
     default: '[".php", ".exe", ".bat"]',
   }),

@@ -6,13 +6,14 @@ import {
   type Exchange,
   type ExchangeResponse,
   type ExchangeScript,
+  type FileBody,
   type ParsedForm,
 } from '@warmpool/pool';
 import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
 import { acceptQueryWithoutContentType, addRequestMethods, hasUnreadBody, REQUEST_METHODS } from './http/methods.js';
-import { readRawBody } from './http/raw-body.js';
+import { readRawBody, releaseRequestBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
 import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { loadSend } from './http/load-send.js';
@@ -104,6 +105,15 @@ export async function registerRoutes(
   const serveStatic = classic === null ? staticLayer : null;
   const runsOnWhenClientLeaves = options.classic?.ignoreClientAbort ?? null;
   app.removeAllContentTypeParsers();
+  // a body read by readRawBody keeps its memory counted, or its temp file open, until its request is done
+  app.addHook('onResponse', (request, _reply, done) => {
+    releaseRequestBody(request);
+    done();
+  });
+  app.addHook('onRequestAbort', (request, done) => {
+    releaseRequestBody(request);
+    done();
+  });
   const bodyLimit = options.limits.maxRequestBytes;
   let readBody: BodyParser;
   if (exchange.streamsRequestBody) {
@@ -169,14 +179,14 @@ export async function registerRoutes(
     // a GET's body, which Fastify leaves unread, is read here as a POST's (the same limits)
     if (!skipsBody && hasUnreadBody(request)) request.body = await readUnparsedBody(request, readBody);
     const parsedBody = skipsBody ? null : (request.body ?? null);
-    let body: Buffer | Chunks | Readable | null = null;
+    let body: Buffer | Chunks | FileBody | Readable | null = null;
     let form: ParsedForm | null = null;
     let releaseUploads: (() => void) | null = null;
     if (isParsedForm(parsedBody)) {
       form = { fields: encodeFormFields(parsedBody.fields), uploads: parsedBody.uploads };
       // Upload temp files live until the worker is done with them, even if the client left.
       releaseUploads = holdUploads(request);
-    } else body = parsedBody as Buffer | Chunks | Readable | null;
+    } else body = parsedBody as Buffer | Chunks | FileBody | Readable | null;
     // a request pipelined behind an unfinished response waits for it, holding no PHP process
     const turn = pipelinedTurn(reply);
     if (turn !== null && !(await turn)) {
@@ -292,14 +302,14 @@ export function guardCatchAll(app: FastifyInstance, ours: ReadonlySet<string>): 
 type BodyParser = (
   request: FastifyRequest,
   payload: Readable,
-  done: (error: Error | null, body?: Buffer | Chunks | Readable) => void,
+  done: (error: Error | null, body?: Buffer | Chunks | FileBody | Readable) => void,
 ) => void;
 
 /** A body Fastify did not read (hasUnreadBody), read by the '*' parser; its errors (413) are Fastify's. */
 function readUnparsedBody(
   request: FastifyRequest,
   readBody: BodyParser,
-): Promise<Buffer | Chunks | Readable | undefined> {
+): Promise<Buffer | Chunks | FileBody | Readable | undefined> {
   return new Promise((resolve, reject) => {
     readBody(request, request.raw, (error, body) => (error === null ? resolve(body) : reject(error)));
   });

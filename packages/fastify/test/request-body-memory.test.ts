@@ -1,11 +1,18 @@
-// The process-wide bound on request bodies held in memory while they arrive (raw-body.ts): clients
-// that send most of a large body and stall cannot fill the server's memory; past the bound a body
-// goes on in a temp file, and still reaches the worker whole.
+// The process-wide bound on request bodies held in memory (raw-body.ts), while they arrive and while
+// they wait for a worker: clients that send most of a large body and stall, or many large bodies
+// queued behind busy workers, cannot fill the server's memory; past the bound a body goes on in a
+// temp file, and reaches the worker from there in pieces, byte for byte.
 import { createHash } from 'node:crypto';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
+import { request } from 'undici';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { until as waitFor } from '../../../test/helpers/until.js';
 import { DEFAULT_REQUEST_BODY_MEMORY_BYTES, requestBodyMemory } from '../src/http/raw-body.js';
 import { warmpool } from '../src/index.js';
 
@@ -99,5 +106,71 @@ describe('request bodies held in memory while they arrive', () => {
     expect(JSON.parse(res.body)).toMatchObject({ body: 'hello' });
     expect(requestBodyMemory.filed).toBe(before);
     expect(requestBodyMemory.heldBytes).toBe(0);
+  });
+});
+
+describe('request bodies waiting for a worker', () => {
+  const MB = 1024 * 1024;
+  /** body `seed`'s bytes, made as they are sent: the client holds one piece at a time */
+  function* pieces(seed: number, length: number): Generator<Buffer> {
+    for (let i = 0; i * 64 * 1024 < length; i++)
+      yield Buffer.alloc(Math.min(64 * 1024, length - i * 64 * 1024), (seed * 31 + i) & 0xff);
+  }
+  const expectedSha = (seed: number, length: number) => {
+    const hash = createHash('sha256');
+    for (const piece of pieces(seed, length)) hash.update(piece);
+    return hash.digest('hex');
+  };
+  const rssBytes = () => Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
+
+  it('large bodies queued behind a busy worker stay in temp files, under the bound, and each reaches PHP byte for byte', async () => {
+    const checksums = Fastify();
+    const kinds: string[] = [];
+    checksums.addHook('preHandler', async (req) => {
+      if (req.method === 'POST') kinds.push((req.body as object).constructor.name);
+    });
+    await checksums.register(warmpool, {
+      command: ['php', fixture('body-checksum.php')],
+      pool: { num_workers: 1 },
+      max_request_size: 64,
+    });
+    await checksums.listen({ port: 0, host: '127.0.0.1' });
+    const flag = join(tmpdir(), `warmpool-body-flag-${process.pid}`);
+    rmSync(flag, { force: true });
+    try {
+      const base = `http://127.0.0.1:${(checksums.server.address() as { port: number }).port}`;
+      const held = request(`${base}/?flag=${encodeURIComponent(flag)}`);
+      await waitFor(() => checksums.warmpool.stats().workers.working === 1, 'the worker to be held');
+      const rssBefore = rssBytes();
+      const filedBefore = requestBodyMemory.filed;
+      const count = 8;
+      const length = 32 * MB;
+      const uploads = Array.from({ length: count }, (_, seed) =>
+        request(`${base}/upload`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(length) },
+          body: Readable.from(pieces(seed, length)),
+        }),
+      );
+      // every body came whole and waits in the queue: 256 MB against a bound of 256 KiB
+      await waitFor(() => checksums.warmpool.stats().queued === count, 'every upload to be queued', 60_000);
+      // read back whole they were 256 MB of this process (the client makes its pieces as it sends;
+      // about 40 MB is V8 and socket buffers growing under the upload, whatever the bodies' size)
+      expect(rssBytes() - rssBefore).toBeLessThan((count * length) / 2);
+      expect(requestBodyMemory.heldBytes).toBeLessThanOrEqual(BOUND + 64 * 1024);
+      expect(requestBodyMemory.filed - filedBefore).toBeGreaterThanOrEqual(count - 1);
+      expect(kinds.filter((kind) => kind === 'FileBody').length).toBeGreaterThanOrEqual(count - 1);
+      writeFileSync(flag, '');
+      await (await held).body.dump();
+      for (const [seed, upload] of (await Promise.all(uploads)).entries()) {
+        const answer = (await upload.body.json()) as { length: number; sha256: string };
+        expect([upload.statusCode, answer.length, answer.sha256]).toEqual([200, length, expectedSha(seed, length)]);
+      }
+      // the files are closed and nothing stays counted once the responses are out
+      await waitFor(() => requestBodyMemory.heldBytes === 0, 'the held bytes to be freed');
+    } finally {
+      rmSync(flag, { force: true });
+      await checksums.close();
+    }
   });
 });

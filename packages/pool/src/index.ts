@@ -4,6 +4,7 @@ export { createCgiPool, CgiDriver, type CgiDriverOptions } from './worker/cgi-dr
 export type { CgiReply, CgiRequest } from './worker/cgi-worker.js';
 export type { ExecOptions, PoolWorker, WorkerDriver, WorkerHooks } from './worker/pool-worker.js';
 export { Chunks, JOIN_MAX_BYTES, partsLength } from './chunks.js';
+export { FileBody, FILE_BODY_READ_BYTES } from './file-body.js';
 export { Cancellation, type CancelSignal } from './cancel.js';
 export type { Codec } from './protocol/http-context.js';
 export type {

@@ -4,7 +4,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
-import type { Chunks, ExchangeRequest, ExchangeScript, HeaderMap, ParsedForm } from '@warmpool/pool';
+import type { Chunks, ExchangeRequest, ExchangeScript, FileBody, HeaderMap, ParsedForm } from '@warmpool/pool';
 import type { ClientInfo } from '../network/client-info.js';
 
 const canonicalCache = new Map<string, string>();
@@ -45,7 +45,7 @@ function headerText(value: string): string {
 export function toExchangeRequest(
   request: FastifyRequest,
   client: ClientInfo,
-  body: Buffer | Chunks | Readable | null,
+  body: Buffer | Chunks | FileBody | Readable | null,
   form: ParsedForm | null,
   script: ExchangeScript | null = null,
 ): ExchangeRequest {

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import type { Chunks } from '@warmpool/pool';
 import { createParsedForm, parseUrlencoded } from './forms.js';
 import { readRawBody } from './raw-body.js';
 import { BodyTooLargeError } from '../errors.js';
@@ -38,13 +39,15 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
           return;
         }
         try {
-          const bytes = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : body.join();
+          // whole: a Buffer or Chunks, never a FileBody
+          const bytes = body === undefined ? Buffer.alloc(0) : Buffer.isBuffer(body) ? body : (body as Chunks).join();
           done(null, createParsedForm('urlencoded', parseUrlencoded(bytes, options.uploads.maxFields), null));
         } catch (parseError) {
           done(parseError as Error, undefined);
         }
       },
       options.uploads.dir,
+      true,
     );
   });
   registerMultipartParser(app, options.uploads, bodyLimit);

@@ -1,6 +1,6 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
-import { Chunks, JOIN_MAX_BYTES } from '@warmpool/pool';
+import { Chunks, FileBody, JOIN_MAX_BYTES } from '@warmpool/pool';
 import { errorCodes, type FastifyRequest } from 'fastify';
 import { bodyTooLarge } from '../limits.js';
 import { HeldBytes } from './held-bytes.js';
@@ -10,12 +10,14 @@ import { openUnlinked, writeAll } from './spooled-body.js';
 export const DEFAULT_REQUEST_BODY_MEMORY_BYTES = 64 * 1024 * 1024;
 
 /**
- * One bound, over the whole process, on the bytes of request bodies held in memory while they
- * arrive. A worker gets its body in one frame, so a body is read whole first; clients that send
- * most of a large body and then stall held it all in memory until request_timeout, with no overall
- * limit: 100 HTTP/2 streams of 30 MB took the server from 85 MB to 3.2 GB (a hostile-client probe),
- * where nginx keeps such bodies in client_body_temp_path. Past the bound, the rest of a body goes
- * to an unlinked temp file, and is read back whole only once it has all come.
+ * One bound, over the whole process, on the bytes of request bodies held in memory, from their
+ * first byte until their request is done (a worker has had them and the response went out). A
+ * worker gets its body in one frame, so a body is read whole first: clients that send most of a
+ * large body and then stall held it all in memory until request_timeout (100 HTTP/2 streams of
+ * 30 MB took the server from 85 MB to 3.2 GB), and finished bodies waiting for a busy worker were
+ * held whole too (ten queued 100 MB uploads: 1.1 GB), where nginx keeps such bodies in
+ * client_body_temp_path. Past the bound, a body goes on in an unlinked temp file, and reaches the
+ * worker from there in pieces (FileBody), never read back whole.
  */
 export class RequestBodyMemory extends HeldBytes {
   constructor() {
@@ -29,11 +31,14 @@ export class RequestBodyMemory extends HeldBytes {
 
   metrics(): string {
     return this.metricLines(
-      ['warmpool_request_body_memory_bytes', 'Bytes of request bodies held in memory while they arrive.'],
+      [
+        'warmpool_request_body_memory_bytes',
+        'Bytes of request bodies held in memory, arriving or waiting for PHP (those over 16 KiB until their response).',
+      ],
       null,
       [
         'warmpool_request_bodies_filed_total',
-        'Request bodies that went on in a temp file because the bound was reached while they came.',
+        'Request bodies that went to a temp file because the bound was reached while they came.',
       ],
     );
   }
@@ -45,20 +50,39 @@ export const SMALL_BODY_BYTES = 16 * 1024;
 /** The process's one bound (one Node thread, every site). */
 export const requestBodyMemory = new RequestBodyMemory();
 
+/** What a request holds until it is done: bytes counted in requestBodyMemory, or its body's temp file. */
+const heldBodies = new WeakMap<object, number | FileBody>();
+
 /**
- * The '*' content-type parser (a request body as the plugin forwards it: one Buffer, or over
- * 64 KiB its chunks in order, as Chunks): reads the body as Fastify's `parseAs: 'buffer'` does (same limit
- * and Content-Length checks, same errors), but does not join a large body. It goes to PHP as it
- * arrived, in one writev after the frame head: joining 1 MiB cost a copy into fresh memory and
- * doubled the external memory V8 collects, for bytes that are only written to a pipe again.
- * Past requestBodyMemory's bound, the body goes on in a temp file in `dir` (see RequestBodyMemory).
+ * Lets go of what the request's body held (its bytes in requestBodyMemory, its temp file): call
+ * it when the request is done (its response sent, or its client gone). Idempotent.
+ */
+export function releaseRequestBody(request: object): void {
+  const held = heldBodies.get(request);
+  if (held === undefined) return;
+  heldBodies.delete(request);
+  if (typeof held === 'number') requestBodyMemory.free(held);
+  else held.dispose();
+}
+
+/**
+ * The '*' content-type parser (a request body as the plugin forwards it: one Buffer, over 64 KiB
+ * its chunks in order as Chunks, or past requestBodyMemory's bound a FileBody): reads the body as
+ * Fastify's `parseAs: 'buffer'` does (same limit and Content-Length checks, same errors), but does
+ * not join a large body. It goes to PHP as it arrived, in one writev after the frame head: joining
+ * 1 MiB cost a copy into fresh memory and doubled the external memory V8 collects, for bytes that
+ * are only written to a pipe again. A body over SMALL_BODY_BYTES stays counted in the bound until
+ * releaseRequestBody(request); past the bound it goes on in a temp file in `dir`.
+ * `whole`: the bytes are wanted now, and let go of at once (a form parsed here): a body that went
+ * to a file is read back, and nothing stays counted.
  */
 export function readRawBody(
   request: FastifyRequest,
   payload: Readable,
   limit: number,
-  done: (error: Error | null, body?: Buffer | Chunks) => void,
+  done: (error: Error | null, body?: Buffer | Chunks | FileBody) => void,
   dir: string,
+  whole = false,
 ): void {
   const contentLength = Number(request.headers['content-length']);
   if (contentLength > limit) {
@@ -79,11 +103,15 @@ export function readRawBody(
     payload.removeListener('error', onEnd);
     payload.removeListener('close', onClose);
   };
-  const settle = (error: Error | null, body?: Buffer | Chunks): void => {
+  const settle = (error: Error | null, body?: Buffer | Chunks | FileBody): void => {
     if (settled) return;
     settled = true;
     stop();
-    requestBodyMemory.free(held);
+    // a body in memory over SMALL_BODY_BYTES stays counted until its request is done
+    if (error === null && !whole && held > SMALL_BODY_BYTES && body !== undefined && !(body instanceof FileBody)) {
+      releaseRequestBody(request);
+      heldBodies.set(request, held);
+    } else requestBodyMemory.free(held);
     held = 0;
     done(error, body);
   };
@@ -144,16 +172,27 @@ export function readRawBody(
       return;
     }
     if (writing !== null) {
-      // it all came: read back whole, as a worker takes it
-      writing
-        .then(() => readBack(file!, received))
-        .then(
-          (body) => {
-            closeFile();
-            settle(null, body);
-          },
-          (readError: Error) => fail(readError),
-        );
+      writing.then(
+        () => {
+          if (settled) return;
+          if (whole) {
+            readBack(file!, received).then(
+              (body) => {
+                closeFile();
+                settle(null, body);
+              },
+              (readError: Error) => fail(readError),
+            );
+            return;
+          }
+          // it all came: it stays in its file, which closes when the request is done
+          const body = new FileBody(file!, received);
+          releaseRequestBody(request);
+          heldBodies.set(request, body);
+          settle(null, body);
+        },
+        (writeError: Error) => fail(writeError),
+      );
       return;
     }
     if (chunks.length === 1) settle(null, chunks[0]);
@@ -170,6 +209,7 @@ export function readRawBody(
   payload.resume();
 }
 
+/** A filed form body read back whole (a urlencoded form, at most 10 MB, parsed at once). */
 async function readBack(file: FileHandle, length: number): Promise<Buffer> {
   const body = Buffer.allocUnsafe(length);
   for (let at = 0; at < length; ) {

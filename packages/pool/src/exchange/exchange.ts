@@ -4,6 +4,7 @@
 import type { CancelSignal } from '../cancel.js';
 import type { Readable } from 'node:stream';
 import type { Chunks } from '../chunks.js';
+import type { FileBody } from '../file-body.js';
 import type { HeaderMap } from '../protocol/http-context.js';
 
 export type { HeaderMap };
@@ -54,10 +55,11 @@ export interface ExchangeRequest {
   serverAddr: string | null;
   serverPort: number | null;
   /**
-   * The body: bytes (one buffer, or Chunks for a large one), a stream for a backend that streams
-   * request bodies (`streamsRequestBody`), or null. A parsed form travels in `form` instead.
+   * The body: bytes (one buffer, or Chunks for a large one), a FileBody (a large one kept in a temp
+   * file: sent in pieces, never read back whole), a stream for a backend that streams request
+   * bodies (`streamsRequestBody`), or null. A parsed form travels in `form` instead.
    */
-  body: Buffer | Chunks | Readable | null;
+  body: Buffer | Chunks | FileBody | Readable | null;
   form: ParsedForm | null;
   /** classic mode: the script to run; absent for worker mode (the worker's loop is the only code) */
   script?: ExchangeScript | null;

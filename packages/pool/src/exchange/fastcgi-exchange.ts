@@ -5,6 +5,7 @@
 import type { CancelSignal } from '../cancel.js';
 import type { Readable } from 'node:stream';
 import { Chunks } from '../chunks.js';
+import { FileBody } from '../file-body.js';
 import type { FastCgiBody } from '../fastcgi/connection.js';
 import { FastCgiClientPool } from '../fastcgi/client-pool.js';
 import { DEFAULT_SERVER_SOFTWARE, type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
@@ -171,6 +172,7 @@ function toStdin(request: ExchangeRequest): { body: FastCgiBody; length: number 
   if (body === null) return { body: null, length: undefined };
   if (Buffer.isBuffer(body)) return { body, length: body.length };
   if (body instanceof Chunks) return { body: body.parts, length: body.length };
+  if (body instanceof FileBody) return { body: body.stream(), length: body.length };
   // a body spooled to a file knows its length (a chunked one has no Content-Length)
   const spooled = (body as { byteLength?: unknown }).byteLength;
   if (typeof spooled === 'number') return { body: body as Readable, length: spooled };

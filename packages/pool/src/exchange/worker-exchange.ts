@@ -1,5 +1,6 @@
 import { Chunks } from '../chunks.js';
-import { BadReplyError } from '../errors.js';
+import { FileBody } from '../file-body.js';
+import { BadReplyError, ExecAbortedError } from '../errors.js';
 import type { Pool, PoolExecOptions } from '../pool/pool.js';
 import { type Frame, frameBodyParts, frameContext, STREAM } from '../protocol/frame.js';
 import {
@@ -38,7 +39,26 @@ export class WorkerExchange implements Exchange {
     this.codec = codec;
   }
 
-  async exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
+  exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
+    const body = request.body;
+    return body instanceof FileBody ? this.#exchangeFileBody(body, request, options) : this.#exchange(request, options);
+  }
+
+  /** Its file stays open while a worker may read it (once more if the request runs again elsewhere). */
+  async #exchangeFileBody(
+    body: FileBody,
+    request: ExchangeRequest,
+    options?: ExchangeOptions,
+  ): Promise<ExchangeResponse> {
+    if (!body.acquire()) throw new ExecAbortedError('the request body was let go before a worker took it');
+    try {
+      return await this.#exchange(request, options);
+    } finally {
+      body.release();
+    }
+  }
+
+  async #exchange(request: ExchangeRequest, options?: ExchangeOptions): Promise<ExchangeResponse> {
     const execOptions: PoolExecOptions = { label: labelOf(request) };
     if (options?.signal !== undefined) execOptions.signal = options.signal;
     const reply = await this.pool.exec(toExecRequest(request, this.codec), execOptions);
@@ -62,7 +82,8 @@ export function toExecRequest(request: ExchangeRequest, codec: Codec): ExecReque
   if (body === null) return { flags, context, body: null };
   if (Buffer.isBuffer(body)) return { flags, context, body };
   if (body instanceof Chunks) return { flags, context, body: body.parts };
-  throw new TypeError('a worker needs the request body as bytes (Buffer or Chunks), not a stream');
+  if (body instanceof FileBody) return { flags, context, body };
+  throw new TypeError('a worker needs the request body as bytes (Buffer, Chunks or FileBody), not a stream');
 }
 
 /** RoadRunner's HTTP request context (PROTOCOL.md §5.3) for an exchange request. */

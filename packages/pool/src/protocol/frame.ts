@@ -142,6 +142,20 @@ export function encodeDataFrame(
   return [out];
 }
 
+/**
+ * A data frame's head and context for a body of `bodyLength` bytes written after it (a body in a
+ * temp file, sent in pieces): the frame's parts but the body.
+ */
+export function encodeDataFrameHead(flags: number, context: Buffer | string, bodyLength: number): Buffer {
+  const contextLength = typeof context === 'string' ? Buffer.byteLength(context) : context.length;
+  const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + contextLength);
+  writeHeader(out, flags, contextLength + bodyLength, 0, 1);
+  out.writeUInt32LE(contextLength, HEADER_BYTES);
+  if (typeof context === 'string') out.write(context, HEADER_BYTES + 4, 'utf8');
+  else context.copy(out, HEADER_BYTES + 4);
+  return out;
+}
+
 /** The context part of a data frame (empty when the frame has no option). */
 export function frameContext(frame: Frame): Buffer {
   const length = frame.options[0] ?? 0;

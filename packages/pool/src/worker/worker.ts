@@ -24,9 +24,11 @@ import {
   STOP_STREAM_FRAME,
 } from '../protocol/control.js';
 import { FrameDecoder } from '../protocol/decoder.js';
+import { FILE_BODY_READ_BYTES, FileBody } from '../file-body.js';
 import {
   describeBytes,
   encodeDataFrame,
+  encodeDataFrameHead,
   FLAG_CONTROL,
   FLAG_ERROR,
   frameBodyParts,
@@ -67,8 +69,11 @@ export interface WorkerSpec extends ProcessSpec {
 export interface ExecRequest {
   flags: number;
   context: Buffer | string;
-  /** a list is written as it is, in one writev (a large body is not joined first) */
-  body: Buffer | readonly Buffer[] | null;
+  /**
+   * A list is written as it is, in one writev (a large body is not joined first); a FileBody in
+   * pieces after the frame head, as the pipe takes them (the caller holds it acquired).
+   */
+  body: Buffer | readonly Buffer[] | FileBody | null;
 }
 
 /** The first reply frame; `stream` carries the later frames when the worker streams. */
@@ -150,6 +155,8 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   /** armed while a stream waits for its reader (backpressure): send_timeout */
   #stallTimer: NodeJS.Timeout | null = null;
   #decoder: FrameDecoder | null = null;
+  /** the execution whose body is still being written from its temp file */
+  #sending: PendingExec | null = null;
   #onBootFrame: ((frame: Frame) => void) | null = null;
   #onBootError: ((error: Error) => void) | null = null;
 
@@ -215,8 +222,49 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
       const exec: PendingExec = { resolve, reject, stream: null, deadline: this.#deadline };
       this.#exec = exec;
       exec.deadline.arm();
-      writeFrame(this.#relay!.output, encodeDataFrame(request.flags, request.context, request.body));
+      const body = request.body;
+      if (body instanceof FileBody) void this.#writeFileFrame(exec, request.flags, request.context, body);
+      else writeFrame(this.#relay!.output, encodeDataFrame(request.flags, request.context, body));
     });
+  }
+
+  /**
+   * A frame whose body is in a temp file: the head, then the file in pieces, each written once the
+   * pipe took the one before (memory: a piece or two per worker, whatever the body's size). The
+   * worker reads the whole frame before it answers, so no reply (and no later request) comes
+   * before the last piece. A read that fails cuts the frame: the worker cannot be resynchronised.
+   */
+  async #writeFileFrame(exec: PendingExec, flags: number, context: Buffer | string, body: FileBody): Promise<void> {
+    const output = this.#relay!.output;
+    output.write(encodeDataFrameHead(flags, context, body.length));
+    this.#sending = exec;
+    // gone: the worker failed or exited (its request failed with it), the rest goes nowhere
+    const gone = () => this.#exec !== exec || output.destroyed || output.writableEnded;
+    try {
+      for (let position = 0; position < body.length; ) {
+        const piece = Buffer.allocUnsafe(Math.min(FILE_BODY_READ_BYTES, body.length - position));
+        const read = await body.readAt(piece, position);
+        if (gone()) return;
+        if (read === 0) throw new Error(`the temp file ended at ${position} of ${body.length} bytes`);
+        position += read;
+        const more = output.write(read === piece.length ? piece : piece.subarray(0, read));
+        // all of it is on its way: a reply may come from here on
+        if (position >= body.length) break;
+        if (!more) await drained(output);
+        if (gone()) return;
+      }
+    } catch (error) {
+      if (gone()) return;
+      const failure = new Error(
+        `the request body could not be read from its temp file (${(error as Error).message}); worker ${this.pid} got part of its frame and was killed`,
+        { cause: error },
+      );
+      this.#spec.logger.error({ workerPid: this.pid, reason: 'request_body' }, failure.message);
+      this.kill('errored');
+      this.#failExec(exec, failure);
+    } finally {
+      if (this.#sending === exec) this.#sending = null;
+    }
   }
 
   /** Graceful stop: the stop command, then SIGKILL after destroy_timeout. Never used on a busy worker. */
@@ -383,6 +431,15 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
   }
 
   #onFirstFrame(exec: PendingExec, frame: Frame): void {
+    if (this.#sending === exec) {
+      // the rest of its body would be read as its next frame
+      this.#failProtocol(
+        new UnexpectedFrameError(`worker ${this.pid} answered before it had read its whole request body`, {
+          pid: this.pid,
+        }),
+      );
+      return;
+    }
     if ((frame.flags & FLAG_ERROR) !== 0) {
       exec.reject(new WorkerReportedError(frame.payload.toString('utf8'), { pid: this.pid }));
       this.#endExec(exec, null);
@@ -582,6 +639,21 @@ export class Worker extends ProcessWorker<ExecRequest, ExecReply> {
     if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
     this.#relay?.close();
   }
+}
+
+/** Resolves once `output` drains, or closes or fails (the caller then finds the worker gone). */
+function drained(output: NodeJS.WritableStream & { destroyed: boolean }): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      output.off('drain', done);
+      output.off('close', done);
+      output.off('error', done);
+      resolve();
+    };
+    output.on('drain', done);
+    output.on('close', done);
+    output.on('error', done);
+  });
 }
 
 /** The first bytes of a frame's payload, for error messages (a chunked frame is not joined for them). */
