@@ -797,6 +797,8 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       }
     };
     expect(await oversizedOverHttp2()).toBe(413);
+    // no Connection header on an HTTP/2 answer: Node would drop it with a warning on stderr
+    expect(server.stderr).not.toMatch(/UnsupportedWarning/);
     /** an HTTP/2 body needs neither Content-Type nor Content-Length (curl --http2 -T - sends neither) */
     const bareOverHttp2 = async (host: string) => {
       const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
@@ -846,7 +848,7 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       expect((await get('/whoami', { host: 'a.test', agent, headers: fields(150) })).status).toBe(200);
       const over = await get('/whoami', { host: 'a.test', agent, headers: fields(210) });
       expect(over.status).toBe(431);
-      expect(over.text).toMatch(/max_header_count/);
+      expect(over.text).toBe('Request Header Fields Too Large\n');
     }
   });
 

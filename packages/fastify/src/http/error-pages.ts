@@ -121,6 +121,9 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
       return parent.call(this, error, request, reply);
     if (status < 500) reply.log.info({ err: error }, error.message);
     else reply.log.error({ err: error }, error.message);
+    // Fastify marks every body-parsing error `Connection: close`: HTTP/2 has no such header (Node
+    // drops it with an UnsupportedWarning on stderr, a stray line in a JSON log)
+    if ('stream' in request.raw) reply.removeHeader('connection');
     reply.code(status).type('text/plain; charset=utf-8');
     return reply.send(debug ? `${code}: ${error.message}\n` : `${STATUS_CODES[status] ?? 'Error'}\n`);
   });
