@@ -1,7 +1,9 @@
 import { execFile } from 'node:child_process';
-import { writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { afterAll, beforeAll } from 'vitest';
 
 const exec = promisify(execFile);
 
@@ -71,4 +73,23 @@ export async function selfSignedPair(
     `subjectAltName=${names.map((host) => `DNS:${host}`).join(',')}`,
   ]);
   return { cert, key };
+}
+
+/**
+ * For a test file: a pair made once before its tests and its folder removed after them. The
+ * object is filled by beforeAll: read `cert` and `key` inside tests (createSecureServer(pair, ...)).
+ */
+export function useTlsPair(prefix: string): { cert: Buffer; key: Buffer } {
+  const pair = { cert: Buffer.alloc(0), key: Buffer.alloc(0) };
+  let dir: string | undefined;
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), prefix));
+    const files = await makeTlsPair(dir);
+    pair.cert = await readFile(files.cert);
+    pair.key = await readFile(files.key);
+  });
+  afterAll(async () => {
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+  return pair;
 }

@@ -1,36 +1,22 @@
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect as connectH2, createSecureServer, type Http2ServerResponse } from 'node:http2';
 import { connect, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { unsentBytes } from '@warmpool/fastify';
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { http2Get } from '../../../test/helpers/http2-raw.js';
-import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { useTlsPair } from '../../../test/helpers/tls-pair.js';
+import { useClosers } from '../../../test/helpers/closers.js';
 import { until } from '../../../test/helpers/until.js';
 import { DeadSessions } from '../src/dead-sessions.js';
 
 const PING_TIMEOUT_MS = 300;
 
-const closers: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = useClosers();
 
-let dir: string;
-let tlsPair: { cert: Buffer; key: Buffer };
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'wp-dead-sessions-'));
-  const files = await makeTlsPair(dir);
-  tlsPair = { cert: await readFile(files.cert), key: await readFile(files.key) };
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tlsPair = useTlsPair('wp-dead-sessions-');
 
 /** 64 MiB at the pace the connection takes them: far more than loopback's buffers hold. */
 function bigBody(): Readable {

@@ -1,36 +1,22 @@
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect as connectH2, constants, createSecureServer, type Http2SecureServer } from 'node:http2';
 import type { Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { connect as connectTls, type TLSSocket } from 'node:tls';
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { FLAG, FRAME, getHeaderBlock, h2Frame, PREFACE } from '../../../test/helpers/http2-raw.js';
-import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { useTlsPair } from '../../../test/helpers/tls-pair.js';
+import { useClosers } from '../../../test/helpers/closers.js';
 import { until } from '../../../test/helpers/until.js';
 import { boundSessions } from '../src/http2-session-bounds.js';
 
 const IDLE_MS = 300;
 const GRACE_MS = 200;
 
-const closers: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = useClosers();
 
-let dir: string;
-let tlsPair: { cert: Buffer; key: Buffer };
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'wp-session-bounds-'));
-  const files = await makeTlsPair(dir);
-  tlsPair = { cert: await readFile(files.cert), key: await readFile(files.key) };
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tlsPair = useTlsPair('wp-session-bounds-');
 
 /** An HTTPS listener with boundSessions on it; `/slow?ms=N` answers after N ms, the rest at once. */
 async function listen(logger = pino({ level: 'silent' })): Promise<{ port: number; sockets: Socket[] }> {

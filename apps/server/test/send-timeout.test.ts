@@ -1,37 +1,23 @@
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Server as HttpServer } from 'node:http';
 import { connect as connectH2, constants, createSecureServer } from 'node:http2';
 import { connect, type Server as NetServer, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import pino from 'pino';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { http2Get } from '../../../test/helpers/http2-raw.js';
-import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
+import { useTlsPair } from '../../../test/helpers/tls-pair.js';
+import { useClosers } from '../../../test/helpers/closers.js';
 import { SendTimeouts } from '../src/send-timeout.js';
 
 const TIMEOUT_MS = 300;
 /** far more than loopback's socket buffers take, so a client that reads nothing leaves most of it waiting */
 const BIG = 32 * 1024 * 1024;
 
-const closers: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const close of closers.splice(0).reverse()) await close();
-});
+const closers = useClosers();
 
-let dir: string;
-let tlsPair: { cert: Buffer; key: Buffer };
-beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'wp-send-timeout-'));
-  const files = await makeTlsPair(dir);
-  tlsPair = { cert: await readFile(files.cert), key: await readFile(files.key) };
-});
-afterAll(async () => {
-  await rm(dir, { recursive: true, force: true });
-});
+const tlsPair = useTlsPair('wp-send-timeout-');
 
 /** `BIG` bytes, 64 KiB at a time, at the pace the connection takes them. */
 function bigBody(): Readable {
