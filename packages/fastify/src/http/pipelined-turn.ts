@@ -8,32 +8,20 @@
 import type { ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyReply } from 'fastify';
-import { lingerAndClose } from './lingering-close.js';
 
 /**
- * Requests one connection may have waiting behind its unfinished response. Past it, the requests
- * within it are still answered, the last with `Connection: close`; the rest are never run, and the
- * connection's bytes are no longer read (Node parses on otherwise: waiting requests write nothing
- * that would make it pause, and each one it parses holds memory). Load testers pipeline deeper
- * than browsers do; closing at once used to leave even the first 32 unanswered.
+ * Requests one connection may have waiting behind its unfinished response; past it the connection
+ * is closed. No browser or client library pipelines this deep; waiting requests hold memory and
+ * Node reads on, since they write nothing that would make it pause.
  */
 export const MAX_PIPELINED = 32;
 
 /** The requests waiting on one connection; one close listener for all of them. */
-interface Waiting {
-  waiters: Set<(turn: boolean) => void>;
-  /** the response of the request that began waiting last */
-  last: ServerResponse | null;
-  /** over MAX_PIPELINED: no request after `last` runs */
-  full: boolean;
-}
-
-const waiting = new WeakMap<Socket, Waiting>();
+const waiting = new WeakMap<Socket, Set<(turn: boolean) => void>>();
 
 /**
  * null when the request may go on now (HTTP/2, or no response before it on its connection);
- * otherwise a promise of true once it may, or false if the connection closed first (or the request
- * came past MAX_PIPELINED).
+ * otherwise a promise of true once it may, or false if the connection closed first.
  */
 export function pipelinedTurn(reply: FastifyReply): Promise<boolean> | null {
   // Node gives a response its socket once every response before it on the connection is finished
@@ -41,20 +29,12 @@ export function pipelinedTurn(reply: FastifyReply): Promise<boolean> | null {
   if (res.socket !== null || reply.request.raw.httpVersionMajor !== 1) return null;
   const socket = reply.request.raw.socket;
   if (socket.destroyed) return Promise.resolve(false);
-  const state = waitingOn(socket);
-  if (state.full) return Promise.resolve(false);
-  const { waiters } = state;
+  const waiters = waitersOn(socket);
   if (waiters.size >= MAX_PIPELINED) {
-    state.full = true;
-    // Node ends the connection after that response (its `_last`), and writes none queued after it
-    if (state.last !== null) state.last.shouldKeepAlive = false;
-    stopReading(socket);
-    reply.log.warn(
-      `a client pipelined more than ${MAX_PIPELINED} requests behind an unfinished one on a connection; those are answered, the last with Connection: close, and the rest never run`,
-    );
+    reply.log.warn(`a client pipelined more than ${MAX_PIPELINED} requests on one connection; it was closed`);
+    socket.destroy();
     return Promise.resolve(false);
   }
-  state.last = res;
   return new Promise((resolve) => {
     const settle = (turn: boolean) => {
       waiters.delete(settle);
@@ -67,30 +47,14 @@ export function pipelinedTurn(reply: FastifyReply): Promise<boolean> | null {
   });
 }
 
-/**
- * Takes Node's parser off `socket` (requests it parsed already go on) and stops reading it; once
- * the last answer is out, the close reads and drops what the client still sends (a lingering
- * close: unread bytes would make it a reset that loses the answers in flight).
- */
-function stopReading(socket: Socket): void {
-  // a 'data' listener gives the socket's handle back to JS, if the parser was reading it directly
-  const drop = () => {};
-  socket.on('data', drop);
-  for (const listener of socket.listeners('data')) if (listener !== drop) socket.off('data', listener as () => void);
-  socket.pause();
-  (socket as Socket & { destroySoon: () => void }).destroySoon = function (this: Socket) {
-    lingerAndClose(this);
-  };
-}
-
 /** The requests waiting on `socket`, all told false when it closes. */
-function waitingOn(socket: Socket): Waiting {
+function waitersOn(socket: Socket): Set<(turn: boolean) => void> {
   const known = waiting.get(socket);
   if (known !== undefined) return known;
-  const state: Waiting = { waiters: new Set(), last: null, full: false };
-  waiting.set(socket, state);
+  const waiters = new Set<(turn: boolean) => void>();
+  waiting.set(socket, waiters);
   socket.once('close', () => {
-    for (const settle of state.waiters) settle(false);
+    for (const settle of waiters) settle(false);
   });
-  return state;
+  return waiters;
 }
