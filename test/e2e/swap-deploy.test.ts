@@ -61,8 +61,9 @@ describe('systemd: warmpool-swap.service', () => {
       example
         .replace('php /srv/app/worker.php', `php ${join(FIXTURES, 'php', 'swap-version.php')}`)
         .replace('/srv/app/public', join(dir, 'srv-app', 'public'))
-        .replace('":80"', `127.0.0.1:${httpPort}`)
+        // the status address first: a free HTTP port such as 21144 would match its 127.0.0.1:2114
         .replaceAll('127.0.0.1:2114', `127.0.0.1:${statusPort}`)
+        .replace('":80"', `127.0.0.1:${httpPort}`)
         .replace('num_workers: auto', 'num_workers: 1')
         .replace('/run/warmpool/', `${run}/warmpool/`),
     );

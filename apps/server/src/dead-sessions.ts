@@ -1,7 +1,7 @@
 // HTTP/2 sessions whose client is gone while Node still waits for a write. When a client resets
 // its connection (killed, a dead browser) while a response's bytes wait in its socket, the TLS
-// write fails with ECONNRESET and Node (20 to 26) drops the error: no 'error' and no 'close' on the
-// socket, the session or its streams, and the session writes nothing more, not a PING, not a
+// write fails with ECONNRESET and Node 20 and 22 drop the error (Node 26 notices): no 'error' and
+// no 'close' on the socket, the session or its streams, and the session writes nothing more, not a PING, not a
 // RST_STREAM, not a GOAWAY (nodejs/node#48539 is its kin). Its responses were held until restart:
 // the open file of a download, a spooled PHP reply with its disk, and every drain waited out its
 // bound (measured by a probe: 26 interrupted 100 MB downloads held 2.2 GB of deleted spool files,
