@@ -18,6 +18,7 @@ import type { Server as NetServer, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { unsentBytes } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
+import { tcpOf } from './http2-session-bounds.js';
 import { SocketSweep } from './socket-sweep.js';
 
 /**
@@ -37,11 +38,8 @@ interface StreamProgress extends Progress {
 
 /** The TCP connection under an HTTP/2 stream has bytes of its own waiting for the kernel. */
 function connectionBackedUp(stream: ServerHttp2Stream): boolean {
-  // session.socket is Node's proxy of the TLS socket; _parent, the TCP socket under it
-  const socket = stream.session?.socket as (Socket & { _parent?: Socket | null }) | undefined;
-  if (socket === undefined) return false;
-  const tcp = socket._parent ?? socket;
-  return unsentBytes(tcp) > 0;
+  const tcp = stream.session === undefined ? null : tcpOf(stream.session);
+  return tcp !== null && unsentBytes(tcp) > 0;
 }
 
 export class SendTimeouts {

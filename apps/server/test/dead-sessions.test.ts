@@ -1,38 +1,26 @@
 import { once } from 'node:events';
 import { connect as connectH2, createSecureServer, type Http2ServerResponse } from 'node:http2';
 import { connect, type Socket } from 'node:net';
-import { Readable } from 'node:stream';
 import { connect as connectTls } from 'node:tls';
 import { unsentBytes } from '@warmpool/fastify';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { http2Get } from '../../../test/helpers/http2-raw.js';
 import { useTlsPair } from '../../../test/helpers/tls-pair.js';
-import { useClosers } from '../../../test/helpers/closers.js';
+import { listenUntilClosed, pacedBody, useClosers } from '../../../test/helpers/closers.js';
 import { until } from '../../../test/helpers/until.js';
 import { DeadSessions } from '../src/dead-sessions.js';
 
 const PING_TIMEOUT_MS = 300;
+/** far more than loopback's buffers hold */
+const BIG = 64 * 1024 * 1024;
 
 const closers = useClosers();
 
 const tlsPair = useTlsPair('wp-dead-sessions-');
 
-/** 64 MiB at the pace the connection takes them: far more than loopback's buffers hold. */
-function bigBody(): Readable {
-  let left = 64 * 1024 * 1024;
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  return new Readable({
-    read() {
-      if (left <= 0) return void this.push(null);
-      left -= chunk.length;
-      this.push(chunk);
-    },
-  });
-}
-
 /**
- * An HTTPS listener serving `bigBody()` with DeadSessions on it; `responses` are its responses (in
+ * An HTTPS listener serving `pacedBody(BIG)` with DeadSessions on it; `responses` are its responses (in
  * order), `sockets` its TCP connections.
  */
 async function listen(): Promise<{
@@ -44,18 +32,12 @@ async function listen(): Promise<{
   const responses: Http2ServerResponse[] = [];
   const server = createSecureServer(tlsPair, (_req, res) => {
     responses.push(res);
-    bigBody().pipe(res);
+    pacedBody(BIG).pipe(res);
   });
   const dead = new DeadSessions(pino({ level: 'silent' }), PING_TIMEOUT_MS);
   dead.watch(server);
-  const sockets: Socket[] = [];
-  server.on('connection', (socket: Socket) => sockets.push(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return { port: (server.address() as { port: number }).port, dead, responses, sockets };
+  const { port, sockets } = await listenUntilClosed(server, closers);
+  return { port, dead, responses, sockets };
 }
 
 describe('HTTP/2 sessions whose client is gone (DeadSessions)', () => {

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FLAG, FRAME, getHeaderBlock, h2Frame, PREFACE } from '../../../test/helpers/http2-raw.js';
 import { useTlsPair } from '../../../test/helpers/tls-pair.js';
-import { useClosers } from '../../../test/helpers/closers.js';
+import { listenUntilClosed, useClosers } from '../../../test/helpers/closers.js';
 import { until } from '../../../test/helpers/until.js';
 import { boundSessions } from '../src/http2-session-bounds.js';
 
@@ -26,14 +26,7 @@ async function listen(logger = pino({ level: 'silent' })): Promise<{ port: numbe
     else res.end('ok');
   });
   boundSessions(server, { idleMs: IDLE_MS, closeGraceMs: GRACE_MS, logger });
-  const sockets: Socket[] = [];
-  server.on('connection', (socket: Socket) => sockets.push(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return { port: (server.address() as { port: number }).port, sockets };
+  return listenUntilClosed(server, closers);
 }
 
 /** A raw HTTP/2 client over TLS that has sent the preface and SETTINGS (and ACKs nothing). */

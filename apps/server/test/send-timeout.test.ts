@@ -8,7 +8,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { http2Get } from '../../../test/helpers/http2-raw.js';
 import { useTlsPair } from '../../../test/helpers/tls-pair.js';
-import { useClosers } from '../../../test/helpers/closers.js';
+import { listenUntilClosed, pacedBody, useClosers } from '../../../test/helpers/closers.js';
 import { SendTimeouts } from '../src/send-timeout.js';
 
 const TIMEOUT_MS = 300;
@@ -18,19 +18,6 @@ const BIG = 32 * 1024 * 1024;
 const closers = useClosers();
 
 const tlsPair = useTlsPair('wp-send-timeout-');
-
-/** `BIG` bytes, 64 KiB at a time, at the pace the connection takes them. */
-function bigBody(): Readable {
-  let left = BIG;
-  const chunk = Buffer.alloc(64 * 1024, 7);
-  return new Readable({
-    read() {
-      if (left <= 0) return void this.push(null);
-      left -= chunk.length;
-      this.push(chunk);
-    },
-  });
-}
 
 /** `total` bytes, a KiB every 50 ms: a slow producer, not a slow client. */
 function tricklingBody(total: number): Readable {
@@ -50,19 +37,13 @@ function tricklingBody(total: number): Readable {
 async function listen(server: NetServer): Promise<{ port: number; timeouts: SendTimeouts; sockets: Socket[] }> {
   const timeouts = new SendTimeouts(TIMEOUT_MS, pino({ level: 'silent' }));
   timeouts.watch(server);
-  const sockets: Socket[] = [];
-  server.on('connection', (socket: Socket) => sockets.push(socket));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  closers.push(() => {
-    for (const socket of sockets) socket.destroy();
-    return new Promise((resolve) => server.close(resolve));
-  });
-  return { port: (server.address() as { port: number }).port, timeouts, sockets };
+  const { port, sockets } = await listenUntilClosed(server, closers);
+  return { port, timeouts, sockets };
 }
 
 function plainServer(): HttpServer {
   const server = createServer((req, res) => {
-    if (req.url === '/big') bigBody().pipe(res);
+    if (req.url === '/big') pacedBody(BIG).pipe(res);
     else if (req.url === '/trickle') tricklingBody(24 * 1024).pipe(res);
     else res.end('ok');
   });
@@ -115,7 +96,7 @@ describe('http.send_timeout (SendTimeouts)', () => {
   });
 
   it('closes a stalled TLS connection: HTTP/1.1, and HTTP/2 whose client granted a large window and reads nothing', async () => {
-    const server = createSecureServer({ ...tlsPair, allowHTTP1: true }, (_req, res) => bigBody().pipe(res));
+    const server = createSecureServer({ ...tlsPair, allowHTTP1: true }, (_req, res) => pacedBody(BIG).pipe(res));
     const { port, timeouts, sockets } = await listen(server);
 
     const http1 = connectTls({ port, host: '127.0.0.1', rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] });
@@ -138,7 +119,7 @@ describe('http.send_timeout (SendTimeouts)', () => {
 
   it('resets an HTTP/2 stream left at a zero window while its connection reads on; the others are served', async () => {
     const server = createSecureServer(tlsPair, (req, res) => {
-      if (req.url === '/big') bigBody().pipe(res);
+      if (req.url === '/big') pacedBody(BIG).pipe(res);
       else res.end('ok');
     });
     const { port, timeouts, sockets } = await listen(server);

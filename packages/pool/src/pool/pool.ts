@@ -202,7 +202,9 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   async exec(request: Req, options?: PoolExecOptions): Promise<Rep> {
     const signal = options?.signal;
     const label = options?.label;
-    const execOptions = label === undefined ? this.#execOptions : { ...this.#execOptions, label };
+    // a literal of the options' one shape, not a spread: this runs for every request
+    const execOptions: ExecOptions =
+      label === undefined ? this.#execOptions : { timeoutMs: this.#execOptions.timeoutMs, label };
     for (let attempt = 0; ; attempt++) {
       if (this.#closing) throw new PoolClosedError();
       if (!this.#started) throw new PoolNotStartedError();
