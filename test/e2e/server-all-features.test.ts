@@ -508,6 +508,20 @@ describe('all features: proxy routes', () => {
     expect(reply.text).toContain('static of site a');
     expect(reply.text).toContain('"uri":"https:\\/\\/a.test\\/after"');
   });
+
+  it('answers the 32 requests pipelined behind an unfinished one, then closes the connection', async () => {
+    // one TLS record: Node parses all 100 before the first answer is done
+    const requests = Array.from({ length: 100 }, (_, i) => `GET /deep?n=${i} HTTP/1.1\r\nHost: a.test\r\n\r\n`);
+    const reply = await rawExchange(Number(setup.env.HTTPS_PORT), requests.join(''), 101, {
+      ca: setup.root,
+      servername: 'a.test',
+    });
+    expect(reply.closed).toBe(true);
+    expect(reply.statusLines).toEqual(Array.from({ length: 33 }, () => 'HTTP/1.1 200 OK'));
+    expect(reply.text).toContain('"uri":"https:\\/\\/a.test\\/deep?n=32"');
+    expect(reply.text).not.toContain('deep?n=33"');
+    expect(reply.text.split('\r\n\r\n').filter((part) => /connection: close/i.test(part))).toHaveLength(1);
+  });
 });
 
 describe('all features: micro-cache', () => {

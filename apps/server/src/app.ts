@@ -25,6 +25,7 @@ import {
   configureServerTimeouts,
   createClientInfoHook,
   createClientInfoResolver,
+  boundPipelining,
   installLingeringClose,
   resolveErrorPages,
   resolveLimits,
@@ -183,6 +184,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       // close of a connection answered before its body was read (the plugin sets both on the plain one)
       configureServerTimeouts(https, listenerLimits, loggers.http);
       installLingeringClose(https);
+      boundPipelining(https, loggers.http);
       tracker.watchHttp2(https);
       deadSessions?.watch(https);
     }

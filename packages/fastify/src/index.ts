@@ -97,6 +97,7 @@ export {
   LINGERING_TIME_MS,
   LINGERING_TIMEOUT_MS,
 } from './http/lingering-close.js';
+export { boundPipelining, MAX_PIPELINED } from './http/pipelined-turn.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE, RequestCounters, renderRequestFamilies } from './metrics.js';
 

@@ -23,6 +23,7 @@ import {
 } from './errors.js';
 import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 import { installLingeringClose } from './http/lingering-close.js';
+import { boundPipelining } from './http/pipelined-turn.js';
 
 /**
  * Request size, header and slow-client limits.
@@ -231,6 +232,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
   const server = app.server as unknown;
   if (configureServerTimeouts(server, limits, app.log)) {
     installLingeringClose(server as object);
+    boundPipelining(server as object, app.log);
     if (server instanceof HttpServer || server instanceof HttpsServer) installLazyContinue(server);
   }
 
