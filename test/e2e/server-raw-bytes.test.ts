@@ -117,6 +117,32 @@ describe.each(['http', 'https'] as const)('raw bytes in the query string (%s lis
   });
 });
 
+it('a plain HTTP request to the HTTPS port gets a plain-text 400 that says to use https, and nothing runs', async () => {
+  for (const method of ['GET', 'POST', 'HEAD']) {
+    const answer = await new Promise<string>((resolve, reject) => {
+      const socket = connectTcp(httpsPort, '127.0.0.1', () =>
+        socket.write(`${method} /env.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n`),
+      );
+      let text = '';
+      socket.on('data', (chunk: Buffer) => {
+        text += chunk.toString('latin1');
+      });
+      socket.on('error', reject);
+      socket.on('close', () => resolve(text));
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 Bad Request\r\n/);
+    expect(answer).toMatch(/\r\nconnection: close\r\n/i);
+    expect(
+      answer.endsWith('\r\n\r\nBad Request: a plain HTTP request was sent to the HTTPS port: use https://\n'),
+    ).toBe(true);
+  }
+  await server.waitFor('bad request: a plain HTTP request was sent to the HTTPS port');
+  const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
+  expect(await res.body.text()).toMatch(/^warmpool_bad_requests_total\{reason="plain_http"\} 3$/m);
+  // the listener still speaks TLS
+  expect((await exchange('https', 'GET /env.php HTTP/1.1\r\nHost: localhost\r\n')).status).toBe(200);
+});
+
 it('logs the refusals (one line per 10 s, with the count) and counts them in /metrics', async () => {
   await server.waitFor('bad request: the query string holds raw bytes: percent-encode them');
   const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);

@@ -184,6 +184,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       // close of a connection answered before its body was read (the plugin sets both on the plain one)
       configureServerTimeouts(https, listenerLimits, loggers.http);
       installLingeringClose(https);
+      clientErrors.watchTls(https);
       boundPipelining(https, loggers.http);
       tracker.watchHttp2(https);
       deadSessions?.watch(https);

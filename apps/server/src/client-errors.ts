@@ -11,7 +11,7 @@ import { lingerAndClose } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
 
 /** Why a request head was refused, as counted in metrics and logs. */
-type Kind = 'raw_query' | 'raw_path' | 'malformed';
+type Kind = 'raw_query' | 'raw_path' | 'malformed' | 'plain_http';
 
 interface Answer {
   status: number;
@@ -52,6 +52,8 @@ function isRefusedHead(error: Error & { code?: string }): boolean {
   return error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code?.startsWith('HPE_') === true;
 }
 
+const PLAIN_HTTP_TEXT = 'Bad Request: a plain HTTP request was sent to the HTTPS port: use https://\n';
+
 const STATUS_TEXT: Record<number, string> = {
   400: 'Bad Request',
   408: 'Request Timeout',
@@ -61,18 +63,20 @@ const STATUS_TEXT: Record<number, string> = {
 
 export class ClientErrors {
   readonly #logger: Logger;
-  readonly #counts: Record<Kind, number> = { raw_query: 0, raw_path: 0, malformed: 0 };
+  readonly #counts: Record<Kind, number> = { raw_query: 0, raw_path: 0, malformed: 0, plain_http: 0 };
   /** a scanner sends garbage in floods: one line at most every 10 s per kind, with the count since */
   readonly #lines: Record<Kind, ThrottledCount> = {
     raw_query: new ThrottledCount((since) => this.#write('raw_query', since)),
     raw_path: new ThrottledCount((since) => this.#write('raw_path', since)),
     malformed: new ThrottledCount((since) => this.#write('malformed', since)),
+    plain_http: new ThrottledCount((since) => this.#write('plain_http', since)),
   };
   /** the last refusal of each kind (its text and client), for its summary line */
   readonly #last: Record<Kind, { text: string; remoteAddr: string | undefined }> = {
     raw_query: { text: '', remoteAddr: undefined },
     raw_path: { text: '', remoteAddr: undefined },
     malformed: { text: '', remoteAddr: undefined },
+    plain_http: { text: '', remoteAddr: undefined },
   };
 
   constructor(logger: Logger) {
@@ -113,6 +117,31 @@ export class ClientErrors {
     lingerAndClose(socket);
   };
 
+  /**
+   * The HTTPS listener's 'tlsClientError': a plain HTTP request sent to it (http://host:443/, a
+   * health check without TLS) is answered in plain HTTP with a 400 that says so, as nginx does;
+   * before, the client got an empty reply. OpenSSL tells it by the first bytes (GET, POST, HEAD, PUT)
+   * before anything was written, so the raw connection under the TLS socket can still answer.
+   */
+  watchTls(server: {
+    on(event: 'tlsClientError', listener: (error: Error & { code?: string }, socket: Socket) => void): unknown;
+  }): void {
+    server.on('tlsClientError', (error, tlsSocket) => {
+      const raw = (tlsSocket as Socket & { _parent?: Socket | null })._parent;
+      if (error.code !== 'ERR_SSL_HTTP_REQUEST' || raw == null || !raw.writable) {
+        tlsSocket.destroy();
+        return;
+      }
+      this.#count('plain_http', PLAIN_HTTP_TEXT, raw);
+      const body = Buffer.from(PLAIN_HTTP_TEXT);
+      raw.end(
+        `HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
+          `Connection: close\r\n\r\n${PLAIN_HTTP_TEXT}`,
+        () => tlsSocket.destroy(),
+      );
+    });
+  }
+
   /** The listeners not given to Fastify (the HTTPS one beside a plain one, the redirect one). */
   watch(server: { on(event: 'clientError', listener: (error: Error, socket: Socket) => void): unknown }): void {
     server.on('clientError', this.handle);
@@ -121,7 +150,7 @@ export class ClientErrors {
   /** Prometheus lines: request heads refused before any route, by why. */
   metrics(): string {
     return [
-      '# HELP warmpool_bad_requests_total Request heads the HTTP/1 parser refused with 400 before any route ran, by why (raw bytes in the query or path, anything else malformed).',
+      '# HELP warmpool_bad_requests_total Request heads refused with 400 before any route ran, by why (raw bytes in the query or path, plain HTTP sent to the HTTPS port, anything else malformed).',
       '# TYPE warmpool_bad_requests_total counter',
       ...(Object.keys(this.#counts) as Kind[]).map(
         (kind) => `warmpool_bad_requests_total{reason="${kind}"} ${this.#counts[kind]}`,
