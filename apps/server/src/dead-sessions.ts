@@ -16,7 +16,7 @@ import type { Http2Session, ServerHttp2Stream } from 'node:http2';
 import type { Logger } from 'pino';
 import { unsentBytes } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
-import { tcpOf } from './http2-session-bounds.js';
+import { openStreams, tcpOf } from './http2-session-bounds.js';
 import { SocketSweep } from './socket-sweep.js';
 
 /** How long a stalled session's PING may go unanswered (Go's http2 server waits 15 s by default). */
@@ -25,7 +25,7 @@ const SWEEP_EVERY_MS = 1000;
 
 interface SessionWatch {
   /** streams not yet closed */
-  streams: Set<ServerHttp2Stream>;
+  streams: ReadonlySet<ServerHttp2Stream>;
   /** the TCP socket's bytesWritten at the last sweep */
   written: number;
   /** when the PING in flight was sent; 0: none */
@@ -57,11 +57,7 @@ export class DeadSessions {
   /** Every HTTP/2 session of `server` (an HTTPS listener) until it closes. */
   watch(server: { on(event: 'session', listener: (session: Http2Session) => void): unknown }): void {
     server.on('session', (session) => {
-      const watch: SessionWatch = { streams: new Set(), written: -1, pingSentAt: 0, answeredAt: 0 };
-      session.on('stream', (stream: ServerHttp2Stream) => {
-        watch.streams.add(stream);
-        stream.once('close', () => watch.streams.delete(stream));
-      });
+      const watch: SessionWatch = { streams: openStreams(session), written: -1, pingSentAt: 0, answeredAt: 0 };
       this.#sessions.add(session, watch);
     });
   }

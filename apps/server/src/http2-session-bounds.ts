@@ -71,6 +71,25 @@ export interface SessionBoundsOptions {
   closeGraceMs?: number;
 }
 
+const openStreamsOf = new WeakMap<Http2Session, ReadonlySet<ServerHttp2Stream>>();
+
+/**
+ * `session`'s streams not yet closed, kept by one 'stream' listener and one 'close' listener per
+ * stream, whoever asks (the bounds here, DeadSessions). A stream has left it by the time any
+ * 'close' listener added after the first call runs.
+ */
+export function openStreams(session: Http2Session): ReadonlySet<ServerHttp2Stream> {
+  const known = openStreamsOf.get(session);
+  if (known !== undefined) return known;
+  const streams = new Set<ServerHttp2Stream>();
+  openStreamsOf.set(session, streams);
+  session.on('stream', (stream: ServerHttp2Stream) => {
+    streams.add(stream);
+    stream.once('close', () => streams.delete(stream));
+  });
+  return streams;
+}
+
 /** Bounds every HTTP/2 session of `server` as the header comment says. */
 export function boundSessions(server: Http2SecureServer, options: SessionBoundsOptions = {}): void {
   const idleMs = options.idleMs ?? HTTP2_SESSION_TIMEOUT_MS;
@@ -82,7 +101,8 @@ export function boundSessions(server: Http2SecureServer, options: SessionBoundsO
     ),
   );
   server.on('session', (session: Http2Session) => {
-    const streams = new Set<ServerHttp2Stream>();
+    // made before this listener's own 'stream' listener: a closed stream has left it when that runs
+    const streams = openStreams(session);
     let resets: ResetBucket | null = null;
     let closing = false;
     let grace: NodeJS.Timeout | null = null;
@@ -108,9 +128,7 @@ export function boundSessions(server: Http2SecureServer, options: SessionBoundsO
     }, idleMs).unref();
 
     session.on('stream', (stream: ServerHttp2Stream) => {
-      streams.add(stream);
       stream.once('close', () => {
-        streams.delete(stream);
         if ((stream.rstCode ?? 0) !== http2Constants.NGHTTP2_NO_ERROR && !session.destroyed) {
           resets ??= new ResetBucket();
           if (!resets.take(Date.now())) {
