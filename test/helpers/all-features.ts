@@ -9,6 +9,9 @@ import { selfSignedPair } from './tls-pair.js';
 import { startUpstream, type Upstream } from './upstream.js';
 import { FIXTURES } from './warmpool-server.js';
 
+const ACME_EAB_KEY_ID = 'kid-all-features';
+const ACME_EAB_MAC_KEY = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W';
+
 /** test/fixtures/server/all-features.yaml: every feature a config can turn on. */
 export const ALL_FEATURES_CONFIG = join(FIXTURES, 'server', 'all-features.yaml');
 
@@ -56,7 +59,8 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
   // http.ssl.certificates: a pair of its own for files.test and *.files.test, as certbot leaves one
   await selfSignedPair(dir, 'files.test', ['files.test', '*.files.test']);
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
-  const pebble = await startPebble({ httpPort, tlsPort: httpsPort });
+  // the CA requires External Account Binding, as ZeroSSL and Google do: the config gives it
+  const pebble = await startPebble({ httpPort, tlsPort: httpsPort, eabKeys: { [ACME_EAB_KEY_ID]: ACME_EAB_MAC_KEY } });
   const upstream = await startUpstream();
   const fpm = await startPhpFpm({ maxChildren: 2 });
   const env = {
@@ -70,6 +74,8 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     UPSTREAM_PORT: String(upstream.port),
     FPM_PASS: fpm.pass,
     ACME_DIRECTORY: pebble.directory,
+    ACME_EAB_KEY_ID,
+    ACME_EAB_MAC_KEY,
   };
   return {
     env,

@@ -23,6 +23,8 @@ export interface PebbleOptions {
   tlsPort: number;
   /** seconds; pebble's default is five years */
   certificateValidityPeriod?: number;
+  /** External Account Binding required, with these key IDs and their base64url MAC keys */
+  eabKeys?: Record<string, string>;
 }
 
 export interface Pebble {
@@ -85,7 +87,8 @@ export async function startPebble(options: PebbleOptions): Promise<Pebble> {
         httpPort: options.httpPort,
         tlsPort: options.tlsPort,
         ocspResponderURL: '',
-        externalAccountBindingRequired: false,
+        externalAccountBindingRequired: options.eabKeys !== undefined,
+        ...(options.eabKeys === undefined ? {} : { externalAccountMACKeys: options.eabKeys }),
         ...(options.certificateValidityPeriod === undefined
           ? {}
           : { certificateValidityPeriod: options.certificateValidityPeriod }),

@@ -582,6 +582,17 @@ const TOP: Entry[] = [
     pattern: /^https?:\/\/[^\s/?#]+(\/\S*)?$/,
     hint: 'the CA\'s directory URL, e.g. "https://ca.internal:9000/acme/acme/directory"',
   }),
+  wp(
+    'http.ssl.acme.eab',
+    'section',
+    "External Account Binding: the CA's key ID and MAC key that tie the account to yours (ZeroSSL, Google, Sectigo)",
+  ),
+  wp('http.ssl.acme.eab.key_id', 'string', "the EAB key ID from the CA's dashboard", { required: true }),
+  wp('http.ssl.acme.eab.mac_key', 'string', "the EAB HMAC key from the CA's dashboard (base64url)", {
+    required: true,
+    pattern: /^[A-Za-z0-9_-]+={0,2}$/,
+    hint: 'the base64url text the CA gives (letters, digits, "-" and "_"); put it in an environment variable: mac_key: ${ACME_EAB_MAC_KEY}',
+  }),
 
   rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),
   rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address', { default: false }),

@@ -166,6 +166,7 @@ export interface AcmeConfig {
   use_production_endpoint?: boolean;
   domains?: string[];
   directory?: string;
+  eab?: { key_id: string; mac_key: string };
 }
 
 /** `http.http2`. */

@@ -312,6 +312,28 @@ describe('acme email', () => {
   });
 });
 
+describe('acme eab', () => {
+  const eab = (...lines: string[]) => [
+    '  ssl:',
+    '    address: 127.0.0.1:8443',
+    '    acme:',
+    '      domains: [a.test]',
+    '      eab:',
+    ...lines.map((line) => `        ${line}`),
+  ];
+
+  it('needs both the key ID and the MAC key, and a MAC key in base64url', () => {
+    const [missing] = errorsOf(eab('key_id: kid-1'));
+    expect(missing).toBeInstanceOf(MissingKeyError);
+    expect(missing!.message).toContain('http.ssl.acme.eab.mac_key');
+    const [bad] = errorsOf(eab('key_id: kid-1', 'mac_key: "not base64 at all"'));
+    expect(where(bad!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'http.ssl.acme.eab.mac_key', 11, 9]);
+    expect(bad!.message).toContain('mac_key: ${ACME_EAB_MAC_KEY}');
+    const ok = load(eab('key_id: kid-1', 'mac_key: zWNDZM6eQGHWpSRTPal5eIU_-w'));
+    expect(ok.config.http.ssl?.acme?.eab).toEqual({ key_id: 'kid-1', mac_key: 'zWNDZM6eQGHWpSRTPal5eIU_-w' });
+  });
+});
+
 describe('required keys', () => {
   it('server.command is required at the top level when there are no sites', () => {
     const [error] = errorsOf('server:\n  relay: pipes\nhttp:\n  address: ":80"\n');

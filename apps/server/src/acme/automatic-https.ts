@@ -65,6 +65,7 @@ export class AutomaticHttps {
             this.#account ??= openAccount(this.store, {
               directory: settings.directory,
               ...(settings.email === undefined ? {} : { email: settings.email }),
+              ...(settings.eab === undefined ? {} : { eab: settings.eab }),
             });
             return this.#account;
           },

@@ -16,6 +16,8 @@ export type ChallengeType = 'http-01' | 'tlsalpn-01';
 export interface AcmeAccount {
   directory: string;
   email?: string;
+  /** External Account Binding (http.ssl.acme.eab): sent when the account is created */
+  eab?: { key_id: string; mac_key: string };
 }
 
 export interface OrderRequest {
@@ -53,7 +55,14 @@ export function createPrivateKeyPem(): string {
  */
 export async function openAccount(store: CertificateStore, account: AcmeAccount): Promise<acme.Client> {
   const accountKey = await store.accountKey(account.directory, createPrivateKeyPem);
-  const client = new acme.Client({ directoryUrl: account.directory, accountKey, ...POLL });
+  const client = new acme.Client({
+    directoryUrl: account.directory,
+    accountKey,
+    ...POLL,
+    ...(account.eab === undefined
+      ? {}
+      : { externalAccountBinding: { kid: account.eab.key_id, hmacKey: account.eab.mac_key } }),
+  });
   const contact = account.email === undefined ? undefined : [`mailto:${account.email}`];
   let existing: Awaited<ReturnType<acme.Client['createAccount']>> | null = null;
   try {
@@ -61,8 +70,16 @@ export async function openAccount(store: CertificateStore, account: AcmeAccount)
   } catch (error) {
     if (!takeProblem('accountDoesNotExist')) throw error;
   }
-  if (existing === null) await client.createAccount({ termsOfServiceAgreed: true, ...(contact ? { contact } : {}) });
-  else if (contact !== undefined && JSON.stringify(existing.contact ?? []) !== JSON.stringify(contact))
+  if (existing === null) {
+    try {
+      await client.createAccount({ termsOfServiceAgreed: true, ...(contact ? { contact } : {}) });
+    } catch (error) {
+      // the CA refused the account itself, with or without a binding: the message says which to fix
+      if (error !== null && typeof error === 'object')
+        (error as { acmeAccount?: 'eab' | 'plain' }).acmeAccount = account.eab === undefined ? 'plain' : 'eab';
+      throw error;
+    }
+  } else if (contact !== undefined && JSON.stringify(existing.contact ?? []) !== JSON.stringify(contact))
     await client.updateAccount({ contact });
   return client;
 }

@@ -192,6 +192,16 @@ export async function explainFailure(
   const details: AcmeErrorDetails = { ...base, domain, problem: problem.type };
   const port = context.challengeType === 'http-01' ? 80 : 443;
   const said = problem.detail === '' ? '' : ` (the CA says: ${problem.detail})`;
+  // a binding the CA refused at newAccount (pebble says unauthorized, others malformed)
+  if (
+    (error as { acmeAccount?: string } | null)?.acmeAccount === 'eab' &&
+    (kind === 'unauthorized' || kind === 'malformed')
+  )
+    return new AcmeOrderError(
+      `the CA at ${context.directory} refused the account's External Account Binding${said}: check http.ssl.acme.eab's key_id and mac_key against the CA's dashboard (a pair may be good for one account only: make a new one if this one was used before)`,
+      details,
+      error,
+    );
   switch (kind) {
     case 'dns':
       return new AcmeDnsError(
@@ -241,7 +251,7 @@ export async function explainFailure(
     }
     case 'externalAccountRequired':
       return new AcmeOrderError(
-        `the CA at ${context.directory} requires External Account Binding (EAB: ZeroSSL, Google, Sectigo ask for one)${said}, which warmpool does not do: use a CA without it (Let's Encrypt: leave http.ssl.acme.directory unset), or get the certificate elsewhere and give it as http.ssl.cert and key`,
+        `the CA at ${context.directory} requires External Account Binding (EAB: ZeroSSL, Google, Sectigo ask for one)${said}: set http.ssl.acme.eab's key_id and mac_key to the ones the CA's dashboard gives for your account`,
         details,
         error,
       );
