@@ -509,6 +509,12 @@ describe('all features: proxy routes', () => {
     expect(reply.text).toContain('"uri":"https:\\/\\/a.test\\/after"');
   });
 
+  it('answers plain HTTP sent to the HTTPS port with a 400 that says to use https', async () => {
+    const reply = await rawExchange(Number(setup.env.HTTPS_PORT), 'GET / HTTP/1.1\r\nHost: a.test\r\n\r\n', 1);
+    expect(reply.statusLines).toEqual(['HTTP/1.1 400 Bad Request']);
+    expect(reply.text).toContain('a plain HTTP request was sent to the HTTPS port: use https://');
+  });
+
   it('answers the 32 requests pipelined behind an unfinished one, then closes the connection', async () => {
     // one TLS record: Node parses all 100 before the first answer is done
     const requests = Array.from({ length: 100 }, (_, i) => `GET /deep?n=${i} HTTP/1.1\r\nHost: a.test\r\n\r\n`);
