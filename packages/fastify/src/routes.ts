@@ -105,13 +105,23 @@ export async function registerRoutes(
   const serveStatic = classic === null ? staticLayer : null;
   const runsOnWhenClientLeaves = options.classic?.ignoreClientAbort ?? null;
   app.removeAllContentTypeParsers();
-  // a body read by readRawBody keeps its memory counted, or its temp file open, until its request is done
-  app.addHook('onResponse', (request, _reply, done) => {
+  // a spooled body PHP never read to its end (a 403 before it, a full queue, a client gone)
+  // closes its temp file with the response
+  const spools = new WeakMap<FastifyRequest, Readable>();
+  // A body read by readRawBody keeps its memory counted, or its temp file open, until its request
+  // is done; so does a spooled one. Done is the response's end, or its client gone: Fastify's
+  // onRequestAbort fires only while the body is still arriving, and onResponse never fires for an
+  // answer written after the client left, so the handler also lets go when the response closes.
+  const releaseBody = (request: FastifyRequest): void => {
     releaseRequestBody(request);
+    spools.get(request)?.destroy();
+  };
+  app.addHook('onResponse', (request, _reply, done) => {
+    releaseBody(request);
     done();
   });
   app.addHook('onRequestAbort', (request, done) => {
-    releaseRequestBody(request);
+    releaseBody(request);
     done();
   });
   const bodyLimit = options.limits.maxRequestBytes;
@@ -122,20 +132,6 @@ export async function registerRoutes(
     // length streams to PHP as PHP reads it (max_request_size was checked on Content-Length
     // before) and a chunked one is read into memory first, bounded by max_request_size.
     const buffering = options.classic?.requestBuffering !== false;
-    // a spooled body PHP never read to its end (a 403 before it, a full queue, a client gone)
-    // closes its temp file with the response
-    const spools = new WeakMap<FastifyRequest, Readable>();
-    if (buffering) {
-      // callback hooks: no promise per request
-      app.addHook('onResponse', (request, _reply, done) => {
-        spools.get(request)?.destroy();
-        done();
-      });
-      app.addHook('onRequestAbort', (request, done) => {
-        spools.get(request)?.destroy();
-        done();
-      });
-    }
     readBody = (request, payload, done) => {
       if (buffering) {
         spoolRequestBody(payload, bodyLimit, options.uploads.dir).then((body) => {
@@ -187,9 +183,13 @@ export async function registerRoutes(
       // Upload temp files live until the worker is done with them, even if the client left.
       releaseUploads = holdUploads(request);
     } else body = parsedBody as Buffer | Chunks | FileBody | Readable | null;
+    // a response that closes (its client gone mid-exchange) lets go of the body at once
+    if (body !== null) reply.raw.once('close', () => releaseBody(request));
     // a request pipelined behind an unfinished response waits for it, holding no PHP process
     const turn = pipelinedTurn(reply);
     if (turn !== null && !(await turn)) {
+      // a response still queued behind another on a closed connection never closes
+      releaseBody(request);
       releaseUploads?.();
       return sendClientGone(reply);
     }
