@@ -668,6 +668,15 @@ class Walker {
       const prefix = route?.prefix;
       if (typeof prefix !== 'string') return;
       const key = `${path}[${i}].prefix`;
+      // the site's PHP takes every path no route of its own has: "/" would leave it none
+      if (prefix === '/' || prefix === '/*') {
+        this.#invalid(
+          key,
+          this.#at(key, top),
+          `prefix "${prefix}" would send every request of the site to the upstream, and the site's PHP would never run: proxy the paths the upstream serves (e.g. "/api"); a site that is only proxied is not supported`,
+        );
+        return;
+      }
       const first = seen.get(prefix);
       if (first === undefined) {
         seen.set(prefix, key);

@@ -209,6 +209,31 @@ sites:
     ]);
   });
 
+  it('refuses a proxy prefix of "/" at its line: the site would never reach PHP', () => {
+    const errorsOf = (text: string) => {
+      try {
+        parse(text);
+      } catch (error) {
+        return (error as ConfigError).errors.map((e) => `${e.key}: ${e.reason}`);
+      }
+      return [];
+    };
+    for (const [prefix, key] of [
+      ['/', 'sites[0].proxy[0].prefix'],
+      ['/*', 'proxy[0].prefix'],
+    ] as const) {
+      const inSite = key.startsWith('sites');
+      const errors = errorsOf(
+        `version: "3"\nserver:\n  command: php worker.php\nhttp:\n  address: :8080\n` +
+          (inSite ? 'sites:\n  - hosts: [a.test]\n    proxy:\n' : 'proxy:\n') +
+          `${inSite ? '      ' : '  '}- prefix: "${prefix}"\n${inSite ? '        ' : '    '}upstream: http://127.0.0.1:9000\n`,
+      );
+      expect(errors).toEqual([
+        `${key}: prefix "${prefix}" would send every request of the site to the upstream, and the site's PHP would never run: proxy the paths the upstream serves (e.g. "/api"); a site that is only proxied is not supported`,
+      ]);
+    }
+  });
+
   it('passes http.codec to the plugin; a site may set its own', () => {
     const server = toServerOptions(
       parse(
