@@ -59,6 +59,15 @@ describe('OverloadLog', () => {
     expect(String(lines[1]!.msg)).toMatch(/^overloaded: refused 19 request\(s\) with 503/);
   });
 
+  it('tells a site passing to php-fpm to raise its connections and php-fpm children, not num_workers', async () => {
+    const { log, lines } = capture();
+    new OverloadLog(50).refused(log, 'WP_FASTCGI_NO_FREE_CONNECTION', 'no FastCGI connection became free');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(String(lines[0]!.msg)).toMatch(
+      /raise fastcgi\.max_connections \(with the php-fpm pool's pm\.max_children\) or allocate_timeout if the machine has room$/,
+    );
+  });
+
   it('points at exec_ttl, not at more workers, when every worker is held by a long request', async () => {
     const { log, lines } = capture();
     const held = new NoFreeWorkerError(

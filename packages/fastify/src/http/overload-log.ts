@@ -110,14 +110,17 @@ const HELD_ADVICE =
 /**
  * What to raise, by what refused: a full queue asks for more workers or a deeper queue; a request
  * that waited allocate_timeout in a queue with room asks for more workers or a longer wait (a
- * deeper queue cannot help it).
+ * deeper queue cannot help it). A site passing to php-fpm (WP_FASTCGI_*) has no workers of its own:
+ * its connections and php-fpm's children are what run its scripts.
  */
 function adviceFor(byCode: ReadonlyMap<string, number>): string {
+  let fpm = false;
+  for (const code of byCode.keys()) if (code.startsWith('WP_FASTCGI_')) fpm = true;
   const queueFull = (byCode.get('WP_POOL_QUEUE_FULL') ?? 0) + (byCode.get('WP_FASTCGI_QUEUE_FULL') ?? 0) > 0;
   const waitedOut =
     (byCode.get('WP_POOL_NO_FREE_WORKER') ?? 0) + (byCode.get('WP_FASTCGI_NO_FREE_CONNECTION') ?? 0) > 0;
   const raise = [
-    'num_workers',
+    fpm ? "fastcgi.max_connections (with the php-fpm pool's pm.max_children)" : 'num_workers',
     ...(queueFull ? ['max_queue_size'] : []),
     ...(waitedOut || !queueFull ? ['allocate_timeout'] : []),
   ];
