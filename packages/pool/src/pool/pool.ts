@@ -136,6 +136,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         recycleIfIdle: (worker, reason) => this.#recycleIfIdle(worker as Worker<Req, Rep>, reason),
         scaleDown: (worker) => this.#scaleDown(worker as Worker<Req, Rep>),
         killOverMemory: (worker, rssBytes) => this.#killOverMemory(worker as Worker<Req, Rep>, rssBytes),
+        silenceTimeoutMs: this.#driver.silenceTimeoutMs ?? 0,
       });
       this.#supervisor.start();
     }

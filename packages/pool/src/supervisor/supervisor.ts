@@ -16,6 +16,8 @@ export interface Supervised {
   scaleDown(worker: Worker): boolean;
   /** A busy worker stayed over max_worker_memory during one request: kill it now (its request fails). */
   killOverMemory(worker: Worker, rssBytes: number): void;
+  /** without exec_ttl, how long PHP may be silent before its request ends (php-cgi's read timeout); 0: never */
+  silenceTimeoutMs?: number;
 }
 
 /**
@@ -161,13 +163,16 @@ export class Supervisor {
     if (slowMs === 0 || ranMs < slowMs || this.#slowWarned.get(worker) === worker.execStartedAt) return;
     this.#slowWarned.set(worker, worker.execStartedAt);
     const execTtlMs = this.#options.execTtlMs;
+    const silenceMs = this.#pool.silenceTimeoutMs ?? 0;
     const request = worker.execLabel ?? 'a request';
     this.#options.logger.warn(
       { workerPid: worker.pid, request: worker.execLabel, durationMs: ranMs, reason: 'slow_request' },
       `worker ${worker.pid} has run ${request} for ${Math.round(ranMs / 1000)}s (over request_slowlog_timeout ${slowMs / 1000}s); ${
         execTtlMs > 0
           ? `exec_ttl ends it at ${execTtlMs / 1000}s`
-          : 'it holds its worker until it ends: set http.pool.supervisor.exec_ttl to bound a request'
+          : `it holds its worker until it ends${
+              silenceMs > 0 ? `, or until PHP is silent for ${silenceMs / 1000}s (504)` : ''
+            }: set http.pool.supervisor.exec_ttl to bound a request`
       }`,
     );
   }

@@ -37,6 +37,10 @@ export interface CgiDriverOptions extends CgiHeadLimits {
 
 export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
   readonly protocol = 'fastcgi';
+
+  get silenceTimeoutMs(): number {
+    return this.#silenceTimeoutMs;
+  }
   readonly #headLimits: CgiHeadLimits;
   readonly #queueBehindMs: number;
   readonly #clearEnv: boolean;

@@ -73,6 +73,8 @@ export interface PoolWorker<Req, Rep> {
 export interface WorkerDriver<Req, Rep> {
   /** what the workers speak; shown by `warmpool workers` and in logs */
   readonly protocol: 'goridge' | 'fastcgi';
+  /** without exec_ttl, how long a worker may be silent before its request ends (0 or absent: never) */
+  readonly silenceTimeoutMs?: number;
   open(options: ResolvedPoolOptions<Req>): Promise<void>;
   /**
    * Starts one worker; resolves once it is ready, or rejects with BootFailedError /

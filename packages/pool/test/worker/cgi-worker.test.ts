@@ -194,6 +194,24 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     );
   });
 
+  it('request_slowlog_timeout without exec_ttl: the slow-request line says the silence limit ends it', async () => {
+    const logger = recordingLogger();
+    await withCgiPool(
+      { logger, supervisor: { request_slowlog_timeout: 200, watch_tick: 50 } },
+      async (pool) => {
+        const hung = pool.exec(request('hangs.php')).catch((e: unknown) => e);
+        const slow = () => logger.lines.filter((l) => l.obj.reason === 'slow_request');
+        await eventually(() => slow().length === 1, 'the slow-request warning');
+        // before: "it holds its worker until it ends", which the silence limit does not let it do
+        expect(slow()[0]!.msg).toMatch(
+          /; it holds its worker until it ends, or until PHP is silent for 3s \(504\): set http\.pool\.supervisor\.exec_ttl to bound a request$/,
+        );
+        expect(await hung).toBeInstanceOf(ExecTimeoutError);
+      },
+      { silenceTimeoutMs: 3000 },
+    );
+  });
+
   it('php-cgi that leaves between requests on its own (PHP_FCGI_MAX_REQUESTS in a wrapper): none fails, each runs once', async () => {
     // one by one on one process: each third request meets a process that has just left
     const sequential = join(flags, `runs-${++flagCount}`);
