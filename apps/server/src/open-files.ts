@@ -34,11 +34,13 @@ export function openFilesWarning(maxConnections: number, limit = openFilesLimit(
   const belowConfigured = maxConnections > 0 && maxConnections + RESERVED > limit;
   if (limit >= LOW_LIMIT && !belowConfigured) return null;
   const room = Math.max(0, limit - RESERVED);
+  // enough for max_connections when it is set higher than the usual 65536
+  const suggested = Math.max(65_536, Math.ceil((maxConnections + RESERVED) / 1024) * 1024);
   return (
     `open files limit ${limit}: ` +
     (belowConfigured ? `below http.max_connections (${maxConnections}) ` : '') +
     `this server can hold about ${room} connections, and past that new ones (status and metrics too) ` +
-    `are refused with no log line; raise it (systemd: LimitNOFILE=65536; a shell: ulimit -n 65536)` +
+    `are refused with no log line; raise it (systemd: LimitNOFILE=${suggested}; a shell: ulimit -n ${suggested})` +
     (maxConnections > 0 ? '' : ', and set http.max_connections_per_ip so no one client takes them all')
   );
 }

@@ -115,6 +115,8 @@ describe('warmpool workers', () => {
   it('shows how long a busy worker has run its request, and the request (method and path)', async () => {
     const sites = await serve({ main: { fixture: 'hang.php', workers: 1, destroy_timeout: '100ms' } });
     const pool = sites.get('main')!;
+    // one request served first: the worker has an idle time, which its working row must not show
+    await pool.exec({ flags: 0, context: Buffer.from('{}'), body: Buffer.from('ok') });
     void pool
       .exec({ flags: 0, context: Buffer.from('{}'), body: Buffer.from('hang') }, { label: 'GET /hang' })
       .catch(() => {});
@@ -124,6 +126,7 @@ describe('warmpool workers', () => {
     const { columns, rows } = out.tables[0]!;
     expect(columns).toEqual(['pid', 'state', 'jobs', 'RSS (MiB)', 'age', 'idle', 'busy', 'request']);
     expect(rows[0]![1]).toBe('working');
+    expect(rows[0]![5]).toBe('-');
     expect(rows[0]![6]).toMatch(/^\d+s$/);
     expect(rows[0]![7]).toBe('GET /hang');
   });

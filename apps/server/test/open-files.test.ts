@@ -22,6 +22,8 @@ describe('open files limit', () => {
     expect(openFilesWarning(0, 1024)).toMatch(/LimitNOFILE=65536.*max_connections_per_ip/);
     expect(openFilesWarning(0, 65536)).toBeNull();
     expect(openFilesWarning(100_000, 65536)).toMatch(/below http\.max_connections \(100000\)/);
+    // the limit it suggests holds max_connections
+    expect(openFilesWarning(100_000, 20_000)).toMatch(/LimitNOFILE=100352; a shell: ulimit -n 100352/);
     expect(openFilesWarning(10_000, 65536)).toBeNull();
     expect(openFilesWarning(0, null)).toBeNull();
   });

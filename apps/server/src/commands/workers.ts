@@ -137,7 +137,8 @@ function workerCells(worker: WorkerInfo): string[] {
     String(worker.jobs),
     (worker.rssBytes / (1024 * 1024)).toFixed(1),
     formatAge(worker.ageMs),
-    worker.idleMs === null ? '-' : formatAge(worker.idleMs),
+    // idle since its last request: a working row has none (its busy column runs instead)
+    worker.idleMs === null || worker.state === 'working' ? '-' : formatAge(worker.idleMs),
     // a server older than this field sends none
     typeof worker.requestMs === 'number' ? formatAge(worker.requestMs) : '-',
   ];
