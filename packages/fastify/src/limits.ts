@@ -212,6 +212,26 @@ function nodeKeptFields(server: unknown): number {
   return typeof count === 'number' && count > 0 ? count : NODE_DEFAULT_HEADER_FIELDS;
 }
 
+/**
+ * An HTTP/2 request's fields as HTTP/1.1 counts them: the pseudo-headers but :authority (Host's
+ * stand-in) are the request line there, and the cookie crumbs a browser sends apart for HPACK are
+ * one Cookie line (RFC 9113 8.2.3, as nginx joins them).
+ */
+function http2FieldCount(rawHeaders: readonly string[]): number {
+  let count = 0;
+  let cookie = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.charCodeAt(0) === 0x3a /* ':' */) {
+      if (name === ':authority') count++;
+    } else if (name === 'cookie') {
+      if (!cookie) count++;
+      cookie = true;
+    } else count++;
+  }
+  return count;
+}
+
 /** A stream of an HTTP/2 session, not a request read by the HTTP/1 parser (which takes "HTTP/2.0" too). */
 function isHttp2(raw: FastifyRequest['raw']): boolean {
   return 'stream' in raw;
@@ -249,8 +269,12 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
         rejectEarly(request, reply, 505, new HttpVersionError(raw.httpVersion));
         return;
       }
-      const limit = raw.httpVersionMajor === 2 ? maxHeaderCount : Math.min(maxHeaderCount, nodeKeptFields(server));
-      if (raw.rawHeaders.length > limit * 2) {
+      const http2 = raw.httpVersionMajor === 2;
+      // HTTP/2 has Node's HTTP/1.1 default too when max_header_count is unset (nghttp2 takes more)
+      const limit = http2
+        ? (limits.maxHeaderCount ?? NODE_DEFAULT_HEADER_FIELDS)
+        : Math.min(maxHeaderCount, nodeKeptFields(server));
+      if (raw.rawHeaders.length > limit * 2 && (!http2 || http2FieldCount(raw.rawHeaders) > limit)) {
         rejectEarly(request, reply, 431, new TooManyHeadersError(limit));
         return;
       }

@@ -478,6 +478,43 @@ describe('an HTTP/2 server that also takes HTTP/1.1 (allowHTTP1)', () => {
     }
   });
 
+  it('counts HTTP/2 header fields as HTTP/1.1 does: no pseudo-headers but :authority, cookie crumbs as one Cookie', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-limits-h2-count-'));
+    try {
+      const { cert, key } = await makeTlsPair(dir);
+      const app = Fastify({ http2: true, https: { cert: await readFile(cert), key: await readFile(key) } });
+      apps.push(app as unknown as FastifyInstance);
+      await app.register(async (child) => {
+        applyLimits(child as unknown as FastifyInstance, resolveLimits({ max_header_count: 10 }));
+        child.get('/*', async () => 'ok');
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      const session = connectHttp2(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+      const statusWith = async (headers: Record<string, string | string[]>) => {
+        const stream = session.request({ ':path': '/', ...headers });
+        const [head] = (await once(stream, 'response')) as [Record<string, unknown>];
+        stream.resume();
+        await once(stream, 'end');
+        return head[':status'];
+      };
+      const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-f${i}`, 'v']));
+      try {
+        // :authority and 9 fields are 10, as Host and 9 fields over HTTP/1.1 (the other pseudo-headers
+        // were counted before: 3 fields fewer than HTTP/1.1 took)
+        expect(await statusWith(fields(9))).toBe(200);
+        expect(await statusWith(fields(10))).toBe(431);
+        // 30 cookies a browser sends as crumbs are one Cookie line (before: 30 fields, 431)
+        const crumbs = Array.from({ length: 30 }, (_, i) => `c${i}=${i}`);
+        expect(await statusWith({ ...fields(5), cookie: crumbs })).toBe(200);
+      } finally {
+        session.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it("answers 431 to an HTTP/2 head over max_header_size, and over Node's own 16 KB when unset (HTTP/2 alone took ~64 KB)", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wp-limits-h2-'));
     try {
