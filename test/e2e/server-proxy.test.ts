@@ -250,6 +250,33 @@ describe('serve with proxy routes', () => {
     }
   });
 
+  it('passes an HTTP/2 body sent with no Content-Length nor Content-Type to the upstream whole, and counts it against max_request_size', async () => {
+    const session = connectH2(`https://localhost:${httpsPort}`, { ca });
+    /** a POST whose body goes in DATA frames after the HEADERS, no length said (a streamed fetch, curl -T -) */
+    const post = async (bytes: number) => {
+      const stream = session.request({ ':method': 'POST', ':path': '/api/stream' }, { endStream: false });
+      for (let sent = 0; sent < bytes; sent += 64 * 1024)
+        stream.write(Buffer.alloc(Math.min(64 * 1024, bytes - sent), 'p'));
+      stream.end();
+      const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+      let text = '';
+      stream.setEncoding('utf8');
+      for await (const chunk of stream) text += chunk;
+      return { status: headers[':status'], text };
+    };
+    try {
+      const whole = await post(300_000);
+      // before: the upstream got an empty body, and the client its 201
+      expect(whole.status).toBe(201);
+      expect((JSON.parse(whole.text) as { body: string }).body.length).toBe(300_000);
+      const over = await post(2 * 1024 * 1024);
+      expect(over.status).toBe(413);
+      expect(over.text).toMatch(/^Payload Too Large: the body is over max_request_size/);
+    } finally {
+      session.close();
+    }
+  });
+
   it('answers CONNECT with 405 and closes, as nginx does (HTTP/1.1 and HTTP/2)', async () => {
     const reply = await rawExchange(httpPort, 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 1);
     expect(reply.statusLines).toEqual(['HTTP/1.1 405 Method Not Allowed']);

@@ -38,7 +38,12 @@ export async function startUpstream(): Promise<Upstream> {
   let port = 0;
   const server: Server = createServer(async (req, res) => {
     let body = '';
-    for await (const chunk of req) body += chunk;
+    try {
+      for await (const chunk of req) body += chunk;
+    } catch {
+      // a body the proxy cut (over max_request_size, its client gone): nothing to answer
+      return;
+    }
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
     if (req.url!.startsWith('/slow')) await new Promise((resolve) => setTimeout(resolve, 2000));
     if (res.destroyed) return;

@@ -455,13 +455,15 @@ async function registerSite(
   }
 
   if (site.proxy !== null) {
+    const siteLimits = resolveLimits(site.plugin);
     try {
       await registerProxies(
         ctx,
         site.proxy,
         resolveErrorPages(site.plugin.error_pages),
-        resolveLimits(site.plugin).maxRequestBytes,
+        siteLimits.maxRequestBytes,
         traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
+        siteLimits.requestTimeoutMs ?? undefined,
       );
     } catch (error) {
       throw new SiteSetupError(site, error);

@@ -7,11 +7,13 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, Rout
 import { parseDuration, type Duration } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import {
+  DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
   type ErrorPages,
   InvalidOptionError,
   REQUEST_METHODS,
   addRequestMethods,
   clientInfoOf,
+  guardStreamBody,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -70,6 +72,8 @@ export async function registerProxies<S extends RawServerBase>(
   maxRequestBytes = Number.POSITIVE_INFINITY,
   /** /metrics: the counter of a route's responses, by its upstream; null when metrics are off */
   countRoute: ((upstream: string) => RecordProxied) | null = null,
+  /** the site's request_timeout: an HTTP/2 body still arriving after it is cut, as for PHP */
+  streamTimeoutMs = DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
 ): Promise<void> {
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
@@ -81,6 +85,14 @@ export async function registerProxies<S extends RawServerBase>(
     const record = countRoute?.(route.upstream) ?? null;
     // each route in a scope of its own, whose hook counts its responses (the plugin counts only its own)
     app.register(async (scope: FastifyInstance<S>) => {
+      // HTTP/2 bodies as the plugin treats them: one with no declared length (a streamed fetch,
+      // curl -T -) is read (Fastify took it for none: the upstream got an empty body, the client
+      // its 200), a stream answered before its body is in (413) is reset, request_timeout applies
+      scope.addHook('onRequest', (request, reply, done) => {
+        if (request.raw.httpVersionMajor === 2)
+          guardStreamBody(request as unknown as FastifyRequest, reply as unknown as FastifyReply, streamTimeoutMs);
+        done();
+      });
       if (record !== null)
         scope.addHook('onResponse', (_request, reply, done) => {
           record(reply.statusCode, reply.elapsedTime);
@@ -336,7 +348,8 @@ function sendUpstreamBody(reply: AnyReply, body: NodeJS.ReadableStream & { once:
 
 /**
  * max_request_size for a proxied request, as for PHP: a declared length over it is 413 at once; a
- * chunked body is counted as it goes to the upstream and cut past it (413 if nothing was answered yet).
+ * body of no declared length (chunked, or HTTP/2's DATA frames) is counted as it goes to the
+ * upstream and cut past it (413 if nothing was answered yet).
  */
 function limitRequestBody(request: AnyRequest, reply: AnyReply, maxBytes: number, done: (error?: Error) => void): void {
   if (!Number.isFinite(maxBytes)) {
@@ -349,6 +362,7 @@ function limitRequestBody(request: AnyRequest, reply: AnyReply, maxBytes: number
     return;
   }
   const body = request.body as Readable | undefined;
+  // chunked over HTTP/1.1; over HTTP/2 guardStreamBody marks a body of no declared length so
   if (request.headers['transfer-encoding'] === undefined || !(body instanceof Readable)) {
     done();
     return;
