@@ -14,6 +14,7 @@ import {
   addRequestMethods,
   clientInfoOf,
   guardStreamBody,
+  recordWhenClosed,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -94,8 +95,8 @@ export async function registerProxies<S extends RawServerBase>(
         done();
       });
       if (record !== null)
-        scope.addHook('onResponse', (_request, reply, done) => {
-          record(reply.statusCode, reply.elapsedTime);
+        scope.addHook('onRequest', (_request, reply, done) => {
+          recordWhenClosed(reply as unknown as FastifyReply, record);
           done();
         });
       scope.register(httpProxy, {

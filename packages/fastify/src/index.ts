@@ -100,7 +100,13 @@ export {
 export { boundPipelining, MAX_PIPELINED } from './http/pipelined-turn.js';
 export { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
-export { DEFAULT_METRICS_PATH, PROMETHEUS_CONTENT_TYPE, RequestCounters, renderRequestFamilies } from './metrics.js';
+export {
+  DEFAULT_METRICS_PATH,
+  PROMETHEUS_CONTENT_TYPE,
+  RequestCounters,
+  recordWhenClosed,
+  renderRequestFamilies,
+} from './metrics.js';
 
 /** `fastify.warmpool`: the running backend and what operators do with it. */
 export interface WarmpoolDecorator {

@@ -5,7 +5,7 @@ import { isOpsRequest, markOpsRequest, resolveOpsPath, type PoolView } from './h
 /**
  * Prometheus text exposition (format 0.0.4) of the pool's stats plus request counters.
  *
- * Request counting is an onResponse hook doing integer adds into arrays sized at registration:
+ * Request counting is a close listener per response doing integer adds into arrays sized at registration:
  * `warmpool_requests_total{status}` by status code and `warmpool_request_duration_seconds` by
  * status class (1xx..5xx: 5 × 12 buckets, low cardinality), from `reply.elapsedTime`. Requests to
  * the health, ready and metrics routes are not counted (probes would swamp the numbers).
@@ -36,7 +36,7 @@ const SLOTS = BUCKET_LIMITS_MS.length + 1; // + the +Inf bucket
 const CLASSES = 5;
 
 /**
- * Request counters: preallocated, written by an onResponse hook (the plugin's; `warmpool serve`'s
+ * Request counters: preallocated, written when a response closes (the plugin's; `warmpool serve`'s
  * proxy routes keep one per upstream and render them with renderRequestFamilies).
  */
 export class RequestCounters {
@@ -59,8 +59,35 @@ export class RequestCounters {
   }
 }
 
+/** nginx's status for a request whose client left before its response was sent (the access log's too). */
+export const CLIENT_CLOSED_REQUEST = 499;
+
 /**
- * Registers GET `metricsPath` in `app` and an onResponse hook counting `app`'s requests. Pass the
+ * Calls `record(status, elapsedMs)` once `reply`'s response closes (call it when the request
+ * starts: elapsedMs counts from then): its status, or 499 when its
+ * client left first, as the access log writes it. onResponse alone missed an HTTP/1.1 client that
+ * left after sending its request (no onResponse runs for an answer written to a closed socket) and
+ * took an HTTP/2 stream the client reset for a 200 (its response can look finished).
+ */
+export function recordWhenClosed(reply: FastifyReply, record: (status: number, elapsedMs: number) => void): void {
+  const res = reply.raw;
+  // timed here: Fastify times a reply only when some onResponse hook or a logger wants it
+  const startedAt = performance.now();
+  res.once('close', () =>
+    record(clientLeft(res) ? CLIENT_CLOSED_REQUEST : reply.statusCode, performance.now() - startedAt),
+  );
+}
+
+function clientLeft(res: FastifyReply['raw']): boolean {
+  // not ended: closed under it (writableFinished would also count an answer the kernel still held)
+  if (!res.writableEnded) return true;
+  // an HTTP/2 stream closed with an error code (the client's CANCEL) did not deliver its answer
+  const rstCode = (res as { stream?: { rstCode?: number } }).stream?.rstCode;
+  return rstCode !== undefined && rstCode !== 0;
+}
+
+/**
+ * Registers GET `metricsPath` in `app` and a hook counting `app`'s requests when they close. Pass the
  * instance whose requests should be counted: the plugin's encapsulated child with the PHP
  * catch-all route. Does nothing when the path is null (metrics off).
  */
@@ -69,9 +96,12 @@ export function registerMetrics(app: FastifyInstance, pool: PoolView, options: R
   const counters = new RequestCounters();
 
   app.addHook(
-    'onResponse',
+    'onRequest',
     function countRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-      if (!isOpsRequest(request)) counters.record(reply.statusCode, reply.elapsedTime);
+      recordWhenClosed(reply, (status, elapsedMs) => {
+        // marked by their handler, after this hook: known once they close
+        if (!isOpsRequest(request)) counters.record(status, elapsedMs);
+      });
       done();
     },
   );

@@ -1,4 +1,6 @@
 import { once } from 'node:events';
+import { connect as connectHttp2, constants as httpConstants } from 'node:http2';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { createPool, SILENT_LOGGER, type Pool, type PoolOptions } from '@warmpool/pool';
@@ -187,6 +189,49 @@ describe('registerMetrics with a real pool', () => {
     expect(event.reason).toBe('max_jobs');
     const m = await scrape(app);
     expect(m.get('warmpool_recycles_total{reason="max_jobs"}')).toBeGreaterThanOrEqual(1);
+  });
+
+  it('counts a request whose client left before its answer as 499, as the access log writes it (HTTP/1.1 and HTTP/2)', async () => {
+    const pool = await startPool();
+    const counted = async (http2: boolean) => {
+      const app = (http2 ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance;
+      apps.push(app);
+      let closed = 0;
+      await app.register(async (child) => {
+        registerMetrics(child, pool, resolveMetricsOptions({ metrics_path: '/metrics' }));
+        child.addHook('onRequest', (_request, reply, done) => {
+          reply.raw.once('close', () => closed++);
+          done();
+        });
+        // answers once its client is gone: written to a closed socket (HTTP/1.1), a reset stream (HTTP/2)
+        child.get('/late', (request, reply) => {
+          request.raw.socket.once('close', () => setImmediate(() => reply.send('late')));
+        });
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as { port: number };
+      if (http2) {
+        const session = connectHttp2(`http://127.0.0.1:${port}`);
+        const stream = session.request({ ':path': '/late' });
+        await once(session, 'remoteSettings');
+        stream.close(httpConstants.NGHTTP2_CANCEL);
+        session.destroy();
+      } else {
+        const socket = connect(port, '127.0.0.1', () => socket.end('GET /late HTTP/1.1\r\nHost: t\r\n\r\n'));
+        socket.on('error', () => {});
+        socket.once('data', () => {});
+        setTimeout(() => socket.destroy(), 0);
+      }
+      // before: nothing counted over HTTP/1.1 (no onResponse for an answer to a closed socket), 200 over HTTP/2
+      for (let i = 0; closed === 0; i++) {
+        if (i > 400) throw new Error('the response never closed');
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const m = parse((await app.inject('/metrics')).body);
+      return [...m].filter(([k]) => k.startsWith('warmpool_requests_total'));
+    };
+    expect(await counted(false)).toEqual([['warmpool_requests_total{status="499"}', 1]]);
+    expect(await counted(true)).toEqual([['warmpool_requests_total{status="499"}', 1]]);
   });
 
   it('is off for a null path: no route and no counting hook', async () => {
