@@ -197,6 +197,13 @@ describe('registerMetrics with a real pool', () => {
       const app = (http2 ? Fastify({ http2: true }) : Fastify()) as unknown as FastifyInstance;
       apps.push(app);
       let closed = 0;
+      let arrived = false;
+      const waitFor = async (check: () => boolean, what: string) => {
+        for (let i = 0; !check(); i++) {
+          if (i > 400) throw new Error(`waited in vain for ${what}`);
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      };
       await app.register(async (child) => {
         registerMetrics(child, pool, resolveMetricsOptions({ metrics_path: '/metrics' }));
         child.addHook('onRequest', (_request, reply, done) => {
@@ -205,6 +212,7 @@ describe('registerMetrics with a real pool', () => {
         });
         // answers once its client is gone: written to a closed socket (HTTP/1.1), a reset stream (HTTP/2)
         child.get('/late', (request, reply) => {
+          arrived = true;
           request.raw.socket.once('close', () => setImmediate(() => reply.send('late')));
         });
       });
@@ -213,20 +221,18 @@ describe('registerMetrics with a real pool', () => {
       if (http2) {
         const session = connectHttp2(`http://127.0.0.1:${port}`);
         const stream = session.request({ ':path': '/late' });
-        await once(session, 'remoteSettings');
+        stream.on('error', () => {});
+        await waitFor(() => arrived, 'the request to arrive');
         stream.close(httpConstants.NGHTTP2_CANCEL);
         session.destroy();
       } else {
-        const socket = connect(port, '127.0.0.1', () => socket.end('GET /late HTTP/1.1\r\nHost: t\r\n\r\n'));
+        const socket = connect(port, '127.0.0.1', () => socket.write('GET /late HTTP/1.1\r\nHost: t\r\n\r\n'));
         socket.on('error', () => {});
-        socket.once('data', () => {});
-        setTimeout(() => socket.destroy(), 0);
+        await waitFor(() => arrived, 'the request to arrive');
+        socket.destroy();
       }
       // before: nothing counted over HTTP/1.1 (no onResponse for an answer to a closed socket), 200 over HTTP/2
-      for (let i = 0; closed === 0; i++) {
-        if (i > 400) throw new Error('the response never closed');
-        await new Promise((resolve) => setTimeout(resolve, 5));
-      }
+      await waitFor(() => closed > 0, 'the response to close');
       const m = parse((await app.inject('/metrics')).body);
       return [...m].filter(([k]) => k.startsWith('warmpool_requests_total'));
     };
