@@ -322,6 +322,9 @@ describe('all features: TLS, HTTP/2, redirect, sites', () => {
     await res.body.dump();
     expect(res.statusCode).toBe(308);
     expect(res.headers.location).toBe(`https://a.test:${setup.env.HTTPS_PORT}/go/here?x=1`);
+    // with an access-log line, as nginx logs its redirects (it had none)
+    const text = await waitForFile(setup.accessLog, '"GET /go/here?x=1 HTTP/1.1" 308');
+    expect(text).toMatch(/^127\.0\.0\.1 - - \[[^\]]+\] "GET \/go\/here\?x=1 HTTP\/1\.1" 308 \d+ "-" "[^"]*" "-"$/m);
   });
 
   it('serves HTTP/2 and HTTP/1.1 over TLS; the Host picks the site (wildcards too), others go to the default', async () => {

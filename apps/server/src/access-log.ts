@@ -14,7 +14,7 @@
 // remote_addr is the connection's peer (nginx's $remote_addr without the realip module);
 // body_bytes_sent counts the body bytes written (after compression), 0 for HEAD, 204 and 304.
 // Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
-import type { ServerResponse } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -169,6 +169,42 @@ export function registerAccessLog(
     const reply = seen.get(request)?.reply;
     if (reply !== undefined) write(request, reply, true);
     done();
+  });
+}
+
+/**
+ * One line per request of a listener outside Fastify (the port-80 listener that only redirects to
+ * https, and answers the CA's HTTP-01 checks): nginx logs its redirects, which had no line here.
+ */
+export function logPlainListener(
+  server: { on(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): unknown },
+  log: AccessLog,
+  siteOfHost: (host: string | undefined) => string,
+): void {
+  server.on('request', (req, res) => {
+    const startedAt = performance.now();
+    res.once('close', () => {
+      const status = res.writableEnded ? res.statusCode : CLIENT_CLOSED_REQUEST;
+      const length = Number(res.getHeader('content-length') ?? 0);
+      const headers = req.headers;
+      log.write({
+        time: Date.now(),
+        remoteAddr: req.socket.remoteAddress ?? '-',
+        remoteUser: basicAuthUser(headers.authorization),
+        method: req.method ?? '-',
+        uri: req.url ?? '-',
+        protocol: `HTTP/${req.httpVersion}`,
+        host: headers.host ?? null,
+        status,
+        bodyBytes: req.method === 'HEAD' || !res.writableEnded ? 0 : length,
+        referer: typeof headers.referer === 'string' ? headers.referer : null,
+        userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
+        durationMs: performance.now() - startedAt,
+        requestId: '-',
+        site: siteOfHost(headers.host),
+        cache: null,
+      });
+    });
   });
 }
 

@@ -48,7 +48,13 @@ import {
   type ServerOptions,
   type SiteOptions,
 } from '@warmpool/config';
-import { createAccessLog, registerAccessLog, type AccessLog, type AccessLogStreams } from './access-log.js';
+import {
+  createAccessLog,
+  logPlainListener,
+  registerAccessLog,
+  type AccessLog,
+  type AccessLogStreams,
+} from './access-log.js';
 import { registerHttpLog } from './zap-log.js';
 import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
@@ -280,6 +286,9 @@ export function buildApp(options: BuildOptions): BuiltApp {
     // warmpool's own access log (combined or json, to stdout or a file)
     accessLog = createAccessLog(server.http.access_log, dirname(options.loaded.file), options.accessLogStreams);
     registerAccessLog(app, accessLog, { siteOf, skip: metricsPath });
+    // the port-80 listener that only redirects: its answers get lines too, as nginx's
+    if (redirectServer !== null)
+      logPlainListener(redirectServer, accessLog, (host) => router.siteOf(host) ?? server.defaultSite?.name ?? '-');
   } else if (server.http.access_logs && !loggers.zap) {
     app.addHook('onResponse', (request, reply, done) => {
       if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
