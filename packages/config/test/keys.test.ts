@@ -80,6 +80,7 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
     'http.limit_req[].prefix': '/wp-login.php',
     'http.limit_req[].rate': '5r/m',
     'http.ssl.acme.email': 'ops@example.com',
+    'http.ssl.acme.eab.mac_key': 'zWNDZM6eQGHWpSRTPal5eIU_-w',
   };
   const special = byPath[spec.path.replace(/^sites\[\]\./, '')] ?? byPath[spec.path];
   if (spec.path.endsWith('http.middleware'))

@@ -140,11 +140,11 @@ describe('explainFailure', () => {
     );
   });
 
-  it('a CA that wants External Account Binding: warmpool does not do it, and says what to use instead', async () => {
+  it('a CA that wants External Account Binding: says to set http.ssl.acme.eab', async () => {
     const error = await failure('externalAccountRequired', 'an external account binding is required');
     expect(error.code).toBe('WP_SERVER_ACME_ORDER');
     expect(error.message).toContain('requires External Account Binding');
-    expect(error.message).toContain('which warmpool does not do: use a CA without it');
+    expect(error.message).toContain("set http.ssl.acme.eab's key_id and mac_key");
   });
 
   it('no problem from the CA and its directory does not answer: the CA is unreachable', async () => {
