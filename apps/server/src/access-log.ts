@@ -19,6 +19,7 @@ import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
+import { isPastPipeliningBound } from '@warmpool/fastify';
 
 export type AccessLogFormat = 'combined' | 'json';
 
@@ -119,7 +120,8 @@ export function registerAccessLog(
   // was "200 0", so scanners that hang up and reset floods were invisible to fail2ban or goaccess
   const logged = new WeakSet<FastifyRequest>();
   const write = (request: FastifyRequest, reply: FastifyReply, gone: boolean): void => {
-    if (request.url === options.skip || logged.has(request)) return;
+    // past the pipelining bound: never run, the server closed the connection (not a 499)
+    if (request.url === options.skip || logged.has(request) || isPastPipeliningBound(request.raw)) return;
     logged.add(request);
     const status = gone ? CLIENT_CLOSED_REQUEST : reply.statusCode;
     const headers = request.headers;
@@ -174,18 +176,23 @@ export function registerAccessLog(
 
 /**
  * One line per request of a listener outside Fastify (the port-80 listener that only redirects to
- * https, and answers the CA's HTTP-01 checks): nginx logs its redirects, which had no line here.
+ * https): nginx logs its redirects, which had no line here. The CA's HTTP-01 checks it also answers
+ * are taken before any listener of it (acme/automatic-https.ts) and have none.
  */
 export function logPlainListener(
-  server: { on(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): unknown },
+  server: {
+    prependListener(event: 'request', listener: (req: IncomingMessage, res: ServerResponse) => void): unknown;
+  },
   log: AccessLog,
   siteOfHost: (host: string | undefined) => string,
 ): void {
-  server.on('request', (req, res) => {
+  // before the listener that answers: the body it writes is counted
+  server.prependListener('request', (req, res) => {
     const startedAt = performance.now();
+    const counter = countBodyBytes(res);
     res.once('close', () => {
       const status = res.writableEnded ? res.statusCode : CLIENT_CLOSED_REQUEST;
-      const length = Number(res.getHeader('content-length') ?? 0);
+      const length = counter.bytes;
       const headers = req.headers;
       log.write({
         time: Date.now(),

@@ -297,6 +297,9 @@ export interface HttpsServerOptions {
 }
 
 /** HTTP/2 + HTTP/1.1 over TLS (ALPN h2, http/1.1), certificates by SNI from `contexts`. */
+/** Cookie crumbs an HTTP/2 request may carry beyond its fields (a browser sends one per cookie). */
+const COOKIE_CRUMBS = 256;
+
 export function createHttpsServer(
   contexts: TlsContexts,
   handler: RequestHandler,
@@ -312,8 +315,11 @@ export function createHttpsServer(
       ...(options.handshakeTimeoutMs === undefined ? {} : { handshakeTimeout: options.handshakeTimeoutMs }),
       settings: { maxConcurrentStreams: options.maxConcurrentStreams ?? DEFAULT_MAX_CONCURRENT_STREAMS },
       // the plugin answers 431 to a request it sees over its limit: up to twice it (and the
-      // pseudo-headers) reach it; past that, Node's reset stays the answer to a flood of fields
-      ...(options.maxHeaderFields === undefined ? {} : { maxHeaderListPairs: options.maxHeaderFields * 2 + 8 }),
+      // pseudo-headers, and the cookie crumbs a browser sends one per cookie, which the plugin counts
+      // as one Cookie line) reach it; past that, Node's reset stays the answer to a flood of fields
+      ...(options.maxHeaderFields === undefined
+        ? {}
+        : { maxHeaderListPairs: options.maxHeaderFields * 2 + 8 + COOKIE_CRUMBS }),
     },
     handler as (req: Http2ServerRequest, res: Http2ServerResponse) => void,
   );

@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
 import { RECYCLE_REASONS } from '@warmpool/pool';
 import { isOpsRequest, markOpsRequest, resolveOpsPath, type PoolView } from './health.js';
+import { isPastPipeliningBound } from './http/pipelined-turn.js';
 
 /**
  * Prometheus text exposition (format 0.0.4) of the pool's stats plus request counters.
@@ -73,9 +74,17 @@ export function recordWhenClosed(reply: FastifyReply, record: (status: number, e
   const res = reply.raw;
   // timed here: Fastify times a reply only when some onResponse hook or a logger wants it
   const startedAt = performance.now();
-  res.once('close', () =>
-    record(clientLeft(res) ? CLIENT_CLOSED_REQUEST : reply.statusCode, performance.now() - startedAt),
-  );
+  res.once('close', () => {
+    // a request past the pipelining bound never ran: the server closed its connection
+    if (isPastPipeliningBound(reply.request.raw)) return;
+    record(statusOf(reply, res), performance.now() - startedAt);
+  });
+}
+
+function statusOf(reply: FastifyReply, res: FastifyReply['raw']): number {
+  if (!clientLeft(res)) return reply.statusCode;
+  // a WebSocket (or other upgrade) handed on: its response is never ended, and nobody left
+  return reply.request.headers.upgrade !== undefined && !res.writableEnded ? 101 : CLIENT_CLOSED_REQUEST;
 }
 
 function clientLeft(res: FastifyReply['raw']): boolean {

@@ -58,6 +58,8 @@ export async function registerRoutes(
   if (internalFiles !== null) await loadSend();
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
+  // counted from the first hook: the ones after it may answer (403, 429, 413, 431) and stop the chain
+  registerMetrics(app, pool, options.metrics);
   app.decorateRequest('warmpoolClient', null);
   app.addHook('onRequest', (request, reply, done) => {
     admitted.begin(reply);
@@ -89,7 +91,6 @@ export async function registerRoutes(
   ]);
   applyLimits(app, options.limits);
   const health = registerHealth(app, pool, options.health);
-  registerMetrics(app, pool, options.metrics);
   // While the server drains, /ready answers 503 and replies close their connection so keep-alive
   // clients do not hold it open.
   let draining = false;

@@ -280,6 +280,17 @@ describe('operations endpoints and access rules', () => {
     expect(metrics.body).toMatch(/warmpool_requests_total\{status="200"\} 2/);
     expect(metrics.body).toMatch(/warmpool_workers\{state="ready"\} 1/);
     expect((await app.inject({ url: '/metrics', remoteAddress: '192.0.2.1' })).statusCode).toBe(403);
+    // answers the early hooks give are counted too: that 403, and a 413 from Content-Length
+    const tooLarge = await app.inject({
+      method: 'POST',
+      url: '/page',
+      headers: { 'content-type': 'text/plain', 'content-length': String(200 * 1024 * 1024) },
+      payload: 'x',
+    });
+    expect(tooLarge.statusCode).toBe(413);
+    const after = (await app.inject({ url: '/metrics', remoteAddress: '127.0.0.1' })).body;
+    expect(after).toMatch(/warmpool_requests_total\{status="403"\} 1/);
+    expect(after).toMatch(/warmpool_requests_total\{status="413"\} 1/);
     // drain: preClose marks draining before the pool closes
     const closing = app.close();
     apps.splice(apps.indexOf(app), 1);

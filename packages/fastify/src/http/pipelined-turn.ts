@@ -118,6 +118,11 @@ function lingerThenClose(this: Socket): void {
   lingerAndClose(this);
 }
 
+/** Whether `request` came past MAX_PIPELINED on its connection: it never runs, and is not logged or counted. */
+export function isPastPipeliningBound(request: IncomingMessage): boolean {
+  return overTheBound.has(request);
+}
+
 /**
  * null when the request may go on now (HTTP/2, or no response before it on its connection);
  * otherwise a promise of true once it may, or false if the connection closed first or the request
