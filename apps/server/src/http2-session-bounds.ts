@@ -72,6 +72,20 @@ export interface SessionBoundsOptions {
 }
 
 const openStreamsOf = new WeakMap<Http2Session, ReadonlySet<ServerHttp2Stream>>();
+/** each bounded session's close: GOAWAY, then destroyed CLOSE_GRACE_MS after its last stream */
+const closers = new WeakMap<Http2Session, () => void>();
+
+/**
+ * Closes `session` as the bounds do (the drain's close): GOAWAY, streams stuck on a client that
+ * stopped granting window cancelled, and the session destroyed with its socket if it has not ended
+ * CLOSE_GRACE_MS after its last stream. A bare session.close() could wait for good: a probe's drain
+ * waited its whole 60 s bound on a session with one frame it could never send after a 413.
+ */
+export function closeSession(session: Http2Session): void {
+  const close = closers.get(session);
+  if (close !== undefined) close();
+  else session.close();
+}
 
 /**
  * `session`'s streams not yet closed, kept by one 'stream' listener and one 'close' listener per
@@ -122,6 +136,7 @@ export function boundSessions(server: Http2SecureServer, options: SessionBoundsO
       session.close();
       closeWhenEmpty();
     };
+    closers.set(session, close);
     // one timer, restarted each time the session runs out of streams; firing with a stream open does nothing
     const idle = setTimeout(() => {
       if (streams.size === 0) close();

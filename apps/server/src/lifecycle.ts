@@ -30,6 +30,7 @@ import type {
 import { Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { isLingering } from '@warmpool/fastify';
 import { ListenError, ListenFdsError } from './errors.js';
+import { closeSession } from './http2-session-bounds.js';
 
 export type ListenerName = 'http' | 'https' | 'status' | 'metrics';
 /** Order in which unnamed LISTEN_FDS sockets are given to the configured listeners. */
@@ -322,7 +323,7 @@ export class ConnectionTracker {
       else this.#endWhenIdle(socket);
     }
     for (const response of this.#queued) if (!response.headersSent) response.shouldKeepAlive = false;
-    for (const session of this.#sessions) session.close();
+    for (const session of this.#sessions) closeSession(session);
     for (const socket of this.#sockets) this.#cutAfterEnd(socket);
     for (const socket of this.#http2Sockets) this.#cutAfterEnd(socket);
   }

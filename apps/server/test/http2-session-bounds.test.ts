@@ -1,15 +1,21 @@
 import { once } from 'node:events';
-import { connect as connectH2, constants, createSecureServer, type Http2SecureServer } from 'node:http2';
+import {
+  connect as connectH2,
+  constants,
+  createSecureServer,
+  type Http2SecureServer,
+  type ServerHttp2Session,
+} from 'node:http2';
 import type { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
-import { connect as connectTls, type TLSSocket } from 'node:tls';
+import { type ConnectionOptions, connect as connectTls, type TLSSocket } from 'node:tls';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { FLAG, FRAME, getHeaderBlock, h2Frame, PREFACE } from '../../../test/helpers/http2-raw.js';
 import { useTlsPair } from '../../../test/helpers/tls-pair.js';
 import { listenUntilClosed, useClosers } from '../../../test/helpers/closers.js';
 import { until } from '../../../test/helpers/until.js';
-import { boundSessions } from '../src/http2-session-bounds.js';
+import { boundSessions, closeSession } from '../src/http2-session-bounds.js';
 
 const IDLE_MS = 300;
 const GRACE_MS = 200;
@@ -39,6 +45,35 @@ async function rawClient(port: number): Promise<TLSSocket> {
   closers.push(() => socket.destroy());
   return socket;
 }
+
+describe('closeSession (the drain closes HTTP/2 sessions with it)', () => {
+  it('destroys a session with no stream whose client never ends its side, the grace after GOAWAY', async () => {
+    const sessions: ServerHttp2Session[] = [];
+    const server: Http2SecureServer = createSecureServer(tlsPair, (_req, res) => res.end('ok'));
+    server.on('session', (session) => sessions.push(session));
+    boundSessions(server, { idleMs: 60_000, closeGraceMs: GRACE_MS });
+    const { port } = await listenUntilClosed(server, closers);
+    // keeps its side open whatever the server does (allowHalfOpen), and reads on
+    const halfOpen = { allowHalfOpen: true } as ConnectionOptions;
+    const socket = connectTls({
+      port,
+      host: '127.0.0.1',
+      rejectUnauthorized: false,
+      ALPNProtocols: ['h2'],
+      ...halfOpen,
+    });
+    socket.on('error', () => {});
+    closers.push(() => socket.destroy());
+    await once(socket, 'secureConnect');
+    socket.resume();
+    socket.write(Buffer.concat([PREFACE, h2Frame(FRAME.SETTINGS, 0, 0)]));
+    await until(() => sessions.length === 1, 'the session');
+    const [session] = sessions as [ServerHttp2Session];
+    // a bare session.close() waited for the client's side to end: a drain waited its whole bound
+    closeSession(session);
+    await until(() => session.destroyed, 'the session to be destroyed');
+  });
+});
 
 describe('HTTP/2 session bounds', () => {
   it('cuts a connection whose header block never ends, silent or dripping CONTINUATION frames', async () => {
