@@ -118,7 +118,7 @@ describe.each(['http', 'https'] as const)('raw bytes in the query string (%s lis
 });
 
 it('a plain HTTP request to the HTTPS port gets a plain-text 400 that says to use https, and nothing runs', async () => {
-  for (const method of ['GET', 'POST', 'HEAD']) {
+  for (const method of ['GET', 'POST', 'HEAD', 'OPTIONS', 'DELETE']) {
     const answer = await new Promise<string>((resolve, reject) => {
       const socket = connectTcp(httpsPort, '127.0.0.1', () =>
         socket.write(`${method} /env.php HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n`),
@@ -138,7 +138,7 @@ it('a plain HTTP request to the HTTPS port gets a plain-text 400 that says to us
   }
   await server.waitFor('bad request: a plain HTTP request was sent to the HTTPS port');
   const res = await request(`http://127.0.0.1:${metricsPort}/metrics`);
-  expect(await res.body.text()).toMatch(/^warmpool_bad_requests_total\{reason="plain_http"\} 3$/m);
+  expect(await res.body.text()).toMatch(/^warmpool_bad_requests_total\{reason="plain_http"\} 5$/m);
   // the listener still speaks TLS
   expect((await exchange('https', 'GET /env.php HTTP/1.1\r\nHost: localhost\r\n')).status).toBe(200);
 });

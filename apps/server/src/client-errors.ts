@@ -52,6 +52,17 @@ function isRefusedHead(error: Error & { code?: string }): boolean {
   return error.code === 'ERR_HTTP_REQUEST_TIMEOUT' || error.code?.startsWith('HPE_') === true;
 }
 
+/**
+ * What OpenSSL says of bytes that are no TLS record: GET, POST, HEAD and PUT it names as HTTP,
+ * CONNECT as a proxy request, any other method (OPTIONS, DELETE, PROPFIND) as a wrong version. nginx
+ * answers any of them with its 400.
+ */
+const PLAIN_HTTP_CODES = new Set([
+  'ERR_SSL_HTTP_REQUEST',
+  'ERR_SSL_HTTPS_PROXY_REQUEST',
+  'ERR_SSL_WRONG_VERSION_NUMBER',
+]);
+
 const PLAIN_HTTP_TEXT = 'Bad Request: a plain HTTP request was sent to the HTTPS port: use https://\n';
 
 const STATUS_TEXT: Record<number, string> = {
@@ -128,7 +139,7 @@ export class ClientErrors {
   }): void {
     server.on('tlsClientError', (error, tlsSocket) => {
       const raw = (tlsSocket as Socket & { _parent?: Socket | null })._parent;
-      if (error.code !== 'ERR_SSL_HTTP_REQUEST' || raw == null || !raw.writable) {
+      if (!PLAIN_HTTP_CODES.has(error.code ?? '') || raw == null || !raw.writable) {
         tlsSocket.destroy();
         return;
       }
