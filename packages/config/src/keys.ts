@@ -706,8 +706,9 @@ const TOP: Entry[] = [
   wp('proxy[]', 'section', 'one proxied prefix'),
   wp('proxy[].prefix', 'string', 'path prefix to proxy, e.g. "/api"', {
     required: true,
-    pattern: /^\/\S*$/,
-    hint: 'a path starting with "/", e.g. "/api"',
+    // as serve's proxy routes take it (proxy.ts): no *, :, ? or #, no empty segment
+    pattern: /^(?!.*\/\/)\/[^\s?#*:]*$/,
+    hint: 'a path starting with "/", e.g. "/api" (no *, :, ? or #, no "//")',
   }),
   wp('proxy[].upstream', 'string', 'the server to pass to, e.g. "http://127.0.0.1:9000"', {
     required: true,

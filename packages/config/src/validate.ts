@@ -669,7 +669,7 @@ class Walker {
       if (typeof prefix !== 'string') return;
       const key = `${path}[${i}].prefix`;
       // the site's PHP takes every path no route of its own has: "/" would leave it none
-      if (prefix === '/' || prefix === '/*') {
+      if (prefix === '/') {
         this.#invalid(
           key,
           this.#at(key, top),

@@ -220,7 +220,7 @@ sites:
     };
     for (const [prefix, key] of [
       ['/', 'sites[0].proxy[0].prefix'],
-      ['/*', 'proxy[0].prefix'],
+      ['/', 'proxy[0].prefix'],
     ] as const) {
       const inSite = key.startsWith('sites');
       const errors = errorsOf(
@@ -231,6 +231,20 @@ sites:
       expect(errors).toEqual([
         `${key}: prefix "${prefix}" would send every request of the site to the upstream, and the site's PHP would never run: proxy the paths the upstream serves (e.g. "/api"); a site that is only proxied is not supported`,
       ]);
+    }
+  });
+
+  it('refuses at its line a proxy prefix serve would refuse after booting the workers', () => {
+    for (const prefix of ['//', '/?', '/*x', '/a b', '/api:v1']) {
+      let reason = '';
+      try {
+        parse(
+          `version: "3"\nserver:\n  command: php worker.php\nhttp:\n  address: :8080\nproxy:\n  - prefix: "${prefix}"\n    upstream: http://127.0.0.1:9000\n`,
+        );
+      } catch (error) {
+        reason = (error as ConfigError).errors.map((e) => `${e.key}: ${e.reason}`).join('\n');
+      }
+      expect(reason, prefix).toMatch(/^proxy\[0\]\.prefix: must be a path starting with "\/"/);
     }
   });
 

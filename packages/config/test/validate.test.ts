@@ -166,7 +166,9 @@ describe('values', () => {
       ['proxy[0].upstream', 11, 5],
     ]);
     expect(errors[1]!.reason).toBe('must be one of "debug", "info", "warn", "error", "panic", "fatal", got "verbose"');
-    expect(errors[2]!.reason).toBe('must be a path starting with "/", e.g. "/api", got "api"');
+    expect(errors[2]!.reason).toBe(
+      'must be a path starting with "/", e.g. "/api" (no *, :, ? or #, no "//"), got "api"',
+    );
     expect(errors[3]!.reason).toContain('an http:// or https:// URL');
   });
 
