@@ -76,7 +76,7 @@ sites:
     ]);
   });
 
-  it("shows exec_ttl in use: a classic site's 60 s (nginx's fastcgi_read_timeout) unless set, a worker site's 0s", () => {
+  it("shows exec_ttl in use: none on a classic site unless set, with its 60 s silence limit (nginx's fastcgi_read_timeout); a worker site's 0s", () => {
     const { sites } = effective(`version: "3"
 server:
   command: php worker.php
@@ -92,7 +92,7 @@ sites:
     const execTtl = (site: { http: Record<string, unknown> }) =>
       (site.http.pool as { supervisor: { exec_ttl: unknown } }).supervisor.exec_ttl;
     expect(sites.map((site) => [site.name, execTtl(site)])).toEqual([
-      ['classic.test', '60s'],
+      ['classic.test', '0s (60s of silence from PHP: 504)'],
       ['set.test', '5s'],
       ['default', '0s'],
     ]);
@@ -150,13 +150,18 @@ sites:
       allocate_timeout: '5s',
       max_queue_size: '16 per connection',
       send_timeout: '60s',
-      supervisor: { exec_ttl: '60s' },
+      // no exec_ttl: a script may run as long as it writes; 60 s of silence is a 504 (it said "60s")
+      supervisor: { exec_ttl: '0s (60s of silence from PHP: 504)' },
     });
     expect(queue).toMatchObject({ max_queue_size: 50, supervisor: { exec_ttl: '30s' } });
     expect(queue!.supervisor).not.toHaveProperty('ttl');
     // managed php-cgi: the pool runs the processes, every key applies
     expect(cgi).toMatchObject({ num_workers: 4, max_jobs: 500, max_queue_size: '16 per worker' });
-    expect(cgi!.supervisor).toMatchObject({ ttl: '0s', max_worker_memory: 0 });
+    expect(cgi!.supervisor).toMatchObject({
+      ttl: '0s',
+      max_worker_memory: 0,
+      exec_ttl: '0s (60s of silence from PHP: 504)',
+    });
   });
 
   it('shows a classic site what applies to it: no worker command, relay or codec, and its static layer over fastcgi.root', () => {

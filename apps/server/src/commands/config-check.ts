@@ -201,8 +201,8 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
   };
 }
 
-/** What exec_ttl is on a classic site that does not set it: 60 s of PHP's silence, as nginx's fastcgi_read_timeout. */
-const CLASSIC_EXEC_TTL = '60s';
+/** What exec_ttl is on a classic site that does not set it: none, but 60 s of PHP's silence ends a request (nginx's fastcgi_read_timeout). */
+const CLASSIC_EXEC_TTL = '0s (60s of silence from PHP: 504)';
 /** What idle_ttl is on a dynamic pool (min_workers/max_workers) that does not set it: its scale-down delay. */
 const DYNAMIC_IDLE_TTL = '60s';
 
