@@ -131,6 +131,42 @@ describe('warmpool workers', () => {
     expect(rows[0]![7]).toBe('GET /hang');
   });
 
+  it('`warmpool workers` names the site of each worker when a php-fpm site is listed beside it', () => {
+    const out = new RecordingOutput();
+    const phpFpm = {
+      address: 'unix:/run/php/php8.2-fpm.sock',
+      maxConnections: 2,
+      capacity: 2,
+      busy: 0,
+      idle: 0,
+      connecting: 0,
+      queued: 0,
+      unreachable: null,
+    };
+    const worker = {
+      pid: 4242,
+      state: 'ready',
+      jobs: 19,
+      rssBytes: 33 << 20,
+      ageMs: 75_000,
+      idleMs: 4_000,
+      markedFor: null,
+      busyMs: 0,
+      requestMs: null,
+      request: null,
+    };
+    workers.printWorkers(
+      [
+        { site: 'fpm.test', workers: [], phpFpm },
+        { site: 'a.test', workers: [worker] as never },
+      ],
+      out,
+    );
+    // the table came right after the php-fpm line with no site column: the worker read as fpm.test's
+    expect(out.tables[0]!.columns[0]).toBe('site');
+    expect(out.tables[0]!.rows[0]![0]).toBe('a.test');
+  });
+
   it('adds a site column when the server runs several sites, and filters with --site', async () => {
     await serve({ shop: { fixture: 'echo.php', workers: 1 }, blog: { fixture: 'echo.php', workers: 1 } });
     const all = new RecordingOutput();

@@ -105,7 +105,8 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
     else if (sites.length === 0) out.info('this server runs no sites');
     return;
   }
-  const withSite = poolSites.length > 1;
+  // beside a php-fpm site's line too: the table would read as that site's
+  const withSite = poolSites.length > 1 || poolSites.length < sites.length;
   const withMark = all.some(({ worker }) => worker.markedFor !== null);
   // a worker held by one request that never ends shows here, with what it runs
   const withRequest = all.some(({ worker }) => typeof worker.request === 'string');
