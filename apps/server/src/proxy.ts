@@ -15,6 +15,7 @@ import {
   clientInfoOf,
   guardStreamBody,
   recordWhenClosed,
+  registerPlainErrors,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -89,6 +90,8 @@ export async function registerProxies<S extends RawServerBase>(
       // HTTP/2 bodies as the plugin treats them: one with no declared length (a streamed fetch,
       // curl -T -) is read (Fastify took it for none: the upstream got an empty body, the client
       // its 200), a stream answered before its body is in (413) is reset, request_timeout applies
+      // its refusals (an HTTP/2 body past request_timeout: 408) in plain text, as the plugin's
+      registerPlainErrors(scope as unknown as FastifyInstance, false);
       scope.addHook('onRequest', (request, reply, done) => {
         if (request.raw.httpVersionMajor === 2)
           guardStreamBody(request as unknown as FastifyRequest, reply as unknown as FastifyReply, streamTimeoutMs);

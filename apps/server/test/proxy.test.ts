@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
@@ -33,10 +34,10 @@ async function startUpstream(): Promise<Upstream> {
 async function startSite(
   routes: ProxyRoute[],
   pages: ErrorPages = null,
-  options: { maxRequestBytes?: number; http2?: boolean } = {},
+  options: { maxRequestBytes?: number; http2?: boolean; streamTimeoutMs?: number } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = (options.http2 === true ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
-  await registerProxies(app, routes, pages, options.maxRequestBytes);
+  await registerProxies(app, routes, pages, options.maxRequestBytes, null, options.streamTimeoutMs);
   await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => app.close());
@@ -184,6 +185,29 @@ describe('proxy routes', () => {
     expect(bytes).toBeLessThan(1000);
     expect(rstCode).toBe(http2Constants.NGHTTP2_INTERNAL_ERROR);
     expect(ended).toBe(false);
+  });
+
+  it('an HTTP/2 body still arriving at request_timeout gets a plain-text 408, as PHP routes give it', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
+      http2: true,
+      streamTimeoutMs: 300,
+    });
+    const session = http2Connect(base);
+    closers.push(async () => session.close());
+    // a body that trickles and never ends
+    const stream = session.request({ ':method': 'POST', ':path': '/api/trickle' }, { endStream: false });
+    stream.on('error', () => {});
+    stream.write('a');
+    const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+    let text = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => (text += chunk));
+    await once(stream, 'close');
+    expect(headers[':status']).toBe(408);
+    // it was Fastify's JSON, with an internal code in it
+    expect(headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(text).toBe('Request Timeout\n');
   });
 
   it('matches on segment boundaries: /apiary and the rest go to PHP', async () => {
