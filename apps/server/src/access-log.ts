@@ -19,7 +19,7 @@ import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
-import { isPastPipeliningBound } from '@warmpool/fastify';
+import { CLIENT_CLOSED_REQUEST, isPastPipeliningBound } from '@warmpool/fastify';
 
 export type AccessLogFormat = 'combined' | 'json';
 
@@ -98,9 +98,6 @@ export function createAccessLog(options: AccessLogOptions, baseDir: string, stre
     describe: () => `${options.format} → ${path}`,
   };
 }
-
-/** nginx's status for a request whose client left before its response was sent. */
-const CLIENT_CLOSED_REQUEST = 499;
 
 /**
  * Adds the hooks that write one line per request: the body byte counter when a request starts, the

@@ -87,11 +87,11 @@ export async function registerProxies<S extends RawServerBase>(
     const record = countRoute?.(route.upstream) ?? null;
     // each route in a scope of its own, whose hook counts its responses (the plugin counts only its own)
     app.register(async (scope: FastifyInstance<S>) => {
+      // its refusals (an HTTP/2 body past request_timeout: 408) in plain text, as the plugin's
+      registerPlainErrors(scope as unknown as FastifyInstance, false);
       // HTTP/2 bodies as the plugin treats them: one with no declared length (a streamed fetch,
       // curl -T -) is read (Fastify took it for none: the upstream got an empty body, the client
       // its 200), a stream answered before its body is in (413) is reset, request_timeout applies
-      // its refusals (an HTTP/2 body past request_timeout: 408) in plain text, as the plugin's
-      registerPlainErrors(scope as unknown as FastifyInstance, false);
       scope.addHook('onRequest', (request, reply, done) => {
         if (request.raw.httpVersionMajor === 2)
           guardStreamBody(request as unknown as FastifyRequest, reply as unknown as FastifyReply, streamTimeoutMs);

@@ -102,6 +102,7 @@ export { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2
 export { registerPlainErrors } from './http/error-pages.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export {
+  CLIENT_CLOSED_REQUEST,
   DEFAULT_METRICS_PATH,
   PROMETHEUS_CONTENT_TYPE,
   RequestCounters,

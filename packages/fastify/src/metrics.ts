@@ -8,7 +8,7 @@ import { isPastPipeliningBound } from './http/pipelined-turn.js';
  *
  * Request counting is a close listener per response doing integer adds into arrays sized at registration:
  * `warmpool_requests_total{status}` by status code and `warmpool_request_duration_seconds` by
- * status class (1xx..5xx: 5 × 12 buckets, low cardinality), from `reply.elapsedTime`. Requests to
+ * status class (1xx..5xx: 5 × 12 buckets, low cardinality), timed from the request's first hook. Requests to
  * the health, ready and metrics routes are not counted (probes would swamp the numbers).
  * Everything else is read from `pool.stats()` / `pool.workers()` at scrape time.
  */
