@@ -5,6 +5,7 @@
 // `curl -g`, a script building links by hand): llhttp refuses bytes >= 0x80 and control bytes
 // there (HPE_INVALID_URL) even with insecureHTTPParser, so it can never reach PHP (nginx passes it
 // on); the client is told how to send it instead, and the operator sees it in the log.
+import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { lingerAndClose } from '@warmpool/fastify';
@@ -72,6 +73,18 @@ const STATUS_TEXT: Record<number, string> = {
   431: 'Request Header Fields Too Large',
 };
 
+/**
+ * A whole plain-text HTTP/1.1 answer that closes its connection, as bytes for a socket no response
+ * object owns (a refused head, plain HTTP on the TLS port, CONNECT).
+ */
+export function rawPlainAnswer(status: number, text: string): Buffer {
+  const body = Buffer.from(text);
+  const head =
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? STATUS_CODES[status] ?? ''}\r\n` +
+    `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), body]);
+}
+
 export class ClientErrors {
   readonly #logger: Logger;
   readonly #counts: Record<Kind, number> = { raw_query: 0, raw_path: 0, malformed: 0, plain_http: 0 };
@@ -111,11 +124,7 @@ export class ClientErrors {
       socket.destroy();
       return;
     }
-    const body = Buffer.from(answer.text);
-    const head =
-      `HTTP/1.1 ${answer.status} ${STATUS_TEXT[answer.status]}\r\n` +
-      `Content-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`;
-    const answerBytes = Buffer.concat([Buffer.from(head, 'latin1'), body]);
+    const answerBytes = rawPlainAnswer(answer.status, answer.text);
     // ended, then destroyed once flushed: a TLS socket destroyed at once could drop the answer. A
     // client too slow to send its head in time gets no more time
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -131,7 +140,7 @@ export class ClientErrors {
   /**
    * The HTTPS listener's 'tlsClientError': a plain HTTP request sent to it (http://host:443/, a
    * health check without TLS) is answered in plain HTTP with a 400 that says so, as nginx does;
-   * before, the client got an empty reply. OpenSSL tells it by the first bytes (GET, POST, HEAD, PUT)
+   * before, the client got an empty reply. OpenSSL tells it by the first bytes (PLAIN_HTTP_CODES)
    * before anything was written, so the raw connection under the TLS socket can still answer.
    */
   watchTls(server: {
@@ -144,12 +153,7 @@ export class ClientErrors {
         return;
       }
       this.#count('plain_http', PLAIN_HTTP_TEXT, raw);
-      const body = Buffer.from(PLAIN_HTTP_TEXT);
-      raw.end(
-        `HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${body.length}\r\n` +
-          `Connection: close\r\n\r\n${PLAIN_HTTP_TEXT}`,
-        () => tlsSocket.destroy(),
-      );
+      raw.end(rawPlainAnswer(400, PLAIN_HTTP_TEXT), () => tlsSocket.destroy());
     });
   }
 

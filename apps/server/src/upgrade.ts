@@ -23,6 +23,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import { rawPlainAnswer } from './client-errors.js';
 import { SocketSweep } from './socket-sweep.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
@@ -59,10 +60,7 @@ const UPGRADE_BODY_IN_REQUEST = Number(process.versions.node.split('.')[0]) >= 2
 /** A WebSocket close frame from a server: FIN + close opcode, 2-byte payload 1001 (going away). */
 const CLOSE_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
 const CONNECT_BODY = 'Method Not Allowed: CONNECT is not served here\n';
-const CONNECT_REPLY = Buffer.from(
-  `HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(CONNECT_BODY)}\r\nConnection: close\r\n\r\n${CONNECT_BODY}`,
-  'latin1',
-);
+const CONNECT_REPLY = rawPlainAnswer(405, CONNECT_BODY);
 
 /** How often idle proxied WebSockets are looked for: a timeout is kept to within this. */
 const IDLE_SWEEP_MS = 1000;
