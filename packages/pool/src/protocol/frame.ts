@@ -126,10 +126,7 @@ export function encodeDataFrame(
   const bodyLength = body === null ? 0 : single ? (body as Buffer).length : partsLength(body as readonly Buffer[]);
   const inline = bodyLength <= JOIN_MAX_BYTES;
   const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + contextLength + (inline ? bodyLength : 0));
-  writeHeader(out, flags, contextLength + bodyLength, control, 1);
-  out.writeUInt32LE(contextLength, HEADER_BYTES);
-  if (typeof context === 'string') out.write(context, HEADER_BYTES + 4, 'utf8');
-  else context.copy(out, HEADER_BYTES + 4);
+  writeDataHead(out, flags, context, contextLength, bodyLength, control);
   if (body === null || bodyLength === 0) return [out];
   if (single) {
     if (!inline) return [out, body as Buffer];
@@ -149,11 +146,23 @@ export function encodeDataFrame(
 export function encodeDataFrameHead(flags: number, context: Buffer | string, bodyLength: number): Buffer {
   const contextLength = typeof context === 'string' ? Buffer.byteLength(context) : context.length;
   const out = Buffer.allocUnsafe(HEADER_BYTES + 4 + contextLength);
-  writeHeader(out, flags, contextLength + bodyLength, 0, 1);
+  writeDataHead(out, flags, context, contextLength, bodyLength, 0);
+  return out;
+}
+
+/** A data frame's 12-byte header, its option (the context length) and its context, at the start of `out`. */
+function writeDataHead(
+  out: Buffer,
+  flags: number,
+  context: Buffer | string,
+  contextLength: number,
+  bodyLength: number,
+  control: number,
+): void {
+  writeHeader(out, flags, contextLength + bodyLength, control, 1);
   out.writeUInt32LE(contextLength, HEADER_BYTES);
   if (typeof context === 'string') out.write(context, HEADER_BYTES + 4, 'utf8');
   else context.copy(out, HEADER_BYTES + 4);
-  return out;
 }
 
 /** The context part of a data frame (empty when the frame has no option). */
