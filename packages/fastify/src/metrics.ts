@@ -70,13 +70,18 @@ export const CLIENT_CLOSED_REQUEST = 499;
  * left after sending its request (no onResponse runs for an answer written to a closed socket) and
  * took an HTTP/2 stream the client reset for a 200 (its response can look finished).
  */
-export function recordWhenClosed(reply: FastifyReply, record: (status: number, elapsedMs: number) => void): void {
+export function recordWhenClosed(
+  reply: FastifyReply,
+  record: (status: number, elapsedMs: number) => void,
+  /** requests not to count, asked when they close */
+  skip: ((request: FastifyRequest) => boolean) | null = null,
+): void {
   const res = reply.raw;
   // timed here: Fastify times a reply only when some onResponse hook or a logger wants it
   const startedAt = performance.now();
   res.once('close', () => {
     // a request past the pipelining bound never ran: the server closed its connection
-    if (isPastPipeliningBound(reply.request.raw)) return;
+    if (isPastPipeliningBound(reply.request.raw) || skip?.(reply.request) === true) return;
     record(statusOf(reply, res), performance.now() - startedAt);
   });
 }
@@ -103,14 +108,13 @@ function clientLeft(res: FastifyReply['raw']): boolean {
 export function registerMetrics(app: FastifyInstance, pool: PoolView, options: ResolvedMetrics): void {
   if (options.metricsPath === null) return;
   const counters = new RequestCounters();
+  const record = (status: number, elapsedMs: number) => counters.record(status, elapsedMs);
 
   app.addHook(
     'onRequest',
-    function countRequest(request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
-      recordWhenClosed(reply, (status, elapsedMs) => {
-        // marked by their handler, after this hook: known once they close
-        if (!isOpsRequest(request)) counters.record(status, elapsedMs);
-      });
+    function countRequest(_request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+      // probes are marked by their handler, after this hook: known once they close
+      recordWhenClosed(reply, record, isOpsRequest);
       done();
     },
   );
