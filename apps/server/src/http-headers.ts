@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { BodyParts, InvalidOptionError, clientInfoOf } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError, clientInfoOf, setRequestHeader } from '@warmpool/fastify';
 // mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
@@ -457,19 +457,6 @@ function resolveCompression(value: boolean | CompressionOptions | undefined): Re
 }
 
 // ---- per request ----
-
-/**
- * Replaces a request header everywhere it is read: `headers` (Fastify, proxies) and `rawHeaders`
- * (the warmpool plugin builds PHP's header map from it, to keep repeated headers and their case).
- */
-function setRequestHeader(request: AnyRequest, name: string, value: string): void {
-  request.headers[name] = value;
-  const raw = request.raw.rawHeaders;
-  // every request goes through here (the request id): compare lengths before lower-casing a name
-  for (let i = raw.length - 2; i >= 0; i -= 2)
-    if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) raw.splice(i, 2);
-  raw.push(name, value);
-}
 
 function originAllowed(cors: ResolvedCors, origin: string): boolean {
   return cors.anyOrigin || cors.origins.has(origin.toLowerCase()) || cors.originRegex?.test(origin) === true;

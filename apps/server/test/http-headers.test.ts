@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { connect } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createConnection, type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync } from 'node:zlib';
@@ -83,6 +83,59 @@ describe('request id', () => {
     expect(res.headers['x-frame-options']).toBe('DENY');
     const off = await site({ request_id: false });
     expect((await off.inject('/')).headers['x-request-id']).toBeUndefined();
+  });
+
+  it('is not counted against max_header_count: the client may send exactly that many fields, over HTTP/1.1 and HTTP/2', async () => {
+    const app = Fastify({ genReqId });
+    apps.push(app);
+    await registerHttpHeaders(app, { request: { 'X-Site': 'blue' } });
+    await app.register(warmpool, {
+      command: ['php', fixture('cacheable.php')],
+      pool: { num_workers: 1 },
+      max_header_count: 10,
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    // Host and nine more: ten fields as sent, eleven once the server adds X-Request-Id (and X-Site)
+    const head = (extra: number) =>
+      `GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n${Array.from({ length: 8 + extra }, (_, i) => `X-F${i}: v\r\n`).join('')}\r\n`;
+    const ask = async (extra: number) => {
+      const socket = createConnection(port, '127.0.0.1');
+      socket.write(head(extra));
+      let text = '';
+      socket.setEncoding('latin1').on('data', (chunk: string) => (text += chunk));
+      await once(socket, 'end');
+      return text;
+    };
+    const exact = await ask(0);
+    expect(exact).toMatch(/^HTTP\/1\.1 200 /);
+    const id = /x-request-id: (\S+)/i.exec(exact)![1]!;
+    expect(JSON.parse(exact.slice(exact.indexOf('\r\n\r\n') + 4)).requestId).toBe(id);
+    expect(await ask(1)).toMatch(/^HTTP\/1\.1 431 /);
+
+    const h2app = Fastify({ genReqId, http2: true });
+    closers.push(() => h2app.close());
+    await registerHttpHeaders(h2app, {});
+    await h2app.register(warmpool, {
+      command: ['php', fixture('cacheable.php')],
+      pool: { num_workers: 1 },
+      max_header_count: 10,
+    });
+    await h2app.listen({ port: 0, host: '127.0.0.1' });
+    const session = connect(`http://127.0.0.1:${(h2app.server.address() as AddressInfo).port}`);
+    closers.push(() => new Promise<void>((resolve) => session.close(() => resolve())));
+    const status = async (fields: number) => {
+      // :authority and fields - 1 more
+      const extra = Object.fromEntries(Array.from({ length: fields - 1 }, (_, i) => [`x-f${i}`, 'v']));
+      const stream = session.request({ ':path': '/', ':authority': 'a.test', ...extra });
+      stream.on('error', () => {});
+      const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+      stream.resume();
+      await once(stream, 'end');
+      return headers[':status'];
+    };
+    expect(await status(10)).toBe(200);
+    expect(await status(11)).toBe(431);
   });
 
   it('genReqId: pattern check on the raw request', () => {

@@ -33,6 +33,7 @@ export { DEFAULT_MAX_FIELDS, DEFAULT_MAX_FILES, DEFAULT_UPLOAD_FORBID } from './
 export { DEFAULT_STATIC_FORBID as DEFAULT_FORBID } from './static/static.js';
 export { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
 export { wildcardPattern } from './wildcards.js';
+export { setRequestHeader } from './http/request-headers.js';
 export {
   createScriptResolver,
   NODE_FILE_SYSTEM,

@@ -24,6 +24,7 @@ import {
 import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 import { installLingeringClose } from './http/lingering-close.js';
 import { boundPipelining } from './http/pipelined-turn.js';
+import { addedRequestFields } from './http/request-headers.js';
 
 /**
  * Request size, header and slow-client limits.
@@ -274,7 +275,9 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
       const limit = http2
         ? (limits.maxHeaderCount ?? NODE_DEFAULT_HEADER_FIELDS)
         : Math.min(maxHeaderCount, nodeKeptFields(server));
-      if (raw.rawHeaders.length > limit * 2 && (!http2 || http2FieldCount(raw.rawHeaders) > limit)) {
+      // the fields the server added (the request id) are not the client's to count
+      const added = addedRequestFields(raw);
+      if (raw.rawHeaders.length > (limit + added) * 2 && (!http2 || http2FieldCount(raw.rawHeaders) > limit + added)) {
         rejectEarly(request, reply, 431, new TooManyHeadersError(limit));
         return;
       }
