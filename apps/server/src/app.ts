@@ -466,14 +466,12 @@ async function registerSite(
   if (site.proxy !== null) {
     const siteLimits = resolveLimits(site.plugin);
     try {
-      await registerProxies(
-        ctx,
-        site.proxy,
-        resolveErrorPages(site.plugin.error_pages),
-        siteLimits.maxRequestBytes,
-        traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
-        siteLimits.requestTimeoutMs ?? undefined,
-      );
+      await registerProxies(ctx, site.proxy, {
+        errorPages: resolveErrorPages(site.plugin.error_pages),
+        maxRequestBytes: siteLimits.maxRequestBytes,
+        countRoute: traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
+        ...(siteLimits.requestTimeoutMs === null ? {} : { streamTimeoutMs: siteLimits.requestTimeoutMs }),
+      });
     } catch (error) {
       throw new SiteSetupError(site, error);
     }

@@ -55,6 +55,18 @@ interface ResolvedRoute {
   webSocketIdleMs: number;
 }
 
+/** What a site's proxy routes take from the site: each one's default is the plugin's own. */
+export interface ProxySiteOptions {
+  /** the site's error_pages: an upstream that is down or too slow gets the 502 / 504 page, as nginx's */
+  errorPages?: ErrorPages;
+  /** the site's max_request_size in bytes: a larger body gets 413 and never reaches the upstream (nginx's client_max_body_size) */
+  maxRequestBytes?: number;
+  /** /metrics: the counter of a route's responses, by its upstream; null or unset when metrics are off */
+  countRoute?: ((upstream: string) => RecordProxied) | null;
+  /** the site's request_timeout: an HTTP/2 body still arriving after it is cut, as for PHP */
+  streamTimeoutMs?: number;
+}
+
 /**
  * Registers one @fastify/http-proxy per route in `app` (a site's instance). Routes are checked
  * first, all of them, so a bad entry fails the boot with its index named and nothing registered.
@@ -68,15 +80,12 @@ interface ResolvedRoute {
 export async function registerProxies<S extends RawServerBase>(
   app: FastifyInstance<S>,
   routes: readonly ProxyRoute[],
-  /** the site's error_pages: an upstream that is down or too slow gets the 502 / 504 page, as nginx's */
-  errorPages: ErrorPages = null,
-  /** the site's max_request_size in bytes: a larger body gets 413 and never reaches the upstream (nginx's client_max_body_size) */
-  maxRequestBytes = Number.POSITIVE_INFINITY,
-  /** /metrics: the counter of a route's responses, by its upstream; null when metrics are off */
-  countRoute: ((upstream: string) => RecordProxied) | null = null,
-  /** the site's request_timeout: an HTTP/2 body still arriving after it is cut, as for PHP */
-  streamTimeoutMs = DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
+  site: ProxySiteOptions = {},
 ): Promise<void> {
+  const errorPages = site.errorPages ?? null;
+  const maxRequestBytes = site.maxRequestBytes ?? Number.POSITIVE_INFINITY;
+  const countRoute = site.countRoute ?? null;
+  const streamTimeoutMs = site.streamTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
   // loaded only when a route is configured: it brings undici and ws (about 130 modules)

@@ -37,7 +37,11 @@ async function startSite(
   options: { maxRequestBytes?: number; http2?: boolean; streamTimeoutMs?: number } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = (options.http2 === true ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
-  await registerProxies(app, routes, pages, options.maxRequestBytes, null, options.streamTimeoutMs);
+  await registerProxies(app, routes, {
+    errorPages: pages,
+    ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
+    ...(options.streamTimeoutMs === undefined ? {} : { streamTimeoutMs: options.streamTimeoutMs }),
+  });
   await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => app.close());
