@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createConnection, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -459,6 +460,34 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
 });
 
 describe('micro-cache: with the plugin around it', () => {
+  it('never stores a body PHP cut short of its own Content-Length (the client gets a broken download, not a page)', async () => {
+    const app = Fastify();
+    apps.push(app);
+    registerMicroCache(app, { default_ttl: '30s' });
+    await app.register(warmpool, {
+      fastcgi: { root: fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url)) },
+      pool: { num_workers: 1 },
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const ask = async (query: string) => {
+      const socket = createConnection(port, '127.0.0.1');
+      socket.write(`GET /length.php?${query} HTTP/1.1\r\nHost: a.test\r\n\r\n`); // keep-alive: only a cut closes it early
+      let text = '';
+      socket.setEncoding('latin1').on('data', (chunk: string) => {
+        text += chunk;
+        // a whole response: the cache's header and every byte of the body
+        const end = text.indexOf('\r\n\r\n');
+        if (end > 0 && text.length - end - 4 === Number(/content-length: (\d+)/i.exec(text)?.[1])) socket.end();
+      });
+      await new Promise((resolve) => socket.on('close', resolve));
+      return /x-cache: (\w+)/i.exec(text)?.[1];
+    };
+    // the same script with a right length is stored: the cut one is refused for its length alone
+    expect([await ask('bytes=400&length=400'), await ask('bytes=400&length=400')]).toEqual(['MISS', 'HIT']);
+    expect([await ask('bytes=400&length=1000'), await ask('bytes=400&length=1000')]).toEqual(['MISS', 'MISS']);
+  });
+
   it('never serves a hit to a client the access rules refuse (hits come after the plugin onRequest checks)', async () => {
     const { app } = await site({}, { access: [{ prefix: '/private', allow: ['127.0.0.1/32'] }] });
     const url = `/private/report?${PUBLIC}`;

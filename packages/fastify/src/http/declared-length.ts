@@ -3,10 +3,12 @@
 // is wrong would have its client (or a proxy sharing the connection) read the rest of its body as
 // the next response, or wait for bytes that never come and then read the next response as them.
 // Bytes past the length are dropped (the script's output is still read to its end, so its worker
-// is free again); a body that ends short fails, which closes the connection. A whole body needs
-// none of this: its length is known and Fastify writes it.
-import { type Readable, Transform, type TransformCallback, pipeline } from 'node:stream';
+// is free again); a body that ends short fails, which closes the connection. A whole body is held
+// to it too (holdWholeToDeclaredLength): Fastify would otherwise replace the length with the
+// body's, and a download cut short would reach its client, and the micro-cache, as complete.
+import { Readable, Transform, type TransformCallback, pipeline } from 'node:stream';
 import type { FastifyReply } from 'fastify';
+import { Chunks } from '@warmpool/pool';
 
 /** The one Content-Length PHP declared; null when there is none; NaN when it is not one number. */
 function declaredLength(reply: FastifyReply): number | null {
@@ -16,6 +18,13 @@ function declaredLength(reply: FastifyReply): number | null {
   const first = values[0]!.trim();
   if (!/^\d{1,15}$/.test(first) || values.some((value) => value.trim() !== first)) return Number.NaN;
   return Number(first);
+}
+
+function warnDropped(reply: FastifyReply, declared: number, dropped: number): void {
+  reply.log.warn(
+    { url: reply.request.url, declared, dropped },
+    `PHP sent ${dropped} bytes more than its Content-Length (${declared}); they were dropped: fix the length the script sends`,
+  );
 }
 
 class DeclaredLength extends Transform {
@@ -44,12 +53,7 @@ class DeclaredLength extends Transform {
   }
 
   override _flush(callback: TransformCallback): void {
-    if (this.#dropped > 0) {
-      this.#reply.log.warn(
-        { url: this.#reply.request.url, declared: this.#declared, dropped: this.#dropped },
-        `PHP sent ${this.#dropped} bytes more than its Content-Length (${this.#declared}); they were dropped: fix the length the script sends`,
-      );
-    }
+    if (this.#dropped > 0) warnDropped(this.#reply, this.#declared, this.#dropped);
     if (this.#left === 0) {
       callback();
       return;
@@ -82,4 +86,42 @@ export function holdToDeclaredLength(reply: FastifyReply, body: Readable): Reada
   }
   // pipeline: an error or early close on either side destroys the other
   return pipeline(body, new DeclaredLength(declared, reply), () => {});
+}
+
+/**
+ * A body the backend sent whole, held to the Content-Length PHP declared, as a streamed one is:
+ * longer, it is cut to the length; shorter, it goes as a stream that fails at its end (the
+ * connection closed, the HTTP/2 stream reset, as nginx does: the client sees a broken download,
+ * and the micro-cache, which keeps only whole bodies, never stores it). Otherwise as it is.
+ */
+export function holdWholeToDeclaredLength(reply: FastifyReply, body: Buffer | Chunks): Buffer | Chunks | Readable {
+  const declared = reply.request.method === 'HEAD' ? null : declaredLength(reply);
+  if (declared === null || declared === body.length) return body;
+  if (Number.isNaN(declared)) {
+    reply.log.warn(
+      { contentLength: reply.getHeader('content-length') },
+      'PHP sent a Content-Length that is not one number; the body goes with its own length',
+    );
+    reply.removeHeader('content-length');
+    return body;
+  }
+  if (declared > body.length) {
+    const parts = Buffer.isBuffer(body) ? [body] : body.parts;
+    return holdToDeclaredLength(reply, Readable.from(parts, { objectMode: false }));
+  }
+  warnDropped(reply, declared, body.length - declared);
+  return Buffer.isBuffer(body) ? body.subarray(0, declared) : firstBytes(body, declared);
+}
+
+/** The first `length` bytes of `body`, sharing its memory. */
+function firstBytes(body: Chunks, length: number): Chunks {
+  const parts: Buffer[] = [];
+  let left = length;
+  for (const part of body.parts) {
+    if (left === 0) break;
+    const kept = part.length <= left ? part : part.subarray(0, left);
+    parts.push(kept);
+    left -= kept.length;
+  }
+  return new Chunks(parts, length);
 }

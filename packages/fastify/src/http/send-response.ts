@@ -12,7 +12,7 @@ import {
   isUnbuffered,
 } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
-import { holdToDeclaredLength } from './declared-length.js';
+import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
 import { SpooledReply } from './spooled-reply.js';
@@ -63,7 +63,11 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
       return reply.send();
     }
   }
-  if (Buffer.isBuffer(body) || body instanceof Chunks) return sendWhole(reply, body, response.release);
+  if (Buffer.isBuffer(body) || body instanceof Chunks) {
+    const held = holdWholeToDeclaredLength(reply, body);
+    if (Buffer.isBuffer(held) || held instanceof Chunks) return sendWhole(reply, held, response.release);
+    return reply.send(resetOnError(reply, held));
+  }
   const streamed = body as Readable;
   const paced = repliesAsItComes(headers) ? streamed : new SpooledReply(streamed);
   return reply.send(resetOnError(reply, holdToDeclaredLength(reply, paced)));
