@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyReply, FastifyRequest, RouteHandlerMethod } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, preParsingHookHandler, RouteHandlerMethod } from 'fastify';
 import {
   Cancellation,
   type Chunks,
@@ -154,18 +154,32 @@ export async function registerRoutes(
   // a backend that parses its own forms (classic PHP) gets them raw.
   if (!options.rawBody && exchange.takesParsedForms) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
 
+  // Classic mode: which script runs (or which file is sent) is decided before the body is read, as
+  // nginx picks its location from the head: a request refused anyway (404, 403, 405) gets its answer
+  // at once, with no 100 Continue, and its client uploads nothing first.
+  const scripts = new WeakMap<FastifyRequest, ExchangeScript>();
+  const decideScript: preParsingHookHandler | null =
+    classic === null
+      ? null
+      : (request, reply, payload, done) => {
+          const target = (request.warmpoolClient ?? clientInfoOf(request.raw)).target;
+          classic(request, reply, target).then((script) => {
+            // null: answered here, and the chain stops
+            if (script === null) return;
+            scripts.set(request, script);
+            done(null, payload);
+          }, done);
+        };
+
   // refusals under overload: one summary line per 10 s, not one per request
   const overloadLog = new OverloadLog();
   const downLog = new WorkersDownLog();
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const client = request.warmpoolClient ?? clientInfoOf(request.raw);
-    let script: ExchangeScript | null = null;
-    if (classic !== null) {
-      // which script runs (or which file is sent) is decided here, never by PHP
-      script = await classic(request, reply, client.target);
-      if (script === null) return reply;
-    } else if (
-      // try_files: an existing, allowed static file first; everything else goes to PHP.
+    // classic mode: decided before the body was read (decideScript), never by PHP
+    const script = classic === null ? null : scripts.get(request)!;
+    // worker mode's try_files: an existing, allowed static file first; everything else goes to PHP.
+    if (
       serveStatic !== null &&
       (request.method === 'GET' || request.method === 'HEAD') &&
       (await serveStatic(request, reply))
@@ -240,7 +254,7 @@ export async function registerRoutes(
 
   addRequestMethods(app);
   acceptQueryWithoutContentType(app);
-  registerCatchAll(app, handler, catchAll);
+  registerCatchAll(app, handler, catchAll, decideScript);
 }
 
 const CATCH_ALL_URLS = ['/', '/*'] as const;
@@ -275,13 +289,25 @@ export function claimCatchAll(app: FastifyInstance, label: string, routes: Reado
  * The routes that take every other request to PHP, '/' and '/*' for every method, except the ones
  * the app routed before: its own GET / (and the HEAD Fastify adds to it), @fastify/cors's OPTIONS *.
  */
-function registerCatchAll(app: FastifyInstance, handler: RouteHandlerMethod, ours: Set<string>): void {
+function registerCatchAll(
+  app: FastifyInstance,
+  handler: RouteHandlerMethod,
+  ours: Set<string>,
+  preParsing: preParsingHookHandler | null,
+): void {
   for (const url of CATCH_ALL_URLS) {
     // hasRoute takes the full path; the plugin may sit in a scope with a prefix
     const full = `${app.prefix}${url}`;
     const methods = REQUEST_METHODS.filter((method) => !app.hasRoute({ method, url: full }));
     for (const method of methods) ours.add(`${method} ${full}`);
-    if (methods.length > 0) app.route({ method: methods, url, handler, exposeHeadRoute: false });
+    if (methods.length > 0)
+      app.route({
+        method: methods,
+        url,
+        handler,
+        exposeHeadRoute: false,
+        ...(preParsing === null ? {} : { preParsing }),
+      });
   }
 }
 

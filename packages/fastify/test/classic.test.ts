@@ -71,6 +71,36 @@ function multipart(fields: Record<string, string>, file: { field: string; name: 
 }
 
 describe('classic mode (managed php-cgi): which script runs is decided before PHP', () => {
+  it('answers a request refused anyway before its body: no 100 Continue, nothing uploaded (as nginx)', async () => {
+    const app = await classicApp();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    /** The first response head a POST with Expect: 100-continue and a 5 MB body to come gets, its body unsent. */
+    const firstHead = (path: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect(port, '127.0.0.1');
+        socket.write(
+          `POST ${path} HTTP/1.1\r\nHost: a.test\r\nContent-Type: application/octet-stream\r\nContent-Length: 5000000\r\nExpect: 100-continue\r\n\r\n`,
+        );
+        let text = '';
+        socket.setEncoding('latin1').on('data', (chunk: string) => {
+          text += chunk;
+          if (text.includes('\r\n\r\n')) {
+            socket.destroy();
+            resolve(text.slice(0, text.indexOf('\r\n')));
+          }
+        });
+        socket.on('error', reject);
+      });
+    expect(await firstHead('/missing.php')).toBe('HTTP/1.1 404 Not Found');
+    expect(await firstHead('/style.css')).toBe('HTTP/1.1 405 Method Not Allowed');
+    expect(await firstHead('/config.php.bak')).toBe('HTTP/1.1 403 Forbidden');
+    expect(await firstHead('/../etc/passwd')).toMatch(/^HTTP\/1\.1 400 /);
+    // a script that runs wants its body: 100 first
+    expect(await firstHead('/length.php')).toBe('HTTP/1.1 100 Continue');
+    expect(await firstHead('/blog/a-post/')).toBe('HTTP/1.1 100 Continue');
+  });
+
   let app: FastifyInstance;
   beforeAll(async () => {
     app = await classicApp();
