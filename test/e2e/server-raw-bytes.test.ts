@@ -34,7 +34,7 @@ beforeAll(async () => {
   writeFileSync(join(dir, 'classic', '\uFFFD'), 'STATIC FILE');
   writeFileSync(
     join(dir, 'classic', 'index.php'),
-    "<?php echo 'FRONT:', $_SERVER['REQUEST_URI'], '|', $_SERVER['SCRIPT_NAME'], '|', $_SERVER['QUERY_STRING'];",
+    "<?php echo 'FRONT:', $_SERVER['REQUEST_URI'], '|', $_SERVER['SCRIPT_NAME'], '|', $_SERVER['QUERY_STRING'], '|', $_SERVER['PATH_INFO'] ?? 'unset';",
   );
   const config = [
     'version: "3"',
@@ -167,7 +167,16 @@ describe.each(['http', 'https'] as const)('paths whose bytes are not UTF-8 (%s l
     for (const target of ['/p/%FF', '/%E9t%E9?q=1', '/%c0%ae', '/%FF']) {
       const res = await get(target, 'classic.test');
       const query = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
-      expect([target, res.status, res.body]).toEqual([target, 200, `FRONT:${target}|/index.php|${query}`]);
+      expect([target, res.status, res.body]).toEqual([target, 200, `FRONT:${target}|/index.php|${query}|`]);
+    }
+    // a script before them runs with them in PATH_INFO, as nginx runs it (each such byte U+FFFD there)
+    for (const [target, pathInfo] of [
+      ['/index.php/Caf%E9', '/Caf\uFFFD'],
+      ['/index.php/%FF/x?q=1', '/\uFFFD/x'],
+    ] as const) {
+      const res = await get(target, 'classic.test');
+      const query = target.includes('?') ? target.slice(target.indexOf('?') + 1) : '';
+      expect([target, res.status, res.body]).toEqual([target, 200, `FRONT:${target}|/index.php|${query}|${pathInfo}`]);
     }
     for (const [target, status] of [
       ['/%FF.php', 404],

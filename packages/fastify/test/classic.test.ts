@@ -195,6 +195,16 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     });
   });
 
+  it('gives PHP an empty PATH_INFO without one, as Debian fastcgi-php.conf does (apps read it without isset)', async () => {
+    const plain = (await app.inject('/info.php?x=1')).json();
+    expect(plain).toMatchObject({
+      SCRIPT_NAME: '/info.php',
+      PATH_INFO: '',
+      PATH_TRANSLATED: null,
+      PHP_SELF: '/info.php',
+    });
+  });
+
   it("clear_env: false starts php-cgi with the server's whole environment (php-fpm's clear_env = no); env still given by name", async () => {
     process.env.WARMPOOL_TEST_INHERITED = '1';
     try {
@@ -575,6 +585,11 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     expect([post.statusCode, post.headers['x-script']]).toEqual([200, '/index.php']);
     const info = (await app.inject({ url: '/info.php/x', headers: { host: 'shop.example' } })).json();
     expect(info).toMatchObject({ SAPI: 'fpm-fcgi', PATH_INFO: '/x', SERVER_NAME: 'shop.example', APP_ENV: 'staging' });
+    expect((await app.inject('/info.php')).json()).toMatchObject({
+      PATH_INFO: '',
+      SCRIPT_NAME: '/info.php',
+      PHP_SELF: '/info.php',
+    });
     expect((await app.inject('/.env')).statusCode).toBe(403);
     expect((await app.inject('/wp-content/uploads/shell.php')).statusCode).toBe(403);
     // exec_ttl bounds php-fpm's silence too: nginx's fastcgi_read_timeout

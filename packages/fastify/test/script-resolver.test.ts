@@ -335,7 +335,12 @@ describe('script resolver: bytes that are not UTF-8 ("%FF", Latin-1, overlong), 
     ['/%E9t%E9?x=1', 'script /index.php info= uri=/index.php q=x=1'],
     // the checks still see what it holds: a script name, a dotfile, "..", control bytes, a broken escape
     ['/%FF.php', 'not-found 404'],
-    ['/info.php/%FF', 'not-found 404'],
+    ['/%FF.php/x', 'not-found 404'],
+    ['/missing.php/%FF', 'not-found 404'],
+    // a script before the bytes runs, with them in PATH_INFO (as U+FFFD: what a UTF-8 app makes of them)
+    ['/info.php/%FF', 'script /info.php info=/\uFFFD uri=/info.php/\uFFFD q='],
+    ['/info.php/Caf%E9/x?a=1', 'script /info.php info=/Caf\uFFFD/x uri=/info.php/Caf\uFFFD/x q=a=1'],
+    ['/info.php/%FF/.env', 'forbidden dotfile'],
     ['/.git/%FF', 'forbidden dotfile'],
     ['/%FF/../.env', 'invalid dot-segment'],
     ['/%FF/%2e%2e/x', 'invalid dot-segment'],

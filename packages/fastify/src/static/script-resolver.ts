@@ -340,7 +340,12 @@ export async function resolveScriptTarget(
     if (shared !== null && (await fs.lookup(root.real + path)) === null) path = shared;
   }
   const request: Request = { path, asked, query, realRoot: root.real };
-  if (!bytesOnly)
+  if (bytesOnly) {
+    // a script before the bytes runs with them in its PATH_INFO ("/index.php/Caf%E9": MediaWiki's
+    // old Latin-1 links), each such byte as U+FFFD there, as a UTF-8 app reads it; REQUEST_URI keeps them
+    const script = await scriptBeforeBytes(options, fs, request);
+    if (script !== null) return script;
+  } else
     for (const entry of options.tries) {
       const candidate = entry.replaceAll('$uri', path).replace(/\/{2,}$/, '/');
       // "/info.php/" is a script with PATH_INFO "/" before it is a directory
@@ -354,6 +359,27 @@ export async function resolveScriptTarget(
   if (namesScript(options, path)) return NOT_FOUND;
   return runFallback(options, fs, request, options.fallback, bytesOnly);
 }
+
+/** With split_path, the script that ends at a segment boundary before the path's first undecodable byte. */
+async function scriptBeforeBytes(
+  options: ResolvedScriptOptions,
+  fs: ResolverFileSystem,
+  request: Request,
+): Promise<ScriptVerdict | null> {
+  if (!options.splitPath) return null;
+  const { path } = request;
+  const bytes = path.indexOf(REPLACEMENT_CHARACTER);
+  for (let end = path.indexOf('/', 1); end !== -1 && end < bytes; end = path.indexOf('/', end + 1)) {
+    const scriptName = path.slice(0, end);
+    if (!options.extensions.has(extensionOf(scriptName)) || hasDotSegment(options, scriptName)) continue;
+    const verdict = await tryScript(options, fs, request, scriptName, path.slice(end), path);
+    if (verdict !== null) return verdict;
+  }
+  return null;
+}
+
+/** What the path decoder puts for each byte that is not part of a UTF-8 sequence. */
+const REPLACEMENT_CHARACTER = '\uFFFD';
 
 /** try_files' last entry, or a rewrite's target: the script it names, with the request's path and query. */
 async function runFallback(

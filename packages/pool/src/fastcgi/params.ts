@@ -139,11 +139,10 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
     // php-cgi refuses to run a script without it (cgi.force_redirect, on by default)
     ['REDIRECT_STATUS', '200'],
   ]);
-  // RFC 3875 §4.1.6: PATH_TRANSLATED only when there is a PATH_INFO
-  if (pathInfo !== '') {
-    params.set('PATH_INFO', pathInfo);
-    params.set('PATH_TRANSLATED', input.documentRoot + pathInfo);
-  }
+  // PATH_INFO always, empty without one, as Debian's fastcgi-php.conf sends it: apps read it
+  // without isset(); RFC 3875 §4.1.6: PATH_TRANSLATED only when there is a PATH_INFO
+  params.set('PATH_INFO', pathInfo);
+  if (pathInfo !== '') params.set('PATH_TRANSLATED', input.documentRoot + pathInfo);
   if (input.scheme === 'https') params.set('HTTPS', 'on');
 
   for (const name in input.headers) {
@@ -391,10 +390,8 @@ export function encodeFastCgiParams(input: FastCgiParamsInput): EncodedParams {
   w.pair(REMOTE_PORT, input.clientPort === null ? '' : String(input.clientPort));
   w.pair(REMOTE_USER, '');
   w.pair(REDIRECT_STATUS, '200');
-  if (pathInfo !== '') {
-    w.pair(PATH_INFO, pathInfo);
-    w.pair(PATH_TRANSLATED, input.documentRoot + pathInfo);
-  }
+  w.pair(PATH_INFO, pathInfo);
+  if (pathInfo !== '') w.pair(PATH_TRANSLATED, input.documentRoot + pathInfo);
   if (input.scheme === 'https') w.pair(HTTPS, 'on');
   for (const name in headers) {
     const value = headers[name];

@@ -66,9 +66,10 @@ describe('buildFastCgiParams', () => {
     });
   });
 
-  it('sends no PATH_INFO, PATH_TRANSLATED or HTTPS when there are none', () => {
+  it('sends an empty PATH_INFO (as Debian fastcgi-php.conf does), and no PATH_TRANSLATED or HTTPS, when there are none', () => {
     const params = asObject({ ...base, scheme: 'http', pathInfo: '', requestUri: '/' });
-    expect(params).not.toHaveProperty('PATH_INFO');
+    // apps read it without isset(): a warning there is a 500 under Laravel's or Symfony's handler
+    expect(params.PATH_INFO).toBe('');
     expect(params).not.toHaveProperty('PATH_TRANSLATED');
     expect(params).not.toHaveProperty('HTTPS');
     expect(params.QUERY_STRING).toBe('');
