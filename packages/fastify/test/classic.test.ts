@@ -195,6 +195,22 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     });
   });
 
+  it('sends one Content-Type when PHP sends two (the last, as nginx), and none of an empty one, for GET and HEAD alike', async () => {
+    for (const method of ['GET', 'HEAD'] as const) {
+      const two = await app.inject({ method, url: '/content-type.php?m=two' });
+      // before: GET became application/octet-stream (a download), HEAD had both lines
+      expect([method, two.headers['content-type']]).toEqual([method, 'application/xml']);
+      const none = await app.inject({ method, url: '/content-type.php?m=none' });
+      // before: HEAD had an empty content-type line
+      expect([method, none.headers['content-type']]).toEqual([
+        method,
+        method === 'GET' ? 'text/html; charset=utf-8' : undefined,
+      ]);
+    }
+    // no type from PHP: the body's, sniffed as RoadRunner does, not a download
+    expect((await app.inject('/content-type.php?m=none')).headers['content-type']).toBe('text/html; charset=utf-8');
+  });
+
   it('gives PHP an empty PATH_INFO without one, as Debian fastcgi-php.conf does (apps read it without isset)', async () => {
     const plain = (await app.inject('/info.php?x=1')).json();
     expect(plain).toMatchObject({

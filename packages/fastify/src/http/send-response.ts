@@ -42,8 +42,16 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
   reply.code(response.status);
   const { headers } = response;
   for (const name in headers) {
-    if (HOP_BY_HOP.has(name.toLowerCase())) continue;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP.has(lower)) continue;
     const values = headers[name]!;
+    if (lower === 'content-type') {
+      // one type: the last PHP sent, as nginx takes it (two would make the body a download); an
+      // empty one (header('Content-Type:'), PHP's "no type") is none, and the body's is sniffed
+      const type = values[values.length - 1]!;
+      if (type.trim() !== '') reply.header(name, headerWireValue(type));
+      continue;
+    }
     reply.header(name, values.length === 1 ? headerWireValue(values[0]!) : values.map(headerWireValue));
   }
   const { body } = response;
