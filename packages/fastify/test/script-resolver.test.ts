@@ -116,6 +116,9 @@ describe('script resolver: what runs', () => {
     ['/?a=1&b', 'script /index.php info= uri=/index.php q=a=1&b'],
     ['/info.php', 'script /info.php info= uri=/info.php q='],
     ['/info.php?x=%20y', 'script /info.php info= uri=/info.php q=x=%20y'],
+    // a fragment (sent by a broken client) is not the query's, as behind nginx
+    ['/info.php?a=1#frag', 'script /info.php info= uri=/info.php q=a=1'],
+    ['/info.php#frag', 'script /info.php info= uri=/info.php q='],
     ['/blog/', 'script /blog/index.php info= uri=/blog/index.php q='],
     // PATH_INFO after a real script, and the first real script wins
     ['/index.php/foo/bar?x=1', 'script /index.php info=/foo/bar uri=/index.php/foo/bar q=x=1'],

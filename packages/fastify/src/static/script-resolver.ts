@@ -309,7 +309,9 @@ export async function resolveScriptTarget(
 ): Promise<ScriptVerdict> {
   const question = target.indexOf('?');
   const rawPath = question === -1 ? target : target.slice(0, question);
-  const query = question === -1 ? '' : target.slice(question + 1);
+  // a fragment is the browser's, never sent; a client that sends one does not have it in the query (nginx)
+  const hash = question === -1 ? -1 : target.indexOf('#', question);
+  const query = question === -1 ? '' : target.slice(question + 1, hash === -1 ? undefined : hash);
   // "//x" and "/./x" are "/x" (nginx's merge_slashes): every decision below is made on that path;
   // PHP's REQUEST_URI stays the target as the client sent it
   let path = decodeRequestPath(rawPath);
