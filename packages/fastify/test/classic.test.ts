@@ -211,6 +211,29 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect((await app.inject('/content-type.php?m=none')).headers['content-type']).toBe('text/html; charset=utf-8');
   });
 
+  it('gives PHP request header bytes that are not UTF-8 as they came (nginx), UTF-8 ones as UTF-8', async () => {
+    const app = await classicApp();
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    socket.write(
+      Buffer.from(
+        'GET /header-bytes.php?request=1 HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\nX-Lat: caf\xe9\r\nX-Mix: a\x80\xffb\r\nX-Utf: caf\xc3\xa9\r\n\r\n',
+        'latin1',
+      ),
+    );
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    await once(socket, 'close');
+    const text = Buffer.concat(chunks).toString();
+    // before: X-Lat reached PHP as 636166efbfbd (U+FFFD)
+    expect(JSON.parse(text.slice(text.indexOf('\r\n\r\n') + 4))).toEqual({
+      HTTP_X_LAT: '636166e9',
+      HTTP_X_MIX: '6180ff62',
+      HTTP_X_UTF: '636166c3a9',
+    });
+  });
+
   it('gives PHP an empty PATH_INFO without one, as Debian fastcgi-php.conf does (apps read it without isset)', async () => {
     const plain = (await app.inject('/info.php?x=1')).json();
     expect(plain).toMatchObject({

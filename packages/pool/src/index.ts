@@ -46,7 +46,7 @@ export * from './errors.js';
 export type { Logger } from './logger.js';
 export { SILENT_LOGGER, ThrottledCount } from './logger.js';
 export { isEventStream, isUnbuffered, streamsOnPurpose } from './streamed-on-purpose.js';
-export { headerWireValue } from './protocol/header-fields.js';
+export { headerTextFromBytes, headerWireValue, markKeptBytes } from './protocol/header-fields.js';
 export type { PoolStats, PoolEvents, WorkerInfo } from './stats.js';
 export type { WorkerState, RecycleReason } from './worker/state.js';
 export { WORKER_STATES, RECYCLE_REASONS } from './worker/state.js';

@@ -4,7 +4,16 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
-import type { Chunks, ExchangeRequest, ExchangeScript, FileBody, HeaderMap, ParsedForm } from '@warmpool/pool';
+import {
+  type Chunks,
+  type ExchangeRequest,
+  type ExchangeScript,
+  type FileBody,
+  type HeaderMap,
+  headerTextFromBytes,
+  markKeptBytes,
+  type ParsedForm,
+} from '@warmpool/pool';
 import type { ClientInfo } from '../network/client-info.js';
 
 const canonicalCache = new Map<string, string>();
@@ -29,10 +38,17 @@ export function canonicalHeaderName(name: string): string {
 }
 
 // Node decodes header bytes as latin1; PHP expects the original bytes, which are UTF-8 in practice.
-// Re-decode only values that contain non-ASCII (rare). Invalid UTF-8 becomes U+FFFD (documented).
+// Re-decode only values that contain non-ASCII (rare). Bytes that are not UTF-8 (a Latin-1 value)
+// are kept as themselves (headerTextFromBytes): classic PHP gets them byte for byte as behind nginx,
+// a worker as U+FFFD as from RoadRunner; `keptBytes` says a value kept some.
+let keptBytes = false;
 function headerText(value: string): string {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: the range is the point
-  return /[^\x00-\x7f]/.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+  if (!/[^\x00-\x7f]/.test(value)) return value;
+  const text = headerTextFromBytes(value);
+  // valid UTF-8 has fewer chars than bytes (each non-ASCII char is 2-4 bytes); kept bytes one each
+  if (text.length === value.length) keptBytes = true;
+  return text;
 }
 
 /**
@@ -84,6 +100,7 @@ export function toExchangeRequest(
 function headerMap(current: IncomingHttpHeaders, rawHeaders: readonly string[], chunked: boolean): HeaderMap {
   const headers: HeaderMap = Object.create(null);
   let sent: Record<string, string[]> | null = null;
+  keptBytes = false;
   for (const name in current) {
     const value = current[name] as string | readonly string[] | number | undefined;
     if (value === undefined || name.charCodeAt(0) === 58 /* ':' */) continue;
@@ -107,6 +124,7 @@ function headerMap(current: IncomingHttpHeaders, rawHeaders: readonly string[], 
     if (list === undefined) headers[canonical] = values;
     else list.push(...values);
   }
+  if (keptBytes) markKeptBytes(headers);
   // a header named __proto__ has no place in Node's object (it would be its prototype), nor in PHP's:
   // its "_" drops it, as every name with one
   return headers;

@@ -11,7 +11,7 @@ import {
   type HttpRequestContext,
   type HttpResponseContext,
 } from '../protocol/http-context.js';
-import { headerMapProblem } from '../protocol/header-fields.js';
+import { headerMapProblem, wellFormedHeaders } from '../protocol/header-fields.js';
 import { DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_HEADER_COUNT } from '../fastcgi/cgi-response.js';
 import type { ExecReply, ExecRequest, ReplyStream } from '../worker/worker.js';
 import {
@@ -90,14 +90,16 @@ export function toExecRequest(request: ExchangeRequest, codec: Codec): ExecReque
 export function toRequestContext(request: ExchangeRequest): HttpRequestContext {
   const { target } = request;
   const q = target.indexOf('?');
-  const cookie = request.headers.Cookie;
+  // bytes that are not UTF-8 as U+FFFD, as RoadRunner's JSON has them (a lone surrogate would fail PHP's json_decode)
+  const headers = wellFormedHeaders(request.headers);
+  const cookie = headers.Cookie;
   return {
     remoteAddr: request.remoteAddr,
     protocol: request.protocol,
     method: request.method,
     // RR quirk: the URI is absolute; an absolute-form request target is used as given
     uri: (isAbsoluteForm(target) ? target : `${request.scheme}://${request.host}${target}`).replace(/[\r\n]/g, ''),
-    headers: request.headers,
+    headers,
     cookies: parseCookies(cookie === undefined ? undefined : cookie.join('; ')),
     rawQuery: q < 0 ? '' : target.slice(q + 1).replace(/[\r\n]/g, ''),
     parsed: request.form !== null,

@@ -3,6 +3,7 @@
 // the extras PHP apps read). Which script runs is decided before (fastify's script-resolver); this
 // only writes it down.
 import { FastCgiParamTooLargeError } from '../errors.js';
+import { headerWireValue } from '../protocol/header-fields.js';
 
 export interface FastCgiParamsInput {
   method: string;
@@ -283,7 +284,7 @@ class PairWriter {
     for (let i = 0; i < nameLength; i++) out[at + i] = nameBytes[i]!;
     at += nameLength;
     let valueLength = writeAscii(out, at, value);
-    if (valueLength < 0) valueLength = out.write(value, at, latin1 ? 'latin1' : 'utf8');
+    if (valueLength < 0) valueLength = latin1 ? out.write(value, at, 'latin1') : writeText(out, at, value);
     if (valuePrefix === 1 && valueLength >= 0x80) {
       out.copyWithin(start + namePrefix + 4, start + namePrefix + 1, at + valueLength);
       valuePrefix = 4;
@@ -318,6 +319,16 @@ class PairWriter {
     return new EncodedParams(bytes, this.breaks);
   }
 }
+
+/**
+ * Text as UTF-8, but the bytes a request header kept (headerTextFromBytes: lone surrogates
+ * U+DC80-U+DCFF) as themselves: PHP gets a Latin-1 header value byte for byte, as behind nginx.
+ */
+function writeText(out: Buffer, at: number, text: string): number {
+  return KEPT_BYTE.test(text) ? out.write(headerWireValue(text), at, 'latin1') : out.write(text, at, 'utf8');
+}
+
+const KEPT_BYTE = /[\udc80-\udcff]/;
 
 /** Copies an ASCII string; -1 (nothing to keep) at the first char above 0x7f. */
 function writeAscii(out: Buffer, at: number, text: string): number {

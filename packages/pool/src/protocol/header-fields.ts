@@ -1,6 +1,7 @@
 // What makes a response header field sendable (RFC 9110 §5): a name of token characters, a value
 // without control bytes but tab. A backend's header that breaks either would split or smuggle a
 // response if written as is; Node refuses to write it (ERR_INVALID_CHAR), too late for a clean 502.
+import type { HeaderMap } from './http-context.js';
 
 /** RFC 9110 token characters for a field name, indexed by char code (ASCII only). */
 const TCHAR = (() => {
@@ -66,6 +67,24 @@ export function headerTextFromBytes(latin1: string): string {
     for (const byte of bytes) text += byte < 0x80 ? String.fromCharCode(byte) : String.fromCharCode(0xdc00 + byte);
     return text;
   }
+}
+
+/** Marks a request's header map whose values keep bytes that are not UTF-8 (headerTextFromBytes). */
+const KEEPS_BYTES = Symbol('warmpool.headerBytes');
+
+export function markKeptBytes(headers: HeaderMap): void {
+  (headers as HeaderMap & { [KEEPS_BYTES]?: true })[KEEPS_BYTES] = true;
+}
+
+/**
+ * The headers as well-formed text: each kept byte as U+FFFD, as RoadRunner's JSON gives a Go string
+ * that is not UTF-8 (a lone surrogate would make PHP's json_decode fail). The same map when none is.
+ */
+export function wellFormedHeaders(headers: HeaderMap): HeaderMap {
+  if ((headers as HeaderMap & { [KEEPS_BYTES]?: true })[KEEPS_BYTES] !== true) return headers;
+  const out: HeaderMap = Object.create(null);
+  for (const name in headers) out[name] = headers[name]!.map((value) => value.replace(/[\udc80-\udcff]/g, '\ufffd'));
+  return out;
 }
 
 /** A header value's bytes as Node writes a header string (latin1: one char per byte). */
