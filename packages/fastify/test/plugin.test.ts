@@ -622,6 +622,38 @@ describe('plugin: error logging', () => {
     });
   });
 
+  it('logs what the client did wrong (501 transfer coding, 505 version, 413) as an info line without a stack', async () => {
+    const { app, lines } = loggedApp();
+    await app.register(warmpool, {
+      command: ['php', fixture('echo.php')],
+      pool: { num_workers: 1 },
+      max_request_size: 1,
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    for (const head of [
+      'POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n',
+      'GET / HTTP/2.0\r\nHost: a\r\n\r\n',
+      'POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5000000\r\n\r\n',
+    ]) {
+      const socket = connect(port, '127.0.0.1');
+      socket.on('error', () => {});
+      socket.write(head);
+      socket.resume();
+      await new Promise((resolve) => socket.on('close', resolve));
+    }
+    const refusals = lines.filter((l) =>
+      ['WP_FASTIFY_TRANSFER_ENCODING', 'WP_FASTIFY_HTTP_VERSION', 'WP_FASTIFY_BODY_TOO_LARGE'].includes(String(l.code)),
+    );
+    // before: 501 and 505 were ERROR lines with the Fastify stack, one per request
+    expect(refusals.map((l) => [l.code, l.level, l.statusCode])).toEqual([
+      ['WP_FASTIFY_TRANSFER_ENCODING', 30, 501],
+      ['WP_FASTIFY_HTTP_VERSION', 30, 505],
+      ['WP_FASTIFY_BODY_TOO_LARGE', 30, 413],
+    ]);
+    for (const line of refusals) expect(line.err).toBeUndefined();
+  });
+
   it('logs refusals under overload (503, queue full) as one warning with their count, not a line each', async () => {
     const { app, lines } = loggedApp();
     await app.register(warmpool, {

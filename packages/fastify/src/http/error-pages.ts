@@ -119,7 +119,9 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
       status > 599
     )
       return parent.call(this, error, request, reply);
-    if (status < 500) reply.log.info({ err: error }, error.message);
+    // the client's doing (a 4xx, a Transfer-Encoding or HTTP version it may not use): an info line,
+    // no stack, as nginx logs a bad request; anything else is ours to look at
+    if (status < 500 || status === 501 || status === 505) reply.log.info({ code, statusCode: status }, error.message);
     else reply.log.error({ err: error }, error.message);
     // Fastify marks every body-parsing error `Connection: close`: HTTP/2 has no such header (Node
     // drops it with an UnsupportedWarning on stderr, a stray line in a JSON log)
