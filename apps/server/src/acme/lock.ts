@@ -52,7 +52,13 @@ export async function tryLock(path: string, staleMs = DEFAULT_LOCK_STALE_MS): Pr
 /** true when `path` now holds `text`; false when it already existed. */
 async function linkWhole(path: string, text: string, token: string): Promise<boolean> {
   const aside = join(dirname(path), `.${basename(path)}.${token}`);
-  await writeFile(aside, text, { mode: 0o600, flag: 'wx' });
+  try {
+    await writeFile(aside, text, { mode: 0o600, flag: 'wx' });
+  } catch (error) {
+    // a full disk leaves a partial file: no stray lock record behind
+    await unlink(aside).catch(() => {});
+    throw error;
+  }
   try {
     await link(aside, path);
     return true;

@@ -29,7 +29,7 @@ import {
   sanNames,
   type ServedState,
 } from './certificate-status.js';
-import type { CertificateStore, StoredCertificate } from './store.js';
+import { type CertificateStore, isFileSystemError, type StoredCertificate, storeError } from './store.js';
 import { createTemporaryCertificate } from './temporary-certificate.js';
 
 /**
@@ -104,6 +104,8 @@ export class ManagedCertificate {
   unusedStored: string | null = null;
   /** the next attempt the server before a restart had set, when its attempts were failing */
   #carriedNextAttempt: number | null = null;
+  /** the CA's Retry-After the server before a restart was told: no attempt before it */
+  #carriedNotBefore: number | null = null;
 
   /** Serves the stored certificate when it is still good, else a temporary one. Returns which. */
   async load(): Promise<'stored' | 'temporary'> {
@@ -112,6 +114,7 @@ export class ManagedCertificate {
       this.#failures = failures.attempts;
       this.#lastError = failures.lastError;
       this.#carriedNextAttempt = Date.parse(failures.nextAttempt);
+      this.#carriedNotBefore = failures.notBefore === undefined ? null : Date.parse(failures.notBefore);
     }
     const found = await this.#deps.store.readCertificate(this.name);
     const stored = this.#usable(found, true);
@@ -177,7 +180,12 @@ export class ManagedCertificate {
   get carriedFailure(): { code: string; nextAttempt: string } | null {
     const carried = this.#carriedNextAttempt;
     if (carried === null || Number.isNaN(carried) || carried <= this.#now() || this.#lastError === null) return null;
-    const at = Math.min(carried, this.#now() + RESTART_RETRY_MAX_MS);
+    // the backoff is cut short after a restart, never the CA's Retry-After
+    const notBefore = this.#carriedNotBefore;
+    const at = Math.max(
+      Math.min(carried, this.#now() + RESTART_RETRY_MAX_MS),
+      notBefore === null || Number.isNaN(notBefore) ? 0 : notBefore,
+    );
     return { code: this.#lastError.code, nextAttempt: new Date(at).toISOString() };
   }
 
@@ -185,7 +193,7 @@ export class ManagedCertificate {
    * When the first attempt after a start runs: now, unless attempts were failing before the
    * restart; then when the server before had set, at most RESTART_RETRY_MAX_MS from now (a server
    * restarted after a fix does not wait the whole backoff; one in a restart loop asks the CA a few
-   * times an hour, not at each start).
+   * times an hour, not at each start), but never before a Retry-After the CA gave.
    */
   #firstAttemptAt(): number {
     const carried = this.carriedFailure;
@@ -266,7 +274,17 @@ export class ManagedCertificate {
       at,
       () => {
         this.#cancelTimer = null;
-        void this.renewNow();
+        // an attempt says its own failures; one it could not say must not take the server down
+        this.renewNow().catch((error: unknown) =>
+          this.#deps.report.error(
+            'acme attempt failed',
+            `certificate ${this.name}: ${(error as Error)?.message ?? String(error)}`,
+            {
+              certificate: this.name,
+              err: error,
+            },
+          ),
+        );
       },
       this.#now,
     );
@@ -282,7 +300,14 @@ export class ManagedCertificate {
     if (this.#stopped) return;
     const renewing = this.#served !== null && !this.#served.temporary;
     this.#state = renewing ? 'renewing' : 'ordering';
-    const lock = await this.#takeLock();
+    let lock: HeldLock | null;
+    try {
+      lock = await this.#takeLock();
+    } catch (error) {
+      // certs_dir cannot be written (read-only, full, its owner changed): what is served stays
+      await this.#failed(asStoreFailure(`take the order lock of ${this.name}`, error));
+      return;
+    }
     if (lock === null) return; // stopped while waiting, or the other server's certificate is in use
     try {
       const fresh = this.#usable(await this.#deps.store.readCertificate(this.name));
@@ -334,7 +359,7 @@ export class ManagedCertificate {
       );
     } catch (error) {
       // the store could not be written, or something unexpected: same treatment as a CA failure
-      await this.#failed(error as AcmeFailure);
+      await this.#failed(asStoreFailure(`store the certificate ${this.name}`, error));
     } finally {
       await lock.release();
     }
@@ -510,6 +535,7 @@ export class ManagedCertificate {
         directory: this.#deps.directory,
         attempts: this.#failures,
         nextAttempt: new Date(at).toISOString(),
+        ...(retryAfterMs === undefined ? {} : { notBefore: new Date(this.#now() + retryAfterMs).toISOString() }),
         lastError: this.#lastError,
       })
       .catch(() => {});
@@ -525,7 +551,7 @@ export class ManagedCertificate {
         certificate: this.name,
         code,
         attempt: this.#failures,
-        err: { message },
+        err: error,
         nextAttempt: new Date(at).toISOString(),
       },
     );
@@ -573,6 +599,11 @@ export class ManagedCertificate {
     if (notAfter <= this.#now()) return `the stored one expired ${new Date(notAfter).toISOString()}`;
     return 'the stored one names none of these names';
   }
+}
+
+/** An error of the store's filesystem as AcmeStoreError (what to fix); any other failure as it is. */
+function asStoreFailure(what: string, error: unknown): AcmeFailure {
+  return isFileSystemError(error) ? storeError(what, error) : (error as AcmeFailure);
 }
 
 /** After a restart, the longest wait for an attempt the server before had set later (its backoff). */

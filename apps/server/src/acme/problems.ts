@@ -14,9 +14,11 @@ import {
   AcmeDnsError,
   AcmeOrderError,
   AcmeRateLimitError,
+  AcmeStoreError,
   AcmeUnreachableError,
   type AcmeErrorDetails,
 } from '../errors.js';
+import { isFileSystemError, storeError } from './store.js';
 
 export interface AcmeProblem {
   /** urn:ietf:params:acme:error:<kind> */
@@ -35,7 +37,8 @@ export type AcmeFailure =
   | AcmeChallengeError
   | AcmeRateLimitError
   | AcmeCaUnreachableError
-  | AcmeOrderError;
+  | AcmeOrderError
+  | AcmeStoreError;
 
 const PREFIX = 'urn:ietf:params:acme:error:';
 const recorded = new AsyncLocalStorage<AcmeProblem[]>();
@@ -138,6 +141,15 @@ function unavailable(status: number, retryAfterMs: number | null): AcmeProblem {
   return problem;
 }
 
+/** The store's own error, or a filesystem error (one with a path: not a socket's), in `error` or its causes; else null. */
+function localCause(error: unknown): Error | null {
+  for (let at = error, depth = 0; at !== null && typeof at === 'object' && depth < 5; depth++) {
+    if (at instanceof AcmeStoreError || isFileSystemError(at)) return at as Error;
+    at = (at as { cause?: unknown }).cause;
+  }
+  return null;
+}
+
 /** "Get \"http://b.test/.well-known/...\"" → b.test (the CA's detail names the URL it fetched). */
 function domainInUrl(detail: string): string | undefined {
   return /https?:\/\/([a-z0-9.-]+)[:/]/i.exec(detail)?.[1];
@@ -172,6 +184,9 @@ export async function explainFailure(
 ): Promise<AcmeFailure> {
   const problem = problems.at(-1);
   const base: AcmeErrorDetails = { certificate: context.certificate };
+  // a fault of this machine (certs_dir full or read-only while answering a challenge): not the CA's
+  const local = localCause(error);
+  if (local !== null) return local instanceof AcmeStoreError ? local : storeError('write in certs_dir', local);
   if (problem === undefined) {
     const unreachable = await context.probeDirectory?.();
     const message = (error as Error)?.message ?? String(error);

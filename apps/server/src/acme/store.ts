@@ -196,14 +196,23 @@ export class CertificateStore {
     }
     await mkdir(folder, { recursive: true, mode: 0o755 });
     const temp = join(folder, `.${FAILURES_FILE}.${randomBytes(3).toString('hex')}`);
-    await writeDurable(temp, `${JSON.stringify(record, null, 2)}\n`, 0o644);
-    await rename(temp, file);
+    try {
+      await writeDurable(temp, `${JSON.stringify(record, null, 2)}\n`, 0o644);
+      await rename(temp, file);
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw error;
+    }
   }
 
   /** Where the order lock of `name` lives (its folder is created). */
   async lockPath(name: string): Promise<string> {
     const folder = this.#folder(name);
-    await mkdir(folder, { recursive: true, mode: 0o755 });
+    try {
+      await mkdir(folder, { recursive: true, mode: 0o755 });
+    } catch (error) {
+      throw storeError(`create ${folder}`, await mkdirCause(folder, error));
+    }
     return join(folder, 'order.lock');
   }
 
@@ -212,8 +221,13 @@ export class CertificateStore {
   async writeHttpChallenge(token: string, keyAuthorization: string): Promise<void> {
     if (!TOKEN.test(token)) throw new AcmeStoreError(`the CA sent a challenge token that is not base64url: ${token}`);
     const temp = join(this.dir, 'http-01', `.${token}.${randomBytes(3).toString('hex')}`);
-    await writeDurable(temp, keyAuthorization, 0o644);
-    await rename(temp, join(this.dir, 'http-01', token));
+    try {
+      await writeDurable(temp, keyAuthorization, 0o644);
+      await rename(temp, join(this.dir, 'http-01', token));
+    } catch (error) {
+      await unlink(temp).catch(() => {});
+      throw storeError(`write the HTTP-01 answer in ${join(this.dir, 'http-01')}`, error);
+    }
   }
 
   /** null when no such token is being validated (or the token is not base64url: never a path). */
@@ -250,6 +264,8 @@ export interface FailureRecord {
   attempts: number;
   /** ISO */
   nextAttempt: string;
+  /** ISO: the CA's Retry-After (a rate limit, a CA answering 503), which a restart never shortens */
+  notBefore?: string;
   lastError: { code: string; message: string; at: string };
 }
 
@@ -316,7 +332,14 @@ async function mkdirCause(folder: string, error: unknown): Promise<unknown> {
   return error;
 }
 
-function storeError(what: string, error: unknown): AcmeStoreError {
+/** A Node errno error about a file (it names its path): a socket's (the CA unreachable) names none. */
+export function isFileSystemError(error: unknown): boolean {
+  const { code, path } = (error ?? {}) as NodeJS.ErrnoException;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof path === 'string';
+}
+
+/** A filesystem error (a Node errno error with its path) as the AcmeStoreError that says what to fix. */
+export function storeError(what: string, error: unknown): AcmeStoreError {
   if (error instanceof AcmeStoreError) return error;
   const code = (error as NodeJS.ErrnoException).code;
   const why =

@@ -96,6 +96,18 @@ describe('ManagedCertificate status', () => {
     await capped.load();
     expect(capped.carriedFailure?.nextAttempt).toBe('2026-12-06T12:15:00.000Z');
 
+    // the CA's Retry-After (a rate limit) holds over a restart: no attempt before it
+    await store.writeFailures('b.test', {
+      directory: deps.directory,
+      attempts: 1,
+      nextAttempt: '2026-12-06T13:00:00Z',
+      notBefore: '2026-12-06T13:00:00Z',
+      lastError: { ...lastError, code: 'WP_SERVER_ACME_RATE_LIMITED' },
+    });
+    const limited = new ManagedCertificate(plan, deps);
+    await limited.load();
+    expect(limited.carriedFailure?.nextAttempt).toBe('2026-12-06T13:00:00.000Z');
+
     // failures at another CA do not count here
     await store.writeFailures('b.test', {
       directory: 'https://other.test/dir',
@@ -106,6 +118,43 @@ describe('ManagedCertificate status', () => {
     const elsewhere = new ManagedCertificate(plan, deps);
     await elsewhere.load();
     expect(elsewhere.carriedFailure).toBeNull();
+  });
+});
+
+describe('ManagedCertificate: certs_dir that cannot be written', () => {
+  it('an attempt that cannot take its lock keeps what is served, says WP_SERVER_ACME_STORE with the path, and schedules a retry', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-managed-'));
+    dirs.push(dir);
+    // the lock's folder gone from under it: the lock file's write fails (ENOENT), as it does on a
+    // read-only or full certs_dir (EROFS, ENOSPC), which a test cannot make as root without mount
+    const gone = join(dir, 'certificates', 'c.test', 'gone');
+    const store = new (class extends CertificateStore {
+      override async lockPath(name: string): Promise<string> {
+        await super.lockPath(name);
+        return join(gone, 'order.lock');
+      }
+    })(dir);
+    await store.prepare();
+    const errors: Array<{ message: string; fields: Record<string, unknown> }> = [];
+    const deps = {
+      ...depsFor(store, () => Date.now()),
+      report: {
+        info: () => {},
+        success: () => {},
+        error: (_event: string, message: string, fields: Record<string, unknown>) => errors.push({ message, fields }),
+      },
+    };
+    const certificate = new ManagedCertificate({ name: 'c.test', domains: ['c.test'], site: null }, deps);
+    expect(await certificate.load()).toBe('temporary');
+    // before: the error escaped the attempt (and, from the timer, took the whole server down)
+    await certificate.renewNow();
+    expect(certificate.status()).toMatchObject({ state: 'temporary', lastError: { code: 'WP_SERVER_ACME_STORE' } });
+    expect(certificate.status().nextAttempt).not.toBeNull();
+    expect(errors).toHaveLength(1);
+    expect(errors[0]!.message).toContain(gone);
+    expect(errors[0]!.message).toMatch(/\[WP_SERVER_ACME_STORE\]/);
+    expect(errors[0]!.fields.err).toBeInstanceOf(Error);
+    certificate.stop();
   });
 });
 

@@ -1,6 +1,10 @@
 // The CA's problem documents → errors that say what to do, with the codes of the README table.
 import { executionAsyncId } from 'node:async_hooks';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import * as acme from 'acme-client';
 import {
@@ -172,6 +176,34 @@ describe('explainFailure', () => {
     directory.close();
     expect(error.code).toBe('WP_SERVER_ACME_ORDER');
     expect(error.message).toBe('ordering the certificate for example.com, www.example.com failed: boom');
+  });
+});
+
+describe('explainFailure: faults of this machine', () => {
+  it('a filesystem error during the order (certs_dir full or read-only) is WP_SERVER_ACME_STORE with its path, not the CA refusing', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-problems-'));
+    let fsError: unknown;
+    try {
+      // a real one: a write into a folder that is not there (ENOSPC and EROFS carry a path the same way)
+      await writeFile(join(dir, 'http-01', 'token'), 'x');
+    } catch (error) {
+      fsError = error;
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const wrapped = new Error('challenge failed', { cause: fsError });
+    for (const error of [fsError, wrapped]) {
+      const explained = await explainFailure(error, [], { ...context, probeDirectory: async () => null });
+      expect(explained.code).toBe('WP_SERVER_ACME_STORE');
+      expect(explained.message).toContain(join(dir, 'http-01', 'token'));
+    }
+    // a socket's errno error names no path: the CA unreachable, not the disk
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), {
+      code: 'ECONNREFUSED',
+      syscall: 'connect',
+    });
+    const explained = await explainFailure(refused, [], { ...context, probeDirectory: async () => 'ECONNREFUSED' });
+    expect(explained.code).toBe('WP_SERVER_ACME_CA_UNREACHABLE');
   });
 });
 
