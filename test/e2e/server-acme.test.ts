@@ -210,6 +210,13 @@ describe.skipIf(!available)('automatic HTTPS (http.ssl.acme) against pebble', ()
     expect(server.stdout + server.stderr).toMatch(
       /certificate c\.test: broken\.c\.test: the CA could not connect.*\[WP_SERVER_ACME_UNREACHABLE\]; next attempt at/,
     );
+    expect(server.stdout).toContain(
+      'certificate c.test: ordering for c.test without broken.c.test (failed validation)',
+    );
+    // the failing name is served the temporary certificate, and the line says so (not "the current one stays")
+    expect(server.stdout + server.stderr).toMatch(
+      /\[WP_SERVER_ACME_UNREACHABLE\]; next attempt at \S+, c\.test keeps the current certificate \(it expires \S+\); broken\.c\.test is served the temporary self-signed one until then/,
+    );
     const c = await handshake(ports.https, 'c.test', root);
     expect(c.authorized).toBe(true);
     expect(c.cert.subjectaltname).toBe('DNS:c.test');

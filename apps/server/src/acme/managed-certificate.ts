@@ -117,8 +117,10 @@ export class ManagedCertificate {
       this.#carriedNotBefore = failures.notBefore === undefined ? null : Date.parse(failures.notBefore);
     }
     const found = await this.#deps.store.readCertificate(this.name);
-    const stored = this.#usable(found, true);
+    let stored = this.#usable(found, true);
     if (found !== null && stored === null) this.unusedStored = this.#whyUnusable(found);
+    if (stored === null || stored.names.length < this.domains.length)
+      stored = (await this.#storedUnderOtherName()) ?? stored;
     if (stored !== null && stored.names.length === this.domains.length) {
       this.#serve(stored);
       return 'stored';
@@ -137,6 +139,25 @@ export class ManagedCertificate {
     // whole set is issued; the others keep the temporary one
     this.#serve(stored);
     return 'stored';
+  }
+
+  /**
+   * A stored certificate for every one of these names kept under another of them: the folder is
+   * named after the first name, so the same names listed in another order (hosts reordered) found
+   * nothing and ordered a duplicate (Let's Encrypt allows 5 a week), serving a self-signed one
+   * meanwhile. The next issuance is stored under this name.
+   */
+  async #storedUnderOtherName(): Promise<Served | null> {
+    for (const other of this.domains) {
+      if (other === this.name) continue;
+      const found = await this.#deps.store.readCertificate(other).catch(() => null);
+      const stored = this.#usable(found, true);
+      if (stored !== null && stored.names.length === this.domains.length) {
+        this.unusedStored = null;
+        return stored;
+      }
+    }
+    return null;
   }
 
   /** The CA directory the served certificate came from when it is not the configured one, else null. */
@@ -460,19 +481,21 @@ export class ManagedCertificate {
    * the whole set's failure schedules the next attempt.
    */
   async #issuePartly(failure: AcmeFailure): Promise<void> {
-    const failing = new Set<string>();
+    /** each failing name, and why: validation (DNS, port, answer) or the CA's refusal (policy, CAA) */
+    const failing = new Map<string, string>();
     let error = failure;
     for (;;) {
       const name = failedName(error, this.domains);
       if (name === null || failing.has(name) || this.#stopped) return;
-      failing.add(name);
+      failing.set(name, error.code === 'WP_SERVER_ACME_ORDER' ? 'refused by the CA' : 'failed validation');
       const healthy = this.domains.filter((domain) => !failing.has(domain));
       if (healthy.length === 0) return;
-      const left = [...failing].join(', ');
+      const left = [...failing.keys()].join(', ');
+      const without = [...failing].map(([domain, why]) => `${domain} (${why})`).join(', ');
       this.#deps.report.info(
         'acme order started',
-        `certificate ${this.name}: ordering for ${healthy.join(', ')} without ${left}, which failed validation`,
-        { certificate: this.name, domains: healthy, without: [...failing] },
+        `certificate ${this.name}: ordering for ${healthy.join(', ')} without ${without}`,
+        { certificate: this.name, domains: healthy, without: [...failing.keys()] },
       );
       const result = await recordProblems(async () =>
         orderCertificate(
@@ -539,10 +562,7 @@ export class ManagedCertificate {
         lastError: this.#lastError,
       })
       .catch(() => {});
-    const keeping =
-      served === null || served.temporary
-        ? 'the temporary self-signed certificate stays until then'
-        : `the current certificate stays (it expires ${new Date(served.lifetime.notAfter).toISOString()})`;
+    const keeping = this.#keeping(served);
     const about = message.startsWith(`${this.name}: `) ? message : `${this.name}: ${message}`;
     this.#deps.report.error(
       'acme order failed',
@@ -556,6 +576,16 @@ export class ManagedCertificate {
       },
     );
     this.#schedule(at);
+  }
+
+  /** What the names are served until the next attempt, as the failure line says it. */
+  #keeping(served: Served | null): string {
+    if (served === null || served.temporary) return 'the temporary self-signed certificate stays until then';
+    const expires = new Date(served.lifetime.notAfter).toISOString();
+    if (served.names.length === this.domains.length) return `the current certificate stays (it expires ${expires})`;
+    // issued partly: the names it lacks are served the temporary one, and browsers warn for them
+    const missing = this.domains.filter((domain) => !served.names.includes(domain));
+    return `${served.names.join(', ')} keep${served.names.length === 1 ? 's' : ''} the current certificate (it expires ${expires}); ${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} served the temporary self-signed one until then`;
   }
 
   /**

@@ -68,6 +68,31 @@ describe('ManagedCertificate status', () => {
     expect(later.unusedStored).toBe(`the stored one expired ${status.notAfter}`);
   });
 
+  it('the same names listed in another order use the certificate stored under the first name before: no order, no temporary one', async () => {
+    const store = await newStore();
+    const pair = await createTemporaryCertificate(['shop.test', 'www.shop.test']);
+    await store.writeCertificate('shop.test', pair.cert, pair.key, {
+      directory: DIRECTORY,
+      domains: ['shop.test', 'www.shop.test'],
+      storedAt: new Date().toISOString(),
+    });
+    const reordered = new ManagedCertificate(
+      { name: 'www.shop.test', domains: ['www.shop.test', 'shop.test'], site: null },
+      depsFor(store, () => Date.now()),
+    );
+    // before: "none stored yet", a temporary certificate and a duplicate order
+    expect(await reordered.load()).toBe('stored');
+    expect(reordered.status()).toMatchObject({ state: 'valid', serial: expect.any(String) });
+    expect(reordered.unusedStored).toBeNull();
+    // a set that is not the same (a name more) still orders: only some of its names are covered
+    const grown = new ManagedCertificate(
+      { name: 'api.shop.test', domains: ['api.shop.test', 'shop.test', 'www.shop.test'], site: null },
+      depsFor(store, () => Date.now()),
+    );
+    await grown.load();
+    expect(grown.status().state).toBe('temporary');
+  });
+
   it('failed attempts carry over a restart: the first waits for the next one set before, at most 15 minutes', async () => {
     const store = await newStore();
     const now = Date.parse('2026-12-06T12:00:00Z');
@@ -155,6 +180,32 @@ describe('ManagedCertificate: certs_dir that cannot be written', () => {
     expect(errors[0]!.message).toMatch(/\[WP_SERVER_ACME_STORE\]/);
     expect(errors[0]!.fields.err).toBeInstanceOf(Error);
     certificate.stop();
+  });
+});
+
+describe('ManagedCertificate: the failure line says what each name is served', () => {
+  it('issued partly: the names it lacks are said to get the temporary certificate, not the current one', async () => {
+    const store = await newStore();
+    const pair = await createTemporaryCertificate(['p.test']);
+    await store.writeCertificate('p.test', pair.cert, pair.key, {
+      directory: DIRECTORY,
+      domains: ['p.test'],
+      storedAt: new Date().toISOString(),
+    });
+    const errors: string[] = [];
+    const deps = {
+      ...depsFor(store, () => Date.now()),
+      report: { info: () => {}, success: () => {}, error: (_event: string, message: string) => errors.push(message) },
+    };
+    const certificate = new ManagedCertificate({ name: 'p.test', domains: ['p.test', 'q.test'], site: null }, deps);
+    expect(await certificate.load()).toBe('stored');
+    await certificate.renewNow(); // no CA here: the attempt fails
+    certificate.stop();
+    expect(errors).toHaveLength(1);
+    // before: "the current certificate stays (it expires ...)", while q.test was served the self-signed one
+    expect(errors[0]).toMatch(
+      /p\.test keeps the current certificate \(it expires [^)]+\); q\.test is served the temporary self-signed one until then$/,
+    );
   });
 });
 
