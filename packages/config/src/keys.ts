@@ -96,6 +96,8 @@ export interface KeySpec {
   /** strings (and items of string lists) must match this; `hint` says what to write */
   readonly pattern?: RegExp;
   readonly hint?: string;
+  /** a secret (a key): an error about it never shows its value, which would land in a terminal or journal */
+  readonly secret?: boolean;
   /** a check a pattern cannot express: why a string (or list item) is wrong, or null when it is fine */
   readonly check?: (text: string) => string | null;
   /** unsupported RoadRunner key: the warning text; its whole subtree is ignored and not checked */
@@ -590,8 +592,10 @@ const TOP: Entry[] = [
   wp('http.ssl.acme.eab.key_id', 'string', "the EAB key ID from the CA's dashboard", { required: true }),
   wp('http.ssl.acme.eab.mac_key', 'string', "the EAB HMAC key from the CA's dashboard (base64url)", {
     required: true,
-    pattern: /^[A-Za-z0-9_-]+={0,2}$/,
-    hint: 'the base64url text the CA gives (letters, digits, "-" and "_"); put it in an environment variable: mac_key: ${ACME_EAB_MAC_KEY}',
+    // base64url, or the standard base64 some dashboards show ("+" and "/"): one key either way
+    pattern: /^[A-Za-z0-9_+/-]+={0,2}$/,
+    hint: 'the base64 text the CA gives (letters, digits, "-", "_", "+", "/"); keep it out of the file: mac_key: ${ACME_EAB_MAC_KEY}',
+    secret: true,
   }),
 
   rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),

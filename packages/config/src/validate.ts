@@ -338,7 +338,7 @@ class Walker {
       return this.#invalid(
         path,
         at,
-        `must be ${spec.hint ?? `text matching ${spec.pattern}`}, got ${JSON.stringify(text)}`,
+        `must be ${spec.hint ?? `text matching ${spec.pattern}`}, got ${spec.secret === true ? `a value of ${text.length} characters (not shown: a secret)` : JSON.stringify(text)}`,
       );
     }
     const problem = spec.check?.(text) ?? null;

@@ -331,8 +331,14 @@ describe('acme eab', () => {
     const [bad] = errorsOf(eab('key_id: kid-1', 'mac_key: "not base64 at all"'));
     expect(where(bad!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'http.ssl.acme.eab.mac_key', 11, 9]);
     expect(bad!.message).toContain('mac_key: ${ACME_EAB_MAC_KEY}');
+    // a secret: the error says its length, never the value (it lands in a terminal or the journal)
+    expect(bad!.message).not.toContain('not base64 at all');
+    expect(bad!.message).toContain('got a value of 17 characters (not shown: a secret)');
     const ok = load(eab('key_id: kid-1', 'mac_key: zWNDZM6eQGHWpSRTPal5eIU_-w'));
     expect(ok.config.http.ssl?.acme?.eab).toEqual({ key_id: 'kid-1', mac_key: 'zWNDZM6eQGHWpSRTPal5eIU_-w' });
+    // the standard base64 a dashboard may show is the same key (acme-client decodes either alphabet)
+    const standard = load(eab('key_id: kid-1', 'mac_key: zWNDZM6eQGHWpSRTPal5eIU/+w=='));
+    expect(standard.config.http.ssl?.acme?.eab?.mac_key).toBe('zWNDZM6eQGHWpSRTPal5eIU/+w==');
   });
 });
 

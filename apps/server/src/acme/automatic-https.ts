@@ -66,6 +66,10 @@ export class AutomaticHttps {
               directory: settings.directory,
               ...(settings.email === undefined ? {} : { email: settings.email }),
               ...(settings.eab === undefined ? {} : { eab: settings.eab }),
+              notice: (message) => {
+                options.out.warn(message);
+                options.logger.warn({ certsDir: settings.certs_dir }, 'acme account key replaced');
+              },
             });
             return this.#account;
           },

@@ -5,7 +5,7 @@
 // 3. a fresh P-256 key and a CSR for the names; finalize; download the chain.
 // The CA's own pre-check (acme-client's verifyChallenge) is skipped: it resolves names through this
 // machine's DNS, which can differ from the CA's, and the CA's verdict is the one that counts.
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import * as acme from 'acme-client';
 import type { ChallengeResponder } from './challenges.js';
 import { takeProblem } from './problems.js';
@@ -18,6 +18,8 @@ export interface AcmeAccount {
   email?: string;
   /** External Account Binding (http.ssl.acme.eab): sent when the account is created */
   eab?: { key_id: string; mac_key: string };
+  /** said when the stored account key was damaged and a new one was made */
+  notice?: (message: string) => void;
 }
 
 export interface OrderRequest {
@@ -54,7 +56,13 @@ export function createPrivateKeyPem(): string {
  *    and RoadRunner do.
  */
 export async function openAccount(store: CertificateStore, account: AcmeAccount): Promise<acme.Client> {
-  const accountKey = await store.accountKey(account.directory, createPrivateKeyPem);
+  const accountKey = await store.accountKey(account.directory, createPrivateKeyPem, {
+    usable: isPrivateKeyPem,
+    moved: (file, aside) =>
+      account.notice?.(
+        `http.ssl.acme: the account key ${file} could not be read (damaged); it was moved to ${aside} and a new account is made with a new key`,
+      ),
+  });
   const client = new acme.Client({
     directoryUrl: account.directory,
     accountKey,
@@ -82,6 +90,15 @@ export async function openAccount(store: CertificateStore, account: AcmeAccount)
   } else if (contact !== undefined && JSON.stringify(existing.contact ?? []) !== JSON.stringify(contact))
     await client.updateAccount({ contact });
   return client;
+}
+
+function isPrivateKeyPem(pem: string): boolean {
+  try {
+    createPrivateKey(pem);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export async function orderCertificate(

@@ -91,12 +91,35 @@ export class CertificateStore {
     return warnings;
   }
 
-  /** The account key for this CA, created by `create` the first time (one key per CA directory). */
-  async accountKey(directory: string, create: () => string): Promise<string> {
+  /**
+   * The account key for this CA, created by `create` the first time (one key per CA directory). One
+   * that is not `usable` (damaged: truncated, edited) is moved aside and a new one made, as when it
+   * is missing: a new account, where a damaged key failed every order until someone found the file;
+   * `moved` says where it went.
+   */
+  async accountKey(
+    directory: string,
+    create: () => string,
+    damaged?: { usable(pem: string): boolean; moved(file: string, aside: string): void },
+  ): Promise<string> {
     const folder = join(this.dir, 'accounts', slugOf(directory));
     const file = join(folder, 'account.key');
     const existing = await readOptional(file);
-    if (existing !== null) return existing;
+    if (existing !== null) {
+      if (damaged === undefined || damaged.usable(existing)) return existing;
+      const aside = `${file}.damaged-${new Date()
+        .toISOString()
+        .replace(/[-:]/g, '')
+        .replace(/\.\d+Z$/, 'Z')}`;
+      try {
+        await rename(file, aside);
+      } catch (error) {
+        // another server sharing the folder moved it first: it made the new one, or will
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT')
+          throw storeError(`move the damaged ${file} aside`, error);
+      }
+      damaged.moved(file, aside);
+    }
     try {
       await mkdir(folder, { recursive: true, mode: 0o700 });
       const temp = join(folder, `.account.key.${process.pid}.${randomBytes(4).toString('hex')}`);

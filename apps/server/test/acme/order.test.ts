@@ -1,7 +1,7 @@
 // order.ts against pebble (the ACME test CA, Debian package): the account found again by its key
 // with or without an email, and one order answered by HTTP-01 on a real listener.
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -13,7 +13,7 @@ import { hasPebble, startPebble, type Pebble } from '../../../../test/helpers/pe
 import { ChallengeResponder, createHttpChallengeServer } from '../../src/acme/challenges.js';
 import { openAccount, orderCertificate } from '../../src/acme/order.js';
 import { installProblemRecorder, recordProblems } from '../../src/acme/problems.js';
-import { CertificateStore } from '../../src/acme/store.js';
+import { CertificateStore, slugOf } from '../../src/acme/store.js';
 
 const available = await hasPebble();
 let pebble: Pebble;
@@ -56,6 +56,32 @@ describe.skipIf(!available)('order.ts against pebble', () => {
       urls.push(result.value.getAccountUrl());
     }
     expect(new Set(urls).size).toBe(1);
+  });
+
+  it('a damaged account key is moved aside and a new account made, with a notice naming both files', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'wp-acme-damaged-'));
+    try {
+      const damagedStore = new CertificateStore(own);
+      await damagedStore.prepare();
+      const folder = join(own, 'accounts', slugOf(pebble.directory));
+      await mkdir(folder, { recursive: true });
+      // a truncated PEM: before, every order failed with "DECODER routines::unsupported" (WP_SERVER_ACME_ORDER)
+      await writeFile(join(folder, 'account.key'), '-----BEGIN PRIVATE KE', { mode: 0o600 });
+      const notices: string[] = [];
+      const result = await recordProblems(() =>
+        openAccount(damagedStore, { directory: pebble.directory, notice: (message) => notices.push(message) }),
+      );
+      if (!result.ok) throw result.error;
+      expect(notices).toHaveLength(1);
+      expect(notices[0]).toContain(join(folder, 'account.key'));
+      const files = await readdir(folder);
+      const aside = files.find((name) => name.startsWith('account.key.damaged-'));
+      expect(aside).toBeDefined();
+      expect(await readFile(join(folder, aside!), 'utf8')).toBe('-----BEGIN PRIVATE KE');
+      createPrivateKey(await readFile(join(folder, 'account.key'), 'utf8'));
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
   });
 
   it('orders a certificate for two names, answering HTTP-01 on a listener', async () => {
