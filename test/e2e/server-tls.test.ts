@@ -217,6 +217,7 @@ describe('certificate reload on SIGHUP', () => {
     await copyFile(join(dir, 'leaf2.key'), join(dir, 'key.pem'));
     server.child.kill('SIGHUP');
     await server.waitFor(/TLS certificate reloaded: CN=localhost .*serial 2002/);
+    expect(server.stdout).toContain('SIGHUP: reloading TLS certificate files, log levels and checking the config');
 
     const after = await tlsConnect();
     expect(after.getPeerCertificate().serialNumber).toBe('2002');

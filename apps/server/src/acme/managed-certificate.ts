@@ -12,6 +12,8 @@
 //             is temporary or in the last sixth of its life, one is ordered for the names that
 //             validate (served to them; the failing name keeps what it had), and the whole set is
 //             retried on the failure's schedule (Caddy manages each name alone for the same reason)
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { join } from 'node:path';
 import type * as acme from 'acme-client';
 import type { TlsContexts, Credentials } from '../tls.js';
 import { credentialsFromPem } from '../tls.js';
@@ -593,7 +595,7 @@ export class ManagedCertificate {
    * `anyCa` at load, from the CA configured before: still good until this one issues), not expired.
    */
   #usable(stored: StoredCertificate | null, anyCa = false): Served | null {
-    if (stored === null) return null;
+    if (stored === null || stored.damaged !== undefined) return null;
     const otherCa = stored.meta.directory !== this.#deps.directory;
     if (otherCa && !anyCa) return null;
     let credentials: Credentials;
@@ -619,16 +621,34 @@ export class ManagedCertificate {
   }
 
   #whyUnusable(stored: StoredCertificate): string {
+    if (stored.damaged !== undefined) return `the stored one cannot be used: ${stored.damaged}`;
     let credentials: Credentials;
     try {
       credentials = credentialsFromPem(stored.cert, stored.key);
     } catch {
-      return 'the stored one cannot be read (its files are damaged)';
+      return `the stored one cannot be read: ${damagedFile(stored)}`;
     }
     const { notAfter } = lifetimeOf(credentials.x509);
     if (notAfter <= this.#now()) return `the stored one expired ${new Date(notAfter).toISOString()}`;
     return 'the stored one names none of these names';
   }
+}
+
+/** Which of a stored version's PEM files is damaged: the certificate, the key, or the pair. */
+function damagedFile(stored: StoredCertificate): string {
+  const cert = join(stored.path, 'cert.pem');
+  const key = join(stored.path, 'key.pem');
+  try {
+    new X509Certificate(stored.cert);
+  } catch {
+    return `${cert} is not a certificate`;
+  }
+  try {
+    createPrivateKey(stored.key);
+  } catch {
+    return `${key} is not a private key`;
+  }
+  return `${key} is not the key of ${cert}`;
 }
 
 /** An error of the store's filesystem as AcmeStoreError (what to fix); any other failure as it is. */

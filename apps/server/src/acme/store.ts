@@ -48,6 +48,8 @@ export interface StoredCertificate {
   meta: CertificateMeta;
   /** the version folder */
   path: string;
+  /** a file of the version that cannot be read (its meta.json is not JSON): why it cannot be used */
+  damaged?: string;
 }
 
 const TOKEN = /^[A-Za-z0-9_-]{1,256}$/;
@@ -153,11 +155,17 @@ export class CertificateStore {
       readOptional(join(path, 'key.pem')),
       readOptional(join(path, 'meta.json')),
     ]);
-    if (cert === null || key === null || meta === null) return null;
+    if (cert === null || key === null || meta === null) {
+      const missing = ['cert.pem', 'key.pem', 'meta.json'].filter((_, i) => [cert, key, meta][i] === null);
+      return damagedVersion(
+        path,
+        `${missing.map((file) => join(path, file)).join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing`,
+      );
+    }
     try {
       return { cert, key, meta: JSON.parse(meta) as CertificateMeta, path };
     } catch {
-      return null;
+      return damagedVersion(path, `${join(path, 'meta.json')} is not JSON`);
     }
   }
 
@@ -279,6 +287,11 @@ export class CertificateStore {
 }
 
 const FAILURES_FILE = 'failures.json';
+
+/** A version whose files cannot be used as they are: said at load (which file), never served. */
+function damagedVersion(path: string, why: string): StoredCertificate {
+  return { cert: '', key: '', meta: { directory: '', domains: [], storedAt: '' }, path, damaged: why };
+}
 
 /** A certificate's failed attempts, as readFailures/writeFailures keep them. */
 export interface FailureRecord {

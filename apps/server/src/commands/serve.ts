@@ -650,7 +650,10 @@ class ServerState {
       this.#out.info(`${by} while draining: ignored (the server is stopping)`);
       return [];
     }
-    this.#out.info(`${by}: reloading TLS certificate, log levels and checking the config`);
+    // the certificate files only when the config names some: ACME's are renewed by the server itself
+    const ssl = this.#options.server.http.ssl;
+    const files = this.#options.tls !== null && (tlsFilesOf(ssl) !== null || (ssl?.certificates ?? []).length > 0);
+    this.#out.info(`${by}: reloading ${files ? 'TLS certificate files, ' : ''}log levels and checking the config`);
     const lines = await this.#reload();
     for (const line of lines) {
       if (/NOT|cannot|needs a restart/.test(line)) this.#out.warn(line);

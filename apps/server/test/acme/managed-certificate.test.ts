@@ -1,6 +1,6 @@
 // What `warmpool cert status` says of a certificate whose renewals failed until past its notAfter:
 // it is still served (nothing better is there), but said to be expired, not valid.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -91,6 +91,39 @@ describe('ManagedCertificate status', () => {
     );
     await grown.load();
     expect(grown.status().state).toBe('temporary');
+  });
+
+  it('a damaged stored version is said with the file to look at, not as "none stored yet"', async () => {
+    const store = await newStore();
+    const pair = await createTemporaryCertificate(['d.test']);
+    const path = await store.writeCertificate('d.test', pair.cert, pair.key, {
+      directory: DIRECTORY,
+      domains: ['d.test'],
+      storedAt: new Date().toISOString(),
+    });
+    const loaded = async () => {
+      const certificate = new ManagedCertificate(
+        { name: 'd.test', domains: ['d.test'], site: null },
+        depsFor(store, () => Date.now()),
+      );
+      expect(await certificate.load()).toBe('temporary');
+      return certificate.unusedStored;
+    };
+    await writeFile(join(path, 'meta.json'), '{');
+    expect(await loaded()).toBe(`the stored one cannot be used: ${join(path, 'meta.json')} is not JSON`);
+    await writeFile(
+      join(path, 'meta.json'),
+      JSON.stringify({ directory: DIRECTORY, domains: ['d.test'], storedAt: '' }),
+    );
+    await writeFile(join(path, 'key.pem'), '');
+    expect(await loaded()).toBe(`the stored one cannot be read: ${join(path, 'key.pem')} is not a private key`);
+    await writeFile(join(path, 'cert.pem'), pair.cert.slice(0, 40));
+    expect(await loaded()).toBe(`the stored one cannot be read: ${join(path, 'cert.pem')} is not a certificate`);
+    await writeFile(join(path, 'cert.pem'), pair.cert);
+    await writeFile(join(path, 'key.pem'), (await createTemporaryCertificate(['d.test'])).key);
+    expect(await loaded()).toBe(
+      `the stored one cannot be read: ${join(path, 'key.pem')} is not the key of ${join(path, 'cert.pem')}`,
+    );
   });
 
   it('failed attempts carry over a restart: the first waits for the next one set before, at most 15 minutes', async () => {
