@@ -217,7 +217,9 @@ export async function explainFailure(
       details,
       error,
     );
-  switch (kind) {
+  // a connection problem that is a name lookup (pebble, Boulder before its "dns" type): the DNS's fault
+  const lookup = kind === 'connection' && /could not resolve|no such host|NXDOMAIN|SERVFAIL/i.test(problem.detail);
+  switch (lookup ? 'dns' : kind) {
     case 'dns':
       return new AcmeDnsError(
         `${domain}: the CA could not find this name's address${said}. Point its DNS A/AAAA records at this server's public address (\`dig +short ${domain}\` should print it), wait for DNS to spread; warmpool tries again on its own`,

@@ -99,6 +99,16 @@ describe('explainFailure', () => {
     expect(error.message).toContain('`dig +short www.example.com`');
   });
 
+  it('a connection problem that is a failed name lookup (as pebble says it) is DNS, not a closed port', async () => {
+    const error = await failure(
+      'connection',
+      'Get "http://dns.test:5002/.well-known/acme-challenge/x": could not resolve URL "http://dns.test:5002/.well-known/acme-challenge/x"',
+      { domain: 'dns.test' },
+    );
+    expect(error.code).toBe('WP_SERVER_ACME_DNS');
+    expect(error.message).toMatch(/^dns\.test: the CA could not find this name's address/);
+  });
+
   it('connection: open port 80 (HTTP-01) or 443 (TLS-ALPN-01)', async () => {
     const http = await failure('connection', 'dial tcp 1.2.3.4:80: i/o timeout', { domain: 'example.com' });
     expect(http.code).toBe('WP_SERVER_ACME_UNREACHABLE');
