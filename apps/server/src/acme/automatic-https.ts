@@ -229,7 +229,11 @@ function loadedLine(certificate: ManagedCertificate, from: 'stored' | 'temporary
   const parts: string[] = [];
   if (from === 'stored') {
     const covered = certificate.coveredDomains;
-    parts.push(`stored one in use (${covered.join(', ')}; expires ${certificate.status().notAfter})`);
+    parts.push(
+      certificate.olderVersionUsed === null
+        ? `stored one in use (${covered.join(', ')}; expires ${certificate.status().notAfter})`
+        : `${certificate.olderVersionUsed}; the version before it is in use (${covered.join(', ')}; expires ${certificate.status().notAfter})`,
+    );
     const waiting = certificate.domains.filter((domain) => !covered.includes(domain));
     if (waiting.length > 0)
       parts.push(`${waiting.join(', ')} wait${waiting.length === 1 ? 's' : ''} for one (temporary meanwhile)`);

@@ -104,6 +104,8 @@ export class ManagedCertificate {
 
   /** Why the stored certificate was not used at load (expired, unreadable, ...); null when none was stored. */
   unusedStored: string | null = null;
+  /** Why the current version was not used when the one before it is served instead; else null. */
+  olderVersionUsed: string | null = null;
   /** the next attempt the server before a restart had set, when its attempts were failing */
   #carriedNextAttempt: number | null = null;
   /** the CA's Retry-After the server before a restart was told: no attempt before it */
@@ -120,7 +122,12 @@ export class ManagedCertificate {
     }
     const found = await this.#deps.store.readCertificate(this.name);
     let stored = this.#usable(found, true);
-    if (found !== null && stored === null) this.unusedStored = this.#whyUnusable(found);
+    if (found !== null && stored === null) {
+      this.unusedStored = this.#whyUnusable(found);
+      // the version before it, which the store keeps, while it is still good
+      stored = await this.#olderVersion();
+      if (stored !== null) this.olderVersionUsed = this.unusedStored;
+    }
     if (stored === null || stored.names.length < this.domains.length)
       stored = (await this.#storedUnderOtherName()) ?? stored;
     if (stored !== null && stored.names.length === this.domains.length) {
@@ -141,6 +148,16 @@ export class ManagedCertificate {
     // whole set is issued; the others keep the temporary one
     this.#serve(stored);
     return 'stored';
+  }
+
+  /** The newest older version of this certificate that may be served, or null. */
+  async #olderVersion(): Promise<Served | null> {
+    const versions = await this.#deps.store.readOlderVersions(this.name).catch(() => []);
+    for (const version of versions) {
+      const served = this.#usable(version, true);
+      if (served !== null) return served;
+    }
+    return null;
   }
 
   /**

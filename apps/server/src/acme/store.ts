@@ -170,6 +170,34 @@ export class CertificateStore {
   }
 
   /**
+   * The versions of `name` other than `current`, newest first (the store keeps the one before the
+   * current: a fallback when the current one is damaged).
+   */
+  async readOlderVersions(name: string): Promise<StoredCertificate[]> {
+    const folder = this.#folder(name);
+    const current = await readlink(join(folder, 'current')).catch(() => null);
+    const entries = await readdir(folder).catch(() => [] as string[]);
+    const versions = entries
+      .filter((entry) => /^\d{8}T\d{6}Z-[0-9a-f]+$/.test(entry) && entry !== current)
+      .sort()
+      .reverse();
+    const out: StoredCertificate[] = [];
+    for (const version of versions) {
+      const path = join(folder, version);
+      const [cert, key, meta] = await Promise.all(
+        ['cert.pem', 'key.pem', 'meta.json'].map((file) => readOptional(join(path, file)).catch(() => null)),
+      );
+      if (cert == null || key == null || meta == null) continue;
+      try {
+        out.push({ cert, key, meta: JSON.parse(meta) as CertificateMeta, path });
+      } catch {
+        // damaged too: the next one
+      }
+    }
+    return out;
+  }
+
+  /**
    * Stores a new certificate for `name` and makes it current:
    * 1. write cert.pem, key.pem (0600) and meta.json into a new hidden folder, each fsynced;
    * 2. rename the folder to its version name;

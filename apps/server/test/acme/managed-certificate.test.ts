@@ -1,5 +1,6 @@
 // What `warmpool cert status` says of a certificate whose renewals failed until past its notAfter:
 // it is still served (nothing better is there), but said to be expired, not valid.
+import { X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,6 +124,26 @@ describe('ManagedCertificate status', () => {
     await writeFile(join(path, 'key.pem'), (await createTemporaryCertificate(['d.test'])).key);
     expect(await loaded()).toBe(
       `the stored one cannot be read: ${join(path, 'key.pem')} is not the key of ${join(path, 'cert.pem')}`,
+    );
+  });
+
+  it('a damaged current version falls back to the version before it, while that one is good', async () => {
+    const store = await newStore();
+    const first = await createTemporaryCertificate(['v.test']);
+    const meta = { directory: DIRECTORY, domains: ['v.test'], storedAt: new Date().toISOString() };
+    await store.writeCertificate('v.test', first.cert, first.key, meta);
+    const second = await createTemporaryCertificate(['v.test']);
+    const current = await store.writeCertificate('v.test', second.cert, second.key, meta);
+    await writeFile(join(current, 'cert.pem'), '');
+    const certificate = new ManagedCertificate(
+      { name: 'v.test', domains: ['v.test'], site: null },
+      depsFor(store, () => Date.now()),
+    );
+    // before: the temporary certificate until the CA answered
+    expect(await certificate.load()).toBe('stored');
+    expect(certificate.credentials?.serial).toBe(new X509Certificate(first.cert).serialNumber);
+    expect(certificate.olderVersionUsed).toBe(
+      `the stored one cannot be read: ${join(current, 'cert.pem')} is not a certificate`,
     );
   });
 
