@@ -11,7 +11,7 @@ import { BodyParts, InvalidOptionError, clientInfoOf, setRequestHeader } from '@
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
 import { isEventStream } from '@warmpool/pool';
-import { compressStreamed, markedUnbuffered } from './streamed-compression.js';
+import { BROTLI_PARAMS, compressStreamed, markedUnbuffered } from './streamed-compression.js';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -229,6 +229,7 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       threshold: compression.threshold,
       encodings: [...compression.encodings],
       customTypes: compressibleType,
+      brotliOptions: { params: { ...BROTLI_PARAMS } },
     });
     // After @fastify/compress's own onRoute (it adds its onSend to each route), so this onSend runs
     // after its: a body it compressed is another byte sequence than the one the ETag names, so the

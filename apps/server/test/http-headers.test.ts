@@ -43,6 +43,16 @@ async function site(options: HttpHeadersOptions, setup: SiteSetup = {}): Promise
   return app;
 }
 
+/** The window a brotli stream says in its first bits (RFC 7932 9.1): 16, or 17 + a 3-bit number, or 8 + one more. */
+function brotliWindowBits(stream: Buffer): number {
+  const first = stream[0]!;
+  if ((first & 1) === 0) return 16;
+  const n = (first >> 1) & 7;
+  if (n !== 0) return 17 + n;
+  const m = (first >> 4) & 7;
+  return m === 0 ? 17 : 8 + m;
+}
+
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('request id', () => {
@@ -312,6 +322,13 @@ describe('compression', () => {
       expect(res.rawPayload.length).toBeLessThan(1000);
       expect(JSON.parse(decode(expected, res.rawPayload)).pad).toHaveLength(4000);
     }
+  });
+
+  it("compresses with brotli's 512 KiB window, as nginx does (the default 4 MiB held about 8 MB per slow client)", async () => {
+    const app = await site({});
+    const res = await app.inject({ url: '/?size=4000&type=text/html', headers: { 'accept-encoding': 'br' } });
+    expect(res.headers['content-encoding']).toBe('br');
+    expect(brotliWindowBits(res.rawPayload)).toBe(19);
   });
 
   it('compresses a large PHP reply that reached Node in many chunks (sent without joining them)', async () => {
