@@ -26,7 +26,8 @@ export interface Upstream {
  * A real upstream for proxy routes: answers JSON describing the request it got (status 201 for
  * POST, header x-upstream: yes), a path under /slow two seconds late (proxy timeouts), a path
  * ending in /redirect with a 302 to an absolute URL of its own (?to=/path) or another (?abs=URL),
- * one ending in /truncated with 10 of the 1000 bytes it announces, then a reset; accepts
+ * one ending in /truncated with 10 of the 1000 bytes it announces, then a reset; one ending in
+ * /trailer with a Trailer header (and the trailer; ?length=1: a Content-Length instead); accepts
  * WebSocket upgrades by hand (RFC 6455 handshake and frames) and echoes text messages as
  * "echo MSG from URL for X-FORWARDED-FOR".
  */
@@ -52,6 +53,18 @@ export async function startUpstream(): Promise<Upstream> {
       // ?to=/path: a redirect to an absolute URL on the upstream's own origin (?abs=URL: that URL)
       const to = url.searchParams.get('abs') ?? `http://127.0.0.1:${port}${url.searchParams.get('to') ?? '/'}`;
       res.writeHead(302, { location: to }).end();
+      return;
+    }
+    if (url.pathname.endsWith('/trailer')) {
+      // a chunked body with a trailer, as Node's res.addTrailers sends it; ?length=1: a Content-Length
+      // with the Trailer header. Written raw: Node would refuse the header on a HEAD's answer.
+      const head = req.method === 'HEAD';
+      const sized = url.searchParams.get('length') === '1';
+      req.socket.end(
+        'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Checksum\r\nConnection: close\r\n' +
+          (sized ? 'Content-Length: 12\r\n\r\n' : 'Transfer-Encoding: chunked\r\n\r\n') +
+          (head ? '' : sized ? 'report body\n' : 'c\r\nreport body\n\r\n0\r\nX-Checksum: abc123\r\n\r\n'),
+      );
       return;
     }
     if (url.pathname.endsWith('/truncated')) {

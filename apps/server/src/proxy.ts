@@ -126,8 +126,13 @@ export async function registerProxies<S extends RawServerBase>(
         replyOptions: {
           timeout: route.timeoutMs,
           rewriteRequestHeaders: (request, headers) => {
-            // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before)
-            const { expect: _expect, ...rest } = headers;
+            // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before);
+            // TE is this hop's; a name with "_" is dropped, as nginx (underscores_in_headers off) and
+            // the PHP path drop it: a CGI-style upstream reads X_Real_IP as X-Real-IP, so a client's
+            // would join (and come before) the one set here
+            const rest: Record<string, string | string[] | undefined> = {};
+            for (const name in headers)
+              if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
             return { ...rest, ...forwardedHeaders(request, headers['x-forwarded-for']) };
           },
           rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
@@ -309,8 +314,19 @@ function forwardedHeaders(
   return out;
 }
 
-/** Connection-specific headers of the upstream's reply: this server's connection has its own. */
-const UPSTREAM_HOP_HEADERS = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade'];
+/**
+ * Connection-specific headers of the upstream's reply: this server's connection has its own. Trailer
+ * too: its trailers are not passed on, and Node refuses the header on a reply it cannot send chunked
+ * (HTTP/1.0, HEAD, a Content-Length), throwing where no handler catches it: the process exited.
+ */
+const UPSTREAM_HOP_HEADERS = [
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'trailer',
+];
 
 /**
  * The upstream's reply headers as the client gets them: no hop-by-hop ones, and a Location that

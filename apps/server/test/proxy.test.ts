@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import { connect as http2Connect, constants as http2Constants } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -90,6 +90,21 @@ describe('proxy routes', () => {
     expect(headers.host).toBe(`127.0.0.1:${upstream.port}`);
   });
 
+  it('drops TE and header names with "_" (nginx underscores_in_headers off): a CGI-style upstream would read X_Real_IP as X-Real-IP', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    const { headers } = (
+      await getJson(`${base}/api/h`, {
+        headers: { x_real_ip: '6.6.6.6', x_forwarded_proto: 'https', te: 'trailers', 'x-kept': '1' },
+      })
+    ).json();
+    expect(headers.x_real_ip).toBeUndefined();
+    expect(headers.x_forwarded_proto).toBeUndefined();
+    expect(headers.te).toBeUndefined();
+    expect(headers['x-real-ip']).toBe('127.0.0.1');
+    expect(headers['x-kept']).toBe('1');
+  });
+
   it('forwards method, body and status both ways', async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
@@ -168,6 +183,33 @@ describe('proxy routes', () => {
     const res = await getJson(`${base}/api/h`, { headers: { 'x-real-ip': '7.7.7.7' } });
     expect(res.headers['keep-alive']).toBe('timeout=72'); // this server's (Fastify's 72 s), not the upstream's 5 s
     expect(res.json().headers['x-real-ip']).toBe('127.0.0.1');
+  });
+
+  it('an upstream reply with a Trailer header reaches a client that cannot take trailers (HTTP/1.0, HEAD, a length)', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    const { port } = new URL(base);
+    // before: Node threw ERR_HTTP_TRAILER_INVALID outside any handler and the process exited
+    for (const head of [
+      'GET /api/trailer HTTP/1.0\r\n\r\n',
+      'HEAD /api/trailer HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+      'GET /api/trailer?length=1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n',
+    ]) {
+      const socket = createConnection(Number(port), '127.0.0.1');
+      socket.write(head);
+      let text = '';
+      socket.setEncoding('latin1').on('data', (chunk: string) => (text += chunk));
+      await new Promise((resolve) => socket.on('close', resolve));
+      expect([head.split('\r\n')[0], text.split('\r\n')[0]]).toEqual([
+        head.split('\r\n')[0],
+        expect.stringMatching(/^HTTP\/1\.1 200 /),
+      ]);
+      expect(text).not.toMatch(/\r\ntrailer:/i);
+      if (!head.startsWith('HEAD')) expect(text.endsWith('report body\n')).toBe(true);
+    }
+    // and over HTTP/1.1 chunked, the trailer is not forwarded either (Node's own, not the upstream's)
+    const res = await request(`${base}/api/trailer`);
+    expect([res.statusCode, await res.body.text()]).toEqual([200, 'report body\n']);
   });
 
   it('an upstream body cut short resets the HTTP/2 stream, never ends it as whole', async () => {
