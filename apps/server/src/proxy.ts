@@ -400,8 +400,15 @@ function limitRequestBody(request: AnyRequest, reply: AnyReply, maxBytes: number
   const counted = new Transform({
     transform(chunk: Buffer, _encoding, callback) {
       seen += chunk.length;
-      if (seen > maxBytes) callback(new BodyOverLimitError(maxBytes));
-      else callback(null, chunk);
+      if (seen <= maxBytes) {
+        callback(null, chunk);
+        return;
+      }
+      // the rest is read and dropped, as the PHP path does: a paused HTTP/2 stream held its session
+      // (the client gone, its socket stayed in CLOSE-WAIT and a drain waited for it)
+      body.unpipe(counted);
+      body.resume();
+      callback(new BodyOverLimitError(maxBytes));
     },
   });
   body.on('error', (error) => counted.destroy(error));
@@ -416,9 +423,10 @@ class BodyOverLimitError extends Error {
 }
 
 function sendTooLarge(reply: AnyReply, maxBytes: number): void {
+  // HTTP/2 has no Connection header (Node warns on stderr for one): the stream is reset instead
+  if (!('stream' in reply.raw)) reply.header('connection', 'close');
   reply
     .code(413)
-    .header('connection', 'close')
     .type('text/plain; charset=utf-8')
     .send(`Payload Too Large: the body is over max_request_size (${maxBytes} bytes)\n`);
 }

@@ -2,7 +2,12 @@ import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
-import { connect as http2Connect, constants as http2Constants } from 'node:http2';
+import {
+  connect as http2Connect,
+  constants as http2Constants,
+  type Http2Server,
+  type ServerHttp2Session,
+} from 'node:http2';
 import { type AddressInfo, createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -254,6 +259,33 @@ describe('proxy routes', () => {
     // it was Fastify's JSON, with an internal code in it
     expect(headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(text).toBe('Request Timeout\n');
+  });
+
+  it('an HTTP/2 body of no declared length past max_request_size: 413, and the connection is let go when the client leaves', async () => {
+    const upstream = await startUpstream();
+    const { app, base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
+      http2: true,
+      maxRequestBytes: 2 * 1024 * 1024,
+    });
+    const serverSession = new Promise<ServerHttp2Session>((resolve) =>
+      (app.server as unknown as Http2Server).once('session', resolve),
+    );
+    const session = http2Connect(base);
+    session.on('error', () => {});
+    const stream = session.request({ ':method': 'POST', ':path': '/api/p' });
+    stream.on('error', () => {});
+    stream.on('data', () => {});
+    // an upload of 2.2 MB in three writes, as a client streams it
+    const mib = Buffer.alloc(1024 * 1024, 97);
+    stream.write(mib);
+    stream.write(mib);
+    stream.end(Buffer.alloc(200 * 1024, 97));
+    const [headers] = (await once(stream, 'response')) as [Record<string, unknown>];
+    expect(headers[':status']).toBe(413);
+    const closed = new Promise((resolve) => serverSession.then((server) => server.once('close', resolve)));
+    session.destroy();
+    // before: the server kept the session (its body stream paused), the socket in CLOSE-WAIT for good
+    await closed;
   });
 
   it('matches on segment boundaries: /apiary and the rest go to PHP', async () => {
