@@ -27,7 +27,10 @@ export interface Upstream {
  * POST, header x-upstream: yes), a path under /slow two seconds late (proxy timeouts), a path
  * ending in /redirect with a 302 to an absolute URL of its own (?to=/path) or another (?abs=URL),
  * one ending in /truncated with 10 of the 1000 bytes it announces, then a reset; one ending in
- * /trailer with a Trailer header (and the trailer; ?length=1: a Content-Length instead); accepts
+ * /trailer with a Trailer header (and the trailer; ?length=1: a Content-Length instead); a path
+ * with /drop-reused in it closes its connection unanswered unless it is the connection's first
+ * request (an idle kept-alive connection closed as the request came); one ending in /unavailable
+ * answers 503 with Retry-After: 1; accepts
  * WebSocket upgrades by hand (RFC 6455 handshake and frames) and echoes text messages as
  * "echo MSG from URL for X-FORWARDED-FOR".
  */
@@ -36,6 +39,8 @@ export async function startUpstream(): Promise<Upstream> {
   const webSockets: string[] = [];
   const webSocketClosures = new Map<string, Promise<void>>();
   const sockets = new Set<Socket>();
+  /** requests answered on each connection so far */
+  const requestsOn = new WeakMap<Socket, number>();
   let port = 0;
   const server: Server = createServer(async (req, res) => {
     let body = '';
@@ -46,6 +51,13 @@ export async function startUpstream(): Promise<Upstream> {
       return;
     }
     seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+    // a kept-alive connection the upstream has just closed as idle, as the request arrives on it
+    const onSocket = (requestsOn.get(req.socket) ?? 0) + 1;
+    requestsOn.set(req.socket, onSocket);
+    if (req.url!.includes('/drop-reused') && onSocket > 1) {
+      req.socket.destroy();
+      return;
+    }
     if (req.url!.startsWith('/slow')) await new Promise((resolve) => setTimeout(resolve, 2000));
     if (res.destroyed) return;
     const url = new URL(req.url!, 'http://upstream');
@@ -53,6 +65,10 @@ export async function startUpstream(): Promise<Upstream> {
       // ?to=/path: a redirect to an absolute URL on the upstream's own origin (?abs=URL: that URL)
       const to = url.searchParams.get('abs') ?? `http://127.0.0.1:${port}${url.searchParams.get('to') ?? '/'}`;
       res.writeHead(302, { location: to }).end();
+      return;
+    }
+    if (url.pathname.endsWith('/unavailable')) {
+      res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '1' }).end('down for maintenance\n');
       return;
     }
     if (url.pathname.endsWith('/trailer')) {

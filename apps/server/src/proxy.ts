@@ -135,6 +135,7 @@ export async function registerProxies<S extends RawServerBase>(
               if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
             return { ...rest, ...forwardedHeaders(request, headers['x-forwarded-for']) };
           },
+          retryDelay: retryOnClosedConnection,
           rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
           onResponse: (_request, reply, response) => sendUpstreamBody(reply as AnyReply, response.stream),
           onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
@@ -312,6 +313,34 @@ function forwardedHeaders(
   };
   if (info.host !== '') out['x-forwarded-host'] = info.host;
   return out;
+}
+
+/** Methods a request of which may be sent twice (RFC 9110 9.2.2), as nginx retries them. */
+const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/**
+ * reply-from's retry policy: once, at once, a request with no body of an idempotent method whose
+ * kept-alive connection the upstream closed as it was sent (an upstream closing idle connections
+ * without a Keep-Alive hint, as gunicorn does after 2 s: a 502 now and then). nginx retries such a
+ * request too. Nothing else: reply-from's default retried an upstream's 503 to a GET up to ten
+ * times, keeping its client waiting where nginx passes the 503 on.
+ */
+function retryOnClosedConnection({
+  err,
+  req,
+  attempt,
+}: {
+  err: Error | null;
+  req: unknown;
+  attempt: number;
+}): number | null {
+  if (attempt > 0 || (err as { code?: string } | null)?.code !== 'UND_ERR_SOCKET') return null;
+  // reply-from passes the upstream request's options here (its types say the Fastify request)
+  const sent = req as { method?: string; body?: unknown };
+  const body = sent.body;
+  // a body already streamed out cannot be sent again ('' is how reply-from says none)
+  if (!IDEMPOTENT_METHODS.has(sent.method ?? '') || (body !== undefined && body !== null && body !== '')) return null;
+  return 1; // ms: reply-from takes 0 for "no retry"
 }
 
 /**

@@ -298,6 +298,26 @@ describe('proxy routes', () => {
     expect(upstream.seen).toEqual([]);
   });
 
+  it('retries once on a new connection a request without a body whose kept-alive connection the upstream had closed (nginx); never a POST', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    // one request first, so that the next one goes out on the kept-alive connection
+    expect((await request(`${base}/api/warm`)).statusCode).toBe(200);
+    const again = await request(`${base}/api/drop-reused`);
+    // before: 502, "the upstream closed the connection"
+    expect([again.statusCode, (await again.body.json()) as unknown]).toMatchObject([200, { url: '/api/drop-reused' }]);
+    expect(upstream.seen.filter((seen) => seen.url === '/api/drop-reused')).toHaveLength(2);
+    // a POST may have been acted on: not sent twice
+    expect((await request(`${base}/api/warm`)).statusCode).toBe(200);
+    const post = await request(`${base}/api/drop-reused`, { method: 'POST', body: 'x' });
+    expect(post.statusCode).toBe(502);
+    await post.body.dump();
+    // an upstream's 503 is its answer: passed on at once, as nginx does (reply-from retried a GET's ten times)
+    const unavailable = await request(`${base}/api/unavailable`);
+    expect([unavailable.statusCode, await unavailable.body.text()]).toEqual([503, 'down for maintenance\n']);
+    expect(upstream.seen.filter((seen) => seen.url === '/api/unavailable')).toHaveLength(1);
+  });
+
   it('answers 502 with a clear body when the upstream is down', async () => {
     const upstream = await startUpstream();
     const deadPort = upstream.port;
