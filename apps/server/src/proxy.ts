@@ -121,8 +121,10 @@ export async function registerProxies<S extends RawServerBase>(
         // reply-from logs two info lines per request otherwise; the access log already has it
         disableRequestLogging: true,
         // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
-        preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) =>
-          limitRequestBody(request, reply, maxRequestBytes, done),
+        preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
+          if (refusedUnforwardable(request, reply)) return;
+          limitRequestBody(request, reply, maxRequestBytes, done);
+        },
         replyOptions: {
           timeout: route.timeoutMs,
           rewriteRequestHeaders: (request, headers) => {
@@ -402,6 +404,28 @@ function sendUpstreamBody(reply: AnyReply, body: NodeJS.ReadableStream & { once:
   const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
   if (stream !== undefined) body.once('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
   reply.send(body);
+}
+
+/**
+ * A request the proxy cannot pass on as sent is refused with 501 and what to do, never sent without
+ * part of it: a transfer coding other than chunked alone (`gzip, chunked`: its body would reach the
+ * upstream still gzipped and unlabelled; nginx and the PHP path answer 501 too), and a GET or HEAD
+ * with a body (reply-from sends none: Elasticsearch's `GET /_search` got no query, silently).
+ */
+function refusedUnforwardable(request: AnyRequest, reply: AnyReply): boolean {
+  const coding = request.raw.httpVersionMajor === 1 ? request.headers['transfer-encoding'] : undefined;
+  let why: string | null = null;
+  if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked')
+    why = `Transfer-Encoding "${coding}" is not supported: send the body with Content-Length, or chunked alone`;
+  else if (
+    (request.method === 'GET' || request.method === 'HEAD') &&
+    (coding !== undefined || Number(request.headers['content-length'] ?? 0) > 0)
+  )
+    why = `a ${request.method} request with a body is not passed on by this proxy: send it as POST`;
+  if (why === null) return false;
+  if (!('stream' in reply.raw)) reply.header('connection', 'close');
+  reply.code(501).type('text/plain; charset=utf-8').send(`Not Implemented: ${why}\n`);
+  return true;
 }
 
 /**

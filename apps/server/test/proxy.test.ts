@@ -318,6 +318,34 @@ describe('proxy routes', () => {
     expect(upstream.seen.filter((seen) => seen.url === '/api/unavailable')).toHaveLength(1);
   });
 
+  it('refuses with 501 what it cannot pass on whole: a GET with a body, a transfer coding other than chunked', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    const { port } = new URL(base);
+    const ask = async (head: string) => {
+      const socket = createConnection(Number(port), '127.0.0.1');
+      socket.write(head);
+      let text = '';
+      socket.setEncoding('latin1').on('data', (chunk: string) => (text += chunk));
+      await new Promise((resolve) => socket.on('close', resolve));
+      return text;
+    };
+    // before: the upstream got the GET without its body, and answered as if there were none
+    const search = await ask(
+      'GET /api/_search HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}',
+    );
+    expect(search).toMatch(/^HTTP\/1\.1 501 /);
+    expect(search).toContain('a GET request with a body is not passed on by this proxy: send it as POST');
+    // before: the upstream got the gzip bytes as a plain body
+    const gzipped = await ask(
+      'POST /api/te HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n',
+    );
+    expect(gzipped).toMatch(/^HTTP\/1\.1 501 /);
+    expect(upstream.seen).toEqual([]);
+    // a GET without a body, and a chunked POST, go through
+    expect((await request(`${base}/api/plain`)).statusCode).toBe(200);
+  });
+
   it('answers 502 with a clear body when the upstream is down', async () => {
     const upstream = await startUpstream();
     const deadPort = upstream.port;
