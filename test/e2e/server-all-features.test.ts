@@ -466,6 +466,8 @@ describe('all features: proxy routes', () => {
   it("b.test has its own proxy list: /b-api goes upstream under /v1, the top level's /api does not", async () => {
     const own = await get('/b-api/things', { host: 'b.test' });
     expect(own.json().url).toBe('/v1/things');
+    // preserve_host: the upstream is asked for b.test, as nginx's proxy_set_header Host $host
+    expect(own.json().headers.host).toBe('b.test');
     const notOwn = await get('/api/users', { host: 'b.test' });
     expect(notOwn.headers['x-upstream']).toBeUndefined();
     expect(notOwn.json()).toMatchObject({ codec: 'proto', path: '/api/users' });

@@ -33,6 +33,8 @@ export interface ProxyRoute {
   rewrite_prefix?: string;
   /** forward WebSocket upgrades under the prefix too; default false */
   websocket?: boolean;
+  /** send the upstream the client's Host (nginx `proxy_set_header Host $host`); default false: the upstream's own (nginx's default) */
+  preserve_host?: boolean;
   /** the longest wait for the upstream's response headers, and between two body chunks; default 60s (nginx proxy_read_timeout) */
   timeout?: Duration;
   /** a proxied WebSocket with no traffic either way for this long is closed; 0 = never; default 60s (nginx's proxy_read_timeout on a tunnel) */
@@ -50,6 +52,7 @@ interface ResolvedRoute {
   upstream: string;
   rewritePrefix: string;
   websocket: boolean;
+  preserveHost: boolean;
   timeoutMs: number;
   /** 0: never */
   webSocketIdleMs: number;
@@ -135,7 +138,11 @@ export async function registerProxies<S extends RawServerBase>(
             const rest: Record<string, string | string[] | undefined> = {};
             for (const name in headers)
               if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
-            return { ...rest, ...forwardedHeaders(request, headers['x-forwarded-for']) };
+            return {
+              ...rest,
+              ...forwardedHeaders(request, headers['x-forwarded-for']),
+              ...(route.preserveHost ? preservedHost(request) : {}),
+            };
           },
           retryDelay: retryOnClosedConnection,
           rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
@@ -150,7 +157,11 @@ export async function registerProxies<S extends RawServerBase>(
               const value = request.headers[name];
               if (typeof value === 'string') out[name] = value;
             }
-            return { ...out, ...forwardedHeaders(request, request.headers['x-forwarded-for']) };
+            return {
+              ...out,
+              ...forwardedHeaders(request, request.headers['x-forwarded-for']),
+              ...(route.preserveHost ? preservedHost(request) : {}),
+            };
           },
         } as object,
       });
@@ -178,6 +189,7 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       upstream,
       rewrite_prefix: rewrite,
       websocket,
+      preserve_host: preserveHost,
       timeout,
       websocket_idle_timeout: webSocketIdle,
     } = route;
@@ -236,6 +248,8 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
 
     if (websocket !== undefined && typeof websocket !== 'boolean')
       throw new InvalidOptionError(key('websocket'), `must be true or false, got ${JSON.stringify(websocket)}`);
+    if (preserveHost !== undefined && typeof preserveHost !== 'boolean')
+      throw new InvalidOptionError(key('preserve_host'), `must be true or false, got ${JSON.stringify(preserveHost)}`);
     const timeoutMs = durationOption(timeout, key('timeout'), DEFAULT_PROXY_TIMEOUT_MS);
     if (timeoutMs <= 0)
       throw new InvalidOptionError(key('timeout'), `must be more than 0, got ${JSON.stringify(timeout)}`);
@@ -249,6 +263,7 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       upstream: url.origin + upstreamPath,
       rewritePrefix,
       websocket: websocket === true,
+      preserveHost: preserveHost === true,
       timeoutMs,
       webSocketIdleMs,
     };
@@ -315,6 +330,12 @@ function forwardedHeaders(
   };
   if (info.host !== '') out['x-forwarded-host'] = info.host;
   return out;
+}
+
+/** preserve_host: the Host the client asked for (client-info.ts), as nginx's `Host $host` passes it. */
+function preservedHost(request: AnyRequest): Record<string, string> {
+  const host = clientInfoOf(request.raw).host;
+  return host === '' ? {} : { host };
 }
 
 /** Methods a request of which may be sent twice (RFC 9110 9.2.2), as nginx retries them. */

@@ -95,6 +95,15 @@ describe('proxy routes', () => {
     expect(headers.host).toBe(`127.0.0.1:${upstream.port}`);
   });
 
+  it("preserve_host sends the client's Host, as nginx proxy_set_header Host $host; X-Forwarded-Host stays", async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, preserve_host: true }]);
+    const { headers } = (await getJson(`${base}/api/h`, { headers: { host: 'shop.test' } })).json();
+    // before: always the upstream's own 127.0.0.1:PORT, which a Flask or Django app builds its URLs from
+    expect(headers.host).toBe('shop.test');
+    expect(headers['x-forwarded-host']).toBe('shop.test');
+  });
+
   it('drops TE and header names with "_" (nginx underscores_in_headers off): a CGI-style upstream would read X_Real_IP as X-Real-IP', async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
@@ -465,7 +474,14 @@ describe('proxy route options', () => {
     expect(
       resolveProxyRoutes([
         { prefix: '/api/', upstream: 'http://127.0.0.1:9000' },
-        { prefix: '/v', upstream: 'https://up.test/v1/', timeout: '30s', websocket: true, websocket_idle_timeout: 0 },
+        {
+          prefix: '/v',
+          upstream: 'https://up.test/v1/',
+          timeout: '30s',
+          websocket: true,
+          websocket_idle_timeout: 0,
+          preserve_host: true,
+        },
       ]),
     ).toEqual([
       {
@@ -473,6 +489,7 @@ describe('proxy route options', () => {
         upstream: 'http://127.0.0.1:9000',
         rewritePrefix: '/api',
         websocket: false,
+        preserveHost: false,
         timeoutMs: 60_000,
         webSocketIdleMs: 60_000,
       },
@@ -481,6 +498,7 @@ describe('proxy route options', () => {
         upstream: 'https://up.test/v1',
         rewritePrefix: '/v1',
         websocket: true,
+        preserveHost: true,
         timeoutMs: 30_000,
         webSocketIdleMs: 0,
       },

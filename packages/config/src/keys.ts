@@ -721,6 +721,12 @@ const TOP: Entry[] = [
   }),
   wp('proxy[].websocket', 'boolean', 'also proxy WebSocket upgrades', { default: false }),
   wp(
+    'proxy[].preserve_host',
+    'boolean',
+    "send the upstream the client's Host (nginx proxy_set_header Host $host) instead of the upstream's own",
+    { default: false },
+  ),
+  wp(
     'proxy[].rewrite_prefix',
     'string',
     'what replaces the prefix upstream: "" strips it; default: the upstream URL\'s path, else the prefix (as nginx proxy_pass)',

@@ -254,6 +254,7 @@ export interface ProxyRoute {
   prefix: string;
   upstream: string;
   websocket?: boolean;
+  preserve_host?: boolean;
   rewrite_prefix?: string;
   timeout?: DurationString;
   websocket_idle_timeout?: DurationString;
