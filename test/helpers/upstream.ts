@@ -17,6 +17,10 @@ export interface Upstream {
   seen: SeenRequest[];
   /** WebSocket connections it accepted (their request target) */
   webSockets: string[];
+  /** the upgrade requests' headers, in the order of webSockets */
+  webSocketHeaders: IncomingMessage['headers'][];
+  /** resolves once a WebSocket upgrade for `target` has arrived */
+  webSocketOpened(target: string): Promise<void>;
   /** resolves once the WebSocket connection it accepted for `target` has closed */
   webSocketClosed(target: string): Promise<void>;
   close(): Promise<void>;
@@ -37,6 +41,8 @@ export interface Upstream {
 export async function startUpstream(): Promise<Upstream> {
   const seen: SeenRequest[] = [];
   const webSockets: string[] = [];
+  const webSocketHeaders: IncomingMessage['headers'][] = [];
+  const openWaiters = new Map<string, Array<() => void>>();
   const webSocketClosures = new Map<string, Promise<void>>();
   const sockets = new Set<Socket>();
   /** requests answered on each connection so far */
@@ -97,7 +103,10 @@ export async function startUpstream(): Promise<Upstream> {
     socket.once('close', () => sockets.delete(socket));
   });
   server.on('upgrade', (req: IncomingMessage, socket: Socket) => {
+    webSocketHeaders.push(req.headers);
     webSockets.push(req.url!);
+    for (const wake of openWaiters.get(req.url!) ?? []) wake();
+    openWaiters.delete(req.url!);
     webSocketClosures.set(
       req.url!,
       once(socket, 'close').then(() => {}),
@@ -112,6 +121,11 @@ export async function startUpstream(): Promise<Upstream> {
     port,
     seen,
     webSockets,
+    webSocketHeaders,
+    webSocketOpened: (target) =>
+      webSockets.includes(target)
+        ? Promise.resolve()
+        : new Promise((resolve) => openWaiters.set(target, [...(openWaiters.get(target) ?? []), resolve])),
     webSocketClosed: (target) =>
       webSocketClosures.get(target) ?? Promise.reject(new Error(`no WebSocket to ${target}`)),
     close: async () => {

@@ -153,9 +153,12 @@ export async function registerProxies<S extends RawServerBase>(
         wsClientOptions: {
           rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
             const out: Record<string, string> = { ...(headers as Record<string, string>) };
-            for (const name of ['cookie', 'authorization', 'origin', 'user-agent'] as const) {
+            // every end-to-end header of the client's (the default passed Cookie alone, and custom
+            // ones such as an API key were lost); the handshake's own are the ws client's to make
+            for (const name in request.headers) {
               const value = request.headers[name];
-              if (typeof value === 'string') out[name] = value;
+              if (typeof value === 'string' && !WEBSOCKET_OWN_HEADERS.has(name) && !name.includes('_'))
+                out[name] = value;
             }
             return {
               ...out,
@@ -337,6 +340,23 @@ function preservedHost(request: AnyRequest): Record<string, string> {
   const host = clientInfoOf(request.raw).host;
   return host === '' ? {} : { host };
 }
+
+/** A WebSocket client's handshake and hop-by-hop headers: the upstream connection makes its own. */
+const WEBSOCKET_OWN_HEADERS = new Set([
+  'host',
+  'connection',
+  'upgrade',
+  'keep-alive',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'proxy-connection',
+  'content-length',
+  'sec-websocket-key',
+  'sec-websocket-version',
+  'sec-websocket-extensions',
+  'sec-websocket-protocol',
+]);
 
 /** Methods a request of which may be sent twice (RFC 9110 9.2.2), as nginx retries them. */
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

@@ -422,6 +422,24 @@ describe('proxy routes', () => {
     // plain HTTP under the other prefix still works next to it
     expect((await getJson(`${base}/api/x`)).json().url).toBe('/api/x');
   });
+
+  it('passes the client\'s own headers on to the WebSocket upstream (an API key), not its handshake\'s or "_" names', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }]);
+    const socket = createConnection(Number(new URL(base).port), '127.0.0.1');
+    closers.push(async () => socket.destroy());
+    socket.write(
+      'GET /ws/keyed HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+        'X-Api-Key: k1\r\nAccept-Language: fr\r\nX_Real_IP: 6.6.6.6\r\nCookie: s=1\r\n\r\n',
+    );
+    await upstream.webSocketOpened('/ws/keyed');
+    const headers = upstream.webSocketHeaders[upstream.webSockets.indexOf('/ws/keyed')]!;
+    // before: only Cookie, Authorization, Origin and User-Agent went through
+    expect(headers).toMatchObject({ 'x-api-key': 'k1', 'accept-language': 'fr', cookie: 's=1' });
+    expect(headers.x_real_ip).toBeUndefined();
+    expect(headers['sec-websocket-key']).not.toBe('dGhlIHNhbXBsZSBub25jZQ==');
+  });
 });
 
 describe('proxy route options', () => {
