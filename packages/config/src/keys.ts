@@ -160,10 +160,10 @@ function prefixRules(path: string, description: string, example: string): Entry[
 }
 
 const TOP: Entry[] = [
-  rr('version', 'enum', 'layout version of the file: RoadRunner v3', {
-    values: ['3'],
+  rr('version', 'enum', 'layout version of the file: RoadRunner v3 ("2.7" is read as "3", as RoadRunner does)', {
+    values: ['2.7', '3'],
     default: '3',
-    hint: '"3" (the RoadRunner v3 layout; convert a v2.x file with RoadRunner\'s upgrade guide first)',
+    hint: '"3" (the RoadRunner v3 layout; convert an older v2.x file with RoadRunner\'s upgrade guide first)',
   }),
 
   // ---- server: how a worker starts ----
@@ -202,11 +202,16 @@ const TOP: Entry[] = [
     pattern: ADDRESS,
     hint: ADDRESS_HINT,
   }),
-  rr('http.max_request_size', 'size-mb', 'largest request body (413 above); 0 = the default', {
-    unit: 'MB',
-    ...LIMIT_OPTION_RANGES.max_request_size,
-    default: DEFAULT_MAX_REQUEST_SIZE_MB,
-  }),
+  rr(
+    'http.max_request_size',
+    'size-mb',
+    'largest request body (413 above); 0 = the default (in RoadRunner: no limit)',
+    {
+      unit: 'MB',
+      ...LIMIT_OPTION_RANGES.max_request_size,
+      default: DEFAULT_MAX_REQUEST_SIZE_MB,
+    },
+  ),
   rr('http.raw_body', 'boolean', 'pass urlencoded and multipart bodies to PHP unparsed (no $_POST, no uploads)', {
     default: false,
   }),
@@ -361,11 +366,16 @@ const TOP: Entry[] = [
   }),
   rr('http.headers.cors.exposed_headers', 'string', 'Access-Control-Expose-Headers, comma-separated'),
   rr('http.headers.cors.max_age', 'integer', 'Access-Control-Max-Age', { unit: 's', min: 0 }),
-  rr('http.headers.cors.options_success_status', 'integer', 'status of a successful preflight', {
-    min: 200,
-    max: 299,
-    default: 200,
-  }),
+  rr(
+    'http.headers.cors.options_success_status',
+    'integer',
+    'status of a successful preflight (ignored: warmpool answers 204)',
+    {
+      min: 200,
+      max: 299,
+      default: 200,
+    },
+  ),
   rr('http.headers.cors.debug', 'boolean', 'log why a CORS request was refused', { default: false }),
   rr('http.headers.request', 'map', 'headers added to every request before PHP sees it'),
   rr('http.headers.request.*', 'scalar-string', 'one request header: name → value'),
@@ -388,9 +398,13 @@ const TOP: Entry[] = [
     default: false,
   }),
   rr('http.static.weak', 'boolean', 'make the ETag weak (W/)', { default: false }),
-  rr('http.static.request', 'map', 'headers added to the request when a static file is served'),
+  rr(
+    'http.static.request',
+    'map',
+    'headers added to the request when a static file is served (ignored: static files never reach PHP)',
+  ),
   rr('http.static.request.*', 'scalar-string', 'one request header: name → value'),
-  rr('http.static.response', 'map', 'headers added to static file responses'),
+  rr('http.static.response', 'map', 'headers added to static file responses (ignored: use http.static.cache_control)'),
   rr('http.static.response.*', 'scalar-string', 'one response header: name → value'),
   wp('http.static.index', 'string[]', 'index files for paths ending in "/"', { default: '["index.html"]' }),
   wp('http.static.last_modified', 'boolean', 'send Last-Modified and answer If-Modified-Since', { default: true }),
@@ -599,7 +613,9 @@ const TOP: Entry[] = [
   }),
 
   rr('http.http2', 'section', 'HTTP/2 (over TLS with ALPN; h2c for cleartext)'),
-  rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address', { default: false }),
+  rr('http.http2.h2c', 'boolean', 'accept cleartext HTTP/2 on http.address (ignored: HTTP/2 is served over TLS only)', {
+    default: false,
+  }),
   rr(
     'http.http2.max_concurrent_streams',
     'integer',

@@ -496,7 +496,8 @@ function buildSite(
     if (s.response !== undefined)
       ignored.push({
         key: `${sitePath}http.static.response`,
-        reason: 'use http.headers.response (added to every response) instead',
+        reason:
+          "use http.static.cache_control for static files' Cache-Control (per extension); http.headers.response reaches PHP's responses too",
       });
   }
 
@@ -543,6 +544,12 @@ function buildSite(
   if (http.raw_body === true) plugin.raw_body = true;
   if (http.codec !== undefined) plugin.codec = http.codec;
   if (http.max_request_size !== undefined && http.max_request_size > 0) plugin.max_request_size = http.max_request_size;
+  if (http.max_request_size === 0)
+    ignored.push({
+      key: `${sitePath}http.max_request_size`,
+      reason:
+        'RoadRunner reads 0 as "no limit"; warmpool keeps its default of 100 MB: set the largest body you take, e.g. max_request_size: 2048',
+    });
   // listener-wide keys: the same for every site
   if (top.trusted_subnets !== undefined && top.trusted_subnets.length > 0) plugin.trusted_subnets = top.trusted_subnets;
   if (top.real_ip_header !== undefined) plugin.real_ip_header = top.real_ip_header;

@@ -465,6 +465,14 @@ class Walker {
   // ---- checks across keys, after the walk ----
 
   #finish(root: Obj, top: Position): WarmpoolConfig {
+    // RoadRunner 2023+ runs a "2.7" file with a notice: its http, server, rpc, logs and metrics
+    // sections are v3's; jobs, which changed, is not read here anyway
+    if (root.version === '2.7')
+      this.#warn(
+        'version',
+        this.#positions.get('version') ?? top,
+        'version "2.7" is read as "3" (the sections warmpool reads are the same): write version: "3"',
+      );
     const server = (root.server ?? {}) as Obj;
     // RR's sample writes user: "" and group: "" for "not set".
     for (const s of [
@@ -476,6 +484,17 @@ class Walker {
       if (s === undefined) continue;
       if (s.user === '') delete s.user;
       if (s.group === '') delete s.group;
+    }
+    // RR's pool docs: an empty http.pool.command means "use server.command" (its sample has the line)
+    for (const h of [
+      root.http as Obj | undefined,
+      ...(Array.isArray(root.sites)
+        ? (root.sites as (Obj | undefined)[]).map((site) => site?.http as Obj | undefined)
+        : []),
+    ]) {
+      const pool = h?.pool as Obj | undefined;
+      if (pool !== undefined && (pool.command === '' || (Array.isArray(pool.command) && pool.command.length === 0)))
+        delete pool.command;
     }
     const http = (root.http ?? {}) as Obj;
     if (root.http === undefined && !this.#positions.has('http')) {
@@ -743,6 +762,13 @@ function unknownKey(name: string, parentSpec: string, parentPath: string, path: 
       at,
       elsewhere.path,
       `it belongs under ${elsewhere.path.slice(0, elsewhere.path.lastIndexOf('.'))}`,
+    );
+  if (parentSpec === '' && name === 'include')
+    return new UnknownKeyError(
+      path,
+      at,
+      null,
+      "RoadRunner's include of other files is not read: warmpool takes one file; merge the included ones into it (later ones win), or give per-environment values with ${VAR:-default} or -o key=value",
     );
   if (parentSpec === '')
     return new UnknownKeyError(path, at, null, 'not a RoadRunner v3 section warmpool knows, nor a warmpool one');

@@ -75,6 +75,30 @@ describe('toServerOptions', () => {
     expect(server.admin).toEqual({ socket: DEFAULT_ADMIN_SOCKET, explicit: false });
   });
 
+  it('RoadRunner values read another way are said: max_request_size 0 (no limit there), static.response; an empty pool.command is unset', () => {
+    const loaded = parse(`
+version: "3"
+server: { command: php worker.php }
+http:
+  address: 127.0.0.1:8080
+  max_request_size: 0
+  middleware: [static]
+  pool: { command: "" }
+  static: { dir: public, response: { Cache-Control: "max-age=60" } }
+`);
+    const { sites } = toServerOptions(loaded);
+    const site = sites[0]!;
+    // before: pool.command "" stopped the start ("is empty; give the command that starts a worker")
+    expect(site.plugin.command).toBe('php worker.php');
+    expect(site.plugin).not.toHaveProperty('max_request_size');
+    const said = Object.fromEntries(site.ignored.map((i) => [i.key, i.reason]));
+    expect(said['http.max_request_size']).toMatch(
+      /^RoadRunner reads 0 as "no limit"; warmpool keeps its default of 100 MB/,
+    );
+    // before: it sent users to http.headers.response, which reaches PHP's pages too
+    expect(said['http.static.response']).toMatch(/^use http\.static\.cache_control/);
+  });
+
   it('gives each site its own options, inheriting what it does not set', () => {
     const loaded = parse(`
 server:

@@ -290,11 +290,26 @@ describe('values', () => {
     expect(config.http.uploads).toEqual({});
   });
 
-  it('refuses a version other than RoadRunner v3', () => {
-    const [error] = errorsOf(['version: "2.7"']);
+  it('refuses a version other than RoadRunner v3; reads "2.7" as "3" with a warning, as RoadRunner runs it', () => {
+    const [error] = errorsOf(['version: "2.2"']);
     expect(where(error!)).toEqual(['WP_CONFIG_INVALID_VALUE', 'version', 5, 1]);
     expect(error!.reason).toContain('RoadRunner v3');
     expect(load(['version: 3']).config.version).toBe('3');
+    // before: exit 2 for the 2022-era files the current rr runs unchanged
+    const old = load(['version: "2.7"']);
+    expect(old.config.version).toBe('3');
+    expect(old.warnings.map((w) => [w.key, w.line, w.message])).toEqual([
+      ['version', 5, 'version "2.7" is read as "3" (the sections warmpool reads are the same): write version: "3"'],
+    ]);
+  });
+});
+
+describe('include', () => {
+  it("RoadRunner's include is an error that says what to do instead (not that RoadRunner has no such key)", () => {
+    const [error] = errorsOf(['include: [.rr.dev.yaml]']);
+    expect(where(error!)).toEqual(['WP_CONFIG_UNKNOWN_KEY', 'include', 5, 1]);
+    expect(error!.message).toContain('merge the included ones into it');
+    expect(error!.message).not.toContain('not a RoadRunner v3 section');
   });
 });
 
