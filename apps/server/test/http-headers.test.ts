@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { once } from 'node:events';
 import { connect } from 'node:http2';
 import { createConnection, type AddressInfo } from 'node:net';
@@ -362,6 +365,39 @@ describe('compression', () => {
     expect(res.headers['content-encoding']).toBeUndefined();
     expect(res.headers.vary).toBe(vary);
     expect(res.json().pad.length).toBeGreaterThanOrEqual(10);
+  });
+
+  it('answers a HEAD for a static file kept in memory with the headers of its GET (compressed: encoding, weak ETag, no length)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-head-static-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(
+      join(dir, 'data.json'),
+      JSON.stringify({ rows: Array.from({ length: 400 }, (_, i) => ({ i, name: `row ${i}` })) }),
+    );
+    const app = Fastify({ genReqId });
+    apps.push(app);
+    await registerHttpHeaders(app, {});
+    await app.register(warmpool, {
+      command: ['php', fixture('cacheable.php')],
+      pool: { num_workers: 1 },
+      static: { dir },
+    });
+    await app.ready();
+    const headers = { 'accept-encoding': 'gzip' };
+    await app.inject({ url: '/data.json', headers }); // now in the hot cache
+    const get = await app.inject({ url: '/data.json', headers });
+    const head = await app.inject({ method: 'HEAD', url: '/data.json', headers });
+    const shown = (res: typeof get) => [
+      res.headers['content-encoding'],
+      res.headers.etag,
+      res.headers['content-length'],
+      res.headers['content-type'],
+      res.headers.vary,
+    ];
+    expect(get.headers['content-encoding']).toBe('gzip');
+    // before: HEAD said the identity file (its length, the strong tag, no encoding)
+    expect(shown(head)).toEqual(shown(get));
+    expect(head.body).toBe('');
   });
 
   it('says Vary: Accept-Encoding on a HEAD as on its GET, where PHP sends no body (php-cgi)', async () => {

@@ -228,6 +228,20 @@ describe('static: hot cache', () => {
     expect(fsCalls).toEqual([]);
   });
 
+  it('picks up a file rewritten in place with its size and mtime put back (cp -p, unzip -o): ctime tells', async () => {
+    const file = join(pub, 'same-size.txt');
+    const fixed = new Date('2026-01-01T00:00:00Z');
+    writeFileSync(file, 'version-1 AAAA\n');
+    utimesSync(file, fixed, fixed);
+    const app = await appWith(short);
+    expect((await inject(app, '/same-size.txt')).body).toBe('version-1 AAAA\n');
+    writeFileSync(file, 'version-2 BBBB\n');
+    utimesSync(file, fixed, fixed);
+    await sleep(SHORT + 50);
+    // before: the old bytes until the entry was evicted (inode, size and mtime all the same)
+    expect((await inject(app, '/same-size.txt')).body).toBe('version-2 BBBB\n');
+  });
+
   it('refuses a cached symlink swapped to point outside the root, once revalidated', async () => {
     const link = join(pub, 'swap.txt');
     symlinkSync('target.txt', link);

@@ -109,6 +109,25 @@ const get = (app: FastifyInstance, url: string, headers: InjectOptions['headers'
   app.inject({ method: 'GET', url, headers });
 
 describe('static: try_files $uri $uri/ then PHP', () => {
+  it('If-Match compares strongly: a weak tag never matches (412, as nginx); the strong one does', async () => {
+    const app = await appWith();
+    const tag = (await get(app, '/style.css')).headers.etag as string;
+    expect((await get(app, '/style.css', { 'if-match': tag })).statusCode).toBe(200);
+    // before: 200, @fastify/send took W/"x" for "x"
+    expect((await get(app, '/style.css', { 'if-match': `W/${tag}` })).statusCode).toBe(412);
+    expect((await get(app, '/style.css', { 'if-match': `W/${tag}, ${tag}` })).statusCode).toBe(200);
+    expect((await get(app, '/style.css', { 'if-match': '*' })).statusCode).toBe(200);
+  });
+
+  it('an empty file asked with a Range is the whole (empty) file, 200, as nginx (was 416)', async () => {
+    writeFileSync(join(pub, 'empty.txt'), '');
+    const app = await appWith();
+    for (const range of ['bytes=0-9', 'bytes=-5', 'bytes=0-']) {
+      const res = await get(app, '/empty.txt', { range });
+      expect([range, res.statusCode, res.body]).toEqual([range, 200, '']);
+    }
+  });
+
   it('serves a file with its type, validators and ranges, and no Cache-Control unless configured', async () => {
     const app = await appWith();
     const res = await get(app, '/style.css?v=3');

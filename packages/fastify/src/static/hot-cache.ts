@@ -39,6 +39,8 @@ export interface HotEntry {
   readonly ino: number;
   readonly size: number;
   readonly mtimeMs: number;
+  /** a file rewritten in place with its old size and mtime put back (cp -p, unzip -o) changes only this */
+  readonly ctimeMs: number;
   readonly body: Buffer;
   /** Content-Type as send sets it */
   readonly contentType: string;
@@ -139,7 +141,8 @@ export class HotCache {
       entry.relPath === relPath &&
       entry.ino === stats.ino &&
       entry.size === stats.size &&
-      entry.mtimeMs === stats.mtimeMs
+      entry.mtimeMs === stats.mtimeMs &&
+      entry.ctimeMs === stats.ctimeMs
     );
   }
 
@@ -203,6 +206,7 @@ export class HotCache {
       ino: current.ino,
       size: current.size,
       mtimeMs: current.mtimeMs,
+      ctimeMs: current.ctimeMs,
       body,
       contentType,
       lastModified: lastModified ? current.mtime.toUTCString() : null,
@@ -234,7 +238,9 @@ export class HotCache {
     }
     reply.header('content-type', entry.contentType);
     reply.header('content-length', entry.body.length);
-    reply.send(request.method === 'HEAD' ? '' : entry.body);
+    // HEAD gets its GET's headers (RFC 9110 9.3.2): the body goes through the same hooks (a
+    // compressed GET's Content-Encoding and weak ETag), and Node writes none of it
+    reply.send(entry.body);
     return true;
   }
 }

@@ -627,10 +627,19 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     return entry === undefined ? false : cache.serve(request, reply, entry);
   }
 
-  function sendFile(request: FastifyRequest, reply: FastifyReply, rootIndex: number, relPath: string): true {
+  function sendFile(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    rootIndex: number,
+    relPath: string,
+    size: number,
+  ): true {
     const root = roots[rootIndex]!;
     const value = cacheControlFor(relPath);
     if (value !== null) cacheControlOf.set(reply, value);
+    // an empty file has no byte to give a range of: the whole (empty) file, 200, as nginx (send: 416)
+    if (size === 0) delete request.raw.headers.range;
+    strongIfMatch(request);
     ignoreRangeIfWeak(request);
     if (strong) weakenIfRange(request);
     if (!precompressed) {
@@ -665,7 +674,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     if (typeof found !== 'object') return false;
     if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, 0, verdict.path, found)))
       return true;
-    return sendFile(request, reply, 0, verdict.path);
+    return sendFile(request, reply, 0, verdict.path, found.size);
   }
 
   const serveStatic = async function serveStatic(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
@@ -705,7 +714,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
           if (typeof found === 'object') {
             if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, verdict.path, found)))
               return true;
-            return sendFile(request, reply, i, verdict.path);
+            return sendFile(request, reply, i, verdict.path, found.size);
           }
           if (found === 'refuse') return refuse(reply);
           if (found === 'directory' && (await findIndex(i, `${verdict.path}/`)) !== null) {
@@ -723,7 +732,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
             (await sendCached(request, reply, cache, verdict.path, old, i, found.path, found.stats!))
           )
             return true;
-          return sendFile(request, reply, i, found.path);
+          return sendFile(request, reply, i, found.path, found.stats?.size ?? -1);
         }
         return false;
     }
@@ -775,6 +784,22 @@ function relativeTo(realRoot: string, real: string): string | null {
 function strengthenEtag(reply: FastifyReply): void {
   const value = reply.getHeader('etag');
   if (typeof value === 'string' && value.startsWith('W/')) reply.header('etag', value.slice(2));
+}
+
+/**
+ * If-Match compares strongly (RFC 9110 13.1.1): a weak tag never matches, so only the strong ones
+ * are left for @fastify/send, which takes W/"x" for "x"; none left (and no `*`): 412, as nginx.
+ */
+function strongIfMatch(request: FastifyRequest): void {
+  const headers = request.raw.headers;
+  const ifMatch = headers['if-match'];
+  if (ifMatch === undefined || !ifMatch.includes('W/')) return;
+  const strong = ifMatch
+    .split(',')
+    .map((tag) => tag.trim())
+    .filter((tag) => tag !== '' && !tag.startsWith('W/'));
+  // a tag that can match nothing: send answers 412 for it
+  headers['if-match'] = strong.length === 0 ? '"warmpool-no-strong-tag"' : strong.join(', ');
 }
 
 /**
