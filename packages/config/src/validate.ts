@@ -392,11 +392,13 @@ class Walker {
     }
     const got = `got ${describeValue(value)}${fromEnv && value !== node.value ? ` (from ${JSON.stringify(node.value)})` : ''}`;
     const fail = (why = `must be ${expected}`): typeof INVALID => this.#invalid(path, at, `${why}, ${got}`);
-    // An expanded string stands for what the variable holds: "8" is a number where a number is wanted.
+    // An expanded string stands for what the variable holds: "8" is a number where a number is wanted;
+    // so does a quoted one (max_jobs: "100"), as RoadRunner's weak typing reads it
+    const textual = fromEnv || typeof node.value === 'string';
     const numeric = (v: unknown): number | null =>
       typeof v === 'number'
         ? v
-        : fromEnv && typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim())
+        : textual && typeof v === 'string' && /^-?\d+(\.\d+)?$/.test(v.trim())
           ? Number(v)
           : null;
     const inRange = (n: number): boolean =>
@@ -419,7 +421,7 @@ class Walker {
       }
       case 'boolean':
         if (typeof value === 'boolean') return value;
-        if (fromEnv && typeof value === 'string' && /^(true|false)$/i.test(value.trim()))
+        if (textual && typeof value === 'string' && /^(true|false)$/i.test(value.trim()))
           return value.trim().toLowerCase() === 'true';
         return fail();
       case 'integer': {

@@ -123,9 +123,11 @@ describe('expansion in a config file', () => {
     );
   });
 
-  it('a literal quoted number is still refused where a number goes (only expansions convert)', () => {
-    const [error] = errorsOf(['  pool:', '    max_jobs: "100"'], {});
-    expect(error!.reason).toBe('must be an integer >= 0, got "100"');
+  it('a quoted number or boolean is read as one, as RoadRunner reads it (its files have them); other text is refused', () => {
+    const { config } = load(['  raw_body: "false"', '  max_request_size: "10"', '  pool:', '    max_jobs: "100"'], {});
+    expect([config.http.raw_body, config.http.max_request_size, config.http.pool?.max_jobs]).toEqual([false, 10, 100]);
+    const [error] = errorsOf(['  pool:', '    max_jobs: "a hundred"'], {});
+    expect(error!.reason).toBe('must be an integer >= 0, got "a hundred"');
   });
 
   it('cannot change the structure of the file: a value stays one string', () => {
