@@ -34,7 +34,8 @@ export interface Upstream {
  * /trailer with a Trailer header (and the trailer; ?length=1: a Content-Length instead); a path
  * with /drop-reused in it closes its connection unanswered unless it is the connection's first
  * request (an idle kept-alive connection closed as the request came); one ending in /unavailable
- * answers 503 with Retry-After: 1; accepts
+ * answers 503 with Retry-After: 1; one ending in /handoff answers X-Accel-Redirect: ?to= and no
+ * body; accepts
  * WebSocket upgrades by hand (RFC 6455 handshake and frames) and echoes text messages as
  * "echo MSG from URL for X-FORWARDED-FOR".
  */
@@ -71,6 +72,11 @@ export async function startUpstream(): Promise<Upstream> {
       // ?to=/path: a redirect to an absolute URL on the upstream's own origin (?abs=URL: that URL)
       const to = url.searchParams.get('abs') ?? `http://127.0.0.1:${port}${url.searchParams.get('to') ?? '/'}`;
       res.writeHead(302, { location: to }).end();
+      return;
+    }
+    if (url.pathname.endsWith('/handoff')) {
+      // a protected download as Django and Rails hand it to nginx: the file's internal path, no body
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-accel-redirect': url.searchParams.get('to') ?? '' }).end();
       return;
     }
     if (url.pathname.endsWith('/unavailable')) {

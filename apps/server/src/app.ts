@@ -28,6 +28,7 @@ import {
   boundPipelining,
   installLingeringClose,
   resolveErrorPages,
+  resolveInternalFiles,
   resolveLimits,
   serverLimits,
   addRequestMethods,
@@ -471,6 +472,7 @@ async function registerSite(
         maxRequestBytes: siteLimits.maxRequestBytes,
         countRoute: traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
         ...(siteLimits.requestTimeoutMs === null ? {} : { streamTimeoutMs: siteLimits.requestTimeoutMs }),
+        internalFiles: resolveInternalFiles(site.plugin.internal_files),
       });
     } catch (error) {
       throw new SiteSetupError(site, error);

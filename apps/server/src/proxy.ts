@@ -4,7 +4,7 @@
 import http2, { type Http2ServerResponse } from 'node:http2';
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { parseDuration, type Duration } from '@warmpool/pool';
+import { parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
@@ -14,8 +14,11 @@ import {
   addRequestMethods,
   clientInfoOf,
   guardStreamBody,
+  handoffOf,
   recordWhenClosed,
   registerPlainErrors,
+  type ResolvedInternalFiles,
+  sendInternalFile,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -68,6 +71,8 @@ export interface ProxySiteOptions {
   countRoute?: ((upstream: string) => RecordProxied) | null;
   /** the site's request_timeout: an HTTP/2 body still arriving after it is cut, as for PHP */
   streamTimeoutMs?: number;
+  /** the site's internal_files: an upstream's X-Accel-Redirect / X-Sendfile sends a file from there, as nginx */
+  internalFiles?: ResolvedInternalFiles | null;
 }
 
 /**
@@ -89,6 +94,7 @@ export async function registerProxies<S extends RawServerBase>(
   const maxRequestBytes = site.maxRequestBytes ?? Number.POSITIVE_INFINITY;
   const countRoute = site.countRoute ?? null;
   const streamTimeoutMs = site.streamTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
+  const internalFiles = site.internalFiles ?? null;
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
   // loaded only when a route is configured: it brings undici and ws (about 130 modules)
@@ -146,7 +152,8 @@ export async function registerProxies<S extends RawServerBase>(
           },
           retryDelay: retryOnClosedConnection,
           rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
-          onResponse: (_request, reply, response) => sendUpstreamBody(reply as AnyReply, response.stream),
+          onResponse: (request, reply, response) =>
+            sendUpstreamReply(request as AnyRequest, reply as AnyReply, response, internalFiles),
           onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
         },
         // the default passes only Cookie; the upstream also wants to know who asked
@@ -434,6 +441,59 @@ function clientLocation(location: string, route: ResolvedRoute, request: AnyRequ
   const mapped = `${prefix}${rest === '' || rest.startsWith('/') || rest.startsWith('?') ? rest : `/${rest}`}` || '/';
   const info = clientInfoOf(request.raw);
   return `${info.scheme}://${info.host}${mapped}`;
+}
+
+/**
+ * What the upstream answered, to the client: its body, or the file its X-Accel-Redirect or
+ * X-Sendfile names in the site's internal_files folder (a Django or Rails protected download behind
+ * nginx); with no such folder the hand-over is not followed, and its headers stay behind with the
+ * other X-Accel-* ones, as nginx hides them (the client must not learn the internal path).
+ */
+function sendUpstreamReply(
+  request: AnyRequest,
+  reply: AnyReply,
+  response: {
+    headers?: Record<string, string | string[] | undefined>;
+    stream: NodeJS.ReadableStream & { once: Readable['once'] };
+  },
+  internalFiles: ResolvedInternalFiles | null,
+): void {
+  for (const name of NGINX_HIDDEN_HEADERS) reply.removeHeader(name);
+  const headers = asHeaderMap(response.headers ?? {});
+  const handoff = internalFiles === null ? null : handoffOf(headers);
+  if (handoff === null) {
+    sendUpstreamBody(reply, response.stream);
+    return;
+  }
+  (response.stream as unknown as Readable).destroy();
+  for (const name of ['content-length', 'content-encoding', 'content-range', 'etag', 'last-modified', 'accept-ranges'])
+    reply.removeHeader(name);
+  void sendInternalFile(
+    request as unknown as FastifyRequest,
+    reply as unknown as FastifyReply,
+    internalFiles!,
+    handoff,
+    headers,
+  );
+}
+
+/** The upstream's X-Accel-* headers: instructions to the server in front, never the client's (nginx's proxy_hide_header default). */
+const NGINX_HIDDEN_HEADERS = [
+  'x-accel-redirect',
+  'x-sendfile',
+  'x-accel-buffering',
+  'x-accel-charset',
+  'x-accel-expires',
+  'x-accel-limit-rate',
+];
+
+function asHeaderMap(headers: Record<string, string | string[] | undefined>): HeaderMap {
+  const out: HeaderMap = Object.create(null);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value !== undefined) out[name] = Array.isArray(value) ? value : [value];
+  }
+  return out;
 }
 
 /**

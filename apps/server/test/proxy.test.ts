@@ -14,7 +14,13 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request, WebSocket } from 'undici';
-import { type ErrorPages, resolveErrorPages, warmpool } from '@warmpool/fastify';
+import {
+  type ErrorPages,
+  type ResolvedInternalFiles,
+  resolveErrorPages,
+  resolveInternalFiles,
+  warmpool,
+} from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startUpstream as startSharedUpstream, type Upstream } from '../../../test/helpers/upstream.js';
 import { createWebSocketMatcher, registerProxies, resolveProxyRoutes, type ProxyRoute } from '../src/proxy.js';
@@ -39,13 +45,19 @@ async function startUpstream(): Promise<Upstream> {
 async function startSite(
   routes: ProxyRoute[],
   pages: ErrorPages = null,
-  options: { maxRequestBytes?: number; http2?: boolean; streamTimeoutMs?: number } = {},
+  options: {
+    maxRequestBytes?: number;
+    http2?: boolean;
+    streamTimeoutMs?: number;
+    internalFiles?: ResolvedInternalFiles | null;
+  } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const app = (options.http2 === true ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
   await registerProxies(app, routes, {
     errorPages: pages,
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
     ...(options.streamTimeoutMs === undefined ? {} : { streamTimeoutMs: options.streamTimeoutMs }),
+    internalFiles: options.internalFiles ?? null,
   });
   await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
   await app.listen({ port: 0, host: '127.0.0.1' });
@@ -353,6 +365,27 @@ describe('proxy routes', () => {
     expect(upstream.seen).toEqual([]);
     // a GET without a body, and a chunked POST, go through
     expect((await request(`${base}/api/plain`)).statusCode).toBe(200);
+  });
+
+  it("follows an upstream's X-Accel-Redirect into the site's internal_files (nginx); without one, never shows it", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-proxy-internal-'));
+    closers.push(async () => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'report.txt'), 'PROTECTED REPORT\n');
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
+      internalFiles: resolveInternalFiles({ root: dir, prefix: '/protected/' }),
+    });
+    const res = await request(`${base}/api/handoff?to=/protected/report.txt`);
+    // before: an empty 200 that named the internal path in its x-accel-redirect header
+    expect([res.statusCode, await res.body.text()]).toEqual([200, 'PROTECTED REPORT\n']);
+    expect(res.headers['x-accel-redirect']).toBeUndefined();
+    const outside = await request(`${base}/api/handoff?to=/elsewhere/report.txt`);
+    expect(outside.statusCode).toBe(404);
+    await outside.body.dump();
+    const { base: plain } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    const hidden = await request(`${plain}/api/handoff?to=/protected/report.txt`);
+    expect(hidden.headers['x-accel-redirect']).toBeUndefined();
+    await hidden.body.dump();
   });
 
   it('answers 502 with a clear body when the upstream is down', async () => {

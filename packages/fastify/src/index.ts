@@ -65,7 +65,13 @@ export { DEFAULT_REQUEST_BODY_MEMORY_BYTES, RequestBodyMemory, requestBodyMemory
 export { unsentBytes } from './http/unsent-bytes.js';
 export { addRequestMethods, REQUEST_METHODS } from './http/methods.js';
 export type { UploadOptions } from './http/uploads.js';
-export type { InternalFilesOptions } from './http/internal-files.js';
+export {
+  type InternalFilesOptions,
+  type ResolvedInternalFiles,
+  handoffOf,
+  resolveInternalFiles,
+  sendInternalFile,
+} from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
