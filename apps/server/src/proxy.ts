@@ -120,60 +120,64 @@ export async function registerProxies<S extends RawServerBase>(
           recordWhenClosed(reply as unknown as FastifyReply, record);
           done();
         });
-      scope.register(httpProxy, {
-        prefix: route.prefix,
-        upstream: route.upstream,
-        rewritePrefix: route.rewritePrefix,
-        websocket: route.websocket,
-        // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
-        httpMethods: [...REQUEST_METHODS],
-        // reply-from logs two info lines per request otherwise; the access log already has it
-        disableRequestLogging: true,
-        // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
-        preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
-          if (refusedUnforwardable(request, reply)) return;
-          limitRequestBody(request, reply, maxRequestBytes, done);
-        },
-        replyOptions: {
-          timeout: route.timeoutMs,
-          rewriteRequestHeaders: (request, headers) => {
-            // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before);
-            // TE is this hop's; a name with "_" is dropped, as nginx (underscores_in_headers off) and
-            // the PHP path drop it: a CGI-style upstream reads X_Real_IP as X-Real-IP, so a client's
-            // would join (and come before) the one set here
-            const rest: Record<string, string | string[] | undefined> = {};
-            for (const name in headers)
-              if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
-            return {
-              ...rest,
-              ...forwardedHeaders(request, headers['x-forwarded-for']),
-              ...(route.preserveHost ? preservedHost(request) : {}),
-            };
+      // in a scope of its own under the plain errors: a handler of its path refusals in front of them
+      scope.register(async (inner: FastifyInstance<S>) => {
+        answerPathRefusalsPlainly(inner as unknown as FastifyInstance);
+        await inner.register(httpProxy, {
+          prefix: route.prefix,
+          upstream: route.upstream,
+          rewritePrefix: route.rewritePrefix,
+          websocket: route.websocket,
+          // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
+          httpMethods: [...REQUEST_METHODS],
+          // reply-from logs two info lines per request otherwise; the access log already has it
+          disableRequestLogging: true,
+          // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
+          preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
+            if (refusedUnforwardable(request, reply)) return;
+            limitRequestBody(request, reply, maxRequestBytes, done);
           },
-          retryDelay: retryOnClosedConnection,
-          rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
-          onResponse: (request, reply, response) =>
-            sendUpstreamReply(request as AnyRequest, reply as AnyReply, response, internalFiles),
-          onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
-        },
-        // the default passes only Cookie; the upstream also wants to know who asked
-        wsClientOptions: {
-          rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
-            const out: Record<string, string> = { ...(headers as Record<string, string>) };
-            // every end-to-end header of the client's (the default passed Cookie alone, and custom
-            // ones such as an API key were lost); the handshake's own are the ws client's to make
-            for (const name in request.headers) {
-              const value = request.headers[name];
-              if (typeof value === 'string' && !WEBSOCKET_OWN_HEADERS.has(name) && !name.includes('_'))
-                out[name] = value;
-            }
-            return {
-              ...out,
-              ...forwardedHeaders(request, request.headers['x-forwarded-for']),
-              ...(route.preserveHost ? preservedHost(request) : {}),
-            };
+          replyOptions: {
+            timeout: route.timeoutMs,
+            rewriteRequestHeaders: (request, headers) => {
+              // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before);
+              // TE is this hop's; a name with "_" is dropped, as nginx (underscores_in_headers off) and
+              // the PHP path drop it: a CGI-style upstream reads X_Real_IP as X-Real-IP, so a client's
+              // would join (and come before) the one set here
+              const rest: Record<string, string | string[] | undefined> = {};
+              for (const name in headers)
+                if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
+              return {
+                ...rest,
+                ...forwardedHeaders(request, headers['x-forwarded-for']),
+                ...(route.preserveHost ? preservedHost(request) : {}),
+              };
+            },
+            retryDelay: retryOnClosedConnection,
+            rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
+            onResponse: (request, reply, response) =>
+              sendUpstreamReply(request as AnyRequest, reply as AnyReply, response, internalFiles),
+            onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
           },
-        } as object,
+          // the default passes only Cookie; the upstream also wants to know who asked
+          wsClientOptions: {
+            rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
+              const out: Record<string, string> = { ...(headers as Record<string, string>) };
+              // every end-to-end header of the client's (the default passed Cookie alone, and custom
+              // ones such as an API key were lost); the handshake's own are the ws client's to make
+              for (const name in request.headers) {
+                const value = request.headers[name];
+                if (typeof value === 'string' && !WEBSOCKET_OWN_HEADERS.has(name) && !name.includes('_'))
+                  out[name] = value;
+              }
+              return {
+                ...out,
+                ...forwardedHeaders(request, request.headers['x-forwarded-for']),
+                ...(route.preserveHost ? preservedHost(request) : {}),
+              };
+            },
+          } as object,
+        });
       });
     });
   }
@@ -364,6 +368,26 @@ const WEBSOCKET_OWN_HEADERS = new Set([
   'sec-websocket-extensions',
   'sec-websocket-protocol',
 ]);
+
+/**
+ * @fastify/http-proxy refuses a target it will not pass (`..`, a protocol-relative `//`, bytes that
+ * are not UTF-8) by throwing a bare 400, which Fastify answered as JSON; in plain text here, as
+ * every other refusal of the server.
+ */
+function answerPathRefusalsPlainly(scope: FastifyInstance): void {
+  const next = scope.errorHandler;
+  scope.setErrorHandler(function pathRefusals(this: FastifyInstance, error, request, reply) {
+    const status = (error as { statusCode?: number }).statusCode;
+    if ((error as { code?: unknown }).code !== undefined || status !== 400)
+      return next.call(this, error, request, reply);
+    const why = (error as Error).message;
+    request.log.info({ url: request.url }, `proxy refused the path: ${why}`);
+    return reply
+      .code(400)
+      .type('text/plain; charset=utf-8')
+      .send(`Bad Request: the path cannot be passed on (${why})\n`);
+  });
+}
 
 /** Methods a request of which may be sent twice (RFC 9110 9.2.2), as nginx retries them. */
 const IDEMPOTENT_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);

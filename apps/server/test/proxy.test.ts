@@ -388,6 +388,17 @@ describe('proxy routes', () => {
     await hidden.body.dump();
   });
 
+  it('a target the proxy will not pass on ("//" after the prefix: another host for the upstream) is a plain-text 400, not JSON', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, rewrite_prefix: '' }]);
+    for (const path of ['/api//x', '/api//evil.example/x']) {
+      const res = await request(`${base}${path}`);
+      expect([path, res.statusCode, res.headers['content-type']]).toEqual([path, 400, 'text/plain; charset=utf-8']);
+      expect(await res.body.text()).toMatch(/^Bad Request: the path cannot be passed on/);
+    }
+    expect(upstream.seen).toEqual([]);
+  });
+
   it('answers 502 with a clear body when the upstream is down', async () => {
     const upstream = await startUpstream();
     const deadPort = upstream.port;
