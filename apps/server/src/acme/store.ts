@@ -82,6 +82,7 @@ export class CertificateStore {
         throw storeError(`create ${folder}`, await mkdirCause(folder, error));
       }
     }
+    await this.#sweepLeftovers();
     // a probe write: a read-only folder fails here, at boot, not at the first order
     const probe = join(this.dir, `.probe-${process.pid}`);
     try {
@@ -300,6 +301,28 @@ export class CertificateStore {
     await unlink(join(this.dir, 'http-01', token)).catch(() => {});
   }
 
+  /**
+   * What a crash (kill -9 mid-order, a full disk) left behind: half-written dot files beside the
+   * certificates and the answers, and answers to checks long over. Only old ones: another server
+   * sharing the folder may be writing or validating now (an order takes seconds to two minutes).
+   */
+  async #sweepLeftovers(): Promise<void> {
+    const now = Date.now();
+    const sweep = async (folder: string, stale: (entry: string) => boolean): Promise<void> => {
+      for (const entry of await readdir(folder).catch(() => [] as string[])) {
+        if (!stale(entry)) continue;
+        const file = join(folder, entry);
+        const info = await stat(file).catch(() => null);
+        // a version folder a crash left half-written (".<version>.tmp") goes too
+        if (info !== null && now - info.mtimeMs > LEFTOVER_AGE_MS)
+          await rm(file, { recursive: true, force: true }).catch(() => {});
+      }
+    };
+    await sweep(join(this.dir, 'http-01'), (entry) => !entry.includes('/'));
+    for (const name of await readdir(join(this.dir, 'certificates')).catch(() => [] as string[]))
+      await sweep(join(this.dir, 'certificates', name), (entry) => entry.startsWith('.'));
+  }
+
   #folder(name: string): string {
     if (!NAME.test(name)) throw new AcmeStoreError(`"${name}" cannot name a certificate folder`);
     return join(this.dir, 'certificates', name);
@@ -315,6 +338,9 @@ export class CertificateStore {
 }
 
 const FAILURES_FILE = 'failures.json';
+
+/** A leftover older than this is nobody's work in progress (lock.ts refreshes a held lock every minute). */
+const LEFTOVER_AGE_MS = 60 * 60_000;
 
 /** A version whose files cannot be used as they are: said at load (which file), never served. */
 function damagedVersion(path: string, why: string): StoredCertificate {

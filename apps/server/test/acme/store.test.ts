@@ -2,7 +2,7 @@
 // servers race, and challenge tokens that can never name a path.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { chmod, lstat, mkdtemp, readdir, readlink, rm, stat, writeFile, mkdir } from 'node:fs/promises';
+import { chmod, lstat, mkdtemp, readdir, readlink, rm, stat, utimes, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -101,6 +101,29 @@ describe('CertificateStore', () => {
     expect(versions.sort()).toEqual([second, third].map((p) => p.split('/').at(-1)).sort());
     expect(versions).not.toContain(first.split('/').at(-1));
     expect(await store.readCertificate('example.com')).toMatchObject({ cert: 'CERT 3', key: 'KEY 3' });
+  });
+
+  it('prepare() sweeps what a crash left behind, an hour old and more: half-written files, stale answers; not fresh ones', async () => {
+    const crashed = new CertificateStore(await mkdtemp(join(tmpdir(), 'wp-sweep-')));
+    await crashed.prepare();
+    const folder = join(crashed.dir, 'certificates', 'a.test');
+    await mkdir(join(folder, '.20260101T000000Z-abcdef.tmp'), { recursive: true });
+    const old = new Date(Date.now() - 2 * 60 * 60_000);
+    const files = [
+      join(folder, '.order.lock.0123456789abcdef'),
+      join(folder, '.failures.json.abc123'),
+      join(crashed.dir, 'http-01', '.tok.abc123'),
+      join(crashed.dir, 'http-01', 'tok'),
+    ];
+    for (const file of files) await writeFile(file, 'x');
+    for (const path of [...files, join(folder, '.20260101T000000Z-abcdef.tmp')]) await utimes(path, old, old);
+    const fresh = join(crashed.dir, 'http-01', 'fresh-token');
+    await writeFile(fresh, 'x');
+    await crashed.prepare();
+    // before: each crash left its files for good
+    expect((await readdir(folder)).sort()).toEqual([]);
+    expect(await readdir(join(crashed.dir, 'http-01'))).toEqual(['fresh-token']);
+    await rm(crashed.dir, { recursive: true, force: true });
   });
 
   it('names that could escape the folder are refused', async () => {
