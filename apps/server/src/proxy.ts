@@ -19,6 +19,7 @@ import {
   registerPlainErrors,
   type ResolvedInternalFiles,
   sendInternalFile,
+  SERVER_INSTRUCTION_HEADERS,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -482,7 +483,8 @@ function sendUpstreamReply(
   },
   internalFiles: ResolvedInternalFiles | null,
 ): void {
-  for (const name of NGINX_HIDDEN_HEADERS) reply.removeHeader(name);
+  // nginx's proxy_hide_header default: the X-Accel-* ones are for the server in front
+  for (const name of SERVER_INSTRUCTION_HEADERS) reply.removeHeader(name);
   const headers = asHeaderMap(response.headers ?? {});
   const handoff = internalFiles === null ? null : handoffOf(headers);
   if (handoff === null) {
@@ -500,16 +502,6 @@ function sendUpstreamReply(
     headers,
   );
 }
-
-/** The upstream's X-Accel-* headers: instructions to the server in front, never the client's (nginx's proxy_hide_header default). */
-const NGINX_HIDDEN_HEADERS = [
-  'x-accel-redirect',
-  'x-sendfile',
-  'x-accel-buffering',
-  'x-accel-charset',
-  'x-accel-expires',
-  'x-accel-limit-rate',
-];
 
 function asHeaderMap(headers: Record<string, string | string[] | undefined>): HeaderMap {
   const out: HeaderMap = Object.create(null);

@@ -71,6 +71,7 @@ export {
   handoffOf,
   resolveInternalFiles,
   sendInternalFile,
+  SERVER_INSTRUCTION_HEADERS,
 } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { cidrProblem } from './network/cidr.js';

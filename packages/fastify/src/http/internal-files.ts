@@ -95,14 +95,19 @@ export function handoffOf(headers: HeaderMap): Handoff | null {
   return null;
 }
 
-/** PHP's headers that describe its own (empty) body or the hand-over, never the file sent instead. */
-const DROPPED = new Set([
+/** The backend's instructions to the server in front (nginx's X-Accel-*): never the client's to see. */
+export const SERVER_INSTRUCTION_HEADERS: readonly string[] = [
   'x-accel-redirect',
   'x-sendfile',
   'x-accel-buffering',
   'x-accel-charset',
   'x-accel-expires',
   'x-accel-limit-rate',
+];
+
+/** PHP's headers that describe its own (empty) body or the hand-over, never the file sent instead. */
+const DROPPED = new Set([
+  ...SERVER_INSTRUCTION_HEADERS,
   'content-length',
   'content-range',
   'content-encoding',
