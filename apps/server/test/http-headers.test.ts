@@ -367,6 +367,37 @@ describe('compression', () => {
     expect(res.json().pad.length).toBeGreaterThanOrEqual(10);
   });
 
+  it('with compression on, a PHP body short of its Content-Length is a plain 502 or a cut download, never a 500 in JSON on a kept connection', async () => {
+    const app = Fastify({ genReqId });
+    apps.push(app);
+    await registerHttpHeaders(app, {});
+    await app.register(warmpool, { fastcgi: { root: CLASSIC_APP }, pool: { num_workers: 1 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const ask = (path: string) =>
+      new Promise<Buffer>((resolve, reject) => {
+        const socket = createConnection(port, '127.0.0.1');
+        // keep-alive asked for: only the server's close ends the wait
+        socket.write(`GET ${path} HTTP/1.1\r\nHost: a.test\r\nAccept-Encoding: gzip\r\n\r\n`);
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.on('error', reject);
+        socket.on('close', () => resolve(Buffer.concat(chunks)));
+      });
+    // before: Fastify's JSON 500 ("the body ended after 1000 of its 1050 declared bytes") on a
+    // connection kept open. The server's first look at a body (is it compressed already?) meets its
+    // end, short, before the head is out: a plain 502, the connection closed
+    const small = (await ask('/length.php?bytes=1000&length=1050&type=text/html')).toString('latin1');
+    const head = small.slice(0, small.indexOf('\r\n\r\n'));
+    expect(head).toMatch(/^HTTP\/1\.1 502 /);
+    expect(head).toMatch(/\r\ncontent-type: text\/plain; charset=utf-8\r\n/i);
+    expect(head).toMatch(/\r\nconnection: close\r\n/i);
+    expect(head).not.toMatch(/content-encoding/i);
+    // a streamed one (over 1 MiB) whose head went out first: a cut download, as nginx
+    const streamed = (await ask(`/length.php?mb=2&length=${3 * 1024 * 1024}&type=text/html`)).toString('latin1');
+    expect(streamed).toMatch(/^HTTP\/1\.1 200 /);
+  });
+
   it('answers a HEAD for a static file kept in memory with the headers of its GET (compressed: encoding, weak ETag, no length)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wp-head-static-'));
     closers.push(async () => rmSync(dir, { recursive: true, force: true }));

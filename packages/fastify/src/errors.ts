@@ -35,6 +35,20 @@ export class BodyTooLargeError extends WarmpoolError<'WP_FASTIFY_BODY_TOO_LARGE'
   }
 }
 
+/**
+ * PHP's body ended short of the Content-Length it declared, before anything of the reply was sent
+ * (a compressor held the bytes back): a 502, as nothing whole can be answered. Once the head is out,
+ * the connection is closed instead (the client sees a cut download).
+ */
+export class ShortBodyError extends WarmpoolError<'WP_FASTIFY_SHORT_BODY'> {
+  readonly statusCode = 502;
+  constructor(sent: number, declared: number) {
+    super('WP_FASTIFY_SHORT_BODY', `the body ended after ${sent} of its ${declared} declared bytes`, {
+      details: { sent, declared },
+    });
+  }
+}
+
 /** A multipart form carries more files than uploads.max_files: answered 413 before PHP runs. */
 export class TooManyFilesError extends WarmpoolError<'WP_FASTIFY_TOO_MANY_FILES'> {
   readonly statusCode = 413;
@@ -183,6 +197,7 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_TOO_MANY_FIELDS',
   'WP_FASTIFY_HTTP_VERSION',
   'WP_FASTIFY_TRANSFER_ENCODING',
+  'WP_FASTIFY_SHORT_BODY',
   'WP_FASTIFY_ROUTE_TAKEN',
   'WP_FASTIFY_ALREADY_REGISTERED',
   'WP_FASTIFY_POOL_UNREACHABLE',

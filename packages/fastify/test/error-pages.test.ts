@@ -7,6 +7,8 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { warmpool, type WarmpoolOptions } from '../src/index.js';
+import { ShortBodyError } from '../src/errors.js';
+import { registerPlainErrors } from '../src/http/error-pages.js';
 
 const php = (name: string) => fileURLToPath(new URL(`../../../test/fixtures/php/${name}`, import.meta.url));
 const CLASSIC_ROOT = fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url));
@@ -159,5 +161,27 @@ describe('error_pages: options', () => {
     expect(error?.code).toBe('WP_FASTIFY_INVALID_OPTION');
     expect(error?.details.key).toBe(key);
     expect(error?.message).toContain(reason);
+  });
+});
+
+describe('plain errors: a reply that failed before its head went out', () => {
+  it('drops the headers of the body it never sent (a short body behind a compressor: no Content-Encoding on the 502)', async () => {
+    const app = Fastify();
+    apps.push(app);
+    registerPlainErrors(app, false);
+    app.get('/short', async (_request, reply) => {
+      // what a compressor and PHP had set when the body came up short
+      reply.header('content-encoding', 'gzip').header('etag', 'W/"1"').header('content-length', '1050');
+      throw new ShortBodyError(1000, 1050);
+    });
+    await app.ready();
+    const res = await app.inject('/short');
+    // before: a text body under Content-Encoding: gzip, which no client can decode (curl: exit 61)
+    expect(res.statusCode).toBe(502);
+    expect(res.headers['content-encoding']).toBeUndefined();
+    expect(res.headers.etag).toBeUndefined();
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.headers.connection).toBe('close');
+    expect(res.body).toBe('Bad Gateway\n');
   });
 });

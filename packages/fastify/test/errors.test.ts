@@ -25,6 +25,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.TooManyFieldsError(1000),
       new errors.HttpVersionError('2.0'),
       new errors.TransferEncodingError('gzip, chunked'),
+      new errors.ShortBodyError(10, 20),
       new errors.RouteTakenError('GET /'),
       new errors.AlreadyRegisteredError(),
       new errors.PoolUnreachableError('"php a.php"', '', null),

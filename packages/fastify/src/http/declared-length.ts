@@ -9,6 +9,7 @@
 import { Readable, Transform, type TransformCallback, pipeline } from 'node:stream';
 import type { FastifyReply } from 'fastify';
 import { Chunks } from '@warmpool/pool';
+import { ShortBodyError } from '../errors.js';
 
 /** The one Content-Length PHP declared; null when there is none; NaN when it is not one number. */
 function declaredLength(reply: FastifyReply): number | null {
@@ -63,7 +64,7 @@ class DeclaredLength extends Transform {
       { url: this.#reply.request.url, declared: this.#declared, sent },
       `PHP's body ended after ${sent} of the ${this.#declared} bytes its Content-Length said; the connection was closed: fix the length the script sends`,
     );
-    callback(new Error(`the body ended after ${sent} of its ${this.#declared} declared bytes`));
+    callback(new ShortBodyError(sent, this.#declared));
   }
 }
 

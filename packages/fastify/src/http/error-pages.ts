@@ -105,6 +105,16 @@ export function registerErrorPages(
  * one set before the plugin's registration still gets these errors, codes and all. Other errors
  * (an app hook's) keep Fastify's answer.
  */
+/** Headers that describe a body: not the plain-text error's. */
+const REPRESENTATION_HEADERS = [
+  'content-encoding',
+  'content-length',
+  'content-range',
+  'etag',
+  'last-modified',
+  'content-disposition',
+];
+
 export function registerPlainErrors(app: FastifyInstance, debug: boolean): void {
   const parent = app.errorHandler;
   if (parent.name !== 'defaultErrorHandler') return;
@@ -126,6 +136,10 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
     // Fastify marks every body-parsing error `Connection: close`: HTTP/2 has no such header (Node
     // drops it with an UnsupportedWarning on stderr, a stray line in a JSON log)
     if ('stream' in request.raw) reply.removeHeader('connection');
+    // a reply that failed before its head went out (a short body behind a compressor) had its
+    // representation's headers set: a plain-text error under Content-Encoding: gzip is undecodable
+    for (const name of REPRESENTATION_HEADERS) reply.removeHeader(name);
+    if (code === 'WP_FASTIFY_SHORT_BODY' && !('stream' in request.raw)) reply.header('connection', 'close');
     reply.code(status).type('text/plain; charset=utf-8');
     return reply.send(debug ? `${code}: ${error.message}\n` : `${STATUS_CODES[status] ?? 'Error'}\n`);
   });
