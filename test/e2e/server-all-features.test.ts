@@ -461,6 +461,11 @@ describe('all features: proxy routes', () => {
     });
     const post = await get('/api/items', { method: 'POST', body: 'x=1', host: 'elsewhere.test' });
     expect([post.status, post.json().body]).toEqual([201, 'x=1']);
+    // http.access on a proxied prefix: before, the upstream answered it (the rule held for PHP only)
+    const seen = setup.upstream.seen.length;
+    const denied = await get('/api/private/report', { host: 'elsewhere.test' });
+    expect([denied.status, denied.text]).toEqual([403, 'Forbidden\n']);
+    expect(setup.upstream.seen.length).toBe(seen);
   });
 
   it("b.test has its own proxy list: /b-api goes upstream under /v1, the top level's /api does not", async () => {

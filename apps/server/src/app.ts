@@ -473,6 +473,7 @@ async function registerSite(
         countRoute: traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
         ...(siteLimits.requestTimeoutMs === null ? {} : { streamTimeoutMs: siteLimits.requestTimeoutMs }),
         internalFiles: resolveInternalFiles(site.plugin.internal_files),
+        admit: ctx.warmpool.admit,
       });
     } catch (error) {
       throw new SiteSetupError(site, error);

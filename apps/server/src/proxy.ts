@@ -74,6 +74,8 @@ export interface ProxySiteOptions {
   streamTimeoutMs?: number;
   /** the site's internal_files: an upstream's X-Accel-Redirect / X-Sendfile sends a file from there, as nginx */
   internalFiles?: ResolvedInternalFiles | null;
+  /** the site's http.access and http.limit_req (the plugin's admit): false when it answered 403 or 429 */
+  admit?: ((request: FastifyRequest, reply: FastifyReply) => boolean) | null;
 }
 
 /**
@@ -96,6 +98,7 @@ export async function registerProxies<S extends RawServerBase>(
   const countRoute = site.countRoute ?? null;
   const streamTimeoutMs = site.streamTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
   const internalFiles = site.internalFiles ?? null;
+  const admit = site.admit ?? null;
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
   // loaded only when a route is configured: it brings undici and ws (about 130 modules)
@@ -120,6 +123,12 @@ export async function registerProxies<S extends RawServerBase>(
         scope.addHook('onRequest', (_request, reply, done) => {
           recordWhenClosed(reply as unknown as FastifyReply, record);
           done();
+        });
+      // (counted by the hook before) the site's access and rate rules hold for its proxied prefixes too (nginx's deny / limit_req
+      // in front of a proxy_pass); before, a proxied /admin denied to all answered 200
+      if (admit !== null)
+        scope.addHook('onRequest', (request, reply, done) => {
+          if (admit(request as unknown as FastifyRequest, reply as unknown as FastifyReply)) done();
         });
       // in a scope of its own under the plain errors: a handler of its path refusals in front of them
       scope.register(async (inner: FastifyInstance<S>) => {

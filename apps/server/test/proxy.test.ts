@@ -399,6 +399,36 @@ describe('proxy routes', () => {
     expect(upstream.seen).toEqual([]);
   });
 
+  it("holds the site's http.access and http.limit_req on its proxied prefixes, with the plugin's own counters", async () => {
+    const upstream = await startUpstream();
+    const app = Fastify() as FastifyInstance;
+    closers.push(() => app.close());
+    await app.register(warmpool, {
+      command: ['php', fixture('echo.php')],
+      pool: { num_workers: 1 },
+      access: [{ prefix: '/sec', deny: ['all'] }],
+      limit_req: [{ prefix: '/lim', rate: '1r/m', burst: 0 }],
+    });
+    await registerProxies(
+      app,
+      [
+        { prefix: '/sec', upstream: upstream.origin },
+        { prefix: '/lim', upstream: upstream.origin },
+      ],
+      { admit: app.warmpool.admit },
+    );
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+    // before: 200 from the upstream, the deny rule met only by PHP's paths
+    const denied = await request(`${base}/sec/x`);
+    expect([denied.statusCode, await denied.body.text()]).toEqual([403, 'Forbidden\n']);
+    expect((await request(`${base}/lim/a`)).statusCode).toBe(200);
+    const limited = await request(`${base}/lim/a`);
+    expect(limited.statusCode).toBe(429);
+    await limited.body.dump();
+    expect(upstream.seen.map((seen) => seen.url)).toEqual(['/lim/a']);
+  });
+
   it('answers 502 with a clear body when the upstream is down', async () => {
     const upstream = await startUpstream();
     const deadPort = upstream.port;

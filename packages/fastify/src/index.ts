@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin';
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify';
+import type { FastifyInstance, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import {
   type AnyPool,
   createCgiPool,
@@ -18,7 +18,8 @@ import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './op
 import { AlreadyRegisteredError } from './errors.js';
 import { Admitted } from './http/admitted.js';
 import { claimCatchAll, guardCatchAll, registerRoutes } from './routes.js';
-import type { ClientInfo } from './network/client-info.js';
+import { type ClientInfo, clientInfoOf as clientOf } from './network/client-info.js';
+import { createAdmission } from './network/admission.js';
 
 export {
   checkOptions,
@@ -128,6 +129,11 @@ export interface WarmpoolDecorator {
   reset(): Promise<void>;
   workers(): Promise<WorkerInfo[]>;
   stats(): PoolStats;
+  /**
+   * The site's http.access and http.limit_req for a request the plugin's routes do not take (serve's
+   * proxy routes): false when it answered 403 or 429. Its rate counters are the plugin's.
+   */
+  admit(request: FastifyRequest, reply: FastifyReply): boolean;
 }
 
 // here, not beside the code that sets them: only the entry point's declarations reach a user's types
@@ -174,10 +180,13 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     view = cgi;
     exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options));
   }
+  const admission = createAdmission(options);
   try {
     app.decorate('warmpool', {
       pool,
       fastcgi,
+      admit: (request, reply) =>
+        admission === null || admission(request, reply, (request.warmpoolClient ?? clientOf(request.raw)).remoteAddr),
       reset: async () => {
         await pool?.reset();
       },
@@ -206,7 +215,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   app.addHook('onClose', async () => {
     await Promise.all([poolClosed ?? pool?.close(), fastcgi?.close()]);
   });
-  await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll, admitted));
+  await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll, admitted, admission));
   guardCatchAll(app, catchAll);
 };
 

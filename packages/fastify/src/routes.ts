@@ -27,8 +27,7 @@ import { PoolUnreachableError, RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
-import { requestPath } from './network/access.js';
-import { multisiteAlias } from './static/script-resolver.js';
+import { type Admission, createAdmission } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
@@ -51,10 +50,10 @@ export async function registerRoutes(
   catchAll: Set<string> = new Set(),
   /** requests begun and not yet at the pool, which the pool's drain waits for (index.ts) */
   admitted: Admitted = new Admitted(),
+  /** access and rate rules (network/admission.ts): one instance, its counters shared with serve's proxy routes */
+  admission: Admission | null = createAdmission(options),
 ): Promise<void> {
-  const { client, access, requestRate, internalFiles, errorPages } = options;
-  /** fastcgi.multisite: the resolver's options, to name a network's shared path */
-  const multisite = options.classic?.resolver.options.multisite ? options.classic.resolver.options : null;
+  const { client, internalFiles, errorPages } = options;
   if (internalFiles !== null) await loadSend();
   // Who the client is and which host it asked for (client-info.ts), decided before anything else:
   // an ambiguous Host is 400 here, and access rules see the client after trusted_subnets.
@@ -66,21 +65,7 @@ export async function registerRoutes(
     const info = applyClientInfo(request, reply, client);
     if (info === null) return;
     request.warmpoolClient = info;
-    if (access === null && requestRate === null) return done();
-    const path = requestPath(request.url);
-    // a WordPress network's "/site2/wp-admin/" is "/wp-admin/" too: the rules for it apply to both
-    // spellings, as behind nginx, whose server-level rewrite comes before its locations
-    const shared = multisite === null ? null : multisiteAlias(multisite, path);
-    if (access !== null && (!access(path, info.remoteAddr) || (shared !== null && !access(shared, info.remoteAddr)))) {
-      reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
-      return;
-    }
-    // limit_req: a client over its rate waits, and PHP never sees the request
-    const wait = requestRate === null ? 0 : requestRate(shared ?? path, info.remoteAddr);
-    if (wait > 0) {
-      reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
-      return;
-    }
+    if (admission !== null && !admission(request, reply, info.remoteAddr)) return;
     done();
   });
   registerPlainErrors(app, options.debug);

@@ -1,0 +1,36 @@
+// http.access and http.limit_req, applied before anything else answers: 403 for a client a rule
+// refuses, 429 (with Retry-After) for one over its rate. The plugin's routes run it first; serve's
+// proxy routes run the same one (its rate counters shared), so an nginx-style `deny` in front of a
+// proxied backend holds there too.
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { ResolvedOptions } from '../options.js';
+import { multisiteAlias } from '../static/script-resolver.js';
+import { requestPath } from './access.js';
+
+/** True when the request may go on; false when it was answered here (403 or 429). */
+export type Admission = (request: FastifyRequest, reply: FastifyReply, remoteAddr: string) => boolean;
+
+/** The site's admission, or null when it has no access or rate rule. */
+export function createAdmission(options: ResolvedOptions): Admission | null {
+  const { access, requestRate } = options;
+  if (access === null && requestRate === null) return null;
+  /** fastcgi.multisite: the resolver's options, to name a network's shared path */
+  const multisite = options.classic?.resolver.options.multisite ? options.classic.resolver.options : null;
+  return (request, reply, remoteAddr) => {
+    const path = requestPath(request.url);
+    // a WordPress network's "/site2/wp-admin/" is "/wp-admin/" too: the rules for it apply to both
+    // spellings, as behind nginx, whose server-level rewrite comes before its locations
+    const shared = multisite === null ? null : multisiteAlias(multisite, path);
+    if (access !== null && (!access(path, remoteAddr) || (shared !== null && !access(shared, remoteAddr)))) {
+      reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
+      return false;
+    }
+    // limit_req: a client over its rate waits, and the backend never sees the request
+    const wait = requestRate === null ? 0 : requestRate(shared ?? path, remoteAddr);
+    if (wait > 0) {
+      reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
+      return false;
+    }
+    return true;
+  };
+}
