@@ -28,6 +28,14 @@ function warnDropped(reply: FastifyReply, declared: number, dropped: number): vo
   );
 }
 
+/** Replies whose body ended short of PHP's length, with the error that said so. */
+const cutShort = new WeakMap<FastifyReply, ShortBodyError>();
+
+/** The ShortBodyError of a reply whose body ended short of its declared length, or null. */
+export function shortBodyOf(reply: FastifyReply): ShortBodyError | null {
+  return cutShort.get(reply) ?? null;
+}
+
 class DeclaredLength extends Transform {
   readonly #declared: number;
   #left: number;
@@ -64,7 +72,11 @@ class DeclaredLength extends Transform {
       { url: this.#reply.request.url, declared: this.#declared, sent },
       `PHP's body ended after ${sent} of the ${this.#declared} bytes its Content-Length said; the connection was closed: fix the length the script sends`,
     );
-    callback(new ShortBodyError(sent, this.#declared));
+    const error = new ShortBodyError(sent, this.#declared);
+    // what reaches the error handler may be another error: a compressor's pump says "Premature
+    // close" (Node 26) for the stream this one failed
+    cutShort.set(this.#reply, error);
+    callback(error);
   }
 }
 

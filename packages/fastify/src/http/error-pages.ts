@@ -8,6 +8,7 @@ import { STATUS_CODES } from 'node:http';
 import { extname, isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { isBackendReply } from './backend-reply.js';
+import { shortBodyOf } from './declared-length.js';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
 
@@ -118,7 +119,9 @@ const REPRESENTATION_HEADERS = [
 export function registerPlainErrors(app: FastifyInstance, debug: boolean): void {
   const parent = app.errorHandler;
   if (parent.name !== 'defaultErrorHandler') return;
-  app.setErrorHandler(function plainErrors(this: FastifyInstance, error: FastifyError, request, reply) {
+  app.setErrorHandler(function plainErrors(this: FastifyInstance, thrown: FastifyError, request, reply) {
+    // a body cut short, whatever error its stream's consumer reported for it
+    const error = (shortBodyOf(reply) as FastifyError | null) ?? thrown;
     const code = error.code;
     const status = error.statusCode;
     if (
