@@ -20,6 +20,7 @@ import {
   type ResolvedInternalFiles,
   sendInternalFile,
   SERVER_INSTRUCTION_HEADERS,
+  TransferEncodingError,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -494,21 +495,20 @@ function sendUpstreamReply(
 ): void {
   // nginx's proxy_hide_header default: the X-Accel-* ones are for the server in front
   for (const name of SERVER_INSTRUCTION_HEADERS) reply.removeHeader(name);
-  const headers = asHeaderMap(response.headers ?? {});
-  const handoff = internalFiles === null ? null : handoffOf(headers);
+  // the upstream's headers as a map only where a hand-over can be followed: not per reply
+  const headers = internalFiles === null ? null : asHeaderMap(response.headers ?? {});
+  const handoff = headers === null ? null : handoffOf(headers);
   if (handoff === null) {
     sendUpstreamBody(reply, response.stream);
     return;
   }
   (response.stream as unknown as Readable).destroy();
-  for (const name of ['content-length', 'content-encoding', 'content-range', 'etag', 'last-modified', 'accept-ranges'])
-    reply.removeHeader(name);
   void sendInternalFile(
     request as unknown as FastifyRequest,
     reply as unknown as FastifyReply,
     internalFiles!,
     handoff,
-    headers,
+    headers!,
   );
 }
 
@@ -542,7 +542,7 @@ function refusedUnforwardable(request: AnyRequest, reply: AnyReply): boolean {
   const coding = request.raw.httpVersionMajor === 1 ? request.headers['transfer-encoding'] : undefined;
   let why: string | null = null;
   if (coding !== undefined && coding.trim().toLowerCase() !== 'chunked')
-    why = `Transfer-Encoding "${coding}" is not supported: send the body with Content-Length, or chunked alone`;
+    why = new TransferEncodingError(coding).message; // the PHP path's refusal, in its words
   else if (
     (request.method === 'GET' || request.method === 'HEAD') &&
     (coding !== undefined || Number(request.headers['content-length'] ?? 0) > 0)

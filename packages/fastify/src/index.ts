@@ -18,7 +18,7 @@ import { type ResolvedOptions, resolveOptions, type WarmpoolOptions } from './op
 import { AlreadyRegisteredError } from './errors.js';
 import { Admitted } from './http/admitted.js';
 import { claimCatchAll, guardCatchAll, registerRoutes } from './routes.js';
-import { type ClientInfo, clientInfoOf as clientOf } from './network/client-info.js';
+import { type ClientInfo, clientInfoOf } from './network/client-info.js';
 import { createAdmission } from './network/admission.js';
 
 export {
@@ -55,6 +55,7 @@ export {
   BodyTooLargeError,
   TooManyFilesError,
   TooManyHeadersError,
+  TransferEncodingError,
   RequestTimeoutError,
   HeadersTooLargeError,
   TooManyFieldsError,
@@ -186,7 +187,8 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
       pool,
       fastcgi,
       admit: (request, reply) =>
-        admission === null || admission(request, reply, (request.warmpoolClient ?? clientOf(request.raw)).remoteAddr),
+        admission === null ||
+        admission(request, reply, (request.warmpoolClient ?? clientInfoOf(request.raw)).remoteAddr),
       reset: async () => {
         await pool?.reset();
       },

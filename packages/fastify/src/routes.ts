@@ -27,7 +27,7 @@ import { PoolUnreachableError, RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
-import { type Admission, createAdmission } from './network/admission.js';
+import type { Admission } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic } from './static/static.js';
 import { statusOf } from './http/status.js';
@@ -50,8 +50,8 @@ export async function registerRoutes(
   catchAll: Set<string> = new Set(),
   /** requests begun and not yet at the pool, which the pool's drain waits for (index.ts) */
   admitted: Admitted = new Admitted(),
-  /** access and rate rules (network/admission.ts): one instance, its counters shared with serve's proxy routes */
-  admission: Admission | null = createAdmission(options),
+  /** access and rate rules (network/admission.ts): the plugin's one instance, its counters shared with serve's proxy routes */
+  admission: Admission | null = null,
 ): Promise<void> {
   const { client, internalFiles, errorPages } = options;
   if (internalFiles !== null) await loadSend();

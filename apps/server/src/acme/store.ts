@@ -140,7 +140,7 @@ export class CertificateStore {
     }
   }
 
-  /** The stored certificate `name`, or null when there is none (or its files are incomplete). */
+  /** The stored certificate `name`, or null when there is none; a damaged one comes back marked `damaged`. */
   async readCertificate(name: string): Promise<StoredCertificate | null> {
     const folder = this.#folder(name);
     let version: string;
@@ -150,24 +150,7 @@ export class CertificateStore {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw storeError(`read ${join(folder, 'current')}`, error);
     }
-    const path = join(folder, version);
-    const [cert, key, meta] = await Promise.all([
-      readOptional(join(path, 'cert.pem')),
-      readOptional(join(path, 'key.pem')),
-      readOptional(join(path, 'meta.json')),
-    ]);
-    if (cert === null || key === null || meta === null) {
-      const missing = ['cert.pem', 'key.pem', 'meta.json'].filter((_, i) => [cert, key, meta][i] === null);
-      return damagedVersion(
-        path,
-        `${missing.map((file) => join(path, file)).join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing`,
-      );
-    }
-    try {
-      return { cert, key, meta: JSON.parse(meta) as CertificateMeta, path };
-    } catch {
-      return damagedVersion(path, `${join(path, 'meta.json')} is not JSON`);
-    }
+    return readVersion(join(folder, version));
   }
 
   /**
@@ -184,16 +167,9 @@ export class CertificateStore {
       .reverse();
     const out: StoredCertificate[] = [];
     for (const version of versions) {
-      const path = join(folder, version);
-      const [cert, key, meta] = await Promise.all(
-        ['cert.pem', 'key.pem', 'meta.json'].map((file) => readOptional(join(path, file)).catch(() => null)),
-      );
-      if (cert == null || key == null || meta == null) continue;
-      try {
-        out.push({ cert, key, meta: JSON.parse(meta) as CertificateMeta, path });
-      } catch {
-        // damaged too: the next one
-      }
+      const stored = await readVersion(join(folder, version)).catch(() => null);
+      // damaged too, or unreadable: the next one
+      if (stored !== null && stored.damaged === undefined) out.push(stored);
     }
     return out;
   }
@@ -341,6 +317,27 @@ const FAILURES_FILE = 'failures.json';
 
 /** A leftover older than this is nobody's work in progress (lock.ts refreshes a held lock every minute). */
 const LEFTOVER_AGE_MS = 60 * 60_000;
+
+/** One version folder's certificate, key and meta; a damaged one says which file is wrong. */
+async function readVersion(path: string): Promise<StoredCertificate> {
+  const [cert, key, meta] = await Promise.all([
+    readOptional(join(path, 'cert.pem')),
+    readOptional(join(path, 'key.pem')),
+    readOptional(join(path, 'meta.json')),
+  ]);
+  if (cert === null || key === null || meta === null) {
+    const missing = ['cert.pem', 'key.pem', 'meta.json'].filter((_, i) => [cert, key, meta][i] === null);
+    return damagedVersion(
+      path,
+      `${missing.map((file) => join(path, file)).join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing`,
+    );
+  }
+  try {
+    return { cert, key, meta: JSON.parse(meta) as CertificateMeta, path };
+  } catch {
+    return damagedVersion(path, `${join(path, 'meta.json')} is not JSON`);
+  }
+}
 
 /** A version whose files cannot be used as they are: said at load (which file), never served. */
 function damagedVersion(path: string, why: string): StoredCertificate {

@@ -21,6 +21,15 @@ function declaredLength(reply: FastifyReply): number | null {
   return Number(first);
 }
 
+/** A Content-Length that is not one number (two values, "ten") is left out, and said: `goes` how the body goes then. */
+function forgetUnreadableLength(reply: FastifyReply, goes: string): void {
+  reply.log.warn(
+    { contentLength: reply.getHeader('content-length') },
+    `PHP sent a Content-Length that is not one number; the body goes ${goes}`,
+  );
+  reply.removeHeader('content-length');
+}
+
 function warnDropped(reply: FastifyReply, declared: number, dropped: number): void {
   reply.log.warn(
     { url: reply.request.url, declared, dropped },
@@ -90,11 +99,7 @@ export function holdToDeclaredLength(reply: FastifyReply, body: Readable): Reada
   const declared = declaredLength(reply);
   if (declared === null || reply.request.method === 'HEAD') return body;
   if (Number.isNaN(declared)) {
-    reply.log.warn(
-      { contentLength: reply.getHeader('content-length') },
-      'PHP sent a Content-Length that is not one number; the body goes without it (chunked)',
-    );
-    reply.removeHeader('content-length');
+    forgetUnreadableLength(reply, 'without it (chunked)');
     return body;
   }
   // pipeline: an error or early close on either side destroys the other
@@ -111,11 +116,7 @@ export function holdWholeToDeclaredLength(reply: FastifyReply, body: Buffer | Ch
   const declared = reply.request.method === 'HEAD' ? null : declaredLength(reply);
   if (declared === null || declared === body.length) return body;
   if (Number.isNaN(declared)) {
-    reply.log.warn(
-      { contentLength: reply.getHeader('content-length') },
-      'PHP sent a Content-Length that is not one number; the body goes with its own length',
-    );
-    reply.removeHeader('content-length');
+    forgetUnreadableLength(reply, 'with its own length');
     return body;
   }
   if (declared > body.length) {

@@ -98,14 +98,6 @@ export function registerErrorPages(
   });
 }
 
-/**
- * The plugin's own refusals before PHP runs (413 over max_request_size, 431, a malformed form, …)
- * in the shape of its other answers: a plain-text status line ("Payload Too Large"), or with `debug`
- * the code and message, instead of Fastify's JSON with an internal code in it (what a browser user
- * saw of a phpMyAdmin import over the limit). Only while the app has no error handler of its own:
- * one set before the plugin's registration still gets these errors, codes and all. Other errors
- * (an app hook's) keep Fastify's answer.
- */
 /** Headers that describe a body: not the plain-text error's. */
 const REPRESENTATION_HEADERS = [
   'content-encoding',
@@ -116,6 +108,14 @@ const REPRESENTATION_HEADERS = [
   'content-disposition',
 ];
 
+/**
+ * The plugin's own refusals before PHP runs (413 over max_request_size, 431, a malformed form, …)
+ * in the shape of its other answers: a plain-text status line ("Payload Too Large"), or with `debug`
+ * the code and message, instead of Fastify's JSON with an internal code in it (what a browser user
+ * saw of a phpMyAdmin import over the limit). Only while the app has no error handler of its own:
+ * one set before the plugin's registration still gets these errors, codes and all. Other errors
+ * (an app hook's) keep Fastify's answer.
+ */
 export function registerPlainErrors(app: FastifyInstance, debug: boolean): void {
   const parent = app.errorHandler;
   if (parent.name !== 'defaultErrorHandler') return;

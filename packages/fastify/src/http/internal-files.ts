@@ -158,6 +158,8 @@ export async function sendInternalFile(
   handoff: Handoff,
   phpHeaders: HeaderMap,
 ): Promise<FastifyReply> {
+  // what a caller already set from the backend's reply (serve's proxy copies it) goes as PHP's does
+  for (const name of DROPPED) reply.removeHeader(name);
   const path = await internalPathOf(files, handoff);
   if (path === null) {
     request.log.warn(
