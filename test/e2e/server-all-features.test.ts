@@ -478,12 +478,16 @@ describe('all features: proxy routes', () => {
     expect(notOwn.json()).toMatchObject({ codec: 'proto', path: '/api/users' });
   });
 
-  it('proxies a WebSocket under /ws over TLS (wss) both ways', async () => {
-    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/chat?room=1`, { dispatcher: byName });
+  it('proxies a WebSocket under /ws over TLS (wss) both ways, a tunnel: the subprotocol is the one the upstream chose', async () => {
+    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/chat?room=1`, {
+      dispatcher: byName,
+      protocols: ['chat.v1', 'chat.v2'],
+    });
     await new Promise<void>((resolve, reject) => {
       ws.addEventListener('open', () => resolve());
       ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
     });
+    expect(ws.protocol).toBe('chat.v2');
     const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
     ws.send('hello');
     expect(await reply).toBe('echo hello from /ws/chat?room=1 for 127.0.0.1');

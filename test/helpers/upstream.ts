@@ -36,8 +36,9 @@ export interface Upstream {
  * request (an idle kept-alive connection closed as the request came); one ending in /unavailable
  * answers 503 with Retry-After: 1; one ending in /handoff answers X-Accel-Redirect: ?to= and no
  * body; accepts
- * WebSocket upgrades by hand (RFC 6455 handshake and frames) and echoes text messages as
- * "echo MSG from URL for X-FORWARDED-FOR".
+ * WebSocket upgrades by hand (RFC 6455 handshake and frames; of the subprotocols offered, the last,
+ * with a cookie) and echoes text messages as "echo MSG from URL for X-FORWARDED-FOR"; refuses an
+ * upgrade to a path ending in /denied with 403 "no entry".
  */
 export async function startUpstream(): Promise<Upstream> {
   const seen: SeenRequest[] = [];
@@ -142,11 +143,21 @@ export async function startUpstream(): Promise<Upstream> {
 }
 
 function acceptWebSocket(req: IncomingMessage, socket: Socket): void {
+  if (req.url!.split('?')[0]!.endsWith('/denied')) {
+    socket.end(
+      'HTTP/1.1 403 Forbidden\r\nContent-Type: text/plain\r\nContent-Length: 9\r\nX-Why: denied\r\n\r\nno entry\n',
+    );
+    return;
+  }
   const accept = createHash('sha1')
     .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`)
     .digest('base64');
+  // the last subprotocol offered, as a server that prefers the newest version of its protocol
+  const offered = req.headers['sec-websocket-protocol']?.split(',').map((name) => name.trim());
+  const chosen =
+    offered === undefined ? '' : `Sec-WebSocket-Protocol: ${offered[offered.length - 1]}\r\nSet-Cookie: ws=1\r\n`;
   socket.write(
-    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+    `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${chosen}\r\n`,
   );
   let buffer = Buffer.alloc(0);
   socket.on('data', (chunk: Buffer) => {

@@ -1,11 +1,13 @@
 // Reverse-proxy routes, like nginx's `location /api/ { proxy_pass http://127.0.0.1:9000; }`:
 // requests under a prefix go to an upstream HTTP server (and WebSocket upgrades with them) instead
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
 import http2, { type Http2ServerResponse } from 'node:http2';
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
+import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
   type ErrorPages,
@@ -106,6 +108,13 @@ export async function registerProxies<S extends RawServerBase>(
   const { default: httpProxy } = await import('@fastify/http-proxy');
   // Fastify routes only the methods it was told of (WebDAV's are added once for the whole app)
   addRequestMethods(app as unknown as FastifyInstance);
+  // WebSocket upgrades through the router to their route (the server's upgrade.ts takes this listener
+  // over on its public listeners), one listener for every site's routes
+  if (resolved.some((route) => route.websocket) && !routedUpgrades.has(app.server)) {
+    routedUpgrades.add(app.server);
+    const routing = (app as unknown as { routing: (req: IncomingMessage, res: ServerResponse) => void }).routing;
+    app.server.on('upgrade', upgradeListener(routing));
+  }
   for (const route of resolved) {
     const record = countRoute?.(route.upstream) ?? null;
     // each route in a scope of its own, whose hook counts its responses (the plugin counts only its own)
@@ -138,13 +147,17 @@ export async function registerProxies<S extends RawServerBase>(
           prefix: route.prefix,
           upstream: route.upstream,
           rewritePrefix: route.rewritePrefix,
-          websocket: route.websocket,
           // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
           httpMethods: [...REQUEST_METHODS],
           // reply-from logs two info lines per request otherwise; the access log already has it
           disableRequestLogging: true,
           // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
           preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
+            const upgrade = upgradeOf(request.raw as IncomingMessage);
+            if (upgrade !== undefined) {
+              tunnelUpgrade(request, reply, route, upgrade, errorPages);
+              return;
+            }
             if (refusedUnforwardable(request, reply)) return;
             limitRequestBody(request, reply, maxRequestBytes, done);
           },
@@ -170,24 +183,6 @@ export async function registerProxies<S extends RawServerBase>(
               sendUpstreamReply(request as AnyRequest, reply as AnyReply, response, internalFiles),
             onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
           },
-          // the default passes only Cookie; the upstream also wants to know who asked
-          wsClientOptions: {
-            rewriteRequestHeaders: (headers: Record<string, unknown>, request: AnyRequest) => {
-              const out: Record<string, string> = { ...(headers as Record<string, string>) };
-              // every end-to-end header of the client's (the default passed Cookie alone, and custom
-              // ones such as an API key were lost); the handshake's own are the ws client's to make
-              for (const name in request.headers) {
-                const value = request.headers[name];
-                if (typeof value === 'string' && !WEBSOCKET_OWN_HEADERS.has(name) && !name.includes('_'))
-                  out[name] = value;
-              }
-              return {
-                ...out,
-                ...forwardedHeaders(request, request.headers['x-forwarded-for']),
-                ...(route.preserveHost ? preservedHost(request) : {}),
-              };
-            },
-          } as object,
         });
       });
     });
@@ -363,8 +358,14 @@ function preservedHost(request: AnyRequest): Record<string, string> {
   return host === '' ? {} : { host };
 }
 
-/** A WebSocket client's handshake and hop-by-hop headers: the upstream connection makes its own. */
-const WEBSOCKET_OWN_HEADERS = new Set([
+/** Servers whose upgrades go through the router already (one listener, whatever the sites). */
+const routedUpgrades = new WeakSet<object>();
+
+/**
+ * Headers of the client's upgrade the tunnel sets itself: this hop's, a body's (a handshake has
+ * none), and the forwarding ones.
+ */
+const TUNNEL_OWN_HEADERS = new Set([
   'host',
   'connection',
   'upgrade',
@@ -374,11 +375,94 @@ const WEBSOCKET_OWN_HEADERS = new Set([
   'transfer-encoding',
   'proxy-connection',
   'content-length',
-  'sec-websocket-key',
-  'sec-websocket-version',
-  'sec-websocket-extensions',
-  'sec-websocket-protocol',
+  'expect',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-real-ip',
 ]);
+
+/**
+ * A WebSocket upgrade under a `websocket: true` route, as nginx passes one: the handshake to the
+ * upstream with the client's own headers (its key, subprotocols and extensions, cookies, an API
+ * key), and the upstream's answer back to the client (websocket-tunnel.ts). A refusal (401, 403,
+ * 404...) reaches the client as any proxied response; an upstream down or silent is a 502 / 504.
+ */
+function tunnelUpgrade(
+  request: AnyRequest,
+  reply: AnyReply,
+  route: ResolvedRoute,
+  upgrade: Upgrade,
+  errorPages: ErrorPages,
+): void {
+  if (!route.websocket) {
+    reply
+      .code(400)
+      .type('text/plain; charset=utf-8')
+      .send(`Bad Request: ${route.prefix} does not take WebSocket upgrades (websocket: true)\n`);
+    return;
+  }
+  const path = upgradeTarget(route, request.raw.url ?? '/');
+  if (path === null) {
+    reply.code(400).type('text/plain; charset=utf-8').send('Bad Request: the path cannot be passed on\n');
+    return;
+  }
+  const origin = new URL(route.upstream);
+  const headers: OutgoingHttpHeaders = {};
+  const raw = request.raw.rawHeaders;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const lower = name.toLowerCase();
+    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_')) continue;
+    const before = headers[name];
+    headers[name] =
+      before === undefined ? raw[i + 1]! : ([] as string[]).concat(before as string | string[], raw[i + 1]!);
+  }
+  Object.assign(
+    headers,
+    { host: origin.host, connection: 'Upgrade', upgrade: request.headers.upgrade ?? 'websocket' },
+    forwardedHeaders(request, request.headers['x-forwarded-for']),
+    route.preserveHost ? preservedHost(request) : {},
+  );
+  tunnel(
+    upgrade,
+    { origin, path, method: request.method, headers, timeoutMs: route.timeoutMs },
+    {
+      upgraded: () => reply.hijack(),
+      refused: (response) => {
+        const out = upstreamReplyHeaders(response.headers, route, request);
+        for (const name of SERVER_INSTRUCTION_HEADERS) delete out[name];
+        reply.code(response.statusCode ?? 502).headers(out);
+        sendUpstreamBody(reply, response);
+      },
+      failed: (error) => sendUpstreamError(reply, route, error, errorPages),
+    },
+  );
+}
+
+/**
+ * The upstream's request target for an upgrade, the prefix replaced as for proxied requests; null
+ * for one that would leave the route upstream (a `..` segment, encoded or not, or `\\`), as
+ * @fastify/http-proxy refuses for them.
+ */
+export function upgradeTarget(route: { prefix: string; rewritePrefix: string }, url: string): string | null {
+  const query = url.indexOf('?');
+  const path = query === -1 ? url : url.slice(0, query);
+  if (route.prefix !== '/' && path !== route.prefix && !path.startsWith(`${route.prefix}/`)) return null;
+  const rest = route.prefix === '/' ? path : path.slice(route.prefix.length);
+  const base = route.rewritePrefix === '/' ? '' : route.rewritePrefix;
+  let target = base + rest;
+  if (!target.startsWith('/')) target = `/${target}`;
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(target);
+  } catch {
+    return null;
+  }
+  if (decoded.replaceAll('\\', '/').split('/').includes('..')) return null;
+  if (target.startsWith('//')) return null;
+  return query === -1 ? target : target + url.slice(query);
+}
 
 /**
  * @fastify/http-proxy refuses a target it will not pass (`..`, a protocol-relative `//`, bytes that

@@ -2,13 +2,12 @@
 // `Connection: upgrade` (or any CONNECT) to the server's 'upgrade' / 'connect' event and takes its
 // HTTP parser off the socket. What nginx does, this module does:
 // - a WebSocket upgrade under a `proxy:` route with `websocket: true` of the request's site goes to
-//   that route (@fastify/http-proxy);
+//   that route, a tunnel to its upstream (websocket-tunnel.ts);
 // - any other upgrade is served as the plain request it also is (nginx ignores an Upgrade it does
 //   not proxy): its head is written back without the upgrade, in front of the bytes that followed
 //   it, and the socket gets a fresh HTTP parser. Its body and the requests pipelined after it are
 //   then read and answered like any others. Without this, Node 20 answers such a request but stops
-//   reading the socket (a pipelined request hangs), and @fastify/http-proxy throws on an upgrade to
-//   a route without `websocket: true` and never answers;
+//   reading the socket (a pipelined request hangs);
 //   Node 26 parses an upgrade request's body into the request itself and hands over the stream only
 //   once the body has ended (a wrapper, not the socket, while it is still arriving). So there an
 //   upgrade that carries a body (`curl --http2 -d ...` sends `Upgrade: h2c` with its POST) and goes
@@ -25,6 +24,7 @@ import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 
 import type { Socket } from 'node:net';
 import { rawPlainAnswer } from './client-errors.js';
 import { SocketSweep } from './socket-sweep.js';
+import { closeTunnel } from './websocket-tunnel.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
 
@@ -38,7 +38,7 @@ export interface UpgradeOptions {
 
 export interface Upgrades {
   /**
-   * Takes the 'upgrade' listener @fastify/http-proxy put on Fastify's server (if any) and puts this
+   * Takes the 'upgrade' listener the proxy routes put on Fastify's server (if any) and puts this
    * module's 'upgrade' and 'connect' listeners on every public server instead. Call once the app is
    * ready (the proxies are registered by then).
    */
@@ -74,7 +74,7 @@ interface Activity {
 
 export function createUpgrades(options: UpgradeOptions): Upgrades {
   let proxyUpgrade: UpgradeListener | null = null;
-  // the socket is @fastify/http-proxy's and ws's from here on: its byte counters tell if it is idle
+  // the socket is the tunnel's from here on: its byte counters tell if it is idle
   const webSockets = new SocketSweep<Activity>(IDLE_SWEEP_MS, (entries, now) => {
     for (const [socket, activity] of entries) {
       if (activity.idleMs === 0) continue;
@@ -116,7 +116,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
     install(fastifyServer, servers, redirectOnly = null) {
       const taken = fastifyServer.listeners('upgrade') as UpgradeListener[];
       for (const listener of taken) fastifyServer.off('upgrade', listener);
-      // @fastify/http-proxy shares one listener among all its routes
+      // one listener for every proxy route of every site
       if (taken.length > 0) proxyUpgrade = (req, socket, head) => taken[0]!.call(fastifyServer, req, socket, head);
       for (const server of servers) {
         server.on('connect', onConnect);
@@ -138,8 +138,9 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
   };
 }
 
-/** Close frame 1001 and the end of the connection (ws then closes the upstream side). */
+/** Close frame 1001 and the end of the connection, to the upstream side too. */
 function goingAway(socket: Socket): void {
+  if (closeTunnel(socket)) return;
   if (socket.writable) socket.end(CLOSE_GOING_AWAY);
   else socket.destroy();
 }

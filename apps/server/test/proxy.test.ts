@@ -8,7 +8,7 @@ import {
   type Http2Server,
   type ServerHttp2Session,
 } from 'node:http2';
-import { type AddressInfo, createConnection } from 'node:net';
+import { type AddressInfo, createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -64,6 +64,35 @@ async function startSite(
   closers.push(() => app.close());
   const { port } = app.server.address() as AddressInfo;
   return { app, base: `http://127.0.0.1:${port}` };
+}
+
+/** An upgrade sent by hand: everything the server wrote back until it closed or the 101's head ended. */
+async function rawUpgrade(base: string, target: string, extra = ''): Promise<string> {
+  const socket = createConnection(Number(new URL(base).port), '127.0.0.1');
+  closers.push(async () => socket.destroy());
+  socket.write(
+    `GET ${target} HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extra}\r\n`,
+  );
+  let text = '';
+  socket.setEncoding('latin1');
+  return new Promise((resolve) => {
+    socket.on('data', (chunk: string) => {
+      text += chunk;
+      if (text.startsWith('HTTP/1.1 101 ') && text.includes('\r\n\r\n')) resolve(text);
+    });
+    socket.on('close', () => resolve(text));
+    socket.on('error', () => resolve(text));
+  });
+}
+
+/** A port nothing listens on. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
 
 async function getJson(url: string, options: Parameters<typeof request>[1] = {}) {
@@ -497,7 +526,7 @@ describe('proxy routes', () => {
     expect((await getJson(`${base}/api/x`)).json().url).toBe('/api/x');
   });
 
-  it('passes the client\'s own headers on to the WebSocket upstream (an API key), not its handshake\'s or "_" names', async () => {
+  it('passes the client\'s handshake and own headers on to the WebSocket upstream (a tunnel, as nginx), not "_" names', async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }]);
     const socket = createConnection(Number(new URL(base).port), '127.0.0.1');
@@ -512,7 +541,65 @@ describe('proxy routes', () => {
     // before: only Cookie, Authorization, Origin and User-Agent went through
     expect(headers).toMatchObject({ 'x-api-key': 'k1', 'accept-language': 'fr', cookie: 's=1' });
     expect(headers.x_real_ip).toBeUndefined();
-    expect(headers['sec-websocket-key']).not.toBe('dGhlIHNhbXBsZSBub25jZQ==');
+    // the client's own key: the upstream's accept is checked by the client, end to end
+    expect(headers['sec-websocket-key']).toBe('dGhlIHNhbXBsZSBub25jZQ==');
+    expect(headers).toMatchObject({ host: new URL(upstream.origin).host, 'x-forwarded-host': 'a.test' });
+  });
+
+  it('gives a WebSocket the subprotocol the upstream chose among all the client offered, and its cookie', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }]);
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws/proto`, ['chat.v1', 'chat.v2']);
+    closers.push(async () => ws.close());
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    // before: only the first was offered upstream, and the server answered the client itself
+    expect(ws.protocol).toBe('chat.v2');
+    expect(upstream.webSocketHeaders[upstream.webSockets.indexOf('/ws/proto')]!['sec-websocket-protocol']).toBe(
+      'chat.v1, chat.v2',
+    );
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('hi');
+    expect(await reply).toBe('echo hi from /ws/proto for 127.0.0.1');
+    const raw = await rawUpgrade(base, '/ws/proto2', 'Sec-WebSocket-Protocol: a, b\r\n');
+    expect(raw).toMatch(/^HTTP\/1\.1 101 /);
+    expect(raw).toMatch(/\r\nSec-WebSocket-Protocol: b\r\n/);
+    expect(raw).toMatch(/\r\nSet-Cookie: ws=1\r\n/);
+  });
+
+  it('passes an upstream that refuses the upgrade (403) on to the client as it answered, never a 101', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }]);
+    const raw = await rawUpgrade(base, '/ws/denied');
+    expect(raw).toMatch(/^HTTP\/1\.1 403 /);
+    expect(raw).toMatch(/\r\nx-why: denied\r\n/i);
+    expect(raw).toMatch(/\r\nconnection: close\r\n/i);
+    expect(raw.endsWith('\r\n\r\nno entry\n')).toBe(true);
+    // the undici client sees a failed handshake, not a socket that opened and closed
+    const ws = new WebSocket(`${base.replace('http', 'ws')}/ws/denied`);
+    closers.push(async () => ws.close());
+    const opened = await new Promise<boolean>((resolve) => {
+      ws.addEventListener('open', () => resolve(true));
+      ws.addEventListener('error', () => resolve(false));
+    });
+    expect(opened).toBe(false);
+  });
+
+  it('answers a WebSocket upgrade 502 when its upstream is down, and 400 for a path that climbs out of the prefix', async () => {
+    const upstream = await startUpstream();
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    const { base } = await startSite([
+      { prefix: '/ws', upstream: upstream.origin, websocket: true },
+      { prefix: '/gone', upstream: down, websocket: true },
+    ]);
+    const gone = await rawUpgrade(base, '/gone/x');
+    expect(gone).toMatch(/^HTTP\/1\.1 502 /);
+    expect(gone).toContain('Bad Gateway: the upstream for /gone is not running (connection refused)');
+    const climbing = await rawUpgrade(base, '/ws/%2e%2e/admin');
+    expect(climbing).toMatch(/^HTTP\/1\.1 400 /);
+    expect(upstream.webSockets).toEqual([]);
   });
 });
 
