@@ -494,6 +494,12 @@ describe('all features: proxy routes', () => {
     const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
     ws.close(1000);
     await closed;
+    // the access log has it as nginx logs it once closed: 101, and the bytes sent to the client
+    // through it (the echo's frame, 47 bytes, and the close frame's answer, 4); it was a 499
+    await until(
+      async () => /"GET \/ws\/chat\?room=1 HTTP\/1\.1" 101 51 /.test(await readFile(setup.accessLog, 'utf8')),
+      'the WebSocket in the access log as 101',
+    );
     // /metrics counts it as nginx logs it, 101 (it was a 499, as if its client had left)
     await until(async () => {
       const text = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();

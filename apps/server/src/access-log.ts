@@ -14,6 +14,7 @@
 // remote_addr is the connection's peer (nginx's $remote_addr without the realip module);
 // body_bytes_sent counts the body bytes written (after compression), 0 for HEAD, 204 and 304.
 // Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
+import { tunnelledBytes } from './websocket-tunnel.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
@@ -120,7 +121,9 @@ export function registerAccessLog(
     // past the pipelining bound: never run, the server closed the connection (not a 499)
     if (request.url === options.skip || logged.has(request) || isPastPipeliningBound(request.raw)) return;
     logged.add(request);
-    const status = gone ? CLIENT_CLOSED_REQUEST : reply.statusCode;
+    // a proxied WebSocket is logged when it closes, as nginx logs it: 101 and the bytes sent through it
+    const tunnelled = tunnelledBytes(request.raw);
+    const status = tunnelled !== undefined ? 101 : gone ? CLIENT_CLOSED_REQUEST : reply.statusCode;
     const headers = request.headers;
     const cache = reply.getHeader('x-cache');
     const start = seen.get(request);
@@ -133,7 +136,8 @@ export function registerAccessLog(
       protocol: `HTTP/${request.raw.httpVersion}`,
       host: request.host || null,
       status,
-      bodyBytes: request.method === 'HEAD' || status === 204 || status === 304 ? 0 : (start?.counter.bytes ?? 0),
+      bodyBytes:
+        tunnelled ?? (request.method === 'HEAD' || status === 204 || status === 304 ? 0 : (start?.counter.bytes ?? 0)),
       referer: typeof headers.referer === 'string' ? headers.referer : null,
       userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
       durationMs: reply.elapsedTime,

@@ -62,6 +62,16 @@ const SERVER_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
 const upgrades = new WeakMap<IncomingMessage, Upgrade>();
 const tunnels = new WeakMap<Socket, Tunnel>();
 
+/**
+ * The bytes a tunnel the upstream accepted sent its client past the 101 (the access log's body
+ * bytes, as nginx counts a WebSocket's); undefined when `req` is no tunnel, or none was opened.
+ */
+export function tunnelledBytes(req: object): number | undefined {
+  const upgrade = upgrades.get(req as IncomingMessage);
+  const state = upgrade === undefined ? undefined : tunnels.get(upgrade.socket);
+  return state?.upgraded === true ? state.sentToClient : undefined;
+}
+
 /** The upgrade `req` is, when it came through upgradeListener; undefined for a plain request. */
 export function upgradeOf(req: IncomingMessage): Upgrade | undefined {
   return upgrades.get(req);
@@ -164,6 +174,9 @@ class Tunnel {
   /** the handshake on its way upstream */
   pending: ClientRequest | null = null;
   upgraded = false;
+  get sentToClient(): number {
+    return this.#toClient?.bytes ?? 0;
+  }
   #toClient: Direction | null = null;
   #toUpstream: Direction | null = null;
 
@@ -229,6 +242,8 @@ class Direction {
   readonly #frames = new FrameCursor();
   #closing = false;
   #closed = false;
+  /** bytes passed on so far */
+  bytes = 0;
 
   constructor(from: Socket, to: Socket, closeFrame: Buffer) {
     this.#from = from;
@@ -264,6 +279,7 @@ class Direction {
   }
 
   #write(chunk: Buffer): void {
+    this.bytes += chunk.length;
     if (this.#to.write(chunk)) return;
     this.#from.pause();
     this.#to.once('drain', () => this.#from.resume());
