@@ -155,6 +155,13 @@ describe('static: try_files $uri $uri/ then PHP', () => {
     const redirect = await get(app, '/nested/dir?x=1');
     expect(redirect.statusCode).toBe(301);
     expect(redirect.headers.location).toBe('/nested/dir/?x=1');
+    // HEAD: the same headers as GET, its Content-Length: 0 too (nginx sends its length)
+    const head = await app.inject({ method: 'HEAD', url: '/nested/dir?x=1' });
+    expect([head.statusCode, head.headers.location, head.headers['content-length']]).toEqual([
+      301,
+      '/nested/dir/?x=1',
+      redirect.headers['content-length'],
+    ]);
   });
 
   it('sends to PHP what is not a file: missing paths, directories without an index, file paths used as directories', async () => {

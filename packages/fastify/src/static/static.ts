@@ -769,6 +769,8 @@ function redirectToDirectory(request: FastifyRequest, reply: FastifyReply, path:
     }
   }
   const query = end < url.length && url.charCodeAt(end) === 63 ? url.slice(end).split('#')[0]! : '';
+  // HEAD gets the GET's headers, its Content-Length too (Fastify leaves it out of an empty HEAD reply)
+  if (request.method === 'HEAD') reply.header('content-length', '0');
   reply.redirect(`${locationOf(path)}/${query}`, 301);
   return true;
 }
