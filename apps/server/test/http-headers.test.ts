@@ -6,7 +6,7 @@ import { connect } from 'node:http2';
 import { createConnection, type AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, gunzipSync } from 'node:zlib';
+import { brotliDecompressSync, createBrotliDecompress, createGunzip, createInflate, Gzip, gunzipSync } from 'node:zlib';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { markBackendReply, warmpool } from '@warmpool/fastify';
@@ -429,6 +429,23 @@ describe('compression', () => {
     // before: HEAD said the identity file (its length, the strong tag, no encoding)
     expect(shown(head)).toEqual(shown(get));
     expect(head.body).toBe('');
+    // and no body was compressed for it (Node drops a HEAD's body): its compressor read nothing
+    const read: number[] = [];
+    const gzip = Gzip.prototype as unknown as { _transform: (chunk: Buffer, ...rest: unknown[]) => void };
+    const transform = gzip._transform;
+    gzip._transform = function (this: unknown, chunk: Buffer, ...rest: unknown[]) {
+      read.push(chunk.length);
+      return transform.call(this, chunk, ...rest);
+    };
+    try {
+      const again = await app.inject({ method: 'HEAD', url: '/data.json', headers });
+      expect(shown(again)).toEqual(shown(get));
+      expect(read.reduce((a, b) => a + b, 0)).toBe(0);
+      await app.inject({ url: '/data.json', headers }); // the GET's is read, as the check's check
+      expect(read.reduce((a, b) => a + b, 0)).toBeGreaterThan(10_000);
+    } finally {
+      delete (gzip as { _transform?: unknown })._transform;
+    }
   });
 
   it('says Vary: Accept-Encoding on a HEAD as on its GET, where PHP sends no body (php-cgi)', async () => {
