@@ -350,15 +350,39 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
   return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: wildcardPattern(cookies), staleMs };
 }
 
-/** Whether the Cookie header names a cookie matching `pattern` (values are not looked at). */
-function hasCookie(header: string | undefined, pattern: RegExp): boolean {
+/**
+ * Whether the Cookie header names a cookie matching `pattern` (values are not looked at), as sent
+ * or as PHP names it in $_COOKIE: `comment_author.HASH` is PHP's `comment_author_HASH`, and a
+ * client spelling a session cookie so must not have its own page stored for everyone.
+ */
+export function hasCookie(header: string | undefined, pattern: RegExp): boolean {
   if (header === undefined || header === '') return false;
   for (const pair of header.split(';')) {
     const eq = pair.indexOf('=');
     const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
-    if (name !== '' && pattern.test(name)) return true;
+    if (name === '') continue;
+    if (pattern.test(name)) return true;
+    const php = phpVariableName(name);
+    if (php !== name && pattern.test(php)) return true;
   }
   return false;
+}
+
+/**
+ * A request variable's name as PHP registers it (php_register_variable_ex): ` ` and `.` become
+ * `_`; `a[b]` is the array `a`; a `[` with no `]` after it becomes `_` too.
+ */
+export function phpVariableName(name: string): string {
+  let out = '';
+  for (let i = 0; i < name.length; i++) {
+    const c = name[i]!;
+    if (c === ' ' || c === '.') out += '_';
+    else if (c === '[') {
+      if (name.indexOf(']', i + 1) !== -1) return out;
+      out += '_';
+    } else out += c;
+  }
+  return out;
 }
 
 function primaryKey(request: AnyRequest): string {

@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -9,6 +10,7 @@ import { markBackendReply, warmpool, type WarmpoolCommonOptions, type WorkerMode
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   parseCacheControl,
+  phpVariableName,
   registerMicroCache,
   resolveMicroCacheOptions,
   type MicroCache,
@@ -250,6 +252,11 @@ describe('micro-cache: what is stored', () => {
       'wp-postpass_9f=x',
       'laravel_session=eyJ',
       'myapp_session=1',
+      // as PHP names them in $_COOKIE: comment_author_9f, wordpress_logged_in_0123, laravel_session
+      'comment_author.9f=Mallory',
+      'wordpress_logged_in[0123=admin',
+      'laravel.session=eyJ',
+      'wp-postpass 9f=x',
     ]) {
       const res = await get(app, `/home?${PUBLIC}`, { cookie });
       expect(res.res.headers['x-cache'], cookie).toBe('BYPASS');
@@ -262,6 +269,35 @@ describe('micro-cache: what is stored', () => {
     expect(again.body!.count).toBe(1);
     // cookies that identify no session use the cache
     expect((await get(app, `/home?${PUBLIC}`, { cookie: 'theme=dark; _ga=GA1.1' })).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('names a cookie as PHP does in $_COOKIE (checked against a real php-cgi)', () => {
+    const names = [
+      'comment_author.H',
+      'wordpress_logged_in[H',
+      'a[b]',
+      'sp ace',
+      'x+y',
+      'c[d.e',
+      'e]f',
+      'a.b[c]',
+      'a[b.c[d',
+      'x y.z',
+      'plain',
+    ];
+    const script = join(mkdtempSync(join(tmpdir(), 'wp-cookie-names-')), 'names.php');
+    writeFileSync(script, '<?php echo json_encode(array_keys($_COOKIE));');
+    const out = execFileSync('php-cgi', ['-q'], {
+      env: {
+        ...process.env,
+        REDIRECT_STATUS: '1',
+        SCRIPT_FILENAME: script,
+        REQUEST_METHOD: 'GET',
+        HTTP_COOKIE: names.map((name, i) => `${name}=${i}`).join('; '),
+      },
+    }).toString();
+    const php = JSON.parse(out.slice(out.indexOf('\r\n\r\n') + 4)) as string[];
+    expect(names.map(phpVariableName)).toEqual(php);
   });
 
   it('bypass_cookies replaces the default list; [] bypasses on no cookie', async () => {
