@@ -43,6 +43,29 @@ async function appWith(
   return app;
 }
 
+describe('plugin: an app with hooks of its own', () => {
+  it('gives a response room for every close listener the app and the plugin put on it: no memory leak warning', async () => {
+    const app = await appWith('echo.php', {}, (app) => {
+      // an app watching its responses as the server does (access log, metrics, its own traffic count)
+      app.addHook('onRequest', (_request, reply, done) => {
+        for (let i = 0; i < 9; i++) reply.raw.once('close', () => {});
+        done();
+      });
+    });
+    const warnings: string[] = [];
+    const onWarning = (warning: Error) => warnings.push(warning.name);
+    process.on('warning', onWarning);
+    try {
+      const res = await app.inject({ method: 'GET', url: '/page' });
+      expect(res.statusCode).toBe(200);
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([]);
+  });
+});
+
 describe('plugin: request mapping (RoadRunner payload)', () => {
   it('forwards method, absolute uri, query, canonical headers without Host, cookies, client address and body', async () => {
     const app = await appWith('echo.php');
