@@ -140,6 +140,8 @@ interface Entry {
   headers: Array<[string, HeaderValue]>;
   body: Buffer;
   etag: string | null;
+  /** Last-Modified as a time (ms), for If-Modified-Since; null when none or not a date */
+  lastModified: number | null;
   storedAt: number;
   expiresAt: number;
   /** until when it may be served STALE while a request refreshes it */
@@ -268,6 +270,7 @@ export function registerMicroCache<S extends RawServerBase>(
       headers: storedHeaders(reply),
       body,
       etag: headerText(reply.getHeader('etag')),
+      lastModified: httpDate(headerText(reply.getHeader('last-modified'))),
       storedAt: now,
       expiresAt: now + fresh.ttlMs,
       staleUntil: now + fresh.ttlMs + fresh.staleMs,
@@ -420,8 +423,7 @@ function find(
 }
 
 function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HIT' | 'STALE', now: number): void {
-  const notModified =
-    entry.status === 200 && entry.etag !== null && matchesEtag(request.headers['if-none-match'], entry.etag);
+  const notModified = entry.status === 200 && isNotModified(request.headers, entry);
   for (const [name, value] of entry.headers)
     if (!notModified || NOT_MODIFIED_HEADERS.has(name)) reply.header(name, value);
   reply.header('age', String(Math.floor((now - entry.storedAt) / 1000)));
@@ -431,6 +433,25 @@ function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HI
     return;
   }
   reply.code(entry.status).send(entry.body);
+}
+
+/**
+ * RFC 9110 13.2.2: If-None-Match when sent (If-Modified-Since is then ignored), else
+ * If-Modified-Since against the entry's Last-Modified (a feed that sends only Last-Modified gets
+ * its 304 from the cache, as from nginx's).
+ */
+function isNotModified(headers: AnyRequest['headers'], entry: Entry): boolean {
+  const ifNoneMatch = headers['if-none-match'];
+  if (ifNoneMatch !== undefined) return entry.etag !== null && matchesEtag(ifNoneMatch, entry.etag);
+  const since = httpDate(headers['if-modified-since']);
+  return since !== null && entry.lastModified !== null && entry.lastModified <= since;
+}
+
+/** An HTTP date as ms; null when absent or not a date. */
+function httpDate(value: string | null | undefined): number | null {
+  if (value === null || value === undefined) return null;
+  const time = Date.parse(value);
+  return Number.isNaN(time) ? null : time;
 }
 
 /** If-None-Match with weak comparison (RFC 9110 §13.1.2): `*` or any listed tag equal to ours, W/ ignored. */

@@ -367,6 +367,21 @@ describe('micro-cache: what is stored', () => {
     expect(res.headers.vary).toBe('Accept-Language');
     expect((await app.inject({ url, headers: { 'if-none-match': '"v2"' } })).statusCode).toBe(200);
   });
+
+  it('answers If-Modified-Since on a hit by its Last-Modified (nginx does too); If-None-Match wins when both are sent', async () => {
+    const { app } = await site();
+    const modified = 'Mon, 01 Dec 2025 00:00:00 GMT';
+    const url = `/lm?${PUBLIC}&header=${encodeURIComponent(`Last-Modified: ${modified}`)}`;
+    expect((await get(app, url)).res.headers['x-cache']).toBe('MISS');
+    const since = async (date: string, more: Record<string, string> = {}) =>
+      (await app.inject({ url, headers: { 'if-modified-since': date, ...more } })).statusCode;
+    // before: a full 200 from the cache every time
+    expect(await since(modified)).toBe(304);
+    expect(await since('Tue, 02 Dec 2025 00:00:00 GMT')).toBe(304);
+    expect(await since('Sun, 30 Nov 2025 00:00:00 GMT')).toBe(200);
+    expect(await since('not a date')).toBe(200);
+    expect(await since(modified, { 'if-none-match': '"other"' })).toBe(200);
+  });
 });
 
 describe('micro-cache: keys, Vary, expiry, budget', () => {
