@@ -70,6 +70,8 @@ export interface MicroCacheOptions {
   stale_while_revalidate?: Duration;
   /** where time comes from (ms); default Date. Tests pass a clock they move. */
   clock?: { now(): number };
+  /** how long requests wait for another's answer to the same page; default FILL_WAIT_MS (tests) */
+  fill_wait_ms?: number;
 }
 
 /**
@@ -104,6 +106,8 @@ export interface MicroCache {
   clear(): void;
   /** Drops the entries whose request target (path and query) starts with `prefix` (all without one); returns how many. */
   purge(prefix?: string): number;
+  /** requests waiting now for another's answer to the same page */
+  readonly waiting: number;
 }
 
 /** X-Cache values. */
@@ -163,7 +167,22 @@ interface Lookup {
   status: 'MISS' | 'EXPIRED';
   /** the entry key this request refreshes (others get it STALE meanwhile) */
   refreshing: string | null;
+  /** the entry key this request fills (others asking for it wait for its answer) */
+  filling: string | null;
 }
+
+/** A request gone to PHP for an entry no one has: the requests for it meanwhile, waiting. */
+interface Fill {
+  waiters: Array<() => void>;
+  timer: NodeJS.Timeout;
+}
+
+/** How long requests wait for another's answer before going to PHP themselves (nginx's fastcgi_cache_lock_timeout). */
+export const FILL_WAIT_MS = 5000;
+/** How long a key PHP answered uncacheably is not waited for (a page that is never stored is never queued). */
+export const PASS_MS = 10_000;
+/** Keys remembered as uncacheable at most. */
+const PASS_KEYS = 10_000;
 
 interface Resolved {
   maxBytes: number;
@@ -189,6 +208,7 @@ export function registerMicroCache<S extends RawServerBase>(
 ): MicroCache {
   const { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie, staleMs } = resolveMicroCacheOptions(options);
   const clock = options.clock ?? Date;
+  const fillWaitMs = options.fill_wait_ms ?? FILL_WAIT_MS;
   const cache = new LRUCache<string, Slot>({
     ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
     maxSize: maxBytes,
@@ -199,6 +219,70 @@ export function registerMicroCache<S extends RawServerBase>(
   const lookups = new WeakMap<AnyRequest, Lookup>();
   /** entry keys a request is refreshing now: others get the stale copy meanwhile */
   const refreshing = new Set<string>();
+  /**
+   * Entry keys a request is filling now (nginx's fastcgi_cache_lock): a burst on a page no one
+   * has (new, expired with no stale window, purged) costs PHP one request, not one per client.
+   */
+  const fills = new Map<string, Fill>();
+  /** keys PHP answered uncacheably a moment ago: their requests go to PHP at once, never queued */
+  const passes = new LRUCache<string, true>({
+    max: PASS_KEYS,
+    ttl: PASS_MS,
+    ...(options.clock === undefined ? {} : { perf: options.clock, ttlResolution: 0 }),
+  });
+
+  /** The fill of `key` is over: its waiters look again (a HIT now, or PHP). */
+  function endFill(key: string, verdict: 'stored' | 'pass' | 'gone'): void {
+    const fill = fills.get(key);
+    if (fill === undefined) return;
+    fills.delete(key);
+    clearTimeout(fill.timer);
+    if (verdict === 'pass') passes.set(key, true);
+    // after the filler's own hook is done: a waiter's hit runs its own hooks
+    if (fill.waiters.length > 0)
+      process.nextTick(() => {
+        for (const wake of fill.waiters) wake();
+      });
+  }
+
+  /** Serves a hit, or sends the request on to PHP (`done`), or has it wait for a fill first. */
+  function answer(request: AnyRequest, reply: AnyReply, lookup: Lookup, proceed: () => void, mayWait: boolean): void {
+    const { key, entry } = locate(cache, lookup.primary, request);
+    const now = clock.now();
+    if (entry !== null && (entry.expiresAt > now || (now < entry.staleUntil && refreshing.has(key)))) {
+      lookup.hit = true;
+      sendHit(request, reply, entry, entry.expiresAt > now ? 'HIT' : 'STALE', now);
+      return;
+    }
+    if (entry !== null) {
+      lookup.status = 'EXPIRED';
+      if (now < entry.staleUntil && request.method === 'GET') {
+        // this request refreshes the entry; until its reply is done, others get the stale copy
+        refreshing.add(key);
+        lookup.refreshing = key;
+        // the reply is done (onResponse) or its client left (close): the next request may refresh
+        reply.raw.once('close', () => refreshing.delete(key));
+        proceed();
+        return;
+      }
+    }
+    if (mayWait && !passes.has(key)) {
+      const fill = fills.get(key);
+      if (fill !== undefined) {
+        fill.waiters.push(() => answer(request, reply, lookup, proceed, false));
+        return;
+      }
+      if (request.method === 'GET') {
+        const timer = setTimeout(() => endFill(key, 'gone'), fillWaitMs);
+        timer.unref();
+        fills.set(key, { waiters: [], timer });
+        lookup.filling = key;
+        // its client left, or it failed before an answer: the waiters go on
+        reply.raw.once('close', () => endFill(key, 'gone'));
+      }
+    }
+    proceed();
+  }
 
   app.addHook('preParsing', (request, reply, payload, done) => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return done(null, payload);
@@ -210,27 +294,15 @@ export function registerMicroCache<S extends RawServerBase>(
       reply.header('x-cache', 'BYPASS');
       return done(null, payload);
     }
-    const primary = primaryKey(request);
-    const lookup: Lookup = { primary, hit: false, status: 'MISS', refreshing: null };
+    const lookup: Lookup = {
+      primary: primaryKey(request),
+      hit: false,
+      status: 'MISS',
+      refreshing: null,
+      filling: null,
+    };
     lookups.set(request, lookup);
-    const found = find(cache, primary, request);
-    if (found === null) return done(null, payload);
-    const { key, entry } = found;
-    const now = clock.now();
-    if (entry.expiresAt > now || (now < entry.staleUntil && refreshing.has(key))) {
-      lookup.hit = true;
-      sendHit(request, reply, entry, entry.expiresAt > now ? 'HIT' : 'STALE', now);
-      return;
-    }
-    lookup.status = 'EXPIRED';
-    if (now < entry.staleUntil && request.method === 'GET') {
-      // this request refreshes the entry; until its reply is done, others get the stale copy
-      refreshing.add(key);
-      lookup.refreshing = key;
-      // the reply is done (onResponse) or its client left (close): the next request may refresh
-      reply.raw.once('close', () => refreshing.delete(key));
-    }
-    done(null, payload);
+    answer(request, reply, lookup, () => done(null, payload), true);
   });
 
   app.addHook('onResponse', (request, _reply, done) => {
@@ -245,22 +317,35 @@ export function registerMicroCache<S extends RawServerBase>(
     if (accelExpires !== null) reply.removeHeader('x-accel-expires');
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
+    const stored = store(request, reply, payload, lookup, accelExpires);
+    // stored or not, the requests waiting for this answer look again: a HIT, or PHP themselves
+    if (lookup.filling !== null) endFill(lookup.filling, stored ? 'stored' : 'pass');
+    done(null, payload);
+  });
+
+  /** Keeps PHP's answer when it may be kept; false when it was not. */
+  function store(
+    request: AnyRequest,
+    reply: AnyReply,
+    payload: unknown,
+    lookup: Lookup,
+    accelExpires: string | null,
+  ): boolean {
     // PHP's pages only: a static file has its own validators, and would be served stale after a deploy
-    if (!isBackendReply(request)) return done(null, payload);
+    if (!isBackendReply(request)) return false;
     reply.header('x-cache', lookup.status);
     // a body PHP sent whole: a string, a Buffer, or BodyParts (a large one, still in its chunks)
     if (
       request.method !== 'GET' ||
       !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)
     )
-      return done(null, payload);
+      return false;
     const now = clock.now();
     const fresh = freshFor(reply, accelExpires, defaultTtlMs, staleMs, now);
-    if (fresh === null) return done(null, payload);
+    if (fresh === null) return false;
     const vary = varyOf(reply);
-    if (vary === null) return done(null, payload);
-    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes)
-      return done(null, payload);
+    if (vary === null) return false;
+    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes) return false;
     // always a copy: a classic body's memory is reused once its response closes (recycle_response_memory)
     const body = Buffer.from(
       typeof payload === 'string' ? payload : payload instanceof BodyParts ? payload.join() : payload,
@@ -279,9 +364,11 @@ export function registerMicroCache<S extends RawServerBase>(
     const ttl = 2 * fresh.ttlMs + fresh.staleMs;
     if (vary.length > 0) cache.set(`v\n${lookup.primary}`, { vary }, { ttl });
     else cache.delete(`v\n${lookup.primary}`);
-    cache.set(entryKey(lookup.primary, vary, request), entry, { ttl });
-    done(null, payload);
-  });
+    const key = entryKey(lookup.primary, vary, request);
+    cache.set(key, entry, { ttl });
+    passes.delete(key);
+    return true;
+  }
 
   return {
     get entries() {
@@ -289,6 +376,11 @@ export function registerMicroCache<S extends RawServerBase>(
     },
     get bytes() {
       return cache.calculatedSize;
+    },
+    get waiting() {
+      let count = 0;
+      for (const fill of fills.values()) count += fill.waiters.length;
+      return count;
     },
     clear: () => cache.clear(),
     purge(prefix) {
@@ -409,17 +501,16 @@ function targetOf(primary: string): string {
   return slash === -1 ? '/' : primary.slice(slash);
 }
 
-/** The entry for this request (its Vary'd header values included), fresh or not; null when none. */
-function find(
+/** The entry key of this request (its Vary'd header values included) and its entry, fresh or not (null: none). */
+function locate(
   cache: LRUCache<string, Slot>,
   primary: string,
   request: AnyRequest,
-): { key: string; entry: Entry } | null {
+): { key: string; entry: Entry | null } {
   const record = cache.get(`v\n${primary}`);
   const key = entryKey(primary, record !== undefined && 'vary' in record ? record.vary : [], request);
   const slot = cache.get(key);
-  if (slot === undefined || 'vary' in slot) return null;
-  return { key, entry: slot };
+  return { key, entry: slot === undefined || 'vary' in slot ? null : slot };
 }
 
 function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HIT' | 'STALE', now: number): void {

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { markBackendReply, warmpool, type WarmpoolCommonOptions, type WorkerModeOptions } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { until } from '../../../test/helpers/until.js';
 import {
   parseCacheControl,
   phpVariableName,
@@ -547,6 +548,57 @@ describe('micro-cache: with the plugin around it', () => {
     const refused = await app.inject({ url, remoteAddress: '10.1.2.3' });
     expect(refused.statusCode).toBe(403);
     expect(refused.headers['x-cache']).toBeUndefined();
+  });
+});
+
+describe('micro-cache: a burst on a page no one has (nginx fastcgi_cache_lock)', () => {
+  it('sends one request to PHP; the others wait for its answer and get it from the cache', async () => {
+    const { app, cache } = await site({}, { pool: { num_workers: 2 } });
+    const url = `/cold?${PUBLIC}&sleep=300`;
+    const first = app.inject({ url });
+    await until(() => cache.waiting === 0, 'the first request on its way'); // (trivially true: nothing waits yet)
+    const rest = [1, 2, 3].map(() => app.inject({ url }));
+    await until(() => cache.waiting === 3, 'three requests waiting for the first');
+    const answers = await Promise.all([first, ...rest]);
+    expect(answers.map((res) => res.headers['x-cache'])).toEqual(['MISS', 'HIT', 'HIT', 'HIT']);
+    // PHP ran once: every body is the first run's (before: one run each, MISS four times)
+    expect(new Set(answers.map((res) => res.json().count))).toEqual(new Set([1]));
+    expect(cache.waiting).toBe(0);
+  });
+
+  it('lets the waiters go to PHP when the answer may not be kept, and never makes them wait for that page again', async () => {
+    const { app, cache } = await site({}, { pool: { num_workers: 2 } });
+    const url = '/private-page?cc=private&sleep=300';
+    const first = app.inject({ url });
+    const second = app.inject({ url });
+    await until(() => cache.waiting === 1, 'the second request waiting for the first');
+    const [a, b] = await Promise.all([first, second]);
+    expect([a.headers['x-cache'], b.headers['x-cache']]).toEqual(['MISS', 'MISS']);
+    // now known to be uncacheable: a burst goes to PHP at once, nobody waits
+    const burst = [1, 2].map(() => app.inject({ url }));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(cache.waiting).toBe(0);
+    expect((await Promise.all(burst)).map((res) => res.headers['x-cache'])).toEqual(['MISS', 'MISS']);
+  });
+
+  it('lets the waiters go on when the request they wait for loses its client', async () => {
+    const app = Fastify();
+    apps.push(app);
+    // a wait far longer than any test: only the client leaving can end it
+    const cache = registerMicroCache(app, { fill_wait_ms: 600_000 });
+    await app.register(warmpool, { command: ['php', fixture('cacheable.php')], pool: { num_workers: 2 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const target = `/left?${PUBLIC}&sleep=1000`;
+    const leaving = createConnection(port, '127.0.0.1');
+    leaving.on('error', () => {});
+    leaving.write(`GET ${target} HTTP/1.1\r\nHost: a.test\r\n\r\n`);
+    await until(() => cache.waiting === 0 && leaving.bytesWritten > 0, 'the first request sent');
+    const waiter = app.inject({ url: target, headers: { host: 'a.test' } }); // the same page: same Host
+    await until(() => cache.waiting === 1, 'the second request waiting for the first');
+    leaving.destroy();
+    await until(() => cache.waiting === 0, 'the waiter let go when the first client left');
+    expect((await waiter).statusCode).toBe(200);
   });
 });
 

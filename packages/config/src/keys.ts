@@ -759,11 +759,16 @@ const TOP: Entry[] = [
   wp('cache', 'section', 'micro-cache of cacheable GET/HEAD responses (a site may set its own cache keys)'),
   wp('cache.enabled', 'boolean', 'turn the micro-cache on', { default: false }),
   wp('cache.max_bytes', 'bytes', 'memory budget of cached bodies', { unit: 'bytes', min: 0, default: '64m' }),
-  wp('cache.max_entry_bytes', 'bytes', 'largest response kept; bigger ones pass through', {
-    unit: 'bytes',
-    min: 1,
-    default: '1m',
-  }),
+  wp(
+    'cache.max_entry_bytes',
+    'bytes',
+    'largest response kept; bigger ones pass through (a classic site keeps at most 1 MiB: larger pages are streamed)',
+    {
+      unit: 'bytes',
+      min: 1,
+      default: '1m',
+    },
+  ),
   wp(
     'cache.bypass_cookies',
     'string[]',

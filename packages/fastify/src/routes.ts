@@ -340,9 +340,12 @@ function readUnparsedBody(
 function abortWhenClientLeaves(reply: FastifyReply): Cancellation {
   const cancellation = new Cancellation();
   const res = reply.raw;
-  res.once('close', () => {
-    if (!res.writableEnded) cancellation.cancel();
-  });
+  // gone already (it left while the request waited, for the micro-cache or a pipelined turn)
+  if ((res as { destroyed?: boolean }).destroyed === true && !res.writableEnded) cancellation.cancel();
+  else
+    res.once('close', () => {
+      if (!res.writableEnded) cancellation.cancel();
+    });
   return cancellation;
 }
 
