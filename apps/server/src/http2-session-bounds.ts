@@ -9,7 +9,8 @@
 //   session reads and writes nothing, yet Node kept its socket for the 72 s idle timeout.
 // So: a session with no open stream for `idleMs` (PINGs and stray frames do not count, as with
 // nginx's keepalive_timeout) or with no frame either way for as long (Node's own session timeout:
-// it also resets the streams whose client stopped granting window) is closed; a closed session
+// it also resets the streams whose client stopped granting window) is closed; a closed one's
+// streams go on while frames move; a closed session
 // that still has not ended CLOSE_GRACE_MS after its last stream is destroyed with its socket. A
 // client that resets more streams than nghttp2's own rate allows is cut at once.
 import {
@@ -26,6 +27,8 @@ import { ThrottledCount } from '@warmpool/pool';
 const HTTP2_SESSION_TIMEOUT_MS = 72_000;
 /** After GOAWAY with no stream left, how long the client has to close its side. */
 const CLOSE_GRACE_MS = 5000;
+/** A closed session silent this long has streams stuck on a client that grants no window. */
+const STALLED_AFTER_CLOSE_MS = 5000;
 /**
  * Resets a client may make: a bucket that refills 33 a second, as nghttp2's own limit (1.57, the
  * CVE-2023-44487 fix), with half its burst of 1,000, so the socket is closed here before nghttp2's
@@ -69,6 +72,8 @@ export interface SessionBoundsOptions {
   logger?: Logger;
   /** after GOAWAY with no stream left, how long the client has to close its side (default 5 s) */
   closeGraceMs?: number;
+  /** after GOAWAY, how long a silent session's streams may stay stuck before they are cancelled (default 5 s) */
+  stalledMs?: number;
 }
 
 const openStreamsOf = new WeakMap<Http2Session, ReadonlySet<ServerHttp2Stream>>();
@@ -76,9 +81,10 @@ const openStreamsOf = new WeakMap<Http2Session, ReadonlySet<ServerHttp2Stream>>(
 const closers = new WeakMap<Http2Session, () => void>();
 
 /**
- * Closes `session` as the bounds do (the drain's close): GOAWAY, streams stuck on a client that
- * stopped granting window cancelled, and the session destroyed with its socket if it has not ended
- * CLOSE_GRACE_MS after its last stream. A bare session.close() could wait for good: a probe's drain
+ * Closes `session` as the bounds do (the drain's close): GOAWAY, its streams left to finish
+ * (cancelled once the session has been silent STALLED_AFTER_CLOSE_MS: their client stopped granting
+ * window), and the session destroyed with its socket if it has not ended CLOSE_GRACE_MS after its
+ * last stream. A bare session.close() could wait for good: a probe's drain
  * waited its whole 60 s bound on a session with one frame it could never send after a 413.
  */
 export function closeSession(session: Http2Session): void {
@@ -108,6 +114,7 @@ export function openStreams(session: Http2Session): ReadonlySet<ServerHttp2Strea
 export function boundSessions(server: Http2SecureServer, options: SessionBoundsOptions = {}): void {
   const idleMs = options.idleMs ?? HTTP2_SESSION_TIMEOUT_MS;
   const closeGraceMs = options.closeGraceMs ?? CLOSE_GRACE_MS;
+  const stalledMs = options.stalledMs ?? STALLED_AFTER_CLOSE_MS;
   const floods = new ThrottledCount((closed) =>
     options.logger?.warn(
       { closed },
@@ -131,10 +138,17 @@ export function boundSessions(server: Http2SecureServer, options: SessionBoundsO
     const close = () => {
       if (closing || session.destroyed) return;
       closing = true;
-      // a stream with bytes waiting in so silent a session: its client stopped granting window
-      for (const stream of streams) if (stream.bufferSize > 0) stream.close(http2Constants.NGHTTP2_CANCEL);
       session.close();
+      // its streams go on (a download in flight at a drain ends whole, as behind nginx), unless
+      // the session falls silent: then they are stuck on a client that stopped granting window
+      session.setTimeout(Math.min(idleMs, stalledMs));
       closeWhenEmpty();
+    };
+    // no frame either way for so long: a stream with bytes waiting has a client that stopped
+    // granting window, and the session is closed
+    const silent = () => {
+      for (const stream of streams) if (stream.bufferSize > 0) stream.close(http2Constants.NGHTTP2_CANCEL);
+      close();
     };
     closers.set(session, close);
     // one timer, restarted each time the session runs out of streams; firing with a stream open does nothing
@@ -157,7 +171,7 @@ export function boundSessions(server: Http2SecureServer, options: SessionBoundsO
         else idle.refresh();
       });
     });
-    session.setTimeout(idleMs, close);
+    session.setTimeout(idleMs, silent);
     session.once('close', () => {
       clearTimeout(idle);
       if (grace !== null) clearTimeout(grace);

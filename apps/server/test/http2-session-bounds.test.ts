@@ -15,7 +15,7 @@ import { FLAG, FRAME, getHeaderBlock, h2Frame, PREFACE } from '../../../test/hel
 import { useTlsPair } from '../../../test/helpers/tls-pair.js';
 import { listenUntilClosed, useClosers } from '../../../test/helpers/closers.js';
 import { until } from '../../../test/helpers/until.js';
-import { boundSessions, closeSession } from '../src/http2-session-bounds.js';
+import { boundSessions, closeSession, openStreams } from '../src/http2-session-bounds.js';
 
 const IDLE_MS = 300;
 const GRACE_MS = 200;
@@ -72,6 +72,57 @@ describe('closeSession (the drain closes HTTP/2 sessions with it)', () => {
     // a bare session.close() waited for the client's side to end: a drain waited its whole bound
     closeSession(session);
     await until(() => session.destroyed, 'the session to be destroyed');
+  });
+});
+
+describe('closeSession: streams in flight', () => {
+  const BIG = 16 * 1024 * 1024;
+
+  /** An HTTPS listener whose every answer is `bytes` long, bounded with a short stall check. */
+  async function bigAnswers(bytes: number): Promise<{ port: number; sessions: ServerHttp2Session[] }> {
+    const sessions: ServerHttp2Session[] = [];
+    const server: Http2SecureServer = createSecureServer(tlsPair, (_req, res) => res.end(Buffer.alloc(bytes, 0x61)));
+    server.on('session', (session) => sessions.push(session));
+    boundSessions(server, { idleMs: 60_000, closeGraceMs: GRACE_MS, stalledMs: 300 });
+    const { port } = await listenUntilClosed(server, closers);
+    return { port, sessions };
+  }
+
+  it('lets a download in flight end whole when the drain closes its session (it was cancelled)', async () => {
+    const { port, sessions } = await bigAnswers(BIG);
+    const client = connectH2(`https://127.0.0.1:${port}`, { rejectUnauthorized: false });
+    client.on('error', () => {});
+    closers.push(() => client.destroy());
+    const stream = client.request({ ':path': '/big' });
+    stream.on('error', () => {});
+    const closed = new Promise((resolve) => stream.once('close', resolve));
+    const goaway = once(client, 'goaway');
+    let received = 0;
+    // a client on a slower network: it reads a piece, then a millisecond later the next
+    stream.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      stream.pause();
+      setTimeout(() => stream.resume(), 1);
+    });
+    await until(() => received > 0 && sessions.length === 1, 'the download under way');
+    expect(received).toBeLessThan(BIG);
+    closeSession(sessions[0]!);
+    const [code] = (await goaway) as [number];
+    expect(code).toBe(constants.NGHTTP2_NO_ERROR);
+    await closed;
+    expect([received, stream.rstCode]).toEqual([BIG, constants.NGHTTP2_NO_ERROR]);
+  });
+
+  it('cancels a stream stuck on a client that grants no window once the closed session is silent', async () => {
+    const { port, sessions } = await bigAnswers(1024 * 1024);
+    // a raw client: asks, and never sends WINDOW_UPDATE (the server stops at 64 KiB)
+    const socket = await rawClient(port);
+    socket.write(h2Frame(FRAME.HEADERS, FLAG.END_STREAM | FLAG.END_HEADERS, 1, getHeaderBlock('/big')));
+    await until(() => sessions.length === 1, 'the session');
+    const [session] = sessions as [ServerHttp2Session];
+    await until(() => [...openStreams(session)].some((s) => s.bufferSize > 0), 'the stream stuck on the window');
+    closeSession(session);
+    await until(() => session.destroyed, 'the session destroyed once silent');
   });
 });
 
