@@ -10,7 +10,8 @@ import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { rawRequest } from '../helpers/raw-http.js';
-import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
+import { until } from '../helpers/until.js';
+import { FIXTURES, runCli, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 
 // HTTPS with a CA made here: HTTP/1.1 (undici) and HTTP/2 (node:http2, curl) by ALPN, the redirect
 // listener, and certificate reload on SIGHUP that keeps open connections.
@@ -235,6 +236,57 @@ describe('certificate reload on SIGHUP', () => {
     const socket = await tlsConnect();
     expect(socket.getPeerCertificate().serialNumber).toBe('2002');
     socket.destroy();
+  });
+
+  it('an expired pair is said, with what to do, on reload and by `cert status` (exit 1 for a monitoring check)', async () => {
+    // a leaf of the test CA that was valid in the first months of 2024 (openssl ca sets its dates)
+    await writeFile(join(dir, 'index.txt'), '');
+    await writeFile(join(dir, 'serial'), '3003\n');
+    await writeFile(
+      join(dir, 'ca.cnf'),
+      '[ca]\ndefault_ca=d\n[d]\ndatabase=index.txt\nnew_certs_dir=.\nserial=serial\ndefault_md=sha256\npolicy=p\n[p]\ncommonName=supplied\n',
+    );
+    await openssl(
+      'ca',
+      '-batch',
+      '-config',
+      'ca.cnf',
+      '-cert',
+      'ca.pem',
+      '-keyfile',
+      'ca.key',
+      '-notext',
+      '-startdate',
+      '20240101000000Z',
+      '-enddate',
+      '20240401000000Z',
+      '-in',
+      'leaf1.csr',
+      '-out',
+      'old.pem',
+      '-extfile',
+      'leaf.ext',
+    );
+    const before = await runCli(['cert', 'status', '--socket', join(dir, 'admin.sock')]);
+    expect(before.code).toBe(0);
+    await copyFile(join(dir, 'old.pem'), join(dir, 'cert.pem'));
+    await copyFile(join(dir, 'leaf1.key'), join(dir, 'key.pem'));
+    server.child.kill('SIGHUP');
+    // before: "✓ TLS certificate reloaded", nothing more
+    await server.waitFor(
+      /TLS certificate reloaded: CN=localhost .*serial 3003, expires 2024-04-01, but it expired on 2024-04-01: browsers refuse it\. Renew it/,
+    );
+    const after = await runCli(['cert', 'status', '--socket', join(dir, 'admin.sock')]);
+    expect(after.code).toBe(1);
+    expect(after.stdout + after.stderr).toMatch(/cert\.pem: expired on 2024-04-01 00:00Z: browsers refuse it/);
+    // a valid pair again, for what follows
+    await copyFile(join(dir, 'leaf2.pem'), join(dir, 'cert.pem'));
+    await copyFile(join(dir, 'leaf2.key'), join(dir, 'key.pem'));
+    server.child.kill('SIGHUP');
+    await until(
+      () => (server.stdout.match(/TLS certificate reloaded: CN=localhost .*serial 2002/g) ?? []).length === 2,
+      'the valid pair reloaded again',
+    );
   });
 
   it('stops cleanly: an open HTTP/2 session is sent GOAWAY, so the drain does not wait for it', async () => {

@@ -192,6 +192,21 @@ function readPem(file: string, what: string, key: string): Buffer {
   }
 }
 
+/**
+ * What is wrong with a certificate's dates now, for a warning: expired, or not valid yet (a clock
+ * ahead, a pair made for later); null when browsers accept its dates.
+ */
+export function validityProblem(x509: X509Certificate, now: number = Date.now()): string | null {
+  const notAfter = Date.parse(x509.validTo);
+  const notBefore = Date.parse(x509.validFrom);
+  const day = (time: number) => new Date(time).toISOString().slice(0, 10);
+  if (now > notAfter)
+    return `it expired on ${day(notAfter)}: browsers refuse it. Renew it (certbot renew, or your CA) and reload (SIGHUP or \`warmpool reload\`), or let http.ssl.acme get one`;
+  if (now < notBefore)
+    return `it is not valid before ${day(notBefore)}: browsers refuse it until then (is this machine's clock right?)`;
+  return null;
+}
+
 function describeCertificate(x509: X509Certificate): string {
   const cn = /CN=([^\n,]+)/.exec(x509.subject)?.[1] ?? x509.subject.replace(/\n/g, ', ');
   const names = x509.subjectAltName?.replace(/DNS:|IP Address:/g, '') ?? '';

@@ -17,6 +17,7 @@ import {
   loadMoreCertificates,
   TlsContexts,
   type Credentials,
+  validityProblem,
 } from '../src/tls.js';
 
 const servers: Http2SecureServer[] = [];
@@ -64,6 +65,19 @@ async function requestOn(socket: TLSSocket): Promise<string> {
   const [chunk] = (await once(socket, 'data')) as [Buffer];
   return chunk.toString('latin1').split('\r\n')[0]!;
 }
+
+describe('validityProblem', () => {
+  it('says when a certificate expired or is not valid yet, with what to do; nothing within its dates', async () => {
+    const { x509 } = await pair('a.test');
+    const from = Date.parse(x509.validFrom);
+    const to = Date.parse(x509.validTo);
+    expect(validityProblem(x509, (from + to) / 2)).toBeNull();
+    expect(validityProblem(x509, to + 1000)).toMatch(/^it expired on \d{4}-\d\d-\d\d: browsers refuse it\. Renew it/);
+    expect(validityProblem(x509, from - 86_400_000)).toMatch(
+      /^it is not valid before \d{4}-\d\d-\d\d: browsers refuse it until then/,
+    );
+  });
+});
 
 describe('TlsContexts', () => {
   it('serves each name its own certificate, and the default to unknown names and clients without SNI', async () => {

@@ -142,19 +142,29 @@ export async function runStatus(args: AdminCommandArgs, out: CliOutput, context:
     ['names', 'state', 'issuer', 'expires', 'next renewal'],
   );
   for (const c of data.certificates)
+    if (c.state === 'file' && !servesHealthy(c))
+      out.error(
+        `${c.name}: expired on ${day(c.notAfter)}: browsers refuse it. Renew it (certbot renew, or your CA) and reload (SIGHUP or \`warmpool reload\`)`,
+      );
+  for (const c of data.certificates)
     if (c.lastError !== null) {
       const about = c.lastError.message.startsWith(`${c.name}: `) ? '' : `${c.name}: `;
       out.error(`${about}${c.lastError.message} [${c.lastError.code}] (${c.lastError.at})`);
     }
   if (!data.automatic)
     out.info('certificates come from http.ssl.cert / key: add http.ssl.acme to get them automatically');
-  return data.certificates.every(servesHealthy) ? EXIT_OK : EXIT_FAILED;
+  return data.certificates.every((c) => servesHealthy(c)) ? EXIT_OK : EXIT_FAILED;
 }
 
 /**
  * What `cert status` exits 0 for: a CA's certificate is served (renewing counts; the temporary one,
- * which has its end date too, has no issuer) and the last attempt did not fail.
+ * which has its end date too, has no issuer) and the last attempt did not fail; a file's, until it
+ * expires (nobody renews it here: a monitoring check must say so).
  */
-export function servesHealthy(c: Pick<CertificateStatus, 'state' | 'issuer' | 'lastError'>): boolean {
-  return c.state === 'file' || (c.issuer !== null && c.state !== 'expired' && c.lastError === null);
+export function servesHealthy(
+  c: Pick<CertificateStatus, 'state' | 'issuer' | 'lastError'> & { notAfter?: string | null },
+  now: number = Date.now(),
+): boolean {
+  if (c.state === 'file') return c.notAfter === null || c.notAfter === undefined || Date.parse(c.notAfter) > now;
+  return c.issuer !== null && c.state !== 'expired' && c.lastError === null;
 }

@@ -70,7 +70,15 @@ import { createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
-import { type TlsContexts, loadMoreCertificates, loadTlsContexts, reloadCredentials, type TlsFiles } from '../tls.js';
+import {
+  type Credentials,
+  type TlsContexts,
+  loadMoreCertificates,
+  loadTlsContexts,
+  reloadCredentials,
+  type TlsFiles,
+  validityProblem,
+} from '../tls.js';
 import { EXIT_BOOT, EXIT_CONFIG, EXIT_FAILED, EXIT_LISTEN, EXIT_OK } from '../exit-codes.js';
 
 export interface ServeArgs {
@@ -367,10 +375,14 @@ class ServerState {
     }
     this.#built.accepting.value = true;
     const pair = this.#options.tls?.defaultCredentials;
-    if (this.#built.https !== null && pair != null && this.#options.server.http.ssl?.cert != null)
+    if (this.#built.https !== null && pair != null && this.#options.server.http.ssl?.cert != null) {
       out.detail(`TLS: ${pair.summary}`);
-    for (const { credentials } of this.#options.tls?.filePairs ?? [])
+      warnOfDates(out, pair, 'http.ssl.cert');
+    }
+    for (const [i, { credentials }] of (this.#options.tls?.filePairs ?? []).entries()) {
       out.detail(`TLS: ${credentials.summary}, for the names it holds (http.ssl.certificates)`);
+      warnOfDates(out, credentials, `http.ssl.certificates[${i}].cert`);
+    }
     // ACME: certificates missing from the store are ordered now that the challenges can be answered
     try {
       await this.#automatic?.start();
@@ -656,7 +668,7 @@ class ServerState {
     this.#out.info(`${by}: reloading ${files ? 'TLS certificate files, ' : ''}log levels and checking the config`);
     const lines = await this.#reload();
     for (const line of lines) {
-      if (/NOT|cannot|needs a restart/.test(line)) this.#out.warn(line);
+      if (/NOT|cannot|needs a restart|browsers refuse/.test(line)) this.#out.warn(line);
       else this.#out.success(line);
     }
     return lines;
@@ -670,7 +682,8 @@ class ServerState {
     if (this.#options.tls !== null && files !== null) {
       try {
         const credentials = reloadCredentials(this.#options.tls, files);
-        lines.push(`TLS certificate reloaded: ${credentials.summary}`);
+        const problem = validityProblem(credentials.x509);
+        lines.push(`TLS certificate reloaded: ${credentials.summary}${problem === null ? '' : `, but ${problem}`}`);
         loggers.root.info({ serial: credentials.serial }, 'TLS certificate reloaded');
       } catch (error) {
         lines.push(`TLS certificate NOT reloaded, the previous one stays: ${(error as Error).message}`);
@@ -682,6 +695,10 @@ class ServerState {
       try {
         for (const line of loadMoreCertificates(this.#options.tls, more))
           lines.push(`TLS certificate reloaded: ${line}`);
+        for (const { credentials } of this.#options.tls.filePairs) {
+          const problem = validityProblem(credentials.x509);
+          if (problem !== null) lines.push(`TLS certificate ${credentials.summary}: ${problem}`);
+        }
       } catch (error) {
         lines.push(`http.ssl.certificates NOT reloaded, the previous pairs stay: ${(error as Error).message}`);
         loggers.root.error({ err: { message: (error as Error).message } }, 'TLS certificates reload failed');
@@ -810,4 +827,10 @@ function changedSites(before: readonly unknown[], after: readonly unknown[]): st
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** A certificate the server starts with whose dates browsers refuse: said, with what to do. */
+function warnOfDates(out: CliOutput, credentials: Credentials, key: string): void {
+  const problem = validityProblem(credentials.x509);
+  if (problem !== null) out.warn(`${key}: ${credentials.summary}: ${problem}`);
 }

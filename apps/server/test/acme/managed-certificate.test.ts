@@ -330,5 +330,9 @@ describe('cert status exit code', () => {
     expect(servesHealthy({ state: 'renewing', issuer: 'CN=R11', lastError: null })).toBe(true);
     expect(servesHealthy({ state: 'expired', issuer: 'CN=R11', lastError: null })).toBe(false);
     expect(servesHealthy({ state: 'file', issuer: null, lastError: null })).toBe(true);
+    // a file certificate nobody renews here: healthy until it expires, then exit 1 for the monitoring check
+    const file = { state: 'file' as const, issuer: 'CN=R11', lastError: null, notAfter: '2026-01-01T00:00:00.000Z' };
+    expect(servesHealthy(file, Date.parse('2025-12-31T23:00:00Z'))).toBe(true);
+    expect(servesHealthy(file, Date.parse('2026-01-01T00:00:01Z'))).toBe(false);
   });
 });
