@@ -151,7 +151,18 @@ export function credentialsFromPem(
     createSecureContext({ cert: certBytes, key: keyBytes, minVersion: TLS_MIN_VERSION });
   } catch (error) {
     const message = (error as Error).message;
-    const why = /key values mismatch/i.test(message) ? 'the key does not belong to the certificate' : message;
+    // the leaf comes first in a chain file: a CA's certificate first is the order's fault, not the key's
+    if (/key values mismatch/i.test(message) && x509.ca)
+      throw new TlsError(
+        `${files.cert} begins with a CA's certificate (${describeCertificate(x509)}): the site's own certificate must come first, then its intermediates (certbot's fullchain.pem is in that order)`,
+        error,
+        keys.cert,
+      );
+    const why = /key values mismatch/i.test(message)
+      ? 'the key does not belong to the certificate'
+      : /bad decrypt|bad password|interrupted or cancelled/i.test(message)
+        ? `the key is encrypted with a passphrase, and warmpool reads keys without one (nginx's ssl_password_file has no counterpart): store it decrypted, readable by its owner only (\`openssl pkey -in ${files.key} -out key.pem && chmod 600 key.pem\`) and name that file`
+        : message;
     // a key that does not match, or does not parse, is the key's problem
     throw new TlsError(`cannot use ${files.cert} with ${files.key}: ${why}`, error, keys.key);
   }
@@ -184,7 +195,7 @@ function readPem(file: string, what: string, key: string): Buffer {
     const code = (error as NodeJS.ErrnoException).code;
     const why =
       code === 'ENOENT'
-        ? 'no such file (make a dev pair with `warmpool cert`)'
+        ? "no such file (check the path: certbot keeps a site's pair in /etc/letsencrypt/live/NAME/; for a test pair, `warmpool cert` makes one)"
         : code === 'EACCES'
           ? 'permission denied'
           : (error as Error).message;

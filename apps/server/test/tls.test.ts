@@ -1,6 +1,7 @@
 // TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Http2SecureServer } from 'node:http2';
@@ -9,6 +10,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { connect, type TLSSocket } from 'node:tls';
 import { configureServerTimeouts, type LimitOptions, resolveLimits } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
+import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
 import { createTemporaryCertificate } from '../src/acme/temporary-certificate.js';
 import {
   createHttpsServer,
@@ -76,6 +78,31 @@ describe('validityProblem', () => {
     expect(validityProblem(x509, from - 86_400_000)).toMatch(
       /^it is not valid before \d{4}-\d\d-\d\d: browsers refuse it until then/,
     );
+  });
+});
+
+describe('credentialsFromPem: what is wrong with a pair, and what to do', () => {
+  it('names a key with a passphrase as such, and a chain that begins with its CA', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-tls-pairs-'));
+    try {
+      const { ca, cert, key } = await makeTlsPair(dir);
+      execFileSync('openssl', ['pkey', '-in', key, '-aes256', '-passout', 'pass:secret', '-out', join(dir, 'enc.pem')]);
+      const encrypted = readFileSync(join(dir, 'enc.pem'));
+      // before: OpenSSL's "error:1C800064:Provider routines::bad decrypt", nothing more
+      expect(() => credentialsFromPem(readFileSync(cert), encrypted)).toThrow(
+        /the key is encrypted with a passphrase.*openssl pkey -in/,
+      );
+      // intermediate (here the CA) first, then the leaf: before, "the key does not belong to the certificate"
+      const reversed = Buffer.concat([readFileSync(ca), readFileSync(cert)]);
+      expect(() => credentialsFromPem(reversed, readFileSync(key))).toThrow(
+        /begins with a CA's certificate .*the site's own certificate must come first/,
+      );
+      expect(
+        credentialsFromPem(Buffer.concat([readFileSync(cert), readFileSync(ca)]), readFileSync(key)).serial,
+      ).not.toBe('');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
