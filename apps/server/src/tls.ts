@@ -125,7 +125,43 @@ export function loadMoreCertificates(contexts: TlsContexts, pairs: readonly TlsF
   });
   for (const { credentials, names } of loaded) contexts.setNames(names, credentials);
   contexts.filePairs = loaded.map(({ credentials }, i) => ({ credentials, file: pairs[i]!.cert }));
+  contexts.overlaps = overlappingNames(
+    loaded.map(({ names }) => names),
+    contexts.defaultCredentials === null ? [] : namesOf(contexts.defaultCredentials),
+  );
   return loaded.map(({ credentials, names }) => `${credentials.summary} for ${names.join(', ')}`);
+}
+
+/**
+ * Names two pairs hold, for a warning: a name is served one certificate, the last pair's (nginx's
+ * RSA + ECDSA pair for one name has no counterpart: Node gives an SNI name one certificate).
+ */
+function overlappingNames(names: ReadonlyArray<readonly string[]>, defaultNames: readonly string[]): string[] {
+  const owner = new Map<string, number>();
+  const lines: string[] = [];
+  for (const [index, list] of names.entries())
+    for (const name of list) {
+      const earlier = owner.get(name);
+      if (earlier !== undefined)
+        lines.push(
+          `http.ssl.certificates[${index}] names ${name}, as http.ssl.certificates[${earlier}] does: clients asking for ${name} get certificates[${index}] only (one certificate per name; an ECDSA one serves every current client)`,
+        );
+      else if (defaultNames.includes(name))
+        lines.push(
+          `http.ssl.certificates[${index}] names ${name}, as http.ssl.cert does: clients asking for ${name} get certificates[${index}] (http.ssl.cert is for the others)`,
+        );
+      owner.set(name, index);
+    }
+  return lines;
+}
+
+/** The names a pair holds; none for one that names no host (an IP address only). */
+function namesOf(credentials: Credentials): string[] {
+  try {
+    return certificateNames(credentials, '');
+  } catch {
+    return [];
+  }
 }
 
 /** Checks a PEM chain and key in memory (an ACME certificate); TlsError says what is wrong. */
@@ -237,6 +273,8 @@ export class TlsContexts {
   #servers = new Set<Http2SecureServer>();
   /** http.ssl.certificates as loaded (`warmpool cert status` lists them) */
   filePairs: Array<{ credentials: Credentials; file: string }> = [];
+  /** names the last load of http.ssl.certificates gave two pairs, for a warning */
+  overlaps: string[] = [];
 
   constructor(ciphers: string = DEFAULT_TLS12_CIPHERS) {
     this.ciphers = ciphers;

@@ -176,6 +176,17 @@ describe('http.ssl.certificates', () => {
         }),
       );
       expect(await serialOf(port, 'www.shop.test')).toBe(shopSerial);
+      expect(contexts.overlaps).toEqual([]);
+      // two pairs for one name (nginx's RSA + ECDSA): one is served, and that is said
+      const other = await write('shop2', 'shop.test');
+      const main = await write('main', 'fallback.test');
+      contexts.setDefault(await pair('fallback.test'));
+      loadMoreCertificates(contexts, [shop, other, main]);
+      expect(contexts.overlaps).toEqual([
+        'http.ssl.certificates[1] names shop.test, as http.ssl.certificates[0] does: clients asking for shop.test get certificates[1] only (one certificate per name; an ECDSA one serves every current client)',
+        'http.ssl.certificates[2] names fallback.test, as http.ssl.cert does: clients asking for fallback.test get certificates[2] (http.ssl.cert is for the others)',
+      ]);
+      expect(await serialOf(port, 'shop.test')).toBe(contexts.filePairs[1]!.credentials.serial);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

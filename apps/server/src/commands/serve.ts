@@ -383,6 +383,7 @@ class ServerState {
       out.detail(`TLS: ${credentials.summary}, for the names it holds (http.ssl.certificates)`);
       warnOfDates(out, credentials, `http.ssl.certificates[${i}].cert`);
     }
+    for (const overlap of this.#options.tls?.overlaps ?? []) out.warn(overlap);
     // ACME: certificates missing from the store are ordered now that the challenges can be answered
     try {
       await this.#automatic?.start();
