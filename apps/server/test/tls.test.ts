@@ -1,6 +1,6 @@
 // TlsContexts on a real HTTPS server: certificates by SNI, swaps that leave open connections alone.
 import { once } from 'node:events';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -187,6 +187,38 @@ describe('http.ssl.certificates', () => {
         'http.ssl.certificates[2] names fallback.test, as http.ssl.cert does: clients asking for fallback.test get certificates[2] (http.ssl.cert is for the others)',
       ]);
       expect(await serialOf(port, 'shop.test')).toBe(contexts.filePairs[1]!.credentials.serial);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('createHttpsServer: session resumption', () => {
+  it('resumes a TLS 1.2 session by its id for a client without tickets (nginx ssl_session_cache), and by ticket', async () => {
+    const contexts = new TlsContexts();
+    contexts.setDefault(await pair('a.test'));
+    const port = await serve(contexts);
+    const dir = mkdtempSync(join(tmpdir(), 'wp-tls-sessions-'));
+    try {
+      // openssl in a child process, not execFileSync: the server answers from this process
+      const handshake = async (flags: string[], session: string) => {
+        const child = spawn(
+          'openssl',
+          ['s_client', '-connect', `127.0.0.1:${port}`, '-servername', 'a.test', ...flags, ...session.split(' ')],
+          { stdio: ['pipe', 'pipe', 'ignore'] },
+        );
+        child.stdin.end();
+        let out = '';
+        child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+        await once(child, 'close');
+        return /^(New|Reused), TLSv1\.2/m.exec(out)?.[1];
+      };
+      for (const flags of [['-tls1_2', '-no_ticket'], ['-tls1_2']]) {
+        const file = join(dir, `${flags.length}.pem`);
+        expect(await handshake(flags, `-sess_out ${file}`)).toBe('New');
+        // before: New again without tickets, a full handshake each connection
+        expect(await handshake(flags, `-sess_in ${file}`), flags.join(' ')).toBe('Reused');
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
