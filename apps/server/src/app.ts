@@ -197,7 +197,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       deadSessions?.watch(https);
     }
     if (ssl !== null && ssl.redirect === true) {
-      const httpsPort = parseAddress(ssl.address ?? DEFAULT_HTTPS_ADDRESS).port;
+      const httpsPort = ssl.redirect_port ?? parseAddress(ssl.address ?? DEFAULT_HTTPS_ADDRESS).port;
       redirectServer = createRedirectServer(httpsPort, httpOptions);
       listeners.push({
         name: 'http',

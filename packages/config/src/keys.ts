@@ -535,6 +535,12 @@ const TOP: Entry[] = [
     default: ':443',
   }),
   rr('http.ssl.redirect', 'boolean', 'answer plain-HTTP requests with a redirect to HTTPS', { default: false }),
+  wp(
+    'http.ssl.redirect_port',
+    'integer',
+    "the HTTPS port clients reach, for the redirect's Location (443: none named, as nginx's `return 301 https://$host$request_uri`); set it when a port is forwarded to http.ssl.address",
+    { min: 1, max: 65535, default: "http.ssl.address's port" },
+  ),
   rr('http.ssl.cert', 'string', 'certificate chain file (PEM); ignored with acme, as in RoadRunner', {
     required: true,
     requiredUnless: 'acme',

@@ -146,6 +146,8 @@ export interface SiteHttpConfig {
 export interface SslConfig {
   address?: string;
   redirect?: boolean;
+  /** the HTTPS port clients reach (a forwarded one), for the redirect's Location; default the listener's */
+  redirect_port?: number;
   /** absent only with acme */
   cert?: string;
   key?: string;
