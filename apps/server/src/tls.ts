@@ -21,7 +21,7 @@ import {
   type Http2ServerRequest,
   type Http2ServerResponse,
 } from 'node:http2';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { createSecureContext, type SecureContext } from 'node:tls';
 import { clientInfoOf } from '@warmpool/fastify';
@@ -188,10 +188,10 @@ export function credentialsFromPem(
     createSecureContext({ cert: certBytes, key: keyBytes, minVersion: TLS_MIN_VERSION });
   } catch (error) {
     const message = (error as Error).message;
-    // the leaf comes first in a chain file: a CA's certificate first is the order's fault, not the key's
-    if (/key values mismatch/i.test(message) && x509.ca)
+    // the leaf comes first in a chain file: a key of a later certificate is the order's fault, not the key's
+    if (/key values mismatch/i.test(message) && keyMatchesALaterCertificate(certBytes, keyBytes))
       throw new TlsError(
-        `${files.cert} begins with a CA's certificate (${describeCertificate(x509)}): the site's own certificate must come first, then its intermediates (certbot's fullchain.pem is in that order)`,
+        `${files.cert} begins with another certificate than the key's (${describeCertificate(x509)}): the site's own certificate must come first, then its intermediates (certbot's fullchain.pem is in that order)`,
         error,
         keys.cert,
       );
@@ -210,6 +210,17 @@ export function credentialsFromPem(
     summary: describeCertificate(x509),
     x509,
   };
+}
+
+/** Whether the key belongs to a certificate of the chain file other than its first (a chain in the wrong order). */
+function keyMatchesALaterCertificate(chain: Buffer, key: Buffer): boolean {
+  const blocks = chain.toString('latin1').match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  try {
+    const privateKey = createPrivateKey(key);
+    return blocks.slice(1).some((block) => new X509Certificate(block).checkPrivateKey(privateKey));
+  } catch {
+    return false;
+  }
 }
 
 /** A cipher list Node/OpenSSL accepts, else TlsError naming http.ssl.ciphers. */

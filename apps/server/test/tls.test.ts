@@ -95,7 +95,7 @@ describe('credentialsFromPem: what is wrong with a pair, and what to do', () => 
       // intermediate (here the CA) first, then the leaf: before, "the key does not belong to the certificate"
       const reversed = Buffer.concat([readFileSync(ca), readFileSync(cert)]);
       expect(() => credentialsFromPem(reversed, readFileSync(key))).toThrow(
-        /begins with a CA's certificate .*the site's own certificate must come first/,
+        /begins with another certificate than the key's .*the site's own certificate must come first/,
       );
       expect(
         credentialsFromPem(Buffer.concat([readFileSync(cert), readFileSync(ca)]), readFileSync(key)).serial,
