@@ -6,12 +6,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { BodyParts, InvalidOptionError, clientInfoOf, setRequestHeader } from '@warmpool/fastify';
+import { BodyParts, InvalidOptionError, clientInfoOf, isReusedBody, setRequestHeader } from '@warmpool/fastify';
 // mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
 import { isEventStream } from '@warmpool/pool';
-import { BROTLI_PARAMS, compressStreamed, markedUnbuffered } from './streamed-compression.js';
+import { compressedVariant } from './compressed-variants.js';
+import { BROTLI_PARAMS, acceptedEncoding, compressStreamed, markedUnbuffered } from './streamed-compression.js';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -204,8 +205,22 @@ export async function registerHttpHeaders<S extends RawServerBase>(
         return done(null, payload);
       }
       if (!encoded(reply)) encodedHere.add(reply);
-      // a HEAD whose GET would be compressed gets the GET's headers from an empty stream: Node
-      // drops a HEAD's body, and compressing the whole one cost as much CPU as the GET (10 ms
+      // a body the caches send again and again: its compressed copy is kept with it
+      // (compressed-variants.ts), and a HEAD gets the GET's headers, its length too
+      if (compressible && isReusedBody(payload)) {
+        const encoding = acceptedEncoding(request, compression.encodings);
+        if (encoding !== null) {
+          compressedVariant(payload, encoding, (error, compressed) => {
+            // not compressed here: @fastify/compress does it, as for any other body
+            if (error !== null) return done(null, payload);
+            reply.header('content-encoding', encoding).header('content-length', String(compressed.length));
+            done(null, compressed);
+          });
+          return;
+        }
+      }
+      // any other HEAD whose GET would be compressed gets the GET's headers from an empty stream:
+      // Node drops a HEAD's body, and compressing the whole one cost as much CPU as the GET (10 ms
       // for a 700 KB script with br), an answer cheap to ask for and costly to give
       if (request.method === 'HEAD' && compressible && !(payload instanceof Readable)) {
         reply.removeHeader('content-length');

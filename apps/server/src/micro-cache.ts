@@ -42,7 +42,14 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
-import { BodyParts, InvalidOptionError, clientInfoOf, isBackendReply, wildcardPattern } from '@warmpool/fastify';
+import {
+  BodyParts,
+  InvalidOptionError,
+  clientInfoOf,
+  isBackendReply,
+  markReusedBody,
+  wildcardPattern,
+} from '@warmpool/fastify';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -350,6 +357,8 @@ export function registerMicroCache<S extends RawServerBase>(
     const body = Buffer.from(
       typeof payload === 'string' ? payload : payload instanceof BodyParts ? payload.join() : payload,
     );
+    // sent as is on every hit: a compressed copy of it may be kept with it (compressed-variants.ts)
+    markReusedBody(body);
     const entry: Entry = {
       status: reply.statusCode,
       headers: storedHeaders(reply),

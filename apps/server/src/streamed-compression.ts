@@ -8,7 +8,7 @@ import negotiate from '@fastify/accept-negotiator';
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
 import { isUnbuffered } from '@warmpool/pool';
 
-type Encoding = 'br' | 'gzip' | 'deflate';
+export type Encoding = 'br' | 'gzip' | 'deflate';
 
 /**
  * Brotli as the server compresses on the fly: quality 4 (@fastify/compress's default; 11 costs too
@@ -35,6 +35,19 @@ export function markedUnbuffered(reply: FastifyReply<RouteGenericInterface, RawS
 }
 
 /**
+ * The encoding the client prefers among `encodings`, as @fastify/compress negotiates (`*` and
+ * x-gzip mean gzip); null when it takes none of them.
+ */
+export function acceptedEncoding(
+  request: FastifyRequest<RouteGenericInterface, RawServerBase>,
+  encodings: readonly Encoding[],
+): Encoding | null {
+  const accepted = request.headers['accept-encoding'];
+  if (typeof accepted !== 'string') return null;
+  return negotiate(accepted.toLowerCase().replace(/\*|x-gzip/g, 'gzip'), [...encodings]) as Encoding | null;
+}
+
+/**
  * The stream to send instead of `body`, compressed in the encoding the client prefers among
  * `encodings` (as @fastify/compress negotiates: `*` and x-gzip mean gzip), with Content-Encoding
  * set; or null when the client takes none of them. Either end closing closes the other: a client
@@ -46,9 +59,7 @@ export function compressStreamed(
   body: Readable,
   encodings: readonly Encoding[],
 ): Readable | null {
-  const accepted = request.headers['accept-encoding'];
-  if (typeof accepted !== 'string') return null;
-  const encoding = negotiate(accepted.toLowerCase().replace(/\*|x-gzip/g, 'gzip'), [...encodings]);
+  const encoding = acceptedEncoding(request, encodings);
   if (encoding === null) return null;
   const compressed = COMPRESSORS[encoding]();
   reply.header('content-encoding', encoding).removeHeader('content-length');

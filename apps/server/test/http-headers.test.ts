@@ -398,7 +398,7 @@ describe('compression', () => {
     expect(streamed).toMatch(/^HTTP\/1\.1 200 /);
   });
 
-  it('answers a HEAD for a static file kept in memory with the headers of its GET (compressed: encoding, weak ETag, no length)', async () => {
+  it('answers a HEAD for a static file kept in memory with the headers of its GET (compressed: encoding, weak ETag, its length), compressed once', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wp-head-static-'));
     closers.push(async () => rmSync(dir, { recursive: true, force: true }));
     writeFileSync(
@@ -429,7 +429,8 @@ describe('compression', () => {
     // before: HEAD said the identity file (its length, the strong tag, no encoding)
     expect(shown(head)).toEqual(shown(get));
     expect(head.body).toBe('');
-    // and no body was compressed for it (Node drops a HEAD's body): its compressor read nothing
+    // the file was compressed once for the first hit, and its copy is kept: the HEADs and GETs after
+    // it compress nothing (before: each GET, and each HEAD, compressed the whole file)
     const read: number[] = [];
     const gzip = Gzip.prototype as unknown as { _transform: (chunk: Buffer, ...rest: unknown[]) => void };
     const transform = gzip._transform;
@@ -438,11 +439,11 @@ describe('compression', () => {
       return transform.call(this, chunk, ...rest);
     };
     try {
-      const again = await app.inject({ method: 'HEAD', url: '/data.json', headers });
-      expect(shown(again)).toEqual(shown(get));
+      for (const method of ['HEAD', 'GET', 'HEAD', 'GET'] as const) {
+        const again = await app.inject({ method, url: '/data.json', headers });
+        expect(shown(again)).toEqual(shown(get));
+      }
       expect(read.reduce((a, b) => a + b, 0)).toBe(0);
-      await app.inject({ url: '/data.json', headers }); // the GET's is read, as the check's check
-      expect(read.reduce((a, b) => a + b, 0)).toBeGreaterThan(10_000);
     } finally {
       delete (gzip as { _transform?: unknown })._transform;
     }
@@ -481,6 +482,30 @@ describe('compression', () => {
       expect((await app.inject({ method: 'GET', url })).headers.vary).toBe(vary);
       const head = await app.inject({ method: 'HEAD', url });
       expect([head.headers.vary, head.body]).toEqual([vary, '']);
+    }
+    // with gzip asked for: the GET's encoding, and the body it sent is not compressed for nothing
+    const read: number[] = [];
+    const gzip = Gzip.prototype as unknown as { _transform: (chunk: Buffer, ...rest: unknown[]) => void };
+    const transform = gzip._transform;
+    gzip._transform = function (this: unknown, chunk: Buffer, ...rest: unknown[]) {
+      read.push(chunk.length);
+      return transform.call(this, chunk, ...rest);
+    };
+    try {
+      const head = await app.inject({
+        method: 'HEAD',
+        url: '/?size=40000&type=text/html',
+        headers: { 'accept-encoding': 'gzip' },
+      });
+      expect([head.headers['content-encoding'], head.headers['content-length'], head.body]).toEqual([
+        'gzip',
+        undefined,
+        '',
+      ]);
+      // before: the whole 40 KB compressed, then dropped by Node
+      expect(read.reduce((a, b) => a + b, 0)).toBe(0);
+    } finally {
+      delete (gzip as { _transform?: unknown })._transform;
     }
   });
 
@@ -780,6 +805,45 @@ describe('compression, ranges and validators (over a socket)', () => {
     expect([revalidated.status, revalidated.headers.etag]).toEqual([304, 'W/"c1"']);
     const strong = await get(url, { 'if-none-match': '"c1"' });
     expect([strong.status, strong.headers.etag]).toEqual([304, '"c1"']);
+  });
+
+  it('compresses a cached page once per encoding, not once per hit (the copy is kept with the entry)', async () => {
+    const app = await site({}, { microCache: true });
+    const url = '/kept?size=30000&type=text/html&cc=public,%20max-age=60';
+    const headers = { 'accept-encoding': 'gzip' };
+    const miss = await app.inject({ url, headers });
+    expect(miss.headers['x-cache']).toBe('MISS');
+    const read: number[] = [];
+    const gzip = Gzip.prototype as unknown as { _transform: (chunk: Buffer, ...rest: unknown[]) => void };
+    const transform = gzip._transform;
+    gzip._transform = function (this: unknown, chunk: Buffer, ...rest: unknown[]) {
+      read.push(chunk.length);
+      return transform.call(this, chunk, ...rest);
+    };
+    let hits: Awaited<ReturnType<typeof app.inject>>[];
+    try {
+      hits = [];
+      for (let i = 0; i < 4; i++) hits.push(await app.inject({ url, headers }));
+    } finally {
+      delete (gzip as { _transform?: unknown })._transform;
+    }
+    const body = JSON.parse(gunzipSync(miss.rawPayload).toString()) as { count: number; pad: string };
+    for (const hit of hits) {
+      expect([hit.headers['x-cache'], hit.headers['content-encoding'], hit.headers.vary]).toEqual([
+        'HIT',
+        'gzip',
+        'accept-encoding',
+      ]);
+      expect(Number(hit.headers['content-length'])).toBe(hit.rawPayload.length);
+      expect(JSON.parse(gunzipSync(hit.rawPayload).toString())).toEqual(body);
+    }
+    // the page was read by gzip once, for the first hit (before: once per hit, four times)
+    const page = Buffer.byteLength(JSON.stringify(body));
+    expect(read.reduce((a, b) => a + b, 0)).toBe(page);
+    // another encoding is made once too; a client without one gets the page as it is
+    expect((await app.inject({ url, headers: { 'accept-encoding': 'br' } })).headers['content-encoding']).toBe('br');
+    const plain = await app.inject({ url });
+    expect([plain.headers['content-encoding'], plain.body.length]).toEqual([undefined, page]);
   });
 });
 

@@ -62,6 +62,7 @@ export {
   FASTIFY_ERROR_CODES,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
+export { isReusedBody, markReusedBody } from './http/reused-bodies.js';
 export { DEFAULT_MAX_RESPONSE_MEMORY_BYTES, ResponseMemory, responseMemory } from './http/response-memory.js';
 export { DEFAULT_REQUEST_BODY_MEMORY_BYTES, RequestBodyMemory, requestBodyMemory } from './http/raw-body.js';
 export { unsentBytes } from './http/unsent-bytes.js';

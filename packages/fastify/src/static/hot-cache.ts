@@ -15,6 +15,7 @@ import type { Stats } from 'node:fs';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { loadSend } from '../http/load-send.js';
+import { markReusedBody } from '../http/reused-bodies.js';
 import { LRUCache } from 'lru-cache';
 
 export interface HotCacheOptions {
@@ -198,6 +199,8 @@ export class HotCache {
     } finally {
       await handle.close().catch(() => {});
     }
+    // sent as is on every hit: a compressed copy of it may be kept with it (reused-bodies.ts)
+    markReusedBody(body);
     const { etag, lastModified } = this.settings;
     const sendEtag = etag === null ? null : `W/"${current.size.toString(16)}-${current.mtime.getTime().toString(16)}"`;
     const entry: HotEntry = {
