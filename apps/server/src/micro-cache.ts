@@ -6,7 +6,8 @@
 // - a GET request without Authorization, Range or a session/login cookie (bypass_cookies: PHP's
 //   PHPSESSID, WordPress's wordpress_logged_in_*, Laravel's laravel_session, ...), as nginx users
 //   write `fastcgi_cache_bypass $cookie_…`: a logged-in user's page is theirs alone, and is neither
-//   looked up nor stored (HEAD is answered from a stored GET, never stored);
+//   looked up nor stored (HEAD is answered from a stored GET; one that finds none asks PHP for
+//   the GET and stores it, as nginx's fastcgi_cache_convert_head);
 // - a response with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301, 308, 404,
 //   405, 410, 414, 501), without Set-Cookie, without `Vary: *`, whose Cache-Control says neither
 //   `private`, `no-store` nor `no-cache`, and that is fresh for a while:
@@ -176,6 +177,8 @@ interface Lookup {
   refreshing: string | null;
   /** the entry key this request fills (others asking for it wait for its answer) */
   filling: string | null;
+  /** a HEAD asked of PHP as a GET, to fill the entry (nginx's fastcgi_cache_convert_head) */
+  headAsGet: boolean;
 }
 
 /** A request gone to PHP for an entry no one has: the requests for it meanwhile, waiting. */
@@ -279,6 +282,12 @@ export function registerMicroCache<S extends RawServerBase>(
         fill.waiters.push(() => answer(request, reply, lookup, proceed, false));
         return;
       }
+      // a HEAD no one has the page for fills it too, asked as a GET (nginx's fastcgi_cache_convert_head):
+      // a monitor's HEADs each ran PHP; Node still sends the HEAD no body
+      if (request.method === 'HEAD') {
+        setMethod(request, 'GET');
+        lookup.headAsGet = true;
+      }
       if (request.method === 'GET') {
         const timer = setTimeout(() => endFill(key, 'gone'), fillWaitMs);
         timer.unref();
@@ -307,6 +316,7 @@ export function registerMicroCache<S extends RawServerBase>(
       status: 'MISS',
       refreshing: null,
       filling: null,
+      headAsGet: false,
     };
     lookups.set(request, lookup);
     answer(request, reply, lookup, () => done(null, payload), true);
@@ -325,6 +335,8 @@ export function registerMicroCache<S extends RawServerBase>(
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
     const stored = store(request, reply, payload, lookup, accelExpires);
+    // a HEAD again for what follows (compression, logs)
+    if (lookup.headAsGet) setMethod(request, 'HEAD');
     // stored or not, the requests waiting for this answer look again: a HIT, or PHP themselves
     if (lookup.filling !== null) endFill(lookup.filling, stored ? 'stored' : 'pass');
     done(null, payload);
@@ -452,6 +464,11 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
     }
   }
   return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: wildcardPattern(cookies), staleMs };
+}
+
+/** The method Fastify and the plugin read (node:http's and HTTP/2's both let it be set). */
+function setMethod(request: AnyRequest, method: string): void {
+  (request.raw as { method: string }).method = method;
 }
 
 /**
