@@ -288,7 +288,8 @@ export function registerMicroCache<S extends RawServerBase>(
         setMethod(request, 'GET');
         lookup.headAsGet = true;
       }
-      if (request.method === 'GET') {
+      // a GET with a body never fills: a client trickling one would keep the others waiting
+      if (request.method === 'GET' && !hasBody(request)) {
         const timer = setTimeout(() => endFill(key, 'gone'), fillWaitMs);
         timer.unref();
         fills.set(key, { waiters: [], timer });
@@ -464,6 +465,12 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
     }
   }
   return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: wildcardPattern(cookies), staleMs };
+}
+
+/** A request that says a body follows (a GET may carry one: Elasticsearch's do). */
+function hasBody(request: AnyRequest): boolean {
+  const length = request.headers['content-length'];
+  return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
 }
 
 /** The method Fastify and the plugin read (node:http's and HTTP/2's both let it be set). */

@@ -584,6 +584,31 @@ describe('micro-cache: a burst on a page no one has (nginx fastcgi_cache_lock)',
     expect((await Promise.all(burst)).map((res) => res.headers['x-cache'])).toEqual(['MISS', 'MISS']);
   });
 
+  it('never has visitors wait for a GET that carries a body (a client trickling one would hold them)', async () => {
+    const app = Fastify();
+    apps.push(app);
+    let trickling = false;
+    app.addHook('onRequest', (request, _reply, done) => {
+      if (request.headers['content-length'] === '1000') trickling = true;
+      done();
+    });
+    const cache = registerMicroCache(app, { fill_wait_ms: 600_000 });
+    await app.register(warmpool, { command: ['php', fixture('cacheable.php')], pool: { num_workers: 2 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    const target = `/trickle?${PUBLIC}`;
+    const trickler = createConnection(port, '127.0.0.1');
+    trickler.on('error', () => {});
+    // its head and one byte of the body it announces, then nothing
+    trickler.write(`GET ${target} HTTP/1.1\r\nHost: a.test\r\nContent-Length: 1000\r\n\r\nx`);
+    await until(() => trickling, 'the trickling request at the cache');
+    await new Promise((resolve) => setImmediate(resolve));
+    const visitor = await app.inject({ url: target, headers: { host: 'a.test' } });
+    expect([visitor.statusCode, visitor.headers['x-cache']]).toEqual([200, 'MISS']);
+    expect(cache.waiting).toBe(0);
+    trickler.destroy();
+  });
+
   it('lets the waiters go on when the request they wait for loses its client', async () => {
     const app = Fastify();
     apps.push(app);
