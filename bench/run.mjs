@@ -60,6 +60,7 @@ const SCENARIO_ORDER = [
   'classic-hello',
   'classic-pretty',
   'classic-app',
+  'classic-cached',
 ];
 
 const USAGE = `usage: node bench/run.mjs [flags]

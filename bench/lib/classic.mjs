@@ -1,6 +1,6 @@
 // The classic scenarios' document roots (one .php file per entry point, as nginx + php-fpm serves
-// them): classic-hello's single echo script (classic-pretty's index.php), and classic-app's copy of
-// Debian's DokuWiki. Each root also gets /__bench-info.php, so every contender proves its php.ini
+// them): classic-hello's single echo script (classic-pretty's index.php), classic-cached's page, and
+// classic-app's copy of Debian's DokuWiki. Each root also gets /__bench-info.php, so every contender proves its php.ini
 // like the worker scenarios do.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +22,12 @@ export function prepareClassicDocroot(scenario, dir) {
     writeFileSync(
       join(docroot, scenario.classic.app === 'hello' ? 'hello.php' : 'index.php'),
       `<?php require ${JSON.stringify(join(BENCH, 'php', 'classic', 'hello.php'))};\n`,
+    );
+  } else if (scenario.classic.app === 'cached') {
+    mkdirSync(docroot, { recursive: true });
+    writeFileSync(
+      join(docroot, 'page.php'),
+      `<?php require ${JSON.stringify(join(BENCH, 'php', 'classic', 'page.php'))};\n`,
     );
   } else if (scenario.classic.app === 'dokuwiki') {
     prepareDokuWiki(dir, docroot);

@@ -88,13 +88,23 @@ clear_env = no
   return { fpm, sock };
 }
 
-/** nginx's usual classic PHP server block: try_files, and .php files to php-fpm (fastcgi_split_path_info). */
-function classicLocations(sock) {
+/**
+ * nginx's usual classic PHP server block: try_files, and .php files to php-fpm
+ * (fastcgi_split_path_info); with `cache`, the usual micro-caching lines (the zone is in the http block).
+ */
+function classicLocations(sock, cache = false) {
+  const caching = cache
+    ? `
+      fastcgi_cache bench;
+      fastcgi_cache_valid 200 60s;
+      fastcgi_cache_lock on;
+      fastcgi_cache_use_stale updating;`
+    : '';
   return `index index.php doku.php index.html;
     location / { try_files $uri $uri/ /index.php?$args; }
     location ~ .php(/|$) {
       fastcgi_split_path_info ^(.+?.php)(/.*)$;
-      try_files $fastcgi_script_name =404;
+      try_files $fastcgi_script_name =404;${caching}
       fastcgi_pass unix:${sock};
       include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
@@ -129,6 +139,14 @@ function singleProcessEnv() {
 }
 
 /** warmpool passing PHP to a php-fpm of its own; maxConnections null: max_connections left unset. */
+/** The cached scenario's lines of a classic warmpool config: the micro-cache and gzip, as nginx's. */
+function cachedLines(ctx) {
+  return ctx.scenario.cache === true ? 'cache: { enabled: true }\n' : '';
+}
+function cachedMiddleware(ctx) {
+  return ctx.scenario.cache === true ? '  middleware: [gzip]\n' : '';
+}
+
 async function startPass(ctx, maxConnections) {
   const { fpm, sock } = await startPhpFpm(ctx);
   const limit = maxConnections === null ? '' : `  max_connections: ${maxConnections}\n`;
@@ -137,7 +155,7 @@ async function startPass(ctx, maxConnections) {
     `version: "3"
 http:
   address: "127.0.0.1:${ctx.port}"
-logs: { level: warn }
+${cachedMiddleware(ctx)}${cachedLines(ctx)}logs: { level: warn }
 admin: { socket: ${JSON.stringify(join(ctx.dir, 'admin.sock'))} }
 fastcgi:
   root: ${JSON.stringify(ctx.docroot)}
@@ -169,7 +187,7 @@ export const CONTENDERS = [
       // to PHP without a filesystem lookup, as the plugin does in each case.
       // The classic scenarios get the usual classic server block (scripts by their path).
       const locations = ctx.scenario.classic
-        ? classicLocations(sock)
+        ? classicLocations(sock, ctx.scenario.cache === true)
         : ctx.scenario.static
           ? `location / { try_files $uri @php; }
     location @php {${phpLocation}
@@ -205,7 +223,15 @@ http {
   client_body_buffer_size 2m;
   fastcgi_buffer_size 64k;
   fastcgi_buffers 32 64k;
-  fastcgi_busy_buffers_size 128k;
+  fastcgi_busy_buffers_size 128k;${
+    ctx.scenario.cache === true
+      ? `
+  # the cached scenario: nginx's micro-caching recipe, and gzip with its defaults (level 1)
+  fastcgi_cache_path ${join(dir, 'fastcgi-cache')} levels=1:2 keys_zone=bench:10m max_size=64m inactive=60s;
+  fastcgi_cache_key "$scheme$request_method$host$request_uri";
+  gzip on;`
+      : ''
+  }
   server {
     listen 127.0.0.1:${ctx.port} backlog=4096;
     root ${ctx.docroot};
@@ -254,7 +280,7 @@ http:
   address: "127.0.0.1:${ctx.port}"
   pool:
     num_workers: ${ctx.workers}
-logs: { level: warn }
+${cachedMiddleware(ctx)}${cachedLines(ctx)}logs: { level: warn }
 admin: { socket: ${JSON.stringify(join(ctx.dir, 'admin.sock'))} }
 fastcgi:
   root: ${JSON.stringify(ctx.docroot)}
@@ -313,7 +339,11 @@ ${ctx.scenario.static ? `  middleware: ["static"]\n  static:\n    dir: ${JSON.st
     // node:http and warmpool's FastCGI client pool in front of the same php-fpm setup, nothing else:
     // what the server's own layers cost in the classic scenarios (bench/contenders/classic-floor.mjs)
     supports: (scenario) =>
-      scenario.classic?.app === 'front' ? 'no try_files (the floor runs docroot + path)' : classicOnly(scenario),
+      scenario.classic?.app === 'front'
+        ? 'no try_files (the floor runs docroot + path)'
+        : scenario.cache === true
+          ? 'no cache or compression (the floor only relays to PHP)'
+          : classicOnly(scenario),
     async start(ctx) {
       const { fpm, sock } = await startPhpFpm(ctx);
       const node = startNode('classic-floor.mjs', ctx, { fpmSocket: sock, docroot: ctx.docroot });
@@ -324,7 +354,7 @@ ${ctx.scenario.static ? `  middleware: ["static"]\n  static:\n    dir: ${JSON.st
     key: 'php-s',
     label: 'php -S (1 process)',
     // The built-in server is one process serving one request at a time: a reference point only.
-    supports: () => true,
+    supports: (scenario) => (scenario.cache === true ? 'no cache or compression' : true),
     async start(ctx) {
       const child = spawnGroup('php', ['-q', '-c', ctx.ini, '-S', `127.0.0.1:${ctx.port}`, '-t', ctx.docroot], {
         cwd: ctx.docroot,

@@ -98,11 +98,13 @@ export function startSampler(roots, nodePid, benchRoots = roots) {
 
 function requestInit(request) {
   const method = request.method ?? 'GET';
-  const init = { method, signal: AbortSignal.timeout(10_000) };
+  const init = { method, signal: AbortSignal.timeout(10_000), headers: {} };
   if (request.bodyBytes) {
     init.body = Buffer.alloc(request.bodyBytes, 'x');
-    init.headers = { 'Content-Type': request.contentType ?? 'application/octet-stream' };
+    init.headers['Content-Type'] = request.contentType ?? 'application/octet-stream';
   }
+  // fetch decodes the body; its Content-Encoding header still says what was sent
+  if (request.acceptEncoding) init.headers['Accept-Encoding'] = request.acceptEncoding;
   return init;
 }
 
@@ -150,6 +152,9 @@ export async function checkAnswer(baseUrl, scenario) {
     problems.push(`body ${JSON.stringify(text.slice(0, 120))} lacks ${JSON.stringify(expect.includes)}`);
   if (expect.length !== undefined && body.length !== expect.length)
     problems.push(`${body.length} body bytes, expected ${expect.length}`);
+  const encoding = res.headers.get('content-encoding') ?? undefined;
+  if (expect.encoding !== undefined && encoding !== expect.encoding)
+    problems.push(`Content-Encoding ${encoding ?? 'none'}, expected ${expect.encoding}`);
   if (problems.length > 0)
     throw new Error(
       `wrong answer for ${scenario.request.method ?? 'GET'} ${scenario.request.path}: ${problems.join('; ')}`,

@@ -7,7 +7,7 @@ import { track } from './processes.mjs';
 const REPORT_LUA = fileURLToPath(new URL('../wrk/report.lua', import.meta.url));
 
 /**
- * @param {{ url: string, connections: number, seconds: number, request?: { method?: string, bodyBytes?: number, contentType?: string } }} run
+ * @param {{ url: string, connections: number, seconds: number, request?: { method?: string, bodyBytes?: number, contentType?: string, acceptEncoding?: string } }} run
  * @returns {Promise<{ rps: number, p50Ms: number, p99Ms: number, requests: number, non2xx: number, socketErrors: number }>}
  */
 export function runWrk({ url, connections, seconds, request = {} }) {
@@ -17,6 +17,7 @@ export function runWrk({ url, connections, seconds, request = {} }) {
     WRK_METHOD: request.method ?? 'GET',
     WRK_BODY_BYTES: String(request.bodyBytes ?? 0),
     WRK_CONTENT_TYPE: request.contentType ?? 'application/octet-stream',
+    WRK_ACCEPT_ENCODING: request.acceptEncoding ?? '',
   };
   return new Promise((resolve, reject) => {
     // Same process group as the harness: Ctrl-C stops wrk too.

@@ -7,6 +7,7 @@
 --   WRK_METHOD        GET (default) or POST
 --   WRK_BODY_BYTES    size of the request body to send (built once, e.g. 1048576 for the upload)
 --   WRK_CONTENT_TYPE  Content-Type of that body
+--   WRK_ACCEPT_ENCODING  the Accept-Encoding to send (none when empty)
 
 local method = os.getenv("WRK_METHOD")
 if method ~= nil and method ~= "" then wrk.method = method end
@@ -15,6 +16,9 @@ if bytes > 0 then
   wrk.body = string.rep("x", bytes)
   wrk.headers["Content-Type"] = os.getenv("WRK_CONTENT_TYPE") or "application/octet-stream"
 end
+
+local accept = os.getenv("WRK_ACCEPT_ENCODING")
+if accept ~= nil and accept ~= "" then wrk.headers["Accept-Encoding"] = accept end
 
 done = function(summary, latency, requests)
   local e = summary.errors
