@@ -581,6 +581,29 @@ describe('all features: micro-cache', () => {
     );
   });
 
+  it('a burst on a page it lacks costs PHP one request; a HEAD fills it; a hit is compressed once, with its length', async () => {
+    // three at once, over HTTP/2 and HTTP/1.1, for a page PHP takes 300 ms to make
+    const cold = '/cold?cc=public,%20max-age=60&sleep=300&size=20000';
+    const burst = await Promise.all([
+      get(cold, { host: 'elsewhere.test', agent: h2 }),
+      get(cold, { host: 'elsewhere.test' }),
+      get(cold, { host: 'elsewhere.test', agent: h2 }),
+    ]);
+    expect(burst.map((res) => res.headers['x-cache']).sort()).toEqual(['HIT', 'HIT', 'MISS']);
+    expect(new Set(burst.map((res) => res.json().count)).size).toBe(1);
+    // a HEAD that finds nothing asks PHP for the GET and stores it (nginx's fastcgi_cache_convert_head)
+    const headed = '/headed?cc=public,%20max-age=60&size=20000';
+    const head = await get(headed, { host: 'elsewhere.test', method: 'HEAD' });
+    expect([head.headers['x-cache'], head.body.length]).toEqual(['MISS', 0]);
+    const after = await get(headed, { host: 'elsewhere.test', headers: { 'accept-encoding': 'gzip' } });
+    expect([after.headers['x-cache'], after.headers['content-encoding']]).toEqual(['HIT', 'gzip']);
+    // the compressed copy is kept with the entry: a Content-Length, the same bytes on the next hit
+    expect(Number(after.headers['content-length'])).toBe(after.body.length);
+    const again = await get(headed, { host: 'elsewhere.test', headers: { 'accept-encoding': 'gzip' } });
+    expect(again.body.equals(after.body)).toBe(true);
+    expect(JSON.parse(gunzipSync(after.body).toString()).method).toBe('GET');
+  });
+
   it("b.test's own bypass cookie list applies to it; plain.test has the cache off", async () => {
     await get('/b?x', { host: 'b.test' }); // sdk-http-echo sends no Cache-Control: nothing stored, X-Cache says MISS
     expect((await get('/b', { host: 'b.test', headers: { cookie: 'b_session=1' } })).headers['x-cache']).toBe('BYPASS');
