@@ -14,6 +14,7 @@ import { MAX_PATH_CHARS } from './static/file-policy.js';
 import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
 import {
   resolveStaticOptions,
+  sendRedirect,
   type ResolvedStaticOptions,
   type StaticHandler,
   type StaticOptions,
@@ -380,7 +381,7 @@ export function createClassicDispatch(classic: ResolvedClassic, staticLayer: Sta
         }
         return null;
       case 'redirect':
-        reply.redirect(verdict.location, verdict.status);
+        sendRedirect(request, reply, verdict.location, verdict.status);
         return null;
       case 'forbidden':
         answer(reply, 403, 'Forbidden');

@@ -175,6 +175,13 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
   it('directories: a slash redirect, then the index file (static or script)', async () => {
     const docs = await app.inject('/docs?x=1');
     expect([docs.statusCode, docs.headers.location]).toEqual([301, '/docs/?x=1']);
+    // HEAD: the GET's headers, its Content-Length too
+    const head = await app.inject({ method: 'HEAD', url: '/docs?x=1' });
+    expect([head.statusCode, head.headers.location, head.headers['content-length']]).toEqual([
+      301,
+      '/docs/?x=1',
+      docs.headers['content-length'],
+    ]);
     expect((await app.inject('/docs/')).body).toContain('<h1>Docs</h1>');
     expect((await app.inject('/blog/')).body).toBe('blog index, SCRIPT_NAME=/blog/index.php');
   });

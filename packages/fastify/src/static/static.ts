@@ -769,10 +769,14 @@ function redirectToDirectory(request: FastifyRequest, reply: FastifyReply, path:
     }
   }
   const query = end < url.length && url.charCodeAt(end) === 63 ? url.slice(end).split('#')[0]! : '';
-  // HEAD gets the GET's headers, its Content-Length too (Fastify leaves it out of an empty HEAD reply)
-  if (request.method === 'HEAD') reply.header('content-length', '0');
-  reply.redirect(`${locationOf(path)}/${query}`, 301);
+  sendRedirect(request, reply, `${locationOf(path)}/${query}`, 301);
   return true;
+}
+
+/** A redirect of the server's own; a HEAD gets the GET's headers, its Content-Length: 0 too (Fastify leaves it out of an empty HEAD reply). */
+export function sendRedirect(request: FastifyRequest, reply: FastifyReply, location: string, status: number): void {
+  if (request.method === 'HEAD') reply.header('content-length', '0');
+  reply.redirect(location, status);
 }
 
 /** "/x/y" under root, with "/" separators; null when real is not inside root. */
