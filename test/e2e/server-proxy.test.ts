@@ -109,6 +109,21 @@ describe('serve with proxy routes', () => {
     await closed;
   });
 
+  it('counts websocket_idle_timeout from the upstream 101: a handshake answered later than it is not cut', async () => {
+    // idle 2 s, the upstream answers after 4 s: before, the socket was cut with no answer at ~3 s
+    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/ws-idle/slow-handshake`);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener('open', () => resolve());
+      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
+    });
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('late');
+    expect(await reply).toBe('echo late from /ws-idle/slow-handshake for 127.0.0.1');
+    const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
+    ws.close(1000);
+    await closed;
+  });
+
   it('answers an Upgrade to a route without websocket: true as a plain request, and the request pipelined after it', async () => {
     const reply = await rawExchange(
       httpPort,

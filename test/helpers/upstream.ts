@@ -38,7 +38,8 @@ export interface Upstream {
  * body; accepts
  * WebSocket upgrades by hand (RFC 6455 handshake and frames; of the subprotocols offered, the last,
  * with a cookie) and echoes text messages as "echo MSG from URL for X-FORWARDED-FOR"; refuses an
- * upgrade to a path ending in /denied with 403 "no entry".
+ * upgrade to a path ending in /denied with 403 "no entry", and answers one to a path with
+ * /slow-handshake in it 4 s late.
  */
 export async function startUpstream(): Promise<Upstream> {
   const seen: SeenRequest[] = [];
@@ -118,7 +119,9 @@ export async function startUpstream(): Promise<Upstream> {
       req.url!,
       once(socket, 'close').then(() => {}),
     );
-    acceptWebSocket(req, socket);
+    // a handshake the upstream answers 4 s late (longer than a short websocket_idle_timeout)
+    if (req.url!.includes('/slow-handshake')) setTimeout(() => acceptWebSocket(req, socket), 4000);
+    else acceptWebSocket(req, socket);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -170,7 +173,8 @@ function acceptWebSocket(req: IncomingMessage, socket: Socket): void {
         const text = `echo ${frame.payload.toString()} from ${req.url} for ${req.headers['x-forwarded-for']}`;
         socket.write(writeFrame(0x1, Buffer.from(text)));
       } else if (frame.opcode === 0x8) {
-        socket.end(writeFrame(0x8, frame.payload.subarray(0, 2)));
+        // the answer to the first close frame only (a second one may follow, from the server in front)
+        if (!socket.writableEnded) socket.end(writeFrame(0x8, frame.payload.subarray(0, 2)));
         return;
       } else if (frame.opcode === 0x9) socket.write(writeFrame(0xa, frame.payload));
     }

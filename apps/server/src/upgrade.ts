@@ -24,7 +24,7 @@ import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 
 import type { Socket } from 'node:net';
 import { rawPlainAnswer } from './client-errors.js';
 import { SocketSweep } from './socket-sweep.js';
-import { closeTunnel } from './websocket-tunnel.js';
+import { closeTunnel, isTunnelOpen } from './websocket-tunnel.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
 
@@ -78,6 +78,12 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
   const webSockets = new SocketSweep<Activity>(IDLE_SWEEP_MS, (entries, now) => {
     for (const [socket, activity] of entries) {
       if (activity.idleMs === 0) continue;
+      // still shaking hands: the route's timeout bounds the wait for the upstream's answer (504),
+      // and the idle time counts from the 101 (a slow handshake was cut with no answer)
+      if (!isTunnelOpen(socket)) {
+        activity.since = now;
+        continue;
+      }
       const bytes = socket.bytesRead + socket.bytesWritten;
       if (bytes !== activity.bytes) {
         activity.bytes = bytes;

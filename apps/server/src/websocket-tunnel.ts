@@ -158,6 +158,14 @@ export function tunnel(upgrade: Upgrade, target: TunnelTarget, answers: TunnelAn
 }
 
 /**
+ * Whether `socket` is a tunnel the upstream accepted (its 101 relayed): before that, the upgrade
+ * is in the router or waiting for the upstream's answer, bounded by the route's timeout.
+ */
+export function isTunnelOpen(socket: Socket): boolean {
+  return tunnels.get(socket)?.upgraded === true;
+}
+
+/**
  * Closes a proxied WebSocket on purpose: a close frame 1001 to each side between two frames, then
  * the end of both connections. False when `socket` is no tunnel.
  */
@@ -287,7 +295,11 @@ class Direction {
 
   #finish(): void {
     this.#closed = true;
-    if (this.#to.writable) this.#to.end(this.#closeFrame);
+    // a side that already sent its close frame this way is not sent a second one
+    if (this.#to.writable) {
+      if (this.#frames.closeSeen) this.#to.end();
+      else this.#to.end(this.#closeFrame);
+    }
     // what still comes this way is dropped: the peer was told the connection is going away
     this.#from.resume();
   }
@@ -308,6 +320,8 @@ export class FrameCursor {
   #headerBytes = 0;
   /** payload bytes of the current frame not seen yet */
   #left = 0;
+  /** a close frame (opcode 8) has begun in these bytes */
+  closeSeen = false;
 
   /** Between two frames: no header begun, no payload pending. */
   get atBoundary(): boolean {
@@ -331,6 +345,7 @@ export class FrameCursor {
       }
       if (this.#headerBytes === 0 && stopAtBoundary) return at;
       this.#header[this.#headerBytes++] = chunk[at++]!;
+      if (this.#headerBytes === 1 && (this.#header[0]! & 0x0f) === 0x8) this.closeSeen = true;
       if (this.#headerBytes >= 2 && this.#headerBytes === headerLength(this.#header)) {
         this.#left = payloadLength(this.#header);
         this.#headerBytes = 0;

@@ -74,6 +74,16 @@ describe('FrameCursor', () => {
   });
 });
 
+describe('FrameCursor: close frames', () => {
+  it('notes a close frame among the frames it follows, so none is sent twice', () => {
+    const cursor = new FrameCursor();
+    cursor.advance(Buffer.concat([frame(10, true, 0x1), frame(0, true, 0x9)]), false);
+    expect(cursor.closeSeen).toBe(false);
+    cursor.advance(frame(2, true, 0x8), false);
+    expect(cursor.closeSeen).toBe(true);
+  });
+});
+
 describe('tunnel', () => {
   const pair = useTlsPair('wp-tunnel-');
 
