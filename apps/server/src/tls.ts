@@ -126,9 +126,11 @@ export function loadMoreCertificates(contexts: TlsContexts, pairs: readonly TlsF
   });
   for (const { credentials, names } of loaded) contexts.setNames(names, credentials);
   contexts.filePairs = loaded.map(({ credentials }, i) => ({ credentials, file: pairs[i]!.cert }));
+  // a pair listed again beside http.ssl.cert (every certbot lineage listed) overlaps nothing
+  const defaultPair = contexts.defaultCredentials;
   contexts.overlaps = overlappingNames(
-    loaded.map(({ names }) => names),
-    contexts.defaultCredentials === null ? [] : namesOf(contexts.defaultCredentials),
+    loaded.map(({ names, credentials }) => (credentials.serial === defaultPair?.serial ? [] : names)),
+    defaultPair === null ? [] : namesOf(defaultPair),
   );
   return loaded.map(({ credentials, names }) => `${credentials.summary} for ${names.join(', ')}`);
 }

@@ -16,6 +16,7 @@ import {
   createHttpsServer,
   credentialsFromPem,
   DEFAULT_MAX_CONCURRENT_STREAMS,
+  loadCredentials,
   loadMoreCertificates,
   TlsContexts,
   type Credentials,
@@ -187,6 +188,11 @@ describe('http.ssl.certificates', () => {
         'http.ssl.certificates[2] names fallback.test, as http.ssl.cert does: clients asking for fallback.test get certificates[2] (http.ssl.cert is for the others)',
       ]);
       expect(await serialOf(port, 'shop.test')).toBe(contexts.filePairs[1]!.credentials.serial);
+      // the pair http.ssl.cert serves, listed again: nothing to say
+      const defaultPair = await write('default', 'main.test');
+      contexts.setDefault(loadCredentials(defaultPair));
+      loadMoreCertificates(contexts, [defaultPair, shop]);
+      expect(contexts.overlaps).toEqual([]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

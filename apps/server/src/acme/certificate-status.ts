@@ -37,6 +37,8 @@ export interface CertificateStatus {
   serial: string | null;
   /** ISO times */
   notAfter: string | null;
+  /** a file certificate's start (ISO): one not valid yet is refused by browsers too */
+  notBefore?: string | null;
   nextRenewal: string | null;
   /** the last failure, kept until an order succeeds */
   lastError: { code: string; message: string; at: string } | null;
@@ -52,6 +54,7 @@ export function fileCertificateStatus(credentials: Credentials, file: string): C
     issuer: issuerOf(credentials.x509),
     serial: credentials.serial,
     notAfter: new Date(lifetimeOf(credentials.x509).notAfter).toISOString(),
+    notBefore: new Date(lifetimeOf(credentials.x509).notBefore).toISOString(),
     nextRenewal: null,
     lastError: null,
     nextAttempt: null,

@@ -144,7 +144,9 @@ export async function runStatus(args: AdminCommandArgs, out: CliOutput, context:
   for (const c of data.certificates)
     if (c.state === 'file' && !servesHealthy(c))
       out.error(
-        `${c.name}: expired on ${day(c.notAfter)}: browsers refuse it. Renew it (certbot renew, or your CA) and reload (SIGHUP or \`warmpool reload\`)`,
+        notYetValid(c)
+          ? `${c.name}: not valid before ${day(c.notBefore ?? null)}: browsers refuse it until then (is this machine's clock right?)`
+          : `${c.name}: expired on ${day(c.notAfter)}: browsers refuse it. Renew it (certbot renew, or your CA) and reload (SIGHUP or \`warmpool reload\`)`,
       );
   for (const c of data.certificates)
     if (c.lastError !== null) {
@@ -162,9 +164,16 @@ export async function runStatus(args: AdminCommandArgs, out: CliOutput, context:
  * expires (nobody renews it here: a monitoring check must say so).
  */
 export function servesHealthy(
-  c: Pick<CertificateStatus, 'state' | 'issuer' | 'lastError'> & { notAfter?: string | null },
+  c: Pick<CertificateStatus, 'state' | 'issuer' | 'lastError'> & {
+    notAfter?: string | null;
+    notBefore?: string | null;
+  },
   now: number = Date.now(),
 ): boolean {
-  if (c.state === 'file') return c.notAfter === null || c.notAfter === undefined || Date.parse(c.notAfter) > now;
+  if (c.state === 'file') return (c.notAfter == null || Date.parse(c.notAfter) > now) && !notYetValid(c, now);
   return c.issuer !== null && c.state !== 'expired' && c.lastError === null;
+}
+
+function notYetValid(c: { notBefore?: string | null }, now: number = Date.now()): boolean {
+  return c.notBefore != null && Date.parse(c.notBefore) > now;
 }

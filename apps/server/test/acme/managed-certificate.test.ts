@@ -334,5 +334,9 @@ describe('cert status exit code', () => {
     const file = { state: 'file' as const, issuer: 'CN=R11', lastError: null, notAfter: '2026-01-01T00:00:00.000Z' };
     expect(servesHealthy(file, Date.parse('2025-12-31T23:00:00Z'))).toBe(true);
     expect(servesHealthy(file, Date.parse('2026-01-01T00:00:01Z'))).toBe(false);
+    // nor before its start: browsers refuse it too
+    const later = { ...file, notBefore: '2025-12-01T00:00:00.000Z' };
+    expect(servesHealthy(later, Date.parse('2025-11-30T00:00:00Z'))).toBe(false);
+    expect(servesHealthy(later, Date.parse('2025-12-02T00:00:00Z'))).toBe(true);
   });
 });
