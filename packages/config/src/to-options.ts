@@ -34,6 +34,7 @@ import type {
   StatusConfig,
   MetricsConfig,
 } from './warmpool-config.js';
+import { type ListenerAddress, portClashes } from './listener-ports.js';
 import { parseRpcListen, type RpcAddress } from './rpc-listen.js';
 
 /** The name of the site made of the top-level `server` and `http` sections. */
@@ -186,8 +187,25 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       proxy: nonEmpty(site.proxy ?? config.proxy),
     });
   });
+  // the top-level command with a top-level fastcgi section: the default site is classic, so the
+  // command serves only sites[] of no PHP of their own; with none, it was dropped without a word
+  const topCommand = commandOf(config.server, config.http);
+  if (
+    config.fastcgi !== null &&
+    topCommand !== undefined &&
+    !(config.sites ?? []).some(
+      (site) => site.fastcgi === undefined && commandOf(site.server ?? {}, site.http ?? {}) === undefined,
+    )
+  )
+    errors.push(
+      locatedError(
+        loaded,
+        [config.http.pool?.command !== undefined ? 'http.pool.command' : 'server.command'],
+        'the top level has a fastcgi section too: the default site runs PHP one way, a worker command or fastcgi (classic PHP), and no site of sites[] takes this command; remove one of the two',
+      ),
+    );
   let defaultSite: SiteOptions | null = null;
-  if (commandOf(config.server, config.http) !== undefined || config.fastcgi !== null) {
+  if (topCommand !== undefined || config.fastcgi !== null) {
     defaultSite = {
       ...buildSite(
         loaded,
@@ -206,6 +224,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     sites.push(defaultSite);
   }
   if (config.http.ssl !== undefined) errors.push(...checkSsl(loaded, config.http.ssl, sites));
+  errors.push(...listenerClashes(loaded));
   if (errors.length > 0) throw new ConfigError(loaded.file, errors);
   const cache = enabledCache(config.cache);
   return {
@@ -302,6 +321,29 @@ function unique(names: string[]): string[] {
 }
 
 /** acme needs names to ask for (without acme, validate.ts requires cert and key). */
+/** Two listeners of the file on one port: both keys named, with the line of the other. */
+function listenerClashes(loaded: LoadedConfig): LocatedConfigError[] {
+  const { config } = loaded;
+  const listeners: ListenerAddress[] = [];
+  const add = (key: string, address: string | undefined) => {
+    if (address !== undefined) listeners.push({ key, address });
+  };
+  add('http.address', config.http.address);
+  if (config.http.ssl !== undefined) add('http.ssl.address', config.http.ssl.address ?? ':443');
+  add('status.address', config.status?.address);
+  add('metrics.address', config.metrics?.address);
+  if (config.rpc?.listen?.startsWith('tcp://') === true) add('rpc.listen', config.rpc.listen);
+  return portClashes(listeners).map((clash) => {
+    const at = loaded.positionOf(clash.with);
+    const where = at === null ? '' : ` (${basename(loaded.file)}:${at.line}:${at.col})`;
+    return locatedError(
+      loaded,
+      [clash.key],
+      `${clash.address} takes the port of ${clash.with}${where} too: two listeners cannot share a port; give one of them another`,
+    );
+  });
+}
+
 function checkSsl(loaded: LoadedConfig, ssl: SslConfig, sites: SiteOptions[]): LocatedConfigError[] {
   const errors: LocatedConfigError[] = [];
   if (ssl.acme !== undefined && ssl.acme.domains === undefined) {

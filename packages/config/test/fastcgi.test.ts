@@ -112,6 +112,27 @@ describe('fastcgi: classic sites', () => {
     ]);
   });
 
+  it('a top-level command beside a top-level fastcgi section is an error unless a site of sites[] takes the command', () => {
+    const config = (...sites: string[]) =>
+      [
+        'version: "3"',
+        'server: { command: php worker.php }',
+        'http: { address: ":8080" }',
+        'fastcgi: { root: /var/www }',
+        ...(sites.length === 0 ? [] : ['sites:', ...sites]),
+      ].join('\n');
+    // before: accepted without a word, and php-cgi ran instead of the worker
+    expect(errorsOf(() => toServerOptions(parse(config())))).toEqual([
+      expect.stringMatching(/^2:11 server\.command: the top level has a fastcgi section too: .*remove one/),
+    ]);
+    expect(
+      errorsOf(() => toServerOptions(parse(config('  - hosts: [c.test]', '    fastcgi: { root: /var/www/c }')))),
+    ).toHaveLength(1);
+    // a worker site of sites[] inherits it: the default site is classic, the command is the site's
+    const server = toServerOptions(parse(config('  - hosts: [w.test]', '    root: /srv/w')));
+    expect(server.sites.map((site) => site.plugin.fastcgi === undefined)).toEqual([true, false]);
+  });
+
   it('a classic site sends no ETag when calculate_etag says false', () => {
     const server = toServerOptions(
       parse(
