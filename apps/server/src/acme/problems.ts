@@ -194,7 +194,9 @@ export async function explainFailure(
       return new AcmeCaUnreachableError(
         `cannot reach the CA at ${context.directory}: ${unreachable}. Check this server's outbound HTTPS (firewall, proxy, DNS) and http.ssl.acme.directory; warmpool tries again on its own`,
         base,
-        error,
+        // acme-client's own TypeError when its retries end with no response ("reading 'config'"):
+        // the log appends a cause's message, and that one says nothing to an operator
+        error instanceof TypeError ? undefined : error,
       );
     return new AcmeOrderError(
       `ordering the certificate for ${context.domains.join(', ')} failed: ${message}`,

@@ -173,6 +173,8 @@ describe('explainFailure', () => {
     expect(error.code).toBe('WP_SERVER_ACME_CA_UNREACHABLE');
     expect(error.message).toMatch(/^cannot reach the CA at https:\/\/ca\.test\/dir: .*ECONNREFUSED/);
     expect(error.message).toContain("Check this server's outbound HTTPS");
+    // acme-client's TypeError is not its cause: the log appends a cause's message (pino), and it said nothing
+    expect(error.cause).toBeUndefined();
   });
 
   it('no problem and the directory answers: the error as it came', async () => {
