@@ -738,8 +738,28 @@ function normaliseSite(site: Obj): SiteShape {
 
 // ---- unknown keys and suggestions ----
 
+/** Names people give a key that has another name here: the key they mean. */
+const MEANT: Readonly<Record<string, string>> = {
+  'cache.ttl': 'cache.max_age',
+  'cache.valid': 'cache.max_age',
+  'cache.expires': 'cache.max_age',
+};
+
 function unknownKey(name: string, parentSpec: string, parentPath: string, path: string, at: Position): UnknownKeyError {
   const join = (key: string): string => (parentPath === '' ? key : `${parentPath}.${key}`);
+  const meant = MEANT[`${parentSpec.replace(/^sites\[\]\./, '')}.${name}`];
+  if (meant !== undefined) return new UnknownKeyError(path, at, join(lastSegment(meant)));
+  // a folder, which each section names its own way
+  if (name === 'root' && (parentSpec === '' || parentSpec === 'http'))
+    return new UnknownKeyError(
+      path,
+      at,
+      null,
+      "a site's folder is sites[].root, classic PHP's document root fastcgi.root, static files' http.static.dir",
+    );
+  // a section of http written at the top level ("static:") is that, not a typo of a sibling ("status")
+  const topElsewhere = parentSpec === '' ? findKey(`http.${name}`) : undefined;
+  if (topElsewhere !== undefined) return new UnknownKeyError(path, at, `http.${name}`, 'it belongs under http');
   // 1. A sibling one or two typos away: "num_worker" → "num_workers".
   const near = closest(name, childKeys(parentSpec));
   if (near !== null) return new UnknownKeyError(path, at, join(near));

@@ -100,6 +100,19 @@ describe('unknown keys', () => {
     expect(error!.reason).toContain('it belongs under http.pool.supervisor');
     const [top] = errorsOf(['headers:', '  response: {}']);
     expect((top as UnknownKeyError).suggestion).toBe('http.headers');
+    // before: "static" → "status", "cache.ttl" → a supervisor's ttl, "root" → http.internal_files.root
+    const [statik] = errorsOf(['static:', '  dir: public']);
+    expect([(statik as UnknownKeyError).suggestion, statik!.reason]).toEqual([
+      'http.static',
+      'unknown key (it belongs under http); did you mean "http.static"?',
+    ]);
+    const [ttl] = errorsOf(['cache:', '  ttl: 10s']);
+    expect((ttl as UnknownKeyError).suggestion).toBe('cache.max_age');
+    const [root] = errorsOf(['root: /var/www']);
+    expect([(root as UnknownKeyError).suggestion, root!.reason]).toEqual([
+      null,
+      "unknown key (a site's folder is sites[].root, classic PHP's document root fastcgi.root, static files' http.static.dir)",
+    ]);
   });
 
   it('lists the known keys of a section when nothing is close', () => {
