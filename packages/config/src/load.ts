@@ -175,12 +175,30 @@ function syntaxErrors(
       ),
   );
   return kept.map((error) => {
-    const { line, col } = lineCounter.linePos(error.pos[0]);
+    // a quote never closed is found at the end of the file: said where it opens
+    const opened = unclosedQuoteAt(error, text);
+    const { line, col } = lineCounter.linePos(opened ?? error.pos[0]);
     return new ConfigSyntaxError(
       { file, line: Math.max(line, 1), col: Math.max(col, 1) },
-      describeYamlError(error, text),
+      opened === null
+        ? describeYamlError(error, text)
+        : `YAML syntax: the quote ${text[opened]} opened here is never closed (the rest of the file reads as this value); close it`,
     );
   });
+}
+
+/** The offset of the quote an unclosed quoted value begins with (the last unescaped one before the end); null for other errors. */
+function unclosedQuoteAt(error: YAMLError, text: string): number | null {
+  const quote = error.code === 'MISSING_CHAR' ? /Missing closing (["'])quote/.exec(error.message)?.[1] : undefined;
+  if (quote === undefined) return null;
+  for (let at = Math.min(error.pos[0], text.length) - 1; at >= 0; at--) {
+    if (text[at] !== quote) continue;
+    // inside "...": \" does not close; inside '...': '' is a quote
+    if (quote === '"' && text[at - 1] === '\\') continue;
+    if (quote === "'" && (text[at - 1] === "'" || text[at + 1] === "'")) continue;
+    return at;
+  }
+  return null;
 }
 
 function describeYamlError(error: YAMLError, text: string): string {

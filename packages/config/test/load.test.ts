@@ -142,6 +142,22 @@ describe('YAML syntax errors', () => {
     );
   });
 
+  it('point a quote never closed at the line it opens on, not the end of the file', () => {
+    const errors = errorsOf(
+      'version: "3"\nserver:\n  command: "php worker.php\nhttp:\n  address: 127.0.0.1:8080\n  pool:\n    num_workers: 2\n',
+    );
+    // before: 8:1, the end of the file
+    expect(errors.map((e) => [e.line, e.col, e.reason])).toEqual([
+      [
+        3,
+        12,
+        'YAML syntax: the quote " opened here is never closed (the rest of the file reads as this value); close it',
+      ],
+    ]);
+    const single = errorsOf("server:\n  command: 'php it''s.php\nhttp:\n  address: :8080\n");
+    expect(single.map((e) => [e.line, e.col])).toEqual([[2, 12]]);
+  });
+
   it('name a duplicate key', () => {
     const errors = errorsOf('http:\n  address: :8080\n  address: :9090\n');
     expect(errors.map((e) => [e.code, e.line, e.col])).toEqual([['WP_CONFIG_SYNTAX', 3, 3]]);
