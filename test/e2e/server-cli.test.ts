@@ -446,6 +446,33 @@ describe('log files that cannot be created', () => {
   );
 });
 
+describe('config check says what serve says at start', () => {
+  it("warns of Let's Encrypt staging, as serve does (browsers will not trust its certificates)", async () => {
+    const file = join(dir, 'staging.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'server:',
+        '  command: php worker.php',
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  ssl:',
+        '    address: 127.0.0.1:8443',
+        '    acme:',
+        `      certs_dir: ${join(dir, 'staging-certs')}`,
+        '      email: ops@example.com',
+        '      domains: [example.com]',
+        '',
+      ].join('\n'),
+    );
+    const check = await runCli(['config', 'check', '-c', file]);
+    expect(check.code).toBe(0);
+    // before: nothing, and serve said it only once started
+    expect(check.stderr).toContain("http.ssl.acme: Let's Encrypt staging (use_production_endpoint is false");
+  });
+});
+
 describe('config check prints the effective config', () => {
   it('YAML: defaults filled in, one entry per site, the default site last', async () => {
     const { code, stdout, stderr } = await runCli(['config', 'check', '-c', config('sites.yaml')], { env: ENV });

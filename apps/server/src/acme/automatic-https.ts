@@ -39,6 +39,10 @@ export interface AutomaticHttpsOptions {
   logger: Logger;
 }
 
+/** What serve and config check say of Let's Encrypt staging. */
+export const STAGING_WARNING =
+  "http.ssl.acme: Let's Encrypt staging (use_production_endpoint is false, as RoadRunner's default): browsers will not trust these certificates; set use_production_endpoint: true once the setup works";
+
 export class AutomaticHttps {
   readonly responder: ChallengeResponder;
   readonly store: CertificateStore;
@@ -88,10 +92,7 @@ export class AutomaticHttps {
   async load(): Promise<void> {
     const { out, acme: settings } = this.#options;
     for (const warning of await this.store.prepare()) out.warn(warning);
-    if (settings.staging)
-      out.warn(
-        "http.ssl.acme: Let's Encrypt staging (use_production_endpoint is false, as RoadRunner's default): browsers will not trust these certificates; set use_production_endpoint: true once the setup works",
-      );
+    if (settings.staging) out.warn(STAGING_WARNING);
     for (const notice of wildcardNotices(settings.domains, this.#options.sites)) {
       if (notice.listed) out.info(notice.line);
       else out.warn(notice.line);
