@@ -180,8 +180,12 @@ export function credentialsFromPem(
   try {
     x509 = new X509Certificate(certBytes);
   } catch (error) {
+    // the two files given the other way round: certbot's privkey.pem as the cert
+    const swapped = /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(certBytes.toString('latin1'))
+      ? `: it holds a private key; are cert and key swapped? (${keys.cert} is the certificate chain, fullchain.pem; ${keys.key} its key, privkey.pem)`
+      : '';
     throw new TlsError(
-      `${files.cert} is not a PEM certificate (${keys.cert}): ${(error as Error).message}`,
+      `${files.cert} is not a PEM certificate (${keys.cert})${swapped || `: ${(error as Error).message}`}`,
       error,
       keys.cert,
     );
