@@ -101,6 +101,10 @@ describe('credentialsFromPem: what is wrong with a pair, and what to do', () => 
       expect(
         credentialsFromPem(Buffer.concat([readFileSync(cert), readFileSync(ca)]), readFileSync(key)).serial,
       ).not.toBe('');
+      // the two files the other way round: before, OpenSSL's "no start line" alone
+      expect(() => credentialsFromPem(readFileSync(key), readFileSync(cert))).toThrow(
+        /it holds a private key; are cert and key swapped\?/,
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
