@@ -10,7 +10,7 @@ import { connect as connectTcp, type Socket } from 'node:net';
 import { connect as connectTls, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { promisify } from 'node:util';
 import { gunzipSync } from 'node:zlib';
-import { Agent, FormData, request, WebSocket } from 'undici';
+import { Agent, FormData, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALL_FEATURES_CERTIFICATES,
@@ -24,6 +24,7 @@ import { rawExchange } from '../helpers/raw-http.js';
 import { uploadRefused } from '../helpers/raw-upload.js';
 import { serverReset } from '../helpers/http2-reset.js';
 import { until } from '../helpers/until.js';
+import { openWebSocket } from '../helpers/websocket.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
 import {
   FIXTURES,
@@ -477,13 +478,9 @@ describe('all features: proxy routes', () => {
   });
 
   it('proxies a WebSocket under /ws over TLS (wss) both ways, a tunnel: the subprotocol is the one the upstream chose', async () => {
-    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/chat?room=1`, {
+    const ws = await openWebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/chat?room=1`, {
       dispatcher: byName,
       protocols: ['chat.v1', 'chat.v2'],
-    });
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
     });
     expect(ws.protocol).toBe('chat.v2');
     const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
@@ -518,11 +515,7 @@ describe('all features: proxy routes', () => {
   });
 
   it('closes a proxied WebSocket left idle for websocket_idle_timeout (3 s) with 1001, and its upstream side', async () => {
-    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/idle`, { dispatcher: byName });
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
-    });
+    const ws = await openWebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/idle`, { dispatcher: byName });
     expect(await new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)))).toBe(1001);
     await setup.upstream.webSocketClosed('/ws/idle');
   });
@@ -1430,11 +1423,7 @@ describe('all features: ops, admin socket, access log', () => {
 
 describe('all features: shutdown', () => {
   it('SIGTERM closes an open WebSocket with 1001, drains and exits 0', async () => {
-    const ws = new WebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/held`, { dispatcher: byName });
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
-    });
+    const ws = await openWebSocket(`wss://elsewhere.test:${setup.env.HTTPS_PORT}/ws/held`, { dispatcher: byName });
     const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
     const exit = server.stop('SIGTERM');
     // a hang names its step, with what the server said last (seen once on Node 22 in CI, not since)

@@ -12,6 +12,7 @@ import { freePort } from '../helpers/free-port.js';
 import { rawExchange } from '../helpers/raw-http.js';
 import { makeTlsPair } from '../helpers/tls-pair.js';
 import { startUpstream, type Upstream } from '../helpers/upstream.js';
+import { openWebSocket } from '../helpers/websocket.js';
 import { FIXTURES, startServer, stopAllServers, type RunningServer } from '../helpers/warmpool-server.js';
 
 // `warmpool serve` with proxy routes (HTTP and WebSocket) next to PHP, through real sockets:
@@ -68,11 +69,7 @@ describe('serve with proxy routes', () => {
   });
 
   it('forwards a WebSocket under /ws to the upstream and back', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/ws/chat?room=1`);
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
-    });
+    const ws = await openWebSocket(`ws://127.0.0.1:${httpPort}/ws/chat?room=1`);
     const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
     ws.send('hello');
     expect(await reply).toBe('echo hello from /ws/chat?room=1 for 127.0.0.1');
@@ -83,11 +80,7 @@ describe('serve with proxy routes', () => {
 
   it('closes a proxied WebSocket with no traffic for websocket_idle_timeout (1001), and its upstream side; a busy one stays open', async () => {
     const open = async (target: string) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${httpPort}${target}`);
-      await new Promise<void>((resolve, reject) => {
-        ws.addEventListener('open', () => resolve());
-        ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
-      });
+      const ws = await openWebSocket(`ws://127.0.0.1:${httpPort}${target}`);
       return ws;
     };
     const quiet = await open('/ws-idle/quiet');
@@ -111,11 +104,7 @@ describe('serve with proxy routes', () => {
 
   it('counts websocket_idle_timeout from the upstream 101: a handshake answered later than it is not cut', async () => {
     // idle 2 s, the upstream answers after 4 s: before, the socket was cut with no answer at ~3 s
-    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/ws-idle/slow-handshake`);
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
-    });
+    const ws = await openWebSocket(`ws://127.0.0.1:${httpPort}/ws-idle/slow-handshake`);
     const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
     ws.send('late');
     expect(await reply).toBe('echo late from /ws-idle/slow-handshake for 127.0.0.1');
@@ -310,11 +299,7 @@ describe('serve with proxy routes', () => {
   });
 
   it('on SIGTERM closes an open proxied WebSocket with 1001 and exits 0', async () => {
-    const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/ws/held`);
-    await new Promise<void>((resolve, reject) => {
-      ws.addEventListener('open', () => resolve());
-      ws.addEventListener('error', () => reject(new Error('websocket failed to open')));
-    });
+    const ws = await openWebSocket(`ws://127.0.0.1:${httpPort}/ws/held`);
     const closed = new Promise<number>((resolve) => ws.addEventListener('close', (e) => resolve(e.code)));
     const exit = server.stop('SIGTERM');
     expect(await closed).toBe(1001);

@@ -28,6 +28,7 @@ import type {
   ServerHttp2Stream,
 } from 'node:http2';
 import { Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
+import { parseAddress } from '@warmpool/config';
 import { isLingering } from '@warmpool/fastify';
 import { ListenError, ListenFdsError } from './errors.js';
 import { closeSession } from './http2-session-bounds.js';
@@ -63,13 +64,9 @@ export interface Listener {
 /** http.ssl.address when the config gives none (RoadRunner's default too). */
 export const DEFAULT_HTTPS_ADDRESS = ':443';
 
-/** "127.0.0.1:8080" → { host, port }; ":8080" → all interfaces; "[::1]:8080" → ::1. */
-export function parseAddress(address: string): { host: string | undefined; port: number } {
-  const colon = address.lastIndexOf(':');
-  let host = address.slice(0, colon);
-  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
-  return { host: host === '' ? undefined : host, port: Number(address.slice(colon + 1)) };
-}
+// "127.0.0.1:8080" → { host, port }; ":8080" → all interfaces; "[::1]:8080" → ::1 (the config's
+// check of listeners on one port reads addresses with it too)
+export { parseAddress };
 
 /** What net's listen() takes for an address: its port, and its host unless it is all interfaces. */
 function listenOptions(address: string): { host?: string; port: number } {

@@ -47,6 +47,7 @@ import {
   BodyParts,
   InvalidOptionError,
   clientInfoOf,
+  declaresBody,
   isBackendReply,
   markReusedBody,
   wildcardPattern,
@@ -289,7 +290,7 @@ export function registerMicroCache<S extends RawServerBase>(
         lookup.headAsGet = true;
       }
       // a GET with a body never fills: a client trickling one would keep the others waiting
-      if (request.method === 'GET' && !hasBody(request)) {
+      if (request.method === 'GET' && !declaresBody(request.headers)) {
         const timer = setTimeout(() => endFill(key, 'gone'), fillWaitMs);
         timer.unref();
         fills.set(key, { waiters: [], timer });
@@ -467,12 +468,6 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
   return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: wildcardPattern(cookies), staleMs };
 }
 
-/** A request that says a body follows (a GET may carry one: Elasticsearch's do). */
-function hasBody(request: AnyRequest): boolean {
-  const length = request.headers['content-length'];
-  return (length !== undefined && length !== '0') || request.headers['transfer-encoding'] !== undefined;
-}
-
 /** The method Fastify and the plugin read (node:http's and HTTP/2's both let it be set). */
 function setMethod(request: AnyRequest, method: string): void {
   (request.raw as { method: string }).method = method;
@@ -621,8 +616,8 @@ function freshFor(
   if (own !== null) return lifetime(own * 1000);
   const expires = headerText(reply.getHeader('expires'));
   if (expires !== null) {
-    const at = Date.parse(expires);
-    return Number.isNaN(at) ? null : lifetime(at - now);
+    const at = httpDate(expires);
+    return at === null ? null : lifetime(at - now);
   }
   return DEFAULT_TTL_STATUS.has(reply.statusCode) ? lifetime(defaultTtlMs) : null;
 }

@@ -22,9 +22,10 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http';
 import type { Http2SecureServer, Http2ServerRequest, Http2ServerResponse } from 'node:http2';
 import type { Socket } from 'node:net';
+import { declaresBody } from '@warmpool/fastify';
 import { rawPlainAnswer } from './client-errors.js';
 import { SocketSweep } from './socket-sweep.js';
-import { closeTunnel, isTunnelOpen } from './websocket-tunnel.js';
+import { closeTunnel, isTunnelOpen, SERVER_GOING_AWAY } from './websocket-tunnel.js';
 
 type UpgradeListener = (req: IncomingMessage, socket: Socket, head: Buffer) => void;
 
@@ -57,8 +58,6 @@ export interface Upgrades {
 /** Node 26 reads an upgrade request's body into the request (see the top of this file). */
 const UPGRADE_BODY_IN_REQUEST = Number(process.versions.node.split('.')[0]) >= 26;
 
-/** A WebSocket close frame from a server: FIN + close opcode, 2-byte payload 1001 (going away). */
-const CLOSE_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
 const CONNECT_BODY = 'Method Not Allowed: CONNECT is not served here\n';
 const CONNECT_REPLY = rawPlainAnswer(405, CONNECT_BODY);
 
@@ -131,7 +130,7 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
         server.on('upgrade', onUpgrade);
         if (UPGRADE_BODY_IN_REQUEST && 'shouldUpgradeCallback' in server) {
           (server as { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback = (req) =>
-            !hasBody(req) || proxiedIdleMs(req) !== undefined;
+            !declaresBody(req.headers) || proxiedIdleMs(req) !== undefined;
         }
       }
     },
@@ -147,13 +146,8 @@ export function createUpgrades(options: UpgradeOptions): Upgrades {
 /** Close frame 1001 and the end of the connection, to the upstream side too. */
 function goingAway(socket: Socket): void {
   if (closeTunnel(socket)) return;
-  if (socket.writable) socket.end(CLOSE_GOING_AWAY);
+  if (socket.writable) socket.end(SERVER_GOING_AWAY);
   else socket.destroy();
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length'];
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined;
 }
 
 function isWebSocketUpgrade(req: IncomingMessage): boolean {

@@ -57,7 +57,7 @@ const GOING_AWAY_LINGER_MS = 5000;
 const ANSWER_LINGER_MS = 10_000;
 
 /** A close frame 1001 from a server (unmasked). */
-const SERVER_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
+export const SERVER_GOING_AWAY = Buffer.from([0x88, 0x02, 0x03, 0xe9]);
 
 const upgrades = new WeakMap<IncomingMessage, Upgrade>();
 const tunnels = new WeakMap<Socket, Tunnel>();
@@ -123,10 +123,9 @@ export function tunnel(upgrade: Upgrade, target: TunnelTarget, answers: TunnelAn
     timeout: target.timeoutMs,
   });
   state.pending = upstream;
-  let settled = false;
+  // the first of the upstream's answer, its failure or the client leaving settles the handshake
   const settle = (): boolean => {
-    if (settled) return false;
-    settled = true;
+    if (state.pending === null) return false;
     state.pending = null;
     return true;
   };

@@ -38,22 +38,23 @@ export function portClashes(listeners: readonly ListenerAddress[]): PortClash[] 
   return clashes;
 }
 
+/** A listener's "host:port" (`:port` and `[::1]:port` too): its host, undefined for every interface, and port. */
+export function parseAddress(address: string): { host: string | undefined; port: number } {
+  const colon = address.lastIndexOf(':');
+  let host = address.slice(0, colon);
+  if (host.startsWith('[') && host.endsWith(']')) host = host.slice(1, -1);
+  return { host: host === '' ? undefined : host, port: Number(address.slice(colon + 1)) };
+}
+
 function hostAndPort(listener: ListenerAddress): { host: string; port: number } | null {
   if (listener.key === 'rpc.listen') {
     const rpc = parseRpcListen(listener.address);
     return rpc.kind === 'tcp' ? { host: rpc.host, port: rpc.port } : null;
   }
-  const colon = listener.address.lastIndexOf(':');
-  if (colon === -1) return null;
-  const port = Number(listener.address.slice(colon + 1));
+  if (!listener.address.includes(':')) return null;
+  const { host, port } = parseAddress(listener.address);
   if (!Number.isInteger(port) || port <= 0) return null;
-  return {
-    host: listener.address
-      .slice(0, colon)
-      .replace(/^\[(.*)\]$/, '$1')
-      .toLowerCase(),
-    port,
-  };
+  return { host: host?.toLowerCase() ?? '', port };
 }
 
 function isWildcard(host: string): boolean {

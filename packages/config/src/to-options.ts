@@ -320,7 +320,6 @@ function unique(names: string[]): string[] {
   return [...new Set(names)];
 }
 
-/** acme needs names to ask for (without acme, validate.ts requires cert and key). */
 /** Two listeners of the file on one port: both keys named, with the line of the other. */
 function listenerClashes(loaded: LoadedConfig): LocatedConfigError[] {
   const { config } = loaded;
@@ -344,6 +343,7 @@ function listenerClashes(loaded: LoadedConfig): LocatedConfigError[] {
   });
 }
 
+/** acme needs names to ask for (without acme, validate.ts requires cert and key). */
 function checkSsl(loaded: LoadedConfig, ssl: SslConfig, sites: SiteOptions[]): LocatedConfigError[] {
   const errors: LocatedConfigError[] = [];
   if (ssl.acme !== undefined && ssl.acme.domains === undefined) {

@@ -66,7 +66,7 @@ export { isReusedBody, markReusedBody } from './http/reused-bodies.js';
 export { DEFAULT_MAX_RESPONSE_MEMORY_BYTES, ResponseMemory, responseMemory } from './http/response-memory.js';
 export { DEFAULT_REQUEST_BODY_MEMORY_BYTES, RequestBodyMemory, requestBodyMemory } from './http/raw-body.js';
 export { unsentBytes } from './http/unsent-bytes.js';
-export { addRequestMethods, REQUEST_METHODS } from './http/methods.js';
+export { addRequestMethods, declaresBody, REQUEST_METHODS } from './http/methods.js';
 export type { UploadOptions } from './http/uploads.js';
 export {
   type InternalFilesOptions,

@@ -47,14 +47,15 @@ export interface CertificateStatus {
 }
 
 export function fileCertificateStatus(credentials: Credentials, file: string): CertificateStatus {
+  const { notBefore, notAfter } = lifetimeOf(credentials.x509);
   return {
     name: file,
     domains: sanNames(credentials.x509),
     state: 'file',
     issuer: issuerOf(credentials.x509),
     serial: credentials.serial,
-    notAfter: new Date(lifetimeOf(credentials.x509).notAfter).toISOString(),
-    notBefore: new Date(lifetimeOf(credentials.x509).notBefore).toISOString(),
+    notAfter: new Date(notAfter).toISOString(),
+    notBefore: new Date(notBefore).toISOString(),
     nextRenewal: null,
     lastError: null,
     nextAttempt: null,

@@ -1,7 +1,7 @@
 // The request methods PHP is asked for. Fastify routes only the methods it knows (GET, HEAD,
 // TRACE, DELETE, OPTIONS, PATCH, PUT, POST, QUERY); a WebDAV client's PROPFIND or MKCOL (Nextcloud,
 // CalDAV, CardDAV) or a cache plugin's PURGE got a 404 without PHP, where nginx passes them on.
-import { METHODS } from 'node:http';
+import { type IncomingHttpHeaders, METHODS } from 'node:http';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 
 /**
@@ -28,8 +28,11 @@ export function addRequestMethods(app: FastifyInstance): void {
  * bodyless (GET), where nginx passes any body on to PHP.
  */
 export function hasUnreadBody(request: FastifyRequest): boolean {
-  if (request.body !== undefined) return false;
-  const { headers } = request.raw;
+  return request.body === undefined && declaresBody(request.raw.headers);
+}
+
+/** Whether a request's head says a body follows: a Transfer-Encoding, or a Content-Length other than 0. */
+export function declaresBody(headers: IncomingHttpHeaders): boolean {
   if (headers['transfer-encoding'] !== undefined) return true;
   const length = headers['content-length'];
   return length !== undefined && length !== '0';
