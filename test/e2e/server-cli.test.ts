@@ -31,6 +31,8 @@ const ENV = {
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-cli-'));
+  // the script the configs below name (`command: php worker.php`): config check looks for it
+  await writeFile(join(dir, 'worker.php'), '<?php\n');
 });
 afterAll(async () => {
   await stopAllServers();
@@ -186,6 +188,7 @@ describe('config errors', () => {
     );
     // the folders first (every problem of the sites at once), then the pair, as serve loads it
     await mkdir(join(dir, 'no-shop'));
+    await writeFile(join(dir, 'no-shop', 'worker.php'), '<?php\n');
     await mkdir(join(dir, 'no-uploads'));
     await mkdir(join(dir, 'no-downloads'));
     const mismatched = await runCli(['config', 'check', '-c', file]);
@@ -199,6 +202,44 @@ describe('config errors', () => {
     expect(missing.stderr).toMatch(/missing-things\.yaml:10:\d+ http\.ssl\.cert: cannot read the certificate/);
     await writeFile(file, yaml(pem('one.pem'), pem('one.key')));
     expect((await runCli(['config', 'check', '-c', file])).code).toBe(0);
+  });
+
+  it('a worker script or PHP binary that is not there: config check and serve name the key, line and folder', async () => {
+    // before: config check passed; serve failed at its first worker with PHP's "Could not open
+    // input file: worker.php" (exit 6), naming no key, line, or the folder it looked in
+    const site = join(dir, 'script-site');
+    await mkdir(join(site, 'public'), { recursive: true });
+    const file = join(dir, 'missing-script.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'http: { address: 127.0.0.1:8080 }',
+        'sites:',
+        '  - hosts: [app.test]',
+        `    root: ${site}`,
+        '    server: { command: php -d opcache.enable_cli=1 public/worker.php }',
+        '  - hosts: [blog.test]',
+        `    fastcgi: { root: ${site}/public, command: php-cgi7.4 }`,
+        '',
+      ].join('\n'),
+    );
+    for (const command of [['config', 'check'], ['serve']]) {
+      const { code, stdout, stderr } = await runCli([...command, '-c', file]);
+      expect([command[0], code]).toEqual([command[0], 2]);
+      expect(stderr).toContain(
+        `missing-script.yaml:6:15 sites[0].server.command: PHP's script "public/worker.php" is not there: no file ${site}/public/worker.php (relative paths start at ${site}, the workers' folder: the site's root, else the config file's folder)`,
+      );
+      expect(stderr).toContain(
+        'missing-script.yaml:8:61 sites[1].fastcgi.command: command not found: "php-cgi7.4" (not on PATH). Install it (Debian/Ubuntu: apt-get install php-cgi) or give its full path in fastcgi.command.',
+      );
+      expect(stdout + stderr).not.toContain('booting');
+    }
+    await writeFile(join(site, 'public', 'worker.php'), '<?php\n');
+    await writeFile(file, (await readFile(file, 'utf8')).replace('php-cgi7.4', 'php-cgi'));
+    const fixed = await runCli(['config', 'check', '-c', file]);
+    expect(fixed.stderr).not.toMatch(/command/);
+    expect(fixed.code).toBe(0);
   });
 
   it('serve: the same lines, exit 2, and no worker is started', async () => {
@@ -417,6 +458,7 @@ describe('log files that cannot be created', () => {
       await mkdir(logs, { mode: 0o755 });
       const folder = await nobodyFolder('log-denied');
       const file = join(folder, 'warmpool.yaml');
+      await writeFile(join(folder, 'worker.php'), '<?php\n');
       await writeFile(
         file,
         [
@@ -521,6 +563,7 @@ describe('config check prints the effective config', () => {
 
   it('finds ./.rr.yaml when there is no ./warmpool.yaml, and reads its rpc section', async () => {
     const cwd = await mkdtemp(join(dir, 'rr-'));
+    await writeFile(join(cwd, 'worker.php'), '<?php\n');
     await writeFile(
       join(cwd, '.rr.yaml'),
       'version: "3"\nrpc:\n  listen: tcp://127.0.0.1:6001\nserver:\n  command: php worker.php\nhttp:\n  address: ":8080"\n',

@@ -311,6 +311,7 @@ describe('systemd', () => {
     expect(args).toEqual(['serve', '-c', '/etc/warmpool/warmpool.yaml']);
     const app = join(dir, 'srv-app');
     await mkdir(join(app, 'public'), { recursive: true });
+    await writeFile(join(app, 'worker.php'), '<?php\n');
     const file = join(dir, 'systemd.yaml');
     await writeFile(file, systemdConfigText.replaceAll('/srv/app', app));
     const check = spawnSync(process.execPath, [SERVER_MAIN, 'config', 'check', '-c', file], {

@@ -24,6 +24,8 @@ let rr: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'wp-rr-cli-'));
   empty = join(dir, '.rr.yaml');
+  // the scripts the commands below name: config check looks for them beside the file
+  for (const script of ['worker.php', 'w.php']) await writeFile(join(dir, script), '<?php\n');
   await writeFile(empty, '');
   rr = await linkAsRr(dir);
 });
@@ -50,7 +52,7 @@ describe('-o key=value', () => {
       '--json',
       '-c',
       empty,
-      ...overrides('version=3', 'http.address=127.0.0.1:8000', 'server.command=/usr/bin/php,/app/worker.php'),
+      ...overrides('version=3', 'http.address=127.0.0.1:8000', 'server.command=/usr/bin/php,worker.php'),
       '--override=http.pool.num_workers=3',
       ...overrides(
         'http.pool.supervisor.exec_ttl=30s',
@@ -67,7 +69,7 @@ describe('-o key=value', () => {
     };
     expect(effective.listeners.http.address).toBe('127.0.0.1:8000');
     const [site] = effective.sites;
-    expect(site!.server.command).toEqual(['/usr/bin/php', '/app/worker.php']);
+    expect(site!.server.command).toEqual(['/usr/bin/php', 'worker.php']);
     expect(site!.server.env).toEqual({ APP_ENV: 'local' });
     expect(site!.http.middleware).toEqual(['static', 'gzip']);
     expect(JSON.stringify(site)).toContain('"num_workers":3');

@@ -73,6 +73,7 @@ import { SiteTraffic } from './site-traffic.js';
 import { createOpsServer, mergeExpositions } from './status.js';
 import { SiteSetupError } from './errors.js';
 import { phpUserProblems } from './root-php.js';
+import { phpCommandProblems } from './php-command.js';
 import {
   createHttpsServer,
   createPlainServer,
@@ -606,8 +607,9 @@ export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): C
 
 /**
  * Checks every site's options with the validators the plugin and the pool will run, before any
- * worker boots, so all problems of all sites are reported at once with their lines; and the
- * server.user each site's PHP needs, against the user warmpool runs as. Null: all good.
+ * worker boots, so all problems of all sites are reported at once with their lines; the
+ * server.user each site's PHP needs, against the user warmpool runs as; and that its command and
+ * PHP script are there. Null: all good.
  */
 export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigError | null {
   const errors: ConfigError['errors'][number][] = [];
@@ -620,6 +622,8 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
   }
   // server.user that warmpool, not being root, cannot switch PHP to
   errors.push(...phpUserProblems(server, loaded));
+  // a worker command, php-cgi or PHP script that is not there
+  errors.push(...phpCommandProblems(server, loaded));
   // the same inherited top-level key fails once per site: report it once
   const seen = new Set<string>();
   const unique = errors.filter((e) => {

@@ -51,7 +51,7 @@ export function rootPhpWarnings(
 }
 
 /** Worker loops and managed php-cgi; a site that passes to php-fpm runs php-fpm's processes. */
-function runsPhpItself(site: SiteOptions): boolean {
+export function runsPhpItself(site: SiteOptions): boolean {
   const { fastcgi, command } = site.plugin;
   return fastcgi === undefined ? command !== undefined : fastcgi.pass === undefined;
 }

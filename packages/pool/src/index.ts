@@ -1,6 +1,8 @@
 // @warmpool/pool: a warm pool of PHP workers speaking the RoadRunner worker protocol.
 export { createPool, Pool, type AnyPool, type PoolExecOptions } from './pool/pool.js';
 export { createCgiPool, CgiDriver, type CgiDriverOptions } from './worker/cgi-driver.js';
+export { commandProblem } from './worker/command-check.js';
+export { parseCommand, buildCgiEnv } from './worker/command.js';
 export type { CgiReply, CgiRequest } from './worker/cgi-worker.js';
 export type { ExecOptions, PoolWorker, WorkerDriver, WorkerHooks } from './worker/pool-worker.js';
 export { Chunks, JOIN_MAX_BYTES, partsLength } from './chunks.js';

@@ -83,7 +83,7 @@ function withParentDeathSignal(
 }
 
 /** As spawn finds it: a path (a relative one from the child's cwd), else a name on PATH. */
-function commandExists(command: string, env: NodeJS.ProcessEnv, cwd: string | undefined): boolean {
+export function commandExists(command: string, env: NodeJS.ProcessEnv, cwd: string | undefined): boolean {
   if (command.includes('/')) return isExecutable(resolve(cwd ?? '.', command));
   return (env.PATH ?? '').split(delimiter).some((dir) => dir !== '' && isExecutable(join(dir, command)));
 }
@@ -107,7 +107,7 @@ export async function waitForSpawn(child: ChildProcess, argv: readonly string[],
 }
 
 /** What to do about a command that is not there: PHP's own binaries name their Debian package and key. */
-function installHint(command: string): string {
+export function installHint(command: string): string {
   const name = basename(command);
   if (/^php-cgi[\d.]*$/.test(name)) {
     return 'Install it (Debian/Ubuntu: apt-get install php-cgi) or give its full path in fastcgi.command.';
