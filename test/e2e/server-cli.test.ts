@@ -186,7 +186,10 @@ describe('config errors', () => {
     expect(first.stderr).toMatch(
       /missing-things\.yaml:7:\d+ http\.internal_files\.root: ".*no-downloads" does not exist/,
     );
-    // the folders first (every problem of the sites at once), then the pair, as serve loads it
+    // and the pair in the same run (it came only once the folders were fixed)
+    expect(first.stderr).toMatch(
+      /missing-things\.yaml:11:\d+ http\.ssl\.key: .*the key does not belong to the certificate/,
+    );
     await mkdir(join(dir, 'no-shop'));
     await writeFile(join(dir, 'no-shop', 'worker.php'), '<?php\n');
     await mkdir(join(dir, 'no-uploads'));
@@ -240,6 +243,48 @@ describe('config errors', () => {
     const fixed = await runCli(['config', 'check', '-c', file]);
     expect(fixed.stderr).not.toMatch(/command/);
     expect(fixed.code).toBe(0);
+  });
+
+  it('a listen address this machine does not have, a name that does not resolve: config check says so with the rest', async () => {
+    // before: config check passed both, and serve failed to bind (exit 5; Node's bare ENOTFOUND)
+    const file = join(dir, 'addresses.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'server: { command: php worker.php }',
+        'http:',
+        '  address: 192.0.2.1:8080',
+        `  uploads: { dir: ${join(dir, 'no-uploads-here')} }`,
+        'metrics:',
+        '  address: no-such-host.invalid:9180',
+        'status:',
+        '  address: 127.0.0.1:0',
+        '',
+      ].join('\n'),
+    );
+    const { code, stderr } = await runCli(['config', 'check', '-c', file]);
+    expect(code).toBe(2);
+    // in one run: the folder (a site's option) and both addresses
+    expect(stderr).toContain('has 3 errors');
+    expect(stderr).toContain(
+      'addresses.yaml:4:3 http.address: cannot listen on 192.0.2.1:8080: this machine has no such address; use 0.0.0.0, 127.0.0.1 or one of its own addresses',
+    );
+    expect(stderr).toContain(
+      'addresses.yaml:7:3 metrics.address: cannot listen on no-such-host.invalid:9180: the host name does not resolve here; use an IP address of this machine (0.0.0.0: every interface) or a name in /etc/hosts',
+    );
+    expect(stderr).toMatch(/addresses\.yaml:5:\d+ http\.uploads\.dir: .*no-uploads-here" does not exist/);
+    // serve binds and says the same of the name, where it said getaddrinfo ENOTFOUND
+    await writeFile(
+      file,
+      ['version: "3"', 'server: { command: php worker.php }', 'http:', '  address: no-such-host.invalid:8080', ''].join(
+        '\n',
+      ),
+    );
+    const served = await runCli(['serve', '-c', file]);
+    expect(served.code).toBe(5);
+    expect(served.stderr).toContain('the host name does not resolve here');
+    expect(served.stderr).not.toContain('ENOTFOUND');
   });
 
   it('serve: the same lines, exit 2, and no worker is started', async () => {

@@ -3,6 +3,7 @@
 // exit code (EXIT_CODES).
 import type { SiteOptions } from '@warmpool/config';
 import { WarmpoolError } from '@warmpool/pool';
+import { addressProblem } from './listen-addresses.js';
 
 /** Bad command-line arguments: unknown command or flag, a flag without its value. */
 export class UsageError extends WarmpoolError<'WP_SERVER_USAGE'> {
@@ -20,9 +21,7 @@ export class ListenError extends WarmpoolError<'WP_SERVER_LISTEN_FAILED'> {
         ? 'the address is already in use (another warmpool, nginx, or php -S?); stop it or change the address in the config'
         : code === 'EACCES'
           ? 'permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE; use a higher port or systemd socket activation'
-          : code === 'EADDRNOTAVAIL'
-            ? 'this machine has no such address; use 0.0.0.0, 127.0.0.1 or one of its own addresses'
-            : ((cause as Error | null)?.message ?? String(cause));
+          : (addressProblem(code) ?? (cause as Error | null)?.message ?? String(cause));
     super('WP_SERVER_LISTEN_FAILED', `cannot listen on ${address} (${listener}): ${why}`, {
       cause,
       details: { listener, address },

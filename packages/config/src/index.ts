@@ -13,7 +13,7 @@ export { CONFIG_KEYS, SITE_HTTP_KEYS, findKey, type KeySpec, type ValueType } fr
 export * from './errors.js';
 export { parseOverride, overridePosition, type Override } from './overrides.js';
 export { parseRpcListen, isExposedRpc, type RpcAddress } from './rpc-listen.js';
-export { parseAddress } from './listener-ports.js';
+export { hostAndPort, isWildcard, listenerAddresses, parseAddress, type ListenerAddress } from './listener-ports.js';
 export type * from './warmpool-config.js';
 export {
   toServerOptions,

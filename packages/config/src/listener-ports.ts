@@ -3,6 +3,7 @@
 // process that did not exist. The addresses are compared as they bind: the same port on the same
 // host, or on any host when either listens on every interface.
 import { parseRpcListen } from './rpc-listen.js';
+import type { WarmpoolConfig } from './warmpool-config.js';
 
 export interface ListenerAddress {
   /** the config key, for the message and its line */
@@ -17,6 +18,20 @@ export interface PortClash {
   /** the earlier key it clashes with */
   with: string;
   address: string;
+}
+
+/** Every TCP listener the file asks for, with its key (rpc.listen only when it is tcp://). */
+export function listenerAddresses(config: WarmpoolConfig): ListenerAddress[] {
+  const listeners: ListenerAddress[] = [];
+  const add = (key: string, address: string | undefined) => {
+    if (address !== undefined) listeners.push({ key, address });
+  };
+  add('http.address', config.http.address);
+  if (config.http.ssl !== undefined) add('http.ssl.address', config.http.ssl.address ?? ':443');
+  add('status.address', config.status?.address);
+  add('metrics.address', config.metrics?.address);
+  if (config.rpc?.listen?.startsWith('tcp://') === true) add('rpc.listen', config.rpc.listen);
+  return listeners;
 }
 
 /** Pairs of listeners that would take the same port; status and metrics may share theirs (one listener serves both). */
@@ -46,7 +61,8 @@ export function parseAddress(address: string): { host: string | undefined; port:
   return { host: host === '' ? undefined : host, port: Number(address.slice(colon + 1)) };
 }
 
-function hostAndPort(listener: ListenerAddress): { host: string; port: number } | null {
+/** The host and port a listener binds ("" for every interface), or null for one that is not TCP or not valid. */
+export function hostAndPort(listener: ListenerAddress): { host: string; port: number } | null {
   if (listener.key === 'rpc.listen') {
     const rpc = parseRpcListen(listener.address);
     return rpc.kind === 'tcp' ? { host: rpc.host, port: rpc.port } : null;
@@ -57,7 +73,7 @@ function hostAndPort(listener: ListenerAddress): { host: string; port: number } 
   return { host: host?.toLowerCase() ?? '', port };
 }
 
-function isWildcard(host: string): boolean {
+export function isWildcard(host: string): boolean {
   return host === '' || host === '0.0.0.0' || host === '::';
 }
 

@@ -34,7 +34,7 @@ import type {
   StatusConfig,
   MetricsConfig,
 } from './warmpool-config.js';
-import { type ListenerAddress, portClashes } from './listener-ports.js';
+import { listenerAddresses, portClashes } from './listener-ports.js';
 import { parseRpcListen, type RpcAddress } from './rpc-listen.js';
 
 /** The name of the site made of the top-level `server` and `http` sections. */
@@ -322,17 +322,7 @@ function unique(names: string[]): string[] {
 
 /** Two listeners of the file on one port: both keys named, with the line of the other. */
 function listenerClashes(loaded: LoadedConfig): LocatedConfigError[] {
-  const { config } = loaded;
-  const listeners: ListenerAddress[] = [];
-  const add = (key: string, address: string | undefined) => {
-    if (address !== undefined) listeners.push({ key, address });
-  };
-  add('http.address', config.http.address);
-  if (config.http.ssl !== undefined) add('http.ssl.address', config.http.ssl.address ?? ':443');
-  add('status.address', config.status?.address);
-  add('metrics.address', config.metrics?.address);
-  if (config.rpc?.listen?.startsWith('tcp://') === true) add('rpc.listen', config.rpc.listen);
-  return portClashes(listeners).map((clash) => {
+  return portClashes(listenerAddresses(loaded.config)).map((clash) => {
     const at = loaded.positionOf(clash.with);
     const where = at === null ? '' : ` (${basename(loaded.file)}:${at.line}:${at.col})`;
     return locatedError(

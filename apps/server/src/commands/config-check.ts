@@ -31,6 +31,7 @@ import { STAGING_WARNING } from '../acme/automatic-https.js';
 import { exposedRpcWarning } from '../rpc/server.js';
 import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION, loadTlsContexts } from '../tls.js';
 import { TlsError } from '../errors.js';
+import { listenAddressProblems } from '../listen-addresses.js';
 
 export interface ConfigCheckArgs {
   config: string;
@@ -45,17 +46,23 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   try {
     loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
     server = toServerOptions(loaded);
-    const problems = checkSites(server, loaded);
-    if (problems !== null) throw problems;
-    // as nginx -t does: the certificate and key are read and matched, not only named
-    const tls = tlsProblem(server, loaded);
-    if (tls !== null) throw tls;
-    // and the log files: can they be created and appended to (nothing is made: log-files.ts)
-    const logFiles = logFileProblems(server, loaded, { create: false });
-    if (logFiles !== null) throw logFiles;
-    // and the ACME store's folder, which serve makes and writes (nothing is made here)
-    const certsDir = certsDirProblem(server, loaded);
-    if (certsDir !== null) throw certsDir;
+    // then what serve finds on the machine, every problem at once (not one kind a run)
+    const problems = [
+      checkSites(server, loaded),
+      // as nginx -t does: the certificate and key are read and matched, not only named
+      tlsProblem(server, loaded),
+      // the log files: can they be created and appended to (nothing is made: log-files.ts)
+      logFileProblems(server, loaded, { create: false }),
+      // the ACME store's folder, which serve makes and writes (nothing is made here)
+      certsDirProblem(server, loaded),
+      // the listen addresses: this machine's, or names that resolve (tried on port 0)
+      await listenAddressProblems(loaded),
+    ].filter((problem) => problem !== null);
+    if (problems.length > 0)
+      throw new ConfigError(
+        loaded.file,
+        problems.flatMap((problem) => problem.errors),
+      );
   } catch (error) {
     if (printConfigError(error, out, args.config, args.overrides)) return EXIT_CONFIG;
     throw error;

@@ -114,11 +114,17 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   try {
     loaded = await loadConfigFile(args.config, { overrides: args.overrides ?? [] });
     server = toServerOptions(loaded);
-    const problems = checkSites(server, loaded);
-    if (problems !== null) throw problems;
-    // the log files, created and opened before the loggers open them (log-files.ts)
-    const logFiles = logFileProblems(server, loaded, { create: true });
-    if (logFiles !== null) throw logFiles;
+    // the sites, and the log files, created and opened before the loggers open them (log-files.ts):
+    // every problem at once (log files made only for a config that will run)
+    const sites = checkSites(server, loaded);
+    const problems = [sites, logFileProblems(server, loaded, { create: sites === null })].filter(
+      (problem) => problem !== null,
+    );
+    if (problems.length > 0)
+      throw new ConfigError(
+        loaded.file,
+        problems.flatMap((problem) => problem.errors),
+      );
   } catch (error) {
     for (const warning of loaded?.warnings ?? []) out.warn(formatWarning(warning));
     if (printConfigError(error, out, args.config, args.overrides)) return EXIT_CONFIG;
