@@ -8,6 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, Rout
 import { parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
+import { createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
   type ErrorPages,
@@ -143,6 +144,8 @@ export async function registerProxies<S extends RawServerBase>(
       // in a scope of its own under the plain errors: a handler of its path refusals in front of them
       scope.register(async (inner: FastifyInstance<S>) => {
         answerPathRefusalsPlainly(inner as unknown as FastifyInstance);
+        // not closed with the app, as reply-from's own was not: a drain must not cut proxied replies
+        const dispatcher = await createUpstreamDispatcher();
         await inner.register(httpProxy, {
           prefix: route.prefix,
           upstream: route.upstream,
@@ -159,8 +162,11 @@ export async function registerProxies<S extends RawServerBase>(
               return;
             }
             if (refusedUnforwardable(request, reply)) return;
+            watchClientGone(request.raw, reply.raw);
             limitRequestBody(request, reply, maxRequestBytes, done);
           },
+          // the upstream request ends when the client goes (upstream-dispatcher.ts)
+          undici: dispatcher,
           replyOptions: {
             timeout: route.timeoutMs,
             rewriteRequestHeaders: (request, headers) => {
@@ -171,11 +177,11 @@ export async function registerProxies<S extends RawServerBase>(
               const rest: Record<string, string | string[] | undefined> = {};
               for (const name in headers)
                 if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
-              return {
+              return withClientGone(request.raw, {
                 ...rest,
                 ...forwardedHeaders(request, headers['x-forwarded-for']),
                 ...(route.preserveHost ? preservedHost(request) : {}),
-              };
+              });
             },
             retryDelay: retryOnClosedConnection,
             rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),

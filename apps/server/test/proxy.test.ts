@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { Readable } from 'node:stream';
 import {
   connect as http2Connect,
@@ -491,6 +491,43 @@ describe('proxy routes', () => {
         'text/html; charset=utf-8',
         '<h1>Back in a minute</h1>\n',
       ]);
+    }
+  });
+
+  it('ends the upstream request when its client leaves before the answer (nginx: proxy_ignore_client_abort off)', async () => {
+    // an upstream that never answers: before, it kept the request (and a connection) until it did
+    const arrived: Array<() => void> = [];
+    const left: Array<() => void> = [];
+    const upstream = createHttpServer((_req, res) => {
+      res.once('close', () => left.shift()?.());
+      arrived.shift()?.();
+    });
+    upstream.listen(0, '127.0.0.1');
+    await once(upstream, 'listening');
+    closers.push(async () => {
+      upstream.closeAllConnections();
+      await new Promise((resolve) => upstream.close(resolve));
+    });
+    const origin = `http://127.0.0.1:${(upstream.address() as AddressInfo).port}`;
+    for (const http2 of [false, true]) {
+      const { base } = await startSite([{ prefix: '/report', upstream: origin }], null, { http2 });
+      const reached = new Promise<void>((resolve) => arrived.push(resolve));
+      const ended = new Promise<void>((resolve) => left.push(resolve));
+      if (http2) {
+        const session = http2Connect(base);
+        closers.push(async () => session.close());
+        const stream = session.request({ ':path': '/report/yearly' });
+        stream.on('error', () => {});
+        await reached;
+        stream.close(http2Constants.NGHTTP2_CANCEL);
+      } else {
+        const client = new AbortController();
+        const sent = request(`${base}/report/yearly`, { signal: client.signal }).catch((error: Error) => error.name);
+        await reached;
+        client.abort();
+        expect(await sent).toBe('AbortError');
+      }
+      await ended; // the upstream saw its request end
     }
   });
 
