@@ -165,6 +165,8 @@ export class HotCache {
     stats: Stats,
     cacheControl: string | null,
     now: number,
+    /** whether the file the descriptor holds may be sent (checked after the open: names can be swapped) */
+    allowed: (fd: number) => boolean,
   ): Promise<HotEntry | undefined> {
     if (stats.size > this.options.maxFileBytes) return undefined;
     const contentType = contentTypeOf(this.mime, file);
@@ -178,6 +180,7 @@ export class HotCache {
     let body: Buffer;
     let current: Stats;
     try {
+      if (!allowed(handle.fd)) return undefined;
       current = await handle.stat();
       // Not the file the caller checked (swapped meanwhile), or growing: let send handle it.
       if (

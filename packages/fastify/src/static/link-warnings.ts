@@ -13,6 +13,12 @@ const STATIC_LINKED_OUT =
 const SCRIPT_LINKED_OUT =
   "warmpool: a script links out of the root and is not run (no script runs through a link out of the root, link_targets included), so its request is a 404; serve the folder the links lead into as the root (Debian's MediaWiki: /usr/share/mediawiki, not /var/lib/mediawiki)";
 
+const ROOT_MOVED_AWAY =
+  "warmpool: a static root is now a link of one user's to a folder of another's (its owner may have put a link to / in its place), so no file is served from it: a root is only followed through a link to its owner's own folder (nginx's disable_symlinks if_not_owner)";
+
+const SWAPPED_WHEN_OPENED =
+  'warmpool: a static file was another one when opened (a name switched to a link between the check and the open: someone with write access to the root may be trying to read files outside it), and was refused';
+
 export class LinkOutWarnings {
   #logger: FastifyBaseLogger | null = null;
   readonly #warned = new Set<string>();
@@ -27,10 +33,16 @@ export class LinkOutWarnings {
   /** A script `file` (as asked, under the root) resolves to `target`, outside the root: never run. */
   readonly noteScript = (file: string, target: string): void => this.#once(file, target, SCRIPT_LINKED_OUT);
 
+  /** The root `root` now resolves to `target` through a link to another owner's folder: not served from. */
+  readonly noteRoot = (root: string, target: string): void => this.#once(root, target, ROOT_MOVED_AWAY, 'error');
+
+  /** A file checked under the root was another when opened (`target`: what was opened): refused. */
+  readonly noteSwapped = (file: string, target: string): void => this.#once(file, target, SWAPPED_WHEN_OPENED, 'error');
+
   /** Each file said once, and at most MAX_WARNED of them. */
-  #once(file: string, target: string, message: string): void {
+  #once(file: string, target: string, message: string, level: 'warn' | 'error' = 'warn'): void {
     if (this.#logger === null || this.#warned.size >= MAX_WARNED || this.#warned.has(file)) return;
     this.#warned.add(file);
-    this.#logger.warn({ file, target }, message);
+    this.#logger[level]({ file, target }, message);
   }
 }

@@ -1,4 +1,4 @@
-import { realpathSync, statSync, type Stats } from 'node:fs';
+import { ReadStream, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -12,6 +12,8 @@ import {
   type HotEntry,
 } from './hot-cache.js';
 import { LinkOutWarnings } from './link-warnings.js';
+import { rootLinkProblem } from './root-links.js';
+import { openedPath, whenOpened } from './opened-file.js';
 import {
   checkFileName,
   checkPath,
@@ -398,6 +400,8 @@ function resolveRoots(root: unknown, name: 'dir' | 'root'): { path: string; real
     if (!stats.isDirectory()) throw new InvalidOptionError(key, `"${path}" is not a directory`);
     if (seen.has(path)) throw new InvalidOptionError(key, `"${path}" is listed twice`);
     seen.add(path);
+    const linked = rootLinkProblem(path);
+    if (linked !== null) throw new InvalidOptionError(key, linked);
     return { path, real: realpathSync(path) };
   });
 }
@@ -470,6 +474,20 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       ? null
       : new HotCache(options.hotCache, { etag, lastModified: options.lastModified, vary: precompressed }, mime);
 
+  // What send opened, checked on its descriptor once open (opened-file.ts): under the root or a link
+  // target, allowed by its real name, and the file send took its headers from. Checked names can be
+  // swapped before send opens them: a file flipped to a link to /etc/shadow was sent.
+  const sending = new WeakMap<FastifyReply, { rootIndex: number; stat: Stats | null }>();
+  app.addHook('onSend', async (request, reply, payload) => {
+    const sent = sending.get(reply);
+    if (sent === undefined || !(payload instanceof ReadStream)) return payload;
+    const fd = await whenOpened(payload);
+    if (fd === null || openedAllowed(sent.rootIndex, fd, sent.stat)) return payload;
+    payload.destroy();
+    options.linkWarnings.noteSwapped(request.url, openedPath(fd) ?? '(unknown)');
+    return refusedInstead(reply, siblingStatus);
+  });
+
   await app.register(fastifyStatic, {
     serve: false,
     decorateReply: true,
@@ -505,11 +523,19 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     const rel = relativeTo(realRoots[rootIndex]!, real) ?? underLinkTarget(real);
     if (rel !== null) return rel;
     // not there: the root's own symlink may have been switched (a deploy), so read it once more
+    let now: string;
     try {
-      realRoots[rootIndex] = await realpath(roots[rootIndex]!);
+      now = await realpath(roots[rootIndex]!);
     } catch {
       return null;
     }
+    // a link of its owner's to a folder of another's (a tenant who owns the folder above its root
+    // put a link to / in its place) is not followed: warmpool would serve the machine as root
+    if (rootLinkProblem(roots[rootIndex]!) !== null) {
+      options.linkWarnings.noteRoot(roots[rootIndex]!, now);
+      return null;
+    }
+    realRoots[rootIndex] = now;
     const moved = relativeTo(realRoots[rootIndex]!, real);
     if (moved === null) options.linkWarnings.note(file, real);
     return moved;
@@ -521,6 +547,28 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       if (rel !== null) return rel;
     }
     return null;
+  }
+
+  /**
+   * Whether the file `fd` holds may be sent: under the root (as read last) or a link target, its
+   * real name allowed ("x.br" as "x", a precompressed sibling), and the very file `expected` (the
+   * stat the headers were made from) when given. True where the system cannot say (no /proc).
+   */
+  function openedAllowed(rootIndex: number, fd: number, expected: Stats | null): boolean {
+    const real = openedPath(fd);
+    if (real === undefined) return true;
+    if (real === null) return false;
+    const rel = relativeTo(realRoots[rootIndex]!, real) ?? underLinkTarget(real);
+    if (rel === null) return false;
+    const suffix = ENCODING_SUFFIXES.find((s) => rel.endsWith(s));
+    if (
+      checkPath(policy, rel).kind !== 'file' &&
+      (suffix === undefined || checkPath(policy, rel.slice(0, -suffix.length)).kind !== 'file')
+    )
+      return false;
+    if (expected === null) return true;
+    const opened = fstatSync(fd);
+    return opened.ino === expected.ino && opened.dev === expected.dev;
   }
 
   /**
@@ -623,7 +671,9 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       cache.refresh(key, old, now);
       return cache.serve(request, reply, old);
     }
-    const entry = await cache.fill(key, file, rootIndex, relPath, stats, cacheControlFor(relPath), now);
+    const entry = await cache.fill(key, file, rootIndex, relPath, stats, cacheControlFor(relPath), now, (fd) =>
+      openedAllowed(rootIndex, fd, null),
+    );
     return entry === undefined ? false : cache.serve(request, reply, entry);
   }
 
@@ -642,14 +692,21 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     strongIfMatch(request);
     ignoreRangeIfWeak(request);
     if (strong) weakenIfRange(request);
+    const sent = { rootIndex, stat: null as Stats | null };
+    sending.set(reply, sent);
     if (!precompressed) {
-      reply.sendFile(relPath, root);
+      reply.sendFile(relPath, root, {
+        onFile: (_selected: string, stat: Stats) => {
+          sent.stat = stat;
+        },
+      });
       return true;
     }
     // @fastify/static picks "x.br" / "x.gz" next to the file: check what it really opens.
     const expected = join(root, relPath);
     reply.sendFile(relPath, root, {
-      onFile: async (selected: string) => {
+      onFile: async (selected: string, stat: Stats) => {
+        sent.stat = stat;
         if (selected === expected) return;
         const rel = await realRelative(rootIndex, selected);
         if (rel === null) throw new SiblingRefused(siblingStatus);
@@ -828,4 +885,23 @@ function ignoreRangeIfWeak(request: FastifyRequest): void {
 function weakenIfRange(request: FastifyRequest): void {
   const ifRange = request.raw.headers['if-range'];
   if (typeof ifRange === 'string' && ifRange.startsWith('"')) request.raw.headers['if-range'] = `W/${ifRange}`;
+}
+
+/** Headers a refused file's answer must not keep (its size, dates, tag, range, encoding). */
+const FILE_HEADERS = [
+  'content-length',
+  'content-range',
+  'content-encoding',
+  'content-type',
+  'etag',
+  'last-modified',
+  'accept-ranges',
+  'cache-control',
+];
+
+/** The plain refusal that replaces a file's answer in onSend, once send's headers for it are set. */
+function refusedInstead(reply: FastifyReply, status: number): string {
+  for (const name of FILE_HEADERS) reply.removeHeader(name);
+  reply.code(status).type('text/plain; charset=utf-8');
+  return status === 403 ? 'Forbidden\n' : 'Not Found\n';
 }
