@@ -244,6 +244,12 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
   return problems;
 }
 
+/** The workers' user and group, when they run as another user than warmpool's (server.user). */
+function uploadOwner(pool: ResolvedPoolOptions): { uid: number; gid: number } | null {
+  if (pool.uid === undefined && pool.gid === undefined) return null;
+  return { uid: pool.uid ?? process.getuid?.() ?? 0, gid: pool.gid ?? process.getgid?.() ?? 0 };
+}
+
 /** Validates at register time; every error names the option. */
 export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger): ResolvedOptions {
   if (options === null || typeof options !== 'object') throw new InvalidOptionError('(options)', 'must be an object');
@@ -263,12 +269,13 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   const codec = options.codec ?? 'json';
   if (codec !== 'json' && codec !== 'proto')
     throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
+  const pool = resolvePluginPool(options, options.logger ?? fallbackLogger, codec, classic?.command ?? null);
   return {
-    pool: resolvePluginPool(options, options.logger ?? fallbackLogger, codec, classic?.command ?? null),
+    pool,
     codec,
     debug: options.debug === true,
     static: classic !== null ? classic.static : resolveStaticOptions(options.static),
-    uploads: resolveUploadOptions(options.uploads),
+    uploads: resolveUploadOptions(options.uploads, uploadOwner(pool)),
     rawBody: options.raw_body === true,
     recycleResponseMemory: options.recycle_response_memory === true,
     limits: resolveLimits(options),

@@ -1,7 +1,7 @@
 // The plugin's features end to end through real PHP: forms and uploads, limits, trusted subnets,
 // access rules, health/ready and metrics, static files in front of PHP, and the proto codec.
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { tmpdir } from 'node:os';
@@ -95,6 +95,29 @@ describe('forms and uploads reach PHP in RoadRunner shapes', () => {
     for (let i = 0; i < 50 && readdirSync(dir).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    'workers run as another user (server.user) read their uploads: the temp files are theirs',
+    async () => {
+      // before: root's 0600 files, which the workers' user could not open (RoadRunner's issue 332)
+      const dir = uploadsDir();
+      chmodSync(dir, 0o1777);
+      const { base } = await listening('form-uploads.php', {
+        uploads: { dir },
+        pool: { num_workers: 1, uid: 65534, gid: 65534 },
+      });
+      const bytes = Buffer.from('an upload of the workers user');
+      const form = new FormData();
+      form.append('doc', new Blob([bytes], { type: 'text/plain' }), 'doc.txt');
+      const res = await request(base, { method: 'POST', body: form });
+      const body = (await res.body.json()) as { uploads: { doc: unknown } };
+      expect(body.uploads.doc).toMatchObject({
+        name: 'doc.txt',
+        error: 0,
+        onDisk: { size: bytes.length, mode: '600', sha256: createHash('sha256').update(bytes).digest('hex') },
+      });
+    },
+  );
 
   it('raw_body passes forms to PHP unparsed', async () => {
     const app = await appWith('form-uploads.php', { raw_body: true });

@@ -88,12 +88,20 @@ export interface ResolvedUploadOptions {
   readonly maxFiles: number | null;
   /** null: no limit (max_fields: 0) */
   readonly maxFields: number | null;
+  /**
+   * Who the temp files are given to: the workers' user (server.user), who must read them (a file
+   * of root's, 0600, it could not: move_uploaded_file failed); null: warmpool's own user.
+   */
+  readonly owner: { uid: number; gid: number } | null;
 }
 
 const UPLOAD_KEYS = ['dir', 'forbid', 'allow', 'max_file_size', 'max_files', 'max_fields'];
 
 /** Validates and resolves `uploads` once, at register time; every error names the option. */
-export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUploadOptions {
+export function resolveUploadOptions(
+  raw: UploadOptions | undefined,
+  owner: ResolvedUploadOptions['owner'] = null,
+): ResolvedUploadOptions {
   const options = raw ?? {};
   if (options === null || typeof options !== 'object' || Array.isArray(options)) {
     throw new InvalidOptionError('uploads', 'must be an object, e.g. { dir: "/var/tmp/uploads", forbid: [".php"] }');
@@ -130,6 +138,7 @@ export function resolveUploadOptions(raw: UploadOptions | undefined): ResolvedUp
     maxFileBytes: fileSizeLimit(options.max_file_size),
     maxFiles: countLimit('uploads.max_files', options.max_files, DEFAULT_MAX_FILES, 'files'),
     maxFields: countLimit('uploads.max_fields', options.max_fields, DEFAULT_MAX_FIELDS, 'fields'),
+    owner,
   };
 }
 
@@ -371,7 +380,7 @@ export function parseMultipart(
           return;
         }
         fileStreams.push(stream);
-        tasks.push(writeTempFile(stream, file, options.dir, tempFiles));
+        tasks.push(writeTempFile(stream, file, options, tempFiles));
       },
     );
 
@@ -435,7 +444,7 @@ export function isExtensionAllowed(
 async function writeTempFile(
   stream: BusboyFileStream,
   file: UploadedFile,
-  dir: string,
+  { dir, owner }: Pick<ResolvedUploadOptions, 'dir' | 'owner'>,
   tempFiles: string[],
 ): Promise<void> {
   let handle: FileHandle | undefined;
@@ -444,6 +453,7 @@ async function writeTempFile(
     path = join(dir, `upload${randomBytes(8).toString('hex')}`);
     try {
       handle = await open(path, 'wx', 0o600);
+      if (owner !== null) await handle.chown(owner.uid, owner.gid).catch(noop);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 3) continue;
       file.error = UPLOAD_ERR_NO_TMP_DIR;
