@@ -1,4 +1,4 @@
-import { mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -159,6 +159,53 @@ describe('access log: clients that leave before their answer', () => {
       ['POST /h1-gone HTTP/1.1', 499],
       ['POST /h2-gone HTTP/2.0', 499],
     ]);
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
+describe('access log: the client behind a proxy, and a download cut halfway', () => {
+  it("logs the forwarded client as remote_addr (nginx's realip), the proxy as realip_remote_addr; a cut download as its 200 and the bytes sent", async () => {
+    const folder = join(dir, 'client-static');
+    await mkdir(folder);
+    const size = 32 * 1024 * 1024;
+    await writeFile(join(folder, 'video.bin'), Buffer.alloc(size, 1));
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      STATIC: folder,
+      ADMIN_SOCKET: join(dir, 'client.sock'),
+      FIXTURES,
+    };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log-client.yaml')], { env });
+    await server.ready();
+    const base = `http://127.0.0.1:${env.HTTP_PORT}`;
+    // before: the proxy's address, so fail2ban would ban the balancer
+    const proxied = await request(`${base}/page`, { headers: { 'x-forwarded-for': '203.0.113.9' } });
+    await proxied.body.dump();
+    const id = proxied.headers['x-request-id'] as string;
+    await server.waitFor(`"request_id":"${id}"`);
+    const line = JSON.parse(server.stdout.split('\n').find((l) => l.includes(id))!);
+    expect([line.remote_addr, line.realip_remote_addr]).toEqual(['203.0.113.9', '127.0.0.1']);
+
+    // a download stopped after its head and some of its body: nginx logs 200 and the bytes sent
+    const socket = netConnect(Number(env.HTTP_PORT), '127.0.0.1');
+    socket.write('GET /video.bin HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    let received = 0;
+    await new Promise<void>((resolve) => {
+      socket.on('data', (chunk: Buffer) => {
+        received += chunk.length;
+        if (received > 1024 * 1024) {
+          socket.destroy();
+          resolve();
+        }
+      });
+      socket.on('close', () => resolve());
+    });
+    expect(received).toBeGreaterThan(1024 * 1024);
+    await server.waitFor('"request":"GET /video.bin HTTP/1.1"');
+    const cut = JSON.parse(server.stdout.split('\n').find((l) => l.includes('GET /video.bin'))!);
+    expect(cut.status).toBe(200);
+    expect(cut.body_bytes_sent).toBeGreaterThan(0);
+    expect(cut.body_bytes_sent).toBeLessThan(size);
     expect((await server.stop()).code).toBe(0);
   });
 });

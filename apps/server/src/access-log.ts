@@ -11,7 +11,9 @@
 //    "status":200,"body_bytes_sent":1234,"http_referer":"https://ref/","http_user_agent":"curl/8.5",
 //    "request_time":0.012,"request_id":"9f0c…","site":"default","cache":"HIT"}
 //
-// remote_addr is the connection's peer (nginx's $remote_addr without the realip module);
+// remote_addr is the client: the connection's peer, or behind a proxy in trusted_subnets the address
+// it forwarded (nginx's $remote_addr with the realip module: fail2ban bans the client, not the
+// balancer); JSON has the peer too, as realip_remote_addr;
 // body_bytes_sent counts the body bytes written (after compression), 0 for HEAD, 204 and 304.
 // Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
 import { tunnelledBytes } from './websocket-tunnel.js';
@@ -20,7 +22,7 @@ import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { pino, type DestinationStream } from 'pino';
-import { CLIENT_CLOSED_REQUEST, isPastPipeliningBound } from '@warmpool/fastify';
+import { CLIENT_CLOSED_REQUEST, isPastPipeliningBound, resolvedClientAddr } from '@warmpool/fastify';
 
 export type AccessLogFormat = 'combined' | 'json';
 
@@ -34,7 +36,10 @@ export interface AccessLogOptions {
 export interface AccessRecord {
   /** when the reply was done (ms since the epoch) */
   time: number;
+  /** the client: the peer, or behind a trusted proxy the address it forwarded (nginx's realip $remote_addr) */
   remoteAddr: string;
+  /** the connection's peer (nginx's $realip_remote_addr) */
+  peerAddr: string;
   /** the Basic auth user name, or null */
   remoteUser: string | null;
   method: string;
@@ -123,13 +128,19 @@ export function registerAccessLog(
     logged.add(request);
     // a proxied WebSocket is logged when it closes, as nginx logs it: 101 and the bytes sent through it
     const tunnelled = tunnelledBytes(request.raw);
-    const status = tunnelled !== undefined ? 101 : gone ? CLIENT_CLOSED_REQUEST : reply.statusCode;
+    // 499 (nginx's): the client left before the head of the answer went out; once it was out, a cut
+    // download is logged with the status sent and the bytes that left, as nginx logs it
+    const status =
+      tunnelled !== undefined ? 101 : gone && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode;
     const headers = request.headers;
     const cache = reply.getHeader('x-cache');
     const start = seen.get(request);
+    const peer = start?.remoteAddr ?? '-';
     log.write({
       time: Date.now(),
-      remoteAddr: start?.remoteAddr ?? '-',
+      // as the site's client-info hook resolved it (trusted_subnets); the peer when it did not run
+      remoteAddr: resolvedClientAddr(request.raw) ?? peer,
+      peerAddr: peer,
       remoteUser: basicAuthUser(headers.authorization),
       method: request.method,
       uri: request.url,
@@ -192,19 +203,20 @@ export function logPlainListener(
     const startedAt = performance.now();
     const counter = countBodyBytes(res);
     res.once('close', () => {
-      const status = res.writableEnded ? res.statusCode : CLIENT_CLOSED_REQUEST;
+      const status = res.writableEnded || res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST;
       const length = counter.bytes;
       const headers = req.headers;
       log.write({
         time: Date.now(),
         remoteAddr: req.socket.remoteAddress ?? '-',
+        peerAddr: req.socket.remoteAddress ?? '-',
         remoteUser: basicAuthUser(headers.authorization),
         method: req.method ?? '-',
         uri: req.url ?? '-',
         protocol: `HTTP/${req.httpVersion}`,
         host: headers.host ?? null,
         status,
-        bodyBytes: req.method === 'HEAD' || !res.writableEnded ? 0 : length,
+        bodyBytes: req.method === 'HEAD' ? 0 : length,
         referer: typeof headers.referer === 'string' ? headers.referer : null,
         userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
         durationMs: performance.now() - startedAt,
@@ -249,6 +261,7 @@ export function formatJson(r: AccessRecord): string {
   return `${JSON.stringify({
     time: new Date(r.time).toISOString(),
     remote_addr: r.remoteAddr,
+    realip_remote_addr: r.peerAddr,
     remote_user: r.remoteUser,
     request: `${r.method} ${r.uri} ${r.protocol}`,
     method: r.method,

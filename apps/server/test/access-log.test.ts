@@ -15,6 +15,7 @@ import {
 const RECORD: AccessRecord = {
   time: Date.UTC(2026, 11, 4, 18, 0, 1, 123),
   remoteAddr: '203.0.113.7',
+  peerAddr: '10.0.0.2',
   remoteUser: 'alice',
   method: 'GET',
   uri: '/a?b=1',
@@ -54,6 +55,7 @@ describe('access log lines', () => {
     expect(JSON.parse(formatJson(RECORD))).toEqual({
       time: '2026-12-04T18:00:01.123Z',
       remote_addr: '203.0.113.7',
+      realip_remote_addr: '10.0.0.2',
       remote_user: 'alice',
       request: 'GET /a?b=1 HTTP/1.1',
       method: 'GET',

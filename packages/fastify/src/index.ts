@@ -85,6 +85,7 @@ export { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
 export { isBackendReply, markBackendReply } from './http/backend-reply.js';
 export {
   clientInfoOf,
+  resolvedClientAddr,
   createClientInfoHook,
   createClientInfoResolver,
   type ClientInfo,

@@ -87,7 +87,8 @@ export function recordWhenClosed(
 }
 
 function statusOf(reply: FastifyReply, res: FastifyReply['raw']): number {
-  if (!clientLeft(res)) return reply.statusCode;
+  // cut once its head was out (a download stopped halfway): the status sent, as nginx logs it
+  if (!clientLeft(res) || res.headersSent) return reply.statusCode;
   // a WebSocket (or other upgrade) handed on: its response is never ended, and nobody left
   return reply.request.headers.upgrade !== undefined && !res.writableEnded ? 101 : CLIENT_CLOSED_REQUEST;
 }

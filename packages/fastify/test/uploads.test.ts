@@ -701,6 +701,7 @@ describe('uploads: resolveUploadOptions', () => {
       maxFileBytes: null,
       maxFiles: 20,
       maxFields: 10_000,
+      owner: null,
     });
     expect(resolveUploadOptions({ max_files: 0 }).maxFiles).toBeNull();
     expect(resolveUploadOptions({ forbid: [], allow: [], max_file_size: 0, max_files: 0 }).forbid).toEqual(
@@ -732,6 +733,7 @@ describe('uploads: resolveUploadOptions', () => {
       maxFileBytes: 2.5 * MB,
       maxFiles: 3,
       maxFields: 50,
+      owner: null,
     });
   });
 

@@ -102,6 +102,12 @@ export function clientInfoOf(req: RawRequest): ClientInfo {
   return (req as RawRequest & Cached)[kClientInfo] ?? DIRECT.of(req);
 }
 
+/** The client's address as a site resolved it (trusted_subnets), or null before (or without) that. */
+export function resolvedClientAddr(req: RawRequest): string | null {
+  const address = (req as RawRequest & Cached)[kClientInfo]?.remoteAddr;
+  return address === undefined || address === '' ? null : address;
+}
+
 /**
  * What the onRequest hook does: answers 400 (and closes an HTTP/1 connection, as nginx does after a
  * bad request) when the authority is ambiguous or malformed, and puts an absolute-form target in
