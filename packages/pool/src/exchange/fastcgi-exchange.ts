@@ -11,6 +11,7 @@ import { FastCgiClientPool } from '../fastcgi/client-pool.js';
 import { DEFAULT_SERVER_SOFTWARE, type EncodedParams, encodeFastCgiParams } from '../fastcgi/params.js';
 import { headerTextFromBytes } from '../protocol/header-fields.js';
 import { MAX_STDERR_LINES_PER_SECOND, StderrLogLimit } from '../fastcgi/stderr-lines.js';
+import { phpLineLevel } from '../worker/output.js';
 import type { Logger } from '../logger.js';
 import type { Pool } from '../pool/pool.js';
 import type { HeaderMap } from '../protocol/http-context.js';
@@ -119,7 +120,10 @@ export class FastCgiExchange implements Exchange {
           ? null
           : (line) => {
               if (limit.admit(script.scriptName))
-                logger.warn({ script: script.scriptName, stream: 'stderr' }, `${script.scriptName}: ${line}`);
+                logger[phpLineLevel(line, 'warn')](
+                  { script: script.scriptName, stream: 'stderr' },
+                  `${script.scriptName}: ${line}`,
+                );
             },
       bufferBytes: this.#bufferBytes,
       recycleBody: this.#recycleBodies,

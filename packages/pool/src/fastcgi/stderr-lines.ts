@@ -1,9 +1,16 @@
 // A request's STDERR records as log lines: PHP warnings and error_log() messages arrive in records
 // cut anywhere, so the bytes are kept until a newline (or the request's end), a runaway line is
-// cut into pieces, and php-fpm's joined messages are split again.
+// cut into pieces (so many at most), and php-fpm's joined messages are split again.
+import { CUT_MARK } from '../worker/output.js';
 
 /** A longer STDERR line is cut into pieces of this size (a runaway var_dump to error_log). */
 export const MAX_STDERR_LINE_BYTES = 8 * 1024;
+/**
+ * Pieces of one line logged at most (128 KiB); the rest of the line is dropped, and its last piece
+ * says so. php-fpm joins a request's messages into one line, so a line may hold many short ones,
+ * but a 4 MB error_log() was logged whole, and one 20 MB write as 2,500 pieces.
+ */
+export const MAX_STDERR_LINE_PIECES = 16;
 
 /** How php-fpm separates the messages it sends as one STDERR line. */
 const FPM_JOINED = '; PHP message: ';
@@ -12,6 +19,8 @@ export class StderrLines {
   readonly #onLine: ((line: string) => void) | null;
   #parts: Buffer[] = [];
   #bytes = 0;
+  /** pieces of the current line logged so far (MAX_STDERR_LINE_PIECES at most) */
+  #pieces = 0;
 
   /** `onLine` null: the lines are dropped (still read, so the connection stays in step). */
   constructor(onLine: ((line: string) => void) | null) {
@@ -34,25 +43,30 @@ export class StderrLines {
   /** The request ended: a last line without a newline is a line too. */
   end(): void {
     if (this.#bytes > 0) this.#flush();
+    this.#pieces = 0;
   }
 
   #part(part: Buffer): void {
     while (this.#bytes + part.length > MAX_STDERR_LINE_BYTES) {
+      if (this.#pieces >= MAX_STDERR_LINE_PIECES) return; // the rest of a line cut short
       const room = MAX_STDERR_LINE_BYTES - this.#bytes;
       this.#parts.push(Buffer.from(part.subarray(0, room)));
       this.#bytes += room;
-      this.#flush();
+      this.#flush(false);
       part = part.subarray(room);
     }
-    if (part.length === 0) return;
+    if (part.length === 0 || this.#pieces >= MAX_STDERR_LINE_PIECES) return;
     this.#parts.push(Buffer.from(part)); // kept past this record: a copy
     this.#bytes += part.length;
   }
 
-  #flush(): void {
+  /** `lineEnds`: the line is over (a newline, the request's end), else a piece of it was cut off. */
+  #flush(lineEnds = true): void {
     let line = Buffer.concat(this.#parts, this.#bytes).toString('utf8');
     this.#parts = [];
     this.#bytes = 0;
+    this.#pieces = lineEnds ? 0 : this.#pieces + 1;
+    if (!lineEnds && this.#pieces === MAX_STDERR_LINE_PIECES) line += CUT_MARK;
     if (line.endsWith('\r')) line = line.slice(0, -1);
     if (line === '' || this.#onLine === null) return;
     // php-fpm joins a request's messages into one: "PHP message: a; PHP message: b"

@@ -3,7 +3,31 @@ import type { Logger } from '../logger.js';
 const KEEP_LINES = 20;
 /** PHP's line that names an error (the first of an uncaught exception's, before its stack trace). */
 export const PHP_ERROR_LINE = /\b(?:Fatal error|Parse error|Uncaught [A-Za-z_\\]+)/;
-const MAX_LINE_CHARS = 8192;
+/**
+ * A longer line is cut there and the rest of it dropped, as php-fpm's log_limit (1 KiB) and nginx
+ * (2 KiB) do: one fwrite(STDERR) of 20 MB was logged whole, 64 KiB "lines" at up to 64 MB/s.
+ */
+export const MAX_LINE_CHARS = 8192;
+/** What a cut line ends with. */
+export const CUT_MARK = ' … (line cut: longer than the log takes)';
+
+/** A line as logged: at most MAX_LINE_CHARS characters, marked when cut. */
+export function clipLine(line: string): string {
+  return line.length > MAX_LINE_CHARS ? line.slice(0, MAX_LINE_CHARS) + CUT_MARK : line;
+}
+
+/**
+ * The level of a PHP output line: its errors at error, its warnings at warn, the rest at
+ * `otherwise`. An operator's `logs.level: warn` or `error` kept no PHP Fatal error of a classic
+ * site (logged at warn) and no warning of a worker (logged at info); nginx logs PHP's stderr at
+ * [error] whatever it says.
+ */
+export function phpLineLevel(line: string, otherwise: 'info' | 'warn'): 'error' | 'warn' | 'info' {
+  if (PHP_ERROR_LINE.test(line)) return 'error';
+  if (PHP_WARNING_LINE.test(line)) return 'warn';
+  return otherwise;
+}
+const PHP_WARNING_LINE = /\bWarning: /;
 /** How many of the last lines a message shows (lastOutputText). */
 export const SHOWN_LINES = 5;
 /** Lines logged per worker per second; a flood beyond that is counted, not logged. */
@@ -18,6 +42,8 @@ export class WorkerOutput {
   readonly #stream: 'stderr' | 'stdout';
   #pid: number;
   #partial = '';
+  /** a line longer than MAX_LINE_CHARS was logged cut: the rest of it is dropped */
+  #cutting = false;
   readonly #recent: string[] = [];
   /** the last line naming a PHP error: kept when its stack trace pushes it out of #recent */
   #phpError: string | null = null;
@@ -36,14 +62,22 @@ export class WorkerOutput {
   }
 
   write(chunk: Buffer): void {
-    const text = this.#partial + chunk.toString('utf8');
-    const lines = text.split('\n');
+    let text = chunk.toString('utf8');
+    if (this.#cutting) {
+      // the rest of a line already logged cut: dropped up to its end
+      const end = text.indexOf('\n');
+      if (end === -1) return;
+      this.#cutting = false;
+      text = text.slice(end + 1);
+    }
+    const lines = (this.#partial + text).split('\n');
     this.#partial = lines.pop() ?? '';
     if (this.#partial.length > MAX_LINE_CHARS) {
       lines.push(this.#partial);
       this.#partial = '';
+      this.#cutting = true;
     }
-    for (const line of lines) this.#emit(line);
+    for (const line of lines) this.#emit(clipLine(line));
   }
 
   flush(): void {
@@ -107,7 +141,7 @@ export class WorkerOutput {
       }
       return;
     }
-    this.#logger.info({ workerPid: this.#pid, stream: this.#stream }, line);
+    this.#logger[phpLineLevel(line, 'info')]({ workerPid: this.#pid, stream: this.#stream }, line);
   }
 
   #reportSuppressed(): void {

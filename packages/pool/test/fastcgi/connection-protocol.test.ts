@@ -23,7 +23,8 @@ import type { FastCgiAddress } from '../../src/fastcgi/address.js';
 import { CgiResponseReader } from '../../src/fastcgi/cgi-response.js';
 import { connectFastCgi } from '../../src/fastcgi/connect.js';
 import type { FastCgiConnection } from '../../src/fastcgi/connection.js';
-import { MAX_STDERR_LINE_BYTES } from '../../src/fastcgi/stderr-lines.js';
+import { MAX_STDERR_LINE_BYTES, MAX_STDERR_LINE_PIECES } from '../../src/fastcgi/stderr-lines.js';
+import { CUT_MARK } from '../../src/worker/output.js';
 import { RecordDecoder } from '../../src/fastcgi/decoder.js';
 import { RecycledBuffers } from '../../src/recycled-buffers.js';
 import { eventually } from '../php-fixtures.js';
@@ -222,6 +223,26 @@ describe('STDERR lines', () => {
       'PHP message: a',
       'PHP message: b',
     ]);
+    connection.close();
+  });
+
+  it('logs a line of megabytes as 16 pieces at most, the last saying it was cut, then the next line', async () => {
+    // before: a 4 MB error_log() was logged whole, in 8 KiB pieces (php-fpm cuts at its log_limit)
+    const stderr = (s: string) => encodeRecord(RecordType.STDERR, 1, Buffer.from(s));
+    const records: Buffer[] = [];
+    for (let i = 0; i < 64; i++) records.push(stderr('z'.repeat(60_000)));
+    const peer = await startPeer((socket) =>
+      socket.write(Buffer.concat([...records, stderr('\nthe next line\n'), stdout('Status: 200\r\n\r\n'), end()])),
+    );
+    const connection = await connectFastCgi(peer.address);
+    const lines: string[] = [];
+    const call = connection.request({ params: {}, onStderr: (line) => lines.push(line) });
+    await text(call.stdout);
+    await call.done;
+    expect(lines).toHaveLength(MAX_STDERR_LINE_PIECES + 1);
+    expect(lines.slice(0, -2).every((line) => line === 'z'.repeat(MAX_STDERR_LINE_BYTES))).toBe(true);
+    expect(lines.at(-2)).toBe(`${'z'.repeat(MAX_STDERR_LINE_BYTES)}${CUT_MARK}`);
+    expect(lines.at(-1)).toBe('the next line');
     connection.close();
   });
 });
