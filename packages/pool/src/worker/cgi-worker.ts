@@ -99,6 +99,8 @@ interface PendingExec {
   failure: Promise<Error> | null;
   /** ExecOptions.label: the worker's execLabel while it runs */
   label: string | null;
+  /** when exec_ttl ends its run (performance.now() ms), also once its client left; null: unset or queued */
+  deadline: number | null;
 }
 
 /** One php-cgi process: spawn, ready once its socket accepts, one request at a time, stop or kill. */
@@ -179,7 +181,14 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
     this.jobs++;
     this.execStartedAt = Date.now();
     this.execLabel = options.label ?? null;
-    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null, label: this.execLabel };
+    const exec: PendingExec = {
+      settled: false,
+      run: null,
+      pending: null,
+      failure: null,
+      label: this.execLabel,
+      deadline: options.timeoutMs > 0 ? performance.now() + options.timeoutMs : null,
+    };
     this.#exec = exec;
     let connection = this.#connection;
     if (connection === null || connection.state !== 'idle') {
@@ -228,7 +237,14 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       this.hooks?.execEnd(this, error);
       throw error;
     }
-    const exec: PendingExec = { settled: false, run: null, pending: null, failure: null, label: options.label ?? null };
+    const exec: PendingExec = {
+      settled: false,
+      run: null,
+      pending: null,
+      failure: null,
+      label: options.label ?? null,
+      deadline: null,
+    };
     const reader = this.#reader(request);
     try {
       exec.run = connection.queue(this.#runOptions(request, options), reader);
@@ -508,14 +524,29 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       if (this.#cancelTimer !== null) clearTimeout(this.#cancelTimer);
       this.#cancelTimer = null;
     };
-    this.#cancelTimer = setTimeout(() => {
-      this.#cancelTimer = null;
-      this.#spec.logger.warn(
-        { pid: this.pid, reason: 'stream_timeout' },
-        `php-cgi ${this.pid} did not end an aborted request within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
-      );
-      this.#fail(exec, new ExecAbortedError('the aborted request did not end within stream_timeout'), 'errored');
-    }, this.#spec.streamTimeoutMs);
+    // exec_ttl still holds once the client left: a looping script of a 1 s visit ran on for the
+    // whole stream_timeout (60 s) past a 5 s exec_ttl; php-fpm's request_terminate_timeout ignores the client too
+    const untilTtl = exec.deadline === null ? Number.POSITIVE_INFINITY : Math.max(exec.deadline - performance.now(), 0);
+    const byTtl = untilTtl < this.#spec.streamTimeoutMs;
+    this.#cancelTimer = setTimeout(
+      () => {
+        this.#cancelTimer = null;
+        if (byTtl) {
+          this.#spec.logger.warn(
+            { pid: this.pid, reason: 'exec_ttl' },
+            `php-cgi ${this.pid} reached exec_ttl on a request its client had left; killing it`,
+          );
+          this.#fail(exec, new ExecAbortedError('the aborted request outlasted exec_ttl'), 'exec_ttl');
+          return;
+        }
+        this.#spec.logger.warn(
+          { pid: this.pid, reason: 'stream_timeout' },
+          `php-cgi ${this.pid} did not end an aborted request within stream_timeout (${this.#spec.streamTimeoutMs}ms); killing it`,
+        );
+        this.#fail(exec, new ExecAbortedError('the aborted request did not end within stream_timeout'), 'errored');
+      },
+      byTtl ? untilTtl : this.#spec.streamTimeoutMs,
+    );
     if (!kept) {
       // PHP notices a client that left only when its output fails (it reads nothing while a script
       // runs): the connection is cut, as nginx cuts its own, so the script stops at its next output

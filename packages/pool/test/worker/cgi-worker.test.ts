@@ -325,6 +325,17 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
+  it('exec_ttl holds for a script whose client left: killed at exec_ttl, not at stream_timeout', async () => {
+    // before: a looping script of a 1 s visit ran on for stream_timeout (60 s) past a 5 s exec_ttl
+    await withCgiPool({ supervisor: { exec_ttl: '500ms' } }, async (pool) => {
+      const reply = await pool.exec(request('wait-for-flag.php', { query: `flag=${newFlag()}` }));
+      streamed(reply.body).destroy();
+      await eventually(() => pool.stats().recycles.exec_ttl === 1, 'the process to be killed at exec_ttl');
+      expect(alive(reply.pid)).toBe(false);
+      expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello/);
+    });
+  });
+
   it('send_timeout: a reader that stops reading fails with StreamStalledError; the process serves again', async () => {
     await withCgiPool({ send_timeout: '200ms' }, async (pool) => {
       const reply = await pool.exec(request('big-response.php', { query: 'mb=8' }));
