@@ -534,6 +534,33 @@ describe('log files that cannot be created', () => {
 });
 
 describe('config check says what serve says at start', () => {
+  it.skipIf(!isRoot)('warns that a loopback RPC is open to every tenant when PHP runs as several users', async () => {
+    // before: only a non-loopback address was warned about; a tenant reset the others' workers
+    const file = join(dir, 'rpc-tenants.yaml');
+    const yaml = (second: string) =>
+      [
+        'version: "3"',
+        'rpc: { listen: "tcp://127.0.0.1:6001" }',
+        'http: { address: 127.0.0.1:8080 }',
+        'sites:',
+        '  - hosts: [one.test]',
+        '    server: { command: php worker.php, user: nobody }',
+        '  - hosts: [two.test]',
+        `    server: { command: php worker.php${second} }`,
+        '',
+      ].join('\n');
+    await writeFile(file, yaml(''));
+    const shared = await runCli(['config', 'check', '-c', file]);
+    expect(shared.code).toBe(0);
+    expect(shared.stderr).toContain(
+      'rpc-tenants.yaml:2:8 rpc.listen: tcp://127.0.0.1:6001 is one RPC for every site, and PHP here runs as 2 users',
+    );
+    // one user for all: nothing to say
+    await writeFile(file, yaml(', user: nobody'));
+    const single = await runCli(['config', 'check', '-c', file]);
+    expect(single.stderr).not.toContain('rpc.listen');
+  });
+
   it("warns of Let's Encrypt staging, as serve does (browsers will not trust its certificates)", async () => {
     const file = join(dir, 'staging.yaml');
     await writeFile(

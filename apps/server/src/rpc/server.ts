@@ -33,18 +33,24 @@ export interface RpcServer {
  * 0.0.0.0 for RPC): anyone who reaches it resets the workers and reads their state.
  */
 export function exposedRpcWarning(
-  server: Pick<ServerOptions, 'rpc'>,
+  server: Pick<ServerOptions, 'rpc' | 'sites'>,
   loaded: Pick<LoadedConfig, 'positionOf' | 'file'>,
 ): { key: string; file: string; line: number; col: number; message: string } | null {
-  if (server.rpc === null || !isExposedRpc(server.rpc)) return null;
+  if (server.rpc === null) return null;
   const at = loaded.positionOf('rpc.listen') ?? { file: loaded.file, line: 1, col: 1 };
-  return {
-    key: 'rpc.listen',
-    file: at.file,
-    line: at.line,
-    col: at.col,
-    message: `${server.rpc.url} can be reached from other machines: anyone who reaches it can reset the workers and read their state (never listen on 0.0.0.0 for RPC); use tcp://127.0.0.1:PORT or unix:///path`,
-  };
+  const warning = (message: string) => ({ key: 'rpc.listen', file: at.file, line: at.line, col: at.col, message });
+  if (isExposedRpc(server.rpc))
+    return warning(
+      `${server.rpc.url} can be reached from other machines: anyone who reaches it can reset the workers and read their state (never listen on 0.0.0.0 for RPC); use tcp://127.0.0.1:PORT or unix:///path`,
+    );
+  // one RPC for every site, with no credentials: on loopback, every local user reaches it, so a
+  // tenant's PHP reset the other tenants' workers, purged their caches and read their in-flight URLs
+  const users = new Set(server.sites.map((site) => site.plugin.pool?.uid ?? 'own'));
+  if (server.rpc.kind === 'tcp' && users.size > 1)
+    return warning(
+      `${server.rpc.url} is one RPC for every site, and PHP here runs as ${users.size} users: any of them (any local user) can reset every site's workers, purge every cache and read the requests in flight; give each tenant a warmpool of its own, or drop rpc for them`,
+    );
+  return null;
 }
 
 /** Methods that change something log at info; the rest (lists, workers) at debug. */
