@@ -171,6 +171,12 @@ const TOP: Entry[] = [
   rr('server.command', 'string|string[]', 'command that starts one worker ("php worker.php"), or its argv'),
   rr('server.env', 'map', 'extra environment for workers; keys are upper-cased, $VAR in values is expanded at spawn'),
   rr('server.env.*', 'scalar-string', 'one environment variable given to workers'),
+  wp(
+    'server.clear_env',
+    'boolean',
+    "start workers with only PATH, TMPDIR, PHPRC and PHP_INI_SCAN_DIR of the server's environment, plus server.env (php-fpm's clear_env): one site's secrets in warmpool's environment are not every site's workers'; false (RoadRunner's way): all of it; classic sites: fastcgi.clear_env",
+    { default: false },
+  ),
   rr(
     'server.relay',
     'string',

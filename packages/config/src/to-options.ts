@@ -442,6 +442,7 @@ function buildSite(
   if (rpc !== undefined && fastcgi === null && plugin.env?.RR_RPC === undefined)
     plugin.env = { ...plugin.env, RR_RPC: parseRpcListen(rpc, options.baseDir ?? dirname(resolve(loaded.file))).url };
   if (server.relay !== undefined && fastcgi === null) plugin.relay = server.relay;
+  if (server.clear_env !== undefined && fastcgi === null) plugin.clear_env = server.clear_env;
   if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
   if (fastcgi !== null && fastcgi.pass === undefined) ignored.push(...managedCgiIgnores(server, fastcgi, sitePath));
 

@@ -23,6 +23,8 @@ export type LogEncoding = 'console' | 'json';
 export interface ServerConfig {
   command?: string | string[];
   env?: Record<string, string>;
+  /** worker mode: start from a cleared environment (php-fpm's clear_env) */
+  clear_env?: boolean;
   relay?: string;
   user?: string;
   group?: string;

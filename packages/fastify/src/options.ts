@@ -46,10 +46,12 @@ export interface WarmpoolCommonOptions extends LimitOptions, HealthOptions, Metr
   env?: Readonly<Record<string, string>>;
   /** working directory of the workers */
   cwd?: string;
+  /** server.clear_env: workers start from a cleared environment plus `env` (php-fpm's clear_env) */
+  clear_env?: boolean;
   /** server.relay: pipes | fds | unix:///path | tcp://host:port */
   relay?: string;
   /** http.pool.* */
-  pool?: Omit<PoolOptions, 'command' | 'env' | 'cwd' | 'relay' | 'logger' | 'warmup'>;
+  pool?: Omit<PoolOptions, 'command' | 'env' | 'clear_env' | 'cwd' | 'relay' | 'logger' | 'warmup'>;
   /** paths requested (GET) on the probe worker before `pool.num_workers: 'auto'` measures it (default ['/']) */
   warmup?: string[];
   /** context encoding sent to workers: json (default; every PHP library version) or proto (RR >= 2024.1) */
@@ -123,6 +125,7 @@ const KNOWN = new Set([
   'command',
   'env',
   'cwd',
+  'clear_env',
   'relay',
   'pool',
   'codec',
@@ -167,7 +170,7 @@ function warmupRequests(paths: readonly string[], codec: Codec): PoolOptions['wa
 }
 
 /** Pool options the plugin takes beside `pool` (the pool's logger is the plugin's `logger`). */
-const TOP_LEVEL_POOL_KEYS = ['command', 'env', 'cwd', 'relay', 'logger', 'warmup'] as const;
+const TOP_LEVEL_POOL_KEYS = ['command', 'env', 'clear_env', 'cwd', 'relay', 'logger', 'warmup'] as const;
 
 /**
  * The pool's options as the plugin takes them: `command`, `env`, `cwd` and `relay` at its top level,
@@ -192,6 +195,7 @@ export function resolvePluginPool(
   const hoisted: Partial<PoolOptions> = { command };
   if (options.env !== undefined) hoisted.env = options.env;
   if (options.cwd !== undefined) hoisted.cwd = options.cwd;
+  if (options.clear_env !== undefined) hoisted.clear_env = options.clear_env;
   if (options.relay !== undefined) hoisted.relay = options.relay;
   const poolOptions: PoolOptions = { ...(options.pool ?? {}), ...hoisted, command, logger };
   if (options.pool?.num_workers === 'auto' && classicCommand === null)

@@ -119,6 +119,23 @@ describe('forms and uploads reach PHP in RoadRunner shapes', () => {
     },
   );
 
+  it("clear_env: workers get only PATH and the like of the server's environment, plus env (php-fpm's clear_env)", async () => {
+    // a secret in warmpool's environment (one site's, through its ${VAR}) reached every site's workers
+    const before = process.env.APP_NAME;
+    process.env.APP_NAME = 'the-servers-secret';
+    try {
+      const seen = async (options: WarmpoolCommonOptions) =>
+        ((await (await appWith('echo.php', options)).inject('/')).json() as { env: Record<string, unknown> }).env;
+      expect((await seen({})).APP_NAME).toBe('the-servers-secret'); // RoadRunner's way, the default
+      expect((await seen({ clear_env: true })).APP_NAME).toBe(false);
+      const given = await seen({ clear_env: true, env: { APP_NAME: 'given' } });
+      expect([given.APP_NAME, given.RR_RELAY]).toEqual(['given', 'pipes']);
+    } finally {
+      if (before === undefined) delete process.env.APP_NAME;
+      else process.env.APP_NAME = before;
+    }
+  });
+
   it('raw_body passes forms to PHP unparsed', async () => {
     const app = await appWith('form-uploads.php', { raw_body: true });
     const res = await app.inject({

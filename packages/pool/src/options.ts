@@ -36,6 +36,8 @@ export interface PoolOptions<Req = ExecRequest> {
   command: string | readonly string[];
   /** extra environment; keys are upper-cased and $VAR expanded, as RR does */
   env?: Readonly<Record<string, string>>;
+  /** start workers from a cleared environment (command.ts CGI_KEPT_ENV), then `env`: php-fpm's clear_env */
+  clear_env?: boolean;
   cwd?: string;
   /** pipes (default) | fds (warmpool SDK: protocol on fds 3/4) | unix:///path | tcp://host:port */
   relay?: string;
@@ -127,6 +129,8 @@ const range = (key: RangedKey): { min: number; max?: number } => POOL_OPTION_RAN
 export interface ResolvedPoolOptions<Req = ExecRequest> {
   argv: string[];
   env: Readonly<Record<string, string>>;
+  /** workers start from a cleared environment (clear_env) */
+  clearEnv: boolean;
   cwd: string | undefined;
   relay: RelaySpec;
   mode: string;
@@ -212,6 +216,7 @@ function integer(value: unknown, key: string, min: number, max = Number.MAX_SAFE
 const KNOWN_KEYS = new Set([
   'command',
   'env',
+  'clear_env',
   'cwd',
   'relay',
   'mode',
@@ -315,6 +320,7 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
   return {
     argv: parseCommand(options.command),
     env,
+    clearEnv: booleanOf(options.clear_env, 'clear_env'),
     cwd: options.cwd,
     relay,
     mode: options.mode ?? 'http',
@@ -357,4 +363,11 @@ export function resolvePoolOptions<Req = ExecRequest>(options: PoolOptions<Req>)
     nice: ranged(options.nice ?? DEFAULT_WORKER_NICE, 'nice'),
     logger: options.logger ?? STDERR_LOGGER,
   };
+}
+
+function booleanOf(value: unknown, key: string): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean')
+    throw new InvalidPoolOptionError(key, `must be true or false, got ${JSON.stringify(value)}`);
+  return value;
 }

@@ -12,7 +12,12 @@ export function createWorkerSpec(
   const dsn = relayDsn(options.relay, listener?.port);
   return {
     argv: options.argv,
-    env: buildWorkerEnv(options.env, { relay: dsn, mode: options.mode, extraFds: options.relay.kind === 'fds' }),
+    env: buildWorkerEnv(
+      options.env,
+      { relay: dsn, mode: options.mode, extraFds: options.relay.kind === 'fds' },
+      process.env,
+      options.clearEnv,
+    ),
     cwd: options.cwd,
     relay: options.relay,
     listener,

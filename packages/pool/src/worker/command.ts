@@ -58,8 +58,10 @@ export function buildWorkerEnv(
   userEnv: Readonly<Record<string, string>>,
   rr: { relay: string; mode: string; extraFds: boolean },
   base: NodeJS.ProcessEnv = process.env,
+  /** only CGI_KEPT_ENV of `base` (server.clear_env, php-fpm's clear_env) */
+  clearEnv = false,
 ): NodeJS.ProcessEnv {
-  const env = withUserEnv(userEnv, base);
+  const env = withUserEnv(userEnv, base, clearEnv ? keptOf(base) : base);
   env.RR_RELAY = rr.relay;
   env.RR_MODE = rr.mode;
   env.RR_VERSION = RR_COMPAT_VERSION;
