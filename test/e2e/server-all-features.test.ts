@@ -337,6 +337,8 @@ describe('all features: TLS, HTTP/2, redirect, sites', () => {
     const a = await get('/who?x=1', { host: 'a.test', agent: h2 });
     expect(a.json().context).toMatchObject({ protocol: 'HTTP/2.0', uri: `https://a.test/who?x=1` });
     expect(a.json().env.APP_NAME).toBe('site-a');
+    // server.clear_env: the server's own variables (FIXTURES, set for it) stay out of its workers
+    expect(a.json().env.FIXTURES).toBe(false);
     const sub = await get('/who', { host: 'www.a.test' });
     expect(sub.json().context.protocol).toBe('HTTP/1.1');
     expect(sub.json().env.APP_NAME).toBe('site-a');
