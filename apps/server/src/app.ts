@@ -441,6 +441,9 @@ async function registerSite(
       recycle_response_memory: true,
       logger: loggers.server.child({ site: site.name }),
       ...(options.bootSignal === undefined ? {} : { signal: options.bootSignal }),
+      // one site's workers that cannot boot (a tenant's parse error) must not keep the others from
+      // serving: with several sites it answers 503 and retries; alone, serve fails as RoadRunner does
+      keep_trying: options.server.sites.length > 1,
       ...(metricsPath === null ? {} : { metrics_path: metricsPath }),
     });
   } catch (error) {
@@ -456,6 +459,10 @@ async function registerSite(
   if (fpm !== null && unreachable !== null) {
     out.warn(
       `site ${site.name}: php-fpm at ${fpm.stats().address} does not answer (${unreachable.message}); its requests get 502 and /ready says not_ready until it does: start php-fpm (systemctl start php8.2-fpm) or fix fastcgi.pass`,
+    );
+  } else if (pool !== null && stats.workers.ready + stats.workers.working === 0 && stats.bootError !== null) {
+    out.error(
+      `site ${site.name}: PHP workers failed to boot: ${stats.bootError}. Its requests get 502 and /ready says not_ready while warmpool retries (with backoff; at once with \`warmpool reset --site ${site.name}\`); the other sites are served. Fix the app, then reset`,
     );
   } else {
     out.success(

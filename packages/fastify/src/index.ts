@@ -164,7 +164,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   let exchange: Exchange;
   if (classic === null) {
     const workers = new Pool(options.pool);
-    await workers.start(opts.signal);
+    await workers.start(opts.signal, opts.keep_trying === true);
     pool = workers;
     view = workers;
     exchange = new WorkerExchange(workers, options.codec);
@@ -178,7 +178,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
       { ...options.pool, warmup },
       { clearEnv: classic.clearEnv, ...(classic.pipelining ? {} : { queueBehindMs: 0 }) },
     );
-    await cgi.start(opts.signal);
+    await cgi.start(opts.signal, opts.keep_trying === true);
     pool = cgi;
     view = cgi;
     exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options));

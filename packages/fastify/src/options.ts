@@ -94,6 +94,13 @@ export interface WarmpoolCommonOptions extends LimitOptions, HealthOptions, Metr
    * allocate_timeout (`warmpool serve` aborts it on SIGTERM during the boot).
    */
   signal?: AbortSignal;
+  /**
+   * When no worker boots (a parse error in the app), register anyway: the pool answers 503 and
+   * retries with backoff, as when its workers stop booting later, where the registration rejected
+   * (`warmpool serve` sets it for a server of several sites: one site's broken deploy must not keep
+   * the others from starting). A command that is not there still rejects. Default false.
+   */
+  keep_trying?: boolean;
 }
 
 export interface ResolvedOptions {
@@ -122,6 +129,7 @@ export interface ResolvedOptions {
 }
 
 const KNOWN = new Set([
+  'keep_trying',
   'command',
   'env',
   'cwd',

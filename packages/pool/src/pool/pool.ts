@@ -106,9 +106,11 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
    * Boots num_workers in parallel. Rejects when the command cannot run at all (not found, or every
    * first boot failed), after cleaning up; a partial failure is retried in the background. When
    * `signal` fires before the boot is over, the pool closes (workers still booting are killed) and
-   * start() rejects with PoolClosedError.
+   * start() rejects with PoolClosedError. `keepTrying`: when every first boot fails (but the command
+   * is there, and num_workers is not auto), start() resolves with the pool down and retrying, as it
+   * does when its workers stop booting later (a server of several sites serves the others meanwhile).
    */
-  async start(signal?: CancelSignal): Promise<void> {
+  async start(signal?: CancelSignal, keepTrying = false): Promise<void> {
     if (this.#started) return;
     this.#started = true;
     // a stop during the boot (SIGTERM to a server still booting) closes the pool: no wait for allocate_timeout
@@ -119,7 +121,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       this.#throwIfClosing();
       await this.#driver.open(this.options);
       this.#opened = true;
-      await this.#bootTarget();
+      await this.#bootTarget(keepTrying && this.options.numWorkers !== 'auto');
       this.#throwIfClosing();
       if (this.options.numWorkers === 'auto') {
         this.#target = await this.#measureSize();
@@ -148,13 +150,13 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   }
 
   /** Boots up to the target in parallel; rejects (after cleaning up) when nothing could boot. */
-  async #bootTarget(): Promise<void> {
+  async #bootTarget(keepTrying = false): Promise<void> {
     const missing = this.#target - this.#live();
     if (missing <= 0) return;
     const results = await Promise.allSettled(Array.from({ length: missing }, () => this.#boot()));
     const failures = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (
-      (failures.length === results.length && this.#live() === 0) ||
+      (failures.length === results.length && this.#live() === 0 && !keepTrying) ||
       failures.some((f) => f.reason instanceof CommandNotFoundError)
     ) {
       await this.close();

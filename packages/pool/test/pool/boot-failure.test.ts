@@ -40,6 +40,30 @@ function gateFile(): string {
 const ALLOCATE_TIMEOUT_MS = 60_000;
 
 describe('Pool: workers that fail to boot', () => {
+  it('start(signal, keepTrying): nothing boots, yet the pool starts down and retrying; it serves once boots work', async () => {
+    // a server of several sites starts the others while one site's deploy is broken
+    const gate = gateFile();
+    writeFileSync(gate, '');
+    const pool = createPool({
+      command: ['php', fixture('boot-gate.php')],
+      env: { BOOT_GATE: gate },
+      num_workers: 1,
+      allocate_timeout: ALLOCATE_TIMEOUT_MS,
+      logger: recordingLogger(),
+    });
+    try {
+      await pool.start(undefined, true);
+      expect(pool.stats().bootError).not.toBeNull();
+      await expect(pool.exec(request('echo'))).rejects.toBeInstanceOf(WorkersDownError);
+      rmSync(gate);
+      await eventually(() => pool.stats().workers.ready === 1, 'a worker once boots work again');
+      await expect(pool.exec(request('echo'))).resolves.toBeDefined();
+    } finally {
+      rmSync(gate, { force: true });
+      await pool.close();
+    }
+  });
+
   it('retries with backoff instead of spinning, reports the failure, and recovers when boots work again', async () => {
     const gate = gateFile();
     const logger = recordingLogger();
