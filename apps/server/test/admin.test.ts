@@ -15,6 +15,7 @@ import {
   AdminUnreachableError,
   AlreadyRunningError,
   AdminSocketError,
+  describeResetProgress,
   parseAdminRequest,
 } from '../src/admin/protocol.js';
 import { createPoolHandlers, startAdminServer, type AdminHandlers, type AdminServer } from '../src/admin/server.js';
@@ -383,6 +384,19 @@ describe('admin socket: protocol', () => {
       code: 'WP_SERVER_ADMIN_FAILED',
       message: 'disk on fire',
     });
+  });
+});
+
+describe('describeResetProgress', () => {
+  it('says "replaced" for a replaced worker, and the wait for an old one still in a request', () => {
+    expect(describeResetProgress({ site: 'a.test', replaced: 1, total: 2 })).toBe('a.test: replaced 1/2 workers');
+    expect(describeResetProgress({ site: 'a.test', replaced: 1, total: 1 })).toBe('a.test: replaced 1/1 worker');
+    // SIGUSR2 printed this event as a second "replaced 2/2 workers"
+    expect(
+      describeResetProgress({ site: 'a.test', replaced: 2, total: 2, waiting: { pids: [41, 42], timeoutMs: 60_000 } }),
+    ).toBe(
+      'a.test: waiting for the request of old workers 41, 42 to end (up to reset_timeout 60s; then they are killed and the request fails)',
+    );
   });
 });
 

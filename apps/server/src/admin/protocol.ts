@@ -124,6 +124,15 @@ export interface ResetProgress {
   waiting?: { pids: number[]; timeoutMs: number };
 }
 
+/** One reset progress event in words, as `warmpool reset` and SIGUSR2 print it. */
+export function describeResetProgress(progress: ResetProgress): string {
+  if (progress.waiting !== undefined) {
+    const { pids, timeoutMs } = progress.waiting;
+    return `${progress.site}: waiting for the request of old worker${pids.length === 1 ? '' : 's'} ${pids.join(', ')} to end (up to reset_timeout ${timeoutMs / 1000}s; then ${pids.length === 1 ? 'it is' : 'they are'} killed and the request fails)`;
+  }
+  return `${progress.site}: replaced ${progress.replaced}/${progress.total} worker${progress.total === 1 ? '' : 's'}`;
+}
+
 export interface TuneProgress {
   site: string;
   /** the measurement started and will take this long */

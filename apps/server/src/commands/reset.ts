@@ -8,6 +8,7 @@ import {
   type Output,
   type RunContext,
 } from '../admin/client.js';
+import { describeResetProgress } from '../admin/protocol.js';
 
 export async function run(args: AdminCommandArgs, out: Output, context: RunContext = {}): Promise<number> {
   const stdout = context.stdout ?? process.stdout;
@@ -20,15 +21,7 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
       request,
       (progress) => {
         if (args.json === true) stdout.write(`${JSON.stringify({ progress })}\n`);
-        else if (progress.waiting !== undefined) {
-          const { pids, timeoutMs } = progress.waiting;
-          out.info(
-            `${progress.site}: waiting for the request of old worker${pids.length === 1 ? '' : 's'} ${pids.join(', ')} to end (up to reset_timeout ${timeoutMs / 1000}s; then ${pids.length === 1 ? 'it is' : 'they are'} killed and the request fails)`,
-          );
-        } else
-          out.info(
-            `${progress.site}: replaced ${progress.replaced}/${progress.total} worker${progress.total === 1 ? '' : 's'}`,
-          );
+        else out.info(describeResetProgress(progress));
       },
       { signal: context.signal },
     );

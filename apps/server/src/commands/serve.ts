@@ -43,7 +43,7 @@ import { rootPhpWarnings } from '../root-php.js';
 import type { Server as HttpServer } from 'node:http';
 import type { AutomaticHttps } from '../acme/automatic-https.js';
 import { fileCertificateStatus } from '../acme/certificate-status.js';
-import type { CertsData } from '../admin/protocol.js';
+import { describeResetProgress, type CertsData } from '../admin/protocol.js';
 import {
   AcmeStoreError,
   AlreadyRunningError,
@@ -761,7 +761,8 @@ class ServerState {
     const started = performance.now();
     try {
       const result = await createPoolHandlers(() => poolsOf(this.#built.backends)).reset(undefined, (p) =>
-        out.info(`site ${p.site}: replaced ${p.replaced}/${p.total} ${p.total === 1 ? 'worker' : 'workers'}`),
+        // the second event of a site with a request in flight is its wait, not a second "replaced"
+        out.info(`site ${describeResetProgress(p)}`),
       );
       out.success(
         `reset done in ${formatDuration(performance.now() - started)}: ${plural(result.replaced, 'worker')} replaced`,
