@@ -209,3 +209,62 @@ describe('access log: the client behind a proxy, and a download cut halfway', ()
     expect((await server.stop()).code).toBe(0);
   });
 });
+
+describe('access log: request heads refused before any route', () => {
+  it('logs each with its status and what of its first line came, as nginx logs its 400s: 431, 400 (garbage, %zz), 408', async () => {
+    const folder = join(dir, 'refused-static');
+    await mkdir(folder, { recursive: true });
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      STATIC: folder,
+      ADMIN_SOCKET: join(dir, 'refused.sock'),
+      FIXTURES,
+    };
+    const server = startServer(
+      [
+        'serve',
+        '-c',
+        join(FIXTURES, 'server', 'access-log-client.yaml'),
+        '-o',
+        'http.max_header_size=4096',
+        '-o',
+        'http.headers_timeout=1s',
+      ],
+      { env },
+    );
+    await server.ready();
+    /** What the server answers to `bytes`, once it closes the connection. */
+    const raw = (bytes: string) =>
+      new Promise<string>((resolve) => {
+        const socket = netConnect(Number(env.HTTP_PORT), '127.0.0.1');
+        let answer = '';
+        socket.setEncoding('latin1');
+        socket.on('data', (chunk: string) => (answer += chunk));
+        socket.on('close', () => resolve(answer));
+        socket.on('error', () => resolve(answer));
+        socket.write(bytes);
+      });
+    // before: none of these had a line (nor a metric, for 431 and 408)
+    expect(await raw(`GET /too-big HTTP/1.1\r\nHost: localhost\r\nX-Big: ${'a'.repeat(6000)}\r\n\r\n`)).toMatch(
+      /^HTTP\/1.1 431 /,
+    );
+    expect(await raw('GARBAGE\r\n\r\n')).toMatch(/^HTTP\/1.1 400 /);
+    expect(await raw('GET /p/%zz HTTP/1.1\r\nHost: localhost\r\n\r\n')).toMatch(/^HTTP\/1.1 400 /);
+    // a head never finished: the server answers 408 once headers_timeout is over
+    expect(await raw('GET /slow-head HTTP/1.1\r\nHost: localhost\r\n')).toMatch(/^HTTP\/1.1 408 /);
+    await server.waitFor('"status":408');
+    const lines = server.stdout
+      .split('\n')
+      .filter((l) => l.startsWith('{"time"'))
+      .map((l) => JSON.parse(l) as { request: string; status: number; remote_addr: string });
+    expect(lines.map((l) => [l.request, l.status])).toEqual([
+      ['GET /too-big HTTP/1.1', 431],
+      ['GARBAGE', 400],
+      ['GET /p/%zz HTTP/1.1', 400],
+      // Node's timeout keeps none of the head it had: nginx logs what came
+      ['-', 408],
+    ]);
+    expect(lines.every((l) => l.remote_addr === '127.0.0.1')).toBe(true);
+    expect((await server.stop()).code).toBe(0);
+  });
+});

@@ -199,33 +199,81 @@ export function logPlainListener(
   siteOfHost: (host: string | undefined) => string,
 ): void {
   // before the listener that answers: the body it writes is counted
-  server.prependListener('request', (req, res) => {
-    const startedAt = performance.now();
-    const counter = countBodyBytes(res);
-    res.once('close', () => {
-      const status = res.writableEnded || res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST;
-      const length = counter.bytes;
-      const headers = req.headers;
-      log.write({
-        time: Date.now(),
-        remoteAddr: req.socket.remoteAddress ?? '-',
-        peerAddr: req.socket.remoteAddress ?? '-',
-        remoteUser: basicAuthUser(headers.authorization),
-        method: req.method ?? '-',
-        uri: req.url ?? '-',
-        protocol: `HTTP/${req.httpVersion}`,
-        host: headers.host ?? null,
-        status,
-        bodyBytes: req.method === 'HEAD' ? 0 : length,
-        referer: typeof headers.referer === 'string' ? headers.referer : null,
-        userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
-        durationMs: performance.now() - startedAt,
-        requestId: '-',
-        site: siteOfHost(headers.host),
-        cache: null,
-      });
+  server.prependListener('request', (req, res) => logRawExchange(log, req, res, siteOfHost(req.headers.host)));
+}
+
+/**
+ * The line of one request answered outside Fastify's hooks (the redirect listener; the router's
+ * 400 for a target it cannot route, "%zz"), written when its response closes.
+ */
+export function logRawExchange(log: AccessLog, req: IncomingMessage, res: ServerResponse, site: string): void {
+  const startedAt = performance.now();
+  const counter = countBodyBytes(res);
+  res.once('close', () => {
+    const status = res.writableEnded || res.headersSent ? res.statusCode : CLIENT_CLOSED_REQUEST;
+    const headers = req.headers;
+    log.write({
+      time: Date.now(),
+      remoteAddr: req.socket.remoteAddress ?? '-',
+      peerAddr: req.socket.remoteAddress ?? '-',
+      remoteUser: basicAuthUser(headers.authorization),
+      method: req.method ?? '-',
+      uri: req.url ?? '-',
+      protocol: `HTTP/${req.httpVersion}`,
+      host: headers.host ?? null,
+      status,
+      bodyBytes: req.method === 'HEAD' ? 0 : counter.bytes,
+      referer: typeof headers.referer === 'string' ? headers.referer : null,
+      userAgent: typeof headers['user-agent'] === 'string' ? headers['user-agent'] : null,
+      durationMs: performance.now() - startedAt,
+      requestId: '-',
+      site,
+      cache: null,
     });
   });
+}
+
+/** At most this much of a refused head's first line is logged. */
+const REFUSED_LINE_BYTES = 2048;
+
+/**
+ * The line of a request head Node's parser refused (400, 408, 431) before any request existed: its
+ * first line as received, when it came (nginx's $request: `"GARBAGE" 400`, `"-" 408`), and the
+ * bytes of the answer. Scanners and oversized cookies were in no log at all.
+ */
+export function refusedHeadRecord(
+  received: Buffer | undefined,
+  remoteAddr: string | undefined,
+  status: number,
+  bodyBytes: number,
+): AccessRecord {
+  const head = received === undefined ? '' : received.subarray(0, REFUSED_LINE_BYTES).toString('latin1');
+  const end = head.search(/\r?\n/);
+  const line = end === -1 ? head : head.slice(0, end);
+  const [method, uri, protocol, ...rest] = line.split(' ');
+  const parsed = rest.length === 0 && uri !== undefined && protocol?.startsWith('HTTP/') === true;
+  const header = (name: string): string | null =>
+    new RegExp(`\\r?\\n${name}:[ \\t]*([^\\r\\n]*)`, 'i').exec(head)?.[1] ?? null;
+  const address = remoteAddr ?? '-';
+  return {
+    time: Date.now(),
+    remoteAddr: address,
+    peerAddr: address,
+    remoteUser: null,
+    // as received when it is no request line: it is logged whole, as nginx does
+    method: parsed ? method! : line === '' ? '-' : line,
+    uri: parsed ? uri! : '',
+    protocol: parsed ? protocol! : '',
+    host: header('host'),
+    status,
+    bodyBytes,
+    referer: header('referer'),
+    userAgent: header('user-agent'),
+    durationMs: 0,
+    requestId: '-',
+    site: '-',
+    cache: null,
+  };
 }
 
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -253,8 +301,13 @@ export function escapeNginx(text: string): string {
 
 const dash = (value: string | null) => (value === null || value === '' ? '-' : escapeNginx(value));
 
+/** nginx's $request: "GET /a HTTP/1.1", or a refused head's first line as it came ("-" for none). */
+function requestLine(r: AccessRecord): string {
+  return r.uri === '' && r.protocol === '' ? r.method : `${r.method} ${r.uri} ${r.protocol}`;
+}
+
 export function formatCombined(r: AccessRecord): string {
-  return `${r.remoteAddr} - ${dash(r.remoteUser)} [${formatTimeLocal(r.time)}] "${escapeNginx(`${r.method} ${r.uri} ${r.protocol}`)}" ${r.status} ${r.bodyBytes} "${dash(r.referer)}" "${dash(r.userAgent)}" "${escapeNginx(r.requestId)}"\n`;
+  return `${r.remoteAddr} - ${dash(r.remoteUser)} [${formatTimeLocal(r.time)}] "${escapeNginx(requestLine(r))}" ${r.status} ${r.bodyBytes} "${dash(r.referer)}" "${dash(r.userAgent)}" "${escapeNginx(r.requestId)}"\n`;
 }
 
 export function formatJson(r: AccessRecord): string {
@@ -263,7 +316,7 @@ export function formatJson(r: AccessRecord): string {
     remote_addr: r.remoteAddr,
     realip_remote_addr: r.peerAddr,
     remote_user: r.remoteUser,
-    request: `${r.method} ${r.uri} ${r.protocol}`,
+    request: requestLine(r),
     method: r.method,
     uri: r.uri,
     protocol: r.protocol,

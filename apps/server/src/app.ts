@@ -52,6 +52,7 @@ import {
 import {
   createAccessLog,
   logPlainListener,
+  logRawExchange,
   registerAccessLog,
   type AccessLog,
   type AccessLogStreams,
@@ -240,7 +241,10 @@ export function buildApp(options: BuildOptions): BuiltApp {
     pluginTimeout: 0,
     routerOptions: {
       // a target the router cannot route ("%zz", "*"): warmpool's plain-text 400, not Fastify's JSON
-      onBadUrl: createBadUrlAnswer(client),
+      onBadUrl: createBadUrlAnswer(client, (req, res) => {
+        // outside every hook: the access log's line is written here, as nginx logs its 400s
+        if (accessLog !== null) logRawExchange(accessLog, req, res, '-');
+      }),
       // with no site bound to hosts every request is the default site's: nothing to derive per request
       ...(router.empty
         ? {}
@@ -288,6 +292,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
     // warmpool's own access log (combined or json, to stdout or a file)
     accessLog = createAccessLog(server.http.access_log, dirname(options.loaded.file), options.accessLogStreams);
     registerAccessLog(app, accessLog, { siteOf, skip: metricsPath });
+    // request heads Node's parser refused (400, 408, 431) before any request existed
+    clientErrors.logTo(accessLog);
     // the port-80 listener that only redirects: its answers get lines too, as nginx's
     if (redirectServer !== null)
       logPlainListener(redirectServer, accessLog, (host) => router.siteOf(host) ?? server.defaultSite?.name ?? '-');

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { lingerAndClose } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
+import { refusedHeadRecord, type AccessLog } from './access-log.js';
 
 /** Why a request head was refused, as counted in metrics and logs. */
 type Kind = 'raw_query' | 'raw_path' | 'malformed' | 'plain_http';
@@ -103,8 +104,15 @@ export class ClientErrors {
     plain_http: { text: '', remoteAddr: undefined },
   };
 
+  /** http.access_log, once made: each refused head gets its line there too, as nginx logs its 400s */
+  #accessLog: AccessLog | null = null;
+
   constructor(logger: Logger) {
     this.#logger = logger;
+  }
+
+  logTo(accessLog: AccessLog): void {
+    this.#accessLog = accessLog;
   }
 
   /** Node's 'clientError' listener (and Fastify's clientErrorHandler option, for the server it is given). */
@@ -125,6 +133,15 @@ export class ClientErrors {
       return;
     }
     const answerBytes = rawPlainAnswer(answer.status, answer.text);
+    const received = (error as { rawPacket?: unknown }).rawPacket;
+    this.#accessLog?.write(
+      refusedHeadRecord(
+        Buffer.isBuffer(received) ? received : undefined,
+        socket.remoteAddress,
+        answer.status,
+        Buffer.byteLength(answer.text),
+      ),
+    );
     // ended, then destroyed once flushed: a TLS socket destroyed at once could drop the answer. A
     // client too slow to send its head in time gets no more time
     if (error.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
@@ -153,6 +170,7 @@ export class ClientErrors {
         return;
       }
       this.#count('plain_http', PLAIN_HTTP_TEXT, raw);
+      this.#accessLog?.write(refusedHeadRecord(undefined, raw.remoteAddress, 400, Buffer.byteLength(PLAIN_HTTP_TEXT)));
       raw.end(rawPlainAnswer(400, PLAIN_HTTP_TEXT), () => tlsSocket.destroy());
     });
   }

@@ -47,8 +47,11 @@ function decodes(text: string, decode: (text: string) => string): boolean {
  */
 export function createBadUrlAnswer(
   client: ClientInfoResolver,
+  /** logs the answer (http.access_log, made after the router: read on each call) */
+  log: (req: IncomingMessage, res: ServerResponse) => void = () => {},
 ): (path: string, req: IncomingMessage, res: ServerResponse) => void {
   return (_path, req, res) => {
+    log(req, res);
     const problem =
       client.of(req).problem ?? 'the path holds a malformed percent-encoding (a "%" not followed by two hex digits)';
     const body = `Bad Request: ${problem}\n`;

@@ -9,6 +9,7 @@ import {
   formatCombined,
   formatJson,
   formatTimeLocal,
+  refusedHeadRecord,
   type AccessRecord,
 } from '../src/access-log.js';
 
@@ -101,5 +102,23 @@ describe('access log file', () => {
     expect(rotated).toContain('"GET /before HTTP/1.1"');
     expect(rotated).toContain('"GET /still-old-file HTTP/1.1"');
     expect(current).toBe(formatCombined({ ...RECORD, uri: '/after' }));
+  });
+});
+
+describe('refusedHeadRecord', () => {
+  it('a refused head\'s first line as it came, its headers when they came, or nginx\'s "-"', () => {
+    const parsed = refusedHeadRecord(
+      Buffer.from('GET /x?y=1 HTTP/1.1\r\nHost: a.test\r\nUser-Agent: scan/1\r\nX-Big: aaaa'),
+      '203.0.113.5',
+      431,
+      32,
+    );
+    expect(formatCombined(parsed)).toMatch(
+      /^203\.0\.113\.5 - - \[[^\]]+\] "GET \/x\?y=1 HTTP\/1\.1" 431 32 "-" "scan\/1" "-"\n$/,
+    );
+    expect(JSON.parse(formatJson(parsed))).toMatchObject({ host: 'a.test', request: 'GET /x?y=1 HTTP/1.1' });
+    const garbage = refusedHeadRecord(Buffer.from('GARBAGE\r\n\r\n'), '203.0.113.5', 400, 76);
+    expect(formatCombined(garbage)).toContain('"GARBAGE" 400 76');
+    expect(formatCombined(refusedHeadRecord(undefined, undefined, 408, 16))).toMatch(/^- - - \[[^\]]+\] "-" 408 16 /);
   });
 });
