@@ -284,6 +284,19 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
     expect(post.statusCode).toBe(308);
   });
 
+  it('/metrics says what the server process is: memory, start, open files, event loop delay, connections, build', async () => {
+    // before: nothing of the server itself, under any name a Node.js dashboard knows
+    const text = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
+    const value = (name: string) => Number(new RegExp(`^${name} ([\\d.]+)$`, 'm').exec(text)?.[1] ?? Number.NaN);
+    expect(value('process_resident_memory_bytes')).toBeGreaterThan(10 * 1024 * 1024);
+    expect(value('nodejs_heap_size_used_bytes')).toBeGreaterThan(0);
+    expect(Math.abs(value('process_start_time_seconds') - Date.now() / 1000)).toBeLessThan(3600);
+    expect(value('process_open_fds')).toBeGreaterThan(5);
+    expect(value('nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);
+    expect(value('warmpool_connections_open')).toBeGreaterThanOrEqual(1);
+    expect(text).toMatch(/^warmpool_build_info\{version="[^"]+",node="v\d+\.\d+\.\d+"\} 1$/m);
+  });
+
   it('`warmpool cert status` says every certificate is valid (exit 0); /metrics has the expiry and state of every name', async () => {
     const status = await runCli(['cert', 'status', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(status.code).toBe(0);

@@ -75,6 +75,8 @@ import { createOpsServer, mergeExpositions } from './status.js';
 import { SiteSetupError } from './errors.js';
 import { phpUserProblems } from './root-php.js';
 import { phpCommandProblems } from './php-command.js';
+import { ProcessMetrics } from './process-metrics.js';
+import { versionInfo } from './commands/version.js';
 import {
   createHttpsServer,
   createPlainServer,
@@ -262,6 +264,11 @@ export function buildApp(options: BuildOptions): BuiltApp {
   // http.max_connections and max_connections_per_ip, on every public listener (TLS ones before the handshake)
   const limits = createConnectionLimits(server.http, trusted_subnets, loggers.http);
   if (limits !== null) for (const listener of listeners) limits.watch(listener.server as NetServer);
+  // /metrics: the server process itself (memory, event loop, open files and connections, build)
+  const processMetrics = server.metrics === null ? null : new ProcessMetrics(versionInfo().warmpool);
+  if (processMetrics !== null && limits === null)
+    processMetrics.watch(listeners.map((listener) => listener.server as NetServer));
+  if (processMetrics !== null) app.addHook('onClose', async () => processMetrics.close());
   // http.send_timeout: a client that stopped reading its response is disconnected
   const sendTimeouts =
     server.http.send_timeout_ms > 0 ? new SendTimeouts(server.http.send_timeout_ms, loggers.http) : null;
@@ -368,6 +375,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
             responseMemory.metrics() +
             requestBodyMemory.metrics() +
             clientErrors.metrics() +
+            (processMetrics?.metrics() ?? '') +
             (options.extraMetrics?.() ?? ''),
   });
 
