@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { waitForFile } from '../helpers/wait-for-file.js';
 import { freePort } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
 import {
@@ -235,6 +236,27 @@ describe('SIGHUP', () => {
       .find((l) => l.includes('config NOT re-read'))!;
     expect(gone).toContain(`the running config stays (put the file back at ${file}, then reload again)`);
     expect(gone).not.toContain('pass the right path with -c');
+    expect((await server.stop()).code).toBe(0);
+  });
+
+  it('with logs.output naming a file, what serve says on the terminal reaches the file too: a refused reload', async () => {
+    // before: after a refused reload the file said only "TLS certificate reloaded", as if it had worked
+    const env = { ...(await ports()), ADMIN_SOCKET: join(dir, 'hup-file.sock'), FIXTURES };
+    const file = join(dir, 'hup-file.yaml');
+    const logFile = join(dir, 'hup-logs', 'warmpool.log');
+    const original = (await readFile(join(FIXTURES, 'server', 'basic.yaml'), 'utf8')).replace(
+      '  level: info',
+      `  level: info\n  output: [stderr, ${logFile}]`,
+    );
+    await writeFile(file, original);
+    const server = startServer(['serve', '-c', file], { env });
+    await server.ready();
+    expect(await waitForFile(logFile, 'warmpool ready in')).toContain('listening on http://127.0.0.1:');
+    await writeFile(file, `${original}\nhttp: {address: x\n`);
+    server.child.kill('SIGHUP');
+    expect(await waitForFile(logFile, 'config NOT re-read')).toMatch(
+      /"level":40.*config NOT re-read, the running config stays/,
+    );
     expect((await server.stop()).code).toBe(0);
   });
 

@@ -55,6 +55,11 @@ export interface Loggers {
   zap: boolean;
   /** one of the outputs is stdout */
   toStdout: boolean;
+  /**
+   * Channel "warmpool" into the files of logs.output only (null without one): what serve prints on
+   * the terminal (reloads applied or refused, reopens, a php-fpm that does not answer) goes there too
+   */
+  files: Logger | null;
 }
 
 export interface LoggingOptions {
@@ -81,22 +86,33 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
       ? []
       : [{ path: output, sink: destinations[i] as { reopen?: () => void } }],
   );
+  const shaped = (stream: DestinationStream): DestinationStream =>
+    format === 'zap' ? zapShaped(stream) : format === 'json' ? stream : reformat(stream, format);
   let sink: DestinationStream =
     destinations.length === 1
       ? destinations[0]!
       : pino.multistream(destinations.map((stream) => ({ stream, level: 'trace' as const })));
-  if (format === 'zap') sink = zapShaped(sink);
-  else if (format !== 'json') sink = reformat(sink, format);
+  sink = shaped(sink);
 
-  const base = pino(
-    {
-      level: 'trace', // each channel filters for itself
-      base: format === 'json' ? undefined : null,
-      timestamp: pino.stdTimeFunctions.epochTime,
-      formatters: { level: (label, number) => ({ level: format === 'json' ? number : label }) },
-    },
-    sink,
-  );
+  const settings = {
+    level: 'trace', // each channel filters for itself
+    base: format === 'json' ? undefined : null,
+    timestamp: pino.stdTimeFunctions.epochTime,
+    formatters: { level: (label: string, number: number) => ({ level: format === 'json' ? number : label }) },
+  };
+  const base = pino(settings, sink);
+  const fileSinks = files.map(({ sink: file }) => file as unknown as DestinationStream);
+  const filesOnly =
+    fileSinks.length === 0
+      ? null
+      : pino(
+          settings,
+          shaped(
+            fileSinks.length === 1
+              ? fileSinks[0]!
+              : pino.multistream(fileSinks.map((stream) => ({ stream, level: 'trace' as const }))),
+          ),
+        ).child({ channel: 'warmpool' }, { level: levelOf(logs, 'warmpool') });
   const channels = new Map<Channel, Logger>();
   for (const channel of CHANNELS) {
     channels.set(channel, base.child({ channel }, { level: levelOf(logs, channel) }));
@@ -108,6 +124,7 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
     server: channels.get('server')!,
     zap: format === 'zap',
     toStdout: outputs.includes('stdout'),
+    files: filesOnly,
     reopen: () =>
       files.map(({ path, sink }) => {
         sink.reopen?.();
@@ -166,6 +183,39 @@ export function logCliLines<T extends CliLines>(out: T, loggers: Pick<Loggers, '
     raw: log,
     table: (rows: readonly (readonly string[])[], columns: readonly string[]) =>
       loggers.root.info({ columns, rows }, 'table'),
+  };
+}
+
+/**
+ * `out`, writing its lines into the files of logs.output too (their level: info, warn, error):
+ * after a refused reload, the log file said only "TLS certificate reloaded", as if it had worked,
+ * where nginx writes its reloads and their errors to its error_log. A no-op without log files, or
+ * when every line is a log record already (logCliLines).
+ */
+export function alsoToLogFiles<T extends CliLines & { error(message: string): void }>(
+  out: T,
+  loggers: Pick<Loggers, 'files' | 'zap' | 'toStdout'>,
+): T {
+  const files = loggers.files;
+  if (files === null || (loggers.zap && loggers.toStdout)) return out;
+  return {
+    ...out,
+    info: (message: string) => {
+      out.info(message);
+      files.info(message);
+    },
+    success: (message: string) => {
+      out.success(message);
+      files.info(message);
+    },
+    warn: (message: string) => {
+      out.warn(message);
+      files.warn(message);
+    },
+    error: (message: string) => {
+      out.error(message);
+      files.error(message);
+    },
   };
 }
 

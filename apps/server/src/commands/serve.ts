@@ -66,7 +66,7 @@ import {
   type ListenerName,
 } from '../lifecycle.js';
 import { logFileProblems } from '../log-files.js';
-import { createLoggers, logCliLines } from '../logging.js';
+import { alsoToLogFiles, createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
@@ -133,7 +133,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   // logs.encoding: json to stdout: every stdout line is a RoadRunner-shaped log line, and the
   // warnings below are log records too (a tool reading RoadRunner shows stderr as errors)
   const loggers = createLoggers(server.logs);
-  out = logCliLines(out, loggers);
+  out = alsoToLogFiles(logCliLines(out, loggers), loggers);
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
   const rpcWarning = exposedRpcWarning(server, loaded);
