@@ -22,6 +22,7 @@ describe('a site whose workers cannot boot, among others', () => {
     const broken = join(dir, 'broken.php');
     await writeFile(broken, '<?php\nthis is not php(\n');
     const port = await freePort();
+    const statusPort = await freePort();
     const socket = join(dir, 'admin.sock');
     const file = join(dir, 'warmpool.yaml');
     await writeFile(
@@ -30,6 +31,7 @@ describe('a site whose workers cannot boot, among others', () => {
         'version: "3"',
         `http: { address: "127.0.0.1:${port}", pool: { num_workers: 1 } }`,
         `admin: { socket: ${socket} }`,
+        `status: { address: "127.0.0.1:${statusPort}" }`,
         'sites:',
         '  - hosts: [good.test]',
         `    server: { command: php ${FIXTURES}/php/echo.php }`,
@@ -50,6 +52,16 @@ describe('a site whose workers cannot boot, among others', () => {
     };
     expect(await get('good.test')).toBe(200);
     expect(await get('broken.test')).toBe(502);
+    // /ready is the whole server's; ?site= one site's, for a load balancer in front of each
+    const ready = async (query: string) => {
+      const res = await request(`http://127.0.0.1:${statusPort}/ready${query}`);
+      await res.body.dump();
+      return res.statusCode;
+    };
+    expect([await ready(''), await ready('?site=good.test'), await ready('?site=broken.test')]).toEqual([
+      503, 200, 503,
+    ]);
+    expect(await ready('?site=nowhere.test')).toBe(404);
     // the deploy is fixed: a reset boots it now, not at the next retry
     await writeFile(broken, `<?php\nrequire ${JSON.stringify(join(FIXTURES, 'php', 'echo.php'))};\n`);
     const reset = await runCli(['reset', '--site', 'broken.test', '--socket', socket]);

@@ -80,11 +80,23 @@ async function handle(
   state: OpsState,
   options: OpsServerOptions,
 ): Promise<void> {
-  const path = (req.url ?? '/').split('?')[0];
+  const [path, query] = (req.url ?? '/').split('?', 2) as [string, string | undefined];
   if (req.method !== 'GET' && req.method !== 'HEAD')
     return send(res, req, 405, 'text/plain; charset=utf-8', 'Method Not Allowed\n', { allow: 'GET, HEAD' });
   if (options.status !== null && (path === STATUS_HEALTH_PATH || path === STATUS_READY_PATH)) {
-    const report = path === STATUS_HEALTH_PATH ? health(state) : readiness(state);
+    // ?site=NAME: that site alone (RoadRunner's /ready?plugin=): one site's php-fpm down took every
+    // site out of a load balancer that asked /ready
+    const site = new URLSearchParams(query ?? '').get('site');
+    const scoped = site === null ? state : onlySite(state, site);
+    if (scoped === null)
+      return send(
+        res,
+        req,
+        404,
+        'text/plain; charset=utf-8',
+        `Not Found: no site "${site}"; sites: ${[...state.pools().keys()].join(', ')}\n`,
+      );
+    const report = path === STATUS_HEALTH_PATH ? health(scoped) : readiness(scoped);
     const ok = report.status === 'ok' || report.status === 'ready';
     return send(
       res,
@@ -125,6 +137,14 @@ interface SiteReport {
 export interface StatusReport {
   status: string;
   sites: Record<string, SiteReport>;
+}
+
+/** `state` with the one site named (its first host, as in logs and metrics); null when there is none. */
+function onlySite(state: OpsState, name: string): OpsState | null {
+  const pool = state.pools().get(name);
+  if (pool === undefined) return null;
+  const one = new Map([[name, pool]]);
+  return { ...state, pools: () => one };
 }
 
 /** Liveness: the same per-site rule as the plugin's /health. */
