@@ -154,6 +154,9 @@ export async function registerProxies<S extends RawServerBase>(
           httpMethods: [...REQUEST_METHODS],
           // reply-from logs two info lines per request otherwise; the access log already has it
           disableRequestLogging: true,
+          // and a warning with undici's stack for every upstream error, beside this module's own
+          // error line (sendUpstreamError): one line per failure, as nginx writes
+          logLevel: 'error',
           // a body over max_request_size: 413 from its Content-Length at once, a chunked one as it arrives
           preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
             const upgrade = upgradeOf(request.raw as IncomingMessage);

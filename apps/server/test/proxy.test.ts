@@ -50,9 +50,13 @@ async function startSite(
     http2?: boolean;
     streamTimeoutMs?: number;
     internalFiles?: ResolvedInternalFiles | null;
+    /** where the app's log lines go (JSON, one a line) */
+    logLines?: string[];
   } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
-  const app = (options.http2 === true ? Fastify({ http2: true }) : Fastify()) as FastifyInstance;
+  const logger =
+    options.logLines === undefined ? false : { stream: { write: (line: string) => options.logLines!.push(line) } };
+  const app = (options.http2 === true ? Fastify({ http2: true, logger }) : Fastify({ logger })) as FastifyInstance;
   await registerProxies(app, routes, {
     errorPages: pages,
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
@@ -531,12 +535,20 @@ describe('proxy routes', () => {
     }
   });
 
-  it('answers 504 when the upstream takes longer than timeout', async () => {
+  it('answers 504 when the upstream takes longer than timeout, with one log line', async () => {
     const upstream = await startUpstream();
-    const { base } = await startSite([{ prefix: '/slow', upstream: upstream.origin, timeout: '200ms' }]);
+    const lines: string[] = [];
+    const { base } = await startSite([{ prefix: '/slow', upstream: upstream.origin, timeout: '200ms' }], null, {
+      logLines: lines,
+    });
     const res = await getJson(`${base}/slow/report`);
     expect(res.status).toBe(504);
     expect(res.text).toBe('Gateway Timeout: the upstream for /slow did not answer within 0.2s\n');
+    // before: reply-from's warning with undici's stack beside this error line
+    const problems = lines
+      .map((line) => JSON.parse(line) as { level: number; msg: string })
+      .filter((l) => l.level >= 40);
+    expect(problems.map((l) => l.msg)).toEqual([`proxy /slow → ${upstream.origin} failed: UND_ERR_HEADERS_TIMEOUT`]);
   });
 
   it('forwards WebSocket upgrades under the prefix with websocket: true', async () => {
