@@ -120,8 +120,9 @@ export class FastCgiExchange implements Exchange {
           ? null
           : (line) => {
               if (limit.admit(script.scriptName))
+                // the request too, as nginx's "FastCGI sent in stderr" line names it
                 logger[phpLineLevel(line, 'warn')](
-                  { script: script.scriptName, stream: 'stderr' },
+                  { script: script.scriptName, stream: 'stderr', request: labelOf(request) },
                   `${script.scriptName}: ${line}`,
                 );
             },

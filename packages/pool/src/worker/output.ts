@@ -55,10 +55,14 @@ export class WorkerOutput {
   /** lines held back from the log while the process boots (hold()), or null */
   #held: string[] | null = null;
 
-  constructor(logger: Logger, pid: number, stream: 'stderr' | 'stdout') {
+  /** the request the worker runs now ("GET /path"), for its lines; null between requests */
+  readonly #request: () => string | null;
+
+  constructor(logger: Logger, pid: number, stream: 'stderr' | 'stdout', request: () => string | null = () => null) {
     this.#logger = logger;
     this.#pid = pid;
     this.#stream = stream;
+    this.#request = request;
   }
 
   write(chunk: Buffer): void {
@@ -141,7 +145,14 @@ export class WorkerOutput {
       }
       return;
     }
-    this.#logger[phpLineLevel(line, 'info')]({ workerPid: this.#pid, stream: this.#stream }, line);
+    // the request it ran, so a warning can be matched to its access-log line
+    const request = this.#request();
+    this.#logger[phpLineLevel(line, 'info')](
+      request === null
+        ? { workerPid: this.#pid, stream: this.#stream }
+        : { workerPid: this.#pid, stream: this.#stream, request },
+      line,
+    );
   }
 
   #reportSuppressed(): void {

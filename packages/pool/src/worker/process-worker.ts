@@ -55,9 +55,11 @@ export abstract class ProcessWorker<Req, Rep> implements PoolWorker<Req, Rep> {
   protected constructor(child: ChildProcess, options: ProcessWorkerOptions) {
     this.#options = options;
     this.pid = child.pid!;
-    this.#stderr = new WorkerOutput(options.logger, this.pid, 'stderr');
+    this.#stderr = new WorkerOutput(options.logger, this.pid, 'stderr', () => this.execLabel);
     child.stderr!.on('data', (chunk: Buffer) => this.#stderr.write(chunk));
-    this.#stdout = options.logsStdout ? new WorkerOutput(options.logger, this.pid, 'stdout') : null;
+    this.#stdout = options.logsStdout
+      ? new WorkerOutput(options.logger, this.pid, 'stdout', () => this.execLabel)
+      : null;
     if (this.#stdout !== null) child.stdout!.on('data', (chunk: Buffer) => this.#stdout!.write(chunk));
     if (options.holdsBootOutput === true) {
       this.#stderr.hold();

@@ -210,7 +210,8 @@ describe.each(cases)('FastCgiExchange over $name', ({ make }) => {
     await eventually(() => logger.lines.length >= 3, 'three stderr lines');
     expect(logger.lines[0]).toMatchObject({
       level: 'warn',
-      obj: { script: '/stderr.php' },
+      // the request too, so the line can be matched to its access-log line (nginx names it)
+      obj: { script: '/stderr.php', request: 'GET /stderr.php' },
       // php-fpm prefixes "PHP message: "; php-cgi does not
       msg: expect.stringMatching(/^\/stderr\.php: (PHP message: )?first line to stderr$/),
     });

@@ -89,10 +89,13 @@ describe('hostile workers', () => {
     // at its log_limit (1 KiB), nginx at 2 KiB
     const logger = recordingLogger();
     await withPool('hostile-worker.php', { logger }, async (pool) => {
-      expect((await pool.exec(request('longline'))).body.toString()).toBe('survived the long line');
+      const reply = await pool.exec(request('longline'), { label: 'GET /long' });
+      expect(reply.body.toString()).toBe('survived the long line');
       await pool.close();
-      const lines = logger.lines.filter((l) => l.obj.stream === 'stderr').map((l) => l.msg);
-      expect(lines).toEqual([`${'L'.repeat(MAX_LINE_CHARS)}${CUT_MARK}`]);
+      const lines = logger.lines.filter((l) => l.obj.stream === 'stderr');
+      expect(lines.map((l) => l.msg)).toEqual([`${'L'.repeat(MAX_LINE_CHARS)}${CUT_MARK}`]);
+      // cut while PHP still wrote it, in its request: the line names it, to match the access log
+      expect(lines[0]!.obj.request).toBe('GET /long');
     });
   });
 
