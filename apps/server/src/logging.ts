@@ -198,24 +198,18 @@ export function alsoToLogFiles<T extends CliLines & { error(message: string): vo
 ): T {
   const files = loggers.files;
   if (files === null || (loggers.zap && loggers.toStdout)) return out;
+  const both =
+    (print: (message: string) => void, level: 'info' | 'warn' | 'error') =>
+    (message: string): void => {
+      print(message);
+      files[level](message);
+    };
   return {
     ...out,
-    info: (message: string) => {
-      out.info(message);
-      files.info(message);
-    },
-    success: (message: string) => {
-      out.success(message);
-      files.info(message);
-    },
-    warn: (message: string) => {
-      out.warn(message);
-      files.warn(message);
-    },
-    error: (message: string) => {
-      out.error(message);
-      files.error(message);
-    },
+    info: both(out.info, 'info'),
+    success: both(out.success, 'info'),
+    warn: both(out.warn, 'warn'),
+    error: both(out.error, 'error'),
   };
 }
 
