@@ -4,7 +4,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { chownSync, lchownSync, mkdirSync, mkdtempSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { warmpool } from '../src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../src/errors.js';
 import { registerStatic, resolveStaticOptions, type StaticOptions } from '../src/static/static.js';
@@ -133,4 +135,39 @@ describe('static: a file swapped for a link while it is checked and sent', () =>
       expect(served).toBeGreaterThan(0);
     });
   }
+});
+
+describe('internal_files: a handed-over file swapped for a link while it is checked and sent', () => {
+  it("never a byte of the link's target: X-Accel-Redirect to a name flipped to /etc/shadow's stand-in", async () => {
+    // before: the name was checked (realpath), then send opened it again by name: the target went out
+    const site = tempSite();
+    const files = join(site, 'private');
+    mkdirSync(files);
+    writeFileSync(join(site, 'secret.txt'), `${SECRET}\n`);
+    const decoy = join(site, 'decoy.txt');
+    writeFileSync(decoy, Buffer.alloc(64 * 1024, 'a'));
+    const app = Fastify();
+    cleanups.push(() => app.close());
+    await app.register(warmpool, {
+      command: ['php', fileURLToPath(new URL('../../../test/fixtures/php/hands-over-file.php', import.meta.url))],
+      pool: { num_workers: 2 },
+      internal_files: { root: files, prefix: '/protected/' },
+    });
+    await app.ready();
+    const swapper = startSwapping(files, 'r.txt', decoy, join(site, 'secret.txt'));
+    await new Promise((resolve) => swapper.stdout!.once('data', resolve));
+    let leaked = 0;
+    let served = 0;
+    for (let round = 0; round < 300; round++) {
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, () => app.inject('/download?accel=/protected/r.txt')),
+      );
+      for (const res of replies) {
+        if (res.body.includes(SECRET)) leaked++;
+        if (res.statusCode === 200 && res.rawPayload.length === 64 * 1024) served++;
+      }
+    }
+    expect(leaked).toBe(0);
+    expect(served).toBeGreaterThan(0);
+  });
 });

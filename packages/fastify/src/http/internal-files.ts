@@ -5,7 +5,7 @@
 // that folder (symlinks resolved), never a dotfile; PHP's other headers (Content-Type,
 // Content-Disposition, Cache-Control, Set-Cookie) are kept. Off unless `internal_files` is set: a
 // feature that is off costs one null check.
-import { realpathSync, statSync } from 'node:fs';
+import { ReadStream, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -13,6 +13,7 @@ import { type HeaderMap, headerWireValue } from '@warmpool/pool';
 import { InvalidOptionError } from '../errors.js';
 import { checkPath, createFilePolicy, decodeRequestPath } from '../static/file-policy.js';
 import { loadSend } from './load-send.js';
+import { openedPath, whenOpened } from '../static/opened-file.js';
 
 /** The `internal_files` option. */
 export interface InternalFilesOptions {
@@ -139,11 +140,31 @@ export async function internalPathOf(files: ResolvedInternalFiles, handoff: Hand
   } catch {
     return null;
   }
+  return sendableUnder(files, real);
+}
+
+/** `real` as "/a/b" under the internal folder when it is a file that may be sent there; else null. */
+function sendableUnder(files: ResolvedInternalFiles, real: string): string | null {
   const prefix = files.realRoot.endsWith(sep) ? files.realRoot : files.realRoot + sep;
   if (!real.startsWith(prefix)) return null;
   const relative = `/${real.slice(prefix.length).split(sep).join('/')}`;
   // what really gets sent must pass too (a link named "report.pdf" to ".env")
   return checkPath(POLICY, relative).kind === 'file' ? relative : null;
+}
+
+/**
+ * Whether the stream send opened holds a file of the internal folder, and the one its headers were
+ * made from (`stat`): a name checked, then swapped for a link to /etc/shadow before send opened it,
+ * sent the link's target (static/opened-file.ts). True where the system cannot say (no /proc).
+ */
+async function openedSendable(files: ResolvedInternalFiles, stream: ReadStream, stat: Stats): Promise<boolean> {
+  const fd = await whenOpened(stream);
+  if (fd === null) return true; // its open failed: the stream errors, and nothing is sent
+  const real = openedPath(fd);
+  if (real === undefined) return true;
+  if (real === null || sendableUnder(files, real) === null) return false;
+  const opened = fstatSync(fd);
+  return opened.ino === stat.ino && opened.dev === stat.dev;
 }
 
 /**
@@ -183,6 +204,15 @@ export async function sendInternalFile(
   if (result.type !== 'file') {
     result.stream.destroy();
     return reply.code(result.statusCode === 304 ? 304 : 404).send();
+  }
+  const { stream, metadata } = result as unknown as { stream: unknown; metadata: { stat: Stats } };
+  if (stream instanceof ReadStream && !(await openedSendable(files, stream, metadata.stat))) {
+    stream.destroy();
+    request.log.error(
+      { header: handoff.header, value: handoff.value, root: files.root },
+      `the file PHP handed over was another one when opened (a name switched to a link: someone with write access to ${files.root} may be trying to read files outside it); answered 404`,
+    );
+    return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
   }
   let phpContentType = false;
   for (const name in phpHeaders) {
