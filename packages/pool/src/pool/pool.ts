@@ -633,6 +633,25 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
 
   async #rollWorkers(): Promise<void> {
     const old = [...this.#workers].filter((w) => w.retiredFor === null);
+    // no worker, its boots failing (a broken deploy, since fixed): a reset retries now, not at the
+    // backoff's next try; a boot that fails again says why
+    if (old.length === 0 && this.#retryTimer !== null && this.#live() === 0) {
+      clearTimeout(this.#retryTimer);
+      this.#retryTimer = null;
+      const booted = await Promise.allSettled(Array.from({ length: Math.max(1, this.#target) }, () => this.#boot()));
+      const failed = booted.find((result): result is PromiseRejectedResult => result.status === 'rejected');
+      if (failed !== undefined && this.#live() === 0) {
+        this.#scheduleRetry(failed.reason as Error);
+        throw new BootFailedError(
+          `reset: no worker runs, and a fresh one failed to boot. ${(failed.reason as Error).message}`,
+          {
+            cause: failed.reason,
+          },
+        );
+      }
+      this.emit('pool:reset-progress', { replaced: this.#live(), total: this.#live() });
+      return;
+    }
     let replaced = 0;
     for (const worker of old) {
       if (this.#closing) break;

@@ -55,8 +55,14 @@ describe('Pool: workers that fail to boot', () => {
       await pool.start(undefined, true);
       expect(pool.stats().bootError).not.toBeNull();
       await expect(pool.exec(request('echo'))).rejects.toBeInstanceOf(WorkersDownError);
+      // a few failed boots: the backoff's next try is seconds away
+      const failures: number[] = [];
+      pool.on('pool:boot-failed', ({ attempt }) => failures.push(attempt));
+      await eventually(() => failures.length >= 3, 'three failed boots');
       rmSync(gate);
-      await eventually(() => pool.stats().workers.ready === 1, 'a worker once boots work again');
+      // the deploy is fixed: a reset boots a worker now (before: "0 workers replaced", and a wait)
+      await pool.reset();
+      expect(pool.stats().workers.ready).toBe(1);
       await expect(pool.exec(request('echo'))).resolves.toBeDefined();
     } finally {
       rmSync(gate, { force: true });
