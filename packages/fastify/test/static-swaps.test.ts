@@ -65,7 +65,7 @@ describe('static: a root switched to a link', () => {
       // and at start: such a root is refused, with what to do
       expect(() => resolveStaticOptions({ root: pub })).toThrow(InvalidOptionError);
       expect(() => resolveStaticOptions({ root: pub })).toThrow(
-        /is a symlink of uid 65534's to \/, a folder of uid 0's/,
+        /is a symlink of uid 65534's to \/, a folder of uid 0's outside the folder the link is in/,
       );
       // a deploy's current → releases/B, link and release of one user: followed
       const release = join(site, 'releases', 'b');
@@ -77,6 +77,16 @@ describe('static: a root switched to a link', () => {
       lchownSync(current, NOBODY, NOBODY);
       const deployed = await appWith({ root: current, forbidden: 404 });
       expect((await deployed.inject('/index.txt')).body).toBe('RELEASE-B\n');
+      // and a release chowned to www-data (another user), inside the folder of the link: followed too
+      const other = join(site, 'releases', 'c');
+      mkdirSync(other);
+      writeFileSync(join(other, 'index.txt'), 'RELEASE-C\n');
+      chownSync(other, 33, 33);
+      const next = join(site, 'next');
+      symlinkSync(other, next);
+      lchownSync(next, NOBODY, NOBODY);
+      const switched = await appWith({ root: next, forbidden: 404 });
+      expect((await switched.inject('/index.txt')).body).toBe('RELEASE-C\n');
     },
   );
 });
