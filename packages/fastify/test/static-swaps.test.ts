@@ -147,6 +147,35 @@ describe('static: a file swapped for a link while it is checked and sent', () =>
   }
 });
 
+describe('static: a HEAD of a file swapped for a link', () => {
+  it("never the size or date of the link's target: its headers come from a stat that is checked too", async () => {
+    // before: a HEAD has no file stream to check, and its Content-Length was the target's
+    const site = tempSite();
+    const pub = join(site, 'public');
+    mkdirSync(pub);
+    writeFileSync(join(site, 'secret.txt'), `${SECRET}\n`);
+    const decoy = join(site, 'decoy.txt');
+    const bytes = 3 * 1024 * 1024;
+    writeFileSync(decoy, Buffer.alloc(bytes, 'a'));
+    const app = await appWith({ root: pub, forbidden: 404, hot_cache: { revalidate_ms: 0 } });
+    const swapper = startSwapping(pub, 'flip.txt', decoy, join(site, 'secret.txt'));
+    await new Promise((resolve) => swapper.stdout!.once('data', resolve));
+    let leaked = 0;
+    let served = 0;
+    for (let round = 0; round < 300; round++) {
+      const replies = await Promise.all(
+        Array.from({ length: 5 }, () => app.inject({ method: 'HEAD', url: '/flip.txt' })),
+      );
+      for (const res of replies) {
+        if (res.headers['content-length'] === String(SECRET.length + 1)) leaked++;
+        if (res.statusCode === 200 && res.headers['content-length'] === String(bytes)) served++;
+      }
+    }
+    expect(leaked).toBe(0);
+    expect(served).toBeGreaterThan(0);
+  });
+});
+
 describe('internal_files: a handed-over file swapped for a link while it is checked and sent', () => {
   it("never a byte of the link's target: X-Accel-Redirect to a name flipped to /etc/shadow's stand-in", async () => {
     // before: the name was checked (realpath), then send opened it again by name: the target went out

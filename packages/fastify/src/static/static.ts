@@ -1,5 +1,5 @@
-import { ReadStream, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
-import { realpath, stat } from 'node:fs/promises';
+import { ReadStream, constants, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
@@ -477,16 +477,40 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   // What send opened, checked on its descriptor once open (opened-file.ts): under the root or a link
   // target, allowed by its real name, and the file send took its headers from. Checked names can be
   // swapped before send opens them: a file flipped to a link to /etc/shadow was sent.
-  const sending = new WeakMap<FastifyReply, { rootIndex: number; stat: Stats | null }>();
+  const sending = new WeakMap<FastifyReply, { rootIndex: number; stat: Stats | null; selected: string | null }>();
   app.addHook('onSend', async (request, reply, payload) => {
     const sent = sending.get(reply);
-    if (sent === undefined || !(payload instanceof ReadStream)) return payload;
-    const fd = await whenOpened(payload);
-    if (fd === null || openedAllowed(sent.rootIndex, fd, sent.stat)) return payload;
-    payload.destroy();
-    options.linkWarnings.noteSwapped(request.url, openedPath(fd) ?? '(unknown)');
+    if (sent === undefined) return payload;
+    if (payload instanceof ReadStream) {
+      const fd = await whenOpened(payload);
+      if (fd === null || openedAllowed(sent.rootIndex, fd, sent.stat)) return payload;
+      payload.destroy();
+      options.linkWarnings.noteSwapped(request.url, openedPath(fd) ?? '(unknown)');
+      return refusedInstead(reply, siblingStatus);
+    }
+    // a HEAD has no file stream, but its headers (size, dates) are the stat's: that stat must be of
+    // a file it may send (opened now: a link's target has another real path, a swapped-back name
+    // another inode), or a tenant learnt the size and date of any root-only file
+    if (request.method !== 'HEAD' || sent.stat === null || sent.selected === null) return payload;
+    if (await statSendable(sent.rootIndex, sent.selected, sent.stat)) return payload;
+    options.linkWarnings.noteSwapped(request.url, sent.selected);
     return refusedInstead(reply, siblingStatus);
   });
+
+  /** Whether `path`, opened now, is an allowed file under the root and the very one `stat` is of. */
+  async function statSendable(rootIndex: number, path: string, stat: Stats): Promise<boolean> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    } catch {
+      return false;
+    }
+    try {
+      return openedAllowed(rootIndex, handle.fd, stat);
+    } finally {
+      await handle.close().catch(() => {});
+    }
+  }
 
   await app.register(fastifyStatic, {
     serve: false,
@@ -692,12 +716,13 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     strongIfMatch(request);
     ignoreRangeIfWeak(request);
     if (strong) weakenIfRange(request);
-    const sent = { rootIndex, stat: null as Stats | null };
+    const sent = { rootIndex, stat: null as Stats | null, selected: null as string | null };
     sending.set(reply, sent);
     if (!precompressed) {
       reply.sendFile(relPath, root, {
-        onFile: (_selected: string, stat: Stats) => {
+        onFile: (selected: string, stat: Stats) => {
           sent.stat = stat;
+          sent.selected = selected;
         },
       });
       return true;
@@ -707,6 +732,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     reply.sendFile(relPath, root, {
       onFile: async (selected: string, stat: Stats) => {
         sent.stat = stat;
+        sent.selected = selected;
         if (selected === expected) return;
         const rel = await realRelative(rootIndex, selected);
         if (rel === null) throw new SiblingRefused(siblingStatus);
