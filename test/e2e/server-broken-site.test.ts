@@ -45,6 +45,9 @@ describe('a site whose workers cannot boot, among others', () => {
     await server.ready();
     expect(server.stderr).toContain('site broken.test: PHP workers failed to boot');
     expect(server.stderr).toContain('the other sites are served');
+    // the worker that runs, not the two the sites want; one period after the error
+    expect(server.stdout).toMatch(/warmpool ready in .*: 2 sites, 1 worker /);
+    expect(server.stderr).not.toContain('..');
     const get = async (host: string) => {
       const res = await request(`http://127.0.0.1:${port}/`, { headers: { host } });
       await res.body.dump();

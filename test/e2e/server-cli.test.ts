@@ -274,6 +274,14 @@ describe('config errors', () => {
       'addresses.yaml:7:3 metrics.address: cannot listen on no-such-host.invalid:9180: the host name does not resolve here; use an IP address of this machine (0.0.0.0: every interface) or a name in /etc/hosts',
     );
     expect(stderr).toMatch(/addresses\.yaml:5:\d+ http\.uploads\.dir: .*no-uploads-here" does not exist/);
+    // a link-local IPv6 address without its interface: serve failed with a bare EINVAL (exit 5)
+    await writeFile(
+      file,
+      ['version: "3"', 'server: { command: php worker.php }', 'http:', '  address: "[fe80::1]:8080"', ''].join('\n'),
+    );
+    const linkLocal = await runCli(['config', 'check', '-c', file]);
+    expect(linkLocal.code).toBe(2);
+    expect(linkLocal.stderr).toContain('needs its interface: [fe80::1%eth0]:PORT');
     // serve binds and says the same of the name, where it said getaddrinfo ENOTFOUND
     await writeFile(
       file,

@@ -476,7 +476,7 @@ async function registerSite(
     );
   } else if (pool !== null && stats.workers.ready + stats.workers.working === 0 && stats.bootError !== null) {
     out.error(
-      `site ${site.name}: PHP workers failed to boot: ${stats.bootError}. Its requests get 502 and /ready says not_ready while warmpool retries (with backoff; at once with \`warmpool reset --site ${site.name}\`); the other sites are served. Fix the app, then reset`,
+      `site ${site.name}: PHP workers failed to boot: ${stats.bootError.replace(/\.\s*$/, '')}. Its requests get 502 and /ready says not_ready while warmpool retries (with backoff; at once with \`warmpool reset --site ${site.name}\`); the other sites are served. Fix the app, then reset`,
     );
   } else {
     out.success(

@@ -39,6 +39,8 @@ export function bindProblem(host: string): Promise<string | null> {
 export function addressProblem(code: string | undefined): string | null {
   if (code === 'EADDRNOTAVAIL')
     return 'this machine has no such address; use 0.0.0.0, 127.0.0.1 or one of its own addresses';
+  if (code === 'EINVAL')
+    return 'this address cannot be bound as written (an IPv6 link-local address, fe80::…, needs its interface: [fe80::1%eth0]:PORT)';
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_FAIL')
     return 'the host name does not resolve here; use an IP address of this machine (0.0.0.0: every interface) or a name in /etc/hosts';
   return null;

@@ -415,7 +415,11 @@ class ServerState {
     );
     const limits = describeConnectionLimits(server.http);
     if (limits !== null) out.info(`connections: ${limits}`);
-    const workers = [...poolsOf(this.#built.backends).values()].reduce((n, pool) => n + pool.stats().numWorkers, 0);
+    // the workers that run (a site whose workers cannot boot has none), not the sites' targets
+    const workers = [...poolsOf(this.#built.backends).values()].reduce((n, pool) => {
+      const { ready, working } = pool.stats().workers;
+      return n + ready + working;
+    }, 0);
     const sites = this.#built.backends.size;
     this.#phase = 'running';
     out.success(

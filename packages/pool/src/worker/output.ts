@@ -23,11 +23,13 @@ export function clipLine(line: string): string {
  * [error] whatever it says.
  */
 export function phpLineLevel(line: string, otherwise: 'info' | 'warn'): 'error' | 'warn' | 'info' {
-  if (PHP_ERROR_LINE.test(line)) return 'error';
+  if (PHP_ERROR_LINE.test(line) || PHP_TRACE_LINE.test(line)) return 'error';
   if (PHP_WARNING_LINE.test(line)) return 'warn';
   return otherwise;
 }
 const PHP_WARNING_LINE = /\bWarning: /;
+/** The lines of an uncaught exception's stack trace, after its error line: kept with it at error. */
+const PHP_TRACE_LINE = /^(?:PHP message: )?(?:PHP )?(?:Stack trace:|#\d+ |\s+thrown in )/;
 /** How many of the last lines a message shows (lastOutputText). */
 export const SHOWN_LINES = 5;
 /** Lines logged per worker per second; a flood beyond that is counted, not logged. */

@@ -102,6 +102,14 @@ describe('hostile workers', () => {
   it("PHP's errors are logged at error, its warnings at warn, whatever else it prints at info", () => {
     expect(phpLineLevel('PHP Fatal error:  Uncaught Error: Call to undefined function f()', 'info')).toBe('error');
     expect(phpLineLevel('PHP Parse error:  syntax error, unexpected end of file', 'warn')).toBe('error');
+    // the stack trace under an uncaught exception stays with it (logs.level: error kept only its first line)
+    for (const line of [
+      'PHP Stack trace:',
+      'PHP #0 /app/index.php(3): f()',
+      '#1 {main}',
+      '  thrown in /app/a.php on line 3',
+    ])
+      expect(phpLineLevel(line, 'info'), line).toBe('error');
     expect(phpLineLevel('PHP Warning:  Undefined array key "x" in /app/a.php on line 3', 'info')).toBe('warn');
     expect(phpLineLevel('Warning: PHP Startup: Unable to load dynamic library', 'info')).toBe('warn');
     expect(phpLineLevel('an error_log() message', 'info')).toBe('info');
