@@ -5,7 +5,12 @@ import { chownSync, lchownSync, mkdirSync, mkdtempSync, renameSync, rmSync, syml
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, {
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type LightMyRequestResponse,
+} from 'fastify';
 import { warmpool } from '../src/index.js';
 import { afterEach, describe, expect, it } from 'vitest';
 import { InvalidOptionError } from '../src/errors.js';
@@ -114,99 +119,101 @@ function startSwapping(dir: string, name: string, file: string, target: string):
   return child;
 }
 
+/** A folder `name` in a temp site, a secret outside it, and a decoy of `bytes` to swap with a link to it. */
+function swapSite(name: string, bytes: number): { site: string; folder: string; decoy: string; secret: string } {
+  const site = tempSite();
+  const folder = join(site, name);
+  mkdirSync(folder);
+  const secret = join(site, 'secret.txt');
+  writeFileSync(secret, `${SECRET}\n`);
+  const decoy = join(site, 'decoy.txt');
+  writeFileSync(decoy, Buffer.alloc(bytes, 'a'));
+  return { site, folder, decoy, secret };
+}
+
+/**
+ * While `name` in `folder` flips between the decoy and a link to the secret, 1,500 requests, five
+ * at once as clients come (each one's checks and opens interleave with the others'): how many
+ * answers `leaked` something of the secret, and how many `served` the decoy whole.
+ */
+async function raceSwaps(
+  place: { folder: string; decoy: string; secret: string },
+  name: string,
+  ask: () => Promise<LightMyRequestResponse>,
+  leaked: (res: LightMyRequestResponse) => boolean,
+  served: (res: LightMyRequestResponse) => boolean,
+): Promise<{ leaked: number; served: number }> {
+  const swapper = startSwapping(place.folder, name, place.decoy, place.secret);
+  await new Promise((resolve) => swapper.stdout!.once('data', resolve));
+  const counts = { leaked: 0, served: 0 };
+  for (let round = 0; round < 300; round++) {
+    for (const res of await Promise.all(Array.from({ length: 5 }, ask))) {
+      if (leaked(res)) counts.leaked++;
+      if (served(res)) counts.served++;
+    }
+  }
+  return counts;
+}
+
 describe('static: a file swapped for a link while it is checked and sent', () => {
   for (const [label, bytes] of [
     ['the hot cache', 8 * 1024],
     ['a file sent from disk', 3 * 1024 * 1024],
   ] as const) {
     it(`${label}: never a byte of the link's target outside the root`, async () => {
-      const site = tempSite();
-      const pub = join(site, 'public');
-      mkdirSync(pub);
-      writeFileSync(join(site, 'secret.txt'), `${SECRET}\n`);
-      const decoy = join(site, 'decoy.txt');
-      writeFileSync(decoy, Buffer.alloc(bytes, 'a'));
+      const place = swapSite('public', bytes);
       // every request checks its file again (revalidate_ms 0), so every one races the swaps
-      const app = await appWith({ root: pub, forbidden: 404, hot_cache: { revalidate_ms: 0 } });
-      const swapper = startSwapping(pub, 'flip.txt', decoy, join(site, 'secret.txt'));
-      await new Promise((resolve) => swapper.stdout!.once('data', resolve));
-      let leaked = 0;
-      let served = 0;
-      // a few at once, as clients come: each one's checks and opens interleave with the others'
-      for (let round = 0; round < 300; round++) {
-        const replies = await Promise.all(Array.from({ length: 5 }, () => app.inject('/flip.txt')));
-        for (const res of replies) {
-          if (res.body.includes(SECRET)) leaked++;
-          if (res.statusCode === 200 && res.rawPayload.length === bytes) served++;
-        }
-      }
-      expect(leaked).toBe(0);
-      // the regular file is still served when it is one at the open
-      expect(served).toBeGreaterThan(0);
+      const app = await appWith({ root: place.folder, forbidden: 404, hot_cache: { revalidate_ms: 0 } });
+      const counts = await raceSwaps(
+        place,
+        'flip.txt',
+        () => app.inject('/flip.txt'),
+        (res) => res.body.includes(SECRET),
+        (res) => res.statusCode === 200 && res.rawPayload.length === bytes,
+      );
+      // none of the secret; the regular file is still served when it is one at the open
+      expect(counts.leaked).toBe(0);
+      expect(counts.served).toBeGreaterThan(0);
     });
   }
-});
 
-describe('static: a HEAD of a file swapped for a link', () => {
-  it("never the size or date of the link's target: its headers come from a stat that is checked too", async () => {
+  it("a HEAD: never the size or date of the link's target, its headers come from a stat that is checked too", async () => {
     // before: a HEAD has no file stream to check, and its Content-Length was the target's
-    const site = tempSite();
-    const pub = join(site, 'public');
-    mkdirSync(pub);
-    writeFileSync(join(site, 'secret.txt'), `${SECRET}\n`);
-    const decoy = join(site, 'decoy.txt');
     const bytes = 3 * 1024 * 1024;
-    writeFileSync(decoy, Buffer.alloc(bytes, 'a'));
-    const app = await appWith({ root: pub, forbidden: 404, hot_cache: { revalidate_ms: 0 } });
-    const swapper = startSwapping(pub, 'flip.txt', decoy, join(site, 'secret.txt'));
-    await new Promise((resolve) => swapper.stdout!.once('data', resolve));
-    let leaked = 0;
-    let served = 0;
-    for (let round = 0; round < 300; round++) {
-      const replies = await Promise.all(
-        Array.from({ length: 5 }, () => app.inject({ method: 'HEAD', url: '/flip.txt' })),
-      );
-      for (const res of replies) {
-        if (res.headers['content-length'] === String(SECRET.length + 1)) leaked++;
-        if (res.statusCode === 200 && res.headers['content-length'] === String(bytes)) served++;
-      }
-    }
-    expect(leaked).toBe(0);
-    expect(served).toBeGreaterThan(0);
+    const place = swapSite('public', bytes);
+    const app = await appWith({ root: place.folder, forbidden: 404, hot_cache: { revalidate_ms: 0 } });
+    const counts = await raceSwaps(
+      place,
+      'flip.txt',
+      () => app.inject({ method: 'HEAD', url: '/flip.txt' }),
+      (res) => res.headers['content-length'] === String(SECRET.length + 1),
+      (res) => res.statusCode === 200 && res.headers['content-length'] === String(bytes),
+    );
+    expect(counts.leaked).toBe(0);
+    expect(counts.served).toBeGreaterThan(0);
   });
 });
 
 describe('internal_files: a handed-over file swapped for a link while it is checked and sent', () => {
   it("never a byte of the link's target: X-Accel-Redirect to a name flipped to /etc/shadow's stand-in", async () => {
     // before: the name was checked (realpath), then send opened it again by name: the target went out
-    const site = tempSite();
-    const files = join(site, 'private');
-    mkdirSync(files);
-    writeFileSync(join(site, 'secret.txt'), `${SECRET}\n`);
-    const decoy = join(site, 'decoy.txt');
-    writeFileSync(decoy, Buffer.alloc(64 * 1024, 'a'));
+    const place = swapSite('private', 64 * 1024);
     const app = Fastify();
     cleanups.push(() => app.close());
     await app.register(warmpool, {
       command: ['php', fileURLToPath(new URL('../../../test/fixtures/php/hands-over-file.php', import.meta.url))],
       pool: { num_workers: 2 },
-      internal_files: { root: files, prefix: '/protected/' },
+      internal_files: { root: place.folder, prefix: '/protected/' },
     });
     await app.ready();
-    const swapper = startSwapping(files, 'r.txt', decoy, join(site, 'secret.txt'));
-    await new Promise((resolve) => swapper.stdout!.once('data', resolve));
-    let leaked = 0;
-    let served = 0;
-    for (let round = 0; round < 300; round++) {
-      const replies = await Promise.all(
-        Array.from({ length: 5 }, () => app.inject('/download?accel=/protected/r.txt')),
-      );
-      for (const res of replies) {
-        if (res.body.includes(SECRET)) leaked++;
-        if (res.statusCode === 200 && res.rawPayload.length === 64 * 1024) served++;
-      }
-    }
-    expect(leaked).toBe(0);
-    expect(served).toBeGreaterThan(0);
+    const counts = await raceSwaps(
+      place,
+      'r.txt',
+      () => app.inject('/download?accel=/protected/r.txt'),
+      (res) => res.body.includes(SECRET),
+      (res) => res.statusCode === 200 && res.rawPayload.length === 64 * 1024,
+    );
+    expect(counts.leaked).toBe(0);
+    expect(counts.served).toBeGreaterThan(0);
   });
 });

@@ -5,7 +5,7 @@
 // that folder (symlinks resolved), never a dotfile; PHP's other headers (Content-Type,
 // Content-Disposition, Cache-Control, Set-Cookie) are kept. Off unless `internal_files` is set: a
 // feature that is off costs one null check.
-import { ReadStream, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { ReadStream, realpathSync, statSync, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { isAbsolute, resolve, sep } from 'node:path';
 import type { FastifyReply, FastifyRequest } from 'fastify';
@@ -13,7 +13,7 @@ import { type HeaderMap, headerWireValue } from '@warmpool/pool';
 import { InvalidOptionError } from '../errors.js';
 import { checkPath, createFilePolicy, decodeRequestPath } from '../static/file-policy.js';
 import { loadSend } from './load-send.js';
-import { openedPath, whenOpened } from '../static/opened-file.js';
+import { holdsFile, openedPath, whenOpened } from '../static/opened-file.js';
 
 /** The `internal_files` option. */
 export interface InternalFilesOptions {
@@ -162,9 +162,7 @@ async function openedSendable(files: ResolvedInternalFiles, stream: ReadStream, 
   if (fd === null) return true; // its open failed: the stream errors, and nothing is sent
   const real = openedPath(fd);
   if (real === undefined) return true;
-  if (real === null || sendableUnder(files, real) === null) return false;
-  const opened = fstatSync(fd);
-  return opened.ino === stat.ino && opened.dev === stat.dev;
+  return real !== null && sendableUnder(files, real) !== null && holdsFile(fd, stat);
 }
 
 /**

@@ -2,7 +2,7 @@
 // tenant who may write in its own root flips "r.txt" between a file and a symlink to /etc/shadow,
 // and warmpool (root, unlike nginx's www-data workers) sent the link's target. Asking the kernel
 // which file a descriptor holds (Linux: /proc/self/fd/N), after the open, leaves no such gap.
-import { existsSync, readlinkSync, type ReadStream } from 'node:fs';
+import { existsSync, fstatSync, readlinkSync, type ReadStream, type Stats } from 'node:fs';
 
 const PROC_FD = process.platform === 'linux' && existsSync('/proc/self/fd');
 
@@ -37,4 +37,10 @@ export function whenOpened(stream: ReadStream): Promise<number | null> {
     stream.once('open', opened);
     stream.once('error', failed);
   });
+}
+
+/** Whether `fd` holds the file `stat` was taken of (the one a response's headers were made from). */
+export function holdsFile(fd: number, stat: Stats): boolean {
+  const opened = fstatSync(fd);
+  return opened.ino === stat.ino && opened.dev === stat.dev;
 }

@@ -1,4 +1,4 @@
-import { ReadStream, constants, fstatSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { ReadStream, constants, realpathSync, statSync, type Stats } from 'node:fs';
 import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -13,7 +13,7 @@ import {
 } from './hot-cache.js';
 import { LinkOutWarnings } from './link-warnings.js';
 import { rootLinkProblem } from './root-links.js';
-import { openedPath, whenOpened } from './opened-file.js';
+import { holdsFile, openedPath, whenOpened } from './opened-file.js';
 import {
   checkFileName,
   checkPath,
@@ -590,9 +590,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       (suffix === undefined || checkPath(policy, rel.slice(0, -suffix.length)).kind !== 'file')
     )
       return false;
-    if (expected === null) return true;
-    const opened = fstatSync(fd);
-    return opened.ino === expected.ino && opened.dev === expected.dev;
+    return expected === null || holdsFile(fd, expected);
   }
 
   /**
