@@ -203,7 +203,9 @@ export function credentialsFromPem(
       );
     const why = /key values mismatch/i.test(message)
       ? 'the key does not belong to the certificate'
-      : /bad decrypt|bad password|interrupted or cancelled/i.test(message)
+      : // by the PEM itself: OpenSSL's words for it vary (on Node 26, "DECODER routines::unsupported"
+        // when an earlier error was left in its queue)
+        isEncryptedPem(keyBytes) || /bad decrypt|bad password|interrupted or cancelled/i.test(message)
         ? `the key is encrypted with a passphrase, and warmpool reads keys without one (nginx's ssl_password_file has no counterpart): store it decrypted, readable by its owner only (\`openssl pkey -in ${files.key} -out key.pem && chmod 600 key.pem\`) and name that file`
         : message;
     // a key that does not match, or does not parse, is the key's problem
@@ -507,4 +509,10 @@ export function redirectTarget(
   if (!HOST_NAME.test(host)) return null;
   const path = url?.startsWith('/') === true ? url : '/';
   return `https://${host.toLowerCase()}${httpsPort === 443 ? '' : `:${httpsPort}`}${path}`;
+}
+
+/** A PEM private key stored encrypted (PKCS#8's "ENCRYPTED PRIVATE KEY", or the legacy Proc-Type header). */
+function isEncryptedPem(key: Buffer): boolean {
+  const text = key.toString('latin1');
+  return text.includes('-----BEGIN ENCRYPTED PRIVATE KEY-----') || /^Proc-Type: 4,ENCRYPTED/m.test(text);
 }

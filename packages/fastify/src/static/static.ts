@@ -478,9 +478,27 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
   // target, allowed by its real name, and the file send took its headers from. Checked names can be
   // swapped before send opens them: a file flipped to a link to /etc/shadow was sent.
   const sending = new WeakMap<FastifyReply, { rootIndex: number; stat: Stats | null; selected: string | null }>();
-  app.addHook('onSend', async (request, reply, payload) => {
+  // synchronous for every other answer (PHP's): an async hook on all of them moved when a PHP body
+  // short of its length met its end, and on Node 26 such an answer hung instead of its plain 502
+  app.addHook('onSend', (request, reply, payload, done) => {
     const sent = sending.get(reply);
-    if (sent === undefined) return payload;
+    if (sent === undefined) {
+      done(null, payload);
+      return;
+    }
+    checkedPayload(request, reply, payload, sent).then(
+      (checked) => done(null, checked),
+      (error: Error) => done(error),
+    );
+  });
+
+  /** A static answer's payload once what it sends is checked; a plain refusal in its place if not. */
+  async function checkedPayload(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    payload: unknown,
+    sent: { rootIndex: number; stat: Stats | null; selected: string | null },
+  ): Promise<unknown> {
     if (payload instanceof ReadStream) {
       const fd = await whenOpened(payload);
       if (fd === null || openedAllowed(sent.rootIndex, fd, sent.stat)) return payload;
@@ -495,7 +513,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     if (await statSendable(sent.rootIndex, sent.selected, sent.stat)) return payload;
     options.linkWarnings.noteSwapped(request.url, sent.selected);
     return refusedInstead(reply, siblingStatus);
-  });
+  }
 
   /** Whether `path`, opened now, is an allowed file under the root and the very one `stat` is of. */
   async function statSendable(rootIndex: number, path: string, stat: Stats): Promise<boolean> {
