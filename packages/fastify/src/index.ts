@@ -156,13 +156,17 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   if (Object.hasOwn(app, 'warmpool')) throw new AlreadyRegisteredError();
   const options = resolveOptions(opts, app.log);
   const catchAll = new Set<string>();
-  claimCatchAll(app, poolLabel(opts), catchAll);
+  // a site of no PHP and no static files has nothing of its own to answer: the app's routes have every path
+  const takesCatchAll = options.php || options.static !== null;
+  if (takesCatchAll) claimCatchAll(app, poolLabel(opts), catchAll);
   const { classic } = options;
   let pool: AnyPool | null = null;
   let fastcgi: FastCgiClientPool | null = null;
   let view: PoolView;
-  let exchange: Exchange;
-  if (classic === null) {
+  let exchange: Exchange | null = null;
+  if (options.pool === null) {
+    view = NO_PHP_VIEW;
+  } else if (classic === null) {
     const workers = new Pool(options.pool);
     await workers.start(opts.signal, opts.keep_trying === true);
     pool = workers;
@@ -219,12 +223,32 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
   app.addHook('onClose', async () => {
     await Promise.all([poolClosed ?? pool?.close(), fastcgi?.close()]);
   });
-  await app.register(async (child) => registerRoutes(child, view, exchange, options, catchAll, admitted, admission));
-  guardCatchAll(app, catchAll);
+  await app.register(async (child) =>
+    registerRoutes(child, view, exchange, options, catchAll, admitted, admission, takesCatchAll),
+  );
+  if (takesCatchAll) guardCatchAll(app, catchAll);
+};
+
+/** A site of no PHP as health and metrics see a pool: none to wait for, always ready. */
+const NO_PHP_VIEW: PoolView = {
+  stats: (): PoolStats => ({
+    numWorkers: 0,
+    workers: { booting: 0, ready: 0, working: 0, stopping: 0, exited: 0 },
+    queued: 0,
+    requests: 0,
+    pipelined: 0,
+    errors: {},
+    recycles: {},
+    bootFailures: 0,
+    bootError: null,
+    closing: false,
+  }),
+  workers: async (): Promise<WorkerInfo[]> => [],
 };
 
 /** A pool as an error names it: its command, or its classic site. */
 function poolLabel(opts: WarmpoolOptions): string {
+  if (opts.php === false) return 'static files (php: false)';
   if (opts.fastcgi !== undefined) {
     const { pass, root } = opts.fastcgi as { pass?: unknown; root?: unknown };
     return `fastcgi ${pass === undefined ? `root "${String(root)}"` : `pass "${String(pass)}"`}`;
@@ -238,7 +262,7 @@ function exchangeOptions(
   options: ResolvedOptions,
 ): FastCgiExchangeOptions {
   return {
-    logger: options.pool.logger,
+    logger: options.pool!.logger,
     recycleBodies: options.recycleResponseMemory,
     ...(params === undefined ? {} : { params }),
   };

@@ -24,20 +24,34 @@ import { resolveStaticOptions, type ResolvedStaticOptions, type StaticOptions } 
 
 /**
  * Options of `app.register(warmpool, { ... })`; keys a user types follow .rr.yaml spelling. Either
- * `command` (worker mode) or `fastcgi` (classic mode), never both and never neither.
+ * `command` (worker mode) or `fastcgi` (classic mode), never both; neither only with `php: false`.
  */
-export type WarmpoolOptions = WarmpoolCommonOptions & (WorkerModeOptions | ClassicModeOptions);
+export type WarmpoolOptions = WarmpoolCommonOptions & (WorkerModeOptions | ClassicModeOptions | NoPhpOptions);
 
 export interface WorkerModeOptions {
   /** the worker command: "php worker.php" or argv (server.command) */
   command: string | readonly string[];
   fastcgi?: undefined;
+  php?: true;
 }
 
 export interface ClassicModeOptions {
   /** classic mode: run .php files as nginx + php-fpm does (managed php-cgi, or fastcgi.pass to a php-fpm) */
   fastcgi: FastCgiOptions;
   command?: undefined;
+  php?: true;
+}
+
+/**
+ * A site with no PHP (`warmpool serve`'s static-only and proxied sites): the static layer answers
+ * GET and HEAD, every other path is 404 and every other method 405, with the same limits, access
+ * rules, health and metrics as a PHP site. With no `static` either, no catch-all route is taken:
+ * the app's own routes (serve's proxy routes) have every path.
+ */
+export interface NoPhpOptions {
+  php: false;
+  command?: undefined;
+  fastcgi?: undefined;
 }
 
 /** What both modes take; `WarmpoolOptions` adds `command` or `fastcgi`. */
@@ -104,7 +118,10 @@ export interface WarmpoolCommonOptions extends LimitOptions, HealthOptions, Metr
 }
 
 export interface ResolvedOptions {
-  pool: ResolvedPoolOptions;
+  /** false: no PHP (NoPhpOptions); pool is then null */
+  php: boolean;
+  /** the workers' pool (worker mode, managed php-cgi) or what fastcgi.pass reads of its keys; null without PHP */
+  pool: ResolvedPoolOptions | null;
   codec: Codec;
   debug: boolean;
   static: ResolvedStaticOptions | null;
@@ -130,6 +147,7 @@ export interface ResolvedOptions {
 
 const KNOWN = new Set([
   'keep_trying',
+  'php',
   'command',
   'env',
   'cwd',
@@ -232,6 +250,7 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
       else throw error;
     }
   };
+  check(() => phpOf(options));
   let classicCommand: string | readonly string[] | null = null;
   if (options.fastcgi !== undefined) {
     // classic mode: root, pass, try_files, ... and the static layer over the document root
@@ -239,14 +258,15 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
       classicCommand = resolveClassicOptions(options.fastcgi!, options.static).command;
     });
   } else check(() => resolveStaticOptions(options.static));
-  check(() =>
-    resolvePluginPool(
-      options,
-      SILENT_LOGGER,
-      'json',
-      classicCommand ?? (options.fastcgi === undefined ? null : 'php-cgi'),
-    ),
-  );
+  if (options.php !== false)
+    check(() =>
+      resolvePluginPool(
+        options,
+        SILENT_LOGGER,
+        'json',
+        classicCommand ?? (options.fastcgi === undefined ? null : 'php-cgi'),
+      ),
+    );
   check(() => resolveLimits(options));
   check(() => resolveUploadOptions(options.uploads));
   check(() => resolveInternalFiles(options.internal_files));
@@ -257,9 +277,20 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
 }
 
 /** The workers' user and group, when they run as another user than warmpool's (server.user). */
-function uploadOwner(pool: ResolvedPoolOptions): { uid: number; gid: number } | null {
-  if (pool.uid === undefined && pool.gid === undefined) return null;
+function uploadOwner(pool: ResolvedPoolOptions | null): { uid: number; gid: number } | null {
+  if (pool === null || (pool.uid === undefined && pool.gid === undefined)) return null;
   return { uid: pool.uid ?? process.getuid?.() ?? 0, gid: pool.gid ?? process.getgid?.() ?? 0 };
+}
+
+/** `php`: true (the default) or false; false with a command, a fastcgi section or pool options is refused. */
+function phpOf(options: WarmpoolOptions): boolean {
+  const php = (options as { php?: unknown }).php;
+  if (php === undefined || php === true) return true;
+  if (php !== false) throw new InvalidOptionError('php', `must be true or false, got ${JSON.stringify(php)}`);
+  for (const key of ['command', 'fastcgi', 'pool', 'env', 'relay', 'warmup'] as const)
+    if ((options as unknown as Record<string, unknown>)[key] !== undefined)
+      throw new InvalidOptionError(key, 'runs PHP, and php: false says this site has none: remove one of the two');
+  return false;
 }
 
 /** Validates at register time; every error names the option. */
@@ -270,8 +301,12 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     if (fastifyOwn !== undefined) throw new InvalidOptionError(key, fastifyOwn);
     if (!KNOWN.has(key)) throw new InvalidOptionError(key, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
-  if (options.command === undefined && options.fastcgi === undefined)
-    throw new InvalidOptionError('command', 'is required, e.g. "php worker.php" (or fastcgi for classic PHP)');
+  const php = phpOf(options);
+  if (php && options.command === undefined && options.fastcgi === undefined)
+    throw new InvalidOptionError(
+      'command',
+      'is required, e.g. "php worker.php" (or fastcgi for classic PHP, or php: false for a site of static files only)',
+    );
   if (options.command !== undefined && options.fastcgi !== undefined)
     throw new InvalidOptionError(
       'command',
@@ -281,8 +316,11 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
   const codec = options.codec ?? 'json';
   if (codec !== 'json' && codec !== 'proto')
     throw new InvalidOptionError('codec', `must be "json" or "proto", got ${JSON.stringify(codec)}`);
-  const pool = resolvePluginPool(options, options.logger ?? fallbackLogger, codec, classic?.command ?? null);
+  const pool = php
+    ? resolvePluginPool(options, options.logger ?? fallbackLogger, codec, classic?.command ?? null)
+    : null;
   return {
+    php,
     pool,
     codec,
     debug: options.debug === true,

@@ -29,7 +29,7 @@ import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import type { Admission } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
-import { registerStatic } from './static/static.js';
+import { registerStatic, type StaticHandler } from './static/static.js';
 import { statusOf } from './http/status.js';
 import { loggedError, OverloadLog, WorkersDownLog } from './http/overload-log.js';
 import { pipelinedTurn } from './http/pipelined-turn.js';
@@ -44,7 +44,8 @@ import type { ResolvedOptions } from './options.js';
 export async function registerRoutes(
   app: FastifyInstance,
   pool: PoolView,
-  exchange: Exchange,
+  /** null: a site of no PHP (options.php false) */
+  exchange: Exchange | null,
   options: ResolvedOptions,
   /** filled with the "METHOD /path" routes of the catch-all, for guardCatchAll() */
   catchAll: Set<string> = new Set(),
@@ -52,6 +53,8 @@ export async function registerRoutes(
   admitted: Admitted = new Admitted(),
   /** access and rate rules (network/admission.ts): the plugin's one instance, its counters shared with serve's proxy routes */
   admission: Admission | null = null,
+  /** false: no catch-all at all (no PHP and no static files: the app's routes have every path) */
+  takesCatchAll = true,
 ): Promise<void> {
   const { client, internalFiles, errorPages } = options;
   if (internalFiles !== null) await loadSend();
@@ -89,6 +92,11 @@ export async function registerRoutes(
   });
 
   const staticLayer = options.static === null ? null : await registerStatic(app, options.static);
+  if (exchange === null) {
+    addRequestMethods(app);
+    if (takesCatchAll) registerCatchAll(app, staticOnly(staticLayer), catchAll, filesAreRead);
+    return;
+  }
   // classic mode: the script resolver decides (static files included); worker mode: try_files to PHP
   const classic: ClassicDispatch | null =
     options.classic === null ? null : createClassicDispatch(options.classic, staticLayer!);
@@ -247,6 +255,24 @@ export async function registerRoutes(
 }
 
 const CATCH_ALL_URLS = ['/', '/*'] as const;
+
+/** A site of no PHP: its static files, and 404 for every other path (nginx's try_files $uri $uri/ =404). */
+function staticOnly(staticLayer: StaticHandler | null): RouteHandlerMethod {
+  return async (request, reply) => {
+    if (staticLayer !== null && (await staticLayer(request, reply))) return reply;
+    return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
+  };
+}
+
+/** A site of no PHP takes GET and HEAD; another method gets 405 before its body is read (nginx's for a file). */
+const filesAreRead: preParsingHookHandler = (request, reply, payload, done) => {
+  if (request.method === 'GET' || request.method === 'HEAD') {
+    done(null, payload);
+    return;
+  }
+  // the chain stops here: done is not called
+  reply.header('allow', 'GET, HEAD').code(405).type('text/plain; charset=utf-8').send('Method Not Allowed\n');
+};
 
 /** per server (every scope shares it): each pool's label and the catch-all routes it took */
 const poolsOf = new WeakMap<object, { label: string; routes: ReadonlySet<string> }[]>();
