@@ -441,7 +441,8 @@ async function registerSite(
   const { fastcgi } = site.plugin;
   const runs = fastcgi?.command ?? site.plugin.command ?? 'php-cgi';
   const command = Array.isArray(runs) ? runs.join(' ') : String(runs);
-  if (fastcgi?.pass !== undefined)
+  if (!site.php) out.info(`site ${site.name}: no PHP: ${describeNoPhpSite(site)}`);
+  else if (fastcgi?.pass !== undefined)
     out.info(`site ${site.name}: classic PHP from ${fastcgi.root} through php-fpm at ${fastcgi.pass}`);
   else
     out.info(
@@ -480,9 +481,11 @@ async function registerSite(
     );
   } else {
     out.success(
-      pool === null
-        ? `site ${site.name}: ready, up to ${plural(stats.numWorkers, 'connection')} to php-fpm (${hosts})`
-        : `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
+      !site.php
+        ? `site ${site.name}: ready (${hosts})`
+        : pool === null
+          ? `site ${site.name}: ready, up to ${plural(stats.numWorkers, 'connection')} to php-fpm (${hosts})`
+          : `site ${site.name}: ${plural(stats.workers.ready + stats.workers.working, 'worker')} ready in ${formatDuration(performance.now() - started)} (${hosts})`,
     );
   }
 
@@ -501,6 +504,15 @@ async function registerSite(
       throw new SiteSetupError(site, error);
     }
   }
+}
+
+/** What a site of no PHP serves, for its boot line: "static files from DIR, /api → http://…". */
+function describeNoPhpSite(site: SiteOptions): string {
+  const parts: string[] = [];
+  const dirs = [site.plugin.static?.dir ?? []].flat();
+  if (dirs.length > 0) parts.push(`static files from ${dirs.join(', ')}`);
+  for (const route of site.proxy ?? []) parts.push(`${route.prefix} → ${route.upstream}`);
+  return parts.join(', ');
 }
 
 /**

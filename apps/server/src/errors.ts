@@ -197,6 +197,17 @@ export class PassSiteError extends WarmpoolError<'WP_SERVER_PASS_SITE'> {
   }
 }
 
+/** `reset`, `tune` or `workers` for a site of static files and proxy routes only: it has no PHP process. */
+export class NoPhpSiteError extends WarmpoolError<'WP_SERVER_NO_PHP_SITE'> {
+  constructor(site: string, command: string) {
+    super(
+      'WP_SERVER_NO_PHP_SITE',
+      `site ${site} runs no PHP (static files and proxy routes only): there is nothing to ${command}`,
+      { details: { site, command } },
+    );
+  }
+}
+
 /** The server does not implement this command (for example `reload` before the core wires it). */
 export class AdminUnsupportedError extends WarmpoolError<'WP_SERVER_ADMIN_UNSUPPORTED'> {
   constructor(cmd: string) {
@@ -274,6 +285,7 @@ export const SERVER_ERROR_CODES = [
   'WP_SERVER_UNKNOWN_SITE',
   'WP_SERVER_TUNE_NO_WORKERS',
   'WP_SERVER_PASS_SITE',
+  'WP_SERVER_NO_PHP_SITE',
   'WP_SERVER_NO_CACHE',
   'WP_SERVER_DRAINING',
 ] as const;

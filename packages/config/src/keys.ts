@@ -734,6 +734,12 @@ const TOP: Entry[] = [
     hint: 'a host name like "example.com" or "*.example.com" (no scheme, port or path)',
   }),
   wp('sites[].root', 'string', "the site's directory: the working directory of its workers"),
+  wp(
+    'sites[].php',
+    'boolean',
+    'false: this site runs no PHP (a worker command of the top level is not inherited): its static files and proxy routes serve it; a site with neither a command nor fastcgi runs none anyway',
+    { default: true },
+  ),
   wp('proxy', 'list', 'path prefixes passed to another HTTP server'),
   wp('proxy[]', 'section', 'one proxied prefix'),
   wp('proxy[].prefix', 'string', 'path prefix to proxy, e.g. "/api"', {

@@ -56,6 +56,8 @@ export interface SiteOptions {
   server: ServerConfig;
   /** the per-site http.* keys after inheritance; static/headers only when the middleware lists them */
   http: SiteHttpConfig;
+  /** false: a site of no PHP (static files, proxy routes); the plugin's `php: false` */
+  php: boolean;
   middleware: Middleware[];
   /** http.headers when the headers middleware is on; null otherwise */
   headers: HeadersConfig | null;
@@ -171,18 +173,12 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         ),
       );
     const dir = site.root === undefined ? baseDir : resolve(baseDir, site.root);
+    const server = mergeDeep(config.server, site.server);
+    const http = mergeSiteHttp(config.http, site.http);
+    // a site with no command of its own or the top level's, and no fastcgi, serves files and proxies only
+    const php = site.php !== false && (site.fastcgi !== undefined || commandOf(server, http) !== undefined);
     sites.push({
-      ...buildSite(
-        loaded,
-        index,
-        site.hosts,
-        dir,
-        mergeDeep(config.server, site.server),
-        mergeSiteHttp(config.http, site.http),
-        site.fastcgi ?? null,
-        options,
-        errors,
-      ),
+      ...buildSite(loaded, index, site.hosts, dir, server, http, site.fastcgi ?? null, php, options, errors),
       cache: enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache)),
       proxy: nonEmpty(site.proxy ?? config.proxy),
     });
@@ -205,7 +201,13 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       ),
     );
   let defaultSite: SiteOptions | null = null;
-  if (topCommand !== undefined || config.fastcgi !== null) {
+  const topPhp = topCommand !== undefined || config.fastcgi !== null;
+  // with no sites[], the top level is the one site, PHP or not; with sites[], a default site needs PHP
+  // (a top-level static section or proxy list is then what sites[] inherit, not a site of its own)
+  const topServes =
+    (config.sites ?? []).length === 0 &&
+    ((config.http.middleware ?? []).includes('static') || (config.proxy ?? []).length > 0);
+  if (topPhp || topServes) {
     defaultSite = {
       ...buildSite(
         loaded,
@@ -215,6 +217,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         config.server,
         pickSiteHttp(config.http),
         config.fastcgi,
+        topPhp,
         options,
         errors,
       ),
@@ -223,6 +226,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     };
     sites.push(defaultSite);
   }
+  errors.push(...wholeSiteProxies(loaded, sites));
   if (config.http.ssl !== undefined) errors.push(...checkSsl(loaded, config.http.ssl, sites));
   errors.push(...listenerClashes(loaded));
   if (errors.length > 0) throw new ConfigError(loaded.file, errors);
@@ -417,6 +421,7 @@ function buildSite(
   server: ServerConfig,
   http: SiteHttpConfig,
   fastcgi: FastCgiConfig | null,
+  php: boolean,
   options: ToOptionsOptions,
   errors: LocatedConfigError[],
 ): Omit<SiteOptions, 'cache' | 'proxy'> {
@@ -431,18 +436,23 @@ function buildSite(
     fastcgi?: ClassicModeOptions['fastcgi'];
   } = { cwd: dir };
   const origins: Record<string, string> = { cwd: 'root' };
-  if (fastcgi === null) {
+  // the workers' keys: a site of no PHP has none (the top level's, which it inherits, are other sites')
+  const worker = php && fastcgi === null;
+  if (!php) (plugin as { php?: false }).php = false;
+  else if (fastcgi === null) {
     plugin.command = commandOf(server, http)!;
     origins.command = http.pool?.command !== undefined ? 'http.pool.command' : 'server.command';
   } else plugin.fastcgi = classicOptions(fastcgi, dir);
-  if (server.env !== undefined && fastcgi?.pass === undefined) plugin.env = server.env;
+  if (php && server.env !== undefined && fastcgi?.pass === undefined) plugin.env = server.env;
   // RoadRunner tells its workers where its RPC listens (RR_RPC): PHP's RPC clients (Spiral, locks,
   // metrics) read it, and otherwise dial the default tcp://127.0.0.1:6001
   const rpc = loaded.config.rpc?.listen;
-  if (rpc !== undefined && fastcgi === null && plugin.env?.RR_RPC === undefined)
+  if (rpc !== undefined && worker && plugin.env?.RR_RPC === undefined)
     plugin.env = { ...plugin.env, RR_RPC: parseRpcListen(rpc, options.baseDir ?? dirname(resolve(loaded.file))).url };
-  if (server.relay !== undefined && fastcgi === null) plugin.relay = server.relay;
-  if (server.clear_env !== undefined && fastcgi === null) plugin.clear_env = server.clear_env;
+  if (server.relay !== undefined && worker) plugin.relay = server.relay;
+  if (server.clear_env !== undefined && worker) plugin.clear_env = server.clear_env;
+  if (!php && loaded.positionOf(`${sitePath}http.pool`) !== null)
+    ignored.push({ key: `${sitePath}http.pool`, reason: 'this site runs no PHP (no command, no fastcgi)' });
   if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
   if (fastcgi !== null && fastcgi.pass === undefined) ignored.push(...managedCgiIgnores(server, fastcgi, sitePath));
 
@@ -491,7 +501,7 @@ function buildSite(
     poolOptions.gid = account.gid;
     origins['pool.gid'] = 'server.user';
   }
-  if (Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;
+  if (php && Object.keys(poolOptions).length > 0) plugin.pool = poolOptions;
   if (debug === true) plugin.debug = true;
 
   if (http.static !== undefined) {
@@ -606,6 +616,7 @@ function buildSite(
     dir,
     server,
     http,
+    php,
     middleware,
     headers,
     gzip: middleware.includes('gzip'),
@@ -848,6 +859,29 @@ function valueAt(root: unknown, key: string): unknown {
  * An InvalidValueError at the first of `keys` the file sets (else the nearest ancestor of the
  * first); `hint` adds to the reason what only the chosen key tells.
  */
+/**
+ * A proxy route at "/" takes every path of its site: only a site of no PHP and no static files may
+ * have one (the PHP or the files would never be reached). Said once for a top-level list that
+ * several sites inherit.
+ */
+function wholeSiteProxies(loaded: LoadedConfig, sites: readonly Omit<SiteOptions, 'cache'>[]): InvalidValueError[] {
+  const errors = new Map<string, InvalidValueError>();
+  for (const site of sites) {
+    const at = site.proxy?.findIndex((route) => route.prefix === '/') ?? -1;
+    if (at === -1) continue;
+    const own = site.index !== null && loaded.config.sites?.[site.index]?.proxy !== undefined;
+    const key = `${own ? `sites[${site.index}].` : ''}proxy[${at}].prefix`;
+    const name = site.index === null ? 'the site' : `sites[${site.index}]`;
+    let reason: string | null = null;
+    if (site.php)
+      reason = `prefix "/" would send every request of ${name} to the upstream, and its PHP would never run: proxy the paths the upstream serves (e.g. "/api"), or make it a site of no PHP (sites[].php: false)`;
+    else if (site.plugin.static !== undefined)
+      reason = `prefix "/" would send every request of ${name} to the upstream, and its static files (http.static) would never be served: drop one of the two, or proxy a narrower prefix (e.g. "/api")`;
+    if (reason !== null && !errors.has(key)) errors.set(key, locatedError(loaded, [key], reason));
+  }
+  return [...errors.values()];
+}
+
 function locatedError(
   loaded: LoadedConfig,
   keys: string[],

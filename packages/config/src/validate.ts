@@ -511,9 +511,6 @@ class Walker {
     const rawSites = Array.isArray(root.sites) ? (root.sites as (Obj | undefined)[]) : [];
     const sites = rawSites.map((site) => (site === undefined ? undefined : normaliseSite(site)));
 
-    // a sites key that is not a list is reported as such: whether its sites name commands is unknown
-    if (Array.isArray(root.sites) || !this.#positions.has('sites'))
-      this.#checkCommand(server, http, sites, top, root.fastcgi !== undefined);
     const topMiddleware = this.#middleware(http, 'http');
     this.#gateSections(http, 'http', topMiddleware);
     this.#warnDebug(http, 'http');
@@ -523,6 +520,10 @@ class Walker {
       this.#gateSections(site.http, `sites[${i}].http`, own ?? topMiddleware);
       this.#warnDebug(site.http, `sites[${i}].http`);
     });
+    // a sites key that is not a list is reported as such: whether its sites name commands is unknown
+    // (after the gating above: a static section the middleware does not list serves nothing)
+    if (Array.isArray(root.sites) || !this.#positions.has('sites'))
+      this.#checkCommand(server, http, sites, top, root.fastcgi !== undefined, root.proxy);
     this.#warnLogChannels(root.logs, top);
     this.#checkHosts(sites, top);
     this.#checkProxyPrefixes(root.proxy, 'proxy', top);
@@ -554,18 +555,49 @@ class Walker {
 
   /**
    * server.command (or http.pool.command) must be set at the top level or in every site; a classic
-   * site (its own fastcgi section; the top level's for the default site) needs none.
+   * site (its own fastcgi section; the top level's for the default site) needs none, nor does a
+   * site of static files or proxy routes only (no sites[]: the top level is that site).
    */
-  #checkCommand(server: Obj, http: Obj, sites: (SiteShape | undefined)[], top: Position, classic: boolean): void {
+  #checkCommand(
+    server: Obj,
+    http: Obj,
+    sites: (SiteShape | undefined)[],
+    top: Position,
+    classic: boolean,
+    rootProxy: unknown,
+  ): void {
     const hasCommand = (s: Obj, h: Obj): boolean =>
       s.command !== undefined || (h.pool as Obj | undefined)?.command !== undefined;
+    sites.forEach((site, i) => {
+      if (site?.php !== false) return;
+      for (const [own, key] of [
+        [site.server.command, 'server.command'],
+        [(site.http.pool as Obj | undefined)?.command, 'http.pool.command'],
+        [site.fastcgi, 'fastcgi'],
+      ] as const)
+        if (own !== undefined)
+          this.#invalid(
+            `sites[${i}].${key}`,
+            this.#at(`sites[${i}].${key}`, top),
+            `runs PHP, and sites[${i}].php: false says this site has none: remove one of the two`,
+          );
+      if (!servesWithoutPhp(site, http, rootProxy))
+        this.#invalid(
+          `sites[${i}].php`,
+          this.#at(`sites[${i}].php`, top),
+          'false, and the site has no static files (http.middleware: [static] with http.static.dir) and no proxy routes: it would answer 404 to every request',
+        );
+    });
     if (hasCommand(server, http)) return;
+    if (sites.length === 0 && servesWithoutPhp({ server: {}, http: {}, hosts: [] }, http, rootProxy)) return;
     if (classic && sites.every((site) => site === undefined || site.fastcgi !== undefined)) return;
     if (this.#positions.has('server.command') || this.#positions.has('http.pool.command')) return; // invalid, already reported
     const lacking = sites.flatMap((site, i) =>
       site !== undefined &&
+      site.php !== false &&
       site.fastcgi === undefined &&
       !hasCommand(site.server, site.http) &&
+      !servesWithoutPhp(site, http, rootProxy) &&
       !this.#positions.has(`sites[${i}].server.command`)
         ? [i]
         : [],
@@ -579,7 +611,7 @@ class Walker {
       new MissingKeyError(
         'server.command',
         this.#at('server', top),
-        `is required: the command that starts one PHP worker, e.g. "php worker.php" (or a fastcgi section for classic PHP)${why}`,
+        `is required: the command that starts one PHP worker, e.g. "php worker.php" (or a fastcgi section for classic PHP; a site of static files or proxy routes only needs none)${why}`,
       ),
     );
   }
@@ -689,15 +721,7 @@ class Walker {
       const prefix = route?.prefix;
       if (typeof prefix !== 'string') return;
       const key = `${path}[${i}].prefix`;
-      // the site's PHP takes every path no route of its own has: "/" would leave it none
-      if (prefix === '/') {
-        this.#invalid(
-          key,
-          this.#at(key, top),
-          `prefix "${prefix}" would send every request of the site to the upstream, and the site's PHP would never run: proxy the paths the upstream serves (e.g. "/api"); a site that is only proxied is not supported`,
-        );
-        return;
-      }
+      // "/" is checked against its site's PHP and static files when the sites are built (to-options.ts)
       const first = seen.get(prefix);
       if (first === undefined) {
         seen.set(prefix, key);
@@ -721,6 +745,19 @@ interface SiteShape {
   cache?: Obj;
   proxy?: unknown[];
   fastcgi?: Obj;
+  php?: unknown;
+}
+
+/**
+ * Whether a site serves anything with no PHP: static files (its middleware, own or the top level's,
+ * lists static and a static section is there after gating) or proxy routes (its own, else the top's).
+ */
+function servesWithoutPhp(site: SiteShape, topHttp: Obj, rootProxy: unknown): boolean {
+  const middleware = (site.http.middleware ?? topHttp.middleware ?? []) as unknown[];
+  const staticSection = site.http.static ?? topHttp.static;
+  if (middleware.includes('static') && staticSection !== undefined) return true;
+  const proxy = site.proxy ?? rootProxy;
+  return Array.isArray(proxy) && proxy.length > 0;
 }
 
 function normaliseSite(site: Obj): SiteShape {
@@ -733,6 +770,7 @@ function normaliseSite(site: Obj): SiteShape {
     ...(site.cache === undefined ? {} : { cache: (site.cache ?? {}) as Obj }),
     ...(Array.isArray(site.proxy) ? { proxy: site.proxy as unknown[] } : site.proxy === null ? { proxy: [] } : {}),
     ...(site.fastcgi === undefined ? {} : { fastcgi: (site.fastcgi ?? {}) as Obj }),
+    ...(site.php === undefined ? {} : { php: site.php }),
   };
 }
 

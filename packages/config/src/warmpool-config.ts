@@ -251,6 +251,8 @@ export interface SiteConfig {
   proxy?: ProxyRoute[];
   /** classic mode for this site (never inherited from the top level) */
   fastcgi?: FastCgiConfig;
+  /** false: no PHP, not even the top level's command (static files and proxy routes only) */
+  php?: boolean;
 }
 
 /** One `proxy[]` entry. */

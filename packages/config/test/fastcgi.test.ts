@@ -259,7 +259,7 @@ describe('fastcgi: classic sites', () => {
       ),
     );
     expect(error).toMatch(
-      /server\.command: is required: .*\(or a fastcgi section for classic PHP\), or in every site \(sites\[0\] has none\)/,
+      /server\.command: is required: .*\(or a fastcgi section for classic PHP; a site of static files or proxy routes only needs none\), or in every site \(sites\[0\] has none\)/,
     );
   });
 

@@ -20,6 +20,16 @@ import {
 const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
 const parse = (text: string) => parseConfig(text, { file: '/srv/app/warmpool.yaml', env: {} });
 
+/** The errors loading and building `text` reports, as "key: reason". */
+function builtErrors(text: string): string[] {
+  try {
+    toServerOptions(parse(text));
+  } catch (error) {
+    return (error as ConfigError).errors.map((e) => `${e.key}: ${e.reason}`);
+  }
+  return [];
+}
+
 describe('toServerOptions', () => {
   it("logs.output file paths start at the config file's folder, as http.access_log.output does; stdout and stderr stay", () => {
     const loaded = parse(
@@ -233,29 +243,111 @@ sites:
     ]);
   });
 
-  it('refuses a proxy prefix of "/" at its line: the site would never reach PHP', () => {
-    const errorsOf = (text: string) => {
-      try {
-        parse(text);
-      } catch (error) {
-        return (error as ConfigError).errors.map((e) => `${e.key}: ${e.reason}`);
-      }
-      return [];
-    };
+  it('refuses a proxy prefix of "/" at its line on a site of PHP: the site would never reach PHP', () => {
     for (const [prefix, key] of [
       ['/', 'sites[0].proxy[0].prefix'],
       ['/', 'proxy[0].prefix'],
     ] as const) {
       const inSite = key.startsWith('sites');
-      const errors = errorsOf(
+      const errors = builtErrors(
         `version: "3"\nserver:\n  command: php worker.php\nhttp:\n  address: :8080\n` +
           (inSite ? 'sites:\n  - hosts: [a.test]\n    proxy:\n' : 'proxy:\n') +
           `${inSite ? '      ' : '  '}- prefix: "${prefix}"\n${inSite ? '        ' : '    '}upstream: http://127.0.0.1:9000\n`,
       );
       expect(errors).toEqual([
-        `${key}: prefix "${prefix}" would send every request of the site to the upstream, and the site's PHP would never run: proxy the paths the upstream serves (e.g. "/api"); a site that is only proxied is not supported`,
+        `${key}: prefix "${prefix}" would send every request of ${inSite ? 'sites[0]' : 'the site'} to the upstream, and its PHP would never run: proxy the paths the upstream serves (e.g. "/api"), or make it a site of no PHP (sites[].php: false)`,
       ]);
     }
+  });
+
+  describe('sites of no PHP', () => {
+    const YAML = [
+      'version: "3"',
+      'http: { address: ":8080" }',
+      'server: { command: php worker.php }',
+      'sites:',
+      '  - hosts: [files.test]',
+      '    root: /srv/files',
+      '    http: { middleware: [static], static: { dir: public }, pool: { num_workers: 4 } }',
+      '  - hosts: [node.test]',
+      '    php: false',
+      '    proxy: [{ prefix: /, upstream: "http://127.0.0.1:3000" }]',
+      '  - hosts: [app.test]',
+    ].join('\n');
+
+    it('a site with php: false, or no command and no fastcgi, runs no PHP; the others inherit the command', () => {
+      const withoutTopCommand = YAML.replace('server: { command: php worker.php }\n', '');
+      // with the top-level command: files.test inherits it (a PHP site with static files), node.test opts out
+      const [files, node, app] = toServerOptions(parse(YAML)).sites;
+      expect(files!.php).toBe(true);
+      expect(files!.plugin.command).toBe('php worker.php');
+      expect(node!.php).toBe(false);
+      expect(node!.plugin).toMatchObject({ php: false });
+      expect(node!.plugin.command).toBeUndefined();
+      expect(node!.proxy).toEqual([expect.objectContaining({ prefix: '/', upstream: 'http://127.0.0.1:3000' })]);
+      expect(app!.php).toBe(true);
+      // without it: files.test serves its static files with no PHP, its pool keys said to do nothing
+      const loaded = parseConfig(
+        withoutTopCommand.replace(
+          '  - hosts: [app.test]',
+          '  - hosts: [app.test]\n    server: { command: php app.php }',
+        ),
+        {
+          file: '/srv/app/warmpool.yaml',
+          env: {},
+        },
+      );
+      const built = toServerOptions(loaded);
+      const static_ = built.sites[0]!;
+      expect(static_.php).toBe(false);
+      expect(static_.plugin).toMatchObject({ php: false, static: { dir: '/srv/files/public' } });
+      expect(static_.plugin.pool).toBeUndefined();
+      expect(static_.ignored).toEqual([
+        { key: 'sites[0].http.pool', reason: 'this site runs no PHP (no command, no fastcgi)' },
+      ]);
+      expect(built.defaultSite).toBeNull();
+    });
+
+    it('with no sites[], a top level of static files or proxy routes is the one site', () => {
+      const files = toServerOptions(
+        parse('version: "3"\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: /var/www }\n'),
+      );
+      expect(files.defaultSite).toMatchObject({ php: false, plugin: { php: false, static: { dir: '/var/www' } } });
+      const proxied = toServerOptions(
+        parse('version: "3"\nhttp: { address: ":8080" }\nproxy: [{ prefix: /, upstream: "http://127.0.0.1:3000" }]\n'),
+      );
+      expect(proxied.defaultSite).toMatchObject({ php: false, plugin: { php: false } });
+      expect(proxied.sites).toHaveLength(1);
+    });
+
+    it('refuses, at their lines, a site that would serve nothing and php: false beside PHP', () => {
+      expect(
+        builtErrors('version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    php: false\n'),
+      ).toEqual([
+        'sites[0].php: false, and the site has no static files (http.middleware: [static] with http.static.dir) and no proxy routes: it would answer 404 to every request',
+      ]);
+      expect(
+        builtErrors(
+          'version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    php: false\n    server: { command: php w.php }\n    proxy: [{ prefix: /api, upstream: "http://127.0.0.1:3000" }]\n',
+        ),
+      ).toEqual([
+        'sites[0].server.command: runs PHP, and sites[0].php: false says this site has none: remove one of the two',
+      ]);
+      // no command anywhere, and a site with nothing else to serve: the command is still asked for
+      expect(builtErrors('version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n')).toEqual([
+        expect.stringMatching(/^server\.command: is required: .* or in every site \(sites\[0\] has none\)$/),
+      ]);
+    });
+
+    it('refuses a proxy at "/" beside static files on a site of no PHP: the files would never be served', () => {
+      expect(
+        builtErrors(
+          'version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    http: { middleware: [static], static: { dir: /var/www } }\n    proxy: [{ prefix: /, upstream: "http://127.0.0.1:3000" }]\n',
+        ),
+      ).toEqual([
+        'sites[0].proxy[0].prefix: prefix "/" would send every request of sites[0] to the upstream, and its static files (http.static) would never be served: drop one of the two, or proxy a narrower prefix (e.g. "/api")',
+      ]);
+    });
   });
 
   it('refuses at its line a proxy prefix serve would refuse after booting the workers', () => {

@@ -238,6 +238,7 @@ export {
   AlreadyRunningError,
   DrainingError,
   NoCacheError,
+  NoPhpSiteError,
   PassSiteError,
   UnknownSiteError,
 } from '../errors.js';

@@ -16,6 +16,7 @@ import {
   DrainingError,
   NoCacheError,
   MAX_REQUEST_LINE_BYTES,
+  NoPhpSiteError,
   PassSiteError,
   UnknownSiteError,
   encodeLine,
@@ -337,6 +338,8 @@ export interface PassSite {
 export interface PoolHandlersOptions {
   /** site → its php-fpm connection pool, for the sites that pass PHP to php-fpm (they have no pool of ours) */
   passes?: () => ReadonlyMap<string, PassSite>;
+  /** the sites of no PHP (static files and proxy routes): named by `ping`, refused by reset, tune and workers */
+  noPhp?: () => readonly string[];
   /** `reload` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
   reload?: () => Promise<string[]>;
   /** `certs` command; omitted: the server answers WP_SERVER_ADMIN_UNSUPPORTED */
@@ -358,12 +361,18 @@ export function createPoolHandlers(
   options: PoolHandlersOptions = {},
 ): AdminHandlers {
   const passes = options.passes ?? (() => new Map<string, PassSite>());
-  const siteNames = (): string[] => [...sites().keys(), ...passes().keys()];
+  const noPhp = options.noPhp ?? ((): readonly string[] => []);
+  const siteNames = (): string[] => [...sites().keys(), ...passes().keys(), ...noPhp()];
   const unknown = (site: string): UnknownSiteError =>
     new UnknownSiteError(`no site named "${site}"; this server runs: ${siteNames().join(', ') || 'no sites'}`, site);
-  /** Throws unless `site` is absent (all sites) or one of them, with a pool or passing to php-fpm. */
-  const checkKnown = (site: string | undefined): void => {
-    if (site !== undefined && !sites().has(site) && !passes().has(site)) throw unknown(site);
+  /**
+   * Throws unless `site` is absent (all sites) or one of them: with a pool or passing to php-fpm, or
+   * of no PHP too when `command` is null (a command that does not act on PHP processes).
+   */
+  const checkKnown = (site: string | undefined, command: string | null): void => {
+    if (site === undefined || sites().has(site) || passes().has(site)) return;
+    if (!noPhp().includes(site)) throw unknown(site);
+    if (command !== null) throw new NoPhpSiteError(site, command);
   };
   /** The pools of `site` (all when undefined); a php-fpm site has none, which `command` cannot act on. */
   const pick = (site: string | undefined, command: string): Array<[string, AnyPool]> => {
@@ -378,12 +387,17 @@ export function createPoolHandlers(
     if (pool !== undefined) return [[site, pool]];
     const pass = passes().get(site);
     if (pass !== undefined) throw new PassSiteError(site, pass.stats().address, command);
+    if (noPhp().includes(site)) throw new NoPhpSiteError(site, command);
     throw unknown(site);
   };
   const pickOne = (site: string | undefined, command: string): [string, AnyPool] => {
     const picked = pick(site, command);
     if (picked.length === 1) return picked[0]!;
-    if (picked.length === 0) throw new UnknownSiteError('this server runs no sites', site);
+    if (picked.length === 0) {
+      const [files] = noPhp();
+      if (files !== undefined) throw new NoPhpSiteError(files, command);
+      throw new UnknownSiteError('this server runs no sites', site);
+    }
     throw new UnknownSiteError(
       `this server runs ${picked.length} sites (${picked.map(([name]) => name).join(', ')}): name one, e.g. warmpool ${command} --site ${picked[0]![0]}`,
       site,
@@ -413,7 +427,7 @@ export function createPoolHandlers(
     ...(options.config === undefined ? {} : { config: options.config }),
     ...(options.draining === undefined ? {} : { draining: options.draining }),
     async workers(site) {
-      checkKnown(site);
+      checkKnown(site, 'list');
       const pools = [...sites()].filter(([name]) => site === undefined || name === site);
       const workers = await Promise.all(
         pools.map(async ([name, pool]): Promise<SiteWorkers> => {
@@ -473,7 +487,7 @@ export function createPoolHandlers(
   const { caches } = options;
   if (caches !== undefined) {
     handlers.cachePurge = (site, prefix) => {
-      checkKnown(site); // an unknown site is named as such, not as "no cache"
+      checkKnown(site, null); // an unknown site is named as such, not as "no cache"
       const all = caches();
       const picked = site === undefined ? [...all] : all.has(site) ? [[site, all.get(site)!] as const] : [];
       if (picked.length === 0)

@@ -223,6 +223,8 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
     name: site.name,
     hosts: site.hosts ?? ['(any host no other site lists)'],
     dir: site.dir,
+    // false: static files and proxy routes only, no PHP process
+    php: site.php,
     server: effectiveServer(site),
     http: {
       middleware: site.middleware,
@@ -232,8 +234,9 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
           : defaultOf('http.max_request_size'),
       raw_body: http.raw_body ?? false,
       // the worker protocol's payload codec: a classic site speaks FastCGI
-      ...(classic ? {} : { codec: http.codec ?? defaultOf('http.codec') }),
-      pool: effectivePool(site),
+      ...(classic || !site.php ? {} : { codec: http.codec ?? defaultOf('http.codec') }),
+      // a site of no PHP has no pool
+      ...(site.php ? { pool: effectivePool(site) } : {}),
       uploads: withDefaults('http.uploads', {
         ...(http.uploads ?? {}),
         ...(site.plugin.uploads?.dir === undefined ? {} : { dir: site.plugin.uploads.dir }),
@@ -261,7 +264,7 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
 function effectiveServer(site: SiteOptions): Record<string, unknown> {
   const { server } = site;
   const fastcgi = site.plugin.fastcgi;
-  if (fastcgi?.pass !== undefined) return {};
+  if (!site.php || fastcgi?.pass !== undefined) return {};
   const ids = {
     ...(server.user === undefined ? {} : { user: server.user }),
     ...(server.group === undefined ? {} : { group: server.group }),

@@ -423,7 +423,7 @@ class ServerState {
     const sites = this.#built.backends.size;
     this.#phase = 'running';
     out.success(
-      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(sites, 'site')}, ${plural(workers, 'worker')} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
+      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(sites, 'site')}, ${server.sites.some((site) => site.php) ? plural(workers, 'worker') : 'no PHP'} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
     );
     loggers.root.info({ pid: process.pid, sites: [...this.#built.backends.keys()] }, 'warmpool ready');
     if (this.#stopRequested !== null) await this.#drain(this.#stopRequested);
@@ -555,6 +555,7 @@ class ServerState {
   #handlers() {
     return createPoolHandlers(() => poolsOf(this.#built.backends), {
       passes: () => passesOf(this.#built.backends),
+      noPhp: () => this.#options.server.sites.filter((site) => !site.php).map((site) => site.name),
       reload: () => this.#reloadAndPrint('warmpool reload'),
       certificates: () => this.#certificates(),
       caches: () => this.#built.caches,
