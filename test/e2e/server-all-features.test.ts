@@ -100,6 +100,9 @@ describe('all features: boot', () => {
     for (const site of ['a.test', 'b.test', 'plain.test', 'classic.test', 'default'])
       expect(server.stdout).toMatch(new RegExp(`✓ site ${site.replace('.', '\\.')}: 1 worker ready`));
     expect(server.stdout).toContain('✓ site fpm.test: ready, up to 2 connections to php-fpm (fpm.test)');
+    expect(server.stdout).toContain(`• site docs.test: no PHP: static files from ${FIXTURES}/server/files-site`);
+    expect(server.stdout).toContain(`• site node.test: no PHP: / → http://127.0.0.1:${env.UPSTREAM_PORT}`);
+    for (const site of ['docs.test', 'node.test']) expect(server.stdout).toContain(`✓ site ${site}: ready (${site})`);
     expect(server.stdout).toContain(`access log: combined → ${setup.accessLog}`);
     expect(server.stdout).toContain(`admin socket ${env.STATE_DIR}/admin.sock`);
     expect(server.stdout).toContain(`rpc listening on tcp://127.0.0.1:${env.RPC_PORT}`);
@@ -133,6 +136,8 @@ describe('all features: boot', () => {
       'plain.test',
       'classic.test',
       'fpm.test',
+      'docs.test',
+      'node.test',
       'default',
     ]);
     // the site's own access rules and error pages, the pages by their resolved paths
@@ -206,9 +211,11 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
         expect(cert.serialNumber).toBe(first.cert.serialNumber);
       }
     }
-    // six sites, six certificates, each ordered once
-    expect(serials.size).toBe(6);
-    expect(setup.pebble.issued()).toBe(6);
+    // one certificate per site, each ordered once
+    const certificates = Object.keys(ALL_FEATURES_CERTIFICATES).length;
+    expect(certificates).toBe(8);
+    expect(serials.size).toBe(certificates);
+    expect(setup.pebble.issued()).toBe(certificates);
   });
 
   it("a name HTTP-01 cannot prove (shop.a.test, only under the *.a.test wildcard) and a client without SNI get the default certificate (a.test's): the CA's, but not naming them", async () => {
@@ -568,6 +575,58 @@ describe('all features: proxy routes', () => {
     // the ones past the bound never ran: no access-log line (they had 499, blaming the client)
     const log = await waitForFile(setup.accessLog, '"GET /deep?n=32 HTTP/1.1" 200');
     expect(log).not.toMatch(/"GET \/deep\?n=(3[3-9]|[4-9]\d) HTTP\/1\.1"/);
+  });
+});
+
+describe('all features: sites of no PHP', () => {
+  it('docs.test: static files (gzip too), 404 for the rest and for PHP source, 405 for POST; no PHP runs', async () => {
+    const page = await get('/', { host: 'docs.test', agent: h2 });
+    expect(page.status).toBe(200);
+    expect(page.text).toContain('FILES-SITE-INDEX');
+    const css = await get('/style.css', { host: 'docs.test', headers: { 'accept-encoding': 'gzip' } });
+    expect(css.headers['content-type']).toMatch(/^text\/css/);
+    for (const path of ['/info.php', '/missing', '/.env']) {
+      const res = await get(path, { host: 'docs.test' });
+      expect({ path, status: res.status }).toEqual({ path, status: 404 });
+      expect(res.text).not.toContain('FILES-SITE-SOURCE');
+    }
+    const post = await get('/', {
+      host: 'docs.test',
+      method: 'POST',
+      body: 'a=1',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(post.status).toBe(405);
+    expect(post.headers.allow).toBe('GET, HEAD');
+    const reset = await runCli(['reset', '--site', 'docs.test', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
+    expect(reset.code).not.toBe(0);
+    expect(reset.stderr).toContain('site docs.test runs no PHP (static files and proxy routes only)');
+  });
+
+  it('node.test: every path and method to the app behind "/", over HTTP/2 too, and its WebSockets (wss)', async () => {
+    const before = setup.upstream.seen.length;
+    const posted = await get('/orders/9?x=1', {
+      host: 'node.test',
+      agent: h2,
+      method: 'POST',
+      body: 'item=1',
+      headers: { 'content-type': 'text/plain' },
+    });
+    expect(posted.status).toBe(201);
+    expect(posted.json()).toMatchObject({ url: '/orders/9?x=1' });
+    const page = await get('/', { host: 'node.test' });
+    expect(page.headers['x-upstream']).toBe('yes');
+    expect(setup.upstream.seen.slice(before).map((r) => `${r.method} ${r.url} ${r.body}`)).toEqual([
+      'POST /orders/9?x=1 item=1',
+      'GET / ',
+    ]);
+    const ws = await openWebSocket(`wss://node.test:${setup.env.HTTPS_PORT}/live`, { dispatcher: byName });
+    const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
+    ws.send('hi');
+    expect(await reply).toBe('echo hi from /live for 127.0.0.1');
+    const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
+    ws.close(1000);
+    await closed;
   });
 });
 
@@ -1327,7 +1386,10 @@ async function tlsConnection(servername: string): Promise<TLSSocket> {
   return socket;
 }
 
-const ALL_SITES = ['a.test', 'b.test', 'classic.test', 'default', 'fpm.test', 'plain.test'];
+/** the sites of PHP, which `warmpool workers` lists */
+const PHP_SITES = ['a.test', 'b.test', 'classic.test', 'default', 'fpm.test', 'plain.test'];
+/** every site, which status and metrics know */
+const ALL_SITES = [...PHP_SITES, 'docs.test', 'node.test'].sort();
 
 describe('all features: ops, admin socket, access log', () => {
   it('status answers /health and /ready per site; metrics carry every site', async () => {
@@ -1339,8 +1401,7 @@ describe('all features: ops, admin socket, access log', () => {
     expect(health.statusCode).toBe(200);
     await health.body.dump();
     const metrics = await (await request(`http://127.0.0.1:${setup.env.METRICS_PORT}/metrics`)).body.text();
-    for (const site of ['a.test', 'b.test', 'plain.test', 'classic.test', 'fpm.test', 'default'])
-      expect(metrics).toContain(`warmpool_workers{site="${site}",state="ready"}`);
+    for (const site of ALL_SITES) expect(metrics).toContain(`warmpool_workers{site="${site}",state="ready"}`);
     // requests PHP had queued behind a running one (classic sites; how many depends on timing)
     for (const site of ['classic.test', 'fpm.test'])
       expect(metrics).toMatch(new RegExp(`^warmpool_pipelined_total\\{site="${site}"\\} \\d+$`, 'm'));
@@ -1357,7 +1418,7 @@ describe('all features: ops, admin socket, access log', () => {
     const workers = await runCli(['workers', '--json', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(workers.code).toBe(0);
     const listed = JSON.parse(workers.stdout) as Array<{ site: string; workers: { pid: number }[]; phpFpm?: unknown }>;
-    expect(listed.map((s) => s.site).sort()).toEqual(ALL_SITES);
+    expect(listed.map((s) => s.site).sort()).toEqual(PHP_SITES);
     // http.pool.nice: 7: every PHP worker (goridge and php-cgi alike) runs 7 steps below the server
     for (const { site, workers: pids } of listed) {
       for (const { pid } of pids) {

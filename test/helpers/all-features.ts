@@ -22,6 +22,8 @@ export const ALL_FEATURES_CERTIFICATES: Record<string, string[]> = {
   'plain.test': ['plain.test'],
   'classic.test': ['classic.test'],
   'fpm.test': ['fpm.test'],
+  'docs.test': ['docs.test'],
+  'node.test': ['node.test'],
   'elsewhere.test': ['elsewhere.test'],
 };
 

@@ -177,6 +177,12 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     const http = mergeSiteHttp(config.http, site.http);
     // a site with no command of its own or the top level's, and no fastcgi, serves files and proxies only
     const php = site.php !== false && (site.fastcgi !== undefined || commandOf(server, http) !== undefined);
+    // an app proxied at "/" has every path: the top level's static files, inherited, are not its own
+    const proxiedWhole = (site.proxy ?? config.proxy ?? []).some((route) => route.prefix === '/');
+    if (!php && proxiedWhole && site.http?.static === undefined && !(site.http?.middleware ?? []).includes('static')) {
+      delete http.static;
+      if (http.middleware !== undefined) http.middleware = http.middleware.filter((name) => name !== 'static');
+    }
     sites.push({
       ...buildSite(loaded, index, site.hosts, dir, server, http, site.fastcgi ?? null, php, options, errors),
       cache: enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache)),

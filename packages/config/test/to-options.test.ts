@@ -339,6 +339,26 @@ sites:
       ]);
     });
 
+    it('a site proxied at "/" does not take the top level\'s static files: they are the other sites\'', () => {
+      const built = toServerOptions(
+        parse(
+          [
+            'version: "3"',
+            'server: { command: php worker.php }',
+            'http: { address: ":8080", middleware: [static, gzip], static: { dir: /var/www } }',
+            'sites:',
+            '  - hosts: [node.test]',
+            '    php: false',
+            '    proxy: [{ prefix: /, upstream: "http://127.0.0.1:3000" }]',
+          ].join('\n'),
+        ),
+      );
+      const node = built.sites[0]!;
+      expect(node.plugin.static).toBeUndefined();
+      expect(node.middleware).toEqual(['gzip']);
+      expect(built.defaultSite!.plugin.static).toMatchObject({ dir: '/var/www' });
+    });
+
     it('refuses a proxy at "/" beside static files on a site of no PHP: the files would never be served', () => {
       expect(
         builtErrors(
