@@ -268,3 +268,65 @@ describe('access log: request heads refused before any route', () => {
     expect((await server.stop()).code).toBe(0);
   });
 });
+
+describe('access log: each site its own (sites[].http.access_log)', () => {
+  it("writes a site's lines to its own file only, the rest to the top level's; SIGUSR1 reopens them all", async () => {
+    const logDir = join(dir, 'sites');
+    await mkdir(logDir);
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      LOG_DIR: logDir,
+      ADMIN_SOCKET: join(dir, 'sites.sock'),
+      FIXTURES,
+    };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log-sites.yaml')], { env });
+    await server.ready();
+    const [top, a, c] = [join(logDir, 'access.log'), join(logDir, 'a', 'access.log'), join(logDir, 'c.log')];
+    expect(server.stdout).toContain(
+      `access log: combined → ${top}; site a.test: json → ${a}; site c.test: combined → ${c}`,
+    );
+    const ids: Record<string, string> = {};
+    for (const [host, path] of [
+      ['a.test', '/from-a'],
+      ['b.test', '/from-b'],
+      ['c.test', '/style.css'],
+      ['other.test', '/from-default'],
+    ] as const) {
+      const res = await request(`http://127.0.0.1:${env.HTTP_PORT}${path}`, { headers: { host } });
+      await res.body.dump();
+      ids[host] = res.headers['x-request-id'] as string;
+    }
+    const aText = await waitForFile(a, ids['a.test']!);
+    const topText = await waitForFile(top, ids['other.test']!);
+    const cText = await waitForFile(c, ids['c.test']!);
+    await waitForFile(top, ids['b.test']!);
+    expect(
+      aText
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { uri: string; site: string }).uri),
+    ).toEqual(['/from-a']);
+    expect(
+      topText
+        .trim()
+        .split('\n')
+        .map((line) => line.split('"')[1]),
+    ).toEqual(['GET /from-b HTTP/1.1', 'GET /from-default HTTP/1.1']);
+    expect(
+      cText
+        .trim()
+        .split('\n')
+        .map((line) => line.split('"')[1]),
+    ).toEqual(['GET /style.css HTTP/1.1']);
+
+    // logrotate moved every file away: SIGUSR1 reopens each, and each site keeps its own
+    for (const file of [top, a, c]) await rename(file, `${file}.1`);
+    server.child.kill('SIGUSR1');
+    await server.waitFor(`SIGUSR1: reopened ${top}, ${a}, ${c}`);
+    const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/again`, { headers: { host: 'a.test' } });
+    await res.body.dump();
+    const again = await waitForFile(a, res.headers['x-request-id'] as string);
+    expect(again.trim().split('\n')).toHaveLength(1);
+    await server.stop();
+  });
+});

@@ -598,6 +598,11 @@ describe('all features: sites of no PHP', () => {
     });
     expect(post.status).toBe(405);
     expect(post.headers.allow).toBe('GET, HEAD');
+    // its own access log has its lines, the server's has none of them
+    const own = join(setup.env.STATE_DIR!, 'log', 'docs.access.log');
+    const logged = await waitForFile(own, `"request_id":"${page.headers['x-request-id'] as string}"`);
+    expect(JSON.parse(logged.split('\n')[0]!)).toMatchObject({ site: 'docs.test', uri: '/', status: 200 });
+    expect(await readFile(setup.accessLog, 'utf8')).not.toContain(page.headers['x-request-id'] as string);
     const reset = await runCli(['reset', '--site', 'docs.test', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(reset.code).not.toBe(0);
     expect(reset.stderr).toContain('site docs.test runs no PHP (static files and proxy routes only)');

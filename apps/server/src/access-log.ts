@@ -67,6 +67,8 @@ export interface AccessLog {
   close(): void;
   /** "combined → /var/log/warmpool/access.log" */
   describe(): string;
+  /** where lines go: file paths, "stdout", "stderr" */
+  outputs(): string[];
 }
 
 /** Where lines go: a destination stream (tests give their own for stdout/stderr). */
@@ -102,6 +104,49 @@ export function createAccessLog(options: AccessLogOptions, baseDir: string, stre
       if (isFile) sink.end?.();
     },
     describe: () => `${options.format} → ${path}`,
+    outputs: () => [path],
+  };
+}
+
+/**
+ * The server's access log with the sites' own (sites[].http.access_log, nginx's access_log in a
+ * server block): a site's lines go to its own log only, every other line (other sites, refused
+ * heads) to the top level's, or nowhere when it has none. Sites naming the same output and format
+ * share one writer.
+ */
+export function createSiteAccessLogs(
+  top: AccessLog | null,
+  sites: ReadonlyArray<{ name: string; access_log: AccessLogOptions | null }>,
+  baseDir: string,
+  streams: AccessLogStreams = {},
+): AccessLog {
+  const bySite = new Map<string, AccessLog>();
+  const byOutput = new Map<string, AccessLog>();
+  for (const site of sites) {
+    if (site.access_log === null) continue;
+    const key = `${site.access_log.format} ${resolve(baseDir, site.access_log.output)}`;
+    let log = byOutput.get(key);
+    if (log === undefined) {
+      log = createAccessLog(site.access_log, baseDir, streams);
+      byOutput.set(key, log);
+    }
+    bySite.set(site.name, log);
+  }
+  const all = [...(top === null ? [] : [top]), ...byOutput.values()];
+  return {
+    write: (record) => (bySite.get(record.site) ?? top)?.write(record),
+    reopen: () => {
+      for (const log of all) log.reopen();
+    },
+    close: () => {
+      for (const log of all) log.close();
+    },
+    describe: () =>
+      [
+        ...(top === null ? [] : [top.describe()]),
+        ...[...bySite].map(([site, log]) => `site ${site}: ${log.describe()}`),
+      ].join('; '),
+    outputs: () => [...new Set(all.flatMap((log) => log.outputs()))],
   };
 }
 

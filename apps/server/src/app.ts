@@ -51,6 +51,7 @@ import {
 } from '@warmpool/config';
 import {
   createAccessLog,
+  createSiteAccessLogs,
   logPlainListener,
   logRawExchange,
   registerAccessLog,
@@ -295,18 +296,27 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const traffic = metricsPath === null ? null : new SiteTraffic(server.sites.map((site) => site.name));
   if (traffic !== null) traffic.countBodyBytes(app, siteOf, metricsPath!);
   let accessLog: AccessLog | null = null;
-  if (server.http.access_log !== null) {
-    // warmpool's own access log (combined or json, to stdout or a file)
-    accessLog = createAccessLog(server.http.access_log, dirname(options.loaded.file), options.accessLogStreams);
+  // sites with an access log of their own (sites[].http.access_log): their lines go there only
+  const ownLogs = new Set(server.sites.filter((site) => site.access_log !== null).map((site) => site.name));
+  if (server.http.access_log !== null || ownLogs.size > 0) {
+    // warmpool's own access log (combined or json, to stdout or a file), and the sites' own
+    const baseDir = dirname(options.loaded.file);
+    const top =
+      server.http.access_log === null
+        ? null
+        : createAccessLog(server.http.access_log, baseDir, options.accessLogStreams);
+    accessLog = createSiteAccessLogs(top, server.sites, baseDir, options.accessLogStreams);
     registerAccessLog(app, accessLog, { siteOf, skip: metricsPath });
     // request heads Node's parser refused (400, 408, 431) before any request existed
     clientErrors.logTo(accessLog);
     // the port-80 listener that only redirects: its answers get lines too, as nginx's
     if (redirectServer !== null)
       logPlainListener(redirectServer, accessLog, (host) => router.siteOf(host) ?? server.defaultSite?.name ?? '-');
-  } else if (server.http.access_logs && !loggers.zap) {
+  }
+  if (server.http.access_log === null && server.http.access_logs && !loggers.zap) {
     app.addHook('onResponse', (request, reply, done) => {
-      if (request.url === metricsPath) return done(); // the metrics listener's in-process scrape
+      // the metrics listener's in-process scrape; a site with a log of its own has its line there
+      if (request.url === metricsPath || (ownLogs.size > 0 && ownLogs.has(siteOf(request)))) return done();
       const length = reply.getHeader('content-length');
       const status = reply.statusCode;
       loggers.http.info(

@@ -5,6 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   basicAuthUser,
   createAccessLog,
+  createSiteAccessLogs,
   escapeNginx,
   formatCombined,
   formatJson,
@@ -102,6 +103,60 @@ describe('access log file', () => {
     expect(rotated).toContain('"GET /before HTTP/1.1"');
     expect(rotated).toContain('"GET /still-old-file HTTP/1.1"');
     expect(current).toBe(formatCombined({ ...RECORD, uri: '/after' }));
+  });
+});
+
+describe("the sites' own access logs", () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'wp-access-sites-'));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  it("a site's lines go to its own log only, the others to the top level's; one writer per output", async () => {
+    const top = createAccessLog({ format: 'combined', output: 'access.log' }, dir);
+    const logs = createSiteAccessLogs(
+      top,
+      [
+        { name: 'a.test', access_log: { format: 'json', output: join(dir, 'a.log') } },
+        { name: 'b.test', access_log: null },
+        // two sites, one file: one writer, lines in order
+        { name: 'c.test', access_log: { format: 'combined', output: 'shared.log' } },
+        { name: 'd.test', access_log: { format: 'combined', output: join(dir, 'shared.log') } },
+      ],
+      dir,
+    );
+    for (const site of ['a.test', 'b.test', 'c.test', 'd.test', '-']) logs.write({ ...RECORD, site, uri: `/${site}` });
+    expect(logs.describe()).toBe(
+      `combined → ${join(dir, 'access.log')}; site a.test: json → ${join(dir, 'a.log')}; site c.test: combined → ${join(dir, 'shared.log')}; site d.test: combined → ${join(dir, 'shared.log')}`,
+    );
+    expect(logs.outputs()).toEqual([join(dir, 'access.log'), join(dir, 'a.log'), join(dir, 'shared.log')]);
+    await rename(join(dir, 'a.log'), join(dir, 'a.log.1'));
+    logs.reopen();
+    logs.write({ ...RECORD, site: 'a.test', uri: '/after' });
+    logs.close();
+    const uris = async (file: string) =>
+      (await readFile(join(dir, file), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => (line.startsWith('{') ? (JSON.parse(line) as { uri: string }).uri : line.split('"')[1]!));
+    expect(await uris('access.log')).toEqual(['GET /b.test HTTP/1.1', 'GET /- HTTP/1.1']);
+    expect(await uris('a.log.1')).toEqual(['/a.test']);
+    expect(await uris('a.log')).toEqual(['/after']);
+    expect(await uris('shared.log')).toEqual(['GET /c.test HTTP/1.1', 'GET /d.test HTTP/1.1']);
+  });
+
+  it('with no top-level log, only the sites with their own have lines', async () => {
+    const logs = createSiteAccessLogs(
+      null,
+      [{ name: 'a.test', access_log: { format: 'combined', output: 'a.log' } }],
+      dir,
+    );
+    logs.write({ ...RECORD, site: 'b.test', uri: '/b' });
+    logs.write({ ...RECORD, site: 'a.test', uri: '/a' });
+    logs.close();
+    expect(await readFile(join(dir, 'a.log'), 'utf8')).toBe(formatCombined({ ...RECORD, site: 'a.test', uri: '/a' }));
+    expect(logs.describe()).toBe(`site a.test: combined → ${join(dir, 'a.log')}`);
   });
 });
 

@@ -941,6 +941,9 @@ const RR_PLUGINS: Record<string, string> = {
 /** The keys of http.* a site may set for itself; the rest belong to the shared listeners. */
 export const SITE_HTTP_KEYS: readonly string[] = [
   'access',
+  // a site's own access log (nginx's access_log in a server block); never inherited: the top level's
+  // is the log of every site without one
+  'access_log',
   'limit_req',
   'error_pages',
   'pool',

@@ -58,6 +58,11 @@ export interface SiteOptions {
   http: SiteHttpConfig;
   /** false: a site of no PHP (static files, proxy routes); the plugin's `php: false` */
   php: boolean;
+  /**
+   * sites[].http.access_log: this site's own access log (a file path absolute, relative ones from the
+   * site's folder); null: its lines go to the top level's
+   */
+  access_log: { format: 'combined' | 'json'; output: string } | null;
   middleware: Middleware[];
   /** http.headers when the headers middleware is on; null otherwise */
   headers: HeadersConfig | null;
@@ -615,6 +620,8 @@ function buildSite(
     ignored.push({ key: `${sitePath}http.headers.cors.options_success_status`, reason: 'preflights are answered 204' });
   }
 
+  // a site's own access log; the top level's section is the server's (ServerOptions.http.access_log)
+  const ownLog = index === null ? undefined : http.access_log;
   return {
     name: hosts === null ? DEFAULT_SITE_NAME : hosts[0]!,
     hosts,
@@ -623,6 +630,16 @@ function buildSite(
     server,
     http,
     php,
+    access_log:
+      ownLog === undefined
+        ? null
+        : {
+            format: ownLog.format ?? 'combined',
+            output:
+              ownLog.output === undefined || ownLog.output === 'stdout' || ownLog.output === 'stderr'
+                ? (ownLog.output ?? 'stdout')
+                : resolve(dir, ownLog.output),
+          },
     middleware,
     headers,
     gzip: middleware.includes('gzip'),

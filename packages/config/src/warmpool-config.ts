@@ -142,6 +142,8 @@ export interface SiteHttpConfig {
   uploads?: UploadsConfig;
   static?: StaticConfig;
   headers?: HeadersConfig;
+  /** sites[].http.access_log: this site's own access log (the top level's is every other site's) */
+  access_log?: AccessLogConfig;
 }
 
 /** `http.ssl`. */

@@ -260,6 +260,32 @@ sites:
     }
   });
 
+  it("a site's own access log, its relative path from the site's folder; never inherited", () => {
+    const built = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'server: { command: php worker.php }',
+          'http: { address: ":8080", access_log: { format: json, output: /var/log/warmpool/access.log } }',
+          'sites:',
+          '  - hosts: [a.test]',
+          '    root: /srv/a',
+          '    http: { access_log: { output: logs/access.log } }',
+          '  - hosts: [b.test]',
+          '    http: { access_log: { format: json, output: stderr } }',
+          '  - hosts: [c.test]',
+        ].join('\n'),
+      ),
+    );
+    expect(built.sites.map((site) => [site.name, site.access_log])).toEqual([
+      ['a.test', { format: 'combined', output: '/srv/a/logs/access.log' }],
+      ['b.test', { format: 'json', output: 'stderr' }],
+      ['c.test', null],
+      ['default', null],
+    ]);
+    expect(built.http.access_log).toEqual({ format: 'json', output: '/var/log/warmpool/access.log' });
+  });
+
   describe('sites of no PHP', () => {
     const YAML = [
       'version: "3"',

@@ -751,7 +751,7 @@ class ServerState {
     const access = this.#built.accessLog;
     if (access !== null) {
       access.reopen();
-      files.push(access.describe().replace(/^\S+ → /, ''));
+      files.push(...access.outputs());
     }
     const reopened = files.filter((path) => path !== 'stdout' && path !== 'stderr');
     this.#out.info(
