@@ -27,6 +27,7 @@ import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings
 import { planCertificates } from '../acme/plan.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { memoryLimitWarnings } from '../memory-limit.js';
+import { uploadsAccessWarnings } from '../uploads-access.js';
 import { STAGING_WARNING } from '../acme/automatic-https.js';
 import { exposedRpcWarning } from '../rpc/server.js';
 import { DEFAULT_TLS12_CIPHERS, TLS_MIN_VERSION, loadTlsContexts } from '../tls.js';
@@ -73,6 +74,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
   for (const warning of memoryLimitWarnings(server, loaded)) out.warn(formatWarning(warning));
+  for (const warning of uploadsAccessWarnings(server, loaded)) out.warn(formatWarning(warning));
   // what serve says at start too: certificates browsers will not trust
   if (server.http.ssl?.acme?.staging === true) out.warn(STAGING_WARNING);
   const effective = effectiveConfig(loaded, server);

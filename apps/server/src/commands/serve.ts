@@ -38,6 +38,7 @@ import {
 import { describeConnectionLimits } from '../connection-limits.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { memoryLimitWarnings } from '../memory-limit.js';
+import { uploadsAccessWarnings } from '../uploads-access.js';
 import { openFilesWarning } from '../open-files.js';
 import { rootPhpWarnings } from '../root-php.js';
 import type { Server as HttpServer } from 'node:http';
@@ -143,6 +144,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   if (args.roadRunner !== true) {
     for (const warning of rootPhpWarnings(server, loaded)) out.warn(formatWarning(warning));
     for (const warning of memoryLimitWarnings(server, loaded)) out.warn(formatWarning(warning));
+    for (const warning of uploadsAccessWarnings(server, loaded)) out.warn(formatWarning(warning));
     const openFiles = openFilesWarning(server.http.max_connections);
     if (openFiles !== null) out.warn(openFiles);
   }
