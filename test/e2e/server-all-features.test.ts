@@ -102,7 +102,9 @@ describe('all features: boot', () => {
     expect(server.stdout).toContain('✓ site fpm.test: ready, up to 2 connections to php-fpm (fpm.test)');
     expect(server.stdout).toContain(`• site docs.test: no PHP: static files from ${FIXTURES}/server/files-site`);
     expect(server.stdout).toContain(`• site node.test: no PHP: / → http://127.0.0.1:${env.UPSTREAM_PORT}`);
-    for (const site of ['docs.test', 'node.test']) expect(server.stdout).toContain(`✓ site ${site}: ready (${site})`);
+    expect(server.stdout).toContain('• site www.docs.test: no PHP: redirects to https://docs.test (308)');
+    for (const site of ['docs.test', 'www.docs.test', 'node.test'])
+      expect(server.stdout).toContain(`✓ site ${site}: ready (${site})`);
     expect(server.stdout).toContain(`access log: combined → ${setup.accessLog}`);
     expect(server.stdout).toContain(`admin socket ${env.STATE_DIR}/admin.sock`);
     expect(server.stdout).toContain(`rpc listening on tcp://127.0.0.1:${env.RPC_PORT}`);
@@ -137,6 +139,7 @@ describe('all features: boot', () => {
       'classic.test',
       'fpm.test',
       'docs.test',
+      'www.docs.test',
       'node.test',
       'default',
     ]);
@@ -213,7 +216,7 @@ describe('all features: automatic HTTPS (http.ssl.acme)', () => {
     }
     // one certificate per site, each ordered once
     const certificates = Object.keys(ALL_FEATURES_CERTIFICATES).length;
-    expect(certificates).toBe(8);
+    expect(certificates).toBe(9);
     expect(serials.size).toBe(certificates);
     expect(setup.pebble.issued()).toBe(certificates);
   });
@@ -606,6 +609,12 @@ describe('all features: sites of no PHP', () => {
     const reset = await runCli(['reset', '--site', 'docs.test', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(reset.code).not.toBe(0);
     expect(reset.stderr).toContain('site docs.test runs no PHP (static files and proxy routes only)');
+  });
+
+  it('www.docs.test redirects every request to docs.test, over HTTP/2 too, with its own certificate', async () => {
+    const res = await get('/guide/?v=2', { host: 'www.docs.test', agent: h2, method: 'POST', body: 'x' });
+    expect(res.status).toBe(308);
+    expect(res.headers.location).toBe('https://docs.test/guide/?v=2');
   });
 
   it('node.test: every path and method to the app behind "/", over HTTP/2 too, and its WebSockets (wss)', async () => {
@@ -1394,7 +1403,7 @@ async function tlsConnection(servername: string): Promise<TLSSocket> {
 /** the sites of PHP, which `warmpool workers` lists */
 const PHP_SITES = ['a.test', 'b.test', 'classic.test', 'default', 'fpm.test', 'plain.test'];
 /** every site, which status and metrics know */
-const ALL_SITES = [...PHP_SITES, 'docs.test', 'node.test'].sort();
+const ALL_SITES = [...PHP_SITES, 'docs.test', 'node.test', 'www.docs.test'].sort();
 
 describe('all features: ops, admin socket, access log', () => {
   it('status answers /health and /ready per site; metrics carry every site', async () => {

@@ -93,8 +93,9 @@ describe('serve: sites of no PHP', () => {
     );
     expect(server.stdout).toContain('site files.test: ready (files.test)');
     expect(server.stdout).toMatch(/site php\.test: 1 worker ready in /);
-    // php.test and the default site, one worker each: none for the three sites of no PHP
-    expect(server.stdout).toMatch(/warmpool ready in .*: 5 sites, 2 workers/);
+    expect(server.stdout).toContain('site www.files.test: no PHP: redirects to https://files.test (301)');
+    // php.test and the default site, one worker each: none for the four sites of no PHP
+    expect(server.stdout).toMatch(/warmpool ready in .*: 6 sites, 2 workers/);
     const workers = await runCli(['workers', '--json', '-c', CONFIG], { env });
     expect(workers.code).toBe(0);
     const sites = (JSON.parse(workers.stdout) as { site: string }[]).map((s) => s.site).sort();
@@ -166,6 +167,29 @@ describe('serve: sites of no PHP', () => {
     const php = await get('php.test', '/hello');
     expect(php.statusCode).toBe(200);
     expect(await php.body.text()).toContain('/hello');
+  });
+
+  it("a site that redirects: every method and path to the address, path and query kept, as nginx's return 301", async () => {
+    for (const [method, host, target] of [
+      ['GET', 'www.files.test', '/docs/page?x=1&y=%20'],
+      ['HEAD', 'old.test', '/'],
+      ['POST', 'old.test', '/form'],
+      // an absolute-form target is its path: the Location never starts with what the client wrote
+      ['GET', 'old.test', 'http://old.test//evil.test/x'],
+    ] as const) {
+      const res = await rawRequest(
+        httpPort,
+        `${method} ${target} HTTP/1.1\nHost: ${host}${method === 'POST' ? '\nContent-Type: application/x-www-form-urlencoded\nContent-Length: 3' : ''}`,
+        method === 'POST' ? 'a=1' : '',
+      );
+      const path = target.startsWith('http://') ? target.slice('http://old.test'.length) : target;
+      expect({ method, status: res.status, location: res.headers.location }).toEqual({
+        method,
+        status: 301,
+        location: `https://files.test${path}`,
+      });
+      expect(res.headers['content-length']).toBe('0');
+    }
   });
 
   it('status says every site ready; metrics count their requests; reset and tune say there is no PHP', async () => {

@@ -23,6 +23,7 @@ export const ALL_FEATURES_CERTIFICATES: Record<string, string[]> = {
   'classic.test': ['classic.test'],
   'fpm.test': ['fpm.test'],
   'docs.test': ['docs.test'],
+  'www.docs.test': ['www.docs.test'],
   'node.test': ['node.test'],
   'elsewhere.test': ['elsewhere.test'],
 };

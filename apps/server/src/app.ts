@@ -72,6 +72,7 @@ import { createRequestLogger, type Loggers } from './logging.js';
 import { formatDuration, plural, type CliOutput } from './output.js';
 import { INTERNAL_SITE_HEADER, createSiteRouter, siteConstraint, type SiteRouter } from './sites.js';
 import { SiteTraffic } from './site-traffic.js';
+import { registerSiteRedirect } from './site-redirect.js';
 import { createOpsServer, mergeExpositions } from './status.js';
 import { SiteSetupError } from './errors.js';
 import { phpUserProblems } from './root-php.js';
@@ -499,6 +500,7 @@ async function registerSite(
     );
   }
 
+  if (site.redirect !== null) registerSiteRedirect(ctx, site.redirect);
   if (site.proxy !== null) {
     const siteLimits = resolveLimits(site.plugin);
     try {
@@ -522,6 +524,7 @@ function describeNoPhpSite(site: SiteOptions): string {
   const dirs = [site.plugin.static?.dir ?? []].flat();
   if (dirs.length > 0) parts.push(`static files from ${dirs.join(', ')}`);
   for (const route of site.proxy ?? []) parts.push(`${route.prefix} → ${route.upstream}`);
+  if (site.redirect !== null) parts.push(`redirects to ${site.redirect.to} (${site.redirect.status})`);
   return parts.join(', ');
 }
 

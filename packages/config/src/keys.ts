@@ -735,6 +735,17 @@ const TOP: Entry[] = [
   }),
   wp('sites[].root', 'string', "the site's directory: the working directory of its workers"),
   wp(
+    'sites[].redirect',
+    'section',
+    "every request of this site is redirected to another address, its path and query kept (nginx's `return 301 https://example.com$request_uri`): a www. host to the bare one, an old domain to the new",
+  ),
+  wp('sites[].redirect.to', 'string', 'the address: scheme, host, and a path prefix if any ("https://example.com")', {
+    required: true,
+    pattern: /^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/i,
+    hint: 'an absolute http(s) address such as "https://example.com" (a path prefix allowed; no query, fragment or user)',
+  }),
+  wp('sites[].redirect.status', 'integer', '301, 302, 303, 307 or 308', { min: 301, max: 308, default: 301 }),
+  wp(
     'sites[].php',
     'boolean',
     'false: this site runs no PHP (a worker command of the top level is not inherited): its static files and proxy routes serve it; a site with neither a command nor fastcgi runs none anyway',

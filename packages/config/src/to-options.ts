@@ -63,6 +63,8 @@ export interface SiteOptions {
    * site's folder); null: its lines go to the top level's
    */
   access_log: { format: 'combined' | 'json'; output: string } | null;
+  /** sites[].redirect: every request answered with `status` to `to` + its path and query; null: none */
+  redirect: { to: string; status: number } | null;
   middleware: Middleware[];
   /** http.headers when the headers middleware is on; null otherwise */
   headers: HeadersConfig | null;
@@ -181,9 +183,12 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     const server = mergeDeep(config.server, site.server);
     const http = mergeSiteHttp(config.http, site.http);
     // a site with no command of its own or the top level's, and no fastcgi, serves files and proxies only
-    const php = site.php !== false && (site.fastcgi !== undefined || commandOf(server, http) !== undefined);
-    // an app proxied at "/" has every path: the top level's static files, inherited, are not its own
-    const proxiedWhole = (site.proxy ?? config.proxy ?? []).some((route) => route.prefix === '/');
+    const redirect = site.redirect ?? null;
+    const php =
+      site.php !== false && redirect === null && (site.fastcgi !== undefined || commandOf(server, http) !== undefined);
+    // an app proxied at "/" (or a site that redirects) has every path: the top level's static files,
+    // inherited, are not its own
+    const proxiedWhole = redirect !== null || (site.proxy ?? config.proxy ?? []).some((route) => route.prefix === '/');
     if (!php && proxiedWhole && site.http?.static === undefined && !(site.http?.middleware ?? []).includes('static')) {
       delete http.static;
       if (http.middleware !== undefined) http.middleware = http.middleware.filter((name) => name !== 'static');
@@ -191,8 +196,21 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     sites.push({
       ...buildSite(loaded, index, site.hosts, dir, server, http, site.fastcgi ?? null, php, options, errors),
       cache: enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache)),
-      proxy: nonEmpty(site.proxy ?? config.proxy),
+      // a site that redirects takes no proxy route of the top level's
+      proxy: redirect === null ? nonEmpty(site.proxy ?? config.proxy) : null,
     });
+    if (redirect !== null) {
+      const status = redirect.status ?? 301;
+      if (![301, 302, 303, 307, 308].includes(status))
+        errors.push(
+          locatedError(
+            loaded,
+            [`sites[${index}].redirect.status`],
+            `must be 301, 302, 303, 307 or 308 (a redirect's statuses), got ${status}`,
+          ),
+        );
+      sites.at(-1)!.redirect = { to: redirect.to.replace(/\/+$/, ''), status };
+    }
   });
   // the top-level command with a top-level fastcgi section: the default site is classic, so the
   // command serves only sites[] of no PHP of their own; with none, it was dropped without a word
@@ -630,6 +648,7 @@ function buildSite(
     server,
     http,
     php,
+    redirect: null,
     access_log:
       ownLog === undefined
         ? null

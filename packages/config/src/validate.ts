@@ -569,6 +569,7 @@ class Walker {
     const hasCommand = (s: Obj, h: Obj): boolean =>
       s.command !== undefined || (h.pool as Obj | undefined)?.command !== undefined;
     sites.forEach((site, i) => {
+      if (site?.redirect !== undefined) this.#checkRedirect(site, i, top);
       if (site?.php !== false) return;
       for (const [own, key] of [
         [site.server.command, 'server.command'],
@@ -614,6 +615,24 @@ class Walker {
         `is required: the command that starts one PHP worker, e.g. "php worker.php" (or a fastcgi section for classic PHP; a site of static files or proxy routes only needs none)${why}`,
       ),
     );
+  }
+
+  /** A redirecting site serves nothing else: its own command, fastcgi, static files, proxy or php: true are refused. */
+  #checkRedirect(site: SiteShape, i: number, top: Position): void {
+    for (const [own, key] of [
+      [site.server.command, 'server.command'],
+      [(site.http.pool as Obj | undefined)?.command, 'http.pool.command'],
+      [site.fastcgi, 'fastcgi'],
+      [site.http.static, 'http.static'],
+      [site.proxy, 'proxy'],
+      [site.php === true ? true : undefined, 'php'],
+    ] as const)
+      if (own !== undefined)
+        this.#invalid(
+          `sites[${i}].${key}`,
+          this.#at(`sites[${i}].${key}`, top),
+          `sites[${i}].redirect sends every request of this site elsewhere: it serves nothing else; remove one of the two`,
+        );
   }
 
   /** Keeps the supported middleware names, warning about the others; undefined when not written. */
@@ -746,6 +765,7 @@ interface SiteShape {
   proxy?: unknown[];
   fastcgi?: Obj;
   php?: unknown;
+  redirect?: unknown;
 }
 
 /**
@@ -753,6 +773,7 @@ interface SiteShape {
  * lists static and a static section is there after gating) or proxy routes (its own, else the top's).
  */
 function servesWithoutPhp(site: SiteShape, topHttp: Obj, rootProxy: unknown): boolean {
+  if (site.redirect !== undefined) return true;
   const middleware = (site.http.middleware ?? topHttp.middleware ?? []) as unknown[];
   const staticSection = site.http.static ?? topHttp.static;
   if (middleware.includes('static') && staticSection !== undefined) return true;
@@ -771,6 +792,7 @@ function normaliseSite(site: Obj): SiteShape {
     ...(Array.isArray(site.proxy) ? { proxy: site.proxy as unknown[] } : site.proxy === null ? { proxy: [] } : {}),
     ...(site.fastcgi === undefined ? {} : { fastcgi: (site.fastcgi ?? {}) as Obj }),
     ...(site.php === undefined ? {} : { php: site.php }),
+    ...(site.redirect === undefined ? {} : { redirect: site.redirect }),
   };
 }
 

@@ -255,6 +255,8 @@ export interface SiteConfig {
   fastcgi?: FastCgiConfig;
   /** false: no PHP, not even the top level's command (static files and proxy routes only) */
   php?: boolean;
+  /** every request redirected to `to` + its path and query (a site of no PHP, no files, no proxy) */
+  redirect?: { to: string; status?: number };
 }
 
 /** One `proxy[]` entry. */

@@ -385,6 +385,50 @@ sites:
       expect(built.defaultSite!.plugin.static).toMatchObject({ dir: '/var/www' });
     });
 
+    it('a site that redirects: no PHP, no inherited proxy or static files; status 301 unless set', () => {
+      const built = toServerOptions(
+        parse(
+          [
+            'version: "3"',
+            'server: { command: php worker.php }',
+            'http: { address: ":8080", middleware: [static], static: { dir: /var/www } }',
+            'proxy: [{ prefix: /api, upstream: "http://127.0.0.1:3000" }]',
+            'sites:',
+            '  - hosts: [www.example.com]',
+            '    redirect: { to: "https://example.com/" }',
+            '  - hosts: [old.example]',
+            '    redirect: { to: "https://example.com/blog", status: 308 }',
+          ].join('\n'),
+        ),
+      );
+      const [www, old] = built.sites;
+      expect(www).toMatchObject({ php: false, proxy: null, redirect: { to: 'https://example.com', status: 301 } });
+      expect(www!.plugin).toMatchObject({ php: false });
+      expect(www!.plugin.static).toBeUndefined();
+      expect(old!.redirect).toEqual({ to: 'https://example.com/blog', status: 308 });
+      expect(built.defaultSite!.redirect).toBeNull();
+    });
+
+    it('refuses, at their lines, a redirect beside what it would never reach, and a bad address or status', () => {
+      const site = (lines: string) =>
+        builtErrors(`version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n${lines}`);
+      expect(
+        site(
+          '    redirect: { to: "https://b.test" }\n    server: { command: php w.php }\n    proxy: [{ prefix: /api, upstream: "http://127.0.0.1:1" }]\n',
+        ),
+      ).toEqual([
+        'sites[0].server.command: sites[0].redirect sends every request of this site elsewhere: it serves nothing else; remove one of the two',
+        'sites[0].proxy: sites[0].redirect sends every request of this site elsewhere: it serves nothing else; remove one of the two',
+      ]);
+      expect(site('    redirect: { to: "b.test/x?y=1" }\n')).toEqual([
+        'sites[0].redirect.to: must be an absolute http(s) address such as "https://example.com" (a path prefix allowed; no query, fragment or user), got "b.test/x?y=1"',
+      ]);
+      expect(site('    redirect: { to: "https://b.test", status: 304 }\n')).toEqual([
+        "sites[0].redirect.status: must be 301, 302, 303, 307 or 308 (a redirect's statuses), got 304",
+      ]);
+      expect(site('    redirect: { status: 302 }\n')).toEqual([expect.stringMatching(/^sites\[0\]\.redirect\.to: /)]);
+    });
+
     it('refuses a proxy at "/" beside static files on a site of no PHP: the files would never be served', () => {
       expect(
         builtErrors(
