@@ -14,6 +14,7 @@ import { Agent, FormData, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALL_FEATURES_CERTIFICATES,
+  ALL_FEATURES_STAFF,
   ALL_FEATURES_CONFIG,
   allCertificatesIssued,
   everyNameHere,
@@ -578,6 +579,40 @@ describe('all features: proxy routes', () => {
     // the ones past the bound never ran: no access-log line (they had 499, blaming the client)
     const log = await waitForFile(setup.accessLog, '"GET /deep?n=32 HTTP/1.1" 200');
     expect(log).not.toMatch(/"GET \/deep\?n=(3[3-9]|[4-9]\d) HTTP\/1\.1"/);
+  });
+});
+
+describe('all features: auth_basic', () => {
+  const staff = `Basic ${Buffer.from(`${ALL_FEATURES_STAFF.user}:${ALL_FEATURES_STAFF.password}`).toString('base64')}`;
+
+  it('a.test /staff: 401 with the realm before PHP, the htpasswd user gets PHP (which sees who), over HTTP/2 too', async () => {
+    const refused = await get('/staff/report', { host: 'a.test', agent: h2 });
+    expect(refused.status).toBe(401);
+    expect(refused.headers['www-authenticate']).toBe('Basic realm="Staff", charset="UTF-8"');
+    const wrong = await get('/staff/report', {
+      host: 'a.test',
+      headers: { authorization: `Basic ${Buffer.from('staff:guess').toString('base64')}` },
+    });
+    expect(wrong.status).toBe(401);
+    const allowed = await get('/staff/report', { host: 'a.test', agent: h2, headers: { authorization: staff } });
+    expect(allowed.status).toBe(200);
+    // PHP sees the request, and who made it (its Authorization header, as behind nginx)
+    const context = allowed.json().context as { uri: string; headers: Record<string, string[]> };
+    expect(context.uri).toMatch(/\/staff\/report$/);
+    expect(context.headers.Authorization ?? context.headers.authorization).toEqual([staff]);
+    // the rest of the site asks for nothing
+    expect((await get('/public', { host: 'a.test' })).status).toBe(200);
+  });
+
+  it('b.test /b-api/private: a proxied prefix behind it, the upstream sees only the allowed request', async () => {
+    const before = setup.upstream.seen.length;
+    expect((await get('/b-api/private/x', { host: 'b.test' })).status).toBe(401);
+    expect(setup.upstream.seen.length).toBe(before);
+    const allowed = await get('/b-api/private/x', { host: 'b.test', headers: { authorization: staff } });
+    expect(allowed.status).toBe(200);
+    expect(setup.upstream.seen.slice(before).map((r) => r.url)).toEqual(['/v1/private/x']);
+    // the proxied prefix outside the protected one needs nothing
+    expect((await get('/b-api/open', { host: 'b.test' })).status).toBe(200);
   });
 });
 

@@ -1,4 +1,5 @@
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { LookupFunction } from 'node:net';
 import { join } from 'node:path';
@@ -11,6 +12,9 @@ import { FIXTURES } from './warmpool-server.js';
 
 const ACME_EAB_KEY_ID = 'kid-all-features';
 const ACME_EAB_MAC_KEY = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W';
+
+/** The one user of the all-features htpasswd file (http.auth_basic). */
+export const ALL_FEATURES_STAFF = { user: 'staff', password: 'let me in' };
 
 /** test/fixtures/server/all-features.yaml: every feature a config can turn on. */
 export const ALL_FEATURES_CONFIG = join(FIXTURES, 'server', 'all-features.yaml');
@@ -61,6 +65,12 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
   await mkdir(join(dir, 'uploads'));
   // http.ssl.certificates: a pair of its own for files.test and *.files.test, as certbot leaves one
   await selfSignedPair(dir, 'files.test', ['files.test', '*.files.test']);
+  // http.auth_basic's user file: staff, with the SHA-512 crypt hash `openssl passwd -6` makes
+  const hash = execFileSync('openssl', ['passwd', '-6', ALL_FEATURES_STAFF.password]).toString().trim();
+  await writeFile(
+    join(dir, 'htpasswd'),
+    `# who may see /staff and /b-api/private\n${ALL_FEATURES_STAFF.user}:${hash}\n`,
+  );
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   // the CA requires External Account Binding, as ZeroSSL and Google do: the config gives it
   const pebble = await startPebble({ httpPort, tlsPort: httpsPort, eabKeys: { [ACME_EAB_KEY_ID]: ACME_EAB_MAC_KEY } });

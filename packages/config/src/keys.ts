@@ -290,6 +290,20 @@ const TOP: Entry[] = [
     check: rateProblem,
   }),
   wp('http.limit_req[].burst', 'integer', 'requests allowed at once above the rate', { min: 0, default: 0 }),
+  ...prefixRules(
+    'http.auth_basic',
+    "nginx's auth_basic with auth_basic_user_file: per path prefix, only the users of an htpasswd file get in (401 otherwise), static files, PHP and proxied paths alike",
+    '/admin',
+  ),
+  wp(
+    'http.auth_basic[].user_file',
+    'string',
+    "the htpasswd file (relative: from the config file's folder); hashes $apr1$ (htpasswd -m), $1$, $5$, $6$ (openssl passwd -6), {SHA}, {SSHA}, {PLAIN}; read again when it changes",
+  ),
+  wp('http.auth_basic[].realm', 'string', "the name the browser's prompt shows", { default: 'Restricted' }),
+  wp('http.auth_basic[].off', 'boolean', "true: no authentication under this prefix (nginx's auth_basic off)", {
+    default: false,
+  }),
   wp(
     'http.error_pages',
     'map',
@@ -956,6 +970,7 @@ export const SITE_HTTP_KEYS: readonly string[] = [
   // is the log of every site without one
   'access_log',
   'limit_req',
+  'auth_basic',
   'error_pages',
   'pool',
   'internal_files',

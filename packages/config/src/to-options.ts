@@ -402,6 +402,7 @@ function pickSiteHttp(http: SiteHttpConfig): SiteHttpConfig {
   const out: SiteHttpConfig = {};
   if (http.access !== undefined) out.access = http.access;
   if (http.limit_req !== undefined) out.limit_req = http.limit_req;
+  if (http.auth_basic !== undefined) out.auth_basic = http.auth_basic;
   if (http.error_pages !== undefined) out.error_pages = http.error_pages;
   if (http.pool !== undefined) out.pool = http.pool;
   if (http.internal_files !== undefined) out.internal_files = http.internal_files;
@@ -588,6 +589,13 @@ function buildSite(
     plugin.internal_files = { ...http.internal_files, root: resolve(dir, http.internal_files.root) };
   if (http.access !== undefined && http.access.length > 0) plugin.access = http.access;
   if (http.limit_req !== undefined && http.limit_req.length > 0) plugin.limit_req = http.limit_req;
+  if (http.auth_basic !== undefined && http.auth_basic.length > 0) {
+    // relative to the config file, wherever the entry sits (a site inherits the top level's as written)
+    const base = options.baseDir ?? dirname(resolve(loaded.file));
+    plugin.auth_basic = http.auth_basic.map((rule) =>
+      rule.user_file === undefined ? rule : { ...rule, user_file: resolve(base, rule.user_file) },
+    );
+  }
   if (http.error_pages !== undefined) {
     // relative to the config file, wherever the entry sits (a site inherits the top level's as written)
     const base = options.baseDir ?? dirname(resolve(loaded.file));
@@ -804,6 +812,7 @@ const PLUGIN_OPTION_SECTION: Readonly<Record<string, string>> = {
   internal_files: 'http',
   access: 'http',
   limit_req: 'http',
+  auth_basic: 'http',
   error_pages: 'http',
   /** classic mode: the top-level (or a site's) fastcgi section */
   fastcgi: '',

@@ -129,6 +129,8 @@ export interface SiteHttpConfig {
   access?: AccessRuleConfig[];
   /** nginx's limit_req: per path prefix, requests per client (429 over it); a site's list replaces the top level's */
   limit_req?: { prefix: string; rate: string; burst?: number }[];
+  /** nginx's auth_basic: per path prefix, the users of an htpasswd file (401 otherwise); a site's list replaces the top level's */
+  auth_basic?: { prefix: string; user_file?: string; realm?: string; off?: boolean }[];
   /** status → the page sent when warmpool answers that status itself (nginx's error_page) */
   error_pages?: Record<string, string>;
   pool?: PoolConfig;

@@ -77,6 +77,7 @@ export {
   SERVER_INSTRUCTION_HEADERS,
 } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
+export { basicChallenge, compileBasicAuth, type BasicAuthRule } from './network/basic-auth.js';
 export { cidrProblem } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';

@@ -16,6 +16,7 @@ import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from
 import { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
 import { compileRequestRate, type RequestRateCheck, type RequestRateRule } from './network/request-rate.js';
 import { compileAccess, type AccessCheck, type AccessRule } from './network/access.js';
+import { compileBasicAuth, type BasicAuthCheck, type BasicAuthRule } from './network/basic-auth.js';
 import { createClientInfoResolver, type ClientInfoResolver } from './network/client-info.js';
 import { resolveInternalFiles, type InternalFilesOptions, type ResolvedInternalFiles } from './http/internal-files.js';
 import { warmupExchangeRequest } from './http/exchange-request.js';
@@ -88,6 +89,8 @@ export interface WarmpoolCommonOptions extends LimitOptions, HealthOptions, Metr
   access?: AccessRule[];
   /** nginx's limit_req (nodelay): per path prefix, requests per client and second or minute (429 over it) */
   limit_req?: RequestRateRule[];
+  /** nginx's auth_basic with auth_basic_user_file: per path prefix, the users of an htpasswd file (401 otherwise) */
+  auth_basic?: BasicAuthRule[];
   /** the folder PHP may hand files over from with X-Accel-Redirect or X-Sendfile; off when absent */
   internal_files?: InternalFilesOptions;
   /**
@@ -135,6 +138,8 @@ export interface ResolvedOptions {
   access: AccessCheck | null;
   /** limit_req; null: off */
   requestRate: RequestRateCheck | null;
+  /** auth_basic; null: off */
+  basicAuth: BasicAuthCheck | null;
   health: ResolvedHealth;
   metrics: ResolvedMetrics;
   /** classic mode (the fastcgi option); null: worker mode */
@@ -164,6 +169,7 @@ const KNOWN = new Set([
   'real_ip_header',
   'access',
   'limit_req',
+  'auth_basic',
   'warmup',
   'health_path',
   'ready_path',
@@ -268,6 +274,7 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
       ),
     );
   check(() => resolveLimits(options));
+  check(() => compileBasicAuth(options.auth_basic));
   check(() => resolveUploadOptions(options.uploads));
   check(() => resolveInternalFiles(options.internal_files));
   check(() =>
@@ -335,6 +342,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     }),
     access: compileAccess(options.access),
     requestRate: compileRequestRate(options.limit_req),
+    basicAuth: compileBasicAuth(options.auth_basic),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
     classic,

@@ -1,19 +1,21 @@
-// http.access and http.limit_req, applied before anything else answers: 403 for a client a rule
-// refuses, 429 (with Retry-After) for one over its rate. The plugin's routes run it first; serve's
+// http.access, http.limit_req and http.auth_basic, applied before anything else answers: 403 for a
+// client a rule refuses, 429 (with Retry-After) for one over its rate, 401 for one without the
+// user and password a protected prefix asks (after the rate: guesses are counted by limit_req). The plugin's routes run it first; serve's
 // proxy routes run the same one (its rate counters shared), so an nginx-style `deny` in front of a
 // proxied backend holds there too.
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ResolvedOptions } from '../options.js';
 import { multisiteAlias } from '../static/script-resolver.js';
 import { requestPath } from './access.js';
+import { basicChallenge } from './basic-auth.js';
 
-/** True when the request may go on; false when it was answered here (403 or 429). */
+/** True when the request may go on; false when it was answered here (403, 429 or 401). */
 export type Admission = (request: FastifyRequest, reply: FastifyReply, remoteAddr: string) => boolean;
 
 /** The site's admission, or null when it has no access or rate rule. */
 export function createAdmission(options: ResolvedOptions): Admission | null {
-  const { access, requestRate } = options;
-  if (access === null && requestRate === null) return null;
+  const { access, requestRate, basicAuth } = options;
+  if (access === null && requestRate === null && basicAuth === null) return null;
   /** fastcgi.multisite: the resolver's options, to name a network's shared path */
   const multisite = options.classic?.resolver.options.multisite ? options.classic.resolver.options : null;
   return (request, reply, remoteAddr) => {
@@ -30,6 +32,18 @@ export function createAdmission(options: ResolvedOptions): Admission | null {
     if (wait > 0) {
       reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
       return false;
+    }
+    if (basicAuth !== null) {
+      const authorization = request.headers.authorization;
+      const realm = basicAuth(path, authorization) ?? (shared === null ? null : basicAuth(shared, authorization));
+      if (realm !== null) {
+        reply
+          .code(401)
+          .header('WWW-Authenticate', basicChallenge(realm))
+          .type('text/plain; charset=utf-8')
+          .send('Unauthorized\n');
+        return false;
+      }
     }
     return true;
   };

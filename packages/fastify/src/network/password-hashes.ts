@@ -1,0 +1,186 @@
+// The password hashes of an htpasswd file as nginx's auth_basic_user_file reads them, checked in
+// Node: MD5-crypt ("$apr1$", htpasswd's default, and "$1$"), SHA-crypt ("$5$", "$6$": openssl
+// passwd -5/-6, mkpasswd), "{SHA}" and "{SSHA}" (LDAP's), and "{PLAIN}". bcrypt ("$2y$", htpasswd
+// -B) and DES crypt are refused when the file is read, with the command that makes a supported one.
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** A hash as read from the file, ready to check a password against. */
+export interface PasswordHash {
+  /** true when `password` hashes to this */
+  verify(password: Buffer): boolean;
+}
+
+/** The hash of one htpasswd line, or a reason it cannot be used (said with the line's number). */
+export function parsePasswordHash(text: string): PasswordHash | { problem: string } {
+  if (text.startsWith('$apr1$') || text.startsWith('$1$')) {
+    const magic = text.startsWith('$1$') ? '$1$' : '$apr1$';
+    const end = text.indexOf('$', magic.length);
+    if (end === -1) return { problem: 'an MD5-crypt hash with no "$" after its salt' };
+    const salt = text.slice(magic.length, end).slice(0, 8);
+    return same(text, (password) => md5Crypt(password, magic, salt));
+  }
+  if (text.startsWith('$5$') || text.startsWith('$6$')) {
+    const parts = text.split('$'); // ['', '5', ('rounds=N',) salt, hash]
+    const custom = parts[2]?.startsWith('rounds=') === true;
+    const rounds = custom ? Number(parts[2]!.slice('rounds='.length)) : DEFAULT_ROUNDS;
+    if (!Number.isSafeInteger(rounds) || rounds < 1) return { problem: `a SHA-crypt hash with rounds ${parts[2]}` };
+    const salt = parts[custom ? 3 : 2];
+    if (salt === undefined || parts.length !== (custom ? 5 : 4))
+      return { problem: 'a SHA-crypt hash of the wrong shape' };
+    const bits = text[1] === '5' ? 256 : 512;
+    return same(text, (password) => shaCrypt(password, bits, salt.slice(0, 16), rounds, custom));
+  }
+  if (text.startsWith('{SHA}')) {
+    const expected = Buffer.from(text.slice(5), 'base64');
+    return { verify: (password) => equal(createHash('sha1').update(password).digest(), expected) };
+  }
+  if (text.startsWith('{SSHA}')) {
+    const raw = Buffer.from(text.slice(6), 'base64');
+    if (raw.length <= 20) return { problem: 'an {SSHA} hash with no salt' };
+    const digest = raw.subarray(0, 20);
+    const salt = raw.subarray(20);
+    return { verify: (password) => equal(createHash('sha1').update(password).update(salt).digest(), digest) };
+  }
+  if (text.startsWith('{PLAIN}')) {
+    const expected = Buffer.from(text.slice(7));
+    return { verify: (password) => equal(password, expected) };
+  }
+  if (/^\$2[abxy]?\$/.test(text))
+    return {
+      problem:
+        'a bcrypt hash (htpasswd -B), which warmpool does not read: make the line with `openssl passwd -6` (SHA-512 crypt) or `htpasswd -m` (MD5-crypt)',
+    };
+  return {
+    problem:
+      'not a hash warmpool reads ($apr1$, $1$, $5$, $6$, {SHA}, {SSHA}, {PLAIN}; DES crypt is not): make the line with `openssl passwd -6`',
+  };
+}
+
+/** A hash checked by computing it again from the password and the salt it carries. */
+function same(text: string, compute: (password: Buffer) => string): PasswordHash {
+  const expected = Buffer.from(text);
+  return { verify: (password) => equal(Buffer.from(compute(password)), expected) };
+}
+
+function equal(a: Buffer, b: Buffer): boolean {
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** `bytes` as crypt's base64: 6 bits at a time, least significant first. */
+function to64(value: number, count: number): string {
+  let out = '';
+  for (let n = count; n > 0; n--) {
+    out += ITOA64[value & 0x3f];
+    value >>>= 6;
+  }
+  return out;
+}
+
+/** MD5-crypt (Poul-Henning Kamp's; "$apr1$" is Apache's name for the same with another magic). */
+export function md5Crypt(password: Buffer, magic: '$1$' | '$apr1$', salt: string): string {
+  const md5 = () => createHash('md5');
+  const ctx = md5().update(password).update(magic).update(salt);
+  const alternate = md5().update(password).update(salt).update(password).digest();
+  for (let left = password.length; left > 0; left -= 16) ctx.update(alternate.subarray(0, Math.min(16, left)));
+  for (let i = password.length; i > 0; i >>>= 1) ctx.update(i & 1 ? Buffer.alloc(1) : password.subarray(0, 1));
+  let final = ctx.digest();
+  for (let i = 0; i < 1000; i++) {
+    const round = md5();
+    round.update(i & 1 ? password : final);
+    if (i % 3) round.update(salt);
+    if (i % 7) round.update(password);
+    round.update(i & 1 ? final : password);
+    final = round.digest();
+  }
+  let out = `${magic}${salt}$`;
+  for (const [a, b, c] of [
+    [0, 6, 12],
+    [1, 7, 13],
+    [2, 8, 14],
+    [3, 9, 15],
+    [4, 10, 5],
+  ] as const)
+    out += to64((final[a]! << 16) | (final[b]! << 8) | final[c]!, 4);
+  return out + to64(final[11]!, 2);
+}
+
+const DEFAULT_ROUNDS = 5000;
+
+/** SHA-crypt (Ulrich Drepper's "Unix crypt using SHA-256 and SHA-512"). */
+export function shaCrypt(password: Buffer, bits: 256 | 512, salt: string, rounds: number, custom: boolean): string {
+  const algorithm = bits === 256 ? 'sha256' : 'sha512';
+  const size = bits / 8;
+  const hash = () => createHash(algorithm);
+  const saltBytes = Buffer.from(salt);
+  const b = hash().update(password).update(saltBytes).update(password).digest();
+  const a = hash().update(password).update(saltBytes);
+  let left = password.length;
+  for (; left > size; left -= size) a.update(b);
+  a.update(b.subarray(0, left));
+  for (let i = password.length; i > 0; i >>>= 1) a.update(i & 1 ? b : password);
+  let digest = a.digest();
+  const dp = hash();
+  for (let i = 0; i < password.length; i++) dp.update(password);
+  const p = repeatTo(dp.digest(), password.length);
+  const ds = hash();
+  for (let i = 0; i < 16 + digest[0]!; i++) ds.update(saltBytes);
+  const s = repeatTo(ds.digest(), saltBytes.length);
+  for (let r = 0; r < rounds; r++) {
+    const c = hash();
+    c.update(r & 1 ? p : digest);
+    if (r % 3) c.update(s);
+    if (r % 7) c.update(p);
+    c.update(r & 1 ? digest : p);
+    digest = c.digest();
+  }
+  let out = `$${bits === 256 ? 5 : 6}$${custom ? `rounds=${rounds}$` : ''}${salt}$`;
+  const groups = bits === 256 ? SHA256_ORDER : SHA512_ORDER;
+  for (const [x, y, z] of groups) out += to64((digest[x]! << 16) | (digest[y]! << 8) | digest[z]!, 4);
+  return out + (bits === 256 ? to64((digest[31]! << 8) | digest[30]!, 3) : to64(digest[63]!, 2));
+}
+
+/** `digest` repeated (and cut) to `length` bytes. */
+function repeatTo(digest: Buffer, length: number): Buffer {
+  const out = Buffer.alloc(length);
+  for (let i = 0; i < length; i += digest.length) digest.copy(out, i, 0, Math.min(digest.length, length - i));
+  return out;
+}
+
+// the byte triples each 4-character group encodes, as the specification lists them
+const SHA256_ORDER: ReadonlyArray<readonly [number, number, number]> = [
+  [0, 10, 20],
+  [21, 1, 11],
+  [12, 22, 2],
+  [3, 13, 23],
+  [24, 4, 14],
+  [15, 25, 5],
+  [6, 16, 26],
+  [27, 7, 17],
+  [18, 28, 8],
+  [9, 19, 29],
+];
+const SHA512_ORDER: ReadonlyArray<readonly [number, number, number]> = [
+  [0, 21, 42],
+  [22, 43, 1],
+  [44, 2, 23],
+  [3, 24, 45],
+  [25, 46, 4],
+  [47, 5, 26],
+  [6, 27, 48],
+  [28, 49, 7],
+  [50, 8, 29],
+  [9, 30, 51],
+  [31, 52, 10],
+  [53, 11, 32],
+  [12, 33, 54],
+  [34, 55, 13],
+  [56, 14, 35],
+  [15, 36, 57],
+  [37, 58, 16],
+  [59, 17, 38],
+  [18, 39, 60],
+  [40, 61, 19],
+  [62, 20, 41],
+];

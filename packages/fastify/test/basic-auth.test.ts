@@ -1,0 +1,119 @@
+// auth_basic over real sockets: 401 with the realm without the right user and password, the files
+// and routes under the prefix behind it, an open path under it, and a user file edited while serving.
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import warmpool, { checkOptions, type WarmpoolOptions } from '../src/index.js';
+import { until } from '../../../test/helpers/until.js';
+
+const SITES = fileURLToPath(new URL('../../../test/fixtures/sites/', import.meta.url));
+let dir: string;
+let pub: string;
+let users: string;
+let app: FastifyInstance;
+let url: string;
+
+const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
+const line = (user: string, flag: string, password: string) =>
+  `${user}:${execFileSync('openssl', ['passwd', flag, password]).toString().trim()}\n`;
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'wp-basic-auth-'));
+  cpSync(join(SITES, 'static-basic'), join(dir, 'site'), { recursive: true });
+  pub = join(dir, 'site', 'public');
+  users = join(dir, 'htpasswd');
+  mkdirSync(join(pub, 'nested', 'open'), { recursive: true });
+  writeFileSync(join(pub, 'nested', 'index.html'), 'STAFF-INDEX\n');
+  writeFileSync(join(pub, 'nested', 'open', 'x.txt'), 'OPEN\n');
+  writeFileSync(users, `# staff\n${line('alice', '-apr1', 'wonderland')}${line('bob', '-6', 'builder')}`);
+  app = Fastify();
+  await app.register(warmpool, {
+    php: false,
+    static: { dir: pub },
+    auth_basic: [
+      { prefix: '/nested', realm: 'Staff only', user_file: users },
+      { prefix: '/nested/open', off: true },
+    ],
+  });
+  url = await app.listen({ host: '127.0.0.1', port: 0 });
+});
+afterAll(async () => {
+  await app?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('plugin: auth_basic', () => {
+  it('answers 401 with the realm to no, a wrong, or a malformed Authorization; the right users get in', async () => {
+    for (const authorization of [
+      undefined,
+      basic('alice', 'nope'),
+      basic('carol', 'wonderland'),
+      'Basic !!!',
+      'Bearer x',
+    ]) {
+      const res = await request(`${url}/nested/`, { headers: authorization === undefined ? {} : { authorization } });
+      expect({ authorization, status: res.statusCode }).toEqual({ authorization, status: 401 });
+      expect(res.headers['www-authenticate']).toBe('Basic realm="Staff only", charset="UTF-8"');
+      expect(await res.body.text()).toBe('Unauthorized\n');
+    }
+    for (const [user, password] of [
+      ['alice', 'wonderland'],
+      ['bob', 'builder'],
+    ] as const) {
+      const res = await request(`${url}/nested/`, { headers: { authorization: basic(user, password) } });
+      expect({ user, status: res.statusCode }).toEqual({ user, status: 200 });
+      expect(await res.body.text()).toBe('STAFF-INDEX\n');
+    }
+  });
+
+  it('leaves other paths and an off: true path under the prefix open; an encoded path meets its rule', async () => {
+    const open = await request(`${url}/style.css`);
+    expect(open.statusCode).toBe(200);
+    await open.body.dump();
+    const under = await request(`${url}/nested/open/x.txt`);
+    expect(under.statusCode).toBe(200);
+    expect(await under.body.text()).toBe('OPEN\n');
+    for (const path of ['/%6eested/', '//nested/', '/x/../nested/']) {
+      const res = await request(`${url}${path}`);
+      expect({ path, status: res.statusCode }).toEqual({ path, status: 401 });
+      await res.body.dump();
+    }
+  });
+
+  it('reads the user file again when it changes: a user added gets in, one removed does not', async () => {
+    appendFileSync(users, line('carol', '-5', 'singer'));
+    const carol = basic('carol', 'singer');
+    await until(async () => {
+      const res = await request(`${url}/nested/`, { headers: { authorization: carol } });
+      await res.body.dump();
+      return res.statusCode === 200;
+    }, 'carol, added to the file, to get in');
+    writeFileSync(users, line('carol', '-5', 'singer'));
+    await until(async () => {
+      const res = await request(`${url}/nested/`, { headers: { authorization: basic('alice', 'wonderland') } });
+      await res.body.dump();
+      return res.statusCode === 401;
+    }, 'alice, removed from the file, to be refused');
+  });
+
+  it('refuses at register time, naming the key, a file it cannot use', () => {
+    const bcrypt = join(dir, 'bcrypt');
+    writeFileSync(bcrypt, 'dave:$2y$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q\n');
+    const cases: [WarmpoolOptions['auth_basic'], string, RegExp][] = [
+      [[{ prefix: '/a', user_file: join(dir, 'missing') }], 'auth_basic[0].user_file', /cannot be read \(ENOENT\)/],
+      [[{ prefix: '/a', user_file: bcrypt }], 'auth_basic[0].user_file', /bcrypt:1 \(user dave\): a bcrypt hash/],
+      [[{ prefix: '/a' }], 'auth_basic[0].user_file', /is required/],
+      [[{ prefix: '/a', user_file: users, realm: 'say "hi"' }], 'auth_basic[0].realm', /without quotes/],
+    ];
+    for (const [rules, key, reason] of cases) {
+      const problems = checkOptions({ php: false, auth_basic: rules });
+      expect(problems.map((p) => p.details.key)).toEqual([key]);
+      expect(problems[0]!.details.reason).toMatch(reason);
+    }
+  });
+});
