@@ -76,7 +76,7 @@ describe('config errors', () => {
         '  pool:',
         '    num_workers: 4',
         'fastcgi:',
-        '  root: /tmp',
+        `  root: ${join(FIXTURES, 'sites', 'classic-app')}`,
         '  pass: unix:/run/php/php-fpm.sock',
       ].join('\n'),
     );
@@ -134,7 +134,7 @@ describe('config errors', () => {
         '  env:',
         '    PHP_FCGI_MAX_REQUESTS: "3"',
         'fastcgi:',
-        '  root: /tmp',
+        `  root: ${join(FIXTURES, 'sites', 'classic-app')}`,
         '  params:',
         '    PHP_VALUE: memory_limit=99M',
       ].join('\n'),
@@ -419,7 +419,8 @@ describe('server.user when warmpool is not root', () => {
           'server: { user: www-data }',
           'http:',
           '  address: 127.0.0.1:8080',
-          `fastcgi: { root: ${folder} }`,
+          // its own folder beside the config file: a root that holds the config file is refused
+          `fastcgi: { root: ${join(FIXTURES, 'sites', 'classic-app')} }`,
           '',
         ].join('\n'),
       );

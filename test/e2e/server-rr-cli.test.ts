@@ -57,7 +57,7 @@ describe('-o key=value', () => {
       ...overrides(
         'http.pool.supervisor.exec_ttl=30s',
         'http.middleware=static,gzip',
-        `http.static.dir=${dir}`,
+        `http.static.dir=${join(FIXTURES, 'server', 'public-basic')}`,
         'server.env.APP_ENV="local"',
       ),
     ]);

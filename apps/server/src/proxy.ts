@@ -149,7 +149,7 @@ export async function registerProxies<S extends RawServerBase>(
         await inner.register(httpProxy, {
           prefix: route.prefix,
           upstream: route.upstream,
-          rewritePrefix: route.rewritePrefix,
+          rewritePrefix: libraryRewritePrefix(route),
           // every method, as nginx's proxy_pass: a PROPFIND under the prefix is the upstream's, not PHP's
           httpMethods: [...REQUEST_METHODS],
           // reply-from logs two info lines per request otherwise; the access log already has it
@@ -174,12 +174,14 @@ export async function registerProxies<S extends RawServerBase>(
             timeout: route.timeoutMs,
             rewriteRequestHeaders: (request, headers) => {
               // this server answers Expect: 100-continue itself (undici refuses to send it: 502 before);
-              // TE is this hop's; a name with "_" is dropped, as nginx (underscores_in_headers off) and
-              // the PHP path drop it: a CGI-style upstream reads X_Real_IP as X-Real-IP, so a client's
-              // would join (and come before) the one set here
+              // TE, Keep-Alive, Upgrade (a plain request's: upgrades were tunnelled before), and the
+              // names Connection lists are this hop's (undici refused Keep-Alive and Upgrade: any
+              // client made a 502 with one header); a name with "_" is dropped, as nginx
+              // (underscores_in_headers off) and the PHP path drop it: a CGI-style upstream reads
+              // X_Real_IP as X-Real-IP, so a client's would join (and come before) the one set here
+              const hop = hopByHop(headers.connection);
               const rest: Record<string, string | string[] | undefined> = {};
-              for (const name in headers)
-                if (name !== 'expect' && name !== 'te' && !name.includes('_')) rest[name] = headers[name];
+              for (const name in headers) if (!hop.has(name) && !name.includes('_')) rest[name] = headers[name];
               return withClientGone(request.raw, {
                 ...rest,
                 ...forwardedHeaders(request, headers['x-forwarded-for']),
@@ -471,6 +473,30 @@ export function upgradeTarget(route: { prefix: string; rewritePrefix: string }, 
   if (decoded.replaceAll('\\', '/').split('/').includes('..')) return null;
   if (target.startsWith('//')) return null;
   return query === -1 ? target : target + url.slice(query);
+}
+
+/** Request headers of this hop only: never passed on (RFC 9110 7.6.1), with the names `connection` lists. */
+const HOP_BY_HOP = ['expect', 'te', 'keep-alive', 'upgrade', 'proxy-connection', 'connection'];
+
+function hopByHop(connection: string | string[] | undefined): Set<string> {
+  const names = new Set(HOP_BY_HOP);
+  for (const value of [connection ?? []].flat())
+    for (const token of value.split(',')) {
+      const name = token.trim().toLowerCase();
+      // Host and the body's framing are not the client's to drop
+      if (name !== '' && name !== 'host' && name !== 'content-length' && name !== 'transfer-encoding') names.add(name);
+    }
+  return names;
+}
+
+/**
+ * The rewritePrefix @fastify/http-proxy is given. It puts it in place of the prefix as text: under
+ * prefix "/" a rewrite "/app" made "/x" into "/appx", which it then refused as outside "/app/"
+ * (400 for every path but "/"). Under "/" the rewrite ends with its "/", as nginx's
+ * `location / { proxy_pass http://h/app/; }`; upgrades and Location mapping keep the route's own.
+ */
+function libraryRewritePrefix(route: { prefix: string; rewritePrefix: string }): string {
+  return route.prefix === '/' && !route.rewritePrefix.endsWith('/') ? `${route.rewritePrefix}/` : route.rewritePrefix;
 }
 
 /**

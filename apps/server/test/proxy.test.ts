@@ -52,6 +52,8 @@ async function startSite(
     internalFiles?: ResolvedInternalFiles | null;
     /** where the app's log lines go (JSON, one a line) */
     logLines?: string[];
+    /** a site of no PHP (the plugin's php: false): a proxy at "/" has every path */
+    noPhp?: boolean;
   } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const logger =
@@ -63,7 +65,10 @@ async function startSite(
     ...(options.streamTimeoutMs === undefined ? {} : { streamTimeoutMs: options.streamTimeoutMs }),
     internalFiles: options.internalFiles ?? null,
   });
-  await app.register(warmpool, { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } });
+  await app.register(
+    warmpool,
+    options.noPhp === true ? { php: false } : { command: ['php', fixture('echo.php')], pool: { num_workers: 1 } },
+  );
   await app.listen({ port: 0, host: '127.0.0.1' });
   closers.push(() => app.close());
   const { port } = app.server.address() as AddressInfo;
@@ -147,6 +152,46 @@ describe('proxy routes', () => {
     // before: always the upstream's own 127.0.0.1:PORT, which a Flask or Django app builds its URLs from
     expect(headers.host).toBe('shop.test');
     expect(headers['x-forwarded-host']).toBe('shop.test');
+  });
+
+  it('a proxy at "/" puts the upstream\'s path or rewrite_prefix in front of every path (nginx: proxy_pass http://h/app/)', async () => {
+    const upstream = await startUpstream();
+    for (const route of [
+      { prefix: '/', upstream: `${upstream.origin}/app/` },
+      { prefix: '/', upstream: `${upstream.origin}/app` },
+      { prefix: '/', upstream: upstream.origin, rewrite_prefix: '/app' },
+    ]) {
+      const { base } = await startSite([route], null, { noPhp: true });
+      expect((await getJson(`${base}/x/y?q=1`)).json().url).toBe('/app/x/y?q=1');
+      expect((await getJson(`${base}/`)).json().url).toBe('/app/');
+      expect((await getJson(`${base}/app`)).json().url).toBe('/app/app');
+    }
+    // and without a path, the path as it came
+    const { base } = await startSite([{ prefix: '/', upstream: upstream.origin }], null, { noPhp: true });
+    expect((await getJson(`${base}/x/y?q=1`)).json().url).toBe('/x/y?q=1');
+  });
+
+  it("drops the hop-by-hop Keep-Alive, a plain request's Upgrade, and the names Connection lists (undici refused them: 502)", async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    const socket = createConnection(Number(new URL(base).port), '127.0.0.1');
+    closers.push(async () => socket.destroy());
+    socket.write(
+      'GET /api/h HTTP/1.1\r\nHost: a.test\r\nKeep-Alive: 300\r\nUpgrade: websocket\r\nProxy-Connection: keep-alive\r\n' +
+        'Connection: close, X-Hop\r\nX-Hop: 1\r\nX-Kept: 2\r\n\r\n',
+    );
+    let text = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    await once(socket, 'close');
+    expect(text.split('\r\n')[0]).toBe('HTTP/1.1 200 OK');
+    // the body, chunked or not: the upstream's one JSON object
+    const body = text.slice(text.indexOf('\r\n\r\n') + 4);
+    const { headers } = JSON.parse(body.slice(body.indexOf('{'), body.lastIndexOf('}') + 1)) as {
+      headers: Record<string, string>;
+    };
+    for (const name of ['keep-alive', 'upgrade', 'proxy-connection', 'x-hop']) expect(headers[name]).toBeUndefined();
+    expect(headers['x-kept']).toBe('2');
   });
 
   it('drops TE and header names with "_" (nginx underscores_in_headers off): a CGI-style upstream would read X_Real_IP as X-Real-IP', async () => {

@@ -4,7 +4,7 @@
 // plugin spellings. Errors the plugin's own validator raises later are pointed back at a line of the
 // file by locateOptionError.
 import { readFileSync } from 'node:fs';
-import { basename, dirname, isAbsolute, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import {
   compileAccess,
   DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
@@ -199,6 +199,12 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       // a site that redirects takes no proxy route of the top level's
       proxy: redirect === null ? nonEmpty(site.proxy ?? config.proxy) : null,
     });
+    // the micro-cache keeps PHP's answers: said where the site turns it on itself
+    if (!php && site.cache?.enabled === true)
+      sites.at(-1)!.ignored.push({
+        key: `sites[${index}].cache.enabled`,
+        reason: "this site runs no PHP, and the micro-cache keeps PHP's answers only (a proxied app's are not cached)",
+      });
     if (redirect !== null) {
       const status = redirect.status ?? 301;
       if (![301, 302, 303, 307, 308].includes(status))
@@ -536,9 +542,25 @@ function buildSite(
 
   if (http.static !== undefined) {
     const s = http.static;
+    const staticKeys = [`${sitePath}http.static`, 'http.static'];
+    // RoadRunner's dir defaults to ".", the site's folder; for a site that is nothing but files, that
+    // folder (the config file's, with its keys and certs_dir) is never what was meant
+    if (!php && s.dir === undefined)
+      errors.push(
+        locatedError(
+          loaded,
+          staticKeys,
+          "has no dir, and this site runs no PHP: it would serve its own folder (the config file's, and the keys and certificates kept there); give dir, e.g. dir: public",
+        ),
+      );
+    const servedDir = fastcgi === null ? resolve(dir, s.dir ?? '.') : resolve(dir, fastcgi.root);
+    if (fastcgi === null)
+      errors.push(
+        ...servesConfigFile(loaded, servedDir, [`${sitePath}http.static.dir`, 'http.static.dir', ...staticKeys]),
+      );
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
       // a classic site's static files are its fastcgi.root's
-      dir: fastcgi === null ? resolve(dir, s.dir ?? '.') : resolve(dir, fastcgi.root),
+      dir: servedDir,
       // RoadRunner's calculate_etag defaults to false (the plugin's to true); a classic site's to
       // true, as nginx sends an ETag for every static file
       calculate_etag: s.calculate_etag ?? fastcgi !== null,
@@ -573,6 +595,10 @@ function buildSite(
           "use http.static.cache_control for static files' Cache-Control (per extension); http.headers.response reaches PHP's responses too",
       });
   }
+
+  // a classic site always serves its root's files
+  if (fastcgi !== null)
+    errors.push(...servesConfigFile(loaded, resolve(dir, fastcgi.root), [`${sitePath}fastcgi.root`, 'fastcgi.root']));
 
   if (http.uploads !== undefined) {
     const u = http.uploads;
@@ -674,6 +700,19 @@ function buildSite(
     ignored,
     origins,
   };
+}
+
+/** An error when `served` (a folder sent to clients) holds the config file itself. */
+function servesConfigFile(loaded: LoadedConfig, served: string, keys: string[]): InvalidValueError[] {
+  const configFile = resolve(loaded.file);
+  if (!configFile.startsWith(served.endsWith(sep) ? served : served + sep)) return [];
+  return [
+    locatedError(
+      loaded,
+      keys,
+      `serves ${served}, which holds the config file ${configFile}: anyone could download it (its secrets, and the keys kept beside it); serve a folder of its own (e.g. public/) or keep the config elsewhere (e.g. /etc/warmpool/)`,
+    ),
+  ];
 }
 
 /** The `fastcgi` section as the plugin's option: root (and nothing else) resolved against the site's folder. */

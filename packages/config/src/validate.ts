@@ -72,6 +72,8 @@ class Walker {
   readonly #env: Env;
   readonly #lines: LineCounter;
   readonly #errors: LocatedConfigError[] = [];
+  /** http.static / http.headers sections dropped because the middleware does not list them ("sites[0].http.static") */
+  readonly #gated = new Set<string>();
   readonly #warnings: ConfigWarning[] = [];
   readonly #positions = new Map<string, Position>();
   /** collections being walked, to stop an alias that points at its own ancestor */
@@ -604,14 +606,27 @@ class Walker {
         : [],
     );
     if (sites.length > 0 && lacking.length === 0) return;
+    // a site meant to serve files only, written almost right: say what stops it
+    const hints = (sites.length === 0 ? [null] : lacking).flatMap((i) => {
+      const at = i === null ? 'http' : `sites[${i}].http`;
+      if (this.#gated.has(`${at}.static`) || (i !== null && this.#gated.has('http.static')))
+        return [`${at}.static is not used: ${at}.middleware does not list static`];
+      const site = i === null ? { http } : sites[i]!;
+      const middleware = (site.http.middleware ?? http.middleware ?? []) as unknown[];
+      if (middleware.includes('static'))
+        return [`${at}.middleware lists static, but there is no static section with a dir`];
+      return [];
+    });
     const why =
-      sites.length === 0
+      (sites.length === 0
         ? ''
-        : `, or in every site (${lacking.map((i) => `sites[${i}]`).join(', ')} ${lacking.length === 1 ? 'has' : 'have'} none)`;
+        : `, or in every site (${lacking.map((i) => `sites[${i}]`).join(', ')} ${lacking.length === 1 ? 'has' : 'have'} none)`) +
+      (hints.length === 0 ? '' : `; for a site of static files only: ${hints.join('; ')}`);
     this.#errors.push(
       new MissingKeyError(
         'server.command',
-        this.#at('server', top),
+        // the one site that lacks it, when there is one: its line, not the file's first
+        this.#at(lacking.length === 1 && !this.#positions.has('server') ? `sites[${lacking[0]}]` : 'server', top),
         `is required: the command that starts one PHP worker, e.g. "php worker.php" (or a fastcgi section for classic PHP; a site of static files or proxy routes only needs none)${why}`,
       ),
     );
@@ -661,6 +676,7 @@ class Walker {
   #gateSections(http: Obj, httpPath: string, middleware: Middleware[] | undefined): void {
     for (const name of ['static', 'headers'] as const) {
       if (http[name] === undefined || middleware?.includes(name)) continue;
+      this.#gated.add(`${httpPath}.${name}`);
       const path = `${httpPath}.${name}`;
       this.#warn(
         path,

@@ -346,6 +346,35 @@ sites:
       expect(proxied.sites).toHaveLength(1);
     });
 
+    it('says what stops a site meant for static files only, at its line; warns of cache.enabled there', () => {
+      const gated = builtErrors(
+        'version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    http: { static: { dir: /var/www } }\n  - hosts: [b.test]\n    proxy: [{ prefix: /, upstream: "http://127.0.0.1:1" }]\n',
+      );
+      expect(gated).toEqual([
+        expect.stringMatching(
+          /^server\.command: is required: .*, or in every site \(sites\[0\] has none\); for a site of static files only: sites\[0\]\.http\.static is not used: sites\[0\]\.http\.middleware does not list static$/,
+        ),
+      ]);
+      const listed = builtErrors('version: "3"\nhttp:\n  address: ":8080"\n  middleware: [static]\n');
+      expect(listed).toEqual([
+        expect.stringMatching(
+          /; for a site of static files only: http\.middleware lists static, but there is no static section with a dir$/,
+        ),
+      ]);
+      const cached = toServerOptions(
+        parse(
+          'version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    proxy: [{ prefix: /, upstream: "http://127.0.0.1:1" }]\n    cache: { enabled: true }\n',
+        ),
+      );
+      expect(cached.sites[0]!.ignored).toEqual([
+        {
+          key: 'sites[0].cache.enabled',
+          reason:
+            "this site runs no PHP, and the micro-cache keeps PHP's answers only (a proxied app's are not cached)",
+        },
+      ]);
+    });
+
     it('refuses, at their lines, a site that would serve nothing and php: false beside PHP', () => {
       expect(
         builtErrors('version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    php: false\n'),
@@ -427,6 +456,30 @@ sites:
         "sites[0].redirect.status: must be 301, 302, 303, 307 or 308 (a redirect's statuses), got 304",
       ]);
       expect(site('    redirect: { status: 302 }\n')).toEqual([expect.stringMatching(/^sites\[0\]\.redirect\.to: /)]);
+    });
+
+    it('refuses a static section with no dir on a site of no PHP, and any served folder that holds the config file', () => {
+      // parse's file is /srv/app/warmpool.yaml
+      expect(
+        builtErrors(
+          'version: "3"\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { calculate_etag: true }\n',
+        ),
+      ).toEqual([
+        "http.static: has no dir, and this site runs no PHP: it would serve its own folder (the config file's, and the keys and certificates kept there); give dir, e.g. dir: public",
+        'http.static: serves /srv/app, which holds the config file /srv/app/warmpool.yaml: anyone could download it (its secrets, and the keys kept beside it); serve a folder of its own (e.g. public/) or keep the config elsewhere (e.g. /etc/warmpool/)',
+      ]);
+      expect(
+        builtErrors(
+          'version: "3"\nserver: { command: php w.php }\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: /srv }\n',
+        ),
+      ).toEqual([expect.stringMatching(/^http\.static\.dir: serves \/srv, which holds the config file /)]);
+      expect(builtErrors('version: "3"\nhttp: { address: ":8080" }\nfastcgi: { root: /srv/app }\n')).toEqual([
+        expect.stringMatching(/^fastcgi\.root: serves \/srv\/app, which holds the config file /),
+      ]);
+      // a folder beside it is fine
+      expect(
+        builtErrors('version: "3"\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: public }\n'),
+      ).toEqual([]);
     });
 
     it('refuses a proxy at "/" beside static files on a site of no PHP: the files would never be served', () => {
