@@ -1,5 +1,6 @@
 // A reply PHP streams on purpose (X-Accel-Buffering: no) with compression on (`middleware: [gzip]`)
-// through `warmpool serve`, both ways PHP runs (an HttpWorker, php-cgi): each piece PHP flushes
+// through `warmpool serve`, both ways PHP runs (an HttpWorker, php-cgi), and from a proxied upstream
+// (a site of no PHP, whose app sets the header, hidden from the client as nginx hides it): each piece PHP flushes
 // reaches the client compressed at once, as behind nginx's gzip, over HTTP/1.1 (gzip) and HTTP/2
 // (br). Server-sent events go uncompressed (nginx's default gzip_types), as they come.
 import { randomBytes } from 'node:crypto';
@@ -12,6 +13,8 @@ import {
   type IncomingHttpHeaders,
   type IncomingHttpStatusHeader,
 } from 'node:http2';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -28,8 +31,19 @@ let httpPort: number;
 let httpsPort: number;
 let server: RunningServer;
 let h2: ClientHttp2Session;
+let upstream: Server;
+/** the proxied app's streams waiting for their second piece, by flag */
+const waiting = new Map<string, () => void>();
 
 beforeAll(async () => {
+  // the app behind proxied.test: its first piece, then the second once the test has read the first
+  upstream = createServer((req, res) => {
+    const flag = new URL(req.url!, 'http://x').searchParams.get('flag') ?? '';
+    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-accel-buffering': 'no' });
+    res.write('first\n');
+    waiting.set(flag, () => res.end('second\n'));
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
   dir = await mkdtemp(join(tmpdir(), 'wp-compressed-streams-'));
   const tls = await makeTlsPair(dir);
   ca = await readFile(tls.ca);
@@ -50,6 +64,9 @@ beforeAll(async () => {
     `      root: ${FIXTURES}/php/fastcgi`,
     '      command: php-cgi',
     '    http: { pool: { num_workers: 2 } }',
+    '  - hosts: [proxied.test]',
+    '    php: false',
+    `    proxy: [{ prefix: /, upstream: "http://127.0.0.1:${(upstream.address() as AddressInfo).port}" }]`,
     '',
   ].join('\n');
   writeFileSync(join(dir, 'warmpool.yaml'), config);
@@ -61,12 +78,14 @@ beforeAll(async () => {
 afterAll(async () => {
   h2?.close();
   await stopAllServers();
+  await new Promise((resolve) => upstream?.close(resolve));
   if (dir !== undefined) await rm(dir, { recursive: true, force: true });
 });
 
 const sites = [
   { mode: 'worker', host: 'localhost', path: '/' },
   { mode: 'classic', host: 'classic.test', path: '/streams.php' },
+  { mode: 'proxied', host: 'proxied.test', path: '/stream' },
 ] as const;
 
 /** A flag file the script waits for before its second piece. */
@@ -81,6 +100,7 @@ async function firstThenRest(body: Readable, encoding: string, flag: string): Pr
   const pieces = body.pipe(decoder)[Symbol.asyncIterator]();
   const first = String((await pieces.next()).value);
   writeFileSync(flag, '');
+  waiting.get(flag)?.();
   let rest = '';
   for (let next = await pieces.next(); !next.done; next = await pieces.next()) rest += String(next.value);
   return [first, rest];

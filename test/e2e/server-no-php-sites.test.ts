@@ -148,7 +148,12 @@ describe('serve: sites of no PHP', () => {
     ]);
     const denied = await get('node.test', '/admin/users');
     expect(denied.statusCode).toBe(403);
-    await denied.body.dump();
+    expect(await denied.body.text()).toContain('<h1>Not for you</h1>');
+    // the app's own 503 is its answer, not the site's page
+    const own = await get('node.test', '/jobs/unavailable');
+    expect(own.statusCode).toBe(503);
+    expect(own.headers['retry-after']).toBe('1');
+    expect(await own.body.text()).toBe('down for maintenance\n');
     expect(upstream.seen.some((r) => r.url.startsWith('/admin'))).toBe(false);
     // a WebSocket by hand: a browser's client cannot name the Host
     expect(await webSocketEcho('node.test', '/live?room=2', 'hi')).toBe('echo hi from /live?room=2 for 127.0.0.1');

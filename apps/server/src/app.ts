@@ -32,6 +32,7 @@ import {
   resolveLimits,
   serverLimits,
   addRequestMethods,
+  REQUEST_METHODS,
   requestBodyMemory,
   responseMemory,
   warmpool,
@@ -284,6 +285,15 @@ export function buildApp(options: BuildOptions): BuiltApp {
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const host = client.of(request.raw).hostname;
     const known = router.siteOf(host) !== null || server.defaultSite !== null;
+    // TRACE (and any method no route takes) is refused as nginx refuses it: 405, not "Not Found"
+    if (known && !(REQUEST_METHODS as readonly string[]).includes(request.method)) {
+      reply
+        .code(405)
+        .header('allow', REQUEST_METHODS.join(', '))
+        .type('text/plain; charset=utf-8')
+        .send('Method Not Allowed\n');
+      return;
+    }
     reply
       .code(404)
       .type('text/plain; charset=utf-8')

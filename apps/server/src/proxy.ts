@@ -9,6 +9,7 @@ import { parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
 import { createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
+import { noteUnbuffered } from './streamed-compression.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
   type ErrorPages,
@@ -19,6 +20,8 @@ import {
   guardStreamBody,
   handoffOf,
   recordWhenClosed,
+  markBackendReply,
+  registerErrorPages,
   registerPlainErrors,
   type ResolvedInternalFiles,
   sendInternalFile,
@@ -122,6 +125,9 @@ export async function registerProxies<S extends RawServerBase>(
     app.register(async (scope: FastifyInstance<S>) => {
       // its refusals (an HTTP/2 body past request_timeout: 408) in plain text, as the plugin's
       registerPlainErrors(scope as unknown as FastifyInstance, false);
+      // the site's error_pages for what is answered here before the upstream (an access rule's 403,
+      // limit_req's 429, 413), as for PHP's routes; the upstream's own answers pass untouched
+      registerErrorPages(scope as unknown as FastifyInstance, errorPages, []);
       // HTTP/2 bodies as the plugin treats them: one with no declared length (a streamed fetch,
       // curl -T -) is read (Fastify took it for none: the upstream got an empty body, the client
       // its 200), a stream answered before its body is in (413) is reset, request_timeout applies
@@ -612,7 +618,11 @@ function sendUpstreamReply(
   },
   internalFiles: ResolvedInternalFiles | null,
 ): void {
-  // nginx's proxy_hide_header default: the X-Accel-* ones are for the server in front
+  // nginx's proxy_hide_header default: the X-Accel-* ones are for the server in front; its
+  // X-Accel-Buffering: no still streams a compressed reply piece by piece (streamed-compression.ts)
+  noteUnbuffered(reply, response.headers?.['x-accel-buffering']);
+  // the upstream's answer, whatever its status: never replaced by an error page
+  markBackendReply(request as unknown as FastifyRequest);
   for (const name of SERVER_INSTRUCTION_HEADERS) reply.removeHeader(name);
   // the upstream's headers as a map only where a hand-over can be followed: not per reply
   const headers = internalFiles === null ? null : asHeaderMap(response.headers ?? {});

@@ -28,8 +28,17 @@ const COMPRESSORS: Readonly<Record<Encoding, () => Transform>> = {
   deflate: () => createDeflate({ flush: constants.Z_SYNC_FLUSH }),
 };
 
+/** Replies whose backend said X-Accel-Buffering: no before the header was taken off (a proxied upstream's). */
+const unbuffered = new WeakSet<object>();
+
+/** Keeps a backend's X-Accel-Buffering: no for this reply, when the header itself does not reach the client. */
+export function noteUnbuffered(reply: object, value: string | string[] | undefined): void {
+  if (typeof value === 'string' && isUnbuffered(value)) unbuffered.add(reply);
+}
+
 /** Whether the backend marked its reply as one to stream as it comes (nginx's X-Accel-Buffering: no). */
 export function markedUnbuffered(reply: FastifyReply<RouteGenericInterface, RawServerBase>): boolean {
+  if (unbuffered.has(reply)) return true;
   const value = reply.getHeader('x-accel-buffering');
   return typeof value === 'string' && isUnbuffered(value);
 }

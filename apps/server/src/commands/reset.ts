@@ -28,7 +28,7 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
     if (args.json === true) stdout.write(`${JSON.stringify(result)}\n`);
     else {
       out.success(
-        `reset done: ${result.replaced} worker${result.replaced === 1 ? '' : 's'} replaced (${result.sites.join(', ') || 'no sites'})`,
+        `reset done: ${result.replaced} worker${result.replaced === 1 ? '' : 's'} replaced (${result.sites.join(', ') || 'no site runs PHP'})`,
       );
       if (result.skipped !== undefined)
         out.info(

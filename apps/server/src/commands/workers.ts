@@ -102,7 +102,7 @@ export function printWorkers(sites: readonly SiteWorkers[], out: Output): void {
   }
   if (all.length === 0) {
     if (poolSites.length > 0) out.info(`no workers running (${poolSites.map((s) => s.site).join(', ')})`);
-    else if (sites.length === 0) out.info('this server runs no sites');
+    else if (sites.length === 0) out.info('no site of this server runs PHP (static files and proxy routes only)');
     return;
   }
   // beside a php-fpm site's line too: the table would read as that site's
