@@ -487,8 +487,11 @@ function buildSite(
     plugin.env = { ...plugin.env, RR_RPC: parseRpcListen(rpc, options.baseDir ?? dirname(resolve(loaded.file))).url };
   if (server.relay !== undefined && worker) plugin.relay = server.relay;
   if (server.clear_env !== undefined && worker) plugin.clear_env = server.clear_env;
-  if (!php && loaded.positionOf(`${sitePath}http.pool`) !== null)
-    ignored.push({ key: `${sitePath}http.pool`, reason: 'this site runs no PHP (no command, no fastcgi)' });
+  // what only PHP reads, written on a site of no PHP itself (an inherited one is the other sites')
+  if (!php)
+    for (const key of NO_PHP_IGNORED)
+      if (loaded.positionOf(`${sitePath}${key}`) !== null)
+        ignored.push({ key: `${sitePath}${key}`, reason: 'this site runs no PHP (no command, no fastcgi)' });
   if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
   if (fastcgi !== null && fastcgi.pass === undefined) ignored.push(...managedCgiIgnores(server, fastcgi, sitePath));
 
@@ -701,6 +704,19 @@ function buildSite(
     origins,
   };
 }
+
+/** Keys that only PHP reads: said to do nothing where a site of no PHP writes them. */
+const NO_PHP_IGNORED = [
+  'http.pool',
+  'http.codec',
+  'http.raw_body',
+  'http.uploads',
+  'server.env',
+  'server.user',
+  'server.group',
+  'server.relay',
+  'server.clear_env',
+];
 
 /** An error when `served` (a folder sent to clients) holds the config file itself. */
 function servesConfigFile(loaded: LoadedConfig, served: string, keys: string[]): InvalidValueError[] {

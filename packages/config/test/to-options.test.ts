@@ -331,6 +331,19 @@ sites:
       expect(static_.ignored).toEqual([
         { key: 'sites[0].http.pool', reason: 'this site runs no PHP (no command, no fastcgi)' },
       ]);
+      // what only PHP reads, written on a site of no PHP, is said to do nothing
+      const written = toServerOptions(
+        parse(
+          'version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    php: false\n    server: { env: { A: "1" }, user: www-data }\n    http: { codec: proto, uploads: { max_files: 2 } }\n    proxy: [{ prefix: /, upstream: "http://127.0.0.1:1" }]\n',
+        ),
+        { lookupUser: () => ({ uid: 33, gid: 33 }) },
+      );
+      expect(written.sites[0]!.ignored.map((entry) => entry.key)).toEqual([
+        'sites[0].http.codec',
+        'sites[0].http.uploads',
+        'sites[0].server.env',
+        'sites[0].server.user',
+      ]);
       expect(built.defaultSite).toBeNull();
     });
 
