@@ -73,6 +73,32 @@ describe('a site whose workers cannot boot, among others', () => {
     expect((await server.stop()).code).toBe(0);
   });
 
+  it('every site down: serve runs on and retries, but its ready line is a warning that says so, never a ✓', async () => {
+    const broken = join(dir, 'all-broken.php');
+    await writeFile(broken, '<?php\nthis is not php(\n');
+    const file = join(dir, 'all-broken.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `http: { address: "127.0.0.1:${await freePort()}", pool: { num_workers: 1 } }`,
+        `admin: { socket: ${join(dir, 'all-broken.sock')} }`,
+        `server: { command: php ${broken} }`,
+        'sites:',
+        '  - hosts: [one.test]',
+        '  - hosts: [two.test]',
+        '',
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', file]);
+    await server.ready();
+    expect(server.stdout + server.stderr).toMatch(
+      /▲ warmpool ready in .*: 3 sites, 0 workers .*; but no site's PHP workers could boot \(said above\): every request gets 502 while warmpool retries/,
+    );
+    expect(server.stdout).not.toMatch(/✓ warmpool ready/);
+    await server.stop();
+  });
+
   it('alone, a site whose workers cannot boot still stops serve (exit 6), as RoadRunner', async () => {
     const broken = join(dir, 'alone.php');
     await writeFile(broken, '<?php\nthis is not php(\n');

@@ -424,9 +424,21 @@ class ServerState {
     }, 0);
     const sites = this.#built.backends.size;
     this.#phase = 'running';
-    out.success(
-      `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(sites, 'site')}, ${server.sites.some((site) => site.php) ? plural(workers, 'worker') : 'no PHP'} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`,
-    );
+    const ready = `warmpool ready in ${formatDuration(performance.now() - startedAt)}: ${plural(sites, 'site')}, ${server.sites.some((site) => site.php) ? plural(workers, 'worker') : 'no PHP'} (pid ${process.pid}; SIGTERM drains, SIGHUP reloads, SIGUSR2 resets workers)`;
+    // several sites keep serving when one cannot boot; when none of them has PHP running and nothing
+    // else serves, a ✓ would hide that every request gets 502
+    const pools = [...poolsOf(this.#built.backends).values()];
+    const allDown =
+      pools.length > 0 &&
+      workers === 0 &&
+      pools.every((pool) => pool.stats().bootError !== null) &&
+      server.sites.every((site) => site.php) &&
+      passesOf(this.#built.backends).size === 0;
+    if (allDown)
+      out.warn(
+        `${ready}; but no site's PHP workers could boot (said above): every request gets 502 while warmpool retries; fix the app, then warmpool reset`,
+      );
+    else out.success(ready);
     loggers.root.info({ pid: process.pid, sites: [...this.#built.backends.keys()] }, 'warmpool ready');
     if (this.#stopRequested !== null) await this.#drain(this.#stopRequested);
   }
