@@ -213,6 +213,12 @@ describe('serve: sites of no PHP', () => {
         `site files.test runs no PHP (static files and proxy routes only): there is nothing to ${command}`,
       );
     }
+    // --json: the code as JSON on stdout too, for a script
+    const json = await runCli(['reset', '--site', 'files.test', '--json', '-c', CONFIG], { env });
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout.trim())).toEqual({
+      error: { code: 'WP_SERVER_NO_PHP_SITE', message: expect.stringContaining('site files.test runs no PHP') },
+    });
     const unknown = await runCli(['reset', '--site', 'nope.test', '-c', CONFIG], { env });
     expect(unknown.stderr).toMatch(/no site named "nope\.test"; this server runs: .*files\.test/);
   });

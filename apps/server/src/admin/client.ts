@@ -41,6 +41,28 @@ export function exitCodeOf(error: unknown): number {
 }
 
 /**
+ * An admin command's failure: its line on stderr, and with --json its code and message as one JSON
+ * line on stdout too (`{"error":{"code":"WP_SERVER_NO_PHP_SITE","message":…}}`), so a script tells
+ * one refusal from another without reading the text. Returns the exit code.
+ */
+export function adminFailure(
+  error: unknown,
+  out: Pick<Output, 'error'>,
+  json: boolean | undefined,
+  stdout: { write(text: string): unknown } = process.stdout,
+): number {
+  const message = (error as Error).message;
+  out.error(message);
+  if (json === true) {
+    const code = (error as { code?: unknown }).code;
+    stdout.write(
+      `${JSON.stringify({ error: { code: typeof code === 'string' ? code : 'WP_SERVER_ADMIN_FAILED', message } })}\n`,
+    );
+  }
+  return exitCodeOf(error);
+}
+
+/**
  * Sends `request` to the server listening on the unix socket `path` and resolves with its `data`.
  * Progress lines go to `onProgress` as they arrive. Rejects with AdminUnreachableError (no server,
  * stale socket, connection lost), AdminDeniedError (permissions) or AdminRemoteError (the server's

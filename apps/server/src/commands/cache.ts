@@ -3,7 +3,7 @@
 // next request for each goes to PHP. Like purging an nginx fastcgi_cache zone, without touching disk.
 import {
   adminRequest,
-  exitCodeOf,
+  adminFailure,
   EXIT_OK,
   type AdminCommandArgs,
   type Output,
@@ -35,7 +35,6 @@ export async function run(args: CachePurgeArgs, out: Output, context: RunContext
       );
     return EXIT_OK;
   } catch (error) {
-    out.error((error as Error).message);
-    return exitCodeOf(error);
+    return adminFailure(error, out, args.json, stdout);
   }
 }

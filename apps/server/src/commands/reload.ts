@@ -3,7 +3,7 @@
 // per result: ✓ applied, ▲ needs a restart, ✗ refused (the running config or pair stays).
 import {
   adminRequest,
-  exitCodeOf,
+  adminFailure,
   EXIT_OK,
   EXIT_USAGE,
   type AdminCommandArgs,
@@ -28,8 +28,7 @@ export async function run(
   try {
     ({ changes } = await adminRequest(args.socket, { cmd: 'reload' }, undefined, { signal: context.signal }));
   } catch (error) {
-    out.error((error as Error).message);
-    return exitCodeOf(error);
+    return adminFailure(error, out, args.json, stdout);
   }
   const refused = changes.some((line) => reloadLineKind(line) === 'refused');
   if (args.json === true) {

@@ -2,7 +2,7 @@
 // progress line per replaced worker (capacity never drops: each old worker is replaced by a booted one).
 import {
   adminRequest,
-  exitCodeOf,
+  adminFailure,
   EXIT_OK,
   type AdminCommandArgs,
   type Output,
@@ -37,7 +37,6 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
     }
     return EXIT_OK;
   } catch (error) {
-    out.error((error as Error).message);
-    return exitCodeOf(error);
+    return adminFailure(error, out, args.json, stdout);
   }
 }

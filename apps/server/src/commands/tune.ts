@@ -3,7 +3,7 @@
 // next to the Passenger and NOW LMS rules of thumb. The measuring is server side (tuning.ts).
 import {
   adminRequest,
-  exitCodeOf,
+  adminFailure,
   EXIT_OK,
   type AdminCommandArgs,
   type Output,
@@ -37,8 +37,7 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
     else out.info(advice.text);
     return EXIT_OK;
   } catch (error) {
-    out.error((error as Error).message);
-    return exitCodeOf(error);
+    return adminFailure(error, out, args.json, stdout);
   }
 }
 

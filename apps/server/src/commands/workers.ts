@@ -3,6 +3,7 @@
 import type { WorkerInfo } from '@warmpool/pool';
 import {
   adminRequest,
+  adminFailure,
   exitCodeOf,
   EXIT_OK,
   type AdminCommandArgs,
@@ -25,8 +26,7 @@ export async function run(args: AdminCommandArgs, out: Output, context: RunConte
       else printWorkers(sites, out);
       return EXIT_OK;
     } catch (error) {
-      out.error((error as Error).message);
-      return exitCodeOf(error);
+      return adminFailure(error, out, args.json, stdout);
     }
   }
 
