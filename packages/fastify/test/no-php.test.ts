@@ -71,6 +71,14 @@ describe('plugin: php: false (a site of static files)', () => {
     expect(app.warmpool.fastcgi).toBeNull();
   });
 
+  it('answers a range past the file with a plain-text 416, as every other refusal', async () => {
+    const res = await request(`${url}/style.css`, { headers: { range: 'bytes=900000-' } });
+    expect(res.statusCode).toBe(416);
+    expect(res.headers['content-range']).toMatch(/^bytes \*\/\d+$/);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(await res.body.text()).toBe('Range Not Satisfiable\n');
+  });
+
   it('answers 404 for a missing path, PHP source, a dotfile and a link out of the root', async () => {
     for (const path of ['/missing', '/no/such/page', '/secret.php', '/.env', '/escape.txt', '/index.php']) {
       const res = await request(`${url}${path}`);

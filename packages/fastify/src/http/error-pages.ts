@@ -122,8 +122,10 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
   app.setErrorHandler(function plainErrors(this: FastifyInstance, thrown: FastifyError, request, reply) {
     // a body cut short, whatever error its stream's consumer reported for it
     const error = (shortBodyOf(reply) as FastifyError | null) ?? thrown;
-    const code = error.code;
     const status = error.statusCode;
+    // send's own client errors (http-errors, `expose`: a 416 for a range past the file) have no code
+    const exposed = (error as { expose?: unknown }).expose === true && status !== undefined && status < 500;
+    const code = error.code ?? (exposed ? 'WP_FASTIFY_STATIC' : undefined);
     if (
       typeof code !== 'string' ||
       !(code.startsWith('WP_') || code.startsWith('FST_ERR_CTP_')) ||
@@ -142,6 +144,10 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
     // a reply that failed before its head went out (a short body behind a compressor) had its
     // representation's headers set: a plain-text error under Content-Encoding: gzip is undecodable
     for (const name of REPRESENTATION_HEADERS) reply.removeHeader(name);
+    // send's errors carry their headers, as Fastify's own handler sets them: a 416's Content-Range
+    // ("bytes */SIZE", the file's length)
+    const own = (error as { headers?: Record<string, string> }).headers;
+    if (exposed && own !== undefined) for (const name in own) reply.header(name, own[name]);
     if (code === 'WP_FASTIFY_SHORT_BODY' && !('stream' in request.raw)) reply.header('connection', 'close');
     reply.code(status).type('text/plain; charset=utf-8');
     return reply.send(debug ? `${code}: ${error.message}\n` : `${STATUS_CODES[status] ?? 'Error'}\n`);
