@@ -43,8 +43,10 @@ export interface HotEntry {
   /** a file rewritten in place with its old size and mtime put back (cp -p, unzip -o) changes only this */
   readonly ctimeMs: number;
   readonly body: Buffer;
-  /** Content-Type as send sets it */
+  /** Content-Type as send sets it (a precompressed sibling's: its file's, "x.css" for "x.css.br") */
   readonly contentType: string;
+  /** a precompressed sibling's Content-Encoding ("br", "gzip"); null: the file itself */
+  readonly contentEncoding: string | null;
   readonly lastModified: string | null;
   /** the tag as sent (strong or weak) */
   readonly etag: string | null;
@@ -167,9 +169,11 @@ export class HotCache {
     now: number,
     /** whether the file the descriptor holds may be sent (checked after the open: names can be swapped) */
     allowed: (fd: number) => boolean,
+    /** a precompressed sibling of `typeOf` ("x.css.br" of "x.css"), sent with this Content-Encoding */
+    sibling: { typeOf: string; encoding: string } | null = null,
   ): Promise<HotEntry | undefined> {
     if (stats.size > this.options.maxFileBytes) return undefined;
-    const contentType = contentTypeOf(this.mime, file);
+    const contentType = contentTypeOf(this.mime, sibling?.typeOf ?? file);
     if (contentType === null) return undefined;
     let handle: FileHandle;
     try {
@@ -215,6 +219,7 @@ export class HotCache {
       ctimeMs: current.ctimeMs,
       body,
       contentType,
+      contentEncoding: sibling?.encoding ?? null,
       lastModified: lastModified ? current.mtime.toUTCString() : null,
       etag: sendEtag === null ? null : etag === 'strong' ? sendEtag.slice(2) : sendEtag,
       sendEtag,
@@ -243,12 +248,43 @@ export class HotCache {
       return true;
     }
     reply.header('content-type', entry.contentType);
+    if (entry.contentEncoding !== null) reply.header('content-encoding', entry.contentEncoding);
     reply.header('content-length', entry.body.length);
     // HEAD gets its GET's headers (RFC 9110 9.3.2): the body goes through the same hooks (a
     // compressed GET's Content-Encoding and weak ETag), and Node writes none of it
     reply.send(entry.body);
     return true;
   }
+}
+
+/** The precompressed siblings send may pick, by name, in its order of preference. */
+const SIBLING_SUFFIXES: Readonly<Record<string, string>> = { br: '.br', gzip: '.gz', deflate: '.deflate' };
+const SIBLING_ENCODINGS = Object.keys(SIBLING_SUFFIXES);
+
+/**
+ * The encodings of precompressed siblings `request` accepts, best first, as send tries them (its
+ * q-values; `*` is gzip; equal ones in br, gzip, deflate order); [] when it takes none.
+ */
+export function acceptedSiblings(request: FastifyRequest): string[] {
+  const header = request.raw.headers['accept-encoding'];
+  if (typeof header !== 'string' || header === '') return [];
+  const weights = new Map<string, number>();
+  for (const part of header.toLowerCase().split(',')) {
+    const [name = '', ...params] = part.split(';').map((token) => token.trim());
+    const coding = name === '*' ? 'gzip' : name;
+    if (!(coding in SIBLING_SUFFIXES)) continue;
+    const q = params.find((param) => param.startsWith('q='));
+    const weight = q === undefined ? 1 : Number(q.slice(2));
+    if (Number.isFinite(weight) && weight > (weights.get(coding) ?? 0)) weights.set(coding, weight);
+  }
+  return SIBLING_ENCODINGS.filter((coding) => (weights.get(coding) ?? 0) > 0).sort(
+    (a, b) => weights.get(b)! - weights.get(a)!,
+  );
+}
+
+/** A sibling's suffix (".br") for its encoding. */
+export function siblingSuffix(encoding: string): string {
+  return SIBLING_SUFFIXES[encoding]!;
 }
 
 /** Requests a hit can answer: send's 412 (If-Match, If-Unmodified-Since) and 206/416 stay with send. */

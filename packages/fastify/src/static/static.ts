@@ -1,15 +1,17 @@
 import { ReadStream, constants, realpathSync, statSync, type Stats } from 'node:fs';
-import { open, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { open, realpath, type FileHandle } from 'node:fs/promises';
 import { isAbsolute, join, resolve, sep } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
 import {
+  acceptedSiblings,
   cacheableRequest,
   DEFAULT_HOT_CACHE,
   HotCache,
   loadSendMime,
   type HotCacheOptions,
   type HotEntry,
+  siblingSuffix,
 } from './hot-cache.js';
 import { LinkOutWarnings } from './link-warnings.js';
 import { rootLinkProblem } from './root-links.js';
@@ -676,17 +678,27 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     return true;
   }
 
-  /** true when a (policy-checked) sibling "x.br" / "x.gz" exists: send negotiates then. */
-  async function hasSibling(file: string): Promise<boolean> {
-    for (const suffix of ENCODING_SUFFIXES) {
+  /**
+   * The hot cache's key of a request for `path`: with precompressed siblings on, the encodings the
+   * client takes too, as each list of them may get another sibling ("x.css.br", "x.css.gz", "x.css").
+   */
+  function cacheKey(path: string, request: FastifyRequest): string {
+    return precompressed ? `${path}\0${acceptedSiblings(request).join(',')}` : path;
+  }
+
+  /** The first precompressed sibling of `file` the client takes that exists, as send picks it; null: the file. */
+  function siblingFor(request: FastifyRequest, file: string): { path: string; encoding: string; stats: Stats } | null {
+    for (const encoding of acceptedSiblings(request)) {
+      const path = file + siblingSuffix(encoding);
+      let stats: Stats | undefined;
       try {
-        await stat(file + suffix);
-        return true;
+        stats = statSync(path, { throwIfNoEntry: false });
       } catch {
-        // none
+        stats = undefined;
       }
+      if (stats?.isFile() === true) return { path, encoding, stats };
     }
-    return false;
+    return null;
   }
 
   /**
@@ -703,16 +715,30 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     relPath: string,
     stats: Stats,
   ): Promise<boolean> {
-    if (stats.size > cache.options.maxFileBytes) return false;
     const file = join(roots[rootIndex]!, relPath);
-    if (precompressed && (await hasSibling(file))) return false;
+    // the sibling send would pick for this client ("x.css.br"), kept under its own key (cacheKey);
+    // the policy and the real path of what is read are checked on its descriptor (openedAllowed)
+    const sibling = precompressed ? siblingFor(request, file) : null;
+    const [source, sourcePath, sourceStats] =
+      sibling === null
+        ? [file, relPath, stats]
+        : [sibling.path, relPath + siblingSuffix(sibling.encoding), sibling.stats];
+    if (sourceStats.size > cache.options.maxFileBytes) return false;
     const now = performance.now();
-    if (old !== undefined && cache.matches(old, rootIndex, relPath, stats)) {
+    if (old !== undefined && cache.matches(old, rootIndex, sourcePath, sourceStats)) {
       cache.refresh(key, old, now);
       return cache.serve(request, reply, old);
     }
-    const entry = await cache.fill(key, file, rootIndex, relPath, stats, cacheControlFor(relPath), now, (fd) =>
-      openedAllowed(rootIndex, fd, null),
+    const entry = await cache.fill(
+      key,
+      source,
+      rootIndex,
+      sourcePath,
+      sourceStats,
+      cacheControlFor(relPath),
+      now,
+      (fd) => openedAllowed(rootIndex, fd, null),
+      sibling === null ? null : { typeOf: file, encoding: sibling.encoding },
     );
     return entry === undefined ? false : cache.serve(request, reply, entry);
   }
@@ -764,15 +790,15 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     const verdict = checkPath(policy, path);
     if (verdict.kind !== 'file') return false;
     const cache = hotCache !== null && cacheableRequest(request) ? hotCache : null;
-    const old = cache?.get(verdict.path);
+    const key = cache === null ? verdict.path : cacheKey(verdict.path, request);
+    const old = cache?.get(key);
     if (old !== undefined) {
       if (cache!.isFresh(old, performance.now())) return cache!.serve(request, reply, old);
       cache!.delete(verdict.path);
     }
     const found = await checkFile(0, verdict.path);
     if (typeof found !== 'object') return false;
-    if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, 0, verdict.path, found)))
-      return true;
+    if (cache !== null && (await sendCached(request, reply, cache, key, old, 0, verdict.path, found))) return true;
     return sendFile(request, reply, 0, verdict.path, found.size);
   }
 
@@ -785,10 +811,12 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     // The hot cache: keyed by the decoded, policy-checked path (a forbidden or invalid one never
     // gets here), filled only after checkFile's checks; fresh entries are served with no fs call.
     let cache: HotCache | null = null;
+    let key = '';
     let old: HotEntry | undefined;
     if (hotCache !== null && (verdict.kind === 'file' || verdict.kind === 'directory') && cacheableRequest(request)) {
       cache = hotCache;
-      old = hotCache.get(verdict.path);
+      key = cacheKey(verdict.path, request);
+      old = hotCache.get(key);
       if (old !== undefined) {
         if (hotCache.isFresh(old, performance.now())) return hotCache.serve(request, reply, old);
         // Stale: re-checked below like a miss; reused only if it resolves to the same file.
@@ -811,7 +839,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
         for (let i = 0; i < roots.length; i++) {
           const found = await checkFile(i, verdict.path);
           if (typeof found === 'object') {
-            if (cache !== null && (await sendCached(request, reply, cache, verdict.path, old, i, verdict.path, found)))
+            if (cache !== null && (await sendCached(request, reply, cache, key, old, i, verdict.path, found)))
               return true;
             return sendFile(request, reply, i, verdict.path, found.size);
           }
@@ -826,10 +854,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
           const found = await findIndex(i, verdict.path);
           if (found === null) continue;
           if (found.answer === 'refuse') return refuse(reply);
-          if (
-            cache !== null &&
-            (await sendCached(request, reply, cache, verdict.path, old, i, found.path, found.stats!))
-          )
+          if (cache !== null && (await sendCached(request, reply, cache, key, old, i, found.path, found.stats!)))
             return true;
           return sendFile(request, reply, i, found.path, found.stats?.size ?? -1);
         }
