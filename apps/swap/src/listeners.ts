@@ -109,8 +109,9 @@ function errnoName(err: number): string {
 /**
  * The listener addresses of a warmpool.yaml, WITHOUT a YAML parser (apps/swap has no dependencies):
  * `address:` lines under the top-level `http:` (its own, and the one under `ssl:`), `status:` and
- * `metrics:` sections. Plain `key: value` block style only, no flow maps, no anchors; `${VAR}` and
- * `${VAR:-default}` are expanded from the environment. Use `--listen NAME=ADDR` for anything else.
+ * `metrics:` sections, in block style or as a one-line flow map (`status: { address: … }`, as the
+ * READMEs write it); no anchors; `${VAR}` and `${VAR:-default}` are expanded from the environment.
+ * Use `--listen NAME=ADDR` for anything else.
  */
 export function addressesFromYaml(file: string, env: NodeJS.ProcessEnv = process.env): Map<ListenerName, string> {
   const text = readFileSync(file, 'utf8');
@@ -120,10 +121,14 @@ export function addressesFromYaml(file: string, env: NodeJS.ProcessEnv = process
   for (const raw of text.split('\n')) {
     const line = raw.replace(/\s+#.*$/, '').replace(/^#.*$/, '');
     if (line.trim() === '') continue;
-    const top = /^([A-Za-z_][\w-]*):/.exec(line);
+    const top = /^([A-Za-z_][\w-]*):\s*(.*)$/.exec(line);
     if (top !== null) {
       section = top[1];
       sub = undefined;
+      // `status: { address: "127.0.0.1:2114" }`
+      const flow = flowAddress(top[2]!);
+      if (flow !== null && (section === 'http' || section === 'status' || section === 'metrics'))
+        found.set(section, expand(flow, env));
       continue;
     }
     const nested = /^(\s+)([\w-]+):\s*(.*)$/.exec(line);
@@ -131,6 +136,10 @@ export function addressesFromYaml(file: string, env: NodeJS.ProcessEnv = process
     const [, indent, key, value] = nested as unknown as [string, string, string, string];
     if (key !== 'address') {
       if (value === '') sub = indent.length <= 2 ? key : sub;
+      // `  ssl: { address: ":443", cert: … }` under http
+      const flow = flowAddress(value);
+      if (flow !== null && section === 'http' && key === 'ssl' && indent.length <= 2)
+        found.set('https', expand(flow, env));
       continue;
     }
     const address = expand(value.trim().replace(/^["']|["']$/g, ''), env);
@@ -140,6 +149,14 @@ export function addressesFromYaml(file: string, env: NodeJS.ProcessEnv = process
     else if (section === 'metrics' && indent.length <= 2) found.set('metrics', address);
   }
   return found;
+}
+
+/** The `address` of a one-line flow map (`{ address: "h:p", … }`), unquoted; null when it is not one. */
+function flowAddress(value: string): string | null {
+  const text = value.trim();
+  if (!text.startsWith('{') || !text.endsWith('}')) return null;
+  const match = /(?:^\{|,)\s*address:\s*("[^"]*"|'[^']*'|[^,}]+)/.exec(text);
+  return match === null ? null : match[1]!.trim().replace(/^["']|["']$/g, '');
 }
 
 function expand(value: string, env: NodeJS.ProcessEnv): string {

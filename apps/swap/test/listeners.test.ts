@@ -100,6 +100,27 @@ describe('addressesFromYaml', () => {
     });
   });
 
+  it('reads one-line flow maps too, as the READMEs write them', () => {
+    const file = yaml(
+      [
+        'http:',
+        '  address: 127.0.0.1:8080',
+        '  ssl: { address: "127.0.0.1:${TLS_PORT:-8443}", cert: a.pem, key: b.pem }',
+        'status: { address: 127.0.0.1:32542 }',
+        "metrics: { enabled: true, address: '127.0.0.1:2112' }",
+        'rpc: { listen: tcp://127.0.0.1:6001, address: 127.0.0.1:9 }',
+        '',
+      ].join('\n'),
+    );
+    expect(Object.fromEntries(addressesFromYaml(file, {}))).toEqual({
+      http: '127.0.0.1:8080',
+      https: '127.0.0.1:8443',
+      status: '127.0.0.1:32542',
+      metrics: '127.0.0.1:2112',
+    });
+    expect(Object.fromEntries(addressesFromYaml(yaml('http: { address: ":8080" }\n'), {}))).toEqual({ http: ':8080' });
+  });
+
   it('ignores addresses that belong to other sections', () => {
     const file = yaml('rpc:\n  address: 127.0.0.1:6001\nhttp:\n  address: 127.0.0.1:8080\n');
     expect(Object.fromEntries(addressesFromYaml(file, {}))).toEqual({ http: '127.0.0.1:8080' });
