@@ -30,7 +30,10 @@ beforeAll(async () => {
   mkdirSync(join(pub, 'nested', 'open'), { recursive: true });
   writeFileSync(join(pub, 'nested', 'index.html'), 'STAFF-INDEX\n');
   writeFileSync(join(pub, 'nested', 'open', 'x.txt'), 'OPEN\n');
-  writeFileSync(users, `# staff\n${line('alice', '-apr1', 'wonderland')}${line('bob', '-6', 'builder')}`);
+  writeFileSync(
+    users,
+    `# staff\n${line('alice', '-apr1', 'wonderland')}${line('bob', '-6', 'builder')}long:{PLAIN}${'y'.repeat(300)}\nedge:{PLAIN}${'z'.repeat(256)}\n`,
+  );
   app = Fastify();
   await app.register(warmpool, {
     php: false,
@@ -68,6 +71,18 @@ describe('plugin: auth_basic', () => {
       const res = await request(`${url}/nested/`, { headers: { authorization: basic(user, password) } });
       expect({ user, status: res.statusCode }).toEqual({ user, status: 200 });
       expect(await res.body.text()).toBe('STAFF-INDEX\n');
+    }
+  });
+
+  it('refuses a password over 256 bytes before hashing it (SHA-crypt costs its square), even the right one', async () => {
+    // "long" has a {PLAIN} password of 300 bytes: right, and still refused; 256 bytes get in
+    for (const [user, password, status] of [
+      ['long', 'y'.repeat(300), 401],
+      ['edge', 'z'.repeat(256), 200],
+    ] as const) {
+      const res = await request(`${url}/nested/`, { headers: { authorization: basic(user, password) } });
+      expect({ user, status: res.statusCode }).toEqual({ user, status });
+      await res.body.dump();
     }
   });
 

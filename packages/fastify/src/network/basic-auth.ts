@@ -104,6 +104,13 @@ export function basicChallenge(realm: string): string {
 const RECHECK_MS = 1000;
 /** Credentials remembered per file (admitted or not); the map starts over when full. */
 const REMEMBERED = 1024;
+/** Headers longer than this are checked each time, never remembered: the map stays small */
+const REMEMBERED_HEADER_CHARS = 1024;
+/**
+ * A longer password is refused unhashed: SHA-crypt hashes the password once per byte of it (its
+ * P sequence), so 8 KB of it cost 64 MB of SHA-512, a tenth of a second per request
+ */
+const MAX_PASSWORD_BYTES = 256;
 
 /** One htpasswd file: its users, read again when it changes. */
 class UserFile {
@@ -132,6 +139,7 @@ class UserFile {
     const known = this.#answers.get(id);
     if (known !== undefined) return known;
     const admitted = this.#verify(authorization);
+    if (authorization.length > REMEMBERED_HEADER_CHARS) return admitted;
     if (this.#answers.size >= REMEMBERED) this.#answers.clear();
     this.#answers.set(id, admitted);
     return admitted;
@@ -142,7 +150,7 @@ class UserFile {
     if (match === null) return false;
     const decoded = Buffer.from(match[1]!, 'base64');
     const colon = decoded.indexOf(0x3a);
-    if (colon === -1) return false;
+    if (colon === -1 || decoded.length - colon - 1 > MAX_PASSWORD_BYTES) return false;
     const hash = this.#users.get(decoded.subarray(0, colon).toString('utf8'));
     return hash?.verify(decoded.subarray(colon + 1)) === true;
   }

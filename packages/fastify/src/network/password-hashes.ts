@@ -2,7 +2,7 @@
 // Node: MD5-crypt ("$apr1$", htpasswd's default, and "$1$"), SHA-crypt ("$5$", "$6$": openssl
 // passwd -5/-6, mkpasswd), "{SHA}" and "{SSHA}" (LDAP's), and "{PLAIN}". bcrypt ("$2y$", htpasswd
 // -B) and DES crypt are refused when the file is read, with the command that makes a supported one.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, type Hash, timingSafeEqual } from 'node:crypto';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
@@ -85,15 +85,7 @@ export function md5Crypt(password: Buffer, magic: '$1$' | '$apr1$', salt: string
   const alternate = md5().update(password).update(salt).update(password).digest();
   for (let left = password.length; left > 0; left -= 16) ctx.update(alternate.subarray(0, Math.min(16, left)));
   for (let i = password.length; i > 0; i >>>= 1) ctx.update(i & 1 ? Buffer.alloc(1) : password.subarray(0, 1));
-  let final = ctx.digest();
-  for (let i = 0; i < 1000; i++) {
-    const round = md5();
-    round.update(i & 1 ? password : final);
-    if (i % 3) round.update(salt);
-    if (i % 7) round.update(password);
-    round.update(i & 1 ? final : password);
-    final = round.digest();
-  }
+  const final = stretch(md5, 1000, ctx.digest(), password, salt);
   let out = `${magic}${salt}$`;
   for (const [a, b, c] of [
     [0, 6, 12],
@@ -120,25 +112,35 @@ export function shaCrypt(password: Buffer, bits: 256 | 512, salt: string, rounds
   for (; left > size; left -= size) a.update(b);
   a.update(b.subarray(0, left));
   for (let i = password.length; i > 0; i >>>= 1) a.update(i & 1 ? b : password);
-  let digest = a.digest();
+  const first = a.digest();
   const dp = hash();
   for (let i = 0; i < password.length; i++) dp.update(password);
   const p = repeatTo(dp.digest(), password.length);
   const ds = hash();
-  for (let i = 0; i < 16 + digest[0]!; i++) ds.update(saltBytes);
+  for (let i = 0; i < 16 + first[0]!; i++) ds.update(saltBytes);
   const s = repeatTo(ds.digest(), saltBytes.length);
-  for (let r = 0; r < rounds; r++) {
-    const c = hash();
-    c.update(r & 1 ? p : digest);
-    if (r % 3) c.update(s);
-    if (r % 7) c.update(p);
-    c.update(r & 1 ? digest : p);
-    digest = c.digest();
-  }
+  const digest = stretch(hash, rounds, first, p, s);
   let out = `$${bits === 256 ? 5 : 6}$${custom ? `rounds=${rounds}$` : ''}${salt}$`;
   const groups = bits === 256 ? SHA256_ORDER : SHA512_ORDER;
   for (const [x, y, z] of groups) out += to64((digest[x]! << 16) | (digest[y]! << 8) | digest[z]!, 4);
   return out + (bits === 256 ? to64((digest[31]! << 8) | digest[30]!, 3) : to64(digest[63]!, 2));
+}
+
+/**
+ * The rounds MD5-crypt and SHA-crypt share (SHA-crypt took them from MD5-crypt): each hashes the
+ * last digest with the key, the key first in odd rounds, the salt left out of every third round
+ * and the key added again but in every seventh.
+ */
+function stretch(hash: () => Hash, rounds: number, digest: Buffer, key: Buffer, salt: Buffer | string): Buffer {
+  for (let r = 0; r < rounds; r++) {
+    const round = hash();
+    round.update(r & 1 ? key : digest);
+    if (r % 3) round.update(salt);
+    if (r % 7) round.update(key);
+    round.update(r & 1 ? digest : key);
+    digest = round.digest();
+  }
+  return digest;
 }
 
 /** `digest` repeated (and cut) to `length` bytes. */
