@@ -718,10 +718,22 @@ const NO_PHP_IGNORED = [
   'server.clear_env',
 ];
 
-/** An error when `served` (a folder sent to clients) holds the config file itself. */
+/**
+ * An error when `served` (a folder sent to clients) holds the config file itself, under a name the
+ * static layer would send: a dotfile (`.rr.yaml`, or one in a dot-folder) is never sent, so
+ * RoadRunner's sample (`dir: "."` beside `.rr.yaml`) still loads.
+ */
 function servesConfigFile(loaded: LoadedConfig, served: string, keys: string[]): InvalidValueError[] {
   const configFile = resolve(loaded.file);
-  if (!configFile.startsWith(served.endsWith(sep) ? served : served + sep)) return [];
+  const prefix = served.endsWith(sep) ? served : served + sep;
+  if (!configFile.startsWith(prefix)) return [];
+  if (
+    configFile
+      .slice(prefix.length)
+      .split(sep)
+      .some((segment) => segment.startsWith('.'))
+  )
+    return [];
   return [
     locatedError(
       loaded,

@@ -489,6 +489,12 @@ sites:
       expect(builtErrors('version: "3"\nhttp: { address: ":8080" }\nfastcgi: { root: /srv/app }\n')).toEqual([
         expect.stringMatching(/^fastcgi\.root: serves \/srv\/app, which holds the config file /),
       ]);
+      // a dotfile is never sent: RoadRunner's sample, dir "." beside .rr.yaml, still loads
+      const rr = parseConfig(
+        'version: "3"\nserver: { command: php w.php }\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: "." }\n',
+        { file: '/srv/app/.rr.yaml', env: {} },
+      );
+      expect(() => toServerOptions(rr)).not.toThrow();
       // a folder beside it is fine
       expect(
         builtErrors('version: "3"\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: public }\n'),
