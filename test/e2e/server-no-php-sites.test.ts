@@ -230,7 +230,10 @@ describe('config check: sites of no PHP', () => {
     expect(result.code).toBe(0);
     const sites = (JSON.parse(result.stdout) as { sites: Record<string, unknown>[] }).sites;
     const files = sites.find((site) => site.name === 'files.test')!;
-    expect(files).toMatchObject({ php: false, server: {} });
+    expect(files).toMatchObject({ php: false, server: {}, redirect: null, http: { access_log: null, auth_basic: [] } });
+    expect(sites.find((site) => site.name === 'www.files.test')).toMatchObject({
+      redirect: { to: 'https://files.test', status: 301 },
+    });
     expect((files.http as Record<string, unknown>).pool).toBeUndefined();
     expect(sites.find((site) => site.name === 'php.test')).toMatchObject({
       php: true,

@@ -2,7 +2,8 @@
 // temp folder by default), chowned to the workers' user. With server.user, PHP opens that file as
 // that user: a folder on the way it may not search (/root/uploads, a 0700 home) made every upload a
 // "failed to open stream" in PHP, while `config check` had passed the file. Said at start and by
-// `config check`, as a warning: a supplementary group or an ACL may still let the user in.
+// `config check`, as a warning: an ACL may still let the user in. (Not a supplementary group: the
+// workers get server.user's uid and gid only, as libuv drops the groups when it switches.)
 import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';

@@ -152,8 +152,8 @@ function prefixRules(path: string, description: string, example: string): Entry[
       `the path prefix, on segment boundaries: "${example}" covers ${example} and ${example}/x`,
       {
         required: true,
-        pattern: /^\/[^\s?#]*$/,
-        hint: `a path starting with "/", e.g. "${example}"`,
+        pattern: /^\/[^\s?#*]*$/,
+        hint: `a path starting with "/", with no spaces, "?", "#" or "*" (a prefix covers every path under it), e.g. "${example}"`,
       },
     ),
   ];
@@ -190,7 +190,7 @@ const TOP: Entry[] = [
   rr(
     'server.user',
     'scalar-string',
-    "run workers as this user (name or uid); switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
+    "run workers as this user (name or uid), with its primary group (or server.group) and no supplementary group, unlike php-fpm; switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
   ),
   rr(
     'server.group',

@@ -3,7 +3,7 @@
 // Decided once at boot (principle 2): inheritance, relative paths, user names → ids, RR spellings →
 // plugin spellings. Errors the plugin's own validator raises later are pointed back at a line of the
 // file by locateOptionError.
-import { readFileSync } from 'node:fs';
+import { readFileSync, realpathSync } from 'node:fs';
 import { basename, dirname, isAbsolute, resolve, sep } from 'node:path';
 import {
   compileAccess,
@@ -199,6 +199,14 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       // a site that redirects takes no proxy route of the top level's
       proxy: redirect === null ? nonEmpty(site.proxy ?? config.proxy) : null,
     });
+    // a site that redirects answers before its rules and pages: said where the site writes them
+    if (redirect !== null)
+      for (const key of ['http.access', 'http.limit_req', 'http.auth_basic', 'http.error_pages', 'cache'])
+        if (loaded.positionOf(`sites[${index}].${key}`) !== null)
+          sites.at(-1)!.ignored.push({
+            key: `sites[${index}].${key}`,
+            reason: 'this site redirects every request (sites[].redirect) before any of it applies',
+          });
     // the micro-cache keeps PHP's answers: said where the site turns it on itself
     if (!php && site.cache?.enabled === true)
       sites.at(-1)!.ignored.push({
@@ -215,7 +223,9 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
             `must be 301, 302, 303, 307 or 308 (a redirect's statuses), got ${status}`,
           ),
         );
-      sites.at(-1)!.redirect = { to: redirect.to.replace(/\/+$/, ''), status };
+      // as the Location header carries it: a host in punycode (例え.jp → xn--r8jz45g.jp), the path
+      // percent-encoded (a raw byte there made every answer a 500)
+      sites.at(-1)!.redirect = { to: new URL(redirect.to).href.replace(/\/+$/, ''), status };
     }
   });
   // the top-level command with a top-level fastcgi section: the default site is classic, so the
@@ -559,7 +569,12 @@ function buildSite(
     const servedDir = fastcgi === null ? resolve(dir, s.dir ?? '.') : resolve(dir, fastcgi.root);
     if (fastcgi === null)
       errors.push(
-        ...servesConfigFile(loaded, servedDir, [`${sitePath}http.static.dir`, 'http.static.dir', ...staticKeys]),
+        ...servesConfigFile(
+          loaded,
+          servedDir,
+          [`${sitePath}http.static.dir`, 'http.static.dir', ...staticKeys],
+          userFilesOf(http, options, loaded),
+        ),
       );
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
       // a classic site's static files are its fastcgi.root's
@@ -601,7 +616,14 @@ function buildSite(
 
   // a classic site always serves its root's files
   if (fastcgi !== null)
-    errors.push(...servesConfigFile(loaded, resolve(dir, fastcgi.root), [`${sitePath}fastcgi.root`, 'fastcgi.root']));
+    errors.push(
+      ...servesConfigFile(
+        loaded,
+        resolve(dir, fastcgi.root),
+        [`${sitePath}fastcgi.root`, 'fastcgi.root'],
+        userFilesOf(http, options, loaded),
+      ),
+    );
 
   if (http.uploads !== undefined) {
     const u = http.uploads;
@@ -719,28 +741,59 @@ const NO_PHP_IGNORED = [
 ];
 
 /**
- * An error when `served` (a folder sent to clients) holds the config file itself, under a name the
- * static layer would send: a dotfile (`.rr.yaml`, or one in a dot-folder) is never sent, so
- * RoadRunner's sample (`dir: "."` beside `.rr.yaml`) still loads.
+ * Errors when `served` (a folder sent to clients) holds the config file itself, or a site's
+ * htpasswd file, under a name the static layer would send. Both are compared by their real paths
+ * (a served folder that is a link to the config's). A dotfile (`.rr.yaml`, or one in a dot-folder)
+ * is never sent, so RoadRunner's sample (`dir: "."` beside `.rr.yaml`) still loads.
  */
-function servesConfigFile(loaded: LoadedConfig, served: string, keys: string[]): InvalidValueError[] {
-  const configFile = resolve(loaded.file);
-  const prefix = served.endsWith(sep) ? served : served + sep;
-  if (!configFile.startsWith(prefix)) return [];
-  if (
-    configFile
-      .slice(prefix.length)
-      .split(sep)
-      .some((segment) => segment.startsWith('.'))
-  )
-    return [];
-  return [
-    locatedError(
-      loaded,
-      keys,
-      `serves ${served}, which holds the config file ${configFile}: anyone could download it (its secrets, and the keys kept beside it); serve a folder of its own (e.g. public/) or keep the config elsewhere (e.g. /etc/warmpool/)`,
-    ),
-  ];
+function servesConfigFile(
+  loaded: LoadedConfig,
+  served: string,
+  keys: string[],
+  userFiles: readonly string[] = [],
+): InvalidValueError[] {
+  const root = realOrSame(served);
+  const prefix = root.endsWith(sep) ? root : root + sep;
+  const errors: InvalidValueError[] = [];
+  for (const [file, what] of [
+    [resolve(loaded.file), 'the config file'] as const,
+    ...userFiles.map((file) => [file, 'the htpasswd file'] as const),
+  ]) {
+    const real = realOrSame(file);
+    if (!real.startsWith(prefix)) continue;
+    if (
+      real
+        .slice(prefix.length)
+        .split(sep)
+        .some((segment) => segment.startsWith('.'))
+    )
+      continue;
+    errors.push(
+      locatedError(
+        loaded,
+        keys,
+        `serves ${served}, which holds ${what} ${file}: anyone could download it (${what === 'the config file' ? 'its secrets, and the keys kept beside it' : 'its password hashes'}); serve a folder of its own (e.g. public/) or keep it elsewhere (e.g. /etc/warmpool/)`,
+      ),
+    );
+  }
+  return errors;
+}
+
+/** The htpasswd files a site's auth_basic reads, resolved as the plugin gets them. */
+function userFilesOf(http: SiteHttpConfig, options: ToOptionsOptions, loaded: LoadedConfig): string[] {
+  const base = options.baseDir ?? dirname(resolve(loaded.file));
+  return (http.auth_basic ?? []).flatMap((rule) =>
+    rule.user_file === undefined ? [] : [resolve(base, rule.user_file)],
+  );
+}
+
+/** A path's real path, or the path itself when it does not exist (yet). */
+function realOrSame(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
+  }
 }
 
 /** The `fastcgi` section as the plugin's option: root (and nothing else) resolved against the site's folder. */

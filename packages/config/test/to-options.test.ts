@@ -448,6 +448,14 @@ sites:
       expect(www!.plugin).toMatchObject({ php: false });
       expect(www!.plugin.static).toBeUndefined();
       expect(old!.redirect).toEqual({ to: 'https://example.com/blog', status: 308 });
+      // the Location as a header carries it, and what never applies to such a site is said
+      const idn = toServerOptions(
+        parse(
+          'version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    redirect: { to: "https://例え.jp/ü" }\n    http: { access: [{ prefix: /, deny: [all] }] }\n',
+        ),
+      ).sites[0]!;
+      expect(idn.redirect).toEqual({ to: 'https://xn--r8jz45g.jp/%C3%BC', status: 301 });
+      expect(idn.ignored.map((entry) => entry.key)).toEqual(['sites[0].http.access']);
       expect(built.defaultSite!.redirect).toBeNull();
     });
 
@@ -479,7 +487,7 @@ sites:
         ),
       ).toEqual([
         "http.static: has no dir, and this site runs no PHP: it would serve its own folder (the config file's, and the keys and certificates kept there); give dir, e.g. dir: public",
-        'http.static: serves /srv/app, which holds the config file /srv/app/warmpool.yaml: anyone could download it (its secrets, and the keys kept beside it); serve a folder of its own (e.g. public/) or keep the config elsewhere (e.g. /etc/warmpool/)',
+        'http.static: serves /srv/app, which holds the config file /srv/app/warmpool.yaml: anyone could download it (its secrets, and the keys kept beside it); serve a folder of its own (e.g. public/) or keep it elsewhere (e.g. /etc/warmpool/)',
       ]);
       expect(
         builtErrors(
@@ -488,6 +496,16 @@ sites:
       ).toEqual([expect.stringMatching(/^http\.static\.dir: serves \/srv, which holds the config file /)]);
       expect(builtErrors('version: "3"\nhttp: { address: ":8080" }\nfastcgi: { root: /srv/app }\n')).toEqual([
         expect.stringMatching(/^fastcgi\.root: serves \/srv\/app, which holds the config file /),
+      ]);
+      // an htpasswd file in the folder served is refused too
+      expect(
+        builtErrors(
+          'version: "3"\nserver: { command: php w.php }\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: /srv/www }\n  auth_basic: [{ prefix: /admin, user_file: /srv/www/htpasswd }]\n',
+        ),
+      ).toEqual([
+        expect.stringMatching(
+          /^http\.static\.dir: serves \/srv\/www, which holds the htpasswd file \/srv\/www\/htpasswd: .*its password hashes/,
+        ),
       ]);
       // a dotfile is never sent: RoadRunner's sample, dir "." beside .rr.yaml, still loads
       const rr = parseConfig(

@@ -342,7 +342,9 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     }),
     access: compileAccess(options.access),
     requestRate: compileRequestRate(options.limit_req),
-    basicAuth: compileBasicAuth(options.auth_basic),
+    basicAuth: compileBasicAuth(options.auth_basic, 'auth_basic', (message) =>
+      (options.logger ?? fallbackLogger).error({ component: 'auth_basic' }, message),
+    ),
     health: resolveHealthOptions(options),
     metrics: resolveMetricsOptions(options),
     classic,

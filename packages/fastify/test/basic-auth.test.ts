@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import warmpool, { checkOptions, type WarmpoolOptions } from '../src/index.js';
+import warmpool, { checkOptions, compileBasicAuth, type WarmpoolOptions } from '../src/index.js';
 import { until } from '../../../test/helpers/until.js';
 
 const SITES = fileURLToPath(new URL('../../../test/fixtures/sites/', import.meta.url));
@@ -130,5 +130,57 @@ describe('plugin: auth_basic', () => {
       expect(problems.map((p) => p.details.key)).toEqual([key]);
       expect(problems[0]!.details.reason).toMatch(reason);
     }
+  });
+});
+
+describe('auth_basic: what it refuses, and its user file read again', () => {
+  it('refuses a prefix with "*" (it would protect nothing) and a realm that is no ASCII header text', () => {
+    for (const [rules, key, reason] of [
+      [[{ prefix: '/admin/*', user_file: users }], 'auth_basic[0].prefix', /write "\/admin", not "\/admin\/\*"/],
+      [[{ prefix: '/a', user_file: users, realm: 'Админка' }], 'auth_basic[0].realm', /must be ASCII text/],
+    ] as const) {
+      const problems = checkOptions({ php: false, auth_basic: rules as unknown as WarmpoolOptions['auth_basic'] });
+      expect(problems.map((p) => [p.details.key, p.details.reason])).toEqual([[key, expect.stringMatching(reason)]]);
+    }
+  });
+
+  it('a line it cannot use, added while serving, is skipped and logged: the other users keep their access', async () => {
+    const file = join(dir, 'edited');
+    writeFileSync(file, line('erin', '-6', 'pw'));
+    const logged: string[] = [];
+    const check = compileBasicAuth([{ prefix: '/p', user_file: file }], 'auth_basic', (m) => logged.push(m))!;
+    expect(check('/p', basic('erin', 'pw'))).toBeNull();
+    writeFileSync(
+      file,
+      `${line('erin', '-6', 'pw')}frank:$2y$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q\n`,
+    );
+    // the file is looked at again as requests come (at most once a second)
+    await until(
+      async () => check('/p', basic('erin', 'pw')) === null && logged.length > 0,
+      'the skipped line to be logged',
+    );
+    expect(logged).toEqual([
+      expect.stringMatching(/edited:2 \(user frank\): a bcrypt hash .*; that user cannot get in$/),
+    ]);
+    expect(check('/p', basic('erin', 'pw'))).toBeNull();
+    rmSync(file);
+    await until(
+      async () => check('/p', basic('erin', 'pw')) !== null && logged.length > 1,
+      'the missing file to be logged',
+    );
+    expect(logged[1]).toMatch(/cannot be read \(ENOENT\).*; nobody gets in until it is fixed$/);
+    expect(check('/p', basic('erin', 'pw'))).toEqual({ realm: 'Restricted', busy: false });
+  });
+
+  it('bounds the time password checks take: past the budget, a new guess is refused unchecked (busy: 429)', () => {
+    // a hash of 800,000 SHA-512 rounds (PHP's crypt) takes the whole budget of a second in one check
+    const file = join(dir, 'slow');
+    const hash = execFileSync('php', ['-r', 'echo crypt("pw", \'$6$rounds=800000$salt\');']).toString();
+    writeFileSync(file, `slow:${hash}\n`);
+    const check = compileBasicAuth([{ prefix: '/', user_file: file }])!;
+    expect(check('/', basic('slow', 'guess-1'))).toEqual({ realm: 'Restricted', busy: false });
+    expect(check('/', basic('slow', 'guess-2'))).toEqual({ realm: 'Restricted', busy: true });
+    // an answer already known costs nothing and is still given
+    expect(check('/', basic('slow', 'guess-1'))).toEqual({ realm: 'Restricted', busy: false });
   });
 });

@@ -227,6 +227,8 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
     dir: site.dir,
     // false: static files and proxy routes only, no PHP process
     php: site.php,
+    // every request sent elsewhere (sites[].redirect); null: none
+    redirect: site.redirect,
     server: effectiveServer(site),
     http: {
       middleware: site.middleware,
@@ -248,6 +250,11 @@ function effectiveSite(site: SiteOptions): Record<string, unknown> {
       gzip: site.gzip,
       access: site.plugin.access ?? [],
       limit_req: (site.plugin.limit_req ?? []).map((rule) => ({ burst: 0, ...rule })),
+      auth_basic: (site.plugin.auth_basic ?? []).map((rule) =>
+        rule.off === true ? { prefix: rule.prefix, off: true } : { realm: 'Restricted', ...rule },
+      ),
+      // this site's own access log; null: its lines go to the top level's
+      access_log: site.access_log,
       error_pages: site.plugin.error_pages ?? {},
     },
     // classic PHP (null: a worker site); pass: php-fpm runs the processes, else the pool runs php-cgi

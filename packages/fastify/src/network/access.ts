@@ -90,6 +90,12 @@ export function normalizePrefix(value: unknown, key: string): string {
       key,
       `must be a plain path without query, fragment or spaces, got ${JSON.stringify(value)}`,
     );
+  // "/admin/*" (Caddy's spelling) matched only a path named "*": it protected nothing
+  if (value.includes('*'))
+    throw new InvalidOptionError(
+      key,
+      `must be a plain path: a prefix covers every path under it, so write "${value.replace(/\/?\*.*$/, '') || '/'}", not ${JSON.stringify(value)}`,
+    );
   // compare like requestPath() normalizes: "/metrics/" and "/metrics" are the same prefix
   const normalized = requestPath(value);
   return normalized.length > 1 && normalized.endsWith('/') ? normalized.slice(0, -1) : normalized;

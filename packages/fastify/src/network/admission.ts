@@ -35,11 +35,16 @@ export function createAdmission(options: ResolvedOptions): Admission | null {
     }
     if (basicAuth !== null) {
       const authorization = request.headers.authorization;
-      const realm = basicAuth(path, authorization) ?? (shared === null ? null : basicAuth(shared, authorization));
-      if (realm !== null) {
+      const refused = basicAuth(path, authorization) ?? (shared === null ? null : basicAuth(shared, authorization));
+      if (refused?.busy === true) {
+        // the process's budget for password checks is spent: guesses wait, the other sites do not
+        reply.code(429).header('Retry-After', '1').type('text/plain; charset=utf-8').send('Too Many Requests\n');
+        return false;
+      }
+      if (refused !== null) {
         reply
           .code(401)
-          .header('WWW-Authenticate', basicChallenge(realm))
+          .header('WWW-Authenticate', basicChallenge(refused.realm))
           .type('text/plain; charset=utf-8')
           .send('Unauthorized\n');
         return false;

@@ -27,8 +27,14 @@ export interface BasicAuthRule {
   off?: boolean;
 }
 
-/** null: the request may go on; else the realm of the 401 it gets. */
-export type BasicAuthCheck = (path: string, authorization: string | undefined) => string | null;
+/**
+ * null: the request may go on; else the realm of the 401 it gets, or busy: the process's budget
+ * for password checks is spent (429, Retry-After: 1), so guesses cannot take the event loop.
+ */
+export type BasicAuthCheck = (
+  path: string,
+  authorization: string | undefined,
+) => { realm: string; busy: boolean } | null;
 
 interface CompiledRule {
   prefix: string;
@@ -43,6 +49,8 @@ const DEFAULT_REALM = 'Restricted';
 export function compileBasicAuth(
   rules: readonly BasicAuthRule[] | undefined,
   key = 'auth_basic',
+  /** what a user file read again while serving says of itself (a line skipped, the file gone) */
+  log: (message: string) => void = () => {},
 ): BasicAuthCheck | null {
   if (rules === undefined) return null;
   if (!Array.isArray(rules))
@@ -65,10 +73,14 @@ export function compileBasicAuth(
     seen.add(prefix);
     if (rule.off !== undefined && typeof rule.off !== 'boolean')
       throw new InvalidOptionError(`${at}.off`, `must be true or false, got ${JSON.stringify(rule.off)}`);
-    if (rule.realm !== undefined && (typeof rule.realm !== 'string' || /["\\\r\n]/.test(rule.realm)))
+    // a header value: ASCII (a WWW-Authenticate with "Админка" made every 401 a 500-like JSON body)
+    if (
+      rule.realm !== undefined &&
+      (typeof rule.realm !== 'string' || !/^[\x20-\x7e]*$/.test(rule.realm) || /["\\]/.test(rule.realm))
+    )
       throw new InvalidOptionError(
         `${at}.realm`,
-        `must be text without quotes, backslashes or line breaks, got ${JSON.stringify(rule.realm)}`,
+        `must be ASCII text without quotes or backslashes (browsers show it in their prompt), got ${JSON.stringify(rule.realm)}`,
       );
     if (rule.off === true) {
       if (rule.user_file !== undefined)
@@ -82,7 +94,7 @@ export function compileBasicAuth(
       );
     let users = files.get(rule.user_file);
     if (users === undefined) {
-      users = new UserFile(rule.user_file, `${at}.user_file`);
+      users = new UserFile(rule.user_file, `${at}.user_file`, log);
       files.set(rule.user_file, users);
     }
     return { prefix, realm: rule.realm ?? DEFAULT_REALM, users };
@@ -91,7 +103,8 @@ export function compileBasicAuth(
   return (path, authorization) => {
     const rule = longestPrefixRule(compiled, path);
     if (rule === null || rule.users === null) return null;
-    return rule.users.admits(authorization) ? null : rule.realm;
+    const answer = rule.users.admits(authorization);
+    return answer === 'admitted' ? null : { realm: rule.realm, busy: answer === 'busy' };
   };
 }
 
@@ -99,6 +112,29 @@ export function compileBasicAuth(
 export function basicChallenge(realm: string): string {
   return `Basic realm="${realm}", charset="UTF-8"`;
 }
+
+/**
+ * The event loop's time password checks may take, over the process: a bucket of a second, refilled
+ * at a quarter of a second each second. A hash is checked in JavaScript (8-9 ms for a $6$ line);
+ * without a bound 100-300 wrong guesses a second held every other site's requests for a second.
+ */
+class CheckBudget {
+  #left = 1000;
+  #at = performance.now();
+
+  available(): boolean {
+    const now = performance.now();
+    this.#left = Math.min(1000, this.#left + (now - this.#at) * 0.25);
+    this.#at = now;
+    return this.#left > 0;
+  }
+
+  spend(ms: number): void {
+    this.#left -= ms;
+  }
+}
+
+const BUDGET = new CheckBudget();
 
 /** How often a file is looked at again for changes. */
 const RECHECK_MS = 1000;
@@ -124,25 +160,32 @@ class UserFile {
   constructor(
     readonly path: string,
     key: string,
+    private readonly log: (message: string) => void,
   ) {
     const read = readUsers(path);
     if (typeof read === 'string') throw new InvalidOptionError(key, read);
+    // at start every line must be usable (config check names it); read again, a bad one is skipped
+    if (read.problems.length > 0) throw new InvalidOptionError(key, read.problems[0]!);
     this.#users = read.users;
     this.#stamp = read.stamp;
     this.#checkedAt = performance.now();
   }
 
-  admits(authorization: string | undefined): boolean {
+  admits(authorization: string | undefined): 'admitted' | 'refused' | 'busy' {
     this.#recheck();
-    if (authorization === undefined) return false;
+    if (authorization === undefined) return 'refused';
     const id = `${this.#version} ${authorization}`;
     const known = this.#answers.get(id);
-    if (known !== undefined) return known;
+    if (known !== undefined) return known ? 'admitted' : 'refused';
+    if (!BUDGET.available()) return 'busy';
+    const started = performance.now();
     const admitted = this.#verify(authorization);
-    if (authorization.length > REMEMBERED_HEADER_CHARS) return admitted;
-    if (this.#answers.size >= REMEMBERED) this.#answers.clear();
-    this.#answers.set(id, admitted);
-    return admitted;
+    BUDGET.spend(performance.now() - started);
+    if (authorization.length <= REMEMBERED_HEADER_CHARS) {
+      if (this.#answers.size >= REMEMBERED) this.#answers.clear();
+      this.#answers.set(id, admitted);
+    }
+    return admitted ? 'admitted' : 'refused';
   }
 
   #verify(authorization: string): boolean {
@@ -152,7 +195,11 @@ class UserFile {
     const colon = decoded.indexOf(0x3a);
     if (colon === -1 || decoded.length - colon - 1 > MAX_PASSWORD_BYTES) return false;
     const hash = this.#users.get(decoded.subarray(0, colon).toString('utf8'));
-    return hash?.verify(decoded.subarray(colon + 1)) === true;
+    const password = decoded.subarray(colon + 1);
+    if (hash !== undefined) return hash.verify(password);
+    // an unknown user costs what a known one does: the answer's time does not tell who exists
+    this.#users.values().next().value?.verify(password);
+    return false;
   }
 
   #recheck(): void {
@@ -162,7 +209,10 @@ class UserFile {
     const stamp = stampOf(this.path);
     if (stamp === this.#stamp) return;
     const read = readUsers(this.path);
-    // a file gone or broken lets nobody in: fail closed until it is fixed
+    // a file gone or empty lets nobody in until it is fixed; a line warmpool cannot use is skipped,
+    // as nginx skips it, and the others keep their access; each said in the log
+    if (typeof read === 'string') this.log(`auth_basic: ${read}; nobody gets in until it is fixed`);
+    else for (const problem of read.problems) this.log(`auth_basic: ${problem}; that user cannot get in`);
     this.#users = typeof read === 'string' ? new Map() : read.users;
     this.#stamp = typeof read === 'string' ? stamp : read.stamp;
     this.#version++;
@@ -177,7 +227,7 @@ function stampOf(path: string): string {
 }
 
 /** The users of an htpasswd file, or why it cannot be used. */
-function readUsers(path: string): { users: Map<string, PasswordHash>; stamp: string } | string {
+function readUsers(path: string): { users: Map<string, PasswordHash>; stamp: string; problems: string[] } | string {
   const stamp = stampOf(path);
   let text: string;
   try {
@@ -186,19 +236,24 @@ function readUsers(path: string): { users: Map<string, PasswordHash>; stamp: str
     return `${path} cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)}); make it (printf "alice:%s\\n" "$(openssl passwd -6)" > ${path}) or fix the path`;
   }
   const users = new Map<string, PasswordHash>();
+  const problems: string[] = [];
   const lines = text.split('\n');
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.replace(/\r$/, '');
     if (line.trim() === '' || line.startsWith('#')) continue;
     const colon = line.indexOf(':');
-    if (colon <= 0) return `${path}:${i + 1} is not "user:hash"`;
+    if (colon <= 0) {
+      problems.push(`${path}:${i + 1} is not "user:hash"`);
+      continue;
+    }
     // htpasswd may add fields after the hash (user:hash:comment), as nginx ignores them
     const rest = line.slice(colon + 1);
     const end = rest.indexOf(':');
     const hash = parsePasswordHash(end === -1 ? rest : rest.slice(0, end));
-    if ('problem' in hash) return `${path}:${i + 1} (user ${line.slice(0, colon)}): ${hash.problem}`;
-    users.set(line.slice(0, colon), hash);
+    if ('problem' in hash) problems.push(`${path}:${i + 1} (user ${line.slice(0, colon)}): ${hash.problem}`);
+    else users.set(line.slice(0, colon), hash);
   }
-  if (users.size === 0) return `${path} has no user: add one (printf "alice:%s\\n" "$(openssl passwd -6)" >> ${path})`;
-  return { users, stamp };
+  if (users.size === 0 && problems.length === 0)
+    return `${path} has no user: add one (printf "alice:%s\\n" "$(openssl passwd -6)" >> ${path})`;
+  return { users, stamp, problems };
 }
