@@ -604,6 +604,17 @@ describe('all features: auth_basic', () => {
     expect((await get('/public', { host: 'a.test' })).status).toBe(200);
   });
 
+  it('classic.test: the user it let in is REMOTE_USER for php-cgi, as nginx passes $remote_user', async () => {
+    expect((await get('/info.php/staff', { host: 'classic.test' })).status).toBe(401);
+    const info = (
+      await get('/info.php/staff', { host: 'classic.test', agent: h2, headers: { authorization: staff } })
+    ).json();
+    expect(info).toMatchObject({ PATH_INFO: '/staff', REMOTE_USER: 'staff', PHP_AUTH_USER: 'staff' });
+    // elsewhere nobody was let in: REMOTE_USER stays empty, whatever the client sends
+    const open = (await get('/info.php/extra', { host: 'classic.test', headers: { authorization: staff } })).json();
+    expect(open).toMatchObject({ REMOTE_USER: '', PHP_AUTH_USER: 'staff' });
+  });
+
   it('b.test /b-api/private: a proxied prefix behind it, the upstream sees only the allowed request', async () => {
     const before = setup.upstream.seen.length;
     expect((await get('/b-api/private/x', { host: 'b.test' })).status).toBe(401);

@@ -1,6 +1,7 @@
 // A Fastify request → the exchange request every backend takes (the one seam to PHP: no wire
 // protocol here). Header names are canonical as RoadRunner sends them; Host is decided once
 // (network/client-info.ts).
+import { authenticatedUser } from '../network/admission.js';
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { FastifyRequest } from 'fastify';
@@ -71,6 +72,7 @@ export function toExchangeRequest(
   // the Content-Type of a QUERY without one, is no header of the client's)
   const headers = headerMap(raw.headers, raw.rawHeaders, raw.headers['transfer-encoding'] !== undefined);
   const socket = raw.socket;
+  const remoteUser = authenticatedUser(raw);
   return {
     method: raw.method ?? 'GET',
     scheme: client.scheme,
@@ -80,6 +82,7 @@ export function toExchangeRequest(
     headers,
     remoteAddr: client.remoteAddr,
     remotePort: client.remotePort,
+    ...(remoteUser === undefined ? {} : { remoteUser }),
     serverAddr: socket?.localAddress ?? null,
     serverPort: socket?.localPort ?? null,
     body,

@@ -9,6 +9,14 @@ import { multisiteAlias } from '../static/script-resolver.js';
 import { requestPath } from './access.js';
 import { basicChallenge } from './basic-auth.js';
 
+/** The user auth_basic let in, per request (REMOTE_USER). */
+const authenticated = new WeakMap<object, string>();
+
+/** The user auth_basic let this request in as; undefined when no rule asked for one. */
+export function authenticatedUser(raw: object): string | undefined {
+  return authenticated.get(raw);
+}
+
 /** True when the request may go on; false when it was answered here (403, 429 or 401). */
 export type Admission = (request: FastifyRequest, reply: FastifyReply, remoteAddr: string) => boolean;
 
@@ -35,7 +43,12 @@ export function createAdmission(options: ResolvedOptions): Admission | null {
     }
     if (basicAuth !== null) {
       const authorization = request.headers.authorization;
-      const refused = basicAuth(path, authorization) ?? (shared === null ? null : basicAuth(shared, authorization));
+      const answer = basicAuth(path, authorization) ?? (shared === null ? null : basicAuth(shared, authorization));
+      if (answer !== null && 'user' in answer) {
+        authenticated.set(request.raw, answer.user);
+        return true;
+      }
+      const refused = answer;
       if (refused?.busy === true) {
         // the process's budget for password checks is spent: guesses wait, the other sites do not
         reply.code(429).header('Retry-After', '1').type('text/plain; charset=utf-8').send('Too Many Requests\n');

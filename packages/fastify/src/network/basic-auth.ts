@@ -34,7 +34,7 @@ export interface BasicAuthRule {
 export type BasicAuthCheck = (
   path: string,
   authorization: string | undefined,
-) => { realm: string; busy: boolean } | null;
+) => { realm: string; busy: boolean } | { user: string } | null;
 
 interface CompiledRule {
   prefix: string;
@@ -104,8 +104,16 @@ export function compileBasicAuth(
     const rule = longestPrefixRule(compiled, path);
     if (rule === null || rule.users === null) return null;
     const answer = rule.users.admits(authorization);
-    return answer === 'admitted' ? null : { realm: rule.realm, busy: answer === 'busy' };
+    // the user it let in: REMOTE_USER for classic PHP, as nginx's $remote_user
+    if (answer === 'admitted') return { user: userOf(authorization!) };
+    return { realm: rule.realm, busy: answer === 'busy' };
   };
+}
+
+/** The user name of a Basic Authorization header already checked. */
+function userOf(authorization: string): string {
+  const decoded = Buffer.from(authorization.slice(authorization.indexOf(' ') + 1).trim(), 'base64');
+  return decoded.subarray(0, decoded.indexOf(0x3a)).toString('utf8');
 }
 
 /** The WWW-Authenticate value of a 401 for `realm`. */

@@ -51,6 +51,8 @@ export interface ExchangeRequest {
   /** the client address after trusted-subnet rules */
   remoteAddr: string;
   remotePort: number | null;
+  /** the user auth_basic let in (REMOTE_USER, nginx's $remote_user); absent: none */
+  remoteUser?: string;
   /** the listener's own address and port (SERVER_ADDR, SERVER_PORT) */
   serverAddr: string | null;
   serverPort: number | null;

@@ -150,6 +150,7 @@ export function toParams(
     headers: request.headers,
     host: request.host,
     clientAddress: request.remoteAddr,
+    ...(request.remoteUser === undefined ? {} : { remoteUser: request.remoteUser }),
     clientPort: request.remotePort,
     serverAddress: request.serverAddr,
     serverPort: request.serverPort,

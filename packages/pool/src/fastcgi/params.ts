@@ -17,6 +17,8 @@ export interface FastCgiParamsInput {
   /** The Host to use when the request has no Host header (HTTP/2's :authority). */
   host?: string;
   clientAddress: string;
+  /** REMOTE_USER: the user the server let in (auth_basic); default "" */
+  remoteUser?: string;
   /** null: unknown (a unix socket peer); REMOTE_PORT is then empty */
   clientPort: number | null;
   serverAddress: string | null;
@@ -135,8 +137,8 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
     ['REMOTE_PORT', input.clientPort === null ? '' : String(input.clientPort)],
     // nginx's fastcgi_params sends $remote_user: the name in the client's Basic Authorization
     // header, checked or not. Apps read it without isset() (DokuWiki's feed.php), and SSO setups
-    // trust it as the signed-in user: empty here, since warmpool signs nobody in
-    ['REMOTE_USER', ''],
+    // trust it as the signed-in user: here only a user auth_basic checked, else empty
+    ['REMOTE_USER', input.remoteUser ?? ''],
     // php-cgi refuses to run a script without it (cgi.force_redirect, on by default)
     ['REDIRECT_STATUS', '200'],
   ]);
@@ -399,7 +401,7 @@ export function encodeFastCgiParams(input: FastCgiParamsInput): EncodedParams {
   w.pair(SERVER_PORT, input.serverPort === null ? '' : String(input.serverPort));
   w.pair(REMOTE_ADDR, plainAddress(input.clientAddress));
   w.pair(REMOTE_PORT, input.clientPort === null ? '' : String(input.clientPort));
-  w.pair(REMOTE_USER, '');
+  w.pair(REMOTE_USER, input.remoteUser ?? '');
   w.pair(REDIRECT_STATUS, '200');
   w.pair(PATH_INFO, pathInfo);
   if (pathInfo !== '') w.pair(PATH_TRANSLATED, input.documentRoot + pathInfo);
