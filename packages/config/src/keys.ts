@@ -438,6 +438,28 @@ const TOP: Entry[] = [
   ),
   wp('http.static.cache_control.*', 'scalar-string', 'one extension (".css") → Cache-Control value'),
   wp(
+    'http.static.hot_cache',
+    'section',
+    "small files kept in memory and checked against the disk at most every `revalidate` (nginx's open_file_cache)",
+  ),
+  wp('http.static.hot_cache.enabled', 'boolean', 'false: every file is read from disk each time', { default: true }),
+  wp('http.static.hot_cache.max_bytes', 'bytes', 'memory for the files kept', {
+    unit: 'bytes',
+    min: 1,
+    default: '16m',
+  }),
+  wp('http.static.hot_cache.max_file_bytes', 'bytes', 'the largest file kept', {
+    unit: 'bytes',
+    min: 0,
+    default: '1m',
+  }),
+  wp(
+    'http.static.hot_cache.revalidate',
+    'duration',
+    'how long a kept file is sent with no look at the disk: a deploy shows within it; 0s: looked at on every request',
+    { default: '1s' },
+  ),
+  wp(
     'http.static.link_targets',
     'string[]',
     "folders outside the root that a symlink under it may lead to (relative ones resolve as dir does); no link out of the root is followed otherwise. Debian links its packaged apps' JavaScript and CSS into /usr/share/javascript",

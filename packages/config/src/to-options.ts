@@ -594,6 +594,19 @@ function buildSite(
     if (s.precompressed !== undefined) staticOptions.precompressed = s.precompressed;
     if (s.cache_control !== undefined) staticOptions.cache_control = s.cache_control;
     if (s.link_targets !== undefined) staticOptions.link_targets = s.link_targets.map((target) => resolve(dir, target));
+    if (s.hot_cache !== undefined) {
+      const h = s.hot_cache;
+      staticOptions.hot_cache =
+        h.enabled === false
+          ? false
+          : {
+              ...(h.max_bytes === undefined ? {} : { max_bytes: h.max_bytes }),
+              ...(h.max_file_bytes === undefined ? {} : { max_file_bytes: h.max_file_bytes }),
+              ...(h.revalidate === undefined
+                ? {}
+                : { revalidate_ms: parseDuration(h.revalidate, `${sitePath}http.static.hot_cache.revalidate`) }),
+            };
+    }
     plugin.static = staticOptions;
     // said only where the site sets it itself (a worker site's inherited dir is not a mistake here)
     if (fastcgi !== null && s.dir !== undefined && loaded.positionOf(`${sitePath}http.static.dir`) !== null)

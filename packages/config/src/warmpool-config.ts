@@ -88,6 +88,7 @@ export interface StaticConfig {
   precompressed?: boolean;
   cache_control?: Record<string, string>;
   link_targets?: string[];
+  hot_cache?: { enabled?: boolean; max_bytes?: number; max_file_bytes?: number; revalidate?: string };
 }
 
 /** `http.headers.cors`. */

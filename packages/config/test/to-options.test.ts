@@ -286,6 +286,20 @@ sites:
     expect(built.http.access_log).toEqual({ format: 'json', output: '/var/log/warmpool/access.log' });
   });
 
+  it("http.static.hot_cache: the plugin's hot_cache, its revalidate in milliseconds; enabled: false turns it off", () => {
+    const site = (hot: string) =>
+      toServerOptions(
+        parse(
+          `version: "3"\nserver: { command: php w.php }\nhttp:\n  address: ":8080"\n  middleware: [static]\n  static: { dir: public, hot_cache: ${hot} }\n`,
+        ),
+      ).defaultSite!.plugin.static;
+    expect(site('{ max_bytes: 32m, max_file_bytes: 256k, revalidate: 0s }')).toMatchObject({
+      hot_cache: { max_bytes: 32 * 1024 * 1024, max_file_bytes: 256 * 1024, revalidate_ms: 0 },
+    });
+    expect(site('{ enabled: false }')).toMatchObject({ hot_cache: false });
+    expect(site('{ revalidate: 250ms }')).toMatchObject({ hot_cache: { revalidate_ms: 250 } });
+  });
+
   describe('sites of no PHP', () => {
     const YAML = [
       'version: "3"',
