@@ -45,10 +45,16 @@ describe('admin commands and the default admin socket', () => {
     // server was not started from second.yaml
     const second = await configWithoutAdmin('second.yaml');
     const reset = await runCli(['reset', '-c', second]);
-    expect(reset.code).toBe(2);
-    expect(reset.stderr).toMatch(
-      /the server on \/run\/warmpool\.sock \(pid \d+\) was started from .*, not .*second\.yaml: .*set admin\.socket in .*second\.yaml and restart its server/,
-    );
+    // another test file's server holding the default socket may stop meanwhile (files run side by
+    // side): then no server answers there (3), and still nothing was reset; ours holding it, never
+    const holdsIt = !server.stderr.includes('no admin socket');
+    if (!holdsIt && reset.code === 3) expect(reset.stdout).not.toMatch(/reset done/);
+    else {
+      expect(reset.code).toBe(2);
+      expect(reset.stderr).toMatch(
+        /the server on \/run\/warmpool\.sock \(pid \d+\) was started from .*, not .*second\.yaml: .*set admin\.socket in .*second\.yaml and restart its server/,
+      );
+    }
     if (!server.stderr.includes('no admin socket')) {
       // it holds the default socket: its own file reaches it
       const workers = await runCli(['workers', '-c', first]);
