@@ -101,7 +101,7 @@ describe('all features: boot', () => {
     for (const site of ['a.test', 'b.test', 'plain.test', 'classic.test', 'default'])
       expect(server.stdout).toMatch(new RegExp(`✓ site ${site.replace('.', '\\.')}: 1 worker ready`));
     expect(server.stdout).toContain('✓ site fpm.test: ready, up to 2 connections to php-fpm (fpm.test)');
-    expect(server.stdout).toContain(`• site docs.test: no PHP: static files from ${FIXTURES}/server/files-site`);
+    expect(server.stdout).toContain(`• site docs.test: no PHP: static files from ${env.STATE_DIR}/docs`);
     expect(server.stdout).toContain(`• site node.test: no PHP: / → http://127.0.0.1:${env.UPSTREAM_PORT}`);
     expect(server.stdout).toContain('• site www.docs.test: no PHP: redirects to https://docs.test (308)');
     for (const site of ['docs.test', 'www.docs.test', 'node.test'])
@@ -655,6 +655,15 @@ describe('all features: sites of no PHP', () => {
     const reset = await runCli(['reset', '--site', 'docs.test', '-c', ALL_FEATURES_CONFIG], { env: setup.env });
     expect(reset.code).not.toBe(0);
     expect(reset.stderr).toContain('site docs.test runs no PHP (static files and proxy routes only)');
+  });
+
+  it('docs.test http.static.hot_cache (revalidate 0s): a file replaced while serving is sent new at once', async () => {
+    const file = join(setup.env.STATE_DIR!, 'docs', 'deploy.txt');
+    writeFileSync(file, 'release 1\n');
+    // cached by the first hits, then replaced: the next request already gets the new one
+    for (let i = 0; i < 3; i++) expect((await get('/deploy.txt', { host: 'docs.test' })).text).toBe('release 1\n');
+    writeFileSync(file, 'release 2!\n');
+    expect((await get('/deploy.txt', { host: 'docs.test' })).text).toBe('release 2!\n');
   });
 
   it('www.docs.test redirects every request to docs.test, over HTTP/2 too, with its own certificate', async () => {

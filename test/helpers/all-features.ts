@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import type { LookupFunction } from 'node:net';
 import { join } from 'node:path';
@@ -63,6 +63,8 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     );
   const dir = await mkdtemp(join(tmpdir(), 'wp-all-'));
   await mkdir(join(dir, 'uploads'));
+  // docs.test's static files: a copy of the fixture, which a test changes while serving
+  await cp(join(FIXTURES, 'server', 'files-site'), join(dir, 'docs'), { recursive: true });
   // http.ssl.certificates: a pair of its own for files.test and *.files.test, as certbot leaves one
   await selfSignedPair(dir, 'files.test', ['files.test', '*.files.test']);
   // http.auth_basic's user file: staff, with the SHA-512 crypt hash `openssl passwd -6` makes
