@@ -8,6 +8,7 @@ import { statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import type { LoadedConfig, ServerOptions } from '@warmpool/config';
+import { userMay } from '@warmpool/pool';
 import { runsPhpItself } from './root-php.js';
 
 export interface UploadsAccessWarning {
@@ -32,7 +33,7 @@ export function uploadsAccessWarnings(
     if (!runsPhpItself(site) || plugin.fastcgi !== undefined || plugin.raw_body === true) continue;
     if (uid === undefined || uid === 0) continue;
     const dir = resolve(plugin.uploads?.dir ?? temp);
-    const blocked = unsearchable(dir, uid, plugin.pool?.gid ?? -1);
+    const blocked = unsearchable(dir, uid, plugin.pool?.gid);
     if (blocked === null) continue;
     const prefix = site.index === null ? '' : `sites[${site.index}].`;
     const key = [`${prefix}http.uploads.dir`, 'http.uploads.dir', `${prefix}server.user`, 'server.user'].find(
@@ -53,7 +54,7 @@ export function uploadsAccessWarnings(
 function unsearchable(
   dir: string,
   uid: number,
-  gid: number,
+  gid: number | undefined,
 ): { path: string; mode: number; uid: number; gid: number } | null {
   const chain: string[] = [];
   for (let path = dir; ; path = dirname(path)) {
@@ -63,9 +64,8 @@ function unsearchable(
   for (const path of chain) {
     const stats = statSync(path, { throwIfNoEntry: false });
     if (stats === undefined) continue; // created at start, by warmpool
-    const mode = stats.mode & 0o7777;
-    const bit = stats.uid === uid ? 0o100 : stats.gid === gid ? 0o010 : 0o001;
-    if ((mode & bit) === 0) return { path, mode, uid: stats.uid, gid: stats.gid };
+    // the pool's own check of its temp folders (enter: 0o1)
+    if (!userMay(stats, uid, gid, 0o1)) return { path, mode: stats.mode & 0o7777, uid: stats.uid, gid: stats.gid };
   }
   return null;
 }

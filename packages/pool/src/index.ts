@@ -77,3 +77,5 @@ export {
   type SizingInput,
   type SizingResult,
 } from './sizing/index.js';
+// whether a user may enter, read or write a file of a given owner and mode (server.user checks)
+export { userMay } from './worker/temp-dir.js';

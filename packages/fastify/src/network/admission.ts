@@ -48,16 +48,15 @@ export function createAdmission(options: ResolvedOptions): Admission | null {
         authenticated.set(request.raw, answer.user);
         return true;
       }
-      const refused = answer;
-      if (refused?.busy === true) {
+      if (answer?.busy === true) {
         // the process's budget for password checks is spent: guesses wait, the other sites do not
         reply.code(429).header('Retry-After', '1').type('text/plain; charset=utf-8').send('Too Many Requests\n');
         return false;
       }
-      if (refused !== null) {
+      if (answer !== null) {
         reply
           .code(401)
-          .header('WWW-Authenticate', basicChallenge(refused.realm))
+          .header('WWW-Authenticate', basicChallenge(answer.realm))
           .type('text/plain; charset=utf-8')
           .send('Unauthorized\n');
         return false;

@@ -260,6 +260,8 @@ export class HotCache {
 /** The precompressed siblings send may pick, by name, in its order of preference. */
 const SIBLING_SUFFIXES: Readonly<Record<string, string>> = { br: '.br', gzip: '.gz', deflate: '.deflate' };
 const SIBLING_ENCODINGS = Object.keys(SIBLING_SUFFIXES);
+/** Every sibling's suffix (".br", ".gz", ".deflate"): the names the static checks strip. */
+export const SIBLING_SUFFIX_LIST: readonly string[] = Object.values(SIBLING_SUFFIXES);
 
 /**
  * The encodings of precompressed siblings `request` accepts, best first, as send tries them (its

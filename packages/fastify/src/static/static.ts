@@ -11,6 +11,7 @@ import {
   loadSendMime,
   type HotCacheOptions,
   type HotEntry,
+  SIBLING_SUFFIX_LIST,
   siblingSuffix,
 } from './hot-cache.js';
 import { LinkOutWarnings } from './link-warnings.js';
@@ -443,9 +444,6 @@ class SiblingRefused extends Error {
   }
 }
 
-// Siblings @fastify/static may pick by Accept-Encoding.
-const ENCODING_SUFFIXES = ['.br', '.gz', '.deflate'];
-
 /**
  * Registers @fastify/static (serve: false, decorateReply) in the given encapsulated instance and
  * returns the try_files step: an existing, allowed file under a root is sent with reply.sendFile;
@@ -604,7 +602,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     if (real === null) return false;
     const rel = relativeTo(realRoots[rootIndex]!, real) ?? underLinkTarget(real);
     if (rel === null) return false;
-    const suffix = ENCODING_SUFFIXES.find((s) => rel.endsWith(s));
+    const suffix = SIBLING_SUFFIX_LIST.find((s) => rel.endsWith(s));
     if (
       checkPath(policy, rel).kind !== 'file' &&
       (suffix === undefined || checkPath(policy, rel.slice(0, -suffix.length)).kind !== 'file')
@@ -778,7 +776,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
         if (selected === expected) return;
         const rel = await realRelative(rootIndex, selected);
         if (rel === null) throw new SiblingRefused(siblingStatus);
-        const suffix = ENCODING_SUFFIXES.find((s) => selected.endsWith(s) && rel.endsWith(s));
+        const suffix = SIBLING_SUFFIX_LIST.find((s) => selected.endsWith(s) && rel.endsWith(s));
         const verdict = checkPath(policy, suffix === undefined ? rel : rel.slice(0, -suffix.length));
         if (verdict.kind !== 'file') throw new SiblingRefused(siblingStatus);
       },
