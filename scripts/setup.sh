@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what warmpool needs on a Debian/Ubuntu machine with Node 20+, when it is missing:
 # php-cli (+ the extensions the tests and examples use), php-cgi and php-fpm (classic mode's FastCGI
-# tests), DokuWiki, Adminer, and WordPress and phpMyAdmin with MariaDB (classic mode's end-to-end apps), nginx (the
-# tests put one in front of warmpool), pebble and openssl (the ACME tests), pnpm (the version
-# package.json pins), the workspace dependencies, and a build. Quiet and quick when everything is
-# already there.
+# tests), DokuWiki, Adminer, and WordPress and phpMyAdmin with MariaDB (classic mode's end-to-end
+# apps), nginx (the tests put one in front of warmpool), htpasswd (apache2-utils: auth_basic's
+# tests), pebble and openssl (the ACME tests), pnpm (the version package.json pins), the workspace
+# dependencies, and a build. Quiet and quick when everything is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -40,6 +40,8 @@ if [ "$mode" != serve ]; then
   command -v pebble >/dev/null 2>&1 || need+=(pebble) # the ACME test CA of the automatic-HTTPS tests
   # nginx: the forwarded-header tests put a real nginx in front of warmpool serve
   [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1 || need+=(nginx)
+  # htpasswd: auth_basic's tests read the files it makes (bcrypt with -B), as nginx's users have them
+  command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
   # classic mode's end-to-end tests serve copies of Debian's DokuWiki and Adminer (Adminer logs in to
   # SQLite); listed after php-cgi and php-fpm so that their "php" dependency takes those, never apache2
   php -m 2>/dev/null | grep -qix 'pdo_sqlite' || need+=(php-sqlite3)

@@ -14,6 +14,7 @@ import { Agent, FormData, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   ALL_FEATURES_CERTIFICATES,
+  ALL_FEATURES_OPS,
   ALL_FEATURES_STAFF,
   ALL_FEATURES_CONFIG,
   allCertificatesIssued,
@@ -584,6 +585,7 @@ describe('all features: proxy routes', () => {
 
 describe('all features: auth_basic', () => {
   const staff = `Basic ${Buffer.from(`${ALL_FEATURES_STAFF.user}:${ALL_FEATURES_STAFF.password}`).toString('base64')}`;
+  const ops = `Basic ${Buffer.from(`${ALL_FEATURES_OPS.user}:${ALL_FEATURES_OPS.password}`).toString('base64')}`;
 
   it('a.test /staff: 401 with the realm before PHP, the htpasswd user gets PHP (which sees who), over HTTP/2 too', async () => {
     const refused = await get('/staff/report', { host: 'a.test', agent: h2 });
@@ -613,6 +615,9 @@ describe('all features: auth_basic', () => {
     // elsewhere nobody was let in: REMOTE_USER stays empty, whatever the client sends
     const open = (await get('/info.php/extra', { host: 'classic.test', headers: { authorization: staff } })).json();
     expect(open).toMatchObject({ REMOTE_USER: '', PHP_AUTH_USER: 'staff' });
+    // the bcrypt user (htpasswd -B), its check run in slices before PHP is asked
+    const bcrypt = await get('/info.php/staff', { host: 'classic.test', agent: h2, headers: { authorization: ops } });
+    expect(bcrypt.json()).toMatchObject({ REMOTE_USER: 'ops' });
   });
 
   it('b.test /b-api/private: a proxied prefix behind it, the upstream sees only the allowed request', async () => {
@@ -621,7 +626,15 @@ describe('all features: auth_basic', () => {
     expect(setup.upstream.seen.length).toBe(before);
     const allowed = await get('/b-api/private/x', { host: 'b.test', headers: { authorization: staff } });
     expect(allowed.status).toBe(200);
-    expect(setup.upstream.seen.slice(before).map((r) => r.url)).toEqual(['/v1/private/x']);
+    // the bcrypt user too, its check in slices before the proxy sends anything
+    const bcrypt = await get('/b-api/private/y', { host: 'b.test', headers: { authorization: ops } });
+    expect(bcrypt.status).toBe(200);
+    const wrong = await get('/b-api/private/z', {
+      host: 'b.test',
+      headers: { authorization: `Basic ${Buffer.from('ops:guess').toString('base64')}` },
+    });
+    expect(wrong.status).toBe(401);
+    expect(setup.upstream.seen.slice(before).map((r) => r.url)).toEqual(['/v1/private/x', '/v1/private/y']);
     // the proxied prefix outside the protected one needs nothing
     expect((await get('/b-api/open', { host: 'b.test' })).status).toBe(200);
   });

@@ -13,8 +13,9 @@ import { FIXTURES } from './warmpool-server.js';
 const ACME_EAB_KEY_ID = 'kid-all-features';
 const ACME_EAB_MAC_KEY = 'zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W';
 
-/** The one user of the all-features htpasswd file (http.auth_basic). */
+/** The users of the all-features htpasswd file (http.auth_basic): a SHA-512 crypt line, a bcrypt one. */
 export const ALL_FEATURES_STAFF = { user: 'staff', password: 'let me in' };
+export const ALL_FEATURES_OPS = { user: 'ops', password: 'bcrypt me' };
 
 /** test/fixtures/server/all-features.yaml: every feature a config can turn on. */
 export const ALL_FEATURES_CONFIG = join(FIXTURES, 'server', 'all-features.yaml');
@@ -67,11 +68,15 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
   await cp(join(FIXTURES, 'server', 'files-site'), join(dir, 'docs'), { recursive: true });
   // http.ssl.certificates: a pair of its own for files.test and *.files.test, as certbot leaves one
   await selfSignedPair(dir, 'files.test', ['files.test', '*.files.test']);
-  // http.auth_basic's user file: staff, with the SHA-512 crypt hash `openssl passwd -6` makes
+  // http.auth_basic's user file: staff, with the SHA-512 crypt hash `openssl passwd -6` makes, and
+  // ops with the bcrypt one of `htpasswd -B` (checked a slice at a time)
   const hash = execFileSync('openssl', ['passwd', '-6', ALL_FEATURES_STAFF.password]).toString().trim();
+  const ops = execFileSync('htpasswd', ['-nbB', '-C', '10', ALL_FEATURES_OPS.user, ALL_FEATURES_OPS.password])
+    .toString()
+    .trim();
   await writeFile(
     join(dir, 'htpasswd'),
-    `# who may see /staff and /b-api/private\n${ALL_FEATURES_STAFF.user}:${hash}\n`,
+    `# who may see /staff and /b-api/private\n${ALL_FEATURES_STAFF.user}:${hash}\n${ops}\n`,
   );
   const [httpPort, httpsPort] = [await freePort(), await freePort()];
   // the CA requires External Account Binding, as ZeroSSL and Google do: the config gives it

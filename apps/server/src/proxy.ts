@@ -27,6 +27,7 @@ import {
   sendInternalFile,
   SERVER_INSTRUCTION_HEADERS,
   TransferEncodingError,
+  whenAdmitted,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -81,8 +82,8 @@ export interface ProxySiteOptions {
   streamTimeoutMs?: number;
   /** the site's internal_files: an upstream's X-Accel-Redirect / X-Sendfile sends a file from there, as nginx */
   internalFiles?: ResolvedInternalFiles | null;
-  /** the site's http.access and http.limit_req (the plugin's admit): false when it answered 403 or 429 */
-  admit?: ((request: FastifyRequest, reply: FastifyReply) => boolean) | null;
+  /** the site's http.access, limit_req and auth_basic (the plugin's admit): false when it answered 403, 429 or 401 */
+  admit?: ((request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean>) | null;
 }
 
 /**
@@ -145,7 +146,7 @@ export async function registerProxies<S extends RawServerBase>(
       // in front of a proxy_pass); before, a proxied /admin denied to all answered 200
       if (admit !== null)
         scope.addHook('onRequest', (request, reply, done) => {
-          if (admit(request as unknown as FastifyRequest, reply as unknown as FastifyReply)) done();
+          whenAdmitted(admit(request as unknown as FastifyRequest, reply as unknown as FastifyReply), done);
         });
       // in a scope of its own under the plain errors: a handler of its path refusals in front of them
       scope.register(async (inner: FastifyInstance<S>) => {

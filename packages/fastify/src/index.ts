@@ -78,6 +78,7 @@ export {
 } from './http/internal-files.js';
 export type { AccessRule } from './network/access.js';
 export { basicChallenge, compileBasicAuth, type BasicAuthRule } from './network/basic-auth.js';
+export { whenAdmitted } from './network/admission.js';
 export { cidrProblem } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';
@@ -135,9 +136,10 @@ export interface WarmpoolDecorator {
   stats(): PoolStats;
   /**
    * The site's http.access and http.limit_req for a request the plugin's routes do not take (serve's
-   * proxy routes): false when it answered 403 or 429. Its rate counters are the plugin's.
+   * proxy routes): false when it answered 403, 429 or 401 (a promise while a bcrypt password is
+   * checked: see whenAdmitted). Its rate counters are the plugin's.
    */
-  admit(request: FastifyRequest, reply: FastifyReply): boolean;
+  admit(request: FastifyRequest, reply: FastifyReply): boolean | Promise<boolean>;
 }
 
 // here, not beside the code that sets them: only the entry point's declarations reach a user's types

@@ -27,7 +27,7 @@ import { PoolUnreachableError, RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
-import type { Admission } from './network/admission.js';
+import { type Admission, whenAdmitted } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { registerStatic, type StaticHandler } from './static/static.js';
 import { statusOf } from './http/status.js';
@@ -72,8 +72,8 @@ export async function registerRoutes(
     const info = applyClientInfo(request, reply, client);
     if (info === null) return;
     request.warmpoolClient = info;
-    if (admission !== null && !admission(request, reply, info.remoteAddr)) return;
-    done();
+    if (admission === null) done();
+    else whenAdmitted(admission(request, reply, info.remoteAddr), done);
   });
   registerPlainErrors(app, options.debug);
   registerErrorPages(app, errorPages, [

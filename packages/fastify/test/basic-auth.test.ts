@@ -9,6 +9,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import warmpool, { checkOptions, compileBasicAuth, type WarmpoolOptions } from '../src/index.js';
+import { PasswordChecks } from '../src/network/basic-auth.js';
 import { until } from '../../../test/helpers/until.js';
 
 const SITES = fileURLToPath(new URL('../../../test/fixtures/sites/', import.meta.url));
@@ -21,6 +22,11 @@ let url: string;
 const basic = (user: string, password: string) => `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 const line = (user: string, flag: string, password: string) =>
   `${user}:${execFileSync('openssl', ['passwd', flag, password]).toString().trim()}\n`;
+/** A line as `htpasswd -B` writes it (cost 12: a quarter of a second of JavaScript to check). */
+const bcryptLine = (user: string, password: string, cost: number) =>
+  `${execFileSync('htpasswd', ['-nbB', '-C', String(cost), user, password])
+    .toString()
+    .trim()}\n`;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'wp-basic-auth-'));
@@ -32,7 +38,7 @@ beforeAll(async () => {
   writeFileSync(join(pub, 'nested', 'open', 'x.txt'), 'OPEN\n');
   writeFileSync(
     users,
-    `# staff\n${line('alice', '-apr1', 'wonderland')}${line('bob', '-6', 'builder')}long:{PLAIN}${'y'.repeat(300)}\nedge:{PLAIN}${'z'.repeat(256)}\n`,
+    `# staff\n${line('alice', '-apr1', 'wonderland')}${line('bob', '-6', 'builder')}long:{PLAIN}${'y'.repeat(300)}\nedge:{PLAIN}${'z'.repeat(256)}\n${bcryptLine('dan', 'the-man', 12)}`,
   );
   app = Fastify();
   await app.register(warmpool, {
@@ -72,6 +78,30 @@ describe('plugin: auth_basic', () => {
       expect({ user, status: res.statusCode }).toEqual({ user, status: 200 });
       expect(await res.body.text()).toBe('STAFF-INDEX\n');
     }
+  });
+
+  it('lets a bcrypt user (htpasswd -B) in, checked a slice at a time: the loop answers others meanwhile', async () => {
+    const order: string[] = [];
+    const dan = basic('dan', 'the-man');
+    // a page and its assets at once, with one header: one check of the hash, shared
+    const staff = Array.from({ length: 6 }, () =>
+      request(`${url}/nested/`, { headers: { authorization: dan } }).then(async (res) => {
+        order.push('staff');
+        return { status: res.statusCode, body: await res.body.text() };
+      }),
+    );
+    const other = request(`${url}/style.css`).then(async (res) => {
+      order.push('other');
+      await res.body.dump();
+      return res.statusCode;
+    });
+    expect(await Promise.all(staff)).toEqual(Array(6).fill({ status: 200, body: 'STAFF-INDEX\n' }));
+    expect(await other).toBe(200);
+    // 1,024 x 4 key schedules of Blowfish run in slices: the static file did not wait behind them
+    expect(order[0]).toBe('other');
+    const wrong = await request(`${url}/nested/`, { headers: { authorization: basic('dan', 'the-woman') } });
+    expect(wrong.statusCode).toBe(401);
+    await wrong.body.dump();
   });
 
   it('refuses a password over 256 bytes before hashing it (SHA-crypt costs its square), even the right one', async () => {
@@ -118,10 +148,14 @@ describe('plugin: auth_basic', () => {
 
   it('refuses at register time, naming the key, a file it cannot use', () => {
     const bcrypt = join(dir, 'bcrypt');
-    writeFileSync(bcrypt, 'dave:$2y$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q\n');
+    writeFileSync(bcrypt, 'dave:$2x$05$abcdefghijklmnopqrstuuikCxxInvs7uiEdDB6DodlywGDFqetIS\n');
     const cases: [WarmpoolOptions['auth_basic'], string, RegExp][] = [
       [[{ prefix: '/a', user_file: join(dir, 'missing') }], 'auth_basic[0].user_file', /cannot be read \(ENOENT\)/],
-      [[{ prefix: '/a', user_file: bcrypt }], 'auth_basic[0].user_file', /bcrypt:1 \(user dave\): a bcrypt hash/],
+      [
+        [{ prefix: '/a', user_file: bcrypt }],
+        'auth_basic[0].user_file',
+        /bcrypt:1 \(user dave\): a "\$2x\$" bcrypt hash/,
+      ],
       [[{ prefix: '/a' }], 'auth_basic[0].user_file', /is required/],
       [[{ prefix: '/a', user_file: users, realm: 'say "hi"' }], 'auth_basic[0].realm', /without quotes/],
     ];
@@ -152,7 +186,7 @@ describe('auth_basic: what it refuses, and its user file read again', () => {
     expect(check('/p', basic('erin', 'pw'))).toEqual({ user: 'erin' });
     writeFileSync(
       file,
-      `${line('erin', '-6', 'pw')}frank:$2y$05$abcdefghijklmnopqrstuuHIrMEWpUCQe2YqFR3sXwQ75u4od..9q\n`,
+      `${line('erin', '-6', 'pw')}frank:$2x$05$abcdefghijklmnopqrstuuikCxxInvs7uiEdDB6DodlywGDFqetIS\n`,
     );
     // the file is looked at again as requests come (at most once a second)
     await until(
@@ -160,7 +194,7 @@ describe('auth_basic: what it refuses, and its user file read again', () => {
       'the skipped line to be logged',
     );
     expect(logged).toEqual([
-      expect.stringMatching(/edited:2 \(user frank\): a bcrypt hash .*; that user cannot get in$/),
+      expect.stringMatching(/edited:2 \(user frank\): a "\$2x\$" bcrypt hash .*; that user cannot get in$/),
     ]);
     expect(check('/p', basic('erin', 'pw'))).toEqual({ user: 'erin' });
     rmSync(file);
@@ -172,12 +206,32 @@ describe('auth_basic: what it refuses, and its user file read again', () => {
     expect(check('/p', basic('erin', 'pw'))).toEqual({ realm: 'Restricted', busy: false });
   });
 
+  it('runs bcrypt checks one at a time and queues 8 at most: more new guesses meanwhile are busy (429)', async () => {
+    const file = join(dir, 'queued');
+    writeFileSync(file, bcryptLine('q', 'right', 8));
+    // a budget of its own: the other tests' checks have spent the process's
+    const check = compileBasicAuth([{ prefix: '/', user_file: file }], 'auth_basic', () => {}, new PasswordChecks())!;
+    const answers = Array.from({ length: 10 }, (_, n) => check('/', basic('q', `guess-${n}`)));
+    expect(answers.map((a) => (a instanceof Promise ? 'checking' : a))).toEqual([
+      ...Array(8).fill('checking'),
+      { realm: 'Restricted', busy: true },
+      { realm: 'Restricted', busy: true },
+    ]);
+    expect(await Promise.all(answers)).toEqual([
+      ...Array(8).fill({ realm: 'Restricted', busy: false }),
+      { realm: 'Restricted', busy: true },
+      { realm: 'Restricted', busy: true },
+    ]);
+    expect(await check('/', basic('q', 'right'))).toEqual({ user: 'q' });
+  });
+
   it('bounds the time password checks take: past the budget, a new guess is refused unchecked (busy: 429)', () => {
-    // a hash of 800,000 SHA-512 rounds (PHP's crypt) takes the whole budget of a second in one check
+    // a hash of 100,000 SHA-512 rounds (PHP's crypt) takes a tenth of a second: the whole of a
+    // budget of 20 ms (the process's is a second)
     const file = join(dir, 'slow');
-    const hash = execFileSync('php', ['-r', 'echo crypt("pw", \'$6$rounds=800000$salt\');']).toString();
+    const hash = execFileSync('php', ['-r', 'echo crypt("pw", \'$6$rounds=100000$salt\');']).toString();
     writeFileSync(file, `slow:${hash}\n`);
-    const check = compileBasicAuth([{ prefix: '/', user_file: file }])!;
+    const check = compileBasicAuth([{ prefix: '/', user_file: file }], 'auth_basic', () => {}, new PasswordChecks(20))!;
     expect(check('/', basic('slow', 'guess-1'))).toEqual({ realm: 'Restricted', busy: false });
     expect(check('/', basic('slow', 'guess-2'))).toEqual({ realm: 'Restricted', busy: true });
     // an answer already known costs nothing and is still given

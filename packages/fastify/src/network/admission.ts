@@ -7,7 +7,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { ResolvedOptions } from '../options.js';
 import { multisiteAlias } from '../static/script-resolver.js';
 import { requestPath } from './access.js';
-import { basicChallenge } from './basic-auth.js';
+import { type BasicAuthAnswer, basicChallenge } from './basic-auth.js';
 
 /** The user auth_basic let in, per request (REMOTE_USER). */
 const authenticated = new WeakMap<object, string>();
@@ -17,8 +17,15 @@ export function authenticatedUser(raw: object): string | undefined {
   return authenticated.get(raw);
 }
 
-/** True when the request may go on; false when it was answered here (403, 429 or 401). */
-export type Admission = (request: FastifyRequest, reply: FastifyReply, remoteAddr: string) => boolean;
+/**
+ * True when the request may go on; false when it was answered here (403, 429 or 401). A promise
+ * of the same while a slow password hash (bcrypt) is checked.
+ */
+export type Admission = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  remoteAddr: string,
+) => boolean | Promise<boolean>;
 
 /** The site's admission, or null when it has no access or rate rule. */
 export function createAdmission(options: ResolvedOptions): Admission | null {
@@ -41,27 +48,38 @@ export function createAdmission(options: ResolvedOptions): Admission | null {
       reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
       return false;
     }
-    if (basicAuth !== null) {
-      const authorization = request.headers.authorization;
-      const answer = basicAuth(path, authorization) ?? (shared === null ? null : basicAuth(shared, authorization));
-      if (answer !== null && 'user' in answer) {
-        authenticated.set(request.raw, answer.user);
-        return true;
-      }
-      if (answer?.busy === true) {
-        // the process's budget for password checks is spent: guesses wait, the other sites do not
-        reply.code(429).header('Retry-After', '1').type('text/plain; charset=utf-8').send('Too Many Requests\n');
-        return false;
-      }
-      if (answer !== null) {
-        reply
-          .code(401)
-          .header('WWW-Authenticate', basicChallenge(answer.realm))
-          .type('text/plain; charset=utf-8')
-          .send('Unauthorized\n');
-        return false;
-      }
-    }
-    return true;
+    if (basicAuth === null) return true;
+    const authorization = request.headers.authorization;
+    let answer = basicAuth(path, authorization);
+    if (answer === null && shared !== null) answer = basicAuth(shared, authorization);
+    return answer instanceof Promise
+      ? answer.then((settled) => applyBasicAuth(settled, request, reply))
+      : applyBasicAuth(answer, request, reply);
   };
+}
+
+/** Lets the request on as its user, or answers it 429 or 401. */
+function applyBasicAuth(answer: BasicAuthAnswer, request: FastifyRequest, reply: FastifyReply): boolean {
+  if (answer === null) return true;
+  if ('user' in answer) {
+    authenticated.set(request.raw, answer.user);
+    return true;
+  }
+  if (answer.busy) {
+    // the process's budget for password checks is spent: guesses wait, the other sites do not
+    reply.code(429).header('Retry-After', '1').type('text/plain; charset=utf-8').send('Too Many Requests\n');
+    return false;
+  }
+  reply
+    .code(401)
+    .header('WWW-Authenticate', basicChallenge(answer.realm))
+    .type('text/plain; charset=utf-8')
+    .send('Unauthorized\n');
+  return false;
+}
+
+/** Calls `done` once the admission lets the request on: at once, or when its password is checked. */
+export function whenAdmitted(admitted: boolean | Promise<boolean>, done: (error?: Error) => void): void {
+  if (admitted === true) done();
+  else if (admitted !== false) admitted.then((on) => on && done(), done);
 }

@@ -14,8 +14,9 @@ import { parsePasswordHash, type PasswordHash } from './password-hashes.js';
  *   when it changes (checked at most once a second): users added or removed need no restart. A
  *   file that became unreadable or holds a bad line lets nobody in until it is fixed.
  * - Hashes: see password-hashes.ts. Each check of a password costs MD5- or SHA-crypt's rounds
- *   (about a millisecond): answers are remembered per credentials and file version, so a browser's
- *   repeated header costs one lookup; guessing is slowed by limit_req on the same prefix.
+ *   (a few milliseconds) or bcrypt's (tens to hundreds, run a slice per turn of the event loop):
+ *   answers are remembered per credentials and file version, so a browser's repeated header costs
+ *   one lookup; guessing is slowed by limit_req on the same prefix and by the process's budget.
  */
 export interface BasicAuthRule {
   prefix: string;
@@ -29,12 +30,15 @@ export interface BasicAuthRule {
 
 /**
  * null: the request may go on; else the realm of the 401 it gets, or busy: the process's budget
- * for password checks is spent (429, Retry-After: 1), so guesses cannot take the event loop.
+ * for password checks is spent (429, Retry-After: 1), so guesses cannot take the event loop. A
+ * promise while a bcrypt check runs.
  */
 export type BasicAuthCheck = (
   path: string,
   authorization: string | undefined,
-) => { realm: string; busy: boolean } | { user: string } | null;
+) => BasicAuthAnswer | Promise<BasicAuthAnswer>;
+
+export type BasicAuthAnswer = { realm: string; busy: boolean } | { user: string } | null;
 
 interface CompiledRule {
   prefix: string;
@@ -51,6 +55,8 @@ export function compileBasicAuth(
   key = 'auth_basic',
   /** what a user file read again while serving says of itself (a line skipped, the file gone) */
   log: (message: string) => void = () => {},
+  /** the budget and queue of password checks: the process's one (a test's own) */
+  checks: PasswordChecks = PROCESS_CHECKS,
 ): BasicAuthCheck | null {
   if (rules === undefined) return null;
   if (!Array.isArray(rules))
@@ -94,7 +100,7 @@ export function compileBasicAuth(
       );
     let users = files.get(rule.user_file);
     if (users === undefined) {
-      users = new UserFile(rule.user_file, `${at}.user_file`, log);
+      users = new UserFile(rule.user_file, `${at}.user_file`, log, checks);
       files.set(rule.user_file, users);
     }
     return { prefix, realm: rule.realm ?? DEFAULT_REALM, users };
@@ -104,10 +110,16 @@ export function compileBasicAuth(
     const rule = longestPrefixRule(compiled, path);
     if (rule === null || rule.users === null) return null;
     const answer = rule.users.admits(authorization);
-    // the user it let in: REMOTE_USER for classic PHP, as nginx's $remote_user
-    if (answer === 'admitted') return { user: userOf(authorization!) };
-    return { realm: rule.realm, busy: answer === 'busy' };
+    return typeof answer === 'string'
+      ? ruleAnswer(rule, answer, authorization)
+      : answer.then((a) => ruleAnswer(rule, a, authorization));
   };
+}
+
+function ruleAnswer(rule: CompiledRule, answer: Admits, authorization: string | undefined): BasicAuthAnswer {
+  // the user it let in: REMOTE_USER for classic PHP, as nginx's $remote_user
+  if (answer === 'admitted') return { user: userOf(authorization!) };
+  return { realm: rule.realm, busy: answer === 'busy' };
 }
 
 /** The user name of a Basic Authorization header already checked. */
@@ -127,12 +139,16 @@ export function basicChallenge(realm: string): string {
  * without a bound 100-300 wrong guesses a second held every other site's requests for a second.
  */
 class CheckBudget {
-  #left = 1000;
+  #left: number;
   #at = performance.now();
+
+  constructor(private readonly bucketMs: number) {
+    this.#left = bucketMs;
+  }
 
   available(): boolean {
     const now = performance.now();
-    this.#left = Math.min(1000, this.#left + (now - this.#at) * 0.25);
+    this.#left = Math.min(this.bucketMs, this.#left + (now - this.#at) * 0.25);
     this.#at = now;
     return this.#left > 0;
   }
@@ -142,7 +158,60 @@ class CheckBudget {
   }
 }
 
-const BUDGET = new CheckBudget();
+/** Checks waiting for their turn (bcrypt's, run one at a time); more are answered busy. */
+const MAX_QUEUED = 8;
+
+/**
+ * The password checks of a process: their budget of event-loop time, and the queue of the ones
+ * that yield (bcrypt), run one at a time, a slice per turn of the event loop, each slice's time
+ * taken from the budget; while it is spent the queue waits for it to refill.
+ */
+export class PasswordChecks {
+  readonly budget: CheckBudget;
+
+  constructor(bucketMs = 1000) {
+    this.budget = new CheckBudget(bucketMs);
+  }
+
+  #queue: Array<{ check: Generator<void, boolean, void>; done: (admitted: boolean) => void }> = [];
+
+  get full(): boolean {
+    return this.#queue.length >= MAX_QUEUED;
+  }
+
+  add(check: Generator<void, boolean, void>): Promise<boolean> {
+    return new Promise((done) => {
+      if (this.#queue.push({ check, done }) === 1) setImmediate(() => this.#next());
+    });
+  }
+
+  #next(): void {
+    const head = this.#queue[0];
+    if (head === undefined) return;
+    // a budget spent by guesses: wait for a tenth of a second's refill, not for the next turn
+    if (!this.budget.available()) {
+      setTimeout(() => this.#next(), 100).unref();
+      return;
+    }
+    const started = performance.now();
+    let step: IteratorResult<void, boolean>;
+    try {
+      step = head.check.next();
+    } catch {
+      step = { done: true, value: false };
+    }
+    this.budget.spend(performance.now() - started);
+    if (step.done === true) {
+      this.#queue.shift();
+      head.done(step.value);
+    }
+    if (this.#queue.length > 0) setImmediate(() => this.#next());
+  }
+}
+
+const PROCESS_CHECKS = new PasswordChecks();
+
+type Admits = 'admitted' | 'refused' | 'busy';
 
 /** How often a file is looked at again for changes. */
 const RECHECK_MS = 1000;
@@ -164,11 +233,14 @@ class UserFile {
   #stamp: string;
   /** `${version} ${authorization}` → admitted */
   #answers = new Map<string, boolean>();
+  /** the same keys, for checks still running: a page's parallel requests share one */
+  #running = new Map<string, Promise<Admits>>();
 
   constructor(
     readonly path: string,
     key: string,
     private readonly log: (message: string) => void,
+    private readonly checks: PasswordChecks,
   ) {
     const read = readUsers(path);
     if (typeof read === 'string') throw new InvalidOptionError(key, read);
@@ -179,16 +251,31 @@ class UserFile {
     this.#checkedAt = performance.now();
   }
 
-  admits(authorization: string | undefined): 'admitted' | 'refused' | 'busy' {
+  admits(authorization: string | undefined): Admits | Promise<Admits> {
     this.#recheck();
     if (authorization === undefined) return 'refused';
     const id = `${this.#version} ${authorization}`;
     const known = this.#answers.get(id);
     if (known !== undefined) return known ? 'admitted' : 'refused';
-    if (!BUDGET.available()) return 'busy';
+    const running = this.#running.get(id);
+    if (running !== undefined) return running;
+    if (!this.checks.budget.available()) return 'busy';
+    const check = this.#check(authorization);
+    // the first slice here: a hash that never yields is answered in this call
     const started = performance.now();
-    const admitted = this.#verify(authorization);
-    BUDGET.spend(performance.now() - started);
+    const first = check.next();
+    this.checks.budget.spend(performance.now() - started);
+    if (first.done === true) return this.#remember(id, authorization, first.value);
+    if (this.checks.full) return 'busy';
+    const answer = this.checks.add(check).then((admitted) => {
+      this.#running.delete(id);
+      return this.#remember(id, authorization, admitted);
+    });
+    this.#running.set(id, answer);
+    return answer;
+  }
+
+  #remember(id: string, authorization: string, admitted: boolean): Admits {
     if (authorization.length <= REMEMBERED_HEADER_CHARS) {
       if (this.#answers.size >= REMEMBERED) this.#answers.clear();
       this.#answers.set(id, admitted);
@@ -196,7 +283,7 @@ class UserFile {
     return admitted ? 'admitted' : 'refused';
   }
 
-  #verify(authorization: string): boolean {
+  *#check(authorization: string): Generator<void, boolean, void> {
     const match = /^Basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(authorization);
     if (match === null) return false;
     const decoded = Buffer.from(match[1]!, 'base64');
@@ -204,9 +291,10 @@ class UserFile {
     if (colon === -1 || decoded.length - colon - 1 > MAX_PASSWORD_BYTES) return false;
     const hash = this.#users.get(decoded.subarray(0, colon).toString('utf8'));
     const password = decoded.subarray(colon + 1);
-    if (hash !== undefined) return hash.verify(password);
+    if (hash !== undefined) return yield* hash.check(password);
     // an unknown user costs what a known one does: the answer's time does not tell who exists
-    this.#users.values().next().value?.verify(password);
+    const dummy = this.#users.values().next().value;
+    if (dummy !== undefined) yield* dummy.check(password);
     return false;
   }
 

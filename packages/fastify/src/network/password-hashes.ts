@@ -1,16 +1,24 @@
 // The password hashes of an htpasswd file as nginx's auth_basic_user_file reads them, checked in
 // Node: MD5-crypt ("$apr1$", htpasswd's default, and "$1$"), SHA-crypt ("$5$", "$6$": openssl
-// passwd -5/-6, mkpasswd), "{SHA}" and "{SSHA}" (LDAP's), and "{PLAIN}". bcrypt ("$2y$", htpasswd
-// -B) and DES crypt are refused when the file is read, with the command that makes a supported one.
+// passwd -5/-6, mkpasswd), bcrypt ("$2y$", "$2b$", "$2a$": htpasswd -B, Caddy's hash-password,
+// PHP's password_hash), "{SHA}" and "{SSHA}" (LDAP's), and "{PLAIN}". DES crypt is refused when the
+// file is read, with the command that makes a supported one.
 import { createHash, type Hash, timingSafeEqual } from 'node:crypto';
+import { bcrypt, parseBcrypt } from './bcrypt.js';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** A hash as read from the file, ready to check a password against. */
 export interface PasswordHash {
-  /** true when `password` hashes to this */
-  verify(password: Buffer): boolean;
+  /**
+   * Returns true when `password` hashes to this. A slow hash (bcrypt) yields between slices of its
+   * work, for the caller to resume on a later turn of the event loop; the others never yield.
+   */
+  check(password: Buffer): Generator<void, boolean, void>;
 }
+
+/** bcrypt's cost 14 (Caddy's default) takes about a second of JavaScript a check; more is refused. */
+const MAX_BCRYPT_COST = 14;
 
 /** The hash of one htpasswd line, or a reason it cannot be used (said with the line's number). */
 export function parsePasswordHash(text: string): PasswordHash | { problem: string } {
@@ -32,36 +40,60 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
     const bits = text[1] === '5' ? 256 : 512;
     return same(text, (password) => shaCrypt(password, bits, salt.slice(0, 16), rounds, custom));
   }
+  if (text.startsWith('$2')) {
+    const read = parseBcrypt(text);
+    if (read === null)
+      return {
+        problem: /^\$2x\$/.test(text)
+          ? 'a "$2x$" bcrypt hash (made by a crypt_blowfish with its 2011 bug): make the line again with `htpasswd -B`'
+          : 'a bcrypt hash of the wrong shape ("$2y$" or "$2b$", a cost of two digits, 53 characters)',
+      };
+    if (read.cost > MAX_BCRYPT_COST)
+      return {
+        problem: `a bcrypt hash of cost ${read.cost}, which takes seconds of CPU to check on each login: make it again with a cost of ${MAX_BCRYPT_COST} or less (htpasswd -B -C 10)`,
+      };
+    const expected = Buffer.from(read.hash);
+    return {
+      *check(password) {
+        return equal(Buffer.from(yield* bcrypt(password, read.cost, read.salt)), expected);
+      },
+    };
+  }
   if (text.startsWith('{SHA}')) {
     const expected = Buffer.from(text.slice(5), 'base64');
-    return { verify: (password) => equal(createHash('sha1').update(password).digest(), expected) };
+    return immediate((password) => equal(createHash('sha1').update(password).digest(), expected));
   }
   if (text.startsWith('{SSHA}')) {
     const raw = Buffer.from(text.slice(6), 'base64');
     if (raw.length <= 20) return { problem: 'an {SSHA} hash with no salt' };
     const digest = raw.subarray(0, 20);
     const salt = raw.subarray(20);
-    return { verify: (password) => equal(createHash('sha1').update(password).update(salt).digest(), digest) };
+    return immediate((password) => equal(createHash('sha1').update(password).update(salt).digest(), digest));
   }
   if (text.startsWith('{PLAIN}')) {
     const expected = Buffer.from(text.slice(7));
-    return { verify: (password) => equal(password, expected) };
+    return immediate((password) => equal(password, expected));
   }
-  if (/^\$2[abxy]?\$/.test(text))
-    return {
-      problem:
-        'a bcrypt hash (htpasswd -B), which warmpool does not read: make the line with `openssl passwd -6` (SHA-512 crypt) or `htpasswd -m` (MD5-crypt)',
-    };
   return {
     problem:
-      'not a hash warmpool reads ($apr1$, $1$, $5$, $6$, {SHA}, {SSHA}, {PLAIN}; DES crypt is not): make the line with `openssl passwd -6`',
+      'not a hash warmpool reads ($apr1$, $1$, $5$, $6$, $2y$, {SHA}, {SSHA}, {PLAIN}; DES crypt is not): make the line with `openssl passwd -6`',
   };
 }
 
 /** A hash checked by computing it again from the password and the salt it carries. */
 function same(text: string, compute: (password: Buffer) => string): PasswordHash {
   const expected = Buffer.from(text);
-  return { verify: (password) => equal(Buffer.from(compute(password)), expected) };
+  return immediate((password) => equal(Buffer.from(compute(password)), expected));
+}
+
+/** A hash checked in one go (a few milliseconds at most). */
+function immediate(verify: (password: Buffer) => boolean): PasswordHash {
+  return {
+    // biome-ignore lint/correctness/useYield: a check that never needs to yield
+    *check(password) {
+      return verify(password);
+    },
+  };
 }
 
 function equal(a: Buffer, b: Buffer): boolean {
