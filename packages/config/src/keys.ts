@@ -149,7 +149,7 @@ function prefixRules(path: string, description: string, example: string): Entry[
     wp(
       `${path}[].prefix`,
       'string',
-      `the path prefix, on segment boundaries: "${example}" covers ${example} and ${example}/x`,
+      `the path prefix, on segment boundaries and in any case: "${example}" covers ${example}, ${example}/x and ${example.toUpperCase()} (a rule that opens a path, only as written)`,
       {
         required: true,
         pattern: /^\/[^\s?#*]*$/,

@@ -34,15 +34,26 @@ describe('compileAccess', () => {
     }
   });
 
-  it('matches prefixes on segment boundaries, case-sensitively', () => {
-    const allowed = check([{ prefix: '/metrics', allow: ['127.0.0.1/32'] }]);
+  it('matches prefixes on segment boundaries; a guarding rule in any case, an opening one as written', () => {
+    const allowed = check([
+      { prefix: '/Metrics', allow: ['127.0.0.1/32'] },
+      { prefix: '/metrics/public' },
+      { prefix: '/shop', allow: ['all'] },
+      { prefix: '/', deny: ['all'] },
+    ]);
     expect(allowed('/metrics', '10.0.0.1')).toBe(false);
     expect(allowed('/metrics/', '10.0.0.1')).toBe(false);
     expect(allowed('/metrics/x', '10.0.0.1')).toBe(false);
-    expect(allowed('/metricsfoo', '10.0.0.1')).toBe(true);
-    expect(allowed('/Metrics', '10.0.0.1')).toBe(true);
-    expect(allowed('/other', '10.0.0.1')).toBe(true);
+    expect(allowed('/metricsfoo', '10.0.0.1')).toBe(false);
+    // an upstream routing case-insensitively (Express) must not be reached around the rule
+    expect(allowed('/METRICS', '10.0.0.1')).toBe(false);
+    expect(allowed('/mEtRiCs/x', '10.0.0.1')).toBe(false);
     expect(allowed('/metrics', '127.0.0.1')).toBe(true);
+    // the open sub-path and the allow-all prefix open what they name, no other spelling
+    expect(allowed('/metrics/public', '10.0.0.1')).toBe(true);
+    expect(allowed('/metrics/PUBLIC', '10.0.0.1')).toBe(false);
+    expect(allowed('/shop/cart', '10.0.0.1')).toBe(true);
+    expect(allowed('/SHOP/cart', '10.0.0.1')).toBe(false);
   });
 
   it('longest prefix wins; deny before allow; allow given and client outside → denied', () => {

@@ -54,6 +54,9 @@ describe('compileRequestRate', () => {
     expect(check('/login', '::ffff:192.0.2.1')).toBe(0);
     expect(check('/login', '192.0.2.1')).toBe(60);
     expect(check('/shop', '192.0.2.1')).toBe(0);
+    // in any case: a case-insensitive router behind it is no way around the rate
+    expect(check('/LOGIN', '192.0.2.1')).toBe(60);
+    expect(check('/Login/x', '192.0.2.1')).toBe(60);
   });
 
   it.each([

@@ -5,8 +5,9 @@ import { cidrProblem, createCidrSet, parseAddress, type CidrSet } from './cidr.j
  * `access`: allow/deny CIDR lists per path prefix → 403.
  *
  * - The longest matching prefix wins; prefixes match on segment boundaries (`/metrics` matches
- *   `/metrics` and `/metrics/x`, not `/metricsfoo`), case-sensitively, against the decoded,
- *   normalized path without query (`requestPath`).
+ *   `/metrics` and `/metrics/x`, not `/metricsfoo`), against the decoded, normalized path without
+ *   query (`requestPath`); in any case (`/METRICS` too), but a rule that opens a path to everyone
+ *   matches it as written (longestPrefixRule).
  * - In the winning rule, `deny` is checked first; then, when `allow` is given, the client must be
  *   in it (`allow: []` denies everyone). A rule with neither list allows everyone: use it to open a
  *   sub-path of a restricted prefix (`{ prefix: '/admin/public' }` under `{ prefix: '/admin', allow }`).
@@ -27,8 +28,7 @@ export type AccessCheck = (path: string, clientAddr: string) => boolean;
 type ClientList = CidrSet | typeof ALL;
 const ALL = 'all';
 
-interface CompiledRule {
-  prefix: string;
+interface CompiledRule extends PrefixRule {
   allow: ClientList | null;
   deny: ClientList | null;
 }
@@ -53,7 +53,9 @@ export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'a
     const prefix = normalizePrefix(rule.prefix, `${at}.prefix`);
     if (seen.has(prefix)) throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules; merge them`);
     seen.add(prefix);
-    return { prefix, allow: cidrList(rule.allow, `${at}.allow`), deny: cidrList(rule.deny, `${at}.deny`) };
+    const allow = cidrList(rule.allow, `${at}.allow`);
+    const deny = cidrList(rule.deny, `${at}.deny`);
+    return { ...prefixRule(prefix, deny === null && (allow === null || allow === ALL)), allow, deny };
   });
   // longest prefix first: the first match is the most specific rule
   compiled.sort((a, b) => b.prefix.length - a.prefix.length);
@@ -70,12 +72,36 @@ export function compileAccess(rules: readonly AccessRule[] | undefined, key = 'a
   };
 }
 
+/**
+ * A rule's prefix as matched. A rule that guards (a password, a deny, a rate) matches its prefix
+ * in any case, as Caddy's path matcher: an upstream that routes case-insensitively (Express,
+ * ASP.NET) answered /ADMIN/users with no password behind `/admin`. A rule that opens a path
+ * (auth_basic's off, an access rule allowing all) matches it only as written, so that it opens no
+ * more than it names.
+ */
+export interface PrefixRule {
+  /** lower-cased unless the rule opens */
+  prefix: string;
+  opens: boolean;
+}
+
+/** The matched form of a normalized prefix (normalizePrefix). */
+export function prefixRule(prefix: string, opens: boolean): PrefixRule {
+  return { prefix: opens ? prefix : prefix.toLowerCase(), opens };
+}
+
 /** The first rule (rules sorted longest prefix first) whose prefix covers `path` on a segment boundary. */
-export function longestPrefixRule<R extends { prefix: string }>(rules: readonly R[], path: string): R | null {
+export function longestPrefixRule<R extends PrefixRule>(rules: readonly R[], path: string): R | null {
+  let lower: string | null = null;
   for (const rule of rules) {
     const prefix = rule.prefix;
     if (prefix === '/') return rule;
-    if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47) /* / */)
+    if (!rule.opens && lower === null) lower = path.toLowerCase();
+    const subject = rule.opens ? path : lower!;
+    if (
+      subject.startsWith(prefix) &&
+      (subject.length === prefix.length || subject.charCodeAt(prefix.length) === 47) /* / */
+    )
       return rule;
   }
   return null;

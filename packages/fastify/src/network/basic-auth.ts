@@ -1,6 +1,6 @@
 import { readFileSync, statSync } from 'node:fs';
 import { InvalidOptionError } from '../errors.js';
-import { longestPrefixRule, normalizePrefix } from './access.js';
+import { longestPrefixRule, normalizePrefix, type PrefixRule, prefixRule } from './access.js';
 import { parsePasswordHash, type PasswordHash } from './password-hashes.js';
 
 /**
@@ -9,7 +9,8 @@ import { parsePasswordHash, type PasswordHash } from './password-hashes.js';
  * file, else 401 with `WWW-Authenticate: Basic realm="…"`.
  *
  * - The longest matching prefix wins, on segment boundaries, against requestPath() as access rules;
- *   `off: true` opens a path under a protected prefix (nginx's `auth_basic off` in a location).
+ *   `off: true` opens a path under a protected prefix (nginx's `auth_basic off` in a location). A
+ *   protected prefix matches in any case, an open one as written (access.ts, PrefixRule).
  * - The file is read at start (a line warmpool cannot use is an error naming the line) and again
  *   when it changes (checked at most once a second): users added or removed need no restart. A
  *   file that became unreadable or holds a bad line lets nobody in until it is fixed.
@@ -40,8 +41,7 @@ export type BasicAuthCheck = (
 
 export type BasicAuthAnswer = { realm: string; busy: boolean } | { user: string } | null;
 
-interface CompiledRule {
-  prefix: string;
+interface CompiledRule extends PrefixRule {
   realm: string;
   users: UserFile | null;
 }
@@ -91,7 +91,7 @@ export function compileBasicAuth(
     if (rule.off === true) {
       if (rule.user_file !== undefined)
         throw new InvalidOptionError(`${at}.user_file`, 'is not read under off: true; remove one of the two');
-      return { prefix, realm: '', users: null };
+      return { ...prefixRule(prefix, true), realm: '', users: null };
     }
     if (typeof rule.user_file !== 'string' || rule.user_file === '')
       throw new InvalidOptionError(
@@ -103,7 +103,7 @@ export function compileBasicAuth(
       users = new UserFile(rule.user_file, `${at}.user_file`, log, checks);
       files.set(rule.user_file, users);
     }
-    return { prefix, realm: rule.realm ?? DEFAULT_REALM, users };
+    return { ...prefixRule(prefix, false), realm: rule.realm ?? DEFAULT_REALM, users };
   });
   compiled.sort((a, b) => b.prefix.length - a.prefix.length);
   return (path, authorization) => {

@@ -5,7 +5,7 @@
 import { LRUCache } from 'lru-cache';
 import { InvalidOptionError } from '../errors.js';
 import { clientKey } from './client-key.js';
-import { longestPrefixRule, normalizePrefix } from './access.js';
+import { longestPrefixRule, normalizePrefix, type PrefixRule, prefixRule } from './access.js';
 
 export interface RequestRateRule {
   /** path prefix, on segment boundaries ("/wp-login.php") */
@@ -31,7 +31,7 @@ export interface ResolvedRequestRateRule {
   burst: number;
 }
 
-interface CompiledRule extends ResolvedRequestRateRule {
+interface CompiledRule extends ResolvedRequestRateRule, PrefixRule {
   clients: LRUCache<string, ClientState>;
 }
 
@@ -95,8 +95,9 @@ export function compileRequestRate(
 ): RequestRateCheck | null {
   const resolved = resolveRequestRateRules(rules, key);
   if (resolved.length === 0) return null;
+  // in any case: /WP-LOGIN.PHP counts as /wp-login.php (access.ts, PrefixRule)
   const compiled: CompiledRule[] = resolved.map(({ prefix, perMs, burst }) => ({
-    prefix,
+    ...prefixRule(prefix, false),
     perMs,
     burst,
     clients: new LRUCache<string, ClientState>({ max: MAX_CLIENTS }),
