@@ -187,6 +187,8 @@ export async function registerProxies<S extends RawServerBase>(
               // (underscores_in_headers off) and the PHP path drop it: a CGI-style upstream reads
               // X_Real_IP as X-Real-IP, so a client's would join (and come before) the one set here
               const hop = hopByHop(headers.connection);
+              // a client's Forwarded is a claim: passed on from a trusted proxy only (forwardedHeaders)
+              if (!clientInfoOf(request.raw).peerTrusted) hop.add('forwarded');
               const rest: Record<string, string | string[] | undefined> = {};
               for (const name in headers) if (!hop.has(name) && !name.includes('_')) rest[name] = headers[name];
               return withClientGone(request.raw, {
@@ -343,28 +345,32 @@ export function createWebSocketMatcher(routes: readonly ProxyRoute[]): ((url: st
 }
 
 /**
- * X-Forwarded-For (the client appended to what arrived, as nginx's $proxy_add_x_forwarded_for),
- * X-Forwarded-Proto (this hop's scheme), X-Forwarded-Host (the Host the client asked for) and
- * X-Real-IP (this hop's client, replacing any the client sent).
- * The upstream decides which hops to trust.
+ * X-Forwarded-For: the peer appended to what a trusted proxy (trusted_subnets) sent, or the peer
+ * alone: a client's own list is a claim, and an upstream reading its first address (a rate limit,
+ * an allow-list, an audit log) was told what the client chose, as behind nginx's
+ * $proxy_add_x_forwarded_for; Caddy replaces it the same way. X-Forwarded-Proto (the scheme),
+ * X-Forwarded-Host (the Host asked for) and X-Real-IP (the client as PHP sees it, after
+ * trusted_subnets: nginx's $remote_addr with set_real_ip_from) are the request's own.
  */
 function forwardedHeaders(
   request: AnyRequest,
   incomingFor: string | string[] | number | undefined,
 ): Record<string, string> {
-  const client = request.raw.socket?.remoteAddress ?? '';
-  // the request's one scheme and host (client-info.ts), as PHP sees them
+  const peer = request.raw.socket?.remoteAddress ?? '';
+  // the request's one scheme, host and client (client-info.ts), as PHP sees them
   const info = clientInfoOf(request.raw);
-  const before = Array.isArray(incomingFor)
-    ? incomingFor.join(', ')
-    : incomingFor === undefined
-      ? ''
-      : String(incomingFor);
+  const before = !info.peerTrusted
+    ? ''
+    : Array.isArray(incomingFor)
+      ? incomingFor.join(', ')
+      : incomingFor === undefined
+        ? ''
+        : String(incomingFor);
   const out: Record<string, string> = {
-    'x-forwarded-for': before.trim() === '' ? client : `${before}, ${client}`,
+    'x-forwarded-for': before.trim() === '' ? peer : `${before}, ${peer}`,
     'x-forwarded-proto': info.scheme,
-    // this hop's client, never the one a client says it is (nginx: proxy_set_header X-Real-IP $remote_addr)
-    'x-real-ip': client,
+    // never the one a client says it is
+    'x-real-ip': info.remoteAddr === '' ? peer : info.remoteAddr,
   };
   if (info.host !== '') out['x-forwarded-host'] = info.host;
   return out;
@@ -428,10 +434,11 @@ function tunnelUpgrade(
   const origin = new URL(route.upstream);
   const headers: OutgoingHttpHeaders = {};
   const raw = request.raw.rawHeaders;
+  const claimsForwarded = !clientInfoOf(request.raw).peerTrusted;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_')) continue;
+    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_') || (claimsForwarded && lower === 'forwarded')) continue;
     const before = headers[name];
     headers[name] =
       before === undefined ? raw[i + 1]! : ([] as string[]).concat(before as string | string[], raw[i + 1]!);

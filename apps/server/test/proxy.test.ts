@@ -15,6 +15,8 @@ import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { request, WebSocket } from 'undici';
 import {
+  createClientInfoHook,
+  createClientInfoResolver,
   type ErrorPages,
   type ResolvedInternalFiles,
   resolveErrorPages,
@@ -54,11 +56,18 @@ async function startSite(
     logLines?: string[];
     /** a site of no PHP (the plugin's php: false): a proxy at "/" has every path */
     noPhp?: boolean;
+    /** trusted_subnets, resolved by a server-wide hook before the proxies, as serve's app.ts */
+    trustedSubnets?: string[];
   } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const logger =
     options.logLines === undefined ? false : { stream: { write: (line: string) => options.logLines!.push(line) } };
   const app = (options.http2 === true ? Fastify({ http2: true, logger }) : Fastify({ logger })) as FastifyInstance;
+  if (options.trustedSubnets !== undefined)
+    app.addHook(
+      'onRequest',
+      createClientInfoHook(createClientInfoResolver({ trusted_subnets: options.trustedSubnets })),
+    );
   await registerProxies(app, routes, {
     errorPages: pages,
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
@@ -133,16 +142,54 @@ describe('proxy routes', () => {
     expect((await getJson(`${base}/slash/users`)).json().url).toBe('/users');
   });
 
-  it('adds X-Forwarded-For (appended), -Proto and -Host; sends the upstream its own Host', async () => {
+  it("adds X-Forwarded-For, -Proto and -Host, X-Real-IP; a client's own forwarding claims are dropped; the upstream's own Host", async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
     const { headers } = (
-      await getJson(`${base}/api/h`, { headers: { host: 'shop.test', 'x-forwarded-for': '203.0.113.7' } })
+      await getJson(`${base}/api/h`, {
+        headers: { host: 'shop.test', 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6;proto=https' },
+      })
     ).json();
-    expect(headers['x-forwarded-for']).toBe('203.0.113.7, 127.0.0.1');
+    // an upstream reading the first address was told what the client chose (nginx appends; Caddy replaces)
+    expect(headers['x-forwarded-for']).toBe('127.0.0.1');
+    expect(headers.forwarded).toBeUndefined();
+    expect(headers['x-real-ip']).toBe('127.0.0.1');
     expect(headers['x-forwarded-proto']).toBe('http');
     expect(headers['x-forwarded-host']).toBe('shop.test');
     expect(headers.host).toBe(`127.0.0.1:${upstream.port}`);
+  });
+
+  it('behind a trusted proxy (trusted_subnets): its X-Forwarded-For is appended to, Forwarded kept, X-Real-IP the client', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
+      trustedSubnets: ['127.0.0.0/8'],
+    });
+    const { headers } = (
+      await getJson(`${base}/api/h`, {
+        headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7', forwarded: 'for=203.0.113.7' },
+      })
+    ).json();
+    expect(headers['x-forwarded-for']).toBe('6.6.6.6, 203.0.113.7, 127.0.0.1');
+    expect(headers.forwarded).toBe('for=203.0.113.7');
+    // the client as PHP sees it (nginx's $remote_addr after set_real_ip_from), not the balancer
+    expect(headers['x-real-ip']).toBe('203.0.113.7');
+    // and the WebSocket handshake the same
+    const ws = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }], null, {
+      trustedSubnets: ['127.0.0.0/8'],
+    });
+    const socket = createConnection(Number(new URL(ws.base).port), '127.0.0.1');
+    closers.push(async () => socket.destroy());
+    socket.write(
+      'GET /ws/trusted HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
+        'X-Forwarded-For: 203.0.113.8\r\nForwarded: for=203.0.113.8\r\n\r\n',
+    );
+    await upstream.webSocketOpened('/ws/trusted');
+    expect(upstream.webSocketHeaders[upstream.webSockets.indexOf('/ws/trusted')]).toMatchObject({
+      'x-forwarded-for': '203.0.113.8, 127.0.0.1',
+      forwarded: 'for=203.0.113.8',
+      'x-real-ip': '203.0.113.8',
+    });
   });
 
   it("preserve_host sends the client's Host, as nginx proxy_set_header Host $host; X-Forwarded-Host stays", async () => {
@@ -628,13 +675,17 @@ describe('proxy routes', () => {
     socket.write(
       'GET /ws/keyed HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
-        'X-Api-Key: k1\r\nAccept-Language: fr\r\nX_Real_IP: 6.6.6.6\r\nCookie: s=1\r\n\r\n',
+        'X-Api-Key: k1\r\nAccept-Language: fr\r\nX_Real_IP: 6.6.6.6\r\nCookie: s=1\r\n' +
+        'X-Forwarded-For: 6.6.6.6\r\nForwarded: for=6.6.6.6\r\n\r\n',
     );
     await upstream.webSocketOpened('/ws/keyed');
     const headers = upstream.webSocketHeaders[upstream.webSockets.indexOf('/ws/keyed')]!;
     // before: only Cookie, Authorization, Origin and User-Agent went through
     expect(headers).toMatchObject({ 'x-api-key': 'k1', 'accept-language': 'fr', cookie: 's=1' });
     expect(headers.x_real_ip).toBeUndefined();
+    // a client's forwarding claims do not reach the upstream
+    expect(headers).toMatchObject({ 'x-forwarded-for': '127.0.0.1', 'x-real-ip': '127.0.0.1' });
+    expect(headers.forwarded).toBeUndefined();
     // the client's own key: the upstream's accept is checked by the client, end to end
     expect(headers['sec-websocket-key']).toBe('dGhlIHNhbXBsZSBub25jZQ==');
     expect(headers).toMatchObject({ host: new URL(upstream.origin).host, 'x-forwarded-host': 'a.test' });

@@ -134,12 +134,14 @@ const direct = (proto: 'http' | 'https' = 'http'): ForwardedClient => ({
   remotePort: 40000,
   proto,
   host: null,
+  peerTrusted: true,
 });
 const from = (remoteAddr: string, extra: Partial<ForwardedClient> = {}): ForwardedClient => ({
   remoteAddr,
   remotePort: null,
   proto: 'http',
   host: null,
+  peerTrusted: true,
   ...extra,
 });
 
@@ -295,6 +297,7 @@ describe('resolveClient: spoofing attempts behind each proxy (table)', () => {
         remotePort: 50000,
         proto: 'http',
         host: null,
+        peerTrusted: false,
       });
     });
   }
@@ -400,6 +403,7 @@ describe('resolveClient: without trusted subnets or peer', () => {
       remotePort: 40000,
       proto: 'http',
       host: null,
+      peerTrusted: false,
     });
     expect(client('::1', { forwarded: 'for=6.6.6.6' }, 'https', null, 'forwarded')).toMatchObject({
       remoteAddr: '::1',
@@ -413,6 +417,7 @@ describe('resolveClient: without trusted subnets or peer', () => {
       remotePort: null,
       proto: 'http',
       host: null,
+      peerTrusted: false,
     });
     expect(client('', { 'x-forwarded-for': '6.6.6.6' }).remoteAddr).toBe('');
   });
@@ -452,9 +457,21 @@ describe('resolveClient behind fastify.inject (remoteAddress)', () => {
     await app.ready();
     const headers = { 'x-forwarded-for': '6.6.6.6, 198.51.100.20', 'x-forwarded-proto': 'https' };
     const viaProxy = await app.inject({ url: '/', headers, remoteAddress: '127.0.0.1' });
-    expect(viaProxy.json()).toEqual({ remoteAddr: '198.51.100.20', remotePort: null, proto: 'https', host: null });
+    expect(viaProxy.json()).toEqual({
+      remoteAddr: '198.51.100.20',
+      remotePort: null,
+      proto: 'https',
+      host: null,
+      peerTrusted: true,
+    });
     const direct = await app.inject({ url: '/', headers, remoteAddress: '203.0.113.50' });
-    expect(direct.json()).toEqual({ remoteAddr: '203.0.113.50', remotePort: null, proto: 'http', host: null });
+    expect(direct.json()).toEqual({
+      remoteAddr: '203.0.113.50',
+      remotePort: null,
+      proto: 'http',
+      host: null,
+      peerTrusted: false,
+    });
     await app.close();
   });
 });

@@ -43,6 +43,8 @@ export interface ClientInfo {
   remoteAddr: string;
   /** the client's port when known (the peer's, when the client is the peer), else null */
   remotePort: number | null;
+  /** the peer is a trusted proxy (trusted_subnets): its forwarding headers are believed and passed on */
+  peerTrusted: boolean;
   /** why the request is answered 400, or null */
   problem: string | null;
 }
@@ -197,6 +199,7 @@ function computeClientInfo(req: RawRequest, trusted: TrustedSubnets | null, head
     target,
     remoteAddr: forwarded.remoteAddr,
     remotePort: forwarded.remotePort,
+    peerTrusted: forwarded.peerTrusted,
     problem,
   };
 }

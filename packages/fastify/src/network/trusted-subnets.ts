@@ -53,6 +53,8 @@ export interface ForwardedClient {
   proto: 'http' | 'https';
   /** the forwarded host[:port] when a trusted proxy sent one (Forwarded host=); null: keep the request's own */
   host: string | null;
+  /** the peer is in trusted_subnets: the forwarding headers it sent are believed (and passed on) */
+  peerTrusted: boolean;
 }
 
 export interface TrustedSubnets {
@@ -104,12 +106,21 @@ export function resolveClient(
   headers: IncomingHttpHeaders,
   peerPort: number | null = null,
 ): ForwardedClient {
-  if (peer === undefined || peer === '') return { remoteAddr: '', remotePort: null, proto: scheme, host: null };
-  if (trusted === null) return { remoteAddr: stripMapped(peer), remotePort: peerPort, proto: scheme, host: null };
+  if (peer === undefined || peer === '')
+    return { remoteAddr: '', remotePort: null, proto: scheme, host: null, peerTrusted: false };
+  if (trusted === null)
+    return { remoteAddr: stripMapped(peer), remotePort: peerPort, proto: scheme, host: null, peerTrusted: false };
   const family = parseAddress(peer, PEER);
   const peerAddr = family === 4 ? formatIPv4(PEER[0]!) : peer;
-  const direct: ForwardedClient = { remoteAddr: peerAddr, remotePort: peerPort, proto: scheme, host: null };
+  const direct: ForwardedClient = {
+    remoteAddr: peerAddr,
+    remotePort: peerPort,
+    proto: scheme,
+    host: null,
+    peerTrusted: false,
+  };
   if (!isTrusted(trusted, family, PEER, peer)) return direct;
+  direct.peerTrusted = true;
 
   if (header === 'forwarded') return fromForwarded(trusted, headers, direct);
   const list = headerText(headers[header]);
