@@ -83,7 +83,48 @@ describe('access log: combined, to a file', () => {
     await next.body.dump();
     const fresh = await waitForFile(env.ACCESS_LOG, '/after-rotate');
     expect(fresh.trim().split('\n')).toHaveLength(1);
+
+    // a rotation that leaves no way to open the file again (its folder moved, a file in its
+    // place): before, SIGUSR1 ended the process and every site with it
+    const folder = join(dir, 'log');
+    await rename(folder, `${folder}.old`);
+    await writeFile(folder, 'in the way\n');
+    server.child.kill('SIGUSR1');
+    await server.waitFor(`SIGUSR1: cannot reopen ${env.ACCESS_LOG} (`);
+    expect(server.stderr).toContain('still writing to the file it had open');
+    const kept = await request(`${base}/kept-old-file`);
+    expect(kept.statusCode).toBe(200);
+    await kept.body.dump();
+    await waitForFile(join(`${folder}.old`, 'access.log'), '/kept-old-file');
+    // fixed, the next SIGUSR1 opens the new file
+    await rm(folder);
+    server.child.kill('SIGUSR1');
+    // stdout's second "reopened" (the first was the rotation above)
+    await server.waitFor(/SIGUSR1: reopened [^\n]*\n[\s\S]*SIGUSR1: reopened /);
+    await (await request(`${base}/after-fix`)).body.dump();
+    expect((await waitForFile(env.ACCESS_LOG, '/after-fix')).trim().split('\n')).toHaveLength(1);
     expect(server.stderr).not.toContain('Debugger listening');
+    expect((await server.stop()).code).toBe(0);
+  });
+
+  it('a log file that cannot be written (a full disk) is said once; the server boots and serves on', async () => {
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      FORMAT: 'combined',
+      // writes to /dev/full fail with ENOSPC, as on a full /var/log
+      ACCESS_LOG: '/dev/full',
+      ADMIN_SOCKET: join(dir, 'full.sock'),
+      FIXTURES,
+    };
+    const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log.yaml')], { env });
+    await server.ready();
+    for (const path of ['/one', '/two']) {
+      const res = await request(`http://127.0.0.1:${env.HTTP_PORT}${path}`);
+      expect(res.statusCode).toBe(200);
+      await res.body.dump();
+    }
+    await server.waitFor('warmpool: cannot write to /dev/full (ENOSPC)');
+    expect(server.stderr.split('cannot write to /dev/full')).toHaveLength(2);
     expect((await server.stop()).code).toBe(0);
   });
 });

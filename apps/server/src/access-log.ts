@@ -16,6 +16,7 @@
 // balancer); JSON has the peer too, as realip_remote_addr;
 // body_bytes_sent counts the body bytes written (after compression), 0 for HEAD, 204 and 304.
 // Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
+import { logFile, type Reopened, type ReopenableSink, reopenLogFile } from './log-sinks.js';
 import { tunnelledBytes } from './websocket-tunnel.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
@@ -61,8 +62,8 @@ export interface AccessRecord {
 
 export interface AccessLog {
   write(record: AccessRecord): void;
-  /** Reopens the file (SIGUSR1, after logrotate moved it); a no-op for stdout and stderr. */
-  reopen(): void;
+  /** Reopens the files (SIGUSR1, after logrotate moved them); one that cannot be opened stays the old one. */
+  reopen(): Reopened[];
   /** Closes the file. */
   close(): void;
   /** "combined → /var/log/warmpool/access.log" */
@@ -81,25 +82,18 @@ export function createAccessLog(options: AccessLogOptions, baseDir: string, stre
   const format = options.format === 'json' ? formatJson : formatCombined;
   const isFile = options.output !== 'stdout' && options.output !== 'stderr';
   const path = isFile ? resolve(baseDir, options.output) : options.output;
-  let sink: DestinationStream & { reopen?: () => void; end?: () => void };
+  let sink: DestinationStream & ReopenableSink & { end?: () => void };
   if (!isFile && streams[options.output as 'stdout' | 'stderr'] !== undefined)
-    sink = streams[options.output as 'stdout' | 'stderr']! as unknown as DestinationStream;
+    sink = streams[options.output as 'stdout' | 'stderr']! as unknown as typeof sink;
   // one write per line, as nginx's access_log without buffer=: no line is lost when the process
   // exits, and a rotated file gets no line after its reopen
-  else
-    sink = pino.destination({
-      dest: isFile ? path : options.output === 'stdout' ? 1 : 2,
-      mkdir: isFile,
-      append: true,
-      sync: true,
-    });
+  else if (isFile) sink = logFile(path);
+  else sink = pino.destination({ dest: options.output === 'stdout' ? 1 : 2, sync: true });
   return {
     write: (record) => {
       sink.write(format(record));
     },
-    reopen: () => {
-      if (isFile) sink.reopen?.();
-    },
+    reopen: () => (isFile ? [reopenLogFile(sink, path)] : []),
     close: () => {
       if (isFile) sink.end?.();
     },
@@ -135,9 +129,7 @@ export function createSiteAccessLogs(
   const all = [...(top === null ? [] : [top]), ...byOutput.values()];
   return {
     write: (record) => (bySite.get(record.site) ?? top)?.write(record),
-    reopen: () => {
-      for (const log of all) log.reopen();
-    },
+    reopen: () => all.flatMap((log) => log.reopen()),
     close: () => {
       for (const log of all) log.close();
     },

@@ -22,6 +22,7 @@
 //    "remoteAddr":"203.0.113.7","status":200,"durationMs":1.52,"bytes":1234,"msg":"GET /a?b=1 200"}
 // `bytes` is the Content-Length when the reply has one; `remoteAddr` is the socket peer (PHP's
 // REMOTE_ADDR honours trusted_subnets, the log does not: it shows who really connected).
+import { logFile, type Reopened, type ReopenableSink, reopenLogFile } from './log-sinks.js';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   pino,
@@ -49,8 +50,8 @@ export interface Loggers {
   describe(): string;
   /** applies new levels (SIGHUP); returns one line per change */
   applyLevels(logs: LogsConfig): string[];
-  /** reopens the files of logs.output (SIGUSR1, after logrotate); returns their paths */
-  reopen(): string[];
+  /** reopens the files of logs.output (SIGUSR1, after logrotate); a file that cannot be opened stays the old one */
+  reopen(): Reopened[];
   /** logs.encoding: json: lines in RoadRunner's zap shape, and an "http log" line per request */
   zap: boolean;
   /** one of the outputs is stdout */
@@ -84,7 +85,7 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
   const files = outputs.flatMap((output, i) =>
     output === 'stderr' || output === 'stdout'
       ? []
-      : [{ path: output, sink: destinations[i] as { reopen?: () => void } }],
+      : [{ path: output, sink: destinations[i] as unknown as ReopenableSink }],
   );
   const shaped = (stream: DestinationStream): DestinationStream =>
     format === 'zap' ? zapShaped(stream) : format === 'json' ? stream : reformat(stream, format);
@@ -125,11 +126,7 @@ export function createLoggers(logs: LogsConfig, options: LoggingOptions = {}): L
     zap: format === 'zap',
     toStdout: outputs.includes('stdout'),
     files: filesOnly,
-    reopen: () =>
-      files.map(({ path, sink }) => {
-        sink.reopen?.();
-        return path;
-      }),
+    reopen: () => files.map(({ path, sink }) => reopenLogFile(sink, path)),
     describe: () =>
       `${outputs.join(', ')} (${mode === 'off' ? 'off' : `${format === 'human' ? 'development' : format === 'raw' ? 'raw' : format === 'zap' ? "JSON in RoadRunner's shape" : 'JSON'}, level ${levelOf(logs, 'warmpool')}`})`,
     applyLevels(next) {
@@ -155,7 +152,7 @@ function levelOf(logs: LogsConfig, channel: Channel): LevelWithSilent {
 function destinationOf(output: string, options: LoggingOptions): DestinationStream {
   if (output === 'stderr') return options.stderr ?? pino.destination({ dest: 2, sync: true });
   if (output === 'stdout') return options.stdout ?? pino.destination({ dest: 1, sync: true });
-  return pino.destination({ dest: output, mkdir: true, append: true, sync: true });
+  return logFile(output);
 }
 
 /** A stream that rewrites pino's lines into RoadRunner's zap JSON shape (zap-log.ts). */

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rename, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -103,6 +103,34 @@ describe('access log file', () => {
     expect(rotated).toContain('"GET /before HTTP/1.1"');
     expect(rotated).toContain('"GET /still-old-file HTTP/1.1"');
     expect(current).toBe(formatCombined({ ...RECORD, uri: '/after' }));
+  });
+
+  it('a file it cannot open again is said, not thrown: lines go on to the old file, and a later reopen works', async () => {
+    const log = createAccessLog({ format: 'combined', output: 'logs/access.log' }, dir);
+    log.write({ ...RECORD, uri: '/before' });
+    // logrotate moved the folder, and a file now stands where it was (as root: no EACCES to make)
+    await rename(join(dir, 'logs'), join(dir, 'old-logs'));
+    await writeFile(join(dir, 'logs'), 'in the way');
+    const [failed] = log.reopen();
+    expect(failed).toMatchObject({
+      path: join(dir, 'logs', 'access.log'),
+      error: { code: expect.stringMatching(/^E/) },
+    });
+    log.write({ ...RECORD, uri: '/still-old-file' });
+    // fixed: the next SIGUSR1 opens the new file, and the old one is closed once
+    await rm(join(dir, 'logs'));
+    expect(log.reopen()).toEqual([{ path: join(dir, 'logs', 'access.log'), error: null }]);
+    log.write({ ...RECORD, uri: '/after' });
+    expect(log.reopen()).toEqual([{ path: join(dir, 'logs', 'access.log'), error: null }]);
+    log.write({ ...RECORD, uri: '/after-again' });
+    log.close();
+    const uris = async (file: string) =>
+      (await readFile(join(dir, file), 'utf8'))
+        .trim()
+        .split('\n')
+        .map((line) => line.split('"')[1]);
+    expect(await uris('old-logs/access.log')).toEqual(['GET /before HTTP/1.1', 'GET /still-old-file HTTP/1.1']);
+    expect(await uris('logs/access.log')).toEqual(['GET /after HTTP/1.1', 'GET /after-again HTTP/1.1']);
   });
 });
 

@@ -11,7 +11,7 @@
 //    binding it once: no worker boots for a server that cannot listen; under warmpool-swap the
 //    status listener first, the shared sockets once every site is ready); then ACME orders and
 //    renewals start; then the admin socket; then print where logs go.
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseDuration, type AnyPool } from '@warmpool/pool';
 import { readinessOf } from '@warmpool/fastify';
@@ -761,16 +761,15 @@ class ServerState {
 
   /** SIGUSR1: logrotate moved the log files away; write to new ones at the same paths. */
   #reopenLogs(): void {
-    const files = this.#options.loggers.reopen();
-    const access = this.#built.accessLog;
-    if (access !== null) {
-      access.reopen();
-      files.push(...access.outputs());
-    }
-    const reopened = files.filter((path) => path !== 'stdout' && path !== 'stderr');
-    this.#out.info(
-      reopened.length === 0 ? 'SIGUSR1: no log file to reopen' : `SIGUSR1: reopened ${reopened.join(', ')}`,
-    );
+    const files = [...this.#options.loggers.reopen(), ...(this.#built.accessLog?.reopen() ?? [])];
+    const reopened = files.filter((file) => file.error === null).map((file) => file.path);
+    if (files.length === 0) this.#out.info('SIGUSR1: no log file to reopen');
+    else if (reopened.length > 0) this.#out.info(`SIGUSR1: reopened ${reopened.join(', ')}`);
+    for (const { path, error } of files)
+      if (error !== null)
+        this.#out.error(
+          `SIGUSR1: cannot reopen ${path} (${(error as NodeJS.ErrnoException).code ?? error.message}): still writing to the file it had open (now renamed); let the server's user create files in ${dirname(path)} (logrotate: create with its owner), then send SIGUSR1 again`,
+        );
   }
 
   async #reset(): Promise<void> {
