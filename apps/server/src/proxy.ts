@@ -28,6 +28,7 @@ import {
   SERVER_INSTRUCTION_HEADERS,
   TransferEncodingError,
   whenAdmitted,
+  CONNECTION_HEADERS,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -566,14 +567,7 @@ function retryOnClosedConnection({
  * too: its trailers are not passed on, and Node refuses the header on a reply it cannot send chunked
  * (HTTP/1.0, HEAD, a Content-Length), throwing where no handler catches it: the process exited.
  */
-const UPSTREAM_HOP_HEADERS = [
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'transfer-encoding',
-  'upgrade',
-  'trailer',
-];
+const UPSTREAM_HOP_HEADERS = [...CONNECTION_HEADERS, 'trailer'];
 
 /**
  * The upstream's reply headers as the client gets them: no hop-by-hop ones, and a Location that

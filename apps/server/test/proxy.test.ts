@@ -511,6 +511,21 @@ describe('proxy routes', () => {
     const hidden = await request(`${plain}/api/handoff?to=/protected/report.txt`);
     expect(hidden.headers['x-accel-redirect']).toBeUndefined();
     await hidden.body.dump();
+    // the upstream's Keep-Alive (Node sends "timeout=5" on each reply) stays its own, not the
+    // file's; over HTTP/2, where Node throws on it, it ended the process
+    expect(res.headers['keep-alive']).toBeUndefined();
+    const { base: h2 } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
+      http2: true,
+      internalFiles: resolveInternalFiles({ root: dir, prefix: '/protected/' }),
+    });
+    const session = http2Connect(h2);
+    closers.push(async () => session.close());
+    const stream = session.request({ ':path': '/api/handoff?to=/protected/report.txt' });
+    const [head] = (await once(stream, 'response')) as [Record<string, unknown>];
+    let body = '';
+    stream.setEncoding('utf8');
+    for await (const chunk of stream) body += chunk;
+    expect([head[':status'], body, head['keep-alive']]).toEqual([200, 'PROTECTED REPORT\n', undefined]);
   });
 
   it('a target the proxy will not pass on ("//" after the prefix: another host for the upstream) is a plain-text 400, not JSON', async () => {

@@ -12,6 +12,7 @@ import {
   isUnbuffered,
 } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
+import { CONNECTION_HEADERS } from './connection-headers.js';
 import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
@@ -22,12 +23,18 @@ import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.
  * Hop-by-hop headers a backend may not set: Node frames the response itself. `Trailer` too: no
  * trailers follow a backend's body, and Node refuses it on a response that is not chunked.
  */
-const HOP_BY_HOP = new Set(['transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'trailer']);
+const HOP_BY_HOP = new Set([...CONNECTION_HEADERS, 'trailer']);
 
-/** 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them. */
+/**
+ * 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them; none of
+ * the connection's (HTTP/2 refused the hint: the request became a 500) nor a body's framing.
+ */
 export function hintHeaders(headers: HeaderMap): Record<string, string[]> {
   const out: Record<string, string[]> = Object.create(null);
-  for (const name in headers) out[name.toLowerCase()] = headers[name]!.map(headerWireValue);
+  for (const name in headers) {
+    const lower = name.toLowerCase();
+    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length') out[lower] = headers[name]!.map(headerWireValue);
+  }
   return out;
 }
 
