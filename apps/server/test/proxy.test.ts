@@ -562,6 +562,15 @@ describe('proxy routes', () => {
     // before: 200 from the upstream, the deny rule met only by PHP's paths
     const denied = await request(`${base}/sec/x`);
     expect([denied.statusCode, await denied.body.text()]).toEqual([403, 'Forbidden\n']);
+    // "/sec\x" is /sec/x to the proxy's URL parser: to the rules too (it reached the upstream)
+    const socket = createConnection(Number(new URL(base).port), '127.0.0.1');
+    closers.push(async () => socket.destroy());
+    socket.write('GET /sec\\x HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+    let raw = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (raw += chunk));
+    await once(socket, 'close');
+    expect(raw.split('\r\n')[0]).toBe('HTTP/1.1 403 Forbidden');
     expect((await request(`${base}/lim/a`)).statusCode).toBe(200);
     const limited = await request(`${base}/lim/a`);
     expect(limited.statusCode).toBe(429);

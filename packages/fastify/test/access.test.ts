@@ -121,6 +121,10 @@ describe('requestPath', () => {
     ['/metrics%2Fsecret', '/metrics/secret'],
     ['/caf%C3%A9', '/café'],
     ['/bad%zz/%6d', '/bad%zz/m'],
+    // a backslash is a slash, as the proxy's URL parser reads it
+    ['/metrics\\x', '/metrics/x'],
+    ['/metrics%5Cx', '/metrics/x'],
+    ['/a\\..\\metrics', '/metrics'],
     ['/', '/'],
     ['/a/b', '/a/b'],
   ])('%j → %j', (url, path) => {

@@ -151,8 +151,10 @@ export function accessEntryProblem(entry: unknown): string | null {
 
 /**
  * The path an access rule sees: query and fragment dropped, percent-decoded once (as PHP's router
- * and Fastify's see it; malformed escapes stay as they are), duplicate slashes collapsed and dot
- * segments resolved, so `/%6detrics`, `//metrics` and `/x/../metrics` all meet the `/metrics` rule.
+ * and Fastify's see it; malformed escapes stay as they are), a backslash read as a slash (as the
+ * proxy's URL parser reads it: `/private\x` reached an upstream as /private/x past the /private
+ * rules), duplicate slashes collapsed and dot segments resolved, so `/%6detrics`, `//metrics`,
+ * `/x/../metrics` and `\metrics` all meet the `/metrics` rule.
  */
 export function requestPath(url: string): string {
   let end = url.length;
@@ -162,6 +164,7 @@ export function requestPath(url: string): string {
   if (h >= 0 && h < end) end = h;
   let path = end === url.length ? url : url.slice(0, end);
   if (path.indexOf('%') >= 0) path = decodePath(path);
+  if (path.indexOf('\\') >= 0) path = path.replaceAll('\\', '/');
   // fast path: nothing to normalize
   if (path.indexOf('//') < 0 && path.indexOf('/.') < 0 && path.charCodeAt(0) === 47) return path;
   const out: string[] = [];
