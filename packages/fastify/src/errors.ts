@@ -186,6 +186,23 @@ export class PoolUnreachableError extends WarmpoolError<'WP_FASTIFY_POOL_UNREACH
   }
 }
 
+/**
+ * A request body could not be written to its temp file in http.uploads.dir (a full disk: ENOSPC):
+ * the server's failure, not the client's (a 400 before, which no 5xx alert saw), answered 500 and
+ * logged at error, as nginx's "pwrite() failed (28: No space left on device)".
+ */
+export class SpoolFailedError extends WarmpoolError<'WP_FASTIFY_SPOOL_FAILED'> {
+  readonly statusCode = 500;
+  constructor(dir: string, cause: unknown) {
+    const reason = (cause as NodeJS.ErrnoException).code ?? String((cause as Error).message ?? cause);
+    super(
+      'WP_FASTIFY_SPOOL_FAILED',
+      `cannot write a request body to ${dir} (${reason}): free space there, or point uploads.dir (http.uploads.dir) at a larger disk`,
+      { cause, details: { dir, reason } },
+    );
+  }
+}
+
 export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_INVALID_OPTION',
   'WP_FASTIFY_BAD_FORM',
@@ -201,4 +218,5 @@ export const FASTIFY_ERROR_CODES = [
   'WP_FASTIFY_ROUTE_TAKEN',
   'WP_FASTIFY_ALREADY_REGISTERED',
   'WP_FASTIFY_POOL_UNREACHABLE',
+  'WP_FASTIFY_SPOOL_FAILED',
 ] as const;

@@ -478,6 +478,25 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     }
   });
 
+  it("a body that cannot be spooled (uploads.dir full or gone) is the server's 500, logged, not the client's 400", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-spool-gone-'));
+    const lines: string[] = [];
+    const app = Fastify({ logger: { stream: { write: (line: string) => lines.push(line) } } });
+    apps.push(app);
+    await app.register(warmpool, { fastcgi: { root: ROOT }, pool: { num_workers: 1 }, uploads: { dir } });
+    await app.ready();
+    // (ENOSPC, a full disk, comes the same way as this ENOENT: the temp file's open or write fails)
+    rmSync(dir, { recursive: true, force: true });
+    const res = await app.inject({ method: 'POST', url: '/echo', payload: Buffer.alloc(200_000, 1) });
+    expect(res.statusCode).toBe(500);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.body).toMatch(/^Internal Server Error/);
+    const logged = lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((l) => l.level >= 50);
+    expect(logged.map((l) => l.msg)).toEqual([
+      `cannot write a request body to ${dir} (ENOENT): free space there, or point uploads.dir (http.uploads.dir) at a larger disk`,
+    ]);
+  });
+
   it('request_buffering: false: a client that leaves in the middle of its upload frees the php-cgi process', async () => {
     const one = await classicApp({}, { request_buffering: false });
     await one.listen({ port: 0, host: '127.0.0.1' });

@@ -29,6 +29,7 @@ describe('WP_FASTIFY_* error codes', () => {
       new errors.RouteTakenError('GET /'),
       new errors.AlreadyRegisteredError(),
       new errors.PoolUnreachableError('"php a.php"', '', null),
+      new errors.SpoolFailedError('/tmp', Object.assign(new Error('no space'), { code: 'ENOSPC' })),
     ].map((e) => e.code);
     expect(made.sort()).toEqual([...codes].sort());
   });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { type FileHandle, open, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { SpoolFailedError } from '../errors.js';
 import { bodyTooLarge } from '../limits.js';
 
 /** A body up to this size is kept in memory (nginx's client_body_buffer_size is 8-16 KB). */
@@ -60,11 +61,15 @@ export function spoolRequestBody(payload: Readable, limit: number, dir: string):
       }
       payload.pause();
       writing = writing.then(async () => {
-        if (file === null) {
-          file = await openUnlinked(dir);
-          for (const held of chunks.splice(0)) await writeAll(file, held);
+        try {
+          if (file === null) {
+            file = await openUnlinked(dir);
+            for (const held of chunks.splice(0)) await writeAll(file, held);
+          }
+          await writeAll(file, chunk);
+        } catch (error) {
+          throw new SpoolFailedError(dir, error);
         }
-        await writeAll(file, chunk);
         if (!settled) payload.resume();
       });
       writing.catch(fail);
