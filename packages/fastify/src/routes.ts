@@ -171,6 +171,7 @@ export async function registerRoutes(
   // refusals under overload: one summary line per 10 s, not one per request
   const overloadLog = new OverloadLog();
   const downLog = new WorkersDownLog();
+  const fpmDownLog = new WorkersDownLog('php-fpm does not answer (fastcgi.pass)');
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> => {
     const client = request.warmpoolClient ?? clientInfoOf(request.raw);
     // classic mode: decided before the body was read (decideScript), never by PHP
@@ -225,7 +226,7 @@ export async function registerRoutes(
       if (signal.aborted) return sendClientGone(reply);
       // a 502 of a worker the drain killed closes its connection too, or the server's close waits for it
       if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
-      return sendError(request, reply, error, options.debug, overloadLog, downLog);
+      return sendError(request, reply, error, options.debug, overloadLog, downLog, fpmDownLog);
     }
     const streamed = response.body instanceof Readable ? response.body : null;
     if (releaseUploads !== null) {
@@ -390,6 +391,7 @@ function sendError(
   debug: boolean,
   overloadLog: OverloadLog,
   downLog: WorkersDownLog,
+  fpmDownLog: WorkersDownLog,
 ): FastifyReply {
   const { status, retryAfter, overloaded } = statusOf(error);
   const err = error as Error & { code?: string; details?: { pid?: number } };
@@ -403,6 +405,7 @@ function sendError(
   };
   if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message, error);
   else if (err.code === 'WP_POOL_WORKERS_DOWN') downLog.failed(request.log, err.message, which, error);
+  else if (err.code === 'WP_FASTCGI_CONNECT_FAILED') fpmDownLog.failed(request.log, err.message, which, error);
   else
     request.log.error(
       { err: loggedError(error), workerPid: err.details?.pid, status, ...which },

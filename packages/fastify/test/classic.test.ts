@@ -478,6 +478,25 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     }
   });
 
+  it('php-fpm down (fastcgi.pass): each request a 502, the log one line with their count, not one each', async () => {
+    const lines: string[] = [];
+    const app = Fastify({ logger: { stream: { write: (line: string) => lines.push(line) } } });
+    apps.push(app);
+    // a socket nobody listens on: php-fpm stopped, or restarting
+    await app.register(warmpool, {
+      fastcgi: { root: ROOT, pass: `unix:${join(tmpdir(), `wp-no-fpm-${process.pid}.sock`)}` },
+    });
+    await app.ready();
+    for (let i = 0; i < 5; i++) expect((await app.inject('/info.php')).statusCode).toBe(502);
+    const errors = lines.map((line) => JSON.parse(line) as { level: number; msg: string }).filter((l) => l.level >= 50);
+    // the first of a quiet spell at once; the next ones counted into a line at most every 10 s
+    expect(errors.map((l) => l.msg)).toEqual([
+      expect.stringMatching(
+        /^php-fpm does not answer \(fastcgi\.pass\): failed 1 request\(s\) with 502 since the last such line/,
+      ),
+    ]);
+  });
+
   it("a body that cannot be spooled (uploads.dir full or gone) is the server's 500, logged, not the client's 400", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wp-spool-gone-'));
     const lines: string[] = [];

@@ -41,15 +41,22 @@ export class OverloadLog {
 
 /**
  * Requests failed at once because no worker runs and none can boot (WP_POOL_WORKERS_DOWN: a broken
- * deploy, a database gone at boot). Each had its own ERROR line repeating the boot error: 20,823
- * lines (11.8 MB) in 2 s of load (a pool probe). The boot failure itself is logged by the pool, at
- * each retry; the requests it fails are one line at most every 10 s, with their count.
+ * deploy, a database gone at boot), or because fastcgi.pass's php-fpm does not take connections
+ * (WP_FASTCGI_CONNECT_FAILED: stopped, restarting). Each had its own ERROR line repeating the
+ * error and its stack: 20,823 lines (11.8 MB) in 2 s of load (a pool probe); 141 lines of 1.1 KB
+ * in 10 s of a php-fpm restart at 10 requests a second (a day-2 probe). The boot failure itself is
+ * logged by the pool, at each retry; the requests it fails are one line at most every 10 s, with
+ * their count.
  */
 export class WorkersDownLog {
   readonly #lines: ThrottledCount;
   #last: { log: FastifyBaseLogger; message: string; fields: Record<string, unknown>; error: unknown } | null = null;
 
-  constructor(everyMs?: number) {
+  /** `what`: the line's subject; `everyMs`: ThrottledCount's period (10 s) unless given */
+  constructor(
+    private readonly what = 'PHP workers are down',
+    everyMs?: number,
+  ) {
     this.#lines = new ThrottledCount((total) => this.#write(total), everyMs);
   }
 
@@ -68,7 +75,7 @@ export class WorkersDownLog {
         failed: total,
         err: error === undefined ? { code: 'WP_POOL_WORKERS_DOWN', message } : loggedError(error),
       },
-      `PHP workers are down: failed ${total} request(s) with 502 since the last such line (${message})`,
+      `${this.what}: failed ${total} request(s) with 502 since the last such line (${message})`,
     );
     this.#last = null;
   }
