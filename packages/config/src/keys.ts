@@ -777,8 +777,12 @@ const TOP: Entry[] = [
   ),
   wp('sites[].redirect.to', 'string', 'the address: scheme, host, and a path prefix if any ("https://example.com")', {
     required: true,
-    pattern: /^https?:\/\/[^\s/?#@]+(\/[^\s?#]*)?$/i,
-    hint: 'an absolute http(s) address such as "https://example.com" (a path prefix allowed; no query, fragment or user)',
+    // no {…} or $…: Caddy's {uri} and nginx's $request_uri were kept as text in every Location
+    pattern: /^https?:\/\/[^\s/?#@{}$]+(\/[^\s?#{}$]*)?$/i,
+    hint: 'an absolute http(s) address such as "https://example.com" (a path prefix allowed; no query, fragment or user; the path and query asked for are added by themselves: no {uri} or $request_uri)',
+    // nginx's and Caddy's spellings of what is added by itself: refused by the pattern, with its
+    // hint, rather than warned of as a ${VAR} to write
+    ownVariables: ['request_uri', 'uri', 'args', 'query_string', 'is_args', 'host', 'server_name', 'scheme'],
   }),
   wp('sites[].redirect.status', 'integer', '301, 302, 303, 307 or 308', { min: 301, max: 308, default: 301 }),
   wp(
@@ -797,8 +801,9 @@ const TOP: Entry[] = [
   }),
   wp('proxy[].upstream', 'string', 'the server to pass to, e.g. "http://127.0.0.1:9000"', {
     required: true,
-    pattern: /^https?:\/\/[^\s/?#]+(\/\S*)?$/,
-    hint: 'an http:// or https:// URL, e.g. "http://127.0.0.1:9000"',
+    pattern: /^https?:\/\/[^\s/?#{}$]+(\/[^\s{}$]*)?$/,
+    hint: 'an http:// or https:// URL, e.g. "http://127.0.0.1:9000" (the path asked for is added by itself: no {uri} or $request_uri)',
+    ownVariables: ['request_uri', 'uri', 'args', 'query_string', 'is_args', 'host', 'server_name', 'scheme'],
   }),
   wp('proxy[].websocket', 'boolean', 'also proxy WebSocket upgrades', { default: false }),
   wp(

@@ -485,8 +485,14 @@ sites:
         'sites[0].proxy: sites[0].redirect sends every request of this site elsewhere: it serves nothing else; remove one of the two',
       ]);
       expect(site('    redirect: { to: "b.test/x?y=1" }\n')).toEqual([
-        'sites[0].redirect.to: must be an absolute http(s) address such as "https://example.com" (a path prefix allowed; no query, fragment or user), got "b.test/x?y=1"',
+        'sites[0].redirect.to: must be an absolute http(s) address such as "https://example.com" (a path prefix allowed; no query, fragment or user; the path and query asked for are added by themselves: no {uri} or $request_uri), got "b.test/x?y=1"',
       ]);
+      // Caddy's {uri} and nginx's $request_uri: refused (they went into every Location as text),
+      // not taken for a ${VAR} the config should have used
+      for (const to of ['https://b.test{uri}', 'https://b.test$request_uri', 'https://b.test/new{path}'])
+        expect(site(`    redirect: { to: "${to}" }\n`)).toEqual([
+          expect.stringMatching(/^sites\[0\]\.redirect\.to: must be .*no \{uri\} or \$request_uri\), got /),
+        ]);
       expect(site('    redirect: { to: "https://b.test", status: 304 }\n')).toEqual([
         "sites[0].redirect.status: must be 301, 302, 303, 307 or 308 (a redirect's statuses), got 304",
       ]);
