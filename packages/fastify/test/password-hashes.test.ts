@@ -123,6 +123,14 @@ describe('password hashes of htpasswd files', () => {
     expect([71, 72, 73].map((n) => verify(parsed(text), 'x'.repeat(n)))).toEqual([false, true, true]);
   });
 
+  it("bcrypt base64-encoded, as Caddy's basicauth took it (JDJh…)", () => {
+    const text = execFileSync('htpasswd', ['-nbB', '-C', '4', 'u', 'caddy pw']).toString().trim().slice(2);
+    const encoded = Buffer.from(text).toString('base64');
+    expect(encoded).toMatch(/^JDJ5JDA0/);
+    expect(verify(parsed(encoded), 'caddy pw')).toBe(true);
+    expect(verify(parsed(encoded), 'caddy pw?')).toBe(false);
+  });
+
   it('refuses $2x$ bcrypt, a cost over 14, a malformed bcrypt and DES crypt, saying how to make a line it reads', () => {
     expect(parsePasswordHash('$2x$05$abcdefghijklmnopqrstuuikCxxInvs7uiEdDB6DodlywGDFqetIS')).toEqual({
       problem: expect.stringContaining('htpasswd -B'),

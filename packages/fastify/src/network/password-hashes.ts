@@ -74,6 +74,11 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
     const expected = Buffer.from(text.slice(7));
     return immediate((password) => equal(password, expected));
   }
+  // Caddy's basicauth took bcrypt base64-encoded ("JDJhJDE0…", what hash-password printed before 2.8)
+  if (text.startsWith('JDJ')) {
+    const decoded = Buffer.from(text, 'base64').toString('latin1');
+    if (decoded.startsWith('$2')) return parsePasswordHash(decoded);
+  }
   return {
     problem:
       'not a hash warmpool reads ($apr1$, $1$, $5$, $6$, $2y$, {SHA}, {SSHA}, {PLAIN}; DES crypt is not): make the line with `openssl passwd -6`',
