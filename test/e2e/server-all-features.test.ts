@@ -672,6 +672,17 @@ describe('all features: sites of no PHP', () => {
     expect(reset.stderr).toContain('site docs.test runs no PHP (static files and proxy routes only)');
   });
 
+  it('docs.test http.static.try_files: /guide is guide.html (clean URLs); what is no file stays 404', async () => {
+    writeFileSync(join(setup.env.STATE_DIR!, 'docs', 'guide.html'), '<h1>GUIDE</h1>\n');
+    for (const path of ['/guide', '/guide.html', '/guide?v=1']) {
+      const res = await get(path, { host: 'docs.test', agent: h2 });
+      expect({ path, status: res.status, text: res.text }).toEqual({ path, status: 200, text: '<h1>GUIDE</h1>\n' });
+      expect(res.headers['content-type']).toMatch(/^text\/html/);
+    }
+    for (const path of ['/guide/', '/guides', '/info'])
+      expect((await get(path, { host: 'docs.test' })).status).toBe(404);
+  });
+
   it('docs.test http.static.hot_cache (revalidate 0s): a file replaced while serving is sent new at once', async () => {
     const file = join(setup.env.STATE_DIR!, 'docs', 'deploy.txt');
     writeFileSync(file, 'release 1\n');

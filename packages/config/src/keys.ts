@@ -460,6 +460,12 @@ const TOP: Entry[] = [
     { default: '1s' },
   ),
   wp(
+    'http.static.try_files',
+    'string[]',
+    'a site of no PHP: nginx\'s try_files, "$uri", then "$uri/" and "$uri.html" in order, then the fallback: a file ("/index.html": a single-page app) or "=404"',
+    { default: '["$uri", "$uri/", "=404"]', ownVariables: ['uri'] },
+  ),
+  wp(
     'http.static.link_targets',
     'string[]',
     "folders outside the root that a symlink under it may lead to (relative ones resolve as dir does); no link out of the root is followed otherwise. Debian links its packaged apps' JavaScript and CSS into /usr/share/javascript",

@@ -607,6 +607,7 @@ function buildSite(
                 : { revalidate_ms: parseDuration(h.revalidate, `${sitePath}http.static.hot_cache.revalidate`) }),
             };
     }
+    if (s.try_files !== undefined) staticOptions.try_files = s.try_files;
     plugin.static = staticOptions;
     // said only where the site sets it itself (a worker site's inherited dir is not a mistake here)
     if (fastcgi !== null && s.dir !== undefined && loaded.positionOf(`${sitePath}http.static.dir`) !== null)

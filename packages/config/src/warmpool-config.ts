@@ -89,6 +89,7 @@ export interface StaticConfig {
   cache_control?: Record<string, string>;
   link_targets?: string[];
   hot_cache?: { enabled?: boolean; max_bytes?: number; max_file_bytes?: number; revalidate?: string };
+  try_files?: string[];
 }
 
 /** `http.headers.cors`. */

@@ -257,6 +257,7 @@ export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
     }
   };
   check(() => phpOf(options));
+  check(() => tryFilesWithoutPhp(options));
   let classicCommand: string | readonly string[] | null = null;
   if (options.fastcgi !== undefined) {
     // classic mode: root, pass, try_files, ... and the static layer over the document root
@@ -289,6 +290,21 @@ function uploadOwner(pool: ResolvedPoolOptions | null): { uid: number; gid: numb
   return { uid: pool.uid ?? process.getuid?.() ?? 0, gid: pool.gid ?? process.getgid?.() ?? 0 };
 }
 
+/**
+ * static.try_files is a site of no PHP's: where PHP runs, every path that is no file is PHP's
+ * (a classic site tries its files with fastcgi.try_files).
+ */
+function tryFilesWithoutPhp(options: WarmpoolOptions): void {
+  const tryFiles = (options.static as { try_files?: unknown } | undefined)?.try_files;
+  if (tryFiles === undefined || (options as { php?: unknown }).php === false) return;
+  throw new InvalidOptionError(
+    'static.try_files',
+    options.fastcgi !== undefined
+      ? 'is for a site of no PHP: a classic site tries its files with fastcgi.try_files'
+      : 'is for a site of no PHP: here every path that is no file goes to PHP, which is the fallback',
+  );
+}
+
 /** `php`: true (the default) or false; false with a command, a fastcgi section or pool options is refused. */
 function phpOf(options: WarmpoolOptions): boolean {
   const php = (options as { php?: unknown }).php;
@@ -309,6 +325,7 @@ export function resolveOptions(options: WarmpoolOptions, fallbackLogger: Logger)
     if (!KNOWN.has(key)) throw new InvalidOptionError(key, `is not an option; known options: ${[...KNOWN].join(', ')}`);
   }
   const php = phpOf(options);
+  tryFilesWithoutPhp(options);
   if (php && options.command === undefined && options.fastcgi === undefined)
     throw new InvalidOptionError(
       'command',

@@ -29,7 +29,8 @@ import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import { type Admission, whenAdmitted } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
-import { registerStatic, type StaticHandler } from './static/static.js';
+import { registerStatic, type StaticHandler, type StaticTryFiles } from './static/static.js';
+import { decodeRequestPath } from './static/file-policy.js';
 import { statusOf } from './http/status.js';
 import { loggedError, OverloadLog, WorkersDownLog } from './http/overload-log.js';
 import { pipelinedTurn } from './http/pipelined-turn.js';
@@ -94,7 +95,8 @@ export async function registerRoutes(
   const staticLayer = options.static === null ? null : await registerStatic(app, options.static);
   if (exchange === null) {
     addRequestMethods(app);
-    if (takesCatchAll) registerCatchAll(app, staticOnly(staticLayer), catchAll, filesAreRead);
+    if (takesCatchAll)
+      registerCatchAll(app, staticOnly(staticLayer, options.static?.tryFiles ?? null), catchAll, filesAreRead);
     return;
   }
   // classic mode: the script resolver decides (static files included); worker mode: try_files to PHP
@@ -258,11 +260,24 @@ export async function registerRoutes(
 const CATCH_ALL_URLS = ['/', '/*'] as const;
 
 /** A site of no PHP: its static files, and 404 for every other path (nginx's try_files $uri $uri/ =404). */
-function staticOnly(staticLayer: StaticHandler | null): RouteHandlerMethod {
+function staticOnly(staticLayer: StaticHandler | null, tryFiles: StaticTryFiles | null): RouteHandlerMethod {
   return async (request, reply) => {
-    if (staticLayer !== null && (await staticLayer(request, reply))) return reply;
-    return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
+    if (staticLayer === null) return notFound(reply);
+    // "$uri" and "$uri/": the file, or a folder's index
+    if (await staticLayer(request, reply)) return reply;
+    if (tryFiles === null) return notFound(reply);
+    // then "$uri.html" (clean URLs), then the fallback file (a single-page app's /index.html)
+    const path = decodeRequestPath(request.url);
+    if (path !== null && !path.endsWith('/'))
+      for (const suffix of tryFiles.suffixes)
+        if (await staticLayer.sendPath(request, reply, `${path}${suffix}`)) return reply;
+    if (tryFiles.fallback !== null && (await staticLayer.sendPath(request, reply, tryFiles.fallback))) return reply;
+    return notFound(reply);
   };
+}
+
+function notFound(reply: FastifyReply): FastifyReply {
+  return reply.code(404).type('text/plain; charset=utf-8').send('Not Found\n');
 }
 
 /** A site of no PHP takes GET and HEAD; another method gets 405 before its body is read (nginx's for a file). */

@@ -140,6 +140,63 @@ describe('plugin: php: false with no static files', () => {
   });
 });
 
+describe('plugin: php: false with static.try_files', () => {
+  it('a single-page app: a file, a folder\'s index, else /index.html; "$uri.html" first for clean URLs', async () => {
+    const spa = join(site, 'spa');
+    mkdirSync(join(spa, 'assets'), { recursive: true });
+    writeFileSync(join(spa, 'index.html'), '<h1>APP</h1>\n');
+    writeFileSync(join(spa, 'about.html'), '<h1>ABOUT</h1>\n');
+    writeFileSync(join(spa, 'assets', 'app.js'), 'js\n');
+    writeFileSync(join(spa, 'secret.php'), '<?php // SPA-SOURCE');
+    writeFileSync(join(spa, '.env'), 'SPA-ENV');
+    const { app, url } = await listen({
+      php: false,
+      static: { dir: spa, try_files: ['$uri', '$uri.html', '$uri/', '/index.html'] },
+    });
+    try {
+      for (const [path, body] of [
+        ['/', '<h1>APP</h1>\n'],
+        ['/assets/app.js', 'js\n'],
+        ['/about', '<h1>ABOUT</h1>\n'],
+        ['/users/42?tab=1', '<h1>APP</h1>\n'],
+        ['/assets/gone.js', '<h1>APP</h1>\n'],
+        // never a source or a dotfile: the app's page instead, as for any other missing name
+        ['/secret.php', '<h1>APP</h1>\n'],
+        ['/.env', '<h1>APP</h1>\n'],
+      ]) {
+        const res = await request(`${url}${path}`);
+        expect({ path, status: res.statusCode, body: await res.body.text() }).toEqual({ path, status: 200, body });
+      }
+      const post = await request(`${url}/users/42`, { method: 'POST', body: 'x' });
+      expect(post.statusCode).toBe(405);
+      await post.body.dump();
+    } finally {
+      await app.close();
+    }
+  });
+
+  it('refuses try_files where PHP runs, or a step it cannot take, naming the key', () => {
+    const cases: [WarmpoolOptions, RegExp][] = [
+      [
+        { command: 'php w.php', static: { dir: pub, try_files: ['$uri', '/index.html'] } },
+        /goes to PHP, which is the fallback/,
+      ],
+      [{ fastcgi: { root: pub }, static: { try_files: ['$uri', '=404'] } }, /fastcgi\.try_files/],
+      [{ php: false, static: { dir: pub, try_files: ['/index.html'] } }, /must start with "\$uri"/],
+      [{ php: false, static: { dir: pub, try_files: ['$uri', '/index.php'] } }, /not a file the static layer may send/],
+      [{ php: false, static: { dir: pub, try_files: ['$uri', '$uri.php', '=404'] } }, /\.php files are never served/],
+      [{ php: false, static: { dir: pub, try_files: ['$uri', '=404', '$uri/'] } }, /"=404" is not a step/],
+    ];
+    for (const [options, reason] of cases) {
+      const problems = checkOptions(options);
+      expect(problems.map((p) => [p.details.key, p.details.reason])).toContainEqual([
+        'static.try_files',
+        expect.stringMatching(reason),
+      ]);
+    }
+  });
+});
+
 describe('plugin: php option checks', () => {
   it('refuses php: false beside a command, a fastcgi section or pool options, naming the key', async () => {
     const cases: [Record<string, unknown>, string][] = [

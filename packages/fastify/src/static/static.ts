@@ -70,6 +70,12 @@ export interface StaticOptions {
    */
   hot_cache?: HotCacheOption | false;
   /**
+   * nginx's try_files for a site of no PHP (a single-page app, clean URLs): "$uri" first, then
+   * "$uri/" and "$uri.html" (any "$uri" + extension) in order, then the fallback: a file
+   * ("/index.html"), or "=404" (the default). Refused where PHP runs: PHP is the fallback there.
+   */
+  try_files?: string[];
+  /**
    * Folders outside the root that a symlink under it may lead to (absolute, or relative to
    * process.cwd()). By default a link out of the root is not followed. Debian's packaged apps link
    * files out of their folder: phpMyAdmin its jQuery and WordPress its Underscore.js into
@@ -138,10 +144,18 @@ export interface ResolvedStaticOptions {
   cacheControlDefault: string | null;
   /** null: off */
   hotCache: HotCacheOptions | null;
+  /** static.try_files: the extensions tried after the path itself, then the fallback file; null: none set */
+  tryFiles: StaticTryFiles | null;
   /** real paths of the folders outside the roots that a symlink may lead to */
   linkTargets: readonly string[];
   /** says which links out of the root were not followed (classic mode's resolver shares it) */
   linkWarnings: LinkOutWarnings;
+}
+
+/** static.try_files read: "$uri.html" as ".html", the fallback as a path under the root or null (=404). */
+export interface StaticTryFiles {
+  suffixes: readonly string[];
+  fallback: string | null;
 }
 
 /**
@@ -172,6 +186,7 @@ const KNOWN = [
   'precompressed',
   'cache_control',
   'hot_cache',
+  'try_files',
   'link_targets',
 ];
 const HOT_CACHE_KNOWN = ['max_bytes', 'max_file_bytes', 'revalidate_ms'];
@@ -276,9 +291,45 @@ export function resolveStaticOptions(raw: StaticOptions | undefined): ResolvedSt
     cacheControl,
     cacheControlDefault,
     hotCache: resolveHotCache(raw.hot_cache),
+    tryFiles: resolveTryFiles(raw.try_files, policy),
     linkTargets: resolveLinkTargets(raw.link_targets),
     linkWarnings: new LinkOutWarnings(),
   };
+}
+
+function resolveTryFiles(raw: unknown, policy: FilePolicy): StaticTryFiles | null {
+  if (raw === undefined) return null;
+  const key = 'static.try_files';
+  const example = 'e.g. ["$uri", "$uri/", "/index.html"] (a single-page app) or ["$uri", "$uri.html", "$uri/", "=404"]';
+  if (!Array.isArray(raw) || raw.length === 0 || raw.some((item) => typeof item !== 'string'))
+    throw new InvalidOptionError(key, `must be a list of steps, ${example}`);
+  const items = raw as string[];
+  if (items[0] !== '$uri') throw new InvalidOptionError(key, `must start with "$uri" (the file asked for), ${example}`);
+  const suffixes: string[] = [];
+  let fallback: string | null = null;
+  for (const [i, item] of items.entries()) {
+    const last = i === items.length - 1;
+    if (item === '$uri' || item === '$uri/') continue;
+    const suffix = /^\$uri(\.[A-Za-z0-9]+)$/.exec(item)?.[1];
+    if (suffix !== undefined) {
+      if (checkPath(policy, `/x${suffix}`).kind !== 'file')
+        throw new InvalidOptionError(key, `"${item}": ${suffix} files are never served (static.forbid or allow)`);
+      suffixes.push(suffix);
+    } else if (last && item === '=404') fallback = null;
+    else if (last && item.startsWith('/')) {
+      if (checkPath(policy, item).kind !== 'file')
+        throw new InvalidOptionError(
+          key,
+          `"${item}" is not a file the static layer may send (a folder, a dotfile, static.forbid or allow)`,
+        );
+      fallback = item;
+    } else
+      throw new InvalidOptionError(
+        key,
+        `"${item}" is not a step: "$uri", "$uri/", "$uri.html" (any extension), and last a file ("/index.html") or "=404"; ${example}`,
+      );
+  }
+  return { suffixes, fallback };
 }
 
 function resolveLinkTargets(raw: unknown): string[] {
