@@ -386,6 +386,17 @@ describe('all features: static files, headers, CORS, compression', () => {
     expect([top.status, top.text, top.headers['x-served-by']]).toEqual([200, 'hello static\n', 'warmpool']);
   });
 
+  it("http.headers.hide: X-Powered-By leaves neither PHP's answer nor a proxied one", async () => {
+    const php = await get('/who?cc=no-store&header=X-Powered-By:PHP/8.2', { host: 'elsewhere.test', agent: h2 });
+    expect([php.status, php.headers['x-powered-by'], php.headers['x-served-by']]).toEqual([200, undefined, 'warmpool']);
+    const proxied = await get('/api/hidden', { host: 'elsewhere.test' });
+    expect([proxied.status, proxied.headers['x-upstream'], proxied.headers['x-powered-by']]).toEqual([
+      200,
+      'yes',
+      undefined,
+    ]);
+  });
+
   it('a custom http.static.forbid adds to the default list: a script source in the root still goes to PHP', async () => {
     for (const path of ['/config.php', '/export.csv']) {
       const res = await get(path, { host: 'a.test' });

@@ -103,7 +103,12 @@ export async function startUpstream(): Promise<Upstream> {
       res.write('0123456789', () => res.socket?.destroy());
       return;
     }
-    res.writeHead(req.method === 'POST' ? 201 : 200, { 'content-type': 'application/json', 'x-upstream': 'yes' });
+    // X-Powered-By as Express sends it: what http.headers.hide is for
+    res.writeHead(req.method === 'POST' ? 201 : 200, {
+      'content-type': 'application/json',
+      'x-upstream': 'yes',
+      'x-powered-by': 'Express',
+    });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });
   server.on('connection', (socket) => {

@@ -60,7 +60,7 @@ import {
   type AccessLogStreams,
 } from './access-log.js';
 import { registerHttpLog } from './zap-log.js';
-import { genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
+import { checkHttpHeaders, genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
@@ -575,6 +575,7 @@ function toHeadersOptions(headers: HeadersConfig | null, gzip: boolean): HttpHea
   if (headers === null) return options;
   if (headers.request !== undefined) options.request = headers.request;
   if (headers.response !== undefined) options.response = headers.response;
+  if (headers.hide !== undefined) options.hide = headers.hide;
   if (headers.cors !== undefined) {
     const { options_success_status: _status, debug: _debug, ...cors } = headers.cors;
     options.cors = cors;
@@ -652,7 +653,7 @@ export function locateSetupError(error: SiteSetupError, loaded: LoadedConfig): C
   if (key.startsWith('micro_cache.'))
     yaml = `cache.${key.slice('micro_cache.'.length).replace('default_ttl', 'max_age')}`;
   else if (key.startsWith('proxy[')) yaml = key;
-  else if (key.startsWith('headers.')) yaml = `${sitePrefix}http.${key}`;
+  else if (key.startsWith('headers.')) yaml = `http.${key}`;
   if (yaml === null) return located;
   // a site's own cache key or proxy list is where the value came from, when it has one
   if (!yaml.startsWith(sitePrefix) && loaded.positionOf(`${sitePrefix}${yaml}`) !== null) yaml = `${sitePrefix}${yaml}`;
@@ -673,6 +674,11 @@ export function checkSites(server: ServerOptions, loaded: LoadedConfig): ConfigE
     const { plugin } = site;
     for (const problem of checkOptions(plugin)) {
       const located = locateOptionError(problem, loaded, site);
+      if (located !== null) errors.push(...located.errors);
+    }
+    // what serve's setup of the site's headers would refuse at boot, at the same key
+    for (const problem of checkHttpHeaders(toHeadersOptions(site.headers, site.gzip))) {
+      const located = locateSetupError(new SiteSetupError(site, problem), loaded);
       if (located !== null) errors.push(...located.errors);
     }
   }

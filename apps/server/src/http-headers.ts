@@ -49,6 +49,11 @@ export interface HttpHeadersOptions {
   request?: Readonly<Record<string, string>> | null;
   /** headers added to every response PHP (or a proxy upstream) did not set itself (RR http.headers.response) */
   response?: Readonly<Record<string, string>> | null;
+  /**
+   * headers removed from every response, PHP's, an upstream's and static files' alike (nginx's
+   * fastcgi_hide_header / proxy_hide_header, Caddy's `header -Server`): X-Powered-By, Server
+   */
+  hide?: readonly string[] | null;
   /** a set of security headers; `response` entries override single headers of it. Default: none */
   security?: SecurityPreset | null;
   cors?: CorsOptions | null;
@@ -110,6 +115,7 @@ export async function registerHttpHeaders<S extends RawServerBase>(
 ): Promise<void> {
   const requestHeaders = headerList(options.request, 'headers.request');
   const responseHeaders = responseList(options.security ?? null, options.response);
+  const hidden = hiddenList(options.hide, responseHeaders);
   const cors = options.cors === undefined || options.cors === null ? null : resolveCors(options.cors);
   const requestId = options.request_id ?? true;
   const compression = resolveCompression(options.compression);
@@ -139,8 +145,9 @@ export async function registerHttpHeaders<S extends RawServerBase>(
     });
   }
 
-  if (responseHeaders !== null || cors !== null) {
+  if (responseHeaders !== null || cors !== null || hidden !== null) {
     app.addHook('onSend', (request, reply, payload, done) => {
+      if (hidden !== null) for (const name of hidden) reply.removeHeader(name);
       if (responseHeaders !== null) {
         const tls = clientInfoOf(request.raw).scheme === 'https';
         for (const [name, value] of responseHeaders) {
@@ -361,6 +368,59 @@ function headerList(
     list.push([name.toLowerCase(), text]);
   }
   return list.length === 0 ? null : list;
+}
+
+/**
+ * What registerHttpHeaders would refuse in `options`, without registering anything: `config check`
+ * says it at the key's line, as serve does at boot.
+ */
+export function checkHttpHeaders(options: HttpHeadersOptions): InvalidOptionError[] {
+  const problems: InvalidOptionError[] = [];
+  const check = (resolve: () => unknown): void => {
+    try {
+      resolve();
+    } catch (error) {
+      if (error instanceof InvalidOptionError) problems.push(error);
+      else throw error;
+    }
+  };
+  check(() => headerList(options.request, 'headers.request'));
+  check(() => hiddenList(options.hide, responseList(options.security ?? null, options.response)));
+  if (options.cors !== undefined && options.cors !== null) check(() => resolveCors(options.cors!));
+  check(() => resolveCompression(options.compression));
+  return problems;
+}
+
+/** Headers hide may not remove: the body's framing and coding, which the client needs to read it. */
+const UNHIDEABLE = new Set([
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'transfer-encoding',
+]);
+
+function hiddenList(
+  value: readonly string[] | null | undefined,
+  added: ReadonlyArray<[string, string]> | null,
+): readonly string[] | null {
+  if (value === undefined || value === null) return null;
+  if (!Array.isArray(value))
+    throw new InvalidOptionError('headers.hide', `must be a list of header names, got ${JSON.stringify(value)}`);
+  const names = value.map((name: unknown, i) => {
+    if (typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new InvalidOptionError(`headers.hide[${i}]`, `is not a header name: ${JSON.stringify(name)}`);
+    const lower = name.toLowerCase();
+    if (UNHIDEABLE.has(lower))
+      throw new InvalidOptionError(`headers.hide[${i}]`, `${name} frames the body: the client could not read it`);
+    if (added?.some(([addedName]) => addedName === lower))
+      throw new InvalidOptionError(
+        `headers.hide[${i}]`,
+        `${name} is also in headers.response: to replace the backend's value, hide it (the added one would go too); remove one of the two`,
+      );
+    return lower;
+  });
+  return names.length === 0 ? null : names;
 }
 
 function responseList(

@@ -242,3 +242,28 @@ sites:
     expect(top!.proxy).toEqual([{ prefix: '/api', upstream: 'http://127.0.0.1:9000', websocket: false }]);
   });
 });
+
+describe('config check: what a site setup would refuse', () => {
+  it("names the headers keys serve's boot would refuse, at their line (http.headers.hide)", async () => {
+    const { checkSites } = await import('../src/app.js');
+    const loaded = parseConfig(
+      `version: "3"
+http:
+  address: 127.0.0.1:8080
+  middleware: [headers]
+  headers:
+    response: { X-Frame-Options: DENY }
+    hide: [Server, Content-Length, x-frame-options]
+proxy: [{ prefix: /, upstream: "http://127.0.0.1:9000" }]
+sites:
+  - hosts: [a.test]
+    php: false
+`,
+      { file: '/tmp/warmpool-check.yaml', env: {} },
+    );
+    const problems = checkSites(toServerOptions(loaded), loaded);
+    expect(problems?.errors.map((e) => [e.line, e.key, e.reason])).toEqual([
+      [7, 'http.headers.hide[1]', 'Content-Length frames the body: the client could not read it'],
+    ]);
+  });
+});

@@ -188,6 +188,21 @@ describe('request and response headers', () => {
     expect(own.headers['x-frame-options']).toBe('SAMEORIGIN');
   });
 
+  it("hide removes a header from every response, PHP's own too; refuses the body's framing and a header it also adds", async () => {
+    const app = await site({ hide: ['X-Powered-By', 'server'], response: { 'X-Frame-Options': 'DENY' } });
+    for (const header of ['X-Powered-By:PHP/8.2', 'Server:Apache/2.4']) {
+      const res = await app.inject(`/?header=${header}`);
+      expect(res.headers[header.split(':')[0]!.toLowerCase()]).toBeUndefined();
+      expect(res.headers['x-frame-options']).toBe('DENY');
+    }
+    await expect(registerHttpHeaders(Fastify(), { hide: ['Content-Length'] })).rejects.toThrow(
+      /headers\.hide\[0\].*frames the body/,
+    );
+    await expect(
+      registerHttpHeaders(Fastify(), { hide: ['X-Frame-Options'], response: { 'X-Frame-Options': 'DENY' } }),
+    ).rejects.toThrow(/headers\.hide\[0\].*also in headers\.response/);
+  });
+
   it('security presets: basic and strict; response entries override single headers; HSTS only over TLS', async () => {
     const basic = await site({ security: 'basic' });
     expect((await basic.inject('/')).headers).toMatchObject({

@@ -399,8 +399,17 @@ const TOP: Entry[] = [
   rr('http.headers.cors.debug', 'boolean', 'log why a CORS request was refused', { default: false }),
   rr('http.headers.request', 'map', 'headers added to every request before PHP sees it'),
   rr('http.headers.request.*', 'scalar-string', 'one request header: name → value'),
-  rr('http.headers.response', 'map', 'headers added to every response'),
+  rr(
+    'http.headers.response',
+    'map',
+    'headers added to every response that does not set them itself (PHP, an upstream)',
+  ),
   rr('http.headers.response.*', 'scalar-string', 'one response header: name → value'),
+  wp(
+    'http.headers.hide',
+    'string[]',
+    "headers removed from every response, PHP's and upstreams' too (nginx's fastcgi_hide_header / proxy_hide_header, Caddy's header -Server): e.g. [Server, X-Powered-By]",
+  ),
 
   rr('http.static', 'section', 'static files served before PHP (needs "static" in http.middleware)'),
   rr('http.static.dir', 'string', 'directory to serve files from', { default: '.' }),

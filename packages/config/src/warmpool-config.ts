@@ -110,6 +110,7 @@ export interface HeadersConfig {
   cors?: CorsConfig;
   request?: Record<string, string>;
   response?: Record<string, string>;
+  hide?: string[];
 }
 
 /** `http.internal_files`: X-Accel-Redirect / X-Sendfile. */
