@@ -8,6 +8,8 @@ export interface SeenRequest {
   url: string;
   headers: IncomingMessage['headers'];
   body: string;
+  /** responses the upstream had finished when this request's body was in (the order of work) */
+  answeredBefore: number;
 }
 
 export interface Upstream {
@@ -51,7 +53,9 @@ export async function startUpstream(): Promise<Upstream> {
   /** requests answered on each connection so far */
   const requestsOn = new WeakMap<Socket, number>();
   let port = 0;
+  let answered = 0;
   const server: Server = createServer(async (req, res) => {
+    res.once('finish', () => answered++);
     let body = '';
     try {
       for await (const chunk of req) body += chunk;
@@ -59,7 +63,7 @@ export async function startUpstream(): Promise<Upstream> {
       // a body the proxy cut (over max_request_size, its client gone): nothing to answer
       return;
     }
-    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body });
+    seen.push({ method: req.method!, url: req.url!, headers: req.headers, body, answeredBefore: answered });
     // a kept-alive connection the upstream has just closed as idle, as the request arrives on it
     const onSocket = (requestsOn.get(req.socket) ?? 0) + 1;
     requestsOn.set(req.socket, onSocket);

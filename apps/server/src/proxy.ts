@@ -28,6 +28,7 @@ import {
   SERVER_INSTRUCTION_HEADERS,
   TransferEncodingError,
   whenAdmitted,
+  pipelinedTurn,
   CONNECTION_HEADERS,
 } from '@warmpool/fastify';
 
@@ -149,6 +150,15 @@ export async function registerProxies<S extends RawServerBase>(
         scope.addHook('onRequest', (request, reply, done) => {
           whenAdmitted(admit(request as unknown as FastifyRequest, reply as unknown as FastifyReply), done);
         });
+      // a request pipelined behind an unfinished response goes upstream once that one is done, as
+      // nginx sends them and the plugin's PHP routes wait: a GET pipelined after a POST reached the
+      // upstream first, on a connection of its own, and read the state before the POST
+      scope.addHook('onRequest', (_request, reply, done) => {
+        const turn = pipelinedTurn(reply as unknown as FastifyReply);
+        if (turn === null) done();
+        // a connection closed first: nothing is sent anywhere
+        else void turn.then((go) => (go ? done() : reply.code(499).send()));
+      });
       // in a scope of its own under the plain errors: a handler of its path refusals in front of them
       scope.register(async (inner: FastifyInstance<S>) => {
         answerPathRefusalsPlainly(inner as unknown as FastifyInstance);

@@ -578,6 +578,32 @@ describe('proxy routes', () => {
     expect(upstream.seen.map((seen) => seen.url)).toEqual(['/lim/a']);
   });
 
+  it('sends a request pipelined behind an unfinished one upstream once that one is answered (a GET after a POST)', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([
+      { prefix: '/slow', upstream: upstream.origin },
+      { prefix: '/api', upstream: upstream.origin },
+    ]);
+    const socket = createConnection(Number(new URL(base).port), '127.0.0.1');
+    closers.push(async () => socket.destroy());
+    // the POST takes the upstream 2 s; the GET after it on the same connection must not overtake it
+    socket.write(
+      'POST /slow/cart HTTP/1.1\r\nHost: a.test\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nabc' +
+        'GET /api/cart HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n',
+    );
+    let raw = '';
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (raw += chunk));
+    await once(socket, 'close');
+    expect(raw.match(/^HTTP\/1\.1 \d{3}/gm)).toEqual(['HTTP/1.1 201', 'HTTP/1.1 200']);
+    // the upstream had answered the POST when the GET came: before, the GET came first, on a
+    // connection of its own, and saw the cart before the POST
+    expect(upstream.seen.map(({ method, url, answeredBefore }) => [method, url, answeredBefore])).toEqual([
+      ['POST', '/slow/cart', 0],
+      ['GET', '/api/cart', 1],
+    ]);
+  });
+
   it('answers 502 with a clear body when the upstream is down', async () => {
     const upstream = await startUpstream();
     const deadPort = upstream.port;

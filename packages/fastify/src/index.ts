@@ -112,7 +112,7 @@ export {
   LINGERING_TIME_MS,
   LINGERING_TIMEOUT_MS,
 } from './http/lingering-close.js';
-export { boundPipelining, isPastPipeliningBound, MAX_PIPELINED } from './http/pipelined-turn.js';
+export { boundPipelining, isPastPipeliningBound, MAX_PIPELINED, pipelinedTurn } from './http/pipelined-turn.js';
 export { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 export { registerErrorPages, registerPlainErrors } from './http/error-pages.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
