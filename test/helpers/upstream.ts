@@ -17,6 +17,8 @@ export interface Upstream {
   port: number;
   /** every HTTP request it answered, in order */
   seen: SeenRequest[];
+  /** TCP connections it accepted so far */
+  connections(): number;
   /** WebSocket connections it accepted (their request target) */
   webSockets: string[];
   /** the upgrade requests' headers, in the order of webSockets */
@@ -115,7 +117,9 @@ export async function startUpstream(): Promise<Upstream> {
     });
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });
+  let connections = 0;
   server.on('connection', (socket) => {
+    connections++;
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
@@ -139,6 +143,7 @@ export async function startUpstream(): Promise<Upstream> {
     origin: `http://127.0.0.1:${port}`,
     port,
     seen,
+    connections: () => connections,
     webSockets,
     webSocketHeaders,
     webSocketOpened: (target) =>

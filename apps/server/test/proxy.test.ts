@@ -363,6 +363,29 @@ describe('proxy routes', () => {
     expect([res.statusCode, await res.body.text()]).toEqual([200, 'report body\n']);
   });
 
+  it('HTTP/2 rapid reset: a stream reset with its HEADERS opens no upstream connection', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, { http2: true });
+    const session = http2Connect(base);
+    closers.push(async () => session.close());
+    await once(session, 'connect');
+    // HEADERS and RST_STREAM written together, as the attack sends them
+    for (let i = 0; i < 50; i++) {
+      const stream = session.request({ ':path': `/api/reset-${i}` });
+      stream.on('error', () => {});
+      stream.close(http2Constants.NGHTTP2_CANCEL);
+    }
+    // then one that stays: answered, through one upstream connection
+    const stream = session.request({ ':path': '/api/kept' });
+    const [head] = (await once(stream, 'response')) as [Record<string, unknown>];
+    stream.resume();
+    await once(stream, 'end');
+    expect(head[':status']).toBe(200);
+    expect(upstream.seen.map((r) => r.url)).toEqual(['/api/kept']);
+    // before: a connect per reset stream
+    expect(upstream.connections()).toBeLessThan(5);
+  });
+
   it('an upstream body cut short resets the HTTP/2 stream, never ends it as whole', async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, { http2: true });
