@@ -230,5 +230,7 @@ export async function brokenSwap(
   const after = await request(`http://127.0.0.1:${supervisor.httpPort}/`);
   expect(await after.body.text()).toBe('v1');
   expect(swap.stdout + swap.stderr).toMatch(/keeps serving/);
+  // and that its restarts would read the config file as it is now
+  expect(swap.stderr).toContain('a restart (after a crash) reads the file as it is now, so fix or restore it');
   return swap;
 }

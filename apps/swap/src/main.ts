@@ -373,7 +373,10 @@ async function client(stateDir: string, request: object, json: boolean): Promise
     // previous binary or a stop changed nothing, or everything
     if (result.state?.active && ROLLED_BACK.has(result.code ?? ''))
       process.stderr.write(
-        `  rolled back: ${result.state.active.colour} pid ${result.state.active.pid} (${result.state.active.binary}) keeps serving\n`,
+        `  rolled back: ${result.state.active.colour} pid ${result.state.active.pid} (${result.state.active.binary}) keeps serving\n` +
+          // the probe's outage: a rollback for a broken config left the file broken, and the
+          // running server's next crash restarted it from that file, five times, then stopped
+          '  it runs the config as it was when it started: a restart (after a crash) reads the file as it is now, so fix or restore it (warmpool config check)\n',
       );
     return EXIT_FAILED;
   }
