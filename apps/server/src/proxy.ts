@@ -450,7 +450,7 @@ function tunnelUpgrade(
   }
   const path = upgradeTarget(route, request.raw.url ?? '/');
   if (path === null) {
-    reply.code(400).type('text/plain; charset=utf-8').send('Bad Request: the path cannot be passed on\n');
+    reply.code(400).type('text/plain; charset=utf-8').send(PATH_REFUSED);
     return;
   }
   const origin = new URL(route.upstream);
@@ -540,18 +540,19 @@ function libraryRewritePrefix(route: { prefix: string; rewritePrefix: string }):
  * are not UTF-8) by throwing a bare 400, which Fastify answered as JSON; in plain text here, as
  * every other refusal of the server.
  */
+/** What a client gets for a path the proxy will not send to the upstream as it is. */
+const PATH_REFUSED =
+  'Bad Request: the path cannot be passed on to the upstream as it is (a "//", a ".." segment, or an escape that does not decode)\n';
+
 function answerPathRefusalsPlainly(scope: FastifyInstance): void {
   const next = scope.errorHandler;
   scope.setErrorHandler(function pathRefusals(this: FastifyInstance, error, request, reply) {
     const status = (error as { statusCode?: number }).statusCode;
     if ((error as { code?: unknown }).code !== undefined || status !== 400)
       return next.call(this, error, request, reply);
-    const why = (error as Error).message;
-    request.log.info({ url: request.url }, `proxy refused the path: ${why}`);
-    return reply
-      .code(400)
-      .type('text/plain; charset=utf-8')
-      .send(`Bad Request: the path cannot be passed on (${why})\n`);
+    // the library's own words ("source/request contain invalid characters") go to the log only
+    request.log.info({ url: request.url }, `proxy refused the path: ${(error as Error).message}`);
+    return reply.code(400).type('text/plain; charset=utf-8').send(PATH_REFUSED);
   });
 }
 
