@@ -127,7 +127,12 @@ const CACHEABLE_STATUS = new Set([200, 203, 204, 300, 301, 308, 404, 405, 410, 4
 /** Statuses kept default_ttl when PHP says nothing of freshness (nginx's `fastcgi_cache_valid 200 301`). */
 const DEFAULT_TTL_STATUS = new Set([200, 301]);
 const NO_DIRECTIVES: ReadonlyMap<string, string | null> = new Map();
-/** Headers that describe one response on one connection, or that other hooks set per request. */
+/**
+ * Headers that describe one response on one connection, or that other hooks set per request. PHP's
+ * own CORS headers are kept (WordPress's REST API sends them with Vary: Origin, one copy each):
+ * dropped, a cross-origin front end failed on every hit; http.headers.cors adds its own after the
+ * store, on hits too.
+ */
 const NOT_STORED = new Set([
   'age',
   'x-cache',
@@ -137,9 +142,6 @@ const NOT_STORED = new Set([
   'transfer-encoding',
   'content-length',
   'x-request-id',
-  'access-control-allow-origin',
-  'access-control-allow-credentials',
-  'access-control-expose-headers',
 ]);
 /** What a 304 carries of the stored headers (RFC 9110 §15.4.5): no content headers. */
 const NOT_MODIFIED_HEADERS = new Set(['cache-control', 'content-location', 'etag', 'expires', 'vary', 'last-modified']);

@@ -407,6 +407,19 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
     expect([en2.body!.lang, de2.body!.lang, none.body!.lang]).toEqual(['en', 'de', null]);
   });
 
+  it("keeps PHP's own CORS headers, one copy per Origin (WordPress's REST API): a hit has them too", async () => {
+    const { app } = await site();
+    const url = (origin: string) =>
+      `/wp-json/?${PUBLIC}&vary=Origin&header=Access-Control-Allow-Origin:${encodeURIComponent(origin)}`;
+    for (const origin of ['https://front.example', 'https://other.example']) {
+      const miss = await get(app, url(origin), { origin });
+      const hit = await get(app, url(origin), { origin });
+      expect([miss.res.headers['x-cache'], hit.res.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+      // before: a cross-origin front end worked once, then failed on every hit
+      expect(hit.res.headers['access-control-allow-origin']).toBe(origin);
+    }
+  });
+
   it('keys by host and by the full target with its query', async () => {
     const { app } = await site();
     await get(app, `/k?${PUBLIC}`, { host: 'a.test' });
