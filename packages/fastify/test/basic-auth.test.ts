@@ -226,6 +226,36 @@ describe('auth_basic: what it refuses, and its user file read again', () => {
     expect(await check('/', basic('q', 'right'))).toEqual({ user: 'q' });
   });
 
+  it('a flood of guesses cannot stall the queue nor make the users already in be checked again', async () => {
+    const file = join(dir, 'flood');
+    writeFileSync(file, `${bcryptLine('ops', 'right', 6)}${line('staff', '-1', 'pw')}`);
+    // a budget of a minute: the queue's bound is what is tested here, not the budget's
+    const check = compileBasicAuth(
+      [{ prefix: '/', user_file: file }],
+      'auth_basic',
+      () => {},
+      new PasswordChecks(60_000),
+    )!;
+    // both users in: their answers are remembered
+    expect(await check('/', basic('ops', 'right'))).toEqual({ user: 'ops' });
+    expect(check('/', basic('staff', 'pw'))).toEqual({ user: 'staff' });
+    // 2,000 malformed headers and 1,100 wrong guesses of the cheap hash: never remembered the
+    // first, the second in a map of their own (before, they cleared the one map of all answers)
+    for (let i = 0; i < 2000; i++) check('/', `Basic ${Buffer.from(`nobody${i}`).toString('base64')}`);
+    for (let i = 0; i < 1100; i++) check('/', basic('staff', `guess-${i}`));
+    // 200 distinct bcrypt guesses at once: 8 queued, the others busy and never hashed
+    const guesses = Array.from({ length: 200 }, (_, n) => check('/', basic('ops', `wrong-${n}`)));
+    expect(guesses.filter((g) => g instanceof Promise)).toHaveLength(8);
+    // the users already in get in at once, without a check, while the queue works
+    expect(check('/', basic('ops', 'right'))).toEqual({ user: 'ops' });
+    expect(check('/', basic('staff', 'pw'))).toEqual({ user: 'staff' });
+    // and the queue moves: every queued guess is answered (before, thrown-away first slices spent
+    // every refill of the budget and the queue hung for as long as the flood lasted)
+    expect(
+      new Set((await Promise.all(guesses.filter((g) => g instanceof Promise))).map((a) => JSON.stringify(a))),
+    ).toEqual(new Set([JSON.stringify({ realm: 'Restricted', busy: false })]));
+  });
+
   it('bounds the time password checks take: past the budget, a new guess is refused unchecked (busy: 429)', () => {
     // a hash of 100,000 SHA-512 rounds (PHP's crypt) takes a tenth of a second: the whole of a
     // budget of 20 ms (the process's is a second)

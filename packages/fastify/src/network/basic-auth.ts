@@ -225,14 +225,29 @@ const REMEMBERED_HEADER_CHARS = 1024;
  */
 const MAX_PASSWORD_BYTES = 256;
 
+/** The user and password of a Basic Authorization header; null when it is not one. */
+function credentialsOf(authorization: string): { user: string; password: Buffer } | null {
+  const match = /^Basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(authorization);
+  if (match === null) return null;
+  const decoded = Buffer.from(match[1]!, 'base64');
+  const colon = decoded.indexOf(0x3a);
+  if (colon === -1 || decoded.length - colon - 1 > MAX_PASSWORD_BYTES) return null;
+  return { user: decoded.subarray(0, colon).toString('utf8'), password: decoded.subarray(colon + 1) };
+}
+
 /** One htpasswd file: its users, read again when it changes. */
 class UserFile {
   #users: Map<string, PasswordHash>;
   #version = 0;
   #checkedAt = 0;
   #stamp: string;
-  /** `${version} ${authorization}` → admitted */
-  #answers = new Map<string, boolean>();
+  /**
+   * `${version} ${authorization}` of the credentials let in, and apart those refused: a flood of
+   * distinct guesses (1,500 headers) cleared one shared map, and the users already in had to be
+   * checked again, in the guessers' queue
+   */
+  #admitted = new Map<string, true>();
+  #refused = new Map<string, true>();
   /** the same keys, for checks still running: a page's parallel requests share one */
   #running = new Map<string, Promise<Admits>>();
 
@@ -255,21 +270,31 @@ class UserFile {
     this.#recheck();
     if (authorization === undefined) return 'refused';
     const id = `${this.#version} ${authorization}`;
-    const known = this.#answers.get(id);
-    if (known !== undefined) return known ? 'admitted' : 'refused';
+    if (this.#admitted.has(id)) return 'admitted';
+    if (this.#refused.has(id)) return 'refused';
     const running = this.#running.get(id);
     if (running !== undefined) return running;
+    // a header that is no user and password of the right shape costs nothing and is not remembered
+    const credentials = credentialsOf(authorization);
+    if (credentials === null) return 'refused';
+    // an unknown user costs what a known one does: the answer's time does not tell who exists
+    const known = this.#users.get(credentials.user);
+    const hash = known ?? this.#users.values().next().value;
+    if (hash === undefined) return 'refused';
     if (!this.checks.budget.available()) return 'busy';
-    const check = this.#check(authorization);
-    // the first slice here: a hash that never yields is answered in this call
-    const started = performance.now();
-    const first = check.next();
-    this.checks.budget.spend(performance.now() - started);
-    if (first.done === true) return this.#remember(id, authorization, first.value);
+    if (!hash.slow) {
+      const started = performance.now();
+      const step = hash.check(credentials.password).next();
+      this.checks.budget.spend(performance.now() - started);
+      return this.#remember(id, authorization, step.done === true && step.value && known !== undefined);
+    }
+    // bcrypt: none of its work is done before it has a place in the queue, where it runs a slice
+    // at a time within the budget; a guess that finds the queue full costs nothing (before, each
+    // one's first slice was charged to the budget and thrown away, and the queue never moved)
     if (this.checks.full) return 'busy';
-    const answer = this.checks.add(check).then((admitted) => {
+    const answer = this.checks.add(hash.check(credentials.password)).then((admitted) => {
       this.#running.delete(id);
-      return this.#remember(id, authorization, admitted);
+      return this.#remember(id, authorization, admitted && known !== undefined);
     });
     this.#running.set(id, answer);
     return answer;
@@ -277,25 +302,11 @@ class UserFile {
 
   #remember(id: string, authorization: string, admitted: boolean): Admits {
     if (authorization.length <= REMEMBERED_HEADER_CHARS) {
-      if (this.#answers.size >= REMEMBERED) this.#answers.clear();
-      this.#answers.set(id, admitted);
+      const answers = admitted ? this.#admitted : this.#refused;
+      if (answers.size >= REMEMBERED) answers.clear();
+      answers.set(id, true);
     }
     return admitted ? 'admitted' : 'refused';
-  }
-
-  *#check(authorization: string): Generator<void, boolean, void> {
-    const match = /^Basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(authorization);
-    if (match === null) return false;
-    const decoded = Buffer.from(match[1]!, 'base64');
-    const colon = decoded.indexOf(0x3a);
-    if (colon === -1 || decoded.length - colon - 1 > MAX_PASSWORD_BYTES) return false;
-    const hash = this.#users.get(decoded.subarray(0, colon).toString('utf8'));
-    const password = decoded.subarray(colon + 1);
-    if (hash !== undefined) return yield* hash.check(password);
-    // an unknown user costs what a known one does: the answer's time does not tell who exists
-    const dummy = this.#users.values().next().value;
-    if (dummy !== undefined) yield* dummy.check(password);
-    return false;
   }
 
   #recheck(): void {
@@ -312,7 +323,8 @@ class UserFile {
     this.#users = typeof read === 'string' ? new Map() : read.users;
     this.#stamp = typeof read === 'string' ? stamp : read.stamp;
     this.#version++;
-    this.#answers.clear();
+    this.#admitted.clear();
+    this.#refused.clear();
   }
 }
 

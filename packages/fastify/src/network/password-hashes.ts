@@ -15,6 +15,8 @@ export interface PasswordHash {
    * work, for the caller to resume on a later turn of the event loop; the others never yield.
    */
   check(password: Buffer): Generator<void, boolean, void>;
+  /** true: check yields (bcrypt), and runs in the queue of slow checks (basic-auth.ts) */
+  readonly slow: boolean;
 }
 
 /** bcrypt's cost 14 (Caddy's default) takes about a second of JavaScript a check; more is refused. */
@@ -54,6 +56,7 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
       };
     const expected = Buffer.from(read.hash);
     return {
+      slow: true,
       *check(password) {
         return equal(Buffer.from(yield* bcrypt(password, read.cost, read.salt)), expected);
       },
@@ -94,6 +97,7 @@ function same(text: string, compute: (password: Buffer) => string): PasswordHash
 /** A hash checked in one go (a few milliseconds at most). */
 function immediate(verify: (password: Buffer) => boolean): PasswordHash {
   return {
+    slow: false,
     // biome-ignore lint/correctness/useYield: a check that never needs to yield
     *check(password) {
       return verify(password);
