@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect } from 'node:http2';
 import { connect as netConnect } from 'node:net';
@@ -8,7 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../helpers/free-port.js';
 import { selfSignedPair } from '../helpers/tls-pair.js';
 import { waitForFile } from '../helpers/wait-for-file.js';
-import { FIXTURES, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { until } from '../helpers/until.js';
+import { FIXTURES, SERVER_MAIN, startServer, stopAllServers } from '../helpers/warmpool-server.js';
 
 // http.access_log as nginx users run it: combined lines in a file that logrotate moves away and
 // SIGUSR1 reopens; JSON lines on stdout. Both carry the request id the client got.
@@ -105,6 +109,42 @@ describe('access log: combined, to a file', () => {
     expect((await waitForFile(env.ACCESS_LOG, '/after-fix')).trim().split('\n')).toHaveLength(1);
     expect(server.stderr).not.toContain('Debugger listening');
     expect((await server.stop()).code).toBe(0);
+  });
+
+  it('stdout and stderr on a full disk (/dev/full): the server boots, serves, reopens and stops, its lines dropped', async () => {
+    const env = {
+      HTTP_PORT: String(await freePort()),
+      FORMAT: 'combined',
+      // the access log and the server's own lines all go where nothing can be written
+      ACCESS_LOG: 'stderr',
+      ADMIN_SOCKET: join(dir, 'full-std.sock'),
+      FIXTURES,
+    };
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(process.execPath, [SERVER_MAIN, 'serve', '-c', join(FIXTURES, 'server', 'access-log.yaml')], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', full, full],
+    });
+    closeSync(full);
+    try {
+      // no "ready" line to read: its /ready listener is not configured, so its page answers
+      await until(async () => {
+        const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/up`).catch(() => null);
+        await res?.body.dump();
+        return res?.statusCode === 200;
+      }, 'the server to answer');
+      child.kill('SIGUSR1');
+      for (const path of ['/one', '/two']) {
+        const res = await request(`http://127.0.0.1:${env.HTTP_PORT}${path}`);
+        expect(res.statusCode).toBe(200);
+        await res.body.dump();
+      }
+      expect(child.exitCode).toBeNull();
+    } finally {
+      child.kill('SIGTERM');
+    }
+    const [code] = await once(child, 'exit');
+    expect(code).toBe(0);
   });
 
   it('a log file that cannot be written (a full disk) is said once; the server boots and serves on', async () => {

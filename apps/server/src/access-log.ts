@@ -16,13 +16,13 @@
 // balancer); JSON has the peer too, as realip_remote_addr;
 // body_bytes_sent counts the body bytes written (after compression), 0 for HEAD, 204 and 304.
 // Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
-import { logFile, type Reopened, type ReopenableSink, reopenLogFile } from './log-sinks.js';
+import { logFile, type Reopened, type ReopenableSink, reopenLogFile, standardStream } from './log-sinks.js';
 import { tunnelledBytes } from './websocket-tunnel.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { pino, type DestinationStream } from 'pino';
+import type { DestinationStream } from 'pino';
 import { CLIENT_CLOSED_REQUEST, isPastPipeliningBound, resolvedClientAddr } from '@warmpool/fastify';
 
 export type AccessLogFormat = 'combined' | 'json';
@@ -88,7 +88,7 @@ export function createAccessLog(options: AccessLogOptions, baseDir: string, stre
   // one write per line, as nginx's access_log without buffer=: no line is lost when the process
   // exits, and a rotated file gets no line after its reopen
   else if (isFile) sink = logFile(path);
-  else sink = pino.destination({ dest: options.output === 'stdout' ? 1 : 2, sync: true });
+  else sink = standardStream(options.output === 'stdout' ? 1 : 2);
   return {
     write: (record) => {
       sink.write(format(record));

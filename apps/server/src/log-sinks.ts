@@ -32,7 +32,7 @@ export function logFile(path: string): ReturnType<typeof pino.destination> {
   sink.on('error', (error: NodeJS.ErrnoException) => {
     if (reopenErrors.get(sink) === error || failing) return;
     failing = true;
-    process.stderr.write(
+    tellStderr(
       `warmpool: cannot write to ${path} (${error.code ?? error.message}): its lines wait in memory (4 MiB at most, then dropped) until it can; serving goes on\n`,
     );
   });
@@ -42,10 +42,31 @@ export function logFile(path: string): ReturnType<typeof pino.destination> {
   sink.on('write', () => {
     if (!failing) return;
     failing = false;
-    process.stderr.write(`warmpool: writing to ${path} again${dropped > 0 ? ` (${dropped} lines dropped)` : ''}\n`);
+    tellStderr(`warmpool: writing to ${path} again${dropped > 0 ? ` (${dropped} lines dropped)` : ''}\n`);
     dropped = 0;
   });
   return sink;
+}
+
+/**
+ * stdout or stderr as a log's destination. When it cannot be written (a full disk under
+ * `>> file 2>&1` or systemd's `append:`, /dev/full, a pipe whose reader has gone) the lines are
+ * dropped, there being nowhere to say so: before, the first failed line ended the process (at
+ * boot with 2>/dev/full; else at the next log line, from a timer, without a word).
+ */
+export function standardStream(fd: 1 | 2): ReturnType<typeof pino.destination> {
+  const sink = pino.destination({ dest: fd, sync: true });
+  sink.on('error', () => {});
+  return sink;
+}
+
+/** Says something on stderr, unless stderr itself cannot be written (the same full disk). */
+function tellStderr(line: string): void {
+  try {
+    process.stderr.write(line);
+  } catch {
+    // nowhere left to say it
+  }
 }
 
 /**

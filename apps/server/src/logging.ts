@@ -22,7 +22,7 @@
 //    "remoteAddr":"203.0.113.7","status":200,"durationMs":1.52,"bytes":1234,"msg":"GET /a?b=1 200"}
 // `bytes` is the Content-Length when the reply has one; `remoteAddr` is the socket peer (PHP's
 // REMOTE_ADDR honours trusted_subnets, the log does not: it shows who really connected).
-import { logFile, type Reopened, type ReopenableSink, reopenLogFile } from './log-sinks.js';
+import { logFile, type Reopened, type ReopenableSink, reopenLogFile, standardStream } from './log-sinks.js';
 import type { FastifyBaseLogger } from 'fastify';
 import {
   pino,
@@ -150,8 +150,8 @@ function levelOf(logs: LogsConfig, channel: Channel): LevelWithSilent {
 }
 
 function destinationOf(output: string, options: LoggingOptions): DestinationStream {
-  if (output === 'stderr') return options.stderr ?? pino.destination({ dest: 2, sync: true });
-  if (output === 'stdout') return options.stdout ?? pino.destination({ dest: 1, sync: true });
+  if (output === 'stderr') return options.stderr ?? standardStream(2);
+  if (output === 'stdout') return options.stdout ?? standardStream(1);
   return logFile(output);
 }
 

@@ -38,9 +38,34 @@ export function wantsColor(stream: WritableLike, env: NodeJS.ProcessEnv = proces
   return stream.isTTY === true && env.TERM !== 'dumb';
 }
 
+/**
+ * A stream whose writes never end the process: a full disk under `> file`, or a pipe whose reader
+ * has gone, drops the line. A long-running `serve` prints progress for months (reloads, reopens);
+ * before, such a write threw (a file) or emitted an unheard error (a pipe), and every site went down.
+ */
+function forgiving(stream: WritableLike): WritableLike {
+  const emitter = stream as WritableLike & { on?: (event: 'error', listener: () => void) => unknown };
+  if ((stream === process.stdout || stream === process.stderr) && !quieted.has(stream)) {
+    quieted.add(stream);
+    emitter.on?.('error', () => {});
+  }
+  return {
+    isTTY: stream.isTTY,
+    write(text) {
+      try {
+        return stream.write(text);
+      } catch {
+        return false;
+      }
+    },
+  };
+}
+
+const quieted = new WeakSet<object>();
+
 export function createOutput(options: OutputOptions = {}): CliOutput {
-  const stdout = options.stdout ?? process.stdout;
-  const stderr = options.stderr ?? process.stderr;
+  const stdout = forgiving(options.stdout ?? process.stdout);
+  const stderr = forgiving(options.stderr ?? process.stderr);
   const env = options.env ?? process.env;
   const colorOut = options.color ?? wantsColor(stdout, env);
   const colorErr = options.color ?? wantsColor(stderr, env);
