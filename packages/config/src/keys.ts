@@ -149,7 +149,7 @@ function prefixRules(path: string, description: string, example: string): Entry[
     wp(
       `${path}[].prefix`,
       'string',
-      `the path prefix, on segment boundaries and in any case: "${example}" covers ${example}, ${example}/x and ${example.toUpperCase()} (a rule that opens a path, only as written)`,
+      `the path prefix: "${example}" covers ${example}, ${example}/x, ${example.toUpperCase()} and ${example}.x or ${example};x (any case, and any byte after it but a letter, digit, - or _); a rule that opens a path covers ${example} and ${example}/x as written`,
       {
         required: true,
         pattern: /^\/[^\s?#*]*$/,

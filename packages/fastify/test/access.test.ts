@@ -56,6 +56,30 @@ describe('compileAccess', () => {
     expect(allowed('/SHOP/cart', '10.0.0.1')).toBe(false);
   });
 
+  it('a guarding rule covers every spelling some backend reads as its path: Unicode case, path parameters, a trailing byte', () => {
+    const allowed = check([
+      { prefix: '/admin', deny: ['all'] },
+      { prefix: '/stats', deny: ['all'] },
+    ]);
+    for (const url of [
+      '/adm%C4%B1n', // ı: "i" to Java's equalsIgnoreCase
+      '/ADM%C4%B0N', // İ
+      '/%C5%BFtats', // ſ: "s" to Go's EqualFold
+      '/admin;jsessionid=x', // Tomcat drops path parameters
+      '/admin;/users',
+      '/;x/admin',
+      '/x/..;/admin',
+      '/admin.', // a trailing dot, space or NUL (Windows, old Java)
+      '/admin%20',
+      '/admin%00',
+      '/admin.json', // Spring's suffix match
+      '/admin~',
+    ])
+      expect({ url, allowed: allowed(requestPath(url), '10.0.0.1') }).toEqual({ url, allowed: false });
+    for (const url of ['/administrator', '/admin-tools', '/admin_x', '/adminx', '/statsd'])
+      expect({ url, allowed: allowed(requestPath(url), '10.0.0.1') }).toEqual({ url, allowed: true });
+  });
+
   it('longest prefix wins; deny before allow; allow given and client outside → denied', () => {
     const allowed = check([
       { prefix: '/', deny: ['203.0.113.0/24'] },

@@ -87,24 +87,64 @@ export interface PrefixRule {
 
 /** The matched form of a normalized prefix (normalizePrefix). */
 export function prefixRule(prefix: string, opens: boolean): PrefixRule {
-  return { prefix: opens ? prefix : prefix.toLowerCase(), opens };
+  return { prefix: opens ? prefix : guardedForm(prefix), opens };
 }
 
-/** The first rule (rules sorted longest prefix first) whose prefix covers `path` on a segment boundary. */
+/**
+ * The first rule (rules sorted longest prefix first) whose prefix covers `path`. A rule that opens
+ * covers its prefix and what is under it, as written. A guarding rule covers the path in the form
+ * any backend might read it (guardedForm), and the prefix followed by anything but a letter, digit,
+ * "-" or "_": `/admin.`, `/admin;x`, `/admin%20` and `/admin.json` (Spring's suffix match) too,
+ * not `/administrator`.
+ */
 export function longestPrefixRule<R extends PrefixRule>(rules: readonly R[], path: string): R | null {
-  let lower: string | null = null;
+  let guarded: string | null = null;
   for (const rule of rules) {
     const prefix = rule.prefix;
     if (prefix === '/') return rule;
-    if (!rule.opens && lower === null) lower = path.toLowerCase();
-    const subject = rule.opens ? path : lower!;
+    if (rule.opens) {
+      if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47) /* / */)
+        return rule;
+      continue;
+    }
+    guarded ??= guardedForm(path);
     if (
-      subject.startsWith(prefix) &&
-      (subject.length === prefix.length || subject.charCodeAt(prefix.length) === 47) /* / */
+      guarded.startsWith(prefix) &&
+      (guarded.length === prefix.length || !isNameChar(guarded.charCodeAt(prefix.length)))
     )
       return rule;
   }
   return null;
+}
+
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) > 127) return false;
+  return true;
+}
+
+/** [A-Za-z0-9_-]: what may continue a name, so that /admin does not cover /administrator. */
+function isNameChar(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 45 || c === 95;
+}
+
+/**
+ * A path as the most lenient backend reads it, for the rules that guard: Java's path parameters
+ * dropped (`/admin;jsessionid=x`, `/..;/admin`: Tomcat reads /admin), and the case folded the
+ * Unicode way, where "ı", "İ" and "ſ" are "i", "i" and "s" (Java's equalsIgnoreCase, Go's
+ * EqualFold): toLowerCase() alone left /adm%C4%B1n past an /admin rule.
+ */
+function guardedForm(path: string): string {
+  let out = path;
+  const params = out.indexOf(';') >= 0;
+  if (params) out = out.replace(/;[^/]*/g, '');
+  // the common case, ASCII only: toLowerCase is the whole fold
+  out = isAscii(out)
+    ? out.toLowerCase()
+    : out
+        .toUpperCase()
+        .toLowerCase()
+        .replace(/\u0307/g, '');
+  return params ? normalizeSegments(out) : out;
 }
 
 /** A rule's prefix as requestPath() gives paths, without a trailing slash; throws naming `key`. */
@@ -165,6 +205,11 @@ export function requestPath(url: string): string {
   let path = end === url.length ? url : url.slice(0, end);
   if (path.indexOf('%') >= 0) path = decodePath(path);
   if (path.indexOf('\\') >= 0) path = path.replaceAll('\\', '/');
+  return normalizeSegments(path);
+}
+
+/** Duplicate slashes collapsed and dot segments resolved; always starts with "/". */
+function normalizeSegments(path: string): string {
   // fast path: nothing to normalize
   if (path.indexOf('//') < 0 && path.indexOf('/.') < 0 && path.charCodeAt(0) === 47) return path;
   const out: string[] = [];
