@@ -209,10 +209,11 @@ export async function registerProxies<S extends RawServerBase>(
               // (underscores_in_headers off) and the PHP path drop it: a CGI-style upstream reads
               // X_Real_IP as X-Real-IP, so a client's would join (and come before) the one set here
               const hop = hopByHop(headers.connection);
-              // a client's Forwarded is a claim: passed on from a trusted proxy only (forwardedHeaders)
-              if (!clientInfoOf(request.raw).peerTrusted) hop.add('forwarded');
+              const claims = !clientInfoOf(request.raw).peerTrusted;
               const rest: Record<string, string | string[] | undefined> = {};
-              for (const name in headers) if (!hop.has(name) && !name.includes('_')) rest[name] = headers[name];
+              for (const name in headers)
+                if (!hop.has(name) && !name.includes('_') && !(claims && isForwardingClaim(name)))
+                  rest[name] = headers[name];
               return withClientGone(request.raw, {
                 ...rest,
                 ...forwardedHeaders(request, headers['x-forwarded-for']),
@@ -398,6 +399,31 @@ function forwardedHeaders(
   return out;
 }
 
+/**
+ * Headers in which a proxy in front tells an upstream about the client, its scheme, port or path:
+ * from a client that is no trusted proxy (trusted_subnets) they are claims, and stay behind. An
+ * upstream that believes X-Forwarded-* from this server (it must, for -Proto and -Host) believed a
+ * client's X-Forwarded-Ssl: on (Rack: HTTPS), X-Forwarded-Port or -Prefix, and IIS's and
+ * Symfony's X-Original-URL / X-Rewrite-URL (a path other than the one the rules saw).
+ */
+const FORWARDING_CLAIMS = new Set([
+  'forwarded',
+  'x-original-url',
+  'x-rewrite-url',
+  'x-original-host',
+  'x-host',
+  'front-end-https',
+  'x-url-scheme',
+  'x-client-ip',
+  'client-ip',
+  'true-client-ip',
+  'x-cluster-client-ip',
+]);
+
+function isForwardingClaim(lowerName: string): boolean {
+  return lowerName.startsWith('x-forwarded-') || FORWARDING_CLAIMS.has(lowerName);
+}
+
 /** preserve_host: the Host the client asked for (client-info.ts), as nginx's `Host $host` passes it. */
 function preservedHost(request: AnyRequest): Record<string, string> {
   const host = clientInfoOf(request.raw).host;
@@ -456,11 +482,11 @@ function tunnelUpgrade(
   const origin = new URL(route.upstream);
   const headers: OutgoingHttpHeaders = {};
   const raw = request.raw.rawHeaders;
-  const claimsForwarded = !clientInfoOf(request.raw).peerTrusted;
+  const claims = !clientInfoOf(request.raw).peerTrusted;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_') || (claimsForwarded && lower === 'forwarded')) continue;
+    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_') || (claims && isForwardingClaim(lower))) continue;
     const before = headers[name];
     headers[name] =
       before === undefined ? raw[i + 1]! : ([] as string[]).concat(before as string | string[], raw[i + 1]!);

@@ -147,12 +147,32 @@ describe('proxy routes', () => {
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
     const { headers } = (
       await getJson(`${base}/api/h`, {
-        headers: { host: 'shop.test', 'x-forwarded-for': '6.6.6.6', forwarded: 'for=6.6.6.6;proto=https' },
+        headers: {
+          host: 'shop.test',
+          'x-forwarded-for': '6.6.6.6',
+          forwarded: 'for=6.6.6.6;proto=https',
+          'x-forwarded-ssl': 'on',
+          'x-forwarded-port': '443',
+          'x-forwarded-prefix': '/admin',
+          'x-original-url': '/admin/users',
+          'true-client-ip': '6.6.6.6',
+          via: '1.1 cdn',
+        },
       })
     ).json();
     // an upstream reading the first address was told what the client chose (nginx appends; Caddy replaces)
     expect(headers['x-forwarded-for']).toBe('127.0.0.1');
     expect(headers.forwarded).toBeUndefined();
+    // nor any other claim an upstream believing this server's X-Forwarded-* would take (Rack: HTTPS)
+    for (const name of [
+      'x-forwarded-ssl',
+      'x-forwarded-port',
+      'x-forwarded-prefix',
+      'x-original-url',
+      'true-client-ip',
+    ])
+      expect({ name, value: headers[name] }).toEqual({ name, value: undefined });
+    expect(headers.via).toBe('1.1 cdn');
     expect(headers['x-real-ip']).toBe('127.0.0.1');
     expect(headers['x-forwarded-proto']).toBe('http');
     expect(headers['x-forwarded-host']).toBe('shop.test');
@@ -166,11 +186,16 @@ describe('proxy routes', () => {
     });
     const { headers } = (
       await getJson(`${base}/api/h`, {
-        headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7', forwarded: 'for=203.0.113.7' },
+        headers: {
+          'x-forwarded-for': '6.6.6.6, 203.0.113.7',
+          forwarded: 'for=203.0.113.7',
+          'x-forwarded-port': '443',
+        },
       })
     ).json();
     expect(headers['x-forwarded-for']).toBe('6.6.6.6, 203.0.113.7, 127.0.0.1');
     expect(headers.forwarded).toBe('for=203.0.113.7');
+    expect(headers['x-forwarded-port']).toBe('443');
     // the client as PHP sees it (nginx's $remote_addr after set_real_ip_from), not the balancer
     expect(headers['x-real-ip']).toBe('203.0.113.7');
     // and the WebSocket handshake the same
