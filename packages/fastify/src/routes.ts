@@ -263,14 +263,20 @@ const CATCH_ALL_URLS = ['/', '/*'] as const;
 function staticOnly(staticLayer: StaticHandler | null, tryFiles: StaticTryFiles | null): RouteHandlerMethod {
   return async (request, reply) => {
     if (staticLayer === null) return notFound(reply);
-    // "$uri" and "$uri/": the file, or a folder's index
-    if (await staticLayer(request, reply)) return reply;
-    if (tryFiles === null) return notFound(reply);
-    // then "$uri.html" (clean URLs), then the fallback file (a single-page app's /index.html)
+    // without try_files: the file, or a folder's index (nginx's $uri $uri/ =404)
+    if (tryFiles === null) return (await staticLayer(request, reply)) ? reply : notFound(reply);
+    // its steps in order: "$uri" the file, "$uri/" a folder's index, "$uri.html" (clean URLs);
+    // then the fallback file (a single-page app's /index.html)
     const path = decodeRequestPath(request.url);
-    if (path !== null && !path.endsWith('/'))
-      for (const suffix of tryFiles.suffixes)
-        if (await staticLayer.sendPath(request, reply, `${path}${suffix}`)) return reply;
+    if (path !== null)
+      for (const step of tryFiles.steps) {
+        if (step === 'directory') {
+          if (await staticLayer(request, reply)) return reply;
+        } else if (step === 'file') {
+          if (await staticLayer.sendPath(request, reply, path)) return reply;
+        } else if (!path.endsWith('/') && (await staticLayer.sendPath(request, reply, `${path}${step.suffix}`)))
+          return reply;
+      }
     if (tryFiles.fallback !== null && (await staticLayer.sendPath(request, reply, tryFiles.fallback))) return reply;
     return notFound(reply);
   };

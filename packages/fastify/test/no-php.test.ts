@@ -175,6 +175,31 @@ describe('plugin: php: false with static.try_files', () => {
     }
   });
 
+  it('takes the steps in their order, over every static root, as nginx: "$uri.html" before "$uri/" serves about.html', async () => {
+    const first = join(site, 'order-a');
+    const second = join(site, 'order-b');
+    mkdirSync(join(first, 'about'), { recursive: true });
+    mkdirSync(second, { recursive: true });
+    writeFileSync(join(first, 'about', 'index.html'), 'ABOUT-FOLDER\n');
+    writeFileSync(join(second, 'about.html'), 'ABOUT-PAGE\n');
+    writeFileSync(join(second, 'app.html'), 'APP\n');
+    const answers = async (tryFiles: string[], path: string) => {
+      const { app, url } = await listen({ php: false, static: { dir: [first, second], try_files: tryFiles } });
+      try {
+        const res = await request(`${url}${path}`);
+        return [res.statusCode, res.statusCode === 301 ? res.headers.location : await res.body.text()];
+      } finally {
+        await app.close();
+      }
+    };
+    // the page before the folder, from the second root
+    expect(await answers(['$uri', '$uri.html', '$uri/', '/app.html'], '/about')).toEqual([200, 'ABOUT-PAGE\n']);
+    // the folder before the page: its "/" form, as nginx
+    expect(await answers(['$uri', '$uri/', '$uri.html', '/app.html'], '/about')).toEqual([301, '/about/']);
+    // no "$uri/": a folder is no answer, the fallback (in the second root) is
+    expect(await answers(['$uri', '/app.html'], '/about')).toEqual([200, 'APP\n']);
+  });
+
   it('refuses try_files where PHP runs, or a step it cannot take, naming the key', () => {
     const cases: [WarmpoolOptions, RegExp][] = [
       [

@@ -152,9 +152,10 @@ export interface ResolvedStaticOptions {
   linkWarnings: LinkOutWarnings;
 }
 
-/** static.try_files read: "$uri.html" as ".html", the fallback as a path under the root or null (=404). */
+/** static.try_files read: its steps in order, then the fallback (a path under the roots) or null (=404). */
 export interface StaticTryFiles {
-  suffixes: readonly string[];
+  /** "file": $uri; "directory": $uri/ (a folder's index, or its "/" form); a suffix: "$uri.html" */
+  steps: ReadonlyArray<'file' | 'directory' | { suffix: string }>;
   fallback: string | null;
 }
 
@@ -305,16 +306,17 @@ function resolveTryFiles(raw: unknown, policy: FilePolicy): StaticTryFiles | nul
     throw new InvalidOptionError(key, `must be a list of steps, ${example}`);
   const items = raw as string[];
   if (items[0] !== '$uri') throw new InvalidOptionError(key, `must start with "$uri" (the file asked for), ${example}`);
-  const suffixes: string[] = [];
+  const steps: Array<'file' | 'directory' | { suffix: string }> = [];
   let fallback: string | null = null;
   for (const [i, item] of items.entries()) {
     const last = i === items.length - 1;
-    if (item === '$uri' || item === '$uri/') continue;
-    const suffix = /^\$uri(\.[A-Za-z0-9]+)$/.exec(item)?.[1];
-    if (suffix !== undefined) {
+    if (item === '$uri') steps.push('file');
+    else if (item === '$uri/') steps.push('directory');
+    else if (/^\$uri\.[A-Za-z0-9]+$/.test(item)) {
+      const suffix = item.slice('$uri'.length);
       if (checkPath(policy, `/x${suffix}`).kind !== 'file')
         throw new InvalidOptionError(key, `"${item}": ${suffix} files are never served (static.forbid or allow)`);
-      suffixes.push(suffix);
+      steps.push({ suffix });
     } else if (last && item === '=404') fallback = null;
     else if (last && item.startsWith('/')) {
       if (checkPath(policy, item).kind !== 'file')
@@ -329,7 +331,7 @@ function resolveTryFiles(raw: unknown, policy: FilePolicy): StaticTryFiles | nul
         `"${item}" is not a step: "$uri", "$uri/", "$uri.html" (any extension), and last a file ("/index.html") or "=404"; ${example}`,
       );
   }
-  return { suffixes, fallback };
+  return { steps, fallback };
 }
 
 function resolveLinkTargets(raw: unknown): string[] {
@@ -845,10 +847,15 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
       if (cache!.isFresh(old, performance.now())) return cache!.serve(request, reply, old);
       cache!.delete(verdict.path);
     }
-    const found = await checkFile(0, verdict.path);
-    if (typeof found !== 'object') return false;
-    if (cache !== null && (await sendCached(request, reply, cache, key, old, 0, verdict.path, found))) return true;
-    return sendFile(request, reply, 0, verdict.path, found.size);
+    // the roots in order, as for a request's own path
+    for (let i = 0; i < roots.length; i++) {
+      const found = await checkFile(i, verdict.path);
+      if (found === 'refuse') return false;
+      if (typeof found !== 'object') continue;
+      if (cache !== null && (await sendCached(request, reply, cache, key, old, i, verdict.path, found))) return true;
+      return sendFile(request, reply, i, verdict.path, found.size);
+    }
+    return false;
   }
 
   const serveStatic = async function serveStatic(request: FastifyRequest, reply: FastifyReply): Promise<boolean> {
