@@ -6,7 +6,14 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { BodyParts, InvalidOptionError, clientInfoOf, isReusedBody, setRequestHeader } from '@warmpool/fastify';
+import {
+  BodyParts,
+  InvalidOptionError,
+  clientInfoOf,
+  isReusedBody,
+  optionChecker,
+  setRequestHeader,
+} from '@warmpool/fastify';
 // mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
@@ -376,14 +383,7 @@ function headerList(
  */
 export function checkHttpHeaders(options: HttpHeadersOptions): InvalidOptionError[] {
   const problems: InvalidOptionError[] = [];
-  const check = (resolve: () => unknown): void => {
-    try {
-      resolve();
-    } catch (error) {
-      if (error instanceof InvalidOptionError) problems.push(error);
-      else throw error;
-    }
-  };
+  const check = optionChecker(problems);
   check(() => headerList(options.request, 'headers.request'));
   check(() => hiddenList(options.hide, responseList(options.security ?? null, options.response)));
   if (options.cors !== undefined && options.cors !== null) check(() => resolveCors(options.cors!));

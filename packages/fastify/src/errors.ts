@@ -16,6 +16,21 @@ export class InvalidOptionError extends WarmpoolError<'WP_FASTIFY_INVALID_OPTION
   }
 }
 
+/**
+ * A check function that runs what it is given and adds the InvalidOptionError it throws to
+ * `problems` (any other error is thrown on): every problem of some options, at once.
+ */
+export function optionChecker(problems: InvalidOptionError[]): (resolve: () => unknown) => void {
+  return (resolve) => {
+    try {
+      resolve();
+    } catch (error) {
+      if (error instanceof InvalidOptionError) problems.push(error);
+      else throw error;
+    }
+  };
+}
+
 /** A form RR would answer 500 for (a name that is both a value and a group of values) or a malformed body: 400. */
 export class BadFormError extends WarmpoolError<'WP_FASTIFY_BAD_FORM'> {
   readonly statusCode = 400;

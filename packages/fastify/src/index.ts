@@ -59,7 +59,9 @@ export {
   RequestTimeoutError,
   HeadersTooLargeError,
   TooManyFieldsError,
+  SpoolFailedError,
   FASTIFY_ERROR_CODES,
+  optionChecker,
 } from './errors.js';
 export { BodyParts } from './http/body-parts.js';
 export { isReusedBody, markReusedBody } from './http/reused-bodies.js';

@@ -9,7 +9,7 @@ import {
   toExecRequest,
 } from '@warmpool/pool';
 import { resolveClassicOptions, type FastCgiOptions, type ResolvedClassic } from './classic.js';
-import { InvalidOptionError } from './errors.js';
+import { InvalidOptionError, optionChecker } from './errors.js';
 import { resolveHealthOptions, type HealthOptions, type ResolvedHealth } from './health.js';
 import { LIMIT_OPTION_KEYS, resolveLimits, type LimitOptions, type ResolvedLimits } from './limits.js';
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetrics } from './metrics.js';
@@ -248,14 +248,7 @@ export function resolvePluginPool(
  */
 export function checkOptions(options: WarmpoolOptions): InvalidOptionError[] {
   const problems: InvalidOptionError[] = [];
-  const check = (resolve: () => unknown): void => {
-    try {
-      resolve();
-    } catch (error) {
-      if (error instanceof InvalidOptionError) problems.push(error);
-      else throw error;
-    }
-  };
+  const check = optionChecker(problems);
   check(() => phpOf(options));
   check(() => tryFilesWithoutPhp(options));
   let classicCommand: string | readonly string[] | null = null;
