@@ -191,6 +191,8 @@ sites:
     // a classic site always serves its static files (it showed static: null without http.static)
     expect(cgi!.http.static).toMatchObject({ dir: '/var/www/html', calculate_etag: true });
     expect(fpm!.http.static).toMatchObject({ dir: '/srv/fpm' });
+    // static.try_files is a site of no PHP's: no default shown where PHP is the fallback
+    expect(cgi!.http.static).not.toHaveProperty('try_files');
     // the worker site (the default one) as before
     expect(worker!.server).toMatchObject({ command: 'php worker.php', relay: 'pipes' });
     expect(worker!.http).toMatchObject({ codec: expect.any(String), static: null });

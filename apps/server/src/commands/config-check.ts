@@ -295,12 +295,15 @@ function effectiveStatic(site: SiteOptions): Record<string, unknown> | null {
   const { http } = site;
   const fastcgi = site.plugin.fastcgi;
   if (fastcgi === undefined && http.static === undefined) return null;
-  return withDefaults('http.static', {
+  const shown = withDefaults('http.static', {
     ...(http.static ?? {}),
     dir: fastcgi?.root ?? [site.plugin.static!.dir ?? site.plugin.static!.root].flat()[0],
     // its default depends on the site (a classic site's is true): the one in use
     calculate_etag: site.plugin.static?.calculate_etag ?? true,
   });
+  // try_files is a site of no PHP's (where PHP runs, PHP is the fallback): no default to show there
+  if (site.php) delete shown.try_files;
+  return shown;
 }
 
 /**
