@@ -658,6 +658,8 @@ describe('all features: sites of no PHP', () => {
     const page = await get('/', { host: 'docs.test', agent: h2 });
     expect(page.status).toBe(200);
     expect(page.text).toContain('FILES-SITE-INDEX');
+    // the top level's micro-cache keeps PHP's answers only: none here, and no X-Cache saying MISS
+    expect(page.headers['x-cache']).toBeUndefined();
     const css = await get('/style.css', { host: 'docs.test', headers: { 'accept-encoding': 'gzip' } });
     expect(css.headers['content-type']).toMatch(/^text\/css/);
     for (const path of ['/info.php', '/missing', '/.env']) {

@@ -195,7 +195,10 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     }
     sites.push({
       ...buildSite(loaded, index, site.hosts, dir, server, http, site.fastcgi ?? null, php, options, errors),
-      cache: enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache)),
+      // the micro-cache keeps PHP's answers: a site of no PHP has none (its answers said X-Cache: MISS)
+      cache: php
+        ? enabledCache(site.cache === undefined ? config.cache : mergeDeep(config.cache ?? {}, site.cache))
+        : null,
       // a site that redirects takes no proxy route of the top level's
       proxy: redirect === null ? nonEmpty(site.proxy ?? config.proxy) : null,
     });
@@ -266,7 +269,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
         options,
         errors,
       ),
-      cache: enabledCache(config.cache),
+      cache: topPhp ? enabledCache(config.cache) : null,
       proxy: nonEmpty(config.proxy),
     };
     sites.push(defaultSite);
