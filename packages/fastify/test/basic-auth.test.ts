@@ -1,7 +1,7 @@
 // auth_basic over real sockets: 401 with the realm without the right user and password, the files
 // and routes under the prefix behind it, an open path under it, and a user file edited while serving.
 import { execFileSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -254,6 +254,35 @@ describe('auth_basic: what it refuses, and its user file read again', () => {
     expect(
       new Set((await Promise.all(guesses.filter((g) => g instanceof Promise))).map((a) => JSON.stringify(a))),
     ).toEqual(new Set([JSON.stringify({ realm: 'Restricted', busy: false })]));
+  });
+
+  it('cheap guesses wait behind queued bcrypt checks; an unknown user costs what the costliest hash does', async () => {
+    const file = join(dir, 'mixed');
+    writeFileSync(file, `${line('staff', '-1', 'pw')}${bcryptLine('ops', 'right', 6)}`);
+    const check = compileBasicAuth([{ prefix: '/', user_file: file }], 'auth_basic', () => {}, new PasswordChecks())!;
+    const queued = check('/', basic('ops', 'right'));
+    expect(queued).toBeInstanceOf(Promise);
+    // while it waits, no guess of the cheap hash is checked ahead of it: queued, or busy
+    const guesses = Array.from({ length: 300 }, (_, n) => check('/', basic('staff', `guess-${n}`)));
+    expect(guesses.filter((g) => !(g instanceof Promise) && !(g as { busy?: boolean }).busy)).toEqual([]);
+    expect(await queued).toEqual({ user: 'ops' });
+    // an unknown user is checked against the bcrypt line, in the queue: its time tells nothing
+    expect(check('/', basic('nobody', 'x'))).toBeInstanceOf(Promise);
+  });
+
+  it('an edit of the file keeps the users already in whose line did not change', async () => {
+    const file = join(dir, 'edited-in');
+    // alice's a bcrypt line: checked again, her answer would be a promise, not at once
+    writeFileSync(file, `${bcryptLine('alice', 'a', 4)}${line('bob', '-1', 'b')}`);
+    const check = compileBasicAuth([{ prefix: '/', user_file: file }], 'auth_basic', () => {}, new PasswordChecks())!;
+    expect(await check('/', basic('alice', 'a'))).toEqual({ user: 'alice' });
+    expect(check('/', basic('bob', 'b'))).toEqual({ user: 'bob' });
+    // a user added, bob's password changed: alice stays in, bob's old password no longer lets him in
+    const kept = readFileSync(file, 'utf8').split('\n')[0]!;
+    writeFileSync(file, `${kept}\n${line('bob', '-1', 'new')}${line('carol', '-1', 'c')}`);
+    await until(async () => 'user' in ((await check('/', basic('carol', 'c'))) ?? {}), 'carol to get in');
+    expect(check('/', basic('bob', 'b'))).toEqual({ realm: 'Restricted', busy: false });
+    expect(check('/', basic('alice', 'a'))).toEqual({ user: 'alice' });
   });
 
   it('bounds the time password checks take: past the budget, a new guess is refused unchecked (busy: 429)', () => {

@@ -179,6 +179,11 @@ export class PasswordChecks {
     return this.#queue.length >= MAX_QUEUED;
   }
 
+  /** checks wait in the queue: a cheap one goes behind them, or the guesses of it took every refill */
+  get waiting(): boolean {
+    return this.#queue.length > 0;
+  }
+
   add(check: Generator<void, boolean, void>): Promise<boolean> {
     return new Promise((done) => {
       if (this.#queue.push({ check, done }) === 1) setImmediate(() => this.#next());
@@ -225,6 +230,13 @@ const REMEMBERED_HEADER_CHARS = 1024;
  */
 const MAX_PASSWORD_BYTES = 256;
 
+/** The hash of the file that costs the most to check (bcrypt's highest cost, else any). */
+function costliest(users: ReadonlyMap<string, PasswordHash>): PasswordHash | undefined {
+  let found: PasswordHash | undefined;
+  for (const hash of users.values()) if (found === undefined || hash.cost > found.cost) found = hash;
+  return found;
+}
+
 /** The user and password of a Basic Authorization header; null when it is not one. */
 function credentialsOf(authorization: string): { user: string; password: Buffer } | null {
   const match = /^Basic[ \t]+([A-Za-z0-9+/]+={0,2})[ \t]*$/i.exec(authorization);
@@ -242,14 +254,17 @@ class UserFile {
   #checkedAt = 0;
   #stamp: string;
   /**
-   * `${version} ${authorization}` of the credentials let in, and apart those refused: a flood of
-   * distinct guesses (1,500 headers) cleared one shared map, and the users already in had to be
-   * checked again, in the guessers' queue
+   * The credentials let in (the Authorization header) → the user and the hash line they were
+   * checked against: still admitted while that line is the same, the file edited or not (an edit
+   * made every user already in be checked again, in a guessers' queue: 429). Apart from them, those
+   * refused, per file version: a flood of distinct guesses (1,500 headers) cleared one shared map.
    */
-  #admitted = new Map<string, true>();
+  #admitted = new Map<string, { user: string; hash: string }>();
   #refused = new Map<string, true>();
-  /** the same keys, for checks still running: a page's parallel requests share one */
+  /** `${version} ${authorization}` of the checks still running: a page's parallel requests share one */
   #running = new Map<string, Promise<Admits>>();
+  /** what an unknown user's password is checked against: the costliest hash of the file */
+  #dummy: PasswordHash | undefined;
 
   constructor(
     readonly path: string,
@@ -262,6 +277,7 @@ class UserFile {
     // at start every line must be usable (config check names it); read again, a bad one is skipped
     if (read.problems.length > 0) throw new InvalidOptionError(key, read.problems[0]!);
     this.#users = read.users;
+    this.#dummy = costliest(read.users);
     this.#stamp = read.stamp;
     this.#checkedAt = performance.now();
   }
@@ -269,44 +285,57 @@ class UserFile {
   admits(authorization: string | undefined): Admits | Promise<Admits> {
     this.#recheck();
     if (authorization === undefined) return 'refused';
+    const admitted = this.#admitted.get(authorization);
+    if (admitted !== undefined && this.#users.get(admitted.user)?.text === admitted.hash) return 'admitted';
     const id = `${this.#version} ${authorization}`;
-    if (this.#admitted.has(id)) return 'admitted';
     if (this.#refused.has(id)) return 'refused';
     const running = this.#running.get(id);
     if (running !== undefined) return running;
     // a header that is no user and password of the right shape costs nothing and is not remembered
     const credentials = credentialsOf(authorization);
     if (credentials === null) return 'refused';
-    // an unknown user costs what a known one does: the answer's time does not tell who exists
+    // an unknown user costs what the costliest known one does: the time does not tell who exists
     const known = this.#users.get(credentials.user);
-    const hash = known ?? this.#users.values().next().value;
+    const hash = known ?? this.#dummy;
     if (hash === undefined) return 'refused';
     if (!this.checks.budget.available()) return 'busy';
-    if (!hash.slow) {
+    const settle = (ok: boolean): Admits =>
+      this.#remember(
+        id,
+        authorization,
+        known !== undefined && ok ? { user: credentials.user, hash: known.text } : null,
+      );
+    // a cheap hash is checked here, unless checks wait in the queue: then it waits behind them
+    // (its guesses took every refill of the budget, and the queue did not move while they came)
+    if (!hash.slow && !this.checks.waiting) {
       const started = performance.now();
       const step = hash.check(credentials.password).next();
       this.checks.budget.spend(performance.now() - started);
-      return this.#remember(id, authorization, step.done === true && step.value && known !== undefined);
+      return settle(step.done === true && step.value);
     }
     // bcrypt: none of its work is done before it has a place in the queue, where it runs a slice
     // at a time within the budget; a guess that finds the queue full costs nothing (before, each
     // one's first slice was charged to the budget and thrown away, and the queue never moved)
     if (this.checks.full) return 'busy';
-    const answer = this.checks.add(hash.check(credentials.password)).then((admitted) => {
+    const answer = this.checks.add(hash.check(credentials.password)).then((ok) => {
       this.#running.delete(id);
-      return this.#remember(id, authorization, admitted && known !== undefined);
+      return settle(ok);
     });
     this.#running.set(id, answer);
     return answer;
   }
 
-  #remember(id: string, authorization: string, admitted: boolean): Admits {
+  #remember(id: string, authorization: string, admitted: { user: string; hash: string } | null): Admits {
     if (authorization.length <= REMEMBERED_HEADER_CHARS) {
-      const answers = admitted ? this.#admitted : this.#refused;
-      if (answers.size >= REMEMBERED) answers.clear();
-      answers.set(id, true);
+      if (admitted !== null) {
+        if (this.#admitted.size >= REMEMBERED) this.#admitted.clear();
+        this.#admitted.set(authorization, admitted);
+      } else {
+        if (this.#refused.size >= REMEMBERED) this.#refused.clear();
+        this.#refused.set(id, true);
+      }
     }
-    return admitted ? 'admitted' : 'refused';
+    return admitted !== null ? 'admitted' : 'refused';
   }
 
   #recheck(): void {
@@ -321,9 +350,10 @@ class UserFile {
     if (typeof read === 'string') this.log(`auth_basic: ${read}; nobody gets in until it is fixed`);
     else for (const problem of read.problems) this.log(`auth_basic: ${problem}; that user cannot get in`);
     this.#users = typeof read === 'string' ? new Map() : read.users;
+    this.#dummy = costliest(this.#users);
     this.#stamp = typeof read === 'string' ? stamp : read.stamp;
+    // the refused may be let in now; those let in stay in while their line is the same
     this.#version++;
-    this.#admitted.clear();
     this.#refused.clear();
   }
 }

@@ -17,6 +17,10 @@ export interface PasswordHash {
   check(password: Buffer): Generator<void, boolean, void>;
   /** true: check yields (bcrypt), and runs in the queue of slow checks (basic-auth.ts) */
   readonly slow: boolean;
+  /** how costly a check is, to compare hashes: bcrypt's 2^cost, else the rounds it runs */
+  readonly cost: number;
+  /** the hash as the file has it: a line that did not change keeps its users in */
+  readonly text: string;
 }
 
 /** bcrypt's cost 14 (Caddy's default) takes about a second of JavaScript a check; more is refused. */
@@ -29,7 +33,7 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
     const end = text.indexOf('$', magic.length);
     if (end === -1) return { problem: 'an MD5-crypt hash with no "$" after its salt' };
     const salt = text.slice(magic.length, end).slice(0, 8);
-    return same(text, (password) => md5Crypt(password, magic, salt));
+    return same(text, 1000, (password) => md5Crypt(password, magic, salt));
   }
   if (text.startsWith('$5$') || text.startsWith('$6$')) {
     const parts = text.split('$'); // ['', '5', ('rounds=N',) salt, hash]
@@ -40,7 +44,7 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
     if (salt === undefined || parts.length !== (custom ? 5 : 4))
       return { problem: 'a SHA-crypt hash of the wrong shape' };
     const bits = text[1] === '5' ? 256 : 512;
-    return same(text, (password) => shaCrypt(password, bits, salt.slice(0, 16), rounds, custom));
+    return same(text, rounds, (password) => shaCrypt(password, bits, salt.slice(0, 16), rounds, custom));
   }
   if (text.startsWith('$2')) {
     const read = parseBcrypt(text);
@@ -57,6 +61,8 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
     const expected = Buffer.from(read.hash);
     return {
       slow: true,
+      cost: 2 ** read.cost * 1000,
+      text,
       *check(password) {
         return equal(Buffer.from(yield* bcrypt(password, read.cost, read.salt)), expected);
       },
@@ -64,18 +70,18 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
   }
   if (text.startsWith('{SHA}')) {
     const expected = Buffer.from(text.slice(5), 'base64');
-    return immediate((password) => equal(createHash('sha1').update(password).digest(), expected));
+    return immediate(text, 1, (password) => equal(createHash('sha1').update(password).digest(), expected));
   }
   if (text.startsWith('{SSHA}')) {
     const raw = Buffer.from(text.slice(6), 'base64');
     if (raw.length <= 20) return { problem: 'an {SSHA} hash with no salt' };
     const digest = raw.subarray(0, 20);
     const salt = raw.subarray(20);
-    return immediate((password) => equal(createHash('sha1').update(password).update(salt).digest(), digest));
+    return immediate(text, 1, (password) => equal(createHash('sha1').update(password).update(salt).digest(), digest));
   }
   if (text.startsWith('{PLAIN}')) {
     const expected = Buffer.from(text.slice(7));
-    return immediate((password) => equal(password, expected));
+    return immediate(text, 0, (password) => equal(password, expected));
   }
   // Caddy's basicauth took bcrypt base64-encoded ("JDJhJDE0…", what hash-password printed before 2.8)
   if (text.startsWith('JDJ')) {
@@ -89,15 +95,17 @@ export function parsePasswordHash(text: string): PasswordHash | { problem: strin
 }
 
 /** A hash checked by computing it again from the password and the salt it carries. */
-function same(text: string, compute: (password: Buffer) => string): PasswordHash {
+function same(text: string, cost: number, compute: (password: Buffer) => string): PasswordHash {
   const expected = Buffer.from(text);
-  return immediate((password) => equal(Buffer.from(compute(password)), expected));
+  return immediate(text, cost, (password) => equal(Buffer.from(compute(password)), expected));
 }
 
 /** A hash checked in one go (a few milliseconds at most). */
-function immediate(verify: (password: Buffer) => boolean): PasswordHash {
+function immediate(text: string, cost: number, verify: (password: Buffer) => boolean): PasswordHash {
   return {
     slow: false,
+    cost,
+    text,
     // biome-ignore lint/correctness/useYield: a check that never needs to yield
     *check(password) {
       return verify(password);
