@@ -368,6 +368,9 @@ export function registerMicroCache<S extends RawServerBase>(
     if (fresh === null) return false;
     const vary = varyOf(reply);
     if (vary === null) return false;
+    // a CORS grant to one origin (not "*") that does not say it varies by Origin: kept, it was
+    // served to every other origin, the first requester's grant for the whole TTL
+    if (grantsOneOrigin(reply) && !vary.includes('origin')) return false;
     if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes) return false;
     // always a copy: a classic body's memory is reused once its response closes (recycle_response_memory)
     const body = Buffer.from(
@@ -648,6 +651,12 @@ export function parseCacheControl(header: string): Map<string, string | null> {
 function seconds(value: string | null | undefined): number | null {
   if (value === undefined || value === null || !/^\d+$/.test(value)) return null;
   return Number(value);
+}
+
+/** PHP's Access-Control-Allow-Origin names an origin (not `*`). */
+function grantsOneOrigin(reply: AnyReply): boolean {
+  const origin = headerText(reply.getHeader('access-control-allow-origin'));
+  return origin !== null && origin.trim() !== '*';
 }
 
 /** The Vary'd request header names (lower-case, sorted); null for `Vary: *` (never stored). */

@@ -408,20 +408,29 @@ function forwardedHeaders(
  */
 const FORWARDING_CLAIMS = new Set([
   'forwarded',
-  'x-original-url',
+  'x-forwarded',
   'x-rewrite-url',
-  'x-original-host',
   'x-host',
+  'x-scheme',
   'front-end-https',
   'x-url-scheme',
   'x-client-ip',
   'client-ip',
   'true-client-ip',
   'x-cluster-client-ip',
+  'x-originating-ip',
+  'x-remote-ip',
+  'x-remote-addr',
+  'cf-connecting-ip',
+  'cf-connecting-ipv6',
+  'fastly-client-ip',
+  'akamai-origin-hop',
 ]);
 
 function isForwardingClaim(lowerName: string): boolean {
-  return lowerName.startsWith('x-forwarded-') || FORWARDING_CLAIMS.has(lowerName);
+  return (
+    lowerName.startsWith('x-forwarded-') || lowerName.startsWith('x-original-') || FORWARDING_CLAIMS.has(lowerName)
+  );
 }
 
 /** preserve_host: the Host the client asked for (client-info.ts), as nginx's `Host $host` passes it. */

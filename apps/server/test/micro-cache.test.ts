@@ -418,6 +418,11 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
       // before: a cross-origin front end worked once, then failed on every hit
       expect(hit.res.headers['access-control-allow-origin']).toBe(origin);
     }
+    // a grant to one origin with no Vary: Origin is never kept: it would go to every origin
+    const unvaried = `/wp-json/x?${PUBLIC}&header=Access-Control-Allow-Origin:https%3A%2F%2Ffront.example`;
+    await get(app, unvaried, { origin: 'https://front.example' });
+    const other = await get(app, unvaried, { origin: 'https://evil.example' });
+    expect(other.res.headers['x-cache']).toBe('MISS');
   });
 
   it('keys by host and by the full target with its query', async () => {

@@ -156,6 +156,9 @@ describe('proxy routes', () => {
           'x-forwarded-prefix': '/admin',
           'x-original-url': '/admin/users',
           'true-client-ip': '6.6.6.6',
+          'x-scheme': 'https',
+          'cf-connecting-ip': '6.6.6.6',
+          'x-original-forwarded-for': '6.6.6.6',
           via: '1.1 cdn',
         },
       })
@@ -170,6 +173,9 @@ describe('proxy routes', () => {
       'x-forwarded-prefix',
       'x-original-url',
       'true-client-ip',
+      'x-scheme',
+      'cf-connecting-ip',
+      'x-original-forwarded-for',
     ])
       expect({ name, value: headers[name] }).toEqual({ name, value: undefined });
     expect(headers.via).toBe('1.1 cdn');

@@ -52,6 +52,9 @@ describe('compileAccess', () => {
     // the open sub-path and the allow-all prefix open what they name, no other spelling
     expect(allowed('/metrics/public', '10.0.0.1')).toBe(true);
     expect(allowed('/metrics/PUBLIC', '10.0.0.1')).toBe(false);
+    // Java's path parameters aside, as the guarding rules read them too: a session id keeps it open
+    expect(allowed('/metrics/public;jsessionid=x', '10.0.0.1')).toBe(true);
+    expect(allowed('/metrics/public/..;/x', '10.0.0.1')).toBe(false);
     expect(allowed('/shop/cart', '10.0.0.1')).toBe(true);
     expect(allowed('/SHOP/cart', '10.0.0.1')).toBe(false);
   });

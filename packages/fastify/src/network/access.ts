@@ -99,11 +99,18 @@ export function prefixRule(prefix: string, opens: boolean): PrefixRule {
  */
 export function longestPrefixRule<R extends PrefixRule>(rules: readonly R[], path: string): R | null {
   let guarded: string | null = null;
+  let opened: string | null = null;
   for (const rule of rules) {
     const prefix = rule.prefix;
     if (prefix === '/') return rule;
     if (rule.opens) {
-      if (path.startsWith(prefix) && (path.length === prefix.length || path.charCodeAt(prefix.length) === 47) /* / */)
+      // as written, Java's path parameters aside (`/public;jsessionid=x` is /public to Tomcat, and
+      // to the guarding rules: left out here, an open page with a session id was closed)
+      opened ??= path.indexOf(';') >= 0 ? normalizeSegments(path.replace(/;[^/]*/g, '')) : path;
+      if (
+        opened.startsWith(prefix) &&
+        (opened.length === prefix.length || opened.charCodeAt(prefix.length) === 47) /* / */
+      )
         return rule;
       continue;
     }
