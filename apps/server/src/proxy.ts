@@ -159,7 +159,8 @@ export async function registerProxies<S extends RawServerBase>(
           // one turn of the event loop first: a stream reset in the same read as its HEADERS
           // (HTTP/2's rapid reset) is seen closed then, before any upstream connection is opened
           // for it; before, each such stream cost the upstream a TCP connect (525 for one client
-          // connection's burst, 3,046 in 1.5 s for six)
+          // connection's burst, 3,046 in 1.5 s for six). A reset that comes in a later read still
+          // costs one: the session's rapid-reset bound (http2-session-bounds.ts) closes such a client
           setImmediate(() =>
             (request.raw as unknown as Http2ServerRequest).stream.destroyed ? reply.code(499).send() : done(),
           );

@@ -10,14 +10,16 @@ import { parsePasswordHash, type PasswordHash } from './password-hashes.js';
  *
  * - The longest matching prefix wins, on segment boundaries, against requestPath() as access rules;
  *   `off: true` opens a path under a protected prefix (nginx's `auth_basic off` in a location). A
- *   protected prefix matches in any case, an open one as written (access.ts, PrefixRule).
+ *   protected prefix covers every spelling a backend reads as it, an open one matches as written
+ *   (access.ts, longestPrefixRule).
  * - The file is read at start (a line warmpool cannot use is an error naming the line) and again
  *   when it changes (checked at most once a second): users added or removed need no restart. A
  *   file that became unreadable or holds a bad line lets nobody in until it is fixed.
  * - Hashes: see password-hashes.ts. Each check of a password costs MD5- or SHA-crypt's rounds
  *   (a few milliseconds) or bcrypt's (tens to hundreds, run a slice per turn of the event loop):
- *   answers are remembered per credentials and file version, so a browser's repeated header costs
- *   one lookup; guessing is slowed by limit_req on the same prefix and by the process's budget.
+ *   the credentials let in are remembered while their user's line is unchanged, and those refused
+ *   per file version, so a browser's repeated header costs one lookup; guessing is slowed by
+ *   limit_req on the same prefix and by the process's budget (PasswordChecks).
  */
 export interface BasicAuthRule {
   prefix: string;
@@ -163,17 +165,17 @@ const MAX_QUEUED = 8;
 
 /**
  * The password checks of a process: their budget of event-loop time, and the queue of the ones
- * that yield (bcrypt), run one at a time, a slice per turn of the event loop, each slice's time
- * taken from the budget; while it is spent the queue waits for it to refill.
+ * that yield (bcrypt; a cheap one too while others wait), run one at a time, a slice per turn of
+ * the event loop, each slice's time taken from the budget; while it is spent the queue waits for
+ * it to refill.
  */
 export class PasswordChecks {
   readonly budget: CheckBudget;
+  #queue: Array<{ check: Generator<void, boolean, void>; done: (admitted: boolean) => void }> = [];
 
   constructor(bucketMs = 1000) {
     this.budget = new CheckBudget(bucketMs);
   }
-
-  #queue: Array<{ check: Generator<void, boolean, void>; done: (admitted: boolean) => void }> = [];
 
   get full(): boolean {
     return this.#queue.length >= MAX_QUEUED;
