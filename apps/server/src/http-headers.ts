@@ -358,6 +358,9 @@ function matchRevalidatedEtag(request: AnyRequest, reply: AnyReply): void {
 
 // ---- options ----
 
+/** A header name: RFC 9110's token. */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+
 function headerList(
   value: Readonly<Record<string, string>> | null | undefined,
   key: string,
@@ -367,8 +370,7 @@ function headerList(
     throw new InvalidOptionError(key, `must be a map of header name to value, got ${JSON.stringify(value)}`);
   const list: Array<[string, string]> = [];
   for (const [name, raw] of Object.entries(value)) {
-    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
-      throw new InvalidOptionError(`${key}.${name}`, 'is not a valid header name');
+    if (!HEADER_NAME.test(name)) throw new InvalidOptionError(`${key}.${name}`, 'is not a valid header name');
     const text = typeof raw === 'number' || typeof raw === 'boolean' ? String(raw) : raw;
     if (typeof text !== 'string' || /[\r\n\0]/.test(text))
       throw new InvalidOptionError(`${key}.${name}`, `must be a one-line string, got ${JSON.stringify(raw)}`);
@@ -408,7 +410,7 @@ function hiddenList(
   if (!Array.isArray(value))
     throw new InvalidOptionError('headers.hide', `must be a list of header names, got ${JSON.stringify(value)}`);
   const names = value.map((name: unknown, i) => {
-    if (typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+    if (typeof name !== 'string' || !HEADER_NAME.test(name))
       throw new InvalidOptionError(`headers.hide[${i}]`, `is not a header name: ${JSON.stringify(name)}`);
     const lower = name.toLowerCase();
     if (UNHIDEABLE.has(lower))

@@ -29,7 +29,7 @@ import {
   TransferEncodingError,
   whenAdmitted,
   pipelinedTurn,
-  CONNECTION_HEADERS,
+  REPLY_HOP_HEADERS,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -621,13 +621,6 @@ function retryOnClosedConnection({
 }
 
 /**
- * Connection-specific headers of the upstream's reply: this server's connection has its own. Trailer
- * too: its trailers are not passed on, and Node refuses the header on a reply it cannot send chunked
- * (HTTP/1.0, HEAD, a Content-Length), throwing where no handler catches it: the process exited.
- */
-const UPSTREAM_HOP_HEADERS = [...CONNECTION_HEADERS, 'trailer'];
-
-/**
  * The upstream's reply headers as the client gets them: no hop-by-hop ones, and a Location that
  * points at the upstream itself mapped to this server (nginx's `proxy_redirect default`), so the
  * client is not sent to an internal address. @fastify/http-proxy has mapped relative ones already.
@@ -638,7 +631,7 @@ function upstreamReplyHeaders(
   request: AnyRequest,
 ): Record<string, string | string[] | undefined> {
   const out = { ...headers };
-  for (const name of UPSTREAM_HOP_HEADERS) delete out[name];
+  for (const name of REPLY_HOP_HEADERS) delete out[name];
   const location = out.location;
   if (typeof location === 'string') {
     const mapped = clientLocation(location, route, request);

@@ -81,7 +81,7 @@ export {
 export type { AccessRule } from './network/access.js';
 export { basicChallenge, compileBasicAuth, type BasicAuthRule } from './network/basic-auth.js';
 export { whenAdmitted } from './network/admission.js';
-export { CONNECTION_HEADERS } from './http/connection-headers.js';
+export { REPLY_HOP_HEADERS } from './http/connection-headers.js';
 export { cidrProblem } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';

@@ -270,7 +270,7 @@ function staticOnly(staticLayer: StaticHandler | null, tryFiles: StaticTryFiles 
     const path = decodeRequestPath(request.url);
     if (path !== null)
       for (const step of tryFiles.steps) {
-        if (step === 'directory') {
+        if (step === 'directory' || step === 'file-or-directory') {
           if (await staticLayer(request, reply)) return reply;
         } else if (step === 'file') {
           if (await staticLayer.sendPath(request, reply, path)) return reply;

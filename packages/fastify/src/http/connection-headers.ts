@@ -14,3 +14,9 @@ export const CONNECTION_HEADERS: ReadonlySet<string> = new Set([
   'te',
   'http2-settings',
 ]);
+
+/**
+ * What of a backend's reply never reaches the client: its connection's headers, and Trailer (no
+ * trailers follow a backend's body, and Node refuses the header on a reply it does not chunk).
+ */
+export const REPLY_HOP_HEADERS: ReadonlySet<string> = new Set([...CONNECTION_HEADERS, 'trailer']);

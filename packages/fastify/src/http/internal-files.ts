@@ -12,7 +12,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type HeaderMap, headerWireValue } from '@warmpool/pool';
 import { InvalidOptionError } from '../errors.js';
 import { checkPath, createFilePolicy, decodeRequestPath } from '../static/file-policy.js';
-import { CONNECTION_HEADERS } from './connection-headers.js';
+import { REPLY_HOP_HEADERS } from './connection-headers.js';
 import { loadSend } from './load-send.js';
 import { holdsFile, openedPath, whenOpened } from '../static/opened-file.js';
 
@@ -109,12 +109,11 @@ export const SERVER_INSTRUCTION_HEADERS: readonly string[] = [
 
 /**
  * The backend's headers that describe its own (empty) body, the hand-over or its connection (an
- * upstream's Keep-Alive: CONNECTION_HEADERS), never the file sent instead.
+ * upstream's Keep-Alive: REPLY_HOP_HEADERS), never the file sent instead.
  */
 const DROPPED = new Set([
   ...SERVER_INSTRUCTION_HEADERS,
-  ...CONNECTION_HEADERS,
-  'trailer',
+  ...REPLY_HOP_HEADERS,
   'content-length',
   'content-range',
   'content-encoding',

@@ -12,18 +12,12 @@ import {
   isUnbuffered,
 } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
-import { CONNECTION_HEADERS } from './connection-headers.js';
+import { REPLY_HOP_HEADERS } from './connection-headers.js';
 import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
 import { SpooledReply } from './spooled-reply.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
-
-/**
- * Hop-by-hop headers a backend may not set: Node frames the response itself. `Trailer` too: no
- * trailers follow a backend's body, and Node refuses it on a response that is not chunked.
- */
-const HOP_BY_HOP = new Set([...CONNECTION_HEADERS, 'trailer']);
 
 /**
  * 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them; none of
@@ -33,7 +27,7 @@ export function hintHeaders(headers: HeaderMap): Record<string, string[]> {
   const out: Record<string, string[]> = Object.create(null);
   for (const name in headers) {
     const lower = name.toLowerCase();
-    if (!HOP_BY_HOP.has(lower) && lower !== 'content-length') out[lower] = headers[name]!.map(headerWireValue);
+    if (!REPLY_HOP_HEADERS.has(lower) && lower !== 'content-length') out[lower] = headers[name]!.map(headerWireValue);
   }
   return out;
 }
@@ -50,7 +44,7 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
   const { headers } = response;
   for (const name in headers) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) continue;
+    if (REPLY_HOP_HEADERS.has(lower)) continue;
     const values = headers[name]!;
     if (lower === 'content-type') {
       // one type: the last PHP sent, as nginx takes it (two would make the body a download); an

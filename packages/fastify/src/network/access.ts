@@ -4,10 +4,10 @@ import { cidrProblem, createCidrSet, parseAddress, type CidrSet } from './cidr.j
 /**
  * `access`: allow/deny CIDR lists per path prefix → 403.
  *
- * - The longest matching prefix wins; prefixes match on segment boundaries (`/metrics` matches
- *   `/metrics` and `/metrics/x`, not `/metricsfoo`), against the decoded, normalized path without
- *   query (`requestPath`); in any case (`/METRICS` too), but a rule that opens a path to everyone
- *   matches it as written (longestPrefixRule).
+ * - The longest matching prefix wins, against the decoded, normalized path without query
+ *   (`requestPath`): a rule that guards covers every spelling a backend may read as its prefix
+ *   (`/METRICS`, `/metrics;x`, `/metrics.json`; not `/metricsfoo`), a rule that opens a path to
+ *   everyone its prefix and what is under it, as written (longestPrefixRule).
  * - In the winning rule, `deny` is checked first; then, when `allow` is given, the client must be
  *   in it (`allow: []` denies everyone). A rule with neither list allows everyone: use it to open a
  *   sub-path of a restricted prefix (`{ prefix: '/admin/public' }` under `{ prefix: '/admin', allow }`).
@@ -106,7 +106,7 @@ export function longestPrefixRule<R extends PrefixRule>(rules: readonly R[], pat
     if (rule.opens) {
       // as written, Java's path parameters aside (`/public;jsessionid=x` is /public to Tomcat, and
       // to the guarding rules: left out here, an open page with a session id was closed)
-      opened ??= path.indexOf(';') >= 0 ? normalizeSegments(path.replace(/;[^/]*/g, '')) : path;
+      opened ??= withoutPathParameters(path);
       if (
         opened.startsWith(prefix) &&
         (opened.length === prefix.length || opened.charCodeAt(prefix.length) === 47) /* / */
@@ -141,17 +141,19 @@ function isNameChar(c: number): boolean {
  * EqualFold): toLowerCase() alone left /adm%C4%B1n past an /admin rule.
  */
 function guardedForm(path: string): string {
-  let out = path;
-  const params = out.indexOf(';') >= 0;
-  if (params) out = out.replace(/;[^/]*/g, '');
+  const out = withoutPathParameters(path);
   // the common case, ASCII only: toLowerCase is the whole fold
-  out = isAscii(out)
+  return isAscii(out)
     ? out.toLowerCase()
     : out
         .toUpperCase()
         .toLowerCase()
         .replace(/\u0307/g, '');
-  return params ? normalizeSegments(out) : out;
+}
+
+/** `path` without Java's path parameters (`;jsessionid=x`), its dot segments resolved again. */
+function withoutPathParameters(path: string): string {
+  return path.indexOf(';') >= 0 ? normalizeSegments(path.replace(/;[^/]*/g, '')) : path;
 }
 
 /** A rule's prefix as requestPath() gives paths, without a trailing slash; throws naming `key`. */

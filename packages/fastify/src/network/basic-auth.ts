@@ -126,8 +126,7 @@ function ruleAnswer(rule: CompiledRule, answer: Admits, authorization: string | 
 
 /** The user name of a Basic Authorization header already checked. */
 function userOf(authorization: string): string {
-  const decoded = Buffer.from(authorization.slice(authorization.indexOf(' ') + 1).trim(), 'base64');
-  return decoded.subarray(0, decoded.indexOf(0x3a)).toString('utf8');
+  return credentialsOf(authorization)?.user ?? '';
 }
 
 /** The WWW-Authenticate value of a 401 for `realm`. */

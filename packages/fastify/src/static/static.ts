@@ -152,10 +152,15 @@ export interface ResolvedStaticOptions {
   linkWarnings: LinkOutWarnings;
 }
 
+/**
+ * One step of static.try_files: "file" $uri; "directory" $uri/ (a folder's index, or its "/" form);
+ * "file-or-directory" the two in a row, looked up at once as without try_files; a suffix "$uri.html".
+ */
+export type TryFilesStep = 'file' | 'directory' | 'file-or-directory' | { suffix: string };
+
 /** static.try_files read: its steps in order, then the fallback (a path under the roots) or null (=404). */
 export interface StaticTryFiles {
-  /** "file": $uri; "directory": $uri/ (a folder's index, or its "/" form); a suffix: "$uri.html" */
-  steps: ReadonlyArray<'file' | 'directory' | { suffix: string }>;
+  steps: readonly TryFilesStep[];
   fallback: string | null;
 }
 
@@ -306,11 +311,13 @@ function resolveTryFiles(raw: unknown, policy: FilePolicy): StaticTryFiles | nul
     throw new InvalidOptionError(key, `must be a list of steps, ${example}`);
   const items = raw as string[];
   if (items[0] !== '$uri') throw new InvalidOptionError(key, `must start with "$uri" (the file asked for), ${example}`);
-  const steps: Array<'file' | 'directory' | { suffix: string }> = [];
+  const steps: TryFilesStep[] = [];
   let fallback: string | null = null;
   for (const [i, item] of items.entries()) {
     const last = i === items.length - 1;
     if (item === '$uri') steps.push('file');
+    // "$uri $uri/": one lookup of the path, not a file's and then again a folder's
+    else if (item === '$uri/' && steps.at(-1) === 'file') steps[steps.length - 1] = 'file-or-directory';
     else if (item === '$uri/') steps.push('directory');
     else if (/^\$uri\.[A-Za-z0-9]+$/.test(item)) {
       const suffix = item.slice('$uri'.length);
