@@ -103,7 +103,9 @@ describe('all features: boot', () => {
       expect(server.stdout).toMatch(new RegExp(`✓ site ${site.replace('.', '\\.')}: 1 worker ready`));
     expect(server.stdout).toContain('✓ site fpm.test: ready, up to 2 connections to php-fpm (fpm.test)');
     expect(server.stdout).toContain(`• site docs.test: no PHP: static files from ${env.STATE_DIR}/docs`);
-    expect(server.stdout).toContain(`• site node.test: no PHP: / → http://127.0.0.1:${env.UPSTREAM_PORT}`);
+    expect(server.stdout).toContain(
+      `• site node.test: no PHP: / → http://127.0.0.1:${env.UPSTREAM_PORT}, http://127.0.0.1:${env.UPSTREAM2_PORT}`,
+    );
     expect(server.stdout).toContain('• site www.docs.test: no PHP: redirects to https://docs.test (308)');
     for (const site of ['docs.test', 'www.docs.test', 'node.test'])
       expect(server.stdout).toContain(`✓ site ${site}: ready (${site})`);
@@ -711,8 +713,9 @@ describe('all features: sites of no PHP', () => {
     expect(res.headers.location).toBe('https://docs.test/guide/?v=2');
   });
 
-  it('node.test: every path and method to the app behind "/", over HTTP/2 too, and its WebSockets (wss)', async () => {
-    const before = setup.upstream.seen.length;
+  it('node.test: every path and method to the app behind "/", its two instances in turn, over HTTP/2 too, and its WebSockets (wss)', async () => {
+    const { upstream, upstream2 } = setup;
+    const before = [upstream.seen.length, upstream2.seen.length];
     const posted = await get('/orders/9?x=1', {
       host: 'node.test',
       agent: h2,
@@ -724,10 +727,12 @@ describe('all features: sites of no PHP', () => {
     expect(posted.json()).toMatchObject({ url: '/orders/9?x=1' });
     const page = await get('/', { host: 'node.test' });
     expect(page.headers['x-upstream']).toBe('yes');
-    expect(setup.upstream.seen.slice(before).map((r) => `${r.method} ${r.url} ${r.body}`)).toEqual([
-      'POST /orders/9?x=1 item=1',
-      'GET / ',
-    ]);
+    // one request each, round robin
+    const seen = [upstream.seen.slice(before[0]), upstream2.seen.slice(before[1])].map((list) =>
+      list.map((r) => `${r.method} ${r.url} ${r.body}`),
+    );
+    expect(seen.flat().sort()).toEqual(['GET / ', 'POST /orders/9?x=1 item=1']);
+    expect(seen.map((list) => list.length)).toEqual([1, 1]);
     const ws = await openWebSocket(`wss://node.test:${setup.env.HTTPS_PORT}/live`, { dispatcher: byName });
     const reply = new Promise<string>((resolve) => ws.addEventListener('message', (e) => resolve(String(e.data))));
     ws.send('hi');
@@ -735,6 +740,25 @@ describe('all features: sites of no PHP', () => {
     const closed = new Promise((resolve) => ws.addEventListener('close', resolve));
     ws.close(1000);
     await closed;
+  });
+
+  it('node.test: its second instance stopped (a restart), no request is lost, a POST body neither; the first takes them all', async () => {
+    const { upstream, upstream2 } = setup;
+    await upstream2.close();
+    const before = upstream.seen.length;
+    for (let i = 0; i < 4; i++) {
+      const res = await get(`/after-stop/${i}`, {
+        host: 'node.test',
+        ...(i % 2 === 0 ? { agent: h2 } : {}),
+        method: 'POST',
+        body: `n=${i}`,
+        headers: { 'content-type': 'application/octet-stream' },
+      });
+      expect(res.status).toBe(201);
+    }
+    expect(upstream.seen.slice(before).map((r) => `${r.url} ${r.body}`)).toEqual(
+      [0, 1, 2, 3].map((i) => `/after-stop/${i} n=${i}`),
+    );
   });
 });
 

@@ -44,6 +44,8 @@ export interface AllFeaturesSetup {
   pebble: Pebble;
   /** the proxy routes' upstream (HTTP and WebSocket) */
   upstream: Upstream;
+  /** node.test's second instance, beside upstream (proxy[].upstream as a list): a test stops it */
+  upstream2: Upstream;
   /** https://127.0.0.1:PORT */
   https: string;
   /** http://127.0.0.1:PORT (it redirects to https, and answers the CA's HTTP-01 checks) */
@@ -82,6 +84,7 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
   // the CA requires External Account Binding, as ZeroSSL and Google do: the config gives it
   const pebble = await startPebble({ httpPort, tlsPort: httpsPort, eabKeys: { [ACME_EAB_KEY_ID]: ACME_EAB_MAC_KEY } });
   const upstream = await startUpstream();
+  const upstream2 = await startUpstream();
   const fpm = await startPhpFpm({ maxChildren: 2 });
   const env = {
     FIXTURES,
@@ -92,6 +95,7 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     METRICS_PORT: String(await freePort()),
     RPC_PORT: String(await freePort()),
     UPSTREAM_PORT: String(upstream.port),
+    UPSTREAM2_PORT: String(upstream2.port),
     FPM_PASS: fpm.pass,
     ACME_DIRECTORY: pebble.directory,
     ACME_EAB_KEY_ID,
@@ -103,11 +107,12 @@ export async function prepareAllFeatures(): Promise<AllFeaturesSetup> {
     root: await pebble.root(),
     pebble,
     upstream,
+    upstream2,
     https: `https://127.0.0.1:${env.HTTPS_PORT}`,
     http: `http://127.0.0.1:${env.HTTP_PORT}`,
     accessLog: join(dir, 'log', 'access.log'),
     close: async () => {
-      await Promise.all([upstream.close(), fpm.stop(), pebble.stop()]);
+      await Promise.all([upstream.close(), upstream2.close(), fpm.stop(), pebble.stop()]);
       await rm(dir, { recursive: true, force: true });
     },
   };

@@ -533,7 +533,7 @@ function describeNoPhpSite(site: SiteOptions): string {
   const parts: string[] = [];
   const dirs = [site.plugin.static?.dir ?? []].flat();
   if (dirs.length > 0) parts.push(`static files from ${dirs.join(', ')}`);
-  for (const route of site.proxy ?? []) parts.push(`${route.prefix} → ${route.upstream}`);
+  for (const route of site.proxy ?? []) parts.push(`${route.prefix} → ${[route.upstream].flat().join(', ')}`);
   if (site.redirect !== null) parts.push(`redirects to ${site.redirect.to} (${site.redirect.status})`);
   return parts.join(', ');
 }

@@ -9,6 +9,7 @@ import { parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
 import { createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
+import { isConnectFailure, UpstreamBalancer } from './upstream-balancer.js';
 import { noteUnbuffered } from './streamed-compression.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
@@ -36,8 +37,11 @@ import {
 export interface ProxyRoute {
   /** path prefix, on segment boundaries: `/api` takes `/api` and `/api/…`, not `/apiary` */
   prefix: string;
-  /** `http://host:port` or `https://…`, optionally with a path */
-  upstream: string;
+  /**
+   * `http://host:port` or `https://…`, optionally with a path; or a list of them, all with the same
+   * path, taken round robin (nginx's `upstream` block; one refusing connections sits out 10 s)
+   */
+  upstream: string | readonly string[];
   /**
    * What replaces the prefix in the upstream path. Default, as nginx's proxy_pass: an upstream
    * without a path gets the request path unchanged (`/api/users` → `/api/users`); an upstream with a
@@ -63,7 +67,12 @@ type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
 
 interface ResolvedRoute {
   prefix: string;
+  /** the first upstream, origin and path: the base reply-from builds a request's URL on */
   upstream: string;
+  /** every upstream's origin, in the order configured; one for a route of one upstream */
+  origins: readonly string[];
+  /** the upstreams as metrics and logs name them: `http://a:1, http://b:2` */
+  label: string;
   rewritePrefix: string;
   websocket: boolean;
   preserveHost: boolean;
@@ -123,7 +132,9 @@ export async function registerProxies<S extends RawServerBase>(
     app.server.on('upgrade', upgradeListener(routing));
   }
   for (const route of resolved) {
-    const record = countRoute?.(route.upstream) ?? null;
+    const record = countRoute?.(route.label) ?? null;
+    // one for the route's requests and its WebSocket upgrades: a refusal of either passes that upstream over
+    const balancer = route.origins.length > 1 ? new UpstreamBalancer(route.origins) : null;
     // each route in a scope of its own, whose hook counts its responses (the plugin counts only its own)
     app.register(async (scope: FastifyInstance<S>) => {
       // its refusals (an HTTP/2 body past request_timeout: 408) in plain text, as the plugin's
@@ -175,7 +186,7 @@ export async function registerProxies<S extends RawServerBase>(
       scope.register(async (inner: FastifyInstance<S>) => {
         answerPathRefusalsPlainly(inner as unknown as FastifyInstance);
         // not closed with the app, as reply-from's own was not: a drain must not cut proxied replies
-        const dispatcher = await createUpstreamDispatcher();
+        const dispatcher = await createUpstreamDispatcher(balancer, !route.preserveHost);
         await inner.register(httpProxy, {
           prefix: route.prefix,
           upstream: route.upstream,
@@ -191,7 +202,7 @@ export async function registerProxies<S extends RawServerBase>(
           preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
             const upgrade = upgradeOf(request.raw as IncomingMessage);
             if (upgrade !== undefined) {
-              tunnelUpgrade(request, reply, route, upgrade, errorPages);
+              tunnelUpgrade(request, reply, route, balancer, upgrade, errorPages);
               return;
             }
             if (refusedUnforwardable(request, reply)) return;
@@ -275,28 +286,8 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       throw new InvalidOptionError(key('prefix'), `${prefix} is already proxied by proxy[${earlier}]`);
     seen.set(prefix, index);
 
-    let url: URL;
-    try {
-      url = new URL(String(upstream));
-    } catch {
-      throw new InvalidOptionError(
-        key('upstream'),
-        `must be a URL like http://127.0.0.1:9000, got ${JSON.stringify(upstream)}`,
-      );
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:')
-      throw new InvalidOptionError(
-        key('upstream'),
-        `must be http:// or https:// (WebSocket upgrades follow with websocket: true), got ${url.protocol}`,
-      );
-    if (url.search !== '' || url.hash !== '')
-      throw new InvalidOptionError(
-        key('upstream'),
-        `must not have a query or fragment, got ${JSON.stringify(upstream)}`,
-      );
-    // nginx: `proxy_pass http://h:9000` (no path) passes the path as is; `http://h:9000/v1` replaces the prefix.
-    const hasPath = /^https?:\/\/[^/]+\/./i.test(String(upstream)) || /^https?:\/\/[^/]+\/$/i.test(String(upstream));
-    const upstreamPath = url.pathname.replace(/\/+$/, '');
+    const upstreams = resolveUpstreams(upstream, key('upstream'));
+    const { hasPath, path: upstreamPath } = upstreams[0]!;
 
     let rewritePrefix: string;
     if (rewrite !== undefined) {
@@ -324,7 +315,9 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
     );
     return {
       prefix,
-      upstream: url.origin + upstreamPath,
+      upstream: upstreams[0]!.origin + upstreamPath,
+      origins: upstreams.map((one) => one.origin),
+      label: upstreams.map((one) => one.origin + upstreamPath).join(', '),
       rewritePrefix,
       websocket: websocket === true,
       preserveHost: preserveHost === true,
@@ -332,6 +325,52 @@ export function resolveProxyRoutes(routes: readonly ProxyRoute[]): ResolvedRoute
       webSocketIdleMs,
     };
   });
+}
+
+interface ResolvedUpstream {
+  origin: string;
+  /** the URL's path without trailing slashes ('' for none or '/') */
+  path: string;
+  /** a path was written, even '/' alone: it replaces the prefix, as nginx's proxy_pass */
+  hasPath: boolean;
+}
+
+/** A route's upstream or list of upstreams, each checked; errors name `key` or `key[j]`. */
+function resolveUpstreams(upstream: unknown, key: string): ResolvedUpstream[] {
+  if (!Array.isArray(upstream)) return [resolveUpstream(upstream, key)];
+  if (upstream.length === 0)
+    throw new InvalidOptionError(key, 'must be a URL like http://127.0.0.1:9000, or a list of them, got []');
+  const out = upstream.map((one, j) => resolveUpstream(one, `${key}[${j}]`));
+  const first = out[0]!;
+  out.forEach((one, j) => {
+    if (one.path !== first.path || one.hasPath !== first.hasPath)
+      throw new InvalidOptionError(
+        `${key}[${j}]`,
+        `must have the path of ${key}[0] (${JSON.stringify(first.path || '(none)')}): a request goes to any of them, got ${JSON.stringify(upstream[j])}`,
+      );
+    const earlier = out.findIndex((other) => other.origin === one.origin);
+    if (earlier !== j) throw new InvalidOptionError(`${key}[${j}]`, `${one.origin} is already ${key}[${earlier}]`);
+  });
+  return out;
+}
+
+function resolveUpstream(upstream: unknown, key: string): ResolvedUpstream {
+  let url: URL;
+  try {
+    url = new URL(String(upstream));
+  } catch {
+    throw new InvalidOptionError(key, `must be a URL like http://127.0.0.1:9000, got ${JSON.stringify(upstream)}`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new InvalidOptionError(
+      key,
+      `must be http:// or https:// (WebSocket upgrades follow with websocket: true), got ${url.protocol}`,
+    );
+  if (url.search !== '' || url.hash !== '')
+    throw new InvalidOptionError(key, `must not have a query or fragment, got ${JSON.stringify(upstream)}`);
+  // nginx: `proxy_pass http://h:9000` (no path) passes the path as is; `http://h:9000/v1` replaces the prefix.
+  const hasPath = /^https?:\/\/[^/]+\/./i.test(String(upstream)) || /^https?:\/\/[^/]+\/$/i.test(String(upstream));
+  return { origin: url.origin, path: url.pathname.replace(/\/+$/, ''), hasPath };
 }
 
 /** A route's duration in ms, `fallback` when unset; a bad one is an error naming `key`. */
@@ -474,6 +513,7 @@ function tunnelUpgrade(
   request: AnyRequest,
   reply: AnyReply,
   route: ResolvedRoute,
+  balancer: UpstreamBalancer | null,
   upgrade: Upgrade,
   errorPages: ErrorPages,
 ): void {
@@ -489,7 +529,9 @@ function tunnelUpgrade(
     reply.code(400).type('text/plain; charset=utf-8').send(PATH_REFUSED);
     return;
   }
-  const origin = new URL(route.upstream);
+  // one try: a refused upgrade is a 502, and the client's reconnect goes to the next upstream
+  const picked = balancer?.pick() ?? null;
+  const origin = new URL(picked ?? route.upstream);
   const headers: OutgoingHttpHeaders = {};
   const raw = request.raw.rawHeaders;
   const claims = !clientInfoOf(request.raw).peerTrusted;
@@ -511,14 +553,20 @@ function tunnelUpgrade(
     upgrade,
     { origin, path, method: request.method, headers, timeoutMs: route.timeoutMs },
     {
-      upgraded: () => reply.hijack(),
+      upgraded: () => {
+        if (picked !== null) balancer!.answered(picked);
+        reply.hijack();
+      },
       refused: (response) => {
         const out = upstreamReplyHeaders(response.headers, route, request);
         for (const name of SERVER_INSTRUCTION_HEADERS) delete out[name];
         reply.code(response.statusCode ?? 502).headers(out);
         sendUpstreamBody(reply, response);
       },
-      failed: (error) => sendUpstreamError(reply, route, error, errorPages),
+      failed: (error) => {
+        if (picked !== null && isConnectFailure(error)) balancer!.failed(picked);
+        sendUpstreamError(reply, route, error, errorPages);
+      },
     },
   );
 }
@@ -642,10 +690,13 @@ function upstreamReplyHeaders(
 
 /** An absolute Location on the upstream's own origin, as the client reaches it here; null: leave it. */
 function clientLocation(location: string, route: ResolvedRoute, request: AnyRequest): string | null {
-  const origin = new URL(route.upstream).origin;
-  if (location.slice(0, origin.length).toLowerCase() !== origin.toLowerCase()) return null;
+  // any of the route's upstreams; not another port or host that begins alike (`:80` of `:8080`)
+  const origin = route.origins.find(
+    (one) =>
+      location.slice(0, one.length).toLowerCase() === one.toLowerCase() && /^([/?]|$)/.test(location.slice(one.length)),
+  );
+  if (origin === undefined) return null;
   const path = location.slice(origin.length) || '/';
-  if (!path.startsWith('/') && !path.startsWith('?')) return null; // another port or host that begins alike
   // the upstream path under rewritePrefix is the client's path under prefix ('/': the prefix was stripped)
   const base = route.rewritePrefix === '/' ? '' : route.rewritePrefix;
   if (base !== '' && path !== base && !path.startsWith(`${base}/`) && !path.startsWith(`${base}?`)) return null;
@@ -808,8 +859,8 @@ function sendUpstreamError(
   const code = cause?.code ?? (error as { code?: string }).code ?? 'error';
   const timedOut = error.statusCode === 504;
   reply.log.error(
-    { upstream: route.upstream, prefix: route.prefix, err: { code, message: cause?.message ?? error.message } },
-    `proxy ${route.prefix} → ${route.upstream} failed: ${code}`,
+    { upstream: route.label, prefix: route.prefix, err: { code, message: cause?.message ?? error.message } },
+    `proxy ${route.prefix} → ${route.label} failed: ${code}`,
   );
   const status = timedOut ? 504 : 502;
   const page = errorPages?.get(status);

@@ -4,7 +4,9 @@
 // upstream connection when its client closes (proxy_ignore_client_abort off): so does this.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
+import { Readable } from 'node:stream';
 import type { Dispatcher } from 'undici';
+import { isConnectFailure, type UpstreamBalancer } from './upstream-balancer.js';
 
 type Headers = Record<string, string | string[] | undefined>;
 
@@ -44,8 +46,15 @@ export type UpstreamDispatcher = Pick<Dispatcher, 'request'>;
  * origin, an https upstream's certificate not verified, as nginx's proxy_ssl_verify off), that
  * takes each request's signal out of its headers and gives it to undici. A request ended so is
  * not reported back: there is no one left to answer.
+ *
+ * With a balancer (a route of several upstreams), each request goes to the origin it picks, with
+ * that origin's Host unless `ownHost` is false (preserve_host); one refused a connection goes to
+ * the next, each tried once, as nginx's proxy_next_upstream error: its body was never read.
  */
-export async function createUpstreamDispatcher(): Promise<UpstreamDispatcher> {
+export async function createUpstreamDispatcher(
+  balancer: UpstreamBalancer | null = null,
+  ownHost = true,
+): Promise<UpstreamDispatcher> {
   const { Agent } = await import('undici');
   const agent = new Agent({ pipelining: 1, connections: 128, connect: { rejectUnauthorized: false } });
   const request = (
@@ -53,10 +62,82 @@ export async function createUpstreamDispatcher(): Promise<UpstreamDispatcher> {
     callback: (error: Error | null, data: Dispatcher.ResponseData) => void,
   ): void => {
     const { [CLIENT_GONE]: signal, ...headers } = options.headers as Headers & Record<symbol, AbortSignal | undefined>;
-    agent.request({ ...options, headers, signal }, (error, data) => {
-      // not to reply-from: it would log a warning and answer a 502 to nobody (the access log has the 499)
-      if (error !== CLIENT_LEFT) callback(error, data);
-    });
+    if (balancer === null) {
+      agent.request({ ...options, headers, signal }, (error, data) => {
+        // not to reply-from: it would log a warning and answer a 502 to nobody (the access log has the 499)
+        if (error !== CLIENT_LEFT) callback(error, data);
+      });
+      return;
+    }
+    const tried = new Set<string>();
+    const attempt = (): void => {
+      const origin = balancer.pick(tried)!;
+      tried.add(origin);
+      const last = tried.size === balancer.origins.length;
+      const body = !last && isStream(options.body) ? new UntilRead(options.body) : options.body;
+      const sent = ownHost ? { ...headers, host: hostOf(origin) } : headers;
+      agent.request({ ...options, origin, headers: sent, body, signal }, (error, data) => {
+        if (error === CLIENT_LEFT) return;
+        if (error === null) balancer.answered(origin);
+        else if (isConnectFailure(error)) {
+          balancer.failed(origin);
+          const unread = !(body instanceof UntilRead) || !body.started;
+          if (!last && unread && signal?.aborted !== true) return attempt();
+        }
+        callback(error, data);
+      });
+    };
+    attempt();
   };
   return { request: request as Dispatcher['request'] };
+}
+
+const hosts = new Map<string, string>();
+
+/** `host:port` of an origin (the Host header an upstream of its own gets), parsed once. */
+function hostOf(origin: string): string {
+  let host = hosts.get(origin);
+  if (host === undefined) {
+    host = new URL(origin).host;
+    hosts.set(origin, host);
+  }
+  return host;
+}
+
+function isStream(body: unknown): body is Readable {
+  return body instanceof Readable;
+}
+
+/**
+ * A request body that reads its source only once undici starts sending it: undici destroys the
+ * body of a request whose connection was refused, and this one's source is then still whole, to
+ * send to the next upstream.
+ */
+class UntilRead extends Readable {
+  started = false;
+  readonly #source: Readable;
+
+  constructor(source: Readable) {
+    super();
+    this.#source = source;
+  }
+
+  override _read(): void {
+    if (this.started) {
+      this.#source.resume();
+      return;
+    }
+    this.started = true;
+    const source = this.#source;
+    source.on('data', (chunk: Buffer) => {
+      if (!this.push(chunk)) source.pause();
+    });
+    source.once('end', () => this.push(null));
+    source.once('error', (error) => this.destroy(error));
+  }
+
+  override _destroy(error: Error | null, done: (error?: Error | null) => void): void {
+    if (this.started) this.#source.destroy(error ?? undefined);
+    done(error);
+  }
 }

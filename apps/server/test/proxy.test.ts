@@ -671,6 +671,74 @@ describe('proxy routes', () => {
     expect(res.text).toBe('Bad Gateway: the upstream for /api is not running (connection refused)\n');
   });
 
+  it("a list of upstreams: taken in turn, each with its own Host; one refusing connections is passed over, a request it refused goes to the next, body and all (nginx's upstream block)", async () => {
+    const [one, two] = [await startUpstream(), await startUpstream()];
+    const dead = await closedPort();
+    const { base } = await startSite([
+      { prefix: '/api', upstream: [one.origin, `http://127.0.0.1:${dead}`, two.origin] },
+      { prefix: '/kept', upstream: [one.origin, two.origin], preserve_host: true },
+    ]);
+    const hostOf = async (res: Promise<Awaited<ReturnType<typeof getJson>>>) => {
+      const answered = await res;
+      expect(answered.status).toBeLessThan(300);
+      return answered.json().headers.host as string;
+    };
+    const hosts = [await hostOf(getJson(`${base}/api/n0`))];
+    // the dead one's turn: a streamed body it refused reaches the next whole (it was never read)
+    const body = 'x'.repeat(200_000);
+    const posted = getJson(`${base}/api/upload`, {
+      method: 'POST',
+      body: Readable.from([body.slice(0, 1000), body.slice(1000)]),
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    hosts.push(await hostOf(posted));
+    expect((await posted).json().body).toBe(body);
+    for (let i = 1; i < 5; i++) hosts.push(await hostOf(getJson(`${base}/api/n${i}`)));
+    // one, (dead: refused, passed over) two, then one and two in turn: the dead one sits out
+    expect(hosts).toEqual([1, 2, 1, 2, 1, 2].map((n) => new URL((n === 1 ? one : two).origin).host));
+    expect(two.seen.filter((seen) => seen.method === 'POST')).toHaveLength(1);
+    // preserve_host: the client's Host to every upstream
+    const kept = await getJson(`${base}/kept/h`, { headers: { host: 'site.test' } });
+    expect(kept.json().headers.host).toBe('site.test');
+    // a Location on any of them is mapped to this server
+    const moved = await request(`${base}/api/redirect?to=/api/next`);
+    expect(moved.headers.location).toBe(`http://${new URL(base).host}/api/next`);
+    await moved.body.dump();
+  });
+
+  it('a list of upstreams all down: 502 after each was tried once, named in the log; the next request is tried and answered too', async () => {
+    const [a, b] = [await closedPort(), await closedPort()];
+    const lines: string[] = [];
+    const { base } = await startSite(
+      [{ prefix: '/api', upstream: [`http://127.0.0.1:${a}`, `http://127.0.0.1:${b}`] }],
+      null,
+      {
+        logLines: lines,
+      },
+    );
+    const res = await getJson(`${base}/api/x`);
+    expect(res.status).toBe(502);
+    expect(res.text).toBe('Bad Gateway: the upstream for /api is not running (connection refused)\n');
+    expect(lines.map((line) => JSON.parse(line).msg)).toContain(
+      `proxy /api → http://127.0.0.1:${a}, http://127.0.0.1:${b} failed: ECONNREFUSED`,
+    );
+    // both down: the next request still tries (the one soonest back) and answers, never hangs
+    expect((await getJson(`${base}/api/y`)).status).toBe(502);
+  });
+
+  it('a WebSocket route of several upstreams: an upgrade refused by one is a 502, and the next goes to another', async () => {
+    const upstream = await startUpstream();
+    const dead = await closedPort();
+    const { base } = await startSite([
+      { prefix: '/ws', upstream: [`http://127.0.0.1:${dead}`, upstream.origin], websocket: true },
+    ]);
+    expect(await rawUpgrade(base, '/ws/a')).toMatch(/^HTTP\/1\.1 502 /);
+    expect(await rawUpgrade(base, '/ws/b')).toMatch(/^HTTP\/1\.1 101 /);
+    // the refusing one sits out: the next upgrade goes to the live one again
+    expect(await rawUpgrade(base, '/ws/c')).toMatch(/^HTTP\/1\.1 101 /);
+    expect(upstream.webSockets).toEqual(['/ws/b', '/ws/c']);
+  });
+
   it("error_pages: an upstream that is down or too slow gets the site's 502 / 504 page", async () => {
     const dir = mkdtempSync(join(tmpdir(), 'warmpool-proxy-pages-'));
     closers.push(async () => rmSync(dir, { recursive: true, force: true }));
@@ -897,6 +965,18 @@ describe('proxy route options', () => {
     expect(check([{ prefix: '/a', upstream: 'http://a', websocket_idle_timeout: 'idle' }])).toThrow(
       /proxy\[0\]\.websocket_idle_timeout/,
     );
+    expect(check([{ prefix: '/a', upstream: [] }])).toThrow(
+      /"proxy\[0\]\.upstream": must be a URL .* or a list of them/,
+    );
+    expect(check([{ prefix: '/a', upstream: ['http://a', 'ftp://b'] }])).toThrow(
+      /"proxy\[0\]\.upstream\[1\]": must be http:\/\/ or https:\/\//,
+    );
+    expect(check([{ prefix: '/a', upstream: ['http://a/v1', 'http://b/v2'] }])).toThrow(
+      'warmpool option "proxy[0].upstream[1]": must have the path of proxy[0].upstream[0] ("/v1"): a request goes to any of them, got "http://b/v2"',
+    );
+    expect(check([{ prefix: '/a', upstream: ['http://a:80', 'http://a'] }])).toThrow(
+      'warmpool option "proxy[0].upstream[1]": http://a is already proxy[0].upstream[0]',
+    );
     expect(check({})).toThrow(/"proxy": must be a list/);
   });
 
@@ -906,7 +986,7 @@ describe('proxy route options', () => {
         { prefix: '/api/', upstream: 'http://127.0.0.1:9000' },
         {
           prefix: '/v',
-          upstream: 'https://up.test/v1/',
+          upstream: ['https://up.test/v1/', 'https://up2.test/v1'],
           timeout: '30s',
           websocket: true,
           websocket_idle_timeout: 0,
@@ -917,6 +997,8 @@ describe('proxy route options', () => {
       {
         prefix: '/api',
         upstream: 'http://127.0.0.1:9000',
+        origins: ['http://127.0.0.1:9000'],
+        label: 'http://127.0.0.1:9000',
         rewritePrefix: '/api',
         websocket: false,
         preserveHost: false,
@@ -926,6 +1008,8 @@ describe('proxy route options', () => {
       {
         prefix: '/v',
         upstream: 'https://up.test/v1',
+        origins: ['https://up.test', 'https://up2.test'],
+        label: 'https://up.test/v1, https://up2.test/v1',
         rewritePrefix: '/v1',
         websocket: true,
         preserveHost: true,

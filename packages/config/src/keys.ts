@@ -814,12 +814,17 @@ const TOP: Entry[] = [
     pattern: /^(?!.*\/\/)\/[^\s?#*:]*$/,
     hint: 'a path starting with "/", e.g. "/api" (no *, :, ? or #, no "//")',
   }),
-  wp('proxy[].upstream', 'string', 'the server to pass to, e.g. "http://127.0.0.1:9000"', {
-    required: true,
-    pattern: /^https?:\/\/[^\s/?#{}$]+(\/[^\s{}$]*)?$/,
-    hint: 'an http:// or https:// URL, e.g. "http://127.0.0.1:9000" (the path asked for is added by itself: no {uri} or $request_uri)',
-    ownVariables: ['request_uri', 'uri', 'args', 'query_string', 'is_args', 'host', 'server_name', 'scheme'],
-  }),
+  wp(
+    'proxy[].upstream',
+    'string|string[]',
+    'the server to pass to, e.g. "http://127.0.0.1:9000"; or a list of them, taken in turn (nginx\'s upstream block): one refusing connections is passed over for 10 s, and a request it refused goes to the next',
+    {
+      required: true,
+      pattern: /^https?:\/\/[^\s/?#{}$]+(\/[^\s{}$]*)?$/,
+      hint: 'an http:// or https:// URL, e.g. "http://127.0.0.1:9000" (the path asked for is added by itself: no {uri} or $request_uri)',
+      ownVariables: ['request_uri', 'uri', 'args', 'query_string', 'is_args', 'host', 'server_name', 'scheme'],
+    },
+  ),
   wp('proxy[].websocket', 'boolean', 'also proxy WebSocket upgrades', { default: false }),
   wp(
     'proxy[].preserve_host',

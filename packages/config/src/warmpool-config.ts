@@ -267,7 +267,8 @@ export interface SiteConfig {
 /** One `proxy[]` entry. */
 export interface ProxyRoute {
   prefix: string;
-  upstream: string;
+  /** one URL, or a list taken in turn */
+  upstream: string | string[];
   websocket?: boolean;
   preserve_host?: boolean;
   rewrite_prefix?: string;
