@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm, writeFile } from 'node:fs/promises';
 import { connect as http2Connect } from 'node:http2';
-import { connect as netConnect } from 'node:net';
+import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -289,6 +289,76 @@ describe('access log: the client behind a proxy, and a download cut halfway', ()
     expect(cut.body_bytes_sent).toBeLessThan(size);
     expect((await server.stop()).code).toBe(0);
   });
+});
+
+/** Whether this machine has IPv6 (a container may have none): the dual-stack test needs `[::]`. */
+async function canListenDualStack(): Promise<boolean> {
+  const server = createNetServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(0, '::', () => server.close(() => resolve(true)));
+  });
+}
+
+const dualStack = await canListenDualStack();
+
+describe('access log: a dual-stack listener', () => {
+  it.skipIf(!dualStack)(
+    "an IPv4 client of [::]:PORT is 127.0.0.1 in every line: remote_addr, realip_remote_addr, a refused head, RoadRunner's remote_address",
+    async () => {
+      const folder = join(dir, 'dual-static');
+      await mkdir(folder, { recursive: true });
+      const env = {
+        HTTP_PORT: String(await freePort()),
+        STATIC: folder,
+        ADMIN_SOCKET: join(dir, 'dual.sock'),
+        FIXTURES,
+      };
+      const server = startServer(
+        [
+          'serve',
+          '-c',
+          join(FIXTURES, 'server', 'access-log-client.yaml'),
+          '-o',
+          `http.address=[::]:${env.HTTP_PORT}`,
+          '-o',
+          'http.access_logs=true',
+          '-o',
+          'logs.encoding=json',
+        ],
+        { env },
+      );
+      await server.ready();
+      // an IPv4 client: the socket says ::ffff:127.0.0.1 (before, the JSON line's realip_remote_addr did)
+      const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/dual`);
+      await res.body.dump();
+      const id = res.headers['x-request-id'] as string;
+      await server.waitFor(`"request_id":"${id}"`);
+      const line = JSON.parse(server.stdout.split('\n').find((l) => l.includes(`"request_id":"${id}"`))!);
+      expect([line.remote_addr, line.realip_remote_addr]).toEqual(['127.0.0.1', '127.0.0.1']);
+      // RoadRunner's http log: Go's RemoteAddr, host:port
+      await server.waitFor('"URI":"/dual"');
+      const rrLine = (uri: string) =>
+        JSON.parse(`${server.stdout}\n${server.stderr}`.split('\n').find((l) => l.includes(`"URI":"${uri}"`))!);
+      const rr = rrLine('/dual');
+      expect(rr.remote_address).toMatch(/^127\.0\.0\.1:\d+$/);
+      // a head refused before any request existed (before: ::ffff:127.0.0.1, what fail2ban keys on)
+      const socket = netConnect(Number(env.HTTP_PORT), '127.0.0.1');
+      socket.write('GARBAGE\r\n\r\n');
+      socket.resume();
+      await once(socket, 'close');
+      await server.waitFor('"request":"GARBAGE"');
+      const refused = JSON.parse(server.stdout.split('\n').find((l) => l.includes('"request":"GARBAGE"'))!);
+      expect([refused.remote_addr, refused.realip_remote_addr]).toEqual(['127.0.0.1', '127.0.0.1']);
+      // an IPv6 client as Go prints it: [::1]:port
+      const v6 = await request(`http://[::1]:${env.HTTP_PORT}/dual6`);
+      await v6.body.dump();
+      await server.waitFor('"URI":"/dual6"');
+      const rr6 = rrLine('/dual6');
+      expect(rr6.remote_address).toMatch(/^\[::1\]:\d+$/);
+      expect((await server.stop()).code).toBe(0);
+    },
+  );
 });
 
 describe('access log: request heads refused before any route', () => {

@@ -23,7 +23,7 @@ import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { DestinationStream } from 'pino';
-import { CLIENT_CLOSED_REQUEST, isPastPipeliningBound, resolvedClientAddr } from '@warmpool/fastify';
+import { CLIENT_CLOSED_REQUEST, isPastPipeliningBound, plainAddress, resolvedClientAddr } from '@warmpool/fastify';
 
 export type AccessLogFormat = 'combined' | 'json';
 
@@ -198,7 +198,7 @@ export function registerAccessLog(
     // the peer is read now: an HTTP/2 stream's socket is gone once its reply is done
     seen.set(request, {
       counter: countBodyBytes(reply.raw),
-      remoteAddr: request.socket?.remoteAddress ?? '-',
+      remoteAddr: peerOf(request.socket?.remoteAddress),
       reply,
     });
     // a client that leaves after sending its whole request aborts nothing Fastify sees (no
@@ -251,8 +251,8 @@ export function logRawExchange(log: AccessLog, req: IncomingMessage, res: Server
     const headers = req.headers;
     log.write({
       time: Date.now(),
-      remoteAddr: req.socket.remoteAddress ?? '-',
-      peerAddr: req.socket.remoteAddress ?? '-',
+      remoteAddr: peerOf(req.socket.remoteAddress),
+      peerAddr: peerOf(req.socket.remoteAddress),
       remoteUser: basicAuthUser(headers.authorization),
       method: req.method ?? '-',
       uri: req.url ?? '-',
@@ -291,7 +291,7 @@ export function refusedHeadRecord(
   const parsed = rest.length === 0 && uri !== undefined && protocol?.startsWith('HTTP/') === true;
   const header = (name: string): string | null =>
     new RegExp(`\\r?\\n${name}:[ \\t]*([^\\r\\n]*)`, 'i').exec(head)?.[1] ?? null;
-  const address = remoteAddr ?? '-';
+  const address = peerOf(remoteAddr);
   return {
     time: Date.now(),
     remoteAddr: address,
@@ -419,4 +419,9 @@ function byteLength(chunk: unknown, encoding: unknown): number {
     return Buffer.byteLength(chunk, typeof encoding === 'string' ? (encoding as BufferEncoding) : 'utf8');
   if (ArrayBuffer.isView(chunk)) return chunk.byteLength;
   return 0;
+}
+
+/** A socket's peer for a log line: plain (no ::ffff: form, no zone), '-' when it is gone. */
+function peerOf(address: string | undefined): string {
+  return address === undefined ? '-' : plainAddress(address);
 }

@@ -37,6 +37,7 @@ import {
   responseMemory,
   warmpool,
   type WarmpoolDecorator,
+  plainAddress,
 } from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration, type AnyPool } from '@warmpool/pool';
 import type { FastCgiClientPool } from '@warmpool/pool/fastcgi';
@@ -338,7 +339,8 @@ export function buildApp(options: BuildOptions): BuiltApp {
           url: request.url,
           host: request.host,
           protocol: `HTTP/${request.raw.httpVersion}`,
-          remoteAddr: request.socket?.remoteAddress,
+          remoteAddr:
+            request.socket?.remoteAddress === undefined ? undefined : plainAddress(request.socket.remoteAddress),
           status,
           durationMs: Math.round(reply.elapsedTime * 100) / 100,
           ...(length === undefined ? {} : { bytes: Number(length) }),
@@ -521,6 +523,7 @@ async function registerSite(
         ...(siteLimits.requestTimeoutMs === null ? {} : { streamTimeoutMs: siteLimits.requestTimeoutMs }),
         internalFiles: resolveInternalFiles(site.plugin.internal_files),
         admit: ctx.warmpool.admit,
+        realIpHeader: site.plugin.real_ip_header,
       });
     } catch (error) {
       throw new SiteSetupError(site, error);

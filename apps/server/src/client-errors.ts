@@ -8,7 +8,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { lingerAndClose } from '@warmpool/fastify';
+import { lingerAndClose, plainAddress } from '@warmpool/fastify';
 import { ThrottledCount } from '@warmpool/pool';
 import { refusedHeadRecord, type AccessLog } from './access-log.js';
 
@@ -194,7 +194,10 @@ export class ClientErrors {
 
   #count(kind: Kind, text: string, socket: Socket): void {
     this.#counts[kind]++;
-    this.#last[kind] = { text, remoteAddr: socket.remoteAddress };
+    this.#last[kind] = {
+      text,
+      remoteAddr: socket.remoteAddress === undefined ? undefined : plainAddress(socket.remoteAddress),
+    };
     this.#lines[kind].add();
   }
 

@@ -31,6 +31,7 @@ import {
   whenAdmitted,
   pipelinedTurn,
   REPLY_HOP_HEADERS,
+  plainAddress,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -93,6 +94,8 @@ export interface ProxySiteOptions {
   streamTimeoutMs?: number;
   /** the site's internal_files: an upstream's X-Accel-Redirect / X-Sendfile sends a file from there, as nginx */
   internalFiles?: ResolvedInternalFiles | null;
+  /** http.real_ip_header: a trusted proxy's Forwarded is passed on when it is the one read (real_ip_header: Forwarded) */
+  realIpHeader?: string | undefined;
   /** the site's http.access, limit_req and auth_basic (the plugin's admit): false when it answered 403, 429 or 401 */
   admit?: ((request: FastifyRequest, reply: FastifyReply) => boolean | Promise<boolean>) | null;
 }
@@ -118,6 +121,7 @@ export async function registerProxies<S extends RawServerBase>(
   const streamTimeoutMs = site.streamTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
   const internalFiles = site.internalFiles ?? null;
   const admit = site.admit ?? null;
+  const keepForwarded = (site.realIpHeader ?? '').toLowerCase() === 'forwarded';
   const resolved = resolveProxyRoutes(routes);
   if (resolved.length === 0) return;
   // loaded only when a route is configured: it brings undici and ws (about 130 modules)
@@ -202,7 +206,7 @@ export async function registerProxies<S extends RawServerBase>(
           preHandler: (request: AnyRequest, reply: AnyReply, done: (error?: Error) => void) => {
             const upgrade = upgradeOf(request.raw as IncomingMessage);
             if (upgrade !== undefined) {
-              tunnelUpgrade(request, reply, route, balancer, upgrade, errorPages);
+              tunnelUpgrade(request, reply, route, balancer, upgrade, errorPages, keepForwarded);
               return;
             }
             if (refusedUnforwardable(request, reply)) return;
@@ -221,10 +225,10 @@ export async function registerProxies<S extends RawServerBase>(
               // (underscores_in_headers off) and the PHP path drop it: a CGI-style upstream reads
               // X_Real_IP as X-Real-IP, so a client's would join (and come before) the one set here
               const hop = hopByHop(headers.connection);
-              const claims = !clientInfoOf(request.raw).peerTrusted;
+              const keep = keptClaim(request, keepForwarded);
               const rest: Record<string, string | string[] | undefined> = {};
               for (const name in headers)
-                if (!hop.has(name) && !name.includes('_') && !(claims && isForwardingClaim(name)))
+                if (!hop.has(name) && !name.includes('_') && !(isForwardingClaim(name) && name !== keep))
                   rest[name] = headers[name];
               return withClientGone(request.raw, {
                 ...rest,
@@ -419,7 +423,7 @@ function forwardedHeaders(
   request: AnyRequest,
   incomingFor: string | string[] | number | undefined,
 ): Record<string, string> {
-  const peer = request.raw.socket?.remoteAddress ?? '';
+  const peer = plainAddress(request.raw.socket?.remoteAddress ?? '');
   // the request's one scheme, host and client (client-info.ts), as PHP sees them
   const info = clientInfoOf(request.raw);
   const before = !info.peerTrusted
@@ -440,11 +444,14 @@ function forwardedHeaders(
 }
 
 /**
- * Headers in which a proxy in front tells an upstream about the client, its scheme, port or path:
- * from a client that is no trusted proxy (trusted_subnets) they are claims, and stay behind. An
- * upstream that believes X-Forwarded-* from this server (it must, for -Proto and -Host) believed a
- * client's X-Forwarded-Ssl: on (Rack: HTTPS), X-Forwarded-Port or -Prefix, and IIS's and
- * Symfony's X-Original-URL / X-Rewrite-URL (a path other than the one the rules saw).
+ * Headers in which a proxy in front tells an upstream about the client, its scheme, port or path.
+ * This server sets X-Forwarded-For, -Proto, -Host and X-Real-IP itself; the others are claims and
+ * stay behind, from a client and from a trusted proxy alike (trusted_subnets): a load balancer
+ * writes the one header real_ip_header reads and passes the client's others on untouched (an ALB
+ * its Forwarded, X-Forwarded-Ssl, True-Client-IP). An upstream that believes X-Forwarded-* from
+ * this server (it must, for -Proto and -Host) believed a client's Forwarded (Rails reads it
+ * first: host= and proto=), X-Forwarded-Ssl: on (Rack: HTTPS), X-Forwarded-Port or -Prefix, and
+ * IIS's and Symfony's X-Original-URL / X-Rewrite-URL (a path other than the one the rules saw).
  */
 const FORWARDING_CLAIMS = new Set([
   'forwarded',
@@ -466,6 +473,11 @@ const FORWARDING_CLAIMS = new Set([
   'fastly-client-ip',
   'akamai-origin-hop',
 ]);
+
+/** The one claim passed on: a trusted proxy's Forwarded when real_ip_header reads it; else none (''). */
+function keptClaim(request: AnyRequest, keepForwarded: boolean): string {
+  return keepForwarded && clientInfoOf(request.raw).peerTrusted ? 'forwarded' : '';
+}
 
 function isForwardingClaim(lowerName: string): boolean {
   return (
@@ -516,6 +528,7 @@ function tunnelUpgrade(
   balancer: UpstreamBalancer | null,
   upgrade: Upgrade,
   errorPages: ErrorPages,
+  keepForwarded: boolean,
 ): void {
   if (!route.websocket) {
     reply
@@ -534,11 +547,11 @@ function tunnelUpgrade(
   const origin = new URL(picked ?? route.upstream);
   const headers: OutgoingHttpHeaders = {};
   const raw = request.raw.rawHeaders;
-  const claims = !clientInfoOf(request.raw).peerTrusted;
+  const keep = keptClaim(request, keepForwarded);
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const lower = name.toLowerCase();
-    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_') || (claims && isForwardingClaim(lower))) continue;
+    if (TUNNEL_OWN_HEADERS.has(lower) || lower.includes('_') || (isForwardingClaim(lower) && lower !== keep)) continue;
     const before = headers[name];
     headers[name] =
       before === undefined ? raw[i + 1]! : ([] as string[]).concat(before as string | string[], raw[i + 1]!);

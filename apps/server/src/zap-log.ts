@@ -11,6 +11,7 @@
 // it), http, warmpool (the server itself).
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import { plainAddress } from '@warmpool/fastify';
 
 /** pino's level labels → zap's (zap has no trace). */
 const ZAP_LEVELS: Record<string, string> = {
@@ -98,7 +99,7 @@ export function registerHttpLog(
   const peers = new WeakMap<FastifyRequest, string>();
   app.addHook('onRequest', (request, _reply, done) => {
     const socket = request.socket;
-    if (logger.isLevelEnabled('info')) peers.set(request, `${socket?.remoteAddress ?? ''}:${socket?.remotePort ?? ''}`);
+    if (logger.isLevelEnabled('info')) peers.set(request, hostPort(socket?.remoteAddress, socket?.remotePort));
     done();
   });
   app.addHook('onResponse', (request, reply, done) => {
@@ -147,4 +148,10 @@ function writeHttpLog(
   fields.start = Number(`${start}000000`);
   fields.elapsed = formatGoDuration(elapsedMs * 1e6);
   logger.info(fields, accessLogs ? 'http access log' : 'http log');
+}
+
+/** The peer as Go's RemoteAddr prints it (RoadRunner's remote_address): `1.2.3.4:5678`, `[::1]:5678`. */
+function hostPort(address: string | undefined, port: number | undefined): string {
+  const host = address === undefined ? '' : plainAddress(address);
+  return `${host.includes(':') ? `[${host}]` : host}:${port ?? ''}`;
 }

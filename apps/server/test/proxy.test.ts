@@ -58,6 +58,8 @@ async function startSite(
     noPhp?: boolean;
     /** trusted_subnets, resolved by a server-wide hook before the proxies, as serve's app.ts */
     trustedSubnets?: string[];
+    /** real_ip_header, with trustedSubnets */
+    realIpHeader?: string;
   } = {},
 ): Promise<{ app: FastifyInstance; base: string }> {
   const logger =
@@ -66,13 +68,16 @@ async function startSite(
   if (options.trustedSubnets !== undefined)
     app.addHook(
       'onRequest',
-      createClientInfoHook(createClientInfoResolver({ trusted_subnets: options.trustedSubnets })),
+      createClientInfoHook(
+        createClientInfoResolver({ trusted_subnets: options.trustedSubnets, real_ip_header: options.realIpHeader }),
+      ),
     );
   await registerProxies(app, routes, {
     errorPages: pages,
     ...(options.maxRequestBytes === undefined ? {} : { maxRequestBytes: options.maxRequestBytes }),
     ...(options.streamTimeoutMs === undefined ? {} : { streamTimeoutMs: options.streamTimeoutMs }),
     internalFiles: options.internalFiles ?? null,
+    realIpHeader: options.realIpHeader,
   });
   await app.register(
     warmpool,
@@ -185,25 +190,44 @@ describe('proxy routes', () => {
     expect(headers.host).toBe(`127.0.0.1:${upstream.port}`);
   });
 
-  it('behind a trusted proxy (trusted_subnets): its X-Forwarded-For is appended to, Forwarded kept, X-Real-IP the client', async () => {
+  it("behind a trusted proxy (trusted_subnets): its X-Forwarded-For is appended to, X-Real-IP the client; the client's other claims it passed on stay behind", async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
       trustedSubnets: ['127.0.0.0/8'],
     });
+    // what a load balancer that writes X-Forwarded-For passes on from its client untouched
+    const claims = {
+      forwarded: 'for=6.6.6.6;proto=https;host=evil',
+      'x-forwarded-port': '443',
+      'x-forwarded-ssl': 'on',
+      'true-client-ip': '6.6.6.6',
+      'cf-connecting-ip': '6.6.6.6',
+    };
     const { headers } = (
       await getJson(`${base}/api/h`, {
-        headers: {
-          'x-forwarded-for': '6.6.6.6, 203.0.113.7',
-          forwarded: 'for=203.0.113.7',
-          'x-forwarded-port': '443',
-        },
+        headers: { 'x-forwarded-for': '6.6.6.6, 203.0.113.7', ...claims },
       })
     ).json();
     expect(headers['x-forwarded-for']).toBe('6.6.6.6, 203.0.113.7, 127.0.0.1');
-    expect(headers.forwarded).toBe('for=203.0.113.7');
-    expect(headers['x-forwarded-port']).toBe('443');
     // the client as PHP sees it (nginx's $remote_addr after set_real_ip_from), not the balancer
     expect(headers['x-real-ip']).toBe('203.0.113.7');
+    expect(headers['x-forwarded-proto']).toBe('http');
+    for (const name of Object.keys(claims)) expect(headers[name], name).toBeUndefined();
+    // real_ip_header: Forwarded: the balancer's Forwarded is the one read, and passed on; the rest stay behind
+    const byForwarded = await startSite([{ prefix: '/api', upstream: upstream.origin }], null, {
+      trustedSubnets: ['127.0.0.0/8'],
+      realIpHeader: 'Forwarded',
+    });
+    const seen = (
+      await getJson(`${byForwarded.base}/api/h`, {
+        headers: { ...claims, forwarded: 'for=203.0.113.9;proto=https' },
+      })
+    ).json().headers;
+    expect(seen.forwarded).toBe('for=203.0.113.9;proto=https');
+    expect(seen['x-real-ip']).toBe('203.0.113.9');
+    expect(seen['x-forwarded-proto']).toBe('https');
+    expect(seen['x-forwarded-ssl']).toBeUndefined();
+    expect(seen['true-client-ip']).toBeUndefined();
     // and the WebSocket handshake the same
     const ws = await startSite([{ prefix: '/ws', upstream: upstream.origin, websocket: true }], null, {
       trustedSubnets: ['127.0.0.0/8'],
@@ -213,14 +237,13 @@ describe('proxy routes', () => {
     socket.write(
       'GET /ws/trusted HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
         'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n' +
-        'X-Forwarded-For: 203.0.113.8\r\nForwarded: for=203.0.113.8\r\n\r\n',
+        'X-Forwarded-For: 203.0.113.8\r\nForwarded: for=203.0.113.8\r\nX-Forwarded-Ssl: on\r\n\r\n',
     );
     await upstream.webSocketOpened('/ws/trusted');
-    expect(upstream.webSocketHeaders[upstream.webSockets.indexOf('/ws/trusted')]).toMatchObject({
-      'x-forwarded-for': '203.0.113.8, 127.0.0.1',
-      forwarded: 'for=203.0.113.8',
-      'x-real-ip': '203.0.113.8',
-    });
+    const handshake = upstream.webSocketHeaders[upstream.webSockets.indexOf('/ws/trusted')]!;
+    expect(handshake).toMatchObject({ 'x-forwarded-for': '203.0.113.8, 127.0.0.1', 'x-real-ip': '203.0.113.8' });
+    expect(handshake.forwarded).toBeUndefined();
+    expect(handshake['x-forwarded-ssl']).toBeUndefined();
   });
 
   it("preserve_host sends the client's Host, as nginx proxy_set_header Host $host; X-Forwarded-Host stays", async () => {

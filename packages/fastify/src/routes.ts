@@ -29,6 +29,7 @@ import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
 import { type Admission, whenAdmitted } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
+import { plainAddress } from './network/cidr.js';
 import { registerStatic, type StaticHandler, type StaticTryFiles } from './static/static.js';
 import { decodeRequestPath } from './static/file-policy.js';
 import { statusOf } from './http/status.js';
@@ -422,7 +423,7 @@ function sendError(
     method: request.method,
     url: request.url,
     host: request.host,
-    remoteAddr: request.socket?.remoteAddress ?? null,
+    remoteAddr: request.socket?.remoteAddress === undefined ? null : plainAddress(request.socket.remoteAddress),
   };
   if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message, error);
   else if (err.code === 'WP_POOL_WORKERS_DOWN') downLog.failed(request.log, err.message, which, error);

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import Fastify from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { parseCidr } from '../src/network/cidr.js';
+import { formatIPv6, parseAddress, parseCidr, plainAddress } from '../src/network/cidr.js';
 import {
   compileTrustedSubnets,
   parseForwarded,
@@ -364,6 +364,21 @@ describe('resolveClient: walking the hops', () => {
     expect(client('10.0.0.1', { 'x-forwarded-for': '198.51.100.1:99999' }).remotePort).toBeNull();
   });
 
+  it('gives a forwarded IPv6 client in RFC 5952 form, without a zone: its spelling never reaches PHP or a log line', () => {
+    expect(client('10.0.0.1', { 'x-forwarded-for': '2001:DB8:0:0:0:0:0:1' }).remoteAddr).toBe('2001:db8::1');
+    expect(client('10.0.0.1', { 'x-forwarded-for': '2001:0db8:0000:0001:0000:0000:0000:0001' }).remoteAddr).toBe(
+      '2001:db8:0:1::1',
+    );
+    const forged = client('10.0.0.1', {
+      'x-forwarded-for': 'fe80::1%x - - [01/Jan/2000:00:00:00 +0000] "GET /wp-login.php',
+    });
+    expect(forged.remoteAddr).toBe('fe80::1');
+    // and a direct peer the same, trusted subnets or none
+    expect(client('fe80::fc:ff:fe00:1%eth0', {}).remoteAddr).toBe('fe80::fc:ff:fe00:1');
+    expect(client('fe80::fc:ff:fe00:1%eth0', {}, 'http', null).remoteAddr).toBe('fe80::fc:ff:fe00:1');
+    expect(client('::ffff:192.0.2.2', {}, 'http', null).remoteAddr).toBe('192.0.2.2');
+  });
+
   it('reads repeated headers (joined) from the right', () => {
     expect(client('10.0.0.1', { 'x-forwarded-for': ['6.6.6.6', '198.51.100.4'] as unknown as string }).remoteAddr).toBe(
       '198.51.100.4',
@@ -473,5 +488,30 @@ describe('resolveClient behind fastify.inject (remoteAddress)', () => {
       peerTrusted: false,
     });
     await app.close();
+  });
+});
+
+describe('formatIPv6 and plainAddress', () => {
+  it('writes RFC 5952 text: lower case, no leading zeros, the longest zero run (the first of equals) as ::', () => {
+    const words = new Uint32Array(4);
+    const format = (text: string) => {
+      expect(parseAddress(text, words)).toBe(6);
+      return formatIPv6(words);
+    };
+    expect(format('2001:DB8:0:0:0:0:0:1')).toBe('2001:db8::1');
+    expect(format('2001:db8:0:0:1:0:0:1')).toBe('2001:db8::1:0:0:1');
+    expect(format('2001:db8:0:1:1:1:1:1')).toBe('2001:db8:0:1:1:1:1:1');
+    expect(format('::')).toBe('::');
+    expect(format('::1')).toBe('::1');
+    expect(format('fe80::')).toBe('fe80::');
+    expect(format('1:0:0:2:0:0:0:3')).toBe('1:0:0:2::3');
+  });
+
+  it('plainAddress: an IPv4-mapped peer as IPv4, an IPv6 one without zone; anything else as it is', () => {
+    expect(plainAddress('::ffff:192.0.2.2')).toBe('192.0.2.2');
+    expect(plainAddress('::FFFF:c000:202')).toBe('192.0.2.2');
+    expect(plainAddress('fe80::1%eth0')).toBe('fe80::1');
+    expect(plainAddress('192.0.2.2')).toBe('192.0.2.2');
+    expect(plainAddress('-')).toBe('-');
   });
 });

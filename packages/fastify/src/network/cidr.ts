@@ -144,6 +144,57 @@ export function formatIPv4(value: number): string {
   return `${value >>> 24}.${(value >>> 16) & 255}.${(value >>> 8) & 255}.${value & 255}`;
 }
 
+/**
+ * RFC 5952 text of IPv6 words (as parseAddress wrote them): lower-case hex, no leading zeros, the
+ * longest run of two or more zero groups (the first of equals) as "::", no zone.
+ */
+export function formatIPv6(words: Uint32Array): string {
+  let bestStart = -1;
+  let bestLength = 1;
+  for (let g = 0; g < 8; ) {
+    if (groupOf(words, g) !== 0) {
+      g++;
+      continue;
+    }
+    let end = g;
+    while (end < 8 && groupOf(words, end) === 0) end++;
+    if (end - g > bestLength) {
+      bestStart = g;
+      bestLength = end - g;
+    }
+    g = end;
+  }
+  let text = '';
+  for (let g = 0; g < 8; g++) {
+    if (g === bestStart) {
+      text += '::';
+      g += bestLength - 1;
+      continue;
+    }
+    if (text !== '' && !text.endsWith(':')) text += ':';
+    text += groupOf(words, g).toString(16);
+  }
+  return text;
+}
+
+function groupOf(words: Uint32Array, g: number): number {
+  const word = words[g >> 1]!;
+  return g % 2 === 0 ? word >>> 16 : word & 0xffff;
+}
+
+const PLAIN = new Uint32Array(4);
+
+/**
+ * A socket's peer address as logs, PHP and upstreams are given it: an IPv4 client of a dual-stack
+ * listener without its ::ffff: form, an IPv6 one in RFC 5952 form without its zone (nginx prints
+ * none); anything that is no address is returned as it is.
+ */
+export function plainAddress(address: string): string {
+  if (address.indexOf(':') < 0) return address;
+  const family = parseAddress(address, PLAIN);
+  return family === 4 ? formatIPv4(PLAIN[0]!) : family === 6 ? formatIPv6(PLAIN) : address;
+}
+
 /** A set of CIDRs compiled once; `contains` allocates nothing. */
 export interface CidrSet {
   /** whether the address text (no brackets, no port) is inside one of the CIDRs; false when it is not an address */

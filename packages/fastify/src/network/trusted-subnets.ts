@@ -1,6 +1,14 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { InvalidOptionError } from '../errors.js';
-import { createCidrSet, formatIPv4, parseAddress, type AddressFamily, type CidrSet } from './cidr.js';
+import {
+  createCidrSet,
+  formatIPv4,
+  formatIPv6,
+  parseAddress,
+  plainAddress,
+  type AddressFamily,
+  type CidrSet,
+} from './cidr.js';
 
 /**
  * `trusted_subnets` + `real_ip_header`: which peers may tell us who the client is, and in which header.
@@ -109,9 +117,9 @@ export function resolveClient(
   if (peer === undefined || peer === '')
     return { remoteAddr: '', remotePort: null, proto: scheme, host: null, peerTrusted: false };
   if (trusted === null)
-    return { remoteAddr: stripMapped(peer), remotePort: peerPort, proto: scheme, host: null, peerTrusted: false };
+    return { remoteAddr: plainAddress(peer), remotePort: peerPort, proto: scheme, host: null, peerTrusted: false };
   const family = parseAddress(peer, PEER);
-  const peerAddr = family === 4 ? formatIPv4(PEER[0]!) : peer;
+  const peerAddr = family === 4 ? formatIPv4(PEER[0]!) : family === 6 ? formatIPv6(PEER) : peer;
   const direct: ForwardedClient = {
     remoteAddr: peerAddr,
     remotePort: peerPort,
@@ -171,13 +179,6 @@ function isTrusted(trusted: TrustedSubnets, family: AddressFamily, words: Uint32
   return set !== undefined ? set.containsParsed(family, words) : trusted.contains(text);
 }
 
-/** ::ffff:127.0.0.1 → 127.0.0.1 (the common dual-stack form; no parse needed when nothing is trusted). */
-function stripMapped(address: string): string {
-  return address.length > 7 && address.charCodeAt(6) === 58 && address.startsWith('::ffff:') && address.includes('.', 7)
-    ? address.slice(7)
-    : address;
-}
-
 /** A header value as one string (repeated headers joined by commas); null when absent or blank. */
 function headerText(value: string | string[] | undefined): string | null {
   if (value === undefined) return null;
@@ -216,7 +217,8 @@ function parseHop(hop: string): AddressFamily {
   }
   const family = parseAddress(text, HOP);
   if (family !== 0) {
-    lastHop = family === 4 ? formatIPv4(HOP[0]!) : text.toLowerCase();
+    // RFC 5952 text, no zone: a hop's own spelling (a zone's text, upper-case hex) reached PHP and the log line
+    lastHop = family === 4 ? formatIPv4(HOP[0]!) : formatIPv6(HOP);
     lastPort = port !== null && port <= 65535 ? port : null;
   }
   return family;
