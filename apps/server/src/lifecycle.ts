@@ -27,7 +27,8 @@ import type {
   Http2Session,
   ServerHttp2Stream,
 } from 'node:http2';
-import { Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { isIP, Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { parseAddress } from '@warmpool/config';
 import { isLingering } from '@warmpool/fastify';
 import { ListenError, ListenFdsError } from './errors.js';
@@ -68,10 +69,28 @@ export const DEFAULT_HTTPS_ADDRESS = ':443';
 // check of listeners on one port reads addresses with it too)
 export { parseAddress };
 
-/** What net's listen() takes for an address: its port, and its host unless it is all interfaces. */
-function listenOptions(address: string): { host?: string; port: number } {
+/**
+ * What net's listen() takes for an address: its port, and its host unless it is all interfaces.
+ * A host name is resolved here, to its IPv4 address when it has one: net binds the first address
+ * the name resolves to, and on Debian `localhost` is ::1 first, so `localhost:8080` refused every
+ * client of 127.0.0.1 (a proxy in front, a Prometheus scrape). nginx binds every address of the
+ * name; one IPv4 address is reached by every client of the name, which falls back to it.
+ */
+export async function listenOptions(
+  address: string,
+  resolve: (host: string) => Promise<readonly { address: string; family: number }[]> = (host) =>
+    lookup(host, { all: true }),
+): Promise<{ host?: string; port: number }> {
   const { host, port } = parseAddress(address);
-  return host === undefined ? { port } : { host, port };
+  if (host === undefined) return { port };
+  if (isIP(host) !== 0) return { host, port };
+  try {
+    const all = await resolve(host);
+    const chosen = all.find((one) => one.family === 4) ?? all[0];
+    return { host: chosen?.address ?? host, port };
+  } catch {
+    return { host, port }; // listen() fails on it with the resolver's own error, said as before
+  }
 }
 
 /**
@@ -140,7 +159,7 @@ export async function listenAll(listeners: readonly Listener[], fds: ReadonlyMap
         if (fd !== undefined) {
           listener.fd = fd;
           listener.server.listen({ fd }, onListening);
-        } else listener.server.listen(listenOptions(listener.address), onListening);
+        } else void listenOptions(listener.address).then((options) => listener.server.listen(options, onListening));
       });
       bound.push(listener);
     } catch (error) {
@@ -162,7 +181,7 @@ export async function checkAddressesFree(
 ): Promise<void> {
   for (const listener of listeners) {
     if (fds.has(listener.name)) continue;
-    const options = listenOptions(listener.address);
+    const options = await listenOptions(listener.address);
     if (options.port === 0) continue;
     const probe = new NetServerClass();
     try {

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { type ConnectionOptions, connect as tlsConnect } from 'node:tls';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
-import { closeServers, ConnectionTracker } from '../src/lifecycle.js';
+import { closeServers, ConnectionTracker, listenOptions } from '../src/lifecycle.js';
 
 // The tracker on a real HTTP/1 server, driven by raw sockets so the test decides when each request
 // leaves and sees exactly what the server writes and when it ends the connection. Paths:
@@ -316,5 +316,27 @@ describe('ConnectionTracker drain (HTTP/2, and clients that never close)', () =>
     expect(http2.socket.destroyed || http1.socket.destroyed).toBe(false); // both wait, half-open
     await closed; // hung here for good: Node waits for both sides of every connection
     await vi.waitFor(() => expect(tracker.busy).toBe(0)); // the session's 'close' follows its socket's
+  });
+});
+
+describe('listenOptions', () => {
+  it("binds a host name's IPv4 address when it has one: Debian's localhost is ::1 first, and IPv4 clients were refused", async () => {
+    const debian = async () => [
+      { address: '::1', family: 6 },
+      { address: '127.0.0.1', family: 4 },
+    ];
+    expect(await listenOptions('localhost:8080', debian)).toEqual({ host: '127.0.0.1', port: 8080 });
+    expect(await listenOptions('v6only.test:8080', async () => [{ address: '::1', family: 6 }])).toEqual({
+      host: '::1',
+      port: 8080,
+    });
+    // addresses and every interface as written; a name that does not resolve is left to listen()'s error
+    expect(await listenOptions('[::1]:8080', debian)).toEqual({ host: '::1', port: 8080 });
+    expect(await listenOptions(':8080', debian)).toEqual({ port: 8080 });
+    const failing = async () => Promise.reject(Object.assign(new Error('ENOTFOUND'), { code: 'ENOTFOUND' }));
+    expect(await listenOptions('nowhere.invalid:8080', failing)).toEqual({ host: 'nowhere.invalid', port: 8080 });
+    // the real resolver: this machine's localhost, bound as it resolves
+    const real = await listenOptions('localhost:0');
+    expect(['127.0.0.1', '::1']).toContain(real.host);
   });
 });
