@@ -9,12 +9,16 @@ export interface RawAnswer {
   body: string;
 }
 
-/** `head` is the request line and headers without the final blank line; Connection: close is added. */
-export function rawRequest(port: number, head: string, body = ''): Promise<RawAnswer> {
+/**
+ * `head` is the request line and headers without the final blank line; Connection: close is added.
+ * `before`: bytes the connection starts with (a load balancer's PROXY header).
+ */
+export function rawRequest(port: number, head: string, body = '', before: string | Buffer = ''): Promise<RawAnswer> {
   return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () =>
-      socket.write(`${head.replace(/\r?\n/g, '\r\n')}\r\nConnection: close\r\n\r\n${body}`),
-    );
+    const socket = connect(port, '127.0.0.1', () => {
+      if (before.length > 0) socket.write(before);
+      socket.write(`${head.replace(/\r?\n/g, '\r\n')}\r\nConnection: close\r\n\r\n${body}`);
+    });
     const chunks: Buffer[] = [];
     socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer to ${head.split('\n')[0]}`)));
     socket.on('data', (chunk: Buffer) => chunks.push(chunk));

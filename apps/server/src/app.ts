@@ -38,6 +38,7 @@ import {
   warmpool,
   type WarmpoolDecorator,
   plainAddress,
+  compileTrustedSubnets,
 } from '@warmpool/fastify';
 import { optionErrorDetails, parseDuration, type AnyPool } from '@warmpool/pool';
 import type { FastCgiClientPool } from '@warmpool/pool/fastcgi';
@@ -277,6 +278,16 @@ export function buildApp(options: BuildOptions): BuiltApp {
   const sendTimeouts =
     server.http.send_timeout_ms > 0 ? new SendTimeouts(server.http.send_timeout_ms, loggers.http) : null;
   if (sendTimeouts !== null) for (const listener of listeners) sendTimeouts.watch(listener.server as NetServer);
+  // http.proxy_protocol, http.ssl.proxy_protocol: a TCP load balancer's PROXY header before anything else
+  const proxyProtocol = { http: server.http.proxy_protocol, https: server.http.ssl?.proxy_protocol === true };
+  if (proxyProtocol.http || proxyProtocol.https) {
+    const trusted = compileTrustedSubnets(trusted_subnets ?? []);
+    for (const listener of listeners)
+      if (proxyProtocol[listener.name as 'http' | 'https']) {
+        listener.proxyProtocol = { trusted, logger: loggers.http };
+        listener.serves += ', PROXY protocol';
+      }
+  }
   // http.max_response_memory: PHP replies held for clients that have not read them, over all sites
   responseMemory.maxBytes = server.http.max_response_memory;
 

@@ -28,6 +28,9 @@ import type {
   ServerHttp2Stream,
 } from 'node:http2';
 import { lookup } from 'node:dns/promises';
+import type { TrustedSubnets } from '@warmpool/fastify';
+import type { Logger } from 'pino';
+import { requireProxyProtocol } from './proxy-protocol.js';
 import { isIP, Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { parseAddress } from '@warmpool/config';
 import { isLingering } from '@warmpool/fastify';
@@ -60,6 +63,12 @@ export interface Listener {
   serves: string;
   /** set by listen(): the fd adopted from LISTEN_FDS, if any */
   fd?: number;
+  /**
+   * http.proxy_protocol / http.ssl.proxy_protocol: its connections start with a PROXY header,
+   * believed from these subnets. Put in front of the server's connection listeners as it listens,
+   * when every one is there (the connection limits and timeouts are added after the app is built).
+   */
+  proxyProtocol?: { trusted: TrustedSubnets; logger: Logger };
 }
 
 /** http.ssl.address when the config gives none (RoadRunner's default too). */
@@ -156,6 +165,10 @@ export async function listenAll(listeners: readonly Listener[], fds: ReadonlyMap
           listener.server.off('error', reject);
           resolve();
         };
+        if (listener.proxyProtocol !== undefined) {
+          requireProxyProtocol(listener.server, listener.proxyProtocol.trusted, listener.proxyProtocol.logger);
+          delete listener.proxyProtocol;
+        }
         if (fd !== undefined) {
           listener.fd = fd;
           listener.server.listen({ fd }, onListening);

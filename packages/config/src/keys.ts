@@ -260,9 +260,15 @@ const TOP: Entry[] = [
   rr(
     'http.trusted_subnets',
     'string[]',
-    'CIDRs of proxies whose forwarding header (http.real_ip_header) is believed',
+    'CIDRs of proxies whose forwarding header (http.real_ip_header), or PROXY header (http.proxy_protocol), is believed',
     // the plugin's own CIDR parser: config check and serve refuse what the plugin would, before booting
     { check: cidrProblem },
+  ),
+  wp(
+    'http.proxy_protocol',
+    'boolean',
+    "every connection to the HTTP listener starts with a PROXY header (v1 or v2) from a TCP load balancer (AWS NLB, HAProxy in tcp mode); the client it names is believed from http.trusted_subnets, and a connection without one is closed (nginx's listen … proxy_protocol with real_ip_header proxy_protocol)",
+    { default: false },
   ),
   ...prefixRules(
     'http.access',
@@ -592,6 +598,12 @@ const TOP: Entry[] = [
     default: ':443',
   }),
   rr('http.ssl.redirect', 'boolean', 'answer plain-HTTP requests with a redirect to HTTPS', { default: false }),
+  wp(
+    'http.ssl.proxy_protocol',
+    'boolean',
+    "every connection to the HTTPS listener starts with a PROXY header (v1 or v2) from a TCP load balancer, before TLS; the client it names is believed from http.trusted_subnets (nginx's listen … ssl proxy_protocol)",
+    { default: false },
+  ),
   wp(
     'http.ssl.redirect_port',
     'integer',

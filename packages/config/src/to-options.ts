@@ -137,6 +137,8 @@ export interface ServerOptions {
     max_connections_per_ip: number;
     /** http.send_timeout in ms; 0 = none */
     send_timeout_ms: number;
+    /** http.proxy_protocol: the HTTP listener's connections start with a PROXY header */
+    proxy_protocol: boolean;
     /** http.max_response_memory in bytes */
     max_response_memory: number;
   };
@@ -277,6 +279,19 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
   errors.push(...wholeSiteProxies(loaded, sites));
   if (config.http.ssl !== undefined) errors.push(...checkSsl(loaded, config.http.ssl, sites));
   errors.push(...listenerClashes(loaded));
+  // a PROXY header is believed from the balancers only: with none named, no client could be
+  for (const key of ['http.proxy_protocol', 'http.ssl.proxy_protocol'])
+    if (
+      (key === 'http.proxy_protocol' ? config.http.proxy_protocol : config.http.ssl?.proxy_protocol) === true &&
+      (config.http.trusted_subnets ?? []).length === 0
+    )
+      errors.push(
+        locatedError(
+          loaded,
+          [key],
+          "needs http.trusted_subnets: the load balancers' addresses (e.g. [10.0.0.0/8]), whose PROXY headers name the client; from any other peer a header is read and not believed",
+        ),
+      );
   if (errors.length > 0) throw new ConfigError(loaded.file, errors);
   const cache = enabledCache(config.cache);
   return {
@@ -299,6 +314,7 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
       max_connections: config.http.max_connections ?? 0,
       max_connections_per_ip: config.http.max_connections_per_ip ?? 0,
       send_timeout_ms: parseDuration(config.http.send_timeout ?? DEFAULT_SEND_TIMEOUT, 'http.send_timeout'),
+      proxy_protocol: config.http.proxy_protocol === true,
       max_response_memory: config.http.max_response_memory ?? DEFAULT_MAX_RESPONSE_MEMORY_BYTES,
     },
     status: config.status,

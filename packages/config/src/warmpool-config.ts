@@ -157,6 +157,8 @@ export interface SslConfig {
   redirect?: boolean;
   /** the HTTPS port clients reach (a forwarded one), for the redirect's Location; default the listener's */
   redirect_port?: number;
+  /** every connection to the HTTPS listener starts with a PROXY header, before TLS */
+  proxy_protocol?: boolean;
   /** absent only with acme */
   cert?: string;
   key?: string;
@@ -200,6 +202,8 @@ export interface HttpConfig extends SiteHttpConfig {
   trusted_subnets?: string[];
   /** X-Forwarded-For | Forwarded | X-Real-IP, any case */
   real_ip_header?: string;
+  /** every connection to http.address starts with a PROXY header (trusted_subnets' ones are believed) */
+  proxy_protocol?: boolean;
   ssl?: SslConfig;
   http2?: Http2Config;
   /** client connections held in all; 0 = no limit */
