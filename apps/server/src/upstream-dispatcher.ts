@@ -42,8 +42,11 @@ export function withClientGone(request: IncomingMessage | Http2ServerRequest, he
 export type UpstreamDispatcher = Pick<Dispatcher, 'request'>;
 
 /**
- * An undici Agent with reply-from's own defaults (one request a connection, 128 connections an
- * origin, an https upstream's certificate not verified, as nginx's proxy_ssl_verify off), that
+ * An undici Agent (one request a connection, an https upstream's certificate not verified, as
+ * nginx's proxy_ssl_verify off) with no cap on connections to an origin, as nginx has none: with
+ * reply-from's 128, the 129th request behind 128 open event streams or long polls waited in
+ * undici's queue for ever (no timeout runs before a request is sent), and the app was off the air
+ * for every other client. The client connections bound them (http.max_connections). It
  * takes each request's signal out of its headers and gives it to undici. A request ended so is
  * not reported back: there is no one left to answer.
  *
@@ -56,7 +59,7 @@ export async function createUpstreamDispatcher(
   ownHost = true,
 ): Promise<UpstreamDispatcher> {
   const { Agent } = await import('undici');
-  const agent = new Agent({ pipelining: 1, connections: 128, connect: { rejectUnauthorized: false } });
+  const agent = new Agent({ pipelining: 1, connections: null, connect: { rejectUnauthorized: false } });
   const request = (
     options: Dispatcher.RequestOptions,
     callback: (error: Error | null, data: Dispatcher.ResponseData) => void,

@@ -25,6 +25,7 @@ import {
 } from '@warmpool/fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startUpstream as startSharedUpstream, type Upstream } from '../../../test/helpers/upstream.js';
+import { until } from '../../../test/helpers/until.js';
 import { createWebSocketMatcher, registerProxies, resolveProxyRoutes, type ProxyRoute } from '../src/proxy.js';
 
 function fixture(name: string): string {
@@ -727,6 +728,19 @@ describe('proxy routes', () => {
     const moved = await request(`${base}/api/redirect?to=/api/next`);
     expect(moved.headers.location).toBe(`http://${new URL(base).host}/api/next`);
     await moved.body.dump();
+  });
+
+  it('no cap on upstream connections: a request behind 130 open long polls is sent at once (reply-from capped 128; the rest waited)', async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, rewrite_prefix: '' }]);
+    // the upstream answers /slow… two seconds late
+    const polls = Array.from({ length: 130 }, (_, i) => getJson(`${base}/api/slow/${i}`));
+    await until(() => upstream.seen.length === 130, 'the 130 polls at the upstream');
+    const page = await getJson(`${base}/api/page`);
+    expect(page.status).toBe(200);
+    // the upstream answered it before any of the polls: it was not queued behind them
+    expect(upstream.seen.find((seen) => seen.url === '/page')!.answeredBefore).toBe(0);
+    expect((await Promise.all(polls)).every((poll) => poll.status === 200)).toBe(true);
   });
 
   it('a list of upstreams all down: 502 after each was tried once, named in the log; the next request is tried and answered too', async () => {
