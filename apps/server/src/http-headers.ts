@@ -11,15 +11,16 @@ import {
   InvalidOptionError,
   clientInfoOf,
   isReusedBody,
+  markedUnbuffered,
   optionChecker,
   setRequestHeader,
 } from '@warmpool/fastify';
 // mime-db is JSON behind module.exports (types in ./mime-db.d.ts): a default import in ESM and in
 // the single binary's CommonJS bundle alike
 import mimeDb from 'mime-db';
-import { isEventStream } from '@warmpool/pool';
+import { isEventStream, isUnbuffered } from '@warmpool/pool';
 import { compressedVariant } from './compressed-variants.js';
-import { BROTLI_PARAMS, acceptedEncoding, compressStreamed, markedUnbuffered } from './streamed-compression.js';
+import { BROTLI_PARAMS, acceptedEncoding, compressStreamed } from './streamed-compression.js';
 
 type AnyRequest = FastifyRequest<RouteGenericInterface, RawServerBase>;
 type AnyReply = FastifyReply<RouteGenericInterface, RawServerBase>;
@@ -207,7 +208,9 @@ export async function registerHttpHeaders<S extends RawServerBase>(
       if (compressible) addVary(reply, 'accept-encoding');
       // no Accept-Encoding: @fastify/compress sends the body as it is anyway
       if (request.headers['accept-encoding'] === undefined) return done(null, payload);
-      if (compressible && payload instanceof Readable && markedUnbuffered(reply)) {
+      // marked by the backend (the header is off by now), or by a route of this app itself
+      const unbuffered = markedUnbuffered(reply) || isUnbuffered(String(reply.getHeader('x-accel-buffering') ?? ''));
+      if (compressible && payload instanceof Readable && unbuffered) {
         // compressed here, each piece flushed as it comes; @fastify/compress then sees it encoded
         const compressed = compressStreamed(request, reply, payload, compression.encodings);
         if (compressed === null) return done(null, payload);

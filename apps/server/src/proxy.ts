@@ -10,7 +10,6 @@ import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
 import { createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
 import { isConnectFailure, UpstreamBalancer } from './upstream-balancer.js';
-import { noteUnbuffered } from './streamed-compression.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
   type ErrorPages,
@@ -32,6 +31,7 @@ import {
   pipelinedTurn,
   REPLY_HOP_HEADERS,
   plainAddress,
+  noteUnbuffered,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */

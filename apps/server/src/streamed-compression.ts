@@ -6,7 +6,6 @@ import type { Readable, Transform } from 'node:stream';
 import { constants, createBrotliCompress, createDeflate, createGzip } from 'node:zlib';
 import negotiate from '@fastify/accept-negotiator';
 import type { FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { isUnbuffered } from '@warmpool/pool';
 
 export type Encoding = 'br' | 'gzip' | 'deflate';
 
@@ -27,21 +26,6 @@ const COMPRESSORS: Readonly<Record<Encoding, () => Transform>> = {
   gzip: () => createGzip({ flush: constants.Z_SYNC_FLUSH }),
   deflate: () => createDeflate({ flush: constants.Z_SYNC_FLUSH }),
 };
-
-/** Replies whose backend said X-Accel-Buffering: no before the header was taken off (a proxied upstream's). */
-const unbuffered = new WeakSet<object>();
-
-/** Keeps a backend's X-Accel-Buffering: no for this reply, when the header itself does not reach the client. */
-export function noteUnbuffered(reply: object, value: string | string[] | undefined): void {
-  if (typeof value === 'string' && isUnbuffered(value)) unbuffered.add(reply);
-}
-
-/** Whether the backend marked its reply as one to stream as it comes (nginx's X-Accel-Buffering: no). */
-export function markedUnbuffered(reply: FastifyReply<RouteGenericInterface, RawServerBase>): boolean {
-  if (unbuffered.has(reply)) return true;
-  const value = reply.getHeader('x-accel-buffering');
-  return typeof value === 'string' && isUnbuffered(value);
-}
 
 /**
  * The encoding the client prefers among `encodings`, as @fastify/compress negotiates (`*` and

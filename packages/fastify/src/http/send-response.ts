@@ -13,6 +13,10 @@ import {
 } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { REPLY_HOP_HEADERS } from './connection-headers.js';
+import { noteUnbuffered } from './unbuffered.js';
+
+/** X-Accel-* headers only the server reads (X-Accel-Expires: the micro-cache takes it off; the hand-overs are followed before). */
+const SENT_TO_SERVER_ONLY = new Set(['x-accel-buffering', 'x-accel-charset', 'x-accel-limit-rate']);
 import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
@@ -46,6 +50,11 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     const lower = name.toLowerCase();
     if (REPLY_HOP_HEADERS.has(lower)) continue;
     const values = headers[name]!;
+    // the server's instructions, as nginx drops them: X-Accel-Buffering: no is kept on the reply
+    if (SENT_TO_SERVER_ONLY.has(lower)) {
+      if (lower === 'x-accel-buffering') noteUnbuffered(reply, values);
+      continue;
+    }
     if (lower === 'content-type') {
       // one type: the last PHP sent, as nginx takes it (two would make the body a download); an
       // empty one (header('Content-Type:'), PHP's "no type") is none, and the body's is sniffed

@@ -1,0 +1,17 @@
+// A backend's X-Accel-Buffering: no (nginx's) is the server's instruction: it never reaches the
+// client (nginx drops every X-Accel-* header), yet the reply must still be sent, and compressed,
+// piece by piece as it comes. The reply remembers it here once the header is taken off.
+import { isUnbuffered } from '@warmpool/pool';
+
+const unbuffered = new WeakSet<object>();
+
+/** Keeps a backend's X-Accel-Buffering: no for `reply` (a Fastify reply), whose header is dropped. */
+export function noteUnbuffered(reply: object, value: string | readonly string[] | undefined): void {
+  const text = typeof value === 'string' ? value : value?.[0];
+  if (text !== undefined && isUnbuffered(text)) unbuffered.add(reply);
+}
+
+/** Whether the backend marked `reply` as one to stream as it comes. */
+export function markedUnbuffered(reply: object): boolean {
+  return unbuffered.has(reply);
+}
