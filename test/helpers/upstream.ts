@@ -38,7 +38,8 @@ export interface Upstream {
  * /trailer with a Trailer header (and the trailer; ?length=1: a Content-Length instead); a path
  * with /drop-reused in it closes its connection unanswered unless it is the connection's first
  * request (an idle kept-alive connection closed as the request came); one ending in /unavailable
- * answers 503 with Retry-After: 1; one ending in /handoff answers X-Accel-Redirect: ?to= and no
+ * answers 503 with Retry-After: 1; one ending in /head-then-silence flushes an event stream's head
+ * and sends nothing more; one ending in /handoff answers X-Accel-Redirect: ?to= and no
  * body; accepts
  * WebSocket upgrades by hand (RFC 6455 handshake and frames; of the subprotocols offered, the last,
  * with a cookie) and echoes text messages as "echo MSG from URL for X-FORWARDED-FOR"; refuses an
@@ -85,6 +86,11 @@ export async function startUpstream(): Promise<Upstream> {
     if (url.pathname.endsWith('/handoff')) {
       // a protected download as Django and Rails hand it to nginx: the file's internal path, no body
       res.writeHead(200, { 'content-type': 'text/plain', 'x-accel-redirect': url.searchParams.get('to') ?? '' }).end();
+      return;
+    }
+    if (url.pathname.endsWith('/head-then-silence')) {
+      // an event stream whose head is flushed at once, and then nothing more (until the client goes)
+      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).flushHeaders();
       return;
     }
     if (url.pathname.endsWith('/unavailable')) {

@@ -838,6 +838,16 @@ describe('proxy routes', () => {
     }
   });
 
+  it("an upstream silent after its head for timeout: a plain 504, none of its headers (before: 500 in Fastify's JSON with undici's code)", async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, timeout: '300ms' }]);
+    const res = await getJson(`${base}/api/head-then-silence`);
+    expect(res.status).toBe(504);
+    expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(res.headers['cache-control']).toBeUndefined();
+    expect(res.text).toBe('Gateway Timeout\n');
+  });
+
   it('answers 504 when the upstream takes longer than timeout, with one log line', async () => {
     const upstream = await startUpstream();
     const lines: string[] = [];

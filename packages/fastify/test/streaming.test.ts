@@ -49,6 +49,18 @@ describe('streamed responses over real HTTP', () => {
     expect(chunks).toBeGreaterThan(10);
   });
 
+  it("a reply's head sent alone, then the worker's exception: plain 500 without its text; then exec_ttl: 504 (before: Fastify's JSON with the exception, a password in it)", async () => {
+    const { base } = await listen('head-then-fail.php', { pool: { num_workers: 1, supervisor: { exec_ttl: '1s' } } });
+    const failed = await request(`${base}/`);
+    expect(failed.statusCode).toBe(500);
+    expect(failed.headers['content-type']).toBe('text/plain; charset=utf-8');
+    expect(failed.headers['cache-control']).toBeUndefined();
+    expect(await failed.body.text()).toBe('Internal Server Error\n');
+    const silent = await request(`${base}/?sleep=5`);
+    expect(silent.statusCode).toBe(504);
+    expect(await silent.body.text()).toBe('Gateway Timeout\n');
+  });
+
   it('a stream whose error frame comes in the same read as its first frame fails with 500, every time; close() ends', async () => {
     // The error destroyed the frame stream before the reply's body was built on it, so the body
     // never learnt of it: the client waited for good, and so did app.close(). Nothing was sent

@@ -9,6 +9,7 @@ import { extname, isAbsolute } from 'node:path';
 import { Readable } from 'node:stream';
 import { isBackendReply } from './backend-reply.js';
 import { shortBodyOf } from './declared-length.js';
+import { statusOf } from './status.js';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import { InvalidOptionError } from '../errors.js';
 
@@ -122,13 +123,19 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
   app.setErrorHandler(function plainErrors(this: FastifyInstance, thrown: FastifyError, request, reply) {
     // a body cut short, whatever error its stream's consumer reported for it
     const error = (shortBodyOf(reply) as FastifyError | null) ?? thrown;
-    const status = error.statusCode;
+    // a backend's failure reaches here when a streamed reply failed before its first byte (a
+    // worker that sent its head alone, then threw or ran past exec_ttl; an upstream silent after
+    // its head): Fastify's JSON showed its message, worker error text with its stack trace and
+    // secrets (the streaming probe read a database password there, debug off). Its status is the
+    // pool's table's, or an upstream's 502 / 504.
+    const backend = error.statusCode === undefined && isBackendFailure(error);
+    const status = error.statusCode ?? (backend ? backendStatus(error) : undefined);
     // send's own client errors (http-errors, `expose`: a 416 for a range past the file) have no code
     const exposed = (error as { expose?: unknown }).expose === true && status !== undefined && status < 500;
     const code = error.code ?? (exposed ? 'WP_FASTIFY_STATIC' : undefined);
     if (
       typeof code !== 'string' ||
-      !(code.startsWith('WP_') || code.startsWith('FST_ERR_CTP_')) ||
+      !(backend || code.startsWith('WP_') || code.startsWith('FST_ERR_CTP_')) ||
       status === undefined ||
       status < 400 ||
       status > 599
@@ -144,6 +151,14 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
     // a reply that failed before its head went out (a short body behind a compressor) had its
     // representation's headers set: a plain-text error under Content-Encoding: gzip is undecodable
     for (const name of REPRESENTATION_HEADERS) reply.removeHeader(name);
+    // a backend's failed reply had its head set: none of it describes this error (its
+    // Cache-Control would have a CDN keep the 500, its cookies would be set by it)
+    if (backend) {
+      for (const name of Object.keys(reply.getHeaders())) if (name !== 'x-request-id') reply.removeHeader(name);
+      // a proxied reply's head goes straight onto the raw response
+      if (!reply.raw.headersSent)
+        for (const name of reply.raw.getHeaderNames()) if (name !== 'x-request-id') reply.raw.removeHeader(name);
+    }
     // send's errors carry their headers, as Fastify's own handler sets them: a 416's Content-Range
     // ("bytes */SIZE", the file's length)
     const own = (error as { headers?: Record<string, string> }).headers;
@@ -152,4 +167,21 @@ export function registerPlainErrors(app: FastifyInstance, debug: boolean): void 
     reply.code(status).type('text/plain; charset=utf-8');
     return reply.send(debug ? `${code}: ${error.message}\n` : `${STATUS_CODES[status] ?? 'Error'}\n`);
   });
+}
+
+/** A pool's error (its codes start with WP_) or undici's for an upstream. */
+function isBackendFailure(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('WP_') || code.startsWith('UND_ERR'));
+}
+
+/** Undici's codes for an upstream that went silent: the proxy's 504, as before its head. */
+const UPSTREAM_TIMEOUTS = new Set(['UND_ERR_BODY_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT']);
+
+/** The status of a backend's failure that carries none: an upstream's 504 or 502, else the pool's table. */
+function backendStatus(error: unknown): number {
+  const code = String((error as { code?: unknown }).code);
+  if (UPSTREAM_TIMEOUTS.has(code)) return 504;
+  if (code.startsWith('UND_ERR')) return 502;
+  return statusOf(error).status;
 }
