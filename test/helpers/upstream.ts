@@ -90,7 +90,9 @@ export async function startUpstream(): Promise<Upstream> {
     }
     if (url.pathname.endsWith('/head-then-silence')) {
       // an event stream whose head is flushed at once, and then nothing more (until the client goes)
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }).flushHeaders();
+      // (?type=: another Content-Type, a reply not streamed on purpose)
+      const type = url.searchParams.get('type') ?? 'text/event-stream';
+      res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' }).flushHeaders();
       return;
     }
     if (url.pathname.endsWith('/unavailable')) {

@@ -5,7 +5,7 @@ import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:
 import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
+import { isEventStream, parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
 import { createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
@@ -32,6 +32,8 @@ import {
   REPLY_HOP_HEADERS,
   plainAddress,
   noteUnbuffered,
+  markedUnbuffered,
+  sendHeadAtOnce,
 } from '@warmpool/fastify';
 
 /** One `proxy:` entry of warmpool.yaml. */
@@ -745,6 +747,15 @@ function sendUpstreamReply(
   const headers = internalFiles === null ? null : asHeaderMap(response.headers ?? {});
   const handoff = headers === null ? null : handoffOf(headers);
   if (handoff === null) {
+    // a HEAD's answer is its head, whatever the upstream keeps open behind it (an event stream)
+    if (request.method === 'HEAD') {
+      (response.stream as unknown as Readable).destroy();
+      reply.send();
+      return;
+    }
+    // an event stream, or a reply marked X-Accel-Buffering: no, has its head sent at once
+    if (markedUnbuffered(reply) || isEventStream(String(response.headers?.['content-type'] ?? '')))
+      sendHeadAtOnce(reply.raw);
     sendUpstreamBody(reply, response.stream);
     return;
   }

@@ -838,10 +838,26 @@ describe('proxy routes', () => {
     }
   });
 
+  it("an upstream event stream's head reaches the client as the upstream flushes it; a HEAD to it is answered at once", async () => {
+    const upstream = await startUpstream();
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin }]);
+    // undici resolves at the head: the upstream sends nothing after it (before: no head until the first event)
+    const controller = new AbortController();
+    const res = await request(`${base}/api/head-then-silence`, { signal: controller.signal });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    controller.abort();
+    await res.body.dump().catch(() => {});
+    const head = await request(`${base}/api/head-then-silence`, { method: 'HEAD' });
+    expect(head.statusCode).toBe(200);
+    expect(await head.body.text()).toBe('');
+  });
+
   it("an upstream silent after its head for timeout: a plain 504, none of its headers (before: 500 in Fastify's JSON with undici's code)", async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, timeout: '300ms' }]);
-    const res = await getJson(`${base}/api/head-then-silence`);
+    // not an event stream: its head waits for its body, as any reply not streamed on purpose
+    const res = await getJson(`${base}/api/head-then-silence?type=text/plain`);
     expect(res.status).toBe(504);
     expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(res.headers['cache-control']).toBeUndefined();

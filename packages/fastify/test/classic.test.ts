@@ -455,6 +455,27 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     }
   });
 
+  it('HEAD to an event stream is answered with its head at once (before: not until the script ended), and PHP is let go', async () => {
+    const flag = join(mkdtempSync(join(tmpdir(), 'wp-head-events-')), 'flag');
+    try {
+      const one = await classicApp();
+      await one.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = one.server.address() as AddressInfo;
+      // the script waits for the flag: answered only now, the HEAD would wait for it
+      const head = await request(`http://127.0.0.1:${port}/events.php?flag=${flag}`, { method: 'HEAD' });
+      expect(head.statusCode).toBe(200);
+      expect(head.headers['content-type']).toBe('text/event-stream; charset=utf-8');
+      expect(await head.body.text()).toBe('');
+      writeFileSync(flag, '');
+      // the one process serves the next request
+      const next = await request(`http://127.0.0.1:${port}/length.php`);
+      expect(next.statusCode).toBe(200);
+      await next.body.dump();
+    } finally {
+      rmSync(flag, { force: true });
+    }
+  });
+
   it('request_buffering spools to uploads.dir when one is set (a tmpfs /tmp is RAM)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'wp-spool-dir-'));
     try {

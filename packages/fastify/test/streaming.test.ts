@@ -1,6 +1,6 @@
 import { request as httpRequest } from 'node:http';
 import { constants, connect as http2Connect } from 'node:http2';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -74,6 +74,17 @@ describe('streamed responses over real HTTP', () => {
     const ok = await request(`${base}/`, { method: 'POST', body: 'ok' });
     expect(Number(await ok.body.text())).toBeGreaterThan(0);
     await app.close();
+  });
+
+  it("an event stream's head reaches the client as the worker sends it, before its first event (an EventSource opens then)", async () => {
+    const flag = join(mkdtempSync(join(tmpdir(), 'wp-head-first-')), 'flag');
+    const { base } = await listen('sdk-http-progress.php');
+    // undici resolves at the head: had it waited for the first event, the flag below would never be made
+    const res = await request(`${base}/?head&flag=${flag}`);
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('text/event-stream');
+    writeFileSync(flag, '');
+    expect(await res.body.text()).toBe('data: late\n\n');
   });
 
   it('HEAD to a streamed reply answers with the head at once and stops the stream (an endless one too)', async () => {

@@ -1,5 +1,6 @@
 // An exchange response → the Fastify reply: status, repeated headers (several Set-Cookie) and the
 // body, whole or streamed. No wire protocol here: the pool decoded the backend's reply.
+import type { ServerResponse } from 'node:http';
 import { type Http2ServerResponse, constants as http2 } from 'node:http2';
 import type { Readable } from 'node:stream';
 import type { FastifyReply } from 'fastify';
@@ -87,8 +88,29 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     return reply.send(resetOnError(reply, held));
   }
   const streamed = body as Readable;
-  const paced = repliesAsItComes(headers) ? streamed : new SpooledReply(streamed);
+  // a HEAD's answer is its head: a stream behind it (an event stream that never ends) kept the
+  // answer, and PHP, until it ended; nginx answers and lets PHP go at its next write. Destroyed,
+  // the stream cancels the backend's work, as a client leaving does
+  if (reply.request.method === 'HEAD') {
+    streamed.destroy();
+    return reply.send();
+  }
+  const onPurpose = repliesAsItComes(headers);
+  if (onPurpose) sendHeadAtOnce(reply.raw);
+  const paced = onPurpose ? streamed : new SpooledReply(streamed);
   return reply.send(resetOnError(reply, holdToDeclaredLength(reply, paced)));
+}
+
+/**
+ * A reply streamed on purpose has its head sent as its body starts to flow, not with its first
+ * byte: a browser's EventSource opens then, and a long poll shows its answer began (nginx sends the
+ * head at once too). Fastify only sets the headers and lets the first write carry them.
+ */
+export function sendHeadAtOnce(raw: ServerResponse | Http2ServerResponse): void {
+  const response = raw as ServerResponse;
+  response.once('pipe', () => {
+    if (!response.headersSent) response.flushHeaders();
+  });
 }
 
 /**
