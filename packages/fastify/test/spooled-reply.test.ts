@@ -3,6 +3,7 @@
 // file's bound or without a temp file. Real files, real streams.
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -98,6 +99,39 @@ describe('SpooledReply', () => {
     expect(backend.stream.readableEnded).toBe(false);
     expect(reply.spooledBytes).toBeLessThan(backend.bytes);
     expect(await readAll(reply)).toEqual({ sha: backend.sha, bytes: backend.bytes });
+  });
+
+  it('a client reading steadily, slower than the backend: the temp file never grows past its bound (before: the whole reply went through it)', async () => {
+    const sub = await mkdtemp(join(dir, 'steady-'));
+    /** The size of the (unlinked) temp files this process holds open under `sub`, from /proc. */
+    const onDisk = () => {
+      let bytes = 0;
+      for (const fd of readdirSync('/proc/self/fd')) {
+        try {
+          if (readlinkSync(`/proc/self/fd/${fd}`).startsWith(sub)) bytes += statSync(`/proc/self/fd/${fd}`).size;
+        } catch {
+          // closed meanwhile
+        }
+      }
+      return bytes;
+    };
+    const backend = source(640); // 10 MiB, as fast as it is asked for
+    const fileMax = 512 * 1024;
+    const reply = new SpooledReply(backend.stream, { memoryBytes: 64 * 1024, fileMaxBytes: fileMax, dir: sub });
+    const hash = createHash('sha256');
+    let bytes = 0;
+    let largest = 0;
+    for await (const chunk of reply) {
+      hash.update(chunk as Buffer);
+      bytes += (chunk as Buffer).length;
+      largest = Math.max(largest, onDisk());
+      // a turn of the event loop for every chunk read: the backend fills faster than this reads
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect({ sha: hash.digest('hex'), bytes }).toEqual({ sha: backend.sha, bytes: backend.bytes });
+    expect(largest).toBeGreaterThan(0);
+    // past the bound by at most what was on its way to the disk (memoryBytes) and a chunk
+    expect(largest).toBeLessThanOrEqual(fileMax + 64 * 1024 + 16 * 1024);
   });
 
   it('lets the backend wait once all the temp files of the process hold their bound, and counts them back', async () => {

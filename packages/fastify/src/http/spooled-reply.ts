@@ -5,10 +5,13 @@
 //
 // What the client has not taken yet is kept in memory up to SPOOL_MEMORY_BYTES, then appended to
 // a temp file unlinked at once (nothing is left behind; in os.tmpdir(), so $TMPDIR) and read back
-// in order. Past SPOOL_FILE_MAX_BYTES waiting in one file (nginx's fastcgi_max_temp_file_size,
-// 1 GiB), past SPOOL_TOTAL_MAX_BYTES in all the files of the process (many clients that read
-// nothing cannot fill the disk, or the memory of a tmpfs /tmp), or without a temp file at all (no
-// room, no folder), the backend waits for the client again, as before.
+// in order; once the client has read it all back, it is closed (its space goes back to the disk)
+// and the next lag starts a new one. Once a file is SPOOL_FILE_MAX_BYTES long (nginx's
+// fastcgi_max_temp_file_size, 1 GiB), once all the files of the process take SPOOL_TOTAL_MAX_BYTES
+// (many clients that read nothing cannot fill the disk, or the memory of a tmpfs /tmp), or without
+// a temp file at all (no room, no folder), the backend waits for the client again, as before. The
+// bounds are on the files' sizes: a client reading steadily, a little slower than PHP, once sent
+// a whole 2.6 GB reply through one file, which never shrank.
 //
 // The memory part counts against the process's bound on reply bytes held for slow clients
 // (response-memory.ts); once that is reached, what the client has not taken goes to the file
@@ -22,17 +25,17 @@ import { responseMemory } from './response-memory.js';
 
 /** Bytes kept in memory for a client that is behind, before the rest goes to a temp file. */
 export const SPOOL_MEMORY_BYTES = 1024 * 1024;
-/** Bytes waiting in the temp file at most; past it the backend waits for the client. */
+/** The temp file's size at most; there the backend waits for the client to read it back. */
 export const SPOOL_FILE_MAX_BYTES = 1024 * 1024 * 1024;
-/** Bytes waiting in all the temp files of the process at most. */
+/** The size of all the temp files of the process at most. */
 export const SPOOL_TOTAL_MAX_BYTES = 2 * 1024 * 1024 * 1024;
 /** One read of the temp file. */
 const FILE_READ_BYTES = 64 * 1024;
 
-/** Bytes in the temp files of every reply of the process, written and not yet read back. */
+/** The size of the open temp files of every reply of the process: the disk they take. */
 let filedBytes = 0;
 
-/** How many bytes wait in temp files now, over all replies (for tests and metrics). */
+/** The disk the temp files take now, over all replies (for tests and metrics). */
 export function spooledFileBytes(): number {
   return filedBytes;
 }
@@ -111,9 +114,9 @@ export class SpooledReply extends Readable {
     this.#addMemory(-this.#memoryBytes);
     this.#toFile = [];
     this.#toFileBytes = 0;
-    // what this reply's file still held no longer counts against the process's bound
-    filedBytes -= this.#fileWritten - this.#fileRead;
-    this.#fileRead = this.#fileWritten;
+    // this reply's file no longer counts against the process's bound
+    filedBytes -= this.#fileWritten;
+    this.#fileRead = this.#fileWritten = 0;
     const file = this.#file;
     this.#file = null;
     if (file === null) {
@@ -156,6 +159,7 @@ export class SpooledReply extends Readable {
         this.#readFile();
         return;
       }
+      this.#releaseReadFile();
       if (this.#fileEmpty() && this.#sourceEnded) {
         this.push(null);
         this.#wanted = false;
@@ -175,7 +179,7 @@ export class SpooledReply extends Readable {
       this.#toFileBytes >= this.#memoryMax ||
       (this.#noFile
         ? this.#memoryBytes >= this.#memoryMax
-        : this.#fileWritten - this.#fileRead >= this.#fileMax ||
+        : this.#fileWritten >= this.#fileMax ||
           // a reply going through its file waits while all the files hold the process's bound
           (!this.#fileEmpty() && filedBytes >= this.#totalMax));
     if (held && !this.#paused) {
@@ -191,6 +195,20 @@ export class SpooledReply extends Readable {
   #addMemory(bytes: number): void {
     this.#memoryBytes += bytes;
     responseMemory.hold(bytes);
+  }
+
+  /**
+   * A file read back to its end, with nothing on its way to it, is closed: unlinked, its space
+   * goes back to the disk, and the process's count with it; the next bytes that wait start a new one.
+   */
+  #releaseReadFile(): void {
+    const file = this.#file;
+    if (file === null || this.#writing || this.#reading || this.#toFile.length > 0) return;
+    if (this.#fileRead !== this.#fileWritten) return;
+    filedBytes -= this.#fileWritten;
+    this.#file = null;
+    this.#fileRead = this.#fileWritten = 0;
+    file.close().catch(() => {});
   }
 
   #fileEmpty(): boolean {
@@ -274,9 +292,8 @@ export class SpooledReply extends Readable {
           this.destroy(new Error('the reply spooled to a temp file came back short'));
           return;
         }
-        // once caught up, the next bytes go to memory again (#take); the file's offsets stay
+        // once caught up, the next bytes go to memory again (#take), and the file is let go (#pump)
         this.#fileRead += bytesRead;
-        filedBytes -= bytesRead;
         this.#wanted = this.push(buffer.subarray(0, bytesRead));
         this.#pump();
       },

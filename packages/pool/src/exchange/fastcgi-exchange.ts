@@ -26,9 +26,10 @@ import {
 } from './exchange.js';
 
 /**
- * A response body up to this size is read whole before the response is answered, as nginx's
- * fastcgi_buffering does: it gets a Content-Length, the micro-cache can keep it, and PHP is freed
- * before a slow client has read it. A larger one, or one sent with `X-Accel-Buffering: no` (a PHP
+ * A response body up to this size is read whole before the response is answered: it gets a
+ * Content-Length, the micro-cache can keep it, and PHP is freed before a slow client has read it
+ * (nginx's fastcgi_buffering sends each buffer as it fills: nothing goes out here before this much
+ * or the end, so a script writing slowly marks its reply, docs/CLASSIC.md). A larger one, or one sent with `X-Accel-Buffering: no` (a PHP
  * app that streams, as nginx users mark it), is streamed with backpressure.
  */
 export const DEFAULT_BUFFER_BYTES = 1024 * 1024;
