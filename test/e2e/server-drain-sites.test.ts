@@ -12,6 +12,7 @@ import { freePort } from '../helpers/free-port.js';
 import { isAlive } from '../helpers/php.js';
 import { until } from '../helpers/until.js';
 import { FIXTURES, runCli, startServer, stopAllServers } from '../helpers/warmpool-server.js';
+import { startUpstream } from '../helpers/upstream.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -88,5 +89,38 @@ describe('drain with several sites', () => {
     // the long requests were cut at the end of the drain, nothing of them left
     expect(busy.every((pid) => !isAlive(pid))).toBe(true);
     expect(idle.every((pid) => !isAlive(pid))).toBe(true);
+  }, 60_000);
+
+  it("a site of no PHP (an event stream through a proxy route) holds the drain for the top level's destroy_timeout, not 60 s", async () => {
+    const upstream = await startUpstream();
+    try {
+      const port = await freePort();
+      const file = join(dir, 'no-php.yaml');
+      await writeFile(
+        file,
+        [
+          'version: "3"',
+          'http:',
+          `  address: 127.0.0.1:${port}`,
+          '  pool: { destroy_timeout: 1s }',
+          `admin: { socket: ${join(dir, 'no-php.sock')} }`,
+          'proxy:',
+          `  - { prefix: /, upstream: "${upstream.origin}" }`,
+          '',
+        ].join('\n'),
+      );
+      const server = startServer(['serve', '-c', file]);
+      await server.ready(30_000);
+      // an event stream that never ends: its head is here, then nothing
+      const stream = await request(`http://127.0.0.1:${port}/events/head-then-silence`);
+      expect(stream.statusCode).toBe(200);
+      stream.body.on('error', () => {});
+      server.child.kill('SIGTERM');
+      expect((await server.exited).code).toBe(0);
+      // before: "after 60.0 s", whatever destroy_timeout said
+      expect(server.stderr + server.stdout).toContain('drain: connections still open after 1.0 s');
+    } finally {
+      await upstream.close();
+    }
   }, 60_000);
 });

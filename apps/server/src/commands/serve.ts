@@ -656,12 +656,17 @@ class ServerState {
 
   /** The longest destroy_timeout of the sites (the pools' own drain bound), default 60 s. */
   #drainBoundMs(): number {
+    // a site without PHP processes of its own (php-fpm, proxy routes, static files) has no pool
+    // and no destroy_timeout: it takes the top level's, so one open event stream there no longer
+    // holds every stop for 60 s whatever the operator set
+    const top = this.#options.loaded.config.http.pool?.destroy_timeout;
+    const fallback = top === undefined ? DEFAULT_DRAIN_MS : parseDuration(top, 'http.pool.destroy_timeout');
     let bound = 0;
     for (const site of this.#options.server.sites) {
       const value = site.plugin.pool?.destroy_timeout;
-      bound = Math.max(bound, value === undefined ? DEFAULT_DRAIN_MS : parseDuration(value, 'destroy_timeout'));
+      bound = Math.max(bound, value === undefined ? fallback : parseDuration(value, 'destroy_timeout'));
     }
-    return bound || DEFAULT_DRAIN_MS;
+    return bound || fallback;
   }
 
   #force(signal: NodeJS.Signals): void {
