@@ -197,6 +197,47 @@ describe('access log: json, to stdout', () => {
   });
 });
 
+describe("http.access_logs (RoadRunner's key): requests whose client left have their line too", () => {
+  it.each([
+    { logs: 'mode: production', name: 'the server log line' },
+    { logs: 'encoding: json', name: "RoadRunner's http access log" },
+  ])('$name: a 499 for an HTTP/1.1 client that hung up (before: no line)', async ({ logs }) => {
+    const port = await freePort();
+    const file = join(dir, `rr-gone-${logs.split(':')[0]}.yaml`);
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `server: { command: "php ${FIXTURES}/php/marks-then-sleeps.php" }`,
+        'http:',
+        `  address: 127.0.0.1:${port}`,
+        '  access_logs: true',
+        '  pool: { num_workers: 1 }',
+        `logs: { ${logs}, level: info }`,
+        `admin: { socket: ${join(dir, `rr-gone-${logs.split(':')[0]}.sock`)} }`,
+        '',
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', file]);
+    await server.ready();
+    const mark = join(dir, `rr-gone-${logs.split(':')[0]}.mark`);
+    const socket = netConnect(port, '127.0.0.1');
+    socket.write(
+      `POST /rr-gone HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(mark)}\r\n\r\n${mark}`,
+    );
+    await waitForFile(mark, 'got it');
+    socket.destroy();
+    await server.waitFor(/rr-gone.*499|499.*rr-gone/);
+    const line = `${server.stdout}\n${server.stderr}`
+      .split('\n')
+      .find((l) => l.includes('/rr-gone') && l.includes('499'))!;
+    expect(JSON.parse(line)).toMatchObject(
+      logs.startsWith('encoding') ? { status: 499, URI: '/rr-gone' } : { status: 499, url: '/rr-gone' },
+    );
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
 describe('access log: clients that leave before their answer', () => {
   it("logs each once as nginx's 499: an HTTP/1.1 client that hangs up, an HTTP/2 stream reset", async () => {
     const pair = await selfSignedPair(dir, 'gone', ['localhost']);

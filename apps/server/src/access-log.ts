@@ -18,6 +18,7 @@
 // Each line is one write (sonic-boom, as pino's destinations), as nginx's access_log without buffer=.
 import { logFile, type Reopened, type ReopenableSink, reopenLogFile, standardStream } from './log-sinks.js';
 import { tunnelledBytes } from './websocket-tunnel.js';
+import { onRequestEnd } from './request-end.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerResponse } from 'node:http2';
 import { resolve } from 'node:path';
@@ -151,24 +152,18 @@ export function registerAccessLog(
   log: AccessLog,
   options: { siteOf(request: FastifyRequest): string; skip: string | null },
 ): void {
-  const seen = new WeakMap<
-    FastifyRequest,
-    { counter: { readonly bytes: number }; remoteAddr: string; reply: FastifyReply }
-  >();
+  const seen = new WeakMap<FastifyRequest, { counter: { readonly bytes: number }; remoteAddr: string }>();
   // a request the client gave up on is logged once, as nginx's 499 (client closed request): an
   // HTTP/1.1 client that hung up before its answer had no line at all, an HTTP/2 stream it reset
   // was "200 0", so scanners that hang up and reset floods were invisible to fail2ban or goaccess
-  const logged = new WeakSet<FastifyRequest>();
   const write = (request: FastifyRequest, reply: FastifyReply, gone: boolean): void => {
     // past the pipelining bound: never run, the server closed the connection (not a 499)
-    if (request.url === options.skip || logged.has(request) || isPastPipeliningBound(request.raw)) return;
-    logged.add(request);
+    if (request.url === options.skip || isPastPipeliningBound(request.raw)) return;
     // a proxied WebSocket is logged when it closes, as nginx logs it: 101 and the bytes sent through it
     const tunnelled = tunnelledBytes(request.raw);
     // 499 (nginx's): the client left before the head of the answer went out; once it was out, a cut
     // download is logged with the status sent and the bytes that left, as nginx logs it
-    const status =
-      tunnelled !== undefined ? 101 : gone && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode;
+    const status = tunnelled !== undefined ? 101 : endStatus(reply, gone);
     const headers = request.headers;
     const cache = reply.getHeader('x-cache');
     const start = seen.get(request);
@@ -199,28 +194,18 @@ export function registerAccessLog(
     seen.set(request, {
       counter: countBodyBytes(reply.raw),
       remoteAddr: peerOf(request.socket?.remoteAddress),
-      reply,
-    });
-    // a client that leaves after sending its whole request aborts nothing Fastify sees (no
-    // onRequestAbort, and no onResponse once the answer meets a closed socket): the response's
-    // close before its finish tells
-    reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) write(request, reply, true);
     });
     done();
   });
-  app.addHook('onResponse', (request, reply, done) => {
-    // a response that did not finish (a reset HTTP/2 stream, a socket gone) was not delivered
-    write(request, reply, !reply.raw.writableFinished);
-    done();
-  });
-  // an HTTP/2 stream the client reset: Fastify aborts the request, and its response can still look
-  // finished (the close listener alone logged it "200 0")
-  app.addHook('onRequestAbort', (request, done) => {
-    const reply = seen.get(request)?.reply;
-    if (reply !== undefined) write(request, reply, true);
-    done();
-  });
+  onRequestEnd(app, write);
+}
+
+/**
+ * A request's status in a log line: nginx's 499 when its client left before the head of the
+ * answer went out; once it was out, a cut download keeps the status sent, as nginx logs it.
+ */
+export function endStatus(reply: FastifyReply, gone: boolean): number {
+  return gone && !reply.raw.headersSent ? CLIENT_CLOSED_REQUEST : reply.statusCode;
 }
 
 /**

@@ -55,6 +55,7 @@ import {
 import {
   createAccessLog,
   createSiteAccessLogs,
+  endStatus,
   logPlainListener,
   logRawExchange,
   registerAccessLog,
@@ -62,6 +63,7 @@ import {
   type AccessLogStreams,
 } from './access-log.js';
 import { registerHttpLog } from './zap-log.js';
+import { onRequestEnd } from './request-end.js';
 import { checkHttpHeaders, genReqId, registerHttpHeaders, type HttpHeadersOptions } from './http-headers.js';
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
@@ -337,11 +339,12 @@ export function buildApp(options: BuildOptions): BuiltApp {
       logPlainListener(redirectServer, accessLog, (host) => router.siteOf(host) ?? server.defaultSite?.name ?? '-');
   }
   if (server.http.access_log === null && server.http.access_logs && !loggers.zap) {
-    app.addHook('onResponse', (request, reply, done) => {
+    // once a request is over, its client there or gone (before: a client that left had no line)
+    onRequestEnd(app, (request, reply, gone) => {
       // the metrics listener's in-process scrape; a site with a log of its own has its line there
-      if (request.url === metricsPath || (ownLogs.size > 0 && ownLogs.has(siteOf(request)))) return done();
+      if (request.url === metricsPath || (ownLogs.size > 0 && ownLogs.has(siteOf(request)))) return;
       const length = reply.getHeader('content-length');
-      const status = reply.statusCode;
+      const status = endStatus(reply, gone);
       loggers.http.info(
         {
           reqId: request.id,
@@ -358,7 +361,6 @@ export function buildApp(options: BuildOptions): BuiltApp {
         },
         `${request.method} ${request.url} ${status}`,
       );
-      done();
     });
   }
 

@@ -12,6 +12,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { plainAddress } from '@warmpool/fastify';
+import { endStatus } from './access-log.js';
+import { onRequestEnd } from './request-end.js';
 
 /** pino's level labels → zap's (zap has no trace). */
 const ZAP_LEVELS: Record<string, string> = {
@@ -102,11 +104,11 @@ export function registerHttpLog(
     if (logger.isLevelEnabled('info')) peers.set(request, hostPort(socket?.remoteAddress, socket?.remotePort));
     done();
   });
-  app.addHook('onResponse', (request, reply, done) => {
+  // once a request is over, its client there or gone (before: a client that left had no line)
+  onRequestEnd(app, (request, reply, gone) => {
     // the metrics listener's in-process scrape is not a request anyone made
     if (request.url !== options.skip)
-      writeHttpLog(logger, request, reply, options.accessLogs, peers.get(request) ?? ':');
-    done();
+      writeHttpLog(logger, request, reply, options.accessLogs, peers.get(request) ?? ':', endStatus(reply, gone));
   });
 }
 
@@ -116,6 +118,7 @@ function writeHttpLog(
   reply: FastifyReply,
   accessLogs: boolean,
   remoteAddress: string,
+  status: number,
 ): void {
   if (!logger.isLevelEnabled('info')) return;
   const elapsedMs = reply.elapsedTime;
@@ -123,7 +126,7 @@ function writeHttpLog(
   const start = Math.round(now - elapsedMs);
   const uri = request.raw.url ?? request.url;
   const fields: Record<string, unknown> = {
-    status: reply.statusCode,
+    status,
     method: request.method,
     URI: uri,
     URL: uri,
