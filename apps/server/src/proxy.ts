@@ -241,7 +241,7 @@ export async function registerProxies<S extends RawServerBase>(
             retryDelay: retryOnClosedConnection,
             rewriteHeaders: (headers, request) => upstreamReplyHeaders(headers, route, request as AnyRequest),
             onResponse: (request, reply, response) =>
-              sendUpstreamReply(request as AnyRequest, reply as AnyReply, response, internalFiles),
+              sendUpstreamReply(request as AnyRequest, reply as AnyReply, response, internalFiles, route),
             onError: (reply, { error }) => sendUpstreamError(reply, route, error, errorPages),
           },
         });
@@ -736,6 +736,7 @@ function sendUpstreamReply(
     stream: NodeJS.ReadableStream & { once: Readable['once'] };
   },
   internalFiles: ResolvedInternalFiles | null,
+  route: ResolvedRoute,
 ): void {
   // nginx's proxy_hide_header default: the X-Accel-* ones are for the server in front; its
   // X-Accel-Buffering: no still streams a compressed reply piece by piece (streamed-compression.ts)
@@ -756,6 +757,7 @@ function sendUpstreamReply(
     // an event stream, or a reply marked X-Accel-Buffering: no, has its head sent at once
     if (markedUnbuffered(reply) || isEventStream(String(response.headers?.['content-type'] ?? '')))
       sendHeadAtOnce(reply.raw);
+    logCutBody(reply, route, response.stream);
     sendUpstreamBody(reply, response.stream);
     return;
   }
@@ -783,6 +785,31 @@ function asHeaderMap(headers: Record<string, string | string[] | undefined>): He
  * past the timeout) cuts the response: HTTP/1.1 closes the connection, and an HTTP/2 stream is
  * reset as broken (Fastify's own close ended it as if whole: a truncated download looked complete).
  */
+/**
+ * A reply the upstream cut after its head (silent past `timeout`, reset, closed short) says so in
+ * the log, as nginx's "upstream timed out while reading upstream": the client's line shows only
+ * its status, and an event stream dropped every minute for want of a heartbeat had no word of why.
+ */
+function logCutBody(
+  reply: AnyReply,
+  route: ResolvedRoute,
+  body: NodeJS.ReadableStream & { once: Readable['once'] },
+): void {
+  body.once('error', (error: Error & { code?: string }) => {
+    if (!reply.raw.headersSent) return; // answered as a 502 / 504 instead (error-pages.ts)
+    const code = error.code ?? 'error';
+    const silent = code === 'UND_ERR_BODY_TIMEOUT';
+    reply.log.error(
+      { upstream: route.label, prefix: route.prefix, err: { code, message: error.message } },
+      `proxy ${route.prefix} → ${route.label}: the reply was cut after its head: ${
+        silent
+          ? `the upstream sent nothing for ${route.timeoutMs / 1000}s (proxy timeout; a stream sends a heartbeat more often, or raise it)`
+          : code
+      }`,
+    );
+  });
+}
+
 function sendUpstreamBody(reply: AnyReply, body: NodeJS.ReadableStream & { once: Readable['once'] }): void {
   const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
   if (stream !== undefined) body.once('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));

@@ -853,6 +853,23 @@ describe('proxy routes', () => {
     expect(await head.body.text()).toBe('');
   });
 
+  it('an event stream the upstream leaves silent past timeout is cut, and the log says why (nginx: upstream timed out while reading upstream)', async () => {
+    const upstream = await startUpstream();
+    const lines: string[] = [];
+    const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, timeout: '300ms' }], null, {
+      logLines: lines,
+    });
+    const res = await request(`${base}/api/head-then-silence`);
+    expect(res.statusCode).toBe(200);
+    await expect(res.body.text()).rejects.toThrow();
+    await until(() => lines.some((line) => line.includes('the reply was cut after its head')), 'the cut in the log');
+    const line = JSON.parse(lines.find((l) => l.includes('the reply was cut after its head'))!);
+    expect(line.msg).toBe(
+      `proxy /api → ${upstream.origin}: the reply was cut after its head: the upstream sent nothing for 0.3s (proxy timeout; a stream sends a heartbeat more often, or raise it)`,
+    );
+    expect(line.level).toBe(50);
+  });
+
   it("an upstream silent after its head for timeout: a plain 504, none of its headers (before: 500 in Fastify's JSON with undici's code)", async () => {
     const upstream = await startUpstream();
     const { base } = await startSite([{ prefix: '/api', upstream: upstream.origin, timeout: '300ms' }]);

@@ -679,6 +679,29 @@ describe('classic mode with fastcgi.pass to php-fpm', () => {
     await fpm?.stop();
   });
 
+  it('an event stream php-fpm leaves silent past exec_ttl is cut, and the log says why (before: nothing)', async () => {
+    const lines: string[] = [];
+    const app = Fastify({ logger: { stream: { write: (line: string) => lines.push(line) } } });
+    apps.push(app);
+    await app.register(warmpool, {
+      fastcgi: { root: ROOT, pass: fpm.pass },
+      pool: { num_workers: 1, supervisor: { exec_ttl: '1s' } },
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    // its flag comes only after the test: the first event, then silence
+    const flag = join(fpm.dir, 'silence-over');
+    const res = await request(`http://127.0.0.1:${port}/events.php?flag=${flag}`);
+    expect(res.statusCode).toBe(200);
+    await expect(res.body.text()).rejects.toThrow();
+    await eventually(() => lines.some((line) => line.includes('PHP reply cut after its head')), 'the cut in the log');
+    const line = JSON.parse(lines.find((l) => l.includes('PHP reply cut after its head'))!);
+    expect(line).toMatchObject({ level: 50, url: expect.stringMatching(/^\/events\.php/) });
+    expect(line.msg).toContain('sent nothing for 1000 ms');
+    // the script ends: php-fpm's child is free for the next tests
+    writeFileSync(flag, '');
+  });
+
   it('serves the same app through php-fpm; health and metrics count the connections to it', async () => {
     const app = await classicApp(
       { pool: { supervisor: { exec_ttl: '500ms' } }, metrics_path: '/metrics', ready_path: '/ready' },

@@ -97,8 +97,24 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
   }
   const onPurpose = repliesAsItComes(headers);
   if (onPurpose) sendHeadAtOnce(reply.raw);
+  logSilenceCut(reply, streamed);
   const paced = onPurpose ? streamed : new SpooledReply(streamed);
   return reply.send(resetOnError(reply, holdToDeclaredLength(reply, paced)));
+}
+
+/**
+ * A reply php-fpm stopped sending for the read timeout (exec_ttl with fastcgi.pass) after its head
+ * is cut, and says so, as nginx logs "upstream timed out while reading upstream": managed php-cgi
+ * and workers are killed with a line of their own, and this one had none.
+ */
+function logSilenceCut(reply: FastifyReply, body: Readable): void {
+  body.once('error', (error: Error & { code?: string }) => {
+    if (error.code !== 'WP_FASTCGI_READ_TIMEOUT' || !reply.raw.headersSent) return;
+    reply.log.error(
+      { err: { code: error.code, message: error.message }, url: reply.request.url },
+      `PHP reply cut after its head: ${error.message} (exec_ttl: a stream sends something, a comment line of server-sent events, more often, or exec_ttl is raised)`,
+    );
+  });
 }
 
 /**
