@@ -2,6 +2,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { Chunks, FileBody, JOIN_MAX_BYTES } from '@warmpool/pool';
 import { errorCodes, type FastifyRequest } from 'fastify';
+import { SpoolFailedError } from '../errors.js';
 import { bodyTooLarge } from '../limits.js';
 import { HeldBytes } from './held-bytes.js';
 import { openUnlinked, writeAll } from './spooled-body.js';
@@ -146,7 +147,9 @@ export function readRawBody(
       await writeAll(file, bytes);
       if (!settled) payload.resume();
     });
-    writing.catch((error: Error) => fail(error));
+    // the disk's failure (full, not writable), not the client's: a 500 with a line saying where
+    // (before: a 400 with the errno in Fastify's JSON, and no line)
+    writing.catch((error: Error) => fail(new SpoolFailedError(dir, error)));
   }
   function fail(error: Error & { statusCode?: number }): void {
     if (!(typeof error.statusCode === 'number' && error.statusCode >= 400)) error.statusCode = 400;

@@ -214,6 +214,8 @@ export function parseMultipart(
   contentType: string,
   options: ResolvedUploadOptions,
   maxBytes: number,
+  /** a temp file that could not be opened or written (a full or unwritable uploads.dir), with what PHP is told */
+  onWriteFailed: (dir: string, error: unknown, phpError: string) => void = noop,
 ): Promise<ParsedMultipart> {
   return new Promise<ParsedMultipart>((resolvePromise, reject) => {
     const declared = Number((body as Partial<IncomingMessage>).headers?.['content-length']);
@@ -380,7 +382,7 @@ export function parseMultipart(
           return;
         }
         fileStreams.push(stream);
-        tasks.push(writeTempFile(stream, file, options, tempFiles));
+        tasks.push(writeTempFile(stream, file, options, tempFiles, onWriteFailed));
       },
     );
 
@@ -446,6 +448,7 @@ async function writeTempFile(
   file: UploadedFile,
   { dir, owner }: Pick<ResolvedUploadOptions, 'dir' | 'owner'>,
   tempFiles: string[],
+  onWriteFailed: (dir: string, error: unknown, phpError: string) => void,
 ): Promise<void> {
   let handle: FileHandle | undefined;
   let path = '';
@@ -456,6 +459,7 @@ async function writeTempFile(
       if (owner !== null) await handle.chown(owner.uid, owner.gid).catch(noop);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'EEXIST' && attempt < 3) continue;
+      onWriteFailed(dir, error, 'error 6 (UPLOAD_ERR_NO_TMP_DIR)');
       file.error = UPLOAD_ERR_NO_TMP_DIR;
       stream.resume();
       return;
@@ -473,8 +477,10 @@ async function writeTempFile(
       try {
         await writeAll(handle, chunk);
         size += chunk.length;
-      } catch {
+      } catch (error) {
         writeFailed = true;
+        // PHP sees error 7, as it would; the operator is told why (before: nothing)
+        onWriteFailed(dir, error, 'error 7 (UPLOAD_ERR_CANT_WRITE)');
       }
     }
   } catch {
@@ -601,7 +607,14 @@ export function registerMultipartParser(
       );
       return;
     }
-    parseMultipart(payload, request.headers['content-type'] ?? '', uploadOptions, bodyLimit).then(
+    const onWriteFailed = (dir: string, error: unknown, phpError: string) => {
+      const reason = (error as NodeJS.ErrnoException).code ?? String((error as Error).message ?? error);
+      request.log.warn(
+        { dir, reason },
+        `an uploaded file could not be written to ${dir} (${reason}): PHP gets it with ${phpError}, as PHP reports it; free space there, or point uploads.dir (http.uploads.dir) at a larger disk`,
+      );
+    };
+    parseMultipart(payload, request.headers['content-type'] ?? '', uploadOptions, bodyLimit, onWriteFailed).then(
       (parsed) => {
         lifetime.adopt(parsed);
         done(null, createParsedForm('multipart', parsed.fields, parsed.uploads));
