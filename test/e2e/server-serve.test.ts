@@ -363,6 +363,29 @@ describe('ops listeners on every interface', () => {
   });
 });
 
+describe('trusted_subnets holding every address', () => {
+  it('config check warns at the key: every client would be a trusted proxy', async () => {
+    const file = join(dir, 'trust-all.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        `server:\n  command: php ${join(FIXTURES, 'php', 'echo.php')}`,
+        'http:\n  address: 127.0.0.1:8080\n  trusted_subnets: [10.0.0.0/8, 0.0.0.0/0, "::/0"]',
+        '',
+      ].join('\n'),
+    );
+    const check = await runCli(['config', 'check', '-c', file]);
+    expect(check.code).toBe(0);
+    expect(check.stderr).toContain(
+      `${file}:6:3 http.trusted_subnets: 0.0.0.0/0, ::/0 trusts every client as a proxy: any client names its own address in X-Forwarded-For`,
+    );
+    // the proxies' own addresses: no warning
+    await writeFile(file, (await readFile(file, 'utf8')).replace(', 0.0.0.0/0, "::/0"', ''));
+    expect((await runCli(['config', 'check', '-c', file])).stderr).not.toContain('trusts every client');
+  });
+});
+
 describe('http.codec', () => {
   it('serve sends the context as protobuf to a site with codec: proto, JSON to one without', async () => {
     const env = { HTTP_PORT: String(await freePort()) };

@@ -38,7 +38,13 @@ export interface OpsServerOptions {
 /** A host part that binds every interface: empty (":9090"), 0.0.0.0, :: (and its spellings). */
 export function isAllInterfaces(address: string): boolean {
   const { host } = parseAddress(address);
-  return host === undefined || host === '0.0.0.0' || /^(::|0*:(0*:)*:?0*|::ffff:0\.0\.0\.0)$/i.test(host);
+  // "0" too: it is no address, and resolves to 0.0.0.0
+  return (
+    host === undefined ||
+    /^0+$/.test(host) ||
+    host === '0.0.0.0' ||
+    /^(::|0*:(0*:)*:?0*|::ffff:0\.0\.0\.0|::ffff:0+:0+)$/i.test(host)
+  );
 }
 
 /**

@@ -794,7 +794,7 @@ const TOP: Entry[] = [
   wp('sites[].hosts', 'string[]', 'host names this site answers ("example.com", "*.example.com"); lower-cased', {
     required: true,
     pattern: HOST,
-    hint: 'a host name like "example.com" or "*.example.com" (no scheme, port or path)',
+    hint: 'a host name like "example.com" or "*.example.com" (no scheme, port or path; an IPv6 address in brackets: "[::1]")',
   }),
   wp('sites[].root', 'string', "the site's directory: the working directory of its workers"),
   wp(

@@ -24,6 +24,7 @@ import { folderProblem, logFileProblems } from '../log-files.js';
 import { toPinoLevel } from '../logging.js';
 import { formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { METRICS_PATH, STATUS_HEALTH_PATH, STATUS_READY_PATH, exposedOpsWarnings } from '../status.js';
+import { everyoneTrustedWarnings } from '../trust-warnings.js';
 import { planCertificates } from '../acme/plan.js';
 import { ignoredKeyWarnings } from '../ignored-keys.js';
 import { memoryLimitWarnings } from '../memory-limit.js';
@@ -70,6 +71,7 @@ export async function run(args: ConfigCheckArgs, out: CliOutput): Promise<number
   }
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
+  for (const warning of everyoneTrustedWarnings(server, loaded)) out.warn(formatWarning(warning));
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);

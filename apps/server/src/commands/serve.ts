@@ -71,6 +71,7 @@ import { alsoToLogFiles, createLoggers, logCliLines } from '../logging.js';
 import { exposedRpcWarning, startRpcServer, type RpcServer } from '../rpc/server.js';
 import { formatDuration, formatWarning, plural, printConfigError, type CliOutput } from '../output.js';
 import { exposedOpsWarnings } from '../status.js';
+import { everyoneTrustedWarnings } from '../trust-warnings.js';
 import {
   type Credentials,
   type TlsContexts,
@@ -137,6 +138,7 @@ export async function run(args: ServeArgs, out: CliOutput): Promise<number> {
   out = alsoToLogFiles(logCliLines(out, loggers), loggers);
   for (const warning of loaded.warnings) out.warn(formatWarning(warning));
   for (const warning of exposedOpsWarnings(server, loaded)) out.warn(formatWarning(warning));
+  for (const warning of everyoneTrustedWarnings(server, loaded)) out.warn(formatWarning(warning));
   const rpcWarning = exposedRpcWarning(server, loaded);
   if (rpcWarning !== null) out.warn(formatWarning(rpcWarning));
   for (const line of ignoredKeyWarnings(server, loaded)) out.warn(line);
