@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { request } from 'undici';
+import { FormData, request } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { startPhpFpm, type PhpFpm } from '../../../test/helpers/php-fpm.js';
 import { getWithHeaderLines } from '../../../test/helpers/raw-headers.js';
@@ -473,6 +473,36 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
       await next.body.dump();
     } finally {
       rmSync(flag, { force: true });
+    }
+  });
+
+  it("a php-cgi killed by exec_ttl mid-request leaves none of PHP's upload files behind (before: each stayed in its TMPDIR)", async () => {
+    const phpTmp = mkdtempSync(join(tmpdir(), 'wp-php-tmp-'));
+    try {
+      const one = await classicApp({
+        env: { TMPDIR: phpTmp },
+        pool: { num_workers: 1, supervisor: { exec_ttl: '1s' } },
+      });
+      await one.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = one.server.address() as AddressInfo;
+      const form = new FormData();
+      form.append('file', new Blob([Buffer.alloc(300_000, 7)]), 'big.bin');
+      // PHP takes the upload into a temp file, then sleeps past exec_ttl and is killed
+      const res = await request(`http://127.0.0.1:${port}/slow.php?s=20`, { method: 'POST', body: form });
+      expect(res.statusCode).toBe(504);
+      await res.body.dump();
+      const left = () =>
+        readdirSync(phpTmp, { recursive: true }).filter((name) => /php[A-Za-z0-9]{6}$/.test(String(name)));
+      // (the new process has a folder of its own there, empty)
+      await eventually(() => left().length === 0, "the killed process's upload to go");
+      // the next process takes uploads again
+      const next = new FormData();
+      next.append('file', new Blob(['x']), 'x.txt');
+      const ok = await request(`http://127.0.0.1:${port}/length.php`, { method: 'POST', body: next });
+      expect(ok.statusCode).toBe(200);
+      await ok.body.dump();
+    } finally {
+      rmSync(phpTmp, { recursive: true, force: true });
     }
   });
 

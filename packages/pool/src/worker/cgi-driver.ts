@@ -74,6 +74,10 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       silenceTimeoutMs: this.#silenceTimeoutMs,
       scriptDurations: new ScriptDurations(),
       socketBase: await usableSocketBase(options.uid, options.gid),
+      // a process killed mid-request (exec_ttl, max_worker_memory) never runs PHP's shutdown, which
+      // deletes its uploads: in a folder of each process's own they go with the process (before,
+      // a 200 MB upload stayed in /tmp for good at each exec_ttl kill). Unless php.ini names one
+      uploadDirBase: (await askPhpCgi(env, options, UPLOAD_DIR_PROBE)) === '' ? (env.TMPDIR ?? '/tmp') : null,
     };
     if (options.uid !== undefined) await warnOfPhpTempDir(env.TMPDIR ?? '/tmp', options);
     if (mayRunSeveral(options)) await warnOfPerProcessApcu(env, options);
@@ -121,7 +125,31 @@ function mayRunSeveral(options: ResolvedPoolOptions<CgiRequest>): boolean {
 
 /** Asks this php-cgi, with its flags and environment, whether APCu is on (1) or not (0). */
 const APCU_PROBE = '<?php echo extension_loaded("apcu") && ini_get("apc.enabled") ? 1 : 0;';
-const APCU_PROBE_TIMEOUT_MS = 5_000;
+/** The upload_tmp_dir its php.ini or flags set ('' for none: PHP's TMPDIR). */
+const UPLOAD_DIR_PROBE = '<?php echo ini_get("upload_tmp_dir");';
+const PROBE_TIMEOUT_MS = 5_000;
+
+/** What this php-cgi, with its flags and environment, prints for `script` (trimmed); '' when it cannot run. */
+function askPhpCgi(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>, script: string): Promise<string> {
+  const [command, ...flags] = options.argv;
+  if (command === undefined) return Promise.resolve('');
+  return new Promise<string>((resolve) => {
+    let out = '';
+    const child = spawn(command, [...flags, '-q'], {
+      env,
+      cwd: options.cwd,
+      stdio: ['pipe', 'pipe', 'ignore'],
+      timeout: PROBE_TIMEOUT_MS,
+    });
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+      out += chunk;
+    });
+    child.on('error', () => resolve(''));
+    child.on('close', () => resolve(out.trim()));
+    child.stdin.on('error', () => {});
+    child.stdin.end(script);
+  });
+}
 
 /**
  * php-fpm's children share their master's APCu; separately started php-cgi processes each have
@@ -130,25 +158,7 @@ const APCU_PROBE_TIMEOUT_MS = 5_000;
  * processes, so it is said once at start. A probe that cannot run says nothing: the boot says why.
  */
 async function warnOfPerProcessApcu(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
-  const [command, ...flags] = options.argv;
-  if (command === undefined) return;
-  const answer = await new Promise<string>((resolve) => {
-    let out = '';
-    const child = spawn(command, [...flags, '-q'], {
-      env,
-      cwd: options.cwd,
-      stdio: ['pipe', 'pipe', 'ignore'],
-      timeout: APCU_PROBE_TIMEOUT_MS,
-    });
-    child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
-      out += chunk;
-    });
-    child.on('error', () => resolve(''));
-    child.on('close', () => resolve(out.trim()));
-    child.stdin.on('error', () => {});
-    child.stdin.end(APCU_PROBE);
-  });
-  if (answer !== '1') return;
+  if ((await askPhpCgi(env, options, APCU_PROBE)) !== '1') return;
   options.logger.warn(
     { reason: 'apcu' },
     "APCu is on in php-cgi, and each php-cgi process has an APCu of its own (php-fpm's children share " +

@@ -57,6 +57,11 @@ export interface CgiSpec extends ProcessSpec {
   scriptDurations: ScriptDurations;
   /** where each process's private socket folder is made (cgiSocketBase) */
   socketBase: string;
+  /**
+   * where each process's own upload_tmp_dir is made (PHP's TMPDIR), removed with the process; null:
+   * php.ini names one, left to PHP
+   */
+  uploadDirBase: string | null;
 }
 
 /**
@@ -115,13 +120,16 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   #cancelTimer: NodeJS.Timeout | null = null;
   readonly #logStderr: (line: string) => void;
 
-  private constructor(child: ChildProcess, spec: CgiSpec, dir: string, socketPath: string) {
+  private constructor(child: ChildProcess, spec: CgiSpec, dirs: readonly string[], socketPath: string) {
     super(child, {
       logger: spec.logger,
       destroyTimeoutMs: spec.destroyTimeoutMs,
       noun: 'php-cgi',
       logsStdout: true,
-      afterExit: () => rm(dir, { recursive: true, force: true }),
+      // the socket's folder, and the uploads a killed PHP never deleted
+      afterExit: async () => {
+        await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+      },
       // the PHP CLI's 70 lines of usage text say less than its boot failure does
       holdsBootOutput: true,
     });
@@ -137,18 +145,26 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   /** Spawns php-cgi and waits until it accepts on its socket; `signal` (the pool closing) cuts the wait short. */
   static async start(spec: CgiSpec, signal?: CancelSignal): Promise<CgiWorker> {
     const dir = await mkdtemp(join(spec.socketBase, 'warmpool-php-cgi-'));
+    const dirs = [dir];
     const socketPath = join(dir, 'php-cgi.sock');
-    // until the worker owns the folder (its afterExit removes it), a failure here removes it: a
+    // until the worker owns the folders (its afterExit removes them), a failure here removes them: a
     // chown refused (server.user without root) left one empty folder per boot attempt behind
     let worker: CgiWorker;
     try {
       // php-cgi creates the socket itself: when it runs as another user, the folder must be its
       if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
-      const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], ['-b', socketPath]);
+      const args = ['-b', socketPath];
+      if (spec.uploadDirBase !== null) {
+        const uploads = await mkdtemp(join(spec.uploadDirBase, 'warmpool-php-uploads-'));
+        dirs.push(uploads);
+        if (spec.uid !== undefined) await chown(uploads, spec.uid, spec.gid ?? -1);
+        args.push('-d', `upload_tmp_dir=${uploads}`);
+      }
+      const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], args);
       await waitForSpawn(child, spec.argv, spec.cwd);
-      worker = new CgiWorker(child, spec, dir, socketPath);
+      worker = new CgiWorker(child, spec, dirs, socketPath);
     } catch (error) {
-      await rm(dir, { recursive: true, force: true });
+      await Promise.all(dirs.map((one) => rm(one, { recursive: true, force: true })));
       throw error;
     }
     try {
