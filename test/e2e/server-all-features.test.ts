@@ -358,6 +358,14 @@ describe('all features: TLS, HTTP/2, redirect, sites', () => {
         'm',
       ),
     );
+    // from a trusted proxy (127.0.0.1 is in trusted_subnets), the client it names, as the other listeners log it
+    const forwarded = await request(`${setup.http}/go/there`, {
+      headers: { host: 'a.test', 'x-forwarded-for': '203.0.113.44' },
+    });
+    await forwarded.body.dump();
+    expect(await waitForFile(setup.accessLog, '"GET /go/there HTTP/1.1" 308')).toMatch(
+      /^203\.0\.113\.44 - - \[[^\]]+\] "GET \/go\/there HTTP\/1\.1" 308 /m,
+    );
   });
 
   it('serves HTTP/2 and HTTP/1.1 over TLS; the Host picks the site (wildcards too), others go to the default', async () => {

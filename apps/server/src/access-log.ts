@@ -219,16 +219,28 @@ export function logPlainListener(
   },
   log: AccessLog,
   siteOfHost: (host: string | undefined) => string,
+  clientOf?: (req: IncomingMessage) => string,
 ): void {
   // before the listener that answers: the body it writes is counted
-  server.prependListener('request', (req, res) => logRawExchange(log, req, res, siteOfHost(req.headers.host)));
+  server.prependListener('request', (req, res) =>
+    logRawExchange(log, req, res, siteOfHost(req.headers.host), clientOf),
+  );
 }
 
 /**
  * The line of one request answered outside Fastify's hooks (the redirect listener; the router's
  * 400 for a target it cannot route, "%zz"), written when its response closes.
  */
-export function logRawExchange(log: AccessLog, req: IncomingMessage, res: ServerResponse, site: string): void {
+export function logRawExchange(
+  log: AccessLog,
+  req: IncomingMessage,
+  res: ServerResponse,
+  site: string,
+  /** the client as trusted_subnets decide it (a load balancer's forwarded one); the peer without */
+  clientOf?: (req: IncomingMessage) => string,
+): void {
+  const peer = peerOf(req.socket.remoteAddress);
+  const client = clientOf?.(req) || peer;
   const startedAt = performance.now();
   const counter = countBodyBytes(res);
   res.once('close', () => {
@@ -236,8 +248,8 @@ export function logRawExchange(log: AccessLog, req: IncomingMessage, res: Server
     const headers = req.headers;
     log.write({
       time: Date.now(),
-      remoteAddr: peerOf(req.socket.remoteAddress),
-      peerAddr: peerOf(req.socket.remoteAddress),
+      remoteAddr: client,
+      peerAddr: peer,
       remoteUser: basicAuthUser(headers.authorization),
       method: req.method ?? '-',
       uri: req.url ?? '-',

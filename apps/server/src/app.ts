@@ -252,7 +252,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
       // a target the router cannot route ("%zz", "*"): warmpool's plain-text 400, not Fastify's JSON
       onBadUrl: createBadUrlAnswer(client, (req, res) => {
         // outside every hook: the access log's line is written here, as nginx logs its 400s
-        if (accessLog !== null) logRawExchange(accessLog, req, res, '-');
+        if (accessLog !== null) logRawExchange(accessLog, req, res, '-', (raw) => client.of(raw).remoteAddr);
       }),
       // with no site bound to hosts every request is the default site's: nothing to derive per request
       ...(router.empty
@@ -336,7 +336,13 @@ export function buildApp(options: BuildOptions): BuiltApp {
     clientErrors.logTo(accessLog);
     // the port-80 listener that only redirects: its answers get lines too, as nginx's
     if (redirectServer !== null)
-      logPlainListener(redirectServer, accessLog, (host) => router.siteOf(host) ?? server.defaultSite?.name ?? '-');
+      logPlainListener(
+        redirectServer,
+        accessLog,
+        (host) => router.siteOf(host) ?? server.defaultSite?.name ?? '-',
+        // behind a load balancer, the client it names, as on the other listeners (before: the balancer)
+        (req) => client.of(req).remoteAddr,
+      );
   }
   if (server.http.access_log === null && server.http.access_logs && !loggers.zap) {
     // once a request is over, its client there or gone (before: a client that left had no line)
