@@ -332,6 +332,22 @@ describe('access log: the client behind a proxy, and a download cut halfway', ()
   });
 });
 
+/** The server of access-log-client.yaml (JSON lines on stdout, 127.0.0.1 trusted) with `overrides` (-o KEY=VALUE). */
+async function startClientLogServer(name: string, overrides: (port: number) => string[]) {
+  const folder = join(dir, `${name}-static`);
+  await mkdir(folder, { recursive: true });
+  const env = {
+    HTTP_PORT: String(await freePort()),
+    STATIC: folder,
+    ADMIN_SOCKET: join(dir, `${name}.sock`),
+    FIXTURES,
+  };
+  const options = overrides(Number(env.HTTP_PORT)).flatMap((o) => ['-o', o]);
+  const server = startServer(['serve', '-c', join(FIXTURES, 'server', 'access-log-client.yaml'), ...options], { env });
+  await server.ready();
+  return { server, port: Number(env.HTTP_PORT), env };
+}
+
 /** Whether this machine has IPv6 (a container may have none): the dual-stack test needs `[::]`. */
 async function canListenDualStack(): Promise<boolean> {
   const server = createNetServer();
@@ -347,29 +363,11 @@ describe('access log: a dual-stack listener', () => {
   it.skipIf(!dualStack)(
     "an IPv4 client of [::]:PORT is 127.0.0.1 in every line: remote_addr, realip_remote_addr, a refused head, RoadRunner's remote_address",
     async () => {
-      const folder = join(dir, 'dual-static');
-      await mkdir(folder, { recursive: true });
-      const env = {
-        HTTP_PORT: String(await freePort()),
-        STATIC: folder,
-        ADMIN_SOCKET: join(dir, 'dual.sock'),
-        FIXTURES,
-      };
-      const server = startServer(
-        [
-          'serve',
-          '-c',
-          join(FIXTURES, 'server', 'access-log-client.yaml'),
-          '-o',
-          `http.address=[::]:${env.HTTP_PORT}`,
-          '-o',
-          'http.access_logs=true',
-          '-o',
-          'logs.encoding=json',
-        ],
-        { env },
-      );
-      await server.ready();
+      const { server, env } = await startClientLogServer('dual', (port) => [
+        `http.address=[::]:${port}`,
+        'http.access_logs=true',
+        'logs.encoding=json',
+      ]);
       // an IPv4 client: the socket says ::ffff:127.0.0.1 (before, the JSON line's realip_remote_addr did)
       const res = await request(`http://127.0.0.1:${env.HTTP_PORT}/dual`);
       await res.body.dump();
@@ -404,27 +402,10 @@ describe('access log: a dual-stack listener', () => {
 
 describe('access log: request heads refused before any route', () => {
   it('logs each with its status and what of its first line came, as nginx logs its 400s: 431, 400 (garbage, %zz), 408', async () => {
-    const folder = join(dir, 'refused-static');
-    await mkdir(folder, { recursive: true });
-    const env = {
-      HTTP_PORT: String(await freePort()),
-      STATIC: folder,
-      ADMIN_SOCKET: join(dir, 'refused.sock'),
-      FIXTURES,
-    };
-    const server = startServer(
-      [
-        'serve',
-        '-c',
-        join(FIXTURES, 'server', 'access-log-client.yaml'),
-        '-o',
-        'http.max_header_size=4096',
-        '-o',
-        'http.headers_timeout=1s',
-      ],
-      { env },
-    );
-    await server.ready();
+    const { server, env } = await startClientLogServer('refused', () => [
+      'http.max_header_size=4096',
+      'http.headers_timeout=1s',
+    ]);
     /** What the server answers to `bytes`, once it closes the connection. */
     const raw = (bytes: string) =>
       new Promise<string>((resolve) => {

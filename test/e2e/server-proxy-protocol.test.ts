@@ -63,33 +63,18 @@ describe('PROXY protocol', () => {
   });
 
   it('HTTP, v1: PHP, the access rules and the access log see the client the header names', async () => {
-    const port = Number(env.HTTP_PORT);
-    const res = await rawRequest(
-      port,
-      'GET /who HTTP/1.1\nHost: localhost',
-      '',
-      'PROXY TCP4 203.0.113.5 127.0.0.1 5555 80\r\n',
-    );
+    /** GET /who on a connection that starts with `header`, as a balancer's would */
+    const who = (header: string) => rawRequest(Number(env.HTTP_PORT), 'GET /who HTTP/1.1\nHost: localhost', '', header);
+    const res = await who('PROXY TCP4 203.0.113.5 127.0.0.1 5555 80\r\n');
     expect(res.status).toBe(200);
     expect(JSON.parse(res.body).context).toMatchObject({ remoteAddr: '203.0.113.5' });
     expect((await accessLine(res.headers['x-request-id']!)).remote_addr).toBe('203.0.113.5');
     // http.access denies this one client, not the balancer it comes through
-    const denied = await rawRequest(
-      port,
-      'GET /who HTTP/1.1\nHost: localhost',
-      '',
-      'PROXY TCP4 203.0.113.66 127.0.0.1 5556 80\r\n',
-    );
-    expect(denied.status).toBe(403);
+    expect((await who('PROXY TCP4 203.0.113.66 127.0.0.1 5556 80\r\n')).status).toBe(403);
     // an IPv6 client, and the balancer's own health check (UNKNOWN): the peer itself
-    const v6 = await rawRequest(
-      port,
-      'GET /who HTTP/1.1\nHost: localhost',
-      '',
-      'PROXY TCP6 2001:db8::7 ::1 5557 80\r\n',
-    );
+    const v6 = await who('PROXY TCP6 2001:db8::7 ::1 5557 80\r\n');
     expect(JSON.parse(v6.body).context.remoteAddr).toBe('2001:db8::7');
-    const check = await rawRequest(port, 'GET /who HTTP/1.1\nHost: localhost', '', 'PROXY UNKNOWN\r\n');
+    const check = await who('PROXY UNKNOWN\r\n');
     expect(JSON.parse(check.body).context.remoteAddr).toBe('127.0.0.1');
   });
 
