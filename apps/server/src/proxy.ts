@@ -435,8 +435,11 @@ function forwardedHeaders(
       : incomingFor === undefined
         ? ''
         : String(incomingFor);
+  // a balancer that named the client in Forwarded or X-Real-IP (real_ip_header) sent no list: the
+  // upstream reading X-Forwarded-For (most do) saw every client as the balancer
+  const named = before.trim() === '' && info.peerTrusted && info.remoteAddr !== '' && info.remoteAddr !== peer;
   const out: Record<string, string> = {
-    'x-forwarded-for': before.trim() === '' ? peer : `${before}, ${peer}`,
+    'x-forwarded-for': named ? `${info.remoteAddr}, ${peer}` : before.trim() === '' ? peer : `${before}, ${peer}`,
     'x-forwarded-proto': info.scheme,
     // never the one a client says it is
     'x-real-ip': info.remoteAddr === '' ? peer : info.remoteAddr,

@@ -226,6 +226,8 @@ describe('proxy routes', () => {
     ).json().headers;
     expect(seen.forwarded).toBe('for=203.0.113.9;proto=https');
     expect(seen['x-real-ip']).toBe('203.0.113.9');
+    // the client it named heads the list an upstream reads (before: the balancer alone)
+    expect(seen['x-forwarded-for']).toBe('203.0.113.9, 127.0.0.1');
     expect(seen['x-forwarded-proto']).toBe('https');
     expect(seen['x-forwarded-ssl']).toBeUndefined();
     expect(seen['true-client-ip']).toBeUndefined();
