@@ -286,7 +286,11 @@ export function buildApp(options: BuildOptions): BuiltApp {
     const trusted = compileTrustedSubnets(trusted_subnets ?? []);
     for (const listener of listeners)
       if (proxyProtocol[listener.name as 'http' | 'https']) {
-        listener.proxyProtocol = { trusted, logger: loggers.http };
+        listener.proxyProtocol = {
+          trusted,
+          logger: loggers.http,
+          limits: { total: server.http.max_connections, perPeer: server.http.max_connections_per_ip },
+        };
         listener.serves += ', PROXY protocol';
       }
   }

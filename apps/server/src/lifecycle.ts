@@ -30,7 +30,7 @@ import type {
 import { lookup } from 'node:dns/promises';
 import type { TrustedSubnets } from '@warmpool/fastify';
 import type { Logger } from 'pino';
-import { requireProxyProtocol } from './proxy-protocol.js';
+import { requireProxyProtocol, type PendingLimits } from './proxy-protocol.js';
 import { isIP, Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { parseAddress } from '@warmpool/config';
 import { isLingering } from '@warmpool/fastify';
@@ -68,7 +68,7 @@ export interface Listener {
    * believed from these subnets. Put in front of the server's connection listeners as it listens,
    * when every one is there (the connection limits and timeouts are added after the app is built).
    */
-  proxyProtocol?: { trusted: TrustedSubnets; logger: Logger };
+  proxyProtocol?: { trusted: TrustedSubnets; logger: Logger; limits: PendingLimits };
 }
 
 /** http.ssl.address when the config gives none (RoadRunner's default too). */
@@ -166,7 +166,8 @@ export async function listenAll(listeners: readonly Listener[], fds: ReadonlyMap
           resolve();
         };
         if (listener.proxyProtocol !== undefined) {
-          requireProxyProtocol(listener.server, listener.proxyProtocol.trusted, listener.proxyProtocol.logger);
+          const { trusted, logger, limits } = listener.proxyProtocol;
+          requireProxyProtocol(listener.server, trusted, logger, limits);
           delete listener.proxyProtocol;
         }
         if (fd !== undefined) {

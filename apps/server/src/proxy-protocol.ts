@@ -103,14 +103,32 @@ export function requireProxyProtocol(
   server: NetServer,
   trusted: TrustedSubnets,
   logger: Logger,
+  limits: PendingLimits = { total: 0, perPeer: 0 },
   timeoutMs = PROXY_HEADER_TIMEOUT_MS,
 ): void {
   const listeners = server.listeners('connection') as Array<(socket: Socket) => void>;
   server.removeAllListeners('connection');
   const refused = new RefusalLog(logger);
   const tls = server instanceof TlsServer;
+  const pending = new PendingConnections(limits);
   server.on('connection', (socket: Socket) => {
+    // until its header names the client, the connection limits cannot count it: these do (before,
+    // 1,100 idle connections of one peer took the server past every limit, for 10 s each)
+    const peer = socket.remoteAddress === undefined ? '' : plainAddress(socket.remoteAddress);
+    if (!pending.admit(peer, trusted.contains(peer))) {
+      refused.say(
+        socket,
+        'too many connections waiting for their PROXY header (http.max_connections, max_connections_per_ip)',
+      );
+      socket.destroy();
+      return;
+    }
+    socket.once('close', () => {
+      pending.release(socket, peer);
+      clearTimeout(timer);
+    });
     let received: Buffer = Buffer.alloc(0);
+    // closed before it (a health check that connects and goes), it is no refusal: the timer goes, no line
     const timer = setTimeout(() => {
       refused.say(socket, 'no PROXY header within 10 s');
       socket.destroy();
@@ -122,6 +140,7 @@ export function requireProxyProtocol(
       if (header === 'more') return;
       clearTimeout(timer);
       socket.off('data', onData);
+      pending.release(socket, peer);
       if ('broken' in header) {
         refused.say(socket, header.broken);
         socket.destroy();
@@ -144,9 +163,12 @@ export function requireProxyProtocol(
       if (received.length > header.length) socket.unshift(received.subarray(header.length));
       socket.off('error', onError);
       for (const listener of listeners) listener.call(server, socket);
-      // HTTP reads the socket's 'data': it flows again. TLS reads under it, from the handle, and
-      // what was given back at its first tick: flowing, the stream would hand that to no one first
-      if (!tls) socket.resume();
+      // HTTP reads the socket's 'data': it flows again. A TLS socket made over it reads what was
+      // given back at its first tick (Node's initRead), so it flows again only after that: at once,
+      // the stream's flow handed those bytes to no one. (The TLS-ALPN router, in front of TLS while
+      // a certificate is validated, reads 'data': left paused, it waited out its 10 s for a hello.)
+      if (tls) process.nextTick(() => socket.resume());
+      else socket.resume();
     };
     const onError = (): void => {
       clearTimeout(timer);
@@ -170,6 +192,45 @@ function nameClient(socket: Socket, client: { address: string; port: number }): 
   Object.defineProperty(socket, 'remoteAddress', { value: client.address, configurable: true });
   Object.defineProperty(socket, 'remotePort', { value: client.port, configurable: true });
   Object.defineProperty(socket, 'remoteFamily', { value: family, configurable: true });
+}
+
+/** Bounds on connections still waiting for their header: 0 = none. */
+export interface PendingLimits {
+  /** in all (http.max_connections) */
+  total: number;
+  /** from one peer outside trusted_subnets (http.max_connections_per_ip); the balancers are not limited */
+  perPeer: number;
+}
+
+/** The connections waiting for their header, in all and by peer. */
+class PendingConnections {
+  readonly #limits: PendingLimits;
+  readonly #byPeer = new Map<string, number>();
+  readonly #released = new WeakSet<Socket>();
+  #total = 0;
+
+  constructor(limits: PendingLimits) {
+    this.#limits = limits;
+  }
+
+  admit(peer: string, trustedPeer: boolean): boolean {
+    const fromPeer = this.#byPeer.get(peer) ?? 0;
+    if (this.#limits.total > 0 && this.#total >= this.#limits.total) return false;
+    if (!trustedPeer && this.#limits.perPeer > 0 && fromPeer >= this.#limits.perPeer) return false;
+    this.#total++;
+    this.#byPeer.set(peer, fromPeer + 1);
+    return true;
+  }
+
+  /** Admitted once, released once: its header came, or it closed. */
+  release(socket: Socket, peer: string): void {
+    if (this.#released.has(socket)) return;
+    this.#released.add(socket);
+    this.#total--;
+    const left = (this.#byPeer.get(peer) ?? 1) - 1;
+    if (left > 0) this.#byPeer.set(peer, left);
+    else this.#byPeer.delete(peer);
+  }
 }
 
 /** Connections closed for their header: the first said at once, then at most one line a minute with the count. */

@@ -1,5 +1,9 @@
+import { once } from 'node:events';
+import { connect, createServer, type Socket } from 'node:net';
+import { compileTrustedSubnets } from '@warmpool/fastify';
+import type { Logger } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { parseProxyHeader } from '../src/proxy-protocol.js';
+import { parseProxyHeader, requireProxyProtocol } from '../src/proxy-protocol.js';
 
 /** A v2 header: signature, version 2 and `command`, `family`, then `body`. */
 function v2(command: number, family: number, body: Buffer): Buffer {
@@ -93,5 +97,62 @@ describe('parseProxyHeader', () => {
     expect(parseProxyHeader(bad)).toEqual({ broken: 'a PROXY v2 header of version 3' });
     expect(parseProxyHeader(v2(2, 0x11, Buffer.alloc(12)))).toEqual({ broken: 'a PROXY v2 header with command 2' });
     expect(parseProxyHeader(v2(1, 0x11, Buffer.alloc(4000)))).toEqual({ broken: 'a PROXY v2 header of 4016 bytes' });
+  });
+});
+
+describe('requireProxyProtocol: connections waiting for their header', () => {
+  /** A server that answers "hello <client>" once a connection's header came; its warning lines. */
+  async function server(limits: { total: number; perPeer: number }, trusted: string[] = []) {
+    const warnings: string[] = [];
+    const logger = { warn: (_fields: unknown, message: string) => warnings.push(message) } as unknown as Logger;
+    const net = createServer((socket) => socket.end(`hello ${socket.remoteAddress}\n`));
+    requireProxyProtocol(net, compileTrustedSubnets(trusted), logger, limits);
+    await new Promise<void>((resolve) => net.listen(0, '127.0.0.1', resolve));
+    const port = (net.address() as { port: number }).port;
+    const open = async () => {
+      const socket = connect(port, '127.0.0.1');
+      await once(socket, 'connect');
+      return socket;
+    };
+    return { net, port, warnings, open };
+  }
+
+  it('are bounded per peer outside trusted_subnets (max_connections_per_ip) and in all (max_connections)', async () => {
+    const { net, warnings, open } = await server({ total: 0, perPeer: 2 });
+    const held = [await open(), await open()];
+    // the third from the same peer is closed as it comes, the first two wait on
+    const third = await open();
+    await once(third, 'close');
+    expect(held.every((socket) => !socket.destroyed)).toBe(true);
+    expect(warnings).toEqual([expect.stringContaining('too many connections waiting for their PROXY header')]);
+    // one gone: a place again
+    held[0]!.destroy();
+    await once(held[0]!, 'close');
+    const next = await open();
+    next.write('PROXY TCP4 203.0.113.9 127.0.0.1 5000 80\r\n');
+    const [answer] = (await once(next, 'data')) as [Buffer];
+    expect(String(answer)).toBe('hello 127.0.0.1\n'); // 127.0.0.1 is not trusted here: not believed
+    for (const socket of [...held, next]) socket.destroy();
+    net.close();
+    // in all: the trusted balancer is bounded by the total only
+    const all = await server({ total: 2, perPeer: 1 }, ['127.0.0.1/32']);
+    const two = [await all.open(), await all.open()];
+    const over = await all.open();
+    await once(over, 'close');
+    expect(two.every((socket) => !socket.destroyed)).toBe(true);
+    for (const socket of two) socket.destroy();
+    all.net.close();
+  });
+
+  it('a connection that closes before any header (a health check) is no refusal: no line', async () => {
+    const { net, warnings, open } = await server({ total: 0, perPeer: 0 });
+    const check: Socket = await open();
+    check.end();
+    await once(check, 'close');
+    const broken = await open();
+    broken.write('GET / HTTP/1.1\r\n\r\n');
+    await once(broken, 'close');
+    expect(warnings).toEqual([expect.stringContaining('no PROXY header: the connection did not start with one')]);
+    net.close();
   });
 });

@@ -3,12 +3,15 @@
 // names, and every connection when no validation is pending get the site's.
 import { once } from 'node:events';
 import type { Http2SecureServer } from 'node:http2';
-import { createServer, type Socket } from 'node:net';
+import { createConnection, createServer, type Socket } from 'node:net';
 import { connect, createSecureContext, type SecureContext, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createTemporaryCertificate } from '../../src/acme/temporary-certificate.js';
 import { ACME_TLS_ALPN, parseClientHello, routeTlsAlpnChallenges } from '../../src/acme/tls-alpn.js';
 import { createHttpsServer, credentialsFromPem, TlsContexts, type Credentials } from '../../src/tls.js';
+import { requireProxyProtocol } from '../../src/proxy-protocol.js';
+import { compileTrustedSubnets } from '@warmpool/fastify';
+import type { Logger } from 'pino';
 
 const servers: Http2SecureServer[] = [];
 afterEach(async () => {
@@ -122,5 +125,39 @@ describe('routeTlsAlpnChallenges', () => {
     await expect(open(port, 'b.test', [ACME_TLS_ALPN])).rejects.toThrow(/no application protocol/i);
     pending.value = false;
     await expect(open(port, 'a.test', [ACME_TLS_ALPN], 'TLSv1.2')).rejects.toThrow(/no application protocol/i);
+  });
+
+  it('behind http.ssl.proxy_protocol, the header alone or with the ClientHello: the validation still gets the challenge certificate', async () => {
+    const contexts = new TlsContexts();
+    contexts.setDefault(await pair('a.test'));
+    const challenge = await pair('a.test');
+    const challengeContext = createSecureContext({ cert: challenge.cert, key: challenge.key });
+    const server = createHttpsServer(contexts, (_req, res) => res.end('ok'));
+    routeTlsAlpnChallenges(server, {
+      pending: () => true,
+      challengeContext: (name) => (name === 'a.test' ? challengeContext : null),
+    });
+    const logger = { warn: () => {} } as unknown as Logger;
+    requireProxyProtocol(server, compileTrustedSubnets(['127.0.0.1/32']), logger);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    for (const together of [false, true]) {
+      const raw = createConnection(port, '127.0.0.1');
+      if (together) raw.cork();
+      raw.write('PROXY TCP4 203.0.113.5 127.0.0.1 5555 443\r\n');
+      const validator = connect({
+        socket: raw,
+        servername: 'a.test',
+        rejectUnauthorized: false,
+        ALPNProtocols: [ACME_TLS_ALPN],
+      });
+      if (together) raw.once('connect', () => setImmediate(() => raw.uncork()));
+      // before: the router waited out its 10 s for a hello that sat paused, then gave up on it
+      await once(validator, 'secureConnect');
+      expect(validator.alpnProtocol).toBe(ACME_TLS_ALPN);
+      expect(validator.getPeerCertificate().serialNumber).toBe(challenge.serial);
+      validator.destroy();
+    }
   });
 });
