@@ -197,6 +197,41 @@ describe('access log: json, to stdout', () => {
   });
 });
 
+describe('access log: a proxied upstream that is down', () => {
+  it('a request with a body gets its 502 line, not a 499 (undici destroying the body read as the client leaving)', async () => {
+    const port = await freePort();
+    const dead = await freePort(); // nothing listens there
+    const file = join(dir, 'proxy-down.yaml');
+    await writeFile(
+      file,
+      [
+        'version: "3"',
+        'http:',
+        `  address: 127.0.0.1:${port}`,
+        '  access_log: { format: json, output: stdout }',
+        `admin: { socket: ${join(dir, 'proxy-down.sock')} }`,
+        `proxy: [{ prefix: /, upstream: "http://127.0.0.1:${dead}" }]`,
+        '',
+      ].join('\n'),
+    );
+    const server = startServer(['serve', '-c', file]);
+    await server.ready();
+    const res = await request(`http://127.0.0.1:${port}/api/orders`, {
+      method: 'POST',
+      body: 'item=1',
+      headers: { 'content-type': 'application/octet-stream' },
+    });
+    expect(res.statusCode).toBe(502);
+    const id = res.headers['x-request-id'] as string;
+    await res.body.dump();
+    await server.waitFor(`"request_id":"${id}"`);
+    const line = JSON.parse(server.stdout.split('\n').find((l) => l.includes(`"request_id":"${id}"`))!);
+    expect([line.request, line.status]).toEqual(['POST /api/orders HTTP/1.1', 502]);
+    expect(line.body_bytes_sent).toBeGreaterThan(0);
+    expect((await server.stop()).code).toBe(0);
+  });
+});
+
 describe("http.access_logs (RoadRunner's key): requests whose client left have their line too", () => {
   it.each([
     { logs: 'mode: production', name: 'the server log line' },

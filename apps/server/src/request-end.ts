@@ -35,10 +35,19 @@ export function onRequestEnd(
     once(request, reply, !reply.raw.writableFinished);
     done();
   });
-  // an HTTP/2 stream the client reset: Fastify aborts the request, and its response can still look finished
+  // an HTTP/2 stream the client reset: Fastify aborts the request, and its response can still look
+  // finished. Fastify says so too of a body destroyed by its reader (undici, an upstream refusing
+  // the connection): the client is still there for its 502, which is the line
   app.addHook('onRequestAbort', (request, done) => {
     const reply = replies.get(request);
-    if (reply !== undefined) once(request, reply, true);
+    if (reply !== undefined && clientGone(reply)) once(request, reply, true);
     done();
   });
+}
+
+/** The client's side is closed: its HTTP/2 stream, or its connection. */
+function clientGone(reply: FastifyReply): boolean {
+  const raw = reply.raw as FastifyReply['raw'] & { stream?: { destroyed: boolean } };
+  if (raw.stream !== undefined) return raw.stream.destroyed;
+  return raw.socket === null || raw.socket.destroyed;
 }
