@@ -815,7 +815,11 @@ function logCutBody(
 
 function sendUpstreamBody(reply: AnyReply, body: NodeJS.ReadableStream & { once: Readable['once'] }): void {
   const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
-  if (stream !== undefined) body.once('error', () => stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR));
+  // before its head went out, it is answered 502 / 504 instead (error-pages.ts)
+  if (stream !== undefined)
+    body.once('error', () => {
+      if (reply.raw.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+    });
   reply.send(body);
 }
 

@@ -881,6 +881,19 @@ describe('proxy routes', () => {
     expect(res.headers['content-type']).toBe('text/plain; charset=utf-8');
     expect(res.headers['cache-control']).toBeUndefined();
     expect(res.text).toBe('Gateway Timeout\n');
+    // over HTTP/2 the same, not a reset stream (before: RST_STREAM, no status)
+    const h2 = await startSite([{ prefix: '/api', upstream: upstream.origin, timeout: '300ms' }], null, {
+      http2: true,
+    });
+    const session = http2Connect(h2.base);
+    closers.push(async () => session.close());
+    const stream = session.request({ ':path': '/api/head-then-silence?type=text/plain' });
+    const [headers] = (await once(stream, 'response')) as [Record<string, string | number>];
+    let body = '';
+    stream.setEncoding('utf8');
+    stream.on('data', (chunk: string) => (body += chunk));
+    await once(stream, 'end');
+    expect([headers[':status'], body]).toEqual([504, 'Gateway Timeout\n']);
   });
 
   it('answers 504 when the upstream takes longer than timeout, with one log line', async () => {

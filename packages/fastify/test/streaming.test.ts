@@ -61,6 +61,25 @@ describe('streamed responses over real HTTP', () => {
     expect(await silent.body.text()).toBe('Gateway Timeout\n');
   });
 
+  it("over HTTP/2, a reply's head sent alone and then the worker's exception: the plain 500, not a reset stream", async () => {
+    const { base } = await listen('head-then-fail.php', {}, true);
+    const session = http2Connect(base);
+    try {
+      const stream = session.request({ ':path': '/' });
+      let status = 0;
+      stream.on('response', (headers) => {
+        status = Number(headers[':status']);
+      });
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => (body += chunk));
+      const [code] = await new Promise<[number]>((resolve) => stream.on('close', () => resolve([stream.rstCode])));
+      expect([status, body, code]).toEqual([500, 'Internal Server Error\n', constants.NGHTTP2_NO_ERROR]);
+    } finally {
+      session.close();
+    }
+  });
+
   it('a stream whose error frame comes in the same read as its first frame fails with 500, every time; close() ends', async () => {
     // The error destroyed the frame stream before the reply's body was built on it, so the body
     // never learnt of it: the client waited for good, and so did app.close(). Nothing was sent

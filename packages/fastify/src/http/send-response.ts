@@ -212,7 +212,11 @@ function repliesAsItComes(headers: HeaderMap): boolean {
  */
 function resetOnError(reply: FastifyReply, body: Readable): Readable {
   const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
-  if (stream !== undefined) body.once('error', () => stream.close(http2.NGHTTP2_INTERNAL_ERROR));
+  // before its head went out, it is answered with the backend's error status instead (error-pages.ts)
+  if (stream !== undefined)
+    body.once('error', () => {
+      if (reply.raw.headersSent) stream.close(http2.NGHTTP2_INTERNAL_ERROR);
+    });
   return body;
 }
 
