@@ -19,6 +19,8 @@ export interface Upstream {
   seen: SeenRequest[];
   /** TCP connections it accepted so far */
   connections(): number;
+  /** resolves once `count` /head-then-silence streams have been closed (by the proxy in front, their client gone) */
+  silentStreamsClosed(count: number): Promise<void>;
   /** WebSocket connections it accepted (their request target) */
   webSockets: string[];
   /** the upgrade requests' headers, in the order of webSockets */
@@ -93,6 +95,10 @@ export async function startUpstream(): Promise<Upstream> {
       // (?type=: another Content-Type, a reply not streamed on purpose)
       const type = url.searchParams.get('type') ?? 'text/event-stream';
       res.writeHead(200, { 'content-type': type, 'cache-control': 'no-cache' }).flushHeaders();
+      res.once('close', () => {
+        silentClosed++;
+        for (const waiter of silentWaiters.splice(0)) waiter();
+      });
       return;
     }
     if (url.pathname.endsWith('/unavailable')) {
@@ -126,6 +132,8 @@ export async function startUpstream(): Promise<Upstream> {
     res.end(JSON.stringify({ method: req.method, url: req.url, headers: req.headers, body }));
   });
   let connections = 0;
+  let silentClosed = 0;
+  const silentWaiters: Array<() => void> = [];
   server.on('connection', (socket) => {
     connections++;
     sockets.add(socket);
@@ -152,6 +160,9 @@ export async function startUpstream(): Promise<Upstream> {
     port,
     seen,
     connections: () => connections,
+    silentStreamsClosed: async (count) => {
+      while (silentClosed < count) await new Promise<void>((resolve) => silentWaiters.push(resolve));
+    },
     webSockets,
     webSocketHeaders,
     webSocketOpened: (target) =>

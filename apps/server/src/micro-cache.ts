@@ -45,6 +45,7 @@ import { LRUCache } from 'lru-cache';
 import { parseDuration, type Duration } from '@warmpool/pool';
 import {
   BodyParts,
+  accelExpiresOf,
   InvalidOptionError,
   clientInfoOf,
   declaresBody,
@@ -333,9 +334,10 @@ export function registerMicroCache<S extends RawServerBase>(
   });
 
   app.addHook('onSend', (request, reply, payload, done) => {
-    // nginx's own caching header is the cache's to read, never the client's (nginx drops it too)
-    const accelExpires = headerText(reply.getHeader('x-accel-expires'));
-    if (accelExpires !== null) reply.removeHeader('x-accel-expires');
+    // nginx's own caching header is the cache's to read, never the client's (nginx drops it too):
+    // PHP's was taken off its reply already (send-response.ts), another route's is here
+    const accelExpires = accelExpiresOf(reply) ?? headerText(reply.getHeader('x-accel-expires'));
+    reply.removeHeader('x-accel-expires');
     const lookup = lookups.get(request);
     if (lookup === undefined || lookup.hit) return done(null, payload);
     const stored = store(request, reply, payload, lookup, accelExpires);

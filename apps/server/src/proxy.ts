@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, Rout
 import { isEventStream, parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
-import { createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
+import { clientLeft, createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
 import { isConnectFailure, UpstreamBalancer } from './upstream-balancer.js';
 import {
   DEFAULT_STREAM_REQUEST_TIMEOUT_MS,
@@ -800,6 +800,9 @@ function logCutBody(
 ): void {
   body.once('error', (error: Error & { code?: string }) => {
     if (!reply.raw.headersSent) return; // answered as a 502 / 504 instead (error-pages.ts)
+    // the client left (a tab closed on an event stream), or a drain closed its connection: the
+    // upstream was let go on purpose, no failure of it
+    if (clientLeft(reply.request.raw as IncomingMessage)) return;
     const code = error.code ?? 'error';
     const silent = code === 'UND_ERR_BODY_TIMEOUT';
     reply.log.error(

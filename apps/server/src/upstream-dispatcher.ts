@@ -31,6 +31,11 @@ export function watchClientGone(
   signals.set(request, controller.signal);
 }
 
+/** Whether the request's client left (its response closed unfinished), as watchClientGone saw it. */
+export function clientLeft(request: IncomingMessage | Http2ServerRequest): boolean {
+  return signals.get(request)?.aborted === true;
+}
+
 /** `headers` with the request's signal along (under a symbol: no header is added). */
 export function withClientGone(request: IncomingMessage | Http2ServerRequest, headers: Headers): Headers {
   const signal = signals.get(request);

@@ -82,7 +82,7 @@ export type { AccessRule } from './network/access.js';
 export { basicChallenge, compileBasicAuth, type BasicAuthRule } from './network/basic-auth.js';
 export { whenAdmitted } from './network/admission.js';
 export { REPLY_HOP_HEADERS } from './http/connection-headers.js';
-export { markedUnbuffered, noteUnbuffered } from './http/unbuffered.js';
+export { accelExpiresOf, markedUnbuffered, noteUnbuffered } from './http/unbuffered.js';
 export { sendHeadAtOnce } from './http/send-response.js';
 export { cidrProblem, plainAddress } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';

@@ -121,6 +121,13 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect([home.statusCode, home.headers['cache-control']]).toEqual([200, 'public, max-age=60']);
   });
 
+  it("PHP's X-Accel-Expires is the server's, never the client's, with no micro-cache to read it (nginx drops it)", async () => {
+    const res = await app.inject('/live-scores');
+    expect(res.statusCode).toBe(200);
+    expect(res.body).toMatch(/^live \(rendered /);
+    expect(res.headers['x-accel-expires']).toBeUndefined();
+  });
+
   it('serves a file written after its path went to the front controller at once (a generated asset)', async () => {
     const name = `generated-${randomBytes(6).toString('hex')}.txt`;
     const file = join(ROOT, name);

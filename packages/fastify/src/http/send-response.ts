@@ -14,10 +14,10 @@ import {
 } from '@warmpool/pool';
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { REPLY_HOP_HEADERS } from './connection-headers.js';
-import { noteUnbuffered } from './unbuffered.js';
+import { noteAccelExpires, noteUnbuffered } from './unbuffered.js';
 
-/** X-Accel-* headers only the server reads (X-Accel-Expires: the micro-cache takes it off; the hand-overs are followed before). */
-const SENT_TO_SERVER_ONLY = new Set(['x-accel-buffering', 'x-accel-charset', 'x-accel-limit-rate']);
+/** X-Accel-* headers only the server reads (the hand-overs are followed before this). */
+const SENT_TO_SERVER_ONLY = new Set(['x-accel-buffering', 'x-accel-charset', 'x-accel-limit-rate', 'x-accel-expires']);
 import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
@@ -54,6 +54,8 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
     // the server's instructions, as nginx drops them: X-Accel-Buffering: no is kept on the reply
     if (SENT_TO_SERVER_ONLY.has(lower)) {
       if (lower === 'x-accel-buffering') noteUnbuffered(reply, values);
+      // the micro-cache's to read; with none, it reached the client (before)
+      else if (lower === 'x-accel-expires') noteAccelExpires(reply, values);
       continue;
     }
     if (lower === 'content-type') {

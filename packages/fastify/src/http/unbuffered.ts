@@ -15,3 +15,16 @@ export function noteUnbuffered(reply: object, value: string | readonly string[] 
 export function markedUnbuffered(reply: object): boolean {
   return unbuffered.has(reply);
 }
+
+const accelExpires = new WeakMap<object, string>();
+
+/** Keeps a backend's X-Accel-Expires (the micro-cache's to read), whose header is dropped. */
+export function noteAccelExpires(reply: object, value: string | readonly string[] | undefined): void {
+  const text = typeof value === 'string' ? value : value?.[0];
+  if (text !== undefined) accelExpires.set(reply, text);
+}
+
+/** The X-Accel-Expires the backend sent for `reply`; undefined without one. */
+export function accelExpiresOf(reply: object): string | undefined {
+  return accelExpires.get(reply);
+}
