@@ -123,17 +123,17 @@ export function requireProxyProtocol(
       socket.destroy();
       return;
     }
+    const timer = setTimeout(() => {
+      refused.say(socket, `no PROXY header within ${timeoutMs / 1000} s`);
+      socket.destroy();
+    }, timeoutMs);
+    timer.unref();
+    // closed before its header (a health check that connects and goes): no refusal, no line
     socket.once('close', () => {
       pending.release(socket, peer);
       clearTimeout(timer);
     });
     let received: Buffer = Buffer.alloc(0);
-    // closed before it (a health check that connects and goes), it is no refusal: the timer goes, no line
-    const timer = setTimeout(() => {
-      refused.say(socket, 'no PROXY header within 10 s');
-      socket.destroy();
-    }, timeoutMs);
-    timer.unref();
     const onData = (chunk: Buffer): void => {
       received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
       const header = parseProxyHeader(received);
