@@ -104,6 +104,7 @@ function sampleFor(spec: KeySpec): { yaml: unknown; result: unknown } {
         result: [special ?? 'a', special === undefined ? 'b' : `x.${special}`],
       };
     case 'string|string[]':
+      if (special !== undefined) return { yaml: [special, `${special}1`], result: [special, `${special}1`] };
       return { yaml: ['php', 'w.php'], result: ['php', 'w.php'] };
     case 'integer':
     case 'number':
