@@ -420,5 +420,5 @@ function byteLength(chunk: unknown, encoding: unknown): number {
 
 /** A socket's peer for a log line: plain (no ::ffff: form, no zone), '-' when it is gone. */
 function peerOf(address: string | undefined): string {
-  return address === undefined ? '-' : plainAddress(address);
+  return plainAddress(address) ?? '-';
 }

@@ -363,8 +363,7 @@ export function buildApp(options: BuildOptions): BuiltApp {
           url: request.url,
           host: request.host,
           protocol: `HTTP/${request.raw.httpVersion}`,
-          remoteAddr:
-            request.socket?.remoteAddress === undefined ? undefined : plainAddress(request.socket.remoteAddress),
+          remoteAddr: plainAddress(request.socket?.remoteAddress),
           status,
           durationMs: Math.round(reply.elapsedTime * 100) / 100,
           ...(length === undefined ? {} : { bytes: Number(length) }),

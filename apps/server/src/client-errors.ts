@@ -194,10 +194,7 @@ export class ClientErrors {
 
   #count(kind: Kind, text: string, socket: Socket): void {
     this.#counts[kind]++;
-    this.#last[kind] = {
-      text,
-      remoteAddr: socket.remoteAddress === undefined ? undefined : plainAddress(socket.remoteAddress),
-    };
+    this.#last[kind] = { text, remoteAddr: plainAddress(socket.remoteAddress) };
     this.#lines[kind].add();
   }
 

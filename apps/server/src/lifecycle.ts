@@ -28,12 +28,11 @@ import type {
   ServerHttp2Stream,
 } from 'node:http2';
 import { lookup } from 'node:dns/promises';
-import type { TrustedSubnets } from '@warmpool/fastify';
-import type { Logger } from 'pino';
-import { requireProxyProtocol, type PendingLimits } from './proxy-protocol.js';
 import { isIP, Server as NetServerClass, type Server as NetServer, type Socket } from 'node:net';
 import { parseAddress } from '@warmpool/config';
-import { isLingering } from '@warmpool/fastify';
+import { isLingering, type TrustedSubnets } from '@warmpool/fastify';
+import type { Logger } from 'pino';
+import { requireProxyProtocol, type PendingLimits } from './proxy-protocol.js';
 import { ListenError, ListenFdsError } from './errors.js';
 import { closeSession } from './http2-session-bounds.js';
 

@@ -2,10 +2,10 @@
 // requests under a prefix go to an upstream HTTP server (and WebSocket upgrades with them) instead
 // of PHP. A thin layer over @fastify/http-proxy (itself over @fastify/reply-from and undici).
 import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http';
-import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import type { Http2ServerRequest } from 'node:http2';
 import { Readable, Transform } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest, RawServerBase, RouteGenericInterface } from 'fastify';
-import { isEventStream, parseDuration, type Duration, type HeaderMap } from '@warmpool/pool';
+import { parseDuration, streamsOnPurpose, type Duration, type HeaderMap } from '@warmpool/pool';
 import type { RecordProxied } from './site-traffic.js';
 import { tunnel, type Upgrade, upgradeListener, upgradeOf } from './websocket-tunnel.js';
 import { clientLeft, createUpstreamDispatcher, watchClientGone, withClientGone } from './upstream-dispatcher.js';
@@ -32,7 +32,7 @@ import {
   REPLY_HOP_HEADERS,
   plainAddress,
   noteUnbuffered,
-  markedUnbuffered,
+  resetOnError,
   sendHeadAtOnce,
 } from '@warmpool/fastify';
 
@@ -758,8 +758,8 @@ function sendUpstreamReply(
       return;
     }
     // an event stream, or a reply marked X-Accel-Buffering: no, has its head sent at once
-    if (markedUnbuffered(reply) || isEventStream(String(response.headers?.['content-type'] ?? '')))
-      sendHeadAtOnce(reply.raw);
+    const header = (name: string) => [response.headers?.[name] ?? []].flat()[0];
+    if (streamsOnPurpose(header('x-accel-buffering'), header('content-type'))) sendHeadAtOnce(reply.raw);
     logCutBody(reply, route, response.stream);
     sendUpstreamBody(reply, response.stream);
     return;
@@ -783,11 +783,6 @@ function asHeaderMap(headers: Record<string, string | string[] | undefined>): He
   return out;
 }
 
-/**
- * The upstream's body to the client. An upstream that fails mid-body (reset, truncated, silent
- * past the timeout) cuts the response: HTTP/1.1 closes the connection, and an HTTP/2 stream is
- * reset as broken (Fastify's own close ended it as if whole: a truncated download looked complete).
- */
 /**
  * A reply the upstream cut after its head (silent past `timeout`, reset, closed short) says so in
  * the log, as nginx's "upstream timed out while reading upstream": the client's line shows only
@@ -816,14 +811,13 @@ function logCutBody(
   });
 }
 
+/**
+ * The upstream's body to the client. An upstream that fails mid-body (reset, truncated, silent
+ * past the timeout) cuts the response: HTTP/1.1 closes the connection, and an HTTP/2 stream is
+ * reset as broken (Fastify's own close ended it as if whole: a truncated download looked complete).
+ */
 function sendUpstreamBody(reply: AnyReply, body: NodeJS.ReadableStream & { once: Readable['once'] }): void {
-  const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
-  // before its head went out, it is answered 502 / 504 instead (error-pages.ts)
-  if (stream !== undefined)
-    body.once('error', () => {
-      if (reply.raw.headersSent) stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
-    });
-  reply.send(body);
+  reply.send(resetOnError(reply as unknown as FastifyReply, body as Readable));
 }
 
 /**

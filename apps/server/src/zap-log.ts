@@ -155,6 +155,6 @@ function writeHttpLog(
 
 /** The peer as Go's RemoteAddr prints it (RoadRunner's remote_address): `1.2.3.4:5678`, `[::1]:5678`. */
 function hostPort(address: string | undefined, port: number | undefined): string {
-  const host = address === undefined ? '' : plainAddress(address);
+  const host = plainAddress(address) ?? '';
   return `${host.includes(':') ? `[${host}]` : host}:${port ?? ''}`;
 }

@@ -83,7 +83,7 @@ export { basicChallenge, compileBasicAuth, type BasicAuthRule } from './network/
 export { whenAdmitted } from './network/admission.js';
 export { REPLY_HOP_HEADERS } from './http/connection-headers.js';
 export { accelExpiresOf, markedUnbuffered, noteUnbuffered } from './http/unbuffered.js';
-export { sendHeadAtOnce } from './http/send-response.js';
+export { resetOnError, sendHeadAtOnce } from './http/send-response.js';
 export { cidrProblem, plainAddress } from './network/cidr.js';
 export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';

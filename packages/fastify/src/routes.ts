@@ -423,7 +423,7 @@ function sendError(
     method: request.method,
     url: request.url,
     host: request.host,
-    remoteAddr: request.socket?.remoteAddress === undefined ? null : plainAddress(request.socket.remoteAddress),
+    remoteAddr: plainAddress(request.socket?.remoteAddress) ?? null,
   };
   if (overloaded) overloadLog.refused(request.log, err.code ?? err.name, err.message, error);
   else if (err.code === 'WP_POOL_WORKERS_DOWN') downLog.failed(request.log, err.message, which, error);

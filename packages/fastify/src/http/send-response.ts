@@ -15,14 +15,14 @@ import {
 import { BODY_MEMORY_BYTES, BodyParts } from './body-parts.js';
 import { REPLY_HOP_HEADERS } from './connection-headers.js';
 import { noteAccelExpires, noteUnbuffered } from './unbuffered.js';
-
-/** X-Accel-* headers only the server reads (the hand-overs are followed before this). */
-const SENT_TO_SERVER_ONLY = new Set(['x-accel-buffering', 'x-accel-charset', 'x-accel-limit-rate', 'x-accel-expires']);
 import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-length.js';
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
 import { SpooledReply } from './spooled-reply.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
+
+/** X-Accel-* headers only the server reads (the hand-overs are followed before this). */
+const SENT_TO_SERVER_ONLY = new Set(['x-accel-buffering', 'x-accel-charset', 'x-accel-limit-rate', 'x-accel-expires']);
 
 /**
  * 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them; none of
@@ -212,7 +212,7 @@ function repliesAsItComes(headers: HeaderMap): boolean {
  * destroy resets it with NO_ERROR, which a client takes for the end of a whole body. HTTP/1.1
  * needs nothing: Fastify closes the connection, and a chunked body then lacks its last chunk.
  */
-function resetOnError(reply: FastifyReply, body: Readable): Readable {
+export function resetOnError(reply: FastifyReply, body: Readable): Readable {
   const stream = (reply.raw as unknown as Partial<Http2ServerResponse>).stream;
   // before its head went out, it is answered with the backend's error status instead (error-pages.ts)
   if (stream !== undefined)

@@ -1,6 +1,7 @@
-// A backend's X-Accel-Buffering: no (nginx's) is the server's instruction: it never reaches the
-// client (nginx drops every X-Accel-* header), yet the reply must still be sent, and compressed,
-// piece by piece as it comes. The reply remembers it here once the header is taken off.
+// A backend's X-Accel-* headers are the server's instructions: they never reach the client (nginx
+// drops them all), yet X-Accel-Buffering: no must still have the reply sent, and compressed, piece
+// by piece as it comes, and X-Accel-Expires is the micro-cache's to read. The reply remembers them
+// here once the headers are taken off.
 import { isUnbuffered } from '@warmpool/pool';
 
 const unbuffered = new WeakSet<object>();

@@ -189,8 +189,11 @@ const PLAIN = new Uint32Array(4);
  * listener without its ::ffff: form, an IPv6 one in RFC 5952 form without its zone (nginx prints
  * none); anything that is no address is returned as it is.
  */
-export function plainAddress(address: string): string {
-  if (address.indexOf(':') < 0) return address;
+export function plainAddress(address: string): string;
+/** (A socket's remoteAddress is undefined once it closed: so is its plain form.) */
+export function plainAddress(address: string | undefined): string | undefined;
+export function plainAddress(address: string | undefined): string | undefined {
+  if (address === undefined || address.indexOf(':') < 0) return address;
   const family = parseAddress(address, PLAIN);
   return family === 4 ? formatIPv4(PLAIN[0]!) : family === 6 ? formatIPv6(PLAIN) : address;
 }

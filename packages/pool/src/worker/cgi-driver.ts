@@ -57,6 +57,7 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
 
   async open(options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
     const env = buildCgiEnv(options.env, process.env, this.#clearEnv);
+    const ini = await askPhpIni(env, options);
     this.#spec = {
       argv: options.argv,
       env,
@@ -77,10 +78,10 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       // a process killed mid-request (exec_ttl, max_worker_memory) never runs PHP's shutdown, which
       // deletes its uploads: in a folder of each process's own they go with the process (before,
       // a 200 MB upload stayed in /tmp for good at each exec_ttl kill). Unless php.ini names one
-      uploadDirBase: (await askPhpCgi(env, options, UPLOAD_DIR_PROBE)) === '' ? (env.TMPDIR ?? '/tmp') : null,
+      uploadDirBase: ini.uploadTmpDir === '' ? (env.TMPDIR ?? '/tmp') : null,
     };
     if (options.uid !== undefined) await warnOfPhpTempDir(env.TMPDIR ?? '/tmp', options);
-    if (mayRunSeveral(options)) await warnOfPerProcessApcu(env, options);
+    if (ini.apcu && mayRunSeveral(options)) warnOfPerProcessApcu(options);
   }
 
   spawn(signal?: CancelSignal): Promise<CgiWorker> {
@@ -123,14 +124,33 @@ function mayRunSeveral(options: ResolvedPoolOptions<CgiRequest>): boolean {
   return options.numWorkers === 'auto' || options.numWorkers > 1;
 }
 
-/** Asks this php-cgi, with its flags and environment, whether APCu is on (1) or not (0). */
-const APCU_PROBE = '<?php echo extension_loaded("apcu") && ini_get("apc.enabled") ? 1 : 0;';
-/** The upload_tmp_dir its php.ini or flags set ('' for none: PHP's TMPDIR). */
-const UPLOAD_DIR_PROBE = '<?php echo ini_get("upload_tmp_dir");';
+/** What the pool's php-cgi settings say, asked once at start. */
+interface PhpIni {
+  /** APCu is on */
+  apcu: boolean;
+  /** the upload_tmp_dir its php.ini or flags set; '' for none (PHP's TMPDIR) */
+  uploadTmpDir: string;
+}
+
+const INI_PROBE =
+  '<?php echo json_encode([extension_loaded("apcu") && ini_get("apc.enabled"), (string) ini_get("upload_tmp_dir")]);';
 const PROBE_TIMEOUT_MS = 5_000;
 
+/**
+ * Asks this php-cgi, with its flags and environment, what PhpIni holds, in one run. A probe that
+ * cannot run says APCu off and no upload_tmp_dir: the boot says why it cannot.
+ */
+async function askPhpIni(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>): Promise<PhpIni> {
+  try {
+    const [apcu, uploadTmpDir] = JSON.parse(await runPhpCgi(env, options, INI_PROBE)) as [unknown, unknown];
+    return { apcu: apcu === true, uploadTmpDir: typeof uploadTmpDir === 'string' ? uploadTmpDir : '' };
+  } catch {
+    return { apcu: false, uploadTmpDir: '' };
+  }
+}
+
 /** What this php-cgi, with its flags and environment, prints for `script` (trimmed); '' when it cannot run. */
-function askPhpCgi(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>, script: string): Promise<string> {
+function runPhpCgi(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>, script: string): Promise<string> {
   const [command, ...flags] = options.argv;
   if (command === undefined) return Promise.resolve('');
   return new Promise<string>((resolve) => {
@@ -155,10 +175,9 @@ function askPhpCgi(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiReque
  * php-fpm's children share their master's APCu; separately started php-cgi processes each have
  * their own. What an app keeps in APCu for all requests (MediaWiki's default CACHE_ACCEL holds its
  * sessions there: logins and edit tokens were lost on every other request) is then split between
- * processes, so it is said once at start. A probe that cannot run says nothing: the boot says why.
+ * processes, so it is said once at start.
  */
-async function warnOfPerProcessApcu(env: NodeJS.ProcessEnv, options: ResolvedPoolOptions<CgiRequest>): Promise<void> {
-  if ((await askPhpCgi(env, options, APCU_PROBE)) !== '1') return;
+function warnOfPerProcessApcu(options: ResolvedPoolOptions<CgiRequest>): void {
   options.logger.warn(
     { reason: 'apcu' },
     "APCu is on in php-cgi, and each php-cgi process has an APCu of its own (php-fpm's children share " +
