@@ -1125,6 +1125,69 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
     expect(server.stdout + server.stderr).not.toMatch(/already sent/i);
   });
 
+  it('body_timeout: a client silent for 4 s in the middle of its body gets 408, long before request_timeout, to PHP (HTTP/1.1 and HTTP/2) and to a proxied upstream; the HTTP/2 session serves on', async () => {
+    const overHttp1 = async (host: string, path: string) => {
+      const socket = await tlsConnection(host);
+      let answer = '';
+      socket.on('data', (chunk: Buffer) => {
+        answer += chunk.toString('latin1');
+      });
+      const closed = once(socket, 'close');
+      socket.write(
+        `POST ${path} HTTP/1.1\r\nHost: ${host}\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nhalf`,
+      );
+      await within(closed, `${host}${path} over HTTP/1.1: the cut of a body that stopped`);
+      return answer;
+    };
+    const overHttp2 = async (host: string) => {
+      const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
+      session.on('error', () => {});
+      try {
+        const stream = session.request({
+          ':method': 'POST',
+          ':path': '/echo',
+          ':authority': host,
+          'content-type': 'text/plain',
+        });
+        stream.on('error', () => {});
+        stream.write('half');
+        const [head] = (await within(
+          once(stream, 'response'),
+          `${host} over HTTP/2: the answer to a body that stopped`,
+        )) as [Record<string, unknown>];
+        stream.setEncoding('utf8');
+        let text = '';
+        stream.on('data', (chunk: string) => (text += chunk));
+        expect(await within(serverReset(stream), `${host} over HTTP/2: the stream reset after its 408`)).toBe(
+          httpConstants.NGHTTP2_NO_ERROR,
+        );
+        const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
+        next.end();
+        const [nextHead] = (await within(once(next, 'response'), `${host} over HTTP/2: the next stream`)) as [
+          Record<string, unknown>,
+        ];
+        next.resume();
+        return { status: head[':status'], text, next: nextHead[':status'] };
+      } finally {
+        session.close();
+      }
+    };
+    const [worker, classic, proxied, classicHttp2] = await Promise.all([
+      overHttp1('a.test', '/echo'),
+      overHttp1('classic.test', '/echo'),
+      overHttp1('elsewhere.test', '/api/items'),
+      overHttp2('classic.test'),
+    ]);
+    for (const answer of [worker, classic, proxied]) {
+      expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
+      expect(answer).toMatch(/connection: close/i);
+    }
+    // request_timeout's 408 over HTTP/1.1 is Node's, without a body: these say what was cut
+    expect(worker + classic + proxied).not.toMatch(/request_timeout/);
+    expect(classicHttp2).toMatchObject({ status: 408, next: 200 });
+    expect(server.stdout + server.stderr).not.toMatch(/already sent/i);
+  });
+
   it('max_header_count (200) holds over HTTP/2 as over HTTP/1.1: 150 fields served, 210 get 431, never a bare reset', async () => {
     const fields = (n: number) => Object.fromEntries(Array.from({ length: n }, (_, i) => [`x-field-${i}`, 'v']));
     for (const agent of [h1, h2]) {

@@ -543,6 +543,7 @@ async function registerSite(
         maxRequestBytes: siteLimits.maxRequestBytes,
         countRoute: traffic === null ? null : (upstream) => traffic.proxyRoute(site.name, upstream),
         ...(siteLimits.requestTimeoutMs === null ? {} : { streamTimeoutMs: siteLimits.requestTimeoutMs }),
+        bodyTimeoutMs: siteLimits.bodyTimeoutMs,
         internalFiles: resolveInternalFiles(site.plugin.internal_files),
         admit: ctx.warmpool.admit,
         realIpHeader: site.plugin.real_ip_header,

@@ -18,6 +18,8 @@ import {
   addRequestMethods,
   clientInfoOf,
   guardStreamBody,
+  guardBodyPace,
+  DEFAULT_BODY_TIMEOUT_MS,
   handoffOf,
   recordWhenClosed,
   markBackendReply,
@@ -94,6 +96,8 @@ export interface ProxySiteOptions {
   countRoute?: ((upstream: string) => RecordProxied) | null;
   /** the site's request_timeout: an HTTP/2 body still arriving after it is cut, as for PHP */
   streamTimeoutMs?: number;
+  /** http.body_timeout: a client silent that long in the middle of its body is cut (408), as for PHP */
+  bodyTimeoutMs?: number;
   /** the site's internal_files: an upstream's X-Accel-Redirect / X-Sendfile sends a file from there, as nginx */
   internalFiles?: ResolvedInternalFiles | null;
   /** http.real_ip_header: a trusted proxy's Forwarded is passed on when it is the one read (real_ip_header: Forwarded) */
@@ -121,6 +125,7 @@ export async function registerProxies<S extends RawServerBase>(
   const maxRequestBytes = site.maxRequestBytes ?? Number.POSITIVE_INFINITY;
   const countRoute = site.countRoute ?? null;
   const streamTimeoutMs = site.streamTimeoutMs ?? DEFAULT_STREAM_REQUEST_TIMEOUT_MS;
+  const bodyTimeoutMs = site.bodyTimeoutMs ?? DEFAULT_BODY_TIMEOUT_MS;
   const internalFiles = site.internalFiles ?? null;
   const admit = site.admit ?? null;
   const keepForwarded = (site.realIpHeader ?? '').toLowerCase() === 'forwarded';
@@ -150,10 +155,12 @@ export async function registerProxies<S extends RawServerBase>(
       registerErrorPages(scope as unknown as FastifyInstance, errorPages, []);
       // HTTP/2 bodies as the plugin treats them: one with no declared length (a streamed fetch,
       // curl -T -) is read (Fastify took it for none: the upstream got an empty body, the client
-      // its 200), a stream answered before its body is in (413) is reset, request_timeout applies
+      // its 200), a stream answered before its body is in (413) is reset, request_timeout applies;
+      // body_timeout on both versions
       scope.addHook('onRequest', (request, reply, done) => {
         if (request.raw.httpVersionMajor === 2)
           guardStreamBody(request as unknown as FastifyRequest, reply as unknown as FastifyReply, streamTimeoutMs);
+        guardBodyPace(request as unknown as FastifyRequest, reply as unknown as FastifyReply, bodyTimeoutMs);
         done();
       });
       if (record !== null)

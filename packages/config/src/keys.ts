@@ -8,6 +8,7 @@
 // derived below rather than written twice.
 import {
   accessEntryProblem,
+  DEFAULT_BODY_TIMEOUT_MS,
   cidrProblem,
   rateProblem,
   DEFAULT_MAX_FIELDS,
@@ -746,6 +747,13 @@ const TOP: Entry[] = [
     {
       default: DEFAULT_REQUEST_TIMEOUT,
     },
+  ),
+
+  wp(
+    'http.body_timeout',
+    'duration',
+    "a client that sends nothing of its request body for this long, while the server is ready to read it, is cut: 408, the connection (HTTP/2: the stream) closed (nginx's client_body_timeout); 0 = none",
+    { default: `${DEFAULT_BODY_TIMEOUT_MS / 1000}s` },
   ),
 
   // ---- status, metrics, logs ----

@@ -724,6 +724,7 @@ function buildSite(
   plugin.headers_timeout = top.headers_timeout ?? DEFAULT_HEADERS_TIMEOUT;
   // unset, Node's own 300 s applies (DEFAULT_REQUEST_TIMEOUT): given, headers_timeout: 0 would be refused
   if (top.request_timeout !== undefined) plugin.request_timeout = top.request_timeout;
+  if (top.body_timeout !== undefined) plugin.body_timeout = top.body_timeout;
 
   const headers = middleware.includes('headers') ? (http.headers ?? null) : null;
   if (headers?.cors?.options_success_status !== undefined) {
@@ -978,6 +979,7 @@ const LISTENER_KEYS = new Set([
   'max_header_size',
   'headers_timeout',
   'request_timeout',
+  'body_timeout',
 ]);
 
 /**

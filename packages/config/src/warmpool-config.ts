@@ -215,6 +215,8 @@ export interface HttpConfig extends SiteHttpConfig {
   max_header_size?: number;
   headers_timeout?: DurationString;
   request_timeout?: DurationString;
+  /** a client sending nothing of its request body for this long is cut (408); 0 = none */
+  body_timeout?: DurationString;
   /** a client reading nothing of its response for this long is disconnected; 0 = none */
   send_timeout?: DurationString;
   /** bytes: PHP replies held in memory for slow clients, over all of them */

@@ -160,6 +160,19 @@ export class RequestTimeoutError extends WarmpoolError<'WP_FASTIFY_REQUEST_TIMEO
   }
 }
 
+/**
+ * A client that sent nothing of its request body for body_timeout while the server was ready to
+ * read it (nginx's client_body_timeout): answered 408, the connection or stream closed.
+ */
+export class BodyTimeoutError extends WarmpoolError<'WP_FASTIFY_BODY_TIMEOUT'> {
+  readonly statusCode = 408;
+  constructor(timeoutMs: number) {
+    super('WP_FASTIFY_BODY_TIMEOUT', `the client sent nothing of its request body for ${timeoutMs} ms (body_timeout)`, {
+      details: { timeoutMs },
+    });
+  }
+}
+
 /** The app declared a route warmpool's catch-all already holds (GET /, OPTIONS *), after registering warmpool. */
 export class RouteTakenError extends WarmpoolError<'WP_FASTIFY_ROUTE_TAKEN'> {
   constructor(route: string) {

@@ -57,6 +57,7 @@ export {
   TooManyHeadersError,
   TransferEncodingError,
   RequestTimeoutError,
+  BodyTimeoutError,
   HeadersTooLargeError,
   TooManyFieldsError,
   SpoolFailedError,
@@ -118,6 +119,7 @@ export {
 } from './http/lingering-close.js';
 export { boundPipelining, isPastPipeliningBound, MAX_PIPELINED, pipelinedTurn } from './http/pipelined-turn.js';
 export { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
+export { DEFAULT_BODY_TIMEOUT_MS, guardBodyPace } from './http/body-pace.js';
 export { registerErrorPages, registerPlainErrors } from './http/error-pages.js';
 export { DEFAULT_HEALTH_PATH, DEFAULT_READY_PATH, livenessOf, readinessOf, workerCounts } from './health.js';
 export {

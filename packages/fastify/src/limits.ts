@@ -21,6 +21,7 @@ import {
   InvalidOptionError,
   TooManyHeadersError,
 } from './errors.js';
+import { DEFAULT_BODY_TIMEOUT_MS, guardBodyPace } from './http/body-pace.js';
 import { DEFAULT_STREAM_REQUEST_TIMEOUT_MS, guardStreamBody } from './http/http2-bodies.js';
 import { installLingeringClose } from './http/lingering-close.js';
 import { boundPipelining } from './http/pipelined-turn.js';
@@ -60,7 +61,8 @@ import { addedRequestFields } from './http/request-headers.js';
  *    kept to within a quarter of their value (at most 1 s late).
  * 5. `request_timeout` for HTTP/2 streams, which Node cuts at no timeout, and the other rules for
  *    HTTP/2 request bodies: http/http2-bodies.ts, called from the same hook.
- * 6. A lingering close of an HTTP/1.1 connection answered (and closed) before its body was all
+ * 6. `body_timeout` (nginx's client_body_timeout) for both versions: http/body-pace.ts, same hook.
+ * 7. A lingering close of an HTTP/1.1 connection answered (and closed) before its body was all
  *    read, so the client gets the 413 rather than a reset: http/lingering-close.ts, server-wide.
  */
 export interface LimitOptions {
@@ -74,6 +76,8 @@ export interface LimitOptions {
   headers_timeout?: Duration;
   /** time to receive the whole request, body included ("5m"); 0 = none; default: the server's (Fastify: none) */
   request_timeout?: Duration;
+  /** longest silence of a client between two pieces of its request body (nginx's client_body_timeout; 408 after); 0 = none; default 60 s */
+  body_timeout?: Duration;
 }
 
 export interface ResolvedLimits {
@@ -83,6 +87,8 @@ export interface ResolvedLimits {
   maxHeaderBytes: number | null;
   headersTimeoutMs: number | null;
   requestTimeoutMs: number | null;
+  /** 0: none */
+  bodyTimeoutMs: number;
 }
 
 /** 100 MB: a safe default for bodies buffered in memory (RoadRunner's 1000 MB streams to PHP). */
@@ -109,6 +115,7 @@ export const LIMIT_OPTION_KEYS: ReadonlySet<string> = new Set([
   'max_header_size',
   'headers_timeout',
   'request_timeout',
+  'body_timeout',
 ]);
 
 /** Resolves units once; every error names the option. Unknown keys are not rejected here (the caller owns the key set). */
@@ -142,6 +149,7 @@ export function resolveLimits(raw: LimitOptions = {}): ResolvedLimits {
     maxHeaderBytes: integer(raw.max_header_size, 'max_header_size', LIMIT_OPTION_RANGES.max_header_size.min),
     headersTimeoutMs,
     requestTimeoutMs,
+    bodyTimeoutMs: duration(raw.body_timeout, 'body_timeout') ?? DEFAULT_BODY_TIMEOUT_MS,
   };
 }
 
@@ -298,6 +306,7 @@ export function applyLimits(app: FastifyInstance, limits: ResolvedLimits): void 
         return;
       }
       if (raw.httpVersionMajor === 2) guardStreamBody(request, reply, streamTimeoutMs);
+      guardBodyPace(request, reply, limits.bodyTimeoutMs);
       done();
     },
   );

@@ -128,4 +128,52 @@ describe('HTTP/2 request bodies', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it('body_timeout cuts an HTTP/2 stream whose client stops sending its body (408, reset); a steady slow stream on the same session is served', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-body-pace-h2-'));
+    try {
+      const { cert, key } = await makeTlsPair(dir);
+      const app = Fastify({ http2: true, https: { cert: await readFile(cert), key: await readFile(key) } });
+      apps.push(app as unknown as FastifyInstance);
+      await app.register(async (child) => {
+        const limits = resolveLimits({ body_timeout: '300ms', request_timeout: '10m' });
+        child.removeAllContentTypeParsers();
+        child.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+        applyLimits(child as unknown as FastifyInstance, limits);
+        child.post('/*', async (request) => ({ length: (request.body as Buffer).length }));
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      const session = connectHttp2(`https://127.0.0.1:${port}`, { ca: await readFile(join(dir, 'ca.pem')) });
+      try {
+        const stalled = session.request({ ':method': 'POST', ':path': '/stalled', 'content-type': 'text/plain' });
+        stalled.write('partial');
+        // 20 bytes 50 ms apart: over three times the timeout in all, never silent for it
+        const steady = session.request({ ':method': 'POST', ':path': '/steady', 'content-type': 'text/plain' });
+        let sent = 0;
+        const pace = setInterval(() => {
+          if (++sent === 20) {
+            clearInterval(pace);
+            steady.end('b');
+          } else steady.write('b');
+        }, 50);
+        const [stalledHead] = (await once(stalled, 'response')) as [Record<string, unknown>];
+        expect(stalledHead[':status']).toBe(408);
+        stalled.setEncoding('utf8');
+        let stalledBody = '';
+        stalled.on('data', (text: string) => (stalledBody += text));
+        expect(await serverReset(stalled)).toBe(0);
+        expect(JSON.parse(stalledBody)).toMatchObject({ code: 'WP_FASTIFY_BODY_TIMEOUT' });
+        const [steadyHead] = (await once(steady, 'response')) as [Record<string, unknown>];
+        steady.setEncoding('utf8');
+        let steadyBody = '';
+        for await (const chunk of steady) steadyBody += chunk;
+        expect(steadyHead[':status']).toBe(200);
+        expect(JSON.parse(steadyBody)).toEqual({ length: 20 });
+      } finally {
+        session.destroy();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

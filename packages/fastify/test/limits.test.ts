@@ -16,6 +16,7 @@ import {
 } from '../src/limits.js';
 import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
 import { uploadRefused } from '../../../test/helpers/raw-upload.js';
+import { until } from '../../../test/helpers/until.js';
 
 const apps: FastifyInstance[] = [];
 const sockets: Socket[] = [];
@@ -116,7 +117,11 @@ describe('resolveLimits', () => {
       maxHeaderBytes: null,
       headersTimeoutMs: null,
       requestTimeoutMs: null,
+      bodyTimeoutMs: 60_000,
     });
+    expect(resolveLimits({ body_timeout: '5s' }).bodyTimeoutMs).toBe(5000);
+    expect(resolveLimits({ body_timeout: 0 }).bodyTimeoutMs).toBe(0);
+    expect(() => resolveLimits({ body_timeout: 'soon' })).toThrow(/body_timeout/);
   });
 
   it('reads megabytes like RoadRunner (0 = the default) and durations like the pool', () => {
@@ -423,6 +428,94 @@ describe('slow clients', () => {
     await client.closed;
     expect(sent).toBeLessThan(200);
     expect(handled).toEqual([]);
+  });
+
+  it('body_timeout cuts a client that stops sending its body (fixed length or chunked) with 408, long before request_timeout', async () => {
+    const { port, handled } = await harness({ body_timeout: '300ms', headers_timeout: '60s', request_timeout: '10m' });
+    const fixed = new RawClient(port);
+    fixed.write(
+      'POST /stalled HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 200\r\n\r\nbbbbbbbbbb',
+    );
+    const answer = await fixed.waitFor('WP_FASTIFY_BODY_TIMEOUT');
+    expect(statusOf(answer)).toBe(408);
+    expect(answer).toMatch(/connection: close/i);
+    await fixed.closed;
+    const chunked = new RawClient(port);
+    chunked.write(
+      'POST /stalled HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n',
+    );
+    expect(statusOf(await chunked.waitFor('WP_FASTIFY_BODY_TIMEOUT'))).toBe(408);
+    await chunked.closed;
+    // nothing of the body at all
+    const silent = new RawClient(port);
+    silent.write('PUT /stalled HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\n');
+    expect(statusOf(await silent.waitFor('WP_FASTIFY_BODY_TIMEOUT'))).toBe(408);
+    expect(handled).toEqual([]);
+  });
+
+  it('body_timeout times the silence between two pieces of a body, not the whole body: a steady slow client is served', async () => {
+    const { port, handled } = await harness({ body_timeout: '1s' });
+    const client = new RawClient(port);
+    client.write('POST /steady HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 40\r\n\r\n');
+    // 40 bytes 50 ms apart: twice the timeout in all
+    const sent = await trickle(client, 'b'.repeat(40), () => client.data.length > 0);
+    expect(sent).toBe(40);
+    expect(statusOf(await client.waitFor('{"length":40}'))).toBe(200);
+    expect(handled).toEqual([40]);
+  });
+
+  it('body_timeout does not count a wait that is ours (a body nobody reads yet), and starts after 100 Continue', async () => {
+    const limits = resolveLimits({ body_timeout: '200ms' });
+    const app = Fastify();
+    apps.push(app);
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    let reading = 0;
+    await app.register(async (child) => {
+      child.removeAllContentTypeParsers();
+      // a reader that starts late, as a request queued for a busy PHP pool
+      child.addContentTypeParser('*', { bodyLimit: limits.maxRequestBytes }, (_request, payload, done) => {
+        reading++;
+        void released.then(async () => {
+          let length = 0;
+          for await (const chunk of payload) length += (chunk as Buffer).length;
+          done(null, length);
+        });
+      });
+      applyLimits(child, limits);
+      child.post('/*', async (request) => ({ length: request.body }));
+    });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = app.server.address() as AddressInfo;
+    // a body far over what the request's buffer and the sockets hold: the client's writes stop
+    const big = new RawClient(port);
+    const body = Buffer.alloc(8 * 1024 * 1024, 'b');
+    big.write(`POST /big HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n`);
+    expect(big.write(body)).toBe(false);
+    // the body's reader was called; its client is still sending
+    await until(() => reading === 1, 'the big body read');
+    // with Expect, the client sends nothing before 100 Continue, which comes when the body is read
+    const polite = new RawClient(port);
+    polite.write(
+      'POST /polite HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n',
+    );
+    await until(() => reading === 2, 'the polite body read');
+    // five times the timeout with both waiting on us: neither is cut
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    expect(big.data).toBe('');
+    expect(polite.data).toBe('');
+    release();
+    await polite.waitFor('100 Continue');
+    polite.write('abc');
+    expect(statusOf(await polite.waitFor('{"length":3}'))).toBe(200);
+    expect(statusOf(await big.waitFor(`{"length":${body.length}}`))).toBe(200);
+    // 100 Continue then silence: cut
+    const quiet = new RawClient(port);
+    quiet.write(
+      'POST /quiet HTTP/1.1\r\nHost: t\r\nContent-Type: text/plain\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\n',
+    );
+    await quiet.waitFor('100 Continue');
+    expect(statusOf(await quiet.waitFor('WP_FASTIFY_BODY_TIMEOUT'))).toBe(408);
   });
 
   it('leaves a prompt client alone', async () => {

@@ -1,0 +1,86 @@
+// body_timeout, nginx's client_body_timeout: a client that stops sending its request body. Until
+// now only request_timeout (300 s for the whole request) cut it, so a client sending a byte every
+// minute held its connection for five. The clock runs between two pieces of the body, and only
+// while we are ready to read: a body our side is not reading (its buffer full because PHP, the
+// temp file or the upstream is slow) is ours to wait for, not the client's, as nginx times only
+// "a period between two successive read operations".
+import type { IncomingMessage } from 'node:http';
+import { constants as http2Constants, type Http2ServerRequest } from 'node:http2';
+import type { Readable } from 'node:stream';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { BodyTimeoutError } from '../errors.js';
+
+/** http.body_timeout when unset: nginx's client_body_timeout. */
+export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
+
+type Push = Readable['push'];
+
+/**
+ * Cuts `request` once its client has sent nothing of a body still to come for `timeoutMs` while we
+ * were ready to read: 408 when nothing has been answered yet (an HTTP/1.1 connection is then closed,
+ * lingering), else the HTTP/2 stream is reset or the HTTP/1.1 connection closed. A request with no
+ * body, or one already all in, costs nothing. With `Expect: 100-continue` the clock starts when
+ * the body is first read (the client sends nothing before our 100 Continue). 0: no timeout.
+ */
+export function guardBodyPace(request: FastifyRequest, reply: FastifyReply, timeoutMs: number): void {
+  if (timeoutMs === 0) return;
+  const raw = request.raw as IncomingMessage | Http2ServerRequest;
+  if (!bodyToCome(raw)) return;
+  let timer: NodeJS.Timeout | null = null;
+  const stalled = (): void => {
+    if (raw.destroyed || bodyIn(raw)) return;
+    // our side is not reading what came: the wait is ours
+    if (raw.readableLength >= raw.readableHighWaterMark) {
+      timer!.refresh();
+      return;
+    }
+    request.log.info({ timeoutMs }, 'warmpool: the client sent nothing of its request body for body_timeout; 408');
+    cut(raw, reply, timeoutMs);
+  };
+  const arm = (): void => {
+    timer = setTimeout(stalled, timeoutMs);
+  };
+  // each piece of the body reaches the request through push(); null is its end
+  const push: Push = raw.push;
+  raw.push = function pushed(this: Readable, chunk: unknown, encoding?: BufferEncoding): boolean {
+    if (chunk === null) {
+      raw.push = push;
+      if (timer !== null) clearTimeout(timer);
+    } else timer?.refresh();
+    return push.call(this, chunk, encoding);
+  };
+  raw.once('close', () => {
+    if (timer !== null) clearTimeout(timer);
+  });
+  if (raw.httpVersionMajor === 1 && /100-continue/i.test(raw.headers.expect ?? '')) {
+    // after the lazy 100 Continue (limits.ts), which the first read sends
+    const read = raw._read;
+    raw._read = function firstRead(this: Readable, size: number): void {
+      raw._read = read;
+      if (timer === null && !raw.destroyed) arm();
+      read.call(this, size);
+    };
+  } else arm();
+}
+
+/** A body is declared and not all received yet. */
+function bodyToCome(raw: IncomingMessage | Http2ServerRequest): boolean {
+  if ('stream' in raw) return !raw.stream.endAfterHeaders && !bodyIn(raw);
+  const length = raw.headers['content-length'];
+  if (length === undefined ? raw.headers['transfer-encoding'] === undefined : Number(length) === 0) return false;
+  return !raw.complete;
+}
+
+function bodyIn(raw: IncomingMessage | Http2ServerRequest): boolean {
+  return 'stream' in raw ? raw.stream.state.remoteClose !== 0 || raw.stream.destroyed : raw.complete;
+}
+
+function cut(raw: IncomingMessage | Http2ServerRequest, reply: FastifyReply, timeoutMs: number): void {
+  if (!reply.sent) {
+    // HTTP/1.1: what the client still sends is read and dropped until it stops (lingering close);
+    // HTTP/2: the stream is reset once the answer is written (http2-bodies.ts)
+    if (!('stream' in raw)) reply.header('connection', 'close');
+    reply.code(408).send(new BodyTimeoutError(timeoutMs));
+  } else if ('stream' in raw) raw.stream.close(http2Constants.NGHTTP2_CANCEL);
+  else raw.socket.destroy();
+}
