@@ -28,8 +28,9 @@ http:
       access_logs: true,
       max_header_size: 32768,
       headers_timeout: '5s',
-      // unset: Node's own, which applies on both listeners
-      request_timeout: '300s',
+      // unset: none, as nginx; body_timeout (nginx's client_body_timeout) cuts a client gone silent
+      request_timeout: '0',
+      body_timeout: '60s',
       trusted_subnets: ['10.0.0.0/8'],
       max_connections: 0,
       max_connections_per_ip: 0,

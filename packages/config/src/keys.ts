@@ -38,10 +38,11 @@ export const DEFAULT_SEND_TIMEOUT = '60s';
 /** http.headers_timeout when unset (nginx's client_header_timeout): `serve` gives it to the plugin explicitly. */
 export const DEFAULT_HEADERS_TIMEOUT = '60s';
 /**
- * http.request_timeout when unset: Node's own (its servers' requestTimeout), which applies on both
- * listeners. A body sent a byte a minute ends there.
+ * http.request_timeout when unset: none, as nginx (`serve` gives it explicitly, over Node's 300 s).
+ * A whole-request bound cut honest uploads on slow links (64 MB at 1 Mbit/s takes 9 minutes);
+ * body_timeout cuts a client that goes silent, and the connection limits bound how many one holds.
  */
-export const DEFAULT_REQUEST_TIMEOUT = '300s';
+export const DEFAULT_REQUEST_TIMEOUT = '0';
 
 /** A default in ms as the docs write it ("60s"); ranges and defaults come from the owning package. */
 const seconds = (ms: number): string => `${ms / 1000}s`;
@@ -743,7 +744,7 @@ const TOP: Entry[] = [
   wp(
     'http.request_timeout',
     'duration',
-    'time to receive the whole request, body included (each stream of an HTTP/2 connection too: 408, the stream reset); 0 = none',
+    'time to receive the whole request, body included (each stream of an HTTP/2 connection too: 408, the stream reset); 0 = none, as nginx, whose client_body_timeout is http.body_timeout',
     {
       default: DEFAULT_REQUEST_TIMEOUT,
     },

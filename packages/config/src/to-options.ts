@@ -18,7 +18,7 @@ import {
 import { optionErrorDetails, parseDuration } from '@warmpool/pool';
 import { ConfigError, InvalidValueError, type LocatedConfigError, type Position } from './errors.js';
 import type { LoadedConfig } from './load.js';
-import { DEFAULT_HEADERS_TIMEOUT, DEFAULT_SEND_TIMEOUT } from './keys.js';
+import { DEFAULT_HEADERS_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, DEFAULT_SEND_TIMEOUT } from './keys.js';
 import type {
   CacheConfig,
   FastCgiConfig,
@@ -722,8 +722,8 @@ function buildSite(
   // the documented default, given explicitly: the plugin then checks for slow clients every second,
   // not every 30 s (Node's default), so an idle connection is cut at 60 s, not as late as 90
   plugin.headers_timeout = top.headers_timeout ?? DEFAULT_HEADERS_TIMEOUT;
-  // unset, Node's own 300 s applies (DEFAULT_REQUEST_TIMEOUT): given, headers_timeout: 0 would be refused
-  if (top.request_timeout !== undefined) plugin.request_timeout = top.request_timeout;
+  // unset: none (DEFAULT_REQUEST_TIMEOUT), given explicitly over Node's 300 s
+  plugin.request_timeout = top.request_timeout ?? DEFAULT_REQUEST_TIMEOUT;
   if (top.body_timeout !== undefined) plugin.body_timeout = top.body_timeout;
 
   const headers = middleware.includes('headers') ? (http.headers ?? null) : null;

@@ -594,15 +594,16 @@ sites:
   it('listener-wide defaults: headers_timeout given explicitly (the plugin then checks every second), no connection limits', () => {
     const server = toServerOptions(parse('server: { command: php w.php }\nhttp: { address: ":8080" }\n'));
     expect(server.sites[0]!.plugin.headers_timeout).toBe('60s');
-    // Node's own 300 s applies (the documented default)
-    expect(server.sites[0]!.plugin.request_timeout).toBeUndefined();
+    // none, as nginx, given explicitly over Node's 300 s; body_timeout is the plugin's 60 s
+    expect(server.sites[0]!.plugin.request_timeout).toBe('0');
+    expect(server.sites[0]!.plugin.body_timeout).toBeUndefined();
     expect(server.http).toMatchObject({ max_connections: 0, max_connections_per_ip: 0 });
     const set = toServerOptions(
       parse(
-        'server: { command: php w.php }\nhttp: { address: ":8080", headers_timeout: 5s, max_connections: 100, max_connections_per_ip: 8 }\n',
+        'server: { command: php w.php }\nhttp: { address: ":8080", headers_timeout: 5s, request_timeout: 5m, body_timeout: 30s, max_connections: 100, max_connections_per_ip: 8 }\n',
       ),
     );
-    expect(set.sites[0]!.plugin.headers_timeout).toBe('5s');
+    expect(set.sites[0]!.plugin).toMatchObject({ headers_timeout: '5s', request_timeout: '5m', body_timeout: '30s' });
     expect(set.http).toMatchObject({ max_connections: 100, max_connections_per_ip: 8 });
   });
 

@@ -141,6 +141,7 @@ export function effectiveConfig(loaded: LoadedConfig, server: ServerOptions): Re
             max_header_size: top.max_header_size,
             headers_timeout: top.headers_timeout,
             request_timeout: top.request_timeout,
+            body_timeout: top.body_timeout,
             max_connections: top.max_connections,
             max_connections_per_ip: top.max_connections_per_ip,
             send_timeout: top.send_timeout,
