@@ -38,7 +38,7 @@ afterAll(async () => {
 function echoServer(port: number, workers: number, socket: string): string[] {
   return [
     `http.address=127.0.0.1:${port}`,
-    `server.command=php,${join(FIXTURES, 'php', 'echo.php')}`,
+    `server.command=php,-d,memory_limit=256M,${join(FIXTURES, 'php', 'echo.php')}`,
     `http.pool.num_workers=${workers}`,
     `admin.socket=${socket}`,
   ];
@@ -52,7 +52,11 @@ describe('-o key=value', () => {
       '--json',
       '-c',
       empty,
-      ...overrides('version=3', 'http.address=127.0.0.1:8000', 'server.command=/usr/bin/php,worker.php'),
+      ...overrides(
+        'version=3',
+        'http.address=127.0.0.1:8000',
+        'server.command=/usr/bin/php,-dmemory_limit=256M,worker.php',
+      ),
       '--override=http.pool.num_workers=3',
       ...overrides(
         'http.pool.supervisor.exec_ttl=30s',
@@ -69,7 +73,7 @@ describe('-o key=value', () => {
     };
     expect(effective.listeners.http.address).toBe('127.0.0.1:8000');
     const [site] = effective.sites;
-    expect(site!.server.command).toEqual(['/usr/bin/php', 'worker.php']);
+    expect(site!.server.command).toEqual(['/usr/bin/php', '-dmemory_limit=256M', 'worker.php']);
     expect(site!.server.env).toEqual({ APP_ENV: 'local' });
     expect(site!.http.middleware).toEqual(['static', 'gzip']);
     expect(JSON.stringify(site)).toContain('"num_workers":3');

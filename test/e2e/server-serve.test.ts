@@ -268,7 +268,11 @@ describe('SIGHUP', () => {
     const server = startServer(['serve', '-c', file], { env });
     await server.ready();
     const unchanged = await runCli(['reload', '-c', file], { env });
-    expect(unchanged).toEqual({ code: 0, stdout: '✓ nothing to reload: the file is unchanged\n', stderr: '' });
+    expect(unchanged).toEqual({
+      code: 0,
+      stdout: '✓ nothing to reload: the file is unchanged (new PHP code of a worker site: `warmpool reset`)\n',
+      stderr: '',
+    });
     await writeFile(file, original.replace('level: info', 'level: debug').replace('num_workers: 2', 'num_workers: 3'));
     const applied = await runCli(['reload', '-c', file], { env });
     expect(applied.code, applied.stderr).toBe(0);

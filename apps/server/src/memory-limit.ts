@@ -1,9 +1,11 @@
-// max_worker_memory is read from /proc each watch_tick: it bounds a runaway request in time, not
-// in bytes (a request allocating 1 GB/s reached 2.1 GB against 128 MB). PHP's memory_limit bounds
-// bytes, but the php-cli of Debian, Ubuntu and the Docker images has none (-1), so a worker site
-// that sets max_worker_memory and runs `php` without `-d memory_limit=` is warned, at boot and by
-// `config check`. Asked of that php itself (one `php -r`, with the command's -n / -c), since php.ini
-// decides.
+// PHP's memory_limit bounds a runaway request in bytes, and the php-cli of Debian, Ubuntu and the
+// Docker images has none (-1): a worker site running such a php with nothing else bounding it grew
+// to 23 GB in a probe, until the kernel's OOM killer took a process of its choosing (php-fpm's
+// php.ini has 128M: the same route was a 500 in 60 ms). max_worker_memory is read from /proc each
+// watch_tick: it bounds a worker in time, not in bytes (a request allocating 1 GB/s reached 2.1 GB
+// against 128 MB). So a worker site whose `php` has memory_limit -1 is warned, at boot and by
+// `config check`: at max_worker_memory when it is set, else at the command. Asked of that php
+// itself (one `php -r`, with the command's -n / -c), since php.ini decides.
 import { execFileSync } from 'node:child_process';
 import { basename } from 'node:path';
 import type { LoadedConfig, ServerOptions } from '@warmpool/config';
@@ -16,13 +18,13 @@ export interface MemoryLimitWarning {
   message: string;
 }
 
-/** One warning per worker site with max_worker_memory whose `php` has memory_limit -1. */
+/** One warning per worker site whose `php` has memory_limit -1 and no -d memory_limit. */
 export function memoryLimitWarnings(server: Pick<ServerOptions, 'sites'>, loaded: LoadedConfig): MemoryLimitWarning[] {
   const warnings: MemoryLimitWarning[] = [];
   const asked = new Map<string, string | null>();
   for (const site of server.sites) {
     const limitMb = site.plugin.pool?.supervisor?.max_worker_memory ?? 0;
-    if (site.plugin.fastcgi !== undefined || site.plugin.command === undefined || !(limitMb > 0)) continue;
+    if (site.plugin.fastcgi !== undefined || site.plugin.command === undefined) continue;
     const argv = commandArgv(site.plugin.command);
     if (argv.length === 0 || !/^php[\d.]*$/.test(basename(argv[0]!))) continue;
     if (
@@ -34,15 +36,18 @@ export function memoryLimitWarnings(server: Pick<ServerOptions, 'sites'>, loaded
     if (!asked.has(id)) asked.set(id, askMemoryLimit(argv[0]!, ini));
     if (asked.get(id) !== '-1') continue;
     const prefix = site.index === null ? '' : `sites[${site.index}].`;
-    const key = `${prefix}http.pool.supervisor.max_worker_memory`;
+    const bounded = limitMb > 0;
+    const key = bounded ? `${prefix}http.pool.supervisor.max_worker_memory` : `${prefix}server.command`;
     const at = loaded.positionOf(key) ??
-      loaded.positionOf('http.pool.supervisor.max_worker_memory') ?? { file: loaded.file, line: 1, col: 1 };
+      loaded.positionOf(key.slice(prefix.length)) ?? { file: loaded.file, line: 1, col: 1 };
     warnings.push({
       key,
       file: at.file,
       line: at.line,
       col: at.col,
-      message: `is ${limitMb} MB, but ${argv[0]} has memory_limit = -1 (no limit): RSS is checked each watch_tick, so a runaway request can grow far past it before it is killed; add -d memory_limit=${limitMb}M to the worker command (${argv[0]} -d memory_limit=${limitMb}M …)`,
+      message: bounded
+        ? `is ${limitMb} MB, but ${argv[0]} has memory_limit = -1 (no limit): RSS is checked each watch_tick, so a runaway request can grow far past it before it is killed; add -d memory_limit=${limitMb}M to the worker command (${argv[0]} -d memory_limit=${limitMb}M …)`
+        : `runs ${argv[0]} with memory_limit = -1 (php-cli's default: no limit), so one runaway request can take all of the machine's memory; add -d memory_limit=256M (php-fpm's php.ini has 128M), e.g. ${argv[0]} -d memory_limit=256M …, and http.pool.supervisor.max_worker_memory to recycle a worker that grows`,
     });
   }
   return warnings;

@@ -48,9 +48,19 @@ describe('memoryLimitWarnings', () => {
     );
   });
 
-  it('says nothing when the command or php.ini sets a limit, or max_worker_memory is off', () => {
+  it('without max_worker_memory, warns at the command: nothing bounds a runaway request', () => {
+    const warnings = warningsOf(`php -c ${unlimited} worker.php`, 'exec_ttl: 30s');
+    expect(warnings).toHaveLength(1);
+    expect(warnings[0]).toMatchObject({ key: 'server.command', line: 3 });
+    expect(warnings[0]!.message).toMatch(
+      /^runs php with memory_limit = -1 \(php-cli's default: no limit\), so one runaway request can take all of the machine's memory; add -d memory_limit=256M/,
+    );
+  });
+
+  it('says nothing when the command or php.ini sets a limit, or the command is not php', () => {
     expect(warningsOf(`php -c ${unlimited} -d memory_limit=128M worker.php`)).toEqual([]);
     expect(warningsOf(`php -c ${limited} worker.php`)).toEqual([]);
-    expect(warningsOf(`php -c ${unlimited} worker.php`, 'exec_ttl: 30s')).toEqual([]);
+    expect(warningsOf(`php -c ${limited} worker.php`, 'exec_ttl: 30s')).toEqual([]);
+    expect(warningsOf(`/bin/sh start.sh`, 'exec_ttl: 30s')).toEqual([]);
   });
 });

@@ -110,9 +110,9 @@ describe('toRequestContext', () => {
 });
 
 describe('parseCookies', () => {
-  it('decodes values, drops undecodable ones, lets the last repeat win, and treats __proto__ as a name', () => {
+  it('decodes values, drops undecodable ones, keeps the first of a repeated name (as PHP), and treats __proto__ as a name', () => {
     const expected: Record<string, string> = Object.create(null);
-    expected.a = '2';
+    expected.a = '1';
     expected.b = 'x y';
     // biome-ignore lint/complexity/useLiteralKeys: a cookie named __proto__ is what is tested
     // biome-ignore lint/suspicious/noProto: a cookie named __proto__ is what is tested

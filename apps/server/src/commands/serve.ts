@@ -762,7 +762,9 @@ class ServerState {
         `changed in the file, needs a restart to apply: ${changed.slice(0, CHANGED_KEYS_SHOWN).join(', ')}${more}`,
       );
     }
-    if (lines.length === 0) lines.push('nothing to reload: the file is unchanged');
+    // a php-fpm operator's `systemctl reload` after a deploy: say what re-reads PHP code
+    if (lines.length === 0)
+      lines.push('nothing to reload: the file is unchanged (new PHP code of a worker site: `warmpool reset`)');
     return lines;
   }
 

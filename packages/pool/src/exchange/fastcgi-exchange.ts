@@ -176,7 +176,8 @@ export function toParams(
  */
 function toStdin(request: ExchangeRequest): { body: FastCgiBody; length: number | undefined } {
   const { body } = request;
-  if (body === null) return { body: null, length: undefined };
+  // a Content-Length with no body is 0: CONTENT_LENGTH "0", as nginx (a bodiless fetch POST sends it)
+  if (body === null) return { body: null, length: request.headers['Content-Length'] === undefined ? undefined : 0 };
   if (Buffer.isBuffer(body)) return { body, length: body.length };
   if (body instanceof Chunks) return { body: body.parts, length: body.length };
   if (body instanceof FileBody) return { body: body.stream(), length: body.length };

@@ -112,7 +112,12 @@ function isAbsoluteForm(target: string): boolean {
   return target.charCodeAt(0) !== 47 /* '/' */ && /^[a-z][a-z0-9+.-]*:\/\//i.test(target);
 }
 
-/** Cookie header → name → value (URL-unescaped; undecodable ones dropped; last wins), as RR does. */
+/**
+ * Cookie header → name → value (URL-unescaped; undecodable ones dropped, as RR does). A name sent
+ * twice keeps its first value, as PHP's $_COOKIE (RR keeps the last): a browser sends the cookie of
+ * the more specific domain and path first, so a cookie a sibling subdomain set for the parent
+ * domain cannot take the place of the site's own session cookie.
+ */
 export function parseCookies(header: string | undefined): Record<string, string> {
   // Null prototype: a cookie named __proto__ is just a key, never the object's prototype.
   const cookies: Record<string, string> = Object.create(null);
@@ -121,7 +126,7 @@ export function parseCookies(header: string | undefined): Record<string, string>
     const eq = part.indexOf('=');
     if (eq < 0) continue;
     const name = part.slice(0, eq).trim();
-    if (name === '') continue;
+    if (name === '' || name in cookies) continue;
     let value = part.slice(eq + 1).trim();
     if (value.length >= 2 && value.startsWith('"') && value.endsWith('"')) value = value.slice(1, -1);
     try {

@@ -82,6 +82,15 @@ function hostWithoutPort(host: string): string {
   return colon === -1 ? host : host.slice(0, colon);
 }
 
+/**
+ * SERVER_NAME from the Host: without its port, in lower case and without a trailing dot, so that
+ * on a site with `hosts` it is one of them as configured ("Blog.Example.COM." is blog.example.com).
+ */
+function serverNameOf(host: string): string {
+  const name = hostWithoutPort(host).toLowerCase();
+  return name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
 /** An absolute-form target ("http://host/x?y") as the origin-form PHP expects ("/x?y"). */
 function originForm(target: string): string {
   const scheme = /^https?:\/\/[^/?#]*/i.exec(target);
@@ -130,7 +139,7 @@ export function buildFastCgiParams(input: FastCgiParamsInput): FastCgiParamList 
     ['SCRIPT_FILENAME', input.scriptFilename],
     ['CONTENT_TYPE', headerValue(contentType, input.headerText)],
     ['CONTENT_LENGTH', contentLength],
-    ['SERVER_NAME', input.serverName ?? hostWithoutPort(host)],
+    ['SERVER_NAME', input.serverName ?? serverNameOf(host)],
     ['SERVER_ADDR', input.serverAddress === null ? '' : plainAddress(input.serverAddress)],
     ['SERVER_PORT', input.serverPort === null ? '' : String(input.serverPort)],
     ['REMOTE_ADDR', plainAddress(input.clientAddress)],
@@ -396,7 +405,7 @@ export function encodeFastCgiParams(input: FastCgiParamsInput): EncodedParams {
   w.pair(SCRIPT_FILENAME, input.scriptFilename);
   w.pair(CONTENT_TYPE, contentType, latin1);
   w.pair(CONTENT_LENGTH, contentLength);
-  w.pair(SERVER_NAME, input.serverName ?? hostWithoutPort(host));
+  w.pair(SERVER_NAME, input.serverName ?? serverNameOf(host));
   w.pair(SERVER_ADDR, input.serverAddress === null ? '' : plainAddress(input.serverAddress));
   w.pair(SERVER_PORT, input.serverPort === null ? '' : String(input.serverPort));
   w.pair(REMOTE_ADDR, plainAddress(input.clientAddress));

@@ -143,6 +143,16 @@ describe.each(cases)('FastCgiExchange over $name', ({ make }) => {
     expect(server).not.toHaveProperty('HTTP_PROXY');
   });
 
+  it('a POST with Content-Length: 0 and no body gets CONTENT_LENGTH "0", as nginx; a GET with no length ""', async () => {
+    const exchange = new FastCgiExchange(backend);
+    const empty = await exchange.exchange(
+      exchangeRequest('server-vars.php', { method: 'POST', headers: { 'Content-Length': ['0'] }, body: null }),
+    );
+    expect(JSON.parse(await bodyText(empty))).toMatchObject({ CONTENT_LENGTH: '0', HTTP_CONTENT_LENGTH: '0' });
+    const get = await exchange.exchange(exchangeRequest('server-vars.php'));
+    expect(JSON.parse(await bodyText(get))).toMatchObject({ CONTENT_LENGTH: '' });
+  });
+
   it('answers a small response whole (a Buffer); a large one streams, every byte in order', async () => {
     const exchange = new FastCgiExchange(backend);
     const hello = await exchange.exchange(exchangeRequest('hello.php'));

@@ -108,6 +108,11 @@ describe('buildFastCgiParams', () => {
     expect(asObject({ ...base, serverName: 'configured.example' }).SERVER_NAME).toBe('configured.example');
   });
 
+  it("SERVER_NAME is the host as a site's hosts spell it: lower case, no trailing dot; HTTP_HOST stays as sent", () => {
+    const odd = asObject({ ...base, headers: { host: 'Blog.Example.COM.:8080' } });
+    expect([odd.SERVER_NAME, odd.HTTP_HOST]).toEqual(['blog.example.com', 'Blog.Example.COM.:8080']);
+  });
+
   it('turns an absolute-form target into origin-form, and keeps the original query for a fallback script', () => {
     expect(asObject({ ...base, requestUri: 'http://example.com/a/b?c=d' }).REQUEST_URI).toBe('/a/b?c=d');
     const fallback = asObject({
