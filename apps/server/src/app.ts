@@ -591,6 +591,7 @@ function toMicroCacheOptions(cache: CacheConfig): MicroCacheOptions {
   if (cache.max_entry_bytes !== undefined) options.max_entry_bytes = cache.max_entry_bytes;
   if (cache.max_age !== undefined) options.default_ttl = cache.max_age;
   if (cache.bypass_cookies !== undefined) options.bypass_cookies = cache.bypass_cookies;
+  if (cache.anonymous_cookies !== undefined) options.anonymous_cookies = cache.anonymous_cookies;
   if (cache.stale_while_revalidate !== undefined) options.stale_while_revalidate = cache.stale_while_revalidate;
   return options;
 }

@@ -7,7 +7,10 @@
 //   PHPSESSID, WordPress's wordpress_logged_in_*, Laravel's laravel_session, ...), as nginx users
 //   write `fastcgi_cache_bypass $cookie_…`: a logged-in user's page is theirs alone, and is neither
 //   looked up nor stored (HEAD is answered from a stored GET; one that finds none asks PHP for
-//   the GET and stores it, as nginx's fastcgi_cache_convert_head);
+//   the GET and stores it, as nginx's fastcgi_cache_convert_head). With default_ttl set, any
+//   cookie but the anonymous ones (anonymous_cookies: analytics and consent) bypasses too: a page
+//   kept for saying nothing of its freshness may be one an app made for a session whose cookie no
+//   list knows (Adminer's adminer_sid: a logged-in user's table data went to anonymous clients);
 // - a response with a status RFC 9111 lets a shared cache keep (200, 203, 204, 300, 301, 308, 404,
 //   405, 410, 414, 501), without Set-Cookie, without `Vary: *`, whose Cache-Control says neither
 //   `private`, `no-store` nor `no-cache`, and that is fresh for a while:
@@ -74,6 +77,12 @@ export interface MicroCacheOptions {
    */
   bypass_cookies?: readonly string[];
   /**
+   * With default_ttl: the only cookie names a request may carry and still use the cache (analytics
+   * and consent cookies, set for anonymous visitors); any other bypasses. Default
+   * DEFAULT_ANONYMOUS_COOKIES. Without default_ttl, only bypass_cookies are read.
+   */
+  anonymous_cookies?: readonly string[];
+  /**
    * How long after expiry an entry may still be served (X-Cache: STALE) while one request refreshes
    * it; a response's own `stale-while-revalidate=N` wins. Default 0: off.
    */
@@ -102,6 +111,31 @@ export const DEFAULT_BYPASS_COOKIES: readonly string[] = [
   '*_session',
   'SESS*',
   'SSESS*',
+];
+
+/**
+ * Cookies anonymous visitors carry that change no page: analytics (Google, Meta, Hotjar, Matomo,
+ * Clarity), cookie-consent banners, WordPress's login-form test cookie.
+ */
+export const DEFAULT_ANONYMOUS_COOKIES: readonly string[] = [
+  '_ga',
+  '_ga_*',
+  '_gid',
+  '_gat*',
+  '_gcl_*',
+  '__utm*',
+  '_fbp',
+  '_fbc',
+  '_hj*',
+  '_pk_*',
+  '_clck',
+  '_clsk',
+  'cookieyes-consent',
+  'CookieConsent',
+  'cookielawinfo-*',
+  'cmplz_*',
+  'euconsent-v2',
+  'wordpress_test_cookie',
 ];
 
 export const DEFAULT_MICRO_CACHE_MAX_BYTES = 64 * 1024 * 1024;
@@ -204,6 +238,8 @@ interface Resolved {
   defaultTtlMs: number;
   /** matches a cookie name that bypasses the cache; null: none does */
   bypassCookie: RegExp | null;
+  /** with default_ttl: the cookies that do not bypass (any other does); null: no such rule */
+  anonymousCookie: RegExp | null;
   staleMs: number;
 }
 
@@ -220,7 +256,8 @@ export function registerMicroCache<S extends RawServerBase>(
   app: FastifyInstance<S>,
   options: MicroCacheOptions = {},
 ): MicroCache {
-  const { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie, staleMs } = resolveMicroCacheOptions(options);
+  const { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie, anonymousCookie, staleMs } =
+    resolveMicroCacheOptions(options);
   const clock = options.clock ?? Date;
   const fillWaitMs = options.fill_wait_ms ?? FILL_WAIT_MS;
   const cache = new LRUCache<string, Slot>({
@@ -310,7 +347,8 @@ export function registerMicroCache<S extends RawServerBase>(
     if (
       request.headers.authorization !== undefined ||
       request.headers.range !== undefined ||
-      (bypassCookie !== null && hasCookie(request.headers.cookie, bypassCookie))
+      (bypassCookie !== null && hasCookie(request.headers.cookie, bypassCookie)) ||
+      (anonymousCookie !== null && hasOtherCookie(request.headers.cookie, anonymousCookie))
     ) {
       reply.header('x-cache', 'BYPASS');
       return done(null, payload);
@@ -455,15 +493,11 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
       throw InvalidOptionError.from('micro_cache.default_ttl', error);
     }
   }
-  const cookies = options.bypass_cookies ?? DEFAULT_BYPASS_COOKIES;
-  if (
-    !Array.isArray(cookies) ||
-    cookies.some((name) => typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
-  )
-    throw new InvalidOptionError(
-      'micro_cache.bypass_cookies',
-      `must be a list of cookie names ("*" matches any characters), got ${JSON.stringify(cookies)}`,
-    );
+  const cookies = cookieNames(options.bypass_cookies ?? DEFAULT_BYPASS_COOKIES, 'micro_cache.bypass_cookies');
+  const anonymous = cookieNames(
+    options.anonymous_cookies ?? DEFAULT_ANONYMOUS_COOKIES,
+    'micro_cache.anonymous_cookies',
+  );
   let staleMs = 0;
   if (options.stale_while_revalidate !== undefined) {
     try {
@@ -472,7 +506,27 @@ export function resolveMicroCacheOptions(options: MicroCacheOptions): Resolved {
       throw InvalidOptionError.from('micro_cache.stale_while_revalidate', error);
     }
   }
-  return { maxBytes, maxEntryBytes, defaultTtlMs, bypassCookie: wildcardPattern(cookies), staleMs };
+  return {
+    maxBytes,
+    maxEntryBytes,
+    defaultTtlMs,
+    bypassCookie: wildcardPattern(cookies),
+    // [] matches no name: then every cookie bypasses
+    anonymousCookie: defaultTtlMs > 0 ? (wildcardPattern(anonymous) ?? /(?!)/) : null,
+    staleMs,
+  };
+}
+
+function cookieNames(names: unknown, key: string): readonly string[] {
+  if (
+    !Array.isArray(names) ||
+    names.some((name) => typeof name !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+  )
+    throw new InvalidOptionError(
+      key,
+      `must be a list of cookie names ("*" matches any characters), got ${JSON.stringify(names)}`,
+    );
+  return names as readonly string[];
 }
 
 /** The method Fastify and the plugin read (node:http's and HTTP/2's both let it be set). */
@@ -485,6 +539,17 @@ function setMethod(request: AnyRequest, method: string): void {
  * or as PHP names it in $_COOKIE: `comment_author.HASH` is PHP's `comment_author_HASH`, and a
  * client spelling a session cookie so must not have its own page stored for everyone.
  */
+/** The Cookie header names a cookie `pattern` does not match (checked by the name as sent). */
+export function hasOtherCookie(header: string | undefined, pattern: RegExp): boolean {
+  if (header === undefined || header === '') return false;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+    if (name !== '' && !pattern.test(name)) return true;
+  }
+  return false;
+}
+
 export function hasCookie(header: string | undefined, pattern: RegExp): boolean {
   if (header === undefined || header === '') return false;
   for (const pair of header.split(';')) {

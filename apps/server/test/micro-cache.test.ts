@@ -301,6 +301,43 @@ describe('micro-cache: what is stored', () => {
     expect(names.map(phpVariableName)).toEqual(php);
   });
 
+  it("with default_ttl, any cookie but analytics and consent ones bypasses: a page kept for saying nothing of its freshness may be a session's no list names (Adminer's adminer_sid)", async () => {
+    const { app, cache } = await site({ default_ttl: '30s' });
+    // a logged-in Adminer user's table download: no Cache-Control, no Set-Cookie
+    const own = await get(app, '/download', { cookie: 'adminer_sid=abc; adminer_key=k' });
+    expect(own.res.headers['x-cache']).toBe('BYPASS');
+    expect(cache.entries).toBe(0);
+    const anonymous = await get(app, '/download');
+    expect(anonymous.res.headers['x-cache']).toBe('MISS');
+    expect(anonymous.body!.count).toBe(2);
+    // the anonymous copy is not served to the session either
+    expect((await get(app, '/download', { cookie: 'adminer_sid=abc' })).res.headers['x-cache']).toBe('BYPASS');
+    // analytics and consent cookies are anonymous visitors' own
+    for (const cookie of [
+      '_ga=GA1.1.2; _gid=GA1.1.3',
+      '_pk_id.1.1fff=abc; cookieyes-consent=yes',
+      'wordpress_test_cookie=WP',
+    ]) {
+      const res = await get(app, '/download', { cookie });
+      expect(res.res.headers['x-cache'], cookie).toBe('HIT');
+      expect(res.body!.count, cookie).toBe(2);
+    }
+    expect((await get(app, '/download', { cookie: '_ga=GA1.1.2; theme=dark' })).res.headers['x-cache']).toBe('BYPASS');
+    // a list of one's own; [] lets no cookie through
+    const listed = await site({ default_ttl: '30s', anonymous_cookies: ['theme'] });
+    await get(listed.app, '/p');
+    expect((await get(listed.app, '/p', { cookie: 'theme=dark' })).res.headers['x-cache']).toBe('HIT');
+    expect((await get(listed.app, '/p', { cookie: '_ga=1' })).res.headers['x-cache']).toBe('BYPASS');
+    const none = await site({ default_ttl: '30s', anonymous_cookies: [] });
+    await get(none.app, '/p');
+    expect((await get(none.app, '/p', { cookie: '_ga=1' })).res.headers['x-cache']).toBe('BYPASS');
+    // without default_ttl only PHP's shareable pages are kept, and only bypass_cookies bypass
+    const plain = await site();
+    await get(plain.app, `/p?${PUBLIC}`);
+    expect((await get(plain.app, `/p?${PUBLIC}`, { cookie: 'theme=dark' })).res.headers['x-cache']).toBe('HIT');
+    expect(() => resolveMicroCacheOptions({ anonymous_cookies: ['bad name'] })).toThrow(/anonymous_cookies/);
+  });
+
   it('bypass_cookies replaces the default list; [] bypasses on no cookie', async () => {
     const own = await site({ bypass_cookies: ['shop_cart', 'auth_*'] });
     await get(own.app, `/c?${PUBLIC}`);

@@ -892,6 +892,17 @@ const TOP: Entry[] = [
     },
   ),
   wp(
+    'cache.anonymous_cookies',
+    'string[]',
+    'with max_age: the only cookies a request may carry and still use the cache (analytics, consent banners); any other cookie bypasses it, since a page kept for saying nothing of its freshness may be one made for a session no list knows; [] for none',
+    {
+      default:
+        '["_ga", "_ga_*", "_gid", "_gat*", "_gcl_*", "__utm*", "_fbp", "_fbc", "_hj*", "_pk_*", "_clck", "_clsk", "cookieyes-consent", "CookieConsent", "cookielawinfo-*", "cmplz_*", "euconsent-v2", "wordpress_test_cookie"]',
+      pattern: /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/,
+      hint: 'a cookie name like "_ga" or "_pk_*"',
+    },
+  ),
+  wp(
     'cache.stale_while_revalidate',
     'duration',
     "how long after expiry an entry is still served (X-Cache: STALE) while one request refreshes it; a response's stale-while-revalidate=N wins",

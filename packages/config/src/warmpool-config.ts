@@ -291,6 +291,8 @@ export interface CacheConfig {
   max_entry_bytes?: number;
   max_age?: DurationString;
   bypass_cookies?: string[];
+  /** with max_age: the cookies that do not bypass the cache (any other does) */
+  anonymous_cookies?: string[];
   stale_while_revalidate?: DurationString;
 }
 

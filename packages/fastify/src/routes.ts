@@ -27,7 +27,7 @@ import { PoolUnreachableError, RouteTakenError } from './errors.js';
 import { registerHealth, type PoolView } from './health.js';
 import { applyLimits } from './limits.js';
 import { registerMetrics } from './metrics.js';
-import { type Admission, whenAdmitted } from './network/admission.js';
+import { type Admission, createScriptAdmission, whenAdmitted } from './network/admission.js';
 import { applyClientInfo, clientInfoOf } from './network/client-info.js';
 import { plainAddress } from './network/cidr.js';
 import { registerStatic, type StaticHandler, type StaticTryFiles } from './static/static.js';
@@ -158,16 +158,25 @@ export async function registerRoutes(
   // nginx picks its location from the head: a request refused anyway (404, 403, 405) gets its answer
   // at once, with no 100 Continue, and its client uploads nothing first.
   const scripts = new WeakMap<FastifyRequest, ExchangeScript>();
+  // the site's rules for the script too, when it is not the path asked (the index of "/")
+  const scriptAdmission = classic === null ? null : createScriptAdmission(options);
   const decideScript: preParsingHookHandler | null =
     classic === null
       ? null
       : (request, reply, payload, done) => {
-          const target = (request.warmpoolClient ?? clientInfoOf(request.raw)).target;
-          classic(request, reply, target).then((script) => {
+          const client = request.warmpoolClient ?? clientInfoOf(request.raw);
+          classic(request, reply, client.target).then((script) => {
             // null: answered here, and the chain stops
             if (script === null) return;
-            scripts.set(request, script);
-            done(null, payload);
+            const go = (): void => {
+              scripts.set(request, script);
+              done(null, payload);
+            };
+            if (scriptAdmission === null) go();
+            else
+              whenAdmitted(scriptAdmission(request, reply, client.remoteAddr, script.scriptName), (error) =>
+                error === undefined ? go() : done(error),
+              );
           }, done);
         };
 

@@ -1,6 +1,7 @@
 // The plugin's classic mode (the fastcgi option) with fastify.inject and real PHP: managed php-cgi
 // processes, and fastcgi.pass to a php-fpm the test starts. The front controller of
 // test/fixtures/sites/classic-app, its static files, and the files that must never run or be sent.
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
@@ -69,6 +70,45 @@ function multipart(fields: Record<string, string>, file: { field: string; name: 
   );
   return { payload: Buffer.concat(parts), contentType: `multipart/form-data; boundary=${boundary}` };
 }
+
+describe('classic mode: the site rules meet the script a request runs', () => {
+  it('access, auth_basic and limit_req on /index.php hold for "/" and a pretty URL that run it (nginx: index and try_files are internal redirects); a request is rate-counted once', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'wp-script-rules-'));
+    try {
+      const users = join(dir, 'htpasswd');
+      writeFileSync(users, `alice:${execFileSync('openssl', ['passwd', '-6', 'secret']).toString().trim()}\n`);
+      const denied = await classicApp({ access: [{ prefix: '/index.php', deny: ['all'] }] });
+      for (const url of ['/', '/blog/hello-world/', '/index.php', '/INDEX.PHP'])
+        expect((await denied.inject(url)).statusCode, url).toBe(403);
+      expect((await denied.inject('/style.css')).statusCode).toBe(200);
+      expect((await denied.inject('/info.php')).statusCode).toBe(200);
+
+      const guarded = await classicApp({ auth_basic: [{ prefix: '/index.php', user_file: users }] });
+      expect((await guarded.inject('/')).statusCode).toBe(401);
+      const alice = `Basic ${Buffer.from('alice:secret').toString('base64')}`;
+      expect((await guarded.inject({ url: '/', headers: { authorization: alice } })).statusCode).toBe(200);
+
+      const limited = await classicApp({ limit_req: [{ prefix: '/index.php', rate: '1r/m', burst: 2 }] });
+      const statuses: number[] = [];
+      for (const url of ['/', '/blog/hello-world/', '/', '/']) statuses.push((await limited.inject(url)).statusCode);
+      // the pretty URL ran /index.php (its own 404 for a post it lacks) and was counted
+      expect(statuses).toEqual([200, 404, 200, 429]);
+
+      // "/" has a rule of its own: its requests are counted by it, not again by /index.php's
+      const both = await classicApp({
+        limit_req: [
+          { prefix: '/', rate: '1r/m', burst: 3 },
+          { prefix: '/index.php', rate: '1r/m', burst: 0 },
+        ],
+      });
+      const counted: number[] = [];
+      for (let i = 0; i < 5; i++) counted.push((await both.inject('/')).statusCode);
+      expect(counted).toEqual([200, 200, 200, 200, 429]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
 
 describe('classic mode (managed php-cgi): which script runs is decided before PHP', () => {
   it('answers a request refused anyway before its body: no 100 Continue, nothing uploaded (as nginx)', async () => {
@@ -510,6 +550,64 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
       await ok.body.dump();
     } finally {
       rmSync(phpTmp, { recursive: true, force: true });
+    }
+  });
+
+  it("one upload_tmp_dir for the pool's processes, kept across recycles (Adminer's login counts and key live there); a killed process's uploads go, a live one's stay", async () => {
+    const phpTmp = mkdtempSync(join(tmpdir(), 'wp-php-tmp-'));
+    const flags = mkdtempSync(join(tmpdir(), 'wp-flags-'));
+    try {
+      const app = await classicApp({ env: { TMPDIR: phpTmp }, pool: { num_workers: 2, max_jobs: 3 } });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      const state = async (query: string) => {
+        const res = await request(`http://127.0.0.1:${port}/temp-state.php?${query}`);
+        return (await res.body.json()) as { pid: number; dir: string; state: string | null; upload: boolean };
+      };
+      const first = await state('put=banned');
+      expect(first.dir.startsWith(phpTmp)).toBe(true);
+      // every process, those that replaced the recycled ones too (max_jobs: 3), reads it
+      const pids = new Set<number>([first.pid]);
+      for (let i = 0; i < 8; i++) {
+        const seen = await state('');
+        expect(seen).toMatchObject({ dir: first.dir, state: 'banned' });
+        pids.add(seen.pid);
+      }
+      expect(pids.size).toBeGreaterThan(2);
+
+      // two uploads held in two processes; one process is killed: its upload goes, the other's stays
+      const upload = (flag: string) => {
+        const form = new FormData();
+        form.append('file', new Blob([Buffer.alloc(50_000, 7)]), 'held.bin');
+        return request(`http://127.0.0.1:${port}/temp-state.php?flag=${join(flags, flag)}`, {
+          method: 'POST',
+          body: form,
+        });
+      };
+      const uploads = () => readdirSync(first.dir).filter((name) => /^php[A-Za-z0-9]{6}$/.test(name));
+      const kept = upload('kept');
+      const killed = upload('killed');
+      await eventually(() => uploads().length === 2, 'both uploads in the folder');
+      const holder = (await app.warmpool.workers()).find(
+        (w) => w.request?.includes('flag=') && w.request.includes('killed'),
+      );
+      expect(holder).toBeDefined();
+      process.kill(holder!.pid, 'SIGKILL');
+      expect((await killed).statusCode).toBe(502);
+      await (await killed).body.dump();
+      // the sweep after the kill: the live request's upload is there when PHP reads it
+      writeFileSync(join(flags, 'kept'), '');
+      const answer = await kept;
+      expect(answer.statusCode).toBe(200);
+      expect(await answer.body.json()).toMatchObject({ upload: true });
+      // the killed one's, written while the other ran, goes once nothing that old runs
+      await eventually(() => uploads().length === 0, "the killed process's upload to go");
+      await app.close();
+      // the pool's folder goes with it
+      expect(readdirSync(phpTmp).filter((name) => name.startsWith('warmpool-php-uploads-'))).toEqual([]);
+    } finally {
+      rmSync(phpTmp, { recursive: true, force: true });
+      rmSync(flags, { recursive: true, force: true });
     }
   });
 

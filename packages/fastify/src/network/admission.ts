@@ -38,24 +38,62 @@ export function createAdmission(options: ResolvedOptions): Admission | null {
     // a WordPress network's "/site2/wp-admin/" is "/wp-admin/" too: the rules for it apply to both
     // spellings, as behind nginx, whose server-level rewrite comes before its locations
     const shared = multisite === null ? null : multisiteAlias(multisite, path);
-    if (access !== null && (!access(path, remoteAddr) || (shared !== null && !access(shared, remoteAddr)))) {
-      reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
-      return false;
-    }
-    // limit_req: a client over its rate waits, and the backend never sees the request
-    const wait = requestRate === null ? 0 : requestRate(shared ?? path, remoteAddr);
-    if (wait > 0) {
-      reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
-      return false;
-    }
-    if (basicAuth === null) return true;
-    const authorization = request.headers.authorization;
-    let answer = basicAuth(path, authorization);
-    if (answer === null && shared !== null) answer = basicAuth(shared, authorization);
-    return answer instanceof Promise
-      ? answer.then((settled) => applyBasicAuth(settled, request, reply))
-      : applyBasicAuth(answer, request, reply);
+    return admitPath(options, request, reply, remoteAddr, path, shared, undefined);
   };
+}
+
+/** The rules for the script a classic request runs, given the path it asked for. */
+export type ScriptAdmission = (
+  request: FastifyRequest,
+  reply: FastifyReply,
+  remoteAddr: string,
+  script: string,
+) => boolean | Promise<boolean>;
+
+/**
+ * The same rules for the script a classic request was resolved to when it is not the path asked
+ * (the `index` of "/", a try_files fallback, a rewrite), as nginx's internal redirect runs the
+ * rules of the location it lands in: `deny` and `auth_basic` on /conf.php (Adminer's, which is its
+ * index) held for /conf.php and not for "/". limit_req counts a request once, as nginx's: for its
+ * script only when no rule matched the path asked. Null when the site has no rule.
+ */
+export function createScriptAdmission(options: ResolvedOptions): ScriptAdmission | null {
+  const { access, requestRate, basicAuth } = options;
+  if (access === null && requestRate === null && basicAuth === null) return null;
+  return (request, reply, remoteAddr, script) => {
+    const asked = requestPath(request.url);
+    if (script === asked) return true;
+    return admitPath(options, request, reply, remoteAddr, script, null, asked);
+  };
+}
+
+/** access, then limit_req, then auth_basic for `path` (and a multisite network's `shared` spelling). */
+function admitPath(
+  { access, requestRate, basicAuth }: ResolvedOptions,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  remoteAddr: string,
+  path: string,
+  shared: string | null,
+  counted: string | undefined,
+): boolean | Promise<boolean> {
+  if (access !== null && (!access(path, remoteAddr) || (shared !== null && !access(shared, remoteAddr)))) {
+    reply.code(403).type('text/plain; charset=utf-8').send('Forbidden\n');
+    return false;
+  }
+  // limit_req: a client over its rate waits, and the backend never sees the request
+  const wait = requestRate === null ? 0 : requestRate(shared ?? path, remoteAddr, counted);
+  if (wait > 0) {
+    reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
+    return false;
+  }
+  if (basicAuth === null) return true;
+  const authorization = request.headers.authorization;
+  let answer = basicAuth(path, authorization);
+  if (answer === null && shared !== null) answer = basicAuth(shared, authorization);
+  return answer instanceof Promise
+    ? answer.then((settled) => applyBasicAuth(settled, request, reply))
+    : applyBasicAuth(answer, request, reply);
 }
 
 /** Lets the request on as its user, or answers it 429 or 401. */

@@ -16,8 +16,11 @@ export interface RequestRateRule {
   burst?: number;
 }
 
-/** 0: allowed (and counted); else the seconds the client should wait (Retry-After). */
-export type RequestRateCheck = (path: string, clientAddr: string) => number;
+/**
+ * 0: allowed (and counted); else the seconds the client should wait (Retry-After). `counted`: a
+ * path this request was checked for already (the one asked, when `path` is the script it led to).
+ */
+export type RequestRateCheck = (path: string, clientAddr: string, counted?: string) => number;
 
 /** Clients remembered per rule; the least recently seen are forgotten first (nginx's zone does the same). */
 const MAX_CLIENTS = 65_536;
@@ -102,7 +105,9 @@ export function compileRequestRate(
     burst,
     clients: new LRUCache<string, ClientState>({ max: MAX_CLIENTS }),
   }));
-  return (path, clientAddr) => {
+  return (path, clientAddr, counted) => {
+    // a request is counted once, as nginx's: not again for its script when the path asked had a rule
+    if (counted !== undefined && longestPrefixRule(compiled, counted) !== null) return 0;
     const rule = longestPrefixRule(compiled, path);
     return rule === null ? 0 : admit(rule, clientKey(clientAddr), now());
   };

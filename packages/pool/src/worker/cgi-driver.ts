@@ -10,6 +10,7 @@ import { Pool } from '../pool/pool.js';
 import { DEFAULT_QUEUE_BEHIND_MS, DEFAULT_READ_TIMEOUT_MS } from '../fastcgi/connection.js';
 import { ScriptDurations } from '../fastcgi/script-durations.js';
 import { CgiWorker, cgiSocketBase, type CgiReply, type CgiRequest, type CgiSpec } from './cgi-worker.js';
+import { CgiUploads } from './cgi-uploads.js';
 import { buildCgiEnv } from './command.js';
 import { tempDirProblem } from './temp-dir.js';
 import type { WorkerDriver } from './pool-worker.js';
@@ -75,10 +76,9 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
       silenceTimeoutMs: this.#silenceTimeoutMs,
       scriptDurations: new ScriptDurations(),
       socketBase: await usableSocketBase(options.uid, options.gid),
-      // a process killed mid-request (exec_ttl, max_worker_memory) never runs PHP's shutdown, which
-      // deletes its uploads: in a folder of each process's own they go with the process (before,
-      // a 200 MB upload stayed in /tmp for good at each exec_ttl kill). Unless php.ini names one
-      uploadDirBase: ini.uploadTmpDir === '' ? (env.TMPDIR ?? '/tmp') : null,
+      // one folder for the pool, swept of what a killed process left (cgi-uploads.ts), unless
+      // php.ini names one
+      uploads: ini.uploadTmpDir === '' ? await CgiUploads.create(env.TMPDIR ?? '/tmp', options.uid, options.gid) : null,
     };
     if (options.uid !== undefined) await warnOfPhpTempDir(env.TMPDIR ?? '/tmp', options);
     if (ini.apcu && mayRunSeveral(options)) warnOfPerProcessApcu(options);
@@ -94,7 +94,9 @@ export class CgiDriver implements WorkerDriver<CgiRequest, CgiReply> {
     await finished(reply.body).catch(() => {});
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.#spec?.uploads?.close();
+  }
 }
 
 /**

@@ -30,6 +30,7 @@ import { connectFastCgi, getFastCgiValues, PROBE_VALUE_NAMES } from '../fastcgi/
 import type { FastCgiBody, FastCgiConnection, FastCgiRequestOptions, FastCgiRun } from '../fastcgi/connection.js';
 import type { FastCgiPoolRequest } from '../fastcgi/client-pool.js';
 import type { ScriptDurations } from '../fastcgi/script-durations.js';
+import type { CgiUploads } from './cgi-uploads.js';
 import type { Logger } from '../logger.js';
 import type { ExecOptions } from './pool-worker.js';
 import { ProcessWorker } from './process-worker.js';
@@ -57,11 +58,8 @@ export interface CgiSpec extends ProcessSpec {
   scriptDurations: ScriptDurations;
   /** where each process's private socket folder is made (cgiSocketBase) */
   socketBase: string;
-  /**
-   * where each process's own upload_tmp_dir is made (PHP's TMPDIR), removed with the process; null:
-   * php.ini names one, left to PHP
-   */
-  uploadDirBase: string | null;
+  /** the pool's upload_tmp_dir, swept of a killed process's uploads; null: php.ini names one, left to PHP */
+  uploads: CgiUploads | null;
 }
 
 /**
@@ -129,6 +127,7 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       // the socket's folder, and the uploads a killed PHP never deleted
       afterExit: async () => {
         await Promise.all(dirs.map((dir) => rm(dir, { recursive: true, force: true })));
+        await spec.uploads?.exited(this);
       },
       // the PHP CLI's 70 lines of usage text say less than its boot failure does
       holdsBootOutput: true,
@@ -154,15 +153,11 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       // php-cgi creates the socket itself: when it runs as another user, the folder must be its
       if (spec.uid !== undefined) await chown(dir, spec.uid, spec.gid ?? -1);
       const args = ['-b', socketPath];
-      if (spec.uploadDirBase !== null) {
-        const uploads = await mkdtemp(join(spec.uploadDirBase, 'warmpool-php-uploads-'));
-        dirs.push(uploads);
-        if (spec.uid !== undefined) await chown(uploads, spec.uid, spec.gid ?? -1);
-        args.push('-d', `upload_tmp_dir=${uploads}`);
-      }
+      if (spec.uploads !== null) args.push('-d', `upload_tmp_dir=${spec.uploads.dir}`);
       const child = spawnProcess(spec, ['ignore', 'pipe', 'pipe'], args);
       await waitForSpawn(child, spec.argv, spec.cwd);
       worker = new CgiWorker(child, spec, dirs, socketPath);
+      spec.uploads?.started(worker);
     } catch (error) {
       await Promise.all(dirs.map((one) => rm(one, { recursive: true, force: true })));
       throw error;
