@@ -474,4 +474,21 @@ describe('worker output', () => {
       expect(again.body.toString()).toBe('intact');
     });
   });
+
+  it.each(['pipes', 'fds'] as const)(
+    'an output buffer a request left open is flushed to the log and closed before the next request (%s)',
+    async (relay) => {
+      const { logger, lines } = recordingLogger();
+      await withPool({ command: ['php', fixture('sdk-http-stdout.php')], relay, logger }, async (pool) => {
+        const levels: string[] = [];
+        for (const path of ['/first', '/left-open', '/left-open', '/after']) {
+          const reply = await exec(pool, 'json', requestContext({ uri: `http://localhost${path}` }));
+          levels.push(decodeResponseContext(reply.flags, reply.context).headers['X-Ob-Level']![0]!);
+        }
+        // each request starts where the first did (before: one level more after each /left-open)
+        expect(new Set(levels).size).toBe(1);
+        await vi.waitFor(() => expect(lines.filter((line) => line.msg === 'buffered in /left-open')).toHaveLength(2));
+      });
+    },
+  );
 });

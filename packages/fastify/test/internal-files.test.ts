@@ -121,16 +121,22 @@ describe.each(modes)('X-Accel-Redirect and X-Sendfile (%s)', (_name, optionsFor,
     }
   });
 
-  it('without internal_files the headers pass through with PHP body, as before', async () => {
-    const plain = Fastify();
+  it("without internal_files the headers are dropped (they name private paths, and nginx never passes them on), PHP's body is sent, the log says so once", async () => {
+    const lines: string[] = [];
+    const plain = Fastify({
+      logger: { level: 'warn', stream: { write: (line: string) => void lines.push(line) } },
+    });
     try {
       await plain.register(warmpool, optionsFor(undefined));
-      const res = await plain.inject({ url: `${path}?accel=/protected/report.txt` });
-      expect([res.statusCode, res.body, res.headers['x-accel-redirect']]).toEqual([
-        200,
-        'PHP body (the server sends the file instead)',
-        '/protected/report.txt',
-      ]);
+      for (const query of ['accel=/protected/report.txt', 'sendfile=/srv/private/report.txt']) {
+        const res = await plain.inject({ url: `${path}?${query}` });
+        expect([res.statusCode, res.body], query).toEqual([200, 'PHP body (the server sends the file instead)']);
+        expect(res.headers['x-accel-redirect'], query).toBeUndefined();
+        expect(res.headers['x-sendfile'], query).toBeUndefined();
+      }
+      const said = lines.filter((line) => line.includes('http.internal_files is not set'));
+      expect(said).toHaveLength(1);
+      expect(said[0]).toContain('X-Accel-Redirect: /protected/report.txt');
     } finally {
       await plain.close();
     }

@@ -10,6 +10,8 @@ namespace Warmpool;
  *
  * Stray output cannot corrupt the protocol: on pipes, echo/print and PHP errors go to STDERR (the
  * server logs them); under warmpool the protocol can run on fds 3/4 instead, and stdout is a plain log.
+ * A write to php://stdout or STDOUT skips PHP's output layer, so on pipes it still breaks the
+ * protocol: a framework app whose logger or console writes there takes `server.relay: fds`.
  */
 final class Worker
 {
@@ -17,6 +19,8 @@ final class Worker
 
     private int $streamFrames = 0;
     private bool $streaming = false;
+    /** the output buffers of a worker between requests (the interceptor's, when it runs) */
+    private int $outputLevel;
 
     /**
      * @param bool|null $interceptOutput route echo/print and PHP errors to STDERR; null (default) does
@@ -28,6 +32,7 @@ final class Worker
         if ($interceptOutput ?? $relay->usesStdout) {
             self::interceptOutput();
         }
+        $this->outputLevel = \ob_get_level();
     }
 
     public static function create(?bool $interceptOutput = null): self
@@ -38,6 +43,7 @@ final class Worker
     /** Next request payload; null when the server asks the worker to stop (or goes away). */
     public function waitPayload(): ?Payload
     {
+        $this->closeRequestBuffers();
         while (true) {
             $frame = $this->relay->read();
             if ($frame === null) {
@@ -113,6 +119,20 @@ final class Worker
         while (($frame = $this->relay->poll()) !== null) {
             if ($frame->control & Frame::STOP) {
                 throw new StreamStoppedException('the server cancelled the stream');
+            }
+        }
+    }
+
+    /**
+     * Output buffers a request left open (an ob_start() without its end) are flushed and closed:
+     * php-fpm closes them with the request, a worker kept them, one more each time, and every later
+     * echo or var_dump of the process went into them, unseen.
+     */
+    private function closeRequestBuffers(): void
+    {
+        while (\ob_get_level() > $this->outputLevel) {
+            if (!@\ob_end_flush()) {
+                break; // a buffer that may not be removed
             }
         }
     }

@@ -237,8 +237,8 @@ function likelyCause(framesSeen: number, header: Buffer, scriptNotOpenedHint: ()
   const printable = header.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0a || b === 0x0d || b === 0x09);
   if (printable || (header[0] === 0xef && header[1] === 0xbb)) {
     return framesSeen === 0
-      ? 'Likely cause: the worker printed to stdout before the protocol started (echo, a PHP warning with display_errors=stdout, or a BOM). Send output to stderr (display_errors=stderr) or use the warmpool SDK.'
-      : 'Likely cause: the worker printed to stdout during a request (echo, var_dump, a PHP warning). Send output to stderr or use the warmpool SDK.';
+      ? 'Likely cause: the worker printed to stdout before the protocol started (echo, a PHP warning with display_errors=stdout, a BOM, or a write to php://stdout or STDOUT: a logger, a framework rendering its boot error for the console). Send output to stderr (display_errors=stderr), or set server.relay: fds, which keeps the protocol off stdout so any output there is only logged.'
+      : "Likely cause: the worker printed to stdout during a request (echo, var_dump, a PHP warning, or a write to php://stdout or STDOUT, which the warmpool SDK's output capture does not see: a logger writing to stdout, Symfony Console rendering an error). Send output to stderr, or set server.relay: fds, which keeps the protocol off stdout so any output there is only logged.";
   }
   return 'Likely cause: the worker wrote bytes outside the protocol, or the stream lost sync.';
 }
