@@ -1349,6 +1349,21 @@ describe('all features: classic PHP', () => {
     const other = await get('/wp-login.php', { host: 'classic.test', headers: { 'x-forwarded-for': '192.0.2.78' } });
     expect(other.status).toBe(404);
     expect((await get('/post/after-guessing', { host: 'classic.test', headers: guesser })).status).toBe(200);
+    // limit_req[].methods: POSTs to /admin-tool.php are counted, its GETs never
+    const poster = { 'x-forwarded-for': '192.0.2.79' };
+    const tool: number[] = [];
+    for (const method of ['POST', 'GET', 'GET', 'POST', 'GET'])
+      tool.push(
+        (
+          await get('/admin-tool.php', {
+            host: 'classic.test',
+            headers: poster,
+            method,
+            body: method === 'POST' ? 'pw=guess' : undefined,
+          })
+        ).status,
+      );
+    expect(tool).toEqual([404, 404, 404, 429, 404]);
   });
 
   it('fastcgi.multisite: a site of a WordPress subdirectory network runs and sends the shared files, under the same rules', async () => {

@@ -298,6 +298,12 @@ const TOP: Entry[] = [
     check: rateProblem,
   }),
   wp('http.limit_req[].burst', 'integer', 'requests allowed at once above the rate', { min: 0, default: 0 }),
+  wp(
+    'http.limit_req[].methods',
+    'string[]',
+    "only requests with these methods count (nginx: a map of $request_method as the zone's key): [POST] limits a login form posted to the page every GET reads (Adminer, phpMyAdmin); a rule for some methods comes before one for all on the same prefix; unset: all",
+    { pattern: /^[A-Za-z]+$/, hint: 'an HTTP method like "POST"' },
+  ),
   ...prefixRules(
     'http.auth_basic',
     "nginx's auth_basic with auth_basic_user_file: per path prefix, only the users of an htpasswd file get in (401 otherwise), static files, PHP and proxied paths alike",

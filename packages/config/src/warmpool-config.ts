@@ -131,7 +131,7 @@ export interface SiteHttpConfig {
   /** per path prefix, who may ask (403 otherwise); a site's list replaces the top level's */
   access?: AccessRuleConfig[];
   /** nginx's limit_req: per path prefix, requests per client (429 over it); a site's list replaces the top level's */
-  limit_req?: { prefix: string; rate: string; burst?: number }[];
+  limit_req?: { prefix: string; rate: string; burst?: number; methods?: string[] }[];
   /** nginx's auth_basic: per path prefix, the users of an htpasswd file (401 otherwise); a site's list replaces the top level's */
   auth_basic?: { prefix: string; user_file?: string; realm?: string; off?: boolean }[];
   /** status → the page sent when warmpool answers that status itself (nginx's error_page) */

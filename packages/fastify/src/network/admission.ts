@@ -82,7 +82,7 @@ function admitPath(
     return false;
   }
   // limit_req: a client over its rate waits, and the backend never sees the request
-  const wait = requestRate === null ? 0 : requestRate(shared ?? path, remoteAddr, counted);
+  const wait = requestRate === null ? 0 : requestRate(shared ?? path, remoteAddr, request.method, counted);
   if (wait > 0) {
     reply.code(429).header('Retry-After', String(wait)).type('text/plain; charset=utf-8').send('Too Many Requests\n');
     return false;

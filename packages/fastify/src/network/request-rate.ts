@@ -14,13 +14,18 @@ export interface RequestRateRule {
   rate: string;
   /** requests allowed at once above the rate; default 0 */
   burst?: number;
+  /**
+   * only requests with these methods are counted ("POST": a login form posted to the page every
+   * other request reads, as Adminer's and phpMyAdmin's); default: all
+   */
+  methods?: string[];
 }
 
 /**
  * 0: allowed (and counted); else the seconds the client should wait (Retry-After). `counted`: a
  * path this request was checked for already (the one asked, when `path` is the script it led to).
  */
-export type RequestRateCheck = (path: string, clientAddr: string, counted?: string) => number;
+export type RequestRateCheck = (path: string, clientAddr: string, method: string, counted?: string) => number;
 
 /** Clients remembered per rule; the least recently seen are forgotten first (nginx's zone does the same). */
 const MAX_CLIENTS = 65_536;
@@ -32,6 +37,8 @@ export interface ResolvedRequestRateRule {
   /** requests per millisecond */
   perMs: number;
   burst: number;
+  /** null: every method */
+  methods: readonly string[] | null;
 }
 
 interface CompiledRule extends ResolvedRequestRateRule, PrefixRule {
@@ -74,20 +81,38 @@ export function resolveRequestRateRules(
     if (rule === null || typeof rule !== 'object')
       throw new InvalidOptionError(at, 'must be an object like { prefix: "/wp-login.php", rate: "5r/m", burst: 3 }');
     for (const name of Object.keys(rule)) {
-      if (name !== 'prefix' && name !== 'rate' && name !== 'burst')
-        throw new InvalidOptionError(`${at}.${name}`, 'is not a rule key; known keys: prefix, rate, burst');
+      if (name !== 'prefix' && name !== 'rate' && name !== 'burst' && name !== 'methods')
+        throw new InvalidOptionError(`${at}.${name}`, 'is not a rule key; known keys: prefix, rate, burst, methods');
     }
     const prefix = normalizePrefix(rule.prefix, `${at}.prefix`);
-    if (seen.has(prefix)) throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules; merge them`);
-    seen.add(prefix);
+    const methods = methodsOf(rule.methods, `${at}.methods`);
+    const id = `${prefix} ${methods?.join(',') ?? '*'}`;
+    if (seen.has(id))
+      throw new InvalidOptionError(`${at}.prefix`, `"${prefix}" appears in two rules for the same methods; merge them`);
+    seen.add(id);
     const perMs = perMsOf(rule.rate);
     if (perMs === null) throw new InvalidOptionError(`${at}.rate`, rateProblem(rule.rate)!);
     const burst = rule.burst ?? 0;
     if (!Number.isInteger(burst) || burst < 0)
       throw new InvalidOptionError(`${at}.burst`, `must be a whole number of requests, 0 or more, got ${burst}`);
-    return { prefix, perMs, burst };
+    return { prefix, perMs, burst, methods };
   });
-  return resolved.sort((a, b) => b.prefix.length - a.prefix.length);
+  // longest prefix first; for one prefix, a rule for some methods before the one for all
+  return resolved.sort(
+    (a, b) => b.prefix.length - a.prefix.length || Number(b.methods !== null) - Number(a.methods !== null),
+  );
+}
+
+/** ["post", "PUT"] → ["POST", "PUT"]; undefined → null (all). */
+function methodsOf(methods: unknown, key: string): readonly string[] | null {
+  if (methods === undefined) return null;
+  if (
+    !Array.isArray(methods) ||
+    methods.length === 0 ||
+    methods.some((m) => typeof m !== 'string' || !/^[A-Za-z]+$/.test(m))
+  )
+    throw new InvalidOptionError(key, `must be a list of HTTP methods, like ["POST"], got ${JSON.stringify(methods)}`);
+  return [...new Set(methods.map((m: string) => m.toUpperCase()))].sort();
 }
 
 /** Compiles the rules once, each with its clients; null when there are none. `now` is for tests. */
@@ -99,16 +124,28 @@ export function compileRequestRate(
   const resolved = resolveRequestRateRules(rules, key);
   if (resolved.length === 0) return null;
   // in any case: /WP-LOGIN.PHP counts as /wp-login.php (access.ts, PrefixRule)
-  const compiled: CompiledRule[] = resolved.map(({ prefix, perMs, burst }) => ({
+  const compiled: CompiledRule[] = resolved.map(({ prefix, perMs, burst, methods }) => ({
     ...prefixRule(prefix, false),
     perMs,
     burst,
+    methods,
     clients: new LRUCache<string, ClientState>({ max: MAX_CLIENTS }),
   }));
-  return (path, clientAddr, counted) => {
+  // the rules that count each method, in the same order (Fastify routes known methods only)
+  const byMethod = new Map<string, CompiledRule[]>();
+  const rulesFor = (method: string): CompiledRule[] => {
+    let rules = byMethod.get(method);
+    if (rules === undefined) {
+      rules = compiled.filter((rule) => rule.methods === null || rule.methods.includes(method));
+      byMethod.set(method, rules);
+    }
+    return rules;
+  };
+  return (path, clientAddr, method, counted) => {
+    const rules = rulesFor(method);
     // a request is counted once, as nginx's: not again for its script when the path asked had a rule
-    if (counted !== undefined && longestPrefixRule(compiled, counted) !== null) return 0;
-    const rule = longestPrefixRule(compiled, path);
+    if (counted !== undefined && longestPrefixRule(rules, counted) !== null) return 0;
+    const rule = longestPrefixRule(rules, path);
     return rule === null ? 0 : admit(rule, clientKey(clientAddr), now());
   };
 }
