@@ -50,6 +50,9 @@ const MAX_STOP_RETRIES = 8;
  * `Req` and `Rep` are what its workers take and give (goridge frames by default; FastCGI requests
  * for php-cgi workers, worker/cgi-driver.ts): the pool passes them through and knows neither.
  */
+/** How often a worker past max_jobs tries a fresh replacement while boots fail. */
+export const REPLACE_RETRY_MS = 10_000;
+
 export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolEvents> {
   readonly options: ResolvedPoolOptions<Req>;
   readonly #driver: WorkerDriver<Req, Rep>;
@@ -75,6 +78,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   #retryTimer: NodeJS.Timeout | null = null;
   #bootError: Error | null = null;
   #bootFailures = 0;
+  /** when a worker past max_jobs may next try a fresh one while boots fail (#recycleAtJobLimit) */
+  #replaceAt = 0;
   /** when the pending boot retry runs (Date.now() ms) */
   #retryAt = 0;
   #requests = 0;
@@ -551,7 +556,7 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
       case 'release':
         if (worker.retiredFor !== null) break;
         if (worker.markedFor !== null) this.#recycle(worker, worker.markedFor);
-        else if (worker.jobLimit > 0 && worker.jobs >= worker.jobLimit) this.#recycle(worker, 'max_jobs');
+        else if (worker.jobLimit > 0 && worker.jobs >= worker.jobLimit) this.#recycleAtJobLimit(worker);
         else this.#putWorker(worker);
         break;
       case 'recycle':
@@ -564,6 +569,35 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
         break;
     }
     this.#checkIdle();
+  }
+
+  /**
+   * max_jobs: the worker leaves for a fresh one. While fresh ones fail to boot (broken code deployed,
+   * a reset that stopped), each worker reaching its limit shrank the pool (a probe's went from 2 to
+   * 1): it serves on past its limit, a fresh worker is tried at most every REPLACE_RETRY_MS, and
+   * once one boots the old one leaves (at once when idle, else at its next release).
+   */
+  #recycleAtJobLimit(worker: Worker<Req, Rep>): void {
+    if (this.#bootError === null) {
+      this.#recycle(worker, 'max_jobs');
+      return;
+    }
+    this.#putWorker(worker);
+    const now = Date.now();
+    if (now < this.#replaceAt || this.#closing) return;
+    this.#replaceAt = now + REPLACE_RETRY_MS;
+    this.options.logger.warn(
+      { workerPid: worker.pid, reason: 'max_jobs' },
+      `worker ${worker.pid} serves on past max_jobs: fresh workers fail to boot (${this.#bootError.message}); trying one`,
+    );
+    this.#boot().then(
+      () => {
+        if (worker.retiredFor !== null || worker.state === 'exited') return;
+        if (worker.state === 'ready') this.#recycle(worker, 'max_jobs');
+        else worker.markedFor ??= 'max_jobs';
+      },
+      () => {},
+    );
   }
 
   #recycle(worker: Worker<Req, Rep>, reason: RecycleReason): void {

@@ -40,6 +40,49 @@ function gateFile(): string {
 const ALLOCATE_TIMEOUT_MS = 60_000;
 
 describe('Pool: workers that fail to boot', () => {
+  it.each([
+    ['stay broken', false],
+    ['are fixed', true],
+  ])(
+    'a worker at max_jobs while fresh ones fail to boot serves on (the pool keeps its size); when boots %s…',
+    async (_, fixed) => {
+      const gate = gateFile();
+      const logger = recordingLogger();
+      await withPool(
+        'boot-gate.php',
+        { env: { BOOT_GATE: gate }, num_workers: 2, max_jobs: 2, allocate_timeout: ALLOCATE_TIMEOUT_MS, logger },
+        async (pool) => {
+          const first = new Set((await pool.workers()).map((w) => w.pid));
+          // a broken deploy, and a reset that stops at its first fresh worker
+          writeFileSync(gate, '');
+          await expect(pool.reset()).rejects.toThrow(/reset stopped after 0 of 2 workers/);
+          if (fixed) rmSync(gate);
+          const served = new Set<number>();
+          for (let i = 0; i < 8; i++) served.add(Number((await pool.exec(request('echo'))).body.toString()));
+          await eventually(() => pool.stats().workers.booting === 0, 'the fresh worker tried to end');
+          const stats = pool.stats();
+          expect(stats.workers.ready + stats.workers.working).toBe(2);
+          const pastLimit = logger.lines.filter((line) => line.msg.includes('serves on past max_jobs'));
+          if (!fixed) {
+            // the old workers served every request, past their 2 jobs; one fresh worker tried per 10 s
+            expect([...served].every((pid) => first.has(pid))).toBe(true);
+            expect(pastLimit).toHaveLength(1);
+          } else {
+            // the first worker at its limit tried a fresh one, which booted: it took over, and the
+            // recycling went on as usual
+            for (let i = 0; i < 500 && [...served].every((pid) => first.has(pid)); i++) {
+              served.add(Number((await pool.exec(request('echo'))).body.toString()));
+              await new Promise((resolve) => setTimeout(resolve, 20));
+            }
+            expect([...served].some((pid) => !first.has(pid))).toBe(true);
+            expect(logger.lines.some((line) => line.msg.includes('(max_jobs)'))).toBe(true);
+          }
+        },
+      );
+      rmSync(gate, { force: true });
+    },
+  );
+
   it('start(signal, keepTrying): nothing boots, yet the pool starts down and retrying; it serves once boots work', async () => {
     // a server of several sites starts the others while one site's deploy is broken
     const gate = gateFile();
