@@ -1,6 +1,9 @@
 <?php
 // The warmpool worker loop for Lumen: the app boots once, then each request becomes an
 // Illuminate\Http\Request handed to $app->handle(); the Symfony response goes back to warmpool.
+// A benchmark loop, not a template for an app: it passes no form fields or uploads and resets
+// nothing between requests (auth guards keep the last user). docs/CLASSIC.md, "Turning a classic
+// app into a worker app", says what an app's loop needs.
 declare(strict_types=1);
 
 require __DIR__ . '/../../../packages/php-worker/src/autoload.php';
