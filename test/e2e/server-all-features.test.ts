@@ -1111,12 +1111,26 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       await within(once(socket, 'close'), 'the cut of a TLS handshake that never ends');
       return Date.now() - started;
     };
+    /** a connection that sends nothing at all, plain or past its TLS handshake: cut at headers_timeout too (Node kept it for good) */
+    const silentPlain = async () => {
+      const socket = connectTcp({ port: Number(new URL(setup.http).port), host: '127.0.0.1' });
+      socket.on('error', () => {});
+      await within(once(socket, 'close'), 'the cut of a plain connection that sends nothing');
+    };
+    const silentTls = async () => {
+      const socket = connectTls({ host: '127.0.0.1', port, servername: 'a.test', ca: setup.root });
+      socket.on('error', () => {});
+      await once(socket, 'secureConnect');
+      await within(once(socket, 'close'), 'the cut of a TLS connection that sends nothing after its handshake');
+    };
     // a worker site (the body parsed whole for the worker) and classic.test (the body spooled for php-cgi)
     const [worker, classic, http1, handshakeMs] = await Promise.all([
       overHttp2('a.test'),
       overHttp2('classic.test'),
       overHttp1(),
       stalledHandshake(),
+      silentPlain(),
+      silentTls(),
     ]);
     expect(handshakeMs).toBeLessThan(60_000);
     expect(worker).toEqual([408, 200]);
@@ -1172,13 +1186,22 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
         session.close();
       }
     };
-    const [worker, classic, proxied, classicHttp2] = await Promise.all([
+    const [worker, classic, proxied, classicHttp2, streamed, streamedAgain, streamedHttp2] = await Promise.all([
       overHttp1('a.test', '/echo'),
       overHttp1('classic.test', '/echo'),
       overHttp1('elsewhere.test', '/api/items'),
       overHttp2('classic.test'),
+      // fpm.test streams bodies to its php-fpm (request_buffering: false), which has 2 children
+      overHttp1('fpm.test', '/echo'),
+      overHttp1('fpm.test', '/echo'),
+      overHttp2('fpm.test'),
     ]);
-    for (const answer of [worker, classic, proxied]) {
+    // the php-fpm children that read those bodies are free: before, each stayed on its body for good
+    expect(
+      (await within(get('/post/after-stalled-bodies', { host: 'fpm.test' }), 'fpm.test after the cuts')).status,
+    ).toBe(200);
+    expect(streamedHttp2).toMatchObject({ status: 408, next: 200 });
+    for (const answer of [worker, classic, proxied, streamed, streamedAgain]) {
       expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 408 Request Timeout');
       expect(answer).toMatch(/connection: close/i);
     }

@@ -68,6 +68,7 @@ import { checkHttpHeaders, genReqId, registerHttpHeaders, type HttpHeadersOption
 import { registerMicroCache, type MicroCache, type MicroCacheOptions } from './micro-cache.js';
 import { createWebSocketMatcher, registerProxies } from './proxy.js';
 import { createConnectionLimits } from './connection-limits.js';
+import { closeSilentConnections } from './silent-connections.js';
 import { SendTimeouts } from './send-timeout.js';
 import { DeadSessions } from './dead-sessions.js';
 import { ClientErrors } from './client-errors.js';
@@ -268,6 +269,13 @@ export function buildApp(options: BuildOptions): BuiltApp {
   // WebDAV's PROPFIND, MKCOL, a cache plugin's PURGE: to PHP and to proxied upstreams, as behind nginx
   addRequestMethods(app);
 
+  // a connection that sends nothing at all is cut at headers_timeout, as nginx's client_header_timeout
+  for (const listener of listeners)
+    closeSilentConnections(
+      listener.server as NetServer,
+      listenerLimits.headersTimeoutMs ?? 0,
+      listener.scheme === 'https',
+    );
   // http.max_connections and max_connections_per_ip, on every public listener (TLS ones before the handshake)
   const limits = createConnectionLimits(server.http, trusted_subnets, loggers.http);
   if (limits !== null) for (const listener of listeners) limits.watch(listener.server as NetServer);

@@ -583,7 +583,7 @@ const TOP: Entry[] = [
   rr(
     'http.pool.supervisor.exec_ttl',
     'duration',
-    "max time of one request: the worker is killed and the client gets 504; 0 = off (a classic site: 60 s of PHP silence, nginx's fastcgi_read_timeout)",
+    "max time of one request: the worker is killed and the client gets 504; 0 = off (a classic site: 60 s of PHP silence, nginx's fastcgi_read_timeout, gets 504 and the script runs on to its end, killed stream_timeout later if it has not)",
     { default: '0s' },
   ),
   rr(

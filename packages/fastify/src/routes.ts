@@ -13,6 +13,7 @@ import {
 import { createClassicDispatch, type ClassicDispatch } from './classic.js';
 import { toExchangeRequest } from './http/exchange-request.js';
 import { encodeFormFields, isParsedForm } from './http/forms.js';
+import { bodyWasCut } from './http/body-pace.js';
 import { acceptQueryWithoutContentType, addRequestMethods, hasUnreadBody, REQUEST_METHODS } from './http/methods.js';
 import { readRawBody, releaseRequestBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
@@ -150,7 +151,13 @@ export async function registerRoutes(
   } else {
     readBody = (request, payload, done) => readRawBody(request, payload, bodyLimit, done, options.uploads.dir);
   }
-  app.addContentTypeParser('*', { bodyLimit }, readBody);
+  const read = readBody;
+  app.addContentTypeParser('*', { bodyLimit }, (request, payload, done) =>
+    read(request, payload, (error, body) => {
+      if (error !== null && bodyWasCut(request.raw)) return;
+      done(error, body);
+    }),
+  );
   // Forms are parsed in Node into RR's trees (PHP gets $_POST/$_FILES shapes) unless raw_body;
   // a backend that parses its own forms (classic PHP) gets them raw.
   if (!options.rawBody && exchange.takesParsedForms) registerFormParsers(app, { uploads: options.uploads, bodyLimit });
@@ -238,6 +245,8 @@ export async function registerRoutes(
     } catch (error) {
       releaseUploads?.();
       if (signal.aborted) return sendClientGone(reply);
+      // answered already (body_timeout's 408 ended the body PHP was reading): nothing to add
+      if (reply.sent) return reply;
       // a 502 of a worker the drain killed closes its connection too, or the server's close waits for it
       if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
       return sendError(request, reply, error, options.debug, overloadLog, downLog, fpmDownLog);

@@ -94,16 +94,21 @@ describe('classic mode: the site rules meet the script a request runs', () => {
       // the pretty URL ran /index.php (its own 404 for a post it lacks) and was counted
       expect(statuses).toEqual([200, 404, 200, 429]);
 
-      // "/" has a rule of its own: its requests are counted by it, not again by /index.php's
+      // a site-wide rule on "/" counts "/" once, and does not switch off /index.php's stricter one
       const both = await classicApp({
         limit_req: [
           { prefix: '/', rate: '1r/m', burst: 3 },
-          { prefix: '/index.php', rate: '1r/m', burst: 0 },
+          { prefix: '/index.php', rate: '1r/m', burst: 1 },
         ],
       });
       const counted: number[] = [];
-      for (let i = 0; i < 5; i++) counted.push((await both.inject('/')).statusCode);
-      expect(counted).toEqual([200, 200, 200, 200, 429]);
+      for (let i = 0; i < 3; i++) counted.push((await both.inject('/')).statusCode);
+      expect(counted).toEqual([200, 200, 429]);
+      // one rule for both "/" and its script: counted once (burst 3: four requests pass)
+      const one = await classicApp({ limit_req: [{ prefix: '/', rate: '1r/m', burst: 3 }] });
+      const once: number[] = [];
+      for (let i = 0; i < 5; i++) once.push((await one.inject('/')).statusCode);
+      expect(once).toEqual([200, 200, 200, 200, 429]);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
@@ -687,6 +692,24 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     await eventually(() => one.warmpool.stats().workers.ready === 1, 'the process to be free again');
     const next = await one.inject('/info.php');
     expect(next.statusCode).toBe(200);
+    expect((await one.warmpool.workers())[0]!.pid).toBe(pid);
+  });
+
+  it('request_buffering: false: a client that stops sending its body gets 408 at body_timeout, and the php-cgi process reading it is free again (over HTTP/1.1, twice)', async () => {
+    const one = await classicApp({ body_timeout: '300ms' }, { request_buffering: false });
+    await one.listen({ port: 0, host: '127.0.0.1' });
+    const { port } = one.server.address() as AddressInfo;
+    const pid = (await one.warmpool.workers())[0]!.pid;
+    for (let round = 0; round < 2; round++) {
+      const client = rawClient(port, 'POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 1048576\r\n\r\n');
+      client.socket.write(Buffer.alloc(100_000, 1));
+      await eventually(() => client.answer().includes('Request Timeout'), 'the 408');
+      expect(client.answer()).toMatch(/^HTTP\/1\.1 408 /);
+      // before: the process stayed "working", reading a body that would never come
+      await eventually(() => one.warmpool.stats().workers.ready === 1, 'the process to be free again');
+      client.socket.destroy();
+    }
+    expect((await one.inject('/info.php')).statusCode).toBe(200);
     expect((await one.warmpool.workers())[0]!.pid).toBe(pid);
   });
 

@@ -15,6 +15,17 @@ export const DEFAULT_BODY_TIMEOUT_MS = 60_000;
 
 type Push = Readable['push'];
 
+/** Requests whose body body_timeout ended after their 408: their readers' failure is no news. */
+const cutBodies = new WeakSet<object>();
+
+/**
+ * The body of this request was ended by body_timeout, its 408 sent: a body parser that fails on
+ * it calls no `done` (Fastify would try a second answer, and warn "Reply was already sent").
+ */
+export function bodyWasCut(raw: object): boolean {
+  return cutBodies.has(raw);
+}
+
 /**
  * Cuts `request` once its client has sent nothing of a body still to come for `timeoutMs` while we
  * were ready to read: 408 when nothing has been answered yet (an HTTP/1.1 connection is then closed,
@@ -76,11 +87,40 @@ function bodyIn(raw: IncomingMessage | Http2ServerRequest): boolean {
 }
 
 function cut(raw: IncomingMessage | Http2ServerRequest, reply: FastifyReply, timeoutMs: number): void {
+  const error = new BodyTimeoutError(timeoutMs);
   if (!reply.sent) {
     // HTTP/1.1: what the client still sends is read and dropped until it stops (lingering close);
     // HTTP/2: the stream is reset once the answer is written (http2-bodies.ts)
     if (!('stream' in raw)) reply.header('connection', 'close');
-    reply.code(408).send(new BodyTimeoutError(timeoutMs));
+    reply.code(408).send(error);
+    // and, once the answer is out, whoever reads the body (PHP's stdin, an upstream, the temp
+    // file) is told it ends here: before, a streamed body's php-fpm child or php-cgi process
+    // waited on it for good. Not sooner: its reader's failure would answer in the 408's place, or
+    // reset the HTTP/2 stream (CANCEL) before the NO_ERROR that follows the answer
+    if ('stream' in raw) {
+      failBody(raw, error);
+      return;
+    }
+    const res = reply.raw;
+    const endBody = (): void => {
+      res.off('finish', endBody);
+      res.off('close', endBody);
+      failBody(raw, error);
+    };
+    res.once('finish', endBody);
+    res.once('close', endBody);
   } else if ('stream' in raw) raw.stream.close(http2Constants.NGHTTP2_CANCEL);
   else raw.socket.destroy();
+}
+
+/**
+ * Ends the request's body with `error` for its readers, leaving the connection to what owns it
+ * (the lingering close, the stream's reset): an IncomingMessage destroyed the usual way destroys
+ * its socket, which would throw away the answer still on its way.
+ */
+function failBody(raw: IncomingMessage | Http2ServerRequest, error: Error): void {
+  if (raw.destroyed) return;
+  cutBodies.add(raw);
+  (raw as Readable)._destroy = (failure, callback) => callback(failure);
+  raw.destroy(error);
 }

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Chunks } from '@warmpool/pool';
 import { createParsedForm, parseUrlencoded } from './forms.js';
+import { bodyWasCut } from './body-pace.js';
 import { readRawBody } from './raw-body.js';
 import { BodyTooLargeError } from '../errors.js';
 import { registerMultipartParser, type ResolvedUploadOptions } from './uploads.js';
@@ -35,6 +36,7 @@ export function registerFormParsers(app: FastifyInstance, options: FormParserOpt
       formLimit,
       (error, body) => {
         if (error !== null) {
+          if (bodyWasCut(request.raw)) return; // answered 408 already
           done(formLimit < bodyLimit && error instanceof BodyTooLargeError ? formTooLarge() : error, undefined);
           return;
         }

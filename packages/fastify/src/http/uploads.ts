@@ -8,6 +8,7 @@ import { statSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
+import { bodyWasCut } from './body-pace.js';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -619,7 +620,9 @@ export function registerMultipartParser(
         lifetime.adopt(parsed);
         done(null, createParsedForm('multipart', parsed.fields, parsed.uploads));
       },
-      (error: Error) => done(error, undefined),
+      (error: Error) => {
+        if (!bodyWasCut(request.raw)) done(error, undefined); // else answered 408 already
+      },
     );
   });
 }

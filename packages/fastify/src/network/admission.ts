@@ -54,8 +54,10 @@ export type ScriptAdmission = (
  * The same rules for the script a classic request was resolved to when it is not the path asked
  * (the `index` of "/", a try_files fallback, a rewrite), as nginx's internal redirect runs the
  * rules of the location it lands in: `deny` and `auth_basic` on /conf.php (Adminer's, which is its
- * index) held for /conf.php and not for "/". limit_req counts a request once, as nginx's: for its
- * script only when no rule matched the path asked. Null when the site has no rule.
+ * index) held for /conf.php and not for "/". A limit_req rule counts a request once: the script's
+ * rule counts it too only when it is another rule than the path asked met (nginx counts only the
+ * first; a site-wide rule on "/" then switched off a stricter one on the script). Null when the
+ * site has no rule.
  */
 export function createScriptAdmission(options: ResolvedOptions): ScriptAdmission | null {
   const { access, requestRate, basicAuth } = options;

@@ -23,7 +23,8 @@ export interface RequestRateRule {
 
 /**
  * 0: allowed (and counted); else the seconds the client should wait (Retry-After). `counted`: a
- * path this request was checked for already (the one asked, when `path` is the script it led to).
+ * path this request was checked for already (the one asked, when `path` is the script it led to):
+ * the rule both meet is not counted twice.
  */
 export type RequestRateCheck = (path: string, clientAddr: string, method: string, counted?: string) => number;
 
@@ -143,9 +144,10 @@ export function compileRequestRate(
   };
   return (path, clientAddr, method, counted) => {
     const rules = rulesFor(method);
-    // a request is counted once, as nginx's: not again for its script when the path asked had a rule
-    if (counted !== undefined && longestPrefixRule(rules, counted) !== null) return 0;
     const rule = longestPrefixRule(rules, path);
+    // a rule counts a request once: not again for its script when the path asked met the same one
+    // (a site-wide rule on "/" does not switch off a stricter one on the script "/" runs)
+    if (counted !== undefined && rule === longestPrefixRule(rules, counted)) return 0;
     return rule === null ? 0 : admit(rule, clientKey(clientAddr), now());
   };
 }

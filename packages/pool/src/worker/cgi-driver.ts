@@ -29,9 +29,10 @@ export interface CgiDriverOptions extends CgiHeadLimits {
    */
   clearEnv?: boolean;
   /**
-   * Without exec_ttl, how long PHP may stay silent before the request gets 504 and the process is
-   * replaced: nginx's fastcgi_read_timeout, as `pass` to php-fpm has it (default
-   * DEFAULT_READ_TIMEOUT_MS, 60 s). A classic site has no hung request held for good.
+   * Without exec_ttl, how long PHP may stay silent before the request gets 504: nginx's
+   * fastcgi_read_timeout, as `pass` to php-fpm has it (default DEFAULT_READ_TIMEOUT_MS, 60 s). The
+   * script runs on to its end, as php-fpm's does behind nginx; stream_timeout later the process is
+   * killed if it has not ended. A classic site has no hung request held for good.
    */
   silenceTimeoutMs?: number;
 }

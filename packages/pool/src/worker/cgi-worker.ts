@@ -514,6 +514,11 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
       void this.#failureOf(exec, error).then((failure) => this.#fail(exec, failure, 'crashed'));
       return;
     }
+    if (error instanceof ExecTimeoutError && error.details?.killed === false) {
+      // the client has its 504; the script runs on, as an aborted request does
+      this.#awaitAbortedEnd(exec);
+      return;
+    }
     this.#fail(exec, error, error instanceof ExecTimeoutError ? 'exec_ttl' : this.#failureReason(error));
   }
 
@@ -621,8 +626,15 @@ export class CgiWorker extends ProcessWorker<CgiRequest, CgiReply> {
   #execTimeout(ms: number, set: boolean, kind: 'silence' | 'run'): Error {
     const limit = set ? 'exec_ttl' : "the classic default (exec_ttl unset: nginx's fastcgi_read_timeout)";
     const how = kind === 'run' ? `${ms}ms running` : `${ms}ms without output from PHP`;
-    const error = new ExecTimeoutError(`request exceeded ${limit} (${how}); worker ${this.pid} was killed`, {
+    // nginx's fastcgi_read_timeout ends the answer, not the script: php-fpm runs it to its end (a
+    // feed subscription that waited 40 s on a slow site was left half saved when the process was
+    // killed). exec_ttl, set, is php-fpm's request_terminate_timeout: that one kills
+    const outcome = set
+      ? `worker ${this.pid} was killed`
+      : `php-cgi ${this.pid} finishes the script (stream_timeout bounds it), as php-fpm behind nginx does`;
+    const error = new ExecTimeoutError(`request exceeded ${limit} (${how}); ${outcome}`, {
       pid: this.pid,
+      killed: set,
     });
     this.#spec.logger.warn({ workerPid: this.pid, reason: 'exec_ttl' }, error.message);
     return error;

@@ -179,16 +179,44 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
     });
   });
 
-  it("without exec_ttl a silent script still gets 504 at the silence limit (nginx's fastcgi_read_timeout, 60 s by default)", async () => {
+  it("without exec_ttl a silent script gets 504 at the silence limit (nginx's fastcgi_read_timeout, 60 s by default) and runs to its end, as php-fpm's does behind nginx", async () => {
     await withCgiPool(
       {},
       async (pool) => {
-        const error = await pool.exec(request('hangs.php')).catch((e: unknown) => e);
+        const first = (await pool.workers())[0]!.pid;
+        const flag = newFlag();
+        const done = newFlag();
+        const error = await pool
+          .exec(
+            request('silent-until-flag.php', {
+              query: `flag=${encodeURIComponent(flag)}&done=${encodeURIComponent(done)}`,
+            }),
+          )
+          .catch((e: unknown) => e);
         expect(error).toBeInstanceOf(ExecTimeoutError);
         expect((error as Error).message).toMatch(
-          /the classic default \(exec_ttl unset.*\(300ms without output from PHP\)/,
+          /the classic default \(exec_ttl unset.*\(300ms without output from PHP\); php-cgi \d+ finishes the script/,
         );
+        // before: the process was killed here, and the script's work (a subscription saved) lost
+        writeFileSync(flag, '');
+        await eventually(() => existsSync(done) && readFileSync(done, 'utf8') === 'finished', 'the script to finish');
         expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello from cgi-fcgi/);
+        expect((await pool.workers())[0]!.pid).toBe(first);
+        expect(pool.stats().recycles.exec_ttl ?? 0).toBe(0);
+      },
+      { silenceTimeoutMs: 300 },
+    );
+  });
+
+  it('a script silent past the limit that never ends is killed at stream_timeout after its 504', async () => {
+    await withCgiPool(
+      { stream_timeout: '500ms' },
+      async (pool) => {
+        const first = (await pool.workers())[0]!.pid;
+        const error = await pool.exec(request('hangs.php')).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(ExecTimeoutError);
+        expect(await body(await pool.exec(request('hello.php')))).toMatch(/^hello from cgi-fcgi/);
+        expect(alive(first)).toBe(false);
       },
       { silenceTimeoutMs: 300 },
     );
@@ -197,7 +225,8 @@ describe('CgiWorker: php-cgi processes as pool workers', () => {
   it('request_slowlog_timeout without exec_ttl: the slow-request line says the silence limit ends it', async () => {
     const logger = recordingLogger();
     await withCgiPool(
-      { logger, supervisor: { request_slowlog_timeout: 200, watch_tick: 50 } },
+      // the hung script is killed once silent past the limit and stream_timeout more
+      { logger, stream_timeout: '500ms', supervisor: { request_slowlog_timeout: 200, watch_tick: 50 } },
       async (pool) => {
         const hung = pool.exec(request('hangs.php')).catch((e: unknown) => e);
         const slow = () => logger.lines.filter((l) => l.obj.reason === 'slow_request');
