@@ -64,6 +64,11 @@ export class FastCgiExchange implements Exchange {
   readonly #logger: Logger | null;
   /** the site's STDERR lines, at most MAX_STDERR_LINES_PER_SECOND logged */
   readonly #stderrLimit: StderrLogLimit | null;
+  /**
+   * its PHP errors (Fatal error, Parse error, Uncaught), on a bound of their own: a flood of
+   * warnings (tt-rss on PHP 8.2 writes thousands a page) dropped the fatal error of a request
+   */
+  readonly #errorLimit: StderrLogLimit | null;
   readonly #bufferBytes: number;
   readonly #serverSoftware: string;
   readonly #recycleBodies: boolean;
@@ -73,15 +78,19 @@ export class FastCgiExchange implements Exchange {
     this.#extra = options.params;
     this.#logger = options.logger ?? null;
     const logger = this.#logger;
-    this.#stderrLimit =
+    const limit = (what: string, perSecond: number) =>
       logger === null
         ? null
-        : new StderrLogLimit((dropped, script) =>
-            logger.warn(
-              { stream: 'stderr', suppressed: dropped, script },
-              `PHP wrote ${dropped} more stderr lines than the ${MAX_STDERR_LINES_PER_SECOND}/s log limit (the last from ${script}); they were dropped`,
-            ),
+        : new StderrLogLimit(
+            (dropped, script) =>
+              logger.warn(
+                { stream: 'stderr', suppressed: dropped, script },
+                `PHP wrote ${dropped} more ${what} than the ${perSecond}/s log limit (the last from ${script}); they were dropped`,
+              ),
+            perSecond,
           );
+    this.#stderrLimit = limit('stderr lines', MAX_STDERR_LINES_PER_SECOND);
+    this.#errorLimit = limit('error lines', MAX_STDERR_LINES_PER_SECOND);
     this.#bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES;
     this.#serverSoftware = options.serverSoftware ?? DEFAULT_SERVER_SOFTWARE;
     this.#recycleBodies = options.recycleBodies === true;
@@ -112,6 +121,7 @@ export class FastCgiExchange implements Exchange {
     const { body, length } = toStdin(request);
     const logger = this.#logger;
     const limit = this.#stderrLimit;
+    const errorLimit = this.#errorLimit!;
     return {
       params: toParams(request, script, length, this.#extra, this.#serverSoftware),
       stdin: body,
@@ -120,9 +130,10 @@ export class FastCgiExchange implements Exchange {
         logger === null || limit === null
           ? null
           : (line) => {
-              if (limit.admit(script.scriptName))
+              const level = phpLineLevel(line, 'warn');
+              if ((level === 'error' ? errorLimit : limit).admit(script.scriptName))
                 // the request too, as nginx's "FastCGI sent in stderr" line names it
-                logger[phpLineLevel(line, 'warn')](
+                logger[level](
                   { script: script.scriptName, stream: 'stderr', request: labelOf(request) },
                   `${script.scriptName}: ${line}`,
                 );

@@ -250,6 +250,17 @@ describe.each(cases)('FastCgiExchange over $name', ({ make }) => {
     });
   });
 
+  it("a PHP Fatal error is logged past the flood of warnings that spent the second's limit (its own bound)", async () => {
+    const logger = recordingLogger();
+    const exchange = new FastCgiExchange(backend, { logger });
+    const response = await exchange.exchange(exchangeRequest('stderr-flood.php', { query: 'lines=3000&fatal=1' }));
+    await bodyText(response);
+    await eventually(
+      () => logger.lines.some((line) => line.level === 'error' && /Fatal error: +the end of the flood/.test(line.msg)),
+      'the fatal error logged',
+    );
+  });
+
   it('a request cancelled while it waits for PHP leaves the queue and never runs', async () => {
     const exchange = new FastCgiExchange(backend);
     const flag = newFlag();
