@@ -539,17 +539,6 @@ function setMethod(request: AnyRequest, method: string): void {
  * or as PHP names it in $_COOKIE: `comment_author.HASH` is PHP's `comment_author_HASH`, and a
  * client spelling a session cookie so must not have its own page stored for everyone.
  */
-/** The Cookie header names a cookie `pattern` does not match (checked by the name as sent). */
-export function hasOtherCookie(header: string | undefined, pattern: RegExp): boolean {
-  if (header === undefined || header === '') return false;
-  for (const pair of header.split(';')) {
-    const eq = pair.indexOf('=');
-    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
-    if (name !== '' && !pattern.test(name)) return true;
-  }
-  return false;
-}
-
 export function hasCookie(header: string | undefined, pattern: RegExp): boolean {
   if (header === undefined || header === '') return false;
   for (const pair of header.split(';')) {
@@ -559,6 +548,17 @@ export function hasCookie(header: string | undefined, pattern: RegExp): boolean 
     if (pattern.test(name)) return true;
     const php = phpVariableName(name);
     if (php !== name && pattern.test(php)) return true;
+  }
+  return false;
+}
+
+/** The Cookie header names a cookie `pattern` does not match (checked by the name as sent). */
+export function hasOtherCookie(header: string | undefined, pattern: RegExp): boolean {
+  if (header === undefined || header === '') return false;
+  for (const pair of header.split(';')) {
+    const eq = pair.indexOf('=');
+    const name = (eq === -1 ? pair : pair.slice(0, eq)).trim();
+    if (name !== '' && !pattern.test(name)) return true;
   }
   return false;
 }

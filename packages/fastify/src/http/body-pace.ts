@@ -1,6 +1,6 @@
-// body_timeout, nginx's client_body_timeout: a client that stops sending its request body. Until
-// now only request_timeout (300 s for the whole request) cut it, so a client sending a byte every
-// minute held its connection for five. The clock runs between two pieces of the body, and only
+// body_timeout, nginx's client_body_timeout: a client that stops sending its request body. Before
+// it only request_timeout (the whole request; off by default in `serve` now, as nginx has none)
+// cut it, after 300 s. The clock runs between two pieces of the body, and only
 // while we are ready to read: a body our side is not reading (its buffer full because PHP, the
 // temp file or the upstream is slow) is ours to wait for, not the client's, as nginx times only
 // "a period between two successive read operations".
@@ -93,10 +93,10 @@ function cut(raw: IncomingMessage | Http2ServerRequest, reply: FastifyReply, tim
     // HTTP/2: the stream is reset once the answer is written (http2-bodies.ts)
     if (!('stream' in raw)) reply.header('connection', 'close');
     reply.code(408).send(error);
-    // and, once the answer is out, whoever reads the body (PHP's stdin, an upstream, the temp
-    // file) is told it ends here: before, a streamed body's php-fpm child or php-cgi process
-    // waited on it for good. Not sooner: its reader's failure would answer in the 408's place, or
-    // reset the HTTP/2 stream (CANCEL) before the NO_ERROR that follows the answer
+    // and whoever reads the body (PHP's stdin, an upstream, the temp file) is told it ends here:
+    // before, a streamed body's php-fpm child or php-cgi process waited on it for good. HTTP/2: at
+    // once, before the stream's reset ends the body as if it were whole (PHP would wait for the
+    // rest); HTTP/1.1: once the answer is out, or its reader's failure answers in the 408's place
     if ('stream' in raw) {
       failBody(raw, error);
       return;
