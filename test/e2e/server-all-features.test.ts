@@ -998,38 +998,8 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       return answered.finally(() => clearInterval(timer));
     };
     const overHttp2 = async (host: string) => {
-      const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
-      session.on('error', () => {});
-      try {
-        const stream = session.request({
-          ':method': 'POST',
-          ':path': '/echo',
-          ':authority': host,
-          'content-type': 'text/plain',
-        });
-        stream.on('error', () => {});
-        const [head] = (await within(
-          trickle(() => stream.write('b'), once(stream, 'response')),
-          `${host} over HTTP/2: the answer to a body still arriving`,
-        )) as [Record<string, unknown>];
-        stream.resume();
-        // reset by the server (RST_STREAM NO_ERROR): the client never ends its side
-        const code = await within(
-          serverReset(stream),
-          `${host} over HTTP/2: the stream reset after its ${head[':status']}`,
-        );
-        expect(code).toBe(httpConstants.NGHTTP2_NO_ERROR);
-        // the same session still serves
-        const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
-        next.end();
-        const [nextHead] = (await within(once(next, 'response'), `${host} over HTTP/2: the next stream`)) as [
-          Record<string, unknown>,
-        ];
-        next.resume();
-        return [head[':status'], nextHead[':status']];
-      } finally {
-        session.close();
-      }
+      const { status, next } = await postThatStopsOverHttp2(host, 'trickles');
+      return [status, next];
     };
     const overHttp1 = async () => {
       const socket = connectTls({
@@ -1153,39 +1123,7 @@ describe('all features: uploads, limits, trusted subnets, Content-Type', () => {
       await within(closed, `${host}${path} over HTTP/1.1: the cut of a body that stopped`);
       return answer;
     };
-    const overHttp2 = async (host: string) => {
-      const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
-      session.on('error', () => {});
-      try {
-        const stream = session.request({
-          ':method': 'POST',
-          ':path': '/echo',
-          ':authority': host,
-          'content-type': 'text/plain',
-        });
-        stream.on('error', () => {});
-        stream.write('half');
-        const [head] = (await within(
-          once(stream, 'response'),
-          `${host} over HTTP/2: the answer to a body that stopped`,
-        )) as [Record<string, unknown>];
-        stream.setEncoding('utf8');
-        let text = '';
-        stream.on('data', (chunk: string) => (text += chunk));
-        expect(await within(serverReset(stream), `${host} over HTTP/2: the stream reset after its 408`)).toBe(
-          httpConstants.NGHTTP2_NO_ERROR,
-        );
-        const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
-        next.end();
-        const [nextHead] = (await within(once(next, 'response'), `${host} over HTTP/2: the next stream`)) as [
-          Record<string, unknown>,
-        ];
-        next.resume();
-        return { status: head[':status'], text, next: nextHead[':status'] };
-      } finally {
-        session.close();
-      }
-    };
+    const overHttp2 = (host: string) => postThatStopsOverHttp2(host, 'stops');
     const [worker, classic, proxied, classicHttp2, streamed, streamedAgain, streamedHttp2] = await Promise.all([
       overHttp1('a.test', '/echo'),
       overHttp1('classic.test', '/echo'),
@@ -1615,6 +1553,50 @@ describe('all features: classic PHP', () => {
 
 /** every site of all-features.yaml, sorted */
 /** An HTTP/1.1 connection over TLS to the HTTPS listener, for `servername`'s site, once its handshake is done. */
+/**
+ * A POST to `host`'s /echo over HTTP/2 whose body never ends: it `trickles` (a byte every 200 ms,
+ * request_timeout's case) or `stops` after a few bytes (body_timeout's). Resolves with the answer's
+ * status and text, once the server has reset the stream (NO_ERROR: the client never ends its side),
+ * and the status of a next request on the same session.
+ */
+async function postThatStopsOverHttp2(host: string, how: 'trickles' | 'stops') {
+  const session = connectHttp2(setup.https, { ca: setup.root, servername: host });
+  session.on('error', () => {});
+  let trickle: NodeJS.Timeout | null = null;
+  try {
+    const stream = session.request({
+      ':method': 'POST',
+      ':path': '/echo',
+      ':authority': host,
+      'content-type': 'text/plain',
+    });
+    stream.on('error', () => {});
+    if (how === 'trickles') trickle = setInterval(() => stream.write('b'), 200);
+    else stream.write('half');
+    const [head] = (await within(
+      once(stream, 'response'),
+      `${host} over HTTP/2: the answer to a body that ${how}`,
+    )) as [Record<string, unknown>];
+    if (trickle !== null) clearInterval(trickle);
+    stream.setEncoding('utf8');
+    let text = '';
+    stream.on('data', (chunk: string) => (text += chunk));
+    expect(
+      await within(serverReset(stream), `${host} over HTTP/2: the stream reset after its ${head[':status']}`),
+    ).toBe(httpConstants.NGHTTP2_NO_ERROR);
+    const next = session.request({ ':path': '/whoami', ':authority': 'a.test' });
+    next.end();
+    const [nextHead] = (await within(once(next, 'response'), `${host} over HTTP/2: the next stream`)) as [
+      Record<string, unknown>,
+    ];
+    next.resume();
+    return { status: head[':status'], text, next: nextHead[':status'] };
+  } finally {
+    if (trickle !== null) clearInterval(trickle);
+    session.close();
+  }
+}
+
 async function tlsConnection(servername: string): Promise<TLSSocket> {
   const socket = connectTls({
     host: '127.0.0.1',
