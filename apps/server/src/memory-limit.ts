@@ -53,8 +53,16 @@ export function memoryLimitWarnings(server: Pick<ServerOptions, 'sites'>, loaded
   return warnings;
 }
 
+/** The command's words from its php on: `env [NAME=value…] php …` and `nice php …` name php after them. */
 function commandArgv(command: string | readonly string[]): string[] {
-  return Array.isArray(command) ? [...command] : String(command).trim().split(/\s+/);
+  const argv = Array.isArray(command) ? [...command] : String(command).trim().split(/\s+/);
+  let start = 0;
+  while (
+    start < argv.length - 1 &&
+    (/^(env|nice)$/.test(basename(argv[start]!)) || /^[A-Za-z_]\w*=/.test(argv[start]!))
+  )
+    start++;
+  return argv.slice(start);
 }
 
 /** The flags that choose php.ini: -n, -c FILE, -cFILE. */

@@ -48,6 +48,17 @@ describe('memoryLimitWarnings', () => {
     );
   });
 
+  it('sees php behind env and nice, as a command starts it', () => {
+    for (const wrapped of [
+      `env php -c ${unlimited} worker.php`,
+      `env APP_ENV=prod nice php -c ${unlimited} worker.php`,
+    ])
+      expect(
+        warningsOf(wrapped, 'exec_ttl: 30s').map((w) => w.key),
+        wrapped,
+      ).toEqual(['server.command']);
+  });
+
   it('without max_worker_memory, warns at the command: nothing bounds a runaway request', () => {
     const warnings = warningsOf(`php -c ${unlimited} worker.php`, 'exec_ttl: 30s');
     expect(warnings).toHaveLength(1);
@@ -62,5 +73,6 @@ describe('memoryLimitWarnings', () => {
     expect(warningsOf(`php -c ${limited} worker.php`)).toEqual([]);
     expect(warningsOf(`php -c ${limited} worker.php`, 'exec_ttl: 30s')).toEqual([]);
     expect(warningsOf(`/bin/sh start.sh`, 'exec_ttl: 30s')).toEqual([]);
+    expect(warningsOf(`env APP_ENV=prod php -c ${limited} worker.php`, 'exec_ttl: 30s')).toEqual([]);
   });
 });
