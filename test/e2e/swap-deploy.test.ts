@@ -59,7 +59,7 @@ describe('systemd: warmpool-swap.service', () => {
     await writeFile(
       config,
       example
-        .replace('php /srv/app/worker.php', `php ${join(FIXTURES, 'php', 'swap-version.php')}`)
+        .replace('/srv/app/worker.php', join(FIXTURES, 'php', 'swap-version.php'))
         .replace('/srv/app/public', join(dir, 'srv-app', 'public'))
         // the status address first: a free HTTP port such as 21144 would match its 127.0.0.1:2114
         .replaceAll('127.0.0.1:2114', `127.0.0.1:${statusPort}`)
