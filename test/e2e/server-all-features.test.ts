@@ -1392,6 +1392,14 @@ describe('all features: classic PHP', () => {
       headers: { cookie: 'wordpress_logged_in_0123=admin' },
     });
     expect([loggedIn.headers['x-cache'], loggedIn.text === first.text]).toEqual(['BYPASS', false]);
+    // cache.anonymous_cookies: an analytics cookie gets the kept page; a cookie no list names bypasses
+    const analytics = await get('/article/hello', {
+      host: 'classic.test',
+      headers: { cookie: '_ga=GA1.1.7; _gid=GA1.1.8' },
+    });
+    expect([analytics.headers['x-cache'], analytics.text]).toEqual(['HIT', first.text]);
+    const unknown = await get('/article/hello', { host: 'classic.test', headers: { cookie: 'adminer_sid=s3cr3t' } });
+    expect([unknown.headers['x-cache'], unknown.text === first.text]).toEqual(['BYPASS', false]);
     // session_start()'s no-store, no-cache: PHP answers every time
     const account = [await get('/account', { host: 'classic.test' }), await get('/account', { host: 'classic.test' })];
     expect(account.map((res) => [res.status, res.headers['x-cache']])).toEqual([
