@@ -228,6 +228,12 @@ export async function registerRoutes(
       return sendClientGone(reply);
     }
     const signal = abortWhenClientLeaves(reply);
+    // a body streamed to PHP that body_timeout's 408 ended: a request still queued for PHP leaves
+    // the queue unrun (it would wait on that body, holding the process it got)
+    if (body instanceof Readable)
+      request.raw.once('error', () => {
+        if (bodyWasCut(request.raw)) signal.cancel();
+      });
     const exchangeRequest = toExchangeRequest(request, client, body, form, script);
     let response: ExchangeResponse;
     try {
@@ -427,6 +433,8 @@ const RESPONSE_MAX_LISTENERS = 32;
 
 /** The client left before its response: nothing to send; the access log shows nginx's 499. */
 function sendClientGone(reply: FastifyReply): FastifyReply {
+  // answered already: body_timeout's 408, then its body's end cancelled the exchange
+  if (reply.sent) return reply;
   return reply.code(499).send();
 }
 

@@ -713,6 +713,32 @@ describe('classic mode (managed php-cgi): which script runs is decided before PH
     expect((await one.warmpool.workers())[0]!.pid).toBe(pid);
   });
 
+  it('request_buffering: false: a body that stops while its request waits for a busy php-cgi gets its 408, and the server lives on', async () => {
+    const flags = mkdtempSync(join(tmpdir(), 'wp-queued-cut-'));
+    try {
+      const one = await classicApp({ body_timeout: '300ms' }, { request_buffering: false });
+      await one.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = one.server.address() as AddressInfo;
+      const flag = join(flags, 'go');
+      // the one process busy until the flag exists
+      const busy = one.inject(`/wait.php?flag=${encodeURIComponent(flag)}`);
+      await eventually(() => one.warmpool.stats().workers.working === 1, 'the process to be busy');
+      // before: the queued request's body, cut with nobody reading it, threw 'error' and the server died
+      for (let i = 0; i < 2; i++) {
+        const client = rawClient(port, 'POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n');
+        client.socket.write(Buffer.alloc(1000, 1));
+        await eventually(() => client.answer().includes('Request Timeout'), 'the 408');
+        client.socket.destroy();
+      }
+      writeFileSync(flag, '');
+      expect((await busy).statusCode).toBe(200);
+      await eventually(() => one.warmpool.stats().workers.ready === 1, 'the process to be free again');
+      expect((await one.inject('/info.php')).statusCode).toBe(200);
+    } finally {
+      rmSync(flags, { recursive: true, force: true });
+    }
+  });
+
   it('reads a chunked body first to give PHP its CONTENT_LENGTH, bounded by max_request_size', async () => {
     const small = await classicApp({ max_request_size: 1 });
     const chunked = (bytes: number) =>

@@ -121,6 +121,11 @@ function cut(raw: IncomingMessage | Http2ServerRequest, reply: FastifyReply, tim
 function failBody(raw: IncomingMessage | Http2ServerRequest, error: Error): void {
   if (raw.destroyed) return;
   cutBodies.add(raw);
+  // a body nobody reads yet (its request queued for a busy PHP) has no 'error' listener: the
+  // error would be thrown, and the server with it
+  raw.on('error', ignoreError);
   (raw as Readable)._destroy = (failure, callback) => callback(failure);
   raw.destroy(error);
 }
+
+function ignoreError(): void {}

@@ -171,7 +171,9 @@ export class Supervisor {
         execTtlMs > 0
           ? `exec_ttl ends it at ${execTtlMs / 1000}s`
           : `it holds its worker until it ends${
-              silenceMs > 0 ? `, or until PHP is silent for ${silenceMs / 1000}s (504)` : ''
+              silenceMs > 0
+                ? ` (its client gets 504 once PHP is silent for ${silenceMs / 1000}s; the script runs on, killed stream_timeout later)`
+                : ''
             }: set http.pool.supervisor.exec_ttl to bound a request`
       }`,
     );
