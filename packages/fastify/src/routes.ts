@@ -7,7 +7,6 @@ import {
   type ExchangeResponse,
   type ExchangeScript,
   type FileBody,
-  type HeaderMap,
   type ParsedForm,
 } from '@warmpool/pool';
 import { createClassicDispatch, type ClassicDispatch } from './classic.js';
@@ -17,7 +16,7 @@ import { bodyWasCut } from './http/body-pace.js';
 import { acceptQueryWithoutContentType, addRequestMethods, hasUnreadBody, REQUEST_METHODS } from './http/methods.js';
 import { readRawBody, releaseRequestBody } from './http/raw-body.js';
 import { spoolRequestBody } from './http/spooled-body.js';
-import { type Handoff, handoffOf, sendInternalFile } from './http/internal-files.js';
+import { handoffOf, sendInternalFile } from './http/internal-files.js';
 import { loadSend } from './http/load-send.js';
 import { registerErrorPages, registerPlainErrors } from './http/error-pages.js';
 import { markBackendReply } from './http/backend-reply.js';
@@ -188,7 +187,6 @@ export async function registerRoutes(
           }, done);
         };
 
-  const unconfiguredHandoff = new UnconfiguredHandoffLog();
   // refusals under overload: one summary line per 10 s, not one per request
   const overloadLog = new OverloadLog();
   const downLog = new WorkersDownLog();
@@ -268,16 +266,13 @@ export async function registerRoutes(
     }
     if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
     // X-Accel-Redirect / X-Sendfile: PHP names a file of the internal folder instead of sending it
-    const handoff = handoffOf(response.headers);
-    if (handoff !== null) {
-      if (internalFiles !== null) {
+    // without internal_files, sendResponse drops the hand-over headers (and says so once)
+    if (internalFiles !== null) {
+      const handoff = handoffOf(response.headers);
+      if (handoff !== null) {
         streamed?.destroy();
         return sendInternalFile(request, reply, internalFiles, handoff, response.headers);
       }
-      // an instruction to a server in front, naming a private path: never the client's to see
-      // (nginx never passes it on). PHP sends it when it takes us for nginx (SERVER_SOFTWARE)
-      dropHandoff(response.headers);
-      unconfiguredHandoff.note(request, handoff);
     }
     markBackendReply(request);
     return sendResponse(reply, response);
@@ -483,27 +478,5 @@ function statusText(status: number): string {
       return 'Gateway Timeout';
     default:
       return 'Internal Server Error';
-  }
-}
-
-/** Removes X-Accel-Redirect and X-Sendfile (any case) from a reply's headers. */
-function dropHandoff(headers: HeaderMap): void {
-  for (const name of Object.keys(headers)) {
-    const lower = name.toLowerCase();
-    if (lower === 'x-accel-redirect' || lower === 'x-sendfile') delete headers[name];
-  }
-}
-
-/** Says once per site that PHP hands files over with no http.internal_files to take them. */
-class UnconfiguredHandoffLog {
-  #said = false;
-
-  note(request: FastifyRequest, handoff: Handoff): void {
-    if (this.#said) return;
-    this.#said = true;
-    request.log.warn(
-      { header: handoff.header, value: handoff.value },
-      `warmpool: PHP sent ${handoff.header === 'x-accel-redirect' ? 'X-Accel-Redirect' : 'X-Sendfile'}: ${handoff.value}, but http.internal_files is not set: the header was dropped and PHP's own body sent (an empty download, likely). Set http.internal_files to the folder it names (said once)`,
-    );
   }
 }

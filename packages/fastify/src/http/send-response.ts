@@ -21,8 +21,20 @@ import { unsentBytes } from './unsent-bytes.js';
 import { SpooledReply } from './spooled-reply.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
-/** X-Accel-* headers only the server reads (the hand-overs are followed before this). */
-const SENT_TO_SERVER_ONLY = new Set(['x-accel-buffering', 'x-accel-charset', 'x-accel-limit-rate', 'x-accel-expires']);
+/**
+ * Headers only the server reads: X-Accel-*, and the hand-overs (followed before this when
+ * internal_files is set; else dropped, as they name private paths nginx never passes on).
+ */
+const SENT_TO_SERVER_ONLY = new Set([
+  'x-accel-buffering',
+  'x-accel-charset',
+  'x-accel-limit-rate',
+  'x-accel-expires',
+  'x-accel-redirect',
+  'x-sendfile',
+]);
+/** The sites (their Fastify instance) told once that PHP hands files over with no internal_files. */
+const toldOfHandoff = new WeakSet<object>();
 
 /**
  * 1xx headers for writeEarlyHints (103): lower-case names, UTF-8 values as PHP sent them; none of
@@ -56,6 +68,13 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
       if (lower === 'x-accel-buffering') noteUnbuffered(reply, values);
       // the micro-cache's to read; with none, it reached the client (before)
       else if (lower === 'x-accel-expires') noteAccelExpires(reply, values);
+      else if ((lower === 'x-accel-redirect' || lower === 'x-sendfile') && !toldOfHandoff.has(reply.server)) {
+        toldOfHandoff.add(reply.server);
+        reply.log.warn(
+          { header: lower, value: values[0] },
+          `warmpool: PHP sent ${lower === 'x-accel-redirect' ? 'X-Accel-Redirect' : 'X-Sendfile'}: ${values[0]}, but http.internal_files is not set: the header was dropped and PHP's own body sent (an empty download, likely). Set http.internal_files to the folder it names (said once)`,
+        );
+      }
       continue;
     }
     if (lower === 'content-type') {

@@ -78,19 +78,17 @@ export class FastCgiExchange implements Exchange {
     this.#extra = options.params;
     this.#logger = options.logger ?? null;
     const logger = this.#logger;
-    const limit = (what: string, perSecond: number) =>
+    const limit = (what: string) =>
       logger === null
         ? null
-        : new StderrLogLimit(
-            (dropped, script) =>
-              logger.warn(
-                { stream: 'stderr', suppressed: dropped, script },
-                `PHP wrote ${dropped} more ${what} than the ${perSecond}/s log limit (the last from ${script}); they were dropped`,
-              ),
-            perSecond,
+        : new StderrLogLimit((dropped, script) =>
+            logger.warn(
+              { stream: 'stderr', suppressed: dropped, script },
+              `PHP wrote ${dropped} more ${what} than the ${MAX_STDERR_LINES_PER_SECOND}/s log limit (the last from ${script}); they were dropped`,
+            ),
           );
-    this.#stderrLimit = limit('stderr lines', MAX_STDERR_LINES_PER_SECOND);
-    this.#errorLimit = limit('error lines', MAX_STDERR_LINES_PER_SECOND);
+    this.#stderrLimit = limit('stderr lines');
+    this.#errorLimit = limit('error lines');
     this.#bufferBytes = options.bufferBytes ?? DEFAULT_BUFFER_BYTES;
     this.#serverSoftware = options.serverSoftware ?? DEFAULT_SERVER_SOFTWARE;
     this.#recycleBodies = options.recycleBodies === true;
