@@ -236,6 +236,20 @@ describe.each<ClassicMode>(['managed', 'pass'])('classic front controller (%s)',
     expect((await app.get('/post/after-ticks')).status).toBe(200);
   });
 
+  it("PHP's own reason phrase goes out on the HTTP/1.1 status line, as nginx passes it; a code with none gets the standard one", async () => {
+    for (const [status, line] of [
+      ['200 Fine Thanks', 'HTTP/1.1 200 Fine Thanks'],
+      ['404 Gone Fishing', 'HTTP/1.1 404 Gone Fishing'],
+      ['503', 'HTTP/1.1 503 Service Unavailable'],
+    ]) {
+      const { head } = await rawExchange(
+        classic.port,
+        `GET /status.php?s=${encodeURIComponent(status!)} HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n`,
+      );
+      expect(head.split('\r\n')[0]).toBe(line);
+    }
+  });
+
   it('a Status: 1xx from PHP gets 502, and the request pipelined behind it its own answer', async () => {
     for (const status of ['100 Continue', '101 Switching Protocols', '103']) {
       const target = `/status.php?s=${encodeURIComponent(status)}`;

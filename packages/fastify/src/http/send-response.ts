@@ -19,6 +19,7 @@ import { holdToDeclaredLength, holdWholeToDeclaredLength } from './declared-leng
 import { SMALL_REPLY_BYTES, responseMemory } from './response-memory.js';
 import { unsentBytes } from './unsent-bytes.js';
 import { SpooledReply } from './spooled-reply.js';
+import { keepReasonPhrase } from './reason-phrase.js';
 import { forbidsContent, impliedContentType, isEmptyBody } from './content-type.js';
 
 /**
@@ -58,6 +59,7 @@ export function sendResponse(reply: FastifyReply, response: ExchangeResponse): F
   // a recycled body's memory goes back once the response is over: written, or the client gone
   if (response.release !== undefined) reply.raw.once('close', response.release);
   reply.code(response.status);
+  if (response.statusText !== undefined) keepReasonPhrase(reply, response.status, response.statusText);
   const { headers } = response;
   for (const name in headers) {
     const lower = name.toLowerCase();

@@ -70,6 +70,8 @@ export interface ExchangeRequest {
 export interface ExchangeResponse {
   /** the final status (200-599); 1xx responses went to `onInformational` */
   status: number;
+  /** the reason phrase the backend gave (`Status: 404 Gone Fishing` from a CGI script); absent: the standard one */
+  statusText?: string;
   /** names as the backend sent them; values in order (several Set-Cookie) */
   headers: HeaderMap;
   /**

@@ -106,6 +106,7 @@ export class FastCgiExchange implements Exchange {
           );
     // whole up to bufferBytes, else (or with X-Accel-Buffering: no) streamed: the backend's reader decided
     const response: ExchangeResponse = { status: reply.status, headers: toHeaderMap(reply.headers), body: reply.body };
+    if (reply.statusText !== null) response.statusText = reply.statusText;
     if (reply.release !== undefined) response.release = reply.release;
     return response;
   }
