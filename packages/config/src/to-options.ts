@@ -521,6 +521,7 @@ function buildSite(
     for (const key of NO_PHP_IGNORED)
       if (loaded.positionOf(`${sitePath}${key}`) !== null)
         ignored.push({ key: `${sitePath}${key}`, reason: 'this site runs no PHP (no command, no fastcgi)' });
+  if (fastcgi !== null) ignored.push(...classicIgnores(loaded, sitePath));
   if (fastcgi?.pass !== undefined) ignored.push(...passIgnores(loaded, http, sitePath));
   if (fastcgi !== null && fastcgi.pass === undefined) ignored.push(...managedCgiIgnores(server, fastcgi, sitePath));
 
@@ -847,6 +848,29 @@ const PROCESS_KEYS = [
   'nice',
 ];
 const PROCESS_SUPERVISOR_KEYS = ['ttl', 'idle_ttl', 'max_worker_memory', 'request_slowlog_timeout'];
+
+/**
+ * What only a worker site's request parsing reads: a classic site hands PHP its body raw, and PHP
+ * parses forms and uploads itself (php.ini's limits). uploads.dir still applies (request_buffering
+ * spools there).
+ */
+const WORKER_PARSING_KEYS: Record<string, string> = {
+  'http.uploads.forbid':
+    "a classic site gives PHP its uploads raw, and PHP keeps any file name; fastcgi.no_exec keeps an upload folder's scripts from running",
+  'http.uploads.allow': 'a classic site gives PHP its uploads raw, and PHP keeps any file name',
+  'http.uploads.max_file_size': "a classic site gives PHP its uploads raw: php.ini's upload_max_filesize limits a file",
+  'http.uploads.max_files': "a classic site gives PHP its uploads raw: php.ini's max_file_uploads limits them",
+  'http.uploads.max_fields': "a classic site gives PHP its forms raw: php.ini's max_input_vars limits the fields",
+  'http.raw_body': 'a classic site always gives PHP its body raw',
+  'http.codec': 'a classic site speaks FastCGI; the codec is the worker protocol',
+};
+
+/** Said where the site sets them itself: inherited ones are meant for the worker sites. */
+function classicIgnores(loaded: LoadedConfig, sitePath: string): SiteOptions['ignored'] {
+  return Object.entries(WORKER_PARSING_KEYS)
+    .filter(([key]) => loaded.positionOf(`${sitePath}${key}`) !== null)
+    .map(([key, reason]) => ({ key: `${sitePath}${key}`, reason }));
+}
 
 /** Said where the site sets them itself: inherited ones are meant for the worker sites. */
 function passIgnores(loaded: LoadedConfig, http: SiteHttpConfig, sitePath: string): SiteOptions['ignored'] {

@@ -205,6 +205,34 @@ describe('fastcgi: classic sites', () => {
     ]);
   });
 
+  it("a classic site's own upload-parsing keys are said to do nothing (PHP parses its forms); a worker site's and uploads.dir are not", () => {
+    const server = toServerOptions(
+      parse(
+        [
+          'version: "3"',
+          'http: { address: ":8080", uploads: { forbid: [".exe"] } }',
+          'server: { command: php worker.php }',
+          'sites:',
+          '  - hosts: [classic.test]',
+          '    fastcgi: { root: /var/www }',
+          '    http: { uploads: { dir: /var/tmp, forbid: [".php"], max_file_size: 1, max_fields: 10 }, raw_body: true }',
+          '  - hosts: [worker.test]',
+          '    http: { uploads: { max_files: 3 } }',
+        ].join('\n'),
+      ),
+    );
+    const [classic, worker] = server.sites;
+    expect(classic!.ignored.map((i) => i.key)).toEqual([
+      'sites[0].http.uploads.forbid',
+      'sites[0].http.uploads.max_file_size',
+      'sites[0].http.uploads.max_fields',
+      'sites[0].http.raw_body',
+    ]);
+    expect(classic!.ignored[1]!.reason).toContain("php.ini's upload_max_filesize");
+    expect(worker!.ignored).toEqual([]);
+    expect(server.defaultSite!.ignored).toEqual([]);
+  });
+
   it('with pass (php-fpm reads PHP_VALUE) or for a worker site, none of that is said', () => {
     const server = toServerOptions(
       parse(
