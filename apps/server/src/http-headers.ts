@@ -301,9 +301,14 @@ function encoded(reply: AnyReply): boolean {
  */
 function weakenEtag(reply: AnyReply): void {
   const etag = reply.getHeader('etag');
-  if (typeof etag === 'string' && etag.startsWith('"')) {
+  if (typeof etag !== 'string') return;
+  if (etag.startsWith('"')) {
     reply.header('etag', `W/${etag}`);
     rememberWeakened(etag);
+  } else if (!etag.startsWith('W/')) {
+    // no quotes (`ETag: 7db1-f8dd`, Icinga Web's): no form to weaken, so no tag, as nginx's gzip
+    // drops it; else the plain and the compressed bodies would share one strong validator
+    reply.removeHeader('etag');
   }
 }
 

@@ -314,7 +314,9 @@ function isNotModified(headers: FastifyRequest['raw']['headers'], entry: HotEntr
   }
   const ifModifiedSince = headers['if-modified-since'];
   if (ifModifiedSince !== undefined && entry.lastModified !== null) {
-    return Date.parse(entry.lastModified) <= Date.parse(ifModifiedSince);
+    // a date later than the server's clock is invalid (RFC 9110 13.1.3): the file is sent, as nginx
+    const since = Date.parse(ifModifiedSince);
+    return since <= Date.now() && Date.parse(entry.lastModified) <= since;
   }
   return false;
 }

@@ -814,6 +814,7 @@ export async function registerStatic(app: FastifyInstance, options: ResolvedStat
     // an empty file has no byte to give a range of: the whole (empty) file, 200, as nginx (send: 416)
     if (size === 0) delete request.raw.headers.range;
     strongIfMatch(request);
+    ignoreFutureModifiedSince(request);
     ignoreRangeIfWeak(request);
     if (strong) weakenIfRange(request);
     const sent = { rootIndex, stat: null as Stats | null, selected: null as string | null };
@@ -993,6 +994,16 @@ function strongIfMatch(request: FastifyRequest): void {
     .filter((tag) => tag !== '' && !tag.startsWith('W/'));
   // a tag that can match nothing: send answers 412 for it
   headers['if-match'] = strong.length === 0 ? '"warmpool-no-strong-tag"' : strong.join(', ');
+}
+
+/**
+ * An If-Modified-Since later than the server's clock is invalid (RFC 9110 13.1.3) and ignored:
+ * @fastify/send would answer 304 for it (a client with a wrong clock never got a changed file).
+ */
+function ignoreFutureModifiedSince(request: FastifyRequest): void {
+  const headers = request.raw.headers;
+  const since = headers['if-modified-since'];
+  if (since !== undefined && Date.parse(since) > Date.now()) delete headers['if-modified-since'];
 }
 
 /**
