@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { connect as connectHttp2 } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -71,9 +73,9 @@ describe('impliedContentType and forbidsContent', () => {
     expect(impliedContentType(200, (n) => n === 'content-encoding', Buffer.from('<html>'))).toBeNull();
     expect(impliedContentType(304, none, Buffer.from('<html>'))).toBeNull();
   });
-  it('1xx, 204 and 304 carry no content', () => {
-    expect([100, 103, 204, 304].map(forbidsContent)).toEqual([true, true, true, true]);
-    expect([200, 201, 205, 206, 301, 404].map(forbidsContent)).toEqual([false, false, false, false, false, false]);
+  it('1xx, 204, 205 and 304 carry no content', () => {
+    expect([100, 103, 204, 205, 304].map(forbidsContent)).toEqual([true, true, true, true, true]);
+    expect([200, 201, 206, 301, 404].map(forbidsContent)).toEqual([false, false, false, false, false]);
   });
 });
 
@@ -132,6 +134,37 @@ describe('PHP replies without Content-Type, on the wire', () => {
     expect(res.status).toBe(204);
     expect(res.headers['content-type']).toBeUndefined();
     expect(res.headers['content-length']).toBeUndefined();
+  });
+
+  it('a 205 with a body: no content, "Content-Length: 0" on HTTP/1.1, and an answer on HTTP/2 (before: its stream reset)', async () => {
+    const res = await get('kind=text&status=205');
+    expect([res.status, res.headers['content-length'], res.headers['content-type'], res.body]).toEqual([
+      205,
+      '0',
+      undefined,
+      '',
+    ]);
+    const h2 = Fastify({ http2: true });
+    try {
+      await h2.register(warmpool, { command: ['php', fixture], pool: { num_workers: 1 } });
+      await h2.listen({ port: 0, host: '127.0.0.1' });
+      const session = connectHttp2(`http://127.0.0.1:${(h2.server.address() as AddressInfo).port}`);
+      try {
+        for (const query of ['kind=text&status=205', 'kind=html&status=205&stream=1', 'kind=text']) {
+          const stream = session.request({ ':path': `/?${query}` });
+          const [headers] = (await once(stream, 'response')) as [Record<string, string | number>];
+          let body = '';
+          for await (const chunk of stream) body += chunk;
+          expect([headers[':status'], body === '' ? '' : 'a body'], query).toEqual(
+            query === 'kind=text' ? [200, 'a body'] : [205, ''],
+          );
+        }
+      } finally {
+        session.close();
+      }
+    } finally {
+      await h2.close();
+    }
   });
 
   it('a 304 from a streamed reply ends the stream and sends no content headers', async () => {

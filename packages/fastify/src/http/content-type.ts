@@ -2,16 +2,21 @@
 // - a reply without Content-Type gets one sniffed from its first bytes (Go's DetectContentType, the
 //   WHATWG MIME sniffing table), so an HTML page PHP sends without header('Content-Type') is
 //   text/html, not a download; an empty body, or one with Content-Encoding, gets none;
-// - 1xx, 204 and 304 carry no content (RFC 9110 §6.4.1), so neither Content-Type nor Content-Length
+// - 1xx, 204, 205 and 304 carry no content (RFC 9110 §6.4.1, §15.3.6), so neither Content-Type nor Content-Length
 //   (§8.6: never on 204; on 304 only the size a 200 would have had, which we cannot know here).
 // Pure functions: from-payload.ts applies them.
 
 /** Go sniffs at most this many bytes. */
 export const SNIFF_BYTES = 512;
 
-/** Whether a reply with this status carries no content, and so no Content-Type nor Content-Length. */
+/**
+ * Whether a reply with this status carries no content, and so no Content-Type (nor Content-Length,
+ * but Fastify's "0" on a 205). 205 too (RFC 9110 §15.3.6, which Go leaves to the handler): Node's
+ * HTTP/2 ends a 205's stream at its head, and a body PHP sent after it (a stray newline after `?>`)
+ * reset the stream, so the client got no answer at all.
+ */
 export function forbidsContent(status: number): boolean {
-  return status < 200 || status === 204 || status === 304;
+  return status < 200 || status === 204 || status === 205 || status === 304;
 }
 
 /**
