@@ -217,6 +217,29 @@ interface Lookup {
   filling: string | null;
   /** a HEAD asked of PHP as a GET, to fill the entry (nginx's fastcgi_cache_convert_head) */
   headAsGet: boolean;
+  /** the client's validators, kept from PHP while this request fills or refreshes; null: none */
+  validators: Record<string, string> | null;
+}
+
+/**
+ * The validators nginx takes off a request that fills its cache: PHP answers it whole, that is kept,
+ * and the client's conditional is answered from what was kept. An app that answers 304 itself (a
+ * feed, DokuWiki, Symfony's isNotModified) otherwise left nothing to keep, and for a while after
+ * every request for the page went to PHP (a browser's reload was enough to undo the fill lock).
+ */
+const VALIDATORS = ['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since'];
+
+/** Takes the validators off `headers`; what was taken, or null. */
+function takeValidators(headers: AnyRequest['headers']): Record<string, string> | null {
+  let taken: Record<string, string> | null = null;
+  for (const name of VALIDATORS) {
+    const value = headers[name];
+    if (typeof value !== 'string') continue;
+    taken ??= {};
+    taken[name] = value;
+    delete headers[name];
+  }
+  return taken;
 }
 
 /** A request gone to PHP for an entry no one has: the requests for it meanwhile, waiting. */
@@ -311,6 +334,7 @@ export function registerMicroCache<S extends RawServerBase>(
         // this request refreshes the entry; until its reply is done, others get the stale copy
         refreshing.add(key);
         lookup.refreshing = key;
+        lookup.validators = takeValidators(request.headers);
         // the reply is done (onResponse) or its client left (close): the next request may refresh
         reply.raw.once('close', () => refreshing.delete(key));
         proceed();
@@ -335,6 +359,7 @@ export function registerMicroCache<S extends RawServerBase>(
         timer.unref();
         fills.set(key, { waiters: [], timer });
         lookup.filling = key;
+        lookup.validators = takeValidators(request.headers);
         // its client left, or it failed before an answer: the waiters go on
         reply.raw.once('close', () => endFill(key, 'gone'));
       }
@@ -360,6 +385,7 @@ export function registerMicroCache<S extends RawServerBase>(
       refreshing: null,
       filling: null,
       headAsGet: false,
+      validators: null,
     };
     lookups.set(request, lookup);
     answer(request, reply, lookup, () => done(null, payload), true);
@@ -382,36 +408,43 @@ export function registerMicroCache<S extends RawServerBase>(
     // a HEAD again for what follows (compression, logs)
     if (lookup.headAsGet) setMethod(request, 'HEAD');
     // stored or not, the requests waiting for this answer look again: a HIT, or PHP themselves
-    if (lookup.filling !== null) endFill(lookup.filling, stored ? 'stored' : 'pass');
-    done(null, payload);
+    if (lookup.filling !== null) endFill(lookup.filling, stored !== null ? 'stored' : 'pass');
+    const validators = lookup.validators;
+    if (validators === null) return done(null, payload);
+    Object.assign(request.headers, validators);
+    // the client's conditional, answered from what was kept, as for a hit
+    const status = stored === null ? 200 : conditionalStatus(request.headers, stored);
+    if (status === 200) return done(null, payload);
+    reply.code(status).removeHeader('content-type').removeHeader('content-length');
+    done(null, null);
   });
 
-  /** Keeps PHP's answer when it may be kept; false when it was not. */
+  /** Keeps PHP's answer when it may be kept: the entry, or null when it was not. */
   function store(
     request: AnyRequest,
     reply: AnyReply,
     payload: unknown,
     lookup: Lookup,
     accelExpires: string | null,
-  ): boolean {
+  ): Entry | null {
     // PHP's pages only: a static file has its own validators, and would be served stale after a deploy
-    if (!isBackendReply(request)) return false;
+    if (!isBackendReply(request)) return null;
     reply.header('x-cache', lookup.status);
     // a body PHP sent whole: a string, a Buffer, or BodyParts (a large one, still in its chunks)
     if (
       request.method !== 'GET' ||
       !(typeof payload === 'string' || Buffer.isBuffer(payload) || payload instanceof BodyParts)
     )
-      return false;
+      return null;
     const now = clock.now();
     const fresh = freshFor(reply, accelExpires, defaultTtlMs, staleMs, now);
-    if (fresh === null) return false;
+    if (fresh === null) return null;
     const vary = varyOf(reply);
-    if (vary === null) return false;
+    if (vary === null) return null;
     // a CORS grant to one origin (not "*") that does not say it varies by Origin: kept, it was
     // served to every other origin, the first requester's grant for the whole TTL
-    if (grantsOneOrigin(reply) && !vary.includes('origin')) return false;
-    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes) return false;
+    if (grantsOneOrigin(reply) && !vary.includes('origin')) return null;
+    if ((typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length) > maxEntryBytes) return null;
     // always a copy: a classic body's memory is reused once its response closes (recycle_response_memory)
     const body = Buffer.from(
       typeof payload === 'string' ? payload : payload instanceof BodyParts ? payload.join() : payload,
@@ -435,7 +468,7 @@ export function registerMicroCache<S extends RawServerBase>(
     const key = entryKey(lookup.primary, vary, request);
     cache.set(key, entry, { ttl });
     passes.delete(key);
-    return true;
+    return entry;
   }
 
   return {
@@ -614,7 +647,13 @@ function locate(
 }
 
 function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HIT' | 'STALE', now: number): void {
-  const notModified = entry.status === 200 && isNotModified(request.headers, entry);
+  const conditional = conditionalStatus(request.headers, entry);
+  if (conditional === 412) {
+    reply.header('x-cache', status);
+    reply.code(412).send();
+    return;
+  }
+  const notModified = conditional === 304;
   for (const [name, value] of entry.headers)
     if (!notModified || NOT_MODIFIED_HEADERS.has(name)) reply.header(name, value);
   reply.header('age', String(Math.floor((now - entry.storedAt) / 1000)));
@@ -624,6 +663,30 @@ function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HI
     return;
   }
   reply.code(entry.status).send(entry.body);
+}
+
+/**
+ * The answer to a GET's preconditions against a kept 200 (RFC 9110 13.2.2): 412 when If-Match
+ * (strong comparison), else If-Unmodified-Since, fails; 304 when not modified; else 200.
+ */
+function conditionalStatus(headers: AnyRequest['headers'], entry: Entry): 200 | 304 | 412 {
+  if (entry.status !== 200) return 200;
+  const ifMatch = headers['if-match'];
+  if (ifMatch !== undefined) {
+    if (!matchesStrongly(ifMatch, entry.etag)) return 412;
+  } else {
+    const since = httpDate(headers['if-unmodified-since']);
+    // no date of its own: ignored (RFC 9110 13.1.4)
+    if (since !== null && entry.lastModified !== null && entry.lastModified > since) return 412;
+  }
+  return isNotModified(headers, entry) ? 304 : 200;
+}
+
+/** If-Match: `*`, or a listed strong tag equal to our strong one (RFC 9110 §13.1.1). */
+function matchesStrongly(header: string, etag: string | null): boolean {
+  if (header.trim() === '*') return true;
+  if (etag === null || etag.startsWith('W/')) return false;
+  return header.split(',').some((tag) => tag.trim() === etag);
 }
 
 /**

@@ -831,6 +831,16 @@ describe('compression, ranges and validators (over a socket)', () => {
     expect([revalidated.status, revalidated.headers.etag]).toEqual([304, 'W/"c1"']);
     const strong = await get(url, { 'if-none-match': '"c1"' });
     expect([strong.status, strong.headers.etag]).toEqual([304, '"c1"']);
+    // a browser revalidating a page the cache has not: the fill's 304 is no body to compress
+    const cold = `/cold?size=4000&type=text/html&cc=public,%20max-age=60&etag=${encodeURIComponent('"c9"')}`;
+    const fill = await get(cold, { 'accept-encoding': 'gzip', 'if-none-match': 'W/"c9"' });
+    expect([fill.status, fill.headers['x-cache'], fill.headers['content-encoding'], fill.text]).toEqual([
+      304,
+      'MISS',
+      undefined,
+      '',
+    ]);
+    expect((await get(cold, { 'accept-encoding': 'gzip' })).headers['x-cache']).toBe('HIT');
   });
 
   it('compresses a cached page once per encoding, not once per hit (the copy is kept with the entry)', async () => {

@@ -57,7 +57,13 @@ function manualClock() {
 
 async function get(app: FastifyInstance, url: string, headers: Record<string, string> = {}) {
   const res = await app.inject({ method: 'GET', url, headers });
-  return { res, body: res.body === '' ? null : (res.json() as { count: number; lang: string | null; method: string }) };
+  return {
+    res,
+    body:
+      res.body === ''
+        ? null
+        : (res.json() as { count: number; lang: string | null; method: string; ifNoneMatch: string | null }),
+  };
 }
 
 describe('micro-cache: what is stored', () => {
@@ -422,6 +428,70 @@ describe('micro-cache: what is stored', () => {
     expect(await since('Sun, 30 Nov 2025 00:00:00 GMT')).toBe(200);
     expect(await since('not a date')).toBe(200);
     expect(await since(modified, { 'if-none-match': '"other"' })).toBe(200);
+  });
+});
+
+describe('micro-cache: conditional requests that fill or refresh an entry (nginx takes their validators off)', () => {
+  it("a revalidating client on a cold page: PHP answers whole, that is kept, the client gets its 304 from it (before: PHP's own 304, nothing kept)", async () => {
+    const { app } = await site();
+    const url = `/cond?${PUBLIC}&etag=%22c1%22&honor=1`;
+    const first = await app.inject({ url, headers: { 'if-none-match': '"c1"' } });
+    expect([first.statusCode, first.headers['x-cache'], first.body]).toEqual([304, 'MISS', '']);
+    expect(first.headers['content-length']).toBeUndefined();
+    const next = await get(app, url);
+    expect([next.res.headers['x-cache'], next.body?.count, next.body?.ifNoneMatch]).toEqual(['HIT', 1, null]);
+    // a tag that does not match: the whole page, kept all the same
+    const other = `/cond-other?${PUBLIC}&etag=%22c1%22&honor=1`;
+    const miss = await get(app, other, { 'if-none-match': '"old"' });
+    expect([miss.res.statusCode, miss.res.headers['x-cache'], miss.body?.ifNoneMatch]).toEqual([200, 'MISS', null]);
+    expect((await get(app, other)).res.headers['x-cache']).toBe('HIT');
+  });
+
+  it('a burst after a conditional first request runs PHP once (before: each request of the burst ran PHP)', async () => {
+    const { app, cache } = await site({}, { pool: { num_workers: 2 } });
+    const url = `/cond-burst?${PUBLIC}&etag=%22b1%22&honor=1&sleep=300`;
+    const first = app.inject({ url, headers: { 'if-none-match': '"b1"' } });
+    const rest = [1, 2, 3].map(() => app.inject({ url }));
+    await until(() => cache.waiting === 3, 'three requests waiting for the first');
+    const answers = await Promise.all([first, ...rest]);
+    expect(answers.map((res) => [res.statusCode, res.headers['x-cache']])).toEqual([
+      [304, 'MISS'],
+      [200, 'HIT'],
+      [200, 'HIT'],
+      [200, 'HIT'],
+    ]);
+    expect(new Set(answers.slice(1).map((res) => res.json().count))).toEqual(new Set([1]));
+  });
+
+  it('an expired entry refreshed by a conditional request is refreshed (PHP answers whole)', async () => {
+    const clock = manualClock();
+    const { app } = await site({ clock });
+    const url = `/cond-exp?cc=public,%20max-age=10&etag=%22e1%22&honor=1`;
+    expect((await get(app, url)).body?.count).toBe(1);
+    clock.advance(11_000);
+    const refresh = await app.inject({ url, headers: { 'if-none-match': '"e1"' } });
+    expect([refresh.statusCode, refresh.headers['x-cache']]).toEqual([304, 'EXPIRED']);
+    const after = await get(app, url);
+    expect([after.res.headers['x-cache'], after.body?.count]).toEqual(['HIT', 2]);
+  });
+
+  it("If-Match and If-Unmodified-Since on a hit: 412 when they fail, as nginx's cache", async () => {
+    const { app } = await site();
+    const modified = 'Mon, 01 Dec 2025 00:00:00 GMT';
+    const url = `/pre?${PUBLIC}&etag=%22p1%22&header=${encodeURIComponent(`Last-Modified: ${modified}`)}`;
+    expect((await get(app, url)).res.statusCode).toBe(200);
+    const status = async (headers: Record<string, string>) => (await app.inject({ url, headers })).statusCode;
+    expect(await status({ 'if-match': '"nope"' })).toBe(412);
+    expect(await status({ 'if-match': 'W/"p1"' })).toBe(412); // a weak tag never matches If-Match
+    expect(await status({ 'if-match': '"x", "p1"' })).toBe(200);
+    expect(await status({ 'if-match': '*' })).toBe(200);
+    expect(await status({ 'if-unmodified-since': 'Sun, 30 Nov 2025 00:00:00 GMT' })).toBe(412);
+    expect(await status({ 'if-unmodified-since': modified })).toBe(200);
+    // a cold page's precondition is answered from what its fill kept, too
+    const cold = `/pre-cold?${PUBLIC}&etag=%22p2%22`;
+    const refused = await app.inject({ url: cold, headers: { 'if-match': '"nope"' } });
+    expect([refused.statusCode, refused.headers['x-cache']]).toEqual([412, 'MISS']);
+    expect((await get(app, cold)).res.headers['x-cache']).toBe('HIT');
   });
 });
 
