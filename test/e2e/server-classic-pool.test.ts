@@ -113,7 +113,9 @@ describe('managed classic PHP through warmpool serve', () => {
           // real, effective, saved and filesystem ids
           expect(status).toMatch(new RegExp(`^Uid:\\s+${uid}\\s+${uid}\\s+${uid}\\s+${uid}$`, 'm'));
           expect(status).toMatch(new RegExp(`^Gid:\\s+${gid}\\s+${gid}\\s+${gid}\\s+${gid}$`, 'm'));
-          expect(status).toMatch(/^Groups:\s*$/m); // root's supplementary groups dropped too
+          // nobody's own groups (php-fpm's initgroups), none of root's
+          const groups = /^Groups:(.*)$/m.exec(status)![1]!.trim().split(/\s+/).sort();
+          expect(groups).toEqual(execFileSync('id', ['-G', 'nobody'], { encoding: 'utf8' }).trim().split(' ').sort());
         }
         await server.stop();
       } finally {

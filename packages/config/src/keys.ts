@@ -192,7 +192,7 @@ const TOP: Entry[] = [
   rr(
     'server.user',
     'scalar-string',
-    "run workers as this user (name or uid), with its primary group (or server.group) and no supplementary group, unlike php-fpm; switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
+    "run workers as this user (name or uid), with its primary group (or server.group) and its supplementary groups, as php-fpm (`usermod -a -G GROUP www-data` reaches PHP at its next start); switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
   ),
   rr(
     'server.group',

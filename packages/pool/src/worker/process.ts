@@ -1,7 +1,7 @@
 // The OS side of a worker, whatever protocol it speaks (goridge Worker, FastCGI CgiWorker): spawning
 // in a process group of its own, telling a missing command from a failing one, and killing the
 // whole group.
-import { spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess, type StdioOptions } from 'node:child_process';
 import { accessSync, constants, readFileSync, statSync } from 'node:fs';
 import { basename, delimiter, join, resolve } from 'node:path';
 import { BootFailedError, CommandNotFoundError, WorkerExitedError } from '../errors.js';
@@ -36,7 +36,8 @@ export interface ProcessSpec {
  * would otherwise live on with no parent, as would a worker stuck in a long request.
  */
 export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: readonly string[] = []): ChildProcess {
-  const argv = withParentDeathSignal([...spec.argv, ...extraArgs], spec.env, spec.cwd);
+  const launch = throughSetpriv([...spec.argv, ...extraArgs], spec);
+  const argv = launch ?? [...spec.argv, ...extraArgs];
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: spec.cwd,
     env: spec.env,
@@ -44,8 +45,8 @@ export function spawnProcess(spec: ProcessSpec, stdio: StdioOptions, extraArgs: 
     // Own process group: a Ctrl-C on the server's terminal does not reach PHP, and a kill reaches
     // everything the worker started.
     detached: true,
-    uid: spec.uid,
-    gid: spec.gid,
+    // setpriv changes the user itself, with the user's groups
+    ...(launch === null || !IS_ROOT ? { uid: spec.uid, gid: spec.gid } : {}),
   });
   if (child.pid !== undefined) {
     lowerWorkerPriority(child.pid, spec.nice, () => child.exitCode === null && child.signalCode === null);
@@ -69,17 +70,51 @@ const HAS_AMBIENT_CAPS = (() => {
   }
 })();
 
+const IS_ROOT = process.getuid?.() === 0;
+
 /**
- * argv run through `setpriv --pdeathsig KILL` (the same process: setpriv execs it). Only when the
- * command itself is found, so a missing command is still reported by its own name (spawn's ENOENT).
+ * argv run through `setpriv --pdeathsig KILL` (the same process: setpriv execs it), or null. Only
+ * when the command itself is found, so a missing command is still reported by its own name
+ * (spawn's ENOENT). A server running as root has setpriv change the user too, with that user's
+ * supplementary groups, as php-fpm's initgroups gives them: Node's spawn drops them all, and
+ * Debian's `usermod -a -G icingaweb2 www-data` (what the package tells you to do to let PHP read
+ * /etc/icingaweb2) did nothing for warmpool's PHP (a probe). A uid with no passwd entry gets none.
  */
-function withParentDeathSignal(
-  argv: readonly string[],
-  env: NodeJS.ProcessEnv,
-  cwd: string | undefined,
-): readonly string[] {
-  if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, env, cwd)) return argv;
-  return [SETPRIV, '--pdeathsig', 'KILL', ...(HAS_AMBIENT_CAPS ? ['--ambient-caps', '-all'] : []), '--', ...argv];
+function throughSetpriv(argv: readonly string[], spec: ProcessSpec): string[] | null {
+  if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, spec.env, spec.cwd)) return null;
+  const user =
+    spec.uid === undefined || !IS_ROOT
+      ? []
+      : [
+          ...['--reuid', String(spec.uid)],
+          ...(spec.gid === undefined ? [] : ['--regid', String(spec.gid)]),
+          hasPasswdEntry(spec.uid) ? '--init-groups' : '--clear-groups',
+        ];
+  return [
+    SETPRIV,
+    '--pdeathsig',
+    'KILL',
+    ...(HAS_AMBIENT_CAPS ? ['--ambient-caps', '-all'] : []),
+    ...user,
+    '--',
+    ...argv,
+  ];
+}
+
+/** Whether `id` knows the uid (through NSS: LDAP users too); asked once per uid. */
+const knownUids = new Map<number, boolean>();
+function hasPasswdEntry(uid: number): boolean {
+  let known = knownUids.get(uid);
+  if (known === undefined) {
+    try {
+      execFileSync('id', ['-un', String(uid)], { stdio: 'ignore', timeout: 5000 });
+      known = true;
+    } catch {
+      known = false;
+    }
+    knownUids.set(uid, known);
+  }
+  return known;
 }
 
 /** As spawn finds it: a path (a relative one from the child's cwd), else a name on PATH. */

@@ -22,6 +22,41 @@ describe('worker privileges', () => {
     });
   });
 
+  it.skipIf(!isRoot || !existsSync('/usr/bin/setpriv') || !existsSync('/usr/sbin/useradd'))(
+    "runs workers with the user's supplementary groups, as php-fpm's initgroups (before: none); a uid no passwd knows gets none",
+    async () => {
+      // Debian's icingaweb2 says `usermod -a -G icingaweb2 www-data` so that PHP reads /etc/icingaweb2
+      const name = `wp${process.pid}${Math.floor(Math.random() * 1e4)}`;
+      await run('groupadd', ['--system', `${name}g`]);
+      try {
+        await run('useradd', ['--system', '--no-create-home', '--groups', `${name}g`, `${name}u`]);
+        try {
+          const id = async (flag: string) => Number((await run('id', [flag, `${name}u`])).stdout.trim());
+          const [uid, gid] = [await id('-u'), await id('-g')];
+          const extra = Number((await run('getent', ['group', `${name}g`])).stdout.split(':')[2]);
+          await withPool('groups.php', { uid, gid }, async (pool) => {
+            expect(JSON.parse((await pool.exec(request())).body.toString())).toEqual({
+              uid,
+              gid,
+              groups: [gid, extra].sort((a, b) => a - b),
+            });
+          });
+        } finally {
+          await run('userdel', [`${name}u`]);
+        }
+      } finally {
+        await run('groupdel', [`${name}g`]).catch(() => undefined);
+      }
+      await withPool('groups.php', { uid: 54_321, gid: 54_321 }, async (pool) => {
+        expect(JSON.parse((await pool.exec(request())).body.toString())).toEqual({
+          uid: 54_321,
+          gid: 54_321,
+          groups: [],
+        });
+      });
+    },
+  );
+
   it('without uid/gid, workers run as the server user', async () => {
     await withPool('whoami.php', {}, async (pool) => {
       expect(JSON.parse((await pool.exec(request())).body.toString())).toEqual({
