@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -1280,6 +1280,34 @@ describe('all features: classic PHP', () => {
     expect(unlisted.text).not.toContain('CLASSIC-SHARED-MARKER');
     await server.waitFor(/a static file links out of the root and is not served.*static\.link_targets/);
     expect(server.stdout + server.stderr).toContain('sites/classic-app/vendor-js/jquery/jquery.min.js');
+  });
+
+  it('fastcgi.link_targets and fallbacks: a packaged app linked in under /packaged runs from its real path, its files are served, its front controller answers its routes; not on a site without them', async () => {
+    const app = join(FIXTURES, 'sites', 'classic-packaged', 'public');
+    for (const [path, uri, query] of [
+      ['/packaged/', '/packaged/', ''],
+      ['/packaged/dashboard?tab=2', '/packaged/dashboard?tab=2', 'tab=2'],
+    ] as const) {
+      const res = await get(path, { host: 'classic.test', agent: h2 });
+      expect(res.status, path).toBe(200);
+      expect(JSON.parse(res.text)).toEqual({
+        app: 'PACKAGED-APP-BOOTED',
+        SCRIPT_NAME: '/packaged/index.php',
+        SCRIPT_FILENAME: join(realpathSync(app), 'index.php'),
+        REQUEST_URI: uri,
+        QUERY_STRING: query,
+      });
+    }
+    const css = await get('/packaged/app.css', { host: 'classic.test' });
+    expect([css.status, css.text]).toEqual([200, '.packaged { color: teal; } /* PACKAGED-CSS */\n']);
+    // the site's own routes keep the site's front controller
+    expect((await get('/post/elsewhere', { host: 'classic.test' })).headers['x-script']).toBe('/index.php');
+    // fpm.test serves the same root without the keys: the script behind the link never runs
+    for (const path of ['/packaged/', '/packaged/index.php']) {
+      const unlisted = await get(path, { host: 'fpm.test' });
+      expect(unlisted.text, path).not.toContain('PACKAGED-APP-BOOTED');
+    }
+    await server.waitFor(/a script links out of the root and is not run.*fastcgi\.link_targets/);
   });
 
   it('http.access: /wp-admin answers the office only (the client after trusted_subnets), /docs nobody', async () => {

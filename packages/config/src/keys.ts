@@ -969,12 +969,25 @@ const TOP: Entry[] = [
     ownVariables: ['uri', 'args', 'query_string'],
   }),
   wp(
+    'fastcgi.fallbacks',
+    'map',
+    'prefix → try_files\' fallback for the paths under it, when nothing else resolves: { "/icingaweb2/": "/icingaweb2/index.php?$args" } (nginx: a location\'s own try_files, for an app linked in under a path); the longest prefix wins',
+  ),
+  wp('fastcgi.fallbacks.*', 'scalar-string', "one prefix → its fallback, written as try_files' last entry", {
+    ownVariables: ['uri', 'args', 'query_string'],
+  }),
+  wp(
     'fastcgi.multisite',
     'enum',
     'a WordPress subdirectory network: "/site2/wp-admin/", "/site2/wp-login.php" and "/site2/wp-includes/…" are the shared files when no such path is under root, as WordPress\'s multisite nginx rules (if (!-e $request_filename) { rewrite ^(/[^/]+)?(/wp-.*) $2 last; … })',
     { values: ['subdirectory'] },
   ),
   wp('fastcgi.no_exec', 'string[]', 'folders under root where no script ever runs ("wp-content/uploads")'),
+  wp(
+    'fastcgi.link_targets',
+    'string[]',
+    "folders outside root whose scripts run through a link in root, and whose files are served (an app linked in under a path, nginx's alias: ln -s /usr/share/icingaweb2/public /var/www/html/icingaweb2); read at start",
+  ),
   wp('fastcgi.extensions', 'string[]', 'extensions that run as PHP, as written (a case variant is refused)', {
     default: '[".php"]',
   }),

@@ -833,7 +833,10 @@ function realOrSame(path: string): string {
 
 /** The `fastcgi` section as the plugin's option: root (and nothing else) resolved against the site's folder. */
 function classicOptions(fastcgi: FastCgiConfig, dir: string): NonNullable<WarmpoolOptions['fastcgi']> {
-  return { ...fastcgi, root: resolve(dir, fastcgi.root) };
+  const options: NonNullable<WarmpoolOptions['fastcgi']> = { ...fastcgi, root: resolve(dir, fastcgi.root) };
+  if (fastcgi.link_targets !== undefined)
+    options.link_targets = fastcgi.link_targets.map((target) => resolve(dir, target));
+  return options;
 }
 
 /** Pool keys that size and recycle processes: with fastcgi.pass the processes are php-fpm's. */
@@ -1055,7 +1058,7 @@ export function locateOptionError(
 
 /** Path keys resolved against the site's folder (its root, else the config file's); sites[N].root against the file's. */
 const SITE_PATH_KEY =
-  /^(?:sites\[\d+\]\.)?(?:http\.static\.(?:dir|root|link_targets)|http\.internal_files\.root|http\.uploads\.dir|fastcgi\.root)$/;
+  /^(?:sites\[\d+\]\.)?(?:http\.static\.(?:dir|root|link_targets)|http\.internal_files\.root|http\.uploads\.dir|fastcgi\.(?:root|link_targets))$/;
 const SITE_ROOT_KEY = /^sites\[\d+\]\.root$/;
 
 /**

@@ -13,6 +13,7 @@ import { cacheVerdicts, createLookupCache } from './static/lookup-cache.js';
 import { MAX_PATH_CHARS } from './static/file-policy.js';
 import { createScriptResolver, NODE_FILE_SYSTEM, type ScriptResolver } from './static/script-resolver.js';
 import {
+  resolveLinkTargets,
   resolveStaticOptions,
   sendRedirect,
   type ResolvedStaticOptions,
@@ -44,12 +45,23 @@ export interface FastCgiOptions {
    */
   rewrite?: Record<string, string>;
   /**
+   * prefix → try_files' fallback for the paths under it: { "/icingaweb2/": "/icingaweb2/index.php?$args" }
+   * (nginx: a location's own try_files, for an app linked in under a path)
+   */
+  fallbacks?: Record<string, string>;
+  /**
    * "subdirectory": a WordPress subdirectory network ("/site2/wp-admin/" runs /wp-admin/index.php
    * when no such path is under the root), as WordPress's multisite nginx rules
    */
   multisite?: 'subdirectory';
   /** root-relative folders where no script ever runs ("wp-content/uploads") */
   no_exec?: string[];
+  /**
+   * Folders outside the root whose scripts run when a link in the root leads into them (a packaged
+   * app linked in under a path, nginx's `alias`): ["/usr/share/icingaweb2/public"]. Their static
+   * files are served too (static.link_targets).
+   */
+  link_targets?: string[];
   /** extensions that run as PHP; default [".php"] */
   extensions?: string[];
   /** split "/index.php/foo" into the script and PATH_INFO "/foo"; default true */
@@ -121,8 +133,10 @@ const KNOWN = [
   'index',
   'try_files',
   'rewrite',
+  'fallbacks',
   'multisite',
   'no_exec',
+  'link_targets',
   'extensions',
   'split_path',
   'params',
@@ -228,7 +242,15 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
     );
   }
   const { root: _oldName, ...staticRest } = rawStatic ?? {};
-  const staticOptions = resolveStaticOptions({ ...staticRest, dir: root });
+  const scriptLinkTargets = resolveLinkTargets(raw.link_targets, 'fastcgi.link_targets');
+  const staticOptions = resolveStaticOptions({
+    ...staticRest,
+    dir: root,
+    // a script's folder linked in serves its CSS and images too
+    ...(scriptLinkTargets.length === 0
+      ? {}
+      : { link_targets: [...(staticRest.link_targets ?? []), ...scriptLinkTargets] }),
+  });
   if (staticOptions === null) throw new InvalidOptionError('static', 'could not be set up');
   let resolver: ScriptResolver;
   const lookups = createLookupCache(NODE_FILE_SYSTEM);
@@ -239,12 +261,14 @@ export function resolveClassicOptions(raw: FastCgiOptions, rawStatic: StaticOpti
         ...(raw.index === undefined ? {} : { index: raw.index }),
         ...(raw.try_files === undefined ? {} : { try_files: raw.try_files }),
         ...(raw.rewrite === undefined ? {} : { rewrite: raw.rewrite }),
+        ...(raw.fallbacks === undefined ? {} : { fallbacks: raw.fallbacks }),
         ...(raw.multisite === undefined ? {} : { multisite: raw.multisite }),
         ...(raw.extensions === undefined ? {} : { extensions: listOf(raw.extensions, 'extensions').map(withDot) }),
         ...(raw.no_exec === undefined ? {} : { no_exec: listOf(raw.no_exec, 'no_exec').map(withSlash) }),
         ...(raw.split_path === undefined ? {} : { split_path: raw.split_path }),
         static_policy: staticOptions.policy,
         static_link_targets: staticOptions.linkTargets,
+        script_link_targets: scriptLinkTargets,
         on_link_out: staticOptions.linkWarnings.note,
         on_script_link_out: staticOptions.linkWarnings.noteScript,
       },
@@ -311,6 +335,13 @@ function resolveParams(raw: unknown): Readonly<Record<string, string>> | undefin
     }
     if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
       throw new InvalidOptionError(`fastcgi.params.${name}`, `must be a string, got ${JSON.stringify(value)}`);
+    }
+    // the one param that picks the file PHP runs: warmpool decides it, never a fixed value
+    if (name.toUpperCase() === 'SCRIPT_FILENAME') {
+      throw new InvalidOptionError(
+        `fastcgi.params.${name}`,
+        'is the script warmpool resolved for the request, never set here (it would run that file for every script); for an app whose scripts live outside root, link its folder into root and list it in fastcgi.link_targets (docs/CLASSIC.md)',
+      );
     }
     params[name] = String(value);
   }

@@ -823,6 +823,13 @@ describe('classic mode: options', () => {
     [{ root: ROOT, try_files: ['$uri', 'index.php'] }, 'fastcgi.try_files', /fallback/],
     [{ root: ROOT, extensions: ['.php', 'p hp'] }, 'fastcgi.extensions', /extensions/],
     [{ root: ROOT, params: { 'BAD-NAME': 'x' } }, 'fastcgi.params.BAD-NAME', /letters, digits/],
+    [{ root: ROOT, params: { script_filename: '/x.php' } }, 'fastcgi.params.script_filename', /fastcgi\.link_targets/],
+    [{ root: ROOT, link_targets: ['/no/such/folder'] }, 'fastcgi.link_targets', /does not exist/],
+    [
+      { root: ROOT, fallbacks: { '/app/': 'index.php' } },
+      'fastcgi.fallbacks./app/',
+      /each prefix leads to a script path/,
+    ],
     [{ root: ROOT, pipelining: 'yes' }, 'fastcgi.pipelining', /true or false/],
     [{ root: ROOT, request_buffering: 1 }, 'fastcgi.request_buffering', /true or false/],
     [{ root: ROOT, colour: 'blue' }, 'fastcgi.colour', /known options/],

@@ -254,6 +254,39 @@ describe('script resolver: what never runs nor is sent', () => {
     expect(summary(await resolve('/outside-source.css', options))).toBe('forbidden forbidden-extension');
   });
 
+  it("runs a script through a link into script_link_targets (fastcgi.link_targets: nginx's alias), from its real path", async () => {
+    const outside = realpathSync(join(base, 'outside'));
+    const options = {
+      try_files: ['$uri', '$uri/', '/index.php?$args'],
+      // nginx: location /app-link/ { try_files $uri $uri/ /app-link/index.php$is_args$args; }
+      fallbacks: { '/app-link/': '/app-link/index.php?$args', '/app-link/api/': '=404' },
+      index: ['index.php'],
+      script_link_targets: [join(outside, 'app')],
+      static_link_targets: [join(outside, 'app')],
+    };
+    const verdict = await resolve('/app-link/', options);
+    expect(summary(verdict)).toBe('script /app-link/index.php info= uri=/app-link/index.php q=');
+    expect(verdict).toMatchObject({
+      scriptFilename: join(outside, 'app', 'index.php'),
+      documentRoot: realpathSync(root),
+    });
+    // a pretty URL under it reaches its front controller (fallbacks), one elsewhere the site's
+    expect(summary(await resolve('/app-link/dashboard?x=1', options))).toBe(
+      'script /app-link/index.php info= uri=/app-link/index.php q=x=1',
+    );
+    expect(summary(await resolve('/blog-post?x=1', options))).toBe('script /index.php info= uri=/index.php q=x=1');
+    expect(summary(await resolve('/app-link/api/x', options))).toBe('not-found 404'); // the longest prefix wins
+    expect(() =>
+      createScriptResolver({ ...options, root, static_policy: policy, fallbacks: { 'app/': '/x.php' } }),
+    ).toThrow(/fallbacks\.app\/.*prefixes are decoded paths/);
+    // other links out stay refused: a script in a folder not named never runs
+    expect(summary(await resolve('/outside.php', { ...options, try_files: ['$uri', '=404'] }))).toBe('not-found 404');
+    // no_exec and dot-folders hold for the path asked
+    expect(summary(await resolve('/app-link/index.php', { ...options, no_exec: ['/app-link'] }))).toBe(
+      'forbidden no-exec',
+    );
+  });
+
   it.each([
     ['/../etc/passwd', 'invalid dot-segment'],
     ['/%2e%2e/%2e%2e/etc/passwd', 'invalid dot-segment'],

@@ -11,7 +11,7 @@ const MAX_WARNED = 100;
 const STATIC_LINKED_OUT =
   'warmpool: a static file links out of the root and is not served; list the folder it leads to in static.link_targets (http.static.link_targets in warmpool.yaml) to serve it';
 const SCRIPT_LINKED_OUT =
-  "warmpool: a script links out of the root and is not run (no script runs through a link out of the root, link_targets included), so its request is a 404; serve the folder the links lead into as the root when it holds the whole app (Debian's MediaWiki: /usr/share/mediawiki, not /var/lib/mediawiki), else copy the script into the root (a WordPress plugin's script called directly: docs/CLASSIC.md)";
+  "warmpool: a script links out of the root and is not run, so its request is a 404; list the folder it leads to in fastcgi.link_targets to run its scripts (an app linked in under a path, as nginx's alias: docs/CLASSIC.md), or serve that folder as the root when it holds the whole app (Debian's MediaWiki: /usr/share/mediawiki, not /var/lib/mediawiki); http.static.link_targets never runs a script";
 
 const ROOT_MOVED_AWAY =
   "warmpool: a static root is now a link of one user's to a folder of another's (its owner may have put a link to / in its place), so no file is served from it: a root is only followed through a link to its owner's own folder (nginx's disable_symlinks if_not_owner)";

@@ -51,6 +51,12 @@ export interface ScriptResolverOptions {
    */
   rewrite?: Readonly<Record<string, string>>;
   /**
+   * Prefix → try_files' fallback for the paths under it, when nothing else resolves (nginx: a
+   * location's own try_files): { "/icingaweb2/": "/icingaweb2/index.php?$args" } for an app
+   * linked in under a path. Written as try_files' fallback; the longest prefix wins.
+   */
+  fallbacks?: Readonly<Record<string, string>>;
+  /**
    * "subdirectory": a WordPress subdirectory network. A path that names nothing under the root and
    * whose part after its first segment is WordPress's ("/site2/wp-admin/", "/site2/wp-login.php",
    * "/site2/wp-includes/x.css", "/site2/wp-content/uploads/...") is resolved without that segment,
@@ -75,6 +81,12 @@ export interface ScriptResolverOptions {
    * layer's link_targets); a script's never may.
    */
   static_link_targets?: readonly string[];
+  /**
+   * Real paths of folders outside the root that a script's symlink may lead to, and it runs there
+   * (fastcgi.link_targets: a packaged app linked in under a path, nginx's `alias`); they are static
+   * link targets too.
+   */
+  script_link_targets?: readonly string[];
   /** Told of a static file whose real path is outside the root and those folders (it is not sent). */
   on_link_out?: (file: string, target: string) => void;
   /** Told of a script whose real path is outside the root (it is not run). */
@@ -145,6 +157,8 @@ export interface ResolvedScriptOptions {
   fallback: Fallback;
   /** fastcgi.rewrite, longest prefix first */
   rewrites: readonly { prefix: string; target: Fallback }[];
+  /** try_files' fallback by path prefix, longest first */
+  fallbacks: readonly { prefix: string; target: Fallback }[];
   /** fastcgi.multisite: "subdirectory" */
   multisite: boolean;
   /** lower-case: which names are scripts, to run or to refuse (never static files) */
@@ -156,6 +170,7 @@ export interface ResolvedScriptOptions {
   splitPath: boolean;
   staticPolicy: FilePolicy;
   staticLinkTargets: readonly string[];
+  scriptLinkTargets: readonly string[];
   onLinkOut: ((file: string, target: string) => void) | null;
   onScriptLinkOut: ((file: string, target: string) => void) | null;
 }
@@ -225,25 +240,8 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     }
     return folder.toLowerCase().endsWith('/') ? folder.toLowerCase() : `${folder.toLowerCase()}/`;
   });
-  const rewrites = Object.entries(options.rewrite ?? {}).map(([prefix, target]) => {
-    // matched against the decoded, normalised path: a prefix that path cannot start with never matches
-    if (!prefix.startsWith('/') || /[?%#\\\0]|\/\/|(^|\/)\.\.?(\/|$)/.test(prefix)) {
-      throw new InvalidOptionError(
-        `rewrite.${prefix}`,
-        `prefixes are decoded paths such as "/wiki/" (no "//", "..", ".", "%", "?" or "#"); got ${JSON.stringify(prefix)}`,
-      );
-    }
-    const parsed = parseFallback(target, `rewrite.${prefix}`);
-    // a target under a dot-folder or climbing with ".." is refused at every request: say it now
-    if (parsed.kind === 'path' && /(^|\/)\./.test(parsed.path)) {
-      throw new InvalidOptionError(
-        `rewrite.${prefix}`,
-        `the script must be a plain path under the root, such as "/index.php" (no ".." and no dot-folder); got ${JSON.stringify(target)}`,
-      );
-    }
-    return { prefix, target: parsed };
-  });
-  rewrites.sort((a, b) => b.prefix.length - a.prefix.length);
+  const rewrites = prefixTargets(options.rewrite, 'rewrite');
+  const fallbacks = prefixTargets(options.fallbacks, 'fallbacks');
   if (options.multisite !== undefined && options.multisite !== 'subdirectory') {
     throw new InvalidOptionError(
       'multisite',
@@ -256,6 +254,7 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     tries,
     fallback: parseFallback(tryFiles[tryFiles.length - 1]),
     rewrites,
+    fallbacks,
     multisite: options.multisite === 'subdirectory',
     extensions: new Set(extensions.map((e) => e.toLowerCase())),
     exactExtensions: new Set(extensions),
@@ -263,9 +262,36 @@ function resolveScriptOptions(options: ScriptResolverOptions): ResolvedScriptOpt
     splitPath: options.split_path ?? true,
     staticPolicy: options.static_policy,
     staticLinkTargets: options.static_link_targets ?? [],
+    scriptLinkTargets: options.script_link_targets ?? [],
     onLinkOut: options.on_link_out ?? null,
     onScriptLinkOut: options.on_script_link_out ?? null,
   };
+}
+
+/** rewrite / fallbacks: prefix → a target written as try_files' fallback, longest prefix first. */
+function prefixTargets(
+  map: Readonly<Record<string, string>> | undefined,
+  key: 'rewrite' | 'fallbacks',
+): { prefix: string; target: Fallback }[] {
+  const targets = Object.entries(map ?? {}).map(([prefix, target]) => {
+    // matched against the decoded, normalised path: a prefix that path cannot start with never matches
+    if (!prefix.startsWith('/') || /[?%#\\\0]|\/\/|(^|\/)\.\.?(\/|$)/.test(prefix)) {
+      throw new InvalidOptionError(
+        `${key}.${prefix}`,
+        `prefixes are decoded paths such as "/wiki/" (no "//", "..", ".", "%", "?" or "#"); got ${JSON.stringify(prefix)}`,
+      );
+    }
+    const parsed = parseFallback(target, `${key}.${prefix}`);
+    // a target under a dot-folder or climbing with ".." is refused at every request: say it now
+    if (parsed.kind === 'path' && /(^|\/)\./.test(parsed.path)) {
+      throw new InvalidOptionError(
+        `${key}.${prefix}`,
+        `the script must be a plain path under the root, such as "/index.php" (no ".." and no dot-folder); got ${JSON.stringify(target)}`,
+      );
+    }
+    return { prefix, target: parsed };
+  });
+  return targets.sort((a, b) => b.prefix.length - a.prefix.length);
 }
 
 function parseFallback(entry: unknown, key = 'try_files'): Fallback {
@@ -281,7 +307,7 @@ function parseFallback(entry: unknown, key = 'try_files'): Fallback {
   }
   throw new InvalidOptionError(
     key,
-    key.startsWith('rewrite')
+    key.startsWith('rewrite') || key.startsWith('fallbacks')
       ? `each prefix leads to a script path such as "/index.php" (with "?$args" if you like), or "=404"; got ${JSON.stringify(entry)}`
       : `the last entry is the fallback: a path such as "/index.php?$args", or "=404"; got ${JSON.stringify(entry)}`,
   );
@@ -359,7 +385,13 @@ export async function resolveScriptTarget(
   // script that is not there is a 404 and never wakes the front controller. Bots probe for
   // /wp-login.php, /shell.php and /phpinfo.php all day; each would boot the whole app to say 404.
   if (namesScript(options, path)) return NOT_FOUND;
-  return runFallback(options, fs, request, options.fallback, bytesOnly);
+  return runFallback(options, fs, request, fallbackFor(options, path), bytesOnly);
+}
+
+/** try_files' fallback for `path`: its longest fallbacks prefix's, else the last try_files entry. */
+function fallbackFor(options: ResolvedScriptOptions, path: string): Fallback {
+  for (const { prefix, target } of options.fallbacks) if (path.startsWith(prefix)) return target;
+  return options.fallback;
 }
 
 /** With split_path, the script that ends at a segment boundary before the path's first undecodable byte. */
@@ -471,8 +503,9 @@ async function tryScript(
 ): Promise<ScriptVerdict | null> {
   const found = await fs.lookup(request.realRoot + scriptName);
   if (found === null || found.kind !== 'file') return null;
-  const relative = insideRoot(request.realRoot, found.real);
-  // A script outside the root (a symlink out of it) is not there for us; the log says why once.
+  const relative = insideRoot(request.realRoot, found.real) ?? insideFolders(options.scriptLinkTargets, found.real);
+  // A script outside the root (a symlink out of it) is not there for us unless fastcgi.link_targets
+  // names the folder it is in; the log says why once.
   if (relative === null) {
     options.onScriptLinkOut?.(request.realRoot + scriptName, found.real);
     return null;
@@ -532,8 +565,13 @@ async function tryDirectory(
 ): Promise<ScriptVerdict | null> {
   const found = await fs.lookup(request.realRoot + directory);
   if (found === null || found.kind !== 'directory') return null;
-  // a folder linked into a link target may give its static index; a script there never runs
-  if (insideRoot(request.realRoot, found.real) === null && insideLinkTarget(options, found.real) === null) return null;
+  // a folder linked into a link target may give its index; a script there runs only in a script link target
+  if (
+    insideRoot(request.realRoot, found.real) === null &&
+    insideLinkTarget(options, found.real) === null &&
+    !options.scriptLinkTargets.some((folder) => insideRoot(folder, found.real) !== null) // the folder itself too
+  )
+    return null;
   for (const name of options.index) {
     const verdict = await tryFile(options, fs, request, directory + name, false);
     if (verdict === null) continue;
@@ -579,8 +617,13 @@ function insideRoot(realRoot: string, real: string): string | null {
 
 /** The path of `real` under the link target folder it is in ("/jquery/jquery.min.js"), or null. */
 function insideLinkTarget(options: ResolvedScriptOptions, real: string): string | null {
-  for (const target of options.staticLinkTargets) {
-    const relative = insideRoot(target, real);
+  return insideFolders(options.staticLinkTargets, real);
+}
+
+/** The path of `real` under the first of `folders` it is in, or null (the folder itself is not "in" it). */
+function insideFolders(folders: readonly string[], real: string): string | null {
+  for (const folder of folders) {
+    const relative = insideRoot(folder, real);
     if (relative !== null && relative !== '/') return relative;
   }
   return null;

@@ -341,9 +341,9 @@ function resolveTryFiles(raw: unknown, policy: FilePolicy): StaticTryFiles | nul
   return { steps, fallback };
 }
 
-function resolveLinkTargets(raw: unknown): string[] {
+/** Real paths of the folders a link may lead into (static.link_targets, fastcgi.link_targets). */
+export function resolveLinkTargets(raw: unknown, key = 'static.link_targets'): string[] {
   if (raw === undefined) return [];
-  const key = 'static.link_targets';
   if (!Array.isArray(raw))
     throw new InvalidOptionError(key, 'must be a list of folders, such as ["/usr/share/javascript"]');
   return raw.map((entry: unknown) => {
