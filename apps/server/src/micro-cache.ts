@@ -52,6 +52,7 @@ import {
   InvalidOptionError,
   clientInfoOf,
   declaresBody,
+  backendScriptOf,
   isBackendReply,
   markReusedBody,
   wildcardPattern,
@@ -196,6 +197,8 @@ interface Entry {
   expiresAt: number;
   /** until when it may be served STALE while a request refreshes it */
   staleUntil: number;
+  /** the classic script that answered ("/index.php" for "/"): its rules meet every hit; null: a worker's */
+  script: string | null;
 }
 
 /** The request header names a key's responses vary on (lower-case), stored under the key without them. */
@@ -271,7 +274,9 @@ interface Resolved {
  * misses are stored in onSend. Call it before registering the warmpool plugin, proxies and
  * compression in the same instance:
  * - preParsing, not onRequest: the plugin's access rules and limits run in onRequest, so a hit is
- *   never served to a client they would refuse;
+ *   never served to a client they would refuse; those of the classic script a page came from, when
+ *   it is not the path asked (the index of "/"), are run on each hit (warmpool.admitScript), as the
+ *   plugin runs them on the way to PHP;
  * - its onSend runs before compression's, so it stores the body PHP sent, not a compressed stream,
  *   and before CORS/request-id headers are set (which are per request and never stored).
  */
@@ -325,7 +330,7 @@ export function registerMicroCache<S extends RawServerBase>(
     const now = clock.now();
     if (entry !== null && (entry.expiresAt > now || (now < entry.staleUntil && refreshing.has(key)))) {
       lookup.hit = true;
-      sendHit(request, reply, entry, entry.expiresAt > now ? 'HIT' : 'STALE', now);
+      serveHit(request, reply, entry, entry.expiresAt > now ? 'HIT' : 'STALE', now);
       return;
     }
     if (entry !== null) {
@@ -460,6 +465,7 @@ export function registerMicroCache<S extends RawServerBase>(
       storedAt: now,
       expiresAt: now + fresh.ttlMs,
       staleUntil: now + fresh.ttlMs + fresh.staleMs,
+      script: backendScriptOf(request),
     };
     // kept past its stale window as long again as it was fresh: a request then says EXPIRED, not MISS
     const ttl = 2 * fresh.ttlMs + fresh.staleMs;
@@ -644,6 +650,31 @@ function locate(
   const key = entryKey(primary, record !== undefined && 'vary' in record ? record.vary : [], request);
   const slot = cache.get(key);
   return { key, entry: slot === undefined || 'vary' in slot ? null : slot };
+}
+
+/**
+ * A hit, after the rules of the script it came from: an access rule on /status/index.php refused
+ * "/status/" to others, but its kept page was served to them (a probe); limit_req on the script
+ * counted no hit. The rules of the path asked ran in onRequest.
+ */
+function serveHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HIT' | 'STALE', now: number): void {
+  const admitted =
+    entry.script === null
+      ? true
+      : (reply.server as FastifyInstance).warmpool?.admitScript(
+          request as FastifyRequest,
+          reply as FastifyReply,
+          entry.script,
+        );
+  if (admitted === true || admitted === undefined) sendHit(request, reply, entry, status, now);
+  else if (admitted instanceof Promise)
+    admitted.then(
+      (ok) => {
+        if (ok) sendHit(request, reply, entry, status, now);
+      },
+      (error: Error) => reply.send(error),
+    );
+  // false: answered (403, 429, 401)
 }
 
 function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HIT' | 'STALE', now: number): void {

@@ -495,6 +495,37 @@ describe('micro-cache: conditional requests that fill or refresh an entry (nginx
   });
 });
 
+describe('micro-cache: the rules of the classic script a page came from', () => {
+  it('a hit of "/blog/" meets the access and limit_req rules of /blog/index.php, the script it came from (before: served to anyone once kept)', async () => {
+    const app = Fastify();
+    apps.push(app);
+    registerMicroCache(app, { default_ttl: '30s' });
+    await app.register(warmpool, {
+      fastcgi: { root: fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url)) },
+      pool: { num_workers: 1 },
+      access: [{ prefix: '/blog/index.php', allow: ['127.0.0.2'] }],
+      limit_req: [{ prefix: '/blog/index.php', rate: '1r/m', burst: 1 }],
+    });
+    await app.ready();
+    const ask = (remoteAddress: string) => app.inject({ url: '/blog/', remoteAddress });
+    expect((await ask('127.0.0.1')).statusCode).toBe(403);
+    const allowed = await ask('127.0.0.2');
+    expect([allowed.statusCode, allowed.headers['x-cache'], allowed.body]).toEqual([
+      200,
+      'MISS',
+      'blog index, SCRIPT_NAME=/blog/index.php',
+    ]);
+    const refused = await ask('127.0.0.1');
+    expect([refused.statusCode, refused.body]).toEqual([403, 'Forbidden\n']);
+    const head = await app.inject({ method: 'HEAD', url: '/blog/', remoteAddress: '127.0.0.1' });
+    expect(head.statusCode).toBe(403);
+    // the allowed client's second request is a hit, counted by the script's rate: the third is 429
+    const hit = await ask('127.0.0.2');
+    expect([hit.statusCode, hit.headers['x-cache']]).toEqual([200, 'HIT']);
+    expect((await ask('127.0.0.2')).statusCode).toBe(429);
+  });
+});
+
 describe('micro-cache: keys, Vary, expiry, budget', () => {
   it('keeps one copy per value of a Vary header', async () => {
     const { app } = await site();

@@ -19,7 +19,7 @@ import { AlreadyRegisteredError } from './errors.js';
 import { Admitted } from './http/admitted.js';
 import { claimCatchAll, guardCatchAll, registerRoutes } from './routes.js';
 import { type ClientInfo, clientInfoOf } from './network/client-info.js';
-import { createAdmission } from './network/admission.js';
+import { createAdmission, createScriptAdmission } from './network/admission.js';
 
 export {
   checkOptions,
@@ -90,7 +90,7 @@ export { accessEntryProblem, compileAccess } from './network/access.js';
 export { clientKey } from './network/client-key.js';
 export { rateProblem, resolveRequestRateRules, type RequestRateRule } from './network/request-rate.js';
 export { type ErrorPages, resolveErrorPages } from './http/error-pages.js';
-export { isBackendReply, markBackendReply } from './http/backend-reply.js';
+export { backendScriptOf, isBackendReply, markBackendReply } from './http/backend-reply.js';
 export {
   clientInfoOf,
   resolvedClientAddr,
@@ -147,6 +147,12 @@ export interface WarmpoolDecorator {
    * checked: see whenAdmitted). Its rate counters are the plugin's.
    */
   admit(request: FastifyRequest, reply: FastifyReply): boolean | Promise<boolean>;
+  /**
+   * Classic mode: the same rules for the script a request runs when it is not the path asked (the
+   * index of "/"), as the plugin's routes apply them; for the micro-cache, whose hit of such a
+   * page must meet them too. True at once with no rule, or for the path asked itself.
+   */
+  admitScript(request: FastifyRequest, reply: FastifyReply, script: string): boolean | Promise<boolean>;
 }
 
 // here, not beside the code that sets them: only the entry point's declarations reach a user's types
@@ -198,6 +204,7 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
     exchange = new FastCgiExchange(cgi, exchangeOptions(classic.params, options));
   }
   const admission = createAdmission(options);
+  const scriptAdmission = createScriptAdmission(options);
   try {
     app.decorate('warmpool', {
       pool,
@@ -205,6 +212,9 @@ const plugin: FastifyPluginAsync<WarmpoolOptions> = async (app: FastifyInstance,
       admit: (request, reply) =>
         admission === null ||
         admission(request, reply, (request.warmpoolClient ?? clientInfoOf(request.raw)).remoteAddr),
+      admitScript: (request, reply, script) =>
+        scriptAdmission === null ||
+        scriptAdmission(request, reply, (request.warmpoolClient ?? clientInfoOf(request.raw)).remoteAddr, script),
       reset: async () => {
         await pool?.reset();
       },

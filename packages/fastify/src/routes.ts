@@ -274,7 +274,7 @@ export async function registerRoutes(
         return sendInternalFile(request, reply, internalFiles, handoff, response.headers);
       }
     }
-    markBackendReply(request);
+    markBackendReply(request, script?.scriptName ?? null);
     return sendResponse(reply, response);
   };
 
