@@ -572,14 +572,29 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   }
 
   /**
-   * max_jobs: the worker leaves for a fresh one. While fresh ones fail to boot (broken code deployed,
-   * a reset that stopped), each worker reaching its limit shrank the pool (a probe's went from 2 to
-   * 1): it serves on past its limit, a fresh worker is tried at most every REPLACE_RETRY_MS, and
-   * once one boots the old one leaves (at once when idle, else at its next release).
+   * max_jobs: the worker leaves for a fresh one, once the fresh one is ready. Broken code deployed
+   * (or a reset that stopped) shrank the pool: each worker reaching its limit left, the fresh one
+   * failed to boot; under load all of them reached it within one failing boot (a probe's pool of 4
+   * went to 0, every request a 502). So the worker serves no more requests but stays while its
+   * replacement boots, and leaves when it is ready; if it fails, the worker serves on past its
+   * limit. While boots fail, a worker at its limit serves on, a fresh worker is tried at most every
+   * REPLACE_RETRY_MS, and once one boots the old one leaves (at once when idle, else at its next
+   * release).
    */
   #recycleAtJobLimit(worker: Worker<Req, Rep>): void {
-    if (this.#bootError === null) {
+    if (this.#closing) {
       this.#recycle(worker, 'max_jobs');
+      return;
+    }
+    if (this.#bootError === null) {
+      // held out of service (not on the free list), still counted live: no other boot for its place
+      this.#boot().then(
+        () => this.#recycle(worker, 'max_jobs'),
+        () => {
+          // the first failed boot: back in service, and the retries below take over
+          if (worker.retiredFor === null && worker.state === 'ready') this.#putWorker(worker);
+        },
+      );
       return;
     }
     this.#putWorker(worker);

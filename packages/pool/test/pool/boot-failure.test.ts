@@ -83,6 +83,38 @@ describe('Pool: workers that fail to boot', () => {
     },
   );
 
+  it('workers reaching max_jobs together while fresh ones fail to boot: every request served, none of them leaves (before: the pool went to 0)', async () => {
+    const gate = gateFile();
+    const logger = recordingLogger();
+    await withPool(
+      'boot-gate.php',
+      { env: { BOOT_GATE: gate }, num_workers: 3, max_jobs: 2, allocate_timeout: ALLOCATE_TIMEOUT_MS, logger },
+      async (pool) => {
+        const first = new Set((await pool.workers()).map((w) => w.pid));
+        writeFileSync(gate, ''); // broken code deployed, no reset
+        for (let round = 0; round < 6; round++) {
+          const replies = await Promise.all([1, 2, 3, 4].map(() => pool.exec(request('echo'))));
+          for (const reply of replies) expect(first.has(Number(reply.body.toString()))).toBe(true);
+        }
+        await eventually(() => pool.stats().workers.booting === 0, 'the fresh workers tried to end');
+        const stats = pool.stats();
+        expect(stats.workers.ready + stats.workers.working).toBe(3);
+        expect(logger.lines.some((line) => line.msg.includes('(max_jobs)'))).toBe(false);
+      },
+    );
+    rmSync(gate, { force: true });
+  });
+
+  it('max_jobs: a worker at its limit takes no more requests, and leaves once its replacement is ready', async () => {
+    const gate = gateFile(); // never there: boot-gate.php answers with its pid
+    await withPool('boot-gate.php', { env: { BOOT_GATE: gate }, num_workers: 1, max_jobs: 1 }, async (pool) => {
+      const pids: number[] = [];
+      for (let i = 0; i < 3; i++) pids.push(Number((await pool.exec(request('echo'))).body.toString()));
+      expect(new Set(pids).size).toBe(3);
+      expect(pool.stats().workers.ready + pool.stats().workers.working).toBe(1);
+    });
+  });
+
   it('start(signal, keepTrying): nothing boots, yet the pool starts down and retrying; it serves once boots work', async () => {
     // a server of several sites starts the others while one site's deploy is broken
     const gate = gateFile();
