@@ -10,6 +10,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { applyLimits, resolveLimits } from '../src/limits.js';
 import { makeTlsPair } from '../../../test/helpers/tls-pair.js';
 import { serverReset } from '../../../test/helpers/http2-reset.js';
+import { until } from '../../../test/helpers/until.js';
 
 const apps: FastifyInstance[] = [];
 afterEach(async () => {
@@ -128,6 +129,60 @@ describe('HTTP/2 request bodies', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  it('body_timeout does not cut an HTTP/2 body nobody reads yet (a request queued for a busy PHP): the client is held by our flow control, not silent', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'wp-body-pace-h2-wait-'));
+    try {
+      const { cert, key } = await makeTlsPair(dir);
+      const app = Fastify({ http2: true, https: { cert: await readFile(cert), key: await readFile(key) } });
+      apps.push(app as unknown as FastifyInstance);
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let reading = false;
+      await app.register(async (child) => {
+        const limits = resolveLimits({ body_timeout: '200ms', request_timeout: '10m' });
+        child.removeAllContentTypeParsers();
+        // a reader that starts late, as a request queued for a busy PHP pool
+        child.addContentTypeParser('*', { bodyLimit: limits.maxRequestBytes }, (_request, payload, done) => {
+          reading = true;
+          void released
+            .then(async () => {
+              let length = 0;
+              for await (const chunk of payload) length += (chunk as Buffer).length;
+              done(null, length);
+            })
+            .catch((error: Error) => done(error, undefined));
+        });
+        applyLimits(child as unknown as FastifyInstance, limits);
+        child.post('/*', async (request) => ({ length: request.body }));
+      });
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = app.server.address() as AddressInfo;
+      const session = connectHttp2(`https://127.0.0.1:${port}`, { ca: await readFile(join(dir, 'ca.pem')) });
+      try {
+        // over the stream's 64 KiB window: the client's writes wait for us
+        const body = Buffer.alloc(200_000, 'b');
+        const stream = session.request({ ':method': 'POST', ':path': '/queued', 'content-type': 'text/plain' });
+        stream.end(body);
+        let answered = false;
+        stream.once('response', () => (answered = true));
+        await until(() => reading, 'the body read');
+        // five times the timeout with the body waiting on us: not cut (before: 408)
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        expect(answered).toBe(false);
+        release();
+        const [head] = (await once(stream, 'response')) as [Record<string, unknown>];
+        stream.setEncoding('utf8');
+        let text = '';
+        for await (const chunk of stream) text += chunk;
+        expect([head[':status'], JSON.parse(text)]).toEqual([200, { length: body.length }]);
+      } finally {
+        session.destroy();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('body_timeout cuts an HTTP/2 stream whose client stops sending its body (408, reset); a steady slow stream on the same session is served', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'wp-body-pace-h2-'));
     try {

@@ -41,7 +41,7 @@ export function guardBodyPace(request: FastifyRequest, reply: FastifyReply, time
   const stalled = (): void => {
     if (raw.destroyed || bodyIn(raw)) return;
     // our side is not reading what came: the wait is ours
-    if (raw.readableLength >= raw.readableHighWaterMark) {
+    if (notRead(raw)) {
       timer!.refresh();
       return;
     }
@@ -72,6 +72,17 @@ export function guardBodyPace(request: FastifyRequest, reply: FastifyReply, time
       read.call(this, size);
     };
   } else arm();
+}
+
+/**
+ * What came is not being read: the request's buffer is full (HTTP/1.1: the socket is paused, and
+ * the client's writes wait), or, over HTTP/2, bytes wait in the stream that nobody pulled into the
+ * request: a reader would have taken them. There the client waits for our flow control (its 64 KiB
+ * window) and was cut at body_timeout while PHP was busy (a probe: 200 KB, 408 after 3 s).
+ */
+function notRead(raw: IncomingMessage | Http2ServerRequest): boolean {
+  if (raw.readableLength >= raw.readableHighWaterMark) return true;
+  return 'stream' in raw && raw.stream.readableLength > 0;
 }
 
 /** A body is declared and not all received yet. */
