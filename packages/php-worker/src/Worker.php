@@ -43,7 +43,7 @@ final class Worker
     /** Next request payload; null when the server asks the worker to stop (or goes away). */
     public function waitPayload(): ?Payload
     {
-        $this->closeRequestBuffers();
+        $retiring = !$this->closeRequestBuffers();
         while (true) {
             $frame = $this->relay->read();
             if ($frame === null) {
@@ -62,6 +62,10 @@ final class Worker
             }
             if ($frame->control & (Frame::PONG | Frame::STOP)) {
                 continue; // late answers to a finished stream
+            }
+            if ($retiring) {
+                $this->stop(); // the request runs on another worker
+                return null;
             }
             $codec = $frame->flags & Frame::CODEC_PROTO ? Frame::CODEC_PROTO : Frame::CODEC_JSON;
             return new Payload($frame->context(), $frame->body(), $codec);
@@ -128,13 +132,28 @@ final class Worker
      * php-fpm closes them with the request, a worker kept them, one more each time, and every later
      * echo or var_dump of the process went into them, unseen.
      */
-    private function closeRequestBuffers(): void
+    private function closeRequestBuffers(): bool
     {
         while (\ob_get_level() > $this->outputLevel) {
-            if (!@\ob_end_flush()) {
-                break; // a buffer that may not be removed
+            try {
+                if (!@\ob_end_flush()) {
+                    break; // a buffer that may not be removed
+                }
+            } catch (\Throwable $error) {
+                // Its callback threw. PHP then passes the buffer on raw and turns off the handlers
+                // below it, the interceptor's too: the bytes may have reached the protocol stream.
+                // This worker asks to be retired at its next request, which the server runs on
+                // another (before: it failed with 502 along with the worker).
+                \fwrite(\STDERR, 'warmpool: an output buffer left open threw as it was closed (' . $error->getMessage() . "); the worker asks to be retired\n");
+                return false;
             }
         }
+        // the request closed every buffer, the interceptor's too (`while (ob_get_level()) ob_end_clean();`):
+        // echo would reach the protocol stream, and the next request failed
+        if (self::$intercepting && \ob_get_level() < $this->outputLevel) {
+            self::startInterceptor();
+        }
+        return true;
     }
 
     private static bool $intercepting = false;
@@ -152,6 +171,12 @@ final class Worker
         $loggedToStderr = \filter_var(\ini_get('log_errors'), \FILTER_VALIDATE_BOOLEAN)
             && (string)\ini_get('error_log') === '';
         \ini_set('display_errors', $loggedToStderr ? '0' : 'stderr');
+        self::startInterceptor();
+    }
+
+    /** The output buffer that sends echo/print to STDERR. */
+    private static function startInterceptor(): void
+    {
         \ob_start(static function (string $chunk): string {
             if ($chunk !== '') {
                 \fwrite(\STDERR, $chunk);
