@@ -212,6 +212,9 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
             key: `sites[${index}].${key}`,
             reason: 'this site redirects every request (sites[].redirect) before any of it applies',
           });
+    // a site's own cache keys with the cache off (a max_age copied without enabled: true)
+    if (php && site.cache !== undefined && sites.at(-1)!.cache === null)
+      sites.at(-1)!.ignored.push(...cacheOffIgnores(loaded, `sites[${index}].cache`, site.cache));
     // the micro-cache keeps PHP's answers: said where the site turns it on itself
     if (!php && site.cache?.enabled === true)
       sites.at(-1)!.ignored.push({
@@ -276,6 +279,9 @@ export function toServerOptions(loaded: LoadedConfig, options: ToOptionsOptions 
     };
     sites.push(defaultSite);
   }
+  // top-level cache keys with the cache on nowhere (a site turning it on takes them)
+  if (config.cache !== undefined && config.cache !== null && sites.every((site) => site.cache === null))
+    (defaultSite ?? sites[0])?.ignored.push(...cacheOffIgnores(loaded, 'cache', config.cache));
   errors.push(...wholeSiteProxies(loaded, sites));
   if (config.http.ssl !== undefined) errors.push(...checkSsl(loaded, config.http.ssl, sites));
   errors.push(...listenerClashes(loaded));
@@ -420,6 +426,21 @@ function checkSsl(loaded: LoadedConfig, ssl: SslConfig, sites: SiteOptions[]): L
 }
 
 /** A cache section that turns the cache on, else null (a feature that is off is null). */
+/**
+ * The cache keys written at `path` while the cache is off and `enabled` is not written (a max_age
+ * copied without `enabled: true`): each does nothing, said with how to turn it on.
+ */
+function cacheOffIgnores(loaded: LoadedConfig, path: string, cache: CacheConfig): SiteOptions['ignored'] {
+  // enabled: false written: turned off on purpose
+  if (cache.enabled !== undefined) return [];
+  return Object.keys(cache)
+    .filter((key) => key !== 'enabled' && loaded.positionOf(`${path}.${key}`) !== null)
+    .map((key) => ({
+      key: `${path}.${key}`,
+      reason: `the micro-cache is off: set ${path}.enabled: true to turn it on`,
+    }));
+}
+
 function enabledCache(cache: CacheConfig | null): CacheConfig | null {
   return cache !== null && cache.enabled === true ? cache : null;
 }

@@ -402,6 +402,34 @@ sites:
       ]);
     });
 
+    it('cache keys written with the cache off (no enabled: true) are said to do nothing; enabled: false, or a site that turns it on, says nothing', () => {
+      const off = toServerOptions(
+        parse(
+          'version: "3"\nhttp: { address: ":8080" }\nserver: { command: php w.php }\nsites:\n  - hosts: [a.test]\n    cache: { max_age: 30s }\n  - hosts: [b.test]\n    cache: { enabled: false, max_age: 30s }\n',
+        ),
+      );
+      expect(off.sites[0]!.ignored).toEqual([
+        {
+          key: 'sites[0].cache.max_age',
+          reason: 'the micro-cache is off: set sites[0].cache.enabled: true to turn it on',
+        },
+      ]);
+      expect(off.sites[1]!.ignored).toEqual([]);
+      const top = toServerOptions(
+        parse('version: "3"\nhttp: { address: ":8080" }\nserver: { command: php w.php }\ncache: { max_age: 30s }\n'),
+      );
+      expect(top.defaultSite!.ignored.map((i) => i.key)).toEqual(['cache.max_age']);
+      const taken = toServerOptions(
+        parse(
+          'version: "3"\nhttp: { address: ":8080" }\nserver: { command: php w.php }\ncache: { max_age: 30s }\nsites:\n  - hosts: [a.test]\n    cache: { enabled: true }\n',
+        ),
+      );
+      expect([taken.sites[0]!.cache, taken.defaultSite!.ignored]).toEqual([
+        expect.objectContaining({ enabled: true }),
+        [],
+      ]);
+    });
+
     it('refuses, at their lines, a site that would serve nothing and php: false beside PHP', () => {
       expect(
         builtErrors('version: "3"\nhttp: { address: ":8080" }\nsites:\n  - hosts: [a.test]\n    php: false\n'),

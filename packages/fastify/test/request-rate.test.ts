@@ -80,6 +80,8 @@ describe('compileRequestRate', () => {
     [[{ prefix: '/a', rate: '5r/s', methods: [] }], 'limit_req[0].methods'],
     [[{ prefix: '/a', rate: '5r/s', methods: 'POST' }], 'limit_req[0].methods'],
     [[{ prefix: '/a', rate: '5r/s', methods: ['PO ST'] }], 'limit_req[0].methods'],
+    // a typo would make a rule that never counts
+    [[{ prefix: '/a', rate: '5r/s', methods: ['GET', 'POTS'] }], 'limit_req[0].methods'],
     [
       [
         { prefix: '/a', rate: '5r/s', methods: ['POST'] },

@@ -2,6 +2,7 @@
 // /64) may make `rate` requests a second or a minute, and `burst` more at once; the next one is
 // 429 with Retry-After, before the static layer or PHP. A password guesser on wp-login.php or
 // xmlrpc.php then costs itself the wait, not the server a WordPress boot per guess.
+import { METHODS } from 'node:http';
 import { LRUCache } from 'lru-cache';
 import { InvalidOptionError } from '../errors.js';
 import { clientKey } from './client-key.js';
@@ -113,7 +114,12 @@ function methodsOf(methods: unknown, key: string): readonly string[] | null {
     methods.some((m) => typeof m !== 'string' || !/^[A-Za-z]+$/.test(m))
   )
     throw new InvalidOptionError(key, `must be a list of HTTP methods, like ["POST"], got ${JSON.stringify(methods)}`);
-  return [...new Set(methods.map((m: string) => m.toUpperCase()))].sort();
+  const upper = methods.map((m: string) => m.toUpperCase());
+  // a typo ("POTS") would make a rule that never counts a request
+  const unknown = upper.find((m) => !METHODS.includes(m));
+  if (unknown !== undefined)
+    throw new InvalidOptionError(key, `"${unknown}" is no HTTP method; name methods such as "POST", "PUT", "DELETE"`);
+  return [...new Set(upper)].sort();
 }
 
 /** Compiles the rules once, each with its clients; null when there are none. `now` is for tests. */
