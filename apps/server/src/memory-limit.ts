@@ -27,9 +27,9 @@ export function memoryLimitWarnings(server: Pick<ServerOptions, 'sites'>, loaded
     if (site.plugin.fastcgi !== undefined || site.plugin.command === undefined) continue;
     const argv = commandArgv(site.plugin.command);
     if (argv.length === 0 || !/^php[\d.]*$/.test(basename(argv[0]!))) continue;
-    if (
-      argv.some((arg, i) => /^-dmemory_limit=/.test(arg) || (arg === '-d' && /^memory_limit=/.test(argv[i + 1] ?? '')))
-    )
+    // php's own -d, before the script (after it, a -d is the script's argument)
+    const own = phpFlags(argv);
+    if (own.some((arg, i) => /^-dmemory_limit=/.test(arg) || (arg === '-d' && /^memory_limit=/.test(own[i + 1] ?? ''))))
       continue;
     const ini = iniFlags(argv);
     const id = [argv[0], ...ini].join('\0');
@@ -53,27 +53,62 @@ export function memoryLimitWarnings(server: Pick<ServerOptions, 'sites'>, loaded
   return warnings;
 }
 
-/** The command's words from its php on: `env [NAME=value…] php …` and `nice php …` name php after them. */
+/** Wrappers that run the command after their own words: their options that take a value. */
+const WRAPPERS: Record<string, readonly string[]> = {
+  env: ['-u', '--unset', '-C', '--chdir', '-S', '--split-string'],
+  nice: ['-n', '--adjustment'],
+  ionice: ['-c', '--class', '-n', '--classdata', '-p', '--pid', '-P', '--pgid', '-u', '--uid'],
+  // a plain word of their own first: the mask, the priority
+  taskset: [],
+  chrt: [],
+};
+
+/**
+ * The command's words from its php on, past wrappers, their options and env's NAME=value words:
+ * `env -i APP=1 php …`, `nice -n 10 php …`, `ionice -c3 php …` (a probe's `nice -n 10 php` was not
+ * warned of).
+ */
 function commandArgv(command: string | readonly string[]): string[] {
   const argv = Array.isArray(command) ? [...command] : String(command).trim().split(/\s+/);
-  let start = 0;
-  while (
-    start < argv.length - 1 &&
-    (/^(env|nice)$/.test(basename(argv[start]!)) || /^[A-Za-z_]\w*=/.test(argv[start]!))
-  )
-    start++;
-  return argv.slice(start);
+  const isPhp = (word: string) => /^php[\d.]*$/.test(basename(word));
+  let i = 0;
+  while (i < argv.length - 1 && !isPhp(argv[i]!)) {
+    const takes = WRAPPERS[basename(argv[i]!)];
+    if (takes === undefined && !/^[A-Za-z_]\w*=/.test(argv[i]!)) break;
+    i++;
+    while (i < argv.length - 1 && !isPhp(argv[i]!) && WRAPPERS[basename(argv[i]!)] === undefined) {
+      const word = argv[i]!;
+      if (word.startsWith('-')) i += takes?.includes(word) === true ? 2 : 1;
+      else if (/^[A-Za-z_]\w*=/.test(word) || takes?.length === 0) i++;
+      else break;
+    }
+  }
+  return argv.slice(i);
+}
+
+/** php's own flags, up to the script (what follows the script is its own). */
+function phpFlags(argv: readonly string[]): string[] {
+  const flags: string[] = [];
+  for (let i = 1; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-')) break;
+    flags.push(arg);
+    // the flags that take a separate value
+    if (/^-[dczf]$/.test(arg) && argv[i + 1] !== undefined) flags.push(argv[++i]!);
+  }
+  return flags;
 }
 
 /** The flags that choose php.ini: -n, -c FILE, -cFILE. */
 function iniFlags(argv: readonly string[]): string[] {
+  const own = phpFlags(argv);
   const flags: string[] = [];
-  for (let i = 1; i < argv.length; i++) {
-    const arg = argv[i]!;
+  for (let i = 0; i < own.length; i++) {
+    const arg = own[i]!;
     if (arg === '-n') flags.push(arg);
-    else if (arg === '-c' && argv[i + 1] !== undefined) flags.push(arg, argv[++i]!);
+    else if (arg === '-c' && own[i + 1] !== undefined) flags.push(arg, own[++i]!);
     else if (arg.startsWith('-c') && arg.length > 2) flags.push(arg);
-    else if (!arg.startsWith('-')) break; // the script: what follows is its own
+    else if (/^-[dzf]$/.test(arg)) i++;
   }
   return flags;
 }

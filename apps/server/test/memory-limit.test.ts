@@ -48,10 +48,17 @@ describe('memoryLimitWarnings', () => {
     );
   });
 
-  it('sees php behind env and nice, as a command starts it', () => {
+  it('sees php behind env, nice, ionice and taskset with their options, as a command starts it', () => {
     for (const wrapped of [
       `env php -c ${unlimited} worker.php`,
       `env APP_ENV=prod nice php -c ${unlimited} worker.php`,
+      `nice -n 10 php -c ${unlimited} worker.php`,
+      `env -i APP=1 php -c ${unlimited} worker.php`,
+      `ionice -c3 php -c ${unlimited} worker.php`,
+      `ionice -c 2 -n 7 nice -n 5 php -c ${unlimited} worker.php`,
+      `taskset 0x3 php -c ${unlimited} worker.php`,
+      // a -d after the script is the script's argument, not php's
+      `php -c ${unlimited} worker.php -d memory_limit=256M`,
     ])
       expect(
         warningsOf(wrapped, 'exec_ttl: 30s').map((w) => w.key),
