@@ -109,6 +109,13 @@ describe('serve: sites of no PHP', () => {
     const css = await get('files.test', '/style.css');
     expect(css.headers['content-type']).toMatch(/^text\/css/);
     await css.body.dump();
+    // an ETag, as nginx sends for every static file (before: none, RoadRunner's worker-site default)
+    expect(css.headers.etag).toMatch(/^"/);
+    const revalidated = await request(`${base}/style.css`, {
+      headers: { host: 'files.test', 'if-none-match': String(css.headers.etag) },
+    });
+    expect(revalidated.statusCode).toBe(304);
+    await revalidated.body.dump();
     const docs = await get('files.test', '/docs?v=1');
     expect(docs.statusCode).toBe(301);
     expect(docs.headers.location).toBe('/docs/?v=1');

@@ -437,9 +437,14 @@ const TOP: Entry[] = [
     },
   ),
   rr('http.static.allow', 'string[]', 'when not empty, only these extensions are served'),
-  rr('http.static.calculate_etag', 'boolean', 'send an ETag (a classic site: true unless set, as nginx)', {
-    default: false,
-  }),
+  rr(
+    'http.static.calculate_etag',
+    'boolean',
+    'send an ETag (a classic site or a site of no PHP: true unless set, as nginx; a worker site: false, as RoadRunner)',
+    {
+      default: false,
+    },
+  ),
   rr('http.static.weak', 'boolean', 'make the ETag weak (W/)', { default: false }),
   rr(
     'http.static.request',

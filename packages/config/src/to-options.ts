@@ -620,9 +620,10 @@ function buildSite(
     const staticOptions: NonNullable<WarmpoolOptions['static']> = {
       // a classic site's static files are its fastcgi.root's
       dir: servedDir,
-      // RoadRunner's calculate_etag defaults to false (the plugin's to true); a classic site's to
-      // true, as nginx sends an ETag for every static file
-      calculate_etag: s.calculate_etag ?? fastcgi !== null,
+      // RoadRunner's calculate_etag defaults to false (the plugin's to true); a classic site's and a
+      // site of no PHP's to true, as nginx sends an ETag for every static file (a static site's
+      // README promised one, and sent none)
+      calculate_etag: s.calculate_etag ?? (fastcgi !== null || !php),
     };
     if (s.weak === true) staticOptions.weak = true;
     // RR's sample writes forbid: [""]; "" is no extension at all and means nothing to forbid by name
