@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { type ClientHttp2Stream, connect as connectHttp2, constants as httpConstants } from 'node:http2';
 import { createConnection, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -763,6 +764,41 @@ describe('micro-cache: a burst on a page no one has (nginx fastcgi_cache_lock)',
     expect([visitor.statusCode, visitor.headers['x-cache']]).toEqual([200, 'MISS']);
     expect(cache.waiting).toBe(0);
     trickler.destroy();
+  });
+
+  it('an HTTP/2 waiter whose stream is reset while it waits never runs PHP (before: PHP ran for nobody, its reply sent into the dead stream)', async () => {
+    const app = Fastify({ http2: true });
+    apps.push(app as unknown as FastifyInstance);
+    const cache = registerMicroCache(app as unknown as FastifyInstance, {});
+    let closed = 0;
+    app.addHook('onRequest', (_request, reply, done) => {
+      reply.raw.once('close', () => closed++);
+      done();
+    });
+    await app.register(warmpool, { command: ['php', fixture('cacheable.php')], pool: { num_workers: 1 } });
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const session = connectHttp2(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`);
+    try {
+      const body = async (stream: ClientHttp2Stream) => {
+        let text = '';
+        stream.setEncoding('utf8');
+        for await (const chunk of stream) text += chunk;
+        return JSON.parse(text) as { count: number };
+      };
+      // not kept (no Cache-Control): the waiter goes to PHP itself once the first answers
+      const url = '/reset-waiter?sleep=2000';
+      const first = session.request({ ':path': url });
+      await until(() => cache.waiting === 0 && closed === 0, 'the first request on its way');
+      const waiter = session.request({ ':path': url });
+      await until(() => cache.waiting === 1, 'the second request waiting for the first');
+      waiter.close(httpConstants.NGHTTP2_CANCEL);
+      await until(() => closed === 1, 'the server to see the reset');
+      expect((await body(first)).count).toBe(1);
+      // the waiter went on to the handler with its stream gone: it never reached PHP
+      expect((await body(session.request({ ':path': '/after' }))).count).toBe(2);
+    } finally {
+      session.destroy();
+    }
   });
 
   it('lets the waiters go on when the request they wait for loses its client', async () => {

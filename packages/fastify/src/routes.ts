@@ -262,6 +262,7 @@ export async function registerRoutes(
     }
     if (signal.aborted) {
       streamed?.destroy();
+      response.release?.();
       return sendClientGone(reply);
     }
     if (draining && request.raw.httpVersionMajor === 1) reply.header('Connection', 'close');
@@ -414,8 +415,13 @@ function readUnparsedBody(
 function abortWhenClientLeaves(reply: FastifyReply): Cancellation {
   const cancellation = new Cancellation();
   const res = reply.raw;
-  // gone already (it left while the request waited, for the micro-cache or a pipelined turn)
-  if ((res as { destroyed?: boolean }).destroyed === true && !res.writableEnded) cancellation.cancel();
+  // gone already (it left while the request waited: for the micro-cache, a pipelined turn, or the
+  // classic script's decision); an HTTP/2 response has no `destroyed`, its stream has: a stream
+  // reset then went unseen, PHP ran for nobody and its reply was sent into the dead stream, its
+  // response memory never returned (a soak probe)
+  const stream = (res as { stream?: { destroyed: boolean } }).stream;
+  const gone = stream !== undefined ? stream.destroyed : (res as { destroyed?: boolean }).destroyed === true;
+  if (gone && !res.writableEnded) cancellation.cancel();
   else
     res.once('close', () => {
       if (!res.writableEnded) cancellation.cancel();
