@@ -43,6 +43,19 @@ async function site(
   return { app, cache };
 }
 
+/** A classic site (php-cgi on the classic-app fixture) behind a micro-cache that keeps 200s 30 s. */
+async function classicSite(plugin: WarmpoolCommonOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify();
+  apps.push(app);
+  registerMicroCache(app, { default_ttl: '30s' });
+  await app.register(warmpool, {
+    fastcgi: { root: fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url)) },
+    pool: { num_workers: 1 },
+    ...plugin,
+  });
+  return app;
+}
+
 const PUBLIC = 'cc=public,%20max-age=60';
 
 /** A clock the test moves (the cache's and its LRU's time). */
@@ -498,12 +511,7 @@ describe('micro-cache: conditional requests that fill or refresh an entry (nginx
 
 describe('micro-cache: the rules of the classic script a page came from', () => {
   it('a hit of "/blog/" meets the access and limit_req rules of /blog/index.php, the script it came from (before: served to anyone once kept)', async () => {
-    const app = Fastify();
-    apps.push(app);
-    registerMicroCache(app, { default_ttl: '30s' });
-    await app.register(warmpool, {
-      fastcgi: { root: fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url)) },
-      pool: { num_workers: 1 },
+    const app = await classicSite({
       access: [{ prefix: '/blog/index.php', allow: ['127.0.0.2'] }],
       limit_req: [{ prefix: '/blog/index.php', rate: '1r/m', burst: 1 }],
     });
@@ -673,13 +681,7 @@ describe('micro-cache: keys, Vary, expiry, budget', () => {
 
 describe('micro-cache: with the plugin around it', () => {
   it('never stores a body PHP cut short of its own Content-Length (the client gets a broken download, not a page)', async () => {
-    const app = Fastify();
-    apps.push(app);
-    registerMicroCache(app, { default_ttl: '30s' });
-    await app.register(warmpool, {
-      fastcgi: { root: fileURLToPath(new URL('../../../test/fixtures/sites/classic-app', import.meta.url)) },
-      pool: { num_workers: 1 },
-    });
+    const app = await classicSite();
     await app.listen({ port: 0, host: '127.0.0.1' });
     const { port } = app.server.address() as AddressInfo;
     const ask = async (query: string) => {

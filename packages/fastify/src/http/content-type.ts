@@ -2,8 +2,9 @@
 // - a reply without Content-Type gets one sniffed from its first bytes (Go's DetectContentType, the
 //   WHATWG MIME sniffing table), so an HTML page PHP sends without header('Content-Type') is
 //   text/html, not a download; an empty body, or one with Content-Encoding, gets none;
-// - 1xx, 204, 205 and 304 carry no content (RFC 9110 §6.4.1, §15.3.6), so neither Content-Type nor Content-Length
-//   (§8.6: never on 204; on 304 only the size a 200 would have had, which we cannot know here).
+// - 1xx, 204, 205 and 304 carry no content (RFC 9110 §6.4.1, §15.3.6), so neither Content-Type
+//   nor Content-Length (§8.6: never on 204; on 304 only the size a 200 would have had, which we
+//   cannot know here).
 // Pure functions: from-payload.ts applies them.
 
 /** Go sniffs at most this many bytes. */
