@@ -43,7 +43,7 @@ final class Worker
     /** Next request payload; null when the server asks the worker to stop (or goes away). */
     public function waitPayload(): ?Payload
     {
-        $retiring = !$this->closeRequestBuffers();
+        $this->closeRequestBuffers();
         while (true) {
             $frame = $this->relay->read();
             if ($frame === null) {
@@ -62,10 +62,6 @@ final class Worker
             }
             if ($frame->control & (Frame::PONG | Frame::STOP)) {
                 continue; // late answers to a finished stream
-            }
-            if ($retiring) {
-                $this->stop(); // the request runs on another worker
-                return null;
             }
             $codec = $frame->flags & Frame::CODEC_PROTO ? Frame::CODEC_PROTO : Frame::CODEC_JSON;
             return new Payload($frame->context(), $frame->body(), $codec);
@@ -128,32 +124,33 @@ final class Worker
     }
 
     /**
-     * Output buffers a request left open (an ob_start() without its end) are flushed and closed:
-     * php-fpm closes them with the request, a worker kept them, one more each time, and every later
-     * echo or var_dump of the process went into them, unseen.
+     * Output buffers a request left open (an ob_start() without its end) are closed, their output
+     * logged: php-fpm closes them with the request, a worker kept them, one more each time, and
+     * every later echo or var_dump of the process went into them, unseen. Each is read and cleaned,
+     * never flushed: a callback that throws on a flush makes PHP pass the buffer on raw and turn off
+     * the handlers below it, the SDK's capture too, and the bytes reached the protocol stream (the
+     * next request's 502). A cleaned buffer's callback may throw: its output is still logged.
      */
-    private function closeRequestBuffers(): bool
+    private function closeRequestBuffers(): void
     {
         while (\ob_get_level() > $this->outputLevel) {
+            $output = \ob_get_contents();
             try {
-                if (!@\ob_end_flush()) {
+                if (!@\ob_end_clean()) {
                     break; // a buffer that may not be removed
                 }
             } catch (\Throwable $error) {
-                // Its callback threw. PHP then passes the buffer on raw and turns off the handlers
-                // below it, the interceptor's too: the bytes may have reached the protocol stream.
-                // This worker asks to be retired at its next request, which the server runs on
-                // another (before: it failed with 502 along with the worker).
-                \fwrite(\STDERR, 'warmpool: an output buffer left open threw as it was closed (' . $error->getMessage() . "); the worker asks to be retired\n");
-                return false;
+                \fwrite(\STDERR, 'warmpool: an output buffer left open threw as it was closed: ' . $error->getMessage() . "\n");
+            }
+            if (\is_string($output) && $output !== '') {
+                echo $output; // to the buffer below: the capture (stderr), or stdout, a log, with the fds relay
             }
         }
-        // the request closed every buffer, the interceptor's too (`while (ob_get_level()) ob_end_clean();`):
+        // the request closed every buffer, the capture's too (`while (ob_get_level()) ob_end_clean();`):
         // echo would reach the protocol stream, and the next request failed
         if (self::$intercepting && \ob_get_level() < $this->outputLevel) {
             self::startInterceptor();
         }
-        return true;
     }
 
     private static bool $intercepting = false;
