@@ -77,6 +77,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   #resetting: Promise<void> | null = null;
   #retryTimer: NodeJS.Timeout | null = null;
   #bootError: Error | null = null;
+  /** workers at max_jobs out of service while their replacement boots (#recycleAtJobLimit) */
+  readonly #held = new WeakSet<Worker<Req, Rep>>();
   #bootFailures = 0;
   /** when a worker past max_jobs may next try a fresh one while boots fail (#recycleAtJobLimit) */
   #replaceAt = 0;
@@ -588,9 +590,18 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
     }
     if (this.#bootError === null) {
       // held out of service (not on the free list), still counted live: no other boot for its place
+      // (a reset leaves it to this one: two replacements for it grew a pool of 2 to 24, a probe)
+      this.#held.add(worker);
       this.#boot().then(
-        () => this.#recycle(worker, 'max_jobs'),
+        (fresh) => {
+          this.#held.delete(worker);
+          if (worker.retiredFor === null && worker.state !== 'exited') this.#recycle(worker, 'max_jobs');
+          // it left another way meanwhile: the fresh worker is one too many if the pool is full
+          else if (this.#live() > this.#target && !this.#recycleIfIdle(fresh, 'max_jobs'))
+            fresh.markedFor ??= 'max_jobs';
+        },
         () => {
+          this.#held.delete(worker);
           // the first failed boot: back in service, and the retries below take over
           if (worker.retiredFor === null && worker.state === 'ready') this.#putWorker(worker);
         },
@@ -681,7 +692,8 @@ export class Pool<Req = ExecRequest, Rep = ExecReply> extends EventEmitter<PoolE
   // ---- reset and shutdown ----
 
   async #rollWorkers(): Promise<void> {
-    const old = [...this.#workers].filter((w) => w.retiredFor === null);
+    // a worker held at max_jobs has its replacement booting already
+    const old = [...this.#workers].filter((w) => w.retiredFor === null && !this.#held.has(w));
     // no worker, its boots failing (a broken deploy, since fixed): a reset retries now, not at the
     // backoff's next try; a boot that fails again says why
     if (old.length === 0 && this.#retryTimer !== null && this.#live() === 0) {

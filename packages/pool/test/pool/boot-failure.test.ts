@@ -105,6 +105,22 @@ describe('Pool: workers that fail to boot', () => {
     rmSync(gate, { force: true });
   });
 
+  it('a reset while a worker at max_jobs waits for its replacement keeps the pool at its size (before: one more worker each time)', async () => {
+    const gate = gateFile(); // never there
+    await withPool('boot-gate.php', { env: { BOOT_GATE: gate }, num_workers: 1, max_jobs: 1 }, async (pool) => {
+      for (let round = 0; round < 3; round++) {
+        await pool.exec(request('echo')); // its worker is held now, its replacement booting
+        await pool.reset();
+      }
+      await eventually(() => {
+        const { workers } = pool.stats();
+        return workers.booting === 0 && workers.stopping === 0;
+      }, 'the replacements to settle');
+      const { workers } = pool.stats();
+      expect([workers.ready + workers.working, (await pool.workers()).length]).toEqual([1, 1]);
+    });
+  });
+
   it('max_jobs: a worker at its limit takes no more requests, and leaves once its replacement is ready', async () => {
     const gate = gateFile(); // never there: boot-gate.php answers with its pid
     await withPool('boot-gate.php', { env: { BOOT_GATE: gate }, num_workers: 1, max_jobs: 1 }, async (pool) => {
