@@ -417,10 +417,12 @@ export function registerMicroCache<S extends RawServerBase>(
     const validators = lookup.validators;
     if (validators === null) return done(null, payload);
     Object.assign(request.headers, validators);
-    // the client's conditional, answered from what was kept, as for a hit
-    const status = stored === null ? 200 : conditionalStatus(request.headers, stored);
+    // the client's conditional, answered from what was kept, as for a hit; else from the answer
+    // itself: a static file's, an upstream's, a page not kept (before: a whole 200 for each)
+    const status = conditionalStatus(request.headers, stored ?? validatorsOf(reply));
     if (status === 200) return done(null, payload);
     reply.code(status).removeHeader('content-type').removeHeader('content-length');
+    (payload as { destroy?: () => void } | null)?.destroy?.();
     done(null, null);
   });
 
@@ -700,7 +702,19 @@ function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HI
  * The answer to a GET's preconditions against a kept 200 (RFC 9110 13.2.2): 412 when If-Match
  * (strong comparison), else If-Unmodified-Since, fails; 304 when not modified; else 200.
  */
-function conditionalStatus(headers: AnyRequest['headers'], entry: Entry): 200 | 304 | 412 {
+/** What a conditional is checked against: a kept entry, or an answer's own headers. */
+type Validated = Pick<Entry, 'status' | 'etag' | 'lastModified'>;
+
+/** An answer's status, ETag and Last-Modified, to check a conditional against. */
+function validatorsOf(reply: AnyReply): Validated {
+  return {
+    status: reply.statusCode,
+    etag: headerText(reply.getHeader('etag')),
+    lastModified: httpDate(headerText(reply.getHeader('last-modified'))),
+  };
+}
+
+function conditionalStatus(headers: AnyRequest['headers'], entry: Validated): 200 | 304 | 412 {
   if (entry.status !== 200) return 200;
   const ifMatch = headers['if-match'];
   if (ifMatch !== undefined) {
@@ -725,11 +739,12 @@ function matchesStrongly(header: string, etag: string | null): boolean {
  * If-Modified-Since against the entry's Last-Modified (a feed that sends only Last-Modified gets
  * its 304 from the cache, as from nginx's).
  */
-function isNotModified(headers: AnyRequest['headers'], entry: Entry): boolean {
+function isNotModified(headers: AnyRequest['headers'], entry: Validated): boolean {
   const ifNoneMatch = headers['if-none-match'];
   if (ifNoneMatch !== undefined) return entry.etag !== null && matchesEtag(ifNoneMatch, entry.etag);
   const since = httpDate(headers['if-modified-since']);
-  return since !== null && entry.lastModified !== null && entry.lastModified <= since;
+  // a date later than the clock is invalid (RFC 9110 13.1.3)
+  return since !== null && since <= Date.now() && entry.lastModified !== null && entry.lastModified <= since;
 }
 
 /** An HTTP date as ms; null when absent or not a date. */

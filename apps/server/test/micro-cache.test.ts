@@ -477,6 +477,23 @@ describe('micro-cache: conditional requests that fill or refresh an entry (nginx
     expect(new Set(answers.slice(1).map((res) => res.json().count))).toEqual(new Set([1]));
   });
 
+  it('what is not kept answers the conditional from its own validators: a page PHP marks uncacheable, a static file (before: a whole 200, the validators taken)', async () => {
+    const { app } = await site();
+    const page = await app.inject({ url: '/not-kept?etag=%22n1%22', headers: { 'if-none-match': '"n1"' } });
+    expect([page.statusCode, page.body]).toEqual([304, '']);
+    expect((await app.inject({ url: '/not-kept-2?etag=%22n1%22', headers: { 'if-match': '"n2"' } })).statusCode).toBe(
+      412,
+    );
+    const classic = await classicSite();
+    const etag = String((await classic.inject('/style.css?v=1')).headers.etag);
+    const file = await classic.inject({ url: '/style.css?v=2', headers: { 'if-none-match': etag } });
+    expect([file.statusCode, file.body]).toEqual([304, '']);
+    const future = new Date(Date.now() + 86_400_000).toUTCString();
+    expect((await classic.inject({ url: '/style.css?v=3', headers: { 'if-modified-since': future } })).statusCode).toBe(
+      200,
+    );
+  });
+
   it('an expired entry refreshed by a conditional request is refreshed (PHP answers whole)', async () => {
     const clock = manualClock();
     const { app } = await site({ clock });
