@@ -82,14 +82,15 @@ const IS_ROOT = process.getuid?.() === 0;
  */
 function throughSetpriv(argv: readonly string[], spec: ProcessSpec): string[] | null {
   if (SETPRIV === null || process.platform !== 'linux' || !commandExists(argv[0]!, spec.env, spec.cwd)) return null;
-  const user =
-    spec.uid === undefined || !IS_ROOT
-      ? []
-      : [
-          ...['--reuid', String(spec.uid)],
-          ...(spec.gid === undefined ? [] : ['--regid', String(spec.gid)]),
-          hasPasswdEntry(spec.uid) ? '--init-groups' : '--clear-groups',
-        ];
+  let user: string[] = [];
+  if (spec.uid !== undefined && IS_ROOT) {
+    const groups = groupsOf(spec.uid, spec.gid);
+    user = [
+      ...['--reuid', String(spec.uid)],
+      ...(spec.gid === undefined ? [] : ['--regid', String(spec.gid)]),
+      ...(groups === null ? ['--clear-groups'] : ['--groups', groups.join(',')]),
+    ];
+  }
   return [
     SETPRIV,
     '--pdeathsig',
@@ -101,20 +102,34 @@ function throughSetpriv(argv: readonly string[], spec: ProcessSpec): string[] | 
   ];
 }
 
-/** Whether `id` knows the uid (through NSS: LDAP users too); asked once per uid. */
-const knownUids = new Map<number, boolean>();
-function hasPasswdEntry(uid: number): boolean {
-  let known = knownUids.get(uid);
+/**
+ * The groups php-fpm's initgroups(user, group) gives: the user's supplementary groups and `gid`
+ * (server.group), not the user's own primary group when another is set (setpriv's --init-groups
+ * takes the passwd one: `group: nogroup` kept PHP in www-data's group, a probe). Null for a uid no
+ * passwd entry knows. Asked of `id` (NSS: LDAP users too) once per uid: read at start.
+ */
+const knownGroups = new Map<number, { primary: number; others: number[] } | null>();
+function groupsOf(uid: number, gid: number | undefined): number[] | null {
+  let known = knownGroups.get(uid);
   if (known === undefined) {
     try {
-      execFileSync('id', ['-un', String(uid)], { stdio: 'ignore', timeout: 5000 });
-      known = true;
+      // the primary group first, then the others
+      const [primary, ...others] = execFileSync('id', ['-G', String(uid)], {
+        encoding: 'utf8',
+        timeout: 5000,
+        stdio: ['ignore', 'pipe', 'ignore'],
+      })
+        .trim()
+        .split(/\s+/)
+        .map(Number);
+      known = { primary: primary!, others: others.filter((group) => group !== primary) };
     } catch {
-      known = false;
+      known = null;
     }
-    knownUids.set(uid, known);
+    knownGroups.set(uid, known);
   }
-  return known;
+  if (known === null) return null;
+  return [...new Set([gid ?? known.primary, ...known.others])];
 }
 
 /** As spawn finds it: a path (a relative one from the child's cwd), else a name on PATH. */

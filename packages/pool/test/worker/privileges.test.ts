@@ -41,6 +41,15 @@ describe('worker privileges', () => {
               groups: [gid, extra].sort((a, b) => a - b),
             });
           });
+          // server.group: that group and the supplementary ones, not the user's own primary group
+          // (php-fpm's initgroups(user, group))
+          await withPool('groups.php', { uid, gid: 65_534 }, async (pool) => {
+            expect(JSON.parse((await pool.exec(request())).body.toString())).toEqual({
+              uid,
+              gid: 65_534,
+              groups: [extra, 65_534].sort((a, b) => a - b),
+            });
+          });
         } finally {
           await run('userdel', [`${name}u`]);
         }
