@@ -192,7 +192,7 @@ const TOP: Entry[] = [
   rr(
     'server.user',
     'scalar-string',
-    "run workers as this user (name or uid), with its primary group (or server.group) and its supplementary groups, as php-fpm (`usermod -a -G GROUP www-data` reaches PHP at its next start); switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
+    "run workers as this user (name or uid), with its primary group (or server.group) and its supplementary groups, as php-fpm (`usermod -a -G GROUP www-data` reaches PHP at warmpool's next start); switching needs warmpool to run as root: not root, a user other than warmpool's own is a config error",
   ),
   rr(
     'server.group',
@@ -301,7 +301,7 @@ const TOP: Entry[] = [
   wp(
     'http.limit_req[].methods',
     'string[]',
-    "only requests with these methods count (nginx: a map of $request_method as the zone's key): [POST] limits a login form posted to the page every GET reads (Adminer, phpMyAdmin); a rule for some methods comes before one for all on the same prefix; unset: all",
+    "only requests with these methods count (nginx: a map of $request_method as the zone's key): [POST] limits a login form posted to the page every GET reads (Adminer, phpMyAdmin); GET counts HEAD too; a rule for some methods comes before one for all on the same prefix; unset: all",
     { pattern: /^[A-Za-z]+$/, hint: 'an HTTP method like "POST"' },
   ),
   ...prefixRules(

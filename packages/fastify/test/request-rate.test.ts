@@ -74,6 +74,10 @@ describe('compileRequestRate', () => {
     expect(posts('/login', '192.0.2.9', 'POST')).toBe(60);
     expect(posts('/login', '192.0.2.9', 'GET')).toBe(0);
     expect(posts('/login', '192.0.2.9', 'GET')).toBe(0);
+    // a GET rule counts HEAD, which runs the same script
+    const { check: gets } = limiter([{ prefix: '/feed', rate: '1r/m', methods: ['GET'] }]);
+    expect(gets('/feed', '192.0.2.9', 'GET')).toBe(0);
+    expect(gets('/feed', '192.0.2.9', 'HEAD')).toBeGreaterThan(0);
   });
 
   it.each([

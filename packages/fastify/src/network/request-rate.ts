@@ -119,6 +119,8 @@ function methodsOf(methods: unknown, key: string): readonly string[] | null {
   const unknown = upper.find((m) => !METHODS.includes(m));
   if (unknown !== undefined)
     throw new InvalidOptionError(key, `"${unknown}" is no HTTP method; name methods such as "POST", "PUT", "DELETE"`);
+  // HEAD runs what GET runs: a GET rule counts it too (nginx's limit_except GET covers HEAD)
+  if (upper.includes('GET')) upper.push('HEAD');
   return [...new Set(upper)].sort();
 }
 
