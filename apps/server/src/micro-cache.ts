@@ -698,10 +698,6 @@ function sendHit(request: AnyRequest, reply: AnyReply, entry: Entry, status: 'HI
   reply.code(entry.status).send(entry.body);
 }
 
-/**
- * The answer to a GET's preconditions against a kept 200 (RFC 9110 13.2.2): 412 when If-Match
- * (strong comparison), else If-Unmodified-Since, fails; 304 when not modified; else 200.
- */
 /** What a conditional is checked against: a kept entry, or an answer's own headers. */
 type Validated = Pick<Entry, 'status' | 'etag' | 'lastModified'>;
 
@@ -714,6 +710,10 @@ function validatorsOf(reply: AnyReply): Validated {
   };
 }
 
+/**
+ * The answer to a GET's preconditions against a 200, kept or being sent (RFC 9110 13.2.2): 412
+ * when If-Match (strong comparison), else If-Unmodified-Since, fails; 304 when not modified; else 200.
+ */
 function conditionalStatus(headers: AnyRequest['headers'], entry: Validated): 200 | 304 | 412 {
   if (entry.status !== 200) return 200;
   const ifMatch = headers['if-match'];
