@@ -541,7 +541,7 @@ async function tryStatic(
 ): Promise<ScriptVerdict | null> {
   const found = await fs.lookup(request.realRoot + path);
   if (found === null || found.kind !== 'file') return null;
-  const relative = insideRoot(request.realRoot, found.real) ?? insideLinkTarget(options, found.real);
+  const relative = insideRoot(request.realRoot, found.real) ?? insideFolders(options.staticLinkTargets, found.real);
   if (relative === null) {
     options.onLinkOut?.(request.realRoot + path, found.real);
     return null;
@@ -568,7 +568,7 @@ async function tryDirectory(
   // a folder linked into a link target may give its index; a script there runs only in a script link target
   if (
     insideRoot(request.realRoot, found.real) === null &&
-    insideLinkTarget(options, found.real) === null &&
+    insideFolders(options.staticLinkTargets, found.real) === null &&
     !options.scriptLinkTargets.some((folder) => insideRoot(folder, found.real) !== null) // the folder itself too
   )
     return null;
@@ -615,12 +615,10 @@ function insideRoot(realRoot: string, real: string): string | null {
   return `/${real.slice(prefix.length).split(sep).join('/')}`;
 }
 
-/** The path of `real` under the link target folder it is in ("/jquery/jquery.min.js"), or null. */
-function insideLinkTarget(options: ResolvedScriptOptions, real: string): string | null {
-  return insideFolders(options.staticLinkTargets, real);
-}
-
-/** The path of `real` under the first of `folders` it is in, or null (the folder itself is not "in" it). */
+/**
+ * The path of `real` under the first of `folders` it is in ("/jquery/jquery.min.js" under a link
+ * target), or null (the folder itself is not "in" it).
+ */
 function insideFolders(folders: readonly string[], real: string): string | null {
   for (const folder of folders) {
     const relative = insideRoot(folder, real);
